@@ -1,0 +1,68 @@
+/* Internal helpers shared by every module: error recording, checked
+ * allocation, atomic file output (temporary name + rename), small string and
+ * JSON utilities, and the stderr progress line. Not part of the public API. */
+#ifndef RTR_UTIL_H
+#define RTR_UTIL_H
+
+#include "rtr/rtr.h"
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define RTR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define RTR_PRINTF(a, b)
+#endif
+
+/* Record a failure message for rtr_last_error() and return s, so a failing
+ * path reads `return rtr_fail(RTR_ERR_IO, "%s: cannot open", path);`. */
+rtr_status rtr_fail(rtr_status s, const char *fmt, ...) RTR_PRINTF(2, 3);
+/* Prefix the current message with more context ("file.h5: " + message). */
+rtr_status rtr_fail_prefix(rtr_status s, const char *fmt, ...) RTR_PRINTF(2, 3);
+
+/* Checked allocation: NULL only after recording RTR_ERR_NOMEM. */
+void *rtr_malloc(size_t n);
+void *rtr_calloc(size_t count, size_t size);
+void *rtr_realloc(void *p, size_t n);
+char *rtr_strdup(const char *s);
+char *rtr_sprintf(const char *fmt, ...) RTR_PRINTF(1, 2);
+
+/* Whole-file read into a NUL-terminated buffer (caller frees). */
+rtr_status rtr_read_file(const char *path, char **data, size_t *len);
+
+/* Atomic output. rtr_tmp_path gives "<path>.tmp.<pid>" (caller frees);
+ * rtr_commit_file fsyncs it and renames it over path. */
+char *rtr_tmp_path(const char *path);
+rtr_status rtr_commit_file(const char *tmp, const char *path);
+/* Write a whole buffer to path through a temporary name. */
+rtr_status rtr_write_file_atomic(const char *path, const char *data, size_t len);
+
+bool rtr_path_exists(const char *path);
+bool rtr_is_dir(const char *path);
+/* Remove a directory tree (best effort, used to clean up failed outputs). */
+void rtr_remove_tree(const char *path);
+
+/* Valid UTF-8 check (utf8proc's decoder); on failure *bad_offset is the byte
+ * offset of the first invalid sequence. */
+bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+
+/* 64-bit FNV-1a, used for catalog/weights/checkpoint hashes. Chainable. */
+#define RTR_FNV_SEED 0xcbf29ce484222325ULL
+uint64_t rtr_hash64(uint64_t h, const void *data, size_t len);
+
+/* Seconds since an arbitrary point (monotonic). */
+double rtr_now(void);
+
+/* Progress line on stderr, shown only when stderr is a terminal and the work
+ * has taken longer than two seconds; rate and ETA are computed from done/total. */
+typedef struct {
+    const char *label;
+    double total, start, last;
+    bool shown;
+} rtr_progress;
+void rtr_progress_init(rtr_progress *p, const char *label, double total);
+void rtr_progress_update(rtr_progress *p, double done);
+void rtr_progress_end(rtr_progress *p);
+
+#endif

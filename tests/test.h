@@ -1,0 +1,78 @@
+/* Minimal test harness: CHECK records a failure with file and line and goes
+ * on; TEST_MAIN runs the listed tests and ends with "N passed, N failed".
+ * Exit status 77 (ctest SKIP) when a test calls TEST_SKIP for missing input. */
+#ifndef RTR_TEST_H
+#define RTR_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_checks_failed_;
+static int test_skipped_;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
+            test_checks_failed_++;                                                      \
+        }                                                                               \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                            \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);    \
+            fprintf(stderr, __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                        \
+            test_checks_failed_++;                                                      \
+        }                                                                               \
+    } while (0)
+
+/* |a - b| <= atol + rtol*|b|, NaN always fails. */
+#define CHECK_CLOSE(a, b, atol, rtol)                                                   \
+    do {                                                                                \
+        double a_ = (a), b_ = (b);                                                      \
+        CHECK_MSG(!isnan(a_) && !isnan(b_) && fabs(a_ - b_) <= (atol) + (rtol)*fabs(b_),\
+                  "%.9g vs %.9g", a_, b_);                                              \
+    } while (0)
+
+#define TEST_SKIP(why)                                                                  \
+    do {                                                                                \
+        fprintf(stderr, "SKIP: %s\n", why);                                             \
+        test_skipped_ = 1;                                                              \
+        return;                                                                         \
+    } while (0)
+
+typedef struct { const char *name; void (*fn)(void); } test_case;
+
+static inline int test_run_all_(const test_case *tests, int n) {
+    int passed = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < n; i++) {
+        int before = test_checks_failed_;
+        test_skipped_ = 0;
+        tests[i].fn();
+        if (test_checks_failed_ > before) { failed++; fprintf(stderr, "FAIL %s\n", tests[i].name); }
+        else if (test_skipped_) { skipped++; fprintf(stderr, "skip %s\n", tests[i].name); }
+        else { passed++; fprintf(stderr, "ok   %s\n", tests[i].name); }
+    }
+    printf("%d passed, %d failed", passed, failed);
+    if (skipped) printf(", %d skipped", skipped);
+    printf("\n");
+    if (failed) return 1;
+    return (skipped && !passed) ? 77 : 0;
+}
+
+#define TEST_MAIN(...)                                                                  \
+    int main(void) {                                                                    \
+        static const test_case tests_[] = {__VA_ARGS__};                                \
+        return test_run_all_(tests_, (int)(sizeof tests_ / sizeof *tests_));            \
+    }
+#define T(fn) {#fn, fn}
+
+/* Path of ../shared/data relative to the source tree, or NULL when absent. */
+#ifndef RTR_SHARED_DATA
+#define RTR_SHARED_DATA ""
+#endif
+
+#endif
