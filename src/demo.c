@@ -75,34 +75,15 @@ static long rand_number(uint64_t *s, int digits) {
     return lo + (long)(rng_uniform(s) * (double)(9 * lo));
 }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) RTR_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    for (;;) {
-        va_start(ap, fmt);
-        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < b->cap - b->len) { b->len += (size_t)n; return; }
-        b->cap = b->cap * 2 + (size_t)n + 64;
-        b->buf = realloc(b->buf, b->cap);
-        if (!b->buf) abort(); /* the demo texts are tiny; failing here means the machine is out of memory */
-    }
-}
-
 /* Compose the word problem; the running total is kept positive so every
  * problem has a whole-number answer. */
-static void make_text(sbuf *b, uint64_t *s, int dataset, int steps, int digits, int distractors) {
+static void make_text(rtr_buf *b, uint64_t *s, int dataset, int steps, int digits, int distractors) {
     const char *who = NAMES[rng_int(s, 0, 9)];
     const char *item = ITEMS[rng_int(s, 0, 7)];
     long total = rand_number(s, digits);
     b->len = 0;
-    if (dataset == 0) sb_printf(b, "%s has %ld %s.", who, total, item);
-    else sb_printf(b, "A train leaves the station carrying %ld passengers.", total);
+    if (dataset == 0) rtr_buf_printf(b, "%s has %ld %s.", who, total, item);
+    else rtr_buf_printf(b, "A train leaves the station carrying %ld passengers.", total);
     int placed = 0;
     for (int i = 0; i < steps; i++) {
         long x = rand_number(s, digits);
@@ -113,29 +94,29 @@ static void make_text(sbuf *b, uint64_t *s, int dataset, int steps, int digits, 
         if (op == 3 && (total < 4 || total % 2)) op = 0;
         if (dataset == 0) {
             switch (op) {
-            case 0: sb_printf(b, " Then %s buys %ld more %s.", who, x, item); total += x; break;
-            case 1: sb_printf(b, " After that %s gives %ld %s to a %s.", who, x, item, OTHER[rng_int(s, 0, 5)]); total -= x; break;
-            case 2: sb_printf(b, " Later the number of %s is multiplied by %ld.", item, x); total *= x; break;
-            default: sb_printf(b, " Then %s shares half of the %s with a %s.", who, item, OTHER[rng_int(s, 0, 5)]); total /= 2; break;
+            case 0: rtr_buf_printf(b, " Then %s buys %ld more %s.", who, x, item); total += x; break;
+            case 1: rtr_buf_printf(b, " After that %s gives %ld %s to a %s.", who, x, item, OTHER[rng_int(s, 0, 5)]); total -= x; break;
+            case 2: rtr_buf_printf(b, " Later the number of %s is multiplied by %ld.", item, x); total *= x; break;
+            default: rtr_buf_printf(b, " Then %s shares half of the %s with a %s.", who, item, OTHER[rng_int(s, 0, 5)]); total /= 2; break;
             }
         } else {
             switch (op) {
-            case 0: sb_printf(b, " At the next stop %ld passengers get on.", x); total += x; break;
-            case 1: sb_printf(b, " At the next stop %ld passengers get off.", x); total -= x; break;
-            case 2: sb_printf(b, " A festival makes the number of passengers %ld times larger.", x); total *= x; break;
-            default: sb_printf(b, " Half of the passengers change to another train."); total /= 2; break;
+            case 0: rtr_buf_printf(b, " At the next stop %ld passengers get on.", x); total += x; break;
+            case 1: rtr_buf_printf(b, " At the next stop %ld passengers get off.", x); total -= x; break;
+            case 2: rtr_buf_printf(b, " A festival makes the number of passengers %ld times larger.", x); total *= x; break;
+            default: rtr_buf_printf(b, " Half of the passengers change to another train."); total /= 2; break;
             }
         }
         if (placed < distractors && rng_uniform(s) < 0.5) {
-            sb_printf(b, " Meanwhile a %s owns %ld unrelated %s.", OTHER[rng_int(s, 0, 5)], rand_number(s, digits),
+            rtr_buf_printf(b, " Meanwhile a %s owns %ld unrelated %s.", OTHER[rng_int(s, 0, 5)], rand_number(s, digits),
                       ITEMS[rng_int(s, 0, 7)]);
             placed++;
         }
     }
     for (; placed < distractors; placed++)
-        sb_printf(b, " It is %d degrees outside and %ld birds sit on a wire.", rng_int(s, 5, 35), rand_number(s, digits));
-    if (dataset == 0) sb_printf(b, " How many %s does %s have now?", item, who);
-    else sb_printf(b, " How many passengers are on the train now?");
+        rtr_buf_printf(b, " It is %d degrees outside and %ld birds sit on a wire.", rng_int(s, 5, 35), rand_number(s, digits));
+    if (dataset == 0) rtr_buf_printf(b, " How many %s does %s have now?", item, who);
+    else rtr_buf_printf(b, " How many passengers are on the train now?");
 }
 
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
@@ -152,19 +133,19 @@ static double majority_prob(double p, int n) {
 }
 
 static rtr_status write_catalog(const char *path) {
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"models\": [\n");
+    rtr_buf b = {0};
+    rtr_buf_printf(&b, "{\n  \"models\": [\n");
     for (int m = 0; m < N_MODELS; m++)
-        sb_printf(&b, "    {\"name\": \"%s\", \"description\": \"%s\", \"price_in\": %g, \"price_out\": %g}%s\n",
+        rtr_buf_printf(&b, "    {\"name\": \"%s\", \"description\": \"%s\", \"price_in\": %g, \"price_out\": %g}%s\n",
                   MODELS[m].name, MODELS[m].description, MODELS[m].price_in, MODELS[m].price_out,
                   m + 1 < N_MODELS ? "," : "");
-    sb_printf(&b, "  ],\n  \"strategies\": [\n");
+    rtr_buf_printf(&b, "  ],\n  \"strategies\": [\n");
     for (int s = 0; s < N_STRATEGIES; s++)
-        sb_printf(&b, "    {\"name\": \"%s\", \"description\": \"%s\"}%s\n", STRATEGIES[s].name,
+        rtr_buf_printf(&b, "    {\"name\": \"%s\", \"description\": \"%s\"}%s\n", STRATEGIES[s].name,
                   STRATEGIES[s].description, s + 1 < N_STRATEGIES ? "," : "");
-    sb_printf(&b, "  ]\n}\n");
-    rtr_status st = rtr_write_file_atomic(path, b.buf, b.len);
-    free(b.buf);
+    rtr_buf_printf(&b, "  ]\n}\n");
+    rtr_status st = b.failed ? RTR_ERR_NOMEM : rtr_write_file_atomic(path, b.buf, b.len);
+    rtr_buf_free(&b);
     return st;
 }
 
@@ -182,7 +163,7 @@ rtr_status rtr_demo_generate(const char *catalog_path, const char *outcomes_path
         return st;
     }
     uint64_t rng = seed;
-    sbuf text = {0}, line = {0};
+    rtr_buf text = {0}, line = {0};
     for (int64_t q = 0; q < n_queries; q++) {
         int dataset = rng_int(&rng, 0, 1);
         int steps = rng_int(&rng, 1, 8), digits = rng_int(&rng, 1, 4), distractors = rng_int(&rng, 0, 2);
@@ -191,7 +172,7 @@ rtr_status rtr_demo_generate(const char *catalog_path, const char *outcomes_path
         const char *split = rng_uniform(&rng) < test_fraction ? "test" : "train";
         double in_tokens = (double)text.len / 4.0;
         line.len = 0;
-        sb_printf(&line, "{\"id\":\"demo-%07lld\",\"text\":\"%s\",\"dataset\":\"%s\",\"split\":\"%s\",\"outcomes\":[",
+        rtr_buf_printf(&line, "{\"id\":\"demo-%07lld\",\"text\":\"%s\",\"dataset\":\"%s\",\"split\":\"%s\",\"outcomes\":[",
                   (long long)q, text.buf, dataset == 0 ? "shopping" : "train-ride", split);
         for (int m = 0; m < N_MODELS; m++)
             for (int s = 0; s < N_STRATEGIES; s++) {
@@ -204,15 +185,15 @@ rtr_status rtr_demo_generate(const char *catalog_path, const char *outcomes_path
                 double mean_tok = (S->tok_base + S->tok_per_step * steps) * M->verbosity * S->samples;
                 double tokens = round(mean_tok * exp(0.25 * rng_normal(&rng)));
                 double cost = ((in_tokens + S->prompt_tokens) * S->samples * M->price_in + tokens * M->price_out) / 1e6;
-                sb_printf(&line, "%s{\"model\":\"%s\",\"strategy\":\"%s\",\"correct\":%d,\"tokens\":%.0f,\"cost\":%.9g}",
+                rtr_buf_printf(&line, "%s{\"model\":\"%s\",\"strategy\":\"%s\",\"correct\":%d,\"tokens\":%.0f,\"cost\":%.9g}",
                           m + s ? "," : "", M->name, S->name, correct, tokens, cost);
             }
-        sb_printf(&line, "]}\n");
+        rtr_buf_printf(&line, "]}\n");
         fwrite(line.buf, 1, line.len, f);
     }
-    free(text.buf);
-    free(line.buf);
-    bool ok = !ferror(f);
+    bool ok = !ferror(f) && !text.failed && !line.failed;
+    rtr_buf_free(&text);
+    rtr_buf_free(&line);
     ok = fclose(f) == 0 && ok;
     st = ok ? rtr_commit_file(tmp, outcomes_path) : rtr_fail(RTR_ERR_IO, "%s: write failed", tmp);
     if (!ok) unlink(tmp);

@@ -37,7 +37,11 @@ rtr_status rtr_fail_prefix(rtr_status s, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err_msg, sizeof old);
-    snprintf(err_msg, sizeof err_msg, "%s%s", prefix, old);
+    size_t pl = strlen(prefix), ol = strlen(old);
+    if (pl + ol >= sizeof err_msg) ol = sizeof err_msg - 1 - pl; /* prefix < 1024 always fits */
+    memcpy(err_msg, prefix, pl);
+    memcpy(err_msg + pl, old, ol);
+    err_msg[pl + ol] = 0;
     return s;
 }
 
@@ -76,6 +80,55 @@ char *rtr_sprintf(const char *fmt, ...) {
     if (s) vsnprintf(s, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
     return s;
+}
+
+static bool buf_reserve(rtr_buf *b, size_t extra) {
+    if (b->failed) return false;
+    if (b->len + extra + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *nb = rtr_realloc(b->buf, cap);
+    if (!nb) { b->failed = true; return false; }
+    b->buf = nb;
+    b->cap = cap;
+    return true;
+}
+
+void rtr_buf_printf(rtr_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void rtr_buf_append(rtr_buf *b, const char *s, size_t n) {
+    if (!buf_reserve(b, n)) return;
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = 0;
+}
+
+void rtr_buf_xml(rtr_buf *b, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': rtr_buf_append(b, "&lt;", 4); break;
+        case '>': rtr_buf_append(b, "&gt;", 4); break;
+        case '&': rtr_buf_append(b, "&amp;", 5); break;
+        case '"': rtr_buf_append(b, "&quot;", 6); break;
+        case '\'': rtr_buf_append(b, "&#39;", 5); break;
+        default: rtr_buf_append(b, s, 1);
+        }
+    }
+}
+
+void rtr_buf_free(rtr_buf *b) {
+    free(b->buf);
+    memset(b, 0, sizeof *b);
 }
 
 rtr_status rtr_read_file(const char *path, char **data, size_t *len) {

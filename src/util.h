@@ -28,6 +28,20 @@ void *rtr_realloc(void *p, size_t n);
 char *rtr_strdup(const char *s);
 char *rtr_sprintf(const char *fmt, ...) RTR_PRINTF(1, 2);
 
+/* Growable string buffer for building JSON, CSV, SVG and HTML text. On
+ * allocation failure it records RTR_ERR_NOMEM and sets failed; later appends
+ * are ignored, so callers check `failed` once at the end. */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} rtr_buf;
+void rtr_buf_printf(rtr_buf *b, const char *fmt, ...) RTR_PRINTF(2, 3);
+void rtr_buf_append(rtr_buf *b, const char *s, size_t n);
+/* Append s with the five XML special characters escaped (HTML/SVG text). */
+void rtr_buf_xml(rtr_buf *b, const char *s);
+void rtr_buf_free(rtr_buf *b);
+
 /* Whole-file read into a NUL-terminated buffer (caller frees). */
 rtr_status rtr_read_file(const char *path, char **data, size_t *len);
 

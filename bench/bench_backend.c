@@ -1,0 +1,246 @@
+/* bench_backend — times every backend op at production sizes on the CPU
+ * backend and, when a CUDA device answers, on the CUDA backend in the same
+ * run, and prints one table: time per call on each, the ratio, the GPU's
+ * throughput, and the physical floor of the op on the GPU (its FLOPs at peak
+ * tensor/fp32 rate or its bytes at peak memory bandwidth, whichever is
+ * larger). Peaks default to an H100 SXM's datasheet (989 TFLOP/s dense bf16,
+ * 67 TFLOP/s fp32, 3.35 TB/s HBM3) and can be overridden:
+ *   bench_backend [--peak-tc TFLOPS] [--peak-fp32 TFLOPS] [--peak-bw TBPS] [--quick]
+ * Not part of ctest; bench/gpu_check.sh runs it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtr/backend.h"
+#include "rtr/predictor.h"
+#include "util.h"
+
+static double peak_tc = 989e12, peak_fp32 = 67e12, peak_bw = 3.35e12;
+static bool quick;
+
+typedef struct {
+    const char *op, *shape;
+    double flops, bytes; /* per call */
+    bool tensor_cores;   /* FLOPs count at the tensor-core peak */
+    double unit;         /* items per call for the throughput column */
+    const char *unit_name;
+} bench_case;
+
+/* Inputs of all cases, uploaded once per backend: one pool of random floats
+ * in [-1, 1] that every op reads from (offsets keep the arrays apart). */
+typedef struct {
+    rtr_backend *b;
+    float *pool;  /* backend memory, pool_n floats */
+    size_t pool_n;
+    int32_t *ids, *lens, *choice;
+    double *loss;
+} bench_env;
+
+static float *P(bench_env *e, size_t off) { return e->pool + off % (e->pool_n / 2); }
+
+static double now_sync(rtr_backend *b) {
+    rtr_backend_synchronize(b);
+    return rtr_now();
+}
+
+enum { GEMM_F32, GEMM_BF16, ATTENTION, GELU, RESID_LN, EMBED_LN, POOL, HEADS_FWD, HEADS_BWD, HEADS_LOSS, ROUTE, NCASES };
+
+/* Sizes: an encoder batch of 256 sequences × 64 tokens of all-mpnet-base-v2
+ * (C 768, 12 heads, FFN 3072); heads over 65,536 queries × 24 pairs, H 768. */
+enum { SEQ = 256, TOK = 64, HID = 768, NHEAD = 12, FFN = 3072, NQ = 65536, NP = 24, NQB = 4096 };
+
+static rtr_status run_case(bench_env *e, int c) {
+    const rtr_backend_iface *f = e->b->iface;
+    void *x = e->b->ctx;
+    int N = SEQ * TOK;
+    switch (c) {
+    case GEMM_F32:
+    case GEMM_BF16: /* the QKV projection: [N x 768] · [2304 x 768]ᵀ */
+        rtr_backend_set_gemm_precision(e->b, c == GEMM_BF16 ? RTR_GEMM_BF16 : RTR_GEMM_F32);
+        return f->sgemm(x, false, true, N, 3 * HID, HID, 1.0f, P(e, 0), HID, P(e, 1 << 24), HID, 0.0f,
+                        P(e, 3u << 24), 3 * HID);
+    case ATTENTION:
+        return f->attention_forward(x, P(e, 0), P(e, 1 << 24), P(e, 3u << 24), NULL, e->lens, SEQ, TOK, HID, NHEAD);
+    case GELU: return f->bias_gelu_forward(x, P(e, 0), P(e, 1 << 26), P(e, 7), N, FFN);
+    case RESID_LN:
+        return f->residual_layernorm_forward(x, P(e, 0), P(e, 1 << 24), P(e, 5), P(e, 2u << 24), P(e, 9), P(e, 11),
+                                             1e-5f, N, HID);
+    case EMBED_LN:
+        return f->embedding_layernorm_forward(x, P(e, 0), e->ids, e->ids, P(e, 1 << 24), P(e, 1 << 25), NULL, P(e, 5),
+                                              P(e, 9), 1e-5f, SEQ, TOK, HID);
+    case POOL: return f->mean_pool_l2norm_forward(x, P(e, 0), P(e, 1 << 24), e->lens, SEQ, TOK, HID);
+    case HEADS_FWD:
+        return f->heads_forward(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 24), P(e, 1 << 26), P(e, 5u << 24),
+                                P(e, 6u << 24), P(e, 7), P(e, 9), P(e, 11), P(e, 13), NQ, NP, HID);
+    case HEADS_BWD:
+        return f->heads_backward(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 23), P(e, 3u << 22), P(e, 15u << 20),
+                                 P(e, (15u << 20) + 1024), P(e, (15u << 20) + 2048), P(e, (15u << 20) + 3072),
+                                 P(e, 1 << 24), P(e, 5u << 22), P(e, 1 << 25), P(e, 9u << 22),
+                                 P(e, 5u << 24), P(e, 6u << 24), P(e, 7), P(e, 9), NQB, NP, HID);
+    case HEADS_LOSS:
+        return f->heads_loss(x, P(e, 0), P(e, 1 << 22), e->loss, P(e, 1 << 23), P(e, 3u << 22), P(e, 1 << 24),
+                             P(e, 5u << 22), 1e-6f, 1e-6f, NQ, NP);
+    case ROUTE:
+        return f->route_argmax(x, e->choice, P(e, 1 << 24), P(e, 1 << 25), 0.5, 1 << 20, NP);
+    }
+    return RTR_ERR_INVALID;
+}
+
+static bench_case describe(int c) {
+    double N = SEQ * TOK, NK = (double)NQ * NP;
+    switch (c) {
+    case GEMM_F32: return (bench_case){"sgemm fp32", "16384x2304x768", 2 * N * 3 * HID * HID, 4 * (N * HID + 3.0 * HID * HID + N * 3 * HID), false, 2 * N * 3 * HID * HID, "FLOP"};
+    case GEMM_BF16: return (bench_case){"sgemm bf16", "16384x2304x768", 2 * N * 3 * HID * HID, 2 * (N * HID + 3.0 * HID * HID) + 4 * N * 3 * HID, true, 2 * N * 3 * HID * HID, "FLOP"};
+    case ATTENTION: return (bench_case){"attention_forward", "B256 T64 C768 H12", 4.0 * SEQ * NHEAD * TOK * TOK * (HID / NHEAD), 4 * (N * 4 * HID + (double)SEQ * NHEAD * TOK * TOK), false, N, "tok"};
+    case GELU: return (bench_case){"bias_gelu_forward", "16384x3072", 0, 8 * N * FFN, false, N, "tok"};
+    case RESID_LN: return (bench_case){"residual_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok"};
+    case EMBED_LN: return (bench_case){"embedding_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok"};
+    case POOL: return (bench_case){"mean_pool_l2norm_forward", "B256 T64 C768", 0, 4 * N * HID, false, SEQ, "seq"};
+    case HEADS_FWD: return (bench_case){"heads_forward", "N65536 K24 H768", 2 * 3 * NK * HID, 4 * (2.0 * NQ * HID + 2 * NK), false, NK, "pred"};
+    case HEADS_BWD: return (bench_case){"heads_backward", "N4096 K24 H768", 2 * 6.0 * NQB * NP * HID, 4 * (4.0 * NQB * HID + 2.0 * NQB * NP), false, (double)NQB * NP, "pred"};
+    case HEADS_LOSS: return (bench_case){"heads_loss", "N65536 K24", 0, 4 * 6 * NK, false, NK, "pred"};
+    case ROUTE: return (bench_case){"route_argmax", "n1048576 K24", 0, 8.0 * (1 << 20) * NP, false, 1 << 20, "query"};
+    }
+    return (bench_case){0};
+}
+
+static rtr_status env_init(bench_env *e, rtr_backend *b) {
+    memset(e, 0, sizeof *e);
+    e->b = b;
+    e->pool_n = (size_t)1 << 28; /* 1 GiB of floats: the largest case uses ~0.4 GiB */
+    size_t chunk = (size_t)1 << 22;
+    float *host = malloc(chunk * sizeof *host);
+    int32_t *ids = malloc((size_t)(1 << 20) * sizeof *ids);
+    if (!host || !ids) return RTR_ERR_NOMEM;
+    uint64_t s = 12345;
+    for (size_t i = 0; i < chunk; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        host[i] = (float)((double)(s >> 11) / 4503599627370496.0 - 1.0);
+    }
+    for (int i = 0; i < 1 << 20; i++) ids[i] = i % TOK;
+    int32_t lens[SEQ];
+    for (int i = 0; i < SEQ; i++) lens[i] = TOK;
+    rtr_status st = rtr_backend_alloc(b, (void **)&e->pool, e->pool_n * sizeof(float));
+    for (size_t off = 0; st == RTR_OK && off < e->pool_n; off += chunk)
+        st = rtr_backend_upload(b, e->pool + off, host, chunk * sizeof(float));
+    if (st == RTR_OK) st = rtr_backend_alloc(b, (void **)&e->ids, (size_t)(1 << 20) * sizeof *ids);
+    if (st == RTR_OK) st = rtr_backend_upload(b, e->ids, ids, (size_t)(1 << 20) * sizeof *ids);
+    if (st == RTR_OK) st = rtr_backend_alloc(b, (void **)&e->lens, sizeof lens);
+    if (st == RTR_OK) st = rtr_backend_upload(b, e->lens, lens, sizeof lens);
+    if (st == RTR_OK) st = rtr_backend_alloc(b, (void **)&e->loss, 2 * sizeof(double));
+    if (st == RTR_OK) st = rtr_backend_alloc(b, (void **)&e->choice, (size_t)(1 << 20) * sizeof *ids);
+    free(host);
+    free(ids);
+    return st;
+}
+
+static void env_free(bench_env *e) {
+    rtr_backend_free_mem(e->b, e->pool);
+    rtr_backend_free_mem(e->b, e->ids);
+    rtr_backend_free_mem(e->b, e->lens);
+    rtr_backend_free_mem(e->b, e->loss);
+    rtr_backend_free_mem(e->b, e->choice);
+}
+
+/* Seconds per call: one warm-up, then repeat until 0.3 s (0.05 s quick) or 50 calls. */
+static double time_case(bench_env *e, int c) {
+    if (run_case(e, c) != RTR_OK) return NAN;
+    double t0 = now_sync(e->b), t = t0;
+    int reps = 0;
+    while (reps < 50 && t - t0 < (quick ? 0.05 : 0.3)) {
+        if (run_case(e, c) != RTR_OK) return NAN;
+        reps++;
+        t = now_sync(e->b);
+    }
+    return (t - t0) / reps;
+}
+
+/* End to end scoring of a paper-sized predictor (D = H = U = 768, 4 models ×
+ * 6 strategies) from host embeddings to host predictions: the C path
+ * (rtr_predictor_score) against rtr_predictor_score_backend on the GPU. */
+static void bench_score(rtr_backend *gpu) {
+    enum { D = 768, NQS = 65536 };
+    const char *json = "{\"models\":[{\"name\":\"m1\"},{\"name\":\"m2\"},{\"name\":\"m3\"},{\"name\":\"m4\"}],"
+                       "\"strategies\":[{\"name\":\"s1\"},{\"name\":\"s2\"},{\"name\":\"s3\"},{\"name\":\"s4\"},"
+                       "{\"name\":\"s5\"},{\"name\":\"s6\"}]}";
+    rtr_catalog cat;
+    rtr_predictor p;
+    rtr_train_params cfg = rtr_train_default_params();
+    float *desc = calloc(10 * D, sizeof *desc), *emb = malloc(sizeof(float) * NQS * D);
+    float *out = malloc(sizeof(float) * 2 * NQS * 24);
+    for (size_t i = 0; i < (size_t)NQS * D; i++) emb[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    if (rtr_catalog_parse_json(&cat, json, "bench") || rtr_predictor_init(&p, &cfg, &cat, D, desc, desc + 4 * D)) {
+        fprintf(stderr, "bench_backend: predictor setup failed: %s\n", rtr_last_error());
+        return;
+    }
+    double t0 = rtr_now();
+    rtr_status st = rtr_predictor_score(&p, emb, NQS, out, out + NQS * 24);
+    double tc = rtr_now() - t0, tg = NAN;
+    if (gpu && !st) {
+        st = rtr_predictor_score_backend(gpu, &p, emb, NQS, 0, out, out + NQS * 24); /* warm-up */
+        t0 = rtr_now();
+        if (!st) st = rtr_predictor_score_backend(gpu, &p, emb, NQS, 0, out, out + NQS * 24);
+        tg = rtr_now() - t0;
+    }
+    if (st) fprintf(stderr, "bench_backend: scoring failed: %s\n", rtr_last_error());
+    double preds = (double)NQS * 24;
+    printf("\nscore end to end (host embeddings -> host predictions), %d queries x 24 pairs, D=H=U=768:\n", NQS);
+    printf("  C path (rtr_predictor_score)      %8.1f ms  %.3g predictions/s\n", tc * 1e3, preds / tc);
+    if (gpu) printf("  GPU (rtr_predictor_score_backend) %8.1f ms  %.3g predictions/s  (%.1fx)\n", tg * 1e3, preds / tg,
+                    tc / tg);
+    rtr_predictor_free(&p);
+    rtr_catalog_free(&cat);
+    free(desc), free(emb), free(out);
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (i + 1 < argc && !strcmp(argv[i], "--peak-tc")) peak_tc = atof(argv[++i]) * 1e12;
+        else if (i + 1 < argc && !strcmp(argv[i], "--peak-fp32")) peak_fp32 = atof(argv[++i]) * 1e12;
+        else if (i + 1 < argc && !strcmp(argv[i], "--peak-bw")) peak_bw = atof(argv[++i]) * 1e12;
+        else {
+            fprintf(stderr, "usage: bench_backend [--quick] [--peak-tc TFLOPS] [--peak-fp32 TFLOPS] [--peak-bw TBPS]\n");
+            return 2;
+        }
+    }
+    rtr_backend cpu, gpu;
+    bench_env ecpu, egpu;
+    if (rtr_backend_cpu_open(&cpu) != RTR_OK || env_init(&ecpu, &cpu) != RTR_OK) {
+        fprintf(stderr, "bench_backend: CPU setup failed: %s\n", rtr_last_error());
+        return 1;
+    }
+    bool have_gpu = rtr_backend_init(&gpu, "cuda") == RTR_OK;
+    if (!have_gpu) fprintf(stderr, "bench_backend: no CUDA device (%s): CPU column only\n", rtr_last_error());
+    if (have_gpu && env_init(&egpu, &gpu) != RTR_OK) {
+        fprintf(stderr, "bench_backend: GPU setup failed: %s\n", rtr_last_error());
+        return 1;
+    }
+    printf("cpu: %s\ngpu: %s\nfloor: max(FLOPs / %.0f TFLOP/s (tensor) or %.0f TFLOP/s (fp32), bytes / %.2f TB/s)\n\n",
+           cpu.device, have_gpu ? gpu.device : "none", peak_tc / 1e12, peak_fp32 / 1e12, peak_bw / 1e12);
+    printf("%-28s %-18s %10s %10s %8s %14s %10s %8s\n", "op", "shape", "cpu ms", "gpu ms", "cpu/gpu", "gpu rate",
+           "floor ms", "of floor");
+    for (int c = 0; c < NCASES; c++) {
+        bench_case d = describe(c);
+        double tc = time_case(&ecpu, c), tg = have_gpu ? time_case(&egpu, c) : NAN;
+        double floor = fmax(d.flops / (d.tensor_cores ? peak_tc : peak_fp32), d.bytes / peak_bw);
+        char rate[32] = "-", gpu_ms[16] = "-", ratio[16] = "-", of_floor[16] = "-";
+        if (!isnan(tg)) {
+            snprintf(rate, sizeof rate, "%.3g %s/s", d.unit / tg, d.unit_name);
+            snprintf(gpu_ms, sizeof gpu_ms, "%.3f", tg * 1e3);
+            snprintf(ratio, sizeof ratio, "%.1f", tc / tg);
+            snprintf(of_floor, sizeof of_floor, "%.0f%%", 100 * floor / tg);
+        }
+        printf("%-28s %-18s %10.3f %10s %8s %14s %10.4f %8s\n", d.op, d.shape, tc * 1e3, gpu_ms, ratio, rate,
+               floor * 1e3, of_floor);
+    }
+    bench_score(have_gpu ? &gpu : NULL);
+    env_free(&ecpu);
+    rtr_backend_free(&cpu);
+    if (have_gpu) {
+        env_free(&egpu);
+        rtr_backend_free(&gpu);
+    }
+    return 0;
+}

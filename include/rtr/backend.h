@@ -1,0 +1,159 @@
+/* rtr compute backends: one table of operations (function pointers plus a
+ * context, as in ggml's backend) with a CPU implementation that is always
+ * built (OpenBLAS + the plain-C references) and a CUDA one (cuBLASLt + the
+ * kernels in kernels/) registered when rtr is built with CUDA.
+ *
+ * Every array an op reads or writes lives in the backend's memory: allocate
+ * it with rtr_backend_alloc and move data with upload/download (on the CPU
+ * these are malloc and memcpy). Ops take the same arguments, in the same
+ * order, as the plain-C references they stand for (include/rtr/ops.h,
+ * predictor.h, route.h, optim.h); the CUDA ones run on the backend's stream, so a
+ * result is ready after rtr_backend_synchronize or a download.
+ *
+ * No GPU or no driver is a normal case: "auto" falls back to the CPU with one
+ * line on stderr; "cuda" then fails with RTR_ERR_DEVICE. A failing op returns
+ * RTR_ERR_DEVICE naming the op, its sizes and the CUDA error (never a silent
+ * wrong result). Ownership: rtr_backend_init fills a caller-owned struct;
+ * rtr_backend_free releases what it holds (not the memory allocated through
+ * it, which the caller frees with rtr_backend_free_mem first). */
+#ifndef RTR_BACKEND_H
+#define RTR_BACKEND_H
+
+#include "rtr/predictor.h"
+#include "rtr/rtr.h"
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    RTR_OP_SGEMM = 0,
+    RTR_OP_EMBEDDING_LAYERNORM,
+    RTR_OP_POSITION_BIAS,
+    RTR_OP_BIAS_ADD,
+    RTR_OP_ATTENTION,
+    RTR_OP_BIAS_GELU,
+    RTR_OP_RESIDUAL_LAYERNORM,
+    RTR_OP_MEAN_POOL_L2NORM,
+    RTR_OP_HEADS_FORWARD,
+    RTR_OP_HEADS_LOSS,
+    RTR_OP_HEADS_BACKWARD,
+    RTR_OP_HEADS_ACTIVATE,
+    RTR_OP_ROUTE_ARGMAX,
+    RTR_OP_ADAM_UPDATE,
+    RTR_OP_COUNT
+} rtr_op;
+
+/* Input precision of sgemm: the CPU always computes in fp32; CUDA rounds A
+ * and B to bf16 or fp16 for tensor cores and accumulates in fp32. */
+typedef enum { RTR_GEMM_F32 = 0, RTR_GEMM_BF16, RTR_GEMM_F16 } rtr_gemm_precision;
+
+/* The operation table. ctx is the backend's own state. Shapes and meaning of
+ * each op: see the reference named in its comment. */
+typedef struct rtr_backend_iface {
+    const char *name; /* "cpu", "cuda", "cuda-emu" */
+    bool (*supports_op)(void *ctx, rtr_op op);
+    void (*destroy)(void *ctx);
+
+    rtr_status (*alloc)(void *ctx, void **ptr, size_t bytes);
+    void (*free_mem)(void *ctx, void *ptr);
+    rtr_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
+    rtr_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
+    rtr_status (*synchronize)(void *ctx);
+    rtr_status (*set_gemm_precision)(void *ctx, rtr_gemm_precision p);
+
+    /* Row-major C[M x N] = alpha · op(A) · op(B) + beta · C, as
+     * cblas_sgemm(CblasRowMajor, ...): op(A) is M x K, op(B) is K x N. */
+    rtr_status (*sgemm)(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* ops.h */
+    rtr_status (*embedding_layernorm_forward)(void *ctx, float *out, const int32_t *ids, const int32_t *pos_ids,
+                                              const float *wte, const float *wpe, const float *wtt,
+                                              const float *ln_w, const float *ln_b, float eps, int B, int T, int C);
+    rtr_status (*position_bias_forward)(void *ctx, float *bias, const float *table, int T, int NH,
+                                        int num_buckets, int max_distance);
+    rtr_status (*bias_add_forward)(void *ctx, float *out, const float *inp, const float *bias, int N, int C);
+    rtr_status (*attention_forward)(void *ctx, float *out, float *att, const float *qkv, const float *bias,
+                                    const int32_t *lens, int B, int T, int C, int NH);
+    rtr_status (*bias_gelu_forward)(void *ctx, float *out, const float *inp, const float *bias, int N, int C);
+    rtr_status (*residual_layernorm_forward)(void *ctx, float *out, const float *inp, const float *bias,
+                                             const float *residual, const float *ln_w, const float *ln_b,
+                                             float eps, int N, int C);
+    rtr_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp, const int32_t *lens,
+                                           int B, int T, int C);
+
+    /* predictor.h (loss: 2 doubles in backend memory, accumulated) */
+    rtr_status (*heads_forward)(void *ctx, float *out_c, float *out_t, const float *A_c, const float *A_t,
+                                const float *C_c, const float *C_t, const float *w2_c, const float *b2_c,
+                                const float *w2_t, const float *b2_t, int N, int K, int H);
+    rtr_status (*heads_loss)(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
+                             const float *out_t, const float *y_c, const float *y_t, float gscale_c,
+                             float gscale_t, int N, int K);
+    rtr_status (*heads_backward)(void *ctx, float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c,
+                                 float *db2_c, float *dw2_t, float *db2_t, const float *dout_c,
+                                 const float *dout_t, const float *A_c, const float *A_t, const float *C_c,
+                                 const float *C_t, const float *w2_c, const float *w2_t, int N, int K, int H);
+    rtr_status (*heads_activate)(void *ctx, float *p_correct, float *tokens, const float *out_c,
+                                 const float *out_t, int token_target, float token_scale, int N, int K);
+
+    /* route.h */
+    rtr_status (*route_argmax)(void *ctx, int32_t *choice, const float *p, const float *c, double lambda,
+                               int64_t n, int32_t k);
+
+    /* optim.h */
+    rtr_status (*adam_update)(void *ctx, float *param, const float *grad, float *m, float *v, size_t n, double lr,
+                              int64_t t);
+} rtr_backend_iface;
+
+typedef struct {
+    const rtr_backend_iface *iface;
+    void *ctx;
+    char device[128]; /* what runs the ops, e.g. "NVIDIA H100 80GB HBM3 (sm_90)" or "CPU, 16 threads" */
+} rtr_backend;
+
+/* Open a backend by name: "cpu", "cuda" (device 0) or "auto" (CUDA when a
+ * device answers, else the CPU with one line on stderr saying why).
+ * RTR_ERR_DEVICE for "cuda" without a usable device or a build without CUDA;
+ * RTR_ERR_INVALID for another name. */
+rtr_status rtr_backend_init(rtr_backend *b, const char *name);
+void rtr_backend_free(rtr_backend *b);
+
+/* The CPU backend, always available. */
+rtr_status rtr_backend_cpu_open(rtr_backend *b);
+#ifdef RTR_WITH_CUDA
+/* The CUDA backend on `device` (kernels/backend_cuda.cu). */
+rtr_status rtr_backend_cuda_open(rtr_backend *b, int device);
+#endif
+
+/* Whether b implements op (callers ask before they call). */
+bool rtr_backend_supports(const rtr_backend *b, rtr_op op);
+const char *rtr_op_name(rtr_op op);
+
+/* Memory in the backend: *ptr NULL on failure (RTR_ERR_NOMEM / _DEVICE). */
+rtr_status rtr_backend_alloc(rtr_backend *b, void **ptr, size_t bytes);
+void rtr_backend_free_mem(rtr_backend *b, void *ptr);
+rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes);
+rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes);
+rtr_status rtr_backend_synchronize(rtr_backend *b);
+/* Input precision of later sgemm calls (default RTR_GEMM_F32). */
+rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
+
+/* ------------------------------------------------ pipeline stages on a backend */
+
+/* rtr_predictor_score on backend b: p_correct and tokens (N x K each, host
+ * memory, caller-allocated) for the N query embeddings emb (N x D, host).
+ * The pair tables are built on the host once; W_q, w2, b2 and the tables
+ * are uploaded once; queries stream through in chunks of chunk_rows (0:
+ * 16384, about 150 MB of backend memory at D = H = 768), each as two GEMMs
+ * (A = E·W_qᵀ), heads_forward and heads_activate.
+ * RTR_ERR_NUMERIC when emb holds NaN/inf (naming the row); backend errors
+ * as the failing op reports them. */
+rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
+                                       int64_t chunk_rows, float *p_correct, float *tokens);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

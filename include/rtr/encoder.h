@@ -1,0 +1,85 @@
+/* The frozen sentence encoder: a WordPiece tokenizer and a BERT / MPNet
+ * forward pass that reproduce sentence-transformers (all-MiniLM-L6-v2,
+ * all-mpnet-base-v2) from a local Hugging Face model folder.
+ *
+ * A model folder holds config.json, model.safetensors, tokenizer.json (or
+ * vocab.txt + tokenizer_config.json) and optionally sentence-transformers'
+ * sentence_bert_config.json (max_seq_length) and 1_Pooling/config.json (only
+ * mean pooling is supported). docs/ENCODER.md describes loading and the
+ * tokenizer rules. */
+#ifndef RTR_ENCODER_H
+#define RTR_ENCODER_H
+
+#include "rtr/rtr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- tokenizer ---------------------------------------------------------- */
+
+typedef struct rtr_tokenizer rtr_tokenizer;
+
+/* Load the tokenizer of model_dir (tokenizer.json, else vocab.txt +
+ * tokenizer_config.json; max length from sentence_bert_config.json's
+ * max_seq_length, else the tokenizer's model_max_length, capped at 512).
+ * *out is owned by the caller (rtr_tokenizer_free). Errors name the file and
+ * field: RTR_ERR_IO (no tokenizer file), RTR_ERR_FORMAT (does not parse,
+ * special token missing from the vocabulary). */
+rtr_status rtr_tokenizer_load(const char *model_dir, rtr_tokenizer **out);
+void rtr_tokenizer_free(rtr_tokenizer *tok);
+
+/* Tokenize one text of len bytes (any bytes: invalid UTF-8 sequences become
+ * U+FFFD, which the normaliser then drops, like Python's errors="replace"
+ * followed by the Hugging Face tokenizer) into ids, special tokens included,
+ * truncated to max_len tokens (max_len <= 0: the tokenizer's max length;
+ * max_len >= 2). ids must hold max_len entries; *n_ids receives the count
+ * (always >= 2). Thread-safe on one tokenizer. */
+rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, const char *text, size_t len,
+                                int32_t *ids, int max_len, int *n_ids);
+
+int rtr_tokenizer_max_length(const rtr_tokenizer *tok);
+int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *tok);
+int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *tok);
+
+/* ---- encoder ------------------------------------------------------------ */
+
+typedef struct rtr_encoder rtr_encoder;
+
+typedef struct {
+    int n_threads;      /* OpenMP/OpenBLAS threads; 0: leave the runtime's default */
+    int max_seq_length; /* 0: the folder's max_seq_length */
+    int batch_tokens;   /* padded tokens per forward batch (bounds activation memory) */
+} rtr_encoder_params;
+
+rtr_encoder_params rtr_encoder_default_params(void);
+
+/* Load model_dir: config.json (architecture BertModel or MPNet*), weights
+ * memory-mapped from model.safetensors and checked tensor by tensor against
+ * the config, the tokenizer, the pooling settings. *out is owned by the
+ * caller (rtr_encoder_free). Errors: RTR_ERR_IO, RTR_ERR_FORMAT (naming the
+ * file and the field or tensor), RTR_ERR_UNSUPPORTED (architecture,
+ * activation, pooling mode). */
+rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params,
+                            rtr_encoder **out);
+void rtr_encoder_free(rtr_encoder *enc);
+
+/* Embed n texts: texts[i] has lens[i] bytes (lens NULL: NUL-terminated).
+ * out: [n x rtr_encoder_dim] floats, each row L2-normalised, in input order.
+ * Texts are sorted by token count and batched by length internally, so
+ * padding is not computed. Not thread-safe on one encoder (scratch buffers). */
+rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens,
+                              size_t n, float *out);
+
+int rtr_encoder_dim(const rtr_encoder *enc);
+/* Folder base name, e.g. "all-MiniLM-L6-v2". Valid until free. */
+const char *rtr_encoder_name(const rtr_encoder *enc);
+/* 16 hex digits: FNV-1a 64 over the safetensors data buffer (all weight
+ * bytes), identifying the exact weights. Valid until free. */
+const char *rtr_encoder_hash(const rtr_encoder *enc);
+const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

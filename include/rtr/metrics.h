@@ -1,0 +1,156 @@
+/* Routing metrics and reference routers, as docs/design METRICS.md defines
+ * them (docs/ROUTING.md says how each is implemented): operating points on
+ * ground truth, single pairs, Random (exact expectation), Oracle, best
+ * single, the dataset-prior and kNN routers (which produce routing tables
+ * for the same λ rule and path as RTR), a RouteLLM-style two-pair threshold
+ * sweep, and the curve metrics AIQ, APGR, CPT, cost-to-match and oracle gap.
+ *
+ * Conventions: outcome matrices are [n x k] row-major float with NaN for a
+ * missing outcome; a query whose chosen pair is missing is left out of
+ * accuracy and cost and counted in n_missing. Curves are given as parallel
+ * arrays of n points. Functions that can fail return rtr_status; pure
+ * formulas return NaN where the metric is undefined ("not reached"). */
+#ifndef RTR_METRICS_H
+#define RTR_METRICS_H
+
+#include "rtr/rtr.h"
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One operating point on ground truth: means over the n − n_missing queries
+ * whose chosen outcome exists (NaN when none does). */
+typedef struct {
+    double acc, cost;
+    int64_t n, n_missing;
+} rtr_op_point;
+
+/* Evaluate per-query choices (choice[i] in [0,k), or −1: counted missing)
+ * against correct/cost [n x k]. */
+rtr_op_point rtr_eval_choice(const int32_t *choice, const float *correct, const float *cost,
+                             int64_t n, int32_t k);
+
+/* ---------------------------------------------------- reference routers */
+
+/* Every query to pair j, for each j: out[k]. */
+void rtr_router_single(rtr_op_point *out, const float *correct, const float *cost, int64_t n, int32_t k);
+/* Random: the exact expectation of a uniform choice, i.e. the mean of the k
+ * single-pair points (pairs whose point is NaN are left out). */
+rtr_op_point rtr_router_random(const rtr_op_point *single, int32_t k);
+/* Best single: highest accuracy, ties to the cheaper, then the lower index;
+ * −1 when every point is NaN. */
+int32_t rtr_router_best_single(const rtr_op_point *single, int32_t k);
+/* Cheapest single: lowest mean cost, ties to the more accurate. */
+int32_t rtr_router_cheapest_single(const rtr_op_point *single, int32_t k);
+/* Oracle: per query the cheapest pair with the query's best outcome when
+ * that outcome is > 0 (for 0/1 labels: the cheapest correct pair), else the
+ * cheapest pair with an outcome (counted as its outcome, i.e. wrong); −1
+ * when every outcome of the query is missing. choice: [n]. */
+void rtr_router_oracle(int32_t *choice, const float *correct, const float *cost, int64_t n, int32_t k);
+
+/* Dataset prior as a routing table: p[i,j], c[i,j] = mean correctness and
+ * cost of pair j over the training queries of query i's dataset (outcomes
+ * present only). A dataset absent from training, or a pair with no outcome
+ * in it, falls back to the pair's mean over all training queries; a pair
+ * with no training outcome at all is NaN (never chosen). p, c: [n x k]. */
+rtr_status rtr_router_prior_table(float *p, float *c, const char *const *dataset, int64_t n,
+                                  const char *const *train_dataset, const float *train_correct,
+                                  const float *train_cost, int64_t n_train, int32_t k);
+
+/* The nn most cosine-similar rows of ref for each row of q (rows need not be
+ * normalised; zero rows have similarity 0), through blocked cblas_sgemm.
+ * idx, sim: [n_q x nn], best first, ties to the lower index; nn <= n_ref. */
+rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q, const float *ref,
+                          int64_t n_ref, int32_t d, int32_t nn);
+
+/* kNN router table (the paper's KNN-Router): p, c [n x k] = mean training
+ * correctness and cost over each query's nn nearest training queries
+ * (outcomes present only; a pair missing in every neighbour falls back to
+ * its training mean, NaN when it has none). emb: [n x d], train_emb:
+ * [n_train x d]. */
+rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
+                                const float *train_emb, const float *train_correct,
+                                const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                int32_t nn);
+
+/* EmbedLLM-style router: a learned embedding v_j per pair and a learned
+ * projection W of the query embedding, P(correct) = σ(v_j·(W·e) + b_j),
+ * fitted by Adam on the binary cross-entropy of the training outcomes
+ * (missing ones skipped; fractional labels allowed) with L2 weight decay;
+ * cost is the pair's training mean (NaN when it has none: never chosen).
+ * Every product is a cblas_sgemm. Deterministic for a given seed. */
+typedef struct {
+    int32_t dim;         /* learned embedding size h                    */
+    int32_t epochs;      /* full-batch Adam steps                       */
+    double lr;           /* Adam step size                              */
+    double weight_decay; /* L2 penalty on W and the pair embeddings     */
+    uint64_t seed;       /* initialisation                              */
+} rtr_embedllm_params;
+rtr_embedllm_params rtr_embedllm_default_params(void);
+
+/* Train on (train_emb [n_train x d], train_correct/train_cost [n_train x k])
+ * and fill p, c [n x k] for emb [n x d]. *train_loss (optional) receives the
+ * mean BCE of the first and the last epoch, loss[0] and loss[1]. */
+rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
+                                     const float *train_emb, const float *train_correct,
+                                     const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                     const rtr_embedllm_params *prm, double train_loss[2]);
+
+/* A threshold sweep between two pairs (RouteLLM style): queries sorted by
+ * score, highest first (the router's belief that `strong` is worth it), and
+ * the top m sent to strong, the rest to weak, for every threshold between
+ * distinct scores. Writes n_points = (distinct scores + 1) points, from all
+ * weak (x = 0) to all strong (x = 1): x = fraction sent to strong, acc and
+ * cost realised (outcomes present only). Arrays are allocated (caller
+ * frees x, acc, cost). */
+typedef struct {
+    int64_t n_points;
+    double *x, *acc, *cost;
+} rtr_curve;
+rtr_status rtr_router_two_pair_sweep(rtr_curve *out, const float *score, const float *correct,
+                                     const float *cost, int64_t n, int32_t k, int32_t weak,
+                                     int32_t strong);
+void rtr_curve_free(rtr_curve *c);
+
+/* --------------------------------------------------------------- metrics */
+
+/* AIQ (RouterBench): the upper concave hull of the (cost, acc) points, cut
+ * at its highest accuracy (non-decreasing), extended flat to x_max; the
+ * trapezoid area from its first point to x_max, divided by x_max.
+ * RTR_ERR_INVALID when no point is finite, x_max <= 0, or a hull point lies
+ * beyond x_max. */
+rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq);
+
+/* Area under the piecewise-linear curve through (x, y) over x ∈ [0, 1]
+ * (points sorted by x here; the curve extends flat beyond its end points
+ * and is cut at 0 and 1). NaN when no point is finite. */
+double rtr_curve_area01(const double *x, const double *y, int64_t n);
+
+/* APGR (RouteLLM) = (area01 − acc_weak) / (acc_strong − acc_weak), x being
+ * the fraction sent to the strong pair, or for a multi-pair router the mean
+ * cost normalised as (cost − cost_cheapest)/(cost_best − cost_cheapest).
+ * NaN when acc_strong == acc_weak. */
+double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong);
+
+/* CPT(frac) (RouteLLM): the smallest x at which the curve (points in x order,
+ * linear between them) reaches acc_weak + frac·(acc_strong − acc_weak);
+ * NaN when it never does. */
+double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
+                      double acc_strong, double frac);
+
+/* Cost to match: the lowest cost among the points whose accuracy reaches
+ * acc_best, divided by cost_best; NaN when not reached. */
+double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
+                                double cost_best);
+
+/* Oracle gap: acc_oracle minus the router's best accuracy among its points
+ * costing at most cost_oracle; NaN when none does. */
+double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
+                             double acc_oracle);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

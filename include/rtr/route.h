@@ -1,0 +1,161 @@
+/* rtr routing: per-query decisions between K (model, strategy) pairs, the
+ * cost models they trade accuracy against, and the exact accuracy-versus-cost
+ * path over λ ∈ [0,1] (docs/ROUTING.md).
+ *
+ * A routing table is two n x k row-major float matrices: p (predicted
+ * probability of a correct answer) and c (predicted cost). The score of pair
+ * j for query i is  λ·p − (1−λ)·c = λ·(p + c) − c,  a line in λ; the chosen
+ * pair is the highest. An entry with p or c NaN is "not allowed" (excluded by
+ * the user or by a cap) and is never chosen. The cost c entering decisions is
+ * the unit cost divided by a scale (rtr_route_cost_scale) so that λ ∈ [0,1]
+ * spans the useful range.
+ *
+ * Ties, everywhere (route_argmax, envelopes, paths): the higher score wins;
+ * among equal scores the cheaper pair, then the more accurate, then the lower
+ * index. So the routing at a switch point λ* is the one just left of it, and
+ * at λ = 0 it is the one just right of 0: path point j covers λ in
+ * (λ_{j−1}, λ_j] and the first point covers [0, λ_0].
+ *
+ * Ownership: structs filled by *_compute/_build own their arrays and are
+ * released with the matching *_free; input pointers are only read. */
+#ifndef RTR_ROUTE_H
+#define RTR_ROUTE_H
+
+#include "rtr/rtr.h"
+#include "rtr/store.h"
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ decisions */
+
+/* choice[i] = argmax_j λ·p[i,j] − (1−λ)·c[i,j] over allowed pairs (ties as in
+ * the header comment), or −1 when query i has no allowed pair.
+ * p, c: [n x k] row-major; choice: [n]. Scores are evaluated in double as
+ * λ·(p + c) − c, the same expression the envelope uses. This is the plain C
+ * reference of the CUDA kernel of the same name and argument order. */
+void route_argmax(int32_t *choice, const float *p, const float *c, double lambda,
+                  int64_t n, int32_t k);
+
+/* ---------------------------------------------------------- cost models */
+
+typedef enum {
+    RTR_COST_TOKENS = 0, /* predicted output tokens (the paper)                  */
+    RTR_COST_USD,        /* USD from the catalog's per-million-token prices     */
+    RTR_COST_USER        /* a fixed cost per pair given by the user             */
+} rtr_cost_model;
+
+/* Parse "tokens" | "usd" | "user" (RTR_ERR_INVALID otherwise). */
+rtr_status rtr_cost_model_parse(const char *s, rtr_cost_model *out);
+const char *rtr_cost_model_name(rtr_cost_model m);
+
+/* USD per call: usd[i,j] = (tokens_in[i]·price_in(m_j) + tokens_out[i,j]·price_out(m_j)) / 1e6,
+ * m_j the model of pair j. tokens_in: [n] or NULL (input cost left out);
+ * tokens_out, usd: [n x k] with k = cat->n_pairs (usd may alias tokens_out).
+ * NaN tokens stay NaN. RTR_ERR_INVALID naming the model when a price it
+ * needs is unknown (NaN). */
+rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens_in,
+                        const rtr_catalog *cat, int64_t n);
+
+/* Per-pair user costs from a JSON object {"model|strategy": cost, ...} that
+ * must name every pair of the catalog with a finite cost >= 0. cost: [k]. */
+rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_catalog *cat,
+                               double *cost);
+
+/* The scale that makes λ ∈ [0,1] span the useful range: the largest per-pair
+ * mean of c over the n queries (NaN entries skipped), so scaled costs are
+ * mostly in [0, 1] like p. RTR_ERR_INVALID when no entry is finite or every
+ * mean is 0 (then cost cannot matter). */
+rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale);
+
+/* ----------------------------------------------------------- exclusions */
+
+/* Mark pairs named in a comma-separated list: each item is "model|strategy"
+ * (one pair), or a model or strategy name (all of its pairs). excluded: [k],
+ * set to true for named pairs (other entries untouched). RTR_ERR_INVALID
+ * naming an unknown item. */
+rtr_status rtr_route_parse_exclude(const rtr_catalog *cat, const char *list, bool *excluded);
+
+/* Disallow entries by setting p to NaN: every pair with pair_excluded[j]
+ * (NULL: none), and every (i, j) whose predicted tokens exceed max_tokens
+ * (tokens NULL or max_tokens <= 0: no cap). p, tokens: [n x k]. */
+void rtr_route_exclude(float *p, const float *tokens, int64_t n, int32_t k,
+                       const bool *pair_excluded, double max_tokens);
+
+/* --------------------------------------------------- one query's envelope */
+
+/* The upper envelope over λ ∈ [0,1] of one query's k lines λ·(p_j + c_j) − c_j.
+ * Writes m pieces (returned, 0 when no pair is allowed, at most k): pair[t]
+ * is chosen for λ in (start[t], start[t+1]] (start[0] = 0 and the first piece
+ * also holds λ = 0; the last ends at 1). start is strictly increasing, and
+ * successive pieces are strictly more expensive and more accurate.
+ * p, c: [k]; pair, start: room for k; scratch: room for k rtr_line.
+ * O(k log k) (sort by slope, then a convex-hull scan). */
+typedef struct {
+    double a, b; /* slope p + c and intercept −c */
+    int32_t j;
+} rtr_line;
+int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
+                     rtr_line *scratch);
+
+/* choice[i] = the envelope's pair at λ for every query (−1: none allowed).
+ * Agrees with the exact path (rtr_path) at every λ including its switch
+ * points; route_argmax agrees with it except on floating-point near-ties. */
+rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
+                               int64_t n, int32_t k);
+
+/* ---------------------------------------------------------- exact λ path */
+
+/* What a path is computed from. p, c decide (c already scaled); cost is the
+ * predicted cost in its unit for reporting (NULL: c is reported); truth
+ * (true_correct with true_cost, both NULL or both given) gives realised
+ * accuracy and cost, NaN marking a missing outcome. All [n x k]. */
+typedef struct {
+    int64_t n;
+    int32_t k;
+    const float *p, *c, *cost;
+    const float *true_correct, *true_cost;
+} rtr_route_table;
+
+/* The exact path: point j is the routing for λ in (lambda[j−1], lambda[j]]
+ * (the first also holds λ = 0; the last has lambda = 1). Predicted values are
+ * means over the n queries; realised ones are means over the queries whose
+ * chosen pair has an outcome, n_missing counting the others (NULL arrays when
+ * the table has no truth; NaN when every chosen outcome is missing). Along
+ * the path predicted accuracy and cost never decrease. */
+typedef struct {
+    int64_t n_points, n_queries, n_switches; /* n_switches: query-level switch events */
+    double *lambda;
+    double *pred_acc, *pred_cost;
+    double *real_acc, *real_cost;
+    int64_t *n_missing;
+} rtr_path;
+
+/* Compute the exact path in O(n·k log k + S log S) for S switch events, with
+ * the per-query envelopes built in parallel (OpenMP); about 64 bytes of
+ * working memory per switch event at peak. RTR_ERR_INVALID when n or k is 0,
+ * k > 65535, n >= 2^32, or a query has no allowed pair (naming it). */
+rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
+void rtr_path_free(rtr_path *path);
+
+/* The point whose λ interval holds lambda ∈ [0,1]. */
+int64_t rtr_path_at(const rtr_path *path, double lambda);
+
+/* Budget search: the most expensive point whose predicted mean cost is at
+ * most mean_budget (a total budget B is B / n_queries per query). *point
+ * receives it; its largest λ is path->lambda[*point]. RTR_ERR_INVALID when
+ * the budget is below the cheapest possible routing (point 0), giving both. */
+rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int64_t *point);
+
+/* Pareto front of n (cost, acc) points: indices of the points no other point
+ * dominates (cost <= and acc >), ordered by increasing cost; equal points
+ * keep the first. NaN points are skipped. idx: room for n; returns the count,
+ * or −1 when out of memory. */
+int64_t rtr_pareto_front(const double *cost, const double *acc, int64_t n, int64_t *idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

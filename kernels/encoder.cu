@@ -1,0 +1,243 @@
+/* encoder.cu — the sentence encoder's non-GEMM ops on the GPU. Each launcher
+ * has the name and arguments of its plain-C reference in src/ops.c (see
+ * include/rtr/ops.h for shapes and meaning) plus a stream; the GEMMs between
+ * them go through cuBLASLt in backend_cuda.cu.
+ *
+ * Row ops (LayerNorms, pooling) run one block of ROW_THREADS per row and keep
+ * each element in the thread that loaded it, so `out` may alias an input as
+ * the references allow. Attention fuses scores, bias, mask, softmax and P·V
+ * in one kernel per tile of queries (see attention_kernel). */
+#include "launchers.cuh"
+
+#include "rtr/ops.h"
+
+namespace RTR_KNS {
+
+constexpr unsigned ROW_THREADS = 128;
+constexpr unsigned ELT_THREADS = 256;
+constexpr unsigned ATT_THREADS = 128;
+
+/* In place: o[0..C) = LayerNorm(o) with weight w, bias b (biased variance, two
+ * passes as the reference). Each thread touches only c ≡ threadIdx.x. */
+__device__ void layernorm_row_inplace(float *o, const float *w, const float *b, float eps, int C, float *scratch) {
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) s += o[c];
+    float mean = block_sum(s, scratch) / (float)C;
+    float v = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) v += (o[c] - mean) * (o[c] - mean);
+    float rstd = 1.0f / sqrtf(block_sum(v, scratch) / (float)C + eps);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = (o[c] - mean) * rstd * w[c] + b[c];
+}
+
+__global__ void embedding_layernorm_kernel(float *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+                                           const float *wpe, const float *wtt, const float *ln_w, const float *ln_b,
+                                           float eps, int C) {
+    __shared__ float scratch[32];
+    size_t n = blockIdx.x;
+    const float *we = wte + (size_t)ids[n] * C, *pe = wpe + (size_t)pos_ids[n] * C;
+    float *o = out + n * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] = we[c] + pe[c] + (wtt ? wtt[c] : 0.0f);
+    layernorm_row_inplace(o, ln_w, ln_b, eps, C, scratch);
+}
+
+rtr_status embedding_layernorm_forward(float *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+                                       const float *wpe, const float *wtt, const float *ln_w, const float *ln_b,
+                                       float eps, int B, int T, int C, cudaStream_t stream) {
+    if ((size_t)B * T == 0) return RTR_OK;
+    if ((size_t)B * T > 2147483647u) /* one block per row: grid.x limit */
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "embedding_layernorm_forward: B=%d T=%d rows in one call", B, T);
+    RTR_LAUNCH(embedding_layernorm_kernel, (unsigned)((size_t)B * T), ROW_THREADS, 0, stream, out, ids, pos_ids,
+               wte, wpe, wtt, ln_w, ln_b, eps, C);
+    RTR_LAUNCH_CHECK("embedding_layernorm_forward", "B=%d T=%d C=%d", B, T, C);
+    return RTR_OK;
+}
+
+/* bias[h,i,j] = table[bucket[i - j + T - 1] * NH + h]. */
+__global__ void position_bias_kernel(float *bias, const float *table, const int32_t *bucket, int T, int NH) {
+    size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (size_t)T * T) return;
+    int i = (int)(idx / T), j = (int)(idx % T), bk = bucket[i - j + T - 1];
+    for (int h = 0; h < NH; h++) bias[((size_t)h * T + i) * T + j] = table[(size_t)bk * NH + h];
+}
+
+/* The bucket of each offset i - j comes from the C reference on the host:
+ * its float32 log must match torch's exactly at the bucket edges, which the
+ * device's logf (1 ulp) does not promise. The table is small (2T - 1 ints)
+ * and this op runs once per sequence length. */
+rtr_status position_bias_forward(float *bias, const float *table, int T, int NH, int num_buckets,
+                                 int max_distance, cudaStream_t stream) {
+    if (T <= 0) return RTR_OK;
+    int32_t *host = (int32_t *)rtr_malloc((size_t)(2 * T - 1) * sizeof *host), *dev = nullptr;
+    if (!host) return RTR_ERR_NOMEM;
+    for (int d = 0; d < 2 * T - 1; d++) host[d] = relative_position_bucket(d - (T - 1), 0, num_buckets, max_distance);
+    cudaError_t e = cudaMalloc(&dev, (size_t)(2 * T - 1) * sizeof *dev);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(dev, host, (size_t)(2 * T - 1) * sizeof *dev, cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess) {
+        RTR_LAUNCH(position_bias_kernel, rtr_ceil_div((size_t)T * T, ELT_THREADS), ELT_THREADS, 0, stream, bias,
+                   table, dev, T, NH);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream); /* before the host table goes */
+    cudaFree(dev);
+    free(host);
+    RTR_CUDA_CHECK(e, "position_bias_forward", "T=%d NH=%d", T, NH);
+    return RTR_OK;
+}
+
+/* out = act(inp + bias[c]) elementwise over N x C; GELU is the exact erf form. */
+template <bool GELU>
+__global__ void bias_act_kernel(float *out, const float *inp, const float *bias, size_t NC, int C) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < NC; i += (size_t)gridDim.x * blockDim.x) {
+        float x = inp[i] + bias[i % C];
+        out[i] = GELU ? 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)) : x;
+    }
+}
+
+template <bool GELU>
+static rtr_status bias_act(const char *op, float *out, const float *inp, const float *bias, int N, int C,
+                           cudaStream_t stream) {
+    size_t NC = (size_t)N * C;
+    if (NC == 0) return RTR_OK;
+    unsigned grid = rtr_ceil_div(NC, ELT_THREADS);
+    RTR_LAUNCH(bias_act_kernel<GELU>, grid < 65536 ? grid : 65536, ELT_THREADS, 0, stream, out, inp, bias, NC, C);
+    RTR_LAUNCH_CHECK(op, "N=%d C=%d", N, C);
+    return RTR_OK;
+}
+
+rtr_status bias_add_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
+    return bias_act<false>("bias_add_forward", out, inp, bias, N, C, stream);
+}
+
+rtr_status bias_gelu_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
+    return bias_act<true>("bias_gelu_forward", out, inp, bias, N, C, stream);
+}
+
+/* One block per tile of ATT_QB queries of one (row b, head h). The tile's
+ * queries sit in shared memory; keys, then values, stream through it
+ * ATT_KC rows at a time, so each K/V row is read once per tile rather than
+ * once per query. Scores go straight into this tile's rows of att (the
+ * output), the softmax runs one warp per query over them, and the P·V pass
+ * reads them back a chunk at a time. Padded queries (t >= len) get zero
+ * output and their att rows are left alone, as in the reference. */
+constexpr int ATT_QB = 16, ATT_KC = 32, ATT_MAX_HS = 128, ATT_OUT_PER_THREAD = ATT_QB * ATT_MAX_HS / ATT_THREADS;
+
+__global__ void __launch_bounds__(ATT_THREADS) attention_kernel(float *out, float *att, const float *qkv,
+                                                                const float *bias, const int32_t *lens, int T, int C,
+                                                                int NH) {
+    RTR_DYNAMIC_SHARED(float, smem);
+    int h = blockIdx.y, b = blockIdx.z, t0 = blockIdx.x * ATT_QB, hs = C / NH, ld = hs + 1, len = lens[b];
+    int nq = min(ATT_QB, T - t0), nv = max(0, min(nq, len - t0)); /* queries, of which unpadded */
+    float *q_s = smem, *kv_s = q_s + ATT_QB * ld, *p_s = kv_s + ATT_KC * ld;
+    const float *row = qkv + (size_t)b * T * 3 * C;
+    float *att_tile = att + (((size_t)b * NH + h) * T + t0) * T;
+    int tid = threadIdx.x;
+    for (int e = tid; e < (nq - nv) * hs; e += blockDim.x)
+        out[((size_t)b * T + t0 + nv + e / hs) * C + h * hs + e % hs] = 0.0f;
+    if (nv == 0) return; /* block-uniform, before any barrier */
+    for (int e = tid; e < nv * hs; e += blockDim.x) q_s[e / hs * ld + e % hs] = row[(size_t)(t0 + e / hs) * 3 * C + h * hs + e % hs];
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int s0 = 0; s0 < len; s0 += ATT_KC) { /* scores of this key chunk */
+        int ns = min(ATT_KC, len - s0);
+        __syncthreads(); /* q_s written; the previous chunk consumed */
+        for (int e = tid; e < ns * hs; e += blockDim.x)
+            kv_s[e / hs * ld + e % hs] = row[(size_t)(s0 + e / hs) * 3 * C + C + h * hs + e % hs];
+        __syncthreads();
+        for (int e = tid; e < nv * ns; e += blockDim.x) {
+            int q = e / ns, s = e % ns;
+            float dot = 0.0f;
+            for (int i = 0; i < hs; i++) dot += q_s[q * ld + i] * kv_s[s * ld + i];
+            dot *= scale;
+            if (bias) dot += bias[((size_t)h * T + t0 + q) * T + s0 + s];
+            att_tile[(size_t)q * T + s0 + s] = dot;
+        }
+    }
+    __syncthreads(); /* every score of the tile written */
+    unsigned lane = tid % 32, warp = tid / 32, nwarps = blockDim.x / 32;
+    for (int q = warp; q < nv; q += nwarps) { /* softmax, one warp per query */
+        float *a = att_tile + (size_t)q * T, m = -INFINITY, sum = 0.0f;
+        for (int s = lane; s < len; s += 32) m = fmaxf(m, a[s]);
+        m = warp_reduce(m, op_max());
+        for (int s = lane; s < len; s += 32) sum += a[s] = expf(a[s] - m);
+        float inv = 1.0f / warp_reduce(sum, op_sum());
+        for (int s = lane; s < T; s += 32) a[s] = s < len ? a[s] * inv : 0.0f;
+    }
+    float acc[ATT_OUT_PER_THREAD] = {};
+    for (int s0 = 0; s0 < len; s0 += ATT_KC) { /* out += P·V over this value chunk */
+        int ns = min(ATT_KC, len - s0);
+        __syncthreads(); /* probabilities final; the previous chunk consumed */
+        for (int e = tid; e < ns * hs; e += blockDim.x)
+            kv_s[e / hs * ld + e % hs] = row[(size_t)(s0 + e / hs) * 3 * C + 2 * C + h * hs + e % hs];
+        for (int e = tid; e < nv * ATT_KC; e += blockDim.x)
+            p_s[e] = e % ATT_KC < ns ? att_tile[(size_t)(e / ATT_KC) * T + s0 + e % ATT_KC] : 0.0f;
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < ATT_OUT_PER_THREAD; r++) {
+            int e = tid + r * ATT_THREADS, q = e / hs, i = e % hs;
+            if (e < nv * hs)
+                for (int s = 0; s < ns; s++) acc[r] += p_s[q * ATT_KC + s] * kv_s[s * ld + i];
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ATT_OUT_PER_THREAD; r++) {
+        int e = tid + r * ATT_THREADS;
+        if (e < nv * hs) out[((size_t)b * T + t0 + e / hs) * C + h * hs + e % hs] = acc[r];
+    }
+}
+
+rtr_status attention_forward(float *out, float *att, const float *qkv, const float *bias, const int32_t *lens, int B,
+                             int T, int C, int NH, cudaStream_t stream) {
+    if ((size_t)B * T == 0) return RTR_OK;
+    if (NH <= 0 || C % NH || NH > 65535 || B > 65535)
+        return rtr_fail(RTR_ERR_INVALID, "attention_forward: B=%d T=%d C=%d NH=%d out of range", B, T, C, NH);
+    int hs = C / NH;
+    if (hs > ATT_MAX_HS)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "attention_forward: head size %d above the kernel's %d", hs, ATT_MAX_HS);
+    size_t smem = (size_t)((ATT_QB + ATT_KC) * (hs + 1) + ATT_QB * ATT_KC) * sizeof(float);
+    RTR_LAUNCH(attention_kernel, dim3(rtr_ceil_div((size_t)T, ATT_QB), (unsigned)NH, (unsigned)B), ATT_THREADS, smem,
+               stream, out, att, qkv, bias, lens, T, C, NH);
+    RTR_LAUNCH_CHECK("attention_forward", "B=%d T=%d C=%d NH=%d", B, T, C, NH);
+    return RTR_OK;
+}
+
+__global__ void residual_layernorm_kernel(float *out, const float *inp, const float *bias, const float *residual,
+                                          const float *ln_w, const float *ln_b, float eps, int C) {
+    __shared__ float scratch[32];
+    size_t off = (size_t)blockIdx.x * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) out[off + c] = inp[off + c] + bias[c] + residual[off + c];
+    layernorm_row_inplace(out + off, ln_w, ln_b, eps, C, scratch);
+}
+
+rtr_status residual_layernorm_forward(float *out, const float *inp, const float *bias, const float *residual,
+                                      const float *ln_w, const float *ln_b, float eps, int N, int C,
+                                      cudaStream_t stream) {
+    if (N == 0) return RTR_OK;
+    RTR_LAUNCH(residual_layernorm_kernel, (unsigned)N, ROW_THREADS, 0, stream, out, inp, bias, residual, ln_w, ln_b,
+               eps, C);
+    RTR_LAUNCH_CHECK("residual_layernorm_forward", "N=%d C=%d", N, C);
+    return RTR_OK;
+}
+
+__global__ void mean_pool_l2norm_kernel(float *out, const float *inp, const int32_t *lens, int T, int C) {
+    __shared__ float scratch[32];
+    int b = blockIdx.x, len = lens[b];
+    float *o = out + (size_t)b * C, denom = len > 0 ? (float)len : 1.0f, sq = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = 0.0f;
+        for (int t = 0; t < len; t++) acc += inp[((size_t)b * T + t) * C + c];
+        o[c] = acc / denom;
+        sq += o[c] * o[c];
+    }
+    float norm = sqrtf(block_sum(sq, scratch));
+    float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] *= inv;
+}
+
+rtr_status mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
+                                    cudaStream_t stream) {
+    if (B == 0) return RTR_OK;
+    RTR_LAUNCH(mean_pool_l2norm_kernel, (unsigned)B, ROW_THREADS, 0, stream, out, inp, lens, T, C);
+    RTR_LAUNCH_CHECK("mean_pool_l2norm_forward", "B=%d T=%d C=%d", B, T, C);
+    return RTR_OK;
+}
+
+} /* namespace RTR_KNS */

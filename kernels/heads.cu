@@ -1,0 +1,221 @@
+/* heads.cu — the fused concat-MLP predictor heads on the GPU: forward over a
+ * tile of queries × all pairs (both heads in one pass over A), the loss and
+ * its gradient, the backward into A, C, w2 and b2, and the activation. Each
+ * launcher has the name and arguments of its plain-C reference in
+ * src/heads.c (see include/rtr/predictor.h) plus a stream.
+ *
+ * Forward: a block computes a tile of 64 queries × 32 pairs of both heads,
+ * streaming A and C through shared memory 32 hidden units at a time, like a
+ * GEMM whose inner product is w2·relu(a + c): every A element loaded serves
+ * 32 pairs, every C element 64 queries. No N×K×H tensor ever exists. */
+#include "launchers.cuh"
+
+#include "rtr/predictor.h"
+
+namespace RTR_KNS {
+
+/* Forward tile: QT queries × PT pairs per block of 16 × 16 threads, each
+ * thread owning QPT × PPT outputs of both heads; the hidden units stream
+ * through shared memory JT at a time, stored [unit][query|pair] so the inner
+ * loop reads one broadcast row per unit. */
+constexpr int QT = 64, PT = 32, JT = 32, QPT = QT / 16, PPT = PT / 16;
+
+__global__ void __launch_bounds__(256) heads_forward_kernel(float *out_c, float *out_t, const float *A_c,
+                                                            const float *A_t, const float *C_c, const float *C_t,
+                                                            const float *w2_c, const float *b2_c, const float *w2_t,
+                                                            const float *b2_t, int N, int K, int H) {
+    __shared__ float a_s[2][JT][QT + 1], c_s[2][JT][PT + 1], w_s[2][JT];
+    int tid = threadIdx.x, tq = tid % 16, tp = tid / 16;
+    int q0 = blockIdx.x * QT, p0 = blockIdx.y * PT;
+    float acc[2][QPT][PPT] = {};
+    for (int j0 = 0; j0 < H; j0 += JT) {
+        /* units past H load as zero with w2 = 0: they add nothing */
+        for (int e = tid; e < QT * JT; e += blockDim.x) {
+            int q = e / JT, jj = e % JT, n = q0 + q, j = j0 + jj;
+            bool in = n < N && j < H;
+            a_s[0][jj][q] = in ? A_c[(size_t)n * H + j] : 0.0f;
+            a_s[1][jj][q] = in ? A_t[(size_t)n * H + j] : 0.0f;
+        }
+        for (int e = tid; e < PT * JT; e += blockDim.x) {
+            int p = e / JT, jj = e % JT, k = p0 + p, j = j0 + jj;
+            bool in = k < K && j < H;
+            c_s[0][jj][p] = in ? C_c[(size_t)k * H + j] : 0.0f;
+            c_s[1][jj][p] = in ? C_t[(size_t)k * H + j] : 0.0f;
+        }
+        if (tid < JT) {
+            w_s[0][tid] = j0 + tid < H ? w2_c[j0 + tid] : 0.0f;
+            w_s[1][tid] = j0 + tid < H ? w2_t[j0 + tid] : 0.0f;
+        }
+        __syncthreads();
+        for (int jj = 0; jj < JT; jj++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float w = w_s[h][jj], a[QPT], c[PPT];
+#pragma unroll
+                for (int i = 0; i < QPT; i++) a[i] = a_s[h][jj][tq + 16 * i];
+#pragma unroll
+                for (int r = 0; r < PPT; r++) c[r] = c_s[h][jj][tp + 16 * r];
+#pragma unroll
+                for (int i = 0; i < QPT; i++)
+#pragma unroll
+                    for (int r = 0; r < PPT; r++) acc[h][i][r] += w * fmaxf(a[i] + c[r], 0.0f);
+            }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < QPT; i++)
+#pragma unroll
+        for (int r = 0; r < PPT; r++) {
+            int n = q0 + tq + 16 * i, k = p0 + tp + 16 * r;
+            if (n < N && k < K) {
+                out_c[(size_t)n * K + k] = b2_c[0] + acc[0][i][r];
+                out_t[(size_t)n * K + k] = b2_t[0] + acc[1][i][r];
+            }
+        }
+}
+
+rtr_status heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
+                         const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
+                         int N, int K, int H, cudaStream_t stream) {
+    if ((size_t)N * K == 0) return RTR_OK;
+    if (K > 65535 * PT) return rtr_fail(RTR_ERR_UNSUPPORTED, "heads_forward: K=%d pairs in one call", K);
+    dim3 grid(rtr_ceil_div((size_t)N, QT), rtr_ceil_div((size_t)K, PT));
+    RTR_LAUNCH(heads_forward_kernel, grid, 256, 0, stream, out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t,
+               N, K, H);
+    RTR_LAUNCH_CHECK("heads_forward", "N=%d K=%d H=%d", N, K, H);
+    return RTR_OK;
+}
+
+__device__ __forceinline__ double softplus_d(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
+__device__ __forceinline__ double sigmoid_d(double z) {
+    return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+}
+
+/* Elementwise gradients in double as the reference; each block adds its
+ * partial losses to loss[0..1] with one atomic per head. */
+__global__ void heads_loss_kernel(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                                  const float *y_c, const float *y_t, float gscale_c, float gscale_t, size_t NK) {
+    __shared__ double scratch[32];
+    double bce = 0.0, sq = 0.0;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < NK; i += (size_t)gridDim.x * blockDim.x) {
+        double z = out_c[i], y = y_c[i];
+        if (isnan(y)) {
+            dout_c[i] = 0.0f;
+        } else {
+            bce += softplus_d(z) - z * y;
+            dout_c[i] = (float)(gscale_c * (sigmoid_d(z) - y));
+        }
+        z = out_t[i], y = y_t[i];
+        if (isnan(y)) {
+            dout_t[i] = 0.0f;
+        } else {
+            double err = softplus_d(z) - y;
+            sq += err * err;
+            dout_t[i] = (float)(gscale_t * 2.0 * err * sigmoid_d(z));
+        }
+    }
+    bce = block_reduce(bce, 0.0, scratch, op_sum());
+    sq = block_reduce(sq, 0.0, scratch, op_sum());
+    if (threadIdx.x == 0) {
+        atomicAdd(&loss[0], bce);
+        atomicAdd(&loss[1], sq);
+    }
+}
+
+rtr_status heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                      const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
+                      cudaStream_t stream) {
+    size_t NK = (size_t)N * K;
+    if (NK == 0) return RTR_OK;
+    unsigned grid = rtr_ceil_div(NK, 256);
+    RTR_LAUNCH(heads_loss_kernel, grid < 1024 ? grid : 1024, 256, 0, stream, dout_c, dout_t, loss, out_c, out_t, y_c,
+               y_t, gscale_c, gscale_t, NK);
+    RTR_LAUNCH_CHECK("heads_loss", "N=%d K=%d", N, K);
+    return RTR_OK;
+}
+
+/* dA[n,j] += Σ_k dout[n,k]·w2[j]·[A[n,j] + C[k,j] > 0], both heads; one
+ * thread per unit j and query n (queries strided over grid.y). */
+__global__ void heads_backward_dA_kernel(float *dA_c, float *dA_t, const float *dout_c, const float *dout_t,
+                                         const float *A_c, const float *A_t, const float *C_c, const float *C_t,
+                                         const float *w2_c, const float *w2_t, int N, int K, int H) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H) return;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        size_t nj = (size_t)n * H + j;
+        float a_c = A_c[nj], a_t = A_t[nj], gc = 0.0f, gt = 0.0f;
+        for (int k = 0; k < K; k++) {
+            if (a_c + C_c[(size_t)k * H + j] > 0.0f) gc += dout_c[(size_t)n * K + k];
+            if (a_t + C_t[(size_t)k * H + j] > 0.0f) gt += dout_t[(size_t)n * K + k];
+        }
+        dA_c[nj] += gc * w2_c[j];
+        dA_t[nj] += gt * w2_t[j];
+    }
+}
+
+/* One thread per unit j and pair k (pairs strided over grid.y) sums over the
+ * queries: dC[k,j] directly, dw2[j] and db2 (thread j == 0) through atomics
+ * across pairs. */
+__global__ void heads_backward_dC_kernel(float *dC_c, float *dC_t, float *dw2_c, float *db2_c, float *dw2_t,
+                                         float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
+                                         const float *A_t, const float *C_c, const float *C_t, const float *w2_c,
+                                         const float *w2_t, int N, int K, int H) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= H) return;
+    for (int k = blockIdx.y; k < K; k += gridDim.y) {
+        size_t kj = (size_t)k * H + j;
+        float c_c = C_c[kj], c_t = C_t[kj], gc = 0.0f, gt = 0.0f, wc = 0.0f, wt = 0.0f, bc = 0.0f, bt = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float dc = dout_c[(size_t)n * K + k], dt = dout_t[(size_t)n * K + k];
+            float hc = A_c[(size_t)n * H + j] + c_c, ht = A_t[(size_t)n * H + j] + c_t;
+            if (hc > 0.0f) gc += dc, wc += dc * hc;
+            if (ht > 0.0f) gt += dt, wt += dt * ht;
+            bc += dc, bt += dt;
+        }
+        dC_c[kj] += gc * w2_c[j];
+        dC_t[kj] += gt * w2_t[j];
+        atomicAdd(&dw2_c[j], wc);
+        atomicAdd(&dw2_t[j], wt);
+        if (j == 0) {
+            atomicAdd(db2_c, bc);
+            atomicAdd(db2_t, bt);
+        }
+    }
+}
+
+rtr_status heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
+                          float *dw2_t, float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
+                          const float *A_t, const float *C_c, const float *C_t, const float *w2_c, const float *w2_t,
+                          int N, int K, int H, cudaStream_t stream) {
+    if ((size_t)N * K * H == 0) return RTR_OK;
+    unsigned gx = rtr_ceil_div((size_t)H, 128);
+    RTR_LAUNCH(heads_backward_dA_kernel, dim3(gx, (unsigned)(N < 65535 ? N : 65535)), 128, 0, stream, dA_c, dA_t,
+               dout_c, dout_t, A_c, A_t, C_c, C_t, w2_c, w2_t, N, K, H);
+    RTR_LAUNCH_CHECK("heads_backward (dA)", "N=%d K=%d H=%d", N, K, H);
+    RTR_LAUNCH(heads_backward_dC_kernel, dim3(gx, (unsigned)(K < 65535 ? K : 65535)), 128, 0, stream, dC_c, dC_t, dw2_c, db2_c, dw2_t,
+               db2_t, dout_c, dout_t, A_c, A_t, C_c, C_t, w2_c, w2_t, N, K, H);
+    RTR_LAUNCH_CHECK("heads_backward (dC)", "N=%d K=%d H=%d", N, K, H);
+    return RTR_OK;
+}
+
+__global__ void heads_activate_kernel(float *p_correct, float *tokens, const float *out_c, const float *out_t,
+                                      int token_target, float token_scale, size_t NK) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < NK; i += (size_t)gridDim.x * blockDim.x) {
+        double target = softplus_d(out_t[i]) * token_scale;
+        p_correct[i] = (float)sigmoid_d(out_c[i]);
+        tokens[i] = (float)(token_target == RTR_TOKENS_LOG ? expm1(target) : target);
+    }
+}
+
+rtr_status heads_activate(float *p_correct, float *tokens, const float *out_c, const float *out_t, int token_target,
+                          float token_scale, int N, int K, cudaStream_t stream) {
+    size_t NK = (size_t)N * K;
+    if (NK == 0) return RTR_OK;
+    unsigned grid = rtr_ceil_div(NK, 256);
+    RTR_LAUNCH(heads_activate_kernel, grid < 65536 ? grid : 65536, 256, 0, stream, p_correct, tokens, out_c, out_t,
+               token_target, token_scale, NK);
+    RTR_LAUNCH_CHECK("heads_activate", "N=%d K=%d", N, K);
+    return RTR_OK;
+}
+
+} /* namespace RTR_KNS */

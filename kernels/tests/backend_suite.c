@@ -1,0 +1,455 @@
+/* backend_suite — every op of a backend under test against the CPU backend
+ * (see backend_suite.h). Each case builds host inputs once, runs the op on
+ * both backends through the same rtr_backend calls, and compares. */
+#include "backend_suite.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtr/predictor.h"
+
+#define GUARD 64            /* bytes of sentinel on each side of every output */
+#define SENTINEL 0xA5
+#define MAX_BUFS 32
+
+static int failures;
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static double urand(void) { /* [0, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+static float frand(void) { return (float)(2.0 * urand() - 1.0); } /* [-1, 1) */
+static int irand(int n) { return (int)(urand() * n); }
+
+static float *frand_vec(size_t n) {
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = frand();
+    return v;
+}
+
+static void fail_status(const char *what, rtr_backend *b, rtr_status st) {
+    fprintf(stderr, "FAIL %s on %s: %s (%s)\n", what, b->iface->name, rtr_status_name(st), rtr_last_error());
+    failures++;
+}
+
+/* ---- one backend's buffers for a case: inputs and guarded outputs ---- */
+typedef struct {
+    rtr_backend *b;
+    void *base[MAX_BUFS];
+    size_t bytes[MAX_BUFS];
+    bool guarded[MAX_BUFS];
+    int n;
+    bool ok;
+} arena;
+
+static void arena_init(arena *a, rtr_backend *b) {
+    memset(a, 0, sizeof *a);
+    a->b = b;
+    a->ok = true;
+}
+
+static void *arena_put(arena *a, const void *host, size_t bytes, bool guarded) {
+    size_t total = bytes + (guarded ? 2 * GUARD : 0);
+    unsigned char *stage = malloc(total ? total : 1);
+    memset(stage, SENTINEL, total);
+    if (host) memcpy(stage + (guarded ? GUARD : 0), host, bytes);
+    void *dev = NULL;
+    rtr_status st = rtr_backend_alloc(a->b, &dev, total);
+    if (st == RTR_OK) st = rtr_backend_upload(a->b, dev, stage, total);
+    free(stage);
+    if (st != RTR_OK) {
+        fail_status("alloc/upload", a->b, st);
+        a->ok = false;
+        return NULL;
+    }
+    a->base[a->n] = dev, a->bytes[a->n] = total, a->guarded[a->n] = guarded, a->n++;
+    return (unsigned char *)dev + (guarded ? GUARD : 0);
+}
+
+/* An input (copied to the backend). */
+static void *in(arena *a, const void *host, size_t bytes) { return host ? arena_put(a, host, bytes, false) : NULL; }
+/* An output with guards; init (may be NULL: sentinel bytes) is its starting content. */
+static void *out(arena *a, const void *init, size_t bytes) { return arena_put(a, init, bytes, true); }
+
+/* Copy output `dev` back into host; false (and a failure) when a guard byte changed. */
+static bool fetch(arena *a, const void *dev, void *host, size_t bytes, const char *what) {
+    int i = 0;
+    while (i < a->n && (unsigned char *)a->base[i] + GUARD != dev) i++;
+    if (i == a->n || !a->guarded[i]) return false;
+    unsigned char *stage = malloc(a->bytes[i]);
+    rtr_status st = rtr_backend_download(a->b, stage, a->base[i], a->bytes[i]);
+    bool ok = st == RTR_OK;
+    if (!ok) fail_status(what, a->b, st);
+    for (size_t j = 0; ok && j < GUARD; j++)
+        if (stage[j] != SENTINEL || stage[a->bytes[i] - 1 - j] != SENTINEL) {
+            fprintf(stderr, "FAIL %s on %s: guard byte %s the output overwritten\n", what, a->b->iface->name,
+                    stage[j] != SENTINEL ? "before" : "after");
+            failures++;
+            ok = false;
+        }
+    memcpy(host, stage + GUARD, bytes);
+    free(stage);
+    return ok;
+}
+
+static void arena_free(arena *a) {
+    for (int i = 0; i < a->n; i++) rtr_backend_free_mem(a->b, a->base[i]);
+    a->n = 0;
+}
+
+/* |got − ref| <= atol + rtol·|ref| for every element, NaN failing. */
+static void compare_f64(const char *what, const double *got, const double *ref, size_t n, double atol, double rtol) {
+    size_t bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - ref[i]);
+        bool ok = !isnan(got[i]) && !isnan(ref[i]) && err <= atol + rtol * fabs(ref[i]);
+        if (!isnan(err) && err > worst) worst = err;
+        if (!ok && bad++ < 3) fprintf(stderr, "  %s[%zu]: %.9g vs reference %.9g\n", what, i, got[i], ref[i]);
+    }
+    printf("%s %-64s max |err| %.3g\n", bad ? "FAIL" : "ok  ", what, worst);
+    if (bad) failures++, fprintf(stderr, "FAIL %s: %zu of %zu elements out of tolerance\n", what, bad, n);
+}
+
+static void compare_f32(const char *what, const float *got, const float *ref, size_t n, double atol, double rtol) {
+    double *g = malloc((n ? n : 1) * sizeof *g), *r = malloc((n ? n : 1) * sizeof *r);
+    for (size_t i = 0; i < n; i++) g[i] = got[i], r[i] = ref[i];
+    compare_f64(what, g, r, n, atol, rtol);
+    free(g), free(r);
+}
+
+static void compare_i32(const char *what, const int32_t *got, const int32_t *ref, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != ref[i] && bad++ < 3) fprintf(stderr, "  %s[%zu]: %d vs reference %d\n", what, i, got[i], ref[i]);
+    printf("%s %-64s exact\n", bad ? "FAIL" : "ok  ", what);
+    if (bad) failures++;
+}
+
+#define CHECK_ST(expr)                                                                  \
+    do {                                                                                \
+        rtr_status st_ = (expr);                                                        \
+        if (st_ != RTR_OK) fprintf(stderr, "FAIL %s: %s\n", #expr, rtr_last_error()), failures++; \
+    } while (0)
+
+#define CALL(a, expr)                                                   \
+    do {                                                                \
+        rtr_status st_ = (a)->b->iface->expr;                            \
+        if (st_ == RTR_OK) st_ = rtr_backend_synchronize((a)->b);        \
+        if (st_ != RTR_OK) fail_status(#expr, (a)->b, st_), (a)->ok = false; \
+    } while (0)
+
+/* ------------------------------------------------------------------ GEMM */
+
+static void case_sgemm(rtr_backend *dut, rtr_backend *ref, rtr_gemm_precision prec, bool ta, bool tb, int M, int N,
+                       int K) {
+    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = frand_vec(na), *B = frand_vec(nb), *C0 = frand_vec(nc), *res[2];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *dA = in(&a, A, na * 4), *dB = in(&a, B, nb * 4);
+        float *dC = out(&a, C0, nc * 4);
+        res[w] = malloc(nc * 4);
+        rtr_backend_set_gemm_precision(bs[w], w ? prec : RTR_GEMM_F32);
+        if (a.ok) CALL(&a, sgemm(a.b->ctx, ta, tb, M, N, K, 0.5f, dA, lda, dB, ldb, 0.25f, dC, ldc));
+        if (a.ok) fetch(&a, dC, res[w], nc * 4, "sgemm");
+        rtr_backend_set_gemm_precision(bs[w], RTR_GEMM_F32);
+        arena_free(&a);
+    }
+    /* inputs in [-1,1]: a K-term dot product rounds by about sqrt(K)·ulp(input) */
+    double atol = prec == RTR_GEMM_BF16 ? 8e-3 * sqrt(K) : prec == RTR_GEMM_F16 ? 1e-3 * sqrt(K) : 2e-6 * sqrt(K);
+    char what[128];
+    snprintf(what, sizeof what, "sgemm %s%s M=%d N=%d K=%d %s", ta ? "T" : "N", tb ? "T" : "N", M, N, K,
+             prec == RTR_GEMM_BF16 ? "bf16" : prec == RTR_GEMM_F16 ? "fp16" : "fp32");
+    compare_f32(what, res[1], res[0], nc, atol, 1e-5);
+    free(A), free(B), free(C0), free(res[0]), free(res[1]);
+}
+
+/* -------------------------------------------------------------- encoder */
+
+typedef struct {
+    int B, T, C, NH;
+} enc_shape;
+
+static int32_t *random_lens(int B, int T) {
+    int32_t *lens = malloc(B * sizeof *lens);
+    for (int b = 0; b < B; b++) lens[b] = b == 0 ? T : b == 2 ? 0 : 1 + irand(T);
+    return lens;
+}
+
+static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
+    int B = s.B, T = s.T, C = s.C, NH = s.NH, V = 50, P = T + 2, N = B * T, nb = 32;
+    size_t NC = (size_t)N * C;
+    int32_t *ids = malloc(N * sizeof *ids), *pos = malloc(N * sizeof *pos), *lens = random_lens(B, T);
+    for (int i = 0; i < N; i++) ids[i] = irand(V), pos[i] = irand(P);
+    float *wte = frand_vec((size_t)V * C), *wpe = frand_vec((size_t)P * C), *wtt = frand_vec(C);
+    float *lnw = frand_vec(C), *lnb = frand_vec(C), *bias = frand_vec(3 * C), *x = frand_vec(NC * 3);
+    float *resid = frand_vec(NC), *table = frand_vec((size_t)nb * NH);
+    size_t natt = (size_t)B * NH * T * T;
+    float *att0 = frand_vec(natt); /* padded query rows must keep this */
+    enum { EMB, EMB_NOTT, PB, BADD, ATT, ATT_P, ATT_NOB, ATT_P_NOB, GELU, RLN, POOL, NOUT };
+    float *res[2][NOUT];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const int32_t *d_ids = in(&a, ids, N * 4), *d_pos = in(&a, pos, N * 4), *d_lens = in(&a, lens, B * 4);
+        const float *d_wte = in(&a, wte, (size_t)V * C * 4), *d_wpe = in(&a, wpe, (size_t)P * C * 4);
+        const float *d_wtt = in(&a, wtt, C * 4), *d_lnw = in(&a, lnw, C * 4), *d_lnb = in(&a, lnb, C * 4);
+        const float *d_bias = in(&a, bias, 3 * C * 4), *d_x = in(&a, x, NC * 3 * 4), *d_tab = in(&a, table, nb * NH * 4);
+        float *o_emb = out(&a, NULL, NC * 4), *o_emb2 = out(&a, NULL, NC * 4);
+        float *o_pb = out(&a, NULL, (size_t)NH * T * T * 4), *o_badd = out(&a, NULL, NC * 3 * 4);
+        float *o_att = out(&a, NULL, NC * 4), *o_p = out(&a, att0, natt * 4);
+        float *o_att2 = out(&a, NULL, NC * 4), *o_p2 = out(&a, att0, natt * 4);
+        float *o_gelu = out(&a, NULL, NC * 4), *o_rln = out(&a, resid, NC * 4), *o_pool = out(&a, NULL, (size_t)B * C * 4);
+        if (a.ok) {
+            CALL(&a, embedding_layernorm_forward(a.b->ctx, o_emb, d_ids, d_pos, d_wte, d_wpe, d_wtt, d_lnw, d_lnb,
+                                                 1e-12f, B, T, C));
+            CALL(&a, embedding_layernorm_forward(a.b->ctx, o_emb2, d_ids, d_pos, d_wte, d_wpe, NULL, d_lnw, d_lnb,
+                                                 1e-5f, B, T, C));
+            CALL(&a, position_bias_forward(a.b->ctx, o_pb, d_tab, T, NH, nb, 128));
+            CALL(&a, bias_add_forward(a.b->ctx, o_badd, d_x, d_bias, N, 3 * C));
+            /* attention on the bias-added qkv, with and without the position bias */
+            CALL(&a, attention_forward(a.b->ctx, o_att, o_p, o_badd, o_pb, d_lens, B, T, C, NH));
+            CALL(&a, attention_forward(a.b->ctx, o_att2, o_p2, o_badd, NULL, d_lens, B, T, C, NH));
+            CALL(&a, bias_gelu_forward(a.b->ctx, o_gelu, d_x, d_bias, N, C));
+            /* out aliases residual, as the encoder calls it */
+            CALL(&a, residual_layernorm_forward(a.b->ctx, o_rln, o_att, d_bias, o_rln, d_lnw, d_lnb, 1e-5f, N, C));
+            CALL(&a, mean_pool_l2norm_forward(a.b->ctx, o_pool, o_rln, d_lens, B, T, C));
+        }
+        float *outs[NOUT] = {o_emb, o_emb2, o_pb, o_badd, o_att, o_p, o_att2, o_p2, o_gelu, o_rln, o_pool};
+        size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC, (size_t)B * C};
+        for (int o = 0; o < NOUT; o++) {
+            res[w][o] = calloc(sizes[o], 4);
+            if (a.ok) fetch(&a, outs[o], res[w][o], sizes[o] * 4, "encoder op");
+        }
+        arena_free(&a);
+    }
+    static const char *names[NOUT] = {"embedding_layernorm_forward", "embedding_layernorm_forward (no wtt)",
+                                      "position_bias_forward", "bias_add_forward", "attention_forward (bias) out",
+                                      "attention_forward (bias) att", "attention_forward out",
+                                      "attention_forward att", "bias_gelu_forward",
+                                      "residual_layernorm_forward (out = residual)", "mean_pool_l2norm_forward"};
+    size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC, (size_t)B * C};
+    for (int o = 0; o < NOUT; o++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s B=%d T=%d C=%d NH=%d", names[o], B, T, C, NH);
+        /* LayerNorm with eps 1e-12 divides by a small std: relative 1e-4 */
+        compare_f32(what, res[1][o], res[0][o], sizes[o], 2e-5, 2e-4);
+        free(res[0][o]), free(res[1][o]);
+    }
+    free(ids), free(pos), free(lens), free(wte), free(wpe), free(wtt), free(lnw), free(lnb), free(bias), free(x);
+    free(resid), free(table), free(att0);
+}
+
+/* ---------------------------------------------------------------- heads */
+
+static void case_heads(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) {
+    size_t NH_ = (size_t)N * H, KH = (size_t)K * H, NK = (size_t)N * K;
+    float *Ac = frand_vec(NH_), *At = frand_vec(NH_), *Cc = frand_vec(KH), *Ct = frand_vec(KH);
+    float *w2c = frand_vec(H), *w2t = frand_vec(H), *b2 = frand_vec(2);
+    float *yc = malloc(NK * 4), *yt = malloc(NK * 4);
+    for (size_t i = 0; i < NK; i++) {
+        yc[i] = i % 7 == 3 ? NAN : (float)urand(), yt[i] = i % 5 == 1 ? NAN : (float)(2 * urand());
+    }
+    float *gA = frand_vec(2 * NH_), *gC = frand_vec(2 * KH), *gw = frand_vec(2 * H), *gb = frand_vec(2);
+    double loss0[2] = {0.5, 0.25};
+    enum { OC, OT, DC, DT, DAC, DAT, DCC, DCT, DWC, DWT, DB, PC, TK, PC_LOG, TK_LOG, NOUT };
+    float *res[2][NOUT];
+    double loss[2][2];
+    size_t sizes[NOUT] = {NK, NK, NK, NK, NH_, NH_, KH, KH, (size_t)H, (size_t)H, 2, NK, NK, NK, NK};
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *dAc = in(&a, Ac, NH_ * 4), *dAt = in(&a, At, NH_ * 4), *dCc = in(&a, Cc, KH * 4);
+        const float *dCt = in(&a, Ct, KH * 4), *dw2c = in(&a, w2c, H * 4), *dw2t = in(&a, w2t, H * 4);
+        const float *db2 = in(&a, b2, 8), *dyc = in(&a, yc, NK * 4), *dyt = in(&a, yt, NK * 4);
+        float *o_c = out(&a, NULL, NK * 4), *o_t = out(&a, NULL, NK * 4);
+        float *o_dc = out(&a, NULL, NK * 4), *o_dt = out(&a, NULL, NK * 4);
+        double *o_loss = out(&a, loss0, 16);
+        float *o_dAc = out(&a, gA, NH_ * 4), *o_dAt = out(&a, gA + NH_, NH_ * 4);
+        float *o_dCc = out(&a, gC, KH * 4), *o_dCt = out(&a, gC + KH, KH * 4);
+        float *o_dwc = out(&a, gw, H * 4), *o_dwt = out(&a, gw + H, H * 4), *o_db = out(&a, gb, 8);
+        float *o_pc = out(&a, NULL, NK * 4), *o_tk = out(&a, NULL, NK * 4);
+        if (a.ok) {
+            CALL(&a, heads_forward(a.b->ctx, o_c, o_t, dAc, dAt, dCc, dCt, dw2c, db2, dw2t, db2 + 1, N, K, H));
+            CALL(&a, heads_loss(a.b->ctx, o_dc, o_dt, o_loss, o_c, o_t, dyc, dyt, 1.0f / (float)NK, 0.5f, N, K));
+            CALL(&a, heads_backward(a.b->ctx, o_dAc, o_dAt, o_dCc, o_dCt, o_dwc, o_db, o_dwt, o_db + 1, o_dc, o_dt,
+                                    dAc, dAt, dCc, dCt, dw2c, dw2t, N, K, H));
+            CALL(&a, heads_activate(a.b->ctx, o_pc, o_tk, o_c, o_t, RTR_TOKENS_RAW, 300.0f, N, K));
+        }
+        float *outs[NOUT] = {o_c, o_t, o_dc, o_dt, o_dAc, o_dAt, o_dCc, o_dCt, o_dwc, o_dwt, o_db, o_pc, o_tk, NULL, NULL};
+        for (int o = 0; o < PC_LOG; o++) {
+            res[w][o] = calloc(sizes[o], 4);
+            if (a.ok) fetch(&a, outs[o], res[w][o], sizes[o] * 4, "heads op");
+        }
+        if (a.ok) fetch(&a, o_loss, loss[w], 16, "heads_loss");
+        /* log target, in place over the forward outputs */
+        if (a.ok) CALL(&a, heads_activate(a.b->ctx, o_c, o_t, o_c, o_t, RTR_TOKENS_LOG, 1.5f, N, K));
+        res[w][PC_LOG] = calloc(NK, 4), res[w][TK_LOG] = calloc(NK, 4);
+        if (a.ok) fetch(&a, o_c, res[w][PC_LOG], NK * 4, "heads_activate"), fetch(&a, o_t, res[w][TK_LOG], NK * 4, "heads_activate");
+        arena_free(&a);
+    }
+    static const char *names[NOUT] = {"heads_forward out_c", "heads_forward out_t", "heads_loss dout_c",
+                                      "heads_loss dout_t", "heads_backward dA_c", "heads_backward dA_t",
+                                      "heads_backward dC_c", "heads_backward dC_t", "heads_backward dw2_c",
+                                      "heads_backward dw2_t", "heads_backward db2", "heads_activate p (raw)",
+                                      "heads_activate tokens (raw)", "heads_activate p (log, in place)",
+                                      "heads_activate tokens (log, in place)"};
+    for (int o = 0; o < NOUT; o++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s N=%d K=%d H=%d", names[o], N, K, H);
+        /* each output sums this many terms, in another order than the reference */
+        double terms[NOUT] = {H, H, 1, 1, K, K, N, N, (double)N * K, (double)N * K, (double)N * K, 1, 1, 1, 1};
+        compare_f32(what, res[1][o], res[0][o], sizes[o], 2e-6 * terms[o], 2e-5);
+        free(res[0][o]), free(res[1][o]);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "heads_loss loss N=%d K=%d", N, K);
+    /* from each backend's own forward outputs, which agree to float rounding */
+    compare_f64(what, loss[1], loss[0], 2, 1e-6, 1e-5);
+    free(Ac), free(At), free(Cc), free(Ct), free(w2c), free(w2t), free(b2), free(yc), free(yt);
+    free(gA), free(gC), free(gw), free(gb);
+}
+
+/* ---------------------------------------------------------------- route */
+
+static void case_route(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t k, double lambda) {
+    size_t nk = (size_t)n * k;
+    float *p = malloc(nk * 4), *c = malloc(nk * 4);
+    for (size_t i = 0; i < nk; i++) {
+        /* coarse values make exact ties; some entries not allowed */
+        p[i] = i % 3 ? (float)urand() : (float)irand(4) / 4;
+        c[i] = i % 4 ? (float)urand() : (float)irand(4) / 4;
+        if (i % 11 == 5) p[i] = NAN;
+        if (i % 13 == 7) c[i] = NAN;
+    }
+    int32_t *res[2];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *dp = in(&a, p, nk * 4), *dc = in(&a, c, nk * 4);
+        int32_t *o = out(&a, NULL, n * 4);
+        res[w] = calloc(n, 4);
+        if (a.ok) CALL(&a, route_argmax(a.b->ctx, o, dp, dc, lambda, n, k));
+        if (a.ok) fetch(&a, o, res[w], n * 4, "route_argmax");
+        arena_free(&a);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "route_argmax n=%lld k=%d lambda=%g", (long long)n, k, lambda);
+    compare_i32(what, res[1], res[0], n);
+    free(p), free(c), free(res[0]), free(res[1]);
+}
+
+/* ----------------------------------------------------------------- Adam */
+
+/* Several steps from the same state on both backends: bit-identical. */
+static void case_adam(rtr_backend *dut, rtr_backend *ref, size_t n) {
+    float *p0 = frand_vec(n), *g = frand_vec(n), *m0 = frand_vec(n), *v0 = frand_vec(n), *res[2];
+    for (size_t i = 0; i < n; i++) v0[i] = fabsf(v0[i]) * 1e-3f, m0[i] *= 1e-2f;
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *dg = in(&a, g, n * 4);
+        float *dp = out(&a, p0, n * 4), *dm = out(&a, m0, n * 4), *dv = out(&a, v0, n * 4);
+        for (int64_t t = 1; a.ok && t <= 3; t++) CALL(&a, adam_update(a.b->ctx, dp, dg, dm, dv, n, 1e-3, t));
+        res[w] = calloc(3 * n, 4);
+        if (a.ok) fetch(&a, dp, res[w], n * 4, "adam_update"), fetch(&a, dm, res[w] + n, n * 4, "adam_update"),
+            fetch(&a, dv, res[w] + 2 * n, n * 4, "adam_update");
+        arena_free(&a);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "adam_update n=%zu, 3 steps (param, m, v)", n);
+    compare_f32(what, res[1], res[0], 3 * n, 0, 0);
+    free(p0), free(g), free(m0), free(v0), free(res[0]), free(res[1]);
+}
+
+/* -------------------------------------------------- scoring a predictor */
+
+/* rtr_predictor_score_backend on the backend under test against
+ * rtr_predictor_score (the C path), for a randomly initialised predictor,
+ * in one chunk and in several (the last partial). */
+static void case_score(rtr_backend *dut, int token_target) {
+    enum { D = 24, N = 77 };
+    rtr_catalog cat;
+    if (rtr_catalog_parse_json(&cat, "{\"models\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}],"
+                               "\"strategies\":[{\"name\":\"x\"},{\"name\":\"y\"}]}", "suite") != RTR_OK) {
+        fail_status("catalog", dut, RTR_ERR_FORMAT);
+        return;
+    }
+    rtr_train_params cfg = rtr_train_default_params();
+    cfg.hidden = 40, cfg.learn_dim = 8, cfg.seed = 5, cfg.token_target = token_target;
+    float *dm = frand_vec(3 * D), *ds = frand_vec(2 * D), *emb = frand_vec((size_t)N * D);
+    rtr_predictor p;
+    rtr_status st = rtr_predictor_init(&p, &cfg, &cat, D, dm, ds);
+    if (st) {
+        fail_status("rtr_predictor_init", dut, st);
+        rtr_catalog_free(&cat);
+        free(dm), free(ds), free(emb);
+        return;
+    }
+    p.token_scale = token_target == RTR_TOKENS_LOG ? 2.0f : 300.0f;
+    int K = p.n_pairs;
+    float *ref = malloc(sizeof(float) * 4 * N * K), *got = ref + 2 * N * K;
+    CHECK_ST(rtr_predictor_score(&p, emb, N, ref, ref + N * K));
+    static const int64_t chunks[] = {0, 10};
+    for (int c = 0; c < 2; c++) {
+        memset(got, 0xA5, sizeof(float) * 2 * N * K);
+        st = rtr_predictor_score_backend(dut, &p, emb, N, chunks[c], got, got + N * K);
+        if (st) fail_status("rtr_predictor_score_backend", dut, st);
+        char what[128];
+        snprintf(what, sizeof what, "rtr_predictor_score_backend %s chunk=%lld", token_target ? "log" : "raw",
+                 (long long)chunks[c]);
+        compare_f32(what, got, ref, 2 * (size_t)N * K, 1e-5, 1e-4);
+    }
+    emb[5 * D + 3] = NAN;
+    st = rtr_predictor_score_backend(dut, &p, emb, N, 0, got, got + N * K);
+    if (st != RTR_ERR_NUMERIC || !strstr(rtr_last_error(), "row 5")) {
+        fprintf(stderr, "FAIL rtr_predictor_score_backend: NaN row gave %s (%s)\n", rtr_status_name(st),
+                rtr_last_error());
+        failures++;
+    }
+    rtr_predictor_free(&p);
+    rtr_catalog_free(&cat);
+    free(dm), free(ds), free(emb), free(ref);
+}
+
+int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
+    failures = 0;
+    printf("backend %s (%s) against %s (%s)\n", dut->iface->name, dut->device, ref->iface->name, ref->device);
+    if (rtr_backend_supports(dut, RTR_OP_SGEMM)) {
+        static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 129}, {100, 37, 768}};
+        rtr_gemm_precision precs[3] = {RTR_GEMM_F32, RTR_GEMM_BF16, RTR_GEMM_F16};
+        /* the emulated backend computes every precision in fp32: only fp32 means anything there */
+        int nprec = strcmp(dut->iface->name, "cuda") ? 1 : 3;
+        for (int s = 0; s < 4; s++)
+            for (int t = 0; t < 4; t++)
+                for (int q = 0; q < nprec; q++)
+                    case_sgemm(dut, ref, precs[q], t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
+    }
+    /* attention tiles are 16 queries × 32 keys: T = 13, 37, 130 leave partial tiles; head sizes 32, 36, 128 */
+    static const enc_shape enc[] = {{1, 1, 32, 1}, {3, 13, 96, 3}, {2, 37, 72, 2}, {3, 130, 64, 2}, {2, 20, 256, 2}};
+    for (int s = 0; s < 5; s++) case_encoder(dut, ref, enc[s]);
+    /* the forward tile is 64 queries × 32 pairs × 32 units: cover partial and multiple tiles */
+    static const int heads[][3] = {{1, 1, 1}, {7, 5, 13}, {33, 24, 96}, {3, 4, 1000}, {130, 33, 40}};
+    for (int s = 0; s < 5; s++) case_heads(dut, ref, heads[s][0], heads[s][1], heads[s][2]);
+    static const int routes[][2] = {{1, 1}, {257, 7}, {1000, 24}};
+    static const double lambdas[] = {0.0, 0.3, 1.0};
+    for (int s = 0; s < 3; s++)
+        for (int l = 0; l < 3; l++) case_route(dut, ref, routes[s][0], routes[s][1], lambdas[l]);
+    case_adam(dut, ref, 1);
+    case_adam(dut, ref, 70001);
+    case_score(dut, RTR_TOKENS_RAW);
+    case_score(dut, RTR_TOKENS_LOG);
+    printf("%d failed checks\n", failures);
+    return failures;
+}

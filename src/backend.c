@@ -1,0 +1,245 @@
+/* Backend selection and the CPU backend (see include/rtr/backend.h).
+ * The CPU backend is the plain-C references plus OpenBLAS's sgemm: it is the
+ * yardstick every other backend is tested against, so its ops call the
+ * references directly and add nothing. */
+#include "rtr/backend.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtr/ops.h"
+#include "rtr/optim.h"
+#include "rtr/predictor.h"
+#include "rtr/route.h"
+#include "util.h"
+
+static const char *const op_names[RTR_OP_COUNT] = {
+    "sgemm", "embedding_layernorm_forward", "position_bias_forward", "bias_add_forward",
+    "attention_forward", "bias_gelu_forward", "residual_layernorm_forward", "mean_pool_l2norm_forward",
+    "heads_forward", "heads_loss", "heads_backward", "heads_activate", "route_argmax", "adam_update"};
+
+const char *rtr_op_name(rtr_op op) { return op >= 0 && op < RTR_OP_COUNT ? op_names[op] : "?"; }
+
+/* ------------------------------------------------------------- CPU backend */
+
+static bool cpu_supports_op(void *ctx, rtr_op op) {
+    (void)ctx;
+    return op >= 0 && op < RTR_OP_COUNT;
+}
+
+static void cpu_destroy(void *ctx) { (void)ctx; }
+
+static rtr_status cpu_alloc(void *ctx, void **ptr, size_t bytes) {
+    (void)ctx;
+    *ptr = rtr_malloc(bytes ? bytes : 1);
+    return *ptr ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+static void cpu_free_mem(void *ctx, void *ptr) {
+    (void)ctx;
+    free(ptr);
+}
+
+static rtr_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    (void)ctx;
+    memmove(dst, src, bytes);
+    return RTR_OK;
+}
+
+static rtr_status cpu_synchronize(void *ctx) {
+    (void)ctx;
+    return RTR_OK;
+}
+
+static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
+    (void)ctx;
+    return p >= RTR_GEMM_F32 && p <= RTR_GEMM_F16 ? RTR_OK
+                                                   : rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
+}
+
+static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)ctx;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+    return RTR_OK;
+}
+
+static rtr_status cpu_embedding_layernorm(void *ctx, float *out, const int32_t *ids, const int32_t *pos_ids,
+                                          const float *wte, const float *wpe, const float *wtt, const float *ln_w,
+                                          const float *ln_b, float eps, int B, int T, int C) {
+    (void)ctx;
+    embedding_layernorm_forward(out, ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, B, T, C);
+    return RTR_OK;
+}
+
+static rtr_status cpu_position_bias(void *ctx, float *bias, const float *table, int T, int NH, int num_buckets,
+                                    int max_distance) {
+    (void)ctx;
+    position_bias_forward(bias, table, T, NH, num_buckets, max_distance);
+    return RTR_OK;
+}
+
+static rtr_status cpu_bias_add(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
+    (void)ctx;
+    bias_add_forward(out, inp, bias, N, C);
+    return RTR_OK;
+}
+
+static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
+                                const int32_t *lens, int B, int T, int C, int NH) {
+    (void)ctx;
+    attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
+    return RTR_OK;
+}
+
+static rtr_status cpu_bias_gelu(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
+    (void)ctx;
+    bias_gelu_forward(out, inp, bias, N, C);
+    return RTR_OK;
+}
+
+static rtr_status cpu_residual_layernorm(void *ctx, float *out, const float *inp, const float *bias,
+                                         const float *residual, const float *ln_w, const float *ln_b, float eps,
+                                         int N, int C) {
+    (void)ctx;
+    residual_layernorm_forward(out, inp, bias, residual, ln_w, ln_b, eps, N, C);
+    return RTR_OK;
+}
+
+static rtr_status cpu_mean_pool_l2norm(void *ctx, float *out, const float *inp, const int32_t *lens, int B, int T,
+                                       int C) {
+    (void)ctx;
+    mean_pool_l2norm_forward(out, inp, lens, B, T, C);
+    return RTR_OK;
+}
+
+static rtr_status cpu_heads_forward(void *ctx, float *out_c, float *out_t, const float *A_c, const float *A_t,
+                                    const float *C_c, const float *C_t, const float *w2_c, const float *b2_c,
+                                    const float *w2_t, const float *b2_t, int N, int K, int H) {
+    (void)ctx;
+    heads_forward(out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t, N, K, H);
+    return RTR_OK;
+}
+
+static rtr_status cpu_heads_loss(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
+                                 const float *out_t, const float *y_c, const float *y_t, float gscale_c,
+                                 float gscale_t, int N, int K) {
+    (void)ctx;
+    heads_loss(dout_c, dout_t, loss, out_c, out_t, y_c, y_t, gscale_c, gscale_t, N, K);
+    return RTR_OK;
+}
+
+static rtr_status cpu_heads_backward(void *ctx, float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c,
+                                     float *db2_c, float *dw2_t, float *db2_t, const float *dout_c,
+                                     const float *dout_t, const float *A_c, const float *A_t, const float *C_c,
+                                     const float *C_t, const float *w2_c, const float *w2_t, int N, int K, int H) {
+    (void)ctx;
+    heads_backward(dA_c, dA_t, dC_c, dC_t, dw2_c, db2_c, dw2_t, db2_t, dout_c, dout_t, A_c, A_t, C_c, C_t, w2_c,
+                   w2_t, N, K, H);
+    return RTR_OK;
+}
+
+static rtr_status cpu_heads_activate(void *ctx, float *p_correct, float *tokens, const float *out_c,
+                                     const float *out_t, int token_target, float token_scale, int N, int K) {
+    (void)ctx;
+    heads_activate(p_correct, tokens, out_c, out_t, token_target, token_scale, N, K);
+    return RTR_OK;
+}
+
+static rtr_status cpu_route_argmax(void *ctx, int32_t *choice, const float *p, const float *c, double lambda,
+                                   int64_t n, int32_t k) {
+    (void)ctx;
+    route_argmax(choice, p, c, lambda, n, k);
+    return RTR_OK;
+}
+
+static rtr_status cpu_adam_update(void *ctx, float *param, const float *grad, float *m, float *v, size_t n,
+                                  double lr, int64_t t) {
+    (void)ctx;
+    adam_update(param, grad, m, v, n, lr, t);
+    return RTR_OK;
+}
+
+static const rtr_backend_iface cpu_iface = {
+    .name = "cpu",
+    .supports_op = cpu_supports_op,
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free_mem = cpu_free_mem,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .set_gemm_precision = cpu_set_gemm_precision,
+    .sgemm = cpu_sgemm,
+    .embedding_layernorm_forward = cpu_embedding_layernorm,
+    .position_bias_forward = cpu_position_bias,
+    .bias_add_forward = cpu_bias_add,
+    .attention_forward = cpu_attention,
+    .bias_gelu_forward = cpu_bias_gelu,
+    .residual_layernorm_forward = cpu_residual_layernorm,
+    .mean_pool_l2norm_forward = cpu_mean_pool_l2norm,
+    .heads_forward = cpu_heads_forward,
+    .heads_loss = cpu_heads_loss,
+    .heads_backward = cpu_heads_backward,
+    .heads_activate = cpu_heads_activate,
+    .route_argmax = cpu_route_argmax,
+    .adam_update = cpu_adam_update,
+};
+
+rtr_status rtr_backend_cpu_open(rtr_backend *b) {
+    memset(b, 0, sizeof *b);
+    b->iface = &cpu_iface;
+    snprintf(b->device, sizeof b->device, "CPU, %d threads", omp_get_max_threads());
+    return RTR_OK;
+}
+
+/* ----------------------------------------------------------- selection */
+
+rtr_status rtr_backend_init(rtr_backend *b, const char *name) {
+    memset(b, 0, sizeof *b);
+    if (!strcmp(name, "cpu")) return rtr_backend_cpu_open(b);
+    if (strcmp(name, "cuda") && strcmp(name, "auto"))
+        return rtr_fail(RTR_ERR_INVALID, "device '%s': expected cpu, cuda or auto", name);
+#ifdef RTR_WITH_CUDA
+    rtr_status st = rtr_backend_cuda_open(b, 0);
+#else
+    rtr_status st = rtr_fail(RTR_ERR_DEVICE, "this rtr was built without CUDA (configure with nvcc present)");
+#endif
+    if (st == RTR_OK || !strcmp(name, "cuda")) return st;
+    fprintf(stderr, "rtr: no usable GPU (%s); computing on the CPU\n", rtr_last_error());
+    return rtr_backend_cpu_open(b);
+}
+
+void rtr_backend_free(rtr_backend *b) {
+    if (b->iface) b->iface->destroy(b->ctx);
+    memset(b, 0, sizeof *b);
+}
+
+bool rtr_backend_supports(const rtr_backend *b, rtr_op op) { return b->iface->supports_op(b->ctx, op); }
+
+rtr_status rtr_backend_alloc(rtr_backend *b, void **ptr, size_t bytes) {
+    *ptr = NULL;
+    return b->iface->alloc(b->ctx, ptr, bytes);
+}
+
+void rtr_backend_free_mem(rtr_backend *b, void *ptr) {
+    if (ptr) b->iface->free_mem(b->ctx, ptr);
+}
+
+rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes) {
+    return b->iface->upload(b->ctx, dst, src, bytes);
+}
+
+rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes) {
+    return b->iface->download(b->ctx, dst, src, bytes);
+}
+
+rtr_status rtr_backend_synchronize(rtr_backend *b) { return b->iface->synchronize(b->ctx); }
+
+rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p) {
+    return b->iface->set_gemm_precision(b->ctx, p);
+}

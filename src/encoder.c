@@ -1,0 +1,454 @@
+/* Sentence encoder on the CPU: loads a Hugging Face / sentence-transformers
+ * folder (BERT or MPNet), runs the post-LN transformer with cblas_sgemm for
+ * every linear layer and the ops of src/ops.c (faster paths of attention
+ * and GELU from src/ops_cpu.c) for the rest, then
+ * mean pooling + L2 normalisation. Texts are sorted by token count and cut
+ * into batches of similar length, so almost no padding is computed.
+ *
+ * Weights: every tensor is converted to float32 into one allocation (Q, K, V
+ * fused into one [3C x C] matrix so each layer's projections are one GEMM). */
+#include "rtr/encoder.h"
+#include "rtr/ops.h"
+#include "rtr/safetensors.h"
+#include "ops_cpu.h"
+#include "util.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* OpenBLAS's thread control (declared in its cblas.h, not in the standard). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+typedef enum { ARCH_BERT, ARCH_MPNET } arch_kind;
+
+typedef struct {
+    float *qkv_w, *qkv_b; /* [3C x C], [3C] */
+    float *o_w, *o_b;     /* [C x C], [C] */
+    float *ln1_w, *ln1_b; /* after attention */
+    float *fc_w, *fc_b;   /* [F x C], [F] */
+    float *proj_w, *proj_b; /* [C x F], [C] */
+    float *ln2_w, *ln2_b; /* after the feed-forward */
+} layer_weights;
+
+struct rtr_encoder {
+    arch_kind arch;
+    int L, C, NH, F, V, P;   /* layers, hidden, heads, FFN, vocab, positions */
+    float eps;
+    int num_buckets, max_distance; /* MPNet relative position bias */
+    int32_t pad_id;
+    int max_len, batch_tokens, n_threads;
+    float *params;           /* the one allocation all pointers below point into */
+    float *wte, *wpe, *wtt, *emb_ln_w, *emb_ln_b, *rel_bias;
+    layer_weights *layers;
+    rtr_tokenizer *tok;
+    char *name;
+    char hash[17];
+    /* scratch, sized for batch_tokens rows */
+    float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias;
+    int32_t *ids, *pos_ids, *lens;
+};
+
+rtr_encoder_params rtr_encoder_default_params(void) {
+    return (rtr_encoder_params){.n_threads = 0, .max_seq_length = 0, .batch_tokens = 4096};
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+static int json_int(const cJSON *o, const char *key, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : dflt;
+}
+
+/* Read config.json into enc's sizes; errors name the field. */
+static rtr_status read_config(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/config.json", dir), *text = NULL;
+    if (!path) return RTR_ERR_NOMEM;
+    rtr_status s = rtr_read_file(path, &text, NULL);
+    cJSON *cfg = s ? NULL : cJSON_Parse(text);
+    if (!s && !cfg) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    if (s) goto done;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
+    const char *type = cJSON_IsString(mt) ? mt->valuestring : "(missing)";
+    if (!strcmp(type, "bert")) {
+        enc->arch = ARCH_BERT;
+    } else if (!strcmp(type, "mpnet")) {
+        enc->arch = ARCH_MPNET;
+    } else {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model_type' is '%s': only bert and mpnet are supported", path, type);
+        goto done;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
+    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'hidden_act' must be \"gelu\"", path);
+        goto done;
+    }
+    const cJSON *pet = cJSON_GetObjectItemCaseSensitive(cfg, "position_embedding_type");
+    if (cJSON_IsString(pet) && strcmp(pet->valuestring, "absolute") != 0) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'position_embedding_type' is '%s', only absolute is supported",
+                     path, pet->valuestring);
+        goto done;
+    }
+    enc->C = json_int(cfg, "hidden_size", 0);
+    enc->L = json_int(cfg, "num_hidden_layers", 0);
+    enc->NH = json_int(cfg, "num_attention_heads", 0);
+    enc->F = json_int(cfg, "intermediate_size", 0);
+    enc->V = json_int(cfg, "vocab_size", 0);
+    enc->P = json_int(cfg, "max_position_embeddings", 0);
+    enc->pad_id = json_int(cfg, "pad_token_id", enc->arch == ARCH_MPNET ? 1 : 0);
+    enc->num_buckets = json_int(cfg, "relative_attention_num_buckets", 32);
+    enc->max_distance = 128; /* fixed in transformers' MPNet */
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "layer_norm_eps");
+    enc->eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-12f;
+    const char *bad = enc->C <= 0 || enc->C > 65536 ? "hidden_size"
+                      : enc->L <= 0 || enc->L > 256 ? "num_hidden_layers"
+                      : enc->NH <= 0 || enc->C % enc->NH ? "num_attention_heads"
+                      : enc->F <= 0 || enc->F > 1 << 20 ? "intermediate_size"
+                      : enc->V <= 0 || enc->V > 1 << 24 ? "vocab_size"
+                      : enc->P <= 2 || enc->P > 1 << 20 ? "max_position_embeddings"
+                      : enc->num_buckets < 4 || enc->num_buckets > 1024 ? "relative_attention_num_buckets"
+                      : NULL;
+    if (bad) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' missing or out of range", path, bad);
+done:
+    cJSON_Delete(cfg);
+    free(text);
+    free(path);
+    return s;
+}
+
+/* Only mean pooling is implemented; refuse a folder that asks for another. */
+static rtr_status check_pooling(const char *dir) {
+    char *path = rtr_sprintf("%s/1_Pooling/config.json", dir), *text = NULL;
+    rtr_status s = RTR_OK;
+    if (path && rtr_path_exists(path) && !(s = rtr_read_file(path, &text, NULL))) {
+        cJSON *cfg = cJSON_Parse(text);
+        if (!cfg) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+        } else {
+            static const char *other[] = {"pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                          "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                                          "pooling_mode_lasttoken"};
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "pooling_mode_mean_tokens")))
+                s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'pooling_mode_mean_tokens' is not true", path);
+            for (size_t i = 0; !s && i < sizeof other / sizeof *other; i++)
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, other[i])))
+                    s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field '%s' is true: only mean pooling is supported", path,
+                                 other[i]);
+            cJSON_Delete(cfg);
+        }
+    }
+    free(text);
+    free(path);
+    return s;
+}
+
+/* The tensor name prefix ("", "bert.", "mpnet.") the file uses. */
+static const char *tensor_prefix(const rtr_safetensors *st) {
+    static const char *prefixes[] = {"", "bert.", "mpnet.", "model."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%sembeddings.word_embeddings.weight", prefixes[i]);
+        if (rtr_safetensors_find(st, name)) return prefixes[i];
+    }
+    return "";
+}
+
+typedef struct {
+    const rtr_safetensors *st;
+    const char *prefix;
+    float *next; /* bump pointer in enc->params */
+    rtr_status s;
+} loader;
+
+/* Copy tensor prefix+name (shape rows x cols, cols 0: 1-D) to the bump
+ * pointer and return where it went. Errors stick in ld->s. */
+static float *load_tensor(loader *ld, const char *name, int64_t rows, int64_t cols) {
+    if (ld->s) return NULL;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    int64_t shape[2] = {rows, cols};
+    float *dst = ld->next;
+    ld->s = rtr_safetensors_read_f32(ld->st, full, cols ? 2 : 1, shape, dst);
+    ld->next += rows * (cols ? cols : 1);
+    return dst;
+}
+
+static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/model.safetensors", dir);
+    if (!path) return RTR_ERR_NOMEM;
+    rtr_safetensors *st = NULL;
+    rtr_status s = rtr_safetensors_open(path, &st);
+    free(path);
+    if (s) return s;
+    size_t nbytes;
+    const void *data = rtr_safetensors_data(st, &nbytes);
+    snprintf(enc->hash, sizeof enc->hash, "%016llx", (unsigned long long)rtr_hash64(RTR_FNV_SEED, data, nbytes));
+
+    size_t C = (size_t)enc->C, F = (size_t)enc->F;
+    size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
+    size_t total = (size_t)enc->V * C + (size_t)enc->P * C + C + 2 * C + (size_t)enc->num_buckets * enc->NH +
+                   (size_t)enc->L * per_layer;
+    enc->params = rtr_malloc(total * sizeof(float));
+    enc->layers = rtr_calloc((size_t)enc->L, sizeof *enc->layers);
+    if (!enc->params || !enc->layers) {
+        rtr_safetensors_close(st);
+        return RTR_ERR_NOMEM;
+    }
+    loader ld = {st, tensor_prefix(st), enc->params, RTR_OK};
+    int64_t c = enc->C, f = enc->F;
+    enc->wte = load_tensor(&ld, "embeddings.word_embeddings.weight", enc->V, c);
+    enc->wpe = load_tensor(&ld, "embeddings.position_embeddings.weight", enc->P, c);
+    if (enc->arch == ARCH_BERT) {
+        /* token type 0 only: one row of the [type_vocab_size x C] table */
+        char full[256];
+        snprintf(full, sizeof full, "%sembeddings.token_type_embeddings.weight", ld.prefix);
+        const rtr_st_tensor *t = rtr_safetensors_find(st, full);
+        int64_t types = t && t->ndim == 2 ? t->shape[0] : 1;
+        float *all = types > 0 && !ld.s ? rtr_malloc((size_t)(types * c) * sizeof(float)) : NULL;
+        if (!ld.s && !all) ld.s = RTR_ERR_NOMEM;
+        enc->wtt = ld.next;
+        if (!ld.s) ld.s = rtr_safetensors_read_f32(st, full, 2, (int64_t[]){types, c}, all);
+        if (!ld.s) memcpy(enc->wtt, all, C * sizeof(float));
+        ld.next += c;
+        free(all);
+    }
+    enc->emb_ln_w = load_tensor(&ld, "embeddings.LayerNorm.weight", c, 0);
+    enc->emb_ln_b = load_tensor(&ld, "embeddings.LayerNorm.bias", c, 0);
+    if (enc->arch == ARCH_MPNET)
+        enc->rel_bias = load_tensor(&ld, "encoder.relative_attention_bias.weight", enc->num_buckets, enc->NH);
+    for (int l = 0; l < enc->L && !ld.s; l++) {
+        layer_weights *w = &enc->layers[l];
+        char n[160];
+        const char *qkv_names[2][3] = {{"attention.self.query", "attention.self.key", "attention.self.value"},
+                                       {"attention.attn.q", "attention.attn.k", "attention.attn.v"}};
+        const char *const *qn = qkv_names[enc->arch == ARCH_MPNET];
+        w->qkv_w = ld.next;
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.weight", l, qn[k]);
+            load_tensor(&ld, n, c, c);
+        }
+        w->qkv_b = ld.next;
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.bias", l, qn[k]);
+            load_tensor(&ld, n, c, 0);
+        }
+#define LAYER_TENSOR(dst, suffix, rows, cols)                                 \
+    snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                  \
+    dst = load_tensor(&ld, n, rows, cols)
+        bool bert = enc->arch == ARCH_BERT;
+        LAYER_TENSOR(w->o_w, bert ? "attention.output.dense.weight" : "attention.attn.o.weight", c, c);
+        LAYER_TENSOR(w->o_b, bert ? "attention.output.dense.bias" : "attention.attn.o.bias", c, 0);
+        LAYER_TENSOR(w->ln1_w, bert ? "attention.output.LayerNorm.weight" : "attention.LayerNorm.weight", c, 0);
+        LAYER_TENSOR(w->ln1_b, bert ? "attention.output.LayerNorm.bias" : "attention.LayerNorm.bias", c, 0);
+        LAYER_TENSOR(w->fc_w, "intermediate.dense.weight", f, c);
+        LAYER_TENSOR(w->fc_b, "intermediate.dense.bias", f, 0);
+        LAYER_TENSOR(w->proj_w, "output.dense.weight", c, f);
+        LAYER_TENSOR(w->proj_b, "output.dense.bias", c, 0);
+        LAYER_TENSOR(w->ln2_w, "output.LayerNorm.weight", c, 0);
+        LAYER_TENSOR(w->ln2_b, "output.LayerNorm.bias", c, 0);
+#undef LAYER_TENSOR
+    }
+    rtr_safetensors_close(st);
+    return ld.s;
+}
+
+/* Scratch buffers for batches of up to batch_tokens padded tokens. */
+static rtr_status alloc_scratch(rtr_encoder *enc) {
+    size_t N = (size_t)enc->batch_tokens, C = (size_t)enc->C, T = (size_t)enc->max_len;
+    enc->x = rtr_malloc(N * C * sizeof(float));
+    enc->qkv = rtr_malloc(3 * N * C * sizeof(float));
+    enc->att_out = rtr_malloc(N * C * sizeof(float));
+    enc->tmp = rtr_malloc(N * C * sizeof(float));
+    enc->ffn = rtr_malloc(N * (size_t)enc->F * sizeof(float));
+    enc->att = rtr_malloc(N * (size_t)enc->NH * T * sizeof(float));
+    enc->bias = enc->arch == ARCH_MPNET ? rtr_malloc((size_t)enc->NH * T * T * sizeof(float)) : NULL;
+    enc->ids = rtr_malloc(N * sizeof(int32_t));
+    enc->pos_ids = rtr_malloc(N * sizeof(int32_t));
+    enc->lens = rtr_malloc(N * sizeof(int32_t));
+    bool ok = enc->x && enc->qkv && enc->att_out && enc->tmp && enc->ffn && enc->att && enc->ids &&
+              enc->pos_ids && enc->lens && (enc->bias || enc->arch != ARCH_MPNET);
+    return ok ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params, rtr_encoder **out) {
+    *out = NULL;
+    rtr_encoder_params p = params ? *params : rtr_encoder_default_params();
+    rtr_encoder *enc = rtr_calloc(1, sizeof *enc);
+    if (!enc) return RTR_ERR_NOMEM;
+    if (!rtr_is_dir(model_dir)) {
+        free(enc);
+        return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
+    }
+    rtr_status s = read_config(enc, model_dir);
+    if (!s) s = check_pooling(model_dir);
+    if (!s) s = rtr_tokenizer_load(model_dir, &enc->tok);
+    if (!s) {
+        enc->max_len = p.max_seq_length > 0 ? p.max_seq_length : rtr_tokenizer_max_length(enc->tok);
+        /* MPNet positions start after the padding index */
+        int first_pos = enc->arch == ARCH_MPNET ? enc->pad_id + 1 : 0;
+        if (enc->max_len < 2 || enc->max_len + first_pos > enc->P)
+            s = rtr_fail(RTR_ERR_INVALID, "%s: max_seq_length %d exceeds the model's %d positions", model_dir,
+                         enc->max_len, enc->P - first_pos);
+        else if (rtr_tokenizer_vocab_size(enc->tok) > enc->V)
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: the tokenizer has %d ids but config.json's vocab_size is %d",
+                         model_dir, rtr_tokenizer_vocab_size(enc->tok), enc->V);
+    }
+    if (!s) {
+        enc->batch_tokens = p.batch_tokens > enc->max_len ? p.batch_tokens : enc->max_len;
+        enc->n_threads = p.n_threads;
+        s = load_weights(enc, model_dir);
+    }
+    if (!s) s = alloc_scratch(enc);
+    if (!s) {
+        /* the folder's base name, ignoring trailing slashes */
+        size_t end = strlen(model_dir), start;
+        while (end > 1 && model_dir[end - 1] == '/') end--;
+        for (start = end; start > 0 && model_dir[start - 1] != '/'; start--) {}
+        enc->name = rtr_malloc(end - start + 1);
+        if (!enc->name) {
+            s = RTR_ERR_NOMEM;
+        } else {
+            memcpy(enc->name, model_dir + start, end - start);
+            enc->name[end - start] = 0;
+        }
+    }
+    if (s) {
+        rtr_encoder_free(enc);
+        return s;
+    }
+    *out = enc;
+    return RTR_OK;
+}
+
+void rtr_encoder_free(rtr_encoder *enc) {
+    if (!enc) return;
+    rtr_tokenizer_free(enc->tok);
+    free(enc->params);
+    free(enc->layers);
+    free(enc->name);
+    float *bufs[] = {enc->x, enc->qkv, enc->att_out, enc->tmp, enc->ffn, enc->att, enc->bias};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(enc->ids);
+    free(enc->pos_ids);
+    free(enc->lens);
+    free(enc);
+}
+
+int rtr_encoder_dim(const rtr_encoder *enc) { return enc->C; }
+const char *rtr_encoder_name(const rtr_encoder *enc) { return enc->name; }
+const char *rtr_encoder_hash(const rtr_encoder *enc) { return enc->hash; }
+const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc) { return enc->tok; }
+
+/* ---- forward ---------------------------------------------------------------- */
+
+/* out[N x OC] = inp[N x IC] · W[OC x IC]ᵀ (torch Linear layout). The rows
+ * are split over the OpenMP threads, each calling a single-threaded sgemm:
+ * one thread pool for GEMMs and ops, instead of OpenBLAS's own threads
+ * competing with OpenMP's spinning ones. */
+static void matmul(float *out, const float *inp, const float *w, int N, int IC, int OC) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int rows = (N + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < N ? r0 + rows : N;
+        if (r1 > r0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, IC, 1.0f, inp + (size_t)r0 * IC, IC,
+                        w, IC, 0.0f, out + (size_t)r0 * OC, OC);
+    }
+}
+
+/* Forward B sequences padded to T (enc->ids, enc->lens filled); pooled rows
+ * go to out[B x C]. */
+static void forward(rtr_encoder *enc, int B, int T, float *out) {
+    int C = enc->C, NH = enc->NH, F = enc->F, N = B * T;
+    for (int b = 0; b < B; b++) {
+        int next = enc->pad_id + 1; /* fairseq positions: pads stay at pad_id */
+        for (int t = 0; t < T; t++) {
+            int32_t *pos = &enc->pos_ids[b * T + t];
+            if (enc->arch == ARCH_BERT) *pos = t;
+            else *pos = enc->ids[b * T + t] != enc->pad_id ? next++ : enc->pad_id;
+        }
+    }
+    embedding_layernorm_forward(enc->x, enc->ids, enc->pos_ids, enc->wte, enc->wpe, enc->wtt, enc->emb_ln_w,
+                                enc->emb_ln_b, enc->eps, B, T, C);
+    if (enc->arch == ARCH_MPNET)
+        position_bias_forward(enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
+    for (int l = 0; l < enc->L; l++) {
+        const layer_weights *w = &enc->layers[l];
+        matmul(enc->qkv, enc->x, w->qkv_w, N, C, 3 * C);
+        bias_add_forward(enc->qkv, enc->qkv, w->qkv_b, N, 3 * C);
+        attention_forward_cpu(enc->att_out, enc->att, enc->qkv, enc->bias, enc->lens, B, T, C, NH);
+        matmul(enc->tmp, enc->att_out, w->o_w, N, C, C);
+        residual_layernorm_forward(enc->x, enc->tmp, w->o_b, enc->x, w->ln1_w, w->ln1_b, enc->eps, N, C);
+        matmul(enc->ffn, enc->x, w->fc_w, N, C, F);
+        bias_gelu_forward_cpu(enc->ffn, enc->ffn, w->fc_b, N, F);
+        matmul(enc->tmp, enc->ffn, w->proj_w, N, F, C);
+        residual_layernorm_forward(enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, enc->eps, N, C);
+    }
+    mean_pool_l2norm_forward(out, enc->x, enc->lens, B, T, C);
+}
+
+typedef struct {
+    int32_t *ids; /* [max_len] */
+    int n;
+    size_t index;
+} tokenized;
+
+static int cmp_len_desc(const void *a, const void *b) {
+    const tokenized *x = a, *y = b;
+    if (x->n != y->n) return y->n - x->n;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
+#define ENCODE_CHUNK 8192
+
+rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
+                              float *out) {
+    if (enc->n_threads > 0) omp_set_num_threads(enc->n_threads);
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1); /* see matmul */
+    int T_max = enc->max_len, C = enc->C;
+    size_t chunk = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
+    tokenized *toks = rtr_malloc((chunk ? chunk : 1) * sizeof *toks);
+    int32_t *idbuf = rtr_malloc((chunk ? chunk : 1) * (size_t)T_max * sizeof *idbuf);
+    float *pooled = rtr_malloc((size_t)enc->batch_tokens * C * sizeof *pooled);
+    rtr_status s = toks && idbuf && pooled ? RTR_OK : RTR_ERR_NOMEM;
+    for (size_t base = 0; base < n && !s; base += chunk) {
+        size_t m = n - base < chunk ? n - base : chunk;
+        int failed = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(| : failed)
+        for (size_t i = 0; i < m; i++) {
+            const char *text = texts[base + i] ? texts[base + i] : "";
+            size_t len = lens ? lens[base + i] : strlen(text);
+            toks[i] = (tokenized){idbuf + i * (size_t)T_max, 0, base + i};
+            failed |= rtr_tokenizer_encode(enc->tok, text, len, toks[i].ids, T_max, &toks[i].n) != RTR_OK;
+        }
+        if (failed) {
+            s = rtr_fail(RTR_ERR_NOMEM, "encoder: tokenisation ran out of memory");
+            break;
+        }
+        qsort(toks, m, sizeof *toks, cmp_len_desc);
+        /* longest first: each batch is padded to its first (longest) text */
+        for (size_t i = 0; i < m;) {
+            int T = toks[i].n, B = 0;
+            while (i + (size_t)B < m && (B + 1) * T <= enc->batch_tokens) B++;
+            for (int b = 0; b < B; b++) {
+                const tokenized *tk = &toks[i + (size_t)b];
+                enc->lens[b] = tk->n;
+                for (int t = 0; t < T; t++) enc->ids[b * T + t] = t < tk->n ? tk->ids[t] : enc->pad_id;
+            }
+            forward(enc, B, T, pooled);
+            for (int b = 0; b < B; b++)
+                memcpy(out + toks[i + (size_t)b].index * (size_t)C, pooled + (size_t)b * C, (size_t)C * sizeof *out);
+            i += (size_t)B;
+        }
+    }
+    openblas_set_num_threads(blas_threads);
+    free(toks);
+    free(idbuf);
+    free(pooled);
+    return s;
+}

@@ -1,0 +1,38 @@
+/* Routing evaluation on realised outcomes, shared by `rtr sweep` and
+ * `rtr eval`: the reference routers of METRICS.md (single pairs, Random,
+ * Oracle, best and cheapest single) and the curve metrics of one router's
+ * (cost, accuracy) points against them. Internal. */
+#ifndef RTR_EVALUATE_H
+#define RTR_EVALUATE_H
+
+#include "rtr/metrics.h"
+#include "rtr/route.h"
+
+typedef struct {
+    int32_t k;
+    rtr_op_point *single; /* k points */
+    rtr_op_point random, oracle;
+    int32_t best, cheapest; /* -1 when no pair has outcomes */
+} eval_refs;
+
+/* Reference routers over true_correct / true_cost [n x k] (NaN: missing). */
+rtr_status eval_refs_compute(eval_refs *r, const float *true_correct, const float *true_cost, int64_t n, int32_t k);
+void eval_refs_free(eval_refs *r);
+
+/* The largest cost among the reference routers' points (the start of x_max;
+ * callers widen it with every router compared in the same table). */
+double eval_refs_x_max(const eval_refs *r);
+
+typedef struct {
+    double aiq, apgr, cpt50, cpt80, to_match, oracle_gap;
+} eval_curve;
+
+/* Metrics of one router's points (cost, acc; n of them; NaN points skipped)
+ * against the references: AIQ up to x_max; APGR and CPT on x = mean cost
+ * normalised between the cheapest and the best single pair (METRICS.md,
+ * multi-pair form); cost to match the best single pair; oracle gap. NaN for
+ * what is undefined. */
+rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
+                              double x_max);
+
+#endif

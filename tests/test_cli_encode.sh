@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `rtr encode` and `rtr embed` end to end on a small generated corpus with
+# all-MiniLM-L6-v2: embeddings and attributes in every shard, a second run
+# skips up-to-date shards, embed prints one unit-norm JSON array per line,
+# bad input exits 1 (2 for usage) with a clear message. Skips (77) without the
+# model folder ($RTR_MODELS_DIR or data/models, see tools/fetch-encoder).
+set -u
+RTR=${RTR:-rtr}
+model=${RTR_MODELS_DIR:-${RTR_SOURCE_DIR:-.}/data/models}/all-MiniLM-L6-v2
+[ -f "$model/model.safetensors" ] || { echo "SKIP: $model absent"; exit 77; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+
+"$RTR" gen-demo --queries 300 demo >/dev/null 2>&1 &&
+  "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 120 demo/outcomes.jsonl >/dev/null 2>&1
+check "demo corpus" test -f corpus/manifest.json
+
+"$RTR" encode --model "$model" --threads 2 corpus > out1.txt 2> err1.txt
+check "encode exit 0: $(cat err1.txt)" test $? -eq 0
+check "encode summary: $(cat out1.txt)" grep -q "encoded 300 queries in 3 of 3 shard" out1.txt
+"$RTR" encode --model "$model" --json corpus > out2.txt 2>&1
+check "second run skips: $(cat out2.txt)" grep -q '"shards_skipped":3,"queries_encoded":0' out2.txt
+
+python3 - "$model" <<'PY' > py.txt 2>&1
+import sys, glob, h5py, numpy as np
+n = 0
+for f in sorted(glob.glob("corpus/shard-*.h5")):
+    with h5py.File(f, "r") as h:
+        q = h["/embedding/query"]
+        assert q.shape[1] == 384 and q.attrs["encoder"] in ("all-MiniLM-L6-v2", b"all-MiniLM-L6-v2"), f
+        assert len(q.attrs["encoder_hash"]) == 16
+        assert np.allclose(np.linalg.norm(q[:], axis=1), 1, atol=1e-5)
+        assert h["/embedding/model_desc"].shape == (4, 384) and h["/embedding/strategy_desc"].shape == (4, 384)
+        n += q.shape[0]
+assert n == 300, n
+print("ok")
+PY
+if python3 -c "import h5py" 2>/dev/null; then check "shard contents: $(cat py.txt)" grep -q '^ok$' py.txt; fi
+
+printf 'What is 2+2?\n\nCaf\xc3\xa9 \xff bytes\n' | "$RTR" embed --model "$model" > emb.txt 2> err3.txt
+check "embed exit 0: $(cat err3.txt)" test $? -eq 0
+check "embed prints 3 lines" test "$(wc -l < emb.txt)" -eq 3
+python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open("emb.txt")]
+assert all(len(r) == 384 and abs(sum(x * x for x in r) - 1) < 1e-5 for r in rows)
+assert rows[0] != rows[1]
+print("ok")' > py2.txt 2>&1
+check "embed rows: $(cat py2.txt)" grep -q '^ok$' py2.txt
+
+echo x | "$RTR" embed > /dev/null 2> err4.txt
+check "embed without --model exits 2" test $? -eq 2
+echo x | "$RTR" embed --model "$work/nope" > /dev/null 2> err5.txt
+check "embed bad model exits 1" test $? -eq 1
+check "message names the folder: $(cat err5.txt)" grep -q "nope" err5.txt
+"$RTR" encode --model "$model" "$work/no-corpus" > /dev/null 2> err6.txt
+check "encode missing corpus exits 1" test $? -eq 1
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

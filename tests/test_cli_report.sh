@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `rtr report` renders an evaluation file into HTML with four inline SVG plots
+# and a markdown table, shows every router and pair, writes no NaN, escapes
+# names, and rejects a file that is not an evaluation file.
+set -u
+RTR=${RTR:-rtr}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+cat > eval.json <<'EOF'
+{"title": "toy <report>", "corpus": "toy", "split": "test", "n_queries": 3, "cost_unit": "tokens", "x_max": 300,
+ "pairs": [{"name": "small|direct", "acc": 0.5, "cost": 10}, {"name": "large|cot", "acc": 0.9, "cost": 300}],
+ "routers": [
+   {"name": "RTR", "points": [[10, 0.5], [100, 0.8], [300, 0.9]], "aiq": 0.81, "apgr": 0.7, "cpt50": 0.2, "cpt80": 0.5,
+    "cost_to_match": 0.9, "oracle_gap": 0.05, "op": {"acc": 0.8, "cost": 100, "note": "budget 300"}},
+   {"name": "Random", "points": [[155, 0.7]], "aiq": null, "op": {"acc": 0.7, "cost": 155}},
+   {"name": "Oracle", "points": [[40, 1.0]], "op": {"acc": 1.0, "cost": 40}}],
+ "mix": {"lambda": [0, 0.5, 1], "pairs": ["small|direct", "large|cot"], "fraction": [[1, 0], [0.4, 0.6], [0, 1]]},
+ "calibration": {"mean_pred": [0.1, 0.5, 0.9], "mean_true": [0.15, 0.45, 0.92], "count": [1, 1, 1], "ece": 0.04}}
+EOF
+if "$RTR" report eval.json 2> err.txt; then ok; else bad "report failed: $(cat err.txt)"; fi
+[ -f eval.html ] && [ -f eval.md ] && ok || bad "default output names"
+[ "$(grep -o '<svg' eval.html | wc -l)" -eq 4 ] && ok || bad "expected 4 SVG plots, got $(grep -o '<svg' eval.html | wc -l)"
+grep -q 'toy &lt;report&gt;' eval.html && ok || bad "title not escaped"
+for name in RTR Random Oracle 'small|direct' 'large|cot'; do
+  grep -qF "$name" eval.html && grep -qF "$name" eval.md && ok || bad "$name missing"
+done
+grep -qi 'nan' eval.html && bad "NaN written into the page" || ok
+grep -q '| RTR | 80.00% | 100 | 0.8100 |' eval.md && ok || bad "markdown row: $(grep RTR eval.md)"
+python3 -c "import xml.dom.minidom,re,sys; [xml.dom.minidom.parseString(s) for s in re.findall(r'<svg.*?</svg>', open('eval.html').read(), re.S)]" \
+  && ok || bad "SVG is not well-formed XML"
+
+echo '{"hello": 1}' > notes.json
+"$RTR" report notes.json 2> err.txt; [ $? -eq 1 ] && grep -q "notes.json" err.txt && ok || bad "non-eval file accepted"
+[ -f notes.html ] && bad "partial output left" || ok
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

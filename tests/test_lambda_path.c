@@ -1,0 +1,493 @@
+/* Tests of routing (route.c), the exact λ path (lambda_path.c) and the
+ * metrics and reference routers (metrics.c): envelopes against a dense λ grid,
+ * the merged path against brute-force routing at every segment, budget
+ * search, hand-computed AIQ/APGR/CPT, and kNN against pairwise loops. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "route_data.h"
+#include "rtr/metrics.h"
+#include "rtr/route.h"
+#include "test.h"
+#include "util.h"
+
+static uint64_t rng_state = 42;
+static double rnd(void) { /* xorshift64*, uniform in [0,1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/* Random table; with quantised values (steps of 1/4) many lines tie or
+ * coincide. Truth, when asked, is 0/1 with ~10% missing. */
+static void fill_table(float *p, float *c, float *tc, float *tk, int64_t n, int32_t k, bool quantised) {
+    for (int64_t i = 0; i < n * k; i++) {
+        p[i] = quantised ? (float)(floor(rnd() * 5) / 4) : (float)rnd();
+        c[i] = quantised ? (float)(floor(rnd() * 5) / 4) : (float)(rnd() * 1.5);
+        if (!tc) continue;
+        bool miss = rnd() < 0.1;
+        tc[i] = miss ? NAN : (float)(rnd() < p[i]);
+        tk[i] = miss ? NAN : (float)(c[i] * 1000 + rnd() * 10);
+    }
+}
+
+static double score(const float *p, const float *c, int32_t j, double lambda) {
+    return lambda * ((double)p[j] + c[j]) - c[j];
+}
+
+static int32_t piece_at(const int32_t *pair, const double *start, int32_t m, double lambda) {
+    int32_t t = 0;
+    while (t + 1 < m && start[t + 1] < lambda) t++;
+    return pair[t];
+}
+
+static void check_envelopes(int32_t k, bool quantised) {
+    enum { N = 300, GRID = 2000 };
+    float *p = malloc(sizeof *p * N * k), *c = malloc(sizeof *c * N * k);
+    int32_t *pair = malloc(sizeof *pair * k), choice;
+    double *start = malloc(sizeof *start * k);
+    rtr_line *l = malloc(sizeof *l * k);
+    fill_table(p, c, NULL, NULL, N, k, quantised);
+    for (int64_t i = 0; i < N; i++) {
+        const float *pi = p + i * k, *ci = c + i * k;
+        int32_t m = rtr_envelope(pi, ci, k, pair, start, l);
+        CHECK(m >= 1 && m <= k);
+        CHECK(start[0] == 0);
+        for (int32_t t = 1; t < m; t++) {
+            CHECK(start[t] > start[t - 1] && start[t] < 1);
+            CHECK(ci[pair[t]] > ci[pair[t - 1]] && pi[pair[t]] > pi[pair[t - 1]]);
+        }
+        /* The envelope's pair is the best at every grid λ (ties within
+         * rounding), and exactly route_argmax's at 0, 1 and piece midpoints. */
+        for (int g = 0; g <= GRID; g++) {
+            double lam = (double)g / GRID, best = -INFINITY;
+            for (int32_t j = 0; j < k; j++) best = fmax(best, score(pi, ci, j, lam));
+            CHECK_CLOSE(score(pi, ci, piece_at(pair, start, m, lam), lam), best, 1e-12, 0);
+        }
+        for (int32_t t = 0; t <= m; t++) {
+            double lam = t == m ? 1.0 : t == 0 ? 0.0 : 0.5 * (start[t - 1] + start[t]);
+            route_argmax(&choice, pi, ci, lam, 1, k);
+            CHECK_MSG(choice == piece_at(pair, start, m, lam), "k=%d query %lld λ=%g", (int)k, (long long)i, lam);
+        }
+    }
+    free(p); free(c); free(pair); free(start); free(l);
+}
+
+static void test_envelope_brute_force(void) {
+    static const int32_t ks[] = {1, 2, 3, 5, 7, 24, 40};
+    for (size_t t = 0; t < sizeof ks / sizeof *ks; t++) {
+        check_envelopes(ks[t], false);
+        check_envelopes(ks[t], true);
+    }
+}
+
+static void test_envelope_nan_and_ties(void) {
+    const float p[4] = {0.5f, NAN, 0.5f, 0.9f}, c[4] = {0.2f, 0.1f, 0.2f, 0.6f};
+    int32_t pair[4];
+    double start[4];
+    rtr_line l[4];
+    int32_t m = rtr_envelope(p, c, 4, pair, start, l);
+    /* pairs 0 and 2 coincide: the lower index; pair 1 is excluded (NaN);
+     * pair 3 overtakes where λ·0.7 − 0.2 = λ·1.5 − 0.6, λ = 0.5. */
+    CHECK(m == 2 && pair[0] == 0 && pair[1] == 3);
+    CHECK_CLOSE(start[1], 0.5, 1e-6, 0);
+    const float none_p[2] = {NAN, NAN};
+    CHECK(rtr_envelope(none_p, c, 2, pair, start, l) == 0);
+    int32_t ch[1];
+    route_argmax(ch, none_p, c, 0.5, 1, 2);
+    CHECK(ch[0] == -1);
+    /* equal cost at λ = 0: the more accurate wins, as it does just above 0 */
+    const float p2[2] = {0.3f, 0.6f}, c2[2] = {0.4f, 0.4f};
+    route_argmax(ch, p2, c2, 0.0, 1, 2);
+    CHECK(ch[0] == 1);
+}
+
+/* Brute force at one λ: predicted means and the realised operating point. */
+static void brute_at(const rtr_route_table *t, double lam, int32_t *choice, double *pa, double *pc,
+                     rtr_op_point *real) {
+    route_argmax(choice, t->p, t->c, lam, t->n, t->k);
+    double sa = 0, sc = 0;
+    for (int64_t i = 0; i < t->n; i++) { sa += t->p[i * t->k + choice[i]]; sc += t->cost[i * t->k + choice[i]]; }
+    *pa = sa / t->n;
+    *pc = sc / t->n;
+    *real = rtr_eval_choice(choice, t->true_correct, t->true_cost, t->n, t->k);
+}
+
+static void check_path(int64_t n, int32_t k, bool quantised) {
+    size_t nk = (size_t)(n * k);
+    float *p = malloc(sizeof *p * nk), *c = malloc(sizeof *c * nk), *cost = malloc(sizeof *cost * nk);
+    float *tc = malloc(sizeof *tc * nk), *tk = malloc(sizeof *tk * nk);
+    int32_t *choice = malloc(sizeof *choice * n), *env_choice = malloc(sizeof *env_choice * n);
+    fill_table(p, c, tc, tk, n, k, quantised);
+    for (size_t i = 0; i < nk; i++) cost[i] = c[i] * 1000;
+    rtr_route_table t = {n, k, p, c, cost, tc, tk};
+    rtr_path path;
+    CHECK(rtr_path_compute(&path, &t) == RTR_OK);
+    CHECK(path.n_points >= 1 && path.lambda[path.n_points - 1] == 1.0);
+    CHECK(path.n_points <= path.n_switches + 1);
+    for (int64_t j = 0; j < path.n_points; j++) {
+        double lo = j ? path.lambda[j - 1] : 0.0, pa, pc;
+        rtr_op_point real;
+        CHECK(path.lambda[j] > lo || (j == 0 && path.lambda[0] >= 0));
+        brute_at(&t, 0.5 * (lo + path.lambda[j]), choice, &pa, &pc, &real);
+        CHECK_CLOSE(path.pred_acc[j], pa, 1e-9, 1e-9);
+        CHECK_CLOSE(path.pred_cost[j], pc, 1e-9, 1e-9);
+        CHECK(path.n_missing[j] == real.n_missing);
+        if (real.n_missing < n) {
+            CHECK_CLOSE(path.real_acc[j], real.acc, 1e-9, 1e-9);
+            CHECK_CLOSE(path.real_cost[j], real.cost, 1e-9, 1e-9);
+        }
+        /* the interval's right end routes like its inside */
+        CHECK(rtr_envelope_choose(env_choice, p, c, path.lambda[j], n, k) == RTR_OK);
+        CHECK(memcmp(env_choice, choice, sizeof *choice * n) == 0);
+        if (j) CHECK(path.pred_cost[j] >= path.pred_cost[j - 1] - 1e-9 && path.pred_acc[j] >= path.pred_acc[j - 1] - 1e-12);
+    }
+    /* point lookup by λ */
+    for (int64_t j = 0; j < path.n_points; j++) CHECK(rtr_path_at(&path, path.lambda[j]) == j);
+    CHECK(rtr_path_at(&path, 0.0) == 0);
+    rtr_path_free(&path);
+    free(p); free(c); free(cost); free(tc); free(tk); free(choice); free(env_choice);
+}
+
+static void test_path_brute_force(void) {
+    check_path(1, 1, false);
+    check_path(1, 7, false);
+    check_path(5, 1, false);
+    check_path(200, 7, false);
+    check_path(200, 7, true);
+    check_path(100, 24, false);
+    check_path(50, 2, true);
+}
+
+static void test_path_errors(void) {
+    float p[2] = {NAN, NAN}, c[2] = {1, 1};
+    rtr_route_table t = {1, 2, p, c, NULL, NULL, NULL};
+    rtr_path path;
+    CHECK(rtr_path_compute(&path, &t) == RTR_ERR_INVALID);
+    CHECK(strstr(rtr_last_error(), "query 0") != NULL);
+    t.n = 0;
+    CHECK(rtr_path_compute(&path, &t) == RTR_ERR_INVALID);
+}
+
+static void test_budget(void) {
+    enum { N = 300, K = 5 };
+    float p[N * K], c[N * K];
+    fill_table(p, c, NULL, NULL, N, K, false);
+    rtr_route_table t = {N, K, p, c, NULL, NULL, NULL};
+    rtr_path path;
+    CHECK(rtr_path_compute(&path, &t) == RTR_OK);
+    CHECK(path.real_acc == NULL);
+    int64_t pt = -1;
+    CHECK(rtr_path_budget(&path, path.pred_cost[0] * 0.99, &pt) == RTR_ERR_INVALID);
+    CHECK(strstr(rtr_last_error(), "cheapest") != NULL);
+    CHECK(rtr_path_budget(&path, 1e9, &pt) == RTR_OK && pt == path.n_points - 1);
+    int32_t choice[N];
+    for (int64_t j = 0; j < path.n_points; j += 1 + path.n_points / 17) {
+        double b = 0.5 * (path.pred_cost[j] + (j + 1 < path.n_points ? path.pred_cost[j + 1] : 1e9));
+        CHECK(rtr_path_budget(&path, b, &pt) == RTR_OK && pt == j);
+        /* routing at the point's λ spends within the budget */
+        CHECK(rtr_envelope_choose(choice, p, c, path.lambda[pt], N, K) == RTR_OK);
+        double spent = 0;
+        for (int i = 0; i < N; i++) spent += c[i * K + choice[i]];
+        CHECK(spent / N <= b + 1e-12);
+        CHECK_CLOSE(spent / N, path.pred_cost[pt], 1e-12, 1e-9);
+    }
+    rtr_path_free(&path);
+}
+
+static void test_cost_scale_and_exclusions(void) {
+    const float c[6] = {1, 10, 3, 30, NAN, 20}; /* means per pair: 2, 20 */
+    double s = 0;
+    CHECK(rtr_route_cost_scale(c, 3, 2, &s) == RTR_OK && s == 20);
+    const float z[2] = {0, 0};
+    CHECK(rtr_route_cost_scale(z, 1, 2, &s) == RTR_ERR_INVALID);
+
+    rtr_catalog cat;
+    const char *json = "{\"models\":[{\"name\":\"a\",\"price_in\":1,\"price_out\":2},{\"name\":\"b\",\"price_out\":4}],"
+                       "\"strategies\":[{\"name\":\"cot\"},{\"name\":\"pot\"}]}";
+    CHECK(rtr_catalog_parse_json(&cat, json, "test") == RTR_OK);
+    bool ex[4] = {false};
+    CHECK(rtr_route_parse_exclude(&cat, "a|pot,b", ex) == RTR_OK);
+    CHECK(!ex[0] && ex[1] && ex[2] && ex[3]);
+    CHECK(rtr_route_parse_exclude(&cat, "zz", ex) == RTR_ERR_INVALID);
+    float p[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
+    const float tok[8] = {10, 20, 30, 40, 50, 600, 70, 80};
+    bool ex2[4] = {false, false, true, false};
+    rtr_route_exclude(p, tok, 2, 4, ex2, 100);
+    CHECK(!isnan(p[0]) && isnan(p[2]) && isnan(p[5]) && isnan(p[6]) && !isnan(p[7]));
+
+    float usd[4];
+    const float out[4] = {1e6f, 1e6f, 1e6f, 1e6f}, in[1] = {5e5f};
+    CHECK(rtr_cost_usd(usd, out, NULL, &cat, 1) == RTR_OK);
+    CHECK(usd[0] == 2 && usd[1] == 2 && usd[2] == 4 && usd[3] == 4);
+    CHECK(rtr_cost_usd(usd, out, in, &cat, 1) == RTR_ERR_INVALID); /* b has no price_in */
+
+    double uc[4];
+    CHECK(rtr_cost_user_parse("{\"a|cot\":1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4.5}", "u", &cat, uc) == RTR_OK);
+    CHECK(uc[3] == 4.5);
+    CHECK(rtr_cost_user_parse("{\"a|cot\":1}", "u", &cat, uc) == RTR_ERR_INVALID);
+    CHECK(rtr_cost_user_parse("{\"a|cot\":-1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4}", "u", &cat, uc) == RTR_ERR_INVALID);
+    rtr_catalog_free(&cat);
+}
+
+static void test_pareto(void) {
+    const double cost[6] = {1, 2, 2, 3, 0.5, NAN}, acc[6] = {0.5, 0.7, 0.6, 0.65, 0.4, 1};
+    int64_t idx[6];
+    int64_t m = rtr_pareto_front(cost, acc, 6, idx);
+    CHECK(m == 3 && idx[0] == 4 && idx[1] == 0 && idx[2] == 1);
+}
+
+static void test_aiq(void) {
+    double aiq = 0;
+    const double c1[4] = {1, 2, 3, 4}, a1[4] = {0.5, 0.6, 0.55, 0.9};
+    CHECK(rtr_metric_aiq(c1, a1, 4, 5, &aiq) == RTR_OK); /* hull (1,.5)-(4,.9), flat to 5 */
+    CHECK_CLOSE(aiq, (0.5 * (0.5 + 0.9) * 3 + 0.9) / 5, 1e-12, 0);
+    const double c2[2] = {1, 2}, a2[2] = {0.8, 0.6};
+    CHECK(rtr_metric_aiq(c2, a2, 2, 4, &aiq) == RTR_OK); /* cut at the peak */
+    CHECK_CLOSE(aiq, 0.8 * 3 / 4, 1e-12, 0);
+    const double c3[3] = {0, 1, 2}, a3[3] = {0.2, 0.7, 0.8};
+    CHECK(rtr_metric_aiq(c3, a3, 3, 2, &aiq) == RTR_OK); /* concave already */
+    CHECK_CLOSE(aiq, (0.45 + 0.75) / 2, 1e-12, 0);
+    CHECK(rtr_metric_aiq(c3, a3, 3, 1.5, &aiq) == RTR_ERR_INVALID);
+    CHECK(rtr_metric_aiq(c3, a3, 0, 2, &aiq) == RTR_ERR_INVALID);
+}
+
+static void test_apgr_cpt(void) {
+    const double x[3] = {0, 0.5, 1}, a[3] = {0.5, 0.8, 0.9};
+    CHECK_CLOSE(rtr_curve_area01(x, a, 3), 0.75, 1e-12, 0);
+    CHECK_CLOSE(rtr_metric_apgr(x, a, 3, 0.5, 0.9), 0.625, 1e-12, 0);
+    CHECK_CLOSE(rtr_metric_cpt(x, a, 3, 0.5, 0.9, 0.5), 1.0 / 3, 1e-12, 0);
+    CHECK_CLOSE(rtr_metric_cpt(x, a, 3, 0.5, 0.9, 0.8), 0.6, 1e-12, 0);
+    CHECK(isnan(rtr_metric_cpt(x, a, 3, 0.5, 0.9, 1.5)));
+    /* curve outside [0,1] is cut, and extended flat inside it */
+    const double x2[2] = {-1, 0.5}, a2[2] = {0, 1};
+    CHECK_CLOSE(rtr_curve_area01(x2, a2, 2), (2.0 / 3 + 1) / 2 * 0.5 + 0.5, 1e-12, 0);
+    const double cost[3] = {1, 2, 3}, acc[3] = {0.6, 0.8, 0.85};
+    CHECK_CLOSE(rtr_metric_cost_to_match(cost, acc, 3, 0.8, 4), 0.5, 1e-12, 0);
+    CHECK(isnan(rtr_metric_cost_to_match(cost, acc, 3, 0.9, 4)));
+    CHECK_CLOSE(rtr_metric_oracle_gap(cost, acc, 3, 2.5, 0.95), 0.15, 1e-12, 0);
+    CHECK(isnan(rtr_metric_oracle_gap(cost, acc, 3, 0.5, 0.95)));
+}
+
+static void test_reference_routers(void) {
+    /* 3 queries x 3 pairs; pair 2 is missing on query 1 */
+    const float correct[9] = {1, 0, 1, 0, 1, NAN, 0, 0, 1};
+    const float cost[9] = {1, 2, 5, 1, 2, 5, 1, 2, 5};
+    rtr_op_point single[3];
+    rtr_router_single(single, correct, cost, 3, 3);
+    CHECK_CLOSE(single[0].acc, 1.0 / 3, 1e-12, 0);
+    CHECK(single[2].n_missing == 1 && single[2].acc == 1 && single[2].cost == 5);
+    rtr_op_point r = rtr_router_random(single, 3);
+    CHECK_CLOSE(r.acc, (1.0 / 3 + 1.0 / 3 + 1) / 3, 1e-12, 0);
+    CHECK_CLOSE(r.cost, 8.0 / 3, 1e-12, 0);
+    CHECK(rtr_router_best_single(single, 3) == 2);
+    CHECK(rtr_router_cheapest_single(single, 3) == 0);
+    int32_t ch[3];
+    rtr_router_oracle(ch, correct, cost, 3, 3);
+    CHECK(ch[0] == 0 && ch[1] == 1 && ch[2] == 2);
+    rtr_op_point o = rtr_eval_choice(ch, correct, cost, 3, 3);
+    CHECK(o.acc == 1 && o.n_missing == 0);
+    CHECK_CLOSE(o.cost, 8.0 / 3, 1e-12, 0);
+    const float wrong[2] = {0, 0}, wc[2] = {3, 1};
+    rtr_router_oracle(ch, wrong, wc, 1, 2); /* none correct: the cheapest */
+    CHECK(ch[0] == 1);
+    const int32_t miss[3] = {2, 2, -1};
+    rtr_op_point m = rtr_eval_choice(miss, correct, cost, 3, 3);
+    CHECK(m.n_missing == 2 && m.acc == 1 && m.cost == 5);
+
+    /* dataset prior: query datasets "x" (seen) and "y" (unseen: global means) */
+    const char *train_ds[3] = {"x", "x", "z"}, *ds[2] = {"x", "y"};
+    float p[6], c[6];
+    CHECK(rtr_router_prior_table(p, c, ds, 2, train_ds, correct, cost, 3, 3) == RTR_OK);
+    CHECK(p[0] == 0.5f && p[1] == 0.5f && p[2] == 1 && c[2] == 5);
+    CHECK_CLOSE(p[3], 1.0 / 3, 1e-6, 0);
+    CHECK(p[5] == 1);
+
+    /* two-pair sweep: weak pair 0, strong pair 2, score puts query 2 first */
+    const float sc[3] = {0.5f, 0.1f, 0.9f};
+    rtr_curve cv;
+    CHECK(rtr_router_two_pair_sweep(&cv, sc, correct, cost, 3, 3, 0, 2) == RTR_OK);
+    CHECK(cv.n_points == 4 && cv.x[0] == 0 && cv.x[3] == 1);
+    CHECK_CLOSE(cv.acc[0], 1.0 / 3, 1e-12, 0);
+    CHECK_CLOSE(cv.acc[1], 2.0 / 3, 1e-12, 0);                   /* query 2 to strong */
+    CHECK_CLOSE(cv.acc[2], 2.0 / 3, 1e-12, 0);                   /* query 0: right either way */
+    CHECK(cv.acc[3] == 1);                                       /* query 1 on strong is missing */
+    CHECK_CLOSE(cv.cost[3], 5, 1e-12, 0);
+    rtr_curve_free(&cv);
+}
+
+static void test_knn_brute_force(void) {
+    enum { NQ = 37, NR = 300, D = 17, NN = 10, K = 3 };
+    static float q[NQ * D], ref[NR * D], sim[NQ * NN], rc[NR * K], rk[NR * K], p[NQ * K], c[NQ * K];
+    static int64_t idx[NQ * NN];
+    for (int i = 0; i < NQ * D; i++) q[i] = (float)(rnd() * 2 - 1);
+    for (int i = 0; i < NR * D; i++) ref[i] = (float)(rnd() * 2 - 1);
+    for (int i = 0; i < D; i++) ref[5 * D + i] = 0; /* a zero row: similarity 0 */
+    CHECK(rtr_knn_search(idx, sim, q, NQ, ref, NR, D, NN) == RTR_OK);
+    for (int i = 0; i < NQ; i++) {
+        double s[NR];
+        for (int r = 0; r < NR; r++) {
+            double dot = 0, nq = 0, nr = 0;
+            for (int t = 0; t < D; t++) { dot += q[i * D + t] * ref[r * D + t]; nq += q[i * D + t] * q[i * D + t]; nr += ref[r * D + t] * ref[r * D + t]; }
+            s[r] = nr > 0 ? dot / sqrt(nq * nr) : 0;
+        }
+        for (int t = 0; t < NN; t++) {
+            int best = -1; /* t-th best by selection, excluding the previous picks */
+            for (int r = 0; r < NR; r++) {
+                bool taken = false;
+                for (int u = 0; u < t; u++) taken |= idx[i * NN + u] == r;
+                if (!taken && (best < 0 || s[r] > s[best])) best = r;
+            }
+            CHECK_CLOSE(sim[i * NN + t], s[best], 1e-5, 0);
+            CHECK_CLOSE(s[idx[i * NN + t]], s[best], 1e-5, 0);
+            if (t) CHECK(sim[i * NN + t] <= sim[i * NN + t - 1]);
+        }
+    }
+    for (int i = 0; i < NR * K; i++) { rc[i] = (float)(rnd() < 0.6); rk[i] = (float)(rnd() * 100); }
+    CHECK(rtr_router_knn_table(p, c, q, NQ, ref, rc, rk, NR, D, K, NN) == RTR_OK);
+    for (int i = 0; i < NQ; i++)
+        for (int j = 0; j < K; j++) {
+            double sp = 0, sk = 0;
+            for (int t = 0; t < NN; t++) { sp += rc[idx[i * NN + t] * K + j]; sk += rk[idx[i * NN + t] * K + j]; }
+            CHECK_CLOSE(p[i * K + j], sp / NN, 1e-6, 0);
+            CHECK_CLOSE(c[i * K + j], sk / NN, 1e-4, 1e-6);
+        }
+    CHECK(rtr_knn_search(idx, sim, q, NQ, ref, 5, D, NN) == RTR_ERR_INVALID);
+}
+
+/* EmbedLLM router on data whose correctness depends on the query embedding:
+ * it must fit (training loss falls) and beat the per-pair mean on held-out
+ * queries. */
+static void test_embedllm_learns(void) {
+    enum { NT = 800, NQ = 400, D = 16, K = 4 };
+    static float et[NT * D], eq[NQ * D], yt[NT * K], ct[NT * K], yq[NQ * K], p[NQ * K], c[NQ * K], u[K * D];
+    for (int i = 0; i < K * D; i++) u[i] = (float)(rnd() * 2 - 1);
+    float *embs[2] = {et, eq}, *ys[2] = {yt, yq};
+    const int ns[2] = {NT, NQ};
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < ns[s]; i++) {
+            for (int t = 0; t < D; t++) embs[s][i * D + t] = (float)(rnd() * 2 - 1);
+            for (int j = 0; j < K; j++) {
+                double z = 0;
+                for (int t = 0; t < D; t++) z += u[j * D + t] * embs[s][i * D + t];
+                ys[s][i * K + j] = rnd() < 0.1 && s == 0 ? NAN : (float)(rnd() < 1 / (1 + exp(-1.5 * z)));
+                if (s == 0) ct[i * K + j] = (float)(j + 1);
+            }
+        }
+    rtr_embedllm_params prm = rtr_embedllm_default_params();
+    double loss[2] = {0, 0};
+    CHECK(rtr_router_embedllm_table(p, c, eq, NQ, et, yt, ct, NT, D, K, &prm, loss) == RTR_OK);
+    CHECK_MSG(loss[1] < loss[0] - 0.1, "train loss %g -> %g", loss[0], loss[1]);
+    /* held-out accuracy of thresholding p at 0.5 against the per-pair majority */
+    int right = 0, right_prior = 0;
+    for (int j = 0; j < K; j++) {
+        double mean = 0;
+        int cnt = 0;
+        for (int i = 0; i < NT; i++) if (!isnan(yt[i * K + j])) { mean += yt[i * K + j]; cnt++; }
+        mean /= cnt;
+        for (int i = 0; i < NQ; i++) {
+            right += (p[i * K + j] > 0.5f) == (yq[i * K + j] > 0.5f);
+            right_prior += (mean > 0.5) == (yq[i * K + j] > 0.5f);
+        }
+        CHECK(c[j] == (float)(j + 1));
+    }
+    fprintf(stderr, "embedllm: loss %.3f -> %.3f, held-out %d vs prior %d of %d\n", loss[0], loss[1], right, right_prior, NQ * K);
+    CHECK_MSG(right > right_prior + NQ * K / 10, "embedllm %d vs prior %d of %d", right, right_prior, NQ * K);
+    rtr_embedllm_params bad = prm;
+    bad.dim = 0;
+    CHECK(rtr_router_embedllm_table(p, c, eq, NQ, et, yt, ct, NT, D, K, &bad, NULL) == RTR_ERR_INVALID);
+}
+
+/* A two-shard corpus (2 models x 1 strategy) with routing tables and
+ * embeddings; shard 1's embeddings come from encoder enc_b. */
+static char *make_corpus(const char *enc_b) {
+    char *dir = rtr_sprintf("%s/route_data_%d", RTR_BINARY_DIR, (int)getpid());
+    rtr_remove_tree(dir);
+    mkdir(dir, 0755);
+    rtr_catalog cat;
+    CHECK(rtr_catalog_parse_json(&cat, "{\"models\":[{\"name\":\"m1\",\"price_in\":0,\"price_out\":1},"
+                                       "{\"name\":\"m2\",\"price_in\":0,\"price_out\":10}],\"strategies\":[{\"name\":\"s\"}]}",
+                                 "test") == RTR_OK);
+    const int64_t counts[2] = {3, 2};
+    const char *files[2] = {"shard-00000.h5", "shard-00001.h5"}, *splits = "TtTtT"; /* T test, t train */
+    int q = 0;
+    for (int s = 0; s < 2; s++) {
+        rtr_shard sh;
+        CHECK(rtr_shard_alloc(&sh, counts[s], 2) == RTR_OK);
+        float p[6], tok[6], emb[12];
+        for (int64_t i = 0; i < counts[s]; i++, q++) {
+            sh.id[i] = rtr_sprintf("q%d", q);
+            sh.text[i] = rtr_strdup("some text");
+            sh.dataset[i] = rtr_strdup(q % 2 ? "b" : "a");
+            sh.split[i] = rtr_strdup(splits[q] == 'T' ? "test" : "train");
+            for (int j = 0; j < 2; j++) {
+                sh.correct[i * 2 + j] = (float)((q + j) % 2);
+                sh.tokens[i * 2 + j] = (float)(100 * (j + 1) + q);
+                sh.cost[i * 2 + j] = (float)(0.001 * (j + 1));
+                p[i * 2 + j] = 0.5f + 0.1f * (float)j;
+                tok[i * 2 + j] = (float)(50 * (j + 1));
+            }
+            for (int t = 0; t < 4; t++) emb[i * 4 + t] = (float)(q * 10 + t);
+        }
+        char *path = rtr_sprintf("%s/%s", dir, files[s]);
+        CHECK(rtr_shard_write(path, &cat, &sh) == RTR_OK);
+        const char *hk[1] = {"checkpoint_hash"}, *hv[1] = {"h1"}, *ek[1] = {"encoder_hash"}, *ev[1] = {s ? enc_b : "enc_a"};
+        const rtr_matrix_out m[3] = {{"/routing/p_correct", p, counts[s], 2, 1, hk, hv},
+                                     {"/routing/tokens", tok, counts[s], 2, 1, hk, hv},
+                                     {"/embedding/query", emb, counts[s], 4, 1, ek, ev}};
+        CHECK(rtr_shard_put_matrices(path, m, 3) == RTR_OK);
+        free(path);
+        rtr_shard_free(&sh);
+    }
+    CHECK(rtr_manifest_write(dir, &cat, 2, files, counts, 3) == RTR_OK);
+    rtr_catalog_free(&cat);
+    return dir;
+}
+
+static void test_route_data_load(void) {
+    char *dir = make_corpus("enc_a");
+    route_data d;
+    route_load_params prm = {.split = "test", .embeddings = true};
+    CHECK(route_data_load(&d, dir, &prm) == RTR_OK);
+    CHECK(d.n == 3 && d.k == 2 && !strcmp(d.id[0], "q0") && !strcmp(d.id[1], "q2") && !strcmp(d.id[2], "q4"));
+    CHECK(d.emb_dim == 4 && d.emb[1 * 4 + 0] == 20 && d.emb[2 * 4 + 3] == 43 && !strcmp(d.encoder_hash, "enc_a"));
+    CHECK(d.cost_scale == 100 && d.c[1] == 1.0f && d.cost[1] == 100); /* tokens 50/100: scale = largest mean */
+    CHECK(d.has_truth && d.true_cost[2 * 2 + 1] == 204 && d.true_correct[1] == 1);
+    CHECK(!strcmp(d.checkpoint_hash, "h1"));
+    route_data_free(&d);
+
+    route_load_params usd = {.split = "train", .no_tables = true, .cost_model = RTR_COST_USD};
+    CHECK(route_data_load(&d, dir, &usd) == RTR_OK);
+    CHECK(d.n == 2 && d.p == NULL && d.c == NULL && d.emb == NULL);
+    CHECK_CLOSE(d.true_cost[1], 0.002, 1e-9, 0);
+    route_data_free(&d);
+
+    route_load_params bad = {.checkpoint_hash = "h2"};
+    CHECK(route_data_load(&d, dir, &bad) == RTR_ERR_INVALID && strstr(rtr_last_error(), "h2"));
+    route_load_params none = {.split = "valid"};
+    CHECK(route_data_load(&d, dir, &none) == RTR_ERR_INVALID && strstr(rtr_last_error(), "valid"));
+    route_load_params excl = {.exclude = "m1,m2"};
+    CHECK(route_data_load(&d, dir, &excl) == RTR_ERR_INVALID && strstr(rtr_last_error(), "excluded"));
+    rtr_remove_tree(dir);
+    free(dir);
+
+    dir = make_corpus("enc_b");
+    route_load_params emb = {.embeddings = true};
+    CHECK(route_data_load(&d, dir, &emb) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "enc_b"));
+    route_load_params plain = {0};
+    CHECK(route_data_load(&d, dir, &plain) == RTR_OK && d.n == 5); /* embeddings not asked for */
+    route_data_free(&d);
+    rtr_remove_tree(dir);
+    free(dir);
+}
+
+TEST_MAIN(T(test_envelope_brute_force), T(test_envelope_nan_and_ties), T(test_path_brute_force),
+          T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
+          T(test_aiq), T(test_apgr_cpt), T(test_reference_routers), T(test_knn_brute_force),
+          T(test_embedllm_learns), T(test_route_data_load))

@@ -1,0 +1,128 @@
+#!/bin/bash
+# End-to-end test of `rtr train`, `rtr score` and `rtr eval-predictor` on the
+# demo corpus, with stand-in query embeddings (hashed bag of words, added with
+# h5py so this test does not need encoder weights), and the failure cases:
+# shards without embeddings, another encoder's embeddings, another catalog, a
+# diverging run. A failed run must exit 1 and leave existing outputs as they were.
+set -u
+RTR=${RTR:?path of the rtr binary}
+python3 -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fail=0
+check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+
+"$RTR" gen-demo --queries 1200 --seed 5 "$W/demo" >/dev/null 2>&1 || { echo "gen-demo failed"; exit 1; }
+"$RTR" ingest --catalog "$W/demo/catalog.json" --out "$W/corpus" --shard-size 500 "$W/demo/outcomes.jsonl" \
+    >/dev/null 2>&1 || { echo "ingest failed"; exit 1; }
+cp -r "$W/corpus" "$W/plain"   # a corpus never encoded
+
+# Stand-in encoder: each word adds a fixed random vector; rows L2-normalised.
+embed() { # corpus_dir encoder_hash
+    python3 - "$1" "$2" <<'EOF'
+import glob, hashlib, sys, h5py, numpy as np
+D = 32
+def vec(text):
+    v = np.zeros(D)
+    for w in text.lower().split():
+        seed = int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")
+        v += np.random.default_rng(seed).standard_normal(D)
+    return v / (np.linalg.norm(v) + 1e-9)
+for path in sorted(glob.glob(sys.argv[1] + "/shard-*.h5")):
+    with h5py.File(path, "r+") as f:
+        cat = __import__("json").loads(f.attrs["catalog_json"])
+        texts = [t.decode() if isinstance(t, bytes) else t for t in f["queries/text"][()]]
+        data = {"query": np.array([vec(t) for t in texts], dtype=np.float32),
+                "model_desc": np.array([vec(m["description"]) for m in cat["models"]], dtype=np.float32),
+                "strategy_desc": np.array([vec(s["description"]) for s in cat["strategies"]], dtype=np.float32)}
+        if "embedding" in f: del f["embedding"]
+        for name, x in data.items():
+            d = f.create_dataset("embedding/" + name, data=x)
+            d.attrs["encoder"] = "test-bag-of-words"
+            d.attrs["encoder_hash"] = sys.argv[2]
+EOF
+}
+embed "$W/corpus" hashA || { echo "embedding failed"; exit 1; }
+
+T="--hidden 24 --learn-dim 8 --epochs 15 --patience 4"
+check "train writes a checkpoint" "'$RTR' train '$W/corpus' --out '$W/ck.safetensors' $T --json >'$W/train.json' 2>'$W/train.log'"
+check "train logs epochs" "grep -q '^epoch   1' '$W/train.log' && python3 -c \"import json;d=json.load(open('$W/train.json'));assert len(d['epochs'])>=2\""
+check "paper setting trains" "'$RTR' train '$W/corpus' --out '$W/paper.safetensors' $T --token-target raw --no-token-scale >/dev/null 2>&1"
+check "score writes routing tables" "'$RTR' score --checkpoint '$W/ck.safetensors' '$W/corpus' >/dev/null 2>'$W/score.log'"
+check "tables have the right shape and range" "python3 - '$W/corpus' <<'EOF'
+import glob, sys, h5py, numpy as np
+for p in sorted(glob.glob(sys.argv[1] + '/shard-*.h5')):
+    with h5py.File(p) as f:
+        n, k = f['outcomes/correct'].shape
+        pc, tk = f['routing/p_correct'][()], f['routing/tokens'][()]
+        assert pc.shape == (n, k) and tk.shape == (n, k)
+        assert np.all((pc > 0) & (pc < 1)) and np.all(tk >= 0) and len(f['routing/p_correct'].attrs['checkpoint_hash']) == 16
+EOF"
+check "tables equal the paper's concat MLP (NumPy, from the checkpoint)" "python3 - '$W/corpus' '$W/ck.safetensors' <<'EOF'
+import glob, json, struct, sys, h5py, numpy as np
+raw = open(sys.argv[2], 'rb').read()
+n = struct.unpack('<Q', raw[:8])[0]
+hdr = json.loads(raw[8:8 + n]); meta = hdr.pop('__metadata__'); buf = raw[8 + n:]
+t = {k: np.frombuffer(buf[v['data_offsets'][0]:v['data_offsets'][1]], np.float32).reshape(v['shape']) for k, v in hdr.items()}
+pm, ps = t['pair_model'].astype(int), t['pair_strategy'].astype(int)
+D = t['d_model'].shape[1]
+with h5py.File(sorted(glob.glob(sys.argv[1] + '/shard-*.h5'))[0]) as f:
+    e = f['embedding/query'][:50].astype(np.float64); P = f['routing/p_correct'][:50]; T = f['routing/tokens'][:50]
+K = len(pm)
+x = np.concatenate([np.repeat(e, K, 0), np.tile(t['d_model'][pm], (50, 1)), np.tile(t['d_strategy'][ps], (50, 1)),
+                    np.tile(t['u_model'][pm], (50, 1)), np.tile(t['u_strategy'][ps], (50, 1))], 1)
+z = []
+for h in ('correct', 'tokens'):
+    Wm, Ws = t['head.%s.W_m' % h], t['head.%s.W_s' % h]
+    W1 = np.concatenate([t['head.%s.W_q' % h], Wm[:, :D], Ws[:, :D], Wm[:, D:], Ws[:, D:]], 1)
+    z.append((np.maximum(x @ W1.T + t['head.%s.b1' % h], 0) @ t['head.%s.w2' % h] + t['head.%s.b2' % h][0]).reshape(50, K))
+p = 1 / (1 + np.exp(-z[0]))
+tok = np.logaddexp(0, z[1]) * float(meta['token_scale'])
+tok = np.expm1(tok) if meta['token_target'] == 'log' else tok
+assert np.abs(p - P).max() < 1e-5 and (np.abs(tok - T) / np.maximum(1, tok)).max() < 1e-4, (np.abs(p - P).max(), np.abs(tok - T).max())
+EOF"
+check "eval-predictor runs" "'$RTR' eval-predictor --checkpoint '$W/ck.safetensors' '$W/corpus' --json >'$W/eval.json'"
+check "eval-predictor reports both predictors" "python3 -c \"import json;d=json.load(open('$W/eval.json'));o=d['overall'];assert o['predictor']['n_correct']>0 and o['naive']['log_loss']>0 and len(d['pairs'])==16\""
+
+# ---- failures: exit 1, nothing replaced
+cp "$W/ck.safetensors" "$W/ck.before"
+sum_tables() { python3 -c "import glob,h5py,hashlib,sys;print(hashlib.sha1(b''.join(h5py.File(p)['routing/p_correct'][()].tobytes() for p in sorted(glob.glob(sys.argv[1]+'/shard-*.h5')))).hexdigest())" "$1"; }
+before=$(sum_tables "$W/corpus")
+"$RTR" train "$W/plain" --out "$W/ck.safetensors" $T >/dev/null 2>"$W/err"; rc=$?
+check "train without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
+"$RTR" train "$W/corpus" --out "$W/ck.safetensors" $T --lr 1e30 >/dev/null 2>"$W/err"; rc=$?
+check "diverging run fails, checkpoint kept" "[ $rc = 1 ] && grep -q diverged '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/plain" >/dev/null 2>"$W/err"; rc=$?
+check "score without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err'"
+embed "$W/corpus" hashB
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
+check "score with another encoder fails, tables kept" "[ $rc = 1 ] && grep -q 'encoder' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+"$RTR" eval-predictor --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
+check "eval with another encoder fails" "[ $rc = 1 ] && grep -q 'encoder' '$W/err'"
+python3 - "$W/demo/catalog.json" "$W/other.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["models"][0]["description"] += " (changed)"
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+"$RTR" ingest --catalog "$W/other.json" --out "$W/other" "$W/demo/outcomes.jsonl" >/dev/null 2>&1 && embed "$W/other" hashA
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/other" >/dev/null 2>"$W/err"; rc=$?
+check "score with another catalog fails" "[ $rc = 1 ] && grep -q 'catalog' '$W/err'"
+embed "$W/corpus" hashA   # back to the checkpoint's encoder, then spoil the last shard
+python3 - "$W/corpus" <<'EOF'
+import glob, sys, h5py, numpy as np
+with h5py.File(sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[-1], "r+") as f:
+    e = f["embedding/query"][()]
+    e[3, 1] = np.nan
+    attrs = dict(f["embedding/query"].attrs)
+    del f["embedding/query"]
+    f.create_dataset("embedding/query", data=e).attrs.update(attrs)
+EOF
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
+check "NaN embedding fails before any table changes" "[ $rc = 1 ] && grep -q 'NaN' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+printf 'not a checkpoint' >"$W/junk.safetensors"
+"$RTR" score --checkpoint "$W/junk.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
+check "corrupt checkpoint fails" "[ $rc = 1 ]"
+"$RTR" train "$W/corpus" >/dev/null 2>&1; rc=$?
+check "missing --out is a usage error" "[ $rc = 2 ]"
+exit $fail

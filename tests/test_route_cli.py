@@ -1,0 +1,193 @@
+"""End-to-end test of `rtr route` and `rtr sweep` on a small demo corpus whose
+routing tables are written here with h5py (noisy versions of the outcomes),
+so the test does not depend on training. The path that `rtr sweep` writes is
+checked point by point against a NumPy brute force, `rtr route` decisions
+against a NumPy argmax, and every bad input must fail with exit status 1
+and leave no output file behind."""
+import csv
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import h5py
+    import numpy as np
+except ImportError:
+    print("SKIP: h5py and numpy are needed")
+    sys.exit(77)
+
+RTR = os.environ.get("RTR")
+if not RTR or not os.path.exists(RTR):
+    print("SKIP: $RTR (the rtr binary) is not set")
+    sys.exit(77)
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def run(*args):
+    return subprocess.run([RTR, *args], capture_output=True, text=True)
+
+
+def load(corpus, split):
+    """Tables and truth of one split, in corpus order, as rtr reads them."""
+    rows = {k: [] for k in ("p", "tok", "correct", "tokens", "cost", "id")}
+    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
+        with h5py.File(f, "r") as h:
+            keep = np.array([s.decode() if isinstance(s, bytes) else s for s in h["queries/split"][()]]) == split
+            ids = [s.decode() if isinstance(s, bytes) else s for s in h["queries/id"][()]]
+            rows["p"].append(h["routing/p_correct"][()][keep])
+            rows["tok"].append(h["routing/tokens"][()][keep])
+            for k in ("correct", "tokens", "cost"):
+                rows[k].append(h["outcomes/" + k][()][keep])
+            rows["id"] += [i for i, k in zip(ids, keep) if k]
+    return {k: (np.concatenate(v) if k != "id" else v) for k, v in rows.items()}
+
+
+def argmax(p, c, lam):
+    """route_argmax in NumPy: highest score, ties to the cheaper, then the more accurate."""
+    s = lam * (p.astype(np.float64) + c) - c
+    out = np.empty(len(p), dtype=int)
+    for i in range(len(p)):
+        best = np.flatnonzero(s[i] == s[i].max())
+        best = best[c[i, best] == c[i, best].min()]
+        best = best[p[i, best] == p[i, best].max()]
+        out[i] = best[0]
+    return out
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_route_")
+    corpus = os.path.join(tmp, "corp")
+    r = run("gen-demo", "--queries", "400", "--seed", "3", os.path.join(tmp, "demo"))
+    check(r.returncode == 0, "gen-demo: " + r.stderr)
+    r = run("ingest", "--catalog", os.path.join(tmp, "demo", "catalog.json"), "--out", corpus,
+            "--shard-size", "150", os.path.join(tmp, "demo", "outcomes.jsonl"))
+    check(r.returncode == 0, "ingest: " + r.stderr)
+    rng = np.random.default_rng(7)
+    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
+        with h5py.File(f, "a") as h:
+            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
+            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
+            p = np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.15, correct.shape), 0, 1).astype(np.float32)
+            tok = (tokens * rng.uniform(0.7, 1.3, tokens.shape) + 1).astype(np.float32)
+            for name, data in (("routing/p_correct", p), ("routing/tokens", tok)):
+                if name in h:
+                    del h[name]
+                h.create_dataset(name, data=data)
+                h[name].attrs["checkpoint_hash"] = "abc123"
+
+    # --- sweep: the exact path against a brute force at every point
+    out = os.path.join(tmp, "sweep")
+    r = run("sweep", corpus, "--out", out, "--grid", "11", "--json")
+    check(r.returncode == 0, "sweep: " + r.stderr)
+    summary = json.loads(r.stdout)
+    d = load(corpus, "test")
+    c = d["tok"].astype(np.float64)
+    scale = c.mean(axis=0).max()
+    check(abs(summary["cost_scale"] - scale) <= 1e-3 * scale, "cost scale %s vs %s" % (summary["cost_scale"], scale))
+    cs = (d["tok"] / np.float32(scale)).astype(np.float32).astype(np.float64)
+    with open(os.path.join(out, "path.csv")) as f:
+        path = list(csv.DictReader(f))
+    check(len(path) == summary["n_points"] and len(path) > 3, "path rows %d" % len(path))
+    check(float(path[-1]["lambda_hi"]) == 1.0, "path ends at lambda 1")
+    n = len(d["id"])
+    for row in path:
+        lam = 0.5 * (float(row["lambda_lo"]) + float(row["lambda_hi"]))
+        ch = argmax(d["p"], cs, lam)
+        idx = (np.arange(n), ch)
+        check(abs(float(row["pred_accuracy"]) - d["p"][idx].astype(np.float64).mean()) < 1e-6, "pred acc at %g" % lam)
+        check(abs(float(row["pred_mean_cost"]) - d["tok"][idx].astype(np.float64).mean()) < 1e-3, "pred cost at %g" % lam)
+        have = ~(np.isnan(d["correct"][idx]) | np.isnan(d["tokens"][idx]))
+        check(int(row["n_missing"]) == int((~have).sum()), "missing at %g" % lam)
+        check(abs(float(row["accuracy"]) - d["correct"][idx][have].mean()) < 1e-6, "accuracy at %g" % lam)
+        check(abs(float(row["mean_cost"]) - d["tokens"][idx][have].astype(np.float64).mean()) < 1e-3, "cost at %g" % lam)
+    front = [row for row in path if row["pareto"] == "1"]
+    check(len(front) == len(summary["pareto_front"]) > 0, "Pareto front size")
+    for a, b in zip(front, front[1:]):
+        check(float(b["mean_cost"]) >= float(a["mean_cost"]) and float(b["accuracy"]) > float(a["accuracy"]), "front order")
+    check(len(open(os.path.join(out, "grid.csv")).read().splitlines()) == 12, "grid rows")
+    svg = open(os.path.join(out, "plot.svg")).read()
+    check(svg.startswith("<svg") and "<path" in svg and svg.rstrip().endswith("</svg>"), "svg")
+    import xml.dom.minidom
+    check(len(xml.dom.minidom.parseString(svg).getElementsByTagName("path")) >= 2, "svg: well-formed, with the path drawn")
+    m = summary["metrics"]
+    check(0 < m["aiq"] <= 1 and m["x_max"] > 0, "AIQ %s" % m)
+    oracle = summary["reference"]["oracle"]
+    best = max(summary["reference"]["single_pairs"], key=lambda s: s["accuracy"])
+    check(oracle["accuracy"] >= best["accuracy"], "oracle at least the best single")
+
+    # --- route at a lambda: decisions equal the NumPy argmax (all splits)
+    dec = os.path.join(tmp, "dec.csv")
+    r = run("route", corpus, "--lambda", "0.7", "--split", "test", "--out", dec, "--json")
+    check(r.returncode == 0, "route --lambda: " + r.stderr)
+    with open(dec) as f:
+        rows = list(csv.DictReader(f))
+    pairs = json.load(open(os.path.join(tmp, "demo", "catalog.json")))
+    names = [m_["name"] + "|" + s_["name"] for m_ in pairs["models"] for s_ in pairs["strategies"]]
+    ch = argmax(d["p"], cs, 0.7)
+    check([r_["id"] for r_ in rows] == d["id"], "decision ids in corpus order")
+    check([r_["model"] + "|" + r_["strategy"] for r_ in rows] == [names[j] for j in ch], "decisions = argmax")
+
+    # --- route under a budget: the most expensive path point within it
+    budget = 0.5 * (float(path[1]["pred_mean_cost"]) + float(path[-1]["pred_mean_cost"]))
+    r = run("route", corpus, "--budget", str(budget), "--split", "test", "--out", os.path.join(tmp, "b.jsonl"), "--json")
+    check(r.returncode == 0, "route --budget: " + r.stderr)
+    info = json.loads(r.stdout)
+    fits = [row for row in path if float(row["pred_mean_cost"]) <= budget]
+    check(info["pred_mean_cost"] <= budget + 1e-9, "budget respected")
+    check(abs(info["pred_mean_cost"] - float(fits[-1]["pred_mean_cost"])) < 1e-6, "largest routing within budget")
+    check(abs(info["lambda"] - float(fits[-1]["lambda_hi"])) < 1e-12, "budget lambda")
+    r = run("route", corpus, "--budget", str(budget * n), "--budget-mode", "total", "--split", "test",
+            "--out", os.path.join(tmp, "t.jsonl"), "--json")
+    check(r.returncode == 0 and abs(json.loads(r.stdout)["lambda"] - info["lambda"]) < 1e-12, "total budget")
+    lines = open(os.path.join(tmp, "b.jsonl")).read().splitlines()
+    check(len(lines) == n and "p_correct" in json.loads(lines[0]), "jsonl decisions")
+
+    # --- exclusions and the other cost models
+    r = run("route", corpus, "--lambda", "1", "--exclude", "demo-400b", "--out", os.path.join(tmp, "x.csv"))
+    check(r.returncode == 0 and "demo-400b" not in open(os.path.join(tmp, "x.csv")).read(), "exclude a model")
+    r = run("sweep", corpus, "--cost", "usd", "--out", os.path.join(tmp, "usd"), "--json")
+    check(r.returncode == 0 and json.loads(r.stdout)["cost_model"] == "usd", "usd sweep: " + r.stderr)
+    pc = os.path.join(tmp, "pc.json")
+    json.dump({nm: float(i + 1) for i, nm in enumerate(names)}, open(pc, "w"))
+    r = run("sweep", corpus, "--cost", "user", "--pair-cost", pc, "--out", os.path.join(tmp, "user"), "--json")
+    check(r.returncode == 0, "user-cost sweep: " + r.stderr)
+
+    # --- bad input: exit 1, a clear message, no output file
+    bad = [
+        (["route", corpus, "--lambda", "1.5"], "outside [0, 1]"),
+        (["route", corpus, "--lambda", "-0.1"], "outside [0, 1]"),
+        (["route", corpus, "--budget", "0.001"], "cheapest"),
+        (["route", corpus, "--lambda", "0.5", "--checkpoint-hash", "ffff"], "checkpoint"),
+        (["route", corpus, "--lambda", "0.5", "--split", "nosuch"], "no query in split"),
+        (["route", corpus, "--lambda", "0.5", "--exclude", "gpt-9"], "gpt-9"),
+        (["route", corpus, "--lambda", "0.5", "--max-tokens", "0.5"], "excluded"),
+        (["route", corpus, "--lambda", "0.5", "--cost", "euros"], "cost model"),
+    ]
+    for args, msg in bad:
+        target = os.path.join(tmp, "bad.csv")
+        r = run(*args, "--out", target)
+        check(r.returncode == 1 and msg in r.stderr, "%s -> %d %s" % (args[2:], r.returncode, r.stderr.strip()))
+        check(not os.path.exists(target), "no output after a failure")
+    r = run("sweep", corpus, "--split", "nosuch", "--out", os.path.join(tmp, "none"))
+    check(r.returncode == 1 and not os.path.exists(os.path.join(tmp, "none", "path.csv")), "sweep on an empty split")
+    check(run("route", corpus, "--out", os.path.join(tmp, "u.csv")).returncode == 2, "no --lambda/--budget is a usage error")
+
+    shutil.rmtree(tmp)
+    print("%s: %d failures" % ("ok" if not failures else "FAIL", failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
