@@ -15,7 +15,8 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     char *end = NULL;
     errno = 0;
     switch (o->kind) {
-    case RTR_OPT_STR: *(const char **)o->dest = v; return 0;
+    case RTR_OPT_STR:
+    case RTR_OPT_REQUIRED: *(const char **)o->dest = v; return 0;
     case RTR_OPT_INT: {
         long x = strtol(v, &end, 10);
         if (errno || end == v || *end) break;
@@ -34,10 +35,7 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     return 2;
 }
 
-int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {
-    memset(out, 0, sizeof *out);
-    out->pos = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!out->pos) return 2;
+static int parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {
     bool only_pos = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -64,6 +62,11 @@ int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *ou
         if (!v) { fprintf(stderr, "rtr %s: --%s needs a value\n", spec->name, o->name); return 2; }
         if (set_value(spec, o, v)) return 2;
     }
+    for (const rtr_opt *o = spec->opts; o && o->name; o++)
+        if (o->kind == RTR_OPT_REQUIRED && !*(const char **)o->dest) {
+            fprintf(stderr, "rtr %s: --%s is required (see rtr %s --help)\n", spec->name, o->name, spec->name);
+            return 2;
+        }
     if (out->npos < spec->min_pos || (spec->max_pos >= 0 && out->npos > spec->max_pos)) {
         fprintf(stderr, "rtr %s: wrong number of arguments\nusage: rtr %s %s\n", spec->name, spec->name, spec->usage);
         return 2;
@@ -71,17 +74,34 @@ int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *ou
     return 0;
 }
 
+int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {
+    memset(out, 0, sizeof *out);
+    out->pos = malloc(sizeof(char *) * (size_t)(argc + 1));
+    if (!out->pos) return 2;
+    int rc = parse(spec, argc, argv, out);
+    /* Option values point at argv's strings, not its slots, so the slots can
+     * take the positionals: callers then own nothing. */
+    memcpy(argv + 1, out->pos, sizeof(char *) * (size_t)out->npos);
+    free(out->pos);
+    out->pos = argv + 1;
+    return rc;
+}
+
 void rtr_args_help(const rtr_cmd_spec *spec, FILE *out) {
     fprintf(out, "usage: rtr %s %s\n\n%s\n\noptions:\n", spec->name, spec->usage, spec->summary);
     for (const rtr_opt *o = spec->opts; o && o->name; o++) {
         char left[64];
-        const char *meta = o->kind == RTR_OPT_STR ? " S" : o->kind == RTR_OPT_INT ? " N" : o->kind == RTR_OPT_DOUBLE ? " X" : "";
+        const char *meta = o->kind == RTR_OPT_STR || o->kind == RTR_OPT_REQUIRED ? " S"
+                           : o->kind == RTR_OPT_INT                          ? " N"
+                           : o->kind == RTR_OPT_DOUBLE                       ? " X"
+                                                                              : "";
         snprintf(left, sizeof left, "--%s%s", o->name, meta);
         fprintf(out, "  %-22s %s", left, o->help);
         switch (o->kind) {
         case RTR_OPT_STR:
             if (*(const char **)o->dest) fprintf(out, " (default: %s)", *(const char **)o->dest);
             break;
+        case RTR_OPT_REQUIRED: fprintf(out, " (required)"); break;
         case RTR_OPT_INT: fprintf(out, " (default: %ld)", *(long *)o->dest); break;
         case RTR_OPT_DOUBLE: fprintf(out, " (default: %g)", *(double *)o->dest); break;
         case RTR_OPT_FLAG: break;

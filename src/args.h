@@ -7,7 +7,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-typedef enum { RTR_OPT_FLAG, RTR_OPT_STR, RTR_OPT_INT, RTR_OPT_DOUBLE } rtr_opt_kind;
+/* RTR_OPT_REQUIRED is a string option whose absence is a usage error. */
+typedef enum { RTR_OPT_FLAG, RTR_OPT_STR, RTR_OPT_REQUIRED, RTR_OPT_INT, RTR_OPT_DOUBLE } rtr_opt_kind;
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */
@@ -25,14 +26,15 @@ typedef struct {
 } rtr_cmd_spec;
 
 typedef struct {
-    char **pos; /* positional arguments (pointers into argv; free(pos) only) */
+    char **pos; /* positional arguments: argv is reordered so they follow argv[0] */
     int npos;
     bool json;  /* --json, accepted by every command */
 } rtr_args;
 
 /* Parse argv (argv[0] is the command name). Every command also accepts
  * --help and --json. Returns 0 to continue, 2 on a usage error (message
- * printed), or -1 when --help was printed. */
+ * printed: unknown option, bad value, missing required option, wrong number
+ * of positionals), or -1 when --help was printed. */
 int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out);
 void rtr_args_help(const rtr_cmd_spec *spec, FILE *out);
 

@@ -27,7 +27,7 @@ static rtr_status embed_batch(rtr_encoder *enc, char **lines, size_t *lens, size
 int cmd_embed(int argc, char **argv) {
     const char *model = NULL;
     long threads = 0, max_len = 0;
-    const rtr_opt opts[] = {{"model", RTR_OPT_STR, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
+    const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
                             {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
                             {"max-length", RTR_OPT_INT, &max_len, "tokens per text incl. specials (0: the model's)"},
                             {0}};
@@ -37,12 +37,7 @@ int cmd_embed(int argc, char **argv) {
                                opts, 0, 0};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    free(a.pos);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!model) {
-        fprintf(stderr, "rtr embed: --model MODEL_DIR is required\n");
-        return 2;
-    }
     rtr_encoder_params p = rtr_encoder_default_params();
     p.n_threads = (int)threads;
     p.max_seq_length = (int)max_len;

@@ -72,7 +72,7 @@ int cmd_encode(int argc, char **argv) {
     const char *model = NULL;
     long threads = 0;
     bool force = false;
-    const rtr_opt opts[] = {{"model", RTR_OPT_STR, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
+    const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
                             {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
                             {"force", RTR_OPT_FLAG, &force, "re-encode shards that are already up to date"},
                             {0}};
@@ -83,17 +83,9 @@ int cmd_encode(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) {
-        free(a.pos);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!model) {
-        fprintf(stderr, "rtr encode: --model MODEL_DIR is required\n");
-        return 2;
-    }
     double t0 = rtr_now();
     rtr_corpus *c = NULL;
     rtr_encoder *enc = NULL;

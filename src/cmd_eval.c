@@ -220,7 +220,7 @@ int cmd_eval(int argc, char **argv) {
     bool no_embedllm = false;
     route_cli cli = {.split = "test", .cost = "tokens"};
     const rtr_opt opts[] = {
-        {"out", RTR_OPT_STR, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
+        {"out", RTR_OPT_REQUIRED, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
         {"train-split", RTR_OPT_STR, &train_split, "split the baselines are fitted on"},
         {"test-dataset", RTR_OPT_STR, &test_dataset, "evaluate only queries of this dataset"},
         {"train-skip-dataset", RTR_OPT_STR, &skip_dataset, "fit baselines without this dataset (out of distribution)"},
@@ -238,11 +238,9 @@ int cmd_eval(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!out) { fprintf(stderr, "rtr eval: --out EVAL.json is required\n"); return 2; }
     if (knn_k < 1) { fprintf(stderr, "rtr eval: --knn must be at least 1\n"); return 2; }
 
     route_load_params prm, trp;

@@ -49,7 +49,7 @@ static void compare(rtr_pred_metrics out[2], const float *pc, const float *pt, c
 
 int cmd_eval_predictor(int argc, char **argv) {
     const char *ckpt = NULL, *split = "test";
-    const rtr_opt opts[] = {{"checkpoint", RTR_OPT_STR, &ckpt, "predictor checkpoint from `rtr train`"},
+    const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"split", RTR_OPT_STR, &split, "evaluate on the queries of this split"},
                             {0}};
     const rtr_cmd_spec spec = {
@@ -61,11 +61,9 @@ int cmd_eval_predictor(int argc, char **argv) {
         opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!ckpt) { fprintf(stderr, "rtr eval-predictor: --checkpoint CHECKPOINT is required\n"); return 2; }
 
     rtr_predictor p = {0};
     rtr_corpus *c = NULL;

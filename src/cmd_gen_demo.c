@@ -22,9 +22,8 @@ int cmd_gen_demo(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
-    free(a.pos);
     if (n < 1) { fprintf(stderr, "rtr gen-demo: --queries must be at least 1\n"); return 2; }
     mkdir(dir, 0755);
     char *cat = rtr_sprintf("%s/catalog.json", dir), *out = rtr_sprintf("%s/outcomes.jsonl", dir);

@@ -79,10 +79,9 @@ int cmd_info(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
     rtr_corpus_summary s;
     if (rtr_corpus_summarize(dir, &s)) {
         fprintf(stderr, "rtr info: error: %s\n", rtr_last_error());

@@ -10,8 +10,8 @@ int cmd_ingest(int argc, char **argv) {
     const char *catalog = NULL, *out = NULL;
     long shard_size = (long)p.shard_size;
     const rtr_opt opts[] = {
-        {"catalog", RTR_OPT_STR, &catalog, "catalog JSON (models, strategies, pairs; docs/DATA.md)"},
-        {"out", RTR_OPT_STR, &out, "corpus directory to create (must not hold a corpus)"},
+        {"catalog", RTR_OPT_REQUIRED, &catalog, "catalog JSON (models, strategies, pairs; docs/DATA.md)"},
+        {"out", RTR_OPT_REQUIRED, &out, "corpus directory to create (must not hold a corpus)"},
         {"shard-size", RTR_OPT_INT, &shard_size, "queries per HDF5 shard"},
         {"default-split", RTR_OPT_STR, &p.default_split, "split of lines that give none"},
         {"default-dataset", RTR_OPT_STR, &p.default_dataset, "dataset of lines that give none"},
@@ -24,17 +24,11 @@ int cmd_ingest(int argc, char **argv) {
                                opts, 1, -1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
-    if (!catalog || !out) {
-        fprintf(stderr, "rtr ingest: --catalog and --out are required\n");
-        free(a.pos);
-        return 2;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     p.shard_size = shard_size;
     rtr_ingest_result r;
     double t0 = rtr_now();
     rtr_status s = rtr_ingest(catalog, (const char *const *)a.pos, a.npos, out, &p, &r);
-    free(a.pos);
     if (s) {
         fprintf(stderr, "rtr ingest: error: %s\n", rtr_last_error());
         return 1;

@@ -20,9 +20,8 @@ int cmd_report(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *in = a.pos[0];
-    free(a.pos);
     size_t n = strlen(in);
     size_t stem = n > 5 && !strcmp(in + n - 5, ".json") ? n - 5 : n;
     char *h = html ? rtr_strdup(html) : rtr_sprintf("%.*s.html", (int)stem, in);

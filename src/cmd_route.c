@@ -372,10 +372,9 @@ int cmd_route(int argc, char **argv) {
                                opts, 0, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.npos ? a.pos[0] : NULL;
     bool json = a.json, online = model || ckpt;
-    free(a.pos);
     if (online == (dir != NULL) || (online && (!model || !ckpt))) {
         fprintf(stderr, "rtr route: give a CORPUS_DIR, or --model and --checkpoint (queries on stdin)\n");
         return 2;

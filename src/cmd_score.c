@@ -63,7 +63,7 @@ static rtr_status score_shard(rtr_backend *be, const rtr_predictor *p, const cha
 
 int cmd_score(int argc, char **argv) {
     const char *ckpt = NULL, *device = "auto";
-    const rtr_opt opts[] = {{"checkpoint", RTR_OPT_STR, &ckpt, "predictor checkpoint from `rtr train`"},
+    const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"device", RTR_OPT_STR, &device, "cpu, cuda or auto (CUDA when a GPU answers)"},
                             {0}};
     const rtr_cmd_spec spec = {"score", "--checkpoint CHECKPOINT CORPUS_DIR",
@@ -72,11 +72,9 @@ int cmd_score(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!ckpt) { fprintf(stderr, "rtr score: --checkpoint CHECKPOINT is required\n"); return 2; }
 
     rtr_predictor p = {0};
     rtr_corpus *c = NULL;

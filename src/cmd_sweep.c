@@ -225,7 +225,7 @@ int cmd_sweep(int argc, char **argv) {
     long grid = 0;
     route_cli cli = {.split = "test", .cost = "tokens"};
     const rtr_opt opts[] = {
-        {"out", RTR_OPT_STR, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
+        {"out", RTR_OPT_REQUIRED, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
         {"grid", RTR_OPT_INT, &grid, "also tabulate N evenly spaced lambdas in [0,1] (0: none)"},
         ROUTE_DATA_OPTS(cli),
         {0},
@@ -237,11 +237,9 @@ int cmd_sweep(int argc, char **argv) {
                                opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!out) { fprintf(stderr, "rtr sweep: --out DIR is required\n"); return 2; }
     if (grid < 0 || grid > 100000000) { fprintf(stderr, "rtr sweep: error: --grid %ld out of range\n", grid); return 1; }
 
     route_load_params prm;

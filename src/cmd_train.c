@@ -39,7 +39,7 @@ int cmd_train(int argc, char **argv) {
          patience = cfg.patience, seed = (long)cfg.seed;
     bool no_norm = false;
     const rtr_opt opts[] = {
-        {"out", RTR_OPT_STR, &out, "checkpoint to write (.safetensors; replaced only on success)"},
+        {"out", RTR_OPT_REQUIRED, &out, "checkpoint to write (.safetensors; replaced only on success)"},
         {"split", RTR_OPT_STR, &split, "train on the queries of this split"},
         {"skip-dataset", RTR_OPT_STR, &skip_dataset, "leave this dataset out of training (out-of-distribution runs)"},
         {"hidden", RTR_OPT_INT, &hidden, "hidden units of each head"},
@@ -62,11 +62,9 @@ int cmd_train(int argc, char **argv) {
         opts, 1, 1};
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
-    if (rc) { free(a.pos); return rc < 0 ? 0 : rc; }
+    if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     bool json = a.json;
-    free(a.pos);
-    if (!out) { fprintf(stderr, "rtr train: --out CHECKPOINT is required\n"); return 2; }
     if (strcmp(target, "log") && strcmp(target, "raw")) {
         fprintf(stderr, "rtr train: --token-target must be log or raw\n");
         return 2;
