@@ -288,6 +288,20 @@ static rtr_status write_catalog(hid_t f, const rtr_catalog *cat) {
     return s;
 }
 
+/* Close a file written under tmp; on success rename it over path, else
+ * remove it. Frees tmp; returns the first failure. */
+static rtr_status finish_tmp(hid_t f, rtr_status s, char *tmp, const char *path) {
+    if (H5Fclose(f) < 0 && !s) s = rtr_fail(RTR_ERR_IO, "%s: close failed", tmp);
+    if (s) {
+        unlink(tmp);
+        rtr_fail_prefix(s, "%s: ", path);
+    } else {
+        s = rtr_commit_file(tmp, path);
+    }
+    free(tmp);
+    return s;
+}
+
 /* ------------------------------------------------------------ shard write */
 
 rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh) {
@@ -315,15 +329,7 @@ rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_s
     const float *mats[3] = {sh->correct, sh->tokens, sh->cost};
     for (int i = 0; i < 3 && !s; i++)
         s = write_numeric(f, names[i], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, mats[i], 2, sh->n, sh->k, sizeof(float));
-    if (H5Fclose(f) < 0 && !s) s = rtr_fail(RTR_ERR_IO, "%s: close failed", tmp);
-    if (s) {
-        unlink(tmp);
-        rtr_fail_prefix(s, "%s: ", path);
-    } else {
-        s = rtr_commit_file(tmp, path);
-    }
-    free(tmp);
-    return s;
+    return finish_tmp(f, s, tmp, path);
 }
 
 /* ------------------------------------------------------------- shard read */
@@ -522,15 +528,7 @@ rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int
         if (d >= 0) H5Dclose(d);
     }
     H5Fclose(src);
-    if (H5Fclose(dst) < 0 && !s) s = rtr_fail(RTR_ERR_IO, "%s: close failed", tmp);
-    if (s) {
-        unlink(tmp);
-        rtr_fail_prefix(s, "%s: ", path);
-    } else {
-        s = rtr_commit_file(tmp, path);
-    }
-    free(tmp);
-    return s;
+    return finish_tmp(dst, s, tmp, path);
 }
 
 /* ----------------------------------------------------------------- corpus */
