@@ -12,33 +12,14 @@ exit status 1 and leave no file."""
 import glob
 import json
 import os
-import subprocess
-import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("SKIP: h5py and numpy are needed")
-    sys.exit(77)
+from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
 
-RTR = os.environ.get("RTR")
-if not RTR or not os.path.exists(RTR):
-    print("SKIP: $RTR (the rtr binary) is not set")
-    sys.exit(77)
-
-results = {"passed": 0, "failed": 0}
-
-
-def check(cond, what):
-    results["passed" if cond else "failed"] += 1
-    if not cond:
-        print("FAIL:", what)
-
-
-def run(*args):
-    return subprocess.run([RTR, *args], capture_output=True, text=True)
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def main():
@@ -108,9 +89,8 @@ def main():
     r = run("eval", corpus)
     check(r.returncode == 2, "missing --out is a usage error")
 
-    print(f"{results['passed']} passed, {results['failed']} failed")
-    sys.exit(1 if results["failed"] else 0)
 
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -9,34 +9,14 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("SKIP: h5py and numpy are needed")
-    sys.exit(77)
+from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
 
-RTR = os.environ.get("RTR")
-if not RTR or not os.path.exists(RTR):
-    print("SKIP: $RTR (the rtr binary) is not set")
-    sys.exit(77)
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
-
-def run(*args):
-    return subprocess.run([RTR, *args], capture_output=True, text=True)
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def load(corpus, split):
@@ -185,9 +165,7 @@ def main():
     check(run("route", corpus, "--out", os.path.join(tmp, "u.csv")).returncode == 2, "no --lambda/--budget is a usage error")
 
     shutil.rmtree(tmp)
-    print("%s: %d failures" % ("ok" if not failures else "FAIL", failures))
-    return 1 if failures else 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    finish()

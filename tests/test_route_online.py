@@ -8,31 +8,14 @@ tools/fetch-encoder)."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
-RTR = os.environ.get("RTR")
-SRC = os.environ.get("RTR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-MODELS = os.environ.get("RTR_MODELS_DIR", os.path.join(SRC, "data", "models"))
+from rtrtest import MODELS, check, finish, require_rtr, run, skip
+
+require_rtr()
 MINILM = os.path.join(MODELS, "all-MiniLM-L6-v2")
-if not RTR or not os.path.exists(os.path.join(MINILM, "model.safetensors")):
-    print("SKIP: needs $RTR and the all-MiniLM-L6-v2 folder (tools/fetch-encoder)")
-    sys.exit(77)
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
-
-
-def run(*args, stdin=None):
-    r = subprocess.run([RTR, *args], input=stdin, capture_output=True, text=True)
-    return r
+if not os.path.exists(os.path.join(MINILM, "model.safetensors")):
+    skip("needs the all-MiniLM-L6-v2 folder (tools/fetch-encoder)")
 
 
 def main():
@@ -87,9 +70,7 @@ def main():
     check(r.returncode == 0 and open(os.path.join(tmp, "o.csv")).read().count("\n") == 3, "online --budget to CSV: " + r.stderr)
 
     shutil.rmtree(tmp)
-    print("%s: %d failures" % ("ok" if not failures else "FAIL", failures))
-    return 1 if failures else 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    finish()

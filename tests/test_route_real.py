@@ -16,27 +16,15 @@ import sys
 import tempfile
 
 csv.field_size_limit(1 << 30)
-DATA = os.path.join(os.environ.get("RTR_SHARED_DATA", ""), "routerbench_zs")
-RTR = os.environ.get("RTR")
-SRC = os.environ.get("RTR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("SKIP: h5py and numpy are needed")
-    sys.exit(77)
-if not os.path.isdir(DATA) or not RTR:
-    print("SKIP: needs $RTR_SHARED_DATA/routerbench_zs and $RTR")
-    sys.exit(77)
+from rtrtest import RTR, SHARED_DATA, SRC, check, finish, require_numpy_h5py, require_rtr, skip
 
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
+DATA = os.path.join(SHARED_DATA, "routerbench_zs")
+require_numpy_h5py()
+require_rtr()
+if not os.path.isdir(DATA):
+    skip("needs $RTR_SHARED_DATA/routerbench_zs")
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def raw_test_outcomes():
@@ -111,9 +99,7 @@ def main():
                                                                  best["pair"], best["accuracy"], ref["oracle"]["accuracy"],
                                                                  m["cost_to_match_best_single"]))
     shutil.rmtree(tmp)
-    print("%s: %d failures" % ("ok" if not failures else "FAIL", failures))
-    return 1 if failures else 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    finish()

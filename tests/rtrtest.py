@@ -1,0 +1,49 @@
+"""Shared helpers of the Python tests (imported, never run by ctest): where
+the rtr binary, the sources, the shared data and the encoder folders are;
+skips (exit status 77, ctest's SKIP); checks counted into the closing
+"N passed, N failed" line."""
+import os
+import subprocess
+import sys
+
+RTR = os.environ.get("RTR")
+SRC = os.environ.get("RTR_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+SHARED_DATA = os.environ.get("RTR_SHARED_DATA", os.path.join(SRC, "..", "shared", "data"))
+MODELS = os.environ.get("RTR_MODELS_DIR", os.path.join(SRC, "data", "models"))
+
+_counts = {"passed": 0, "failed": 0}
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(77)
+
+
+def require_rtr():
+    if not RTR or not os.path.exists(RTR):
+        skip("$RTR (the rtr binary) is not set")
+
+
+def require_numpy_h5py():
+    try:
+        import h5py  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        skip("h5py and numpy are needed")
+
+
+def check(cond, what):
+    _counts["passed" if cond else "failed"] += 1
+    if not cond:
+        print("FAIL:", what)
+
+
+def run(*args, stdin=None):
+    """Run rtr with these arguments; the CompletedProcess (text mode)."""
+    return subprocess.run([RTR, *args], input=stdin, capture_output=True, text=True)
+
+
+def finish():
+    """Print the closing line and exit 1 when any check failed."""
+    print(f"{_counts['passed']} passed, {_counts['failed']} failed")
+    sys.exit(1 if _counts["failed"] else 0)
