@@ -11,7 +11,7 @@ SRC = os.environ.get("RTR_SOURCE_DIR", os.path.join(os.path.dirname(os.path.absp
 SHARED_DATA = os.environ.get("RTR_SHARED_DATA", os.path.join(SRC, "..", "shared", "data"))
 MODELS = os.environ.get("RTR_MODELS_DIR", os.path.join(SRC, "data", "models"))
 
-_counts = {"passed": 0, "failed": 0}
+_counts = {"passed": 0, "failed": 0, "skipped": 0}
 
 
 def skip(why):
@@ -38,6 +38,12 @@ def check(cond, what):
         print("FAIL:", what)
 
 
+def skip_part(why):
+    """A part of a test that cannot run here: said, and counted as skipped."""
+    print("skip:", why, file=sys.stderr)
+    _counts["skipped"] += 1
+
+
 def run(*args, stdin=None):
     """Run rtr with these arguments; the CompletedProcess (text mode)."""
     return subprocess.run([RTR, *args], input=stdin, capture_output=True, text=True)
@@ -45,5 +51,6 @@ def run(*args, stdin=None):
 
 def finish():
     """Print the closing line and exit 1 when any check failed."""
-    print(f"{_counts['passed']} passed, {_counts['failed']} failed")
+    skipped = f", {_counts['skipped']} skipped" if _counts["skipped"] else ""
+    print(f"{_counts['passed']} passed, {_counts['failed']} failed{skipped}")
     sys.exit(1 if _counts["failed"] else 0)

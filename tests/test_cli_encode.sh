@@ -4,16 +4,10 @@
 # skips up-to-date shards, embed prints one unit-norm JSON array per line,
 # bad input exits 1 (2 for usage) with a clear message. Skips (77) without the
 # model folder ($RTR_MODELS_DIR or data/models, see tools/fetch-encoder).
-set -u
-RTR=${RTR:-rtr}
+. "$(dirname "$0")/lib.sh"
 model=${RTR_MODELS_DIR:-${RTR_SOURCE_DIR:-.}/data/models}/all-MiniLM-L6-v2
 [ -f "$model/model.safetensors" ] || { echo "SKIP: $model absent"; exit 77; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cd "$work"
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 
 "$RTR" gen-demo --queries 300 demo >/dev/null 2>&1 &&
@@ -61,5 +55,4 @@ check "message names the folder: $(cat err5.txt)" grep -q "nope" err5.txt
 "$RTR" encode --model "$model" "$work/no-corpus" > /dev/null 2> err6.txt
 check "encode missing corpus exits 1" test $? -eq 1
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

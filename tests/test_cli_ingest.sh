@@ -2,14 +2,8 @@
 # CLI conventions and every bad input of `rtr ingest` / `rtr info`: each must
 # exit 1 with a message naming the file and line or field, and leave nothing
 # under the output name. Runs under ctest with $RTR set to the binary.
-set -u
-RTR=${RTR:-rtr}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh"
 cd "$work"
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 
 cat > cat.json <<'EOF'
 {"models": [{"name": "small", "description": "a small model", "price_in": 0.1, "price_out": 0.2},
@@ -89,5 +83,4 @@ cp -r corpus v2 && sed -i 's/"version":[[:space:]]*1/"version": 2/' v2/manifest.
 "$RTR" ingest --catalog d1/catalog.json --out dcorp --shard-size 128 d1/outcomes.jsonl 2>/dev/null \
   && [ "$(ls dcorp/shard-*.h5 | wc -l)" -eq 4 ] && ok || bad "demo ingest with 4 shards"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -2,14 +2,8 @@
 # `rtr report` renders an evaluation file into HTML with four inline SVG plots
 # and a markdown table, shows every router and pair, writes no NaN, escapes
 # names, and rejects a file that is not an evaluation file.
-set -u
-RTR=${RTR:-rtr}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+. "$(dirname "$0")/lib.sh"
 cd "$work"
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
 
 cat > eval.json <<'EOF'
 {"title": "toy <report>", "corpus": "toy", "split": "test", "n_queries": 3, "cost_unit": "tokens", "x_max": 300,
@@ -38,5 +32,4 @@ echo '{"hello": 1}' > notes.json
 "$RTR" report notes.json 2> err.txt; [ $? -eq 1 ] && grep -q "notes.json" err.txt && ok || bad "non-eval file accepted"
 [ -f notes.html ] && bad "partial output left" || ok
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -13,16 +13,9 @@ import subprocess
 import sys
 import tempfile
 
+from rtrtest import SHARED_DATA as DATA, SRC, check, finish, skip, skip_part
+
 RTR = os.environ.get("RTR", "rtr")
-SRC = os.environ.get("RTR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), ".."))
-DATA = os.environ.get("RTR_SHARED_DATA", os.path.join(SRC, "..", "shared", "data"))
-results = {"passed": 0, "failed": 0, "skipped": 0}
-
-
-def check(cond, what):
-    results["passed" if cond else "failed"] += 1
-    if not cond:
-        print("FAIL:", what, file=sys.stderr)
 
 
 def run(*args):
@@ -89,8 +82,7 @@ def h5py_snippet(corpus):
     try:
         import h5py  # noqa: F401
     except ImportError:
-        print("skip: h5py not installed, FORMAT.md snippet not run", file=sys.stderr)
-        results["skipped"] += 1
+        skip_part("h5py not installed, FORMAT.md snippet not run")
         return
     doc = open(os.path.join(SRC, "docs", "FORMAT.md"), encoding="utf-8").read()
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
@@ -103,15 +95,12 @@ def h5py_snippet(corpus):
 
 def main():
     if not os.path.isdir(os.path.join(DATA, "routerbench_zs")):
-        print(f"SKIP: {DATA} not found (the real routing sets live in ../shared/data)", file=sys.stderr)
-        sys.exit(77)
+        skip(f"{DATA} not found (the real routing sets live in ../shared/data)")
     with tempfile.TemporaryDirectory() as tmp:
         corpus = routerbench(tmp)
         mot(tmp)
         h5py_snippet(corpus)
-    line = f"{results['passed']} passed, {results['failed']} failed"
-    print(line + (f", {results['skipped']} skipped" if results["skipped"] else ""))
-    sys.exit(1 if results["failed"] else 0)
+    finish()
 
 
 if __name__ == "__main__":
