@@ -22,7 +22,9 @@
 namespace RTR_KNS {
 
 struct cuda_ctx {
-    cudaStream_t stream;
+    cudaStream_t stream; /* every op and download */
+    cudaStream_t copy;   /* asynchronous uploads, beside the ops */
+    cudaEvent_t uploaded; /* the last asynchronous upload; ops queued later wait for it */
     rtr_gemm_precision precision;
 #ifndef RTR_CUDA_EMU
     cublasLtHandle_t lt;
@@ -47,8 +49,10 @@ static void cuda_destroy(void *ctx) {
     cudaFree(x->workspace);
     cudaFree(x->half_buf);
     if (x->lt) cublasLtDestroy(x->lt);
-    if (x->stream) cudaStreamDestroy(x->stream);
 #endif
+    if (x->uploaded) cudaEventDestroy(x->uploaded);
+    if (x->copy) cudaStreamDestroy(x->copy);
+    if (x->stream) cudaStreamDestroy(x->stream);
     free(x);
 }
 
@@ -80,7 +84,36 @@ static rtr_status cuda_download(void *ctx, void *dst, const void *src, size_t by
 }
 
 static rtr_status cuda_synchronize(void *ctx) {
+    RTR_CUDA_CHECK(cudaStreamSynchronize(ctx_of(ctx)->copy), "synchronize", "copy stream");
     RTR_CUDA_CHECK(cudaStreamSynchronize(ctx_of(ctx)->stream), "synchronize", "stream");
+    return RTR_OK;
+}
+
+static rtr_status cuda_host_alloc(void *ctx, void **ptr, size_t bytes) {
+    (void)ctx;
+    RTR_CUDA_CHECK(cudaMallocHost(ptr, bytes ? bytes : 1), "host_alloc", "%zu pinned bytes", bytes);
+    return RTR_OK;
+}
+
+static void cuda_host_free(void *ctx, void *ptr) {
+    (void)ctx;
+    cudaFreeHost(ptr);
+}
+
+/* On the copy stream, then the op stream waits for it (an event): the copy
+ * overlaps the ops queued before it and gates the ones queued after. */
+static rtr_status cuda_upload_async(void *ctx, void *dst, const void *src, size_t bytes) {
+    cuda_ctx *x = ctx_of(ctx);
+    RTR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, x->copy), "upload_async", "%zu bytes",
+                   bytes);
+    RTR_CUDA_CHECK(cudaEventRecord(x->uploaded, x->copy), "upload_async", "%zu bytes", bytes);
+    RTR_CUDA_CHECK(cudaStreamWaitEvent(x->stream, x->uploaded, 0), "upload_async", "%zu bytes", bytes);
+    return RTR_OK;
+}
+
+static rtr_status cuda_download_async(void *ctx, void *dst, const void *src, size_t bytes) {
+    RTR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_of(ctx)->stream), "download_async",
+                   "%zu bytes", bytes);
     return RTR_OK;
 }
 
@@ -248,6 +281,27 @@ static rtr_status cuda_adam_update(void *ctx, float *param, const float *grad, f
     return adam_update(param, grad, m, v, n, lr, t, ctx_of(ctx)->stream);
 }
 
+static rtr_status cuda_gather_rows(void *ctx, float *out, const float *in, const int64_t *idx, int n, int cols) {
+    return gather_rows(out, in, idx, n, cols, ctx_of(ctx)->stream);
+}
+
+static rtr_status cuda_pair_table_forward(void *ctx, float *C, const float *P_m, const float *P_s, const float *b1,
+                                          const int32_t *pair_model, const int32_t *pair_strategy, int K, int H) {
+    return pair_table_forward(C, P_m, P_s, b1, pair_model, pair_strategy, K, H, ctx_of(ctx)->stream);
+}
+
+static rtr_status cuda_pair_table_backward(void *ctx, float *dP_m, float *dP_s, float *db1, const float *dC,
+                                           const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
+                                           int n_models, int n_strategies) {
+    return pair_table_backward(dP_m, dP_s, db1, dC, pair_model, pair_strategy, K, H, n_models, n_strategies,
+                               ctx_of(ctx)->stream);
+}
+
+static rtr_status cuda_route_envelope(void *ctx, int32_t *pair, double *start, int32_t *m, const float *p,
+                                      const float *c, int64_t n, int32_t k) {
+    return route_envelope(pair, start, m, p, c, n, k, ctx_of(ctx)->stream);
+}
+
 static rtr_backend_iface make_iface() {
     rtr_backend_iface f;
     memset(&f, 0, sizeof f);
@@ -263,6 +317,10 @@ static rtr_backend_iface make_iface() {
     f.upload = cuda_upload;
     f.download = cuda_download;
     f.synchronize = cuda_synchronize;
+    f.host_alloc = cuda_host_alloc;
+    f.host_free = cuda_host_free;
+    f.upload_async = cuda_upload_async;
+    f.download_async = cuda_download_async;
     f.set_gemm_precision = cuda_set_gemm_precision;
     f.sgemm = cuda_sgemm;
     f.embedding_layernorm_forward = cuda_embedding_layernorm;
@@ -278,6 +336,10 @@ static rtr_backend_iface make_iface() {
     f.heads_activate = cuda_heads_activate;
     f.route_argmax = cuda_route_argmax;
     f.adam_update = cuda_adam_update;
+    f.gather_rows = cuda_gather_rows;
+    f.pair_table_forward = cuda_pair_table_forward;
+    f.pair_table_backward = cuda_pair_table_backward;
+    f.route_envelope = cuda_route_envelope;
     return f;
 }
 
@@ -319,6 +381,8 @@ extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
     x->workspace_bytes = 32u << 20;
     rtr_status st = RTR_OK;
     if ((e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaStreamCreateWithFlags(&x->copy, cudaStreamNonBlocking)) != cudaSuccess ||
+        (e = cudaEventCreateWithFlags(&x->uploaded, cudaEventDisableTiming)) != cudaSuccess ||
         (e = cudaMalloc(&x->workspace, x->workspace_bytes)) != cudaSuccess)
         st = rtr_fail(RTR_ERR_DEVICE, "CUDA device %d (%s): %s", device, prop.name, cudaGetErrorString(e));
     else if (cublasLtCreate(&x->lt) != CUBLAS_STATUS_SUCCESS)

@@ -44,6 +44,17 @@ rtr_status heads_activate(float *p_correct, float *tokens, const float *out_c, c
 /* route.cu */
 rtr_status route_argmax(int32_t *choice, const float *p, const float *c, double lambda, int64_t n, int32_t k,
                         cudaStream_t stream);
+rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
+                          int32_t k, cudaStream_t stream);
+
+/* train.cu */
+rtr_status gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols, cudaStream_t stream);
+rtr_status pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
+                              const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
+                              cudaStream_t stream);
+rtr_status pair_table_backward(float *dP_m, float *dP_s, float *db1, const float *dC, const int32_t *pair_model,
+                               const int32_t *pair_strategy, int K, int H, int n_models, int n_strategies,
+                               cudaStream_t stream);
 
 /* optim.cu */
 rtr_status adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,

@@ -17,6 +17,9 @@ typedef struct {
     const char *help; /* one line; the default is printed from *dest */
 } rtr_opt;
 
+/* The --device option of every command that computes (include/rtr/backend.h). */
+#define RTR_OPT_DEVICE(dest) {"device", RTR_OPT_STR, (dest), "cpu, cuda or auto (CUDA when a GPU answers)"}
+
 typedef struct {
     const char *name;     /* command name */
     const char *usage;    /* "[options] CORPUS_DIR" */

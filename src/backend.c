@@ -1,7 +1,10 @@
-/* Backend selection and the CPU backend (see include/rtr/backend.h).
- * The CPU backend is the plain-C references plus OpenBLAS's sgemm: it is the
- * yardstick every other backend is tested against, so its ops call the
- * references directly and add nothing. */
+/* Backend selection and the two CPU backends (see include/rtr/backend.h).
+ * "cpu-ref" is the plain-C references plus one OpenBLAS sgemm per GEMM: the
+ * yardstick every other backend is tested against, adding nothing. "cpu" is
+ * what rtr computes with: the same table, but the encoder's two hot ops take
+ * their fast paths (ops_cpu.c, tested against the references in test_ops)
+ * and large GEMMs are split over the OpenMP threads. The two share one
+ * operation table; the context says which one runs. */
 #include "rtr/backend.h"
 
 #include <cblas.h>
@@ -14,16 +17,25 @@
 #include "rtr/optim.h"
 #include "rtr/predictor.h"
 #include "rtr/route.h"
+#include "ops_cpu.h"
 #include "util.h"
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 static const char *const op_names[RTR_OP_COUNT] = {
     "sgemm", "embedding_layernorm_forward", "position_bias_forward", "bias_add_forward",
     "attention_forward", "bias_gelu_forward", "residual_layernorm_forward", "mean_pool_l2norm_forward",
-    "heads_forward", "heads_loss", "heads_backward", "heads_activate", "route_argmax", "adam_update"};
+    "heads_forward", "heads_loss", "heads_backward", "heads_activate", "route_argmax", "adam_update",
+    "gather_rows", "pair_table_forward", "pair_table_backward", "route_envelope"};
 
 const char *rtr_op_name(rtr_op op) { return op >= 0 && op < RTR_OP_COUNT ? op_names[op] : "?"; }
 
 /* ------------------------------------------------------------- CPU backend */
+
+/* The context of the two CPU backends: whether the fast paths are taken. */
+static const bool cpu_fast = true, cpu_ref = false;
+static bool is_fast(void *ctx) { return *(const bool *)ctx; }
 
 static bool cpu_supports_op(void *ctx, rtr_op op) {
     (void)ctx;
@@ -60,11 +72,35 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
                                                    : rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
 }
 
+static rtr_status cpu_host_alloc(void *ctx, void **ptr, size_t bytes) { return cpu_alloc(ctx, ptr, bytes); }
+static void cpu_host_free(void *ctx, void *ptr) { cpu_free_mem(ctx, ptr); }
+
+/* Below this many multiply-adds a GEMM is one BLAS call on one thread: a
+ * training batch's GEMMs are faster serial than paying a parallel region. */
+#define CPU_GEMM_SPLIT_MIN (1 << 24)
+
+/* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
+ * a single-threaded sgemm, so GEMMs and ops share one thread pool instead of
+ * OpenBLAS's threads competing with OpenMP's spinning ones. */
 static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    (void)ctx;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                alpha, A, lda, B, ldb, beta, C, ldc);
+    CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    if (!is_fast(ctx) || (double)M * N * K < CPU_GEMM_SPLIT_MIN || omp_get_max_threads() == 1) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return RTR_OK;
+    }
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int rows = (M + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < M ? r0 + rows : M;
+        /* row r of op(A) starts at A + r·lda, or at column r when A is transposed */
+        const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
+        if (r1 > r0)
+            cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
+    }
+    openblas_set_num_threads(blas_threads);
     return RTR_OK;
 }
 
@@ -91,14 +127,14 @@ static rtr_status cpu_bias_add(void *ctx, float *out, const float *inp, const fl
 
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
-    (void)ctx;
-    attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
+    if (is_fast(ctx)) attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
+    else attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
     return RTR_OK;
 }
 
 static rtr_status cpu_bias_gelu(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
-    (void)ctx;
-    bias_gelu_forward(out, inp, bias, N, C);
+    if (is_fast(ctx)) bias_gelu_forward_cpu(out, inp, bias, N, C);
+    else bias_gelu_forward(out, inp, bias, N, C);
     return RTR_OK;
 }
 
@@ -164,6 +200,33 @@ static rtr_status cpu_adam_update(void *ctx, float *param, const float *grad, fl
     return RTR_OK;
 }
 
+static rtr_status cpu_gather_rows(void *ctx, float *out, const float *in, const int64_t *idx, int n, int cols) {
+    (void)ctx;
+    gather_rows(out, in, idx, n, cols);
+    return RTR_OK;
+}
+
+static rtr_status cpu_pair_table_forward(void *ctx, float *C, const float *P_m, const float *P_s, const float *b1,
+                                         const int32_t *pair_model, const int32_t *pair_strategy, int K, int H) {
+    (void)ctx;
+    pair_table_forward(C, P_m, P_s, b1, pair_model, pair_strategy, K, H);
+    return RTR_OK;
+}
+
+static rtr_status cpu_pair_table_backward(void *ctx, float *dP_m, float *dP_s, float *db1, const float *dC,
+                                          const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
+                                          int n_models, int n_strategies) {
+    (void)ctx;
+    pair_table_backward(dP_m, dP_s, db1, dC, pair_model, pair_strategy, K, H, n_models, n_strategies);
+    return RTR_OK;
+}
+
+static rtr_status cpu_route_envelope(void *ctx, int32_t *pair, double *start, int32_t *m, const float *p,
+                                     const float *c, int64_t n, int32_t k) {
+    (void)ctx;
+    return route_envelope(pair, start, m, p, c, n, k);
+}
+
 static const rtr_backend_iface cpu_iface = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
@@ -173,6 +236,10 @@ static const rtr_backend_iface cpu_iface = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .synchronize = cpu_synchronize,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .upload_async = cpu_copy,
+    .download_async = cpu_copy,
     .set_gemm_precision = cpu_set_gemm_precision,
     .sgemm = cpu_sgemm,
     .embedding_layernorm_forward = cpu_embedding_layernorm,
@@ -188,14 +255,23 @@ static const rtr_backend_iface cpu_iface = {
     .heads_activate = cpu_heads_activate,
     .route_argmax = cpu_route_argmax,
     .adam_update = cpu_adam_update,
+    .gather_rows = cpu_gather_rows,
+    .pair_table_forward = cpu_pair_table_forward,
+    .pair_table_backward = cpu_pair_table_backward,
+    .route_envelope = cpu_route_envelope,
 };
 
-rtr_status rtr_backend_cpu_open(rtr_backend *b) {
+static rtr_status cpu_open(rtr_backend *b, bool fast) {
     memset(b, 0, sizeof *b);
     b->iface = &cpu_iface;
-    snprintf(b->device, sizeof b->device, "CPU, %d threads", omp_get_max_threads());
+    b->ctx = (void *)(fast ? &cpu_fast : &cpu_ref);
+    snprintf(b->device, sizeof b->device, "CPU, %d threads%s", omp_get_max_threads(),
+             fast ? "" : " (plain-C references)");
     return RTR_OK;
 }
+
+rtr_status rtr_backend_cpu_open(rtr_backend *b) { return cpu_open(b, true); }
+rtr_status rtr_backend_ref_open(rtr_backend *b) { return cpu_open(b, false); }
 
 /* ----------------------------------------------------------- selection */
 
@@ -239,6 +315,25 @@ rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size
 }
 
 rtr_status rtr_backend_synchronize(rtr_backend *b) { return b->iface->synchronize(b->ctx); }
+
+rtr_status rtr_backend_host_alloc(rtr_backend *b, void **ptr, size_t bytes) {
+    *ptr = NULL;
+    return b->iface->host_alloc(b->ctx, ptr, bytes);
+}
+
+void rtr_backend_host_free(rtr_backend *b, void *ptr) {
+    if (ptr) b->iface->host_free(b->ctx, ptr);
+}
+
+rtr_status rtr_backend_upload_async(rtr_backend *b, void *dst, const void *src, size_t bytes) {
+    return b->iface->upload_async(b->ctx, dst, src, bytes);
+}
+
+rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const void *src, size_t bytes) {
+    return b->iface->download_async(b->ctx, dst, src, bytes);
+}
+
+bool rtr_backend_is_host(const rtr_backend *b) { return b->iface == &cpu_iface; }
 
 rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p) {
     return b->iface->set_gemm_precision(b->ctx, p);

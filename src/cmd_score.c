@@ -64,7 +64,7 @@ static rtr_status score_shard(rtr_backend *be, const rtr_predictor *p, const cha
 int cmd_score(int argc, char **argv) {
     const char *ckpt = NULL, *device = "auto";
     const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
-                            {"device", RTR_OPT_STR, &device, "cpu, cuda or auto (CUDA when a GPU answers)"},
+                            RTR_OPT_DEVICE(&device),
                             {0}};
     const rtr_cmd_spec spec = {"score", "--checkpoint CHECKPOINT CORPUS_DIR",
                                "Predict correctness and output tokens of every (query, pair) of an encoded\n"

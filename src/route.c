@@ -210,6 +210,21 @@ int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, d
     return out;
 }
 
+rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
+                          int32_t k) {
+    bool nomem = false;
+#pragma omp parallel
+    {
+        rtr_line *l = malloc(sizeof *l * (size_t)k);
+        if (!l) nomem = true; /* benign race: every writer stores true */
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            if (l) m[i] = rtr_envelope(p + i * k, c + i * k, k, pair + i * k, start + i * k, l);
+        free(l);
+    }
+    return nomem ? rtr_fail(RTR_ERR_NOMEM, "route_envelope: out of memory for %d lines", (int)k) : RTR_OK;
+}
+
 rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
                                int64_t n, int32_t k) {
     bool nomem = false;

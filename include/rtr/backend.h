@@ -42,6 +42,10 @@ typedef enum {
     RTR_OP_HEADS_ACTIVATE,
     RTR_OP_ROUTE_ARGMAX,
     RTR_OP_ADAM_UPDATE,
+    RTR_OP_GATHER_ROWS,
+    RTR_OP_PAIR_TABLE_FORWARD,
+    RTR_OP_PAIR_TABLE_BACKWARD,
+    RTR_OP_ROUTE_ENVELOPE,
     RTR_OP_COUNT
 } rtr_op;
 
@@ -61,6 +65,16 @@ typedef struct rtr_backend_iface {
     rtr_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*synchronize)(void *ctx);
+    /* Page-locked host memory for the asynchronous copies (malloc on the CPU). */
+    rtr_status (*host_alloc)(void *ctx, void **ptr, size_t bytes);
+    void (*host_free)(void *ctx, void *ptr);
+    /* Asynchronous copies between host_alloc memory and backend memory. An
+     * upload runs beside the ops already queued (CUDA: on a copy stream) and
+     * ops queued after it wait for it; a download is queued behind the ops
+     * before it. Both are complete only after synchronize: the host buffer
+     * must not be touched before. */
+    rtr_status (*upload_async)(void *ctx, void *dst, const void *src, size_t bytes);
+    rtr_status (*download_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*set_gemm_precision)(void *ctx, rtr_gemm_precision p);
 
     /* Row-major C[M x N] = alpha · op(A) · op(B) + beta · C, as
@@ -105,6 +119,18 @@ typedef struct rtr_backend_iface {
     /* optim.h */
     rtr_status (*adam_update)(void *ctx, float *param, const float *grad, float *m, float *v, size_t n, double lr,
                               int64_t t);
+
+    /* predictor.h: the trainer's batch gather and pair tables */
+    rtr_status (*gather_rows)(void *ctx, float *out, const float *in, const int64_t *idx, int n, int cols);
+    rtr_status (*pair_table_forward)(void *ctx, float *C, const float *P_m, const float *P_s, const float *b1,
+                                     const int32_t *pair_model, const int32_t *pair_strategy, int K, int H);
+    rtr_status (*pair_table_backward)(void *ctx, float *dP_m, float *dP_s, float *db1, const float *dC,
+                                      const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
+                                      int n_models, int n_strategies);
+
+    /* route.h: every query's λ envelope */
+    rtr_status (*route_envelope)(void *ctx, int32_t *pair, double *start, int32_t *m, const float *p,
+                                 const float *c, int64_t n, int32_t k);
 } rtr_backend_iface;
 
 typedef struct {
@@ -120,8 +146,12 @@ typedef struct {
 rtr_status rtr_backend_init(rtr_backend *b, const char *name);
 void rtr_backend_free(rtr_backend *b);
 
-/* The CPU backend, always available. */
+/* The CPU backend, always available: the fast CPU paths where they exist
+ * (src/ops_cpu.c, GEMMs split over the OpenMP threads). */
 rtr_status rtr_backend_cpu_open(rtr_backend *b);
+/* The reference backend: every op is its plain-C reference, one BLAS call
+ * per GEMM. The yardstick the kernel tests compare other backends with. */
+rtr_status rtr_backend_ref_open(rtr_backend *b);
 #ifdef RTR_WITH_CUDA
 /* The CUDA backend on `device` (kernels/backend_cuda.cu). */
 rtr_status rtr_backend_cuda_open(rtr_backend *b, int device);
@@ -137,6 +167,13 @@ void rtr_backend_free_mem(rtr_backend *b, void *ptr);
 rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes);
 rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes);
 rtr_status rtr_backend_synchronize(rtr_backend *b);
+rtr_status rtr_backend_host_alloc(rtr_backend *b, void **ptr, size_t bytes);
+void rtr_backend_host_free(rtr_backend *b, void *ptr);
+rtr_status rtr_backend_upload_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
+rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
+/* Whether b's memory is the host's (upload/download are plain copies and
+ * host arrays may be passed to ops directly). */
+bool rtr_backend_is_host(const rtr_backend *b);
 /* Input precision of later sgemm calls (default RTR_GEMM_F32). */
 rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
 

@@ -64,6 +64,24 @@ void heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t,
 void heads_activate(float *p_correct, float *tokens, const float *out_c, const float *out_t,
                     int token_target, float token_scale, int N, int K);
 
+/* ------------------------------------ kernel references (the trainer's glue) */
+
+/* out[r,:] = in[idx[r],:] for r < n; rows of `cols` floats. */
+void gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols);
+
+/* One head's pair table from per-model and per-strategy products:
+ * C[k,j] = (P_m[pair_model[k],j] + P_s[pair_strategy[k],j]) + b1[j], in that
+ * order. P_m: n_models x H (R_m·W_mᵀ), P_s: n_strategies x H, C: K x H. */
+void pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
+                        const int32_t *pair_model, const int32_t *pair_strategy, int K, int H);
+
+/* Backward of pair_table_forward, ACCUMULATED in pair order k = 0..K−1:
+ * dP_m[pair_model[k],:] += dC[k,:], dP_s[pair_strategy[k],:] += dC[k,:],
+ * db1 += dC[k,:]. dP_m: n_models x H, dP_s: n_strategies x H. */
+void pair_table_backward(float *dP_m, float *dP_s, float *db1, const float *dC,
+                         const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
+                         int n_models, int n_strategies);
+
 /* ----------------------------------------------------------- the predictor */
 
 typedef enum {

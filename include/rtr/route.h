@@ -100,6 +100,15 @@ typedef struct {
 int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
                      rtr_line *scratch);
 
+/* The envelopes of n queries (p, c: [n x k]): query i's m[i] pieces (0: no
+ * pair allowed) in pair[i*k ...] and start[i*k ...], as rtr_envelope writes
+ * them; slots past m[i] are left alone. The reference of the CUDA kernel of
+ * the same name (which takes k <= RTR_ENVELOPE_KMAX). RTR_ERR_NOMEM when
+ * scratch cannot be had. */
+#define RTR_ENVELOPE_KMAX 128
+rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
+                          int32_t k);
+
 /* choice[i] = the envelope's pair at λ for every query (−1: none allowed).
  * Agrees with the exact path (rtr_path) at every λ including its switch
  * points; route_argmax agrees with it except on floating-point near-ties. */

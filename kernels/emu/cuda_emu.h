@@ -73,6 +73,8 @@ enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDe
                       cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 typedef struct rtr_emu_stream_ *cudaStream_t;
+typedef struct rtr_emu_event_ *cudaEvent_t;
+enum { cudaStreamNonBlocking = 1, cudaEventDisableTiming = 2 };
 
 static constexpr int warpSize = 32;
 
@@ -491,6 +493,14 @@ inline cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); retur
 inline cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t = nullptr) { return cudaMemset(d, v, n); }
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+/* Streams and events: every call above completes before it returns, so a
+ * stream is a name and an event is always reached. */
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = nullptr; return cudaSuccess; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { *e = nullptr; return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = nullptr) { return cudaSuccess; }
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned = 0) { return cudaSuccess; }
 inline cudaError_t cudaGetLastError() { cudaError_t e = rtr_emu::g.last_error; rtr_emu::g.last_error = cudaSuccess; return e; }
 inline cudaError_t cudaPeekAtLastError() { return rtr_emu::g.last_error; }
 inline const char *cudaGetErrorString(cudaError_t e) {

@@ -1,4 +1,4 @@
-/* backend_suite — every op of a backend under test against the CPU backend
+/* backend_suite — every op of a backend under test against the reference backend
  * (see backend_suite.h). Each case builds host inputs once, runs the op on
  * both backends through the same rtr_backend calls, and compares. */
 #include "backend_suite.h"
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rtr/predictor.h"
+#include "rtr/route.h"
 
 #define GUARD 64            /* bytes of sentinel on each side of every output */
 #define SENTINEL 0xA5
@@ -349,6 +350,132 @@ static void case_route(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t k,
     free(p), free(c), free(res[0]), free(res[1]);
 }
 
+/* λ envelopes: piece counts, pairs and start points exactly (slots past a
+ * query's count are not part of the result). */
+static void case_envelope(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t k) {
+    size_t nk = (size_t)n * k;
+    float *p = malloc(nk * 4), *c = malloc(nk * 4);
+    for (size_t i = 0; i < nk; i++) {
+        /* coarse values make equal slopes and coincident crossings */
+        p[i] = i % 3 ? (float)urand() : (float)irand(4) / 4;
+        c[i] = i % 4 ? (float)urand() : (float)irand(4) / 4;
+        if (i % 11 == 5) p[i] = NAN;
+        if (i % 13 == 7 || (i / k) % 17 == 3) c[i] = NAN; /* every 17th query has nothing allowed */
+    }
+    int32_t *pair[2], *m[2];
+    double *start[2];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *dp = in(&a, p, nk * 4), *dc = in(&a, c, nk * 4);
+        int32_t *o_pair = out(&a, NULL, nk * 4), *o_m = out(&a, NULL, n * 4);
+        double *o_start = out(&a, NULL, nk * 8);
+        pair[w] = calloc(nk, 4), m[w] = calloc(n, 4), start[w] = calloc(nk, 8);
+        if (a.ok) CALL(&a, route_envelope(a.b->ctx, o_pair, o_start, o_m, dp, dc, n, k));
+        if (a.ok) fetch(&a, o_pair, pair[w], nk * 4, "route_envelope"), fetch(&a, o_m, m[w], n * 4, "route_envelope"),
+            fetch(&a, o_start, start[w], nk * 8, "route_envelope");
+        arena_free(&a);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "route_envelope n=%lld k=%d piece counts", (long long)n, k);
+    compare_i32(what, m[1], m[0], n);
+    size_t bad = 0, pieces = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int32_t t = 0; t < m[0][i] && t < k; t++, pieces++) {
+            size_t at = (size_t)i * k + t;
+            if ((pair[1][at] != pair[0][at] || start[1][at] != start[0][at]) && bad++ < 3)
+                fprintf(stderr, "  query %lld piece %d: pair %d from %.17g vs reference %d from %.17g\n",
+                        (long long)i, t, pair[1][at], start[1][at], pair[0][at], start[0][at]);
+        }
+    printf("%s route_envelope n=%lld k=%d: %zu pieces, pairs and starts exact\n", bad ? "FAIL" : "ok  ",
+           (long long)n, k, pieces);
+    if (bad) failures++;
+    free(p), free(c);
+    for (int w = 0; w < 2; w++) free(pair[w]), free(m[w]), free(start[w]);
+}
+
+/* ----------------------------------------------------- the trainer's glue */
+
+/* gather_rows, pair_table_forward and pair_table_backward: bit-identical
+ * (the kernels add in the reference's order). */
+static void case_train_glue(rtr_backend *dut, rtr_backend *ref, int n_models, int n_strategies, int K, int H) {
+    int n_rows = 41, n = 19;
+    int32_t *pm = malloc(K * 4), *ps = malloc(K * 4);
+    for (int k = 0; k < K; k++) pm[k] = irand(n_models), ps[k] = irand(n_strategies);
+    int64_t *idx = malloc(n * 8);
+    for (int r = 0; r < n; r++) idx[r] = irand(n_rows);
+    idx[0] = n_rows - 1;
+    size_t KH = (size_t)K * H, mH = (size_t)n_models * H, sH = (size_t)n_strategies * H;
+    float *rows = frand_vec((size_t)n_rows * H), *Pm = frand_vec(mH), *Ps = frand_vec(sH), *b1 = frand_vec(H);
+    float *dC = frand_vec(KH), *g0 = frand_vec(mH + sH + H);
+    enum { GATHER, TABLE, DPM, DPS, DB1, NOUT };
+    size_t sizes[NOUT] = {(size_t)n * H, KH, mH, sH, (size_t)H};
+    float *res[2][NOUT];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const int32_t *d_pm = in(&a, pm, K * 4), *d_ps = in(&a, ps, K * 4);
+        const int64_t *d_idx = in(&a, idx, n * 8);
+        const float *d_rows = in(&a, rows, (size_t)n_rows * H * 4), *d_Pm = in(&a, Pm, mH * 4);
+        const float *d_Ps = in(&a, Ps, sH * 4), *d_b1 = in(&a, b1, H * 4), *d_dC = in(&a, dC, KH * 4);
+        float *o_g = out(&a, NULL, sizes[GATHER] * 4), *o_C = out(&a, NULL, KH * 4);
+        float *o_dPm = out(&a, g0, mH * 4), *o_dPs = out(&a, g0 + mH, sH * 4), *o_db1 = out(&a, g0 + mH + sH, H * 4);
+        if (a.ok) {
+            CALL(&a, gather_rows(a.b->ctx, o_g, d_rows, d_idx, n, H));
+            CALL(&a, pair_table_forward(a.b->ctx, o_C, d_Pm, d_Ps, d_b1, d_pm, d_ps, K, H));
+            CALL(&a, pair_table_backward(a.b->ctx, o_dPm, o_dPs, o_db1, d_dC, d_pm, d_ps, K, H, n_models,
+                                         n_strategies));
+        }
+        float *outs[NOUT] = {o_g, o_C, o_dPm, o_dPs, o_db1};
+        for (int o = 0; o < NOUT; o++) {
+            res[w][o] = calloc(sizes[o], 4);
+            if (a.ok) fetch(&a, outs[o], res[w][o], sizes[o] * 4, "trainer glue");
+        }
+        arena_free(&a);
+    }
+    static const char *names[NOUT] = {"gather_rows", "pair_table_forward", "pair_table_backward dP_m",
+                                      "pair_table_backward dP_s", "pair_table_backward db1"};
+    for (int o = 0; o < NOUT; o++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s models=%d strategies=%d K=%d H=%d", names[o], n_models, n_strategies, K, H);
+        compare_f32(what, res[1][o], res[0][o], sizes[o], 0, 0);
+        free(res[0][o]), free(res[1][o]);
+    }
+    free(pm), free(ps), free(idx), free(rows), free(Pm), free(Ps), free(b1), free(dC), free(g0);
+}
+
+/* ------------------------------------------------- asynchronous copies */
+
+/* Page-locked staging, an upload queued behind nothing, an op that reads it,
+ * a download queued behind the op; all complete after synchronize. */
+static void case_async(rtr_backend *dut, size_t n) {
+    float *h_in = NULL, *h_out = NULL, *d_in = NULL, *d_out = NULL;
+    rtr_status st = rtr_backend_host_alloc(dut, (void **)&h_in, n * 4);
+    if (!st) st = rtr_backend_host_alloc(dut, (void **)&h_out, n * 4);
+    if (!st) st = rtr_backend_alloc(dut, (void **)&d_in, n * 4);
+    if (!st) st = rtr_backend_alloc(dut, (void **)&d_out, n * 4);
+    float bias = 0.5f;
+    float *d_bias = NULL;
+    if (!st) st = rtr_backend_alloc(dut, (void **)&d_bias, 4);
+    if (!st) st = rtr_backend_upload(dut, d_bias, &bias, 4);
+    size_t bad = 0;
+    for (int round = 0; !st && round < 3; round++) {
+        for (size_t i = 0; i < n; i++) h_in[i] = (float)(i % 1000) + round, h_out[i] = -1;
+        st = rtr_backend_upload_async(dut, d_in, h_in, n * 4);
+        if (!st) st = dut->iface->bias_add_forward(dut->ctx, d_out, d_in, d_bias, (int)n, 1);
+        if (!st) st = rtr_backend_download_async(dut, h_out, d_out, n * 4);
+        if (!st) st = rtr_backend_synchronize(dut);
+        for (size_t i = 0; !st && i < n; i++) bad += h_out[i] != (float)(i % 1000) + round + 0.5f;
+    }
+    if (st) fail_status("asynchronous copies", dut, st);
+    printf("%s upload_async -> bias_add_forward -> download_async, n=%zu, 3 rounds\n", bad ? "FAIL" : "ok  ", n);
+    if (bad) failures++;
+    rtr_backend_host_free(dut, h_in), rtr_backend_host_free(dut, h_out);
+    rtr_backend_free_mem(dut, d_in), rtr_backend_free_mem(dut, d_out), rtr_backend_free_mem(dut, d_bias);
+}
+
 /* ----------------------------------------------------------------- Adam */
 
 /* Several steps from the same state on both backends: bit-identical. */
@@ -427,11 +554,12 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     failures = 0;
     printf("backend %s (%s) against %s (%s)\n", dut->iface->name, dut->device, ref->iface->name, ref->device);
     if (rtr_backend_supports(dut, RTR_OP_SGEMM)) {
-        static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 129}, {100, 37, 768}};
+        /* the last is above the CPU backend's threshold for splitting a GEMM over threads */
+        static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 129}, {100, 37, 768}, {257, 256, 300}};
         rtr_gemm_precision precs[3] = {RTR_GEMM_F32, RTR_GEMM_BF16, RTR_GEMM_F16};
         /* the emulated backend computes every precision in fp32: only fp32 means anything there */
         int nprec = strcmp(dut->iface->name, "cuda") ? 1 : 3;
-        for (int s = 0; s < 4; s++)
+        for (int s = 0; s < 5; s++)
             for (int t = 0; t < 4; t++)
                 for (int q = 0; q < nprec; q++)
                     case_sgemm(dut, ref, precs[q], t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
@@ -446,8 +574,15 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     static const double lambdas[] = {0.0, 0.3, 1.0};
     for (int s = 0; s < 3; s++)
         for (int l = 0; l < 3; l++) case_route(dut, ref, routes[s][0], routes[s][1], lambdas[l]);
+    static const int envelopes[][2] = {{1, 1}, {257, 7}, {1000, 24}, {60, RTR_ENVELOPE_KMAX}};
+    for (int s = 0; s < 4; s++) case_envelope(dut, ref, envelopes[s][0], envelopes[s][1]);
     case_adam(dut, ref, 1);
     case_adam(dut, ref, 70001);
+    case_train_glue(dut, ref, 1, 1, 1, 1);
+    case_train_glue(dut, ref, 5, 3, 13, 40);
+    case_train_glue(dut, ref, 11, 4, 44, 300);
+    case_async(dut, 1);
+    case_async(dut, 1 << 20);
     case_score(dut, RTR_TOKENS_RAW);
     case_score(dut, RTR_TOKENS_LOG);
     printf("%d failed checks\n", failures);

@@ -1,5 +1,5 @@
-/* backend_suite — compares every op of a backend under test with the CPU
- * backend (the plain-C references) on seeded random inputs in [-1, 1] at
+/* backend_suite — compares every op of a backend under test with the
+ * reference backend (rtr_backend_ref_open: the plain-C references) on seeded random inputs in [-1, 1] at
  * awkward shapes (1, odd, not a multiple of any block size), per element
  * |dut − ref| <= atol + rtol·|ref|, NaN always failing, with guard bytes
  * around every output that must come back untouched. Shared by the emulated

@@ -10,12 +10,23 @@
 #include <string.h>
 
 static void test_every_op_against_reference(void) {
-    rtr_backend emu, cpu;
+    rtr_backend emu, ref;
     CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
-    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
-    CHECK(backend_suite_run(&emu, &cpu) == 0);
+    CHECK(rtr_backend_ref_open(&ref) == RTR_OK);
+    CHECK(backend_suite_run(&emu, &ref) == 0);
     rtr_backend_free(&emu);
+    rtr_backend_free(&ref);
+}
+
+/* The CPU backend rtr computes with (fast attention and GELU, GEMMs split
+ * over threads) against the same references. */
+static void test_cpu_backend_against_reference(void) {
+    rtr_backend cpu, ref;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    CHECK(rtr_backend_ref_open(&ref) == RTR_OK);
+    CHECK(backend_suite_run(&cpu, &ref) == 0);
     rtr_backend_free(&cpu);
+    rtr_backend_free(&ref);
 }
 
 /* bf16 round-to-nearest-even of a float, written out: keep the top 16 bits,
@@ -109,5 +120,5 @@ static void test_backend_selection(void) {
     CHECK(rtr_backend_init(&b, "tpu") == RTR_ERR_INVALID);
 }
 
-TEST_MAIN(T(test_every_op_against_reference), T(test_convert_f32), T(test_launch_errors_name_op),
+TEST_MAIN(T(test_every_op_against_reference), T(test_cpu_backend_against_reference), T(test_convert_f32), T(test_launch_errors_name_op),
           T(test_backend_selection))
