@@ -44,7 +44,8 @@ static double now_sync(rtr_backend *b) {
     return rtr_now();
 }
 
-enum { GEMM_F32, GEMM_BF16, ATTENTION, GELU, RESID_LN, EMBED_LN, POOL, HEADS_FWD, HEADS_BWD, HEADS_LOSS, ROUTE, NCASES };
+enum { GEMM_F32, GEMM_BF16, ATTENTION, GELU, RESID_LN, EMBED_LN, POOL, HEADS_FWD, HEADS_SCORE, HEADS_BWD, HEADS_LOSS, ROUTE,
+       ENVELOPE, NCASES };
 
 /* Sizes: an encoder batch of 256 sequences × 64 tokens of all-mpnet-base-v2
  * (C 768, 12 heads, FFN 3072); heads over 65,536 queries × 24 pairs, H 768. */
@@ -73,6 +74,9 @@ static rtr_status run_case(bench_env *e, int c) {
     case HEADS_FWD:
         return f->heads_forward(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 24), P(e, 1 << 26), P(e, 5u << 24),
                                 P(e, 6u << 24), P(e, 7), P(e, 9), P(e, 11), P(e, 13), NQ, NP, HID);
+    case HEADS_SCORE:
+        return f->heads_score(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 24), P(e, 1 << 26), P(e, 5u << 24),
+                              P(e, 6u << 24), P(e, 7), P(e, 9), P(e, 11), P(e, 13), NQ, NP, HID);
     case HEADS_BWD:
         return f->heads_backward(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 23), P(e, 3u << 22), P(e, 15u << 20),
                                  P(e, (15u << 20) + 1024), P(e, (15u << 20) + 2048), P(e, (15u << 20) + 3072),
@@ -83,6 +87,9 @@ static rtr_status run_case(bench_env *e, int c) {
                              P(e, 5u << 22), 1e-6f, 1e-6f, NQ, NP);
     case ROUTE:
         return f->route_argmax(x, e->choice, P(e, 1 << 24), P(e, 1 << 25), 0.5, 1 << 20, NP);
+    case ENVELOPE: /* pieces: pair ids in the choice buffer's room, starts in the pool's upper half */
+        return f->route_envelope(x, e->ids, (double *)P(e, 3u << 25), e->choice, P(e, 1 << 24), P(e, 1 << 25),
+                                 1 << 15, NP);
     }
     return RTR_ERR_INVALID;
 }
@@ -97,10 +104,14 @@ static bench_case describe(int c) {
     case RESID_LN: return (bench_case){"residual_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok"};
     case EMBED_LN: return (bench_case){"embedding_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok"};
     case POOL: return (bench_case){"mean_pool_l2norm_forward", "B256 T64 C768", 0, 4 * N * HID, false, SEQ, "seq"};
-    case HEADS_FWD: return (bench_case){"heads_forward", "N65536 K24 H768", 2 * 3 * NK * HID, 4 * (2.0 * NQ * HID + 2 * NK), false, NK, "pred"};
+    /* heads: fp32 instructions per unit and head (add, max, FMA: 3; folded max, FMA: 2), each counted as 2 FLOP
+     * because the fp32 peak counts an FMA as 2 */
+    case HEADS_FWD: return (bench_case){"heads_forward", "N65536 K24 H768", 2 * 2 * 3 * NK * HID, 4 * (2.0 * NQ * HID + 2 * NK), false, NK, "pred"};
+    case HEADS_SCORE: return (bench_case){"heads_score", "N65536 K24 H768", 2 * 2 * 2 * NK * HID, 4 * (2.0 * NQ * HID + 2 * NK), false, NK, "pred"};
     case HEADS_BWD: return (bench_case){"heads_backward", "N4096 K24 H768", 2 * 6.0 * NQB * NP * HID, 4 * (4.0 * NQB * HID + 2.0 * NQB * NP), false, (double)NQB * NP, "pred"};
     case HEADS_LOSS: return (bench_case){"heads_loss", "N65536 K24", 0, 4 * 6 * NK, false, NK, "pred"};
     case ROUTE: return (bench_case){"route_argmax", "n1048576 K24", 0, 8.0 * (1 << 20) * NP, false, 1 << 20, "query"};
+    case ENVELOPE: return (bench_case){"route_envelope", "n32768 K24", 0, 20.0 * (1 << 15) * NP, false, 1 << 15, "query"};
     }
     return (bench_case){0};
 }

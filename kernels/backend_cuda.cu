@@ -252,6 +252,12 @@ static rtr_status cuda_heads_forward(void *ctx, float *out_c, float *out_t, cons
     return heads_forward(out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t, N, K, H, ctx_of(ctx)->stream);
 }
 
+static rtr_status cuda_heads_score(void *ctx, float *out_c, float *out_t, const float *X_c, const float *X_t,
+                                   const float *G_c, const float *G_t, const float *s_c, const float *s_t,
+                                   const float *beta_c, const float *beta_t, int N, int K, int H) {
+    return heads_score(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, ctx_of(ctx)->stream);
+}
+
 static rtr_status cuda_heads_loss(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
                                   const float *out_t, const float *y_c, const float *y_t, float gscale_c,
                                   float gscale_t, int N, int K) {
@@ -331,6 +337,7 @@ static rtr_backend_iface make_iface() {
     f.residual_layernorm_forward = cuda_residual_layernorm;
     f.mean_pool_l2norm_forward = cuda_mean_pool_l2norm;
     f.heads_forward = cuda_heads_forward;
+    f.heads_score = cuda_heads_score;
     f.heads_loss = cuda_heads_loss;
     f.heads_backward = cuda_heads_backward;
     f.heads_activate = cuda_heads_activate;

@@ -1,5 +1,6 @@
 /* heads.cu — the fused concat-MLP predictor heads on the GPU: forward over a
- * tile of queries × all pairs (both heads in one pass over A), the loss and
+ * tile of queries × all pairs (both heads in one pass over A), its folded
+ * scoring form (two operations per unit instead of three), the loss and
  * its gradient, the backward into A, C, w2 and b2, and the activation. Each
  * launcher has the name and arguments of its plain-C reference in
  * src/heads.c (see include/rtr/predictor.h) plus a stream.
@@ -17,19 +18,22 @@ namespace RTR_KNS {
 /* Forward tile: QT queries × PT pairs per block of 16 × 16 threads, each
  * thread owning QPT × PPT outputs of both heads; the hidden units stream
  * through shared memory JT at a time, stored [unit][query|pair] so the inner
- * loop reads one broadcast row per unit. */
+ * loop reads one broadcast row per unit. One kernel serves heads_forward
+ * (term w·relu(a + c), bias b2) and heads_score (term s·max(x, g), bias
+ * beta[k]): FOLDED picks the term and the bias. */
 constexpr int QT = 64, PT = 32, JT = 32, QPT = QT / 16, PPT = PT / 16;
 
-__global__ void __launch_bounds__(256) heads_forward_kernel(float *out_c, float *out_t, const float *A_c,
-                                                            const float *A_t, const float *C_c, const float *C_t,
-                                                            const float *w2_c, const float *b2_c, const float *w2_t,
-                                                            const float *b2_t, int N, int K, int H) {
+template <bool FOLDED>
+__global__ void __launch_bounds__(256) heads_tile_kernel(float *out_c, float *out_t, const float *A_c,
+                                                         const float *A_t, const float *C_c, const float *C_t,
+                                                         const float *w_c, const float *w_t, const float *bias_c,
+                                                         const float *bias_t, int N, int K, int H) {
     __shared__ float a_s[2][JT][QT + 1], c_s[2][JT][PT + 1], w_s[2][JT];
     int tid = threadIdx.x, tq = tid % 16, tp = tid / 16;
     int q0 = blockIdx.x * QT, p0 = blockIdx.y * PT;
     float acc[2][QPT][PPT] = {};
     for (int j0 = 0; j0 < H; j0 += JT) {
-        /* units past H load as zero with w2 = 0: they add nothing */
+        /* units past H load as zero with weight 0: they add nothing */
         for (int e = tid; e < QT * JT; e += blockDim.x) {
             int q = e / JT, jj = e % JT, n = q0 + q, j = j0 + jj;
             bool in = n < N && j < H;
@@ -43,8 +47,8 @@ __global__ void __launch_bounds__(256) heads_forward_kernel(float *out_c, float 
             c_s[1][jj][p] = in ? C_t[(size_t)k * H + j] : 0.0f;
         }
         if (tid < JT) {
-            w_s[0][tid] = j0 + tid < H ? w2_c[j0 + tid] : 0.0f;
-            w_s[1][tid] = j0 + tid < H ? w2_t[j0 + tid] : 0.0f;
+            w_s[0][tid] = j0 + tid < H ? w_c[j0 + tid] : 0.0f;
+            w_s[1][tid] = j0 + tid < H ? w_t[j0 + tid] : 0.0f;
         }
         __syncthreads();
         for (int jj = 0; jj < JT; jj++)
@@ -58,7 +62,10 @@ __global__ void __launch_bounds__(256) heads_forward_kernel(float *out_c, float 
 #pragma unroll
                 for (int i = 0; i < QPT; i++)
 #pragma unroll
-                    for (int r = 0; r < PPT; r++) acc[h][i][r] += w * fmaxf(a[i] + c[r], 0.0f);
+                    for (int r = 0; r < PPT; r++) {
+                        if (FOLDED) acc[h][i][r] = fmaf(w, fmaxf(a[i], c[r]), acc[h][i][r]); /* 2 instructions */
+                        else acc[h][i][r] += w * fmaxf(a[i] + c[r], 0.0f);                 /* 3 instructions */
+                    }
             }
         __syncthreads();
     }
@@ -68,22 +75,37 @@ __global__ void __launch_bounds__(256) heads_forward_kernel(float *out_c, float 
         for (int r = 0; r < PPT; r++) {
             int n = q0 + tq + 16 * i, k = p0 + tp + 16 * r;
             if (n < N && k < K) {
-                out_c[(size_t)n * K + k] = b2_c[0] + acc[0][i][r];
-                out_t[(size_t)n * K + k] = b2_t[0] + acc[1][i][r];
+                out_c[(size_t)n * K + k] = bias_c[FOLDED ? k : 0] + acc[0][i][r];
+                out_t[(size_t)n * K + k] = bias_t[FOLDED ? k : 0] + acc[1][i][r];
             }
         }
+}
+
+template <bool FOLDED>
+static rtr_status heads_tile(const char *op, float *out_c, float *out_t, const float *A_c, const float *A_t,
+                             const float *C_c, const float *C_t, const float *w_c, const float *w_t,
+                             const float *bias_c, const float *bias_t, int N, int K, int H, cudaStream_t stream) {
+    if ((size_t)N * K == 0) return RTR_OK;
+    if (K > 65535 * PT) return rtr_fail(RTR_ERR_UNSUPPORTED, "%s: K=%d pairs in one call", op, K);
+    dim3 grid(rtr_ceil_div((size_t)N, QT), rtr_ceil_div((size_t)K, PT));
+    RTR_LAUNCH(heads_tile_kernel<FOLDED>, grid, 256, 0, stream, out_c, out_t, A_c, A_t, C_c, C_t, w_c, w_t, bias_c,
+               bias_t, N, K, H);
+    RTR_LAUNCH_CHECK(op, "N=%d K=%d H=%d", N, K, H);
+    return RTR_OK;
 }
 
 rtr_status heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
                          const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
                          int N, int K, int H, cudaStream_t stream) {
-    if ((size_t)N * K == 0) return RTR_OK;
-    if (K > 65535 * PT) return rtr_fail(RTR_ERR_UNSUPPORTED, "heads_forward: K=%d pairs in one call", K);
-    dim3 grid(rtr_ceil_div((size_t)N, QT), rtr_ceil_div((size_t)K, PT));
-    RTR_LAUNCH(heads_forward_kernel, grid, 256, 0, stream, out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t,
-               N, K, H);
-    RTR_LAUNCH_CHECK("heads_forward", "N=%d K=%d H=%d", N, K, H);
-    return RTR_OK;
+    return heads_tile<false>("heads_forward", out_c, out_t, A_c, A_t, C_c, C_t, w2_c, w2_t, b2_c, b2_t, N, K, H,
+                             stream);
+}
+
+rtr_status heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
+                       const float *G_t, const float *s_c, const float *s_t, const float *beta_c,
+                       const float *beta_t, int N, int K, int H, cudaStream_t stream) {
+    return heads_tile<true>("heads_score", out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H,
+                            stream);
 }
 
 __device__ __forceinline__ double softplus_d(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }

@@ -31,6 +31,9 @@ rtr_status mean_pool_l2norm_forward(float *out, const float *inp, const int32_t 
 rtr_status heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
                          const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
                          int N, int K, int H, cudaStream_t stream);
+rtr_status heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
+                       const float *G_t, const float *s_c, const float *s_t, const float *beta_c,
+                       const float *beta_t, int N, int K, int H, cudaStream_t stream);
 rtr_status heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
                       const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
                       cudaStream_t stream);

@@ -27,7 +27,7 @@ static const char *const op_names[RTR_OP_COUNT] = {
     "sgemm", "embedding_layernorm_forward", "position_bias_forward", "bias_add_forward",
     "attention_forward", "bias_gelu_forward", "residual_layernorm_forward", "mean_pool_l2norm_forward",
     "heads_forward", "heads_loss", "heads_backward", "heads_activate", "route_argmax", "adam_update",
-    "gather_rows", "pair_table_forward", "pair_table_backward", "route_envelope"};
+    "gather_rows", "pair_table_forward", "pair_table_backward", "route_envelope", "heads_score"};
 
 const char *rtr_op_name(rtr_op op) { return op >= 0 && op < RTR_OP_COUNT ? op_names[op] : "?"; }
 
@@ -161,6 +161,14 @@ static rtr_status cpu_heads_forward(void *ctx, float *out_c, float *out_t, const
     return RTR_OK;
 }
 
+static rtr_status cpu_heads_score(void *ctx, float *out_c, float *out_t, const float *X_c, const float *X_t,
+                                  const float *G_c, const float *G_t, const float *s_c, const float *s_t,
+                                  const float *beta_c, const float *beta_t, int N, int K, int H) {
+    (void)ctx;
+    heads_score(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H);
+    return RTR_OK;
+}
+
 static rtr_status cpu_heads_loss(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
                                  const float *out_t, const float *y_c, const float *y_t, float gscale_c,
                                  float gscale_t, int N, int K) {
@@ -250,6 +258,7 @@ static const rtr_backend_iface cpu_iface = {
     .residual_layernorm_forward = cpu_residual_layernorm,
     .mean_pool_l2norm_forward = cpu_mean_pool_l2norm,
     .heads_forward = cpu_heads_forward,
+    .heads_score = cpu_heads_score,
     .heads_loss = cpu_heads_loss,
     .heads_backward = cpu_heads_backward,
     .heads_activate = cpu_heads_activate,

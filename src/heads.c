@@ -39,6 +39,46 @@ void heads_forward(float *out_c, float *out_t,
     }
 }
 
+/* Σ_j s_j·max(x_j, g_j): heads_score's inner product. */
+static inline float folded_dot(const float *x, const float *g, const float *s, int H) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int j = 0; j < H; j++) acc += s[j] * (x[j] > g[j] ? x[j] : g[j]);
+    return acc;
+}
+
+void heads_score(float *out_c, float *out_t,
+                 const float *X_c, const float *X_t, const float *G_c, const float *G_t,
+                 const float *s_c, const float *s_t, const float *beta_c, const float *beta_t,
+                 int N, int K, int H) {
+    bool par = (size_t)N * K * H >= HEADS_PARALLEL_MIN;
+#pragma omp parallel for schedule(static) if (par)
+    for (int n = 0; n < N; n++) {
+        const float *xc = X_c + (size_t)n * H, *xt = X_t + (size_t)n * H;
+        for (int k = 0; k < K; k++) {
+            out_c[(size_t)n * K + k] = beta_c[k] + folded_dot(xc, G_c + (size_t)k * H, s_c, H);
+            out_t[(size_t)n * K + k] = beta_t[k] + folded_dot(xt, G_t + (size_t)k * H, s_t, H);
+        }
+    }
+}
+
+void rtr_predictor_fold_head(const float *C, const float *W_q, const float *w2, const float *b2, int K, int H,
+                             int D, float *Wq_f, float *G, float *s, float *beta) {
+    for (int j = 0; j < H; j++) {
+        float m = fabsf(w2[j]);
+        s[j] = w2[j] > 0.0f ? 1.0f : w2[j] < 0.0f ? -1.0f : 0.0f;
+        for (int d = 0; d < D; d++) Wq_f[(size_t)j * D + d] = m * W_q[(size_t)j * D + d];
+    }
+    for (int k = 0; k < K; k++) {
+        double acc = b2[0];
+        for (int j = 0; j < H; j++) {
+            G[(size_t)k * H + j] = -fabsf(w2[j]) * C[(size_t)k * H + j];
+            acc += (double)w2[j] * C[(size_t)k * H + j];
+        }
+        beta[k] = (float)acc;
+    }
+}
+
 /* log(1 + e^z) without overflow. */
 static inline double softplus(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
 static inline double sigmoid(double z) {

@@ -46,6 +46,7 @@ typedef enum {
     RTR_OP_PAIR_TABLE_FORWARD,
     RTR_OP_PAIR_TABLE_BACKWARD,
     RTR_OP_ROUTE_ENVELOPE,
+    RTR_OP_HEADS_SCORE,
     RTR_OP_COUNT
 } rtr_op;
 
@@ -102,6 +103,9 @@ typedef struct rtr_backend_iface {
     rtr_status (*heads_forward)(void *ctx, float *out_c, float *out_t, const float *A_c, const float *A_t,
                                 const float *C_c, const float *C_t, const float *w2_c, const float *b2_c,
                                 const float *w2_t, const float *b2_t, int N, int K, int H);
+    rtr_status (*heads_score)(void *ctx, float *out_c, float *out_t, const float *X_c, const float *X_t,
+                              const float *G_c, const float *G_t, const float *s_c, const float *s_t,
+                              const float *beta_c, const float *beta_t, int N, int K, int H);
     rtr_status (*heads_loss)(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
                              const float *out_t, const float *y_c, const float *y_t, float gscale_c,
                              float gscale_t, int N, int K);

@@ -35,6 +35,19 @@ void heads_forward(float *out_c, float *out_t,
                    const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
                    int N, int K, int H);
 
+/* Scoring form of heads_forward, two operations per hidden unit instead of
+ * three. With α = |w2|·A (fold |w2| into W_q's rows), γ = −|w2|·C,
+ * s = sign(w2) and β[k] = b2 + Σ_j w2_j·C[k,j], the identity
+ *   w2_j·relu(a + c) = s_j·max(|w2_j|·a, −|w2_j|·c) + w2_j·c
+ * gives out[n,k] = β[k] + Σ_j s_j·max(α[n,j], γ[k,j]) for each head
+ * (rtr_predictor_fold_head builds α's weights, γ, s and β). X_*: N x H,
+ * G_*: K x H, s_*: H, beta_*: K; out_*: N x K, overwritten. Equal to
+ * heads_forward up to float rounding. */
+void heads_score(float *out_c, float *out_t,
+                 const float *X_c, const float *X_t, const float *G_c, const float *G_t,
+                 const float *s_c, const float *s_t, const float *beta_c, const float *beta_t,
+                 int N, int K, int H);
+
 /* Loss of one batch and its gradient with respect to the pre-activations.
  * Correctness: BCE of sigmoid(out_c) against y_c in [0,1] (fractional labels
  * allowed). Tokens: squared error of softplus(out_t) against y_t (already in
@@ -63,6 +76,13 @@ void heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t,
  * RTR_TOKENS_LOG. In place is allowed (p_correct == out_c, tokens == out_t). */
 void heads_activate(float *p_correct, float *tokens, const float *out_c, const float *out_t,
                     int token_target, float token_scale, int N, int K);
+
+/* The folded tables of heads_score for head h from a pair table C (K x H,
+ * rtr_predictor_pair_table), W_q (H x D), w2 (H) and b2: Wq_f = |w2|·W_q
+ * row by row (H x D), G = −|w2|·C (K x H), s = sign(w2) (H) and
+ * beta[k] = b2 + Σ_j w2_j·C[k,j] summed in double (K). */
+void rtr_predictor_fold_head(const float *C, const float *W_q, const float *w2, const float *b2, int K, int H,
+                             int D, float *Wq_f, float *G, float *s, float *beta);
 
 /* ------------------------------------ kernel references (the trainer's glue) */
 

@@ -320,6 +320,46 @@ static void case_heads(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) 
     free(gA), free(gC), free(gw), free(gb);
 }
 
+/* heads_score on both backends, and its identity with heads_forward: the
+ * folded tables built from the same A, C, w2, b2 give the same outputs. */
+static void case_heads_score(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) {
+    size_t NH_ = (size_t)N * H, KH = (size_t)K * H, NK = (size_t)N * K;
+    float *A = frand_vec(2 * NH_), *C = frand_vec(2 * KH), *w2 = frand_vec(2 * H), *b2 = frand_vec(2);
+    if (H > 3) w2[1] = 0.0f, w2[H + 2] = 0.0f; /* a unit with no weight */
+    float *X = malloc(2 * NH_ * 4), *G = malloc(2 * KH * 4), *sg = malloc(2 * H * 4), *beta = malloc(2 * K * 4);
+    for (int h = 0; h < 2; h++) {
+        rtr_predictor_fold_head(C + h * KH, NULL, w2 + h * H, b2 + h, K, H, 0, NULL, G + h * KH, sg + h * H,
+                                beta + h * K);
+        for (size_t i = 0; i < NH_; i++) X[h * NH_ + i] = fabsf(w2[h * H + i % H]) * A[h * NH_ + i];
+    }
+    float *res[3];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 3; w++) {
+        arena a;
+        arena_init(&a, bs[w == 1]);
+        float *o = out(&a, NULL, 2 * NK * 4);
+        res[w] = calloc(2 * NK, 4);
+        if (w < 2) {
+            const float *dX = in(&a, X, 2 * NH_ * 4), *dG = in(&a, G, 2 * KH * 4), *ds = in(&a, sg, 2 * H * 4);
+            const float *db = in(&a, beta, 2 * K * 4);
+            if (a.ok) CALL(&a, heads_score(a.b->ctx, o, o + NK, dX, dX + NH_, dG, dG + KH, ds, ds + H, db, db + K, N, K, H));
+        } else { /* the unfolded forward on the reference backend */
+            const float *dA = in(&a, A, 2 * NH_ * 4), *dC = in(&a, C, 2 * KH * 4), *dw = in(&a, w2, 2 * H * 4);
+            const float *db = in(&a, b2, 8);
+            if (a.ok) CALL(&a, heads_forward(a.b->ctx, o, o + NK, dA, dA + NH_, dC, dC + KH, dw, db, dw + H, db + 1, N, K, H));
+        }
+        if (a.ok) fetch(&a, o, res[w], 2 * NK * 4, "heads_score");
+        arena_free(&a);
+    }
+    char what[160];
+    snprintf(what, sizeof what, "heads_score N=%d K=%d H=%d", N, K, H);
+    compare_f32(what, res[1], res[0], 2 * NK, 2e-6 * H, 2e-5);
+    snprintf(what, sizeof what, "heads_score = heads_forward (folding identity) N=%d K=%d H=%d", N, K, H);
+    compare_f32(what, res[0], res[2], 2 * NK, 4e-6 * H, 2e-5);
+    free(A), free(C), free(w2), free(b2), free(X), free(G), free(sg), free(beta);
+    for (int w = 0; w < 3; w++) free(res[w]);
+}
+
 /* ---------------------------------------------------------------- route */
 
 static void case_route(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t k, double lambda) {
@@ -570,6 +610,7 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     /* the forward tile is 64 queries × 32 pairs × 32 units: cover partial and multiple tiles */
     static const int heads[][3] = {{1, 1, 1}, {7, 5, 13}, {33, 24, 96}, {3, 4, 1000}, {130, 33, 40}};
     for (int s = 0; s < 5; s++) case_heads(dut, ref, heads[s][0], heads[s][1], heads[s][2]);
+    for (int s = 0; s < 5; s++) case_heads_score(dut, ref, heads[s][0], heads[s][1], heads[s][2]);
     static const int routes[][2] = {{1, 1}, {257, 7}, {1000, 24}};
     static const double lambdas[] = {0.0, 0.3, 1.0};
     for (int s = 0; s < 3; s++)
