@@ -32,6 +32,14 @@ struct cuda_ctx {
     size_t workspace_bytes;
     void *half_buf; /* bf16/fp16 copies of A and B for low-precision GEMMs */
     size_t half_bytes;
+    /* cuBLASLt's algorithm choice per GEMM shape: asking the heuristic costs
+     * tens of microseconds of host time, and an encoder batch makes ~50 GEMMs
+     * of a handful of shapes. Direct-mapped; a collision just asks again. */
+    struct algo_entry {
+        bool valid;
+        int key[12];
+        cublasLtMatmulAlgo_t algo;
+    } algos[64];
 #endif
 };
 
@@ -143,6 +151,14 @@ static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N
         }                                                                                                  \
     } while (0)
 
+/* The alignment of a device pointer in bytes, as a power of two up to 256. */
+static uint32_t align_of(const void *p) {
+    uintptr_t v = (uintptr_t)p;
+    uint32_t a = 1;
+    while (a < 256 && !(v & a)) a <<= 1;
+    return a;
+}
+
 /* Row-major C = α·op(A)·op(B) + β·C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B goes
  * first. Low precision: A and B are rounded into half_buf, packed with
  * leading dimensions padded to 8 elements (16 bytes, as tensor cores want),
@@ -188,17 +204,41 @@ static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N
     LT_CHECK(cublasLtMatrixLayoutCreate(&la, in_type, trans_b ? K : N, trans_b ? N : K, ldb));
     LT_CHECK(cublasLtMatrixLayoutCreate(&lb, in_type, trans_a ? M : K, trans_a ? K : M, lda));
     LT_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc));
-    LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-    LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &x->workspace_bytes,
-                                                  sizeof x->workspace_bytes));
-    LT_CHECK(cublasLtMatmulAlgoGetHeuristic(x->lt, op, la, lb, lc, lc, pref, 1, &heur, &found));
-    if (!found) {
-        st = rtr_fail(RTR_ERR_UNSUPPORTED, "sgemm (M=%d N=%d K=%d, %s): no cuBLASLt algorithm for these strides", M,
-                      N, K, prec_name);
-        goto done;
+    {
+        /* the algorithm must suit the buffers' real alignment (cuBLASLt
+         * assumes 256 bytes unless told), so it is part of the key */
+        uint32_t al_first = align_of(b), al_second = align_of(a), al_c = align_of(C);
+        int key[12] = {trans_a, trans_b, M, N, K, lda, ldb, ldc, (int)x->precision, (int)al_first, (int)al_second,
+                       (int)al_c};
+        unsigned h = 2166136261u;
+        for (int i = 0; i < 12; i++) h = (h ^ (unsigned)key[i]) * 16777619u;
+        cuda_ctx::algo_entry *slot = &x->algos[h % (sizeof x->algos / sizeof *x->algos)];
+        if (!slot->valid || memcmp(slot->key, key, sizeof key)) {
+            LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                          &x->workspace_bytes, sizeof x->workspace_bytes));
+            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_first,
+                                                          sizeof al_first));
+            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                          &al_second, sizeof al_second));
+            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
+                                                          sizeof al_c));
+            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
+                                                          sizeof al_c));
+            LT_CHECK(cublasLtMatmulAlgoGetHeuristic(x->lt, op, la, lb, lc, lc, pref, 1, &heur, &found));
+            if (!found) {
+                st = rtr_fail(RTR_ERR_UNSUPPORTED,
+                              "sgemm (M=%d N=%d K=%d, %s): no cuBLASLt algorithm for these strides", M, N, K,
+                              prec_name);
+                goto done;
+            }
+            slot->valid = true;
+            memcpy(slot->key, key, sizeof key);
+            slot->algo = heur.algo;
+        }
+        LT_CHECK(cublasLtMatmul(x->lt, op, &alpha, b, la, a, lb, &beta, C, lc, C, lc, &slot->algo, x->workspace,
+                                x->workspace_bytes, x->stream));
     }
-    LT_CHECK(cublasLtMatmul(x->lt, op, &alpha, b, la, a, lb, &beta, C, lc, C, lc, &heur.algo, x->workspace,
-                            x->workspace_bytes, x->stream));
 done:
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
     if (lc) cublasLtMatrixLayoutDestroy(lc);
