@@ -91,6 +91,11 @@ static rtr_status cuda_download(void *ctx, void *dst, const void *src, size_t by
     return cuda_copy(ctx_of(ctx), dst, src, bytes, cudaMemcpyDeviceToHost, "download");
 }
 
+static rtr_status cuda_zero(void *ctx, void *ptr, size_t bytes) {
+    RTR_CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, ctx_of(ctx)->stream), "zero", "%zu bytes", bytes);
+    return RTR_OK;
+}
+
 static rtr_status cuda_synchronize(void *ctx) {
     RTR_CUDA_CHECK(cudaStreamSynchronize(ctx_of(ctx)->copy), "synchronize", "copy stream");
     RTR_CUDA_CHECK(cudaStreamSynchronize(ctx_of(ctx)->stream), "synchronize", "stream");
@@ -362,6 +367,7 @@ static rtr_backend_iface make_iface() {
     f.free_mem = cuda_free_mem;
     f.upload = cuda_upload;
     f.download = cuda_download;
+    f.zero = cuda_zero;
     f.synchronize = cuda_synchronize;
     f.host_alloc = cuda_host_alloc;
     f.host_free = cuda_host_free;

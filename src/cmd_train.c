@@ -1,10 +1,12 @@
 /* `rtr train CORPUS_DIR --out CKPT`: fit the RTR predictor on one split of an
- * encoded corpus (rows, embeddings via pred_data.c; training in train.c) and
- * save a safetensors checkpoint (checkpoint.c). Logs one line per epoch on
- * stderr; --json prints the run summary with every epoch on stdout. A failed
- * run leaves an existing checkpoint untouched. */
+ * encoded corpus (rows, embeddings via pred_data.c; training in train.c, on
+ * the compute backend --device opens) and save a safetensors checkpoint
+ * (checkpoint.c). Logs one line per epoch on stderr; --json prints the run
+ * summary with every epoch on stdout. A failed run leaves an existing
+ * checkpoint untouched. */
 #include "args.h"
 #include "pred_data.h"
+#include "rtr/backend.h"
 #include "util.h"
 
 #include <cjson/cJSON.h>
@@ -34,7 +36,8 @@ static void log_epoch(const rtr_epoch_log *e, void *user) {
 
 int cmd_train(int argc, char **argv) {
     rtr_train_params cfg = rtr_train_default_params();
-    const char *out = NULL, *split = "train", *skip_dataset = NULL, *target = cfg.token_target == RTR_TOKENS_LOG ? "log" : "raw";
+    const char *out = NULL, *split = "train", *skip_dataset = NULL, *device = "auto",
+               *target = cfg.token_target == RTR_TOKENS_LOG ? "log" : "raw";
     long hidden = cfg.hidden, learn_dim = cfg.learn_dim, batch = cfg.batch, epochs = cfg.max_epochs,
          patience = cfg.patience, seed = (long)cfg.seed;
     bool no_norm = false;
@@ -52,6 +55,7 @@ int cmd_train(int argc, char **argv) {
         {"seed", RTR_OPT_INT, &seed, "seed of init, validation carve and batch order"},
         {"token-target", RTR_OPT_STR, &target, "token head target: log (log1p tokens) or raw (the paper)"},
         {"no-token-scale", RTR_OPT_FLAG, &no_norm, "do not divide the token target by its RMS (the paper)"},
+        RTR_OPT_DEVICE(&device),
         {0}};
     const rtr_cmd_spec spec = {
         "train", "CORPUS_DIR --out CHECKPOINT",
@@ -77,6 +81,7 @@ int cmd_train(int argc, char **argv) {
     rtr_corpus *c = NULL;
     pred_rows rows = {0};
     rtr_predictor p = {0};
+    rtr_backend be = {0};
     float *dm = NULL, *ds = NULL;
     epoch_sink sink = {json ? cJSON_CreateArray() : NULL};
     double t0 = rtr_now();
@@ -84,16 +89,17 @@ int cmd_train(int argc, char **argv) {
     if (!s) s = pred_rows_load(&rows, c, split, skip_dataset, true);
     if (!s) s = pred_desc_load(c, rows.D, &dm, &ds);
     if (!s) s = rtr_predictor_init(&p, &cfg, rtr_corpus_catalog(c), rows.D, dm, ds);
+    if (!s) s = rtr_backend_init(&be, device);
     if (!s) {
         p.encoder = rows.encoder ? rtr_strdup(rows.encoder) : NULL;
         p.encoder_hash = rtr_strdup(rows.encoder_hash);
         p.train_split = rtr_strdup(split);
         p.train_skip_dataset = skip_dataset ? rtr_strdup(skip_dataset) : NULL;
-        fprintf(stderr, "rtr train: %lld queries x %d pairs, D=%d, hidden %d, learnable %d, token target %s%s\n",
-                (long long)rows.n, rows.K, rows.D, cfg.hidden, cfg.learn_dim, target,
-                cfg.token_normalize ? " (RMS-scaled)" : "");
+        fprintf(stderr, "rtr train: %lld queries x %d pairs, D=%d, hidden %d, learnable %d, token target %s%s, "
+                "on %s\n", (long long)rows.n, rows.K, rows.D, cfg.hidden, cfg.learn_dim, target,
+                cfg.token_normalize ? " (RMS-scaled)" : "", be.device);
         rtr_train_data data = {rows.n, rows.D, rows.K, rows.emb, rows.correct, rows.tokens};
-        s = rtr_predictor_train(&p, &data, log_epoch, &sink);
+        s = rtr_predictor_train_on(&be, &p, &data, log_epoch, &sink);
     }
     if (!s) s = rtr_predictor_save(&p, out);
     if (s) {
@@ -101,13 +107,14 @@ int cmd_train(int argc, char **argv) {
     } else {
         char hash[17];
         rtr_predictor_hash_hex(&p, hash);
-        fprintf(stderr, "rtr train: wrote %s (checkpoint %s, token scale %g) in %.1fs\n", out, hash, p.token_scale,
-                rtr_now() - t0);
+        fprintf(stderr, "rtr train: wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, hash,
+                p.token_scale, rtr_now() - t0, be.device);
         if (json) {
             cJSON *root = cJSON_CreateObject();
             cJSON_AddStringToObject(root, "checkpoint", out);
             cJSON_AddStringToObject(root, "checkpoint_hash", hash);
             cJSON_AddNumberToObject(root, "n_queries", (double)rows.n);
+            cJSON_AddStringToObject(root, "device", be.device);
             cJSON_AddNumberToObject(root, "token_scale", p.token_scale);
             cJSON_AddItemToObject(root, "epochs", sink.epochs);
             sink.epochs = NULL;
@@ -118,6 +125,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     cJSON_Delete(sink.epochs);
+    rtr_backend_free(&be);
     free(dm);
     free(ds);
     rtr_predictor_free(&p);

@@ -1,9 +1,15 @@
-/* Predictor construction, training and scoring on the CPU. Training follows
- * the paper (Adam, batches of queries each with all its pairs, early stopping
- * on a validation split carved from the training rows) on the fused heads of
- * heads.c: one GEMM per batch gives A = E·W_qᵀ, the pair tables C come from
- * per-model and per-strategy products, and the backward pass folds dC back
- * into W_m, W_s, b1 and the learnable embeddings u_m, u_s. */
+/* Predictor construction, training and scoring. Training follows the paper
+ * (Adam, batches of queries each with all its pairs, early stopping on a
+ * validation split carved from the training rows) on the fused heads, and
+ * runs once, on any compute backend (include/rtr/backend.h): one GEMM per
+ * head gives A = E·W_qᵀ for a batch, the pair tables C come from
+ * per-model and per-strategy products (pair_table_forward), heads_forward,
+ * heads_loss and heads_backward do the (query, pair) work, and the backward
+ * folds dC into W_m, W_s, b1 and the learnable embeddings u_m, u_s
+ * (pair_table_backward and GEMMs); adam_update steps. With the CPU backend
+ * this is the CPU trainer; the C scoring path is the same forward on the
+ * reference backend. */
+#include "rtr/backend.h"
 #include "rtr/optim.h"
 #include "rtr/predictor.h"
 #include "predictor_int.h"
@@ -156,79 +162,134 @@ void rtr_predictor_free(rtr_predictor *p) {
     memset(p, 0, sizeof *p);
 }
 
-/* ------------------------------------------------------------ forward pieces */
+/* ------------------------------------------------------------ the heads on a backend */
 
-/* R = [d; u] rows (n x (D+U)) for models or strategies. */
-static void concat_repr(float *R, const float *d, const float *u, int32_t n, int32_t D, int32_t U) {
-    for (int32_t i = 0; i < n; i++) {
-        memcpy(R + (size_t)i * (D + U), d + (size_t)i * D, sizeof(float) * (size_t)D);
-        memcpy(R + (size_t)i * (D + U) + D, u + (size_t)i * U, sizeof(float) * (size_t)U);
-    }
+/* An op of backend b, and an early return on the first failing call. */
+#define OP(b, op, ...) ((b)->iface->op((b)->ctx, __VA_ARGS__))
+#define TRY(call)                                                                                                  \
+    do {                                                                                                           \
+        rtr_status try_st_ = (call);                                                                               \
+        if (try_st_ != RTR_OK) return try_st_;                                                                     \
+    } while (0)
+
+/* Row-major C = op(A)·op(B) + beta·C on b. */
+static rtr_status gemm(rtr_backend *b, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    return OP(b, sgemm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Work buffers of the pair-table computation: R_m, R_s and per-model /
- * per-strategy products P_m = R_m·W_mᵀ, P_s = R_s·W_sᵀ. */
-typedef struct {
-    float *R_m, *R_s, *P_m, *P_s;
-} table_ws;
-
-static rtr_status table_ws_init(table_ws *w, const rtr_predictor *p) {
-    size_t R = (size_t)p->D + p->U;
-    w->R_m = rtr_malloc(sizeof(float) * p->n_models * R);
-    w->R_s = rtr_malloc(sizeof(float) * p->n_strategies * R);
-    w->P_m = rtr_malloc(sizeof(float) * p->n_models * p->H);
-    w->P_s = rtr_malloc(sizeof(float) * p->n_strategies * p->H);
-    return w->R_m && w->R_s && w->P_m && w->P_s ? RTR_OK : RTR_ERR_NOMEM;
+/* Host <-> backend copies that vanish where the backend array is the host one. */
+static rtr_status put(rtr_backend *b, void *dev, const void *host, size_t bytes) {
+    return dev == host ? RTR_OK : rtr_backend_upload(b, dev, host, bytes);
 }
-static void table_ws_free(table_ws *w) {
-    free(w->R_m);
-    free(w->R_s);
-    free(w->P_m);
-    free(w->P_s);
+static rtr_status get(rtr_backend *b, void *host, const void *dev, size_t bytes) {
+    return dev == host ? RTR_OK : rtr_backend_download(b, host, dev, bytes);
 }
 
-/* C (K x H) of one head from the current parameters; fills w->R_* too. */
-static void pair_table(const rtr_predictor *p, int head, table_ws *w, float *C) {
-    const rtr_head *hd = &p->head[head];
-    int R = p->D + p->U, H = p->H;
-    concat_repr(w->R_m, p->d_model, p->u_model, p->n_models, p->D, p->U);
-    concat_repr(w->R_s, p->d_strategy, p->u_strategy, p->n_strategies, p->D, p->U);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->n_models, H, R, 1.0f, w->R_m, R, hd->W_m, R,
-                0.0f, w->P_m, H);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->n_strategies, H, R, 1.0f, w->R_s, R, hd->W_s, R,
-                0.0f, w->P_s, H);
-    for (int k = 0; k < p->n_pairs; k++) {
-        const float *pm = w->P_m + (size_t)p->pair_model[k] * H, *ps = w->P_s + (size_t)p->pair_strategy[k] * H;
-        for (int j = 0; j < H; j++) C[(size_t)k * H + j] = pm[j] + ps[j] + hd->b1[j];
-    }
-}
-
-void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C) {
-    table_ws w;
-    if (table_ws_init(&w, p) == RTR_OK) pair_table(p, head, &w, C);
-    table_ws_free(&w);
-}
-
-/* Pre-activations for N rows of emb (N x D), both heads, in chunks so the
- * A buffers stay small; Cc/Ct are the pair tables. */
-#define SCORE_CHUNK 4096
-static rtr_status forward_rows(const rtr_predictor *p, const float *Cc, const float *Ct, const float *emb,
-                               int64_t N, float *out_c, float *out_t) {
-    int H = p->H, D = p->D, K = p->n_pairs;
-    int64_t chunk = N < SCORE_CHUNK ? N : SCORE_CHUNK;
-    float *A = rtr_malloc(sizeof(float) * 2 * (size_t)(chunk > 0 ? chunk : 1) * H);
-    if (!A) return RTR_ERR_NOMEM;
-    float *At = A + (size_t)chunk * H;
-    for (int64_t n0 = 0; n0 < N; n0 += chunk) {
-        int n = (int)(N - n0 < chunk ? N - n0 : chunk);
-        const float *E = emb + (size_t)n0 * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, H, D, 1.0f, E, D, p->head[0].W_q, D, 0.0f, A, H);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, H, D, 1.0f, E, D, p->head[1].W_q, D, 0.0f, At, H);
-        heads_forward(out_c + (size_t)n0 * K, out_t + (size_t)n0 * K, A, At, Cc, Ct, p->head[0].w2,
-                      p->head[0].b2, p->head[1].w2, p->head[1].b2, n, K, H);
-    }
-    free(A);
+/* Callers ask before they call: a backend lacking an op is refused up front. */
+static rtr_status require_ops(const rtr_backend *b, const rtr_op *ops, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!rtr_backend_supports(b, ops[i]))
+            return rtr_fail(RTR_ERR_UNSUPPORTED, "predictor: backend %s has no %s", b->iface->name,
+                            rtr_op_name(ops[i]));
     return RTR_OK;
+}
+
+/* The predictor on a backend: its parameters (p->params layout, one buffer)
+ * and pair indices in backend memory, and the work buffers of a forward pass
+ * over up to `rows` queries. On a host backend the parameters and pairs are
+ * p's own arrays, not copies. */
+typedef struct {
+    rtr_backend *b;
+    const rtr_predictor *p;
+    float *params;
+    param_view v;                   /* views into params */
+    int32_t *pair_model, *pair_strategy;
+    float *work;                    /* one allocation: */
+    float *P_m, *P_s;               /*   per-model / per-strategy products, n_models x H, n_strategies x H */
+    float *C;                       /*   both heads' pair tables, 2 x K x H */
+    float *A;                       /*   A = E·W_qᵀ of both heads, 2 x rows x H */
+    int rows;
+    bool host;
+} net;
+
+static void net_close(net *t) {
+    if (!t->b) return;
+    rtr_backend_free_mem(t->b, t->work);
+    if (!t->host) {
+        rtr_backend_free_mem(t->b, t->params);
+        rtr_backend_free_mem(t->b, t->pair_model);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+static rtr_status net_open(net *t, rtr_backend *b, const rtr_predictor *p, int rows) {
+    static const rtr_op ops[] = {RTR_OP_SGEMM, RTR_OP_PAIR_TABLE_FORWARD, RTR_OP_HEADS_FORWARD};
+    memset(t, 0, sizeof *t);
+    TRY(require_ops(b, ops, sizeof ops / sizeof *ops));
+    t->b = b, t->p = p, t->rows = rows, t->host = rtr_backend_is_host(b);
+    size_t H = (size_t)p->H, K = (size_t)p->n_pairs;
+    size_t n_work = (size_t)(p->n_models + p->n_strategies) * H + 2 * K * H + 2 * (size_t)rows * H;
+    TRY(rtr_backend_alloc(b, (void **)&t->work, sizeof(float) * n_work));
+    t->P_m = t->work;
+    t->P_s = t->P_m + (size_t)p->n_models * H;
+    t->C = t->P_s + (size_t)p->n_strategies * H;
+    t->A = t->C + 2 * K * H;
+    if (t->host) {
+        t->params = p->params, t->pair_model = p->pair_model, t->pair_strategy = p->pair_strategy;
+    } else {
+        TRY(rtr_backend_alloc(b, (void **)&t->params, sizeof(float) * p->n_params));
+        TRY(rtr_backend_upload(b, t->params, p->params, sizeof(float) * p->n_params));
+        TRY(rtr_backend_alloc(b, (void **)&t->pair_model, sizeof(int32_t) * 2 * K));
+        t->pair_strategy = t->pair_model + K;
+        TRY(rtr_backend_upload(b, t->pair_model, p->pair_model, sizeof(int32_t) * K));
+        TRY(rtr_backend_upload(b, t->pair_strategy, p->pair_strategy, sizeof(int32_t) * K));
+    }
+    view_of(&t->v, p, t->params);
+    return RTR_OK;
+}
+
+/* Head h's pair table into t->C + h·K·H: P_m = R_m·W_mᵀ with R_m = [d_m | u_m]
+ * as two GEMMs over the column blocks of W_m (no concatenated copy), the same
+ * for strategies, then C[k] = P_m[m(k)] + P_s[s(k)] + b1. */
+static rtr_status net_table(net *t, int h) {
+    const rtr_predictor *p = t->p;
+    const rtr_head *hd = &t->v.head[h];
+    int D = p->D, U = p->U, R = D + U, H = p->H;
+    TRY(gemm(t->b, false, true, p->n_models, H, D, t->v.d_model, D, hd->W_m, R, 0.0f, t->P_m, H));
+    TRY(gemm(t->b, false, true, p->n_strategies, H, D, t->v.d_strategy, D, hd->W_s, R, 0.0f, t->P_s, H));
+    if (U > 0) {
+        TRY(gemm(t->b, false, true, p->n_models, H, U, t->v.u_model, U, hd->W_m + D, R, 1.0f, t->P_m, H));
+        TRY(gemm(t->b, false, true, p->n_strategies, H, U, t->v.u_strategy, U, hd->W_s + D, R, 1.0f, t->P_s, H));
+    }
+    return OP(t->b, pair_table_forward, t->C + (size_t)h * p->n_pairs * H, t->P_m, t->P_s, hd->b1, t->pair_model,
+              t->pair_strategy, p->n_pairs, H);
+}
+
+/* Pre-activations of both heads for n <= rows queries E (n x D, backend
+ * memory) against the pair tables in t->C: A = E·W_qᵀ, then heads_forward. */
+static rtr_status net_forward(net *t, const float *E, int n, float *out_c, float *out_t) {
+    const rtr_predictor *p = t->p;
+    int D = p->D, H = p->H;
+    size_t RH = (size_t)t->rows * H, KH = (size_t)p->n_pairs * H;
+    for (int h = 0; h < 2; h++)
+        TRY(gemm(t->b, false, true, n, H, D, E, D, t->v.head[h].W_q, D, 0.0f, t->A + h * RH, H));
+    return OP(t->b, heads_forward, out_c, out_t, t->A, t->A + RH, t->C, t->C + KH, t->v.head[0].w2,
+              t->v.head[0].b2, t->v.head[1].w2, t->v.head[1].b2, n, p->n_pairs, H);
+}
+
+/* The C path of scoring and the pair table: the same code on the reference
+ * backend (plain C, one BLAS call per GEMM) on p's own arrays. */
+void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C) {
+    rtr_backend b;
+    net t;
+    rtr_backend_ref_open(&b);
+    if (net_open(&t, &b, p, 0) == RTR_OK && net_table(&t, head) == RTR_OK) {
+        size_t KH = (size_t)p->n_pairs * p->H;
+        memcpy(C, t.C + head * KH, sizeof(float) * KH);
+    }
+    net_close(&t);
+    rtr_backend_free(&b);
 }
 
 /* Index of the first non-finite value in x[0..n), or -1. */
@@ -238,84 +299,256 @@ static int64_t first_nonfinite(const float *x, size_t n) {
     return -1;
 }
 
+#define SCORE_CHUNK 4096
+
+static rtr_status score_on(net *t, const float *emb, int64_t N, float *p_correct, float *tokens) {
+    const rtr_predictor *p = t->p;
+    size_t D = (size_t)p->D, K = (size_t)p->n_pairs;
+    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int64_t n0 = 0; n0 < N; n0 += t->rows) {
+        int n = (int)(N - n0 < t->rows ? N - n0 : t->rows);
+        TRY(net_forward(t, emb + n0 * D, n, p_correct + n0 * K, tokens + n0 * K));
+    }
+    return OP(t->b, heads_activate, p_correct, tokens, p_correct, tokens, p->cfg.token_target, p->token_scale,
+              (int)N, (int)K);
+}
+
 rtr_status rtr_predictor_score(const rtr_predictor *p, const float *emb, int64_t N, float *p_correct,
                                float *tokens) {
     int64_t bad = first_nonfinite(emb, (size_t)N * p->D);
     if (bad >= 0)
         return rtr_fail(RTR_ERR_NUMERIC, "score: query embedding row %lld holds NaN/inf", (long long)(bad / p->D));
-    size_t KH = (size_t)p->n_pairs * p->H;
-    float *C = rtr_malloc(sizeof(float) * 2 * KH);
-    table_ws w = {0};
-    rtr_status st = C ? table_ws_init(&w, p) : RTR_ERR_NOMEM;
-    if (!st) {
-        pair_table(p, 0, &w, C);
-        pair_table(p, 1, &w, C + KH);
-        st = forward_rows(p, C, C + KH, emb, N, p_correct, tokens);
-    }
-    if (!st) heads_activate(p_correct, tokens, p_correct, tokens, p->cfg.token_target, p->token_scale, (int)N,
-                            p->n_pairs);
-    table_ws_free(&w);
-    free(C);
+    if (N <= 0) return RTR_OK;
+    rtr_backend b;
+    net t;
+    rtr_backend_ref_open(&b);
+    rtr_status st = net_open(&t, &b, p, (int)(N < SCORE_CHUNK ? N : SCORE_CHUNK));
+    if (!st) st = score_on(&t, emb, N, p_correct, tokens);
+    net_close(&t);
+    rtr_backend_free(&b);
     return st;
 }
 
 /* ------------------------------------------------------------ training */
 
-/* Everything a training run allocates, freed in one place. */
-typedef struct {
-    float *grad, *adam_m, *adam_v, *best;
-    float *y_c, *y_t;        /* n x K targets (token target space) */
-    int64_t *order;          /* fit rows then validation rows */
-    float *E, *Yc, *Yt;      /* batch gathers */
-    float *A, *dA, *out, *dout; /* 2 heads each: B x H or B x K */
-    float *C, *dC;           /* 2 x K x H */
-    float *G_m, *G_s, *dR_m, *dR_s;
-    table_ws tw;
-} train_ws;
+/* Validation rows are scored this many at a time. */
+#define EVAL_ROWS 4096
 
-static void train_ws_free(train_ws *w) {
-    float *bufs[] = {w->grad, w->adam_m, w->adam_v, w->best, w->y_c, w->y_t, w->E, w->Yc, w->Yt, w->A,
-                     w->dA, w->out, w->dout, w->C, w->dC, w->G_m, w->G_s, w->dR_m, w->dR_s};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
-    free(w->order);
-    table_ws_free(&w->tw);
+/* A training run on a backend: the predictor (net, with rows = the larger of
+ * a batch and a validation chunk), gradient and Adam moments, the rows'
+ * embeddings and targets resident in backend memory, the row order, and the
+ * batch buffers. */
+typedef struct {
+    net n;
+    int batch;
+    float *grad;                 /* the parameter layout (n_params floats; the trainable part is used) */
+    param_view g;                /* views into grad */
+    float *adam_m, *adam_v;      /* n_trainable each, one allocation */
+    const float *emb, *y_c, *y_t; /* all rows: n x D, n x K, n x K */
+    float *data;                 /* their backend copy (NULL on a host backend, which reads the host arrays) */
+    int64_t *order;              /* backend copy of the row order (the host array on a host backend) */
+    float *work;                 /* one allocation: */
+    float *E, *Y_c, *Y_t;        /*   gathered rows: rows x D, rows x K, rows x K */
+    float *out, *dout;           /*   pre-activations and their gradients, 2 x rows x K each */
+    float *acc;                  /*   zeroed before each backward, as rows of H floats: */
+    float *dA, *dC, *G_m, *G_s;  /*     2 x batch, 2 x K, 2 x n_models, 2 x n_strategies rows */
+    int acc_rows;
+    double *loss;                /* sums: train bce, tok, validation bce, tok */
+    int32_t *labels;             /* host: labelled correctness and token entries of each row */
+} trainer;
+
+static void trainer_close(trainer *tr) {
+    rtr_backend *b = tr->n.b;
+    if (b) {
+        void *mem[] = {tr->grad, tr->adam_m, tr->data, tr->work, tr->loss};
+        for (size_t i = 0; i < sizeof mem / sizeof *mem; i++) rtr_backend_free_mem(b, mem[i]);
+        if (!tr->n.host) rtr_backend_free_mem(b, tr->order);
+    }
+    free(tr->labels);
+    net_close(&tr->n);
+    memset(tr, 0, sizeof *tr);
 }
 
-static rtr_status train_ws_init(train_ws *w, const rtr_predictor *p, int64_t n) {
-    size_t B = (size_t)p->cfg.batch, K = (size_t)p->n_pairs, H = (size_t)p->H, D = (size_t)p->D;
-    size_t R = D + (size_t)p->U, nm = (size_t)p->n_models, ns = (size_t)p->n_strategies;
-    memset(w, 0, sizeof *w);
-    w->grad = rtr_calloc(p->n_params, sizeof(float));
-    w->adam_m = rtr_calloc(p->n_trainable, sizeof(float));
-    w->adam_v = rtr_calloc(p->n_trainable, sizeof(float));
-    w->best = rtr_malloc(sizeof(float) * p->n_trainable);
-    w->y_c = rtr_malloc(sizeof(float) * (size_t)n * K);
-    w->y_t = rtr_malloc(sizeof(float) * (size_t)n * K);
-    w->order = rtr_malloc(sizeof(int64_t) * (size_t)n);
-    w->E = rtr_malloc(sizeof(float) * B * D);
-    w->Yc = rtr_malloc(sizeof(float) * B * K);
-    w->Yt = rtr_malloc(sizeof(float) * B * K);
-    w->A = rtr_malloc(sizeof(float) * 2 * B * H);
-    w->dA = rtr_malloc(sizeof(float) * 2 * B * H);
-    w->out = rtr_malloc(sizeof(float) * 2 * B * K);
-    w->dout = rtr_malloc(sizeof(float) * 2 * B * K);
-    w->C = rtr_malloc(sizeof(float) * 2 * K * H);
-    w->dC = rtr_malloc(sizeof(float) * 2 * K * H);
-    w->G_m = rtr_malloc(sizeof(float) * nm * H);
-    w->G_s = rtr_malloc(sizeof(float) * ns * H);
-    w->dR_m = rtr_malloc(sizeof(float) * nm * R);
-    w->dR_s = rtr_malloc(sizeof(float) * ns * R);
-    rtr_status st = table_ws_init(&w->tw, p);
-    if (st || !w->grad || !w->adam_m || !w->adam_v || !w->best || !w->y_c || !w->y_t || !w->order || !w->E ||
-        !w->Yc || !w->Yt || !w->A || !w->dA || !w->out || !w->dout || !w->C || !w->dC || !w->G_m || !w->G_s ||
-        !w->dR_m || !w->dR_s)
-        return RTR_ERR_NOMEM;
+/* Backend memory of `bytes` set to zero. */
+static rtr_status alloc_zeroed(rtr_backend *b, void **dev, size_t bytes) {
+    TRY(rtr_backend_alloc(b, dev, bytes));
+    return rtr_backend_zero(b, *dev, bytes);
+}
+
+/* Set up a run over n rows (emb, y_c, y_t host arrays; order the host row
+ * order) on b, with `batch` queries per step and forward buffers of `rows`. */
+static rtr_status trainer_open(trainer *tr, rtr_backend *b, const rtr_predictor *p, const float *emb,
+                               const float *y_c, const float *y_t, int64_t n, int64_t *order, int batch, int rows) {
+    static const rtr_op ops[] = {RTR_OP_GATHER_ROWS, RTR_OP_HEADS_LOSS, RTR_OP_HEADS_BACKWARD,
+                                 RTR_OP_PAIR_TABLE_BACKWARD, RTR_OP_ADAM_UPDATE};
+    memset(tr, 0, sizeof *tr);
+    TRY(require_ops(b, ops, sizeof ops / sizeof *ops));
+    TRY(net_open(&tr->n, b, p, rows));
+    tr->batch = batch;
+    size_t H = (size_t)p->H, K = (size_t)p->n_pairs, D = (size_t)p->D, R = (size_t)rows;
+    size_t nms = (size_t)p->n_models + (size_t)p->n_strategies;
+    tr->acc_rows = (int)(2 * (size_t)batch + 2 * K + 2 * nms);
+    tr->labels = rtr_malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!tr->labels) return RTR_ERR_NOMEM;
+    TRY(alloc_zeroed(b, (void **)&tr->grad, sizeof(float) * p->n_params));
+    TRY(alloc_zeroed(b, (void **)&tr->adam_m, sizeof(float) * 2 * p->n_trainable));
+    tr->adam_v = tr->adam_m + p->n_trainable;
+    view_of(&tr->g, p, tr->grad);
+    TRY(rtr_backend_alloc(b, (void **)&tr->loss, 4 * sizeof(double)));
+
+    size_t n_work = R * D + 2 * R * K + 4 * R * K + (size_t)tr->acc_rows * H;
+    TRY(rtr_backend_alloc(b, (void **)&tr->work, sizeof(float) * n_work));
+    tr->E = tr->work;
+    tr->Y_c = tr->E + R * D;
+    tr->Y_t = tr->Y_c + R * K;
+    tr->out = tr->Y_t + R * K;
+    tr->dout = tr->out + 2 * R * K;
+    tr->acc = tr->dout + 2 * R * K;
+    tr->dA = tr->acc;
+    tr->dC = tr->dA + 2 * (size_t)batch * H;
+    tr->G_m = tr->dC + 2 * K * H;
+    tr->G_s = tr->G_m + 2 * (size_t)p->n_models * H;
+
+    size_t nD = (size_t)n * D, nK = (size_t)n * K;
+    if (tr->n.host) {
+        tr->emb = emb, tr->y_c = y_c, tr->y_t = y_t, tr->order = order;
+    } else {
+        TRY(rtr_backend_alloc(b, (void **)&tr->data, sizeof(float) * (nD + 2 * nK)));
+        TRY(rtr_backend_upload(b, tr->data, emb, sizeof(float) * nD));
+        TRY(rtr_backend_upload(b, tr->data + nD, y_c, sizeof(float) * nK));
+        TRY(rtr_backend_upload(b, tr->data + nD + nK, y_t, sizeof(float) * nK));
+        tr->emb = tr->data, tr->y_c = tr->data + nD, tr->y_t = tr->data + nD + nK;
+        TRY(rtr_backend_alloc(b, (void **)&tr->order, sizeof(int64_t) * (size_t)n));
+        TRY(rtr_backend_upload(b, tr->order, order, sizeof(int64_t) * (size_t)n));
+    }
+    /* the gradient scale of a batch needs its labelled counts: kept per row
+     * on the host, so no batch waits for the backend */
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = 0, t = 0;
+        for (size_t k = 0; k < K; k++) c += !isnan(y_c[i * K + k]), t += !isnan(y_t[i * K + k]);
+        tr->labels[2 * i] = c, tr->labels[2 * i + 1] = t;
+    }
     return RTR_OK;
 }
 
-/* Checks the inputs and fills the targets: y_c = correct, y_t = f(tokens)/scale
- * with the scale the RMS of f(tokens) over the fit rows when normalising. */
-static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, train_ws *w, int64_t n_fit) {
+/* Labelled entries of both heads over rows[0..n) (host indices). */
+static void label_counts(const trainer *tr, const int64_t *rows, int64_t n, int64_t cnt[2]) {
+    cnt[0] = cnt[1] = 0;
+    for (int64_t r = 0; r < n; r++) cnt[0] += tr->labels[2 * rows[r]], cnt[1] += tr->labels[2 * rows[r] + 1];
+}
+
+/* Gather rows idx[0..n) (backend memory) into E, Y_c, Y_t. */
+static rtr_status gather(trainer *tr, const int64_t *idx, int n) {
+    rtr_backend *b = tr->n.b;
+    int D = tr->n.p->D, K = tr->n.p->n_pairs;
+    TRY(OP(b, gather_rows, tr->E, tr->emb, idx, n, D));
+    TRY(OP(b, gather_rows, tr->Y_c, tr->y_c, idx, n, K));
+    return OP(b, gather_rows, tr->Y_t, tr->y_t, idx, n, K);
+}
+
+/* Parameter gradient of head h from dA (B x H) and dC (K x H). Everything is
+ * written (beta 0) except b1, which pair_table_backward accumulates into the
+ * zeroed gradient, and du, which the second head adds to the first's. */
+static rtr_status head_param_grad(trainer *tr, int h, int B) {
+    net *t = &tr->n;
+    const rtr_predictor *p = t->p;
+    int H = p->H, D = p->D, U = p->U, R = D + U, nm = p->n_models, ns = p->n_strategies;
+    const rtr_head *w = &t->v.head[h], *gh = &tr->g.head[h];
+    const float *dA = tr->dA + (size_t)h * tr->batch * H, *dC = tr->dC + (size_t)h * p->n_pairs * H;
+    float *G_m = tr->G_m + (size_t)h * nm * H, *G_s = tr->G_s + (size_t)h * ns * H;
+    rtr_backend *b = t->b;
+    TRY(gemm(b, true, false, H, D, B, dA, H, tr->E, D, 0.0f, gh->W_q, D));
+    TRY(OP(b, pair_table_backward, G_m, G_s, gh->b1, dC, t->pair_model, t->pair_strategy, p->n_pairs, H, nm, ns));
+    /* dW_m = G_mᵀ·[d_m | u_m], one GEMM per column block */
+    TRY(gemm(b, true, false, H, D, nm, G_m, H, t->v.d_model, D, 0.0f, gh->W_m, R));
+    TRY(gemm(b, true, false, H, D, ns, G_s, H, t->v.d_strategy, D, 0.0f, gh->W_s, R));
+    if (U == 0) return RTR_OK;
+    TRY(gemm(b, true, false, H, U, nm, G_m, H, t->v.u_model, U, 0.0f, gh->W_m + D, R));
+    TRY(gemm(b, true, false, H, U, ns, G_s, H, t->v.u_strategy, U, 0.0f, gh->W_s + D, R));
+    /* du_m (+)= G_m·W_m[:, D:] */
+    float beta = h ? 1.0f : 0.0f;
+    TRY(gemm(b, false, false, nm, U, H, G_m, H, w->W_m + D, R, beta, tr->g.u_model, U));
+    return gemm(b, false, false, ns, U, H, G_s, H, w->W_s + D, R, beta, tr->g.u_strategy, U);
+}
+
+/* Gradient of the mean losses of the B rows idx[0..B) (backend memory) into
+ * tr->grad; their loss sums are added to tr->loss[0..1]. n_c, n_t: the rows'
+ * labelled entries (the gradient scale). Exposed for the gradient-check test
+ * through rtr_predictor_batch_grad_. */
+static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t) {
+    net *t = &tr->n;
+    const rtr_predictor *p = t->p;
+    rtr_backend *b = t->b;
+    int H = p->H, K = p->n_pairs;
+    size_t RH = (size_t)t->rows * H, RK = (size_t)t->rows * K, KH = (size_t)K * H;
+    for (int h = 0; h < 2; h++) {
+        TRY(net_table(t, h));
+        /* b1, w2, b2 (adjacent in the layout): accumulated below */
+        TRY(rtr_backend_zero(b, tr->g.head[h].b1, sizeof(float) * (2 * (size_t)H + 1)));
+    }
+    TRY(rtr_backend_zero(b, tr->acc, sizeof(float) * (size_t)tr->acc_rows * H));
+    TRY(gather(tr, idx, B));
+    TRY(net_forward(t, tr->E, B, tr->out, tr->out + RK));
+    TRY(OP(b, heads_loss, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
+           n_c ? 1.0f / (float)n_c : 0.0f, n_t ? 1.0f / (float)n_t : 0.0f, B, K));
+    size_t BH = (size_t)tr->batch * H;
+    TRY(OP(b, heads_backward, tr->dA, tr->dA + BH, tr->dC, tr->dC + KH, tr->g.head[0].w2, tr->g.head[0].b2,
+           tr->g.head[1].w2, tr->g.head[1].b2, tr->dout, tr->dout + RK, t->A, t->A + RH, t->C, t->C + KH,
+           t->v.head[0].w2, t->v.head[1].w2, B, K, H));
+    for (int h = 0; h < 2; h++) TRY(head_param_grad(tr, h, B));
+    return RTR_OK;
+}
+
+/* Loss sums of rows idx[0..n) (backend memory) with the current parameters,
+ * added to tr->loss[2..3], a chunk of forward rows at a time. */
+static rtr_status eval_rows(trainer *tr, const int64_t *idx, int64_t n) {
+    net *t = &tr->n;
+    int K = t->p->n_pairs;
+    size_t RK = (size_t)t->rows * K;
+    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int64_t r0 = 0; r0 < n; r0 += t->rows) {
+        int m = (int)(n - r0 < t->rows ? n - r0 : t->rows);
+        TRY(gather(tr, idx + r0, m));
+        TRY(net_forward(t, tr->E, m, tr->out, tr->out + RK));
+        TRY(OP(t->b, heads_loss, tr->dout, tr->dout + RK, tr->loss + 2, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
+               0.0f, 0.0f, m, K));
+    }
+    return RTR_OK;
+}
+
+/* Test hook: the mean-loss gradient of rows 0..n of d (targets as given, no
+ * scaling) into grad (n_trainable floats); returns the two mean losses. */
+rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_data *d, float *grad, double loss[2]) {
+    rtr_backend b;
+    trainer tr;
+    rtr_backend_cpu_open(&b);
+    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)(d->n > 0 ? d->n : 1));
+    if (!order) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < d->n; i++) order[i] = i;
+    static const double zero[4] = {0, 0, 0, 0};
+    double sums[4];
+    int64_t cnt[2] = {0, 0};
+    rtr_status st = trainer_open(&tr, &b, p, d->emb, d->correct, d->tokens, d->n, order, (int)d->n, (int)d->n);
+    if (!st) st = rtr_backend_upload(&b, tr.loss, zero, sizeof zero);
+    if (!st) label_counts(&tr, order, d->n, cnt);
+    if (!st) st = batch_grad(&tr, tr.order, (int)d->n, cnt[0], cnt[1]);
+    if (!st) st = rtr_backend_download(&b, grad, tr.grad, sizeof(float) * p->n_trainable);
+    if (!st) st = rtr_backend_download(&b, sums, tr.loss, sizeof sums);
+    if (!st) {
+        loss[0] = cnt[0] ? sums[0] / (double)cnt[0] : 0.0;
+        loss[1] = cnt[1] ? sums[1] / (double)cnt[1] : 0.0;
+    }
+    trainer_close(&tr);
+    rtr_backend_free(&b);
+    free(order);
+    return st;
+}
+
+/* Checks the inputs and fills the targets (n x K each): y_c = correct,
+ * y_t = f(tokens)/scale with the scale the RMS of f(tokens) over the fit rows
+ * when normalising. */
+static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, float *y_c, float *y_t,
+                                  const int64_t *fit, int64_t n_fit) {
     size_t K = (size_t)d->K;
     int64_t bad = first_nonfinite(d->emb, (size_t)d->n * d->D);
     if (bad >= 0)
@@ -332,162 +565,39 @@ static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, tra
                 return rtr_fail(RTR_ERR_NUMERIC, "train: row %lld pair %zu: tokens %g not a finite count >= 0",
                                 (long long)i, k, t);
             double f = isnan(t) ? NAN : p->cfg.token_target == RTR_TOKENS_LOG ? log1p(t) : t;
-            w->y_c[(size_t)i * K + k] = c;
-            w->y_t[(size_t)i * K + k] = (float)f;
+            y_c[(size_t)i * K + k] = c;
+            y_t[(size_t)i * K + k] = (float)f;
         }
     for (int64_t r = 0; r < n_fit; r++)
         for (size_t k = 0; k < K; k++) {
-            float f = w->y_t[(size_t)w->order[r] * K + k];
+            float f = y_t[(size_t)fit[r] * K + k];
             if (!isnan(f)) sum_sq += (double)f * f, count++;
         }
     p->token_scale = 1.0f;
     if (p->cfg.token_normalize && count > 0 && sum_sq > 0) p->token_scale = (float)sqrt(sum_sq / (double)count);
     float inv = 1.0f / p->token_scale;
-    for (size_t i = 0; i < (size_t)d->n * K; i++) w->y_t[i] *= inv;
+    for (size_t i = 0; i < (size_t)d->n * K; i++) y_t[i] *= inv;
     return RTR_OK;
-}
-
-/* Gather rows idx[0..B) of the data into the batch buffers. */
-static void gather(train_ws *w, const rtr_train_data *d, const int64_t *idx, int B) {
-    size_t K = (size_t)d->K, D = (size_t)d->D;
-    for (int b = 0; b < B; b++) {
-        memcpy(w->E + b * D, d->emb + (size_t)idx[b] * D, sizeof(float) * D);
-        memcpy(w->Yc + b * K, w->y_c + (size_t)idx[b] * K, sizeof(float) * K);
-        memcpy(w->Yt + b * K, w->y_t + (size_t)idx[b] * K, sizeof(float) * K);
-    }
-}
-
-static int64_t count_labelled(const float *y, size_t n) {
-    int64_t c = 0;
-    for (size_t i = 0; i < n; i++) c += !isnan(y[i]);
-    return c;
-}
-
-/* Parameter gradient of one head from dA (B x H) and dC (K x H). */
-static void head_param_grad(const rtr_predictor *p, train_ws *w, const param_view *g, int h, int B,
-                            const float *dA, const float *dC, const float *W_m, const float *W_s) {
-    int H = p->H, D = p->D, R = p->D + p->U, U = p->U;
-    const rtr_head *gh = &g->head[h];
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, D, B, 1.0f, dA, H, w->E, D, 0.0f, gh->W_q, D);
-    memset(w->G_m, 0, sizeof(float) * (size_t)p->n_models * H);
-    memset(w->G_s, 0, sizeof(float) * (size_t)p->n_strategies * H);
-    for (int k = 0; k < p->n_pairs; k++) {
-        float *gm = w->G_m + (size_t)p->pair_model[k] * H, *gs = w->G_s + (size_t)p->pair_strategy[k] * H;
-        const float *dc = dC + (size_t)k * H;
-        for (int j = 0; j < H; j++) gm[j] += dc[j], gs[j] += dc[j], gh->b1[j] += dc[j];
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, R, p->n_models, 1.0f, w->G_m, H, w->tw.R_m, R, 0.0f,
-                gh->W_m, R);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, R, p->n_strategies, 1.0f, w->G_s, H, w->tw.R_s, R,
-                0.0f, gh->W_s, R);
-    if (U == 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->n_models, R, H, 1.0f, w->G_m, H, W_m, R, 0.0f,
-                w->dR_m, R);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->n_strategies, R, H, 1.0f, w->G_s, H, W_s, R, 0.0f,
-                w->dR_s, R);
-    for (int m = 0; m < p->n_models; m++)
-        for (int u = 0; u < U; u++) g->u_model[(size_t)m * U + u] += w->dR_m[(size_t)m * R + D + u];
-    for (int s = 0; s < p->n_strategies; s++)
-        for (int u = 0; u < U; u++) g->u_strategy[(size_t)s * U + u] += w->dR_s[(size_t)s * R + D + u];
-}
-
-/* Gradient of the batch's mean losses into w->grad (trainable part); adds the
- * loss sums to loss[2] and labelled counts to cnt[2]. Exposed for the
- * gradient-check test through rtr_predictor_batch_grad_. */
-static void batch_grad(const rtr_predictor *p, train_ws *w, int B, double *loss, int64_t *cnt) {
-    int H = p->H, K = p->n_pairs, D = p->D;
-    size_t BH = (size_t)B * H, BK = (size_t)B * K, KH = (size_t)K * H;
-    param_view g;
-    view_of(&g, p, w->grad);
-    memset(w->grad, 0, sizeof(float) * p->n_trainable);
-    pair_table(p, 0, &w->tw, w->C);
-    pair_table(p, 1, &w->tw, w->C + KH);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, D, 1.0f, w->E, D, p->head[0].W_q, D, 0.0f, w->A, H);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, D, 1.0f, w->E, D, p->head[1].W_q, D, 0.0f,
-                w->A + BH, H);
-    heads_forward(w->out, w->out + BK, w->A, w->A + BH, w->C, w->C + KH, p->head[0].w2, p->head[0].b2,
-                  p->head[1].w2, p->head[1].b2, B, K, H);
-    int64_t nc = count_labelled(w->Yc, BK), nt = count_labelled(w->Yt, BK);
-    heads_loss(w->dout, w->dout + BK, loss, w->out, w->out + BK, w->Yc, w->Yt, nc ? 1.0f / (float)nc : 0.0f,
-               nt ? 1.0f / (float)nt : 0.0f, B, K);
-    cnt[0] += nc, cnt[1] += nt;
-    memset(w->dA, 0, sizeof(float) * 2 * BH);
-    memset(w->dC, 0, sizeof(float) * 2 * KH);
-    heads_backward(w->dA, w->dA + BH, w->dC, w->dC + KH, g.head[0].w2, g.head[0].b2, g.head[1].w2, g.head[1].b2,
-                   w->dout, w->dout + BK, w->A, w->A + BH, w->C, w->C + KH, p->head[0].w2, p->head[1].w2, B, K, H);
-    for (int h = 0; h < 2; h++)
-        head_param_grad(p, w, &g, h, B, w->dA + h * BH, w->dC + h * KH, p->head[h].W_m, p->head[h].W_s);
-}
-
-/* Test hook: the mean-loss gradient of rows 0..n of d (targets as given, no
- * scaling) into grad (n_trainable floats); returns the two mean losses. */
-rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_data *d, float *grad, double loss[2]) {
-    rtr_predictor q = *p;
-    q.cfg.batch = (int32_t)d->n;
-    train_ws w;
-    rtr_status st = train_ws_init(&w, &q, d->n);
-    if (!st) {
-        memcpy(w.y_c, d->correct, sizeof(float) * (size_t)d->n * d->K);
-        memcpy(w.y_t, d->tokens, sizeof(float) * (size_t)d->n * d->K);
-        for (int64_t i = 0; i < d->n; i++) w.order[i] = i;
-        gather(&w, d, w.order, (int)d->n);
-        double l[2] = {0, 0};
-        int64_t c[2] = {0, 0};
-        batch_grad(&q, &w, (int)d->n, l, c);
-        memcpy(grad, w.grad, sizeof(float) * p->n_trainable);
-        loss[0] = c[0] ? l[0] / (double)c[0] : 0.0;
-        loss[1] = c[1] ? l[1] / (double)c[1] : 0.0;
-    }
-    train_ws_free(&w);
-    return st;
-}
-
-/* Mean losses of the rows rows[0..n) with the current parameters. */
-static rtr_status eval_rows(const rtr_predictor *p, train_ws *w, const rtr_train_data *d, const int64_t *rows,
-                            int64_t n, double mean[2]) {
-    size_t K = (size_t)p->n_pairs, KH = K * p->H, D = (size_t)p->D, nK = (size_t)n * K;
-    float *E = rtr_malloc(sizeof(float) * (size_t)n * D), *Y = rtr_malloc(sizeof(float) * nK * 6);
-    if (!E || !Y) { free(E); free(Y); return RTR_ERR_NOMEM; }
-    /* labels, pre-activations and the (unused) gradients, two heads each */
-    float *Yc = Y, *Yt = Y + nK, *out = Y + 2 * nK, *dout = Y + 4 * nK;
-    for (int64_t r = 0; r < n; r++) {
-        memcpy(E + r * D, d->emb + (size_t)rows[r] * D, sizeof(float) * D);
-        memcpy(Yc + r * K, w->y_c + (size_t)rows[r] * K, sizeof(float) * K);
-        memcpy(Yt + r * K, w->y_t + (size_t)rows[r] * K, sizeof(float) * K);
-    }
-    pair_table(p, 0, &w->tw, w->C);
-    pair_table(p, 1, &w->tw, w->C + KH);
-    rtr_status st = forward_rows(p, w->C, w->C + KH, E, n, out, out + nK);
-    if (!st) {
-        double l[2] = {0, 0};
-        heads_loss(dout, dout + nK, l, out, out + nK, Yc, Yt, 0, 0, (int)n, (int)K);
-        int64_t nc = count_labelled(Yc, nK), nt = count_labelled(Yt, nK);
-        mean[0] = nc ? l[0] / (double)nc : 0.0;
-        mean[1] = nt ? l[1] / (double)nt : 0.0;
-    }
-    free(E);
-    free(Y);
-    return st;
 }
 
 /* Losses of the naive predictor (per-pair mean of the fit rows) on the
  * validation rows: the yardstick that puts both heads on one scale. */
-static void naive_losses(const train_ws *w, int64_t K, const int64_t *fit, int64_t n_fit, const int64_t *val,
-                         int64_t n_val, double out[2]) {
+static void naive_losses(const float *y_c, const float *y_t, int64_t K, const int64_t *fit, int64_t n_fit,
+                         const int64_t *val, int64_t n_val, double out[2]) {
     double bce = 0, sq = 0;
     int64_t nc = 0, nt = 0;
     for (int64_t k = 0; k < K; k++) {
         double sc = 0, st = 0;
         int64_t cc = 0, ct = 0;
         for (int64_t r = 0; r < n_fit; r++) {
-            float c = w->y_c[fit[r] * K + k], t = w->y_t[fit[r] * K + k];
+            float c = y_c[fit[r] * K + k], t = y_t[fit[r] * K + k];
             if (!isnan(c)) sc += c, cc++;
             if (!isnan(t)) st += t, ct++;
         }
         double pc = cc ? sc / (double)cc : 0.5, mt = ct ? st / (double)ct : 0.0;
         pc = fmin(fmax(pc, 1e-4), 1 - 1e-4);
         for (int64_t r = 0; r < n_val; r++) {
-            float c = w->y_c[val[r] * K + k], t = w->y_t[val[r] * K + k];
+            float c = y_c[val[r] * K + k], t = y_t[val[r] * K + k];
             if (!isnan(c)) bce -= c * log(pc) + (1 - c) * log(1 - pc), nc++;
             if (!isnan(t)) sq += (t - mt) * (t - mt), nt++;
         }
@@ -496,64 +606,53 @@ static void naive_losses(const train_ws *w, int64_t K, const int64_t *fit, int64
     out[1] = nt && sq > 0 ? sq / (double)nt : 1.0;
 }
 
-rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log, void *user) {
-    if (d->D != p->D || d->K != p->n_pairs)
-        return rtr_fail(RTR_ERR_INVALID, "train: data has D=%d K=%d, predictor expects D=%d K=%d", d->D, d->K,
-                        p->D, p->n_pairs);
-    int64_t n_val = (int64_t)llround(p->cfg.val_frac * (double)d->n);
-    if (p->cfg.val_frac > 0 && n_val < 1) n_val = 1;
-    int64_t n_fit = d->n - n_val;
-    if (n_fit < 1) return rtr_fail(RTR_ERR_INVALID, "train: %lld rows are too few to train on", (long long)d->n);
-    train_ws w;
-    rtr_status st = train_ws_init(&w, p, d->n);
-    if (st) { train_ws_free(&w); return st; }
-    uint64_t rng = p->cfg.seed ^ 0x5ca1ab1e0ddba11ULL;
-    for (int64_t i = 0; i < d->n; i++) w.order[i] = i;
-    rng_shuffle(&rng, w.order, d->n);
-    int64_t *fit = w.order, *val = w.order + n_fit;
-    st = prepare_targets(p, d, &w, n_fit);
-    double naive[2] = {1, 1};
-    if (!st && n_val) naive_losses(&w, p->n_pairs, fit, n_fit, val, n_val, naive);
-
-    /* Batch GEMMs are small (32 x 768 x 768): OpenBLAS's threads cost more
-     * than they give, many times more on a shared machine (measured in
-     * docs/PREDICTOR.md), so training runs them on one thread. */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    double best = INFINITY;
+/* The epoch loop over the rows order[0..n_fit) (reshuffled every epoch),
+ * validating on order[n_fit..n): batches are gathered on the backend from
+ * the order uploaded once per epoch; loss sums and the parameters come back
+ * once per epoch, for the log, the divergence check and the host snapshot of
+ * the best epoch (which costs no backend memory, and the download is needed
+ * for the check anyway). */
+static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64_t *order, int64_t n_fit,
+                             int64_t n_val, const double naive[2], float *best, rtr_epoch_fn log, void *user) {
+    rtr_backend *b = tr->n.b;
+    static const double zero[4] = {0, 0, 0, 0};
+    int64_t *fit = order, n_c_val[2];
+    label_counts(tr, order + n_fit, n_val, n_c_val);
+    double best_score = INFINITY;
     int since_best = 0;
     int64_t t = 0;
-    memcpy(w.best, p->params, sizeof(float) * p->n_trainable);
-    for (int epoch = 1; !st && epoch <= p->cfg.max_epochs; epoch++) {
-        double t0 = rtr_now(), loss[2] = {0, 0};
+    memcpy(best, p->params, sizeof(float) * p->n_trainable);
+    for (int epoch = 1; epoch <= p->cfg.max_epochs; epoch++) {
+        double t0 = rtr_now(), sums[4];
         int64_t cnt[2] = {0, 0};
-        rng_shuffle(&rng, fit, n_fit);
+        rng_shuffle(rng, fit, n_fit);
+        TRY(put(b, tr->order, order, sizeof(int64_t) * (size_t)n_fit));
+        TRY(rtr_backend_upload(b, tr->loss, zero, sizeof zero));
         for (int64_t b0 = 0; b0 < n_fit; b0 += p->cfg.batch) {
             int B = (int)(n_fit - b0 < p->cfg.batch ? n_fit - b0 : p->cfg.batch);
-            gather(&w, d, fit + b0, B);
-            batch_grad(p, &w, B, loss, cnt);
-            adam_update(p->params, w.grad, w.adam_m, w.adam_v, p->n_trainable, p->cfg.lr, ++t);
+            int64_t c[2];
+            label_counts(tr, fit + b0, B, c);
+            cnt[0] += c[0], cnt[1] += c[1];
+            TRY(batch_grad(tr, tr->order + b0, B, c[0], c[1]));
+            TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
         }
-        rtr_epoch_log e = {.epoch = epoch, .train_bce = cnt[0] ? loss[0] / (double)cnt[0] : 0,
-                           .train_tok = cnt[1] ? loss[1] / (double)cnt[1] : 0};
-        if (!isfinite(e.train_bce) || !isfinite(e.train_tok) || first_nonfinite(p->params, p->n_trainable) >= 0) {
-            st = rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (loss %g / %g is not finite); "
-                          "try a lower --lr", epoch, e.train_bce, e.train_tok);
-            break;
-        }
-        double vm[2] = {e.train_bce, e.train_tok};
-        if (n_val) st = eval_rows(p, &w, d, val, n_val, vm);
-        if (st) break;
-        e.val_bce = vm[0], e.val_tok = vm[1];
-        e.val_score = vm[0] / naive[0] + vm[1] / naive[1];
-        if (!isfinite(e.val_score)) {
-            st = rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (validation loss not finite); "
-                          "try a lower --lr", epoch);
-            break;
-        }
-        if (e.val_score < best || !n_val) {
-            best = e.val_score, since_best = 0, e.best = true;
-            memcpy(w.best, p->params, sizeof(float) * p->n_trainable);
+        if (n_val) TRY(eval_rows(tr, tr->order + n_fit, n_val));
+        TRY(rtr_backend_download(b, sums, tr->loss, sizeof sums));
+        TRY(get(b, p->params, tr->n.params, sizeof(float) * p->n_trainable));
+        rtr_epoch_log e = {.epoch = epoch, .train_bce = cnt[0] ? sums[0] / (double)cnt[0] : 0,
+                           .train_tok = cnt[1] ? sums[1] / (double)cnt[1] : 0};
+        if (!isfinite(e.train_bce) || !isfinite(e.train_tok) || first_nonfinite(p->params, p->n_trainable) >= 0)
+            return rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (loss %g / %g is not finite); "
+                            "try a lower --lr", epoch, e.train_bce, e.train_tok);
+        e.val_bce = n_val ? (n_c_val[0] ? sums[2] / (double)n_c_val[0] : 0.0) : e.train_bce;
+        e.val_tok = n_val ? (n_c_val[1] ? sums[3] / (double)n_c_val[1] : 0.0) : e.train_tok;
+        e.val_score = e.val_bce / naive[0] + e.val_tok / naive[1];
+        if (!isfinite(e.val_score))
+            return rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (validation loss not finite); "
+                            "try a lower --lr", epoch);
+        if (e.val_score < best_score || !n_val) {
+            best_score = e.val_score, since_best = 0, e.best = true;
+            memcpy(best, p->params, sizeof(float) * p->n_trainable);
         } else {
             since_best++;
         }
@@ -561,8 +660,56 @@ rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *d, rtr_ep
         if (log) log(&e, user);
         if (n_val && since_best >= p->cfg.patience) break;
     }
-    openblas_set_num_threads(blas_threads);
-    if (!st) memcpy(p->params, w.best, sizeof(float) * p->n_trainable);
-    train_ws_free(&w);
+    return RTR_OK;
+}
+
+rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
+                                  void *user) {
+    if (d->D != p->D || d->K != p->n_pairs)
+        return rtr_fail(RTR_ERR_INVALID, "train: data has D=%d K=%d, predictor expects D=%d K=%d", d->D, d->K,
+                        p->D, p->n_pairs);
+    int64_t n_val = (int64_t)llround(p->cfg.val_frac * (double)d->n);
+    if (p->cfg.val_frac > 0 && n_val < 1) n_val = 1;
+    int64_t n_fit = d->n - n_val;
+    if (n_fit < 1) return rtr_fail(RTR_ERR_INVALID, "train: %lld rows are too few to train on", (long long)d->n);
+    size_t nK = (size_t)d->n * d->K;
+    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)d->n);
+    float *y = rtr_malloc(sizeof(float) * 2 * nK), *best = rtr_malloc(sizeof(float) * p->n_trainable);
+    trainer tr = {0};
+    rtr_status st = order && y && best ? RTR_OK : RTR_ERR_NOMEM;
+    uint64_t rng = p->cfg.seed ^ 0x5ca1ab1e0ddba11ULL;
+    double naive[2] = {1, 1};
+    if (!st) {
+        for (int64_t i = 0; i < d->n; i++) order[i] = i;
+        rng_shuffle(&rng, order, d->n);
+        st = prepare_targets(p, d, y, y + nK, order, n_fit);
+    }
+    if (!st && n_val) naive_losses(y, y + nK, p->n_pairs, order, n_fit, order + n_fit, n_val, naive);
+    /* forward buffers: a batch, or a validation chunk when that is larger */
+    int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
+    int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
+    if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, order, p->cfg.batch, rows);
+    if (!st) {
+        /* Batch GEMMs are small (32 x 768 x 768): OpenBLAS's threads cost
+         * more than they give, many times more on a shared machine (measured
+         * in docs/PREDICTOR.md), so the CPU backend's GEMMs run on one thread. */
+        int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        st = run_epochs(&tr, p, &rng, order, n_fit, n_val, naive, best, log, user);
+        openblas_set_num_threads(blas_threads);
+    }
+    if (!st) memcpy(p->params, best, sizeof(float) * p->n_trainable);
+    trainer_close(&tr);
+    free(order);
+    free(y);
+    free(best);
+    return st;
+}
+
+rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log, void *user) {
+    rtr_backend b;
+    rtr_status st = rtr_backend_cpu_open(&b);
+    if (!st) st = rtr_predictor_train_on(&b, p, d, log, user);
+    rtr_backend_free(&b);
     return st;
 }

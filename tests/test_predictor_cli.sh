@@ -3,7 +3,8 @@
 # demo corpus, with stand-in query embeddings (hashed bag of words, added with
 # h5py so this test does not need encoder weights), and the failure cases:
 # shards without embeddings, another encoder's embeddings, another catalog, a
-# diverging run. A failed run must exit 1 and leave existing outputs as they were.
+# diverging run, an unknown --device. A failed run must exit 1 and leave
+# existing outputs as they were.
 set -u
 RTR=${RTR:?path of the rtr binary}
 python3 -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
@@ -46,7 +47,7 @@ embed "$W/corpus" hashA || { echo "embedding failed"; exit 1; }
 
 T="--hidden 24 --learn-dim 8 --epochs 15 --patience 4"
 check "train writes a checkpoint" "'$RTR' train '$W/corpus' --out '$W/ck.safetensors' $T --json >'$W/train.json' 2>'$W/train.log'"
-check "train logs epochs" "grep -q '^epoch   1' '$W/train.log' && python3 -c \"import json;d=json.load(open('$W/train.json'));assert len(d['epochs'])>=2\""
+check "train logs epochs and its device" "grep -q '^epoch   1' '$W/train.log' && python3 -c \"import json;d=json.load(open('$W/train.json'));assert len(d['epochs'])>=2 and d['device']\""
 check "paper setting trains" "'$RTR' train '$W/corpus' --out '$W/paper.safetensors' $T --token-target raw --no-token-scale >/dev/null 2>&1"
 check "score writes routing tables" "'$RTR' score --checkpoint '$W/ck.safetensors' '$W/corpus' >/dev/null 2>'$W/score.log'"
 check "tables have the right shape and range" "python3 - '$W/corpus' <<'EOF'
@@ -81,6 +82,33 @@ tok = np.logaddexp(0, z[1]) * float(meta['token_scale'])
 tok = np.expm1(tok) if meta['token_target'] == 'log' else tok
 assert np.abs(p - P).max() < 1e-5 and (np.abs(tok - T) / np.maximum(1, tok)).max() < 1e-4, (np.abs(p - P).max(), np.abs(tok - T).max())
 EOF"
+# ---- streamed scoring: the backend and the chunking change nothing
+tables() { python3 -c "import glob,h5py,sys;sys.stdout.buffer.write(b''.join(h5py.File(p)['routing/'+k][()].tobytes() for p in sorted(glob.glob(sys.argv[1]+'/shard-*.h5')) for k in ('p_correct','tokens')))" "$1"; }
+close_tables() { python3 - "$1" "$2" <<'EOF'
+import glob, sys, h5py, numpy as np
+for a, b in zip(sorted(glob.glob(sys.argv[1] + '/shard-*.h5')), sorted(glob.glob(sys.argv[2] + '/shard-*.h5'))):
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for k, tol in (('p_correct', 1e-6), ('tokens', 1e-5)):
+            x, y = fa['routing/' + k][()], fb['routing/' + k][()]
+            assert x.shape == y.shape and np.all(np.abs(x - y) <= tol * np.maximum(1, np.abs(y))), (a, k)
+EOF
+}
+tables "$W/corpus" >"$W/t_first"
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" --device cpu --json >"$W/score_cpu.json" 2>/dev/null
+tables "$W/corpus" >"$W/t_cpu"
+check "score reports the CPU device" "python3 -c \"import json;assert json.load(open('$W/score_cpu.json'))['device'].startswith('CPU')\""
+cp -r "$W/corpus" "$W/auto"
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/auto" --device auto --json >"$W/score_auto.json" 2>/dev/null
+if python3 -c "import json,sys;sys.exit(0 if json.load(open('$W/score_auto.json'))['device'].startswith('CPU') else 1)"; then
+    check "score --device cpu and auto on the CPU: the first run's tables, bit for bit" \
+        "cmp -s '$W/t_first' '$W/t_cpu' && tables '$W/auto' | cmp -s - '$W/t_cpu'"
+else
+    check "score --device auto on a GPU: the CPU's tables within float rounding" "close_tables '$W/auto' '$W/corpus'"
+fi
+cp -r "$W/corpus" "$W/chunked"
+check "score in chunks of 7 (500-query shards: the last chunk partial)" \
+    "'$RTR' score --checkpoint '$W/ck.safetensors' '$W/chunked' --device cpu --chunk-rows 7 >/dev/null 2>&1 && close_tables '$W/chunked' '$W/corpus'"
+rm -rf "$W/auto" "$W/chunked"
 check "eval-predictor runs" "'$RTR' eval-predictor --checkpoint '$W/ck.safetensors' '$W/corpus' --json >'$W/eval.json'"
 check "eval-predictor reports both predictors" "python3 -c \"import json;d=json.load(open('$W/eval.json'));o=d['overall'];assert o['predictor']['n_correct']>0 and o['naive']['log_loss']>0 and len(d['pairs'])==16\""
 
@@ -92,6 +120,8 @@ before=$(sum_tables "$W/corpus")
 check "train without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
 "$RTR" train "$W/corpus" --out "$W/ck.safetensors" $T --lr 1e30 >/dev/null 2>"$W/err"; rc=$?
 check "diverging run fails, checkpoint kept" "[ $rc = 1 ] && grep -q diverged '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
+"$RTR" train "$W/corpus" --out "$W/ck.safetensors" $T --device tpu >/dev/null 2>"$W/err"; rc=$?
+check "unknown device fails, checkpoint kept" "[ $rc = 1 ] && grep -q 'tpu' '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
 "$RTR" score --checkpoint "$W/ck.safetensors" "$W/plain" >/dev/null 2>"$W/err"; rc=$?
 check "score without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err'"
 embed "$W/corpus" hashB
@@ -120,6 +150,24 @@ with h5py.File(sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[-1], "r+") as f:
 EOF
 "$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
 check "NaN embedding fails before any table changes" "[ $rc = 1 ] && grep -q 'NaN' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+embed "$W/corpus" hashA
+python3 - "$W/corpus" <<'EOF'   # the last shard's embeddings in 50-row gzip chunks, the third one corrupt
+import glob, sys, h5py, numpy as np
+path = sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[-1]
+with h5py.File(path, "r+") as f:
+    e, attrs = f["embedding/query"][()], dict(f["embedding/query"].attrs)
+    del f["embedding/query"]
+    d = f.create_dataset("embedding/query", data=e, chunks=(50, e.shape[1]), compression="gzip")
+    d.attrs.update(attrs)
+    info = d.id.get_chunk_info(2)
+with open(path, "r+b") as raw:
+    raw.seek(info.byte_offset + info.size // 2)
+    raw.write(b"\x5a" * 32)
+EOF
+last=$(ls "$W/corpus"/shard-*.h5 | tail -1)
+"$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" --chunk-rows 60 >/dev/null 2>"$W/err"; rc=$?
+check "a shard corrupt mid-stream: exit 1, the file and rows named" "[ $rc = 1 ] && grep -q \"$last: cannot read rows 60 to 119\" '$W/err'"
+check "... no table replaced, no temporary file left" "[ '$before' = \"\$(sum_tables '$W/corpus')\" ] && ! ls '$W/corpus' | grep -q tmp"
 printf 'not a checkpoint' >"$W/junk.safetensors"
 "$RTR" score --checkpoint "$W/junk.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
 check "corrupt checkpoint fails" "[ $rc = 1 ]"

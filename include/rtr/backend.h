@@ -65,6 +65,8 @@ typedef struct rtr_backend_iface {
     void (*free_mem)(void *ctx, void *ptr);
     rtr_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
+    /* bytes of backend memory at ptr set to zero, ordered with the ops */
+    rtr_status (*zero)(void *ctx, void *ptr, size_t bytes);
     rtr_status (*synchronize)(void *ctx);
     /* Page-locked host memory for the asynchronous copies (malloc on the CPU). */
     rtr_status (*host_alloc)(void *ctx, void **ptr, size_t bytes);
@@ -137,7 +139,7 @@ typedef struct rtr_backend_iface {
                                  const float *c, int64_t n, int32_t k);
 } rtr_backend_iface;
 
-typedef struct {
+typedef struct rtr_backend {
     const rtr_backend_iface *iface;
     void *ctx;
     char device[128]; /* what runs the ops, e.g. "NVIDIA H100 80GB HBM3 (sm_90)" or "CPU, 16 threads" */
@@ -170,6 +172,7 @@ rtr_status rtr_backend_alloc(rtr_backend *b, void **ptr, size_t bytes);
 void rtr_backend_free_mem(rtr_backend *b, void *ptr);
 rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes);
 rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes);
+rtr_status rtr_backend_zero(rtr_backend *b, void *ptr, size_t bytes);
 rtr_status rtr_backend_synchronize(rtr_backend *b);
 rtr_status rtr_backend_host_alloc(rtr_backend *b, void **ptr, size_t bytes);
 void rtr_backend_host_free(rtr_backend *b, void *ptr);

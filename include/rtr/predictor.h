@@ -190,13 +190,27 @@ typedef struct {
 
 typedef void (*rtr_epoch_fn)(const rtr_epoch_log *log, void *user);
 
-/* Train p on data (p from rtr_predictor_init with the same D and K). The
- * validation rows (cfg.val_frac, seeded) are carved from data; at the end p
- * holds the parameters of the best validation epoch. Sets p->token_scale.
- * log (optional) is called after each epoch. Fails with RTR_ERR_NUMERIC on
- * NaN/inf in the inputs or a diverging run (non-finite loss), naming the row
- * or epoch; RTR_ERR_INVALID on inconsistent shapes or too few rows. */
+/* Train p on data (p from rtr_predictor_init with the same D and K) on the
+ * CPU backend: rtr_predictor_train_on with rtr_backend_cpu_open's backend.
+ * The validation rows (cfg.val_frac, seeded) are carved from data; at the
+ * end p holds the parameters of the best validation epoch. Sets
+ * p->token_scale. log (optional) is called after each epoch. Fails with
+ * RTR_ERR_NUMERIC on NaN/inf in the inputs or a diverging run (non-finite
+ * loss), naming the row or epoch; RTR_ERR_INVALID on inconsistent shapes or
+ * too few rows. */
 rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *data, rtr_epoch_fn log, void *user);
+
+struct rtr_backend;
+/* rtr_predictor_train on a compute backend b (rtr_backend_init,
+ * include/rtr/backend.h).
+ * The parameters, Adam's moments, the gradient and the rows' embeddings and
+ * targets live in backend memory for the whole run (on the CPU backend: the
+ * host arrays themselves); losses and parameters come back once per epoch.
+ * The same seed gives the same row order, validation split and init on every
+ * backend; losses agree to float rounding (docs/PREDICTOR.md). Backend
+ * failures are returned as the failing op reports them. */
+rtr_status rtr_predictor_train_on(struct rtr_backend *b, rtr_predictor *p, const rtr_train_data *data,
+                                  rtr_epoch_fn log, void *user);
 
 /* Predictions for N queries (emb N x D): p_correct and tokens, N x K each
  * (caller-allocated). RTR_ERR_NUMERIC when emb holds NaN/inf. */
