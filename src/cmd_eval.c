@@ -9,7 +9,8 @@
  * RouteLLM-style router sweeps its threshold. Each router's operating point is
  * the one a user would pick without seeing test outcomes: the most accurate
  * predicted routing whose predicted mean cost stays within the training mean
- * cost of the best single pair on the training split. */
+ * cost of the best single pair on the training split. The paths and RTR's
+ * mix of choices are computed on a backend (--device). */
 #include "args.h"
 #include "evaluate.h"
 #include "route_data.h"
@@ -42,7 +43,7 @@ static void router_free(router_result *r) {
 /* A router given as per-query predicted accuracy p and cost (in the unit):
  * exact path on the test split, realised curve, operating point at budget. */
 static rtr_status table_router(router_result *out, const char *name, const route_data *te, float *p,
-                               const float *cost_unit, double budget) {
+                               const float *cost_unit, double budget, rtr_backend *be) {
     size_t nk = (size_t)te->n * (size_t)te->k;
     float *c = rtr_malloc(nk * sizeof *c);
     if (!c) return RTR_ERR_NOMEM;
@@ -52,7 +53,7 @@ static rtr_status table_router(router_result *out, const char *name, const route
     }
     rtr_route_table t = {te->n, te->k, p, c, cost_unit, te->true_correct, te->true_cost};
     rtr_path path = {0};
-    rtr_status st = rtr_path_compute(&path, &t);
+    rtr_status st = rtr_path_compute_on(&path, &t, be, 0);
     free(c);
     if (st) return rtr_fail_prefix(st, "%s: ", name);
     out->name = name;
@@ -158,7 +159,7 @@ static rtr_status point_router(router_result *out, const char *name, rtr_op_poin
 }
 
 /* Share of queries routed to each pair along a λ grid (RTR's choices). */
-static cJSON *mix_json(const route_data *te, int grid) {
+static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
     int32_t k = te->k;
     int32_t *choice = rtr_malloc((size_t)te->n * sizeof *choice);
     if (!choice) return NULL;
@@ -172,7 +173,7 @@ static cJSON *mix_json(const route_data *te, int grid) {
     double *count = rtr_calloc((size_t)k, sizeof *count);
     for (int g = 0; count && g < grid; g++) {
         double lambda = (double)g / (grid - 1);
-        if (rtr_envelope_choose(choice, te->p, te->c, lambda, te->n, k)) break;
+        if (rtr_envelope_choose_on(choice, te->p, te->c, lambda, te->n, k, be, 0)) break;
         memset(count, 0, (size_t)k * sizeof *count);
         for (int64_t i = 0; i < te->n; i++)
             if (choice[i] >= 0) count[choice[i]] += 1.0 / (double)te->n;
@@ -216,6 +217,7 @@ static const char *unit_name(rtr_cost_model m) {
 
 int cmd_eval(int argc, char **argv) {
     const char *out = NULL, *train_split = "train", *title = NULL, *test_dataset = NULL, *skip_dataset = NULL;
+    const char *device = "auto";
     long knn_k = 10;
     bool no_embedllm = false;
     route_cli cli = {.split = "test", .cost = "tokens"};
@@ -227,6 +229,7 @@ int cmd_eval(int argc, char **argv) {
         {"knn", RTR_OPT_INT, &knn_k, "neighbours of the kNN router"},
         {"no-embedllm", RTR_OPT_FLAG, &no_embedllm, "skip the EmbedLLM-style baseline (it trains for a few seconds)"},
         {"title", RTR_OPT_STR, &title, "report title"},
+        RTR_OPT_DEVICE(&device),
         ROUTE_DATA_OPTS(cli),
         {0},
     };
@@ -245,6 +248,7 @@ int cmd_eval(int argc, char **argv) {
 
     route_load_params prm, trp;
     route_data te = {0}, tr = {0};
+    rtr_backend be = {0};
     eval_refs refs = {0}, train_refs = {0};
     router_result R[MAX_ROUTERS] = {{0}};
     int nr = 0;
@@ -254,6 +258,7 @@ int cmd_eval(int argc, char **argv) {
     char *text = NULL;
     double t0 = rtr_now();
     rtr_status st = route_cli_params(&cli, &prm);
+    if (!st) st = rtr_backend_init(&be, device);
     if (!st) {
         prm.embeddings = true;
         prm.dataset = test_dataset;
@@ -286,22 +291,22 @@ int cmd_eval(int argc, char **argv) {
     /* RTR itself: the scored tables (p already carries any exclusions). */
     if (!st) {
         memcpy(bp, te.p, nk * sizeof *bp);
-        st = table_router(&R[nr++], "RTR", &te, bp, te.cost, budget);
+        st = table_router(&R[nr++], "RTR", &te, bp, te.cost, budget, &be);
     }
     if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
                                          (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
-    if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget);
+    if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget, &be);
     if (!st) st = rtr_router_knn_table(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
                                        te.k, (int32_t)(knn_k < tr.n ? knn_k : tr.n));
     if (!st) {
         memcpy(knn_p, bp, nk * sizeof *bp);
-        st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget);
+        st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget, &be);
     }
     if (!st && !no_embedllm) {
         rtr_embedllm_params ep = rtr_embedllm_default_params();
         st = rtr_router_embedllm_table(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
                                        te.k, &ep, NULL);
-        if (!st) st = table_router(&R[nr++], "EmbedLLM-style", &te, bp, bc, budget);
+        if (!st) st = table_router(&R[nr++], "EmbedLLM-style", &te, bp, bc, budget, &be);
     }
     if (!st && train_refs.cheapest != train_refs.best)
         st = routellm_router(&R[nr++], &te, knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
@@ -334,6 +339,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(root, "cost_unit", unit_name(prm.cost_model));
         cJSON_AddNumberToObject(root, "cost_scale", te.cost_scale);
         cJSON_AddStringToObject(root, "checkpoint_hash", te.checkpoint_hash ? te.checkpoint_hash : "");
+        cJSON_AddStringToObject(root, "device", be.device);
         add_num(root, "x_max", x_max);
         char *bt = rtr_catalog_pair_name(&te.cat, train_refs.best);
         char notes[600];
@@ -358,7 +364,7 @@ int cmd_eval(int argc, char **argv) {
         }
         cJSON *routers = cJSON_AddArrayToObject(root, "routers");
         for (int i = 0; i < nr; i++) cJSON_AddItemToArray(routers, router_json(&R[i]));
-        cJSON *mix = mix_json(&te, 101);
+        cJSON *mix = mix_json(&te, 101, &be);
         if (mix) cJSON_AddItemToObject(root, "mix", mix);
         cJSON_AddItemToObject(root, "calibration", calibration_json(&te));
         cJSON_AddNumberToObject(root, "seconds", rtr_now() - t0);
@@ -370,6 +376,7 @@ int cmd_eval(int argc, char **argv) {
     } else if (json) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "out", out);
+        cJSON_AddStringToObject(s, "device", be.device);
         add_num(s, "x_max", x_max);
         cJSON *arr = cJSON_AddArrayToObject(s, "routers");
         for (int i = 0; i < nr; i++) {
@@ -386,8 +393,8 @@ int cmd_eval(int argc, char **argv) {
         free(line);
         cJSON_Delete(s);
     } else {
-        printf("%s split: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g\n",
-               cli.split, (long long)te.n, (long long)tr.n, train_split, unit_name(prm.cost_model), x_max);
+        printf("%s split: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g; paths on %s\n",
+               cli.split, (long long)te.n, (long long)tr.n, train_split, unit_name(prm.cost_model), x_max, be.device);
         printf("%-40s %9s %12s %8s %9s\n", "router", "accuracy", "mean cost", "AIQ", "to match");
         for (int i = 0; i < nr; i++)
             printf("%-40.40s %8.2f%% %12.6g %8.4f %9.3f\n", R[i].name, 100 * R[i].op.acc, R[i].op.cost, R[i].m.aiq,
@@ -405,5 +412,6 @@ int cmd_eval(int argc, char **argv) {
     eval_refs_free(&train_refs);
     route_data_free(&te);
     route_data_free(&tr);
+    rtr_backend_free(&be);
     return st ? 1 : 0;
 }

@@ -5,9 +5,11 @@
  * cost fits is taken (rtr_path_budget), so the budget is met exactly as
  * predicted. Decisions go to CSV, JSONL or HDF5 through a temporary file.
  * Online (--model, --checkpoint) the queries are stdin lines, encoded and
- * scored here, and the decisions JSON lines on stdout. */
+ * scored here, and the decisions JSON lines on stdout. Decisions, paths and
+ * the online scores are computed on a backend (--device). */
 #include "args.h"
 #include "route_data.h"
+#include "rtr/backend.h"
 #include "rtr/encoder.h"
 #include "rtr/predictor.h"
 #include "util.h"
@@ -127,7 +129,8 @@ static rtr_status write_decisions_h5(const char *path, const route_data *d, cons
 }
 
 /* Print (or --json) what was decided: λ, predicted and realised means, mix. */
-static void report(const route_data *d, const int32_t *choice, double lambda, const char *how, bool json) {
+static void report(const route_data *d, const int32_t *choice, double lambda, const char *how, const char *device,
+                   bool json) {
     double pa = 0, pc = 0;
     int32_t *count = calloc((size_t)d->k, sizeof *count);
     for (int64_t i = 0; i < d->n; i++) {
@@ -155,6 +158,7 @@ static void report(const route_data *d, const int32_t *choice, double lambda, co
         cJSON_AddNumberToObject(o, "n_queries", (double)d->n);
         cJSON_AddNumberToObject(o, "lambda", lambda);
         cJSON_AddStringToObject(o, "chosen_by", how);
+        cJSON_AddStringToObject(o, "device", device);
         cJSON_AddNumberToObject(o, "cost_scale", d->cost_scale);
         cJSON_AddNumberToObject(o, "pred_accuracy", pa);
         cJSON_AddNumberToObject(o, "pred_mean_cost", pc);
@@ -174,7 +178,8 @@ static void report(const route_data *d, const int32_t *choice, double lambda, co
         free(text);
         cJSON_Delete(o);
     } else {
-        printf("routed %lld queries at lambda %.9g (%s; cost scale %.6g)\n", (long long)d->n, lambda, how, d->cost_scale);
+        printf("routed %lld queries at lambda %.9g (%s; cost scale %.6g) on %s\n", (long long)d->n, lambda, how,
+               d->cost_scale, device);
         printf("predicted: accuracy %.4f, mean cost %.6g\n", pa, pc);
         if (!isnan(ra)) printf("realised:  accuracy %.4f, mean cost %.6g (%lld missing outcomes)\n", ra, rc, (long long)missing);
         for (int32_t j = 0; j < d->k && count; j++) {
@@ -245,8 +250,8 @@ static rtr_status read_stdin_queries(char ***texts, char ***ids, int64_t *n) {
 
 /* `rtr route --model DIR --checkpoint CKPT`: encode and score stdin's
  * queries, then fill d as route_data_load would from a corpus. */
-static rtr_status load_online(route_data *d, const char *model_dir, const char *ckpt, const route_load_params *prm,
-                              char ***texts_out, int64_t *n_texts) {
+static rtr_status load_online(route_data *d, rtr_backend *be, const char *model_dir, const char *ckpt,
+                              const route_load_params *prm, char ***texts_out, int64_t *n_texts) {
     rtr_predictor pred = {0};
     rtr_encoder *enc = NULL;
     rtr_catalog cat = {0};
@@ -276,7 +281,7 @@ static rtr_status load_online(route_data *d, const char *model_dir, const char *
         if (!emb || !p || !tok) st = RTR_ERR_NOMEM;
     }
     if (!st) st = rtr_encoder_encode(enc, (const char *const *)texts, NULL, (size_t)n, emb);
-    if (!st) st = rtr_predictor_score(&pred, emb, n, p, tok);
+    if (!st) st = rtr_predictor_score_backend(be, &pred, emb, n, 0, p, tok);
     if (!st) {
         st = route_data_from_predictions(d, &cat, ids, n, p, tok, (const char *const *)texts, hash, prm);
         ids = NULL; /* owned by d now, also on failure */
@@ -323,25 +328,45 @@ static void print_online(const route_data *d, const int32_t *choice, double lamb
     }
 }
 
+/* route_argmax on backend b, host arrays in and out (on the host: as they are). */
+static rtr_status argmax_on(rtr_backend *b, int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
+                            int32_t k) {
+    const rtr_backend_iface *f = b->iface;
+    if (rtr_backend_is_host(b)) return f->route_argmax(b->ctx, choice, p, c, lambda, n, k);
+    size_t nk = (size_t)n * (size_t)k * sizeof(float);
+    float *dp = NULL, *dc = NULL;
+    int32_t *dch = NULL;
+    rtr_status st = rtr_backend_alloc(b, (void **)&dp, nk);
+    if (!st) st = rtr_backend_alloc(b, (void **)&dc, nk);
+    if (!st) st = rtr_backend_alloc(b, (void **)&dch, (size_t)n * sizeof *dch);
+    if (!st) st = rtr_backend_upload(b, dp, p, nk);
+    if (!st) st = rtr_backend_upload(b, dc, c, nk);
+    if (!st) st = f->route_argmax(b->ctx, dch, dp, dc, lambda, n, k);
+    if (!st) st = rtr_backend_download(b, choice, dch, (size_t)n * sizeof *dch);
+    rtr_backend_free_mem(b, dp);
+    rtr_backend_free_mem(b, dc);
+    rtr_backend_free_mem(b, dch);
+    return st;
+}
+
 /* The decision for every query: route_argmax at --lambda, or under a budget
  * the largest λ of the most expensive path point within it. */
-static rtr_status decide(route_data *d, bool by_lambda, double *lambda, double budget, bool total,
+static rtr_status decide(route_data *d, rtr_backend *be, bool by_lambda, double *lambda, double budget, bool total,
                          int32_t *choice, const char **how) {
     if (by_lambda) {
-        route_argmax(choice, d->p, d->c, *lambda, d->n, d->k);
         *how = "--lambda";
-        return RTR_OK;
+        return argmax_on(be, choice, d->p, d->c, *lambda, d->n, d->k);
     }
     rtr_route_table t = route_data_table(d);
     rtr_path path;
     int64_t pt = 0;
-    rtr_status st = rtr_path_compute(&path, &t);
+    rtr_status st = rtr_path_compute_on(&path, &t, be, 0);
     if (st) return st;
     st = rtr_path_budget(&path, total ? budget / (double)d->n : budget, &pt);
     if (!st) {
         *lambda = path.lambda[pt];
         *how = total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
-        st = rtr_envelope_choose(choice, d->p, d->c, *lambda, d->n, d->k);
+        st = rtr_envelope_choose_on(choice, d->p, d->c, *lambda, d->n, d->k, be, 0);
     }
     rtr_path_free(&path);
     return st;
@@ -350,6 +375,7 @@ static rtr_status decide(route_data *d, bool by_lambda, double *lambda, double b
 int cmd_route(int argc, char **argv) {
     double lambda, budget;
     const char *lambda_s = NULL, *budget_s = NULL, *mode = "mean", *out = NULL, *model = NULL, *ckpt = NULL;
+    const char *device = "auto";
     route_cli cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"lambda", RTR_OPT_STR, &lambda_s, "trade-off in [0,1]: 1 = accuracy only, 0 = cost only"},
@@ -358,6 +384,7 @@ int cmd_route(int argc, char **argv) {
         {"out", RTR_OPT_STR, &out, "decisions file: .csv, .jsonl or .h5 (online: JSON lines on stdout when absent)"},
         {"model", RTR_OPT_STR, &model, "online: sentence-encoder folder; queries come from stdin"},
         {"checkpoint", RTR_OPT_STR, &ckpt, "online: predictor checkpoint from `rtr train`"},
+        RTR_OPT_DEVICE(&device),
         ROUTE_DATA_OPTS(cli),
         {0},
     };
@@ -409,22 +436,25 @@ int cmd_route(int argc, char **argv) {
 
     route_load_params prm;
     route_data d = {0};
+    rtr_backend be = {0};
     int32_t *choice = NULL;
     char **texts = NULL;
     int64_t n_texts = 0;
     const char *how = "--lambda";
     rtr_status st = route_cli_params(&cli, &prm);
-    if (!st) st = online ? load_online(&d, model, ckpt, &prm, &texts, &n_texts) : route_data_load(&d, dir, &prm);
+    if (!st) st = rtr_backend_init(&be, device);
+    if (!st) st = online ? load_online(&d, &be, model, ckpt, &prm, &texts, &n_texts) : route_data_load(&d, dir, &prm);
     if (!st && !(choice = rtr_malloc((size_t)d.n * sizeof *choice))) st = RTR_ERR_NOMEM;
-    if (!st) st = decide(&d, lambda_s != NULL, &lambda, budget, total, choice, &how);
+    if (!st) st = decide(&d, &be, lambda_s != NULL, &lambda, budget, total, choice, &how);
     if (!st && out) st = h5 ? write_decisions_h5(out, &d, choice, lambda, rtr_cost_model_name(prm.cost_model))
                             : write_decisions(out, jsonl, &d, choice);
     if (st) fprintf(stderr, "rtr route: error: %s\n", rtr_last_error());
     else if (online && !out) print_online(&d, choice, lambda);
-    else report(&d, choice, lambda, how, json);
+    else report(&d, choice, lambda, how, be.device, json);
     for (int64_t i = 0; i < n_texts; i++) free(texts[i]);
     free(texts);
     free(choice);
     route_data_free(&d);
+    rtr_backend_free(&be);
     return st ? 1 : 0;
 }

@@ -3,7 +3,8 @@
  * outcomes, realised; its Pareto front; an optional λ grid; and, with
  * outcomes, the reference routers (single pairs, Random, Oracle, best single)
  * with AIQ, APGR, CPT, cost-to-match and oracle gap. Writes DIR/path.csv,
- * DIR/grid.csv (--grid), DIR/summary.json and DIR/plot.svg. */
+ * DIR/grid.csv (--grid), DIR/summary.json and DIR/plot.svg. The envelopes
+ * behind the path are computed on a backend (--device). */
 #include "args.h"
 #include "evaluate.h"
 #include "svg.h"
@@ -120,9 +121,10 @@ static cJSON *op_json(const rtr_op_point *o) {
 }
 
 static cJSON *summary_json(const char *dir, const route_cli *cli, const route_data *d, const rtr_path *p,
-                           const int64_t *front, int64_t n_front, const sweep_refs *r) {
+                           const int64_t *front, int64_t n_front, const sweep_refs *r, const char *device) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "corpus", dir);
+    cJSON_AddStringToObject(o, "device", device);
     cJSON_AddStringToObject(o, "split", cli->split && *cli->split ? cli->split : "(all)");
     cJSON_AddNumberToObject(o, "n_queries", (double)d->n);
     cJSON_AddNumberToObject(o, "n_pairs", d->k);
@@ -221,12 +223,13 @@ static char *plot_svg(const route_data *d, const rtr_path *p, const sweep_refs *
 static char *out_path(const char *dir, const char *name) { return rtr_sprintf("%s/%s", dir, name); }
 
 int cmd_sweep(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *device = "auto";
     long grid = 0;
     route_cli cli = {.split = "test", .cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
         {"grid", RTR_OPT_INT, &grid, "also tabulate N evenly spaced lambdas in [0,1] (0: none)"},
+        RTR_OPT_DEVICE(&device),
         ROUTE_DATA_OPTS(cli),
         {0},
     };
@@ -244,6 +247,7 @@ int cmd_sweep(int argc, char **argv) {
 
     route_load_params prm;
     route_data d = {0};
+    rtr_backend be = {0};
     rtr_path p = {0};
     sweep_refs refs = {0};
     bool *front_flag = NULL;
@@ -253,8 +257,9 @@ int cmd_sweep(int argc, char **argv) {
     char *files[4] = {out_path(out, "path.csv"), out_path(out, "grid.csv"), out_path(out, "summary.json"), out_path(out, "plot.svg")};
     double t0 = rtr_now();
     rtr_status st = route_cli_params(&cli, &prm);
+    if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = route_data_load(&d, dir, &prm);
-    if (!st) { rtr_route_table t = route_data_table(&d); st = rtr_path_compute(&p, &t); }
+    if (!st) { rtr_route_table t = route_data_table(&d); st = rtr_path_compute_on(&p, &t, &be, 0); }
     if (!st && d.has_truth) st = refs_compute(&refs, &d, &p);
     if (!st) {
         front = rtr_malloc((size_t)p.n_points * sizeof *front);
@@ -269,7 +274,7 @@ int cmd_sweep(int argc, char **argv) {
     if (!st && grid > 0) st = write_grid_csv(files[1], &p, grid);
     if (!st) {
         const char *unit = prm.cost_model == RTR_COST_USD ? "USD" : prm.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
-        sum = summary_json(dir, &cli, &d, &p, front, n_front, d.has_truth ? &refs : NULL);
+        sum = summary_json(dir, &cli, &d, &p, front, n_front, d.has_truth ? &refs : NULL, be.device);
         cJSON_AddNumberToObject(sum, "seconds", rtr_now() - t0);
         text = cJSON_Print(sum);
         svg = plot_svg(&d, &p, d.has_truth ? &refs : NULL, unit);
@@ -284,8 +289,8 @@ int cmd_sweep(int argc, char **argv) {
         if (line) puts(line);
         free(line);
     } else {
-        printf("exact path: %lld queries x %d pairs, %lld switches, %lld points, %lld on the Pareto front\n",
-               (long long)d.n, (int)d.k, (long long)p.n_switches, (long long)p.n_points, (long long)n_front);
+        printf("exact path on %s: %lld queries x %d pairs, %lld switches, %lld points, %lld on the Pareto front\n",
+               be.device, (long long)d.n, (int)d.k, (long long)p.n_switches, (long long)p.n_points, (long long)n_front);
         printf("lambda 0: accuracy %.4f cost %.6g   lambda 1: accuracy %.4f cost %.6g (%s)\n",
                (p.real_acc ? p.real_acc : p.pred_acc)[0], (p.real_cost ? p.real_cost : p.pred_cost)[0],
                (p.real_acc ? p.real_acc : p.pred_acc)[p.n_points - 1], (p.real_cost ? p.real_cost : p.pred_cost)[p.n_points - 1],
@@ -310,5 +315,6 @@ int cmd_sweep(int argc, char **argv) {
     eval_refs_free(&refs.r);
     rtr_path_free(&p);
     route_data_free(&d);
+    rtr_backend_free(&be);
     return st ? 1 : 0;
 }

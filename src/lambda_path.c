@@ -1,13 +1,15 @@
 /* The exact accuracy-versus-cost path over λ ∈ [0,1] (ARCHITECTURE.md, "The
- * λ path, exactly"). Each query's upper envelope (route.c) gives at most k−1
- * switch events (λ, query, from-pair, to-pair); all queries' events are
- * radix-sorted on λ and swept once, updating running sums of predicted and
- * realised accuracy and cost, so every point of the path is exact with no λ
- * grid. Also: budget search on the path, the λ lookup and the Pareto front. */
+ * λ path, exactly"). Each query's upper envelope gives at most k−1 switch
+ * events (λ, query, from-pair, to-pair): the envelopes are computed on a
+ * compute backend in chunks (rtr_envelopes_on, route.c) and each chunk's
+ * pieces become events on the host while the next chunk computes; all
+ * queries' events are radix-sorted on λ and swept once, updating running
+ * sums of predicted and realised accuracy and cost, so every point of the
+ * path is exact with no λ grid. Also: budget search on the path, the λ
+ * lookup and the Pareto front. */
 #include "rtr/route.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,51 +38,86 @@ static void sums_add(path_sums *s, const rtr_route_table *t, int64_t i, int32_t 
     s->real_cost += sign * tk;
 }
 
-/* Per-thread output of the envelope pass. */
-typedef struct {
-    path_event *ev;
-    size_t n, cap;
-    path_sums first; /* sums of every query's choice at λ = 0 */
-    int64_t bad;     /* first query with no allowed pair, or −1 */
-    bool nomem;
-} path_part;
+/* Queries per block of the sums at λ = 0: each block is summed in query
+ * order and the blocks in block order, so the path is the same for every
+ * thread count, chunk size and backend. */
+#define PATH_BLOCK 256
 
-static bool part_push(path_part *pp, uint64_t key, uint64_t val) {
-    if (pp->n == pp->cap) {
-        size_t cap = pp->cap ? 2 * pp->cap : 4096;
-        path_event *ev = realloc(pp->ev, cap * sizeof *ev);
-        if (!ev) return false;
-        pp->ev = ev;
-        pp->cap = cap;
-    }
-    pp->ev[pp->n++] = (path_event){key, val};
-    return true;
+static void sums_merge(path_sums *s, const path_sums *x) {
+    s->pred_acc += x->pred_acc;
+    s->pred_cost += x->pred_cost;
+    s->real_acc += x->real_acc;
+    s->real_cost += x->real_cost;
+    s->missing += x->missing;
 }
 
-/* Envelopes of queries [lo, hi) into pp. */
-static void part_build(path_part *pp, const rtr_route_table *t, int64_t lo, int64_t hi) {
-    int32_t k = t->k;
-    int32_t *pair = malloc(sizeof *pair * (size_t)k);
-    double *start = malloc(sizeof *start * (size_t)k);
-    rtr_line *l = malloc(sizeof *l * (size_t)k);
-    if (!pair || !start || !l) pp->nomem = true;
-    for (int64_t i = lo; i < hi && !pp->nomem && pp->bad < 0; i++) {
-        size_t at = (size_t)i * (size_t)k;
-        int32_t m = rtr_envelope(t->p + at, t->c + at, k, pair, start, l);
-        if (!m) { pp->bad = i; break; }
-        sums_add(&pp->first, t, i, pair[0], 1.0);
-        for (int32_t s = 1; s < m; s++) {
-            uint64_t key;
-            memcpy(&key, &start[s], sizeof key);
-            if (!part_push(pp, key, (uint64_t)i << 32 | (uint64_t)pair[s - 1] << 16 | (uint64_t)pair[s])) {
-                pp->nomem = true;
-                break;
+/* What the envelope stream builds: the switch events in query order and the
+ * per-block sums of every query's choice at λ = 0. A chunk is cut into
+ * segments at block boundaries, the unit of parallel work. */
+typedef struct {
+    const rtr_route_table *t;
+    path_event *ev;
+    size_t n_ev, cap;
+    path_sums *block; /* [ceil(n / PATH_BLOCK)] */
+    size_t *seg_at; /* per segment of the chunk: where its events start */
+    int64_t seg_cap;
+} path_build;
+
+static rtr_status path_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
+                            const int32_t *m) {
+    path_build *pb = ctx;
+    const rtr_route_table *t = pb->t;
+    int64_t b0 = q0 / PATH_BLOCK, nseg = (q0 + n - 1) / PATH_BLOCK - b0 + 1;
+    if (nseg > pb->seg_cap) {
+        size_t *at = rtr_realloc(pb->seg_at, (size_t)nseg * sizeof *at);
+        if (!at) return RTR_ERR_NOMEM;
+        pb->seg_at = at;
+        pb->seg_cap = nseg;
+    }
+    /* The piece counts give each segment's events and where they start (a
+     * serial pass over m: cheaper than a parallel region on a busy machine). */
+    size_t total = 0;
+    for (int64_t g = 0; g < nseg; g++) {
+        int64_t lo = (b0 + g) * PATH_BLOCK, hi = lo + PATH_BLOCK;
+        if (lo < q0) lo = q0;
+        if (hi > q0 + n) hi = q0 + n;
+        pb->seg_at[g] = pb->n_ev + total;
+        for (int64_t i = lo; i < hi; i++) {
+            if (!m[i - q0])
+                return rtr_fail(RTR_ERR_INVALID, "λ path: query %lld has no allowed pair (every pair excluded or NaN)",
+                                (long long)i);
+            total += (size_t)(m[i - q0] - 1);
+        }
+    }
+    if (pb->n_ev + total > pb->cap) { /* growth only reserves address space until written */
+        size_t cap = pb->cap ? 2 * pb->cap : 1 << 16;
+        while (cap < pb->n_ev + total) cap *= 2;
+        path_event *ev = rtr_realloc(pb->ev, cap * sizeof *ev);
+        if (!ev) return rtr_fail(RTR_ERR_NOMEM, "λ path: out of memory for switch events");
+        pb->ev = ev;
+        pb->cap = cap;
+    }
+    /* In parallel: each segment writes its events where the counts put them
+     * and adds its queries' choices at λ = 0 to its block's sums. */
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < nseg; g++) {
+        int64_t lo = (b0 + g) * PATH_BLOCK, hi = lo + PATH_BLOCK;
+        if (lo < q0) lo = q0;
+        if (hi > q0 + n) hi = q0 + n;
+        path_event *out = pb->ev + pb->seg_at[g];
+        for (int64_t i = lo; i < hi; i++) {
+            const int32_t *pi = pair + (size_t)(i - q0) * (size_t)k;
+            const double *si = start + (size_t)(i - q0) * (size_t)k;
+            sums_add(&pb->block[b0 + g], t, i, pi[0], 1.0);
+            for (int32_t s = 1; s < m[i - q0]; s++) {
+                uint64_t key;
+                memcpy(&key, &si[s], sizeof key);
+                *out++ = (path_event){key, (uint64_t)i << 32 | (uint64_t)pi[s - 1] << 16 | (uint64_t)pi[s]};
             }
         }
     }
-    free(pair);
-    free(start);
-    free(l);
+    pb->n_ev += total;
+    return RTR_OK;
 }
 
 /* LSD radix sort on key, 8 bits a pass; passes where every key has the same
@@ -126,7 +163,7 @@ static void path_emit(rtr_path *path, int64_t j, const path_sums *s, double lamb
     path->n_missing[j] = s->missing;
 }
 
-rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
+rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows) {
     memset(path, 0, sizeof *path);
     if (t->n <= 0 || t->k <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (%lld queries x %d pairs)", (long long)t->n, (int)t->k);
     /* switch events pack (query, from, to) into 32 + 16 + 16 bits */
@@ -134,47 +171,26 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     if (t->n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)t->n);
     if (!t->true_correct != !t->true_cost) return rtr_fail(RTR_ERR_INVALID, "λ path: true_correct and true_cost must be given together");
 
-    int nt = omp_get_max_threads();
-    path_part *parts = rtr_calloc((size_t)nt, sizeof *parts);
-    if (!parts) return RTR_ERR_NOMEM;
-    for (int p = 0; p < nt; p++) parts[p].bad = -1; /* the runtime may start fewer threads than asked */
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num(), cnt = omp_get_num_threads();
-        part_build(&parts[id], t, t->n * id / cnt, t->n * (id + 1) / cnt);
-    }
-    rtr_status st = RTR_OK;
+    size_t n_blocks = (size_t)((t->n + PATH_BLOCK - 1) / PATH_BLOCK);
+    path_build pb = {.t = t, .block = rtr_calloc(n_blocks, sizeof(path_sums))};
+    rtr_status st = pb.block ? rtr_envelopes_on(b, t->p, t->c, t->n, t->k, chunk_rows, path_sink, &pb) : RTR_ERR_NOMEM;
     path_sums sums = {0};
-    size_t n_ev = 0;
-    for (int p = 0; p < nt; p++) {
-        if (parts[p].nomem && st == RTR_OK) st = rtr_fail(RTR_ERR_NOMEM, "λ path: out of memory for switch events");
-        if (parts[p].bad >= 0 && st == RTR_OK)
-            st = rtr_fail(RTR_ERR_INVALID, "λ path: query %lld has no allowed pair (every pair excluded or NaN)", (long long)parts[p].bad);
-        sums.pred_acc += parts[p].first.pred_acc;
-        sums.pred_cost += parts[p].first.pred_cost;
-        sums.real_acc += parts[p].first.real_acc;
-        sums.real_cost += parts[p].first.real_cost;
-        sums.missing += parts[p].first.missing;
-        n_ev += parts[p].n;
-    }
-    path_event *ev = NULL, *tmp = NULL;
+    for (size_t i = 0; pb.block && i < n_blocks; i++) sums_merge(&sums, &pb.block[i]);
+    free(pb.block);
+    free(pb.seg_at);
+    path_event *ev = pb.ev, *tmp = NULL;
+    size_t n_ev = pb.n_ev;
     if (st == RTR_OK) {
-        ev = rtr_malloc((n_ev ? n_ev : 1) * sizeof *ev);
+        path_event *fit = n_ev && n_ev < pb.cap ? realloc(ev, n_ev * sizeof *ev) : NULL; /* give back the slack */
+        if (fit) ev = fit;
         tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
-        if (!ev || !tmp) st = RTR_ERR_NOMEM;
+        if (!tmp) st = RTR_ERR_NOMEM;
     }
-    size_t off = 0;
-    for (int p = 0; p < nt; p++) {
-        if (st == RTR_OK && parts[p].n) memcpy(ev + off, parts[p].ev, parts[p].n * sizeof *ev);
-        off += parts[p].n;
-        free(parts[p].ev);
-    }
-    free(parts);
     if (st == RTR_OK && n_ev > 1) events_sort(ev, tmp, n_ev);
     free(tmp);
 
     int64_t n_points = 1;
-    for (size_t e = 0; e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
+    for (size_t e = 0; st == RTR_OK && e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
     path->n_queries = t->n;
     path->n_switches = (int64_t)n_ev;
     if (st == RTR_OK) st = path_alloc(path, n_points, t->true_correct != NULL);
@@ -199,6 +215,14 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     path_emit(path, j, &sums, 1.0);
     free(ev);
     return RTR_OK;
+}
+
+rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
+    rtr_backend cpu;
+    rtr_backend_cpu_open(&cpu);
+    rtr_status st = rtr_path_compute_on(path, t, &cpu, 0);
+    rtr_backend_free(&cpu);
+    return st;
 }
 
 void rtr_path_free(rtr_path *path) {

@@ -53,6 +53,8 @@ static rtr_status append_rows(pred_rows *r, const rtr_shard *sh, const float *em
 
 rtr_status pred_shard_encoder_hash(const char *path, char **hash) {
     *hash = NULL;
+    rtr_status s = rtr_shard_check(path);
+    if (s) return s;
     if (!has_dataset(path, EMB_QUERY))
         return rtr_fail(RTR_ERR_FORMAT, "%s: no %s dataset: run `rtr encode` on the corpus first", path, EMB_QUERY);
     *hash = rtr_shard_read_attr(path, EMB_QUERY, "encoder_hash");

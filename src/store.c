@@ -371,35 +371,95 @@ rtr_status rtr_shard_read(const char *path, rtr_shard *sh, rtr_catalog *cat) {
     return RTR_OK;
 }
 
+struct rtr_matrix_reader {
+    hid_t file, dset, space;
+    int64_t rows, cols;
+    char *path, *name;
+};
+
+void rtr_matrix_reader_close(rtr_matrix_reader *r) {
+    if (!r) return;
+    if (r->space >= 0) H5Sclose(r->space);
+    if (r->dset >= 0) H5Dclose(r->dset);
+    if (r->file >= 0) H5Fclose(r->file);
+    free(r->path);
+    free(r->name);
+    free(r);
+}
+
+rtr_status rtr_matrix_reader_open(rtr_matrix_reader **out, const char *path, const char *name, int64_t *rows,
+                                  int64_t *cols) {
+    *out = NULL;
+    rtr_matrix_reader *r = rtr_calloc(1, sizeof *r);
+    if (!r) return RTR_ERR_NOMEM;
+    r->file = r->dset = r->space = -1;
+    rtr_status s = shard_open(path, &r->file, NULL);
+    if (s) r->file = -1;
+    if (!s && !((r->path = rtr_strdup(path)) && (r->name = rtr_strdup(name)))) s = RTR_ERR_NOMEM;
+    if (!s) {
+        /* a storage chunk cut by two reads stays cached for the second */
+        hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+        H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 16u << 20, H5D_CHUNK_CACHE_W0_DEFAULT);
+        if (H5Lexists(r->file, name, H5P_DEFAULT) > 0) r->dset = H5Dopen2(r->file, name, dapl);
+        H5Pclose(dapl);
+        if (r->dset < 0) s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
+    }
+    hsize_t dims[2] = {0, 0};
+    if (!s) {
+        r->space = H5Dget_space(r->dset);
+        if (H5Sget_simple_extent_ndims(r->space) != 2) s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is not a matrix", path, name);
+        else H5Sget_simple_extent_dims(r->space, dims, NULL);
+    }
+    if (s) {
+        rtr_matrix_reader_close(r);
+        return s;
+    }
+    r->rows = (int64_t)dims[0];
+    r->cols = (int64_t)dims[1];
+    *rows = r->rows;
+    *cols = r->cols;
+    *out = r;
+    return RTR_OK;
+}
+
+rtr_status rtr_matrix_reader_read(rtr_matrix_reader *r, int64_t row0, int64_t rows, float *out) {
+    if (row0 < 0 || rows < 0 || row0 > r->rows - rows)
+        return rtr_fail(RTR_ERR_INVALID, "%s: rows %lld to %lld of dataset %s: it has %lld", r->path, (long long)row0,
+                        (long long)(row0 + rows - 1), r->name, (long long)r->rows);
+    if (!rows || !r->cols) return RTR_OK;
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)rows, (hsize_t)r->cols};
+    hid_t mem = H5Screate_simple(2, count, NULL);
+    herr_t e = H5Sselect_hyperslab(r->space, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (e >= 0) e = H5Dread(r->dset, H5T_NATIVE_FLOAT, mem, r->space, H5P_DEFAULT, out);
+    H5Sclose(mem);
+    return e < 0 ? rtr_fail(RTR_ERR_FORMAT, "%s: cannot read rows %lld to %lld of dataset %s (truncated or corrupt file?)",
+                            r->path, (long long)row0, (long long)(row0 + rows - 1), r->name)
+                 : RTR_OK;
+}
+
+/* The whole matrix is one read of the chunked reader. */
 rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **data, int64_t *rows, int64_t *cols) {
+    rtr_matrix_reader *r;
+    int64_t nr, nc;
+    rtr_status s = rtr_matrix_reader_open(&r, path, name, &nr, &nc);
+    if (s) return s;
+    float *buf = rtr_malloc((size_t)(nr * nc) * sizeof(float));
+    s = buf ? rtr_matrix_reader_read(r, 0, nr, buf) : RTR_ERR_NOMEM;
+    rtr_matrix_reader_close(r);
+    if (s) {
+        free(buf);
+        return s;
+    }
+    *data = buf;
+    *rows = nr;
+    *cols = nc;
+    return RTR_OK;
+}
+
+rtr_status rtr_shard_check(const char *path) {
     hid_t f;
     rtr_status s = shard_open(path, &f, NULL);
-    if (s) return s;
-    hid_t d = H5Lexists(f, name, H5P_DEFAULT) > 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
-    if (d < 0) {
-        H5Fclose(f);
-        return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
-    }
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[2] = {0, 0};
-    if (H5Sget_simple_extent_ndims(sp) == 2) {
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        float *buf = rtr_malloc((size_t)(dims[0] * dims[1]) * sizeof(float));
-        if (!buf) s = RTR_ERR_NOMEM;
-        else if (dims[0] * dims[1] != 0 && H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-            free(buf);
-            s = rtr_fail(RTR_ERR_FORMAT, "%s: cannot read dataset %s (truncated file?)", path, name);
-        } else {
-            *data = buf;
-            *rows = (int64_t)dims[0];
-            *cols = (int64_t)dims[1];
-        }
-    } else {
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is not a matrix", path, name);
-    }
-    H5Sclose(sp);
-    H5Dclose(d);
-    H5Fclose(f);
+    if (s == RTR_OK) H5Fclose(f);
     return s;
 }
 

@@ -12,6 +12,7 @@ exit status 1 and leave no file."""
 import glob
 import json
 import os
+import shutil
 import tempfile
 
 from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
@@ -80,6 +81,26 @@ def main():
     html = open(os.path.join(tmp, "eval.html")).read()
     check(html.count("<svg") == 4 and "Dataset prior" in html, "report has the 4 plots and the baselines")
 
+    # The paths and RTR's mix computed on the CPU backend and on --device auto
+    # (the CPU here, CUDA on a GPU node): the same file but for the device and
+    # the time taken; the device is reported.
+    check(summary.get("device") and ev.get("device") == summary["device"], "eval reports its device")
+    outs = {}
+    for dev in ("cpu", "auto"):
+        outs[dev] = os.path.join(tmp, f"eval_{dev}.json")
+        r = run("eval", corpus, "--out", outs[dev], "--device", dev, "--json")
+        check(r.returncode == 0, f"eval --device {dev}: {r.stderr}")
+    if all(os.path.exists(f) for f in outs.values()):
+        a, b = (json.load(open(outs[d])) for d in ("cpu", "auto"))
+        check(a["device"].startswith("CPU"), "--device cpu computes on the CPU")
+        for x in (a, b):
+            for key in ("seconds", "device"):
+                x.pop(key)
+        check(a == b, "eval on --device cpu and auto: the same evaluation")
+    r = run("eval", corpus, "--out", os.path.join(tmp, "z.json"), "--device", "tpu")
+    check(r.returncode == 1 and "tpu" in r.stderr and not os.path.exists(os.path.join(tmp, "z.json")),
+          f"unknown device: exit {r.returncode} {r.stderr}")
+
     # Bad input: a test split without outcomes to judge, an unknown split.
     for args, what in (((corpus, "--out", os.path.join(tmp, "x.json"), "--split", "nope"), "empty split"),
                        ((corpus, "--out", os.path.join(tmp, "y.json"), "--checkpoint-hash", "other"), "hash mismatch")):
@@ -88,6 +109,7 @@ def main():
         check(not os.path.exists(args[2]), f"{what}: no output file")
     r = run("eval", corpus)
     check(r.returncode == 2, "missing --out is a usage error")
+    shutil.rmtree(tmp)
 
 
 

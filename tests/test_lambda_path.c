@@ -1,8 +1,11 @@
 /* Tests of routing (route.c), the exact λ path (lambda_path.c) and the
  * metrics and reference routers (metrics.c): envelopes against a dense λ grid,
- * the merged path against brute-force routing at every segment, budget
- * search, hand-computed AIQ/APGR/CPT, and kNN against pairwise loops. */
+ * the merged path against brute-force routing at every segment, the path and
+ * decisions streamed through the CPU backend in chunks (identical for every
+ * chunk size and thread count), budget search, hand-computed AIQ/APGR/CPT,
+ * and kNN against pairwise loops. */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +166,110 @@ static void test_path_brute_force(void) {
     check_path(200, 7, true);
     check_path(100, 24, false);
     check_path(50, 2, true);
+}
+
+/* Whether two paths have the same points, bit for bit. */
+static bool same_path(const rtr_path *a, const rtr_path *b) {
+    size_t d = (size_t)a->n_points * sizeof(double);
+    if (a->n_points != b->n_points || a->n_switches != b->n_switches || !a->real_acc != !b->real_acc) return false;
+    bool same = !memcmp(a->lambda, b->lambda, d) && !memcmp(a->pred_acc, b->pred_acc, d) &&
+                !memcmp(a->pred_cost, b->pred_cost, d);
+    return same && (!a->real_acc || (!memcmp(a->real_acc, b->real_acc, d) && !memcmp(a->real_cost, b->real_cost, d) &&
+                                     !memcmp(a->n_missing, b->n_missing, (size_t)a->n_points * sizeof(int64_t))));
+}
+
+/* The path and the decisions through the CPU backend in chunks of every
+ * awkward size (1, odd, the last partial, one chunk, more than n), and on
+ * one thread: the same as rtr_path_compute / rtr_envelope_choose bit for bit. */
+static void check_chunked(int64_t n, int32_t k, bool quantised) {
+    size_t nk = (size_t)(n * k);
+    float *p = malloc(sizeof *p * nk), *c = malloc(sizeof *c * nk), *cost = malloc(sizeof *cost * nk);
+    float *tc = malloc(sizeof *tc * nk), *tk = malloc(sizeof *tk * nk);
+    int32_t *ref = malloc(sizeof *ref * n), *got = malloc(sizeof *got * n);
+    fill_table(p, c, tc, tk, n, k, quantised);
+    for (size_t i = 0; i < nk; i++) cost[i] = c[i] * 1000;
+    rtr_route_table t = {n, k, p, c, cost, tc, tk};
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    rtr_path want, path;
+    CHECK(rtr_path_compute(&want, &t) == RTR_OK);
+    const int64_t chunks[] = {1, 3, 7, n > 1 ? n - 1 : 1, n, n + 5, 0};
+    for (size_t q = 0; q < sizeof chunks / sizeof *chunks; q++) {
+        CHECK(rtr_path_compute_on(&path, &t, &cpu, chunks[q]) == RTR_OK);
+        CHECK_MSG(same_path(&path, &want), "n=%lld k=%d chunk=%lld", (long long)n, (int)k, (long long)chunks[q]);
+        for (int64_t j = 0; j < path.n_points; j += 1 + path.n_points / 5) {
+            CHECK(rtr_envelope_choose(ref, p, c, path.lambda[j], n, k) == RTR_OK);
+            CHECK(rtr_envelope_choose_on(got, p, c, path.lambda[j], n, k, &cpu, chunks[q]) == RTR_OK);
+            CHECK_MSG(!memcmp(ref, got, sizeof *got * n), "choose n=%lld k=%d chunk=%lld", (long long)n, (int)k,
+                      (long long)chunks[q]);
+        }
+        rtr_path_free(&path);
+    }
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK(rtr_path_compute_on(&path, &t, &cpu, 5) == RTR_OK);
+    CHECK_MSG(same_path(&path, &want), "one thread, n=%lld k=%d", (long long)n, (int)k);
+    omp_set_num_threads(threads);
+    rtr_path_free(&path);
+    rtr_path_free(&want);
+    rtr_backend_free(&cpu);
+    free(p); free(c); free(cost); free(tc); free(tk); free(ref); free(got);
+}
+
+static void test_path_chunks(void) {
+    check_chunked(1, 1, false);
+    check_chunked(2, 5, false);
+    check_chunked(613, 7, false); /* more than two λ = 0 sum blocks (256 queries), not a multiple of them */
+    check_chunked(613, 7, true);
+    check_chunked(300, 24, false);
+}
+
+/* What a sink sees: every query once, in order, in chunks of the size asked
+ * for; its pieces are rtr_envelope's. A sink's error stops the stream. */
+typedef struct {
+    const float *p, *c;
+    int64_t next, calls, stop_at;
+    int64_t bad;
+} sink_probe;
+
+static rtr_status probe_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
+                             const int32_t *m) {
+    sink_probe *s = ctx;
+    if (q0 != s->next) s->bad++;
+    s->next = q0 + n;
+    int32_t *want_pair = malloc(sizeof *want_pair * k);
+    double *want_start = malloc(sizeof *want_start * k);
+    rtr_line *l = malloc(sizeof *l * k);
+    for (int64_t i = 0; i < n; i++) {
+        int32_t wm = rtr_envelope(s->p + (q0 + i) * k, s->c + (q0 + i) * k, k, want_pair, want_start, l);
+        if (wm != m[i] || memcmp(want_pair, pair + i * k, sizeof *want_pair * wm) ||
+            memcmp(want_start, start + i * k, sizeof *want_start * wm))
+            s->bad++;
+    }
+    free(want_pair); free(want_start); free(l);
+    return ++s->calls == s->stop_at ? rtr_fail(RTR_ERR_IO, "probe: stop") : RTR_OK;
+}
+
+static void test_envelope_stream(void) {
+    enum { N = 100, K = 6 };
+    float p[N * K], c[N * K];
+    fill_table(p, c, NULL, NULL, N, K, true);
+    p[37 * K + 2] = NAN; /* an excluded pair */
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    sink_probe s = {p, c, 0, 0, -1, 0};
+    CHECK(rtr_envelopes_on(&cpu, p, c, N, K, 7, probe_sink, &s) == RTR_OK);
+    CHECK(s.next == N && s.calls == (N + 6) / 7 && s.bad == 0);
+    sink_probe stop = {p, c, 0, 0, 2, 0};
+    CHECK(rtr_envelopes_on(&cpu, p, c, N, K, 7, probe_sink, &stop) == RTR_ERR_IO);
+    CHECK(stop.calls == 2 && strstr(rtr_last_error(), "probe: stop"));
+    /* a query with no allowed pair in a later chunk is named */
+    for (int j = 0; j < K; j++) p[61 * K + j] = NAN;
+    rtr_route_table t = {N, K, p, c, NULL, NULL, NULL};
+    rtr_path path;
+    CHECK(rtr_path_compute_on(&path, &t, &cpu, 7) == RTR_ERR_INVALID);
+    CHECK(strstr(rtr_last_error(), "query 61") != NULL);
+    rtr_backend_free(&cpu);
 }
 
 static void test_path_errors(void) {
@@ -488,6 +595,6 @@ static void test_route_data_load(void) {
 }
 
 TEST_MAIN(T(test_envelope_brute_force), T(test_envelope_nan_and_ties), T(test_path_brute_force),
-          T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
+          T(test_path_chunks), T(test_envelope_stream), T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
           T(test_aiq), T(test_apgr_cpt), T(test_reference_routers), T(test_knn_brute_force),
           T(test_embedllm_learns), T(test_route_data_load))

@@ -144,6 +144,39 @@ def main():
     r = run("sweep", corpus, "--cost", "user", "--pair-cost", pc, "--out", os.path.join(tmp, "user"), "--json")
     check(r.returncode == 0, "user-cost sweep: " + r.stderr)
 
+    # --- the backend: --device cpu and auto (the CPU here, CUDA on a GPU node)
+    # give the same path and decisions byte for byte, and say where they ran
+    check(summary["device"].startswith("CPU") or "GPU" in summary["device"] or "sm_" in summary["device"],
+          "sweep reports its device: %s" % summary.get("device"))
+    check(info.get("device") == summary["device"], "route reports its device")
+    runs = {}
+    for dev in ("cpu", "auto", "cuda"):
+        sw = os.path.join(tmp, "sweep_" + dev)
+        r1 = run("sweep", corpus, "--out", sw, "--grid", "11", "--device", dev, "--json")
+        r2 = run("route", corpus, "--lambda", "0.7", "--split", "test", "--device", dev,
+                 "--out", os.path.join(tmp, "dec_%s.csv" % dev))
+        r3 = run("route", corpus, "--budget", str(budget), "--split", "test", "--device", dev,
+                 "--out", os.path.join(tmp, "b_%s.jsonl" % dev))
+        if dev == "cuda" and r1.returncode != 0:
+            # no GPU (or a build without CUDA): a clear error, no output
+            for r_, f in ((r1, os.path.join(sw, "path.csv")), (r2, os.path.join(tmp, "dec_cuda.csv")),
+                          (r3, os.path.join(tmp, "b_cuda.jsonl"))):
+                check(r_.returncode == 1 and "error" in r_.stderr and not os.path.exists(f),
+                      "--device cuda without a GPU: %d %s" % (r_.returncode, r_.stderr.strip()))
+            continue
+        check(r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 0,
+              "--device %s: %s %s %s" % (dev, r1.stderr, r2.stderr, r3.stderr))
+        runs[dev] = [open(os.path.join(sw, f)).read() for f in ("path.csv", "grid.csv")] + \
+                    [open(os.path.join(tmp, f % dev)).read() for f in ("dec_%s.csv", "b_%s.jsonl")]
+    check(json.loads(run("sweep", corpus, "--out", os.path.join(tmp, "sweep_cpu"), "--device", "cpu",
+                         "--json").stdout)["device"].startswith("CPU"), "--device cpu computes on the CPU")
+    for dev, files in runs.items():
+        check(files == runs["cpu"], "--device %s: the same path, grid and decisions as --device cpu" % dev)
+        check(files[0] == open(os.path.join(out, "path.csv")).read(), "--device %s: the same path as before" % dev)
+    r = run("route", corpus, "--lambda", "0.5", "--device", "tpu", "--out", os.path.join(tmp, "tpu.csv"))
+    check(r.returncode == 1 and "tpu" in r.stderr and not os.path.exists(os.path.join(tmp, "tpu.csv")),
+          "unknown device: %d %s" % (r.returncode, r.stderr.strip()))
+
     # --- bad input: exit 1, a clear message, no output file
     bad = [
         (["route", corpus, "--lambda", "1.5"], "outside [0, 1]"),

@@ -188,14 +188,26 @@ rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
 
 /* rtr_predictor_score on backend b: p_correct and tokens (N x K each, host
  * memory, caller-allocated) for the N query embeddings emb (N x D, host).
- * The pair tables are built on the host once; W_q, w2, b2 and the tables
- * are uploaded once; queries stream through in chunks of chunk_rows (0:
- * 16384, about 150 MB of backend memory at D = H = 768), each as two GEMMs
- * (A = E·W_qᵀ), heads_forward and heads_activate.
- * RTR_ERR_NUMERIC when emb holds NaN/inf (naming the row); backend errors
- * as the failing op reports them. */
+ * The folded tables of heads_score are built on the host once and uploaded
+ * once; queries stream through in chunks of chunk_rows (0: 16384, about
+ * 150 MB of backend memory at D = H = 768) with pinned double buffers, each
+ * chunk as two GEMMs (A = E·(|w2|·W_q)ᵀ), heads_score and heads_activate.
+ * Equal to rtr_predictor_score up to float rounding. RTR_ERR_NUMERIC when
+ * emb holds NaN/inf, naming the row (found when its chunk is read, so
+ * earlier chunks may have been computed); backend errors as the failing op
+ * reports them. */
 rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
                                        int64_t chunk_rows, float *p_correct, float *tokens);
+
+/* rtr_predictor_score_backend on a shard's /embedding/query (n x p->D),
+ * streamed: chunks of chunk_rows (0: 16384) read from HDF5 into the pinned
+ * double buffers, each uploaded beside the previous chunk's compute, scores
+ * downloaded and copied out while the next chunk computes. *N = n;
+ * *p_correct, *tokens (n x K, the caller frees). RTR_ERR_FORMAT naming the
+ * file (and rows) for an unreadable shard or a wrong width; RTR_ERR_NUMERIC
+ * naming the row for NaN/inf; nothing returned on error. */
+rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
+                                     int64_t *N, float **p_correct, float **tokens);
 
 #ifdef __cplusplus
 }

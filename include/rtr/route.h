@@ -21,6 +21,7 @@
 #ifndef RTR_ROUTE_H
 #define RTR_ROUTE_H
 
+#include "rtr/backend.h"
 #include "rtr/rtr.h"
 #include "rtr/store.h"
 #include <stdbool.h>
@@ -109,9 +110,35 @@ int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, d
 rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
                           int32_t k);
 
+/* -------------------------------------------------- envelopes on a backend */
+
+/* What rtr_envelopes_on hands over for each chunk of queries: rows
+ * [q0, q0 + n) of the table, row i's m[i] pieces in pair[i*k ...] and
+ * start[i*k ...] as route_envelope writes them (host memory, valid during
+ * the call only). Any status but RTR_OK stops the stream and is returned. */
+typedef rtr_status (*rtr_envelope_sink)(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair,
+                                        const double *start, const int32_t *m);
+
+/* Every query's envelope (route_envelope) computed on backend b, chunk_rows
+ * queries at a time (0: 4M / k, which bounds memory: 48 MB of pieces per
+ * chunk buffer), each chunk handed to sink in query order on the calling
+ * thread. On a device, p and c go up through two pinned staging buffers
+ * (upload_async: the next chunk's copy overlaps this chunk's kernel) and
+ * the pieces come back with download_async; the sink of chunk i runs while
+ * the device computes chunk i + 1. On a host backend p and c are passed to
+ * the op as they are (no copies). A device that cannot take k
+ * (k > RTR_ENVELOPE_KMAX) computes on the CPU instead and says so once on
+ * stderr: the results are the same, only slower. */
+rtr_status rtr_envelopes_on(rtr_backend *b, const float *p, const float *c, int64_t n, int32_t k,
+                            int64_t chunk_rows, rtr_envelope_sink sink, void *ctx);
+
 /* choice[i] = the envelope's pair at λ for every query (−1: none allowed).
  * Agrees with the exact path (rtr_path) at every λ including its switch
- * points; route_argmax agrees with it except on floating-point near-ties. */
+ * points; route_argmax agrees with it except on floating-point near-ties.
+ * Envelopes on backend b (rtr_envelopes_on, chunk_rows as there); the piece
+ * at λ is picked on the host. rtr_envelope_choose is the same on the CPU. */
+rtr_status rtr_envelope_choose_on(int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
+                                  int32_t k, rtr_backend *b, int64_t chunk_rows);
 rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
                                int64_t n, int32_t k);
 
@@ -142,10 +169,16 @@ typedef struct {
     int64_t *n_missing;
 } rtr_path;
 
-/* Compute the exact path in O(n·k log k + S log S) for S switch events, with
- * the per-query envelopes built in parallel (OpenMP); about 64 bytes of
- * working memory per switch event at peak. RTR_ERR_INVALID when n or k is 0,
- * k > 65535, n >= 2^32, or a query has no allowed pair (naming it). */
+/* Compute the exact path in O(n·k log k + S log S) for S switch events. The
+ * envelopes are computed on backend b (rtr_envelopes_on, chunk_rows as
+ * there), the switch events built from each chunk's pieces on the host
+ * (OpenMP) while the next chunk computes, then radix-sorted and swept. The
+ * path is the same on every backend, for every chunk size and thread count.
+ * Working memory: 32 bytes per switch event at peak plus the chunk buffers.
+ * RTR_ERR_INVALID when n or k is 0, k > 65535, n >= 2^32, or a query has no
+ * allowed pair (naming it); the backend's errors as it reports them.
+ * rtr_path_compute is the same on the CPU backend. */
+rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows);
 rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
 void rtr_path_free(rtr_path *path);
 

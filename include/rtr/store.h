@@ -98,6 +98,24 @@ rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int
 /* Read a float32 matrix (caller frees *data). *rows and *cols receive its shape;
  * RTR_ERR_FORMAT with a clear message when the dataset is absent. */
 rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **data, int64_t *rows, int64_t *cols);
+/* A float32 matrix of a shard read a block of rows at a time (query
+ * embeddings streamed through `rtr score`), the file open in between.
+ * rtr_matrix_reader_open fails as rtr_shard_read_matrix does (not a shard,
+ * dataset absent or not a matrix) and gives the shape. A read of rows
+ * [row0, row0 + rows) into out (rows x cols, caller-allocated) fails with
+ * RTR_ERR_FORMAT naming the file, the dataset and the rows when the file is
+ * truncated or corrupt there. Not thread-safe (neither is libhdf5).
+ * rtr_matrix_reader_close releases everything (NULL: no-op). */
+typedef struct rtr_matrix_reader rtr_matrix_reader;
+rtr_status rtr_matrix_reader_open(rtr_matrix_reader **r, const char *path, const char *name, int64_t *rows,
+                                  int64_t *cols);
+rtr_status rtr_matrix_reader_read(rtr_matrix_reader *r, int64_t row0, int64_t rows, float *out);
+void rtr_matrix_reader_close(rtr_matrix_reader *r);
+
+/* Whether the shard opens as an rtr shard: RTR_OK, or the error naming the
+ * file (missing, truncated or corrupt, other schema) — for callers whose
+ * next message would otherwise blame a missing dataset. */
+rtr_status rtr_shard_check(const char *path);
 /* Whether a dataset exists in the shard. */
 bool rtr_shard_has(const char *path, const char *name);
 /* A string attribute of a dataset or group (caller frees); NULL when absent. */
