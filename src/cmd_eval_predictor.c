@@ -3,6 +3,7 @@
  * to the naive predictor (per-pair mean correctness, per-pair median tokens)
  * fitted on the checkpoint's training split (docs/METRICS.md, "Predictors"). */
 #include "args.h"
+#include "rtr/backend.h"
 #include "pred_data.h"
 #include "util.h"
 
@@ -48,9 +49,10 @@ static void compare(rtr_pred_metrics out[2], const float *pc, const float *pt, c
 }
 
 int cmd_eval_predictor(int argc, char **argv) {
-    const char *ckpt = NULL, *split = "test";
+    const char *ckpt = NULL, *split = "test", *device = "auto";
     const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"split", RTR_OPT_STR, &split, "evaluate on the queries of this split"},
+                            RTR_OPT_DEVICE(&device),
                             {0}};
     const rtr_cmd_spec spec = {
         "eval-predictor", "--checkpoint CHECKPOINT CORPUS_DIR",
@@ -69,6 +71,7 @@ int cmd_eval_predictor(int argc, char **argv) {
     rtr_corpus *c = NULL;
     pred_rows test = {0}, train = {0};
     float *tab = NULL;
+    rtr_backend be = {0};
     rtr_status s = rtr_predictor_load(&p, ckpt);
     if (!s) s = rtr_corpus_open(&c, dir);
     if (!s) s = pred_check_compatible(&p, c, NULL);
@@ -79,7 +82,8 @@ int cmd_eval_predictor(int argc, char **argv) {
     if (!s && !(tab = rtr_malloc(sizeof(float) * (4 * nk + 2 * (size_t)test.K)))) s = RTR_ERR_NOMEM;
     float *pc = tab, *pt = tab + nk, *nc = tab + 2 * nk, *nt = tab + 3 * nk, *mean_c = tab + 4 * nk,
           *med_t = mean_c + test.K;
-    if (!s) s = rtr_predictor_score(&p, test.emb, test.n, pc, pt);
+    if (!s) s = rtr_backend_init(&be, device);
+    if (!s) s = rtr_predictor_score_backend(&be, &p, test.emb, test.n, 0, pc, pt);
     if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.K);
     if (s) {
         fprintf(stderr, "rtr eval-predictor: error: %s\n", rtr_last_error());
@@ -93,13 +97,14 @@ int cmd_eval_predictor(int argc, char **argv) {
         if (json) {
             cJSON_AddStringToObject(root, "checkpoint_hash", hash);
             cJSON_AddStringToObject(root, "split", split);
+            cJSON_AddStringToObject(root, "device", be.device);
             cJSON_AddStringToObject(root, "train_split", p.train_split ? p.train_split : "");
             cJSON_AddNumberToObject(root, "n_queries", (double)test.n);
             cJSON_AddNumberToObject(root, "n_train_queries", (double)train.n);
             pairs = cJSON_AddArrayToObject(root, "pairs");
         } else {
-            printf("split '%s': %lld queries; naive predictor fitted on split '%s' (%lld queries)\n\n", split,
-                   (long long)test.n, p.train_split ? p.train_split : "", (long long)train.n);
+            printf("split '%s': %lld queries; naive predictor fitted on split '%s' (%lld queries); scored on %s\n\n",
+                   split, (long long)test.n, p.train_split ? p.train_split : "", (long long)train.n, be.device);
             printf("%-44s %-5s %6s %6s %6s %7s %6s %6s %8s %8s %6s %6s\n", "pair", "who", "n", "acc", "auc",
                    "logloss", "brier", "ece", "tok MAE", "tok MdAE", "<=200", "<=600");
         }
@@ -133,6 +138,7 @@ int cmd_eval_predictor(int argc, char **argv) {
     pred_rows_free(&test);
     pred_rows_free(&train);
     if (c) rtr_corpus_close(c);
+    if (be.iface) rtr_backend_free(&be);
     rtr_predictor_free(&p);
     return s ? 1 : 0;
 }

@@ -1,19 +1,21 @@
-/* Sentence encoder on the CPU: loads a Hugging Face / sentence-transformers
- * folder (BERT or MPNet), runs the post-LN transformer with cblas_sgemm for
- * every linear layer and the ops of src/ops.c (faster paths of attention
- * and GELU from src/ops_cpu.c) for the rest, then
+/* Sentence encoder: loads a Hugging Face / sentence-transformers folder
+ * (BERT or MPNet) and runs the post-LN transformer on a compute backend
+ * (include/rtr/backend.h): every linear layer is the backend's sgemm and the
+ * rest its encoder ops (on the CPU the C ops of src/ops.c with the fast paths
+ * of src/ops_cpu.c, on a GPU the kernels of kernels/encoder.cu), ending in
  * mean pooling + L2 normalisation. Texts are sorted by token count and cut
  * into batches of similar length, so almost no padding is computed.
  *
  * Weights: every tensor is converted to float32 into one allocation (Q, K, V
- * fused into one [3C x C] matrix so each layer's projections are one GEMM). */
+ * fused into one [3C x C] matrix so each layer's projections are one GEMM).
+ * A host backend (the CPU) computes on that allocation; any other gets one
+ * copy, uploaded at load. Scratch for batch_tokens padded tokens lives in
+ * backend memory; each batch's ids go up from pinned host memory and its
+ * pooled rows come back the same way. */
 #include "rtr/encoder.h"
-#include "rtr/ops.h"
 #include "rtr/safetensors.h"
-#include "ops_cpu.h"
 #include "util.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -34,26 +36,44 @@ typedef struct {
     float *ln2_w, *ln2_b; /* after the feed-forward */
 } layer_weights;
 
+/* Default batch_tokens: the CPU's bounds its activations to cache-friendly
+ * sizes; a GPU needs about 64k tokens in flight to fill an H100. */
+#define BATCH_TOKENS_CPU 4096
+#define BATCH_TOKENS_GPU 65536
+/* Texts per batch at most: the CUDA attention's grid has one z-slice per text. */
+#define BATCH_TEXTS_MAX 65535
+
 struct rtr_encoder {
     arch_kind arch;
     int L, C, NH, F, V, P;   /* layers, hidden, heads, FFN, vocab, positions */
     float eps;
     int num_buckets, max_distance; /* MPNet relative position bias */
     int32_t pad_id;
-    int max_len, batch_tokens, n_threads;
-    float *params;           /* the one allocation all pointers below point into */
+    int max_len, batch_tokens, max_texts, n_threads;
+    rtr_backend own;         /* the backend when the encoder opened it */
+    rtr_backend *b;          /* where everything runs: &own or the caller's */
+    rtr_gemm_precision precision;
+    float *params;           /* host float32 weights, one allocation (NULL once uploaded) */
+    float *dev_params;       /* the backend's copy; NULL on a host backend */
+    size_t n_params;
+    /* the weights in the memory the backend computes on (params or dev_params) */
     float *wte, *wpe, *wtt, *emb_ln_w, *emb_ln_b, *rel_bias;
     layer_weights *layers;
     rtr_tokenizer *tok;
     char *name;
     char hash[17];
-    /* scratch, sized for batch_tokens rows */
-    float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias;
-    int32_t *ids, *pos_ids, *lens;
+    /* backend scratch for batch_tokens rows; `in` holds a batch's ids,
+     * position ids and lengths back to back, as staged in h_in */
+    float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias, *pooled;
+    int32_t *in;
+    /* pinned host staging: h_in [2 batch_tokens + max_texts], h_pooled [max_texts x C] */
+    int32_t *h_in;
+    float *h_pooled;
 };
 
 rtr_encoder_params rtr_encoder_default_params(void) {
-    return (rtr_encoder_params){.n_threads = 0, .max_seq_length = 0, .batch_tokens = 4096};
+    return (rtr_encoder_params){.n_threads = 0, .max_seq_length = 0, .batch_tokens = 0, .device = "cpu",
+                                .precision = "fp32"};
 }
 
 /* ---- loading -------------------------------------------------------------- */
@@ -191,6 +211,7 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
     size_t total = (size_t)enc->V * C + (size_t)enc->P * C + C + 2 * C + (size_t)enc->num_buckets * enc->NH +
                    (size_t)enc->L * per_layer;
+    enc->n_params = total;
     enc->params = rtr_malloc(total * sizeof(float));
     enc->layers = rtr_calloc((size_t)enc->L, sizeof *enc->layers);
     if (!enc->params || !enc->layers) {
@@ -255,38 +276,87 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     return ld.s;
 }
 
-/* Scratch buffers for batches of up to batch_tokens padded tokens. */
-static rtr_status alloc_scratch(rtr_encoder *enc) {
-    size_t N = (size_t)enc->batch_tokens, C = (size_t)enc->C, T = (size_t)enc->max_len;
-    enc->x = rtr_malloc(N * C * sizeof(float));
-    enc->qkv = rtr_malloc(3 * N * C * sizeof(float));
-    enc->att_out = rtr_malloc(N * C * sizeof(float));
-    enc->tmp = rtr_malloc(N * C * sizeof(float));
-    enc->ffn = rtr_malloc(N * (size_t)enc->F * sizeof(float));
-    enc->att = rtr_malloc(N * (size_t)enc->NH * T * sizeof(float));
-    enc->bias = enc->arch == ARCH_MPNET ? rtr_malloc((size_t)enc->NH * T * T * sizeof(float)) : NULL;
-    enc->ids = rtr_malloc(N * sizeof(int32_t));
-    enc->pos_ids = rtr_malloc(N * sizeof(int32_t));
-    enc->lens = rtr_malloc(N * sizeof(int32_t));
-    bool ok = enc->x && enc->qkv && enc->att_out && enc->tmp && enc->ffn && enc->att && enc->ids &&
-              enc->pos_ids && enc->lens && (enc->bias || enc->arch != ARCH_MPNET);
-    return ok ? RTR_OK : RTR_ERR_NOMEM;
+/* Off a host backend: one backend allocation holding the float32 weights,
+ * uploaded once; every weight pointer moves to the same offset in it and the
+ * host copy goes. */
+static rtr_status place_weights(rtr_encoder *enc) {
+    if (rtr_backend_is_host(enc->b)) return RTR_OK;
+    size_t bytes = enc->n_params * sizeof(float);
+    rtr_status s = rtr_backend_alloc(enc->b, (void **)&enc->dev_params, bytes);
+    if (!s) s = rtr_backend_upload(enc->b, enc->dev_params, enc->params, bytes);
+    if (s) return rtr_fail_prefix(s, "encoder weights (%.0f MiB): ", bytes / 1048576.0);
+    float **top[] = {&enc->wte, &enc->wpe, &enc->wtt, &enc->emb_ln_w, &enc->emb_ln_b, &enc->rel_bias};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        if (*top[i]) *top[i] = enc->dev_params + (*top[i] - enc->params);
+    for (int l = 0; l < enc->L; l++) {
+        layer_weights *w = &enc->layers[l];
+        float **lw[] = {&w->qkv_w, &w->qkv_b, &w->o_w,    &w->o_b,    &w->ln1_w, &w->ln1_b,
+                        &w->fc_w,  &w->fc_b,  &w->proj_w, &w->proj_b, &w->ln2_w, &w->ln2_b};
+        for (size_t i = 0; i < sizeof lw / sizeof *lw; i++) *lw[i] = enc->dev_params + (*lw[i] - enc->params);
+    }
+    free(enc->params);
+    enc->params = NULL;
+    return RTR_OK;
 }
 
-rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params, rtr_encoder **out) {
-    *out = NULL;
-    rtr_encoder_params p = params ? *params : rtr_encoder_default_params();
-    rtr_encoder *enc = rtr_calloc(1, sizeof *enc);
-    if (!enc) return RTR_ERR_NOMEM;
-    if (!rtr_is_dir(model_dir)) {
-        free(enc);
-        return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
+/* Backend scratch for batches of up to batch_tokens padded tokens (at most
+ * max_texts texts), and the pinned host buffers a batch travels through. */
+static rtr_status alloc_scratch(rtr_encoder *enc) {
+    size_t N = (size_t)enc->batch_tokens, C = (size_t)enc->C, T = (size_t)enc->max_len, NH = (size_t)enc->NH,
+           Bm = (size_t)enc->max_texts;
+    struct {
+        void **ptr;
+        size_t bytes;
+    } dev[] = {
+        {(void **)&enc->x, N * C * sizeof(float)},
+        {(void **)&enc->qkv, 3 * N * C * sizeof(float)},
+        {(void **)&enc->att_out, N * C * sizeof(float)},
+        {(void **)&enc->tmp, N * C * sizeof(float)},
+        {(void **)&enc->ffn, N * (size_t)enc->F * sizeof(float)},
+        {(void **)&enc->att, N * NH * T * sizeof(float)},
+        {(void **)&enc->bias, enc->arch == ARCH_MPNET ? NH * T * T * sizeof(float) : 0},
+        {(void **)&enc->pooled, Bm * C * sizeof(float)},
+        {(void **)&enc->in, (2 * N + Bm) * sizeof(int32_t)},
+    };
+    rtr_status s = RTR_OK;
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof dev / sizeof *dev && !s; i++) {
+        total += dev[i].bytes;
+        if (dev[i].bytes) s = rtr_backend_alloc(enc->b, dev[i].ptr, dev[i].bytes);
     }
-    rtr_status s = read_config(enc, model_dir);
+    if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_in, (2 * N + Bm) * sizeof(int32_t));
+    if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_pooled, Bm * C * sizeof(float));
+    if (s)
+        return rtr_fail_prefix(s, "encoder scratch for %d tokens (%.0f MiB on %s): ", enc->batch_tokens,
+                               total / 1048576.0, enc->b->device);
+    return RTR_OK;
+}
+
+/* The GEMM precision name on backend b: "auto" is bf16 off the host, fp32 on it. */
+static rtr_status parse_precision(const char *name, const rtr_backend *b, rtr_gemm_precision *p) {
+    bool host = rtr_backend_is_host(b);
+    if (!name || !strcmp(name, "fp32")) *p = RTR_GEMM_F32;
+    else if (!strcmp(name, "auto")) *p = host ? RTR_GEMM_F32 : RTR_GEMM_BF16;
+    else if (!strcmp(name, "bf16")) *p = RTR_GEMM_BF16;
+    else if (!strcmp(name, "fp16")) *p = RTR_GEMM_F16;
+    else return rtr_fail(RTR_ERR_INVALID, "precision '%s': expected fp32, bf16, fp16 or auto", name);
+    /* the CPU would compute in fp32 anyway: say so rather than pretend */
+    if (host && *p != RTR_GEMM_F32)
+        return rtr_fail(RTR_ERR_INVALID, "precision %s needs a CUDA device: the CPU computes in fp32 (%s)", name,
+                        b->device);
+    return RTR_OK;
+}
+
+/* Everything after the backend is chosen: config, tokenizer, weights (placed
+ * on the backend), scratch. */
+static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encoder_params *p) {
+    if (!rtr_is_dir(model_dir)) return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
+    rtr_status s = parse_precision(p->precision, enc->b, &enc->precision);
+    if (!s) s = read_config(enc, model_dir);
     if (!s) s = check_pooling(model_dir);
     if (!s) s = rtr_tokenizer_load(model_dir, &enc->tok);
     if (!s) {
-        enc->max_len = p.max_seq_length > 0 ? p.max_seq_length : rtr_tokenizer_max_length(enc->tok);
+        enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
         /* MPNet positions start after the padding index */
         int first_pos = enc->arch == ARCH_MPNET ? enc->pad_id + 1 : 0;
         if (enc->max_len < 2 || enc->max_len + first_pos > enc->P)
@@ -297,10 +367,16 @@ rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *par
                          model_dir, rtr_tokenizer_vocab_size(enc->tok), enc->V);
     }
     if (!s) {
-        enc->batch_tokens = p.batch_tokens > enc->max_len ? p.batch_tokens : enc->max_len;
-        enc->n_threads = p.n_threads;
+        int want = p->batch_tokens > 0                ? p->batch_tokens
+                   : rtr_backend_is_host(enc->b) ? BATCH_TOKENS_CPU
+                                                      : BATCH_TOKENS_GPU;
+        if (want > 1 << 20) return rtr_fail(RTR_ERR_INVALID, "batch_tokens %d: at most %d", want, 1 << 20);
+        enc->batch_tokens = want > enc->max_len ? want : enc->max_len;
+        /* every text has at least 2 tokens ([CLS] and [SEP]) */
+        enc->max_texts = enc->batch_tokens / 2 < BATCH_TEXTS_MAX ? enc->batch_tokens / 2 : BATCH_TEXTS_MAX;
         s = load_weights(enc, model_dir);
     }
+    if (!s) s = place_weights(enc);
     if (!s) s = alloc_scratch(enc);
     if (!s) {
         /* the folder's base name, ignoring trailing slashes */
@@ -308,13 +384,30 @@ rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *par
         while (end > 1 && model_dir[end - 1] == '/') end--;
         for (start = end; start > 0 && model_dir[start - 1] != '/'; start--) {}
         enc->name = rtr_malloc(end - start + 1);
-        if (!enc->name) {
-            s = RTR_ERR_NOMEM;
-        } else {
-            memcpy(enc->name, model_dir + start, end - start);
-            enc->name[end - start] = 0;
-        }
+        if (!enc->name) return RTR_ERR_NOMEM;
+        memcpy(enc->name, model_dir + start, end - start);
+        enc->name[end - start] = 0;
     }
+    return s;
+}
+
+/* Load onto backend b, or (b NULL) onto the one params->device names, which
+ * the encoder then owns. */
+static rtr_status encoder_open(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+                               rtr_encoder **out) {
+    *out = NULL;
+    rtr_encoder_params p = params ? *params : rtr_encoder_default_params();
+    rtr_encoder *enc = rtr_calloc(1, sizeof *enc);
+    if (!enc) return RTR_ERR_NOMEM;
+    enc->n_threads = p.n_threads;
+    if (p.n_threads > 0) omp_set_num_threads(p.n_threads); /* before the CPU backend reports its threads */
+    rtr_status s = RTR_OK;
+    if (b) {
+        enc->b = b;
+    } else if (!(s = rtr_backend_init(&enc->own, p.device ? p.device : "cpu"))) {
+        enc->b = &enc->own;
+    }
+    if (!s) s = load(enc, model_dir, &p);
     if (s) {
         rtr_encoder_free(enc);
         return s;
@@ -323,17 +416,29 @@ rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *par
     return RTR_OK;
 }
 
+rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params, rtr_encoder **out) {
+    return encoder_open(model_dir, params, NULL, out);
+}
+
+rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+                               rtr_encoder **out) {
+    return encoder_open(model_dir, params, b, out);
+}
+
 void rtr_encoder_free(rtr_encoder *enc) {
     if (!enc) return;
     rtr_tokenizer_free(enc->tok);
     free(enc->params);
     free(enc->layers);
     free(enc->name);
-    float *bufs[] = {enc->x, enc->qkv, enc->att_out, enc->tmp, enc->ffn, enc->att, enc->bias};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
-    free(enc->ids);
-    free(enc->pos_ids);
-    free(enc->lens);
+    if (enc->b) {
+        void *dev[] = {enc->dev_params, enc->x,   enc->qkv,    enc->att_out, enc->tmp,
+                       enc->ffn,        enc->att, enc->bias,   enc->pooled,  enc->in};
+        for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) rtr_backend_free_mem(enc->b, dev[i]);
+        rtr_backend_host_free(enc->b, enc->h_in);
+        rtr_backend_host_free(enc->b, enc->h_pooled);
+    }
+    if (enc->b == &enc->own) rtr_backend_free(&enc->own);
     free(enc);
 }
 
@@ -341,53 +446,51 @@ int rtr_encoder_dim(const rtr_encoder *enc) { return enc->C; }
 const char *rtr_encoder_name(const rtr_encoder *enc) { return enc->name; }
 const char *rtr_encoder_hash(const rtr_encoder *enc) { return enc->hash; }
 const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc) { return enc->tok; }
+const char *rtr_encoder_device(const rtr_encoder *enc) { return enc->b->device; }
+int rtr_encoder_batch_tokens(const rtr_encoder *enc) { return enc->batch_tokens; }
+
+const char *rtr_encoder_precision(const rtr_encoder *enc) {
+    return enc->precision == RTR_GEMM_BF16 ? "bf16" : enc->precision == RTR_GEMM_F16 ? "fp16" : "fp32";
+}
 
 /* ---- forward ---------------------------------------------------------------- */
 
-/* out[N x OC] = inp[N x IC] · W[OC x IC]ᵀ (torch Linear layout). The rows
- * are split over the OpenMP threads, each calling a single-threaded sgemm:
- * one thread pool for GEMMs and ops, instead of OpenBLAS's own threads
- * competing with OpenMP's spinning ones. */
-static void matmul(float *out, const float *inp, const float *w, int N, int IC, int OC) {
-#pragma omp parallel
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int rows = (N + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < N ? r0 + rows : N;
-        if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, OC, IC, 1.0f, inp + (size_t)r0 * IC, IC,
-                        w, IC, 0.0f, out + (size_t)r0 * OC, OC);
-    }
+/* out[N x OC] = inp[N x IC] · W[OC x IC]ᵀ (torch Linear layout). */
+static rtr_status linear(rtr_backend *b, float *out, const float *inp, const float *w, int N, int IC, int OC) {
+    return b->iface->sgemm(b->ctx, false, true, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
 }
 
-/* Forward B sequences padded to T (enc->ids, enc->lens filled); pooled rows
- * go to out[B x C]. */
-static void forward(rtr_encoder *enc, int B, int T, float *out) {
+/* Forward B texts padded to T tokens (ids, pos_ids [B x T] and lens [B] in
+ * backend memory) on the encoder's backend; pooled rows to enc->pooled
+ * [B x C]. Queued, not waited for. */
+static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *pos_ids, const int32_t *lens, int B,
+                          int T) {
+    rtr_backend *b = enc->b;
+    const rtr_backend_iface *f = b->iface;
     int C = enc->C, NH = enc->NH, F = enc->F, N = B * T;
-    for (int b = 0; b < B; b++) {
-        int next = enc->pad_id + 1; /* fairseq positions: pads stay at pad_id */
-        for (int t = 0; t < T; t++) {
-            int32_t *pos = &enc->pos_ids[b * T + t];
-            if (enc->arch == ARCH_BERT) *pos = t;
-            else *pos = enc->ids[b * T + t] != enc->pad_id ? next++ : enc->pad_id;
-        }
-    }
-    embedding_layernorm_forward(enc->x, enc->ids, enc->pos_ids, enc->wte, enc->wpe, enc->wtt, enc->emb_ln_w,
-                                enc->emb_ln_b, enc->eps, B, T, C);
-    if (enc->arch == ARCH_MPNET)
-        position_bias_forward(enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
-    for (int l = 0; l < enc->L; l++) {
+    float eps = enc->eps;
+    rtr_status s = f->embedding_layernorm_forward(b->ctx, enc->x, ids, pos_ids, enc->wte, enc->wpe, enc->wtt,
+                                                  enc->emb_ln_w, enc->emb_ln_b, eps, B, T, C);
+    if (!s && enc->arch == ARCH_MPNET)
+        s = f->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
+    for (int l = 0; l < enc->L && !s; l++) {
         const layer_weights *w = &enc->layers[l];
-        matmul(enc->qkv, enc->x, w->qkv_w, N, C, 3 * C);
-        bias_add_forward(enc->qkv, enc->qkv, w->qkv_b, N, 3 * C);
-        attention_forward_cpu(enc->att_out, enc->att, enc->qkv, enc->bias, enc->lens, B, T, C, NH);
-        matmul(enc->tmp, enc->att_out, w->o_w, N, C, C);
-        residual_layernorm_forward(enc->x, enc->tmp, w->o_b, enc->x, w->ln1_w, w->ln1_b, enc->eps, N, C);
-        matmul(enc->ffn, enc->x, w->fc_w, N, C, F);
-        bias_gelu_forward_cpu(enc->ffn, enc->ffn, w->fc_b, N, F);
-        matmul(enc->tmp, enc->ffn, w->proj_w, N, F, C);
-        residual_layernorm_forward(enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, enc->eps, N, C);
+        s = linear(b, enc->qkv, enc->x, w->qkv_w, N, C, 3 * C);
+        if (!s) s = f->bias_add_forward(b->ctx, enc->qkv, enc->qkv, w->qkv_b, N, 3 * C);
+        if (!s) s = f->attention_forward(b->ctx, enc->att_out, enc->att, enc->qkv, enc->bias, lens, B, T, C, NH);
+        if (!s) s = linear(b, enc->tmp, enc->att_out, w->o_w, N, C, C);
+        if (!s)
+            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->o_b, enc->x, w->ln1_w, w->ln1_b, eps, N,
+                                              C);
+        if (!s) s = linear(b, enc->ffn, enc->x, w->fc_w, N, C, F);
+        if (!s) s = f->bias_gelu_forward(b->ctx, enc->ffn, enc->ffn, w->fc_b, N, F);
+        if (!s) s = linear(b, enc->tmp, enc->ffn, w->proj_w, N, F, C);
+        if (!s)
+            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, eps,
+                                              N, C);
     }
-    mean_pool_l2norm_forward(out, enc->x, enc->lens, B, T, C);
+    if (!s) s = f->mean_pool_l2norm_forward(b->ctx, enc->pooled, enc->x, lens, B, T, C);
+    return s;
 }
 
 typedef struct {
@@ -405,17 +508,43 @@ static int cmp_len_desc(const void *a, const void *b) {
 /* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
 #define ENCODE_CHUNK 8192
 
+/* One batch of B tokenized texts padded to T: ids, position ids (BERT: 0..T-1;
+ * MPNet: fairseq's, from pad_id + 1, pads staying at pad_id) and lengths
+ * staged back to back in pinned memory and sent up in one copy, the forward
+ * pass, the pooled rows [B x C] back into h_pooled. */
+static rtr_status run_batch(rtr_encoder *enc, const tokenized *toks, int B, int T) {
+    size_t BT = (size_t)B * T;
+    int32_t *ids = enc->h_in, *pos = ids + BT, *lens = pos + BT;
+    for (int b = 0; b < B; b++) {
+        int next = enc->pad_id + 1;
+        lens[b] = toks[b].n;
+        for (int t = 0; t < T; t++) {
+            int32_t id = t < toks[b].n ? toks[b].ids[t] : enc->pad_id;
+            ids[(size_t)b * T + t] = id;
+            pos[(size_t)b * T + t] = enc->arch == ARCH_BERT ? t : id != enc->pad_id ? next++ : enc->pad_id;
+        }
+    }
+    rtr_backend *bk = enc->b;
+    rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in, (2 * BT + (size_t)B) * sizeof(int32_t));
+    if (!s) s = forward(enc, enc->in, enc->in + BT, enc->in + 2 * BT, B, T);
+    if (!s) s = rtr_backend_download_async(bk, enc->h_pooled, enc->pooled, (size_t)B * enc->C * sizeof(float));
+    if (!s) s = rtr_backend_synchronize(bk);
+    return s;
+}
+
 rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
                               float *out) {
     if (enc->n_threads > 0) omp_set_num_threads(enc->n_threads);
+    /* One thread pool: the CPU backend splits GEMMs and attention over the
+     * OpenMP threads, each calling a single-threaded sgemm; OpenBLAS's own
+     * threads would compete with OpenMP's spinning ones. */
     int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1); /* see matmul */
+    openblas_set_num_threads(1);
     int T_max = enc->max_len, C = enc->C;
     size_t chunk = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
     tokenized *toks = rtr_malloc((chunk ? chunk : 1) * sizeof *toks);
     int32_t *idbuf = rtr_malloc((chunk ? chunk : 1) * (size_t)T_max * sizeof *idbuf);
-    float *pooled = rtr_malloc((size_t)enc->batch_tokens * C * sizeof *pooled);
-    rtr_status s = toks && idbuf && pooled ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_status s = toks && idbuf ? rtr_backend_set_gemm_precision(enc->b, enc->precision) : RTR_ERR_NOMEM;
     for (size_t base = 0; base < n && !s; base += chunk) {
         size_t m = n - base < chunk ? n - base : chunk;
         int failed = 0;
@@ -432,23 +561,18 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
         }
         qsort(toks, m, sizeof *toks, cmp_len_desc);
         /* longest first: each batch is padded to its first (longest) text */
-        for (size_t i = 0; i < m;) {
+        for (size_t i = 0; i < m && !s;) {
             int T = toks[i].n, B = 0;
-            while (i + (size_t)B < m && (B + 1) * T <= enc->batch_tokens) B++;
-            for (int b = 0; b < B; b++) {
-                const tokenized *tk = &toks[i + (size_t)b];
-                enc->lens[b] = tk->n;
-                for (int t = 0; t < T; t++) enc->ids[b * T + t] = t < tk->n ? tk->ids[t] : enc->pad_id;
-            }
-            forward(enc, B, T, pooled);
-            for (int b = 0; b < B; b++)
-                memcpy(out + toks[i + (size_t)b].index * (size_t)C, pooled + (size_t)b * C, (size_t)C * sizeof *out);
+            while (i + (size_t)B < m && B < enc->max_texts && (B + 1) * T <= enc->batch_tokens) B++;
+            s = run_batch(enc, toks + i, B, T);
+            for (int b = 0; b < B && !s; b++)
+                memcpy(out + toks[i + (size_t)b].index * (size_t)C, enc->h_pooled + (size_t)b * C,
+                       (size_t)C * sizeof *out);
             i += (size_t)B;
         }
     }
     openblas_set_num_threads(blas_threads);
     free(toks);
     free(idbuf);
-    free(pooled);
     return s;
 }

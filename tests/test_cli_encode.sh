@@ -2,8 +2,10 @@
 # `rtr encode` and `rtr embed` end to end on a small generated corpus with
 # all-MiniLM-L6-v2: embeddings and attributes in every shard, a second run
 # skips up-to-date shards, embed prints one unit-norm JSON array per line,
-# bad input exits 1 (2 for usage) with a clear message. Skips (77) without the
-# model folder ($RTR_MODELS_DIR or data/models, see tools/fetch-encoder).
+# bad input exits 1 (2 for usage) with a clear message; --device and
+# --precision are reported, and refused when they cannot be honoured. Skips
+# (77) without the model folder ($RTR_MODELS_DIR or data/models, see
+# tools/fetch-encoder).
 . "$(dirname "$0")/lib.sh"
 model=${RTR_MODELS_DIR:-${RTR_SOURCE_DIR:-.}/data/models}/all-MiniLM-L6-v2
 [ -f "$model/model.safetensors" ] || { echo "SKIP: $model absent"; exit 77; }
@@ -54,5 +56,14 @@ check "embed bad model exits 1" test $? -eq 1
 check "message names the folder: $(cat err5.txt)" grep -q "nope" err5.txt
 "$RTR" encode --model "$model" "$work/no-corpus" > /dev/null 2> err6.txt
 check "encode missing corpus exits 1" test $? -eq 1
+
+"$RTR" encode --model "$model" --device cpu --json corpus > out7.txt 2>&1
+check "json names device and precision: $(cat out7.txt)" grep -q '"device":"CPU, [0-9]* threads","precision":"fp32"' out7.txt
+"$RTR" encode --model "$model" --device cpu --precision bf16 corpus > /dev/null 2> err8.txt
+check "bf16 on the CPU exits 1" test $? -eq 1
+check "bf16 on the CPU is refused: $(cat err8.txt)" grep -q "bf16 needs a CUDA device" err8.txt
+"$RTR" encode --model "$model" --device tpu corpus > /dev/null 2> err9.txt
+check "unknown device exits 1" test $? -eq 1
+check "message names the device: $(cat err9.txt)" grep -q tpu err9.txt
 
 finish

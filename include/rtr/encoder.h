@@ -5,11 +5,13 @@
  * A model folder holds config.json, model.safetensors, tokenizer.json (or
  * vocab.txt + tokenizer_config.json) and optionally sentence-transformers'
  * sentence_bert_config.json (max_seq_length) and 1_Pooling/config.json (only
- * mean pooling is supported). docs/ENCODER.md describes loading and the
- * tokenizer rules. */
+ * mean pooling is supported). The forward pass runs on a compute backend
+ * (include/rtr/backend.h: the CPU or a CUDA GPU). docs/ENCODER.md describes
+ * loading, the tokenizer rules, devices and batching. */
 #ifndef RTR_ENCODER_H
 #define RTR_ENCODER_H
 
+#include "rtr/backend.h"
 #include "rtr/rtr.h"
 
 #ifdef __cplusplus
@@ -47,27 +49,48 @@ int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *tok);
 typedef struct rtr_encoder rtr_encoder;
 
 typedef struct {
-    int n_threads;      /* OpenMP/OpenBLAS threads; 0: leave the runtime's default */
+    int n_threads;      /* OpenMP threads (tokenizing, CPU ops); 0: leave the runtime's default */
     int max_seq_length; /* 0: the folder's max_seq_length */
-    int batch_tokens;   /* padded tokens per forward batch (bounds activation memory) */
+    int batch_tokens;   /* padded tokens per forward batch (bounds activation memory); 0: the
+                           device's default, 4096 on the CPU, 65536 on CUDA (fills an H100) */
+    const char *device; /* "cpu" (the default; also NULL), "cuda" or "auto" (CUDA when a GPU
+                           answers, else the CPU with one line on stderr): rtr_backend_init */
+    const char *precision; /* GEMM inputs: "fp32" (the default; also NULL); "bf16" or "fp16"
+                              (tensor cores, fp32 accumulation: CUDA only, RTR_ERR_INVALID on
+                              the CPU, which computes in fp32 only); "auto": bf16 on CUDA, fp32 on
+                              the CPU */
 } rtr_encoder_params;
 
 rtr_encoder_params rtr_encoder_default_params(void);
 
 /* Load model_dir: config.json (architecture BertModel or MPNet*), weights
  * memory-mapped from model.safetensors and checked tensor by tensor against
- * the config, the tokenizer, the pooling settings. *out is owned by the
- * caller (rtr_encoder_free). Errors: RTR_ERR_IO, RTR_ERR_FORMAT (naming the
- * file and the field or tensor), RTR_ERR_UNSUPPORTED (architecture,
- * activation, pooling mode). */
+ * the config, the tokenizer, the pooling settings; open params->device and
+ * put the weights there (a GPU gets one copy, uploaded here) with scratch for
+ * batch_tokens padded tokens. *out is owned by the caller (rtr_encoder_free,
+ * which also closes the device). Errors: RTR_ERR_IO, RTR_ERR_FORMAT (naming
+ * the file and the field or tensor), RTR_ERR_UNSUPPORTED (architecture,
+ * activation, pooling mode), RTR_ERR_INVALID (device or precision name, a
+ * low precision on the CPU), RTR_ERR_DEVICE ("cuda" without a usable GPU,
+ * device memory). */
 rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params,
                             rtr_encoder **out);
+
+/* rtr_encoder_load on backend b, which the caller opened and keeps: it must
+ * outlive the encoder, and is not freed by rtr_encoder_free. For tests that
+ * compare backends and callers that share one device between stages;
+ * params->device is not used. */
+rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+                               rtr_encoder **out);
 void rtr_encoder_free(rtr_encoder *enc);
 
 /* Embed n texts: texts[i] has lens[i] bytes (lens NULL: NUL-terminated).
- * out: [n x rtr_encoder_dim] floats, each row L2-normalised, in input order.
- * Texts are sorted by token count and batched by length internally, so
- * padding is not computed. Not thread-safe on one encoder (scratch buffers). */
+ * out: [n x rtr_encoder_dim] floats (host memory), each row L2-normalised, in
+ * input order. Texts are sorted by token count and batched by length
+ * internally, so padding is not computed. Sets the backend's GEMM precision
+ * to the encoder's; backend errors come back as the failing op reports them
+ * (RTR_ERR_DEVICE naming the op and sizes). Not thread-safe on one encoder
+ * (scratch buffers). */
 rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens,
                               size_t n, float *out);
 
@@ -78,6 +101,13 @@ const char *rtr_encoder_name(const rtr_encoder *enc);
  * bytes), identifying the exact weights. Valid until free. */
 const char *rtr_encoder_hash(const rtr_encoder *enc);
 const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc);
+/* What computes: the backend's device, e.g. "CPU, 16 threads" or "NVIDIA
+ * H100 80GB HBM3 (sm_90, 79 GiB)". Valid until free. */
+const char *rtr_encoder_device(const rtr_encoder *enc);
+/* The GEMM input precision in use: "fp32", "bf16" or "fp16". */
+const char *rtr_encoder_precision(const rtr_encoder *enc);
+/* Padded tokens per forward batch (params->batch_tokens or the device's default). */
+int rtr_encoder_batch_tokens(const rtr_encoder *enc);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,158 @@
+/* The whole sentence encoder on the emulated CUDA backend ("cuda-emu": the
+ * CUDA kernels of kernels/ run on the CPU emulator, GEMMs by the CPU BLAS)
+ * against the same encoder on the CPU backend, for short real texts of
+ * different lengths from the golden fixture (tests/fixtures/encoder), in
+ * batches of two so that there are several batches and each is padded:
+ * max |diff| <= 1e-5 per element (min cosine printed). MiniLM (BERT) and
+ * MPNet (its relative position bias). The emulated embeddings are also held
+ * to sentence-transformers' (the golden test's 1e-4). Then how the encoder
+ * chooses and refuses GEMM precisions. Skips (77) without the model folders
+ * (tools/fetch-encoder). Few texts of 5-20 tokens: the emulator runs every
+ * thread of a block as a fiber. */
+#include "backend_suite.h"
+#include "encoder_fixture.h"
+#include "rtr/encoder.h"
+#include "test.h"
+
+#include <time.h>
+
+#define MAX_TEXTS 8
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Up to k fixture items of 5-20 tokens whose lengths differ by 2 or more,
+ * in fixture order; returns how many were found. */
+static int pick_short(const fixture *fx, int k, int *which) {
+    int m = 0;
+    for (int i = 0; i < fx->n && m < k; i++) {
+        const fixture_item *it = &fx->items[i];
+        bool ok = it->text && it->n_ids >= 5 && it->n_ids <= 20;
+        for (int j = 0; ok && j < m; j++) ok = abs(fx->items[which[j]].n_ids - it->n_ids) >= 2;
+        if (ok) which[m++] = i;
+    }
+    return m;
+}
+
+static double max_abs_diff(const float *a, const float *b, int n) {
+    double md = 0;
+    for (int c = 0; c < n; c++) {
+        double d = fabs((double)a[c] - b[c]);
+        if (!(d <= md)) md = d; /* NaN propagates */
+    }
+    return md;
+}
+
+static double cosine(const float *a, const float *b, int n) {
+    double dot = 0, na = 0, nb = 0;
+    for (int c = 0; c < n; c++) dot += (double)a[c] * b[c], na += (double)a[c] * a[c], nb += (double)b[c] * b[c];
+    return dot / sqrt(na * nb);
+}
+
+static void emu_against_cpu(const char *name, int n_texts) {
+    const char *dir = fixture_model_dir(name);
+    if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
+    fixture fx;
+    if (fixture_load(name, &fx) != 0) {
+        CHECK_MSG(0, "fixture of %s missing", name);
+        return;
+    }
+    int which[MAX_TEXTS], m = pick_short(&fx, n_texts, which);
+    CHECK_MSG(m == n_texts, "%s: %d short texts in the fixture, %d wanted", name, m, n_texts);
+    const char *texts[MAX_TEXTS];
+    size_t lens[MAX_TEXTS];
+    char tokens[64] = "";
+    for (int k = 0; k < m; k++) {
+        texts[k] = fx.items[which[k]].text;
+        lens[k] = fx.items[which[k]].len;
+        snprintf(tokens + strlen(tokens), sizeof tokens - strlen(tokens), "%s%d", k ? "/" : "", fx.items[which[k]].n_ids);
+    }
+    rtr_backend emu, cpu;
+    CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    rtr_encoder_params p = rtr_encoder_default_params();
+    p.max_seq_length = 32; /* the texts fit; smaller attention scratch */
+    p.batch_tokens = 48;   /* two texts of up to 20 tokens per batch */
+    rtr_encoder *on_emu = NULL, *on_cpu = NULL;
+    CHECK(rtr_encoder_load_on(dir, &p, &emu, &on_emu) == RTR_OK);
+    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &on_cpu) == RTR_OK);
+    if (!on_emu || !on_cpu) {
+        fprintf(stderr, "%s\n", rtr_last_error());
+    } else {
+        CHECK(strcmp(rtr_encoder_device(on_emu), emu.device) == 0 && !strcmp(rtr_encoder_precision(on_emu), "fp32"));
+        int D = rtr_encoder_dim(on_emu);
+        float *got = malloc(sizeof *got * (size_t)m * D), *want = malloc(sizeof *want * (size_t)m * D);
+        double t0 = now();
+        CHECK(rtr_encoder_encode(on_emu, texts, lens, (size_t)m, got) == RTR_OK);
+        double secs = now() - t0;
+        CHECK(rtr_encoder_encode(on_cpu, texts, lens, (size_t)m, want) == RTR_OK);
+        double worst = 0, min_cos = 1, worst_st = 0;
+        for (int k = 0; k < m; k++) {
+            const float *g = got + (size_t)k * D, *w = want + (size_t)k * D;
+            double md = max_abs_diff(g, w, D), cs = cosine(g, w, D);
+            CHECK_MSG(md <= 1e-5, "%s %s: cuda-emu vs cpu max|diff| %.2e", name, fx.items[which[k]].label, md);
+            if (!(md <= worst)) worst = md;
+            if (!(cs >= min_cos)) min_cos = cs;
+            if (fx.emb) {
+                double ms = max_abs_diff(g, fx.emb + (size_t)which[k] * D, D);
+                CHECK_MSG(ms <= 1e-4, "%s %s: cuda-emu vs sentence-transformers %.2e", name, fx.items[which[k]].label,
+                          ms);
+                if (!(ms <= worst_st)) worst_st = ms;
+            }
+        }
+        fprintf(stderr,
+                "%s: %d texts (%s tokens, batches of 2), cuda-emu vs cpu: max|diff| %.2e, min cosine %.9f; "
+                "vs sentence-transformers %.2e; %.1f s on the emulator\n",
+                name, m, tokens, worst, min_cos, worst_st, secs);
+        free(got);
+        free(want);
+    }
+    rtr_encoder_free(on_emu);
+    rtr_encoder_free(on_cpu);
+    rtr_backend_free(&emu);
+    rtr_backend_free(&cpu);
+    fixture_free(&fx);
+}
+
+static void test_minilm_emu_against_cpu(void) { emu_against_cpu("all-MiniLM-L6-v2", 5); }
+static void test_mpnet_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v2", 3); }
+
+/* "auto" is bf16 off the CPU and fp32 on it; bf16/fp16 on the CPU, which
+ * would compute them in fp32, and unknown names are refused. */
+static void test_precision_choice(void) {
+    const char *dir = fixture_model_dir("all-MiniLM-L6-v2");
+    if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
+    rtr_backend emu, cpu;
+    CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    rtr_encoder_params p = rtr_encoder_default_params();
+    p.batch_tokens = 256;
+    rtr_encoder *enc = NULL;
+    p.precision = "auto";
+    CHECK(rtr_encoder_load_on(dir, &p, &emu, &enc) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "bf16"));
+    rtr_encoder_free(enc);
+    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "fp32"));
+    CHECK(rtr_encoder_batch_tokens(enc) == 256);
+    rtr_encoder_free(enc);
+    p.precision = "bf16";
+    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "CUDA") && !enc);
+    p.precision = "fp16";
+    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_ERR_INVALID && !enc);
+    p.precision = "fp8";
+    CHECK(rtr_encoder_load_on(dir, &p, &emu, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "fp8"));
+    p.precision = NULL; /* fp32 */
+    p.device = "tpu";
+    CHECK(rtr_encoder_load(dir, &p, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "tpu") && !enc);
+    p.device = NULL; /* the CPU, its default batch */
+    p.batch_tokens = 0;
+    CHECK(rtr_encoder_load(dir, &p, &enc) == RTR_OK && rtr_encoder_batch_tokens(enc) == 4096);
+    CHECK(enc && !strncmp(rtr_encoder_device(enc), "CPU", 3) && !strcmp(rtr_encoder_precision(enc), "fp32"));
+    rtr_encoder_free(enc);
+    rtr_backend_free(&emu);
+    rtr_backend_free(&cpu);
+}
+
+TEST_MAIN(T(test_minilm_emu_against_cpu), T(test_mpnet_emu_against_cpu), T(test_precision_choice))
