@@ -9,6 +9,8 @@
  * in one kernel per tile of queries (see attention_kernel). */
 #include "launchers.cuh"
 
+#include <mutex>
+
 #include "rtr/ops.h"
 
 namespace RTR_KNS {
@@ -52,35 +54,67 @@ rtr_status embedding_layernorm_forward(float *out, const int32_t *ids, const int
     return RTR_OK;
 }
 
-/* bias[h,i,j] = table[bucket[i - j + T - 1] * NH + h]. */
-__global__ void position_bias_kernel(float *bias, const float *table, const int32_t *bucket, int T, int NH) {
+/* bias[h,i,j] = table[bucket[i - j + half] * NH + h] (bucket covers the
+ * offsets −half..half, half >= T − 1). */
+__global__ void position_bias_kernel(float *bias, const float *table, const int32_t *bucket, int half, int T,
+                                     int NH) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)T * T) return;
-    int i = (int)(idx / T), j = (int)(idx % T), bk = bucket[i - j + T - 1];
+    int i = (int)(idx / T), j = (int)(idx % T), bk = bucket[i - j + half];
     for (int h = 0; h < NH; h++) bias[((size_t)h * T + i) * T + j] = table[(size_t)bk * NH + h];
 }
 
-/* The bucket of each offset i - j comes from the C reference on the host:
+/* The bucket of each offset i − j comes from the C reference on the host:
  * its float32 log must match torch's exactly at the bucket edges, which the
- * device's logf (1 ulp) does not promise. The table is small (2T - 1 ints)
- * and this op runs once per sequence length. */
+ * device's logf (1 ulp) does not promise. The table depends on the offset
+ * only, so it is built once for offsets −half..half and kept on the device:
+ * the encoder asks for it every batch, and a fresh upload would stall the
+ * stream each time. Rebuilt (synchronously) only for a longer T, other
+ * settings or another device. */
+static struct {
+    std::mutex lock;
+    int32_t *dev;
+    int half, num_buckets, max_distance, device;
+} bucket_cache;
+
+static rtr_status bucket_table(int T, int num_buckets, int max_distance, const int32_t **table, int *half) {
+    std::lock_guard<std::mutex> hold(bucket_cache.lock);
+    auto &c = bucket_cache;
+    int device = 0;
+    RTR_CUDA_CHECK(cudaGetDevice(&device), "position_bias_forward", "T=%d", T);
+    if (!c.dev || c.half < T - 1 || c.num_buckets != num_buckets || c.max_distance != max_distance ||
+        c.device != device) {
+        int h = T - 1 > 511 ? T - 1 : 511, n = 2 * h + 1;
+        int32_t *host = (int32_t *)rtr_malloc((size_t)n * sizeof *host);
+        if (!host) return RTR_ERR_NOMEM;
+        for (int d = 0; d < n; d++) host[d] = relative_position_bucket(d - h, 0, num_buckets, max_distance);
+        if (c.dev) cudaFree(c.dev); /* synchronises with kernels still reading it */
+        c.dev = nullptr;
+        cudaError_t e = cudaMalloc(&c.dev, (size_t)n * sizeof *host);
+        if (e == cudaSuccess) e = cudaMemcpy(c.dev, host, (size_t)n * sizeof *host, cudaMemcpyHostToDevice);
+        free(host);
+        if (e != cudaSuccess) {
+            cudaFree(c.dev);
+            c.dev = nullptr;
+        }
+        RTR_CUDA_CHECK(e, "position_bias_forward", "T=%d: bucket table of %d offsets", T, n);
+        c.half = h, c.num_buckets = num_buckets, c.max_distance = max_distance, c.device = device;
+    }
+    *table = c.dev;
+    *half = c.half;
+    return RTR_OK;
+}
+
 rtr_status position_bias_forward(float *bias, const float *table, int T, int NH, int num_buckets,
                                  int max_distance, cudaStream_t stream) {
     if (T <= 0) return RTR_OK;
-    int32_t *host = (int32_t *)rtr_malloc((size_t)(2 * T - 1) * sizeof *host), *dev = nullptr;
-    if (!host) return RTR_ERR_NOMEM;
-    for (int d = 0; d < 2 * T - 1; d++) host[d] = relative_position_bucket(d - (T - 1), 0, num_buckets, max_distance);
-    cudaError_t e = cudaMalloc(&dev, (size_t)(2 * T - 1) * sizeof *dev);
-    if (e == cudaSuccess) e = cudaMemcpyAsync(dev, host, (size_t)(2 * T - 1) * sizeof *dev, cudaMemcpyHostToDevice, stream);
-    if (e == cudaSuccess) {
-        RTR_LAUNCH(position_bias_kernel, rtr_ceil_div((size_t)T * T, ELT_THREADS), ELT_THREADS, 0, stream, bias,
-                   table, dev, T, NH);
-        e = cudaGetLastError();
-    }
-    if (e == cudaSuccess) e = cudaStreamSynchronize(stream); /* before the host table goes */
-    cudaFree(dev);
-    free(host);
-    RTR_CUDA_CHECK(e, "position_bias_forward", "T=%d NH=%d", T, NH);
+    const int32_t *bucket = nullptr;
+    int half = 0;
+    rtr_status st = bucket_table(T, num_buckets, max_distance, &bucket, &half);
+    if (st != RTR_OK) return st;
+    RTR_LAUNCH(position_bias_kernel, rtr_ceil_div((size_t)T * T, ELT_THREADS), ELT_THREADS, 0, stream, bias, table,
+               bucket, half, T, NH);
+    RTR_LAUNCH_CHECK("position_bias_forward", "T=%d NH=%d", T, NH);
     return RTR_OK;
 }
 

@@ -135,8 +135,15 @@ static rtr_status cpu_bias_add(void *ctx, float *out, const float *inp, const fl
 
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
-    if (is_fast(ctx)) attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
-    else attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
+    if (is_fast(ctx)) {
+        /* its per-thread GEMMs need single-threaded OpenBLAS (src/ops_cpu.h) */
+        int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
+        openblas_set_num_threads(blas_threads);
+    } else {
+        attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
+    }
     return RTR_OK;
 }
 

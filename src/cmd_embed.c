@@ -25,11 +25,14 @@ static rtr_status embed_batch(rtr_encoder *enc, char **lines, size_t *lens, size
 }
 
 int cmd_embed(int argc, char **argv) {
-    const char *model = NULL;
+    const char *model = NULL, *device = "auto", *precision = "auto";
     long threads = 0, max_len = 0;
     const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
                             {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
                             {"max-length", RTR_OPT_INT, &max_len, "tokens per text incl. specials (0: the model's)"},
+                            RTR_OPT_DEVICE(&device),
+                            {"precision", RTR_OPT_STR, &precision,
+                             "GEMM inputs: fp32, bf16, fp16 or auto (bf16 on a GPU, fp32 on the CPU)"},
                             {0}};
     const rtr_cmd_spec spec = {"embed", "--model MODEL_DIR < lines",
                                "Embed each line of standard input (trailing CR/LF removed) and print its\n"
@@ -41,6 +44,8 @@ int cmd_embed(int argc, char **argv) {
     rtr_encoder_params p = rtr_encoder_default_params();
     p.n_threads = (int)threads;
     p.max_seq_length = (int)max_len;
+    p.device = device;
+    p.precision = precision;
     rtr_encoder *enc = NULL;
     rtr_status s = rtr_encoder_load(model, &p, &enc);
     char *lines[EMBED_BATCH] = {0};

@@ -260,7 +260,7 @@ static rtr_status load_online(route_data *d, rtr_backend *be, const char *model_
     int64_t n = 0;
     rtr_encoder_params ep = rtr_encoder_default_params();
     rtr_status st = rtr_predictor_load(&pred, ckpt);
-    if (!st) st = rtr_encoder_load(model_dir, &ep, &enc);
+    if (!st) st = rtr_encoder_load_on(model_dir, &ep, be, &enc); /* fp32 GEMMs: as close to the corpus as it gets */
     if (!st && pred.encoder_hash && strcmp(pred.encoder_hash, rtr_encoder_hash(enc)))
         st = rtr_fail(RTR_ERR_INVALID, "%s was trained on embeddings of encoder %s, %s is encoder %s", ckpt,
                       pred.encoder_hash, model_dir, rtr_encoder_hash(enc));

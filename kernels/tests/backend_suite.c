@@ -249,6 +249,29 @@ static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
     free(resid), free(table), free(att0);
 }
 
+/* The position bias alone at lengths around the device's cached bucket
+ * table (built for offsets up to 511, grown for longer T, reused after). */
+static void case_position_bias(rtr_backend *dut, rtr_backend *ref, int T, int num_buckets) {
+    int NH = 2;
+    float *table = frand_vec((size_t)num_buckets * NH), *res[2];
+    size_t n = (size_t)NH * T * T;
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const float *d_tab = in(&a, table, (size_t)num_buckets * NH * 4);
+        float *o = out(&a, NULL, n * 4);
+        res[w] = calloc(n, 4);
+        if (a.ok) CALL(&a, position_bias_forward(a.b->ctx, o, d_tab, T, NH, num_buckets, 128));
+        if (a.ok) fetch(&a, o, res[w], n * 4, "position_bias_forward");
+        arena_free(&a);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "position_bias_forward T=%d buckets=%d", T, num_buckets);
+    compare_f32(what, res[1], res[0], n, 0, 0);
+    free(table), free(res[0]), free(res[1]);
+}
+
 /* ---------------------------------------------------------------- heads */
 
 static void case_heads(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) {
@@ -607,6 +630,8 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     /* attention tiles are 16 queries × 32 keys: T = 13, 37, 130 leave partial tiles; head sizes 32, 36, 128 */
     static const enc_shape enc[] = {{1, 1, 32, 1}, {3, 13, 96, 3}, {2, 37, 72, 2}, {3, 130, 64, 2}, {2, 20, 256, 2}};
     for (int s = 0; s < 5; s++) case_encoder(dut, ref, enc[s]);
+    static const int pb[][2] = {{600, 32}, {7, 32}, {512, 32}, {9, 16}};
+    for (int s = 0; s < 4; s++) case_position_bias(dut, ref, pb[s][0], pb[s][1]);
     /* the forward tile is 64 queries × 32 pairs × 32 units: cover partial and multiple tiles */
     static const int heads[][3] = {{1, 1, 1}, {7, 5, 13}, {33, 24, 96}, {3, 4, 1000}, {130, 33, 40}};
     for (int s = 0; s < 5; s++) case_heads(dut, ref, heads[s][0], heads[s][1], heads[s][2]);
