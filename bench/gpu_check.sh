@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # gpu_check.sh — the one script to run whenever a GPU node is available
-# (about 3 minutes on one H100, well under 5): builds rtr with CUDA for the
-# card in the machine, runs the GPU test (every backend op against the CPU,
-# guard bytes included) and the emulated kernel tests, then benchmarks every
-# op on the CPU and the GPU in the same run and prints the table with each
-# op's physical floor, and times the exact λ path (bench_sweep, CPU). Paste its output, the card and the date into
-# docs/CUDA.md ("Measured on a GPU").
+# (meant to finish in under 5 minutes on one H100): builds rtr with CUDA for
+# the card in the machine; runs the GPU test (every backend op against the
+# reference backend with guard bytes, the whole encoder against the CPU on
+# real weights, training against the CPU trainer epoch by epoch) and the
+# emulated tests; then benchmarks, each against its floor or its peer in the
+# same run: every op (CPU and GPU), encode (100k queries, rtr bf16 against
+# sentence-transformers fp16 where torch is installed), a training epoch
+# over 1M x 24, and the exact λ path over 1M x 24 (GPU against this node's
+# CPU, identical paths required). Paste its output, the card and the date
+# into docs/CUDA.md ("Measured on a GPU").
+#
+# Encoder models: data/models/<name> or $RTR_MODELS_DIR (tools/fetch-encoder);
+# without them the encoder parts say so and are skipped.
 #
 #   bench/gpu_check.sh [BUILD_DIR]        (default: build-gpu)
 #   RTR_GPU_ARCH=80 bench/gpu_check.sh    (A100; default: the card's own arch)
@@ -31,7 +38,8 @@ mkdir -p "$build"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRTR_CUDA=ON \
       -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build/configure.log" 2>&1 ||
     { tail -20 "$build/configure.log"; exit 1; }
-cmake --build "$build" -j"$jobs" --target rtr test_gpu test_kernels_emu test_emu bench_backend
+cmake --build "$build" -j"$jobs" --target rtr test_gpu test_kernels_emu test_emu test_encoder_emu test_train_emu \
+      test_route_emu bench_backend bench_train bench_sweep
 
 echo "== tests"
 status=0
@@ -40,16 +48,22 @@ if [ "$status" = 77 ]; then echo "test_gpu skipped: the CUDA backend did not ope
 [ "$status" = 0 ] || { echo "test_gpu FAILED" >&2; exit 1; }
 "$build/kernels/test_emu" >/dev/null
 "$build/kernels/test_kernels_emu" | tail -1
+"$build/kernels/test_train_emu" | tail -1
+"$build/kernels/test_route_emu" | grep -E '^(==|FAIL|no GPU|[0-9]+ passed)'
+"$build/kernels/test_encoder_emu" | tail -1 || [ $? -eq 77 ]
 
 echo "== benchmark (same run: CPU and GPU)"
 "$build/kernels/bench_backend"
 
-echo "== exact λ path, 1M queries x 24 pairs (CPU of this node; no GPU path yet)"
-if cmake --build "$build" -j"$jobs" --target bench_sweep >/dev/null 2>&1; then
-    "$build/bench/bench_sweep" 1000000 24 0
-else
-    echo "bench_sweep target not available in this tree: skipped"
-fi
-echo "(encode and train do not run on the CUDA backend yet: docs/CUDA.md, 'Not yet wired')"
+echo "== encode: rtr --device cuda --precision bf16 against sentence-transformers fp16 on this GPU, 100k queries"
+for m in all-MiniLM-L6-v2 all-mpnet-base-v2; do
+    python3 "$root/bench/bench_encode_gpu.py" --rtr "$build/rtr" --model "$m" -n 100000 || [ $? -eq 77 ]
+done
+
+echo "== training epoch, 1M queries x 24 pairs, D = H = U = 768 (target: < 10 s on an H100)"
+"$build/bench/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
+
+echo "== exact λ path, 1M queries x 24 pairs: the GPU against this node's CPU (same run; identical paths required)"
+"$build/bench/bench_sweep" --device cuda 1000000 24 0
 
 echo "== done in $(( $(date +%s) - start )) s"
