@@ -15,20 +15,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "rtr/backend.h"
 #include "rtr/route.h"
 
 #ifndef RTR_SOURCE_DIR
 #define RTR_SOURCE_DIR "."
 #endif
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static double rnd(void) {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
 
 /* Pairs with a quality/price structure like real catalogs: pair j has a base
  * accuracy and token cost growing with j, plus per-query noise. */
@@ -98,11 +91,6 @@ static double run_numpy(const float *t, int64_t n, int32_t k, int grid, const rt
     printf("check: %d grid points vs exact path, max rel diff pred_acc %.2g pred_cost %.2g real_acc %.2g real_cost %.2g\n",
            rows, dmax[0], dmax[1], dmax[2], dmax[3]);
     return secs;
-}
-
-static int cmp_double(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
 }
 
 /* The path on backend b, 3 runs; *secs receives the median. The last run's

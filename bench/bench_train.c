@@ -20,17 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "rtr/backend.h"
 #include "rtr/predictor.h"
 #include "util.h"
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static double rnd(void) {
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return (double)((rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
 
 /* Unit rows of random signs and magnitudes (what an L2-normalised encoder gives). */
 static void unit_rows(float *x, int64_t rows, int cols) {
@@ -52,11 +45,6 @@ static void labels(float *correct, float *tokens, int64_t n, int k) {
             correct[e] = missing ? NAN : rnd() < 0.2 + 0.6 * j / k ? 1.0f : 0.0f;
             tokens[e] = missing ? NAN : (float)floor(50 + 40 * j + 200 * rnd());
         }
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 typedef struct {

@@ -160,10 +160,25 @@ static rtr_status score_stream_run(rtr_backend *b, const rtr_predictor *p, int64
 
 /* ------------------------------------------- host arrays as the stream */
 
+/* Where both streams put scores: two host arrays of N x K. The first
+ * member of each stream's context, so one write serves both. */
 typedef struct {
-    const float *emb;
     float *p_correct, *tokens;
-    int D, K;
+    int K;
+} score_sink;
+
+static rtr_status sink_write(void *ctx, int64_t row0, int64_t rows, const float *p_correct, const float *tokens) {
+    const score_sink *a = ctx;
+    size_t at = (size_t)row0 * a->K, n = (size_t)rows * a->K * sizeof(float);
+    memcpy(a->p_correct + at, p_correct, n);
+    memcpy(a->tokens + at, tokens, n);
+    return RTR_OK;
+}
+
+typedef struct {
+    score_sink out;
+    const float *emb;
+    int D;
 } array_io;
 
 static rtr_status array_read(void *ctx, int64_t row0, int64_t rows, float *emb) {
@@ -172,27 +187,18 @@ static rtr_status array_read(void *ctx, int64_t row0, int64_t rows, float *emb) 
     return RTR_OK;
 }
 
-static rtr_status array_write(void *ctx, int64_t row0, int64_t rows, const float *p_correct, const float *tokens) {
-    const array_io *a = ctx;
-    size_t at = (size_t)row0 * a->K, n = (size_t)rows * a->K * sizeof(float);
-    memcpy(a->p_correct + at, p_correct, n);
-    memcpy(a->tokens + at, tokens, n);
-    return RTR_OK;
-}
-
 rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
                                        int64_t chunk_rows, float *p_correct, float *tokens) {
-    array_io a = {emb, p_correct, tokens, p->D, p->n_pairs};
-    score_io io = {array_read, array_write, &a};
+    array_io a = {{p_correct, tokens, p->n_pairs}, emb, p->D};
+    score_io io = {array_read, sink_write, &a};
     return score_stream_run(b, p, N, chunk_rows, &io);
 }
 
 /* ------------------------------------- a shard's embeddings as the stream */
 
 typedef struct {
+    score_sink out;
     rtr_matrix_reader *r;
-    float *p_correct, *tokens;
-    int K;
     bool read_failed; /* the reader's errors name the file already */
 } shard_io;
 
@@ -203,41 +209,33 @@ static rtr_status shard_read(void *ctx, int64_t row0, int64_t rows, float *emb) 
     return st;
 }
 
-static rtr_status shard_write(void *ctx, int64_t row0, int64_t rows, const float *p_correct, const float *tokens) {
-    const shard_io *a = ctx;
-    size_t at = (size_t)row0 * a->K, n = (size_t)rows * a->K * sizeof(float);
-    memcpy(a->p_correct + at, p_correct, n);
-    memcpy(a->tokens + at, tokens, n);
-    return RTR_OK;
-}
-
 rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
                                      int64_t *N, float **p_correct, float **tokens) {
     *p_correct = *tokens = NULL;
-    shard_io a = {.K = p->n_pairs};
+    shard_io a = {.out.K = p->n_pairs};
     int64_t n = 0, D = 0;
     rtr_status st = rtr_matrix_reader_open(&a.r, path, "/embedding/query", &n, &D);
     if (!st && D != p->D)
         st = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings have %lld dims, the checkpoint %d", path, (long long)D, p->D);
     size_t nk = (size_t)n * (size_t)p->n_pairs;
     if (!st) {
-        a.p_correct = rtr_malloc((nk ? nk : 1) * sizeof(float));
-        a.tokens = a.p_correct ? rtr_malloc((nk ? nk : 1) * sizeof(float)) : NULL;
-        if (!a.tokens) st = RTR_ERR_NOMEM;
+        a.out.p_correct = rtr_malloc((nk ? nk : 1) * sizeof(float));
+        a.out.tokens = a.out.p_correct ? rtr_malloc((nk ? nk : 1) * sizeof(float)) : NULL;
+        if (!a.out.tokens) st = RTR_ERR_NOMEM;
     }
-    score_io io = {shard_read, shard_write, &a};
+    score_io io = {shard_read, sink_write, &a};
     if (!st) {
         st = score_stream_run(b, p, n, chunk_rows, &io);
         if (st && !a.read_failed) rtr_fail_prefix(st, "%s: ", path);
     }
     rtr_matrix_reader_close(a.r);
     if (st) {
-        free(a.p_correct);
-        free(a.tokens);
+        free(a.out.p_correct);
+        free(a.out.tokens);
         return st;
     }
     *N = n;
-    *p_correct = a.p_correct;
-    *tokens = a.tokens;
+    *p_correct = a.out.p_correct;
+    *tokens = a.out.tokens;
     return RTR_OK;
 }
