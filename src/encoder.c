@@ -66,9 +66,11 @@ struct rtr_encoder {
      * position ids and lengths back to back, as staged in h_in */
     float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias, *pooled;
     int32_t *in;
-    /* pinned host staging: h_in [2 batch_tokens + max_texts], h_pooled [max_texts x C] */
-    int32_t *h_in;
-    float *h_pooled;
+    /* pinned host staging, two of each so the host prepares one batch and
+     * reads back another while the backend computes: h_in [2 batch_tokens +
+     * max_texts], h_pooled [max_texts x C] */
+    int32_t *h_in[2];
+    float *h_pooled[2];
 };
 
 rtr_encoder_params rtr_encoder_default_params(void) {
@@ -324,8 +326,10 @@ static rtr_status alloc_scratch(rtr_encoder *enc) {
         total += dev[i].bytes;
         if (dev[i].bytes) s = rtr_backend_alloc(enc->b, dev[i].ptr, dev[i].bytes);
     }
-    if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_in, (2 * N + Bm) * sizeof(int32_t));
-    if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_pooled, Bm * C * sizeof(float));
+    for (int k = 0; k < 2 && !s; k++) {
+        s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_in[k], (2 * N + Bm) * sizeof(int32_t));
+        if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_pooled[k], Bm * C * sizeof(float));
+    }
     if (s)
         return rtr_fail_prefix(s, "encoder scratch for %d tokens (%.0f MiB on %s): ", enc->batch_tokens,
                                total / 1048576.0, enc->b->device);
@@ -435,8 +439,10 @@ void rtr_encoder_free(rtr_encoder *enc) {
         void *dev[] = {enc->dev_params, enc->x,   enc->qkv,    enc->att_out, enc->tmp,
                        enc->ffn,        enc->att, enc->bias,   enc->pooled,  enc->in};
         for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) rtr_backend_free_mem(enc->b, dev[i]);
-        rtr_backend_host_free(enc->b, enc->h_in);
-        rtr_backend_host_free(enc->b, enc->h_pooled);
+        for (int k = 0; k < 2; k++) {
+            rtr_backend_host_free(enc->b, enc->h_in[k]);
+            rtr_backend_host_free(enc->b, enc->h_pooled[k]);
+        }
     }
     if (enc->b == &enc->own) rtr_backend_free(&enc->own);
     free(enc);
@@ -508,27 +514,46 @@ static int cmp_len_desc(const void *a, const void *b) {
 /* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
 #define ENCODE_CHUNK 8192
 
-/* One batch of B tokenized texts padded to T: ids, position ids (BERT: 0..T-1;
- * MPNet: fairseq's, from pad_id + 1, pads staying at pad_id) and lengths
- * staged back to back in pinned memory and sent up in one copy, the forward
- * pass, the pooled rows [B x C] back into h_pooled. */
-static rtr_status run_batch(rtr_encoder *enc, const tokenized *toks, int B, int T) {
-    size_t BT = (size_t)B * T;
-    int32_t *ids = enc->h_in, *pos = ids + BT, *lens = pos + BT;
-    for (int b = 0; b < B; b++) {
-        int next = enc->pad_id + 1;
-        lens[b] = toks[b].n;
-        for (int t = 0; t < T; t++) {
-            int32_t id = t < toks[b].n ? toks[b].ids[t] : enc->pad_id;
-            ids[(size_t)b * T + t] = id;
-            pos[(size_t)b * T + t] = enc->arch == ARCH_BERT ? t : id != enc->pad_id ? next++ : enc->pad_id;
+/* A batch: B tokenized texts padded to T, in pinned slot `slot`. */
+typedef struct {
+    const tokenized *toks;
+    int B, T, slot;
+} batch;
+
+/* The next batch of a length-sorted chunk from toks[0..m): as many texts as
+ * fit batch_tokens when padded to the first (longest); B = 0 when none left. */
+static batch next_batch(const rtr_encoder *enc, const tokenized *toks, size_t m, int slot) {
+    batch bt = {toks, 0, m ? toks[0].n : 0, slot};
+    while ((size_t)bt.B < m && bt.B < enc->max_texts && (bt.B + 1) * bt.T <= enc->batch_tokens) bt.B++;
+    return bt;
+}
+
+/* Host side of a batch, into its pinned slot: ids, position ids (BERT:
+ * 0..T-1; MPNet: fairseq's, from pad_id + 1, pads staying at pad_id) and
+ * lengths, back to back so they go up in one copy. */
+static void stage_batch(rtr_encoder *enc, const batch *bt) {
+    size_t BT = (size_t)bt->B * bt->T;
+    int32_t *ids = enc->h_in[bt->slot], *pos = ids + BT, *lens = pos + BT;
+    for (int b = 0; b < bt->B; b++) {
+        int next = enc->pad_id + 1, n = bt->toks[b].n;
+        lens[b] = n;
+        for (int t = 0; t < bt->T; t++) {
+            int32_t id = t < n ? bt->toks[b].ids[t] : enc->pad_id;
+            ids[(size_t)b * bt->T + t] = id;
+            pos[(size_t)b * bt->T + t] = enc->arch == ARCH_BERT ? t : id != enc->pad_id ? next++ : enc->pad_id;
         }
     }
+}
+
+/* Queue a staged batch: its upload, the forward pass and the download of
+ * the pooled rows [B x C] into its slot of h_pooled (complete at the next
+ * synchronize). */
+static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
+    size_t BT = (size_t)bt->B * bt->T;
     rtr_backend *bk = enc->b;
-    rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in, (2 * BT + (size_t)B) * sizeof(int32_t));
-    if (!s) s = forward(enc, enc->in, enc->in + BT, enc->in + 2 * BT, B, T);
-    if (!s) s = rtr_backend_download_async(bk, enc->h_pooled, enc->pooled, (size_t)B * enc->C * sizeof(float));
-    if (!s) s = rtr_backend_synchronize(bk);
+    rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in[bt->slot], (2 * BT + (size_t)bt->B) * sizeof(int32_t));
+    if (!s) s = forward(enc, enc->in, enc->in + BT, enc->in + 2 * BT, bt->B, bt->T);
+    if (!s) s = rtr_backend_download_async(bk, enc->h_pooled[bt->slot], enc->pooled, (size_t)bt->B * enc->C * sizeof(float));
     return s;
 }
 
@@ -560,16 +585,27 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
             break;
         }
         qsort(toks, m, sizeof *toks, cmp_len_desc);
-        /* longest first: each batch is padded to its first (longest) text */
-        for (size_t i = 0; i < m && !s;) {
-            int T = toks[i].n, B = 0;
-            while (i + (size_t)B < m && B < enc->max_texts && (B + 1) * T <= enc->batch_tokens) B++;
-            s = run_batch(enc, toks + i, B, T);
-            for (int b = 0; b < B && !s; b++)
-                memcpy(out + toks[i + (size_t)b].index * (size_t)C, enc->h_pooled + (size_t)b * C,
-                       (size_t)C * sizeof *out);
-            i += (size_t)B;
+        /* Longest first, each batch padded to its first text. While the
+         * backend computes batch j, the host stages batch j + 1; once j is
+         * done, j + 1 is queued at once and j's rows are copied out while it
+         * computes (only synchronize is needed: the slots alternate). */
+        batch cur = next_batch(enc, toks, m, 0);
+        if (cur.B) {
+            stage_batch(enc, &cur);
+            s = launch_batch(enc, &cur);
         }
+        for (size_t i = 0; cur.B && !s;) {
+            i += (size_t)cur.B;
+            batch nxt = next_batch(enc, toks + i, m - i, !cur.slot);
+            if (nxt.B) stage_batch(enc, &nxt);
+            s = rtr_backend_synchronize(enc->b);
+            if (!s && nxt.B) s = launch_batch(enc, &nxt);
+            for (int b = 0; b < cur.B && !s; b++)
+                memcpy(out + cur.toks[b].index * (size_t)C, enc->h_pooled[cur.slot] + (size_t)b * C,
+                       (size_t)C * sizeof *out);
+            cur = nxt;
+        }
+        if (s) rtr_backend_synchronize(enc->b); /* nothing in flight may outlive this call's buffers */
     }
     openblas_set_num_threads(blas_threads);
     free(toks);
