@@ -184,6 +184,8 @@ static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N
         int lda16 = (a_cols + 7) & ~7, ldb16 = (b_cols + 7) & ~7;
         size_t a_elems = (size_t)a_rows * lda16, need = (a_elems + (size_t)b_rows * ldb16) * 2;
         if (need > x->half_bytes) {
+            /* earlier GEMMs on the stream may still read the old copies */
+            RTR_CUDA_CHECK(cudaStreamSynchronize(x->stream), "sgemm", "M=%d N=%d K=%d", M, N, K);
             cudaFree(x->half_buf);
             x->half_buf = nullptr;
             x->half_bytes = 0;

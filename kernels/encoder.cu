@@ -69,51 +69,52 @@ __global__ void position_bias_kernel(float *bias, const float *table, const int3
  * device's logf (1 ulp) does not promise. The table depends on the offset
  * only, so it is built once for offsets −half..half and kept on the device:
  * the encoder asks for it every batch, and a fresh upload would stall the
- * stream each time. Rebuilt (synchronously) only for a longer T, other
- * settings or another device. */
+ * stream each time. Rebuilt only for a longer T, other settings or another
+ * device, with the whole device idle first (kernels of any stream or thread
+ * may still read the old table); the lock is held until the kernel that
+ * reads it is queued, so a rebuild by another thread waits for that too. */
 static struct {
     std::mutex lock;
     int32_t *dev;
     int half, num_buckets, max_distance, device;
 } bucket_cache;
 
-static rtr_status bucket_table(int T, int num_buckets, int max_distance, const int32_t **table, int *half) {
-    std::lock_guard<std::mutex> hold(bucket_cache.lock);
+/* With bucket_cache.lock held. */
+static rtr_status bucket_table(int T, int num_buckets, int max_distance, cudaStream_t stream) {
     auto &c = bucket_cache;
     int device = 0;
     RTR_CUDA_CHECK(cudaGetDevice(&device), "position_bias_forward", "T=%d", T);
-    if (!c.dev || c.half < T - 1 || c.num_buckets != num_buckets || c.max_distance != max_distance ||
-        c.device != device) {
-        int h = T - 1 > 511 ? T - 1 : 511, n = 2 * h + 1;
-        int32_t *host = (int32_t *)rtr_malloc((size_t)n * sizeof *host);
-        if (!host) return RTR_ERR_NOMEM;
-        for (int d = 0; d < n; d++) host[d] = relative_position_bucket(d - h, 0, num_buckets, max_distance);
-        if (c.dev) cudaFree(c.dev); /* synchronises with kernels still reading it */
+    if (c.dev && c.half >= T - 1 && c.num_buckets == num_buckets && c.max_distance == max_distance &&
+        c.device == device)
+        return RTR_OK;
+    int h = T - 1 > 511 ? T - 1 : 511, n = 2 * h + 1;
+    int32_t *host = (int32_t *)rtr_malloc((size_t)n * sizeof *host);
+    if (!host) return RTR_ERR_NOMEM;
+    for (int d = 0; d < n; d++) host[d] = relative_position_bucket(d - h, 0, num_buckets, max_distance);
+    cudaError_t e = cudaDeviceSynchronize(); /* nothing may still read the old table */
+    if (c.dev) cudaFree(c.dev);
+    c.dev = nullptr;
+    if (e == cudaSuccess) e = cudaMalloc(&c.dev, (size_t)n * sizeof *host);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(c.dev, host, (size_t)n * sizeof *host, cudaMemcpyHostToDevice, stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(stream); /* landed, and the host copy may go */
+    free(host);
+    if (e != cudaSuccess) {
+        cudaFree(c.dev);
         c.dev = nullptr;
-        cudaError_t e = cudaMalloc(&c.dev, (size_t)n * sizeof *host);
-        if (e == cudaSuccess) e = cudaMemcpy(c.dev, host, (size_t)n * sizeof *host, cudaMemcpyHostToDevice);
-        free(host);
-        if (e != cudaSuccess) {
-            cudaFree(c.dev);
-            c.dev = nullptr;
-        }
-        RTR_CUDA_CHECK(e, "position_bias_forward", "T=%d: bucket table of %d offsets", T, n);
-        c.half = h, c.num_buckets = num_buckets, c.max_distance = max_distance, c.device = device;
     }
-    *table = c.dev;
-    *half = c.half;
+    RTR_CUDA_CHECK(e, "position_bias_forward", "T=%d: bucket table of %d offsets", T, n);
+    c.half = h, c.num_buckets = num_buckets, c.max_distance = max_distance, c.device = device;
     return RTR_OK;
 }
 
 rtr_status position_bias_forward(float *bias, const float *table, int T, int NH, int num_buckets,
                                  int max_distance, cudaStream_t stream) {
     if (T <= 0) return RTR_OK;
-    const int32_t *bucket = nullptr;
-    int half = 0;
-    rtr_status st = bucket_table(T, num_buckets, max_distance, &bucket, &half);
+    std::lock_guard<std::mutex> hold(bucket_cache.lock);
+    rtr_status st = bucket_table(T, num_buckets, max_distance, stream);
     if (st != RTR_OK) return st;
     RTR_LAUNCH(position_bias_kernel, rtr_ceil_div((size_t)T * T, ELT_THREADS), ELT_THREADS, 0, stream, bias, table,
-               bucket, half, T, NH);
+               bucket_cache.dev, bucket_cache.half, T, NH);
     RTR_LAUNCH_CHECK("position_bias_forward", "T=%d NH=%d", T, NH);
     return RTR_OK;
 }

@@ -607,6 +607,9 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
         }
         if (s) rtr_backend_synchronize(enc->b); /* nothing in flight may outlive this call's buffers */
     }
+    /* the precision is the backend's state: give a shared backend back with
+     * its default, so a scorer or trainer after us does not inherit bf16 */
+    rtr_backend_set_gemm_precision(enc->b, RTR_GEMM_F32);
     openblas_set_num_threads(blas_threads);
     free(toks);
     free(idbuf);
