@@ -158,11 +158,39 @@ static rtr_status point_router(router_result *out, const char *name, rtr_op_poin
     return RTR_OK;
 }
 
+/* Counts of the λ grid's choices, filled from each query's envelope: the
+ * envelopes are computed once, not once per grid point. */
+typedef struct {
+    int grid;
+    double inv_n, *count; /* grid x k shares */
+} mix_acc;
+
+/* The piece at λ as rtr_envelope_choose picks it: the last whose start is
+ * below λ (the first also holds λ = 0); the grid ascends, so one walk. */
+static rtr_status mix_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
+                           const int32_t *m) {
+    mix_acc *a = ctx;
+    (void)q0;
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t *pi = pair + (size_t)i * k;
+        const double *si = start + (size_t)i * k;
+        for (int g = 0, t = 0; m[i] && g < a->grid; g++) {
+            double lambda = (double)g / (a->grid - 1);
+            while (t + 1 < m[i] && si[t + 1] < lambda) t++;
+            a->count[(size_t)g * k + pi[t]] += a->inv_n;
+        }
+    }
+    return RTR_OK;
+}
+
 /* Share of queries routed to each pair along a λ grid (RTR's choices). */
 static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
     int32_t k = te->k;
-    int32_t *choice = rtr_malloc((size_t)te->n * sizeof *choice);
-    if (!choice) return NULL;
+    mix_acc acc = {grid, 1.0 / (double)te->n, rtr_calloc((size_t)grid * k, sizeof(double))};
+    if (!acc.count || rtr_envelopes_on(be, te->p, te->c, te->n, k, 0, mix_sink, &acc)) {
+        free(acc.count);
+        return NULL;
+    }
     cJSON *o = cJSON_CreateObject(), *lam = cJSON_AddArrayToObject(o, "lambda");
     cJSON *names = cJSON_AddArrayToObject(o, "pairs"), *frac = cJSON_AddArrayToObject(o, "fraction");
     for (int32_t j = 0; j < k; j++) {
@@ -170,18 +198,11 @@ static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
         cJSON_AddItemToArray(names, cJSON_CreateString(nm ? nm : "?"));
         free(nm);
     }
-    double *count = rtr_calloc((size_t)k, sizeof *count);
-    for (int g = 0; count && g < grid; g++) {
-        double lambda = (double)g / (grid - 1);
-        if (rtr_envelope_choose_on(choice, te->p, te->c, lambda, te->n, k, be, 0)) break;
-        memset(count, 0, (size_t)k * sizeof *count);
-        for (int64_t i = 0; i < te->n; i++)
-            if (choice[i] >= 0) count[choice[i]] += 1.0 / (double)te->n;
-        cJSON_AddItemToArray(lam, cJSON_CreateNumber(lambda));
-        cJSON_AddItemToArray(frac, cJSON_CreateDoubleArray(count, k));
+    for (int g = 0; g < grid; g++) {
+        cJSON_AddItemToArray(lam, cJSON_CreateNumber((double)g / (grid - 1)));
+        cJSON_AddItemToArray(frac, cJSON_CreateDoubleArray(acc.count + (size_t)g * k, k));
     }
-    free(count);
-    free(choice);
+    free(acc.count);
     return o;
 }
 
