@@ -40,11 +40,24 @@ static char *fixture_slurp(const char *path, size_t *len) {
     return buf;
 }
 
+/* The source tree and the shared data: $RTR_SOURCE_DIR / $RTR_SHARED_DATA
+ * when set (a test binary run away from the tree it was built in, as on a
+ * lent GPU machine: tools/device-bundle), else the configure-time paths. */
+static const char *fixture_source_dir(void) {
+    const char *env = getenv("RTR_SOURCE_DIR");
+    return env && *env ? env : RTR_SOURCE_DIR;
+}
+static const char *fixture_shared_dir(void) {
+    const char *env = getenv("RTR_SHARED_DATA");
+    return env && *env ? env : RTR_SHARED_DATA;
+}
+
 /* The model folder: $RTR_MODELS_DIR/<name>, else <source>/data/models/<name>. */
 static const char *fixture_model_dir(const char *name) {
     static char path[1024];
     const char *env = getenv("RTR_MODELS_DIR");
-    snprintf(path, sizeof path, "%s/%s/model.safetensors", env && *env ? env : RTR_SOURCE_DIR "/data/models", name);
+    if (env && *env) snprintf(path, sizeof path, "%s/%s/model.safetensors", env, name);
+    else snprintf(path, sizeof path, "%s/data/models/%s/model.safetensors", fixture_source_dir(), name);
     if (access(path, R_OK) != 0) return NULL;
     *strrchr(path, '/') = 0;
     return path;
@@ -52,7 +65,9 @@ static const char *fixture_model_dir(const char *name) {
 
 /* Question texts by question_id from the shared CSV (RFC 4180), or NULL. */
 static char **fixture_questions(int *count) {
-    char *csv = fixture_slurp(RTR_SHARED_DATA "/rtr_questions/all_questions_merged.csv", NULL);
+    char csv_path[1024];
+    snprintf(csv_path, sizeof csv_path, "%s/rtr_questions/all_questions_merged.csv", fixture_shared_dir());
+    char *csv = fixture_slurp(csv_path, NULL);
     if (!csv) return NULL;
     int cap = 4096;
     char **q = calloc((size_t)cap, sizeof *q);
@@ -109,7 +124,7 @@ static size_t fixture_b64_decode(const char *in, char *out) {
 /* Load the fixture of model `name`; 0 on success. */
 static int fixture_load(const char *name, fixture *fx) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/encoder/%s/tokens.json", RTR_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/tests/fixtures/encoder/%s/tokens.json", fixture_source_dir(), name);
     char *text = fixture_slurp(path, NULL);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     free(text);
@@ -145,7 +160,7 @@ static int fixture_load(const char *name, fixture *fx) {
     for (int k = 0; questions && k < nq; k++) free(questions[k]);
     free(questions);
     cJSON_Delete(root);
-    snprintf(path, sizeof path, "%s/tests/fixtures/encoder/%s/embeddings.f32", RTR_SOURCE_DIR, name);
+    snprintf(path, sizeof path, "%s/tests/fixtures/encoder/%s/embeddings.f32", fixture_source_dir(), name);
     size_t nbytes = 0;
     fx->emb = (float *)fixture_slurp(path, &nbytes);
     if (fx->emb && nbytes != (size_t)fx->n * (size_t)fx->dim * sizeof(float)) {
