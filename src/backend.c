@@ -87,19 +87,30 @@ static void cpu_host_free(void *ctx, void *ptr) { cpu_free_mem(ctx, ptr); }
  * in the billions. */
 #define CPU_GEMM_SPLIT_MIN (1 << 26)
 
+/* The fast CPU backend owns BLAS threading: its BLAS calls always run on one
+ * OpenBLAS thread and parallelism is OpenMP's (one thread pool instead of
+ * OpenBLAS's threads competing with OpenMP's spinning ones; small GEMMs are
+ * faster serial anyway). The caller's OpenBLAS setting is put back after
+ * each op (a toggle costs nanoseconds). */
+static int blas_serial_begin(void) {
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return threads;
+}
+static void blas_serial_end(int threads) { openblas_set_num_threads(threads); }
+
 /* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
- * a single-threaded sgemm, so GEMMs and ops share one thread pool instead of
- * OpenBLAS's threads competing with OpenMP's spinning ones. */
+ * a single-threaded sgemm. */
 static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    if (!is_fast(ctx) || (double)M * N * K < CPU_GEMM_SPLIT_MIN || omp_get_max_threads() == 1) {
+    if (!is_fast(ctx)) {
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return RTR_OK;
     }
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#pragma omp parallel
+    int blas_threads = blas_serial_begin();
+    bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
+#pragma omp parallel if (split)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int rows = (M + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < M ? r0 + rows : M;
@@ -108,7 +119,7 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
     }
-    openblas_set_num_threads(blas_threads);
+    blas_serial_end(blas_threads);
     return RTR_OK;
 }
 
@@ -136,11 +147,9 @@ static rtr_status cpu_bias_add(void *ctx, float *out, const float *inp, const fl
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
     if (is_fast(ctx)) {
-        /* its per-thread GEMMs need single-threaded OpenBLAS (src/ops_cpu.h) */
-        int blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
+        int blas_threads = blas_serial_begin(); /* its per-thread GEMMs need it (src/ops_cpu.h) */
         attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
-        openblas_set_num_threads(blas_threads);
+        blas_serial_end(blas_threads);
     } else {
         attention_forward(out, att, qkv, bias, lens, B, T, C, NH);
     }

@@ -21,10 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* OpenBLAS's thread control (declared in its cblas.h, not in the standard). */
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-
 typedef enum { ARCH_BERT, ARCH_MPNET } arch_kind;
 
 typedef struct {
@@ -560,11 +556,6 @@ static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
 rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
                               float *out) {
     if (enc->n_threads > 0) omp_set_num_threads(enc->n_threads);
-    /* One thread pool: the CPU backend splits GEMMs and attention over the
-     * OpenMP threads, each calling a single-threaded sgemm; OpenBLAS's own
-     * threads would compete with OpenMP's spinning ones. */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
     int T_max = enc->max_len, C = enc->C;
     size_t chunk = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
     tokenized *toks = rtr_malloc((chunk ? chunk : 1) * sizeof *toks);
@@ -610,7 +601,6 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
     /* the precision is the backend's state: give a shared backend back with
      * its default, so a scorer or trainer after us does not inherit bf16 */
     rtr_backend_set_gemm_precision(enc->b, RTR_GEMM_F32);
-    openblas_set_num_threads(blas_threads);
     free(toks);
     free(idbuf);
     return s;

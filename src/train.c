@@ -689,15 +689,9 @@ rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_tr
     int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
     int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
     if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, order, p->cfg.batch, rows);
-    if (!st) {
-        /* Batch GEMMs are small (32 x 768 x 768): OpenBLAS's threads cost
-         * more than they give, many times more on a shared machine (measured
-         * in docs/PREDICTOR.md), so the CPU backend's GEMMs run on one thread. */
-        int blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-        st = run_epochs(&tr, p, &rng, order, n_fit, n_val, naive, best, log, user);
-        openblas_set_num_threads(blas_threads);
-    }
+    /* Batch GEMMs are small (32 x 768 x 768): the CPU backend runs them
+     * serially (measured in docs/PREDICTOR.md; src/backend.c). */
+    if (!st) st = run_epochs(&tr, p, &rng, order, n_fit, n_val, naive, best, log, user);
     if (!st) memcpy(p->params, best, sizeof(float) * p->n_trainable);
     trainer_close(&tr);
     free(order);
