@@ -49,6 +49,17 @@ def run(*args, stdin=None):
     return subprocess.run([RTR, *args], input=stdin, capture_output=True, text=True)
 
 
+def demo_corpus(tmp, queries, seed, shard_size):
+    """`rtr gen-demo` then `rtr ingest` under tmp; the corpus folder (checked)."""
+    demo, corpus = os.path.join(tmp, "demo"), os.path.join(tmp, "corp")
+    r = run("gen-demo", "--queries", str(queries), "--seed", str(seed), demo)
+    check(r.returncode == 0, "gen-demo: " + r.stderr)
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus,
+            "--shard-size", str(shard_size), os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 0, "ingest: " + r.stderr)
+    return corpus
+
+
 def finish():
     """Print the closing line and exit 1 when any check failed."""
     skipped = f", {_counts['skipped']} skipped" if _counts["skipped"] else ""

@@ -5,6 +5,7 @@
 #define RTR_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -69,6 +70,26 @@ static inline int test_run_all_(const test_case *tests, int n) {
         return test_run_all_(tests_, (int)(sizeof tests_ / sizeof *tests_));            \
     }
 #define T(fn) {#fn, fn}
+
+/* Seeded test data, the same on every platform: uniform draws in [0, 1)
+ * from a 64-bit LCG (set test_rng to pick the sequence), standard normals
+ * (Box-Muller) and rows of normals scaled to unit length, as an
+ * L2-normalised encoder gives. */
+static uint64_t test_rng = 99;
+static inline double test_urand(void) {
+    test_rng = test_rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(test_rng >> 11) / 9007199254740992.0;
+}
+static inline double test_nrand(void) {
+    return sqrt(-2 * log(test_urand() + 1e-300)) * cos(6.283185307179586 * test_urand());
+}
+static inline void test_unit_rows(float *x, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        double s = 0;
+        for (int c = 0; c < cols; c++) x[r * cols + c] = (float)test_nrand(), s += x[r * cols + c] * x[r * cols + c];
+        for (int c = 0; c < cols; c++) x[r * cols + c] /= (float)sqrt(s);
+    }
+}
 
 /* Path of ../shared/data relative to the source tree, or NULL when absent. */
 #ifndef RTR_SHARED_DATA

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 
-from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
 
 require_numpy_h5py()
 require_rtr()
@@ -25,12 +25,7 @@ import numpy as np  # noqa: E402
 
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_eval_")
-    corpus = os.path.join(tmp, "corp")
-    r = run("gen-demo", "--queries", "600", "--seed", "5", os.path.join(tmp, "demo"))
-    check(r.returncode == 0, "gen-demo: " + r.stderr)
-    r = run("ingest", "--catalog", os.path.join(tmp, "demo", "catalog.json"), "--out", corpus,
-            "--shard-size", "250", os.path.join(tmp, "demo", "outcomes.jsonl"))
-    check(r.returncode == 0, "ingest: " + r.stderr)
+    corpus = demo_corpus(tmp, 600, 5, 250)
     rng = np.random.default_rng(11)
     for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
         with h5py.File(f, "a") as h:

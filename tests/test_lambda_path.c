@@ -122,14 +122,26 @@ static void brute_at(const rtr_route_table *t, double lam, int32_t *choice, doub
     *real = rtr_eval_choice(choice, t->true_correct, t->true_cost, t->n, t->k);
 }
 
-static void check_path(int64_t n, int32_t k, bool quantised) {
+/* A filled n x k routing table with outcomes and a USD-like cost (c x 1000),
+ * owned by the test (table_free). */
+static rtr_route_table table_new(int64_t n, int32_t k, bool quantised) {
     size_t nk = (size_t)(n * k);
     float *p = malloc(sizeof *p * nk), *c = malloc(sizeof *c * nk), *cost = malloc(sizeof *cost * nk);
     float *tc = malloc(sizeof *tc * nk), *tk = malloc(sizeof *tk * nk);
-    int32_t *choice = malloc(sizeof *choice * n), *env_choice = malloc(sizeof *env_choice * n);
     fill_table(p, c, tc, tk, n, k, quantised);
     for (size_t i = 0; i < nk; i++) cost[i] = c[i] * 1000;
-    rtr_route_table t = {n, k, p, c, cost, tc, tk};
+    return (rtr_route_table){n, k, p, c, cost, tc, tk};
+}
+
+static void table_free(rtr_route_table *t) {
+    free((void *)t->p), free((void *)t->c), free((void *)t->cost), free((void *)t->true_correct),
+        free((void *)t->true_cost);
+}
+
+static void check_path(int64_t n, int32_t k, bool quantised) {
+    rtr_route_table t = table_new(n, k, quantised);
+    const float *p = t.p, *c = t.c;
+    int32_t *choice = malloc(sizeof *choice * n), *env_choice = malloc(sizeof *env_choice * n);
     rtr_path path;
     CHECK(rtr_path_compute(&path, &t) == RTR_OK);
     CHECK(path.n_points >= 1 && path.lambda[path.n_points - 1] == 1.0);
@@ -155,7 +167,8 @@ static void check_path(int64_t n, int32_t k, bool quantised) {
     for (int64_t j = 0; j < path.n_points; j++) CHECK(rtr_path_at(&path, path.lambda[j]) == j);
     CHECK(rtr_path_at(&path, 0.0) == 0);
     rtr_path_free(&path);
-    free(p); free(c); free(cost); free(tc); free(tk); free(choice); free(env_choice);
+    table_free(&t);
+    free(choice), free(env_choice);
 }
 
 static void test_path_brute_force(void) {
@@ -182,13 +195,9 @@ static bool same_path(const rtr_path *a, const rtr_path *b) {
  * awkward size (1, odd, the last partial, one chunk, more than n), and on
  * one thread: the same as rtr_path_compute / rtr_envelope_choose bit for bit. */
 static void check_chunked(int64_t n, int32_t k, bool quantised) {
-    size_t nk = (size_t)(n * k);
-    float *p = malloc(sizeof *p * nk), *c = malloc(sizeof *c * nk), *cost = malloc(sizeof *cost * nk);
-    float *tc = malloc(sizeof *tc * nk), *tk = malloc(sizeof *tk * nk);
+    rtr_route_table t = table_new(n, k, quantised);
+    const float *p = t.p, *c = t.c;
     int32_t *ref = malloc(sizeof *ref * n), *got = malloc(sizeof *got * n);
-    fill_table(p, c, tc, tk, n, k, quantised);
-    for (size_t i = 0; i < nk; i++) cost[i] = c[i] * 1000;
-    rtr_route_table t = {n, k, p, c, cost, tc, tk};
     rtr_backend cpu;
     CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
     rtr_path want, path;
@@ -213,7 +222,8 @@ static void check_chunked(int64_t n, int32_t k, bool quantised) {
     rtr_path_free(&path);
     rtr_path_free(&want);
     rtr_backend_free(&cpu);
-    free(p); free(c); free(cost); free(tc); free(tk); free(ref); free(got);
+    table_free(&t);
+    free(ref), free(got);
 }
 
 static void test_path_chunks(void) {

@@ -14,20 +14,6 @@ enum { D = 16, NM = 3, NS = 2, K = NM * NS, N_TRAIN = 1500, N_TEST = 500, N_ALL 
 static const char *CATALOG = "{\"models\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}],"
                              "\"strategies\":[{\"name\":\"direct\"},{\"name\":\"cot\"}]}";
 
-static uint64_t rng = 99;
-static double urand(void) {
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static double nrand(void) { return sqrt(-2 * log(urand() + 1e-300)) * cos(6.283185307179586 * urand()); }
-static void unit_rows(float *x, int rows, int cols) {
-    for (int r = 0; r < rows; r++) {
-        double s = 0;
-        for (int c = 0; c < cols; c++) x[r * cols + c] = (float)nrand(), s += x[r * cols + c] * x[r * cols + c];
-        for (int c = 0; c < cols; c++) x[r * cols + c] /= (float)sqrt(s);
-    }
-}
-
 static float emb[N_ALL * D], correct[N_ALL * K], tokens[N_ALL * K], d_model[NM * D], d_strategy[NS * D];
 static rtr_catalog cat;
 
@@ -38,21 +24,21 @@ static void make_data(void) {
     if (done) return;
     done = true;
     CHECK(rtr_catalog_parse_json(&cat, CATALOG, "test") == RTR_OK);
-    unit_rows(emb, N_ALL, D);
-    unit_rows(d_model, NM, D);
-    unit_rows(d_strategy, NS, D);
+    test_unit_rows(emb, N_ALL, D);
+    test_unit_rows(d_model, NM, D);
+    test_unit_rows(d_strategy, NS, D);
     float dir[K * D], tdir[K * D];
-    unit_rows(dir, K, D);
-    unit_rows(tdir, K, D);
+    test_unit_rows(dir, K, D);
+    test_unit_rows(tdir, K, D);
     for (int i = 0; i < N_ALL; i++)
         for (int k = 0; k < K; k++) {
             double a = 0, t = 0;
             for (int j = 0; j < D; j++) a += dir[k * D + j] * emb[i * D + j], t += tdir[k * D + j] * emb[i * D + j];
             int s = k % NS;
             double p = 1 / (1 + exp(-(6 * a + 0.3 * (k - 2.5))));
-            correct[i * K + k] = urand() < p ? 1.0f : 0.0f;
-            tokens[i * K + k] = (float)round(exp(5.0 + 1.0 * s + 1.2 * t + 0.15 * nrand()));
-            if (urand() < 0.05) correct[i * K + k] = NAN, tokens[i * K + k] = NAN; /* missing outcome */
+            correct[i * K + k] = test_urand() < p ? 1.0f : 0.0f;
+            tokens[i * K + k] = (float)round(exp(5.0 + 1.0 * s + 1.2 * t + 0.15 * test_nrand()));
+            if (test_urand() < 0.05) correct[i * K + k] = NAN, tokens[i * K + k] = NAN; /* missing outcome */
         }
 }
 

@@ -132,12 +132,6 @@ static void gpu_train_log(const rtr_epoch_log *e, void *user) {
     if (t->n < 8) t->e[t->n++] = *e;
 }
 
-static uint64_t gpu_train_rng = 77;
-static float gpu_train_rand(void) { /* [-1, 1) */
-    gpu_train_rng = gpu_train_rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(gpu_train_rng >> 11) / 4503599627370496.0 - 1.0);
-}
-
 static void gpu_train_compare(rtr_backend *gpu, rtr_backend *cpu, int nm, int ns, int D, int H, int U, int n,
                               int epochs, double loss_rtol, double param_tol) {
     char json[512], *w = json;
@@ -149,16 +143,17 @@ static void gpu_train_compare(rtr_backend *gpu, rtr_backend *cpu, int nm, int ns
     rtr_catalog cat;
     CHECK(rtr_catalog_parse_json(&cat, json, "gpu-train") == RTR_OK);
     int K = nm * ns;
+    test_rng = 77;
     float *emb = malloc(sizeof(float) * ((size_t)n * D + 2 * (size_t)n * K + (size_t)(nm + ns) * D));
     float *yc = emb + (size_t)n * D, *yt = yc + (size_t)n * K, *dm = yt + (size_t)n * K, *ds = dm + (size_t)nm * D;
     /* query and description embeddings of norm about 1, then labels */
     for (size_t i = 0; i < (size_t)(n + nm + ns) * D; i++) {
         float *x = i < (size_t)n * D ? emb + i : dm + (i - (size_t)n * D);
-        *x = gpu_train_rand() * sqrtf(3.0f / (float)D);
+        *x = (float)(2 * test_urand() - 1) * sqrtf(3.0f / (float)D);
     }
     for (int i = 0; i < n; i++)
         for (int k = 0; k < K; k++) {
-            float a = emb[(size_t)i * D + k % D] * sqrtf((float)D), r = gpu_train_rand();
+            float a = emb[(size_t)i * D + k % D] * sqrtf((float)D), r = (float)(2 * test_urand() - 1);
             yc[(size_t)i * K + k] = r < -0.9f ? NAN : a + 0.3f * r > 0 ? 1.0f : 0.0f;
             yt[(size_t)i * K + k] = r > 0.9f ? NAN : roundf(expf(4.0f + (float)(k % ns) + a + 0.2f * r));
         }

@@ -18,22 +18,6 @@ enum { D = 24, H = 40, U = 8, NM = 3, NS = 2, K = NM * NS, N = 300, EPOCHS = 4 }
 static const char *CATALOG = "{\"models\":[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"}],"
                              "\"strategies\":[{\"name\":\"direct\"},{\"name\":\"cot\"}]}";
 
-static uint64_t rng = 2024;
-static double urand(void) {
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng >> 11) / 9007199254740992.0;
-}
-static void unit_rows(float *x, int rows, int cols) {
-    for (int r = 0; r < rows; r++) {
-        double s = 0;
-        for (int c = 0; c < cols; c++) {
-            x[r * cols + c] = (float)(2 * urand() - 1);
-            s += x[r * cols + c] * x[r * cols + c];
-        }
-        for (int c = 0; c < cols; c++) x[r * cols + c] /= (float)sqrt(s);
-    }
-}
-
 static float emb[N * D], correct[N * K], tokens[N * K], d_model[NM * D], d_strategy[NS * D];
 static rtr_catalog cat;
 
@@ -43,16 +27,17 @@ static void make_data(void) {
     if (done) return;
     done = true;
     CHECK(rtr_catalog_parse_json(&cat, CATALOG, "test") == RTR_OK);
-    unit_rows(emb, N, D);
-    unit_rows(d_model, NM, D);
-    unit_rows(d_strategy, NS, D);
+    test_rng = 2024;
+    test_unit_rows(emb, N, D);
+    test_unit_rows(d_model, NM, D);
+    test_unit_rows(d_strategy, NS, D);
     for (int i = 0; i < N; i++)
         for (int k = 0; k < K; k++) {
             double a = emb[i * D + k] + 0.5 * emb[i * D + k + K];
-            correct[i * K + k] = urand() < 1 / (1 + exp(-4 * a)) ? 1.0f : 0.0f;
-            tokens[i * K + k] = (float)round(exp(4.0 + (k % NS) + a + 0.2 * urand()));
-            if (urand() < 0.07) correct[i * K + k] = NAN;
-            if (urand() < 0.07) tokens[i * K + k] = NAN;
+            correct[i * K + k] = test_urand() < 1 / (1 + exp(-4 * a)) ? 1.0f : 0.0f;
+            tokens[i * K + k] = (float)round(exp(4.0 + (k % NS) + a + 0.2 * test_urand()));
+            if (test_urand() < 0.07) correct[i * K + k] = NAN;
+            if (test_urand() < 0.07) tokens[i * K + k] = NAN;
         }
 }
 
