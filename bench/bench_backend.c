@@ -14,7 +14,7 @@
 
 #include "rtr/backend.h"
 #include "rtr/predictor.h"
-#include "util.h"
+#include "common/util.h"
 
 static double peak_tc = 989e12, peak_fp32 = 67e12, peak_bw = 3.35e12;
 static bool quick;

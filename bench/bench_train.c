@@ -1,4 +1,4 @@
-/* Benchmark of one training epoch (rtr_predictor_train_on, src/train.c) on a
+/* Benchmark of one training epoch (rtr_predictor_train_on, src/predictor/train.c) on a
  * compute backend: N generated queries x K pairs, the paper-sized predictor
  * rtr trains by default (D = H = U = 768, batch 32, Adam), no validation
  * split, so an epoch is N/32 steps and nothing else. Times each epoch
@@ -23,7 +23,7 @@
 #include "bench_util.h"
 #include "rtr/backend.h"
 #include "rtr/predictor.h"
-#include "util.h"
+#include "common/util.h"
 
 /* Unit rows of random signs and magnitudes (what an L2-normalised encoder gives). */
 static void unit_rows(float *x, int64_t rows, int cols) {

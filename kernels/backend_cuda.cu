@@ -45,11 +45,6 @@ struct cuda_ctx {
 
 static cuda_ctx *ctx_of(void *ctx) { return (cuda_ctx *)ctx; }
 
-static bool cuda_supports_op(void *ctx, rtr_op op) {
-    (void)ctx;
-    return op >= 0 && op < RTR_OP_COUNT;
-}
-
 static void cuda_destroy(void *ctx) {
     cuda_ctx *x = ctx_of(ctx);
     if (!x) return;
@@ -258,102 +253,13 @@ done:
 
 /* ---- the custom kernels, on this backend's stream ---- */
 
-static rtr_status cuda_embedding_layernorm(void *ctx, float *out, const int32_t *ids, const int32_t *pos_ids,
-                                           const float *wte, const float *wpe, const float *wtt, const float *ln_w,
-                                           const float *ln_b, float eps, int B, int T, int C) {
-    return embedding_layernorm_forward(out, ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, B, T, C, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_position_bias(void *ctx, float *bias, const float *table, int T, int NH, int num_buckets,
-                                     int max_distance) {
-    return position_bias_forward(bias, table, T, NH, num_buckets, max_distance, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_bias_add(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
-    return bias_add_forward(out, inp, bias, N, C, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
-                                 const int32_t *lens, int B, int T, int C, int NH) {
-    return attention_forward(out, att, qkv, bias, lens, B, T, C, NH, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_bias_gelu(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
-    return bias_gelu_forward(out, inp, bias, N, C, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_residual_layernorm(void *ctx, float *out, const float *inp, const float *bias,
-                                          const float *residual, const float *ln_w, const float *ln_b, float eps,
-                                          int N, int C) {
-    return residual_layernorm_forward(out, inp, bias, residual, ln_w, ln_b, eps, N, C, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_mean_pool_l2norm(void *ctx, float *out, const float *inp, const int32_t *lens, int B, int T,
-                                        int C) {
-    return mean_pool_l2norm_forward(out, inp, lens, B, T, C, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_heads_forward(void *ctx, float *out_c, float *out_t, const float *A_c, const float *A_t,
-                                     const float *C_c, const float *C_t, const float *w2_c, const float *b2_c,
-                                     const float *w2_t, const float *b2_t, int N, int K, int H) {
-    return heads_forward(out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t, N, K, H, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_heads_score(void *ctx, float *out_c, float *out_t, const float *X_c, const float *X_t,
-                                   const float *G_c, const float *G_t, const float *s_c, const float *s_t,
-                                   const float *beta_c, const float *beta_t, int N, int K, int H) {
-    return heads_score(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_heads_loss(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
-                                  const float *out_t, const float *y_c, const float *y_t, float gscale_c,
-                                  float gscale_t, int N, int K) {
-    return heads_loss(dout_c, dout_t, loss, out_c, out_t, y_c, y_t, gscale_c, gscale_t, N, K, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_heads_backward(void *ctx, float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c,
-                                      float *db2_c, float *dw2_t, float *db2_t, const float *dout_c,
-                                      const float *dout_t, const float *A_c, const float *A_t, const float *C_c,
-                                      const float *C_t, const float *w2_c, const float *w2_t, int N, int K, int H) {
-    return heads_backward(dA_c, dA_t, dC_c, dC_t, dw2_c, db2_c, dw2_t, db2_t, dout_c, dout_t, A_c, A_t, C_c, C_t,
-                          w2_c, w2_t, N, K, H, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_heads_activate(void *ctx, float *p_correct, float *tokens, const float *out_c,
-                                      const float *out_t, int token_target, float token_scale, int N, int K) {
-    return heads_activate(p_correct, tokens, out_c, out_t, token_target, token_scale, N, K, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_route_argmax(void *ctx, int32_t *choice, const float *p, const float *c, double lambda,
-                                    int64_t n, int32_t k) {
-    return route_argmax(choice, p, c, lambda, n, k, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_adam_update(void *ctx, float *param, const float *grad, float *m, float *v, size_t n,
-                                   double lr, int64_t t) {
-    return adam_update(param, grad, m, v, n, lr, t, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_gather_rows(void *ctx, float *out, const float *in, const int64_t *idx, int n, int cols) {
-    return gather_rows(out, in, idx, n, cols, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_pair_table_forward(void *ctx, float *C, const float *P_m, const float *P_s, const float *b1,
-                                          const int32_t *pair_model, const int32_t *pair_strategy, int K, int H) {
-    return pair_table_forward(C, P_m, P_s, b1, pair_model, pair_strategy, K, H, ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_pair_table_backward(void *ctx, float *dP_m, float *dP_s, float *db1, const float *dC,
-                                           const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
-                                           int n_models, int n_strategies) {
-    return pair_table_backward(dP_m, dP_s, db1, dC, pair_model, pair_strategy, K, H, n_models, n_strategies,
-                               ctx_of(ctx)->stream);
-}
-
-static rtr_status cuda_route_envelope(void *ctx, int32_t *pair, double *start, int32_t *m, const float *p,
-                                      const float *c, int64_t n, int32_t k) {
-    return route_envelope(pair, start, m, p, c, n, k, ctx_of(ctx)->stream);
-}
+/* cuda_<op>: the launcher of the same name as the op's reference, with the
+ * reference's arguments and this backend's stream. */
+#define RTR_WITH_STREAM(...) (__VA_ARGS__, ctx_of(ctx)->stream)
+#define CUDA_ADAPTER(E, name, ret, params, args) \
+    static rtr_status cuda_##name RTR_OP_PARAMS params { return RTR_KNS::rtr_##name RTR_WITH_STREAM args; }
+RTR_BACKEND_OPS(CUDA_ADAPTER)
+#undef CUDA_ADAPTER
 
 static rtr_backend_iface make_iface() {
     rtr_backend_iface f;
@@ -363,7 +269,6 @@ static rtr_backend_iface make_iface() {
 #else
     f.name = "cuda";
 #endif
-    f.supports_op = cuda_supports_op;
     f.destroy = cuda_destroy;
     f.alloc = cuda_alloc;
     f.free_mem = cuda_free_mem;
@@ -377,24 +282,9 @@ static rtr_backend_iface make_iface() {
     f.download_async = cuda_download_async;
     f.set_gemm_precision = cuda_set_gemm_precision;
     f.sgemm = cuda_sgemm;
-    f.embedding_layernorm_forward = cuda_embedding_layernorm;
-    f.position_bias_forward = cuda_position_bias;
-    f.bias_add_forward = cuda_bias_add;
-    f.attention_forward = cuda_attention;
-    f.bias_gelu_forward = cuda_bias_gelu;
-    f.residual_layernorm_forward = cuda_residual_layernorm;
-    f.mean_pool_l2norm_forward = cuda_mean_pool_l2norm;
-    f.heads_forward = cuda_heads_forward;
-    f.heads_score = cuda_heads_score;
-    f.heads_loss = cuda_heads_loss;
-    f.heads_backward = cuda_heads_backward;
-    f.heads_activate = cuda_heads_activate;
-    f.route_argmax = cuda_route_argmax;
-    f.adam_update = cuda_adam_update;
-    f.gather_rows = cuda_gather_rows;
-    f.pair_table_forward = cuda_pair_table_forward;
-    f.pair_table_backward = cuda_pair_table_backward;
-    f.route_envelope = cuda_route_envelope;
+#define CUDA_SLOT(E, name, ret, params, args) f.name = cuda_##name;
+    RTR_BACKEND_OPS(CUDA_SLOT)
+#undef CUDA_SLOT
     return f;
 }
 

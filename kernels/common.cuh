@@ -26,7 +26,7 @@
 #endif
 
 extern "C" {
-#include "util.h"
+#include "common/util.h"
 }
 
 #include <math.h>

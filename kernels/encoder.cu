@@ -1,5 +1,5 @@
 /* encoder.cu — the sentence encoder's non-GEMM ops on the GPU. Each launcher
- * has the name and arguments of its plain-C reference in src/ops.c (see
+ * has the name and arguments of its plain-C reference in src/ref/encoder.c (see
  * include/rtr/ops.h for shapes and meaning) plus a stream; the GEMMs between
  * them go through cuBLASLt in backend_cuda.cu.
  *
@@ -42,7 +42,7 @@ __global__ void embedding_layernorm_kernel(float *out, const int32_t *ids, const
     layernorm_row_inplace(o, ln_w, ln_b, eps, C, scratch);
 }
 
-rtr_status embedding_layernorm_forward(float *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+rtr_status rtr_embedding_layernorm_forward(float *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
                                        const float *wpe, const float *wtt, const float *ln_w, const float *ln_b,
                                        float eps, int B, int T, int C, cudaStream_t stream) {
     if ((size_t)B * T == 0) return RTR_OK;
@@ -90,7 +90,7 @@ static rtr_status bucket_table(int T, int num_buckets, int max_distance, cudaStr
     int h = T - 1 > 511 ? T - 1 : 511, n = 2 * h + 1;
     int32_t *host = (int32_t *)rtr_malloc((size_t)n * sizeof *host);
     if (!host) return RTR_ERR_NOMEM;
-    for (int d = 0; d < n; d++) host[d] = relative_position_bucket(d - h, 0, num_buckets, max_distance);
+    for (int d = 0; d < n; d++) host[d] = rtr_relative_position_bucket(d - h, 0, num_buckets, max_distance);
     cudaError_t e = cudaDeviceSynchronize(); /* nothing may still read the old table */
     if (c.dev) cudaFree(c.dev);
     c.dev = nullptr;
@@ -107,7 +107,7 @@ static rtr_status bucket_table(int T, int num_buckets, int max_distance, cudaStr
     return RTR_OK;
 }
 
-rtr_status position_bias_forward(float *bias, const float *table, int T, int NH, int num_buckets,
+rtr_status rtr_position_bias_forward(float *bias, const float *table, int T, int NH, int num_buckets,
                                  int max_distance, cudaStream_t stream) {
     if (T <= 0) return RTR_OK;
     std::lock_guard<std::mutex> hold(bucket_cache.lock);
@@ -139,11 +139,11 @@ static rtr_status bias_act(const char *op, float *out, const float *inp, const f
     return RTR_OK;
 }
 
-rtr_status bias_add_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
+rtr_status rtr_bias_add_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
     return bias_act<false>("bias_add_forward", out, inp, bias, N, C, stream);
 }
 
-rtr_status bias_gelu_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
+rtr_status rtr_bias_gelu_forward(float *out, const float *inp, const float *bias, int N, int C, cudaStream_t stream) {
     return bias_act<true>("bias_gelu_forward", out, inp, bias, N, C, stream);
 }
 
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(float *out, floa
     }
 }
 
-rtr_status attention_forward(float *out, float *att, const float *qkv, const float *bias, const int32_t *lens, int B,
+rtr_status rtr_attention_forward(float *out, float *att, const float *qkv, const float *bias, const int32_t *lens, int B,
                              int T, int C, int NH, cudaStream_t stream) {
     if ((size_t)B * T == 0) return RTR_OK;
     if (NH <= 0 || C % NH || NH > 65535 || B > 65535)
@@ -242,7 +242,7 @@ __global__ void residual_layernorm_kernel(float *out, const float *inp, const fl
     layernorm_row_inplace(out + off, ln_w, ln_b, eps, C, scratch);
 }
 
-rtr_status residual_layernorm_forward(float *out, const float *inp, const float *bias, const float *residual,
+rtr_status rtr_residual_layernorm_forward(float *out, const float *inp, const float *bias, const float *residual,
                                       const float *ln_w, const float *ln_b, float eps, int N, int C,
                                       cudaStream_t stream) {
     if (N == 0) return RTR_OK;
@@ -267,7 +267,7 @@ __global__ void mean_pool_l2norm_kernel(float *out, const float *inp, const int3
     for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] *= inv;
 }
 
-rtr_status mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
+rtr_status rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
                                     cudaStream_t stream) {
     if (B == 0) return RTR_OK;
     RTR_LAUNCH(mean_pool_l2norm_kernel, (unsigned)B, ROW_THREADS, 0, stream, out, inp, lens, T, C);

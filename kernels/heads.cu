@@ -3,7 +3,7 @@
  * scoring form (two operations per unit instead of three), the loss and
  * its gradient, the backward into A, C, w2 and b2, and the activation. Each
  * launcher has the name and arguments of its plain-C reference in
- * src/heads.c (see include/rtr/predictor.h) plus a stream.
+ * src/ref/heads.c (see include/rtr/predictor.h) plus a stream.
  *
  * Forward: a block computes a tile of 64 queries × 32 pairs of both heads,
  * streaming A and C through shared memory 32 hidden units at a time, like a
@@ -18,8 +18,8 @@ namespace RTR_KNS {
 /* Forward tile: QT queries × PT pairs per block of 16 × 16 threads, each
  * thread owning QPT × PPT outputs of both heads; the hidden units stream
  * through shared memory JT at a time, stored [unit][query|pair] so the inner
- * loop reads one broadcast row per unit. One kernel serves heads_forward
- * (term w·relu(a + c), bias b2) and heads_score (term s·max(x, g), bias
+ * loop reads one broadcast row per unit. One kernel serves rtr_heads_forward
+ * (term w·relu(a + c), bias b2) and rtr_heads_score (term s·max(x, g), bias
  * beta[k]): FOLDED picks the term and the bias. */
 constexpr int QT = 64, PT = 32, JT = 32, QPT = QT / 16, PPT = PT / 16;
 
@@ -94,14 +94,14 @@ static rtr_status heads_tile(const char *op, float *out_c, float *out_t, const f
     return RTR_OK;
 }
 
-rtr_status heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
+rtr_status rtr_heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
                          const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
                          int N, int K, int H, cudaStream_t stream) {
     return heads_tile<false>("heads_forward", out_c, out_t, A_c, A_t, C_c, C_t, w2_c, w2_t, b2_c, b2_t, N, K, H,
                              stream);
 }
 
-rtr_status heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
+rtr_status rtr_heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
                        const float *G_t, const float *s_c, const float *s_t, const float *beta_c,
                        const float *beta_t, int N, int K, int H, cudaStream_t stream) {
     return heads_tile<true>("heads_score", out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H,
@@ -144,7 +144,7 @@ __global__ void heads_loss_kernel(float *dout_c, float *dout_t, double *loss, co
     }
 }
 
-rtr_status heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+rtr_status rtr_heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
                       const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
                       cudaStream_t stream) {
     size_t NK = (size_t)N * K;
@@ -205,7 +205,7 @@ __global__ void heads_backward_dC_kernel(float *dC_c, float *dC_t, float *dw2_c,
     }
 }
 
-rtr_status heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
+rtr_status rtr_heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
                           float *dw2_t, float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
                           const float *A_t, const float *C_c, const float *C_t, const float *w2_c, const float *w2_t,
                           int N, int K, int H, cudaStream_t stream) {
@@ -229,7 +229,7 @@ __global__ void heads_activate_kernel(float *p_correct, float *tokens, const flo
     }
 }
 
-rtr_status heads_activate(float *p_correct, float *tokens, const float *out_c, const float *out_t, int token_target,
+rtr_status rtr_heads_activate(float *p_correct, float *tokens, const float *out_c, const float *out_t, int token_target,
                           float token_scale, int N, int K, cudaStream_t stream) {
     size_t NK = (size_t)N * K;
     if (NK == 0) return RTR_OK;

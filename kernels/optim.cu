@@ -1,10 +1,10 @@
 /* optim.cu — the Adam update on the GPU, same name and arguments as the C
- * reference in src/optim.c plus a stream. Every operation is the reference's,
+ * reference in src/ref/optim.c plus a stream. Every operation is the reference's,
  * in its order, with round-to-nearest intrinsics so nvcc fuses nothing: the
  * result is bit-identical. The step size comes from the reference itself. */
 #include "launchers.cuh"
 
-#include "rtr/optim.h"
+#include "rtr/ops.h"
 
 namespace RTR_KNS {
 
@@ -20,12 +20,12 @@ __global__ void adam_update_kernel(float *param, const float *grad, float *m, fl
     }
 }
 
-rtr_status adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,
+rtr_status rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,
                        cudaStream_t stream) {
     if (n == 0) return RTR_OK;
     unsigned grid = rtr_ceil_div(n, 256);
     RTR_LAUNCH(adam_update_kernel, grid < 65536 ? grid : 65536, 256, 0, stream, param, grad, m, v, n,
-               adam_step_size(lr, t));
+               rtr_adam_step_size(lr, t));
     RTR_LAUNCH_CHECK("adam_update", "n=%zu t=%lld", n, (long long)t);
     return RTR_OK;
 }

@@ -2,7 +2,7 @@
  * pair maximising λ·(p + c) − c over K pairs, NaN entries never chosen, ties
  * as in include/rtr/route.h) and every query's upper envelope over λ ∈ [0,1]
  * (the pieces the exact λ path and the sweep are built from). Same names and
- * arguments as the C references in src/route.c plus a stream; the arithmetic
+ * arguments as the C references in src/ref/route.c plus a stream; the arithmetic
  * is the reference's, step by step in double with round-to-nearest
  * intrinsics (no FMA contraction), so results agree exactly. One thread per
  * query: K is small (tens of pairs) and rows are contiguous. */
@@ -29,7 +29,7 @@ __global__ void route_argmax_kernel(int32_t *choice, const float *p, const float
     choice[i] = best;
 }
 
-rtr_status route_argmax(int32_t *choice, const float *p, const float *c, double lambda, int64_t n, int32_t k,
+rtr_status rtr_route_argmax(int32_t *choice, const float *p, const float *c, double lambda, int64_t n, int32_t k,
                         cudaStream_t stream) {
     if (n <= 0) return RTR_OK;
     if (n > (int64_t)256 * 2147483647)
@@ -87,7 +87,7 @@ __global__ void route_envelope_kernel(int32_t *pair, double *start, int32_t *m, 
     m[i] = out;
 }
 
-rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
+rtr_status rtr_route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
                           int32_t k, cudaStream_t stream) {
     if (n <= 0) return RTR_OK;
     if (k < 1 || k > RTR_ENVELOPE_KMAX)

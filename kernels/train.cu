@@ -1,6 +1,6 @@
 /* train.cu — the predictor trainer's glue on the GPU around the fused heads:
  * the batch gather and one head's pair table with its backward. Same names
- * and arguments as the C references in src/heads.c plus a stream; each output
+ * and arguments as the C references in src/ref/heads.c plus a stream; each output
  * element is computed by one thread with the reference's operations in its
  * order (the backward walks the pairs k = 0..K−1 as the reference does), so
  * results are bit-identical. Tables are small (tens of pairs x H): a plain
@@ -24,7 +24,7 @@ __global__ void gather_rows_kernel(float *out, const float *in, const int64_t *i
     }
 }
 
-rtr_status gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols, cudaStream_t stream) {
+rtr_status rtr_gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols, cudaStream_t stream) {
     if (n <= 0 || cols <= 0) return RTR_OK;
     RTR_LAUNCH(gather_rows_kernel, grid_for((size_t)n * cols), 256, 0, stream, out, in, idx, n, cols);
     RTR_LAUNCH_CHECK("gather_rows", "n=%d cols=%d", n, cols);
@@ -40,7 +40,7 @@ __global__ void pair_table_forward_kernel(float *C, const float *P_m, const floa
     }
 }
 
-rtr_status pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
+rtr_status rtr_pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
                               const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
                               cudaStream_t stream) {
     if (K <= 0 || H <= 0) return RTR_OK;
@@ -73,7 +73,7 @@ __global__ void pair_table_backward_kernel(float *dP_m, float *dP_s, float *db1,
     }
 }
 
-rtr_status pair_table_backward(float *dP_m, float *dP_s, float *db1, const float *dC, const int32_t *pair_model,
+rtr_status rtr_pair_table_backward(float *dP_m, float *dP_s, float *db1, const float *dC, const int32_t *pair_model,
                                const int32_t *pair_strategy, int K, int H, int n_models, int n_strategies,
                                cudaStream_t stream) {
     if (K <= 0 || H <= 0) return RTR_OK;

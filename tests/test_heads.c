@@ -1,9 +1,10 @@
 /* Tests of the fused concat-MLP heads: the fused forward equals a naive
  * double-precision MLP over the explicit concatenation [e_q; d_m; d_s; u_m; u_s],
- * and every analytic gradient (heads_loss, heads_backward's dA/dC/dw2/db2, and
+ * and every analytic gradient (rtr_heads_loss, rtr_heads_backward's dA/dC/dw2/db2, and
  * the full parameter gradient of W_q, W_m, W_s, b1, w2, b2, u_m, u_s for both
  * heads) matches central finite differences at awkward sizes. */
-#include "predictor_int.h"
+#include "rtr/ops.h"
+#include "predictor/predictor_int.h"
 #include "test.h"
 
 #include <string.h>
@@ -97,7 +98,7 @@ static void test_score_rejects_nan(void) {
     rtr_predictor_free(&p);
 }
 
-/* heads_loss: gradient vs finite differences of the summed losses; NaN labels
+/* rtr_heads_loss: gradient vs finite differences of the summed losses; NaN labels
  * give no loss and no gradient. */
 static void test_loss_gradient(void) {
     enum { N = 3, K = 4 };
@@ -107,7 +108,7 @@ static void test_loss_gradient(void) {
     for (int i = 0; i < N * K; i++) yc[i] = 0.5f + 0.5f * frand(), yt[i] = 2.0f + frand();
     yc[5] = NAN, yt[2] = NAN;
     double l[2] = {0, 0};
-    heads_loss(dc, dt, l, oc, ot, yc, yt, 1.0f, 1.0f, N, K);
+    rtr_heads_loss(dc, dt, l, oc, ot, yc, yt, 1.0f, 1.0f, N, K);
     CHECK(dc[5] == 0.0f && dt[2] == 0.0f);
     const double eps = 1e-2;
     for (int i = 0; i < N * K; i++) {
@@ -115,9 +116,9 @@ static void test_loss_gradient(void) {
             float *o = h ? ot : oc, keep = o[i];
             double lp[2] = {0, 0}, lm[2] = {0, 0};
             o[i] = keep + (float)eps;
-            heads_loss(s1, s2, lp, oc, ot, yc, yt, 1, 1, N, K);
+            rtr_heads_loss(s1, s2, lp, oc, ot, yc, yt, 1, 1, N, K);
             o[i] = keep - (float)eps;
-            heads_loss(s1, s2, lm, oc, ot, yc, yt, 1, 1, N, K);
+            rtr_heads_loss(s1, s2, lm, oc, ot, yc, yt, 1, 1, N, K);
             o[i] = keep;
             double fd = (lp[h] - lm[h]) / (2 * eps);
             CHECK_CLOSE(h ? dt[i] : dc[i], fd, 2e-4, 2e-3);
@@ -126,16 +127,16 @@ static void test_loss_gradient(void) {
     /* fractional label 0.5 at logit 0 is the minimum: zero gradient */
     float z = 0, y = 0.5f, d0, d1, t = 1;
     double l2[2] = {0, 0};
-    heads_loss(&d0, &d1, l2, &z, &t, &y, &t, 1, 1, 1, 1);
+    rtr_heads_loss(&d0, &d1, l2, &z, &t, &y, &t, 1, 1, 1, 1);
     CHECK_CLOSE(d0, 0.0, 1e-7, 0);
     CHECK_CLOSE(l2[0], log(2.0), 1e-7, 1e-7);
 }
 
-/* L = Σ g_c·out_c + Σ g_t·out_t; heads_backward with dout = g is dL/d(A, C, w2, b2). */
+/* L = Σ g_c·out_c + Σ g_t·out_t; rtr_heads_backward with dout = g is dL/d(A, C, w2, b2). */
 static double linear_functional(const float *A, const float *C, const float *w2, const float *b2, const float *g,
                                 int N, int K, int H) {
     float *out = malloc(sizeof(float) * 2 * N * K);
-    heads_forward(out, out + N * K, A, A + N * H, C, C + K * H, w2, b2, w2 + H, b2 + 1, N, K, H);
+    rtr_heads_forward(out, out + N * K, A, A + N * H, C, C + K * H, w2, b2, w2 + H, b2 + 1, N, K, H);
     double L = 0;
     for (int i = 0; i < 2 * N * K; i++) L += (double)g[i] * out[i];
     free(out);
@@ -151,7 +152,7 @@ static void test_backward_dA_dC(void) {
     fill(b2, 2, 1.0f);
     fill(g, 2 * N * K, 1.0f);
     float dA[2 * N * H] = {0}, dC[2 * K * H] = {0}, dw2[2 * H] = {0}, db2[2] = {0};
-    heads_backward(dA, dA + N * H, dC, dC + K * H, dw2, db2, dw2 + H, db2 + 1, g, g + N * K, A, A + N * H, C,
+    rtr_heads_backward(dA, dA + N * H, dC, dC + K * H, dw2, db2, dw2 + H, db2 + 1, g, g + N * K, A, A + N * H, C,
                    C + K * H, w2, w2 + H, N, K, H);
     struct { float *x, *dx; int n; const char *name; } blocks[] = {
         {A, dA, 2 * N * H, "A"}, {C, dC, 2 * K * H, "C"}, {w2, dw2, 2 * H, "w2"}, {b2, db2, 2, "b2"}};
@@ -182,7 +183,7 @@ static void test_backward_dA_dC(void) {
     CHECK(checked > 2 * N * H); /* the kink filter did not hide the test */
     /* accumulation: a second call doubles the gradients */
     float dA1 = dA[4], dC1 = dC[9], dw1 = dw2[3];
-    heads_backward(dA, dA + N * H, dC, dC + K * H, dw2, db2, dw2 + H, db2 + 1, g, g + N * K, A, A + N * H, C,
+    rtr_heads_backward(dA, dA + N * H, dC, dC + K * H, dw2, db2, dw2 + H, db2 + 1, g, g + N * K, A, A + N * H, C,
                    C + K * H, w2, w2 + H, N, K, H);
     CHECK_CLOSE(dA[4], 2 * dA1, 1e-6, 1e-6);
     CHECK_CLOSE(dC[9], 2 * dC1, 1e-6, 1e-6);

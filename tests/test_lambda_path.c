@@ -13,11 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "route_data.h"
+#include "route/route_data.h"
 #include "rtr/metrics.h"
 #include "rtr/route.h"
 #include "test.h"
-#include "util.h"
+#include "common/util.h"
 
 static uint64_t rng_state = 42;
 static double rnd(void) { /* xorshift64*, uniform in [0,1) */
@@ -67,7 +67,7 @@ static void check_envelopes(int32_t k, bool quantised) {
             CHECK(ci[pair[t]] > ci[pair[t - 1]] && pi[pair[t]] > pi[pair[t - 1]]);
         }
         /* The envelope's pair is the best at every grid λ (ties within
-         * rounding), and exactly route_argmax's at 0, 1 and piece midpoints. */
+         * rounding), and exactly rtr_route_argmax's at 0, 1 and piece midpoints. */
         for (int g = 0; g <= GRID; g++) {
             double lam = (double)g / GRID, best = -INFINITY;
             for (int32_t j = 0; j < k; j++) best = fmax(best, score(pi, ci, j, lam));
@@ -75,7 +75,7 @@ static void check_envelopes(int32_t k, bool quantised) {
         }
         for (int32_t t = 0; t <= m; t++) {
             double lam = t == m ? 1.0 : t == 0 ? 0.0 : 0.5 * (start[t - 1] + start[t]);
-            route_argmax(&choice, pi, ci, lam, 1, k);
+            rtr_route_argmax(&choice, pi, ci, lam, 1, k);
             CHECK_MSG(choice == piece_at(pair, start, m, lam), "k=%d query %lld λ=%g", (int)k, (long long)i, lam);
         }
     }
@@ -103,18 +103,18 @@ static void test_envelope_nan_and_ties(void) {
     const float none_p[2] = {NAN, NAN};
     CHECK(rtr_envelope(none_p, c, 2, pair, start, l) == 0);
     int32_t ch[1];
-    route_argmax(ch, none_p, c, 0.5, 1, 2);
+    rtr_route_argmax(ch, none_p, c, 0.5, 1, 2);
     CHECK(ch[0] == -1);
     /* equal cost at λ = 0: the more accurate wins, as it does just above 0 */
     const float p2[2] = {0.3f, 0.6f}, c2[2] = {0.4f, 0.4f};
-    route_argmax(ch, p2, c2, 0.0, 1, 2);
+    rtr_route_argmax(ch, p2, c2, 0.0, 1, 2);
     CHECK(ch[0] == 1);
 }
 
 /* Brute force at one λ: predicted means and the realised operating point. */
 static void brute_at(const rtr_route_table *t, double lam, int32_t *choice, double *pa, double *pc,
                      rtr_op_point *real) {
-    route_argmax(choice, t->p, t->c, lam, t->n, t->k);
+    rtr_route_argmax(choice, t->p, t->c, lam, t->n, t->k);
     double sa = 0, sc = 0;
     for (int64_t i = 0; i < t->n; i++) { sa += t->p[i * t->k + choice[i]]; sc += t->cost[i * t->k + choice[i]]; }
     *pa = sa / t->n;

@@ -1,9 +1,9 @@
 /* Encoder ops: MPNet's relative position buckets against values computed by
- * transformers' MPNet, and the faster CPU paths (src/ops_cpu.c) against the
- * plain references (src/ops.c) on seeded random inputs at awkward shapes,
+ * transformers' MPNet, and the faster CPU paths (src/backend/ops_cpu.c) against the
+ * plain references (src/ref/encoder.c) on seeded random inputs at awkward shapes,
  * with padded rows and sentinels around the output. */
 #include "rtr/ops.h"
-#include "ops_cpu.h"
+#include "backend/ops_cpu.h"
 #include "test.h"
 
 #include <cblas.h>
@@ -27,13 +27,13 @@ static void test_buckets(void) {
         if (want > 15) want = 15;
         want += n < 0 ? 16 : 0;
         int i = n > 0 ? n : 0, j = i - n;
-        if (relative_position_bucket(i, j, 32, 128) != want && bad++ < 5)
-            fprintf(stderr, "bucket(%d,%d) = %d, want %d\n", i, j, relative_position_bucket(i, j, 32, 128), want);
+        if (rtr_relative_position_bucket(i, j, 32, 128) != want && bad++ < 5)
+            fprintf(stderr, "bucket(%d,%d) = %d, want %d\n", i, j, rtr_relative_position_bucket(i, j, 32, 128), want);
     }
     CHECK(bad == 0);
     float table[32 * 2], bias[2 * 5 * 5];
     for (int k = 0; k < 64; k++) table[k] = (float)k;
-    position_bias_forward(bias, table, 5, 2, 32, 128);
+    rtr_position_bias_forward(bias, table, 5, 2, 32, 128);
     CHECK(bias[(1 * 5 + 4) * 5 + 0] == table[4 * 2 + 1]);  /* head 1, i=4, j=0: bucket 4 */
     CHECK(bias[(0 * 5 + 0) * 5 + 3] == table[19 * 2 + 0]); /* head 0, i=0, j=3: bucket 16+3 */
 }
@@ -58,7 +58,7 @@ static void attention_case(int B, int T, int C, int NH, int with_bias) {
     for (int i = 0; i < NH * T * T; i++) bias[i] = frand();
     for (int b = 0; b < B; b++) lens[b] = b == 0 ? T : 1 + (int)((frand() + 1.0f) * 0.5f * (T - 1));
     for (int i = 0; i < 8; i++) fast[no + i] = 777.0f; /* sentinels */
-    attention_forward(ref, att_r, qkv, with_bias ? bias : NULL, lens, B, T, C, NH);
+    rtr_attention_forward(ref, att_r, qkv, with_bias ? bias : NULL, lens, B, T, C, NH);
     attention_forward_cpu(fast, att_f, qkv, with_bias ? bias : NULL, lens, B, T, C, NH);
     CHECK_MSG(close_all(fast, ref, no, 1e-5f, 1e-4f), "attention B=%d T=%d C=%d NH=%d bias=%d", B, T, C, NH,
               with_bias);
@@ -90,7 +90,7 @@ static void test_gelu_fast(void) {
     for (int i = 0; i < N * C; i++) x[i] = 8.0f * frand(); /* covers the tails of erf */
     for (int c = 0; c < C; c++) b[c] = frand();
     x[0] = 0.0f; x[1] = -100.0f; x[2] = 100.0f;
-    bias_gelu_forward(ref, x, b, N, C);
+    rtr_bias_gelu_forward(ref, x, b, N, C);
     bias_gelu_forward_cpu(fast, x, b, N, C);
     CHECK(close_all(fast, ref, (size_t)N * C, 2e-7f, 2e-6f));
     bias_gelu_forward_cpu(x, x, b, N, C); /* in place */
@@ -103,13 +103,13 @@ static void test_reference_ops(void) {
     float inp[2 * 3 * 2] = {1, 0, 3, 0, 100, 100, /* row 0: len 2 */ 0, 2, 0, 0, 0, 0 /* row 1: len 1 */};
     int32_t lens[2] = {2, 1};
     float out[4];
-    mean_pool_l2norm_forward(out, inp, lens, 2, 3, 2);
+    rtr_mean_pool_l2norm_forward(out, inp, lens, 2, 3, 2);
     CHECK_CLOSE(out[0], 1.0, 1e-7, 0);
     CHECK_CLOSE(out[1], 0.0, 1e-7, 0);
     CHECK_CLOSE(out[3], 1.0, 1e-7, 0);
     /* residual + bias + LayerNorm: constant row gives the LN bias */
     float a[3] = {1, 2, 3}, r[3] = {2, 1, 0}, bias[3] = {0.5f, 0.5f, 0.5f}, w[3] = {1, 1, 1}, lb[3] = {0, 1, 2};
-    residual_layernorm_forward(r, a, bias, r, w, lb, 1e-12f, 1, 3);
+    rtr_residual_layernorm_forward(r, a, bias, r, w, lb, 1e-12f, 1, 3);
     CHECK(r[0] == 0.0f && r[1] == 1.0f && r[2] == 2.0f);
 }
 

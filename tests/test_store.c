@@ -3,7 +3,7 @@
  * malformed catalogs). */
 #include "rtr/store.h"
 #include "test.h"
-#include "util.h"
+#include "common/util.h"
 
 #include <hdf5.h>
 #include <string.h>

@@ -3,9 +3,9 @@
  * loss, beats the naive per-pair predictor on held-out rows, is
  * deterministic (same seed, same checkpoint bytes), round-trips through a
  * checkpoint, and fails cleanly on NaN input or a diverging run. */
-#include "predictor_int.h"
+#include "predictor/predictor_int.h"
 #include "test.h"
-#include "util.h"
+#include "common/util.h"
 
 #include <string.h>
 

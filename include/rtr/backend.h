@@ -6,9 +6,10 @@
  * Every array an op reads or writes lives in the backend's memory: allocate
  * it with rtr_backend_alloc and move data with upload/download (on the CPU
  * these are malloc and memcpy). Ops take the same arguments, in the same
- * order, as the plain-C references they stand for (include/rtr/ops.h,
- * predictor.h, route.h, optim.h); the CUDA ones run on the backend's stream, so a
- * result is ready after rtr_backend_synchronize or a download.
+ * order, as the plain-C references they stand for (include/rtr/ops.h); the
+ * CUDA ones run on the backend's stream, so a result is ready after
+ * rtr_backend_synchronize or a download. Whether a backend has an op is
+ * rtr_backend_supports (a NULL slot: it has not).
  *
  * No GPU or no driver is a normal case: "auto" falls back to the CPU with one
  * line on stderr; "cuda" then fails with RTR_ERR_DEVICE. A failing op returns
@@ -19,34 +20,98 @@
 #ifndef RTR_BACKEND_H
 #define RTR_BACKEND_H
 
-#include "rtr/predictor.h"
+#include "rtr/export.h"
 #include "rtr/rtr.h"
+
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/* The ops, written once. Each row is X(ENUM, name, ret, params, args):
+ * name is the op, the iface slot, and (prefixed rtr_) both its plain-C
+ * reference in include/rtr/ops.h and the CUDA launcher of the same name in
+ * kernels/launchers.cuh; params are the reference's parameters and args their
+ * names, in order; ret is VOID or STATUS, what the reference returns. The
+ * enum, the op names, the interface slots and the adapters that forward a
+ * slot to the reference (CPU) or to the launcher with the backend's stream
+ * (CUDA) all follow from this list. */
+#define RTR_BACKEND_OPS(X)                                                                                        \
+    X(EMBEDDING_LAYERNORM_FORWARD, embedding_layernorm_forward, VOID,                                            \
+      (float *out, const int32_t *ids, const int32_t *pos_ids, const float *wte, const float *wpe,                \
+       const float *wtt, const float *ln_w, const float *ln_b, float eps, int B, int T, int C),                  \
+      (out, ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, B, T, C))                                              \
+    X(POSITION_BIAS_FORWARD, position_bias_forward, VOID,                                                        \
+      (float *bias, const float *table, int T, int NH, int num_buckets, int max_distance),                       \
+      (bias, table, T, NH, num_buckets, max_distance))                                                           \
+    X(BIAS_ADD_FORWARD, bias_add_forward, VOID, (float *out, const float *inp, const float *bias, int N, int C),  \
+      (out, inp, bias, N, C))                                                                                    \
+    X(ATTENTION_FORWARD, attention_forward, VOID,                                                                \
+      (float *out, float *att, const float *qkv, const float *bias, const int32_t *lens, int B, int T, int C,    \
+       int NH),                                                                                                  \
+      (out, att, qkv, bias, lens, B, T, C, NH))                                                                  \
+    X(BIAS_GELU_FORWARD, bias_gelu_forward, VOID, (float *out, const float *inp, const float *bias, int N, int C), \
+      (out, inp, bias, N, C))                                                                                    \
+    X(RESIDUAL_LAYERNORM_FORWARD, residual_layernorm_forward, VOID,                                              \
+      (float *out, const float *inp, const float *bias, const float *residual, const float *ln_w,                \
+       const float *ln_b, float eps, int N, int C),                                                              \
+      (out, inp, bias, residual, ln_w, ln_b, eps, N, C))                                                         \
+    X(MEAN_POOL_L2NORM_FORWARD, mean_pool_l2norm_forward, VOID,                                                  \
+      (float *out, const float *inp, const int32_t *lens, int B, int T, int C), (out, inp, lens, B, T, C))       \
+    X(HEADS_FORWARD, heads_forward, VOID,                                                                        \
+      (float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c, const float *C_t,       \
+       const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t, int N, int K, int H),         \
+      (out_c, out_t, A_c, A_t, C_c, C_t, w2_c, b2_c, w2_t, b2_t, N, K, H))                                       \
+    X(HEADS_SCORE, heads_score, VOID,                                                                            \
+      (float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c, const float *G_t,       \
+       const float *s_c, const float *s_t, const float *beta_c, const float *beta_t, int N, int K, int H),       \
+      (out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H))                                     \
+    X(HEADS_LOSS, heads_loss, VOID,                                                                              \
+      (float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t, const float *y_c,     \
+       const float *y_t, float gscale_c, float gscale_t, int N, int K),                                          \
+      (dout_c, dout_t, loss, out_c, out_t, y_c, y_t, gscale_c, gscale_t, N, K))                                  \
+    X(HEADS_BACKWARD, heads_backward, VOID,                                                                      \
+      (float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c, float *dw2_t,             \
+       float *db2_t, const float *dout_c, const float *dout_t, const float *A_c, const float *A_t,               \
+       const float *C_c, const float *C_t, const float *w2_c, const float *w2_t, int N, int K, int H),           \
+      (dA_c, dA_t, dC_c, dC_t, dw2_c, db2_c, dw2_t, db2_t, dout_c, dout_t, A_c, A_t, C_c, C_t, w2_c, w2_t, N, K, \
+       H))                                                                                                       \
+    X(HEADS_ACTIVATE, heads_activate, VOID,                                                                      \
+      (float *p_correct, float *tokens, const float *out_c, const float *out_t, int token_target,                \
+       float token_scale, int N, int K),                                                                         \
+      (p_correct, tokens, out_c, out_t, token_target, token_scale, N, K))                                        \
+    X(GATHER_ROWS, gather_rows, VOID, (float *out, const float *in, const int64_t *idx, int n, int cols),        \
+      (out, in, idx, n, cols))                                                                                   \
+    X(PAIR_TABLE_FORWARD, pair_table_forward, VOID,                                                              \
+      (float *C, const float *P_m, const float *P_s, const float *b1, const int32_t *pair_model,                 \
+       const int32_t *pair_strategy, int K, int H),                                                              \
+      (C, P_m, P_s, b1, pair_model, pair_strategy, K, H))                                                        \
+    X(PAIR_TABLE_BACKWARD, pair_table_backward, VOID,                                                            \
+      (float *dP_m, float *dP_s, float *db1, const float *dC, const int32_t *pair_model,                         \
+       const int32_t *pair_strategy, int K, int H, int n_models, int n_strategies),                              \
+      (dP_m, dP_s, db1, dC, pair_model, pair_strategy, K, H, n_models, n_strategies))                            \
+    X(ROUTE_ARGMAX, route_argmax, VOID,                                                                          \
+      (int32_t *choice, const float *p, const float *c, double lambda, int64_t n, int32_t k),                    \
+      (choice, p, c, lambda, n, k))                                                                              \
+    X(ROUTE_ENVELOPE, route_envelope, STATUS,                                                                    \
+      (int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n, int32_t k),          \
+      (pair, start, m, p, c, n, k))                                                                              \
+    X(ADAM_UPDATE, adam_update, VOID,                                                                            \
+      (float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t),                     \
+      (param, grad, m, v, n, lr, t))
+
+/* "(void *ctx, <params>)": a slot's parameter list from an op's params. */
+#define RTR_OP_PARAMS(...) (void *ctx, __VA_ARGS__)
+
+/* RTR_OP_SGEMM (no reference but BLAS) then one per row of the list. */
 typedef enum {
     RTR_OP_SGEMM = 0,
-    RTR_OP_EMBEDDING_LAYERNORM,
-    RTR_OP_POSITION_BIAS,
-    RTR_OP_BIAS_ADD,
-    RTR_OP_ATTENTION,
-    RTR_OP_BIAS_GELU,
-    RTR_OP_RESIDUAL_LAYERNORM,
-    RTR_OP_MEAN_POOL_L2NORM,
-    RTR_OP_HEADS_FORWARD,
-    RTR_OP_HEADS_LOSS,
-    RTR_OP_HEADS_BACKWARD,
-    RTR_OP_HEADS_ACTIVATE,
-    RTR_OP_ROUTE_ARGMAX,
-    RTR_OP_ADAM_UPDATE,
-    RTR_OP_GATHER_ROWS,
-    RTR_OP_PAIR_TABLE_FORWARD,
-    RTR_OP_PAIR_TABLE_BACKWARD,
-    RTR_OP_ROUTE_ENVELOPE,
-    RTR_OP_HEADS_SCORE,
+#define RTR_X_ENUM(E, name, ret, params, args) RTR_OP_##E,
+    RTR_BACKEND_OPS(RTR_X_ENUM)
+#undef RTR_X_ENUM
     RTR_OP_COUNT
 } rtr_op;
 
@@ -54,11 +119,10 @@ typedef enum {
  * and B to bf16 or fp16 for tensor cores and accumulates in fp32. */
 typedef enum { RTR_GEMM_F32 = 0, RTR_GEMM_BF16, RTR_GEMM_F16 } rtr_gemm_precision;
 
-/* The operation table. ctx is the backend's own state. Shapes and meaning of
- * each op: see the reference named in its comment. */
+/* The operation table. ctx is the backend's own state. A NULL op slot means
+ * the backend does not implement that op (rtr_backend_supports says so). */
 typedef struct rtr_backend_iface {
-    const char *name; /* "cpu", "cuda", "cuda-emu" */
-    bool (*supports_op)(void *ctx, rtr_op op);
+    const char *name; /* "cpu", "cpu-ref", "cuda", "cuda-emu" */
     void (*destroy)(void *ctx);
 
     rtr_status (*alloc)(void *ctx, void **ptr, size_t bytes);
@@ -85,58 +149,10 @@ typedef struct rtr_backend_iface {
     rtr_status (*sgemm)(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-    /* ops.h */
-    rtr_status (*embedding_layernorm_forward)(void *ctx, float *out, const int32_t *ids, const int32_t *pos_ids,
-                                              const float *wte, const float *wpe, const float *wtt,
-                                              const float *ln_w, const float *ln_b, float eps, int B, int T, int C);
-    rtr_status (*position_bias_forward)(void *ctx, float *bias, const float *table, int T, int NH,
-                                        int num_buckets, int max_distance);
-    rtr_status (*bias_add_forward)(void *ctx, float *out, const float *inp, const float *bias, int N, int C);
-    rtr_status (*attention_forward)(void *ctx, float *out, float *att, const float *qkv, const float *bias,
-                                    const int32_t *lens, int B, int T, int C, int NH);
-    rtr_status (*bias_gelu_forward)(void *ctx, float *out, const float *inp, const float *bias, int N, int C);
-    rtr_status (*residual_layernorm_forward)(void *ctx, float *out, const float *inp, const float *bias,
-                                             const float *residual, const float *ln_w, const float *ln_b,
-                                             float eps, int N, int C);
-    rtr_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp, const int32_t *lens,
-                                           int B, int T, int C);
-
-    /* predictor.h (loss: 2 doubles in backend memory, accumulated) */
-    rtr_status (*heads_forward)(void *ctx, float *out_c, float *out_t, const float *A_c, const float *A_t,
-                                const float *C_c, const float *C_t, const float *w2_c, const float *b2_c,
-                                const float *w2_t, const float *b2_t, int N, int K, int H);
-    rtr_status (*heads_score)(void *ctx, float *out_c, float *out_t, const float *X_c, const float *X_t,
-                              const float *G_c, const float *G_t, const float *s_c, const float *s_t,
-                              const float *beta_c, const float *beta_t, int N, int K, int H);
-    rtr_status (*heads_loss)(void *ctx, float *dout_c, float *dout_t, double *loss, const float *out_c,
-                             const float *out_t, const float *y_c, const float *y_t, float gscale_c,
-                             float gscale_t, int N, int K);
-    rtr_status (*heads_backward)(void *ctx, float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c,
-                                 float *db2_c, float *dw2_t, float *db2_t, const float *dout_c,
-                                 const float *dout_t, const float *A_c, const float *A_t, const float *C_c,
-                                 const float *C_t, const float *w2_c, const float *w2_t, int N, int K, int H);
-    rtr_status (*heads_activate)(void *ctx, float *p_correct, float *tokens, const float *out_c,
-                                 const float *out_t, int token_target, float token_scale, int N, int K);
-
-    /* route.h */
-    rtr_status (*route_argmax)(void *ctx, int32_t *choice, const float *p, const float *c, double lambda,
-                               int64_t n, int32_t k);
-
-    /* optim.h */
-    rtr_status (*adam_update)(void *ctx, float *param, const float *grad, float *m, float *v, size_t n, double lr,
-                              int64_t t);
-
-    /* predictor.h: the trainer's batch gather and pair tables */
-    rtr_status (*gather_rows)(void *ctx, float *out, const float *in, const int64_t *idx, int n, int cols);
-    rtr_status (*pair_table_forward)(void *ctx, float *C, const float *P_m, const float *P_s, const float *b1,
-                                     const int32_t *pair_model, const int32_t *pair_strategy, int K, int H);
-    rtr_status (*pair_table_backward)(void *ctx, float *dP_m, float *dP_s, float *db1, const float *dC,
-                                      const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
-                                      int n_models, int n_strategies);
-
-    /* route.h: every query's λ envelope */
-    rtr_status (*route_envelope)(void *ctx, int32_t *pair, double *start, int32_t *m, const float *p,
-                                 const float *c, int64_t n, int32_t k);
+    /* Every op of the list, as its reference in include/rtr/ops.h. */
+#define RTR_X_SLOT(E, name, ret, params, args) rtr_status(*name) RTR_OP_PARAMS params;
+    RTR_BACKEND_OPS(RTR_X_SLOT)
+#undef RTR_X_SLOT
 } rtr_backend_iface;
 
 typedef struct rtr_backend {
@@ -149,65 +165,40 @@ typedef struct rtr_backend {
  * device answers, else the CPU with one line on stderr saying why).
  * RTR_ERR_DEVICE for "cuda" without a usable device or a build without CUDA;
  * RTR_ERR_INVALID for another name. */
-rtr_status rtr_backend_init(rtr_backend *b, const char *name);
-void rtr_backend_free(rtr_backend *b);
+RTR_API rtr_status rtr_backend_init(rtr_backend *b, const char *name);
+RTR_API void rtr_backend_free(rtr_backend *b);
 
 /* The CPU backend, always available: the fast CPU paths where they exist
- * (src/ops_cpu.c, GEMMs split over the OpenMP threads). */
-rtr_status rtr_backend_cpu_open(rtr_backend *b);
+ * (src/backend/ops_cpu.c, GEMMs split over the OpenMP threads). */
+RTR_API rtr_status rtr_backend_cpu_open(rtr_backend *b);
 /* The reference backend: every op is its plain-C reference, one BLAS call
  * per GEMM. The yardstick the kernel tests compare other backends with. */
-rtr_status rtr_backend_ref_open(rtr_backend *b);
+RTR_API rtr_status rtr_backend_ref_open(rtr_backend *b);
 #ifdef RTR_WITH_CUDA
 /* The CUDA backend on `device` (kernels/backend_cuda.cu). */
-rtr_status rtr_backend_cuda_open(rtr_backend *b, int device);
+RTR_API rtr_status rtr_backend_cuda_open(rtr_backend *b, int device);
 #endif
 
 /* Whether b implements op (callers ask before they call). */
-bool rtr_backend_supports(const rtr_backend *b, rtr_op op);
-const char *rtr_op_name(rtr_op op);
+RTR_API bool rtr_backend_supports(const rtr_backend *b, rtr_op op);
+RTR_API const char *rtr_op_name(rtr_op op);
 
 /* Memory in the backend: *ptr NULL on failure (RTR_ERR_NOMEM / _DEVICE). */
-rtr_status rtr_backend_alloc(rtr_backend *b, void **ptr, size_t bytes);
-void rtr_backend_free_mem(rtr_backend *b, void *ptr);
-rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes);
-rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes);
-rtr_status rtr_backend_zero(rtr_backend *b, void *ptr, size_t bytes);
-rtr_status rtr_backend_synchronize(rtr_backend *b);
-rtr_status rtr_backend_host_alloc(rtr_backend *b, void **ptr, size_t bytes);
-void rtr_backend_host_free(rtr_backend *b, void *ptr);
-rtr_status rtr_backend_upload_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
-rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
+RTR_API rtr_status rtr_backend_alloc(rtr_backend *b, void **ptr, size_t bytes);
+RTR_API void rtr_backend_free_mem(rtr_backend *b, void *ptr);
+RTR_API rtr_status rtr_backend_upload(rtr_backend *b, void *dst, const void *src, size_t bytes);
+RTR_API rtr_status rtr_backend_download(rtr_backend *b, void *dst, const void *src, size_t bytes);
+RTR_API rtr_status rtr_backend_zero(rtr_backend *b, void *ptr, size_t bytes);
+RTR_API rtr_status rtr_backend_synchronize(rtr_backend *b);
+RTR_API rtr_status rtr_backend_host_alloc(rtr_backend *b, void **ptr, size_t bytes);
+RTR_API void rtr_backend_host_free(rtr_backend *b, void *ptr);
+RTR_API rtr_status rtr_backend_upload_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
+RTR_API rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const void *src, size_t bytes);
 /* Whether b's memory is the host's (upload/download are plain copies and
  * host arrays may be passed to ops directly). */
-bool rtr_backend_is_host(const rtr_backend *b);
+RTR_API bool rtr_backend_is_host(const rtr_backend *b);
 /* Input precision of later sgemm calls (default RTR_GEMM_F32). */
-rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
-
-/* ------------------------------------------------ pipeline stages on a backend */
-
-/* rtr_predictor_score on backend b: p_correct and tokens (N x K each, host
- * memory, caller-allocated) for the N query embeddings emb (N x D, host).
- * The folded tables of heads_score are built on the host once and uploaded
- * once; queries stream through in chunks of chunk_rows (0: 16384, about
- * 150 MB of backend memory at D = H = 768) with pinned double buffers, each
- * chunk as two GEMMs (A = E·(|w2|·W_q)ᵀ), heads_score and heads_activate.
- * Equal to rtr_predictor_score up to float rounding. RTR_ERR_NUMERIC when
- * emb holds NaN/inf, naming the row (found when its chunk is read, so
- * earlier chunks may have been computed); backend errors as the failing op
- * reports them. */
-rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
-                                       int64_t chunk_rows, float *p_correct, float *tokens);
-
-/* rtr_predictor_score_backend on a shard's /embedding/query (n x p->D),
- * streamed: chunks of chunk_rows (0: 16384) read from HDF5 into the pinned
- * double buffers, each uploaded beside the previous chunk's compute, scores
- * downloaded and copied out while the next chunk computes. *N = n;
- * *p_correct, *tokens (n x K, the caller frees). RTR_ERR_FORMAT naming the
- * file (and rows) for an unreadable shard or a wrong width; RTR_ERR_NUMERIC
- * naming the row for NaN/inf; nothing returned on error. */
-rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
-                                     int64_t *N, float **p_correct, float **tokens);
+RTR_API rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@ extern "C" {
 /* Write a catalog (4 models x 4 strategies) and n_queries JSONL lines of
  * arithmetic word problems with outcomes for all 16 pairs. Deterministic for
  * a given seed; both files are written through temporary names. */
-rtr_status rtr_demo_generate(const char *catalog_path, const char *outcomes_path, int64_t n_queries, uint64_t seed,
+RTR_API rtr_status rtr_demo_generate(const char *catalog_path, const char *outcomes_path, int64_t n_queries, uint64_t seed,
                              double test_fraction);
 
 #ifdef __cplusplus

@@ -28,8 +28,8 @@ typedef struct rtr_tokenizer rtr_tokenizer;
  * *out is owned by the caller (rtr_tokenizer_free). Errors name the file and
  * field: RTR_ERR_IO (no tokenizer file), RTR_ERR_FORMAT (does not parse,
  * special token missing from the vocabulary). */
-rtr_status rtr_tokenizer_load(const char *model_dir, rtr_tokenizer **out);
-void rtr_tokenizer_free(rtr_tokenizer *tok);
+RTR_API rtr_status rtr_tokenizer_load(const char *model_dir, rtr_tokenizer **out);
+RTR_API void rtr_tokenizer_free(rtr_tokenizer *tok);
 
 /* Tokenize one text of len bytes (any bytes: invalid UTF-8 sequences become
  * U+FFFD, which the normaliser then drops, like Python's errors="replace"
@@ -37,12 +37,12 @@ void rtr_tokenizer_free(rtr_tokenizer *tok);
  * truncated to max_len tokens (max_len <= 0: the tokenizer's max length;
  * max_len >= 2). ids must hold max_len entries; *n_ids receives the count
  * (always >= 2). Thread-safe on one tokenizer. */
-rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, const char *text, size_t len,
+RTR_API rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, const char *text, size_t len,
                                 int32_t *ids, int max_len, int *n_ids);
 
-int rtr_tokenizer_max_length(const rtr_tokenizer *tok);
-int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *tok);
-int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *tok);
+RTR_API int rtr_tokenizer_max_length(const rtr_tokenizer *tok);
+RTR_API int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *tok);
+RTR_API int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *tok);
 
 /* ---- encoder ------------------------------------------------------------ */
 
@@ -61,7 +61,7 @@ typedef struct {
                               the CPU */
 } rtr_encoder_params;
 
-rtr_encoder_params rtr_encoder_default_params(void);
+RTR_API rtr_encoder_params rtr_encoder_default_params(void);
 
 /* Load model_dir: config.json (architecture BertModel or MPNet*), weights
  * memory-mapped from model.safetensors and checked tensor by tensor against
@@ -73,16 +73,16 @@ rtr_encoder_params rtr_encoder_default_params(void);
  * activation, pooling mode), RTR_ERR_INVALID (device or precision name, a
  * low precision on the CPU), RTR_ERR_DEVICE ("cuda" without a usable GPU,
  * device memory). */
-rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params,
+RTR_API rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params,
                             rtr_encoder **out);
 
 /* rtr_encoder_load on backend b, which the caller opened and keeps: it must
  * outlive the encoder, and is not freed by rtr_encoder_free. For tests that
  * compare backends and callers that share one device between stages;
  * params->device is not used. */
-rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+RTR_API rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
                                rtr_encoder **out);
-void rtr_encoder_free(rtr_encoder *enc);
+RTR_API void rtr_encoder_free(rtr_encoder *enc);
 
 /* Embed n texts: texts[i] has lens[i] bytes (lens NULL: NUL-terminated).
  * out: [n x rtr_encoder_dim] floats (host memory), each row L2-normalised, in
@@ -91,23 +91,23 @@ void rtr_encoder_free(rtr_encoder *enc);
  * to the encoder's; backend errors come back as the failing op reports them
  * (RTR_ERR_DEVICE naming the op and sizes). Not thread-safe on one encoder
  * (scratch buffers). */
-rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens,
+RTR_API rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens,
                               size_t n, float *out);
 
-int rtr_encoder_dim(const rtr_encoder *enc);
+RTR_API int rtr_encoder_dim(const rtr_encoder *enc);
 /* Folder base name, e.g. "all-MiniLM-L6-v2". Valid until free. */
-const char *rtr_encoder_name(const rtr_encoder *enc);
+RTR_API const char *rtr_encoder_name(const rtr_encoder *enc);
 /* 16 hex digits: FNV-1a 64 over the safetensors data buffer (all weight
  * bytes), identifying the exact weights. Valid until free. */
-const char *rtr_encoder_hash(const rtr_encoder *enc);
-const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc);
+RTR_API const char *rtr_encoder_hash(const rtr_encoder *enc);
+RTR_API const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc);
 /* What computes: the backend's device, e.g. "CPU, 16 threads" or "NVIDIA
  * H100 80GB HBM3 (sm_90, 79 GiB)". Valid until free. */
-const char *rtr_encoder_device(const rtr_encoder *enc);
+RTR_API const char *rtr_encoder_device(const rtr_encoder *enc);
 /* The GEMM input precision in use: "fp32", "bf16" or "fp16". */
-const char *rtr_encoder_precision(const rtr_encoder *enc);
+RTR_API const char *rtr_encoder_precision(const rtr_encoder *enc);
 /* Padded tokens per forward batch (params->batch_tokens or the device's default). */
-int rtr_encoder_batch_tokens(const rtr_encoder *enc);
+RTR_API int rtr_encoder_batch_tokens(const rtr_encoder *enc);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@ typedef struct {
     const char *default_dataset; /* dataset of lines without one */
 } rtr_ingest_params;
 
-rtr_ingest_params rtr_ingest_default_params(void);
+RTR_API rtr_ingest_params rtr_ingest_default_params(void);
 
 typedef struct {
     int64_t n_queries, n_outcomes;
@@ -28,7 +28,7 @@ typedef struct {
  * into place only when every line has been accepted; any error (naming the
  * file, line and field) leaves nothing under out_dir. Fails with
  * RTR_ERR_EXISTS when out_dir already holds a corpus or other files. */
-rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n_inputs, const char *out_dir,
+RTR_API rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n_inputs, const char *out_dir,
                       const rtr_ingest_params *params, rtr_ingest_result *result);
 
 /* Per-pair outcome summary over a whole corpus (`rtr info`). */
@@ -51,8 +51,8 @@ typedef struct {
     int n_groups;
 } rtr_corpus_summary;
 
-rtr_status rtr_corpus_summarize(const char *dir, rtr_corpus_summary *out);
-void rtr_corpus_summary_free(rtr_corpus_summary *s);
+RTR_API rtr_status rtr_corpus_summarize(const char *dir, rtr_corpus_summary *out);
+RTR_API void rtr_corpus_summary_free(rtr_corpus_summary *s);
 
 #ifdef __cplusplus
 }

@@ -29,40 +29,40 @@ typedef struct {
 
 /* Evaluate per-query choices (choice[i] in [0,k), or −1: counted missing)
  * against correct/cost [n x k]. */
-rtr_op_point rtr_eval_choice(const int32_t *choice, const float *correct, const float *cost,
+RTR_API rtr_op_point rtr_eval_choice(const int32_t *choice, const float *correct, const float *cost,
                              int64_t n, int32_t k);
 
 /* ---------------------------------------------------- reference routers */
 
 /* Every query to pair j, for each j: out[k]. */
-void rtr_router_single(rtr_op_point *out, const float *correct, const float *cost, int64_t n, int32_t k);
+RTR_API void rtr_router_single(rtr_op_point *out, const float *correct, const float *cost, int64_t n, int32_t k);
 /* Random: the exact expectation of a uniform choice, i.e. the mean of the k
  * single-pair points (pairs whose point is NaN are left out). */
-rtr_op_point rtr_router_random(const rtr_op_point *single, int32_t k);
+RTR_API rtr_op_point rtr_router_random(const rtr_op_point *single, int32_t k);
 /* Best single: highest accuracy, ties to the cheaper, then the lower index;
  * −1 when every point is NaN. */
-int32_t rtr_router_best_single(const rtr_op_point *single, int32_t k);
+RTR_API int32_t rtr_router_best_single(const rtr_op_point *single, int32_t k);
 /* Cheapest single: lowest mean cost, ties to the more accurate. */
-int32_t rtr_router_cheapest_single(const rtr_op_point *single, int32_t k);
+RTR_API int32_t rtr_router_cheapest_single(const rtr_op_point *single, int32_t k);
 /* Oracle: per query the cheapest pair with the query's best outcome when
  * that outcome is > 0 (for 0/1 labels: the cheapest correct pair), else the
  * cheapest pair with an outcome (counted as its outcome, i.e. wrong); −1
  * when every outcome of the query is missing. choice: [n]. */
-void rtr_router_oracle(int32_t *choice, const float *correct, const float *cost, int64_t n, int32_t k);
+RTR_API void rtr_router_oracle(int32_t *choice, const float *correct, const float *cost, int64_t n, int32_t k);
 
 /* Dataset prior as a routing table: p[i,j], c[i,j] = mean correctness and
  * cost of pair j over the training queries of query i's dataset (outcomes
  * present only). A dataset absent from training, or a pair with no outcome
  * in it, falls back to the pair's mean over all training queries; a pair
  * with no training outcome at all is NaN (never chosen). p, c: [n x k]. */
-rtr_status rtr_router_prior_table(float *p, float *c, const char *const *dataset, int64_t n,
+RTR_API rtr_status rtr_router_prior_table(float *p, float *c, const char *const *dataset, int64_t n,
                                   const char *const *train_dataset, const float *train_correct,
                                   const float *train_cost, int64_t n_train, int32_t k);
 
 /* The nn most cosine-similar rows of ref for each row of q (rows need not be
  * normalised; zero rows have similarity 0), through blocked cblas_sgemm.
  * idx, sim: [n_q x nn], best first, ties to the lower index; nn <= n_ref. */
-rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q, const float *ref,
+RTR_API rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q, const float *ref,
                           int64_t n_ref, int32_t d, int32_t nn);
 
 /* kNN router table (the paper's KNN-Router): p, c [n x k] = mean training
@@ -70,7 +70,7 @@ rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q,
  * (outcomes present only; a pair missing in every neighbour falls back to
  * its training mean, NaN when it has none). emb: [n x d], train_emb:
  * [n_train x d]. */
-rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
+RTR_API rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
                                 const float *train_emb, const float *train_correct,
                                 const float *train_cost, int64_t n_train, int32_t d, int32_t k,
                                 int32_t nn);
@@ -88,12 +88,12 @@ typedef struct {
     double weight_decay; /* L2 penalty on W and the pair embeddings     */
     uint64_t seed;       /* initialisation                              */
 } rtr_embedllm_params;
-rtr_embedllm_params rtr_embedllm_default_params(void);
+RTR_API rtr_embedllm_params rtr_embedllm_default_params(void);
 
 /* Train on (train_emb [n_train x d], train_correct/train_cost [n_train x k])
  * and fill p, c [n x k] for emb [n x d]. *train_loss (optional) receives the
  * mean BCE of the first and the last epoch, loss[0] and loss[1]. */
-rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
+RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
                                      const float *train_emb, const float *train_correct,
                                      const float *train_cost, int64_t n_train, int32_t d, int32_t k,
                                      const rtr_embedllm_params *prm, double train_loss[2]);
@@ -109,10 +109,10 @@ typedef struct {
     int64_t n_points;
     double *x, *acc, *cost;
 } rtr_curve;
-rtr_status rtr_router_two_pair_sweep(rtr_curve *out, const float *score, const float *correct,
+RTR_API rtr_status rtr_router_two_pair_sweep(rtr_curve *out, const float *score, const float *correct,
                                      const float *cost, int64_t n, int32_t k, int32_t weak,
                                      int32_t strong);
-void rtr_curve_free(rtr_curve *c);
+RTR_API void rtr_curve_free(rtr_curve *c);
 
 /* --------------------------------------------------------------- metrics */
 
@@ -121,33 +121,33 @@ void rtr_curve_free(rtr_curve *c);
  * trapezoid area from its first point to x_max, divided by x_max.
  * RTR_ERR_INVALID when no point is finite, x_max <= 0, or a hull point lies
  * beyond x_max. */
-rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq);
+RTR_API rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq);
 
 /* Area under the piecewise-linear curve through (x, y) over x ∈ [0, 1]
  * (points sorted by x here; the curve extends flat beyond its end points
  * and is cut at 0 and 1). NaN when no point is finite. */
-double rtr_curve_area01(const double *x, const double *y, int64_t n);
+RTR_API double rtr_curve_area01(const double *x, const double *y, int64_t n);
 
 /* APGR (RouteLLM) = (area01 − acc_weak) / (acc_strong − acc_weak), x being
  * the fraction sent to the strong pair, or for a multi-pair router the mean
  * cost normalised as (cost − cost_cheapest)/(cost_best − cost_cheapest).
  * NaN when acc_strong == acc_weak. */
-double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong);
+RTR_API double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong);
 
 /* CPT(frac) (RouteLLM): the smallest x at which the curve (points in x order,
  * linear between them) reaches acc_weak + frac·(acc_strong − acc_weak);
  * NaN when it never does. */
-double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
+RTR_API double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
                       double acc_strong, double frac);
 
 /* Cost to match: the lowest cost among the points whose accuracy reaches
  * acc_best, divided by cost_best; NaN when not reached. */
-double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
+RTR_API double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
                                 double cost_best);
 
 /* Oracle gap: acc_oracle minus the router's best accuracy among its points
  * costing at most cost_oracle; NaN when none does. */
-double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
+RTR_API double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
                              double acc_oracle);
 
 #ifdef __cplusplus

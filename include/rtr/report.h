@@ -12,7 +12,7 @@ extern "C" {
 /* Render eval_json (docs/ROUTING.md, "Evaluation file") to html_path and,
  * when md_path is not NULL, md_path; both written through temporary names.
  * RTR_ERR_FORMAT naming the file when it is not an evaluation file. */
-rtr_status rtr_report_write(const char *eval_json, const char *html_path, const char *md_path);
+RTR_API rtr_status rtr_report_write(const char *eval_json, const char *html_path, const char *md_path);
 
 #ifdef __cplusplus
 }

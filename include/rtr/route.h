@@ -10,7 +10,7 @@
  * the unit cost divided by a scale (rtr_route_cost_scale) so that λ ∈ [0,1]
  * spans the useful range.
  *
- * Ties, everywhere (route_argmax, envelopes, paths): the higher score wins;
+ * Ties, everywhere (rtr_route_argmax, envelopes, paths): the higher score wins;
  * among equal scores the cheaper pair, then the more accurate, then the lower
  * index. So the routing at a switch point λ* is the one just left of it, and
  * at λ = 0 it is the one just right of 0: path point j covers λ in
@@ -22,6 +22,7 @@
 #define RTR_ROUTE_H
 
 #include "rtr/backend.h"
+#include "rtr/ops.h"
 #include "rtr/rtr.h"
 #include "rtr/store.h"
 #include <stdbool.h>
@@ -29,16 +30,6 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ------------------------------------------------------------ decisions */
-
-/* choice[i] = argmax_j λ·p[i,j] − (1−λ)·c[i,j] over allowed pairs (ties as in
- * the header comment), or −1 when query i has no allowed pair.
- * p, c: [n x k] row-major; choice: [n]. Scores are evaluated in double as
- * λ·(p + c) − c, the same expression the envelope uses. This is the plain C
- * reference of the CUDA kernel of the same name and argument order. */
-void route_argmax(int32_t *choice, const float *p, const float *c, double lambda,
-                  int64_t n, int32_t k);
 
 /* ---------------------------------------------------------- cost models */
 
@@ -49,27 +40,27 @@ typedef enum {
 } rtr_cost_model;
 
 /* Parse "tokens" | "usd" | "user" (RTR_ERR_INVALID otherwise). */
-rtr_status rtr_cost_model_parse(const char *s, rtr_cost_model *out);
-const char *rtr_cost_model_name(rtr_cost_model m);
+RTR_API rtr_status rtr_cost_model_parse(const char *s, rtr_cost_model *out);
+RTR_API const char *rtr_cost_model_name(rtr_cost_model m);
 
 /* USD per call: usd[i,j] = (tokens_in[i]·price_in(m_j) + tokens_out[i,j]·price_out(m_j)) / 1e6,
  * m_j the model of pair j. tokens_in: [n] or NULL (input cost left out);
  * tokens_out, usd: [n x k] with k = cat->n_pairs (usd may alias tokens_out).
  * NaN tokens stay NaN. RTR_ERR_INVALID naming the model when a price it
  * needs is unknown (NaN). */
-rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens_in,
+RTR_API rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens_in,
                         const rtr_catalog *cat, int64_t n);
 
 /* Per-pair user costs from a JSON object {"model|strategy": cost, ...} that
  * must name every pair of the catalog with a finite cost >= 0. cost: [k]. */
-rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_catalog *cat,
+RTR_API rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_catalog *cat,
                                double *cost);
 
 /* The scale that makes λ ∈ [0,1] span the useful range: the largest per-pair
  * mean of c over the n queries (NaN entries skipped), so scaled costs are
  * mostly in [0, 1] like p. RTR_ERR_INVALID when no entry is finite or every
  * mean is 0 (then cost cannot matter). */
-rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale);
+RTR_API rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale);
 
 /* ----------------------------------------------------------- exclusions */
 
@@ -77,12 +68,12 @@ rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *sc
  * (one pair), or a model or strategy name (all of its pairs). excluded: [k],
  * set to true for named pairs (other entries untouched). RTR_ERR_INVALID
  * naming an unknown item. */
-rtr_status rtr_route_parse_exclude(const rtr_catalog *cat, const char *list, bool *excluded);
+RTR_API rtr_status rtr_route_parse_exclude(const rtr_catalog *cat, const char *list, bool *excluded);
 
 /* Disallow entries by setting p to NaN: every pair with pair_excluded[j]
  * (NULL: none), and every (i, j) whose predicted tokens exceed max_tokens
  * (tokens NULL or max_tokens <= 0: no cap). p, tokens: [n x k]. */
-void rtr_route_exclude(float *p, const float *tokens, int64_t n, int32_t k,
+RTR_API void rtr_route_exclude(float *p, const float *tokens, int64_t n, int32_t k,
                        const bool *pair_excluded, double max_tokens);
 
 /* --------------------------------------------------- one query's envelope */
@@ -98,28 +89,19 @@ typedef struct {
     double a, b; /* slope p + c and intercept −c */
     int32_t j;
 } rtr_line;
-int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
+RTR_API int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
                      rtr_line *scratch);
-
-/* The envelopes of n queries (p, c: [n x k]): query i's m[i] pieces (0: no
- * pair allowed) in pair[i*k ...] and start[i*k ...], as rtr_envelope writes
- * them; slots past m[i] are left alone. The reference of the CUDA kernel of
- * the same name (which takes k <= RTR_ENVELOPE_KMAX). RTR_ERR_NOMEM when
- * scratch cannot be had. */
-#define RTR_ENVELOPE_KMAX 128
-rtr_status route_envelope(int32_t *pair, double *start, int32_t *m, const float *p, const float *c, int64_t n,
-                          int32_t k);
 
 /* -------------------------------------------------- envelopes on a backend */
 
 /* What rtr_envelopes_on hands over for each chunk of queries: rows
  * [q0, q0 + n) of the table, row i's m[i] pieces in pair[i*k ...] and
- * start[i*k ...] as route_envelope writes them (host memory, valid during
+ * start[i*k ...] as rtr_route_envelope writes them (host memory, valid during
  * the call only). Any status but RTR_OK stops the stream and is returned. */
 typedef rtr_status (*rtr_envelope_sink)(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair,
                                         const double *start, const int32_t *m);
 
-/* Every query's envelope (route_envelope) computed on backend b, chunk_rows
+/* Every query's envelope (rtr_route_envelope) computed on backend b, chunk_rows
  * queries at a time (0: 4M / k, which bounds memory: 48 MB of pieces per
  * chunk buffer), each chunk handed to sink in query order on the calling
  * thread. On a device, p and c go up through two pinned staging buffers
@@ -129,17 +111,17 @@ typedef rtr_status (*rtr_envelope_sink)(void *ctx, int64_t q0, int64_t n, int32_
  * the op as they are (no copies). A device that cannot take k
  * (k > RTR_ENVELOPE_KMAX) computes on the CPU instead and says so once on
  * stderr: the results are the same, only slower. */
-rtr_status rtr_envelopes_on(rtr_backend *b, const float *p, const float *c, int64_t n, int32_t k,
+RTR_API rtr_status rtr_envelopes_on(rtr_backend *b, const float *p, const float *c, int64_t n, int32_t k,
                             int64_t chunk_rows, rtr_envelope_sink sink, void *ctx);
 
 /* choice[i] = the envelope's pair at λ for every query (−1: none allowed).
  * Agrees with the exact path (rtr_path) at every λ including its switch
- * points; route_argmax agrees with it except on floating-point near-ties.
+ * points; rtr_route_argmax agrees with it except on floating-point near-ties.
  * Envelopes on backend b (rtr_envelopes_on, chunk_rows as there); the piece
  * at λ is picked on the host. rtr_envelope_choose is the same on the CPU. */
-rtr_status rtr_envelope_choose_on(int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
+RTR_API rtr_status rtr_envelope_choose_on(int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
                                   int32_t k, rtr_backend *b, int64_t chunk_rows);
-rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
+RTR_API rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
                                int64_t n, int32_t k);
 
 /* ---------------------------------------------------------- exact λ path */
@@ -178,24 +160,24 @@ typedef struct {
  * RTR_ERR_INVALID when n or k is 0, k > 65535, n >= 2^32, or a query has no
  * allowed pair (naming it); the backend's errors as it reports them.
  * rtr_path_compute is the same on the CPU backend. */
-rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows);
-rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
-void rtr_path_free(rtr_path *path);
+RTR_API rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows);
+RTR_API rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
+RTR_API void rtr_path_free(rtr_path *path);
 
 /* The point whose λ interval holds lambda ∈ [0,1]. */
-int64_t rtr_path_at(const rtr_path *path, double lambda);
+RTR_API int64_t rtr_path_at(const rtr_path *path, double lambda);
 
 /* Budget search: the most expensive point whose predicted mean cost is at
  * most mean_budget (a total budget B is B / n_queries per query). *point
  * receives it; its largest λ is path->lambda[*point]. RTR_ERR_INVALID when
  * the budget is below the cheapest possible routing (point 0), giving both. */
-rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int64_t *point);
+RTR_API rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int64_t *point);
 
 /* Pareto front of n (cost, acc) points: indices of the points no other point
  * dominates (cost <= and acc >), ordered by increasing cost; equal points
  * keep the first. NaN points are skipped. idx: room for n; returns the count,
  * or −1 when out of memory. */
-int64_t rtr_pareto_front(const double *cost, const double *acc, int64_t n, int64_t *idx);
+RTR_API int64_t rtr_pareto_front(const double *cost, const double *acc, int64_t n, int64_t *idx);
 
 #ifdef __cplusplus
 }

@@ -5,8 +5,10 @@
 #ifndef RTR_RTR_H
 #define RTR_RTR_H
 
-#include <stdint.h>
+#include "rtr/export.h"
+
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,11 +29,11 @@ typedef enum {
 } rtr_status;
 
 /* Short name of a status ("io", "format", ...). Static storage. */
-const char *rtr_status_name(rtr_status s);
+RTR_API const char *rtr_status_name(rtr_status s);
 
 /* Message of the last failure on this thread. Valid until the next failing
  * call on the same thread; never NULL (empty when nothing failed). */
-const char *rtr_last_error(void);
+RTR_API const char *rtr_last_error(void);
 
 #ifdef __cplusplus
 }

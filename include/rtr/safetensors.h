@@ -49,30 +49,30 @@ typedef struct rtr_safetensors rtr_safetensors;
 /* Map and validate path. On success *out owns the mapping (close with
  * rtr_safetensors_close). Errors: RTR_ERR_IO (missing/unreadable),
  * RTR_ERR_FORMAT (truncated, bad JSON, offsets/shape/dtype inconsistent). */
-rtr_status rtr_safetensors_open(const char *path, rtr_safetensors **out);
+RTR_API rtr_status rtr_safetensors_open(const char *path, rtr_safetensors **out);
 
 /* Validate an in-memory image (same checks as open). The file does not copy
  * or own `data`, which must outlive it; `label` names it in messages. Used
  * by the fuzz harness and tests. */
-rtr_status rtr_safetensors_open_memory(const void *data, size_t len, const char *label,
+RTR_API rtr_status rtr_safetensors_open_memory(const void *data, size_t len, const char *label,
                                        rtr_safetensors **out);
 
-void rtr_safetensors_close(rtr_safetensors *st);
+RTR_API void rtr_safetensors_close(rtr_safetensors *st);
 
 /* Number of tensors, and the i-th in file order (by offset). */
-size_t rtr_safetensors_count(const rtr_safetensors *st);
-const rtr_st_tensor *rtr_safetensors_tensor(const rtr_safetensors *st, size_t i);
+RTR_API size_t rtr_safetensors_count(const rtr_safetensors *st);
+RTR_API const rtr_st_tensor *rtr_safetensors_tensor(const rtr_safetensors *st, size_t i);
 /* Tensor by name, or NULL. */
-const rtr_st_tensor *rtr_safetensors_find(const rtr_safetensors *st, const char *name);
+RTR_API const rtr_st_tensor *rtr_safetensors_find(const rtr_safetensors *st, const char *name);
 /* A "__metadata__" string value, or NULL. Valid until close. */
-const char *rtr_safetensors_metadata(const rtr_safetensors *st, const char *key);
+RTR_API const char *rtr_safetensors_metadata(const rtr_safetensors *st, const char *key);
 /* The whole data buffer (for hashing the weights). */
-const void *rtr_safetensors_data(const rtr_safetensors *st, size_t *nbytes);
+RTR_API const void *rtr_safetensors_data(const rtr_safetensors *st, size_t *nbytes);
 
 /* Copy tensor `name` into dst as float32 (F32/F16/BF16 converted), checking
  * it exists with exactly the ndim/shape given (shape[i] < 0 matches any).
  * dst holds numel floats. Errors name the file and the tensor. */
-rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, const char *name, int ndim,
+RTR_API rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, const char *name, int ndim,
                                     const int64_t *shape, float *dst);
 
 /* A float32 tensor to write: data points at numel = Π shape floats. */
@@ -87,7 +87,7 @@ typedef struct {
  * (meta_keys[i] -> meta_values[i], n_meta may be 0) to path, through a
  * temporary name renamed on success, so a failed write leaves no file.
  * Names must be unique and not "__metadata__". */
-rtr_status rtr_safetensors_write(const char *path, const rtr_st_write_tensor *tensors, size_t n,
+RTR_API rtr_status rtr_safetensors_write(const char *path, const rtr_st_write_tensor *tensors, size_t n,
                                  const char *const *meta_keys, const char *const *meta_values,
                                  size_t n_meta);
 

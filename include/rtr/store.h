@@ -38,18 +38,18 @@ typedef struct {
 } rtr_catalog;
 
 /* Parse a catalog JSON file (docs/DATA.md). Errors name the file and field. */
-rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path);
+RTR_API rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path);
 /* Same, from a JSON text; `origin` names the source in error messages. */
-rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin);
+RTR_API rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin);
 /* The catalog as JSON text (caller frees); parse_json(to_json(c)) == c. */
-char *rtr_catalog_to_json(const rtr_catalog *cat);
-void rtr_catalog_free(rtr_catalog *cat);
+RTR_API char *rtr_catalog_to_json(const rtr_catalog *cat);
+RTR_API void rtr_catalog_free(rtr_catalog *cat);
 /* Pair index of (model, strategy), or -1. */
-int32_t rtr_catalog_find_pair(const rtr_catalog *cat, const char *model, const char *strategy);
+RTR_API int32_t rtr_catalog_find_pair(const rtr_catalog *cat, const char *model, const char *strategy);
 /* "model|strategy" for pair k (caller frees); names never contain "|". */
-char *rtr_catalog_pair_name(const rtr_catalog *cat, int32_t k);
+RTR_API char *rtr_catalog_pair_name(const rtr_catalog *cat, int32_t k);
 /* Hash over names, descriptions, prices and pairs: identifies a catalog. */
-uint64_t rtr_catalog_hash(const rtr_catalog *cat);
+RTR_API uint64_t rtr_catalog_hash(const rtr_catalog *cat);
 
 /* ----------------------------------------------------------------- shards */
 
@@ -65,20 +65,20 @@ typedef struct {
 } rtr_shard;
 
 /* Allocate an empty shard of n queries x k pairs: strings NULL, outcomes NaN. */
-rtr_status rtr_shard_alloc(rtr_shard *sh, int64_t n, int32_t k);
-void rtr_shard_free(rtr_shard *sh);
+RTR_API rtr_status rtr_shard_alloc(rtr_shard *sh, int64_t n, int32_t k);
+RTR_API void rtr_shard_free(rtr_shard *sh);
 
 /* Write a complete shard file (schema RTR_SCHEMA_VERSION) through a temporary
  * name; `path` appears only once the file is complete. */
-rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh);
+RTR_API rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh);
 
 /* Read a shard's queries and outcomes; cat (optional) receives its catalog.
  * Fails with RTR_ERR_UNSUPPORTED on another schema version, RTR_ERR_FORMAT
  * on a truncated or malformed file, naming the file and the object. */
-rtr_status rtr_shard_read(const char *path, rtr_shard *sh, rtr_catalog *cat);
+RTR_API rtr_status rtr_shard_read(const char *path, rtr_shard *sh, rtr_catalog *cat);
 
 /* Number of queries in a shard without reading it (checks the schema). */
-rtr_status rtr_shard_count(const char *path, int64_t *n);
+RTR_API rtr_status rtr_shard_count(const char *path, int64_t *n);
 
 /* A float32 matrix stored in a shard (e.g. "/embedding/query",
  * "/routing/p_correct") with string attributes. */
@@ -93,11 +93,11 @@ typedef struct {
 /* Add or replace matrices in an existing shard without ever exposing a
  * half-written file: the shard is copied to a temporary name with the new
  * datasets and renamed over the original. */
-rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int count);
+RTR_API rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int count);
 
 /* Read a float32 matrix (caller frees *data). *rows and *cols receive its shape;
  * RTR_ERR_FORMAT with a clear message when the dataset is absent. */
-rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **data, int64_t *rows, int64_t *cols);
+RTR_API rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **data, int64_t *rows, int64_t *cols);
 /* A float32 matrix of a shard read a block of rows at a time (query
  * embeddings streamed through `rtr score`), the file open in between.
  * rtr_matrix_reader_open fails as rtr_shard_read_matrix does (not a shard,
@@ -107,40 +107,40 @@ rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **dat
  * truncated or corrupt there. Not thread-safe (neither is libhdf5).
  * rtr_matrix_reader_close releases everything (NULL: no-op). */
 typedef struct rtr_matrix_reader rtr_matrix_reader;
-rtr_status rtr_matrix_reader_open(rtr_matrix_reader **r, const char *path, const char *name, int64_t *rows,
+RTR_API rtr_status rtr_matrix_reader_open(rtr_matrix_reader **r, const char *path, const char *name, int64_t *rows,
                                   int64_t *cols);
-rtr_status rtr_matrix_reader_read(rtr_matrix_reader *r, int64_t row0, int64_t rows, float *out);
-void rtr_matrix_reader_close(rtr_matrix_reader *r);
+RTR_API rtr_status rtr_matrix_reader_read(rtr_matrix_reader *r, int64_t row0, int64_t rows, float *out);
+RTR_API void rtr_matrix_reader_close(rtr_matrix_reader *r);
 
 /* Whether the shard opens as an rtr shard: RTR_OK, or the error naming the
  * file (missing, truncated or corrupt, other schema) — for callers whose
  * next message would otherwise blame a missing dataset. */
-rtr_status rtr_shard_check(const char *path);
+RTR_API rtr_status rtr_shard_check(const char *path);
 /* Whether a dataset exists in the shard. */
-bool rtr_shard_has(const char *path, const char *name);
+RTR_API bool rtr_shard_has(const char *path, const char *name);
 /* A string attribute of a dataset or group (caller frees); NULL when absent. */
-char *rtr_shard_read_attr(const char *path, const char *object, const char *key);
+RTR_API char *rtr_shard_read_attr(const char *path, const char *object, const char *key);
 
 /* ----------------------------------------------------------------- corpus */
 
 /* A corpus is a directory: manifest.json plus shard-NNNNN.h5 files. */
 typedef struct rtr_corpus rtr_corpus;
 
-rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir);
-void rtr_corpus_close(rtr_corpus *c);
-const rtr_catalog *rtr_corpus_catalog(const rtr_corpus *c);
-int rtr_corpus_n_shards(const rtr_corpus *c);
-int64_t rtr_corpus_n_queries(const rtr_corpus *c);
-int64_t rtr_corpus_shard_queries(const rtr_corpus *c, int i);
+RTR_API rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir);
+RTR_API void rtr_corpus_close(rtr_corpus *c);
+RTR_API const rtr_catalog *rtr_corpus_catalog(const rtr_corpus *c);
+RTR_API int rtr_corpus_n_shards(const rtr_corpus *c);
+RTR_API int64_t rtr_corpus_n_queries(const rtr_corpus *c);
+RTR_API int64_t rtr_corpus_shard_queries(const rtr_corpus *c, int i);
 /* Full path of shard i; valid while the corpus is open. */
-const char *rtr_corpus_shard_path(const rtr_corpus *c, int i);
-const char *rtr_corpus_dir(const rtr_corpus *c);
+RTR_API const char *rtr_corpus_shard_path(const rtr_corpus *c, int i);
+RTR_API const char *rtr_corpus_dir(const rtr_corpus *c);
 
 /* Whether dir holds a corpus (a manifest.json). */
-bool rtr_corpus_exists(const char *dir);
+RTR_API bool rtr_corpus_exists(const char *dir);
 
 /* Manifest writer used by ingest: shard file names relative to dir. */
-rtr_status rtr_manifest_write(const char *dir, const rtr_catalog *cat, int n_shards,
+RTR_API rtr_status rtr_manifest_write(const char *dir, const rtr_catalog *cat, int n_shards,
                               const char *const *files, const int64_t *counts, int64_t shard_size);
 
 #ifdef __cplusplus

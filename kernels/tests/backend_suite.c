@@ -343,7 +343,7 @@ static void case_heads(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) 
     free(gA), free(gC), free(gw), free(gb);
 }
 
-/* heads_score on both backends, and its identity with heads_forward: the
+/* rtr_heads_score on both backends, and its identity with rtr_heads_forward: the
  * folded tables built from the same A, C, w2, b2 give the same outputs. */
 static void case_heads_score(rtr_backend *dut, rtr_backend *ref, int N, int K, int H) {
     size_t NH_ = (size_t)N * H, KH = (size_t)K * H, NK = (size_t)N * K;
@@ -377,7 +377,7 @@ static void case_heads_score(rtr_backend *dut, rtr_backend *ref, int N, int K, i
     char what[160];
     snprintf(what, sizeof what, "heads_score N=%d K=%d H=%d", N, K, H);
     compare_f32(what, res[1], res[0], 2 * NK, 2e-6 * H, 2e-5);
-    snprintf(what, sizeof what, "heads_score = heads_forward (folding identity) N=%d K=%d H=%d", N, K, H);
+    snprintf(what, sizeof what, "heads_score = rtr_heads_forward (folding identity) N=%d K=%d H=%d", N, K, H);
     compare_f32(what, res[0], res[2], 2 * NK, 4e-6 * H, 2e-5);
     free(A), free(C), free(w2), free(b2), free(X), free(G), free(sg), free(beta);
     for (int w = 0; w < 3; w++) free(res[w]);
@@ -451,7 +451,7 @@ static void case_envelope(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t
                 fprintf(stderr, "  query %lld piece %d: pair %d from %.17g vs reference %d from %.17g\n",
                         (long long)i, t, pair[1][at], start[1][at], pair[0][at], start[0][at]);
         }
-    printf("%s route_envelope n=%lld k=%d: %zu pieces, pairs and starts exact\n", bad ? "FAIL" : "ok  ",
+    printf("%s rtr_route_envelope n=%lld k=%d: %zu pieces, pairs and starts exact\n", bad ? "FAIL" : "ok  ",
            (long long)n, k, pieces);
     if (bad) failures++;
     free(p), free(c);
@@ -460,7 +460,7 @@ static void case_envelope(rtr_backend *dut, rtr_backend *ref, int64_t n, int32_t
 
 /* ----------------------------------------------------- the trainer's glue */
 
-/* gather_rows, pair_table_forward and pair_table_backward: bit-identical
+/* rtr_gather_rows, rtr_pair_table_forward and rtr_pair_table_backward: bit-identical
  * (the kernels add in the reference's order). */
 static void case_train_glue(rtr_backend *dut, rtr_backend *ref, int n_models, int n_strategies, int K, int H) {
     int n_rows = 41, n = 19;
@@ -533,7 +533,7 @@ static void case_async(rtr_backend *dut, size_t n) {
         for (size_t i = 0; !st && i < n; i++) bad += h_out[i] != (float)(i % 1000) + round + 0.5f;
     }
     if (st) fail_status("asynchronous copies", dut, st);
-    printf("%s upload_async -> bias_add_forward -> download_async, n=%zu, 3 rounds\n", bad ? "FAIL" : "ok  ", n);
+    printf("%s upload_async -> rtr_bias_add_forward -> download_async, n=%zu, 3 rounds\n", bad ? "FAIL" : "ok  ", n);
     if (bad) failures++;
     rtr_backend_host_free(dut, h_in), rtr_backend_host_free(dut, h_out);
     rtr_backend_free_mem(dut, d_in), rtr_backend_free_mem(dut, d_out), rtr_backend_free_mem(dut, d_bias);

@@ -8,6 +8,8 @@
 #define RTR_BACKEND_SUITE_H
 
 #include "rtr/backend.h"
+#include "rtr/ops.h"
+#include "rtr/predictor.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -10,8 +10,9 @@
 #include "backend_suite.h"
 #include "encoder_fixture.h"
 #include "rtr/encoder.h"
+#include "rtr/predictor.h"
 #include "test.h"
-#include "util.h"
+#include "common/util.h"
 
 #include <string.h>
 #include <time.h>

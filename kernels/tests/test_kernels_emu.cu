@@ -96,8 +96,8 @@ static void test_launch_errors_name_op(void) {
           strstr(rtr_last_error(), "invalid configuration"));
     float buf[64] = {0};
     int32_t lens[1] = {1};
-    CHECK(RTR_KNS::attention_forward(buf, buf, buf, NULL, lens, 1, 1, 30, 4, 0) == RTR_ERR_INVALID);      /* C % NH */
-    CHECK(RTR_KNS::attention_forward(buf, buf, buf, NULL, lens, 1, 1, 256, 1, 0) == RTR_ERR_UNSUPPORTED); /* hs */
+    CHECK(RTR_KNS::rtr_attention_forward(buf, buf, buf, NULL, lens, 1, 1, 30, 4, 0) == RTR_ERR_INVALID);      /* C % NH */
+    CHECK(RTR_KNS::rtr_attention_forward(buf, buf, buf, NULL, lens, 1, 1, 256, 1, 0) == RTR_ERR_UNSUPPORTED); /* hs */
     CHECK(strstr(rtr_last_error(), "attention_forward") != NULL);
 }
 
@@ -115,7 +115,16 @@ static void test_backend_selection(void) {
     CHECK(!strcmp(b.iface->name, have_gpu ? "cuda" : "cpu"));
     rtr_backend_free(&b);
     CHECK(rtr_backend_init(&b, "cpu") == RTR_OK && !strcmp(b.iface->name, "cpu"));
-    CHECK(rtr_backend_supports(&b, RTR_OP_ATTENTION) && !rtr_backend_supports(&b, RTR_OP_COUNT));
+    CHECK(rtr_backend_supports(&b, RTR_OP_ATTENTION_FORWARD) && !rtr_backend_supports(&b, RTR_OP_COUNT));
+    /* supports answers from the table: a backend without an op says so */
+    rtr_backend_iface partial = *b.iface;
+    partial.heads_score = NULL;
+    const rtr_backend_iface *full = b.iface;
+    b.iface = &partial;
+    CHECK(!rtr_backend_supports(&b, RTR_OP_HEADS_SCORE) && rtr_backend_supports(&b, RTR_OP_HEADS_FORWARD));
+    b.iface = full;
+    for (int op = 0; op < RTR_OP_COUNT; op++) CHECK(rtr_backend_supports(&b, (rtr_op)op));
+    CHECK(!strcmp(rtr_op_name(RTR_OP_HEADS_SCORE), "heads_score") && !strcmp(rtr_op_name(RTR_OP_SGEMM), "sgemm"));
     rtr_backend_free(&b);
     CHECK(rtr_backend_init(&b, "tpu") == RTR_ERR_INVALID);
 }

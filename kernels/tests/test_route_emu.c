@@ -20,7 +20,7 @@
 #include "backend_suite.h"
 #include "rtr/route.h"
 #include "test.h"
-#include "util.h"
+#include "common/util.h"
 
 static rtr_backend cpu, *dut; /* the backend under test */
 

@@ -1,0 +1,185 @@
+/* The two CPU backends (include/rtr/backend.h). "cpu-ref" is the plain-C
+ * references plus one OpenBLAS sgemm per GEMM: the yardstick every other
+ * backend is tested against, adding nothing; its op slots are generated from
+ * the op list. "cpu" is what rtr computes with: the same table, except that
+ * large GEMMs are split over the OpenMP threads and the encoder's two hot
+ * ops take their fast paths (ops_cpu.c, tested against the references in
+ * test_ops). Both keep their arrays in host memory. */
+#include "rtr/backend.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtr/ops.h"
+#include "backend/ops_cpu.h"
+#include "common/util.h"
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+
+/* ------------------------------------------------------------ memory */
+
+static void cpu_destroy(void *ctx) { (void)ctx; }
+
+static rtr_status cpu_alloc(void *ctx, void **ptr, size_t bytes) {
+    (void)ctx;
+    *ptr = rtr_malloc(bytes ? bytes : 1);
+    return *ptr ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+static void cpu_free_mem(void *ctx, void *ptr) {
+    (void)ctx;
+    free(ptr);
+}
+
+static rtr_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+    (void)ctx;
+    memmove(dst, src, bytes);
+    return RTR_OK;
+}
+
+static rtr_status cpu_zero(void *ctx, void *ptr, size_t bytes) {
+    (void)ctx;
+    memset(ptr, 0, bytes);
+    return RTR_OK;
+}
+
+static rtr_status cpu_synchronize(void *ctx) {
+    (void)ctx;
+    return RTR_OK;
+}
+
+static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
+    (void)ctx;
+    return p >= RTR_GEMM_F32 && p <= RTR_GEMM_F16 ? RTR_OK
+                                                   : rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
+}
+
+/* ------------------------------------------------------- the references */
+
+static rtr_status cpu_ref_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)ctx;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+    return RTR_OK;
+}
+
+/* cpu_ref_<op>: forward the slot to the reference rtr_<op>. */
+#define CPU_REF_RETURN_VOID(call) \
+    call;                         \
+    return RTR_OK
+#define CPU_REF_RETURN_STATUS(call) return call
+#define CPU_REF_ADAPTER(E, name, ret, params, args)     \
+    static rtr_status cpu_ref_##name RTR_OP_PARAMS params { \
+        (void)ctx;                                      \
+        CPU_REF_RETURN_##ret(rtr_##name args);          \
+    }
+RTR_BACKEND_OPS(CPU_REF_ADAPTER)
+#undef CPU_REF_ADAPTER
+
+/* ------------------------------------------------------ the fast paths */
+
+/* Below this many multiply-adds a GEMM is one BLAS call: a training batch's
+ * GEMMs (32 x 768 x 768, 19M) are faster serial than paying a parallel
+ * region (2.4x slower epochs when they were split); an encoder batch's are
+ * in the billions. */
+#define CPU_GEMM_SPLIT_MIN (1 << 26)
+
+/* The fast CPU backend owns BLAS threading: its BLAS calls always run on one
+ * OpenBLAS thread and parallelism is OpenMP's (one thread pool instead of
+ * OpenBLAS's threads competing with OpenMP's spinning ones; small GEMMs are
+ * faster serial anyway). The caller's OpenBLAS setting is put back after
+ * each op (a toggle costs nanoseconds). */
+static int blas_serial_begin(void) {
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return threads;
+}
+static void blas_serial_end(int threads) { openblas_set_num_threads(threads); }
+
+/* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
+ * a single-threaded sgemm. */
+static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)ctx;
+    CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+    int blas_threads = blas_serial_begin();
+    bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
+#pragma omp parallel if (split)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int rows = (M + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < M ? r0 + rows : M;
+        /* row r of op(A) starts at A + r·lda, or at column r when A is transposed */
+        const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
+        if (r1 > r0)
+            cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
+    }
+    blas_serial_end(blas_threads);
+    return RTR_OK;
+}
+
+static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
+                                const int32_t *lens, int B, int T, int C, int NH) {
+    (void)ctx;
+    int blas_threads = blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
+    attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
+    blas_serial_end(blas_threads);
+    return RTR_OK;
+}
+
+static rtr_status cpu_bias_gelu(void *ctx, float *out, const float *inp, const float *bias, int N, int C) {
+    (void)ctx;
+    bias_gelu_forward_cpu(out, inp, bias, N, C);
+    return RTR_OK;
+}
+
+/* ------------------------------------------------------------- tables */
+
+static rtr_backend_iface ref_iface, fast_iface;
+
+static void ifaces_init(void) {
+    ref_iface = (rtr_backend_iface){
+        .name = "cpu-ref",
+        .destroy = cpu_destroy,
+        .alloc = cpu_alloc,
+        .free_mem = cpu_free_mem,
+        .upload = cpu_copy,
+        .download = cpu_copy,
+        .zero = cpu_zero,
+        .synchronize = cpu_synchronize,
+        .host_alloc = cpu_alloc,
+        .host_free = cpu_free_mem,
+        .upload_async = cpu_copy,
+        .download_async = cpu_copy,
+        .set_gemm_precision = cpu_set_gemm_precision,
+        .sgemm = cpu_ref_sgemm,
+#define CPU_REF_SLOT(E, name, ret, params, args) .name = cpu_ref_##name,
+        RTR_BACKEND_OPS(CPU_REF_SLOT)
+#undef CPU_REF_SLOT
+    };
+    fast_iface = ref_iface;
+    fast_iface.name = "cpu";
+    fast_iface.sgemm = cpu_sgemm;
+    fast_iface.attention_forward = cpu_attention;
+    fast_iface.bias_gelu_forward = cpu_bias_gelu;
+}
+
+static rtr_status cpu_open(rtr_backend *b, bool fast) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, ifaces_init);
+    memset(b, 0, sizeof *b);
+    b->iface = fast ? &fast_iface : &ref_iface;
+    snprintf(b->device, sizeof b->device, "CPU, %d threads%s", omp_get_max_threads(),
+             fast ? "" : " (plain-C references)");
+    return RTR_OK;
+}
+
+rtr_status rtr_backend_cpu_open(rtr_backend *b) { return cpu_open(b, true); }
+rtr_status rtr_backend_ref_open(rtr_backend *b) { return cpu_open(b, false); }
+
+bool rtr_backend_is_host(const rtr_backend *b) { return b->iface == &fast_iface || b->iface == &ref_iface; }

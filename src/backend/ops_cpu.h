@@ -1,0 +1,20 @@
+/* Faster CPU paths of two encoder ops (include/rtr/ops.h has the plain
+ * references, same arguments): attention through per-head sgemm calls, and
+ * GELU with a branch-free erf the compiler vectorises. tests/test_ops.c
+ * checks them against the references. */
+#ifndef RTR_OPS_CPU_H
+#define RTR_OPS_CPU_H
+
+#include <stdint.h>
+
+/* rtr_attention_forward with q·kᵀ and p·v as sgemm calls on each (row, head),
+ * only over the lens[b] real tokens. Same contract as rtr_attention_forward;
+ * call it with OpenBLAS set to one thread (it parallelises over heads). */
+void attention_forward_cpu(float *out, float *att, const float *qkv, const float *bias,
+                           const int32_t *lens, int B, int T, int C, int NH);
+
+/* rtr_bias_gelu_forward with erf from a vectorisable erfc approximation
+ * (fractional error < 1.2e-7). */
+void bias_gelu_forward_cpu(float *out, const float *inp, const float *bias, int N, int C);
+
+#endif

@@ -1,0 +1,144 @@
+/* `rtr eval-predictor --checkpoint CKPT CORPUS_DIR [--split test]`: how good
+ * the predictions are on held-out queries, per pair and overall, always next
+ * to the naive predictor (per-pair mean correctness, per-pair median tokens)
+ * fitted on the checkpoint's training split (docs/METRICS.md, "Predictors"). */
+#include "cli/args.h"
+#include "rtr/backend.h"
+#include "predictor/pred_data.h"
+#include "common/util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* NaN has no JSON spelling: undefined metrics become null. */
+static void add_num(cJSON *o, const char *key, double v) {
+    if (isnan(v)) cJSON_AddNullToObject(o, key);
+    else cJSON_AddNumberToObject(o, key, v);
+}
+
+static cJSON *metrics_json(const rtr_pred_metrics *m) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n_correct", (double)m->n_correct);
+    cJSON_AddNumberToObject(o, "n_tokens", (double)m->n_tokens);
+    add_num(o, "accuracy", m->accuracy);
+    add_num(o, "auc", m->auc);
+    add_num(o, "log_loss", m->log_loss);
+    add_num(o, "brier", m->brier);
+    add_num(o, "ece", m->ece);
+    add_num(o, "token_mae", m->mae);
+    add_num(o, "token_median_ae", m->median_ae);
+    add_num(o, "within_200", m->within_200);
+    add_num(o, "within_600", m->within_600);
+    return o;
+}
+
+static void print_row(const char *name, const char *who, const rtr_pred_metrics *m) {
+    printf("%-44s %-5s %6lld %6.3f %6.3f %7.4f %6.4f %6.4f %8.1f %8.1f %6.3f %6.3f\n", name, who,
+           (long long)m->n_correct, m->accuracy, m->auc, m->log_loss, m->brier, m->ece, m->mae, m->median_ae,
+           m->within_200, m->within_600);
+}
+
+/* Metrics of predictor and naive tables (N x K) for pair k (k < 0: all). */
+static void compare(rtr_pred_metrics out[2], const float *pc, const float *pt, const float *nc, const float *nt,
+                    const pred_rows *r, int k) {
+    int64_t n = k < 0 ? r->n * r->K : r->n, stride = k < 0 ? 1 : r->K, off = k < 0 ? 0 : k;
+    rtr_pred_metrics_compute(&out[0], pc + off, pt + off, r->correct + off, r->tokens + off, n, stride);
+    rtr_pred_metrics_compute(&out[1], nc + off, nt + off, r->correct + off, r->tokens + off, n, stride);
+}
+
+int cmd_eval_predictor(int argc, char **argv) {
+    const char *ckpt = NULL, *split = "test", *device = "auto";
+    const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
+                            {"split", RTR_OPT_STR, &split, "evaluate on the queries of this split"},
+                            RTR_OPT_DEVICE(&device),
+                            {0}};
+    const rtr_cmd_spec spec = {
+        "eval-predictor", "--checkpoint CHECKPOINT CORPUS_DIR",
+        "Prediction quality on one split: correctness accuracy at 0.5, ROC AUC, log-loss,\n"
+        "Brier score, ECE (10 bins); token MAE, median absolute error, share within\n"
+        "200 and 600 tokens. Per pair and overall, next to the naive per-pair predictor\n"
+        "fitted on the checkpoint's training split.",
+        opts, 1, 1};
+    rtr_args a;
+    int rc = rtr_args_parse(&spec, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    const char *dir = a.pos[0];
+    bool json = a.json;
+
+    rtr_predictor p = {0};
+    rtr_corpus *c = NULL;
+    pred_rows test = {0}, train = {0};
+    float *tab = NULL;
+    rtr_backend be = {0};
+    rtr_status s = rtr_predictor_load(&p, ckpt);
+    if (!s) s = rtr_corpus_open(&c, dir);
+    if (!s) s = pred_check_compatible(&p, c, NULL);
+    if (!s) s = pred_rows_load(&test, c, split, NULL, true);
+    if (!s) s = pred_check_compatible(&p, c, test.encoder_hash);
+    if (!s) s = pred_rows_load(&train, c, p.train_split, p.train_skip_dataset, false);
+    size_t nk = (size_t)test.n * test.K;
+    if (!s && !(tab = rtr_malloc(sizeof(float) * (4 * nk + 2 * (size_t)test.K)))) s = RTR_ERR_NOMEM;
+    float *pc = tab, *pt = tab + nk, *nc = tab + 2 * nk, *nt = tab + 3 * nk, *mean_c = tab + 4 * nk,
+          *med_t = mean_c + test.K;
+    if (!s) s = rtr_backend_init(&be, device);
+    if (!s) s = rtr_predictor_score_backend(&be, &p, test.emb, test.n, 0, pc, pt);
+    if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.K);
+    if (s) {
+        fprintf(stderr, "rtr eval-predictor: error: %s\n", rtr_last_error());
+    } else {
+        for (size_t i = 0; i < nk; i++) nc[i] = mean_c[i % test.K], nt[i] = med_t[i % test.K];
+        const rtr_catalog *cat = rtr_corpus_catalog(c);
+        rtr_pred_metrics m[2];
+        char hash[17];
+        rtr_predictor_hash_hex(&p, hash);
+        cJSON *root = json ? cJSON_CreateObject() : NULL, *pairs = NULL;
+        if (json) {
+            cJSON_AddStringToObject(root, "checkpoint_hash", hash);
+            cJSON_AddStringToObject(root, "split", split);
+            cJSON_AddStringToObject(root, "device", be.device);
+            cJSON_AddStringToObject(root, "train_split", p.train_split ? p.train_split : "");
+            cJSON_AddNumberToObject(root, "n_queries", (double)test.n);
+            cJSON_AddNumberToObject(root, "n_train_queries", (double)train.n);
+            pairs = cJSON_AddArrayToObject(root, "pairs");
+        } else {
+            printf("split '%s': %lld queries; naive predictor fitted on split '%s' (%lld queries); scored on %s\n\n",
+                   split, (long long)test.n, p.train_split ? p.train_split : "", (long long)train.n, be.device);
+            printf("%-44s %-5s %6s %6s %6s %7s %6s %6s %8s %8s %6s %6s\n", "pair", "who", "n", "acc", "auc",
+                   "logloss", "brier", "ece", "tok MAE", "tok MdAE", "<=200", "<=600");
+        }
+        for (int k = -1; k < test.K; k++) {
+            compare(m, pc, pt, nc, nt, &test, k);
+            char *name = k < 0 ? rtr_strdup("overall") : rtr_catalog_pair_name(cat, k);
+            if (json) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddItemToObject(o, "predictor", metrics_json(&m[0]));
+                cJSON_AddItemToObject(o, "naive", metrics_json(&m[1]));
+                if (k < 0) {
+                    cJSON_AddItemToObject(root, "overall", o);
+                } else {
+                    cJSON_AddStringToObject(o, "pair", name ? name : "");
+                    cJSON_AddItemToArray(pairs, o);
+                }
+            } else {
+                print_row(name ? name : "?", "rtr", &m[0]);
+                print_row("", "naive", &m[1]);
+            }
+            free(name);
+        }
+        if (json) {
+            char *text = cJSON_PrintUnformatted(root);
+            if (text) puts(text);
+            free(text);
+            cJSON_Delete(root);
+        }
+    }
+    free(tab);
+    pred_rows_free(&test);
+    pred_rows_free(&train);
+    if (c) rtr_corpus_close(c);
+    if (be.iface) rtr_backend_free(&be);
+    rtr_predictor_free(&p);
+    return s ? 1 : 0;
+}

@@ -1,0 +1,265 @@
+/* Internal helpers: errors, allocation, atomic files, UTF-8, hashing,
+ * progress. See util.h. */
+#include "common/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
+static _Thread_local char err_msg[2048];
+
+const char *rtr_status_name(rtr_status s) {
+    static const char *names[] = {"ok", "io", "format", "invalid", "nomem",
+                                  "exists", "unsupported", "numeric", "device"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "unknown";
+}
+
+const char *rtr_last_error(void) { return err_msg; }
+
+rtr_status rtr_fail(rtr_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+rtr_status rtr_fail_prefix(rtr_status s, const char *fmt, ...) {
+    char prefix[1024], old[sizeof err_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err_msg, sizeof old);
+    size_t pl = strlen(prefix), ol = strlen(old);
+    if (pl + ol >= sizeof err_msg) ol = sizeof err_msg - 1 - pl; /* prefix < 1024 always fits */
+    memcpy(err_msg, prefix, pl);
+    memcpy(err_msg + pl, old, ol);
+    err_msg[pl + ol] = 0;
+    return s;
+}
+
+void *rtr_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *rtr_calloc(size_t count, size_t size) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+    return p;
+}
+
+void *rtr_realloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) rtr_fail(RTR_ERR_NOMEM, "out of memory reallocating %zu bytes", n);
+    return q;
+}
+
+char *rtr_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = rtr_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+char *rtr_sprintf(const char *fmt, ...) {
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? rtr_malloc((size_t)n + 1) : NULL;
+    if (s) vsnprintf(s, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return s;
+}
+
+static bool buf_reserve(rtr_buf *b, size_t extra) {
+    if (b->failed) return false;
+    if (b->len + extra + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    char *nb = rtr_realloc(b->buf, cap);
+    if (!nb) { b->failed = true; return false; }
+    b->buf = nb;
+    b->cap = cap;
+    return true;
+}
+
+void rtr_buf_printf(rtr_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !buf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void rtr_buf_append(rtr_buf *b, const char *s, size_t n) {
+    if (!buf_reserve(b, n)) return;
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = 0;
+}
+
+void rtr_buf_xml(rtr_buf *b, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': rtr_buf_append(b, "&lt;", 4); break;
+        case '>': rtr_buf_append(b, "&gt;", 4); break;
+        case '&': rtr_buf_append(b, "&amp;", 5); break;
+        case '"': rtr_buf_append(b, "&quot;", 6); break;
+        case '\'': rtr_buf_append(b, "&#39;", 5); break;
+        default: rtr_buf_append(b, s, 1);
+        }
+    }
+}
+
+void rtr_buf_free(rtr_buf *b) {
+    free(b->buf);
+    memset(b, 0, sizeof *b);
+}
+
+rtr_status rtr_read_file(const char *path, char **data, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = rtr_malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n + 1 < cap) break;
+        cap *= 2;
+        char *nb = rtr_realloc(buf, cap);
+        if (!nb) { free(buf); buf = NULL; }
+        else buf = nb;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return RTR_ERR_NOMEM;
+    if (err) { free(buf); return rtr_fail(RTR_ERR_IO, "%s: read error", path); }
+    buf[n] = 0;
+    *data = buf;
+    if (len) *len = n;
+    return RTR_OK;
+}
+
+char *rtr_tmp_path(const char *path) { return rtr_sprintf("%s.tmp.%ld", path, (long)getpid()); }
+
+rtr_status rtr_commit_file(const char *tmp, const char *path) {
+    int fd = open(tmp, O_RDONLY);
+    if (fd >= 0) { fsync(fd); close(fd); }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return rtr_fail(RTR_ERR_IO, "%s: cannot rename into place: %s", path, strerror(e));
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_write_file_atomic(const char *path, const char *data, size_t len) {
+    char *tmp = rtr_tmp_path(path);
+    if (!tmp) return RTR_ERR_NOMEM;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        rtr_status s = rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        free(tmp);
+        return s;
+    }
+    bool ok = fwrite(data, 1, len, f) == len;
+    ok = (fclose(f) == 0) && ok;
+    rtr_status s = ok ? rtr_commit_file(tmp, path) : rtr_fail(RTR_ERR_IO, "%s: write failed", tmp);
+    if (!ok) unlink(tmp);
+    free(tmp);
+    return s;
+}
+
+bool rtr_path_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+bool rtr_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void rtr_remove_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *sub = rtr_sprintf("%s/%s", path, e->d_name);
+        if (sub) rtr_remove_tree(sub);
+        free(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
+    size_t i = 0;
+    while (i < len) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
+                                              (utf8proc_ssize_t)(len - i), &cp);
+        if (n <= 0) {
+            if (bad_offset) *bad_offset = i;
+            return false;
+        }
+        i += (size_t)n;
+    }
+    return true;
+}
+
+uint64_t rtr_hash64(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+double rtr_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void rtr_progress_init(rtr_progress *p, const char *label, double total) {
+    p->label = label;
+    p->total = total;
+    p->start = p->last = rtr_now();
+    p->shown = false;
+}
+
+void rtr_progress_update(rtr_progress *p, double done) {
+    double t = rtr_now();
+    if (t - p->start < 2.0 || t - p->last < 0.5 || !isatty(STDERR_FILENO)) return;
+    p->last = t;
+    p->shown = true;
+    double rate = done / (t - p->start);
+    if (p->total > 0 && rate > 0)
+        fprintf(stderr, "\r%s: %.0f/%.0f (%.1f%%) %.0f/s ETA %.0fs   ", p->label, done, p->total,
+                100.0 * done / p->total, rate, (p->total - done) / rate);
+    else
+        fprintf(stderr, "\r%s: %.0f  %.0f/s   ", p->label, done, rate);
+}
+
+void rtr_progress_end(rtr_progress *p) {
+    if (p->shown) fprintf(stderr, "\n");
+    p->shown = false;
+}

@@ -1,0 +1,607 @@
+/* Sentence encoder: loads a Hugging Face / sentence-transformers folder
+ * (BERT or MPNet) and runs the post-LN transformer on a compute backend
+ * (include/rtr/backend.h): every linear layer is the backend's sgemm and the
+ * rest its encoder ops (on the CPU the C ops of src/ref/encoder.c with the fast paths
+ * of src/backend/ops_cpu.c, on a GPU the kernels of kernels/encoder.cu), ending in
+ * mean pooling + L2 normalisation. Texts are sorted by token count and cut
+ * into batches of similar length, so almost no padding is computed.
+ *
+ * Weights: every tensor is converted to float32 into one allocation (Q, K, V
+ * fused into one [3C x C] matrix so each layer's projections are one GEMM).
+ * A host backend (the CPU) computes on that allocation; any other gets one
+ * copy, uploaded at load. Scratch for batch_tokens padded tokens lives in
+ * backend memory; each batch's ids go up from pinned host memory and its
+ * pooled rows come back the same way. */
+#include "rtr/encoder.h"
+#include "rtr/safetensors.h"
+#include "common/util.h"
+
+#include <cjson/cJSON.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { ARCH_BERT, ARCH_MPNET } arch_kind;
+
+typedef struct {
+    float *qkv_w, *qkv_b; /* [3C x C], [3C] */
+    float *o_w, *o_b;     /* [C x C], [C] */
+    float *ln1_w, *ln1_b; /* after attention */
+    float *fc_w, *fc_b;   /* [F x C], [F] */
+    float *proj_w, *proj_b; /* [C x F], [C] */
+    float *ln2_w, *ln2_b; /* after the feed-forward */
+} layer_weights;
+
+/* Default batch_tokens: the CPU's bounds its activations to cache-friendly
+ * sizes; a GPU needs about 64k tokens in flight to fill an H100. */
+#define BATCH_TOKENS_CPU 4096
+#define BATCH_TOKENS_GPU 65536
+/* Texts per batch at most: the CUDA attention's grid has one z-slice per text. */
+#define BATCH_TEXTS_MAX 65535
+
+struct rtr_encoder {
+    arch_kind arch;
+    int L, C, NH, F, V, P;   /* layers, hidden, heads, FFN, vocab, positions */
+    float eps;
+    int num_buckets, max_distance; /* MPNet relative position bias */
+    int32_t pad_id;
+    int max_len, batch_tokens, max_texts, n_threads;
+    rtr_backend own;         /* the backend when the encoder opened it */
+    rtr_backend *b;          /* where everything runs: &own or the caller's */
+    rtr_gemm_precision precision;
+    float *params;           /* host float32 weights, one allocation (NULL once uploaded) */
+    float *dev_params;       /* the backend's copy; NULL on a host backend */
+    size_t n_params;
+    /* the weights in the memory the backend computes on (params or dev_params) */
+    float *wte, *wpe, *wtt, *emb_ln_w, *emb_ln_b, *rel_bias;
+    layer_weights *layers;
+    rtr_tokenizer *tok;
+    char *name;
+    char hash[17];
+    /* backend scratch for batch_tokens rows; `in` holds a batch's ids,
+     * position ids and lengths back to back, as staged in h_in */
+    float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias, *pooled;
+    int32_t *in;
+    /* pinned host staging, two of each so the host prepares one batch and
+     * reads back another while the backend computes: h_in [2 batch_tokens +
+     * max_texts], h_pooled [max_texts x C] */
+    int32_t *h_in[2];
+    float *h_pooled[2];
+};
+
+rtr_encoder_params rtr_encoder_default_params(void) {
+    return (rtr_encoder_params){.n_threads = 0, .max_seq_length = 0, .batch_tokens = 0, .device = "cpu",
+                                .precision = "fp32"};
+}
+
+/* ---- loading -------------------------------------------------------------- */
+
+static int json_int(const cJSON *o, const char *key, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valueint : dflt;
+}
+
+/* Read config.json into enc's sizes; errors name the field. */
+static rtr_status read_config(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/config.json", dir), *text = NULL;
+    if (!path) return RTR_ERR_NOMEM;
+    rtr_status s = rtr_read_file(path, &text, NULL);
+    cJSON *cfg = s ? NULL : cJSON_Parse(text);
+    if (!s && !cfg) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    if (s) goto done;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
+    const char *type = cJSON_IsString(mt) ? mt->valuestring : "(missing)";
+    if (!strcmp(type, "bert")) {
+        enc->arch = ARCH_BERT;
+    } else if (!strcmp(type, "mpnet")) {
+        enc->arch = ARCH_MPNET;
+    } else {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model_type' is '%s': only bert and mpnet are supported", path, type);
+        goto done;
+    }
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
+    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'hidden_act' must be \"gelu\"", path);
+        goto done;
+    }
+    const cJSON *pet = cJSON_GetObjectItemCaseSensitive(cfg, "position_embedding_type");
+    if (cJSON_IsString(pet) && strcmp(pet->valuestring, "absolute") != 0) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'position_embedding_type' is '%s', only absolute is supported",
+                     path, pet->valuestring);
+        goto done;
+    }
+    enc->C = json_int(cfg, "hidden_size", 0);
+    enc->L = json_int(cfg, "num_hidden_layers", 0);
+    enc->NH = json_int(cfg, "num_attention_heads", 0);
+    enc->F = json_int(cfg, "intermediate_size", 0);
+    enc->V = json_int(cfg, "vocab_size", 0);
+    enc->P = json_int(cfg, "max_position_embeddings", 0);
+    enc->pad_id = json_int(cfg, "pad_token_id", enc->arch == ARCH_MPNET ? 1 : 0);
+    enc->num_buckets = json_int(cfg, "relative_attention_num_buckets", 32);
+    enc->max_distance = 128; /* fixed in transformers' MPNet */
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "layer_norm_eps");
+    enc->eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-12f;
+    const char *bad = enc->C <= 0 || enc->C > 65536 ? "hidden_size"
+                      : enc->L <= 0 || enc->L > 256 ? "num_hidden_layers"
+                      : enc->NH <= 0 || enc->C % enc->NH ? "num_attention_heads"
+                      : enc->F <= 0 || enc->F > 1 << 20 ? "intermediate_size"
+                      : enc->V <= 0 || enc->V > 1 << 24 ? "vocab_size"
+                      : enc->P <= 2 || enc->P > 1 << 20 ? "max_position_embeddings"
+                      : enc->num_buckets < 4 || enc->num_buckets > 1024 ? "relative_attention_num_buckets"
+                      : NULL;
+    if (bad) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' missing or out of range", path, bad);
+done:
+    cJSON_Delete(cfg);
+    free(text);
+    free(path);
+    return s;
+}
+
+/* Only mean pooling is implemented; refuse a folder that asks for another. */
+static rtr_status check_pooling(const char *dir) {
+    char *path = rtr_sprintf("%s/1_Pooling/config.json", dir), *text = NULL;
+    rtr_status s = RTR_OK;
+    if (path && rtr_path_exists(path) && !(s = rtr_read_file(path, &text, NULL))) {
+        cJSON *cfg = cJSON_Parse(text);
+        if (!cfg) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+        } else {
+            static const char *other[] = {"pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                          "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+                                          "pooling_mode_lasttoken"};
+            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "pooling_mode_mean_tokens")))
+                s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'pooling_mode_mean_tokens' is not true", path);
+            for (size_t i = 0; !s && i < sizeof other / sizeof *other; i++)
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, other[i])))
+                    s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field '%s' is true: only mean pooling is supported", path,
+                                 other[i]);
+            cJSON_Delete(cfg);
+        }
+    }
+    free(text);
+    free(path);
+    return s;
+}
+
+/* The tensor name prefix ("", "bert.", "mpnet.") the file uses. */
+static const char *tensor_prefix(const rtr_safetensors *st) {
+    static const char *prefixes[] = {"", "bert.", "mpnet.", "model."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "%sembeddings.word_embeddings.weight", prefixes[i]);
+        if (rtr_safetensors_find(st, name)) return prefixes[i];
+    }
+    return "";
+}
+
+typedef struct {
+    const rtr_safetensors *st;
+    const char *prefix;
+    float *next; /* bump pointer in enc->params */
+    rtr_status s;
+} loader;
+
+/* Copy tensor prefix+name (shape rows x cols, cols 0: 1-D) to the bump
+ * pointer and return where it went. Errors stick in ld->s. */
+static float *load_tensor(loader *ld, const char *name, int64_t rows, int64_t cols) {
+    if (ld->s) return NULL;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    int64_t shape[2] = {rows, cols};
+    float *dst = ld->next;
+    ld->s = rtr_safetensors_read_f32(ld->st, full, cols ? 2 : 1, shape, dst);
+    ld->next += rows * (cols ? cols : 1);
+    return dst;
+}
+
+static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/model.safetensors", dir);
+    if (!path) return RTR_ERR_NOMEM;
+    rtr_safetensors *st = NULL;
+    rtr_status s = rtr_safetensors_open(path, &st);
+    free(path);
+    if (s) return s;
+    size_t nbytes;
+    const void *data = rtr_safetensors_data(st, &nbytes);
+    snprintf(enc->hash, sizeof enc->hash, "%016llx", (unsigned long long)rtr_hash64(RTR_FNV_SEED, data, nbytes));
+
+    size_t C = (size_t)enc->C, F = (size_t)enc->F;
+    size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
+    size_t total = (size_t)enc->V * C + (size_t)enc->P * C + C + 2 * C + (size_t)enc->num_buckets * enc->NH +
+                   (size_t)enc->L * per_layer;
+    enc->n_params = total;
+    enc->params = rtr_malloc(total * sizeof(float));
+    enc->layers = rtr_calloc((size_t)enc->L, sizeof *enc->layers);
+    if (!enc->params || !enc->layers) {
+        rtr_safetensors_close(st);
+        return RTR_ERR_NOMEM;
+    }
+    loader ld = {st, tensor_prefix(st), enc->params, RTR_OK};
+    int64_t c = enc->C, f = enc->F;
+    enc->wte = load_tensor(&ld, "embeddings.word_embeddings.weight", enc->V, c);
+    enc->wpe = load_tensor(&ld, "embeddings.position_embeddings.weight", enc->P, c);
+    if (enc->arch == ARCH_BERT) {
+        /* token type 0 only: one row of the [type_vocab_size x C] table */
+        char full[256];
+        snprintf(full, sizeof full, "%sembeddings.token_type_embeddings.weight", ld.prefix);
+        const rtr_st_tensor *t = rtr_safetensors_find(st, full);
+        int64_t types = t && t->ndim == 2 ? t->shape[0] : 1;
+        float *all = types > 0 && !ld.s ? rtr_malloc((size_t)(types * c) * sizeof(float)) : NULL;
+        if (!ld.s && !all) ld.s = RTR_ERR_NOMEM;
+        enc->wtt = ld.next;
+        if (!ld.s) ld.s = rtr_safetensors_read_f32(st, full, 2, (int64_t[]){types, c}, all);
+        if (!ld.s) memcpy(enc->wtt, all, C * sizeof(float));
+        ld.next += c;
+        free(all);
+    }
+    enc->emb_ln_w = load_tensor(&ld, "embeddings.LayerNorm.weight", c, 0);
+    enc->emb_ln_b = load_tensor(&ld, "embeddings.LayerNorm.bias", c, 0);
+    if (enc->arch == ARCH_MPNET)
+        enc->rel_bias = load_tensor(&ld, "encoder.relative_attention_bias.weight", enc->num_buckets, enc->NH);
+    for (int l = 0; l < enc->L && !ld.s; l++) {
+        layer_weights *w = &enc->layers[l];
+        char n[160];
+        const char *qkv_names[2][3] = {{"attention.self.query", "attention.self.key", "attention.self.value"},
+                                       {"attention.attn.q", "attention.attn.k", "attention.attn.v"}};
+        const char *const *qn = qkv_names[enc->arch == ARCH_MPNET];
+        w->qkv_w = ld.next;
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.weight", l, qn[k]);
+            load_tensor(&ld, n, c, c);
+        }
+        w->qkv_b = ld.next;
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "encoder.layer.%d.%s.bias", l, qn[k]);
+            load_tensor(&ld, n, c, 0);
+        }
+#define LAYER_TENSOR(dst, suffix, rows, cols)                                 \
+    snprintf(n, sizeof n, "encoder.layer.%d.%s", l, suffix);                  \
+    dst = load_tensor(&ld, n, rows, cols)
+        bool bert = enc->arch == ARCH_BERT;
+        LAYER_TENSOR(w->o_w, bert ? "attention.output.dense.weight" : "attention.attn.o.weight", c, c);
+        LAYER_TENSOR(w->o_b, bert ? "attention.output.dense.bias" : "attention.attn.o.bias", c, 0);
+        LAYER_TENSOR(w->ln1_w, bert ? "attention.output.LayerNorm.weight" : "attention.LayerNorm.weight", c, 0);
+        LAYER_TENSOR(w->ln1_b, bert ? "attention.output.LayerNorm.bias" : "attention.LayerNorm.bias", c, 0);
+        LAYER_TENSOR(w->fc_w, "intermediate.dense.weight", f, c);
+        LAYER_TENSOR(w->fc_b, "intermediate.dense.bias", f, 0);
+        LAYER_TENSOR(w->proj_w, "output.dense.weight", c, f);
+        LAYER_TENSOR(w->proj_b, "output.dense.bias", c, 0);
+        LAYER_TENSOR(w->ln2_w, "output.LayerNorm.weight", c, 0);
+        LAYER_TENSOR(w->ln2_b, "output.LayerNorm.bias", c, 0);
+#undef LAYER_TENSOR
+    }
+    rtr_safetensors_close(st);
+    return ld.s;
+}
+
+/* Off a host backend: one backend allocation holding the float32 weights,
+ * uploaded once; every weight pointer moves to the same offset in it and the
+ * host copy goes. */
+static rtr_status place_weights(rtr_encoder *enc) {
+    if (rtr_backend_is_host(enc->b)) return RTR_OK;
+    size_t bytes = enc->n_params * sizeof(float);
+    rtr_status s = rtr_backend_alloc(enc->b, (void **)&enc->dev_params, bytes);
+    if (!s) s = rtr_backend_upload(enc->b, enc->dev_params, enc->params, bytes);
+    if (s) return rtr_fail_prefix(s, "encoder weights (%.0f MiB): ", bytes / 1048576.0);
+    float **top[] = {&enc->wte, &enc->wpe, &enc->wtt, &enc->emb_ln_w, &enc->emb_ln_b, &enc->rel_bias};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        if (*top[i]) *top[i] = enc->dev_params + (*top[i] - enc->params);
+    for (int l = 0; l < enc->L; l++) {
+        layer_weights *w = &enc->layers[l];
+        float **lw[] = {&w->qkv_w, &w->qkv_b, &w->o_w,    &w->o_b,    &w->ln1_w, &w->ln1_b,
+                        &w->fc_w,  &w->fc_b,  &w->proj_w, &w->proj_b, &w->ln2_w, &w->ln2_b};
+        for (size_t i = 0; i < sizeof lw / sizeof *lw; i++) *lw[i] = enc->dev_params + (*lw[i] - enc->params);
+    }
+    free(enc->params);
+    enc->params = NULL;
+    return RTR_OK;
+}
+
+/* Backend scratch for batches of up to batch_tokens padded tokens (at most
+ * max_texts texts), and the pinned host buffers a batch travels through. */
+static rtr_status alloc_scratch(rtr_encoder *enc) {
+    size_t N = (size_t)enc->batch_tokens, C = (size_t)enc->C, T = (size_t)enc->max_len, NH = (size_t)enc->NH,
+           Bm = (size_t)enc->max_texts;
+    struct {
+        void **ptr;
+        size_t bytes;
+    } dev[] = {
+        {(void **)&enc->x, N * C * sizeof(float)},
+        {(void **)&enc->qkv, 3 * N * C * sizeof(float)},
+        {(void **)&enc->att_out, N * C * sizeof(float)},
+        {(void **)&enc->tmp, N * C * sizeof(float)},
+        {(void **)&enc->ffn, N * (size_t)enc->F * sizeof(float)},
+        {(void **)&enc->att, N * NH * T * sizeof(float)},
+        {(void **)&enc->bias, enc->arch == ARCH_MPNET ? NH * T * T * sizeof(float) : 0},
+        {(void **)&enc->pooled, Bm * C * sizeof(float)},
+        {(void **)&enc->in, (2 * N + Bm) * sizeof(int32_t)},
+    };
+    rtr_status s = RTR_OK;
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof dev / sizeof *dev && !s; i++) {
+        total += dev[i].bytes;
+        if (dev[i].bytes) s = rtr_backend_alloc(enc->b, dev[i].ptr, dev[i].bytes);
+    }
+    for (int k = 0; k < 2 && !s; k++) {
+        s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_in[k], (2 * N + Bm) * sizeof(int32_t));
+        if (!s) s = rtr_backend_host_alloc(enc->b, (void **)&enc->h_pooled[k], Bm * C * sizeof(float));
+    }
+    if (s)
+        return rtr_fail_prefix(s, "encoder scratch for %d tokens (%.0f MiB on %s): ", enc->batch_tokens,
+                               total / 1048576.0, enc->b->device);
+    return RTR_OK;
+}
+
+/* The GEMM precision name on backend b: "auto" is bf16 off the host, fp32 on it. */
+static rtr_status parse_precision(const char *name, const rtr_backend *b, rtr_gemm_precision *p) {
+    bool host = rtr_backend_is_host(b);
+    if (!name || !strcmp(name, "fp32")) *p = RTR_GEMM_F32;
+    else if (!strcmp(name, "auto")) *p = host ? RTR_GEMM_F32 : RTR_GEMM_BF16;
+    else if (!strcmp(name, "bf16")) *p = RTR_GEMM_BF16;
+    else if (!strcmp(name, "fp16")) *p = RTR_GEMM_F16;
+    else return rtr_fail(RTR_ERR_INVALID, "precision '%s': expected fp32, bf16, fp16 or auto", name);
+    /* the CPU would compute in fp32 anyway: say so rather than pretend */
+    if (host && *p != RTR_GEMM_F32)
+        return rtr_fail(RTR_ERR_INVALID, "precision %s needs a CUDA device: the CPU computes in fp32 (%s)", name,
+                        b->device);
+    return RTR_OK;
+}
+
+/* Everything after the backend is chosen: config, tokenizer, weights (placed
+ * on the backend), scratch. */
+static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encoder_params *p) {
+    if (!rtr_is_dir(model_dir)) return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
+    rtr_status s = parse_precision(p->precision, enc->b, &enc->precision);
+    if (!s) s = read_config(enc, model_dir);
+    if (!s) s = check_pooling(model_dir);
+    if (!s) s = rtr_tokenizer_load(model_dir, &enc->tok);
+    if (!s) {
+        enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
+        /* MPNet positions start after the padding index */
+        int first_pos = enc->arch == ARCH_MPNET ? enc->pad_id + 1 : 0;
+        if (enc->max_len < 2 || enc->max_len + first_pos > enc->P)
+            s = rtr_fail(RTR_ERR_INVALID, "%s: max_seq_length %d exceeds the model's %d positions", model_dir,
+                         enc->max_len, enc->P - first_pos);
+        else if (rtr_tokenizer_vocab_size(enc->tok) > enc->V)
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: the tokenizer has %d ids but config.json's vocab_size is %d",
+                         model_dir, rtr_tokenizer_vocab_size(enc->tok), enc->V);
+    }
+    if (!s) {
+        int want = p->batch_tokens > 0                ? p->batch_tokens
+                   : rtr_backend_is_host(enc->b) ? BATCH_TOKENS_CPU
+                                                      : BATCH_TOKENS_GPU;
+        if (want > 1 << 20) return rtr_fail(RTR_ERR_INVALID, "batch_tokens %d: at most %d", want, 1 << 20);
+        enc->batch_tokens = want > enc->max_len ? want : enc->max_len;
+        /* every text has at least 2 tokens ([CLS] and [SEP]) */
+        enc->max_texts = enc->batch_tokens / 2 < BATCH_TEXTS_MAX ? enc->batch_tokens / 2 : BATCH_TEXTS_MAX;
+        s = load_weights(enc, model_dir);
+    }
+    if (!s) s = place_weights(enc);
+    if (!s) s = alloc_scratch(enc);
+    if (!s) {
+        /* the folder's base name, ignoring trailing slashes */
+        size_t end = strlen(model_dir), start;
+        while (end > 1 && model_dir[end - 1] == '/') end--;
+        for (start = end; start > 0 && model_dir[start - 1] != '/'; start--) {}
+        enc->name = rtr_malloc(end - start + 1);
+        if (!enc->name) return RTR_ERR_NOMEM;
+        memcpy(enc->name, model_dir + start, end - start);
+        enc->name[end - start] = 0;
+    }
+    return s;
+}
+
+/* Load onto backend b, or (b NULL) onto the one params->device names, which
+ * the encoder then owns. */
+static rtr_status encoder_open(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+                               rtr_encoder **out) {
+    *out = NULL;
+    rtr_encoder_params p = params ? *params : rtr_encoder_default_params();
+    rtr_encoder *enc = rtr_calloc(1, sizeof *enc);
+    if (!enc) return RTR_ERR_NOMEM;
+    enc->n_threads = p.n_threads;
+    if (p.n_threads > 0) omp_set_num_threads(p.n_threads); /* before the CPU backend reports its threads */
+    rtr_status s = RTR_OK;
+    if (b) {
+        enc->b = b;
+    } else if (!(s = rtr_backend_init(&enc->own, p.device ? p.device : "cpu"))) {
+        enc->b = &enc->own;
+    }
+    if (!s) s = load(enc, model_dir, &p);
+    if (s) {
+        rtr_encoder_free(enc);
+        return s;
+    }
+    *out = enc;
+    return RTR_OK;
+}
+
+rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params, rtr_encoder **out) {
+    return encoder_open(model_dir, params, NULL, out);
+}
+
+rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
+                               rtr_encoder **out) {
+    return encoder_open(model_dir, params, b, out);
+}
+
+void rtr_encoder_free(rtr_encoder *enc) {
+    if (!enc) return;
+    rtr_tokenizer_free(enc->tok);
+    free(enc->params);
+    free(enc->layers);
+    free(enc->name);
+    if (enc->b) {
+        void *dev[] = {enc->dev_params, enc->x,   enc->qkv,    enc->att_out, enc->tmp,
+                       enc->ffn,        enc->att, enc->bias,   enc->pooled,  enc->in};
+        for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) rtr_backend_free_mem(enc->b, dev[i]);
+        for (int k = 0; k < 2; k++) {
+            rtr_backend_host_free(enc->b, enc->h_in[k]);
+            rtr_backend_host_free(enc->b, enc->h_pooled[k]);
+        }
+    }
+    if (enc->b == &enc->own) rtr_backend_free(&enc->own);
+    free(enc);
+}
+
+int rtr_encoder_dim(const rtr_encoder *enc) { return enc->C; }
+const char *rtr_encoder_name(const rtr_encoder *enc) { return enc->name; }
+const char *rtr_encoder_hash(const rtr_encoder *enc) { return enc->hash; }
+const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc) { return enc->tok; }
+const char *rtr_encoder_device(const rtr_encoder *enc) { return enc->b->device; }
+int rtr_encoder_batch_tokens(const rtr_encoder *enc) { return enc->batch_tokens; }
+
+const char *rtr_encoder_precision(const rtr_encoder *enc) {
+    return enc->precision == RTR_GEMM_BF16 ? "bf16" : enc->precision == RTR_GEMM_F16 ? "fp16" : "fp32";
+}
+
+/* ---- forward ---------------------------------------------------------------- */
+
+/* out[N x OC] = inp[N x IC] · W[OC x IC]ᵀ (torch Linear layout). */
+static rtr_status linear(rtr_backend *b, float *out, const float *inp, const float *w, int N, int IC, int OC) {
+    return b->iface->sgemm(b->ctx, false, true, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+}
+
+/* Forward B texts padded to T tokens (ids, pos_ids [B x T] and lens [B] in
+ * backend memory) on the encoder's backend; pooled rows to enc->pooled
+ * [B x C]. Queued, not waited for. */
+static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *pos_ids, const int32_t *lens, int B,
+                          int T) {
+    rtr_backend *b = enc->b;
+    const rtr_backend_iface *f = b->iface;
+    int C = enc->C, NH = enc->NH, F = enc->F, N = B * T;
+    float eps = enc->eps;
+    rtr_status s = f->embedding_layernorm_forward(b->ctx, enc->x, ids, pos_ids, enc->wte, enc->wpe, enc->wtt,
+                                                  enc->emb_ln_w, enc->emb_ln_b, eps, B, T, C);
+    if (!s && enc->arch == ARCH_MPNET)
+        s = f->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
+    for (int l = 0; l < enc->L && !s; l++) {
+        const layer_weights *w = &enc->layers[l];
+        s = linear(b, enc->qkv, enc->x, w->qkv_w, N, C, 3 * C);
+        if (!s) s = f->bias_add_forward(b->ctx, enc->qkv, enc->qkv, w->qkv_b, N, 3 * C);
+        if (!s) s = f->attention_forward(b->ctx, enc->att_out, enc->att, enc->qkv, enc->bias, lens, B, T, C, NH);
+        if (!s) s = linear(b, enc->tmp, enc->att_out, w->o_w, N, C, C);
+        if (!s)
+            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->o_b, enc->x, w->ln1_w, w->ln1_b, eps, N,
+                                              C);
+        if (!s) s = linear(b, enc->ffn, enc->x, w->fc_w, N, C, F);
+        if (!s) s = f->bias_gelu_forward(b->ctx, enc->ffn, enc->ffn, w->fc_b, N, F);
+        if (!s) s = linear(b, enc->tmp, enc->ffn, w->proj_w, N, F, C);
+        if (!s)
+            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, eps,
+                                              N, C);
+    }
+    if (!s) s = f->mean_pool_l2norm_forward(b->ctx, enc->pooled, enc->x, lens, B, T, C);
+    return s;
+}
+
+typedef struct {
+    int32_t *ids; /* [max_len] */
+    int n;
+    size_t index;
+} tokenized;
+
+static int cmp_len_desc(const void *a, const void *b) {
+    const tokenized *x = a, *y = b;
+    if (x->n != y->n) return y->n - x->n;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
+#define ENCODE_CHUNK 8192
+
+/* A batch: B tokenized texts padded to T, in pinned slot `slot`. */
+typedef struct {
+    const tokenized *toks;
+    int B, T, slot;
+} batch;
+
+/* The next batch of a length-sorted chunk from toks[0..m): as many texts as
+ * fit batch_tokens when padded to the first (longest); B = 0 when none left. */
+static batch next_batch(const rtr_encoder *enc, const tokenized *toks, size_t m, int slot) {
+    batch bt = {toks, 0, m ? toks[0].n : 0, slot};
+    while ((size_t)bt.B < m && bt.B < enc->max_texts && (bt.B + 1) * bt.T <= enc->batch_tokens) bt.B++;
+    return bt;
+}
+
+/* Host side of a batch, into its pinned slot: ids, position ids (BERT:
+ * 0..T-1; MPNet: fairseq's, from pad_id + 1, pads staying at pad_id) and
+ * lengths, back to back so they go up in one copy. */
+static void stage_batch(rtr_encoder *enc, const batch *bt) {
+    size_t BT = (size_t)bt->B * bt->T;
+    int32_t *ids = enc->h_in[bt->slot], *pos = ids + BT, *lens = pos + BT;
+    for (int b = 0; b < bt->B; b++) {
+        int next = enc->pad_id + 1, n = bt->toks[b].n;
+        lens[b] = n;
+        for (int t = 0; t < bt->T; t++) {
+            int32_t id = t < n ? bt->toks[b].ids[t] : enc->pad_id;
+            ids[(size_t)b * bt->T + t] = id;
+            pos[(size_t)b * bt->T + t] = enc->arch == ARCH_BERT ? t : id != enc->pad_id ? next++ : enc->pad_id;
+        }
+    }
+}
+
+/* Queue a staged batch: its upload, the forward pass and the download of
+ * the pooled rows [B x C] into its slot of h_pooled (complete at the next
+ * synchronize). */
+static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
+    size_t BT = (size_t)bt->B * bt->T;
+    rtr_backend *bk = enc->b;
+    rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in[bt->slot], (2 * BT + (size_t)bt->B) * sizeof(int32_t));
+    if (!s) s = forward(enc, enc->in, enc->in + BT, enc->in + 2 * BT, bt->B, bt->T);
+    if (!s) s = rtr_backend_download_async(bk, enc->h_pooled[bt->slot], enc->pooled, (size_t)bt->B * enc->C * sizeof(float));
+    return s;
+}
+
+rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
+                              float *out) {
+    if (enc->n_threads > 0) omp_set_num_threads(enc->n_threads);
+    int T_max = enc->max_len, C = enc->C;
+    size_t chunk = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;
+    tokenized *toks = rtr_malloc((chunk ? chunk : 1) * sizeof *toks);
+    int32_t *idbuf = rtr_malloc((chunk ? chunk : 1) * (size_t)T_max * sizeof *idbuf);
+    rtr_status s = toks && idbuf ? rtr_backend_set_gemm_precision(enc->b, enc->precision) : RTR_ERR_NOMEM;
+    for (size_t base = 0; base < n && !s; base += chunk) {
+        size_t m = n - base < chunk ? n - base : chunk;
+        int failed = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(| : failed)
+        for (size_t i = 0; i < m; i++) {
+            const char *text = texts[base + i] ? texts[base + i] : "";
+            size_t len = lens ? lens[base + i] : strlen(text);
+            toks[i] = (tokenized){idbuf + i * (size_t)T_max, 0, base + i};
+            failed |= rtr_tokenizer_encode(enc->tok, text, len, toks[i].ids, T_max, &toks[i].n) != RTR_OK;
+        }
+        if (failed) {
+            s = rtr_fail(RTR_ERR_NOMEM, "encoder: tokenisation ran out of memory");
+            break;
+        }
+        qsort(toks, m, sizeof *toks, cmp_len_desc);
+        /* Longest first, each batch padded to its first text. While the
+         * backend computes batch j, the host stages batch j + 1; once j is
+         * done, j + 1 is queued at once and j's rows are copied out while it
+         * computes (only synchronize is needed: the slots alternate). */
+        batch cur = next_batch(enc, toks, m, 0);
+        if (cur.B) {
+            stage_batch(enc, &cur);
+            s = launch_batch(enc, &cur);
+        }
+        for (size_t i = 0; cur.B && !s;) {
+            i += (size_t)cur.B;
+            batch nxt = next_batch(enc, toks + i, m - i, !cur.slot);
+            if (nxt.B) stage_batch(enc, &nxt);
+            s = rtr_backend_synchronize(enc->b);
+            if (!s && nxt.B) s = launch_batch(enc, &nxt);
+            for (int b = 0; b < cur.B && !s; b++)
+                memcpy(out + cur.toks[b].index * (size_t)C, enc->h_pooled[cur.slot] + (size_t)b * C,
+                       (size_t)C * sizeof *out);
+            cur = nxt;
+        }
+        if (s) rtr_backend_synchronize(enc->b); /* nothing in flight may outlive this call's buffers */
+    }
+    /* the precision is the backend's state: give a shared backend back with
+     * its default, so a scorer or trainer after us does not inherit bf16 */
+    rtr_backend_set_gemm_precision(enc->b, RTR_GEMM_F32);
+    free(toks);
+    free(idbuf);
+    return s;
+}

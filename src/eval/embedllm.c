@@ -1,0 +1,115 @@
+/* EmbedLLM-style reference router (include/rtr/metrics.h): a learned
+ * embedding per pair and a learned projection of the query embedding,
+ * P(correct) = σ(v_j·(W·e) + b_j), trained full-batch with Adam on the
+ * training outcomes. Parameters live in one allocation [W | V | b] so the
+ * gradient and both Adam moments are flat arrays of the same layout. */
+#include "rtr/metrics.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+rtr_embedllm_params rtr_embedllm_default_params(void) {
+    return (rtr_embedllm_params){.dim = 32, .epochs = 300, .lr = 1e-2, .weight_decay = 1e-4, .seed = 1};
+}
+
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* Uniform in [-a, a] from a splitmix64 stream. */
+static float uniform(uint64_t *s, double a) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)(a * (2.0 * (double)(z >> 11) / 9007199254740992.0 - 1.0));
+}
+
+/* logits [n x k] = (emb·Wᵀ)·Vᵀ + b; z [n x h] receives emb·Wᵀ. */
+static void forward(float *logits, float *z, const float *emb, int64_t n, int32_t d, int32_t h, int32_t k,
+                    const float *w, const float *v, const float *b) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, h, d, 1.0f, emb, d, w, d, 0.0f, z, h);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, k, h, 1.0f, z, h, v, h, 0.0f, logits, k);
+    for (int64_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < k; j++) logits[i * k + j] += b[j];
+}
+
+rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
+                                     const float *train_emb, const float *train_correct,
+                                     const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                     const rtr_embedllm_params *prm, double train_loss[2]) {
+    int32_t h = prm->dim;
+    if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: empty training split");
+    if (h <= 0 || prm->epochs <= 0 || !(prm->lr > 0)) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: dim, epochs and lr must be > 0");
+    size_t nw = (size_t)h * (size_t)d, nv = (size_t)k * (size_t)h, np = nw + nv + (size_t)k;
+    size_t rows = (size_t)(n_train > n ? n_train : n);
+    float *par = rtr_calloc(4 * np, sizeof *par); /* params, grad, Adam m, Adam v */
+    float *z = rtr_malloc(rows * (size_t)h * sizeof *z), *dz = rtr_malloc(rows * (size_t)h * sizeof *dz);
+    float *g = rtr_malloc(rows * (size_t)k * sizeof *g);
+    double *pc = rtr_calloc((size_t)k, sizeof *pc), *pcnt = rtr_calloc((size_t)k, sizeof *pcnt), *py = rtr_calloc((size_t)k, sizeof *py);
+    if (!par || !z || !dz || !g || !pc || !pcnt || !py) { free(par); free(z); free(dz); free(g); free(pc); free(pcnt); free(py); return RTR_ERR_NOMEM; }
+    float *w = par, *v = par + nw, *b = par + nw + nv, *grad = par + np, *m1 = par + 2 * np, *m2 = par + 3 * np;
+    float *gw = grad, *gv = grad + nw, *gb = grad + nw + nv;
+
+    /* Observed outcomes, per-pair means (cost for the table, the prior for b). */
+    double n_obs = 0;
+    for (int64_t i = 0; i < n_train; i++)
+        for (int32_t j = 0; j < k; j++) {
+            size_t at = (size_t)i * (size_t)k + (size_t)j;
+            if (isnan(train_correct[at]) || isnan(train_cost[at])) continue;
+            py[j] += train_correct[at];
+            pc[j] += train_cost[at];
+            pcnt[j]++;
+            n_obs++;
+        }
+    uint64_t seed = prm->seed;
+    for (size_t t = 0; t < nw; t++) w[t] = uniform(&seed, 1.0 / sqrt((double)d));
+    for (size_t t = 0; t < nv; t++) v[t] = uniform(&seed, 0.1);
+    for (int32_t j = 0; j < k; j++) {
+        double mean = pcnt[j] ? (py[j] + 0.5) / (pcnt[j] + 1.0) : 0.5; /* smoothed: finite logit */
+        b[j] = (float)log(mean / (1.0 - mean));
+    }
+
+    const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    for (int32_t ep = 0; ep < prm->epochs && n_obs > 0; ep++) {
+        forward(g, z, train_emb, n_train, d, h, k, w, v, b);
+        double loss = 0;
+        for (int64_t i = 0; i < n_train; i++) /* g: logits -> dLoss/dlogit */
+            for (int32_t j = 0; j < k; j++) {
+                size_t at = (size_t)i * (size_t)k + (size_t)j;
+                if (isnan(train_correct[at]) || isnan(train_cost[at])) { g[at] = 0; continue; }
+                double y = train_correct[at], l = g[at], s = sigmoid(l);
+                loss += fmax(l, 0) - l * y + log1p(exp(-fabs(l))); /* stable BCE with logits */
+                g[at] = (float)((s - y) / n_obs);
+            }
+        if (train_loss && ep == 0) train_loss[0] = loss / n_obs;
+        if (train_loss) train_loss[1] = loss / n_obs;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, h, (int)n_train, 1.0f, g, k, z, h, 0.0f, gv, h);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n_train, h, k, 1.0f, g, k, v, h, 0.0f, dz, h);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, d, (int)n_train, 1.0f, dz, h, train_emb, d, 0.0f, gw, d);
+        for (int32_t j = 0; j < k; j++) {
+            double sum = 0;
+            for (int64_t i = 0; i < n_train; i++) sum += g[(size_t)i * (size_t)k + (size_t)j];
+            gb[j] = (float)sum;
+        }
+        double c1 = 1 - pow(beta1, ep + 1), c2 = 1 - pow(beta2, ep + 1);
+        for (size_t t = 0; t < np; t++) {
+            double gt = grad[t] + (t < nw + nv ? prm->weight_decay * par[t] : 0.0);
+            m1[t] = (float)(beta1 * m1[t] + (1 - beta1) * gt);
+            m2[t] = (float)(beta2 * m2[t] + (1 - beta2) * gt * gt);
+            par[t] -= (float)(prm->lr * (m1[t] / c1) / (sqrt(m2[t] / c2) + eps));
+        }
+    }
+
+    forward(g, z, emb, n, d, h, k, w, v, b);
+    for (int64_t i = 0; i < n; i++)
+        for (int32_t j = 0; j < k; j++) {
+            size_t at = (size_t)i * (size_t)k + (size_t)j;
+            p[at] = pcnt[j] ? (float)sigmoid(g[at]) : NAN;
+            c[at] = pcnt[j] ? (float)(pc[j] / pcnt[j]) : NAN;
+        }
+    free(par); free(z); free(dz); free(g); free(pc); free(pcnt); free(py);
+    return RTR_OK;
+}

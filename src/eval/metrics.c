@@ -1,0 +1,387 @@
+/* Reference routers and routing metrics (include/rtr/metrics.h): operating
+ * points on ground truth, Random/Oracle/best-single, the dataset-prior and
+ * kNN routing tables (kNN through blocked SGEMM), the RouteLLM-style
+ * two-pair sweep, and AIQ, APGR, CPT, cost-to-match and oracle gap. */
+#include "rtr/metrics.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static bool outcome_missing(const float *correct, const float *cost, size_t at) {
+    return isnan(correct[at]) || isnan(cost[at]);
+}
+
+rtr_op_point rtr_eval_choice(const int32_t *choice, const float *correct, const float *cost,
+                             int64_t n, int32_t k) {
+    double acc = 0, cst = 0;
+    int64_t missing = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (choice[i] < 0) { missing++; continue; }
+        size_t at = (size_t)i * (size_t)k + (size_t)choice[i];
+        if (outcome_missing(correct, cost, at)) { missing++; continue; }
+        acc += correct[at];
+        cst += cost[at];
+    }
+    int64_t have = n - missing;
+    return (rtr_op_point){have ? acc / have : NAN, have ? cst / have : NAN, n, missing};
+}
+
+/* ---------------------------------------------------- reference routers */
+
+void rtr_router_single(rtr_op_point *out, const float *correct, const float *cost, int64_t n, int32_t k) {
+    for (int32_t j = 0; j < k; j++) {
+        double acc = 0, cst = 0;
+        int64_t missing = 0;
+        for (int64_t i = 0; i < n; i++) {
+            size_t at = (size_t)i * (size_t)k + (size_t)j;
+            if (outcome_missing(correct, cost, at)) { missing++; continue; }
+            acc += correct[at];
+            cst += cost[at];
+        }
+        int64_t have = n - missing;
+        out[j] = (rtr_op_point){have ? acc / have : NAN, have ? cst / have : NAN, n, missing};
+    }
+}
+
+rtr_op_point rtr_router_random(const rtr_op_point *single, int32_t k) {
+    rtr_op_point r = {0, 0, single[0].n, 0};
+    int32_t used = 0;
+    for (int32_t j = 0; j < k; j++)
+        if (!isnan(single[j].acc)) { r.acc += single[j].acc; r.cost += single[j].cost; used++; }
+    r.acc = used ? r.acc / used : NAN;
+    r.cost = used ? r.cost / used : NAN;
+    /* the expected number of missing outcomes under a uniform choice */
+    double missing = 0;
+    for (int32_t j = 0; j < k; j++) missing += (double)single[j].n_missing;
+    r.n_missing = (int64_t)llround(missing / k);
+    return r;
+}
+
+int32_t rtr_router_best_single(const rtr_op_point *single, int32_t k) {
+    int32_t best = -1;
+    for (int32_t j = 0; j < k; j++) {
+        if (isnan(single[j].acc)) continue;
+        if (best < 0 || single[j].acc > single[best].acc ||
+            (single[j].acc == single[best].acc && single[j].cost < single[best].cost)) best = j;
+    }
+    return best;
+}
+
+int32_t rtr_router_cheapest_single(const rtr_op_point *single, int32_t k) {
+    int32_t best = -1;
+    for (int32_t j = 0; j < k; j++) {
+        if (isnan(single[j].acc)) continue;
+        if (best < 0 || single[j].cost < single[best].cost ||
+            (single[j].cost == single[best].cost && single[j].acc > single[best].acc)) best = j;
+    }
+    return best;
+}
+
+void rtr_router_oracle(int32_t *choice, const float *correct, const float *cost, int64_t n, int32_t k) {
+    for (int64_t i = 0; i < n; i++) {
+        const float *ci = correct + i * k, *ki = cost + i * k;
+        float top = -INFINITY;
+        for (int32_t j = 0; j < k; j++)
+            if (!isnan(ci[j]) && !isnan(ki[j]) && ci[j] > top) top = ci[j];
+        int32_t best = -1;
+        for (int32_t j = 0; j < k; j++) {
+            if (isnan(ci[j]) || isnan(ki[j]) || (top > 0 && ci[j] != top)) continue;
+            if (best < 0 || ki[j] < ki[best]) best = j;
+        }
+        choice[i] = best;
+    }
+}
+
+/* Per-pair means of outcomes over the rows listed in rows (all rows when
+ * NULL): p, c [k]; NaN where a pair has no outcome. */
+static void pair_means(float *p, float *c, const float *correct, const float *cost, int32_t k,
+                       const int64_t *rows, int64_t n_rows) {
+    for (int32_t j = 0; j < k; j++) {
+        double sp = 0, sc = 0;
+        int64_t cnt = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            size_t at = (size_t)(rows ? rows[r] : r) * (size_t)k + (size_t)j;
+            if (outcome_missing(correct, cost, at)) continue;
+            sp += correct[at];
+            sc += cost[at];
+            cnt++;
+        }
+        p[j] = cnt ? (float)(sp / cnt) : NAN;
+        c[j] = cnt ? (float)(sc / cnt) : NAN;
+    }
+}
+
+/* Replace NaN entries of a [k] row by the fallback row. */
+static void fill_missing(float *p, float *c, const float *fp, const float *fc, int32_t k) {
+    for (int32_t j = 0; j < k; j++)
+        if (isnan(p[j])) { p[j] = fp[j]; c[j] = fc[j]; }
+}
+
+rtr_status rtr_router_prior_table(float *p, float *c, const char *const *dataset, int64_t n,
+                                  const char *const *train_dataset, const float *train_correct,
+                                  const float *train_cost, int64_t n_train, int32_t k) {
+    if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "dataset prior: empty training split");
+    size_t ku = (size_t)k;
+    float *gp = rtr_malloc(ku * sizeof *gp), *gc = rtr_malloc(ku * sizeof *gc);
+    float *dp = rtr_malloc(ku * sizeof *dp), *dc = rtr_malloc(ku * sizeof *dc);
+    int64_t *rows = rtr_malloc((size_t)n_train * sizeof *rows);
+    bool *done = rtr_calloc((size_t)(n ? n : 1), sizeof *done);
+    rtr_status st = gp && gc && dp && dc && rows && done ? RTR_OK : RTR_ERR_NOMEM;
+    if (st == RTR_OK) pair_means(gp, gc, train_correct, train_cost, k, NULL, n_train);
+    /* One pass per distinct dataset among the queries: datasets are few. */
+    for (int64_t i = 0; i < n && st == RTR_OK; i++) {
+        if (done[i]) continue;
+        int64_t nr = 0;
+        for (int64_t r = 0; r < n_train; r++)
+            if (!strcmp(train_dataset[r], dataset[i])) rows[nr++] = r;
+        pair_means(dp, dc, train_correct, train_cost, k, rows, nr);
+        fill_missing(dp, dc, gp, gc, k);
+        for (int64_t q = i; q < n; q++) {
+            if (done[q] || strcmp(dataset[q], dataset[i])) continue;
+            memcpy(p + (size_t)q * ku, dp, ku * sizeof *dp);
+            memcpy(c + (size_t)q * ku, dc, ku * sizeof *dc);
+            done[q] = true;
+        }
+    }
+    free(gp); free(gc); free(dp); free(dc); free(rows); free(done);
+    return st;
+}
+
+/* Rows scaled to unit L2 norm (zero rows stay zero). */
+static float *normalised_copy(const float *x, int64_t n, int32_t d) {
+    float *y = rtr_malloc((size_t)n * (size_t)d * sizeof *y);
+    if (!y) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * d;
+        double ss = 0;
+        for (int32_t t = 0; t < d; t++) ss += (double)xi[t] * xi[t];
+        float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int32_t t = 0; t < d; t++) y[i * d + t] = xi[t] * inv;
+    }
+    return y;
+}
+
+rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q, const float *ref,
+                          int64_t n_ref, int32_t d, int32_t nn) {
+    if (nn <= 0 || nn > n_ref) return rtr_fail(RTR_ERR_INVALID, "kNN: k = %d neighbours but %lld reference rows", (int)nn, (long long)n_ref);
+    enum { BLOCK = 256 }; /* query rows per GEMM: bounds the score block to BLOCK x n_ref */
+    float *qn = normalised_copy(q, n_q, d), *rn = normalised_copy(ref, n_ref, d);
+    float *s = rtr_malloc((size_t)BLOCK * (size_t)n_ref * sizeof *s);
+    if (!qn || !rn || !s) { free(qn); free(rn); free(s); return RTR_ERR_NOMEM; }
+    for (int64_t b0 = 0; b0 < n_q; b0 += BLOCK) {
+        int64_t nb = n_q - b0 < BLOCK ? n_q - b0 : BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_ref, d, 1.0f,
+                    qn + b0 * d, d, rn, d, 0.0f, s, (int)n_ref);
+#pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < nb; r++) {
+            /* Insertion into a sorted list of nn: nn is small (10). */
+            int64_t *bi = idx + (b0 + r) * nn;
+            float *bs = sim + (b0 + r) * nn;
+            int32_t have = 0;
+            const float *sr = s + r * n_ref;
+            for (int64_t t = 0; t < n_ref; t++) {
+                if (have == nn && sr[t] <= bs[nn - 1]) continue;
+                int32_t pos = have < nn ? have++ : nn - 1;
+                for (; pos > 0 && bs[pos - 1] < sr[t]; pos--) { bs[pos] = bs[pos - 1]; bi[pos] = bi[pos - 1]; }
+                bs[pos] = sr[t];
+                bi[pos] = t;
+            }
+        }
+    }
+    free(qn); free(rn); free(s);
+    return RTR_OK;
+}
+
+rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
+                                const float *train_emb, const float *train_correct,
+                                const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                int32_t nn) {
+    if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "kNN router: empty training split");
+    if (nn > n_train) nn = (int32_t)n_train;
+    int64_t *idx = rtr_malloc((size_t)n * (size_t)nn * sizeof *idx);
+    float *sim = rtr_malloc((size_t)n * (size_t)nn * sizeof *sim);
+    float *gp = rtr_malloc((size_t)k * sizeof *gp), *gc = rtr_malloc((size_t)k * sizeof *gc);
+    rtr_status st = idx && sim && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
+    if (st == RTR_OK) st = rtr_knn_search(idx, sim, emb, n, train_emb, n_train, d, nn);
+    if (st == RTR_OK) {
+        pair_means(gp, gc, train_correct, train_cost, k, NULL, n_train);
+        for (int64_t i = 0; i < n; i++) {
+            pair_means(p + i * k, c + i * k, train_correct, train_cost, k, idx + i * nn, nn);
+            fill_missing(p + i * k, c + i * k, gp, gc, k);
+        }
+    }
+    free(idx); free(sim); free(gp); free(gc);
+    return st;
+}
+
+typedef struct {
+    float s;
+    int64_t i;
+} scored;
+
+static int scored_desc(const void *x, const void *y) {
+    const scored *u = x, *v = y;
+    if (u->s != v->s) return u->s > v->s ? -1 : 1;
+    return (u->i > v->i) - (u->i < v->i);
+}
+
+rtr_status rtr_router_two_pair_sweep(rtr_curve *out, const float *score, const float *correct,
+                                     const float *cost, int64_t n, int32_t k, int32_t weak,
+                                     int32_t strong) {
+    memset(out, 0, sizeof *out);
+    if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "two-pair sweep: no queries");
+    for (int64_t i = 0; i < n; i++)
+        if (isnan(score[i])) return rtr_fail(RTR_ERR_NUMERIC, "two-pair sweep: score of query %lld is NaN", (long long)i);
+    scored *ord = rtr_malloc((size_t)n * sizeof *ord);
+    out->x = rtr_malloc((size_t)(n + 1) * sizeof(double));
+    out->acc = rtr_malloc((size_t)(n + 1) * sizeof(double));
+    out->cost = rtr_malloc((size_t)(n + 1) * sizeof(double));
+    if (!ord || !out->x || !out->acc || !out->cost) { free(ord); rtr_curve_free(out); return RTR_ERR_NOMEM; }
+    for (int64_t i = 0; i < n; i++) ord[i] = (scored){score[i], i};
+    qsort(ord, (size_t)n, sizeof *ord, scored_desc);
+    /* Start with everything on weak, move queries to strong in score order,
+     * one point per group of equal scores (a threshold cannot split them). */
+    double sa = 0, sc = 0;
+    int64_t missing = 0;
+    for (int64_t i = 0; i < n; i++) {
+        size_t at = (size_t)i * (size_t)k + (size_t)weak;
+        if (outcome_missing(correct, cost, at)) missing++;
+        else { sa += correct[at]; sc += cost[at]; }
+    }
+    int64_t np = 0;
+    for (int64_t m = 0;;) {
+        int64_t have = n - missing;
+        out->x[np] = (double)m / (double)n;
+        out->acc[np] = have ? sa / have : NAN;
+        out->cost[np++] = have ? sc / have : NAN;
+        if (m == n) break;
+        for (float s0 = ord[m].s; m < n && ord[m].s == s0; m++) {
+            size_t row = (size_t)ord[m].i * (size_t)k, aw = row + (size_t)weak, as = row + (size_t)strong;
+            if (outcome_missing(correct, cost, aw)) missing--;
+            else { sa -= correct[aw]; sc -= cost[aw]; }
+            if (outcome_missing(correct, cost, as)) missing++;
+            else { sa += correct[as]; sc += cost[as]; }
+        }
+    }
+    out->n_points = np;
+    free(ord);
+    return RTR_OK;
+}
+
+void rtr_curve_free(rtr_curve *c) {
+    free(c->x);
+    free(c->acc);
+    free(c->cost);
+    memset(c, 0, sizeof *c);
+}
+
+/* --------------------------------------------------------------- metrics */
+
+typedef struct {
+    double x, y;
+} xy;
+
+static int xy_cmp(const void *a, const void *b) {
+    const xy *u = a, *v = b;
+    if (u->x != v->x) return u->x < v->x ? -1 : 1;
+    return (u->y < v->y) - (u->y > v->y); /* higher y first */
+}
+
+/* Finite points sorted by x (ties: higher y first); caller frees. */
+static xy *points_sorted(const double *x, const double *y, int64_t n, int64_t *m) {
+    xy *pt = malloc(sizeof *pt * (size_t)(n ? n : 1));
+    *m = 0;
+    if (!pt) return NULL;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(x[i]) && isfinite(y[i])) pt[(*m)++] = (xy){x[i], y[i]};
+    qsort(pt, (size_t)*m, sizeof *pt, xy_cmp);
+    return pt;
+}
+
+rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+    if (!(x_max > 0)) return rtr_fail(RTR_ERR_INVALID, "AIQ: x_max must be > 0 (got %g)", x_max);
+    int64_t m;
+    xy *pt = points_sorted(cost, acc, n, &m);
+    if (!pt) return rtr_fail(RTR_ERR_NOMEM, "AIQ: out of memory");
+    if (!m) { free(pt); return rtr_fail(RTR_ERR_INVALID, "AIQ: no finite (cost, accuracy) point"); }
+    /* Upper concave hull (monotone chain), in place; at equal cost only the
+     * most accurate point (the first after sorting) can be on it. */
+    int64_t h = 0;
+    for (int64_t t = 0; t < m; t++) {
+        if (h && pt[h - 1].x == pt[t].x) continue;
+        while (h >= 2 && (pt[h - 1].x - pt[h - 2].x) * (pt[t].y - pt[h - 2].y) -
+                                 (pt[h - 1].y - pt[h - 2].y) * (pt[t].x - pt[h - 2].x) >= 0)
+            h--;
+        pt[h++] = pt[t];
+    }
+    /* Non-decreasing: a concave hull falls only after its peak. */
+    int64_t top = 0;
+    for (int64_t t = 1; t < h; t++)
+        if (pt[t].y >= pt[top].y) top = t;
+    if (pt[top].x > x_max) {
+        double xt = pt[top].x;
+        free(pt);
+        return rtr_fail(RTR_ERR_INVALID, "AIQ: hull point at cost %g lies beyond x_max %g", xt, x_max);
+    }
+    double area = pt[top].y * (x_max - pt[top].x);
+    for (int64_t t = 0; t < top; t++) area += 0.5 * (pt[t].y + pt[t + 1].y) * (pt[t + 1].x - pt[t].x);
+    free(pt);
+    *aiq = area / x_max;
+    return RTR_OK;
+}
+
+double rtr_curve_area01(const double *x, const double *y, int64_t n) {
+    int64_t m;
+    xy *pt = points_sorted(x, y, n, &m);
+    if (!pt || !m) { free(pt); return NAN; }
+    double area = pt[0].y * fmin(fmax(pt[0].x, 0.0), 1.0); /* flat before the first point */
+    for (int64_t t = 0; t + 1 < m; t++) {
+        double x0 = pt[t].x, x1 = pt[t + 1].x, lo = fmax(x0, 0.0), hi = fmin(x1, 1.0);
+        if (!(hi > lo)) continue;
+        double slope = (pt[t + 1].y - pt[t].y) / (x1 - x0);
+        area += 0.5 * (2 * pt[t].y + slope * (lo - x0 + hi - x0)) * (hi - lo);
+    }
+    area += pt[m - 1].y * (1.0 - fmin(fmax(pt[m - 1].x, 0.0), 1.0)); /* flat after the last */
+    free(pt);
+    return area;
+}
+
+double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong) {
+    if (acc_strong == acc_weak) return NAN;
+    return (rtr_curve_area01(x, acc, n) - acc_weak) / (acc_strong - acc_weak);
+}
+
+double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
+                      double acc_strong, double frac) {
+    double target = acc_weak + frac * (acc_strong - acc_weak), res = NAN;
+    int64_t m;
+    xy *pt = points_sorted(x, acc, n, &m);
+    if (!pt) return NAN;
+    for (int64_t t = 0; t < m && isnan(res); t++) {
+        if (pt[t].y < target) continue;
+        if (t == 0) res = pt[t].x;
+        else res = pt[t - 1].x + (target - pt[t - 1].y) * (pt[t].x - pt[t - 1].x) / (pt[t].y - pt[t - 1].y);
+    }
+    free(pt);
+    return res;
+}
+
+double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
+                                double cost_best) {
+    double best = INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (acc[i] >= acc_best && cost[i] < best) best = cost[i];
+    return isinf(best) ? NAN : best / cost_best;
+}
+
+double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
+                             double acc_oracle) {
+    double best = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        if (cost[i] <= cost_oracle && acc[i] > best) best = acc[i];
+    return isinf(best) ? NAN : acc_oracle - best;
+}

@@ -1,0 +1,709 @@
+/* Predictor construction, training and scoring. Training follows the paper
+ * (Adam, batches of queries each with all its pairs, early stopping on a
+ * validation split carved from the training rows) on the fused heads, and
+ * runs once, on any compute backend (include/rtr/backend.h): one GEMM per
+ * head gives A = E·W_qᵀ for a batch, the pair tables C come from
+ * per-model and per-strategy products (rtr_pair_table_forward), rtr_heads_forward,
+ * rtr_heads_loss and rtr_heads_backward do the (query, pair) work, and the backward
+ * folds dC into W_m, W_s, b1 and the learnable embeddings u_m, u_s
+ * (rtr_pair_table_backward and GEMMs); rtr_adam_update steps. With the CPU backend
+ * this is the CPU trainer; the C scoring path is the same forward on the
+ * reference backend. */
+#include "rtr/backend.h"
+#include "rtr/ops.h"
+#include "rtr/predictor.h"
+#include "predictor/predictor_int.h"
+#include "common/util.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+rtr_train_params rtr_train_default_params(void) {
+    rtr_train_params c = {
+        .hidden = 768, .learn_dim = 768, .lr = 1e-3, .batch = 32, .max_epochs = 100,
+        .patience = 10, .val_frac = 0.1, .seed = 42,
+        .token_target = RTR_TOKENS_RAW, .token_normalize = true,
+    };
+    return c;
+}
+
+/* ------------------------------------------------------------ random numbers */
+
+/* splitmix64: small, seedable, identical on every platform. */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static double rng_normal(uint64_t *s) {
+    double u1 = rng_uniform(s), u2 = rng_uniform(s);
+    return sqrt(-2.0 * log(u1 + 1e-300)) * cos(6.283185307179586 * u2);
+}
+/* Fisher-Yates shuffle of idx[0..n). */
+static void rng_shuffle(uint64_t *s, int64_t *idx, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------ parameter layout */
+
+/* Pointers of the parameter layout into any buffer of n_params floats:
+ * used for the parameters, their gradients and Adam's moments alike. */
+typedef struct {
+    rtr_head head[2];
+    float *u_model, *u_strategy, *d_model, *d_strategy;
+} param_view;
+
+static size_t layout(param_view *v, float *base, int32_t D, int32_t H, int32_t U, int32_t nm, int32_t ns,
+                     size_t *n_trainable) {
+    size_t off = 0, R = (size_t)D + (size_t)U;
+#define TAKE(ptr, count) ((ptr) = base ? base + off : NULL, off += (size_t)(count))
+    for (int h = 0; h < 2; h++) {
+        rtr_head *hd = &v->head[h];
+        TAKE(hd->W_q, (size_t)H * D);
+        TAKE(hd->W_m, (size_t)H * R);
+        TAKE(hd->W_s, (size_t)H * R);
+        TAKE(hd->b1, H);
+        TAKE(hd->w2, H);
+        TAKE(hd->b2, 1);
+    }
+    TAKE(v->u_model, (size_t)nm * U);
+    TAKE(v->u_strategy, (size_t)ns * U);
+    if (n_trainable) *n_trainable = off;
+    TAKE(v->d_model, (size_t)nm * D);
+    TAKE(v->d_strategy, (size_t)ns * D);
+#undef TAKE
+    return off;
+}
+
+static void view_of(param_view *v, const rtr_predictor *p, float *base) {
+    layout(v, base, p->D, p->H, p->U, p->n_models, p->n_strategies, NULL);
+}
+
+/* Allocate p's buffers for the sizes already set in p (D, H, U, counts). */
+static rtr_status predictor_alloc(rtr_predictor *p) {
+    param_view v;
+    p->n_params = layout(&v, NULL, p->D, p->H, p->U, p->n_models, p->n_strategies, &p->n_trainable);
+    p->params = rtr_calloc(p->n_params, sizeof(float));
+    p->pair_model = rtr_calloc((size_t)p->n_pairs, sizeof(int32_t));
+    p->pair_strategy = rtr_calloc((size_t)p->n_pairs, sizeof(int32_t));
+    if (!p->params || !p->pair_model || !p->pair_strategy) return RTR_ERR_NOMEM;
+    view_of(&v, p, p->params);
+    p->head[0] = v.head[0];
+    p->head[1] = v.head[1];
+    p->u_model = v.u_model;
+    p->u_strategy = v.u_strategy;
+    p->d_model = v.d_model;
+    p->d_strategy = v.d_strategy;
+    return RTR_OK;
+}
+
+rtr_status rtr_predictor_alloc_(rtr_predictor *p) { return predictor_alloc(p); }
+
+rtr_status rtr_predictor_init(rtr_predictor *p, const rtr_train_params *cfg, const rtr_catalog *cat,
+                              int32_t D, const float *d_model, const float *d_strategy) {
+    memset(p, 0, sizeof *p);
+    if (cfg->hidden < 1 || cfg->learn_dim < 0 || D < 1 || cfg->batch < 1 || cfg->max_epochs < 1 ||
+        cfg->patience < 1 || !(cfg->lr > 0) || !(cfg->val_frac >= 0 && cfg->val_frac < 1) ||
+        (cfg->token_target != RTR_TOKENS_RAW && cfg->token_target != RTR_TOKENS_LOG))
+        return rtr_fail(RTR_ERR_INVALID, "predictor: invalid configuration (hidden %d, learn_dim %d, D %d, "
+                        "batch %d, epochs %d, patience %d, lr %g, val_frac %g)", cfg->hidden, cfg->learn_dim,
+                        D, cfg->batch, cfg->max_epochs, cfg->patience, cfg->lr, cfg->val_frac);
+    if (cat->n_pairs < 1) return rtr_fail(RTR_ERR_INVALID, "predictor: the catalog has no pairs");
+    p->cfg = *cfg;
+    p->D = D, p->H = cfg->hidden, p->U = cfg->learn_dim;
+    p->n_models = cat->n_models, p->n_strategies = cat->n_strategies, p->n_pairs = cat->n_pairs;
+    p->token_scale = 1.0f;
+    rtr_status st = predictor_alloc(p);
+    if (st) { rtr_predictor_free(p); return st; }
+    memcpy(p->pair_model, cat->pair_model, sizeof(int32_t) * (size_t)p->n_pairs);
+    memcpy(p->pair_strategy, cat->pair_strategy, sizeof(int32_t) * (size_t)p->n_pairs);
+    memcpy(p->d_model, d_model, sizeof(float) * (size_t)p->n_models * D);
+    memcpy(p->d_strategy, d_strategy, sizeof(float) * (size_t)p->n_strategies * D);
+    p->catalog_json = rtr_catalog_to_json(cat);
+    p->catalog_hash = rtr_catalog_hash(cat);
+    if (!p->catalog_json) { rtr_predictor_free(p); return RTR_ERR_NOMEM; }
+
+    /* torch.nn.Linear's init over the full concatenated input (fan-in D+2R). */
+    uint64_t rng = cfg->seed;
+    size_t R = (size_t)D + (size_t)p->U;
+    double b_in = 1.0 / sqrt((double)D + 2.0 * (double)R), b_hid = 1.0 / sqrt((double)p->H);
+    for (int h = 0; h < 2; h++) {
+        rtr_head *hd = &p->head[h];
+        float *first = hd->W_q; /* W_q, W_m, W_s, b1 are contiguous */
+        size_t n_first = (size_t)p->H * (D + 2 * R + 1);
+        for (size_t i = 0; i < n_first; i++) first[i] = (float)((2 * rng_uniform(&rng) - 1) * b_in);
+        for (int j = 0; j <= p->H; j++) hd->w2[j] = (float)((2 * rng_uniform(&rng) - 1) * b_hid); /* w2, b2 */
+    }
+    /* u ~ N(0, 1/U): the same norm (about 1) as the L2-normalised descriptions. */
+    size_t n_u = (size_t)(p->n_models + p->n_strategies) * p->U;
+    double su = p->U ? 1.0 / sqrt((double)p->U) : 0.0;
+    for (size_t i = 0; i < n_u; i++) p->u_model[i] = (float)(rng_normal(&rng) * su);
+    return RTR_OK;
+}
+
+void rtr_predictor_free(rtr_predictor *p) {
+    free(p->params);
+    free(p->pair_model);
+    free(p->pair_strategy);
+    free(p->encoder);
+    free(p->encoder_hash);
+    free(p->catalog_json);
+    free(p->train_split);
+    free(p->train_skip_dataset);
+    memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------------ the heads on a backend */
+
+/* An op of backend b, and an early return on the first failing call. */
+#define OP(b, op, ...) ((b)->iface->op((b)->ctx, __VA_ARGS__))
+#define TRY(call)                                                                                                  \
+    do {                                                                                                           \
+        rtr_status try_st_ = (call);                                                                               \
+        if (try_st_ != RTR_OK) return try_st_;                                                                     \
+    } while (0)
+
+/* Row-major C = op(A)·op(B) + beta·C on b. */
+static rtr_status gemm(rtr_backend *b, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    return OP(b, sgemm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Host <-> backend copies that vanish where the backend array is the host one. */
+static rtr_status put(rtr_backend *b, void *dev, const void *host, size_t bytes) {
+    return dev == host ? RTR_OK : rtr_backend_upload(b, dev, host, bytes);
+}
+static rtr_status get(rtr_backend *b, void *host, const void *dev, size_t bytes) {
+    return dev == host ? RTR_OK : rtr_backend_download(b, host, dev, bytes);
+}
+
+/* Callers ask before they call: a backend lacking an op is refused up front. */
+static rtr_status require_ops(const rtr_backend *b, const rtr_op *ops, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!rtr_backend_supports(b, ops[i]))
+            return rtr_fail(RTR_ERR_UNSUPPORTED, "predictor: backend %s has no %s", b->iface->name,
+                            rtr_op_name(ops[i]));
+    return RTR_OK;
+}
+
+/* The predictor on a backend: its parameters (p->params layout, one buffer)
+ * and pair indices in backend memory, and the work buffers of a forward pass
+ * over up to `rows` queries. On a host backend the parameters and pairs are
+ * p's own arrays, not copies. */
+typedef struct {
+    rtr_backend *b;
+    const rtr_predictor *p;
+    float *params;
+    param_view v;                   /* views into params */
+    int32_t *pair_model, *pair_strategy;
+    float *work;                    /* one allocation: */
+    float *P_m, *P_s;               /*   per-model / per-strategy products, n_models x H, n_strategies x H */
+    float *C;                       /*   both heads' pair tables, 2 x K x H */
+    float *A;                       /*   A = E·W_qᵀ of both heads, 2 x rows x H */
+    int rows;
+    bool host;
+} net;
+
+static void net_close(net *t) {
+    if (!t->b) return;
+    rtr_backend_free_mem(t->b, t->work);
+    if (!t->host) {
+        rtr_backend_free_mem(t->b, t->params);
+        rtr_backend_free_mem(t->b, t->pair_model);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+static rtr_status net_open(net *t, rtr_backend *b, const rtr_predictor *p, int rows) {
+    static const rtr_op ops[] = {RTR_OP_SGEMM, RTR_OP_PAIR_TABLE_FORWARD, RTR_OP_HEADS_FORWARD};
+    memset(t, 0, sizeof *t);
+    TRY(require_ops(b, ops, sizeof ops / sizeof *ops));
+    t->b = b, t->p = p, t->rows = rows, t->host = rtr_backend_is_host(b);
+    size_t H = (size_t)p->H, K = (size_t)p->n_pairs;
+    size_t n_work = (size_t)(p->n_models + p->n_strategies) * H + 2 * K * H + 2 * (size_t)rows * H;
+    TRY(rtr_backend_alloc(b, (void **)&t->work, sizeof(float) * n_work));
+    t->P_m = t->work;
+    t->P_s = t->P_m + (size_t)p->n_models * H;
+    t->C = t->P_s + (size_t)p->n_strategies * H;
+    t->A = t->C + 2 * K * H;
+    if (t->host) {
+        t->params = p->params, t->pair_model = p->pair_model, t->pair_strategy = p->pair_strategy;
+    } else {
+        TRY(rtr_backend_alloc(b, (void **)&t->params, sizeof(float) * p->n_params));
+        TRY(rtr_backend_upload(b, t->params, p->params, sizeof(float) * p->n_params));
+        TRY(rtr_backend_alloc(b, (void **)&t->pair_model, sizeof(int32_t) * 2 * K));
+        t->pair_strategy = t->pair_model + K;
+        TRY(rtr_backend_upload(b, t->pair_model, p->pair_model, sizeof(int32_t) * K));
+        TRY(rtr_backend_upload(b, t->pair_strategy, p->pair_strategy, sizeof(int32_t) * K));
+    }
+    view_of(&t->v, p, t->params);
+    return RTR_OK;
+}
+
+/* Head h's pair table into t->C + h·K·H: P_m = R_m·W_mᵀ with R_m = [d_m | u_m]
+ * as two GEMMs over the column blocks of W_m (no concatenated copy), the same
+ * for strategies, then C[k] = P_m[m(k)] + P_s[s(k)] + b1. */
+static rtr_status net_table(net *t, int h) {
+    const rtr_predictor *p = t->p;
+    const rtr_head *hd = &t->v.head[h];
+    int D = p->D, U = p->U, R = D + U, H = p->H;
+    TRY(gemm(t->b, false, true, p->n_models, H, D, t->v.d_model, D, hd->W_m, R, 0.0f, t->P_m, H));
+    TRY(gemm(t->b, false, true, p->n_strategies, H, D, t->v.d_strategy, D, hd->W_s, R, 0.0f, t->P_s, H));
+    if (U > 0) {
+        TRY(gemm(t->b, false, true, p->n_models, H, U, t->v.u_model, U, hd->W_m + D, R, 1.0f, t->P_m, H));
+        TRY(gemm(t->b, false, true, p->n_strategies, H, U, t->v.u_strategy, U, hd->W_s + D, R, 1.0f, t->P_s, H));
+    }
+    return OP(t->b, pair_table_forward, t->C + (size_t)h * p->n_pairs * H, t->P_m, t->P_s, hd->b1, t->pair_model,
+              t->pair_strategy, p->n_pairs, H);
+}
+
+/* Pre-activations of both heads for n <= rows queries E (n x D, backend
+ * memory) against the pair tables in t->C: A = E·W_qᵀ, then rtr_heads_forward. */
+static rtr_status net_forward(net *t, const float *E, int n, float *out_c, float *out_t) {
+    const rtr_predictor *p = t->p;
+    int D = p->D, H = p->H;
+    size_t RH = (size_t)t->rows * H, KH = (size_t)p->n_pairs * H;
+    for (int h = 0; h < 2; h++)
+        TRY(gemm(t->b, false, true, n, H, D, E, D, t->v.head[h].W_q, D, 0.0f, t->A + h * RH, H));
+    return OP(t->b, heads_forward, out_c, out_t, t->A, t->A + RH, t->C, t->C + KH, t->v.head[0].w2,
+              t->v.head[0].b2, t->v.head[1].w2, t->v.head[1].b2, n, p->n_pairs, H);
+}
+
+/* The C path of scoring and the pair table: the same code on the reference
+ * backend (plain C, one BLAS call per GEMM) on p's own arrays. */
+void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C) {
+    rtr_backend b;
+    net t;
+    rtr_backend_ref_open(&b);
+    if (net_open(&t, &b, p, 0) == RTR_OK && net_table(&t, head) == RTR_OK) {
+        size_t KH = (size_t)p->n_pairs * p->H;
+        memcpy(C, t.C + head * KH, sizeof(float) * KH);
+    }
+    net_close(&t);
+    rtr_backend_free(&b);
+}
+
+/* Index of the first non-finite value in x[0..n), or -1. */
+static int64_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (int64_t)i;
+    return -1;
+}
+
+#define SCORE_CHUNK 4096
+
+static rtr_status score_on(net *t, const float *emb, int64_t N, float *p_correct, float *tokens) {
+    const rtr_predictor *p = t->p;
+    size_t D = (size_t)p->D, K = (size_t)p->n_pairs;
+    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int64_t n0 = 0; n0 < N; n0 += t->rows) {
+        int n = (int)(N - n0 < t->rows ? N - n0 : t->rows);
+        TRY(net_forward(t, emb + n0 * D, n, p_correct + n0 * K, tokens + n0 * K));
+    }
+    return OP(t->b, heads_activate, p_correct, tokens, p_correct, tokens, p->cfg.token_target, p->token_scale,
+              (int)N, (int)K);
+}
+
+rtr_status rtr_predictor_score(const rtr_predictor *p, const float *emb, int64_t N, float *p_correct,
+                               float *tokens) {
+    int64_t bad = first_nonfinite(emb, (size_t)N * p->D);
+    if (bad >= 0)
+        return rtr_fail(RTR_ERR_NUMERIC, "score: query embedding row %lld holds NaN/inf", (long long)(bad / p->D));
+    if (N <= 0) return RTR_OK;
+    rtr_backend b;
+    net t;
+    rtr_backend_ref_open(&b);
+    rtr_status st = net_open(&t, &b, p, (int)(N < SCORE_CHUNK ? N : SCORE_CHUNK));
+    if (!st) st = score_on(&t, emb, N, p_correct, tokens);
+    net_close(&t);
+    rtr_backend_free(&b);
+    return st;
+}
+
+/* ------------------------------------------------------------ training */
+
+/* Validation rows are scored this many at a time. */
+#define EVAL_ROWS 4096
+
+/* A training run on a backend: the predictor (net, with rows = the larger of
+ * a batch and a validation chunk), gradient and Adam moments, the rows'
+ * embeddings and targets resident in backend memory, the row order, and the
+ * batch buffers. */
+typedef struct {
+    net n;
+    int batch;
+    float *grad;                 /* the parameter layout (n_params floats; the trainable part is used) */
+    param_view g;                /* views into grad */
+    float *adam_m, *adam_v;      /* n_trainable each, one allocation */
+    const float *emb, *y_c, *y_t; /* all rows: n x D, n x K, n x K */
+    float *data;                 /* their backend copy (NULL on a host backend, which reads the host arrays) */
+    int64_t *order;              /* backend copy of the row order (the host array on a host backend) */
+    float *work;                 /* one allocation: */
+    float *E, *Y_c, *Y_t;        /*   gathered rows: rows x D, rows x K, rows x K */
+    float *out, *dout;           /*   pre-activations and their gradients, 2 x rows x K each */
+    float *acc;                  /*   zeroed before each backward, as rows of H floats: */
+    float *dA, *dC, *G_m, *G_s;  /*     2 x batch, 2 x K, 2 x n_models, 2 x n_strategies rows */
+    int acc_rows;
+    double *loss;                /* sums: train bce, tok, validation bce, tok */
+    int32_t *labels;             /* host: labelled correctness and token entries of each row */
+} trainer;
+
+static void trainer_close(trainer *tr) {
+    rtr_backend *b = tr->n.b;
+    if (b) {
+        void *mem[] = {tr->grad, tr->adam_m, tr->data, tr->work, tr->loss};
+        for (size_t i = 0; i < sizeof mem / sizeof *mem; i++) rtr_backend_free_mem(b, mem[i]);
+        if (!tr->n.host) rtr_backend_free_mem(b, tr->order);
+    }
+    free(tr->labels);
+    net_close(&tr->n);
+    memset(tr, 0, sizeof *tr);
+}
+
+/* Backend memory of `bytes` set to zero. */
+static rtr_status alloc_zeroed(rtr_backend *b, void **dev, size_t bytes) {
+    TRY(rtr_backend_alloc(b, dev, bytes));
+    return rtr_backend_zero(b, *dev, bytes);
+}
+
+/* Set up a run over n rows (emb, y_c, y_t host arrays; order the host row
+ * order) on b, with `batch` queries per step and forward buffers of `rows`. */
+static rtr_status trainer_open(trainer *tr, rtr_backend *b, const rtr_predictor *p, const float *emb,
+                               const float *y_c, const float *y_t, int64_t n, int64_t *order, int batch, int rows) {
+    static const rtr_op ops[] = {RTR_OP_GATHER_ROWS, RTR_OP_HEADS_LOSS, RTR_OP_HEADS_BACKWARD,
+                                 RTR_OP_PAIR_TABLE_BACKWARD, RTR_OP_ADAM_UPDATE};
+    memset(tr, 0, sizeof *tr);
+    TRY(require_ops(b, ops, sizeof ops / sizeof *ops));
+    TRY(net_open(&tr->n, b, p, rows));
+    tr->batch = batch;
+    size_t H = (size_t)p->H, K = (size_t)p->n_pairs, D = (size_t)p->D, R = (size_t)rows;
+    size_t nms = (size_t)p->n_models + (size_t)p->n_strategies;
+    tr->acc_rows = (int)(2 * (size_t)batch + 2 * K + 2 * nms);
+    tr->labels = rtr_malloc(sizeof(int32_t) * 2 * (size_t)n);
+    if (!tr->labels) return RTR_ERR_NOMEM;
+    TRY(alloc_zeroed(b, (void **)&tr->grad, sizeof(float) * p->n_params));
+    TRY(alloc_zeroed(b, (void **)&tr->adam_m, sizeof(float) * 2 * p->n_trainable));
+    tr->adam_v = tr->adam_m + p->n_trainable;
+    view_of(&tr->g, p, tr->grad);
+    TRY(rtr_backend_alloc(b, (void **)&tr->loss, 4 * sizeof(double)));
+
+    size_t n_work = R * D + 2 * R * K + 4 * R * K + (size_t)tr->acc_rows * H;
+    TRY(rtr_backend_alloc(b, (void **)&tr->work, sizeof(float) * n_work));
+    tr->E = tr->work;
+    tr->Y_c = tr->E + R * D;
+    tr->Y_t = tr->Y_c + R * K;
+    tr->out = tr->Y_t + R * K;
+    tr->dout = tr->out + 2 * R * K;
+    tr->acc = tr->dout + 2 * R * K;
+    tr->dA = tr->acc;
+    tr->dC = tr->dA + 2 * (size_t)batch * H;
+    tr->G_m = tr->dC + 2 * K * H;
+    tr->G_s = tr->G_m + 2 * (size_t)p->n_models * H;
+
+    size_t nD = (size_t)n * D, nK = (size_t)n * K;
+    if (tr->n.host) {
+        tr->emb = emb, tr->y_c = y_c, tr->y_t = y_t, tr->order = order;
+    } else {
+        TRY(rtr_backend_alloc(b, (void **)&tr->data, sizeof(float) * (nD + 2 * nK)));
+        TRY(rtr_backend_upload(b, tr->data, emb, sizeof(float) * nD));
+        TRY(rtr_backend_upload(b, tr->data + nD, y_c, sizeof(float) * nK));
+        TRY(rtr_backend_upload(b, tr->data + nD + nK, y_t, sizeof(float) * nK));
+        tr->emb = tr->data, tr->y_c = tr->data + nD, tr->y_t = tr->data + nD + nK;
+        TRY(rtr_backend_alloc(b, (void **)&tr->order, sizeof(int64_t) * (size_t)n));
+        TRY(rtr_backend_upload(b, tr->order, order, sizeof(int64_t) * (size_t)n));
+    }
+    /* the gradient scale of a batch needs its labelled counts: kept per row
+     * on the host, so no batch waits for the backend */
+    for (int64_t i = 0; i < n; i++) {
+        int32_t c = 0, t = 0;
+        for (size_t k = 0; k < K; k++) c += !isnan(y_c[i * K + k]), t += !isnan(y_t[i * K + k]);
+        tr->labels[2 * i] = c, tr->labels[2 * i + 1] = t;
+    }
+    return RTR_OK;
+}
+
+/* Labelled entries of both heads over rows[0..n) (host indices). */
+static void label_counts(const trainer *tr, const int64_t *rows, int64_t n, int64_t cnt[2]) {
+    cnt[0] = cnt[1] = 0;
+    for (int64_t r = 0; r < n; r++) cnt[0] += tr->labels[2 * rows[r]], cnt[1] += tr->labels[2 * rows[r] + 1];
+}
+
+/* Gather rows idx[0..n) (backend memory) into E, Y_c, Y_t. */
+static rtr_status gather(trainer *tr, const int64_t *idx, int n) {
+    rtr_backend *b = tr->n.b;
+    int D = tr->n.p->D, K = tr->n.p->n_pairs;
+    TRY(OP(b, gather_rows, tr->E, tr->emb, idx, n, D));
+    TRY(OP(b, gather_rows, tr->Y_c, tr->y_c, idx, n, K));
+    return OP(b, gather_rows, tr->Y_t, tr->y_t, idx, n, K);
+}
+
+/* Parameter gradient of head h from dA (B x H) and dC (K x H). Everything is
+ * written (beta 0) except b1, which rtr_pair_table_backward accumulates into the
+ * zeroed gradient, and du, which the second head adds to the first's. */
+static rtr_status head_param_grad(trainer *tr, int h, int B) {
+    net *t = &tr->n;
+    const rtr_predictor *p = t->p;
+    int H = p->H, D = p->D, U = p->U, R = D + U, nm = p->n_models, ns = p->n_strategies;
+    const rtr_head *w = &t->v.head[h], *gh = &tr->g.head[h];
+    const float *dA = tr->dA + (size_t)h * tr->batch * H, *dC = tr->dC + (size_t)h * p->n_pairs * H;
+    float *G_m = tr->G_m + (size_t)h * nm * H, *G_s = tr->G_s + (size_t)h * ns * H;
+    rtr_backend *b = t->b;
+    TRY(gemm(b, true, false, H, D, B, dA, H, tr->E, D, 0.0f, gh->W_q, D));
+    TRY(OP(b, pair_table_backward, G_m, G_s, gh->b1, dC, t->pair_model, t->pair_strategy, p->n_pairs, H, nm, ns));
+    /* dW_m = G_mᵀ·[d_m | u_m], one GEMM per column block */
+    TRY(gemm(b, true, false, H, D, nm, G_m, H, t->v.d_model, D, 0.0f, gh->W_m, R));
+    TRY(gemm(b, true, false, H, D, ns, G_s, H, t->v.d_strategy, D, 0.0f, gh->W_s, R));
+    if (U == 0) return RTR_OK;
+    TRY(gemm(b, true, false, H, U, nm, G_m, H, t->v.u_model, U, 0.0f, gh->W_m + D, R));
+    TRY(gemm(b, true, false, H, U, ns, G_s, H, t->v.u_strategy, U, 0.0f, gh->W_s + D, R));
+    /* du_m (+)= G_m·W_m[:, D:] */
+    float beta = h ? 1.0f : 0.0f;
+    TRY(gemm(b, false, false, nm, U, H, G_m, H, w->W_m + D, R, beta, tr->g.u_model, U));
+    return gemm(b, false, false, ns, U, H, G_s, H, w->W_s + D, R, beta, tr->g.u_strategy, U);
+}
+
+/* Gradient of the mean losses of the B rows idx[0..B) (backend memory) into
+ * tr->grad; their loss sums are added to tr->loss[0..1]. n_c, n_t: the rows'
+ * labelled entries (the gradient scale). Exposed for the gradient-check test
+ * through rtr_predictor_batch_grad_. */
+static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t) {
+    net *t = &tr->n;
+    const rtr_predictor *p = t->p;
+    rtr_backend *b = t->b;
+    int H = p->H, K = p->n_pairs;
+    size_t RH = (size_t)t->rows * H, RK = (size_t)t->rows * K, KH = (size_t)K * H;
+    for (int h = 0; h < 2; h++) {
+        TRY(net_table(t, h));
+        /* b1, w2, b2 (adjacent in the layout): accumulated below */
+        TRY(rtr_backend_zero(b, tr->g.head[h].b1, sizeof(float) * (2 * (size_t)H + 1)));
+    }
+    TRY(rtr_backend_zero(b, tr->acc, sizeof(float) * (size_t)tr->acc_rows * H));
+    TRY(gather(tr, idx, B));
+    TRY(net_forward(t, tr->E, B, tr->out, tr->out + RK));
+    TRY(OP(b, heads_loss, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
+           n_c ? 1.0f / (float)n_c : 0.0f, n_t ? 1.0f / (float)n_t : 0.0f, B, K));
+    size_t BH = (size_t)tr->batch * H;
+    TRY(OP(b, heads_backward, tr->dA, tr->dA + BH, tr->dC, tr->dC + KH, tr->g.head[0].w2, tr->g.head[0].b2,
+           tr->g.head[1].w2, tr->g.head[1].b2, tr->dout, tr->dout + RK, t->A, t->A + RH, t->C, t->C + KH,
+           t->v.head[0].w2, t->v.head[1].w2, B, K, H));
+    for (int h = 0; h < 2; h++) TRY(head_param_grad(tr, h, B));
+    return RTR_OK;
+}
+
+/* Loss sums of rows idx[0..n) (backend memory) with the current parameters,
+ * added to tr->loss[2..3], a chunk of forward rows at a time. */
+static rtr_status eval_rows(trainer *tr, const int64_t *idx, int64_t n) {
+    net *t = &tr->n;
+    int K = t->p->n_pairs;
+    size_t RK = (size_t)t->rows * K;
+    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int64_t r0 = 0; r0 < n; r0 += t->rows) {
+        int m = (int)(n - r0 < t->rows ? n - r0 : t->rows);
+        TRY(gather(tr, idx + r0, m));
+        TRY(net_forward(t, tr->E, m, tr->out, tr->out + RK));
+        TRY(OP(t->b, heads_loss, tr->dout, tr->dout + RK, tr->loss + 2, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
+               0.0f, 0.0f, m, K));
+    }
+    return RTR_OK;
+}
+
+/* Test hook: the mean-loss gradient of rows 0..n of d (targets as given, no
+ * scaling) into grad (n_trainable floats); returns the two mean losses. */
+rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_data *d, float *grad, double loss[2]) {
+    rtr_backend b;
+    trainer tr;
+    rtr_backend_cpu_open(&b);
+    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)(d->n > 0 ? d->n : 1));
+    if (!order) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < d->n; i++) order[i] = i;
+    static const double zero[4] = {0, 0, 0, 0};
+    double sums[4];
+    int64_t cnt[2] = {0, 0};
+    rtr_status st = trainer_open(&tr, &b, p, d->emb, d->correct, d->tokens, d->n, order, (int)d->n, (int)d->n);
+    if (!st) st = rtr_backend_upload(&b, tr.loss, zero, sizeof zero);
+    if (!st) label_counts(&tr, order, d->n, cnt);
+    if (!st) st = batch_grad(&tr, tr.order, (int)d->n, cnt[0], cnt[1]);
+    if (!st) st = rtr_backend_download(&b, grad, tr.grad, sizeof(float) * p->n_trainable);
+    if (!st) st = rtr_backend_download(&b, sums, tr.loss, sizeof sums);
+    if (!st) {
+        loss[0] = cnt[0] ? sums[0] / (double)cnt[0] : 0.0;
+        loss[1] = cnt[1] ? sums[1] / (double)cnt[1] : 0.0;
+    }
+    trainer_close(&tr);
+    rtr_backend_free(&b);
+    free(order);
+    return st;
+}
+
+/* Checks the inputs and fills the targets (n x K each): y_c = correct,
+ * y_t = f(tokens)/scale with the scale the RMS of f(tokens) over the fit rows
+ * when normalising. */
+static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, float *y_c, float *y_t,
+                                  const int64_t *fit, int64_t n_fit) {
+    size_t K = (size_t)d->K;
+    int64_t bad = first_nonfinite(d->emb, (size_t)d->n * d->D);
+    if (bad >= 0)
+        return rtr_fail(RTR_ERR_NUMERIC, "train: query embedding row %lld holds NaN/inf", (long long)(bad / d->D));
+    double sum_sq = 0.0;
+    int64_t count = 0;
+    for (int64_t i = 0; i < d->n; i++)
+        for (size_t k = 0; k < K; k++) {
+            float c = d->correct[(size_t)i * K + k], t = d->tokens[(size_t)i * K + k];
+            if (!isnan(c) && !(c >= 0.0f && c <= 1.0f))
+                return rtr_fail(RTR_ERR_NUMERIC, "train: row %lld pair %zu: correctness %g outside [0,1]",
+                                (long long)i, k, c);
+            if (!isnan(t) && !(t >= 0.0f && isfinite(t)))
+                return rtr_fail(RTR_ERR_NUMERIC, "train: row %lld pair %zu: tokens %g not a finite count >= 0",
+                                (long long)i, k, t);
+            double f = isnan(t) ? NAN : p->cfg.token_target == RTR_TOKENS_LOG ? log1p(t) : t;
+            y_c[(size_t)i * K + k] = c;
+            y_t[(size_t)i * K + k] = (float)f;
+        }
+    for (int64_t r = 0; r < n_fit; r++)
+        for (size_t k = 0; k < K; k++) {
+            float f = y_t[(size_t)fit[r] * K + k];
+            if (!isnan(f)) sum_sq += (double)f * f, count++;
+        }
+    p->token_scale = 1.0f;
+    if (p->cfg.token_normalize && count > 0 && sum_sq > 0) p->token_scale = (float)sqrt(sum_sq / (double)count);
+    float inv = 1.0f / p->token_scale;
+    for (size_t i = 0; i < (size_t)d->n * K; i++) y_t[i] *= inv;
+    return RTR_OK;
+}
+
+/* Losses of the naive predictor (per-pair mean of the fit rows) on the
+ * validation rows: the yardstick that puts both heads on one scale. */
+static void naive_losses(const float *y_c, const float *y_t, int64_t K, const int64_t *fit, int64_t n_fit,
+                         const int64_t *val, int64_t n_val, double out[2]) {
+    double bce = 0, sq = 0;
+    int64_t nc = 0, nt = 0;
+    for (int64_t k = 0; k < K; k++) {
+        double sc = 0, st = 0;
+        int64_t cc = 0, ct = 0;
+        for (int64_t r = 0; r < n_fit; r++) {
+            float c = y_c[fit[r] * K + k], t = y_t[fit[r] * K + k];
+            if (!isnan(c)) sc += c, cc++;
+            if (!isnan(t)) st += t, ct++;
+        }
+        double pc = cc ? sc / (double)cc : 0.5, mt = ct ? st / (double)ct : 0.0;
+        pc = fmin(fmax(pc, 1e-4), 1 - 1e-4);
+        for (int64_t r = 0; r < n_val; r++) {
+            float c = y_c[val[r] * K + k], t = y_t[val[r] * K + k];
+            if (!isnan(c)) bce -= c * log(pc) + (1 - c) * log(1 - pc), nc++;
+            if (!isnan(t)) sq += (t - mt) * (t - mt), nt++;
+        }
+    }
+    out[0] = nc && bce > 0 ? bce / (double)nc : 1.0;
+    out[1] = nt && sq > 0 ? sq / (double)nt : 1.0;
+}
+
+/* The epoch loop over the rows order[0..n_fit) (reshuffled every epoch),
+ * validating on order[n_fit..n): batches are gathered on the backend from
+ * the order uploaded once per epoch; loss sums and the parameters come back
+ * once per epoch, for the log, the divergence check and the host snapshot of
+ * the best epoch (which costs no backend memory, and the download is needed
+ * for the check anyway). */
+static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64_t *order, int64_t n_fit,
+                             int64_t n_val, const double naive[2], float *best, rtr_epoch_fn log, void *user) {
+    rtr_backend *b = tr->n.b;
+    static const double zero[4] = {0, 0, 0, 0};
+    int64_t *fit = order, n_c_val[2];
+    label_counts(tr, order + n_fit, n_val, n_c_val);
+    double best_score = INFINITY;
+    int since_best = 0;
+    int64_t t = 0;
+    memcpy(best, p->params, sizeof(float) * p->n_trainable);
+    for (int epoch = 1; epoch <= p->cfg.max_epochs; epoch++) {
+        double t0 = rtr_now(), sums[4];
+        int64_t cnt[2] = {0, 0};
+        rng_shuffle(rng, fit, n_fit);
+        TRY(put(b, tr->order, order, sizeof(int64_t) * (size_t)n_fit));
+        TRY(rtr_backend_upload(b, tr->loss, zero, sizeof zero));
+        for (int64_t b0 = 0; b0 < n_fit; b0 += p->cfg.batch) {
+            int B = (int)(n_fit - b0 < p->cfg.batch ? n_fit - b0 : p->cfg.batch);
+            int64_t c[2];
+            label_counts(tr, fit + b0, B, c);
+            cnt[0] += c[0], cnt[1] += c[1];
+            TRY(batch_grad(tr, tr->order + b0, B, c[0], c[1]));
+            TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
+        }
+        if (n_val) TRY(eval_rows(tr, tr->order + n_fit, n_val));
+        TRY(rtr_backend_download(b, sums, tr->loss, sizeof sums));
+        TRY(get(b, p->params, tr->n.params, sizeof(float) * p->n_trainable));
+        rtr_epoch_log e = {.epoch = epoch, .train_bce = cnt[0] ? sums[0] / (double)cnt[0] : 0,
+                           .train_tok = cnt[1] ? sums[1] / (double)cnt[1] : 0};
+        if (!isfinite(e.train_bce) || !isfinite(e.train_tok) || first_nonfinite(p->params, p->n_trainable) >= 0)
+            return rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (loss %g / %g is not finite); "
+                            "try a lower --lr", epoch, e.train_bce, e.train_tok);
+        e.val_bce = n_val ? (n_c_val[0] ? sums[2] / (double)n_c_val[0] : 0.0) : e.train_bce;
+        e.val_tok = n_val ? (n_c_val[1] ? sums[3] / (double)n_c_val[1] : 0.0) : e.train_tok;
+        e.val_score = e.val_bce / naive[0] + e.val_tok / naive[1];
+        if (!isfinite(e.val_score))
+            return rtr_fail(RTR_ERR_NUMERIC, "train: diverged in epoch %d (validation loss not finite); "
+                            "try a lower --lr", epoch);
+        if (e.val_score < best_score || !n_val) {
+            best_score = e.val_score, since_best = 0, e.best = true;
+            memcpy(best, p->params, sizeof(float) * p->n_trainable);
+        } else {
+            since_best++;
+        }
+        e.seconds = rtr_now() - t0;
+        if (log) log(&e, user);
+        if (n_val && since_best >= p->cfg.patience) break;
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
+                                  void *user) {
+    if (d->D != p->D || d->K != p->n_pairs)
+        return rtr_fail(RTR_ERR_INVALID, "train: data has D=%d K=%d, predictor expects D=%d K=%d", d->D, d->K,
+                        p->D, p->n_pairs);
+    int64_t n_val = (int64_t)llround(p->cfg.val_frac * (double)d->n);
+    if (p->cfg.val_frac > 0 && n_val < 1) n_val = 1;
+    int64_t n_fit = d->n - n_val;
+    if (n_fit < 1) return rtr_fail(RTR_ERR_INVALID, "train: %lld rows are too few to train on", (long long)d->n);
+    size_t nK = (size_t)d->n * d->K;
+    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)d->n);
+    float *y = rtr_malloc(sizeof(float) * 2 * nK), *best = rtr_malloc(sizeof(float) * p->n_trainable);
+    trainer tr = {0};
+    rtr_status st = order && y && best ? RTR_OK : RTR_ERR_NOMEM;
+    uint64_t rng = p->cfg.seed ^ 0x5ca1ab1e0ddba11ULL;
+    double naive[2] = {1, 1};
+    if (!st) {
+        for (int64_t i = 0; i < d->n; i++) order[i] = i;
+        rng_shuffle(&rng, order, d->n);
+        st = prepare_targets(p, d, y, y + nK, order, n_fit);
+    }
+    if (!st && n_val) naive_losses(y, y + nK, p->n_pairs, order, n_fit, order + n_fit, n_val, naive);
+    /* forward buffers: a batch, or a validation chunk when that is larger */
+    int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
+    int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
+    if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, order, p->cfg.batch, rows);
+    /* Batch GEMMs are small (32 x 768 x 768): the CPU backend runs them
+     * serially (measured in docs/PREDICTOR.md; src/backend/backend.c). */
+    if (!st) st = run_epochs(&tr, p, &rng, order, n_fit, n_val, naive, best, log, user);
+    if (!st) memcpy(p->params, best, sizeof(float) * p->n_trainable);
+    trainer_close(&tr);
+    free(order);
+    free(y);
+    free(best);
+    return st;
+}
+
+rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log, void *user) {
+    rtr_backend b;
+    rtr_status st = rtr_backend_cpu_open(&b);
+    if (!st) st = rtr_predictor_train_on(&b, p, d, log, user);
+    rtr_backend_free(&b);
+    return st;
+}

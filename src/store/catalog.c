@@ -1,0 +1,201 @@
+/* The catalog: which models and strategies exist, their description texts
+ * (embedded by the encoder) and prices, and the (model, strategy) pairs a
+ * router chooses among. Parsed from JSON (docs/DATA.md) with cJSON. */
+#include "rtr/store.h"
+#include "common/util.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rtr_catalog_free(rtr_catalog *cat) {
+    if (!cat) return;
+    for (int i = 0; i < cat->n_models; i++) { free(cat->models[i].name); free(cat->models[i].description); }
+    for (int i = 0; i < cat->n_strategies; i++) { free(cat->strategies[i].name); free(cat->strategies[i].description); }
+    free(cat->models);
+    free(cat->strategies);
+    free(cat->pair_model);
+    free(cat->pair_strategy);
+    memset(cat, 0, sizeof *cat);
+}
+
+/* A name is a non-empty, valid UTF-8 string without '|' (the pair separator)
+ * and without control characters. */
+static rtr_status check_name(const char *name, const char *origin, const char *field) {
+    size_t n = strlen(name), bad;
+    if (n == 0 || n > RTR_MAX_NAME)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: %s: name must have 1..%d bytes", origin, field, RTR_MAX_NAME);
+    if (!rtr_utf8_valid(name, n, &bad))
+        return rtr_fail(RTR_ERR_FORMAT, "%s: %s: invalid UTF-8 at byte %zu", origin, field, bad);
+    for (size_t i = 0; i < n; i++)
+        if (name[i] == '|' || (unsigned char)name[i] < 0x20)
+            return rtr_fail(RTR_ERR_FORMAT, "%s: %s: name \"%s\" contains '|' or a control character",
+                            origin, field, name);
+    return RTR_OK;
+}
+
+static int find_entry(const rtr_catalog_entry *e, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(e[i].name, name)) return i;
+    return -1;
+}
+
+static rtr_status parse_price(const cJSON *obj, const char *key, double *out, const char *origin, const char *field) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NAN;
+    if (!v || cJSON_IsNull(v)) return RTR_OK;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: %s.%s: must be a non-negative number or null", origin, field, key);
+    *out = v->valuedouble;
+    return RTR_OK;
+}
+
+static rtr_status parse_entries(const cJSON *root, const char *key, rtr_catalog_entry **out, int32_t *count,
+                                const char *origin) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: \"%s\" must be a non-empty array", origin, key);
+    int n = cJSON_GetArraySize(arr);
+    rtr_catalog_entry *e = rtr_calloc((size_t)n, sizeof *e);
+    if (!e) return RTR_ERR_NOMEM;
+    *out = e;
+    *count = 0;
+    int i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char field[64];
+        snprintf(field, sizeof field, "%s[%d]", key, i);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        const cJSON *desc = cJSON_GetObjectItemCaseSensitive(it, "description");
+        if (!cJSON_IsObject(it) || !cJSON_IsString(name))
+            return rtr_fail(RTR_ERR_FORMAT, "%s: %s: needs a string \"name\"", origin, field);
+        if (desc && !cJSON_IsString(desc) && !cJSON_IsNull(desc))
+            return rtr_fail(RTR_ERR_FORMAT, "%s: %s.description: must be a string", origin, field);
+        rtr_status s = check_name(name->valuestring, origin, field);
+        if (s) return s;
+        if (find_entry(e, i, name->valuestring) >= 0)
+            return rtr_fail(RTR_ERR_FORMAT, "%s: %s: duplicate name \"%s\"", origin, field, name->valuestring);
+        const char *d = cJSON_IsString(desc) ? desc->valuestring : name->valuestring;
+        size_t bad;
+        if (!rtr_utf8_valid(d, strlen(d), &bad))
+            return rtr_fail(RTR_ERR_FORMAT, "%s: %s.description: invalid UTF-8 at byte %zu", origin, field, bad);
+        e[i].name = rtr_strdup(name->valuestring);
+        e[i].description = rtr_strdup(d);
+        *count = i + 1;
+        if (!e[i].name || !e[i].description) return RTR_ERR_NOMEM;
+        if ((s = parse_price(it, "price_in", &e[i].price_in, origin, field))) return s;
+        if ((s = parse_price(it, "price_out", &e[i].price_out, origin, field))) return s;
+    }
+    return RTR_OK;
+}
+
+static rtr_status parse_pairs(rtr_catalog *cat, const cJSON *root, const char *origin) {
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "pairs");
+    int n = arr ? cJSON_GetArraySize(arr) : cat->n_models * cat->n_strategies;
+    if (arr && (!cJSON_IsArray(arr) || n == 0))
+        return rtr_fail(RTR_ERR_FORMAT, "%s: \"pairs\" must be a non-empty array of [model, strategy]", origin);
+    cat->pair_model = rtr_malloc(sizeof(int32_t) * (size_t)n);
+    cat->pair_strategy = rtr_malloc(sizeof(int32_t) * (size_t)n);
+    if (!cat->pair_model || !cat->pair_strategy) return RTR_ERR_NOMEM;
+    cat->n_pairs = n;
+    if (!arr) {
+        for (int k = 0; k < n; k++) {
+            cat->pair_model[k] = k / cat->n_strategies;
+            cat->pair_strategy[k] = k % cat->n_strategies;
+        }
+        return RTR_OK;
+    }
+    int k = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, k++) {
+        const cJSON *m = cJSON_GetArrayItem(it, 0), *s = cJSON_GetArrayItem(it, 1);
+        if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsString(m) || !cJSON_IsString(s))
+            return rtr_fail(RTR_ERR_FORMAT, "%s: pairs[%d]: must be [\"model\", \"strategy\"]", origin, k);
+        int mi = find_entry(cat->models, cat->n_models, m->valuestring);
+        int si = find_entry(cat->strategies, cat->n_strategies, s->valuestring);
+        if (mi < 0) return rtr_fail(RTR_ERR_FORMAT, "%s: pairs[%d]: unknown model \"%s\"", origin, k, m->valuestring);
+        if (si < 0) return rtr_fail(RTR_ERR_FORMAT, "%s: pairs[%d]: unknown strategy \"%s\"", origin, k, s->valuestring);
+        for (int j = 0; j < k; j++)
+            if (cat->pair_model[j] == mi && cat->pair_strategy[j] == si)
+                return rtr_fail(RTR_ERR_FORMAT, "%s: pairs[%d]: duplicate pair %s|%s", origin, k, m->valuestring,
+                                s->valuestring);
+        cat->pair_model[k] = mi;
+        cat->pair_strategy[k] = si;
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin) {
+    memset(cat, 0, sizeof *cat);
+    cJSON *root = cJSON_Parse(json);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        int line = 1;
+        for (const char *p = json; at && p < at; p++) line += *p == '\n';
+        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON", origin, line);
+    }
+    rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);
+    if (!s) s = parse_entries(root, "models", &cat->models, &cat->n_models, origin);
+    if (!s) s = parse_entries(root, "strategies", &cat->strategies, &cat->n_strategies, origin);
+    if (!s) s = parse_pairs(cat, root, origin);
+    cJSON_Delete(root);
+    if (s) rtr_catalog_free(cat);
+    return s;
+}
+
+rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path) {
+    char *text;
+    rtr_status s = rtr_read_file(path, &text, NULL);
+    if (s) return s;
+    s = rtr_catalog_parse_json(cat, text, path);
+    free(text);
+    return s;
+}
+
+static cJSON *entries_to_json(const rtr_catalog_entry *e, int n) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", e[i].name);
+        cJSON_AddStringToObject(o, "description", e[i].description);
+        if (!isnan(e[i].price_in)) cJSON_AddNumberToObject(o, "price_in", e[i].price_in);
+        if (!isnan(e[i].price_out)) cJSON_AddNumberToObject(o, "price_out", e[i].price_out);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+char *rtr_catalog_to_json(const rtr_catalog *cat) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "models", entries_to_json(cat->models, cat->n_models));
+    cJSON_AddItemToObject(root, "strategies", entries_to_json(cat->strategies, cat->n_strategies));
+    cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
+    for (int k = 0; k < cat->n_pairs; k++) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, cJSON_CreateString(cat->models[cat->pair_model[k]].name));
+        cJSON_AddItemToArray(p, cJSON_CreateString(cat->strategies[cat->pair_strategy[k]].name));
+        cJSON_AddItemToArray(pairs, p);
+    }
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!out) rtr_fail(RTR_ERR_NOMEM, "out of memory serialising the catalog");
+    return out;
+}
+
+int32_t rtr_catalog_find_pair(const rtr_catalog *cat, const char *model, const char *strategy) {
+    for (int32_t k = 0; k < cat->n_pairs; k++)
+        if (!strcmp(cat->models[cat->pair_model[k]].name, model) &&
+            !strcmp(cat->strategies[cat->pair_strategy[k]].name, strategy))
+            return k;
+    return -1;
+}
+
+char *rtr_catalog_pair_name(const rtr_catalog *cat, int32_t k) {
+    return rtr_sprintf("%s|%s", cat->models[cat->pair_model[k]].name, cat->strategies[cat->pair_strategy[k]].name);
+}
+
+uint64_t rtr_catalog_hash(const rtr_catalog *cat) {
+    char *json = rtr_catalog_to_json(cat);
+    uint64_t h = json ? rtr_hash64(RTR_FNV_SEED, json, strlen(json)) : 0;
+    free(json);
+    return h;
+}
