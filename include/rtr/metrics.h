@@ -13,6 +13,7 @@
 #ifndef RTR_METRICS_H
 #define RTR_METRICS_H
 
+#include "rtr/backend.h"
 #include "rtr/rtr.h"
 #include <stdbool.h>
 
@@ -141,7 +142,8 @@ RTR_API double rtr_metric_cpt(const double *x, const double *acc, int64_t n, dou
                       double acc_strong, double frac);
 
 /* Cost to match: the lowest cost among the points whose accuracy reaches
- * acc_best, divided by cost_best; NaN when not reached. */
+ * acc_best (within RTR_ACC_ATOL: the same routing summed in another order
+ * must not miss it), divided by cost_best; NaN when not reached. */
 RTR_API double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
                                 double cost_best);
 
@@ -149,6 +151,105 @@ RTR_API double rtr_metric_cost_to_match(const double *cost, const double *acc, i
  * costing at most cost_oracle; NaN when none does. */
 RTR_API double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
                              double acc_oracle);
+
+/* ------------------------------------------------ operating points */
+
+/* Comparisons of means that passed through float storage: a cost is within
+ * a budget when cost <= budget·(1 + RTR_COST_RTOL) (float holds 7 digits, so
+ * a prior whose stored mean equals the budget must not fall outside it by
+ * rounding); an accuracy reaches a target when acc >= target − RTR_ACC_ATOL
+ * (far below 1/n for any n this program handles). */
+#define RTR_COST_RTOL 1e-6
+#define RTR_ACC_ATOL 1e-9
+RTR_API bool rtr_cost_within(double cost, double budget);
+
+/* The last of n points (in path order) whose value x (predicted mean cost,
+ * or share sent to the strong pair) is within budget (rtr_cost_within);
+ * −1 when none is. Along a λ path predicted cost and accuracy never
+ * decrease, so this is the most accurate predicted routing within it. */
+RTR_API int64_t rtr_point_within(const double *x, int64_t n, double budget);
+
+/* ------------------------------------------------ curves as choices */
+
+/* A router's curve as per-query choices, so it can be re-evaluated under
+ * any weighting of the queries (the bootstrap) and on any outcome table:
+ * point 0 sends query i to choice0[i] (−1: nothing, counted missing);
+ * point t moves query ev_query[e] to pair ev_to[e] for every event e in
+ * [ev_off[t], ev_off[t + 1]) (ev_off has n_points + 1 entries, ev_off[0] =
+ * ev_off[1] = 0). lambda[t] (NULL for non-λ routers) is the largest λ of
+ * point t, as in rtr_path. All arrays owned. */
+typedef struct {
+    int64_t n, n_points;
+    int32_t k;
+    int32_t *choice0;
+    int64_t *ev_off, *ev_query;
+    int32_t *ev_to;
+    double *lambda;
+} rtr_choice_path;
+RTR_API void rtr_choice_path_free(rtr_choice_path *cp);
+
+/* The exact λ path of a routing table (p, c [n x k], c scaled as for
+ * rtr_path_compute) as choices, from the envelopes on backend b: the same
+ * points as rtr_path_compute_on (switch events at the same λ form one
+ * point). RTR_ERR_INVALID naming a query with no allowed pair. */
+RTR_API rtr_status rtr_choice_path_lambda(rtr_choice_path *cp, rtr_backend *b, const float *p, const float *c,
+                                          int64_t n, int32_t k);
+/* One point: every query to choice[i] (a single pair, the Oracle). */
+RTR_API rtr_status rtr_choice_path_fixed(rtr_choice_path *cp, const int32_t *choice, int64_t n, int32_t k);
+/* The RouteLLM-style two-pair threshold sweep of rtr_router_two_pair_sweep
+ * as choices (the same points); *x (n_points, owned by the caller) gets the
+ * share sent to strong. */
+RTR_API rtr_status rtr_choice_path_two_pair(rtr_choice_path *cp, double **x, const float *score, int64_t n,
+                                            int32_t k, int32_t weak, int32_t strong);
+
+/* Mean outcome and cost of every point of cp over (correct, cost) [n x k]
+ * with query weights w (NULL: 1 each), entries missing in either table left
+ * out; acc, cst: [n_points] (NaN when every chosen outcome is missing);
+ * missing (optional): the weight left out at each point. Running sums in
+ * double, updated per event: O(n + events). Pass the predicted tables to
+ * get the predicted curve. */
+RTR_API rtr_status rtr_choice_path_curve(const rtr_choice_path *cp, const float *correct, const float *cost,
+                                         const double *w, double *acc, double *cst, double *missing);
+
+/* ------------------------------------------------ paired bootstrap */
+
+/* One router of a bootstrap: its curve (NULL: Random's exact expectation,
+ * the mean over the k pairs) and up to RTR_BOOT_MARKS points of it whose
+ * accuracy and cost are resampled (its operating point, budget points...;
+ * −1: unused). */
+#define RTR_BOOT_MARKS 8
+typedef struct {
+    const rtr_choice_path *path;
+    int32_t n_marks;
+    int64_t marks[RTR_BOOT_MARKS];
+} rtr_boot_router;
+
+/* Per resample b and router r: aiq[b·R + r], to_match[b·R + r] (NaN: not
+ * reached), and for mark m acc/cost[(b·R + r)·RTR_BOOT_MARKS + m]. */
+typedef struct {
+    int32_t n_routers, resamples;
+    double *aiq, *to_match, *acc, *cost;
+} rtr_boot;
+RTR_API void rtr_boot_free(rtr_boot *b);
+
+/* Seeded paired bootstrap over the n evaluated queries: each resample draws
+ * n queries with replacement (the same draw for every router, so
+ * differences are paired) and recomputes every router's curve, its AIQ
+ * (x_max = the largest cost of any router's curve or single pair in that
+ * resample, as in the point estimate), its cost to match pair `best` (that
+ * pair's accuracy and cost in the same resample) and its marks. O(resamples
+ * · (n·k + Σ events + Σ points·log points)). */
+RTR_API rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                                 const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples,
+                                 uint64_t seed);
+
+/* Percentile interval [q, 1 − q] of v[0], v[stride], ... (n values); NaN
+ * values (not reached) count as +inf, so lo or hi may be inf. */
+RTR_API void rtr_boot_interval(const double *v, int32_t n, int64_t stride, double q, double *lo, double *hi);
+/* Share of the n paired resamples in which a beats b (ties count one half):
+ * higher is better, or lower when lower_better; NaN (not reached, undefined)
+ * is the worst value, so a cost never reached loses to any reached one. */
+RTR_API double rtr_boot_p_beats(const double *a, const double *b, int32_t n, int64_t stride, bool lower_better);
 
 #ifdef __cplusplus
 }

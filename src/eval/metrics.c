@@ -374,7 +374,7 @@ double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n
                                 double cost_best) {
     double best = INFINITY;
     for (int64_t i = 0; i < n; i++)
-        if (acc[i] >= acc_best && cost[i] < best) best = cost[i];
+        if (acc[i] >= acc_best - RTR_ACC_ATOL && cost[i] < best) best = cost[i];
     return isinf(best) ? NAN : best / cost_best;
 }
 
@@ -384,4 +384,17 @@ double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, d
     for (int64_t i = 0; i < n; i++)
         if (cost[i] <= cost_oracle && acc[i] > best) best = acc[i];
     return isinf(best) ? NAN : acc_oracle - best;
+}
+
+/* ------------------------------------------------ operating points */
+
+bool rtr_cost_within(double cost, double budget) {
+    return cost <= budget + RTR_COST_RTOL * fabs(budget);
+}
+
+int64_t rtr_point_within(const double *x, int64_t n, double budget) {
+    int64_t best = -1;
+    for (int64_t t = 0; t < n; t++)
+        if (rtr_cost_within(x[t], budget)) best = t;
+    return best;
 }

@@ -1,0 +1,329 @@
+/* Routers' curves as per-query choices, and the seeded paired bootstrap over
+ * evaluated queries (include/rtr/metrics.h). A curve stored as "where each
+ * query goes at point 0, then which queries move at each later point" can
+ * be re-evaluated under any weighting of the queries in O(n + events), so a
+ * thousand resamples of every router's whole curve cost about a thousand
+ * passes over the switch events, not a thousand λ paths. */
+#include "rtr/metrics.h"
+#include "rtr/route.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+void rtr_choice_path_free(rtr_choice_path *cp) {
+    free(cp->choice0);
+    free(cp->ev_off);
+    free(cp->ev_query);
+    free(cp->ev_to);
+    free(cp->lambda);
+    memset(cp, 0, sizeof *cp);
+}
+
+static rtr_status choice_path_alloc(rtr_choice_path *cp, int64_t n, int32_t k, int64_t n_points, int64_t n_events) {
+    memset(cp, 0, sizeof *cp);
+    cp->n = n, cp->k = k, cp->n_points = n_points;
+    cp->choice0 = rtr_malloc((size_t)(n ? n : 1) * sizeof *cp->choice0);
+    cp->ev_off = rtr_calloc((size_t)n_points + 1, sizeof *cp->ev_off);
+    cp->ev_query = rtr_malloc((size_t)(n_events ? n_events : 1) * sizeof *cp->ev_query);
+    cp->ev_to = rtr_malloc((size_t)(n_events ? n_events : 1) * sizeof *cp->ev_to);
+    if (cp->choice0 && cp->ev_off && cp->ev_query && cp->ev_to) return RTR_OK;
+    rtr_choice_path_free(cp);
+    return RTR_ERR_NOMEM;
+}
+
+rtr_status rtr_choice_path_fixed(rtr_choice_path *cp, const int32_t *choice, int64_t n, int32_t k) {
+    rtr_status st = choice_path_alloc(cp, n, k, 1, 0);
+    if (!st) memcpy(cp->choice0, choice, (size_t)n * sizeof *choice);
+    return st;
+}
+
+/* --------------------------------------------------------- the λ path */
+
+typedef struct {
+    double lambda;
+    int64_t query;
+    int32_t to;
+} switch_event;
+
+/* λ, then query order: the same point grouping as the path's sweep. */
+static int event_cmp(const void *x, const void *y) {
+    const switch_event *u = x, *v = y;
+    if (u->lambda != v->lambda) return u->lambda < v->lambda ? -1 : 1;
+    return (u->query > v->query) - (u->query < v->query);
+}
+
+typedef struct {
+    int32_t *choice0;
+    switch_event *ev;
+    int64_t n_ev, cap;
+} lambda_ctx;
+
+static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
+                              const int32_t *m) {
+    lambda_ctx *x = ctx;
+    for (int64_t i = 0; i < n; i++) {
+        if (!m[i]) return rtr_fail(RTR_ERR_INVALID, "query %lld has no allowed pair", (long long)(q0 + i));
+        const int32_t *pi = pair + (size_t)i * k;
+        const double *si = start + (size_t)i * k;
+        x->choice0[q0 + i] = pi[0];
+        for (int32_t t = 1; t < m[i]; t++) {
+            if (x->n_ev == x->cap) {
+                int64_t cap = x->cap ? 2 * x->cap : 1024;
+                switch_event *grown = rtr_realloc(x->ev, (size_t)cap * sizeof *grown);
+                if (!grown) return RTR_ERR_NOMEM;
+                x->ev = grown, x->cap = cap;
+            }
+            x->ev[x->n_ev++] = (switch_event){si[t], q0 + i, pi[t]};
+        }
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_choice_path_lambda(rtr_choice_path *cp, rtr_backend *b, const float *p, const float *c, int64_t n,
+                                  int32_t k) {
+    memset(cp, 0, sizeof *cp);
+    if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
+    lambda_ctx x = {rtr_malloc((size_t)n * sizeof(int32_t)), NULL, 0, 0};
+    rtr_status st = x.choice0 ? rtr_envelopes_on(b, p, c, n, k, 0, lambda_sink, &x) : RTR_ERR_NOMEM;
+    if (!st) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp);
+    int64_t n_points = 1;
+    for (int64_t e = 0; !st && e < x.n_ev; e++) n_points += !e || x.ev[e].lambda != x.ev[e - 1].lambda;
+    if (!st) st = choice_path_alloc(cp, n, k, n_points, x.n_ev);
+    if (!st && !(cp->lambda = rtr_malloc((size_t)n_points * sizeof *cp->lambda))) st = RTR_ERR_NOMEM;
+    if (!st) {
+        memcpy(cp->choice0, x.choice0, (size_t)n * sizeof *x.choice0);
+        /* Point t (t >= 1) starts at the t-th distinct switch λ; point t − 1
+         * holds λ up to it. */
+        int64_t t = 0;
+        for (int64_t e = 0; e < x.n_ev; e++) {
+            if (!e || x.ev[e].lambda != x.ev[e - 1].lambda) {
+                cp->lambda[t++] = x.ev[e].lambda;
+                cp->ev_off[t] = e;
+            }
+            cp->ev_query[e] = x.ev[e].query;
+            cp->ev_to[e] = x.ev[e].to;
+        }
+        cp->ev_off[n_points] = x.n_ev;
+        cp->lambda[n_points - 1] = 1.0;
+    }
+    if (st) rtr_choice_path_free(cp);
+    free(x.choice0);
+    free(x.ev);
+    return st;
+}
+
+/* ------------------------------------------------- the two-pair sweep */
+
+typedef struct {
+    float s;
+    int64_t i;
+} scored_q;
+
+static int scored_desc(const void *x, const void *y) {
+    const scored_q *u = x, *v = y;
+    if (u->s != v->s) return u->s > v->s ? -1 : 1;
+    return (u->i > v->i) - (u->i < v->i);
+}
+
+rtr_status rtr_choice_path_two_pair(rtr_choice_path *cp, double **x, const float *score, int64_t n, int32_t k,
+                                    int32_t weak, int32_t strong) {
+    memset(cp, 0, sizeof *cp);
+    *x = NULL;
+    if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "two-pair sweep: no queries");
+    for (int64_t i = 0; i < n; i++)
+        if (isnan(score[i])) return rtr_fail(RTR_ERR_NUMERIC, "two-pair sweep: score of query %lld is NaN", (long long)i);
+    scored_q *ord = rtr_malloc((size_t)n * sizeof *ord);
+    if (!ord) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) ord[i] = (scored_q){score[i], i};
+    qsort(ord, (size_t)n, sizeof *ord, scored_desc);
+    /* one point per group of equal scores (a threshold cannot split them) */
+    int64_t n_points = 1;
+    for (int64_t i = 0; i < n; i++) n_points += !i || ord[i].s != ord[i - 1].s;
+    rtr_status st = choice_path_alloc(cp, n, k, n_points, n);
+    if (!st && !(*x = rtr_malloc((size_t)n_points * sizeof **x))) st = RTR_ERR_NOMEM;
+    if (!st) {
+        for (int64_t i = 0; i < n; i++) cp->choice0[i] = weak;
+        (*x)[0] = 0.0;
+        int64_t t = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (!i || ord[i].s != ord[i - 1].s) cp->ev_off[++t] = i;
+            cp->ev_query[i] = ord[i].i;
+            cp->ev_to[i] = strong;
+            (*x)[t] = (double)(i + 1) / (double)n;
+        }
+        cp->ev_off[n_points] = n;
+    }
+    if (st) {
+        rtr_choice_path_free(cp);
+        free(*x);
+        *x = NULL;
+    }
+    free(ord);
+    return st;
+}
+
+/* ---------------------------------------------------------- curves */
+
+rtr_status rtr_choice_path_curve(const rtr_choice_path *cp, const float *correct, const float *cost,
+                                 const double *w, double *acc, double *cst, double *missing) {
+    int64_t n = cp->n;
+    int32_t k = cp->k;
+    int32_t *cur = rtr_malloc((size_t)(n ? n : 1) * sizeof *cur);
+    if (!cur) return RTR_ERR_NOMEM;
+    memcpy(cur, cp->choice0, (size_t)n * sizeof *cur);
+    double sa = 0, sc = 0, have = 0, miss = 0;
+#define ENTRY(i, j, sign)                                                                                   \
+    do {                                                                                                    \
+        double wi_ = w ? w[i] : 1.0;                                                                        \
+        size_t at_ = (size_t)(i) * (size_t)k + (size_t)(j);                                                 \
+        if ((j) < 0 || isnan(correct[at_]) || isnan(cost[at_])) miss += (sign)*wi_;                          \
+        else sa += (sign)*wi_ * correct[at_], sc += (sign)*wi_ * cost[at_], have += (sign)*wi_;             \
+    } while (0)
+    for (int64_t i = 0; i < n; i++) ENTRY(i, cur[i], 1);
+    for (int64_t t = 0; t < cp->n_points; t++) {
+        for (int64_t e = cp->ev_off[t]; e < cp->ev_off[t + 1]; e++) {
+            int64_t i = cp->ev_query[e];
+            ENTRY(i, cur[i], -1);
+            cur[i] = cp->ev_to[e];
+            ENTRY(i, cur[i], 1);
+        }
+        /* weights are counts or 1: sums of them are exact, so "none left" is exact too */
+        acc[t] = have > 0 ? sa / have : NAN;
+        cst[t] = have > 0 ? sc / have : NAN;
+        if (missing) missing[t] = miss;
+    }
+#undef ENTRY
+    free(cur);
+    return RTR_OK;
+}
+
+/* ---------------------------------------------------------- bootstrap */
+
+void rtr_boot_free(rtr_boot *b) {
+    free(b->aiq);
+    free(b->to_match);
+    free(b->acc);
+    free(b->cost);
+    memset(b, 0, sizeof *b);
+}
+
+/* splitmix64: seedable and identical on every platform. */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Per-pair weighted means (acc, cost) [k] under w; NaN for a pair with no
+ * outcome. */
+static void pair_points(double *acc, double *cst, const float *correct, const float *cost, const double *w, int64_t n,
+                        int32_t k) {
+    for (int32_t j = 0; j < k; j++) {
+        double sa = 0, sc = 0, have = 0;
+        for (int64_t i = 0; i < n; i++) {
+            size_t at = (size_t)i * (size_t)k + (size_t)j;
+            if (isnan(correct[at]) || isnan(cost[at]) || !w[i]) continue;
+            sa += w[i] * correct[at], sc += w[i] * cost[at], have += w[i];
+        }
+        acc[j] = have > 0 ? sa / have : NAN;
+        cst[j] = have > 0 ? sc / have : NAN;
+    }
+}
+
+rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                         const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed) {
+    memset(out, 0, sizeof *out);
+    if (n <= 0 || resamples <= 0 || n_routers <= 0 || best < 0 || best >= k)
+        return rtr_fail(RTR_ERR_INVALID, "bootstrap: %lld queries, %d resamples, %d routers, best pair %d",
+                        (long long)n, (int)resamples, (int)n_routers, (int)best);
+    int64_t max_points = 1;
+    for (int32_t q = 0; q < n_routers; q++)
+        if (r[q].path && r[q].path->n_points > max_points) max_points = r[q].path->n_points;
+    size_t RB = (size_t)resamples * (size_t)n_routers;
+    out->n_routers = n_routers, out->resamples = resamples;
+    out->aiq = rtr_malloc(RB * sizeof(double));
+    out->to_match = rtr_malloc(RB * sizeof(double));
+    out->acc = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
+    out->cost = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
+    double *w = rtr_malloc((size_t)n * sizeof *w);
+    double *pa = rtr_malloc(2 * (size_t)k * sizeof *pa), *pc = pa ? pa + k : NULL;
+    /* every router's curve of this resample, max_points apart */
+    double *ca = rtr_malloc(2 * (size_t)n_routers * (size_t)max_points * sizeof *ca);
+    double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
+    rtr_status st = out->aiq && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
+    uint64_t rng = seed;
+    for (int32_t b = 0; !st && b < resamples; b++) {
+        memset(w, 0, (size_t)n * sizeof *w);
+        for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
+        pair_points(pa, pc, correct, cost, w, n, k);
+        double x_max = 0;
+        for (int32_t j = 0; j < k; j++)
+            if (!isnan(pc[j])) x_max = fmax(x_max, pc[j]);
+        for (int32_t q = 0; !st && q < n_routers; q++) {
+            double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
+            if (r[q].path) {
+                st = rtr_choice_path_curve(r[q].path, correct, cost, w, a, c, NULL);
+                for (int64_t t = 0; !st && t < r[q].path->n_points; t++)
+                    if (!isnan(c[t])) x_max = fmax(x_max, c[t]);
+            } else { /* Random: the mean of the pairs' points */
+                double sa = 0, sc = 0;
+                int32_t used = 0;
+                for (int32_t j = 0; j < k; j++)
+                    if (!isnan(pa[j])) sa += pa[j], sc += pc[j], used++;
+                a[0] = used ? sa / used : NAN, c[0] = used ? sc / used : NAN;
+            }
+        }
+        for (int32_t q = 0; !st && q < n_routers; q++) {
+            const double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
+            int64_t np = r[q].path ? r[q].path->n_points : 1;
+            size_t at = (size_t)b * n_routers + q;
+            out->aiq[at] = NAN;
+            if (x_max > 0 && rtr_metric_aiq(c, a, np, x_max, &out->aiq[at]) != RTR_OK) out->aiq[at] = NAN;
+            out->to_match[at] = rtr_metric_cost_to_match(c, a, np, pa[best], pc[best]);
+            for (int32_t m = 0; m < RTR_BOOT_MARKS; m++) {
+                int64_t t = m < r[q].n_marks ? r[q].marks[m] : -1;
+                bool ok = t >= 0 && t < np;
+                out->acc[at * RTR_BOOT_MARKS + m] = ok ? a[t] : NAN;
+                out->cost[at * RTR_BOOT_MARKS + m] = ok ? c[t] : NAN;
+            }
+        }
+    }
+    free(w);
+    free(pa);
+    free(ca);
+    if (st) rtr_boot_free(out);
+    return st;
+}
+
+static int double_cmp(const void *x, const void *y) {
+    double u = *(const double *)x, v = *(const double *)y;
+    return (u > v) - (u < v);
+}
+
+void rtr_boot_interval(const double *v, int32_t n, int64_t stride, double q, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    double *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
+    if (!s || n <= 0) { free(s); return; }
+    for (int32_t i = 0; i < n; i++) s[i] = isnan(v[i * stride]) ? INFINITY : v[i * stride];
+    qsort(s, (size_t)n, sizeof *s, double_cmp);
+    /* the order statistics at q and 1 − q (nearest rank) */
+    int32_t a = (int32_t)floor(q * (n - 1) + 0.5), b = (int32_t)floor((1 - q) * (n - 1) + 0.5);
+    *lo = s[a], *hi = s[b];
+    free(s);
+}
+
+double rtr_boot_p_beats(const double *a, const double *b, int32_t n, int64_t stride, bool lower_better) {
+    if (n <= 0) return NAN;
+    double wins = 0;
+    for (int32_t i = 0; i < n; i++) {
+        double worst = lower_better ? INFINITY : -INFINITY;
+        double x = isnan(a[i * stride]) ? worst : a[i * stride], y = isnan(b[i * stride]) ? worst : b[i * stride];
+        if (x == y) wins += 0.5;
+        else wins += lower_better ? x < y : x > y;
+    }
+    return wins / n;
+}

@@ -1,0 +1,170 @@
+/* Operating points that survive float rounding, curves as per-query
+ * choices (checked against the exact λ path and the two-pair sweep), and
+ * the seeded paired bootstrap. */
+#include "rtr/metrics.h"
+#include "rtr/route.h"
+#include "test.h"
+
+#include <string.h>
+
+/* A float-stored mean cost a few ulps above a double budget is within it;
+ * a real difference (1e-4 relative) is not. */
+static void test_cost_within(void) {
+    double budget = 53.6123456789;
+    float stored = (float)budget; /* rounds up here: 3e-6 above */
+    CHECK((double)stored > budget);
+    CHECK(rtr_cost_within(stored, budget));
+    CHECK(!rtr_cost_within(budget * (1 + 1e-4), budget));
+    CHECK(rtr_cost_within(0.0, 0.0));
+    double pred[] = {1.0, 2.0, (double)(float)budget, 60.0};
+    pred[1] = 2.0;
+    CHECK(rtr_point_within(pred, 4, budget) == 2);
+    CHECK(rtr_point_within(pred, 4, 0.5) == -1);
+}
+
+/* Cost to match: an accuracy equal to the target up to summation order
+ * reaches it. */
+static void test_cost_to_match_rounding(void) {
+    double acc_best = 0.1 + 0.2; /* 0.30000000000000004 */
+    double acc[] = {0.25, 0.3, 0.31}, cost[] = {1, 2, 3};
+    CHECK(acc[1] < acc_best);
+    CHECK_CLOSE(rtr_metric_cost_to_match(cost, acc, 3, acc_best, 4), 0.5, 1e-12, 0);
+    double low[] = {0.25, 0.29, 0.299};
+    CHECK(isnan(rtr_metric_cost_to_match(cost, low, 3, acc_best, 4)));
+}
+
+/* Seeded tables: n x k with costs spread per pair. */
+static void make_table(float *p, float *c, float *y, float *cost, int64_t n, int32_t k, uint64_t seed) {
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n * k; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u = (double)(s >> 11) / 9007199254740992.0;
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        double v = (double)(s >> 11) / 9007199254740992.0;
+        int32_t j = (int32_t)(i % k);
+        p[i] = (float)(0.2 + 0.6 * u);
+        c[i] = (float)((j + 1) * (0.5 + v) / k);
+        y[i] = v < p[i] ? 1.0f : 0.0f;
+        cost[i] = (float)(10 * (j + 1) * (0.5 + u));
+    }
+    y[3] = NAN; /* one missing outcome */
+}
+
+/* The choice path reproduces rtr_path's points exactly in count and λ, and
+ * its realised curve to rounding. */
+static void test_choice_path_matches_path(void) {
+    enum { N = 300, K = 5 };
+    static float p[N * K], c[N * K], y[N * K], cost[N * K];
+    make_table(p, c, y, cost, N, K, 7);
+    rtr_route_table t = {N, K, p, c, NULL, y, cost};
+    rtr_path path = {0};
+    CHECK(rtr_path_compute(&path, &t) == RTR_OK);
+    rtr_backend be;
+    CHECK(rtr_backend_cpu_open(&be) == RTR_OK);
+    rtr_choice_path cp;
+    CHECK(rtr_choice_path_lambda(&cp, &be, p, c, N, K) == RTR_OK);
+    CHECK_MSG(cp.n_points == path.n_points, "%lld vs %lld", (long long)cp.n_points, (long long)path.n_points);
+    static double acc[N * K], cst[N * K], miss[N * K];
+    CHECK(rtr_choice_path_curve(&cp, y, cost, NULL, acc, cst, miss) == RTR_OK);
+    for (int64_t j = 0; j < path.n_points && j < cp.n_points; j++) {
+        CHECK(cp.lambda[j] == path.lambda[j]);
+        CHECK_CLOSE(acc[j], path.real_acc[j], 1e-12, 1e-12);
+        CHECK_CLOSE(cst[j], path.real_cost[j], 1e-9, 1e-12);
+        CHECK(miss[j] == (double)path.n_missing[j]);
+    }
+    /* predicted curve: the p and scaled-c tables as outcomes */
+    CHECK(rtr_choice_path_curve(&cp, p, c, NULL, acc, cst, NULL) == RTR_OK);
+    for (int64_t j = 0; j < path.n_points && j < cp.n_points; j++) {
+        CHECK_CLOSE(acc[j], path.pred_acc[j], 1e-12, 1e-9);
+        CHECK_CLOSE(cst[j], path.pred_cost[j], 1e-12, 1e-9);
+    }
+    rtr_choice_path_free(&cp);
+    rtr_path_free(&path);
+    rtr_backend_free(&be);
+}
+
+static void test_two_pair_matches_sweep(void) {
+    enum { N = 200, K = 3 };
+    static float p[N * K], c[N * K], y[N * K], cost[N * K], score[N];
+    make_table(p, c, y, cost, N, K, 11);
+    for (int i = 0; i < N; i++) score[i] = (float)((i * 37) % 50) / 50.0f; /* ties */
+    rtr_curve sw;
+    CHECK(rtr_router_two_pair_sweep(&sw, score, y, cost, N, K, 0, 2) == RTR_OK);
+    rtr_choice_path cp;
+    double *x = NULL;
+    CHECK(rtr_choice_path_two_pair(&cp, &x, score, N, K, 0, 2) == RTR_OK);
+    CHECK(cp.n_points == sw.n_points);
+    static double acc[N + 1], cst[N + 1];
+    CHECK(rtr_choice_path_curve(&cp, y, cost, NULL, acc, cst, NULL) == RTR_OK);
+    for (int64_t t = 0; t < sw.n_points && t < cp.n_points; t++) {
+        CHECK_CLOSE(x[t], sw.x[t], 0, 0);
+        CHECK_CLOSE(acc[t], sw.acc[t], 1e-12, 1e-12);
+        CHECK_CLOSE(cst[t], sw.cost[t], 1e-9, 1e-12);
+    }
+    /* share-to-strong targets: the last point at or below 50% */
+    int64_t at = rtr_point_within(x, cp.n_points, 0.5);
+    CHECK(at >= 0 && x[at] <= 0.5 && (at + 1 == cp.n_points || x[at + 1] > 0.5));
+    free(x);
+    rtr_choice_path_free(&cp);
+    rtr_curve_free(&sw);
+}
+
+/* Weights are honoured: doubling one query's weight equals duplicating it. */
+static void test_curve_weights(void) {
+    float y[] = {1, 0, 0, 1}, cost[] = {1, 5, 2, 6}; /* 2 queries x 2 pairs */
+    int32_t ch[] = {0, 1};
+    rtr_choice_path cp;
+    CHECK(rtr_choice_path_fixed(&cp, ch, 2, 2) == RTR_OK);
+    double w[] = {3, 1}, acc, cst;
+    CHECK(rtr_choice_path_curve(&cp, y, cost, w, &acc, &cst, NULL) == RTR_OK);
+    CHECK_CLOSE(acc, 1.0, 1e-15, 0); /* 3·1 + 1·1 over 4 */
+    CHECK_CLOSE(cst, (3 * 1 + 6) / 4.0, 1e-15, 0);
+    rtr_choice_path_free(&cp);
+}
+
+/* The bootstrap: seeded (same seed, same draws), paired (a router compared
+ * with itself ties in every resample), intervals that contain the point
+ * estimate, and a clearly better router beating a worse one. */
+static void test_bootstrap(void) {
+    enum { N = 400, K = 3 };
+    static float y[N * K], cost[N * K];
+    static int32_t good[N], bad[N];
+    for (int i = 0; i < N; i++) {
+        y[i * K + 0] = (i % 10) < 5; /* pair 0: 50%, cheap */
+        y[i * K + 1] = (i % 10) < 7; /* pair 1: 70% */
+        y[i * K + 2] = (i % 10) < 8; /* pair 2: 80%, expensive */
+        cost[i * K + 0] = 1, cost[i * K + 1] = 3, cost[i * K + 2] = 10;
+        good[i] = (i % 10) < 5 ? 0 : 2; /* cheap where the cheap pair is right */
+        bad[i] = (i % 10) < 5 ? 2 : 0;
+    }
+    rtr_choice_path pg, pb;
+    CHECK(rtr_choice_path_fixed(&pg, good, N, K) == RTR_OK);
+    CHECK(rtr_choice_path_fixed(&pb, bad, N, K) == RTR_OK);
+    rtr_boot_router r[3] = {{&pg, 1, {0}}, {&pb, 1, {0}}, {NULL, 0, {0}}};
+    rtr_boot b1, b2;
+    CHECK(rtr_bootstrap(&b1, r, 3, y, cost, N, K, 2, 1000, 42) == RTR_OK);
+    CHECK(rtr_bootstrap(&b2, r, 3, y, cost, N, K, 2, 1000, 42) == RTR_OK);
+    CHECK(!memcmp(b1.acc, b2.acc, sizeof(double) * 3000 * RTR_BOOT_MARKS));
+    double lo, hi;
+    rtr_boot_interval(b1.acc, 1000, 3 * RTR_BOOT_MARKS, 0.025, &lo, &hi); /* router 0, mark 0 */
+    CHECK(lo < 0.8 && 0.8 < hi && hi - lo < 0.1);
+    rtr_boot_interval(b1.cost, 1000, 3 * RTR_BOOT_MARKS, 0.025, &lo, &hi);
+    CHECK(lo < 5.5 && 5.5 < hi);
+    CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq + 1, 1000, 3, false) > 0.99);
+    CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq, 1000, 3, false) == 0.5);
+    /* cost to match pair 2: good reaches 80% at 5.5 of 10 in every resample */
+    rtr_boot_interval(b1.to_match, 1000, 3, 0.025, &lo, &hi);
+    CHECK(lo > 0.4 && hi < 0.7);
+    CHECK(rtr_boot_p_beats(b1.to_match, b1.to_match + 1, 1000, 3, true) > 0.99);
+    /* Random: the expectation of the three pairs, about 66.7% */
+    rtr_boot_interval(b1.aiq + 2, 1000, 3, 0.025, &lo, &hi);
+    CHECK(lo > 0 && hi < 0.7);
+    rtr_boot_free(&b1);
+    rtr_boot_free(&b2);
+    CHECK(rtr_bootstrap(&b1, r, 3, y, cost, N, K, 5, 10, 1) == RTR_ERR_INVALID);
+    rtr_choice_path_free(&pg);
+    rtr_choice_path_free(&pb);
+}
+
+TEST_MAIN(T(test_cost_within), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
+          T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap))
