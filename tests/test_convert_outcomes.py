@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""tools/convert-outcomes on small files made here: MoT result folders under
+the published repository's names (*_result) with several task files and an
+unusable record, the long CSV table and its errors, and RouterBench's price
+fit (exact on calls priced by a known rule, training files only). With
+../shared/data, the fit on the real RouterBench files too (a skipped part
+without it)."""
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from rtrtest import SHARED_DATA, SRC, check, finish, skip_part
+
+CONVERT = os.path.join(SRC, "tools", "convert-outcomes")
+
+
+def convert(*args):
+    return subprocess.run([sys.executable, CONVERT, *args], capture_output=True, text=True)
+
+
+def load(out):
+    with open(os.path.join(out, "catalog.json"), encoding="utf-8") as f:
+        cat = json.load(f)
+    with open(os.path.join(out, "outcomes.jsonl"), encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return cat, rows
+
+
+def write_json(path, obj):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+
+
+def mot_folders(tmp):
+    src = os.path.join(tmp, "mot")
+    gsm = [{"question": "Q one", "answer": 18, "generated": ["a = 18", "a = 17", "a = 18"],
+            "results": [18.0, 17.0, 18.0], "prediction": 18.0},
+           {"question": "Q two", "answer": 3, "generated": [], "results": [], "prediction": None}]
+    write_json(os.path.join(src, "GPT4_result", "gsm_cot1.json"), gsm)
+    write_json(os.path.join(src, "GPT4_result", "gsm_cot1_t=0.4.json"), gsm)
+    date = [{"question": "When?", "answer": "05/01/2021", "generated": ["5/1/2021"], "results": ["5/1/2021"],
+             "prediction": "5/1/2021"}]
+    write_json(os.path.join(src, "GPT4_result", "date_greedy_pot2.json"), date)
+    write_json(os.path.join(src, "llama2_13B_result", "gsm_pot1.json"),
+               [{"question": "Q one", "answer": "18", "generated": ["x", "y"], "results": ["18"],
+                 "prediction": "18"}, gsm[1]])
+    write_json(os.path.join(src, "GPT4_result", "notes.json"), {"ignored": True})
+    out = os.path.join(tmp, "mot-out")
+    r = convert("mot-json", src, "--out", out)
+    check(r.returncode == 0, "mot-json on *_result folders: " + r.stderr)
+    if r.returncode:
+        return
+    cat, rows = load(out)
+    check({m["name"] for m in cat["models"]} == {"gpt-4", "llama-2-13b-chat"}, f"models {cat['models']}")
+    check(sorted(r_["id"] for r_ in rows) == ["date-000", "gsm-000"], f"queries {[r_['id'] for r_ in rows]}")
+    check({r_["dataset"] for r_ in rows} == {"date", "gsm"}, "datasets from the task names")
+    for name in ("sc-cot-d1-t0.4", "cot-d1", "pot-greedy-d2", "sc-pot-d1"):
+        check(any(s["name"] == name for s in cat["strategies"]), f"strategy {name} in the catalog")
+    q = next(r_ for r_ in rows if r_["id"] == "gsm-000")
+    by = {(o["model"], o["strategy"]): o for o in q["outcomes"]}
+    check(abs(by[("gpt-4", "cot-d1")]["correct"] - 2 / 3) < 1e-9, "numeric answers compare as numbers (18 == 18.0)")
+    check(by[("gpt-4", "sc-cot-d1")]["correct"] == 1.0, "majority vote outcome")
+    check(by[("llama-2-13b-chat", "pot-d1")]["correct"] == 0.5, "one result of two samples: a failed program is wrong")
+    d = next(r_ for r_ in rows if r_["id"] == "date-000")
+    check(d["outcomes"][0]["correct"] == 1.0, "dates compare as numbers (5/1/2021 == 05/01/2021)")
+    check("gsm_cot1.json: record 1: zero samples" in r.stderr, "the zero-sample record is named: " + r.stderr)
+    check("3 unusable record(s) skipped" in r.stderr, "the skipped records are counted: " + r.stderr)
+    # both spellings of one model's folder are an error, not a silent merge
+    write_json(os.path.join(src, "GPT4", "gsm_cot1.json"), gsm)
+    r = convert("mot-json", src, "--out", os.path.join(tmp, "mot-dup"))
+    check(r.returncode != 0 and "two folders for gpt-4" in r.stderr, "GPT4 and GPT4_result together: " + r.stderr)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def long_table(tmp):
+    path = os.path.join(tmp, "long.csv")
+    header = ["query", "text", "model", "strategy", "correct", "tokens", "cost", "dataset", "split"]
+    write_csv(path, header, [["q1", "What is 2+2?", "m1", "cot", "1", "30", "0.001", "math", "train"],
+                             ["q1", "What is 2+2?", "m2", "direct", "0", "", "NA", "math", "train"],
+                             ["q2", "Line one\nline, two", "m1", "cot", "0.5", "12", "", "trivia", "test"]])
+    desc = os.path.join(tmp, "desc.json")
+    write_json(desc, {"m1": "Model one, small."})
+    out = os.path.join(tmp, "long-out")
+    r = convert("long", path, "--out", out, "--descriptions", desc)
+    check(r.returncode == 0, "long CSV: " + r.stderr)
+    if r.returncode == 0:
+        cat, rows = load(out)
+        check(cat["pairs"] == [["m1", "cot"], ["m2", "direct"]], f"pairs {cat['pairs']}")
+        check(cat["models"][0]["description"] == "Model one, small." and cat["models"][1]["description"] == "m2",
+              "descriptions from the file, else the name")
+        q1 = rows[0]
+        check(q1["split"] == "train" and q1["dataset"] == "math" and len(q1["outcomes"]) == 2, f"q1 {q1}")
+        check(q1["outcomes"][1]["tokens"] is None and q1["outcomes"][1]["cost"] is None, "empty and NA are missing")
+        check(rows[1]["text"] == "Line one\nline, two" and rows[1]["outcomes"][0]["correct"] == 0.5, "quoted text")
+    # errors name the file, line and field
+    cases = [
+        ([["q1", "t", "m1", "cot", "yes", "", "", "", ""]], "long.csv:2: correct 'yes' is not a number"),
+        ([["q1", "t", "m1", "cot", "1.5", "", "", "", ""]], "long.csv:2: correct 1.5 outside [0, 1]"),
+        ([["q1", "t", "m1", "cot", "1", "", "", "", ""], ["q1", "t", "m1", "cot", "0", "", "", "", ""]],
+         "long.csv:3: query q1 has a second row for m1 / cot (first on line 2)"),
+        ([["q1", "t", "m1", "cot", "1", "-4", "", "", ""]], "long.csv:2: tokens -4.0 outside"),
+        ([["q1", "t", "m1", "cot", "1", "", "", "", "dev"]], "long.csv:2: split 'dev'"),
+    ]
+    for rows_, msg in cases:
+        write_csv(path, header, rows_)
+        r = convert("long", path, "--out", os.path.join(tmp, "bad"))
+        check(r.returncode != 0 and msg in r.stderr, f"expected '{msg}', got: {r.stderr.strip()}")
+    write_csv(path, ["query", "text", "model"], [["q1", "t", "m1"]])
+    r = convert("long", path, "--out", os.path.join(tmp, "bad"))
+    check(r.returncode != 0 and "missing column(s) strategy, correct" in r.stderr, "missing columns: " + r.stderr)
+    check(not os.path.exists(os.path.join(tmp, "bad", "outcomes.jsonl")), "nothing written on error")
+
+
+MODELS = ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"]
+PRICES = {"gpt-4-1106-preview": (10.0, 30.0), "mistralai/mistral-7b-chat": (0.2, 0.0)}
+
+
+def routerbench_prices(tmp):
+    sys.path.insert(0, os.path.dirname(CONVERT))
+    header = ["", "sample_id", "prompt", "eval_name"]
+    for m in MODELS:
+        header += [m, m + "|total_cost", m + "|model_response"]
+    header.append("oracle_model_to_route_to")
+    responses = ["Yes.", "The answer is B because of the long reason given here", "def f(x):\n    return x + 1"]
+    prompts = ["Short?", "A somewhat longer prompt with more words in it", "Write a function adding one " * 5]
+
+    def priced(model, prompt, response, split):
+        # input tokens: UTF-8 bytes / 4; output: the converter's own count (letters, digits, symbols)
+        import importlib.machinery
+        import importlib.util
+        loader = importlib.machinery.SourceFileLoader("convert_outcomes", CONVERT)
+        spec = importlib.util.spec_from_loader("convert_outcomes", loader)
+        mod = importlib.util.module_from_spec(spec)
+        loader.exec_module(mod)
+        p_in, p_out = PRICES[model]
+        usd = (len(prompt.encode()) / 4 * p_in + mod.count_tokens(response) * p_out) / 1e6
+        return usd if split == "train" else usd * 7  # test calls priced differently: must not move the fit
+
+    files = []
+    for split in ("train", "test"):
+        rows = []
+        for i, (pr, resp) in enumerate(zip(prompts, responses)):
+            row = [str(i), f"s{i}", repr([pr]), "toy"]
+            for m in MODELS:
+                row += ["1.0", repr(priced(m, pr, resp, split)), resp]
+            rows.append(row + [MODELS[0]])
+        path = os.path.join(tmp, f"toy_{split}.csv")
+        write_csv(path, header, rows)
+        files.append(path)
+    out = os.path.join(tmp, "rb-out")
+    r = convert("routerbench-csv", *files, "--out", out)
+    check(r.returncode == 0, "routerbench-csv: " + r.stderr)
+    if r.returncode:
+        return
+    cat, _ = load(out)
+    for m in cat["models"]:
+        p_in, p_out = PRICES[m["name"]]
+        check(abs(m["price_in"] - p_in) < 1e-4 and abs(m["price_out"] - p_out) < 1e-4,
+              f"{m['name']}: fitted {m.get('price_in')}/{m.get('price_out')} vs {p_in}/{p_out}")
+        check(cat["price_fit"][m["name"]]["calls"] == 3, "fitted on the 3 training calls only")
+
+
+def routerbench_real(tmp):
+    files = sorted(glob.glob(os.path.join(SHARED_DATA, "routerbench_zs", "*.csv")))
+    if not files:
+        skip_part(f"{SHARED_DATA}/routerbench_zs not found: the fit on the real files is not checked")
+        return
+    out = os.path.join(tmp, "rb-real")
+    r = convert("routerbench-csv", *files, "--out", out)
+    check(r.returncode == 0, "routerbench-csv on the real files: " + r.stderr)
+    if r.returncode:
+        return
+    cat, _ = load(out)
+    check(len(cat["models"]) == 11 and all("price_in" in m and "price_out" in m for m in cat["models"]),
+          "every RouterBench model gets prices")
+    fits = cat["price_fit"]
+    check(all(fits[m["name"]]["r2"] > 0.9 for m in cat["models"]), f"R^2 > 0.9 for every model: {fits}")
+    gpt4 = next(m for m in cat["models"] if m["name"] == "gpt-4-1106-preview")
+    mistral = next(m for m in cat["models"] if m["name"] == "mistralai/mistral-7b-chat")
+    check(gpt4["price_out"] > 20 * mistral["price_out"], "GPT-4 output far dearer than Mistral 7B's")
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        mot_folders(tmp)
+        long_table(tmp)
+        routerbench_prices(tmp)
+        routerbench_real(tmp)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
