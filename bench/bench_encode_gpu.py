@@ -4,13 +4,16 @@ sentence-transformers fp16 on the same GPU, in the same run, on 100k
 real-length queries, with the compute floor.
 
     bench/bench_encode_gpu.py [--rtr build-gpu/rtr] [--model all-MiniLM-L6-v2] [-n 100000]
-                              [--device cuda] [--precision bf16] [--peak-tflops 989]
+                              [--device cuda] [--precision bf16] [--peak-tflops 989] [--tokens T]
 
 The corpus is the 2,100 questions of ../shared/data/rtr_questions
 ($RTR_SHARED_DATA) repeated and shuffled (seeded) to n queries (71.6 MiniLM
 tokens each on average), ingested with `rtr ingest` into a temporary folder;
 where that file is absent (a GPU node gets no ../shared), 2,100 questions of
-`rtr gen-demo` instead, as the first line says. rtr's rate is its encoder time
+`rtr gen-demo` instead, as the first line says. With --tokens T every
+query is exactly T tokens long instead (T - 2 whole words drawn, seeded,
+from the model's vocab.txt, each one token; the count is checked with the
+tokenizer): the issue's target is stated at 64. rtr's rate is its encoder time
 (the JSON summary's encode_seconds: tokenizing, batching, forward passes and
 copies, not loading or the HDF5 writes), best of --rounds runs, and end to
 end (the whole `rtr encode` command). sentence-transformers encodes the same
@@ -22,7 +25,10 @@ check that this script works on a machine without a GPU.
 The floor is 2 x (linear-layer parameters) x (real tokens) FLOPs at the
 card's dense peak (default 989 TFLOP/s: H100 SXM bf16), the GEMM time no
 implementation can beat (attention adds about 4 x layers x hidden x tokens
-x mean length, a few percent at these lengths). Tokens are counted with the
+x mean length, a few percent at these lengths). A model folder made by
+tools/random-encoder (random_weights.json in it) is named as such: its
+throughput is the real model's, its embeddings mean nothing. The last line
+("summary: ...") holds the figures in one line. Tokens are counted with the
 Hugging Face `tokenizers` library on the model's tokenizer.json (the ids rtr
 reproduces exactly, tests/test_tokenizer.c). Exit status 77 when the model
 folder is absent.
@@ -59,6 +65,15 @@ def corpus_texts(qs, n, seed):
     random.Random(seed).shuffle(picks)
     picks = picks[:n]
     return [qs[i] for i in picks], picks
+
+
+def fixed_length_texts(model, tokens, n, seed):
+    """n texts of exactly `tokens` tokens (specials included): tokens - 2 whole
+    words of the model's vocabulary, one token each."""
+    with open(os.path.join(model, "vocab.txt"), encoding="utf-8") as f:
+        words = [w.strip() for w in f if w.strip().isascii() and w.strip().isalpha() and len(w.strip()) >= 3]
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(words, k=tokens - 2)) for _ in range(n)]
 
 
 def max_seq_length(model):
@@ -172,6 +187,7 @@ def main():
                     "cuda, 32 on cpu)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="dense peak for the floor (default on cuda: 989, H100 SXM bf16)")
+    ap.add_argument("--tokens", type=int, default=0, help="queries of exactly this many tokens (0: real questions)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     gpu = args.device != "cpu"
@@ -186,11 +202,22 @@ def main():
     with tempfile.TemporaryDirectory(prefix="rtr_bench_encode_") as work:
         # the catalog for ingest, and the questions where ../shared is absent
         run([args.rtr, "gen-demo", "--queries", "2100", os.path.join(work, "demo")])
-        qs, source = questions(work)
-        texts, picks = corpus_texts(qs, args.n, args.seed)
+        if args.tokens:
+            if not 3 <= args.tokens <= max_seq_length(model):
+                sys.exit(f"--tokens {args.tokens}: outside 3..{max_seq_length(model)}")
+            qs = fixed_length_texts(model, args.tokens, args.n, args.seed)
+            texts, picks, source = qs, list(range(args.n)), f"texts of exactly {args.tokens} tokens, seed {args.seed}"
+        else:
+            qs, source = questions(work)
+            texts, picks = corpus_texts(qs, args.n, args.seed)
+            source = f"{len(qs)} {source}, repeated and shuffled, seed {args.seed}"
         tokens = count_tokens(model, qs, picks)
-        print(f"== encode benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.model}, "
-              f"{len(texts)} queries ({len(qs)} {source}, repeated and shuffled, seed {args.seed}), "
+        if args.tokens and tokens is not None and tokens != args.tokens * len(texts):
+            sys.exit(f"--tokens {args.tokens}: the texts have {tokens} tokens, not {args.tokens * len(texts)}")
+        random_weights = os.path.exists(os.path.join(model, "random_weights.json"))
+        print(f"== encode benchmark {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {args.model}"
+              f"{' (random weights: tools/random-encoder)' if random_weights else ''}, "
+              f"{len(texts)} queries ({source}), "
               + (f"{tokens} tokens ({tokens / len(texts):.1f} per query, max {max_seq_length(model)})"
                  if tokens else "tokens not counted (no `tokenizers` module)"))
         r = run_rtr(args, model, texts, work)
@@ -200,6 +227,7 @@ def main():
           f"end to end {len(texts) / r['wall']:.0f} q/s ({r['wall']:.2f} s: load {r['load_seconds']:.2f} s, "
           f"HDF5 and the rest {r['wall'] - r['encode_seconds'] - r['load_seconds']:.2f} s)")
     st = run_st(args, model, texts)
+    st_qps = None
     if "skip" in st:
         print(f"sentence-transformers: skipped: {st['skip']}")
     else:
@@ -207,8 +235,8 @@ def main():
             print(f"sentence-transformers {st['dtype']} on {st['device']}, batch {s['batch']:4d}: "
                   f"{len(texts) / s['secs']:9.0f} q/s ({s['secs']:.3f} s; {st['versions']})")
         best = min(st["runs"], key=lambda s: s["secs"])
-        print(f"ratio rtr / sentence-transformers (best batch, {best['batch']}): "
-              f"{qps / (len(texts) / best['secs']):.2f}x")
+        st_qps = len(texts) / best["secs"]
+        print(f"ratio rtr / sentence-transformers (best batch, {best['batch']}): {qps / st_qps:.2f}x")
     if peak and tokens:
         flop = 2 * linear_params(model) * tokens
         floor = flop / (peak * 1e12)
@@ -217,6 +245,9 @@ def main():
               f"{floor / r['encode_seconds']:.1%} of it ({flop / r['encode_seconds'] / 1e12:.3g} TFLOP/s)")
     if gpu:
         print(f"target {TARGET_QPS} q/s: {'met' if qps >= TARGET_QPS else 'not met'} ({qps / TARGET_QPS:.2f}x)")
+    print(f"summary: rtr {qps:.0f} q/s" + (f", sentence-transformers {st_qps:.0f} q/s ({qps / st_qps:.2f}x)"
+                                          if st_qps else ", sentence-transformers skipped")
+          + (f", GEMM floor {len(texts) / floor:.0f} q/s" if peak and tokens else ""))
 
 
 if __name__ == "__main__":

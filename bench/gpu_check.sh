@@ -1,92 +1,318 @@
 #!/usr/bin/env bash
-# gpu_check.sh — the one script to run whenever a GPU node is available
-# (meant to finish in under 5 minutes on one H100): builds rtr with CUDA for
-# the card in the machine; runs the GPU test (every backend op against the
-# reference backend with guard bytes, the whole encoder against the CPU on
-# real weights, training against the CPU trainer epoch by epoch) and the
-# emulated tests; then benchmarks, each against its floor or its peer in the
-# same run: every op (CPU and GPU), encode (100k queries, rtr bf16 against
-# sentence-transformers fp16 where torch is installed), a training epoch
-# over 1M x 24, and the exact λ path over 1M x 24 (GPU against this node's
-# CPU, identical paths required). Paste its output, the card and the date
-# into docs/CUDA.md ("Measured on a GPU").
+# gpu_check.sh — the one prepared command for a GPU machine. On a lent device
+# machine (15 minutes of device time, start included; maybe the only one for
+# weeks) it must give the most information whatever goes wrong, so:
 #
-# Encoder models: data/models/<name> or $RTR_MODELS_DIR (tools/fetch-encoder);
-# without them the encoder parts say so and are skipped.
+#  - no step can stop the script: every test and benchmark runs whatever
+#    failed before it, each under its own time budget (`timeout`), and the
+#    whole run stays inside RTR_GPU_CHECK_SECONDS (default 480 s; the device
+#    call's timeout is 540): a step that would start without time left is
+#    recorded as not run;
+#  - each step's status (pass, skip, FAIL rc, TIMEOUT, not run), time and
+#    headline figure go into a summary table printed last (the device tool
+#    returns the end of the output) and into $OUT/summary.tsv; every step's
+#    full log goes into $OUT/steps.tar.gz; $OUT defaults to a new folder
+#    under ${TMPDIR:-/tmp} when unset;
+#  - exit status: 0 all passed, 1 anything failed or timed out, 77 no GPU
+#    visible (nothing failed; the GPU steps were not run).
 #
-#   bench/gpu_check.sh [BUILD_DIR]        (default: build-gpu)
-#   RTR_GPU_ARCH=80 bench/gpu_check.sh    (A100; default: the card's own arch)
-#   bench/gpu_check.sh --bundle .device   (the lent device machines: binaries,
-#                                          libraries and fp16 MiniLM packed here
-#                                          by tools/device-bundle; nothing built)
+# Steps, most informative first: the machine (OS, glibc, CPU, card, driver,
+# toolkit, Python packages); the libraries each binary resolves; the card's
+# measured ceilings (device-to-device copy, an 8192³ bf16 matmul through
+# PyTorch), which bench_backend then uses as its peaks; random-weight MiniLM
+# and MPNet built from their config.json (tools/random-encoder); test_gpu
+# (every backend op against the reference backend, the encoder on the GPU
+# against the CPU on the real fp16 MiniLM and on MPNet, training against the
+# CPU trainer); bench_backend (every op, its roofline floor beside it);
+# encode throughput of rtr against sentence-transformers fp16 on the same
+# GPU (MiniLM and MPNet at real question lengths, and the headline: MPNet
+# at 64 tokens, target 50,000 queries/s on an H100); a training epoch over
+# 1M x 24; the exact λ path over 1M x 24; test_gpu's backend suite once
+# more under compute-sanitizer memcheck and racecheck (skipped, with the
+# reason, where the runtime refuses: gVisor); the emulated kernel tests.
 #
-# Exit status: 0 all passed, 1 a test or build failed, 77 no usable GPU.
-set -euo pipefail
+#   bench/gpu_check.sh --bundle .device     the lent device machines: the binaries,
+#                                           libraries and models packed here by
+#                                           tools/device-bundle; nothing is built
+#   bench/gpu_check.sh [BUILD_DIR]          a GPU machine with rtr's dependencies:
+#                                           builds (default build-gpu) for the card
+#   RTR_GPU_ARCH=80 bench/gpu_check.sh      (A100; default: the card's own arch)
+#
+# The device call (docs/CUDA.md): `bench/gpu_check.sh --bundle .device 2>&1 |
+# tee $OUT/gpu_check.log`, carry [".device"], timeout 540.
+set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bundle=
-if [ "${1:-}" = --bundle ]; then
-    [ -f "${2:-}/runtime.tar.xz" ] || { echo "usage: $0 --bundle DIR (made by tools/device-bundle)" >&2; exit 2; }
-    models=$(cd "$2" && pwd)/models
-    bundle=$(mktemp -d /tmp/rtr-bundle.XXXXXX)
-    trap 'rm -rf "$bundle"' EXIT
-    tar -C "$bundle" -xJf "$2/runtime.tar.xz" 
-fi
-build=${1:-$root/build-gpu}
-jobs=$(nproc 2>/dev/null || echo 4)
-start=$(date +%s)
+t_start=$(date +%s)
+deadline=$((t_start + ${RTR_GPU_CHECK_SECONDS:-480}))
+out=${OUT:-${TMPDIR:-/tmp}/rtr-gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+work=$(mktemp -d "${TMPDIR:-/tmp}/rtr-gpu-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/steps"
+export PYTHONUNBUFFERED=1 RTR_SOURCE_DIR="$root"
 
-echo "== rtr gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname)"
-if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
-    echo "no GPU visible (nvidia-smi -L failed): nothing to check" >&2
-    exit 77
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-arch=${RTR_GPU_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)}
+bundle_src=
+case "${1:-}" in
+    --bundle)
+        [ -f "${2:-}/runtime.tar.xz" ] ||
+            { echo "usage: $0 --bundle DIR (made by tools/device-bundle) | $0 [BUILD_DIR]" >&2; exit 2; }
+        bundle_src=$(cd "$2" && pwd) ;;
+    -*) echo "usage: $0 --bundle DIR | $0 [BUILD_DIR]" >&2; exit 2 ;;
+esac
 
-if [ -n "$bundle" ]; then
-    echo "== bundle $bundle ($(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(ldd --version | head -1))"
-    # cuBLASLt from the CUDA toolkit or PyTorch's wheel, whichever the image has
-    cublas=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' \
-             2>/dev/null || true)
-    export LD_LIBRARY_PATH="$bundle/lib${cublas:+:$cublas}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-    export RTR_MODELS_DIR="$models" RTR_SOURCE_DIR="$root"
-    if ldd "$bundle/bin/rtr" | grep 'not found'; then echo "bundle: libraries missing (above)" >&2; exit 1; fi
-    rtr=$bundle/bin/rtr kbin=$bundle/bin bbin=$bundle/bin
+# ---- the step runner -------------------------------------------------------
+names=() statuses=() times=() figures=()
+failed=0
+# step NAME BUDGET_S KEY_REGEX CMD...: run CMD (a program, or a function of
+# this script: they are exported, as are the variables they read) under
+# `timeout`, output to the console and the step's log; record status,
+# seconds and the last line of the log matching KEY_REGEX (the headline).
+step() {
+    local name=$1 budget=$2 key=$3 rc status t0 left
+    shift 3
+    left=$((deadline - $(date +%s)))
+    [ "$budget" -le "$left" ] || budget=$left
+    echo
+    echo "== [$name] $(date -u +%H:%M:%S), budget ${budget} s: $*"
+    t0=$(date +%s)
+    if [ "$budget" -lt 10 ]; then
+        status="not run (out of time)" rc=1
+        echo "$status" >"$work/steps/$name.log"
+    else
+        timeout -k 5 "$budget" bash -c '"$@"' "$name" "$@" </dev/null 2>&1 | tee "$work/steps/$name.log"
+        rc=${PIPESTATUS[0]}
+        case $rc in
+            0) status=pass ;;
+            77) status=skip ;;
+            124 | 137) status="TIMEOUT (${budget} s)" ;;
+            *) status="FAIL (rc $rc)" ;;
+        esac
+    fi
+    case $rc in 0 | 77) ;; *) failed=1 ;; esac
+    names+=("$name") statuses+=("$status") times+=($(($(date +%s) - t0)))
+    figures+=("$([ -n "$key" ] && grep -E "$key" "$work/steps/$name.log" | tail -1 | cut -c1-150)")
+    return 0
+}
+# a step that needs a GPU: recorded as skipped when none is visible
+gpu_step() {
+    if [ "$gpu" = 1 ]; then step "$@"; else
+        names+=("$1") statuses+=("skip (no GPU visible)") times+=(0) figures+=("")
+    fi
+}
+
+# ---- the machine -----------------------------------------------------------
+machine() {
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); host: $(hostname); kernel: $(uname -r)"
+    echo "os: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"); $(ldd --version 2>&1 | head -1)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) online;" \
+         "flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -oE ' (avx2|avx512f|avx512_bf16|amx_tile)' | tr -d '\n')"
+    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,compute_cap \
+               --format=csv 2>&1 || echo "nvidia-smi: not usable"
+    nvcc --version 2>/dev/null | tail -1 || true
+    command -v compute-sanitizer >/dev/null && echo "compute-sanitizer: $(command -v compute-sanitizer)"
+    command -v ncu >/dev/null && echo "ncu: $(command -v ncu)"
+    python3 - <<'PY' 2>&1 || true
+import importlib, sys
+v = [f"python {sys.version.split()[0]} ({sys.executable})"]
+for m in ("torch", "transformers", "sentence_transformers", "tokenizers", "numpy", "h5py"):
+    try:
+        v.append(f"{m} {importlib.import_module(m).__version__}")
+    except Exception as e:
+        v.append(f"{m} absent ({type(e).__name__})")
+print("; ".join(v))
+PY
+}
+echo "== rtr gpu_check: figures and logs in $out"
+machine | tee "$out/machine.txt"
+gpu=0
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=1; else
+    echo "no GPU visible (nvidia-smi -L failed): the steps that need one are not run"
+fi
+arch=${RTR_GPU_ARCH:-$( [ $gpu = 1 ] && nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d . || echo 90)}
+
+# ---- the binaries: unpack the bundle, or build ---------------------------
+# find_lib SONAME: the first folder holding SONAME among the CUDA wheels
+# (CUDA 12: nvidia/<lib>/lib, CUDA 13: nvidia/cu13/lib) of every Python on
+# the PATH, the CUDA toolkits, and the linker cache.
+find_lib() {
+    local so=$1 d py
+    {
+        for py in python3 python; do
+            command -v "$py" >/dev/null || continue
+            "$py" -c 'import site, sys; print(*site.getsitepackages(), *sys.path, sep="\n")' 2>/dev/null |
+                while read -r d; do ls -d "$d"/nvidia/*/lib "$d"/torch/lib 2>/dev/null; done
+        done
+        ls -d ${CUDA_HOME:-/nonexistent}/lib* /usr/local/cuda*/lib* /usr/local/cuda*/targets/*/lib \
+              /opt/nvidia/*/lib* 2>/dev/null
+        ldconfig -p 2>/dev/null | awk -v so="$so" '$1 == so {sub(/\/[^\/]*$/, "", $NF); print $NF}'
+    } | while read -r d; do [ -e "$d/$so" ] && { echo "$d"; break; }; done
+}
+# The bundle: bin/ finds lib/ through its RPATH ($ORIGIN/../lib); the CUDA
+# libraries it does not carry (cuBLAS) are linked into lib/ from wherever
+# this machine has them, so nothing else sees the bundle's libraries.
+unpack_bundle() {
+    bundle=$work/bundle
+    mkdir -p "$bundle"
+    tar -C "$bundle" -xJf "$bundle_src/runtime.tar.xz" || return 1
+    local missing=0 so dir b
+    for so in $(for b in "$bundle"/bin/*; do ldd "$b"; done | awk '$2 == "=>" && $3 == "not" {print $1}' | sort -u); do
+        dir=$(find_lib "$so")
+        if [ -n "$dir" ]; then
+            ln -s "$dir/$so" "$bundle/lib/$so"
+            echo "$so: $dir"
+        else
+            echo "$so: NOT FOUND on this machine (wheels nvidia/*/lib of $(command -v python3), /usr/local/cuda*, ldconfig)"
+        fi
+    done
+    for b in "$bundle"/bin/*; do
+        if ldd "$b" | grep 'not found'; then echo "$(basename "$b"): libraries missing (above)"; missing=1; fi
+    done
+    [ $missing = 0 ] && echo "every binary resolves its libraries:" && ldd "$bundle/bin/rtr" | sed 's/^/  /'
+    return $missing
+}
+build_rtr() {
+    command -v cmake >/dev/null || { echo "cmake not found: run tools/setup-deps first"; return 1; }
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRTR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" &&
+        cmake --build "$build" -j"$(nproc)" --target rtr test_gpu test_kernels_emu test_emu test_encoder_emu \
+              test_train_emu test_route_emu bench_backend bench_train bench_sweep
+}
+export -f find_lib unpack_bundle build_rtr
+export work out root bundle_src arch
+if [ -n "$bundle_src" ]; then
+    step libraries 60 'resolves|NOT FOUND' unpack_bundle
+    rtr=$work/bundle/bin/rtr kbin=$work/bundle/bin bbin=$work/bundle/bin
+    models=$work/bundle/models randsrc=$work/bundle/random-src
 else
-    command -v cmake >/dev/null || { echo "cmake not found: run tools/setup-deps first" >&2; exit 1; }
-    echo "== build (sm_$arch)"
-    mkdir -p "$build"
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRTR_CUDA=ON \
-          -DCMAKE_CUDA_ARCHITECTURES="$arch" >"$build/configure.log" 2>&1 ||
-        { tail -20 "$build/configure.log"; exit 1; }
-    cmake --build "$build" -j"$jobs" --target rtr test_gpu test_kernels_emu test_emu test_encoder_emu test_train_emu \
-          test_route_emu bench_backend bench_train bench_sweep
+    export build=${1:-$root/build-gpu}
+    step build 400 'Built target|Error' build_rtr
     rtr=$build/rtr kbin=$build/kernels bbin=$build/bench
+    models=${RTR_MODELS_DIR:-$root/data/models} randsrc=$models
+fi
+export rtr kbin bbin models randsrc
+
+# ---- the card's ceilings, measured (the peaks of every floor below) -------
+ceilings() {
+    python3 - "$out/ceilings.txt" <<'PY'
+import sys
+try:
+    import torch
+except ImportError as e:
+    print(f"torch absent ({e}): the datasheet peaks are used")
+    sys.exit(77)
+if not torch.cuda.is_available():
+    print("torch sees no CUDA device")
+    sys.exit(77)
+
+def median_ms(fn, reps):
+    fn(); fn(); torch.cuda.synchronize()
+    t = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record(); fn(); b.record(); b.synchronize()
+        t.append(a.elapsed_time(b))
+    return sorted(t)[len(t) // 2]
+
+x = torch.randint(0, 255, (1 << 31,), dtype=torch.uint8, device="cuda")
+y = torch.empty_like(x)
+bw = 2 * x.numel() / (median_ms(lambda: y.copy_(x), 20) * 1e-3)
+del x, y
+n = 8192
+a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+tc = 2 * n ** 3 / (median_ms(lambda: a @ b, 20) * 1e-3)
+a, b = a.float(), b.float()
+torch.backends.cuda.matmul.allow_tf32 = False
+f32 = 2 * n ** 3 / (median_ms(lambda: a @ b, 5) * 1e-3)
+p = torch.cuda.get_device_properties(0)
+print(f"{p.name}: {p.multi_processor_count} SMs, {p.total_memory / 2**30:.0f} GiB; measured: device-to-device copy "
+      f"{bw / 1e12:.2f} TB/s (read + write, 2 GiB), bf16 matmul 8192^3 {tc / 1e12:.0f} TFLOP/s, fp32 (no tf32) "
+      f"{f32 / 1e12:.1f} TFLOP/s (random data, medians)")
+with open(sys.argv[1], "w") as f:
+    f.write(f"{tc / 1e12:.1f} {f32 / 1e12:.2f} {bw / 1e12:.3f}\n")
+PY
+}
+export -f ceilings
+gpu_step ceilings 60 'measured' ceilings
+peaks=()
+if [ -s "$out/ceilings.txt" ]; then
+    read -r p_tc p_f32 p_bw <"$out/ceilings.txt"
+    peaks=(--peak-tc "$p_tc" --peak-fp32 "$p_f32" --peak-bw "$p_bw")
 fi
 
-echo "== tests"
-status=0
-"$kbin/test_gpu" || status=$?
-if [ "$status" = 77 ]; then echo "test_gpu skipped: the CUDA backend did not open" >&2; exit 77; fi
-[ "$status" = 0 ] || { echo "test_gpu FAILED" >&2; exit 1; }
-"$kbin/test_emu" >/dev/null
-"$kbin/test_kernels_emu" | tail -1
-"$kbin/test_train_emu" | tail -1
-"$kbin/test_route_emu" | grep -E '^(==|FAIL|no GPU|[0-9]+ passed)'
-if [ -x "$kbin/test_encoder_emu" ]; then "$kbin/test_encoder_emu" | tail -1 || [ $? -eq 77 ]; fi
-
-echo "== benchmark (same run: CPU and GPU)"
-"$kbin/bench_backend"
-
-echo "== encode: rtr --device cuda --precision bf16 against sentence-transformers fp16 on this GPU, 100k queries"
-for m in all-MiniLM-L6-v2 all-mpnet-base-v2; do
-    python3 "$root/bench/bench_encode_gpu.py" --rtr "$rtr" --model "$m" -n 100000 || [ $? -eq 77 ]
+# ---- encoder folders: the real fp16 MiniLM (correctness) and random-weight
+# MiniLM and MPNet (throughput), built here from their config.json --------
+random_models() {
+    python3 "$root/tools/random-encoder" "$models/all-MiniLM-L6-v2" "$work/random/all-MiniLM-L6-v2" &&
+        python3 "$root/tools/random-encoder" "$randsrc/all-mpnet-base-v2" "$work/random/all-mpnet-base-v2"
+}
+export -f random_models
+step random-models 120 'mpnet' random_models
+# the models the encoder tests compare GPU and CPU on: the real MiniLM, and
+# MPNet real where this machine has it, else random (its GPU path still runs)
+mkdir -p "$work/test-models"
+ln -s "$models/all-MiniLM-L6-v2" "$work/test-models/all-MiniLM-L6-v2"
+for d in "$models/all-mpnet-base-v2" "$work/random/all-mpnet-base-v2"; do
+    [ -f "$d/model.safetensors" ] && { ln -s "$d" "$work/test-models/all-mpnet-base-v2"; break; }
 done
+export RTR_MODELS_DIR=$work/test-models
 
-echo "== training epoch, 1M queries x 24 pairs, D = H = U = 768 (target: < 10 s on an H100)"
-"$bbin/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
+# ---- tests and benchmarks on the GPU ---------------------------------------
+gpu_step test_gpu 200 'passed' "$kbin/test_gpu"
+gpu_step bench_backend 90 '' "$kbin/bench_backend" "${peaks[@]}"
+encode() { # MODEL N [extra args of bench_encode_gpu.py]
+    local m=$1 n=$2
+    shift 2
+    [ -f "$work/random/$m/model.safetensors" ] || { echo "no random $m (step random-models)"; return 1; }
+    python3 "$root/bench/bench_encode_gpu.py" --rtr "$rtr" --models "$work/random" --model "$m" -n "$n" \
+        --rounds 2 --st-batches 256 ${p_tc:+--peak-tflops "$p_tc"} "$@"
+}
+export -f encode
+export p_tc=${p_tc:-}
+gpu_step encode-mpnet-64tok 100 '^summary:' encode all-mpnet-base-v2 100000 --tokens 64
+gpu_step encode-mpnet 100 '^summary:' encode all-mpnet-base-v2 50000
+gpu_step encode-minilm 80 '^summary:' encode all-MiniLM-L6-v2 100000
+gpu_step train 100 'epoch' "$bbin/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
+gpu_step sweep 60 'GPU|speedup' "$bbin/bench_sweep" --device cuda 1000000 24 0
 
-echo "== exact λ path, 1M queries x 24 pairs: the GPU against this node's CPU (same run; identical paths required)"
-"$bbin/bench_sweep" --device cuda 1000000 24 0
+# ---- test_gpu's backend suite under compute-sanitizer --------------------
+sanitize() { # TOOL
+    local cs log=$work/sanitizer-$1.log
+    cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+    [ -n "$cs" ] || { echo "compute-sanitizer not on this machine: skipped"; return 77; }
+    RTR_TEST_GPU_ONLY=backend "$cs" --tool "$1" --error-exitcode 3 "$kbin/test_gpu" >"$log" 2>&1
+    local rc=$?
+    if grep -qE 'Device not supported|not supported on this platform|Unable to find injection|error 999' "$log"; then
+        grep -m3 -E 'not supported|injection|999' "$log"
+        echo "compute-sanitizer refused this runtime (gVisor does): skipped"
+        return 77
+    fi
+    grep -vE '^(ok|skip)  ' "$log" | tail -40
+    return $rc
+}
+export -f sanitize
+gpu_step memcheck 75 'ERROR SUMMARY' sanitize memcheck
+gpu_step racecheck 90 'ERROR SUMMARY|RACECHECK SUMMARY' sanitize racecheck
 
-echo "== done in $(( $(date +%s) - start )) s"
+# ---- the emulated kernels (CPU only: what CI runs, here on this machine) ---
+step test_emu 30 'passed' "$kbin/test_emu"
+step test_kernels_emu 60 'passed' "$kbin/test_kernels_emu"
+step test_train_emu 40 'passed' "$kbin/test_train_emu"
+step test_route_emu 40 'passed' "$kbin/test_route_emu"
+step test_encoder_emu 90 'passed|max' "$kbin/test_encoder_emu"
+
+# ---- the summary ------------------------------------------------------------
+tar -C "$work" -czf "$out/steps.tar.gz" steps $(cd "$work" && ls sanitizer-*.log 2>/dev/null)
+{
+    printf 'step\tstatus\tseconds\tfigure\n'
+    for i in "${!names[@]}"; do printf '%s\t%s\t%s\t%s\n' "${names[$i]}" "${statuses[$i]}" "${times[$i]}" "${figures[$i]}"; done
+} >"$out/summary.tsv"
+echo
+echo "== summary ($(($(date +%s) - t_start)) s; $(head -1 "$out/machine.txt" | cut -c1-60); logs: $out)"
+[ -s "$out/ceilings.txt" ] && grep -h 'measured' "$work/steps/ceilings.log" | tail -1
+for i in "${!names[@]}"; do
+    printf '%-20s %-24s %4s s  %s\n' "${names[$i]}" "${statuses[$i]}" "${times[$i]}" "${figures[$i]}"
+done
+[ $failed = 0 ] || { echo "gpu_check: FAILED (above)"; exit 1; }
+[ $gpu = 1 ] || { echo "gpu_check: no GPU visible: GPU steps not run"; exit 77; }
+echo "gpu_check: all passed"

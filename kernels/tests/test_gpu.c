@@ -6,7 +6,9 @@
  * training on the GPU against the CPU trainer epoch by epoch. Exits 77
  * (skipped) when no CUDA device answers — a build without CUDA, no driver or
  * no GPU — which is every CI machine; run it on a GPU node
- * (bench/gpu_check.sh does). */
+ * (bench/gpu_check.sh does). RTR_TEST_GPU_ONLY=backend runs the backend
+ * suite alone (small shapes: what gpu_check.sh runs under compute-sanitizer,
+ * where the encoder and training would take minutes). */
 #include "backend_suite.h"
 #include "encoder_fixture.h"
 #include "rtr/encoder.h"
@@ -16,6 +18,12 @@
 
 #include <string.h>
 #include <time.h>
+
+/* Whether RTR_TEST_GPU_ONLY=backend asks for the backend suite alone. */
+static bool backend_suite_only(void) {
+    const char *only = getenv("RTR_TEST_GPU_ONLY");
+    return only && !strcmp(only, "backend");
+}
 
 static void test_cuda_backend_against_cpu(void) {
     rtr_backend gpu, ref;
@@ -101,6 +109,7 @@ static bool encoder_gpu_against_cpu(rtr_backend *gpu, const char *name) {
 }
 
 static void test_cuda_encoder_against_cpu(void) {
+    if (backend_suite_only()) TEST_SKIP("RTR_TEST_GPU_ONLY=backend");
     rtr_backend gpu;
     if (rtr_backend_init(&gpu, "cuda") != RTR_OK) {
         fprintf(stderr, "no CUDA device: %s\n", rtr_last_error());
@@ -199,6 +208,7 @@ static void gpu_train_compare(rtr_backend *gpu, rtr_backend *cpu, int nm, int ns
 }
 
 static void test_training_on_gpu_matches_cpu(void) {
+    if (backend_suite_only()) TEST_SKIP("RTR_TEST_GPU_ONLY=backend");
     rtr_backend gpu, cpu;
     if (rtr_backend_init(&gpu, "cuda") != RTR_OK) TEST_SKIP("no CUDA device");
     CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
