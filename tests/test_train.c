@@ -163,6 +163,14 @@ static void test_bad_input(void) {
     CHECK(train_one(&p, cfg, NULL) == RTR_ERR_NUMERIC);
     rtr_predictor_free(&p);
     correct[7 * K + 1] = keep;
+    /* no token outcome at all: refused, naming the reason */
+    static float no_tokens[N_ALL * K];
+    for (int i = 0; i < N_ALL * K; i++) no_tokens[i] = NAN;
+    CHECK(rtr_predictor_init(&p, &cfg, &cat, D, d_model, d_strategy) == RTR_OK);
+    rtr_train_data nt = {.n = N_TRAIN, .D = D, .K = K, .emb = emb, .correct = correct, .tokens = no_tokens};
+    CHECK(rtr_predictor_train(&p, &nt, NULL, NULL) == RTR_ERR_INVALID);
+    CHECK(strstr(rtr_last_error(), "token head has nothing to learn") != NULL);
+    rtr_predictor_free(&p);
     /* a diverging run */
     cfg.lr = 1e30;
     CHECK(train_one(&p, cfg, NULL) == RTR_ERR_NUMERIC);
@@ -175,4 +183,50 @@ static void test_bad_input(void) {
     remove(path);
 }
 
-TEST_MAIN(T(test_learns_and_beats_naive), T(test_deterministic_and_roundtrip), T(test_bad_input))
+/* A checkpoint whose bytes changed after saving (one weight, or the stored
+ * hash itself) fails to load, naming both hashes; the intact file loads. */
+static void test_checkpoint_hash_verified(void) {
+    make_data();
+    rtr_predictor p, q;
+    rtr_train_params cfg = small_params();
+    cfg.max_epochs = 1;
+    CHECK(train_one(&p, cfg, NULL) == RTR_OK);
+    const char *path = RTR_BINARY_DIR "/test_train_hash.safetensors";
+    CHECK(rtr_predictor_save(&p, path) == RTR_OK);
+    CHECK(rtr_predictor_load(&q, path) == RTR_OK);
+    rtr_predictor_free(&q);
+    char *data;
+    size_t len;
+    CHECK(rtr_read_file(path, &data, &len) == RTR_OK);
+    char hash[17];
+    rtr_predictor_hash_hex(&p, hash);
+    /* flip one bit of every tensor in turn (the tensors follow the header):
+     * a parameter, a frozen description or a pair index, each is caught */
+    uint64_t header;
+    memcpy(&header, data, 8);
+    size_t body = 8 + header, step = (len - body) / 7 + 1;
+    for (size_t at = body + 1; at < len; at += step) {
+        data[at] ^= 0x10;
+        CHECK(rtr_write_file_atomic(path, data, len) == RTR_OK);
+        CHECK_MSG(rtr_predictor_load(&q, path) != RTR_OK, "bit flip at byte %zu of %zu loads", at, len);
+        data[at] ^= 0x10;
+    }
+    size_t at = len - 2; /* a pair index (the last tensor): 1.0f or 0.0f, now another valid index */
+    data[at] ^= 0x80;
+    CHECK(rtr_write_file_atomic(path, data, len) == RTR_OK);
+    CHECK(rtr_predictor_load(&q, path) == RTR_ERR_FORMAT);
+    CHECK(strstr(rtr_last_error(), "stored checkpoint_hash") != NULL && strstr(rtr_last_error(), hash) != NULL);
+    /* the parameters intact but the stored hash edited */
+    data[at] ^= 0x01;
+    char *h = strstr(data + 8, hash);
+    CHECK(h != NULL && h < data + 8 + header);
+    if (h) h[0] = h[0] == '0' ? '1' : '0';
+    CHECK(rtr_write_file_atomic(path, data, len) == RTR_OK);
+    CHECK(rtr_predictor_load(&q, path) == RTR_ERR_FORMAT);
+    free(data);
+    rtr_predictor_free(&p);
+    remove(path);
+}
+
+TEST_MAIN(T(test_learns_and_beats_naive), T(test_deterministic_and_roundtrip), T(test_bad_input),
+          T(test_checkpoint_hash_verified))

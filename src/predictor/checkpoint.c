@@ -94,6 +94,8 @@ void rtr_predictor_hash_hex(const rtr_predictor *p, char hex[17]) {
     h = rtr_hash64(h, &p->token_scale, sizeof p->token_scale);
     h = rtr_hash64(h, &p->cfg.token_target, sizeof p->cfg.token_target);
     h = rtr_hash64(h, &p->catalog_hash, sizeof p->catalog_hash);
+    h = rtr_hash64(h, p->pair_model, sizeof(int32_t) * (size_t)p->n_pairs);
+    h = rtr_hash64(h, p->pair_strategy, sizeof(int32_t) * (size_t)p->n_pairs);
     if (p->encoder_hash) h = rtr_hash64(h, p->encoder_hash, strlen(p->encoder_hash));
     snprintf(hex, 17, "%016" PRIx64, h);
 }
@@ -194,6 +196,19 @@ rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
             s = rtr_fail(RTR_ERR_FORMAT, "%s: metadata token_scale or catalog missing or invalid", path);
         else if (!params_finite(p))
             s = rtr_fail(RTR_ERR_NUMERIC, "%s: parameters hold NaN/inf", path);
+    }
+    /* The stored hash covers the parameters, token scale and target, catalog
+     * and encoder: routing tables carry it, so a file changed after saving
+     * must not pass as the checkpoint they name. */
+    if (!s) {
+        const char *stored = rtr_safetensors_metadata(st, "checkpoint_hash");
+        char actual[17];
+        rtr_predictor_hash_hex(p, actual);
+        if (!stored || !*stored)
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: metadata checkpoint_hash missing", path);
+        else if (strcmp(stored, actual))
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: stored checkpoint_hash %s but the contents hash to %s "
+                         "(the file was changed or damaged after it was saved)", path, stored, actual);
     }
     rtr_safetensors_close(st);
     if (s) rtr_predictor_free(p);

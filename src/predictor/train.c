@@ -573,8 +573,12 @@ static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, flo
             float f = y_t[(size_t)fit[r] * K + k];
             if (!isnan(f)) sum_sq += (double)f * f, count++;
         }
+    if (count == 0)
+        return rtr_fail(RTR_ERR_INVALID, "train: none of the %lld training rows has a token outcome, so the token "
+                        "head has nothing to learn (the tokens and usd cost models route on predicted output "
+                        "tokens: add `tokens` to the outcomes)", (long long)n_fit);
     p->token_scale = 1.0f;
-    if (p->cfg.token_normalize && count > 0 && sum_sq > 0) p->token_scale = (float)sqrt(sum_sq / (double)count);
+    if (p->cfg.token_normalize && sum_sq > 0) p->token_scale = (float)sqrt(sum_sq / (double)count);
     float inv = 1.0f / p->token_scale;
     for (size_t i = 0; i < (size_t)d->n * K; i++) y_t[i] *= inv;
     return RTR_OK;
