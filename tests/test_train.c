@@ -131,6 +131,17 @@ static void test_deterministic_and_roundtrip(void) {
     CHECK(c.token_scale == a.token_scale && c.cfg.token_target == a.cfg.token_target);
     CHECK(c.catalog_hash == a.catalog_hash && c.encoder_hash && !strcmp(c.encoder_hash, "abc123"));
     CHECK(!memcmp(c.pair_model, a.pair_model, sizeof(int32_t) * K));
+    /* the validation rows: 10% of the training rows, by embedding hash, none a fitted row */
+    CHECK_MSG(a.n_val_hash == 150 && c.n_val_hash == a.n_val_hash, "%lld %lld", (long long)a.n_val_hash, (long long)c.n_val_hash);
+    CHECK(c.val_hash && !memcmp(c.val_hash, a.val_hash, sizeof(uint64_t) * (size_t)a.n_val_hash));
+    int found = 0;
+    for (int i = 0; i < N_TRAIN; i++) {
+        uint64_t h = rtr_embedding_hash(emb + i * D, D);
+        for (int64_t v = 0; v < a.n_val_hash; v++) found += h == a.val_hash[v];
+    }
+    CHECK(found == 150);
+    for (int i = N_TRAIN; i < N_ALL; i++)
+        for (int64_t v = 0; v < a.n_val_hash; v++) CHECK(rtr_embedding_hash(emb + i * D, D) != a.val_hash[v]);
     char ha[17], hc[17];
     rtr_predictor_hash_hex(&a, ha);
     rtr_predictor_hash_hex(&c, hc);

@@ -84,7 +84,19 @@ typedef struct {
     uint64_t catalog_hash;        /* rtr_catalog_hash of that catalog */
     char *train_split;            /* split name of the training rows */
     char *train_skip_dataset;     /* dataset left out of training (out of distribution), NULL: none */
+    /* The validation rows carved from the training rows, as hashes of their
+     * query embeddings (rtr_embedding_hash), so later stages can fit on
+     * predictions the network was not trained on (the default router's
+     * calibration and blend, src/eval/stack.c). At most RTR_VAL_HASH_MAX,
+     * in carve order; rows whose embedding equals a fitted row's are left
+     * out. NULL / 0 without validation rows. */
+    uint64_t *val_hash;
+    int64_t n_val_hash;
 } rtr_predictor;
+
+#define RTR_VAL_HASH_MAX 20000
+/* FNV-1a hash of one D-float embedding row (the key of val_hash). */
+RTR_API uint64_t rtr_embedding_hash(const float *row, int32_t D);
 
 /* Allocate a predictor for a catalog with D-dim embeddings; parameters get a
  * seeded random init (uniform ±1/sqrt(fan_in), as torch.nn.Linear; u ~ N(0,1)

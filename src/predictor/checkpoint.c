@@ -100,26 +100,57 @@ void rtr_predictor_hash_hex(const rtr_predictor *p, char hex[17]) {
     snprintf(hex, 17, "%016" PRIx64, h);
 }
 
+/* The validation rows' hashes as "h1,h2,..." (16 hex digits each). */
+static char *val_hash_text(const rtr_predictor *p) {
+    char *s = rtr_malloc((size_t)p->n_val_hash * 17 + 1);
+    if (!s) return NULL;
+    s[0] = 0;
+    for (int64_t i = 0; i < p->n_val_hash; i++) /* entry i at 17·i, a comma before all but the first */
+        snprintf(s + (i ? 17 * i - 1 : 0), 18, "%s%016" PRIx64, i ? "," : "", p->val_hash[i]);
+    return s;
+}
+
+static rtr_status val_hash_parse(rtr_predictor *p, const char *s, const char *path) {
+    p->val_hash = NULL, p->n_val_hash = 0;
+    if (!s || !*s) return RTR_OK;
+    size_t len = strlen(s), n = (len + 1) / 17;
+    if ((len + 1) % 17 || n > RTR_VAL_HASH_MAX)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: metadata validation_rows is not a list of at most %d hashes", path,
+                        RTR_VAL_HASH_MAX);
+    if (!(p->val_hash = rtr_malloc(sizeof *p->val_hash * n))) return RTR_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *h = s + 17 * i;
+        char *end;
+        p->val_hash[i] = strtoull(h, &end, 16);
+        if (end != h + 16 || (*end && *end != ','))
+            return rtr_fail(RTR_ERR_FORMAT, "%s: metadata validation_rows: entry %zu is not 16 hex digits", path, i);
+    }
+    p->n_val_hash = (int64_t)n;
+    return RTR_OK;
+}
+
 rtr_status rtr_predictor_save(const rtr_predictor *p, const char *path) {
     rtr_st_write_tensor t[18];
     char names[12][32];
     float *pair_f = rtr_malloc(sizeof(float) * 2 * (size_t)p->n_pairs);
-    char *cfg = config_json(&p->cfg);
-    if (!pair_f || !cfg) { free(pair_f); free(cfg); return RTR_ERR_NOMEM; }
+    char *cfg = config_json(&p->cfg), *vals_text = val_hash_text(p);
+    if (!pair_f || !cfg || !vals_text) { free(pair_f); free(cfg); free(vals_text); return RTR_ERR_NOMEM; }
     size_t n = tensor_list(p, t, names, pair_f);
     char scale[32], cat_hash[24], hash[17];
     snprintf(scale, sizeof scale, "%.9g", p->token_scale);
     snprintf(cat_hash, sizeof cat_hash, "%016" PRIx64, p->catalog_hash);
     rtr_predictor_hash_hex(p, hash);
     const char *keys[] = {"format", "config", "token_target", "token_scale", "catalog", "catalog_hash",
-                          "encoder", "encoder_hash", "train_split", "train_skip_dataset", "checkpoint_hash"};
+                          "encoder", "encoder_hash", "train_split", "train_skip_dataset", "checkpoint_hash",
+                          "validation_rows"};
     const char *vals[] = {CKPT_FORMAT, cfg, p->cfg.token_target == RTR_TOKENS_LOG ? "log" : "raw", scale,
                           p->catalog_json ? p->catalog_json : "", cat_hash, p->encoder ? p->encoder : "",
                           p->encoder_hash ? p->encoder_hash : "", p->train_split ? p->train_split : "",
-                          p->train_skip_dataset ? p->train_skip_dataset : "", hash};
+                          p->train_skip_dataset ? p->train_skip_dataset : "", hash, vals_text};
     rtr_status st = rtr_safetensors_write(path, t, n, keys, vals, sizeof keys / sizeof *keys);
     free(pair_f);
     free(cfg);
+    free(vals_text);
     return st;
 }
 
@@ -192,7 +223,9 @@ rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
         p->train_split = meta_dup(st, "train_split");
         p->train_skip_dataset = meta_dup(st, "train_skip_dataset");
         if (p->train_skip_dataset && !*p->train_skip_dataset) { free(p->train_skip_dataset); p->train_skip_dataset = NULL; }
-        if (!(p->token_scale > 0 && isfinite(p->token_scale)) || !p->catalog_json)
+        s = val_hash_parse(p, rtr_safetensors_metadata(st, "validation_rows"), path);
+        if (s) {
+        } else if (!(p->token_scale > 0 && isfinite(p->token_scale)) || !p->catalog_json)
             s = rtr_fail(RTR_ERR_FORMAT, "%s: metadata token_scale or catalog missing or invalid", path);
         else if (!params_finite(p))
             s = rtr_fail(RTR_ERR_NUMERIC, "%s: parameters hold NaN/inf", path);

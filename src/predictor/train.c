@@ -159,6 +159,7 @@ void rtr_predictor_free(rtr_predictor *p) {
     free(p->catalog_json);
     free(p->train_split);
     free(p->train_skip_dataset);
+    free(p->val_hash);
     memset(p, 0, sizeof *p);
 }
 
@@ -667,6 +668,36 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64
     return RTR_OK;
 }
 
+uint64_t rtr_embedding_hash(const float *row, int32_t D) {
+    return rtr_hash64(RTR_FNV_SEED, row, sizeof(float) * (size_t)D);
+}
+
+static int u64_cmp(const void *x, const void *y) {
+    uint64_t u = *(const uint64_t *)x, v = *(const uint64_t *)y;
+    return (u > v) - (u < v);
+}
+
+/* p->val_hash: the validation rows' embedding hashes (at most
+ * RTR_VAL_HASH_MAX, carve order), leaving out any equal to a fitted row's
+ * (a duplicate query text would let the network's fit leak into them). */
+static rtr_status record_validation(rtr_predictor *p, const rtr_train_data *d, const int64_t *fit, int64_t n_fit,
+                                    const int64_t *val, int64_t n_val) {
+    free(p->val_hash);
+    p->val_hash = NULL, p->n_val_hash = 0;
+    if (!n_val) return RTR_OK;
+    uint64_t *fh = rtr_malloc(sizeof *fh * (size_t)n_fit);
+    p->val_hash = rtr_malloc(sizeof *p->val_hash * (size_t)(n_val < RTR_VAL_HASH_MAX ? n_val : RTR_VAL_HASH_MAX));
+    if (!fh || !p->val_hash) { free(fh); return RTR_ERR_NOMEM; }
+    for (int64_t r = 0; r < n_fit; r++) fh[r] = rtr_embedding_hash(d->emb + (size_t)fit[r] * d->D, d->D);
+    qsort(fh, (size_t)n_fit, sizeof *fh, u64_cmp);
+    for (int64_t r = 0; r < n_val && p->n_val_hash < RTR_VAL_HASH_MAX; r++) {
+        uint64_t h = rtr_embedding_hash(d->emb + (size_t)val[r] * d->D, d->D);
+        if (!bsearch(&h, fh, (size_t)n_fit, sizeof *fh, u64_cmp)) p->val_hash[p->n_val_hash++] = h;
+    }
+    free(fh);
+    return RTR_OK;
+}
+
 rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
                                   void *user) {
     if (d->D != p->D || d->K != p->n_pairs)
@@ -689,6 +720,7 @@ rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_tr
         st = prepare_targets(p, d, y, y + nK, order, n_fit);
     }
     if (!st && n_val) naive_losses(y, y + nK, p->n_pairs, order, n_fit, order + n_fit, n_val, naive);
+    if (!st) st = record_validation(p, d, order, n_fit, order + n_fit, n_val);
     /* forward buffers: a batch, or a validation chunk when that is larger */
     int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
     int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
