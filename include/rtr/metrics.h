@@ -99,6 +99,52 @@ RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, const float *em
                                      const float *train_cost, int64_t n_train, int32_t d, int32_t k,
                                      const rtr_embedllm_params *prm, double train_loss[2]);
 
+/* RTR's default router (docs/PREDICTOR.md, "The default router"): the
+ * network's correctness estimates combined with what the training outcomes
+ * say directly, chosen per corpus on validation rows the network was not
+ * fitted on (rtr_predictor.val_hash), and a guard for unseen datasets.
+ * Candidates, simplest first: the network as it is (the paper's model);
+ * Platt scaling of its logit; a logistic blend of its logit with the logit
+ * of the kNN estimate; with the dataset prior's; with both. Each is scored
+ * by its cross-validated log-loss over the validation rows (folds of
+ * queries; kNN and prior estimates from the other training rows), and the
+ * simplest candidate within one standard error of the best is kept (the
+ * one-standard-error rule: no gain smaller than the noise of validation is
+ * bought with a more complex model). The kept blend is refitted on all
+ * validation rows and applied with kNN and prior estimates from every
+ * training row. Guard: a query whose dataset no training row has gets the
+ * pairs' overall training means (correctness and cost) instead, the only
+ * estimate that does not rest on transfer from other datasets. */
+enum { RTR_STACK_MLP, RTR_STACK_PLATT, RTR_STACK_KNN, RTR_STACK_PRIOR, RTR_STACK_ALL, RTR_STACK_N };
+RTR_API const char *rtr_stack_name(int32_t kind);
+typedef struct {
+    int32_t knn;   /* neighbours of the kNN estimate, 10 */
+    int32_t folds; /* cross-validation folds over the validation queries, 5 */
+} rtr_stack_params;
+RTR_API rtr_stack_params rtr_stack_default_params(void);
+typedef struct {
+    int32_t chosen;                                    /* RTR_STACK_* kept */
+    double cv_logloss[RTR_STACK_N], cv_se[RTR_STACK_N]; /* NaN: not evaluated */
+    double weight[4];   /* the kept blend: intercept, then the logit weights of network, kNN, prior */
+    int64_t n_val;      /* validation rows found among the training rows */
+    int64_t n_unseen;   /* evaluated queries of a dataset training lacks (guarded) */
+} rtr_stack_report;
+
+/* Fill p, cost [n x k] for the evaluated queries (emb [n x d], dataset [n])
+ * from the network's estimates mlp_p (NaN: excluded, stays NaN) and
+ * predicted costs mlp_cost, and the training rows (train_*: n_train rows;
+ * train_mlp_p the network's estimates on them; outcomes NaN when missing).
+ * Validation rows are the training rows whose rtr_embedding_hash is in
+ * val_hash; with fewer than 2·folds of them the network is kept as it is.
+ * rep (optional) says what was chosen and why. */
+RTR_API rtr_status rtr_stack_table(float *p, float *cost, const float *mlp_p, const float *mlp_cost,
+                                   const float *emb, const char *const *dataset, int64_t n,
+                                   const float *train_mlp_p, const float *train_emb,
+                                   const char *const *train_dataset, const float *train_correct,
+                                   const float *train_cost, int64_t n_train, const uint64_t *val_hash,
+                                   int64_t n_val_hash, int32_t d, int32_t k, const rtr_stack_params *prm,
+                                   rtr_stack_report *rep);
+
 /* A threshold sweep between two pairs (RouteLLM style): queries sorted by
  * score, highest first (the router's belief that `strong` is worth it), and
  * the top m sent to strong, the rest to weak, for every threshold between

@@ -1,0 +1,281 @@
+/* RTR's default router (include/rtr/metrics.h, rtr_stack_table): the
+ * network's correctness estimates, calibrated and blended with the kNN and
+ * dataset-prior estimates when validation rows say it helps, and a guard
+ * for datasets training never saw. Every choice is made on validation rows
+ * carved from the training split by `rtr train`; the evaluated split is
+ * only ever routed. */
+#include "rtr/metrics.h"
+#include "rtr/predictor.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static const char *const stack_names[RTR_STACK_N] = {"network (the paper's model)", "network, Platt-scaled",
+                                                     "network + kNN blend", "network + dataset-prior blend",
+                                                     "network + kNN + dataset-prior blend"};
+
+const char *rtr_stack_name(int32_t kind) { return kind >= 0 && kind < RTR_STACK_N ? stack_names[kind] : "?"; }
+
+rtr_stack_params rtr_stack_default_params(void) { return (rtr_stack_params){.knn = 10, .folds = 5}; }
+
+/* The logit features each candidate blends: network, kNN, prior. */
+static const bool uses[RTR_STACK_N][3] = {
+    {1, 0, 0}, {1, 0, 0}, {1, 1, 0}, {1, 0, 1}, {1, 1, 1},
+};
+
+#define NF 4 /* intercept + three logits */
+
+static double logit(double p) {
+    p = fmin(fmax(p, 1e-4), 1 - 1e-4);
+    return log(p / (1 - p));
+}
+
+/* Feature rows x[NF] of entry (i, j) of the three estimate tables. */
+static void features(double *x, const float *a, const float *b, const float *c, size_t at, int32_t kind) {
+    const float *src[3] = {a, b, c};
+    x[0] = 1;
+    for (int f = 0; f < 3; f++) x[f + 1] = uses[kind][f] ? logit(src[f][at]) : 0;
+}
+
+/* Solve the NF x NF system H·s = g in place (Gaussian elimination with
+ * partial pivoting; H is positive definite with the ridge). */
+static void solve(double H[NF][NF], double *g) {
+    for (int c = 0; c < NF; c++) {
+        int piv = c;
+        for (int r = c + 1; r < NF; r++)
+            if (fabs(H[r][c]) > fabs(H[piv][c])) piv = r;
+        for (int t = 0; t < NF; t++) { double u = H[c][t]; H[c][t] = H[piv][t]; H[piv][t] = u; }
+        double u = g[c]; g[c] = g[piv]; g[piv] = u;
+        for (int r = c + 1; r < NF; r++) {
+            double f = H[r][c] / H[c][c];
+            for (int t = c; t < NF; t++) H[r][t] -= f * H[c][t];
+            g[r] -= f * g[c];
+        }
+    }
+    for (int c = NF - 1; c >= 0; c--) {
+        for (int t = c + 1; t < NF; t++) g[c] -= H[c][t] * g[t];
+        g[c] /= H[c][c];
+    }
+}
+
+/* Logistic regression of the labels y on the features of the entries of
+ * the queries rows[0..nr) (every pair; NaN labels or estimates skipped) by
+ * Newton's method with a small ridge (1e-3, so a feature equal to another
+ * stays finite). Fractional labels are used as they are. */
+static void fit_blend(double *w, int32_t kind, const float *a, const float *b, const float *c, const float *y,
+                      const int64_t *rows, int64_t nr, int32_t k) {
+    memset(w, 0, NF * sizeof *w);
+    for (int it = 0; it < 50; it++) {
+        double H[NF][NF] = {{0}}, g[NF] = {0}, x[NF], cnt = 0;
+        for (int64_t r = 0; r < nr; r++)
+            for (int32_t j = 0; j < k; j++) {
+                size_t at = (size_t)rows[r] * k + j;
+                if (isnan(y[at]) || isnan(a[at])) continue;
+                features(x, a, b, c, at, kind);
+                double z = 0;
+                for (int f = 0; f < NF; f++) z += w[f] * x[f];
+                double p = 1 / (1 + exp(-z)), v = p * (1 - p);
+                for (int f = 0; f < NF; f++) {
+                    g[f] += (p - y[at]) * x[f];
+                    for (int t = 0; t < NF; t++) H[f][t] += v * x[f] * x[t];
+                }
+                cnt++;
+            }
+        if (!cnt) return;
+        double step = 0;
+        for (int f = 0; f < NF; f++) {
+            g[f] = g[f] / cnt + 1e-3 * w[f];
+            for (int t = 0; t < NF; t++) H[f][t] = H[f][t] / cnt + (f == t ? 1e-3 : 0);
+        }
+        solve(H, g);
+        for (int f = 0; f < NF; f++) w[f] -= g[f], step = fmax(step, fabs(g[f]));
+        if (step < 1e-10) break;
+    }
+}
+
+static double blend_p(const double *w, int32_t kind, const float *a, const float *b, const float *c, size_t at) {
+    if (kind == RTR_STACK_MLP) return a[at];
+    double x[NF], z = 0;
+    features(x, a, b, c, at, kind);
+    for (int f = 0; f < NF; f++) z += w[f] * x[f];
+    return 1 / (1 + exp(-z));
+}
+
+/* Mean log-loss of query r's labelled entries under p(at); NaN when none. */
+static double query_loss(const double *w, int32_t kind, const float *a, const float *b, const float *c,
+                         const float *y, int64_t row, int32_t k) {
+    double s = 0;
+    int cnt = 0;
+    for (int32_t j = 0; j < k; j++) {
+        size_t at = (size_t)row * k + j;
+        if (isnan(y[at]) || isnan(a[at])) continue;
+        double p = fmin(fmax(blend_p(w, kind, a, b, c, at), 1e-7), 1 - 1e-7);
+        s -= y[at] * log(p) + (1 - y[at]) * log(1 - p);
+        cnt++;
+    }
+    return cnt ? s / cnt : NAN;
+}
+
+/* Rows listed in idx copied out of a [n x w] table. */
+static float *gather(const float *src, const int64_t *idx, int64_t m, int32_t w) {
+    float *out = rtr_malloc((size_t)(m ? m : 1) * (size_t)w * sizeof *out);
+    if (out)
+        for (int64_t r = 0; r < m; r++) memcpy(out + (size_t)r * w, src + (size_t)idx[r] * w, (size_t)w * sizeof *out);
+    return out;
+}
+
+static int u64_cmp(const void *x, const void *y) {
+    uint64_t u = *(const uint64_t *)x, v = *(const uint64_t *)y;
+    return (u > v) - (u < v);
+}
+
+/* Choose the candidate on the validation rows V (estimates from the fitted
+ * rows F only): the folds' held-out per-query losses, their mean and
+ * standard error per candidate, the one-standard-error rule. */
+static rtr_status choose(rtr_stack_report *rep, const float *train_mlp_p, const float *train_emb,
+                         const char *const *train_dataset, const float *train_correct, const float *train_cost,
+                         const int64_t *V, int64_t nv, const int64_t *F, int64_t nf, int32_t d, int32_t k,
+                         const rtr_stack_params *prm) {
+    size_t vk = (size_t)nv * k;
+    float *a = gather(train_mlp_p, V, nv, k), *y = gather(train_correct, V, nv, k);
+    float *ve = gather(train_emb, V, nv, d), *fe = gather(train_emb, F, nf, d);
+    float *fy = gather(train_correct, F, nf, k), *fc = gather(train_cost, F, nf, k);
+    float *b = rtr_malloc(vk * sizeof *b), *c = rtr_malloc(vk * sizeof *c), *scratch = rtr_malloc(vk * sizeof *scratch);
+    const char **vd = rtr_malloc((size_t)nv * sizeof *vd), **fd = rtr_malloc((size_t)nf * sizeof *fd);
+    int64_t *rows = rtr_malloc((size_t)nv * sizeof *rows), *all = rtr_malloc((size_t)nv * sizeof *all);
+    double *loss = rtr_malloc((size_t)nv * sizeof *loss);
+    rtr_status st = a && y && ve && fe && fy && fc && b && c && scratch && vd && fd && rows && all && loss
+                        ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) {
+        for (int64_t r = 0; r < nv; r++) vd[r] = train_dataset[V[r]], all[r] = r;
+        for (int64_t r = 0; r < nf; r++) fd[r] = train_dataset[F[r]];
+        st = rtr_router_knn_table(b, scratch, ve, nv, fe, fy, fc, nf, d, k, prm->knn < nf ? prm->knn : (int32_t)nf);
+    }
+    if (!st) st = rtr_router_prior_table(c, scratch, vd, nv, fd, fy, fc, nf, k);
+    double best = INFINITY, best_se = 0;
+    for (int32_t kind = 0; !st && kind < RTR_STACK_N; kind++) {
+        double w[NF] = {0}, sum = 0, sq = 0;
+        int64_t cnt = 0;
+        for (int32_t f = 0; f < prm->folds; f++) {
+            int64_t nr = 0;
+            for (int64_t r = 0; r < nv; r++)
+                if (r % prm->folds != f) rows[nr++] = r;
+            if (kind != RTR_STACK_MLP) fit_blend(w, kind, a, b, c, y, rows, nr, k);
+            for (int64_t r = f; r < nv; r += prm->folds) loss[r] = query_loss(w, kind, a, b, c, y, r, k);
+        }
+        for (int64_t r = 0; r < nv; r++)
+            if (!isnan(loss[r])) sum += loss[r], sq += loss[r] * loss[r], cnt++;
+        double mean = cnt ? sum / cnt : NAN;
+        rep->cv_logloss[kind] = mean;
+        rep->cv_se[kind] = cnt > 1 ? sqrt(fmax(sq / cnt - mean * mean, 0) / (cnt - 1)) : NAN;
+        if (mean < best) best = mean, best_se = rep->cv_se[kind];
+    }
+    rep->chosen = RTR_STACK_MLP;
+    for (int32_t kind = RTR_STACK_N - 1; !st && kind >= 0; kind--)
+        if (rep->cv_logloss[kind] <= best + best_se) rep->chosen = kind;
+    free(a); free(y); free(ve); free(fe); free(fy); free(fc); free(b); free(c); free(scratch);
+    free(vd); free(fd); free(rows); free(all); free(loss);
+    return st;
+}
+
+rtr_status rtr_stack_table(float *p, float *cost, const float *mlp_p, const float *mlp_cost, const float *emb,
+                           const char *const *dataset, int64_t n, const float *train_mlp_p, const float *train_emb,
+                           const char *const *train_dataset, const float *train_correct, const float *train_cost,
+                           int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d, int32_t k,
+                           const rtr_stack_params *prm, rtr_stack_report *rep_out) {
+    rtr_stack_params defaults = rtr_stack_default_params();
+    if (!prm) prm = &defaults;
+    if (n_train <= 0 || prm->knn < 1 || prm->folds < 2)
+        return rtr_fail(RTR_ERR_INVALID, "default router: %lld training rows, kNN %d, %d folds", (long long)n_train,
+                        prm->knn, prm->folds);
+    rtr_stack_report rep = {.chosen = RTR_STACK_MLP};
+    for (int i = 0; i < RTR_STACK_N; i++) rep.cv_logloss[i] = rep.cv_se[i] = NAN;
+    size_t nk = (size_t)n * k;
+    uint64_t *vh = rtr_malloc((size_t)(n_val_hash ? n_val_hash : 1) * sizeof *vh);
+    int64_t *V = rtr_malloc((size_t)n_train * sizeof *V), *F = rtr_malloc((size_t)n_train * sizeof *F);
+    float *b = rtr_malloc((nk ? nk : 1) * sizeof *b), *c = rtr_malloc((nk ? nk : 1) * sizeof *c);
+    float *scratch = rtr_malloc((nk ? nk : 1) * sizeof *scratch);
+    float *gp = rtr_malloc((size_t)k * sizeof *gp), *gc = rtr_malloc((size_t)k * sizeof *gc);
+    rtr_status st = vh && V && F && b && c && scratch && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
+    int64_t nv = 0, nf = 0;
+    if (!st) {
+        memcpy(vh, val_hash, (size_t)n_val_hash * sizeof *vh);
+        qsort(vh, (size_t)n_val_hash, sizeof *vh, u64_cmp);
+        for (int64_t r = 0; r < n_train; r++) {
+            uint64_t h = rtr_embedding_hash(train_emb + (size_t)r * d, d);
+            if (n_val_hash && bsearch(&h, vh, (size_t)n_val_hash, sizeof *vh, u64_cmp)) V[nv++] = r;
+            else F[nf++] = r;
+        }
+        rep.n_val = nv;
+    }
+    if (!st && nv >= 2 * prm->folds && nf > 0)
+        st = choose(&rep, train_mlp_p, train_emb, train_dataset, train_correct, train_cost, V, nv, F, nf, d, k, prm);
+    /* The kept blend, refitted on every validation row with estimates from
+     * the fitted rows, then applied with estimates from every training row. */
+    if (!st && rep.chosen != RTR_STACK_MLP) {
+        size_t vk = (size_t)nv * k;
+        float *va = gather(train_mlp_p, V, nv, k), *vy = gather(train_correct, V, nv, k);
+        float *ve = gather(train_emb, V, nv, d), *fe = gather(train_emb, F, nf, d);
+        float *fy = gather(train_correct, F, nf, k), *fc = gather(train_cost, F, nf, k);
+        float *vb = rtr_malloc(vk * sizeof *vb), *vc = rtr_malloc(vk * sizeof *vc), *vs = rtr_malloc(vk * sizeof *vs);
+        const char **vd = rtr_malloc((size_t)nv * sizeof *vd), **fd = rtr_malloc((size_t)nf * sizeof *fd);
+        int64_t *all = rtr_malloc((size_t)nv * sizeof *all);
+        st = va && vy && ve && fe && fy && fc && vb && vc && vs && vd && fd && all ? RTR_OK : RTR_ERR_NOMEM;
+        if (!st) {
+            for (int64_t r = 0; r < nv; r++) vd[r] = train_dataset[V[r]], all[r] = r;
+            for (int64_t r = 0; r < nf; r++) fd[r] = train_dataset[F[r]];
+            st = rtr_router_knn_table(vb, vs, ve, nv, fe, fy, fc, nf, d, k, prm->knn < nf ? prm->knn : (int32_t)nf);
+        }
+        if (!st) st = rtr_router_prior_table(vc, vs, vd, nv, fd, fy, fc, nf, k);
+        if (!st) fit_blend(rep.weight, rep.chosen, va, vb, vc, vy, all, nv, k);
+        free(va); free(vy); free(ve); free(fe); free(fy); free(fc); free(vb); free(vc); free(vs);
+        free(vd); free(fd); free(all);
+        int32_t nn = prm->knn < n_train ? prm->knn : (int32_t)n_train;
+        if (!st) st = rtr_router_knn_table(b, scratch, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn);
+        if (!st) st = rtr_router_prior_table(c, scratch, dataset, n, train_dataset, train_correct, train_cost, n_train, k);
+    } else if (!st) {
+        rep.weight[1] = 1; /* the network as it is */
+    }
+    if (!st) {
+        for (size_t at = 0; at < nk; at++) {
+            p[at] = isnan(mlp_p[at]) ? NAN : (float)blend_p(rep.weight, rep.chosen, mlp_p, b, c, at);
+            cost[at] = mlp_cost[at];
+        }
+        /* the guard: a dataset absent from training gets the pairs' overall means */
+        for (int32_t j = 0; j < k; j++) {
+            double sp = 0, sc = 0;
+            int64_t cnt = 0;
+            for (int64_t r = 0; r < n_train; r++) {
+                size_t at = (size_t)r * k + j;
+                if (isnan(train_correct[at]) || isnan(train_cost[at])) continue;
+                sp += train_correct[at], sc += train_cost[at], cnt++;
+            }
+            gp[j] = cnt ? (float)(sp / cnt) : NAN, gc[j] = cnt ? (float)(sc / cnt) : NAN;
+        }
+        /* the training datasets, each once (datasets are few), in V's room */
+        int64_t nd = 0;
+        for (int64_t r = 0; r < n_train; r++) {
+            int64_t t = 0;
+            while (t < nd && strcmp(train_dataset[V[t]], train_dataset[r])) t++;
+            if (t == nd) V[nd++] = r;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t t = 0;
+            while (t < nd && strcmp(train_dataset[V[t]], dataset[i])) t++;
+            if (t < nd) continue;
+            rep.n_unseen++;
+            for (int32_t j = 0; j < k; j++) {
+                size_t at = (size_t)i * k + j;
+                if (isnan(mlp_p[at])) continue;
+                p[at] = gp[j];
+                cost[at] = isnan(gc[j]) ? mlp_cost[at] : gc[j];
+            }
+        }
+    }
+    free(vh); free(V); free(F); free(b); free(c); free(scratch); free(gp); free(gc);
+    if (rep_out) *rep_out = rep;
+    return st;
+}
