@@ -33,6 +33,24 @@ static void test_cost_to_match_rounding(void) {
     CHECK(isnan(rtr_metric_cost_to_match(cost, low, 3, acc_best, 4)));
 }
 
+/* AIQ from zero: RouterBench's surprises gone, its value kept where it has
+ * none to fix. */
+static void test_aiq_from_zero(void) {
+    double oc[] = {28}, oa[] = {0.97};         /* an Oracle point */
+    double rc[] = {5, 20, 40}, ra[] = {0.6, 0.85, 0.88}; /* a router starting cheaper */
+    double ao, ar, zo, zr;
+    CHECK(rtr_metric_aiq(oc, oa, 1, 50, &ao) == RTR_OK && rtr_metric_aiq(rc, ra, 3, 50, &ar) == RTR_OK);
+    CHECK(ao < ar); /* the surprise: the Oracle below a router */
+    CHECK(rtr_metric_aiq_from_zero(oc, oa, 1, 50, &zo) == RTR_OK && rtr_metric_aiq_from_zero(rc, ra, 3, 50, &zr) == RTR_OK);
+    CHECK(zo > zr);
+    CHECK_CLOSE(zo, 0.97, 1e-12, 0);
+    CHECK_CLOSE(zr, ar + 0.6 * 5 / 50.0, 1e-12, 0);
+    double ec[] = {7, 7}, ea[] = {0.5, 0.8}; /* every pair costs the same */
+    CHECK(rtr_metric_aiq(ec, ea, 2, 7, &ao) == RTR_OK && ao == 0);
+    CHECK(rtr_metric_aiq_from_zero(ec, ea, 2, 7, &zo) == RTR_OK);
+    CHECK_CLOSE(zo, 0.8, 1e-12, 0);
+}
+
 /* Seeded tables: n x k with costs spread per pair. */
 static void make_table(float *p, float *c, float *y, float *cost, int64_t n, int32_t k, uint64_t seed) {
     uint64_t s = seed;
@@ -152,6 +170,7 @@ static void test_bootstrap(void) {
     CHECK(lo < 5.5 && 5.5 < hi);
     CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq + 1, 1000, 3, false) > 0.99);
     CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq, 1000, 3, false) == 0.5);
+    CHECK(rtr_boot_p_beats(b1.aiq0, b1.aiq0 + 1, 1000, 3, false) > 0.99);
     /* cost to match pair 2: good reaches 80% at 5.5 of 10 in every resample */
     rtr_boot_interval(b1.to_match, 1000, 3, 0.025, &lo, &hi);
     CHECK(lo > 0.4 && hi < 0.7);
@@ -166,5 +185,5 @@ static void test_bootstrap(void) {
     rtr_choice_path_free(&pb);
 }
 
-TEST_MAIN(T(test_cost_within), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
+TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
           T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap))

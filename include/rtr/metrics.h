@@ -170,6 +170,18 @@ RTR_API void rtr_curve_free(rtr_curve *c);
  * beyond x_max. */
 RTR_API rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq);
 
+/* AIQ from zero: the same hull, extended flat to the left down to cost 0
+ * as well as to the right up to x_max, its area divided by x_max: the mean
+ * accuracy over budgets spread evenly on [0, x_max], a router being allowed
+ * its cheapest routing under any budget below it. RouterBench's AIQ counts
+ * nothing before a router's cheapest point, so a single point (the Oracle)
+ * scores below a curve that starts cheaper, and every router scores 0 when
+ * all pairs cost the same; this variant has neither surprise (a router's
+ * value never exceeds its best accuracy, so the Oracle tops it), and equals
+ * the accuracy of a router whose points all cost the same. Same errors. */
+RTR_API rtr_status rtr_metric_aiq_from_zero(const double *cost, const double *acc, int64_t n, double x_max,
+                                            double *aiq);
+
 /* Area under the piecewise-linear curve through (x, y) over x ∈ [0, 1]
  * (points sorted by x here; the curve extends flat beyond its end points
  * and is cut at 0 and 1). NaN when no point is finite. */
@@ -270,11 +282,12 @@ typedef struct {
     int64_t marks[RTR_BOOT_MARKS];
 } rtr_boot_router;
 
-/* Per resample b and router r: aiq[b·R + r], to_match[b·R + r] (NaN: not
- * reached), and for mark m acc/cost[(b·R + r)·RTR_BOOT_MARKS + m]. */
+/* Per resample b and router r: aiq[b·R + r] (RouterBench's), aiq0[b·R + r]
+ * (from zero), to_match[b·R + r] (NaN: not reached), and for mark m
+ * acc/cost[(b·R + r)·RTR_BOOT_MARKS + m]. */
 typedef struct {
     int32_t n_routers, resamples;
-    double *aiq, *to_match, *acc, *cost;
+    double *aiq, *aiq0, *to_match, *acc, *cost;
 } rtr_boot;
 RTR_API void rtr_boot_free(rtr_boot *b);
 

@@ -204,6 +204,7 @@ rtr_status rtr_choice_path_curve(const rtr_choice_path *cp, const float *correct
 
 void rtr_boot_free(rtr_boot *b) {
     free(b->aiq);
+    free(b->aiq0);
     free(b->to_match);
     free(b->acc);
     free(b->cost);
@@ -246,6 +247,7 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
     size_t RB = (size_t)resamples * (size_t)n_routers;
     out->n_routers = n_routers, out->resamples = resamples;
     out->aiq = rtr_malloc(RB * sizeof(double));
+    out->aiq0 = rtr_malloc(RB * sizeof(double));
     out->to_match = rtr_malloc(RB * sizeof(double));
     out->acc = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
     out->cost = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
@@ -254,7 +256,7 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
     /* every router's curve of this resample, max_points apart */
     double *ca = rtr_malloc(2 * (size_t)n_routers * (size_t)max_points * sizeof *ca);
     double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
-    rtr_status st = out->aiq && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
     uint64_t rng = seed;
     for (int32_t b = 0; !st && b < resamples; b++) {
         memset(w, 0, (size_t)n * sizeof *w);
@@ -281,8 +283,9 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
             const double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
             int64_t np = r[q].path ? r[q].path->n_points : 1;
             size_t at = (size_t)b * n_routers + q;
-            out->aiq[at] = NAN;
+            out->aiq[at] = out->aiq0[at] = NAN;
             if (x_max > 0 && rtr_metric_aiq(c, a, np, x_max, &out->aiq[at]) != RTR_OK) out->aiq[at] = NAN;
+            if (x_max > 0 && rtr_metric_aiq_from_zero(c, a, np, x_max, &out->aiq0[at]) != RTR_OK) out->aiq0[at] = NAN;
             out->to_match[at] = rtr_metric_cost_to_match(c, a, np, pa[best], pc[best]);
             for (int32_t m = 0; m < RTR_BOOT_MARKS; m++) {
                 int64_t t = m < r[q].n_marks ? r[q].marks[m] : -1;

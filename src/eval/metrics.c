@@ -302,7 +302,9 @@ static xy *points_sorted(const double *x, const double *y, int64_t n, int64_t *m
     return pt;
 }
 
-rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+/* AIQ (RouterBench) or, with from_zero, the variant extended flat down to
+ * cost 0 (metrics.h). */
+static rtr_status aiq_of(const double *cost, const double *acc, int64_t n, double x_max, bool from_zero, double *aiq) {
     if (!(x_max > 0)) return rtr_fail(RTR_ERR_INVALID, "AIQ: x_max must be > 0 (got %g)", x_max);
     int64_t m;
     xy *pt = points_sorted(cost, acc, n, &m);
@@ -329,9 +331,18 @@ rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, doub
     }
     double area = pt[top].y * (x_max - pt[top].x);
     for (int64_t t = 0; t < top; t++) area += 0.5 * (pt[t].y + pt[t + 1].y) * (pt[t + 1].x - pt[t].x);
+    if (from_zero) area += pt[0].y * fmax(pt[0].x, 0.0);
     free(pt);
     *aiq = area / x_max;
     return RTR_OK;
+}
+
+rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+    return aiq_of(cost, acc, n, x_max, false, aiq);
+}
+
+rtr_status rtr_metric_aiq_from_zero(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+    return aiq_of(cost, acc, n, x_max, true, aiq);
 }
 
 double rtr_curve_area01(const double *x, const double *y, int64_t n) {
