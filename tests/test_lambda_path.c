@@ -570,7 +570,7 @@ static char *make_corpus(const char *enc_b) {
 static void test_route_data_load(void) {
     char *dir = make_corpus("enc_a");
     route_data d;
-    route_load_params prm = {.split = "test", .embeddings = true};
+    route_load_params prm = {.o.split = "test", .embeddings = true};
     CHECK(route_data_load(&d, dir, &prm) == RTR_OK);
     CHECK(d.n == 3 && d.k == 2 && !strcmp(d.id[0], "q0") && !strcmp(d.id[1], "q2") && !strcmp(d.id[2], "q4"));
     CHECK(d.emb_dim == 4 && d.emb[1 * 4 + 0] == 20 && d.emb[2 * 4 + 3] == 43 && !strcmp(d.encoder_hash, "enc_a"));
@@ -579,17 +579,17 @@ static void test_route_data_load(void) {
     CHECK(!strcmp(d.checkpoint_hash, "h1"));
     route_data_free(&d);
 
-    route_load_params usd = {.split = "train", .no_tables = true, .cost_model = RTR_COST_USD};
+    route_load_params usd = {.o.split = "train", .no_tables = true, .o.cost_model = RTR_COST_USD};
     CHECK(route_data_load(&d, dir, &usd) == RTR_OK);
     CHECK(d.n == 2 && d.p == NULL && d.c == NULL && d.emb == NULL);
     CHECK_CLOSE(d.true_cost[1], 0.002, 1e-9, 0);
     route_data_free(&d);
 
-    route_load_params bad = {.checkpoint_hash = "h2"};
+    route_load_params bad = {.o.checkpoint_hash = "h2"};
     CHECK(route_data_load(&d, dir, &bad) == RTR_ERR_INVALID && strstr(rtr_last_error(), "h2"));
-    route_load_params none = {.split = "valid"};
+    route_load_params none = {.o.split = "valid"};
     CHECK(route_data_load(&d, dir, &none) == RTR_ERR_INVALID && strstr(rtr_last_error(), "valid"));
-    route_load_params excl = {.exclude = "m1,m2"};
+    route_load_params excl = {.o.exclude = "m1,m2"};
     CHECK(route_data_load(&d, dir, &excl) == RTR_ERR_INVALID && strstr(rtr_last_error(), "excluded"));
     rtr_remove_tree(dir);
     free(dir);

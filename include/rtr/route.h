@@ -62,6 +62,24 @@ RTR_API rtr_status rtr_cost_user_parse(const char *json, const char *origin, con
  * mean is 0 (then cost cannot matter). */
 RTR_API rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale);
 
+/* ------------------------------------------------- what a routing stage reads */
+
+/* Which queries of a corpus a routing stage (route, sweep, eval) takes, from
+ * which routing table, against which cost. Strings are borrowed: they must
+ * outlive the call. */
+typedef struct {
+    const char *table;           /* routing table (`rtr score --name`); NULL: the corpus's only one */
+    const char *split;           /* only queries of this split; NULL or "": all */
+    const char *dataset;         /* only queries of this dataset; NULL: all */
+    const char *skip_dataset;    /* leave out the queries of this dataset; NULL: none */
+    rtr_cost_model cost_model;   /* what the cost is (tokens by default) */
+    const char *pair_cost_path;  /* JSON {"model|strategy": cost} for RTR_COST_USER */
+    const char *exclude;         /* pairs, models or strategies never chosen (comma-separated); NULL: none */
+    double max_tokens;           /* never choose a pair predicted above this many tokens; <= 0: no cap */
+    double cost_scale;           /* costs are divided by it against λ; <= 0: rtr_route_cost_scale */
+    const char *checkpoint_hash; /* refuse tables scored by another checkpoint; NULL: any */
+} rtr_route_options;
+
 /* ----------------------------------------------------------- exclusions */
 
 /* Mark pairs named in a comma-separated list: each item is "model|strategy"

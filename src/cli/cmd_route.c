@@ -7,7 +7,7 @@
  * Online (--model, --checkpoint) the queries are stdin lines, encoded and
  * scored here, and the decisions JSON lines on stdout. Decisions, paths and
  * the online scores are computed on a backend (--device). */
-#include "cli/args.h"
+#include "cli/cli.h"
 #include "route/route_data.h"
 #include "rtr/backend.h"
 #include "rtr/encoder.h"
@@ -267,8 +267,8 @@ static rtr_status load_online(route_data *d, rtr_backend *be, const char *model_
     if (!st && rtr_encoder_dim(enc) != pred.D)
         st = rtr_fail(RTR_ERR_INVALID, "%s expects %d-dim embeddings, %s gives %d", ckpt, pred.D, model_dir, rtr_encoder_dim(enc));
     if (!st) rtr_predictor_hash_hex(&pred, hash);
-    if (!st && prm->checkpoint_hash && strcmp(hash, prm->checkpoint_hash))
-        st = rtr_fail(RTR_ERR_INVALID, "%s has hash '%s', not '%s' (--checkpoint-hash)", ckpt, hash, prm->checkpoint_hash);
+    if (!st && prm->o.checkpoint_hash && strcmp(hash, prm->o.checkpoint_hash))
+        st = rtr_fail(RTR_ERR_INVALID, "%s has hash '%s', not '%s' (--checkpoint-hash)", ckpt, hash, prm->o.checkpoint_hash);
     if (!st) st = pred.catalog_json ? rtr_catalog_parse_json(&cat, pred.catalog_json, ckpt)
                                     : rtr_fail(RTR_ERR_FORMAT, "%s: no catalog in the checkpoint metadata", ckpt);
     if (!st) st = read_stdin_queries(&texts, &ids, &n);
@@ -376,7 +376,7 @@ int cmd_route(int argc, char **argv) {
     double lambda, budget;
     const char *lambda_s = NULL, *budget_s = NULL, *mode = "mean", *out = NULL, *model = NULL, *ckpt = NULL;
     const char *device = "auto";
-    route_cli cli = {.cost = "tokens"};
+    cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"lambda", RTR_OPT_STR, &lambda_s, "trade-off in [0,1]: 1 = accuracy only, 0 = cost only"},
         {"budget", RTR_OPT_STR, &budget_s, "instead of --lambda: the most accurate routing whose predicted cost fits"},
@@ -385,7 +385,7 @@ int cmd_route(int argc, char **argv) {
         {"model", RTR_OPT_STR, &model, "online: sentence-encoder folder; queries come from stdin"},
         {"checkpoint", RTR_OPT_STR, &ckpt, "online: predictor checkpoint from `rtr train`"},
         RTR_OPT_DEVICE(&device),
-        ROUTE_DATA_OPTS(cli),
+        CLI_ROUTE_OPTS(cli),
         {0},
     };
     const rtr_cmd_spec spec = {"route", "CORPUS_DIR (--lambda L | --budget B) --out FILE.csv|.jsonl|.h5\n"
@@ -434,19 +434,19 @@ int cmd_route(int argc, char **argv) {
         return 1;
     }
 
-    route_load_params prm;
+    route_load_params prm = {0};
     route_data d = {0};
     rtr_backend be = {0};
     int32_t *choice = NULL;
     char **texts = NULL;
     int64_t n_texts = 0;
     const char *how = "--lambda";
-    rtr_status st = route_cli_params(&cli, &prm);
+    rtr_status st = cli_route_options(&cli, &prm.o);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = online ? load_online(&d, &be, model, ckpt, &prm, &texts, &n_texts) : route_data_load(&d, dir, &prm);
     if (!st && !(choice = rtr_malloc((size_t)d.n * sizeof *choice))) st = RTR_ERR_NOMEM;
     if (!st) st = decide(&d, &be, lambda_s != NULL, &lambda, budget, total, choice, &how);
-    if (!st && out) st = h5 ? write_decisions_h5(out, &d, choice, lambda, rtr_cost_model_name(prm.cost_model))
+    if (!st && out) st = h5 ? write_decisions_h5(out, &d, choice, lambda, rtr_cost_model_name(prm.o.cost_model))
                             : write_decisions(out, jsonl, &d, choice);
     if (st) fprintf(stderr, "rtr route: error: %s\n", rtr_last_error());
     else if (online && !out) print_online(&d, choice, lambda);

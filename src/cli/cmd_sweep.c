@@ -5,7 +5,7 @@
  * with AIQ, APGR, CPT, cost-to-match and oracle gap. Writes DIR/path.csv,
  * DIR/grid.csv (--grid), DIR/summary.json and DIR/plot.svg. The envelopes
  * behind the path are computed on a backend (--device). */
-#include "cli/args.h"
+#include "cli/cli.h"
 #include "eval/evaluate.h"
 #include "eval/svg.h"
 #include "route/route_data.h"
@@ -120,7 +120,7 @@ static cJSON *op_json(const rtr_op_point *o) {
     return j;
 }
 
-static cJSON *summary_json(const char *dir, const route_cli *cli, const route_data *d, const rtr_path *p,
+static cJSON *summary_json(const char *dir, const cli_route *cli, const route_data *d, const rtr_path *p,
                            const int64_t *front, int64_t n_front, const sweep_refs *r, const char *device) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "corpus", dir);
@@ -225,12 +225,12 @@ static char *out_path(const char *dir, const char *name) { return rtr_sprintf("%
 int cmd_sweep(int argc, char **argv) {
     const char *out = NULL, *device = "auto";
     long grid = 0;
-    route_cli cli = {.split = "test", .cost = "tokens"};
+    cli_route cli = {.split = "test", .cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
         {"grid", RTR_OPT_INT, &grid, "also tabulate N evenly spaced lambdas in [0,1] (0: none)"},
         RTR_OPT_DEVICE(&device),
-        ROUTE_DATA_OPTS(cli),
+        CLI_ROUTE_OPTS(cli),
         {0},
     };
     const rtr_cmd_spec spec = {"sweep", "CORPUS_DIR --out DIR",
@@ -245,7 +245,7 @@ int cmd_sweep(int argc, char **argv) {
     bool json = a.json;
     if (grid < 0 || grid > 100000000) { fprintf(stderr, "rtr sweep: error: --grid %ld out of range\n", grid); return 1; }
 
-    route_load_params prm;
+    route_load_params prm = {0};
     route_data d = {0};
     rtr_backend be = {0};
     rtr_path p = {0};
@@ -256,7 +256,7 @@ int cmd_sweep(int argc, char **argv) {
     char *svg = NULL, *text = NULL;
     char *files[4] = {out_path(out, "path.csv"), out_path(out, "grid.csv"), out_path(out, "summary.json"), out_path(out, "plot.svg")};
     double t0 = rtr_now();
-    rtr_status st = route_cli_params(&cli, &prm);
+    rtr_status st = cli_route_options(&cli, &prm.o);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = route_data_load(&d, dir, &prm);
     if (!st) { rtr_route_table t = route_data_table(&d); st = rtr_path_compute_on(&p, &t, &be, 0); }
@@ -273,7 +273,7 @@ int cmd_sweep(int argc, char **argv) {
     if (!st) st = write_path_csv(files[0], &p, front_flag);
     if (!st && grid > 0) st = write_grid_csv(files[1], &p, grid);
     if (!st) {
-        const char *unit = prm.cost_model == RTR_COST_USD ? "USD" : prm.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
+        const char *unit = prm.o.cost_model == RTR_COST_USD ? "USD" : prm.o.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
         sum = summary_json(dir, &cli, &d, &p, front, n_front, d.has_truth ? &refs : NULL, be.device);
         cJSON_AddNumberToObject(sum, "seconds", rtr_now() - t0);
         text = cJSON_Print(sum);

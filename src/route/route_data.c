@@ -67,9 +67,9 @@ static rtr_status read_tables(route_data *d, const char *path, const route_load_
                             path, i / (size_t)d->k, i % (size_t)d->k, (double)(*p)[i], (double)(*tok)[i]);
     char *hash = st ? NULL : table_hash(path);
     if (!st && !hash) st = RTR_ERR_NOMEM;
-    if (!st && prm->checkpoint_hash && strcmp(hash, prm->checkpoint_hash))
+    if (!st && prm->o.checkpoint_hash && strcmp(hash, prm->o.checkpoint_hash))
         st = rtr_fail(RTR_ERR_INVALID, "%s: routing tables were scored by checkpoint '%s', not '%s' (--checkpoint-hash)",
-                      path, hash, prm->checkpoint_hash);
+                      path, hash, prm->o.checkpoint_hash);
     if (!st && d->checkpoint_hash && strcmp(hash, d->checkpoint_hash))
         st = rtr_fail(RTR_ERR_INVALID, "%s: routing tables were scored by checkpoint '%s', earlier shards by '%s'",
                       path, hash, d->checkpoint_hash);
@@ -79,13 +79,19 @@ static rtr_status read_tables(route_data *d, const char *path, const route_load_
 }
 
 /* Query embeddings of a shard; one encoder and one width across shards. */
-static rtr_status read_embeddings(route_data *d, const char *path, int64_t n, int64_t cap, float **emb) {
+/* want: the encoder hash the caller asks for (NULL: any). */
+static rtr_status read_embeddings(route_data *d, const char *path, int64_t n, int64_t cap, const char *want, float **emb) {
     int64_t rows = 0, cols = 0;
     rtr_status st = rtr_shard_read_matrix(path, "/embedding/query", emb, &rows, &cols);
     if (st) return st;
     if (rows != n) return rtr_fail(RTR_ERR_FORMAT, "%s: /embedding/query has %lld rows for %lld queries", path, (long long)rows, (long long)n);
     char *hash = rtr_shard_read_attr(path, "/embedding/query", "encoder_hash");
     if (!hash && !(hash = rtr_strdup(""))) return RTR_ERR_NOMEM;
+    if (want && strcmp(hash, want)) {
+        st = rtr_fail(RTR_ERR_INVALID, "%s: query embeddings of encoder '%s', not '%s'", path, hash, want);
+        free(hash);
+        return st;
+    }
     if (d->encoder_hash && (strcmp(hash, d->encoder_hash) || cols != d->emb_dim)) {
         st = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings of encoder '%s' (%lld dims), earlier shards '%s' (%d dims)",
                       path, hash, (long long)cols, d->encoder_hash, (int)d->emb_dim);
@@ -112,12 +118,12 @@ static rtr_status load_shard(route_data *d, const char *path, const route_load_p
     if (!st && !prm->no_tables) st = read_tables(d, path, prm, sh.n, &p, &tok, ls->pred_usd ? &usd : NULL);
     ls->shards++;
     ls->shards_with_usd += usd != NULL;
-    if (!st && prm->embeddings) st = read_embeddings(d, path, sh.n, ls->cap, &emb);
+    if (!st && prm->embeddings) st = read_embeddings(d, path, sh.n, ls->cap, prm->encoder_hash, &emb);
     size_t k = (size_t)d->k, row = k * sizeof(float);
     for (int64_t i = 0; !st && i < sh.n; i++) {
-        if (prm->split && *prm->split && strcmp(sh.split[i], prm->split)) continue;
-        if (prm->dataset && strcmp(sh.dataset[i], prm->dataset)) continue;
-        if (prm->skip_dataset && !strcmp(sh.dataset[i], prm->skip_dataset)) continue;
+        if (prm->o.split && *prm->o.split && strcmp(sh.split[i], prm->o.split)) continue;
+        if (prm->o.dataset && strcmp(sh.dataset[i], prm->o.dataset)) continue;
+        if (prm->o.skip_dataset && !strcmp(sh.dataset[i], prm->o.skip_dataset)) continue;
         size_t src = (size_t)i * k, dst = (size_t)d->n * k;
         if (p) {
             memcpy(d->p + dst, p + src, row);
@@ -147,12 +153,12 @@ static rtr_status load_shard(route_data *d, const char *path, const route_load_p
 /* Per-pair user costs from --pair-cost: *uc [k] (caller frees). */
 static rtr_status user_costs(const rtr_catalog *cat, const route_load_params *prm, double **uc) {
     *uc = NULL;
-    if (!prm->pair_cost_path) return rtr_fail(RTR_ERR_INVALID, "cost model 'user' needs --pair-cost FILE.json");
+    if (!prm->o.pair_cost_path) return rtr_fail(RTR_ERR_INVALID, "cost model 'user' needs --pair-cost FILE.json");
     char *json = NULL;
     size_t len;
     if (!(*uc = rtr_malloc((size_t)cat->n_pairs * sizeof **uc))) return RTR_ERR_NOMEM;
-    rtr_status st = rtr_read_file(prm->pair_cost_path, &json, &len);
-    if (!st) st = rtr_cost_user_parse(json, prm->pair_cost_path, cat, *uc);
+    rtr_status st = rtr_read_file(prm->o.pair_cost_path, &json, &len);
+    if (!st) st = rtr_cost_user_parse(json, prm->o.pair_cost_path, cat, *uc);
     free(json);
     return st;
 }
@@ -162,8 +168,8 @@ static rtr_status user_costs(const rtr_catalog *cat, const route_load_params *pr
  * with input tokens tin [n]; or the user's per-pair costs. */
 static rtr_status predicted_cost(route_data *d, const route_load_params *prm, const float *tin, const float *pred_usd) {
     size_t nk = (size_t)d->n * (size_t)d->k;
-    if (prm->cost_model == RTR_COST_TOKENS) { memcpy(d->cost, d->tokens, nk * sizeof(float)); return RTR_OK; }
-    if (prm->cost_model == RTR_COST_USD) {
+    if (prm->o.cost_model == RTR_COST_TOKENS) { memcpy(d->cost, d->tokens, nk * sizeof(float)); return RTR_OK; }
+    if (prm->o.cost_model == RTR_COST_USD) {
         if (pred_usd) { memcpy(d->cost, pred_usd, nk * sizeof(float)); return RTR_OK; }
         return rtr_cost_usd(d->cost, d->tokens, tin, &d->cat, d->n);
     }
@@ -177,8 +183,8 @@ static rtr_status predicted_cost(route_data *d, const route_load_params *prm, co
 /* d->true_cost: realised outcomes in the cost model's unit. */
 static rtr_status realised_cost(route_data *d, const route_load_params *prm, const load_scratch *ls) {
     size_t nk = (size_t)d->n * (size_t)d->k;
-    if (prm->cost_model != RTR_COST_USER) {
-        memcpy(d->true_cost, prm->cost_model == RTR_COST_USD ? ls->true_usd : ls->true_tokens, nk * sizeof(float));
+    if (prm->o.cost_model != RTR_COST_USER) {
+        memcpy(d->true_cost, prm->o.cost_model == RTR_COST_USD ? ls->true_usd : ls->true_tokens, nk * sizeof(float));
         return RTR_OK;
     }
     double *uc;
@@ -193,8 +199,8 @@ static rtr_status finish_tables(route_data *d, const route_load_params *prm) {
     size_t nk = (size_t)d->n * (size_t)d->k;
     bool *excl = rtr_calloc((size_t)d->k, sizeof *excl);
     if (!excl) return RTR_ERR_NOMEM;
-    rtr_status st = prm->exclude ? rtr_route_parse_exclude(&d->cat, prm->exclude, excl) : RTR_OK;
-    if (!st) rtr_route_exclude(d->p, d->tokens, d->n, d->k, excl, prm->max_tokens);
+    rtr_status st = prm->o.exclude ? rtr_route_parse_exclude(&d->cat, prm->o.exclude, excl) : RTR_OK;
+    if (!st) rtr_route_exclude(d->p, d->tokens, d->n, d->k, excl, prm->o.max_tokens);
     free(excl);
     for (int64_t i = 0; !st && i < d->n; i++) {
         bool any = false;
@@ -202,14 +208,18 @@ static rtr_status finish_tables(route_data *d, const route_load_params *prm) {
         if (!any) st = rtr_fail(RTR_ERR_INVALID, "query '%s': every pair is excluded (--exclude / --max-tokens)", d->id[i]);
     }
     /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
-    d->cost_scale = prm->cost_scale;
-    if (!st && !(prm->cost_scale > 0)) st = rtr_route_cost_scale(d->cost, d->n, d->k, &d->cost_scale);
+    d->cost_scale = prm->o.cost_scale;
+    if (!st && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(d->cost, d->n, d->k, &d->cost_scale);
     for (size_t i = 0; !st && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
     return st;
 }
 
 rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm) {
     memset(d, 0, sizeof *d);
+    /* Schema version 1 keeps one unnamed table per corpus. */
+    if (prm->o.table && !prm->no_tables)
+        return rtr_fail(RTR_ERR_INVALID, "%s: routing table '%s': this corpus's tables have no names", corpus_dir,
+                        prm->o.table);
     rtr_corpus *corp = NULL;
     rtr_status st = rtr_corpus_open(&corp, corpus_dir);
     if (st) return st;
@@ -227,13 +237,13 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
         size_t n_mats = prm->no_tables ? 4 : 8;
         bool ok = d->id && d->dataset && d->split && ls.tin;
         for (size_t m = 0; m < n_mats; m++) ok = (*mats[m] = rtr_malloc(nk * sizeof(float))) && ok;
-        if (!prm->no_tables && prm->cost_model == RTR_COST_USD) ok = (ls.pred_usd = rtr_malloc(nk * sizeof(float))) && ok;
+        if (!prm->no_tables && prm->o.cost_model == RTR_COST_USD) ok = (ls.pred_usd = rtr_malloc(nk * sizeof(float))) && ok;
         if (!ok) st = RTR_ERR_NOMEM;
     }
     for (int s = 0; !st && s < rtr_corpus_n_shards(corp); s++)
         st = load_shard(d, rtr_corpus_shard_path(corp, s), prm, &ls);
     if (!st && d->n == 0)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->split && *prm->split ? prm->split : "(any)");
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     if (!st) st = realised_cost(d, prm, &ls);
     if (!st && !prm->no_tables && ls.shards_with_usd && ls.shards_with_usd != ls.shards)
         st = rtr_fail(RTR_ERR_FORMAT, "%s: /routing/cost is in %d of %d shards: rescore the corpus", corpus_dir,
@@ -306,19 +316,6 @@ void route_data_free(route_data *d) {
     free(d->encoder_hash);
     rtr_catalog_free(&d->cat);
     memset(d, 0, sizeof *d);
-}
-
-rtr_status route_cli_params(const route_cli *cli, route_load_params *prm) {
-    memset(prm, 0, sizeof *prm);
-    prm->split = cli->split;
-    prm->pair_cost_path = cli->pair_cost;
-    prm->exclude = cli->exclude;
-    prm->max_tokens = cli->max_tokens;
-    prm->checkpoint_hash = cli->checkpoint_hash;
-    prm->cost_scale = cli->cost_scale;
-    if (cli->cost_scale < 0) return rtr_fail(RTR_ERR_INVALID, "--cost-scale must be > 0 (or 0: automatic)");
-    if (cli->max_tokens < 0) return rtr_fail(RTR_ERR_INVALID, "--max-tokens must be >= 0");
-    return rtr_cost_model_parse(cli->cost ? cli->cost : "tokens", &prm->cost_model);
 }
 
 FILE *route_file_open(const char *path, char **tmp) {

@@ -11,18 +11,11 @@
 #include <stdio.h>
 
 typedef struct {
-    const char *split;           /* only queries of this split; NULL or "" = all         */
-    rtr_cost_model cost_model;   /* what c is                                            */
-    const char *pair_cost_path;  /* JSON {"model|strategy": cost}, for RTR_COST_USER     */
-    const char *exclude;         /* comma-separated pairs/models/strategies, or NULL     */
-    double max_tokens;           /* disallow pairs predicted above it; <= 0: no cap      */
-    const char *checkpoint_hash; /* refuse tables scored by another checkpoint; NULL: any */
-    double cost_scale;           /* <= 0: rtr_route_cost_scale over the loaded queries   */
-    bool no_tables;              /* outcomes only (a training split for the baselines):
-                                    p, tokens, cost, c stay NULL and exclusions are ignored */
-    bool embeddings;             /* also read /embedding/query into emb                  */
-    const char *dataset;         /* only queries of this dataset; NULL = all             */
-    const char *skip_dataset;    /* leave out the queries of this dataset; NULL = none   */
+    rtr_route_options o;      /* the queries, table, cost model, exclusions and scale (route.h) */
+    bool no_tables;           /* outcomes only (a training split for the baselines): p, tokens,
+                                 cost, c stay NULL and exclusions are ignored */
+    bool embeddings;          /* also read the query embeddings into emb */
+    const char *encoder_hash; /* with embeddings: those of this encoder; NULL: any (one per corpus) */
 } route_load_params;
 
 /* All matrices n x k row-major (k = cat.n_pairs), owned. p has NaN where a
@@ -60,25 +53,6 @@ void route_data_free(route_data *d);
 rtr_status route_data_from_predictions(route_data *d, rtr_catalog *cat, char **ids, int64_t n, float *p,
                                        float *tokens, const char *const *texts, const char *checkpoint_hash,
                                        const route_load_params *prm);
-
-/* The options every routing command shares, as raw strings/numbers from the
- * command line: ROUTE_DATA_OPTS(x) expands to their rtr_opt entries (args.h). */
-typedef struct {
-    const char *split, *cost, *pair_cost, *exclude, *checkpoint_hash;
-    double max_tokens, cost_scale;
-} route_cli;
-#define ROUTE_DATA_OPTS(x)                                                                                       \
-    {"split", RTR_OPT_STR, &(x).split, "route only the queries of this split (\"\" = all)"},                      \
-    {"cost", RTR_OPT_STR, &(x).cost, "cost model: tokens (predicted output tokens), usd or user"},              \
-    {"pair-cost", RTR_OPT_STR, &(x).pair_cost, "JSON {\"model|strategy\": cost} for --cost user"},              \
-    {"exclude", RTR_OPT_STR, &(x).exclude, "never route to these (comma-separated pairs, models, strategies)"}, \
-    {"max-tokens", RTR_OPT_DOUBLE, &(x).max_tokens, "never route to a pair predicted above this many tokens (0: no cap)"}, \
-    {"cost-scale", RTR_OPT_DOUBLE, &(x).cost_scale, "divide costs by this against lambda (0: largest per-pair mean cost)"}, \
-    {"checkpoint-hash", RTR_OPT_STR, &(x).checkpoint_hash, "refuse routing tables scored by another checkpoint"}
-
-/* Resolve the command-line options into load parameters (RTR_ERR_INVALID for
- * an unknown cost model). prm points into cli's strings. */
-rtr_status route_cli_params(const route_cli *cli, route_load_params *prm);
 
 /* Output through a temporary name: route_file_open creates "<path>.tmp.<pid>"
  * (*tmp, caller frees); route_file_commit closes it and renames it over

@@ -1,0 +1,64 @@
+/* The evaluation stage (`rtr eval`): RTR's routing tables against every
+ * baseline on one evaluated split, judged on realised outcomes, written as
+ * the evaluation file `rtr report` renders (docs/ROUTING.md, "Evaluation
+ * file"). The baselines (dataset prior, kNN, EmbedLLM-style, RouteLLM-style)
+ * are fitted on the training split only; the reference points (Random,
+ * Oracle, best single pair) come from the evaluated split.
+ *
+ * Ownership: rtr_eval_corpus fills an rtr_eval_summary that owns its
+ * strings and arrays; rtr_eval_summary_free releases them. */
+#ifndef RTR_EVAL_H
+#define RTR_EVAL_H
+
+#include "rtr/backend.h"
+#include "rtr/route.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    /* The evaluated queries and how they are routed: split (default "test"),
+     * dataset (the evaluated dataset, out of distribution), cost model,
+     * exclusions, scale, checkpoint hash. table: the routing table to judge,
+     * or several separated by commas (one RTR row each, "RTR: NAME");
+     * NULL: the corpus's only table, one row "RTR". */
+    rtr_route_options route;
+    const char *train_split;        /* split the baselines are fitted on ("train") */
+    const char *train_skip_dataset; /* fit the baselines without this dataset; NULL: none */
+    const char *title;              /* report title; NULL: "RTR on CORPUS_DIR" */
+    int32_t knn_k;                  /* neighbours of the kNN router (10) */
+    bool embedllm;                  /* include the EmbedLLM-style router (trains for a few seconds) */
+} rtr_eval_params;
+
+RTR_API rtr_eval_params rtr_eval_default_params(void);
+
+/* One router's row of the evaluation: its operating point (realised
+ * accuracy and mean cost) and curve metrics (NaN where undefined). */
+typedef struct {
+    char *name;
+    double acc, cost, aiq, cost_to_match;
+} rtr_eval_router;
+
+typedef struct {
+    int64_t n_queries, n_train; /* evaluated and training queries */
+    const char *cost_unit;      /* "output tokens", "USD" or "user cost" (static) */
+    double x_max;               /* AIQ's cost range, shared by every router */
+    int n_routers;
+    rtr_eval_router *routers;
+} rtr_eval_summary;
+
+/* Evaluate corpus_dir and write the evaluation file out_path (JSON, through
+ * a temporary name) on backend b, which computes every router's exact path
+ * and RTR's mix of choices (the kNN and EmbedLLM-style tables are fitted on
+ * the CPU's BLAS either way). RTR_ERR_INVALID for an empty split, a split
+ * without outcomes, two splits embedded by different encoders, a checkpoint
+ * mismatch; the loader's errors otherwise. Nothing is written on failure. */
+RTR_API rtr_status rtr_eval_corpus(rtr_backend *b, const char *out_path, rtr_eval_summary *summary,
+                                   const char *corpus_dir, const rtr_eval_params *prm);
+RTR_API void rtr_eval_summary_free(rtr_eval_summary *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
