@@ -29,21 +29,37 @@ typedef struct {
     const char *title;              /* report title; NULL: "RTR on CORPUS_DIR" */
     int32_t knn_k;                  /* neighbours of the kNN router (10) */
     bool embedllm;                  /* include the EmbedLLM-style router (trains for a few seconds) */
+    /* The checkpoint that scored the (first) table: its recorded validation
+     * rows let the default router choose its blend (rtr_stack_table,
+     * include/rtr/metrics.h); NULL: the default router keeps the network as
+     * it is (and still guards unseen datasets). Its hash must be the
+     * tables'. */
+    const char *checkpoint;
+    bool paper_only;                /* no default router: "RTR" is the paper's model as scored */
+    int32_t bootstrap;              /* paired bootstrap resamples of the evaluated queries (1000); 0: none */
+    uint64_t seed;                  /* of the bootstrap (1) */
 } rtr_eval_params;
 
 RTR_API rtr_eval_params rtr_eval_default_params(void);
 
 /* One router's row of the evaluation: its operating point (realised
- * accuracy and mean cost) and curve metrics (NaN where undefined). */
+ * accuracy and mean cost, queries left out for a missing outcome) and
+ * curve metrics (NaN where undefined), with 95% paired-bootstrap intervals
+ * (NaN without a bootstrap). unavailable: why the router could not be
+ * built (NULL when it was; then every number is NaN). */
 typedef struct {
-    char *name;
-    double acc, cost, aiq, cost_to_match;
+    char *name, *unavailable;
+    double acc, cost, aiq, aiq_from_zero, cost_to_match;
+    double acc_ci[2], cost_ci[2], aiq_ci[2], cost_to_match_ci[2];
+    int64_t n_missing;
 } rtr_eval_router;
 
 typedef struct {
     int64_t n_queries, n_train; /* evaluated and training queries */
     const char *cost_unit;      /* "output tokens", "USD" or "user cost" (static) */
     double x_max;               /* AIQ's cost range, shared by every router */
+    int32_t bootstrap;          /* resamples behind the intervals (0: none) */
+    char *default_router;       /* what the default router kept (rtr_stack_name), NULL: none built */
     int n_routers;
     rtr_eval_router *routers;
 } rtr_eval_summary;
@@ -52,8 +68,10 @@ typedef struct {
  * a temporary name) on backend b, which computes every router's exact path
  * and RTR's mix of choices (the kNN and EmbedLLM-style tables are fitted on
  * the CPU's BLAS either way). RTR_ERR_INVALID for an empty split, a split
- * without outcomes, two splits embedded by different encoders, a checkpoint
- * mismatch; the loader's errors otherwise. Nothing is written on failure. */
+ * without outcomes (or without costs in the chosen unit, saying so), a
+ * dataset option naming a dataset the corpus lacks (listing those it has),
+ * two splits embedded by different encoders, a checkpoint mismatch; the
+ * loader's errors otherwise. Nothing is written on failure. */
 RTR_API rtr_status rtr_eval_corpus(rtr_backend *b, const char *out_path, rtr_eval_summary *summary,
                                    const char *corpus_dir, const rtr_eval_params *prm);
 RTR_API void rtr_eval_summary_free(rtr_eval_summary *s);

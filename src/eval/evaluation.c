@@ -18,6 +18,7 @@
 #include "eval/evaluate.h"
 #include "route/route_data.h"
 #include "rtr/metrics.h"
+#include "rtr/predictor.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -25,26 +26,65 @@
 #include <string.h>
 
 #define MAX_TABLES 8   /* RTR rows (routing tables compared) */
-#define MAX_ROUTERS (MAX_TABLES + 7)
+#define MAX_ROUTERS (MAX_TABLES + 8)
 #define JSON_POINTS 1500 /* points per curve in the file (metrics use all of them) */
+#define N_BUDGETS 4
+#define N_SHARES 3
+static const double budget_fractions[N_BUDGETS] = {0.25, 0.5, 0.75, 1.0};
+static const double share_targets[N_SHARES] = {0.2, 0.5, 0.8};
+/* The marks of a router whose accuracy and cost the bootstrap resamples:
+ * its operating point, its point at each budget, its share-to-strong points. */
+enum { MARK_OP = 0, MARK_BUDGET = 1, MARK_SHARE = MARK_BUDGET + N_BUDGETS, N_MARKS = MARK_SHARE + N_SHARES };
+#define N_MARKS_B RTR_BOOT_MARKS /* the bootstrap's room per router (>= N_MARKS) */
+_Static_assert(N_MARKS <= RTR_BOOT_MARKS, "the bootstrap holds every mark");
 
 typedef struct {
     char name[320];
-    double *cost, *acc; /* realised curve, owned */
+    char unavailable[240];  /* why the router could not be built ("" when it was) */
+    bool rtr;               /* an RTR row: the bootstrap's "beats" probabilities are its */
+    bool random;            /* Random's expectation: a point, no choices */
+    bool two_pair;          /* x = share sent to the strong pair */
+    rtr_choice_path cp;     /* the curve as per-query choices */
+    double *cost, *acc, *miss; /* realised curve, n points, owned */
+    double *x;              /* predicted mean cost (λ routers) or share to strong, n points */
     int64_t n;
     eval_curve m;
+    double aiq0;            /* AIQ from zero */
     rtr_op_point op;
-    double op_lambda; /* NaN for threshold routers */
+    double op_lambda;       /* NaN for threshold routers */
+    int64_t mark[N_MARKS];  /* point index of each mark, −1: none */
     char note[160];
 } router_result;
 
 static void router_free(router_result *r) {
+    rtr_choice_path_free(&r->cp);
     free(r->cost);
     free(r->acc);
+    free(r->miss);
+    free(r->x);
+}
+
+/* The realised curve of r->cp on the evaluated split. */
+static rtr_status realise(router_result *r, const route_data *te) {
+    r->n = r->cp.n_points;
+    r->cost = rtr_malloc((size_t)r->n * sizeof *r->cost);
+    r->acc = rtr_malloc((size_t)r->n * sizeof *r->acc);
+    r->miss = rtr_malloc((size_t)r->n * sizeof *r->miss);
+    if (!r->cost || !r->acc || !r->miss) return RTR_ERR_NOMEM;
+    return rtr_choice_path_curve(&r->cp, te->true_correct, te->true_cost, NULL, r->acc, r->cost, r->miss);
+}
+
+static void set_op(router_result *r, int64_t pt) {
+    r->mark[MARK_OP] = pt;
+    r->op = (rtr_op_point){r->acc[pt], r->cost[pt], r->cp.n, (int64_t)llround(r->miss[pt])};
+    r->op_lambda = r->cp.lambda ? r->cp.lambda[pt] : NAN;
 }
 
 /* A router given as per-query predicted accuracy p and cost (in the unit):
- * exact path on the test split, realised curve, operating point at budget. */
+ * the exact λ path on the evaluated split as choices, its realised and
+ * predicted curves, and its points within the budgets, each the most
+ * accurate *predicted* routing whose predicted mean cost is within it
+ * (rtr_cost_within: a float-stored mean equal to the budget is within). */
 static rtr_status table_router(router_result *out, const char *name, const route_data *te, float *p,
                                const float *cost_unit, double budget, rtr_backend *be) {
     size_t nk = (size_t)te->n * (size_t)te->k;
@@ -54,34 +94,30 @@ static rtr_status table_router(router_result *out, const char *name, const route
         c[i] = (float)(cost_unit[i] / te->cost_scale);
         if (isnan(c[i])) p[i] = NAN; /* a pair without a cost estimate is never chosen */
     }
-    rtr_route_table t = {te->n, te->k, p, c, cost_unit, te->true_correct, te->true_cost};
-    rtr_path path = {0};
-    rtr_status st = rtr_path_compute_on(&path, &t, be, 0);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    rtr_status st = rtr_choice_path_lambda(&out->cp, be, p, c, te->n, te->k);
     free(c);
     if (st) return rtr_fail_prefix(st, "%s: ", name);
-    snprintf(out->name, sizeof out->name, "%s", name);
-    out->n = path.n_points;
-    out->cost = path.real_cost;
-    out->acc = path.real_acc;
-    path.real_cost = path.real_acc = NULL;
-    int64_t pt = 0;
-    if (rtr_path_budget(&path, budget, &pt) != RTR_OK) {
-        pt = 0;
-        snprintf(out->note, sizeof out->note, "cheapest routing: budget below it");
-    } else {
-        snprintf(out->note, sizeof out->note, "λ ≤ %.4g", path.lambda[pt]);
-    }
-    out->op_lambda = path.lambda[pt];
-    out->op.acc = out->acc[pt];
-    out->op.cost = out->cost[pt];
-    out->op.n_missing = path.n_missing[pt];
-    rtr_path_free(&path);
+    if ((st = realise(out, te))) return st;
+    double *pacc = rtr_malloc((size_t)out->n * sizeof *pacc);
+    out->x = rtr_malloc((size_t)out->n * sizeof *out->x);
+    if (!pacc || !out->x) { free(pacc); return RTR_ERR_NOMEM; }
+    st = rtr_choice_path_curve(&out->cp, p, cost_unit, NULL, pacc, out->x, NULL);
+    free(pacc);
+    if (st) return st;
+    for (int b = 0; b < N_BUDGETS; b++) out->mark[MARK_BUDGET + b] = rtr_point_within(out->x, out->n, budget_fractions[b] * budget);
+    for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = -1;
+    int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
+    if (pt < 0) snprintf(out->note, sizeof out->note, "cheapest routing: the budget is below it");
+    set_op(out, pt < 0 ? 0 : pt);
+    if (pt >= 0) snprintf(out->note, sizeof out->note, "λ ≤ %.4g", out->op_lambda);
     return RTR_OK;
 }
 
 /* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
  * how much more often the strong pair is right; the operating point sends as
- * many as the budget allows by the training means. */
+ * many as the budget allows by the training means, and the share-to-strong
+ * points send at most 20, 50 and 80% of the queries there. */
 static rtr_status routellm_router(router_result *out, const route_data *te, const float *knn_p, int32_t weak,
                                   int32_t strong, const eval_refs *train_refs, double budget) {
     int64_t n = te->n;
@@ -89,25 +125,31 @@ static rtr_status routellm_router(router_result *out, const route_data *te, cons
     float *score = rtr_malloc((size_t)n * sizeof *score);
     if (!score) return RTR_ERR_NOMEM;
     for (int64_t i = 0; i < n; i++) score[i] = knn_p[i * k + strong] - knn_p[i * k + weak];
-    rtr_curve cv = {0};
-    rtr_status st = rtr_router_two_pair_sweep(&cv, score, te->true_correct, te->true_cost, n, k, weak, strong);
-    free(score);
-    if (st) return st;
     snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
-    out->n = cv.n_points;
-    out->cost = cv.cost;
-    out->acc = cv.acc;
+    out->two_pair = true;
+    rtr_status st = rtr_choice_path_two_pair(&out->cp, &out->x, score, n, k, weak, strong);
+    free(score);
+    if (!st) st = realise(out, te);
+    if (st) return st;
     double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost;
-    double xstar = cs > cw ? (budget - cw) / (cs - cw) : 1.0;
-    int64_t pt = 0;
-    for (int64_t t = 0; t < cv.n_points; t++)
-        if (cv.x[t] <= xstar + 1e-12) pt = t;
-    out->op.acc = cv.acc[pt];
-    out->op.cost = cv.cost[pt];
-    out->op_lambda = NAN;
-    snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * cv.x[pt]);
-    free(cv.x);
+    for (int b = 0; b < N_BUDGETS; b++) {
+        double bud = budget_fractions[b] * budget;
+        /* the share whose training-mean cost fits the budget */
+        double xstar = cs > cw ? (bud - cw) / (cs - cw) : 1.0;
+        out->mark[MARK_BUDGET + b] = rtr_cost_within(cw, bud) ? rtr_point_within(out->x, out->n, xstar) : -1;
+    }
+    for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = rtr_point_within(out->x, out->n, share_targets[s]);
+    int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
+    set_op(out, pt < 0 ? 0 : pt);
+    snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->x[out->mark[MARK_OP]]);
     return RTR_OK;
+}
+
+/* A router that could not be built, shown with the reason. */
+static void unavailable_router(router_result *out, const char *name, const char *why) {
+    snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->unavailable, sizeof out->unavailable, "%s", why);
+    for (int m = 0; m < N_MARKS; m++) out->mark[m] = -1;
 }
 
 static cJSON *points_json(const double *x, const double *y, int64_t n) {
@@ -123,11 +165,43 @@ static cJSON *points_json(const double *x, const double *y, int64_t n) {
     return arr;
 }
 
-static cJSON *router_json(const router_result *r) {
+static cJSON *pair_json(double lo, double hi) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, isfinite(lo) ? cJSON_CreateNumber(lo) : cJSON_CreateNull());
+    cJSON_AddItemToArray(a, isfinite(hi) ? cJSON_CreateNumber(hi) : cJSON_CreateNull());
+    return a;
+}
+
+/* The paired bootstrap of every router (rtr_bootstrap) and what the file
+ * and the summary show of it. */
+typedef struct {
+    rtr_boot b;
+    int32_t resamples;
+    uint64_t seed;
+    int idx[MAX_ROUTERS]; /* router i's index in the bootstrap, −1: not in it (unavailable) */
+} eval_boot;
+
+#define CI_Q 0.025 /* 95% intervals */
+
+static void boot_ci(const eval_boot *eb, const double *v, int i, int stride_m, int m, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (!eb->resamples || eb->idx[i] < 0) return;
+    int32_t R = eb->b.n_routers;
+    const double *base = stride_m ? v + (size_t)eb->idx[i] * N_MARKS_B + m : v + eb->idx[i];
+    rtr_boot_interval(base, eb->resamples, stride_m ? (int64_t)R * N_MARKS_B : R, CI_Q, lo, hi);
+}
+
+static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot *eb, double budget) {
+    const router_result *r = &R[i];
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", r->name);
+    if (r->unavailable[0]) {
+        cJSON_AddStringToObject(o, "unavailable", r->unavailable);
+        return o;
+    }
     cJSON_AddItemToObject(o, "points", points_json(r->cost, r->acc, r->n));
     rtr_json_add_number(o, "aiq", r->m.aiq);
+    rtr_json_add_number(o, "aiq_from_zero", r->aiq0);
     rtr_json_add_number(o, "apgr", r->m.apgr);
     rtr_json_add_number(o, "cpt50", r->m.cpt50);
     rtr_json_add_number(o, "cpt80", r->m.cpt80);
@@ -137,22 +211,101 @@ static cJSON *router_json(const router_result *r) {
     rtr_json_add_number(op, "acc", r->op.acc);
     rtr_json_add_number(op, "cost", r->op.cost);
     rtr_json_add_number(op, "lambda", r->op_lambda);
+    cJSON_AddNumberToObject(op, "n_missing", (double)r->op.n_missing);
     if (r->note[0]) cJSON_AddStringToObject(op, "note", r->note);
+    double lo, hi;
+    cJSON *ci = eb->resamples && eb->idx[i] >= 0 ? cJSON_AddObjectToObject(o, "ci") : NULL;
+    if (ci) {
+        boot_ci(eb, eb->b.acc, i, 1, MARK_OP, &lo, &hi);
+        cJSON_AddItemToObject(ci, "acc", pair_json(lo, hi));
+        boot_ci(eb, eb->b.cost, i, 1, MARK_OP, &lo, &hi);
+        cJSON_AddItemToObject(ci, "cost", pair_json(lo, hi));
+        boot_ci(eb, eb->b.aiq, i, 0, 0, &lo, &hi);
+        cJSON_AddItemToObject(ci, "aiq", pair_json(lo, hi));
+        boot_ci(eb, eb->b.aiq0, i, 0, 0, &lo, &hi);
+        cJSON_AddItemToObject(ci, "aiq_from_zero", pair_json(lo, hi));
+        boot_ci(eb, eb->b.to_match, i, 0, 0, &lo, &hi);
+        cJSON_AddItemToObject(ci, "cost_to_match", pair_json(lo, hi));
+    }
+    if (!r->random && r->cp.n_points > 1) {
+        cJSON *bud = cJSON_AddArrayToObject(o, "budgets"), *cib = ci ? cJSON_AddArrayToObject(ci, "budgets") : NULL;
+        for (int b = 0; b < N_BUDGETS; b++) {
+            int64_t pt = r->mark[MARK_BUDGET + b];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "fraction", budget_fractions[b]);
+            rtr_json_add_number(x, "budget", budget_fractions[b] * budget);
+            rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
+            rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
+            rtr_json_add_number(x, "lambda", pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN);
+            if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)llround(r->miss[pt]));
+            cJSON_AddItemToArray(bud, x);
+            if (cib) {
+                boot_ci(eb, eb->b.acc, i, 1, MARK_BUDGET + b, &lo, &hi);
+                cJSON_AddItemToArray(cib, pt >= 0 ? pair_json(lo, hi) : cJSON_CreateNull());
+            }
+        }
+    }
+    if (r->two_pair) {
+        cJSON *sh = cJSON_AddArrayToObject(o, "shares");
+        for (int s = 0; s < N_SHARES; s++) {
+            int64_t pt = r->mark[MARK_SHARE + s];
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "target", share_targets[s]);
+            rtr_json_add_number(x, "share", pt >= 0 ? r->x[pt] : NAN);
+            rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
+            rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
+            if (ci) {
+                boot_ci(eb, eb->b.acc, i, 1, MARK_SHARE + s, &lo, &hi);
+                cJSON_AddItemToObject(x, "acc_ci", pair_json(lo, hi));
+            }
+            cJSON_AddItemToArray(sh, x);
+        }
+    }
+    /* How often this RTR row beats each other router in the paired resamples. */
+    if (r->rtr && ci) {
+        cJSON *pb = cJSON_AddObjectToObject(o, "p_beats");
+        int32_t R_ = eb->b.n_routers;
+        for (int j = 0; j < nr; j++) {
+            if (j == i || eb->idx[j] < 0) continue;
+            cJSON *x = cJSON_CreateObject();
+            size_t a = (size_t)eb->idx[i], c = (size_t)eb->idx[j];
+            rtr_json_add_number(x, "aiq", rtr_boot_p_beats(eb->b.aiq + a, eb->b.aiq + c, eb->resamples, R_, false));
+            rtr_json_add_number(x, "aiq_from_zero",
+                                rtr_boot_p_beats(eb->b.aiq0 + a, eb->b.aiq0 + c, eb->resamples, R_, false));
+            rtr_json_add_number(x, "acc", rtr_boot_p_beats(eb->b.acc + a * N_MARKS_B + MARK_OP,
+                                                           eb->b.acc + c * N_MARKS_B + MARK_OP, eb->resamples,
+                                                           (int64_t)R_ * N_MARKS_B, false));
+            rtr_json_add_number(x, "cost_to_match", rtr_boot_p_beats(eb->b.to_match + a, eb->b.to_match + c,
+                                                                     eb->resamples, R_, true));
+            cJSON_AddItemToObject(pb, R[j].name, x);
+        }
+    }
     return o;
 }
 
-/* Single-point reference router (Random, Oracle, best single). */
-static rtr_status point_router(router_result *out, const char *name, rtr_op_point op, const char *note) {
+/* Single-point reference router: Random's expectation (a point without
+ * choices) or every query to choice[i] (Oracle, best single). */
+static rtr_status point_router(router_result *out, const char *name, const route_data *te, const int32_t *choice,
+                               rtr_op_point random, const char *note) {
     snprintf(out->name, sizeof out->name, "%s", name);
+    snprintf(out->note, sizeof out->note, "%s", note);
+    for (int m = 0; m < N_MARKS; m++) out->mark[m] = m == MARK_OP ? 0 : -1;
+    if (choice) {
+        rtr_status st = rtr_choice_path_fixed(&out->cp, choice, te->n, te->k);
+        if (!st) st = realise(out, te);
+        if (!st) set_op(out, 0);
+        out->op_lambda = NAN;
+        return st;
+    }
+    out->random = true;
     out->n = 1;
     out->cost = rtr_malloc(sizeof(double));
     out->acc = rtr_malloc(sizeof(double));
-    if (!out->cost || !out->acc) return RTR_ERR_NOMEM;
-    out->cost[0] = op.cost;
-    out->acc[0] = op.acc;
-    out->op = op;
+    out->miss = rtr_malloc(sizeof(double));
+    if (!out->cost || !out->acc || !out->miss) return RTR_ERR_NOMEM;
+    out->cost[0] = random.cost, out->acc[0] = random.acc, out->miss[0] = (double)random.n_missing;
+    out->op = random;
     out->op_lambda = NAN;
-    snprintf(out->note, sizeof out->note, "%s", note);
     return RTR_OK;
 }
 
@@ -242,12 +395,15 @@ rtr_eval_params rtr_eval_default_params(void) {
     p.train_split = "train";
     p.knn_k = 10;
     p.embedllm = true;
+    p.bootstrap = 1000;
+    p.seed = 1;
     return p;
 }
 
 void rtr_eval_summary_free(rtr_eval_summary *s) {
-    for (int i = 0; i < s->n_routers; i++) free(s->routers[i].name);
+    for (int i = 0; i < s->n_routers; i++) free(s->routers[i].name), free(s->routers[i].unavailable);
     free(s->routers);
+    free(s->default_router);
     memset(s, 0, sizeof *s);
 }
 
@@ -268,9 +424,60 @@ static rtr_status table_names(const char *list, char **buf, const char *names[MA
     return *n ? RTR_OK : rtr_fail(RTR_ERR_INVALID, "--table '%s' names no table", list);
 }
 
+/* A dataset option must name a dataset of the corpus: a typo would
+ * otherwise turn an out-of-distribution run into an in-distribution one. */
+static rtr_status check_datasets(const char *corpus_dir, const rtr_eval_params *ep) {
+    const char *given[2] = {ep->route.dataset, ep->train_skip_dataset};
+    const char *flag[2] = {"--test-dataset", "--train-skip-dataset"};
+    if (!given[0] && !given[1]) return RTR_OK;
+    route_load_params all = {.o = {.cost_model = ep->route.cost_model, .pair_cost_path = ep->route.pair_cost_path},
+                             .no_tables = true};
+    route_data d = {0};
+    rtr_status st = route_data_load(&d, corpus_dir, &all);
+    rtr_buf names = {0};
+    int n_names = 0;
+    for (int64_t i = 0; !st && i < d.n; i++) {
+        bool first = true;
+        for (int64_t j = 0; j < i && first; j++) first = strcmp(d.dataset[j], d.dataset[i]) != 0;
+        if (first) rtr_buf_printf(&names, "%s%s", n_names++ ? ", " : "", d.dataset[i]);
+    }
+    for (int f = 0; !st && f < 2; f++) {
+        if (!given[f]) continue;
+        bool found = false;
+        for (int64_t i = 0; i < d.n && !found; i++) found = !strcmp(d.dataset[i], given[f]);
+        if (!found)
+            st = rtr_fail(RTR_ERR_INVALID, "%s: %s '%s' is not a dataset of the corpus (it has: %s)", corpus_dir,
+                          flag[f], given[f], names.buf ? names.buf : "none");
+    }
+    rtr_buf_free(&names);
+    route_data_free(&d);
+    return st;
+}
+
+/* Outcomes present for correctness but not for cost in the chosen unit:
+ * say so rather than "no pair has outcomes". */
+static rtr_status check_costs(const char *corpus_dir, const route_data *d, const char *split, rtr_cost_model cm) {
+    size_t nk = (size_t)d->n * (size_t)d->k, nc = 0, ncost = 0;
+    for (size_t i = 0; i < nk; i++) nc += !isnan(d->true_correct[i]), ncost += !isnan(d->true_cost[i]);
+    if (nc && !ncost)
+        return rtr_fail(RTR_ERR_INVALID, "%s: the %s split has correctness outcomes but no %s: %s", corpus_dir, split,
+                        cm == RTR_COST_USD ? "USD costs" : "token counts",
+                        cm == RTR_COST_USD ? "give each outcome a cost, or use --cost tokens or --cost user"
+                                           : "the outcomes carry no tokens; use --cost usd (with costs) or "
+                                             "--cost user --pair-cost FILE");
+    return RTR_OK;
+}
+
+static const char *const AIQ_NOTE =
+    "aiq is RouterBench's: the area under the router's non-decreasing concave hull from its cheapest point to "
+    "x_max, divided by x_max. Nothing counts before a router's cheapest point, so a single point (the Oracle) can "
+    "score below a curve that starts cheaper, and every router scores 0 when all pairs cost the same. "
+    "aiq_from_zero extends each hull flat down to cost 0 as well: the mean accuracy over budgets spread evenly on "
+    "[0, x_max]; no router exceeds its best accuracy, so the Oracle tops it.";
+
 static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const route_data *te, const route_data *tr,
                         const eval_refs *refs, const eval_refs *train_refs, double budget, double x_max,
-                        const router_result *R, int nr, const char *device) {
+                        const router_result *R, int nr, const eval_boot *eb, const char *device) {
     cJSON *root = cJSON_CreateObject();
     char deflt[256];
     snprintf(deflt, sizeof deflt, "RTR on %s", corpus_dir);
@@ -289,16 +496,32 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     cJSON_AddStringToObject(root, "device", device);
     rtr_json_add_number(root, "x_max", x_max);
     char *bt = rtr_catalog_pair_name(&te->cat, train_refs->best);
-    char notes[600];
+    cJSON *ref = cJSON_AddObjectToObject(root, "budget_reference");
+    cJSON_AddStringToObject(ref, "pair", bt ? bt : "?");
+    rtr_json_add_number(ref, "cost", budget);
+    cJSON *fr = cJSON_AddArrayToObject(ref, "fractions");
+    for (int b = 0; b < N_BUDGETS; b++) cJSON_AddItemToArray(fr, cJSON_CreateNumber(budget_fractions[b]));
+    char notes[900];
     snprintf(notes, sizeof notes,
              "Operating points: each router's most accurate predicted routing within a mean cost of %.6g %s, "
-             "the training mean cost of the best training pair (%s). Baselines are fitted on the %s split%s%s; "
+             "the training mean cost of the best training pair (%s); budgets: the same at 25/50/75/100%% of it, "
+             "chosen on predicted costs (no test outcome). Baselines are fitted on the %s split%s%s; "
              "APGR and CPT use mean cost normalised between the cheapest and the best single pair, except the "
-             "RouteLLM-style router, whose x is the share sent to the strong pair.",
+             "RouteLLM-style router, whose x is the share sent to the strong pair. Queries whose chosen outcome "
+             "is missing are left out of accuracy and cost and counted in n_missing.",
              budget, unit, bt ? bt : "?", ep->train_split, ep->train_skip_dataset ? " without " : "",
              ep->train_skip_dataset ? ep->train_skip_dataset : "");
     free(bt);
     cJSON_AddStringToObject(root, "notes", notes);
+    cJSON_AddStringToObject(root, "aiq_note", AIQ_NOTE);
+    if (eb->resamples) {
+        cJSON *b = cJSON_AddObjectToObject(root, "bootstrap");
+        cJSON_AddNumberToObject(b, "resamples", eb->resamples);
+        cJSON_AddNumberToObject(b, "seed", (double)eb->seed);
+        cJSON_AddNumberToObject(b, "level", 1 - 2 * CI_Q);
+        cJSON_AddStringToObject(b, "method", "paired: each resample draws the evaluated queries with replacement, "
+                                             "the same draw for every router; percentile intervals");
+    }
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int32_t j = 0; j < te->k; j++) {
         cJSON *o = cJSON_CreateObject();
@@ -307,20 +530,83 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         free(nm);
         rtr_json_add_number(o, "acc", refs->single[j].acc);
         rtr_json_add_number(o, "cost", refs->single[j].cost);
+        cJSON_AddNumberToObject(o, "n_missing", (double)refs->single[j].n_missing);
         cJSON_AddItemToArray(pairs, o);
     }
     cJSON *routers = cJSON_AddArrayToObject(root, "routers");
-    for (int i = 0; i < nr; i++) cJSON_AddItemToArray(routers, router_json(&R[i]));
+    for (int i = 0; i < nr; i++) cJSON_AddItemToArray(routers, router_json(R, nr, i, eb, budget));
     return root;
+}
+
+/* The default router's table from the first table's network estimates
+ * (rtr_stack_table): the training split's tables, the checkpoint's
+ * validation rows. */
+static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, const char *corpus_dir,
+                                const rtr_eval_params *ep, const char *table, const route_load_params *trp0,
+                                const route_data *te, const route_data *tr) {
+    rtr_predictor ck = {0};
+    route_data trt = {0};
+    rtr_status st = RTR_OK;
+    if (ep->checkpoint) {
+        st = rtr_predictor_load(&ck, ep->checkpoint);
+        char hash[17];
+        if (!st) rtr_predictor_hash_hex(&ck, hash);
+        if (!st && te->checkpoint_hash && *te->checkpoint_hash && strcmp(hash, te->checkpoint_hash))
+            st = rtr_fail(RTR_ERR_INVALID, "%s: the routing tables were scored by checkpoint %s, %s is %s", corpus_dir,
+                          te->checkpoint_hash, ep->checkpoint, hash);
+    }
+    /* the network's estimates on the training rows: the same table and cost model */
+    route_load_params trp = *trp0;
+    trp.no_tables = false;
+    trp.o.table = table;
+    trp.o.cost_scale = te->cost_scale;
+    if (!st) st = route_data_load(&trt, corpus_dir, &trp);
+    if (!st && trt.n != tr->n)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the training split has %lld queries with tables, %lld without", corpus_dir,
+                      (long long)trt.n, (long long)tr->n);
+    if (!st) {
+        rtr_stack_params sp = rtr_stack_default_params();
+        st = rtr_stack_table(p, cost, te->p, te->cost, te->emb, (const char *const *)te->dataset, te->n, trt.p,
+                             tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost, tr->n,
+                             ck.val_hash, ck.n_val_hash, te->emb_dim, te->k, &sp, rep);
+    }
+    route_data_free(&trt);
+    rtr_predictor_free(&ck);
+    return st;
+}
+
+/* The paired bootstrap over every router that was built. */
+static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te, int32_t best,
+                                const rtr_eval_params *ep) {
+    memset(eb, 0, sizeof *eb);
+    eb->seed = ep->seed;
+    for (int i = 0; i < nr; i++) eb->idx[i] = -1;
+    if (ep->bootstrap <= 0) return RTR_OK;
+    rtr_boot_router br[MAX_ROUTERS];
+    int32_t nb = 0;
+    for (int i = 0; i < nr; i++) {
+        if (R[i].unavailable[0]) continue;
+        rtr_boot_router *b = &br[nb];
+        memset(b, 0, sizeof *b);
+        b->path = R[i].random ? NULL : &R[i].cp;
+        b->n_marks = N_MARKS;
+        for (int m = 0; m < N_MARKS; m++) b->marks[m] = R[i].mark[m];
+        eb->idx[i] = nb++;
+    }
+    eb->resamples = ep->bootstrap;
+    return rtr_bootstrap(&eb->b, br, nb, te->true_correct, te->true_cost, te->n, te->k, best, ep->bootstrap, ep->seed);
 }
 
 rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summary *summary, const char *corpus_dir,
                            const rtr_eval_params *ep) {
     memset(summary, 0, sizeof *summary);
     if (ep->knn_k < 1) return rtr_fail(RTR_ERR_INVALID, "eval: the kNN router needs k >= 1, not %d", (int)ep->knn_k);
+    if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
     route_data te = {0}, tr = {0}, extra[MAX_TABLES];
     eval_refs refs = {0}, train_refs = {0};
     router_result R[MAX_ROUTERS];
+    eval_boot eb = {0};
+    rtr_stack_report rep = {.chosen = -1};
     memset(extra, 0, sizeof extra);
     memset(R, 0, sizeof R);
     const char *tables[MAX_TABLES];
@@ -328,13 +614,15 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     int nr = 0, nt = 0;
     size_t nk = 0;
     float *bp = NULL, *bc = NULL, *knn_p = NULL;
+    int32_t *choice = NULL;
     cJSON *root = NULL;
     char *text = NULL;
     double t0 = rtr_now();
     rtr_status st = table_names(ep->route.table, &table_buf, tables, &nt);
+    if (!st) st = check_datasets(corpus_dir, ep);
     /* The evaluated split with the first table and the embeddings; the
      * training split's outcomes and embeddings of the same encoder. */
-    route_load_params prm = {.o = ep->route, .embeddings = true}, trp;
+    route_load_params prm = {.o = ep->route, .embeddings = true}, trp = {0};
     prm.o.table = tables[0];
     if (!st) st = route_data_load(&te, corpus_dir, &prm);
     if (!st) {
@@ -361,6 +649,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st && (!te.has_truth || !tr.has_truth))
         st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir,
                       te.has_truth ? ep->train_split : ep->route.split);
+    if (!st) st = check_costs(corpus_dir, &te, ep->route.split, ep->route.cost_model);
+    if (!st) st = check_costs(corpus_dir, &tr, ep->train_split, ep->route.cost_model);
     if (!st) st = eval_refs_compute(&refs, te.true_correct, te.true_cost, te.n, te.k);
     if (!st) st = eval_refs_compute(&train_refs, tr.true_correct, tr.true_cost, tr.n, tr.k);
     if (!st && (refs.best < 0 || train_refs.best < 0))
@@ -371,14 +661,27 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         bp = rtr_malloc(nk * sizeof *bp);
         bc = rtr_malloc(nk * sizeof *bc);
         knn_p = rtr_malloc(nk * sizeof *knn_p);
-        if (!bp || !bc || !knn_p) st = RTR_ERR_NOMEM;
+        choice = rtr_malloc((size_t)te.n * sizeof *choice);
+        if (!bp || !bc || !knn_p || !choice) st = RTR_ERR_NOMEM;
     }
-    /* RTR itself, one row per table: the scored tables (p already carries any exclusions). */
+    /* RTR's default router on the first table, then the tables as scored
+     * (the paper's model; one row per table). */
+    if (!st && !ep->paper_only) {
+        st = default_table(bp, bc, &rep, corpus_dir, ep, tables[0], &trp, &te, &tr);
+        if (!st) {
+            char name[300];
+            snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
+            R[nr].rtr = true;
+            st = table_router(&R[nr++], name, &te, bp, bc, budget, be);
+        }
+    }
     for (int t = 0; !st && t < nt; t++) {
         const route_data *d = t ? &extra[t] : &te;
         char name[300];
-        snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
+        if (ep->paper_only) snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
+        else snprintf(name, sizeof name, nt > 1 ? "RTR (paper): %s" : "RTR (paper)", tables[t]);
         memcpy(bp, d->p, nk * sizeof *bp);
+        R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
     if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
@@ -396,25 +699,66 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
                                        te.k, &emp, NULL);
         if (!st) st = table_router(&R[nr++], "EmbedLLM-style", &te, bp, bc, budget, be);
     }
-    if (!st && train_refs.cheapest != train_refs.best)
+    if (!st && train_refs.cheapest != train_refs.best) {
         st = routellm_router(&R[nr++], &te, knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
+    } else if (!st) {
+        char *nm = rtr_catalog_pair_name(&te.cat, train_refs.best), why[240];
+        snprintf(why, sizeof why, "the best training pair (%s) is also the cheapest: there is no cheaper pair to send "
+                 "queries to", nm ? nm : "?");
+        free(nm);
+        unavailable_router(&R[nr++], "RouteLLM-style (kNN win estimate)", why);
+    }
     char *best_name = st ? NULL : rtr_catalog_pair_name(&te.cat, refs.best);
     char best_label[300];
     snprintf(best_label, sizeof best_label, "Best single: %s", best_name ? best_name : "?");
     free(best_name);
-    if (!st) st = point_router(&R[nr++], "Random (expectation)", refs.random, "");
-    if (!st) st = point_router(&R[nr++], "Oracle", refs.oracle, "cheapest correct pair");
-    if (!st) st = point_router(&R[nr++], best_label, refs.single[refs.best], "best on the evaluated split");
+    if (!st) st = point_router(&R[nr++], "Random (expectation)", &te, NULL, refs.random, "");
+    if (!st) {
+        rtr_router_oracle(choice, te.true_correct, te.true_cost, te.n, te.k);
+        st = point_router(&R[nr++], "Oracle", &te, choice, refs.random, "cheapest correct pair");
+    }
+    if (!st) {
+        for (int64_t i = 0; i < te.n; i++) choice[i] = refs.best;
+        st = point_router(&R[nr++], best_label, &te, choice, refs.random, "best on the evaluated split");
+    }
 
     /* One x_max for every router of the table, then each router's metrics. */
     double x_max = st ? 0 : eval_refs_x_max(&refs);
     for (int i = 0; i < nr; i++)
         for (int64_t t = 0; t < R[i].n; t++)
             if (!isnan(R[i].cost[t])) x_max = fmax(x_max, R[i].cost[t]);
-    for (int i = 0; !st && i < nr; i++) st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
+    for (int i = 0; !st && i < nr; i++) {
+        R[i].aiq0 = NAN;
+        if (R[i].unavailable[0]) {
+            R[i].m = (eval_curve){NAN, NAN, NAN, NAN, NAN, NAN};
+            R[i].op = (rtr_op_point){NAN, NAN, 0, 0};
+            continue;
+        }
+        st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
+        if (!st && x_max > 0 && rtr_metric_aiq_from_zero(R[i].cost, R[i].acc, R[i].n, x_max, &R[i].aiq0) != RTR_OK)
+            R[i].aiq0 = NAN;
+    }
+    if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);
 
     if (!st) {
-        root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, be->device);
+        root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, &eb, be->device);
+        if (rep.chosen >= 0) {
+            cJSON *dr = cJSON_AddObjectToObject(root, "default_router");
+            cJSON_AddStringToObject(dr, "chosen", rtr_stack_name(rep.chosen));
+            cJSON_AddStringToObject(dr, "checkpoint", ep->checkpoint ? ep->checkpoint : "");
+            cJSON_AddNumberToObject(dr, "n_val", (double)rep.n_val);
+            cJSON_AddNumberToObject(dr, "n_unseen", (double)rep.n_unseen);
+            cJSON *cv = cJSON_AddObjectToObject(dr, "cv_logloss"), *se = cJSON_AddObjectToObject(dr, "cv_se");
+            for (int c = 0; c < RTR_STACK_N; c++) {
+                rtr_json_add_number(cv, rtr_stack_name(c), rep.cv_logloss[c]);
+                rtr_json_add_number(se, rtr_stack_name(c), rep.cv_se[c]);
+            }
+            cJSON *w = cJSON_AddArrayToObject(dr, "weights");
+            for (int c = 0; c < 4; c++) cJSON_AddItemToArray(w, cJSON_CreateNumber(rep.weight[c]));
+            if (!ep->checkpoint)
+                cJSON_AddStringToObject(dr, "note", "no --checkpoint: no validation rows, so the network is kept as "
+                                                    "it is; the unseen-dataset guard still applies");
+        }
         if (ep->route.table) {
             cJSON *tabs = cJSON_AddArrayToObject(root, "tables");
             for (int t = 0; t < nt; t++) {
@@ -434,23 +778,32 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st && !(summary->routers = rtr_calloc((size_t)nr, sizeof *summary->routers))) st = RTR_ERR_NOMEM;
     for (int i = 0; !st && i < nr; i++) {
         rtr_eval_router *o = &summary->routers[summary->n_routers++];
-        *o = (rtr_eval_router){rtr_strdup(R[i].name), R[i].op.acc, R[i].op.cost, R[i].m.aiq, R[i].m.to_match};
-        if (!o->name) st = RTR_ERR_NOMEM;
+        *o = (rtr_eval_router){rtr_strdup(R[i].name), R[i].unavailable[0] ? rtr_strdup(R[i].unavailable) : NULL,
+                               R[i].op.acc, R[i].op.cost, R[i].m.aiq, R[i].aiq0, R[i].m.to_match,
+                               {NAN, NAN}, {NAN, NAN}, {NAN, NAN}, {NAN, NAN}, R[i].op.n_missing};
+        boot_ci(&eb, eb.b.acc, i, 1, MARK_OP, &o->acc_ci[0], &o->acc_ci[1]);
+        boot_ci(&eb, eb.b.cost, i, 1, MARK_OP, &o->cost_ci[0], &o->cost_ci[1]);
+        boot_ci(&eb, eb.b.aiq, i, 0, 0, &o->aiq_ci[0], &o->aiq_ci[1]);
+        boot_ci(&eb, eb.b.to_match, i, 0, 0, &o->cost_to_match_ci[0], &o->cost_to_match_ci[1]);
+        if (!o->name || (R[i].unavailable[0] && !o->unavailable)) st = RTR_ERR_NOMEM;
     }
     if (!st) {
         summary->n_queries = te.n;
         summary->n_train = tr.n;
         summary->cost_unit = unit_name(ep->route.cost_model);
         summary->x_max = x_max;
-    } else {
-        rtr_eval_summary_free(summary);
+        summary->bootstrap = eb.resamples;
+        if (rep.chosen >= 0 && !(summary->default_router = rtr_strdup(rtr_stack_name(rep.chosen)))) st = RTR_ERR_NOMEM;
     }
+    if (st) rtr_eval_summary_free(summary);
     for (int i = 0; i < nr; i++) router_free(&R[i]);
+    rtr_boot_free(&eb.b);
     cJSON_Delete(root);
     free(text);
     free(bp);
     free(bc);
     free(knn_p);
+    free(choice);
     free(table_buf);
     eval_refs_free(&refs);
     eval_refs_free(&train_refs);
