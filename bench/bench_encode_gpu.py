@@ -104,6 +104,34 @@ def linear_params(model):
     return L * (4 * C * C + 2 * C * F)
 
 
+H100 = (989.0, 3.35)  # dense bf16 TFLOP/s, HBM TB/s (datasheets)
+H200 = (989.0, 4.8)
+
+
+def roofline_qps(model, tokens_per_query, tflops, tbps, gelu_epilogue=False):
+    """Queries/s of the bf16 encoder path at these peaks: the sum over its
+    kernels of max(FLOPs / peak, bytes / bandwidth) per token, as in
+    docs/CUDA.md and bench_backend (weights, read once per batch of 65k
+    tokens, and the position bias are left out: under 1%)."""
+    with open(os.path.join(model, "config.json")) as f:
+        cfg = json.load(f)
+    C, F, L, T = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], tokens_per_query
+    kernels = [  # (FLOPs, bytes) per token of one layer, bf16 activations (2 bytes)
+        (2 * 3 * C * C, 2 * (C + 3 * C)),  # QKV GEMM
+        (4 * T * C, 2 * (3 * C + C)),  # flash attention (q, k, v read once, out written once)
+        (2 * C * C, 2 * 2 * C),  # out-projection GEMM
+        (0, 2 * 3 * C),  # residual + LayerNorm
+        (2 * C * F, 2 * (C + F)),  # feed-forward GEMM
+        (2 * C * F, 2 * (F + C)),  # its projection GEMM
+        (0, 2 * 3 * C),  # residual + LayerNorm
+    ]
+    if not gelu_epilogue:
+        kernels.append((0, 2 * 2 * F))  # bias + GELU pass
+    per_token = L * sum(max(fl / (tflops * 1e12), by / (tbps * 1e12)) for fl, by in kernels)
+    per_token += (10 * C + 2 * C) / (tbps * 1e12)  # embedding LayerNorm (fp32 tables), pooling
+    return 1.0 / (per_token * T)
+
+
 def run(cmd):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
@@ -187,6 +215,8 @@ def main():
                     "cuda, 32 on cpu)")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="dense peak for the floor (default on cuda: 989, H100 SXM bf16)")
+    ap.add_argument("--peak-tbps", type=float, default=None,
+                    help="memory bandwidth for the roofline (default on cuda: 3.35, H100 SXM)")
     ap.add_argument("--tokens", type=int, default=0, help="queries of exactly this many tokens (0: real questions)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -194,6 +224,7 @@ def main():
     args.precision = args.precision or ("bf16" if gpu else "fp32")
     args.st_batches = args.st_batches or ("128,512" if gpu else "32")
     peak = args.peak_tflops or (989.0 if gpu else None)
+    bw = args.peak_tbps or 3.35
     model = os.path.join(args.models, args.model)
     if not os.path.exists(os.path.join(model, "model.safetensors")):
         print(f"{model}: model folder absent, skipped (tools/fetch-encoder {args.model} {model})")
@@ -243,11 +274,18 @@ def main():
         print(f"floor: 2 x {linear_params(model) / 1e6:.1f}M linear params x {tokens} tokens = {flop / 1e12:.3g} "
               f"TFLOP = {floor * 1e3:.3g} ms at {peak:g} TFLOP/s -> {len(texts) / floor:.0f} q/s; rtr reaches "
               f"{floor / r['encode_seconds']:.1%} of it ({flop / r['encode_seconds'] / 1e12:.3g} TFLOP/s)")
+    if gpu and tokens:
+        t = tokens / len(texts)
+        here = roofline_qps(model, t, peak, bw)
+        print(f"roofline of the bf16 path (docs/CUDA.md) at {t:.1f} tokens a query: {here:.0f} q/s at "
+              f"{peak:g} TFLOP/s and {bw:g} TB/s (rtr reaches {qps / here:.0%}); datasheet H100 SXM "
+              f"{roofline_qps(model, t, *H100):.0f} q/s ({roofline_qps(model, t, *H100, True):.0f} with the GELU "
+              f"epilogue), H200 {roofline_qps(model, t, *H200):.0f} q/s")
     if gpu:
         print(f"target {TARGET_QPS} q/s: {'met' if qps >= TARGET_QPS else 'not met'} ({qps / TARGET_QPS:.2f}x)")
     print(f"summary: rtr {qps:.0f} q/s" + (f", sentence-transformers {st_qps:.0f} q/s ({qps / st_qps:.2f}x)"
                                           if st_qps else ", sentence-transformers skipped")
-          + (f", GEMM floor {len(texts) / floor:.0f} q/s" if peak and tokens else ""))
+          + (f", roofline {roofline_qps(model, tokens / len(texts), peak, bw):.0f} q/s" if gpu and tokens else ""))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@
 # encode throughput of rtr against sentence-transformers fp16 on the same
 # GPU (MiniLM and MPNet at real question lengths, and the headline: MPNet
 # at 64 tokens, target 50,000 queries/s on an H100); a training epoch over
-# 1M x 24; the exact λ path over 1M x 24; test_gpu's backend suite once
+# 1M x 24; the exact λ path over 1M x 24; how many routing decisions a bf16
+# scoring GEMM changes (bench_score_bf16); test_gpu's backend suite once
 # more under compute-sanitizer memcheck and racecheck (skipped, with the
-# reason, where the runtime refuses: gVisor); the emulated kernel tests.
+# reason, where the runtime refuses: gVisor); the tensor-core and 16-byte
+# instructions in the new kernels' machine code (cuobjdump); the emulated
+# kernel tests.
 #
 #   bench/gpu_check.sh --bundle .device     the lent device machines: the binaries,
 #                                           libraries and models packed here by
@@ -175,7 +178,7 @@ build_rtr() {
     command -v cmake >/dev/null || { echo "cmake not found: run tools/setup-deps first"; return 1; }
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRTR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" &&
         cmake --build "$build" -j"$(nproc)" --target rtr test_gpu test_kernels_emu test_emu test_encoder_emu \
-              test_train_emu test_route_emu bench_backend bench_train bench_sweep
+              test_train_emu test_route_emu bench_backend bench_score_bf16 bench_train bench_sweep
 }
 export -f find_lib unpack_bundle build_rtr
 export work out root bundle_src arch
@@ -259,21 +262,22 @@ export RTR_MODELS_DIR=$work/test-models
 
 # ---- tests and benchmarks on the GPU ---------------------------------------
 gpu_step test_gpu 200 'passed' "$kbin/test_gpu"
-gpu_step bench_backend 90 '' "$kbin/bench_backend" "${peaks[@]}"
+gpu_step bench_backend 90 'bf16 encoder, all-mpnet' "$kbin/bench_backend" "${peaks[@]}"
 encode() { # MODEL N [extra args of bench_encode_gpu.py]
     local m=$1 n=$2
     shift 2
     [ -f "$work/random/$m/model.safetensors" ] || { echo "no random $m (step random-models)"; return 1; }
     python3 "$root/bench/bench_encode_gpu.py" --rtr "$rtr" --models "$work/random" --model "$m" -n "$n" \
-        --rounds 2 --st-batches 256 ${p_tc:+--peak-tflops "$p_tc"} "$@"
+        --rounds 2 --st-batches 256 ${p_tc:+--peak-tflops "$p_tc"} ${p_bw:+--peak-tbps "$p_bw"} "$@"
 }
 export -f encode
-export p_tc=${p_tc:-}
+export p_tc=${p_tc:-} p_bw=${p_bw:-}
 gpu_step encode-mpnet-64tok 100 '^summary:' encode all-mpnet-base-v2 100000 --tokens 64
 gpu_step encode-mpnet 100 '^summary:' encode all-mpnet-base-v2 50000
 gpu_step encode-minilm 80 '^summary:' encode all-MiniLM-L6-v2 100000
 gpu_step train 100 'epoch' "$bbin/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
 gpu_step sweep 60 'GPU|speedup' "$bbin/bench_sweep" --device cuda 1000000 24 0
+gpu_step score-bf16 90 'max \|dp\|' "$kbin/bench_score_bf16"
 
 # ---- test_gpu's backend suite under compute-sanitizer --------------------
 sanitize() { # TOOL
@@ -293,6 +297,20 @@ sanitize() { # TOOL
 export -f sanitize
 gpu_step memcheck 75 'ERROR SUMMARY' sanitize memcheck
 gpu_step racecheck 90 'ERROR SUMMARY|RACECHECK SUMMARY' sanitize racecheck
+
+# ---- the machine code: tensor-core and 16-byte instructions where meant ----
+sass() {
+    local cod
+    cod=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
+    [ -n "$cod" ] || { echo "cuobjdump not on this machine: skipped"; return 77; }
+    "$cod" --dump-sass "$rtr" >"$work/sass.txt" 2>&1 || { tail -3 "$work/sass.txt"; return 1; }
+    awk '/Function :/ {f = $3} /HMMA|HGMMA/ {h[f]++} /LDG.E.128|LDG.E.ENL2.256/ {v[f]++} /STL|LDL/ {l[f]++}
+         END {for (k in h) if (k ~ /attention_bf16|heads_score/) printf "%s: %d HMMA, %d 16-byte loads, %d local\n", k, h[k], v[k], l[k];
+              for (k in v) if (k ~ /heads_score/ && !(k in h)) printf "%s: %d 16-byte loads, %d local\n", k, v[k], l[k]}' \
+        "$work/sass.txt" | sort
+}
+export -f sass
+step sass 30 'attention_bf16_kernelILi64' sass
 
 # ---- the emulated kernels (CPU only: what CI runs, here on this machine) ---
 step test_emu 30 'passed' "$kbin/test_emu"

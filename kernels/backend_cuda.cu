@@ -17,9 +17,20 @@
 #endif
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 namespace RTR_KNS {
+
+#ifndef RTR_CUDA_EMU
+/* A cuBLASLt matmul in column-major terms, D[m x n] = op(first)·op(second)
+ * (+ β·C), and everything its plan depends on (a cache key: no padding). */
+struct lt_shape {
+    int op_first, op_second, m, n, k, ld_first, ld_second, ld_d;
+    int in_type, d_type, epilogue;
+    uint32_t al_first, al_second, al_d; /* the buffers' real alignment (cuBLASLt assumes 256 unless told) */
+};
+#endif
 
 struct cuda_ctx {
     cudaStream_t stream; /* every op and download */
@@ -30,25 +41,36 @@ struct cuda_ctx {
     cublasLtHandle_t lt;
     void *workspace; /* cuBLASLt scratch */
     size_t workspace_bytes;
-    void *half_buf; /* bf16/fp16 copies of A and B for low-precision GEMMs */
+    void *half_buf; /* bf16/fp16 copies of A and B for low-precision sgemm */
     size_t half_bytes;
-    /* cuBLASLt's algorithm choice per GEMM shape: asking the heuristic costs
-     * tens of microseconds of host time, and an encoder batch makes ~50 GEMMs
-     * of a handful of shapes. Direct-mapped; a collision just asks again. */
-    struct algo_entry {
-        bool valid;
-        int key[12];
+    bool gelu_epilogue; /* RTR_CUDA_GELU_EPILOGUE=1: gemm_bf16's GELU in cuBLASLt */
+    /* cuBLASLt plans (descriptor, layouts, algorithm) per GEMM shape */
+    struct lt_plan {
+        cublasLtMatmulDesc_t op;
+        cublasLtMatrixLayout_t la, lb, ld;
         cublasLtMatmulAlgo_t algo;
-    } algos[64];
+        struct lt_shape shape;
+    } plans[64];
 #endif
 };
 
 static cuda_ctx *ctx_of(void *ctx) { return (cuda_ctx *)ctx; }
 
+#ifndef RTR_CUDA_EMU
+static void plan_free(cuda_ctx::lt_plan *p) {
+    if (p->ld) cublasLtMatrixLayoutDestroy(p->ld);
+    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    memset(p, 0, sizeof *p);
+}
+#endif
+
 static void cuda_destroy(void *ctx) {
     cuda_ctx *x = ctx_of(ctx);
     if (!x) return;
 #ifndef RTR_CUDA_EMU
+    for (auto &p : x->plans) plan_free(&p);
     cudaFree(x->workspace);
     cudaFree(x->half_buf);
     if (x->lt) cublasLtDestroy(x->lt);
@@ -132,31 +154,140 @@ static rtr_status cuda_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
 }
 
 #ifdef RTR_CUDA_EMU
-/* Emulated build: the GEMM is the CPU BLAS on host memory, in fp32. */
+/* A copy of the rows x cols matrix m (leading dimension ld) rounded to p's
+ * 16-bit format and widened back, as the GPU's tensor cores see it. */
+static float *rounded_copy(const float *m, int rows, int cols, int ld, rtr_gemm_precision p) {
+    float *r = (float *)rtr_malloc(((size_t)rows * ld + 1) * sizeof *r);
+    if (!r) return nullptr;
+    for (size_t i = 0; i < (size_t)rows * ld; i++)
+        r[i] = (int)(i % (size_t)ld) >= cols ? 0.0f
+               : p == RTR_GEMM_BF16       ? rtr_emu::bf16_bits_to_float(rtr_emu::float_to_bf16_bits(m[i]))
+                                          : rtr_emu::half_bits_to_float(rtr_emu::float_to_half_bits(m[i]));
+    return r;
+}
+
+/* Emulated build: the GEMM is the CPU BLAS on host memory, in fp32; at
+ * bf16/fp16 precision on inputs rounded as the GPU rounds them (fp32
+ * accumulation, as cuBLASLt's), so the emulator shows their numerics. */
 static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    (void)ctx;
+    rtr_gemm_precision p = ctx_of(ctx)->precision;
+    float *ra = nullptr, *rb = nullptr;
+    if (p != RTR_GEMM_F32 && (size_t)M * N * K != 0) {
+        ra = rounded_copy(A, trans_a ? K : M, trans_a ? M : K, lda, p);
+        rb = rounded_copy(B, trans_b ? N : K, trans_b ? K : N, ldb, p);
+        if (!ra || !rb) {
+            free(ra), free(rb);
+            return RTR_ERR_NOMEM;
+        }
+        A = ra, B = rb;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
                 alpha, A, lda, B, ldb, beta, C, ldc);
+    free(ra), free(rb);
     return RTR_OK;
 }
-#else
-#define LT_CHECK(call, ...)                                                                                \
-    do {                                                                                                   \
-        cublasStatus_t s_ = (call);                                                                        \
-        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                 \
-            st = rtr_fail(RTR_ERR_DEVICE, "%s:%d: sgemm (M=%d N=%d K=%d, %s): cuBLASLt status %d", __FILE__, \
-                          __LINE__, M, N, K, prec_name, (int)s_);                                          \
-            goto done;                                                                                     \
-        }                                                                                                  \
-    } while (0)
 
+/* The bf16 GEMM as the GPU's default path computes it: the product of the
+ * bf16 values in fp32 (the CPU BLAS), rounded to bf16, then the bias and
+ * GELU kernel on it (emulated). */
+static rtr_status cuda_gemm_bf16(void *ctx, rtr_bf16 *out, const rtr_bf16 *inp, const rtr_bf16 *w,
+                                 const float *gelu_bias, int N, int IC, int OC) {
+    (void)ctx;
+    size_t ni = (size_t)N * IC, nw = (size_t)OC * IC, no = (size_t)N * OC;
+    float *fi = (float *)rtr_malloc((ni + nw + no + 1) * sizeof(float));
+    if (!fi) return RTR_ERR_NOMEM;
+    float *fw = fi + ni, *fo = fw + nw;
+    for (size_t i = 0; i < ni; i++) fi[i] = rtr_bf16_float(inp[i]);
+    for (size_t i = 0; i < nw; i++) fw[i] = rtr_bf16_float(w[i]);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, fi, IC, fw, IC, 0.0f, fo, OC);
+    for (size_t i = 0; i < no; i++) out[i] = rtr_bf16_round(fo[i]);
+    free(fi);
+    return gelu_bias ? rtr_bias_gelu_bf16(out, out, gelu_bias, N, OC, nullptr) : RTR_OK;
+}
+#else
 /* The alignment of a device pointer in bytes, as a power of two up to 256. */
 static uint32_t align_of(const void *p) {
     uintptr_t v = (uintptr_t)p;
     uint32_t a = 1;
     while (a < 256 && !(v & a)) a <<= 1;
     return a;
+}
+
+/* The plan of shape s: its descriptor, layouts and algorithm are built once
+ * (tens of microseconds of host time: an encoder batch makes ~50 GEMMs of a
+ * handful of shapes, a training batch 24) and kept in a direct-mapped table;
+ * a collision rebuilds. */
+static rtr_status lt_plan_for(cuda_ctx *x, const lt_shape &s, cuda_ctx::lt_plan **out, const char *what) {
+    unsigned h = 2166136261u;
+    const unsigned char *bytes = (const unsigned char *)&s;
+    for (size_t i = 0; i < sizeof s; i++) h = (h ^ bytes[i]) * 16777619u;
+    cuda_ctx::lt_plan *p = &x->plans[h % (sizeof x->plans / sizeof *x->plans)];
+    *out = p;
+    if (p->op && !memcmp(&p->shape, &s, sizeof s)) return RTR_OK;
+    plan_free(p);
+    cublasLtMatmulPreference_t pref = nullptr;
+    cublasLtMatmulHeuristicResult_t heur;
+    int found = 0;
+    cublasStatus_t e;
+    cublasOperation_t of = (cublasOperation_t)s.op_first, os = (cublasOperation_t)s.op_second;
+    cublasLtEpilogue_t epi = (cublasLtEpilogue_t)s.epilogue;
+    cudaDataType_t bias_type = CUDA_R_32F;
+    bool first_t = of == CUBLAS_OP_T, second_t = os == CUBLAS_OP_T;
+#define LT_TRY(call) \
+    if ((e = (call)) != CUBLAS_STATUS_SUCCESS) goto fail
+    LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &of, sizeof of));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &os, sizeof os));
+    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    if (epi != CUBLASLT_EPILOGUE_DEFAULT)
+        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->la, (cudaDataType_t)s.in_type, first_t ? s.k : s.m, first_t ? s.m : s.k,
+                                      s.ld_first));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, (cudaDataType_t)s.in_type, second_t ? s.n : s.k, second_t ? s.k : s.n,
+                                      s.ld_second));
+    LT_TRY(cublasLtMatrixLayoutCreate(&p->ld, (cudaDataType_t)s.d_type, s.m, s.n, s.ld_d));
+    LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &x->workspace_bytes,
+                                                sizeof x->workspace_bytes));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &s.al_first,
+                                                sizeof s.al_first));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &s.al_second,
+                                                sizeof s.al_second));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &s.al_d,
+                                                sizeof s.al_d));
+    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &s.al_d,
+                                                sizeof s.al_d));
+    LT_TRY(cublasLtMatmulAlgoGetHeuristic(x->lt, p->op, p->la, p->lb, p->ld, p->ld, pref, 1, &heur, &found));
+#undef LT_TRY
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (!found) {
+        plan_free(p);
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "%s (m=%d n=%d k=%d, epilogue %d): no cuBLASLt algorithm for these strides",
+                        what, s.m, s.n, s.k, s.epilogue);
+    }
+    p->algo = heur.algo;
+    p->shape = s;
+    return RTR_OK;
+fail:
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    plan_free(p);
+    return rtr_fail(RTR_ERR_DEVICE, "%s (m=%d n=%d k=%d, epilogue %d): cuBLASLt status %d", what, s.m, s.n, s.k,
+                    s.epilogue, (int)e);
+}
+
+/* Run plan p: D = α·op(first)·op(second) + β·D (bias: the epilogue's, or NULL). */
+static rtr_status lt_run(cuda_ctx *x, cuda_ctx::lt_plan *p, const void *first, const void *second, void *d,
+                         float alpha, float beta, const float *bias, const char *what) {
+    cublasStatus_t e = CUBLAS_STATUS_SUCCESS;
+    if (bias) e = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (e == CUBLAS_STATUS_SUCCESS)
+        e = cublasLtMatmul(x->lt, p->op, &alpha, first, p->la, second, p->lb, &beta, d, p->ld, d, p->ld, &p->algo,
+                           x->workspace, x->workspace_bytes, x->stream);
+    if (e != CUBLAS_STATUS_SUCCESS)
+        return rtr_fail(RTR_ERR_DEVICE, "%s (m=%d n=%d k=%d): cuBLASLt status %d", what, p->shape.m, p->shape.n,
+                        p->shape.k, (int)e);
+    return RTR_OK;
 }
 
 /* Row-major C = α·op(A)·op(B) + β·C is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B goes
@@ -166,7 +297,6 @@ static uint32_t align_of(const void *p) {
 static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A,
                              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     cuda_ctx *x = ctx_of(ctx);
-    rtr_status st = RTR_OK;
     const char *prec_name = x->precision == RTR_GEMM_BF16 ? "bf16" : x->precision == RTR_GEMM_F16 ? "fp16" : "fp32";
     if ((size_t)M * N == 0) return RTR_OK;
     cudaDataType_t in_type = x->precision == RTR_GEMM_BF16 ? CUDA_R_16BF
@@ -194,59 +324,43 @@ static rtr_status cuda_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N
         if (cs != RTR_OK) return cs;
         a = ha, b = hb, lda = lda16, ldb = ldb16;
     }
-    cublasLtMatmulDesc_t op = nullptr;
-    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
-    cublasLtMatmulPreference_t pref = nullptr;
-    cublasLtMatmulHeuristicResult_t heur;
-    int found = 0;
-    cublasOperation_t op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_second = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
-    LT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
-    LT_CHECK(cublasLtMatrixLayoutCreate(&la, in_type, trans_b ? K : N, trans_b ? N : K, ldb));
-    LT_CHECK(cublasLtMatrixLayoutCreate(&lb, in_type, trans_a ? M : K, trans_a ? K : M, lda));
-    LT_CHECK(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, ldc));
-    {
-        /* the algorithm must suit the buffers' real alignment (cuBLASLt
-         * assumes 256 bytes unless told), so it is part of the key */
-        uint32_t al_first = align_of(b), al_second = align_of(a), al_c = align_of(C);
-        int key[12] = {trans_a, trans_b, M, N, K, lda, ldb, ldc, (int)x->precision, (int)al_first, (int)al_second,
-                       (int)al_c};
-        unsigned h = 2166136261u;
-        for (int i = 0; i < 12; i++) h = (h ^ (unsigned)key[i]) * 16777619u;
-        cuda_ctx::algo_entry *slot = &x->algos[h % (sizeof x->algos / sizeof *x->algos)];
-        if (!slot->valid || memcmp(slot->key, key, sizeof key)) {
-            LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                          &x->workspace_bytes, sizeof x->workspace_bytes));
-            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_first,
-                                                          sizeof al_first));
-            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                                                          &al_second, sizeof al_second));
-            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c,
-                                                          sizeof al_c));
-            LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c,
-                                                          sizeof al_c));
-            LT_CHECK(cublasLtMatmulAlgoGetHeuristic(x->lt, op, la, lb, lc, lc, pref, 1, &heur, &found));
-            if (!found) {
-                st = rtr_fail(RTR_ERR_UNSUPPORTED,
-                              "sgemm (M=%d N=%d K=%d, %s): no cuBLASLt algorithm for these strides", M, N, K,
-                              prec_name);
-                goto done;
-            }
-            slot->valid = true;
-            memcpy(slot->key, key, sizeof key);
-            slot->algo = heur.algo;
-        }
-        LT_CHECK(cublasLtMatmul(x->lt, op, &alpha, b, la, a, lb, &beta, C, lc, C, lc, &slot->algo, x->workspace,
-                                x->workspace_bytes, x->stream));
-    }
-done:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    if (lc) cublasLtMatrixLayoutDestroy(lc);
-    if (lb) cublasLtMatrixLayoutDestroy(lb);
-    if (la) cublasLtMatrixLayoutDestroy(la);
-    if (op) cublasLtMatmulDescDestroy(op);
+    lt_shape s;
+    memset(&s, 0, sizeof s);
+    s.op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, s.op_second = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    s.m = N, s.n = M, s.k = K, s.ld_first = ldb, s.ld_second = lda, s.ld_d = ldc;
+    s.in_type = in_type, s.d_type = CUDA_R_32F, s.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    s.al_first = align_of(b), s.al_second = align_of(a), s.al_d = align_of(C);
+    char what[48];
+    snprintf(what, sizeof what, "sgemm %s", prec_name);
+    cuda_ctx::lt_plan *p;
+    rtr_status st = lt_plan_for(x, s, &p, what);
+    return st != RTR_OK ? st : lt_run(x, p, b, a, C, alpha, beta, nullptr, what);
+}
+
+/* out[N x OC] = inp·wᵀ in bf16 (fp32 accumulation). The feed-forward's bias
+ * and GELU: by default one elementwise kernel after the GEMM (the exact erf
+ * form, rtr_bias_gelu_bf16); with RTR_CUDA_GELU_EPILOGUE=1 at open, cuBLASLt's
+ * GELU_BIAS epilogue instead (fp32 bias) — the documentation does not say
+ * which GELU it computes, so test_gpu compares the two on the device and
+ * bench_backend times both. */
+static rtr_status cuda_gemm_bf16(void *ctx, rtr_bf16 *out, const rtr_bf16 *inp, const rtr_bf16 *w,
+                                 const float *gelu_bias, int N, int IC, int OC) {
+    cuda_ctx *x = ctx_of(ctx);
+    if ((size_t)N * OC == 0) return RTR_OK;
+    if (IC % 8 || OC % 8)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "gemm_bf16: IC=%d OC=%d (multiples of 8 only)", IC, OC);
+    bool epi = gelu_bias && x->gelu_epilogue;
+    lt_shape s;
+    memset(&s, 0, sizeof s);
+    s.op_first = CUBLAS_OP_T, s.op_second = CUBLAS_OP_N; /* column-major: outᵀ = w·inpᵀ */
+    s.m = OC, s.n = N, s.k = IC, s.ld_first = IC, s.ld_second = IC, s.ld_d = OC;
+    s.in_type = CUDA_R_16BF, s.d_type = CUDA_R_16BF;
+    s.epilogue = epi ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    s.al_first = align_of(w), s.al_second = align_of(inp), s.al_d = align_of(out);
+    cuda_ctx::lt_plan *p;
+    rtr_status st = lt_plan_for(x, s, &p, epi ? "gemm_bf16 (GELU_BIAS epilogue)" : "gemm_bf16");
+    if (st == RTR_OK) st = lt_run(x, p, w, inp, out, 1.0f, 0.0f, epi ? gelu_bias : nullptr, "gemm_bf16");
+    if (st == RTR_OK && gelu_bias && !epi) st = rtr_bias_gelu_bf16(out, out, gelu_bias, N, OC, x->stream);
     return st;
 }
 #endif
@@ -282,6 +396,7 @@ static rtr_backend_iface make_iface() {
     f.download_async = cuda_download_async;
     f.set_gemm_precision = cuda_set_gemm_precision;
     f.sgemm = cuda_sgemm;
+    f.gemm_bf16 = cuda_gemm_bf16;
 #define CUDA_SLOT(E, name, ret, params, args) f.name = cuda_##name;
     RTR_BACKEND_OPS(CUDA_SLOT)
 #undef CUDA_SLOT
@@ -324,6 +439,8 @@ extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
     b->iface = &cuda_iface;
     b->ctx = x;
     x->workspace_bytes = 32u << 20;
+    const char *epi = getenv("RTR_CUDA_GELU_EPILOGUE");
+    x->gelu_epilogue = epi && !strcmp(epi, "1");
     rtr_status st = RTR_OK;
     if ((e = cudaStreamCreateWithFlags(&x->stream, cudaStreamNonBlocking)) != cudaSuccess ||
         (e = cudaStreamCreateWithFlags(&x->copy, cudaStreamNonBlocking)) != cudaSuccess ||

@@ -23,6 +23,10 @@
 #define RTR_DYNAMIC_SHARED(type, name)                     \
     extern __shared__ __align__(16) unsigned char rtr_dyn_smem_[]; \
     type *name = reinterpret_cast<type *>(rtr_dyn_smem_)
+/* The same, 128-byte aligned (WMMA tiles want 32). */
+#define RTR_DYNAMIC_SHARED_ALIGNED(type, name)                      \
+    extern __shared__ __align__(128) unsigned char rtr_dyn_smem128_[]; \
+    type *name = reinterpret_cast<type *>(rtr_dyn_smem128_)
 #endif
 
 extern "C" {
@@ -57,6 +61,23 @@ static inline rtr_status cuda_error(cudaError_t e, const char *file, int line, c
 #define RTR_LAUNCH_CHECK(op, ...) RTR_CUDA_CHECK(cudaGetLastError(), op, __VA_ARGS__)
 
 static inline unsigned rtr_ceil_div(size_t a, unsigned b) { return (unsigned)((a + b - 1) / b); }
+
+/* 8 bf16 <-> 8 floats through one 16-byte access (p 16-byte aligned): the
+ * bf16 path's activations move in these pieces. */
+__device__ __forceinline__ void load_bf16x8(float *v, const void *p) {
+    int4 w = *reinterpret_cast<const int4 *>(p);
+    uint32_t u[4] = {(uint32_t)w.x, (uint32_t)w.y, (uint32_t)w.z, (uint32_t)w.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[2 * k] = __uint_as_float(u[k] << 16), v[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+}
+__device__ __forceinline__ void store_bf16x8(void *p, const float *v) {
+    uint32_t u[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        u[k] = (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k])) |
+               (uint32_t)__bfloat16_as_ushort(__float2bfloat16_rn(v[2 * k + 1])) << 16;
+    *reinterpret_cast<int4 *>(p) = make_int4((int)u[0], (int)u[1], (int)u[2], (int)u[3]);
+}
 
 struct op_sum {
     template <class T> __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }

@@ -1,7 +1,8 @@
 /* encoder.cu — the sentence encoder's non-GEMM ops on the GPU. Each launcher
  * has the name and arguments of its plain-C reference in src/ref/encoder.c (see
- * include/rtr/ops.h for shapes and meaning) plus a stream; the GEMMs between
- * them go through cuBLASLt in backend_cuda.cu.
+ * include/rtr/ops.h for shapes and meaning; the bf16 forms at the end,
+ * include/rtr/ops_bf16.h) plus a stream; the GEMMs between them go through
+ * cuBLASLt in backend_cuda.cu, attention on bf16 through attention.cu.
  *
  * Row ops (LayerNorms, pooling) run one block of ROW_THREADS per row and keep
  * each element in the thread that loaded it, so `out` may alias an input as
@@ -272,6 +273,156 @@ rtr_status rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int3
     if (B == 0) return RTR_OK;
     RTR_LAUNCH(mean_pool_l2norm_kernel, (unsigned)B, ROW_THREADS, 0, stream, out, inp, lens, T, C);
     RTR_LAUNCH_CHECK("mean_pool_l2norm_forward", "B=%d T=%d C=%d", B, T, C);
+    return RTR_OK;
+}
+
+/* ---- the bf16 path (include/rtr/ops_bf16.h) ------------------------------
+ * Rows of C bf16 move as 16-byte pieces of 8: one thread per piece holds
+ * its 8 values in registers through the row's reductions, so out may alias
+ * an input, and the block is C/8 threads rounded up to whole warps (threads
+ * past the row only join the reductions). fp32 parameters (embeddings,
+ * biases, LayerNorm weights) are read element by element: their offsets in
+ * the weight block promise no 16-byte alignment. C must be a multiple of 8. */
+
+static unsigned bf16_row_threads(int C) { return (unsigned)((C / 8 + 31) / 32 * 32); }
+
+static rtr_status bf16_row_check(const char *op, int C) {
+    if (C % 8 || C <= 0 || C > 8192)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "%s: C=%d (the bf16 kernels take multiples of 8 up to 8192)", op, C);
+    return RTR_OK;
+}
+
+/* x[0..8) of each active thread (piece c0 = 8·threadIdx.x < C) replaced by
+ * LayerNorm over the row (biased variance, mean first, as the reference). */
+__device__ void layernorm8(float *x, bool on, int c0, const float *w, const float *b, float eps, int C,
+                           float *scratch) {
+    float s = 0.0f;
+    if (on)
+        for (int k = 0; k < 8; k++) s += x[k];
+    float mean = block_sum(s, scratch) / (float)C, v = 0.0f;
+    if (on)
+        for (int k = 0; k < 8; k++) v += (x[k] - mean) * (x[k] - mean);
+    float rstd = 1.0f / sqrtf(block_sum(v, scratch) / (float)C + eps);
+    if (on)
+        for (int k = 0; k < 8; k++) x[k] = (x[k] - mean) * rstd * w[c0 + k] + b[c0 + k];
+}
+
+__global__ void embedding_layernorm_bf16_kernel(__nv_bfloat16 *out, const int32_t *ids, const int32_t *pos_ids,
+                                                const float *wte, const float *wpe, const float *wtt,
+                                                const float *ln_w, const float *ln_b, float eps, int C) {
+    __shared__ float scratch[32];
+    size_t n = blockIdx.x;
+    int c0 = threadIdx.x * 8;
+    bool on = c0 < C;
+    float x[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (on) {
+        const float *we = wte + (size_t)ids[n] * C + c0, *pe = wpe + (size_t)pos_ids[n] * C + c0;
+        for (int k = 0; k < 8; k++) x[k] = we[k] + pe[k] + (wtt ? wtt[c0 + k] : 0.0f);
+    }
+    layernorm8(x, on, c0, ln_w, ln_b, eps, C, scratch);
+    if (on) store_bf16x8(out + n * C + c0, x);
+}
+
+rtr_status rtr_embedding_layernorm_bf16(rtr_bf16 *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+                                        const float *wpe, const float *wtt, const float *ln_w, const float *ln_b,
+                                        float eps, int B, int T, int C, cudaStream_t stream) {
+    if ((size_t)B * T == 0) return RTR_OK;
+    rtr_status st = bf16_row_check("embedding_layernorm_bf16", C);
+    if (st != RTR_OK) return st;
+    if ((size_t)B * T > 2147483647u)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "embedding_layernorm_bf16: B=%d T=%d rows in one call", B, T);
+    RTR_LAUNCH(embedding_layernorm_bf16_kernel, (unsigned)((size_t)B * T), bf16_row_threads(C), 0, stream,
+               reinterpret_cast<__nv_bfloat16 *>(out), ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, C);
+    RTR_LAUNCH_CHECK("embedding_layernorm_bf16", "B=%d T=%d C=%d", B, T, C);
+    return RTR_OK;
+}
+
+/* out = gelu(inp + bias) over N x C, 8 elements (one 16-byte piece) a step. */
+__global__ void bias_gelu_bf16_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *inp, const float *bias, size_t pieces,
+                                      int C) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < pieces; i += (size_t)gridDim.x * blockDim.x) {
+        float x[8];
+        int c0 = (int)(i * 8 % (size_t)C);
+        load_bf16x8(x, inp + i * 8);
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            float v = x[k] + bias[c0 + k];
+            x[k] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
+        }
+        store_bf16x8(out + i * 8, x);
+    }
+}
+
+rtr_status rtr_bias_gelu_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, int N, int C,
+                              cudaStream_t stream) {
+    size_t pieces = (size_t)N * C / 8;
+    if (pieces == 0) return RTR_OK;
+    rtr_status st = bf16_row_check("bias_gelu_bf16", C);
+    if (st != RTR_OK) return st;
+    unsigned grid = rtr_ceil_div(pieces, ELT_THREADS);
+    RTR_LAUNCH(bias_gelu_bf16_kernel, grid < 65536 ? grid : 65536, ELT_THREADS, 0, stream,
+               reinterpret_cast<__nv_bfloat16 *>(out), reinterpret_cast<const __nv_bfloat16 *>(inp), bias, pieces, C);
+    RTR_LAUNCH_CHECK("bias_gelu_bf16", "N=%d C=%d", N, C);
+    return RTR_OK;
+}
+
+__global__ void residual_layernorm_bf16_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *inp, const float *bias,
+                                               const __nv_bfloat16 *residual, const float *ln_w, const float *ln_b,
+                                               float eps, int C) {
+    __shared__ float scratch[32];
+    size_t off = (size_t)blockIdx.x * C;
+    int c0 = threadIdx.x * 8;
+    bool on = c0 < C;
+    float x[8] = {0, 0, 0, 0, 0, 0, 0, 0}, r[8];
+    if (on) {
+        load_bf16x8(x, inp + off + c0);
+        load_bf16x8(r, residual + off + c0);
+        for (int k = 0; k < 8; k++) x[k] = x[k] + bias[c0 + k] + r[k];
+    }
+    layernorm8(x, on, c0, ln_w, ln_b, eps, C, scratch);
+    if (on) store_bf16x8(out + off + c0, x);
+}
+
+rtr_status rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual,
+                                       const float *ln_w, const float *ln_b, float eps, int N, int C,
+                                       cudaStream_t stream) {
+    if (N == 0) return RTR_OK;
+    rtr_status st = bf16_row_check("residual_layernorm_bf16", C);
+    if (st != RTR_OK) return st;
+    RTR_LAUNCH(residual_layernorm_bf16_kernel, (unsigned)N, bf16_row_threads(C), 0, stream,
+               reinterpret_cast<__nv_bfloat16 *>(out), reinterpret_cast<const __nv_bfloat16 *>(inp), bias,
+               reinterpret_cast<const __nv_bfloat16 *>(residual), ln_w, ln_b, eps, C);
+    RTR_LAUNCH_CHECK("residual_layernorm_bf16", "N=%d C=%d", N, C);
+    return RTR_OK;
+}
+
+__global__ void mean_pool_l2norm_bf16_kernel(float *out, const __nv_bfloat16 *inp, const int32_t *lens, int T, int C) {
+    __shared__ float scratch[32];
+    int b = blockIdx.x, len = lens[b], c0 = threadIdx.x * 8;
+    bool on = c0 < C;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sq = 0.0f, denom = len > 0 ? (float)len : 1.0f;
+    if (on) {
+        for (int t = 0; t < len; t++) {
+            float x[8];
+            load_bf16x8(x, inp + ((size_t)b * T + t) * C + c0);
+            for (int k = 0; k < 8; k++) acc[k] += x[k];
+        }
+        for (int k = 0; k < 8; k++) acc[k] /= denom, sq += acc[k] * acc[k];
+    }
+    float norm = sqrtf(block_sum(sq, scratch));
+    float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
+    if (on)
+        for (int k = 0; k < 8; k++) out[(size_t)b * C + c0 + k] = acc[k] * inv;
+}
+
+rtr_status rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C,
+                                     cudaStream_t stream) {
+    if (B == 0) return RTR_OK;
+    rtr_status st = bf16_row_check("mean_pool_l2norm_bf16", C);
+    if (st != RTR_OK) return st;
+    RTR_LAUNCH(mean_pool_l2norm_bf16_kernel, (unsigned)B, bf16_row_threads(C), 0, stream, out,
+               reinterpret_cast<const __nv_bfloat16 *>(inp), lens, T, C);
+    RTR_LAUNCH_CHECK("mean_pool_l2norm_bf16", "B=%d T=%d C=%d", B, T, C);
     return RTR_OK;
 }
 

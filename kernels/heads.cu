@@ -8,7 +8,9 @@
  * Forward: a block computes a tile of 64 queries × 32 pairs of both heads,
  * streaming A and C through shared memory 32 hidden units at a time, like a
  * GEMM whose inner product is w2·relu(a + c): every A element loaded serves
- * 32 pairs, every C element 64 queries. No N×K×H tensor ever exists. */
+ * 32 pairs, every C element 64 queries. No N×K×H tensor ever exists.
+ * Scoring (heads_score, the hot loop of `rtr score`) has its own
+ * register-tiled kernel with a pair tile matched to K (below). */
 #include "launchers.cuh"
 
 #include "rtr/predictor.h"
@@ -18,12 +20,9 @@ namespace RTR_KNS {
 /* Forward tile: QT queries × PT pairs per block of 16 × 16 threads, each
  * thread owning QPT × PPT outputs of both heads; the hidden units stream
  * through shared memory JT at a time, stored [unit][query|pair] so the inner
- * loop reads one broadcast row per unit. One kernel serves rtr_heads_forward
- * (term w·relu(a + c), bias b2) and rtr_heads_score (term s·max(x, g), bias
- * beta[k]): FOLDED picks the term and the bias. */
+ * loop reads one broadcast row per unit. */
 constexpr int QT = 64, PT = 32, JT = 32, QPT = QT / 16, PPT = PT / 16;
 
-template <bool FOLDED>
 __global__ void __launch_bounds__(256) heads_tile_kernel(float *out_c, float *out_t, const float *A_c,
                                                          const float *A_t, const float *C_c, const float *C_t,
                                                          const float *w_c, const float *w_t, const float *bias_c,
@@ -62,10 +61,7 @@ __global__ void __launch_bounds__(256) heads_tile_kernel(float *out_c, float *ou
 #pragma unroll
                 for (int i = 0; i < QPT; i++)
 #pragma unroll
-                    for (int r = 0; r < PPT; r++) {
-                        if (FOLDED) acc[h][i][r] = fmaf(w, fmaxf(a[i], c[r]), acc[h][i][r]); /* 2 instructions */
-                        else acc[h][i][r] += w * fmaxf(a[i] + c[r], 0.0f);                 /* 3 instructions */
-                    }
+                    for (int r = 0; r < PPT; r++) acc[h][i][r] += w * fmaxf(a[i] + c[r], 0.0f); /* 3 instructions */
             }
         __syncthreads();
     }
@@ -75,37 +71,133 @@ __global__ void __launch_bounds__(256) heads_tile_kernel(float *out_c, float *ou
         for (int r = 0; r < PPT; r++) {
             int n = q0 + tq + 16 * i, k = p0 + tp + 16 * r;
             if (n < N && k < K) {
-                out_c[(size_t)n * K + k] = bias_c[FOLDED ? k : 0] + acc[0][i][r];
-                out_t[(size_t)n * K + k] = bias_t[FOLDED ? k : 0] + acc[1][i][r];
+                out_c[(size_t)n * K + k] = bias_c[0] + acc[0][i][r];
+                out_t[(size_t)n * K + k] = bias_t[0] + acc[1][i][r];
             }
         }
-}
-
-template <bool FOLDED>
-static rtr_status heads_tile(const char *op, float *out_c, float *out_t, const float *A_c, const float *A_t,
-                             const float *C_c, const float *C_t, const float *w_c, const float *w_t,
-                             const float *bias_c, const float *bias_t, int N, int K, int H, cudaStream_t stream) {
-    if ((size_t)N * K == 0) return RTR_OK;
-    if (K > 65535 * PT) return rtr_fail(RTR_ERR_UNSUPPORTED, "%s: K=%d pairs in one call", op, K);
-    dim3 grid(rtr_ceil_div((size_t)N, QT), rtr_ceil_div((size_t)K, PT));
-    RTR_LAUNCH(heads_tile_kernel<FOLDED>, grid, 256, 0, stream, out_c, out_t, A_c, A_t, C_c, C_t, w_c, w_t, bias_c,
-               bias_t, N, K, H);
-    RTR_LAUNCH_CHECK(op, "N=%d K=%d H=%d", N, K, H);
-    return RTR_OK;
 }
 
 rtr_status rtr_heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
                          const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,
                          int N, int K, int H, cudaStream_t stream) {
-    return heads_tile<false>("heads_forward", out_c, out_t, A_c, A_t, C_c, C_t, w2_c, w2_t, b2_c, b2_t, N, K, H,
-                             stream);
+    if ((size_t)N * K == 0) return RTR_OK;
+    if (K > 65535 * PT) return rtr_fail(RTR_ERR_UNSUPPORTED, "heads_forward: K=%d pairs in one call", K);
+    dim3 grid(rtr_ceil_div((size_t)N, QT), rtr_ceil_div((size_t)K, PT));
+    RTR_LAUNCH(heads_tile_kernel, grid, 256, 0, stream, out_c, out_t, A_c, A_t, C_c, C_t, w2_c, w2_t, b2_c, b2_t, N, K,
+               H);
+    RTR_LAUNCH_CHECK("heads_forward", "N=%d K=%d H=%d", N, K, H);
+    return RTR_OK;
+}
+
+/* heads_score, register-tiled: a thread owns SQ queries × 8 pairs of both
+ * heads (64 accumulators); a block is SN × KG threads covering SN·SQ = 128
+ * queries × 8·KG pairs, KG = ceil(min(K, 32) / 8): the pair tile matches K
+ * (K = 24 pairs run in one tile of 24, none padded). The pair tables G and
+ * signs s stream through shared memory SJ units at a time, stored
+ * [unit][pair], so a thread's 8 pairs are two 16-byte broadcast loads; its
+ * queries' rows of X come from global memory (L1) 4 units at a time, one
+ * 16-byte load each when H % 4 == 0 (VEC). Per 4 units: 8 X loads and 18
+ * shared loads (16-byte) feed 512 max/FMA instructions, so the kernel runs
+ * at the fp32 pipe's rate (2 instructions per unit, head and prediction:
+ * the floor in docs/CUDA.md). Sums in unit order, as the reference. */
+constexpr int SQ = 4, SN = 32, SJ = 32;
+
+template <int KG, bool VEC>
+__global__ void __launch_bounds__(SN *KG) heads_score_kernel(float *out_c, float *out_t, const float *X_c,
+                                                             const float *X_t, const float *G_c, const float *G_t,
+                                                             const float *s_c, const float *s_t, const float *beta_c,
+                                                             const float *beta_t, int N, int K, int H) {
+    __shared__ __align__(16) float g_s[2][SJ][8 * KG];
+    __shared__ float s_s[2][SJ];
+    int tn = threadIdx.x, tk = threadIdx.y, tid = tk * SN + tn;
+    int q0 = blockIdx.x * SN * SQ + tn, k0 = blockIdx.y * 8 * KG;
+    const float *xr[2][SQ]; /* this thread's query rows (past N: row N - 1, never stored) */
+#pragma unroll
+    for (int i = 0; i < SQ; i++) {
+        size_t n = (size_t)min(q0 + SN * i, N - 1);
+        xr[0][i] = X_c + n * H, xr[1][i] = X_t + n * H;
+    }
+    float acc[2][SQ][8] = {};
+    for (int j0 = 0; j0 < H; j0 += SJ) {
+        __syncthreads(); /* the previous stage consumed */
+        /* units past H and pairs past K stage as 0 (sign 0: they add nothing) */
+        for (int e = tid; e < 8 * KG * SJ; e += SN * KG) {
+            int p = e / SJ, jj = e % SJ, k = k0 + p, j = j0 + jj;
+            bool in = k < K && j < H;
+            g_s[0][jj][p] = in ? G_c[(size_t)k * H + j] : 0.0f;
+            g_s[1][jj][p] = in ? G_t[(size_t)k * H + j] : 0.0f;
+        }
+        if (tid < SJ) {
+            s_s[0][tid] = j0 + tid < H ? s_c[j0 + tid] : 0.0f;
+            s_s[1][tid] = j0 + tid < H ? s_t[j0 + tid] : 0.0f;
+        }
+        __syncthreads();
+        for (int jj = 0; jj < SJ; jj += 4) {
+            float x[2][SQ][4];
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int i = 0; i < SQ; i++) {
+                    if (VEC && j0 + jj < H) {
+                        float4 v = *reinterpret_cast<const float4 *>(xr[h][i] + j0 + jj);
+                        x[h][i][0] = v.x, x[h][i][1] = v.y, x[h][i][2] = v.z, x[h][i][3] = v.w;
+                    } else {
+#pragma unroll
+                        for (int u = 0; u < 4; u++) x[h][i][u] = j0 + jj + u < H ? xr[h][i][j0 + jj + u] : 0.0f;
+                    }
+                }
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    float4 ga = *reinterpret_cast<const float4 *>(&g_s[h][jj + u][tk * 8]);
+                    float4 gb = *reinterpret_cast<const float4 *>(&g_s[h][jj + u][tk * 8 + 4]);
+                    float g[8] = {ga.x, ga.y, ga.z, ga.w, gb.x, gb.y, gb.z, gb.w}, sgn = s_s[h][jj + u];
+#pragma unroll
+                    for (int i = 0; i < SQ; i++)
+#pragma unroll
+                        for (int r = 0; r < 8; r++)
+                            acc[h][i][r] = fmaf(sgn, fmaxf(x[h][i][u], g[r]), acc[h][i][r]); /* 2 instructions */
+                }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < SQ; i++)
+#pragma unroll
+        for (int r = 0; r < 8; r++) {
+            int n = q0 + SN * i, k = k0 + tk * 8 + r;
+            if (n < N && k < K) {
+                out_c[(size_t)n * K + k] = beta_c[k] + acc[0][i][r];
+                out_t[(size_t)n * K + k] = beta_t[k] + acc[1][i][r];
+            }
+        }
+}
+
+template <int KG>
+static rtr_status launch_heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
+                                     const float *G_t, const float *s_c, const float *s_t, const float *beta_c,
+                                     const float *beta_t, int N, int K, int H, cudaStream_t stream) {
+    dim3 grid(rtr_ceil_div((size_t)N, SN * SQ), rtr_ceil_div((size_t)K, 8 * KG)), block(SN, KG);
+    /* 16-byte loads of X rows: H a multiple of 4 and both bases 16-byte aligned */
+    bool vec = H % 4 == 0 && (uintptr_t)X_c % 16 == 0 && (uintptr_t)X_t % 16 == 0;
+    auto kernel = vec ? heads_score_kernel<KG, true> : heads_score_kernel<KG, false>;
+    RTR_LAUNCH(kernel, grid, block, 0, stream, out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H);
+    RTR_LAUNCH_CHECK("heads_score", "N=%d K=%d H=%d", N, K, H);
+    return RTR_OK;
 }
 
 rtr_status rtr_heads_score(float *out_c, float *out_t, const float *X_c, const float *X_t, const float *G_c,
                        const float *G_t, const float *s_c, const float *s_t, const float *beta_c,
                        const float *beta_t, int N, int K, int H, cudaStream_t stream) {
-    return heads_tile<true>("heads_score", out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H,
-                            stream);
+    if ((size_t)N * K == 0) return RTR_OK;
+    if (K > 65535 * 32) return rtr_fail(RTR_ERR_UNSUPPORTED, "heads_score: K=%d pairs in one call", K);
+    switch (K >= 32 ? 4 : (K + 7) / 8) {
+    case 1: return launch_heads_score<1>(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, stream);
+    case 2: return launch_heads_score<2>(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, stream);
+    case 3: return launch_heads_score<3>(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, stream);
+    default:
+        return launch_heads_score<4>(out_c, out_t, X_c, X_t, G_c, G_t, s_c, s_t, beta_c, beta_t, N, K, H, stream);
+    }
 }
 
 __device__ __forceinline__ double softplus_d(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }

@@ -28,6 +28,22 @@ rtr_status rtr_residual_layernorm_forward(float *out, const float *inp, const fl
 rtr_status rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
                                     cudaStream_t stream);
 
+/* encoder.cu, the bf16 path (include/rtr/ops_bf16.h) */
+rtr_status rtr_embedding_layernorm_bf16(rtr_bf16 *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+                                        const float *wpe, const float *wtt, const float *ln_w, const float *ln_b,
+                                        float eps, int B, int T, int C, cudaStream_t stream);
+rtr_status rtr_bias_gelu_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, int N, int C,
+                              cudaStream_t stream);
+rtr_status rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual,
+                                       const float *ln_w, const float *ln_b, float eps, int N, int C,
+                                       cudaStream_t stream);
+rtr_status rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C,
+                                     cudaStream_t stream);
+
+/* attention.cu */
+rtr_status rtr_attention_bf16(rtr_bf16 *out, const rtr_bf16 *qkv, const float *qkv_bias, const float *bias,
+                              const int32_t *lens, int B, int T, int C, int NH, cudaStream_t stream);
+
 /* heads.cu */
 rtr_status rtr_heads_forward(float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c,
                          const float *C_t, const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t,

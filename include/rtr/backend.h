@@ -21,6 +21,7 @@
 #define RTR_BACKEND_H
 
 #include "rtr/export.h"
+#include "rtr/ops_bf16.h"
 #include "rtr/rtr.h"
 
 #include <stdbool.h>
@@ -101,14 +102,33 @@ extern "C" {
       (pair, start, m, p, c, n, k))                                                                              \
     X(ADAM_UPDATE, adam_update, VOID,                                                                            \
       (float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t),                     \
-      (param, grad, m, v, n, lr, t))
+      (param, grad, m, v, n, lr, t))                                                                             \
+    X(EMBEDDING_LAYERNORM_BF16, embedding_layernorm_bf16, VOID,                                                  \
+      (rtr_bf16 * out, const int32_t *ids, const int32_t *pos_ids, const float *wte, const float *wpe,           \
+       const float *wtt, const float *ln_w, const float *ln_b, float eps, int B, int T, int C),                  \
+      (out, ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, B, T, C))                                              \
+    X(ATTENTION_BF16, attention_bf16, VOID,                                                                      \
+      (rtr_bf16 * out, const rtr_bf16 *qkv, const float *qkv_bias, const float *bias, const int32_t *lens, int B, \
+       int T, int C, int NH),                                                                                    \
+      (out, qkv, qkv_bias, bias, lens, B, T, C, NH))                                                             \
+    X(BIAS_GELU_BF16, bias_gelu_bf16, VOID, (rtr_bf16 * out, const rtr_bf16 *inp, const float *bias, int N, int C), \
+      (out, inp, bias, N, C))                                                                                    \
+    X(RESIDUAL_LAYERNORM_BF16, residual_layernorm_bf16, VOID,                                                    \
+      (rtr_bf16 * out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual, const float *ln_w,      \
+       const float *ln_b, float eps, int N, int C),                                                              \
+      (out, inp, bias, residual, ln_w, ln_b, eps, N, C))                                                         \
+    X(MEAN_POOL_L2NORM_BF16, mean_pool_l2norm_bf16, VOID,                                                        \
+      (float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C), (out, inp, lens, B, T, C))
 
 /* "(void *ctx, <params>)": a slot's parameter list from an op's params. */
 #define RTR_OP_PARAMS(...) (void *ctx, __VA_ARGS__)
 
-/* RTR_OP_SGEMM (no reference but BLAS) then one per row of the list. */
+/* The two GEMMs (references: BLAS, and rtr_gemm_bf16; on the GPU both are
+ * cuBLASLt, which needs the backend's handle: no launcher) then one per row
+ * of the list. */
 typedef enum {
     RTR_OP_SGEMM = 0,
+    RTR_OP_GEMM_BF16,
 #define RTR_X_ENUM(E, name, ret, params, args) RTR_OP_##E,
     RTR_BACKEND_OPS(RTR_X_ENUM)
 #undef RTR_X_ENUM
@@ -148,6 +168,13 @@ typedef struct rtr_backend_iface {
      * cblas_sgemm(CblasRowMajor, ...): op(A) is M x K, op(B) is K x N. */
     rtr_status (*sgemm)(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+    /* The bf16 linear layer, as rtr_gemm_bf16 (include/rtr/ops_bf16.h):
+     * out[N x OC] = bf16(inp[N x IC]·w[OC x IC]ᵀ), or with gelu_bias
+     * bf16(gelu(· + gelu_bias)); fp32 accumulation. Pointers 16-byte
+     * aligned, IC and OC multiples of 8. NULL on the CPU backends (they
+     * compute in fp32): the bf16 encoder path needs a backend that has it. */
+    rtr_status (*gemm_bf16)(void *ctx, rtr_bf16 *out, const rtr_bf16 *inp, const rtr_bf16 *w,
+                            const float *gelu_bias, int N, int IC, int OC);
 
     /* Every op of the list, as its reference in include/rtr/ops.h. */
 #define RTR_X_SLOT(E, name, ret, params, args) rtr_status(*name) RTR_OP_PARAMS params;

@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #define __global__
@@ -323,7 +324,9 @@ void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t, 
         for (unsigned t = 0; t < kMaxThreads; t++) mprotect(g.stacks + (size_t)t * kStackBytes, 4096, PROT_NONE);
         g.fibers = new fiber[kMaxThreads];
         g.order = new unsigned[kMaxThreads];
-        g.dyn_smem = new unsigned char[kSmemOptIn];
+        /* 128-byte aligned, as RTR_DYNAMIC_SHARED_ALIGNED promises (and
+         * RTR_DYNAMIC_SHARED's 16) */
+        g.dyn_smem = static_cast<unsigned char *>(aligned_alloc(128, kSmemOptIn));
     }
     g.kernel = name;
     g.grid = grid;
@@ -398,6 +401,7 @@ inline float bf16_bits_to_float(uint16_t b) {
     rtr_emu::launch(#kernel, grid, block, smem, stream, kernel, __VA_ARGS__)
 /* Dynamic shared memory of the running block (poisoned at block start). */
 #define RTR_DYNAMIC_SHARED(type, name) type *name = reinterpret_cast<type *>(rtr_emu::g.dyn_smem)
+#define RTR_DYNAMIC_SHARED_ALIGNED(type, name) RTR_DYNAMIC_SHARED(type, name)
 
 /* ---- warp shuffles, votes, warp barrier ---- */
 template <class T> inline T __shfl_sync(unsigned m, T v, int src, int w = warpSize) {
@@ -438,6 +442,152 @@ inline float __half2float(__half h) { return rtr_emu::half_bits_to_float(h.x); }
 inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16{rtr_emu::float_to_bf16_bits(f)}; }
 inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __float2bfloat16(f); }
 inline float __bfloat162float(__nv_bfloat16 b) { return rtr_emu::bf16_bits_to_float(b.x); }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { return __nv_bfloat16{u}; }
+
+/* ---- WMMA (nvcuda::wmma), 16 x 16 x 16 tiles of bf16 with fp32 accumulators ----
+ * A fragment is a warp's tile spread over its 32 lanes, 8 elements each;
+ * which lane holds which element is unspecified by CUDA, and a kernel may
+ * only touch fragment elements uniformly (x[i] op= v for every i). To catch
+ * a kernel that relies on a layout, the emulator deals the 256 elements of
+ * each kind of fragment out in its own scrambled order (element e = 32·i +
+ * lane of the fragment sits at tile position (e·mult + add) mod 256, row
+ * major, mult odd: a bijection), unlike any real layout and unlike each
+ * other. load/store read and write each lane's own elements; mma_sync is a
+ * warp exchange (every lane publishes its fragments, meets the others,
+ * computes its own d elements in fp32 with k ascending, meets again, writes
+ * d). As on the GPU, all 32 lanes must call each *_sync with the same
+ * arguments, the pointer must be 32-byte aligned and ldm a multiple of 16
+ * bytes; anything else aborts. */
+namespace nvcuda {
+namespace wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use> struct frag_map; /* position of element e in the row-major tile */
+template <> struct frag_map<matrix_a> { static constexpr unsigned mult = 73, add = 41; };
+template <> struct frag_map<matrix_b> { static constexpr unsigned mult = 151, add = 7; };
+template <> struct frag_map<accumulator> { static constexpr unsigned mult = 45, add = 200; };
+
+template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
+    static_assert(M == 16 && N == 16 && K == 16, "the emulator models 16x16x16 tiles only");
+    static constexpr int num_elements = 8;
+    T x[8];
+    /* tile position (row, col) of this lane's element i */
+    static void pos(unsigned lane, int i, int &r, int &c) {
+        unsigned e = (32u * (unsigned)i + lane) * frag_map<Use>::mult + frag_map<Use>::add;
+        r = (int)(e % 256u / 16u), c = (int)(e % 16u);
+    }
+    /* the lane and element holding tile position (r, c) */
+    static void owner(int r, int c, unsigned &lane, int &i) {
+        unsigned inv = 1; /* mult⁻¹ mod 256 (Newton: each step doubles the correct bits) */
+        for (int k = 0; k < 4; k++) inv *= 2u - frag_map<Use>::mult * inv;
+        unsigned e = ((unsigned)(r * 16 + c) - frag_map<Use>::add) * inv % 256u;
+        lane = e % 32u, i = (int)(e / 32u);
+    }
+};
+
+inline float wmma_to_float(float v) { return v; }
+inline float wmma_to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+inline void wmma_from_float(float &d, float v) { d = v; }
+
+/* A warp-collective call: every lane of a full warp, the same (ptr, ldm). */
+inline void wmma_collective(const char *what, const void *ptr, unsigned ldm, size_t elem_bytes) {
+    using namespace rtr_emu;
+    fiber &f = *g.cur;
+    if ((uintptr_t)ptr % 32) fail("%s: pointer %p not 32-byte aligned", what, ptr);
+    if (ldm * elem_bytes % 16) fail("%s: ldm %u not a multiple of 16 bytes", what, ldm);
+    warp_state &w = g.warps[f.warp];
+    uint64_t *slot = w.slot[w.bar.gen & 1];
+    slot[f.lane] = (uint64_t)(uintptr_t)ptr ^ ((uint64_t)ldm << 48);
+    syncwarp(0xffffffffu, what);
+    for (unsigned l = 0; l < kWarp; l++)
+        if (slot[l] != slot[f.lane]) fail("%s: lanes %u and %u pass different pointers or ldm", what, l, f.lane);
+    syncwarp(0xffffffffu, what); /* nobody reuses the slots before all compared */
+}
+
+template <class Use, class T, class L>
+inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &a, const T *p, unsigned ldm) {
+    static_assert(!std::is_same<Use, accumulator>::value, "accumulators are loaded with a layout");
+    wmma_collective("load_matrix_sync", p, ldm, sizeof(T));
+    unsigned lane = rtr_emu::g.cur->lane;
+    for (int i = 0; i < 8; i++) {
+        int r, c;
+        a.pos(lane, i, r, c);
+        a.x[i] = std::is_same<L, row_major>::value ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+    }
+}
+
+inline void load_matrix_sync(fragment<accumulator, 16, 16, 16, float> &a, const float *p, unsigned ldm,
+                             layout_t layout) {
+    wmma_collective("load_matrix_sync", p, ldm, sizeof(float));
+    unsigned lane = rtr_emu::g.cur->lane;
+    for (int i = 0; i < 8; i++) {
+        int r, c;
+        a.pos(lane, i, r, c);
+        a.x[i] = layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r];
+    }
+}
+
+inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &a, unsigned ldm,
+                              layout_t layout) {
+    wmma_collective("store_matrix_sync", p, ldm, sizeof(float));
+    unsigned lane = rtr_emu::g.cur->lane;
+    for (int i = 0; i < 8; i++) {
+        int r, c;
+        a.pos(lane, i, r, c);
+        (layout == mem_row_major ? p[(size_t)r * ldm + c] : p[(size_t)c * ldm + r]) = a.x[i];
+    }
+}
+
+template <class Use, class T, class L> inline void fill_fragment(fragment<Use, 16, 16, 16, T, L> &a, T v) {
+    for (int i = 0; i < 8; i++) a.x[i] = v;
+}
+
+/* d = a·b + c over the warp's tiles, fp32 accumulation in k order. */
+template <class T, class LA, class LB>
+inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, T, LA> &a,
+                     const fragment<matrix_b, 16, 16, 16, T, LB> &b,
+                     const fragment<accumulator, 16, 16, 16, float> &c) {
+    using namespace rtr_emu;
+    struct operands {
+        const fragment<matrix_a, 16, 16, 16, T, LA> *a;
+        const fragment<matrix_b, 16, 16, 16, T, LB> *b;
+        const fragment<accumulator, 16, 16, 16, float> *c;
+    } mine{&a, &b, &c};
+    fiber &f = *g.cur;
+    warp_state &w = g.warps[f.warp];
+    uint64_t *slot = w.slot[w.bar.gen & 1];
+    slot[f.lane] = (uint64_t)(uintptr_t)&mine;
+    syncwarp(0xffffffffu, "mma_sync");
+    const operands *all[kWarp];
+    for (unsigned l = 0; l < kWarp; l++) all[l] = (const operands *)(uintptr_t)slot[l];
+    float out[8];
+    for (int i = 0; i < 8; i++) {
+        int r, n;
+        d.pos(f.lane, i, r, n);
+        unsigned lc;
+        int ic;
+        fragment<accumulator, 16, 16, 16, float>::owner(r, n, lc, ic);
+        float acc = all[lc]->c->x[ic];
+        for (int k = 0; k < 16; k++) {
+            unsigned la, lb;
+            int ia, ib;
+            fragment<matrix_a, 16, 16, 16, T, LA>::owner(r, k, la, ia);
+            fragment<matrix_b, 16, 16, 16, T, LB>::owner(k, n, lb, ib);
+            acc += wmma_to_float(all[la]->a->x[ia]) * wmma_to_float(all[lb]->b->x[ib]);
+        }
+        out[i] = acc;
+    }
+    syncwarp(0xffffffffu, "mma_sync"); /* every lane has read every operand */
+    for (int i = 0; i < 8; i++) d.x[i] = out[i];
+}
+} /* namespace wmma */
+} /* namespace nvcuda */
 
 /* ---- device math intrinsics on the host libm ---- */
 inline float __expf(float x) { return expf(x); }

@@ -7,7 +7,9 @@
  * MPNet (its relative position bias). The emulated embeddings are also held
  * to sentence-transformers' (the golden test's 1e-4) where the folder holds
  * the float32 weights the golden file was made from (not the device
- * bundle's fp16 MiniLM nor a tools/random-encoder folder). Then how the encoder
+ * bundle's fp16 MiniLM nor a tools/random-encoder folder). The same texts
+ * through the bf16 path (bf16 activations, flash attention on the emulated
+ * WMMA, bf16 GEMMs) against the CPU's fp32: cosine >= 0.999. Then how the encoder
  * chooses and refuses GEMM precisions. Skips (77) without the model folders
  * (tools/fetch-encoder). Few texts of 5-20 tokens: the emulator runs every
  * thread of a block as a fiber. */
@@ -56,7 +58,7 @@ static double cosine(const float *a, const float *b, int n) {
 }
 
 /* Whether the folder's weights are the ones the golden embeddings came from:
- * every tensor float32, and no random_weights.json (tools/random-encoder).
+ * no float tensor in 16 bits, and no random_weights.json (tools/random-encoder).
  * Otherwise says why on stderr. */
 static bool golden_weights(const char *dir) {
     char path[1100];
@@ -68,13 +70,21 @@ static bool golden_weights(const char *dir) {
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rtr_safetensors *st = NULL;
     bool f32 = rtr_safetensors_open(path, &st) == RTR_OK;
-    for (size_t i = 0; f32 && i < rtr_safetensors_count(st); i++) f32 = rtr_safetensors_tensor(st, i)->dtype == RTR_DTYPE_F32;
+    for (size_t i = 0; f32 && i < rtr_safetensors_count(st); i++) {
+        rtr_dtype t = rtr_safetensors_tensor(st, i)->dtype;
+        f32 = t != RTR_DTYPE_F16 && t != RTR_DTYPE_BF16; /* integer buffers (position_ids) do not count */
+    }
     rtr_safetensors_close(st);
-    if (!f32) fprintf(stderr, "%s: weights not all float32 (as the golden file's): not compared with it\n", dir);
+    if (!f32) fprintf(stderr, "%s: weights in 16 bits (the golden file's are float32): not compared with it\n", dir);
     return f32;
 }
 
-static void emu_against_cpu(const char *name, int n_texts) {
+/* bf16: the bf16 path (bf16 activations end to end, flash attention on the
+ * emulated WMMA, bf16 GEMMs) against the CPU's fp32: cosine >= 0.999 per
+ * text (test_gpu's bound), and a max |diff| above 1e-5, which only bf16
+ * activations give here (bf16 GEMM inputs on fp32 activations would compute
+ * in fp32 on the emulator and match to 1e-7). */
+static void emu_against_cpu(const char *name, int n_texts, bool bf16) {
     const char *dir = fixture_model_dir(name);
     if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
     fixture fx;
@@ -96,15 +106,18 @@ static void emu_against_cpu(const char *name, int n_texts) {
     CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
     CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
     rtr_encoder_params p = rtr_encoder_default_params();
+    p.precision = bf16 ? "bf16" : "fp32";
     p.max_seq_length = 32; /* the texts fit; smaller attention scratch */
     p.batch_tokens = 48;   /* two texts of up to 20 tokens per batch */
     rtr_encoder *on_emu = NULL, *on_cpu = NULL;
     CHECK(rtr_encoder_load_on(dir, &p, &emu, &on_emu) == RTR_OK);
+    p.precision = "fp32";
     CHECK(rtr_encoder_load_on(dir, &p, &cpu, &on_cpu) == RTR_OK);
     if (!on_emu || !on_cpu) {
         fprintf(stderr, "%s\n", rtr_last_error());
     } else {
-        CHECK(strcmp(rtr_encoder_device(on_emu), emu.device) == 0 && !strcmp(rtr_encoder_precision(on_emu), "fp32"));
+        CHECK(strcmp(rtr_encoder_device(on_emu), emu.device) == 0 &&
+              !strcmp(rtr_encoder_precision(on_emu), bf16 ? "bf16" : "fp32"));
         int D = rtr_encoder_dim(on_emu);
         float *got = malloc(sizeof *got * (size_t)m * D), *want = malloc(sizeof *want * (size_t)m * D);
         double t0 = now();
@@ -112,11 +125,15 @@ static void emu_against_cpu(const char *name, int n_texts) {
         double secs = now() - t0;
         CHECK(rtr_encoder_encode(on_cpu, texts, lens, (size_t)m, want) == RTR_OK);
         double worst = 0, min_cos = 1, worst_st = 0;
-        bool golden = fx.emb && golden_weights(dir);
+        bool golden = !bf16 && fx.emb && golden_weights(dir);
         for (int k = 0; k < m; k++) {
             const float *g = got + (size_t)k * D, *w = want + (size_t)k * D;
             double md = max_abs_diff(g, w, D), cs = cosine(g, w, D);
-            CHECK_MSG(md <= 1e-5, "%s %s: cuda-emu vs cpu max|diff| %.2e", name, fx.items[which[k]].label, md);
+            if (bf16)
+                CHECK_MSG(cs >= 0.999, "%s %s: bf16 on cuda-emu vs fp32 cpu cosine %.7f", name, fx.items[which[k]].label,
+                          cs);
+            else
+                CHECK_MSG(md <= 1e-5, "%s %s: cuda-emu vs cpu max|diff| %.2e", name, fx.items[which[k]].label, md);
             if (!(md <= worst)) worst = md;
             if (!(cs >= min_cos)) min_cos = cs;
             if (golden) {
@@ -126,12 +143,13 @@ static void emu_against_cpu(const char *name, int n_texts) {
                 if (!(ms <= worst_st)) worst_st = ms;
             }
         }
+        if (bf16) CHECK_MSG(worst > 1e-5, "%s: bf16 within %.2e of fp32: the bf16 path did not run", name, worst);
         char vs_st[48] = "not compared";
         if (golden) snprintf(vs_st, sizeof vs_st, "%.2e", worst_st);
         fprintf(stderr,
-                "%s: %d texts (%s tokens, batches of 2), cuda-emu vs cpu: max|diff| %.2e, min cosine %.9f; "
+                "%s: %d texts (%s tokens, batches of 2), cuda-emu %s vs cpu fp32: max|diff| %.2e, min cosine %.9f; "
                 "vs sentence-transformers %s; %.1f s on the emulator\n",
-                name, m, tokens, worst, min_cos, vs_st, secs);
+                name, m, tokens, bf16 ? "bf16 path" : "fp32", worst, min_cos, vs_st, secs);
         free(got);
         free(want);
     }
@@ -142,8 +160,10 @@ static void emu_against_cpu(const char *name, int n_texts) {
     fixture_free(&fx);
 }
 
-static void test_minilm_emu_against_cpu(void) { emu_against_cpu("all-MiniLM-L6-v2", 5); }
-static void test_mpnet_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v2", 3); }
+static void test_minilm_emu_against_cpu(void) { emu_against_cpu("all-MiniLM-L6-v2", 5, false); }
+static void test_mpnet_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v2", 3, false); }
+static void test_minilm_bf16_emu_against_cpu(void) { emu_against_cpu("all-MiniLM-L6-v2", 5, true); }
+static void test_mpnet_bf16_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v2", 3, true); }
 
 /* "auto" is bf16 off the CPU and fp32 on it; bf16/fp16 on the CPU, which
  * would compute them in fp32, and unknown names are refused. */
@@ -180,4 +200,5 @@ static void test_precision_choice(void) {
     rtr_backend_free(&cpu);
 }
 
-TEST_MAIN(T(test_minilm_emu_against_cpu), T(test_mpnet_emu_against_cpu), T(test_precision_choice))
+TEST_MAIN(T(test_minilm_emu_against_cpu), T(test_mpnet_emu_against_cpu), T(test_minilm_bf16_emu_against_cpu),
+          T(test_mpnet_bf16_emu_against_cpu), T(test_precision_choice))

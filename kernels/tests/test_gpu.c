@@ -3,7 +3,9 @@
  * around outputs). Then the whole sentence encoder on the GPU against the CPU
  * encoder on the golden fixture's texts (real questions and adversarial
  * strings, tests/fixtures/encoder), for each model folder present, and
- * training on the GPU against the CPU trainer epoch by epoch. Exits 77
+ * training on the GPU against the CPU trainer epoch by epoch (the encoder's
+ * bf16 precision is the bf16 path: bf16 activations, flash attention), and
+ * which GELU cuBLASLt's GELU_BIAS epilogue computes. Exits 77
  * (skipped) when no CUDA device answers — a build without CUDA, no driver or
  * no GPU — which is every CI machine; run it on a GPU node
  * (bench/gpu_check.sh does). RTR_TEST_GPU_ONLY=backend runs the backend
@@ -121,6 +123,74 @@ static void test_cuda_encoder_against_cpu(void) {
     if (!minilm && !mpnet) TEST_SKIP("no model folder (tools/fetch-encoder)");
 }
 
+/* ---- cuBLASLt's GELU_BIAS epilogue: erf or tanh? ---- */
+
+/* The documentation does not say which GELU the epilogue computes, and both
+ * models use the exact erf form; gemm_bf16 therefore applies bias + GELU
+ * with its own kernel unless RTR_CUDA_GELU_EPILOGUE=1. The two forms agree
+ * to 2e-4 for x > -2, under bf16's resolution, but not in the negative
+ * tail: at x = -4 the erf form gives -1.27e-4 and the tanh form -7.2e-5.
+ * So the epilogue's bf16 outputs at pre-activations in [-5, -2.5] (the
+ * product exact in double from the bf16 operands, plus the bias) are held
+ * to both forms by relative error: the run says which one cuBLASLt
+ * computes, and fails if it matches neither (or refuses the epilogue). */
+static void test_gelu_epilogue_form(void) {
+    if (backend_suite_only()) TEST_SKIP("RTR_TEST_GPU_ONLY=backend");
+    setenv("RTR_CUDA_GELU_EPILOGUE", "1", 1);
+    rtr_backend gpu;
+    rtr_status st = rtr_backend_init(&gpu, "cuda");
+    unsetenv("RTR_CUDA_GELU_EPILOGUE");
+    if (st != RTR_OK) TEST_SKIP("no CUDA device");
+    enum { N = 256, IC = 64, OC = 128 };
+    rtr_bf16 *inp = malloc(sizeof *inp * N * IC), *w = malloc(sizeof *w * OC * IC), *got = malloc(sizeof *got * N * OC);
+    float *bias = malloc(sizeof *bias * OC);
+    double *x = malloc(sizeof *x * N * OC);
+    test_rng = 3;
+    for (int i = 0; i < N * IC; i++) inp[i] = rtr_bf16_round((float)(2 * test_urand() - 1) * 0.5f);
+    for (int i = 0; i < OC * IC; i++) w[i] = rtr_bf16_round((float)(2 * test_urand() - 1) * 0.5f);
+    for (int o = 0; o < OC; o++) bias[o] = (float)(-5.0 + 2.5 * o / OC); /* products are within ±1.5 or so */
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double acc = bias[o];
+            for (int i = 0; i < IC; i++) acc += (double)rtr_bf16_float(inp[n * IC + i]) * rtr_bf16_float(w[o * IC + i]);
+            x[n * OC + o] = acc;
+        }
+    void *d_in = NULL, *d_w = NULL, *d_out = NULL, *d_b = NULL;
+    CHECK(rtr_backend_alloc(&gpu, &d_in, sizeof *inp * N * IC) == RTR_OK);
+    CHECK(rtr_backend_alloc(&gpu, &d_w, sizeof *w * OC * IC) == RTR_OK);
+    CHECK(rtr_backend_alloc(&gpu, &d_out, sizeof *got * N * OC) == RTR_OK);
+    CHECK(rtr_backend_alloc(&gpu, &d_b, sizeof *bias * OC) == RTR_OK);
+    CHECK(rtr_backend_upload(&gpu, d_in, inp, sizeof *inp * N * IC) == RTR_OK);
+    CHECK(rtr_backend_upload(&gpu, d_w, w, sizeof *w * OC * IC) == RTR_OK);
+    CHECK(rtr_backend_upload(&gpu, d_b, bias, sizeof *bias * OC) == RTR_OK);
+    st = gpu.iface->gemm_bf16(gpu.ctx, d_out, d_in, d_w, d_b, N, IC, OC);
+    if (st == RTR_OK) st = rtr_backend_download(&gpu, got, d_out, sizeof *got * N * OC);
+    CHECK_MSG(st == RTR_OK, "gemm_bf16 with the GELU_BIAS epilogue: %s", rtr_last_error());
+    double d_erf = 0, d_tanh = 0;
+    int tail = 0;
+    for (int i = 0; i < N * OC && st == RTR_OK; i++) {
+        if (x[i] < -5.0 || x[i] > -2.5) continue;
+        double g = rtr_bf16_float(got[i]), e = 0.5 * x[i] * (1.0 + erf(x[i] * 0.70710678118654752));
+        double t = 0.5 * x[i] * (1.0 + tanh(0.7978845608028654 * (x[i] + 0.044715 * x[i] * x[i] * x[i])));
+        d_erf = fmax(d_erf, fabs(g - e) / fabs(e));
+        d_tanh = fmax(d_tanh, fabs(g - t) / fabs(t));
+        tail++;
+    }
+    const char *form = d_erf < d_tanh ? "the exact erf form: RTR_CUDA_GELU_EPILOGUE=1 is safe to make the default"
+                                      : "the tanh approximation: keep the bias+GELU kernel";
+    fprintf(stderr, "cuBLASLt GELU_BIAS epilogue, %d outputs at x in [-5, -2.5]: max rel. diff %.3g against erf GELU, "
+            "%.3g against tanh GELU -> %s\n", tail, d_erf, d_tanh, form);
+    CHECK(tail > 1000);
+    /* the output's bf16 rounding (2^-9) and the fp32 sum: 1% is ample */
+    CHECK_MSG(fmin(d_erf, d_tanh) <= 1e-2, "the epilogue matches neither GELU (%.3g, %.3g)", d_erf, d_tanh);
+    rtr_backend_free_mem(&gpu, d_in);
+    rtr_backend_free_mem(&gpu, d_w);
+    rtr_backend_free_mem(&gpu, d_out);
+    rtr_backend_free_mem(&gpu, d_b);
+    rtr_backend_free(&gpu);
+    free(inp), free(w), free(got), free(bias), free(x);
+}
+
 /* ---- training on the GPU against the CPU trainer ---- */
 
 /* Train the same predictor (same init, seed, rows, options) on the CUDA
@@ -218,4 +288,5 @@ static void test_training_on_gpu_matches_cpu(void) {
     rtr_backend_free(&cpu);
 }
 
-TEST_MAIN(T(test_cuda_backend_against_cpu), T(test_cuda_encoder_against_cpu), T(test_training_on_gpu_matches_cpu))
+TEST_MAIN(T(test_cuda_backend_against_cpu), T(test_cuda_encoder_against_cpu), T(test_gelu_epilogue_form),
+          T(test_training_on_gpu_matches_cpu))

@@ -10,6 +10,7 @@
 
 static const char *const op_names[RTR_OP_COUNT] = {
     "sgemm",
+    "gemm_bf16",
 #define OP_NAME(E, name, ret, params, args) #name,
     RTR_BACKEND_OPS(OP_NAME)
 #undef OP_NAME
@@ -43,6 +44,7 @@ bool rtr_backend_supports(const rtr_backend *b, rtr_op op) {
     const rtr_backend_iface *f = b->iface;
     switch (op) {
     case RTR_OP_SGEMM: return f->sgemm != NULL;
+    case RTR_OP_GEMM_BF16: return f->gemm_bf16 != NULL;
 #define SLOT_SET(E, name, ret, params, args) \
     case RTR_OP_##E: return f->name != NULL;
         RTR_BACKEND_OPS(SLOT_SET)

@@ -11,7 +11,16 @@
  * A host backend (the CPU) computes on that allocation; any other gets one
  * copy, uploaded at load. Scratch for batch_tokens padded tokens lives in
  * backend memory; each batch's ids go up from pinned host memory and its
- * pooled rows come back the same way. */
+ * pooled rows come back the same way.
+ *
+ * Two forward passes. fp32 activations (forward): the CPU, and a GPU at
+ * fp32 or fp16 (GEMM inputs rounded per call) — the reference path. bf16
+ * activations end to end (forward_bf16): a GPU at bf16, where the encoder
+ * is bound by memory traffic: the four linear layers' weights are kept in
+ * bf16 (converted once at load), every activation between ops is bf16
+ * (half the bytes), the QKV bias is added inside the flash attention
+ * kernel, the feed-forward's bias and GELU follow its GEMM in one pass, and
+ * each LayerNorm writes the next GEMM's bf16 input (docs/CUDA.md, roofline). */
 #include "rtr/encoder.h"
 #include "rtr/safetensors.h"
 #include "common/util.h"
@@ -24,6 +33,7 @@
 typedef enum { ARCH_BERT, ARCH_MPNET } arch_kind;
 
 typedef struct {
+    rtr_bf16 *qkv_h, *o_h, *fc_h, *proj_h; /* the GEMM weights in bf16 (bf16 path) */
     float *qkv_w, *qkv_b; /* [3C x C], [3C] */
     float *o_w, *o_b;     /* [C x C], [C] */
     float *ln1_w, *ln1_b; /* after attention */
@@ -62,6 +72,10 @@ struct rtr_encoder {
      * position ids and lengths back to back, as staged in h_in */
     float *x, *qkv, *att_out, *tmp, *ffn, *att, *bias, *pooled;
     int32_t *in;
+    /* the bf16 path (bf16 true): weights in bf16 (one allocation) and the
+     * activations, instead of the fp32 ones above */
+    bool bf16;
+    rtr_bf16 *dev_bf16, *xh, *qkvh, *atth, *tmph, *ffnh;
     /* pinned host staging, two of each so the host prepares one batch and
      * reads back another while the backend computes: h_in [2 batch_tokens +
      * max_texts], h_pooled [max_texts x C] */
@@ -277,8 +291,42 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
 /* Off a host backend: one backend allocation holding the float32 weights,
  * uploaded once; every weight pointer moves to the same offset in it and the
  * host copy goes. */
+/* The bf16 path's GEMM weights: each layer's four matrices rounded to bf16
+ * on the host (from the float32 weights, before they leave) and uploaded as
+ * one allocation. */
+static rtr_status place_bf16_weights(rtr_encoder *enc) {
+    size_t C = (size_t)enc->C, F = (size_t)enc->F, per_layer = 3 * C * C + C * C + 2 * F * C;
+    size_t n = per_layer * (size_t)enc->L;
+    rtr_bf16 *host = rtr_malloc(n * sizeof *host);
+    if (!host) return RTR_ERR_NOMEM;
+    rtr_status s = rtr_backend_alloc(enc->b, (void **)&enc->dev_bf16, n * sizeof *host);
+    for (int l = 0; l < enc->L && !s; l++) {
+        layer_weights *w = &enc->layers[l];
+        size_t off = per_layer * (size_t)l;
+        struct {
+            rtr_bf16 **dst;
+            const float *src;
+            size_t n;
+        } m[] = {{&w->qkv_h, w->qkv_w, 3 * C * C}, {&w->o_h, w->o_w, C * C}, {&w->fc_h, w->fc_w, F * C},
+                 {&w->proj_h, w->proj_w, C * F}};
+        for (size_t k = 0; k < sizeof m / sizeof *m; k++) {
+            for (size_t i = 0; i < m[k].n; i++) host[off + i] = rtr_bf16_round(m[k].src[i]);
+            *m[k].dst = enc->dev_bf16 + off;
+            off += m[k].n;
+        }
+    }
+    if (!s) s = rtr_backend_upload(enc->b, enc->dev_bf16, host, n * sizeof *host);
+    free(host);
+    if (s) return rtr_fail_prefix(s, "encoder bf16 weights (%.0f MiB): ", n * 2 / 1048576.0);
+    return RTR_OK;
+}
+
 static rtr_status place_weights(rtr_encoder *enc) {
     if (rtr_backend_is_host(enc->b)) return RTR_OK;
+    if (enc->bf16) {
+        rtr_status s = place_bf16_weights(enc);
+        if (s) return s;
+    }
     size_t bytes = enc->n_params * sizeof(float);
     rtr_status s = rtr_backend_alloc(enc->b, (void **)&enc->dev_params, bytes);
     if (!s) s = rtr_backend_upload(enc->b, enc->dev_params, enc->params, bytes);
@@ -302,16 +350,22 @@ static rtr_status place_weights(rtr_encoder *enc) {
 static rtr_status alloc_scratch(rtr_encoder *enc) {
     size_t N = (size_t)enc->batch_tokens, C = (size_t)enc->C, T = (size_t)enc->max_len, NH = (size_t)enc->NH,
            Bm = (size_t)enc->max_texts;
+    size_t f32 = enc->bf16 ? 0 : sizeof(float), h16 = enc->bf16 ? sizeof(rtr_bf16) : 0; /* one path's scratch */
     struct {
         void **ptr;
         size_t bytes;
     } dev[] = {
-        {(void **)&enc->x, N * C * sizeof(float)},
-        {(void **)&enc->qkv, 3 * N * C * sizeof(float)},
-        {(void **)&enc->att_out, N * C * sizeof(float)},
-        {(void **)&enc->tmp, N * C * sizeof(float)},
-        {(void **)&enc->ffn, N * (size_t)enc->F * sizeof(float)},
-        {(void **)&enc->att, N * NH * T * sizeof(float)},
+        {(void **)&enc->x, N * C * f32},
+        {(void **)&enc->qkv, 3 * N * C * f32},
+        {(void **)&enc->att_out, N * C * f32},
+        {(void **)&enc->tmp, N * C * f32},
+        {(void **)&enc->ffn, N * (size_t)enc->F * f32},
+        {(void **)&enc->att, N * NH * T * f32},
+        {(void **)&enc->xh, N * C * h16},
+        {(void **)&enc->qkvh, 3 * N * C * h16},
+        {(void **)&enc->atth, N * C * h16},
+        {(void **)&enc->tmph, N * C * h16},
+        {(void **)&enc->ffnh, N * (size_t)enc->F * h16},
         {(void **)&enc->bias, enc->arch == ARCH_MPNET ? NH * T * T * sizeof(float) : 0},
         {(void **)&enc->pooled, Bm * C * sizeof(float)},
         {(void **)&enc->in, (2 * N + Bm) * sizeof(int32_t)},
@@ -347,6 +401,22 @@ static rtr_status parse_precision(const char *name, const rtr_backend *b, rtr_ge
     return RTR_OK;
 }
 
+/* Whether the encoder runs the bf16 path: bf16 asked for, on a backend with
+ * the bf16 GEMM and ops, at shapes their kernels take (C and F multiples of
+ * 8, head size 32, 64 or 128: every BERT/MPNet sentence encoder in use).
+ * Otherwise bf16 means bf16 GEMM inputs on fp32 activations. */
+static bool bf16_path(const rtr_encoder *enc) {
+    static const rtr_op ops[] = {RTR_OP_GEMM_BF16, RTR_OP_EMBEDDING_LAYERNORM_BF16, RTR_OP_ATTENTION_BF16,
+                                 RTR_OP_BIAS_GELU_BF16, RTR_OP_RESIDUAL_LAYERNORM_BF16,
+                                 RTR_OP_MEAN_POOL_L2NORM_BF16, RTR_OP_POSITION_BIAS_FORWARD};
+    int hs = enc->C / enc->NH;
+    if (enc->precision != RTR_GEMM_BF16 || enc->C % 8 || enc->F % 8 || (hs != 32 && hs != 64 && hs != 128))
+        return false;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++)
+        if (!rtr_backend_supports(enc->b, ops[i])) return false;
+    return true;
+}
+
 /* Everything after the backend is chosen: config, tokenizer, weights (placed
  * on the backend), scratch. */
 static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encoder_params *p) {
@@ -376,6 +446,7 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
         enc->max_texts = enc->batch_tokens / 2 < BATCH_TEXTS_MAX ? enc->batch_tokens / 2 : BATCH_TEXTS_MAX;
         s = load_weights(enc, model_dir);
     }
+    if (!s) enc->bf16 = bf16_path(enc);
     if (!s) s = place_weights(enc);
     if (!s) s = alloc_scratch(enc);
     if (!s) {
@@ -432,8 +503,9 @@ void rtr_encoder_free(rtr_encoder *enc) {
     free(enc->layers);
     free(enc->name);
     if (enc->b) {
-        void *dev[] = {enc->dev_params, enc->x,   enc->qkv,    enc->att_out, enc->tmp,
-                       enc->ffn,        enc->att, enc->bias,   enc->pooled,  enc->in};
+        void *dev[] = {enc->dev_params, enc->x,    enc->qkv,  enc->att_out, enc->tmp,  enc->ffn,
+                       enc->att,        enc->bias, enc->pooled, enc->in,     enc->dev_bf16, enc->xh,
+                       enc->qkvh,       enc->atth, enc->tmph,  enc->ffnh};
         for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) rtr_backend_free_mem(enc->b, dev[i]);
         for (int k = 0; k < 2; k++) {
             rtr_backend_host_free(enc->b, enc->h_in[k]);
@@ -495,6 +567,36 @@ static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *p
     return s;
 }
 
+/* forward with bf16 activations (the bf16 path): same contract. */
+static rtr_status forward_bf16(rtr_encoder *enc, const int32_t *ids, const int32_t *pos_ids, const int32_t *lens,
+                               int B, int T) {
+    rtr_backend *b = enc->b;
+    const rtr_backend_iface *f = b->iface;
+    int C = enc->C, NH = enc->NH, F = enc->F, N = B * T;
+    float eps = enc->eps;
+    const float *pos_bias = enc->arch == ARCH_MPNET ? enc->bias : NULL;
+    rtr_status s = f->embedding_layernorm_bf16(b->ctx, enc->xh, ids, pos_ids, enc->wte, enc->wpe, enc->wtt,
+                                               enc->emb_ln_w, enc->emb_ln_b, eps, B, T, C);
+    if (!s && pos_bias)
+        s = f->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
+    for (int l = 0; l < enc->L && !s; l++) {
+        const layer_weights *w = &enc->layers[l];
+        s = f->gemm_bf16(b->ctx, enc->qkvh, enc->xh, w->qkv_h, NULL, N, C, 3 * C);
+        if (!s) s = f->attention_bf16(b->ctx, enc->atth, enc->qkvh, w->qkv_b, pos_bias, lens, B, T, C, NH);
+        if (!s) s = f->gemm_bf16(b->ctx, enc->tmph, enc->atth, w->o_h, NULL, N, C, C);
+        if (!s)
+            s = f->residual_layernorm_bf16(b->ctx, enc->xh, enc->tmph, w->o_b, enc->xh, w->ln1_w, w->ln1_b, eps, N,
+                                           C);
+        if (!s) s = f->gemm_bf16(b->ctx, enc->ffnh, enc->xh, w->fc_h, w->fc_b, N, C, F); /* + bias, GELU */
+        if (!s) s = f->gemm_bf16(b->ctx, enc->tmph, enc->ffnh, w->proj_h, NULL, N, F, C);
+        if (!s)
+            s = f->residual_layernorm_bf16(b->ctx, enc->xh, enc->tmph, w->proj_b, enc->xh, w->ln2_w, w->ln2_b, eps,
+                                           N, C);
+    }
+    if (!s) s = f->mean_pool_l2norm_bf16(b->ctx, enc->pooled, enc->xh, lens, B, T, C);
+    return s;
+}
+
 typedef struct {
     int32_t *ids; /* [max_len] */
     int n;
@@ -548,7 +650,8 @@ static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
     size_t BT = (size_t)bt->B * bt->T;
     rtr_backend *bk = enc->b;
     rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in[bt->slot], (2 * BT + (size_t)bt->B) * sizeof(int32_t));
-    if (!s) s = forward(enc, enc->in, enc->in + BT, enc->in + 2 * BT, bt->B, bt->T);
+    if (!s)
+        s = (enc->bf16 ? forward_bf16 : forward)(enc, enc->in, enc->in + BT, enc->in + 2 * BT, bt->B, bt->T);
     if (!s) s = rtr_backend_download_async(bk, enc->h_pooled[bt->slot], enc->pooled, (size_t)bt->B * enc->C * sizeof(float));
     return s;
 }

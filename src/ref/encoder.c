@@ -1,9 +1,13 @@
-/* Plain C reference ops of the sentence encoder (see include/rtr/ops.h).
- * Loops are written for clarity; OpenMP pragmas only spread independent rows
- * over threads and do not change any result. */
+/* Plain C reference ops of the sentence encoder (see include/rtr/ops.h),
+ * and their bf16 forms (include/rtr/ops_bf16.h): the fp32 op on the widened
+ * inputs, its output rounded once. Loops are written for clarity; OpenMP
+ * pragmas only spread independent rows over threads and do not change any
+ * result. */
 #include "rtr/ops.h"
+#include "rtr/ops_bf16.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* LayerNorm of one row x[0..C) into out, as torch: biased variance. */
@@ -148,4 +152,54 @@ void rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *l
         float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
         for (int c = 0; c < C; c++) o[c] *= inv;
     }
+}
+
+/* ---- the bf16 forms: widen, compute as above, round once ---- */
+
+static float *scratch(size_t n) {
+    float *w = calloc(n ? n : 1, sizeof *w);
+    if (!w) abort(); /* a reference has no error path: test-sized inputs only */
+    return w;
+}
+
+static float *widen(const rtr_bf16 *x, size_t n) {
+    float *w = scratch(n);
+    for (size_t i = 0; i < n; i++) w[i] = rtr_bf16_float(x[i]);
+    return w;
+}
+
+static void round_into(rtr_bf16 *out, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = rtr_bf16_round(x[i]);
+    free(x);
+}
+
+void rtr_embedding_layernorm_bf16(rtr_bf16 *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
+                                  const float *wpe, const float *wtt, const float *ln_w, const float *ln_b, float eps,
+                                  int B, int T, int C) {
+    size_t n = (size_t)B * T * C;
+    float *o = scratch(n);
+    rtr_embedding_layernorm_forward(o, ids, pos_ids, wte, wpe, wtt, ln_w, ln_b, eps, B, T, C);
+    round_into(out, o, n);
+}
+
+void rtr_bias_gelu_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, int N, int C) {
+    size_t n = (size_t)N * C;
+    float *x = widen(inp, n);
+    rtr_bias_gelu_forward(x, x, bias, N, C);
+    round_into(out, x, n);
+}
+
+void rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual,
+                                 const float *ln_w, const float *ln_b, float eps, int N, int C) {
+    size_t n = (size_t)N * C;
+    float *x = widen(inp, n), *r = widen(residual, n);
+    rtr_residual_layernorm_forward(x, x, bias, r, ln_w, ln_b, eps, N, C);
+    free(r);
+    round_into(out, x, n);
+}
+
+void rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C) {
+    float *x = widen(inp, (size_t)B * T * C);
+    rtr_mean_pool_l2norm_forward(out, x, lens, B, T, C);
+    free(x);
 }
