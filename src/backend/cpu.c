@@ -1,10 +1,12 @@
 /* The two CPU backends (include/rtr/backend.h). "cpu-ref" is the plain-C
- * references plus one OpenBLAS sgemm per GEMM: the yardstick every other
- * backend is tested against, adding nothing; its op slots are generated from
- * the op list. "cpu" is what rtr computes with: the same table, except that
- * large GEMMs are split over the OpenMP threads and the encoder's two hot
- * ops take their fast paths (ops_cpu.c, tested against the references in
- * test_ops). Both keep their arrays in host memory. */
+ * references plus one OpenBLAS sgemm per GEMM, in fp32 only: the yardstick
+ * every other backend is tested against, adding nothing; its op slots are
+ * generated from the op list. "cpu" is what rtr computes with: the same
+ * table, except that large GEMMs are split over the OpenMP threads, the
+ * encoder's two hot ops take their fast paths (ops_cpu.c, tested against
+ * the references in test_ops), and in int8 precision the weight GEMMs run
+ * on int8 weights quantised and packed once (cpu_gemm_packed.c,
+ * tests/test_cpu_gemm.c). Both keep their arrays in host memory. */
 #include "rtr/backend.h"
 
 #include <cblas.h>
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include "rtr/ops.h"
+#include "backend/cpu_features.h"
+#include "backend/cpu_gemm_packed.h"
 #include "backend/ops_cpu.h"
 #include "common/util.h"
 
@@ -23,7 +27,31 @@ int openblas_get_num_threads(void);
 
 /* ------------------------------------------------------------ memory */
 
-static void cpu_destroy(void *ctx) { (void)ctx; }
+/* The fast backend's state: its GEMM precision and, in int8, every weight
+ * matrix it has packed (the cache lives until the precision changes) and
+ * the scratch the activations are quantised into. The reference backend has
+ * none (ctx NULL). */
+typedef struct {
+    rtr_gemm_precision precision;
+    cpu_packed *packed;
+    int n_packed, cap_packed;
+    void *scratch;
+    size_t scratch_bytes;
+} cpu_state;
+
+static void packed_clear(cpu_state *st) {
+    for (int i = 0; i < st->n_packed; i++) cpu_packed_free(&st->packed[i]);
+    st->n_packed = 0;
+}
+
+static void cpu_destroy(void *ctx) {
+    cpu_state *st = ctx;
+    if (!st) return;
+    packed_clear(st);
+    free(st->packed);
+    free(st->scratch);
+    free(st);
+}
 
 static rtr_status cpu_alloc(void *ctx, void **ptr, size_t bytes) {
     (void)ctx;
@@ -53,10 +81,25 @@ static rtr_status cpu_synchronize(void *ctx) {
     return RTR_OK;
 }
 
+/* The reference backend computes fp32 only; the fast one fp32 or int8
+ * (when the CPU has the kernel's instructions). bf16/fp16 inputs are
+ * refused, not silently computed in fp32. Any change of precision empties
+ * the int8 cache, so weights freed or changed meanwhile are never served
+ * stale. */
 static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
-    (void)ctx;
-    return p >= RTR_GEMM_F32 && p <= RTR_GEMM_F16 ? RTR_OK
-                                                   : rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
+    cpu_state *st = ctx;
+    if (p == RTR_GEMM_F32 || (st && p == CPU_GEMM_I8 && cpu_packed_available())) {
+        if (st && st->precision != p) packed_clear(st);
+        if (st) st->precision = p;
+        return RTR_OK;
+    }
+    if (p == CPU_GEMM_I8)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "int8 GEMMs need %s (this CPU: %s)",
+                        st ? "AVX2 and FMA" : "the fast CPU backend", cpu_features_describe());
+    if (p == RTR_GEMM_BF16 || p == RTR_GEMM_F16)
+        return rtr_fail(RTR_ERR_INVALID, "gemm precision %s needs a CUDA device: the CPU computes in fp32 or int8",
+                        p == RTR_GEMM_BF16 ? "bf16" : "fp16");
+    return rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
 }
 
 /* ------------------------------------------------------- the references */
@@ -102,11 +145,57 @@ static int blas_serial_begin(void) {
 }
 static void blas_serial_end(int threads) { openblas_set_num_threads(threads); }
 
+/* B quantised for the int8 kernel: from the cache, or packed now and kept.
+ * In int8 a B operand is taken to be constant weights until the precision
+ * changes (the contract of set_gemm_precision). */
+static rtr_status packed_weights(cpu_state *st, const float *B, int ldb, int N, int K, const cpu_packed **out) {
+    for (int i = 0; i < st->n_packed; i++) {
+        const cpu_packed *m = &st->packed[i];
+        if (m->src == B && m->ldb == ldb && m->N == N && m->K == K) {
+            *out = m;
+            return RTR_OK;
+        }
+    }
+    if (st->n_packed == st->cap_packed) {
+        int cap = st->cap_packed ? 2 * st->cap_packed : 64;
+        cpu_packed *grown = realloc(st->packed, (size_t)cap * sizeof *grown);
+        if (!grown) return RTR_ERR_NOMEM;
+        st->packed = grown;
+        st->cap_packed = cap;
+    }
+    rtr_status s = cpu_pack_b(&st->packed[st->n_packed], B, ldb, N, K);
+    if (s) return s;
+    *out = &st->packed[st->n_packed++];
+    return RTR_OK;
+}
+
+/* C = alpha · A · Bᵀ on the int8 kernel. */
+static rtr_status sgemm_i8(cpu_state *st, int M, int N, int K, float alpha, const float *A, int lda,
+                               const float *B, int ldb, float *C, int ldc) {
+    const cpu_packed *packed;
+    rtr_status s = packed_weights(st, B, ldb, N, K, &packed);
+    if (s) return s;
+    size_t need = cpu_packed_scratch_bytes(packed, M);
+    if (need > st->scratch_bytes) {
+        free(st->scratch);
+        st->scratch = aligned_alloc(32, (need + 31) / 32 * 32);
+        st->scratch_bytes = st->scratch ? need : 0;
+        if (!st->scratch) return RTR_ERR_NOMEM;
+    }
+    bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
+    cpu_packed_gemm(packed, M, alpha, A, lda, C, ldc, st->scratch, split);
+    return RTR_OK;
+}
+
 /* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
- * a single-threaded sgemm. */
+ * a single-threaded sgemm. In int8 precision the weight GEMMs (A · Bᵀ,
+ * β = 0: every linear layer) go to the int8 kernel; the rest stay fp32. */
 static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    (void)ctx;
+    cpu_state *st = ctx;
+    if (st->precision == CPU_GEMM_I8 && !trans_a && trans_b && beta == 0.0f && K <= CPU_I8_MAX_K && M > 0 &&
+        N > 0 && K > 0)
+        return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     int blas_threads = blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
@@ -173,6 +262,7 @@ static rtr_status cpu_open(rtr_backend *b, bool fast) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ifaces_init);
     memset(b, 0, sizeof *b);
+    if (fast && !(b->ctx = rtr_calloc(1, sizeof(cpu_state)))) return RTR_ERR_NOMEM;
     b->iface = fast ? &fast_iface : &ref_iface;
     snprintf(b->device, sizeof b->device, "CPU, %d threads%s", omp_get_max_threads(),
              fast ? "" : " (plain-C references)");
