@@ -1,9 +1,15 @@
 /* Option parsing for `rtr <command>`; see args.h. */
 #include "cli/args.h"
+#include "common/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Options every command takes besides its own table. */
+static const char *const COMMON[] = {"help", "json", "quiet"};
+#define N_COMMON (sizeof COMMON / sizeof *COMMON)
 
 static const rtr_opt *find_opt(const rtr_opt *opts, const char *name, size_t len) {
     for (const rtr_opt *o = opts; o && o->name; o++)
@@ -11,28 +17,99 @@ static const rtr_opt *find_opt(const rtr_opt *opts, const char *name, size_t len
     return NULL;
 }
 
+static bool is_number_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT; }
+static bool is_integer_kind(rtr_opt_kind k) { return k == RTR_OPT_INT || k == RTR_OPT_COUNT; }
+
+/* What a kind accepts, for messages: "an integer >= 1". */
+static const char *kind_wants(rtr_opt_kind k) {
+    switch (k) {
+    case RTR_OPT_INT: return "an integer >= 0";
+    case RTR_OPT_COUNT: return "an integer >= 1";
+    case RTR_OPT_DOUBLE: return "a finite number";
+    case RTR_OPT_NONNEG: return "a number >= 0";
+    case RTR_OPT_POSITIVE: return "a number > 0";
+    case RTR_OPT_UNIT: return "a number in [0, 1]";
+    default: return "a value";
+    }
+}
+
+static bool in_range(rtr_opt_kind k, double x) {
+    switch (k) {
+    case RTR_OPT_INT:
+    case RTR_OPT_NONNEG: return x >= 0;
+    case RTR_OPT_COUNT: return x >= 1;
+    case RTR_OPT_POSITIVE: return x > 0;
+    case RTR_OPT_UNIT: return x >= 0 && x <= 1;
+    default: return true;
+    }
+}
+
+/* One rule for every number: it parses completely, is finite and lies in
+ * the kind's range, else the value is quoted back as given (exit 2). */
 static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) {
+    if (!is_number_kind(o->kind)) { *(const char **)o->dest = v; return 0; }
     char *end = NULL;
     errno = 0;
-    switch (o->kind) {
-    case RTR_OPT_STR:
-    case RTR_OPT_REQUIRED: *(const char **)o->dest = v; return 0;
-    case RTR_OPT_INT: {
-        long x = strtol(v, &end, 10);
-        if (errno || end == v || *end) break;
-        *(long *)o->dest = x;
-        return 0;
+    double x = NAN;
+    long l = 0;
+    if (is_integer_kind(o->kind)) l = strtol(v, &end, 10), x = (double)l;
+    else x = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(x) || !in_range(o->kind, x)) {
+        fprintf(stderr, "rtr %s: --%s '%s': expected %s\n", spec->name, o->name, v, kind_wants(o->kind));
+        return 2;
     }
-    case RTR_OPT_DOUBLE: {
-        double x = strtod(v, &end);
-        if (errno || end == v || *end) break;
-        *(double *)o->dest = x;
-        return 0;
+    if (is_integer_kind(o->kind)) *(long *)o->dest = l;
+    else *(double *)o->dest = x;
+    return 0;
+}
+
+/* Optimal string alignment distance (edits and swaps of neighbours). */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64) return (size_t)-1; /* no typo of a real name is that long */
+    size_t d[65][65];
+    for (size_t i = 0; i <= n; i++) d[i][0] = i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+const char *rtr_args_closest(const char *word, const char *const *candidates, size_t n) {
+    const char *best = NULL, *prefix_of = NULL;
+    size_t best_d = (size_t)-1, wl = strlen(word);
+    int n_prefix = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, candidates[i]);
+        if (d < best_d) best_d = d, best = candidates[i];
+        if (wl >= 3 && !strncmp(candidates[i], word, wl)) n_prefix++, prefix_of = candidates[i];
     }
-    case RTR_OPT_FLAG: break;
-    }
-    fprintf(stderr, "rtr %s: --%s: invalid value '%s'\n", spec->name, o->name, v);
-    return 2;
+    size_t longer = best ? (wl > strlen(best) ? wl : strlen(best)) : 0;
+    size_t allowed = longer / 3 > 1 ? longer / 3 : 1;
+    if (best && best_d <= allowed) return best;
+    return n_prefix == 1 ? prefix_of : NULL; /* an abbreviation of exactly one name */
+}
+
+static void unknown_option(const rtr_cmd_spec *spec, const char *arg) {
+    const char *name = arg + strspn(arg, "-");
+    size_t len = strcspn(name, "=");
+    char word[128];
+    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word ? len : sizeof word - 1), name);
+    const char *names[128];
+    size_t n = 0;
+    for (const rtr_opt *o = spec->opts; o && o->name && n < 128 - N_COMMON; o++) names[n++] = o->name;
+    for (size_t i = 0; i < N_COMMON; i++) names[n++] = COMMON[i];
+    const char *near = rtr_args_closest(word, names, n);
+    fprintf(stderr, "rtr %s: unknown option '%s'", spec->name, arg);
+    if (near) fprintf(stderr, "; did you mean --%s?", near);
+    fprintf(stderr, " (see rtr %s --help)\n", spec->name);
 }
 
 static int parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {
@@ -43,16 +120,10 @@ static int parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out)
         if (!strcmp(a, "--")) { only_pos = true; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { rtr_args_help(spec, stdout); return -1; }
         if (!strcmp(a, "--json")) { out->json = true; continue; }
-        if (strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "rtr %s: unknown option '%s' (see rtr %s --help)\n", spec->name, a, spec->name);
-            return 2;
-        }
+        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) { out->quiet = true; continue; }
         const char *name = a + 2, *eq = strchr(name, '=');
-        const rtr_opt *o = find_opt(spec->opts, name, eq ? (size_t)(eq - name) : strlen(name));
-        if (!o) {
-            fprintf(stderr, "rtr %s: unknown option '%s' (see rtr %s --help)\n", spec->name, a, spec->name);
-            return 2;
-        }
+        const rtr_opt *o = strncmp(a, "--", 2) ? NULL : find_opt(spec->opts, name, eq ? (size_t)(eq - name) : strlen(name));
+        if (!o) { unknown_option(spec, a); return 2; }
         if (o->kind == RTR_OPT_FLAG) {
             if (eq) { fprintf(stderr, "rtr %s: --%s takes no value\n", spec->name, o->name); return 2; }
             *(bool *)o->dest = true;
@@ -79,6 +150,7 @@ int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *ou
     out->pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     if (!out->pos) return 2;
     int rc = parse(spec, argc, argv, out);
+    rtr_set_quiet(out->quiet);
     /* Option values point at argv's strings, not its slots, so the slots can
      * take the positionals: callers then own nothing. */
     memcpy(argv + 1, out->pos, sizeof(char *) * (size_t)out->npos);
@@ -87,27 +159,46 @@ int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *ou
     return rc;
 }
 
+static void option_left(char *left, size_t n, const rtr_opt *o) {
+    const char *meta = o->kind == RTR_OPT_FLAG ? "" : o->kind == RTR_OPT_STR || o->kind == RTR_OPT_REQUIRED ? " S"
+                       : is_integer_kind(o->kind) ? " N" : " X";
+    snprintf(left, n, "--%s%s", o->name, meta);
+}
+
 void rtr_args_help(const rtr_cmd_spec *spec, FILE *out) {
     fprintf(out, "usage: rtr %s %s\n\n%s\n\noptions:\n", spec->name, spec->usage, spec->summary);
+    char left[96];
+    int width = (int)strlen("--quiet, -q");
     for (const rtr_opt *o = spec->opts; o && o->name; o++) {
-        char left[64];
-        const char *meta = o->kind == RTR_OPT_STR || o->kind == RTR_OPT_REQUIRED ? " S"
-                           : o->kind == RTR_OPT_INT                          ? " N"
-                           : o->kind == RTR_OPT_DOUBLE                       ? " X"
-                                                                              : "";
-        snprintf(left, sizeof left, "--%s%s", o->name, meta);
-        fprintf(out, "  %-22s %s", left, o->help);
-        switch (o->kind) {
-        case RTR_OPT_STR:
-            if (*(const char **)o->dest) fprintf(out, " (default: %s)", *(const char **)o->dest);
-            break;
-        case RTR_OPT_REQUIRED: fprintf(out, " (required)"); break;
-        case RTR_OPT_INT: fprintf(out, " (default: %ld)", *(long *)o->dest); break;
-        case RTR_OPT_DOUBLE: fprintf(out, " (default: %g)", *(double *)o->dest); break;
-        case RTR_OPT_FLAG: break;
-        }
+        option_left(left, sizeof left, o);
+        if ((int)strlen(left) > width) width = (int)strlen(left);
+    }
+    for (const rtr_opt *o = spec->opts; o && o->name; o++) {
+        option_left(left, sizeof left, o);
+        fprintf(out, "  %-*s  %s", width, left, o->help);
+        if (o->kind == RTR_OPT_STR && *(const char **)o->dest) fprintf(out, " (default: %s)", *(const char **)o->dest);
+        else if (o->kind == RTR_OPT_REQUIRED) fprintf(out, " (required)");
+        else if (is_integer_kind(o->kind)) fprintf(out, " (default: %ld)", *(long *)o->dest);
+        else if (is_number_kind(o->kind) && !isnan(*(double *)o->dest)) fprintf(out, " (default: %g)", *(double *)o->dest);
+        if (o->kind == RTR_OPT_COUNT || o->kind == RTR_OPT_POSITIVE || o->kind == RTR_OPT_UNIT)
+            fprintf(out, " [%s]", kind_wants(o->kind));
         fputc('\n', out);
     }
-    fprintf(out, "  %-22s %s\n  %-22s %s\n", "--json", "print the result summary as one JSON object on stdout",
-            "--help", "show this help");
+    fprintf(out, "  %-*s  %s\n  %-*s  %s\n  %-*s  %s\n", width, "--json",
+            "print the result summary as one JSON object on stdout", width, "--quiet, -q",
+            "no progress or notes on stderr (errors and warnings still)", width, "--help", "show this help");
+}
+
+int rtr_args_check_ext(const rtr_cmd_spec *spec, const char *opt, const char *path, const char *const *exts) {
+    size_t pl = strlen(path);
+    for (const char *const *e = exts; *e; e++) {
+        size_t el = strlen(*e);
+        if (pl > el && !strcmp(path + pl - el, *e)) return 0;
+    }
+    const char *slash = strrchr(path, '/'), *dot = strrchr(slash ? slash : path, '.');
+    fprintf(stderr, "rtr %s: --%s '%s': ", spec->name, opt, path);
+    if (dot) fprintf(stderr, "unsupported extension '%s'; use ", dot);
+    else fprintf(stderr, "no file extension; use ");
+    for (const char *const *e = exts; *e; e++) fprintf(stderr, "%s%s", *e, !e[1] ? "\n" : !e[2] ? " or " : ", ");
+    return 2;
 }

@@ -1,19 +1,35 @@
 /* Command-line option parsing shared by every `rtr <command>`: each command
- * declares a table of options; parsing, `--help` text and usage errors
- * (exit status 2) come from that one table. */
+ * declares a table of options; parsing, value checks, `--help` text and
+ * usage errors (exit status 2) come from that one table, so every command
+ * reads its options the same way (docs/CLI.md). */
 #ifndef RTR_ARGS_H
 #define RTR_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
-/* RTR_OPT_REQUIRED is a string option whose absence is a usage error. */
-typedef enum { RTR_OPT_FLAG, RTR_OPT_STR, RTR_OPT_REQUIRED, RTR_OPT_INT, RTR_OPT_DOUBLE } rtr_opt_kind;
+/* What an option's value is; the kind carries the accepted range, so a
+ * value that does not parse and one out of range are the same usage error.
+ * Numbers must be finite (nan and inf are refused). A DOUBLE-like option
+ * whose dest starts as NaN is "not given" until the command line sets it
+ * (its --help line then shows no default). */
+typedef enum {
+    RTR_OPT_FLAG,     /* bool, no value */
+    RTR_OPT_STR,      /* const char* */
+    RTR_OPT_REQUIRED, /* const char*; absence is a usage error */
+    RTR_OPT_INT,      /* long >= 0 (sizes, seeds; 0 often means "automatic") */
+    RTR_OPT_COUNT,    /* long >= 1 */
+    RTR_OPT_DOUBLE,   /* double, any finite value */
+    RTR_OPT_NONNEG,   /* double >= 0 */
+    RTR_OPT_POSITIVE, /* double > 0 */
+    RTR_OPT_UNIT      /* double in [0, 1] (lambda, fractions) */
+} rtr_opt_kind;
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */
     rtr_opt_kind kind;
-    void *dest;       /* bool*, const char**, long*, double* by kind */
+    void *dest;       /* bool*, const char**, long* or double* by kind */
     const char *help; /* one line; the default is printed from *dest */
 } rtr_opt;
 
@@ -32,13 +48,27 @@ typedef struct {
     char **pos; /* positional arguments: argv is reordered so they follow argv[0] */
     int npos;
     bool json;  /* --json, accepted by every command */
+    bool quiet; /* --quiet (-q), accepted by every command; also sets rtr_set_quiet */
 } rtr_args;
 
 /* Parse argv (argv[0] is the command name). Every command also accepts
- * --help and --json. Returns 0 to continue, 2 on a usage error (message
- * printed: unknown option, bad value, missing required option, wrong number
- * of positionals), or -1 when --help was printed. */
+ * --help, --json and --quiet. Returns 0 to continue, 2 on a usage error
+ * (message printed: unknown option with the closest known one, a value that
+ * does not parse or is out of the kind's range quoted as given, a missing
+ * required option, wrong number of positionals), or -1 when --help was
+ * printed. */
 int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out);
 void rtr_args_help(const rtr_cmd_spec *spec, FILE *out);
+
+/* The candidate closest to word by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours), or NULL when none is close enough
+ * to be a likely typo (distance at most a third of the longer word, and at
+ * least 1 allowed). For "did you mean" hints: options, commands, values. */
+const char *rtr_args_closest(const char *word, const char *const *candidates, size_t n);
+
+/* Check that path ends in one of exts (".csv", ... NULL-terminated). 0 when
+ * it does; else prints "rtr CMD: --OPT 'x.parquet': unsupported extension
+ * '.parquet'; use .csv, .jsonl or .h5" and returns 2 (a usage error). */
+int rtr_args_check_ext(const rtr_cmd_spec *spec, const char *opt, const char *path, const char *const *exts);
 
 #endif

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -239,27 +240,94 @@ double rtr_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static bool quiet_mode;
+void rtr_set_quiet(bool quiet) { quiet_mode = quiet; }
+bool rtr_quiet(void) { return quiet_mode; }
+
+void rtr_note(const char *fmt, ...) {
+    if (quiet_mode) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rtr: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* 18000 -> "18,000" (counts in progress lines). */
+static void fmt_count(char *out, size_t n, double v) {
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", v);
+    size_t len = strlen(digits), o = 0;
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        if (i && digits[i - 1] != '-' && (len - i) % 3 == 0) out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = 0;
+}
+
+/* Seconds as "45s", "3m07s" or "2h05m". */
+static void fmt_duration(char *out, size_t n, double s) {
+    long t = (long)(s + 0.5);
+    if (t < 60) snprintf(out, n, "%lds", t);
+    else if (t < 3600) snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(out, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+}
+
 void rtr_progress_init(rtr_progress *p, const char *label, double total) {
+    const char *env = getenv("RTR_PROGRESS_SECONDS");
+    char *end = NULL;
+    double iv = env ? strtod(env, &end) : NAN;
     p->label = label;
     p->total = total;
+    p->done = 0;
     p->start = p->last = rtr_now();
     p->shown = false;
+    p->tty = isatty(STDERR_FILENO);
+    p->interval = env && end != env && !*end && iv >= 0 && isfinite(iv) ? iv : 15.0;
+}
+
+static void progress_line(const rtr_progress *p, double t) {
+    char done[32], total[32], rate[32], eta[32];
+    double r = t > p->start ? p->done / (t - p->start) : 0;
+    fmt_count(done, sizeof done, p->done);
+    fmt_count(rate, sizeof rate, r);
+    fprintf(stderr, "%s%s: %s", p->tty ? "\r" : "", p->label, done);
+    if (p->total > 0) {
+        fmt_count(total, sizeof total, p->total);
+        fprintf(stderr, "/%s (%.1f%%)", total, 100.0 * p->done / p->total);
+    }
+    fprintf(stderr, ", %s/s", rate);
+    if (p->total > 0 && r > 0) {
+        fmt_duration(eta, sizeof eta, (p->total - p->done) / r);
+        fprintf(stderr, ", ETA %s", p->total > p->done ? eta : "0s");
+    }
+    fputs(p->tty ? "\033[K" : "\n", stderr);
+    fflush(stderr);
 }
 
 void rtr_progress_update(rtr_progress *p, double done) {
+    p->done = done;
+    if (quiet_mode) return;
     double t = rtr_now();
-    if (t - p->start < 2.0 || t - p->last < 0.5 || !isatty(STDERR_FILENO)) return;
+    if (p->tty ? t - p->start < 2.0 || t - p->last < 0.5 : t - p->last < p->interval) return;
     p->last = t;
     p->shown = true;
-    double rate = done / (t - p->start);
-    if (p->total > 0 && rate > 0)
-        fprintf(stderr, "\r%s: %.0f/%.0f (%.1f%%) %.0f/s ETA %.0fs   ", p->label, done, p->total,
-                100.0 * done / p->total, rate, (p->total - done) / rate);
-    else
-        fprintf(stderr, "\r%s: %.0f  %.0f/s   ", p->label, done, rate);
+    progress_line(p, t);
 }
 
 void rtr_progress_end(rtr_progress *p) {
-    if (p->shown) fprintf(stderr, "\n");
+    if (!p->shown || quiet_mode) { p->shown = false; return; }
+    if (p->tty) {
+        progress_line(p, rtr_now()); /* the final count, then keep the line */
+        fputc('\n', stderr);
+    } else {
+        char done[32], took[32], rate[32];
+        double t = rtr_now() - p->start;
+        fmt_count(done, sizeof done, p->done);
+        fmt_duration(took, sizeof took, t);
+        fmt_count(rate, sizeof rate, t > 0 ? p->done / t : 0);
+        fprintf(stderr, "%s: %s in %s (%s/s)\n", p->label, done, took, rate);
+    }
     p->shown = false;
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Conventions every command shares through src/cli/args.c and the progress
+# lines of src/common/util.c, checked on the rtr binary: every command takes
+# --quiet and lists it in an aligned --help; an unknown option names the
+# closest known one; a number that does not parse, nan and inf are usage
+# errors quoting the value; long work writes periodic progress lines into a
+# log file (count, rate) and nothing with --quiet. The parser's details:
+# test_cli_args.c; the progress line's: test_progress.c.
+. "$(dirname "$0")/lib.sh"
+cd "$work"
+
+commands=$("$RTR" --help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1} on && /^$/ {exit}')
+[ "$(echo "$commands" | wc -w)" -ge 10 ] && ok || bad "commands listed by rtr --help: $commands"
+for c in $commands; do
+  "$RTR" "$c" --quiet < /dev/null > out.txt 2> err.txt
+  rc=$?
+  { [ $rc -eq 0 ] || [ $rc -eq 2 ] || [ $rc -eq 1 ]; } && ! grep -q "unknown option" err.txt && ok \
+    || bad "rtr $c --quiet: exit $rc: $(cat err.txt)"
+  "$RTR" "$c" --help > help.txt 2>&1 || bad "rtr $c --help failed"
+  grep -q -- "--quiet, -q" help.txt && ok || bad "rtr $c --help lists no --quiet"
+  # Every option line's description starts in the same column.
+  cols=$(awk '/^  --/ { line = substr($0, 3); n = split(line, w, "  +"); if (n > 1) print index($0, w[2]) }' help.txt | sort -u | wc -l)
+  [ "$cols" -eq 1 ] && ok || bad "rtr $c --help: descriptions in $cols columns: $(cat help.txt)"
+  grep -qi "default: nan" help.txt && bad "rtr $c --help prints a nan default" || ok
+done
+
+"$RTR" route --lamda 0.5 x > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -q "did you mean --lambda?" err.txt && ok || bad "--lamda: $(cat err.txt)"
+"$RTR" ingest --catalg c.json --out o x.jsonl > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -q "did you mean --catalog?" err.txt && ok || bad "--catalg: $(cat err.txt)"
+for v in nan inf -inf 1e999 0.5x; do
+  "$RTR" gen-demo --test-fraction "$v" demo > out.txt 2> err.txt
+  [ $? -eq 2 ] && grep -qF -- "--test-fraction '$v'" err.txt && ok || bad "--test-fraction $v: $(cat err.txt)"
+done
+"$RTR" gen-demo --queries 10abc demo > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--queries '10abc'" err.txt && ok || bad "--queries 10abc: $(cat err.txt)"
+[ -e demo ] && bad "a usage error wrote output" || ok
+"$RTR" --version | grep -Eq '^rtr [0-9]+\.[0-9]+' && ok || bad "rtr --version"
+
+# Progress into a log file: periodic lines with count and rate, none when quiet.
+"$RTR" gen-demo --queries 6000 --seed 3 demo > /dev/null 2>&1 || bad "gen-demo"
+RTR_PROGRESS_SECONDS=0 "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 1000 \
+  demo/outcomes.jsonl > out.txt 2> err.txt || bad "ingest: $(cat err.txt)"
+grep -Eq '^ingest: [0-9,]+, [0-9,]+/s$' err.txt && ok || bad "no periodic progress line in the log: $(cat err.txt)"
+grep -q $'\r' err.txt && bad "carriage returns in a log file" || ok
+RTR_PROGRESS_SECONDS=0 "$RTR" ingest --quiet --catalog demo/catalog.json --out corpus2 --shard-size 1000 \
+  demo/outcomes.jsonl > out.txt 2> err.txt || bad "ingest --quiet: $(cat err.txt)"
+grep -q '^ingest: [0-9]' err.txt && bad "progress printed with --quiet: $(cat err.txt)" || ok
+
+finish

@@ -1,0 +1,135 @@
+/* Progress of long work on stderr (src/common/util.c): periodic lines with
+ * count, share, rate and ETA when stderr is a file (a cluster job's log),
+ * every RTR_PROGRESS_SECONDS, and a closing line; one live line rewritten in
+ * place on a terminal (a pseudo-terminal here); nothing at all when quiet;
+ * notes silenced by quiet too. */
+#include "test.h"
+#include "common/util.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char out[16384];
+
+/* Run `steps` updates 20 ms apart with stderr on fd; what fd received. */
+static const char *run_progress(int fd, int read_fd, int steps, double total) {
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    rtr_progress p;
+    rtr_progress_init(&p, "work", total);
+    for (int i = 1; i <= steps; i++) {
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        rtr_progress_update(&p, i);
+    }
+    rtr_progress_end(&p);
+    rtr_note("a note");
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    lseek(read_fd, 0, SEEK_SET);
+    ssize_t n = 0, got;
+    while ((got = read(read_fd, out + n, sizeof out - 1 - (size_t)n)) > 0) n += got;
+    out[n > 0 ? n : 0] = 0;
+    return out;
+}
+
+static int temp_fd(void) {
+    char path[] = "/tmp/rtr_progress_XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    return fd;
+}
+
+static void test_log_lines(void) {
+    setenv("RTR_PROGRESS_SECONDS", "0.1", 1);
+    rtr_set_quiet(false);
+    int fd = temp_fd();
+    const char *s = run_progress(fd, fd, 30, 30);
+    close(fd);
+    CHECK_MSG(!strchr(s, '\r'), "no carriage returns in a log: %s", s);
+    int lines = 0;
+    for (const char *l = s; (l = strstr(l, "work: ")); l++) {
+        long done, total;
+        double pct, rate;
+        char eta[16];
+        if (sscanf(l, "work: %ld/%ld (%lf%%), %lf/s, ETA %15s", &done, &total, &pct, &rate, eta) == 5) {
+            lines++;
+            CHECK_MSG(total == 30 && done > 0 && done <= 30 && fabs(pct - 100.0 * done / 30) < 0.06 && rate > 5,
+                      "line: %.60s", l);
+        }
+    }
+    /* 30 steps of 20 ms over 0.1 s intervals: about five lines, never one per step. */
+    CHECK_MSG(lines >= 2 && lines <= 8, "%d periodic lines:\n%s", lines, s);
+    CHECK_MSG(strstr(s, "work: 30 in ") && strstr(s, "/s)\n"), "closing line: %s", s);
+    CHECK_MSG(strstr(s, "rtr: a note\n"), "note: %s", s);
+}
+
+static void test_interval_respected(void) {
+    setenv("RTR_PROGRESS_SECONDS", "5", 1);
+    int fd = temp_fd();
+    const char *s = run_progress(fd, fd, 10, 10);
+    close(fd);
+    CHECK_MSG(!strstr(s, "work:"), "0.2 s of work under a 5 s interval prints nothing: %s", s);
+    setenv("RTR_PROGRESS_SECONDS", "nonsense", 1); /* falls back to the default (15 s) */
+    fd = temp_fd();
+    s = run_progress(fd, fd, 5, 0);
+    close(fd);
+    CHECK_MSG(!strstr(s, "work:"), "an invalid interval falls back to the default: %s", s);
+}
+
+static void test_no_total(void) {
+    setenv("RTR_PROGRESS_SECONDS", "0.05", 1);
+    int fd = temp_fd();
+    const char *s = run_progress(fd, fd, 10, 0);
+    close(fd);
+    long done;
+    double rate;
+    const char *l = strstr(s, "work: ");
+    CHECK_MSG(l && sscanf(l, "work: %ld, %lf/s", &done, &rate) == 2 && !strstr(s, "ETA"), "no total, no ETA: %s", s);
+}
+
+static void test_quiet(void) {
+    setenv("RTR_PROGRESS_SECONDS", "0", 1);
+    rtr_set_quiet(true);
+    int fd = temp_fd();
+    const char *s = run_progress(fd, fd, 5, 5);
+    close(fd);
+    rtr_set_quiet(false);
+    CHECK_MSG(!*s, "quiet prints nothing: %s", s);
+}
+
+static void test_terminal_live_line(void) {
+    int master, slave;
+    if (openpty(&master, &slave, NULL, NULL, NULL) != 0) TEST_SKIP("no pseudo-terminal");
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    /* The live line waits two seconds before it shows, then every 0.5 s. */
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(slave, STDERR_FILENO);
+    rtr_progress p;
+    rtr_progress_init(&p, "work", 200);
+    for (int i = 1; i <= 140; i++) {
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        rtr_progress_update(&p, i);
+    }
+    rtr_progress_end(&p);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ssize_t n = 0, got;
+    while ((got = read(master, out + n, sizeof out - 1 - (size_t)n)) > 0) n += got;
+    out[n > 0 ? n : 0] = 0;
+    close(master);
+    close(slave);
+    int rewrites = 0;
+    for (const char *c = out; (c = strstr(c, "\rwork: ")); c++) rewrites++;
+    CHECK_MSG(rewrites >= 2 && strstr(out, "\033[K"), "%d live rewrites: %s", rewrites, out);
+    CHECK_MSG(strstr(out, "\rwork: 140/200 (70.0%)"), "the final count: %s", out);
+    CHECK_MSG(n > 0 && (out[n - 1] == '\n' || out[n - 2] == '\r'), "the line is kept at the end");
+}
+
+TEST_MAIN(T(test_log_lines), T(test_interval_respected), T(test_no_total), T(test_quiet), T(test_terminal_live_line))
