@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# `rtr report` renders an evaluation file into HTML with four inline SVG plots
-# and a markdown table, shows every router and pair, writes no NaN, escapes
-# names, and rejects a file that is not an evaluation file.
+# `rtr report` renders an evaluation file into HTML with four inline SVG plots,
+# a markdown table and a figures folder, shows every router and pair, writes
+# no NaN, escapes names (HTML entities; a backslash before a markdown pipe),
+# prints what it wrote on stdout, and rejects a file that is not an
+# evaluation file leaving nothing behind. Crowded files, figures, axes and
+# intervals: test_report_render.py; in a browser: test_report_chromium.py.
 . "$(dirname "$0")/lib.sh"
 cd "$work"
 
@@ -16,12 +19,13 @@ cat > eval.json <<'EOF'
  "mix": {"lambda": [0, 0.5, 1], "pairs": ["small|direct", "large|cot"], "fraction": [[1, 0], [0.4, 0.6], [0, 1]]},
  "calibration": {"mean_pred": [0.1, 0.5, 0.9], "mean_true": [0.15, 0.45, 0.92], "count": [1, 1, 1], "ece": 0.04}}
 EOF
-if "$RTR" report eval.json 2> err.txt; then ok; else bad "report failed: $(cat err.txt)"; fi
-[ -f eval.html ] && [ -f eval.md ] && ok || bad "default output names"
+if "$RTR" report eval.json > out.txt 2> err.txt; then ok; else bad "report failed: $(cat err.txt)"; fi
+[ -f eval.html ] && [ -f eval.md ] && [ -f eval_figures/pairs.svg ] && [ -f eval_figures/pairs.csv ] && ok || bad "default output names"
+grep -q 'eval.html' out.txt && grep -q 'eval_figures' out.txt && ok || bad "summary on stdout: $(cat out.txt)"
 [ "$(grep -o '<svg' eval.html | wc -l)" -eq 4 ] && ok || bad "expected 4 SVG plots, got $(grep -o '<svg' eval.html | wc -l)"
 grep -q 'toy &lt;report&gt;' eval.html && ok || bad "title not escaped"
 for name in RTR Random Oracle 'small|direct' 'large|cot'; do
-  grep -qF "$name" eval.html && grep -qF "$name" eval.md && ok || bad "$name missing"
+  grep -qF "$name" eval.html && grep -qF "${name//|/\\|}" eval.md && ok || bad "$name missing"
 done
 grep -qi 'nan' eval.html && bad "NaN written into the page" || ok
 grep -q '| RTR | 80.00% | 100 | 0.8100 |' eval.md && ok || bad "markdown row: $(grep RTR eval.md)"
@@ -30,6 +34,6 @@ python3 -c "import xml.dom.minidom,re,sys; [xml.dom.minidom.parseString(s) for s
 
 echo '{"hello": 1}' > notes.json
 "$RTR" report notes.json 2> err.txt; [ $? -eq 1 ] && grep -q "notes.json" err.txt && ok || bad "non-eval file accepted"
-[ -f notes.html ] && bad "partial output left" || ok
+[ -f notes.html ] || [ -f notes.md ] || [ -e notes_figures ] && bad "partial output left" || ok
 
 finish

@@ -1,0 +1,176 @@
+"""Shared by the report tests (imported, never run by ctest): evaluation
+files that stress `rtr report` (many pairs with long names full of markdown
+and HTML specials, costs spanning decades, intervals everywhere), a PNG
+reader for screenshots, and the SVG size reader."""
+import math
+import random
+import re
+import struct
+import zlib
+
+MODELS = ["meta-llama/Llama-3.1-8B-Instruct", "Qwen2.5-72B|instruct", "gpt-4o-mini", "claude-3-5-sonnet*",
+          "mistral_large_2", "deepseek-r1 <distill>", "gemma`2`-27b", "phi-3.5 [mini] & co"]
+STRATEGIES = ["direct", "chain-of-thought", "program-of-thought", "self-consistency@8"]
+
+
+def pair_names(k):
+    """k distinct "model|strategy" names (a suffix beyond the 32 combinations)."""
+    return [f"{MODELS[i % len(MODELS)]}|{STRATEGIES[(i // len(MODELS)) % len(STRATEGIES)]}"
+            + ("" if i < 32 else f" #{i}") for i in range(k)]
+
+
+def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD"):
+    """An evaluation file as `rtr eval` writes it (docs/ROUTING.md), with the
+    interval fields of docs/REPORT.md when with_ci; pair costs log-uniform
+    in [10^cost_lo, 10^cost_hi]."""
+    rnd = random.Random(seed)
+    names = pair_names(k)
+    pairs = []
+    for nm in names:
+        cost = 10 ** rnd.uniform(cost_lo, cost_hi)
+        acc = min(0.97, 0.3 + 0.5 * (math.log10(cost) - cost_lo) / (cost_hi - cost_lo) + rnd.uniform(-0.1, 0.1))
+        p = {"name": nm, "acc": acc, "cost": cost}
+        if with_ci:
+            p["acc_ci"], p["cost_ci"] = [acc - 0.03, acc + 0.03], [cost * 0.9, cost * 1.1]
+        pairs.append(p)
+    lo, hi = 10 ** cost_lo, 10 ** cost_hi
+
+    def curve(n, a0, a1):
+        out = []
+        for t in range(n):
+            u = t / (n - 1)
+            out.append([lo * (hi / lo) ** u, a0 + (a1 - a0) * (1 - (1 - u) ** 3)])
+        return out
+
+    routers = []
+    for name, n, a0, a1 in [("RTR", 1500, 0.35, 0.93), ("RTR: other | checkpoint", 900, 0.33, 0.92),
+                            ("Dataset prior", 40, 0.3, 0.85), ("kNN router", 300, 0.32, 0.88),
+                            ("EmbedLLM-style", 120, 0.31, 0.87), ("RouteLLM-style", 200, 0.4, 0.9)]:
+        pts = curve(n, a0, a1)
+        op = pts[int(n * 0.6)]
+        r = {"name": name, "points": pts, "aiq": 0.8, "apgr": 0.6, "cpt50": 0.2, "cpt80": 0.5, "cost_to_match": 0.7,
+             "oracle_gap": 0.04,
+             "op": {"acc": op[1], "cost": op[0], "lambda": 0.7, "note": "predicted cost within the best training pair's"}}
+        if with_ci:
+            r["op"]["acc_ci"], r["op"]["cost_ci"] = [op[1] - 0.02, op[1] + 0.02], [op[0] * 0.85, op[0] * 1.15]
+            r["aiq_ci"], r["cost_to_match_ci"] = [0.78, 0.82], [0.6, None]
+        routers.append(r)
+    for name, acc, cost in [("Random (expectation)", 0.6, hi / 5), ("Oracle", 0.98, lo * (hi / lo) ** 0.15),
+                            ("Best single: " + names[3], 0.9, hi / 2.5)]:
+        r = {"name": name, "points": [[cost, acc]], "op": {"acc": acc, "cost": cost}}
+        if with_ci and not name.startswith("Random"):
+            r["op"]["acc_ci"] = [acc - 0.015, min(1.0, acc + 0.015)]
+        routers.append(r)
+    lam = [i / 100 for i in range(101)]
+    frac = []
+    for x in lam:
+        w = [math.exp(-((j / max(k - 1, 1)) - x) ** 2 * 30) for j in range(k)]
+        frac.append([v / sum(w) for v in w])
+    cal = {"mean_pred": [0.05 + 0.1 * i for i in range(10)], "mean_true": [0.07 + 0.095 * i for i in range(10)],
+           "count": [100] * 10, "ece": 0.0213}
+    ev = {"title": "Crowded | <stress> report, *markdown* _specials_ and a title long enough to be wrapped on a "
+                   "figure narrower than it",
+          "corpus": "corp|us`x`", "split": "test", "n_queries": 5000, "cost_unit": unit, "x_max": hi,
+          "pairs": pairs, "routers": routers, "mix": {"lambda": lam, "pairs": names, "fraction": frac},
+          "calibration": cal}
+    if with_ci:
+        cal["mean_true_ci"] = [[m - 0.04, m + 0.04] for m in cal["mean_true"]]
+        ev["ci"] = {"level": 0.95, "method": "paired bootstrap over queries", "resamples": 1000, "seed": 1}
+    return ev
+
+
+def svg_size(svg_text):
+    """(width, height) of the first <svg> element."""
+    m = re.search(r'<svg[^>]*\swidth="(\d+)"[^>]*\sheight="(\d+)"', svg_text)
+    return int(m.group(1)), int(m.group(2))
+
+
+def read_png(path):
+    """(width, height, rows of RGB(A) tuples) of an 8-bit, non-interlaced
+    truecolour PNG (what Chromium and rsvg-convert write)."""
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG")
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if depth != 8 or colour not in (2, 6) or interlace:
+                raise ValueError(f"{path}: PNG depth {depth} colour type {colour} interlace {interlace} not read here")
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), w * bpp, [], bytearray(w * bpp)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[i:i + 3]) for i in range(0, stride, bpp)])
+        prev = line
+    return w, h, rows
+
+
+def ink(rows):
+    """Share of pixels that are not (near) white, and the number of distinct colours."""
+    total = dark = 0
+    colours = set()
+    for row in rows[::2]:
+        for px in row[::2]:
+            total += 1
+            dark += min(px) < 235
+            colours.add(px)
+    return dark / max(total, 1), len(colours)
+
+
+def srgb_to_lab(hex_colour):
+    """CIE L*a*b* (D65) of an sRGB colour "#rrggbb"."""
+    def lin(c):
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(int(hex_colour[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t):
+        return t ** (1 / 3) if t > 216 / 24389 else (24389 / 27 * t + 16) / 116
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def delta_e2000(lab1, lab2):
+    """CIEDE2000 colour difference (Sharma, Wu and Dalal's formulation)."""
+    (l1, a1, b1), (l2, a2, b2) = lab1, lab2
+    cbar = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - math.sqrt(cbar ** 7 / (cbar ** 7 + 25 ** 7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
+    h1p, h2p = math.degrees(math.atan2(b1, a1p)) % 360, math.degrees(math.atan2(b2, a2p)) % 360
+    dhp = 0 if c1p * c2p == 0 else (h2p - h1p + 180) % 360 - 180
+    dl, dc, dh = l2 - l1, c2p - c1p, 2 * math.sqrt(c1p * c2p) * math.sin(math.radians(dhp / 2))
+    lbar, cbarp = (l1 + l2) / 2, (c1p + c2p) / 2
+    if c1p * c2p == 0:
+        hbar = h1p + h2p
+    elif abs(h1p - h2p) <= 180:
+        hbar = (h1p + h2p) / 2
+    else:
+        hbar = (h1p + h2p + 360) / 2 if h1p + h2p < 360 else (h1p + h2p - 360) / 2
+    t = (1 - 0.17 * math.cos(math.radians(hbar - 30)) + 0.24 * math.cos(math.radians(2 * hbar))
+         + 0.32 * math.cos(math.radians(3 * hbar + 6)) - 0.20 * math.cos(math.radians(4 * hbar - 63)))
+    sl = 1 + 0.015 * (lbar - 50) ** 2 / math.sqrt(20 + (lbar - 50) ** 2)
+    sc, sh = 1 + 0.045 * cbarp, 1 + 0.015 * cbarp * t
+    rt = (-math.sin(math.radians(2 * 30 * math.exp(-((hbar - 275) / 25) ** 2)))
+          * 2 * math.sqrt(cbarp ** 7 / (cbarp ** 7 + 25 ** 7)))
+    return math.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dh / sh) ** 2 + rt * (dc / sc) * (dh / sh))

@@ -1,0 +1,225 @@
+"""`rtr report` on crowded evaluation files (24 and 30 pairs whose names hold
+markdown and HTML specials, USD costs over three decades, intervals): the
+markdown tables parse back cell for cell with a GFM parser; the cost axis is
+logarithmic when costs span more than a decade (and as asked with
+--cost-axis); operating points are ringed; RTR's long curve has hover
+titles; error bars appear exactly where the file has intervals; the pair-mix
+chart gives every pair its own fill and the palette's colours are at least
+16 CIEDE2000 apart; each figure's CSV holds what it draws; every link of the
+page resolves; PNG and PDF come through rsvg-convert when it is installed,
+and without it the page says so and links SVG and CSV only. Screenshots and
+label overlap: tests/test_report_chromium.py."""
+import csv
+import html as htmlmod
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import xml.dom.minidom
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rtrtest import check, finish, require_rtr, run, skip_part  # noqa: E402
+import report_fixture as fx  # noqa: E402
+
+require_rtr()
+tmp = tempfile.mkdtemp()
+
+
+def render(name, ev, *args, env=None):
+    path = os.path.join(tmp, name + ".json")
+    json.dump(ev, open(path, "w"))
+    if env is None:
+        r = run("report", path, *args)
+    else:
+        import subprocess
+        r = subprocess.run([os.environ["RTR"], "report", path, *args], capture_output=True, text=True, env=env)
+    return r, os.path.join(tmp, name)
+
+
+def svgs_of(page):
+    return re.findall(r"<svg.*?</svg>", page, re.S)
+
+
+def md_cells(line):
+    """Cells of a markdown table row, split on pipes not escaped by a backslash."""
+    cells, cur, esc = [], "", False
+    for ch in line.strip()[1:-1]:
+        if ch == "|" and not esc:
+            cells.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+        esc = ch == "\\" and not esc
+    cells.append(cur.strip())
+    return cells
+
+
+# ---- the crowded file with intervals -------------------------------------
+ev = fx.crowded_eval(24)
+r, stem = render("crowded", ev)
+check(r.returncode == 0, "report crowded: " + r.stderr)
+page = open(stem + ".html").read()
+md = open(stem + ".md").read()
+svgs = svgs_of(page)
+check(len(svgs) == 4, f"4 plots, got {len(svgs)}")
+for s in svgs:
+    try:
+        xml.dom.minidom.parseString(s)
+        check(True, "")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"SVG not well-formed XML: {e}")
+check(not re.search(r">[^<]*\b(nan|inf)\b", page, re.I), "no nan or inf printed in the page")
+check(not re.search(r"\b(nan|inf)\b", md, re.I), "no nan or inf printed in the summary")
+
+# Markdown: a strict split on unescaped pipes, then a GFM parser.
+tables, cur = [], []
+for line in md.splitlines():
+    if line.startswith("|"):
+        cur.append(line)
+    elif cur:
+        tables.append(cur)
+        cur = []
+if cur:
+    tables.append(cur)
+check(len(tables) == 2, f"two markdown tables (routers, pairs), got {len(tables)}")
+for t in tables:
+    widths = {len(md_cells(line)) for line in t}
+    check(widths == {len(md_cells(t[0]))}, f"every row has the header's {len(md_cells(t[0]))} cells: {widths}")
+try:
+    from markdown_it import MarkdownIt
+except ImportError:
+    MarkdownIt = None
+    skip_part("markdown-it-py is not installed (pip install markdown-it-py): GFM parse of the summary")
+if MarkdownIt:
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    rows, row, in_table, heading = [], None, 0, None
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.tag == "h1":
+            heading = "".join(c.content for c in tokens[i + 1].children)
+        if tok.type == "table_open":
+            in_table += 1
+            rows.append([])
+        if tok.type == "tr_open":
+            row = []
+        if tok.type == "inline" and row is not None and in_table:
+            row.append("".join(c.content for c in tok.children if c.type in ("text", "code_inline")))
+        if tok.type == "tr_close":
+            rows[-1].append(row)
+            row = None
+    check(heading == ev["title"], f"the title round-trips: {heading!r}")
+    check(len(rows) == 2, f"GFM parser finds 2 tables, got {len(rows)}")
+    if len(rows) == 2:
+        routers_t, pairs_t = rows
+        check([x[0] for x in routers_t[1:]] == [x["name"] for x in ev["routers"]],
+              "router names read back from the GFM table: " + repr([x[0] for x in routers_t[1:]][:3]))
+        check([x[0] for x in pairs_t[1:]] == [p["name"] for p in ev["pairs"]],
+              "pair names read back from the GFM table: " + repr([x[0] for x in pairs_t[1:]][:3]))
+        check(all(len(x) == len(routers_t[0]) == 9 for x in routers_t), "routers table: 9 columns in every row")
+        rtr_row = routers_t[1]
+        op = ev["routers"][0]["op"]
+        m = re.fullmatch(r"([\d.]+)% \[([\d.]+), ([\d.]+)\]", rtr_row[1])
+        check(m and abs(float(m.group(1)) - 100 * op["acc"]) < 0.006
+              and abs(float(m.group(2)) - 100 * op["acc_ci"][0]) < 0.006, f"RTR accuracy with its interval: {rtr_row[1]}")
+        check(rtr_row[7].endswith("[0.600, —]"), f"an open interval end prints as —: {rtr_row[7]}")
+
+# Axes, operating points, hover titles, error bars.
+curves, pairs_svg, mix, cal = svgs
+check("log scale" in curves and "log scale" in pairs_svg, "costs over 3.5 decades: log cost axes")
+check(curves.count("operating point") >= 6 + 1, "six curves ringed at their operating point (and a legend entry)")
+check(len(re.findall(r"<title>RTR: \(", curves)) >= 100, "hover titles along RTR's 1,500-point curve")
+check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', pairs_svg)) == 2 * 24, "an x and a y bar per pair")
+check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', cal)) == 10, "a bar per calibration bin")
+check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', curves)) == 2 * 6 + 2, "bars at 6 operating points, Oracle, best single")
+fills = re.findall(r'<path fill="([^"]+)" fill-opacity', mix)
+check(len(fills) == 24 and len(set(fills)) == 24, f"24 pairs, 24 distinct fills in the mix chart: {len(set(fills))}")
+
+# CSVs hold what is drawn.
+fig = stem + "_figures"
+rows = list(csv.reader(open(os.path.join(fig, "pairs.csv"))))
+check([x[0] for x in rows[1:]] == [p["name"] for p in ev["pairs"]], "pairs.csv: every pair, names intact")
+check(abs(float(rows[1][1]) - ev["pairs"][0]["cost"]) <= 1e-9 * ev["pairs"][0]["cost"]
+      and abs(float(rows[1][5]) - ev["pairs"][0]["acc_ci"][0]) < 1e-9, "pairs.csv: cost and interval of the first pair")
+rows = list(csv.reader(open(os.path.join(fig, "accuracy_cost.csv"))))
+for rt in ev["routers"]:
+    mine = [x for x in rows[1:] if x[0] == rt["name"]]
+    check(len([x for x in mine if x[1] == "path"]) == len(rt["points"]) and
+          len([x for x in mine if x[1] == "operating point"]) == 1, f"accuracy_cost.csv: {rt['name']}'s points and op")
+rows = list(csv.reader(open(os.path.join(fig, "mix.csv"))))
+check(rows[0] == ["lambda"] + ev["mix"]["pairs"] and len(rows) == 102, "mix.csv: a column per pair, a row per lambda")
+check(abs(sum(float(v) for v in rows[50][1:]) - 1) < 1e-6, "mix.csv: shares sum to 1")
+rows = list(csv.reader(open(os.path.join(fig, "calibration.csv"))))
+check(len(rows) == 11 and rows[0][:3] == ["bin", "mean_predicted", "observed"], "calibration.csv: 10 bins")
+
+# Every link of the page resolves: anchors to ids, files beside the page.
+ids = set(re.findall(r'\sid="([^"]+)"', page))
+for href in re.findall(r'href="([^"]+)"', page):
+    href = htmlmod.unescape(href)
+    if href.startswith("#"):
+        check(href[1:] in ids, f"anchor {href} exists")
+    else:
+        check("://" not in href and os.path.exists(os.path.join(tmp, href)), f"link {href} resolves beside the page")
+check('href="#def-aiq"' in page and 'id="def-aiq"' in page, "table headers link their definitions")
+
+# PNG and PDF through rsvg-convert, or said to be missing.
+no_rsvg = dict(os.environ, PATH="/nonexistent")
+r2, stem2 = render("plain", fx.crowded_eval(16, with_ci=False), env=no_rsvg)
+check(r2.returncode == 0 and "rsvg-convert" in r2.stderr, "without rsvg-convert: success and a note: " + r2.stderr)
+fig2 = stem2 + "_figures"
+check(sorted(os.listdir(fig2)) == sorted(f"{n}.{e}" for n in ("accuracy_cost", "pairs", "mix", "calibration")
+                                         for e in ("svg", "csv")), "without rsvg-convert: SVG and CSV only")
+page2 = open(stem2 + ".html").read()
+check(".png" not in page2 and "pairs.csv" in page2, "the page links only the figures that exist")
+check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', page2)) == 0, "no intervals in the file: no error bars")
+if shutil.which("rsvg-convert"):
+    for name in ("accuracy_cost", "pairs", "mix", "calibration"):
+        w, h = fx.svg_size(open(os.path.join(fig, name + ".svg")).read())
+        pw, ph, _ = fx.read_png(os.path.join(fig, name + ".png"))
+        check((pw, ph) == (2 * w, 2 * h), f"{name}.png at twice the SVG's {w}x{h}: {pw}x{ph}")
+        check(open(os.path.join(fig, name + ".pdf"), "rb").read(5) == b"%PDF-", f"{name}.pdf is a PDF")
+    check(all(f"crowded_figures/{n}.png" in page for n in ("accuracy_cost", "pairs", "mix", "calibration")),
+          "the page links the PNGs")
+else:
+    skip_part("rsvg-convert is not installed (apt-get install librsvg2-bin): PNG and PDF export")
+
+# Axis choice: asked for, and automatic both ways.
+r3, stem3 = render("linear", ev, "--cost-axis", "linear", "--no-figures")
+curves3 = svgs_of(open(stem3 + ".html").read())[0]
+check(r3.returncode == 0 and "log scale" not in curves3, "--cost-axis linear draws a linear axis")
+check(not os.path.exists(stem3 + "_figures"), "--no-figures writes no figures")
+narrow = fx.crowded_eval(8, with_ci=False, cost_lo=2.0, cost_hi=2.9, unit="output tokens")
+r4, stem4 = render("narrow", narrow, "--no-figures")
+check(r4.returncode == 0 and "log scale" not in open(stem4 + ".html").read(), "costs within a decade: linear axis")
+r5 = run("report", os.path.join(tmp, "narrow.json"), "--cost-axis", "sideways")
+check(r5.returncode == 2 and "auto, linear or log" in r5.stderr, "an unknown --cost-axis is a usage error")
+
+# Beyond the palette: 30 pairs, 30 different fills (hatched repeats); the
+# palette itself: every two colours at least 16 CIEDE2000 apart.
+r6, stem6 = render("thirty", fx.crowded_eval(30, with_ci=False), "--no-figures")
+mix6 = svgs_of(open(stem6 + ".html").read())[2]
+fills = re.findall(r'<path fill="([^"]+)" fill-opacity', mix6)
+check(r6.returncode == 0 and len(set(fills)) == 30, f"30 pairs, 30 distinct fills: {len(set(fills))}")
+check(all(re.search(r'<pattern id="%s"' % re.escape(f[5:-1]), mix6) for f in fills if f.startswith("url(")),
+      "every hatched fill has its pattern")
+palette = [f for f in fills if f.startswith("#")]
+worst = min(fx.delta_e2000(fx.srgb_to_lab(a), fx.srgb_to_lab(b)) for i, a in enumerate(palette) for b in palette[i + 1:])
+check(len(palette) == 28 and worst >= 16, f"28 palette colours, closest pair {worst:.1f} CIEDE2000 apart")
+
+# --json names what was written; a figures folder that cannot be made fails
+# the run and leaves no page.
+r7 = run("report", os.path.join(tmp, "narrow.json"), "--json", "--out", os.path.join(tmp, "j.html"))
+try:
+    j = json.loads(r7.stdout)
+    check(j["html"].endswith("j.html") and j["figures"].endswith("j_figures") and "csv" in j["figure_formats"],
+          "--json: page, summary and figures")
+except (ValueError, KeyError) as e:
+    check(False, f"--json output: {e}: {r7.stdout}")
+open(os.path.join(tmp, "blocker"), "w").close()
+r8 = run("report", os.path.join(tmp, "narrow.json"), "--out", os.path.join(tmp, "b.html"), "--figures",
+         os.path.join(tmp, "blocker", "figs"))
+check(r8.returncode == 1 and "blocker" in r8.stderr and not os.path.exists(os.path.join(tmp, "b.html")),
+      "figures folder impossible: exit 1, no page: " + r8.stderr)
+
+shutil.rmtree(tmp)
+finish()
