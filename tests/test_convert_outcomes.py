@@ -133,7 +133,8 @@ def routerbench_prices(tmp):
         header += [m, m + "|total_cost", m + "|model_response"]
     header.append("oracle_model_to_route_to")
     responses = ["Yes.", "The answer is B because of the long reason given here", "def f(x):\n    return x + 1"]
-    prompts = ["Short?", "A somewhat longer prompt with more words in it", "Write a function adding one " * 5]
+    demos = "Example one?\nAnswer: A\n\nExample two?\nAnswer: B\n\n"  # few-shot demonstrations every prompt shares
+    prompts = [demos + q for q in ("Short?", "A somewhat longer prompt with more words in it", "Write a function adding one " * 5)]
 
     def priced(model, prompt, response, split):
         # input tokens: UTF-8 bytes / 4; output: the converter's own count (letters, digits, symbols)
@@ -163,7 +164,12 @@ def routerbench_prices(tmp):
     check(r.returncode == 0, "routerbench-csv: " + r.stderr)
     if r.returncode:
         return
-    cat, _ = load(out)
+    cat, rows = load(out)
+    check(rows[0]["text"] == "Short?\n\n" + demos[:-2] and cat["query_first"]["shared_prefix_chars"] == {"toy": len(demos)},
+          f"the query comes before the shared demonstrations: {rows[0]['text']!r}")
+    check(all(len(r["text"]) == len(p) for r, p in zip(rows, prompts * 2)), "the same characters (input tokens) kept")
+    r2 = convert("routerbench-csv", *files, "--out", out + "-pub", "--prompt-as-published")
+    check(r2.returncode == 0 and load(out + "-pub")[1][0]["text"] == prompts[0], "--prompt-as-published keeps the order")
     for m in cat["models"]:
         p_in, p_out = PRICES[m["name"]]
         check(abs(m["price_in"] - p_in) < 1e-4 and abs(m["price_out"] - p_out) < 1e-4,
