@@ -3,7 +3,8 @@ page of every fixture (a toy file, 24 and 30 pairs with long names, a
 narrow token-cost file) no two text boxes of a plot overlap and none is cut
 at the plot's edge (getBoundingClientRect of every <text>, measured in the
 page by a script added to a copy of it: the report itself has none); each
-figure's screenshot has the SVG's size and is not blank (ink and colours).
+figure file, screenshot in a page that stacks the four, is drawn and not
+blank (ink and colours in its region).
 RTR_KEEP_SCREENSHOTS=DIR keeps the screenshots to look at. Skips (77) when
 no Chromium is installed (Debian: apt-get install chromium)."""
 import html as htmlmod
@@ -64,25 +65,26 @@ def chromium(*args):
                            "--user-data-dir=" + profile, *args], capture_output=True, text=True, timeout=120)
 
 
-fixtures = {
-    "toy": {"title": "toy <report>", "corpus": "toy", "split": "test", "n_queries": 3, "cost_unit": "tokens",
-            "x_max": 300, "pairs": [{"name": "small|direct", "acc": 0.5, "cost": 10},
-                                    {"name": "large|cot", "acc": 0.9, "cost": 300}],
-            "routers": [{"name": "RTR", "points": [[10, 0.5], [100, 0.8], [300, 0.9]],
-                         "op": {"acc": 0.8, "cost": 100, "note": "budget 300"}},
-                        {"name": "Random", "points": [[155, 0.7]], "op": {"acc": 0.7, "cost": 155}}],
-            "mix": {"lambda": [0, 0.5, 1], "pairs": ["small|direct", "large|cot"],
-                    "fraction": [[1, 0], [0.4, 0.6], [0, 1]]},
-            "calibration": {"mean_pred": [0.1, 0.5, 0.9], "mean_true": [0.15, 0.45, 0.92], "count": [1, 1, 1],
-                            "ece": 0.04}},
-    "crowded24": fx.crowded_eval(24),
-    "crowded30": fx.crowded_eval(30, with_ci=False, seed=5),
-    "narrow": fx.crowded_eval(16, with_ci=True, seed=7, cost_lo=2.0, cost_hi=2.9, unit="output tokens"),
+fixtures = {  # name: (evaluation file, options of rtr report)
+    "toy": ({"title": "toy <report>", "corpus": "toy", "split": "test", "n_queries": 3, "cost_unit": "tokens",
+             "x_max": 300, "pairs": [{"name": "small|direct", "acc": 0.5, "cost": 10},
+                                     {"name": "large|cot", "acc": 0.9, "cost": 300}],
+             "routers": [{"name": "RTR", "points": [[10, 0.5], [100, 0.8], [300, 0.9]],
+                          "op": {"acc": 0.8, "cost": 100, "note": "budget 300"}},
+                         {"name": "Random", "points": [[155, 0.7]], "op": {"acc": 0.7, "cost": 155}}],
+             "mix": {"lambda": [0, 0.5, 1], "pairs": ["small|direct", "large|cot"],
+                     "fraction": [[1, 0], [0.4, 0.6], [0, 1]]},
+             "calibration": {"mean_pred": [0.1, 0.5, 0.9], "mean_true": [0.15, 0.45, 0.92], "count": [1, 1, 1],
+                             "ece": 0.04}}, ()),
+    "crowded24": (fx.crowded_eval(24), ()),
+    "crowded30": (fx.crowded_eval(30, with_ci=False, seed=5), ()),
+    "linear": (fx.crowded_eval(24, with_ci=True, seed=11), ("--cost-axis", "linear")),
+    "narrow": (fx.crowded_eval(16, with_ci=True, seed=7, cost_lo=2.0, cost_hi=2.9, unit="output tokens"), ()),
 }
-for name, ev in fixtures.items():
+for name, (ev, opts) in fixtures.items():
     src = os.path.join(tmp, name + ".json")
     json.dump(ev, open(src, "w"))
-    r = run("report", src)
+    r = run("report", src, *opts)
     check(r.returncode == 0, f"{name}: report: {r.stderr}")
     if r.returncode:
         continue
@@ -100,24 +102,31 @@ for name, ev in fixtures.items():
         check(p["texts"] >= 8 and p["width"] > 300 and p["height"] > 200, f"{name} plot {i}: rendered: {p}")
         check(not p["overlaps"], f"{name} plot {i}: overlapping text: {p['overlaps'][:4]}")
         check(not p["outside"], f"{name} plot {i}: text cut at the edge: {p['outside'][:4]}")
+    # One screenshot per fixture: the four figure files stacked in a page.
     figs = os.path.join(tmp, name + "_figures")
-    for fig in ("accuracy_cost", "pairs", "mix", "calibration"):
-        svg = os.path.join(figs, fig + ".svg")
-        w, h = fx.svg_size(open(svg).read())
-        shot = os.path.join(tmp, f"{name}_{fig}.png")
-        chromium(f"--window-size={w},{h}", "--screenshot=" + shot, "file://" + svg)
-        if not os.path.exists(shot):
-            check(False, f"{name} {fig}: no screenshot")
-            continue
-        sw, sh, rows = fx.read_png(shot)
-        share, colours = fx.ink(rows)
-        check((sw, sh) == (w, h), f"{name} {fig}: screenshot {sw}x{sh}, SVG {w}x{h}")
+    sizes = [(fig, *fx.svg_size(open(os.path.join(figs, fig + ".svg")).read()))
+             for fig in ("accuracy_cost", "pairs", "mix", "calibration")]
+    width, height = max(w for _, w, _ in sizes), sum(h for _, _, h in sizes)
+    stack = os.path.join(figs, "stack.html")
+    open(stack, "w").write("<!DOCTYPE html><html><body style='margin:0;background:white'>" + "".join(
+        f"<img src='{fig}.svg' width='{w}' height='{h}' style='display:block'>" for fig, w, h in sizes) + "</body></html>")
+    shot = os.path.join(tmp, f"{name}.png")
+    chromium(f"--window-size={width},{height}", "--screenshot=" + shot, "file://" + stack)
+    if not os.path.exists(shot):
+        check(False, f"{name}: no screenshot")
+        continue
+    sw, sh, rows = fx.read_png(shot)
+    check((sw, sh) == (width, height), f"{name}: screenshot {sw}x{sh}, figures {width}x{height}")
+    top = 0
+    for fig, w, h in sizes:
+        share, colours = fx.ink([row[:w] for row in rows[top:top + h]])
+        top += h
         check(0.02 < share < 0.9 and colours >= 8, f"{name} {fig}: not blank ({share:.1%} ink, {colours} colours)")
         if fig == "mix" and name.startswith("crowded"):
             check(colours >= 24, f"{name} mix: at least 24 colours on screen ({colours})")
-        if keep:
-            os.makedirs(keep, exist_ok=True)
-            shutil.copy(shot, keep)
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.copy(shot, keep)
 
 shutil.rmtree(tmp)
 finish()

@@ -317,6 +317,7 @@ static void legend_draw(rtr_buf *b, const legend *l, double x, double y) {
 typedef struct {
     int W, H;           /* final size */
     double left, top, w, h;
+    double gap;         /* between the plot and a legend on its right */
     axis x, y;
     int title_lines, title_starts[4], title_lens[4];
     int id;             /* unique per chart in this process: clip and pattern ids */
@@ -341,10 +342,18 @@ static frame frame_layout(const rtr_chart *c, double x0, double x1, bool xlog, d
         yw = fmax(yw, rtr_svg_text_width(t, 12));
     }
     f.left = 8 + (c->ylabel ? 20 : 0) + yw + 8;
-    f.w = f.W - f.left - 16 - right_w;
+    /* The tick label at the right end of the x axis is centred on it: the
+     * plot stops early enough for its right half (and the legend keeps off). */
+    make_ticks(&f.x, x0, x1, 6, xlog);
+    double tail = 0;
+    if (f.x.n_ticks && fabs(f.x.ticks[f.x.n_ticks - 1] - f.x.hi) <= 1e-9 * fmax(1, fabs(f.x.hi))) {
+        tick_label(t, sizeof t, &f.x, f.x.hi);
+        tail = rtr_svg_text_width(t, 12) / 2 + 3;
+    }
+    f.gap = fmax(14, tail);
+    f.w = f.W - f.left - (right_w > 0 ? 16 + right_w - 14 + f.gap : fmax(16, tail));
     f.h = H - f.top - 50;
     if (f.h < 120) f.h = 120;
-    make_ticks(&f.x, x0, x1, 6, xlog);
     f.x.p0 = f.left, f.x.p1 = f.left + f.w;
     f.y.p0 = f.top + f.h, f.y.p1 = f.top;
     f.H = (int)ceil(f.top + f.h + 50);
@@ -755,7 +764,7 @@ void rtr_svg_chart(rtr_buf *b, const rtr_chart *c, const rtr_series *s, int ns) 
         rtr_buf_printf(b, "</text>\n");
     }
     if (lg.bottom) legend_draw(b, &lg, 16, f.top + f.h + 50);
-    else legend_draw(b, &lg, f.left + f.w + 14, f.top);
+    else legend_draw(b, &lg, f.left + f.w + f.gap, f.top);
     if (nk && key_items) {
         rtr_buf_printf(b, "<text x=\"16\" y=\"%.1f\" fill=\"#444\">Points numbered where their names do not fit:</text>\n",
                        key_y - 4);
@@ -832,7 +841,7 @@ void rtr_svg_stacked(rtr_buf *b, const rtr_chart *c, const double *x, int64_t nx
         rtr_buf_printf(b, ": up to %.1f%% of queries</title></path>\n", 100 * peak);
     }
     if (lg.bottom) legend_draw(b, &lg, 16, f.top + f.h + 50);
-    else legend_draw(b, &lg, f.left + f.w + 14, f.top);
+    else legend_draw(b, &lg, f.left + f.w + f.gap, f.top);
     rtr_buf_printf(b, "</svg>\n");
     free(used);
     free(items);
