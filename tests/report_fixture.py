@@ -20,9 +20,11 @@ def pair_names(k):
 
 
 def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD"):
-    """An evaluation file as `rtr eval` writes it (docs/ROUTING.md), with the
-    interval fields of docs/REPORT.md when with_ci; pair costs log-uniform
-    in [10^cost_lo, 10^cost_hi]."""
+    """An evaluation file as `rtr eval` writes it (docs/ROUTING.md), with
+    intervals as `rtr eval --bootstrap` writes them (and for pairs and
+    calibration bins as docs/REPORT.md proposes) when with_ci, and one
+    router that could not be built; pair costs log-uniform in
+    [10^cost_lo, 10^cost_hi]."""
     rnd = random.Random(seed)
     names = pair_names(k)
     pairs = []
@@ -31,7 +33,7 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
         acc = min(0.97, 0.3 + 0.5 * (math.log10(cost) - cost_lo) / (cost_hi - cost_lo) + rnd.uniform(-0.1, 0.1))
         p = {"name": nm, "acc": acc, "cost": cost}
         if with_ci:
-            p["acc_ci"], p["cost_ci"] = [acc - 0.03, acc + 0.03], [cost * 0.9, cost * 1.1]
+            p["ci"] = {"acc": [acc - 0.03, acc + 0.03], "cost": [cost * 0.9, cost * 1.1]}
         pairs.append(p)
     lo, hi = 10 ** cost_lo, 10 ** cost_hi
 
@@ -48,19 +50,20 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
                             ("EmbedLLM-style", 120, 0.31, 0.87), ("RouteLLM-style", 200, 0.4, 0.9)]:
         pts = curve(n, a0, a1)
         op = pts[int(n * 0.6)]
-        r = {"name": name, "points": pts, "aiq": 0.8, "apgr": 0.6, "cpt50": 0.2, "cpt80": 0.5, "cost_to_match": 0.7,
-             "oracle_gap": 0.04,
+        r = {"name": name, "points": pts, "aiq": 0.8, "aiq_from_zero": 0.83, "apgr": 0.6, "cpt50": 0.2, "cpt80": 0.5,
+             "cost_to_match": 0.7, "oracle_gap": 0.04,
              "op": {"acc": op[1], "cost": op[0], "lambda": 0.7, "note": "predicted cost within the best training pair's"}}
         if with_ci:
-            r["op"]["acc_ci"], r["op"]["cost_ci"] = [op[1] - 0.02, op[1] + 0.02], [op[0] * 0.85, op[0] * 1.15]
-            r["aiq_ci"], r["cost_to_match_ci"] = [0.78, 0.82], [0.6, None]
+            r["ci"] = {"acc": [op[1] - 0.02, op[1] + 0.02], "cost": [op[0] * 0.85, op[0] * 1.15], "aiq": [0.78, 0.82],
+                       "aiq_from_zero": [0.81, 0.85], "cost_to_match": [0.6, None]}
         routers.append(r)
     for name, acc, cost in [("Random (expectation)", 0.6, hi / 5), ("Oracle", 0.98, lo * (hi / lo) ** 0.15),
                             ("Best single: " + names[3], 0.9, hi / 2.5)]:
         r = {"name": name, "points": [[cost, acc]], "op": {"acc": acc, "cost": cost}}
         if with_ci and not name.startswith("Random"):
-            r["op"]["acc_ci"] = [acc - 0.015, min(1.0, acc + 0.015)]
+            r["ci"] = {"acc": [acc - 0.015, min(1.0, acc + 0.015)]}
         routers.append(r)
+    routers.append({"name": "EmbedLLM-style (no embeddings)", "unavailable": "the training split has no embeddings"})
     lam = [i / 100 for i in range(101)]
     frac = []
     for x in lam:
@@ -74,8 +77,9 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
           "pairs": pairs, "routers": routers, "mix": {"lambda": lam, "pairs": names, "fraction": frac},
           "calibration": cal}
     if with_ci:
-        cal["mean_true_ci"] = [[m - 0.04, m + 0.04] for m in cal["mean_true"]]
-        ev["ci"] = {"level": 0.95, "method": "paired bootstrap over queries", "resamples": 1000, "seed": 1}
+        cal["ci"] = {"mean_true": [[m - 0.04, m + 0.04] for m in cal["mean_true"]]}
+        ev["bootstrap"] = {"resamples": 1000, "seed": 1, "level": 0.95,
+                           "method": "paired: the same draw of queries for every router; percentile intervals"}
     return ev
 
 

@@ -112,17 +112,22 @@ if MarkdownIt:
     check(len(rows) == 2, f"GFM parser finds 2 tables, got {len(rows)}")
     if len(rows) == 2:
         routers_t, pairs_t = rows
-        check([x[0] for x in routers_t[1:]] == [x["name"] for x in ev["routers"]],
+        expect = [x["name"] + (f" (unavailable: {x['unavailable']})" if "unavailable" in x else "") for x in ev["routers"]]
+        check([x[0] for x in routers_t[1:]] == expect,
               "router names read back from the GFM table: " + repr([x[0] for x in routers_t[1:]][:3]))
         check([x[0] for x in pairs_t[1:]] == [p["name"] for p in ev["pairs"]],
               "pair names read back from the GFM table: " + repr([x[0] for x in pairs_t[1:]][:3]))
-        check(all(len(x) == len(routers_t[0]) == 9 for x in routers_t), "routers table: 9 columns in every row")
+        check(all(len(x) == len(routers_t[0]) == 10 for x in routers_t), "routers table: 10 columns in every row")
+        check(routers_t[0][4] == "AIQ from 0" and routers_t[-1][0].startswith("EmbedLLM-style (no embeddings) (unavailable: "),
+              "AIQ from 0 shown when the file has it; an unavailable router listed with its reason")
         rtr_row = routers_t[1]
         op = ev["routers"][0]["op"]
         m = re.fullmatch(r"([\d.]+)% \[([\d.]+), ([\d.]+)\]", rtr_row[1])
         check(m and abs(float(m.group(1)) - 100 * op["acc"]) < 0.006
-              and abs(float(m.group(2)) - 100 * op["acc_ci"][0]) < 0.006, f"RTR accuracy with its interval: {rtr_row[1]}")
-        check(rtr_row[7].endswith("[0.600, —]"), f"an open interval end prints as —: {rtr_row[7]}")
+              and abs(float(m.group(2)) - 100 * ev["routers"][0]["ci"]["acc"][0]) < 0.006,
+              f"RTR accuracy with its interval: {rtr_row[1]}")
+        check(rtr_row[8].endswith("[0.600, —]"), f"an open interval end prints as —: {rtr_row[8]}")
+    check("Brackets: 95% intervals from 1000 bootstrap resamples" in md, "the intervals' origin under the table")
 
 # Axes, operating points, hover titles, error bars.
 curves, pairs_svg, mix, cal = svgs
@@ -140,9 +145,10 @@ fig = stem + "_figures"
 rows = list(csv.reader(open(os.path.join(fig, "pairs.csv"))))
 check([x[0] for x in rows[1:]] == [p["name"] for p in ev["pairs"]], "pairs.csv: every pair, names intact")
 check(abs(float(rows[1][1]) - ev["pairs"][0]["cost"]) <= 1e-9 * ev["pairs"][0]["cost"]
-      and abs(float(rows[1][5]) - ev["pairs"][0]["acc_ci"][0]) < 1e-9, "pairs.csv: cost and interval of the first pair")
+      and abs(float(rows[1][5]) - ev["pairs"][0]["ci"]["acc"][0]) < 1e-9, "pairs.csv: cost and interval of the first pair")
 rows = list(csv.reader(open(os.path.join(fig, "accuracy_cost.csv"))))
-for rt in ev["routers"]:
+check(not [x for x in rows if x[0].startswith("EmbedLLM-style (no")], "accuracy_cost.csv: nothing for an unavailable router")
+for rt in ev["routers"][:-1]:
     mine = [x for x in rows[1:] if x[0] == rt["name"]]
     check(len([x for x in mine if x[1] == "path"]) == len(rt["points"]) and
           len([x for x in mine if x[1] == "operating point"]) == 1, f"accuracy_cost.csv: {rt['name']}'s points and op")

@@ -33,21 +33,20 @@ static const char *str(const cJSON *o, const char *key, const char *dflt) {
     return cJSON_IsString(v) ? v->valuestring : dflt;
 }
 
-/* The interval of field `key` of o: o[key + "_ci"] = [lo, hi]; a null end
- * (unbounded, "not reached") or a missing interval reads as NaN. */
-static void ci(const cJSON *o, const char *key, double *lo, double *hi) {
-    char name[64];
-    snprintf(name, sizeof name, "%s_ci", key);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+/* Intervals sit in an object's "ci" member: owner.ci[key] = [lo, hi], for
+ * a router the interval of its metric `key` or, for acc and cost, of its
+ * operating point's (the layout `rtr eval --bootstrap` writes; pairs and
+ * the calibration bins use the same). A null end (unbounded, "not
+ * reached") or a missing interval reads as NaN. */
+static void ci(const cJSON *owner, const char *key, double *lo, double *hi) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(owner, "ci"), key);
     const cJSON *a = cJSON_GetArrayItem(v, 0), *b = cJSON_GetArrayItem(v, 1);
     *lo = cJSON_IsArray(v) && cJSON_IsNumber(a) ? a->valuedouble : NAN;
     *hi = cJSON_IsArray(v) && cJSON_IsNumber(b) ? b->valuedouble : NAN;
 }
 
-static bool has_ci(const cJSON *o, const char *key) {
-    char name[64];
-    snprintf(name, sizeof name, "%s_ci", key);
-    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(o, name));
+static bool has_ci(const cJSON *owner, const char *key) {
+    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(owner, "ci"), key));
 }
 
 /* A list of [x, y] pairs into two arrays (caller frees both). */
@@ -124,10 +123,11 @@ static void cell(rtr_buf *b, double v, double lo, double hi, double scale, const
     rtr_buf_printf(b, md ? " |" : "</td>");
 }
 
-static void metric_cell(rtr_buf *b, const cJSON *o, const char *key, double scale, const char *fmt, const char *unit,
-                        bool md) {
+/* Value o[key] with the interval owner.ci[key]. */
+static void metric_cell(rtr_buf *b, const cJSON *o, const cJSON *owner, const char *key, double scale, const char *fmt,
+                        const char *unit, bool md) {
     double lo, hi;
-    ci(o, key, &lo, &hi);
+    ci(owner, key, &lo, &hi);
     cell(b, num(o, key), lo, hi, scale, fmt, unit, md);
 }
 
@@ -170,20 +170,21 @@ static const definition DEFS[] = {
 };
 #define N_DEFS (int)(sizeof DEFS / sizeof *DEFS)
 
-/* The intervals' origin, from the file's "ci" object; NULL text when absent. */
+/* Where the intervals come from: the file's "bootstrap" object, when any. */
 static void ci_sentence(rtr_buf *b, const cJSON *root, bool md) {
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "ci");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "bootstrap");
     if (!cJSON_IsObject(c)) return;
     double level = num(c, "level"), resamples = num(c, "resamples");
     rtr_buf_printf(b, md ? "\nBrackets: " : "<p class=\"meta\">Brackets: ");
     if (!isnan(level)) rtr_buf_printf(b, "%g%% ", 100 * level);
     rtr_buf_printf(b, "intervals");
+    if (!isnan(resamples)) rtr_buf_printf(b, " from %.0f bootstrap resamples", resamples);
     const char *method = str(c, "method", NULL);
     if (method) {
-        rtr_buf_printf(b, ", ");
+        rtr_buf_printf(b, " (");
         if (md) md_text(b, method); else rtr_buf_xml(b, method);
+        rtr_buf_printf(b, ")");
     }
-    if (!isnan(resamples)) rtr_buf_printf(b, ", %.0f resamples", resamples);
     rtr_buf_printf(b, md ? ".\n" : ".</p>\n");
 }
 
@@ -200,7 +201,7 @@ static const column COLUMNS[] = {
     {"acc", "accuracy", "acc", true, false, 100, "%.2f", "%"},
     {"cost", "mean cost", "cost", true, false, 1, "%.6g", ""},
     {"aiq", "AIQ", "aiq", false, false, 1, "%.4f", ""},
-    {"aiq0", "AIQ from 0", "aiq0", false, true, 1, "%.4f", ""},
+    {"aiq_from_zero", "AIQ from 0", "aiq0", false, true, 1, "%.4f", ""},
     {"apgr", "APGR", "apgr", false, false, 1, "%.3f", ""},
     {"cpt50", "CPT(50%)", "cpt", false, false, 1, "%.3f", ""},
     {"cpt80", "CPT(80%)", "cpt", false, false, 1, "%.3f", ""},
@@ -252,20 +253,25 @@ static void routers_table(rtr_buf *b, const cJSON *routers, const char *unit, bo
     const cJSON *r;
     cJSON_ArrayForEach(r, routers) {
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "op");
-        const char *note = str(op, "note", NULL);
+        const char *unavailable = str(r, "unavailable", NULL), *note = unavailable ? unavailable : str(op, "note", NULL);
         if (md) {
             rtr_buf_printf(b, "| ");
             md_text(b, str(r, "name", "?"));
+            if (unavailable) { rtr_buf_printf(b, " (unavailable: "); md_text(b, unavailable); rtr_buf_printf(b, ")"); }
             rtr_buf_printf(b, " |");
         } else {
             rtr_buf_printf(b, "<tr><td>");
             rtr_buf_xml(b, str(r, "name", "?"));
-            if (note) { rtr_buf_printf(b, " <span class=\"note\">("); rtr_buf_xml(b, note); rtr_buf_printf(b, ")</span>"); }
+            if (note) {
+                rtr_buf_printf(b, " <span class=\"note\">(%s", unavailable ? "unavailable: " : "");
+                rtr_buf_xml(b, note);
+                rtr_buf_printf(b, ")</span>");
+            }
             rtr_buf_printf(b, "</td>");
         }
         for (int i = 0; i < N_COLUMNS; i++) {
             const column *c = &COLUMNS[i];
-            if (shown[i]) metric_cell(b, c->on_op ? op : r, c->key, c->scale, c->fmt, c->unit, md);
+            if (shown[i]) metric_cell(b, c->on_op ? op : r, r, c->key, c->scale, c->fmt, c->unit, md);
         }
         rtr_buf_printf(b, md ? "\n" : "</tr>\n");
     }
@@ -287,8 +293,8 @@ static void pairs_table(rtr_buf *b, const cJSON *pairs, const char *unit, bool m
         rtr_buf_printf(b, md ? "| " : "<tr><td>");
         if (md) md_text(b, str(p, "name", "?")); else rtr_buf_xml(b, str(p, "name", "?"));
         rtr_buf_printf(b, md ? " |" : "</td>");
-        metric_cell(b, p, "acc", 100, "%.2f", "%", md);
-        metric_cell(b, p, "cost", 1, "%.6g", "", md);
+        metric_cell(b, p, p, "acc", 100, "%.2f", "%", md);
+        metric_cell(b, p, p, "cost", 1, "%.6g", "", md);
         rtr_buf_printf(b, md ? "\n" : "</tr>\n");
     }
     if (!md) rtr_buf_printf(b, "</table>\n");
@@ -323,14 +329,16 @@ static void curves_figure(figure *fg, const cJSON *root, const char *unit, rtr_c
     const cJSON *r;
     cJSON_ArrayForEach(r, routers) {
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "op");
-        s[i].name = str(r, "name", "?");
+        bool unavailable = str(r, "unavailable", NULL) != NULL; /* in the table with its reason, not drawn */
+        s[i].name = unavailable ? NULL : str(r, "name", "?");
         s[i].n = read_points(cJSON_GetObjectItemCaseSensitive(r, "points"), &xs[i], &ys[i]);
         if (s[i].n < 0) { fg->svg.failed = true; s[i].n = 0; }
+        if (unavailable) { s[i].n = 0; i++; continue; }
         s[i].x = xs[i], s[i].y = ys[i];
         s[i].style = s[i].n > 1 ? RTR_SERIES_LINE : RTR_SERIES_POINTS;
         m[i] = (rtr_mark){.x = num(op, "cost"), .y = num(op, "acc"), .note = str(op, "note", NULL)};
-        ci(op, "cost", &m[i].x_lo, &m[i].x_hi);
-        ci(op, "acc", &m[i].y_lo, &m[i].y_hi);
+        ci(r, "cost", &m[i].x_lo, &m[i].x_hi);
+        ci(r, "acc", &m[i].y_lo, &m[i].y_hi);
         /* A one-point router is its own operating point: its interval goes
          * on the point, and only curves get a ring. */
         if (s[i].n == 1) {
@@ -436,7 +444,7 @@ static void calibration_figure(figure *fg, const cJSON *cal) {
     int64_t n = read_numbers(cJSON_GetObjectItemCaseSensitive(cal, "mean_pred"), &pred);
     int64_t m = read_numbers(cJSON_GetObjectItemCaseSensitive(cal, "mean_true"), &truth);
     int64_t nc = read_numbers(cJSON_GetObjectItemCaseSensitive(cal, "count"), &count);
-    const cJSON *tci = cJSON_GetObjectItemCaseSensitive(cal, "mean_true_ci");
+    const cJSON *tci = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cal, "ci"), "mean_true");
     if (n < 0 || m < 0 || nc < 0) { fg->svg.failed = true; goto done; }
     n = n < m ? n : m;
     if (cJSON_IsArray(tci) && (yci = rtr_malloc(2 * sizeof(double) * (size_t)(n ? n : 1))))
