@@ -16,7 +16,9 @@
  * and second-best utilities p − λ·c are within 2·(d_p + λ·d_c); the count
  * of such queries bounds the changes at that λ.
  *
- *   bench_score_bf16 [--queries N] [--train N] [--epochs E]   (defaults 20000, 20000, 3) */
+ *   bench_score_bf16 [--device cuda|auto] [--queries N] [--train N] [--epochs E]
+ *   (defaults auto: the GPU, else the emulator; 20000, 20000, 3). --device
+ *   cuda fails at once without a GPU (gpu_check.sh's step). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,19 +51,27 @@ static void make_rows(float *emb, float *yc, float *yt, int n, int D, int K, int
 
 int main(int argc, char **argv) {
     int n_test = 20000, n_train = 20000, epochs = 3;
+    const char *device = "auto";
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && !strcmp(argv[i], "--queries")) n_test = atoi(argv[++i]);
+        if (i + 1 < argc && !strcmp(argv[i], "--device")) device = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--queries")) n_test = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--train")) n_train = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--epochs")) epochs = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_score_bf16 [--queries N] [--train N] [--epochs E]\n");
+            fprintf(stderr, "usage: bench_score_bf16 [--device cuda|auto] [--queries N] [--train N] [--epochs E]\n");
             return 2;
         }
     }
     enum { NM = 4, NS = 6, K = NM * NS, D = 768 };
-    if (n_test < 1 || n_train < 10 || epochs < 1) {
-        fprintf(stderr, "bench_score_bf16: --queries >= 1, --train >= 10, --epochs >= 1\n");
+    if (n_test < 1 || n_train < 10 || epochs < 1 || (strcmp(device, "cuda") && strcmp(device, "auto"))) {
+        fprintf(stderr, "bench_score_bf16: --device cuda|auto, --queries >= 1, --train >= 10, --epochs >= 1\n");
         return 2;
+    }
+    rtr_backend dev;
+    bool gpu = rtr_backend_init(&dev, "cuda") == RTR_OK;
+    if (!gpu && !strcmp(device, "cuda")) {
+        fprintf(stderr, "bench_score_bf16: no CUDA device: %s\n", rtr_last_error());
+        return 1;
     }
     char json[512], *w = json;
     w += sprintf(w, "{\"models\":[");
@@ -71,7 +81,7 @@ int main(int argc, char **argv) {
     sprintf(w, "]}");
     rtr_catalog cat;
     rtr_predictor p;
-    rtr_backend cpu, dev;
+    rtr_backend cpu;
     float *desc = malloc(sizeof(float) * (NM + NS) * D);
     float *emb = malloc(sizeof(float) * (size_t)n_train * D), *yc = malloc(sizeof(float) * (size_t)n_train * K);
     float *yt = malloc(sizeof(float) * (size_t)n_train * K);
@@ -90,7 +100,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_score_bf16: setup: %s\n", rtr_last_error());
         return 1;
     }
-    bool gpu = rtr_backend_init(&dev, "cuda") == RTR_OK;
     if (!gpu && rtr_backend_emu_open(&dev) != RTR_OK) {
         fprintf(stderr, "bench_score_bf16: no emulator: %s\n", rtr_last_error());
         return 1;

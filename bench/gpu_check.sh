@@ -277,7 +277,7 @@ gpu_step encode-mpnet 100 '^summary:' encode all-mpnet-base-v2 50000
 gpu_step encode-minilm 80 '^summary:' encode all-MiniLM-L6-v2 100000
 gpu_step train 100 'epoch' "$bbin/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
 gpu_step sweep 60 'GPU|speedup' "$bbin/bench_sweep" --device cuda 1000000 24 0
-gpu_step score-bf16 90 'max \|dp\|' "$kbin/bench_score_bf16"
+gpu_step score-bf16 90 'max \|dp\|' "$kbin/bench_score_bf16" --device cuda
 
 # ---- test_gpu's backend suite under compute-sanitizer --------------------
 sanitize() { # TOOL
