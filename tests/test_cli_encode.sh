@@ -11,13 +11,15 @@ model=${RTR_MODELS_DIR:-${RTR_SOURCE_DIR:-.}/data/models}/all-MiniLM-L6-v2
 [ -f "$model/model.safetensors" ] || { echo "SKIP: $model absent"; exit 77; }
 cd "$work"
 check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+# Each command's exit status is taken on its own line (rc=$?): a $? read on
+# check's line would be that of the $(cat ...) in the message, always 0.
 
 "$RTR" gen-demo --queries 300 demo >/dev/null 2>&1 &&
   "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 120 demo/outcomes.jsonl >/dev/null 2>&1
 check "demo corpus" test -f corpus/manifest.json
 
-"$RTR" encode --model "$model" --threads 2 corpus > out1.txt 2> err1.txt
-check "encode exit 0: $(cat err1.txt)" test $? -eq 0
+"$RTR" encode --model "$model" --threads 2 corpus > out1.txt 2> err1.txt; rc=$?
+check "encode exit 0: $(cat err1.txt)" test $rc -eq 0
 check "encode summary: $(cat out1.txt)" grep -q "encoded 300 queries in 3 of 3 shard" out1.txt
 "$RTR" encode --model "$model" --json corpus > out2.txt 2>&1
 check "second run skips: $(cat out2.txt)" grep -q '"shards_skipped":3,"queries_encoded":0' out2.txt
@@ -36,10 +38,11 @@ for f in sorted(glob.glob("corpus/shard-*.h5")):
 assert n == 300, n
 print("ok")
 PY
-if python3 -c "import h5py" 2>/dev/null; then check "shard contents: $(cat py.txt)" grep -q '^ok$' py.txt; fi
+if python3 -c "import h5py" 2>/dev/null; then check "shard contents: $(cat py.txt)" grep -q '^ok$' py.txt
+else skip_part "h5py absent: shard contents not read"; fi
 
-printf 'What is 2+2?\n\nCaf\xc3\xa9 \xff bytes\n' | "$RTR" embed --model "$model" > emb.txt 2> err3.txt
-check "embed exit 0: $(cat err3.txt)" test $? -eq 0
+printf 'What is 2+2?\n\nCaf\xc3\xa9 \xff bytes\n' | "$RTR" embed --model "$model" > emb.txt 2> err3.txt; rc=$?
+check "embed exit 0: $(cat err3.txt)" test $rc -eq 0
 check "embed prints 3 lines" test "$(wc -l < emb.txt)" -eq 3
 python3 -c '
 import json, sys
@@ -49,21 +52,21 @@ assert rows[0] != rows[1]
 print("ok")' > py2.txt 2>&1
 check "embed rows: $(cat py2.txt)" grep -q '^ok$' py2.txt
 
-echo x | "$RTR" embed > /dev/null 2> err4.txt
-check "embed without --model exits 2" test $? -eq 2
-echo x | "$RTR" embed --model "$work/nope" > /dev/null 2> err5.txt
-check "embed bad model exits 1" test $? -eq 1
+echo x | "$RTR" embed > /dev/null 2> err4.txt; rc=$?
+check "embed without --model exits 2" test $rc -eq 2
+echo x | "$RTR" embed --model "$work/nope" > /dev/null 2> err5.txt; rc=$?
+check "embed bad model exits 1" test $rc -eq 1
 check "message names the folder: $(cat err5.txt)" grep -q "nope" err5.txt
-"$RTR" encode --model "$model" "$work/no-corpus" > /dev/null 2> err6.txt
-check "encode missing corpus exits 1" test $? -eq 1
+"$RTR" encode --model "$model" "$work/no-corpus" > /dev/null 2> err6.txt; rc=$?
+check "encode missing corpus exits 1" test $rc -eq 1
 
 "$RTR" encode --model "$model" --device cpu --json corpus > out7.txt 2>&1
 check "json names device and precision: $(cat out7.txt)" grep -q '"device":"CPU, [0-9]* threads","precision":"fp32"' out7.txt
-"$RTR" encode --model "$model" --device cpu --precision bf16 corpus > /dev/null 2> err8.txt
-check "bf16 on the CPU exits 1" test $? -eq 1
+"$RTR" encode --model "$model" --device cpu --precision bf16 corpus > /dev/null 2> err8.txt; rc=$?
+check "bf16 on the CPU exits 1" test $rc -eq 1
 check "bf16 on the CPU is refused: $(cat err8.txt)" grep -q "bf16 needs a CUDA device" err8.txt
-"$RTR" encode --model "$model" --device tpu corpus > /dev/null 2> err9.txt
-check "unknown device exits 1" test $? -eq 1
+"$RTR" encode --model "$model" --device tpu corpus > /dev/null 2> err9.txt; rc=$?
+check "unknown device exits 1" test $rc -eq 1
 check "message names the device: $(cat err9.txt)" grep -q tpu err9.txt
 
 finish

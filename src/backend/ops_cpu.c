@@ -21,7 +21,12 @@ static inline float exp_vec(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* 2^n from the exponent bits: n is an integer in [-126, 127] except for
+     * a NaN x, whose p is NaN whatever the scale; take n = 0 then, since
+     * converting NaN to an integer is undefined (and would shift a negative
+     * value). A select, so the loop still vectorises. */
+    float e = n == n ? n : 0.0f;
+    uint32_t bits = (uint32_t)((int32_t)e + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

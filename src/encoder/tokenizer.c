@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -63,8 +64,9 @@ static rtr_status vocab_init(rtr_tokenizer *t, size_t n) {
 static rtr_status vocab_put(rtr_tokenizer *t, const char *s, int32_t id, const char *file) {
     if (id < 0 || id > (1 << 24)) return rtr_fail(RTR_ERR_FORMAT, "%s: token '%s' has id %d out of range", file, s, id);
     size_t i = vocab_slot(t, s, strlen(s));
-    if (t->keys[i]) return RTR_OK; /* first occurrence wins */
-    if (!(t->keys[i] = rtr_strdup(s))) return RTR_ERR_NOMEM;
+    /* a token listed twice takes its last id, as in Hugging Face's loaders
+     * (a map insert per line of vocab.txt or per key of the JSON object) */
+    if (!t->keys[i] && !(t->keys[i] = rtr_strdup(s))) return RTR_ERR_NOMEM;
     t->vals[i] = id;
     if (id >= t->vocab_size) t->vocab_size = id + 1;
     return RTR_OK;
@@ -387,15 +389,28 @@ static rtr_status load_tokenizer_json(rtr_tokenizer *t, const char *path, const 
     }
     if ((s = vocab_init(t, (size_t)cJSON_GetArraySize(vocab)))) goto done;
     for (const cJSON *v = vocab->child; v && !s; v = v->next) {
-        if (!cJSON_IsNumber(v)) s = rtr_fail(RTR_ERR_FORMAT, "%s: model.vocab['%s'] is not a number", path, v->string);
-        else s = vocab_put(t, v->string, (int32_t)v->valuedouble, path);
+        double id = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        if (!(id >= 0 && id <= (1 << 24) && id == floor(id))) /* checked before the conversion: NaN, huge */
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: model.vocab['%s'] is not an id (an integer in [0, 2^24])", path, v->string);
+        else s = vocab_put(t, v->string, (int32_t)id, path);
     }
     if (s) goto done;
     const char *prefix = json_str(model, "continuing_subword_prefix");
     snprintf(t->prefix, sizeof t->prefix, "%s", prefix ? prefix : "##");
     const cJSON *mc = cJSON_GetObjectItemCaseSensitive(model, "max_input_chars_per_word");
-    t->max_chars_per_word = cJSON_IsNumber(mc) ? mc->valueint : 100;
-    if (t->max_chars_per_word < 1 || t->max_chars_per_word > 100) t->max_chars_per_word = 100;
+    t->max_chars_per_word = 100;
+    if (mc && !cJSON_IsNull(mc)) {
+        /* WordPiece keeps a word's pieces on the stack: up to 100 characters
+         * (every released BERT and MPNet); another limit would tokenize
+         * differently, so it is refused rather than changed. */
+        double v = cJSON_IsNumber(mc) ? mc->valuedouble : NAN;
+        if (!(v >= 1 && v <= 100 && v == floor(v))) {
+            s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model.max_input_chars_per_word' must be an integer in [1, 100]",
+                         path);
+            goto done;
+        }
+        t->max_chars_per_word = (int)v;
+    }
     if ((s = special_id(t, json_str(model, "unk_token"), path, "model.unk_token", &t->unk_id))) goto done;
 
     const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
