@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
 
 require_numpy_h5py()
 require_rtr()
@@ -22,31 +22,78 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+try:  # the store's stage outputs beside the shards (schema 2), when the tests have the helper
+    import rtrdata  # noqa: E402
+except ImportError:
+    rtrdata = None
+
+
 def shards(corpus):
     return sorted(glob.glob(os.path.join(corpus, "shard-*.h5")))
 
 
-def fill(corpus, seed=11, edit=None):
-    """Stand-in embeddings (a random unit vector per query) and tables: the
-    true outcome blurred with noise, so routers differ and curves have many
-    points. edit(h5) may change the outcomes first."""
+def ingest(tmp, name, edit=None):
+    """The demo outcomes, each row passed through edit(row) first, ingested
+    as a new corpus (outcomes are changed before ingest: shards are never
+    rewritten)."""
+    demo = os.path.join(tmp, "demo")
+    if not os.path.exists(demo):
+        r = run("gen-demo", "--queries", "600", "--seed", "5", demo)
+        check(r.returncode == 0, "gen-demo: " + r.stderr)
+    src = os.path.join(demo, "outcomes.jsonl")
+    if edit:
+        rows = [json.loads(line) for line in open(src)]
+        for row in rows:
+            edit(row)
+        src = os.path.join(tmp, name + ".jsonl")
+        with open(src, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = os.path.join(tmp, name)
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, "--shard-size", "250", src)
+    check(r.returncode == 0, "ingest: " + r.stderr)
+    return corpus
+
+
+def unit(rng, n, d=16):
+    x = rng.standard_normal((n, d))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def fill(corpus, seed=11, table=True):
+    """Stand-in embeddings (a random unit vector per query, and per model and
+    strategy description) and, with table, a routing table: the true outcome
+    blurred with noise, so routers differ and curves have many points."""
     rng = np.random.default_rng(seed)
-    for f in shards(corpus):
-        with h5py.File(f, "a") as h:
-            if edit:
-                edit(h)
-            n = h.attrs["n_queries"]
+    cat = json.load(open(os.path.join(os.path.dirname(corpus), "demo", "catalog.json")))
+    desc = (unit(rng, len(cat["models"])), unit(rng, len(cat["strategies"])))
+
+    def emb_of(path):
+        with h5py.File(path, "r") as h:
+            return unit(rng, int(h.attrs["n_queries"]))
+
+    def noisy(path):
+        with h5py.File(path, "r") as h:
             correct, tokens = h["outcomes/correct"][()], h["outcomes/tokens"][()]
-            emb = rng.standard_normal((n, 16)).astype(np.float32)
-            for name in ("embedding", "routing"):
-                if name in h:
-                    del h[name]
-            h["embedding/query"] = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-            h["embedding/query"].attrs["encoder_hash"] = "test-encoder"
-            p = np.clip(np.nan_to_num(correct, nan=0.5) * 0.6 + 0.2 + 0.3 * rng.standard_normal(correct.shape), 0.01, 0.99)
-            h["routing/p_correct"] = p.astype(np.float32)
-            h["routing/tokens"] = np.nan_to_num(tokens, nan=100.0).astype(np.float32) * rng.uniform(0.7, 1.3, tokens.shape).astype(np.float32)
-            h["routing/p_correct"].attrs["checkpoint_hash"] = "noisy"
+        p = np.clip(np.nan_to_num(correct, nan=0.5) * 0.6 + 0.2 + 0.3 * rng.standard_normal(correct.shape), 0.01, 0.99)
+        t = np.nan_to_num(tokens, nan=100.0) * rng.uniform(0.7, 1.3, tokens.shape)
+        return {"p_correct": p.astype(np.float32), "tokens": t.astype(np.float32)}
+
+    if rtrdata:
+        rtrdata.write_embeddings(corpus, "stand-in", "test-encoder", emb_of, desc, encoder="test")
+        if table:
+            rtrdata.write_table(corpus, "noisy", noisy, "noisy", "stand-in", "test-encoder")
+        return
+    for f in shards(corpus):
+        e, t = emb_of(f), noisy(f) if table else None
+        with h5py.File(f, "a") as h:
+            for name, x in (("query", e), ("model_desc", desc[0]), ("strategy_desc", desc[1])):
+                h["embedding/" + name] = x
+                h["embedding/" + name].attrs["encoder_hash"] = "test-encoder"
+                h["embedding/" + name].attrs["encoder"] = "test"
+            if t:
+                for k, v in t.items():
+                    h["routing/" + k] = v
+                h["routing/p_correct"].attrs["checkpoint_hash"] = "noisy"
 
 
 def evaluate(corpus, out, *extra):
@@ -57,9 +104,7 @@ def evaluate(corpus, out, *extra):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_evalq_")
-    base = demo_corpus(tmp, 600, 5, 250)
-    corpus = os.path.join(tmp, "c1")
-    shutil.copytree(base, corpus)
+    corpus = ingest(tmp, "c1")
     fill(corpus)
     out = os.path.join(tmp, "eval.json")
 
@@ -127,32 +172,29 @@ def main():
               "guarded queries route as the prior's overall fallback does")
 
     # --- missing outcomes are counted per router
-    def drop(h):
-        c = h["outcomes/correct"][()]
-        split = [s.decode() if isinstance(s, bytes) else s for s in h["queries/split"][()]]
-        rows = [i for i, s in enumerate(split) if s == "test"][:7]
-        c[rows, :] = np.nan
-        h["outcomes/correct"][...] = c
-    miss = os.path.join(tmp, "c2")
-    shutil.copytree(base, miss)
-    fill(miss, edit=drop)
+    dropped = []
+
+    def drop(row):  # the first 7 test queries lose every correctness outcome
+        if row["split"] == "test" and len(dropped) < 7:
+            dropped.append(row["id"])
+            for o in row["outcomes"]:
+                o["correct"] = None
+    miss = ingest(tmp, "c2", drop)
+    fill(miss)
     r, ev = evaluate(miss, out, "--bootstrap", "20")
     check(r.returncode == 0, "eval with missing outcomes: " + r.stderr)
     if ev:
         best = next(x for x in ev["routers"] if x["name"].startswith("Best single"))
-        check(best["op"]["n_missing"] >= 7 * 2, f"missing outcomes counted: {best['op']}")
+        check(best["op"]["n_missing"] == 7, f"missing outcomes counted: {best['op']}")
         check(all("n_missing" in x["op"] for x in ev["routers"] if not x.get("unavailable")), "every router says")
 
     # --- a router that cannot be built is shown with its reason
-    def best_is_cheapest(h):
-        c, t = h["outcomes/correct"][()], h["outcomes/tokens"][()]
-        c[:, 0] = 1.0
-        t[:, 0] = 1.0
-        h["outcomes/correct"][...] = c
-        h["outcomes/tokens"][...] = t
-    cheap = os.path.join(tmp, "c3")
-    shutil.copytree(base, cheap)
-    fill(cheap, edit=best_is_cheapest)
+    def best_is_cheapest(row):  # demo-1b|direct: right every time, and the cheapest
+        for o in row["outcomes"]:
+            if (o["model"], o["strategy"]) == ("demo-1b", "direct"):
+                o["correct"], o["tokens"] = 1, 1
+    cheap = ingest(tmp, "c3", best_is_cheapest)
+    fill(cheap)
     r, ev = evaluate(cheap, out, "--bootstrap", "20")
     check(r.returncode == 0, "eval, best = cheapest: " + r.stderr)
     if ev:
@@ -161,33 +203,18 @@ def main():
         check("not built: the best training pair" in r.stdout, "and in the text table")
 
     # --- no token counts under --cost tokens
-    def no_tokens(h):
-        t = h["outcomes/tokens"][()]
-        t[:] = np.nan
-        h["outcomes/tokens"][...] = t
-    notok = os.path.join(tmp, "c4")
-    shutil.copytree(base, notok)
-    fill(notok, edit=no_tokens)
+    def no_tokens(row):
+        for o in row["outcomes"]:
+            o["tokens"] = None
+    notok = ingest(tmp, "c4", no_tokens)
+    fill(notok)
     r, _ = evaluate(notok, out + ".x")
     check(r.returncode == 1 and "has correctness outcomes but no token counts" in r.stderr, "no tokens: " + r.stderr)
 
     # --- with the checkpoint that scored the tables, the default router chooses on its validation rows;
     # the same checkpoint against other tables is refused
-    def descriptions(h):
-        cat = json.loads(h.attrs["catalog_json"])
-        rng = np.random.default_rng(3)
-        for name, items in (("model_desc", cat["models"]), ("strategy_desc", cat["strategies"])):
-            x = rng.standard_normal((len(items), 16)).astype(np.float32)
-            if "embedding/" + name in h:
-                del h["embedding/" + name]
-            h["embedding/" + name] = x / np.linalg.norm(x, axis=1, keepdims=True)
-            h["embedding/" + name].attrs["encoder_hash"] = "test-encoder"
-    trained = os.path.join(tmp, "c5")
-    shutil.copytree(corpus, trained)
-    for f in shards(trained):
-        with h5py.File(f, "a") as h:
-            descriptions(h)
-            h["embedding/query"].attrs["encoder"] = "test"
+    trained = ingest(tmp, "c5")
+    fill(trained, table=False)
     ck = os.path.join(tmp, "ck.safetensors")
     r = run("train", trained, "--out", ck, "--hidden", "16", "--learn-dim", "4", "--epochs", "4", "--val-frac", "0.2")
     check(r.returncode == 0, "train: " + r.stderr)
