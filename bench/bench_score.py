@@ -31,6 +31,9 @@ import time
 import h5py
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import rtrdata  # noqa: E402  (the corpus format written with h5py, docs/FORMAT.md)
+
 D = 768
 MODELS, STRATEGIES = 4, 6  # 24 pairs
 
@@ -66,15 +69,8 @@ def make_corpus(rtr, work, name, n, seed):
                     os.path.join(src, "outcomes.jsonl")], check=True, stderr=subprocess.DEVNULL)
     unit = lambda r: (lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32))(
         rng.standard_normal((r, D)))
-    desc = {"model_desc": unit(MODELS), "strategy_desc": unit(STRATEGIES)}
-    offset = 0
-    for shard in sorted(p for p in os.listdir(corpus) if p.startswith("shard-")):
-        with h5py.File(os.path.join(corpus, shard), "r+") as f:
-            rows = f["outcomes/correct"].shape[0]
-            for key, x in dict(desc, query=unit(rows)).items():
-                d = f.create_dataset("embedding/" + key, data=x)
-                d.attrs["encoder"], d.attrs["encoder_hash"] = "bench-random", "bench"
-            offset += rows
+    rtrdata.write_embeddings(corpus, "bench-random", "bench", lambda path: unit(h5py.File(path, "r").attrs["n_queries"]),
+                             (unit(MODELS), unit(STRATEGIES)), encoder="bench-random")
     return corpus
 
 
@@ -120,11 +116,12 @@ def bench_scoring(args, work, rtr):
     rate_rtr = preds / t_rtr
 
     t, meta = read_safetensors(ckpt)
-    shard = os.path.join(corpus, sorted(p for p in os.listdir(corpus) if p.startswith("shard-"))[0])
-    with h5py.File(shard) as f:
+    first = rtrdata.shards(corpus)[0][1]
+    with h5py.File(os.path.join(corpus, "embeddings/bench-random", first)) as f, \
+            h5py.File(os.path.join(corpus, "tables/ck", first)) as g:
         nq = min(args.numpy_queries, f["embedding/query"].shape[0])
         emb = f["embedding/query"][:nq]
-        ref_p, ref_t = f["routing/p_correct"][:nq], f["routing/tokens"][:nq]
+        ref_p, ref_t = g["routing/p_correct"][:nq], g["routing/tokens"][:nq]
     t0 = time.perf_counter()
     p, tok = numpy_concat_mlp(t, meta, emb)
     t_np = time.perf_counter() - t0
@@ -182,9 +179,9 @@ def bench_training(args, work, rtr):
     out = subprocess.run([rtr, "train", corpus, "--out", ckpt, "--epochs", str(args.epochs), "--val-frac", "0",
                           "--json"], check=True, capture_output=True, text=True)
     rtr_epoch = min(e["seconds"] for e in json.loads(out.stdout)["epochs"])
-    shard = os.path.join(corpus, sorted(p for p in os.listdir(corpus) if p.startswith("shard-"))[0])
-    with h5py.File(shard) as f:
-        emb, yc, yt = f["embedding/query"][()], f["outcomes/correct"][()], f["outcomes/tokens"][()]
+    path, first, _, _ = rtrdata.shards(corpus)[0]
+    with h5py.File(path) as f, h5py.File(os.path.join(corpus, "embeddings/bench-random", first)) as e:
+        emb, yc, yt = e["embedding/query"][()], f["outcomes/correct"][()], f["outcomes/tokens"][()]
     t_torch = torch_epoch_seconds(args, emb, yc, yt, args.epochs)
     print(f"training: {args.train_queries} queries x {MODELS * STRATEGIES} pairs, batch 32 queries, D=H=U={D}")
     print(f"  rtr train:          {rtr_epoch:8.2f} s/epoch")

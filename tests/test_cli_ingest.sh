@@ -39,6 +39,17 @@ expect_fail correct_range '{"id":"q2","text":"x","outcomes":[{"model":"small","s
 expect_fail invalid_utf8 "$(printf '{"id":"q2","text":"bad \xff\xfe byte"}')" "invalid UTF-8"
 expect_fail missing_text '{"id":"q2"}' "field text"
 expect_fail pair_twice '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1},{"model":"small","strategy":"cot","correct":0}]}' "given twice"
+# nothing on a line may be silently dropped or altered
+expect_fail trailing '{"id":"q2","text":"x"} xyz' "unexpected text after the JSON object"
+expect_fail second_object '{"id":"q2","text":"x"}{"id":"q3","text":"y"}' "one object per line"
+expect_fail nul_escape '{"id":"q2\u0000b","text":"x"}' 'u0000'
+expect_fail duplicate_key '{"id":"q2","text":"x","text":"y"}' "field text: given twice"
+expect_fail duplicate_outcome_key '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1,"correct":0}]}' "outcomes\[0\].correct: given twice"
+expect_fail float_overflow '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":3.5e38}]}' "outcomes\[0\].tokens" "too large"
+expect_fail correct_five '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":5}]}' "outcomes\[0\].correct" "outside"
+# an escaped backslash before u0000 is a plain string, not a NUL
+printf '%s\n%s\n' "$good" '{"id":"q2","text":"C:\\u0000 is a path"}' > esc.jsonl
+"$RTR" ingest --catalog cat.json --out esc esc.jsonl 2> err.txt >/dev/null && ok || bad "an escaped backslash refused: $(cat err.txt)"
 
 # A valid corpus, then the output-exists guard.
 printf '%s\n\n%s\n' "$good" "$good2" > good.jsonl
@@ -49,7 +60,7 @@ python3 -c 'import json,sys; d=json.load(open("ingest.json")); assert d["n_queri
 [ -f corpus/manifest.json ] && ok || bad "existing corpus damaged"
 
 # info on it, text and JSON.
-"$RTR" info corpus > info.txt && grep -q "large|cot" info.txt && ok || bad "info text"
+"$RTR" info corpus > info.txt && grep -q "large|cot" info.txt && grep -q "encodings (embeddings/): none" info.txt && ok || bad "info text"
 "$RTR" info corpus --json > info.json && python3 - <<'EOF' && ok || bad "info --json content"
 import json
 d = json.load(open("info.json"))
@@ -60,15 +71,46 @@ assert p[("large", "cot")]["accuracy"] == 0.5 and p[("large", "cot")]["missing_t
 assert p[("small", "cot")]["accuracy"] is None
 g = {(x["dataset"], x["split"]): x["n_queries"] for x in d["groups"]}
 assert g == {("toy", "train"): 1, ("default", "train"): 1}, g
+assert d["encodings"] == [] and d["tables"] == [], d
 EOF
 
 # A truncated shard and a manifest of another schema version.
 cp -r corpus trunc && head -c 3000 corpus/shard-00000.h5 > trunc/shard-00000.h5
 "$RTR" info trunc 2> err.txt >/dev/null
 [ $? -eq 1 ] && grep -q "trunc/shard-00000.h5" err.txt && ok || bad "truncated shard: $(cat err.txt)"
-cp -r corpus v2 && sed -i 's/"version":[[:space:]]*1/"version": 2/' v2/manifest.json
-"$RTR" info v2 2> err.txt >/dev/null
+cp -r corpus v3 && sed -i 's/"version":[[:space:]]*2/"version": 3/' v3/manifest.json
+"$RTR" info v3 2> err.txt >/dev/null
 [ $? -eq 1 ] && grep -q "version" err.txt && ok || bad "other schema version: $(cat err.txt)"
+cp -r corpus v1 && sed -i 's/"version":[[:space:]]*2/"version": 1/' v1/manifest.json
+"$RTR" info v1 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q "rtr upgrade" err.txt && ok || bad "a version 1 corpus names the upgrade: $(cat err.txt)"
+# a manifest that disagrees with its shard is refused before any row is read
+cp -r corpus short && sed -i '0,/"n_queries":[[:space:]]*2/s//"n_queries": 1/' short/manifest.json &&
+  sed -i '0,/"n_queries":[[:space:]]*2/s//"n_queries": 1/' short/manifest.json
+"$RTR" info short 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q "short/shard-00000.h5: attribute n_queries: 2, the manifest says 1" err.txt && ok ||
+  bad "manifest count against the shard: $(cat err.txt)"
+
+# a directory where a file is expected; a killed run's temporary corpus is removed, others are not
+mkdir adir
+"$RTR" ingest --catalog cat.json --out out_dir adir 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q "adir: is a directory" err.txt && ok || bad "directory as input: $(cat err.txt)"
+mkdir -p fresh.tmp.4194399 fresh.tmp.$$ && touch fresh.tmp.4194399/shard-00000.h5
+"$RTR" ingest --catalog cat.json --out fresh good.jsonl 2>/dev/null >/dev/null
+[ -f fresh/manifest.json ] && [ ! -e fresh.tmp.4194399 ] && [ -d fresh.tmp.$$ ] && ok || bad "stale temporaries: $(ls -d fresh*)"
+
+# ingest memory does not grow with shard size x pairs: a 100 x 100 catalog
+# (10,000 pairs) at the default shard size once needed 12 GB up front
+python3 - <<'EOF'
+import json
+cat = {"models": [{"name": f"m{i}"} for i in range(100)], "strategies": [{"name": f"s{j}"} for j in range(100)]}
+json.dump(cat, open("wide.json", "w"))
+with open("wide.jsonl", "w") as f:
+    for q in range(200):
+        f.write(json.dumps({"id": f"q{q}", "text": "t", "outcomes": [{"model": f"m{q % 100}", "strategy": "s1", "correct": 1}]}) + "\n")
+EOF
+(ulimit -v 1500000; "$RTR" ingest --catalog wide.json --out wide wide.jsonl 2> err.txt >/dev/null) && ok ||
+  bad "100 x 100 catalog under 1.5 GB of address space: $(cat err.txt)"
 
 # CLI conventions: help, usage errors, unknown command.
 "$RTR" --help > /dev/null && ok || bad "rtr --help"

@@ -9,7 +9,6 @@ equal the Oracle's accuracy and cost; Random must be the mean of the single
 pairs; every router's operating point must stay within the Oracle's accuracy;
 AIQs must lie in [0, 1]; and the report must render. Bad input must fail with
 exit status 1 and leave no file."""
-import glob
 import json
 import os
 import shutil
@@ -21,23 +20,24 @@ require_numpy_h5py()
 require_rtr()
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
 
 
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_eval_")
     corpus = demo_corpus(tmp, 600, 5, 250)
     rng = np.random.default_rng(11)
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "a") as h:
-            n = h.attrs["n_queries"]
-            correct = h["outcomes/correct"][()]
-            tokens = h["outcomes/tokens"][()]
-            emb = rng.standard_normal((n, 16)).astype(np.float32)
-            h["embedding/query"] = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-            h["embedding/query"].attrs["encoder_hash"] = "test-encoder"
-            h["routing/p_correct"] = correct.astype(np.float32)
-            h["routing/tokens"] = tokens.astype(np.float32)
-            h["routing/p_correct"].attrs["checkpoint_hash"] = "perfect"
+
+    def unit_rows(path):
+        emb = rng.standard_normal((h5py.File(path, "r").attrs["n_queries"], 16))
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def outcomes(path):  # perfect tables: the outcomes themselves (the demo corpus misses none)
+        with h5py.File(path, "r") as h:
+            return {"p_correct": np.nan_to_num(h["outcomes/correct"][()], nan=0.0),
+                    "tokens": np.nan_to_num(h["outcomes/tokens"][()], nan=0.0)}
+    rtrdata.write_embeddings(corpus, "stand-in", "test-encoder", unit_rows, (np.ones((4, 16)), np.ones((4, 16))))
+    rtrdata.write_table(corpus, "perfect", outcomes, "perfect", "stand-in", "test-encoder")
 
     out = os.path.join(tmp, "eval.json")
     r = run("eval", corpus, "--out", out, "--json")
@@ -92,13 +92,36 @@ def main():
             for key in ("seconds", "device"):
                 x.pop(key)
         check(a == b, "eval on --device cpu and auto: the same evaluation")
-    r = run("eval", corpus, "--out", os.path.join(tmp, "z.json"), "--device", "tpu")
+    # Two predictors' tables over one corpus: one RTR row each, judged on the same queries.
+    def noisy(path):
+        t = outcomes(path)
+        return {"p_correct": np.clip(t["p_correct"] * 0.5 + rng.uniform(0, 0.5, t["p_correct"].shape), 0, 1),
+                "tokens": t["tokens"] * rng.uniform(0.5, 1.5, t["tokens"].shape)}
+    rtrdata.write_table(corpus, "noisy", noisy, "noisy", "stand-in", "test-encoder")
+    r = run("eval", corpus, "--out", os.path.join(tmp, "none.json"))
+    check(r.returncode == 1 and "--table" in r.stderr and not os.path.exists(os.path.join(tmp, "none.json")),
+          "two tables and no --table: " + r.stderr)
+    both = os.path.join(tmp, "both.json")
+    r = run("eval", corpus, "--out", both, "--table", "perfect,noisy", "--json")
+    check(r.returncode == 0, "eval --table perfect,noisy: " + r.stderr)
+    if r.returncode == 0:
+        rows = {x["name"]: x for x in json.load(open(both))["routers"]}
+        perfect = [x for n, x in rows.items() if n.startswith("RTR") and n.endswith(": perfect")]
+        noisy_rows = [x for n, x in rows.items() if n.startswith("RTR") and n.endswith(": noisy")]
+        check(perfect and noisy_rows, "one RTR row per table: %s" % sorted(rows))
+        check(any(abs(x["aiq"] - routers["RTR"]["aiq"]) < 1e-12 for x in perfect), "a perfect row is the single-table RTR")
+        check(perfect and noisy_rows and min(x["aiq"] for x in perfect) > max(x["aiq"] for x in noisy_rows),
+              "the perfect table beats the noisy one")
+        check(rows["Oracle"]["op"] == routers["Oracle"]["op"], "both judged on the same queries")
+
+    r = run("eval", corpus, "--out", os.path.join(tmp, "z.json"), "--device", "tpu", "--table", "perfect")
     check(r.returncode == 1 and "tpu" in r.stderr and not os.path.exists(os.path.join(tmp, "z.json")),
           f"unknown device: exit {r.returncode} {r.stderr}")
 
     # Bad input: a test split without outcomes to judge, an unknown split.
-    for args, what in (((corpus, "--out", os.path.join(tmp, "x.json"), "--split", "nope"), "empty split"),
-                       ((corpus, "--out", os.path.join(tmp, "y.json"), "--checkpoint-hash", "other"), "hash mismatch")):
+    for args, what in (((corpus, "--out", os.path.join(tmp, "x.json"), "--split", "nope", "--table", "perfect"), "empty split"),
+                       ((corpus, "--out", os.path.join(tmp, "y.json"), "--checkpoint-hash", "other", "--table", "perfect"),
+                        "hash mismatch")):
         r = run("eval", *args)
         check(r.returncode == 1 and "error" in r.stderr, f"{what}: exit {r.returncode} {r.stderr}")
         check(not os.path.exists(args[2]), f"{what}: no output file")

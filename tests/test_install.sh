@@ -1,7 +1,7 @@
 #!/bin/bash
 # librtr as other programs use it: `cmake --install` into a scratch prefix,
 # a C program built with nothing but `pkg-config --cflags --libs rtr`
-# (tests/install/route_texts.c), and its decisions for three texts equal to
+# (tests/install/route_texts.c: one rtr_route_texts call), and its decisions for three texts equal to
 # those of `rtr route --model --checkpoint` on the same texts and checkpoint.
 # Needs the all-MiniLM-L6-v2 folder (tools/fetch-encoder; skips without it).
 source "$(dirname "$0")/lib.sh"

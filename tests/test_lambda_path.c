@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corpus_fixture.h"
+#include "eval/evaluate.h"
 #include "route/route_data.h"
 #include "rtr/metrics.h"
 #include "rtr/route.h"
@@ -234,6 +236,90 @@ static void test_path_chunks(void) {
     check_chunked(300, 24, false);
 }
 
+/* The path built from the table added a chunk of queries at a time (as a
+ * streamed corpus adds it), with and without truth: the same points as
+ * from the whole table, bit for bit, wherever the cuts fall against the
+ * 256-query sum blocks and the envelope chunks. */
+static void check_builder(int64_t n, int32_t k, bool quantised) {
+    rtr_route_table t = table_new(n, k, quantised);
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    for (int truth = 0; truth < 2; truth++) {
+        rtr_route_table whole = t;
+        if (!truth) whole.true_correct = whole.true_cost = NULL;
+        rtr_path want, got;
+        CHECK(rtr_path_compute(&want, &whole) == RTR_OK);
+        const int64_t cuts[] = {1, 7, 255, 256, 257, 1000, n};
+        for (size_t q = 0; q < sizeof cuts / sizeof *cuts; q++) {
+            rtr_path_builder *pb;
+            CHECK(rtr_path_builder_open(&pb, &cpu, k, truth, 3) == RTR_OK);
+            for (int64_t r0 = 0; r0 < n; r0 += cuts[q]) {
+                int64_t m = n - r0 < cuts[q] ? n - r0 : cuts[q];
+                size_t at = (size_t)r0 * (size_t)k;
+                rtr_route_table part = {m, k, t.p + at, t.c + at, t.cost + at, truth ? t.true_correct + at : NULL,
+                                        truth ? t.true_cost + at : NULL};
+                CHECK(rtr_path_builder_add(pb, &part) == RTR_OK);
+            }
+            CHECK(rtr_path_builder_finish(pb, &got) == RTR_OK);
+            CHECK_MSG(same_path(&got, &want), "n=%lld k=%d cut %lld truth %d", (long long)n, (int)k, (long long)cuts[q], truth);
+            rtr_path_free(&got);
+        }
+        rtr_path_free(&want);
+    }
+    /* a chunk of the wrong width, truth promised but not given, nothing added */
+    rtr_path_builder *pb;
+    rtr_path none;
+    CHECK(rtr_path_builder_open(&pb, &cpu, k + 1, true, 0) == RTR_OK);
+    CHECK(rtr_path_builder_add(pb, &t) == RTR_ERR_INVALID);
+    rtr_path_builder_free(pb);
+    rtr_route_table bare = {n, k, t.p, t.c, t.cost, NULL, NULL};
+    CHECK(rtr_path_builder_open(&pb, &cpu, k, true, 0) == RTR_OK);
+    CHECK(rtr_path_builder_add(pb, &bare) == RTR_ERR_INVALID);
+    CHECK(rtr_path_builder_finish(pb, &none) == RTR_ERR_INVALID && strstr(rtr_last_error(), "empty"));
+    rtr_backend_free(&cpu);
+    table_free(&t);
+}
+
+static void test_path_builder(void) {
+    check_builder(1, 3, false);
+    check_builder(613, 7, false);
+    check_builder(613, 5, true);
+    check_builder(1000, 16, false);
+}
+
+/* The reference routers of a split added a chunk of rows at a time (a
+ * streamed sweep) are the whole split's, bit for bit, and those are the
+ * metrics module's single pairs and Oracle. */
+static void test_refs_chunked(void) {
+    enum { N = 700, K = 6 };
+    rtr_route_table t = table_new(N, K, true);
+    eval_refs whole, parts;
+    CHECK(eval_refs_compute(&whole, t.true_correct, t.true_cost, N, K) == RTR_OK);
+    rtr_op_point single[K];
+    int32_t choice[N];
+    rtr_router_single(single, t.true_correct, t.true_cost, N, K);
+    rtr_router_oracle(choice, t.true_correct, t.true_cost, N, K);
+    rtr_op_point oracle = rtr_eval_choice(choice, t.true_correct, t.true_cost, N, K);
+    CHECK(!memcmp(whole.single, single, sizeof single) && !memcmp(&whole.oracle, &oracle, sizeof oracle));
+    CHECK(whole.best == rtr_router_best_single(single, K) && whole.cheapest == rtr_router_cheapest_single(single, K));
+    const int64_t cuts[] = {1, 7, 256, 699};
+    for (size_t q = 0; q < sizeof cuts / sizeof *cuts; q++) {
+        eval_refs_acc a;
+        CHECK(eval_refs_acc_init(&a, K) == RTR_OK);
+        for (int64_t r0 = 0; r0 < N; r0 += cuts[q]) {
+            int64_t m = N - r0 < cuts[q] ? N - r0 : cuts[q];
+            CHECK(eval_refs_acc_add(&a, t.true_correct + r0 * K, t.true_cost + r0 * K, m) == RTR_OK);
+        }
+        CHECK(eval_refs_acc_finish(&a, &parts) == RTR_OK);
+        CHECK_MSG(!memcmp(parts.single, whole.single, sizeof single) && !memcmp(&parts.oracle, &whole.oracle, sizeof oracle) &&
+                      !memcmp(&parts.random, &whole.random, sizeof oracle) && parts.best == whole.best,
+                  "chunks of %lld", (long long)cuts[q]);
+        eval_refs_free(&parts);
+    }
+    eval_refs_free(&whole);
+    table_free(&t);
+}
+
 /* What a sink sees: every query once, in order, in chunks of the size asked
  * for; its pieces are rtr_envelope's. A sink's error stops the stream. */
 typedef struct {
@@ -330,9 +416,9 @@ static void test_cost_scale_and_exclusions(void) {
                        "\"strategies\":[{\"name\":\"cot\"},{\"name\":\"pot\"}]}";
     CHECK(rtr_catalog_parse_json(&cat, json, "test") == RTR_OK);
     bool ex[4] = {false};
-    CHECK(rtr_route_parse_exclude(&cat, "a|pot,b", ex) == RTR_OK);
+    CHECK(rtr_route_parse_exclude(ex, &cat, "a|pot,b") == RTR_OK);
     CHECK(!ex[0] && ex[1] && ex[2] && ex[3]);
-    CHECK(rtr_route_parse_exclude(&cat, "zz", ex) == RTR_ERR_INVALID);
+    CHECK(rtr_route_parse_exclude(ex, &cat, "zz") == RTR_ERR_INVALID);
     float p[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f};
     const float tok[8] = {10, 20, 30, 40, 50, 600, 70, 80};
     bool ex2[4] = {false, false, true, false};
@@ -356,7 +442,7 @@ static void test_cost_scale_and_exclusions(void) {
 static void test_pareto(void) {
     const double cost[6] = {1, 2, 2, 3, 0.5, NAN}, acc[6] = {0.5, 0.7, 0.6, 0.65, 0.4, 1};
     int64_t idx[6];
-    int64_t m = rtr_pareto_front(cost, acc, 6, idx);
+    int64_t m = rtr_pareto_front(idx, cost, acc, 6);
     CHECK(m == 3 && idx[0] == 4 && idx[1] == 0 && idx[2] == 1);
 }
 
@@ -521,54 +607,49 @@ static void test_embedllm_learns(void) {
     CHECK(rtr_router_embedllm_table(p, c, eq, NQ, et, yt, ct, NT, D, K, &bad, NULL) == RTR_ERR_INVALID);
 }
 
-/* A two-shard corpus (2 models x 1 strategy) with routing tables and
- * embeddings; shard 1's embeddings come from encoder enc_b. */
-static char *make_corpus(const char *enc_b) {
-    char *dir = rtr_sprintf("%s/route_data_%d", RTR_BINARY_DIR, (int)getpid());
-    rtr_remove_tree(dir);
-    mkdir(dir, 0755);
+/* A two-shard corpus (2 models x 1 strategy) with a routing table h1 and
+ * embeddings enc_a. */
+static float fx_emb(int s, int64_t i, int t) { return (float)((s ? 3 + i : i) * 10 + t); }
+static float fx_table(int s, int64_t i, int j, int which) { (void)s, (void)i; return which ? (float)(50 * (j + 1)) : 0.5f + 0.1f * (float)j; }
+
+static char *make_corpus(void) {
+    char *dir = fixture_dir("route_data");
     rtr_catalog cat;
     CHECK(rtr_catalog_parse_json(&cat, "{\"models\":[{\"name\":\"m1\",\"price_in\":0,\"price_out\":1},"
                                        "{\"name\":\"m2\",\"price_in\":0,\"price_out\":10}],\"strategies\":[{\"name\":\"s\"}]}",
                                  "test") == RTR_OK);
     const int64_t counts[2] = {3, 2};
-    const char *files[2] = {"shard-00000.h5", "shard-00001.h5"}, *splits = "TtTtT"; /* T test, t train */
+    const char *splits = "TtTtT"; /* T test, t train */
+    rtr_shard rows[2];
     int q = 0;
     for (int s = 0; s < 2; s++) {
-        rtr_shard sh;
-        CHECK(rtr_shard_alloc(&sh, counts[s], 2) == RTR_OK);
-        float p[6], tok[6], emb[12];
+        CHECK(rtr_shard_alloc(&rows[s], counts[s], 2) == RTR_OK);
         for (int64_t i = 0; i < counts[s]; i++, q++) {
-            sh.id[i] = rtr_sprintf("q%d", q);
-            sh.text[i] = rtr_strdup("some text");
-            sh.dataset[i] = rtr_strdup(q % 2 ? "b" : "a");
-            sh.split[i] = rtr_strdup(splits[q] == 'T' ? "test" : "train");
+            rows[s].id[i] = rtr_sprintf("q%d", q);
+            rows[s].text[i] = rtr_strdup("some text");
+            rows[s].dataset[i] = rtr_strdup(q % 2 ? "b" : "a");
+            rows[s].split[i] = rtr_strdup(splits[q] == 'T' ? "test" : "train");
             for (int j = 0; j < 2; j++) {
-                sh.correct[i * 2 + j] = (float)((q + j) % 2);
-                sh.tokens[i * 2 + j] = (float)(100 * (j + 1) + q);
-                sh.cost[i * 2 + j] = (float)(0.001 * (j + 1));
-                p[i * 2 + j] = 0.5f + 0.1f * (float)j;
-                tok[i * 2 + j] = (float)(50 * (j + 1));
+                rows[s].correct[i * 2 + j] = (float)((q + j) % 2);
+                rows[s].tokens[i * 2 + j] = (float)(100 * (j + 1) + q);
+                rows[s].cost[i * 2 + j] = (float)(0.001 * (j + 1));
             }
-            for (int t = 0; t < 4; t++) emb[i * 4 + t] = (float)(q * 10 + t);
         }
-        char *path = rtr_sprintf("%s/%s", dir, files[s]);
-        CHECK(rtr_shard_write(path, &cat, &sh) == RTR_OK);
-        const char *hk[1] = {"checkpoint_hash"}, *hv[1] = {"h1"}, *ek[1] = {"encoder_hash"}, *ev[1] = {s ? enc_b : "enc_a"};
-        const rtr_matrix_out m[3] = {{"/routing/p_correct", p, counts[s], 2, 1, hk, hv},
-                                     {"/routing/tokens", tok, counts[s], 2, 1, hk, hv},
-                                     {"/embedding/query", emb, counts[s], 4, 1, ek, ev}};
-        CHECK(rtr_shard_put_matrices(path, m, 3) == RTR_OK);
-        free(path);
-        rtr_shard_free(&sh);
     }
-    CHECK(rtr_manifest_write(dir, &cat, 2, files, counts, 3) == RTR_OK);
+    CHECK(fixture_corpus(dir, &cat, rows, 2, 2) == RTR_OK);
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    rtr_table_meta meta = {"t1", "ck", "h1", "enc", "enc_a", false};
+    CHECK(fixture_embeddings(c, "enc", "enc_a", 4, fx_emb) == RTR_OK);
+    CHECK(fixture_table(c, &meta, fx_table) == RTR_OK);
+    rtr_corpus_close(c);
+    for (int s = 0; s < 2; s++) rtr_shard_free(&rows[s]);
     rtr_catalog_free(&cat);
     return dir;
 }
 
 static void test_route_data_load(void) {
-    char *dir = make_corpus("enc_a");
+    char *dir = make_corpus();
     route_data d;
     route_load_params prm = {.o.split = "test", .embeddings = true};
     CHECK(route_data_load(&d, dir, &prm) == RTR_OK);
@@ -591,20 +672,29 @@ static void test_route_data_load(void) {
     CHECK(route_data_load(&d, dir, &none) == RTR_ERR_INVALID && strstr(rtr_last_error(), "valid"));
     route_load_params excl = {.o.exclude = "m1,m2"};
     CHECK(route_data_load(&d, dir, &excl) == RTR_ERR_INVALID && strstr(rtr_last_error(), "excluded"));
-    rtr_remove_tree(dir);
-    free(dir);
+    route_load_params named = {.o.table = "t9"};
+    CHECK(route_data_load(&d, dir, &named) == RTR_ERR_INVALID && strstr(rtr_last_error(), "t9"));
 
-    dir = make_corpus("enc_b");
-    route_load_params emb = {.embeddings = true};
-    CHECK(route_data_load(&d, dir, &emb) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "enc_b"));
+    /* shard 1 re-encoded by other weights: the embeddings are mixed, the table stale */
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    rtr_output_writer *w;
+    float e[8] = {0};
+    CHECK(rtr_embedding_writer_open(&w, c, 1, "enc", "enc_b", 4) == RTR_OK);
+    CHECK(rtr_output_writer_append(w, 2, (const float *const[]){e}) == RTR_OK && rtr_output_writer_commit(w) == RTR_OK);
+    rtr_corpus_close(c);
+    route_load_params emb = {.embeddings = true, .no_tables = true};
+    CHECK(route_data_load(&d, dir, &emb) == RTR_ERR_INVALID && strstr(rtr_last_error(), "enc_b"));
     route_load_params plain = {0};
-    CHECK(route_data_load(&d, dir, &plain) == RTR_OK && d.n == 5); /* embeddings not asked for */
+    CHECK(route_data_load(&d, dir, &plain) == RTR_ERR_INVALID && strstr(rtr_last_error(), "stale"));
+    route_load_params outcomes = {.no_tables = true};
+    CHECK(route_data_load(&d, dir, &outcomes) == RTR_OK && d.n == 5); /* neither asked for */
     route_data_free(&d);
     rtr_remove_tree(dir);
     free(dir);
 }
 
 TEST_MAIN(T(test_envelope_brute_force), T(test_envelope_nan_and_ties), T(test_path_brute_force),
-          T(test_path_chunks), T(test_envelope_stream), T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
+          T(test_path_chunks), T(test_path_builder), T(test_refs_chunked), T(test_envelope_stream), T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
           T(test_aiq), T(test_apgr_cpt), T(test_reference_routers), T(test_knn_brute_force),
           T(test_embedllm_learns), T(test_route_data_load))

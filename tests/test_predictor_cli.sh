@@ -1,10 +1,12 @@
 #!/bin/bash
 # End-to-end test of `rtr train`, `rtr score` and `rtr eval-predictor` on the
-# demo corpus, with stand-in query embeddings (hashed bag of words, added with
-# h5py so this test does not need encoder weights), and the failure cases:
-# shards without embeddings, another encoder's embeddings, another catalog, a
-# diverging run, an unknown --device. A failed run must exit 1 and leave
-# existing outputs as they were.
+# demo corpus, with stand-in query embeddings (hashed bag of words, written
+# beside the shards with h5py as docs/FORMAT.md says, so this test does not
+# need encoder weights); named tables that coexist and go stale when the
+# embeddings are re-encoded; and the failure cases: a corpus without
+# embeddings, another encoder's embeddings, another catalog, a diverging run,
+# an unknown --device, NaN or corrupt embeddings. A failed run must exit 1
+# and leave existing outputs as they were.
 set -u
 RTR=${RTR:?path of the rtr binary}
 python3 -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
@@ -19,9 +21,10 @@ check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 cp -r "$W/corpus" "$W/plain"   # a corpus never encoded
 
 # Stand-in encoder: each word adds a fixed random vector; rows L2-normalised.
+export PYTHONPATH="${RTR_SOURCE_DIR:-$(dirname "$0")/..}/tests${PYTHONPATH:+:$PYTHONPATH}"
 embed() { # corpus_dir encoder_hash
     python3 - "$1" "$2" <<'EOF'
-import glob, hashlib, sys, h5py, numpy as np
+import hashlib, sys, h5py, numpy as np, rtrdata
 D = 32
 def vec(text):
     v = np.zeros(D)
@@ -29,46 +32,40 @@ def vec(text):
         seed = int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")
         v += np.random.default_rng(seed).standard_normal(D)
     return v / (np.linalg.norm(v) + 1e-9)
-for path in sorted(glob.glob(sys.argv[1] + "/shard-*.h5")):
-    with h5py.File(path, "r+") as f:
-        cat = __import__("json").loads(f.attrs["catalog_json"])
-        texts = [t.decode() if isinstance(t, bytes) else t for t in f["queries/text"][()]]
-        data = {"query": np.array([vec(t) for t in texts], dtype=np.float32),
-                "model_desc": np.array([vec(m["description"]) for m in cat["models"]], dtype=np.float32),
-                "strategy_desc": np.array([vec(s["description"]) for s in cat["strategies"]], dtype=np.float32)}
-        if "embedding" in f: del f["embedding"]
-        for name, x in data.items():
-            d = f.create_dataset("embedding/" + name, data=x)
-            d.attrs["encoder"] = "test-bag-of-words"
-            d.attrs["encoder_hash"] = sys.argv[2]
+cat = rtrdata.manifest(sys.argv[1])["catalog"]
+def queries(path):
+    with h5py.File(path, "r") as f:
+        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
+desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
+rtrdata.write_embeddings(sys.argv[1], "bow", sys.argv[2], queries, desc, encoder="test-bag-of-words")
 EOF
 }
 embed "$W/corpus" hashA || { echo "embedding failed"; exit 1; }
-
 T="--hidden 24 --learn-dim 8 --epochs 15 --patience 4"
 check "train writes a checkpoint" "'$RTR' train '$W/corpus' --out '$W/ck.safetensors' $T --json >'$W/train.json' 2>'$W/train.log'"
 check "train logs epochs and its device" "grep -q '^epoch   1' '$W/train.log' && python3 -c \"import json;d=json.load(open('$W/train.json'));assert len(d['epochs'])>=2 and d['device']\""
 check "paper setting trains" "'$RTR' train '$W/corpus' --out '$W/paper.safetensors' $T --token-target raw --no-token-scale >/dev/null 2>&1"
 check "score writes routing tables" "'$RTR' score --checkpoint '$W/ck.safetensors' '$W/corpus' >/dev/null 2>'$W/score.log'"
-check "tables have the right shape and range" "python3 - '$W/corpus' <<'EOF'
-import glob, sys, h5py, numpy as np
-for p in sorted(glob.glob(sys.argv[1] + '/shard-*.h5')):
-    with h5py.File(p) as f:
-        n, k = f['outcomes/correct'].shape
-        pc, tk = f['routing/p_correct'][()], f['routing/tokens'][()]
+check "tables have the right shape and range, tied to their shards" "python3 - '$W/corpus' <<'EOF'
+import sys, h5py, numpy as np, rtrdata
+for path, file, shard_hash, n in rtrdata.shards(sys.argv[1]):
+    with h5py.File(path) as f, h5py.File(sys.argv[1] + '/tables/ck/' + file) as t:
+        k = f['outcomes/correct'].shape[1]
+        pc, tk = t['routing/p_correct'][()], t['routing/tokens'][()]
         assert pc.shape == (n, k) and tk.shape == (n, k)
-        assert np.all((pc > 0) & (pc < 1)) and np.all(tk >= 0) and len(f['routing/p_correct'].attrs['checkpoint_hash']) == 16
+        assert np.all((pc > 0) & (pc < 1)) and np.all(tk >= 0) and len(t.attrs['checkpoint_hash']) == 16
+        assert t.attrs['shard_hash'].decode() == shard_hash and t.attrs['encoder_hash'] == b'hashA'
 EOF"
 check "tables equal the paper's concat MLP (NumPy, from the checkpoint)" "python3 - '$W/corpus' '$W/ck.safetensors' <<'EOF'
-import glob, json, struct, sys, h5py, numpy as np
+import json, struct, sys, h5py, numpy as np
 raw = open(sys.argv[2], 'rb').read()
 n = struct.unpack('<Q', raw[:8])[0]
 hdr = json.loads(raw[8:8 + n]); meta = hdr.pop('__metadata__'); buf = raw[8 + n:]
 t = {k: np.frombuffer(buf[v['data_offsets'][0]:v['data_offsets'][1]], np.float32).reshape(v['shape']) for k, v in hdr.items()}
 pm, ps = t['pair_model'].astype(int), t['pair_strategy'].astype(int)
 D = t['d_model'].shape[1]
-with h5py.File(sorted(glob.glob(sys.argv[1] + '/shard-*.h5'))[0]) as f:
-    e = f['embedding/query'][:50].astype(np.float64); P = f['routing/p_correct'][:50]; T = f['routing/tokens'][:50]
+with h5py.File(sys.argv[1] + '/embeddings/bow/shard-00000.h5') as f, h5py.File(sys.argv[1] + '/tables/ck/shard-00000.h5') as g:
+    e = f['embedding/query'][:50].astype(np.float64); P = g['routing/p_correct'][:50]; T = g['routing/tokens'][:50]
 K = len(pm)
 x = np.concatenate([np.repeat(e, K, 0), np.tile(t['d_model'][pm], (50, 1)), np.tile(t['d_strategy'][ps], (50, 1)),
                     np.tile(t['u_model'][pm], (50, 1)), np.tile(t['u_strategy'][ps], (50, 1))], 1)
@@ -83,10 +80,10 @@ tok = np.expm1(tok) if meta['token_target'] == 'log' else tok
 assert np.abs(p - P).max() < 1e-5 and (np.abs(tok - T) / np.maximum(1, tok)).max() < 1e-4, (np.abs(p - P).max(), np.abs(tok - T).max())
 EOF"
 # ---- streamed scoring: the backend and the chunking change nothing
-tables() { python3 -c "import glob,h5py,sys;sys.stdout.buffer.write(b''.join(h5py.File(p)['routing/'+k][()].tobytes() for p in sorted(glob.glob(sys.argv[1]+'/shard-*.h5')) for k in ('p_correct','tokens')))" "$1"; }
+tables() { python3 -c "import glob,h5py,sys;sys.stdout.buffer.write(b''.join(h5py.File(p)['routing/'+k][()].tobytes() for p in sorted(glob.glob(sys.argv[1]+'/tables/ck/shard-*.h5')) for k in ('p_correct','tokens')))" "$1"; }
 close_tables() { python3 - "$1" "$2" <<'EOF'
 import glob, sys, h5py, numpy as np
-for a, b in zip(sorted(glob.glob(sys.argv[1] + '/shard-*.h5')), sorted(glob.glob(sys.argv[2] + '/shard-*.h5'))):
+for a, b in zip(sorted(glob.glob(sys.argv[1] + '/tables/ck/shard-*.h5')), sorted(glob.glob(sys.argv[2] + '/tables/ck/shard-*.h5'))):
     with h5py.File(a) as fa, h5py.File(b) as fb:
         for k, tol in (('p_correct', 1e-6), ('tokens', 1e-5)):
             x, y = fa['routing/' + k][()], fb['routing/' + k][()]
@@ -112,9 +109,26 @@ rm -rf "$W/auto" "$W/chunked"
 check "eval-predictor runs" "'$RTR' eval-predictor --checkpoint '$W/ck.safetensors' '$W/corpus' --json >'$W/eval.json'"
 check "eval-predictor reports both predictors" "python3 -c \"import json;d=json.load(open('$W/eval.json'));o=d['overall'];assert o['predictor']['n_correct']>0 and o['naive']['log_loss']>0 and len(d['pairs'])==16\""
 
+# ---- named tables: a second one beside the first, both listed complete; the
+# second scoring writes only its own table (the shards and embeddings keep
+# their bytes)
+shards_sum() { cat "$1"/shard-*.h5 "$1"/embeddings/*/*.h5 | sha1sum; }
+before_shards=$(shards_sum "$W/corpus")
+check "score --name paper2 writes a second table" "'$RTR' score --checkpoint '$W/paper.safetensors' '$W/corpus' --name paper2 --device cpu >/dev/null 2>&1"
+check "... and touches nothing else" "[ '$before_shards' = \"\$(shards_sum '$W/corpus')\" ] && tables '$W/corpus' | cmp -s - '$W/t_cpu'"
+"$RTR" info "$W/corpus" --json >"$W/info.json"
+check "info lists the encoding and both tables, complete" "python3 -c \"
+import json; d = json.load(open('$W/info.json'))
+assert [(e['name'], e['encoder_hash'], e['complete']) for e in d['encodings']] == [('bow', 'hashA', True)], d['encodings']
+t = {x['name']: x for x in d['tables']}
+assert sorted(t) == ['ck', 'paper2'] and all(x['complete'] and x['usable'] for x in t.values()), t
+assert t['ck']['checkpoint'] == 'ck.safetensors' and len(t['paper2']['checkpoint_hash']) == 16\""
+"$RTR" eval-predictor --checkpoint "$W/ck.safetensors" "$W/corpus" --json >"$W/eval2.json" 2>/dev/null
+check "eval-predictor is unchanged by the second table" "cmp -s '$W/eval.json' '$W/eval2.json'"
+
 # ---- failures: exit 1, nothing replaced
 cp "$W/ck.safetensors" "$W/ck.before"
-sum_tables() { python3 -c "import glob,h5py,hashlib,sys;print(hashlib.sha1(b''.join(h5py.File(p)['routing/p_correct'][()].tobytes() for p in sorted(glob.glob(sys.argv[1]+'/shard-*.h5')))).hexdigest())" "$1"; }
+sum_tables() { cat "$1"/tables/ck/*.h5 | sha1sum; }
 before=$(sum_tables "$W/corpus")
 "$RTR" train "$W/plain" --out "$W/ck.safetensors" $T >/dev/null 2>"$W/err"; rc=$?
 check "train without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err' && cmp -s '$W/ck.safetensors' '$W/ck.before'"
@@ -126,7 +140,9 @@ check "unknown device fails, checkpoint kept" "[ $rc = 1 ] && grep -q 'tpu' '$W/
 check "score without embeddings fails" "[ $rc = 1 ] && grep -q 'rtr encode' '$W/err'"
 embed "$W/corpus" hashB
 "$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
-check "score with another encoder fails, tables kept" "[ $rc = 1 ] && grep -q 'encoder' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+check "score with another encoder fails, tables kept" "[ $rc = 1 ] && grep -q 'encoder hash hashA' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+"$RTR" route "$W/corpus" --table ck --lambda 0.5 --out "$W/stale.csv" >/dev/null 2>"$W/err"; rc=$?
+check "the tables scored from the old embeddings are refused as stale" "[ $rc = 1 ] && grep -q 'stale' '$W/err' && grep -q 'rtr score' '$W/err' && [ ! -e '$W/stale.csv' ]"
 "$RTR" eval-predictor --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
 check "eval with another encoder fails" "[ $rc = 1 ] && grep -q 'encoder' '$W/err'"
 python3 - "$W/demo/catalog.json" "$W/other.json" <<'EOF'
@@ -141,19 +157,15 @@ check "score with another catalog fails" "[ $rc = 1 ] && grep -q 'catalog' '$W/e
 embed "$W/corpus" hashA   # back to the checkpoint's encoder, then spoil the last shard
 python3 - "$W/corpus" <<'EOF'
 import glob, sys, h5py, numpy as np
-with h5py.File(sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[-1], "r+") as f:
-    e = f["embedding/query"][()]
-    e[3, 1] = np.nan
-    attrs = dict(f["embedding/query"].attrs)
-    del f["embedding/query"]
-    f.create_dataset("embedding/query", data=e).attrs.update(attrs)
+with h5py.File(sorted(glob.glob(sys.argv[1] + "/embeddings/bow/shard-*.h5"))[-1], "r+") as f:
+    f["embedding/query"][3, 1] = np.nan
 EOF
 "$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
-check "NaN embedding fails before any table changes" "[ $rc = 1 ] && grep -q 'NaN' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
+check "NaN embedding fails, no table changes" "[ $rc = 1 ] && grep -q 'shard-00002.h5: dataset /embedding/query row 3 column 1' '$W/err' && grep -q 'NaN' '$W/err' && [ '$before' = \"\$(sum_tables '$W/corpus')\" ]"
 embed "$W/corpus" hashA
 python3 - "$W/corpus" <<'EOF'   # the last shard's embeddings in 50-row gzip chunks, the third one corrupt
 import glob, sys, h5py, numpy as np
-path = sorted(glob.glob(sys.argv[1] + "/shard-*.h5"))[-1]
+path = sorted(glob.glob(sys.argv[1] + "/embeddings/bow/shard-*.h5"))[-1]
 with h5py.File(path, "r+") as f:
     e, attrs = f["embedding/query"][()], dict(f["embedding/query"].attrs)
     del f["embedding/query"]
@@ -164,10 +176,10 @@ with open(path, "r+b") as raw:
     raw.seek(info.byte_offset + info.size // 2)
     raw.write(b"\x5a" * 32)
 EOF
-last=$(ls "$W/corpus"/shard-*.h5 | tail -1)
+last=$(ls "$W/corpus"/embeddings/bow/shard-*.h5 | tail -1)
 "$RTR" score --checkpoint "$W/ck.safetensors" "$W/corpus" --chunk-rows 60 >/dev/null 2>"$W/err"; rc=$?
 check "a shard corrupt mid-stream: exit 1, the file and rows named" "[ $rc = 1 ] && grep -q \"$last: cannot read rows 60 to 119\" '$W/err'"
-check "... no table replaced, no temporary file left" "[ '$before' = \"\$(sum_tables '$W/corpus')\" ] && ! ls '$W/corpus' | grep -q tmp"
+check "... no table replaced, no temporary file left" "[ '$before' = \"\$(sum_tables '$W/corpus')\" ] && [ -z \"\$(find '$W/corpus' -name '*.tmp.*')\" ]"
 printf 'not a checkpoint' >"$W/junk.safetensors"
 "$RTR" score --checkpoint "$W/junk.safetensors" "$W/corpus" >/dev/null 2>"$W/err"; rc=$?
 check "corrupt checkpoint fails" "[ $rc = 1 ]"

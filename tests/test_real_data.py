@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Real outcome sets end to end: convert (tools/convert-outcomes), ingest,
-`rtr info --json`, and the h5py snippet of docs/FORMAT.md run on a real shard.
+`rtr info --json`, and the h5py snippet of docs/FORMAT.md run on a real corpus.
 
 Needs ../shared/data (RTR_SHARED_DATA); exits 77 (skipped) without it. The
 h5py read-back is skipped, and said so, when h5py is not installed."""
@@ -78,7 +78,7 @@ def mot(tmp):
 
 
 def h5py_snippet(corpus):
-    """Run the Python code block of docs/FORMAT.md, as a user would, on a real shard."""
+    """Run the Python code block of docs/FORMAT.md, as a user would, on a real corpus."""
     try:
         import h5py  # noqa: F401
     except ImportError:
@@ -87,8 +87,8 @@ def h5py_snippet(corpus):
     doc = open(os.path.join(SRC, "docs", "FORMAT.md"), encoding="utf-8").read()
     blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
     check(len(blocks) >= 1, "docs/FORMAT.md has a python block")
-    env = {"SHARD": os.path.join(corpus, "shard-00000.h5")}
-    out = subprocess.run([sys.executable, "-c", blocks[0]], env={**os.environ, **env}, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", blocks[0]], env={**os.environ, "CORPUS": corpus},
+                         capture_output=True, text=True)
     check(out.returncode == 0, f"FORMAT.md snippet failed: {out.stderr}")
     check("3178 queries" in out.stdout and "gpt-4-1106-preview|zero-shot" in out.stdout, f"snippet output: {out.stdout[:300]}")
 

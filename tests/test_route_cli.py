@@ -5,7 +5,6 @@ checked point by point against a NumPy brute force, `rtr route` decisions
 against a NumPy argmax, and every bad input must fail with exit status 1
 and leave no output file behind."""
 import csv
-import glob
 import json
 import os
 import shutil
@@ -17,17 +16,18 @@ require_numpy_h5py()
 require_rtr()
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
 
 
-def load(corpus, split):
+def load(corpus, split, table="noisy"):
     """Tables and truth of one split, in corpus order, as rtr reads them."""
     rows = {k: [] for k in ("p", "tok", "correct", "tokens", "cost", "id")}
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "r") as h:
-            keep = np.array([s.decode() if isinstance(s, bytes) else s for s in h["queries/split"][()]]) == split
-            ids = [s.decode() if isinstance(s, bytes) else s for s in h["queries/id"][()]]
-            rows["p"].append(h["routing/p_correct"][()][keep])
-            rows["tok"].append(h["routing/tokens"][()][keep])
+    for path, file, _, _ in rtrdata.shards(corpus):
+        with h5py.File(path, "r") as h, h5py.File(os.path.join(corpus, "tables", table, file), "r") as t:
+            keep = np.array(rtrdata.strings(h, "split")) == split
+            ids = rtrdata.strings(h, "id")
+            rows["p"].append(t["routing/p_correct"][()][keep])
+            rows["tok"].append(t["routing/tokens"][()][keep])
             for k in ("correct", "tokens", "cost"):
                 rows[k].append(h["outcomes/" + k][()][keep])
             rows["id"] += [i for i, k in zip(ids, keep) if k]
@@ -50,17 +50,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rtr_route_")
     corpus = demo_corpus(tmp, 400, 3, 150)
     rng = np.random.default_rng(7)
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "a") as h:
+
+    def noisy(path):
+        with h5py.File(path, "r") as h:
             correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
             tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-            p = np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.15, correct.shape), 0, 1).astype(np.float32)
-            tok = (tokens * rng.uniform(0.7, 1.3, tokens.shape) + 1).astype(np.float32)
-            for name, data in (("routing/p_correct", p), ("routing/tokens", tok)):
-                if name in h:
-                    del h[name]
-                h.create_dataset(name, data=data)
-                h[name].attrs["checkpoint_hash"] = "abc123"
+        return {"p_correct": np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.15, correct.shape), 0, 1),
+                "tokens": tokens * rng.uniform(0.7, 1.3, tokens.shape) + 1}
+    rtrdata.write_table(corpus, "noisy", noisy, "abc123")
 
     # --- sweep: the exact path against a brute force at every point
     out = os.path.join(tmp, "sweep")
@@ -113,6 +110,16 @@ def main():
     ch = argmax(d["p"], cs, 0.7)
     check([r_["id"] for r_ in rows] == d["id"], "decision ids in corpus order")
     check([r_["model"] + "|" + r_["strategy"] for r_ in rows] == [names[j] for j in ch], "decisions = argmax")
+    # the same decisions as HDF5, read as docs/ROUTING.md says
+    r = run("route", corpus, "--lambda", "0.7", "--split", "test", "--out", os.path.join(tmp, "dec.h5"))
+    check(r.returncode == 0, "route to .h5: " + r.stderr)
+    with h5py.File(os.path.join(tmp, "dec.h5"), "r") as h:
+        pairs = list(h["pairs"].asstr()[()])
+        check(list(h["id"].asstr()[()]) == d["id"], "h5 decision ids")
+        check([pairs[j] for j in h["pair"][()]] == [names[j] for j in ch], "h5 decisions = argmax")
+        check(np.allclose(h["p_correct"][()], d["p"][np.arange(len(ch)), ch]), "h5 p_correct of the choice")
+        check(h.attrs["lambda"] == 0.7 and h.attrs["cost_model"] == b"tokens" and h.attrs["checkpoint_hash"] == b"abc123",
+              "h5 attributes: %s" % dict(h.attrs))
 
     # --- route under a budget: the most expensive path point within it
     budget = 0.5 * (float(path[1]["pred_mean_cost"]) + float(path[-1]["pred_mean_cost"]))
@@ -173,23 +180,44 @@ def main():
           "unknown device: %d %s" % (r.returncode, r.stderr.strip()))
 
     # --- bad input: exit 1, a clear message, no output file
-    bad = [
-        (["route", corpus, "--lambda", "1.5"], "outside [0, 1]"),
-        (["route", corpus, "--lambda", "-0.1"], "outside [0, 1]"),
-        (["route", corpus, "--budget", "0.001"], "cheapest"),
-        (["route", corpus, "--lambda", "0.5", "--checkpoint-hash", "ffff"], "checkpoint"),
-        (["route", corpus, "--lambda", "0.5", "--split", "nosuch"], "no query in split"),
-        (["route", corpus, "--lambda", "0.5", "--exclude", "gpt-9"], "gpt-9"),
-        (["route", corpus, "--lambda", "0.5", "--max-tokens", "0.5"], "excluded"),
-        (["route", corpus, "--lambda", "0.5", "--cost", "euros"], "cost model"),
+    bad = [  # (arguments, exit status: 2 for a usage error, what the message names)
+        (["route", corpus, "--lambda", "1.5"], 2, "[0, 1]"),
+        (["route", corpus, "--lambda", "-0.1"], 2, "[0, 1]"),
+        (["route", corpus, "--budget", "0.001"], 1, "cheapest"),
+        (["route", corpus, "--lambda", "0.5", "--checkpoint-hash", "ffff"], 1, "checkpoint"),
+        (["route", corpus, "--lambda", "0.5", "--split", "nosuch"], 1, "no query in split"),
+        (["route", corpus, "--lambda", "0.5", "--exclude", "gpt-9"], 1, "gpt-9"),
+        (["route", corpus, "--lambda", "0.5", "--max-tokens", "0.5"], 1, "excluded"),
+        (["route", corpus, "--lambda", "0.5", "--cost", "euros"], 1, "cost model"),
+        (["route", corpus, "--lambda", "0.5", "--budget-mode", "all"], 2, "mean or total"),
     ]
-    for args, msg in bad:
+    for args, rc, msg in bad:
         target = os.path.join(tmp, "bad.csv")
         r = run(*args, "--out", target)
-        check(r.returncode == 1 and msg in r.stderr, "%s -> %d %s" % (args[2:], r.returncode, r.stderr.strip()))
+        check(r.returncode == rc and msg in r.stderr, "%s -> %d %s" % (args[2:], r.returncode, r.stderr.strip()))
         check(not os.path.exists(target), "no output after a failure")
-    r = run("sweep", corpus, "--split", "nosuch", "--out", os.path.join(tmp, "none"))
-    check(r.returncode == 1 and not os.path.exists(os.path.join(tmp, "none", "path.csv")), "sweep on an empty split")
+    # a second table: the corpus then needs --table, and the two coexist
+    rtrdata.write_table(corpus, "flat", lambda path: {"p_correct": np.full_like(h5py.File(path)["outcomes/correct"][()], 0.5),
+                                                      "tokens": np.full_like(h5py.File(path)["outcomes/tokens"][()], 10)}, "flat0")
+    r = run("route", corpus, "--lambda", "0.5", "--out", os.path.join(tmp, "amb.csv"))
+    check(r.returncode == 1 and "noisy" in r.stderr and "flat" in r.stderr and "--table" in r.stderr, "ambiguous table: " + r.stderr)
+    r = run("route", corpus, "--lambda", "0.5", "--table", "flat", "--split", "test", "--out", os.path.join(tmp, "flat.csv"), "--json")
+    check(r.returncode == 0 and json.loads(r.stdout)["checkpoint_hash"] == "flat0", "route --table flat: " + r.stderr)
+    r = run("sweep", corpus, "--table", "noisy", "--out", out, "--grid", "11", "--json")
+    check(r.returncode == 0 and json.loads(r.stdout)["n_points"] == summary["n_points"], "sweep --table noisy replaces its folder")
+    check(not [f for f in os.listdir(tmp) if ".tmp." in f], "no temporary left: %s" % os.listdir(tmp))
+    os.makedirs(os.path.join(tmp, "busy"))
+    open(os.path.join(tmp, "busy", "notes.txt"), "w").write("mine")
+    r = run("sweep", corpus, "--table", "noisy", "--out", os.path.join(tmp, "busy"))
+    check(r.returncode == 1 and "notes.txt" in r.stderr and os.listdir(os.path.join(tmp, "busy")) == ["notes.txt"],
+          "a folder holding other files is refused, untouched: " + r.stderr)
+    r = run("sweep", corpus, "--table", "noisy", "--out", os.path.join(tmp, "g"), "--grid", "100000000")
+    check(r.returncode == 1 and "grid" in r.stderr and not os.path.exists(os.path.join(tmp, "g")), "--grid 1e8 refused")
+    r = run("sweep", corpus, "--table", "noisy", "--out", os.path.join(tmp, "n"), "--cost-scale", "nan")
+    check(r.returncode in (1, 2) and "cost-scale" in r.stderr and not os.path.exists(os.path.join(tmp, "n")),
+          "--cost-scale nan refused: " + r.stderr)
+    r = run("sweep", corpus, "--table", "noisy", "--split", "nosuch", "--out", os.path.join(tmp, "none"))
+    check(r.returncode == 1 and not os.path.exists(os.path.join(tmp, "none")), "sweep on an empty split")
     check(run("route", corpus, "--out", os.path.join(tmp, "u.csv")).returncode == 2, "no --lambda/--budget is a usage error")
 
     shutil.rmtree(tmp)

@@ -25,6 +25,7 @@ if not os.path.isdir(DATA):
     skip("needs $RTR_SHARED_DATA/routerbench_zs")
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
 
 
 def raw_test_outcomes():
@@ -54,21 +55,19 @@ def main():
     check(r.returncode == 0, "ingest: " + r.stderr)
 
     # routing tables: the dataset prior fitted on the train split
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "a") as h:
-            ds = np.array([x.decode() if isinstance(x, bytes) else x for x in h["queries/dataset"][()]])
-            split = np.array([x.decode() if isinstance(x, bytes) else x for x in h["queries/split"][()]])
+    def prior(path):
+        with h5py.File(path, "r") as h:
+            ds, split = np.array(rtrdata.strings(h, "dataset")), np.array(rtrdata.strings(h, "split"))
             corr, tok, usd = h["outcomes/correct"][()], h["outcomes/tokens"][()], h["outcomes/cost"][()]
-            p, t, u = (np.zeros(corr.shape, np.float32) for _ in range(3))
-            for d in set(ds):
-                tr = (ds == d) & (split == "train")
-                p[ds == d] = np.nanmean(corr[tr], axis=0)
-                t[ds == d] = np.nanmean(tok[tr], axis=0)
-                u[ds == d] = np.nanmean(usd[tr], axis=0)
-            # RouterBench gives USD per call but no prices: predicted USD goes in /routing/cost
-            for name, data in (("routing/p_correct", p), ("routing/tokens", t), ("routing/cost", u)):
-                h.create_dataset(name, data=data)
-                h[name].attrs["checkpoint_hash"] = "prior"
+        p, t, u = (np.zeros(corr.shape, np.float32) for _ in range(3))
+        for d in set(ds):
+            tr = (ds == d) & (split == "train")
+            p[ds == d] = np.nanmean(corr[tr], axis=0)
+            t[ds == d] = np.nanmean(tok[tr], axis=0)
+            u[ds == d] = np.nanmean(usd[tr], axis=0)
+        # RouterBench gives USD per call but no prices: predicted USD goes in /routing/cost
+        return {"p_correct": p, "tokens": t, "cost": u}
+    rtrdata.write_table(corpus, "prior", prior, "prior")
 
     out = os.path.join(tmp, "sweep")
     r = subprocess.run([RTR, "sweep", corpus, "--cost", "usd", "--checkpoint-hash", "prior", "--out", out, "--json"],

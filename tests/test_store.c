@@ -1,9 +1,12 @@
-/* Shard store and catalog: schema round trip, adding matrices, and the bad
- * inputs a reader must reject (another schema version, a truncated file,
- * malformed catalogs). */
-#include "rtr/store.h"
-#include "test.h"
-#include "common/util.h"
+/* The store: catalog round trip and errors; shards written a block at a
+ * time and read back through the row reader (every column, chunk sizes
+ * that cut shards, the filter); the content hash; stage outputs beside the
+ * shards (complete, incomplete, mixed, stale, named); validation on open
+ * of every manifest and shard field a user or a disk can spoil; values
+ * checked as read; embeddings gathered onto the heap or memory-mapped;
+ * temporaries of killed runs removed. */
+#include "corpus_fixture.h"
+#include "common/files.h"
 
 #include <hdf5.h>
 #include <string.h>
@@ -15,20 +18,19 @@ static const char *CATALOG =
     "\"strategies\":[{\"name\":\"direct\",\"description\":\"answer only\"},{\"name\":\"cot\",\"description\":\"think\"}],"
     "\"pairs\":[[\"m-small\",\"direct\"],[\"m-small\",\"cot\"],[\"m-large\",\"cot\"]]}";
 
-static void make_shard(rtr_shard *sh, int64_t n, int32_t k) {
+/* Rows whose every value says where it came from: shard `tag`, row i. */
+static void make_rows(rtr_shard *sh, int64_t n, int32_t k, int tag) {
     CHECK(rtr_shard_alloc(sh, n, k) == RTR_OK);
     for (int64_t i = 0; i < n; i++) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "q%lld", (long long)i);
-        sh->id[i] = rtr_strdup(buf);
-        sh->text[i] = rtr_sprintf("What is %lld + 1? \xe2\x88\x91 caf\xc3\xa9", (long long)i);
+        sh->id[i] = rtr_sprintf("q%d-%lld", tag, (long long)i);
+        sh->text[i] = rtr_sprintf("What is %lld + 1? \xe2\x88\x91 caf\xc3\xa9%s", (long long)i, i % 7 ? "" : " ,\"quoted\"");
         sh->dataset[i] = rtr_strdup(i % 2 ? "gsm8k" : "math");
         sh->split[i] = rtr_strdup(i % 3 ? "train" : "test");
         for (int32_t j = 0; j < k; j++) {
             size_t c = (size_t)i * (size_t)k + (size_t)j;
             if ((i + j) % 5 == 0) continue; /* leave some missing */
             sh->correct[c] = (float)((i * 7 + j) % 4) / 3.0f;
-            sh->tokens[c] = (float)(i * 10 + j);
+            sh->tokens[c] = (float)(tag * 1000 + i * 10 + j);
             sh->cost[c] = (float)(i + j) * 1e-4f;
         }
     }
@@ -37,7 +39,7 @@ static void make_shard(rtr_shard *sh, int64_t n, int32_t k) {
 static bool same_float(float a, float b) { return (isnan(a) && isnan(b)) || a == b; }
 
 static void test_catalog_round_trip(void) {
-    rtr_catalog a, b;
+    rtr_catalog a, b, c;
     CHECK(rtr_catalog_parse_json(&a, CATALOG, "inline") == RTR_OK);
     CHECK(a.n_models == 2 && a.n_strategies == 2 && a.n_pairs == 3);
     CHECK(rtr_catalog_find_pair(&a, "m-large", "cot") == 2);
@@ -49,10 +51,14 @@ static void test_catalog_round_trip(void) {
     CHECK(!strcmp(b.models[1].description, a.models[1].description));
     char *pn = rtr_catalog_pair_name(&b, 1);
     CHECK(!strcmp(pn, "m-small|cot"));
+    /* the copy is deep: the same hash, and it outlives the original */
+    CHECK(rtr_catalog_copy(&c, &a) == RTR_OK);
+    rtr_catalog_free(&a);
+    CHECK(rtr_catalog_hash(&c) == rtr_catalog_hash(&b) && !strcmp(c.strategies[1].name, "cot") && c.pair_model[2] == 1);
     free(pn);
     free(json);
-    rtr_catalog_free(&a);
     rtr_catalog_free(&b);
+    rtr_catalog_free(&c);
 }
 
 static void test_catalog_full_grid(void) {
@@ -87,111 +93,417 @@ static void test_catalog_errors(void) {
     expect_catalog_error("{\"models\":[{\"name\":\"ok\xff\xfe\"}],\"strategies\":[{\"name\":\"x\"}]}", "invalid UTF-8");
 }
 
-static void test_shard_round_trip(void) {
-    rtr_catalog cat, back_cat;
+/* A two-shard corpus (37 and 20 rows), its rows kept for comparison. */
+static char *two_shards(const char *name, rtr_catalog *cat, rtr_shard rows[2]) {
+    char *dir = fixture_dir(name);
+    CHECK(rtr_catalog_parse_json(cat, CATALOG, "inline") == RTR_OK);
+    make_rows(&rows[0], 37, cat->n_pairs, 0);
+    make_rows(&rows[1], 20, cat->n_pairs, 1);
+    CHECK(fixture_corpus(dir, cat, rows, 2, 8) == RTR_OK);
+    return dir;
+}
+
+static void free_two(char *dir, rtr_catalog *cat, rtr_shard rows[2]) {
+    rtr_remove_tree(dir);
+    free(dir);
+    rtr_shard_free(&rows[0]);
+    rtr_shard_free(&rows[1]);
+    rtr_catalog_free(cat);
+}
+
+/* Every column of every row, read in chunks of `chunk` rows, equals what was written. */
+static void check_all_rows(const rtr_corpus *c, const rtr_shard rows[2], int64_t chunk) {
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID | RTR_COL_TEXT | RTR_COL_DATASET | RTR_COL_SPLIT | RTR_COL_CORRECT | RTR_COL_TOKENS | RTR_COL_COST;
+    q.chunk_rows = chunk;
+    rtr_row_reader *r;
+    CHECK(rtr_row_reader_open(&r, c, &q) == RTR_OK);
+    rtr_rows ch;
+    int shard = -1;
+    int64_t row0 = -1, seen[2] = {0, 0};
+    size_t bad = 0;
+    while (rtr_row_reader_next(r, &ch, &shard, &row0) == RTR_OK && ch.n) {
+        CHECK(ch.n <= chunk && row0 == seen[shard]);
+        const rtr_shard *w = &rows[shard];
+        for (int64_t i = 0; i < ch.n; i++) {
+            int64_t at = row0 + i;
+            bad += strcmp(ch.id[i], w->id[at]) || strcmp(ch.text[i], w->text[at]) || strcmp(ch.dataset[i], w->dataset[at]) ||
+                   strcmp(ch.split[i], w->split[at]);
+            for (int j = 0; j < ch.k; j++) {
+                size_t a = (size_t)i * ch.k + j, b = (size_t)at * ch.k + j;
+                bad += !same_float(ch.correct[a], w->correct[b]) || !same_float(ch.tokens[a], w->tokens[b]) ||
+                       !same_float(ch.cost[a], w->cost[b]);
+            }
+        }
+        seen[shard] += ch.n;
+    }
+    CHECK_MSG(bad == 0 && seen[0] == 37 && seen[1] == 20, "chunks of %lld: %zu differences, %lld + %lld rows",
+              (long long)chunk, bad, (long long)seen[0], (long long)seen[1]);
+    rtr_row_reader_close(r);
+}
+
+static void test_rows_round_trip(void) {
+    rtr_catalog cat;
+    rtr_shard rows[2];
+    char *dir = two_shards("rows", &cat, rows);
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    CHECK(rtr_corpus_n_shards(c) == 2 && rtr_corpus_n_queries(c) == 57 && rtr_corpus_shard_queries(c, 1) == 20);
+    for (int64_t chunk = 1; chunk <= 64; chunk = chunk * 3 + 1) check_all_rows(c, rows, chunk);
+
+    /* the filter: only test rows of dataset math, then everything but math */
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID | RTR_COL_TOKENS;
+    q.split = "test";
+    q.dataset = "math";
+    q.chunk_rows = 5;
+    rtr_rows all;
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_OK);
+    int64_t want = 0;
+    for (int s = 0; s < 2; s++)
+        for (int64_t i = 0; i < rows[s].n; i++) want += !strcmp(rows[s].split[i], "test") && !strcmp(rows[s].dataset[i], "math");
+    CHECK(all.n == want && all.split == NULL && all.text == NULL && all.correct == NULL);
+    CHECK(!strcmp(all.id[0], "q0-0") && !strcmp(all.id[1], "q0-6") && all.tokens[3] == 60);
+    rtr_rows_free(&all);
+    q.split = NULL;
+    q.dataset = NULL;
+    q.skip_dataset = "math";
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_OK && all.n == 18 + 10 && !strcmp(all.id[0], "q0-1"));
+    rtr_rows_free(&all);
+    q.skip_dataset = NULL;
+    q.split = "validation";
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "validation"));
+    q.split = "";
+    q.shard = 1; /* "" is every split; one shard only */
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_OK && all.n == 20 && !strcmp(all.id[0], "q1-0"));
+    rtr_rows_free(&all);
+    rtr_corpus_close(c);
+    free_two(dir, &cat, rows);
+}
+
+static void test_content_hash(void) {
+    rtr_catalog cat;
     CHECK(rtr_catalog_parse_json(&cat, CATALOG, "inline") == RTR_OK);
-    rtr_shard sh, back;
-    make_shard(&sh, 37, cat.n_pairs);
-    const char *path = "rt_shard.h5";
-    CHECK(rtr_shard_write(path, &cat, &sh) == RTR_OK);
-    int64_t n = -1;
-    CHECK(rtr_shard_count(path, &n) == RTR_OK && n == 37);
-    CHECK(rtr_shard_read(path, &back, &back_cat) == RTR_OK);
-    CHECK(back.n == 37 && back.k == 3);
-    CHECK(rtr_catalog_hash(&cat) == rtr_catalog_hash(&back_cat));
-    for (int64_t i = 0; i < back.n; i++) {
-        CHECK(!strcmp(back.id[i], sh.id[i]));
-        CHECK(!strcmp(back.text[i], sh.text[i]));
-        CHECK(!strcmp(back.dataset[i], sh.dataset[i]));
-        CHECK(!strcmp(back.split[i], sh.split[i]));
+    rtr_shard a;
+    make_rows(&a, 30, cat.n_pairs, 0);
+    uint64_t h[3];
+    int64_t n;
+    const int64_t blocks[3] = {30, 7, 30};
+    for (int t = 0; t < 3; t++) {
+        char *path = rtr_sprintf("%s/hash_%d_%d.h5", RTR_BINARY_DIR, (int)getpid(), t);
+        if (t == 2) a.tokens[29 * 3 + 2] += 1; /* one value of the last row */
+        rtr_shard_writer *w;
+        CHECK(rtr_shard_writer_open(&w, path, &cat) == RTR_OK);
+        for (int64_t r0 = 0; r0 < 30; r0 += blocks[t]) {
+            int64_t m = 30 - r0 < blocks[t] ? 30 - r0 : blocks[t];
+            rtr_shard part = {m, 3, a.id + r0, a.text + r0, a.dataset + r0, a.split + r0, a.correct + r0 * 3,
+                              a.tokens + r0 * 3, a.cost + r0 * 3};
+            CHECK(rtr_shard_writer_append(w, &part) == RTR_OK);
+        }
+        CHECK(rtr_shard_writer_commit(w, &n, &h[t]) == RTR_OK && n == 30);
+        CHECK(!rtr_path_exists(rtr_tmp_path(path)) && rtr_path_exists(path));
+        unlink(path);
+        free(path);
     }
-    for (size_t c = 0; c < 37 * 3; c++) {
-        CHECK(same_float(back.correct[c], sh.correct[c]));
-        CHECK(same_float(back.tokens[c], sh.tokens[c]));
-        CHECK(same_float(back.cost[c], sh.cost[c]));
-    }
-    CHECK(!rtr_path_exists("rt_shard.h5.tmp") && access(path, R_OK) == 0);
-    rtr_shard_free(&back);
-    rtr_catalog_free(&back_cat);
-    rtr_shard_free(&sh);
+    CHECK_MSG(h[0] == h[1], "blocks of 30 and 7 hash differently");
+    CHECK_MSG(h[2] != h[0], "a changed value keeps the hash");
+    rtr_shard_free(&a);
     rtr_catalog_free(&cat);
 }
 
-static void test_shard_put_matrices(void) {
-    rtr_catalog cat;
-    CHECK(rtr_catalog_parse_json(&cat, CATALOG, "inline") == RTR_OK);
-    rtr_shard sh;
-    make_shard(&sh, 5, cat.n_pairs);
-    const char *path = "put_shard.h5";
-    CHECK(rtr_shard_write(path, &cat, &sh) == RTR_OK);
-    float emb[5 * 4], emb2[5 * 4];
-    for (int i = 0; i < 20; i++) { emb[i] = (float)i * 0.5f; emb2[i] = -(float)i; }
-    const char *keys[] = {"encoder", "encoder_hash"}, *vals[] = {"test-enc", "abc123"};
-    rtr_matrix_out m = {"/embedding/query", emb, 5, 4, 2, keys, vals};
-    CHECK(rtr_shard_put_matrices(path, &m, 1) == RTR_OK);
-    rtr_matrix_out r = {"/routing/p_correct", emb, 5, 4, 0, NULL, NULL};
-    CHECK(rtr_shard_put_matrices(path, &r, 1) == RTR_OK);
-    /* Replace the embedding: the other datasets and attributes must survive. */
-    vals[1] = "def456";
-    m.data = emb2;
-    CHECK(rtr_shard_put_matrices(path, &m, 1) == RTR_OK);
-    float *got = NULL;
-    int64_t rows = 0, cols = 0;
-    CHECK(rtr_shard_read_matrix(path, "/embedding/query", &got, &rows, &cols) == RTR_OK);
-    CHECK(rows == 5 && cols == 4 && got && got[7] == -7.0f);
-    free(got);
-    CHECK(rtr_shard_has(path, "/routing/p_correct"));
-    CHECK(!rtr_shard_has(path, "/routing/tokens"));
-    char *h = rtr_shard_read_attr(path, "/embedding/query", "encoder_hash");
-    CHECK(h && !strcmp(h, "def456"));
-    free(h);
-    rtr_shard back;
-    CHECK(rtr_shard_read(path, &back, NULL) == RTR_OK && back.n == 5 && !strcmp(back.text[3], sh.text[3]));
-    rtr_shard_free(&back);
-    CHECK(rtr_shard_read_matrix(path, "/embedding/none", &got, &rows, &cols) == RTR_ERR_FORMAT);
-    CHECK(strstr(rtr_last_error(), "/embedding/none") != NULL);
-    rtr_shard_free(&sh);
-    rtr_catalog_free(&cat);
+static float emb_value(int s, int64_t i, int t) { return (float)(s * 1000 + i * 10 + t); }
+static float emb_zero(int s, int64_t i, int t) { (void)s, (void)i, (void)t; return 0.5f; }
+static float table_value(int s, int64_t i, int j, int which) {
+    return which ? (float)(100 * (j + 1) + s) : (float)(0.25 + 0.1 * j + 0.001 * (double)i);
 }
 
-static void test_shard_bad_files(void) {
+static void test_outputs(void) {
     rtr_catalog cat;
-    CHECK(rtr_catalog_parse_json(&cat, CATALOG, "inline") == RTR_OK);
-    rtr_shard sh, back;
-    make_shard(&sh, 2000, cat.n_pairs);
-    CHECK(rtr_shard_write("ver_shard.h5", &cat, &sh) == RTR_OK);
-    CHECK(rtr_shard_write("trunc_shard.h5", &cat, &sh) == RTR_OK);
-    rtr_shard_free(&sh);
-    rtr_catalog_free(&cat);
+    rtr_shard rows[2];
+    char *dir = two_shards("outputs", &cat, rows);
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    rtr_output_info *info;
+    int n;
+    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 0);
+    free(info);
+    /* a table without embeddings asked for reads; asking for embeddings names the stage to run */
+    rtr_table_meta meta = {"alpha", "a.safetensors", "cafe", "enc", "h1", false};
+    CHECK(fixture_table(c, &meta, table_value) == RTR_OK);
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_P_CORRECT | RTR_COL_P_TOKENS | RTR_COL_P_COST;
+    rtr_rows got;
+    rtr_row_source src;
+    CHECK(rtr_rows_gather(&got, &src, c, &q, 0) == RTR_OK && got.n == 57 && got.p_cost == NULL);
+    CHECK(got.p_tokens[40 * 3 + 2] == 301 && fabsf(got.p_correct[1] - 0.35f) < 1e-6f);
+    CHECK(!strcmp(src.table, "alpha") && !strcmp(src.checkpoint_hash, "cafe") && !src.table_has_cost);
+    rtr_rows_free(&got);
+    rtr_row_source_free(&src);
+    q.columns = RTR_COL_EMBEDDING;
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "rtr encode"));
 
-    /* Another schema version: rewrite the version attribute. */
-    hid_t f = H5Fopen("ver_shard.h5", H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t a = H5Aopen(f, "rtr_schema_version", H5P_DEFAULT);
-    int64_t v = RTR_SCHEMA_VERSION + 1;
-    H5Awrite(a, H5T_NATIVE_INT64, &v);
-    H5Aclose(a);
-    H5Fclose(f);
-    CHECK(rtr_shard_read("ver_shard.h5", &back, NULL) == RTR_ERR_UNSUPPORTED);
-    CHECK(strstr(rtr_last_error(), "ver_shard.h5") && strstr(rtr_last_error(), "rtr_schema_version"));
+    /* embeddings enc of hash h1: complete; read on the heap and memory-mapped alike */
+    CHECK(fixture_embeddings(c, "enc", "h1", 4, emb_value) == RTR_OK);
+    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 1);
+    CHECK(info[0].complete && !info[0].problem && info[0].dim == 4 && !strcmp(info[0].encoder_hash, "h1"));
+    rtr_output_info_free(info, n);
+    free(info);
+    rtr_rows mapped;
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_OK && got.emb_mapped == 0);
+    CHECK(rtr_rows_gather(&mapped, NULL, c, &q, 64) == RTR_OK && mapped.emb_mapped > 0);
+    CHECK(got.n == 57 && got.dim == 4 && got.emb[38 * 4 + 3] == 1013 && !memcmp(got.emb, mapped.emb, sizeof(float) * 57 * 4));
+    rtr_rows_free(&got);
+    rtr_rows_free(&mapped);
+    float *dm, *ds;
+    int32_t dim;
+    CHECK(rtr_descriptions_read(&dm, &ds, &dim, c, NULL) == RTR_OK && dim == 4 && dm[7] == 1.0f && ds[0] == 0);
+    free(dm), free(ds);
 
-    /* A truncated file (a copy cut in half, as a killed transfer leaves it). */
-    char *data;
+    /* a second table: several, so one must be named */
+    rtr_table_meta beta = {"beta", "b.safetensors", "beef", "enc", "h1", true};
+    rtr_output_writer *w;
+    CHECK(rtr_table_writer_open(&w, c, 0, &beta) == RTR_OK);
+    rtr_output_writer_abort(w); /* nothing left behind */
+    CHECK(fixture_table(c, &beta, table_value) == RTR_OK);
+    q.columns = RTR_COL_P_CORRECT;
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "alpha, beta"));
+    q.table = "gamma";
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "gamma"));
+    q.table = "beta";
+    q.columns = RTR_COL_P_CORRECT | RTR_COL_P_COST | RTR_COL_EMBEDDING;
+    CHECK(rtr_rows_gather(&got, &src, c, &q, 0) == RTR_OK && got.p_cost && !strcmp(src.encoding, "enc"));
+    rtr_rows_free(&got);
+    rtr_row_source_free(&src);
+
+    /* re-encoding shard 1 with other weights: the encoding is mixed until
+     * finished, and both tables scored from h1 are stale from then on */
+    rtr_output_writer *e;
+    float row[4 * 20] = {0};
+    CHECK(rtr_embedding_writer_open(&e, c, 1, "enc", "h2", 4) == RTR_OK);
+    CHECK(rtr_output_writer_append(e, 20, (const float *const[]){row}) == RTR_OK && rtr_output_writer_commit(e) == RTR_OK);
+    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 1 && !info[0].complete);
+    CHECK(info[0].problem && strstr(info[0].problem, "h2") && strstr(info[0].problem, "h1"));
+    rtr_output_info_free(info, n);
+    free(info);
+    CHECK(rtr_corpus_outputs(c, "tables", &info, &n) == RTR_OK && n == 2);
+    CHECK(info[0].problem && strstr(info[0].problem, "stale") && strstr(info[1].problem, "stale"));
+    rtr_output_info_free(info, n);
+    free(info);
+    q.columns = RTR_COL_P_CORRECT;
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "rtr score"));
+    /* an incomplete encoding: one shard's file missing */
+    CHECK(fixture_embeddings(c, "other", "h9", 2, emb_zero) == RTR_OK);
+    char *gone = rtr_sprintf("%s/embeddings/other/shard-00001.h5", dir);
+    CHECK(unlink(gone) == 0);
+    free(gone);
+    q.columns = RTR_COL_EMBEDDING;
+    q.encoder = "other";
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "1 of 2 shards"));
+    rtr_corpus_close(c);
+
+    /* outputs of these shards beside shards of other content (the corpus
+     * ingested again from changed logs): computed from other data, refused */
+    rtr_catalog cat2;
+    rtr_shard rows2[2];
+    char *dir2 = two_shards("outputs2", &cat2, rows2);
+    rtr_shard_free(&rows2[1]);
+    make_rows(&rows2[1], 20, cat2.n_pairs, 7);
+    CHECK(fixture_corpus(dir2, &cat2, rows2, 2, 8) == RTR_OK);
+    char *cmd = rtr_sprintf("cp -r '%s/tables' '%s/'", dir, dir2);
+    CHECK(system(cmd) == 0);
+    CHECK(rtr_corpus_open(&c, dir2) == RTR_OK);
+    q = rtr_row_query_default();
+    q.columns = RTR_COL_P_CORRECT;
+    q.table = "alpha";
+    CHECK(rtr_rows_gather(&got, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "shard-00001.h5") &&
+          strstr(rtr_last_error(), "shard_hash"));
+    rtr_corpus_close(c);
+    free(cmd);
+    free_two(dir2, &cat2, rows2);
+    free_two(dir, &cat, rows);
+}
+
+/* Rewrite manifest.json of dir replacing `from` by `to` (once). */
+static void spoil_manifest(const char *dir, const char *from, const char *to) {
+    char *path = rtr_sprintf("%s/manifest.json", dir), *text;
+    CHECK(rtr_read_file(path, &text, NULL) == RTR_OK);
+    char *at = strstr(text, from);
+    CHECK_MSG(at != NULL, "manifest lacks %s", from);
+    if (at) {
+        FILE *f = fopen(path, "w");
+        fwrite(text, 1, (size_t)(at - text), f);
+        fputs(to, f);
+        fputs(at + strlen(from), f);
+        fclose(f);
+    }
+    free(text);
+    free(path);
+}
+
+static void expect_open_error(const char *dir, rtr_status want, const char *n1, const char *n2) {
+    rtr_corpus *c = NULL;
+    rtr_status s = rtr_corpus_open(&c, dir);
+    CHECK_MSG(s == want && strstr(rtr_last_error(), n1) && strstr(rtr_last_error(), n2), "status %d: %s (want %s, %s)",
+              (int)s, rtr_last_error(), n1, n2);
+    rtr_corpus_close(c);
+}
+
+static void test_validation_on_open(void) {
+    struct { const char *from, *to, *n1, *n2; rtr_status want; } cases[] = {
+        {"\"n_queries\":\t37", "\"n_queries\":\t36", "n_queries", "sum, 56", RTR_ERR_FORMAT},
+        {"\"n_queries\":\t57", "\"n_queries\":\t56", "shard-00000.h5", "the manifest says 36", RTR_ERR_FORMAT},
+        {"\"n_queries\":\t37", "\"n_queries\":\t0", "shards[0].n_queries", "1..shard_size", RTR_ERR_FORMAT},
+        {"\"n_queries\":\t37", "\"n_queries\":\t36.5", "shards[0].n_queries", "integer", RTR_ERR_FORMAT},
+        {"\"version\":\t2", "\"version\":\t2.5", "version", "integer", RTR_ERR_FORMAT},
+        {"\"version\":\t2", "\"version\":\t1", "rtr upgrade", "version 1", RTR_ERR_UNSUPPORTED},
+        {"\"catalog_hash\":\t\"", "\"catalog_hash\":\t\"0", "catalog_hash", "hashes to", RTR_ERR_FORMAT},
+        {"\"file\":\t\"shard-00001.h5\"", "\"file\":\t\"shard-00000.h5\"", "listed twice", "shard-00000.h5", RTR_ERR_FORMAT},
+        {"\"file\":\t\"shard-00001.h5\"", "\"file\":\t\"../shard-00001.h5\"", "shards[1].file", "plain", RTR_ERR_FORMAT},
+        {"\"n_queries\":\t57", "\"n_queries\":\t58", "n_queries", "sum", RTR_ERR_FORMAT},
+        {"\"m-large\"", "\"m-LARGE\"", "manifest.json", "pairs", RTR_ERR_FORMAT},
+        {"\"schema\":", "\"schema\": \"x\", \"schema\":", "schema", "twice", RTR_ERR_FORMAT},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; t++) {
+        rtr_catalog cat;
+        rtr_shard rows[2];
+        char *dir = two_shards("validate", &cat, rows);
+        spoil_manifest(dir, cases[t].from, cases[t].to);
+        if (t == 1) spoil_manifest(dir, "\"n_queries\":\t37", "\"n_queries\":\t36"); /* consistent, but not the shard's */
+        expect_open_error(dir, cases[t].want, cases[t].n1, cases[t].n2);
+        free_two(dir, &cat, rows);
+    }
+    /* a shard's hash in the manifest that is not the file's content, a shard
+     * swapped with another corpus's, a shard that is a directory */
+    rtr_catalog cat;
+    rtr_shard rows[2];
+    char *dir = two_shards("validate", &cat, rows);
+    char *man = rtr_sprintf("%s/manifest.json", dir), *text;
+    CHECK(rtr_read_file(man, &text, NULL) == RTR_OK);
+    char *h = strstr(text, "\"hash\":\t\"");
+    CHECK(h != NULL);
+    if (h) h[9] = h[9] == '0' ? '1' : '0';
+    CHECK(rtr_write_file_atomic(man, text, strlen(text)) == RTR_OK);
+    expect_open_error(dir, RTR_ERR_FORMAT, "shard-00000.h5", "shard_hash");
+    free(text);
+    free(man);
+    char *s0 = rtr_sprintf("%s/shard-00000.h5", dir);
+    unlink(s0);
+    mkdir(s0, 0755);
+    expect_open_error(dir, RTR_ERR_IO, "shard-00000.h5", "directory");
+    free(s0);
+    free_two(dir, &cat, rows);
+}
+
+/* Overwrite elements [at, at + n) of a 1-D or 2-D dataset of shard 0 with bytes of x. */
+static void poke(const char *path, const char *name, hid_t type, hsize_t row, hsize_t col, const void *x) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, name, H5P_DEFAULT), fs = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(fs);
+    hsize_t start[2] = {row, col}, count[2] = {1, 1};
+    hid_t ms = H5Screate_simple(rank, count, NULL);
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    CHECK(H5Dwrite(d, type, ms, fs, H5P_DEFAULT, x) >= 0);
+    H5Sclose(ms), H5Sclose(fs), H5Dclose(d), H5Fclose(f);
+}
+
+static void expect_read_error(const char *dir, unsigned columns, rtr_status want, const char *n1, const char *n2) {
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = columns;
+    rtr_rows got;
+    rtr_status s = rtr_rows_gather(&got, NULL, c, &q, 0);
+    CHECK_MSG(s == want && strstr(rtr_last_error(), n1) && strstr(rtr_last_error(), n2), "status %d: %s (want %s, %s)",
+              (int)s, rtr_last_error(), n1, n2);
+    rtr_corpus_close(c);
+}
+
+static void test_values_checked_as_read(void) {
+    rtr_catalog cat;
+    rtr_shard rows[2];
+    char *dir = two_shards("values", &cat, rows);
+    char *s0 = rtr_sprintf("%s/shard-00000.h5", dir);
+    float five = 5, neg = -1, inf = INFINITY;
+    int64_t big = 1 << 30, back = 3;
+    poke(s0, "/outcomes/correct", H5T_NATIVE_FLOAT, 12, 1, &five);
+    expect_read_error(dir, RTR_COL_CORRECT, RTR_ERR_FORMAT, "/outcomes/correct row 12 pair 1", "outside [0, 1]");
+    expect_read_error(dir, RTR_COL_TOKENS, RTR_OK, "", ""); /* a stage that does not read the column is not stopped */
+    poke(s0, "/outcomes/tokens", H5T_NATIVE_FLOAT, 3, 2, &neg);
+    expect_read_error(dir, RTR_COL_TOKENS, RTR_ERR_FORMAT, "shard-00000.h5", "row 3 pair 2");
+    poke(s0, "/outcomes/cost", H5T_NATIVE_FLOAT, 30, 0, &inf);
+    expect_read_error(dir, RTR_COL_COST, RTR_ERR_FORMAT, "/outcomes/cost row 30", "finite");
+    /* string offsets pointing outside the bytes, or backwards: an error, never a read out of bounds */
+    poke(s0, "/queries/text/offsets", H5T_NATIVE_INT64, 5, 0, &big);
+    expect_read_error(dir, RTR_COL_TEXT, RTR_ERR_FORMAT, "/queries/text/offsets row 4", "outside");
+    poke(s0, "/queries/id/offsets", H5T_NATIVE_INT64, 9, 0, &back);
+    expect_read_error(dir, RTR_COL_ID, RTR_ERR_FORMAT, "/queries/id/offsets row 8", "outside");
+    unsigned char nul = 0;
+    poke(s0, "/queries/dataset/bytes", H5T_NATIVE_UINT8, 2, 0, &nul);
+    expect_read_error(dir, RTR_COL_DATASET, RTR_ERR_FORMAT, "/queries/dataset/bytes row 0", "UTF-8");
+    free(s0);
+    free_two(dir, &cat, rows);
+}
+
+static void test_bad_files(void) {
+    rtr_catalog cat;
+    rtr_shard rows[2];
+    char *dir = two_shards("badfiles", &cat, rows);
+    char *s1 = rtr_sprintf("%s/shard-00001.h5", dir), *data;
     size_t len;
-    CHECK(rtr_read_file("trunc_shard.h5", &data, &len) == RTR_OK);
-    FILE *o = fopen("trunc_shard.h5", "wb");
+    /* a truncated shard (a copy cut in half, as a killed transfer leaves it) */
+    CHECK(rtr_read_file(s1, &data, &len) == RTR_OK);
+    FILE *o = fopen(s1, "wb");
     fwrite(data, 1, len / 2, o);
     fclose(o);
-    free(data);
-    rtr_status s = rtr_shard_read("trunc_shard.h5", &back, NULL);
-    CHECK(s == RTR_ERR_FORMAT);
-    CHECK(strstr(rtr_last_error(), "trunc_shard.h5") != NULL);
-
-    CHECK(rtr_shard_read("no_such_shard.h5", &back, NULL) == RTR_ERR_IO);
-    o = fopen("not_hdf5.h5", "wb");
+    expect_open_error(dir, RTR_ERR_FORMAT, "shard-00001.h5", "truncated or corrupt");
+    /* not HDF5 at all, and missing */
+    o = fopen(s1, "wb");
     fputs("hello", o);
     fclose(o);
-    CHECK(rtr_shard_read("not_hdf5.h5", &back, NULL) == RTR_ERR_FORMAT);
+    expect_open_error(dir, RTR_ERR_FORMAT, "shard-00001.h5", "not a readable HDF5 file");
+    unlink(s1);
+    expect_open_error(dir, RTR_ERR_IO, "shard-00001.h5", "no such file");
+    /* the whole file written back: opens again */
+    o = fopen(s1, "wb");
+    fwrite(data, 1, len, o);
+    fclose(o);
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    rtr_corpus_close(c);
+    /* another schema version in a shard's attribute */
+    hid_t f = H5Fopen(s1, H5F_ACC_RDWR, H5P_DEFAULT), a = H5Aopen(f, "rtr_schema_version", H5P_DEFAULT);
+    int64_t v = 1;
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a), H5Fclose(f);
+    expect_open_error(dir, RTR_ERR_UNSUPPORTED, "rtr_schema_version", "rtr upgrade");
+    expect_open_error("/nonexistent/corpus", RTR_ERR_IO, "/nonexistent/corpus", "no such directory");
+    free(data);
+    free(s1);
+    free_two(dir, &cat, rows);
 }
 
-TEST_MAIN(T(test_catalog_round_trip), T(test_catalog_full_grid), T(test_catalog_errors), T(test_shard_round_trip),
-          T(test_shard_put_matrices), T(test_shard_bad_files))
+static void test_stale_temporaries(void) {
+    char *dir = fixture_dir("stale");
+    char *out = rtr_sprintf("%s/out.h5", dir);
+    /* pids above the kernel's maximum (4194304 at most) are never alive */
+    char *dead = rtr_sprintf("%s.tmp.%d", out, 4194304 + 77), *live = rtr_sprintf("%s.tmp.%d", out, (int)getpid());
+    char *other = rtr_sprintf("%s/other.h5.tmp.%d", dir, 4194304 + 78), *odd = rtr_sprintf("%s.tmp.12x", out);
+    char *dead_dir = rtr_sprintf("%s.tmp.%d", out, 4194304 + 79), *inner = rtr_sprintf("%s/f", dead_dir);
+    const char *files[] = {dead, live, other, odd};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(files[i], "w");
+        fputs("x", f);
+        fclose(f);
+    }
+    mkdir(dead_dir, 0755);
+    FILE *f = fopen(inner, "w");
+    fclose(f);
+    rtr_remove_stale_tmp(out);
+    CHECK(!rtr_path_exists(dead) && !rtr_path_exists(dead_dir)); /* a dead writer's file and folder */
+    CHECK(rtr_path_exists(live) && rtr_path_exists(other) && rtr_path_exists(odd)); /* nothing else */
+    rtr_remove_tree(dir);
+    free(dir), free(out), free(dead), free(live), free(other), free(odd), free(dead_dir), free(inner);
+}
+
+TEST_MAIN(T(test_catalog_round_trip), T(test_catalog_full_grid), T(test_catalog_errors), T(test_rows_round_trip),
+          T(test_content_hash), T(test_outputs), T(test_validation_on_open), T(test_values_checked_as_read),
+          T(test_bad_files), T(test_stale_temporaries))

@@ -1,6 +1,6 @@
 /* Ingest: canonical JSON catalog + JSON Lines outcome logs (docs/DATA.md)
  * into a corpus directory of HDF5 shards (docs/FORMAT.md), and the corpus
- * summary printed by `rtr info`. */
+ * summary printed by `rtr info`. Outputs first, then inputs (store.h). */
 #ifndef RTR_INGEST_H
 #define RTR_INGEST_H
 
@@ -26,10 +26,13 @@ typedef struct {
 /* Build the corpus out_dir from a catalog and JSONL files ("-" = stdin).
  * The corpus is assembled in a temporary directory beside out_dir and renamed
  * into place only when every line has been accepted; any error (naming the
- * file, line and field) leaves nothing under out_dir. Fails with
- * RTR_ERR_EXISTS when out_dir already holds a corpus or other files. */
-RTR_API rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n_inputs, const char *out_dir,
-                      const rtr_ingest_params *params, rtr_ingest_result *result);
+ * file, line and field) leaves nothing under out_dir, and temporary
+ * directories of earlier killed runs (out_dir.tmp.PID, PID dead) are
+ * removed. Memory: the query ids (for uniqueness) plus one block of 1,024
+ * rows, whatever the shard size and catalog. Fails with RTR_ERR_EXISTS when
+ * out_dir already holds a corpus or other files. */
+RTR_API rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const char *const *inputs,
+                              int n_inputs, const char *out_dir, const rtr_ingest_params *params);
 
 /* Per-pair outcome summary over a whole corpus (`rtr info`). */
 typedef struct {
@@ -49,9 +52,13 @@ typedef struct {
     rtr_pair_summary *pairs; /* cat.n_pairs entries */
     rtr_group_count *groups; /* sorted by dataset, then split */
     int n_groups;
+    rtr_output_info *encodings, *tables; /* what the stages added (rtr_corpus_outputs) */
+    int n_encodings, n_tables;
 } rtr_corpus_summary;
 
-RTR_API rtr_status rtr_corpus_summarize(const char *dir, rtr_corpus_summary *out);
+/* Read every row of the corpus dir (the full check: every value, ids
+ * unique across shards) into its summary, with its encodings and tables. */
+RTR_API rtr_status rtr_corpus_summarize(rtr_corpus_summary *out, const char *dir);
 RTR_API void rtr_corpus_summary_free(rtr_corpus_summary *s);
 
 #ifdef __cplusplus

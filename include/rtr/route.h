@@ -17,7 +17,13 @@
  * (λ_{j−1}, λ_j] and the first point covers [0, λ_0].
  *
  * Ownership: structs filled by *_compute/_build own their arrays and are
- * released with the matching *_free; input pointers are only read. */
+ * released with the matching *_free; input pointers are only read.
+ *
+ * Argument order: outputs first, then inputs, then options (as the kernel
+ * references of ops.h), except rtr_envelope, rtr_cost_user_parse,
+ * rtr_route_cost_scale, rtr_path_budget, rtr_path_compute_on and
+ * rtr_envelope_choose_on, kept as they are while code outside routing
+ * calls them. */
 #ifndef RTR_ROUTE_H
 #define RTR_ROUTE_H
 
@@ -86,7 +92,7 @@ typedef struct {
  * (one pair), or a model or strategy name (all of its pairs). excluded: [k],
  * set to true for named pairs (other entries untouched). RTR_ERR_INVALID
  * naming an unknown item. */
-RTR_API rtr_status rtr_route_parse_exclude(const rtr_catalog *cat, const char *list, bool *excluded);
+RTR_API rtr_status rtr_route_parse_exclude(bool *excluded, const rtr_catalog *cat, const char *list);
 
 /* Disallow entries by setting p to NaN: every pair with pair_excluded[j]
  * (NULL: none), and every (i, j) whose predicted tokens exceed max_tokens
@@ -174,11 +180,26 @@ typedef struct {
  * there), the switch events built from each chunk's pieces on the host
  * (OpenMP) while the next chunk computes, then radix-sorted and swept. The
  * path is the same on every backend, for every chunk size and thread count.
- * Working memory: 32 bytes per switch event at peak plus the chunk buffers.
+ * Working memory: 16 bytes per envelope piece and 32 per switch event at peak, plus the chunk buffers.
  * RTR_ERR_INVALID when n or k is 0, k > 65535, n >= 2^32, or a query has no
  * allowed pair (naming it); the backend's errors as it reports them.
  * rtr_path_compute is the same on the CPU backend. */
 RTR_API rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows);
+
+/* The same path built from a table given a chunk of queries at a time
+ * (streamed from a corpus: the caller can drop each chunk once added).
+ * Memory: 16 bytes per piece of every query's envelope (a piece keeps its
+ * pair's p, cost and truth) and 32 per switch event while sorting, plus the
+ * envelope buffers; none per table entry. open: k pairs, truth given with
+ * every chunk or never; add: the next t->n queries (t->k == k); finish: the
+ * path (exactly rtr_path_compute_on's over the concatenated table), and
+ * frees pb; free: abandon it (NULL: no-op). */
+typedef struct rtr_path_builder rtr_path_builder;
+RTR_API rtr_status rtr_path_builder_open(rtr_path_builder **pb, rtr_backend *b, int32_t k, bool truth,
+                                         int64_t chunk_rows);
+RTR_API rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t);
+RTR_API rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path);
+RTR_API void rtr_path_builder_free(rtr_path_builder *pb);
 RTR_API rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
 RTR_API void rtr_path_free(rtr_path *path);
 
@@ -195,7 +216,7 @@ RTR_API rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int
  * dominates (cost <= and acc >), ordered by increasing cost; equal points
  * keep the first. NaN points are skipped. idx: room for n; returns the count,
  * or −1 when out of memory. */
-RTR_API int64_t rtr_pareto_front(const double *cost, const double *acc, int64_t n, int64_t *idx);
+RTR_API int64_t rtr_pareto_front(int64_t *idx, const double *cost, const double *acc, int64_t n);
 
 #ifdef __cplusplus
 }

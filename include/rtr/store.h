@@ -1,11 +1,18 @@
-/* rtr corpus store: the catalog (models, strategies, pairs), HDF5 shards of
- * queries and outcomes, and the manifest that ties a corpus directory
- * together. Every later stage (encode, train, score, route) reads and extends
- * shards through this API. The on-disk schema is docs/FORMAT.md.
+/* rtr corpus store: the catalog (models, strategies, pairs), the corpus
+ * directory (manifest, HDF5 shards of queries and outcomes written once by
+ * ingest), and beside the shards the stage outputs: query embeddings per
+ * encoder (`rtr encode`) and named routing tables (`rtr score`), one file
+ * per shard, each tied to its shard by the shard's content hash. Every
+ * stage reads the store through one row reader (columns by mask, rows in
+ * chunks, one filter) and writes its own output only. The on-disk schema is
+ * docs/FORMAT.md.
  *
- * Ownership: every struct filled by a *_load/_read/_open call owns its memory
- * and is released by the matching *_free/_close; nothing returned points into
- * a caller's buffer. */
+ * Argument order everywhere: the object acted on or filled first (outputs),
+ * then inputs, then options.
+ *
+ * Ownership: every struct filled by a *_load/_read/_open/_gather call owns
+ * its memory and is released by the matching *_free/_close; a row reader's
+ * chunks are views valid until its next call. */
 #ifndef RTR_STORE_H
 #define RTR_STORE_H
 
@@ -16,7 +23,7 @@
 extern "C" {
 #endif
 
-#define RTR_SCHEMA_VERSION 1
+#define RTR_SCHEMA_VERSION 2
 #define RTR_DEFAULT_SHARD_SIZE 100000
 #define RTR_MAX_NAME 256 /* bytes in a model/strategy/dataset/split name */
 
@@ -43,6 +50,8 @@ RTR_API rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path);
 RTR_API rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin);
 /* The catalog as JSON text (caller frees); parse_json(to_json(c)) == c. */
 RTR_API char *rtr_catalog_to_json(const rtr_catalog *cat);
+/* A deep copy of src into dst (free with rtr_catalog_free). */
+RTR_API rtr_status rtr_catalog_copy(rtr_catalog *dst, const rtr_catalog *src);
 RTR_API void rtr_catalog_free(rtr_catalog *cat);
 /* Pair index of (model, strategy), or -1. */
 RTR_API int32_t rtr_catalog_find_pair(const rtr_catalog *cat, const char *model, const char *strategy);
@@ -51,10 +60,11 @@ RTR_API char *rtr_catalog_pair_name(const rtr_catalog *cat, int32_t k);
 /* Hash over names, descriptions, prices and pairs: identifies a catalog. */
 RTR_API uint64_t rtr_catalog_hash(const rtr_catalog *cat);
 
-/* ----------------------------------------------------------------- shards */
+/* ----------------------------------------------------------- shard rows */
 
-/* The queries and outcomes of one shard, in memory. Matrices are row-major
- * n x k (query-major, k = catalog n_pairs) with NaN marking a missing value. */
+/* Rows of queries and outcomes in memory: what ingest appends to a shard.
+ * Matrices are row-major n x k (k = the catalog's n_pairs) with NaN marking
+ * a missing value. */
 typedef struct {
     int64_t n;
     int32_t k;
@@ -64,84 +74,227 @@ typedef struct {
     float *cost;    /* USD, >= 0 */
 } rtr_shard;
 
-/* Allocate an empty shard of n queries x k pairs: strings NULL, outcomes NaN. */
+/* Allocate rows of n queries x k pairs: strings NULL, outcomes NaN. */
 RTR_API rtr_status rtr_shard_alloc(rtr_shard *sh, int64_t n, int32_t k);
 RTR_API void rtr_shard_free(rtr_shard *sh);
 
-/* Write a complete shard file (schema RTR_SCHEMA_VERSION) through a temporary
- * name; `path` appears only once the file is complete. */
+/* A shard file written a block of rows at a time (memory: one block), under
+ * a temporary name until rtr_shard_writer_commit renames it to `path`;
+ * *hash receives the shard's content hash (ids, texts, datasets, splits and
+ * outcomes, in row order), which the manifest and every stage output record.
+ * rtr_shard_writer_abort removes the temporary file. */
+typedef struct rtr_shard_writer rtr_shard_writer;
+RTR_API rtr_status rtr_shard_writer_open(rtr_shard_writer **w, const char *path, const rtr_catalog *cat);
+RTR_API rtr_status rtr_shard_writer_append(rtr_shard_writer *w, const rtr_shard *rows);
+RTR_API rtr_status rtr_shard_writer_commit(rtr_shard_writer *w, int64_t *n, uint64_t *hash);
+RTR_API void rtr_shard_writer_abort(rtr_shard_writer *w);
+
+/* A whole shard file from rows in memory (the writer above, one block). */
 RTR_API rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh);
 
-/* Read a shard's queries and outcomes; cat (optional) receives its catalog.
- * Fails with RTR_ERR_UNSUPPORTED on another schema version, RTR_ERR_FORMAT
- * on a truncated or malformed file, naming the file and the object. */
-RTR_API rtr_status rtr_shard_read(const char *path, rtr_shard *sh, rtr_catalog *cat);
-
-/* Number of queries in a shard without reading it (checks the schema). */
-RTR_API rtr_status rtr_shard_count(const char *path, int64_t *n);
-
-/* A float32 matrix stored in a shard (e.g. "/embedding/query",
- * "/routing/p_correct") with string attributes. */
+/* Deprecated, kept only while kernels/tests/test_route_emu.c builds its
+ * embedded shard with it (stages write their outputs beside the shards,
+ * rtr_embedding_writer_open): copy an HDF5 file to a temporary name with
+ * float32 matrices added or replaced and rename it over the original. */
 typedef struct {
-    const char *name;         /* absolute dataset path, groups created as needed */
-    const float *data;        /* rows x cols, row-major */
+    const char *name; /* absolute dataset path */
+    const float *data;
     int64_t rows, cols;
     int n_attrs;
     const char *const *attr_keys, *const *attr_vals;
 } rtr_matrix_out;
-
-/* Add or replace matrices in an existing shard without ever exposing a
- * half-written file: the shard is copied to a temporary name with the new
- * datasets and renamed over the original. */
 RTR_API rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int count);
-
-/* Read a float32 matrix (caller frees *data). *rows and *cols receive its shape;
- * RTR_ERR_FORMAT with a clear message when the dataset is absent. */
-RTR_API rtr_status rtr_shard_read_matrix(const char *path, const char *name, float **data, int64_t *rows, int64_t *cols);
-/* A float32 matrix of a shard read a block of rows at a time (query
- * embeddings streamed through `rtr score`), the file open in between.
- * rtr_matrix_reader_open fails as rtr_shard_read_matrix does (not a shard,
- * dataset absent or not a matrix) and gives the shape. A read of rows
- * [row0, row0 + rows) into out (rows x cols, caller-allocated) fails with
- * RTR_ERR_FORMAT naming the file, the dataset and the rows when the file is
- * truncated or corrupt there. Not thread-safe (neither is libhdf5).
- * rtr_matrix_reader_close releases everything (NULL: no-op). */
-typedef struct rtr_matrix_reader rtr_matrix_reader;
-RTR_API rtr_status rtr_matrix_reader_open(rtr_matrix_reader **r, const char *path, const char *name, int64_t *rows,
-                                  int64_t *cols);
-RTR_API rtr_status rtr_matrix_reader_read(rtr_matrix_reader *r, int64_t row0, int64_t rows, float *out);
-RTR_API void rtr_matrix_reader_close(rtr_matrix_reader *r);
-
-/* Whether the shard opens as an rtr shard: RTR_OK, or the error naming the
- * file (missing, truncated or corrupt, other schema) — for callers whose
- * next message would otherwise blame a missing dataset. */
-RTR_API rtr_status rtr_shard_check(const char *path);
-/* Whether a dataset exists in the shard. */
-RTR_API bool rtr_shard_has(const char *path, const char *name);
-/* A string attribute of a dataset or group (caller frees); NULL when absent. */
-RTR_API char *rtr_shard_read_attr(const char *path, const char *object, const char *key);
 
 /* ----------------------------------------------------------------- corpus */
 
-/* A corpus is a directory: manifest.json plus shard-NNNNN.h5 files. */
+/* A corpus is a directory: manifest.json, shard-NNNNN.h5 files and the
+ * stage outputs under embeddings/ENCODER/ and tables/NAME/. */
 typedef struct rtr_corpus rtr_corpus;
 
+/* Open and validate: the manifest (integer schema version 2, counts,
+ * catalog and its hash, no shard listed twice) against every shard's
+ * header (schema, counts, pairs, catalog hash and content, content hash,
+ * dataset shapes). Any disagreement is RTR_ERR_FORMAT naming the file and
+ * the field; a version 1 corpus is RTR_ERR_UNSUPPORTED saying to run
+ * `rtr upgrade`. Values are checked as a stage reads them (row reader). */
 RTR_API rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir);
 RTR_API void rtr_corpus_close(rtr_corpus *c);
 RTR_API const rtr_catalog *rtr_corpus_catalog(const rtr_corpus *c);
 RTR_API int rtr_corpus_n_shards(const rtr_corpus *c);
 RTR_API int64_t rtr_corpus_n_queries(const rtr_corpus *c);
 RTR_API int64_t rtr_corpus_shard_queries(const rtr_corpus *c, int i);
-/* Full path of shard i; valid while the corpus is open. */
+/* Full path of shard i, its file name and its content hash (hex); valid
+ * while the corpus is open. */
 RTR_API const char *rtr_corpus_shard_path(const rtr_corpus *c, int i);
+RTR_API const char *rtr_corpus_shard_file(const rtr_corpus *c, int i);
+RTR_API const char *rtr_corpus_shard_hash(const rtr_corpus *c, int i);
 RTR_API const char *rtr_corpus_dir(const rtr_corpus *c);
 
 /* Whether dir holds a corpus (a manifest.json). */
 RTR_API bool rtr_corpus_exists(const char *dir);
 
-/* Manifest writer used by ingest: shard file names relative to dir. */
+/* Manifest writer used by ingest and upgrade: shard file names relative to
+ * dir, their row counts and content hashes. */
 RTR_API rtr_status rtr_manifest_write(const char *dir, const rtr_catalog *cat, int n_shards,
-                              const char *const *files, const int64_t *counts, int64_t shard_size);
+                                      const char *const *files, const int64_t *counts, const uint64_t *hashes,
+                                      int64_t shard_size);
+
+/* ------------------------------------------------- stage outputs (a set) */
+
+/* What a corpus holds beside its shards (`rtr info`). An encoding is the
+ * query embeddings of one encoder plus the catalog's description
+ * embeddings; a routing table the predictions of one checkpoint. A set is
+ * complete when every shard has its file, all from the same encoder (or
+ * checkpoint) and tied to the shard's current content; a table is stale
+ * when the embeddings it was scored from have since been re-encoded. */
+typedef struct {
+    char *name;                /* folder name: the encoder (embeddings/NAME) or table (tables/NAME) */
+    char *encoder, *encoder_hash; /* the embeddings' encoder (for a table: those it was scored from) */
+    char *checkpoint, *checkpoint_hash; /* tables only: the checkpoint file name and hash */
+    int32_t dim;               /* encodings: embedding width */
+    int n_shards, n_done;      /* shards, and how many have a valid file */
+    bool complete;
+    char *problem;             /* why it cannot be used (incomplete, stale, mixed); NULL when usable */
+} rtr_output_info;
+
+/* The encodings (kind "embeddings") or tables (kind "tables") of c, sorted
+ * by name; free with rtr_output_info_free. */
+RTR_API rtr_status rtr_corpus_outputs(const rtr_corpus *c, const char *kind, rtr_output_info **out, int *n);
+RTR_API void rtr_output_info_free(rtr_output_info *info, int n);
+
+/* Shard i's file of one output (kind "embeddings" or "tables", folder
+ * name; shard -1: an encoding's descriptions.h5): its header checked
+ * against the shard as it is now, its provenance in info (n_done 1). RTR_ERR_IO when it does not exist, RTR_ERR_FORMAT
+ * naming the file and field when it does not belong. */
+RTR_API rtr_status rtr_output_file_info(rtr_output_info *info, const rtr_corpus *c, const char *kind,
+                                        const char *name, int shard);
+
+/* A valid name for an encoding or a table: 1..128 bytes of letters,
+ * digits, '.', '_', '-', not starting with '.'. */
+RTR_API bool rtr_output_name_valid(const char *name);
+
+/* A stage output file for shard i, written a block of rows at a time under
+ * a temporary name; commit renames it into place (encode commits shard by
+ * shard; score keeps every shard's file temporary until all are written and
+ * then commits them together). Embeddings: one matrix [n x dim]; a table:
+ * p_correct and tokens [n x k], plus cost [n x k] when with_cost. */
+typedef struct rtr_output_writer rtr_output_writer;
+RTR_API rtr_status rtr_embedding_writer_open(rtr_output_writer **w, const rtr_corpus *c, int shard,
+                                             const char *encoder, const char *encoder_hash, int32_t dim);
+typedef struct {
+    const char *name;                           /* table name */
+    const char *checkpoint, *checkpoint_hash;   /* what scored it */
+    const char *encoder, *encoder_hash;         /* the embeddings it was scored from */
+    bool with_cost;                             /* also /routing/cost (predicted USD) */
+} rtr_table_meta;
+RTR_API rtr_status rtr_table_writer_open(rtr_output_writer **w, const rtr_corpus *c, int shard,
+                                         const rtr_table_meta *meta);
+/* Append rows: cols[0] (and cols[1], cols[2] for a table) hold rows x width floats. */
+RTR_API rtr_status rtr_output_writer_append(rtr_output_writer *w, int64_t rows, const float *const *cols);
+/* Close the file, still under its temporary name (every row written). */
+RTR_API rtr_status rtr_output_writer_finish(rtr_output_writer *w);
+/* Rename a finished file into place, then free the writer. */
+RTR_API rtr_status rtr_output_writer_commit(rtr_output_writer *w);
+/* Remove the temporary file and free the writer (NULL: no-op). */
+RTR_API void rtr_output_writer_abort(rtr_output_writer *w);
+
+/* The catalog's description embeddings of an encoding, written once per
+ * corpus (embeddings/ENCODER/descriptions.h5): d_model [n_models x dim],
+ * d_strategy [n_strategies x dim]. */
+RTR_API rtr_status rtr_descriptions_write(const rtr_corpus *c, const char *encoder, const char *encoder_hash,
+                                          int32_t dim, const float *d_model, const float *d_strategy);
+/* Read them back for the encoding named encoder (NULL: the only one);
+ * caller frees both. */
+RTR_API rtr_status rtr_descriptions_read(float **d_model, float **d_strategy, int32_t *dim, const rtr_corpus *c,
+                                         const char *encoder);
+
+/* ---------------------------------------------------------- row reader */
+
+/* The columns a stage asks for. */
+enum {
+    RTR_COL_ID = 1 << 0,
+    RTR_COL_TEXT = 1 << 1,
+    RTR_COL_DATASET = 1 << 2,
+    RTR_COL_SPLIT = 1 << 3,
+    RTR_COL_CORRECT = 1 << 4,
+    RTR_COL_TOKENS = 1 << 5,
+    RTR_COL_COST = 1 << 6,
+    RTR_COL_EMBEDDING = 1 << 7, /* query embeddings of the chosen encoding */
+    RTR_COL_P_CORRECT = 1 << 8, /* the chosen routing table */
+    RTR_COL_P_TOKENS = 1 << 9,
+    RTR_COL_P_COST = 1 << 10 /* the table's predicted USD; absent (NULL) when it has none */
+};
+
+/* Which rows and columns; the one filter every stage uses. */
+typedef struct {
+    unsigned columns;          /* RTR_COL_* */
+    const char *split;         /* only rows of this split; NULL or "": all */
+    const char *dataset;       /* only rows of this dataset; NULL: all */
+    const char *skip_dataset;  /* leave out rows of this dataset; NULL: none */
+    const char *encoder;       /* the encoding (embeddings/NAME); NULL: by encoder_hash, the table's, or the only one */
+    const char *encoder_hash;  /* the encoding whose encoder hash this is; NULL: any */
+    const char *table;         /* the routing table (tables/NAME); NULL: the only one */
+    int shard;                 /* only this shard; < 0: all */
+    int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
+} rtr_row_query;
+
+RTR_API rtr_row_query rtr_row_query_default(void);
+
+/* Rows with the asked-for columns (others NULL). Strings are UTF-8 without
+ * NUL; every value is checked as it is read: outcomes in range or NaN,
+ * embeddings finite, table entries in range. */
+typedef struct {
+    int64_t n;
+    int32_t k, dim;                         /* pairs; embedding width (0 without embeddings) */
+    char **id, **text, **dataset, **split;  /* n each */
+    float *correct, *tokens, *cost;         /* n x k, NaN: missing */
+    float *emb;                             /* n x dim */
+    float *p_correct, *p_tokens, *p_cost;   /* n x k */
+    size_t emb_mapped; /* rtr_rows_gather: bytes of emb mapped from a temporary file (0: on the heap) */
+} rtr_rows;
+
+/* Where the chosen encoding and table come from (strings owned by the reader). */
+typedef struct {
+    const char *encoding;               /* the embeddings' folder (embeddings/NAME); NULL without */
+    const char *encoder, *encoder_hash; /* NULL without embeddings (or a table) */
+    int32_t dim;
+    const char *table, *checkpoint, *checkpoint_hash; /* NULL without a table */
+    bool table_has_cost;
+} rtr_row_source;
+
+/* One pass over the corpus in row order: each shard opened once with its
+ * stage outputs, the asked-for columns read chunk_rows rows at a time and
+ * the filter applied. A chunk never spans two shards. Opening resolves and
+ * checks the encoding and table (complete, consistent, not stale): errors
+ * name the folder, the file and the reason. */
+typedef struct rtr_row_reader rtr_row_reader;
+RTR_API rtr_status rtr_row_reader_open(rtr_row_reader **r, const rtr_corpus *c, const rtr_row_query *q);
+/* The next chunk of selected rows (a view valid until the next call);
+ * chunk->n == 0 at the end. *shard (optional) receives its shard and
+ * *row0 (optional) the shard row of the chunk's first row read. */
+RTR_API rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *chunk, int *shard, int64_t *row0);
+RTR_API const rtr_row_source *rtr_row_reader_source(const rtr_row_reader *r);
+RTR_API void rtr_row_reader_close(rtr_row_reader *r);
+
+/* Every selected row in memory (an owned rtr_rows; free with rtr_rows_free).
+ * Embeddings larger than emb_budget bytes (0: no limit) go to a
+ * memory-mapped temporary file instead of the heap, so the page cache, not
+ * the process, holds them. *src (optional) receives copies of the
+ * provenance strings (free with rtr_row_source_free). RTR_ERR_INVALID
+ * naming the split when no row is selected. */
+RTR_API rtr_status rtr_rows_gather(rtr_rows *out, rtr_row_source *src, const rtr_corpus *c, const rtr_row_query *q,
+                                   size_t emb_budget);
+RTR_API void rtr_rows_free(rtr_rows *r);
+RTR_API void rtr_row_source_free(rtr_row_source *s);
+
+/* ---------------------------------------------------------------- upgrade */
+
+/* Convert a corpus of schema version 1 (embeddings and routing tables
+ * inside the shards) into a version 2 corpus out_dir, built in a temporary
+ * directory and renamed into place: shards without them, the embeddings
+ * under embeddings/ENCODER/ (the encoder attribute, or "v1") and the table
+ * under tables/v1/. in_dir is only read. */
+RTR_API rtr_status rtr_corpus_upgrade(const char *out_dir, const char *in_dir);
 
 #ifdef __cplusplus
 }

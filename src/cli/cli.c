@@ -2,7 +2,6 @@
 #include "cli/cli.h"
 #include "common/util.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,6 @@ rtr_status cli_route_options(const cli_route *c, rtr_route_options *o) {
     o->max_tokens = c->max_tokens;
     o->checkpoint_hash = c->checkpoint_hash;
     o->cost_scale = c->cost_scale;
-    /* NaN and infinity would silently mean "automatic" or "no cap" */
-    if (!(c->cost_scale >= 0 && isfinite(c->cost_scale)))
-        return rtr_fail(RTR_ERR_INVALID, "--cost-scale %g: must be a finite number > 0 (or 0: automatic)", c->cost_scale);
-    if (!(c->max_tokens >= 0 && isfinite(c->max_tokens)))
-        return rtr_fail(RTR_ERR_INVALID, "--max-tokens %g: must be a finite number >= 0 (0: no cap)", c->max_tokens);
     return rtr_cost_model_parse(c->cost ? c->cost : "tokens", &o->cost_model);
 }
 

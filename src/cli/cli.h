@@ -21,12 +21,13 @@ typedef struct {
     {"cost", RTR_OPT_STR, &(x).cost, "cost model: tokens (predicted output tokens), usd or user"},              \
     {"pair-cost", RTR_OPT_STR, &(x).pair_cost, "JSON {\"model|strategy\": cost} for --cost user"},              \
     {"exclude", RTR_OPT_STR, &(x).exclude, "never route to these (comma-separated pairs, models, strategies)"}, \
-    {"max-tokens", RTR_OPT_DOUBLE, &(x).max_tokens, "never route to a pair predicted above this many tokens (0: no cap)"}, \
-    {"cost-scale", RTR_OPT_DOUBLE, &(x).cost_scale, "divide costs by this against lambda (0: largest per-pair mean cost)"}, \
+    {"max-tokens", RTR_OPT_NONNEG, &(x).max_tokens, "never route to a pair predicted above this many tokens (0: no cap)"}, \
+    {"cost-scale", RTR_OPT_NONNEG, &(x).cost_scale, "divide costs by this against lambda (0: largest per-pair mean cost)"}, \
     {"checkpoint-hash", RTR_OPT_STR, &(x).checkpoint_hash, "refuse routing tables scored by another checkpoint"}
 
 /* cli_route into rtr_route_options (o points into c's strings).
- * RTR_ERR_INVALID for an unknown cost model or a negative scale or cap. */
+ * RTR_ERR_INVALID for an unknown cost model (the numbers' ranges are the
+ * parser's, args.h; the library checks them again). */
 rtr_status cli_route_options(const cli_route *c, rtr_route_options *o);
 
 /* Print o as one line on stdout (the --json summary) and delete it. */

@@ -1,7 +1,7 @@
 /* `rtr embed --model MODEL_DIR`: lines of text on stdin, one embedding per
  * line on stdout as a JSON array of floats, in input order. For quick checks
  * and scripting; `rtr encode` is the corpus stage. */
-#include "cli/args.h"
+#include "cli/cli.h"
 #include "rtr/encoder.h"
 #include "common/util.h"
 
@@ -65,7 +65,7 @@ int cmd_embed(int argc, char **argv) {
         }
         if (got < 0) break;
     }
-    if (s) fprintf(stderr, "rtr embed: error: %s\n", rtr_last_error());
+    if (s) cli_error("embed");
     for (size_t i = 0; i < EMBED_BATCH; i++) free(lines[i]);
     free(out);
     rtr_encoder_free(enc);

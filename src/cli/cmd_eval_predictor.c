@@ -2,9 +2,9 @@
  * the predictions are on held-out queries, per pair and overall, always next
  * to the naive predictor (per-pair mean correctness, per-pair median tokens)
  * fitted on the checkpoint's training split (docs/METRICS.md, "Predictors"). */
-#include "cli/args.h"
+#include "cli/cli.h"
 #include "rtr/backend.h"
-#include "predictor/pred_data.h"
+#include "rtr/predictor.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -12,25 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* NaN has no JSON spelling: undefined metrics become null. */
-static void add_num(cJSON *o, const char *key, double v) {
-    if (isnan(v)) cJSON_AddNullToObject(o, key);
-    else cJSON_AddNumberToObject(o, key, v);
-}
-
 static cJSON *metrics_json(const rtr_pred_metrics *m) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "n_correct", (double)m->n_correct);
     cJSON_AddNumberToObject(o, "n_tokens", (double)m->n_tokens);
-    add_num(o, "accuracy", m->accuracy);
-    add_num(o, "auc", m->auc);
-    add_num(o, "log_loss", m->log_loss);
-    add_num(o, "brier", m->brier);
-    add_num(o, "ece", m->ece);
-    add_num(o, "token_mae", m->mae);
-    add_num(o, "token_median_ae", m->median_ae);
-    add_num(o, "within_200", m->within_200);
-    add_num(o, "within_600", m->within_600);
+    rtr_json_add_number(o, "accuracy", m->accuracy);
+    rtr_json_add_number(o, "auc", m->auc);
+    rtr_json_add_number(o, "log_loss", m->log_loss);
+    rtr_json_add_number(o, "brier", m->brier);
+    rtr_json_add_number(o, "ece", m->ece);
+    rtr_json_add_number(o, "token_mae", m->mae);
+    rtr_json_add_number(o, "token_median_ae", m->median_ae);
+    rtr_json_add_number(o, "within_200", m->within_200);
+    rtr_json_add_number(o, "within_600", m->within_600);
     return o;
 }
 
@@ -42,8 +36,8 @@ static void print_row(const char *name, const char *who, const rtr_pred_metrics 
 
 /* Metrics of predictor and naive tables (N x K) for pair k (k < 0: all). */
 static void compare(rtr_pred_metrics out[2], const float *pc, const float *pt, const float *nc, const float *nt,
-                    const pred_rows *r, int k) {
-    int64_t n = k < 0 ? r->n * r->K : r->n, stride = k < 0 ? 1 : r->K, off = k < 0 ? 0 : k;
+                    const rtr_rows *r, int k) {
+    int64_t n = k < 0 ? r->n * r->k : r->n, stride = k < 0 ? 1 : r->k, off = k < 0 ? 0 : k;
     rtr_pred_metrics_compute(&out[0], pc + off, pt + off, r->correct + off, r->tokens + off, n, stride);
     rtr_pred_metrics_compute(&out[1], nc + off, nt + off, r->correct + off, r->tokens + off, n, stride);
 }
@@ -69,26 +63,38 @@ int cmd_eval_predictor(int argc, char **argv) {
 
     rtr_predictor p = {0};
     rtr_corpus *c = NULL;
-    pred_rows test = {0}, train = {0};
+    rtr_rows test = {0}, train = {0};
     float *tab = NULL;
     rtr_backend be = {0};
     rtr_status s = rtr_predictor_load(&p, ckpt);
     if (!s) s = rtr_corpus_open(&c, dir);
-    if (!s) s = pred_check_compatible(&p, c, NULL);
-    if (!s) s = pred_rows_load(&test, c, split, NULL, true);
-    if (!s) s = pred_check_compatible(&p, c, test.encoder_hash);
-    if (!s) s = pred_rows_load(&train, c, p.train_split, p.train_skip_dataset, false);
-    size_t nk = (size_t)test.n * test.K;
-    if (!s && !(tab = rtr_malloc(sizeof(float) * (4 * nk + 2 * (size_t)test.K)))) s = RTR_ERR_NOMEM;
+    if (!s && (rtr_catalog_hash(rtr_corpus_catalog(c)) != p.catalog_hash || rtr_corpus_catalog(c)->n_pairs != p.n_pairs))
+        s = rtr_fail(RTR_ERR_INVALID, "%s: the corpus's catalog (%d pairs) is not the catalog the checkpoint was "
+                     "trained on (%d pairs, another hash)", dir, rtr_corpus_catalog(c)->n_pairs, p.n_pairs);
+    /* the evaluated split with the embeddings of the checkpoint's encoder; the training split's outcomes */
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_EMBEDDING | RTR_COL_CORRECT | RTR_COL_TOKENS;
+    q.split = split;
+    q.encoder_hash = p.encoder_hash;
+    if (!s) s = rtr_rows_gather(&test, NULL, c, &q, 0);
+    if (!s && test.dim != p.D)
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings have %d dims, the checkpoint %d", dir, test.dim, p.D);
+    rtr_row_query tq = rtr_row_query_default();
+    tq.columns = RTR_COL_CORRECT | RTR_COL_TOKENS;
+    tq.split = p.train_split;
+    tq.skip_dataset = p.train_skip_dataset;
+    if (!s) s = rtr_rows_gather(&train, NULL, c, &tq, 0);
+    size_t nk = (size_t)test.n * test.k;
+    if (!s && !(tab = rtr_malloc(sizeof(float) * (4 * nk + 2 * (size_t)test.k)))) s = RTR_ERR_NOMEM;
     float *pc = tab, *pt = tab + nk, *nc = tab + 2 * nk, *nt = tab + 3 * nk, *mean_c = tab + 4 * nk,
-          *med_t = mean_c + test.K;
+          *med_t = mean_c + test.k;
     if (!s) s = rtr_backend_init(&be, device);
     if (!s) s = rtr_predictor_score_backend(&be, &p, test.emb, test.n, 0, pc, pt);
-    if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.K);
+    if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.k);
     if (s) {
-        fprintf(stderr, "rtr eval-predictor: error: %s\n", rtr_last_error());
+        cli_error("eval-predictor");
     } else {
-        for (size_t i = 0; i < nk; i++) nc[i] = mean_c[i % test.K], nt[i] = med_t[i % test.K];
+        for (size_t i = 0; i < nk; i++) nc[i] = mean_c[i % test.k], nt[i] = med_t[i % test.k];
         const rtr_catalog *cat = rtr_corpus_catalog(c);
         rtr_pred_metrics m[2];
         char hash[17];
@@ -108,7 +114,7 @@ int cmd_eval_predictor(int argc, char **argv) {
             printf("%-44s %-5s %6s %6s %6s %7s %6s %6s %8s %8s %6s %6s\n", "pair", "who", "n", "acc", "auc",
                    "logloss", "brier", "ece", "tok MAE", "tok MdAE", "<=200", "<=600");
         }
-        for (int k = -1; k < test.K; k++) {
+        for (int k = -1; k < test.k; k++) {
             compare(m, pc, pt, nc, nt, &test, k);
             char *name = k < 0 ? rtr_strdup("overall") : rtr_catalog_pair_name(cat, k);
             if (json) {
@@ -127,16 +133,11 @@ int cmd_eval_predictor(int argc, char **argv) {
             }
             free(name);
         }
-        if (json) {
-            char *text = cJSON_PrintUnformatted(root);
-            if (text) puts(text);
-            free(text);
-            cJSON_Delete(root);
-        }
+        if (json) cli_print_json(root);
     }
     free(tab);
-    pred_rows_free(&test);
-    pred_rows_free(&train);
+    rtr_rows_free(&test);
+    rtr_rows_free(&train);
     if (c) rtr_corpus_close(c);
     if (be.iface) rtr_backend_free(&be);
     rtr_predictor_free(&p);

@@ -1,5 +1,5 @@
 /* `rtr ingest`: catalog + JSONL outcome logs -> corpus of HDF5 shards. */
-#include "cli/args.h"
+#include "cli/cli.h"
 #include "rtr/ingest.h"
 #include "common/util.h"
 
@@ -12,7 +12,7 @@ int cmd_ingest(int argc, char **argv) {
     const rtr_opt opts[] = {
         {"catalog", RTR_OPT_REQUIRED, &catalog, "catalog JSON (models, strategies, pairs; docs/DATA.md)"},
         {"out", RTR_OPT_REQUIRED, &out, "corpus directory to create (must not hold a corpus)"},
-        {"shard-size", RTR_OPT_INT, &shard_size, "queries per HDF5 shard"},
+        {"shard-size", RTR_OPT_COUNT, &shard_size, "queries per HDF5 shard"},
         {"default-split", RTR_OPT_STR, &p.default_split, "split of lines that give none"},
         {"default-dataset", RTR_OPT_STR, &p.default_dataset, "dataset of lines that give none"},
         {0},
@@ -28,16 +28,18 @@ int cmd_ingest(int argc, char **argv) {
     p.shard_size = shard_size;
     rtr_ingest_result r;
     double t0 = rtr_now();
-    rtr_status s = rtr_ingest(catalog, (const char *const *)a.pos, a.npos, out, &p, &r);
-    if (s) {
-        fprintf(stderr, "rtr ingest: error: %s\n", rtr_last_error());
-        return 1;
-    }
+    rtr_status s = rtr_ingest(&r, catalog, (const char *const *)a.pos, a.npos, out, &p);
+    if (s) return cli_error("ingest");
     double dt = rtr_now() - t0;
-    if (a.json)
-        printf("{\"corpus\":\"%s\",\"n_queries\":%lld,\"n_outcomes\":%lld,\"n_shards\":%d,\"seconds\":%.3f}\n", out,
-               (long long)r.n_queries, (long long)r.n_outcomes, r.n_shards, dt);
-    else
+    if (a.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "corpus", out);
+        cJSON_AddNumberToObject(o, "n_queries", (double)r.n_queries);
+        cJSON_AddNumberToObject(o, "n_outcomes", (double)r.n_outcomes);
+        cJSON_AddNumberToObject(o, "n_shards", r.n_shards);
+        cJSON_AddNumberToObject(o, "seconds", dt);
+        cli_print_json(o);
+    } else
         fprintf(stderr, "rtr ingest: %lld queries, %lld outcomes, %d shard(s) -> %s (%.2f s)\n",
                 (long long)r.n_queries, (long long)r.n_outcomes, r.n_shards, out, dt);
     return 0;

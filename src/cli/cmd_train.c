@@ -1,12 +1,9 @@
-/* `rtr train CORPUS_DIR --out CKPT`: fit the RTR predictor on one split of an
- * encoded corpus (rows, embeddings via pred_data.c; training in train.c, on
- * the compute backend --device opens) and save a safetensors checkpoint
- * (checkpoint.c). Logs one line per epoch on stderr; --json prints the run
- * summary with every epoch on stdout. A failed run leaves an existing
- * checkpoint untouched. */
-#include "cli/args.h"
-#include "predictor/pred_data.h"
-#include "rtr/backend.h"
+/* `rtr train CORPUS_DIR --out CKPT`: the training stage (rtr_train_corpus,
+ * src/predictor/train_corpus.c) on the compute backend --device opens. Logs
+ * one line per epoch on stderr; --json prints the run summary with every
+ * epoch on stdout. A failed run leaves an existing checkpoint untouched. */
+#include "cli/cli.h"
+#include "rtr/stages.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -15,7 +12,17 @@
 
 typedef struct {
     cJSON *epochs; /* NULL without --json */
+    const char *target, *device;
+    bool normalize;
+    int hidden, learn_dim;
 } epoch_sink;
+
+static void log_start(const rtr_train_summary *s, void *user) {
+    const epoch_sink *k = user;
+    fprintf(stderr, "rtr train: %lld queries x %d pairs, D=%d (%s%s), hidden %d, learnable %d, token target %s%s, on %s\n",
+            (long long)s->n_queries, s->n_pairs, s->dim, s->encoder, s->mapped ? ", memory-mapped" : "", k->hidden,
+            k->learn_dim, k->target, k->normalize ? " (RMS-scaled)" : "", k->device);
+}
 
 static void log_epoch(const rtr_epoch_log *e, void *user) {
     epoch_sink *sink = user;
@@ -35,23 +42,25 @@ static void log_epoch(const rtr_epoch_log *e, void *user) {
 }
 
 int cmd_train(int argc, char **argv) {
-    rtr_train_params cfg = rtr_train_default_params();
-    const char *out = NULL, *split = "train", *skip_dataset = NULL, *device = "auto",
-               *target = cfg.token_target == RTR_TOKENS_LOG ? "log" : "raw";
-    long hidden = cfg.hidden, learn_dim = cfg.learn_dim, batch = cfg.batch, epochs = cfg.max_epochs,
-         patience = cfg.patience, seed = (long)cfg.seed;
+    rtr_train_corpus_params tp = rtr_train_corpus_default_params();
+    rtr_train_params *cfg = &tp.train;
+    const char *out = NULL, *device = "auto", *target = cfg->token_target == RTR_TOKENS_LOG ? "log" : "raw";
+    long hidden = cfg->hidden, learn_dim = cfg->learn_dim, batch = cfg->batch, epochs = cfg->max_epochs,
+         patience = cfg->patience, seed = (long)cfg->seed, budget_mb = (long)(tp.memory_budget >> 20);
     bool no_norm = false;
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "checkpoint to write (.safetensors; replaced only on success)"},
-        {"split", RTR_OPT_STR, &split, "train on the queries of this split"},
-        {"skip-dataset", RTR_OPT_STR, &skip_dataset, "leave this dataset out of training (out-of-distribution runs)"},
-        {"hidden", RTR_OPT_INT, &hidden, "hidden units of each head"},
+        {"split", RTR_OPT_STR, &tp.split, "train on the queries of this split"},
+        {"skip-dataset", RTR_OPT_STR, &tp.skip_dataset, "leave this dataset out of training (out-of-distribution runs)"},
+        {"encoder", RTR_OPT_STR, &tp.encoder, "the embeddings to train on (embeddings/NAME; default: the only ones)"},
+        {"memory-budget", RTR_OPT_INT, &budget_mb, "MiB of query embeddings held in memory; beyond it they are memory-mapped (0: no limit)"},
+        {"hidden", RTR_OPT_COUNT, &hidden, "hidden units of each head"},
         {"learn-dim", RTR_OPT_INT, &learn_dim, "learnable model/strategy embedding size (0: none)"},
-        {"lr", RTR_OPT_DOUBLE, &cfg.lr, "Adam learning rate"},
-        {"batch", RTR_OPT_INT, &batch, "queries per step (each with all its pairs)"},
-        {"epochs", RTR_OPT_INT, &epochs, "maximum epochs"},
+        {"lr", RTR_OPT_POSITIVE, &cfg->lr, "Adam learning rate"},
+        {"batch", RTR_OPT_COUNT, &batch, "queries per step (each with all its pairs)"},
+        {"epochs", RTR_OPT_COUNT, &epochs, "maximum epochs"},
         {"patience", RTR_OPT_INT, &patience, "stop after this many epochs without validation gain"},
-        {"val-frac", RTR_OPT_DOUBLE, &cfg.val_frac, "share of the training queries held out for early stopping"},
+        {"val-frac", RTR_OPT_UNIT, &cfg->val_frac, "share of the training queries held out for early stopping"},
         {"seed", RTR_OPT_INT, &seed, "seed of init, validation carve and batch order"},
         {"token-target", RTR_OPT_STR, &target, "token head target: log (log1p tokens) or raw (the paper)"},
         {"no-token-scale", RTR_OPT_FLAG, &no_norm, "do not divide the token target by its RMS (the paper)"},
@@ -68,68 +77,47 @@ int cmd_train(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
-    bool json = a.json;
     if (strcmp(target, "log") && strcmp(target, "raw")) {
         fprintf(stderr, "rtr train: --token-target must be log or raw\n");
         return 2;
     }
-    cfg.hidden = (int32_t)hidden, cfg.learn_dim = (int32_t)learn_dim, cfg.batch = (int32_t)batch;
-    cfg.max_epochs = (int32_t)epochs, cfg.patience = (int32_t)patience, cfg.seed = (uint64_t)seed;
-    cfg.token_target = strcmp(target, "log") ? RTR_TOKENS_RAW : RTR_TOKENS_LOG;
-    cfg.token_normalize = !no_norm;
+    cfg->hidden = (int32_t)hidden, cfg->learn_dim = (int32_t)learn_dim, cfg->batch = (int32_t)batch;
+    cfg->max_epochs = (int32_t)epochs, cfg->patience = (int32_t)patience, cfg->seed = (uint64_t)seed;
+    cfg->token_target = strcmp(target, "log") ? RTR_TOKENS_RAW : RTR_TOKENS_LOG;
+    cfg->token_normalize = !no_norm;
+    tp.memory_budget = (size_t)budget_mb << 20;
 
-    rtr_corpus *c = NULL;
-    pred_rows rows = {0};
     rtr_predictor p = {0};
     rtr_backend be = {0};
-    float *dm = NULL, *ds = NULL;
-    epoch_sink sink = {json ? cJSON_CreateArray() : NULL};
+    rtr_train_summary s;
+    epoch_sink sink = {a.json ? cJSON_CreateArray() : NULL, target, NULL, cfg->token_normalize, cfg->hidden, cfg->learn_dim};
+    tp.log = log_epoch;
+    tp.on_start = log_start;
+    tp.user = &sink;
     double t0 = rtr_now();
-    rtr_status s = rtr_corpus_open(&c, dir);
-    if (!s) s = pred_rows_load(&rows, c, split, skip_dataset, true);
-    if (!s) s = pred_desc_load(c, rows.D, &dm, &ds);
-    if (!s) s = rtr_predictor_init(&p, &cfg, rtr_corpus_catalog(c), rows.D, dm, ds);
-    if (!s) s = rtr_backend_init(&be, device);
-    if (!s) {
-        p.encoder = rows.encoder ? rtr_strdup(rows.encoder) : NULL;
-        p.encoder_hash = rtr_strdup(rows.encoder_hash);
-        p.train_split = rtr_strdup(split);
-        p.train_skip_dataset = skip_dataset ? rtr_strdup(skip_dataset) : NULL;
-        fprintf(stderr, "rtr train: %lld queries x %d pairs, D=%d, hidden %d, learnable %d, token target %s%s, "
-                "on %s\n", (long long)rows.n, rows.K, rows.D, cfg.hidden, cfg.learn_dim, target,
-                cfg.token_normalize ? " (RMS-scaled)" : "", be.device);
-        rtr_train_data data = {rows.n, rows.D, rows.K, rows.emb, rows.correct, rows.tokens};
-        s = rtr_predictor_train_on(&be, &p, &data, log_epoch, &sink);
+    rtr_status st = rtr_backend_init(&be, device);
+    sink.device = be.device;
+    if (!st) st = rtr_train_corpus(&be, &p, &s, out, dir, &tp);
+    if (st) {
+        cJSON_Delete(sink.epochs);
+        rtr_backend_free(&be);
+        return cli_error("train");
     }
-    if (!s) s = rtr_predictor_save(&p, out);
-    if (s) {
-        fprintf(stderr, "rtr train: error: %s\n", rtr_last_error());
-    } else {
-        char hash[17];
-        rtr_predictor_hash_hex(&p, hash);
-        fprintf(stderr, "rtr train: wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, hash,
-                p.token_scale, rtr_now() - t0, be.device);
-        if (json) {
-            cJSON *root = cJSON_CreateObject();
-            cJSON_AddStringToObject(root, "checkpoint", out);
-            cJSON_AddStringToObject(root, "checkpoint_hash", hash);
-            cJSON_AddNumberToObject(root, "n_queries", (double)rows.n);
-            cJSON_AddStringToObject(root, "device", be.device);
-            cJSON_AddNumberToObject(root, "token_scale", p.token_scale);
-            cJSON_AddItemToObject(root, "epochs", sink.epochs);
-            sink.epochs = NULL;
-            char *text = cJSON_PrintUnformatted(root);
-            if (text) puts(text);
-            free(text);
-            cJSON_Delete(root);
-        }
+    fprintf(stderr, "rtr train: wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, s.checkpoint_hash,
+            p.token_scale, rtr_now() - t0, be.device);
+    if (a.json) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddStringToObject(root, "checkpoint", out);
+        cJSON_AddStringToObject(root, "checkpoint_hash", s.checkpoint_hash);
+        cJSON_AddNumberToObject(root, "n_queries", (double)s.n_queries);
+        cJSON_AddStringToObject(root, "encoder", s.encoder);
+        cJSON_AddBoolToObject(root, "memory_mapped", s.mapped);
+        cJSON_AddStringToObject(root, "device", be.device);
+        cJSON_AddNumberToObject(root, "token_scale", p.token_scale);
+        cJSON_AddItemToObject(root, "epochs", sink.epochs);
+        cli_print_json(root);
     }
-    cJSON_Delete(sink.epochs);
     rtr_backend_free(&be);
-    free(dm);
-    free(ds);
     rtr_predictor_free(&p);
-    pred_rows_free(&rows);
-    if (c) rtr_corpus_close(c);
-    return s ? 1 : 0;
+    return 0;
 }

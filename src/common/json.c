@@ -2,8 +2,42 @@
 #include "common/json.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 void rtr_json_add_number(cJSON *o, const char *key, double v) {
     if (isnan(v) || isinf(v)) cJSON_AddNullToObject(o, key);
     else cJSON_AddNumberToObject(o, key, v);
+}
+
+static int key_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+const char *rtr_json_duplicate_key(const cJSON *obj) {
+    if (!cJSON_IsObject(obj)) return NULL;
+    size_t m = 0;
+    for (const cJSON *a = obj->child; a; a = a->next) m++;
+    if (m <= 16) { /* the usual object: pairwise */
+        for (const cJSON *a = obj->child; a; a = a->next)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (a->string && b->string && !strcmp(a->string, b->string)) return a->string;
+        return NULL;
+    }
+    /* many keys (hostile input): sorted, so it stays O(m log m) */
+    const char **keys = malloc(m * sizeof *keys), *dup = NULL;
+    if (!keys) return NULL;
+    size_t i = 0;
+    for (const cJSON *a = obj->child; a; a = a->next) keys[i++] = a->string ? a->string : "";
+    qsort(keys, m, sizeof *keys, key_cmp);
+    for (i = 1; i < m && !dup; i++)
+        if (!strcmp(keys[i - 1], keys[i])) dup = keys[i];
+    free(keys);
+    return dup;
+}
+
+bool rtr_json_integer(const cJSON *v, int64_t *out) {
+    if (!cJSON_IsNumber(v)) return false;
+    double x = v->valuedouble;
+    if (!(fabs(x) <= 9007199254740992.0) || x != floor(x)) return false;
+    *out = (int64_t)x;
+    return true;
 }

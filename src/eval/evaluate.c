@@ -6,24 +6,87 @@
 #include <stdlib.h>
 #include <string.h>
 
-rtr_status eval_refs_compute(eval_refs *r, const float *true_correct, const float *true_cost, int64_t n, int32_t k) {
+rtr_status eval_refs_acc_init(eval_refs_acc *a, int32_t k) {
+    memset(a, 0, sizeof *a);
+    a->k = k;
+    a->acc = rtr_calloc((size_t)k, sizeof *a->acc);
+    a->cost = rtr_calloc((size_t)k, sizeof *a->cost);
+    a->missing = rtr_calloc((size_t)k, sizeof *a->missing);
+    if (a->acc && a->cost && a->missing) return RTR_OK;
+    eval_refs_acc_free(a);
+    return RTR_ERR_NOMEM;
+}
+
+void eval_refs_acc_free(eval_refs_acc *a) {
+    free(a->acc);
+    free(a->cost);
+    free(a->missing);
+    free(a->choice);
+    memset(a, 0, sizeof *a);
+}
+
+/* An outcome counts when both its correctness and its cost are known (as in
+ * rtr_router_single and rtr_eval_choice, whose sums these are, chunked). */
+static bool have(const float *correct, const float *cost, size_t at) { return !isnan(correct[at]) && !isnan(cost[at]); }
+
+rtr_status eval_refs_acc_add(eval_refs_acc *a, const float *tc, const float *tk, int64_t n) {
+    int32_t k = a->k;
+    for (int32_t j = 0; j < k; j++)
+        for (int64_t i = 0; i < n; i++) {
+            size_t at = (size_t)i * (size_t)k + (size_t)j;
+            if (!have(tc, tk, at)) { a->missing[j]++; continue; }
+            a->acc[j] += tc[at];
+            a->cost[j] += tk[at];
+        }
+    if (n > a->choice_cap) {
+        int32_t *c = rtr_realloc(a->choice, sizeof *c * (size_t)n);
+        if (!c) return RTR_ERR_NOMEM;
+        a->choice = c;
+        a->choice_cap = n;
+    }
+    /* the Oracle chooses among known outcomes only; -1 when a query has none */
+    rtr_router_oracle(a->choice, tc, tk, n, k);
+    for (int64_t i = 0; i < n; i++) {
+        size_t at = (size_t)i * (size_t)k + (size_t)a->choice[i];
+        if (a->choice[i] < 0) { a->o_missing++; continue; }
+        a->o_acc += tc[at];
+        a->o_cost += tk[at];
+    }
+    a->n += n;
+    return RTR_OK;
+}
+
+static rtr_op_point mean_point(double acc, double cost, int64_t n, int64_t missing) {
+    int64_t have_n = n - missing;
+    return (rtr_op_point){have_n ? acc / have_n : NAN, have_n ? cost / have_n : NAN, n, missing};
+}
+
+rtr_status eval_refs_acc_finish(eval_refs_acc *a, eval_refs *r) {
     memset(r, 0, sizeof *r);
-    r->k = k;
-    r->single = rtr_malloc((size_t)k * sizeof *r->single);
-    int32_t *choice = rtr_malloc((size_t)(n ? n : 1) * sizeof *choice);
-    if (!r->single || !choice) {
-        free(choice);
-        eval_refs_free(r);
+    r->k = a->k;
+    if (!(r->single = rtr_malloc((size_t)a->k * sizeof *r->single))) {
+        eval_refs_acc_free(a);
         return RTR_ERR_NOMEM;
     }
-    rtr_router_single(r->single, true_correct, true_cost, n, k);
-    r->random = rtr_router_random(r->single, k);
-    rtr_router_oracle(choice, true_correct, true_cost, n, k);
-    r->oracle = rtr_eval_choice(choice, true_correct, true_cost, n, k);
-    r->best = rtr_router_best_single(r->single, k);
-    r->cheapest = rtr_router_cheapest_single(r->single, k);
-    free(choice);
+    for (int32_t j = 0; j < a->k; j++) r->single[j] = mean_point(a->acc[j], a->cost[j], a->n, a->missing[j]);
+    r->random = rtr_router_random(r->single, a->k);
+    r->oracle = mean_point(a->o_acc, a->o_cost, a->n, a->o_missing);
+    r->best = rtr_router_best_single(r->single, a->k);
+    r->cheapest = rtr_router_cheapest_single(r->single, a->k);
+    eval_refs_acc_free(a);
     return RTR_OK;
+}
+
+rtr_status eval_refs_compute(eval_refs *r, const float *true_correct, const float *true_cost, int64_t n, int32_t k) {
+    eval_refs_acc a;
+    rtr_status st = eval_refs_acc_init(&a, k);
+    if (!st) st = eval_refs_acc_add(&a, true_correct, true_cost, n);
+    if (st) {
+        eval_refs_acc_free(&a);
+        memset(r, 0, sizeof *r);
+        return st;
+    }
+    return eval_refs_acc_finish(&a, r);
 }
 
 void eval_refs_free(eval_refs *r) {

@@ -17,6 +17,23 @@ typedef struct {
 
 /* Reference routers over true_correct / true_cost [n x k] (NaN: missing). */
 rtr_status eval_refs_compute(eval_refs *r, const float *true_correct, const float *true_cost, int64_t n, int32_t k);
+
+/* The same a chunk of rows at a time (a streamed split): each pair's and
+ * the Oracle's sums run over the rows in order, so the result is
+ * eval_refs_compute's over the concatenated rows, bit for bit. finish
+ * frees the accumulator; free alone abandons it. */
+typedef struct {
+    int32_t k;
+    int64_t n;
+    double *acc, *cost, o_acc, o_cost; /* per pair; the Oracle's */
+    int64_t *missing, o_missing;
+    int32_t *choice;
+    int64_t choice_cap;
+} eval_refs_acc;
+rtr_status eval_refs_acc_init(eval_refs_acc *a, int32_t k);
+rtr_status eval_refs_acc_add(eval_refs_acc *a, const float *true_correct, const float *true_cost, int64_t n);
+rtr_status eval_refs_acc_finish(eval_refs_acc *a, eval_refs *r);
+void eval_refs_acc_free(eval_refs_acc *a);
 void eval_refs_free(eval_refs *r);
 
 /* The largest cost among the reference routers' points (the start of x_max;

@@ -2,10 +2,11 @@
  * rtr_predictor_score (train.c) computed with the backend's ops, so `rtr
  * score --device cuda` runs the fused heads on the GPU. Weights go up once;
  * queries stream through in chunks with pinned double buffers: while the
- * backend computes chunk i, the host reads chunk i + 1 (from the shard's
- * HDF5 dataset for `rtr score`) and uploads it beside the compute, then
- * writes out chunk i's scores while chunk i + 1 computes. One loop serves a
- * shard (rtr_predictor_score_shard) and host arrays
+ * backend computes chunk i, the host reads chunk i + 1 (through the store's
+ * row reader for `rtr score`) and uploads it beside the compute, then
+ * writes out chunk i's scores (into the table file) while chunk i + 1
+ * computes. One loop serves a corpus (rtr_score_corpus, the scoring stage),
+ * one embeddings file (rtr_predictor_score_shard) and host arrays
  * (rtr_predictor_score_backend). */
 #include "rtr/predictor.h"
 
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "rtr/stages.h"
+#include "store/h5.h"
 
 void rtr_predictor_fold_head(const float *C, const float *W_q, const float *w2, const float *b2, int K, int H,
                              int D, float *Wq_f, float *G, float *s, float *beta) {
@@ -211,41 +214,38 @@ rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, c
     return score_stream_run(b, p, N, chunk_rows, &io);
 }
 
-/* ------------------------------------- a shard's embeddings as the stream */
+/* ------------------------------------- an embeddings file as the stream */
 
 typedef struct {
     score_sink out;
-    rtr_matrix_reader *r;
-    bool read_failed; /* the reader's errors name the file already */
-} shard_io;
+    hid_t d;
+    const char *path;
+    int D;
+} file_io;
 
-static rtr_status shard_read(void *ctx, int64_t row0, int64_t rows, float *emb) {
-    shard_io *a = ctx;
-    rtr_status st = rtr_matrix_reader_read(a->r, row0, rows, emb);
-    a->read_failed = st != RTR_OK;
-    return st;
+static rtr_status file_read(void *ctx, int64_t row0, int64_t rows, float *emb) {
+    file_io *a = ctx;
+    return h5_read_rows(a->d, H5_F32, row0, rows, a->D, emb, a->path, "/embedding/query");
 }
 
 rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
                                      int64_t *N, float **p_correct, float **tokens) {
     *p_correct = *tokens = NULL;
-    shard_io a = {.out.K = p->n_pairs};
-    int64_t n = 0, D = 0;
-    rtr_status st = rtr_matrix_reader_open(&a.r, path, "/embedding/query", &n, &D);
-    if (!st && D != p->D)
-        st = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings have %lld dims, the checkpoint %d", path, (long long)D, p->D);
+    file_io a = {.out.K = p->n_pairs, .d = -1, .path = path, .D = p->D};
+    hid_t f = -1;
+    int64_t n = 0;
+    rtr_status st = h5_open(path, &f);
+    if (!st) st = h5_dataset(f, path, "/embedding/query", H5_F32, -1, p->D, &a.d, &n);
     size_t nk = (size_t)n * (size_t)p->n_pairs;
     if (!st) {
         a.out.p_correct = rtr_malloc((nk ? nk : 1) * sizeof(float));
         a.out.tokens = a.out.p_correct ? rtr_malloc((nk ? nk : 1) * sizeof(float)) : NULL;
         if (!a.out.tokens) st = RTR_ERR_NOMEM;
     }
-    score_io io = {shard_read, sink_write, &a};
-    if (!st) {
-        st = score_stream_run(b, p, n, chunk_rows, &io);
-        if (st && !a.read_failed) rtr_fail_prefix(st, "%s: ", path);
-    }
-    rtr_matrix_reader_close(a.r);
+    score_io io = {file_read, sink_write, &a};
+    if (!st) st = score_stream_run(b, p, n, chunk_rows, &io);
+    if (a.d >= 0) H5Dclose(a.d);
+    if (f >= 0) h5_close(f, path);
     if (st) {
         free(a.out.p_correct);
         free(a.out.tokens);
@@ -255,4 +255,106 @@ rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, con
     *p_correct = a.out.p_correct;
     *tokens = a.out.tokens;
     return RTR_OK;
+}
+
+/* ------------------------------------------------ scoring a whole corpus */
+
+/* One shard streamed from its embeddings (row reader) into its table file. */
+typedef struct {
+    rtr_row_reader *r;
+    rtr_output_writer *w;
+    int D;
+} corpus_io;
+
+static rtr_status corpus_read(void *ctx, int64_t row0, int64_t rows, float *emb) {
+    corpus_io *a = ctx;
+    rtr_rows ch;
+    int64_t at = -1;
+    rtr_status st = rtr_row_reader_next(a->r, &ch, NULL, &at);
+    if (!st && (ch.n != rows || at != row0)) /* no filter: the reader's chunks are the stream's */
+        st = rtr_fail(RTR_ERR_INVALID, "score: rows %lld.. read as %lld rows at %lld", (long long)row0, (long long)ch.n,
+                      (long long)at);
+    if (!st) memcpy(emb, ch.emb, sizeof(float) * (size_t)rows * (size_t)a->D);
+    return st;
+}
+
+static rtr_status corpus_write(void *ctx, int64_t row0, int64_t rows, const float *p_correct, const float *tokens) {
+    (void)row0;
+    corpus_io *a = ctx;
+    return rtr_output_writer_append(a->w, rows, (const float *const[]){p_correct, tokens});
+}
+
+/* The table name a checkpoint file gives by default: its file name
+ * without directory and extension ("runs/predictor.safetensors" -> "predictor"). */
+static void default_name(char out[129], const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(out, 129, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = '\0';
+}
+
+rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *corpus_dir, const rtr_predictor *p,
+                            const rtr_score_params *prm) {
+    memset(sum, 0, sizeof *sum);
+    if (prm->name) snprintf(sum->table, sizeof sum->table, "%s", prm->name);
+    else if (prm->checkpoint_path) default_name(sum->table, prm->checkpoint_path);
+    if (!rtr_output_name_valid(sum->table))
+        return rtr_fail(RTR_ERR_INVALID, "table name '%s': use 1..128 letters, digits, '.', '_', '-' (--name)", sum->table);
+    rtr_predictor_hash_hex(p, sum->checkpoint_hash);
+    rtr_corpus *c = NULL;
+    rtr_status st = rtr_corpus_open(&c, corpus_dir);
+    const rtr_catalog *cat = st ? NULL : rtr_corpus_catalog(c);
+    if (!st && (rtr_catalog_hash(cat) != p->catalog_hash || cat->n_pairs != p->n_pairs))
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the corpus's catalog (%d pairs, hash %016llx) is not the catalog the "
+                      "checkpoint was trained on (%d pairs, hash %016llx)", corpus_dir, cat->n_pairs,
+                      (unsigned long long)rtr_catalog_hash(cat), p->n_pairs, (unsigned long long)p->catalog_hash);
+    /* the embeddings of the checkpoint's encoder (any folder name) */
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_EMBEDDING;
+    q.encoder_hash = p->encoder_hash;
+    q.chunk_rows = prm->chunk_rows > 0 ? prm->chunk_rows : 16384;
+    rtr_row_reader *probe = NULL;
+    if (!st) st = rtr_row_reader_open(&probe, c, &q);
+    const rtr_row_source *src = st ? NULL : rtr_row_reader_source(probe);
+    if (!st && src->dim != p->D)
+        st = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings (%s) have %d dims, the checkpoint %d", corpus_dir,
+                      src->encoding, src->dim, p->D);
+    if (!st) {
+        snprintf(sum->encoder, sizeof sum->encoder, "%s", src->encoding);
+        q.encoder = sum->encoder;
+    }
+    int n = st ? 0 : rtr_corpus_n_shards(c);
+    rtr_output_writer **w = rtr_calloc((size_t)(n ? n : 1), sizeof *w);
+    if (!st && !w) st = RTR_ERR_NOMEM;
+    const char *ck = prm->checkpoint_path ? strrchr(prm->checkpoint_path, '/') : NULL;
+    rtr_table_meta meta = {sum->table, ck ? ck + 1 : prm->checkpoint_path, sum->checkpoint_hash,
+                           src ? src->encoding : NULL, p->encoder_hash, false};
+    rtr_progress prog;
+    rtr_progress_init(&prog, "score", (double)(c ? rtr_corpus_n_queries(c) : 0));
+    /* every shard's file written under its temporary name, then all renamed */
+    for (int i = 0; i < n && !st; i++) {
+        corpus_io a = {.D = p->D};
+        q.shard = i;
+        st = rtr_row_reader_open(&a.r, c, &q);
+        if (!st) st = rtr_table_writer_open(&w[i], c, i, &meta);
+        a.w = w[i];
+        score_io io = {corpus_read, corpus_write, &a};
+        if (!st) st = score_stream_run(b, p, rtr_corpus_shard_queries(c, i), q.chunk_rows, &io);
+        if (!st) st = rtr_output_writer_finish(w[i]);
+        rtr_row_reader_close(a.r);
+        sum->n_queries += rtr_corpus_shard_queries(c, i);
+        rtr_progress_update(&prog, (double)sum->n_queries);
+    }
+    rtr_progress_end(&prog);
+    for (int i = 0; i < n && !st; i++) {
+        st = rtr_output_writer_commit(w[i]); /* frees the writer either way */
+        w[i] = NULL;
+    }
+    for (int i = 0; i < n; i++) rtr_output_writer_abort(w[i]);
+    free(w);
+    rtr_row_reader_close(probe);
+    rtr_corpus_close(c);
+    sum->n_pairs = p->n_pairs;
+    return st;
 }

@@ -1,9 +1,10 @@
 /* The exact accuracy-versus-cost path over λ ∈ [0,1] (ARCHITECTURE.md, "The
  * λ path, exactly"). Each query's upper envelope gives at most k−1 switch
- * events (λ, query, from-pair, to-pair): the envelopes are computed on a
- * compute backend in chunks (rtr_envelopes_on, route.c) and each chunk's
- * pieces become events on the host while the next chunk computes; all
- * queries' events are radix-sorted on λ and swept once, updating running
+ * events: the envelopes are computed on a compute backend in chunks
+ * (rtr_envelopes_on, route.c) and each chunk's pieces become events on the
+ * host while the next chunk computes. A piece keeps the table values of its
+ * pair, so tables can be streamed through rtr_path_builder_add and dropped.
+ * All queries' events are radix-sorted on λ and swept once, updating running
  * sums of predicted and realised accuracy and cost, so every point of the
  * path is exact with no λ grid. Also: budget search on the path, the λ
  * lookup and the Pareto front. */
@@ -16,10 +17,18 @@
 #include "common/util.h"
 
 /* One switch of one query's choice: key holds the bits of λ (a double in
- * (0,1), whose bit patterns sort like the values), val = query<<32 | from<<16 | to. */
+ * (0,1), whose bit patterns sort like the values), val the index of the
+ * piece switched to; the piece switched from is the one before it. */
 typedef struct {
     uint64_t key, val;
 } path_event;
+
+/* What a query contributes while one piece of its envelope is chosen: the
+ * table's values of that piece's pair, so the sweep never needs the table
+ * (which may be streamed and gone). */
+typedef struct {
+    float p, cost, tc, tk;
+} path_piece;
 
 /* Running sums along the path. */
 typedef struct {
@@ -27,15 +36,13 @@ typedef struct {
     int64_t missing;
 } path_sums;
 
-static void sums_add(path_sums *s, const rtr_route_table *t, int64_t i, int32_t j, double sign) {
-    size_t at = (size_t)i * (size_t)t->k + (size_t)j;
-    s->pred_acc += sign * t->p[at];
-    s->pred_cost += sign * (t->cost ? t->cost : t->c)[at];
-    if (!t->true_correct) return;
-    float tc = t->true_correct[at], tk = t->true_cost[at];
-    if (isnan(tc) || isnan(tk)) { s->missing += (int64_t)sign; return; }
-    s->real_acc += sign * tc;
-    s->real_cost += sign * tk;
+static void sums_add(path_sums *s, const path_piece *v, bool truth, double sign) {
+    s->pred_acc += sign * v->p;
+    s->pred_cost += sign * v->cost;
+    if (!truth) return;
+    if (isnan(v->tc) || isnan(v->tk)) { s->missing += (int64_t)sign; return; }
+    s->real_acc += sign * v->tc;
+    s->real_cost += sign * v->tk;
 }
 
 /* Queries per block of the sums at λ = 0: each block is summed in query
@@ -51,72 +58,110 @@ static void sums_merge(path_sums *s, const path_sums *x) {
     s->missing += x->missing;
 }
 
-/* What the envelope stream builds: the switch events in query order and the
- * per-block sums of every query's choice at λ = 0. A chunk is cut into
- * segments at block boundaries, the unit of parallel work. */
-typedef struct {
-    const rtr_route_table *t;
+/* The path under construction. Kept across rtr_path_builder_add calls: the
+ * switch events and the pieces they point at (both in query order), the
+ * sums at λ = 0 of the blocks finished so far and of the one still open. */
+struct rtr_path_builder {
+    rtr_backend *b;
+    int32_t k;
+    bool truth;
+    int64_t chunk_rows, n; /* queries added so far */
     path_event *ev;
-    size_t n_ev, cap;
-    path_sums *block; /* [ceil(n / PATH_BLOCK)] */
-    size_t *seg_at; /* per segment of the chunk: where its events start */
+    size_t n_ev, cap_ev;
+    path_piece *pc;
+    size_t n_pc, cap_pc;
+    path_sums total;     /* blocks before block `open` */
+    int64_t open;        /* the first block not merged into total */
+    path_sums *block;    /* blocks open .. of the current call */
+    size_t block_cap;
+    size_t *seg_ev, *seg_pc; /* per segment of a chunk: where its events and pieces start */
     int64_t seg_cap;
-} path_build;
+    /* the table of the current call, and its first query's index */
+    const rtr_route_table *t;
+    int64_t base;
+};
+
+static bool grow(void **buf, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return true;
+    size_t c = *cap ? 2 * *cap : 1 << 16;
+    while (c < need) c *= 2;
+    void *p = rtr_realloc(*buf, c * elem); /* growth only reserves address space until written */
+    if (!p) return false;
+    *buf = p;
+    *cap = c;
+    return true;
+}
 
 static rtr_status path_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
                             const int32_t *m) {
-    path_build *pb = ctx;
+    rtr_path_builder *pb = ctx;
     const rtr_route_table *t = pb->t;
-    int64_t b0 = q0 / PATH_BLOCK, nseg = (q0 + n - 1) / PATH_BLOCK - b0 + 1;
+    const float *cost = t->cost ? t->cost : t->c;
+    int64_t g0 = pb->base + q0; /* global index of the chunk's first query */
+    int64_t b0 = g0 / PATH_BLOCK, nseg = (g0 + n - 1) / PATH_BLOCK - b0 + 1;
     if (nseg > pb->seg_cap) {
-        size_t *at = rtr_realloc(pb->seg_at, (size_t)nseg * sizeof *at);
-        if (!at) return RTR_ERR_NOMEM;
-        pb->seg_at = at;
+        size_t *a = rtr_realloc(pb->seg_ev, (size_t)nseg * sizeof *a), *c = a ? rtr_realloc(pb->seg_pc, (size_t)nseg * sizeof *c) : NULL;
+        if (a) pb->seg_ev = a;
+        if (c) pb->seg_pc = c;
+        if (!a || !c) return RTR_ERR_NOMEM;
         pb->seg_cap = nseg;
     }
-    /* The piece counts give each segment's events and where they start (a
-     * serial pass over m: cheaper than a parallel region on a busy machine). */
-    size_t total = 0;
+    /* The piece counts give each segment's events and pieces and where they
+     * start (a serial pass over m: cheaper than a parallel region on a busy machine). */
+    size_t ev_total = 0, pc_total = 0;
     for (int64_t g = 0; g < nseg; g++) {
         int64_t lo = (b0 + g) * PATH_BLOCK, hi = lo + PATH_BLOCK;
-        if (lo < q0) lo = q0;
-        if (hi > q0 + n) hi = q0 + n;
-        pb->seg_at[g] = pb->n_ev + total;
+        if (lo < g0) lo = g0;
+        if (hi > g0 + n) hi = g0 + n;
+        pb->seg_ev[g] = pb->n_ev + ev_total;
+        pb->seg_pc[g] = pb->n_pc + pc_total;
         for (int64_t i = lo; i < hi; i++) {
-            if (!m[i - q0])
+            int32_t mi = m[i - g0];
+            if (!mi)
                 return rtr_fail(RTR_ERR_INVALID, "λ path: query %lld has no allowed pair (every pair excluded or NaN)",
                                 (long long)i);
-            total += (size_t)(m[i - q0] - 1);
+            ev_total += (size_t)(mi - 1);
+            pc_total += (size_t)mi;
         }
     }
-    if (pb->n_ev + total > pb->cap) { /* growth only reserves address space until written */
-        size_t cap = pb->cap ? 2 * pb->cap : 1 << 16;
-        while (cap < pb->n_ev + total) cap *= 2;
-        path_event *ev = rtr_realloc(pb->ev, cap * sizeof *ev);
-        if (!ev) return rtr_fail(RTR_ERR_NOMEM, "λ path: out of memory for switch events");
-        pb->ev = ev;
-        pb->cap = cap;
-    }
-    /* In parallel: each segment writes its events where the counts put them
-     * and adds its queries' choices at λ = 0 to its block's sums. */
+    if (!grow((void **)&pb->ev, &pb->cap_ev, pb->n_ev + ev_total, sizeof *pb->ev) ||
+        !grow((void **)&pb->pc, &pb->cap_pc, pb->n_pc + pc_total, sizeof *pb->pc))
+        return rtr_fail(RTR_ERR_NOMEM, "λ path: out of memory for switch events");
+    /* In parallel: each segment writes its pieces and events where the
+     * counts put them and adds its queries' choices at λ = 0 to its block's sums. */
+    path_sums *blocks = pb->block;
+    int64_t open = pb->open;
+    bool truth = pb->truth;
 #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < nseg; g++) {
         int64_t lo = (b0 + g) * PATH_BLOCK, hi = lo + PATH_BLOCK;
-        if (lo < q0) lo = q0;
-        if (hi > q0 + n) hi = q0 + n;
-        path_event *out = pb->ev + pb->seg_at[g];
+        if (lo < g0) lo = g0;
+        if (hi > g0 + n) hi = g0 + n;
+        path_event *out = pb->ev + pb->seg_ev[g];
+        size_t at = pb->seg_pc[g];
         for (int64_t i = lo; i < hi; i++) {
-            const int32_t *pi = pair + (size_t)(i - q0) * (size_t)k;
-            const double *si = start + (size_t)(i - q0) * (size_t)k;
-            sums_add(&pb->block[b0 + g], t, i, pi[0], 1.0);
-            for (int32_t s = 1; s < m[i - q0]; s++) {
-                uint64_t key;
-                memcpy(&key, &si[s], sizeof key);
-                *out++ = (path_event){key, (uint64_t)i << 32 | (uint64_t)pi[s - 1] << 16 | (uint64_t)pi[s]};
+            int64_t r = i - pb->base; /* row of the call's table */
+            const int32_t *pi = pair + (size_t)(i - g0) * (size_t)k;
+            const double *si = start + (size_t)(i - g0) * (size_t)k;
+            for (int32_t s = 0; s < m[i - g0]; s++) {
+                size_t cell = (size_t)r * (size_t)t->k + (size_t)pi[s];
+                path_piece *v = &pb->pc[at + (size_t)s];
+                v->p = t->p[cell];
+                v->cost = cost[cell];
+                v->tc = truth ? t->true_correct[cell] : NAN;
+                v->tk = truth ? t->true_cost[cell] : NAN;
+                if (s) {
+                    uint64_t key;
+                    memcpy(&key, &si[s], sizeof key);
+                    *out++ = (path_event){key, (uint64_t)(at + (size_t)s)};
+                }
             }
+            sums_add(&blocks[b0 + g - open], &pb->pc[at], truth, 1.0);
+            at += (size_t)m[i - g0];
         }
     }
-    pb->n_ev += total;
+    pb->n_ev += ev_total;
+    pb->n_pc += pc_total;
     return RTR_OK;
 }
 
@@ -163,39 +208,92 @@ static void path_emit(rtr_path *path, int64_t j, const path_sums *s, double lamb
     path->n_missing[j] = s->missing;
 }
 
-rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows) {
-    memset(path, 0, sizeof *path);
-    if (t->n <= 0 || t->k <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (%lld queries x %d pairs)", (long long)t->n, (int)t->k);
-    /* switch events pack (query, from, to) into 32 + 16 + 16 bits */
-    if (t->k > 65535) return rtr_fail(RTR_ERR_INVALID, "λ path: %d pairs, at most 65535 supported", (int)t->k);
-    if (t->n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)t->n);
-    if (!t->true_correct != !t->true_cost) return rtr_fail(RTR_ERR_INVALID, "λ path: true_correct and true_cost must be given together");
+void rtr_path_builder_free(rtr_path_builder *pb) {
+    if (!pb) return;
+    free(pb->ev);
+    free(pb->pc);
+    free(pb->block);
+    free(pb->seg_ev);
+    free(pb->seg_pc);
+    free(pb);
+}
 
-    size_t n_blocks = (size_t)((t->n + PATH_BLOCK - 1) / PATH_BLOCK);
-    path_build pb = {.t = t, .block = rtr_calloc(n_blocks, sizeof(path_sums))};
-    rtr_status st = pb.block ? rtr_envelopes_on(b, t->p, t->c, t->n, t->k, chunk_rows, path_sink, &pb) : RTR_ERR_NOMEM;
-    path_sums sums = {0};
-    for (size_t i = 0; pb.block && i < n_blocks; i++) sums_merge(&sums, &pb.block[i]);
-    free(pb.block);
-    free(pb.seg_at);
-    path_event *ev = pb.ev, *tmp = NULL;
-    size_t n_ev = pb.n_ev;
-    if (st == RTR_OK) {
-        path_event *fit = n_ev && n_ev < pb.cap ? realloc(ev, n_ev * sizeof *ev) : NULL; /* give back the slack */
-        if (fit) ev = fit;
-        tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
-        if (!tmp) st = RTR_ERR_NOMEM;
+rtr_status rtr_path_builder_open(rtr_path_builder **out, rtr_backend *b, int32_t k, bool truth, int64_t chunk_rows) {
+    *out = NULL;
+    /* switch events index pieces; the envelope op takes at most 65535 pairs */
+    if (k <= 0 || k > 65535) return rtr_fail(RTR_ERR_INVALID, "λ path: %d pairs, 1 to 65535 supported", (int)k);
+    rtr_path_builder *pb = rtr_calloc(1, sizeof *pb);
+    if (!pb) return RTR_ERR_NOMEM;
+    *pb = (rtr_path_builder){.b = b, .k = k, .truth = truth, .chunk_rows = chunk_rows};
+    *out = pb;
+    return RTR_OK;
+}
+
+rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t) {
+    if (t->k != pb->k) return rtr_fail(RTR_ERR_INVALID, "λ path: a table of %d pairs added to a path of %d", (int)t->k, (int)pb->k);
+    if (pb->truth && (!t->true_correct || !t->true_cost))
+        return rtr_fail(RTR_ERR_INVALID, "λ path: true_correct and true_cost must be given together");
+    if (t->n <= 0) return RTR_OK;
+    /* the open block sums: from the first unmerged block to this call's last */
+    int64_t last = (pb->n + t->n - 1) / PATH_BLOCK;
+    size_t need = (size_t)(last - pb->open + 1);
+    if (need > pb->block_cap) {
+        path_sums *bl = rtr_realloc(pb->block, need * sizeof *bl);
+        if (!bl) return RTR_ERR_NOMEM;
+        memset(bl + pb->block_cap, 0, (need - pb->block_cap) * sizeof *bl);
+        pb->block = bl;
+        pb->block_cap = need;
     }
-    if (st == RTR_OK && n_ev > 1) events_sort(ev, tmp, n_ev);
+    pb->t = t;
+    pb->base = pb->n;
+    rtr_status st = rtr_envelopes_on(pb->b, t->p, t->c, t->n, t->k, pb->chunk_rows, path_sink, pb);
+    if (st) return st;
+    pb->n += t->n;
+    /* blocks wholly added are final: merge them in order and keep the open one */
+    int64_t done = pb->n / PATH_BLOCK; /* blocks before this are complete */
+    int64_t merge = done - pb->open;
+    for (int64_t i = 0; i < merge; i++) sums_merge(&pb->total, &pb->block[i]);
+    if (merge > 0) {
+        size_t keep = pb->block_cap - (size_t)merge;
+        memmove(pb->block, pb->block + merge, keep * sizeof *pb->block);
+        memset(pb->block + keep, 0, (size_t)merge * sizeof *pb->block);
+        pb->open = done;
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
+    memset(path, 0, sizeof *path);
+    rtr_status st = RTR_OK;
+    if (pb->n <= 0) st = rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
+    else if (pb->n > (int64_t)UINT32_MAX)
+        st = rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
+    if (st) {
+        rtr_path_builder_free(pb);
+        return st;
+    }
+    path_sums sums = pb->total;
+    for (int64_t i = 0; i * PATH_BLOCK < pb->n - pb->open * PATH_BLOCK; i++) sums_merge(&sums, &pb->block[i]);
+    bool truth = pb->truth;
+    free(pb->block), pb->block = NULL;
+    free(pb->seg_ev), pb->seg_ev = NULL;
+    free(pb->seg_pc), pb->seg_pc = NULL;
+    size_t n_ev = pb->n_ev;
+    path_event *ev = pb->ev, *tmp = NULL;
+    path_event *fit = n_ev && n_ev < pb->cap_ev ? realloc(ev, n_ev * sizeof *ev) : NULL; /* give back the slack */
+    if (fit) pb->ev = ev = fit;
+    tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
+    if (!tmp) st = RTR_ERR_NOMEM;
+    if (!st && n_ev > 1) events_sort(ev, tmp, n_ev);
     free(tmp);
 
     int64_t n_points = 1;
-    for (size_t e = 0; st == RTR_OK && e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
-    path->n_queries = t->n;
+    for (size_t e = 0; !st && e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
+    path->n_queries = pb->n;
     path->n_switches = (int64_t)n_ev;
-    if (st == RTR_OK) st = path_alloc(path, n_points, t->true_correct != NULL);
-    if (st != RTR_OK) {
-        free(ev);
+    if (!st) st = path_alloc(path, n_points, truth);
+    if (st) {
+        rtr_path_builder_free(pb);
         rtr_path_free(path);
         return st;
     }
@@ -207,14 +305,29 @@ rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_bac
         memcpy(&lambda, &ev[e].key, sizeof lambda);
         path_emit(path, j++, &sums, lambda);
         for (uint64_t key = ev[e].key; e < n_ev && ev[e].key == key; e++) {
-            int64_t i = (int64_t)(ev[e].val >> 32);
-            sums_add(&sums, t, i, (int32_t)(ev[e].val >> 16 & 0xffff), -1.0);
-            sums_add(&sums, t, i, (int32_t)(ev[e].val & 0xffff), 1.0);
+            const path_piece *to = &pb->pc[ev[e].val];
+            sums_add(&sums, to - 1, truth, -1.0);
+            sums_add(&sums, to, truth, 1.0);
         }
     }
     path_emit(path, j, &sums, 1.0);
-    free(ev);
+    rtr_path_builder_free(pb);
     return RTR_OK;
+}
+
+rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows) {
+    memset(path, 0, sizeof *path);
+    if (t->n <= 0 || t->k <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (%lld queries x %d pairs)", (long long)t->n, (int)t->k);
+    if (t->n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)t->n);
+    if (!t->true_correct != !t->true_cost) return rtr_fail(RTR_ERR_INVALID, "λ path: true_correct and true_cost must be given together");
+    rtr_path_builder *pb;
+    rtr_status st = rtr_path_builder_open(&pb, b, t->k, t->true_correct != NULL, chunk_rows);
+    if (!st) st = rtr_path_builder_add(pb, t);
+    if (st) {
+        rtr_path_builder_free(pb);
+        return st;
+    }
+    return rtr_path_builder_finish(pb, path);
 }
 
 rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
@@ -270,7 +383,7 @@ static int pareto_cmp(const void *x, const void *y) {
     return (u->i > v->i) - (u->i < v->i);
 }
 
-int64_t rtr_pareto_front(const double *cost, const double *acc, int64_t n, int64_t *idx) {
+int64_t rtr_pareto_front(int64_t *idx, const double *cost, const double *acc, int64_t n) {
     pareto_item *it = malloc(sizeof *it * (size_t)(n ? n : 1));
     if (!it) return -1;
     int64_t m = 0, out = 0;

@@ -4,6 +4,7 @@
  * user per-pair) with the scale that puts costs against λ, and exclusions.
  * The exact path over all λ is in lambda_path.c. */
 #include "rtr/route.h"
+#include "route/route_data.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -80,25 +81,54 @@ rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_c
     return st;
 }
 
-rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale) {
+rtr_status route_scale_init(route_scale_acc *a, int32_t k) {
+    a->k = k;
+    a->sum = rtr_calloc((size_t)k, sizeof *a->sum);
+    a->cnt = rtr_calloc((size_t)k, sizeof *a->cnt);
+    if (a->sum && a->cnt) return RTR_OK;
+    route_scale_free(a);
+    return RTR_ERR_NOMEM;
+}
+
+/* Each pair's sum runs over the rows in order, chunk after chunk: the same
+ * additions as over the whole table at once. */
+void route_scale_add(route_scale_acc *a, const float *c, int64_t n) {
+    int32_t k = a->k;
+    for (int32_t j = 0; j < k; j++)
+        for (int64_t i = 0; i < n; i++)
+            if (!isnan(c[i * k + j])) { a->sum[j] += c[i * k + j]; a->cnt[j]++; }
+}
+
+rtr_status route_scale_finish(route_scale_acc *a, double *scale) {
     double best = 0;
     bool any = false;
-    for (int32_t j = 0; j < k; j++) {
-        double sum = 0;
-        int64_t cnt = 0;
-        for (int64_t i = 0; i < n; i++)
-            if (!isnan(c[i * k + j])) { sum += c[i * k + j]; cnt++; }
-        if (cnt) { any = true; if (sum / cnt > best) best = sum / cnt; }
-    }
+    for (int32_t j = 0; j < a->k; j++)
+        if (a->cnt[j]) { any = true; if (a->sum[j] / a->cnt[j] > best) best = a->sum[j] / a->cnt[j]; }
+    route_scale_free(a);
     if (!any) return rtr_fail(RTR_ERR_INVALID, "cost scale: no finite predicted cost");
     if (!(best > 0)) return rtr_fail(RTR_ERR_INVALID, "cost scale: every pair's mean cost is 0, cost cannot be traded against accuracy");
     *scale = best;
     return RTR_OK;
 }
 
+void route_scale_free(route_scale_acc *a) {
+    free(a->sum);
+    free(a->cnt);
+    a->sum = NULL;
+    a->cnt = NULL;
+}
+
+rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale) {
+    route_scale_acc a;
+    rtr_status st = route_scale_init(&a, k);
+    if (st) return st;
+    route_scale_add(&a, c, n);
+    return route_scale_finish(&a, scale);
+}
+
 /* ----------------------------------------------------------- exclusions */
 
-rtr_status rtr_route_parse_exclude(const rtr_catalog *cat, const char *list, bool *excluded) {
+rtr_status rtr_route_parse_exclude(bool *excluded, const rtr_catalog *cat, const char *list) {
     char *copy = rtr_strdup(list);
     if (!copy) return RTR_ERR_NOMEM;
     rtr_status st = RTR_OK;

@@ -1,6 +1,6 @@
-/* Corpus loading for routing (route_data.h): one pass over the shards,
- * keeping the queries of the requested split, then the cost model, the λ
- * scale and the exclusions applied in memory. */
+/* A corpus read for routing (route_data.h): one preparation of table rows
+ * (cost model, exclusions), the streamed passes over a selection through the
+ * store's row reader, and the same passes gathered into memory. */
 #include "route/route_data.h"
 
 #include <math.h>
@@ -9,292 +9,239 @@
 
 #include "common/util.h"
 
+/* ------------------------------------------------------------- preparing */
+
 /* Input tokens of a query for USD costs: the text's UTF-8 bytes / 4, the
  * usual rule of thumb for BPE tokenizers on English (docs/ROUTING.md). */
 static float input_tokens(const char *text) { return text ? (float)strlen(text) / 4.0f : 0.0f; }
 
-static rtr_status catalog_copy(rtr_catalog *dst, const rtr_catalog *src) {
-    char *json = rtr_catalog_to_json(src);
-    if (!json) return rtr_fail(RTR_ERR_NOMEM, "catalog: out of memory");
-    rtr_status st = rtr_catalog_parse_json(dst, json, "corpus catalog");
-    free(json);
+void route_prep_free(route_prep *x) {
+    free(x->user_cost);
+    free(x->excluded);
+    memset(x, 0, sizeof *x);
+}
+
+rtr_status route_prep_init(route_prep *x, const rtr_catalog *cat, const rtr_route_options *o) {
+    memset(x, 0, sizeof *x);
+    /* NaN or infinity would silently mean "automatic" or "no cap" */
+    if (!(o->cost_scale >= 0 && isfinite(o->cost_scale)))
+        return rtr_fail(RTR_ERR_INVALID, "cost scale %g: must be a finite number > 0 (or 0: automatic)", o->cost_scale);
+    if (!(o->max_tokens >= 0 && isfinite(o->max_tokens)))
+        return rtr_fail(RTR_ERR_INVALID, "max tokens %g: must be a finite number >= 0 (0: no cap)", o->max_tokens);
+    x->cat = cat;
+    x->model = o->cost_model;
+    x->max_tokens = o->max_tokens;
+    x->excluded = rtr_calloc((size_t)cat->n_pairs, sizeof *x->excluded);
+    if (!x->excluded) return RTR_ERR_NOMEM;
+    rtr_status st = o->exclude ? rtr_route_parse_exclude(x->excluded, cat, o->exclude) : RTR_OK;
+    if (!st && x->model == RTR_COST_USER) {
+        char *json = NULL;
+        if (!o->pair_cost_path) st = rtr_fail(RTR_ERR_INVALID, "cost model 'user' needs --pair-cost FILE.json");
+        else if (!(x->user_cost = rtr_malloc((size_t)cat->n_pairs * sizeof *x->user_cost))) st = RTR_ERR_NOMEM;
+        if (!st) st = rtr_read_file(o->pair_cost_path, &json, NULL);
+        if (!st) st = rtr_cost_user_parse(json, o->pair_cost_path, cat, x->user_cost);
+        free(json);
+    }
+    if (st) route_prep_free(x);
     return st;
 }
 
-/* Checkpoint hash of a shard's tables: on the p_correct dataset, or on the
- * /routing group; "" when neither carries one. Caller frees. */
-static char *table_hash(const char *path) {
-    char *h = rtr_shard_read_attr(path, "/routing/p_correct", "checkpoint_hash");
-    if (!h) h = rtr_shard_read_attr(path, "/routing", "checkpoint_hash");
-    return h ? h : rtr_strdup("");
-}
-
-/* Per-load scratch: realised outcomes in both units and input tokens, until
- * the cost model picks one. */
-typedef struct {
-    float *tin, *true_tokens, *true_usd;
-    float *pred_usd; /* /routing/cost rows when the shards carry it (USD model) */
-    int shards_with_usd, shards;
-    int64_t cap;
-} load_scratch;
-
-/* Routing tables of a shard, checked against its size and the checkpoint;
- * *usd receives /routing/cost (predicted USD) when asked for and present. */
-static rtr_status read_tables(route_data *d, const char *path, const route_load_params *prm, int64_t n,
-                              float **p, float **tok, float **usd) {
-    int64_t r1 = 0, c1 = 0, r2 = 0, c2 = 0;
-    if (usd && rtr_shard_has(path, "/routing/cost")) {
-        rtr_status st = rtr_shard_read_matrix(path, "/routing/cost", usd, &r1, &c1);
-        if (st) return st;
-        if (r1 != n || c1 != d->k)
-            return rtr_fail(RTR_ERR_FORMAT, "%s: /routing/cost is %lldx%lld, expected %lldx%d", path, (long long)r1,
-                            (long long)c1, (long long)n, (int)d->k);
-        for (size_t i = 0; i < (size_t)n * (size_t)d->k; i++)
-            if (!((*usd)[i] >= 0) || isinf((*usd)[i]))
-                return rtr_fail(RTR_ERR_NUMERIC, "%s: /routing/cost row %zu pair %zu: %g is not a cost", path,
-                                i / (size_t)d->k, i % (size_t)d->k, (double)(*usd)[i]);
-    }
-    if (!rtr_shard_has(path, "/routing/p_correct") || !rtr_shard_has(path, "/routing/tokens"))
-        return rtr_fail(RTR_ERR_FORMAT, "%s: no routing tables (/routing/p_correct, /routing/tokens): run `rtr score` first", path);
-    rtr_status st = rtr_shard_read_matrix(path, "/routing/p_correct", p, &r1, &c1);
-    if (!st) st = rtr_shard_read_matrix(path, "/routing/tokens", tok, &r2, &c2);
-    if (!st && (r1 != n || r2 != n || c1 != d->k || c2 != d->k))
-        return rtr_fail(RTR_ERR_FORMAT, "%s: routing tables are %lldx%lld and %lldx%lld, expected %lldx%d", path,
-                        (long long)r1, (long long)c1, (long long)r2, (long long)c2, (long long)n, (int)d->k);
-    for (size_t i = 0; !st && i < (size_t)n * (size_t)d->k; i++)
-        if (isnan((*p)[i]) || (*p)[i] < 0 || (*p)[i] > 1 || isnan((*tok)[i]) || (*tok)[i] < 0)
-            return rtr_fail(RTR_ERR_NUMERIC, "%s: /routing row %zu pair %zu: p_correct %g / tokens %g out of range",
-                            path, i / (size_t)d->k, i % (size_t)d->k, (double)(*p)[i], (double)(*tok)[i]);
-    char *hash = st ? NULL : table_hash(path);
-    if (!st && !hash) st = RTR_ERR_NOMEM;
-    if (!st && prm->o.checkpoint_hash && strcmp(hash, prm->o.checkpoint_hash))
-        st = rtr_fail(RTR_ERR_INVALID, "%s: routing tables were scored by checkpoint '%s', not '%s' (--checkpoint-hash)",
-                      path, hash, prm->o.checkpoint_hash);
-    if (!st && d->checkpoint_hash && strcmp(hash, d->checkpoint_hash))
-        st = rtr_fail(RTR_ERR_INVALID, "%s: routing tables were scored by checkpoint '%s', earlier shards by '%s'",
-                      path, hash, d->checkpoint_hash);
-    if (!st && !d->checkpoint_hash) { d->checkpoint_hash = hash; hash = NULL; }
-    free(hash);
-    return st;
-}
-
-/* Query embeddings of a shard; one encoder and one width across shards. */
-/* want: the encoder hash the caller asks for (NULL: any). */
-static rtr_status read_embeddings(route_data *d, const char *path, int64_t n, int64_t cap, const char *want, float **emb) {
-    int64_t rows = 0, cols = 0;
-    rtr_status st = rtr_shard_read_matrix(path, "/embedding/query", emb, &rows, &cols);
-    if (st) return st;
-    if (rows != n) return rtr_fail(RTR_ERR_FORMAT, "%s: /embedding/query has %lld rows for %lld queries", path, (long long)rows, (long long)n);
-    char *hash = rtr_shard_read_attr(path, "/embedding/query", "encoder_hash");
-    if (!hash && !(hash = rtr_strdup(""))) return RTR_ERR_NOMEM;
-    if (want && strcmp(hash, want)) {
-        st = rtr_fail(RTR_ERR_INVALID, "%s: query embeddings of encoder '%s', not '%s'", path, hash, want);
-        free(hash);
+rtr_status route_costs(const route_prep *x, int64_t n, const float *tokens, const float *p_usd,
+                       const char *const *texts, float *cost) {
+    int32_t k = x->cat->n_pairs;
+    size_t nk = (size_t)n * (size_t)k;
+    if (x->model == RTR_COST_TOKENS) {
+        memcpy(cost, tokens, nk * sizeof(float));
+    } else if (x->model == RTR_COST_USD && p_usd) {
+        memcpy(cost, p_usd, nk * sizeof(float));
+    } else if (x->model == RTR_COST_USD) {
+        float *tin = texts ? rtr_malloc(sizeof *tin * (size_t)(n ? n : 1)) : NULL;
+        if (texts && !tin) return RTR_ERR_NOMEM;
+        for (int64_t i = 0; tin && i < n; i++) tin[i] = input_tokens(texts[i]);
+        rtr_status st = rtr_cost_usd(cost, tokens, tin, x->cat, n);
+        free(tin);
         return st;
-    }
-    if (d->encoder_hash && (strcmp(hash, d->encoder_hash) || cols != d->emb_dim)) {
-        st = rtr_fail(RTR_ERR_FORMAT, "%s: query embeddings of encoder '%s' (%lld dims), earlier shards '%s' (%d dims)",
-                      path, hash, (long long)cols, d->encoder_hash, (int)d->emb_dim);
-        free(hash);
-        return st;
-    }
-    if (!d->encoder_hash) {
-        d->encoder_hash = hash;
-        d->emb_dim = (int32_t)cols;
-        if (!(d->emb = rtr_malloc((size_t)(cap ? cap : 1) * (size_t)cols * sizeof(float)))) return RTR_ERR_NOMEM;
     } else {
-        free(hash);
+        for (size_t i = 0; i < nk; i++) cost[i] = (float)x->user_cost[i % (size_t)k];
     }
     return RTR_OK;
 }
 
-/* Append the rows of one shard that belong to the split. */
-static rtr_status load_shard(route_data *d, const char *path, const route_load_params *prm, load_scratch *ls) {
-    rtr_shard sh = {0};
-    float *p = NULL, *tok = NULL, *emb = NULL, *usd = NULL;
-    rtr_status st = rtr_shard_read(path, &sh, NULL);
-    if (!st && sh.k != d->k)
-        st = rtr_fail(RTR_ERR_FORMAT, "%s: %d pairs, the corpus catalog has %d", path, (int)sh.k, (int)d->k);
-    if (!st && !prm->no_tables) st = read_tables(d, path, prm, sh.n, &p, &tok, ls->pred_usd ? &usd : NULL);
-    ls->shards++;
-    ls->shards_with_usd += usd != NULL;
-    if (!st && prm->embeddings) st = read_embeddings(d, path, sh.n, ls->cap, prm->encoder_hash, &emb);
-    size_t k = (size_t)d->k, row = k * sizeof(float);
-    for (int64_t i = 0; !st && i < sh.n; i++) {
-        if (prm->o.split && *prm->o.split && strcmp(sh.split[i], prm->o.split)) continue;
-        if (prm->o.dataset && strcmp(sh.dataset[i], prm->o.dataset)) continue;
-        if (prm->o.skip_dataset && !strcmp(sh.dataset[i], prm->o.skip_dataset)) continue;
-        size_t src = (size_t)i * k, dst = (size_t)d->n * k;
-        if (p) {
-            memcpy(d->p + dst, p + src, row);
-            memcpy(d->tokens + dst, tok + src, row);
-        }
-        if (usd) memcpy(ls->pred_usd + dst, usd + src, row);
-        if (emb) memcpy(d->emb + (size_t)d->n * (size_t)d->emb_dim, emb + (size_t)i * (size_t)d->emb_dim, (size_t)d->emb_dim * sizeof(float));
-        memcpy(d->true_correct + dst, sh.correct + src, row);
-        memcpy(ls->true_tokens + dst, sh.tokens + src, row);
-        memcpy(ls->true_usd + dst, sh.cost + src, row);
-        ls->tin[d->n] = input_tokens(sh.text[i]);
-        /* take the strings over from the shard */
-        d->id[d->n] = sh.id[i];
-        d->dataset[d->n] = sh.dataset[i];
-        d->split[d->n] = sh.split[i];
-        sh.id[i] = sh.dataset[i] = sh.split[i] = NULL;
-        d->n++;
-    }
-    rtr_shard_free(&sh);
-    free(p);
-    free(tok);
-    free(emb);
-    free(usd);
-    return st;
-}
-
-/* Per-pair user costs from --pair-cost: *uc [k] (caller frees). */
-static rtr_status user_costs(const rtr_catalog *cat, const route_load_params *prm, double **uc) {
-    *uc = NULL;
-    if (!prm->o.pair_cost_path) return rtr_fail(RTR_ERR_INVALID, "cost model 'user' needs --pair-cost FILE.json");
-    char *json = NULL;
-    size_t len;
-    if (!(*uc = rtr_malloc((size_t)cat->n_pairs * sizeof **uc))) return RTR_ERR_NOMEM;
-    rtr_status st = rtr_read_file(prm->o.pair_cost_path, &json, &len);
-    if (!st) st = rtr_cost_user_parse(json, prm->o.pair_cost_path, cat, *uc);
-    free(json);
-    return st;
-}
-
-/* d->cost from the predictions: tokens; USD from pred_usd (the scorer's
- * /routing/cost) when given, else predicted tokens at the catalog's prices
- * with input tokens tin [n]; or the user's per-pair costs. */
-static rtr_status predicted_cost(route_data *d, const route_load_params *prm, const float *tin, const float *pred_usd) {
-    size_t nk = (size_t)d->n * (size_t)d->k;
-    if (prm->o.cost_model == RTR_COST_TOKENS) { memcpy(d->cost, d->tokens, nk * sizeof(float)); return RTR_OK; }
-    if (prm->o.cost_model == RTR_COST_USD) {
-        if (pred_usd) { memcpy(d->cost, pred_usd, nk * sizeof(float)); return RTR_OK; }
-        return rtr_cost_usd(d->cost, d->tokens, tin, &d->cat, d->n);
-    }
-    double *uc;
-    rtr_status st = user_costs(&d->cat, prm, &uc);
-    for (size_t i = 0; !st && i < nk; i++) d->cost[i] = (float)uc[i % (size_t)d->k];
-    free(uc);
-    return st;
-}
-
-/* d->true_cost: realised outcomes in the cost model's unit. */
-static rtr_status realised_cost(route_data *d, const route_load_params *prm, const load_scratch *ls) {
-    size_t nk = (size_t)d->n * (size_t)d->k;
-    if (prm->o.cost_model != RTR_COST_USER) {
-        memcpy(d->true_cost, prm->o.cost_model == RTR_COST_USD ? ls->true_usd : ls->true_tokens, nk * sizeof(float));
-        return RTR_OK;
-    }
-    double *uc;
-    rtr_status st = user_costs(&d->cat, prm, &uc);
-    for (size_t i = 0; !st && i < nk; i++) d->true_cost[i] = isnan(d->true_correct[i]) ? NAN : (float)uc[i % (size_t)d->k];
-    free(uc);
-    return st;
-}
-
-/* Exclusions and the λ scale of the predicted costs. */
-static rtr_status finish_tables(route_data *d, const route_load_params *prm) {
-    size_t nk = (size_t)d->n * (size_t)d->k;
-    bool *excl = rtr_calloc((size_t)d->k, sizeof *excl);
-    if (!excl) return RTR_ERR_NOMEM;
-    rtr_status st = prm->o.exclude ? rtr_route_parse_exclude(&d->cat, prm->o.exclude, excl) : RTR_OK;
-    if (!st) rtr_route_exclude(d->p, d->tokens, d->n, d->k, excl, prm->o.max_tokens);
-    free(excl);
-    for (int64_t i = 0; !st && i < d->n; i++) {
+rtr_status route_allowed(const route_prep *x, int64_t n, const float *p_correct, const float *tokens,
+                         char *const *ids, float *p) {
+    int32_t k = x->cat->n_pairs;
+    memcpy(p, p_correct, (size_t)n * (size_t)k * sizeof(float));
+    rtr_route_exclude(p, tokens, n, k, x->excluded, x->max_tokens);
+    for (int64_t i = 0; i < n; i++) {
         bool any = false;
-        for (int32_t j = 0; j < d->k; j++) any |= !isnan(d->p[i * d->k + j]);
-        if (!any) st = rtr_fail(RTR_ERR_INVALID, "query '%s': every pair is excluded (--exclude / --max-tokens)", d->id[i]);
-    }
-    /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
-    d->cost_scale = prm->o.cost_scale;
-    if (!st && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(d->cost, d->n, d->k, &d->cost_scale);
-    for (size_t i = 0; !st && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
-    return st;
-}
-
-rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm) {
-    memset(d, 0, sizeof *d);
-    /* Schema version 1 keeps one unnamed table per corpus. */
-    if (prm->o.table && !prm->no_tables)
-        return rtr_fail(RTR_ERR_INVALID, "%s: routing table '%s': this corpus's tables have no names", corpus_dir,
-                        prm->o.table);
-    rtr_corpus *corp = NULL;
-    rtr_status st = rtr_corpus_open(&corp, corpus_dir);
-    if (st) return st;
-    st = catalog_copy(&d->cat, rtr_corpus_catalog(corp));
-    d->k = d->cat.n_pairs;
-    load_scratch ls = {.cap = rtr_corpus_n_queries(corp)};
-    size_t cap = (size_t)(ls.cap ? ls.cap : 1), nk = cap * (size_t)d->k;
-    if (!st) {
-        d->id = rtr_calloc(cap, sizeof(char *));
-        d->dataset = rtr_calloc(cap, sizeof(char *));
-        d->split = rtr_calloc(cap, sizeof(char *));
-        ls.tin = rtr_malloc(cap * sizeof(float));
-        float **mats[] = {&d->true_correct, &d->true_cost, &ls.true_tokens, &ls.true_usd,
-                          &d->p, &d->tokens, &d->cost, &d->c}; /* the last four: tables only */
-        size_t n_mats = prm->no_tables ? 4 : 8;
-        bool ok = d->id && d->dataset && d->split && ls.tin;
-        for (size_t m = 0; m < n_mats; m++) ok = (*mats[m] = rtr_malloc(nk * sizeof(float))) && ok;
-        if (!prm->no_tables && prm->o.cost_model == RTR_COST_USD) ok = (ls.pred_usd = rtr_malloc(nk * sizeof(float))) && ok;
-        if (!ok) st = RTR_ERR_NOMEM;
-    }
-    for (int s = 0; !st && s < rtr_corpus_n_shards(corp); s++)
-        st = load_shard(d, rtr_corpus_shard_path(corp, s), prm, &ls);
-    if (!st && d->n == 0)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
-    if (!st) st = realised_cost(d, prm, &ls);
-    if (!st && !prm->no_tables && ls.shards_with_usd && ls.shards_with_usd != ls.shards)
-        st = rtr_fail(RTR_ERR_FORMAT, "%s: /routing/cost is in %d of %d shards: rescore the corpus", corpus_dir,
-                      ls.shards_with_usd, ls.shards);
-    if (!st && !prm->no_tables) st = predicted_cost(d, prm, ls.tin, ls.shards_with_usd ? ls.pred_usd : NULL);
-    if (!st && !prm->no_tables) st = finish_tables(d, prm);
-    free(ls.tin);
-    free(ls.true_tokens);
-    free(ls.true_usd);
-    free(ls.pred_usd);
-    rtr_corpus_close(corp);
-    if (st) { route_data_free(d); return st; }
-    for (size_t i = 0; i < (size_t)d->n * (size_t)d->k && !d->has_truth; i++) d->has_truth = !isnan(d->true_correct[i]);
-    if (!d->has_truth) {
-        free(d->true_correct);
-        free(d->true_cost);
-        d->true_correct = d->true_cost = NULL;
+        for (int32_t j = 0; j < k; j++) any |= !isnan(p[i * k + j]);
+        if (!any)
+            return ids ? rtr_fail(RTR_ERR_INVALID, "query '%s': every pair is excluded (--exclude / --max-tokens)", ids[i])
+                       : rtr_fail(RTR_ERR_INVALID, "query %lld: every pair is excluded (--exclude / --max-tokens)", (long long)i);
     }
     return RTR_OK;
 }
 
-rtr_status route_data_from_predictions(route_data *d, rtr_catalog *cat, char **ids, int64_t n, float *p,
-                                       float *tokens, const char *const *texts, const char *checkpoint_hash,
-                                       const route_load_params *prm) {
-    memset(d, 0, sizeof *d);
-    d->cat = *cat;
-    memset(cat, 0, sizeof *cat);
-    d->n = n;
-    d->k = d->cat.n_pairs;
-    d->id = ids;
-    d->p = p;
-    d->tokens = tokens;
-    size_t cap = (size_t)(n ? n : 1), nk = cap * (size_t)d->k;
-    d->dataset = rtr_calloc(cap, sizeof(char *));
-    d->split = rtr_calloc(cap, sizeof(char *));
-    d->cost = rtr_malloc(nk * sizeof(float));
-    d->c = rtr_malloc(nk * sizeof(float));
-    float *tin = rtr_malloc(cap * sizeof *tin);
-    d->checkpoint_hash = rtr_strdup(checkpoint_hash ? checkpoint_hash : "");
-    rtr_status st = d->dataset && d->split && d->cost && d->c && tin && d->checkpoint_hash ? RTR_OK : RTR_ERR_NOMEM;
-    for (int64_t i = 0; !st && i < n; i++) {
-        tin[i] = input_tokens(texts[i]);
-        if (!(d->dataset[i] = rtr_strdup("")) || !(d->split[i] = rtr_strdup(""))) st = RTR_ERR_NOMEM;
+/* Realised costs in the model's unit: tokens, USD, or the user's per-pair
+ * constant wherever the outcome exists. */
+static void realised_cost(const route_prep *x, const rtr_rows *ch, float *true_cost) {
+    size_t nk = (size_t)ch->n * (size_t)ch->k;
+    if (x->model == RTR_COST_USER)
+        for (size_t i = 0; i < nk; i++) true_cost[i] = isnan(ch->correct[i]) ? NAN : (float)x->user_cost[i % (size_t)ch->k];
+    else
+        memcpy(true_cost, x->model == RTR_COST_USD ? ch->cost : ch->tokens, nk * sizeof(float));
+}
+
+/* ------------------------------------------------------------- streaming */
+
+#define ROUTE_CHUNK_ROWS 16384
+
+static rtr_row_query source_query(const route_source *rs, unsigned columns) {
+    const route_load_params *prm = &rs->prm;
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = columns;
+    q.split = prm->o.split;
+    q.dataset = prm->o.dataset;
+    q.skip_dataset = prm->o.skip_dataset;
+    q.table = prm->o.table;
+    q.encoder_hash = prm->encoder_hash;
+    q.chunk_rows = rs->chunk_rows;
+    return q;
+}
+
+void route_source_close(route_source *rs) {
+    rtr_row_reader_close(rs->r);
+    rtr_corpus_close(rs->corp);
+    route_prep_free(&rs->prep);
+    free(rs->checkpoint_hash);
+    free(rs->encoder_hash);
+    free(rs->buf);
+    memset(rs, 0, sizeof *rs);
+}
+
+rtr_status route_source_open(route_source *rs, const char *corpus_dir, const route_load_params *prm,
+                             int64_t chunk_rows) {
+    memset(rs, 0, sizeof *rs);
+    rs->prm = *prm;
+    rs->chunk_rows = chunk_rows > 0 ? chunk_rows : ROUTE_CHUNK_ROWS;
+    rs->cost_scale = prm->o.cost_scale > 0 ? prm->o.cost_scale : 0;
+    rtr_status st = rtr_corpus_open(&rs->corp, corpus_dir);
+    if (!st) st = route_prep_init(&rs->prep, rtr_corpus_catalog(rs->corp), &prm->o);
+    /* open a reader once to resolve the table and embeddings and check them */
+    unsigned cols = (prm->no_tables ? 0 : RTR_COL_P_CORRECT | RTR_COL_P_COST) | (prm->embeddings ? RTR_COL_EMBEDDING : 0);
+    rtr_row_query q = source_query(rs, cols);
+    rtr_row_reader *r = NULL;
+    if (!st && cols) st = rtr_row_reader_open(&r, rs->corp, &q);
+    if (!st && r) {
+        const rtr_row_source *src = rtr_row_reader_source(r);
+        rs->table_usd = src->table_has_cost;
+        rs->dim = src->dim;
+        if (!(rs->checkpoint_hash = rtr_strdup(src->checkpoint_hash ? src->checkpoint_hash : ""))) st = RTR_ERR_NOMEM;
+        if (!st && src->encoder_hash && !(rs->encoder_hash = rtr_strdup(src->encoder_hash))) st = RTR_ERR_NOMEM;
+        if (!st && !prm->no_tables && prm->o.checkpoint_hash && strcmp(rs->checkpoint_hash, prm->o.checkpoint_hash))
+            st = rtr_fail(RTR_ERR_INVALID, "%s: routing table %s was scored by checkpoint '%s', not '%s' (--checkpoint-hash)",
+                          corpus_dir, src->table, rs->checkpoint_hash, prm->o.checkpoint_hash);
     }
-    if (!st && n == 0) st = rtr_fail(RTR_ERR_INVALID, "no query to route");
-    if (!st) st = predicted_cost(d, prm, tin, NULL);
-    if (!st) st = finish_tables(d, prm);
-    free(tin);
-    if (st) route_data_free(d);
+    rtr_row_reader_close(r);
+    if (!st && !rs->checkpoint_hash && !(rs->checkpoint_hash = rtr_strdup(""))) st = RTR_ERR_NOMEM;
+    if (st) route_source_close(rs);
     return st;
 }
+
+/* The columns a pass needs for what it computes. */
+static unsigned pass_columns(const route_source *rs, bool scale_only) {
+    const route_load_params *prm = &rs->prm;
+    unsigned cols = 0;
+    if (!prm->no_tables) {
+        cols |= RTR_COL_P_TOKENS;
+        if (prm->o.cost_model == RTR_COST_USD) cols |= rs->table_usd ? RTR_COL_P_COST : RTR_COL_TEXT;
+    }
+    if (scale_only) return cols;
+    if (!prm->no_tables) cols |= RTR_COL_P_CORRECT | RTR_COL_ID;
+    cols |= RTR_COL_CORRECT | (prm->o.cost_model == RTR_COST_USD ? RTR_COL_COST : RTR_COL_TOKENS);
+    if (prm->embeddings) cols |= RTR_COL_EMBEDDING;
+    return cols;
+}
+
+/* Room for rows of one chunk: p, cost, c and true_cost. */
+static rtr_status source_buffers(route_source *rs, size_t rows) {
+    if (rows <= rs->buf_rows) return RTR_OK;
+    size_t nk = rows * (size_t)rtr_corpus_catalog(rs->corp)->n_pairs;
+    float *b = rtr_realloc(rs->buf, 4 * nk * sizeof *b);
+    if (!b) return RTR_ERR_NOMEM;
+    rs->buf = b;
+    rs->buf_rows = rows;
+    return RTR_OK;
+}
+
+rtr_status route_source_scale(route_source *rs) {
+    if (rs->cost_scale > 0 || rs->prm.no_tables) return RTR_OK;
+    route_scale_acc acc;
+    rtr_status st = route_scale_init(&acc, rtr_corpus_catalog(rs->corp)->n_pairs);
+    rtr_row_query q = source_query(rs, pass_columns(rs, true));
+    rtr_row_reader *r = NULL;
+    if (!st) st = rtr_row_reader_open(&r, rs->corp, &q);
+    if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);
+    size_t nk = rs->buf_rows * (size_t)rtr_corpus_catalog(rs->corp)->n_pairs;
+    rtr_rows ch;
+    bool any = false;
+    while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
+        any = true;
+        /* the costs only: exclusions do not change the scale */
+        float *cost = rs->buf + nk;
+        st = route_costs(&rs->prep, ch.n, ch.p_tokens, ch.p_cost, (const char *const *)ch.text, cost);
+        if (!st) route_scale_add(&acc, cost, ch.n);
+    }
+    rtr_row_reader_close(r);
+    if (!st && !any)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(rs->corp),
+                      rs->prm.o.split && *rs->prm.o.split ? rs->prm.o.split : "(any)");
+    if (st) {
+        route_scale_free(&acc);
+        return st;
+    }
+    return route_scale_finish(&acc, &rs->cost_scale);
+}
+
+rtr_status route_source_begin(route_source *rs, unsigned columns) {
+    rtr_row_reader_close(rs->r);
+    rs->r = NULL;
+    rtr_row_query q = source_query(rs, pass_columns(rs, false) | columns);
+    rtr_status st = rtr_row_reader_open(&rs->r, rs->corp, &q);
+    if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);
+    return st;
+}
+
+rtr_status route_source_next(route_source *rs, route_chunk *out) {
+    memset(out, 0, sizeof *out);
+    rtr_rows ch;
+    rtr_status st = rtr_row_reader_next(rs->r, &ch, NULL, NULL);
+    if (st || !ch.n) return st;
+    size_t nk = rs->buf_rows * (size_t)ch.k;
+    float *p = rs->buf, *cost = rs->buf + nk, *c = rs->buf + 2 * nk, *true_cost = rs->buf + 3 * nk;
+    *out = (route_chunk){.n = ch.n, .k = ch.k, .id = ch.id, .dataset = ch.dataset, .split = ch.split,
+                         .true_correct = ch.correct, .true_cost = true_cost, .emb = ch.emb};
+    realised_cost(&rs->prep, &ch, true_cost);
+    if (rs->prm.no_tables) return RTR_OK;
+    st = route_costs(&rs->prep, ch.n, ch.p_tokens, ch.p_cost, (const char *const *)ch.text, cost);
+    if (!st) st = route_allowed(&rs->prep, ch.n, ch.p_correct, ch.p_tokens, ch.id, p);
+    if (st) return st;
+    out->p = p;
+    out->tokens = ch.p_tokens;
+    out->cost = cost;
+    if (rs->cost_scale > 0) {
+        for (size_t i = 0; i < (size_t)ch.n * (size_t)ch.k; i++) c[i] = (float)(cost[i] / rs->cost_scale);
+        out->c = c;
+    }
+    return RTR_OK;
+}
+
+rtr_route_table route_chunk_table(const route_chunk *ch, bool truth) {
+    return (rtr_route_table){ch->n, ch->k, ch->p, ch->c, ch->cost, truth ? ch->true_correct : NULL,
+                             truth ? ch->true_cost : NULL};
+}
+
+/* ------------------------------------------------------------- in memory */
 
 void route_data_free(route_data *d) {
     for (int64_t i = 0; i < d->n; i++) {
@@ -318,19 +265,82 @@ void route_data_free(route_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-FILE *route_file_open(const char *path, char **tmp) {
-    *tmp = rtr_tmp_path(path);
-    FILE *f = *tmp ? fopen(*tmp, "w") : NULL;
-    if (!f) rtr_fail(RTR_ERR_IO, "%s: cannot create", *tmp ? *tmp : path);
-    return f;
+/* Grow d's arrays to hold cap rows. */
+static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, bool tables) {
+    if (need <= *cap) return RTR_OK;
+    int64_t c = *cap ? 2 * *cap : 4096;
+    while (c < need) c *= 2;
+    size_t nk = (size_t)c * (size_t)d->k;
+    char ***strs[3] = {&d->id, &d->dataset, &d->split};
+    for (int i = 0; i < 3; i++) {
+        char **p = rtr_realloc(*strs[i], sizeof(char *) * (size_t)c);
+        if (!p) return RTR_ERR_NOMEM;
+        *strs[i] = p;
+    }
+    float **mats[6] = {&d->true_correct, &d->true_cost, &d->p, &d->tokens, &d->cost, &d->emb};
+    for (int m = 0; m < 6; m++) {
+        if ((m >= 2 && m < 5 && !tables) || (m == 5 && !d->emb_dim)) continue;
+        float *p = rtr_realloc(*mats[m], sizeof(float) * (m == 5 ? (size_t)c * (size_t)d->emb_dim : nk));
+        if (!p) return RTR_ERR_NOMEM;
+        *mats[m] = p;
+    }
+    *cap = c;
+    return RTR_OK;
 }
 
-rtr_status route_file_commit(FILE *f, const char *tmp, const char *path) {
-    bool bad = ferror(f) != 0;
-    bad |= fclose(f) != 0;
-    rtr_status st = bad ? rtr_fail(RTR_ERR_IO, "%s: write failed", tmp) : rtr_commit_file(tmp, path);
-    if (st) remove(tmp);
-    return st;
+rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm) {
+    memset(d, 0, sizeof *d);
+    route_source rs;
+    rtr_status st = route_source_open(&rs, corpus_dir, prm, 0);
+    if (st) return st;
+    bool tables = !prm->no_tables;
+    st = rtr_catalog_copy(&d->cat, rtr_corpus_catalog(rs.corp));
+    d->k = d->cat.n_pairs;
+    d->emb_dim = prm->embeddings ? rs.dim : 0;
+    if (!st && !((d->checkpoint_hash = rtr_strdup(rs.checkpoint_hash)) &&
+                 (!rs.encoder_hash || (d->encoder_hash = rtr_strdup(rs.encoder_hash)))))
+        st = RTR_ERR_NOMEM;
+    if (!st) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
+    int64_t cap = 0;
+    route_chunk ch;
+    while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
+        if ((st = data_reserve(d, &cap, d->n + ch.n, tables))) break;
+        size_t at = (size_t)d->n * (size_t)d->k, nk = (size_t)ch.n * (size_t)d->k;
+        for (int64_t i = 0; i < ch.n; i++) d->id[d->n + i] = d->dataset[d->n + i] = d->split[d->n + i] = NULL;
+        for (int64_t i = 0; i < ch.n && !st; i++)
+            if (!(d->id[d->n + i] = rtr_strdup(ch.id[i])) || !(d->dataset[d->n + i] = rtr_strdup(ch.dataset[i])) ||
+                !(d->split[d->n + i] = rtr_strdup(ch.split[i])))
+                st = RTR_ERR_NOMEM;
+        memcpy(d->true_correct + at, ch.true_correct, nk * sizeof(float));
+        memcpy(d->true_cost + at, ch.true_cost, nk * sizeof(float));
+        if (tables) {
+            memcpy(d->p + at, ch.p, nk * sizeof(float));
+            memcpy(d->tokens + at, ch.tokens, nk * sizeof(float));
+            memcpy(d->cost + at, ch.cost, nk * sizeof(float));
+        }
+        if (d->emb_dim) memcpy(d->emb + (size_t)d->n * (size_t)d->emb_dim, ch.emb, sizeof(float) * (size_t)ch.n * (size_t)d->emb_dim);
+        d->n += ch.n;
+    }
+    if (!st && d->n == 0)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+    /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
+    d->cost_scale = prm->o.cost_scale;
+    if (!st && tables && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(d->cost, d->n, d->k, &d->cost_scale);
+    size_t nk = (size_t)d->n * (size_t)d->k;
+    if (!st && tables && !(d->c = rtr_malloc((nk ? nk : 1) * sizeof(float)))) st = RTR_ERR_NOMEM;
+    for (size_t i = 0; !st && tables && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
+    route_source_close(&rs);
+    if (st) {
+        route_data_free(d);
+        return st;
+    }
+    for (size_t i = 0; i < nk && !d->has_truth; i++) d->has_truth = !isnan(d->true_correct[i]);
+    if (!d->has_truth) {
+        free(d->true_correct);
+        free(d->true_cost);
+        d->true_correct = d->true_cost = NULL;
+    }
+    return RTR_OK;
 }
 
 rtr_route_table route_data_table(const route_data *d) {

@@ -199,3 +199,35 @@ uint64_t rtr_catalog_hash(const rtr_catalog *cat) {
     free(json);
     return h;
 }
+
+static rtr_status copy_entries(rtr_catalog_entry **dst, const rtr_catalog_entry *src, int32_t n) {
+    *dst = rtr_calloc((size_t)(n ? n : 1), sizeof **dst);
+    if (!*dst) return RTR_ERR_NOMEM;
+    for (int32_t i = 0; i < n; i++) {
+        (*dst)[i] = src[i];
+        (*dst)[i].name = rtr_strdup(src[i].name);
+        (*dst)[i].description = rtr_strdup(src[i].description);
+        if (!(*dst)[i].name || !(*dst)[i].description) return RTR_ERR_NOMEM;
+    }
+    return RTR_OK;
+}
+
+rtr_status rtr_catalog_copy(rtr_catalog *dst, const rtr_catalog *src) {
+    memset(dst, 0, sizeof *dst);
+    rtr_status s = copy_entries(&dst->models, src->models, src->n_models);
+    /* entries not yet copied are NULL: rtr_catalog_free copes */
+    if (dst->models) dst->n_models = src->n_models;
+    if (!s) s = copy_entries(&dst->strategies, src->strategies, src->n_strategies);
+    if (dst->strategies) dst->n_strategies = src->n_strategies;
+    size_t k = (size_t)src->n_pairs;
+    if (!s && !((dst->pair_model = rtr_malloc(k * sizeof(int32_t))) && (dst->pair_strategy = rtr_malloc(k * sizeof(int32_t)))))
+        s = RTR_ERR_NOMEM;
+    if (s) {
+        rtr_catalog_free(dst);
+        return s;
+    }
+    memcpy(dst->pair_model, src->pair_model, k * sizeof(int32_t));
+    memcpy(dst->pair_strategy, src->pair_strategy, k * sizeof(int32_t));
+    dst->n_pairs = src->n_pairs;
+    return RTR_OK;
+}

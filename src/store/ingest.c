@@ -3,10 +3,14 @@
  * (model, strategy) outcomes; docs/DATA.md gives the format. Every value is
  * validated before anything is renamed into place. */
 #include "rtr/ingest.h"
+#include "common/json.h"
+#include "common/files.h"
 #include "common/util.h"
+#include "store/store_int.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +108,9 @@ static rtr_status get_value(where w, const cJSON *o, int idx, const char *key, d
         return LINE_FAIL(w, "field outcomes[%d].%s: must be a finite number or null", idx, key);
     if (v->valuedouble < 0 || v->valuedouble > hi)
         return LINE_FAIL(w, "field outcomes[%d].%s: %g is outside [0, %g]", idx, key, v->valuedouble, hi);
+    if (v->valuedouble > FLT_MAX) /* stored as float32: it would become +inf */
+        return LINE_FAIL(w, "field outcomes[%d].%s: %g is too large (float32 holds at most %g)", idx, key,
+                         v->valuedouble, (double)FLT_MAX);
     *out = (float)v->valuedouble;
     return RTR_OK;
 }
@@ -119,6 +126,8 @@ static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "strategy");
         if (!cJSON_IsObject(o) || !cJSON_IsString(m) || !cJSON_IsString(st))
             return LINE_FAIL(w, "field outcomes[%d]: needs string fields model and strategy", i);
+        const char *dup = rtr_json_duplicate_key(o);
+        if (dup) return LINE_FAIL(w, "field outcomes[%d].%s: given twice", i, dup);
         int32_t k = rtr_catalog_find_pair(cat, m->valuestring, st->valuestring);
         if (k < 0) {
             bool model_known = false, strat_known = false;
@@ -142,20 +151,40 @@ static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *
     return RTR_OK;
 }
 
-/* Parse one JSONL line into row `row` of the shard being filled. */
+/* Whether the JSON text holds the escape \u0000 inside a string: cJSON would
+ * decode it to a NUL byte and the string would end there (two distinct ids
+ * could collide). An escape is a backslash preceded by an even number of
+ * backslashes. */
+static bool has_escaped_nul(const char *line) {
+    for (const char *p = strstr(line, "\\u0000"); p; p = strstr(p + 1, "\\u0000")) {
+        size_t run = 0;
+        for (const char *q = p; q > line && q[-1] == '\\'; q--) run++;
+        if (run % 2 == 0) return true;
+    }
+    return false;
+}
+
+/* Parse one JSONL line into row `row` of the block being filled. */
 static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, const rtr_ingest_params *p,
                              id_set *ids, rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
-    cJSON *root = cJSON_Parse(line);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(line, &end, false);
     if (!root) return LINE_FAIL(w, "malformed JSON near byte %ld", (long)(cJSON_GetErrorPtr() - line));
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : LINE_FAIL(w, "a line must be a JSON object");
+    /* one object per line: anything after it (a second object) would be lost */
+    if (!s && end[strspn(end, " \t\r\n")])
+        s = LINE_FAIL(w, "unexpected text after the JSON object at byte %ld (one object per line)", (long)(end - line));
+    const char *dup = s ? NULL : rtr_json_duplicate_key(root);
+    if (dup) s = LINE_FAIL(w, "field %s: given twice", dup);
+    if (!s && has_escaped_nul(line)) s = LINE_FAIL(w, "a string holds \\u0000 (NUL), which rtr does not store");
     if (!s) s = get_string(w, root, "id", NULL, &sh->id[row]);
     if (!s) s = get_string(w, root, "text", NULL, &sh->text[row]);
     if (!s) s = get_string(w, root, "dataset", p->default_dataset, &sh->dataset[row]);
     if (!s) s = get_string(w, root, "split", p->default_split, &sh->split[row]);
     if (!s) {
-        int dup = id_set_insert(ids, sh->id[row]);
-        if (dup < 0) s = RTR_ERR_NOMEM;
-        else if (dup) s = LINE_FAIL(w, "field id: duplicate query id \"%s\"", sh->id[row]);
+        int dup_id = id_set_insert(ids, sh->id[row]);
+        if (dup_id < 0) s = RTR_ERR_NOMEM;
+        else if (dup_id) s = LINE_FAIL(w, "field id: duplicate query id \"%s\"", sh->id[row]);
     }
     if (!s) s = parse_outcomes(w, root, cat, sh, row, n_outcomes);
     cJSON_Delete(root);
@@ -164,46 +193,83 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
 
 /* ----------------------------------------------------------- ingest */
 
+/* Rows parsed per block: what ingest holds in memory besides the id set,
+ * whatever the shard size and catalog (BLOCK x pairs x 3 floats). */
+#define BLOCK 1024
+
+/* Shards being written: the open one and what the manifest will list. */
 typedef struct {
     const char *dir;
     const rtr_catalog *cat;
-    rtr_shard buf;
-    int64_t fill;
+    int64_t shard_size;
+    rtr_shard block; /* rows parsed, not yet appended */
+    int64_t fill;    /* rows in block */
+    rtr_shard_writer *w;
+    int64_t in_shard; /* rows appended to the open shard */
     int n_shards;
     char **files;
     int64_t *counts;
+    uint64_t *hashes;
 } shard_writer;
 
-static rtr_status writer_flush(shard_writer *sw) {
-    if (sw->fill == 0) return RTR_OK;
-    char name[64];
-    snprintf(name, sizeof name, "shard-%05d.h5", sw->n_shards);
-    char *path = rtr_sprintf("%s/%s", sw->dir, name);
-    char **files = rtr_realloc(sw->files, sizeof(char *) * (size_t)(sw->n_shards + 1));
-    int64_t *counts = files ? rtr_realloc(sw->counts, sizeof(int64_t) * (size_t)(sw->n_shards + 1)) : NULL;
-    if (files) sw->files = files;
-    if (counts) sw->counts = counts;
-    if (!path || !files || !counts) { free(path); return RTR_ERR_NOMEM; }
-    /* Write only the filled rows: the buffer's matrices are row-major. */
-    int64_t cap = sw->buf.n;
-    sw->buf.n = sw->fill;
-    rtr_status s = rtr_shard_write(path, sw->cat, &sw->buf);
-    sw->buf.n = cap;
-    free(path);
-    if (s) return s;
-    sw->files[sw->n_shards] = rtr_strdup(name);
-    sw->counts[sw->n_shards++] = sw->fill;
-    /* Reset the buffer for the next shard. */
-    rtr_shard fresh;
-    rtr_shard_free(&sw->buf);
-    s = rtr_shard_alloc(&fresh, cap, sw->cat->n_pairs);
-    sw->buf = fresh;
+/* Empty the block for the next rows. */
+static rtr_status block_reset(shard_writer *sw) {
+    rtr_shard_free(&sw->block);
     sw->fill = 0;
+    return rtr_shard_alloc(&sw->block, BLOCK, sw->cat->n_pairs);
+}
+
+/* Commit the open shard and record it for the manifest. */
+static rtr_status shard_close(shard_writer *sw) {
+    if (!sw->w) return RTR_OK;
+    int i = sw->n_shards;
+    char **files = rtr_realloc(sw->files, sizeof(char *) * (size_t)(i + 1));
+    if (files) sw->files = files;
+    int64_t *counts = files ? rtr_realloc(sw->counts, sizeof(int64_t) * (size_t)(i + 1)) : NULL;
+    if (counts) sw->counts = counts;
+    uint64_t *hashes = counts ? rtr_realloc(sw->hashes, sizeof(uint64_t) * (size_t)(i + 1)) : NULL;
+    if (hashes) sw->hashes = hashes;
+    rtr_shard_writer *w = sw->w;
+    sw->w = NULL;
+    if (!hashes) {
+        rtr_shard_writer_abort(w);
+        return RTR_ERR_NOMEM;
+    }
+    rtr_status s = rtr_shard_writer_commit(w, &counts[i], &hashes[i]);
+    if (!s && !(files[i] = rtr_sprintf("shard-%05d.h5", i))) s = RTR_ERR_NOMEM;
+    if (!s) sw->n_shards = i + 1;
+    sw->in_shard = 0;
     return s;
+}
+
+/* Append the block to the open shard (opening one first), cutting shards
+ * at shard_size rows. */
+static rtr_status block_flush(shard_writer *sw) {
+    rtr_status s = RTR_OK;
+    for (int64_t done = 0; done < sw->fill && !s;) {
+        if (!sw->w) {
+            char *path = rtr_sprintf("%s/shard-%05d.h5", sw->dir, sw->n_shards);
+            s = path ? rtr_shard_writer_open(&sw->w, path, sw->cat) : RTR_ERR_NOMEM;
+            free(path);
+            if (s) break;
+        }
+        int64_t room = sw->shard_size - sw->in_shard, m = sw->fill - done < room ? sw->fill - done : room;
+        /* a view of rows [done, done + m) of the block */
+        size_t K = (size_t)sw->cat->n_pairs;
+        rtr_shard part = {m, sw->block.k, sw->block.id + done, sw->block.text + done, sw->block.dataset + done,
+                          sw->block.split + done, sw->block.correct + done * K, sw->block.tokens + done * K,
+                          sw->block.cost + done * K};
+        s = rtr_shard_writer_append(sw->w, &part);
+        sw->in_shard += m;
+        done += m;
+        if (!s && sw->in_shard == sw->shard_size) s = shard_close(sw);
+    }
+    return s ? s : block_reset(sw);
 }
 
 static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rtr_ingest_params *p, id_set *ids,
                               shard_writer *sw, rtr_ingest_result *res, rtr_progress *prog) {
+    if (strcmp(path, "-") && rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) return rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL;
@@ -211,7 +277,14 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
     ssize_t len;
     where w = {strcmp(path, "-") ? path : "<stdin>", 0};
     rtr_status s = RTR_OK;
-    while (!s && (len = getline(&line, &cap, f)) >= 0) {
+    for (;;) {
+        errno = 0;
+        if ((len = getline(&line, &cap, f)) < 0) {
+            /* end of input, or a line too long to hold: never mistake the second for the first */
+            if (errno == ENOMEM || errno == EOVERFLOW)
+                s = rtr_fail(RTR_ERR_NOMEM, "%s:%ld: line too long to read: %s", w.file, w.line + 1, strerror(errno));
+            break;
+        }
         w.line++;
         size_t bad;
         if (!rtr_utf8_valid(line, (size_t)len, &bad)) {
@@ -220,14 +293,14 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
         }
         if (strspn(line, " \t\r\n") == (size_t)len) continue; /* blank line */
         if (memchr(line, 0, (size_t)len)) { s = LINE_FAIL(w, "NUL byte in line"); break; }
-        s = parse_line(w, line, cat, p, ids, &sw->buf, sw->fill, &res->n_outcomes);
+        s = parse_line(w, line, cat, p, ids, &sw->block, sw->fill, &res->n_outcomes);
         if (s) break;
         sw->fill++;
         res->n_queries++;
         rtr_progress_update(prog, (double)res->n_queries);
-        if (sw->fill == sw->buf.n) s = writer_flush(sw);
+        if (sw->fill == BLOCK && (s = block_flush(sw))) break;
     }
-    if (!s && ferror(f)) s = rtr_fail(RTR_ERR_IO, "%s: read error", path);
+    if (!s && ferror(f)) s = rtr_fail(RTR_ERR_IO, "%s: read error after line %ld", w.file, w.line);
     free(line);
     if (f != stdin) fclose(f);
     return s;
@@ -243,8 +316,8 @@ static rtr_status check_out_dir(const char *out_dir) {
     return RTR_OK;
 }
 
-rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n_inputs, const char *out_dir,
-                      const rtr_ingest_params *params, rtr_ingest_result *result) {
+rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const char *const *inputs, int n_inputs,
+                      const char *out_dir, const rtr_ingest_params *params) {
     memset(result, 0, sizeof *result);
     if (params->shard_size < 1) return rtr_fail(RTR_ERR_INVALID, "shard size must be at least 1");
     if (n_inputs < 1) return rtr_fail(RTR_ERR_INVALID, "no outcome files given");
@@ -252,6 +325,7 @@ rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n
     rtr_status s = rtr_catalog_load_json(&cat, catalog_path);
     if (s) return s;
     if ((s = check_out_dir(out_dir))) { rtr_catalog_free(&cat); return s; }
+    rtr_remove_stale_tmp(out_dir); /* corpora half-built by killed runs */
     char *tmp_dir = rtr_tmp_path(out_dir);
     if (!tmp_dir || mkdir(tmp_dir, 0755) != 0) {
         s = tmp_dir ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp_dir, strerror(errno)) : RTR_ERR_NOMEM;
@@ -259,25 +333,28 @@ rtr_status rtr_ingest(const char *catalog_path, const char *const *inputs, int n
         rtr_catalog_free(&cat);
         return s;
     }
-    shard_writer sw = {.dir = tmp_dir, .cat = &cat};
+    shard_writer sw = {.dir = tmp_dir, .cat = &cat, .shard_size = params->shard_size};
     id_set ids = {0};
     rtr_progress prog;
     rtr_progress_init(&prog, "ingest", 0);
-    s = rtr_shard_alloc(&sw.buf, params->shard_size, cat.n_pairs);
+    s = block_reset(&sw);
     for (int i = 0; i < n_inputs && !s; i++) s = ingest_file(inputs[i], &cat, params, &ids, &sw, result, &prog);
-    if (!s) s = writer_flush(&sw);
+    if (!s) s = block_flush(&sw);
+    if (!s) s = shard_close(&sw);
     rtr_progress_end(&prog);
     if (!s && result->n_queries == 0) s = rtr_fail(RTR_ERR_FORMAT, "%s: no queries in the input", inputs[0]);
-    if (!s) s = rtr_manifest_write(tmp_dir, &cat, sw.n_shards, (const char *const *)sw.files, sw.counts,
+    if (!s) s = rtr_manifest_write(tmp_dir, &cat, sw.n_shards, (const char *const *)sw.files, sw.counts, sw.hashes,
                                    params->shard_size);
     if (!s && rename(tmp_dir, out_dir) != 0)
         s = rtr_fail(RTR_ERR_IO, "%s: cannot rename into place: %s", out_dir, strerror(errno));
+    rtr_shard_writer_abort(sw.w);
     if (s) rtr_remove_tree(tmp_dir);
     result->n_shards = sw.n_shards;
     for (int i = 0; i < sw.n_shards; i++) free(sw.files[i]);
     free(sw.files);
     free(sw.counts);
-    rtr_shard_free(&sw.buf);
+    free(sw.hashes);
+    rtr_shard_free(&sw.block);
     id_set_free(&ids);
     free(tmp_dir);
     rtr_catalog_free(&cat);
@@ -306,34 +383,45 @@ static rtr_status count_group(rtr_corpus_summary *out, const char *dataset, cons
     return RTR_OK;
 }
 
-rtr_status rtr_corpus_summarize(const char *dir, rtr_corpus_summary *out) {
+rtr_status rtr_corpus_summarize(rtr_corpus_summary *out, const char *dir) {
     memset(out, 0, sizeof *out);
     rtr_corpus *c;
     rtr_status s = rtr_corpus_open(&c, dir);
     if (s) return s;
     out->n_shards = rtr_corpus_n_shards(c);
-    char *cj = rtr_catalog_to_json(rtr_corpus_catalog(c));
-    s = cj ? rtr_catalog_parse_json(&out->cat, cj, dir) : RTR_ERR_NOMEM;
-    free(cj);
+    s = rtr_catalog_copy(&out->cat, rtr_corpus_catalog(c));
     int32_t k = out->cat.n_pairs;
     if (!s && !(out->pairs = rtr_calloc((size_t)k, sizeof *out->pairs))) s = RTR_ERR_NOMEM;
-    for (int i = 0; i < out->n_shards && !s; i++) {
-        rtr_shard sh;
-        if ((s = rtr_shard_read(rtr_corpus_shard_path(c, i), &sh, NULL))) break;
-        if (sh.k != k) s = rtr_fail(RTR_ERR_FORMAT, "%s: %d pairs, manifest says %d", rtr_corpus_shard_path(c, i), sh.k, k);
-        for (int64_t q = 0; q < sh.n && !s; q++) {
-            s = count_group(out, sh.dataset[q], sh.split[q]);
+    /* every column of every row: the full check (values, and ids unique across shards) */
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT | RTR_COL_CORRECT | RTR_COL_TOKENS | RTR_COL_COST;
+    rtr_row_reader *r = NULL;
+    id_set ids = {0};
+    if (!s) s = rtr_row_reader_open(&r, c, &q);
+    rtr_rows ch;
+    int shard = 0;
+    while (!s && !(s = rtr_row_reader_next(r, &ch, &shard, NULL)) && ch.n) {
+        for (int64_t i = 0; i < ch.n && !s; i++) {
+            int dup = id_set_insert(&ids, ch.id[i]);
+            if (dup < 0) s = RTR_ERR_NOMEM;
+            else if (dup)
+                s = rtr_fail(RTR_ERR_FORMAT, "%s: query id \"%s\" appears twice in the corpus", rtr_corpus_shard_path(c, shard),
+                             ch.id[i]);
+            if (!s) s = count_group(out, ch.dataset[i], ch.split[i]);
             for (int32_t j = 0; j < k; j++) {
-                size_t cell = (size_t)q * (size_t)k + (size_t)j;
+                size_t cell = (size_t)i * (size_t)k + (size_t)j;
                 rtr_pair_summary *p = &out->pairs[j];
-                if (!isnan(sh.correct[cell])) { p->n_correct++; p->sum_correct += sh.correct[cell]; }
-                if (!isnan(sh.tokens[cell])) { p->n_tokens++; p->sum_tokens += sh.tokens[cell]; }
-                if (!isnan(sh.cost[cell])) { p->n_cost++; p->sum_cost += sh.cost[cell]; }
+                if (!isnan(ch.correct[cell])) { p->n_correct++; p->sum_correct += ch.correct[cell]; }
+                if (!isnan(ch.tokens[cell])) { p->n_tokens++; p->sum_tokens += ch.tokens[cell]; }
+                if (!isnan(ch.cost[cell])) { p->n_cost++; p->sum_cost += ch.cost[cell]; }
             }
         }
-        out->n_queries += sh.n;
-        rtr_shard_free(&sh);
+        out->n_queries += ch.n;
     }
+    rtr_row_reader_close(r);
+    id_set_free(&ids);
+    if (!s) s = rtr_corpus_outputs(c, EMB_DIR, &out->encodings, &out->n_encodings);
+    if (!s) s = rtr_corpus_outputs(c, TABLE_DIR, &out->tables, &out->n_tables);
     rtr_corpus_close(c);
     if (s) { rtr_corpus_summary_free(out); return s; }
     qsort(out->groups, (size_t)out->n_groups, sizeof *out->groups, group_cmp);
@@ -344,6 +432,10 @@ void rtr_corpus_summary_free(rtr_corpus_summary *s) {
     for (int g = 0; g < s->n_groups; g++) { free(s->groups[g].dataset); free(s->groups[g].split); }
     free(s->groups);
     free(s->pairs);
+    rtr_output_info_free(s->encodings, s->n_encodings);
+    rtr_output_info_free(s->tables, s->n_tables);
+    free(s->encodings);
+    free(s->tables);
     rtr_catalog_free(&s->cat);
     memset(s, 0, sizeof *s);
 }

@@ -1,0 +1,432 @@
+/* The routing stage (include/rtr/stages.h): one decision per query of a
+ * corpus, streamed a chunk at a time from its routing table into a
+ * decisions file (rtr_route_corpus), and texts routed in memory through an
+ * encoder and a checkpoint (rtr_route_texts). At λ each query takes its
+ * highest λ·p − (1−λ)·c (rtr_route_argmax on a backend); under a budget the
+ * exact λ path gives the largest λ whose predicted mean cost fits
+ * (rtr_path_budget), and each query takes its envelope's pair there. */
+#include "rtr/stages.h"
+#include "common/files.h"
+#include "common/util.h"
+#include "route/route_data.h"
+#include "store/h5.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+rtr_route_params rtr_route_default_params(void) {
+    rtr_route_params p = {0};
+    p.o.cost_model = RTR_COST_TOKENS;
+    p.lambda = 0.5;
+    p.budget = NAN;
+    return p;
+}
+
+/* ----------------------------------------------------------- decisions */
+
+/* A decisions file being written: CSV, JSON lines or HDF5, chosen by the
+ * extension, under a temporary name until committed. */
+typedef enum { DEC_CSV, DEC_JSONL, DEC_H5 } dec_format;
+
+typedef struct {
+    dec_format fmt;
+    char *path, *tmp;
+    const rtr_catalog *cat;
+    FILE *f;
+    hid_t h5, d[7]; /* id, dataset, split, pair, p_correct, pred_tokens, pred_cost */
+    int64_t n;
+    float *col;
+    size_t col_cap;
+} dec_writer;
+
+static const char *const DEC_COLS[7] = {"id", "dataset", "split", "pair", "p_correct", "pred_tokens", "pred_cost"};
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && !strcmp(s + n - m, suffix);
+}
+
+static void dec_abort(dec_writer *w) {
+    if (w->f) fclose(w->f);
+    for (int i = 0; i < 7; i++)
+        if (w->d[i] >= 0) H5Dclose(w->d[i]);
+    if (w->h5 >= 0) h5_close(w->h5, w->tmp);
+    if (w->tmp) unlink(w->tmp);
+    free(w->path);
+    free(w->tmp);
+    free(w->col);
+    memset(w, 0, sizeof *w);
+    w->h5 = -1;
+    for (int i = 0; i < 7; i++) w->d[i] = -1;
+}
+
+static rtr_status dec_open(dec_writer *w, const char *path, const rtr_catalog *cat) {
+    memset(w, 0, sizeof *w);
+    w->h5 = -1;
+    for (int i = 0; i < 7; i++) w->d[i] = -1;
+    w->cat = cat;
+    w->fmt = ends_with(path, ".h5") ? DEC_H5 : ends_with(path, ".jsonl") ? DEC_JSONL : DEC_CSV;
+    if (w->fmt == DEC_CSV && !ends_with(path, ".csv"))
+        return rtr_fail(RTR_ERR_INVALID, "%s: decisions go to FILE.csv, FILE.jsonl or FILE.h5", path);
+    if (rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory", path);
+    rtr_status s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
+    if (s) return s;
+    rtr_remove_stale_tmp(path);
+    if (w->fmt != DEC_H5) {
+        if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create", w->tmp);
+        else if (w->fmt == DEC_CSV) fputs("id,dataset,split,model,strategy,p_correct,pred_tokens,pred_cost\n", w->f);
+    } else {
+        const h5_kind kinds[7] = {H5_VSTR, H5_VSTR, H5_VSTR, H5_I32, H5_F32, H5_F32, H5_F32};
+        s = h5_create(w->tmp, &w->h5);
+        for (int i = 0; i < 7 && !s; i++) s = h5_make(w->h5, DEC_COLS[i], kinds[i], 0, kinds[i] == H5_F32 ? 0 : 1, &w->d[i]);
+        /* the pair names the "pair" column indexes */
+        char **names = s ? NULL : rtr_calloc((size_t)cat->n_pairs, sizeof *names);
+        hid_t dn = -1;
+        if (!s && !names) s = RTR_ERR_NOMEM;
+        for (int32_t j = 0; !s && j < cat->n_pairs; j++)
+            if (!(names[j] = rtr_catalog_pair_name(cat, j))) s = RTR_ERR_NOMEM;
+        if (!s) s = h5_make(w->h5, "pairs", H5_VSTR, 0, 1, &dn);
+        if (!s) s = h5_append(dn, H5_VSTR, 0, cat->n_pairs, 1, names, "pairs");
+        if (dn >= 0) H5Dclose(dn);
+        for (int32_t j = 0; names && j < cat->n_pairs; j++) free(names[j]);
+        free(names);
+    }
+    if (s) dec_abort(w);
+    return s;
+}
+
+/* One CSV field, quoted when it holds a separator, quote or line break. */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* Decisions of n queries: choice[i] among the k pairs, with their predictions. */
+static rtr_status dec_add(dec_writer *w, int64_t n, char *const *id, char *const *dataset, char *const *split,
+                          const int32_t *choice, const float *p, const float *tokens, const float *cost) {
+    const rtr_catalog *cat = w->cat;
+    size_t k = (size_t)cat->n_pairs;
+    if (w->fmt == DEC_H5) {
+        if ((size_t)n > w->col_cap) {
+            float *c = rtr_realloc(w->col, sizeof *c * (size_t)n);
+            if (!c) return RTR_ERR_NOMEM;
+            w->col = c;
+            w->col_cap = (size_t)n;
+        }
+        char *const *strs[3] = {id, dataset, split};
+        rtr_status s = RTR_OK;
+        for (int c = 0; c < 3 && !s; c++) s = h5_append(w->d[c], H5_VSTR, w->n, n, 1, strs[c], DEC_COLS[c]);
+        if (!s) s = h5_append(w->d[3], H5_I32, w->n, n, 1, choice, DEC_COLS[3]);
+        const float *src[3] = {p, tokens, cost};
+        for (int c = 0; c < 3 && !s; c++) {
+            for (int64_t i = 0; i < n; i++) w->col[i] = src[c][(size_t)i * k + (size_t)choice[i]];
+            s = h5_append(w->d[4 + c], H5_F32, w->n, n, 0, w->col, DEC_COLS[4 + c]);
+        }
+        w->n += n;
+        return s ? rtr_fail_prefix(s, "%s: ", w->tmp) : RTR_OK;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int32_t j = choice[i];
+        size_t at = (size_t)i * k + (size_t)j;
+        const char *model = cat->models[cat->pair_model[j]].name, *strategy = cat->strategies[cat->pair_strategy[j]].name;
+        if (w->fmt == DEC_JSONL) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "id", id[i]);
+            cJSON_AddStringToObject(o, "dataset", dataset[i]);
+            cJSON_AddStringToObject(o, "split", split[i]);
+            cJSON_AddStringToObject(o, "model", model);
+            cJSON_AddStringToObject(o, "strategy", strategy);
+            cJSON_AddNumberToObject(o, "p_correct", p[at]);
+            cJSON_AddNumberToObject(o, "pred_tokens", tokens[at]);
+            cJSON_AddNumberToObject(o, "pred_cost", cost[at]);
+            char *text = cJSON_PrintUnformatted(o);
+            if (text) { fputs(text, w->f); fputc('\n', w->f); }
+            free(text);
+            cJSON_Delete(o);
+        } else {
+            const char *cols[] = {id[i], dataset[i], split[i], model, strategy};
+            for (int c = 0; c < 5; c++) { csv_field(w->f, cols[c]); fputc(',', w->f); }
+            fprintf(w->f, "%.9g,%.9g,%.9g\n", p[at], tokens[at], cost[at]);
+        }
+    }
+    w->n += n;
+    return ferror(w->f) ? rtr_fail(RTR_ERR_IO, "%s: write failed", w->tmp) : RTR_OK;
+}
+
+static rtr_status dec_commit(dec_writer *w, double lambda, const char *cost_model, double cost_scale,
+                             const char *checkpoint_hash) {
+    rtr_status s = RTR_OK;
+    if (w->fmt == DEC_H5) {
+        s = h5_put_f64(w->h5, "lambda", lambda);
+        if (!s) s = h5_put_f64(w->h5, "cost_scale", cost_scale);
+        if (!s) s = h5_put_str(w->h5, "cost_model", cost_model);
+        if (!s) s = h5_put_str(w->h5, "checkpoint_hash", checkpoint_hash ? checkpoint_hash : "");
+        for (int i = 0; i < 7; i++) H5Dclose(w->d[i]), w->d[i] = -1;
+        rtr_status c = h5_close(w->h5, w->tmp);
+        w->h5 = -1;
+        if (!s) s = c;
+    } else {
+        bool bad = ferror(w->f) != 0;
+        bad |= fclose(w->f) != 0;
+        w->f = NULL;
+        if (bad) s = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?)", w->tmp);
+    }
+    if (!s) s = rtr_commit_file(w->tmp, w->path);
+    dec_abort(w); /* frees; the temporary name is gone once renamed */
+    return s;
+}
+
+/* ----------------------------------------------------------- decisions */
+
+/* rtr_route_argmax on backend b, host arrays in and out (on the host: as they are). */
+static rtr_status argmax_on(rtr_backend *b, int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
+                            int32_t k) {
+    const rtr_backend_iface *f = b->iface;
+    if (rtr_backend_is_host(b)) return f->route_argmax(b->ctx, choice, p, c, lambda, n, k);
+    size_t nk = (size_t)n * (size_t)k * sizeof(float);
+    float *dp = NULL, *dc = NULL;
+    int32_t *dch = NULL;
+    rtr_status st = rtr_backend_alloc(b, (void **)&dp, nk);
+    if (!st) st = rtr_backend_alloc(b, (void **)&dc, nk);
+    if (!st) st = rtr_backend_alloc(b, (void **)&dch, (size_t)n * sizeof *dch);
+    if (!st) st = rtr_backend_upload(b, dp, p, nk);
+    if (!st) st = rtr_backend_upload(b, dc, c, nk);
+    if (!st) st = f->route_argmax(b->ctx, dch, dp, dc, lambda, n, k);
+    if (!st) st = rtr_backend_download(b, choice, dch, (size_t)n * sizeof *dch);
+    rtr_backend_free_mem(b, dp);
+    rtr_backend_free_mem(b, dc);
+    rtr_backend_free_mem(b, dch);
+    return st;
+}
+
+/* What the decisions add up to, accumulated chunk by chunk. */
+typedef struct {
+    double pa, pc, ra, rc;
+    int64_t n, missing;
+    bool truth;
+} route_sums;
+
+static void sums_add(route_sums *a, int64_t *count, int64_t n, int32_t k, const int32_t *choice, const float *p,
+                     const float *cost, const float *tc, const float *tk) {
+    for (int64_t i = 0; i < n; i++) {
+        size_t at = (size_t)i * (size_t)k + (size_t)choice[i];
+        a->pa += p[at];
+        a->pc += cost[at];
+        count[choice[i]]++;
+        if (!tc) continue;
+        if (!isnan(tc[at])) a->truth = true;
+        if (isnan(tc[at]) || isnan(tk[at])) { a->missing++; continue; }
+        a->ra += tc[at];
+        a->rc += tk[at];
+    }
+    a->n += n;
+}
+
+static rtr_status summary_init(rtr_route_summary *s, const rtr_catalog *cat) {
+    s->k = cat->n_pairs;
+    s->count = rtr_calloc((size_t)s->k, sizeof *s->count);
+    s->pair_names = rtr_calloc((size_t)s->k, sizeof *s->pair_names);
+    if (!s->count || !s->pair_names) return RTR_ERR_NOMEM;
+    for (int32_t j = 0; j < s->k; j++)
+        if (!(s->pair_names[j] = rtr_catalog_pair_name(cat, j))) return RTR_ERR_NOMEM;
+    return RTR_OK;
+}
+
+static void summary_finish(rtr_route_summary *s, const route_sums *a) {
+    s->n_queries = a->n;
+    s->pred_acc = a->pa / (double)a->n;
+    s->pred_cost = a->pc / (double)a->n;
+    s->acc = s->cost = NAN;
+    s->n_missing = 0;
+    if (a->truth && a->missing < a->n) {
+        s->acc = a->ra / (double)(a->n - a->missing);
+        s->cost = a->rc / (double)(a->n - a->missing);
+    }
+    if (a->truth) s->n_missing = a->missing;
+}
+
+void rtr_route_summary_free(rtr_route_summary *s) {
+    for (int32_t j = 0; s->pair_names && j < s->k; j++) free(s->pair_names[j]);
+    free(s->pair_names);
+    free(s->count);
+    free(s->checkpoint_hash);
+    memset(s, 0, sizeof *s);
+}
+
+static rtr_status check_params(const rtr_route_params *prm) {
+    if (isnan(prm->budget) && !(prm->lambda >= 0 && prm->lambda <= 1))
+        return rtr_fail(RTR_ERR_INVALID, "--lambda %.17g is outside [0, 1]", prm->lambda);
+    if (!isnan(prm->budget) && !(prm->budget >= 0 && isfinite(prm->budget)))
+        return rtr_fail(RTR_ERR_INVALID, "--budget %g must be a finite number >= 0", prm->budget);
+    return RTR_OK;
+}
+
+/* Under a budget: the path's largest λ whose predicted mean cost fits (a pass over the table). */
+static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_route_params *prm, double *lambda) {
+    rtr_path_builder *pb = NULL;
+    rtr_path path = {0};
+    rtr_status st = rtr_path_builder_open(&pb, b, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
+    if (!st) st = route_source_begin(rs, 0);
+    route_chunk ch;
+    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+        rtr_route_table t = route_chunk_table(&ch, false);
+        st = rtr_path_builder_add(pb, &t);
+    }
+    if (st) {
+        rtr_path_builder_free(pb);
+        return st;
+    }
+    st = rtr_path_builder_finish(pb, &path);
+    int64_t pt = 0;
+    if (!st) st = rtr_path_budget(&path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget, &pt);
+    if (!st) *lambda = path.lambda[pt];
+    rtr_path_free(&path);
+    return st;
+}
+
+rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summary *s, const char *corpus_dir,
+                            const rtr_route_params *prm) {
+    memset(s, 0, sizeof *s);
+    rtr_status st = check_params(prm);
+    if (st) return st;
+    route_source rs;
+    route_load_params lp = {.o = prm->o};
+    st = route_source_open(&rs, corpus_dir, &lp, prm->chunk_rows);
+    if (st) return st;
+    const rtr_catalog *cat = rtr_corpus_catalog(rs.corp);
+    bool by_budget = !isnan(prm->budget);
+    dec_writer w;
+    int32_t *choice = rtr_malloc(sizeof *choice * (size_t)rs.chunk_rows);
+    st = choice ? summary_init(s, cat) : RTR_ERR_NOMEM;
+    if (!st) st = route_source_scale(&rs);
+    s->lambda = prm->lambda;
+    s->chosen_by = "--lambda";
+    if (!st && by_budget) {
+        st = budget_lambda(b, &rs, prm, &s->lambda);
+        s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
+    }
+    bool open = false;
+    if (!st) st = dec_open(&w, out_path, cat);
+    open = !st;
+    if (!st) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
+    route_sums sums = {0};
+    route_chunk ch;
+    while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
+        st = by_budget ? rtr_envelope_choose_on(choice, ch.p, ch.c, s->lambda, ch.n, ch.k, b, 0)
+                       : argmax_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k);
+        if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
+        if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+    }
+    if (!st && !sums.n)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
+                      prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+    s->cost_scale = rs.cost_scale;
+    if (!st && !(s->checkpoint_hash = rtr_strdup(rs.checkpoint_hash))) st = RTR_ERR_NOMEM;
+    if (!st) st = dec_commit(&w, s->lambda, rtr_cost_model_name(prm->o.cost_model), rs.cost_scale, rs.checkpoint_hash);
+    else if (open) dec_abort(&w);
+    if (!st) summary_finish(s, &sums);
+    else rtr_route_summary_free(s);
+    free(choice);
+    route_source_close(&rs);
+    return st;
+}
+
+/* ------------------------------------------------------- texts in memory */
+
+void rtr_text_routes_free(rtr_text_routes *r) {
+    free(r->choice);
+    free(r->p_correct);
+    free(r->tokens);
+    free(r->cost);
+    rtr_catalog_free(&r->cat);
+    memset(r, 0, sizeof *r);
+}
+
+rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *enc, const rtr_predictor *p,
+                           const char *const *texts, int64_t n, const rtr_route_params *prm) {
+    memset(out, 0, sizeof *out);
+    rtr_status st = check_params(prm);
+    char hash[17];
+    rtr_predictor_hash_hex(p, hash);
+    if (!st && p->encoder_hash && strcmp(p->encoder_hash, rtr_encoder_hash(enc)))
+        st = rtr_fail(RTR_ERR_INVALID, "the checkpoint was trained on embeddings of encoder %s; %s is encoder %s",
+                      p->encoder_hash, rtr_encoder_name(enc), rtr_encoder_hash(enc));
+    if (!st && rtr_encoder_dim(enc) != p->D)
+        st = rtr_fail(RTR_ERR_INVALID, "the checkpoint expects %d-dim embeddings, %s gives %d", p->D,
+                      rtr_encoder_name(enc), rtr_encoder_dim(enc));
+    if (!st && prm->o.checkpoint_hash && strcmp(hash, prm->o.checkpoint_hash))
+        st = rtr_fail(RTR_ERR_INVALID, "the checkpoint has hash '%s', not '%s' (--checkpoint-hash)", hash,
+                      prm->o.checkpoint_hash);
+    if (!st) st = p->catalog_json ? rtr_catalog_parse_json(&out->cat, p->catalog_json, "checkpoint")
+                                  : rtr_fail(RTR_ERR_FORMAT, "no catalog in the checkpoint metadata");
+    if (!st && n < 1) st = rtr_fail(RTR_ERR_INVALID, "no query to route");
+    int32_t k = out->cat.n_pairs;
+    size_t nk = (size_t)(n > 0 ? n : 1) * (size_t)k;
+    float *emb = NULL, *pc = NULL, *c = NULL;
+    route_prep x = {0};
+    if (!st) {
+        emb = rtr_malloc(sizeof *emb * (size_t)n * (size_t)p->D);
+        pc = rtr_malloc(sizeof *pc * nk);
+        c = rtr_malloc(sizeof *c * nk);
+        out->choice = rtr_malloc(sizeof *out->choice * (size_t)n);
+        out->p_correct = rtr_malloc(sizeof(float) * nk);
+        out->tokens = rtr_malloc(sizeof(float) * nk);
+        out->cost = rtr_malloc(sizeof(float) * nk);
+        if (!emb || !pc || !c || !out->choice || !out->p_correct || !out->tokens || !out->cost) st = RTR_ERR_NOMEM;
+    }
+    if (!st) st = rtr_encoder_encode(enc, texts, NULL, (size_t)n, emb);
+    if (!st) st = rtr_predictor_score_backend(b, p, emb, n, 0, pc, out->tokens);
+    if (!st) st = route_prep_init(&x, &out->cat, &prm->o);
+    if (!st) st = route_costs(&x, n, out->tokens, NULL, texts, out->cost);
+    if (!st) st = route_allowed(&x, n, pc, out->tokens, NULL, out->p_correct);
+    /* the scale of these texts, unless given (the corpus's, for its decisions) */
+    out->cost_scale = prm->o.cost_scale;
+    if (!st && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(out->cost, n, k, &out->cost_scale);
+    for (size_t i = 0; !st && i < (size_t)n * (size_t)k; i++) c[i] = (float)(out->cost[i] / out->cost_scale);
+    out->lambda = prm->lambda;
+    if (!st && !isnan(prm->budget)) {
+        rtr_route_table t = {n, k, out->p_correct, c, out->cost, NULL, NULL};
+        rtr_path path;
+        int64_t pt = 0;
+        st = rtr_path_compute_on(&path, &t, b, 0);
+        if (!st) {
+            st = rtr_path_budget(&path, prm->budget_total ? prm->budget / (double)n : prm->budget, &pt);
+            if (!st) out->lambda = path.lambda[pt];
+            rtr_path_free(&path);
+        }
+        if (!st) st = rtr_envelope_choose_on(out->choice, out->p_correct, c, out->lambda, n, k, b, 0);
+    } else if (!st) {
+        st = argmax_on(b, out->choice, out->p_correct, c, out->lambda, n, k);
+    }
+    route_prep_free(&x);
+    free(emb);
+    free(pc);
+    free(c);
+    if (st) rtr_text_routes_free(out);
+    else out->n = n, out->k = k;
+    return st;
+}
+
+rtr_status rtr_text_routes_write(const char *out_path, const rtr_text_routes *r, const char *const *ids,
+                                 const char *cost_model, const char *checkpoint_hash) {
+    char **empty = rtr_malloc(sizeof *empty * (size_t)(r->n ? r->n : 1));
+    if (!empty) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < r->n; i++) empty[i] = "";
+    dec_writer w;
+    rtr_status st = dec_open(&w, out_path, &r->cat);
+    if (!st) {
+        st = dec_add(&w, r->n, (char *const *)ids, empty, empty, r->choice, r->p_correct, r->tokens, r->cost);
+        if (!st) st = dec_commit(&w, r->lambda, cost_model, r->cost_scale, checkpoint_hash);
+        else dec_abort(&w);
+    }
+    free(empty);
+    return st;
+}

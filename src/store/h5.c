@@ -1,0 +1,357 @@
+/* HDF5 primitives of the store (h5.h). */
+#include "store/h5.h"
+#include "common/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void h5_init(void) {
+    static int done;
+    if (!done) {
+        /* A file whose close failed (a full disk) stays open inside HDF5, and
+         * HDF5's exit handler would close it again and crash: rtr closes its
+         * files itself, so the handler is not installed (this must come
+         * before any other HDF5 call). */
+        H5dont_atexit();
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+typedef struct {
+    char text[300];
+    bool have;
+} h5_err;
+
+/* The innermost entry of the stack is the first one walked upward; of a
+ * failed system call only the system's message is kept. */
+static herr_t err_walk(unsigned n, const H5E_error2_t *e, void *ctx) {
+    h5_err *x = ctx;
+    if (n != 0 || !e->desc) return 0;
+    const char *desc = e->desc, *sys = strstr(desc, "error message = '");
+    size_t len = strcspn(desc, "\n");
+    if (sys) {
+        desc = sys + strlen("error message = '");
+        len = strcspn(desc, "'\n");
+    }
+    snprintf(x->text, sizeof x->text, "%s: %.*s", e->func_name ? e->func_name : "?", (int)len, desc);
+    x->have = true;
+    return 0;
+}
+
+rtr_status h5_fail(rtr_status s, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    h5_err e = {{0}, false};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, err_walk, &e);
+    H5Eclear2(H5E_DEFAULT);
+    return e.have ? rtr_fail(s, "%s (HDF5: %s)", msg, e.text) : rtr_fail(s, "%s", msg);
+}
+
+static hid_t strong_fapl(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    return fapl;
+}
+
+rtr_status h5_create(const char *path, hid_t *f) {
+    h5_init();
+    hid_t fapl = strong_fapl();
+    *f = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    return *f < 0 ? h5_fail(RTR_ERR_IO, "%s: cannot create", path) : RTR_OK;
+}
+
+rtr_status h5_open(const char *path, hid_t *f) {
+    h5_init();
+    *f = -1;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return rtr_fail(RTR_ERR_IO, "%s: no such file", path);
+    if (S_ISDIR(sb.st_mode)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
+    hid_t fapl = strong_fapl();
+    *f = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    return *f < 0 ? h5_fail(RTR_ERR_FORMAT, "%s: not a readable HDF5 file (truncated or corrupt)", path) : RTR_OK;
+}
+
+rtr_status h5_close(hid_t f, const char *path) {
+    if (f < 0) return RTR_OK;
+    if (H5Fclose(f) >= 0) return RTR_OK;
+    return h5_fail(RTR_ERR_IO, "%s: cannot write the file out (disk full?)", path);
+}
+
+/* ------------------------------------------------------------- attributes */
+
+static rtr_status put_attr(hid_t f, const char *key, hid_t type, const void *val) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = sp < 0 ? -1 : H5Acreate2(f, key, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t e = a < 0 ? -1 : H5Awrite(a, type, val);
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return e < 0 ? h5_fail(RTR_ERR_IO, "cannot write attribute %s", key) : RTR_OK;
+}
+
+rtr_status h5_put_str(hid_t f, const char *key, const char *val) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return h5_fail(RTR_ERR_IO, "cannot write attribute %s", key);
+    H5Tset_size(t, strlen(val) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    rtr_status s = put_attr(f, key, t, val);
+    H5Tclose(t);
+    return s;
+}
+
+rtr_status h5_put_f64(hid_t f, const char *key, double val) {
+    hid_t t = H5Tcopy(H5T_IEEE_F64LE);
+    rtr_status s = t < 0 ? h5_fail(RTR_ERR_IO, "cannot write attribute %s", key) : put_attr(f, key, t, &val);
+    if (t >= 0) H5Tclose(t);
+    return s;
+}
+
+rtr_status h5_put_i64(hid_t f, const char *key, int64_t val) {
+    hid_t t = H5Tcopy(H5T_STD_I64LE);
+    rtr_status s = t < 0 ? h5_fail(RTR_ERR_IO, "cannot write attribute %s", key) : put_attr(f, key, t, &val);
+    if (t >= 0) H5Tclose(t);
+    return s;
+}
+
+/* Open attribute key of the root group: RTR_ERR_FORMAT when absent. */
+static rtr_status open_attr(hid_t f, const char *path, const char *key, hid_t *a, hid_t *t) {
+    *a = *t = -1;
+    if (H5Aexists(f, key) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is missing", path, key);
+    }
+    *a = H5Aopen(f, key, H5P_DEFAULT);
+    *t = *a < 0 ? -1 : H5Aget_type(*a);
+    hid_t sp = *a < 0 ? -1 : H5Aget_space(*a);
+    bool scalar = sp >= 0 && H5Sget_simple_extent_type(sp) == H5S_SCALAR;
+    if (sp >= 0) H5Sclose(sp);
+    if (*t < 0 || !scalar) {
+        if (*t >= 0) H5Tclose(*t);
+        if (*a >= 0) H5Aclose(*a);
+        *a = *t = -1;
+        return h5_fail(RTR_ERR_FORMAT, "%s: attribute %s is unreadable or not a single value", path, key);
+    }
+    return RTR_OK;
+}
+
+rtr_status h5_get_str(hid_t f, const char *path, const char *key, char **val) {
+    *val = NULL;
+    hid_t a, t;
+    rtr_status s = open_attr(f, path, key, &a, &t);
+    if (s) return s;
+    size_t n = H5Tget_size(t);
+    /* fixed-length only: a variable-length string lives in the global heap,
+     * which a corrupt file can point anywhere */
+    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 || n == 0 || n > (1u << 20))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not a fixed-length string", path, key);
+    char *buf = s ? NULL : rtr_calloc(n + 1, 1);
+    if (!s && !buf) s = RTR_ERR_NOMEM;
+    /* read as the type it is stored in: the n bytes, whatever the padding */
+    if (!s && H5Aread(a, t, buf) < 0) s = h5_fail(RTR_ERR_FORMAT, "%s: attribute %s cannot be read", path, key);
+    H5Tclose(t);
+    H5Aclose(a);
+    if (s) { free(buf); return s; }
+    buf[n] = '\0';
+    *val = buf;
+    return RTR_OK;
+}
+
+rtr_status h5_get_i64(hid_t f, const char *path, const char *key, int64_t *val) {
+    hid_t a, t;
+    rtr_status s = open_attr(f, path, key, &a, &t);
+    if (s) return s;
+    /* an integer, not a float that would be truncated into one */
+    if (H5Tget_class(t) != H5T_INTEGER) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not an integer", path, key);
+    else if (H5Aread(a, H5T_NATIVE_INT64, val) < 0) s = h5_fail(RTR_ERR_FORMAT, "%s: attribute %s cannot be read", path, key);
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
+/* --------------------------------------------------------------- datasets */
+
+/* The variable-length UTF-8 string type, made once for the process. */
+static hid_t vstr_type(void) {
+    static hid_t t = -1;
+    if (t < 0) {
+        t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+    }
+    return t;
+}
+
+static hid_t mem_type(h5_kind k) {
+    switch (k) {
+    case H5_F32: return H5T_NATIVE_FLOAT;
+    case H5_I64: return H5T_NATIVE_INT64;
+    case H5_I32: return H5T_NATIVE_INT32;
+    case H5_VSTR: return vstr_type();
+    default: return H5T_NATIVE_UINT8;
+    }
+}
+static hid_t file_type(h5_kind k) {
+    switch (k) {
+    case H5_F32: return H5T_IEEE_F32LE;
+    case H5_I64: return H5T_STD_I64LE;
+    case H5_I32: return H5T_STD_I32LE;
+    case H5_VSTR: return vstr_type();
+    default: return H5T_STD_U8LE;
+    }
+}
+static size_t elem_size(h5_kind k) {
+    return k == H5_F32 || k == H5_I32 ? 4 : k == H5_I64 ? 8 : k == H5_VSTR ? sizeof(char *) : 1;
+}
+/* Float matrices have two dimensions; a float column (cols 0) and the others one. */
+static int rank_of(h5_kind k, int64_t cols) { return k == H5_F32 && cols > 0 ? 2 : 1; }
+
+bool h5_exists(hid_t f, const char *name) {
+    /* H5Lexists needs every parent to exist: test the path one level at a time */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    bool yes = true;
+    for (char *p = buf + 1; yes; p++) {
+        char *slash = strchr(p, '/');
+        if (slash) *slash = '\0';
+        yes = H5Lexists(f, buf, H5P_DEFAULT) > 0;
+        if (!slash) break;
+        *slash = '/';
+        p = slash;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return yes;
+}
+
+rtr_status h5_make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_t cols, hid_t *d) {
+    int rank = rank_of(kind, cols);
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols}, maxdims[2] = {H5S_UNLIMITED, (hsize_t)cols}, chunk[2];
+    size_t row_bytes = elem_size(kind) * (size_t)(rank > 1 && cols > 0 ? cols : 1);
+    hsize_t crows = (hsize_t)(1 << 20) / row_bytes; /* ~1 MiB chunks */
+    chunk[0] = crows < 1 ? 1 : crows;
+    if (rows > 0 && chunk[0] > (hsize_t)rows) chunk[0] = (hsize_t)rows;
+    chunk[1] = cols > 0 ? (hsize_t)cols : 1;
+    hid_t sp = H5Screate_simple(rank, dims, maxdims);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
+    herr_t e = sp < 0 || dcpl < 0 || lcpl < 0 ? -1 : 0;
+    if (e >= 0) e = H5Pset_create_intermediate_group(lcpl, 1);
+    if (e >= 0) e = H5Pset_chunk(dcpl, rank, chunk);
+    if (e >= 0) e = H5Pset_shuffle(dcpl);
+    if (e >= 0) e = H5Pset_deflate(dcpl, 4);
+    *d = e < 0 ? -1 : H5Dcreate2(f, name, file_type(kind), sp, lcpl, dcpl, H5P_DEFAULT);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (sp >= 0) H5Sclose(sp);
+    return *d < 0 ? h5_fail(RTR_ERR_IO, "cannot create dataset %s", name) : RTR_OK;
+}
+
+/* Read or write rows [row0, row0 + rows) of d. */
+static herr_t rows_io(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, void *buf, bool write) {
+    int rank = rank_of(kind, cols);
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(rank, count, NULL);
+    herr_t e = fs < 0 || ms < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (e >= 0) e = write ? H5Dwrite(d, mem_type(kind), ms, fs, H5P_DEFAULT, buf)
+                          : H5Dread(d, mem_type(kind), ms, fs, H5P_DEFAULT, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return e;
+}
+
+rtr_status h5_append(hid_t d, h5_kind kind, int64_t at, int64_t rows, int64_t cols, const void *data,
+                     const char *name) {
+    if (rows <= 0) return RTR_OK;
+    hsize_t dims[2] = {(hsize_t)(at + rows), (hsize_t)cols};
+    if (H5Dset_extent(d, dims) < 0 || rows_io(d, kind, at, rows, cols, (void *)data, true) < 0)
+        return h5_fail(RTR_ERR_IO, "cannot write rows %lld.. of dataset %s", (long long)at, name);
+    return RTR_OK;
+}
+
+rtr_status h5_write_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, const void *data,
+                         const char *name) {
+    if (rows <= 0) return RTR_OK;
+    if (rows_io(d, kind, row0, rows, cols, (void *)data, true) < 0)
+        return h5_fail(RTR_ERR_IO, "cannot write rows %lld.. of dataset %s", (long long)row0, name);
+    return RTR_OK;
+}
+
+rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind, int64_t rows, int64_t cols,
+                      hid_t *d, int64_t *got_rows) {
+    *d = -1;
+    if (!h5_exists(f, name)) return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
+    /* a streamed read that cuts a storage chunk keeps it cached for the next */
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (dapl >= 0) H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 16u << 20, H5D_CHUNK_CACHE_W0_DEFAULT);
+    *d = H5Dopen2(f, name, dapl >= 0 ? dapl : H5P_DEFAULT);
+    if (dapl >= 0) H5Pclose(dapl);
+    if (*d < 0) return h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be opened", path, name);
+    hid_t t = H5Dget_type(*d), sp = H5Dget_space(*d);
+    hsize_t dims[2] = {0, 0};
+    int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (rank >= 1 && rank <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+    H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
+    size_t size = t < 0 ? 0 : H5Tget_size(t);
+    rtr_status s = RTR_OK;
+    if (cls != (kind == H5_F32 ? H5T_FLOAT : H5T_INTEGER) || size != elem_size(kind))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is not %s", path, name,
+                     kind == H5_F32 ? "float32" : kind == H5_I64 ? "int64" : "uint8");
+    else if (rank != rank_of(kind, cols) || (rows >= 0 && (int64_t)dims[0] != rows) || (rank == 2 && (int64_t)dims[1] != cols))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has %d dimension(s), %lld x %lld; expected %lld x %lld", path, name,
+                     rank, (long long)dims[0], rank == 2 ? (long long)dims[1] : 1LL, (long long)rows,
+                     rank_of(kind, cols) == 2 ? (long long)cols : 1LL);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Eclear2(H5E_DEFAULT);
+    if (s) {
+        H5Dclose(*d);
+        *d = -1;
+        return s;
+    }
+    if (got_rows) *got_rows = (int64_t)dims[0];
+    return RTR_OK;
+}
+
+rtr_status h5_read_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, void *out,
+                        const char *path, const char *name) {
+    if (rows <= 0) return RTR_OK;
+    if (rows_io(d, kind, row0, rows, cols, out, false) < 0)
+        return h5_fail(RTR_ERR_FORMAT, "%s: cannot read rows %lld to %lld of dataset %s (truncated or corrupt file?)",
+                       path, (long long)row0, (long long)(row0 + rows - 1), name);
+    return RTR_OK;
+}
+
+/* ---------------------------------------------------------------- blobs */
+
+rtr_status h5_put_blob(hid_t f, const char *name, const char *data, size_t len) {
+    hid_t d;
+    rtr_status s = h5_make(f, name, H5_U8, (int64_t)len, 1, &d);
+    if (s) return s;
+    s = h5_write_rows(d, H5_U8, 0, (int64_t)len, 1, data, name);
+    H5Dclose(d);
+    return s;
+}
+
+rtr_status h5_get_blob(hid_t f, const char *path, const char *name, char **data, size_t *len) {
+    *data = NULL;
+    hid_t d;
+    int64_t n = 0;
+    rtr_status s = h5_dataset(f, path, name, H5_U8, -1, 1, &d, &n);
+    if (s) return s;
+    char *buf = n > (1 << 26) ? NULL : rtr_malloc((size_t)n + 1);
+    if (!buf) s = n > (1 << 26) ? rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is implausibly large", path, name) : RTR_ERR_NOMEM;
+    if (!s) s = h5_read_rows(d, H5_U8, 0, n, 1, buf, path, name);
+    H5Dclose(d);
+    if (s) { free(buf); return s; }
+    buf[n] = '\0';
+    *data = buf;
+    *len = (size_t)n;
+    return RTR_OK;
+}

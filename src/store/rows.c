@@ -1,0 +1,407 @@
+/* The one way to read a corpus (store.h, "row reader"): shard by shard,
+ * each shard and its stage outputs opened once, the columns a stage asks
+ * for read a chunk of rows at a time, every value checked as it is read,
+ * and one filter (split, dataset, skipped dataset) applied in place. Every
+ * stage streams through it; rtr_rows_gather collects a selection in memory
+ * for the stages that need all of it (training, the baselines). */
+#include "common/util.h"
+#include "store/store_int.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define DEFAULT_CHUNK_ROWS 16384
+
+rtr_row_query rtr_row_query_default(void) {
+    rtr_row_query q = {0};
+    q.shard = -1;
+    return q;
+}
+
+/* The float columns, in rtr_rows order, with where they live and what they may hold. */
+enum { M_CORRECT, M_TOKENS, M_COST, M_EMB, M_PC, M_PT, M_PCOST, N_MATS };
+static const unsigned MAT_COL[N_MATS] = {RTR_COL_CORRECT, RTR_COL_TOKENS, RTR_COL_COST, RTR_COL_EMBEDDING,
+                                         RTR_COL_P_CORRECT, RTR_COL_P_TOKENS, RTR_COL_P_COST};
+static const unsigned STR_COL[4] = {RTR_COL_ID, RTR_COL_TEXT, RTR_COL_DATASET, RTR_COL_SPLIT};
+
+struct rtr_row_reader {
+    const rtr_corpus *c;
+    rtr_row_query q;
+    unsigned read; /* columns read: the asked-for ones and the filter's */
+    rtr_output_info emb, tab;
+    rtr_row_source src;
+    int shard, end;
+    int64_t row; /* next row of the current shard */
+    hid_t f[3];  /* shard, embeddings, table file of the current shard */
+    char *path[3];
+    hid_t d[N_MATS];
+    int32_t width[N_MATS];
+    char *arena[4], **str[4];
+    size_t arena_cap[4];
+    float *mat[N_MATS];
+    int64_t chunk;
+};
+
+static void close_shard(rtr_row_reader *r) {
+    for (int m = 0; m < N_MATS; m++)
+        if (r->d[m] >= 0) H5Dclose(r->d[m]), r->d[m] = -1;
+    for (int i = 0; i < 3; i++) {
+        if (r->f[i] >= 0) h5_close(r->f[i], r->path[i]);
+        r->f[i] = -1;
+        free(r->path[i]);
+        r->path[i] = NULL;
+    }
+}
+
+void rtr_row_reader_close(rtr_row_reader *r) {
+    if (!r) return;
+    close_shard(r);
+    for (int c = 0; c < 4; c++) free(r->arena[c]), free(r->str[c]);
+    for (int m = 0; m < N_MATS; m++) free(r->mat[m]);
+    rtr_output_info_free(&r->emb, 1);
+    rtr_output_info_free(&r->tab, 1);
+    free(r);
+}
+
+const rtr_row_source *rtr_row_reader_source(const rtr_row_reader *r) { return &r->src; }
+
+/* Whether every file of the table carries /routing/cost (all or none). */
+static rtr_status table_cost(rtr_row_reader *r, bool *has) {
+    int with = 0;
+    for (int i = 0; i < r->c->n_shards; i++) {
+        char *path = store_output_path(r->c, TABLE_DIR, r->tab.name, r->c->files[i]);
+        hid_t f;
+        rtr_status s = path ? h5_open(path, &f) : RTR_ERR_NOMEM;
+        if (!s) {
+            with += h5_exists(f, DS_P_COST);
+            h5_close(f, path);
+        }
+        free(path);
+        if (s) return s;
+    }
+    if (with && with != r->c->n_shards)
+        return rtr_fail(RTR_ERR_FORMAT, "%s/%s/%s: /routing/cost is in %d of %d shards: score it again", r->c->dir,
+                        TABLE_DIR, r->tab.name, with, r->c->n_shards);
+    *has = with > 0;
+    return RTR_OK;
+}
+
+/* Resolve the table and the encoding the query asks for. */
+static rtr_status resolve(rtr_row_reader *r) {
+    const rtr_row_query *q = &r->q;
+    rtr_status s = RTR_OK;
+    if (q->columns & (RTR_COL_P_CORRECT | RTR_COL_P_TOKENS | RTR_COL_P_COST)) {
+        s = store_output_resolve(&r->tab, r->c, TABLE_DIR, q->table, NULL);
+        if (!s) {
+            r->src.table = r->tab.name;
+            r->src.checkpoint = r->tab.checkpoint;
+            r->src.checkpoint_hash = r->tab.checkpoint_hash;
+            r->src.encoder = r->tab.encoder;
+            r->src.encoder_hash = r->tab.encoder_hash;
+        }
+        if (!s && (q->columns & RTR_COL_P_COST)) s = table_cost(r, &r->src.table_has_cost);
+    }
+    if (!s && (q->columns & RTR_COL_EMBEDDING)) {
+        /* by name; else by hash; else the embeddings the table was scored from; else the only ones */
+        const char *name = q->encoder, *hash = q->encoder ? NULL : q->encoder_hash;
+        if (!name && !hash && r->src.table) name = r->tab.encoder, hash = NULL;
+        s = store_output_resolve(&r->emb, r->c, EMB_DIR, name, hash);
+        if (!s && r->src.table && strcmp(r->emb.encoder_hash, r->tab.encoder_hash))
+            s = rtr_fail(RTR_ERR_INVALID, "%s: table %s was scored from embeddings of encoder hash %s, embeddings %s "
+                         "are encoder hash %s", r->c->dir, r->tab.name, r->tab.encoder_hash, r->emb.name,
+                         r->emb.encoder_hash);
+        if (!s && q->encoder_hash && strcmp(r->emb.encoder_hash, q->encoder_hash))
+            s = rtr_fail(RTR_ERR_INVALID, "%s: embeddings %s are encoder hash %s, not %s", r->c->dir, r->emb.name,
+                         r->emb.encoder_hash, q->encoder_hash);
+        if (!s) {
+            r->src.encoding = r->emb.name;
+            r->src.encoder = r->emb.encoder;
+            r->src.encoder_hash = r->emb.encoder_hash;
+            r->src.dim = r->emb.dim;
+        }
+    }
+    return s;
+}
+
+rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const rtr_row_query *q) {
+    *out = NULL;
+    if (q->shard >= c->n_shards) return rtr_fail(RTR_ERR_INVALID, "%s: no shard %d", c->dir, q->shard);
+    rtr_row_reader *r = rtr_calloc(1, sizeof *r);
+    if (!r) return RTR_ERR_NOMEM;
+    r->c = c;
+    r->q = *q;
+    r->read = q->columns;
+    if (q->split && *q->split) r->read |= RTR_COL_SPLIT;
+    if (q->dataset || q->skip_dataset) r->read |= RTR_COL_DATASET;
+    for (int i = 0; i < 3; i++) r->f[i] = -1;
+    for (int m = 0; m < N_MATS; m++) r->d[m] = -1;
+    r->shard = q->shard >= 0 ? q->shard : 0;
+    r->end = q->shard >= 0 ? q->shard + 1 : c->n_shards;
+    r->chunk = q->chunk_rows > 0 ? q->chunk_rows : DEFAULT_CHUNK_ROWS;
+    rtr_status s = resolve(r);
+    if (!s && !r->src.table_has_cost) r->read &= ~(unsigned)RTR_COL_P_COST;
+    int32_t k = c->cat.n_pairs;
+    for (int m = 0; m < N_MATS; m++) r->width[m] = m == M_EMB ? r->src.dim : k;
+    /* chunk buffers, allocated once */
+    for (int col = 0; col < 4 && !s; col++)
+        if ((r->read & STR_COL[col]) && !(r->str[col] = rtr_malloc(sizeof(char *) * (size_t)r->chunk))) s = RTR_ERR_NOMEM;
+    for (int m = 0; m < N_MATS && !s; m++)
+        if ((r->read & MAT_COL[m]) && !(r->mat[m] = rtr_malloc(sizeof(float) * (size_t)r->chunk * (size_t)r->width[m])))
+            s = RTR_ERR_NOMEM;
+    if (s) {
+        rtr_row_reader_close(r);
+        return s;
+    }
+    *out = r;
+    return RTR_OK;
+}
+
+/* Open shard r->shard and the outputs the reader needs. */
+static rtr_status open_shard(rtr_row_reader *r) {
+    const rtr_corpus *c = r->c;
+    int i = r->shard;
+    int64_t n = c->counts[i];
+    static const char *const mats[N_MATS] = {"/outcomes/correct", "/outcomes/tokens", "/outcomes/cost", DS_EMB,
+                                             DS_P_CORRECT, DS_P_TOKENS, DS_P_COST};
+    const int file_of[N_MATS] = {0, 0, 0, 1, 2, 2, 2};
+    r->path[0] = rtr_strdup(c->paths[i]);
+    if (r->read & RTR_COL_EMBEDDING) r->path[1] = store_output_path(c, EMB_DIR, r->emb.name, c->files[i]);
+    if (r->read & (RTR_COL_P_CORRECT | RTR_COL_P_TOKENS | RTR_COL_P_COST))
+        r->path[2] = store_output_path(c, TABLE_DIR, r->tab.name, c->files[i]);
+    rtr_status s = r->path[0] ? RTR_OK : RTR_ERR_NOMEM;
+    for (int f = 0; f < 3 && !s; f++)
+        if (r->path[f]) s = h5_open(r->path[f], &r->f[f]);
+    /* the outputs were checked when the reader opened; check again what could have changed since */
+    if (!s && r->f[1] >= 0) s = store_side_check(r->f[1], r->path[1], EMB_SCHEMA, c, i);
+    if (!s && r->f[2] >= 0) s = store_side_check(r->f[2], r->path[2], TABLE_SCHEMA, c, i);
+    for (int m = 0; m < N_MATS && !s; m++)
+        if (r->read & MAT_COL[m]) s = h5_dataset(r->f[file_of[m]], r->path[file_of[m]], mats[m], H5_F32, n, r->width[m], &r->d[m], NULL);
+    r->row = 0;
+    return s;
+}
+
+/* Every value of rows x width floats v (rows from shard row row0) is one
+ * column m may hold; RTR_ERR_FORMAT naming the file, dataset, row and pair. */
+static rtr_status check_values(const rtr_row_reader *r, int m, const float *v, int64_t rows, int64_t row0) {
+    static const char *const what[N_MATS] = {"/outcomes/correct", "/outcomes/tokens", "/outcomes/cost", DS_EMB,
+                                             DS_P_CORRECT, DS_P_TOKENS, DS_P_COST};
+    const int file_of[N_MATS] = {0, 0, 0, 1, 2, 2, 2};
+    size_t w = (size_t)r->width[m], total = (size_t)rows * w;
+    for (size_t i = 0; i < total; i++) {
+        float x = v[i];
+        bool ok;
+        switch (m) {
+        case M_CORRECT: ok = isnan(x) || (x >= 0 && x <= 1); break;
+        case M_TOKENS:
+        case M_COST: ok = isnan(x) || (x >= 0 && isfinite(x)); break;
+        case M_EMB: ok = isfinite(x); break;
+        case M_PC: ok = x >= 0 && x <= 1; break;
+        default: ok = x >= 0 && isfinite(x); break;
+        }
+        if (!ok)
+            return rtr_fail(m == M_EMB ? RTR_ERR_NUMERIC : RTR_ERR_FORMAT, "%s: dataset %s row %lld %s %zu: %g is %s",
+                            r->path[file_of[m]], what[m], (long long)(row0 + (int64_t)(i / w)),
+                            m == M_EMB ? "column" : "pair", i % w, (double)x,
+                            m == M_EMB ? "not finite (NaN/inf)"
+                            : m == M_CORRECT || m == M_PC ? "outside [0, 1]"
+                                                          : "not a finite number >= 0");
+    }
+    return RTR_OK;
+}
+
+/* Row i of the chunk is selected by the filter. */
+static bool selected(const rtr_row_reader *r, int64_t i) {
+    const rtr_row_query *q = &r->q;
+    if (q->split && *q->split && strcmp(r->str[3][i], q->split)) return false;
+    if (q->dataset && strcmp(r->str[2][i], q->dataset)) return false;
+    if (q->skip_dataset && !strcmp(r->str[2][i], q->skip_dataset)) return false;
+    return true;
+}
+
+rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int64_t *row0) {
+    memset(out, 0, sizeof *out);
+    out->k = r->c->cat.n_pairs;
+    out->dim = r->src.dim;
+    while (r->shard < r->end) {
+        rtr_status s = RTR_OK;
+        if (r->f[0] < 0) s = open_shard(r);
+        int64_t n = r->c->counts[r->shard], at = r->row, m = n - at < r->chunk ? n - at : r->chunk;
+        if (!s && m <= 0) { /* this shard is done */
+            close_shard(r);
+            r->shard++;
+            continue;
+        }
+        for (int col = 0; col < 4 && !s; col++)
+            if (r->read & STR_COL[col])
+                s = store_read_strings(r->f[0], r->path[0], col, n, at, m, &r->arena[col], &r->arena_cap[col], r->str[col]);
+        for (int k = 0; k < N_MATS && !s; k++)
+            if (r->read & MAT_COL[k]) {
+                const int file_of[N_MATS] = {0, 0, 0, 1, 2, 2, 2};
+                s = h5_read_rows(r->d[k], H5_F32, at, m, r->width[k], r->mat[k], r->path[file_of[k]],
+                                 k == M_EMB ? DS_EMB : "table");
+                if (!s) s = check_values(r, k, r->mat[k], m, at);
+            }
+        if (s) return s;
+        /* compact the selected rows to the front, in order */
+        int64_t kept = 0;
+        for (int64_t i = 0; i < m; i++) {
+            if (!selected(r, i)) continue;
+            if (kept != i) {
+                for (int col = 0; col < 4; col++)
+                    if (r->str[col]) r->str[col][kept] = r->str[col][i];
+                for (int k = 0; k < N_MATS; k++)
+                    if (r->mat[k]) memcpy(r->mat[k] + (size_t)kept * r->width[k], r->mat[k] + (size_t)i * r->width[k],
+                                          sizeof(float) * (size_t)r->width[k]);
+            }
+            kept++;
+        }
+        if (shard) *shard = r->shard;
+        if (row0) *row0 = at;
+        r->row = at + m;
+        if (!kept) continue;
+        out->n = kept;
+        const unsigned asked = r->q.columns;
+        char **strs[4];
+        for (int col = 0; col < 4; col++) strs[col] = asked & STR_COL[col] ? r->str[col] : NULL;
+        out->id = strs[0], out->text = strs[1], out->dataset = strs[2], out->split = strs[3];
+        float *mats[N_MATS];
+        for (int k = 0; k < N_MATS; k++) mats[k] = asked & MAT_COL[k] ? r->mat[k] : NULL;
+        out->correct = mats[M_CORRECT], out->tokens = mats[M_TOKENS], out->cost = mats[M_COST];
+        out->emb = mats[M_EMB];
+        out->p_correct = mats[M_PC], out->p_tokens = mats[M_PT], out->p_cost = mats[M_PCOST];
+        return RTR_OK;
+    }
+    return RTR_OK;
+}
+
+/* --------------------------------------------------------------- gather */
+
+void rtr_rows_free(rtr_rows *r) {
+    char **strs[4] = {r->id, r->text, r->dataset, r->split};
+    for (int c = 0; c < 4; c++) {
+        for (int64_t i = 0; strs[c] && i < r->n; i++) free(strs[c][i]);
+        free(strs[c]);
+    }
+    free(r->correct), free(r->tokens), free(r->cost);
+    free(r->p_correct), free(r->p_tokens), free(r->p_cost);
+    if (r->emb_mapped) munmap(r->emb, r->emb_mapped);
+    else free(r->emb);
+    memset(r, 0, sizeof *r);
+}
+
+void rtr_row_source_free(rtr_row_source *s) {
+    free((char *)s->encoding), free((char *)s->encoder), free((char *)s->encoder_hash), free((char *)s->table);
+    free((char *)s->checkpoint), free((char *)s->checkpoint_hash);
+    memset(s, 0, sizeof *s);
+}
+
+/* Embeddings of up to cap rows in a temporary file of the corpus directory
+ * (unlinked at once: it disappears with the mapping), mapped shared, so
+ * they live in the page cache rather than the process's memory. */
+static rtr_status map_embeddings(rtr_rows *out, const rtr_corpus *c, int64_t cap, int32_t dim) {
+    size_t bytes = (size_t)(cap ? cap : 1) * (size_t)dim * sizeof(float);
+    char *path = rtr_sprintf("%s/.rtr-embeddings.tmp.%ld", c->dir, (long)getpid());
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_EXCL, 0600) : -1;
+    if (fd >= 0) unlink(path);
+    rtr_status s = fd < 0 ? rtr_fail(RTR_ERR_IO, "%s: cannot create", path ? path : c->dir) : RTR_OK;
+    if (!s && ftruncate(fd, (off_t)bytes) != 0) s = rtr_fail(RTR_ERR_IO, "%s: cannot size the embeddings file", path);
+    void *p = s ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (!s && p == MAP_FAILED) s = rtr_fail(RTR_ERR_IO, "%s: cannot map the embeddings file", path);
+    if (fd >= 0) close(fd);
+    free(path);
+    if (s) return s;
+    out->emb = p;
+    out->emb_mapped = bytes;
+    return RTR_OK;
+}
+
+/* Grow the gathered arrays to hold `need` rows. */
+static rtr_status gather_reserve(rtr_rows *o, unsigned cols, int64_t *cap, int64_t need) {
+    if (need <= *cap) return RTR_OK;
+    int64_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    char ***strs[4] = {&o->id, &o->text, &o->dataset, &o->split};
+    for (int i = 0; i < 4; i++)
+        if (cols & STR_COL[i]) {
+            char **p = rtr_realloc(*strs[i], sizeof(char *) * (size_t)c);
+            if (!p) return RTR_ERR_NOMEM;
+            *strs[i] = p;
+        }
+    float **mats[N_MATS] = {&o->correct, &o->tokens, &o->cost, &o->emb, &o->p_correct, &o->p_tokens, &o->p_cost};
+    for (int m = 0; m < N_MATS; m++) {
+        if (!(cols & MAT_COL[m]) || (m == M_EMB && o->emb_mapped)) continue;
+        size_t w = m == M_EMB ? (size_t)o->dim : (size_t)o->k;
+        float *p = rtr_realloc(*mats[m], sizeof(float) * (size_t)c * w);
+        if (!p) return RTR_ERR_NOMEM;
+        *mats[m] = p;
+    }
+    *cap = c;
+    return RTR_OK;
+}
+
+static rtr_status source_copy(rtr_row_source *dst, const rtr_row_source *src) {
+    memset(dst, 0, sizeof *dst);
+    const char *from[6] = {src->encoding, src->encoder, src->encoder_hash, src->table, src->checkpoint,
+                           src->checkpoint_hash};
+    const char **to[6] = {&dst->encoding, &dst->encoder, &dst->encoder_hash, &dst->table, &dst->checkpoint,
+                          &dst->checkpoint_hash};
+    for (int i = 0; i < 6; i++)
+        if (from[i] && !(*to[i] = rtr_strdup(from[i]))) {
+            rtr_row_source_free(dst);
+            return RTR_ERR_NOMEM;
+        }
+    dst->dim = src->dim;
+    dst->table_has_cost = src->table_has_cost;
+    return RTR_OK;
+}
+
+rtr_status rtr_rows_gather(rtr_rows *out, rtr_row_source *src, const rtr_corpus *c, const rtr_row_query *q,
+                           size_t emb_budget) {
+    memset(out, 0, sizeof *out);
+    if (src) memset(src, 0, sizeof *src);
+    rtr_row_reader *r;
+    rtr_status s = rtr_row_reader_open(&r, c, q);
+    if (s) return s;
+    unsigned cols = q->columns;
+    if (!r->src.table_has_cost) cols &= ~(unsigned)RTR_COL_P_COST;
+    out->k = c->cat.n_pairs;
+    out->dim = r->src.dim;
+    int64_t upper = 0, cap = 0;
+    for (int i = r->shard; i < r->end; i++) upper += c->counts[i];
+    if ((cols & RTR_COL_EMBEDDING) && emb_budget && (size_t)upper * (size_t)out->dim * sizeof(float) > emb_budget)
+        s = map_embeddings(out, c, upper, out->dim);
+    rtr_rows ch;
+    while (!s && !(s = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
+        if ((s = gather_reserve(out, cols, &cap, out->n + ch.n))) break;
+        char **from[4] = {ch.id, ch.text, ch.dataset, ch.split}, **to[4] = {out->id, out->text, out->dataset, out->split};
+        for (int i = 0; i < 4 && !s; i++)
+            if (to[i]) memset(to[i] + out->n, 0, sizeof(char *) * (size_t)ch.n); /* freeable if a copy fails */
+        for (int i = 0; i < 4 && !s; i++)
+            for (int64_t j = 0; to[i] && j < ch.n && !s; j++)
+                if (!(to[i][out->n + j] = rtr_strdup(from[i][j]))) s = RTR_ERR_NOMEM;
+        if (s) {
+            out->n += ch.n;
+            break;
+        }
+        const float *mf[N_MATS] = {ch.correct, ch.tokens, ch.cost, ch.emb, ch.p_correct, ch.p_tokens, ch.p_cost};
+        float *mt[N_MATS] = {out->correct, out->tokens, out->cost, out->emb, out->p_correct, out->p_tokens, out->p_cost};
+        for (int m = 0; m < N_MATS; m++) {
+            size_t w = m == M_EMB ? (size_t)out->dim : (size_t)out->k;
+            if (mt[m] && mf[m]) memcpy(mt[m] + (size_t)out->n * w, mf[m], sizeof(float) * (size_t)ch.n * w);
+        }
+        out->n += ch.n;
+    }
+    if (!s && out->n == 0) {
+        const char *what = q->split && *q->split ? q->split : "(any)";
+        s = q->dataset ? rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s' of dataset '%s'", c->dir, what, q->dataset)
+                       : rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", c->dir, what);
+    }
+    if (!s && src) s = source_copy(src, &r->src);
+    rtr_row_reader_close(r);
+    if (s) rtr_rows_free(out);
+    return s;
+}

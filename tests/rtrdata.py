@@ -1,0 +1,84 @@
+"""rtr corpora read and written with h5py alone, exactly as docs/FORMAT.md
+describes them (imported by the Python tests, never run by ctest): the
+manifest, the shards' string columns, and stage outputs written beside the
+shards, so tests can give a corpus embeddings or routing tables without an
+encoder or a trained checkpoint."""
+import json
+import os
+
+import h5py
+import numpy as np
+
+
+def manifest(corpus):
+    with open(os.path.join(corpus, "manifest.json")) as f:
+        return json.load(f)
+
+
+def shards(corpus):
+    """[(path, file, content hash, n_queries)] of every shard, in order."""
+    return [(os.path.join(corpus, s["file"]), s["file"], s["hash"], s["n_queries"])
+            for s in manifest(corpus)["shards"]]
+
+
+def strings(f, name):
+    """A string column of an open shard: UTF-8 bytes back to back, n + 1 offsets."""
+    data, off = f[f"queries/{name}/bytes"][:].tobytes(), f[f"queries/{name}/offsets"][:]
+    return [data[a:b].decode() for a, b in zip(off[:-1], off[1:])]
+
+
+def _header(f, schema, m, file, shard_hash, n):
+    f.attrs["rtr_schema"] = np.bytes_(schema)
+    f.attrs["rtr_schema_version"] = np.int64(2)
+    f.attrs["catalog_hash"] = np.bytes_(m["catalog_hash"])
+    if file is not None:
+        f.attrs["shard"] = np.bytes_(file)
+        f.attrs["shard_hash"] = np.bytes_(shard_hash)
+        f.attrs["n_queries"] = np.int64(n)
+
+
+def write_embeddings(corpus, name, encoder_hash, emb_of, desc, encoder="test-encoder"):
+    """embeddings/NAME: emb_of(shard_path) -> float32 [n x D] for each shard;
+    desc = (model descriptions [M x D], strategy descriptions [S x D])."""
+    m = manifest(corpus)
+    folder = os.path.join(corpus, "embeddings", name)
+    os.makedirs(folder, exist_ok=True)
+    for path, file, shard_hash, n in shards(corpus):
+        emb = np.asarray(emb_of(path), dtype=np.float32)
+        with h5py.File(os.path.join(folder, file), "w") as f:
+            _header(f, "rtr-embeddings", m, file, shard_hash, n)
+            for k, v in (("encoder", encoder), ("encoder_hash", encoder_hash)):
+                f.attrs[k] = np.bytes_(v)
+            f.attrs["dim"] = np.int64(emb.shape[1])
+            f["embedding/query"] = emb
+    with h5py.File(os.path.join(folder, "descriptions.h5"), "w") as f:
+        _header(f, "rtr-descriptions", m, None, None, None)
+        for k, v in (("encoder", encoder), ("encoder_hash", encoder_hash)):
+            f.attrs[k] = np.bytes_(v)
+        f.attrs["dim"] = np.int64(np.asarray(desc[0]).shape[1])
+        f["embedding/model_desc"] = np.asarray(desc[0], dtype=np.float32)
+        f["embedding/strategy_desc"] = np.asarray(desc[1], dtype=np.float32)
+
+
+def write_table(corpus, name, table_of, checkpoint_hash, encoder="", encoder_hash="", checkpoint="test"):
+    """tables/NAME: table_of(shard_path) -> {"p_correct": [n x K], "tokens": [n x K]
+    (and optionally "cost": predicted USD [n x K])} for each shard."""
+    m = manifest(corpus)
+    folder = os.path.join(corpus, "tables", name)
+    os.makedirs(folder, exist_ok=True)
+    for path, file, shard_hash, n in shards(corpus):
+        t = table_of(path)
+        with h5py.File(os.path.join(folder, file), "w") as f:
+            _header(f, "rtr-table", m, file, shard_hash, n)
+            for k, v in (("table", name), ("checkpoint", checkpoint), ("checkpoint_hash", checkpoint_hash),
+                         ("encoder", encoder), ("encoder_hash", encoder_hash)):
+                f.attrs[k] = np.bytes_(v)
+            f.attrs["n_pairs"] = np.int64(len(m["catalog"]["pairs"]))
+            for k, v in t.items():
+                f["routing/" + k] = np.asarray(v, dtype=np.float32)
+
+
+def read_table(corpus, name, key):
+    """One matrix of a routing table, every shard stacked in order."""
+    return np.concatenate([h5py.File(os.path.join(corpus, "tables", name, file), "r")["routing/" + key][()]
+                           for _, file, _, _ in shards(corpus)])
