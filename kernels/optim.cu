@@ -1,7 +1,8 @@
 /* optim.cu — the Adam update on the GPU, same name and arguments as the C
- * reference in src/ref/optim.c plus a stream. Every operation is the reference's,
- * in its order, with round-to-nearest intrinsics so nvcc fuses nothing: the
- * result is bit-identical. The step size comes from the reference itself. */
+ * reference in src/ref/optim.c plus a stream. Every operation is the
+ * reference's float operation, in its order, with round-to-nearest
+ * intrinsics so nvcc fuses nothing: the result is bit-identical. The step
+ * size comes from the reference itself. */
 #include "launchers.cuh"
 
 #include "rtr/ops.h"
@@ -9,13 +10,14 @@
 namespace RTR_KNS {
 
 __global__ void adam_update_kernel(float *param, const float *grad, float *m, float *v, size_t n, float step) {
-    const double b1 = RTR_ADAM_B1, b2 = RTR_ADAM_B2;
+    const float b1 = (float)RTR_ADAM_B1, c1 = (float)(1 - RTR_ADAM_B1), b2 = (float)RTR_ADAM_B2,
+                c2 = (float)(1 - RTR_ADAM_B2), eps = (float)RTR_ADAM_EPS;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        double g = grad[i];
-        float mi = (float)__dadd_rn(__dmul_rn(b1, (double)m[i]), __dmul_rn(1 - b1, g));
-        float vi = (float)__dadd_rn(__dmul_rn(b2, (double)v[i]), __dmul_rn(__dmul_rn(1 - b2, g), g));
+        float g = grad[i];
+        float mi = __fadd_rn(__fmul_rn(b1, m[i]), __fmul_rn(c1, g));
+        float vi = __fadd_rn(__fmul_rn(b2, v[i]), __fmul_rn(__fmul_rn(c2, g), g));
         m[i] = mi, v[i] = vi;
-        float denom = __fadd_rn(__fsqrt_rn(vi), (float)RTR_ADAM_EPS);
+        float denom = __fadd_rn(__fsqrt_rn(vi), eps);
         param[i] = __fsub_rn(param[i], __fdiv_rn(__fmul_rn(step, mi), denom));
     }
 }

@@ -2,11 +2,14 @@
  * counts depend on the query embedding and the pair: training lowers the
  * loss, beats the naive per-pair predictor on held-out rows, is
  * deterministic (same seed, same checkpoint bytes), round-trips through a
- * checkpoint, and fails cleanly on NaN input or a diverging run. */
+ * checkpoint, and fails cleanly on NaN input or a diverging run. Adam's
+ * step is the float formula element by element on any thread count. */
 #include "predictor/predictor_int.h"
+#include "rtr/ops.h"
 #include "test.h"
 #include "common/util.h"
 
+#include <omp.h>
 #include <string.h>
 
 enum { D = 16, NM = 3, NS = 2, K = NM * NS, N_TRAIN = 1500, N_TEST = 500, N_ALL = N_TRAIN + N_TEST };
@@ -77,6 +80,48 @@ static void held_out(const rtr_predictor *p, rtr_pred_metrics *mp, rtr_pred_metr
     for (int i = 0; i < N_TEST * K; i++) nc[i] = mean_c[i % K], nt[i] = med_t[i % K];
     rtr_pred_metrics_compute(mp, pc, pt, yc, yt, N_TEST * K, 1);
     rtr_pred_metrics_compute(mn, nc, nt, yc, yt, N_TEST * K, 1);
+}
+
+/* Adam (src/ref/optim.c): three steps over a length that is neither a
+ * multiple of the vector width nor of the chunk, on 1 and 2 threads, equal
+ * bit for bit to the float formula written out here element by element. */
+static void test_adam_update(void) {
+    enum { N = 200003, STEPS = 3 };
+    static float g[N], p0[N], m0[N], v0[N], want[3 * N], got[2][3 * N];
+    uint64_t keep_rng = test_rng; /* the other tests' data stay as they were */
+    for (int i = 0; i < N; i++) {
+        g[i] = (float)(test_nrand() * (i % 5 == 0 ? 1e-6 : 1e-2));
+        p0[i] = (float)test_nrand(), m0[i] = (float)(test_nrand() * 1e-3), v0[i] = (float)(test_urand() * 1e-5);
+    }
+    const float b1 = (float)RTR_ADAM_B1, c1 = (float)(1 - RTR_ADAM_B1), b2 = (float)RTR_ADAM_B2,
+                c2 = (float)(1 - RTR_ADAM_B2), eps = (float)RTR_ADAM_EPS;
+    float *p = want, *m = want + N, *v = want + 2 * N;
+    memcpy(p, p0, sizeof p0), memcpy(m, m0, sizeof m0), memcpy(v, v0, sizeof v0);
+    for (int t = 1; t <= STEPS; t++) {
+        float step = rtr_adam_step_size(1e-3, t);
+        for (int i = 0; i < N; i++) {
+            m[i] = b1 * m[i] + c1 * g[i];
+            v[i] = b2 * v[i] + c2 * g[i] * g[i];
+            p[i] = p[i] - step * m[i] / (sqrtf(v[i]) + eps);
+        }
+    }
+    int threads = omp_get_max_threads();
+    for (int w = 0; w < 2; w++) {
+        float *q = got[w];
+        memcpy(q, p0, sizeof p0), memcpy(q + N, m0, sizeof m0), memcpy(q + 2 * N, v0, sizeof v0);
+        omp_set_num_threads(w + 1);
+        for (int t = 1; t <= STEPS; t++) rtr_adam_update(q, g, q + N, q + 2 * N, N, 1e-3, t);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < 3 * (size_t)N; i++)
+            if (memcmp(&q[i], &want[i], sizeof(float)) && !bad++) first = i;
+        CHECK_MSG(bad == 0, "%d thread(s): %zu of %d values differ from the formula, first at %zu (%.9g vs %.9g)",
+                  w + 1, bad, 3 * N, first, q[first], want[first]);
+    }
+    omp_set_num_threads(threads);
+    test_rng = keep_rng;
+    double moved = 0;
+    for (int i = 0; i < N; i++) moved += fabs((double)got[1][i] - p0[i]);
+    CHECK(moved > 1e-4 * N); /* the steps did move the parameters */
 }
 
 static void test_learns_and_beats_naive(void) {
@@ -239,5 +284,5 @@ static void test_checkpoint_hash_verified(void) {
     remove(path);
 }
 
-TEST_MAIN(T(test_learns_and_beats_naive), T(test_deterministic_and_roundtrip), T(test_bad_input),
+TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_deterministic_and_roundtrip), T(test_bad_input),
           T(test_checkpoint_hash_verified))
