@@ -2,7 +2,8 @@
  * double-precision MLP over the explicit concatenation [e_q; d_m; d_s; u_m; u_s],
  * and every analytic gradient (rtr_heads_loss, rtr_heads_backward's dA/dC/dw2/db2, and
  * the full parameter gradient of W_q, W_m, W_s, b1, w2, b2, u_m, u_s for both
- * heads) matches central finite differences at awkward sizes. */
+ * heads) matches central finite differences at awkward sizes; the host
+ * step's one-pass backward equals rtr_heads_backward. */
 #include "rtr/ops.h"
 #include "predictor/predictor_int.h"
 #include "test.h"
@@ -190,6 +191,38 @@ static void test_backward_dA_dC(void) {
     CHECK_CLOSE(dw2[3], 2 * dw1, 1e-6, 1e-6);
 }
 
+/* The host step's one-pass backward (rtr_heads_backward_rows_) equals the
+ * reference on awkward sizes (H not a multiple of the vector width), with
+ * unlabelled (zero) entries, accumulating onto what dA, dC and db2 hold. */
+static void test_backward_rows_equal(void) {
+    enum { N = 6, K = 5, H = 37 };
+    float A[2 * N * H], C[2 * K * H], w2[2 * H], g[2 * N * K];
+    float dA[2][2 * N * H], dC[2][2 * K * H], dw2[2][2 * H], db2[2][2];
+    fill(A, 2 * N * H, 1.0f);
+    fill(C, 2 * K * H, 1.0f);
+    fill(w2, 2 * H, 1.0f);
+    fill(g, 2 * N * K, 1.0f);
+    for (int i = 0; i < 2 * N * K; i += 4) g[i] = 0.0f;
+    fill(dA[0], 2 * N * H, 0.5f);
+    fill(dC[0], 2 * K * H, 0.5f);
+    fill(db2[0], 2, 0.5f);
+    memset(dw2[0], 0, sizeof dw2[0]); /* the reference adds its dw2 sums in one go: equal from zero */
+    memcpy(dA[1], dA[0], sizeof dA[0]), memcpy(dC[1], dC[0], sizeof dC[0]);
+    memcpy(dw2[1], dw2[0], sizeof dw2[0]), memcpy(db2[1], db2[0], sizeof db2[0]);
+    rtr_heads_backward(dA[0], dA[0] + N * H, dC[0], dC[0] + K * H, dw2[0], db2[0], dw2[0] + H, db2[0] + 1, g,
+                       g + N * K, A, A + N * H, C, C + K * H, w2, w2 + H, N, K, H);
+    rtr_heads_backward_rows_(dA[1], dA[1] + N * H, dC[1], dC[1] + K * H, dw2[1], db2[1], dw2[1] + H, db2[1] + 1, g,
+                             g + N * K, A, A + N * H, C, C + K * H, w2, w2 + H, N, K, H);
+    struct { const float *ref, *got; int n; const char *name; } out[] = {
+        {dA[0], dA[1], 2 * N * H, "dA"}, {dC[0], dC[1], 2 * K * H, "dC"}, {dw2[0], dw2[1], 2 * H, "dw2"},
+        {db2[0], db2[1], 2, "db2"}};
+    for (int b = 0; b < 4; b++) {
+        int bad = 0;
+        for (int i = 0; i < out[b].n; i++) bad += out[b].got[i] != out[b].ref[i];
+        CHECK_MSG(bad == 0, "%s: %d of %d entries differ from rtr_heads_backward", out[b].name, bad, out[b].n);
+    }
+}
+
 typedef struct { const char *name; float *x; size_t n; } param_block;
 
 /* Every parameter block of the predictor, both heads: analytic gradient of
@@ -251,4 +284,4 @@ static void test_parameter_gradients(void) {
 }
 
 TEST_MAIN(T(test_fused_equals_concat_mlp), T(test_score_rejects_nan), T(test_loss_gradient),
-          T(test_backward_dA_dC), T(test_parameter_gradients))
+          T(test_backward_dA_dC), T(test_backward_rows_equal), T(test_parameter_gradients))

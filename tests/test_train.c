@@ -146,6 +146,68 @@ static void test_learns_and_beats_naive(void) {
     }
 }
 
+typedef struct {
+    double loss[8][4];
+    int n;
+} epoch_losses;
+static void record_losses(const rtr_epoch_log *e, void *user) {
+    epoch_losses *t = user;
+    if (t->n < 8) t->loss[t->n][0] = e->train_bce, t->loss[t->n][1] = e->train_tok, t->loss[t->n][2] = e->val_bce,
+                  t->loss[t->n][3] = e->val_tok, t->n++;
+}
+
+/* The CPU backend's host step (a batch cut into tasks over the threads):
+ * the same bits on 1 and 2 threads, and the same training as the generic
+ * step (whole-batch ops, full gradient, one Adam update) up to float
+ * summation order: every epoch's losses within 1e-5 relative, the final
+ * parameters within 1e-5 (absolute and relative), where 4 epochs of Adam
+ * steps of 1e-3 move them by up to 0.17. */
+static void test_host_step(void) {
+    make_data();
+    rtr_train_params cfg = small_params();
+    cfg.max_epochs = 4;
+    rtr_train_data data = {.n = N_TRAIN, .D = D, .K = K, .emb = emb, .correct = correct, .tokens = tokens};
+    rtr_predictor run[3];
+    epoch_losses loss[3] = {{.n = 0}};
+    int threads = omp_get_max_threads();
+    for (int r = 0; r < 2; r++) {
+        omp_set_num_threads(r + 1);
+        CHECK(rtr_predictor_init(&run[r], &cfg, &cat, D, d_model, d_strategy) == RTR_OK);
+        CHECK(rtr_predictor_train(&run[r], &data, record_losses, &loss[r]) == RTR_OK);
+    }
+    omp_set_num_threads(threads);
+    CHECK(!memcmp(run[0].params, run[1].params, sizeof(float) * run[0].n_params));
+    CHECK(!memcmp(loss[0].loss, loss[1].loss, sizeof loss[0].loss));
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    CHECK(rtr_predictor_init(&run[2], &cfg, &cat, D, d_model, d_strategy) == RTR_OK);
+    CHECK(rtr_predictor_train_generic_(&cpu, &run[2], &data, record_losses, &loss[2]) == RTR_OK);
+    rtr_backend_free(&cpu);
+    CHECK(loss[2].n == 4 && loss[0].n == 4);
+    double worst_loss = 0, worst_param = 0, moved = 0;
+    for (int e = 0; e < loss[0].n; e++)
+        for (int j = 0; j < 4; j++) {
+            double r = fabs(loss[0].loss[e][j] - loss[2].loss[e][j]) / fabs(loss[2].loss[e][j]);
+            worst_loss = fmax(worst_loss, r);
+        }
+    size_t bad = 0;
+    rtr_predictor init;
+    CHECK(rtr_predictor_init(&init, &cfg, &cat, D, d_model, d_strategy) == RTR_OK);
+    for (size_t i = 0; i < run[0].n_trainable; i++) {
+        double diff = fabs((double)run[0].params[i] - run[2].params[i]);
+        worst_param = fmax(worst_param, diff);
+        moved = fmax(moved, fabs((double)run[2].params[i] - init.params[i]));
+        bad += !(diff <= 1e-5 + 1e-5 * fabs(run[2].params[i]));
+    }
+    fprintf(stderr, "  host vs generic step: worst relative loss difference %.3g, worst parameter difference %.3g "
+            "(largest move %.3g)\n", worst_loss, worst_param, moved);
+    CHECK(worst_loss <= 1e-5);
+    CHECK_MSG(bad == 0, "%zu of %zu parameters differ", bad, run[0].n_trainable);
+    CHECK(moved > 1e-2);
+    for (int r = 0; r < 3; r++) rtr_predictor_free(&run[r]);
+    rtr_predictor_free(&init);
+}
+
 static void test_deterministic_and_roundtrip(void) {
     make_data();
     rtr_train_params cfg = small_params();
@@ -284,5 +346,5 @@ static void test_checkpoint_hash_verified(void) {
     remove(path);
 }
 
-TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_deterministic_and_roundtrip), T(test_bad_input),
+TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_host_step), T(test_deterministic_and_roundtrip), T(test_bad_input),
           T(test_checkpoint_hash_verified))

@@ -16,4 +16,19 @@ rtr_status rtr_predictor_alloc_(rtr_predictor *p);
 rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_data *d, float *grad,
                                      double loss[2]);
 
+/* rtr_predictor_train_on with every batch taking the generic step (one op
+ * call per stage over the whole batch, the full gradient, one Adam update),
+ * as non-host backends do, also on a host backend: the yardstick of the
+ * host step's tasks. */
+rtr_status rtr_predictor_train_generic_(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
+                                        void *user);
+
+/* rtr_heads_backward (include/rtr/ops.h) in one vectorisable pass, as the
+ * host step computes it: the same sums in the same order, so equal to the
+ * reference (tests/test_heads.c). */
+void rtr_heads_backward_rows_(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
+                              float *dw2_t, float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
+                              const float *A_t, const float *C_c, const float *C_t, const float *w2_c,
+                              const float *w2_t, int N, int K, int H);
+
 #endif
