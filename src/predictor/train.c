@@ -6,18 +6,19 @@
  * per-model and per-strategy products (rtr_pair_table_forward), rtr_heads_forward,
  * rtr_heads_loss and rtr_heads_backward do the (query, pair) work, and the backward
  * folds dC into W_m, W_s, b1 and the learnable embeddings u_m, u_s
- * (rtr_pair_table_backward and GEMMs); rtr_adam_update steps. With the CPU backend
- * this is the CPU trainer; the C scoring path is the same forward on the
- * reference backend. */
+ * (rtr_pair_table_backward and GEMMs); rtr_adam_update steps. That generic
+ * step runs on every backend; on the host (CPU) backends each batch is
+ * instead cut into tasks over the threads (train_host.c), the same ops on
+ * blocks. The C scoring path is the same forward on the reference backend. */
 #include "rtr/backend.h"
 #include "rtr/ops.h"
 #include "rtr/predictor.h"
 #include "predictor/predictor_int.h"
+#include "predictor/train_int.h"
 #include "common/util.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,13 +56,6 @@ static void rng_shuffle(uint64_t *s, int64_t *idx, int64_t n) {
 }
 
 /* ------------------------------------------------------------ parameter layout */
-
-/* Pointers of the parameter layout into any buffer of n_params floats:
- * used for the parameters, their gradients and Adam's moments alike. */
-typedef struct {
-    rtr_head head[2];
-    float *u_model, *u_strategy, *d_model, *d_strategy;
-} param_view;
 
 static size_t layout(param_view *v, float *base, int32_t D, int32_t H, int32_t U, int32_t nm, int32_t ns,
                      size_t *n_trainable) {
@@ -166,20 +160,6 @@ void rtr_predictor_free(rtr_predictor *p) {
 
 /* ------------------------------------------------------------ the heads on a backend */
 
-/* An op of backend b, and an early return on the first failing call. */
-#define OP(b, op, ...) ((b)->iface->op((b)->ctx, __VA_ARGS__))
-#define TRY(call)                                                                                                  \
-    do {                                                                                                           \
-        rtr_status try_st_ = (call);                                                                               \
-        if (try_st_ != RTR_OK) return try_st_;                                                                     \
-    } while (0)
-
-/* Row-major C = op(A)·op(B) + beta·C on b. */
-static rtr_status gemm(rtr_backend *b, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
-    return OP(b, sgemm, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
-}
-
 /* Host <-> backend copies that vanish where the backend array is the host one. */
 static rtr_status put(rtr_backend *b, void *dev, const void *host, size_t bytes) {
     return dev == host ? RTR_OK : rtr_backend_upload(b, dev, host, bytes);
@@ -196,25 +176,6 @@ static rtr_status require_ops(const rtr_backend *b, const rtr_op *ops, size_t n)
                             rtr_op_name(ops[i]));
     return RTR_OK;
 }
-
-/* The predictor on a backend: its parameters (p->params layout, one buffer)
- * and pair indices in backend memory, and the work buffers of a forward pass
- * over up to `rows` queries. On a host backend the parameters and pairs are
- * p's own arrays, not copies. */
-typedef struct {
-    rtr_backend *b;
-    const rtr_predictor *p;
-    float *params;
-    param_view v;                   /* views into params */
-    int32_t *pair_model, *pair_strategy;
-    float *work;                    /* one allocation: */
-    float *P_m, *P_s;               /*   per-model / per-strategy products of each head (2 x n_models x H,
-                                     *   2 x n_strategies x H: the heads' tables may be built at once) */
-    float *C;                       /*   both heads' pair tables, 2 x K x H */
-    float *A;                       /*   A = E·W_qᵀ of both heads, 2 x rows x H */
-    int rows;
-    bool host;
-} net;
 
 static void net_close(net *t) {
     if (!t->b) return;
@@ -255,7 +216,7 @@ static rtr_status net_open(net *t, rtr_backend *b, const rtr_predictor *p, int r
 /* Head h's pair table into t->C + h·K·H: P_m = R_m·W_mᵀ with R_m = [d_m | u_m]
  * as two GEMMs over the column blocks of W_m (no concatenated copy), the same
  * for strategies, then C[k] = P_m[m(k)] + P_s[s(k)] + b1. */
-static rtr_status net_table(net *t, int h) {
+rtr_status rtr_train_net_table_(net *t, int h) {
     const rtr_predictor *p = t->p;
     const rtr_head *hd = &t->v.head[h];
     int D = p->D, U = p->U, R = D + U, H = p->H;
@@ -288,7 +249,7 @@ void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C) {
     rtr_backend b;
     net t;
     rtr_backend_ref_open(&b);
-    if (net_open(&t, &b, p, 0) == RTR_OK && net_table(&t, head) == RTR_OK) {
+    if (net_open(&t, &b, p, 0) == RTR_OK && rtr_train_net_table_(&t, head) == RTR_OK) {
         size_t KH = (size_t)p->n_pairs * p->H;
         memcpy(C, t.C + head * KH, sizeof(float) * KH);
     }
@@ -308,7 +269,7 @@ static int64_t first_nonfinite(const float *x, size_t n) {
 static rtr_status score_on(net *t, const float *emb, int64_t N, float *p_correct, float *tokens) {
     const rtr_predictor *p = t->p;
     size_t D = (size_t)p->D, K = (size_t)p->n_pairs;
-    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int h = 0; h < 2; h++) TRY(rtr_train_net_table_(t, h));
     for (int64_t n0 = 0; n0 < N; n0 += t->rows) {
         int n = (int)(N - n0 < t->rows ? N - n0 : t->rows);
         TRY(net_forward(t, emb + n0 * D, n, p_correct + n0 * K, tokens + n0 * K));
@@ -334,44 +295,6 @@ rtr_status rtr_predictor_score(const rtr_predictor *p, const float *emb, int64_t
 }
 
 /* ------------------------------------------------------------ training */
-
-/* Validation rows are scored this many at a time. */
-#define EVAL_ROWS 4096
-/* The host step's blocks (below): columns of H or U per GEMM task, parameter
- * rows per gradient+Adam task (ROW_BLOCK x (D + U) floats of scratch: 192 KB
- * at D = U = 768, within a core's L2), and the most blocks of queries a
- * batch's pairs are cut into. */
-#define COL_BLOCK 128
-#define ROW_BLOCK 32
-#define QUERY_BLOCKS 16
-
-/* A training run on a backend: the predictor (net, with rows = the larger of
- * a batch and a validation chunk), gradient and Adam moments, the rows'
- * embeddings and targets resident in backend memory, the row order, and the
- * batch buffers. */
-typedef struct {
-    net n;
-    int batch;
-    float *grad;                 /* the parameter layout (n_params floats; the trainable part is used) */
-    param_view g;                /* views into grad */
-    float *adam_m, *adam_v;      /* n_trainable each, one allocation */
-    const float *emb, *y_c, *y_t; /* all rows: n x D, n x K, n x K */
-    float *data;                 /* their backend copy (NULL on a host backend, which reads the host arrays) */
-    int64_t *order;              /* backend copy of the row order (the host array on a host backend) */
-    float *work;                 /* one allocation: */
-    float *E, *Y_c, *Y_t;        /*   gathered rows: rows x D, rows x K, rows x K */
-    float *out, *dout;           /*   pre-activations and their gradients, 2 x rows x K each */
-    float *acc;                  /*   zeroed before each backward, as rows of H floats: */
-    float *dA, *dC, *G_m, *G_s;  /*     2 x batch, 2 x K, 2 x n_models, 2 x n_strategies rows */
-    int acc_rows;
-    double *loss;                /* sums: train bce, tok, validation bce, tok */
-    int32_t *labels;             /* host: labelled correctness and token entries of each row */
-    bool host_step;              /* batches take host_step (below), else batch_grad + adam_update */
-    float *part;                 /* host step: per query block, dC (2 x K x H), dw2 (2 x H), db2 (2) */
-    double *part_loss;           /*   per query block, the loss sums (2) */
-    float *scratch;              /*   per thread, ROW_BLOCK rows of a gradient (ROW_BLOCK x (D + U)) */
-    int threads;
-} trainer;
 
 static void trainer_close(trainer *tr) {
     rtr_backend *b = tr->n.b;
@@ -430,13 +353,7 @@ static rtr_status trainer_open(trainer *tr, rtr_backend *b, const rtr_predictor 
     tr->G_m = tr->dC + 2 * K * H;
     tr->G_s = tr->G_m + 2 * (size_t)p->n_models * H;
     tr->host_step = host_step && tr->n.host;
-    if (tr->host_step) {
-        tr->threads = omp_get_max_threads();
-        tr->part = rtr_malloc(sizeof(float) * QUERY_BLOCKS * (2 * K * H + 2 * H + 2));
-        tr->part_loss = rtr_malloc(sizeof(double) * QUERY_BLOCKS * 2);
-        tr->scratch = rtr_malloc(sizeof(float) * (size_t)tr->threads * ROW_BLOCK * (D + (size_t)p->U));
-        if (!tr->part || !tr->part_loss || !tr->scratch) return RTR_ERR_NOMEM;
-    }
+    if (tr->host_step) TRY(rtr_train_host_open_(tr));
 
     size_t nD = (size_t)n * D, nK = (size_t)n * K;
     if (tr->n.host) {
@@ -467,7 +384,7 @@ static void label_counts(const trainer *tr, const int64_t *rows, int64_t n, int6
 }
 
 /* Gather rows idx[0..n) (backend memory) into E, Y_c, Y_t. */
-static rtr_status gather(trainer *tr, const int64_t *idx, int n) {
+rtr_status rtr_train_gather_(trainer *tr, const int64_t *idx, int n) {
     rtr_backend *b = tr->n.b;
     int D = tr->n.p->D, K = tr->n.p->n_pairs;
     TRY(OP(b, gather_rows, tr->E, tr->emb, idx, n, D));
@@ -511,12 +428,12 @@ static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c
     int H = p->H, K = p->n_pairs;
     size_t RH = (size_t)t->rows * H, RK = (size_t)t->rows * K, KH = (size_t)K * H;
     for (int h = 0; h < 2; h++) {
-        TRY(net_table(t, h));
+        TRY(rtr_train_net_table_(t, h));
         /* b1, w2, b2 (adjacent in the layout): accumulated below */
         TRY(rtr_backend_zero(b, tr->g.head[h].b1, sizeof(float) * (2 * (size_t)H + 1)));
     }
     TRY(rtr_backend_zero(b, tr->acc, sizeof(float) * (size_t)tr->acc_rows * H));
-    TRY(gather(tr, idx, B));
+    TRY(rtr_train_gather_(tr, idx, B));
     TRY(net_forward(t, tr->E, B, tr->out, tr->out + RK));
     TRY(OP(b, heads_loss, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
            n_c ? 1.0f / (float)n_c : 0.0f, n_t ? 1.0f / (float)n_t : 0.0f, B, K));
@@ -528,225 +445,16 @@ static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c
     return RTR_OK;
 }
 
-/* ------------------------------------------------------------ the host step */
-
-/* On a host backend every op is a plain function on host memory that may run
- * on several threads at once, so one batch's step is cut into tasks that the
- * OpenMP threads share (one parallel region per batch):
- *   1. each head's pair tables (a task per head) and A = E·W_qᵀ in blocks of
- *      COL_BLOCK columns;
- *   2. the pairs' forward, loss and backward in blocks of queries, each
- *      block's dC, dw2, db2 and loss sums into a partial of its own (dA rows
- *      are the block's);
- *   3. per head, the partials added in block order, then the pair-table
- *      backward (G_m, G_s, db1);
- *   4. du = Σ_heads G·W[:, D:] in blocks of columns (the old W);
- *   5. per ROW_BLOCK rows of W_q, W_m and W_s: those rows' gradient by one
- *      GEMM into the thread's scratch (cache-sized) and Adam on the same rows
- *      at once, so the gradient of the large matrices never goes to memory
- *      (Adam's 6 floats per parameter move, not 7 plus the GEMM's write);
- *      each head's b1, w2, b2;
- *   6. Adam on u_m, u_s (the old values fed dW above).
- * Blocks follow from the sizes, never from the thread count, and partials
- * are added in a fixed order: a run gives the same bits on any number of
- * threads. Other backends take the generic step (batch_grad, adam_update). */
-
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-
-/* One head of rtr_heads_backward in one pass over (query, pair, unit)
- * instead of three: the reference's sums, each in the reference's order
- * (dA over pairs, dC over queries, dw2 over queries then pairs, db2 over
- * every entry), so the results are equal; a unit that the ReLU shuts adds
- * a zero instead of being skipped, which lets the loop vectorise. */
-static inline void unit_backward(float *restrict da, float *restrict dc, float *restrict dw, const float *restrict a,
-                                 const float *restrict c, const float *restrict w2, float d, int H) {
-    for (int j = 0; j < H; j++) {
-        float h = a[j] + c[j], on = h > 0.0f ? 1.0f : 0.0f, g = on * (d * w2[j]);
-        da[j] += g;
-        dc[j] += g;
-        dw[j] += on * (d * h);
-    }
-}
-
-static void head_backward_rows(float *dA, float *dC, float *dw2, float *db2, const float *dout, const float *A,
-                               const float *C, const float *w2, int N, int K, int H) {
-    float sum = 0.0f;
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            float d = dout[(size_t)n * K + k];
-            sum += d;
-            if (d != 0.0f) /* an unlabelled entry adds nothing anywhere */
-                unit_backward(dA + (size_t)n * H, dC + (size_t)k * H, dw2, A + (size_t)n * H, C + (size_t)k * H, w2, d, H);
-        }
-    db2[0] += sum;
-}
-
-void rtr_heads_backward_rows_(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
-                              float *dw2_t, float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
-                              const float *A_t, const float *C_c, const float *C_t, const float *w2_c,
-                              const float *w2_t, int N, int K, int H) {
-    head_backward_rows(dA_c, dC_c, dw2_c, db2_c, dout_c, A_c, C_c, w2_c, N, K, H);
-    head_backward_rows(dA_t, dC_t, dw2_t, db2_t, dout_t, A_t, C_t, w2_t, N, K, H);
-}
-
-/* Adam on n parameters at x (inside tr->n.params) with gradient g. */
-static rtr_status adam_at(trainer *tr, float *x, const float *g, size_t n, int64_t step) {
-    size_t at = (size_t)(x - tr->n.params);
-    return OP(tr->n.b, adam_update, x, g, tr->adam_m + at, tr->adam_v + at, n, tr->n.p->cfg.lr, step);
-}
-
-/* Step 5's task i: a block of rows of W_q, W_m or W_s of one head, or the head's b1, w2, b2. */
-static rtr_status host_rows_task(trainer *tr, int i, int B, int64_t step) {
-    net *t = &tr->n;
-    const rtr_predictor *p = t->p;
-    rtr_backend *b = t->b;
-    int H = p->H, D = p->D, U = p->U, R = D + U, nrb = (H + ROW_BLOCK - 1) / ROW_BLOCK, per_head = 3 * nrb + 1;
-    int h = i / per_head, r = i % per_head;
-    const rtr_head *w = &t->v.head[h], *gh = &tr->g.head[h];
-    if (r == 3 * nrb) return adam_at(tr, w->b1, gh->b1, 2 * (size_t)H + 1, step); /* b1, w2, b2: adjacent */
-    int which = r / nrb, j0 = (r % nrb) * ROW_BLOCK, rows = H - j0 < ROW_BLOCK ? H - j0 : ROW_BLOCK;
-    float *scr = tr->scratch + (size_t)omp_get_thread_num() * ROW_BLOCK * R;
-    if (which == 0) { /* dW_q[j0..] = dA[:, j0..]ᵀ·E */
-        TRY(gemm(b, true, false, rows, D, B, tr->dA + (size_t)h * tr->batch * H + j0, H, tr->E, D, 0.0f, scr, D));
-        return adam_at(tr, w->W_q + (size_t)j0 * D, scr, (size_t)rows * D, step);
-    }
-    /* dW_m[j0..] = G_m[:, j0..]ᵀ·[d_m | u_m], likewise for strategies */
-    bool mod = which == 1;
-    int n_rows = mod ? p->n_models : p->n_strategies;
-    const float *G = (mod ? tr->G_m + (size_t)h * p->n_models * H : tr->G_s + (size_t)h * p->n_strategies * H) + j0;
-    TRY(gemm(b, true, false, rows, D, n_rows, G, H, mod ? t->v.d_model : t->v.d_strategy, D, 0.0f, scr, R));
-    if (U > 0) TRY(gemm(b, true, false, rows, U, n_rows, G, H, mod ? t->v.u_model : t->v.u_strategy, U, 0.0f, scr + D, R));
-    return adam_at(tr, (mod ? w->W_m : w->W_s) + (size_t)j0 * R, scr, (size_t)rows * R, step);
-}
-
-/* Step 2's block q of the batch's B rows (blocks of `per` rows). */
-static rtr_status host_pairs_task(trainer *tr, int q, int per, int B, float gscale_c, float gscale_t) {
-    net *t = &tr->n;
-    const rtr_predictor *p = t->p;
-    int H = p->H, K = p->n_pairs, r0 = q * per, n = B - r0 < per ? B - r0 : per;
-    size_t RH = (size_t)t->rows * H, RK = (size_t)t->rows * K, KH = (size_t)K * H, BH = (size_t)tr->batch * H;
-    float *part = tr->part + (size_t)q * (2 * KH + 2 * (size_t)H + 2), *dA = tr->dA + (size_t)r0 * H;
-    double *loss = tr->part_loss + 2 * q;
-    float *out_c = tr->out + (size_t)r0 * K, *out_t = out_c + RK, *dout_c = tr->dout + (size_t)r0 * K,
-          *dout_t = dout_c + RK;
-    const float *A_c = t->A + (size_t)r0 * H, *A_t = A_c + RH;
-    memset(part, 0, sizeof(float) * (2 * KH + 2 * (size_t)H + 2));
-    memset(dA, 0, sizeof(float) * (size_t)n * H);
-    memset(dA + BH, 0, sizeof(float) * (size_t)n * H);
-    loss[0] = loss[1] = 0.0;
-    TRY(OP(t->b, heads_forward, out_c, out_t, A_c, A_t, t->C, t->C + KH, t->v.head[0].w2, t->v.head[0].b2,
-           t->v.head[1].w2, t->v.head[1].b2, n, K, H));
-    TRY(OP(t->b, heads_loss, dout_c, dout_t, loss, out_c, out_t, tr->Y_c + (size_t)r0 * K, tr->Y_t + (size_t)r0 * K,
-           gscale_c, gscale_t, n, K));
-    float *dC = part, *dw2 = part + 2 * KH, *db2 = dw2 + 2 * (size_t)H;
-    rtr_heads_backward_rows_(dA, dA + BH, dC, dC + KH, dw2, db2, dw2 + H, db2 + 1, dout_c, dout_t, A_c, A_t, t->C,
-                             t->C + KH, t->v.head[0].w2, t->v.head[1].w2, n, K, H);
-    return RTR_OK;
-}
-
-/* Step 3 for head h: the blocks' partials summed in block order, then the
- * pair-table backward; head 0 also adds the loss sums. */
-static rtr_status host_reduce_task(trainer *tr, int h, int blocks) {
-    net *t = &tr->n;
-    const rtr_predictor *p = t->p;
-    int H = p->H, K = p->n_pairs;
-    size_t KH = (size_t)K * H, stride = 2 * KH + 2 * (size_t)H + 2;
-    float *dC = tr->dC + h * KH, *dw2 = tr->g.head[h].w2, *db2 = tr->g.head[h].b2;
-    const float *part = tr->part;
-    memcpy(dC, part + h * KH, sizeof(float) * KH);
-    memcpy(dw2, part + 2 * KH + (size_t)h * H, sizeof(float) * (size_t)H);
-    *db2 = part[2 * KH + 2 * (size_t)H + h];
-    for (int q = 1; q < blocks; q++) {
-        const float *pq = part + (size_t)q * stride;
-        for (size_t i = 0; i < KH; i++) dC[i] += pq[h * KH + i];
-        for (int j = 0; j < H; j++) dw2[j] += pq[2 * KH + (size_t)h * H + j];
-        *db2 += pq[2 * KH + 2 * (size_t)H + h];
-    }
-    if (h == 0)
-        for (int q = 0; q < blocks; q++) tr->loss[0] += tr->part_loss[2 * q], tr->loss[1] += tr->part_loss[2 * q + 1];
-    float *G_m = tr->G_m + (size_t)h * p->n_models * H, *G_s = tr->G_s + (size_t)h * p->n_strategies * H;
-    memset(G_m, 0, sizeof(float) * (size_t)p->n_models * H);
-    memset(G_s, 0, sizeof(float) * (size_t)p->n_strategies * H);
-    memset(tr->g.head[h].b1, 0, sizeof(float) * (size_t)H);
-    return OP(t->b, pair_table_backward, G_m, G_s, tr->g.head[h].b1, dC, t->pair_model, t->pair_strategy, K, H,
-              p->n_models, p->n_strategies);
-}
-
-/* Step 1's task i: head i's pair tables (i < 2), else a block of columns of
- * one head's A. */
-static rtr_status host_forward_task(trainer *tr, int i, int B) {
-    net *t = &tr->n;
-    int H = t->p->H, D = t->p->D, ncb = (H + COL_BLOCK - 1) / COL_BLOCK;
-    if (i < 2) return net_table(t, i);
-    int h = (i - 2) / ncb, c0 = (i - 2) % ncb * COL_BLOCK, w = H - c0 < COL_BLOCK ? H - c0 : COL_BLOCK;
-    return gemm(t->b, false, true, B, w, D, tr->E, D, t->v.head[h].W_q + (size_t)c0 * D, D, 0.0f,
-                t->A + (size_t)h * t->rows * H + c0, H);
-}
-
-/* Step 4's task i: columns of du_m and du_s, both heads in head order. */
-static rtr_status host_du_task(trainer *tr, int i) {
-    net *t = &tr->n;
-    const rtr_predictor *p = t->p;
-    int H = p->H, D = p->D, U = p->U, R = D + U, nm = p->n_models, ns = p->n_strategies;
-    int c0 = i * COL_BLOCK, w = U - c0 < COL_BLOCK ? U - c0 : COL_BLOCK;
-    for (int h = 0; h < 2; h++) {
-        float beta = h ? 1.0f : 0.0f;
-        TRY(gemm(t->b, false, false, nm, w, H, tr->G_m + (size_t)h * nm * H, H, t->v.head[h].W_m + D + c0, R, beta,
-                 tr->g.u_model + c0, U));
-        TRY(gemm(t->b, false, false, ns, w, H, tr->G_s + (size_t)h * ns * H, H, t->v.head[h].W_s + D + c0, R, beta,
-                 tr->g.u_strategy + c0, U));
-    }
-    return RTR_OK;
-}
-
-/* One training step on the B rows idx[0..B) (host memory) with Adam step
- * number `step`; loss sums added to tr->loss[0..1]. */
-static rtr_status host_step(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t, int64_t step) {
-    const rtr_predictor *p = tr->n.p;
-    int H = p->H, U = p->U, ncb = (H + COL_BLOCK - 1) / COL_BLOCK, ucb = (U + COL_BLOCK - 1) / COL_BLOCK;
-    int per = (B + QUERY_BLOCKS - 1) / QUERY_BLOCKS, blocks = (B + per - 1) / per;
-    int n_rows_tasks = 2 * (3 * ((H + ROW_BLOCK - 1) / ROW_BLOCK) + 1);
-    float gscale_c = n_c ? 1.0f / (float)n_c : 0.0f, gscale_t = n_t ? 1.0f / (float)n_t : 0.0f;
-    TRY(gather(tr, idx, B));
-    rtr_status st = RTR_OK;
-    /* each thread calls BLAS on one thread (OpenBLAS's own pool would
-     * compete with OpenMP's); set once here, not per call, as calls run at once */
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-#define HOST_TASKS(n, call)                                                                                        \
-    _Pragma("omp for schedule(dynamic)") for (int i_ = 0; i_ < (n); i_++) {                                        \
-        rtr_status s_ = call;                                                                                      \
-        if (s_ != RTR_OK) {                                                                                        \
-            _Pragma("omp critical(rtr_host_step)") st = s_;                                                        \
-        }                                                                                                          \
-    }
-#pragma omp parallel
-    {
-        HOST_TASKS(2 + 2 * ncb, host_forward_task(tr, i_, B))
-        HOST_TASKS(blocks, host_pairs_task(tr, i_, per, B, gscale_c, gscale_t))
-        HOST_TASKS(2, host_reduce_task(tr, i_, blocks))
-        HOST_TASKS(ucb, host_du_task(tr, i_))
-        HOST_TASKS(n_rows_tasks, host_rows_task(tr, i_, B, step))
-    }
-#undef HOST_TASKS
-    openblas_set_num_threads(blas_threads);
-    TRY(st);
-    /* u_m, u_s (adjacent): after every use of their old values */
-    return U > 0 ? adam_at(tr, tr->n.v.u_model, tr->g.u_model, (size_t)(p->n_models + p->n_strategies) * U, step)
-                 : RTR_OK;
-}
-
 /* Loss sums of rows idx[0..n) (backend memory) with the current parameters,
  * added to tr->loss[2..3], a chunk of forward rows at a time. */
 static rtr_status eval_rows(trainer *tr, const int64_t *idx, int64_t n) {
     net *t = &tr->n;
     int K = t->p->n_pairs;
     size_t RK = (size_t)t->rows * K;
-    for (int h = 0; h < 2; h++) TRY(net_table(t, h));
+    for (int h = 0; h < 2; h++) TRY(rtr_train_net_table_(t, h));
     for (int64_t r0 = 0; r0 < n; r0 += t->rows) {
         int m = (int)(n - r0 < t->rows ? n - r0 : t->rows);
-        TRY(gather(tr, idx + r0, m));
+        TRY(rtr_train_gather_(tr, idx + r0, m));
         TRY(net_forward(t, tr->E, m, tr->out, tr->out + RK));
         TRY(OP(t->b, heads_loss, tr->dout, tr->dout + RK, tr->loss + 2, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
                0.0f, 0.0f, m, K));
@@ -876,7 +584,7 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64
             label_counts(tr, fit + b0, B, c);
             cnt[0] += c[0], cnt[1] += c[1];
             if (tr->host_step) {
-                TRY(host_step(tr, tr->order + b0, B, c[0], c[1], ++t));
+                TRY(rtr_train_host_step_(tr, tr->order + b0, B, c[0], c[1], ++t));
             } else {
                 TRY(batch_grad(tr, tr->order + b0, B, c[0], c[1]));
                 TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
