@@ -93,7 +93,7 @@ static rtr_status run_case(bench_env *e, int c) {
     case EMBED_LN:
         return f->embedding_layernorm_forward(x, P(e, 0), e->ids, e->ids, P(e, 1 << 24), P(e, 1 << 25), NULL, P(e, 5),
                                               P(e, 9), 1e-5f, SEQ, TOK, HID);
-    case POOL: return f->mean_pool_l2norm_forward(x, P(e, 0), P(e, 1 << 24), e->lens, SEQ, TOK, HID);
+    case POOL: return f->pool_forward(x, P(e, 0), P(e, 1 << 24), e->lens, SEQ, TOK, HID, RTR_POOL_MEAN, true);
     case HEADS_FWD:
         return f->heads_forward(x, P(e, 0), P(e, 1 << 22), P(e, 1 << 24), P(e, 1 << 26), P(e, 5u << 24),
                                 P(e, 6u << 24), P(e, 7), P(e, 9), P(e, 11), P(e, 13), NQ, NP, HID);
@@ -128,7 +128,7 @@ static rtr_status run_case(bench_env *e, int c) {
     case EMB16:
         return f->embedding_layernorm_bf16(x, H(e, 1u << 25), e->ids, e->ids, P(e, 1 << 24), P(e, 1 << 25), NULL,
                                            P(e, 5), P(e, 9), 1e-5f, SEQ, TOK, HID);
-    case POOL16: return f->mean_pool_l2norm_bf16(x, P(e, 0), H(e, 0), e->lens, SEQ, TOK, HID);
+    case POOL16: return f->pool_bf16(x, P(e, 0), H(e, 0), e->lens, SEQ, TOK, HID, RTR_POOL_MEAN, true);
     }
     return RTR_ERR_INVALID;
 }
@@ -142,7 +142,7 @@ static bench_case describe(int c) {
     case GELU: return (bench_case){"bias_gelu_forward", "16384x3072", 0, 8 * N * FFN, false, N, "tok", 0, false};
     case RESID_LN: return (bench_case){"residual_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok", 0, false};
     case EMBED_LN: return (bench_case){"embedding_layernorm_forward", "16384x768", 0, 12 * N * HID, false, N, "tok", 0, false};
-    case POOL: return (bench_case){"mean_pool_l2norm_forward", "B256 T64 C768", 0, 4 * N * HID, false, SEQ, "seq", 0, false};
+    case POOL: return (bench_case){"pool_forward mean+norm", "B256 T64 C768", 0, 4 * N * HID, false, SEQ, "seq", 0, false};
     /* heads: fp32 instructions per unit and head (add, max, FMA: 3; folded max, FMA: 2), each counted as 2 FLOP
      * because the fp32 peak counts an FMA as 2 */
     case HEADS_FWD: return (bench_case){"heads_forward", "N65536 K24 H768", 2 * 2 * 3 * NK * HID, 4 * (2.0 * NQ * HID + 2 * NK), false, NK, "pred", 0, false};
@@ -161,7 +161,7 @@ static bench_case describe(int c) {
     case GELU16: return (bench_case){"bias_gelu_bf16", "16384x3072", 0, 4 * N * FFN, false, N, "tok", 0, true};
     case RLN16: return (bench_case){"residual_layernorm_bf16", "16384x768", 0, 6 * N * HID, false, N, "tok", 0, true};
     case EMB16: return (bench_case){"embedding_layernorm_bf16", "16384x768", 0, 10 * N * HID, false, N, "tok", 0, true};
-    case POOL16: return (bench_case){"mean_pool_l2norm_bf16", "B256 T64 C768", 0, 2 * N * HID, false, SEQ, "seq", 0, true};
+    case POOL16: return (bench_case){"pool_bf16 mean+norm", "B256 T64 C768", 0, 2 * N * HID, false, SEQ, "seq", 0, true};
     }
     return (bench_case){0};
 }

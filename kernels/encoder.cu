@@ -253,26 +253,37 @@ rtr_status rtr_residual_layernorm_forward(float *out, const float *inp, const fl
     return RTR_OK;
 }
 
-__global__ void mean_pool_l2norm_kernel(float *out, const float *inp, const int32_t *lens, int T, int C) {
+/* The pooled row's token count and divisor (rtr_pool_forward): CLS takes
+ * the first token alone, the means divide the sum by len or sqrt(len). */
+__device__ int pool_tokens(rtr_pool_mode mode, int len) { return mode == RTR_POOL_CLS && len > 0 ? 1 : len; }
+
+__device__ float pool_divisor(rtr_pool_mode mode, int len) {
+    if (len <= 0) return 1.0f;
+    return mode == RTR_POOL_MEAN ? (float)len : mode == RTR_POOL_MEAN_SQRT_LEN ? sqrtf((float)len) : 1.0f;
+}
+
+__global__ void pool_kernel(float *out, const float *inp, const int32_t *lens, int T, int C, rtr_pool_mode mode,
+                            bool normalize) {
     __shared__ float scratch[32];
-    int b = blockIdx.x, len = lens[b];
-    float *o = out + (size_t)b * C, denom = len > 0 ? (float)len : 1.0f, sq = 0.0f;
+    int b = blockIdx.x, len = lens[b], n = pool_tokens(mode, len);
+    float *o = out + (size_t)b * C, denom = pool_divisor(mode, len), sq = 0.0f;
     for (int c = threadIdx.x; c < C; c += blockDim.x) {
         float acc = 0.0f;
-        for (int t = 0; t < len; t++) acc += inp[((size_t)b * T + t) * C + c];
+        for (int t = 0; t < n; t++) acc += inp[((size_t)b * T + t) * C + c];
         o[c] = acc / denom;
         sq += o[c] * o[c];
     }
+    if (!normalize) return; /* the same for the whole block: no thread waits alone */
     float norm = sqrtf(block_sum(sq, scratch));
     float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
     for (int c = threadIdx.x; c < C; c += blockDim.x) o[c] *= inv;
 }
 
-rtr_status rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
-                                    cudaStream_t stream) {
+rtr_status rtr_pool_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,
+                            bool normalize, cudaStream_t stream) {
     if (B == 0) return RTR_OK;
-    RTR_LAUNCH(mean_pool_l2norm_kernel, (unsigned)B, ROW_THREADS, 0, stream, out, inp, lens, T, C);
-    RTR_LAUNCH_CHECK("mean_pool_l2norm_forward", "B=%d T=%d C=%d", B, T, C);
+    RTR_LAUNCH(pool_kernel, (unsigned)B, ROW_THREADS, 0, stream, out, inp, lens, T, C, mode, normalize);
+    RTR_LAUNCH_CHECK("pool_forward", "B=%d T=%d C=%d mode=%d normalize=%d", B, T, C, (int)mode, (int)normalize);
     return RTR_OK;
 }
 
@@ -396,33 +407,37 @@ rtr_status rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const
     return RTR_OK;
 }
 
-__global__ void mean_pool_l2norm_bf16_kernel(float *out, const __nv_bfloat16 *inp, const int32_t *lens, int T, int C) {
+__global__ void pool_bf16_kernel(float *out, const __nv_bfloat16 *inp, const int32_t *lens, int T, int C,
+                                 rtr_pool_mode mode, bool normalize) {
     __shared__ float scratch[32];
-    int b = blockIdx.x, len = lens[b], c0 = threadIdx.x * 8;
+    int b = blockIdx.x, len = lens[b], n = pool_tokens(mode, len), c0 = threadIdx.x * 8;
     bool on = c0 < C;
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sq = 0.0f, denom = len > 0 ? (float)len : 1.0f;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sq = 0.0f, denom = pool_divisor(mode, len);
     if (on) {
-        for (int t = 0; t < len; t++) {
+        for (int t = 0; t < n; t++) {
             float x[8];
             load_bf16x8(x, inp + ((size_t)b * T + t) * C + c0);
             for (int k = 0; k < 8; k++) acc[k] += x[k];
         }
         for (int k = 0; k < 8; k++) acc[k] /= denom, sq += acc[k] * acc[k];
     }
-    float norm = sqrtf(block_sum(sq, scratch));
-    float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
+    float inv = 1.0f;
+    if (normalize) { /* the same for the whole block */
+        float norm = sqrtf(block_sum(sq, scratch));
+        inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
+    }
     if (on)
         for (int k = 0; k < 8; k++) out[(size_t)b * C + c0 + k] = acc[k] * inv;
 }
 
-rtr_status rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C,
-                                     cudaStream_t stream) {
+rtr_status rtr_pool_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,
+                         bool normalize, cudaStream_t stream) {
     if (B == 0) return RTR_OK;
-    rtr_status st = bf16_row_check("mean_pool_l2norm_bf16", C);
+    rtr_status st = bf16_row_check("pool_bf16", C);
     if (st != RTR_OK) return st;
-    RTR_LAUNCH(mean_pool_l2norm_bf16_kernel, (unsigned)B, bf16_row_threads(C), 0, stream, out,
-               reinterpret_cast<const __nv_bfloat16 *>(inp), lens, T, C);
-    RTR_LAUNCH_CHECK("mean_pool_l2norm_bf16", "B=%d T=%d C=%d", B, T, C);
+    RTR_LAUNCH(pool_bf16_kernel, (unsigned)B, bf16_row_threads(C), 0, stream, out,
+               reinterpret_cast<const __nv_bfloat16 *>(inp), lens, T, C, mode, normalize);
+    RTR_LAUNCH_CHECK("pool_bf16", "B=%d T=%d C=%d mode=%d normalize=%d", B, T, C, (int)mode, (int)normalize);
     return RTR_OK;
 }
 

@@ -25,8 +25,8 @@ rtr_status rtr_bias_gelu_forward(float *out, const float *inp, const float *bias
 rtr_status rtr_residual_layernorm_forward(float *out, const float *inp, const float *bias, const float *residual,
                                       const float *ln_w, const float *ln_b, float eps, int N, int C,
                                       cudaStream_t stream);
-rtr_status rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
-                                    cudaStream_t stream);
+rtr_status rtr_pool_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,
+                            bool normalize, cudaStream_t stream);
 
 /* encoder.cu, the bf16 path (include/rtr/ops_bf16.h) */
 rtr_status rtr_embedding_layernorm_bf16(rtr_bf16 *out, const int32_t *ids, const int32_t *pos_ids, const float *wte,
@@ -37,8 +37,8 @@ rtr_status rtr_bias_gelu_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *b
 rtr_status rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual,
                                        const float *ln_w, const float *ln_b, float eps, int N, int C,
                                        cudaStream_t stream);
-rtr_status rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C,
-                                     cudaStream_t stream);
+rtr_status rtr_pool_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,
+                         bool normalize, cudaStream_t stream);
 
 /* attention.cu */
 rtr_status rtr_attention_bf16(rtr_bf16 *out, const rtr_bf16 *qkv, const float *qkv_bias, const float *bias,

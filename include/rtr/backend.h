@@ -21,6 +21,7 @@
 #define RTR_BACKEND_H
 
 #include "rtr/export.h"
+#include "rtr/ops.h"
 #include "rtr/ops_bf16.h"
 #include "rtr/rtr.h"
 
@@ -60,8 +61,10 @@ extern "C" {
       (float *out, const float *inp, const float *bias, const float *residual, const float *ln_w,                \
        const float *ln_b, float eps, int N, int C),                                                              \
       (out, inp, bias, residual, ln_w, ln_b, eps, N, C))                                                         \
-    X(MEAN_POOL_L2NORM_FORWARD, mean_pool_l2norm_forward, VOID,                                                  \
-      (float *out, const float *inp, const int32_t *lens, int B, int T, int C), (out, inp, lens, B, T, C))       \
+    X(POOL_FORWARD, pool_forward, VOID,                                                                          \
+      (float *out, const float *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,               \
+       bool normalize),                                                                                          \
+      (out, inp, lens, B, T, C, mode, normalize))                                                                \
     X(HEADS_FORWARD, heads_forward, VOID,                                                                        \
       (float *out_c, float *out_t, const float *A_c, const float *A_t, const float *C_c, const float *C_t,       \
        const float *w2_c, const float *b2_c, const float *w2_t, const float *b2_t, int N, int K, int H),         \
@@ -117,8 +120,10 @@ extern "C" {
       (rtr_bf16 * out, const rtr_bf16 *inp, const float *bias, const rtr_bf16 *residual, const float *ln_w,      \
        const float *ln_b, float eps, int N, int C),                                                              \
       (out, inp, bias, residual, ln_w, ln_b, eps, N, C))                                                         \
-    X(MEAN_POOL_L2NORM_BF16, mean_pool_l2norm_bf16, VOID,                                                        \
-      (float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C), (out, inp, lens, B, T, C))
+    X(POOL_BF16, pool_bf16, VOID,                                                                                \
+      (float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,            \
+       bool normalize),                                                                                          \
+      (out, inp, lens, B, T, C, mode, normalize))
 
 /* "(void *ctx, <params>)": a slot's parameter list from an op's params. */
 #define RTR_OP_PARAMS(...) (void *ctx, __VA_ARGS__)

@@ -15,6 +15,7 @@
 #include "rtr/export.h"
 #include "rtr/rtr.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,10 +74,22 @@ RTR_API void rtr_residual_layernorm_forward(float *out, const float *inp, const 
                                 const float *residual, const float *ln_w,
                                 const float *ln_b, float eps, int N, int C);
 
-/* sentence-transformers mean pooling then L2 normalisation:
- * out[b,:] = m / max(|m|, 1e-12) with m = mean of inp[b,t,:] over t < lens[b]
- * (special tokens included); a row with lens[b] == 0 gives zeros.
+/* sentence-transformers pooling (its Pooling module's modes; the encoder
+ * reads which from the folder's modules.json and Pooling config). Of row b's
+ * real tokens t < lens[b] (special tokens included):
+ *   RTR_POOL_MEAN           m = Σ inp[b,t,:] / lens[b]
+ *   RTR_POOL_MEAN_SQRT_LEN  m = Σ inp[b,t,:] / sqrt(lens[b])
+ *   RTR_POOL_CLS            m = inp[b,0,:] (the first token, [CLS] or <s>)
+ * then, when normalize (a Normalize module follows), out[b,:] =
+ * m / max(|m|, 1e-12), else m. A row with lens[b] == 0 gives zeros.
  * inp [B x T x C], out [B x C]. */
+typedef enum { RTR_POOL_MEAN = 0, RTR_POOL_MEAN_SQRT_LEN, RTR_POOL_CLS } rtr_pool_mode;
+RTR_API void rtr_pool_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
+                              rtr_pool_mode mode, bool normalize);
+
+/* rtr_pool_forward(..., RTR_POOL_MEAN, true), all-MiniLM-L6-v2's and
+ * all-mpnet-base-v2's pooling; kept for callers written before
+ * rtr_pool_forward (tests/test_ops.c). */
 RTR_API void rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens,
                               int B, int T, int C);
 

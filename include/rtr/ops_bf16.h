@@ -13,6 +13,7 @@
 #define RTR_OPS_BF16_H
 
 #include "rtr/export.h"
+#include "rtr/ops.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -68,8 +69,9 @@ RTR_API void rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, con
                                          const rtr_bf16 *residual, const float *ln_w, const float *ln_b, float eps,
                                          int N, int C);
 
-/* rtr_mean_pool_l2norm_forward of bf16 rows; out [B x C] in fp32. */
-RTR_API void rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C);
+/* rtr_pool_forward of bf16 rows; out [B x C] in fp32. */
+RTR_API void rtr_pool_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C,
+                           rtr_pool_mode mode, bool normalize);
 
 /* The bf16 linear layer (the backend's gemm_bf16, cuBLASLt on the GPU):
  * out[n,o] = bf16(Σ_i inp[n,i]·w[o,i]) with inp [N x IC], w [OC x IC]

@@ -195,7 +195,7 @@ static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
     float *resid = frand_vec(NC), *table = frand_vec((size_t)nb * NH);
     size_t natt = (size_t)B * NH * T * T;
     float *att0 = frand_vec(natt); /* padded query rows must keep this */
-    enum { EMB, EMB_NOTT, PB, BADD, ATT, ATT_P, ATT_NOB, ATT_P_NOB, GELU, RLN, POOL, NOUT };
+    enum { EMB, EMB_NOTT, PB, BADD, ATT, ATT_P, ATT_NOB, ATT_P_NOB, GELU, RLN, NOUT };
     float *res[2][NOUT];
     rtr_backend *bs[2] = {ref, dut};
     for (int w = 0; w < 2; w++) {
@@ -209,7 +209,7 @@ static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
         float *o_pb = out(&a, NULL, (size_t)NH * T * T * 4), *o_badd = out(&a, NULL, NC * 3 * 4);
         float *o_att = out(&a, NULL, NC * 4), *o_p = out(&a, att0, natt * 4);
         float *o_att2 = out(&a, NULL, NC * 4), *o_p2 = out(&a, att0, natt * 4);
-        float *o_gelu = out(&a, NULL, NC * 4), *o_rln = out(&a, resid, NC * 4), *o_pool = out(&a, NULL, (size_t)B * C * 4);
+        float *o_gelu = out(&a, NULL, NC * 4), *o_rln = out(&a, resid, NC * 4);
         if (a.ok) {
             CALL(&a, embedding_layernorm_forward(a.b->ctx, o_emb, d_ids, d_pos, d_wte, d_wpe, d_wtt, d_lnw, d_lnb,
                                                  1e-12f, B, T, C));
@@ -223,10 +223,9 @@ static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
             CALL(&a, bias_gelu_forward(a.b->ctx, o_gelu, d_x, d_bias, N, C));
             /* out aliases residual, as the encoder calls it */
             CALL(&a, residual_layernorm_forward(a.b->ctx, o_rln, o_att, d_bias, o_rln, d_lnw, d_lnb, 1e-5f, N, C));
-            CALL(&a, mean_pool_l2norm_forward(a.b->ctx, o_pool, o_rln, d_lens, B, T, C));
         }
-        float *outs[NOUT] = {o_emb, o_emb2, o_pb, o_badd, o_att, o_p, o_att2, o_p2, o_gelu, o_rln, o_pool};
-        size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC, (size_t)B * C};
+        float *outs[NOUT] = {o_emb, o_emb2, o_pb, o_badd, o_att, o_p, o_att2, o_p2, o_gelu, o_rln};
+        size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC};
         for (int o = 0; o < NOUT; o++) {
             res[w][o] = calloc(sizes[o], 4);
             if (a.ok) fetch(&a, outs[o], res[w][o], sizes[o] * 4, "encoder op");
@@ -237,8 +236,8 @@ static void case_encoder(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
                                       "position_bias_forward", "bias_add_forward", "attention_forward (bias) out",
                                       "attention_forward (bias) att", "attention_forward out",
                                       "attention_forward att", "bias_gelu_forward",
-                                      "residual_layernorm_forward (out = residual)", "mean_pool_l2norm_forward"};
-    size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC, (size_t)B * C};
+                                      "residual_layernorm_forward (out = residual)"};
+    size_t sizes[NOUT] = {NC, NC, (size_t)NH * T * T, NC * 3, NC, natt, NC, natt, NC, NC};
     for (int o = 0; o < NOUT; o++) {
         char what[160];
         snprintf(what, sizeof what, "%s B=%d T=%d C=%d NH=%d", names[o], B, T, C, NH);
@@ -290,7 +289,6 @@ static void case_encoder_bf16(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
     rtr_position_bias_forward(pbias, table, T, NH, nb, 128);
     enum { EMB, ATT, ATT_NOB, GELU, RLN, NOUT };
     rtr_bf16 *res[2][NOUT];
-    float *pool[2];
     size_t sizes[NOUT] = {NC, NC, NC, NC, NC};
     rtr_backend *bs[2] = {ref, dut};
     for (int w = 0; w < 2; w++) {
@@ -303,7 +301,6 @@ static void case_encoder_bf16(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
         const rtr_bf16 *d_x = in(&a, x, NC * 3 * 2);
         rtr_bf16 *o[NOUT];
         for (int k = 0; k < NOUT; k++) o[k] = out(&a, k == RLN ? resid : NULL, sizes[k] * 2);
-        float *o_pool = out(&a, NULL, (size_t)B * C * 4);
         if (a.ok) {
             CALL(&a, embedding_layernorm_bf16(a.b->ctx, o[EMB], d_ids, d_pos, d_wte, d_wpe, d_wtt, d_lnw, d_lnb,
                                               1e-12f, B, T, C));
@@ -312,14 +309,11 @@ static void case_encoder_bf16(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
             CALL(&a, bias_gelu_bf16(a.b->ctx, o[GELU], d_x, d_bias, N, C));
             /* out aliases residual, as the encoder calls it */
             CALL(&a, residual_layernorm_bf16(a.b->ctx, o[RLN], o[ATT], d_bias, o[RLN], d_lnw, d_lnb, 1e-5f, N, C));
-            CALL(&a, mean_pool_l2norm_bf16(a.b->ctx, o_pool, o[RLN], d_lens, B, T, C));
         }
         for (int k = 0; k < NOUT; k++) {
             res[w][k] = calloc(sizes[k], 2);
             if (a.ok) fetch(&a, o[k], res[w][k], sizes[k] * 2, "bf16 encoder op");
         }
-        pool[w] = calloc((size_t)B * C, 4);
-        if (a.ok) fetch(&a, o_pool, pool[w], (size_t)B * C * 4, "mean_pool_l2norm_bf16");
         arena_free(&a);
     }
     static const char *names[NOUT] = {"embedding_layernorm_bf16", "attention_bf16 (qkv bias, position bias)",
@@ -333,8 +327,6 @@ static void case_encoder_bf16(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
         snprintf(what, sizeof what, "%s B=%d T=%d C=%d NH=%d", names[k], B, T, C, NH);
         compare_bf16(what, res[1][k], res[0][k], sizes[k], atol[k], rtol[k]);
     }
-    snprintf(what, sizeof what, "mean_pool_l2norm_bf16 B=%d T=%d C=%d", B, T, C);
-    compare_f32(what, pool[1], pool[0], (size_t)B * C, 1e-5, 1e-4);
     /* the flash kernel against the fp32 reference path on the same q, k, v */
     float *xq = malloc(NC * 3 * sizeof *xq), *o32 = malloc(NC * sizeof *o32);
     float *att = malloc((size_t)B * NH * T * T * sizeof *att);
@@ -344,12 +336,46 @@ static void case_encoder_bf16(rtr_backend *dut, rtr_backend *ref, enc_shape s) {
     snprintf(what, sizeof what, "attention_bf16 against the fp32 attention B=%d T=%d C=%d NH=%d", B, T, C, NH);
     compare_f32(what, got, o32, NC, 1.5e-2, 1.5e-2);
     free(xq), free(o32), free(att), free(got);
-    for (int w = 0; w < 2; w++) {
+    for (int w = 0; w < 2; w++)
         for (int k = 0; k < NOUT; k++) free(res[w][k]);
-        free(pool[w]);
-    }
     free(ids), free(pos), free(lens), free(wte), free(wpe), free(wtt), free(lnw), free(lnb), free(bias), free(table);
     free(x), free(resid), free(pbias);
+}
+
+/* pool_forward, and pool_bf16 on bf16 rows, against the references for
+ * every mode with and without the normalisation; rows of full, random and
+ * zero length (random_lens). C a multiple of 8 (the bf16 kernel's pieces). */
+static void case_pool(rtr_backend *dut, rtr_backend *ref, int B, int T, int C) {
+    size_t n = (size_t)B * T * C, no = (size_t)B * C;
+    int32_t *lens = random_lens(B, T);
+    float *x = frand_vec(n);
+    rtr_bf16 *xh = bf16_vec(n);
+    static const rtr_pool_mode modes[] = {RTR_POOL_MEAN, RTR_POOL_MEAN_SQRT_LEN, RTR_POOL_CLS};
+    static const char *mode_names[] = {"mean", "mean_sqrt_len", "cls"};
+    rtr_backend *bs[2] = {ref, dut};
+    for (int m = 0; m < 3; m++)
+        for (int norm = 0; norm < 2; norm++)
+            for (int h = 0; h < 2; h++) {
+                float *res[2];
+                for (int w = 0; w < 2; w++) {
+                    arena a;
+                    arena_init(&a, bs[w]);
+                    const void *d_x = h ? in(&a, xh, n * 2) : in(&a, x, n * 4);
+                    const int32_t *d_lens = in(&a, lens, B * 4);
+                    float *o = out(&a, NULL, no * 4);
+                    if (a.ok && h) CALL(&a, pool_bf16(a.b->ctx, o, d_x, d_lens, B, T, C, modes[m], norm));
+                    if (a.ok && !h) CALL(&a, pool_forward(a.b->ctx, o, d_x, d_lens, B, T, C, modes[m], norm));
+                    res[w] = calloc(no, 4);
+                    if (a.ok) fetch(&a, o, res[w], no * 4, h ? "pool_bf16" : "pool_forward");
+                    arena_free(&a);
+                }
+                char what[160];
+                snprintf(what, sizeof what, "%s %s%s B=%d T=%d C=%d", h ? "pool_bf16" : "pool_forward",
+                         mode_names[m], norm ? " normalize" : "", B, T, C);
+                compare_f32(what, res[1], res[0], no, 1e-5, 1e-4);
+                free(res[0]), free(res[1]);
+            }
+    free(lens), free(x), free(xh);
 }
 
 /* dut's gemm_bf16 against rtr_gemm_bf16 on the host (the CPU backends have
@@ -765,6 +791,8 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     /* attention tiles are 16 queries × 32 keys: T = 13, 37, 130 leave partial tiles; head sizes 32, 36, 128 */
     static const enc_shape enc[] = {{1, 1, 32, 1}, {3, 13, 96, 3}, {2, 37, 72, 2}, {3, 130, 64, 2}, {2, 20, 256, 2}};
     for (int s = 0; s < 5; s++) case_encoder(dut, ref, enc[s]);
+    static const int pools[][3] = {{1, 1, 8}, {3, 13, 96}, {5, 130, 768}, {4, 37, 264}};
+    for (int s = 0; s < 4; s++) case_pool(dut, ref, pools[s][0], pools[s][1], pools[s][2]);
     if (rtr_backend_supports(dut, RTR_OP_GEMM_BF16)) {
         /* head sizes 32, 64, 128; 64-query tiles and 64-key tiles: T = 13, 130, 64 */
         static const enc_shape encb[] = {{3, 13, 96, 3}, {3, 130, 128, 2}, {2, 64, 256, 2}, {1, 1, 32, 1}};

@@ -3,8 +3,11 @@
  * (include/rtr/backend.h): every linear layer is the backend's sgemm and the
  * rest its encoder ops (on the CPU the C ops of src/ref/encoder.c with the fast paths
  * of src/backend/ops_cpu.c, on a GPU the kernels of kernels/encoder.cu), ending in
- * mean pooling + L2 normalisation. Texts are sorted by token count and cut
- * into batches of similar length, so almost no padding is computed.
+ * the folder's sentence-transformers pooling (mean, mean_sqrt_len_tokens or
+ * CLS) and, when its modules.json lists Normalize, L2 normalisation; a default
+ * prompt of config_sentence_transformers.json (E5's "query: ") is prepended
+ * to every text. Texts are sorted by token count and cut into batches of
+ * similar length, so almost no padding is computed.
  *
  * Weights: every tensor is converted to float32 into one allocation (Q, K, V
  * fused into one [3C x C] matrix so each layer's projections are one GEMM).
@@ -66,7 +69,14 @@ struct rtr_encoder {
     float *wte, *wpe, *wtt, *emb_ln_w, *emb_ln_b, *rel_bias;
     layer_weights *layers;
     rtr_tokenizer *tok;
+    /* the sentence-transformers modules after the transformer (read_modules) */
+    rtr_pool_mode pool;
+    bool normalize;
+    bool prompt_excluded; /* Pooling's include_prompt false */
+    char *prompt;         /* prepended to every text; NULL: none */
+    size_t prompt_len;
     char *name;
+    uint64_t weights_hash;
     char hash[17];
     /* backend scratch for batch_tokens rows; `in` holds a batch's ids,
      * position ids and lengths back to back, as staged in h_in */
@@ -95,6 +105,25 @@ static int json_int(const cJSON *o, const char *key, int dflt) {
     return cJSON_IsNumber(v) ? v->valueint : dflt;
 }
 
+/* Why a model type sentence-transformers folders often have is refused
+ * (appended to the error), or "". */
+static const char *model_type_reason(const char *type) {
+    static const struct {
+        const char *type, *why;
+    } known[] = {
+        {"xlm-roberta", " (its tokenizer is a SentencePiece Unigram model; rtr tokenizes with WordPiece only)"},
+        {"camembert", " (its tokenizer is a SentencePiece Unigram model; rtr tokenizes with WordPiece only)"},
+        {"roberta", " (its tokenizer is byte-level BPE; rtr tokenizes with WordPiece only)"},
+        {"nomic_bert", " (rotary position embeddings, which rtr does not implement)"},
+        {"new", " (rotary position embeddings, which rtr does not implement)"},
+        {"modernbert", " (rotary position embeddings and gated feed-forward layers, which rtr does not implement)"},
+        {"distilbert", " (its weights are laid out differently from BERT's; not implemented)"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(type, known[i].type)) return known[i].why;
+    return "";
+}
+
 /* Read config.json into enc's sizes; errors name the field. */
 static rtr_status read_config(rtr_encoder *enc, const char *dir) {
     char *path = rtr_sprintf("%s/config.json", dir), *text = NULL;
@@ -110,7 +139,8 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
     } else if (!strcmp(type, "mpnet")) {
         enc->arch = ARCH_MPNET;
     } else {
-        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model_type' is '%s': only bert and mpnet are supported", path, type);
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model_type' is '%s': only bert and mpnet are supported%s", path,
+                     type, model_type_reason(type));
         goto done;
     }
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
@@ -151,30 +181,239 @@ done:
     return s;
 }
 
-/* Only mean pooling is implemented; refuse a folder that asks for another. */
-static rtr_status check_pooling(const char *dir) {
-    char *path = rtr_sprintf("%s/1_Pooling/config.json", dir), *text = NULL;
-    rtr_status s = RTR_OK;
-    if (path && rtr_path_exists(path) && !(s = rtr_read_file(path, &text, NULL))) {
-        cJSON *cfg = cJSON_Parse(text);
-        if (!cfg) {
-            s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+/* ---- the sentence-transformers modules -------------------------------------
+ * modules.json lists what runs after the transformer. rtr runs Transformer,
+ * then Pooling (cls, mean or mean_sqrt_len_tokens), then optionally
+ * Normalize, as sentence-transformers does; anything else would change the
+ * embedding, so the folder is refused naming the module. Without
+ * modules.json, sentence-transformers (and so rtr) uses mean pooling and no
+ * normalisation. */
+
+/* A JSON file of the folder, parsed; *cfg NULL when it does not exist. */
+static rtr_status read_json(const char *path, cJSON **cfg) {
+    *cfg = NULL;
+    if (!rtr_path_exists(path)) return RTR_OK;
+    char *text = NULL;
+    rtr_status s = rtr_read_file(path, &text, NULL);
+    if (!s && !(*cfg = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    free(text);
+    return s;
+}
+
+/* One pooling mode name (sentence-transformers' names) into *mode. */
+static rtr_status pooling_mode(const char *path, const char *name, rtr_pool_mode *mode) {
+    static const struct {
+        const char *name;
+        int mode; /* -1: refused */
+        const char *why;
+    } modes[] = {
+        {"mean", RTR_POOL_MEAN, NULL},
+        {"mean_sqrt_len_tokens", RTR_POOL_MEAN_SQRT_LEN, NULL},
+        {"cls", RTR_POOL_CLS, NULL},
+        {"max", -1, "max pooling is not implemented"},
+        {"weightedmean", -1, "position-weighted mean pooling is not implemented"},
+        {"lasttoken", -1, "last-token pooling is for decoder models, which rtr does not run"},
+    };
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+        if (!strcmp(name, modes[i].name)) {
+            if (modes[i].mode < 0)
+                return rtr_fail(RTR_ERR_UNSUPPORTED,
+                                "%s: pooling mode '%s': %s (rtr pools with cls, mean or mean_sqrt_len_tokens)", path,
+                                name, modes[i].why);
+            *mode = (rtr_pool_mode)modes[i].mode;
+            return RTR_OK;
+        }
+    return rtr_fail(RTR_ERR_FORMAT, "%s: unknown pooling mode '%s'", path, name);
+}
+
+/* The Pooling module's config.json: its one mode, either as "pooling_mode"
+ * (a name or a list of names) or as the older pooling_mode_*_tokens flags
+ * (none set: mean, as sentence-transformers reads them). Several modes
+ * (their outputs concatenated) are refused. */
+static rtr_status read_pooling(rtr_encoder *enc, const char *path) {
+    cJSON *cfg = NULL;
+    rtr_status s = read_json(path, &cfg);
+    if (!s && !cfg) s = rtr_fail(RTR_ERR_IO, "%s: no such file (modules.json lists a Pooling module there)", path);
+    if (!s && !cJSON_IsObject(cfg)) s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON object", path);
+    const char *names[8];
+    int n = 0;
+    if (!s) {
+        const cJSON *pm = cJSON_GetObjectItemCaseSensitive(cfg, "pooling_mode"), *m;
+        static const struct {
+            const char *flag, *mode;
+        } legacy[] = {{"pooling_mode_cls_token", "cls"},
+                      {"pooling_mode_max_tokens", "max"},
+                      {"pooling_mode_mean_tokens", "mean"},
+                      {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"},
+                      {"pooling_mode_weightedmean_tokens", "weightedmean"},
+                      {"pooling_mode_lasttoken", "lasttoken"}};
+        if (cJSON_IsString(pm)) {
+            names[n++] = pm->valuestring;
+        } else if (cJSON_IsArray(pm)) {
+            cJSON_ArrayForEach(m, pm) {
+                if (!cJSON_IsString(m)) {
+                    s = rtr_fail(RTR_ERR_FORMAT, "%s: field 'pooling_mode' holds a non-string", path);
+                    break;
+                }
+                if (n < 8) names[n++] = m->valuestring;
+            }
+        } else if (pm) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: field 'pooling_mode' is neither a name nor a list of names", path);
         } else {
-            static const char *other[] = {"pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                          "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                                          "pooling_mode_lasttoken"};
-            if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, "pooling_mode_mean_tokens")))
-                s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'pooling_mode_mean_tokens' is not true", path);
-            for (size_t i = 0; !s && i < sizeof other / sizeof *other; i++)
-                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, other[i])))
-                    s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field '%s' is true: only mean pooling is supported", path,
-                                 other[i]);
-            cJSON_Delete(cfg);
+            for (size_t i = 0; i < sizeof legacy / sizeof *legacy; i++)
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, legacy[i].flag))) names[n++] = legacy[i].mode;
+            if (!n) names[n++] = "mean";
         }
     }
-    free(text);
+    if (!s && n != 1)
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: %d pooling modes%s%s%s: rtr pools with one mode, not a concatenation",
+                     path, n, n ? " (" : "", n ? names[0] : "", n ? ", ...)" : "");
+    if (!s) s = pooling_mode(path, names[0], &enc->pool);
+    if (!s) {
+        const cJSON *dim = cJSON_GetObjectItemCaseSensitive(cfg, "embedding_dimension");
+        const char *field = dim ? "embedding_dimension" : "word_embedding_dimension";
+        if (!dim) dim = cJSON_GetObjectItemCaseSensitive(cfg, field);
+        if (dim && (!cJSON_IsNumber(dim) || dim->valuedouble != enc->C))
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' is not config.json's hidden_size %d", path, field, enc->C);
+        enc->prompt_excluded = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(cfg, "include_prompt"));
+    }
+    cJSON_Delete(cfg);
+    return s;
+}
+
+/* The module kind of a modules.json "type" ("sentence_transformers.models.Pooling",
+ * "sentence_transformers.sentence_transformer.modules.Pooling", ...): its last
+ * component when the class is sentence-transformers' own, else NULL. */
+static const char *module_kind(const char *type) {
+    if (strncmp(type, "sentence_transformers.", 22) != 0) return NULL;
+    return strrchr(type, '.') + 1;
+}
+
+static rtr_status read_modules(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/modules.json", dir), *sub = NULL;
+    if (!path) return RTR_ERR_NOMEM;
+    cJSON *mods = NULL;
+    enc->pool = RTR_POOL_MEAN;
+    enc->normalize = false;
+    rtr_status s = read_json(path, &mods);
+    if (s || !mods) goto done;
+    if (!cJSON_IsArray(mods)) {
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON array of modules", path);
+        goto done;
+    }
+    static const char *expected[] = {"Transformer", "Pooling", "Normalize"};
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, mods) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "type"), *p = cJSON_GetObjectItemCaseSensitive(m, "path");
+        const char *type = cJSON_IsString(t) ? t->valuestring : NULL, *mpath = cJSON_IsString(p) ? p->valuestring : "";
+        if (!type) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: module %d has no string field 'type'", path, i);
+            goto done;
+        }
+        const char *kind = module_kind(type);
+        if (!kind || i > 2 || strcmp(kind, expected[i]) != 0) {
+            s = rtr_fail(RTR_ERR_UNSUPPORTED,
+                         "%s: module %d is %s: rtr runs Transformer, Pooling and an optional Normalize, in that "
+                         "order%s",
+                         path, i, type,
+                         kind && !strcmp(kind, "Dense") ? " (a Dense projection after pooling is not implemented)"
+                         : !kind                        ? " (a class outside sentence-transformers)"
+                                                        : "");
+            goto done;
+        }
+        if (i == 0 && mpath[0]) {
+            s = rtr_fail(RTR_ERR_UNSUPPORTED,
+                         "%s: the Transformer module is in '%s': rtr reads the model from the folder itself", path,
+                         mpath);
+            goto done;
+        }
+        free(sub);
+        if (!(sub = rtr_sprintf("%s/%s/config.json", dir, mpath))) {
+            s = RTR_ERR_NOMEM;
+            goto done;
+        }
+        if (i == 1) s = read_pooling(enc, sub);
+        if (i == 2) {
+            /* Normalize acts on the pooled vector unless told otherwise */
+            cJSON *cfg = NULL;
+            s = read_json(sub, &cfg);
+            const cJSON *in = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "module_input_name") : NULL;
+            if (!s && cJSON_IsString(in) && strcmp(in->valuestring, "sentence_embedding") != 0)
+                s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: Normalize of '%s': rtr normalises the pooled vector only", sub,
+                             in->valuestring);
+            cJSON_Delete(cfg);
+            enc->normalize = true;
+        }
+        if (s) goto done;
+        i++;
+    }
+    if (i < 2)
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: no Pooling module: the model gives one vector per token, not per text",
+                     path);
+done:
+    cJSON_Delete(mods);
+    free(sub);
     free(path);
     return s;
+}
+
+/* config_sentence_transformers.json: the prompt sentence-transformers'
+ * encode() prepends by default (default_prompt_name, a key of prompts), as
+ * E5 folders set "query: ". rtr prepends it to every text it embeds. */
+static rtr_status read_prompt(rtr_encoder *enc, const char *dir) {
+    char *path = rtr_sprintf("%s/config_sentence_transformers.json", dir);
+    if (!path) return RTR_ERR_NOMEM;
+    cJSON *cfg = NULL;
+    rtr_status s = read_json(path, &cfg);
+    if (s || !cfg) goto done;
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, "SentenceTransformer") != 0) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'model_type' is '%s': rtr runs SentenceTransformer folders only",
+                     path, mt->valuestring);
+        goto done;
+    }
+    const cJSON *dn = cJSON_GetObjectItemCaseSensitive(cfg, "default_prompt_name");
+    if (!dn || cJSON_IsNull(dn)) goto done;
+    const cJSON *prompt = cJSON_IsString(dn)
+                              ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(cfg, "prompts"),
+                                                                 dn->valuestring)
+                              : NULL;
+    if (!cJSON_IsString(prompt)) {
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: field 'default_prompt_name' names no string of field 'prompts'", path);
+        goto done;
+    }
+    if (!prompt->valuestring[0]) goto done;
+    if (enc->prompt_excluded) {
+        s = rtr_fail(RTR_ERR_UNSUPPORTED,
+                     "%s: the default prompt '%s' is to be left out of the pooling (the Pooling module's "
+                     "include_prompt is false), which rtr does not do",
+                     path, dn->valuestring);
+        goto done;
+    }
+    enc->prompt_len = strlen(prompt->valuestring);
+    if (!(enc->prompt = rtr_malloc(enc->prompt_len + 1))) s = RTR_ERR_NOMEM;
+    else memcpy(enc->prompt, prompt->valuestring, enc->prompt_len + 1);
+done:
+    cJSON_Delete(cfg);
+    free(path);
+    return s;
+}
+
+/* The encoder hash: the weights' hash, and for any pipeline other than
+ * mean pooling + normalisation with no prompt (all-MiniLM-L6-v2's and
+ * all-mpnet-base-v2's, whose shards keep their hash) also the pooling, the
+ * normalisation and the prompt, so a shard embedded another way never
+ * counts as up to date. */
+static void set_hash(rtr_encoder *enc) {
+    uint64_t h = enc->weights_hash;
+    if (enc->pool != RTR_POOL_MEAN || !enc->normalize || enc->prompt) {
+        char desc[64];
+        int n = snprintf(desc, sizeof desc, "pooling %d normalize %d prompt ", (int)enc->pool, (int)enc->normalize);
+        h = rtr_hash64(h, desc, (size_t)n);
+        if (enc->prompt) h = rtr_hash64(h, enc->prompt, enc->prompt_len);
+    }
+    snprintf(enc->hash, sizeof enc->hash, "%016llx", (unsigned long long)h);
 }
 
 /* The tensor name prefix ("", "bert.", "mpnet.") the file uses. */
@@ -217,7 +456,7 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     if (s) return s;
     size_t nbytes;
     const void *data = rtr_safetensors_data(st, &nbytes);
-    snprintf(enc->hash, sizeof enc->hash, "%016llx", (unsigned long long)rtr_hash64(RTR_FNV_SEED, data, nbytes));
+    enc->weights_hash = rtr_hash64(RTR_FNV_SEED, data, nbytes);
 
     size_t C = (size_t)enc->C, F = (size_t)enc->F;
     size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
@@ -408,7 +647,7 @@ static rtr_status parse_precision(const char *name, const rtr_backend *b, rtr_ge
 static bool bf16_path(const rtr_encoder *enc) {
     static const rtr_op ops[] = {RTR_OP_GEMM_BF16, RTR_OP_EMBEDDING_LAYERNORM_BF16, RTR_OP_ATTENTION_BF16,
                                  RTR_OP_BIAS_GELU_BF16, RTR_OP_RESIDUAL_LAYERNORM_BF16,
-                                 RTR_OP_MEAN_POOL_L2NORM_BF16, RTR_OP_POSITION_BIAS_FORWARD};
+                                 RTR_OP_POOL_BF16, RTR_OP_POSITION_BIAS_FORWARD};
     int hs = enc->C / enc->NH;
     if (enc->precision != RTR_GEMM_BF16 || enc->C % 8 || enc->F % 8 || (hs != 32 && hs != 64 && hs != 128))
         return false;
@@ -423,7 +662,8 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
     if (!rtr_is_dir(model_dir)) return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
     rtr_status s = parse_precision(p->precision, enc->b, &enc->precision);
     if (!s) s = read_config(enc, model_dir);
-    if (!s) s = check_pooling(model_dir);
+    if (!s) s = read_modules(enc, model_dir);
+    if (!s) s = read_prompt(enc, model_dir);
     if (!s) s = rtr_tokenizer_load(model_dir, &enc->tok);
     if (!s) {
         enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
@@ -446,6 +686,7 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
         enc->max_texts = enc->batch_tokens / 2 < BATCH_TEXTS_MAX ? enc->batch_tokens / 2 : BATCH_TEXTS_MAX;
         s = load_weights(enc, model_dir);
     }
+    if (!s) set_hash(enc);
     if (!s) enc->bf16 = bf16_path(enc);
     if (!s) s = place_weights(enc);
     if (!s) s = alloc_scratch(enc);
@@ -501,6 +742,7 @@ void rtr_encoder_free(rtr_encoder *enc) {
     rtr_tokenizer_free(enc->tok);
     free(enc->params);
     free(enc->layers);
+    free(enc->prompt);
     free(enc->name);
     if (enc->b) {
         void *dev[] = {enc->dev_params, enc->x,    enc->qkv,  enc->att_out, enc->tmp,  enc->ffn,
@@ -563,7 +805,7 @@ static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *p
             s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, eps,
                                               N, C);
     }
-    if (!s) s = f->mean_pool_l2norm_forward(b->ctx, enc->pooled, enc->x, lens, B, T, C);
+    if (!s) s = f->pool_forward(b->ctx, enc->pooled, enc->x, lens, B, T, C, enc->pool, enc->normalize);
     return s;
 }
 
@@ -593,7 +835,7 @@ static rtr_status forward_bf16(rtr_encoder *enc, const int32_t *ids, const int32
             s = f->residual_layernorm_bf16(b->ctx, enc->xh, enc->tmph, w->proj_b, enc->xh, w->ln2_w, w->ln2_b, eps,
                                            N, C);
     }
-    if (!s) s = f->mean_pool_l2norm_bf16(b->ctx, enc->pooled, enc->xh, lens, B, T, C);
+    if (!s) s = f->pool_bf16(b->ctx, enc->pooled, enc->xh, lens, B, T, C, enc->pool, enc->normalize);
     return s;
 }
 
@@ -607,6 +849,19 @@ static int cmp_len_desc(const void *a, const void *b) {
     const tokenized *x = a, *y = b;
     if (x->n != y->n) return y->n - x->n;
     return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* t's ids (at most max_len) for text: the folder's prompt, if any, and the
+ * text, as sentence-transformers tokenizes prompt + text. */
+static rtr_status tokenize(const rtr_encoder *enc, const char *text, size_t len, tokenized *t) {
+    if (!enc->prompt) return rtr_tokenizer_encode(enc->tok, text, len, t->ids, enc->max_len, &t->n);
+    char *joined = malloc(enc->prompt_len + len + 1);
+    if (!joined) return RTR_ERR_NOMEM;
+    memcpy(joined, enc->prompt, enc->prompt_len);
+    memcpy(joined + enc->prompt_len, text, len);
+    rtr_status s = rtr_tokenizer_encode(enc->tok, joined, enc->prompt_len + len, t->ids, enc->max_len, &t->n);
+    free(joined);
+    return s;
 }
 
 /* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
@@ -672,7 +927,7 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
             const char *text = texts[base + i] ? texts[base + i] : "";
             size_t len = lens ? lens[base + i] : strlen(text);
             toks[i] = (tokenized){idbuf + i * (size_t)T_max, 0, base + i};
-            failed |= rtr_tokenizer_encode(enc->tok, text, len, toks[i].ids, T_max, &toks[i].n) != RTR_OK;
+            failed |= tokenize(enc, text, len, &toks[i]) != RTR_OK;
         }
         if (failed) {
             s = rtr_fail(RTR_ERR_NOMEM, "encoder: tokenisation ran out of memory");

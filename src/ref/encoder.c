@@ -135,23 +135,31 @@ void rtr_residual_layernorm_forward(float *out, const float *inp, const float *b
     }
 }
 
-void rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens,
-                              int B, int T, int C) {
+void rtr_pool_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C,
+                      rtr_pool_mode mode, bool normalize) {
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * C;
+        int len = lens[b], n = mode == RTR_POOL_CLS && len > 0 ? 1 : len;
+        float denom = len <= 0                         ? 1.0f
+                      : mode == RTR_POOL_MEAN          ? (float)len
+                      : mode == RTR_POOL_MEAN_SQRT_LEN ? sqrtf((float)len)
+                                                       : 1.0f;
         for (int c = 0; c < C; c++) o[c] = 0.0f;
-        for (int t = 0; t < lens[b]; t++)
+        for (int t = 0; t < n; t++)
             for (int c = 0; c < C; c++) o[c] += inp[((size_t)b * T + t) * C + c];
-        float denom = lens[b] > 0 ? (float)lens[b] : 1.0f, norm = 0.0f;
-        for (int c = 0; c < C; c++) {
-            o[c] /= denom;
-            norm += o[c] * o[c];
-        }
+        for (int c = 0; c < C; c++) o[c] /= denom;
+        if (!normalize) continue;
+        float norm = 0.0f;
+        for (int c = 0; c < C; c++) norm += o[c] * o[c];
         norm = sqrtf(norm);
         float inv = 1.0f / (norm > 1e-12f ? norm : 1e-12f);
         for (int c = 0; c < C; c++) o[c] *= inv;
     }
+}
+
+void rtr_mean_pool_l2norm_forward(float *out, const float *inp, const int32_t *lens, int B, int T, int C) {
+    rtr_pool_forward(out, inp, lens, B, T, C, RTR_POOL_MEAN, true);
 }
 
 /* ---- the bf16 forms: widen, compute as above, round once ---- */
@@ -198,8 +206,9 @@ void rtr_residual_layernorm_bf16(rtr_bf16 *out, const rtr_bf16 *inp, const float
     round_into(out, x, n);
 }
 
-void rtr_mean_pool_l2norm_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C) {
+void rtr_pool_bf16(float *out, const rtr_bf16 *inp, const int32_t *lens, int B, int T, int C, rtr_pool_mode mode,
+                   bool normalize) {
     float *x = widen(inp, (size_t)B * T * C);
-    rtr_mean_pool_l2norm_forward(out, x, lens, B, T, C);
+    rtr_pool_forward(out, x, lens, B, T, C, mode, normalize);
     free(x);
 }
