@@ -286,7 +286,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     bool have_gpu = rtr_backend_init(&gpu, "cuda") == RTR_OK;
-    if (!have_gpu) fprintf(stderr, "bench_backend: no CUDA device (%s): CPU column only\n", rtr_last_error());
+    if (!have_gpu) fprintf(stderr, "bench_backend: %s: CPU column only\n", rtr_last_error());
     if (have_gpu && env_init(&egpu, &gpu) != RTR_OK) {
         fprintf(stderr, "bench_backend: GPU setup failed: %s\n", rtr_last_error());
         return 1;

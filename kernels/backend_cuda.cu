@@ -425,6 +425,19 @@ extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
     memset(b, 0, sizeof *b);
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0))
+        return rtr_fail(RTR_ERR_DEVICE, "no CUDA device");
+    if (e == cudaErrorInsufficientDriver) {
+        /* cudart says "driver version is insufficient" also when there is no
+         * driver at all (every machine without a GPU): tell the two apart */
+        int driver = 0, runtime = 0;
+        cudaDriverGetVersion(&driver);
+        cudaRuntimeGetVersion(&runtime);
+        if (driver == 0) return rtr_fail(RTR_ERR_DEVICE, "no CUDA device (no NVIDIA driver is loaded)");
+        return rtr_fail(RTR_ERR_DEVICE,
+                        "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d runtime rtr was built with",
+                        driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    }
     if (e != cudaSuccess) return rtr_fail(RTR_ERR_DEVICE, "CUDA: %s", cudaGetErrorString(e));
     if (device < 0 || device >= count)
         return rtr_fail(RTR_ERR_DEVICE, "CUDA device %d requested, %d present", device, count);

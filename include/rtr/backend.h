@@ -12,7 +12,8 @@
  * rtr_backend_supports (a NULL slot: it has not).
  *
  * No GPU or no driver is a normal case: "auto" falls back to the CPU with one
- * line on stderr; "cuda" then fails with RTR_ERR_DEVICE. A failing op returns
+ * line on stderr (rtr_note: "rtr: no CUDA device; computing on the CPU",
+ * silent under --quiet); "cuda" then fails with RTR_ERR_DEVICE. A failing op returns
  * RTR_ERR_DEVICE naming the op, its sizes and the CUDA error (never a silent
  * wrong result). Ownership: rtr_backend_init fills a caller-owned struct;
  * rtr_backend_free releases what it holds (not the memory allocated through
@@ -194,7 +195,10 @@ typedef struct rtr_backend {
 } rtr_backend;
 
 /* Open a backend by name: "cpu", "cuda" (device 0) or "auto" (CUDA when a
- * device answers, else the CPU with one line on stderr saying why).
+ * device answers, else the CPU with one line on stderr saying why: "no CUDA
+ * device", "no CUDA device (no NVIDIA driver is loaded)", "the NVIDIA driver
+ * supports CUDA a.b, older than the CUDA c.d runtime rtr was built with", a
+ * card older than sm_80, or a build without CUDA).
  * RTR_ERR_DEVICE for "cuda" without a usable device or a build without CUDA;
  * RTR_ERR_INVALID for another name. */
 RTR_API rtr_status rtr_backend_init(rtr_backend *b, const char *name);

@@ -30,7 +30,7 @@ static bool backend_suite_only(void) {
 static void test_cuda_backend_against_cpu(void) {
     rtr_backend gpu, ref;
     if (rtr_backend_init(&gpu, "cuda") != RTR_OK) {
-        fprintf(stderr, "no CUDA device: %s\n", rtr_last_error());
+        fprintf(stderr, "CUDA backend: %s\n", rtr_last_error());
         TEST_SKIP("no CUDA device");
     }
     CHECK(rtr_backend_ref_open(&ref) == RTR_OK);
@@ -114,7 +114,7 @@ static void test_cuda_encoder_against_cpu(void) {
     if (backend_suite_only()) TEST_SKIP("RTR_TEST_GPU_ONLY=backend");
     rtr_backend gpu;
     if (rtr_backend_init(&gpu, "cuda") != RTR_OK) {
-        fprintf(stderr, "no CUDA device: %s\n", rtr_last_error());
+        fprintf(stderr, "CUDA backend: %s\n", rtr_last_error());
         TEST_SKIP("no CUDA device");
     }
     bool minilm = encoder_gpu_against_cpu(&gpu, "all-MiniLM-L6-v2");

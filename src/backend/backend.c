@@ -3,7 +3,6 @@
  * CPU and the plain-C reference backends) and kernels/backend_cuda.cu. */
 #include "rtr/backend.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -31,7 +30,7 @@ rtr_status rtr_backend_init(rtr_backend *b, const char *name) {
     rtr_status st = rtr_fail(RTR_ERR_DEVICE, "this rtr was built without CUDA (configure with nvcc present)");
 #endif
     if (st == RTR_OK || !strcmp(name, "cuda")) return st;
-    fprintf(stderr, "rtr: no usable GPU (%s); computing on the CPU\n", rtr_last_error());
+    rtr_note("%s; computing on the CPU", rtr_last_error()); /* --quiet silences it */
     return rtr_backend_cpu_open(b);
 }
 

@@ -195,7 +195,7 @@ rtr_status rtr_train_host_step_(trainer *tr, const int64_t *idx, int B, int64_t 
     _Pragma("omp for schedule(dynamic)") for (int i_ = 0; i_ < (n); i_++) {                                        \
         rtr_status s_ = call;                                                                                      \
         if (s_ != RTR_OK) {                                                                                        \
-            _Pragma("omp critical(rtr_host_step)") st = s_;                                                        \
+            _Pragma("omp critical") st = s_; /* unnamed: a named one exports a symbol */                   \
         }                                                                                                          \
     }
 #pragma omp parallel
