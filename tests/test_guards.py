@@ -10,10 +10,13 @@ here because a deliberate bug in it survived every other test
   exactly with Python's csv module;
 - `rtr eval` fits its baselines on the training split only: n_train counts
   it, and changing the evaluated split's outcomes moves no baseline's
-  predicted operating point (a baseline fitted on train + test would move).
+  predicted operating point (a baseline fitted on train + test would move);
+- a shard with more ids than queries, or of an older schema version, is
+  refused by name; ingest refuses a pair given twice in one query (also when
+  the first gave no correctness) and empty ids, datasets and splits.
 
-Routing tables are written with h5py (noisy outcomes), so no encoder or
-training is needed."""
+Embeddings and routing tables (noisy outcomes) are written beside the
+shards with tests/rtrdata.py, so no encoder or training is needed."""
 import csv
 import glob
 import json
@@ -27,13 +30,14 @@ require_numpy_h5py()
 require_rtr()
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
 
 # ids a user may well have: quotes, separators, spaces at the ends
 ODD_IDS = ['say "hi"', 'a,b', '"', '""', ' both, "sides" ', ',', 'tab\there']
 
 
-def corpus_with_tables(tmp, name, seed):
-    """A demo corpus with some odd ids, embeddings and routing tables."""
+def demo_outcomes(tmp):
+    """The demo outcomes (catalog.json, outcomes.jsonl) with some odd ids."""
     demo = os.path.join(tmp, "demo")
     if not os.path.exists(demo):
         r = run("gen-demo", "--queries", "300", "--seed", "3", demo)
@@ -45,23 +49,54 @@ def corpus_with_tables(tmp, name, seed):
             lines[5 * i] = json.dumps(row)
         with open(os.path.join(demo, "outcomes.jsonl"), "w") as f:
             f.write("\n".join(lines) + "\n")
+    return demo
+
+
+def unit(rng, n):
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def corpus_with_tables(tmp, name, seed, edit=None, like=None):
+    """A demo corpus (each outcome row passed through edit(row) before ingest:
+    shards are never rewritten) with stand-in embeddings and a routing table
+    "guards" (noisy outcomes), or with the embeddings and table of the corpus
+    `like` (same rows, same shards)."""
+    demo = demo_outcomes(tmp)
+    src = os.path.join(demo, "outcomes.jsonl")
+    if edit:
+        src = os.path.join(tmp, name + ".jsonl")
+        with open(os.path.join(demo, "outcomes.jsonl")) as f, open(src, "w") as out:
+            for line in f:
+                out.write(json.dumps(edit(json.loads(line))) + "\n")
     corpus = os.path.join(tmp, name)
-    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, "--shard-size", "120",
-            os.path.join(demo, "outcomes.jsonl"))
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, "--shard-size", "120", src)
     check(r.returncode == 0, "ingest: " + r.stderr)
+    cat = rtrdata.manifest(corpus)["catalog"]
     rng = np.random.default_rng(seed)
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "a") as h:
-            n = h.attrs["n_queries"]
-            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-            emb = rng.standard_normal((n, 16)).astype(np.float32)
-            h["embedding/query"] = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-            h["embedding/query"].attrs["encoder_hash"] = "test-encoder"
+    if like:
+        def beside(kind, folder, key):
+            return lambda path: h5py.File(os.path.join(like, kind, folder, os.path.basename(path)), "r")[key][()]
+        with h5py.File(os.path.join(like, "embeddings", "stand-in", "descriptions.h5"), "r") as h:
+            desc = (h["embedding/model_desc"][()], h["embedding/strategy_desc"][()])
+        emb_of = beside("embeddings", "stand-in", "embedding/query")
+        p_of, tok_of = beside("tables", "guards", "routing/p_correct"), beside("tables", "guards", "routing/tokens")
+        table_of = lambda path: {"p_correct": p_of(path), "tokens": tok_of(path)}  # noqa: E731
+    else:
+        desc = (unit(rng, len(cat["models"])), unit(rng, len(cat["strategies"])))
+
+        def emb_of(path):
+            with h5py.File(path, "r") as h:
+                return unit(rng, int(h.attrs["n_queries"]))
+
+        def table_of(path):
+            with h5py.File(path, "r") as h:
+                correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
+                tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
             p = np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.1, correct.shape), 0, 1).astype(np.float32)
-            h["routing/p_correct"] = p
-            h["routing/tokens"] = (tokens * rng.uniform(0.8, 1.2, tokens.shape) + 1).astype(np.float32)
-            h["routing/p_correct"].attrs["checkpoint_hash"] = "guards"
+            return {"p_correct": p, "tokens": (tokens * rng.uniform(0.8, 1.2, tokens.shape) + 1).astype(np.float32)}
+    rtrdata.write_embeddings(corpus, "stand-in", "test-encoder", emb_of, desc, encoder="test")
+    rtrdata.write_table(corpus, "guards", table_of, "guards", "stand-in", "test-encoder")
     return corpus
 
 
@@ -70,14 +105,12 @@ def text(x):
 
 
 def corpus_rows(corpus):
-    ids, splits, p, tok = [], [], [], []
-    for f in sorted(glob.glob(os.path.join(corpus, "shard-*.h5"))):
-        with h5py.File(f, "r") as h:
-            ids += [text(s) for s in h["queries/id"][()]]
-            splits += [text(s) for s in h["queries/split"][()]]
-            p.append(h["routing/p_correct"][()])
-            tok.append(h["routing/tokens"][()])
-    return ids, splits, np.concatenate(p), np.concatenate(tok)
+    ids, splits = [], []
+    for path, _, _, _ in rtrdata.shards(corpus):
+        with h5py.File(path, "r") as h:
+            ids += rtrdata.strings(h, "id")
+            splits += rtrdata.strings(h, "split")
+    return ids, splits, rtrdata.read_table(corpus, "guards", "p_correct"), rtrdata.read_table(corpus, "guards", "tokens")
 
 
 def check_route_outputs(tmp, corpus):
@@ -131,17 +164,31 @@ def check_route_outputs(tmp, corpus):
 
 def check_eval_fits_on_train(tmp):
     a = corpus_with_tables(tmp, "eval_a", 11)
-    b = corpus_with_tables(tmp, "eval_b", 11)
-    # b: the evaluated (test) split's outcomes turned upside down
-    for f in sorted(glob.glob(os.path.join(b, "shard-*.h5"))):
-        with h5py.File(f, "a") as h:
-            test = np.array([text(s) for s in h["queries/split"][()]]) == "test"
-            corr = h["outcomes/correct"][()]
-            tokens = h["outcomes/tokens"][()]
-            corr[test] = 1 - corr[test]
-            tokens[test] = tokens[test][:, ::-1]
-            h["outcomes/correct"][...] = corr
-            h["outcomes/tokens"][...] = tokens
+
+    def upside_down(row):  # the evaluated (test) split's outcomes turned upside down
+        if row["split"] == "test":
+            o = row["outcomes"]
+            tokens = [x.get("tokens") for x in o][::-1]
+            for x, t in zip(o, tokens):
+                if "correct" in x:
+                    x["correct"] = 1 - x["correct"]
+                if t is None:
+                    x.pop("tokens", None)
+                else:
+                    x["tokens"] = t
+        return row
+
+    b = corpus_with_tables(tmp, "eval_b", 11, edit=upside_down, like=a)
+
+    def outcomes(corpus):
+        rows = [h5py.File(path, "r")["outcomes/correct"][()] for path, _, _, _ in rtrdata.shards(corpus)]
+        return np.nan_to_num(np.concatenate(rows), nan=-1)
+    test = np.array(corpus_rows(a)[1]) == "test"
+    oa, ob = outcomes(a), outcomes(b)
+    check(np.array_equal(oa[~test], ob[~test]) and not np.array_equal(oa[test], ob[test]),
+          "corpus b differs from a in the test split's outcomes only")
+    check(np.array_equal(rtrdata.read_table(a, "guards", "p_correct"), rtrdata.read_table(b, "guards", "p_correct")),
+          "corpora a and b have the same routing table")
     _, splits, _, _ = corpus_rows(a)
     evs = {}
     for name, corpus in (("a", a), ("b", b)):
@@ -167,11 +214,46 @@ def check_eval_fits_on_train(tmp):
               f"({ra[n]['op'].get('lambda')} vs {rb.get(n, {}).get('op', {}).get('lambda')})")
 
 
+def check_store_refusals(tmp, corpus):
+    def damaged(name, edit):
+        c = os.path.join(tmp, name)
+        shutil.copytree(corpus, c)
+        with h5py.File(os.path.join(c, "shard-00000.h5"), "a") as h:
+            edit(h)
+        return run("info", c)
+
+    def more_ids(h):
+        data, off = h["queries/id/bytes"][()], h["queries/id/offsets"][()]
+        extra = np.frombuffer(b"one-too-many", dtype=np.uint8)
+        for key, v in (("bytes", np.concatenate([data, extra])), ("offsets", np.append(off, off[-1] + len(extra)))):
+            del h["queries/id/" + key]
+            h["queries/id/" + key] = v
+
+    r = damaged("more_ids", more_ids)
+    check(r.returncode == 1 and "/queries/id" in r.stderr, f"a shard with more ids than queries: {r.stderr}")
+    r = damaged("old_schema", lambda h: h.attrs.__setitem__("rtr_schema_version", np.int64(0)))
+    check(r.returncode == 1 and "rtr_schema_version" in r.stderr, f"a shard of schema version 0: {r.stderr}")
+
+    demo = os.path.join(tmp, "demo")
+    base = {"id": "q", "text": "t", "dataset": "d", "split": "train"}
+    twice = dict(base, outcomes=[{"model": "demo-1b", "strategy": "cot", "tokens": 5},
+                                 {"model": "demo-1b", "strategy": "cot", "correct": 1}])
+    for name, row, field in (("twice", twice, "given twice"), ("empty-id", dict(base, id=""), "field id"),
+                             ("empty-dataset", dict(base, dataset=""), "field dataset"),
+                             ("empty-split", dict(base, split=""), "field split")):
+        log = os.path.join(tmp, name + ".jsonl")
+        open(log, "w").write(json.dumps(row) + "\n")
+        out = os.path.join(tmp, name)
+        r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", out, log)
+        check(r.returncode == 1 and field in r.stderr and not os.path.exists(out), f"ingest {name}: {r.stderr}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_guards_")
     corpus = corpus_with_tables(tmp, "corp", 7)
     check_route_outputs(tmp, corpus)
     check_eval_fits_on_train(tmp)
+    check_store_refusals(tmp, corpus)
     shutil.rmtree(tmp)
 
 

@@ -76,6 +76,19 @@ static void test_rules(void) {
     memset(word, 'a', sizeof word - 1);
     word[sizeof word - 1] = 0;
     expect_ids(tok, word, strlen(word), IDS(2, 1, 3));        /* over 100 chars: [UNK] */
+    expect_ids(tok, "a\xe9\xbf\xbf" "a", 5, IDS(2, 13, 1, 13, 3)); /* U+9FFF, the last of the CJK block, spaced */
+    rtr_tokenizer_free(tok);
+    /* a word of exactly 100 characters is still split into pieces */
+    tok = tiny_tokenizer(128);
+    if (!tok) return;
+    char hundred[101];
+    hundred[0] = 'a';
+    memset(hundred + 1, 'b', 99);
+    hundred[100] = 0;
+    int32_t ids[128];
+    int n = 0;
+    CHECK(rtr_tokenizer_encode(tok, hundred, 100, ids, 0, &n) == RTR_OK);
+    CHECK_MSG(n == 102 && ids[1] == 13 && ids[2] == 14 && ids[100] == 14 && ids[101] == 3, "%d ids", n);
     rtr_tokenizer_free(tok);
 }
 
