@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `rtr encode` and `rtr embed` end to end on a small generated corpus with
-# all-MiniLM-L6-v2: embeddings and attributes in every shard, a second run
+# all-MiniLM-L6-v2: an embeddings file beside every shard (schema 2, the
+# shards untouched) and the descriptions once, a second run
 # skips up-to-date shards, embed prints one unit-norm JSON array per line,
 # bad input exits 1 (2 for usage) with a clear message; --device and
 # --precision are reported, and refused when they cannot be honoured. Skips
@@ -25,16 +26,26 @@ check "encode summary: $(cat out1.txt)" grep -q "encoded 300 queries in 3 of 3 s
 check "second run skips: $(cat out2.txt)" grep -q '"shards_skipped":3,"queries_encoded":0' out2.txt
 
 python3 - "$model" <<'PY' > py.txt 2>&1
-import sys, glob, h5py, numpy as np
+# schema 2 (docs/FORMAT.md): one embeddings file per shard beside the
+# corpus, tied to its shard by the shard's content hash; descriptions once
+import json, h5py, numpy as np
+m = json.load(open("corpus/manifest.json"))
+enc = "corpus/embeddings/all-MiniLM-L6-v2"
 n = 0
-for f in sorted(glob.glob("corpus/shard-*.h5")):
-    with h5py.File(f, "r") as h:
+for s in m["shards"]:
+    with h5py.File(f"{enc}/{s['file']}", "r") as h:
+        assert h.attrs["rtr_schema"] == b"rtr-embeddings" and h.attrs["rtr_schema_version"] == 2, s
+        assert h.attrs["encoder"] == b"all-MiniLM-L6-v2" and len(h.attrs["encoder_hash"]) == 16, s
+        assert h.attrs["shard_hash"].decode() == s["hash"] and h.attrs["n_queries"] == s["n_queries"], s
         q = h["/embedding/query"]
-        assert q.shape[1] == 384 and q.attrs["encoder"] in ("all-MiniLM-L6-v2", b"all-MiniLM-L6-v2"), f
-        assert len(q.attrs["encoder_hash"]) == 16
-        assert np.allclose(np.linalg.norm(q[:], axis=1), 1, atol=1e-5)
-        assert h["/embedding/model_desc"].shape == (4, 384) and h["/embedding/strategy_desc"].shape == (4, 384)
+        assert q.shape == (s["n_queries"], 384) and h.attrs["dim"] == 384, s
+        assert np.allclose(np.linalg.norm(q[:], axis=1), 1, atol=1e-5), s
         n += q.shape[0]
+    with h5py.File(f"corpus/{s['file']}", "r") as h:
+        assert "embedding" not in h, "encode wrote into the shard " + s["file"]
+with h5py.File(f"{enc}/descriptions.h5", "r") as h:
+    assert h.attrs["rtr_schema"] == b"rtr-descriptions"
+    assert h["/embedding/model_desc"].shape == (4, 384) and h["/embedding/strategy_desc"].shape == (4, 384)
 assert n == 300, n
 print("ok")
 PY
