@@ -11,6 +11,9 @@
 
 #include <omp.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 enum { D = 16, NM = 3, NS = 2, K = NM * NS, N_TRAIN = 1500, N_TEST = 500, N_ALL = N_TRAIN + N_TEST };
 
@@ -208,6 +211,149 @@ static void test_host_step(void) {
     rtr_predictor_free(&init);
 }
 
+/* Row windows: every epoch's order is a permutation of the fit rows in
+ * which each window's rows form one segment, windows visited in a shuffled
+ * order; no window (0, or one covering every row) is a plain shuffle. */
+static void test_row_order(void) {
+    enum { NR = 1000, W = 64 };
+    static int64_t fit[NR], out[NR];
+    int64_t n_fit = 0;
+    for (int64_t i = 0; i < NR; i++)
+        if (i % 7 != 3) fit[n_fit++] = (i * 389) % NR; /* not ascending, as the carve leaves them */
+    for (int e = 1; e <= 3; e++) {
+        CHECK(rtr_train_row_order_(out, fit, n_fit, NR, W, 77, e) == RTR_OK);
+        static bool seen[NR];
+        memset(seen, 0, sizeof seen);
+        int segments = 0, ascending_windows = 1;
+        for (int64_t r = 0; r < n_fit; r++) {
+            CHECK(out[r] >= 0 && out[r] < NR && !seen[out[r]]);
+            seen[out[r]] = true;
+            if (r == 0 || out[r] / W != out[r - 1] / W) {
+                segments++;
+                if (r > 0 && out[r] / W < out[r - 1] / W) ascending_windows = 0;
+            }
+        }
+        for (int64_t r = 0; r < n_fit; r++) CHECK(seen[fit[r]]);
+        CHECK_MSG(segments == (NR + W - 1) / W, "epoch %d: %d segments for %d windows", e, segments, (NR + W - 1) / W);
+        CHECK(!ascending_windows);
+    }
+    static int64_t a[NR], b[NR];
+    CHECK(rtr_train_row_order_(a, fit, n_fit, NR, 0, 77, 1) == RTR_OK);
+    CHECK(rtr_train_row_order_(b, fit, n_fit, NR, NR, 77, 1) == RTR_OK);
+    CHECK(!memcmp(a, b, sizeof(int64_t) * (size_t)n_fit));
+    int jumps = 0;
+    for (int64_t r = 1; r < n_fit; r++) jumps += a[r] / W != a[r - 1] / W;
+    CHECK(jumps > n_fit / 2); /* a whole shuffle, not windows */
+}
+
+/* Resident kB of the mapping that starts at addr (/proc/self/smaps), -1 if not found. */
+static long mapping_rss_kb(const void *addr) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    bool in = false;
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) in = lo == (unsigned long)addr;
+        else if (in && sscanf(line, "Rss: %ld kB", &kb) == 1) break;
+    }
+    fclose(f);
+    return kb;
+}
+
+typedef struct {
+    const void *map;
+    volatile int stop;
+    long peak_kb, samples;
+} rss_sampler;
+static void *sample_rss(void *arg) {
+    rss_sampler *s = arg;
+    while (!s->stop) {
+        long kb = mapping_rss_kb(s->map);
+        if (kb > s->peak_kb) s->peak_kb = kb;
+        s->samples++;
+        usleep(200);
+    }
+    return NULL;
+}
+
+/* Training from a shared file mapping with windows (rtr_rows_gather's
+ * layout above its budget), 16,384 rows of 256 floats (16 MB) in windows of
+ * 1,024 rows (1 MB): the same checkpoint as from the heap with the same
+ * windows, and while it trains (a thread samples /proc/self/smaps) the
+ * mapping holds at most two windows plus two page-cache folios (a fault
+ * maps a file's whole large folio, up to 2 MB, on recent kernels), where
+ * reading every row makes all 16 MB resident. Windows change only the
+ * order: it still learns; window_rows is kept in the checkpoint. */
+static void test_window_mapped(void) {
+    enum { NW = 16384, DW = 256, W = 1024 };
+    float *e = malloc(sizeof(float) * NW * DW), *yc = malloc(sizeof(float) * NW * K), *yt = malloc(sizeof(float) * NW * K);
+    uint64_t keep_rng = test_rng;
+    test_rng = 5;
+    test_unit_rows(e, NW, DW);
+    for (int i = 0; i < NW * K; i++) {
+        double a = 16 * e[(i / K) * DW + i % K]; /* about N(0, 1) */
+        yc[i] = test_urand() < 1 / (1 + exp(-3 * a)) ? 1.0f : 0.0f;
+        yt[i] = (float)round(exp(5 + 0.5 * a));
+    }
+    float dm[NM * DW], ds[NS * DW];
+    test_unit_rows(dm, NM, DW);
+    test_unit_rows(ds, NS, DW);
+    test_rng = keep_rng;
+    size_t bytes = sizeof(float) * NW * DW;
+    char path[] = RTR_BINARY_DIR "/test_train_mapXXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, e, bytes) == (ssize_t)bytes);
+    float *map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    CHECK(map != MAP_FAILED);
+    close(fd);
+    unlink(path);
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024, all_kb = (long)(bytes / 1024), window_kb = W * DW * 4 / 1024;
+    volatile float touch = 0;
+    for (size_t i = 0; i < bytes / sizeof(float); i += 256) touch += map[i];
+    CHECK(mapping_rss_kb(map) >= all_kb - page_kb); /* the whole file is resident once read */
+    CHECK(madvise(map, bytes, MADV_DONTNEED) == 0);
+    CHECK(mapping_rss_kb(map) == 0);
+
+    rtr_train_params cfg = small_params();
+    cfg.max_epochs = 3, cfg.window_rows = W;
+    rtr_predictor heap, mapped, loaded;
+    loss_trace t = {0};
+    rtr_train_data data = {.n = NW, .D = DW, .K = K, .emb = e, .correct = yc, .tokens = yt};
+    CHECK(rtr_predictor_init(&heap, &cfg, &cat, DW, dm, ds) == RTR_OK);
+    CHECK(rtr_predictor_train(&heap, &data, trace, &t) == RTR_OK);
+    CHECK_MSG(t.last_train < 0.95 * t.first_train, "train loss %g -> %g", t.first_train, t.last_train);
+    data.emb = map, data.emb_mapped = true;
+    CHECK(rtr_predictor_init(&mapped, &cfg, &cat, DW, dm, ds) == RTR_OK);
+    rtr_predictor_init(&loaded, &cfg, &cat, DW, dm, ds); /* warm: the sampler times training, not setup */
+    rtr_predictor_free(&loaded);
+    rss_sampler smp = {.map = map, .peak_kb = 0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, sample_rss, &smp) == 0);
+    CHECK(rtr_predictor_train(&mapped, &data, NULL, NULL) == RTR_OK);
+    smp.stop = 1;
+    pthread_join(th, NULL);
+    CHECK(!memcmp(heap.params, mapped.params, sizeof(float) * heap.n_params));
+    long rss = mapping_rss_kb(map);
+    fprintf(stderr, "  mapping of %ld kB, windows of %ld kB: peak %ld kB resident while training (%ld samples), "
+            "%ld kB after\n", all_kb, window_kb, smp.peak_kb, smp.samples, rss);
+    CHECK(rss >= 0 && rss <= 2 * page_kb);
+    CHECK(smp.samples > 10);
+    CHECK_MSG(smp.peak_kb <= 2 * window_kb + 2 * 2048, "peak %ld kB, bound %ld kB", smp.peak_kb,
+              2 * window_kb + 2 * 2048);
+    const char *ck = RTR_BINARY_DIR "/test_train_window.safetensors";
+    mapped.encoder_hash = rtr_strdup("abc");
+    CHECK(rtr_predictor_save(&mapped, ck) == RTR_OK && rtr_predictor_load(&loaded, ck) == RTR_OK);
+    CHECK(loaded.cfg.window_rows == W);
+    rtr_predictor_free(&loaded);
+    remove(ck);
+    rtr_predictor_free(&heap);
+    rtr_predictor_free(&mapped);
+    munmap(map, bytes);
+    free(e), free(yc), free(yt);
+}
+
 static void test_deterministic_and_roundtrip(void) {
     make_data();
     rtr_train_params cfg = small_params();
@@ -230,6 +376,12 @@ static void test_deterministic_and_roundtrip(void) {
     cfg.seed = 4;
     CHECK(train_one(&c, cfg, NULL) == RTR_OK);
     CHECK(memcmp(a.params, c.params, sizeof(float) * a.n_trainable) != 0);
+    rtr_predictor_free(&c);
+    /* one window covering every row is no window: the same training */
+    rtr_train_params whole = small_params();
+    whole.max_epochs = 3, whole.window_rows = N_TRAIN;
+    CHECK(train_one(&c, whole, NULL) == RTR_OK);
+    CHECK(!memcmp(a.params, c.params, sizeof(float) * a.n_trainable));
     rtr_predictor_free(&c);
 
     /* load reproduces every field scoring depends on, and the scores */
@@ -346,5 +498,6 @@ static void test_checkpoint_hash_verified(void) {
     remove(path);
 }
 
-TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_host_step), T(test_deterministic_and_roundtrip), T(test_bad_input),
+TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_host_step), T(test_row_order),
+          T(test_window_mapped), T(test_deterministic_and_roundtrip), T(test_bad_input),
           T(test_checkpoint_hash_verified))

@@ -46,6 +46,9 @@ typedef struct {
     uint64_t seed;        /* init, validation carve and batch order */
     int32_t token_target; /* rtr_token_target */
     bool token_normalize; /* scale = std of the target on the fit rows (else 1) */
+    int64_t window_rows;  /* rows per shuffle window (0: all rows, one shuffle): each epoch visits windows of
+                           * this many consecutive rows in a shuffled order, each one's rows shuffled, so the
+                           * embeddings are read a window at a time (rtr_predictor_train) */
 } rtr_train_params;
 
 RTR_API rtr_train_params rtr_train_default_params(void);
@@ -106,11 +109,16 @@ RTR_API rtr_status rtr_predictor_init(rtr_predictor *p, const rtr_train_params *
                               int32_t D, const float *d_model, const float *d_strategy);
 RTR_API void rtr_predictor_free(rtr_predictor *p);
 
-/* Training rows in memory: emb n x D, correct / tokens n x K (NaN: missing). */
+/* Training rows: emb n x D, correct / tokens n x K (NaN: missing). emb may
+ * be a shared file mapping (emb_mapped, as rtr_rows_gather makes above its
+ * budget): the trainer then releases each window's pages once read, so the
+ * process holds the embeddings of about two windows (cfg.window_rows), not
+ * of every row; the file keeps them. */
 typedef struct {
     int64_t n;
     int32_t D, K;
     const float *emb, *correct, *tokens;
+    bool emb_mapped;
 } rtr_train_data;
 
 /* Per-epoch record passed to the log callback. Losses are means over labelled

@@ -61,6 +61,7 @@ static char *config_json(const rtr_train_params *c) {
     cJSON_AddStringToObject(o, "seed", seed);
     cJSON_AddStringToObject(o, "token_target", c->token_target == RTR_TOKENS_LOG ? "log" : "raw");
     cJSON_AddBoolToObject(o, "token_normalize", c->token_normalize);
+    cJSON_AddNumberToObject(o, "window_rows", (double)c->window_rows);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -76,6 +77,7 @@ static rtr_status config_parse(rtr_train_params *c, const char *json, const char
         c->field = v->valuedouble;
     NUM(hidden, "hidden") NUM(learn_dim, "learn_dim") NUM(lr, "lr") NUM(batch, "batch")
     NUM(max_epochs, "max_epochs") NUM(patience, "patience") NUM(val_frac, "val_frac")
+    NUM(window_rows, "window_rows")
 #undef NUM
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "seed")) && cJSON_IsString(v))
         c->seed = strtoull(v->valuestring, NULL, 10);

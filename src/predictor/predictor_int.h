@@ -31,4 +31,10 @@ void rtr_heads_backward_rows_(float *dA_c, float *dA_t, float *dC_c, float *dC_t
                               const float *A_t, const float *C_c, const float *C_t, const float *w2_c,
                               const float *w2_t, int N, int K, int H);
 
+/* The fit-row order of epoch `epochs` (1: the first) of a run over n rows
+ * whose fit rows are fit[0..n_fit), with window_rows as in rtr_train_params
+ * and the order's generator seeded with seed: into out (n_fit). */
+rtr_status rtr_train_row_order_(int64_t *out, const int64_t *fit, int64_t n_fit, int64_t n, int64_t window_rows,
+                                uint64_t seed, int epochs);
+
 #endif

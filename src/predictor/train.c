@@ -21,6 +21,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 rtr_train_params rtr_train_default_params(void) {
     rtr_train_params c = {
@@ -53,6 +55,102 @@ static void rng_shuffle(uint64_t *s, int64_t *idx, int64_t n) {
         idx[i] = idx[j];
         idx[j] = t;
     }
+}
+
+/* ------------------------------------------------------------ row windows */
+
+/* Rows r0..r1 of d's embeddings are not needed for a while. Where they are a
+ * shared file mapping (d->emb_mapped), their pages leave the process (the
+ * file and the page cache keep them; a later read faults them back), so
+ * resident memory follows the window in use, not the array; with `soon`
+ * they are read ahead instead. Elsewhere nothing happens. */
+static void advise_rows(const rtr_train_data *d, int64_t r0, int64_t r1, bool soon) {
+    if (!d->emb_mapped || r1 <= r0) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)(d->emb + (size_t)r0 * d->D), z = (uintptr_t)(d->emb + (size_t)r1 * d->D);
+    if (soon) a &= ~(page - 1); /* read ahead whole pages; release only pages inside the rows */
+    else a = (a + page - 1) & ~(page - 1), z &= ~(page - 1);
+    if (z > a) madvise((void *)a, z - a, soon ? MADV_WILLNEED : MADV_DONTNEED);
+}
+
+/* The order of an epoch's fit rows. With one window (window_rows 0, or not
+ * fewer than the rows) the fit rows are reshuffled as a whole. Otherwise the
+ * embedding array is cut into windows of window_rows consecutive rows; an
+ * epoch visits the windows in a shuffled order and each window's fit rows in
+ * a shuffled order, so it reads the embeddings one window at a time (from a
+ * file mapping: at most about two windows resident, advise_rows) at the
+ * price of a shuffle that mixes rows within a window only. */
+typedef struct {
+    int64_t window, n_win;
+    int64_t *rows;  /* the fit rows, ascending: window w's are rows[start[w] .. start[w + 1]) */
+    int64_t *start; /* n_win + 1 */
+    int64_t *visit; /* this epoch's window order; its segments end at seg_end[i] in the epoch's order */
+    int64_t *seg_end;
+} row_plan;
+
+static void plan_free(row_plan *pl) {
+    free(pl->rows);
+    free(pl->start);
+    free(pl->visit);
+    free(pl->seg_end);
+    memset(pl, 0, sizeof *pl);
+}
+
+static int i64_cmp(const void *x, const void *y) {
+    int64_t u = *(const int64_t *)x, v = *(const int64_t *)y;
+    return (u > v) - (u < v);
+}
+
+/* The plan over the fit rows fit[0..n_fit) of n rows; one window (nothing
+ * allocated) when window_rows is 0 or covers every row. */
+static rtr_status plan_open(row_plan *pl, const int64_t *fit, int64_t n_fit, int64_t n, int64_t window_rows) {
+    memset(pl, 0, sizeof *pl);
+    if (window_rows <= 0 || window_rows >= n) return RTR_OK;
+    pl->window = window_rows;
+    pl->n_win = (n + window_rows - 1) / window_rows;
+    pl->rows = rtr_malloc(sizeof(int64_t) * (size_t)n_fit);
+    pl->start = rtr_malloc(sizeof(int64_t) * (size_t)(pl->n_win + 1));
+    pl->visit = rtr_malloc(sizeof(int64_t) * (size_t)pl->n_win);
+    pl->seg_end = rtr_malloc(sizeof(int64_t) * (size_t)pl->n_win);
+    if (!pl->rows || !pl->start || !pl->visit || !pl->seg_end) { plan_free(pl); return RTR_ERR_NOMEM; }
+    memcpy(pl->rows, fit, sizeof(int64_t) * (size_t)n_fit);
+    qsort(pl->rows, (size_t)n_fit, sizeof(int64_t), i64_cmp);
+    for (int64_t w = 0, r = 0; w <= pl->n_win; w++) {
+        while (r < n_fit && pl->rows[r] < w * window_rows) r++;
+        pl->start[w] = r;
+    }
+    return RTR_OK;
+}
+
+/* The next epoch's order of the n_fit fit rows into fit. */
+static void plan_epoch(row_plan *pl, uint64_t *rng, int64_t *fit, int64_t n_fit) {
+    if (!pl->window) { rng_shuffle(rng, fit, n_fit); return; }
+    for (int64_t w = 0; w < pl->n_win; w++) pl->visit[w] = w;
+    rng_shuffle(rng, pl->visit, pl->n_win);
+    int64_t at = 0;
+    for (int64_t i = 0; i < pl->n_win; i++) {
+        int64_t w = pl->visit[i], m = pl->start[w + 1] - pl->start[w];
+        memcpy(fit + at, pl->rows + pl->start[w], sizeof(int64_t) * (size_t)m);
+        rng_shuffle(rng, fit + at, m);
+        pl->seg_end[i] = at += m;
+    }
+}
+
+/* advise_rows over window w of the plan. */
+static void advise_window(const rtr_train_data *d, const row_plan *pl, int64_t w, bool soon) {
+    int64_t r1 = (w + 1) * pl->window;
+    advise_rows(d, w * pl->window, r1 < d->n ? r1 : d->n, soon);
+}
+
+rtr_status rtr_train_row_order_(int64_t *out, const int64_t *fit, int64_t n_fit, int64_t n, int64_t window_rows,
+                                uint64_t seed, int epochs) {
+    row_plan pl;
+    TRY(plan_open(&pl, fit, n_fit, n, window_rows));
+    uint64_t rng = seed;
+    memcpy(out, fit, sizeof(int64_t) * (size_t)n_fit);
+    for (int e = 0; e < epochs; e++) plan_epoch(&pl, &rng, out, n_fit);
+    plan_free(&pl);
+    return RTR_OK;
 }
 
 /* ------------------------------------------------------------ parameter layout */
@@ -446,18 +544,25 @@ static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c
 }
 
 /* Loss sums of rows idx[0..n) (backend memory) with the current parameters,
- * added to tr->loss[2..3], a chunk of forward rows at a time. */
-static rtr_status eval_rows(trainer *tr, const int64_t *idx, int64_t n) {
+ * added to tr->loss[2..3], a chunk of forward rows at a time. With release
+ * (host memory, idx ascending) a chunk stays within one window of `window`
+ * rows and its rows are released once read. */
+static rtr_status eval_rows(trainer *tr, const int64_t *idx, int64_t n, const rtr_train_data *release,
+                            int64_t window) {
     net *t = &tr->n;
     int K = t->p->n_pairs;
     size_t RK = (size_t)t->rows * K;
     for (int h = 0; h < 2; h++) TRY(rtr_train_net_table_(t, h));
-    for (int64_t r0 = 0; r0 < n; r0 += t->rows) {
-        int m = (int)(n - r0 < t->rows ? n - r0 : t->rows);
-        TRY(rtr_train_gather_(tr, idx + r0, m));
-        TRY(net_forward(t, tr->E, m, tr->out, tr->out + RK));
+    for (int64_t r0 = 0, m; r0 < n; r0 += m) {
+        m = n - r0 < t->rows ? n - r0 : t->rows;
+        if (release) /* a chunk within one window */
+            for (int64_t end = idx[r0] / window * window + window, j = 1; j < m; j++)
+                if (idx[r0 + j] >= end) { m = j; break; }
+        TRY(rtr_train_gather_(tr, idx + r0, (int)m));
+        TRY(net_forward(t, tr->E, (int)m, tr->out, tr->out + RK));
         TRY(OP(t->b, heads_loss, tr->dout, tr->dout + RK, tr->loss + 2, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
-               0.0f, 0.0f, m, K));
+               0.0f, 0.0f, (int)m, K));
+        if (release) advise_rows(release, idx[r0], idx[r0 + m - 1] + 1, false);
     }
     return RTR_OK;
 }
@@ -490,15 +595,12 @@ rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_dat
     return st;
 }
 
-/* Checks the inputs and fills the targets (n x K each): y_c = correct,
+/* Checks the outcomes and fills the targets (n x K each): y_c = correct,
  * y_t = f(tokens)/scale with the scale the RMS of f(tokens) over the fit rows
  * when normalising. */
 static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, float *y_c, float *y_t,
                                   const int64_t *fit, int64_t n_fit) {
     size_t K = (size_t)d->K;
-    int64_t bad = first_nonfinite(d->emb, (size_t)d->n * d->D);
-    if (bad >= 0)
-        return rtr_fail(RTR_ERR_NUMERIC, "train: query embedding row %lld holds NaN/inf", (long long)(bad / d->D));
     double sum_sq = 0.0;
     int64_t count = 0;
     for (int64_t i = 0; i < d->n; i++)
@@ -562,8 +664,9 @@ static void naive_losses(const float *y_c, const float *y_t, int64_t K, const in
  * once per epoch, for the log, the divergence check and the host snapshot of
  * the best epoch (which costs no backend memory, and the download is needed
  * for the check anyway). */
-static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64_t *order, int64_t n_fit,
-                             int64_t n_val, const double naive[2], float *best, rtr_epoch_fn log, void *user) {
+static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data *d, row_plan *plan, uint64_t *rng,
+                             int64_t *order, int64_t n_fit, int64_t n_val, const double naive[2], float *best,
+                             rtr_epoch_fn log, void *user) {
     rtr_backend *b = tr->n.b;
     static const double zero[4] = {0, 0, 0, 0};
     int64_t *fit = order, n_c_val[2];
@@ -575,11 +678,17 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64
     for (int epoch = 1; epoch <= p->cfg.max_epochs; epoch++) {
         double t0 = rtr_now(), sums[4];
         int64_t cnt[2] = {0, 0};
-        rng_shuffle(rng, fit, n_fit);
+        plan_epoch(plan, rng, fit, n_fit);
         TRY(put(b, tr->order, order, sizeof(int64_t) * (size_t)n_fit));
         TRY(rtr_backend_upload(b, tr->loss, zero, sizeof zero));
+        int64_t seg = 0; /* the window being visited (with a plan); the next one is read ahead */
+        for (int64_t i = 0; i < 2 && i < plan->n_win; i++) advise_window(d, plan, plan->visit[i], true);
         for (int64_t b0 = 0; b0 < n_fit; b0 += p->cfg.batch) {
             int B = (int)(n_fit - b0 < p->cfg.batch ? n_fit - b0 : p->cfg.batch);
+            for (; plan->window && seg < plan->n_win && plan->seg_end[seg] <= b0; seg++) {
+                advise_window(d, plan, plan->visit[seg], false); /* every batch of it has run */
+                if (seg + 2 < plan->n_win) advise_window(d, plan, plan->visit[seg + 2], true);
+            }
             int64_t c[2];
             label_counts(tr, fit + b0, B, c);
             cnt[0] += c[0], cnt[1] += c[1];
@@ -590,8 +699,10 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, uint64_t *rng, int64
                 TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
             }
         }
-        if (n_val) TRY(eval_rows(tr, tr->order + n_fit, n_val));
+        if (plan->window) advise_window(d, plan, plan->visit[plan->n_win - 1], false);
+        if (n_val) TRY(eval_rows(tr, tr->order + n_fit, n_val, tr->n.host && plan->window ? d : NULL, plan->window));
         TRY(rtr_backend_download(b, sums, tr->loss, sizeof sums));
+        if (tr->n.host) advise_rows(d, 0, d->n, false);
         TRY(get(b, p->params, tr->n.params, sizeof(float) * p->n_trainable));
         rtr_epoch_log e = {.epoch = epoch, .train_bce = cnt[0] ? sums[0] / (double)cnt[0] : 0,
                            .train_tok = cnt[1] ? sums[1] / (double)cnt[1] : 0};
@@ -629,7 +740,7 @@ static int u64_cmp(const void *x, const void *y) {
 /* p->val_hash: the validation rows' embedding hashes (at most
  * RTR_VAL_HASH_MAX, carve order), leaving out any equal to a fitted row's
  * (a duplicate query text would let the network's fit leak into them). */
-static rtr_status record_validation(rtr_predictor *p, const rtr_train_data *d, const int64_t *fit, int64_t n_fit,
+static rtr_status record_validation(rtr_predictor *p, const uint64_t *h, const int64_t *fit, int64_t n_fit,
                                     const int64_t *val, int64_t n_val) {
     free(p->val_hash);
     p->val_hash = NULL, p->n_val_hash = 0;
@@ -637,13 +748,28 @@ static rtr_status record_validation(rtr_predictor *p, const rtr_train_data *d, c
     uint64_t *fh = rtr_malloc(sizeof *fh * (size_t)n_fit);
     p->val_hash = rtr_malloc(sizeof *p->val_hash * (size_t)(n_val < RTR_VAL_HASH_MAX ? n_val : RTR_VAL_HASH_MAX));
     if (!fh || !p->val_hash) { free(fh); return RTR_ERR_NOMEM; }
-    for (int64_t r = 0; r < n_fit; r++) fh[r] = rtr_embedding_hash(d->emb + (size_t)fit[r] * d->D, d->D);
+    for (int64_t r = 0; r < n_fit; r++) fh[r] = h[fit[r]];
     qsort(fh, (size_t)n_fit, sizeof *fh, u64_cmp);
-    for (int64_t r = 0; r < n_val && p->n_val_hash < RTR_VAL_HASH_MAX; r++) {
-        uint64_t h = rtr_embedding_hash(d->emb + (size_t)val[r] * d->D, d->D);
-        if (!bsearch(&h, fh, (size_t)n_fit, sizeof *fh, u64_cmp)) p->val_hash[p->n_val_hash++] = h;
-    }
+    for (int64_t r = 0; r < n_val && p->n_val_hash < RTR_VAL_HASH_MAX; r++)
+        if (!bsearch(&h[val[r]], fh, (size_t)n_fit, sizeof *fh, u64_cmp)) p->val_hash[p->n_val_hash++] = h[val[r]];
     free(fh);
+    return RTR_OK;
+}
+
+/* One pass over the embeddings in array order, `window` rows at a time
+ * (0: all), each window released once read: every value finite, and each
+ * row's hash into h (n) for the validation record. */
+static rtr_status scan_rows(const rtr_train_data *d, int64_t window, uint64_t *h) {
+    int64_t step = window > 0 ? window : d->n;
+    for (int64_t r0 = 0; r0 < d->n; r0 += step) {
+        int64_t r1 = d->n - r0 < step ? d->n : r0 + step;
+        int64_t bad = first_nonfinite(d->emb + (size_t)r0 * d->D, (size_t)(r1 - r0) * d->D);
+        if (bad >= 0)
+            return rtr_fail(RTR_ERR_NUMERIC, "train: query embedding row %lld holds NaN/inf",
+                            (long long)(r0 + bad / d->D));
+        for (int64_t i = r0; i < r1; i++) h[i] = rtr_embedding_hash(d->emb + (size_t)i * d->D, d->D);
+        advise_rows(d, r0, r1, false);
+    }
     return RTR_OK;
 }
 
@@ -659,25 +785,34 @@ static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_da
     size_t nK = (size_t)d->n * d->K;
     int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)d->n);
     float *y = rtr_malloc(sizeof(float) * 2 * nK), *best = rtr_malloc(sizeof(float) * p->n_trainable);
+    uint64_t *hash = rtr_malloc(sizeof(uint64_t) * (size_t)d->n);
     trainer tr = {0};
-    rtr_status st = order && y && best ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_status st = order && y && best && hash ? RTR_OK : RTR_ERR_NOMEM;
     uint64_t rng = p->cfg.seed ^ 0x5ca1ab1e0ddba11ULL;
     double naive[2] = {1, 1};
     if (!st) {
         for (int64_t i = 0; i < d->n; i++) order[i] = i;
         rng_shuffle(&rng, order, d->n);
-        st = prepare_targets(p, d, y, y + nK, order, n_fit);
+        st = scan_rows(d, p->cfg.window_rows, hash);
     }
+    if (!st) st = prepare_targets(p, d, y, y + nK, order, n_fit);
     if (!st && n_val) naive_losses(y, y + nK, p->n_pairs, order, n_fit, order + n_fit, n_val, naive);
-    if (!st) st = record_validation(p, d, order, n_fit, order + n_fit, n_val);
+    if (!st) st = record_validation(p, hash, order, n_fit, order + n_fit, n_val);
+    free(hash);
+    row_plan plan = {0};
+    if (!st) st = plan_open(&plan, order, n_fit, d->n, p->cfg.window_rows);
+    /* with windows, validation reads its rows in array order too */
+    if (!st && plan.window) qsort(order + n_fit, (size_t)n_val, sizeof(int64_t), i64_cmp);
     /* forward buffers: a batch, or a validation chunk when that is larger */
     int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
     int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
     if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, order, p->cfg.batch, rows, use_host_step);
+    if (!st && !tr.n.host) advise_rows(d, 0, d->n, false); /* uploaded */
     /* Batch GEMMs are small (32 x 768 x 768): the CPU backend runs them
      * serially (measured in docs/PREDICTOR.md; src/backend/backend.c). */
-    if (!st) st = run_epochs(&tr, p, &rng, order, n_fit, n_val, naive, best, log, user);
+    if (!st) st = run_epochs(&tr, p, d, &plan, &rng, order, n_fit, n_val, naive, best, log, user);
     if (!st) memcpy(p->params, best, sizeof(float) * p->n_trainable);
+    plan_free(&plan);
     trainer_close(&tr);
     free(order);
     free(y);
