@@ -13,7 +13,8 @@ here because a deliberate bug in it survived every other test
   predicted operating point (a baseline fitted on train + test would move);
 - a shard with more ids than queries, or of an older schema version, is
   refused by name; ingest refuses a pair given twice in one query (also when
-  the first gave no correctness) and empty ids, datasets and splits.
+  the first gave no correctness), empty ids, datasets and splits, and a
+  catalog with a key given twice.
 
 Embeddings and routing tables (noisy outcomes) are written beside the
 shards with tests/rtrdata.py, so no encoder or training is needed."""
@@ -246,6 +247,19 @@ def check_store_refusals(tmp, corpus):
         out = os.path.join(tmp, name)
         r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", out, log)
         check(r.returncode == 1 and field in r.stderr and not os.path.exists(out), f"ingest {name}: {r.stderr}")
+
+    # a key given twice in a catalog (cJSON would keep the first silently)
+    log = os.path.join(tmp, "one.jsonl")
+    open(log, "w").write(json.dumps(dict(base, outcomes=[{"model": "a", "strategy": "s", "correct": 1}])) + "\n")
+    for name, cat, field in (("cat-models-twice", '{"models": [{"name": "a"}], "strategies": [{"name": "s"}], '
+                                                  '"models": [{"name": "b"}]}', "field models: given twice"),
+                             ("cat-name-twice", '{"models": [{"name": "b", "name": "a"}], "strategies": [{"name": "s"}]}',
+                              "models[0].name: given twice")):
+        p = os.path.join(tmp, name + ".json")
+        open(p, "w").write(cat)
+        out = os.path.join(tmp, name)
+        r = run("ingest", "--catalog", p, "--out", out, log)
+        check(r.returncode == 1 and field in r.stderr and not os.path.exists(out), f"ingest --catalog {name}: {r.stderr}")
 
 
 def main():

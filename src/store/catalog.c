@@ -2,6 +2,7 @@
  * (embedded by the encoder) and prices, and the (model, strategy) pairs a
  * router chooses among. Parsed from JSON (docs/DATA.md) with cJSON. */
 #include "rtr/store.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -69,6 +70,8 @@ static rtr_status parse_entries(const cJSON *root, const char *key, rtr_catalog_
         const cJSON *desc = cJSON_GetObjectItemCaseSensitive(it, "description");
         if (!cJSON_IsObject(it) || !cJSON_IsString(name))
             return rtr_fail(RTR_ERR_FORMAT, "%s: %s: needs a string \"name\"", origin, field);
+        const char *dup = rtr_json_duplicate_key(it); /* cJSON would keep the first silently */
+        if (dup) return rtr_fail(RTR_ERR_FORMAT, "%s: %s.%s: given twice", origin, field, dup);
         if (desc && !cJSON_IsString(desc) && !cJSON_IsNull(desc))
             return rtr_fail(RTR_ERR_FORMAT, "%s: %s.description: must be a string", origin, field);
         rtr_status s = check_name(name->valuestring, origin, field);
@@ -134,6 +137,8 @@ rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char
         return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON", origin, line);
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);
+    const char *dup = s ? NULL : rtr_json_duplicate_key(root); /* cJSON would keep the first silently */
+    if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field %s: given twice", origin, dup);
     if (!s) s = parse_entries(root, "models", &cat->models, &cat->n_models, origin);
     if (!s) s = parse_entries(root, "strategies", &cat->strategies, &cat->n_strategies, origin);
     if (!s) s = parse_pairs(cat, root, origin);
