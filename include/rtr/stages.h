@@ -13,6 +13,11 @@
  * queries, docs/FORMAT.md "Memory"). The `rtr` commands are options -> one
  * of these calls -> print.
  *
+ * Split across processes (docs/SCALING.md): encode and score take whole
+ * shards, part `part` of a job array (--part) or the rank's share under
+ * MPI (rtr_part_owners: the same split either way); a part writes only its
+ * shards' files, and a set is usable once every part has run.
+ *
  * Argument order: the compute object (backend or encoder) first, then
  * outputs (files written, summaries filled), then inputs, then options.
  * Summaries own their strings and arrays; each has a *_free. */
@@ -20,6 +25,7 @@
 #define RTR_STAGES_H
 
 #include "rtr/backend.h"
+#include "rtr/dist.h"
 #include "rtr/encoder.h"
 #include "rtr/predictor.h"
 #include "rtr/route.h"
@@ -34,20 +40,24 @@ extern "C" {
 typedef struct {
     const char *name; /* the encoding's folder (embeddings/NAME); NULL: the encoder's name */
     bool force;       /* re-encode shards already encoded by these weights */
+    rtr_part part;    /* encode only this part's shards (count 0: all, or the MPI rank's) */
 } rtr_encode_params;
 
 typedef struct {
     char name[129];
-    int n_shards, shards_skipped;
+    int n_shards, shards_skipped; /* of this part (under MPI: of every rank, summed) */
     int64_t queries_encoded;
-    double encode_seconds; /* inside the encoder, queries only */
+    double encode_seconds;  /* inside the encoder, queries only (under MPI: summed over ranks) */
+    int shards_missing;     /* shards of the corpus still without a file of this encoding after the run
+                               (other parts not run yet); 0: the encoding is complete */
 } rtr_encode_summary;
 
 /* Embed every query of corpus_dir (embeddings/NAME/shard-NNNNN.h5, one
  * file committed per shard, so an interrupted run resumes where it
  * stopped: shards already encoded by the same weights are skipped) and the
- * catalog's descriptions once (embeddings/NAME/descriptions.h5). Memory:
- * one batch of texts and their embeddings. */
+ * catalog's descriptions once (embeddings/NAME/descriptions.h5, by part
+ * 0). With a part, only its shards; the shards still missing are counted
+ * and named on stderr. Memory: one batch of texts and their embeddings. */
 RTR_API rtr_status rtr_encode_corpus(rtr_encoder *enc, rtr_encode_summary *s, const char *corpus_dir,
                                      const rtr_encode_params *prm);
 
@@ -92,14 +102,17 @@ typedef struct {
     const char *name;            /* table name (tables/NAME); NULL: from checkpoint_path */
     const char *checkpoint_path; /* the checkpoint's file: recorded, and the default name (its stem) */
     int64_t chunk_rows;          /* queries per chunk (0: 16384) */
+    rtr_part part;               /* score only this part's shards (count 0: all, or the MPI rank's) */
 } rtr_score_params;
 
 typedef struct {
     char table[129];
     char checkpoint_hash[17];
     char encoder[129];
-    int64_t n_queries;
+    int64_t n_queries;           /* scored by this part (under MPI: by every rank) */
     int32_t n_pairs;
+    int shards_missing;          /* shards still without this table's file from this checkpoint
+                                    (other parts not run yet); 0: the table is complete */
 } rtr_score_summary;
 
 /* The routing table of predictor p over every query of corpus_dir: p_correct
@@ -107,6 +120,9 @@ typedef struct {
  * backend b from the embeddings of p's encoder, streamed in chunks. Every
  * shard's file stays temporary until all are written, then all are
  * renamed: a failed run leaves an existing table of that name as it was.
+ * With a part, its own shards are renamed together once written (under
+ * MPI after every rank has written its own): until every part has run,
+ * the table is incomplete (or mixed, over an older one) and refused.
  * RTR_ERR_INVALID when the corpus's catalog is not p's or no complete
  * embeddings of p's encoder exist. Memory: the chunk buffers. */
 RTR_API rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *s, const char *corpus_dir,

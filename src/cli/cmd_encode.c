@@ -12,6 +12,7 @@ int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *device = "auto", *precision = "auto";
     long threads = 0;
     rtr_encode_params ep = {0};
+    const char *part = NULL;
     const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
                             {"name", RTR_OPT_STR, &ep.name, "the encoding's name (embeddings/NAME; default: the model folder's name)"},
                             RTR_OPT_DEVICE(&device),
@@ -19,6 +20,7 @@ int cmd_encode(int argc, char **argv) {
                              "GEMM inputs: fp32, bf16 or fp16 (CUDA only), auto (bf16 on CUDA, fp32 on the CPU)"},
                             {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
                             {"force", RTR_OPT_FLAG, &ep.force, "re-encode shards that are already up to date"},
+                            {"part", RTR_OPT_STR, &part, "encode only part I of N of the shards (I/N; docs/SCALING.md)"},
                             {0}};
     const rtr_cmd_spec spec = {"encode", "--model MODEL_DIR CORPUS_DIR",
                                "Embed every query and the catalog's model and strategy descriptions into\n"
@@ -30,6 +32,10 @@ int cmd_encode(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
+    if (part && rtr_part_parse(&ep.part, part)) {
+        fprintf(stderr, "rtr encode: %s\n", rtr_last_error());
+        return 2;
+    }
     double t0 = rtr_now();
     rtr_encoder *enc = NULL;
     rtr_encoder_params p = rtr_encoder_default_params();

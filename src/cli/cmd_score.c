@@ -13,10 +13,12 @@ int cmd_score(int argc, char **argv) {
     const char *ckpt = NULL, *device = "auto";
     rtr_score_params sp = {0};
     long chunk = 16384;
+    const char *part = NULL;
     const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"name", RTR_OPT_STR, &sp.name, "table name (tables/NAME; default: the checkpoint's file name)"},
                             RTR_OPT_DEVICE(&device),
                             {"chunk-rows", RTR_OPT_COUNT, &chunk, "queries per chunk read and scored at a time"},
+                            {"part", RTR_OPT_STR, &part, "score only part I of N of the shards (I/N; docs/SCALING.md)"},
                             {0}};
     const rtr_cmd_spec spec = {"score", "--checkpoint CHECKPOINT CORPUS_DIR",
                                "Predict correctness and output tokens of every (query, pair) of an encoded\n"
@@ -33,6 +35,10 @@ int cmd_score(int argc, char **argv) {
         return 2;
     }
     sp.chunk_rows = chunk;
+    if (part && rtr_part_parse(&sp.part, part)) {
+        fprintf(stderr, "rtr score: %s\n", rtr_last_error());
+        return 2;
+    }
     sp.checkpoint_path = ckpt;
     rtr_predictor p = {0};
     rtr_backend be = {0};

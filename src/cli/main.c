@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rtr/dist.h"
 #include "rtr/rtr.h"
 
 #define RTR_COMMAND(fn, name, summary) int cmd_##fn(int argc, char **argv);
@@ -30,12 +31,31 @@ static void usage(FILE *out) {
                  "Exit status: 0 success, 1 failure, 2 usage error.\n");
 }
 
+/* Under mpirun every rank runs the command on its share (docs/SCALING.md):
+ * rank 0 prints the results; a rank that fails has printed its error and
+ * stops every rank, so none waits in a collective for it. */
+static int run(const command *c, int argc, char **argv) {
+    if (rtr_dist_init(&argc, &argv)) {
+        fprintf(stderr, "rtr %s: error: %s\n", c->name, rtr_last_error());
+        return 1;
+    }
+    if (rtr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
+    int rc = c->fn(argc - 1, argv + 1);
+    if (rc && rtr_dist_size() > 1) {
+        fprintf(stderr, "rtr %s: rank %d of %d failed (above): stopping every rank\n", c->name, rtr_dist_rank(),
+                rtr_dist_size());
+        rtr_dist_abort(rc);
+    }
+    rtr_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { printf("rtr %s\n", RTR_VERSION_STRING); return 0; }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return run(&commands[i], argc, argv);
     fprintf(stderr, "rtr: unknown command '%s' (see rtr --help)\n", argv[1]);
     return 2;
 }

@@ -2,7 +2,9 @@
  * texts of each shard, read a batch at a time, through the sentence
  * encoder into embeddings/NAME/shard-NNNNN.h5, and the catalog's
  * descriptions into embeddings/NAME/descriptions.h5. Each file is committed
- * on its own, so a rerun after an interruption skips what is done. */
+ * on its own, so a rerun after an interruption skips what is done. Split
+ * across parts or MPI ranks (rtr_part_shards), each writes its own shards;
+ * part 0 the descriptions. */
 #include "rtr/stages.h"
 #include "common/util.h"
 
@@ -79,6 +81,17 @@ static rtr_status encode_shard(rtr_encoder *enc, const rtr_corpus *c, int i, con
     return s;
 }
 
+/* What rtr_part_missing asks: shard i's file is from these weights. */
+typedef struct {
+    const char *name, *hash;
+    int dim;
+} done_ctx;
+
+static bool shard_done(const rtr_corpus *c, int i, void *ctx) {
+    const done_ctx *d = ctx;
+    return file_done(c, i, d->name, d->hash, d->dim);
+}
+
 rtr_status rtr_encode_corpus(rtr_encoder *enc, rtr_encode_summary *sum, const char *corpus_dir,
                              const rtr_encode_params *prm) {
     memset(sum, 0, sizeof *sum);
@@ -91,13 +104,19 @@ rtr_status rtr_encode_corpus(rtr_encoder *enc, rtr_encode_summary *sum, const ch
     if (s) return s;
     const char *hash = rtr_encoder_hash(enc);
     int D = rtr_encoder_dim(enc);
+    rtr_part part;
+    bool *mine = NULL;
+    s = rtr_part_shards(&mine, &part, c, &prm->part);
     /* the descriptions first: a set with all its shards is then usable at once */
-    if (prm->force || !file_done(c, -1, name, hash, D)) s = encode_descriptions(enc, c, name);
+    if (!s && part.index == 0 && (prm->force || !file_done(c, -1, name, hash, D))) s = encode_descriptions(enc, c, name);
+    int64_t total = 0;
+    for (int i = 0; mine && i < rtr_corpus_n_shards(c); i++) total += mine[i] ? rtr_corpus_shard_queries(c, i) : 0;
     rtr_progress prog;
-    rtr_progress_init(&prog, "encode", (double)rtr_corpus_n_queries(c));
+    rtr_progress_init(&prog, "encode", (double)total);
     int64_t done = 0;
-    sum->n_shards = rtr_corpus_n_shards(c);
-    for (int i = 0; !s && i < sum->n_shards; i++) {
+    for (int i = 0; !s && i < rtr_corpus_n_shards(c); i++) {
+        if (!mine[i]) continue;
+        sum->n_shards++;
         if (!prm->force && file_done(c, i, name, hash, D)) {
             sum->shards_skipped++;
             done += rtr_corpus_shard_queries(c, i);
@@ -109,6 +128,24 @@ rtr_status rtr_encode_corpus(rtr_encoder *enc, rtr_encode_summary *sum, const ch
         sum->queries_encoded += done - before;
     }
     rtr_progress_end(&prog);
+    free(mine);
+    /* the job's totals; then, once every rank is done, what the set still lacks */
+    double t[4] = {sum->n_shards, sum->shards_skipped, (double)sum->queries_encoded, sum->encode_seconds};
+    if (!s) s = rtr_dist_sum_f64(t, 4);
+    if (!s) {
+        sum->n_shards = (int)t[0], sum->shards_skipped = (int)t[1];
+        sum->queries_encoded = (int64_t)t[2], sum->encode_seconds = t[3];
+    }
+    if (!s && part.count > 1 && rtr_dist_rank() == 0) {
+        done_ctx d = {name, hash, D};
+        char what[160];
+        snprintf(what, sizeof what, "embeddings/%s", name);
+        sum->shards_missing = rtr_part_missing(c, shard_done, &d, what);
+        if (!file_done(c, -1, name, hash, D)) {
+            rtr_note("%s: descriptions.h5 still missing: run part 0", what);
+            sum->shards_missing += !sum->shards_missing; /* the set is not complete without it */
+        }
+    }
     rtr_corpus_close(c);
     return s;
 }

@@ -294,6 +294,20 @@ static void default_name(char out[129], const char *path) {
     if (dot && dot != out) *dot = '\0';
 }
 
+/* What rtr_part_missing asks: shard i's table file is from this checkpoint. */
+typedef struct {
+    const char *table, *checkpoint_hash;
+} done_ctx;
+
+static bool shard_done(const rtr_corpus *c, int i, void *ctx) {
+    const done_ctx *d = ctx;
+    rtr_output_info o;
+    if (rtr_output_file_info(&o, c, "tables", d->table, i)) return false;
+    bool done = o.checkpoint_hash && !strcmp(o.checkpoint_hash, d->checkpoint_hash);
+    rtr_output_info_free(&o, 1);
+    return done;
+}
+
 rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *corpus_dir, const rtr_predictor *p,
                             const rtr_score_params *prm) {
     memset(sum, 0, sizeof *sum);
@@ -325,15 +339,21 @@ rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *
         q.encoder = sum->encoder;
     }
     int n = st ? 0 : rtr_corpus_n_shards(c);
+    rtr_part part = {0, 1};
+    bool *mine = NULL;
+    if (!st) st = rtr_part_shards(&mine, &part, c, &prm->part);
     rtr_output_writer **w = rtr_calloc((size_t)(n ? n : 1), sizeof *w);
     if (!st && !w) st = RTR_ERR_NOMEM;
+    int64_t total = 0;
+    for (int i = 0; !st && i < n; i++) total += mine[i] ? rtr_corpus_shard_queries(c, i) : 0;
     const char *ck = prm->checkpoint_path ? strrchr(prm->checkpoint_path, '/') : NULL;
     rtr_table_meta meta = {sum->table, ck ? ck + 1 : prm->checkpoint_path, sum->checkpoint_hash,
                            src ? src->encoding : NULL, p->encoder_hash, false};
     rtr_progress prog;
-    rtr_progress_init(&prog, "score", (double)(c ? rtr_corpus_n_queries(c) : 0));
-    /* every shard's file written under its temporary name, then all renamed */
+    rtr_progress_init(&prog, "score", (double)total);
+    /* every shard's file of this part written under its temporary name, then all renamed */
     for (int i = 0; i < n && !st; i++) {
+        if (!mine[i]) continue;
         corpus_io a = {.D = p->D};
         q.shard = i;
         st = rtr_row_reader_open(&a.r, c, &q);
@@ -347,12 +367,26 @@ rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *
         rtr_progress_update(&prog, (double)sum->n_queries);
     }
     rtr_progress_end(&prog);
+    /* under MPI no rank renames before every rank has written its files (a
+     * rank that failed has stopped the job: docs/SCALING.md) */
+    if (!st) st = rtr_dist_barrier();
     for (int i = 0; i < n && !st; i++) {
+        if (!w[i]) continue;
         st = rtr_output_writer_commit(w[i]); /* frees the writer either way */
         w[i] = NULL;
     }
     for (int i = 0; i < n; i++) rtr_output_writer_abort(w[i]);
     free(w);
+    free(mine);
+    double nq = (double)sum->n_queries;
+    if (!st) st = rtr_dist_sum_f64(&nq, 1);
+    sum->n_queries = (int64_t)nq;
+    if (!st && part.count > 1 && rtr_dist_rank() == 0) {
+        done_ctx d = {sum->table, sum->checkpoint_hash};
+        char what[160];
+        snprintf(what, sizeof what, "tables/%s", sum->table);
+        sum->shards_missing = rtr_part_missing(c, shard_done, &d, what);
+    }
     rtr_row_reader_close(probe);
     rtr_corpus_close(c);
     sum->n_pairs = p->n_pairs;

@@ -1,0 +1,86 @@
+/* Work split across processes (docs/SCALING.md): the ranks of an `mpirun`
+ * job, or the parts of a job array run without MPI (`--part i/n`). One
+ * function decides which shards a part takes, so both split a corpus the
+ * same way: whole shards, balanced by their number of queries.
+ *
+ * Built without MPI (RTR_MPI=OFF, or AUTO without Open MPI) every call is
+ * single-rank code: rank 0 of 1, collectives leave their buffers as they
+ * are. Built with MPI, rtr_dist_init joins the job only when the process
+ * was started by a launcher (mpirun, srun with PMIx); a plain `rtr ...`
+ * stays rank 0 of 1 and never touches MPI.
+ *
+ * Errors: collectives cannot tell a rank that stopped from a slow one, so a
+ * rank that fails prints its own message and calls rtr_dist_abort, which
+ * stops every rank (MPI_Abort): nobody waits forever in a collective. */
+#ifndef RTR_DIST_H
+#define RTR_DIST_H
+
+#include "rtr/rtr.h"
+#include "rtr/store.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Join the MPI job when launched by one (argc/argv as main's; may be NULL).
+ * Idempotent. RTR_ERR_UNSUPPORTED when an MPI launcher started this process
+ * but rtr was built without MPI: each process would redo the whole job. */
+RTR_API rtr_status rtr_dist_init(int *argc, char ***argv);
+/* Leave the job (MPI_Finalize); a no-op when rtr_dist_init did not join one. */
+RTR_API void rtr_dist_finalize(void);
+/* Stop every rank with exit status code (MPI_Abort; exit() when alone).
+ * The caller has printed its error first. */
+RTR_API void rtr_dist_abort(int code);
+RTR_API int rtr_dist_rank(void);
+RTR_API int rtr_dist_size(void);
+/* Whether rtr was built with MPI. */
+RTR_API bool rtr_dist_built(void);
+
+/* Collectives over every rank (each a no-op alone): a barrier, and sums of
+ * n values in place (every rank ends with the same sums; rank order is the
+ * reduction's, so a sum equals the one-process sum up to rounding). */
+RTR_API rtr_status rtr_dist_barrier(void);
+RTR_API rtr_status rtr_dist_sum_f64(double *x, size_t n);
+RTR_API rtr_status rtr_dist_sum_f32(float *x, size_t n);
+/* Every rank's block of bytes, in rank order, on rank 0 (*all, caller
+ * frees; *len its size, counts[r] rank r's bytes when counts is not NULL:
+ * room for rtr_dist_size()); other ranks get *all = NULL, *len = 0. */
+RTR_API rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n);
+/* root's n bytes to every rank. */
+RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
+
+/* Which share of a corpus this process computes: part `index` of `count`
+ * (count 0: the whole corpus, or under MPI the rank's share). */
+typedef struct {
+    int index, count;
+} rtr_part;
+
+/* Parse "i/n" (0 <= i < n <= 100000). RTR_ERR_INVALID quoting the text. */
+RTR_API rtr_status rtr_part_parse(rtr_part *p, const char *text);
+/* The share this process computes: *given when it names one (then the job
+ * must be one rank: RTR_ERR_INVALID otherwise), else rank r of size s as
+ * part r of s (count 1 alone). */
+RTR_API rtr_status rtr_part_resolve(rtr_part *out, const rtr_part *given);
+
+/* owner[i] = the part (0 .. n_parts - 1) that takes shard i of n_shards,
+ * whose sizes are n_queries[i]: shards in decreasing size (ties by index),
+ * each to the part with the fewest queries so far (ties: the lowest part).
+ * Deterministic: every part computes the same owners. RTR_ERR_NOMEM
+ * (all owners 0) when the sort's memory is not there. */
+RTR_API rtr_status rtr_part_owners(int *owner, const int64_t *n_queries, int n_shards, int n_parts);
+
+/* The shards of corpus c this process takes: mine[i] (n_shards, caller
+ * frees) for the part rtr_part_resolve(given) gives, which goes to *part. */
+RTR_API rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus *c, const rtr_part *given);
+
+/* The shards of c for which done(c, i, ctx) is false after a split run: how
+ * many, and a note on stderr naming them (the first few) unless none. */
+RTR_API int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int i, void *ctx), void *ctx,
+                             const char *what);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

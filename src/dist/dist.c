@@ -1,0 +1,288 @@
+/* Ranks, collectives and the shard split (include/rtr/dist.h). Without
+ * RTR_HAVE_MPI (the build found no MPI) the collectives are the one-rank
+ * identities; the split is the same code either way. */
+#include "rtr/dist.h"
+#include "common/util.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef RTR_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1;
+static bool g_joined = false;
+
+/* Set by the launchers that start MPI jobs (Open MPI's mpirun, PMIx/PMI
+ * launchers such as srun): a process started by none of them is alone. */
+static bool launched_by_mpi(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}
+
+bool rtr_dist_built(void) {
+#ifdef RTR_HAVE_MPI
+    return true;
+#else
+    return false;
+#endif
+}
+
+rtr_status rtr_dist_init(int *argc, char ***argv) {
+    if (g_joined || !launched_by_mpi()) return RTR_OK;
+#ifdef RTR_HAVE_MPI
+    int provided = 0;
+    /* only the main thread calls MPI; OpenMP threads compute between calls */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return rtr_fail(RTR_ERR_IO, "MPI_Init_thread failed");
+    /* errors come back as codes, so a failing collective is reported, not fatal in MPI */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_joined = true;
+    return RTR_OK;
+#else
+    (void)argc;
+    (void)argv;
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
+    if (n && atoi(n) > 1)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "started by an MPI launcher (%s ranks) but rtr was built without MPI: "
+                        "rebuild with Open MPI (-DRTR_MPI=ON) or split with --part i/n", n);
+    return RTR_OK;
+#endif
+}
+
+void rtr_dist_finalize(void) {
+#ifdef RTR_HAVE_MPI
+    if (g_joined) MPI_Finalize();
+#endif
+    g_joined = false;
+    g_rank = 0;
+    g_size = 1;
+}
+
+void rtr_dist_abort(int code) {
+    fflush(stdout);
+    fflush(stderr);
+#ifdef RTR_HAVE_MPI
+    if (g_joined && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    exit(code);
+}
+
+int rtr_dist_rank(void) { return g_rank; }
+int rtr_dist_size(void) { return g_size; }
+
+#ifdef RTR_HAVE_MPI
+static rtr_status mpi_check(int rc, const char *what) {
+    if (rc == MPI_SUCCESS) return RTR_OK;
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return rtr_fail(RTR_ERR_IO, "rank %d: %s failed: %s", g_rank, what, msg);
+}
+#endif
+
+rtr_status rtr_dist_barrier(void) {
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1) return mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+    return RTR_OK;
+}
+
+rtr_status rtr_dist_sum_f64(double *x, size_t n) {
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1 && n)
+        return mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+#endif
+    (void)x;
+    (void)n;
+    return RTR_OK;
+}
+
+rtr_status rtr_dist_sum_f32(float *x, size_t n) {
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1 && n)
+        return mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+#endif
+    (void)x;
+    (void)n;
+    return RTR_OK;
+}
+
+rtr_status rtr_dist_bcast(void *buf, size_t n, int root) {
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1 && n) {
+        /* in pieces: MPI counts are int */
+        for (size_t at = 0; at < n; at += (size_t)1 << 30) {
+            size_t m = n - at < (size_t)1 << 30 ? n - at : (size_t)1 << 30;
+            rtr_status st = mpi_check(MPI_Bcast((char *)buf + at, (int)m, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+            if (st) return st;
+        }
+    }
+#endif
+    (void)buf;
+    (void)n;
+    (void)root;
+    return RTR_OK;
+}
+
+rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n) {
+    *all = NULL;
+    *len = 0;
+    if (g_size == 1) {
+        if (!(*all = rtr_malloc(n ? n : 1))) return RTR_ERR_NOMEM;
+        if (n) memcpy(*all, mine, n);
+        *len = n;
+        if (counts) counts[0] = n;
+        return RTR_OK;
+    }
+#ifdef RTR_HAVE_MPI
+    /* Point to point in rank order (each block may exceed an int count);
+     * the sizes first, so rank 0 allocates once. */
+    uint64_t mine_n = n, *sizes = g_rank == 0 ? rtr_calloc((size_t)g_size, sizeof *sizes) : NULL;
+    if (g_rank == 0 && !sizes) return RTR_ERR_NOMEM;
+    rtr_status st = mpi_check(MPI_Gather(&mine_n, 1, MPI_UINT64_T, sizes, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Gather");
+    const size_t piece = (size_t)1 << 30;
+    if (g_rank != 0) {
+        for (size_t at = 0; !st && at < n; at += piece) {
+            size_t m = n - at < piece ? n - at : piece;
+            st = mpi_check(MPI_Send((const char *)mine + at, (int)m, MPI_BYTE, 0, 7, MPI_COMM_WORLD), "MPI_Send");
+        }
+        return st;
+    }
+    size_t total = 0;
+    for (int r = 0; r < g_size; r++) total += (size_t)sizes[r];
+    char *buf = st ? NULL : rtr_malloc(total ? total : 1);
+    if (!st && !buf) st = RTR_ERR_NOMEM;
+    size_t off = 0;
+    for (int r = 0; !st && r < g_size; r++) {
+        if (counts) counts[r] = (size_t)sizes[r];
+        if (r == 0) {
+            if (n) memcpy(buf, mine, n);
+        } else {
+            for (size_t at = 0; !st && at < sizes[r]; at += piece) {
+                size_t m = (size_t)sizes[r] - at < piece ? (size_t)sizes[r] - at : piece;
+                st = mpi_check(MPI_Recv(buf + off + at, (int)m, MPI_BYTE, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+            }
+        }
+        off += (size_t)sizes[r];
+    }
+    free(sizes);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *all = buf;
+    *len = total;
+    return RTR_OK;
+#else
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "rtr_dist_gather: %d ranks without MPI", g_size);
+#endif
+}
+
+/* ------------------------------------------------------------- parts */
+
+rtr_status rtr_part_parse(rtr_part *p, const char *text) {
+    char *end = NULL;
+    long i = strtol(text, &end, 10), n = -1;
+    if (end != text && *end == '/') {
+        char *e2 = NULL;
+        n = strtol(end + 1, &e2, 10);
+        if (e2 == end + 1 || *e2) n = -1;
+    }
+    if (!(n >= 1 && n <= 100000 && i >= 0 && i < n))
+        return rtr_fail(RTR_ERR_INVALID, "--part '%s': use I/N with 0 <= I < N <= 100000 (part I of N)", text);
+    p->index = (int)i;
+    p->count = (int)n;
+    return RTR_OK;
+}
+
+rtr_status rtr_part_resolve(rtr_part *out, const rtr_part *given) {
+    if (given && given->count > 0) {
+        if (g_size > 1)
+            return rtr_fail(RTR_ERR_INVALID, "--part %d/%d under %d MPI ranks: split with one or the other", given->index,
+                            given->count, g_size);
+        *out = *given;
+        return RTR_OK;
+    }
+    out->index = g_rank;
+    out->count = g_size;
+    return RTR_OK;
+}
+
+typedef struct {
+    int64_t n;
+    int i;
+} shard_size;
+
+static int by_size_desc(const void *a, const void *b) {
+    const shard_size *x = a, *y = b;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+rtr_status rtr_part_owners(int *owner, const int64_t *n_queries, int n_shards, int n_parts) {
+    for (int i = 0; i < n_shards; i++) owner[i] = 0;
+    if (n_parts <= 1 || n_shards <= 0) return RTR_OK;
+    shard_size *s = rtr_malloc(sizeof *s * (size_t)n_shards);
+    int64_t *load = s ? rtr_calloc((size_t)n_parts, sizeof *load) : NULL;
+    if (!load) {
+        free(s);
+        return RTR_ERR_NOMEM;
+    }
+    for (int i = 0; i < n_shards; i++) s[i] = (shard_size){n_queries[i], i};
+    qsort(s, (size_t)n_shards, sizeof *s, by_size_desc);
+    for (int t = 0; t < n_shards; t++) {
+        int best = 0;
+        for (int p = 1; p < n_parts; p++)
+            if (load[p] < load[best]) best = p;
+        owner[s[t].i] = best;
+        load[best] += s[t].n;
+    }
+    free(s);
+    free(load);
+    return RTR_OK;
+}
+
+rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus *c, const rtr_part *given) {
+    *mine = NULL;
+    rtr_status st = rtr_part_resolve(part, given);
+    if (st) return st;
+    int n = rtr_corpus_n_shards(c);
+    int64_t *size = rtr_malloc(sizeof *size * (size_t)(n ? n : 1));
+    int *owner = rtr_malloc(sizeof *owner * (size_t)(n ? n : 1));
+    bool *m = rtr_malloc(sizeof *m * (size_t)(n ? n : 1));
+    st = size && owner && m ? RTR_OK : RTR_ERR_NOMEM;
+    for (int i = 0; !st && i < n; i++) size[i] = rtr_corpus_shard_queries(c, i);
+    if (!st) st = rtr_part_owners(owner, size, n, part->count);
+    for (int i = 0; !st && i < n; i++) m[i] = owner[i] == part->index;
+    free(size);
+    free(owner);
+    if (st) {
+        free(m);
+        return st;
+    }
+    *mine = m;
+    return RTR_OK;
+}
+
+int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int i, void *ctx), void *ctx,
+                     const char *what) {
+    int n = rtr_corpus_n_shards(c), missing = 0;
+    rtr_buf names = {0};
+    for (int i = 0; i < n; i++) {
+        if (done(c, i, ctx)) continue;
+        if (missing < 5) rtr_buf_printf(&names, "%s%s", missing ? ", " : "", rtr_corpus_shard_file(c, i));
+        missing++;
+    }
+    if (missing)
+        rtr_note("%s: %d of %d shards still missing (%s%s): run the other parts", what, missing, n,
+                 names.buf ? names.buf : "", missing > 5 ? ", ..." : "");
+    rtr_buf_free(&names);
+    return missing;
+}
