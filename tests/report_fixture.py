@@ -20,11 +20,13 @@ def pair_names(k):
 
 
 def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD"):
-    """An evaluation file as `rtr eval` writes it (docs/ROUTING.md), with
-    intervals as `rtr eval --bootstrap` writes them (and for pairs and
-    calibration bins as docs/REPORT.md proposes) when with_ci, and one
-    router that could not be built; pair costs log-uniform in
-    [10^cost_lo, 10^cost_hi]."""
+    """An evaluation file as `rtr eval` writes it (docs/ROUTING.md): budgets,
+    the two-pair router's shares, the default router's choice, missing
+    outcomes (a pair with 3, a router with 2, one budget cell with 1), one
+    router that could not be built, a budget no routing of the kNN router
+    fits; with_ci adds the intervals and P(beats) of `rtr eval --bootstrap`
+    (and intervals for pairs and calibration bins as docs/REPORT.md
+    proposes). Pair costs log-uniform in [10^cost_lo, 10^cost_hi]."""
     rnd = random.Random(seed)
     names = pair_names(k)
     pairs = []
@@ -44,6 +46,7 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
             out.append([lo * (hi / lo) ** u, a0 + (a1 - a0) * (1 - (1 - u) ** 3)])
         return out
 
+    ref_cost = hi / 3  # the best training pair's training mean cost: the budgets' reference
     routers = []
     for name, n, a0, a1 in [("RTR", 1500, 0.35, 0.93), ("RTR: other | checkpoint", 900, 0.33, 0.92),
                             ("Dataset prior", 40, 0.3, 0.85), ("kNN router", 300, 0.32, 0.88),
@@ -52,18 +55,47 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
         op = pts[int(n * 0.6)]
         r = {"name": name, "points": pts, "aiq": 0.8, "aiq_from_zero": 0.83, "apgr": 0.6, "cpt50": 0.2, "cpt80": 0.5,
              "cost_to_match": 0.7, "oracle_gap": 0.04,
-             "op": {"acc": op[1], "cost": op[0], "lambda": 0.7, "note": "predicted cost within the best training pair's"}}
+             "op": {"acc": op[1], "cost": op[0], "lambda": 0.7, "n_missing": 2 if name == "EmbedLLM-style" else 0,
+                    "note": "predicted cost within the best training pair's"}}
+        # The point within each budget; the kNN router has none within the
+        # smallest (acc and cost null, no n_missing, a null interval).
+        r["budgets"] = []
+        for b, frac in enumerate((0.25, 0.5, 0.75, 1.0)):
+            pt = pts[int((n - 1) * (0.3 + 0.2 * b))]
+            fits = not (name == "kNN router" and b == 0)
+            x = {"fraction": frac, "budget": frac * ref_cost, "acc": pt[1] if fits else None,
+                 "cost": pt[0] if fits else None, "lambda": (0.5 + 0.1 * b if fits else None)}
+            if name == "RouteLLM-style":
+                x["lambda"] = None
+            if fits:
+                x["n_missing"] = 1 if (name, b) == ("Dataset prior", 2) else 0
+            r["budgets"].append(x)
+        if name == "RouteLLM-style":
+            r["shares"] = [{"target": t, "share": t - 0.03, "acc": a0 + (a1 - a0) * t, "cost": lo + (hi - lo) * t}
+                           for t in (0.2, 0.5, 0.8)]
         if with_ci:
             r["ci"] = {"acc": [op[1] - 0.02, op[1] + 0.02], "cost": [op[0] * 0.85, op[0] * 1.15], "aiq": [0.78, 0.82],
-                       "aiq_from_zero": [0.81, 0.85], "cost_to_match": [0.6, None]}
+                       "aiq_from_zero": [0.81, 0.85], "cost_to_match": [0.6, None],
+                       "budgets": [None if x["acc"] is None else [x["acc"] - 0.025, x["acc"] + 0.025]
+                                   for x in r["budgets"]]}
+            for x in r.get("shares", []):
+                x["acc_ci"] = [x["acc"] - 0.04, x["acc"] + 0.04]
         routers.append(r)
     for name, acc, cost in [("Random (expectation)", 0.6, hi / 5), ("Oracle", 0.98, lo * (hi / lo) ** 0.15),
                             ("Best single: " + names[3], 0.9, hi / 2.5)]:
-        r = {"name": name, "points": [[cost, acc]], "op": {"acc": acc, "cost": cost}}
-        if with_ci and not name.startswith("Random"):
-            r["ci"] = {"acc": [acc - 0.015, min(1.0, acc + 0.015)]}
+        r = {"name": name, "points": [[cost, acc]], "op": {"acc": acc, "cost": cost, "lambda": None, "n_missing": 0},
+             "cost_to_match": None if name.startswith("Random") else 0.5}
+        if with_ci:
+            r["ci"] = {"acc": [acc - 0.015, min(1.0, acc + 0.015)]} if not name.startswith("Random") else \
+                {"cost_to_match": [None, None]}
         routers.append(r)
     routers.append({"name": "EmbedLLM-style (no embeddings)", "unavailable": "the training split has no embeddings"})
+    if with_ci:  # an RTR row's P(beats) against every other router built, as rtr eval --bootstrap writes them
+        built = [x["name"] for x in routers if "unavailable" not in x]
+        for r in routers[:2]:
+            r["p_beats"] = {other: {"aiq": round(rnd.uniform(0, 1), 3), "aiq_from_zero": round(rnd.uniform(0, 1), 3),
+                                    "acc": round(rnd.uniform(0, 1), 3), "cost_to_match": None if i == 0 else 0.25}
+                            for i, other in enumerate(x for x in built if x != r["name"])}
     lam = [i / 100 for i in range(101)]
     frac = []
     for x in lam:
@@ -71,14 +103,26 @@ def crowded_eval(k=24, with_ci=True, seed=3, cost_lo=-5.5, cost_hi=-2, unit="USD
         frac.append([v / sum(w) for v in w])
     cal = {"mean_pred": [0.05 + 0.1 * i for i in range(10)], "mean_true": [0.07 + 0.095 * i for i in range(10)],
            "count": [100] * 10, "ece": 0.0213}
+    for i, p in enumerate(pairs):
+        p["n_missing"] = 3 if i == 2 else 0
+    cands = ["network (the paper's model)", "network, Platt-scaled", "network + kNN blend",
+             "network + dataset-prior blend", "network + kNN + dataset-prior blend"]
     ev = {"title": "Crowded | <stress> report, *markdown* _specials_ and a title long enough to be wrapped on a "
                    "figure narrower than it",
-          "corpus": "corp|us`x`", "split": "test", "n_queries": 5000, "cost_unit": unit, "x_max": hi,
+          "corpus": "corp|us`x`", "split": "test", "train_split": "train", "n_queries": 5000, "n_train": 20000,
+          "cost_unit": unit, "checkpoint_hash": "0123456789abcdef", "device": "CPU, 2 threads", "x_max": hi,
+          "budget_reference": {"pair": names[5], "cost": ref_cost, "fractions": [0.25, 0.5, 0.75, 1]},
+          "aiq_note": "aiq is RouterBench's: nothing counts before a router's cheapest point; aiq_from_zero extends "
+                      "each hull flat down to cost 0 as well.",
+          "default_router": {"chosen": cands[2], "checkpoint": "ck.safetensors", "n_val": 1800, "n_unseen": 12,
+                             "cv_logloss": dict(zip(cands, (0.412, 0.405, 0.369, 0.380, 0.366))),
+                             "cv_se": dict(zip(cands, (0.011, 0.010, 0.009, 0.010, 0.009))),
+                             "weights": [-0.25, 0.875, 0.5, 0]},
           "pairs": pairs, "routers": routers, "mix": {"lambda": lam, "pairs": names, "fraction": frac},
           "calibration": cal}
     if with_ci:
         cal["ci"] = {"mean_true": [[m - 0.04, m + 0.04] for m in cal["mean_true"]]}
-        ev["bootstrap"] = {"resamples": 1000, "seed": 1, "level": 0.95,
+        ev["bootstrap"] = {"resamples": 1000, "seed": 7, "level": 0.95,
                            "method": "paired: the same draw of queries for every router; percentile intervals"}
     return ev
 

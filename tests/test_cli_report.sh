@@ -28,7 +28,14 @@ for name in RTR Random Oracle 'small|direct' 'large|cot'; do
   grep -qF "$name" eval.html && grep -qF "${name//|/\\|}" eval.md && ok || bad "$name missing"
 done
 grep -qi 'nan' eval.html && bad "NaN written into the page" || ok
-grep -q '| RTR | 80.00% | 100 | 0.8100 |' eval.md && ok || bad "markdown row: $(grep RTR eval.md)"
+# The summary pads its columns (names left, numbers right): read the row with
+# runs of spaces squeezed (a no-break space joins 5.00 and pt), and check
+# every line of the table has one length.
+row=$(grep '^| RTR ' eval.md | tr -s ' ')
+[ "$row" = "| RTR | 80.00% | 100 | 0.8100 | 0.700 | 0.200 | 0.500 | 0.900 | 5.00 pt |" ] && ok || bad "markdown row: $row"
+python3 -c 'import sys; t = [l for l in open("eval.md", encoding="utf-8").read().split("\n\n") if l.startswith("| router ")][0]
+sys.exit(len({len(l) for l in t.splitlines()}) != 1)' && ok || bad "routers table not padded to one width: $(sed -n '/^| router /,/^$/p' eval.md)"
+grep -q 'Baselines fitted' eval.md && bad "a provenance sentence of blanks for a file that has none" || ok
 python3 -c "import xml.dom.minidom,re,sys; [xml.dom.minidom.parseString(s) for s in re.findall(r'<svg.*?</svg>', open('eval.html').read(), re.S)]" \
   && ok || bad "SVG is not well-formed XML"
 

@@ -4,8 +4,9 @@ narrow token-cost file) no two text boxes of a plot overlap and none is cut
 at the plot's edge (getBoundingClientRect of every <text>, measured in the
 page by a script added to a copy of it: the report itself has none); each
 figure file, screenshot in a page that stacks the four, is drawn and not
-blank (ink and colours in its region).
-RTR_KEEP_SCREENSHOTS=DIR keeps the screenshots to look at. Skips (77) when
+blank (ink and colours in its region); no table is wider than the page's
+column. RTR_KEEP_SCREENSHOTS=DIR keeps the screenshots, and one of each
+whole page, to look at. Skips (77) when
 no Chromium is installed (Debian: apt-get install chromium)."""
 import html as htmlmod
 import json
@@ -51,9 +52,16 @@ PROBE = """<script>
     }
     out.push({texts: boxes.length, overlaps: overlaps, outside: outside, width: sr.width, height: sr.height});
   }
+  // Tables wider than the page's column (the body) would run off a printed page.
+  var body = document.body.getBoundingClientRect(), cs = getComputedStyle(document.body), wide = [];
+  var right = body.right - parseFloat(cs.paddingRight), tables = document.querySelectorAll("table");
+  for (var t = 0; t < tables.length; t++) {
+    var tr = tables[t].getBoundingClientRect();
+    if (tr.right > right + 0.5) wide.push({table: t, right: tr.right, column: right, first: tables[t].rows[0].textContent});
+  }
   var pre = document.createElement("pre");
   pre.id = "rtr-probe";
-  pre.textContent = JSON.stringify(out);
+  pre.textContent = JSON.stringify({plots: out, tables: tables.length, wide: wide});
   document.body.appendChild(pre);
 })();
 </script>"""
@@ -96,8 +104,11 @@ for name, (ev, opts) in fixtures.items():
     check(m is not None, f"{name}: Chromium ran the probe: {d.stderr[-300:]}")
     if not m:
         continue
-    plots = json.loads(htmlmod.unescape(m.group(1)))
+    probed = json.loads(htmlmod.unescape(m.group(1)))
+    plots = probed["plots"]
     check(len(plots) == 4, f"{name}: 4 plots in the page, Chromium saw {len(plots)}")
+    check(probed["tables"] >= 2 and not probed["wide"], f"{name}: {probed['tables']} tables, none wider than the "
+          f"page's column: {probed['wide'][:2]}")
     for i, p in enumerate(plots):
         check(p["texts"] >= 8 and p["width"] > 300 and p["height"] > 200, f"{name} plot {i}: rendered: {p}")
         check(not p["overlaps"], f"{name} plot {i}: overlapping text: {p['overlaps'][:4]}")
@@ -124,9 +135,11 @@ for name, (ev, opts) in fixtures.items():
         check(0.02 < share < 0.9 and colours >= 8, f"{name} {fig}: not blank ({share:.1%} ink, {colours} colours)")
         if fig == "mix" and name.startswith("crowded"):
             check(colours >= 24, f"{name} mix: at least 24 colours on screen ({colours})")
-    if keep:
+    if keep:  # and the whole page, to look at the tables and sentences too
         os.makedirs(keep, exist_ok=True)
         shutil.copy(shot, keep)
+        chromium("--window-size=1100,6000", "--screenshot=" + os.path.join(keep, f"{name}_page.png"),
+                 "file://" + os.path.join(tmp, name + ".html"))
 
 shutil.rmtree(tmp)
 finish()

@@ -83,10 +83,11 @@ for line in md.splitlines():
         cur = []
 if cur:
     tables.append(cur)
-check(len(tables) == 2, f"two markdown tables (routers, pairs), got {len(tables)}")
+check(len(tables) == 6, f"six markdown tables (routers, budgets, shares, two P(beats), pairs), got {len(tables)}")
 for t in tables:
     widths = {len(md_cells(line)) for line in t}
     check(widths == {len(md_cells(t[0]))}, f"every row has the header's {len(md_cells(t[0]))} cells: {widths}")
+    check(len({len(line) for line in t}) == 1, "the summary's columns are padded to one width: " + repr(t[:2]))
 try:
     from markdown_it import MarkdownIt
 except ImportError:
@@ -109,25 +110,82 @@ if MarkdownIt:
             rows[-1].append(row)
             row = None
     check(heading == ev["title"], f"the title round-trips: {heading!r}")
-    check(len(rows) == 2, f"GFM parser finds 2 tables, got {len(rows)}")
-    if len(rows) == 2:
-        routers_t, pairs_t = rows
-        expect = [x["name"] + (f" (unavailable: {x['unavailable']})" if "unavailable" in x else "") for x in ev["routers"]]
+    check(len(rows) == 6, f"GFM parser finds 6 tables, got {len(rows)}")
+    if len(rows) == 6:
+        routers_t, budgets_t, shares_t, beats_t, beats2_t, pairs_t = rows
+        expect = [x["name"] + (f" (not built: {x['unavailable']})" if "unavailable" in x else "") for x in ev["routers"]]
         check([x[0] for x in routers_t[1:]] == expect,
               "router names read back from the GFM table: " + repr([x[0] for x in routers_t[1:]][:3]))
         check([x[0] for x in pairs_t[1:]] == [p["name"] for p in ev["pairs"]],
               "pair names read back from the GFM table: " + repr([x[0] for x in pairs_t[1:]][:3]))
-        check(all(len(x) == len(routers_t[0]) == 10 for x in routers_t), "routers table: 10 columns in every row")
-        check(routers_t[0][4] == "AIQ from 0" and routers_t[-1][0].startswith("EmbedLLM-style (no embeddings) (unavailable: "),
-              "AIQ from 0 shown when the file has it; an unavailable router listed with its reason")
+        check(all(len(x) == len(routers_t[0]) == 11 for x in routers_t), "routers table: 11 columns in every row")
+        check(routers_t[0][4] == "AIQ from 0" and routers_t[-1][0].startswith("EmbedLLM-style (no embeddings) (not built: "),
+              "AIQ from 0 shown when the file has it; a router not built listed with its reason")
         rtr_row = routers_t[1]
         op = ev["routers"][0]["op"]
         m = re.fullmatch(r"([\d.]+)% \[([\d.]+), ([\d.]+)\]", rtr_row[1])
         check(m and abs(float(m.group(1)) - 100 * op["acc"]) < 0.006
               and abs(float(m.group(2)) - 100 * ev["routers"][0]["ci"]["acc"][0]) < 0.006,
               f"RTR accuracy with its interval: {rtr_row[1]}")
-        check(rtr_row[8].endswith("[0.600, —]"), f"an open interval end prints as —: {rtr_row[8]}")
-    check("Brackets: 95% intervals from 1000 bootstrap resamples" in md, "the intervals' origin under the table")
+        check(rtr_row[8] == "0.700 [0.600, never]", f"cost to match never reached in some resamples: {rtr_row[8]}")
+        random_row = routers_t[7]
+        check(random_row[8] == "never" and random_row[3] == "—",
+              f"Random never matches the best pair (never); a missing AIQ is —: {random_row[8]}, {random_row[3]}")
+        check(routers_t[0][10] == "missing" and [x[10] for x in routers_t[1:]] ==
+              ["0", "0", "0", "0", "2", "0", "0", "0", "0", "—"], "missing outcomes per router: " +
+              repr([x[10] for x in routers_t[1:]]))
+        check(pairs_t[0][3] == "missing" and pairs_t[3][3] == "3" and pairs_t[1][3] == "0",
+              "missing outcomes per pair: " + repr(pairs_t[:4]))
+        # Budgets: a column per fraction (with the budget), a row per router
+        # that has budgets; accuracy, interval, realised cost and lambda.
+        ref = ev["budget_reference"]
+        check(budgets_t[0][1:] == [f"{100 * f:g}% ({f * ref['cost']:.6g})" for f in ref["fractions"]],
+              "budget columns: the fraction and the budget: " + repr(budgets_t[0]))
+        check([x[0] for x in budgets_t[1:]] == [x["name"] for x in ev["routers"][:6]], "a budgets row per curve router")
+        b = ev["routers"][0]["budgets"][1]
+        c = ev["routers"][0]["ci"]["budgets"][1]
+        check(budgets_t[1][2] == f"{100 * b['acc']:.2f}% [{100 * c[0]:.2f}, {100 * c[1]:.2f}], cost {b['cost']:.6g}, "
+                                 f"λ {b['lambda']:.4g}", "RTR at 50%: " + budgets_t[1][2])
+        check(budgets_t[4][1] == "—", "no routing fits the kNN router's smallest budget: — and nothing else: "
+              + budgets_t[4][1])
+        check(budgets_t[3][3].endswith(", 1 missing"), "a budget cell counts its missing outcomes: " + budgets_t[3][3])
+        check("λ" not in budgets_t[6][1] and budgets_t[6][1].count("cost") == 1,
+              "the two-pair router's budgets have no λ: " + budgets_t[6][1])
+        sh = ev["routers"][5]["shares"][0]
+        check(shares_t[0][1] == "≤ 20% to strong" and shares_t[1][0] == "RouteLLM-style" and len(shares_t) == 2
+              and shares_t[1][1] == f"{100 * sh['acc']:.2f}% [{100 * sh['acc_ci'][0]:.2f}, {100 * sh['acc_ci'][1]:.2f}]"
+                                    f", cost {sh['cost']:.6g}, share {100 * sh['share']:.1f}%",
+              "shares to the strong pair, for the two-pair router only: " + repr(shares_t))
+        for t, r in ((beats_t, ev["routers"][0]), (beats2_t, ev["routers"][1])):
+            want = [[x] + ["—" if v[k] is None else f"{v[k]:.3f}" for k in ("aiq", "aiq_from_zero", "acc",
+                                                                             "cost_to_match")]
+                    for x, v in r["p_beats"].items()]
+            check(t[1:] == want and t[0][1:] == ["AIQ", "AIQ from 0", "accuracy", "cost to match"],
+                  f"P({r['name']} beats X) for every X: " + repr(t[1:3]))
+    check("Brackets: 95% intervals from 1000 bootstrap resamples (seed 7; paired" in md,
+          "the intervals' origin, with the seed, under the table")
+
+# The sentences: what the budgets are fractions of, what the default router
+# kept and why, the AIQ note, missing outcomes; on the page and in the summary.
+ref = ev["budget_reference"]
+pair_md = ref["pair"].replace("|", "\\|").replace("<", "\\<").replace(">", "\\>")
+for where, text, pair in (("summary", md, pair_md), ("page", htmlmod.unescape(re.sub(r"<[^>]+>", "", page)), ref["pair"])):
+    check(f"Budgets are fractions of the best training pair's mean cost on the training split: {pair}, "
+          f"{ref['cost']:.6g} USD." in text, f"{where}: what the budgets are fractions of")
+    check("The default router kept the network + kNN blend: cross-validated log-loss 0.369 ± 0.009 over 1800 "
+          "validation rows, within one standard error of the lowest (the network + kNN + dataset-prior blend: "
+          "0.366 ± 0.009), and simpler." in text, f"{where}: what the default router kept and why")
+    check("Kept blend: p = σ(−0.25 + 0.875·logit(network) + 0.5·logit(kNN))." in text, f"{where}: the kept blend")
+    check("12 evaluated queries come from datasets training lacks" in text, f"{where}: the unseen-dataset guard")
+    check("network (the paper's model) 0.412 ± 0.011; network, Platt-scaled 0.405 ± 0.010;" in text,
+          f"{where}: every candidate's log-loss")
+    check("RTR is rtr's default router." in text, f"{where}: which row is the default router")
+    check(ev["aiq_note"] in text.replace("\\_", "_"), f"{where}: the AIQ note under the table")
+    check("missing: the evaluated queries whose chosen pair has no logged outcome" in text, f"{where}: missing defined")
+    check("0123456789abcdef" in text and "computed on CPU, 2 threads" in text and "train split (20000 queries)" in text,
+          f"{where}: the checkpoint, the device and the training split")
+check('<td>EmbedLLM-style (no embeddings) <span class="note">(not built: the training split has no embeddings)</span>'
+      in page, "the page lists a router not built with its reason")
 
 # Axes, operating points, hover titles, error bars.
 curves, pairs_svg, mix, cal = svgs
@@ -226,6 +284,44 @@ r8 = run("report", os.path.join(tmp, "narrow.json"), "--out", os.path.join(tmp, 
          os.path.join(tmp, "blocker", "figs"))
 check(r8.returncode == 1 and "blocker" in r8.stderr and not os.path.exists(os.path.join(tmp, "b.html")),
       "figures folder impossible: exit 1, no page: " + r8.stderr)
+
+# A sparse file (every number that can be null is, fields left out):
+# "—" where a value is missing, and no "nan" or "inf" in any file written
+# (docs/REPORT.md; issue 13 item 6).
+sparse = {"title": "sparse", "routers": [
+    {"name": "RTR", "points": [[1, 0.5], [2, None], [3, 0.7]], "aiq": None, "cost_to_match": None,
+     "op": {"acc": None, "cost": None, "lambda": None, "n_missing": None},
+     "budgets": [{"fraction": 0.25, "budget": None, "acc": None, "cost": None, "lambda": None},
+                 {"fraction": None, "budget": 2, "acc": 0.6, "cost": None, "lambda": None, "n_missing": None}],
+     "ci": {"acc": [None, None], "cost_to_match": [None, 2.5], "budgets": [None, [None, None]]},
+     "p_beats": {"Oracle": {"aiq": None, "aiq_from_zero": None, "acc": None, "cost_to_match": None}}},
+    {"name": "RouteLLM-style", "points": [[1, 0.4], [3, 0.8]], "cost_to_match": None,
+     "shares": [{"target": None, "share": None, "acc": 0.5, "cost": None, "acc_ci": [None, 0.6]}]},
+    {"name": "Oracle", "points": [[1, 1.0]], "op": {"acc": 1.0, "cost": 1}}],
+    "pairs": [{"name": "a|b", "acc": None, "cost": None, "n_missing": None}, {"name": "c|d", "acc": 0.5, "cost": 1}],
+    "x_max": None, "budget_reference": {"pair": "c|d", "cost": None},
+    "bootstrap": {"resamples": None, "seed": None, "level": None},
+    "default_router": {"chosen": "network (the paper's model)", "n_val": None, "n_unseen": None,
+                       "cv_logloss": {"network (the paper's model)": None}, "cv_se": {}, "weights": [None, 1, 0, 0]},
+    "mix": {"lambda": [0, 1], "pairs": ["a|b", "c|d"], "fraction": [[None, 1], [0.5, None]]},
+    "calibration": {"mean_pred": [0.1, None], "mean_true": [None, 0.5], "count": [None, 3], "ece": None}}
+r9, stem9 = render("sparse", sparse)
+check(r9.returncode == 0, "sparse file renders: " + r9.stderr)
+written = [stem9 + ".html", stem9 + ".md"] + [os.path.join(stem9 + "_figures", f) for f in
+                                               sorted(os.listdir(stem9 + "_figures")) if f.endswith((".svg", ".csv"))]
+for f in written:
+    found = re.findall(r"\b(?:nan|inf|infinity)\b", open(f).read(), re.I)
+    check(not found, f"{os.path.basename(f)}: no nan or inf written: {found[:3]}")
+md9 = open(stem9 + ".md").read()
+check("— queries" in md9 and "x_max = —" in md9, "a missing query count and x_max print as —")
+check("| RTR            |        — |" in md9.replace("  ", " ") or re.search(r"\| RTR +\| +— \|", md9),
+      "a missing accuracy prints as —")
+html9 = open(stem9 + ".html").read()
+check("Calibration of the correctness head<" in html9 and "ECE" not in html9,
+      "no ECE in the calibration title when the file has none")
+routers9 = md9.split("## Routers\n\n")[1].split("\n\n")[0].splitlines()[2:]
+check([md_cells(x)[7] for x in routers9] == ["never [never, 2.500]", "never", "—"],
+      "cost to match: null is never, left out is —: " + repr(routers9))
 
 shutil.rmtree(tmp)
 finish()

@@ -13,6 +13,8 @@
 #include <limits.h>
 #include <math.h>
 #include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -104,88 +106,285 @@ static void csv_num(rtr_buf *b, double v) {
     else rtr_buf_printf(b, ",");
 }
 
-/* ------------------------------------------------------------ tables */
+/* ------------------------------------------------------------ two outputs */
 
-/* A table cell: value and, when the file has one, its interval below it
- * (HTML) or after it in brackets (markdown); "—" for a missing value and
- * for an open interval end. scale multiplies value and interval. */
-static void cell(rtr_buf *b, double v, double lo, double hi, double scale, const char *fmt, const char *unit, bool md) {
-    rtr_buf_printf(b, md ? " " : "<td>");
-    if (isnan(v)) rtr_buf_printf(b, "—");
-    else { rtr_buf_printf(b, fmt, scale * v); rtr_buf_printf(b, "%s", unit); }
-    if (!isnan(lo) || !isnan(hi)) {
-        rtr_buf_printf(b, md ? " [" : "<br><span class=\"ci\">[");
-        if (isnan(lo)) rtr_buf_printf(b, "—"); else rtr_buf_printf(b, fmt, scale * lo);
-        rtr_buf_printf(b, ", ");
-        if (isnan(hi)) rtr_buf_printf(b, "—"); else rtr_buf_printf(b, fmt, scale * hi);
-        rtr_buf_printf(b, md ? "]" : "]</span>");
-    }
-    rtr_buf_printf(b, md ? " |" : "</td>");
+/* The page and the summary say the same things in the same order: each
+ * sentence and table is written to both, escaped for each. */
+typedef struct {
+    rtr_buf *h, *md;
+} out2;
+
+/* Text made here (numbers and fixed words, no markup characters): the same in both. */
+static void both(out2 *o, const char *fmt, ...) RTR_PRINTF(2, 3);
+static void both(out2 *o, const char *fmt, ...) {
+    va_list ap, aq;
+    va_start(ap, fmt);
+    va_copy(aq, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? rtr_malloc((size_t)n + 1) : NULL;
+    if (s) vsnprintf(s, (size_t)n + 1, fmt, aq);
+    va_end(aq);
+    if (!s) { o->h->failed = true; return; }
+    rtr_buf_append(o->h, s, (size_t)n);
+    rtr_buf_append(o->md, s, (size_t)n);
+    free(s);
 }
 
-/* Value o[key] with the interval owner.ci[key]. */
-static void metric_cell(rtr_buf *b, const cJSON *o, const cJSON *owner, const char *key, double scale, const char *fmt,
-                        const char *unit, bool md) {
-    double lo, hi;
-    ci(owner, key, &lo, &hi);
-    cell(b, num(o, key), lo, hi, scale, fmt, unit, md);
+/* Text from the file (names, notes): escaped for each. */
+static void both_text(out2 *o, const char *raw) {
+    rtr_buf_xml(o->h, raw);
+    md_text(o->md, raw);
+}
+
+static void para_open(out2 *o) {
+    rtr_buf_printf(o->h, "<p class=\"meta\">");
+}
+
+static void para_close(out2 *o) {
+    rtr_buf_printf(o->h, "</p>\n");
+    rtr_buf_printf(o->md, "\n\n");
+}
+
+static void heading(out2 *o, const char *id, const char *text) {
+    rtr_buf_printf(o->h, "<h2 id=\"%s\">%s</h2>\n", id, text);
+    rtr_buf_printf(o->md, "## %s\n\n", text);
+}
+
+/* v (a finite number) in fmt, else "—": never "nan" where a value is missing. */
+static const char *fnum(char *buf, size_t n, const char *fmt, double v) {
+    if (!isfinite(v)) return "—";
+    snprintf(buf, n, fmt, v);
+    return buf;
+}
+
+/* ------------------------------------------------------------ tables */
+
+/* A table built once and written as HTML and as a GitHub markdown table.
+ * Row 0 is the header. Column 0 (names) and the header are text from the
+ * file, escaped for each output; the other cells are numbers formatted
+ * here. A cell is a value, an interval under it (HTML) or after it in
+ * brackets (markdown), and a note: beside a name in parentheses (HTML
+ * only unless md_note), under a value or after it following a comma. */
+typedef struct {
+    rtr_buf text, ci, note;
+    bool md_note;
+} tcell;
+
+#define MAX_TCOLS 16
+typedef struct {
+    int ncol, nrow, cap;
+    tcell *cell;                /* nrow x ncol */
+    const char *def[MAX_TCOLS]; /* the definition a header links to (HTML), NULL: none */
+    bool failed;
+} table;
+
+/* A new row's index, −1 when out of memory (t->failed). */
+static int tbl_row(table *t) {
+    if (t->nrow == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 16;
+        tcell *c = rtr_realloc(t->cell, (size_t)cap * (size_t)t->ncol * sizeof *c);
+        if (!c) { t->failed = true; return -1; }
+        memset(c + (size_t)t->cap * t->ncol, 0, (size_t)(cap - t->cap) * (size_t)t->ncol * sizeof *c);
+        t->cell = c, t->cap = cap;
+    }
+    return t->nrow++;
+}
+
+static tcell *tc(table *t, int row, int col) { return &t->cell[(size_t)row * t->ncol + col]; }
+
+static void tbl_free(table *t) {
+    for (int i = 0; i < t->nrow * t->ncol; i++)
+        rtr_buf_free(&t->cell[i].text), rtr_buf_free(&t->cell[i].ci), rtr_buf_free(&t->cell[i].note);
+    free(t->cell);
+    memset(t, 0, sizeof *t);
+}
+
+static bool tbl_failed(const table *t) {
+    for (int i = 0; i < t->nrow * t->ncol; i++)
+        if (t->cell[i].text.failed || t->cell[i].ci.failed || t->cell[i].note.failed) return true;
+    return t->failed;
+}
+
+static const char *txt(const rtr_buf *b) { return b->buf ? b->buf : ""; }
+
+static void tbl_html(rtr_buf *h, const table *t) {
+    rtr_buf_printf(h, "<table>");
+    for (int r = 0; r < t->nrow; r++) {
+        rtr_buf_printf(h, "<tr>");
+        for (int c = 0; c < t->ncol; c++) {
+            const tcell *x = &t->cell[(size_t)r * t->ncol + c];
+            rtr_buf_printf(h, r ? "<td>" : "<th>");
+            if (!r && t->def[c]) rtr_buf_printf(h, "<a href=\"#def-%s\">", t->def[c]);
+            rtr_buf_xml(h, txt(&x->text));
+            if (!r && t->def[c]) rtr_buf_printf(h, "</a>");
+            if (x->ci.len) { rtr_buf_printf(h, "<br><span class=\"ci\">"); rtr_buf_xml(h, txt(&x->ci)); rtr_buf_printf(h, "</span>"); }
+            if (x->note.len) {
+                rtr_buf_printf(h, c ? "<br><span class=\"note\">" : " <span class=\"note\">(");
+                rtr_buf_xml(h, txt(&x->note));
+                rtr_buf_printf(h, c ? "</span>" : ")</span>");
+            }
+            rtr_buf_printf(h, r ? "</td>" : "</th>");
+        }
+        rtr_buf_printf(h, "</tr>\n");
+    }
+    rtr_buf_printf(h, "</table>\n");
+}
+
+/* Characters a monospaced editor shows for s (UTF-8 code points). */
+static size_t width(const char *s) {
+    size_t w = 0;
+    for (; *s; s++) w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+/* The markdown table with its columns padded to one width, so the summary
+ * reads as a table in a text editor too: names left, numbers right. */
+static void tbl_md(rtr_buf *md, const table *t) {
+    int cells = t->nrow * t->ncol;
+    rtr_buf *s = rtr_calloc((size_t)(cells > 0 ? cells : 1), sizeof *s);
+    size_t w[MAX_TCOLS] = {0};
+    if (!s) { md->failed = true; return; }
+    for (int r = 0; r < t->nrow; r++)
+        for (int c = 0; c < t->ncol; c++) {
+            const tcell *x = &t->cell[(size_t)r * t->ncol + c];
+            rtr_buf *b = &s[(size_t)r * t->ncol + c];
+            if (!r || !c) md_text(b, txt(&x->text));
+            else rtr_buf_printf(b, "%s", txt(&x->text));
+            if (x->ci.len) rtr_buf_printf(b, " %s", txt(&x->ci));
+            if (x->note.len && c) rtr_buf_printf(b, ", %s", txt(&x->note));
+            if (x->note.len && !c && x->md_note) { rtr_buf_printf(b, " ("); md_text(b, txt(&x->note)); rtr_buf_printf(b, ")"); }
+            size_t n = width(txt(b));
+            if (n > w[c]) w[c] = n;
+        }
+    for (int c = 0; c < t->ncol; c++) if (w[c] < 3) w[c] = 3;
+    for (int r = 0; r < t->nrow; r++) {
+        rtr_buf_printf(md, "|");
+        for (int c = 0; c < t->ncol; c++) {
+            const char *v = txt(&s[(size_t)r * t->ncol + c]);
+            int pad = (int)(w[c] - width(v));
+            if (c && r) rtr_buf_printf(md, " %*s%s |", pad, "", v);
+            else rtr_buf_printf(md, " %s%*s |", v, pad, "");
+        }
+        rtr_buf_printf(md, "\n");
+        if (!r) {
+            rtr_buf_printf(md, "|");
+            for (int c = 0; c < t->ncol; c++) {
+                rtr_buf_printf(md, " ");
+                for (size_t i = 0; i + (c ? 1 : 0) < w[c]; i++) rtr_buf_append(md, "-", 1);
+                rtr_buf_printf(md, c ? ": |" : " |");
+            }
+            rtr_buf_printf(md, "\n");
+        }
+    }
+    rtr_buf_printf(md, "\n");
+    for (int i = 0; i < t->nrow * t->ncol; i++) md->failed |= s[i].failed, rtr_buf_free(&s[i]);
+    free(s);
+}
+
+static void tbl_emit(out2 *o, table *t) {
+    if (tbl_failed(t)) o->h->failed = true;
+    else tbl_html(o->h, t), tbl_md(o->md, t);
+    tbl_free(t);
+}
+
+/* Value v·scale in fmt and unit, or `open` when missing ("—"; "never" for
+ * a cost never reached). */
+static void put_value(rtr_buf *b, double v, double scale, const char *fmt, const char *unit, const char *open) {
+    if (isnan(v)) { rtr_buf_printf(b, "%s", open); return; }
+    rtr_buf_printf(b, fmt, scale * v);
+    rtr_buf_printf(b, "%s", unit);
+}
+
+/* "[lo, hi]", an open end as `open`; nothing when both ends are missing. */
+static void put_ci(rtr_buf *b, double lo, double hi, double scale, const char *fmt, const char *open) {
+    if (isnan(lo) && isnan(hi)) return;
+    rtr_buf_printf(b, "[");
+    put_value(b, lo, scale, fmt, "", open);
+    rtr_buf_printf(b, ", ");
+    put_value(b, hi, scale, fmt, "", open);
+    rtr_buf_printf(b, "]");
 }
 
 /* Definitions shown under the tables (HTML anchors def-ID, which the table
  * headers link) and in the markdown summary: one text for both. They say in
- * a line what docs/METRICS.md defines in full. */
+ * a line what docs/METRICS.md defines in full. A definition with `needs` is
+ * listed when some router has that field. */
 typedef struct {
-    const char *id, *term, *text;
+    const char *id, *term, *text, *needs;
 } definition;
 static const definition DEFS[] = {
     {"acc", "accuracy",
      "share of the evaluated queries whose chosen pair answered correctly (realised outcomes; a query whose chosen "
-     "pair has no logged outcome is left out of accuracy and cost and counted as missing)"},
-    {"cost", "mean cost", "mean realised cost of the chosen pair per query, in the file's cost unit"},
+     "pair has no logged outcome is left out of accuracy and cost and counted as missing)", NULL},
+    {"cost", "mean cost", "mean realised cost of the chosen pair per query, in the file's cost unit", NULL},
     {"op", "operating point",
      "the single routing each router is judged at in the table, chosen without the evaluated split's outcomes "
-     "(the note beside a router says how); rings mark it in the accuracy-versus-cost plot"},
+     "(the note beside a router says how); rings mark it in the accuracy-versus-cost plot", NULL},
     {"aiq", "AIQ",
      "RouterBench's average improvement in quality: the area under the upper concave hull of the router's "
      "(cost, accuracy) points, kept non-decreasing, extended flat to x_max and divided by x_max; compare AIQs within "
-     "one table only"},
+     "one table only", NULL},
     {"aiq0", "AIQ from 0",
      "the same hull also extended flat down to cost 0, its area over [0, x_max] divided by x_max: the mean accuracy "
-     "over budgets spread evenly up to x_max, a router keeping its cheapest routing under any budget below it"},
+     "over budgets spread evenly up to x_max, a router keeping its cheapest routing under any budget below it",
+     "aiq_from_zero"},
     {"apgr", "APGR",
      "RouteLLM's average performance gap recovered: the area under accuracy over cost normalised to [0, 1] between "
      "the cheapest and the best single pair, less the cheapest pair's accuracy, over the gap between the two pairs' "
-     "accuracies"},
+     "accuracies", NULL},
     {"cpt", "CPT(p)",
      "RouteLLM's call-performance threshold: the normalised cost at which the router first recovers the share p of "
-     "that accuracy gap (linear between points)"},
+     "that accuracy gap (linear between points)", NULL},
     {"match", "cost to match best single",
      "the lowest mean cost at which the router's accuracy reaches the best single pair's, as a fraction of that "
-     "pair's cost (lower is better; — when never reached)"},
+     "pair's cost (lower is better; never: not reached, and as an interval end: not reached in some resamples)",
+     NULL},
     {"gap", "oracle gap",
-     "the Oracle's accuracy less the router's best accuracy at no more than the Oracle's cost, in percentage points"},
+     "the Oracle's accuracy less the router's best accuracy at no more than the Oracle's cost, in percentage points",
+     NULL},
     {"random", "Random and Oracle",
      "Random is the exact expectation of a uniformly random pair per query; the Oracle sends each query to the "
-     "cheapest pair that answered it correctly (the cheapest pair, counted wrong, when none did)"},
+     "cheapest pair that answered it correctly (the cheapest pair, counted wrong, when none did)", NULL},
+    {"budget", "budget",
+     "a mean cost per query a router may spend, as a fraction of the best training pair's mean cost on the training "
+     "split; the router takes its most accurate routing whose predicted mean cost fits, chosen without the "
+     "evaluated split's outcomes; — when no routing fits", "budgets"},
+    {"share", "share to the strong pair",
+     "for the two-pair RouteLLM-style router: at most that share of the queries, those it ranks most likely to need "
+     "it, goes to the strong pair (the best training pair), the rest to the cheapest", "shares"},
+    {"pbeats", "P(RTR beats X)",
+     "the share of the paired bootstrap resamples in which the RTR row's value is better than router X's (higher; "
+     "lower for cost to match, where not reached is worst), ties counting one half: 0.5 for routers that route "
+     "alike, near 1 or 0 for a difference the resampling of queries does not explain", "p_beats"},
 };
 #define N_DEFS (int)(sizeof DEFS / sizeof *DEFS)
 
+static bool any_router_has(const cJSON *routers, const char *key) {
+    const cJSON *r;
+    cJSON_ArrayForEach(r, routers) if (cJSON_GetObjectItemCaseSensitive(r, key)) return true;
+    return false;
+}
+
 /* Where the intervals come from: the file's "bootstrap" object, when any. */
-static void ci_sentence(rtr_buf *b, const cJSON *root, bool md) {
+static void ci_sentence(out2 *o, const cJSON *root) {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "bootstrap");
     if (!cJSON_IsObject(c)) return;
-    double level = num(c, "level"), resamples = num(c, "resamples");
-    rtr_buf_printf(b, md ? "\nBrackets: " : "<p class=\"meta\">Brackets: ");
-    if (!isnan(level)) rtr_buf_printf(b, "%g%% ", 100 * level);
-    rtr_buf_printf(b, "intervals");
-    if (!isnan(resamples)) rtr_buf_printf(b, " from %.0f bootstrap resamples", resamples);
+    double level = num(c, "level"), resamples = num(c, "resamples"), seed = num(c, "seed");
+    para_open(o);
+    both(o, "Brackets: ");
+    if (isfinite(level)) both(o, "%g%% ", 100 * level);
+    both(o, "intervals");
+    if (isfinite(resamples)) both(o, " from %.0f bootstrap resamples", resamples);
     const char *method = str(c, "method", NULL);
-    if (method) {
-        rtr_buf_printf(b, " (");
-        if (md) md_text(b, method); else rtr_buf_xml(b, method);
-        rtr_buf_printf(b, ")");
+    if (method || isfinite(seed)) {
+        both(o, " (");
+        if (isfinite(seed)) both(o, "seed %.0f%s", seed, method ? "; " : "");
+        if (method) both_text(o, method);
+        both(o, ")");
     }
-    rtr_buf_printf(b, md ? ".\n" : ".</p>\n");
+    both(o, ".");
+    para_close(o);
 }
 
 /* The routers table's value columns: from the router's operating point
@@ -195,18 +394,21 @@ typedef struct {
     const char *key, *header, *def;
     bool on_op, optional;
     double scale;
-    const char *fmt, *unit;
+    const char *fmt, *ci_fmt, *unit, *open;
 } column;
+/* Costs keep 6 significant digits, their intervals 4 (enough for an
+ * interval, and a table of USD costs stays within the page). The unit
+ * " pt" is joined by a no-break space. */
 static const column COLUMNS[] = {
-    {"acc", "accuracy", "acc", true, false, 100, "%.2f", "%"},
-    {"cost", "mean cost", "cost", true, false, 1, "%.6g", ""},
-    {"aiq", "AIQ", "aiq", false, false, 1, "%.4f", ""},
-    {"aiq_from_zero", "AIQ from 0", "aiq0", false, true, 1, "%.4f", ""},
-    {"apgr", "APGR", "apgr", false, false, 1, "%.3f", ""},
-    {"cpt50", "CPT(50%)", "cpt", false, false, 1, "%.3f", ""},
-    {"cpt80", "CPT(80%)", "cpt", false, false, 1, "%.3f", ""},
-    {"cost_to_match", "cost to match best single", "match", false, false, 1, "%.3f", ""},
-    {"oracle_gap", "oracle gap", "gap", false, false, 100, "%.2f", " pt"},
+    {"acc", "accuracy", "acc", true, false, 100, "%.2f", "%.2f", "%", "—"},
+    {"cost", "mean cost", "cost", true, false, 1, "%.6g", "%.4g", "", "—"},
+    {"aiq", "AIQ", "aiq", false, false, 1, "%.4f", "%.4f", "", "—"},
+    {"aiq_from_zero", "AIQ from 0", "aiq0", false, true, 1, "%.4f", "%.4f", "", "—"},
+    {"apgr", "APGR", "apgr", false, false, 1, "%.3f", "%.3f", "", "—"},
+    {"cpt50", "CPT(50%)", "cpt", false, false, 1, "%.3f", "%.3f", "", "—"},
+    {"cpt80", "CPT(80%)", "cpt", false, false, 1, "%.3f", "%.3f", "", "—"},
+    {"cost_to_match", "cost to match best single", "match", false, false, 1, "%.3f", "%.3f", "", "never"},
+    {"oracle_gap", "oracle gap", "gap", false, false, 100, "%.2f", "%.2f", "\u00a0pt", "—"},
 };
 #define N_COLUMNS (int)(sizeof COLUMNS / sizeof *COLUMNS)
 
@@ -218,86 +420,393 @@ static bool column_shown(const column *c, const cJSON *routers) {
     return false;
 }
 
-/* A definition is listed unless it belongs to an optional column not shown. */
-static bool definition_shown(const char *id, const cJSON *routers) {
-    for (int i = 0; i < N_COLUMNS; i++)
-        if (COLUMNS[i].optional && !strcmp(COLUMNS[i].def, id)) return column_shown(&COLUMNS[i], routers);
-    return true;
+/* Missing outcomes (n_missing) in the file: whether it counts them at all,
+ * and whether any count of the routers' operating points, of their budgets
+ * or of the pairs is above 0 (that table then gets a column or a note). */
+typedef struct {
+    bool counted, routers, budgets, pairs;
+} missing;
+
+static bool count_missing(missing *m, const cJSON *o) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "n_missing");
+    m->counted |= cJSON_IsNumber(v);
+    return cJSON_IsNumber(v) && v->valuedouble > 0;
 }
 
-/* The routers table, shaped like the paper's Table 2, as HTML and markdown. */
-static void routers_table(rtr_buf *b, const cJSON *routers, const char *unit, bool md) {
+static missing missing_of(const cJSON *root) {
+    missing m = {0};
+    const cJSON *r, *x;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "routers")) {
+        m.routers |= count_missing(&m, cJSON_GetObjectItemCaseSensitive(r, "op"));
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(r, "budgets")) m.budgets |= count_missing(&m, x);
+    }
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(root, "pairs")) m.pairs |= count_missing(&m, x);
+    return m;
+}
+
+static void header(table *t, int col, const char *text, const char *unit, const char *def) {
+    rtr_buf_printf(&tc(t, 0, col)->text, "%s", text);
+    if (unit) rtr_buf_printf(&tc(t, 0, col)->text, " (%s)", unit);
+    t->def[col] = def;
+}
+
+/* Value o[key] with the interval owner.ci[key]; a value the file leaves
+ * out is "—", a null one `open`. */
+static void metric_cell(tcell *x, const cJSON *o, const cJSON *owner, const char *key, double scale, const char *fmt,
+                        const char *ci_fmt, const char *unit, const char *open) {
+    double lo, hi;
+    ci(owner, key, &lo, &hi);
+    put_value(&x->text, num(o, key), scale, fmt, unit, cJSON_GetObjectItemCaseSensitive(o, key) ? open : "—");
+    put_ci(&x->ci, lo, hi, scale, ci_fmt, open);
+}
+
+static void missing_cell(tcell *x, const cJSON *o) {
+    char b[32];
+    rtr_buf_printf(&x->text, "%s", fnum(b, sizeof b, "%.0f", num(o, "n_missing")));
+}
+
+/* The routers table, shaped like the paper's Table 2. */
+static void routers_table(table *t, const cJSON *routers, const char *unit, bool with_missing) {
     bool shown[N_COLUMNS];
-    for (int i = 0; i < N_COLUMNS; i++) shown[i] = column_shown(&COLUMNS[i], routers);
-    rtr_buf_printf(b, md ? "| router |" : "<table><tr><th>router</th>");
-    for (int i = 0; i < N_COLUMNS; i++) {
-        if (!shown[i]) continue;
-        bool with_unit = !strcmp(COLUMNS[i].key, "cost");
-        if (md) {
-            rtr_buf_printf(b, " %s", COLUMNS[i].header);
-            if (with_unit) { rtr_buf_printf(b, " ("); md_text(b, unit); rtr_buf_printf(b, ")"); }
-            rtr_buf_printf(b, " |");
-        } else {
-            rtr_buf_printf(b, "<th><a href=\"#def-%s\">%s</a>", COLUMNS[i].def, COLUMNS[i].header);
-            if (with_unit) { rtr_buf_printf(b, " ("); rtr_buf_xml(b, unit); rtr_buf_printf(b, ")"); }
-            rtr_buf_printf(b, "</th>");
-        }
-    }
-    if (md) {
-        rtr_buf_printf(b, "\n|---|");
-        for (int i = 0; i < N_COLUMNS; i++) if (shown[i]) rtr_buf_printf(b, "---|");
-        rtr_buf_printf(b, "\n");
-    } else {
-        rtr_buf_printf(b, "</tr>\n");
-    }
+    t->ncol = 1 + with_missing;
+    for (int i = 0; i < N_COLUMNS; i++) t->ncol += shown[i] = column_shown(&COLUMNS[i], routers);
+    if (tbl_row(t) < 0) return;
+    header(t, 0, "router", NULL, NULL);
+    int col = 1;
+    for (int i = 0; i < N_COLUMNS; i++)
+        if (shown[i]) header(t, col++, COLUMNS[i].header, strcmp(COLUMNS[i].key, "cost") ? NULL : unit, COLUMNS[i].def);
+    if (with_missing) header(t, col, "missing", NULL, "acc");
     const cJSON *r;
     cJSON_ArrayForEach(r, routers) {
+        int row = tbl_row(t);
+        if (row < 0) return;
         const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "op");
-        const char *unavailable = str(r, "unavailable", NULL), *note = unavailable ? unavailable : str(op, "note", NULL);
-        if (md) {
-            rtr_buf_printf(b, "| ");
-            md_text(b, str(r, "name", "?"));
-            if (unavailable) { rtr_buf_printf(b, " (unavailable: "); md_text(b, unavailable); rtr_buf_printf(b, ")"); }
-            rtr_buf_printf(b, " |");
-        } else {
-            rtr_buf_printf(b, "<tr><td>");
-            rtr_buf_xml(b, str(r, "name", "?"));
-            if (note) {
-                rtr_buf_printf(b, " <span class=\"note\">(%s", unavailable ? "unavailable: " : "");
-                rtr_buf_xml(b, note);
-                rtr_buf_printf(b, ")</span>");
-            }
-            rtr_buf_printf(b, "</td>");
-        }
+        const char *unavailable = str(r, "unavailable", NULL), *note = str(op, "note", NULL);
+        tcell *name = tc(t, row, 0);
+        rtr_buf_printf(&name->text, "%s", str(r, "name", "?"));
+        if (unavailable) rtr_buf_printf(&name->note, "not built: %s", unavailable), name->md_note = true;
+        else if (note) rtr_buf_printf(&name->note, "%s", note);
+        col = 1;
         for (int i = 0; i < N_COLUMNS; i++) {
             const column *c = &COLUMNS[i];
-            if (shown[i]) metric_cell(b, c->on_op ? op : r, r, c->key, c->scale, c->fmt, c->unit, md);
+            /* a router not built has no values, not values never reached */
+            if (shown[i]) metric_cell(tc(t, row, col++), c->on_op ? op : r, r, c->key, c->scale, c->fmt, c->ci_fmt, c->unit,
+                                      unavailable ? "—" : c->open);
         }
-        rtr_buf_printf(b, md ? "\n" : "</tr>\n");
+        if (with_missing) missing_cell(tc(t, row, col), op);
     }
-    if (!md) rtr_buf_printf(b, "</table>\n");
 }
 
-static void pairs_table(rtr_buf *b, const cJSON *pairs, const char *unit, bool md) {
-    if (md) {
-        rtr_buf_printf(b, "| pair | accuracy | mean cost (");
-        md_text(b, unit);
-        rtr_buf_printf(b, ") |\n|---|---|---|\n");
-    } else {
-        rtr_buf_printf(b, "<table><tr><th>pair</th><th>accuracy</th><th>mean cost (");
-        rtr_buf_xml(b, unit);
-        rtr_buf_printf(b, ")</th></tr>\n");
-    }
+static void pairs_table(table *t, const cJSON *pairs, const char *unit, bool with_missing) {
+    t->ncol = 3 + with_missing;
+    if (tbl_row(t) < 0) return;
+    header(t, 0, "pair", NULL, NULL);
+    header(t, 1, "accuracy", NULL, "acc");
+    header(t, 2, "mean cost", unit, "cost");
+    if (with_missing) header(t, 3, "missing", NULL, "acc");
     const cJSON *p;
     cJSON_ArrayForEach(p, pairs) {
-        rtr_buf_printf(b, md ? "| " : "<tr><td>");
-        if (md) md_text(b, str(p, "name", "?")); else rtr_buf_xml(b, str(p, "name", "?"));
-        rtr_buf_printf(b, md ? " |" : "</td>");
-        metric_cell(b, p, p, "acc", 100, "%.2f", "%", md);
-        metric_cell(b, p, p, "cost", 1, "%.6g", "", md);
-        rtr_buf_printf(b, md ? "\n" : "</tr>\n");
+        int row = tbl_row(t);
+        if (row < 0) return;
+        rtr_buf_printf(&tc(t, row, 0)->text, "%s", str(p, "name", "?"));
+        metric_cell(tc(t, row, 1), p, p, "acc", 100, "%.2f", "%.2f", "%", "—");
+        metric_cell(tc(t, row, 2), p, p, "cost", 1, "%.6g", "%.4g", "", "—");
+        if (with_missing) missing_cell(tc(t, row, 3), p);
     }
-    if (!md) rtr_buf_printf(b, "</table>\n");
+}
+
+/* The points of each router along its budgets (key "budgets", intervals in
+ * ci.budgets) or, for the two-pair router, at its shares to the strong pair
+ * ("shares", intervals in acc_ci): a row per router that has them, a column
+ * per point (as many as the first such router has). Each cell: accuracy,
+ * its interval, and the realised mean cost with λ or the share sent. */
+static void points_table(table *t, const cJSON *routers, const char *key) {
+    bool shares = !strcmp(key, "shares");
+    const cJSON *r, *first = NULL;
+    cJSON_ArrayForEach(r, routers)
+        if (!first && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, key)) > 0)
+            first = cJSON_GetObjectItemCaseSensitive(r, key);
+    int n = cJSON_GetArraySize(first);
+    if (n > MAX_TCOLS - 1) n = MAX_TCOLS - 1;
+    t->ncol = 1 + n;
+    if (!first || tbl_row(t) < 0) return;
+    header(t, 0, "router", NULL, NULL);
+    for (int j = 0; j < n; j++) {
+        const cJSON *p = cJSON_GetArrayItem(first, j);
+        char a[32], b[32];
+        rtr_buf *h = &tc(t, 0, j + 1)->text;
+        if (shares) rtr_buf_printf(h, "≤ %s to strong", fnum(a, sizeof a, "%g%%", 100 * num(p, "target")));
+        else rtr_buf_printf(h, "%s (%s)", fnum(a, sizeof a, "%g%%", 100 * num(p, "fraction")),
+                            fnum(b, sizeof b, "%.6g", num(p, "budget")));
+        t->def[j + 1] = shares ? "share" : "budget";
+    }
+    cJSON_ArrayForEach(r, routers) {
+        const cJSON *pts = cJSON_GetObjectItemCaseSensitive(r, key);
+        if (!cJSON_GetArraySize(pts)) continue;
+        const cJSON *cis = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "ci"), "budgets");
+        int row = tbl_row(t);
+        if (row < 0) return;
+        rtr_buf_printf(&tc(t, row, 0)->text, "%s", str(r, "name", "?"));
+        for (int j = 0; j < n; j++) {
+            const cJSON *p = cJSON_GetArrayItem(pts, j);
+            tcell *x = tc(t, row, j + 1);
+            const cJSON *iv = shares ? cJSON_GetObjectItemCaseSensitive(p, "acc_ci") : cJSON_GetArrayItem(cis, j);
+            const cJSON *lo = cJSON_GetArrayItem(iv, 0), *hi = cJSON_GetArrayItem(iv, 1);
+            double acc = num(p, "acc"), cost = num(p, "cost");
+            put_value(&x->text, acc, 100, "%.2f", "%", "—");
+            if (isnan(acc)) continue; /* no routing fits: nothing more to say */
+            put_ci(&x->ci, cJSON_IsNumber(lo) ? lo->valuedouble : NAN, cJSON_IsNumber(hi) ? hi->valuedouble : NAN, 100,
+                   "%.2f", "—");
+            char a[32], b[32];
+            rtr_buf_printf(&x->note, "cost %s", fnum(a, sizeof a, "%.6g", cost));
+            if (shares) rtr_buf_printf(&x->note, ", share %s", fnum(b, sizeof b, "%.1f%%", 100 * num(p, "share")));
+            else if (isfinite(num(p, "lambda"))) rtr_buf_printf(&x->note, ", λ %.4g", num(p, "lambda"));
+            if (num(p, "n_missing") > 0) rtr_buf_printf(&x->note, ", %.0f missing", num(p, "n_missing"));
+        }
+    }
+}
+
+static const char *const BEATS[] = {"aiq", "aiq_from_zero", "acc", "cost_to_match"};
+
+/* P(row beats X) for one RTR row's p_beats object: a row per router X. */
+static void beats_table(table *t, const cJSON *p_beats) {
+    static const char *const HEADS[] = {"AIQ", "AIQ from 0", "accuracy", "cost to match"};
+    static const char *const DEF[] = {"aiq", "aiq0", "acc", "match"};
+    t->ncol = 5;
+    if (tbl_row(t) < 0) return;
+    header(t, 0, "router X", NULL, NULL);
+    for (int c = 0; c < 4; c++) header(t, c + 1, HEADS[c], NULL, DEF[c]);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, p_beats) {
+        int row = tbl_row(t);
+        if (row < 0) return;
+        rtr_buf_printf(&tc(t, row, 0)->text, "%s", x->string ? x->string : "?");
+        for (int c = 0; c < 4; c++) put_value(&tc(t, row, c + 1)->text, num(x, BEATS[c]), 1, "%.3f", "", "—");
+    }
+}
+
+/* ------------------------------------------------------------ sentences */
+
+/* What the evaluation rests on: training split, datasets left in or out,
+ * the routing tables' checkpoints, the device. */
+static void provenance(out2 *o, const cJSON *root) {
+    const char *td = str(root, "test_dataset", NULL), *skip = str(root, "train_skip_dataset", NULL);
+    const char *split = str(root, "train_split", NULL), *hash = str(root, "checkpoint_hash", "");
+    const cJSON *tabs = cJSON_GetObjectItemCaseSensitive(root, "tables"), *t;
+    double n_train = num(root, "n_train");
+    /* a hand-made file that says none of it gets no sentence, not one of blanks */
+    if (!split && !isfinite(n_train) && !td && !skip && !*hash && !cJSON_GetArraySize(tabs) && !str(root, "device", NULL))
+        return;
+    para_open(o);
+    both(o, "Baselines fitted on the ");
+    both_text(o, split ? split : "training");
+    both(o, " split");
+    if (isfinite(n_train)) both(o, " (%.0f queries)", n_train);
+    if (td) { both(o, "; evaluated on dataset "); both_text(o, td); both(o, " only"); }
+    if (skip) { both(o, "; training without dataset "); both_text(o, skip); }
+    if (cJSON_GetArraySize(tabs) > 0) {
+        both(o, "; routing tables");
+        bool first = true;
+        cJSON_ArrayForEach(t, tabs) {
+            both(o, first ? " " : ", ");
+            both_text(o, str(t, "name", "?"));
+            const char *h = str(t, "checkpoint_hash", "");
+            if (*h) { both(o, " (checkpoint "); both_text(o, h); both(o, ")"); }
+            first = false;
+        }
+    } else if (*hash) {
+        both(o, "; routing table scored by checkpoint ");
+        both_text(o, hash);
+    }
+    const char *dev = str(root, "device", NULL);
+    if (dev) { both(o, "; computed on "); both_text(o, dev); }
+    both(o, ".");
+    para_close(o);
+}
+
+/* Which rows are RTR, and what the default router kept and why. */
+static void default_router_sentence(out2 *o, const cJSON *root, const cJSON *routers) {
+    bool paper = false, rtr = false;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, routers) {
+        const char *nm = str(r, "name", "");
+        paper |= !strncmp(nm, "RTR (paper)", 11);
+        rtr |= !strcmp(nm, "RTR") || !strncmp(nm, "RTR: ", 5);
+    }
+    const cJSON *dr = cJSON_GetObjectItemCaseSensitive(root, "default_router");
+    if (!rtr && !paper) return;
+    para_open(o);
+    if (!cJSON_IsObject(dr)) {
+        both(o, "RTR is the paper's model: each query routed on the network's estimates as scored.");
+        para_close(o);
+        return;
+    }
+    both(o, "RTR is rtr's default router%s", paper ? "; RTR (paper) is the paper's model, each query routed on the "
+                                                     "network's estimates as scored. " : ". ");
+    const char *chosen = str(dr, "chosen", "?");
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(dr, "cv_logloss"), *se = cJSON_GetObjectItemCaseSensitive(dr, "cv_se");
+    const cJSON *best = NULL, *x, *simplest = cJSON_IsObject(cv) ? cv->child : NULL;
+    cJSON_ArrayForEach(x, cv) if (cJSON_IsNumber(x) && (!best || x->valuedouble < best->valuedouble)) best = x;
+    double c = num(cv, chosen), n_val = num(dr, "n_val"), n_unseen = num(dr, "n_unseen");
+    char a[32], b[32], v[32];
+    both(o, "The default router kept the ");
+    both_text(o, chosen);
+    if (isfinite(c) && best) {
+        both(o, ": cross-validated log-loss %.3f ± %s over %s validation rows", c, fnum(a, sizeof a, "%.3f", num(se, chosen)),
+             fnum(v, sizeof v, "%.0f", n_val));
+        if (strcmp(best->string, chosen)) {
+            both(o, ", within one standard error of the lowest (the ");
+            both_text(o, best->string);
+            both(o, ": %.3f ± %s), and simpler", best->valuedouble, fnum(b, sizeof b, "%.3f", num(se, best->string)));
+        } else if (simplest && strcmp(simplest->string, chosen)) {
+            both(o, ", the lowest: more than one standard error below that of the simplest candidate, the ");
+            both_text(o, simplest->string);
+            both(o, ", at %s", fnum(b, sizeof b, "%.3f", num(cv, simplest->string)));
+        } else {
+            both(o, ", the lowest of the candidates");
+        }
+        both(o, ".");
+    } else {
+        const char *note = str(dr, "note", NULL);
+        both(o, ": ");
+        if (note) both_text(o, note);
+        else both(o, "%s validation rows, too few to choose among candidates by cross-validation, so the network is "
+                     "kept as it is", fnum(v, sizeof v, "%.0f", n_val));
+        both(o, ".");
+    }
+    bool plain = simplest && !strcmp(simplest->string, chosen);
+    if (!plain) { /* the kept blend: p = σ(w0 + w1·logit(network) + w2·logit(kNN) + w3·logit(prior)) */
+        static const char *const TERMS[] = {"", "logit(network)", "logit(kNN)", "logit(dataset prior)"};
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(dr, "weights");
+        if (cJSON_GetArraySize(w) == 4) {
+            double w0 = cJSON_GetArrayItem(w, 0)->valuedouble;
+            both(o, " Kept blend: p = σ(%s%s", w0 < 0 ? "−" : "", fnum(a, sizeof a, "%.3g", fabs(w0)));
+            for (int i = 1; i < 4; i++) {
+                double wi = cJSON_GetArrayItem(w, i)->valuedouble;
+                if (isfinite(wi) && wi != 0) both(o, " %s %.3g·%s", wi < 0 ? "−" : "+", fabs(wi), TERMS[i]);
+            }
+            both(o, ").");
+        }
+    }
+    if (n_unseen > 0)
+        both(o, " %.0f evaluated queries come from datasets training lacks: they get the pairs' overall training "
+                "means (the unseen-dataset guard).", n_unseen);
+    else if (plain && paper && n_unseen == 0)
+        both(o, " So RTR routes as RTR (paper) does.");
+    if (best) {
+        para_close(o);
+        para_open(o);
+        both(o, "Candidates of the default router (cross-validated log-loss ± standard error): ");
+        bool first = true;
+        cJSON_ArrayForEach(x, cv) {
+            both(o, first ? "" : "; ");
+            both_text(o, x->string ? x->string : "?");
+            both(o, " %s ± %s", fnum(a, sizeof a, "%.3f", cJSON_IsNumber(x) ? x->valuedouble : NAN),
+                 fnum(b, sizeof b, "%.3f", num(se, x->string)));
+            first = false;
+        }
+        both(o, ".");
+    }
+    para_close(o);
+}
+
+/* What the budgets are fractions of, then the budgets table and, for the
+ * two-pair router, its shares table. */
+static void budgets_section(out2 *o, const cJSON *root, const cJSON *routers, const char *unit) {
+    if (!any_router_has(routers, "budgets") && !any_router_has(routers, "shares")) return;
+    heading(o, "budgets", "Budgets");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(root, "budget_reference");
+    char a[32];
+    para_open(o);
+    both(o, "Budgets are fractions of ");
+    if (cJSON_IsObject(ref)) {
+        both(o, "the best training pair's mean cost on the training split: ");
+        both_text(o, str(ref, "pair", "?"));
+        both(o, ", %s ", fnum(a, sizeof a, "%.6g", num(ref, "cost")));
+        both_text(o, unit);
+    } else {
+        both(o, "the best training pair's mean cost on the training split");
+    }
+    both(o, ". At each budget a router takes its most accurate routing whose predicted mean cost fits; the cell "
+            "gives its accuracy on the evaluated split with the interval, its realised mean cost and λ; — where no "
+            "routing fits.");
+    para_close(o);
+    table t = {0};
+    points_table(&t, routers, "budgets");
+    if (t.nrow > 1) tbl_emit(o, &t); else tbl_free(&t);
+    if (!any_router_has(routers, "shares")) return;
+    para_open(o);
+    both(o, "The RouteLLM-style router sends at most a share of the queries (those it ranks most likely to need it) "
+            "to the strong pair");
+    if (cJSON_IsObject(ref)) { both(o, ", "); both_text(o, str(ref, "pair", "?")); }
+    both(o, ", and the rest to the cheapest training pair: accuracy with the interval, realised mean cost and the "
+            "share actually sent.");
+    para_close(o);
+    points_table(&t, routers, "shares");
+    if (t.nrow > 1) tbl_emit(o, &t); else tbl_free(&t);
+}
+
+/* Whether RTR row b has P = 0.5 against row a (named a_name) on every
+ * count and a's probabilities against every other router. */
+static bool ties(const cJSON *a, const char *a_name, const cJSON *b) {
+    const cJSON *x;
+    cJSON_ArrayForEach(x, b) {
+        const cJSON *y = x->string && strcmp(x->string, a_name) ? cJSON_GetObjectItemCaseSensitive(a, x->string) : NULL;
+        for (int c = 0; c < 4; c++) {
+            double u = num(x, BEATS[c]);
+            if (y ? !(u == num(y, BEATS[c]) || (isnan(u) && isnan(num(y, BEATS[c])))) : x->string && u != 0.5) return false;
+        }
+    }
+    return cJSON_GetObjectItemCaseSensitive(b, a_name) != NULL;
+}
+
+/* For each RTR row with p_beats: how often it beats every other router; a
+ * row whose table would repeat an earlier one's (ties) gets a sentence. */
+static void beats_section(out2 *o, const cJSON *root, const cJSON *routers) {
+    if (!any_router_has(routers, "p_beats")) return;
+    heading(o, "beats", "P(RTR beats X)");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(root, "bootstrap"), *r;
+    char a[32];
+    cJSON_ArrayForEach(r, routers) {
+        const cJSON *pb = cJSON_GetObjectItemCaseSensitive(r, "p_beats"), *e, *same = NULL;
+        if (!cJSON_GetArraySize(pb)) continue;
+        for (e = routers->child; e != r && !same; e = e->next)
+            if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(e, "p_beats")) &&
+                ties(cJSON_GetObjectItemCaseSensitive(e, "p_beats"), str(e, "name", ""), pb))
+                same = e;
+        if (same) {
+            para_open(o);
+            both_text(o, str(r, "name", "?"));
+            both(o, ": P = 0.500 against ");
+            both_text(o, str(same, "name", "?"));
+            both(o, " on every count, and against every other router the same as ");
+            both_text(o, str(same, "name", "?"));
+            both(o, "'s above.");
+            para_close(o);
+            continue;
+        }
+        para_open(o);
+        both(o, "How often ");
+        both_text(o, str(r, "name", "?"));
+        both(o, " beats router X in the %s paired resamples: on AIQ, AIQ from 0, accuracy at the operating points "
+                "and cost to match (lower wins); ties count one half.", fnum(a, sizeof a, "%.0f", num(bs, "resamples")));
+        para_close(o);
+        table t = {0};
+        beats_table(&t, pb);
+        tbl_emit(o, &t);
+    }
+}
+
+static void missing_sentence(out2 *o, const cJSON *root, missing m) {
+    if (!m.counted) return;
+    char a[32];
+    para_open(o);
+    if (m.routers || m.budgets || m.pairs)
+        both(o, "missing: the evaluated queries whose chosen pair has no logged outcome, left out of accuracy and "
+                "cost; a table without a missing column (or a budget cell without a missing count) has none.");
+    else both(o, "No outcome is missing: every router, budget and pair is judged on all %s queries.",
+              fnum(a, sizeof a, "%.0f", num(root, "n_queries")));
+    para_close(o);
 }
 
 /* ------------------------------------------------------------ figures */
@@ -466,7 +975,9 @@ static void calibration_figure(figure *fg, const cJSON *cal) {
                        {.name = "correctness head (10 equal-width bins)", .x = pred, .y = truth, .n = n,
                         .style = RTR_SERIES_LINE, .y_ci = yci}};
     char title[96];
-    snprintf(title, sizeof title, "Calibration of the correctness head (ECE %.4f)", num(cal, "ece"));
+    double ece = num(cal, "ece");
+    if (isfinite(ece)) snprintf(title, sizeof title, "Calibration of the correctness head (ECE %.4f)", ece);
+    else snprintf(title, sizeof title, "Calibration of the correctness head");
     rtr_chart c = {.title = title, .xlabel = "mean predicted probability", .ylabel = "observed accuracy", .xmin = 0,
                    .xmax = 1, .ymin = 0, .ymax = 1, .width = 820, .height = 480};
     rtr_svg_chart(&fg->svg, &c, s, 2);
@@ -561,7 +1072,7 @@ static char *relative_dir(const char *page, const char *dir) {
 static const char *CSS =
     "body{font-family:Helvetica,Arial,sans-serif;max-width:1000px;margin:24px auto;color:#222;padding:0 16px}"
     "h1{font-size:24px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}"
-    "table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}"
+    "table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 6px;text-align:right}"
     "td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}th a{color:inherit}.note{color:#777;font-size:11px}"
     ".ci{color:#777;font-size:11px;white-space:nowrap}p.meta,p.files{color:#555}p.files{font-size:13px}"
     "dt{font-weight:bold;margin-top:6px}svg{max-width:100%;height:auto;margin:8px 0}";
@@ -576,6 +1087,75 @@ static void files_line(rtr_buf *h, const char *rel, const char *name, bool png_p
         rtr_buf_printf(h, "/%s.%s\">%s</a>", name, EXT[e], e == 1 ? "CSV of its curves" : EXT[e]);
     }
     rtr_buf_printf(h, "</p>\n");
+}
+
+/* The page and the summary, in one pass (the figures go to the page only). */
+static void write_page(out2 *o, const cJSON *root, const char *eval_json, figure *figs, const char *rel, bool png_pdf) {
+    const cJSON *routers = cJSON_GetObjectItemCaseSensitive(root, "routers");
+    const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(root, "pairs");
+    const char *unit = str(root, "cost_unit", "tokens"), *title = str(root, "title", "rtr routing report");
+    missing miss = missing_of(root);
+    char a[32], b[32];
+    rtr_buf_printf(o->h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
+    rtr_buf_xml(o->h, title);
+    rtr_buf_printf(o->h, "</title><style>%s</style></head><body>\n<h1>", CSS);
+    rtr_buf_xml(o->h, title);
+    rtr_buf_printf(o->h, "</h1>\n");
+    rtr_buf_printf(o->md, "# ");
+    md_text(o->md, title);
+    rtr_buf_printf(o->md, "\n\n");
+    para_open(o);
+    both(o, "corpus ");
+    both_text(o, str(root, "corpus", "?"));
+    both(o, " · split ");
+    both_text(o, str(root, "split", "?"));
+    both(o, " · %s queries · cost in ", fnum(a, sizeof a, "%.0f", num(root, "n_queries")));
+    both_text(o, unit);
+    both(o, " · AIQ normalised by x_max = %s", fnum(b, sizeof b, "%.6g", num(root, "x_max")));
+    para_close(o);
+    provenance(o, root);
+    const char *notes = str(root, "notes", NULL);
+    if (notes) { rtr_buf_printf(o->h, "<p>"); rtr_buf_xml(o->h, notes); rtr_buf_printf(o->h, "</p>\n"); }
+
+    heading(o, "routers", "Routers");
+    rtr_buf_printf(o->h, "<p>Accuracy and mean cost at each router's operating point, and the metrics of its whole "
+                         "curve; <a href=\"#definitions\">definitions</a> below.</p>\n");
+    table t = {0};
+    routers_table(&t, routers, unit, miss.routers);
+    tbl_emit(o, &t);
+    default_router_sentence(o, root, routers);
+    missing_sentence(o, root, miss);
+    ci_sentence(o, root);
+    const char *aiq_note = str(root, "aiq_note", NULL);
+    if (aiq_note) { para_open(o); both_text(o, aiq_note); para_close(o); }
+    budgets_section(o, root, routers, unit);
+    beats_section(o, root, routers);
+
+    for (int i = 0; i < N_FIGS; i++) {
+        if (i == FIG_PAIRS) { /* the pairs table belongs to the summary too */
+            heading(o, figs[i].name, figs[i].heading);
+            pairs_table(&t, pairs, unit, miss.pairs);
+            tbl_emit(o, &t);
+        } else if (figs[i].svg.len) {
+            rtr_buf_printf(o->h, "<h2 id=\"%s\">%s</h2>\n", figs[i].name, figs[i].heading);
+        }
+        if (!figs[i].svg.len) continue;
+        rtr_buf_append(o->h, figs[i].svg.buf, figs[i].svg.len);
+        files_line(o->h, rel, figs[i].name, png_pdf);
+    }
+
+    heading(o, "definitions", "Definitions");
+    rtr_buf_printf(o->h, "<dl>\n");
+    for (int i = 0; i < N_DEFS; i++) {
+        if (DEFS[i].needs && !any_router_has(routers, DEFS[i].needs)) continue;
+        rtr_buf_printf(o->h, "<dt id=\"def-%s\">%s</dt><dd>%s.</dd>\n", DEFS[i].id, DEFS[i].term, DEFS[i].text);
+        rtr_buf_printf(o->md, "- **%s**: %s.\n", DEFS[i].term, DEFS[i].text);
+    }
+    rtr_buf_printf(o->h, "</dl>\n<p class=\"meta\">The full definitions, and how rtr computes each, are in rtr's "
+                         "docs/METRICS.md. Generated by rtr %s from ", RTR_VERSION_STRING);
+    rtr_buf_xml(o->h, eval_json);
+    rtr_buf_printf(o->h, ".</p>\n</body></html>\n");
+    rtr_buf_printf(o->md, "\nFull definitions: rtr's docs/METRICS.md.\n");
 }
 
 rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
@@ -593,7 +1173,7 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
         return rtr_fail(RTR_ERR_FORMAT, "%s: fields routers and pairs must be arrays (is this an rtr eval file?)",
                         eval_json);
     }
-    const char *unit = str(root, "cost_unit", "tokens"), *title = str(root, "title", "rtr routing report");
+    const char *unit = str(root, "cost_unit", "tokens");
     const cJSON *mix = cJSON_GetObjectItemCaseSensitive(root, "mix");
     const cJSON *cal = cJSON_GetObjectItemCaseSensitive(root, "calibration");
 
@@ -613,57 +1193,8 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
         s = rtr_fail(RTR_ERR_IO, "%s: cannot resolve the path from the page to the figures", o->figures_dir);
 
     rtr_buf h = {0}, md = {0};
-    rtr_buf_printf(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>");
-    rtr_buf_xml(&h, title);
-    rtr_buf_printf(&h, "</title><style>%s</style></head><body>\n<h1>", CSS);
-    rtr_buf_xml(&h, title);
-    rtr_buf_printf(&h, "</h1>\n<p class=\"meta\">corpus ");
-    rtr_buf_xml(&h, str(root, "corpus", "?"));
-    rtr_buf_printf(&h, " · split ");
-    rtr_buf_xml(&h, str(root, "split", "?"));
-    rtr_buf_printf(&h, " · %.0f queries · cost in ", num(root, "n_queries"));
-    rtr_buf_xml(&h, unit);
-    rtr_buf_printf(&h, " · AIQ normalised by x_max = %.6g</p>\n", num(root, "x_max"));
-    const char *notes = str(root, "notes", NULL);
-    if (notes) { rtr_buf_printf(&h, "<p>"); rtr_buf_xml(&h, notes); rtr_buf_printf(&h, "</p>\n"); }
-    rtr_buf_printf(&h, "<h2>Routers</h2>\n<p>Accuracy and mean cost at each router's operating point, and the "
-                       "metrics of its whole curve; <a href=\"#definitions\">definitions</a> below.</p>\n");
-    routers_table(&h, routers, unit, false);
-    ci_sentence(&h, root, false);
-    for (int i = 0; i < N_FIGS; i++) {
-        if (!figs[i].svg.len) continue;
-        rtr_buf_printf(&h, "<h2 id=\"%s\">%s</h2>\n", figs[i].name, figs[i].heading);
-        if (i == FIG_PAIRS) pairs_table(&h, pairs, unit, false);
-        rtr_buf_append(&h, figs[i].svg.buf, figs[i].svg.len);
-        files_line(&h, rel, figs[i].name, png_pdf);
-    }
-    rtr_buf_printf(&h, "<h2 id=\"definitions\">Definitions</h2>\n<dl>\n");
-    for (int i = 0; i < N_DEFS; i++)
-        if (definition_shown(DEFS[i].id, routers))
-            rtr_buf_printf(&h, "<dt id=\"def-%s\">%s</dt><dd>%s.</dd>\n", DEFS[i].id, DEFS[i].term, DEFS[i].text);
-    rtr_buf_printf(&h, "</dl>\n<p class=\"meta\">The full definitions, and how rtr computes each, are in rtr's "
-                       "docs/METRICS.md. Generated by rtr %s from ", RTR_VERSION_STRING);
-    rtr_buf_xml(&h, eval_json);
-    rtr_buf_printf(&h, ".</p>\n</body></html>\n");
-
-    rtr_buf_printf(&md, "# ");
-    md_text(&md, title);
-    rtr_buf_printf(&md, "\n\ncorpus ");
-    md_text(&md, str(root, "corpus", "?"));
-    rtr_buf_printf(&md, ", split ");
-    md_text(&md, str(root, "split", "?"));
-    rtr_buf_printf(&md, ", %.0f queries, cost in ", num(root, "n_queries"));
-    md_text(&md, unit);
-    rtr_buf_printf(&md, ", AIQ x_max = %.6g\n\n", num(root, "x_max"));
-    routers_table(&md, routers, unit, true);
-    ci_sentence(&md, root, true);
-    rtr_buf_printf(&md, "\n");
-    pairs_table(&md, pairs, unit, true);
-    rtr_buf_printf(&md, "\n## Definitions\n\n");
-    for (int i = 0; i < N_DEFS; i++)
-        if (definition_shown(DEFS[i].id, routers)) rtr_buf_printf(&md, "- **%s**: %s.\n", DEFS[i].term, DEFS[i].text);
-    rtr_buf_printf(&md, "\nFull definitions: rtr's docs/METRICS.md.\n");
-
+    out2 page = {&h, &md};
+    if (!s) write_page(&page, root, eval_json, figs, rel, png_pdf);
     cJSON_Delete(root);
     if (!s && (h.failed || md.failed)) s = RTR_ERR_NOMEM;
     if (!s) s = rtr_write_file_atomic(o->html_path, h.buf, h.len);
