@@ -5,12 +5,7 @@ beside the file, at the root or in docs/), and repository paths written in
 the text (`src/route/route.c`, `tests/test_x.py`). Nothing may point at
 ../shared/design/ (the team's design notes, which a clone does not have).
 Web links are not fetched (no network in CI); they are listed on stderr.
-The report's own links: tests/test_report_render.py.
-
-Not yet collected by ctest (its name lacks the test_ prefix): three docs
-still point at the team's design notes (README.md, docs/DATA.md,
-docs/PREDICTOR.md). Rename it to tests/test_doc_links.py with their fix.
-Run by hand: python3 tests/doc_links.py"""
+The report's own links: tests/test_report_render.py."""
 import os
 import re
 import subprocess
