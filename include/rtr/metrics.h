@@ -70,11 +70,29 @@ RTR_API rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int6
  * correctness and cost over each query's nn nearest training queries
  * (outcomes present only; a pair missing in every neighbour falls back to
  * its training mean, NaN when it has none). emb: [n x d], train_emb:
- * [n_train x d]. */
+ * [n_train x d]. Up to 50,000 training rows the neighbours are exact
+ * (rtr_knn_search); beyond, exact search is quadratic and they come from an
+ * inverted-file index whose probes are calibrated to recall@nn >= 0.97
+ * against exact search on a sample of the training rows (src/eval/knn.h),
+ * with one rtr_note line saying so. */
 RTR_API rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
                                 const float *train_emb, const float *train_correct,
                                 const float *train_cost, int64_t n_train, int32_t d, int32_t k,
                                 int32_t nn);
+
+/* How a kNN router table was searched. */
+typedef struct {
+    bool exact;        /* exact search, or the inverted-file index */
+    int64_t exact_max; /* training rows up to which the search is exact */
+    int32_t lists, nprobe; /* the index's lists and lists probed per query (0 when exact) */
+    double recall;     /* recall@nn the index's calibration measured (1 when exact) */
+} rtr_knn_info;
+
+/* rtr_router_knn_table, and into info how it searched. */
+RTR_API rtr_status rtr_router_knn_table_info(float *p, float *c, const float *emb, int64_t n,
+                                             const float *train_emb, const float *train_correct,
+                                             const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                             int32_t nn, rtr_knn_info *info);
 
 /* EmbedLLM-style router: a learned embedding v_j per pair and a learned
  * projection W of the query embedding, P(correct) = σ(v_j·(W·e) + b_j),

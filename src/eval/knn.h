@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
+#include "rtr/metrics.h"
 #include "rtr/rtr.h"
 
 typedef struct knn_index knn_index;
@@ -52,5 +53,12 @@ int knn_index_is_exact(const knn_index *ix);
 int32_t knn_index_lists(const knn_index *ix);
 int32_t knn_index_nprobe(const knn_index *ix);
 double knn_index_recall(const knn_index *ix);
+
+/* rtr_router_knn_table (include/rtr/metrics.h) with the search's parameters:
+ * exact up to prm->exact_max training rows, else an index built with prm
+ * (its k set to nn); info (may be NULL) says which. */
+rtr_status knn_router_table(float *p, float *c, const float *emb, int64_t n, const float *train_emb,
+                            const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                            int32_t k, int32_t nn, const knn_params *prm, rtr_knn_info *info);
 
 #endif

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "eval/knn.h"
 
 static bool outcome_missing(const float *correct, const float *cost, size_t at) {
     return isnan(correct[at]) || isnan(cost[at]);
@@ -196,26 +197,65 @@ rtr_status rtr_knn_search(int64_t *idx, float *sim, const float *q, int64_t n_q,
     return RTR_OK;
 }
 
-rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
-                                const float *train_emb, const float *train_correct,
-                                const float *train_cost, int64_t n_train, int32_t d, int32_t k,
-                                int32_t nn) {
+/* pair_means over the neighbours rows[0..n_rows) that exist: an index search
+ * pads with -1 when its probed lists hold fewer than nn rows. */
+static void neighbour_means(float *p, float *c, const float *correct, const float *cost, int32_t k,
+                            const int64_t *rows, int32_t n_rows) {
+    while (n_rows > 0 && rows[n_rows - 1] < 0) n_rows--; /* padding comes last */
+    pair_means(p, c, correct, cost, k, rows, n_rows);
+}
+
+rtr_status knn_router_table(float *p, float *c, const float *emb, int64_t n, const float *train_emb,
+                            const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                            int32_t k, int32_t nn, const knn_params *prm, rtr_knn_info *info) {
     if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "kNN router: empty training split");
     if (nn > n_train) nn = (int32_t)n_train;
     int64_t *idx = rtr_malloc((size_t)n * (size_t)nn * sizeof *idx);
     float *sim = rtr_malloc((size_t)n * (size_t)nn * sizeof *sim);
     float *gp = rtr_malloc((size_t)k * sizeof *gp), *gc = rtr_malloc((size_t)k * sizeof *gc);
     rtr_status st = idx && sim && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
-    if (st == RTR_OK) st = rtr_knn_search(idx, sim, emb, n, train_emb, n_train, d, nn);
+    rtr_knn_info got = {.exact = true, .exact_max = prm->exact_max, .recall = 1};
+    if (st == RTR_OK && n_train <= prm->exact_max) {
+        st = rtr_knn_search(idx, sim, emb, n, train_emb, n_train, d, nn);
+    } else if (st == RTR_OK) { /* quadratic beyond the threshold: the IVF index (src/eval/knn.c) */
+        knn_params ip = *prm;
+        ip.exact_max = 0, ip.k = nn;
+        knn_index *ix = NULL;
+        st = knn_index_build(&ix, train_emb, n_train, d, &ip);
+        if (st == RTR_OK) st = knn_index_search(ix, idx, sim, emb, n, nn);
+        if (st == RTR_OK)
+            got = (rtr_knn_info){.exact = false, .exact_max = prm->exact_max, .lists = knn_index_lists(ix),
+                                 .nprobe = knn_index_nprobe(ix), .recall = knn_index_recall(ix)};
+        knn_index_free(ix);
+        if (st == RTR_OK)
+            rtr_note("kNN router: IVF index over %lld training rows (%d lists, %d probed; recall@%d %.3f against "
+                     "exact search on a calibration sample)", (long long)n_train, (int)got.lists, (int)got.nprobe,
+                     (int)nn, got.recall);
+    }
     if (st == RTR_OK) {
         pair_means(gp, gc, train_correct, train_cost, k, NULL, n_train);
         for (int64_t i = 0; i < n; i++) {
-            pair_means(p + i * k, c + i * k, train_correct, train_cost, k, idx + i * nn, nn);
+            neighbour_means(p + i * k, c + i * k, train_correct, train_cost, k, idx + i * nn, nn);
             fill_missing(p + i * k, c + i * k, gp, gc, k);
         }
+        if (info) *info = got;
     }
     free(idx); free(sim); free(gp); free(gc);
     return st;
+}
+
+rtr_status rtr_router_knn_table_info(float *p, float *c, const float *emb, int64_t n, const float *train_emb,
+                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                     int32_t k, int32_t nn, rtr_knn_info *info) {
+    knn_params prm = knn_default_params();
+    return knn_router_table(p, c, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn, &prm, info);
+}
+
+rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
+                                const float *train_emb, const float *train_correct,
+                                const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                                int32_t nn) {
+    return rtr_router_knn_table_info(p, c, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn, NULL);
 }
 
 typedef struct {
