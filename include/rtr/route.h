@@ -203,6 +203,35 @@ RTR_API void rtr_path_builder_free(rtr_path_builder *pb);
 RTR_API rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
 RTR_API void rtr_path_free(rtr_path *path);
 
+/* A path over a table split into parts (MPI ranks, docs/SCALING.md): each
+ * part's builder gives its breakpoints, the distinct λ where its queries
+ * switch with what the switches change in the sums, in increasing λ; the
+ * global path is the merge of every part's breakpoints (sorted on λ, then
+ * one pass from the sums at λ = 0), never the tables themselves. Equal to
+ * rtr_path_builder_finish over the whole table up to the order of the
+ * floating-point sums: the same λ, points and switches. */
+typedef struct {
+    double lambda;                                   /* where (0 for the sums at λ = 0) */
+    double pred_acc, pred_cost, real_acc, real_cost; /* change of the sums there (or the sums) */
+    int64_t n_missing;
+} rtr_path_break;
+typedef struct {
+    int64_t n_queries, n_switches, n_breaks;
+    bool truth;
+    rtr_path_break at0;     /* the sums over the part's queries at λ = 0 */
+    rtr_path_break *breaks; /* [n_breaks], increasing λ */
+} rtr_path_part;
+/* The breakpoints of the queries added to pb (none: an empty part); frees pb. */
+RTR_API rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part);
+RTR_API void rtr_path_part_free(rtr_path_part *part);
+/* The path of the parts' queries together. RTR_ERR_INVALID as
+ * rtr_path_builder_finish (no query, too many). */
+RTR_API rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts);
+/* The path of every rank's queries (each rank added its own to pb): the
+ * parts gathered on rank 0, merged there and sent to every rank; alone,
+ * rtr_path_builder_finish. Frees pb. */
+RTR_API rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path);
+
 /* The point whose λ interval holds lambda ∈ [0,1]. */
 RTR_API int64_t rtr_path_at(const rtr_path *path, double lambda);
 

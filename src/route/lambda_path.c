@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "rtr/dist.h"
 
 /* One switch of one query's choice: key holds the bits of λ (a double in
  * (0,1), whose bit patterns sort like the values), val the index of the
@@ -262,6 +263,24 @@ rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t) 
     return RTR_OK;
 }
 
+/* The sums at λ = 0 of every query added (blocks in order) and the events
+ * sorted on λ; the per-call buffers freed. */
+static rtr_status builder_sorted(rtr_path_builder *pb, path_sums *sums) {
+    *sums = pb->total;
+    for (int64_t i = 0; i * PATH_BLOCK < pb->n - pb->open * PATH_BLOCK; i++) sums_merge(sums, &pb->block[i]);
+    free(pb->block), pb->block = NULL;
+    free(pb->seg_ev), pb->seg_ev = NULL;
+    free(pb->seg_pc), pb->seg_pc = NULL;
+    size_t n_ev = pb->n_ev;
+    path_event *fit = n_ev && n_ev < pb->cap_ev ? realloc(pb->ev, n_ev * sizeof *pb->ev) : NULL; /* give back the slack */
+    if (fit) pb->ev = fit;
+    path_event *tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
+    if (!tmp) return RTR_ERR_NOMEM;
+    if (n_ev > 1) events_sort(pb->ev, tmp, n_ev);
+    free(tmp);
+    return RTR_OK;
+}
+
 rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     memset(path, 0, sizeof *path);
     rtr_status st = RTR_OK;
@@ -272,20 +291,11 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
         rtr_path_builder_free(pb);
         return st;
     }
-    path_sums sums = pb->total;
-    for (int64_t i = 0; i * PATH_BLOCK < pb->n - pb->open * PATH_BLOCK; i++) sums_merge(&sums, &pb->block[i]);
+    path_sums sums;
+    st = builder_sorted(pb, &sums);
     bool truth = pb->truth;
-    free(pb->block), pb->block = NULL;
-    free(pb->seg_ev), pb->seg_ev = NULL;
-    free(pb->seg_pc), pb->seg_pc = NULL;
     size_t n_ev = pb->n_ev;
-    path_event *ev = pb->ev, *tmp = NULL;
-    path_event *fit = n_ev && n_ev < pb->cap_ev ? realloc(ev, n_ev * sizeof *ev) : NULL; /* give back the slack */
-    if (fit) pb->ev = ev = fit;
-    tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
-    if (!tmp) st = RTR_ERR_NOMEM;
-    if (!st && n_ev > 1) events_sort(ev, tmp, n_ev);
-    free(tmp);
+    path_event *ev = pb->ev;
 
     int64_t n_points = 1;
     for (size_t e = 0; !st && e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
@@ -335,6 +345,180 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     rtr_backend_cpu_open(&cpu);
     rtr_status st = rtr_path_compute_on(path, t, &cpu, 0);
     rtr_backend_free(&cpu);
+    return st;
+}
+
+/* ----------------------------------------- a path from parts of a table */
+
+static rtr_path_break break_of(const path_sums *d, double lambda) {
+    return (rtr_path_break){lambda, d->pred_acc, d->pred_cost, d->real_acc, d->real_cost, d->missing};
+}
+
+rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
+    memset(part, 0, sizeof *part);
+    path_sums sums;
+    rtr_status st = builder_sorted(pb, &sums);
+    const path_event *ev = pb->ev;
+    size_t n_ev = pb->n_ev;
+    int64_t n_breaks = 0;
+    for (size_t e = 0; e < n_ev; e++) n_breaks += e == 0 || ev[e].key != ev[e - 1].key;
+    if (!st && !(part->breaks = rtr_malloc(sizeof *part->breaks * (size_t)(n_breaks ? n_breaks : 1)))) st = RTR_ERR_NOMEM;
+    if (st) {
+        rtr_path_builder_free(pb);
+        return st;
+    }
+    part->n_queries = pb->n;
+    part->n_switches = (int64_t)n_ev;
+    part->n_breaks = n_breaks;
+    part->truth = pb->truth;
+    part->at0 = break_of(&sums, 0.0);
+    /* each distinct λ: what its switches change in the sums */
+    int64_t j = 0;
+    for (size_t e = 0; e < n_ev; j++) {
+        path_sums d = {0};
+        double lambda;
+        memcpy(&lambda, &ev[e].key, sizeof lambda);
+        for (uint64_t key = ev[e].key; e < n_ev && ev[e].key == key; e++) {
+            const path_piece *to = &pb->pc[ev[e].val];
+            sums_add(&d, to - 1, pb->truth, -1.0);
+            sums_add(&d, to, pb->truth, 1.0);
+        }
+        part->breaks[j] = break_of(&d, lambda);
+    }
+    rtr_path_builder_free(pb);
+    return RTR_OK;
+}
+
+void rtr_path_part_free(rtr_path_part *part) {
+    free(part->breaks);
+    memset(part, 0, sizeof *part);
+}
+
+static void sums_change(path_sums *s, const rtr_path_break *b) {
+    s->pred_acc += b->pred_acc;
+    s->pred_cost += b->pred_cost;
+    s->real_acc += b->real_acc;
+    s->real_cost += b->real_cost;
+    s->missing += b->n_missing;
+}
+
+rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
+    memset(path, 0, sizeof *path);
+    int64_t n = 0, n_sw = 0;
+    size_t total = 0;
+    bool truth = n_parts > 0 && parts[0].truth;
+    for (int r = 0; r < n_parts; r++) {
+        if (parts[r].truth != truth) return rtr_fail(RTR_ERR_INVALID, "λ path: parts with and without outcomes merged");
+        n += parts[r].n_queries;
+        n_sw += parts[r].n_switches;
+        total += (size_t)parts[r].n_breaks;
+    }
+    if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries)");
+    if (n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)n);
+    /* every part's breaks keyed by λ's bits, sorted (stable: parts in order at equal λ) */
+    path_event *ev = rtr_malloc(sizeof *ev * (total ? total : 1)), *tmp = rtr_malloc(sizeof *tmp * (total ? total : 1));
+    const rtr_path_break **at = rtr_malloc(sizeof *at * (total ? total : 1));
+    rtr_status st = ev && tmp && at ? RTR_OK : RTR_ERR_NOMEM;
+    size_t m = 0;
+    for (int r = 0; !st && r < n_parts; r++)
+        for (int64_t i = 0; i < parts[r].n_breaks; i++, m++) {
+            at[m] = &parts[r].breaks[i];
+            memcpy(&ev[m].key, &at[m]->lambda, sizeof ev[m].key);
+            ev[m].val = m;
+        }
+    if (!st && total > 1) events_sort(ev, tmp, total);
+    free(tmp);
+    int64_t n_points = 1;
+    for (size_t e = 0; !st && e < total; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
+    path->n_queries = n;
+    path->n_switches = n_sw;
+    if (!st) st = path_alloc(path, n_points, truth);
+    if (st) {
+        free(ev);
+        free(at);
+        rtr_path_free(path);
+        return st;
+    }
+    /* one pass, as rtr_path_builder_finish's: the sums at λ = 0, then each λ's changes */
+    path_sums sums = {0};
+    for (int r = 0; r < n_parts; r++) sums_change(&sums, &parts[r].at0);
+    int64_t j = 0;
+    for (size_t e = 0; e < total;) {
+        path_emit(path, j++, &sums, at[ev[e].val]->lambda);
+        for (uint64_t key = ev[e].key; e < total && ev[e].key == key; e++) sums_change(&sums, at[ev[e].val]);
+    }
+    path_emit(path, j, &sums, 1.0);
+    free(ev);
+    free(at);
+    return RTR_OK;
+}
+
+/* A part as bytes (ranks share one architecture): the struct, then its breaks. */
+static rtr_status part_pack(const rtr_path_part *part, void **buf, size_t *len) {
+    size_t nb = sizeof *part->breaks * (size_t)part->n_breaks;
+    char *b = rtr_malloc(sizeof *part + nb);
+    if (!b) return RTR_ERR_NOMEM;
+    memcpy(b, part, sizeof *part);
+    if (nb) memcpy(b + sizeof *part, part->breaks, nb);
+    *buf = b;
+    *len = sizeof *part + nb;
+    return RTR_OK;
+}
+
+/* Rank 0: the gathered bytes as n parts whose breaks point into buf. */
+static rtr_status parts_unpack(rtr_path_part *parts, int n, char *buf, const size_t *counts) {
+    for (int r = 0; r < n; r++) {
+        if (counts[r] < sizeof *parts) return rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes", r, counts[r]);
+        memcpy(&parts[r], buf, sizeof *parts);
+        if (counts[r] != sizeof *parts + sizeof *parts->breaks * (size_t)parts[r].n_breaks)
+            return rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes for %lld breaks", r, counts[r],
+                            (long long)parts[r].n_breaks);
+        parts[r].breaks = (rtr_path_break *)(void *)(buf + sizeof *parts);
+        buf += counts[r];
+    }
+    return RTR_OK;
+}
+
+/* The path's arrays from rank 0 to every rank. */
+static rtr_status path_bcast(rtr_path *path) {
+    int64_t head[4] = {path->n_points, path->n_queries, path->n_switches, path->real_acc != NULL};
+    rtr_status st = rtr_dist_bcast(head, sizeof head, 0);
+    if (!st && rtr_dist_rank() != 0) {
+        path->n_queries = head[1];
+        path->n_switches = head[2];
+        st = path_alloc(path, head[0], head[3] != 0);
+    }
+    size_t np = (size_t)head[0] * sizeof(double);
+    double *arr[] = {path->lambda, path->pred_acc, path->pred_cost, path->real_acc, path->real_cost};
+    for (int i = 0; !st && i < 5; i++)
+        if (arr[i]) st = rtr_dist_bcast(arr[i], np, 0);
+    if (!st && path->n_missing) st = rtr_dist_bcast(path->n_missing, (size_t)head[0] * sizeof(int64_t), 0);
+    return st;
+}
+
+rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path) {
+    if (rtr_dist_size() == 1) return rtr_path_builder_finish(pb, path);
+    memset(path, 0, sizeof *path);
+    rtr_path_part mine;
+    void *bytes = NULL, *all = NULL;
+    size_t len = 0, total = 0;
+    int n = rtr_dist_size();
+    size_t *counts = rtr_calloc((size_t)n, sizeof *counts);
+    rtr_path_part *parts = rtr_calloc((size_t)n, sizeof *parts);
+    rtr_status st = rtr_path_builder_part(pb, &mine);
+    if (!st && (!counts || !parts)) st = RTR_ERR_NOMEM;
+    if (!st) st = part_pack(&mine, &bytes, &len);
+    rtr_path_part_free(&mine);
+    if (!st) st = rtr_dist_gather(&all, &total, counts, bytes, len);
+    free(bytes);
+    if (!st && rtr_dist_rank() == 0) st = parts_unpack(parts, n, all, counts);
+    if (!st && rtr_dist_rank() == 0) st = rtr_path_merge(path, parts, n);
+    free(all);
+    free(parts);
+    free(counts);
+    /* a rank that failed stops the job (rtr_dist_abort): the others never wait here for it */
+    if (!st) st = path_bcast(path);
+    if (st) rtr_path_free(path);
     return st;
 }
 

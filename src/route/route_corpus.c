@@ -276,15 +276,16 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
     rtr_status st = rtr_path_builder_open(&pb, b, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
-    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+    /* under MPI each rank adds its own chunks; their breakpoints are merged */
+    for (int64_t j = 0; !st && !(st = route_source_next(rs, &ch)) && ch.n; j++) {
         rtr_route_table t = route_chunk_table(&ch, false);
-        st = rtr_path_builder_add(pb, &t);
+        if (j % rtr_dist_size() == rtr_dist_rank()) st = rtr_path_builder_add(pb, &t);
     }
     if (st) {
         rtr_path_builder_free(pb);
         return st;
     }
-    st = rtr_path_builder_finish(pb, &path);
+    st = rtr_path_builder_finish_ranks(pb, &path);
     int64_t pt = 0;
     if (!st) st = rtr_path_budget(&path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget, &pt);
     if (!st) *lambda = path.lambda[pt];
@@ -313,16 +314,17 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
     }
-    bool open = false;
-    if (!st) st = dec_open(&w, out_path, cat);
-    open = !st;
+    /* one ordered file: under MPI rank 0 writes it (the others only share the budget's path) */
+    bool open = false, writer = rtr_dist_rank() == 0;
+    if (!st && writer) st = dec_open(&w, out_path, cat);
+    open = !st && writer;
     if (!st) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
     route_sums sums = {0};
     route_chunk ch;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
         st = by_budget ? rtr_envelope_choose_on(choice, ch.p, ch.c, s->lambda, ch.n, ch.k, b, 0)
                        : argmax_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k);
-        if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
+        if (!st && writer) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
         if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
     }
     if (!st && !sums.n)
@@ -330,7 +332,7 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     s->cost_scale = rs.cost_scale;
     if (!st && !(s->checkpoint_hash = rtr_strdup(rs.checkpoint_hash))) st = RTR_ERR_NOMEM;
-    if (!st) st = dec_commit(&w, s->lambda, rtr_cost_model_name(prm->o.cost_model), rs.cost_scale, rs.checkpoint_hash);
+    if (!st && writer) st = dec_commit(&w, s->lambda, rtr_cost_model_name(prm->o.cost_model), rs.cost_scale, rs.checkpoint_hash);
     else if (open) dec_abort(&w);
     if (!st) summary_finish(s, &sums);
     else rtr_route_summary_free(s);

@@ -9,6 +9,7 @@
  * OUT/plot.svg, built together in OUT.tmp.PID and swapped into place. */
 #define _GNU_SOURCE /* renameat2: swap the finished folder with the old one in one step */
 #include "rtr/stages.h"
+#include "rtr/dist.h"
 #include "common/files.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -295,7 +296,11 @@ static rtr_status commit_dir(const char *tmp, const char *out_dir) {
 
 /* ---------------------------------------------------------------- the stage */
 
-/* Stream the selection into the path (and with outcomes the reference routers). */
+/* Stream the selection into the path (and with outcomes the reference
+ * routers). Under MPI each rank reads every chunk (the reference routers'
+ * sums are cheap and so stay exact) but adds only its own chunks' queries
+ * to its path builder, the costly part (envelopes, switch events); the
+ * ranks' breakpoints are then merged (rtr_path_builder_finish_ranks). */
 static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, sweep_refs *refs, bool *truth) {
     int32_t k = rtr_corpus_catalog(rs->corp)->n_pairs;
     rtr_path_builder *pb = NULL;
@@ -305,9 +310,9 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
     *truth = false;
-    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+    for (int64_t j = 0; !st && !(st = route_source_next(rs, &ch)) && ch.n; j++) {
         rtr_route_table t = route_chunk_table(&ch, true);
-        st = rtr_path_builder_add(pb, &t);
+        if (j % rtr_dist_size() == rtr_dist_rank()) st = rtr_path_builder_add(pb, &t);
         if (!st) st = eval_refs_acc_add(&acc, ch.true_correct, ch.true_cost, ch.n);
         for (size_t i = 0; !*truth && i < (size_t)ch.n * (size_t)k; i++) *truth = !isnan(ch.true_correct[i]);
     }
@@ -316,7 +321,7 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
         eval_refs_acc_free(&acc);
         return st;
     }
-    st = rtr_path_builder_finish(pb, path);
+    st = rtr_path_builder_finish_ranks(pb, path);
     if (!st) st = eval_refs_acc_finish(&acc, &refs->r);
     else eval_refs_acc_free(&acc);
     /* without a single outcome there is nothing realised to report */
@@ -360,16 +365,17 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         if (!front || !front_flag || (n_front = rtr_pareto_front(front, cost, acc, p.n_points)) < 0) st = RTR_ERR_NOMEM;
         for (int64_t t = 0; !st && t < n_front; t++) front_flag[front[t]] = true;
     }
-    /* every file into one temporary folder, then the folder into place */
-    if (!st) {
+    /* every file into one temporary folder, then the folder into place (by rank 0 alone) */
+    bool writer = rtr_dist_rank() == 0;
+    if (!st && writer) {
         rtr_remove_stale_tmp(out_dir);
         tmp = rtr_tmp_path(out_dir);
         for (int i = 0; tmp && i < 4; i++) files[i] = rtr_sprintf("%s/%s", tmp, SWEEP_FILES[i]);
         if (!tmp || !files[3]) st = RTR_ERR_NOMEM;
         else if (mkdir(tmp, 0755) != 0) st = rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     }
-    if (!st) st = write_path_csv(files[0], &p, front_flag);
-    if (!st && prm->grid > 0) st = write_grid_csv(files[1], &p, prm->grid);
+    if (!st && writer) st = write_path_csv(files[0], &p, front_flag);
+    if (!st && writer && prm->grid > 0) st = write_grid_csv(files[1], &p, prm->grid);
     if (!st) {
         const char *unit = prm->o.cost_model == RTR_COST_USD ? "USD" : prm->o.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
         js = summary_json(corpus_dir, prm, &rs, &p, front, n_front, truth ? &refs : NULL, b->device);
@@ -379,9 +385,9 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         sum->json = cJSON_PrintUnformatted(js);
         if (!text || !svg || !sum->json) st = rtr_fail(RTR_ERR_NOMEM, "sweep: out of memory");
     }
-    if (!st) st = rtr_write_file_atomic(files[2], text, strlen(text));
-    if (!st) st = rtr_write_file_atomic(files[3], svg, strlen(svg));
-    if (!st) st = commit_dir(tmp, out_dir);
+    if (!st && writer) st = rtr_write_file_atomic(files[2], text, strlen(text));
+    if (!st && writer) st = rtr_write_file_atomic(files[3], svg, strlen(svg));
+    if (!st && writer) st = commit_dir(tmp, out_dir);
     if (st && tmp && rtr_path_exists(tmp)) rtr_remove_tree(tmp);
     if (!st) {
         const double *cost, *acc;

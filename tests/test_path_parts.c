@@ -1,0 +1,162 @@
+/* The λ path of a table split into parts (what MPI ranks build,
+ * docs/SCALING.md): each part's breakpoints merged (rtr_path_merge) give
+ * the whole table's path (rtr_path_compute): the same λ, points and
+ * switches exactly, the sums up to their order (1e-12 relative). Parts of
+ * rows in blocks and interleaved chunks, empty parts, tied λ across parts
+ * (quantised tables), with and without outcomes; merge errors. Also the
+ * shard split of src/dist: every shard to exactly one part, balanced. */
+#include "rtr/dist.h"
+#include "rtr/route.h"
+#include "test.h"
+#include "common/util.h"
+
+#include <string.h>
+
+static uint64_t rng_state = 7;
+static double rnd(void) { /* xorshift64* in [0,1) */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+typedef struct {
+    int64_t n;
+    int32_t k;
+    float *p, *c, *tc, *tk;
+} table;
+
+static table table_new(int64_t n, int32_t k, bool quantised) {
+    table t = {n, k, malloc(sizeof(float) * (size_t)(n * k)), malloc(sizeof(float) * (size_t)(n * k)),
+               malloc(sizeof(float) * (size_t)(n * k)), malloc(sizeof(float) * (size_t)(n * k))};
+    for (int64_t i = 0; i < n * k; i++) {
+        t.p[i] = quantised ? (float)(floor(rnd() * 5) / 4) : (float)rnd();
+        t.c[i] = quantised ? (float)(floor(rnd() * 5) / 4) : (float)(rnd() * 1.5);
+        bool miss = rnd() < 0.1;
+        t.tc[i] = miss ? NAN : (float)(rnd() < t.p[i]);
+        t.tk[i] = miss ? NAN : (float)(t.c[i] * 1000 + rnd() * 10);
+    }
+    return t;
+}
+
+static void table_free(table *t) {
+    free(t->p), free(t->c), free(t->tc), free(t->tk);
+}
+
+static rtr_route_table rows(const table *t, int64_t r0, int64_t m, bool truth) {
+    size_t at = (size_t)r0 * (size_t)t->k;
+    return (rtr_route_table){m, t->k, t->p + at, t->c + at, NULL, truth ? t->tc + at : NULL, truth ? t->tk + at : NULL};
+}
+
+static bool close_to(double a, double b) {
+    return (isnan(a) && isnan(b)) || fabs(a - b) <= 1e-12 * (1 + fabs(b));
+}
+
+static void check_same(const rtr_path *got, const rtr_path *want, const char *what) {
+    CHECK_MSG(got->n_points == want->n_points && got->n_queries == want->n_queries &&
+                  got->n_switches == want->n_switches,
+              "%s: %lld/%lld points, %lld/%lld switches", what, (long long)got->n_points, (long long)want->n_points,
+              (long long)got->n_switches, (long long)want->n_switches);
+    if (got->n_points != want->n_points) return;
+    bool lam = true, sums = true;
+    for (int64_t j = 0; j < got->n_points; j++) {
+        lam &= got->lambda[j] == want->lambda[j];
+        sums &= close_to(got->pred_acc[j], want->pred_acc[j]) && close_to(got->pred_cost[j], want->pred_cost[j]);
+        if (want->real_acc)
+            sums &= got->real_acc && close_to(got->real_acc[j], want->real_acc[j]) &&
+                    close_to(got->real_cost[j], want->real_cost[j]) && got->n_missing[j] == want->n_missing[j];
+    }
+    CHECK_MSG(lam, "%s: λ differ", what);
+    CHECK_MSG(sums, "%s: sums differ beyond 1e-12", what);
+    CHECK_MSG(!want->real_acc == !got->real_acc, "%s: outcomes", what);
+}
+
+/* The path of t split into n_parts parts: part of chunk j is owner(j). */
+static void check_split(const table *t, bool truth, int n_parts, int64_t chunk, bool interleaved, const char *what) {
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    rtr_route_table whole = rows(t, 0, t->n, truth);
+    rtr_path want, got;
+    CHECK(rtr_path_compute(&want, &whole) == RTR_OK);
+    rtr_path_part *parts = calloc((size_t)n_parts, sizeof *parts);
+    int64_t per = (t->n + n_parts - 1) / n_parts; /* blocks: part r takes rows [r·per, (r+1)·per) */
+    for (int r = 0; r < n_parts; r++) {
+        rtr_path_builder *pb;
+        CHECK(rtr_path_builder_open(&pb, &cpu, t->k, truth, 0) == RTR_OK);
+        for (int64_t j = 0, r0 = 0; r0 < t->n; j++, r0 += chunk) {
+            int64_t m = t->n - r0 < chunk ? t->n - r0 : chunk;
+            bool mine = interleaved ? j % n_parts == r : r0 / per == r;
+            rtr_route_table part = rows(t, r0, m, truth);
+            if (mine) CHECK(rtr_path_builder_add(pb, &part) == RTR_OK);
+        }
+        CHECK(rtr_path_builder_part(pb, &parts[r]) == RTR_OK);
+    }
+    CHECK(rtr_path_merge(&got, parts, n_parts) == RTR_OK);
+    check_same(&got, &want, what);
+    rtr_path_free(&got);
+    rtr_path_free(&want);
+    for (int r = 0; r < n_parts; r++) rtr_path_part_free(&parts[r]);
+    free(parts);
+    rtr_backend_free(&cpu);
+}
+
+static void test_parts_equal_whole(void) {
+    for (int q = 0; q < 2; q++) {
+        table t = table_new(1500, q ? 5 : 12, q);
+        for (int truth = 0; truth < 2; truth++) {
+            check_split(&t, truth, 1, 100, false, "one part");
+            check_split(&t, truth, 2, 100, true, "2 parts, interleaved chunks of 100");
+            check_split(&t, truth, 3, 37, false, "3 parts, blocks");
+            check_split(&t, truth, 5, 1000, true, "5 parts, 2 chunks: 3 empty parts");
+        }
+        table_free(&t);
+    }
+}
+
+static void test_merge_errors(void) {
+    rtr_path path;
+    rtr_path_part empty[2] = {{0}, {0}};
+    CHECK(rtr_path_merge(&path, empty, 2) == RTR_ERR_INVALID && strstr(rtr_last_error(), "empty"));
+    rtr_path_part mixed[2] = {{.n_queries = 1}, {.n_queries = 1, .truth = true}};
+    CHECK(rtr_path_merge(&path, mixed, 2) == RTR_ERR_INVALID && strstr(rtr_last_error(), "outcomes"));
+}
+
+/* Every shard goes to one part; the split is the same for the same sizes;
+ * largest first to the least loaded part. */
+static void test_shard_owners(void) {
+    const int64_t sizes[] = {100, 100, 100, 100, 100, 40, 100, 7};
+    int owner[8], again[8];
+    CHECK(rtr_part_owners(owner, sizes, 8, 3) == RTR_OK);
+    CHECK(rtr_part_owners(again, sizes, 8, 3) == RTR_OK);
+    CHECK(!memcmp(owner, again, sizeof owner));
+    int64_t load[3] = {0};
+    for (int i = 0; i < 8; i++) {
+        CHECK(owner[i] >= 0 && owner[i] < 3);
+        load[owner[i]] += sizes[i];
+    }
+    /* 100s to parts 0,1,2,0,1,2; then 40 to part 0 (200, 200, 200: lowest), 7 to part 1 */
+    int want[8] = {0, 1, 2, 0, 1, 0, 2, 1};
+    CHECK(!memcmp(owner, want, sizeof want));
+    CHECK(load[0] == 240 && load[1] == 207 && load[2] == 200);
+    CHECK(rtr_part_owners(owner, sizes, 8, 1) == RTR_OK && owner[7] == 0);
+    int many[8];
+    CHECK(rtr_part_owners(many, sizes, 8, 20) == RTR_OK); /* more parts than shards: some parts get none */
+    bool distinct = true;
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < i; j++) distinct &= many[i] != many[j];
+    CHECK(distinct);
+}
+
+static void test_part_parse(void) {
+    rtr_part p;
+    CHECK(rtr_part_parse(&p, "2/5") == RTR_OK && p.index == 2 && p.count == 5);
+    const char *bad[] = {"5/5", "-1/3", "1/0", "1", "1/2x", "a/b", "", "1/100001"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_MSG(rtr_part_parse(&p, bad[i]) == RTR_ERR_INVALID && strstr(rtr_last_error(), "--part"), "'%s'", bad[i]);
+    rtr_part whole;
+    CHECK(rtr_part_resolve(&whole, NULL) == RTR_OK && whole.index == 0 && whole.count == 1);
+    rtr_part given = {1, 4}, out;
+    CHECK(rtr_part_resolve(&out, &given) == RTR_OK && out.index == 1 && out.count == 4);
+}
+
+TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse))
