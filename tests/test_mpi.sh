@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Split runs (docs/SCALING.md) on a small demo corpus of 7 shards, against
+# one process:
+# - `--part I/3` of score: each part writes only its shards' table files
+#   (the parts' files are disjoint and cover every shard exactly once);
+#   until the last part has run the table is refused as incomplete, naming
+#   the missing shards; then every file equals the one-process table.
+# - `--part I/2` of encode (with all-MiniLM-L6-v2 under data/models): the
+#   embeddings equal one process's.
+# - under `mpirun -np 2` (an MPI build with mpirun): score's table, route's
+#   decisions at a budget and sweep's path.csv/grid.csv equal one process's
+#   byte for byte (summary.json's metrics to 1e-9); a rank that fails (NaN
+#   in one of its shards' embeddings) stops both ranks with its message,
+#   leaves no table file under a final name, and a rerun completes; a
+#   killed rank (SIGKILL mid-score) leaves no partial file under a final
+#   name (before the ranks' barrier none at all; after it, the files
+#   already renamed are whole) and the rerun equals one process's table.
+# Without an MPI build (or mpirun) the MPI parts are reported skipped (77).
+. "$(dirname "$0")/lib.sh"
+python3 -c "import h5py, numpy" 2>/dev/null || { echo "SKIP: h5py/numpy missing"; exit 77; }
+export PYTHONPATH="${RTR_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}/tests${PYTHONPATH:+:$PYTHONPATH}"
+model=${RTR_MODELS_DIR:-${RTR_SOURCE_DIR:-.}/data/models}/all-MiniLM-L6-v2
+cd "$work"
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+
+"$RTR" gen-demo --queries 480 --seed 4 demo >/dev/null 2>&1 &&
+  "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 70 demo/outcomes.jsonl >/dev/null 2>&1
+check "demo corpus of 7 shards" python3 -c "import json; assert len(json.load(open('corpus/manifest.json'))['shards']) == 7"
+# stand-in embeddings: a fixed random vector per word, rows L2-normalised
+python3 - corpus <<'EOF'
+import hashlib, sys, h5py, numpy as np, rtrdata
+D = 16
+def vec(text):
+    v = np.zeros(D)
+    for w in text.lower().split():
+        v += np.random.default_rng(int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")).standard_normal(D)
+    return v / (np.linalg.norm(v) + 1e-9)
+cat = rtrdata.manifest(sys.argv[1])["catalog"]
+def queries(path):
+    with h5py.File(path, "r") as f:
+        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
+desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
+rtrdata.write_embeddings(sys.argv[1], "bow", "hashbow", queries, desc, encoder="bag-of-words")
+EOF
+"$RTR" train corpus --out ck.safetensors --hidden 16 --learn-dim 4 --epochs 3 -q >/dev/null 2>&1
+check "train a checkpoint" test -f ck.safetensors
+for c in one parts mpi fail kill; do cp -r corpus "$c"; done
+"$RTR" score --checkpoint ck.safetensors one -q >/dev/null
+check "one-process table" test -f one/tables/ck/shard-00006.h5
+
+# Files equal as HDF5 (datasets and attributes; the bytes hold creation times).
+same_table() { # corpus
+  local f
+  for f in one/tables/ck/shard-*.h5; do h5diff -q "$f" "$1/tables/ck/${f##*/}" >/dev/null || return 1; done
+  [ "$(ls "$1"/tables/ck | wc -l)" -eq 7 ]
+}
+
+# Every table file under a final name is whole: equal to one process's.
+finals_whole() { # corpus reference
+  local f
+  for f in "$1"/tables/ck/shard-?????.h5; do
+    [ -e "$f" ] || continue
+    h5diff -q "$f" "$2/tables/ck/${f##*/}" >/dev/null || return 1
+  done
+}
+
+# ---- --part I/3 of score ----
+: > seen.txt
+for i in 0 1 2; do
+  before=$(ls parts/tables/ck 2>/dev/null)
+  "$RTR" score --checkpoint ck.safetensors --part "$i/3" parts > /dev/null 2> part$i.err
+  rc=$?
+  check "score --part $i/3 exit 0: $(cat part$i.err)" test $rc -eq 0
+  comm -13 <(echo "$before" | sort) <(ls parts/tables/ck | sort) | sed "s/^/$i /" >> seen.txt
+  if [ $i -lt 2 ]; then
+    "$RTR" route parts --lambda 0.5 --out r.csv -q > /dev/null 2> route$i.err
+    rc=$?
+    check "route refuses the table after part $i: $(cat route$i.err)" \
+      grep -q "incomplete.*shard-0" route$i.err
+    check "... with exit 1 ($rc)" test $rc -eq 1
+    check "part $i names the missing shards: $(cat part$i.err)" grep -q "still missing (shard-" part$i.err
+  fi
+done
+check "each shard's file written by exactly one part: $(tr '\n' ' ' < seen.txt)" \
+  test "$(cut -d' ' -f2 seen.txt | sort | uniq | wc -l)" -eq 7 -a "$(wc -l < seen.txt)" -eq 7
+check "every part wrote some shards" test "$(cut -d' ' -f1 seen.txt | sort -u | wc -l)" -eq 3
+check "the parts' table equals one process's" same_table parts
+
+# ---- --part I/2 of encode ----
+if [ -f "$model/model.safetensors" ]; then
+  "$RTR" gen-demo --queries 36 --seed 9 small >/dev/null 2>&1 &&
+    "$RTR" ingest --catalog small/catalog.json --out e1 --shard-size 12 small/outcomes.jsonl >/dev/null 2>&1
+  cp -r e1 e2
+  "$RTR" encode --model "$model" --threads 1 -q e1 >/dev/null 2>&1
+  "$RTR" encode --model "$model" --threads 1 --part 1/2 e2 >/dev/null 2>e2.err
+  check "encode part 1/2 names what is missing: $(cat e2.err)" grep -q "still missing" e2.err
+  "$RTR" encode --model "$model" --threads 1 --part 0/2 -q e2 >/dev/null 2>&1
+  sameenc=0
+  for f in e1/embeddings/all-MiniLM-L6-v2/*.h5; do h5diff -q "$f" "e2/${f#e1/}" >/dev/null || sameenc=1; done
+  check "encode parts equal one process's" test $sameenc -eq 0 -a "$(ls e2/embeddings/all-MiniLM-L6-v2 | wc -l)" -eq 4
+else
+  skip_part "encode --part: no encoder at $model (tools/fetch-encoder)"
+fi
+
+# ---- under mpirun ----
+mpi=""
+grep -q '^RTR_HAVE_MPI:INTERNAL=ON' "${RTR_BINARY_DIR:-.}/CMakeCache.txt" 2>/dev/null && command -v mpirun >/dev/null && mpi=yes
+if [ -z "$mpi" ]; then
+  skip_part "mpirun parts: rtr built without MPI (RTR_MPI) or no mpirun"
+  finish
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+  OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
+run2() { timeout 120 mpirun -np 2 --oversubscribe "$RTR" "$@"; }
+
+run2 score --checkpoint ck.safetensors mpi -q > /dev/null 2> mpi.err
+rc=$?
+check "mpirun score exit 0: $(cat mpi.err)" test $rc -eq 0
+check "mpirun score's table equals one process's" same_table mpi
+"$RTR" route one --budget 500 --out one.csv -q >/dev/null && run2 route one --budget 500 --out two.csv -q >/dev/null 2>&1
+check "mpirun route --budget: the same decisions" cmp -s one.csv two.csv
+"$RTR" sweep one --split "" --grid 64 --out sw1 -q >/dev/null && run2 sweep one --split "" --grid 64 --out sw2 -q >/dev/null 2>&1
+check "mpirun sweep: the same path.csv" cmp -s sw1/path.csv sw2/path.csv
+check "mpirun sweep: the same grid.csv" cmp -s sw1/grid.csv sw2/grid.csv
+check "mpirun sweep: the same summary (metrics to 1e-9)" python3 - <<'EOF'
+import json, math
+a, b = (json.load(open(f"{d}/summary.json")) for d in ("sw1", "sw2"))
+def same(x, y, path=""):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(same(x[k], y[k], k) for k in x if k not in ("device", "seconds"))
+    if isinstance(x, list):
+        return len(x) == len(y) and all(same(u, v, path) for u, v in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        return (x is None and y is None) or abs(x - y) <= 1e-9 * (1 + abs(y))
+    return x == y
+assert a["n_points"] > 100 and same(a, b), (a.get("metrics"), b.get("metrics"))
+EOF
+
+# A rank that fails stops both: NaN in shard 1's embeddings (rank 1's shard).
+python3 -c "
+import h5py
+with h5py.File('fail/embeddings/bow/shard-00001.h5', 'r+') as f: f['embedding/query'][3, 2] = float('nan')"
+run2 score --checkpoint ck.safetensors fail > /dev/null 2> fail.err
+rc=$?
+check "a failing rank: exit non-zero, no hang ($rc)" test $rc -ne 0 -a $rc -ne 124
+check "... its message is printed: $(cat fail.err)" grep -q "shard-00001.h5.*NaN\|NaN.*shard-00001" fail.err
+check "... and every rank stopped" grep -q "rank 1 of 2 failed" fail.err
+check "... no table file under a final name: $(ls fail/tables/ck)" test -z "$(ls fail/tables/ck 2>/dev/null | grep -v '\.tmp\.')"
+
+# A killed rank: SIGKILL rank 1 while score writes (one row per chunk: slow
+# enough to catch; its scores are compared with one process's at that chunk size).
+cp -r corpus one1
+"$RTR" score --checkpoint ck.safetensors --chunk-rows 1 one1 -q >/dev/null
+mpirun -np 2 --oversubscribe "$RTR" score --checkpoint ck.safetensors --chunk-rows 1 kill -q > /dev/null 2>kill.err &
+mp=$!
+victim=""
+for _ in $(seq 1 500); do
+  ls kill/tables/ck 2>/dev/null | grep -q '\.tmp\.' && break
+  sleep 0.01
+done
+for p in $(ps -o pid= --ppid $mp); do
+  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && victim=$p
+done
+if [ -n "$victim" ] && kill -0 "$victim" 2>/dev/null; then
+  kill -9 "$victim"
+  wait $mp
+  rc=$?
+  check "killed rank: the job fails ($rc)" test $rc -ne 0
+  check "... every table file under a final name is whole: $(ls kill/tables/ck)" finals_whole kill one1
+  run2 score --checkpoint ck.safetensors kill -q > /dev/null 2> rerun.err
+  rc=$?
+  check "... the rerun completes: $(cat rerun.err)" test $rc -eq 0
+  check "... equal to one process's table, no temporary left" same_table kill
+else
+  wait $mp
+  skip_part "kill: score finished before rank 1 could be killed"
+fi
+finish
