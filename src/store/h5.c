@@ -287,9 +287,10 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
                       hid_t *d, int64_t *got_rows) {
     *d = -1;
     if (!h5_exists(f, name)) return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
-    /* a streamed read that cuts a storage chunk keeps it cached for the next */
+    /* a streamed read that cuts a storage chunk (about 1 MiB) keeps it cached
+     * for the next; a few chunks per dataset, not more: a stage holds many open */
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    if (dapl >= 0) H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 16u << 20, H5D_CHUNK_CACHE_W0_DEFAULT);
+    if (dapl >= 0) H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 4u << 20, H5D_CHUNK_CACHE_W0_DEFAULT);
     *d = H5Dopen2(f, name, dapl >= 0 ? dapl : H5P_DEFAULT);
     if (dapl >= 0) H5Pclose(dapl);
     if (*d < 0) return h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be opened", path, name);
