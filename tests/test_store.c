@@ -225,7 +225,7 @@ static void test_outputs(void) {
     CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
     rtr_output_info *info;
     int n;
-    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 0);
+    CHECK(rtr_corpus_outputs(&info, &n, c, "embeddings") == RTR_OK && n == 0);
     free(info);
     /* a table without embeddings asked for reads; asking for embeddings names the stage to run */
     rtr_table_meta meta = {"alpha", "a.safetensors", "cafe", "enc", "h1", false};
@@ -244,7 +244,7 @@ static void test_outputs(void) {
 
     /* embeddings enc of hash h1: complete; read on the heap and memory-mapped alike */
     CHECK(fixture_embeddings(c, "enc", "h1", 4, emb_value) == RTR_OK);
-    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 1);
+    CHECK(rtr_corpus_outputs(&info, &n, c, "embeddings") == RTR_OK && n == 1);
     CHECK(info[0].complete && !info[0].problem && info[0].dim == 4 && !strcmp(info[0].encoder_hash, "h1"));
     rtr_output_info_free(info, n);
     free(info);
@@ -281,11 +281,11 @@ static void test_outputs(void) {
     float row[4 * 20] = {0};
     CHECK(rtr_embedding_writer_open(&e, c, 1, "enc", "h2", 4) == RTR_OK);
     CHECK(rtr_output_writer_append(e, 20, (const float *const[]){row}) == RTR_OK && rtr_output_writer_commit(e) == RTR_OK);
-    CHECK(rtr_corpus_outputs(c, "embeddings", &info, &n) == RTR_OK && n == 1 && !info[0].complete);
+    CHECK(rtr_corpus_outputs(&info, &n, c, "embeddings") == RTR_OK && n == 1 && !info[0].complete);
     CHECK(info[0].problem && strstr(info[0].problem, "h2") && strstr(info[0].problem, "h1"));
     rtr_output_info_free(info, n);
     free(info);
-    CHECK(rtr_corpus_outputs(c, "tables", &info, &n) == RTR_OK && n == 2);
+    CHECK(rtr_corpus_outputs(&info, &n, c, "tables") == RTR_OK && n == 2);
     CHECK(info[0].problem && strstr(info[0].problem, "stale") && strstr(info[1].problem, "stale"));
     rtr_output_info_free(info, n);
     free(info);

@@ -92,10 +92,11 @@ RTR_API void rtr_shard_writer_abort(rtr_shard_writer *w);
 /* A whole shard file from rows in memory (the writer above, one block). */
 RTR_API rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh);
 
-/* Deprecated, kept only while kernels/tests/test_route_emu.c builds its
- * embedded shard with it (stages write their outputs beside the shards,
- * rtr_embedding_writer_open): copy an HDF5 file to a temporary name with
- * float32 matrices added or replaced and rename it over the original. */
+/* Deprecated, kept only while kernels/tests/test_route_emu.c and
+ * tests/fuzz/fuzz_common.h (fuzz_add_embeddings) still call it (stages
+ * write their outputs beside the shards, rtr_embedding_writer_open): copy
+ * an HDF5 file to a temporary name with float32 matrices added or replaced
+ * and rename it over the original. */
 typedef struct {
     const char *name; /* absolute dataset path */
     const float *data;
@@ -159,7 +160,7 @@ typedef struct {
 
 /* The encodings (kind "embeddings") or tables (kind "tables") of c, sorted
  * by name; free with rtr_output_info_free. */
-RTR_API rtr_status rtr_corpus_outputs(const rtr_corpus *c, const char *kind, rtr_output_info **out, int *n);
+RTR_API rtr_status rtr_corpus_outputs(rtr_output_info **out, int *n, const rtr_corpus *c, const char *kind);
 RTR_API void rtr_output_info_free(rtr_output_info *info, int n);
 
 /* Shard i's file of one output (kind "embeddings" or "tables", folder

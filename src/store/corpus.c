@@ -423,7 +423,7 @@ static void free_names(char **names, int n) {
     free(names);
 }
 
-rtr_status rtr_corpus_outputs(const rtr_corpus *c, const char *kind, rtr_output_info **out, int *n) {
+rtr_status rtr_corpus_outputs(rtr_output_info **out, int *n, const rtr_corpus *c, const char *kind) {
     *out = NULL;
     *n = 0;
     if (strcmp(kind, EMB_DIR) && strcmp(kind, TABLE_DIR))

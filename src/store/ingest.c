@@ -420,8 +420,8 @@ rtr_status rtr_corpus_summarize(rtr_corpus_summary *out, const char *dir) {
     }
     rtr_row_reader_close(r);
     id_set_free(&ids);
-    if (!s) s = rtr_corpus_outputs(c, EMB_DIR, &out->encodings, &out->n_encodings);
-    if (!s) s = rtr_corpus_outputs(c, TABLE_DIR, &out->tables, &out->n_tables);
+    if (!s) s = rtr_corpus_outputs(&out->encodings, &out->n_encodings, c, EMB_DIR);
+    if (!s) s = rtr_corpus_outputs(&out->tables, &out->n_tables, c, TABLE_DIR);
     rtr_corpus_close(c);
     if (s) { rtr_corpus_summary_free(out); return s; }
     qsort(out->groups, (size_t)out->n_groups, sizeof *out->groups, group_cmp);
