@@ -4,8 +4,12 @@
 # --quiet and lists it in an aligned --help; an unknown option names the
 # closest known one; a number that does not parse, nan and inf are usage
 # errors quoting the value; long work writes periodic progress lines into a
-# log file (count, rate) and nothing with --quiet. The parser's details:
-# test_cli_args.c; the progress line's: test_progress.c.
+# log file (count, rate) and nothing with --quiet; rtr --help is aligned and
+# lists --version; an unknown command names the closest one; every command
+# that computes takes --threads; summaries go to stdout. The parser's
+# details: test_cli_args.c; the progress line's: test_progress.c; the
+# commands on a corpus (stdout, nan, splits and datasets named):
+# test_cli_commands.py.
 . "$(dirname "$0")/lib.sh"
 cd "$work"
 
@@ -37,10 +41,44 @@ done
 [ -e demo ] && bad "a usage error wrote output" || ok
 "$RTR" --version | grep -Eq '^rtr [0-9]+\.[0-9]+' && ok || bad "rtr --version"
 
-# Progress into a log file: periodic lines with count and rate, none when quiet.
-"$RTR" gen-demo --queries 6000 --seed 3 demo > /dev/null 2>&1 || bad "gen-demo"
+# rtr --help: commands and its own options in one aligned column, --version listed.
+"$RTR" --help > help.txt
+grep -Eq '^  --version +print' help.txt && ok || bad "rtr --help lists no --version: $(cat help.txt)"
+cols=$(awk '/^  [a-z-]/ { n = split(substr($0, 3), w, "  +"); if (n > 1) print index($0, w[2]) }' help.txt | sort -u | wc -l)
+[ "$cols" -eq 1 ] && ok || bad "rtr --help: descriptions in $cols columns: $(cat help.txt)"
+"$RTR" tarin x > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -q "unknown command 'tarin'; did you mean train?" err.txt && ok || bad "rtr tarin: $(cat err.txt)"
+"$RTR" --verison > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -q "did you mean --version?" err.txt && ok || bad "rtr --verison: $(cat err.txt)"
+"$RTR" xyzzy > out.txt 2> err.txt
+[ $? -eq 2 ] && ! grep -q "did you mean" err.txt && ok || bad "rtr xyzzy suggests something: $(cat err.txt)"
+
+# Every command that computes on the CPU takes --threads.
+for c in encode embed train score eval eval-predictor route sweep; do
+  "$RTR" "$c" --help | grep -q -- "--threads N" && ok || bad "rtr $c --help lists no --threads"
+done
+# Values quoted as given; output extensions checked before any work.
+"$RTR" route x --lambda 1.0000001 --out d.csv > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--lambda '1.0000001': expected a number in [0, 1]" err.txt && ok || bad "--lambda 1.0000001: $(cat err.txt)"
+"$RTR" route x --lambda 0.5 --out d.parquet > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--out 'd.parquet': unsupported extension '.parquet'; use .csv, .jsonl or .h5" err.txt \
+  && ok || bad "route --out d.parquet: $(cat err.txt)"
+"$RTR" train x --out c.st --memory-budget -1 > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--memory-budget '-1': expected a number >= 0" err.txt && ok || bad "--memory-budget -1: $(cat err.txt)"
+"$RTR" eval x --out e.json --knn 0 > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--knn '0': expected an integer >= 1" err.txt && ok || bad "--knn 0: $(cat err.txt)"
+"$RTR" eval x --out e.json --bootstrap 100001 > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--bootstrap '100001'" err.txt && ok || bad "--bootstrap 100001: $(cat err.txt)"
+
+# Progress into a log file: periodic lines with count and rate, none when
+# quiet; the summary on stdout.
+"$RTR" gen-demo --queries 6000 --seed 3 demo > out.txt 2> err.txt || bad "gen-demo"
+grep -q '^wrote 6000 queries -> demo/catalog.json, demo/outcomes.jsonl' out.txt && [ ! -s err.txt ] && ok \
+  || bad "gen-demo's summary not on stdout: $(cat out.txt) / $(cat err.txt)"
 RTR_PROGRESS_SECONDS=0 "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 1000 \
   demo/outcomes.jsonl > out.txt 2> err.txt || bad "ingest: $(cat err.txt)"
+grep -q '^ingested 6000 queries, 96000 outcomes, 6 shard(s) -> corpus' out.txt && ! grep -q '^ingested' err.txt && ok \
+  || bad "ingest's summary not on stdout: $(cat out.txt)"
 grep -Eq '^ingest: [0-9,]+, [0-9,]+/s$' err.txt && ok || bad "no periodic progress line in the log: $(cat err.txt)"
 grep -q $'\r' err.txt && bad "carriage returns in a log file" || ok
 RTR_PROGRESS_SECONDS=0 "$RTR" ingest --quiet --catalog demo/catalog.json --out corpus2 --shard-size 1000 \

@@ -1,7 +1,13 @@
 /* Helpers shared by the rtr commands (cli.h). */
 #include "cli/cli.h"
 #include "common/util.h"
+#include "rtr/store.h"
 
+#include <limits.h>
+#include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,94 @@ void cli_print_json(cJSON *o) {
     if (text) puts(text);
     free(text);
     cJSON_Delete(o);
+}
+
+const char *cli_num(char *buf, size_t n, const char *fmt, double v, const char *missing) {
+    if (!isfinite(v)) return missing;
+    snprintf(buf, n, fmt, v);
+    return buf;
+}
+
+int cli_width(const char *s, int columns) {
+    int extra = 0;
+    for (; *s; s++) extra += ((unsigned char)*s & 0xC0) == 0x80; /* continuation bytes take no column */
+    return columns + extra;
+}
+
+/* Distinct names, in order of first appearance. */
+typedef struct {
+    char **name;
+    int n, cap;
+} name_set;
+
+static rtr_status names_add(name_set *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], x)) return RTR_OK;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        char **p = realloc(s->name, (size_t)cap * sizeof *p);
+        if (!p) return RTR_ERR_NOMEM;
+        s->name = p, s->cap = cap;
+    }
+    if (!(s->name[s->n] = rtr_strdup(x))) return RTR_ERR_NOMEM;
+    s->n++;
+    return RTR_OK;
+}
+
+static bool names_has(const name_set *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], x)) return true;
+    return false;
+}
+
+static void names_free(name_set *s) {
+    for (int i = 0; i < s->n; i++) free(s->name[i]);
+    free(s->name);
+}
+
+/* "dir: no query in KIND 'x' (KINDs: a, b, c)": the first 20 names. */
+static rtr_status no_such(const char *dir, const char *kind, const char *x, const name_set *s) {
+    rtr_buf b = {0};
+    for (int i = 0; i < s->n && i < 20; i++) rtr_buf_printf(&b, "%s%s", i ? ", " : "", s->name[i]);
+    if (s->n > 20) rtr_buf_printf(&b, ", and %d more", s->n - 20);
+    rtr_status st = b.failed ? RTR_ERR_NOMEM
+                             : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, x, kind,
+                                        b.buf ? b.buf : "none");
+    rtr_buf_free(&b);
+    return st;
+}
+
+rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n) {
+    bool any = split && *split;
+    for (int i = 0; i < n; i++) any |= datasets[i] != NULL;
+    if (!any) return RTR_OK;
+    rtr_corpus *c = NULL;
+    rtr_row_reader *r = NULL;
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_DATASET | RTR_COL_SPLIT;
+    name_set splits = {0}, sets = {0};
+    rtr_rows ch;
+    rtr_status st = rtr_corpus_open(&c, dir);
+    if (!st) st = rtr_row_reader_open(&r, c, &q);
+    while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n)
+        for (int64_t i = 0; i < ch.n && !st; i++)
+            if (!(st = names_add(&splits, ch.split[i]))) st = names_add(&sets, ch.dataset[i]);
+    if (!st && split && *split && !names_has(&splits, split)) st = no_such(dir, "split", split, &splits);
+    for (int i = 0; !st && i < n; i++)
+        if (datasets[i] && !names_has(&sets, datasets[i])) st = no_such(dir, "dataset", datasets[i], &sets);
+    names_free(&splits);
+    names_free(&sets);
+    rtr_row_reader_close(r);
+    rtr_corpus_close(c);
+    return st;
+}
+
+void cli_set_threads(long n) {
+#ifdef _OPENMP
+    if (n > 0) omp_set_num_threads(n > INT_MAX ? INT_MAX : (int)n);
+#else
+#error "the CLI is built with OpenMP, as the library (CMakeLists.txt), so --threads takes effect"
+#endif
 }
 
 int cli_error(const char *cmd) {

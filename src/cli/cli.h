@@ -25,6 +25,11 @@ typedef struct {
     {"cost-scale", RTR_OPT_NONNEG, &(x).cost_scale, "divide costs by this against lambda (0: largest per-pair mean cost)"}, \
     {"checkpoint-hash", RTR_OPT_STR, &(x).checkpoint_hash, "refuse routing tables scored by another checkpoint"}
 
+/* --threads of every command that computes on the CPU backend: set with
+ * cli_set_threads right after parsing (before the backend starts). */
+#define CLI_OPT_THREADS(dest) {"threads", RTR_OPT_INT, (dest), "CPU threads (0: all)"}
+void cli_set_threads(long n);
+
 /* cli_route into rtr_route_options (o points into c's strings).
  * RTR_ERR_INVALID for an unknown cost model (the numbers' ranges are the
  * parser's, args.h; the library checks them again). */
@@ -33,7 +38,26 @@ rtr_status cli_route_options(const cli_route *c, rtr_route_options *o);
 /* Print o as one line on stdout (the --json summary) and delete it. */
 void cli_print_json(cJSON *o);
 
+/* The split and dataset names a command was given, checked against those
+ * the corpus in dir holds before any work: a name no query has is
+ * RTR_ERR_INVALID saying "no query in split 'x'" (or dataset) and listing
+ * the names that exist. NULL or "" is not checked ("" is every split).
+ * datasets: n names, each NULL or one to check. Reads the dataset and split
+ * columns once. */
+rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n);
+
 /* "rtr CMD: error: <rtr_last_error()>" on stderr; returns exit status 1. */
 int cli_error(const char *cmd);
+
+/* v in printf format fmt (one double conversion, may carry text around
+ * it) into buf, or `missing` when v is not finite: the printed summaries
+ * never say "nan" (docs/CLI.md: "—" for a value that does not exist,
+ * "never" for a cost never reached). Returns the text. */
+const char *cli_num(char *buf, size_t n, const char *fmt, double v, const char *missing);
+#define CLI_NUM(buf, fmt, v) cli_num((buf), sizeof(buf), (fmt), (v), "—")
+
+/* The printf field width that shows s in `columns` columns: printf pads
+ * by bytes, and "—" is one column of three bytes (UTF-8). */
+int cli_width(const char *s, int columns);
 
 #endif

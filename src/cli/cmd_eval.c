@@ -9,10 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A table cell: value·scale in fmt (`missing` when it does not exist) and,
+ * when ci, its interval in ci_fmt, an end that does not exist as `missing`. */
+static void cell(char *buf, size_t n, const char *fmt, const char *ci_fmt, double scale, double v, const double *ci,
+                 const char *missing) {
+    char lo[32], hi[32], x[32];
+    snprintf(buf, n, "%s", cli_num(x, sizeof x, fmt, scale * v, missing));
+    if (!ci || (!isfinite(ci[0]) && !isfinite(ci[1]))) return;
+    size_t l = strlen(buf);
+    snprintf(buf + l, n - l, " [%s, %s]", cli_num(lo, sizeof lo, ci_fmt, scale * ci[0], missing),
+             cli_num(hi, sizeof hi, ci_fmt, scale * ci[1], missing));
+}
+
 int cmd_eval(int argc, char **argv) {
     rtr_eval_params ep = rtr_eval_default_params();
     const char *out = NULL, *device = "auto";
-    long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed;
+    long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0;
     bool no_embedllm = false;
     const char *arch = "default";
     cli_route cli = {.split = ep.route.split, .cost = "tokens"};
@@ -20,16 +32,19 @@ int cmd_eval(int argc, char **argv) {
         {"out", RTR_OPT_REQUIRED, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
         {"train-split", RTR_OPT_STR, &ep.train_split, "split the baselines are fitted on"},
         {"test-dataset", RTR_OPT_STR, &ep.route.dataset, "evaluate only queries of this dataset"},
-        {"train-skip-dataset", RTR_OPT_STR, &ep.train_skip_dataset, "fit baselines without this dataset (out of distribution)"},
-        {"knn", RTR_OPT_INT, &knn_k, "neighbours of the kNN router"},
+        {"skip-dataset", RTR_OPT_STR, &ep.train_skip_dataset,
+         "fit baselines without this dataset (out of distribution; as rtr train --skip-dataset)"},
+        {"train-skip-dataset", RTR_OPT_STR, &ep.train_skip_dataset, "the older name of --skip-dataset"},
+        {"knn", RTR_OPT_COUNT, &knn_k, "neighbours of the kNN router (at most 100000)"},
         {"no-embedllm", RTR_OPT_FLAG, &no_embedllm, "skip the EmbedLLM-style baseline (it trains for a few seconds)"},
         {"title", RTR_OPT_STR, &ep.title, "report title"},
         {"checkpoint", RTR_OPT_STR, &ep.checkpoint,
          "the checkpoint that scored the table: its validation rows choose the default router's blend"},
         {"arch", RTR_OPT_STR, &arch, "default (RTR's default router beside the paper's model) or paper (only the paper's)"},
-        {"bootstrap", RTR_OPT_INT, &boot, "paired bootstrap resamples of the evaluated queries (0: no intervals)"},
+        {"bootstrap", RTR_OPT_INT, &boot, "paired bootstrap resamples of the evaluated queries (0: no intervals; at most 100000)"},
         {"seed", RTR_OPT_INT, &seed, "seed of the bootstrap"},
         RTR_OPT_DEVICE(&device),
+        CLI_OPT_THREADS(&threads),
         CLI_ROUTE_OPTS(cli),
         {0},
     };
@@ -46,7 +61,8 @@ int cmd_eval(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
-    if (knn_k < 1 || knn_k > 100000) { fprintf(stderr, "rtr eval: --knn must be in 1 .. 100000\n"); return 2; }
+    cli_set_threads(threads);
+    if (knn_k > 100000) { fprintf(stderr, "rtr eval: --knn '%ld': expected an integer in 1 .. 100000\n", knn_k); return 2; }
     ep.knn_k = (int32_t)knn_k;
     ep.embedllm = !no_embedllm;
     if (strcmp(arch, "default") && strcmp(arch, "paper")) {
@@ -54,7 +70,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     ep.paper_only = !strcmp(arch, "paper");
-    if (boot < 0 || boot > 100000) { fprintf(stderr, "rtr eval: --bootstrap must be in 0 .. 100000\n"); return 2; }
+    if (boot > 100000) { fprintf(stderr, "rtr eval: --bootstrap '%ld': expected an integer in 0 .. 100000\n", boot); return 2; }
     ep.bootstrap = (int32_t)boot;
     ep.seed = (uint64_t)seed;
 
@@ -63,6 +79,9 @@ int cmd_eval(int argc, char **argv) {
     const char *dataset = ep.route.dataset;
     rtr_status st = cli_route_options(&cli, &ep.route);
     ep.route.dataset = dataset;
+    /* the datasets are checked by rtr_eval_corpus, naming the option */
+    if (!st) st = cli_check_names(dir, ep.route.split, NULL, 0);
+    if (!st) st = cli_check_names(dir, ep.train_split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = rtr_eval_corpus(&be, out, &s, dir, &ep);
     if (st) {
@@ -94,30 +113,25 @@ int cmd_eval(int argc, char **argv) {
                cli.split, (long long)s.n_queries, (long long)s.n_train, ep.train_split, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
         if (s.bootstrap) printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
-        printf("%-36s %-22s %-26s %-22s %-20s %s\n", "router", "accuracy", "mean cost", "AIQ", "to match", "missing");
+        int w = (int)strlen("router"); /* whole names: "Best single: " and a long pair name */
+        for (int i = 0; i < s.n_routers; i++)
+            if ((int)strlen(s.routers[i].name) > w) w = (int)strlen(s.routers[i].name);
+        printf("%-*s %-22s %-26s %-22s %-20s %s\n", w, "router", "accuracy", "mean cost", "AIQ", "to match", "missing");
         for (int i = 0; i < s.n_routers; i++) {
             const rtr_eval_router *r = &s.routers[i];
             if (r->unavailable) {
-                printf("%-36.36s not built: %s\n", r->name, r->unavailable);
+                printf("%-*s not built: %s\n", w, r->name, r->unavailable);
                 continue;
             }
             char acc[64], cost[64], aiq[64], ctm[64];
-            snprintf(acc, sizeof acc, "%.2f%%", 100 * r->acc);
-            snprintf(cost, sizeof cost, "%.6g", r->cost);
-            snprintf(aiq, sizeof aiq, "%.4f", r->aiq);
-            snprintf(ctm, sizeof ctm, isnan(r->cost_to_match) ? "never" : "%.3f", r->cost_to_match);
-            if (s.bootstrap) {
-                size_t l;
-                l = strlen(acc), snprintf(acc + l, sizeof acc - l, " [%.1f, %.1f]", 100 * r->acc_ci[0], 100 * r->acc_ci[1]);
-                l = strlen(cost), snprintf(cost + l, sizeof cost - l, " [%.4g, %.4g]", r->cost_ci[0], r->cost_ci[1]);
-                l = strlen(aiq), snprintf(aiq + l, sizeof aiq - l, " [%.3f, %.3f]", r->aiq_ci[0], r->aiq_ci[1]);
-                l = strlen(ctm);
-                if (isfinite(r->cost_to_match_ci[1]))
-                    snprintf(ctm + l, sizeof ctm - l, " [%.2f, %.2f]", r->cost_to_match_ci[0], r->cost_to_match_ci[1]);
-                else if (isfinite(r->cost_to_match_ci[0]))
-                    snprintf(ctm + l, sizeof ctm - l, " [%.2f, never]", r->cost_to_match_ci[0]);
-            }
-            printf("%-36.36s %-22s %-26s %-22s %-20s %lld\n", r->name, acc, cost, aiq, ctm, (long long)r->n_missing);
+            /* as the report writes them: — for a value that does not exist (a
+             * single point's AIQ), never for a cost to match not reached */
+            cell(acc, sizeof acc, "%.2f%%", "%.1f", 100, r->acc, s.bootstrap ? r->acc_ci : NULL, "—");
+            cell(cost, sizeof cost, "%.6g", "%.4g", 1, r->cost, s.bootstrap ? r->cost_ci : NULL, "—");
+            cell(aiq, sizeof aiq, "%.4f", "%.3f", 1, r->aiq, s.bootstrap ? r->aiq_ci : NULL, "—");
+            cell(ctm, sizeof ctm, "%.3f", "%.2f", 1, r->cost_to_match, s.bootstrap ? r->cost_to_match_ci : NULL, "never");
+            printf("%-*s %-*s %-*s %-*s %-*s %lld\n", w, r->name, cli_width(acc, 22), acc, cli_width(cost, 26), cost,
+                   cli_width(aiq, 22), aiq, cli_width(ctm, 20), ctm, (long long)r->n_missing);
         }
         printf("wrote %s (render with: rtr report %s)\n", out, out);
     }

@@ -29,9 +29,12 @@ static cJSON *metrics_json(const rtr_pred_metrics *m) {
 }
 
 static void print_row(const char *name, const char *who, const rtr_pred_metrics *m) {
-    printf("%-44s %-5s %6lld %6.3f %6.3f %7.4f %6.4f %6.4f %8.1f %8.1f %6.3f %6.3f\n", name, who,
-           (long long)m->n_correct, m->accuracy, m->auc, m->log_loss, m->brier, m->ece, m->mae, m->median_ae,
-           m->within_200, m->within_600);
+    char b[10][32]; /* a metric that does not exist (AUC when every outcome agrees) is — */
+    printf("%-44s %-5s %6lld %6s %6s %7s %6s %6s %8s %8s %6s %6s\n", name, who, (long long)m->n_correct,
+           CLI_NUM(b[0], "%.3f", m->accuracy), CLI_NUM(b[1], "%.3f", m->auc), CLI_NUM(b[2], "%.4f", m->log_loss),
+           CLI_NUM(b[3], "%.4f", m->brier), CLI_NUM(b[4], "%.4f", m->ece), CLI_NUM(b[5], "%.1f", m->mae),
+           CLI_NUM(b[6], "%.1f", m->median_ae), CLI_NUM(b[7], "%.3f", m->within_200),
+           CLI_NUM(b[8], "%.3f", m->within_600));
 }
 
 /* Metrics of predictor and naive tables (N x K) for pair k (k < 0: all). */
@@ -44,9 +47,11 @@ static void compare(rtr_pred_metrics out[2], const float *pc, const float *pt, c
 
 int cmd_eval_predictor(int argc, char **argv) {
     const char *ckpt = NULL, *split = "test", *device = "auto";
+    long threads = 0;
     const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"split", RTR_OPT_STR, &split, "evaluate on the queries of this split"},
                             RTR_OPT_DEVICE(&device),
+                            CLI_OPT_THREADS(&threads),
                             {0}};
     const rtr_cmd_spec spec = {
         "eval-predictor", "--checkpoint CHECKPOINT CORPUS_DIR",
@@ -59,6 +64,7 @@ int cmd_eval_predictor(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
+    cli_set_threads(threads);
     bool json = a.json;
 
     rtr_predictor p = {0};
@@ -66,7 +72,8 @@ int cmd_eval_predictor(int argc, char **argv) {
     rtr_rows test = {0}, train = {0};
     float *tab = NULL;
     rtr_backend be = {0};
-    rtr_status s = rtr_predictor_load(&p, ckpt);
+    rtr_status s = cli_check_names(dir, split, NULL, 0);
+    if (!s) s = rtr_predictor_load(&p, ckpt);
     if (!s) s = rtr_corpus_open(&c, dir);
     if (!s && (rtr_catalog_hash(rtr_corpus_catalog(c)) != p.catalog_hash || rtr_corpus_catalog(c)->n_pairs != p.n_pairs))
         s = rtr_fail(RTR_ERR_INVALID, "%s: the corpus's catalog (%d pairs) is not the catalog the checkpoint was "

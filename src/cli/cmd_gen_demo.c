@@ -39,7 +39,7 @@ int cmd_gen_demo(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "seconds", rtr_now() - t0);
         cli_print_json(o);
     } else
-        fprintf(stderr, "rtr gen-demo: %ld queries -> %s, %s (%.2f s)\n", n, cat, out, rtr_now() - t0);
+        printf("wrote %ld queries -> %s, %s (%.2f s)\n", n, cat, out, rtr_now() - t0);
     free(cat);
     free(out);
     return s ? 1 : 0;

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static double mean_or_nan(double sum, int64_t n) { return n ? sum / (double)n : NAN; }
 
@@ -89,14 +90,25 @@ static void print_table(const char *dir, const rtr_corpus_summary *s) {
     printf("%-28s %-10s %10s\n", "dataset", "split", "queries");
     for (int g = 0; g < s->n_groups; g++)
         printf("%-28s %-10s %10lld\n", s->groups[g].dataset, s->groups[g].split, (long long)s->groups[g].n);
-    printf("\n%-48s %9s %11s %12s %8s\n", "pair (model|strategy)", "accuracy", "mean tokens", "mean cost $",
+    int w = (int)strlen("pair (model|strategy)");
+    for (int k = 0; k < s->cat.n_pairs; k++) {
+        char *name = rtr_catalog_pair_name(&s->cat, k);
+        if (name && (int)strlen(name) > w) w = (int)strlen(name);
+        free(name);
+    }
+    printf("\n%-*s %9s %11s %12s %8s\n", w, "pair (model|strategy)", "accuracy", "mean tokens", "mean cost $",
            "missing");
     for (int k = 0; k < s->cat.n_pairs; k++) {
         const rtr_pair_summary *p = &s->pairs[k];
-        char *name = rtr_catalog_pair_name(&s->cat, k);
-        printf("%-48s %9.4f %11.1f %12.6f %8lld\n", name ? name : "?", mean_or_nan(p->sum_correct, p->n_correct),
-               mean_or_nan(p->sum_tokens, p->n_tokens), mean_or_nan(p->sum_cost, p->n_cost),
-               (long long)(s->n_queries - p->n_correct));
+        char *name = rtr_catalog_pair_name(&s->cat, k), b[3][32];
+        /* a mean with no outcome behind it (no price, say) is —, never nan */
+        const char *v[3] = {CLI_NUM(b[0], "%.4f", mean_or_nan(p->sum_correct, p->n_correct)),
+                            CLI_NUM(b[1], "%.1f", mean_or_nan(p->sum_tokens, p->n_tokens)),
+                            CLI_NUM(b[2], "%.6f", mean_or_nan(p->sum_cost, p->n_cost))};
+        int cw[3] = {9, 11, 12};
+        printf("%-*s", w, name ? name : "?");
+        for (int i = 0; i < 3; i++) printf(" %*s", cli_width(v[i], cw[i]), v[i]);
+        printf(" %8lld\n", (long long)(s->n_queries - p->n_correct));
         free(name);
     }
     print_outputs("encodings (embeddings/)", s->encodings, s->n_encodings, false);

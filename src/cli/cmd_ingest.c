@@ -40,7 +40,7 @@ int cmd_ingest(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "seconds", dt);
         cli_print_json(o);
     } else
-        fprintf(stderr, "rtr ingest: %lld queries, %lld outcomes, %d shard(s) -> %s (%.2f s)\n",
+        printf("ingested %lld queries, %lld outcomes, %d shard(s) -> %s (%.2f s)\n",
                 (long long)r.n_queries, (long long)r.n_outcomes, r.n_shards, out, dt);
     return 0;
 }

@@ -154,6 +154,7 @@ int cmd_route(int argc, char **argv) {
     const char *mode = "mean", *out = NULL, *model = NULL, *ckpt = NULL;
     double lambda = NAN, budget = NAN; /* NaN: not given */
     const char *device = "auto";
+    long threads = 0;
     cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"lambda", RTR_OPT_UNIT, &lambda, "trade-off in [0,1]: 1 = accuracy only, 0 = cost only"},
@@ -163,6 +164,7 @@ int cmd_route(int argc, char **argv) {
         {"model", RTR_OPT_STR, &model, "online: sentence-encoder folder; queries come from stdin"},
         {"checkpoint", RTR_OPT_STR, &ckpt, "online: predictor checkpoint from `rtr train`"},
         RTR_OPT_DEVICE(&device),
+        CLI_OPT_THREADS(&threads),
         CLI_ROUTE_OPTS(cli),
         {0},
     };
@@ -179,6 +181,7 @@ int cmd_route(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.npos ? a.pos[0] : NULL;
+    cli_set_threads(threads);
     bool online = model || ckpt;
     if (online == (dir != NULL) || (online && (!model || !ckpt))) {
         fprintf(stderr, "rtr route: give a CORPUS_DIR, or --model and --checkpoint (queries on stdin)\n");
@@ -205,6 +208,7 @@ int cmd_route(int argc, char **argv) {
     rtr_backend be = {0};
     rtr_route_summary s = {0};
     rtr_status st = cli_route_options(&cli, &rp.o);
+    if (!st && !online) st = cli_check_names(dir, rp.o.split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st && online) st = route_online(&be, model, ckpt, out, &rp);
     else if (!st) st = rtr_route_corpus(&be, out, &s, dir, &rp);

@@ -12,11 +12,12 @@
 int cmd_score(int argc, char **argv) {
     const char *ckpt = NULL, *device = "auto";
     rtr_score_params sp = {0};
-    long chunk = 16384;
+    long chunk = 16384, threads = 0;
     const char *part = NULL;
     const rtr_opt opts[] = {{"checkpoint", RTR_OPT_REQUIRED, &ckpt, "predictor checkpoint from `rtr train`"},
                             {"name", RTR_OPT_STR, &sp.name, "table name (tables/NAME; default: the checkpoint's file name)"},
                             RTR_OPT_DEVICE(&device),
+                            CLI_OPT_THREADS(&threads),
                             {"chunk-rows", RTR_OPT_COUNT, &chunk, "queries per chunk read and scored at a time"},
                             {"part", RTR_OPT_STR, &part, "score only part I of N of the shards (I/N; docs/SCALING.md)"},
                             {0}};
@@ -30,6 +31,7 @@ int cmd_score(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
+    cli_set_threads(threads);
     if (chunk < 1 || chunk > (1 << 24)) {
         fprintf(stderr, "rtr score: --chunk-rows must be in 1 .. %d\n", 1 << 24);
         return 2;

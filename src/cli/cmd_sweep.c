@@ -12,12 +12,13 @@
 int cmd_sweep(int argc, char **argv) {
     rtr_sweep_params sp = rtr_sweep_default_params();
     const char *out = NULL, *device = "auto";
-    long grid = 0;
+    long grid = 0, threads = 0;
     cli_route cli = {.split = sp.o.split, .cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
         {"grid", RTR_OPT_INT, &grid, "also tabulate N evenly spaced lambdas in [0,1] (0: none; at most 10^7)"},
         RTR_OPT_DEVICE(&device),
+        CLI_OPT_THREADS(&threads),
         CLI_ROUTE_OPTS(cli),
         {0},
     };
@@ -31,10 +32,12 @@ int cmd_sweep(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
+    cli_set_threads(threads);
     sp.grid = grid;
     rtr_backend be = {0};
     rtr_sweep_summary s = {0};
     rtr_status st = cli_route_options(&cli, &sp.o);
+    if (!st) st = cli_check_names(dir, sp.o.split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = rtr_sweep_corpus(&be, out, &s, dir, &sp);
     if (st) {
@@ -52,8 +55,12 @@ int cmd_sweep(int argc, char **argv) {
         if (s.best_single) {
             printf("best single %s: accuracy %.4f cost %.6g; oracle: accuracy %.4f cost %.6g\n", s.best_single,
                    s.best_acc, s.best_cost, s.oracle_acc, s.oracle_cost);
-            printf("AIQ %.4f (single pairs %.4f, x_max %.6g)  APGR %.4f  CPT50 %.4f  CPT80 %.4f  cost-to-match %.4f  oracle gap %.4f\n",
-                   s.aiq, s.aiq_single, s.x_max, s.apgr, s.cpt50, s.cpt80, s.cost_to_match, s.oracle_gap);
+            char b[8][32]; /* a threshold never reached prints as never, a metric that does not exist as — */
+            printf("AIQ %s (single pairs %s, x_max %s)  APGR %s  CPT50 %s  CPT80 %s  cost-to-match %s  oracle gap %s\n",
+                   CLI_NUM(b[0], "%.4f", s.aiq), CLI_NUM(b[1], "%.4f", s.aiq_single), CLI_NUM(b[2], "%.6g", s.x_max),
+                   CLI_NUM(b[3], "%.4f", s.apgr), cli_num(b[4], sizeof b[4], "%.4f", s.cpt50, "never"),
+                   cli_num(b[5], sizeof b[5], "%.4f", s.cpt80, "never"),
+                   cli_num(b[6], sizeof b[6], "%.4f", s.cost_to_match, "never"), CLI_NUM(b[7], "%.4f", s.oracle_gap));
         }
         printf("wrote %s/{path.csv,%ssummary.json,plot.svg}\n", out, grid > 0 ? "grid.csv," : "");
     }

@@ -1,12 +1,14 @@
 /* `rtr train CORPUS_DIR --out CKPT`: the training stage (rtr_train_corpus,
  * src/predictor/train_corpus.c) on the compute backend --device opens. Logs
- * one line per epoch on stderr; --json prints the run summary with every
- * epoch on stdout. A failed run leaves an existing checkpoint untouched. */
+ * one line per epoch on stderr (its progress: none under --quiet); the
+ * summary goes to stdout, as one JSON object with every epoch under --json.
+ * A failed run leaves an existing checkpoint untouched. */
 #include "cli/cli.h"
 #include "rtr/stages.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +21,7 @@ typedef struct {
 
 static void log_start(const rtr_train_summary *s, void *user) {
     const epoch_sink *k = user;
+    if (rtr_quiet()) return;
     fprintf(stderr, "rtr train: %lld queries x %d pairs, D=%d (%s%s), hidden %d, learnable %d, token target %s%s, on %s\n",
             (long long)s->n_queries, s->n_pairs, s->dim, s->encoder, s->mapped ? ", memory-mapped" : "", k->hidden,
             k->learn_dim, k->target, k->normalize ? " (RMS-scaled)" : "", k->device);
@@ -26,8 +29,9 @@ static void log_start(const rtr_train_summary *s, void *user) {
 
 static void log_epoch(const rtr_epoch_log *e, void *user) {
     epoch_sink *sink = user;
-    fprintf(stderr, "epoch %3d  train bce %.4f tok %.4f | val bce %.4f tok %.4f | score %.4f%s  (%.2fs)\n", e->epoch,
-            e->train_bce, e->train_tok, e->val_bce, e->val_tok, e->val_score, e->best ? " *" : "", e->seconds);
+    if (!rtr_quiet())
+        fprintf(stderr, "epoch %3d  train bce %.4f tok %.4f | val bce %.4f tok %.4f | score %.4f%s  (%.2fs)\n", e->epoch,
+                e->train_bce, e->train_tok, e->val_bce, e->val_tok, e->val_score, e->best ? " *" : "", e->seconds);
     if (!sink->epochs) return;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "epoch", e->epoch);
@@ -46,14 +50,16 @@ int cmd_train(int argc, char **argv) {
     rtr_train_params *cfg = &tp.train;
     const char *out = NULL, *device = "auto", *target = cfg->token_target == RTR_TOKENS_LOG ? "log" : "raw";
     long hidden = cfg->hidden, learn_dim = cfg->learn_dim, batch = cfg->batch, epochs = cfg->max_epochs,
-         patience = cfg->patience, seed = (long)cfg->seed, budget_mb = (long)(tp.memory_budget >> 20);
+         patience = cfg->patience, seed = (long)cfg->seed;
+    double budget_mb = (double)(tp.memory_budget >> 20);
+    long threads = 0;
     bool no_norm = false;
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "checkpoint to write (.safetensors; replaced only on success)"},
         {"split", RTR_OPT_STR, &tp.split, "train on the queries of this split"},
         {"skip-dataset", RTR_OPT_STR, &tp.skip_dataset, "leave this dataset out of training (out-of-distribution runs)"},
         {"encoder", RTR_OPT_STR, &tp.encoder, "the embeddings to train on (embeddings/NAME; default: the only ones)"},
-        {"memory-budget", RTR_OPT_INT, &budget_mb, "MiB of query embeddings held in memory; beyond it they are memory-mapped (0: no limit)"},
+        {"memory-budget", RTR_OPT_NONNEG, &budget_mb, "MiB of query embeddings held in memory; beyond it they are memory-mapped (0: no limit)"},
         {"hidden", RTR_OPT_COUNT, &hidden, "hidden units of each head"},
         {"learn-dim", RTR_OPT_INT, &learn_dim, "learnable model/strategy embedding size (0: none)"},
         {"lr", RTR_OPT_POSITIVE, &cfg->lr, "Adam learning rate"},
@@ -65,6 +71,7 @@ int cmd_train(int argc, char **argv) {
         {"token-target", RTR_OPT_STR, &target, "token head target: log (log1p tokens) or raw (the paper)"},
         {"no-token-scale", RTR_OPT_FLAG, &no_norm, "do not divide the token target by its RMS (the paper)"},
         RTR_OPT_DEVICE(&device),
+        CLI_OPT_THREADS(&threads),
         {0}};
     const rtr_cmd_spec spec = {
         "train", "CORPUS_DIR --out CHECKPOINT",
@@ -77,6 +84,7 @@ int cmd_train(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
+    cli_set_threads(threads);
     if (strcmp(target, "log") && strcmp(target, "raw")) {
         fprintf(stderr, "rtr train: --token-target must be log or raw\n");
         return 2;
@@ -85,7 +93,8 @@ int cmd_train(int argc, char **argv) {
     cfg->max_epochs = (int32_t)epochs, cfg->patience = (int32_t)patience, cfg->seed = (uint64_t)seed;
     cfg->token_target = strcmp(target, "log") ? RTR_TOKENS_RAW : RTR_TOKENS_LOG;
     cfg->token_normalize = !no_norm;
-    tp.memory_budget = (size_t)budget_mb << 20;
+    /* a budget beyond the address space is no limit at all */
+    tp.memory_budget = budget_mb * (1 << 20) < (double)SIZE_MAX ? (size_t)(budget_mb * (1 << 20)) : 0;
 
     rtr_predictor p = {0};
     rtr_backend be = {0};
@@ -95,7 +104,8 @@ int cmd_train(int argc, char **argv) {
     tp.on_start = log_start;
     tp.user = &sink;
     double t0 = rtr_now();
-    rtr_status st = rtr_backend_init(&be, device);
+    rtr_status st = cli_check_names(dir, tp.split, &tp.skip_dataset, 1);
+    if (!st) st = rtr_backend_init(&be, device);
     sink.device = be.device;
     if (!st) st = rtr_train_corpus(&be, &p, &s, out, dir, &tp);
     if (st) {
@@ -103,8 +113,6 @@ int cmd_train(int argc, char **argv) {
         rtr_backend_free(&be);
         return cli_error("train");
     }
-    fprintf(stderr, "rtr train: wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, s.checkpoint_hash,
-            p.token_scale, rtr_now() - t0, be.device);
     if (a.json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "checkpoint", out);
@@ -116,6 +124,9 @@ int cmd_train(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "token_scale", p.token_scale);
         cJSON_AddItemToObject(root, "epochs", sink.epochs);
         cli_print_json(root);
+    } else {
+        printf("wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, s.checkpoint_hash, p.token_scale,
+               rtr_now() - t0, be.device);
     }
     rtr_backend_free(&be);
     rtr_predictor_free(&p);

@@ -27,8 +27,7 @@ int cmd_upgrade(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "seconds", rtr_now() - t0);
         cli_print_json(o);
     } else {
-        fprintf(stderr, "rtr upgrade: %s -> %s (schema version %d) in %.2fs\n", a.pos[0], out, RTR_SCHEMA_VERSION,
-                rtr_now() - t0);
+        printf("upgraded %s -> %s (schema version %d) in %.2fs\n", a.pos[0], out, RTR_SCHEMA_VERSION, rtr_now() - t0);
     }
     return 0;
 }

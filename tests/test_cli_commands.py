@@ -1,0 +1,105 @@
+"""Every command on one small corpus, as docs/CLI.md says they behave: the
+summary on stdout (stderr empty under --quiet; one JSON object under
+--json), no "nan" printed anywhere ("—" or "never" instead), train's epoch
+lines on stderr, --threads taking effect, and a split or dataset no query
+has refused before any work, naming the ones that exist; eval's
+--skip-dataset is train's name for what its older --train-skip-dataset
+does. Stand-in embeddings (tests/rtrdata.py) keep it fast."""
+import json
+import os
+import re
+import shutil
+import tempfile
+
+from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
+
+
+def quiet_ok(what, r):
+    """Exit 0, the summary on stdout, nothing on stderr, no nan anywhere."""
+    check(r.returncode == 0, f"{what}: exit {r.returncode}: {r.stderr.strip()}")
+    check(r.stdout.strip() != "", f"{what}: the summary is on stdout")
+    check(r.stderr == "", f"{what}: nothing on stderr under --quiet: {r.stderr.strip()[:300]}")
+    check(not re.search(r"\bnan\b|\binf\b", r.stdout, re.I), f"{what}: no nan/inf printed: {r.stdout[:500]}")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_cli_commands_")
+    corpus = demo_corpus(tmp, 600, 4, 200)
+    info = json.loads(run("info", corpus, "--json").stdout)
+    datasets = sorted({g["dataset"] for g in info["groups"]})
+    splits = sorted({g["split"] for g in info["groups"]})
+    check(len(datasets) >= 2 and splits == ["test", "train"], f"the demo's datasets and splits: {datasets} {splits}")
+    rng = np.random.default_rng(2)
+
+    def emb_of(path):
+        with h5py.File(path, "r") as h:
+            n = len(rtrdata.strings(h, "id"))
+        v = rng.standard_normal((n, 16))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    rtrdata.write_embeddings(corpus, "stand-in", "stand-in-hash", emb_of,
+                             (rng.standard_normal((4, 16)), rng.standard_normal((4, 16))))
+    ck = os.path.join(tmp, "ck.safetensors")
+    train = ("train", corpus, "--out", ck, "--hidden", "16", "--learn-dim", "4", "--epochs", "3", "--device", "cpu")
+
+    # train: epoch lines are its progress (stderr, none under --quiet); the summary is on stdout
+    r = run(*train)
+    check(r.returncode == 0 and re.search(r"^epoch +1 ", r.stderr, re.M), f"train logs epochs on stderr: {r.stderr}")
+    check(r.stdout.startswith("wrote " + ck), f"train's summary on stdout: {r.stdout!r}")
+    quiet_ok("train --quiet", run(*train, "--quiet"))
+    r = run(*train, "--json", "--quiet")
+    check(r.returncode == 0 and json.loads(r.stdout)["checkpoint"] == ck, f"train --json: {r.stdout[:200]}")
+    quiet_ok("score", run("score", "--checkpoint", ck, corpus, "--device", "cpu", "--quiet"))
+
+    # the other commands: stdout only, no nan
+    out = lambda name: os.path.join(tmp, name)  # noqa: E731
+    for args in (("route", corpus, "--lambda", "0.5", "--out", out("d.csv")),
+                 ("sweep", corpus, "--out", out("sw")),
+                 ("eval", corpus, "--out", out("e.json"), "--no-embedllm", "--bootstrap", "20"),
+                 ("eval-predictor", "--checkpoint", ck, corpus),
+                 ("report", out("e.json")),
+                 ("info", corpus)):
+        quiet_ok(args[0], run(*args, "--quiet", *(("--device", "cpu") if args[0] not in ("report", "info") else ())))
+
+    # --threads takes effect: the CPU backend says how many it runs
+    r = run("sweep", corpus, "--out", out("sw1"), "--device", "cpu", "--threads", "1", "--json", "--quiet")
+    check(r.returncode == 0 and json.loads(r.stdout).get("device", "").startswith("CPU, 1 threads"),
+          f"sweep --threads 1 runs on one thread: {r.stdout[:300]} {r.stderr}")
+
+    # a split or dataset no query has: exit 1 before any work, naming those that exist
+    for args in (("route", corpus, "--lambda", "0.5", "--out", out("x.csv")),
+                 ("sweep", corpus, "--out", out("x")),
+                 ("eval", corpus, "--out", out("x.json")),
+                 ("train", corpus, "--out", out("x.safetensors")),
+                 ("eval-predictor", "--checkpoint", ck, corpus)):
+        r = run(*args, "--split", "tset", "--device", "cpu")
+        m = re.search(r"no query in split 'tset' \(splits: ([^)]*)\)", r.stderr)
+        check(r.returncode == 1 and m and sorted(m.group(1).split(", ")) == splits
+              and (args[0] == "eval-predictor" or not os.path.exists(args[-1])),
+              f"{args[0]} --split tset: {r.stderr.strip()}")
+    r = run("train", corpus, "--out", out("x.safetensors"), "--skip-dataset", "nosuch", "--device", "cpu")
+    check(r.returncode == 1 and "no query in dataset 'nosuch'" in r.stderr
+          and all(d in r.stderr for d in datasets) and not os.path.exists(out("x.safetensors")),
+          f"train --skip-dataset nosuch names the datasets: {r.stderr.strip()}")
+    r = run("eval", corpus, "--out", out("x.json"), "--train-split", "trian", "--device", "cpu")
+    check(r.returncode == 1 and "no query in split 'trian'" in r.stderr, f"eval --train-split trian: {r.stderr}")
+
+    # one name for leaving a dataset out of training: --skip-dataset in train and eval
+    d = datasets[0]
+    r = run("train", corpus, "--out", out("skip.safetensors"), "--skip-dataset", d, "--epochs", "2", "--device", "cpu",
+            "--quiet")
+    check(r.returncode == 0, f"train --skip-dataset {d}: {r.stderr}")
+    for flag, name in (("--skip-dataset", "s1.json"), ("--train-skip-dataset", "s2.json")):
+        r = run("eval", corpus, "--out", out(name), flag, d, "--no-embedllm", "--device", "cpu", "--quiet")
+        check(r.returncode == 0 and json.load(open(out(name))).get("train_skip_dataset") == d,
+              f"eval {flag} {d}: {r.stderr}")
+    shutil.rmtree(tmp)
+
+
+main()
+finish()
