@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Scaling of score, sweep and encode from 1 to 2 MPI ranks on this machine
+# (docs/SCALING.md): the demo corpus with stand-in embeddings (score,
+# sweep) and a small one encoded with all-MiniLM-L6-v2 (encode), each
+# command run alone and under `mpirun -np 2` in interleaved rounds
+# (1 2 1 2 ...); prints the median wall time of each, the speedup and the
+# efficiency (speedup / 2), with the machine's load. Every 2-rank output is
+# checked equal to the 1-rank one first (tests/test_mpi.sh does it fully).
+#   bench/mpi_scaling.sh [BUILD_DIR] [QUERIES] [ROUNDS]   (default build-mpi 20000 3)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+rtr=$root/${1:-build-mpi}/rtr
+n=${2:-20000}
+rounds=${3:-3}
+model=$root/data/models/all-MiniLM-L6-v2
+export PYTHONPATH=$root/tests OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+  OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_hwloc_base_binding_policy=none
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+cd "$w"
+"$rtr" gen-demo --queries "$n" --seed 2 demo >/dev/null 2>&1
+"$rtr" ingest --catalog demo/catalog.json --out c --shard-size $((n / 8)) demo/outcomes.jsonl >/dev/null 2>&1
+python3 - c <<'EOF'
+import hashlib, sys, h5py, numpy as np, rtrdata
+D = 64
+cache = {}
+def word(w):
+    if w not in cache:
+        cache[w] = np.random.default_rng(int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")).standard_normal(D)
+    return cache[w]
+def vec(t):
+    v = sum((word(x) for x in t.lower().split()), np.zeros(D))
+    return v / (np.linalg.norm(v) + 1e-9)
+cat = rtrdata.manifest(sys.argv[1])["catalog"]
+def queries(path):
+    with h5py.File(path, "r") as f:
+        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
+desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
+rtrdata.write_embeddings(sys.argv[1], "bow", "hashbow", queries, desc, encoder="bag-of-words")
+EOF
+"$rtr" train c --out ck.safetensors --hidden 64 --learn-dim 16 --epochs 2 -q >/dev/null
+"$rtr" score --checkpoint ck.safetensors --name ref c -q >/dev/null
+have_model=0
+if [ -f "$model/model.safetensors" ]; then
+  have_model=1
+  "$rtr" gen-demo --queries 160 --seed 3 small >/dev/null 2>&1
+  "$rtr" ingest --catalog small/catalog.json --out e --shard-size 40 small/outcomes.jsonl >/dev/null 2>&1
+fi
+
+# time_of NAME RANKS command...: seconds appended to NAME.RANKS
+time_of() {
+  local name=$1 ranks=$2 t0 t1
+  shift 2
+  t0=$(date +%s.%N)
+  if [ "$ranks" = 1 ]; then "$rtr" "$@" -q >/dev/null; else mpirun -np 2 --oversubscribe "$rtr" "$@" -q >/dev/null; fi
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc >> "$name.$ranks"
+}
+for r in $(seq 1 "$rounds"); do
+  for ranks in 1 2; do
+    time_of score $ranks score --checkpoint ck.safetensors --name s$ranks c
+    time_of sweep $ranks sweep c --table ref --split "" --out sw$ranks
+    if [ $have_model = 1 ] && [ "$r" -le 2 ]; then
+      time_of encode $ranks encode --model "$model" --force --threads 1 e
+    fi
+  done
+done
+for f in c/tables/s1/*.h5; do
+  for d in /routing/p_correct /routing/tokens; do # the tables' names differ, their values must not
+    h5diff -q "$f" "c/tables/s2/${f##*/}" $d $d >/dev/null || { echo "score: ranks differ: $f $d"; exit 1; }
+  done
+done
+cmp -s sw1/path.csv sw2/path.csv || { echo "sweep: ranks differ"; exit 1; }
+
+median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $n queries in 8 shards (encode: 160 in 4)"
+printf "%-8s %10s %10s %8s %10s\n" stage "1 rank s" "2 ranks s" speedup efficiency
+for s in score sweep encode; do
+  [ -f "$s.1" ] || continue
+  a=$(median "$s.1") b=$(median "$s.2")
+  printf "%-8s %10.3f %10.3f %8.2f %10.2f\n" "$s" "$a" "$b" "$(echo "$a / $b" | bc -l)" "$(echo "$a / $b / 2" | bc -l)"
+done
