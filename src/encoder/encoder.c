@@ -27,8 +27,10 @@
 #include "rtr/encoder.h"
 #include "rtr/safetensors.h"
 #include "common/util.h"
+#include "encoder/weights_hash.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,9 +102,13 @@ rtr_encoder_params rtr_encoder_default_params(void) {
 
 /* ---- loading -------------------------------------------------------------- */
 
+/* An integer field; -1 (out of every field's range) when it is a number but
+ * not an integer that fits, so 384.5 is refused rather than truncated. */
 static int json_int(const cJSON *o, const char *key, int dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? v->valueint : dflt;
+    if (!cJSON_IsNumber(v)) return dflt;
+    double d = v->valuedouble;
+    return d >= -1 && d <= 1 << 30 && d == (double)(int)d ? (int)d : -1;
 }
 
 /* Why a model type sentence-transformers folders often have is refused
@@ -165,13 +171,15 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
     enc->max_distance = 128; /* fixed in transformers' MPNet */
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(cfg, "layer_norm_eps");
     enc->eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-12f;
-    const char *bad = enc->C <= 0 || enc->C > 65536 ? "hidden_size"
+    const char *bad = !(enc->eps > 0 && enc->eps < 1) ? "layer_norm_eps" /* else NaN embeddings */
+                      : enc->C <= 0 || enc->C > 65536 ? "hidden_size"
                       : enc->L <= 0 || enc->L > 256 ? "num_hidden_layers"
                       : enc->NH <= 0 || enc->C % enc->NH ? "num_attention_heads"
                       : enc->F <= 0 || enc->F > 1 << 20 ? "intermediate_size"
                       : enc->V <= 0 || enc->V > 1 << 24 ? "vocab_size"
                       : enc->P <= 2 || enc->P > 1 << 20 ? "max_position_embeddings"
                       : enc->num_buckets < 4 || enc->num_buckets > 1024 ? "relative_attention_num_buckets"
+                      : enc->pad_id < 0 || enc->pad_id >= enc->V ? "pad_token_id" /* padding looks it up */
                       : NULL;
     if (bad) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' missing or out of range", path, bad);
 done:
@@ -452,11 +460,16 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     if (!path) return RTR_ERR_NOMEM;
     rtr_safetensors *st = NULL;
     rtr_status s = rtr_safetensors_open(path, &st);
-    free(path);
-    if (s) return s;
+    if (s) {
+        free(path);
+        return s;
+    }
     size_t nbytes;
     const void *data = rtr_safetensors_data(st, &nbytes);
-    enc->weights_hash = rtr_hash64(RTR_FNV_SEED, data, nbytes);
+    /* hashing mpnet's 438 MB costs about a second per process: a file of
+     * 64 MB or more keeps its hash in the cache (src/encoder/weights_hash.h) */
+    enc->weights_hash = rtr_weights_hash(path, data, nbytes, (size_t)64 << 20, NULL);
+    free(path);
 
     size_t C = (size_t)enc->C, F = (size_t)enc->F;
     size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
@@ -709,6 +722,9 @@ static rtr_status encoder_open(const char *model_dir, const rtr_encoder_params *
                                rtr_encoder **out) {
     *out = NULL;
     rtr_encoder_params p = params ? *params : rtr_encoder_default_params();
+    /* libgomp asked for 100000 threads dies of a signal, not an error */
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return rtr_fail(RTR_ERR_INVALID, "threads %d: must be in 0 .. 1024 (0: all cores)", p.n_threads);
     rtr_encoder *enc = rtr_calloc(1, sizeof *enc);
     if (!enc) return RTR_ERR_NOMEM;
     enc->n_threads = p.n_threads;
@@ -956,6 +972,11 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const 
         }
         if (s) rtr_backend_synchronize(enc->b); /* nothing in flight may outlive this call's buffers */
     }
+    /* NaN or infinite weights give NaN rows, which would be stored or printed */
+    for (size_t i = 0; !s && i < n * (size_t)C; i++)
+        if (!isfinite(out[i]))
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: text %zu gives a non-finite embedding (NaN or infinite weights in "
+                         "model.safetensors?)", enc->name, i / (size_t)C);
     /* the precision is the backend's state: give a shared backend back with
      * its default, so a scorer or trainer after us does not inherit bf16 */
     rtr_backend_set_gemm_precision(enc->b, RTR_GEMM_F32);

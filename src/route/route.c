@@ -68,6 +68,8 @@ rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_c
             st = rtr_fail(RTR_ERR_INVALID, "%s: '%s' is not a pair of the catalog (model|strategy)", origin, it->string);
         else if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0)
             st = rtr_fail(RTR_ERR_INVALID, "%s: cost of '%s' must be a finite number >= 0", origin, it->string);
+        else if (!isnan(cost[j])) /* two costs for one pair: neither may win silently */
+            st = rtr_fail(RTR_ERR_INVALID, "%s: cost of '%s' given twice", origin, it->string);
         else
             cost[j] = it->valuedouble;
     }

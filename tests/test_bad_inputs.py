@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Bad inputs the robustness inventory (tests/robustness/inventory.py,
+docs/robustness.md) found answered wrongly, each kept answered rightly here:
+
+- output lost on a full (/dev/full) or closed stdout is exit 1 naming
+  stdout, for any command (`info --json` was exit 0);
+- a user cost file giving one pair twice (different costs) is refused
+  naming the pair (the last one won silently);
+- a stale temporary of a killed ingest (DIR.tmp.PID, PID dead) is removed
+  by the next ingest; one of a live PID is left alone."""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
+
+
+def with_table(corpus):
+    rng = np.random.default_rng(5)
+    cat = rtrdata.manifest(corpus)["catalog"]
+
+    def unit(n):
+        x = rng.standard_normal((n, 8)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def table(path):
+        n = int(h5py.File(path, "r").attrs["n_queries"])
+        k = len(cat["pairs"])
+        return {"p_correct": rng.uniform(0, 1, (n, k)), "tokens": rng.uniform(10, 500, (n, k))}
+
+    rtrdata.write_embeddings(corpus, "e", "hash-e", lambda p: unit(int(h5py.File(p, "r").attrs["n_queries"])),
+                             (unit(len(cat["models"])), unit(len(cat["strategies"]))))
+    rtrdata.write_table(corpus, "t", table, "ck", "e", "hash-e")
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_badin_")
+    corpus = demo_corpus(tmp, 60, 2, 25)
+    with_table(corpus)
+
+    # stdout full or closed
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([RTR, "info", corpus, "--json"], stdout=full, stderr=subprocess.PIPE, text=True)
+    check(r.returncode == 1 and "stdout" in r.stderr, f"info --json > /dev/full: exit {r.returncode}: {r.stderr}")
+    r = subprocess.run([RTR, "info", corpus, "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       preexec_fn=lambda: os.close(1))
+    check(r.returncode == 1 and "stdout" in r.stderr, f"info --json, stdout closed: exit {r.returncode}: {r.stderr}")
+    r = run("info", corpus, "--json")
+    check(r.returncode == 0 and json.loads(r.stdout), "info --json to a pipe still works")
+
+    # a pair's user cost given twice
+    pairs = ["|".join(p) for p in rtrdata.manifest(corpus)["catalog"]["pairs"]]
+    cost = os.path.join(tmp, "cost.json")
+    body = ", ".join(f'"{p}": 1' for p in pairs)
+    for name, text, ok in (("once", "{" + body + "}", True), ("twice", "{" + body + f', "{pairs[0]}": 5' + "}", False)):
+        open(cost, "w").write(text)
+        out = os.path.join(tmp, name + ".csv")
+        r = run("route", corpus, "--lambda", "0.5", "--cost", "user", "--pair-cost", cost, "--out", out)
+        if ok:
+            check(r.returncode == 0 and os.path.exists(out), f"user costs, each pair once: {r.stderr}")
+        else:
+            check(r.returncode == 1 and pairs[0] in r.stderr and "twice" in r.stderr and not os.path.exists(out),
+                  f"user cost of {pairs[0]} given twice: exit {r.returncode}: {r.stderr}")
+
+    # stale ingest temporaries: a dead PID's removed, a live PID's kept
+    demo = os.path.join(tmp, "demo")
+    stale, live = os.path.join(tmp, f"new.tmp.{dead_pid()}"), os.path.join(tmp, f"new.tmp.{os.getpid()}")
+    os.makedirs(stale)
+    os.makedirs(live)
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", os.path.join(tmp, "new"),
+            os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 0 and not os.path.exists(stale) and os.path.isdir(live),
+          f"ingest removes its dead temporary, keeps a live one: {r.stderr}")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
+    finish()

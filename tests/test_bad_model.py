@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""A model folder that would give wrong embeddings is refused, naming the
+field or file (issue 15, class 4; docs/robustness.md): layer_norm_eps not in
+(0, 1) (a negative one gave NaN rows), a fractional hidden_size (was
+truncated), pad_token_id outside the vocabulary (padding looks it up), and
+NaN weights (NaN rows were printed by `embed` and stored by `encode`); and
+--threads beyond 1024 (libgomp died of SIGSEGV at 100000). The
+unedited folder still embeds. Needs all-MiniLM-L6-v2 (tools/test fetches
+it); SKIP without it."""
+import json
+import os
+import shutil
+import struct
+import tempfile
+
+from rtrtest import MODELS, check, finish, require_rtr, run, skip
+
+require_rtr()
+MODEL = os.path.join(MODELS, "all-MiniLM-L6-v2")
+if not os.path.exists(os.path.join(MODEL, "model.safetensors")):
+    skip(f"{MODEL} is not there (tools/fetch-encoder)")
+
+
+def folder(tmp, name, config=None, nan_weights=False):
+    """A copy of the model folder (weights linked unless edited)."""
+    d = os.path.join(tmp, name)
+    shutil.copytree(MODEL, d, ignore=shutil.ignore_patterns("model.safetensors"))
+    w = os.path.join(d, "model.safetensors")
+    if not nan_weights:
+        os.symlink(os.path.abspath(os.path.join(MODEL, "model.safetensors")), w)
+    else:
+        data = bytearray(open(os.path.join(MODEL, "model.safetensors"), "rb").read())
+        hlen = struct.unpack("<Q", data[:8])[0]
+        hdr = json.loads(data[8:8 + hlen])
+        name = next(k for k in hdr if k.endswith("word_embeddings.weight"))
+        a, b = hdr[name]["data_offsets"]
+        assert hdr[name]["dtype"] == "F32"
+        data[8 + hlen + a:8 + hlen + b] = struct.pack("<f", float("nan")) * ((b - a) // 4)
+        open(w, "wb").write(bytes(data))
+    if config:
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        cfg.update(config)
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    return d
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_badmodel_")
+    r = run("embed", "--model", folder(tmp, "good"), "--device", "cpu", stdin="what is 2+2?\n")
+    check(r.returncode == 0 and len(json.loads(r.stdout)) == 384, f"the unedited folder embeds: {r.stderr}")
+    for name, edit, field in (("eps-neg", {"layer_norm_eps": -1.0}, "layer_norm_eps"),
+                              ("eps-zero", {"layer_norm_eps": 0}, "layer_norm_eps"),
+                              ("hidden-frac", {"hidden_size": 384.5}, "hidden_size"),
+                              ("pad-neg", {"pad_token_id": -7}, "pad_token_id"),
+                              ("pad-huge", {"pad_token_id": 2147483647}, "pad_token_id"),
+                              ("pad-vocab", {"pad_token_id": 30522}, "pad_token_id")):
+        r = run("embed", "--model", folder(tmp, name, edit), "--device", "cpu", stdin="what is 2+2?\n")
+        check(r.returncode == 1 and field in r.stderr and r.stdout == "",
+              f"{name}: exit {r.returncode}, nothing printed, '{field}' named: {r.stderr.strip()}")
+    r = run("embed", "--model", MODEL, "--device", "cpu", "--threads", "100000", stdin="what is 2+2?\n")
+    check(r.returncode == 1 and "threads 100000" in r.stderr, f"--threads 100000 (was SIGSEGV): {r.returncode} {r.stderr}")
+    m = folder(tmp, "nan", nan_weights=True)
+    r = run("embed", "--model", m, "--device", "cpu", stdin="what is 2+2?\n")
+    check(r.returncode == 1 and "non-finite" in r.stderr and "nan" not in r.stdout,
+          f"NaN weights, embed: exit {r.returncode}, no NaN printed: {r.stderr.strip()}")
+    # encode stores nothing from them
+    demo, corpus = os.path.join(tmp, "demo"), os.path.join(tmp, "corp")
+    r = run("gen-demo", "--queries", "5", "--seed", "1", demo)
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus,
+            os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 0, "ingest: " + r.stderr)
+    r = run("encode", "--model", m, "--device", "cpu", corpus)
+    stored = os.path.join(corpus, "embeddings", "nan")
+    check(r.returncode == 1 and "non-finite" in r.stderr and not any(
+        f.startswith("shard-") for f in (os.listdir(stored) if os.path.isdir(stored) else [])),
+          f"NaN weights, encode: exit {r.returncode}, no shard's embeddings stored: {r.stderr.strip()}")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
+    finish()
