@@ -66,6 +66,11 @@ static int run(const command *c, int argc, char **argv) {
         fprintf(stderr, "rtr %s: error: stdout: write error (output lost)\n", c->name);
         rc = 1;
     }
+    /* output lost on a full or closed stdout is an error, for every command */
+    if (!rc && (fflush(stdout) != 0 || ferror(stdout))) {
+        fprintf(stderr, "rtr %s: error: stdout: write error (output lost)\n", c->name);
+        rc = 1;
+    }
     if (rc && rtr_dist_size() > 1) {
         fprintf(stderr, "rtr %s: rank %d of %d failed (above): stopping every rank\n", c->name, rtr_dist_rank(),
                 rtr_dist_size());
