@@ -9,7 +9,8 @@
 #   embeddings equal one process's.
 # - under `mpirun -np 2` (an MPI build with mpirun): score's table, route's
 #   decisions at a budget and sweep's path.csv/grid.csv equal one process's
-#   byte for byte (summary.json's metrics to 1e-9); a rank that fails (NaN
+#   byte for byte (summary.json's metrics to 1e-9); train (not split) is
+#   refused on 2 ranks; a rank that fails (NaN
 #   in one of its shards' embeddings) stops both ranks with its message,
 #   leaves no table file under a final name, and a rerun completes; a
 #   killed rank (SIGKILL mid-score) leaves no partial file under a final
@@ -135,6 +136,12 @@ def same(x, y, path=""):
     return x == y
 assert a["n_points"] > 100 and same(a, b), (a.get("metrics"), b.get("metrics"))
 EOF
+
+# A command that does not split refuses to run on several ranks.
+run2 train corpus --out twice.safetensors -q > /dev/null 2> train2.err
+rc=$?
+check "mpirun train refused: $(cat train2.err)" grep -q "does not split across MPI ranks" train2.err
+check "... exit non-zero, no checkpoint ($rc)" test $rc -ne 0 -a ! -e twice.safetensors
 
 # A rank that fails stops both: NaN in shard 1's embeddings (rank 1's shard).
 python3 -c "

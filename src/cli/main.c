@@ -1,5 +1,6 @@
 /* rtr command-line entry point: dispatches `rtr <command>` to cmd_<name>()
  * (one file per command, listed in commands.h). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,12 +61,14 @@ static int run(const command *c, int argc, char **argv) {
         return 1;
     }
     if (rtr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
-    int rc = c->fn(argc - 1, argv + 1);
-    /* output lost on a full or closed stdout is an error, for every command */
-    if (!rc && (fflush(stdout) != 0 || ferror(stdout))) {
-        fprintf(stderr, "rtr %s: error: stdout: write error (output lost)\n", c->name);
-        rc = 1;
-    }
+    static const char *const split[] = {"encode", "score", "route", "sweep"};
+    bool splits = false;
+    for (size_t i = 0; i < sizeof split / sizeof *split; i++) splits |= !strcmp(c->name, split[i]);
+    int rc = 2;
+    if (rtr_dist_size() > 1 && !splits)
+        fprintf(stderr, "rtr %s: does not split across MPI ranks (docs/SCALING.md): run it as one process\n", c->name);
+    else
+        rc = c->fn(argc - 1, argv + 1);
     /* output lost on a full or closed stdout is an error, for every command */
     if (!rc && (fflush(stdout) != 0 || ferror(stdout))) {
         fprintf(stderr, "rtr %s: error: stdout: write error (output lost)\n", c->name);
