@@ -4,16 +4,18 @@ field or file (issue 15, class 4; docs/robustness.md): layer_norm_eps not in
 (0, 1) (a negative one gave NaN rows), a fractional hidden_size (was
 truncated), pad_token_id outside the vocabulary (padding looks it up), and
 NaN weights (NaN rows were printed by `embed` and stored by `encode`); and
---threads beyond 1024 (libgomp died of SIGSEGV at 100000). The
+--threads beyond 1024 (libgomp died of SIGSEGV at 100000), and `embed`
+with its stdin closed (was exit 0, as if the input were empty). The
 unedited folder still embeds. Needs all-MiniLM-L6-v2 (tools/test fetches
 it); SKIP without it."""
 import json
 import os
 import shutil
 import struct
+import subprocess
 import tempfile
 
-from rtrtest import MODELS, check, finish, require_rtr, run, skip
+from rtrtest import MODELS, RTR, check, finish, require_rtr, run, skip
 
 require_rtr()
 MODEL = os.path.join(MODELS, "all-MiniLM-L6-v2")
@@ -59,6 +61,9 @@ def main():
               f"{name}: exit {r.returncode}, nothing printed, '{field}' named: {r.stderr.strip()}")
     r = run("embed", "--model", MODEL, "--device", "cpu", "--threads", "100000", stdin="what is 2+2?\n")
     check(r.returncode == 1 and "threads 100000" in r.stderr, f"--threads 100000 (was SIGSEGV): {r.returncode} {r.stderr}")
+    r = subprocess.run([RTR, "embed", "--model", MODEL, "--device", "cpu"], capture_output=True, text=True,
+                       preexec_fn=lambda: os.close(0))
+    check(r.returncode == 1 and "stdin" in r.stderr, f"embed, stdin closed (was exit 0): {r.returncode} {r.stderr}")
     m = folder(tmp, "nan", nan_weights=True)
     r = run("embed", "--model", m, "--device", "cpu", stdin="what is 2+2?\n")
     check(r.returncode == 1 and "non-finite" in r.stderr and "nan" not in r.stdout,

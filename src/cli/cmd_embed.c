@@ -63,7 +63,11 @@ int cmd_embed(int argc, char **argv) {
             s = embed_batch(enc, lines, lens, n, out);
             n = 0;
         }
-        if (got < 0) break;
+        if (got < 0) {
+            /* a closed stdin or a line too long to hold is not end of input */
+            if (!s && ferror(stdin)) s = rtr_fail(RTR_ERR_IO, "stdin: read error (closed, or a line too long for memory)");
+            break;
+        }
     }
     if (s) cli_error("embed");
     for (size_t i = 0; i < EMBED_BATCH; i++) free(lines[i]);
