@@ -1,10 +1,11 @@
 """Every command on one small corpus, as docs/CLI.md says they behave: the
 summary on stdout (stderr empty under --quiet; one JSON object under
---json), no "nan" printed anywhere ("—" or "never" instead), train's epoch
-lines on stderr, --threads taking effect, and a split or dataset no query
-has refused before any work, naming the ones that exist; eval's
---skip-dataset is train's name for what its older --train-skip-dataset
-does. Stand-in embeddings (tests/rtrdata.py) keep it fast."""
+--json), no "nan" printed anywhere ("—" or "never" instead), info's pair
+table aligned, train's epoch lines on stderr, --threads taking effect, and
+a split or dataset no query has refused before any work, naming the ones
+that exist; eval's --skip-dataset is train's name for what its older
+--train-skip-dataset does. Stand-in embeddings (tests/rtrdata.py) keep it
+fast."""
 import json
 import os
 import re
@@ -65,6 +66,11 @@ def main():
                  ("report", out("e.json")),
                  ("info", corpus)):
         quiet_ok(args[0], run(*args, "--quiet", *(("--device", "cpu") if args[0] not in ("report", "info") else ())))
+
+    # info's pair table: one column per field, however long the names
+    text = run("info", corpus).stdout
+    table = text[text.index("pair (model|strategy)"):].split("\n\n")[0].splitlines()
+    check(len(table) == 17 and len({len(x) for x in table}) == 1, "info's pair table aligned: " + repr(table[:3]))
 
     # --threads takes effect: the CPU backend says how many it runs
     r = run("sweep", corpus, "--out", out("sw1"), "--device", "cpu", "--threads", "1", "--json", "--quiet")
