@@ -6,6 +6,8 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   stdout, for any command (`info --json` was exit 0);
 - a user cost file giving one pair twice (different costs) is refused
   naming the pair (the last one won silently);
+- a shard that is a named pipe is refused as not a regular file (info
+  blocked forever in the open);
 - a stale temporary of a killed ingest (DIR.tmp.PID, PID dead) is removed
   by the next ingest; one of a live PID is left alone."""
 import json
@@ -75,6 +77,18 @@ def main():
         else:
             check(r.returncode == 1 and pairs[0] in r.stderr and "twice" in r.stderr and not os.path.exists(out),
                   f"user cost of {pairs[0]} given twice: exit {r.returncode}: {r.stderr}")
+
+    # a shard that is a named pipe nobody writes to (info blocked forever)
+    fifo = os.path.join(tmp, "fifo")
+    shutil.copytree(corpus, fifo)
+    os.remove(os.path.join(fifo, "shard-00001.h5"))
+    os.mkfifo(os.path.join(fifo, "shard-00001.h5"))
+    try:
+        r = subprocess.run([RTR, "info", fifo], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 1 and "shard-00001.h5" in r.stderr and "regular file" in r.stderr,
+              f"a shard that is a named pipe: exit {r.returncode}: {r.stderr}")
+    except subprocess.TimeoutExpired:
+        check(False, "a shard that is a named pipe: rtr info still blocked after 60 s")
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")

@@ -74,6 +74,8 @@ rtr_status h5_open(const char *path, hid_t *f) {
     struct stat sb;
     if (stat(path, &sb) != 0) return rtr_fail(RTR_ERR_IO, "%s: no such file", path);
     if (S_ISDIR(sb.st_mode)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
+    /* a named pipe nobody writes to would block the open forever */
+    if (!S_ISREG(sb.st_mode)) return rtr_fail(RTR_ERR_IO, "%s: not a regular file (a pipe or a device?)", path);
     hid_t fapl = strong_fapl();
     *f = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0) H5Pclose(fapl);
