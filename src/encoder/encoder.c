@@ -27,6 +27,7 @@
 #include "rtr/encoder.h"
 #include "rtr/safetensors.h"
 #include "common/util.h"
+#include "encoder/weights_hash.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -459,11 +460,16 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     if (!path) return RTR_ERR_NOMEM;
     rtr_safetensors *st = NULL;
     rtr_status s = rtr_safetensors_open(path, &st);
-    free(path);
-    if (s) return s;
+    if (s) {
+        free(path);
+        return s;
+    }
     size_t nbytes;
     const void *data = rtr_safetensors_data(st, &nbytes);
-    enc->weights_hash = rtr_hash64(RTR_FNV_SEED, data, nbytes);
+    /* hashing mpnet's 438 MB costs about a second per process: a file of
+     * 64 MB or more keeps its hash in the cache (src/encoder/weights_hash.h) */
+    enc->weights_hash = rtr_weights_hash(path, data, nbytes, (size_t)64 << 20, NULL);
+    free(path);
 
     size_t C = (size_t)enc->C, F = (size_t)enc->F;
     size_t per_layer = 3 * C * C + 3 * C + C * C + C + 2 * C + F * C + F + C * F + C + 2 * C;
