@@ -8,6 +8,7 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   naming the pair (the last one won silently);
 - a shard that is a named pipe is refused as not a regular file (info
   blocked forever in the open);
+- a directory given as a file (--catalog DIR) says it is a directory;
 - a stale temporary of a killed ingest (DIR.tmp.PID, PID dead) is removed
   by the next ingest; one of a live PID is left alone."""
 import json
@@ -89,6 +90,10 @@ def main():
               f"a shard that is a named pipe: exit {r.returncode}: {r.stderr}")
     except subprocess.TimeoutExpired:
         check(False, "a shard that is a named pipe: rtr info still blocked after 60 s")
+
+    # --catalog a directory: said so (was "read error")
+    r = run("ingest", "--catalog", tmp, "--out", os.path.join(tmp, "o"), os.path.join(tmp, "demo", "outcomes.jsonl"))
+    check(r.returncode == 1 and "directory" in r.stderr.lower(), f"--catalog a directory: {r.returncode} {r.stderr}")
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")

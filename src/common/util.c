@@ -146,10 +146,11 @@ rtr_status rtr_read_file(const char *path, char **data, size_t *len) {
         if (!nb) { free(buf); buf = NULL; }
         else buf = nb;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (!buf) return RTR_ERR_NOMEM;
-    if (err) { free(buf); return rtr_fail(RTR_ERR_IO, "%s: read error", path); }
+    /* fopen opens a directory; reading it fails with EISDIR: say that */
+    if (err) { free(buf); return rtr_fail(RTR_ERR_IO, "%s: read error: %s", path, strerror(err)); }
     buf[n] = 0;
     *data = buf;
     if (len) *len = n;
