@@ -45,6 +45,9 @@ T="--hidden 24 --learn-dim 8 --epochs 15 --patience 4"
 check "train writes a checkpoint" "'$RTR' train '$W/corpus' --out '$W/ck.safetensors' $T --json >'$W/train.json' 2>'$W/train.log'"
 check "train logs epochs and its device" "grep -q '^epoch   1' '$W/train.log' && python3 -c \"import json;d=json.load(open('$W/train.json'));assert len(d['epochs'])>=2 and d['device']\""
 check "paper setting trains" "'$RTR' train '$W/corpus' --out '$W/paper.safetensors' $T --token-target raw --no-token-scale >/dev/null 2>&1"
+# embeddings above the memory budget are memory-mapped: the same checkpoint, bit for bit
+check "train with the embeddings memory-mapped" "'$RTR' train '$W/corpus' --out '$W/mapped.safetensors' $T --memory-budget 0.05 --json >'$W/mapped.json' 2>/dev/null"
+check "... says so, and trains the same checkpoint" "python3 -c \"import json;a=json.load(open('$W/train.json'));b=json.load(open('$W/mapped.json'));assert b['memory_mapped'] and not a['memory_mapped'] and a['checkpoint_hash']==b['checkpoint_hash'], (a['checkpoint_hash'], b['checkpoint_hash'])\" && cmp -s '$W/ck.safetensors' '$W/mapped.safetensors'"
 check "score writes routing tables" "'$RTR' score --checkpoint '$W/ck.safetensors' '$W/corpus' >/dev/null 2>'$W/score.log'"
 check "tables have the right shape and range, tied to their shards" "python3 - '$W/corpus' <<'EOF'
 import sys, h5py, numpy as np, rtrdata
