@@ -67,6 +67,11 @@ done
 [ $? -eq 2 ] && grep -qF -- "--memory-budget '-1': expected a number >= 0" err.txt && ok || bad "--memory-budget -1: $(cat err.txt)"
 "$RTR" eval x --out e.json --knn 0 > out.txt 2> err.txt
 [ $? -eq 2 ] && grep -qF -- "--knn '0': expected an integer >= 1" err.txt && ok || bad "--knn 0: $(cat err.txt)"
+for v in "score x --checkpoint c --chunk-rows 16777217" "train x --out c --token-target sqrt" "eval x --out e --arch big"; do
+  # shellcheck disable=SC2086
+  "$RTR" $v > out.txt 2> err.txt
+  [ $? -eq 2 ] && grep -qF -- "'${v##* }': expected" err.txt && ok || bad "rtr $v: $(cat err.txt)"
+done
 "$RTR" eval x --out e.json --bootstrap 100001 > out.txt 2> err.txt
 [ $? -eq 2 ] && grep -qF -- "--bootstrap '100001'" err.txt && ok || bad "--bootstrap 100001: $(cat err.txt)"
 

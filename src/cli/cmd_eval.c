@@ -66,7 +66,7 @@ int cmd_eval(int argc, char **argv) {
     ep.knn_k = (int32_t)knn_k;
     ep.embedllm = !no_embedllm;
     if (strcmp(arch, "default") && strcmp(arch, "paper")) {
-        fprintf(stderr, "rtr eval: --arch must be default or paper\n");
+        fprintf(stderr, "rtr eval: --arch '%s': expected default or paper\n", arch);
         return 2;
     }
     ep.paper_only = !strcmp(arch, "paper");
@@ -110,7 +110,8 @@ int cmd_eval(int argc, char **argv) {
         cli_print_json(o);
     } else {
         printf("%s split: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g; paths on %s\n",
-               cli.split, (long long)s.n_queries, (long long)s.n_train, ep.train_split, s.cost_unit, s.x_max, be.device);
+               cli.split && *cli.split ? cli.split : "every", (long long)s.n_queries, (long long)s.n_train,
+               ep.train_split, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
         if (s.bootstrap) printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
         int w = (int)strlen("router"); /* whole names: "Best single: " and a long pair name */

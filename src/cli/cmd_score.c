@@ -32,8 +32,8 @@ int cmd_score(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     cli_set_threads(threads);
-    if (chunk < 1 || chunk > (1 << 24)) {
-        fprintf(stderr, "rtr score: --chunk-rows must be in 1 .. %d\n", 1 << 24);
+    if (chunk > (1 << 24)) { /* the parser checked >= 1 (COUNT) */
+        fprintf(stderr, "rtr score: --chunk-rows '%ld': expected an integer in 1 .. %d\n", chunk, 1 << 24);
         return 2;
     }
     sp.chunk_rows = chunk;

@@ -86,7 +86,7 @@ int cmd_train(int argc, char **argv) {
     const char *dir = a.pos[0];
     cli_set_threads(threads);
     if (strcmp(target, "log") && strcmp(target, "raw")) {
-        fprintf(stderr, "rtr train: --token-target must be log or raw\n");
+        fprintf(stderr, "rtr train: --token-target '%s': expected log or raw\n", target);
         return 2;
     }
     cfg->hidden = (int32_t)hidden, cfg->learn_dim = (int32_t)learn_dim, cfg->batch = (int32_t)batch;
