@@ -481,13 +481,19 @@ static void test_checkpoint_hash_verified(void) {
         CHECK_MSG(rtr_predictor_load(&q, path) != RTR_OK, "bit flip at byte %zu of %zu loads", at, len);
         data[at] ^= 0x10;
     }
-    size_t at = len - 2; /* a pair index (the last tensor): 1.0f or 0.0f, now another valid index */
-    data[at] ^= 0x80;
+    /* the last pair's strategy index (the last float), 0 or 1, swapped for
+     * the other: still a valid index, so only the hash can catch it */
+    float was, other;
+    memcpy(&was, data + len - 4, 4);
+    CHECK(was == 0.0f || was == 1.0f);
+    other = 1.0f - was;
+    memcpy(data + len - 4, &other, 4);
     CHECK(rtr_write_file_atomic(path, data, len) == RTR_OK);
     CHECK(rtr_predictor_load(&q, path) == RTR_ERR_FORMAT);
-    CHECK(strstr(rtr_last_error(), "stored checkpoint_hash") != NULL && strstr(rtr_last_error(), hash) != NULL);
+    CHECK_MSG(strstr(rtr_last_error(), "stored checkpoint_hash") != NULL && strstr(rtr_last_error(), hash) != NULL,
+              "%s", rtr_last_error());
     /* the parameters intact but the stored hash edited */
-    data[at] ^= 0x01;
+    memcpy(data + len - 4, &was, 4);
     char *h = strstr(data + 8, hash);
     CHECK(h != NULL && h < data + 8 + header);
     if (h) h[0] = h[0] == '0' ? '1' : '0';
