@@ -314,20 +314,21 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
     }
-    /* one ordered file: under MPI rank 0 writes it (the others only share the budget's path) */
+    /* one ordered file: under MPI rank 0 routes every query and writes it
+     * (the other ranks only helped build the budget's path) */
     bool open = false, writer = rtr_dist_rank() == 0;
     if (!st && writer) st = dec_open(&w, out_path, cat);
     open = !st && writer;
-    if (!st) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
+    if (!st && writer) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
     route_sums sums = {0};
     route_chunk ch;
-    while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
+    while (writer && !st && !(st = route_source_next(&rs, &ch)) && ch.n) {
         st = by_budget ? rtr_envelope_choose_on(choice, ch.p, ch.c, s->lambda, ch.n, ch.k, b, 0)
                        : argmax_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k);
-        if (!st && writer) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
+        if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
         if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
     }
-    if (!st && !sums.n)
+    if (!st && writer && !sums.n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     s->cost_scale = rs.cost_scale;
