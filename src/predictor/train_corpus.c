@@ -51,7 +51,8 @@ rtr_status rtr_train_corpus(rtr_backend *b, rtr_predictor *p, rtr_train_summary 
         s->mapped = rows.emb_mapped != 0;
         snprintf(s->encoder, sizeof s->encoder, "%s", src.encoder ? src.encoder : "");
         if (prm->on_start) prm->on_start(s, prm->user);
-        rtr_train_data data = {rows.n, rows.dim, rows.k, rows.emb, rows.correct, rows.tokens};
+        /* a mapped gather lets the trainer release each window's pages (rtr_train_data) */
+        rtr_train_data data = {rows.n, rows.dim, rows.k, rows.emb, rows.correct, rows.tokens, rows.emb_mapped != 0};
         st = rtr_predictor_train_on(b, p, &data, prm->log, prm->user);
     }
     if (!st) st = rtr_predictor_save(p, checkpoint_path);
