@@ -216,12 +216,12 @@ def check_eval_fits_on_train(tmp):
 
 
 def check_store_refusals(tmp, corpus):
-    def damaged(name, edit):
+    def damaged(name, edit, cmd=("info",)):
         c = os.path.join(tmp, name)
         shutil.copytree(corpus, c)
         with h5py.File(os.path.join(c, "shard-00000.h5"), "a") as h:
             edit(h)
-        return run("info", c)
+        return run(*cmd, c)
 
     def more_ids(h):
         data, off = h["queries/id/bytes"][()], h["queries/id/offsets"][()]
@@ -232,6 +232,10 @@ def check_store_refusals(tmp, corpus):
 
     r = damaged("more_ids", more_ids)
     check(r.returncode == 1 and "/queries/id" in r.stderr, f"a shard with more ids than queries: {r.stderr}")
+    # refused on open, also by a stage that never reads the ids (train)
+    r = damaged("more_ids_train", more_ids, ("train", "--out", os.path.join(tmp, "t.safetensors"), "--hidden", "4",
+                                             "--learn-dim", "0", "--epochs", "1", "--device", "cpu"))
+    check(r.returncode == 1 and "/queries/id" in r.stderr, f"train on a shard with more ids than queries: {r.stderr}")
     r = damaged("old_schema", lambda h: h.attrs.__setitem__("rtr_schema_version", np.int64(0)))
     check(r.returncode == 1 and "rtr_schema_version" in r.stderr, f"a shard of schema version 0: {r.stderr}")
 
