@@ -70,6 +70,9 @@ def main():
     check(len(ev["mix"]["lambda"]) == 101 and all(abs(sum(f) - 1) < 1e-6 for f in ev["mix"]["fraction"]),
           "mix fractions sum to 1 along lambda")
     check(ev["calibration"]["ece"] < 1e-6, "perfect tables are perfectly calibrated")
+    ks = ev.get("knn_search", {})
+    check(ks.get("method") == "exact" and ev["n_train"] <= ks.get("exact_max", 0) and ks.get("recall") == 1,
+          f"kNN search is exact below its index threshold and says so: {ks}")
 
     r = run("report", out)
     check(r.returncode == 0 and os.path.exists(os.path.join(tmp, "eval.html")), "report: " + r.stderr)

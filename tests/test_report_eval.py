@@ -30,7 +30,7 @@ import rtrdata  # noqa: E402
 # left out on purpose (with why).
 ROOT_KEYS = {"title", "corpus", "split", "train_split", "test_dataset", "train_skip_dataset", "n_queries", "n_train",
              "cost_unit", "checkpoint_hash", "device", "x_max", "budget_reference", "notes", "aiq_note", "bootstrap",
-             "pairs", "routers", "default_router", "tables", "mix", "calibration",
+             "pairs", "routers", "default_router", "tables", "mix", "calibration", "knn_search",
              "cost_scale",  # an internal scale of the λ rule: no reader's number
              "seconds"}     # how long eval ran: not a result
 ROUTER_KEYS = {"name", "unavailable", "points", "aiq", "aiq_from_zero", "apgr", "cpt50", "cpt80", "cost_to_match",
@@ -136,6 +136,16 @@ def main():
                                           f"{set(dr) - DEFAULT_ROUTER_KEYS}")
     for key in ("budget_reference", "bootstrap", "aiq_note", "default_router"):
         check(key in ev, f"rtr eval --checkpoint --bootstrap writes {key}")
+
+    # kNN search: exact here (few training rows), unsaid; an index is named with its probes and recall
+    check(ev["knn_search"]["method"] == "exact" and "inverted-file" not in text, "exact kNN search goes unsaid")
+    ix = dict(ev, knn_search={"method": "index", "exact_max": 50000, "lists": 512, "nprobe": 24, "recall": 0.9812})
+    ix_path = os.path.join(tmp, "eval_ix.json")
+    json.dump(ix, open(ix_path, "w"))
+    r = run("report", ix_path, "--no-figures")
+    ix_md = open(os.path.join(tmp, "eval_ix.md")).read() if r.returncode == 0 else ""
+    check("kNN neighbours from an inverted-file index (24 of 512 lists probed, recall 0.981)" in ix_md,
+          "an index search is named in the provenance: " + r.stderr)
 
     tables = md_tables(md)
     routers = {x["name"]: x for x in ev["routers"]}

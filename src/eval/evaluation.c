@@ -477,7 +477,8 @@ static const char *const AIQ_NOTE =
 
 static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const route_data *te, const route_data *tr,
                         const eval_refs *refs, const eval_refs *train_refs, double budget, double x_max,
-                        const router_result *R, int nr, const eval_boot *eb, const char *device) {
+                        const router_result *R, int nr, const eval_boot *eb, const rtr_knn_info *knn,
+                        const char *device) {
     cJSON *root = cJSON_CreateObject();
     char deflt[256];
     snprintf(deflt, sizeof deflt, "RTR on %s", corpus_dir);
@@ -514,6 +515,15 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     free(bt);
     cJSON_AddStringToObject(root, "notes", notes);
     cJSON_AddStringToObject(root, "aiq_note", AIQ_NOTE);
+    /* how the kNN-based routers found their neighbours: exact below
+     * exact_max training rows, else the inverted-file index at the recall
+     * its calibration measured */
+    cJSON *ks = cJSON_AddObjectToObject(root, "knn_search");
+    cJSON_AddStringToObject(ks, "method", knn->exact ? "exact" : "index");
+    cJSON_AddNumberToObject(ks, "exact_max", (double)knn->exact_max);
+    cJSON_AddNumberToObject(ks, "lists", knn->lists);
+    cJSON_AddNumberToObject(ks, "nprobe", knn->nprobe);
+    rtr_json_add_number(ks, "recall", knn->recall);
     if (eb->resamples) {
         cJSON *b = cJSON_AddObjectToObject(root, "bootstrap");
         cJSON_AddNumberToObject(b, "resamples", eb->resamples);
@@ -614,6 +624,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     int nr = 0, nt = 0;
     size_t nk = 0;
     float *bp = NULL, *bc = NULL, *knn_p = NULL;
+    rtr_knn_info knn = {.exact = true, .recall = 1.0};
     int32_t *choice = NULL;
     cJSON *root = NULL;
     char *text = NULL;
@@ -687,8 +698,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
                                          (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget, be);
-    if (!st) st = rtr_router_knn_table(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
-                                       te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n));
+    if (!st) st = rtr_router_knn_table_info(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n,
+                                            te.emb_dim, te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n), &knn);
     if (!st) {
         memcpy(knn_p, bp, nk * sizeof *bp);
         st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget, be);
@@ -741,7 +752,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);
 
     if (!st) {
-        root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, &eb, be->device);
+        root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, &eb, &knn, be->device);
         if (rep.chosen >= 0) {
             cJSON *dr = cJSON_AddObjectToObject(root, "default_router");
             cJSON_AddStringToObject(dr, "chosen", rtr_stack_name(rep.chosen));

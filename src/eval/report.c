@@ -620,6 +620,11 @@ static void provenance(out2 *o, const cJSON *root) {
     }
     const char *dev = str(root, "device", NULL);
     if (dev) { both(o, "; computed on "); both_text(o, dev); }
+    /* exact neighbour search goes without saying; an index is an approximation */
+    const cJSON *ks = cJSON_GetObjectItemCaseSensitive(root, "knn_search");
+    if (ks && !strcmp(str(ks, "method", "exact"), "index"))
+        both(o, "; kNN neighbours from an inverted-file index (%.0f of %.0f lists probed, recall %.3f)",
+             num(ks, "nprobe"), num(ks, "lists"), num(ks, "recall"));
     both(o, ".");
     para_close(o);
 }
