@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *inputs[1] = {in};
     rtr_ingest_result res;
     memset(&res, 0, sizeof res);
-    rtr_status st = rtr_ingest(cat, inputs, 1, out, &p, &res);
+    rtr_status st = rtr_ingest(&res, cat, inputs, 1, out, &p);
     if (st != RTR_OK) fuzz_refused("log");
     if (st == RTR_OK) {
         rtr_corpus *c = NULL;
