@@ -106,11 +106,11 @@ static void test_did_you_mean(void) {
     CHECK(parse_args(&a, "--quite", NULL) == 2 && strstr(captured, "did you mean --quiet?"));
     CHECK(parse_args(&a, "--xyzzy", NULL) == 2 && !strstr(captured, "did you mean"));
     const char *commands[] = {"gen-demo", "ingest", "info", "encode", "sweep", "route", "eval", "eval-predictor"};
-    CHECK(rtr_args_closest("sweeep", commands, 8) && !strcmp(rtr_args_closest("sweeep", commands, 8), "sweep"));
-    CHECK(rtr_args_closest("eval-predicter", commands, 8) &&
-          !strcmp(rtr_args_closest("eval-predicter", commands, 8), "eval-predictor"));
-    CHECK(rtr_args_closest("ingset", commands, 8) && !strcmp(rtr_args_closest("ingset", commands, 8), "ingest"));
-    CHECK(rtr_args_closest("banana", commands, 8) == NULL);
+    CHECK(rtr_closest_name("sweeep", commands, 8) && !strcmp(rtr_closest_name("sweeep", commands, 8), "sweep"));
+    CHECK(rtr_closest_name("eval-predicter", commands, 8) &&
+          !strcmp(rtr_closest_name("eval-predicter", commands, 8), "eval-predictor"));
+    CHECK(rtr_closest_name("ingset", commands, 8) && !strcmp(rtr_closest_name("ingset", commands, 8), "ingest"));
+    CHECK(rtr_closest_name("banana", commands, 8) == NULL);
 }
 
 static void test_quiet_json_positionals(void) {

@@ -112,6 +112,41 @@ EOF
 (ulimit -v 1500000; "$RTR" ingest --catalog wide.json --out wide wide.jsonl 2> err.txt >/dev/null) && ok ||
   bad "100 x 100 catalog under 1.5 GB of address space: $(cat err.txt)"
 
+# Accepted but probably not meant: warned on stderr (also under --quiet), never silent.
+# correct as JSON true/false is 1/0; a string still fails with the hint.
+printf '%s\n' '{"id":"b1","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":true}]}' \
+  '{"id":"b2","text":"y","outcomes":[{"model":"small","strategy":"cot","correct":false}]}' > bools.jsonl
+"$RTR" ingest --catalog cat.json --out bools bools.jsonl --json > out.json 2> err.txt &&
+  python3 - <<'EOF' && ok || bad "correct true/false ingested as 1/0: $(cat err.txt)"
+import h5py, json
+d = json.load(open("out.json"))
+assert d["n_outcomes"] == 2 and d["n_without_outcomes"] == 0, d
+m = json.load(open("bools/manifest.json"))
+k = m["catalog"]["pairs"].index(["small", "cot"])
+with h5py.File("bools/" + m["shards"][0]["file"]) as f:
+    c = f["outcomes/correct"][()]
+assert list(c[:, k]) == [1.0, 0.0], c[:, k]
+EOF
+expect_fail correct_string '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":"yes"}]}' "outcomes\[0\].correct" "true/false"
+# a flat line (no outcomes array): ingested as a query with no outcome, said once with file:line, counted
+printf '%s\n%s\n%s\n' "$good" '{"id":"f1","text":"x","model":"small","strategy":"cot","correct":1}' \
+  '{"id":"f2","text":"y","model":"small","strategy":"cot","correct":0}' > flat.jsonl
+"$RTR" ingest --catalog cat.json --out flat flat.jsonl --quiet --json > out.json 2> err.txt
+[ $? -eq 0 ] && grep -q "warning: flat.jsonl:2: no outcomes" err.txt && grep -q "2 of 3 queries have no outcomes" err.txt &&
+  python3 -c "import json,sys; sys.exit(json.load(open('out.json'))['n_without_outcomes'] != 2)" && ok ||
+  bad "flat lines warned about and counted: $(cat err.txt)"
+# unknown catalog keys: every one in an entry (with a did-you-mean), near misses at the top level
+cat > typo.json <<'EOF'
+{"models": [{"name": "small", "price_input": 0.1, "colour": "red"}], "strategies": [{"name": "cot"}],
+ "pair": [["small", "cot"]], "source": "my lab's logs"}
+EOF
+printf '%s\n' '{"id":"t1","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1}]}' > typo.jsonl
+"$RTR" ingest --catalog typo.json --out typo typo.jsonl --quiet > /dev/null 2> err.txt
+[ $? -eq 0 ] && grep -q 'typo.json: models\[0\]: unknown key "price_input" ignored; did you mean "price_in"?' err.txt &&
+  grep -q 'models\[0\]: unknown key "colour" ignored (an entry has' err.txt &&
+  grep -q 'unknown key "pair" ignored; did you mean "pairs"?' err.txt && ! grep -q '"source"' err.txt && ok ||
+  bad "unknown catalog keys warned about: $(cat err.txt)"
+
 # CLI conventions: help, usage errors, unknown command.
 "$RTR" --help > /dev/null && ok || bad "rtr --help"
 "$RTR" ingest --help | grep -q -- "--catalog" && ok || bad "ingest --help"

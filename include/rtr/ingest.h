@@ -21,6 +21,7 @@ RTR_API rtr_ingest_params rtr_ingest_default_params(void);
 typedef struct {
     int64_t n_queries, n_outcomes;
     int n_shards;
+    int64_t n_without_outcomes; /* queries whose line gave no outcome (ingest warns on stderr) */
 } rtr_ingest_result;
 
 /* Build the corpus out_dir from a catalog and JSONL files ("-" = stdin).

@@ -63,40 +63,6 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     return 0;
 }
 
-/* Optimal string alignment distance (edits and swaps of neighbours). */
-static size_t edit_distance(const char *a, const char *b) {
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 64 || m > 64) return (size_t)-1; /* no typo of a real name is that long */
-    size_t d[65][65];
-    for (size_t i = 0; i <= n; i++) d[i][0] = i;
-    for (size_t j = 0; j <= m; j++) d[0][j] = j;
-    for (size_t i = 1; i <= n; i++)
-        for (size_t j = 1; j <= m; j++) {
-            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
-                best = d[i - 2][j - 2] + 1;
-            d[i][j] = best;
-        }
-    return d[n][m];
-}
-
-const char *rtr_args_closest(const char *word, const char *const *candidates, size_t n) {
-    const char *best = NULL, *prefix_of = NULL;
-    size_t best_d = (size_t)-1, wl = strlen(word);
-    int n_prefix = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = edit_distance(word, candidates[i]);
-        if (d < best_d) best_d = d, best = candidates[i];
-        if (wl >= 3 && !strncmp(candidates[i], word, wl)) n_prefix++, prefix_of = candidates[i];
-    }
-    size_t longer = best ? (wl > strlen(best) ? wl : strlen(best)) : 0;
-    size_t allowed = longer / 3 > 1 ? longer / 3 : 1;
-    if (best && best_d <= allowed) return best;
-    return n_prefix == 1 ? prefix_of : NULL; /* an abbreviation of exactly one name */
-}
-
 static void unknown_option(const rtr_cmd_spec *spec, const char *arg) {
     const char *name = arg + strspn(arg, "-");
     size_t len = strcspn(name, "=");
@@ -106,7 +72,7 @@ static void unknown_option(const rtr_cmd_spec *spec, const char *arg) {
     size_t n = 0;
     for (const rtr_opt *o = spec->opts; o && o->name && n < 128 - N_COMMON; o++) names[n++] = o->name;
     for (size_t i = 0; i < N_COMMON; i++) names[n++] = COMMON[i];
-    const char *near = rtr_args_closest(word, names, n);
+    const char *near = rtr_closest_name(word, names, n);
     fprintf(stderr, "rtr %s: unknown option '%s'", spec->name, arg);
     if (near) fprintf(stderr, "; did you mean --%s?", near);
     fprintf(stderr, " (see rtr %s --help)\n", spec->name);

@@ -60,12 +60,6 @@ typedef struct {
 int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out);
 void rtr_args_help(const rtr_cmd_spec *spec, FILE *out);
 
-/* The candidate closest to word by edit distance (insertions, deletions,
- * substitutions and swaps of neighbours), or NULL when none is close enough
- * to be a likely typo (distance at most a third of the longer word, and at
- * least 1 allowed). For "did you mean" hints: options, commands, values. */
-const char *rtr_args_closest(const char *word, const char *const *candidates, size_t n);
-
 /* Check that path ends in one of exts (".csv", ... NULL-terminated). 0 when
  * it does; else prints "rtr CMD: --OPT 'x.parquet': unsupported extension
  * '.parquet'; use .csv, .jsonl or .h5" and returns 2 (a usage error). */

@@ -36,6 +36,7 @@ int cmd_ingest(int argc, char **argv) {
         cJSON_AddStringToObject(o, "corpus", out);
         cJSON_AddNumberToObject(o, "n_queries", (double)r.n_queries);
         cJSON_AddNumberToObject(o, "n_outcomes", (double)r.n_outcomes);
+        cJSON_AddNumberToObject(o, "n_without_outcomes", (double)r.n_without_outcomes);
         cJSON_AddNumberToObject(o, "n_shards", r.n_shards);
         cJSON_AddNumberToObject(o, "seconds", dt);
         cli_print_json(o);

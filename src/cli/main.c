@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "common/util.h"
 #include "rtr/dist.h"
 #include "rtr/rtr.h"
 
@@ -45,7 +46,7 @@ static void usage(FILE *out) {
 static int unknown_command(const char *word) {
     const char *names[N_COMMANDS + 2] = {"--help", "--version"};
     for (size_t i = 0; i < N_COMMANDS; i++) names[i + 2] = commands[i].name;
-    const char *near = rtr_args_closest(word, names, N_COMMANDS + 2);
+    const char *near = rtr_closest_name(word, names, N_COMMANDS + 2);
     fprintf(stderr, "rtr: unknown command '%s'", word);
     if (near) fprintf(stderr, "; did you mean %s?", near);
     fprintf(stderr, " (see rtr --help)\n");

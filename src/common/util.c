@@ -255,6 +255,15 @@ void rtr_note(const char *fmt, ...) {
     va_end(ap);
 }
 
+void rtr_warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rtr: warning: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 /* 18000 -> "18,000" (counts in progress lines). */
 static void fmt_count(char *out, size_t n, double v) {
     char digits[32];
@@ -331,4 +340,38 @@ void rtr_progress_end(rtr_progress *p) {
         fprintf(stderr, "%s: %s in %s (%s/s)\n", p->label, done, took, rate);
     }
     p->shown = false;
+}
+
+/* Optimal string alignment distance (edits and swaps of neighbours). */
+static size_t edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64) return (size_t)-1; /* no typo of a real name is that long */
+    size_t d[65][65];
+    for (size_t i = 0; i <= n; i++) d[i][0] = i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[n][m];
+}
+
+const char *rtr_closest_name(const char *word, const char *const *candidates, size_t n) {
+    const char *best = NULL, *prefix_of = NULL;
+    size_t best_d = (size_t)-1, wl = strlen(word);
+    int n_prefix = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(word, candidates[i]);
+        if (d < best_d) best_d = d, best = candidates[i];
+        if (wl >= 3 && !strncmp(candidates[i], word, wl)) n_prefix++, prefix_of = candidates[i];
+    }
+    size_t longer = best ? (wl > strlen(best) ? wl : strlen(best)) : 0;
+    size_t allowed = longer / 3 > 1 ? longer / 3 : 1;
+    if (best && best_d <= allowed) return best;
+    return n_prefix == 1 ? prefix_of : NULL; /* an abbreviation of exactly one name */
 }

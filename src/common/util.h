@@ -74,6 +74,16 @@ void rtr_set_quiet(bool quiet);
 bool rtr_quiet(void);
 /* An informational line on stderr ("rtr: " + message), unless quiet. */
 void rtr_note(const char *fmt, ...) RTR_PRINTF(1, 2);
+/* A warning on stderr ("rtr: warning: " + message), also when quiet: input
+ * that was accepted but is probably not what its author meant. */
+void rtr_warn(const char *fmt, ...) RTR_PRINTF(1, 2);
+
+/* The candidate closest to word by edit distance (insertions, deletions,
+ * substitutions and swaps of neighbours), or NULL when none is close enough
+ * to be a likely typo (distance at most a third of the longer word, and at
+ * least 1 allowed), or the one candidate word abbreviates. For "did you
+ * mean" hints: options, commands, catalog keys. */
+const char *rtr_closest_name(const char *word, const char *const *candidates, size_t n);
 
 /* Progress of long work on stderr, silent when quiet. On a terminal one live
  * line (rewritten in place twice a second) once the work has taken more than

@@ -147,11 +147,45 @@ rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char
     return s;
 }
 
+/* A user's catalog: keys rtr does not read are warned about, not refused.
+ * In a model or strategy entry every unknown key is (a misspelt price_in
+ * would leave costs missing without a word); at the top level only a near
+ * miss of a key rtr reads ("pair" for "pairs"), since converters record
+ * their provenance there (source, price_fit, ...). */
+static void warn_unknown_keys(const char *json, const char *path) {
+    static const char *const top[] = {"models", "strategies", "pairs"};
+    static const char *const entry[] = {"name", "description", "price_in", "price_out"};
+    cJSON *root = cJSON_Parse(json);
+    const cJSON *k, *it;
+    cJSON_ArrayForEach(k, root) {
+        const char *near = rtr_closest_name(k->string, top, 3);
+        if (near && strcmp(near, k->string))
+            rtr_warn("%s: unknown key \"%s\" ignored; did you mean \"%s\"?", path, k->string, near);
+    }
+    for (int t = 0; t < 2; t++) {
+        int i = 0;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, top[t])) {
+            cJSON_ArrayForEach(k, it) {
+                bool known = false;
+                for (int j = 0; j < 4; j++) known |= !strcmp(k->string, entry[j]);
+                if (known) continue;
+                const char *near = rtr_closest_name(k->string, entry, 4);
+                rtr_warn("%s: %s[%d]: unknown key \"%s\" ignored%s%s%s", path, top[t], i, k->string,
+                         near ? "; did you mean \"" : " (an entry has name, description, price_in, price_out)",
+                         near ? near : "", near ? "\"?" : "");
+            }
+            i++;
+        }
+    }
+    cJSON_Delete(root);
+}
+
 rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path) {
     char *text;
     rtr_status s = rtr_read_file(path, &text, NULL);
     if (s) return s;
     s = rtr_catalog_parse_json(cat, text, path);
+    if (!s) warn_unknown_keys(text, path);
     free(text);
     return s;
 }

@@ -104,8 +104,13 @@ static rtr_status get_string(where w, const cJSON *obj, const char *key, const c
 static rtr_status get_value(where w, const cJSON *o, int idx, const char *key, double hi, float *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return RTR_OK;
+    if (cJSON_IsBool(v) && hi == 1.0) { /* correct: true/false as 1/0 */
+        *out = cJSON_IsTrue(v) ? 1.0f : 0.0f;
+        return RTR_OK;
+    }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return LINE_FAIL(w, "field outcomes[%d].%s: must be a finite number or null", idx, key);
+        return LINE_FAIL(w, "field outcomes[%d].%s: must be a finite number or null%s", idx, key,
+                         hi == 1.0 ? " (or true/false)" : "");
     if (v->valuedouble < 0 || v->valuedouble > hi)
         return LINE_FAIL(w, "field outcomes[%d].%s: %g is outside [0, %g]", idx, key, v->valuedouble, hi);
     if (v->valuedouble > FLT_MAX) /* stored as float32: it would become +inf */
@@ -118,7 +123,7 @@ static rtr_status get_value(where w, const cJSON *o, int idx, const char *key, d
 static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *cat, rtr_shard *sh, int64_t row,
                                  int64_t *n_outcomes) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "outcomes");
-    if (!arr || cJSON_IsNull(arr)) return RTR_OK;
+    if (!arr || cJSON_IsNull(arr)) return RTR_OK; /* a query without outcomes (counted by the caller) */
     if (!cJSON_IsArray(arr)) return LINE_FAIL(w, "field outcomes: must be an array");
     int i = 0;
     for (const cJSON *o = arr->child; o; o = o->next, i++) {
@@ -293,8 +298,13 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
         }
         if (strspn(line, " \t\r\n") == (size_t)len) continue; /* blank line */
         if (memchr(line, 0, (size_t)len)) { s = LINE_FAIL(w, "NUL byte in line"); break; }
+        int64_t before = res->n_outcomes;
         s = parse_line(w, line, cat, p, ids, &sw->block, sw->fill, &res->n_outcomes);
         if (s) break;
+        /* legal (a corpus to score only), but a flat log line looks just like it */
+        if (res->n_outcomes == before && res->n_without_outcomes++ == 0)
+            rtr_warn("%s:%ld: no outcomes (no \"outcomes\" array, or an empty one): ingested as a query with no "
+                     "outcome; docs/DATA.md has the line format", w.file, w.line);
         sw->fill++;
         res->n_queries++;
         rtr_progress_update(prog, (double)res->n_queries);
@@ -342,6 +352,9 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     if (!s) s = block_flush(&sw);
     if (!s) s = shard_close(&sw);
     rtr_progress_end(&prog);
+    if (!s && result->n_without_outcomes > 1)
+        rtr_warn("%lld of %lld queries have no outcomes", (long long)result->n_without_outcomes,
+                 (long long)result->n_queries);
     if (!s && result->n_queries == 0) s = rtr_fail(RTR_ERR_FORMAT, "%s: no queries in the input", inputs[0]);
     if (!s) s = rtr_manifest_write(tmp_dir, &cat, sw.n_shards, (const char *const *)sw.files, sw.counts, sw.hashes,
                                    params->shard_size);
