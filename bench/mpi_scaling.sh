@@ -20,24 +20,7 @@ trap 'rm -rf "$w"' EXIT
 cd "$w"
 "$rtr" gen-demo --queries "$n" --seed 2 demo >/dev/null 2>&1
 "$rtr" ingest --catalog demo/catalog.json --out c --shard-size $((n / 8)) demo/outcomes.jsonl >/dev/null 2>&1
-python3 - c <<'EOF'
-import hashlib, sys, h5py, numpy as np, rtrdata
-D = 64
-cache = {}
-def word(w):
-    if w not in cache:
-        cache[w] = np.random.default_rng(int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")).standard_normal(D)
-    return cache[w]
-def vec(t):
-    v = sum((word(x) for x in t.lower().split()), np.zeros(D))
-    return v / (np.linalg.norm(v) + 1e-9)
-cat = rtrdata.manifest(sys.argv[1])["catalog"]
-def queries(path):
-    with h5py.File(path, "r") as f:
-        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
-desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
-rtrdata.write_embeddings(sys.argv[1], "bow", "hashbow", queries, desc, encoder="bag-of-words")
-EOF
+python3 -c "import rtrdata; rtrdata.write_bag_of_words('c', 'bow', 'hashbow', 64)"
 "$rtr" train c --out ck.safetensors --hidden 64 --learn-dim 16 --epochs 2 -q >/dev/null
 "$rtr" score --checkpoint ck.safetensors --name ref c -q >/dev/null
 have_model=0

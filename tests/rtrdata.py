@@ -82,3 +82,28 @@ def read_table(corpus, name, key):
     """One matrix of a routing table, every shard stacked in order."""
     return np.concatenate([h5py.File(os.path.join(corpus, "tables", name, file), "r")["routing/" + key][()]
                            for _, file, _, _ in shards(corpus)])
+
+
+def write_bag_of_words(corpus, name, encoder_hash, dim, encoder="bag-of-words"):
+    """embeddings/NAME from a stand-in encoder, for tests without weights:
+    each word adds a fixed random vector (seeded by its SHA-1), rows
+    L2-normalised; queries and catalog descriptions alike."""
+    import hashlib
+    cache = {}
+
+    def vec(text):
+        v = np.zeros(dim)
+        for w in text.lower().split():
+            if w not in cache:
+                seed = int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")
+                cache[w] = np.random.default_rng(seed).standard_normal(dim)
+            v += cache[w]
+        return v / (np.linalg.norm(v) + 1e-9)
+
+    def queries(path):
+        with h5py.File(path, "r") as f:
+            return np.array([vec(t) for t in strings(f, "text")])
+    cat = manifest(corpus)["catalog"]
+    desc = (np.array([vec(m["description"]) for m in cat["models"]]),
+            np.array([vec(s["description"]) for s in cat["strategies"]]))
+    write_embeddings(corpus, name, encoder_hash, queries, desc, encoder=encoder)

@@ -74,3 +74,18 @@ def finish():
         print("FAIL: no check ran")
         sys.exit(1)
     sys.exit(0)
+
+
+def md_cells(line, unescape=False):
+    """Cells of a GFM table row, split on pipes not escaped by a backslash
+    (unescape: backslashes removed from the cells)."""
+    cells, cur, esc = [], "", False
+    for ch in line.strip()[1:-1]:
+        if ch == "|" and not esc:
+            cells.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+        esc = ch == "\\" and not esc
+    cells.append(cur.strip())
+    return [c.replace("\\", "") for c in cells] if unescape else cells

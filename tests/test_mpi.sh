@@ -28,21 +28,7 @@ check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
   "$RTR" ingest --catalog demo/catalog.json --out corpus --shard-size 70 demo/outcomes.jsonl >/dev/null 2>&1
 check "demo corpus of 7 shards" python3 -c "import json; assert len(json.load(open('corpus/manifest.json'))['shards']) == 7"
 # stand-in embeddings: a fixed random vector per word, rows L2-normalised
-python3 - corpus <<'EOF'
-import hashlib, sys, h5py, numpy as np, rtrdata
-D = 16
-def vec(text):
-    v = np.zeros(D)
-    for w in text.lower().split():
-        v += np.random.default_rng(int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")).standard_normal(D)
-    return v / (np.linalg.norm(v) + 1e-9)
-cat = rtrdata.manifest(sys.argv[1])["catalog"]
-def queries(path):
-    with h5py.File(path, "r") as f:
-        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
-desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
-rtrdata.write_embeddings(sys.argv[1], "bow", "hashbow", queries, desc, encoder="bag-of-words")
-EOF
+python3 -c "import rtrdata; rtrdata.write_bag_of_words('corpus', 'bow', 'hashbow', 16)"
 "$RTR" train corpus --out ck.safetensors --hidden 16 --learn-dim 4 --epochs 3 -q >/dev/null 2>&1
 check "train a checkpoint" test -f ck.safetensors
 for c in one parts mpi fail kill; do cp -r corpus "$c"; done

@@ -23,22 +23,7 @@ cp -r "$W/corpus" "$W/plain"   # a corpus never encoded
 # Stand-in encoder: each word adds a fixed random vector; rows L2-normalised.
 export PYTHONPATH="${RTR_SOURCE_DIR:-$(dirname "$0")/..}/tests${PYTHONPATH:+:$PYTHONPATH}"
 embed() { # corpus_dir encoder_hash
-    python3 - "$1" "$2" <<'EOF'
-import hashlib, sys, h5py, numpy as np, rtrdata
-D = 32
-def vec(text):
-    v = np.zeros(D)
-    for w in text.lower().split():
-        seed = int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "little")
-        v += np.random.default_rng(seed).standard_normal(D)
-    return v / (np.linalg.norm(v) + 1e-9)
-cat = rtrdata.manifest(sys.argv[1])["catalog"]
-def queries(path):
-    with h5py.File(path, "r") as f:
-        return np.array([vec(t) for t in rtrdata.strings(f, "text")])
-desc = (np.array([vec(m["description"]) for m in cat["models"]]), np.array([vec(s["description"]) for s in cat["strategies"]]))
-rtrdata.write_embeddings(sys.argv[1], "bow", sys.argv[2], queries, desc, encoder="test-bag-of-words")
-EOF
+    python3 -c "import sys, rtrdata; rtrdata.write_bag_of_words(sys.argv[1], 'bow', sys.argv[2], 32, 'test-bag-of-words')" "$1" "$2"
 }
 embed "$W/corpus" hashA || { echo "embedding failed"; exit 1; }
 T="--hidden 24 --learn-dim 8 --epochs 15 --patience 4"

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 
-from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import check, finish, md_cells, require_numpy_h5py, require_rtr, run
 
 require_numpy_h5py()
 require_rtr()
@@ -39,20 +39,6 @@ DEFAULT_ROUTER_KEYS = {"chosen", "n_val", "n_unseen", "cv_logloss", "cv_se", "we
                        "checkpoint"}  # the path given to rtr eval: the hash is on the page already
 
 
-def md_cells(line):
-    """Cells of a markdown table row, split on pipes not escaped by a backslash."""
-    cells, cur, esc = [], "", False
-    for ch in line.strip()[1:-1]:
-        if ch == "|" and not esc:
-            cells.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-        esc = ch == "\\" and not esc
-    cells.append(cur.strip())
-    return [c.replace("\\", "") for c in cells]
-
-
 def md_tables(md):
     """{the paragraph or heading before it: rows of cells} of every table."""
     out, before, cur = {}, None, None
@@ -61,7 +47,7 @@ def md_tables(md):
             if cur is None:
                 cur = out.setdefault(before, [])
             if not re.fullmatch(r"\|( -+:? \|)+", line):
-                cur.append(md_cells(line))
+                cur.append(md_cells(line, unescape=True))
         else:
             cur = None
             if line.strip():

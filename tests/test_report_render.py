@@ -20,7 +20,7 @@ import tempfile
 import xml.dom.minidom
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rtrtest import check, finish, require_rtr, run, skip_part  # noqa: E402
+from rtrtest import check, finish, md_cells, require_rtr, run, skip_part  # noqa: E402
 import report_fixture as fx  # noqa: E402
 
 require_rtr()
@@ -40,20 +40,6 @@ def render(name, ev, *args, env=None):
 
 def svgs_of(page):
     return re.findall(r"<svg.*?</svg>", page, re.S)
-
-
-def md_cells(line):
-    """Cells of a markdown table row, split on pipes not escaped by a backslash."""
-    cells, cur, esc = [], "", False
-    for ch in line.strip()[1:-1]:
-        if ch == "|" and not esc:
-            cells.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-        esc = ch == "\\" and not esc
-    cells.append(cur.strip())
-    return cells
 
 
 # ---- the crowded file with intervals -------------------------------------

@@ -71,15 +71,21 @@ char *rtr_strdup(const char *s) {
     return d;
 }
 
-char *rtr_sprintf(const char *fmt, ...) {
-    va_list ap, ap2;
-    va_start(ap, fmt);
+char *rtr_vsprintf(const char *fmt, va_list ap) {
+    va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     char *s = n >= 0 ? rtr_malloc((size_t)n + 1) : NULL;
     if (s) vsnprintf(s, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
+    return s;
+}
+
+char *rtr_sprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = rtr_vsprintf(fmt, ap);
+    va_end(ap);
     return s;
 }
 

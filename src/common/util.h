@@ -27,6 +27,7 @@ void *rtr_calloc(size_t count, size_t size);
 void *rtr_realloc(void *p, size_t n);
 char *rtr_strdup(const char *s);
 char *rtr_sprintf(const char *fmt, ...) RTR_PRINTF(1, 2);
+char *rtr_vsprintf(const char *fmt, va_list ap);
 
 /* Growable string buffer for building JSON, CSV, SVG and HTML text. On
  * allocation failure it records RTR_ERR_NOMEM and sets failed; later appends

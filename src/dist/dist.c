@@ -94,25 +94,19 @@ rtr_status rtr_dist_barrier(void) {
     return RTR_OK;
 }
 
-rtr_status rtr_dist_sum_f64(double *x, size_t n) {
 #ifdef RTR_HAVE_MPI
+static rtr_status sum_in_place(void *x, size_t n, MPI_Datatype type) {
     if (g_size > 1 && n)
-        return mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
-#endif
-    (void)x;
-    (void)n;
+        return mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, type, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
     return RTR_OK;
 }
+#else
+#define sum_in_place(x, n, type) ((void)(x), (void)(n), RTR_OK)
+#endif
 
-rtr_status rtr_dist_sum_f32(float *x, size_t n) {
-#ifdef RTR_HAVE_MPI
-    if (g_size > 1 && n)
-        return mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
-#endif
-    (void)x;
-    (void)n;
-    return RTR_OK;
-}
+rtr_status rtr_dist_sum_f64(double *x, size_t n) { return sum_in_place(x, n, MPI_DOUBLE); }
+
+rtr_status rtr_dist_sum_f32(float *x, size_t n) { return sum_in_place(x, n, MPI_FLOAT); }
 
 rtr_status rtr_dist_bcast(void *buf, size_t n, int root) {
 #ifdef RTR_HAVE_MPI

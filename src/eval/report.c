@@ -117,17 +117,13 @@ typedef struct {
 /* Text made here (numbers and fixed words, no markup characters): the same in both. */
 static void both(out2 *o, const char *fmt, ...) RTR_PRINTF(2, 3);
 static void both(out2 *o, const char *fmt, ...) {
-    va_list ap, aq;
+    va_list ap;
     va_start(ap, fmt);
-    va_copy(aq, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = rtr_vsprintf(fmt, ap);
     va_end(ap);
-    char *s = n >= 0 ? rtr_malloc((size_t)n + 1) : NULL;
-    if (s) vsnprintf(s, (size_t)n + 1, fmt, aq);
-    va_end(aq);
     if (!s) { o->h->failed = true; return; }
-    rtr_buf_append(o->h, s, (size_t)n);
-    rtr_buf_append(o->md, s, (size_t)n);
+    rtr_buf_append(o->h, s, strlen(s));
+    rtr_buf_append(o->md, s, strlen(s));
     free(s);
 }
 
