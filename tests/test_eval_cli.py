@@ -11,6 +11,7 @@ AIQs must lie in [0, 1]; and the report must render. Bad input must fail with
 exit status 1 and leave no file."""
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -46,6 +47,19 @@ def main():
         return
     summary = json.loads(r.stdout)
     check(summary["out"] == out, "eval --json summary names the file")
+
+    # progress into a log: the bootstrap's resamples (eval) and the queries read (sweep); none when quiet
+    os.environ["RTR_PROGRESS_SECONDS"] = "0"
+    try:
+        e = run("eval", corpus, "--out", os.path.join(tmp, "ep.json"), "--bootstrap", "50")
+        sw = run("sweep", corpus, "--out", os.path.join(tmp, "sw"))
+        q = run("eval", corpus, "--out", os.path.join(tmp, "eq.json"), "--bootstrap", "50", "--quiet")
+    finally:
+        del os.environ["RTR_PROGRESS_SECONDS"]
+    check(e.returncode == 0 and re.search(r"^eval: bootstrap: \d+/50 ", e.stderr, re.M)
+          and re.search(r"^eval: bootstrap: 50 in ", e.stderr, re.M), "eval's bootstrap progress: " + e.stderr)
+    check(sw.returncode == 0 and re.search(r"^sweep: [0-9,]+ in ", sw.stderr, re.M), "sweep's progress: " + sw.stderr)
+    check(q.returncode == 0 and "bootstrap" not in q.stderr, "no progress under --quiet: " + q.stderr)
     ev = json.load(open(out))
     routers = {x["name"]: x for x in ev["routers"]}
     for name in ("RTR", "Dataset prior", "kNN router", "EmbedLLM-style", "Random (expectation)", "Oracle"):

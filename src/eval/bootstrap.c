@@ -258,7 +258,10 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
     double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
     rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
     uint64_t rng = seed;
+    rtr_progress prog; /* eval's longest phase on large sets */
+    rtr_progress_init(&prog, "eval: bootstrap", resamples);
     for (int32_t b = 0; !st && b < resamples; b++) {
+        if (b) rtr_progress_update(&prog, b);
         memset(w, 0, (size_t)n * sizeof *w);
         for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
         pair_points(pa, pc, correct, cost, w, n, k);
@@ -295,6 +298,8 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
             }
         }
     }
+    if (!st) rtr_progress_update(&prog, resamples);
+    rtr_progress_end(&prog);
     free(w);
     free(pa);
     free(ca);

@@ -310,12 +310,17 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
     *truth = false;
+    rtr_progress prog; /* the queries read (their number is known only at the end) */
+    rtr_progress_init(&prog, "sweep", 0);
+    int64_t done = 0;
     for (int64_t j = 0; !st && !(st = route_source_next(rs, &ch)) && ch.n; j++) {
+        rtr_progress_update(&prog, (double)(done += ch.n));
         rtr_route_table t = route_chunk_table(&ch, true);
         if (j % rtr_dist_size() == rtr_dist_rank()) st = rtr_path_builder_add(pb, &t);
         if (!st) st = eval_refs_acc_add(&acc, ch.true_correct, ch.true_cost, ch.n);
         for (size_t i = 0; !*truth && i < (size_t)ch.n * (size_t)k; i++) *truth = !isnan(ch.true_correct[i]);
     }
+    rtr_progress_end(&prog);
     if (st) {
         rtr_path_builder_free(pb);
         eval_refs_acc_free(&acc);
