@@ -93,8 +93,9 @@ int cmd_eval_predictor(int argc, char **argv) {
     if (!s) s = rtr_rows_gather(&train, NULL, c, &tq, 0);
     size_t nk = (size_t)test.n * test.k;
     if (!s && !(tab = rtr_malloc(sizeof(float) * (4 * nk + 2 * (size_t)test.k)))) s = RTR_ERR_NOMEM;
-    float *pc = tab, *pt = tab + nk, *nc = tab + 2 * nk, *nt = tab + 3 * nk, *mean_c = tab + 4 * nk,
-          *med_t = mean_c + test.k;
+    /* offsets only into an allocated table (arithmetic on NULL is undefined) */
+    float *pc = tab, *pt = tab ? tab + nk : NULL, *nc = tab ? tab + 2 * nk : NULL, *nt = tab ? tab + 3 * nk : NULL,
+          *mean_c = tab ? tab + 4 * nk : NULL, *med_t = tab ? mean_c + test.k : NULL;
     if (!s) s = rtr_backend_init(&be, device);
     if (!s) s = rtr_predictor_score_backend(&be, &p, test.emb, test.n, 0, pc, pt);
     if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.k);

@@ -202,7 +202,7 @@ rtr_status rtr_stack_table(float *p, float *cost, const float *mlp_p, const floa
     rtr_status st = vh && V && F && b && c && scratch && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
     int64_t nv = 0, nf = 0;
     if (!st) {
-        memcpy(vh, val_hash, (size_t)n_val_hash * sizeof *vh);
+        if (n_val_hash) memcpy(vh, val_hash, (size_t)n_val_hash * sizeof *vh); /* val_hash may be NULL then */
         qsort(vh, (size_t)n_val_hash, sizeof *vh, u64_cmp);
         for (int64_t r = 0; r < n_train; r++) {
             uint64_t h = rtr_embedding_hash(train_emb + (size_t)r * d, d);

@@ -208,10 +208,13 @@ rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
             s = rtr_safetensors_read_f32(st, t[i].name, t[i].ndim, t[i].shape, (float *)t[i].data);
     }
     for (int k = 0; !s && k < p->n_pairs; k++) {
-        p->pair_model[k] = (int32_t)pair_f[k], p->pair_strategy[k] = (int32_t)pair_f[p->n_pairs + k];
-        if (p->pair_model[k] < 0 || p->pair_model[k] >= p->n_models || p->pair_strategy[k] < 0 ||
-            p->pair_strategy[k] >= p->n_strategies)
-            s = rtr_fail(RTR_ERR_FORMAT, "%s: pair %d refers to a model/strategy out of range", path, k);
+        /* checked as floats first: casting a NaN or out-of-range float is undefined */
+        float fm = pair_f[k], fs = pair_f[p->n_pairs + k];
+        if (!(fm >= 0 && fm < (float)p->n_models && fs >= 0 && fs < (float)p->n_strategies) || fm != floorf(fm) ||
+            fs != floorf(fs))
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: pair %d: model/strategy indices (%g, %g) are not indices of the catalog", path, k,
+                         (double)fm, (double)fs);
+        else p->pair_model[k] = (int32_t)fm, p->pair_strategy[k] = (int32_t)fs;
     }
     free(pair_f);
     if (!s) {
