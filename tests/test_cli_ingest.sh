@@ -109,8 +109,13 @@ with open("wide.jsonl", "w") as f:
     for q in range(200):
         f.write(json.dumps({"id": f"q{q}", "text": "t", "outcomes": [{"model": f"m{q % 100}", "strategy": "s1", "correct": 1}]}) + "\n")
 EOF
-(ulimit -v 1500000; "$RTR" ingest --catalog wide.json --out wide wide.jsonl 2> err.txt >/dev/null) && ok ||
-  bad "100 x 100 catalog under 1.5 GB of address space: $(cat err.txt)"
+# (an ASan build reserves terabytes of shadow address space: no limit can hold it)
+if ldd "$RTR" 2>/dev/null | grep -q libasan; then
+  skip_part "100 x 100 catalog under 1.5 GB of address space: rtr is built with ASan"
+else
+  (ulimit -v 1500000; "$RTR" ingest --catalog wide.json --out wide wide.jsonl 2> err.txt >/dev/null) && ok ||
+    bad "100 x 100 catalog under 1.5 GB of address space: $(cat err.txt)"
+fi
 
 # Accepted but probably not meant: warned on stderr (also under --quiet), never silent.
 # correct as JSON true/false is 1/0; a string still fails with the hint.

@@ -201,7 +201,9 @@ static void test_content_hash(void) {
             CHECK(rtr_shard_writer_append(w, &part) == RTR_OK);
         }
         CHECK(rtr_shard_writer_commit(w, &n, &h[t]) == RTR_OK && n == 30);
-        CHECK(!rtr_path_exists(rtr_tmp_path(path)) && rtr_path_exists(path));
+        char *tmp = rtr_tmp_path(path);
+        CHECK(!rtr_path_exists(tmp) && rtr_path_exists(path));
+        free(tmp);
         unlink(path);
         free(path);
     }
@@ -414,6 +416,7 @@ static void expect_read_error(const char *dir, unsigned columns, rtr_status want
     rtr_status s = rtr_rows_gather(&got, NULL, c, &q, 0);
     CHECK_MSG(s == want && strstr(rtr_last_error(), n1) && strstr(rtr_last_error(), n2), "status %d: %s (want %s, %s)",
               (int)s, rtr_last_error(), n1, n2);
+    if (s == RTR_OK) rtr_rows_free(&got);
     rtr_corpus_close(c);
 }
 

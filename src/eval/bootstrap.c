@@ -88,7 +88,7 @@ rtr_status rtr_choice_path_lambda(rtr_choice_path *cp, rtr_backend *b, const flo
     if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
     lambda_ctx x = {rtr_malloc((size_t)n * sizeof(int32_t)), NULL, 0, 0};
     rtr_status st = x.choice0 ? rtr_envelopes_on(b, p, c, n, k, 0, lambda_sink, &x) : RTR_ERR_NOMEM;
-    if (!st) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp);
+    if (!st && x.n_ev) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp); /* ev is NULL without events */
     int64_t n_points = 1;
     for (int64_t e = 0; !st && e < x.n_ev; e++) n_points += !e || x.ev[e].lambda != x.ev[e - 1].lambda;
     if (!st) st = choice_path_alloc(cp, n, k, n_points, x.n_ev);
