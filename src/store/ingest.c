@@ -104,13 +104,14 @@ static rtr_status get_string(where w, const cJSON *obj, const char *key, const c
 static rtr_status get_value(where w, const cJSON *o, int idx, const char *key, double hi, float *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return RTR_OK;
-    if (cJSON_IsBool(v) && hi == 1.0) { /* correct: true/false as 1/0 */
+    bool is_correct = !strcmp(key, "correct");
+    if (cJSON_IsBool(v) && is_correct) { /* true/false as 1/0 */
         *out = cJSON_IsTrue(v) ? 1.0f : 0.0f;
         return RTR_OK;
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
         return LINE_FAIL(w, "field outcomes[%d].%s: must be a finite number or null%s", idx, key,
-                         hi == 1.0 ? " (or true/false)" : "");
+                         is_correct ? " (or true/false)" : "");
     if (v->valuedouble < 0 || v->valuedouble > hi)
         return LINE_FAIL(w, "field outcomes[%d].%s: %g is outside [0, %g]", idx, key, v->valuedouble, hi);
     if (v->valuedouble > FLT_MAX) /* stored as float32: it would become +inf */
