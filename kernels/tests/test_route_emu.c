@@ -21,6 +21,7 @@
 #include "rtr/route.h"
 #include "test.h"
 #include "common/util.h"
+#include "store/h5.h"
 
 static rtr_backend cpu, *dut; /* the backend under test */
 
@@ -111,25 +112,20 @@ static void test_errors_mid_stream(void) {
 
 /* ------------------------------------------------- scoring from a shard */
 
-/* A shard of n queries whose /embedding/query (n x D) is stored in several
- * HDF5 chunks (rtr_shard_put_matrices writes ~1 MiB ones). */
-static char *make_shard(const char *dir, const rtr_catalog *cat, int64_t n, int D, float **emb) {
+/* An embeddings file of n queries whose /embedding/query (n x D) is stored
+ * in several compressed HDF5 chunks (h5_make's ~1 MiB ones), written with
+ * the store's own calls, the way an encoded corpus's files are. */
+static char *make_embeddings(const char *dir, int64_t n, int D, float **emb) {
     char *path = rtr_sprintf("%s/shard-00000.h5", dir);
-    rtr_shard sh;
-    CHECK(rtr_shard_alloc(&sh, n, cat->n_pairs) == RTR_OK);
-    for (int64_t i = 0; i < n; i++) {
-        sh.id[i] = rtr_sprintf("q%lld", (long long)i);
-        sh.text[i] = rtr_strdup("text");
-        sh.dataset[i] = rtr_strdup("d");
-        sh.split[i] = rtr_strdup("test");
-    }
-    CHECK(rtr_shard_write(path, cat, &sh) == RTR_OK);
-    rtr_shard_free(&sh);
     *emb = malloc(sizeof **emb * (size_t)n * D);
     for (size_t i = 0; i < (size_t)n * D; i++) (*emb)[i] = (float)(2 * urand() - 1);
-    const char *keys[] = {"encoder_hash"}, *vals[] = {"test"};
-    rtr_matrix_out m = {"/embedding/query", *emb, n, D, 1, keys, vals};
-    CHECK(rtr_shard_put_matrices(path, &m, 1) == RTR_OK);
+    hid_t f = -1, d = -1;
+    rtr_status st = h5_create(path, &f);
+    if (!st) st = h5_make(f, "/embedding/query", H5_F32, n, D, &d);
+    if (!st) st = h5_write_rows(d, H5_F32, 0, n, D, *emb, "/embedding/query");
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0 && h5_close(f, path) && !st) st = RTR_ERR_IO;
+    CHECK_MSG(st == RTR_OK, "%s", rtr_last_error());
     return path;
 }
 
@@ -160,7 +156,7 @@ static void test_score_shard(void) {
     float *emb, *dm = malloc(sizeof *dm * 3 * D), *ds = malloc(sizeof *ds * 2 * D);
     for (int i = 0; i < 3 * D; i++) dm[i] = (float)urand();
     for (int i = 0; i < 2 * D; i++) ds[i] = (float)urand();
-    char *path = make_shard(dir, &cat, N, D, &emb);
+    char *path = make_embeddings(dir, N, D, &emb);
     rtr_train_params cfg = rtr_train_default_params();
     cfg.hidden = 32, cfg.learn_dim = 8, cfg.seed = 3;
     rtr_predictor p;
