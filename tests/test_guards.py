@@ -12,7 +12,9 @@ here because a deliberate bug in it survived every other test
   it, and changing the evaluated split's outcomes moves no baseline's
   predicted operating point (a baseline fitted on train + test would move);
 - a shard with more ids than queries, or of an older schema version, is
-  refused by name; ingest refuses a pair given twice in one query (also when
+  refused by name; a query id repeated (across shards or within one) is
+  refused by info, route, sweep, score and train, naming the id and both
+  shards; ingest refuses a pair given twice in one query (also when
   the first gave no correctness), empty ids, datasets and splits, and a
   catalog with a key given twice.
 
@@ -266,12 +268,55 @@ def check_store_refusals(tmp, corpus):
         check(r.returncode == 1 and field in r.stderr and not os.path.exists(out), f"ingest --catalog {name}: {r.stderr}")
 
 
+def check_duplicate_ids(tmp, corpus):
+    """A shard edited to repeat a query id (of another shard, or its own) is
+    refused by every stage that reads the corpus, naming the id and both
+    shards: the row reader checks ids over all the shards it reads (info
+    alone did before, and route, sweep, score and train counted the query
+    twice). score reads one shard at a time (its output is per shard, also
+    under --part), so it refuses an id repeated within a shard; the stages
+    after it refuse one repeated across shards."""
+    ck = os.path.join(tmp, "dup-ck.safetensors")
+    r = run("train", corpus, "--out", ck, "--hidden", "4", "--learn-dim", "0", "--epochs", "1", "--device", "cpu")
+    check(r.returncode == 0, "train: " + r.stderr)
+
+    def set_id(h, row, qid):
+        ids = rtrdata.strings(h, "id")
+        ids[row] = qid
+        data = [x.encode() for x in ids]
+        for key, v in (("bytes", np.frombuffer(b"".join(data), dtype=np.uint8)),
+                       ("offsets", np.cumsum([0] + [len(x) for x in data]).astype(np.int64))):
+            del h["queries/id/" + key]
+            h["queries/id/" + key] = v
+
+    with h5py.File(os.path.join(corpus, "shard-00001.h5"), "r") as h:
+        other = rtrdata.strings(h, "id")[0]
+    with h5py.File(os.path.join(corpus, "shard-00000.h5"), "r") as h:
+        own = rtrdata.strings(h, "id")[0]
+    for name, qid, shards, scored in (("dup-across", other, ("shard-00000.h5", "shard-00001.h5"), False),
+                                      ("dup-within", own, ("shard-00000.h5", "this shard"), True)):
+        c = os.path.join(tmp, name)
+        shutil.copytree(corpus, c)
+        with h5py.File(os.path.join(c, "shard-00000.h5"), "a") as h:
+            set_id(h, 3, qid)
+        for cmd in (("info", c), ("route", c, "--lambda", "0.5", "--out", os.path.join(tmp, name + ".csv")),
+                    ("sweep", c, "--out", os.path.join(tmp, name + "-sweep"), "--device", "cpu"),
+                    ("score", "--checkpoint", ck, "--device", "cpu", c) if scored else ("info", c),
+                    ("train", c, "--out", os.path.join(tmp, name + ".safetensors"), "--hidden", "4", "--learn-dim", "0",
+                     "--epochs", "1", "--device", "cpu")):
+            r = run(*cmd)
+            named = all(x in r.stderr for x in (f'"{qid}"',) + shards)
+            check(r.returncode == 1 and named, f"{name}: rtr {cmd[0]} refuses id {qid!r} naming {shards}: "
+                  f"exit {r.returncode}: {r.stderr.strip()[-300:]}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_guards_")
     corpus = corpus_with_tables(tmp, "corp", 7)
     check_route_outputs(tmp, corpus)
     check_eval_fits_on_train(tmp)
     check_store_refusals(tmp, corpus)
+    check_duplicate_ids(tmp, corpus)
     shutil.rmtree(tmp)
 
 

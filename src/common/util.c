@@ -241,6 +241,51 @@ uint64_t rtr_hash64(uint64_t h, const void *data, size_t len) {
     return h;
 }
 
+int rtr_strset_insert(rtr_strset *set, const char *s, int32_t tag, int32_t *seen_tag) {
+    size_t len = strlen(s);
+    uint64_t h = rtr_hash64(RTR_FNV_SEED, s, len);
+    if (4 * (set->n + 1) > 3 * set->cap) { /* at most 3/4 full */
+        size_t cap = set->cap ? 2 * set->cap : 1024;
+        struct rtr_strset_slot *slot = rtr_calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i].off) continue;
+            const char *t = set->arena + set->slot[i].off - 1;
+            size_t j = rtr_hash64(RTR_FNV_SEED, t, strlen(t)) & (cap - 1);
+            while (slot[j].off) j = (j + 1) & (cap - 1);
+            slot[j] = set->slot[i];
+        }
+        free(set->slot);
+        set->slot = slot;
+        set->cap = cap;
+    }
+    size_t j = h & (set->cap - 1);
+    for (; set->slot[j].off; j = (j + 1) & (set->cap - 1))
+        if (set->slot[j].hash == (uint32_t)(h >> 32) && !strcmp(set->arena + set->slot[j].off - 1, s)) {
+            if (seen_tag) *seen_tag = set->slot[j].tag;
+            return 1;
+        }
+    if (set->used + len + 1 > set->arena_cap) {
+        size_t cap = set->arena_cap ? set->arena_cap : 1 << 16;
+        while (cap < set->used + len + 1) cap *= 2;
+        char *a = rtr_realloc(set->arena, cap);
+        if (!a) return -1;
+        set->arena = a;
+        set->arena_cap = cap;
+    }
+    memcpy(set->arena + set->used, s, len + 1);
+    set->slot[j] = (struct rtr_strset_slot){set->used + 1, (uint32_t)(h >> 32), tag};
+    set->used += len + 1;
+    set->n++;
+    return 0;
+}
+
+void rtr_strset_free(rtr_strset *set) {
+    free(set->arena);
+    free(set->slot);
+    memset(set, 0, sizeof *set);
+}
+
 double rtr_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -66,6 +66,26 @@ bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 #define RTR_FNV_SEED 0xcbf29ce484222325ULL
 uint64_t rtr_hash64(uint64_t h, const void *data, size_t len);
 
+/* A set of strings, each kept with an integer tag (where it was seen), for
+ * the uniqueness of query ids over a whole corpus: the strings are copied
+ * into one growing arena and the open-addressed table holds their offsets,
+ * so a set of N ids costs their bytes plus about 32 bytes each, and one
+ * insert is O(1) expected. Zero-initialise; rtr_strset_free when done. */
+typedef struct {
+    char *arena;
+    size_t used, arena_cap;
+    struct rtr_strset_slot {
+        uint64_t off; /* offset + 1 into arena; 0: empty */
+        uint32_t hash; /* low bits of the string's hash, to skip most strcmp */
+        int32_t tag;
+    } *slot;
+    size_t cap, n;
+} rtr_strset;
+/* Insert s with tag: 0 when it was new, 1 when it was present (*seen_tag is
+ * the tag it was first inserted with; the set is unchanged), -1 out of memory. */
+int rtr_strset_insert(rtr_strset *set, const char *s, int32_t tag, int32_t *seen_tag);
+void rtr_strset_free(rtr_strset *set);
+
 /* Seconds since an arbitrary point (monotonic). */
 double rtr_now(void);
 

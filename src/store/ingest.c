@@ -21,42 +21,6 @@ rtr_ingest_params rtr_ingest_default_params(void) {
     return (rtr_ingest_params){RTR_DEFAULT_SHARD_SIZE, "train", "default"};
 }
 
-/* ---------------------------------------------- set of seen query ids */
-
-typedef struct {
-    char **slot;
-    size_t cap, n;
-} id_set;
-
-/* Insert id; returns 1 if it was already present, 0 if inserted, -1 on OOM. */
-static int id_set_insert(id_set *s, const char *id) {
-    if (2 * (s->n + 1) > s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 1024;
-        char **slot = rtr_calloc(cap, sizeof(char *));
-        if (!slot) return -1;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slot[i]) continue;
-            size_t h = rtr_hash64(RTR_FNV_SEED, s->slot[i], strlen(s->slot[i])) & (cap - 1);
-            while (slot[h]) h = (h + 1) & (cap - 1);
-            slot[h] = s->slot[i];
-        }
-        free(s->slot);
-        s->slot = slot;
-        s->cap = cap;
-    }
-    size_t h = rtr_hash64(RTR_FNV_SEED, id, strlen(id)) & (s->cap - 1);
-    for (; s->slot[h]; h = (h + 1) & (s->cap - 1))
-        if (!strcmp(s->slot[h], id)) return 1;
-    if (!(s->slot[h] = rtr_strdup(id))) return -1;
-    s->n++;
-    return 0;
-}
-
-static void id_set_free(id_set *s) {
-    for (size_t i = 0; i < s->cap; i++) free(s->slot[i]);
-    free(s->slot);
-}
-
 /* ------------------------------------------------------ line parsing */
 
 typedef struct {
@@ -172,7 +136,7 @@ static bool has_escaped_nul(const char *line) {
 
 /* Parse one JSONL line into row `row` of the block being filled. */
 static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, const rtr_ingest_params *p,
-                             id_set *ids, rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
+                             rtr_strset *ids, rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(line, &end, false);
     if (!root) return LINE_FAIL(w, "malformed JSON near byte %ld", (long)(cJSON_GetErrorPtr() - line));
@@ -188,7 +152,7 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
     if (!s) s = get_string(w, root, "dataset", p->default_dataset, &sh->dataset[row]);
     if (!s) s = get_string(w, root, "split", p->default_split, &sh->split[row]);
     if (!s) {
-        int dup_id = id_set_insert(ids, sh->id[row]);
+        int dup_id = rtr_strset_insert(ids, sh->id[row], 0, NULL);
         if (dup_id < 0) s = RTR_ERR_NOMEM;
         else if (dup_id) s = LINE_FAIL(w, "field id: duplicate query id \"%s\"", sh->id[row]);
     }
@@ -273,7 +237,7 @@ static rtr_status block_flush(shard_writer *sw) {
     return s ? s : block_reset(sw);
 }
 
-static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rtr_ingest_params *p, id_set *ids,
+static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rtr_ingest_params *p, rtr_strset *ids,
                               shard_writer *sw, rtr_ingest_result *res, rtr_progress *prog) {
     if (strcmp(path, "-") && rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -345,7 +309,7 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
         return s;
     }
     shard_writer sw = {.dir = tmp_dir, .cat = &cat, .shard_size = params->shard_size};
-    id_set ids = {0};
+    rtr_strset ids = {0};
     rtr_progress prog;
     rtr_progress_init(&prog, "ingest", 0);
     s = block_reset(&sw);
@@ -369,7 +333,7 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     free(sw.counts);
     free(sw.hashes);
     rtr_shard_free(&sw.block);
-    id_set_free(&ids);
+    rtr_strset_free(&ids);
     free(tmp_dir);
     rtr_catalog_free(&cat);
     return s;
@@ -406,22 +370,15 @@ rtr_status rtr_corpus_summarize(rtr_corpus_summary *out, const char *dir) {
     s = rtr_catalog_copy(&out->cat, rtr_corpus_catalog(c));
     int32_t k = out->cat.n_pairs;
     if (!s && !(out->pairs = rtr_calloc((size_t)k, sizeof *out->pairs))) s = RTR_ERR_NOMEM;
-    /* every column of every row: the full check (values, and ids unique across shards) */
+    /* every column of every row: the full check (values; the reader checks that ids are unique across shards) */
     rtr_row_query q = rtr_row_query_default();
     q.columns = RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT | RTR_COL_CORRECT | RTR_COL_TOKENS | RTR_COL_COST;
     rtr_row_reader *r = NULL;
-    id_set ids = {0};
     if (!s) s = rtr_row_reader_open(&r, c, &q);
     rtr_rows ch;
-    int shard = 0;
-    while (!s && !(s = rtr_row_reader_next(r, &ch, &shard, NULL)) && ch.n) {
+    while (!s && !(s = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
         for (int64_t i = 0; i < ch.n && !s; i++) {
-            int dup = id_set_insert(&ids, ch.id[i]);
-            if (dup < 0) s = RTR_ERR_NOMEM;
-            else if (dup)
-                s = rtr_fail(RTR_ERR_FORMAT, "%s: query id \"%s\" appears twice in the corpus", rtr_corpus_shard_path(c, shard),
-                             ch.id[i]);
-            if (!s) s = count_group(out, ch.dataset[i], ch.split[i]);
+            s = count_group(out, ch.dataset[i], ch.split[i]);
             for (int32_t j = 0; j < k; j++) {
                 size_t cell = (size_t)i * (size_t)k + (size_t)j;
                 rtr_pair_summary *p = &out->pairs[j];
@@ -433,7 +390,6 @@ rtr_status rtr_corpus_summarize(rtr_corpus_summary *out, const char *dir) {
         out->n_queries += ch.n;
     }
     rtr_row_reader_close(r);
-    id_set_free(&ids);
     if (!s) s = rtr_corpus_outputs(&out->encodings, &out->n_encodings, c, EMB_DIR);
     if (!s) s = rtr_corpus_outputs(&out->tables, &out->n_tables, c, TABLE_DIR);
     rtr_corpus_close(c);

@@ -44,6 +44,7 @@ struct rtr_row_reader {
     size_t arena_cap[4];
     float *mat[N_MATS];
     int64_t chunk;
+    rtr_strset ids; /* every id read so far, tagged with its shard: ids are unique across the shards read */
 };
 
 static void close_shard(rtr_row_reader *r) {
@@ -62,6 +63,7 @@ void rtr_row_reader_close(rtr_row_reader *r) {
     close_shard(r);
     for (int c = 0; c < 4; c++) free(r->arena[c]), free(r->str[c]);
     for (int m = 0; m < N_MATS; m++) free(r->mat[m]);
+    rtr_strset_free(&r->ids);
     rtr_output_info_free(&r->emb, 1);
     rtr_output_info_free(&r->tab, 1);
     free(r);
@@ -134,7 +136,8 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     if (!r) return RTR_ERR_NOMEM;
     r->c = c;
     r->q = *q;
-    r->read = q->columns;
+    /* the ids always: a shard edited to repeat an id would be routed, scored and counted twice */
+    r->read = q->columns | RTR_COL_ID;
     if (q->split && *q->split) r->read |= RTR_COL_SPLIT;
     if (q->dataset || q->skip_dataset) r->read |= RTR_COL_DATASET;
     for (int i = 0; i < 3; i++) r->f[i] = -1;
@@ -245,6 +248,15 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
                                  k == M_EMB ? DS_EMB : "table");
                 if (!s) s = check_values(r, k, r->mat[k], m, at);
             }
+        for (int64_t i = 0; i < m && !s; i++) {
+            int32_t first;
+            int dup = rtr_strset_insert(&r->ids, r->str[0][i], r->shard, &first);
+            if (dup < 0) s = RTR_ERR_NOMEM;
+            else if (dup)
+                s = rtr_fail(RTR_ERR_FORMAT, "%s: row %lld: query id \"%s\" appears twice in the corpus: also in %s",
+                             r->path[0], (long long)(at + i), r->str[0][i],
+                             first == r->shard ? "this shard" : r->c->paths[first]);
+        }
         if (s) return s;
         /* compact the selected rows to the front, in order */
         int64_t kept = 0;
