@@ -212,7 +212,8 @@ def main():
     check(r.returncode == 1 and "notes.txt" in r.stderr and os.listdir(os.path.join(tmp, "busy")) == ["notes.txt"],
           "a folder holding other files is refused, untouched: " + r.stderr)
     r = run("sweep", corpus, "--table", "noisy", "--out", os.path.join(tmp, "g"), "--grid", "100000000")
-    check(r.returncode == 1 and "grid" in r.stderr and not os.path.exists(os.path.join(tmp, "g")), "--grid 1e8 refused")
+    check(r.returncode == 2 and "grid" in r.stderr and not os.path.exists(os.path.join(tmp, "g")),
+          "--grid 1e8 refused as a usage error (exit 2)")
     r = run("sweep", corpus, "--table", "noisy", "--out", os.path.join(tmp, "n"), "--cost-scale", "nan")
     check(r.returncode in (1, 2) and "cost-scale" in r.stderr and not os.path.exists(os.path.join(tmp, "n")),
           "--cost-scale nan refused: " + r.stderr)

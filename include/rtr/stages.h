@@ -191,9 +191,11 @@ RTR_API rtr_status rtr_text_routes_write(const char *out_path, const rtr_text_ro
 
 typedef struct {
     rtr_route_options o; /* which queries and table, cost model, exclusions, scale (split "test") */
-    int64_t grid;        /* also tabulate this many evenly spaced λ (0: none; at most 10^7) */
+    int64_t grid;        /* also tabulate this many evenly spaced λ (0: none; at most RTR_SWEEP_MAX_GRID) */
     int64_t chunk_rows;  /* queries per chunk (0: 16384) */
 } rtr_sweep_params;
+
+#define RTR_SWEEP_MAX_GRID 10000000 /* grid.csv rows at most (~400 MB of text) */
 
 RTR_API rtr_sweep_params rtr_sweep_default_params(void);
 

@@ -31,6 +31,10 @@ int cmd_sweep(int argc, char **argv) {
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    if (grid > RTR_SWEEP_MAX_GRID) { /* out of the option's range: a usage error, as for every other option */
+        fprintf(stderr, "rtr sweep: --grid %ld: must be in 0 .. %d\n", grid, RTR_SWEEP_MAX_GRID);
+        return 2;
+    }
     const char *dir = a.pos[0];
     cli_set_threads(threads);
     sp.grid = grid;

@@ -29,8 +29,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_GRID 10000000 /* grid.csv rows at most (~400 MB of text) */
-
 rtr_sweep_params rtr_sweep_default_params(void) {
     rtr_sweep_params p = {0};
     p.o.split = "test";
@@ -341,8 +339,8 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
 rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summary *sum, const char *corpus_dir,
                             const rtr_sweep_params *prm) {
     memset(sum, 0, sizeof *sum);
-    if (prm->grid < 0 || prm->grid > MAX_GRID)
-        return rtr_fail(RTR_ERR_INVALID, "--grid %lld: must be in 0 .. %d", (long long)prm->grid, MAX_GRID);
+    if (prm->grid < 0 || prm->grid > RTR_SWEEP_MAX_GRID)
+        return rtr_fail(RTR_ERR_INVALID, "--grid %lld: must be in 0 .. %d", (long long)prm->grid, RTR_SWEEP_MAX_GRID);
     rtr_status st = check_out_dir(out_dir);
     if (st) return st;
     route_source rs;
