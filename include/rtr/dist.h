@@ -15,6 +15,7 @@
 #ifndef RTR_DIST_H
 #define RTR_DIST_H
 
+#include "rtr/backend.h"
 #include "rtr/rtr.h"
 #include "rtr/store.h"
 #include <stdbool.h>
@@ -44,6 +45,14 @@ RTR_API bool rtr_dist_built(void);
 RTR_API rtr_status rtr_dist_barrier(void);
 RTR_API rtr_status rtr_dist_sum_f64(double *x, size_t n);
 RTR_API rtr_status rtr_dist_sum_f32(float *x, size_t n);
+RTR_API rtr_status rtr_dist_sum_i64(int64_t *x, size_t n);
+/* Whether rtr was built with NCCL (RTR_NCCL): sums of device memory. */
+RTR_API bool rtr_dist_nccl_built(void);
+/* Sum n floats at x, memory of the CUDA backend b, in place over every rank
+ * with ncclAllReduce, after b's queued work; complete on return. The
+ * communicator is set up on first use (ncclGetUniqueId on rank 0, sent
+ * over MPI) and ends with rtr_dist_finalize. RTR_ERR_UNSUPPORTED without NCCL. */
+RTR_API rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n);
 /* Every rank's block of bytes, in rank order, on rank 0 (*all, caller
  * frees; *len its size, counts[r] rank r's bytes when counts is not NULL:
  * room for rtr_dist_size()); other ranks get *all = NULL, *len = 0. */
@@ -79,6 +88,27 @@ RTR_API rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus
  * many, and a note on stderr naming them (the first few) unless none. */
 RTR_API int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int i, void *ctx), void *ctx,
                              const char *what);
+
+/* The rows a part holds of a job's row space (every selected row of a
+ * corpus in corpus order: shard by shard, each shard's rows in order, the
+ * order one process gathers them in): the rows of its shards, held as
+ * consecutive local rows in that same order. Data-parallel training splits
+ * its rows this way (docs/SCALING.md). */
+typedef struct {
+    int64_t n;       /* rows of the whole job */
+    int64_t n_local; /* rows this part holds */
+    int n_shards, part;
+    int64_t *start;  /* n_shards + 1: shard i's rows are global rows start[i] .. start[i + 1] */
+    int64_t *local;  /* n_shards: the local row of shard i's first row on the part that holds it */
+    int *owner;      /* n_shards: the part holding shard i */
+} rtr_row_share;
+
+/* Part `part`'s share when shard i has rows[i] selected rows and owner[i]
+ * holds it (both as every part sees them). Free with rtr_row_share_free. */
+RTR_API rtr_status rtr_row_share_init(rtr_row_share *s, const int64_t *rows, const int *owner, int n_shards, int part);
+/* The local row of global row g, or -1 when another part holds it. */
+RTR_API int64_t rtr_row_share_local(const rtr_row_share *s, int64_t g);
+RTR_API void rtr_row_share_free(rtr_row_share *s);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,10 @@
 #ifdef RTR_HAVE_MPI
 #include <mpi.h>
 #endif
+#ifdef RTR_HAVE_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+#endif
 
 static int g_rank = 0, g_size = 1;
 static bool g_joined = false;
@@ -56,7 +60,16 @@ rtr_status rtr_dist_init(int *argc, char ***argv) {
 #endif
 }
 
+#ifdef RTR_HAVE_NCCL
+static ncclComm_t g_nccl;
+static bool g_nccl_open = false;
+#endif
+
 void rtr_dist_finalize(void) {
+#ifdef RTR_HAVE_NCCL
+    if (g_nccl_open) ncclCommDestroy(g_nccl);
+    g_nccl_open = false;
+#endif
 #ifdef RTR_HAVE_MPI
     if (g_joined) MPI_Finalize();
 #endif
@@ -107,6 +120,8 @@ static rtr_status sum_in_place(void *x, size_t n, MPI_Datatype type) {
 rtr_status rtr_dist_sum_f64(double *x, size_t n) { return sum_in_place(x, n, MPI_DOUBLE); }
 
 rtr_status rtr_dist_sum_f32(float *x, size_t n) { return sum_in_place(x, n, MPI_FLOAT); }
+
+rtr_status rtr_dist_sum_i64(int64_t *x, size_t n) { return sum_in_place(x, n, MPI_INT64_T); }
 
 rtr_status rtr_dist_bcast(void *buf, size_t n, int root) {
 #ifdef RTR_HAVE_MPI
@@ -176,6 +191,50 @@ rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *
     return RTR_OK;
 #else
     return rtr_fail(RTR_ERR_UNSUPPORTED, "rtr_dist_gather: %d ranks without MPI", g_size);
+#endif
+}
+
+/* ------------------------------------------------------------- NCCL */
+
+bool rtr_dist_nccl_built(void) {
+#ifdef RTR_HAVE_NCCL
+    return true;
+#else
+    return false;
+#endif
+}
+
+#ifdef RTR_HAVE_NCCL
+static rtr_status nccl_check(ncclResult_t rc, const char *what) {
+    if (rc == ncclSuccess) return RTR_OK;
+    return rtr_fail(RTR_ERR_DEVICE, "rank %d: %s failed: %s", g_rank, what, ncclGetErrorString(rc));
+}
+#endif
+
+rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n) {
+#ifdef RTR_HAVE_NCCL
+    if (g_size == 1 || !n) return RTR_OK;
+    if (!g_nccl_open) {
+        /* the communicator's id from rank 0, over MPI (the job's bootstrap) */
+        ncclUniqueId id;
+        memset(&id, 0, sizeof id);
+        rtr_status st = g_rank == 0 ? nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId") : RTR_OK;
+        if (!st) st = rtr_dist_bcast(&id, sizeof id, 0);
+        if (!st) st = nccl_check(ncclCommInitRank(&g_nccl, g_size, id, g_rank), "ncclCommInitRank");
+        if (st) return st;
+        g_nccl_open = true;
+    }
+    /* after the backend's queued work, on the default stream; complete on return */
+    rtr_status st = rtr_backend_synchronize(b);
+    if (!st) st = nccl_check(ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_nccl, 0), "ncclAllReduce");
+    if (!st && cudaStreamSynchronize(0) != cudaSuccess)
+        st = rtr_fail(RTR_ERR_DEVICE, "rank %d: ncclAllReduce: %s", g_rank, cudaGetErrorString(cudaGetLastError()));
+    return st;
+#else
+    (void)b;
+    (void)x;
+    (void)n;
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "rtr was built without NCCL (RTR_NCCL)");
 #endif
 }
 
@@ -279,4 +338,56 @@ int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int 
                  names.buf ? names.buf : "", missing > 5 ? ", ..." : "");
     rtr_buf_free(&names);
     return missing;
+}
+
+/* ------------------------------------------------------------- row shares */
+
+rtr_status rtr_row_share_init(rtr_row_share *s, const int64_t *rows, const int *owner, int n_shards, int part) {
+    memset(s, 0, sizeof *s);
+    s->n_shards = n_shards, s->part = part;
+    s->start = rtr_malloc(sizeof *s->start * ((size_t)n_shards + 1));
+    s->local = rtr_malloc(sizeof *s->local * ((size_t)n_shards + 1));
+    s->owner = rtr_malloc(sizeof *s->owner * ((size_t)n_shards + 1));
+    if (!s->start || !s->local || !s->owner) {
+        rtr_row_share_free(s);
+        return RTR_ERR_NOMEM;
+    }
+    /* each part's rows in shard order: a running count per part (parts are few) */
+    int n_parts = 1;
+    for (int i = 0; i < n_shards; i++) n_parts = owner[i] + 1 > n_parts ? owner[i] + 1 : n_parts;
+    int64_t *held = rtr_calloc((size_t)n_parts, sizeof *held);
+    if (!held) {
+        rtr_row_share_free(s);
+        return RTR_ERR_NOMEM;
+    }
+    s->start[0] = 0;
+    for (int i = 0; i < n_shards; i++) {
+        s->start[i + 1] = s->start[i] + rows[i];
+        s->owner[i] = owner[i];
+        s->local[i] = held[owner[i]];
+        held[owner[i]] += rows[i];
+    }
+    s->n = s->start[n_shards];
+    s->n_local = part < n_parts ? held[part] : 0;
+    free(held);
+    return RTR_OK;
+}
+
+int64_t rtr_row_share_local(const rtr_row_share *s, int64_t g) {
+    if (g < 0 || g >= s->n) return -1;
+    /* the last shard starting at or before g: never an empty one, whose next starts there too */
+    int lo = 0, hi = s->n_shards - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (s->start[mid] <= g) lo = mid;
+        else hi = mid - 1;
+    }
+    return s->owner[lo] == s->part ? s->local[lo] + (g - s->start[lo]) : -1;
+}
+
+void rtr_row_share_free(rtr_row_share *s) {
+    free(s->start);
+    free(s->local);
+    free(s->owner);
+    memset(s, 0, sizeof *s);
 }

@@ -16,6 +16,10 @@
  *      (Adam's 6 floats per parameter move, not 7 plus the GEMM's write);
  *      each head's b1, w2, b2;
  *   6. Adam on u_m, u_s (the old values fed dW above).
+ * In a data-parallel run (train_int.h's train_share) the update waits for
+ * the gradient of every rank: step 5 writes its rows' gradient into
+ * tr->grad instead, the whole trainable gradient is summed over the ranks
+ * (one allreduce) and Adam runs once over it. Alone the fused step stays.
  * Blocks follow from the sizes, never from the thread count, and partials
  * are added in a fixed order: a run gives the same bits on any number of
  * threads. Other backends take the generic step (batch_grad, adam_update). */
@@ -73,28 +77,33 @@ static rtr_status adam_at(trainer *tr, float *x, const float *g, size_t n, int64
     return OP(tr->n.b, adam_update, x, g, tr->adam_m + at, tr->adam_v + at, n, tr->n.p->cfg.lr, step);
 }
 
-/* Step 5's task i: a block of rows of W_q, W_m or W_s of one head, or the head's b1, w2, b2. */
-static rtr_status host_rows_task(trainer *tr, int i, int B, int64_t step) {
+/* Step 5's task i: a block of rows of W_q, W_m or W_s of one head, or the
+ * head's b1, w2, b2: their gradient and Adam (fused), or with `split` only
+ * the gradient, into tr->grad. */
+static rtr_status host_rows_task(trainer *tr, int i, int B, int64_t step, bool split) {
     net *t = &tr->n;
     const rtr_predictor *p = t->p;
     rtr_backend *b = t->b;
     int H = p->H, D = p->D, U = p->U, R = D + U, nrb = (H + ROW_BLOCK - 1) / ROW_BLOCK, per_head = 3 * nrb + 1;
     int h = i / per_head, r = i % per_head;
     const rtr_head *w = &t->v.head[h], *gh = &tr->g.head[h];
-    if (r == 3 * nrb) return adam_at(tr, w->b1, gh->b1, 2 * (size_t)H + 1, step); /* b1, w2, b2: adjacent */
+    if (r == 3 * nrb) /* b1, w2, b2: adjacent, their gradient already in tr->grad */
+        return split ? RTR_OK : adam_at(tr, w->b1, gh->b1, 2 * (size_t)H + 1, step);
     int which = r / nrb, j0 = (r % nrb) * ROW_BLOCK, rows = H - j0 < ROW_BLOCK ? H - j0 : ROW_BLOCK;
     float *scr = tr->scratch + (size_t)omp_get_thread_num() * ROW_BLOCK * R;
     if (which == 0) { /* dW_q[j0..] = dA[:, j0..]ᵀ·E */
-        TRY(gemm(b, true, false, rows, D, B, tr->dA + (size_t)h * tr->batch * H + j0, H, tr->E, D, 0.0f, scr, D));
-        return adam_at(tr, w->W_q + (size_t)j0 * D, scr, (size_t)rows * D, step);
+        float *dst = split ? gh->W_q + (size_t)j0 * D : scr;
+        TRY(gemm(b, true, false, rows, D, B, tr->dA + (size_t)h * tr->batch * H + j0, H, tr->E, D, 0.0f, dst, D));
+        return split ? RTR_OK : adam_at(tr, w->W_q + (size_t)j0 * D, scr, (size_t)rows * D, step);
     }
     /* dW_m[j0..] = G_m[:, j0..]ᵀ·[d_m | u_m], likewise for strategies */
     bool mod = which == 1;
     int n_rows = mod ? p->n_models : p->n_strategies;
     const float *G = (mod ? tr->G_m + (size_t)h * p->n_models * H : tr->G_s + (size_t)h * p->n_strategies * H) + j0;
-    TRY(gemm(b, true, false, rows, D, n_rows, G, H, mod ? t->v.d_model : t->v.d_strategy, D, 0.0f, scr, R));
-    if (U > 0) TRY(gemm(b, true, false, rows, U, n_rows, G, H, mod ? t->v.u_model : t->v.u_strategy, U, 0.0f, scr + D, R));
-    return adam_at(tr, (mod ? w->W_m : w->W_s) + (size_t)j0 * R, scr, (size_t)rows * R, step);
+    float *dst = split ? (mod ? gh->W_m : gh->W_s) + (size_t)j0 * R : scr;
+    TRY(gemm(b, true, false, rows, D, n_rows, G, H, mod ? t->v.d_model : t->v.d_strategy, D, 0.0f, dst, R));
+    if (U > 0) TRY(gemm(b, true, false, rows, U, n_rows, G, H, mod ? t->v.u_model : t->v.u_strategy, U, 0.0f, dst + D, R));
+    return split ? RTR_OK : adam_at(tr, (mod ? w->W_m : w->W_s) + (size_t)j0 * R, scr, (size_t)rows * R, step);
 }
 
 /* Step 2's block q of the batch's B rows (blocks of `per` rows). */
@@ -177,9 +186,11 @@ static rtr_status host_du_task(trainer *tr, int i) {
     return RTR_OK;
 }
 
-/* One training step on the B rows idx[0..B) (host memory) with Adam step
- * number `step`; loss sums added to tr->loss[0..1]. */
-rtr_status rtr_train_host_step_(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t, int64_t step) {
+/* The gradient of the B rows idx[0..B) (host memory), and with !split
+ * Adam step number `step` fused into it (all but u_m, u_s); loss sums
+ * added to tr->loss[0..1]. */
+static rtr_status host_step(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t, int64_t step,
+                            bool split) {
     const rtr_predictor *p = tr->n.p;
     int H = p->H, U = p->U, ncb = (H + COL_BLOCK - 1) / COL_BLOCK, ucb = (U + COL_BLOCK - 1) / COL_BLOCK;
     int per = (B + QUERY_BLOCKS - 1) / QUERY_BLOCKS, blocks = (B + per - 1) / per;
@@ -204,14 +215,28 @@ rtr_status rtr_train_host_step_(trainer *tr, const int64_t *idx, int B, int64_t 
         HOST_TASKS(blocks, host_pairs_task(tr, i_, per, B, gscale_c, gscale_t))
         HOST_TASKS(2, host_reduce_task(tr, i_, blocks))
         HOST_TASKS(ucb, host_du_task(tr, i_))
-        HOST_TASKS(n_rows_tasks, host_rows_task(tr, i_, B, step))
+        HOST_TASKS(n_rows_tasks, host_rows_task(tr, i_, B, step, split))
     }
 #undef HOST_TASKS
     openblas_set_num_threads(blas_threads);
-    TRY(st);
+    return st;
+}
+
+/* One training step on the B rows idx[0..B) (host memory) with Adam step
+ * number `step`; loss sums added to tr->loss[0..1]. In a data-parallel run
+ * B may be 0 (no row of the batch here): the rank adds a zero gradient. */
+rtr_status rtr_train_host_step_(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t, int64_t step) {
+    const rtr_predictor *p = tr->n.p;
+    if (tr->share) {
+        if (B > 0) TRY(host_step(tr, idx, B, n_c, n_t, step, true));
+        else memset(tr->grad, 0, sizeof(float) * p->n_trainable);
+        TRY(rtr_train_sum_grad_(tr));
+        return adam_at(tr, tr->n.params, tr->grad, p->n_trainable, step);
+    }
+    TRY(host_step(tr, idx, B, n_c, n_t, step, false));
     /* u_m, u_s (adjacent): after every use of their old values */
-    return U > 0 ? adam_at(tr, tr->n.v.u_model, tr->g.u_model, (size_t)(p->n_models + p->n_strategies) * U, step)
-                 : RTR_OK;
+    return p->U > 0 ? adam_at(tr, tr->n.v.u_model, tr->g.u_model, (size_t)(p->n_models + p->n_strategies) * p->U, step)
+                    : RTR_OK;
 }
 
 rtr_status rtr_train_host_open_(trainer *tr) {

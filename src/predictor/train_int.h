@@ -5,6 +5,7 @@
 #define RTR_TRAIN_INT_H
 
 #include "rtr/backend.h"
+#include "rtr/dist.h"
 #include "rtr/predictor.h"
 
 #include <stdbool.h>
@@ -60,6 +61,26 @@ typedef struct {
 #define ROW_BLOCK 32
 #define QUERY_BLOCKS 16
 
+/* A data-parallel run (src/dist/train_share.c, docs/SCALING.md): each rank
+ * holds the rows of its shards (rows), the data's rows 0 .. rows->n_local,
+ * of the job's rows in the order one process gathers them. Every rank draws
+ * the same order of the job's rows and takes the same global batches as one
+ * process; each computes the gradient of the rows of a batch it holds, with
+ * the whole batch's scale, and the gradients are summed over the ranks
+ * before the update (one allreduce of the trainable gradient per step). The
+ * targets' statistics and the loss sums are summed over the ranks too, so
+ * early stopping is decided on the same figures everywhere. */
+typedef struct {
+    const rtr_row_share *rows;
+    int64_t *order;       /* local rows: the epoch's fit rows in its global order, then the validation rows */
+    int64_t n_fit, n_val; /* this rank's fit and validation rows */
+    int64_t n_steps;
+    int64_t *step;        /* n_steps + 1: global batch s is this rank's order[step[s] .. step[s + 1]) */
+    int64_t *count;       /* 2 x n_steps: the labelled entries of both heads in global batch s */
+    float *host_grad;     /* the gradient's host copy where the backend's memory is not the host's */
+    int batch;
+} train_share;
+
 /* A training run on a backend: the predictor (net, with rows = the larger of
  * a batch and a validation chunk), gradient and Adam moments, the rows'
  * embeddings and targets resident in backend memory, the row order, and the
@@ -86,6 +107,7 @@ typedef struct {
     double *part_loss;           /*   per query block, the loss sums (2) */
     float *scratch;              /*   per thread, ROW_BLOCK rows of a gradient (ROW_BLOCK x (D + U)) */
     int threads;
+    train_share *share;          /* a data-parallel run's (NULL: this process holds every row) */
 } trainer;
 
 /* Head h's pair table into t->C + h·K·H (train.c). */
@@ -99,5 +121,30 @@ rtr_status rtr_train_host_open_(trainer *tr);
  * memory), n_c and n_t their labelled entries, Adam step number `step`;
  * the loss sums are added to tr->loss[0..1] (train_host.c). */
 rtr_status rtr_train_host_step_(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t, int64_t step);
+
+/* rtr_predictor_train_on for a data-parallel run: d holds this rank's rows
+ * of the job's (rows); every rank of the job calls it (train.c). */
+rtr_status rtr_train_share_run_(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, const rtr_row_share *rows,
+                                rtr_epoch_fn log, void *user);
+
+/* src/dist/train_share.c. The local order of the rows of `rows` among the
+ * job's order[0..n): fit rows (order[0..n_fit)) then validation rows. */
+rtr_status rtr_train_share_open_(train_share *s, const rtr_row_share *rows, const int64_t *order, int64_t n_fit,
+                                 int batch);
+void rtr_train_share_close_(train_share *s);
+/* An epoch's global fit order fit[0..n_fit) (the job's rows): this rank's
+ * part of it into s->order in that order, cut at the global batches, and
+ * each batch's labelled entries summed over the ranks (one allreduce). */
+rtr_status rtr_train_share_epoch_(trainer *tr, const int64_t *fit);
+/* Global batch `step`: this rank's rows are tr->order[*at .. *at + *B); c
+ * the whole batch's labelled entries. */
+void rtr_train_share_batch_(const trainer *tr, int64_t step, int64_t *at, int *B, int64_t c[2]);
+/* The trainable gradient tr->grad summed over the ranks (a no-op alone):
+ * MPI_Allreduce on host memory, NCCL on device memory where rtr was built
+ * with it, else through a host copy. */
+rtr_status rtr_train_sum_grad_(trainer *tr);
+/* The job's row hashes, in global order, on rank 0 (*all, n, the caller
+ * frees; other ranks: NULL) from each rank's local ones. */
+rtr_status rtr_train_share_hashes_(uint64_t **all, const rtr_row_share *rows, const uint64_t *local);
 
 #endif
