@@ -1,0 +1,78 @@
+"""`rtr info`'s mean cost per pair: the outcomes' logged USD when they have
+it; when they log tokens but no cost, the catalog's prices applied as
+`--cost usd` prices a call (input tokens = query bytes / 4), marked as
+priced (`*` and a note in the table, "mean_cost_from": "prices" in JSON)
+and checked against the same sum computed here; a model without prices
+gets no mean cost ("—", null), never nan."""
+import json
+import os
+import shutil
+import tempfile
+
+from rtrtest import check, finish, require_rtr, run
+
+require_rtr()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_cli_info_")
+    demo = os.path.join(tmp, "demo")
+    r = run("gen-demo", "--queries", "120", "--seed", "5", demo)
+    check(r.returncode == 0, "gen-demo: " + r.stderr)
+    catalog = json.load(open(os.path.join(demo, "catalog.json")))
+    queries = [json.loads(line) for line in open(os.path.join(demo, "outcomes.jsonl"))]
+    for q in queries:
+        for o in q["outcomes"]:
+            o.pop("cost", None)
+    # one model has no prices: its pairs can have no mean cost
+    unpriced = catalog["models"][0]
+    unpriced.pop("price_in", None)
+    unpriced.pop("price_out", None)
+    cat_path, log_path = os.path.join(tmp, "catalog.json"), os.path.join(tmp, "nocost.jsonl")
+    json.dump(catalog, open(cat_path, "w"))
+    with open(log_path, "w") as f:
+        f.writelines(json.dumps(q) + "\n" for q in queries)
+    corpus = os.path.join(tmp, "corp")
+    r = run("ingest", "--catalog", cat_path, "--out", corpus, log_path, "--quiet")
+    check(r.returncode == 0, "ingest without costs: " + r.stderr)
+
+    prices = {m["name"]: (m.get("price_in"), m.get("price_out")) for m in catalog["models"]}
+    r = run("info", corpus, "--json")
+    check(r.returncode == 0, "info --json: " + r.stderr)
+    pairs = json.loads(r.stdout)["pairs"]
+    n_priced = 0
+    for p in pairs:
+        pin, pout = prices[p["model"]]
+        if pin is None:
+            check(p["mean_cost"] is None and "mean_cost_from" not in p, "no prices, no mean cost: %s" % p)
+            continue
+        usd = [(len(q["text"].encode()) / 4 * pin + o["tokens"] * pout) / 1e6
+               for q in queries for o in q["outcomes"]
+               if (o["model"], o["strategy"]) == (p["model"], p["strategy"]) and o.get("tokens") is not None]
+        want = sum(usd) / len(usd)
+        ok = p["mean_cost_from"] == "prices" and abs(p["mean_cost"] - want) <= 1e-6 * want
+        check(ok, "%s|%s priced: %s vs %.9g" % (p["model"], p["strategy"], p["mean_cost"], want))
+        n_priced += ok
+    check(n_priced == 12, "12 pairs priced from the catalog (%d)" % n_priced)
+
+    text = run("info", corpus).stdout
+    check("nan" not in text and "* priced from the catalog" in text, "the table marks priced means: " + text[-600:])
+    rows = [line for line in text.splitlines() if line.startswith(unpriced["name"] + "|")]
+    check(len(rows) == 4 and all(line.split()[3] == "—" for line in rows), "unpriced pairs show —: %s" % rows[:1])
+    table = text[text.index("pair (model|strategy)"):].split("\n* ")[0].splitlines()
+    check(len(table) == 17 and len({len(x) for x in table}) == 1, "the priced table stays aligned: %r" % table[:3])
+
+    # logged costs win, and say so
+    plain = os.path.join(tmp, "plain")
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", plain,
+            os.path.join(demo, "outcomes.jsonl"), "--quiet")
+    check(r.returncode == 0, "ingest with costs: " + r.stderr)
+    pairs = json.loads(run("info", plain, "--json").stdout)["pairs"]
+    check(all(p["mean_cost_from"] == "outcomes" for p in pairs), "logged costs are the outcomes' own")
+    check("priced from the catalog" not in run("info", plain).stdout, "no priced note when costs are logged")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
+    finish()
