@@ -597,9 +597,9 @@ rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_dat
 
 /* Checks the outcomes and fills the targets (n x K each): y_c = correct,
  * y_t = f(tokens)/scale with the scale the RMS of f(tokens) over the fit rows
- * when normalising. */
+ * when normalising (with dist, those of every rank's share). */
 static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, float *y_c, float *y_t,
-                                  const int64_t *fit, int64_t n_fit) {
+                                  const int64_t *fit, int64_t n_fit, bool dist) {
     size_t K = (size_t)d->K;
     double sum_sq = 0.0;
     int64_t count = 0;
@@ -621,6 +621,10 @@ static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, flo
             float f = y_t[(size_t)fit[r] * K + k];
             if (!isnan(f)) sum_sq += (double)f * f, count++;
         }
+    if (dist) {
+        TRY(rtr_dist_sum_f64(&sum_sq, 1));
+        TRY(rtr_dist_sum_i64(&count, 1));
+    }
     if (count == 0)
         return rtr_fail(RTR_ERR_INVALID, "train: none of the %lld training rows has a token outcome, so the token "
                         "head has nothing to learn (the tokens and usd cost models route on predicted output "
@@ -633,29 +637,34 @@ static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, flo
 }
 
 /* Losses of the naive predictor (per-pair mean of the fit rows) on the
- * validation rows: the yardstick that puts both heads on one scale. */
-static void naive_losses(const float *y_c, const float *y_t, int64_t K, const int64_t *fit, int64_t n_fit,
-                         const int64_t *val, int64_t n_val, double out[2]) {
-    double bce = 0, sq = 0;
-    int64_t nc = 0, nt = 0;
-    for (int64_t k = 0; k < K; k++) {
-        double sc = 0, st = 0;
-        int64_t cc = 0, ct = 0;
+ * validation rows: the yardstick that puts both heads on one scale. With
+ * dist, fit and val are this rank's share and the sums are every rank's. */
+static rtr_status naive_losses(const float *y_c, const float *y_t, int64_t K, const int64_t *fit, int64_t n_fit,
+                               const int64_t *val, int64_t n_val, bool dist, double out[2]) {
+    double *fs = rtr_calloc(4 * (size_t)K, sizeof *fs); /* per pair: sum and count of y_c, then of y_t */
+    if (!fs) return RTR_ERR_NOMEM;
+    for (int64_t k = 0; k < K; k++)
         for (int64_t r = 0; r < n_fit; r++) {
             float c = y_c[fit[r] * K + k], t = y_t[fit[r] * K + k];
-            if (!isnan(c)) sc += c, cc++;
-            if (!isnan(t)) st += t, ct++;
+            if (!isnan(c)) fs[4 * k] += c, fs[4 * k + 1]++;
+            if (!isnan(t)) fs[4 * k + 2] += t, fs[4 * k + 3]++;
         }
-        double pc = cc ? sc / (double)cc : 0.5, mt = ct ? st / (double)ct : 0.0;
+    rtr_status st = dist ? rtr_dist_sum_f64(fs, 4 * (size_t)K) : RTR_OK;
+    double v[4] = {0, 0, 0, 0}; /* bce, squares, their counts */
+    for (int64_t k = 0; !st && k < K; k++) {
+        double pc = fs[4 * k + 1] ? fs[4 * k] / fs[4 * k + 1] : 0.5, mt = fs[4 * k + 3] ? fs[4 * k + 2] / fs[4 * k + 3] : 0.0;
         pc = fmin(fmax(pc, 1e-4), 1 - 1e-4);
         for (int64_t r = 0; r < n_val; r++) {
             float c = y_c[val[r] * K + k], t = y_t[val[r] * K + k];
-            if (!isnan(c)) bce -= c * log(pc) + (1 - c) * log(1 - pc), nc++;
-            if (!isnan(t)) sq += (t - mt) * (t - mt), nt++;
+            if (!isnan(c)) v[0] -= c * log(pc) + (1 - c) * log(1 - pc), v[2]++;
+            if (!isnan(t)) v[1] += (t - mt) * (t - mt), v[3]++;
         }
     }
-    out[0] = nc && bce > 0 ? bce / (double)nc : 1.0;
-    out[1] = nt && sq > 0 ? sq / (double)nt : 1.0;
+    free(fs);
+    if (!st && dist) st = rtr_dist_sum_f64(v, 4);
+    out[0] = v[2] && v[0] > 0 ? v[0] / v[2] : 1.0;
+    out[1] = v[3] && v[1] > 0 ? v[1] / v[3] : 1.0;
+    return st;
 }
 
 /* The epoch loop over the rows order[0..n_fit) (reshuffled every epoch),
@@ -670,7 +679,11 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
     rtr_backend *b = tr->n.b;
     static const double zero[4] = {0, 0, 0, 0};
     int64_t *fit = order, n_c_val[2];
-    label_counts(tr, order + n_fit, n_val, n_c_val);
+    /* a data-parallel run's rows here (train_int.h): local fit rows, then validation rows */
+    train_share *sh = tr->share;
+    int64_t *here = sh ? sh->order : order, n_here_fit = sh ? sh->n_fit : n_fit, n_here_val = sh ? sh->n_val : n_val;
+    label_counts(tr, here + n_here_fit, n_here_val, n_c_val);
+    if (sh) TRY(rtr_dist_sum_i64(n_c_val, 2));
     double best_score = INFINITY;
     int since_best = 0;
     int64_t t = 0;
@@ -679,7 +692,8 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
         double t0 = rtr_now(), sums[4];
         int64_t cnt[2] = {0, 0};
         plan_epoch(plan, rng, fit, n_fit);
-        TRY(put(b, tr->order, order, sizeof(int64_t) * (size_t)n_fit));
+        if (sh) TRY(rtr_train_share_epoch_(tr, fit));
+        TRY(put(b, tr->order, here, sizeof(int64_t) * (size_t)n_here_fit));
         TRY(rtr_backend_upload(b, tr->loss, zero, sizeof zero));
         int64_t seg = 0; /* the window being visited (with a plan); the next one is read ahead */
         for (int64_t i = 0; i < 2 && i < plan->n_win; i++) advise_window(d, plan, plan->visit[i], true);
@@ -689,19 +703,24 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
                 advise_window(d, plan, plan->visit[seg], false); /* every batch of it has run */
                 if (seg + 2 < plan->n_win) advise_window(d, plan, plan->visit[seg + 2], true);
             }
-            int64_t c[2];
-            label_counts(tr, fit + b0, B, c);
+            int64_t c[2], at = b0;
+            if (sh) rtr_train_share_batch_(tr, b0 / p->cfg.batch, &at, &B, c); /* this rank's rows of it */
+            else label_counts(tr, fit + b0, B, c);
             cnt[0] += c[0], cnt[1] += c[1];
             if (tr->host_step) {
-                TRY(rtr_train_host_step_(tr, tr->order + b0, B, c[0], c[1], ++t));
+                TRY(rtr_train_host_step_(tr, tr->order + at, B, c[0], c[1], ++t));
             } else {
-                TRY(batch_grad(tr, tr->order + b0, B, c[0], c[1]));
+                TRY(B ? batch_grad(tr, tr->order + at, B, c[0], c[1])
+                      : rtr_backend_zero(b, tr->grad, sizeof(float) * p->n_trainable));
+                TRY(rtr_train_sum_grad_(tr)); /* over the ranks: a no-op alone */
                 TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
             }
         }
         if (plan->window) advise_window(d, plan, plan->visit[plan->n_win - 1], false);
-        if (n_val) TRY(eval_rows(tr, tr->order + n_fit, n_val, tr->n.host && plan->window ? d : NULL, plan->window));
+        if (n_val)
+            TRY(eval_rows(tr, tr->order + n_here_fit, n_here_val, tr->n.host && plan->window ? d : NULL, plan->window));
         TRY(rtr_backend_download(b, sums, tr->loss, sizeof sums));
+        if (sh) TRY(rtr_dist_sum_f64(sums, 4));
         if (tr->n.host) advise_rows(d, 0, d->n, false);
         TRY(get(b, p->params, tr->n.params, sizeof(float) * p->n_trainable));
         rtr_epoch_log e = {.epoch = epoch, .train_bce = cnt[0] ? sums[0] / (double)cnt[0] : 0,
@@ -773,40 +792,55 @@ static rtr_status scan_rows(const rtr_train_data *d, int64_t window, uint64_t *h
     return RTR_OK;
 }
 
-static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, bool use_host_step,
-                            rtr_epoch_fn log, void *user) {
+/* share: a data-parallel run, whose job's rows are carved and ordered here;
+ * d holds this rank's (train_int.h). NULL: d holds every row. */
+static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, const rtr_row_share *share,
+                            bool use_host_step, rtr_epoch_fn log, void *user) {
     if (d->D != p->D || d->K != p->n_pairs)
         return rtr_fail(RTR_ERR_INVALID, "train: data has D=%d K=%d, predictor expects D=%d K=%d", d->D, d->K,
                         p->D, p->n_pairs);
-    int64_t n_val = (int64_t)llround(p->cfg.val_frac * (double)d->n);
+    int64_t n = share ? share->n : d->n;
+    int64_t n_val = (int64_t)llround(p->cfg.val_frac * (double)n);
     if (p->cfg.val_frac > 0 && n_val < 1) n_val = 1;
-    int64_t n_fit = d->n - n_val;
-    if (n_fit < 1) return rtr_fail(RTR_ERR_INVALID, "train: %lld rows are too few to train on", (long long)d->n);
+    int64_t n_fit = n - n_val;
+    if (n_fit < 1) return rtr_fail(RTR_ERR_INVALID, "train: %lld rows are too few to train on", (long long)n);
     size_t nK = (size_t)d->n * d->K;
-    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)d->n);
+    int64_t *order = rtr_malloc(sizeof(int64_t) * (size_t)n);
     float *y = rtr_malloc(sizeof(float) * 2 * nK), *best = rtr_malloc(sizeof(float) * p->n_trainable);
     uint64_t *hash = rtr_malloc(sizeof(uint64_t) * (size_t)d->n);
     trainer tr = {0};
+    train_share sh = {0};
     rtr_status st = order && y && best && hash ? RTR_OK : RTR_ERR_NOMEM;
     uint64_t rng = p->cfg.seed ^ 0x5ca1ab1e0ddba11ULL;
     double naive[2] = {1, 1};
     if (!st) {
-        for (int64_t i = 0; i < d->n; i++) order[i] = i;
-        rng_shuffle(&rng, order, d->n);
+        for (int64_t i = 0; i < n; i++) order[i] = i;
+        rng_shuffle(&rng, order, n);
         st = scan_rows(d, p->cfg.window_rows, hash);
     }
-    if (!st) st = prepare_targets(p, d, y, y + nK, order, n_fit);
-    if (!st && n_val) naive_losses(y, y + nK, p->n_pairs, order, n_fit, order + n_fit, n_val, naive);
-    if (!st) st = record_validation(p, hash, order, n_fit, order + n_fit, n_val);
+    /* the rows here: local fit rows, then validation rows */
+    if (!st && share) st = rtr_train_share_open_(&sh, share, order, n_fit, p->cfg.batch);
+    int64_t *here = share ? sh.order : order, n_here_fit = share ? sh.n_fit : n_fit, n_here_val = share ? sh.n_val : n_val;
+    if (!st) st = prepare_targets(p, d, y, y + nK, here, n_here_fit, share != NULL);
+    if (!st && n_val) st = naive_losses(y, y + nK, p->n_pairs, here, n_here_fit, here + n_here_fit, n_here_val, share != NULL, naive);
+    if (!st && share) { /* the job's hashes on rank 0, which writes the checkpoint */
+        uint64_t *all = NULL;
+        st = rtr_train_share_hashes_(&all, share, hash);
+        free(hash);
+        hash = all;
+    }
+    if (!st && hash) st = record_validation(p, hash, order, n_fit, order + n_fit, n_val);
     free(hash);
     row_plan plan = {0};
-    if (!st) st = plan_open(&plan, order, n_fit, d->n, p->cfg.window_rows);
+    if (!st) st = plan_open(&plan, order, n_fit, n, p->cfg.window_rows);
     /* with windows, validation reads its rows in array order too */
     if (!st && plan.window) qsort(order + n_fit, (size_t)n_val, sizeof(int64_t), i64_cmp);
+    if (!st && plan.window && share) qsort(here + n_here_fit, (size_t)n_here_val, sizeof(int64_t), i64_cmp);
     /* forward buffers: a batch, or a validation chunk when that is larger */
-    int64_t chunk = n_val < EVAL_ROWS ? n_val : EVAL_ROWS;
+    int64_t chunk = n_here_val < EVAL_ROWS ? n_here_val : EVAL_ROWS;
     int rows = chunk > p->cfg.batch ? (int)chunk : p->cfg.batch;
-    if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, order, p->cfg.batch, rows, use_host_step);
+    if (!st) st = trainer_open(&tr, b, p, d->emb, y, y + nK, d->n, here, p->cfg.batch, rows, use_host_step);
+    tr.share = share ? &sh : NULL;
     if (!st && !tr.n.host) advise_rows(d, 0, d->n, false); /* uploaded */
     /* Batch GEMMs are small (32 x 768 x 768): the CPU backend runs them
      * serially (measured in docs/PREDICTOR.md; src/backend/backend.c). */
@@ -814,6 +848,7 @@ static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_da
     if (!st) memcpy(p->params, best, sizeof(float) * p->n_trainable);
     plan_free(&plan);
     trainer_close(&tr);
+    rtr_train_share_close_(&sh);
     free(order);
     free(y);
     free(best);
@@ -822,12 +857,17 @@ static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_da
 
 rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
                                   void *user) {
-    return train_run(b, p, d, true, log, user);
+    return train_run(b, p, d, NULL, true, log, user);
+}
+
+rtr_status rtr_train_share_run_(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, const rtr_row_share *rows,
+                                rtr_epoch_fn log, void *user) {
+    return train_run(b, p, d, rows, true, log, user);
 }
 
 rtr_status rtr_predictor_train_generic_(rtr_backend *b, rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log,
                                         void *user) {
-    return train_run(b, p, d, false, log, user);
+    return train_run(b, p, d, NULL, false, log, user);
 }
 
 rtr_status rtr_predictor_train(rtr_predictor *p, const rtr_train_data *d, rtr_epoch_fn log, void *user) {

@@ -2,8 +2,15 @@
  * query embeddings and outcomes gathered through the store's row reader
  * (memory-mapped above the budget), the catalog's description embeddings of
  * the same encoding, training on a backend (train.c) and the checkpoint
- * saved (checkpoint.c) with the encoder it was trained on. */
+ * saved (checkpoint.c) with the encoder it was trained on.
+ *
+ * Under MPI (docs/SCALING.md) every rank reads only the rows of its shards
+ * (the split of src/dist), trains on them data-parallel (train_int.h's
+ * train_share) and ends with the same parameters; rank 0 logs the epochs
+ * and writes the checkpoint. */
+#include "rtr/dist.h"
 #include "rtr/stages.h"
+#include "predictor/train_int.h"
 #include "common/util.h"
 
 #include <stdlib.h>
@@ -17,6 +24,61 @@ rtr_train_corpus_params rtr_train_corpus_default_params(void) {
     return p;
 }
 
+/* This rank's rows of a job over several ranks: the selected rows of the
+ * shards the split gives it, in corpus order, on the heap (rows; empty when
+ * it has none), *share where they lie among the job's, and *src the
+ * reader of the first shard, whose source names the encoding. */
+static rtr_status gather_share(rtr_rows *rows, rtr_row_share *share, rtr_row_reader **src, const rtr_corpus *c,
+                               const rtr_row_query *q0) {
+    int n = rtr_corpus_n_shards(c);
+    rtr_part part;
+    rtr_row_query q = *q0;
+    q.shard = 0;
+    rtr_status st = rtr_part_resolve(&part, NULL);
+    if (!st) st = rtr_row_reader_open(src, c, &q);
+    if (st) return st;
+    int64_t *size = rtr_malloc(sizeof *size * (size_t)n), *held = rtr_calloc((size_t)n, sizeof *held), upper = 0;
+    int *owner = rtr_malloc(sizeof *owner * (size_t)n);
+    st = size && held && owner ? RTR_OK : RTR_ERR_NOMEM;
+    for (int i = 0; !st && i < n; i++) size[i] = rtr_corpus_shard_queries(c, i);
+    if (!st) st = rtr_part_owners(owner, size, n, part.count);
+    for (int i = 0; !st && i < n; i++) upper += owner[i] == part.index ? size[i] : 0;
+    rows->k = rtr_corpus_catalog(c)->n_pairs;
+    rows->dim = rtr_row_reader_source(*src)->dim;
+    size_t K = (size_t)rows->k, D = (size_t)rows->dim;
+    if (!st) {
+        rows->emb = rtr_malloc(sizeof(float) * (size_t)upper * D);
+        rows->correct = rtr_malloc(sizeof(float) * (size_t)upper * K);
+        rows->tokens = rtr_malloc(sizeof(float) * (size_t)upper * K);
+        if (!rows->emb || !rows->correct || !rows->tokens) st = RTR_ERR_NOMEM;
+    }
+    for (int i = 0; !st && i < n; i++) {
+        if (owner[i] != part.index) continue;
+        rtr_row_reader *r = NULL;
+        rtr_rows ch;
+        q.shard = i;
+        st = rtr_row_reader_open(&r, c, &q);
+        while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
+            memcpy(rows->emb + (size_t)rows->n * D, ch.emb, sizeof(float) * (size_t)ch.n * D);
+            memcpy(rows->correct + (size_t)rows->n * K, ch.correct, sizeof(float) * (size_t)ch.n * K);
+            memcpy(rows->tokens + (size_t)rows->n * K, ch.tokens, sizeof(float) * (size_t)ch.n * K);
+            rows->n += ch.n;
+            held[i] += ch.n;
+        }
+        if (r) rtr_row_reader_close(r);
+    }
+    /* every shard's selected rows, each counted by the rank that read it */
+    if (!st) st = rtr_dist_sum_i64(held, (size_t)n);
+    if (!st) st = rtr_row_share_init(share, held, owner, n, part.index);
+    if (!st && share->n == 0)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(c),
+                      q0->split && *q0->split ? q0->split : "(any)");
+    free(size);
+    free(held);
+    free(owner);
+    return st;
+}
+
 rtr_status rtr_train_corpus(rtr_backend *b, rtr_predictor *p, rtr_train_summary *s, const char *checkpoint_path,
                             const char *corpus_dir, const rtr_train_corpus_params *prm) {
     memset(p, 0, sizeof *p);
@@ -24,6 +86,9 @@ rtr_status rtr_train_corpus(rtr_backend *b, rtr_predictor *p, rtr_train_summary 
     rtr_corpus *c = NULL;
     rtr_rows rows = {0};
     rtr_row_source src = {0};
+    rtr_row_share share = {0};
+    rtr_row_reader *share_src = NULL;
+    bool dist = rtr_dist_size() > 1, lead = rtr_dist_rank() == 0;
     float *dm = NULL, *ds = NULL;
     int32_t dim = 0;
     rtr_status st = rtr_corpus_open(&c, corpus_dir);
@@ -32,7 +97,12 @@ rtr_status rtr_train_corpus(rtr_backend *b, rtr_predictor *p, rtr_train_summary 
     q.split = prm->split;
     q.skip_dataset = prm->skip_dataset;
     q.encoder = prm->encoder;
-    if (!st) st = rtr_rows_gather(&rows, &src, c, &q, prm->memory_budget);
+    if (!st && dist) {
+        st = gather_share(&rows, &share, &share_src, c, &q);
+        if (!st) src = *rtr_row_reader_source(share_src); /* the reader's strings: not freed here */
+    } else if (!st) {
+        st = rtr_rows_gather(&rows, &src, c, &q, prm->memory_budget);
+    }
     if (!st) st = rtr_descriptions_read(&dm, &ds, &dim, c, src.encoding);
     if (!st && dim != rows.dim)
         st = rtr_fail(RTR_ERR_FORMAT, "%s: description embeddings are %d-d, query embeddings %d-d", corpus_dir, dim, rows.dim);
@@ -45,22 +115,28 @@ rtr_status rtr_train_corpus(rtr_backend *b, rtr_predictor *p, rtr_train_summary 
         if (!p->encoder_hash || !p->train_split) st = RTR_ERR_NOMEM;
     }
     if (!st) {
-        s->n_queries = rows.n;
+        s->n_queries = dist ? share.n : rows.n;
         s->dim = rows.dim;
         s->n_pairs = rows.k;
         s->mapped = rows.emb_mapped != 0;
         snprintf(s->encoder, sizeof s->encoder, "%s", src.encoder ? src.encoder : "");
-        if (prm->on_start) prm->on_start(s, prm->user);
+        if (prm->on_start && lead) prm->on_start(s, prm->user);
         /* a mapped gather lets the trainer release each window's pages (rtr_train_data) */
         rtr_train_data data = {rows.n, rows.dim, rows.k, rows.emb, rows.correct, rows.tokens, rows.emb_mapped != 0};
-        st = rtr_predictor_train_on(b, p, &data, prm->log, prm->user);
+        rtr_epoch_fn log = lead ? prm->log : NULL;
+        st = dist ? rtr_train_share_run_(b, p, &data, &share, log, prm->user)
+                  : rtr_predictor_train_on(b, p, &data, log, prm->user);
     }
-    if (!st) st = rtr_predictor_save(p, checkpoint_path);
+    /* every rank holds the same parameters; one file, and no rank ends before it is written */
+    if (!st && lead) st = rtr_predictor_save(p, checkpoint_path);
+    if (!st) st = rtr_dist_barrier();
     if (!st) rtr_predictor_hash_hex(p, s->checkpoint_hash);
     free(dm);
     free(ds);
     rtr_rows_free(&rows);
-    rtr_row_source_free(&src);
+    if (share_src) rtr_row_reader_close(share_src);
+    else rtr_row_source_free(&src);
+    rtr_row_share_free(&share);
     rtr_corpus_close(c);
     if (st) rtr_predictor_free(p);
     return st;
