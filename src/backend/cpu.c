@@ -20,6 +20,7 @@
 #include "backend/cpu_features.h"
 #include "backend/cpu_gemm_packed.h"
 #include "backend/ops_cpu.h"
+#include "common/limits.h"
 #include "common/util.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -262,6 +263,8 @@ static rtr_status cpu_open(rtr_backend *b, bool fast) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, ifaces_init);
     memset(b, 0, sizeof *b);
+    rtr_status s = rtr_cpu_threads_fit(); /* under ulimit -v: threads whose BLAS buffers fit, or a clear error */
+    if (s) return s;
     if (fast && !(b->ctx = rtr_calloc(1, sizeof(cpu_state)))) return RTR_ERR_NOMEM;
     b->iface = fast ? &fast_iface : &ref_iface;
     snprintf(b->device, sizeof b->device, "CPU, %d threads%s", omp_get_max_threads(),

@@ -1,6 +1,7 @@
 /* Internal helpers: errors, allocation, atomic files, UTF-8, hashing,
  * progress. See util.h. */
 #include "common/util.h"
+#include "common/limits.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,19 +48,20 @@ rtr_status rtr_fail_prefix(rtr_status s, const char *fmt, ...) {
 }
 
 void *rtr_malloc(size_t n) {
-    void *p = malloc(n ? n : 1);
+    void *p = rtr_alloc_leaves_blas_room(n) ? malloc(n ? n : 1) : NULL;
     if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu bytes", n);
     return p;
 }
 
 void *rtr_calloc(size_t count, size_t size) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    bool room = !size || count <= SIZE_MAX / size ? rtr_alloc_leaves_blas_room(count * size) : true;
+    void *p = room ? calloc(count ? count : 1, size ? size : 1) : NULL;
     if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
     return p;
 }
 
 void *rtr_realloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
+    void *q = rtr_alloc_leaves_blas_room(n) ? realloc(p, n ? n : 1) : NULL;
     if (!q) rtr_fail(RTR_ERR_NOMEM, "out of memory reallocating %zu bytes", n);
     return q;
 }

@@ -735,6 +735,8 @@ static rtr_status encoder_open(const char *model_dir, const rtr_encoder_params *
     } else if (!(s = rtr_backend_init(&enc->own, p.device ? p.device : "cpu"))) {
         enc->b = &enc->own;
     }
+    /* the CPU backend lowers the threads under an address-space limit (common/limits.h): keep to them */
+    if (enc->n_threads > omp_get_max_threads()) enc->n_threads = omp_get_max_threads();
     if (!s) s = load(enc, model_dir, &p);
     if (s) {
         rtr_encoder_free(enc);
