@@ -81,6 +81,12 @@ typedef struct {
     float *d_model;    /* n_models x D, frozen */
     float *d_strategy; /* n_strategies x D, frozen */
     float token_scale; /* target = f(tokens) / token_scale */
+    /* Each pair's mean output tokens over the training rows (NaN: none had
+     * a token outcome), kept so that online routing takes its cost scale
+     * from the checkpoint, never from the queries routed with a query
+     * (rtr_route_texts). [n_pairs], owned; NULL in a checkpoint saved before
+     * it was kept. Not in the checkpoint hash: it changes no prediction. */
+    float *pair_mean_tokens;
     /* Provenance, all owned (NULL when unknown). */
     char *encoder, *encoder_hash; /* of the query/description embeddings */
     char *catalog_json;           /* rtr_catalog_to_json of the training catalog */

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,12 +132,52 @@ static rtr_status val_hash_parse(rtr_predictor *p, const char *s, const char *pa
     return RTR_OK;
 }
 
+/* The pairs' training mean tokens as a JSON array, null for a pair with
+ * none ("" when the predictor has none). */
+static char *mean_tokens_text(const rtr_predictor *p) {
+    if (!p->pair_mean_tokens) return rtr_strdup("");
+    char *s = rtr_malloc((size_t)p->n_pairs * 24 + 3);
+    if (!s) return NULL;
+    size_t at = 0;
+    s[at++] = '[';
+    for (int32_t k = 0; k < p->n_pairs; k++) {
+        float m = p->pair_mean_tokens[k];
+        at += (size_t)(isnan(m) ? snprintf(s + at, 24, "%snull", k ? "," : "")
+                                : snprintf(s + at, 24, "%s%.9g", k ? "," : "", (double)m));
+    }
+    s[at++] = ']';
+    s[at] = '\0';
+    return s;
+}
+
+static rtr_status mean_tokens_parse(rtr_predictor *p, const char *s, const char *path) {
+    p->pair_mean_tokens = NULL;
+    if (!s || !*s) return RTR_OK; /* saved before checkpoints kept it */
+    cJSON *a = cJSON_Parse(s);
+    rtr_status st = cJSON_IsArray(a) && cJSON_GetArraySize(a) == p->n_pairs ? RTR_OK
+                    : rtr_fail(RTR_ERR_FORMAT, "%s: metadata pair_mean_tokens is not an array of %d entries", path,
+                               p->n_pairs);
+    if (!st && !(p->pair_mean_tokens = rtr_malloc(sizeof(float) * (size_t)p->n_pairs))) st = RTR_ERR_NOMEM;
+    int32_t k = 0;
+    for (const cJSON *v = st ? NULL : a->child; v && !st; v = v->next, k++) {
+        if (cJSON_IsNull(v)) p->pair_mean_tokens[k] = NAN;
+        else if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= FLT_MAX)
+            p->pair_mean_tokens[k] = (float)v->valuedouble;
+        else st = rtr_fail(RTR_ERR_FORMAT, "%s: metadata pair_mean_tokens: entry %d is neither a token count nor null", path, k);
+    }
+    cJSON_Delete(a);
+    return st;
+}
+
 rtr_status rtr_predictor_save(const rtr_predictor *p, const char *path) {
     rtr_st_write_tensor t[18];
     char names[12][32];
     float *pair_f = rtr_malloc(sizeof(float) * 2 * (size_t)p->n_pairs);
-    char *cfg = config_json(&p->cfg), *vals_text = val_hash_text(p);
-    if (!pair_f || !cfg || !vals_text) { free(pair_f); free(cfg); free(vals_text); return RTR_ERR_NOMEM; }
+    char *cfg = config_json(&p->cfg), *vals_text = val_hash_text(p), *means = mean_tokens_text(p);
+    if (!pair_f || !cfg || !vals_text || !means) {
+        free(pair_f), free(cfg), free(vals_text), free(means);
+        return RTR_ERR_NOMEM;
+    }
     size_t n = tensor_list(p, t, names, pair_f);
     char scale[32], cat_hash[24], hash[17];
     snprintf(scale, sizeof scale, "%.9g", p->token_scale);
@@ -144,15 +185,16 @@ rtr_status rtr_predictor_save(const rtr_predictor *p, const char *path) {
     rtr_predictor_hash_hex(p, hash);
     const char *keys[] = {"format", "config", "token_target", "token_scale", "catalog", "catalog_hash",
                           "encoder", "encoder_hash", "train_split", "train_skip_dataset", "checkpoint_hash",
-                          "validation_rows"};
+                          "validation_rows", "pair_mean_tokens"};
     const char *vals[] = {CKPT_FORMAT, cfg, p->cfg.token_target == RTR_TOKENS_LOG ? "log" : "raw", scale,
                           p->catalog_json ? p->catalog_json : "", cat_hash, p->encoder ? p->encoder : "",
                           p->encoder_hash ? p->encoder_hash : "", p->train_split ? p->train_split : "",
-                          p->train_skip_dataset ? p->train_skip_dataset : "", hash, vals_text};
+                          p->train_skip_dataset ? p->train_skip_dataset : "", hash, vals_text, means};
     rtr_status st = rtr_safetensors_write(path, t, n, keys, vals, sizeof keys / sizeof *keys);
     free(pair_f);
     free(cfg);
     free(vals_text);
+    free(means);
     return st;
 }
 
@@ -229,6 +271,7 @@ rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
         p->train_skip_dataset = meta_dup(st, "train_skip_dataset");
         if (p->train_skip_dataset && !*p->train_skip_dataset) { free(p->train_skip_dataset); p->train_skip_dataset = NULL; }
         s = val_hash_parse(p, rtr_safetensors_metadata(st, "validation_rows"), path);
+        if (!s) s = mean_tokens_parse(p, rtr_safetensors_metadata(st, "pair_mean_tokens"), path);
         if (s) {
         } else if (!(p->token_scale > 0 && isfinite(p->token_scale)) || !p->catalog_json)
             s = rtr_fail(RTR_ERR_FORMAT, "%s: metadata token_scale or catalog missing or invalid", path);

@@ -253,6 +253,7 @@ void rtr_predictor_free(rtr_predictor *p) {
     free(p->train_split);
     free(p->train_skip_dataset);
     free(p->val_hash);
+    free(p->pair_mean_tokens);
     memset(p, 0, sizeof *p);
 }
 
@@ -636,6 +637,32 @@ static rtr_status prepare_targets(rtr_predictor *p, const rtr_train_data *d, flo
     return RTR_OK;
 }
 
+/* Each pair's mean raw tokens over the fit rows (NaN: none) into
+ * p->pair_mean_tokens, the cost scale of online routing (predictor.h);
+ * with dist, the sums are every rank's. */
+static rtr_status record_mean_tokens(rtr_predictor *p, const rtr_train_data *d, const int64_t *fit, int64_t n_fit,
+                                     bool dist) {
+    size_t K = (size_t)d->K;
+    double *sum = rtr_calloc(2 * K, sizeof *sum); /* per pair: the sum of its tokens, then their count */
+    float *mean = rtr_malloc(sizeof *mean * K);
+    rtr_status st = sum && mean ? RTR_OK : RTR_ERR_NOMEM;
+    for (int64_t r = 0; !st && r < n_fit; r++)
+        for (size_t k = 0; k < K; k++) {
+            float t = d->tokens[(size_t)fit[r] * K + k];
+            if (!isnan(t)) sum[k] += t, sum[K + k]++;
+        }
+    if (!st && dist) st = rtr_dist_sum_f64(sum, 2 * K);
+    for (size_t k = 0; !st && k < K; k++) mean[k] = sum[K + k] ? (float)(sum[k] / sum[K + k]) : NAN;
+    free(sum);
+    if (st) {
+        free(mean);
+        return st;
+    }
+    free(p->pair_mean_tokens);
+    p->pair_mean_tokens = mean;
+    return RTR_OK;
+}
+
 /* Losses of the naive predictor (per-pair mean of the fit rows) on the
  * validation rows: the yardstick that puts both heads on one scale. With
  * dist, fit and val are this rank's share and the sums are every rank's. */
@@ -822,6 +849,7 @@ static rtr_status train_run(rtr_backend *b, rtr_predictor *p, const rtr_train_da
     if (!st && share) st = rtr_train_share_open_(&sh, share, order, n_fit, p->cfg.batch);
     int64_t *here = share ? sh.order : order, n_here_fit = share ? sh.n_fit : n_fit, n_here_val = share ? sh.n_val : n_val;
     if (!st) st = prepare_targets(p, d, y, y + nK, here, n_here_fit, share != NULL);
+    if (!st) st = record_mean_tokens(p, d, here, n_here_fit, share != NULL);
     if (!st && n_val) st = naive_losses(y, y + nK, p->n_pairs, here, n_here_fit, here + n_here_fit, n_here_val, share != NULL, naive);
     if (!st && share) { /* the job's hashes on rank 0, which writes the checkpoint */
         uint64_t *all = NULL;
