@@ -249,12 +249,12 @@ static void bench_score(rtr_backend *gpu) {
         return;
     }
     double t0 = rtr_now();
-    rtr_status st = rtr_predictor_score(&p, emb, NQS, out, out + NQS * 24);
+    rtr_status st = rtr_predictor_score(out, out + NQS * 24, &p, emb, NQS);
     double tc = rtr_now() - t0, tg = NAN;
     if (gpu && !st) {
-        st = rtr_predictor_score_backend(gpu, &p, emb, NQS, 0, out, out + NQS * 24); /* warm-up */
+        st = rtr_predictor_score_backend(gpu, out, out + NQS * 24, &p, emb, NQS, 0); /* warm-up */
         t0 = rtr_now();
-        if (!st) st = rtr_predictor_score_backend(gpu, &p, emb, NQS, 0, out, out + NQS * 24);
+        if (!st) st = rtr_predictor_score_backend(gpu, out, out + NQS * 24, &p, emb, NQS, 0);
         tg = rtr_now() - t0;
     }
     if (st) fprintf(stderr, "bench_backend: scoring failed: %s\n", rtr_last_error());

@@ -94,15 +94,15 @@ int main(int argc, char **argv) {
         p.batch_tokens = 4096; /* the CPU's default, which the copy would not get */
     }
     rtr_encoder *enc = NULL;
-    if (rtr_encoder_load_on(model, &p, &b, &enc) != RTR_OK) return fprintf(stderr, "%s\n", rtr_last_error()), 1;
+    if (rtr_encoder_load_on(&b, &enc, model, &p) != RTR_OK) return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     double load = now() - t0;
     int D = rtr_encoder_dim(enc);
     float *emb = malloc(sizeof *emb * (n ? n : 1) * D);
     size_t warm = n < 32 ? n : 32;
-    if (rtr_encoder_encode(enc, (const char *const *)texts, lens, warm, emb) != RTR_OK)
+    if (rtr_encoder_encode(enc, emb, (const char *const *)texts, lens, warm) != RTR_OK)
         return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     t0 = now();
-    if (rtr_encoder_encode(enc, (const char *const *)texts, lens, n, emb) != RTR_OK)
+    if (rtr_encoder_encode(enc, emb, (const char *const *)texts, lens, n) != RTR_OK)
         return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     double secs = now() - t0;
     /* real tokens, as the encoder truncates them */
@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
     long tokens = 0;
     for (size_t i = 0; i < n; i++) {
         int m = 0;
-        if (rtr_tokenizer_encode(tok, texts[i], lens[i], ids, T, &m) == RTR_OK) tokens += m;
+        if (rtr_tokenizer_encode(tok, ids, &m, texts[i], lens[i], T) == RTR_OK) tokens += m;
     }
     if (out_path) {
         FILE *f = fopen(out_path, "wb");

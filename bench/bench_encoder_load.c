@@ -18,7 +18,7 @@ static double load_once(const char *model, char *hash_out) {
     p.device = "cpu";
     rtr_encoder *enc = NULL;
     double t0 = rtr_now();
-    if (rtr_encoder_load(model, &p, &enc) != RTR_OK) {
+    if (rtr_encoder_load(&enc, model, &p) != RTR_OK) {
         fprintf(stderr, "bench_encoder_load: %s\n", rtr_last_error());
         exit(1);
     }

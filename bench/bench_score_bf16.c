@@ -109,9 +109,9 @@ int main(int argc, char **argv) {
     printf("predictor D=H=U=%d, %d pairs, trained on %d synthetic queries for %d epochs on %s (%.1f s)\n", D, K,
            n_train, epochs, gpu ? dev.device : cpu.device, rtr_now() - t0);
     if (!st) st = rtr_backend_set_gemm_precision(&dev, RTR_GEMM_F32);
-    if (!st) st = rtr_predictor_score_backend(&dev, &p, test, n_test, 0, p32, c32);
+    if (!st) st = rtr_predictor_score_backend(&dev, p32, c32, &p, test, n_test, 0);
     if (!st) st = rtr_backend_set_gemm_precision(&dev, RTR_GEMM_BF16);
-    if (!st) st = rtr_predictor_score_backend(&dev, &p, test, n_test, 0, p16, c16);
+    if (!st) st = rtr_predictor_score_backend(&dev, p16, c16, &p, test, n_test, 0);
     rtr_backend_set_gemm_precision(&dev, RTR_GEMM_F32);
     if (st) {
         fprintf(stderr, "bench_score_bf16: %s\n", rtr_last_error());

@@ -42,7 +42,7 @@ static void generate(float *t, int64_t n, int32_t k) {
         }
     }
     double scale;
-    if (rtr_route_cost_scale(cost, n, k, &scale) != RTR_OK) scale = 1;
+    if (rtr_route_cost_scale(&scale, cost, n, k) != RTR_OK) scale = 1;
     for (size_t i = 0; i < nk; i++) c[i] = (float)(cost[i] / scale);
 }
 
@@ -100,7 +100,7 @@ static bool time_path(rtr_backend *b, const rtr_route_table *tab, rtr_path *path
     for (int rep = 0; rep < 3; rep++) {
         if (rep) rtr_path_free(path);
         double t0 = omp_get_wtime();
-        if (rtr_path_compute_on(path, tab, b, 0) != RTR_OK) {
+        if (rtr_path_compute_on(b, path, tab, 0) != RTR_OK) {
             fprintf(stderr, "bench_sweep: %s: %s\n", b->device, rtr_last_error());
             return false;
         }

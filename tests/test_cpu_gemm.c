@@ -245,14 +245,14 @@ static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos
     rtr_encoder_params ep = rtr_encoder_default_params();
     ep.batch_tokens = 4096;
     rtr_encoder *enc = NULL;
-    CHECK(rtr_encoder_load_on(dir, &ep, &b, &enc) == RTR_OK);
+    CHECK(rtr_encoder_load_on(&b, &enc, dir, &ep) == RTR_OK);
     const char **texts = malloc(sizeof *texts * (size_t)fx.n);
     size_t *lens = malloc(sizeof *lens * (size_t)fx.n);
     int *which = malloc(sizeof *which * (size_t)fx.n), m = 0;
     for (int i = 0; i < fx.n; i++)
         if (fx.items[i].text) texts[m] = fx.items[i].text, lens[m] = fx.items[i].len, which[m++] = i;
     float *out = malloc(sizeof *out * (size_t)m * fx.dim);
-    CHECK(enc && rtr_encoder_encode(enc, texts, lens, (size_t)m, out) == RTR_OK);
+    CHECK(enc && rtr_encoder_encode(enc, out, texts, lens, (size_t)m) == RTR_OK);
     double worst = 1, mean = 0, worst_diff = 0;
     int bad = 0;
     for (int k = 0; k < m; k++) {
@@ -275,7 +275,7 @@ static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos
     CHECK(bad == 0 && m >= 15);
     /* per-row scales: a text alone gives the row it got in the batch */
     float single[1024];
-    CHECK(fx.dim <= 1024 && rtr_encoder_encode(enc, texts, lens, 1, single) == RTR_OK);
+    CHECK(fx.dim <= 1024 && rtr_encoder_encode(enc, single, texts, lens, 1) == RTR_OK);
     double md = 0;
     for (int c = 0; c < fx.dim && c < 1024; c++) md = fmax(md, fabs(single[c] - out[c]));
     CHECK_MSG(md <= 1e-5, "alone vs batched: %.2e", md);

@@ -18,7 +18,7 @@ static void golden(const char *name) {
         return;
     }
     rtr_encoder *enc = NULL;
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_OK);
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_OK);
     if (!enc) {
         fprintf(stderr, "%s\n", rtr_last_error());
         fixture_free(&fx);
@@ -37,7 +37,7 @@ static void golden(const char *name) {
         }
     float *out = malloc(sizeof *out * (size_t)m * (size_t)fx.dim);
     double t0 = (double)clock();
-    CHECK(rtr_encoder_encode(enc, texts, lens, (size_t)m, out) == RTR_OK);
+    CHECK(rtr_encoder_encode(enc, out, texts, lens, (size_t)m) == RTR_OK);
     double secs = ((double)clock() - t0) / CLOCKS_PER_SEC;
     double worst_cos = 1, worst_diff = 0;
     int bad = 0;
@@ -65,7 +65,7 @@ static void golden(const char *name) {
     /* the same text alone or in a batch gives the same row (bucketing and
      * padding must not leak into the result) */
     float single[1024];
-    CHECK(fx.dim <= 1024 && rtr_encoder_encode(enc, texts, lens, 1, single) == RTR_OK);
+    CHECK(fx.dim <= 1024 && rtr_encoder_encode(enc, single, texts, lens, 1) == RTR_OK);
     double md = 0;
     for (int c = 0; c < fx.dim && c < 1024; c++) md = fmax(md, fabs(single[c] - out[c]));
     CHECK_MSG(md <= 1e-5, "alone vs batched: %.2e", md);
@@ -98,27 +98,27 @@ static void test_bad_folders(void) {
              src, src, dir, src, dir);
     CHECK(system(cmd) == 0);
     rtr_encoder *enc = NULL;
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_ERR_IO && strstr(rtr_last_error(), "config.json"));
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_ERR_IO && strstr(rtr_last_error(), "config.json"));
     write_file(dir, "config.json", "{\"model_type\": \"gpt2\", \"hidden_act\": \"gelu\"}");
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_ERR_UNSUPPORTED && strstr(rtr_last_error(), "model_type"));
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_ERR_UNSUPPORTED && strstr(rtr_last_error(), "model_type"));
     const char *cfg = "{\"model_type\": \"bert\", \"hidden_act\": \"gelu\", \"hidden_size\": 384,"
                       " \"num_hidden_layers\": 6, \"num_attention_heads\": 12, \"intermediate_size\": %d,"
                       " \"vocab_size\": 30522, \"max_position_embeddings\": 512, \"layer_norm_eps\": 1e-12}";
     char text[512];
     snprintf(text, sizeof text, cfg, 1024); /* disagrees with the weights */
     write_file(dir, "config.json", text);
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_ERR_FORMAT);
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "intermediate.dense.weight") && strstr(rtr_last_error(), "model.safetensors"));
     snprintf(text, sizeof text, cfg, 1536);
     write_file(dir, "config.json", text);
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_OK);
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_OK);
     rtr_encoder_free(enc);
     enc = NULL;
     /* truncated weights */
     snprintf(cmd, sizeof cmd, "rm %s/model.safetensors && head -c 1000000 %s/model.safetensors > %s/model.safetensors",
              dir, src, dir);
     CHECK(system(cmd) == 0);
-    CHECK(rtr_encoder_load(dir, NULL, &enc) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.safetensors"));
+    CHECK(rtr_encoder_load(&enc, dir, NULL) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.safetensors"));
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
     CHECK(enc == NULL);

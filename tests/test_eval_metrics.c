@@ -39,15 +39,15 @@ static void test_aiq_from_zero(void) {
     double oc[] = {28}, oa[] = {0.97};         /* an Oracle point */
     double rc[] = {5, 20, 40}, ra[] = {0.6, 0.85, 0.88}; /* a router starting cheaper */
     double ao, ar, zo, zr;
-    CHECK(rtr_metric_aiq(oc, oa, 1, 50, &ao) == RTR_OK && rtr_metric_aiq(rc, ra, 3, 50, &ar) == RTR_OK);
+    CHECK(rtr_metric_aiq(&ao, oc, oa, 1, 50) == RTR_OK && rtr_metric_aiq(&ar, rc, ra, 3, 50) == RTR_OK);
     CHECK(ao < ar); /* the surprise: the Oracle below a router */
-    CHECK(rtr_metric_aiq_from_zero(oc, oa, 1, 50, &zo) == RTR_OK && rtr_metric_aiq_from_zero(rc, ra, 3, 50, &zr) == RTR_OK);
+    CHECK(rtr_metric_aiq_from_zero(&zo, oc, oa, 1, 50) == RTR_OK && rtr_metric_aiq_from_zero(&zr, rc, ra, 3, 50) == RTR_OK);
     CHECK(zo > zr);
     CHECK_CLOSE(zo, 0.97, 1e-12, 0);
     CHECK_CLOSE(zr, ar + 0.6 * 5 / 50.0, 1e-12, 0);
     double ec[] = {7, 7}, ea[] = {0.5, 0.8}; /* every pair costs the same */
-    CHECK(rtr_metric_aiq(ec, ea, 2, 7, &ao) == RTR_OK && ao == 0);
-    CHECK(rtr_metric_aiq_from_zero(ec, ea, 2, 7, &zo) == RTR_OK);
+    CHECK(rtr_metric_aiq(&ao, ec, ea, 2, 7) == RTR_OK && ao == 0);
+    CHECK(rtr_metric_aiq_from_zero(&zo, ec, ea, 2, 7) == RTR_OK);
     CHECK_CLOSE(zo, 0.8, 1e-12, 0);
 }
 
@@ -80,10 +80,10 @@ static void test_choice_path_matches_path(void) {
     rtr_backend be;
     CHECK(rtr_backend_cpu_open(&be) == RTR_OK);
     rtr_choice_path cp;
-    CHECK(rtr_choice_path_lambda(&cp, &be, p, c, N, K) == RTR_OK);
+    CHECK(rtr_choice_path_lambda(&be, &cp, p, c, N, K) == RTR_OK);
     CHECK_MSG(cp.n_points == path.n_points, "%lld vs %lld", (long long)cp.n_points, (long long)path.n_points);
     static double acc[N * K], cst[N * K], miss[N * K];
-    CHECK(rtr_choice_path_curve(&cp, y, cost, NULL, acc, cst, miss) == RTR_OK);
+    CHECK(rtr_choice_path_curve(acc, cst, miss, &cp, y, cost, NULL) == RTR_OK);
     for (int64_t j = 0; j < path.n_points && j < cp.n_points; j++) {
         CHECK(cp.lambda[j] == path.lambda[j]);
         CHECK_CLOSE(acc[j], path.real_acc[j], 1e-12, 1e-12);
@@ -91,7 +91,7 @@ static void test_choice_path_matches_path(void) {
         CHECK(miss[j] == (double)path.n_missing[j]);
     }
     /* predicted curve: the p and scaled-c tables as outcomes */
-    CHECK(rtr_choice_path_curve(&cp, p, c, NULL, acc, cst, NULL) == RTR_OK);
+    CHECK(rtr_choice_path_curve(acc, cst, NULL, &cp, p, c, NULL) == RTR_OK);
     for (int64_t j = 0; j < path.n_points && j < cp.n_points; j++) {
         CHECK_CLOSE(acc[j], path.pred_acc[j], 1e-12, 1e-9);
         CHECK_CLOSE(cst[j], path.pred_cost[j], 1e-12, 1e-9);
@@ -113,7 +113,7 @@ static void test_two_pair_matches_sweep(void) {
     CHECK(rtr_choice_path_two_pair(&cp, &x, score, N, K, 0, 2) == RTR_OK);
     CHECK(cp.n_points == sw.n_points);
     static double acc[N + 1], cst[N + 1];
-    CHECK(rtr_choice_path_curve(&cp, y, cost, NULL, acc, cst, NULL) == RTR_OK);
+    CHECK(rtr_choice_path_curve(acc, cst, NULL, &cp, y, cost, NULL) == RTR_OK);
     for (int64_t t = 0; t < sw.n_points && t < cp.n_points; t++) {
         CHECK_CLOSE(x[t], sw.x[t], 0, 0);
         CHECK_CLOSE(acc[t], sw.acc[t], 1e-12, 1e-12);
@@ -134,7 +134,7 @@ static void test_curve_weights(void) {
     rtr_choice_path cp;
     CHECK(rtr_choice_path_fixed(&cp, ch, 2, 2) == RTR_OK);
     double w[] = {3, 1}, acc, cst;
-    CHECK(rtr_choice_path_curve(&cp, y, cost, w, &acc, &cst, NULL) == RTR_OK);
+    CHECK(rtr_choice_path_curve(&acc, &cst, NULL, &cp, y, cost, w) == RTR_OK);
     CHECK_CLOSE(acc, 1.0, 1e-15, 0); /* 3·1 + 1·1 over 4 */
     CHECK_CLOSE(cst, (3 * 1 + 6) / 4.0, 1e-15, 0);
     rtr_choice_path_free(&cp);
@@ -164,19 +164,19 @@ static void test_bootstrap(void) {
     CHECK(rtr_bootstrap(&b2, r, 3, y, cost, N, K, 2, 1000, 42) == RTR_OK);
     CHECK(!memcmp(b1.acc, b2.acc, sizeof(double) * 3000 * RTR_BOOT_MARKS));
     double lo, hi;
-    rtr_boot_interval(b1.acc, 1000, 3 * RTR_BOOT_MARKS, 0.025, &lo, &hi); /* router 0, mark 0 */
+    rtr_boot_interval(&lo, &hi, b1.acc, 1000, 3 * RTR_BOOT_MARKS, 0.025); /* router 0, mark 0 */
     CHECK(lo < 0.8 && 0.8 < hi && hi - lo < 0.1);
-    rtr_boot_interval(b1.cost, 1000, 3 * RTR_BOOT_MARKS, 0.025, &lo, &hi);
+    rtr_boot_interval(&lo, &hi, b1.cost, 1000, 3 * RTR_BOOT_MARKS, 0.025);
     CHECK(lo < 5.5 && 5.5 < hi);
     CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq + 1, 1000, 3, false) > 0.99);
     CHECK(rtr_boot_p_beats(b1.aiq, b1.aiq, 1000, 3, false) == 0.5);
     CHECK(rtr_boot_p_beats(b1.aiq0, b1.aiq0 + 1, 1000, 3, false) > 0.99);
     /* cost to match pair 2: good reaches 80% at 5.5 of 10 in every resample */
-    rtr_boot_interval(b1.to_match, 1000, 3, 0.025, &lo, &hi);
+    rtr_boot_interval(&lo, &hi, b1.to_match, 1000, 3, 0.025);
     CHECK(lo > 0.4 && hi < 0.7);
     CHECK(rtr_boot_p_beats(b1.to_match, b1.to_match + 1, 1000, 3, true) > 0.99);
     /* Random: the expectation of the three pairs, about 66.7% */
-    rtr_boot_interval(b1.aiq + 2, 1000, 3, 0.025, &lo, &hi);
+    rtr_boot_interval(&lo, &hi, b1.aiq + 2, 1000, 3, 0.025);
     CHECK(lo > 0 && hi < 0.7);
     rtr_boot_free(&b1);
     rtr_boot_free(&b2);

@@ -43,11 +43,11 @@ static void test_budget_equal_to_a_point(void) {
     CHECK(path.pred_cost[0] == 1.0 && path.pred_cost[1] == 2.0 && path.pred_cost[2] == 3.0);
     int64_t point = -1;
     for (int64_t j = 0; j < 3; j++) {
-        CHECK(rtr_path_budget(&path, path.pred_cost[j], &point) == RTR_OK);
+        CHECK(rtr_path_budget(&point, &path, path.pred_cost[j]) == RTR_OK);
         CHECK_MSG(point == j, "budget %g: point %lld, want %lld", path.pred_cost[j], (long long)point, (long long)j);
     }
-    CHECK(rtr_path_budget(&path, 2.5, &point) == RTR_OK && point == 1);
-    CHECK(rtr_path_budget(&path, 0.999, &point) == RTR_ERR_INVALID);
+    CHECK(rtr_path_budget(&point, &path, 2.5) == RTR_OK && point == 1);
+    CHECK(rtr_path_budget(&point, &path, 0.999) == RTR_ERR_INVALID);
     rtr_path_free(&path);
 }
 
@@ -69,7 +69,7 @@ static void test_ece_absolute(void) {
 static void test_cost_scale_skips_nan(void) {
     const float c[4] = {NAN, 1.0f, 6.0f, 1.0f}; /* pair 0: mean 6 over one entry; pair 1: 1 */
     double scale = 0;
-    CHECK(rtr_route_cost_scale(c, 2, 2, &scale) == RTR_OK);
+    CHECK(rtr_route_cost_scale(&scale, c, 2, 2) == RTR_OK);
     CHECK_MSG(scale == 6.0, "scale %g", scale);
 }
 
@@ -109,9 +109,9 @@ static void test_random_skips_missing_pairs(void) {
 static void test_aiq_peak_is_the_last_top_point(void) {
     const double cost[3] = {0, 1, 2}, acc[3] = {0.5, 0.8, 0.8};
     double aiq = 0;
-    CHECK(rtr_metric_aiq(cost, acc, 3, 4.0, &aiq) == RTR_OK);
+    CHECK(rtr_metric_aiq(&aiq, cost, acc, 3, 4.0) == RTR_OK);
     CHECK_CLOSE(aiq, (0.65 + 0.8 + 0.8 * 2) / 4.0, 1e-12, 0);
-    CHECK(rtr_metric_aiq(cost, acc, 3, 1.5, &aiq) == RTR_ERR_INVALID);
+    CHECK(rtr_metric_aiq(&aiq, cost, acc, 3, 1.5) == RTR_ERR_INVALID);
 }
 
 /* Oracle gap counts a point costing exactly the Oracle's cost. */

@@ -74,7 +74,7 @@ static void test_fused_equals_concat_mlp(void) {
             int N = 9, K = p.n_pairs;
             float e[9 * 16], pc[9 * 5], tok[9 * 5];
             fill(e, (size_t)N * p.D, 1.0f);
-            CHECK(rtr_predictor_score(&p, e, N, pc, tok) == RTR_OK);
+            CHECK(rtr_predictor_score(pc, tok, &p, e, N) == RTR_OK);
             for (int n = 0; n < N; n++)
                 for (int k = 0; k < K; k++) {
                     double zc = naive_head(&p, 0, e + n * p.D, k), zt = naive_head(&p, 1, e + n * p.D, k);
@@ -94,7 +94,7 @@ static void test_score_rejects_nan(void) {
     float e[2 * 5], pc[2 * 5], tok[2 * 5];
     fill(e, 10, 1.0f);
     e[7] = NAN;
-    CHECK(rtr_predictor_score(&p, e, 2, pc, tok) == RTR_ERR_NUMERIC);
+    CHECK(rtr_predictor_score(pc, tok, &p, e, 2) == RTR_ERR_NUMERIC);
     CHECK(strstr(rtr_last_error(), "row 1") != NULL);
     rtr_predictor_free(&p);
 }

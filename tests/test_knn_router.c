@@ -52,7 +52,7 @@ static void test_router_search(void) {
     rtr_knn_info info;
     /* below the threshold: exact, and what the public call gives */
     CHECK(rtr_router_knn_table(p0, c0, query_emb, NQ, train_emb, correct, cost, NT, DIM, KP, NN) == RTR_OK);
-    CHECK(rtr_router_knn_table_info(p, c, query_emb, NQ, train_emb, correct, cost, NT, DIM, KP, NN, &info) == RTR_OK);
+    CHECK(rtr_router_knn_table_info(p, c, &info, query_emb, NQ, train_emb, correct, cost, NT, DIM, KP, NN) == RTR_OK);
     CHECK(info.exact && info.exact_max == 50000 && info.lists == 0 && info.recall == 1);
     CHECK(!memcmp(p, p0, sizeof p) && !memcmp(c, c0, sizeof c));
 

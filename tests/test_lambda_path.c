@@ -61,7 +61,7 @@ static void check_envelopes(int32_t k, bool quantised) {
     fill_table(p, c, NULL, NULL, N, k, quantised);
     for (int64_t i = 0; i < N; i++) {
         const float *pi = p + i * k, *ci = c + i * k;
-        int32_t m = rtr_envelope(pi, ci, k, pair, start, l);
+        int32_t m = rtr_envelope(pair, start, l, pi, ci, k);
         CHECK(m >= 1 && m <= k);
         CHECK(start[0] == 0);
         for (int32_t t = 1; t < m; t++) {
@@ -97,13 +97,13 @@ static void test_envelope_nan_and_ties(void) {
     int32_t pair[4];
     double start[4];
     rtr_line l[4];
-    int32_t m = rtr_envelope(p, c, 4, pair, start, l);
+    int32_t m = rtr_envelope(pair, start, l, p, c, 4);
     /* pairs 0 and 2 coincide: the lower index; pair 1 is excluded (NaN);
      * pair 3 overtakes where λ·0.7 − 0.2 = λ·1.5 − 0.6, λ = 0.5. */
     CHECK(m == 2 && pair[0] == 0 && pair[1] == 3);
     CHECK_CLOSE(start[1], 0.5, 1e-6, 0);
     const float none_p[2] = {NAN, NAN};
-    CHECK(rtr_envelope(none_p, c, 2, pair, start, l) == 0);
+    CHECK(rtr_envelope(pair, start, l, none_p, c, 2) == 0);
     int32_t ch[1];
     rtr_route_argmax(ch, none_p, c, 0.5, 1, 2);
     CHECK(ch[0] == -1);
@@ -206,11 +206,11 @@ static void check_chunked(int64_t n, int32_t k, bool quantised) {
     CHECK(rtr_path_compute(&want, &t) == RTR_OK);
     const int64_t chunks[] = {1, 3, 7, n > 1 ? n - 1 : 1, n, n + 5, 0};
     for (size_t q = 0; q < sizeof chunks / sizeof *chunks; q++) {
-        CHECK(rtr_path_compute_on(&path, &t, &cpu, chunks[q]) == RTR_OK);
+        CHECK(rtr_path_compute_on(&cpu, &path, &t, chunks[q]) == RTR_OK);
         CHECK_MSG(same_path(&path, &want), "n=%lld k=%d chunk=%lld", (long long)n, (int)k, (long long)chunks[q]);
         for (int64_t j = 0; j < path.n_points; j += 1 + path.n_points / 5) {
             CHECK(rtr_envelope_choose(ref, p, c, path.lambda[j], n, k) == RTR_OK);
-            CHECK(rtr_envelope_choose_on(got, p, c, path.lambda[j], n, k, &cpu, chunks[q]) == RTR_OK);
+            CHECK(rtr_envelope_choose_on(&cpu, got, p, c, path.lambda[j], n, k, chunks[q]) == RTR_OK);
             CHECK_MSG(!memcmp(ref, got, sizeof *got * n), "choose n=%lld k=%d chunk=%lld", (long long)n, (int)k,
                       (long long)chunks[q]);
         }
@@ -218,7 +218,7 @@ static void check_chunked(int64_t n, int32_t k, bool quantised) {
     }
     int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    CHECK(rtr_path_compute_on(&path, &t, &cpu, 5) == RTR_OK);
+    CHECK(rtr_path_compute_on(&cpu, &path, &t, 5) == RTR_OK);
     CHECK_MSG(same_path(&path, &want), "one thread, n=%lld k=%d", (long long)n, (int)k);
     omp_set_num_threads(threads);
     rtr_path_free(&path);
@@ -252,7 +252,7 @@ static void check_builder(int64_t n, int32_t k, bool quantised) {
         const int64_t cuts[] = {1, 7, 255, 256, 257, 1000, n};
         for (size_t q = 0; q < sizeof cuts / sizeof *cuts; q++) {
             rtr_path_builder *pb;
-            CHECK(rtr_path_builder_open(&pb, &cpu, k, truth, 3) == RTR_OK);
+            CHECK(rtr_path_builder_open(&cpu, &pb, k, truth, 3) == RTR_OK);
             for (int64_t r0 = 0; r0 < n; r0 += cuts[q]) {
                 int64_t m = n - r0 < cuts[q] ? n - r0 : cuts[q];
                 size_t at = (size_t)r0 * (size_t)k;
@@ -269,11 +269,11 @@ static void check_builder(int64_t n, int32_t k, bool quantised) {
     /* a chunk of the wrong width, truth promised but not given, nothing added */
     rtr_path_builder *pb;
     rtr_path none;
-    CHECK(rtr_path_builder_open(&pb, &cpu, k + 1, true, 0) == RTR_OK);
+    CHECK(rtr_path_builder_open(&cpu, &pb, k + 1, true, 0) == RTR_OK);
     CHECK(rtr_path_builder_add(pb, &t) == RTR_ERR_INVALID);
     rtr_path_builder_free(pb);
     rtr_route_table bare = {n, k, t.p, t.c, t.cost, NULL, NULL};
-    CHECK(rtr_path_builder_open(&pb, &cpu, k, true, 0) == RTR_OK);
+    CHECK(rtr_path_builder_open(&cpu, &pb, k, true, 0) == RTR_OK);
     CHECK(rtr_path_builder_add(pb, &bare) == RTR_ERR_INVALID);
     CHECK(rtr_path_builder_finish(pb, &none) == RTR_ERR_INVALID && strstr(rtr_last_error(), "empty"));
     rtr_backend_free(&cpu);
@@ -337,7 +337,7 @@ static rtr_status probe_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const 
     double *want_start = malloc(sizeof *want_start * k);
     rtr_line *l = malloc(sizeof *l * k);
     for (int64_t i = 0; i < n; i++) {
-        int32_t wm = rtr_envelope(s->p + (q0 + i) * k, s->c + (q0 + i) * k, k, want_pair, want_start, l);
+        int32_t wm = rtr_envelope(want_pair, want_start, l, s->p + (q0 + i) * k, s->c + (q0 + i) * k, k);
         if (wm != m[i] || memcmp(want_pair, pair + i * k, sizeof *want_pair * wm) ||
             memcmp(want_start, start + i * k, sizeof *want_start * wm))
             s->bad++;
@@ -363,7 +363,7 @@ static void test_envelope_stream(void) {
     for (int j = 0; j < K; j++) p[61 * K + j] = NAN;
     rtr_route_table t = {N, K, p, c, NULL, NULL, NULL};
     rtr_path path;
-    CHECK(rtr_path_compute_on(&path, &t, &cpu, 7) == RTR_ERR_INVALID);
+    CHECK(rtr_path_compute_on(&cpu, &path, &t, 7) == RTR_ERR_INVALID);
     CHECK(strstr(rtr_last_error(), "query 61") != NULL);
     rtr_backend_free(&cpu);
 }
@@ -387,13 +387,13 @@ static void test_budget(void) {
     CHECK(rtr_path_compute(&path, &t) == RTR_OK);
     CHECK(path.real_acc == NULL);
     int64_t pt = -1;
-    CHECK(rtr_path_budget(&path, path.pred_cost[0] * 0.99, &pt) == RTR_ERR_INVALID);
+    CHECK(rtr_path_budget(&pt, &path, path.pred_cost[0] * 0.99) == RTR_ERR_INVALID);
     CHECK(strstr(rtr_last_error(), "cheapest") != NULL);
-    CHECK(rtr_path_budget(&path, 1e9, &pt) == RTR_OK && pt == path.n_points - 1);
+    CHECK(rtr_path_budget(&pt, &path, 1e9) == RTR_OK && pt == path.n_points - 1);
     int32_t choice[N];
     for (int64_t j = 0; j < path.n_points; j += 1 + path.n_points / 17) {
         double b = 0.5 * (path.pred_cost[j] + (j + 1 < path.n_points ? path.pred_cost[j + 1] : 1e9));
-        CHECK(rtr_path_budget(&path, b, &pt) == RTR_OK && pt == j);
+        CHECK(rtr_path_budget(&pt, &path, b) == RTR_OK && pt == j);
         /* routing at the point's λ spends within the budget */
         CHECK(rtr_envelope_choose(choice, p, c, path.lambda[pt], N, K) == RTR_OK);
         double spent = 0;
@@ -407,9 +407,9 @@ static void test_budget(void) {
 static void test_cost_scale_and_exclusions(void) {
     const float c[6] = {1, 10, 3, 30, NAN, 20}; /* means per pair: 2, 20 */
     double s = 0;
-    CHECK(rtr_route_cost_scale(c, 3, 2, &s) == RTR_OK && s == 20);
+    CHECK(rtr_route_cost_scale(&s, c, 3, 2) == RTR_OK && s == 20);
     const float z[2] = {0, 0};
-    CHECK(rtr_route_cost_scale(z, 1, 2, &s) == RTR_ERR_INVALID);
+    CHECK(rtr_route_cost_scale(&s, z, 1, 2) == RTR_ERR_INVALID);
 
     rtr_catalog cat;
     const char *json = "{\"models\":[{\"name\":\"a\",\"price_in\":1,\"price_out\":2},{\"name\":\"b\",\"price_out\":4}],"
@@ -432,10 +432,10 @@ static void test_cost_scale_and_exclusions(void) {
     CHECK(rtr_cost_usd(usd, out, in, &cat, 1) == RTR_ERR_INVALID); /* b has no price_in */
 
     double uc[4];
-    CHECK(rtr_cost_user_parse("{\"a|cot\":1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4.5}", "u", &cat, uc) == RTR_OK);
+    CHECK(rtr_cost_user_parse(uc, "{\"a|cot\":1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4.5}", "u", &cat) == RTR_OK);
     CHECK(uc[3] == 4.5);
-    CHECK(rtr_cost_user_parse("{\"a|cot\":1}", "u", &cat, uc) == RTR_ERR_INVALID);
-    CHECK(rtr_cost_user_parse("{\"a|cot\":-1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4}", "u", &cat, uc) == RTR_ERR_INVALID);
+    CHECK(rtr_cost_user_parse(uc, "{\"a|cot\":1}", "u", &cat) == RTR_ERR_INVALID);
+    CHECK(rtr_cost_user_parse(uc, "{\"a|cot\":-1,\"a|pot\":2,\"b|cot\":3,\"b|pot\":4}", "u", &cat) == RTR_ERR_INVALID);
     rtr_catalog_free(&cat);
 }
 
@@ -449,16 +449,16 @@ static void test_pareto(void) {
 static void test_aiq(void) {
     double aiq = 0;
     const double c1[4] = {1, 2, 3, 4}, a1[4] = {0.5, 0.6, 0.55, 0.9};
-    CHECK(rtr_metric_aiq(c1, a1, 4, 5, &aiq) == RTR_OK); /* hull (1,.5)-(4,.9), flat to 5 */
+    CHECK(rtr_metric_aiq(&aiq, c1, a1, 4, 5) == RTR_OK); /* hull (1,.5)-(4,.9), flat to 5 */
     CHECK_CLOSE(aiq, (0.5 * (0.5 + 0.9) * 3 + 0.9) / 5, 1e-12, 0);
     const double c2[2] = {1, 2}, a2[2] = {0.8, 0.6};
-    CHECK(rtr_metric_aiq(c2, a2, 2, 4, &aiq) == RTR_OK); /* cut at the peak */
+    CHECK(rtr_metric_aiq(&aiq, c2, a2, 2, 4) == RTR_OK); /* cut at the peak */
     CHECK_CLOSE(aiq, 0.8 * 3 / 4, 1e-12, 0);
     const double c3[3] = {0, 1, 2}, a3[3] = {0.2, 0.7, 0.8};
-    CHECK(rtr_metric_aiq(c3, a3, 3, 2, &aiq) == RTR_OK); /* concave already */
+    CHECK(rtr_metric_aiq(&aiq, c3, a3, 3, 2) == RTR_OK); /* concave already */
     CHECK_CLOSE(aiq, (0.45 + 0.75) / 2, 1e-12, 0);
-    CHECK(rtr_metric_aiq(c3, a3, 3, 1.5, &aiq) == RTR_ERR_INVALID);
-    CHECK(rtr_metric_aiq(c3, a3, 0, 2, &aiq) == RTR_ERR_INVALID);
+    CHECK(rtr_metric_aiq(&aiq, c3, a3, 3, 1.5) == RTR_ERR_INVALID);
+    CHECK(rtr_metric_aiq(&aiq, c3, a3, 0, 2) == RTR_ERR_INVALID);
 }
 
 static void test_apgr_cpt(void) {
@@ -585,7 +585,7 @@ static void test_embedllm_learns(void) {
         }
     rtr_embedllm_params prm = rtr_embedllm_default_params();
     double loss[2] = {0, 0};
-    CHECK(rtr_router_embedllm_table(p, c, eq, NQ, et, yt, ct, NT, D, K, &prm, loss) == RTR_OK);
+    CHECK(rtr_router_embedllm_table(p, c, loss, eq, NQ, et, yt, ct, NT, D, K, &prm) == RTR_OK);
     CHECK_MSG(loss[1] < loss[0] - 0.1, "train loss %g -> %g", loss[0], loss[1]);
     /* held-out accuracy of thresholding p at 0.5 against the per-pair majority */
     int right = 0, right_prior = 0;
@@ -604,7 +604,7 @@ static void test_embedllm_learns(void) {
     CHECK_MSG(right > right_prior + NQ * K / 10, "embedllm %d vs prior %d of %d", right, right_prior, NQ * K);
     rtr_embedllm_params bad = prm;
     bad.dim = 0;
-    CHECK(rtr_router_embedllm_table(p, c, eq, NQ, et, yt, ct, NT, D, K, &bad, NULL) == RTR_ERR_INVALID);
+    CHECK(rtr_router_embedllm_table(p, c, NULL, eq, NQ, et, yt, ct, NT, D, K, &bad) == RTR_ERR_INVALID);
 }
 
 /* A two-shard corpus (2 models x 1 strategy) with a routing table h1 and

@@ -82,7 +82,7 @@ static void check_split(const table *t, bool truth, int n_parts, int64_t chunk, 
     int64_t per = (t->n + n_parts - 1) / n_parts; /* blocks: part r takes rows [r·per, (r+1)·per) */
     for (int r = 0; r < n_parts; r++) {
         rtr_path_builder *pb;
-        CHECK(rtr_path_builder_open(&pb, &cpu, t->k, truth, 0) == RTR_OK);
+        CHECK(rtr_path_builder_open(&cpu, &pb, t->k, truth, 0) == RTR_OK);
         for (int64_t j = 0, r0 = 0; r0 < t->n; j++, r0 += chunk) {
             int64_t m = t->n - r0 < chunk ? t->n - r0 : chunk;
             bool mine = interleaved ? j % n_parts == r : r0 / per == r;

@@ -41,7 +41,7 @@ static void expect_bad(const char *header, size_t data_len, const char *needle) 
     static uint8_t img[4096], zeros[1024];
     size_t n = make_image(img, header, zeros, data_len);
     rtr_safetensors *st = NULL;
-    rtr_status s = rtr_safetensors_open_memory(img, n, "bad.safetensors", &st);
+    rtr_status s = rtr_safetensors_open_memory(&st, img, n, "bad.safetensors");
     CHECK_MSG(s == RTR_ERR_FORMAT && st == NULL, "header %s accepted", header);
     CHECK_MSG(strstr(rtr_last_error(), needle) && strstr(rtr_last_error(), "bad.safetensors"),
               "message '%s' lacks '%s'", rtr_last_error(), needle);
@@ -54,7 +54,7 @@ static void test_round_trip(void) {
     const char *path = tmp_file("rt.safetensors");
     CHECK(rtr_safetensors_write(path, ts, 2, k, v, 1) == RTR_OK);
     rtr_safetensors *st = NULL;
-    CHECK(rtr_safetensors_open(path, &st) == RTR_OK);
+    CHECK(rtr_safetensors_open(&st, path) == RTR_OK);
     if (!st) return;
     CHECK(rtr_safetensors_count(st) == 2);
     const rtr_st_tensor *t = rtr_safetensors_find(st, "w.a");
@@ -62,12 +62,12 @@ static void test_round_trip(void) {
     CHECK(strcmp(rtr_safetensors_metadata(st, "config"), v[0]) == 0);
     CHECK(rtr_safetensors_metadata(st, "nope") == NULL);
     float got[6] = {0};
-    CHECK(rtr_safetensors_read_f32(st, "w.a", 2, (int64_t[]){2, -1}, got) == RTR_OK);
+    CHECK(rtr_safetensors_read_f32(st, got, "w.a", 2, (int64_t[]){2, -1}) == RTR_OK);
     CHECK(memcmp(got, a, sizeof a) == 0);
-    CHECK(rtr_safetensors_read_f32(st, "b", 1, (int64_t[]){3}, got) == RTR_OK && got[2] == 9);
-    CHECK(rtr_safetensors_read_f32(st, "b", 1, (int64_t[]){4}, got) == RTR_ERR_FORMAT);
+    CHECK(rtr_safetensors_read_f32(st, got, "b", 1, (int64_t[]){3}) == RTR_OK && got[2] == 9);
+    CHECK(rtr_safetensors_read_f32(st, got, "b", 1, (int64_t[]){4}) == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "'b'") && strstr(rtr_last_error(), "[3]"));
-    CHECK(rtr_safetensors_read_f32(st, "missing", 1, (int64_t[]){3}, got) == RTR_ERR_FORMAT);
+    CHECK(rtr_safetensors_read_f32(st, got, "missing", 1, (int64_t[]){3}) == RTR_ERR_FORMAT);
     size_t nb;
     rtr_safetensors_data(st, &nb);
     CHECK(nb == sizeof a + sizeof b);
@@ -89,12 +89,12 @@ static void test_half_types(void) {
                           "\"g\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[8,12]}}",
                           data, sizeof data);
     rtr_safetensors *st = NULL;
-    CHECK(rtr_safetensors_open_memory(img, n, "half", &st) == RTR_OK);
+    CHECK(rtr_safetensors_open_memory(&st, img, n, "half") == RTR_OK);
     if (!st) return;
     float out[4];
-    CHECK(rtr_safetensors_read_f32(st, "h", 1, (int64_t[]){4}, out) == RTR_OK);
+    CHECK(rtr_safetensors_read_f32(st, out, "h", 1, (int64_t[]){4}) == RTR_OK);
     CHECK(out[0] == 1.0f && out[1] == -2.0f && out[2] == 65504.0f && out[3] == ldexpf(1.0f, -24));
-    CHECK(rtr_safetensors_read_f32(st, "g", 1, (int64_t[]){2}, out) == RTR_OK);
+    CHECK(rtr_safetensors_read_f32(st, out, "g", 1, (int64_t[]){2}) == RTR_OK);
     CHECK(out[0] == 1.0f && out[1] == -3.0f);
     CHECK(rtr_safetensors_tensor(st, 0)->dtype == RTR_DTYPE_F16); /* sorted by offset */
     rtr_safetensors_close(st);
@@ -124,13 +124,13 @@ static void test_bad_headers(void) {
 
 static void test_truncated_and_missing(void) {
     rtr_safetensors *st = NULL;
-    CHECK(rtr_safetensors_open(tmp_file("does-not-exist"), &st) == RTR_ERR_IO && !st);
+    CHECK(rtr_safetensors_open(&st, tmp_file("does-not-exist")) == RTR_ERR_IO && !st);
     CHECK(strstr(rtr_last_error(), "does-not-exist") != NULL);
     /* header length claims more than the file holds */
     uint8_t img[64] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
-    CHECK(rtr_safetensors_open_memory(img, 10, "t", &st) == RTR_ERR_FORMAT);
+    CHECK(rtr_safetensors_open_memory(&st, img, 10, "t") == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "header length") != NULL);
-    CHECK(rtr_safetensors_open_memory(img, 5, "t", &st) == RTR_ERR_FORMAT);
+    CHECK(rtr_safetensors_open_memory(&st, img, 5, "t") == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "truncated") != NULL);
     /* a real file cut short: the data buffer no longer covers the tensors */
     float a[4] = {1, 2, 3, 4};
@@ -142,10 +142,10 @@ static void test_truncated_and_missing(void) {
     long size = ftell(f);
     fclose(f);
     CHECK(truncate(path, size - 3) == 0);
-    CHECK(rtr_safetensors_open(path, &st) == RTR_ERR_FORMAT && !st);
+    CHECK(rtr_safetensors_open(&st, path) == RTR_ERR_FORMAT && !st);
     CHECK(strstr(rtr_last_error(), "cut.safetensors") && strstr(rtr_last_error(), "'a'"));
     CHECK(truncate(path, 0) == 0);
-    CHECK(rtr_safetensors_open(path, &st) == RTR_ERR_FORMAT);
+    CHECK(rtr_safetensors_open(&st, path) == RTR_ERR_FORMAT);
 }
 
 static void test_write_rejects(void) {
@@ -169,7 +169,7 @@ static void test_fuzz_inputs(void) {
             char path[1024];
             snprintf(path, sizeof path, "%s/%s", dirs[d], e->d_name);
             rtr_safetensors *st = NULL;
-            rtr_status s = rtr_safetensors_open(path, &st);
+            rtr_status s = rtr_safetensors_open(&st, path);
             CHECK_MSG(s == RTR_OK || s == RTR_ERR_FORMAT, "%s: status %d", path, s);
             if (d == 0) CHECK_MSG(s == RTR_OK, "seed %s: %s", path, rtr_last_error());
             rtr_safetensors_close(st);

@@ -58,7 +58,7 @@ static void test_useless_network_blended_away(void) {
     for (int i = 0; i < NT * K; i++) flat[i] = 0.5f;
     for (int i = 0; i < NE * K; i++) tflat[i] = 0.5f;
     rtr_stack_report rep;
-    CHECK(rtr_stack_table(p, c, tflat, tcst, temb, tds, NE, flat, emb, ds, y, cst, NT, val, nval, D, K, NULL, &rep) ==
+    CHECK(rtr_stack_table(p, c, &rep, tflat, tcst, temb, tds, NE, flat, emb, ds, y, cst, NT, val, nval, D, K, NULL) ==
           RTR_OK);
     CHECK(rep.n_val == nval && rep.n_unseen == 0);
     CHECK_MSG(rep.chosen == RTR_STACK_KNN || rep.chosen == RTR_STACK_ALL, "chose %s", rtr_stack_name(rep.chosen));
@@ -73,7 +73,7 @@ static void test_good_network_kept(void) {
     make();
     static float p[NE * K], c[NE * K];
     rtr_stack_report rep;
-    CHECK(rtr_stack_table(p, c, ttruth, tcst, temb, tds, NE, truth, emb, ds, y, cst, NT, val, nval, D, K, NULL, &rep) ==
+    CHECK(rtr_stack_table(p, c, &rep, ttruth, tcst, temb, tds, NE, truth, emb, ds, y, cst, NT, val, nval, D, K, NULL) ==
           RTR_OK);
     /* the true probabilities cannot be beaten beyond the noise of 160 rows */
     CHECK_MSG(rep.chosen == RTR_STACK_MLP, "chose %s (cv %.4f vs %.4f)", rtr_stack_name(rep.chosen),
@@ -86,7 +86,7 @@ static void test_few_validation_rows_keep_network(void) {
     static float flat[NT * K], p[NE * K], c[NE * K];
     for (int i = 0; i < NT * K; i++) flat[i] = 0.5f;
     rtr_stack_report rep;
-    CHECK(rtr_stack_table(p, c, flat, tcst, temb, tds, NE, flat, emb, ds, y, cst, NT, val, 9, D, K, NULL, &rep) ==
+    CHECK(rtr_stack_table(p, c, &rep, flat, tcst, temb, tds, NE, flat, emb, ds, y, cst, NT, val, 9, D, K, NULL) ==
           RTR_OK);
     CHECK(rep.n_val == 9 && rep.chosen == RTR_STACK_MLP && isnan(rep.cv_logloss[0]));
     CHECK(p[0] == 0.5f);
@@ -100,7 +100,7 @@ static void test_unseen_dataset_guarded(void) {
     for (int i = 0; i < NE * K; i++) mp[i] = ttruth[i];
     mp[5 * K + 1] = NAN; /* an excluded pair stays excluded */
     rtr_stack_report rep;
-    CHECK(rtr_stack_table(p, c, mp, tcst, temb, other, NE, truth, emb, ds, y, cst, NT, val, nval, D, K, NULL, &rep) ==
+    CHECK(rtr_stack_table(p, c, &rep, mp, tcst, temb, other, NE, truth, emb, ds, y, cst, NT, val, nval, D, K, NULL) ==
           RTR_OK);
     CHECK(rep.n_unseen == 10);
     for (int j = 0; j < K; j++) {

@@ -42,7 +42,7 @@ static rtr_tokenizer *tiny_tokenizer(int max_len) {
     snprintf(cfg, sizeof cfg, "{\"max_seq_length\": %d}", max_len);
     write_file(tiny_dir, "sentence_bert_config.json", cfg);
     rtr_tokenizer *tok = NULL;
-    CHECK(rtr_tokenizer_load(tiny_dir, &tok) == RTR_OK);
+    CHECK(rtr_tokenizer_load(&tok, tiny_dir) == RTR_OK);
     return tok;
 }
 
@@ -50,7 +50,7 @@ static rtr_tokenizer *tiny_tokenizer(int max_len) {
 static void expect_ids(const rtr_tokenizer *tok, const char *s, size_t len, const int32_t *want) {
     int32_t ids[64];
     int n = 0, k = 0;
-    CHECK(rtr_tokenizer_encode(tok, s, len, ids, 0, &n) == RTR_OK);
+    CHECK(rtr_tokenizer_encode(tok, ids, &n, s, len, 0) == RTR_OK);
     while (want[k] >= 0) k++;
     int same = n == k;
     for (int i = 0; same && i < n; i++) same = ids[i] == want[i];
@@ -87,7 +87,7 @@ static void test_rules(void) {
     hundred[100] = 0;
     int32_t ids[128];
     int n = 0;
-    CHECK(rtr_tokenizer_encode(tok, hundred, 100, ids, 0, &n) == RTR_OK);
+    CHECK(rtr_tokenizer_encode(tok, ids, &n, hundred, 100, 0) == RTR_OK);
     CHECK_MSG(n == 102 && ids[1] == 13 && ids[2] == 14 && ids[100] == 14 && ids[101] == 3, "%d ids", n);
     rtr_tokenizer_free(tok);
 }
@@ -97,10 +97,10 @@ static void test_truncation(void) {
     if (!tok) return;
     int32_t ids[8];
     int n = 0;
-    CHECK(rtr_tokenizer_encode(tok, "the the the the the", 19, ids, 0, &n) == RTR_OK);
+    CHECK(rtr_tokenizer_encode(tok, ids, &n, "the the the the the", 19, 0) == RTR_OK);
     CHECK(n == 5 && ids[0] == 2 && ids[3] == 5 && ids[4] == 3);
-    CHECK(rtr_tokenizer_encode(tok, "the the", 7, ids, 3, &n) == RTR_OK && n == 3 && ids[2] == 3);
-    CHECK(rtr_tokenizer_encode(tok, "the", 3, ids, 1, &n) == RTR_ERR_INVALID);
+    CHECK(rtr_tokenizer_encode(tok, ids, &n, "the the", 7, 3) == RTR_OK && n == 3 && ids[2] == 3);
+    CHECK(rtr_tokenizer_encode(tok, ids, &n, "the", 3, 1) == RTR_ERR_INVALID);
     rtr_tokenizer_free(tok);
 }
 
@@ -116,7 +116,7 @@ static void test_random_bytes(void) {
         for (size_t i = 0; i < len; i++) buf[i] = (char)((seed = seed * 1103515245u + 12345u) >> 16);
         int32_t ids[64];
         int n = 0;
-        ok = rtr_tokenizer_encode(tok, buf, len, ids, 0, &n) == RTR_OK && n >= 2 && ids[0] == 2 && ids[n - 1] == 3;
+        ok = rtr_tokenizer_encode(tok, ids, &n, buf, len, 0) == RTR_OK && n >= 2 && ids[0] == 2 && ids[n - 1] == 3;
     }
     CHECK(ok);
     rtr_tokenizer_free(tok);
@@ -137,7 +137,7 @@ static void test_fuzz_inputs(void) {
             char *text = fixture_slurp(path, &len);
             int32_t ids[64];
             int n = 0;
-            CHECK(text && rtr_tokenizer_encode(tok, text, len, ids, 0, &n) == RTR_OK && n >= 2);
+            CHECK(text && rtr_tokenizer_encode(tok, ids, &n, text, len, 0) == RTR_OK && n >= 2);
             for (int i = 0; i < n; i++) CHECK(ids[i] >= 0 && ids[i] < rtr_tokenizer_vocab_size(tok));
             free(text);
             seen++;
@@ -152,22 +152,22 @@ static void test_bad_files(void) {
     char dir[] = "/tmp/rtr_test_badtok_XXXXXX";
     if (!mkdtemp(dir)) return;
     rtr_tokenizer *tok = NULL;
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_IO && !tok);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_IO && !tok);
     write_file(dir, "tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": ");
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_FORMAT);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "tokenizer.json") != NULL);
     write_file(dir, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}");
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_UNSUPPORTED);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_UNSUPPORTED);
     CHECK(strstr(rtr_last_error(), "model.type") != NULL);
     write_file(dir, "tokenizer.json",
                "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"a\": 0}},"
                " \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}");
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_FORMAT);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT);
     CHECK(strstr(rtr_last_error(), "model.unk_token") && strstr(rtr_last_error(), "[UNK]"));
     write_file(dir, "tokenizer.json",
                "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0}},"
                " \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"post_processor\": null}");
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_UNSUPPORTED);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_UNSUPPORTED);
     CHECK(strstr(rtr_last_error(), "post_processor") != NULL);
     CHECK(tok == NULL);
     /* a valid file but for one field: ids that are not integers, a word
@@ -179,17 +179,17 @@ static void test_bad_files(void) {
     char text[1024];
     snprintf(text, sizeof text, tmpl, "", "3.5");
     write_file(dir, "tokenizer.json", text);
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.vocab['a']"));
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.vocab['a']"));
     snprintf(text, sizeof text, tmpl, "", "1e300");
     write_file(dir, "tokenizer.json", text);
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.vocab['a']"));
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT && strstr(rtr_last_error(), "model.vocab['a']"));
     snprintf(text, sizeof text, tmpl, "\"max_input_chars_per_word\": 200,", "3");
     write_file(dir, "tokenizer.json", text);
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_ERR_UNSUPPORTED && strstr(rtr_last_error(), "max_input_chars_per_word"));
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_UNSUPPORTED && strstr(rtr_last_error(), "max_input_chars_per_word"));
     /* a token listed twice takes its last id (Hugging Face's map insert) */
     snprintf(text, sizeof text, tmpl, "\"max_input_chars_per_word\": 3,", "3");
     write_file(dir, "tokenizer.json", text);
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_OK);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_OK);
     if (tok) {
         expect_ids(tok, "a b", 3, IDS(1, 5, 4, 2));
         expect_ids(tok, "bbbb ab", 7, IDS(1, 0, 0, 2)); /* 4 > 3 characters: [UNK]; "ab": no ##b piece */
@@ -208,7 +208,7 @@ static void golden(const char *name) {
         return;
     }
     rtr_tokenizer *tok = NULL;
-    CHECK(rtr_tokenizer_load(dir, &tok) == RTR_OK);
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_OK);
     CHECK(tok && rtr_tokenizer_max_length(tok) == fx.max_len);
     int checked = 0, mismatched = 0, absent = 0;
     int32_t *ids = malloc(sizeof *ids * (size_t)fx.max_len);
@@ -216,7 +216,7 @@ static void golden(const char *name) {
         fixture_item *x = &fx.items[i];
         if (!x->text) { absent++; continue; } /* a question of the shared data, absent here */
         int n = 0;
-        CHECK(rtr_tokenizer_encode(tok, x->text, x->len, ids, 0, &n) == RTR_OK);
+        CHECK(rtr_tokenizer_encode(tok, ids, &n, x->text, x->len, 0) == RTR_OK);
         int same = n == x->n_ids;
         for (int k = 0; same && k < n; k++) same = ids[k] == x->ids[k];
         if (!same && mismatched++ < 5) {

@@ -78,7 +78,7 @@ static void held_out(const rtr_predictor *p, rtr_pred_metrics *mp, rtr_pred_metr
     static float pc[N_TEST * K], pt[N_TEST * K], nc[N_TEST * K], nt[N_TEST * K];
     float mean_c[K], med_t[K];
     const float *yc = correct + N_TRAIN * K, *yt = tokens + N_TRAIN * K;
-    CHECK(rtr_predictor_score(p, emb + N_TRAIN * D, N_TEST, pc, pt) == RTR_OK);
+    CHECK(rtr_predictor_score(pc, pt, p, emb + N_TRAIN * D, N_TEST) == RTR_OK);
     CHECK(rtr_naive_fit(mean_c, med_t, correct, tokens, N_TRAIN, K) == RTR_OK);
     for (int i = 0; i < N_TEST * K; i++) nc[i] = mean_c[i % K], nt[i] = med_t[i % K];
     rtr_pred_metrics_compute(mp, pc, pt, yc, yt, N_TEST * K, 1);
@@ -406,7 +406,7 @@ static void test_deterministic_and_roundtrip(void) {
     rtr_predictor_hash_hex(&c, hc);
     CHECK(!strcmp(ha, hc));
     static float s1[10 * K], s2[10 * K], t1[10 * K], t2[10 * K];
-    CHECK(rtr_predictor_score(&a, emb, 10, s1, t1) == RTR_OK && rtr_predictor_score(&c, emb, 10, s2, t2) == RTR_OK);
+    CHECK(rtr_predictor_score(s1, t1, &a, emb, 10) == RTR_OK && rtr_predictor_score(s2, t2, &c, emb, 10) == RTR_OK);
     CHECK(!memcmp(s1, s2, sizeof s1) && !memcmp(t1, t2, sizeof t1));
     rtr_predictor_free(&a);
     rtr_predictor_free(&b);

@@ -28,7 +28,7 @@ typedef struct rtr_tokenizer rtr_tokenizer;
  * *out is owned by the caller (rtr_tokenizer_free). Errors name the file and
  * field: RTR_ERR_IO (no tokenizer file), RTR_ERR_FORMAT (does not parse,
  * special token missing from the vocabulary). */
-RTR_API rtr_status rtr_tokenizer_load(const char *model_dir, rtr_tokenizer **out);
+RTR_API rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir);
 RTR_API void rtr_tokenizer_free(rtr_tokenizer *tok);
 
 /* Tokenize one text of len bytes (any bytes: invalid UTF-8 sequences become
@@ -37,8 +37,8 @@ RTR_API void rtr_tokenizer_free(rtr_tokenizer *tok);
  * truncated to max_len tokens (max_len <= 0: the tokenizer's max length;
  * max_len >= 2). ids must hold max_len entries; *n_ids receives the count
  * (always >= 2). Thread-safe on one tokenizer. */
-RTR_API rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, const char *text, size_t len,
-                                int32_t *ids, int max_len, int *n_ids);
+RTR_API rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, int32_t *ids, int *n_ids,
+                                const char *text, size_t len, int max_len);
 
 RTR_API int rtr_tokenizer_max_length(const rtr_tokenizer *tok);
 RTR_API int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *tok);
@@ -73,15 +73,15 @@ RTR_API rtr_encoder_params rtr_encoder_default_params(void);
  * activation, pooling mode), RTR_ERR_INVALID (device or precision name, a
  * low precision on the CPU), RTR_ERR_DEVICE ("cuda" without a usable GPU,
  * device memory). */
-RTR_API rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params,
-                            rtr_encoder **out);
+RTR_API rtr_status rtr_encoder_load(rtr_encoder **out, const char *model_dir,
+                            const rtr_encoder_params *params);
 
 /* rtr_encoder_load on backend b, which the caller opened and keeps: it must
  * outlive the encoder, and is not freed by rtr_encoder_free. For tests that
  * compare backends and callers that share one device between stages;
  * params->device is not used. */
-RTR_API rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
-                               rtr_encoder **out);
+RTR_API rtr_status rtr_encoder_load_on(rtr_backend *b, rtr_encoder **out, const char *model_dir,
+                               const rtr_encoder_params *params);
 RTR_API void rtr_encoder_free(rtr_encoder *enc);
 
 /* Embed n texts: texts[i] has lens[i] bytes (lens NULL: NUL-terminated).
@@ -91,8 +91,8 @@ RTR_API void rtr_encoder_free(rtr_encoder *enc);
  * to the encoder's; backend errors come back as the failing op reports them
  * (RTR_ERR_DEVICE naming the op and sizes). Not thread-safe on one encoder
  * (scratch buffers). */
-RTR_API rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens,
-                              size_t n, float *out);
+RTR_API rtr_status rtr_encoder_encode(rtr_encoder *enc, float *out, const char *const *texts,
+                              const size_t *lens, size_t n);
 
 RTR_API int rtr_encoder_dim(const rtr_encoder *enc);
 /* Folder base name, e.g. "all-MiniLM-L6-v2". Valid until free. */

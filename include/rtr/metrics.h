@@ -89,10 +89,10 @@ typedef struct {
 } rtr_knn_info;
 
 /* rtr_router_knn_table, and into info how it searched. */
-RTR_API rtr_status rtr_router_knn_table_info(float *p, float *c, const float *emb, int64_t n,
-                                             const float *train_emb, const float *train_correct,
-                                             const float *train_cost, int64_t n_train, int32_t d, int32_t k,
-                                             int32_t nn, rtr_knn_info *info);
+RTR_API rtr_status rtr_router_knn_table_info(float *p, float *c, rtr_knn_info *info, const float *emb,
+                                             int64_t n, const float *train_emb,
+                                             const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                             int32_t k, int32_t nn);
 
 /* EmbedLLM-style router: a learned embedding v_j per pair and a learned
  * projection W of the query embedding, P(correct) = σ(v_j·(W·e) + b_j),
@@ -112,10 +112,10 @@ RTR_API rtr_embedllm_params rtr_embedllm_default_params(void);
 /* Train on (train_emb [n_train x d], train_correct/train_cost [n_train x k])
  * and fill p, c [n x k] for emb [n x d]. *train_loss (optional) receives the
  * mean BCE of the first and the last epoch, loss[0] and loss[1]. */
-RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
-                                     const float *train_emb, const float *train_correct,
-                                     const float *train_cost, int64_t n_train, int32_t d, int32_t k,
-                                     const rtr_embedllm_params *prm, double train_loss[2]);
+RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], const float *emb,
+                                     int64_t n, const float *train_emb,
+                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                     int32_t k, const rtr_embedllm_params *prm);
 
 /* RTR's default router (docs/PREDICTOR.md, "The default router"): the
  * network's correctness estimates combined with what the training outcomes
@@ -155,13 +155,13 @@ typedef struct {
  * Validation rows are the training rows whose rtr_embedding_hash is in
  * val_hash; with fewer than 2·folds of them the network is kept as it is.
  * rep (optional) says what was chosen and why. */
-RTR_API rtr_status rtr_stack_table(float *p, float *cost, const float *mlp_p, const float *mlp_cost,
-                                   const float *emb, const char *const *dataset, int64_t n,
-                                   const float *train_mlp_p, const float *train_emb,
-                                   const char *const *train_dataset, const float *train_correct,
-                                   const float *train_cost, int64_t n_train, const uint64_t *val_hash,
-                                   int64_t n_val_hash, int32_t d, int32_t k, const rtr_stack_params *prm,
-                                   rtr_stack_report *rep);
+RTR_API rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep, const float *mlp_p,
+                                   const float *mlp_cost, const float *emb, const char *const *dataset,
+                                   int64_t n, const float *train_mlp_p,
+                                   const float *train_emb, const char *const *train_dataset,
+                                   const float *train_correct, const float *train_cost, int64_t n_train,
+                                   const uint64_t *val_hash, int64_t n_val_hash, int32_t d, int32_t k,
+                                   const rtr_stack_params *prm);
 
 /* A threshold sweep between two pairs (RouteLLM style): queries sorted by
  * score, highest first (the router's belief that `strong` is worth it), and
@@ -186,7 +186,7 @@ RTR_API void rtr_curve_free(rtr_curve *c);
  * trapezoid area from its first point to x_max, divided by x_max.
  * RTR_ERR_INVALID when no point is finite, x_max <= 0, or a hull point lies
  * beyond x_max. */
-RTR_API rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq);
+RTR_API rtr_status rtr_metric_aiq(double *aiq, const double *cost, const double *acc, int64_t n, double x_max);
 
 /* AIQ from zero: the same hull, extended flat to the left down to cost 0
  * as well as to the right up to x_max, its area divided by x_max: the mean
@@ -197,8 +197,8 @@ RTR_API rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t
  * all pairs cost the same; this variant has neither surprise (a router's
  * value never exceeds its best accuracy, so the Oracle tops it), and equals
  * the accuracy of a router whose points all cost the same. Same errors. */
-RTR_API rtr_status rtr_metric_aiq_from_zero(const double *cost, const double *acc, int64_t n, double x_max,
-                                            double *aiq);
+RTR_API rtr_status rtr_metric_aiq_from_zero(double *aiq, const double *cost, const double *acc, int64_t n,
+                                            double x_max);
 
 /* Area under the piecewise-linear curve through (x, y) over x ∈ [0, 1]
  * (points sorted by x here; the curve extends flat beyond its end points
@@ -268,7 +268,7 @@ RTR_API void rtr_choice_path_free(rtr_choice_path *cp);
  * rtr_path_compute) as choices, from the envelopes on backend b: the same
  * points as rtr_path_compute_on (switch events at the same λ form one
  * point). RTR_ERR_INVALID naming a query with no allowed pair. */
-RTR_API rtr_status rtr_choice_path_lambda(rtr_choice_path *cp, rtr_backend *b, const float *p, const float *c,
+RTR_API rtr_status rtr_choice_path_lambda(rtr_backend *b, rtr_choice_path *cp, const float *p, const float *c,
                                           int64_t n, int32_t k);
 /* One point: every query to choice[i] (a single pair, the Oracle). */
 RTR_API rtr_status rtr_choice_path_fixed(rtr_choice_path *cp, const int32_t *choice, int64_t n, int32_t k);
@@ -284,8 +284,8 @@ RTR_API rtr_status rtr_choice_path_two_pair(rtr_choice_path *cp, double **x, con
  * missing (optional): the weight left out at each point. Running sums in
  * double, updated per event: O(n + events). Pass the predicted tables to
  * get the predicted curve. */
-RTR_API rtr_status rtr_choice_path_curve(const rtr_choice_path *cp, const float *correct, const float *cost,
-                                         const double *w, double *acc, double *cst, double *missing);
+RTR_API rtr_status rtr_choice_path_curve(double *acc, double *cst, double *missing,
+                                         const rtr_choice_path *cp, const float *correct, const float *cost, const double *w);
 
 /* ------------------------------------------------ paired bootstrap */
 
@@ -322,7 +322,7 @@ RTR_API rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_
 
 /* Percentile interval [q, 1 − q] of v[0], v[stride], ... (n values); NaN
  * values (not reached) count as +inf, so lo or hi may be inf. */
-RTR_API void rtr_boot_interval(const double *v, int32_t n, int64_t stride, double q, double *lo, double *hi);
+RTR_API void rtr_boot_interval(double *lo, double *hi, const double *v, int32_t n, int64_t stride, double q);
 /* Share of the n paired resamples in which a beats b (ties count one half):
  * higher is better, or lower when lower_better; NaN (not reached, undefined)
  * is the worst value, so a cost never reached loses to any reached one. */

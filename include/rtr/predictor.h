@@ -162,11 +162,11 @@ RTR_API rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, cons
 
 /* Predictions for N queries (emb N x D): p_correct and tokens, N x K each
  * (caller-allocated). RTR_ERR_NUMERIC when emb holds NaN/inf. */
-RTR_API rtr_status rtr_predictor_score(const rtr_predictor *p, const float *emb, int64_t N,
-                               float *p_correct, float *tokens);
+RTR_API rtr_status rtr_predictor_score(float *p_correct, float *tokens, const rtr_predictor *p,
+                               const float *emb, int64_t N);
 
 /* The C tables (K x H) of one head: C[k] = W_m·r_m(k) + W_s·r_s(k) + b1. */
-RTR_API void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C);
+RTR_API void rtr_predictor_pair_table(float *C, const rtr_predictor *p, int head);
 
 /* Safetensors checkpoint: tensors head.{correct,tokens}.{W_q,W_m,W_s,b1,w2,b2},
  * u_model, u_strategy, d_model, d_strategy, pair_model, pair_strategy; the
@@ -210,8 +210,8 @@ RTR_API rtr_status rtr_naive_fit(float *mean_c, float *median_t, const float *y_
  * rtr_predictor_pair_table), W_q (H x D), w2 (H) and b2: Wq_f = |w2|·W_q
  * row by row (H x D), G = −|w2|·C (K x H), s = sign(w2) (H) and
  * beta[k] = b2 + Σ_j w2_j·C[k,j] summed in double (K). */
-RTR_API void rtr_predictor_fold_head(const float *C, const float *W_q, const float *w2, const float *b2, int K, int H,
-                             int D, float *Wq_f, float *G, float *s, float *beta);
+RTR_API void rtr_predictor_fold_head(float *Wq_f, float *G, float *s, float *beta, const float *C, const float *W_q,
+                             const float *w2, const float *b2, int K, int H, int D);
 
 /* rtr_predictor_score on backend b: p_correct and tokens (N x K each, host
  * memory, caller-allocated) for the N query embeddings emb (N x D, host).
@@ -223,8 +223,8 @@ RTR_API void rtr_predictor_fold_head(const float *C, const float *W_q, const flo
  * emb holds NaN/inf, naming the row (found when its chunk is read, so
  * earlier chunks may have been computed); backend errors as the failing op
  * reports them. */
-RTR_API rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
-                                       int64_t chunk_rows, float *p_correct, float *tokens);
+RTR_API rtr_status rtr_predictor_score_backend(rtr_backend *b, float *p_correct, float *tokens, const rtr_predictor *p,
+                                       const float *emb, int64_t N, int64_t chunk_rows);
 
 /* rtr_predictor_score_backend on a shard's /embedding/query (n x p->D),
  * streamed: chunks of chunk_rows (0: 16384) read from HDF5 into the pinned
@@ -233,8 +233,8 @@ RTR_API rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predict
  * *p_correct, *tokens (n x K, the caller frees). RTR_ERR_FORMAT naming the
  * file (and rows) for an unreadable shard or a wrong width; RTR_ERR_NUMERIC
  * naming the row for NaN/inf; nothing returned on error. */
-RTR_API rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
-                                     int64_t *N, float **p_correct, float **tokens);
+RTR_API rtr_status rtr_predictor_score_shard(rtr_backend *b, int64_t *N, float **p_correct, float **tokens,
+                                     const rtr_predictor *p, const char *path, int64_t chunk_rows);
 
 #ifdef __cplusplus
 }

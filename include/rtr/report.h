@@ -35,7 +35,7 @@ typedef struct {
 RTR_API rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o);
 
 /* The page and (md_path not NULL) the summary only, default options. */
-RTR_API rtr_status rtr_report_write(const char *eval_json, const char *html_path, const char *md_path);
+RTR_API rtr_status rtr_report_write(const char *html_path, const char *md_path, const char *eval_json);
 
 #ifdef __cplusplus
 }

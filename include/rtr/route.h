@@ -19,11 +19,9 @@
  * Ownership: structs filled by *_compute/_build own their arrays and are
  * released with the matching *_free; input pointers are only read.
  *
- * Argument order: outputs first, then inputs, then options (as the kernel
- * references of ops.h), except rtr_envelope, rtr_cost_user_parse,
- * rtr_route_cost_scale, rtr_path_budget, rtr_path_compute_on and
- * rtr_envelope_choose_on, kept as they are while code outside routing
- * calls them. */
+ * Argument order (as everywhere in the API, docs/LIBRARY.md): the backend
+ * first, then outputs, then inputs, then options (as the kernel references
+ * of ops.h). */
 #ifndef RTR_ROUTE_H
 #define RTR_ROUTE_H
 
@@ -46,7 +44,7 @@ typedef enum {
 } rtr_cost_model;
 
 /* Parse "tokens" | "usd" | "user" (RTR_ERR_INVALID otherwise). */
-RTR_API rtr_status rtr_cost_model_parse(const char *s, rtr_cost_model *out);
+RTR_API rtr_status rtr_cost_model_parse(rtr_cost_model *out, const char *s);
 RTR_API const char *rtr_cost_model_name(rtr_cost_model m);
 
 /* USD per call: usd[i,j] = (tokens_in[i]·price_in(m_j) + tokens_out[i,j]·price_out(m_j)) / 1e6,
@@ -59,14 +57,14 @@ RTR_API rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float
 
 /* Per-pair user costs from a JSON object {"model|strategy": cost, ...} that
  * must name every pair of the catalog with a finite cost >= 0. cost: [k]. */
-RTR_API rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_catalog *cat,
-                               double *cost);
+RTR_API rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origin,
+                               const rtr_catalog *cat);
 
 /* The scale that makes λ ∈ [0,1] span the useful range: the largest per-pair
  * mean of c over the n queries (NaN entries skipped), so scaled costs are
  * mostly in [0, 1] like p. RTR_ERR_INVALID when no entry is finite or every
  * mean is 0 (then cost cannot matter). */
-RTR_API rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale);
+RTR_API rtr_status rtr_route_cost_scale(double *scale, const float *c, int64_t n, int32_t k);
 
 /* ------------------------------------------------- what a routing stage reads */
 
@@ -113,8 +111,8 @@ typedef struct {
     double a, b; /* slope p + c and intercept −c */
     int32_t j;
 } rtr_line;
-RTR_API int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
-                     rtr_line *scratch);
+RTR_API int32_t rtr_envelope(int32_t *pair, double *start, rtr_line *scratch, const float *p, const float *c,
+                     int32_t k);
 
 /* -------------------------------------------------- envelopes on a backend */
 
@@ -143,8 +141,8 @@ RTR_API rtr_status rtr_envelopes_on(rtr_backend *b, const float *p, const float 
  * points; rtr_route_argmax agrees with it except on floating-point near-ties.
  * Envelopes on backend b (rtr_envelopes_on, chunk_rows as there); the piece
  * at λ is picked on the host. rtr_envelope_choose is the same on the CPU. */
-RTR_API rtr_status rtr_envelope_choose_on(int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
-                                  int32_t k, rtr_backend *b, int64_t chunk_rows);
+RTR_API rtr_status rtr_envelope_choose_on(rtr_backend *b, int32_t *choice, const float *p, const float *c, double lambda,
+                                  int64_t n, int32_t k, int64_t chunk_rows);
 RTR_API rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, double lambda,
                                int64_t n, int32_t k);
 
@@ -184,7 +182,7 @@ typedef struct {
  * RTR_ERR_INVALID when n or k is 0, k > 65535, n >= 2^32, or a query has no
  * allowed pair (naming it); the backend's errors as it reports them.
  * rtr_path_compute is the same on the CPU backend. */
-RTR_API rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows);
+RTR_API rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr_route_table *t, int64_t chunk_rows);
 
 /* The same path built from a table given a chunk of queries at a time
  * (streamed from a corpus: the caller can drop each chunk once added).
@@ -195,7 +193,7 @@ RTR_API rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t,
  * path (exactly rtr_path_compute_on's over the concatenated table), and
  * frees pb; free: abandon it (NULL: no-op). */
 typedef struct rtr_path_builder rtr_path_builder;
-RTR_API rtr_status rtr_path_builder_open(rtr_path_builder **pb, rtr_backend *b, int32_t k, bool truth,
+RTR_API rtr_status rtr_path_builder_open(rtr_backend *b, rtr_path_builder **pb, int32_t k, bool truth,
                                          int64_t chunk_rows);
 RTR_API rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t);
 RTR_API rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path);
@@ -239,7 +237,7 @@ RTR_API int64_t rtr_path_at(const rtr_path *path, double lambda);
  * most mean_budget (a total budget B is B / n_queries per query). *point
  * receives it; its largest λ is path->lambda[*point]. RTR_ERR_INVALID when
  * the budget is below the cheapest possible routing (point 0), giving both. */
-RTR_API rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int64_t *point);
+RTR_API rtr_status rtr_path_budget(int64_t *point, const rtr_path *path, double mean_budget);
 
 /* Pareto front of n (cost, acc) points: indices of the points no other point
  * dominates (cost <= and acc >), ordered by increasing cost; equal points

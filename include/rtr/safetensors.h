@@ -49,13 +49,13 @@ typedef struct rtr_safetensors rtr_safetensors;
 /* Map and validate path. On success *out owns the mapping (close with
  * rtr_safetensors_close). Errors: RTR_ERR_IO (missing/unreadable),
  * RTR_ERR_FORMAT (truncated, bad JSON, offsets/shape/dtype inconsistent). */
-RTR_API rtr_status rtr_safetensors_open(const char *path, rtr_safetensors **out);
+RTR_API rtr_status rtr_safetensors_open(rtr_safetensors **out, const char *path);
 
 /* Validate an in-memory image (same checks as open). The file does not copy
  * or own `data`, which must outlive it; `label` names it in messages. Used
  * by the fuzz harness and tests. */
-RTR_API rtr_status rtr_safetensors_open_memory(const void *data, size_t len, const char *label,
-                                       rtr_safetensors **out);
+RTR_API rtr_status rtr_safetensors_open_memory(rtr_safetensors **out, const void *data, size_t len,
+                                       const char *label);
 
 RTR_API void rtr_safetensors_close(rtr_safetensors *st);
 
@@ -72,8 +72,8 @@ RTR_API const void *rtr_safetensors_data(const rtr_safetensors *st, size_t *nbyt
 /* Copy tensor `name` into dst as float32 (F32/F16/BF16 converted), checking
  * it exists with exactly the ndim/shape given (shape[i] < 0 matches any).
  * dst holds numel floats. Errors name the file and the tensor. */
-RTR_API rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, const char *name, int ndim,
-                                    const int64_t *shape, float *dst);
+RTR_API rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, float *dst, const char *name,
+                                    int ndim, const int64_t *shape);
 
 /* A float32 tensor to write: data points at numel = Π shape floats. */
 typedef struct {

@@ -512,8 +512,8 @@ static void case_heads_score(rtr_backend *dut, rtr_backend *ref, int N, int K, i
     if (H > 3) w2[1] = 0.0f, w2[H + 2] = 0.0f; /* a unit with no weight */
     float *X = malloc(2 * NH_ * 4), *G = malloc(2 * KH * 4), *sg = malloc(2 * H * 4), *beta = malloc(2 * K * 4);
     for (int h = 0; h < 2; h++) {
-        rtr_predictor_fold_head(C + h * KH, NULL, w2 + h * H, b2 + h, K, H, 0, NULL, G + h * KH, sg + h * H,
-                                beta + h * K);
+        rtr_predictor_fold_head(NULL, G + h * KH, sg + h * H, beta + h * K, C + h * KH, NULL, w2 + h * H, b2 + h, K, H,
+                                0);
         for (size_t i = 0; i < NH_; i++) X[h * NH_ + i] = fabsf(w2[h * H + i % H]) * A[h * NH_ + i];
     }
     float *res[3];
@@ -751,11 +751,11 @@ static void case_score(rtr_backend *dut, int token_target) {
     p.token_scale = token_target == RTR_TOKENS_LOG ? 2.0f : 300.0f;
     int K = p.n_pairs;
     float *ref = malloc(sizeof(float) * 4 * N * K), *got = ref + 2 * N * K;
-    CHECK_ST(rtr_predictor_score(&p, emb, N, ref, ref + N * K));
+    CHECK_ST(rtr_predictor_score(ref, ref + N * K, &p, emb, N));
     static const int64_t chunks[] = {0, 10};
     for (int c = 0; c < 2; c++) {
         memset(got, 0xA5, sizeof(float) * 2 * N * K);
-        st = rtr_predictor_score_backend(dut, &p, emb, N, chunks[c], got, got + N * K);
+        st = rtr_predictor_score_backend(dut, got, got + N * K, &p, emb, N, chunks[c]);
         if (st) fail_status("rtr_predictor_score_backend", dut, st);
         char what[128];
         snprintf(what, sizeof what, "rtr_predictor_score_backend %s chunk=%lld", token_target ? "log" : "raw",
@@ -763,7 +763,7 @@ static void case_score(rtr_backend *dut, int token_target) {
         compare_f32(what, got, ref, 2 * (size_t)N * K, 1e-5, 1e-4);
     }
     emb[5 * D + 3] = NAN;
-    st = rtr_predictor_score_backend(dut, &p, emb, N, 0, got, got + N * K);
+    st = rtr_predictor_score_backend(dut, got, got + N * K, &p, emb, N, 0);
     if (st != RTR_ERR_NUMERIC || !strstr(rtr_last_error(), "row 5")) {
         fprintf(stderr, "FAIL rtr_predictor_score_backend: NaN row gave %s (%s)\n", rtr_status_name(st),
                 rtr_last_error());

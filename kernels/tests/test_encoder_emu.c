@@ -69,7 +69,7 @@ static bool golden_weights(const char *dir) {
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rtr_safetensors *st = NULL;
-    bool f32 = rtr_safetensors_open(path, &st) == RTR_OK;
+    bool f32 = rtr_safetensors_open(&st, path) == RTR_OK;
     for (size_t i = 0; f32 && i < rtr_safetensors_count(st); i++) {
         rtr_dtype t = rtr_safetensors_tensor(st, i)->dtype;
         f32 = t != RTR_DTYPE_F16 && t != RTR_DTYPE_BF16; /* integer buffers (position_ids) do not count */
@@ -110,9 +110,9 @@ static void emu_against_cpu(const char *name, int n_texts, bool bf16) {
     p.max_seq_length = 32; /* the texts fit; smaller attention scratch */
     p.batch_tokens = 48;   /* two texts of up to 20 tokens per batch */
     rtr_encoder *on_emu = NULL, *on_cpu = NULL;
-    CHECK(rtr_encoder_load_on(dir, &p, &emu, &on_emu) == RTR_OK);
+    CHECK(rtr_encoder_load_on(&emu, &on_emu, dir, &p) == RTR_OK);
     p.precision = "fp32";
-    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &on_cpu) == RTR_OK);
+    CHECK(rtr_encoder_load_on(&cpu, &on_cpu, dir, &p) == RTR_OK);
     if (!on_emu || !on_cpu) {
         fprintf(stderr, "%s\n", rtr_last_error());
     } else {
@@ -121,9 +121,9 @@ static void emu_against_cpu(const char *name, int n_texts, bool bf16) {
         int D = rtr_encoder_dim(on_emu);
         float *got = malloc(sizeof *got * (size_t)m * D), *want = malloc(sizeof *want * (size_t)m * D);
         double t0 = now();
-        CHECK(rtr_encoder_encode(on_emu, texts, lens, (size_t)m, got) == RTR_OK);
+        CHECK(rtr_encoder_encode(on_emu, got, texts, lens, (size_t)m) == RTR_OK);
         double secs = now() - t0;
-        CHECK(rtr_encoder_encode(on_cpu, texts, lens, (size_t)m, want) == RTR_OK);
+        CHECK(rtr_encoder_encode(on_cpu, want, texts, lens, (size_t)m) == RTR_OK);
         double worst = 0, min_cos = 1, worst_st = 0;
         bool golden = !bf16 && fx.emb && golden_weights(dir);
         for (int k = 0; k < m; k++) {
@@ -177,23 +177,23 @@ static void test_precision_choice(void) {
     p.batch_tokens = 256;
     rtr_encoder *enc = NULL;
     p.precision = "auto";
-    CHECK(rtr_encoder_load_on(dir, &p, &emu, &enc) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "bf16"));
+    CHECK(rtr_encoder_load_on(&emu, &enc, dir, &p) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "bf16"));
     rtr_encoder_free(enc);
-    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "fp32"));
+    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "fp32"));
     CHECK(rtr_encoder_batch_tokens(enc) == 256);
     rtr_encoder_free(enc);
     p.precision = "bf16";
-    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "CUDA") && !enc);
+    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && strstr(rtr_last_error(), "CUDA") && !enc);
     p.precision = "fp16";
-    CHECK(rtr_encoder_load_on(dir, &p, &cpu, &enc) == RTR_ERR_INVALID && !enc);
+    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && !enc);
     p.precision = "fp8";
-    CHECK(rtr_encoder_load_on(dir, &p, &emu, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "fp8"));
+    CHECK(rtr_encoder_load_on(&emu, &enc, dir, &p) == RTR_ERR_INVALID && strstr(rtr_last_error(), "fp8"));
     p.precision = NULL; /* fp32 */
     p.device = "tpu";
-    CHECK(rtr_encoder_load(dir, &p, &enc) == RTR_ERR_INVALID && strstr(rtr_last_error(), "tpu") && !enc);
+    CHECK(rtr_encoder_load(&enc, dir, &p) == RTR_ERR_INVALID && strstr(rtr_last_error(), "tpu") && !enc);
     p.device = NULL; /* the CPU, its default batch */
     p.batch_tokens = 0;
-    CHECK(rtr_encoder_load(dir, &p, &enc) == RTR_OK && rtr_encoder_batch_tokens(enc) == 4096);
+    CHECK(rtr_encoder_load(&enc, dir, &p) == RTR_OK && rtr_encoder_batch_tokens(enc) == 4096);
     CHECK(enc && !strncmp(rtr_encoder_device(enc), "CPU", 3) && !strcmp(rtr_encoder_precision(enc), "fp32"));
     rtr_encoder_free(enc);
     rtr_backend_free(&emu);

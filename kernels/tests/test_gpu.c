@@ -62,21 +62,21 @@ static bool encoder_gpu_against_cpu(rtr_backend *gpu, const char *name) {
         if (fx.items[i].text) texts[m] = fx.items[i].text, lens[m++] = fx.items[i].len;
     rtr_encoder_params p = rtr_encoder_default_params();
     rtr_encoder *cpu = NULL;
-    CHECK(rtr_encoder_load(dir, &p, &cpu) == RTR_OK);
+    CHECK(rtr_encoder_load(&cpu, dir, &p) == RTR_OK);
     int D = fx.dim;
     float *want = malloc(sizeof *want * (size_t)m * D), *got = malloc(sizeof *got * (size_t)m * D);
-    CHECK(cpu && rtr_encoder_encode(cpu, texts, lens, (size_t)m, want) == RTR_OK);
+    CHECK(cpu && rtr_encoder_encode(cpu, want, texts, lens, (size_t)m) == RTR_OK);
     static const char *precisions[] = {"fp32", "bf16", "fp16"};
     for (int k = 0; k < 3 && cpu; k++) {
         p.precision = precisions[k];
         rtr_encoder *enc = NULL;
-        CHECK(rtr_encoder_load_on(dir, &p, gpu, &enc) == RTR_OK);
+        CHECK(rtr_encoder_load_on(gpu, &enc, dir, &p) == RTR_OK);
         if (!enc) {
             fprintf(stderr, "%s on %s: %s\n", name, gpu->device, rtr_last_error());
             continue;
         }
         double t0 = now();
-        rtr_status st = rtr_encoder_encode(enc, texts, lens, (size_t)m, got);
+        rtr_status st = rtr_encoder_encode(enc, got, texts, lens, (size_t)m);
         double secs = now() - t0;
         CHECK_MSG(st == RTR_OK, "%s %s: %s", name, precisions[k], rtr_last_error());
         double worst = 0, min_cos = 1;

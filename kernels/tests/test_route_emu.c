@@ -65,8 +65,8 @@ static void check_path(int64_t n, int32_t k, bool quantised, int64_t chunk) {
     int before = test_checks_failed_;
     rtr_route_table t = make_table(n, k, quantised);
     rtr_path want, got;
-    CHECK(rtr_path_compute_on(&want, &t, &cpu, 0) == RTR_OK);
-    rtr_status st = rtr_path_compute_on(&got, &t, dut, chunk);
+    CHECK(rtr_path_compute_on(&cpu, &want, &t, 0) == RTR_OK);
+    rtr_status st = rtr_path_compute_on(dut, &got, &t, chunk);
     CHECK_MSG(st == RTR_OK, "%s", rtr_last_error());
     if (st == RTR_OK) {
         CHECK_MSG(same_path(&got, &want), "path n=%lld k=%d chunk=%lld", (long long)n, (int)k, (long long)chunk);
@@ -75,8 +75,8 @@ static void check_path(int64_t n, int32_t k, bool quantised, int64_t chunk) {
         for (int64_t j = 0; j < want.n_points; j += 1 + want.n_points / 7) {
             double lams[2] = {want.lambda[j], j ? 0.5 * (want.lambda[j - 1] + want.lambda[j]) : 0.0};
             for (int l = 0; l < 2; l++) {
-                CHECK(rtr_envelope_choose_on(a, t.p, t.c, lams[l], n, k, &cpu, 0) == RTR_OK);
-                CHECK(rtr_envelope_choose_on(b, t.p, t.c, lams[l], n, k, dut, chunk) == RTR_OK);
+                CHECK(rtr_envelope_choose_on(&cpu, a, t.p, t.c, lams[l], n, k, 0) == RTR_OK);
+                CHECK(rtr_envelope_choose_on(dut, b, t.p, t.c, lams[l], n, k, chunk) == RTR_OK);
                 CHECK_MSG(!memcmp(a, b, sizeof *a * (size_t)n), "choose n=%lld k=%d λ=%.17g", (long long)n, (int)k, lams[l]);
             }
         }
@@ -105,7 +105,7 @@ static void test_errors_mid_stream(void) {
     float *p = (float *)t.p;
     for (int j = 0; j < 9; j++) p[377 * 9 + j] = NAN;
     rtr_path path;
-    CHECK(rtr_path_compute_on(&path, &t, dut, 60) == RTR_ERR_INVALID);
+    CHECK(rtr_path_compute_on(dut, &path, &t, 60) == RTR_ERR_INVALID);
     CHECK_MSG(strstr(rtr_last_error(), "query 377") != NULL, "%s", rtr_last_error());
     free(p);
 }
@@ -164,9 +164,9 @@ static void test_score_shard(void) {
     p.token_scale = 2.0f;
     int K = p.n_pairs;
     float *want = malloc(sizeof *want * 2 * (size_t)N * K), *pc = NULL, *tok = NULL;
-    CHECK(rtr_predictor_score_backend(&cpu, &p, emb, N, 0, want, want + (size_t)N * K) == RTR_OK);
+    CHECK(rtr_predictor_score_backend(&cpu, want, want + (size_t)N * K, &p, emb, N, 0) == RTR_OK);
     int64_t n = 0;
-    rtr_status st = rtr_predictor_score_shard(dut, &p, path, 3001, &n, &pc, &tok); /* 7 chunks, the last partial */
+    rtr_status st = rtr_predictor_score_shard(dut, &n, &pc, &tok, &p, path, 3001); /* 7 chunks, the last partial */
     CHECK_MSG(st == RTR_OK && n == N, "%s", rtr_last_error());
     size_t bad = 0;
     for (size_t i = 0; st == RTR_OK && i < (size_t)N * K; i++) {
@@ -180,7 +180,7 @@ static void test_score_shard(void) {
     /* the second HDF5 chunk (rows 16384 ..) is corrupt: the stream stops there */
     CHECK(corrupt_chunk(path, 1));
     pc = tok = (float *)&n; /* must come back NULL */
-    st = rtr_predictor_score_shard(dut, &p, path, 3001, &n, &pc, &tok);
+    st = rtr_predictor_score_shard(dut, &n, &pc, &tok, &p, path, 3001);
     CHECK(st == RTR_ERR_FORMAT && pc == NULL && tok == NULL);
     CHECK_MSG(strstr(rtr_last_error(), path) && strstr(rtr_last_error(), "rows 15005 to 18005"), "%s", rtr_last_error());
     CHECK_MSG(!strstr(rtr_last_error() + strlen(path) + 1, path), "the file named once: %s", rtr_last_error());

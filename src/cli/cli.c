@@ -21,7 +21,7 @@ rtr_status cli_route_options(const cli_route *c, rtr_route_options *o) {
     o->max_tokens = c->max_tokens;
     o->checkpoint_hash = c->checkpoint_hash;
     o->cost_scale = c->cost_scale;
-    return rtr_cost_model_parse(c->cost ? c->cost : "tokens", &o->cost_model);
+    return rtr_cost_model_parse(&o->cost_model, c->cost ? c->cost : "tokens");
 }
 
 void cli_print_json(cJSON *o) {

@@ -13,7 +13,7 @@
 #define EMBED_BATCH 256
 
 static rtr_status embed_batch(rtr_encoder *enc, char **lines, size_t *lens, size_t n, float *out) {
-    rtr_status s = rtr_encoder_encode(enc, (const char *const *)lines, lens, n, out);
+    rtr_status s = rtr_encoder_encode(enc, out, (const char *const *)lines, lens, n);
     int D = rtr_encoder_dim(enc);
     for (size_t i = 0; !s && i < n; i++) {
         putchar('[');
@@ -47,7 +47,7 @@ int cmd_embed(int argc, char **argv) {
     p.device = device;
     p.precision = precision;
     rtr_encoder *enc = NULL;
-    rtr_status s = rtr_encoder_load(model, &p, &enc);
+    rtr_status s = rtr_encoder_load(&enc, model, &p);
     char *lines[EMBED_BATCH] = {0};
     size_t lens[EMBED_BATCH], caps[EMBED_BATCH] = {0}, n = 0;
     float *out = s ? NULL : rtr_malloc(sizeof(float) * EMBED_BATCH * (size_t)rtr_encoder_dim(enc));

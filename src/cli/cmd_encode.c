@@ -43,7 +43,7 @@ int cmd_encode(int argc, char **argv) {
     p.device = device;
     p.precision = precision;
     rtr_encode_summary s;
-    rtr_status st = rtr_encoder_load(model, &p, &enc);
+    rtr_status st = rtr_encoder_load(&enc, model, &p);
     double load_secs = rtr_now() - t0;
     if (!st) st = rtr_encode_corpus(enc, &s, dir, &ep);
     double secs = rtr_now() - t0;

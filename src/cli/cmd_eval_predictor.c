@@ -97,7 +97,7 @@ int cmd_eval_predictor(int argc, char **argv) {
     float *pc = tab, *pt = tab ? tab + nk : NULL, *nc = tab ? tab + 2 * nk : NULL, *nt = tab ? tab + 3 * nk : NULL,
           *mean_c = tab ? tab + 4 * nk : NULL, *med_t = tab ? mean_c + test.k : NULL;
     if (!s) s = rtr_backend_init(&be, device);
-    if (!s) s = rtr_predictor_score_backend(&be, &p, test.emb, test.n, 0, pc, pt);
+    if (!s) s = rtr_predictor_score_backend(&be, pc, pt, &p, test.emb, test.n, 0);
     if (!s) s = rtr_naive_fit(mean_c, med_t, train.correct, train.tokens, train.n, train.k);
     if (s) {
         cli_error("eval-predictor");

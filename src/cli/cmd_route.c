@@ -128,7 +128,7 @@ static rtr_status route_online(rtr_backend *be, const char *model_dir, const cha
     int64_t n = 0;
     rtr_encoder_params ep = rtr_encoder_default_params();
     rtr_status st = rtr_predictor_load(&pred, ckpt);
-    if (!st) st = rtr_encoder_load_on(model_dir, &ep, be, &enc); /* fp32 GEMMs: as close to the corpus as it gets */
+    if (!st) st = rtr_encoder_load_on(be, &enc, model_dir, &ep); /* fp32 GEMMs: as close to the corpus as it gets */
     if (!st) st = read_stdin_queries(&texts, &ids, &n);
     if (!st && n == 0) st = rtr_fail(RTR_ERR_INVALID, "stdin: no query to route");
     if (!st && (st = rtr_route_texts(be, &r, enc, &pred, (const char *const *)texts, n, prm)))

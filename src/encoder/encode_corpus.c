@@ -32,7 +32,7 @@ static rtr_status embed_entries(rtr_encoder *enc, const rtr_catalog_entry *e, in
     const char **texts = rtr_malloc(sizeof *texts * (size_t)(n ? n : 1));
     if (!texts) return RTR_ERR_NOMEM;
     for (int32_t i = 0; i < n; i++) texts[i] = e[i].description && *e[i].description ? e[i].description : e[i].name;
-    rtr_status s = rtr_encoder_encode(enc, texts, NULL, (size_t)n, out);
+    rtr_status s = rtr_encoder_encode(enc, out, texts, NULL, (size_t)n);
     free(texts);
     return s;
 }
@@ -67,7 +67,7 @@ static rtr_status encode_shard(rtr_encoder *enc, const rtr_corpus *c, int i, con
     rtr_rows ch;
     while (!s && !(s = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
         double t0 = rtr_now();
-        s = rtr_encoder_encode(enc, (const char *const *)ch.text, NULL, (size_t)ch.n, emb);
+        s = rtr_encoder_encode(enc, emb, (const char *const *)ch.text, NULL, (size_t)ch.n);
         *secs += rtr_now() - t0;
         if (s) rtr_fail_prefix(s, "%s: ", rtr_corpus_shard_path(c, i));
         if (!s) s = rtr_output_writer_append(w, ch.n, (const float *const[]){emb});

@@ -450,7 +450,7 @@ static float *load_tensor(loader *ld, const char *name, int64_t rows, int64_t co
     snprintf(full, sizeof full, "%s%s", ld->prefix, name);
     int64_t shape[2] = {rows, cols};
     float *dst = ld->next;
-    ld->s = rtr_safetensors_read_f32(ld->st, full, cols ? 2 : 1, shape, dst);
+    ld->s = rtr_safetensors_read_f32(ld->st, dst, full, cols ? 2 : 1, shape);
     ld->next += rows * (cols ? cols : 1);
     return dst;
 }
@@ -459,7 +459,7 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     char *path = rtr_sprintf("%s/model.safetensors", dir);
     if (!path) return RTR_ERR_NOMEM;
     rtr_safetensors *st = NULL;
-    rtr_status s = rtr_safetensors_open(path, &st);
+    rtr_status s = rtr_safetensors_open(&st, path);
     if (s) {
         free(path);
         return s;
@@ -495,7 +495,7 @@ static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
         float *all = types > 0 && !ld.s ? rtr_malloc((size_t)(types * c) * sizeof(float)) : NULL;
         if (!ld.s && !all) ld.s = RTR_ERR_NOMEM;
         enc->wtt = ld.next;
-        if (!ld.s) ld.s = rtr_safetensors_read_f32(st, full, 2, (int64_t[]){types, c}, all);
+        if (!ld.s) ld.s = rtr_safetensors_read_f32(st, all, full, 2, (int64_t[]){types, c});
         if (!ld.s) memcpy(enc->wtt, all, C * sizeof(float));
         ld.next += c;
         free(all);
@@ -677,7 +677,7 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
     if (!s) s = read_config(enc, model_dir);
     if (!s) s = read_modules(enc, model_dir);
     if (!s) s = read_prompt(enc, model_dir);
-    if (!s) s = rtr_tokenizer_load(model_dir, &enc->tok);
+    if (!s) s = rtr_tokenizer_load(&enc->tok, model_dir);
     if (!s) {
         enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
         /* MPNet positions start after the padding index */
@@ -746,12 +746,12 @@ static rtr_status encoder_open(const char *model_dir, const rtr_encoder_params *
     return RTR_OK;
 }
 
-rtr_status rtr_encoder_load(const char *model_dir, const rtr_encoder_params *params, rtr_encoder **out) {
+rtr_status rtr_encoder_load(rtr_encoder **out, const char *model_dir, const rtr_encoder_params *params) {
     return encoder_open(model_dir, params, NULL, out);
 }
 
-rtr_status rtr_encoder_load_on(const char *model_dir, const rtr_encoder_params *params, rtr_backend *b,
-                               rtr_encoder **out) {
+rtr_status rtr_encoder_load_on(rtr_backend *b, rtr_encoder **out, const char *model_dir,
+                               const rtr_encoder_params *params) {
     return encoder_open(model_dir, params, b, out);
 }
 
@@ -872,12 +872,12 @@ static int cmp_len_desc(const void *a, const void *b) {
 /* t's ids (at most max_len) for text: the folder's prompt, if any, and the
  * text, as sentence-transformers tokenizes prompt + text. */
 static rtr_status tokenize(const rtr_encoder *enc, const char *text, size_t len, tokenized *t) {
-    if (!enc->prompt) return rtr_tokenizer_encode(enc->tok, text, len, t->ids, enc->max_len, &t->n);
+    if (!enc->prompt) return rtr_tokenizer_encode(enc->tok, t->ids, &t->n, text, len, enc->max_len);
     char *joined = malloc(enc->prompt_len + len + 1);
     if (!joined) return RTR_ERR_NOMEM;
     memcpy(joined, enc->prompt, enc->prompt_len);
     memcpy(joined + enc->prompt_len, text, len);
-    rtr_status s = rtr_tokenizer_encode(enc->tok, joined, enc->prompt_len + len, t->ids, enc->max_len, &t->n);
+    rtr_status s = rtr_tokenizer_encode(enc->tok, t->ids, &t->n, joined, enc->prompt_len + len, enc->max_len);
     free(joined);
     return s;
 }
@@ -929,8 +929,8 @@ static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
     return s;
 }
 
-rtr_status rtr_encoder_encode(rtr_encoder *enc, const char *const *texts, const size_t *lens, size_t n,
-                              float *out) {
+rtr_status rtr_encoder_encode(rtr_encoder *enc, float *out, const char *const *texts, const size_t *lens,
+                              size_t n) {
     if (enc->n_threads > 0) omp_set_num_threads(enc->n_threads);
     int T_max = enc->max_len, C = enc->C;
     size_t chunk = n < ENCODE_CHUNK ? n : ENCODE_CHUNK;

@@ -320,8 +320,8 @@ static void segment(enc_ctx *e, const int32_t *s, size_t n, bool normalized) {
     free(norm.v);
 }
 
-rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, const char *text, size_t len,
-                                int32_t *ids, int max_len, int *n_ids) {
+rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, int32_t *ids, int *n_ids,
+                                const char *text, size_t len, int max_len) {
     if (max_len <= 0) max_len = tok->max_len;
     if (max_len < 2) return rtr_fail(RTR_ERR_INVALID, "tokenizer: max_len %d < 2", max_len);
     enc_ctx e = {.t = tok, .ids = ids, .limit = max_len - 1};
@@ -557,7 +557,7 @@ static int folder_max_len(const char *dir) {
     return 512;
 }
 
-rtr_status rtr_tokenizer_load(const char *model_dir, rtr_tokenizer **out) {
+rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir) {
     *out = NULL;
     rtr_tokenizer *t = rtr_calloc(1, sizeof *t);
     char *path = rtr_sprintf("%s/tokenizer.json", model_dir), *text = NULL;

@@ -82,7 +82,7 @@ static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const
     return RTR_OK;
 }
 
-rtr_status rtr_choice_path_lambda(rtr_choice_path *cp, rtr_backend *b, const float *p, const float *c, int64_t n,
+rtr_status rtr_choice_path_lambda(rtr_backend *b, rtr_choice_path *cp, const float *p, const float *c, int64_t n,
                                   int32_t k) {
     memset(cp, 0, sizeof *cp);
     if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
@@ -167,8 +167,8 @@ rtr_status rtr_choice_path_two_pair(rtr_choice_path *cp, double **x, const float
 
 /* ---------------------------------------------------------- curves */
 
-rtr_status rtr_choice_path_curve(const rtr_choice_path *cp, const float *correct, const float *cost,
-                                 const double *w, double *acc, double *cst, double *missing) {
+rtr_status rtr_choice_path_curve(double *acc, double *cst, double *missing,
+                                 const rtr_choice_path *cp, const float *correct, const float *cost, const double *w) {
     int64_t n = cp->n;
     int32_t k = cp->k;
     int32_t *cur = rtr_malloc((size_t)(n ? n : 1) * sizeof *cur);
@@ -271,7 +271,7 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
         for (int32_t q = 0; !st && q < n_routers; q++) {
             double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
             if (r[q].path) {
-                st = rtr_choice_path_curve(r[q].path, correct, cost, w, a, c, NULL);
+                st = rtr_choice_path_curve(a, c, NULL, r[q].path, correct, cost, w);
                 for (int64_t t = 0; !st && t < r[q].path->n_points; t++)
                     if (!isnan(c[t])) x_max = fmax(x_max, c[t]);
             } else { /* Random: the mean of the pairs' points */
@@ -287,8 +287,8 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
             int64_t np = r[q].path ? r[q].path->n_points : 1;
             size_t at = (size_t)b * n_routers + q;
             out->aiq[at] = out->aiq0[at] = NAN;
-            if (x_max > 0 && rtr_metric_aiq(c, a, np, x_max, &out->aiq[at]) != RTR_OK) out->aiq[at] = NAN;
-            if (x_max > 0 && rtr_metric_aiq_from_zero(c, a, np, x_max, &out->aiq0[at]) != RTR_OK) out->aiq0[at] = NAN;
+            if (x_max > 0 && rtr_metric_aiq(&out->aiq[at], c, a, np, x_max) != RTR_OK) out->aiq[at] = NAN;
+            if (x_max > 0 && rtr_metric_aiq_from_zero(&out->aiq0[at], c, a, np, x_max) != RTR_OK) out->aiq0[at] = NAN;
             out->to_match[at] = rtr_metric_cost_to_match(c, a, np, pa[best], pc[best]);
             for (int32_t m = 0; m < RTR_BOOT_MARKS; m++) {
                 int64_t t = m < r[q].n_marks ? r[q].marks[m] : -1;
@@ -312,7 +312,7 @@ static int double_cmp(const void *x, const void *y) {
     return (u > v) - (u < v);
 }
 
-void rtr_boot_interval(const double *v, int32_t n, int64_t stride, double q, double *lo, double *hi) {
+void rtr_boot_interval(double *lo, double *hi, const double *v, int32_t n, int64_t stride, double q) {
     *lo = *hi = NAN;
     double *s = malloc((size_t)(n > 0 ? n : 1) * sizeof *s);
     if (!s || n <= 0) { free(s); return; }

@@ -36,10 +36,10 @@ static void forward(float *logits, float *z, const float *emb, int64_t n, int32_
         for (int32_t j = 0; j < k; j++) logits[i * k + j] += b[j];
 }
 
-rtr_status rtr_router_embedllm_table(float *p, float *c, const float *emb, int64_t n,
-                                     const float *train_emb, const float *train_correct,
-                                     const float *train_cost, int64_t n_train, int32_t d, int32_t k,
-                                     const rtr_embedllm_params *prm, double train_loss[2]) {
+rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], const float *emb,
+                                     int64_t n, const float *train_emb,
+                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                     int32_t k, const rtr_embedllm_params *prm) {
     int32_t h = prm->dim;
     if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: empty training split");
     if (h <= 0 || prm->epochs <= 0 || !(prm->lr > 0)) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: dim, epochs and lr must be > 0");

@@ -105,7 +105,7 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
                               double x_max) {
     m->aiq = m->apgr = m->cpt50 = m->cpt80 = m->to_match = m->oracle_gap = NAN;
     if (r->best < 0 || !(x_max > 0) || n < 1) return RTR_OK;
-    rtr_status st = rtr_metric_aiq(cost, acc, n, x_max, &m->aiq);
+    rtr_status st = rtr_metric_aiq(&m->aiq, cost, acc, n, x_max);
     if (st) return st;
     const rtr_op_point *b = &r->single[r->best], *w = &r->single[r->cheapest];
     if (b->cost > w->cost) {

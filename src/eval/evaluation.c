@@ -71,7 +71,7 @@ static rtr_status realise(router_result *r, const route_data *te) {
     r->acc = rtr_malloc((size_t)r->n * sizeof *r->acc);
     r->miss = rtr_malloc((size_t)r->n * sizeof *r->miss);
     if (!r->cost || !r->acc || !r->miss) return RTR_ERR_NOMEM;
-    return rtr_choice_path_curve(&r->cp, te->true_correct, te->true_cost, NULL, r->acc, r->cost, r->miss);
+    return rtr_choice_path_curve(r->acc, r->cost, r->miss, &r->cp, te->true_correct, te->true_cost, NULL);
 }
 
 static void set_op(router_result *r, int64_t pt) {
@@ -95,14 +95,14 @@ static rtr_status table_router(router_result *out, const char *name, const route
         if (isnan(c[i])) p[i] = NAN; /* a pair without a cost estimate is never chosen */
     }
     snprintf(out->name, sizeof out->name, "%s", name);
-    rtr_status st = rtr_choice_path_lambda(&out->cp, be, p, c, te->n, te->k);
+    rtr_status st = rtr_choice_path_lambda(be, &out->cp, p, c, te->n, te->k);
     free(c);
     if (st) return rtr_fail_prefix(st, "%s: ", name);
     if ((st = realise(out, te))) return st;
     double *pacc = rtr_malloc((size_t)out->n * sizeof *pacc);
     out->x = rtr_malloc((size_t)out->n * sizeof *out->x);
     if (!pacc || !out->x) { free(pacc); return RTR_ERR_NOMEM; }
-    st = rtr_choice_path_curve(&out->cp, p, cost_unit, NULL, pacc, out->x, NULL);
+    st = rtr_choice_path_curve(pacc, out->x, NULL, &out->cp, p, cost_unit, NULL);
     free(pacc);
     if (st) return st;
     for (int b = 0; b < N_BUDGETS; b++) out->mark[MARK_BUDGET + b] = rtr_point_within(out->x, out->n, budget_fractions[b] * budget);
@@ -188,7 +188,7 @@ static void boot_ci(const eval_boot *eb, const double *v, int i, int stride_m, i
     if (!eb->resamples || eb->idx[i] < 0) return;
     int32_t R = eb->b.n_routers;
     const double *base = stride_m ? v + (size_t)eb->idx[i] * N_MARKS_B + m : v + eb->idx[i];
-    rtr_boot_interval(base, eb->resamples, stride_m ? (int64_t)R * N_MARKS_B : R, CI_Q, lo, hi);
+    rtr_boot_interval(lo, hi, base, eb->resamples, stride_m ? (int64_t)R * N_MARKS_B : R, CI_Q);
 }
 
 static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot *eb, double budget) {
@@ -576,9 +576,9 @@ static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, co
                       (long long)trt.n, (long long)tr->n);
     if (!st) {
         rtr_stack_params sp = rtr_stack_default_params();
-        st = rtr_stack_table(p, cost, te->p, te->cost, te->emb, (const char *const *)te->dataset, te->n, trt.p,
-                             tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost, tr->n,
-                             ck.val_hash, ck.n_val_hash, te->emb_dim, te->k, &sp, rep);
+        st = rtr_stack_table(p, cost, rep, te->p, te->cost, te->emb, (const char *const *)te->dataset, te->n,
+                             trt.p, tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost,
+                             tr->n, ck.val_hash, ck.n_val_hash, te->emb_dim, te->k, &sp);
     }
     route_data_free(&trt);
     rtr_predictor_free(&ck);
@@ -698,16 +698,16 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
                                          (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget, be);
-    if (!st) st = rtr_router_knn_table_info(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n,
-                                            te.emb_dim, te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n), &knn);
+    if (!st) st = rtr_router_knn_table_info(bp, bc, &knn, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost,
+                                            tr.n, te.emb_dim, te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n));
     if (!st) {
         memcpy(knn_p, bp, nk * sizeof *bp);
         st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget, be);
     }
     if (!st && ep->embedllm) {
         rtr_embedllm_params emp = rtr_embedllm_default_params();
-        st = rtr_router_embedllm_table(bp, bc, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
-                                       te.k, &emp, NULL);
+        st = rtr_router_embedllm_table(bp, bc, NULL, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n,
+                                       te.emb_dim, te.k, &emp);
         if (!st) st = table_router(&R[nr++], "EmbedLLM-style", &te, bp, bc, budget, be);
     }
     if (!st && train_refs.cheapest != train_refs.best) {
@@ -746,7 +746,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
             continue;
         }
         st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
-        if (!st && x_max > 0 && rtr_metric_aiq_from_zero(R[i].cost, R[i].acc, R[i].n, x_max, &R[i].aiq0) != RTR_OK)
+        if (!st && x_max > 0 && rtr_metric_aiq_from_zero(&R[i].aiq0, R[i].cost, R[i].acc, R[i].n, x_max) != RTR_OK)
             R[i].aiq0 = NAN;
     }
     if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);

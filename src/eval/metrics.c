@@ -244,9 +244,9 @@ rtr_status knn_router_table(float *p, float *c, const float *emb, int64_t n, con
     return st;
 }
 
-rtr_status rtr_router_knn_table_info(float *p, float *c, const float *emb, int64_t n, const float *train_emb,
-                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
-                                     int32_t k, int32_t nn, rtr_knn_info *info) {
+rtr_status rtr_router_knn_table_info(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
+                                     const float *train_emb, const float *train_correct, const float *train_cost, int64_t n_train,
+                                     int32_t d, int32_t k, int32_t nn) {
     knn_params prm = knn_default_params();
     return knn_router_table(p, c, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn, &prm, info);
 }
@@ -255,7 +255,7 @@ rtr_status rtr_router_knn_table(float *p, float *c, const float *emb, int64_t n,
                                 const float *train_emb, const float *train_correct,
                                 const float *train_cost, int64_t n_train, int32_t d, int32_t k,
                                 int32_t nn) {
-    return rtr_router_knn_table_info(p, c, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn, NULL);
+    return rtr_router_knn_table_info(p, c, NULL, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn);
 }
 
 typedef struct {
@@ -377,11 +377,11 @@ static rtr_status aiq_of(const double *cost, const double *acc, int64_t n, doubl
     return RTR_OK;
 }
 
-rtr_status rtr_metric_aiq(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+rtr_status rtr_metric_aiq(double *aiq, const double *cost, const double *acc, int64_t n, double x_max) {
     return aiq_of(cost, acc, n, x_max, false, aiq);
 }
 
-rtr_status rtr_metric_aiq_from_zero(const double *cost, const double *acc, int64_t n, double x_max, double *aiq) {
+rtr_status rtr_metric_aiq_from_zero(double *aiq, const double *cost, const double *acc, int64_t n, double x_max) {
     return aiq_of(cost, acc, n, x_max, true, aiq);
 }
 

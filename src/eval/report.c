@@ -1208,7 +1208,7 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
     return s;
 }
 
-rtr_status rtr_report_write(const char *eval_json, const char *html_path, const char *md_path) {
+rtr_status rtr_report_write(const char *html_path, const char *md_path, const char *eval_json) {
     rtr_report_options o = {.html_path = html_path, .md_path = md_path};
     return rtr_report_render(eval_json, &o);
 }

@@ -181,11 +181,11 @@ static rtr_status choose(rtr_stack_report *rep, const float *train_mlp_p, const 
     return st;
 }
 
-rtr_status rtr_stack_table(float *p, float *cost, const float *mlp_p, const float *mlp_cost, const float *emb,
-                           const char *const *dataset, int64_t n, const float *train_mlp_p, const float *train_emb,
-                           const char *const *train_dataset, const float *train_correct, const float *train_cost,
-                           int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d, int32_t k,
-                           const rtr_stack_params *prm, rtr_stack_report *rep_out) {
+rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, const float *mlp_p, const float *mlp_cost,
+                           const float *emb, const char *const *dataset, int64_t n, const float *train_mlp_p,
+                           const float *train_emb, const char *const *train_dataset, const float *train_correct,
+                           const float *train_cost, int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d,
+                           int32_t k, const rtr_stack_params *prm) {
     rtr_stack_params defaults = rtr_stack_default_params();
     if (!prm) prm = &defaults;
     if (n_train <= 0 || prm->knn < 1 || prm->folds < 2)

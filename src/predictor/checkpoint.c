@@ -231,7 +231,7 @@ static rtr_status read_sizes(rtr_predictor *p, const rtr_safetensors *st, const 
 rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
     memset(p, 0, sizeof *p);
     rtr_safetensors *st = NULL;
-    rtr_status s = rtr_safetensors_open(path, &st);
+    rtr_status s = rtr_safetensors_open(&st, path);
     if (s) return s;
     const char *fmt = rtr_safetensors_metadata(st, "format");
     if (!fmt || strcmp(fmt, CKPT_FORMAT))
@@ -247,7 +247,7 @@ rtr_status rtr_predictor_load(rtr_predictor *p, const char *path) {
         char names[12][32];
         size_t n = tensor_list(p, t, names, pair_f);
         for (size_t i = 0; i < n && !s; i++)
-            s = rtr_safetensors_read_f32(st, t[i].name, t[i].ndim, t[i].shape, (float *)t[i].data);
+            s = rtr_safetensors_read_f32(st, (float *)t[i].data, t[i].name, t[i].ndim, t[i].shape);
     }
     for (int k = 0; !s && k < p->n_pairs; k++) {
         /* checked as floats first: casting a NaN or out-of-range float is undefined */

@@ -18,8 +18,8 @@
 #include "rtr/stages.h"
 #include "store/h5.h"
 
-void rtr_predictor_fold_head(const float *C, const float *W_q, const float *w2, const float *b2, int K, int H,
-                             int D, float *Wq_f, float *G, float *s, float *beta) {
+void rtr_predictor_fold_head(float *Wq_f, float *G, float *s, float *beta, const float *C, const float *W_q,
+                             const float *w2, const float *b2, int K, int H, int D) {
     for (int j = 0; j < H; j++) {
         float m = fabsf(w2[j]);
         s[j] = w2[j] > 0.0f ? 1.0f : w2[j] < 0.0f ? -1.0f : 0.0f;
@@ -87,9 +87,9 @@ static rtr_status score_stream_alloc(score_stream *s) {
     float *wq = host, *sg = wq + 2 * HD, *beta = sg + 2 * H, *G = beta + 2 * K, *C = G + 2 * KH;
     for (int h = 0; h < 2; h++) {
         const rtr_head *hd = &p->head[h];
-        rtr_predictor_pair_table(p, h, C);
-        rtr_predictor_fold_head(C, hd->W_q, hd->w2, hd->b2, K, H, D, wq + h * HD, G + h * KH, sg + (size_t)h * H,
-                                beta + (size_t)h * K);
+        rtr_predictor_pair_table(C, p, h);
+        rtr_predictor_fold_head(wq + h * HD, G + h * KH, sg + (size_t)h * H, beta + (size_t)h * K, C, hd->W_q, hd->w2, hd->b2, K, H,
+                                D);
     }
     rtr_status st = alloc_upload(s->b, &s->wq, wq, 2 * HD);
     if (!st) st = alloc_upload(s->b, &s->sg, sg, 2 * (size_t)H);
@@ -207,8 +207,8 @@ static rtr_status array_read(void *ctx, int64_t row0, int64_t rows, float *emb) 
     return RTR_OK;
 }
 
-rtr_status rtr_predictor_score_backend(rtr_backend *b, const rtr_predictor *p, const float *emb, int64_t N,
-                                       int64_t chunk_rows, float *p_correct, float *tokens) {
+rtr_status rtr_predictor_score_backend(rtr_backend *b, float *p_correct, float *tokens, const rtr_predictor *p,
+                                       const float *emb, int64_t N, int64_t chunk_rows) {
     array_io a = {{p_correct, tokens, p->n_pairs}, emb, p->D};
     score_io io = {array_read, sink_write, &a};
     return score_stream_run(b, p, N, chunk_rows, &io);
@@ -228,8 +228,8 @@ static rtr_status file_read(void *ctx, int64_t row0, int64_t rows, float *emb) {
     return h5_read_rows(a->d, H5_F32, row0, rows, a->D, emb, a->path, "/embedding/query");
 }
 
-rtr_status rtr_predictor_score_shard(rtr_backend *b, const rtr_predictor *p, const char *path, int64_t chunk_rows,
-                                     int64_t *N, float **p_correct, float **tokens) {
+rtr_status rtr_predictor_score_shard(rtr_backend *b, int64_t *N, float **p_correct, float **tokens,
+                                     const rtr_predictor *p, const char *path, int64_t chunk_rows) {
     *p_correct = *tokens = NULL;
     file_io a = {.out.K = p->n_pairs, .d = -1, .path = path, .D = p->D};
     hid_t f = -1;

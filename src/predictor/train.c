@@ -344,7 +344,7 @@ static rtr_status net_forward(net *t, const float *E, int n, float *out_c, float
 
 /* The C path of scoring and the pair table: the same code on the reference
  * backend (plain C, one BLAS call per GEMM) on p's own arrays. */
-void rtr_predictor_pair_table(const rtr_predictor *p, int head, float *C) {
+void rtr_predictor_pair_table(float *C, const rtr_predictor *p, int head) {
     rtr_backend b;
     net t;
     rtr_backend_ref_open(&b);
@@ -377,8 +377,8 @@ static rtr_status score_on(net *t, const float *emb, int64_t N, float *p_correct
               (int)N, (int)K);
 }
 
-rtr_status rtr_predictor_score(const rtr_predictor *p, const float *emb, int64_t N, float *p_correct,
-                               float *tokens) {
+rtr_status rtr_predictor_score(float *p_correct, float *tokens, const rtr_predictor *p, const float *emb,
+                               int64_t N) {
     int64_t bad = first_nonfinite(emb, (size_t)N * p->D);
     if (bad >= 0)
         return rtr_fail(RTR_ERR_NUMERIC, "score: query embedding row %lld holds NaN/inf", (long long)(bad / p->D));

@@ -60,8 +60,8 @@ static void lines_sort(rtr_line *l, int32_t m) {
 /* λ where line v overtakes line u (u->a < v->a). */
 static double cross_at(const rtr_line *u, const rtr_line *v) { return (u->b - v->b) / (v->a - u->a); }
 
-int32_t rtr_envelope(const float *p, const float *c, int32_t k, int32_t *pair, double *start,
-                     rtr_line *l) {
+int32_t rtr_envelope(int32_t *pair, double *start, rtr_line *l, const float *p, const float *c,
+                     int32_t k) {
     int32_t m = 0;
     for (int32_t j = 0; j < k; j++)
         if (!isnan(p[j]) && !isnan(c[j])) l[m++] = (rtr_line){(double)p[j] + c[j], -(double)c[j], j};
@@ -102,7 +102,7 @@ rtr_status rtr_route_envelope(int32_t *pair, double *start, int32_t *m, const fl
         if (!l) nomem = true; /* benign race: every writer stores true */
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; i++)
-            if (l) m[i] = rtr_envelope(p + i * k, c + i * k, k, pair + i * k, start + i * k, l);
+            if (l) m[i] = rtr_envelope(pair + i * k, start + i * k, l, p + i * k, c + i * k, k);
         free(l);
     }
     return nomem ? rtr_fail(RTR_ERR_NOMEM, "route_envelope: out of memory for %d lines", (int)k) : RTR_OK;

@@ -219,7 +219,7 @@ void rtr_path_builder_free(rtr_path_builder *pb) {
     free(pb);
 }
 
-rtr_status rtr_path_builder_open(rtr_path_builder **out, rtr_backend *b, int32_t k, bool truth, int64_t chunk_rows) {
+rtr_status rtr_path_builder_open(rtr_backend *b, rtr_path_builder **out, int32_t k, bool truth, int64_t chunk_rows) {
     *out = NULL;
     /* switch events index pieces; the envelope op takes at most 65535 pairs */
     if (k <= 0 || k > 65535) return rtr_fail(RTR_ERR_INVALID, "λ path: %d pairs, 1 to 65535 supported", (int)k);
@@ -325,13 +325,13 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     return RTR_OK;
 }
 
-rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_backend *b, int64_t chunk_rows) {
+rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr_route_table *t, int64_t chunk_rows) {
     memset(path, 0, sizeof *path);
     if (t->n <= 0 || t->k <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (%lld queries x %d pairs)", (long long)t->n, (int)t->k);
     if (t->n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)t->n);
     if (!t->true_correct != !t->true_cost) return rtr_fail(RTR_ERR_INVALID, "λ path: true_correct and true_cost must be given together");
     rtr_path_builder *pb;
-    rtr_status st = rtr_path_builder_open(&pb, b, t->k, t->true_correct != NULL, chunk_rows);
+    rtr_status st = rtr_path_builder_open(b, &pb, t->k, t->true_correct != NULL, chunk_rows);
     if (!st) st = rtr_path_builder_add(pb, t);
     if (st) {
         rtr_path_builder_free(pb);
@@ -343,7 +343,7 @@ rtr_status rtr_path_compute_on(rtr_path *path, const rtr_route_table *t, rtr_bac
 rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     rtr_backend cpu;
     rtr_backend_cpu_open(&cpu);
-    rtr_status st = rtr_path_compute_on(path, t, &cpu, 0);
+    rtr_status st = rtr_path_compute_on(&cpu, path, t, 0);
     rtr_backend_free(&cpu);
     return st;
 }
@@ -542,7 +542,7 @@ int64_t rtr_path_at(const rtr_path *path, double lambda) {
     return lo;
 }
 
-rtr_status rtr_path_budget(const rtr_path *path, double mean_budget, int64_t *point) {
+rtr_status rtr_path_budget(int64_t *point, const rtr_path *path, double mean_budget) {
     if (!(mean_budget >= path->pred_cost[0]))
         return rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
                         mean_budget, path->pred_cost[0]);

@@ -16,7 +16,7 @@
 
 /* ---------------------------------------------------------------- costs */
 
-rtr_status rtr_cost_model_parse(const char *s, rtr_cost_model *out) {
+rtr_status rtr_cost_model_parse(rtr_cost_model *out, const char *s) {
     static const char *const names[] = {"tokens", "usd", "user"};
     for (int m = 0; m < 3; m++)
         if (!strcmp(s, names[m])) { *out = (rtr_cost_model)m; return RTR_OK; }
@@ -45,8 +45,8 @@ rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens
     return RTR_OK;
 }
 
-rtr_status rtr_cost_user_parse(const char *json, const char *origin, const rtr_catalog *cat,
-                               double *cost) {
+rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origin,
+                               const rtr_catalog *cat) {
     cJSON *root = cJSON_Parse(json);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -120,7 +120,7 @@ void route_scale_free(route_scale_acc *a) {
     a->cnt = NULL;
 }
 
-rtr_status rtr_route_cost_scale(const float *c, int64_t n, int32_t k, double *scale) {
+rtr_status rtr_route_cost_scale(double *scale, const float *c, int64_t n, int32_t k) {
     route_scale_acc a;
     rtr_status st = route_scale_init(&a, k);
     if (st) return st;
@@ -330,8 +330,8 @@ static rtr_status choose_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const
     return RTR_OK;
 }
 
-rtr_status rtr_envelope_choose_on(int32_t *choice, const float *p, const float *c, double lambda, int64_t n,
-                                  int32_t k, rtr_backend *b, int64_t chunk_rows) {
+rtr_status rtr_envelope_choose_on(rtr_backend *b, int32_t *choice, const float *p, const float *c, double lambda,
+                                  int64_t n, int32_t k, int64_t chunk_rows) {
     choose_ctx x = {choice, lambda};
     return rtr_envelopes_on(b, p, c, n, k, chunk_rows, choose_sink, &x);
 }
@@ -340,7 +340,7 @@ rtr_status rtr_envelope_choose(int32_t *choice, const float *p, const float *c, 
                                int64_t n, int32_t k) {
     rtr_backend cpu;
     rtr_backend_cpu_open(&cpu);
-    rtr_status st = rtr_envelope_choose_on(choice, p, c, lambda, n, k, &cpu, 0);
+    rtr_status st = rtr_envelope_choose_on(&cpu, choice, p, c, lambda, n, k, 0);
     rtr_backend_free(&cpu);
     return st;
 }

@@ -39,7 +39,7 @@ rtr_status route_prep_init(route_prep *x, const rtr_catalog *cat, const rtr_rout
         if (!o->pair_cost_path) st = rtr_fail(RTR_ERR_INVALID, "cost model 'user' needs --pair-cost FILE.json");
         else if (!(x->user_cost = rtr_malloc((size_t)cat->n_pairs * sizeof *x->user_cost))) st = RTR_ERR_NOMEM;
         if (!st) st = rtr_read_file(o->pair_cost_path, &json, NULL);
-        if (!st) st = rtr_cost_user_parse(json, o->pair_cost_path, cat, x->user_cost);
+        if (!st) st = rtr_cost_user_parse(x->user_cost, json, o->pair_cost_path, cat);
         free(json);
     }
     if (st) route_prep_free(x);
@@ -325,7 +325,7 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
     d->cost_scale = prm->o.cost_scale;
-    if (!st && tables && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(d->cost, d->n, d->k, &d->cost_scale);
+    if (!st && tables && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(&d->cost_scale, d->cost, d->n, d->k);
     size_t nk = (size_t)d->n * (size_t)d->k;
     if (!st && tables && !(d->c = rtr_malloc((nk ? nk : 1) * sizeof(float)))) st = RTR_ERR_NOMEM;
     for (size_t i = 0; !st && tables && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);

@@ -71,7 +71,7 @@ static rtr_status refs_metrics(sweep_refs *s, const rtr_path *path, int32_t k) {
     }
     if (!st) st = eval_curve_compute(&s->m, &s->r, cost, acc, path->n_points, s->x_max);
     s->aiq_single = NAN;
-    if (!st && s->r.best >= 0 && s->x_max > 0) st = rtr_metric_aiq(sc, sa, k, s->x_max, &s->aiq_single);
+    if (!st && s->r.best >= 0 && s->x_max > 0) st = rtr_metric_aiq(&s->aiq_single, sc, sa, k, s->x_max);
     free(sc);
     free(sa);
     return st;
@@ -304,7 +304,7 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
     rtr_path_builder *pb = NULL;
     eval_refs_acc acc;
     rtr_status st = eval_refs_acc_init(&acc, k);
-    if (!st) st = rtr_path_builder_open(&pb, b, k, true, 0);
+    if (!st) st = rtr_path_builder_open(b, &pb, k, true, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
     *truth = false;

@@ -172,8 +172,8 @@ static rtr_status finish_open(rtr_safetensors *st, const uint8_t *img, size_t le
     return RTR_OK;
 }
 
-rtr_status rtr_safetensors_open_memory(const void *data, size_t len, const char *label,
-                                       rtr_safetensors **out) {
+rtr_status rtr_safetensors_open_memory(rtr_safetensors **out, const void *data, size_t len,
+                                       const char *label) {
     *out = NULL;
     rtr_safetensors *st = rtr_calloc(1, sizeof *st);
     if (!st) return RTR_ERR_NOMEM;
@@ -181,7 +181,7 @@ rtr_status rtr_safetensors_open_memory(const void *data, size_t len, const char 
     return finish_open(st, data, len, out);
 }
 
-rtr_status rtr_safetensors_open(const char *path, rtr_safetensors **out) {
+rtr_status rtr_safetensors_open(rtr_safetensors **out, const char *path) {
     *out = NULL;
     int fd = open(path, O_RDONLY);
     if (fd < 0) return rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -260,8 +260,8 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
-rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, const char *name, int ndim,
-                                    const int64_t *shape, float *dst) {
+rtr_status rtr_safetensors_read_f32(const rtr_safetensors *st, float *dst, const char *name,
+                                    int ndim, const int64_t *shape) {
     const rtr_st_tensor *t = rtr_safetensors_find(st, name);
     if (!t) return rtr_fail(RTR_ERR_FORMAT, "%s: tensor '%s' not found", st->label, name);
     bool ok = t->ndim == ndim;

@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             float *emb = malloc(sizeof(float) * (size_t)p.D), *pc = malloc(sizeof(float) * (size_t)p.n_pairs),
                   *tok = malloc(sizeof(float) * (size_t)p.n_pairs);
             fuzz_unit_rows(emb, 1, p.D, 3);
-            if (rtr_predictor_score(&p, emb, 1, pc, tok) == RTR_OK)
+            if (rtr_predictor_score(pc, tok, &p, emb, 1) == RTR_OK)
                 for (int32_t k = 0; k < p.n_pairs; k++)
                     FUZZ_ASSERT(pc[k] >= 0 && pc[k] <= 1 && tok[k] >= 0 && isfinite(tok[k]),
                                 "pair %d: p %g tokens %g from an accepted checkpoint", k, pc[k], tok[k]);

@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_path(html, "eval.html");
     fuzz_path(md, "eval.md");
     fuzz_write(in, data, size);
-    rtr_status st = rtr_report_write(in, html, md);
+    rtr_status st = rtr_report_write(html, md, in);
     if (st != RTR_OK) fuzz_refused("eval.json");
     if (st == RTR_OK)
         FUZZ_ASSERT(access(html, F_OK) == 0 && access(md, F_OK) == 0, "report accepted but wrote no page");

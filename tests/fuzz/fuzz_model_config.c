@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rtr_encoder_params prm = rtr_encoder_default_params();
     prm.device = "cpu";
     rtr_encoder *enc = NULL;
-    rtr_status st = rtr_encoder_load(dir, &prm, &enc);
+    rtr_status st = rtr_encoder_load(&enc, dir, &prm);
     if (st != RTR_OK) fuzz_refused("config.json");
     if (st == RTR_OK) {
         const char *texts[2] = {"what the cafe", "unable, a b!"};
@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int d = rtr_encoder_dim(enc);
         FUZZ_ASSERT(d == FM_C, "dim %d", d);
         float out[2 * FM_C];
-        if (rtr_encoder_encode(enc, texts, lens, 2, out) == RTR_OK)
+        if (rtr_encoder_encode(enc, out, texts, lens, 2) == RTR_OK)
             for (int r = 0; r < 2; r++) {
                 double s = 0;
                 for (int c = 0; c < d; c++) s += (double)out[r * d + c] * out[r * d + c];

@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(text, data, size);
     text[size] = 0;
     double cost[4] = {NAN, NAN, NAN, NAN};
-    rtr_status st = rtr_cost_user_parse(text, "fuzz.json", &cat, cost);
+    rtr_status st = rtr_cost_user_parse(cost, text, "fuzz.json", &cat);
     if (st != RTR_OK) fuzz_refused("cost file");
     if (st == RTR_OK)
         for (int k = 0; k < cat.n_pairs; k++)

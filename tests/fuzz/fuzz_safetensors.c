@@ -9,12 +9,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rtr_safetensors *st = NULL;
-    if (rtr_safetensors_open_memory(data, size, "fuzz", &st) != RTR_OK) return 0;
+    if (rtr_safetensors_open_memory(&st, data, size, "fuzz") != RTR_OK) return 0;
     for (size_t i = 0; i < rtr_safetensors_count(st); i++) {
         const rtr_st_tensor *t = rtr_safetensors_tensor(st, i);
         if (t->numel > (1 << 20)) continue;
         float *dst = malloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
-        if (dst) rtr_safetensors_read_f32(st, t->name, t->ndim, t->shape, dst);
+        if (dst) rtr_safetensors_read_f32(st, dst, t->name, t->ndim, t->shape);
         free(dst);
     }
     (void)rtr_safetensors_metadata(st, "format");

@@ -30,7 +30,7 @@ static void load(void) {
         fclose(f);
         dir = tmp;
     }
-    if (rtr_tokenizer_load(dir, &tok) != RTR_OK) {
+    if (rtr_tokenizer_load(&tok, dir) != RTR_OK) {
         fprintf(stderr, "fuzz_tokenizer: %s\n", rtr_last_error());
         abort();
     }
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!tok) load();
     int32_t ids[512];
     int n = 0;
-    if (rtr_tokenizer_encode(tok, (const char *)data, size, ids, 512, &n) != RTR_OK) abort();
+    if (rtr_tokenizer_encode(tok, ids, &n, (const char *)data, size, 512) != RTR_OK) abort();
     if (n < 2 || n > 512) abort();
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= rtr_tokenizer_vocab_size(tok)) abort();

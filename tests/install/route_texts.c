@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     rtr_encoder_params ep = rtr_encoder_default_params();
     ep.device = "cpu";
     rtr_encoder *enc = NULL;
-    if (rtr_encoder_load(argv[1], &ep, &enc)) return fail(argv[1]);
+    if (rtr_encoder_load(&enc, argv[1], &ep)) return fail(argv[1]);
     rtr_predictor pred;
     if (rtr_predictor_load(&pred, argv[2])) return fail(argv[2]);
 
