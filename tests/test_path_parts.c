@@ -159,4 +159,33 @@ static void test_part_parse(void) {
     CHECK(rtr_part_resolve(&out, &given) == RTR_OK && out.index == 1 && out.count == 4);
 }
 
-TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse))
+/* A row share (data-parallel training): every global row is held by exactly
+ * one part, at consecutive local rows in global order; empty shards (a
+ * split may select no row of a shard) are skipped by the lookup. */
+static void test_row_share(void) {
+    const int64_t rows[] = {5, 0, 3, 0, 0, 4, 1};
+    const int owner[] = {0, 1, 1, 0, 2, 0, 1};
+    int64_t seen[13] = {0}, held[3] = {0};
+    for (int part = 0; part < 3; part++) {
+        rtr_row_share s;
+        CHECK(rtr_row_share_init(&s, rows, owner, 7, part) == RTR_OK);
+        CHECK(s.n == 13);
+        int64_t next = 0;
+        for (int64_t g = 0; g < s.n; g++) {
+            int64_t l = rtr_row_share_local(&s, g);
+            if (l < 0) continue;
+            CHECK_MSG(l == next, "part %d: global row %lld is local %lld, want %lld", part, (long long)g, (long long)l,
+                      (long long)next);
+            next++;
+            seen[g]++;
+        }
+        held[part] = s.n_local;
+        CHECK_MSG(next == s.n_local, "part %d holds %lld rows, found %lld", part, (long long)s.n_local, (long long)next);
+        CHECK(rtr_row_share_local(&s, -1) == -1 && rtr_row_share_local(&s, 13) == -1);
+        rtr_row_share_free(&s);
+    }
+    for (int g = 0; g < 13; g++) CHECK_MSG(seen[g] == 1, "global row %d held %lld times", g, (long long)seen[g]);
+    CHECK(held[0] == 9 && held[1] == 4 && held[2] == 0); /* shards 0, 3, 5; 1, 2, 6; 4 (empty) */
+}
+
+TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse), T(test_row_share))
