@@ -177,8 +177,11 @@ RTR_API void rtr_text_routes_free(rtr_text_routes *r);
 
 /* Encode n texts with enc (whose weights must be p's encoder), score them
  * with p and route them as rtr_route_corpus does (prm->o's split, dataset
- * and table do not apply; without a cost scale it is computed over these
- * texts, so pass the corpus's to get its decisions), on backend b. */
+ * and table do not apply), on backend b. Without a cost scale it is the
+ * checkpoint's (from p->pair_mean_tokens: every pair at its training mean
+ * tokens, in the cost model, input tokens left out), so a text's decision
+ * does not depend on the others; pass the corpus's to get its decisions. A
+ * checkpoint without pair_mean_tokens: the scale over these texts. */
 RTR_API rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *enc, const rtr_predictor *p,
                                    const char *const *texts, int64_t n, const rtr_route_params *prm);
 /* Write the decisions of routed texts (ids [n]) to out_path as
