@@ -248,7 +248,7 @@ static rtr_status route_online(rtr_backend *be, const char *model_dir, const cha
             rtr_note("route: %s records no cost scale (saved before checkpoints kept their pairs' training mean "
                      "tokens): it is computed over the queries read", ckpt);
     }
-    if (!st) st = rtr_encoder_load_on(model_dir, &ep, be, &enc); /* fp32 GEMMs: as close to the corpus as it gets */
+    if (!st) st = rtr_encoder_load_on(be, &enc, model_dir, &ep); /* fp32 GEMMs: as close to the corpus as it gets */
     if (!st) rtr_predictor_hash_hex(&pred, hash);
     line_reader lr = {0};
     query_batch q = {0};

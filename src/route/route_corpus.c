@@ -273,7 +273,7 @@ static rtr_status check_params(const rtr_route_params *prm) {
 static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_route_params *prm, double *lambda) {
     rtr_path_builder *pb = NULL;
     rtr_path path = {0};
-    rtr_status st = rtr_path_builder_open(&pb, b, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
+    rtr_status st = rtr_path_builder_open(b, &pb, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
     /* under MPI each rank adds its own chunks; their breakpoints are merged */
@@ -287,7 +287,7 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
     }
     st = rtr_path_builder_finish_ranks(pb, &path);
     int64_t pt = 0;
-    if (!st) st = rtr_path_budget(&path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget, &pt);
+    if (!st) st = rtr_path_budget(&pt, &path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget);
     if (!st) *lambda = path.lambda[pt];
     rtr_path_free(&path);
     return st;
@@ -323,7 +323,7 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     route_sums sums = {0};
     route_chunk ch;
     while (writer && !st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        st = by_budget ? rtr_envelope_choose_on(choice, ch.p, ch.c, s->lambda, ch.n, ch.k, b, 0)
+        st = by_budget ? rtr_envelope_choose_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k, 0)
                        : argmax_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k);
         if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
         if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
@@ -385,8 +385,8 @@ rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *en
         out->cost = rtr_malloc(sizeof(float) * nk);
         if (!emb || !pc || !c || !out->choice || !out->p_correct || !out->tokens || !out->cost) st = RTR_ERR_NOMEM;
     }
-    if (!st) st = rtr_encoder_encode(enc, texts, NULL, (size_t)n, emb);
-    if (!st) st = rtr_predictor_score_backend(b, p, emb, n, 0, pc, out->tokens);
+    if (!st) st = rtr_encoder_encode(enc, emb, texts, NULL, (size_t)n);
+    if (!st) st = rtr_predictor_score_backend(b, pc, out->tokens, p, emb, n, 0);
     if (!st) st = route_prep_init(&x, &out->cat, &prm->o);
     if (!st) st = route_costs(&x, n, out->tokens, NULL, texts, out->cost);
     if (!st) st = route_allowed(&x, n, pc, out->tokens, NULL, out->p_correct);
@@ -398,9 +398,9 @@ rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *en
     out->cost_scale = prm->o.cost_scale;
     if (!st && !(prm->o.cost_scale > 0) && p->pair_mean_tokens) {
         st = route_costs(&x, 1, p->pair_mean_tokens, NULL, NULL, c); /* c: scratch until filled below */
-        if (!st) st = rtr_route_cost_scale(c, 1, k, &out->cost_scale);
+        if (!st) st = rtr_route_cost_scale(&out->cost_scale, c, 1, k);
     } else if (!st && !(prm->o.cost_scale > 0)) {
-        st = rtr_route_cost_scale(out->cost, n, k, &out->cost_scale);
+        st = rtr_route_cost_scale(&out->cost_scale, out->cost, n, k);
     }
     for (size_t i = 0; !st && i < (size_t)n * (size_t)k; i++) c[i] = (float)(out->cost[i] / out->cost_scale);
     out->lambda = prm->lambda;
@@ -408,13 +408,13 @@ rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *en
         rtr_route_table t = {n, k, out->p_correct, c, out->cost, NULL, NULL};
         rtr_path path;
         int64_t pt = 0;
-        st = rtr_path_compute_on(&path, &t, b, 0);
+        st = rtr_path_compute_on(b, &path, &t, 0);
         if (!st) {
-            st = rtr_path_budget(&path, prm->budget_total ? prm->budget / (double)n : prm->budget, &pt);
+            st = rtr_path_budget(&pt, &path, prm->budget_total ? prm->budget / (double)n : prm->budget);
             if (!st) out->lambda = path.lambda[pt];
             rtr_path_free(&path);
         }
-        if (!st) st = rtr_envelope_choose_on(out->choice, out->p_correct, c, out->lambda, n, k, b, 0);
+        if (!st) st = rtr_envelope_choose_on(b, out->choice, out->p_correct, c, out->lambda, n, k, 0);
     } else if (!st) {
         st = argmax_on(b, out->choice, out->p_correct, c, out->lambda, n, k);
     }
