@@ -273,9 +273,7 @@ def check_duplicate_ids(tmp, corpus):
     refused by every stage that reads the corpus, naming the id and both
     shards: the row reader checks ids over all the shards it reads (info
     alone did before, and route, sweep, score and train counted the query
-    twice). score reads one shard at a time (its output is per shard, also
-    under --part), so it refuses an id repeated within a shard; the stages
-    after it refuse one repeated across shards."""
+    twice; score, which reads each shard alone, checks the ids first)."""
     ck = os.path.join(tmp, "dup-ck.safetensors")
     r = run("train", corpus, "--out", ck, "--hidden", "4", "--learn-dim", "0", "--epochs", "1", "--device", "cpu")
     check(r.returncode == 0, "train: " + r.stderr)
@@ -293,15 +291,15 @@ def check_duplicate_ids(tmp, corpus):
         other = rtrdata.strings(h, "id")[0]
     with h5py.File(os.path.join(corpus, "shard-00000.h5"), "r") as h:
         own = rtrdata.strings(h, "id")[0]
-    for name, qid, shards, scored in (("dup-across", other, ("shard-00000.h5", "shard-00001.h5"), False),
-                                      ("dup-within", own, ("shard-00000.h5", "this shard"), True)):
+    for name, qid, shards in (("dup-across", other, ("shard-00000.h5", "shard-00001.h5")),
+                              ("dup-within", own, ("shard-00000.h5", "this shard"))):
         c = os.path.join(tmp, name)
         shutil.copytree(corpus, c)
         with h5py.File(os.path.join(c, "shard-00000.h5"), "a") as h:
             set_id(h, 3, qid)
         for cmd in (("info", c), ("route", c, "--lambda", "0.5", "--out", os.path.join(tmp, name + ".csv")),
                     ("sweep", c, "--out", os.path.join(tmp, name + "-sweep"), "--device", "cpu"),
-                    ("score", "--checkpoint", ck, "--device", "cpu", c) if scored else ("info", c),
+                    ("score", "--checkpoint", ck, "--device", "cpu", c),
                     ("train", c, "--out", os.path.join(tmp, name + ".safetensors"), "--hidden", "4", "--learn-dim", "0",
                      "--epochs", "1", "--device", "cpu")):
             r = run(*cmd)
