@@ -43,7 +43,7 @@ int cmd_embed(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     rtr_encoder_params p = rtr_encoder_default_params();
     p.n_threads = (int)threads;
-    p.max_seq_length = (int)max_len;
+    p.max_seq_length = max_len > 1 << 20 ? 1 << 20 : (int)max_len; /* the encoder refuses what exceeds the model */
     p.device = device;
     p.precision = precision;
     rtr_encoder *enc = NULL;

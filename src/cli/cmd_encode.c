@@ -10,7 +10,7 @@
 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *device = "auto", *precision = "auto";
-    long threads = 0;
+    long threads = 0, max_len = 0;
     rtr_encode_params ep = {0};
     const char *part = NULL;
     const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
@@ -19,6 +19,8 @@ int cmd_encode(int argc, char **argv) {
                             {"precision", RTR_OPT_STR, &precision,
                              "GEMM inputs: fp32, bf16 or fp16 (CUDA only), auto (bf16 on CUDA, fp32 on the CPU)"},
                             {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
+                            {"max-length", RTR_OPT_INT, &max_len,
+                             "tokens per text incl. specials (0: the model's; another length is part of the encoder hash)"},
                             {"force", RTR_OPT_FLAG, &ep.force, "re-encode shards that are already up to date"},
                             {"part", RTR_OPT_STR, &part, "encode only part I of N of the shards (I/N; docs/SCALING.md)"},
                             {0}};
@@ -40,6 +42,7 @@ int cmd_encode(int argc, char **argv) {
     rtr_encoder *enc = NULL;
     rtr_encoder_params p = rtr_encoder_default_params();
     p.n_threads = (int)threads;
+    p.max_seq_length = max_len > 1 << 20 ? 1 << 20 : (int)max_len; /* the encoder refuses what exceeds the model */
     p.device = device;
     p.precision = precision;
     rtr_encode_summary s;

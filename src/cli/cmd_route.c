@@ -232,12 +232,13 @@ typedef struct {
  * stdin as one set. The cost scale is the checkpoint's, never the batch's
  * (rtr_route_texts), so a decision does not depend on the other lines. */
 static rtr_status route_online(rtr_backend *be, const char *model_dir, const char *ckpt, const char *out,
-                               const rtr_route_params *prm, online_pace pace) {
+                               const rtr_route_params *prm, online_pace pace, long max_len) {
     rtr_predictor pred = {0};
     rtr_encoder *enc = NULL;
     char hash[17] = "";
     bool stream = !out && isnan(prm->budget);
     rtr_encoder_params ep = rtr_encoder_default_params();
+    ep.max_seq_length = max_len > 1 << 20 ? 1 << 20 : (int)max_len; /* the encoder refuses what exceeds the model */
     rtr_status st = rtr_predictor_load(&pred, ckpt);
     if (!st && !(prm->o.cost_scale > 0) && !pred.pair_mean_tokens) {
         if (stream)
@@ -287,7 +288,7 @@ int cmd_route(int argc, char **argv) {
     const char *mode = "mean", *out = NULL, *model = NULL, *ckpt = NULL;
     double lambda = NAN, budget = NAN; /* NaN: not given */
     const char *device = "auto";
-    long threads = 0;
+    long threads = 0, max_len = 0;
     online_pace pace = {.batch = 1, .max_wait_ms = 5};
     cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
@@ -298,6 +299,7 @@ int cmd_route(int argc, char **argv) {
         {"model", RTR_OPT_STR, &model, "online: sentence-encoder folder; queries come from stdin"},
         {"checkpoint", RTR_OPT_STR, &ckpt, "online: predictor checkpoint from `rtr train`"},
         {"batch-size", RTR_OPT_COUNT, &pace.batch, "online: queries encoded together (1: each alone, its answer bit for bit independent of the other lines)"},
+        {"max-length", RTR_OPT_INT, &max_len, "online: tokens per text incl. specials (0: the model's; as the corpus was encoded)"},
         {"max-wait-ms", RTR_OPT_INT, &pace.max_wait_ms, "online: after a query arrives, wait at most this long for more to fill --batch-size"},
         RTR_OPT_DEVICE(&device),
         CLI_OPT_THREADS(&threads),
@@ -347,7 +349,7 @@ int cmd_route(int argc, char **argv) {
     rtr_status st = cli_route_options(&cli, &rp.o);
     if (!st && !online) st = cli_check_names(dir, rp.o.split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
-    if (!st && online) st = route_online(&be, model, ckpt, out, &rp, pace);
+    if (!st && online) st = route_online(&be, model, ckpt, out, &rp, pace, max_len);
     else if (!st) st = rtr_route_corpus(&be, out, &s, dir, &rp);
     if (st) {
         rtr_backend_free(&be);

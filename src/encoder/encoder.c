@@ -411,8 +411,9 @@ done:
 /* The encoder hash: the weights' hash, and for any pipeline other than
  * mean pooling + normalisation with no prompt (all-MiniLM-L6-v2's and
  * all-mpnet-base-v2's, whose shards keep their hash) also the pooling, the
- * normalisation and the prompt, so a shard embedded another way never
- * counts as up to date. */
+ * normalisation and the prompt, and for a max length other than the
+ * folder's that length, so a shard embedded another way never counts as up
+ * to date and a checkpoint trained on it refuses another encoder. */
 static void set_hash(rtr_encoder *enc) {
     uint64_t h = enc->weights_hash;
     if (enc->pool != RTR_POOL_MEAN || !enc->normalize || enc->prompt) {
@@ -420,6 +421,11 @@ static void set_hash(rtr_encoder *enc) {
         int n = snprintf(desc, sizeof desc, "pooling %d normalize %d prompt ", (int)enc->pool, (int)enc->normalize);
         h = rtr_hash64(h, desc, (size_t)n);
         if (enc->prompt) h = rtr_hash64(h, enc->prompt, enc->prompt_len);
+    }
+    if (enc->max_len != rtr_tokenizer_max_length(enc->tok)) {
+        char desc[32];
+        int n = snprintf(desc, sizeof desc, "max_length %d", enc->max_len);
+        h = rtr_hash64(h, desc, (size_t)n);
     }
     snprintf(enc->hash, sizeof enc->hash, "%016llx", (unsigned long long)h);
 }
