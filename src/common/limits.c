@@ -104,6 +104,14 @@ rtr_status rtr_cpu_threads_fit(void) {
     return fit_status ? rtr_fail(fit_status, "%s", fit_error) : RTR_OK;
 }
 
+const char *rtr_as_limit_note(void) {
+    static char note[64];
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) || as.rlim_cur == RLIM_INFINITY) return "";
+    snprintf(note, sizeof note, " under the address-space limit (ulimit -v: %llu MiB)", MIB((size_t)as.rlim_cur));
+    return note;
+}
+
 bool rtr_alloc_leaves_blas_room(size_t bytes) {
     if (!blas_pending || bytes < ((size_t)1 << 20)) return true;
     return mapped_now() + bytes + blas_pending <= limit_bytes;

@@ -21,5 +21,8 @@ rtr_status rtr_cpu_threads_fit(void);
  * then fails as out of memory instead of leaving OpenBLAS to hang later);
  * true whenever no limit applies or every buffer is taken. */
 bool rtr_alloc_leaves_blas_room(size_t bytes);
+/* " under the address-space limit (ulimit -v: N MiB)" when one applies,
+ * else "": for out-of-memory messages. */
+const char *rtr_as_limit_note(void);
 
 #endif

@@ -49,20 +49,20 @@ rtr_status rtr_fail_prefix(rtr_status s, const char *fmt, ...) {
 
 void *rtr_malloc(size_t n) {
     void *p = rtr_alloc_leaves_blas_room(n) ? malloc(n ? n : 1) : NULL;
-    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu bytes", n);
+    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu bytes%s", n, rtr_as_limit_note());
     return p;
 }
 
 void *rtr_calloc(size_t count, size_t size) {
     bool room = !size || count <= SIZE_MAX / size ? rtr_alloc_leaves_blas_room(count * size) : true;
     void *p = room ? calloc(count ? count : 1, size ? size : 1) : NULL;
-    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+    if (!p) rtr_fail(RTR_ERR_NOMEM, "out of memory allocating %zu x %zu bytes%s", count, size, rtr_as_limit_note());
     return p;
 }
 
 void *rtr_realloc(void *p, size_t n) {
     void *q = rtr_alloc_leaves_blas_room(n) ? realloc(p, n ? n : 1) : NULL;
-    if (!q) rtr_fail(RTR_ERR_NOMEM, "out of memory reallocating %zu bytes", n);
+    if (!q) rtr_fail(RTR_ERR_NOMEM, "out of memory reallocating %zu bytes%s", n, rtr_as_limit_note());
     return q;
 }
 
