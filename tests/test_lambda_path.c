@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -285,6 +286,96 @@ static void test_path_builder(void) {
     check_builder(613, 7, false);
     check_builder(613, 5, true);
     check_builder(1000, 16, false);
+}
+
+/* A builder fed t in chunks of cut queries (envelope chunks of 3), spilling
+ * its events to disk past spill events (0: never). */
+static rtr_path_builder *spilled_builder(rtr_backend *cpu, const rtr_route_table *t, bool truth, int64_t cut,
+                                         int64_t spill) {
+    rtr_path_builder *pb;
+    int32_t k = t->k;
+    CHECK(rtr_path_builder_open(cpu, &pb, k, truth, 3) == RTR_OK);
+    rtr_path_builder_spill(pb, spill);
+    for (int64_t r0 = 0; r0 < t->n; r0 += cut) {
+        int64_t m = t->n - r0 < cut ? t->n - r0 : cut;
+        size_t at = (size_t)r0 * (size_t)k;
+        rtr_route_table part = {m, k, t->p + at, t->c + at, t->cost + at, truth ? t->true_correct + at : NULL,
+                                truth ? t->true_cost + at : NULL};
+        CHECK(rtr_path_builder_add(pb, &part) == RTR_OK);
+    }
+    return pb;
+}
+
+static int dir_entries(const char *dir) {
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d) closedir(d);
+    return n;
+}
+
+/* Bounded memory: a builder that writes its events to temporary runs and
+ * merges them back gives the path, and an MPI part's breakpoints, of the
+ * builder that never spills, bit for bit: a spill after every envelope
+ * chunk (more than 64 runs: merged into one on the way), every few chunks,
+ * never; with and without truth; many equal λ (quantised). The runs live
+ * in $TMPDIR and leave nothing there, finished or abandoned; a $TMPDIR that
+ * cannot take them is an I/O error naming it. */
+static void test_path_spill(void) {
+    char tmpl[] = "/tmp/rtr-spill-XXXXXX", *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL);
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? rtr_strdup(old) : NULL;
+    setenv("TMPDIR", dir, 1);
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    const struct { int64_t n; int32_t k; bool quantised; } shapes[] = {{613, 5, true}, {700, 16, false}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        rtr_route_table t = table_new(shapes[sh].n, shapes[sh].k, shapes[sh].quantised);
+        for (int truth = 0; truth < 2; truth++) {
+            rtr_path want, got;
+            rtr_path_part pwant, pgot;
+            CHECK(rtr_path_builder_finish(spilled_builder(&cpu, &t, truth, 7, 0), &want) == RTR_OK);
+            CHECK(rtr_path_builder_part(spilled_builder(&cpu, &t, truth, 7, 0), &pwant) == RTR_OK);
+            const int64_t spills[] = {1, 40, 100000};
+            const int64_t cuts[] = {7, shapes[sh].n};
+            for (size_t q = 0; q < sizeof spills / sizeof *spills; q++)
+                for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++) {
+                    rtr_path_builder *pb = spilled_builder(&cpu, &t, truth, cuts[c], spills[q]);
+                    CHECK(dir_entries(dir) == 0);
+                    CHECK(rtr_path_builder_finish(pb, &got) == RTR_OK);
+                    CHECK_MSG(same_path(&got, &want), "spill %lld cut %lld n=%lld k=%d truth %d", (long long)spills[q],
+                              (long long)cuts[c], (long long)t.n, (int)t.k, truth);
+                    rtr_path_free(&got);
+                    CHECK(rtr_path_builder_part(spilled_builder(&cpu, &t, truth, cuts[c], spills[q]), &pgot) == RTR_OK);
+                    CHECK_MSG(pgot.n_breaks == pwant.n_breaks && pgot.n_switches == pwant.n_switches &&
+                                  !memcmp(&pgot.at0, &pwant.at0, sizeof pgot.at0) &&
+                                  !memcmp(pgot.breaks, pwant.breaks, sizeof *pgot.breaks * (size_t)pgot.n_breaks),
+                              "part: spill %lld cut %lld truth %d", (long long)spills[q], (long long)cuts[c], truth);
+                    rtr_path_part_free(&pgot);
+                }
+            rtr_path_builder_free(spilled_builder(&cpu, &t, truth, 7, 1)); /* abandoned with runs on disk */
+            CHECK(dir_entries(dir) == 0);
+            rtr_path_free(&want);
+            rtr_path_part_free(&pwant);
+        }
+        table_free(&t);
+    }
+    /* nowhere to write a run */
+    rtr_route_table t = table_new(300, 4, false);
+    setenv("TMPDIR", "/nonexistent-rtr-dir", 1);
+    rtr_path_builder *pb;
+    CHECK(rtr_path_builder_open(&cpu, &pb, t.k, false, 3) == RTR_OK);
+    rtr_path_builder_spill(pb, 1);
+    rtr_route_table bare = {t.n, t.k, t.p, t.c, t.cost, NULL, NULL};
+    CHECK(rtr_path_builder_add(pb, &bare) == RTR_ERR_IO && strstr(rtr_last_error(), "/nonexistent-rtr-dir"));
+    rtr_path_builder_free(pb);
+    table_free(&t);
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
+    free(saved);
+    CHECK(rmdir(dir) == 0);
+    rtr_backend_free(&cpu);
 }
 
 /* The reference routers of a split added a chunk of rows at a time (a
@@ -695,6 +786,6 @@ static void test_route_data_load(void) {
 }
 
 TEST_MAIN(T(test_envelope_brute_force), T(test_envelope_nan_and_ties), T(test_path_brute_force),
-          T(test_path_chunks), T(test_path_builder), T(test_refs_chunked), T(test_envelope_stream), T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
+          T(test_path_chunks), T(test_path_builder), T(test_path_spill), T(test_refs_chunked), T(test_envelope_stream), T(test_path_errors), T(test_budget), T(test_cost_scale_and_exclusions), T(test_pareto),
           T(test_aiq), T(test_apgr_cpt), T(test_reference_routers), T(test_knn_brute_force),
           T(test_embedllm_learns), T(test_route_data_load))

@@ -186,9 +186,11 @@ RTR_API rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr
 
 /* The same path built from a table given a chunk of queries at a time
  * (streamed from a corpus: the caller can drop each chunk once added).
- * Memory: 16 bytes per piece of every query's envelope (a piece keeps its
- * pair's p, cost and truth) and 32 per switch event while sorting, plus the
- * envelope buffers; none per table entry. open: k pairs, truth given with
+ * Memory: 16 bytes per piece of the envelopes held (a piece keeps its
+ * pair's p, cost and truth) and 32 per switch event while sorting, at most
+ * RTR_PATH_SPILL_EVENTS events before they go to disk (rtr_path_builder_spill),
+ * plus the envelope buffers and the path itself (48 bytes a point); none
+ * per table entry. open: k pairs, truth given with
  * every chunk or never; add: the next t->n queries (t->k == k); finish: the
  * path (exactly rtr_path_compute_on's over the concatenated table), and
  * frees pb; free: abandon it (NULL: no-op). */
@@ -196,6 +198,17 @@ typedef struct rtr_path_builder rtr_path_builder;
 RTR_API rtr_status rtr_path_builder_open(rtr_backend *b, rtr_path_builder **pb, int32_t k, bool truth,
                                          int64_t chunk_rows);
 RTR_API rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t);
+/* Bounded memory: once the builder holds max_events switch events (at the
+ * end of an envelope chunk) it sorts them and writes them, with the pieces
+ * they switch between (40 bytes an event), to a temporary file in $TMPDIR
+ * (else /tmp), unlinked at creation so that nothing outlives the process;
+ * finish and part read the files back through one k-way merge (runs beyond
+ * 64 are merged into one first, so the merge holds at most 64 x 64 KiB).
+ * The path is the same bit for bit whether or where it spills. max_events
+ * <= 0: never spill. RTR_PATH_SPILL_EVENTS by default: about 12 MB of
+ * events, pieces and sort buffer. */
+#define RTR_PATH_SPILL_EVENTS ((int64_t)1 << 18)
+RTR_API void rtr_path_builder_spill(rtr_path_builder *pb, int64_t max_events);
 RTR_API rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path);
 RTR_API void rtr_path_builder_free(rtr_path_builder *pb);
 RTR_API rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);

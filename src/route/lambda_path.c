@@ -6,13 +6,19 @@
  * pair, so tables can be streamed through rtr_path_builder_add and dropped.
  * All queries' events are radix-sorted on λ and swept once, updating running
  * sums of predicted and realised accuracy and cost, so every point of the
- * path is exact with no λ grid. Also: budget search on the path, the λ
+ * path is exact with no λ grid. Memory is bounded: past a number of events
+ * the builder sorts what it holds and writes it to a temporary file (a run),
+ * and the sweep reads the runs back through one k-way merge, the same merge
+ * that joins the parts of MPI ranks. Also: budget search on the path, the λ
  * lookup and the Pareto front. */
 #include "rtr/route.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "rtr/dist.h"
@@ -30,6 +36,13 @@ typedef struct {
 typedef struct {
     float p, cost, tc, tk;
 } path_piece;
+
+/* A switch event as a run on disk keeps it: λ's bits, and the pieces
+ * switched from and to (the pieces in memory are reused once spilled). */
+typedef struct {
+    uint64_t key;
+    path_piece from, to;
+} spill_event;
 
 /* Running sums along the path. */
 typedef struct {
@@ -59,14 +72,141 @@ static void sums_merge(path_sums *s, const path_sums *x) {
     s->missing += x->missing;
 }
 
+/* ------------------------------------------------------ sorted runs, merged */
+
+/* A run of records sorted on a key (the bits of a λ in their first 8
+ * bytes): in memory, or in a temporary file read back a block at a time. */
+typedef struct {
+    const char *mem; /* the records, or NULL: in f */
+    FILE *f;
+    size_t n, rec;   /* records, bytes per record */
+    size_t next;     /* the current record */
+    char *buf;       /* f's records [base, base + have) */
+    size_t base, have;
+} path_run;
+
+#define RUN_BUF_BYTES ((size_t)1 << 16)
+
+static void run_close(path_run *r) {
+    if (r->f) fclose(r->f); /* unlinked at creation: its space goes with it */
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *run_cur(const path_run *r) {
+    if (r->next >= r->n) return NULL;
+    return r->mem ? r->mem + r->next * r->rec : r->buf + (r->next - r->base) * r->rec;
+}
+
+/* Make the current record readable (a file run reads the next block). */
+static rtr_status run_fill(path_run *r) {
+    if (r->mem || r->next >= r->n || r->next < r->base + r->have) return RTR_OK;
+    size_t want = RUN_BUF_BYTES / r->rec;
+    if (want > r->n - r->next) want = r->n - r->next;
+    if (!r->buf && !(r->buf = rtr_malloc(RUN_BUF_BYTES))) return RTR_ERR_NOMEM;
+    if (fread(r->buf, r->rec, want, r->f) != want)
+        return rtr_fail(RTR_ERR_IO, "λ path: a temporary run file reads short (%s)",
+                        ferror(r->f) ? strerror(errno) : "truncated");
+    r->base = r->next;
+    r->have = want;
+    return RTR_OK;
+}
+
+static rtr_status run_rewind(path_run *r) {
+    r->next = r->base = r->have = 0;
+    if (r->f && fseek(r->f, 0, SEEK_SET) != 0)
+        return rtr_fail(RTR_ERR_IO, "λ path: cannot rewind a temporary run file: %s", strerror(errno));
+    return run_fill(r);
+}
+
+static uint64_t run_key(const path_run *r) {
+    uint64_t k;
+    memcpy(&k, run_cur(r), sizeof k);
+    return k;
+}
+
+/* The k-way merge of runs: every record in key order, equal keys in run
+ * order, so runs of consecutive queries (or parts in rank order) merge into
+ * the order one stable sort of all of them gives. */
+typedef struct {
+    path_run *runs;
+    int n, nh;
+    int *heap; /* runs with a record left, the least (key, run) on top */
+    char cur[64];
+} path_merge;
+
+static bool heap_less(const path_merge *m, int a, int b) {
+    uint64_t ka = run_key(&m->runs[a]), kb = run_key(&m->runs[b]);
+    return ka < kb || (ka == kb && a < b);
+}
+
+static void heap_down(path_merge *m, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, s = i;
+        if (l < m->nh && heap_less(m, m->heap[l], m->heap[s])) s = l;
+        if (r < m->nh && heap_less(m, m->heap[r], m->heap[s])) s = r;
+        if (s == i) return;
+        int t = m->heap[i];
+        m->heap[i] = m->heap[s];
+        m->heap[s] = t;
+        i = s;
+    }
+}
+
+static rtr_status merge_open(path_merge *m, path_run *runs, int n) {
+    *m = (path_merge){.runs = runs, .n = n, .heap = rtr_malloc(sizeof(int) * (size_t)(n ? n : 1))};
+    return m->heap ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+static rtr_status merge_start(path_merge *m) {
+    m->nh = 0;
+    for (int i = 0; i < m->n; i++) {
+        rtr_status st = run_rewind(&m->runs[i]);
+        if (st) return st;
+        if (run_cur(&m->runs[i])) m->heap[m->nh++] = i;
+    }
+    for (int i = m->nh / 2 - 1; i >= 0; i--) heap_down(m, i);
+    return RTR_OK;
+}
+
+/* The next record (a copy, valid until the next call); *rec NULL at the end. */
+static rtr_status merge_next(path_merge *m, const char **rec) {
+    *rec = NULL;
+    if (!m->nh) return RTR_OK;
+    path_run *r = &m->runs[m->heap[0]];
+    memcpy(m->cur, run_cur(r), r->rec);
+    r->next++;
+    rtr_status st = run_fill(r);
+    if (st) return st;
+    if (!run_cur(r)) m->heap[0] = m->heap[--m->nh];
+    heap_down(m, 0);
+    *rec = m->cur;
+    return RTR_OK;
+}
+
+/* What one record changes in the sums. */
+typedef void (*rec_apply)(path_sums *s, const char *rec, const void *ctx, bool truth);
+
+/* One pass over the merged records, a group per distinct λ: with path, its
+ * point j gets the sums before group j (the last point: λ = 1); with
+ * breaks, breaks[j] gets what group j changes in the sums; *n_groups always. */
+static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
+                             rtr_path *path, rtr_path_break *breaks, int64_t *n_groups);
+
 /* The path under construction. Kept across rtr_path_builder_add calls: the
- * switch events and the pieces they point at (both in query order), the
- * sums at λ = 0 of the blocks finished so far and of the one still open. */
+ * switch events and the pieces they point at (both in query order) not yet
+ * spilled, the runs spilled, the sums at λ = 0 of the blocks finished so
+ * far and of the one still open. */
 struct rtr_path_builder {
     rtr_backend *b;
     int32_t k;
     bool truth;
     int64_t chunk_rows, n; /* queries added so far */
+    int64_t n_switches;    /* events so far, spilled ones included */
+    int64_t spill_at;      /* events held before they go to a run on disk (0: never) */
+    path_run *runs;        /* the runs on disk (spill_event records), in query order */
+    int n_runs;
+    path_run mem;          /* the events in memory as a run */
     path_event *ev;
     size_t n_ev, cap_ev;
     path_piece *pc;
@@ -92,6 +232,8 @@ static bool grow(void **buf, size_t *cap, size_t need, size_t elem) {
     *cap = c;
     return true;
 }
+
+static rtr_status builder_spill(rtr_path_builder *pb);
 
 static rtr_status path_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
                             const int32_t *m) {
@@ -163,7 +305,8 @@ static rtr_status path_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const i
     }
     pb->n_ev += ev_total;
     pb->n_pc += pc_total;
-    return RTR_OK;
+    pb->n_switches += (int64_t)ev_total;
+    return pb->spill_at > 0 && pb->n_ev >= (size_t)pb->spill_at ? builder_spill(pb) : RTR_OK;
 }
 
 /* LSD radix sort on key, 8 bits a pass; passes where every key has the same
@@ -209,8 +352,183 @@ static void path_emit(rtr_path *path, int64_t j, const path_sums *s, double lamb
     path->n_missing[j] = s->missing;
 }
 
+static rtr_path_break break_of(const path_sums *d, double lambda) {
+    return (rtr_path_break){lambda, d->pred_acc, d->pred_cost, d->real_acc, d->real_cost, d->missing};
+}
+
+/* The records: an event in memory (its pieces in ctx), one spilled, a part's break. */
+static void apply_event(path_sums *s, const char *rec, const void *ctx, bool truth) {
+    path_event e;
+    memcpy(&e, rec, sizeof e);
+    const path_piece *to = (const path_piece *)ctx + e.val;
+    sums_add(s, to - 1, truth, -1.0);
+    sums_add(s, to, truth, 1.0);
+}
+
+static void apply_spilled(path_sums *s, const char *rec, const void *ctx, bool truth) {
+    (void)ctx;
+    spill_event e;
+    memcpy(&e, rec, sizeof e);
+    sums_add(s, &e.from, truth, -1.0);
+    sums_add(s, &e.to, truth, 1.0);
+}
+
+static void apply_break(path_sums *s, const char *rec, const void *ctx, bool truth) {
+    (void)ctx, (void)truth;
+    rtr_path_break b;
+    memcpy(&b, rec, sizeof b);
+    s->pred_acc += b.pred_acc;
+    s->pred_cost += b.pred_cost;
+    s->real_acc += b.real_acc;
+    s->real_cost += b.real_cost;
+    s->missing += b.n_missing;
+}
+
+static double key_lambda(uint64_t key) {
+    double lambda;
+    memcpy(&lambda, &key, sizeof lambda);
+    return lambda;
+}
+
+static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
+                             rtr_path *path, rtr_path_break *breaks, int64_t *n_groups) {
+    rtr_status st = merge_start(m);
+    const char *rec;
+    int64_t j = 0;
+    uint64_t key = 0;
+    path_sums d = {0};
+    while (!st && !(st = merge_next(m, &rec)) && rec) {
+        uint64_t k;
+        memcpy(&k, rec, sizeof k);
+        if (!j || k != key) {
+            if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
+            if (path) path_emit(path, j, &sums, key_lambda(k));
+            j++;
+            key = k;
+            d = (path_sums){0};
+        }
+        apply(breaks ? &d : &sums, rec, ctx, truth);
+    }
+    if (st) return st;
+    if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
+    if (path) path_emit(path, j, &sums, 1.0);
+    *n_groups = j;
+    return RTR_OK;
+}
+
+/* The path of the merged records from the sums at λ = 0: a pass counts its
+ * points, a second fills them (path->n_queries and n_switches set before). */
+static rtr_status path_from_merge(rtr_path *path, path_merge *m, rec_apply apply, const void *ctx, bool truth,
+                                  path_sums sums) {
+    int64_t groups;
+    rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, &groups);
+    if (!st) st = path_alloc(path, groups + 1, truth);
+    if (!st) st = merge_walk(m, apply, ctx, truth, sums, path, NULL, &groups);
+    return st;
+}
+
+/* A temporary file, unlinked at once: nothing is left behind, whatever
+ * happens to the process. In $TMPDIR (else /tmp). */
+static rtr_status temp_run(FILE **out) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    char *path = rtr_sprintf("%s/rtr-path-XXXXXX", dir);
+    if (!path) return RTR_ERR_NOMEM;
+    int fd = mkstemp(path);
+    rtr_status st = fd < 0 ? rtr_fail(RTR_ERR_IO, "λ path: cannot create a temporary file in %s: %s (set TMPDIR)",
+                                      dir, strerror(errno))
+                           : RTR_OK;
+    if (!st) unlink(path);
+    free(path);
+    if (st) return st;
+    if (!(*out = fdopen(fd, "w+b"))) {
+        close(fd);
+        return rtr_fail(RTR_ERR_IO, "λ path: cannot open a temporary file: %s", strerror(errno));
+    }
+    return RTR_OK;
+}
+
+/* Runs on disk at most: past it they are merged into one (so the merge's
+ * buffers stay bounded: RUN_BUF_BYTES each). */
+#define MAX_RUNS 64
+
+/* Add the run f holds (n spill_event records, written) to the builder's. */
+static rtr_status runs_push(rtr_path_builder *pb, FILE *f, size_t n) {
+    rtr_status st = fflush(f) == 0 && !ferror(f)
+                        ? RTR_OK
+                        : rtr_fail(RTR_ERR_IO, "λ path: cannot write a temporary file (disk full? set TMPDIR): %s",
+                                   strerror(errno));
+    path_run *r = st ? NULL : rtr_realloc(pb->runs, sizeof *r * (size_t)(pb->n_runs + 1));
+    if (!st && !r) st = RTR_ERR_NOMEM;
+    if (st) {
+        fclose(f);
+        return st;
+    }
+    pb->runs = r;
+    pb->runs[pb->n_runs++] = (path_run){.f = f, .n = n, .rec = sizeof(spill_event)};
+    return RTR_OK;
+}
+
+/* Every run on disk merged into one (the same order: stable on λ). */
+static rtr_status runs_compact(rtr_path_builder *pb) {
+    path_merge m;
+    FILE *f = NULL;
+    rtr_status st = merge_open(&m, pb->runs, pb->n_runs);
+    if (!st) st = temp_run(&f);
+    if (!st) st = merge_start(&m);
+    size_t n = 0;
+    const char *rec;
+    while (!st && !(st = merge_next(&m, &rec)) && rec) {
+        if (fwrite(rec, sizeof(spill_event), 1, f) != 1) break; /* runs_push reports it */
+        n++;
+    }
+    free(m.heap);
+    if (st) {
+        if (f) fclose(f);
+        return st;
+    }
+    for (int i = 0; i < pb->n_runs; i++) run_close(&pb->runs[i]);
+    pb->n_runs = 0;
+    return runs_push(pb, f, n);
+}
+
+/* The events held, sorted on λ (stable: query order at equal λ). */
+static rtr_status events_sorted(rtr_path_builder *pb) {
+    size_t n_ev = pb->n_ev;
+    if (n_ev < 2) return RTR_OK;
+    path_event *tmp = rtr_malloc(n_ev * sizeof *tmp);
+    if (!tmp) return RTR_ERR_NOMEM;
+    events_sort(pb->ev, tmp, n_ev);
+    free(tmp);
+    return RTR_OK;
+}
+
+/* The events held, sorted, written as a run on disk with the pieces they
+ * switch between; the memory is then reused. */
+static rtr_status builder_spill(rtr_path_builder *pb) {
+    rtr_status st = pb->n_runs >= MAX_RUNS ? runs_compact(pb) : RTR_OK;
+    FILE *f = NULL;
+    if (!st) st = events_sorted(pb);
+    if (!st) st = temp_run(&f);
+    if (st) return st;
+    for (size_t e = 0; e < pb->n_ev; e++) {
+        const path_piece *to = &pb->pc[pb->ev[e].val];
+        spill_event x = {pb->ev[e].key, to[-1], to[0]};
+        if (fwrite(&x, sizeof x, 1, f) != 1) break; /* runs_push reports it */
+    }
+    st = runs_push(pb, f, pb->n_ev);
+    pb->n_ev = pb->n_pc = 0;
+    return st;
+}
+
+void rtr_path_builder_spill(rtr_path_builder *pb, int64_t max_events) {
+    pb->spill_at = max_events > 0 ? max_events : 0;
+}
+
 void rtr_path_builder_free(rtr_path_builder *pb) {
     if (!pb) return;
+    for (int i = 0; i < pb->n_runs; i++) run_close(&pb->runs[i]);
+    free(pb->runs);
     free(pb->ev);
     free(pb->pc);
     free(pb->block);
@@ -225,7 +543,7 @@ rtr_status rtr_path_builder_open(rtr_backend *b, rtr_path_builder **out, int32_t
     if (k <= 0 || k > 65535) return rtr_fail(RTR_ERR_INVALID, "λ path: %d pairs, 1 to 65535 supported", (int)k);
     rtr_path_builder *pb = rtr_calloc(1, sizeof *pb);
     if (!pb) return RTR_ERR_NOMEM;
-    *pb = (rtr_path_builder){.b = b, .k = k, .truth = truth, .chunk_rows = chunk_rows};
+    *pb = (rtr_path_builder){.b = b, .k = k, .truth = truth, .chunk_rows = chunk_rows, .spill_at = RTR_PATH_SPILL_EVENTS};
     *out = pb;
     return RTR_OK;
 }
@@ -263,22 +581,38 @@ rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t) 
     return RTR_OK;
 }
 
-/* The sums at λ = 0 of every query added (blocks in order) and the events
- * sorted on λ; the per-call buffers freed. */
-static rtr_status builder_sorted(rtr_path_builder *pb, path_sums *sums) {
+/* The sums at λ = 0 of every query added (blocks in order), the per-call
+ * buffers freed, and the events as sorted runs opened in m: with none
+ * spilled, the events in memory (*apply = apply_event, their pieces in
+ * *ctx); else the rest spilled too and every run on disk. */
+static rtr_status builder_runs(rtr_path_builder *pb, path_sums *sums, path_merge *m, rec_apply *apply,
+                               const void **ctx) {
     *sums = pb->total;
     for (int64_t i = 0; i * PATH_BLOCK < pb->n - pb->open * PATH_BLOCK; i++) sums_merge(sums, &pb->block[i]);
     free(pb->block), pb->block = NULL;
     free(pb->seg_ev), pb->seg_ev = NULL;
     free(pb->seg_pc), pb->seg_pc = NULL;
+    *m = (path_merge){0};
+    rtr_status st = RTR_OK;
+    if (pb->n_runs) {
+        if (pb->n_ev) st = builder_spill(pb);
+        free(pb->ev), pb->ev = NULL; /* the merge reads the runs only */
+        free(pb->pc), pb->pc = NULL;
+        pb->cap_ev = pb->cap_pc = 0;
+        *apply = apply_spilled;
+        *ctx = NULL;
+        if (!st) st = merge_open(m, pb->runs, pb->n_runs);
+        return st;
+    }
     size_t n_ev = pb->n_ev;
     path_event *fit = n_ev && n_ev < pb->cap_ev ? realloc(pb->ev, n_ev * sizeof *pb->ev) : NULL; /* give back the slack */
-    if (fit) pb->ev = fit;
-    path_event *tmp = rtr_malloc((n_ev ? n_ev : 1) * sizeof *tmp);
-    if (!tmp) return RTR_ERR_NOMEM;
-    if (n_ev > 1) events_sort(pb->ev, tmp, n_ev);
-    free(tmp);
-    return RTR_OK;
+    if (fit) pb->ev = fit, pb->cap_ev = n_ev;
+    st = events_sorted(pb);
+    pb->mem = (path_run){.mem = (const char *)pb->ev, .n = n_ev, .rec = sizeof *pb->ev};
+    *apply = apply_event;
+    *ctx = pb->pc;
+    if (!st) st = merge_open(m, &pb->mem, 1);
+    return st;
 }
 
 rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
@@ -287,43 +621,24 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     if (pb->n <= 0) st = rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
     else if (pb->n > (int64_t)UINT32_MAX)
         st = rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
-    if (st) {
-        rtr_path_builder_free(pb);
-        return st;
-    }
     path_sums sums;
-    st = builder_sorted(pb, &sums);
-    bool truth = pb->truth;
-    size_t n_ev = pb->n_ev;
-    path_event *ev = pb->ev;
-
-    int64_t n_points = 1;
-    for (size_t e = 0; !st && e < n_ev; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
-    path->n_queries = pb->n;
-    path->n_switches = (int64_t)n_ev;
-    if (!st) st = path_alloc(path, n_points, truth);
-    if (st) {
-        rtr_path_builder_free(pb);
-        rtr_path_free(path);
-        return st;
+    path_merge m = {0};
+    rec_apply apply;
+    const void *ctx;
+    if (!st) st = builder_runs(pb, &sums, &m, &apply, &ctx);
+    /* the sweep: point j holds until the group of events sharing the j-th
+     * distinct λ, which becomes its right end */
+    if (!st) {
+        path->n_queries = pb->n;
+        path->n_switches = pb->n_switches;
+        st = path_from_merge(path, &m, apply, ctx, pb->truth, sums);
     }
-    /* Sweep: point j holds until the group of events sharing the j-th
-     * distinct λ, which becomes its right end. */
-    int64_t j = 0;
-    for (size_t e = 0; e < n_ev;) {
-        double lambda;
-        memcpy(&lambda, &ev[e].key, sizeof lambda);
-        path_emit(path, j++, &sums, lambda);
-        for (uint64_t key = ev[e].key; e < n_ev && ev[e].key == key; e++) {
-            const path_piece *to = &pb->pc[ev[e].val];
-            sums_add(&sums, to - 1, truth, -1.0);
-            sums_add(&sums, to, truth, 1.0);
-        }
-    }
-    path_emit(path, j, &sums, 1.0);
+    free(m.heap);
     rtr_path_builder_free(pb);
-    return RTR_OK;
+    if (st) rtr_path_free(path);
+    return st;
 }
+
 
 rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr_route_table *t, int64_t chunk_rows) {
     memset(path, 0, sizeof *path);
@@ -350,108 +665,67 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
 
 /* ----------------------------------------- a path from parts of a table */
 
-static rtr_path_break break_of(const path_sums *d, double lambda) {
-    return (rtr_path_break){lambda, d->pred_acc, d->pred_cost, d->real_acc, d->real_cost, d->missing};
-}
-
 rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     memset(part, 0, sizeof *part);
     path_sums sums;
-    rtr_status st = builder_sorted(pb, &sums);
-    const path_event *ev = pb->ev;
-    size_t n_ev = pb->n_ev;
+    path_merge m;
+    rec_apply apply;
+    const void *ctx;
     int64_t n_breaks = 0;
-    for (size_t e = 0; e < n_ev; e++) n_breaks += e == 0 || ev[e].key != ev[e - 1].key;
-    if (!st && !(part->breaks = rtr_malloc(sizeof *part->breaks * (size_t)(n_breaks ? n_breaks : 1)))) st = RTR_ERR_NOMEM;
-    if (st) {
-        rtr_path_builder_free(pb);
-        return st;
-    }
-    part->n_queries = pb->n;
-    part->n_switches = (int64_t)n_ev;
-    part->n_breaks = n_breaks;
-    part->truth = pb->truth;
-    part->at0 = break_of(&sums, 0.0);
+    rtr_status st = builder_runs(pb, &sums, &m, &apply, &ctx);
     /* each distinct λ: what its switches change in the sums */
-    int64_t j = 0;
-    for (size_t e = 0; e < n_ev; j++) {
-        path_sums d = {0};
-        double lambda;
-        memcpy(&lambda, &ev[e].key, sizeof lambda);
-        for (uint64_t key = ev[e].key; e < n_ev && ev[e].key == key; e++) {
-            const path_piece *to = &pb->pc[ev[e].val];
-            sums_add(&d, to - 1, pb->truth, -1.0);
-            sums_add(&d, to, pb->truth, 1.0);
-        }
-        part->breaks[j] = break_of(&d, lambda);
+    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, &n_breaks);
+    if (!st && !(part->breaks = rtr_malloc(sizeof *part->breaks * (size_t)(n_breaks ? n_breaks : 1)))) st = RTR_ERR_NOMEM;
+    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, part->breaks, &n_breaks);
+    if (!st) {
+        part->n_queries = pb->n;
+        part->n_switches = pb->n_switches;
+        part->n_breaks = n_breaks;
+        part->truth = pb->truth;
+        part->at0 = break_of(&sums, 0.0);
     }
+    free(m.heap);
     rtr_path_builder_free(pb);
-    return RTR_OK;
+    if (st) rtr_path_part_free(part);
+    return st;
 }
+
 
 void rtr_path_part_free(rtr_path_part *part) {
     free(part->breaks);
     memset(part, 0, sizeof *part);
 }
 
-static void sums_change(path_sums *s, const rtr_path_break *b) {
-    s->pred_acc += b->pred_acc;
-    s->pred_cost += b->pred_cost;
-    s->real_acc += b->real_acc;
-    s->real_cost += b->real_cost;
-    s->missing += b->n_missing;
-}
-
 rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
     memset(path, 0, sizeof *path);
     int64_t n = 0, n_sw = 0;
-    size_t total = 0;
     bool truth = n_parts > 0 && parts[0].truth;
     for (int r = 0; r < n_parts; r++) {
         if (parts[r].truth != truth) return rtr_fail(RTR_ERR_INVALID, "λ path: parts with and without outcomes merged");
         n += parts[r].n_queries;
         n_sw += parts[r].n_switches;
-        total += (size_t)parts[r].n_breaks;
     }
     if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries)");
     if (n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)n);
-    /* every part's breaks keyed by λ's bits, sorted (stable: parts in order at equal λ) */
-    path_event *ev = rtr_malloc(sizeof *ev * (total ? total : 1)), *tmp = rtr_malloc(sizeof *tmp * (total ? total : 1));
-    const rtr_path_break **at = rtr_malloc(sizeof *at * (total ? total : 1));
-    rtr_status st = ev && tmp && at ? RTR_OK : RTR_ERR_NOMEM;
-    size_t m = 0;
-    for (int r = 0; !st && r < n_parts; r++)
-        for (int64_t i = 0; i < parts[r].n_breaks; i++, m++) {
-            at[m] = &parts[r].breaks[i];
-            memcpy(&ev[m].key, &at[m]->lambda, sizeof ev[m].key);
-            ev[m].val = m;
-        }
-    if (!st && total > 1) events_sort(ev, tmp, total);
-    free(tmp);
-    int64_t n_points = 1;
-    for (size_t e = 0; !st && e < total; e++) n_points += e == 0 || ev[e].key != ev[e - 1].key;
+    /* each part's breaks a run (parts in order at equal λ), then one pass
+     * from the sums at λ = 0, as rtr_path_builder_finish's */
+    path_run *runs = rtr_calloc((size_t)n_parts, sizeof *runs);
+    path_merge m = {0};
+    rtr_status st = runs ? merge_open(&m, runs, n_parts) : RTR_ERR_NOMEM;
+    path_sums sums = {0};
+    for (int r = 0; !st && r < n_parts; r++) {
+        runs[r] = (path_run){.mem = (const char *)parts[r].breaks, .n = (size_t)parts[r].n_breaks, .rec = sizeof(rtr_path_break)};
+        apply_break(&sums, (const char *)&parts[r].at0, NULL, truth);
+    }
     path->n_queries = n;
     path->n_switches = n_sw;
-    if (!st) st = path_alloc(path, n_points, truth);
-    if (st) {
-        free(ev);
-        free(at);
-        rtr_path_free(path);
-        return st;
-    }
-    /* one pass, as rtr_path_builder_finish's: the sums at λ = 0, then each λ's changes */
-    path_sums sums = {0};
-    for (int r = 0; r < n_parts; r++) sums_change(&sums, &parts[r].at0);
-    int64_t j = 0;
-    for (size_t e = 0; e < total;) {
-        path_emit(path, j++, &sums, at[ev[e].val]->lambda);
-        for (uint64_t key = ev[e].key; e < total && ev[e].key == key; e++) sums_change(&sums, at[ev[e].val]);
-    }
-    path_emit(path, j, &sums, 1.0);
-    free(ev);
-    free(at);
-    return RTR_OK;
+    if (!st) st = path_from_merge(path, &m, apply_break, NULL, truth, sums);
+    free(m.heap);
+    free(runs);
+    if (st) rtr_path_free(path);
+    return st;
 }
+
 
 /* A part as bytes (ranks share one architecture): the struct, then its breaks. */
 static rtr_status part_pack(const rtr_path_part *part, void **buf, size_t *len) {
