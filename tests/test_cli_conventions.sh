@@ -63,11 +63,17 @@ done
 "$RTR" route x --lambda 0.5 --out d.parquet > out.txt 2> err.txt
 [ $? -eq 2 ] && grep -qF -- "--out 'd.parquet': unsupported extension '.parquet'; use .csv, .jsonl or .h5" err.txt \
   && ok || bad "route --out d.parquet: $(cat err.txt)"
+"$RTR" eval x --out e.parquet > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--out 'e.parquet': unsupported extension '.parquet'; use .json" err.txt && [ ! -e e.parquet ] \
+  && ok || bad "eval --out e.parquet: $(cat err.txt)"
+"$RTR" train x --out c.pt > out.txt 2> err.txt
+[ $? -eq 2 ] && grep -qF -- "--out 'c.pt': unsupported extension '.pt'; use .safetensors" err.txt && [ ! -e c.pt ] \
+  && ok || bad "train --out c.pt: $(cat err.txt)"
 "$RTR" train x --out c.st --memory-budget -1 > out.txt 2> err.txt
 [ $? -eq 2 ] && grep -qF -- "--memory-budget '-1': expected a number >= 0" err.txt && ok || bad "--memory-budget -1: $(cat err.txt)"
 "$RTR" eval x --out e.json --knn 0 > out.txt 2> err.txt
 [ $? -eq 2 ] && grep -qF -- "--knn '0': expected an integer >= 1" err.txt && ok || bad "--knn 0: $(cat err.txt)"
-for v in "score x --checkpoint c --chunk-rows 16777217" "train x --out c --token-target sqrt" "eval x --out e --arch big"; do
+for v in "score x --checkpoint c --chunk-rows 16777217" "train x --out c.safetensors --token-target sqrt" "eval x --out e.json --arch big"; do
   # shellcheck disable=SC2086
   "$RTR" $v > out.txt 2> err.txt
   [ $? -eq 2 ] && grep -qF -- "'${v##* }': expected" err.txt && ok || bad "rtr $v: $(cat err.txt)"

@@ -208,7 +208,7 @@ def main():
             o["tokens"] = None
     notok = ingest(tmp, "c4", no_tokens)
     fill(notok)
-    r, _ = evaluate(notok, out + ".x")
+    r, _ = evaluate(notok, out[:-5] + "_x.json")
     check(r.returncode == 1 and "has correctness outcomes but no token counts" in r.stderr, "no tokens: " + r.stderr)
 
     # --- with the checkpoint that scored the tables, the default router chooses on its validation rows;
@@ -226,12 +226,12 @@ def main():
         dr = ev["default_router"]
         check(dr["n_val"] > 50 and dr["cv_logloss"]["network (the paper's model)"] is not None,
               f"validation rows found and candidates scored: {dr}")
-    r, _ = evaluate(corpus, out + ".z", "--checkpoint", ck)
+    r, _ = evaluate(corpus, out[:-5] + "_z.json", "--checkpoint", ck)
     check(r.returncode == 1 and "scored by checkpoint noisy" in r.stderr, "other tables refused: " + r.stderr)
     fake = os.path.join(tmp, "fake.safetensors")
     with open(fake, "wb") as f:
         f.write(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
-    r, _ = evaluate(corpus, out + ".y", "--checkpoint", fake)
+    r, _ = evaluate(corpus, out[:-5] + "_y.json", "--checkpoint", fake)
     check(r.returncode == 1 and fake in r.stderr, "an unreadable checkpoint is an error naming it: " + r.stderr)
     shutil.rmtree(tmp)
     finish()

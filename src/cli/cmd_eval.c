@@ -60,6 +60,8 @@ int cmd_eval(int argc, char **argv) {
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    static const char *const exts[] = {".json", NULL};
+    if ((rc = rtr_args_check_ext(&spec, "out", out, exts))) return rc;
     const char *dir = a.pos[0];
     cli_set_threads(threads);
     if (knn_k > 100000) { fprintf(stderr, "rtr eval: --knn '%ld': expected an integer in 1 .. 100000\n", knn_k); return 2; }

@@ -83,6 +83,8 @@ int cmd_train(int argc, char **argv) {
     rtr_args a;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    static const char *const exts[] = {".safetensors", NULL};
+    if ((rc = rtr_args_check_ext(&spec, "out", out, exts))) return rc;
     const char *dir = a.pos[0];
     cli_set_threads(threads);
     if (strcmp(target, "log") && strcmp(target, "raw")) {
