@@ -32,13 +32,17 @@ def metadata(path):
         return json.loads(f.read(n))["__metadata__"]
 
 
-def drop_metadata(src, dst, key):
-    """A copy of checkpoint src without metadata key (as one saved before it existed)."""
+def set_metadata(src, dst, key, value):
+    """A copy of checkpoint src with metadata key set to value (None: without
+    it, as in one saved before it existed)."""
     with open(src, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
         body = f.read()
-    del header["__metadata__"][key]
+    if value is None:
+        del header["__metadata__"][key]
+    else:
+        header["__metadata__"][key] = value
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
     with open(dst, "wb") as f:
@@ -144,7 +148,7 @@ def main():
     # paced input: each answer before the next line, with stdin still open
     lines = ["Who wrote Hamlet?", json.dumps({"text": "Two trains leave at noon at 60 and 80 km/h.", "id": "t2"}),
              "How many coins are left?"]
-    for extra in ((), ("--batch-size", "16", "--max-wait-ms", "200")):
+    for extra in ((), ("--batch-size", "16", "--max-wait-ms", "200"), ("--batch-size", "4", "--max-wait-ms", "0")):
         answers, rc = paced(online("--checkpoint", ckpt, "--lambda", "0.7", *extra), lines)
         ok = len(answers) == 3 and all(a for a in answers)
         check(ok and rc == 0, "paced %s: an answer per line before EOF, exit %s" % (" ".join(extra) or "default", rc))
@@ -152,13 +156,19 @@ def main():
 
     # a checkpoint saved before the means were kept: streaming needs --cost-scale
     old = os.path.join(tmp, "old.safetensors")
-    drop_metadata(ckpt, old, "pair_mean_tokens")
+    set_metadata(ckpt, old, "pair_mean_tokens", None)
     r = run(*online("--checkpoint", old, "--lambda", "0.5"), stdin="What is 2 + 2?\n")
     check(r.returncode == 1 and "--cost-scale" in r.stderr and r.stdout == "", "old checkpoint: --cost-scale asked for: " + r.stderr)
     r = run(*online("--checkpoint", old, "--lambda", "0.5", "--cost-scale", "100"), stdin="What is 2 + 2?\n")
     check(r.returncode == 0 and len(r.stdout.splitlines()) == 1, "old checkpoint with --cost-scale: " + r.stderr)
     r = run(*online("--checkpoint", old, "--lambda", "0.5", "--out", os.path.join(tmp, "o.csv")), stdin="What is 2 + 2?\n")
     check(r.returncode == 0 and "over the queries read" in r.stderr, "old checkpoint into a file: the batch's scale, said: " + r.stderr)
+
+    # kept means that are not one count per pair: refused naming the field
+    for bad in ("[1, 2]", json.dumps([-1.0] * len(pairs)), "not json"):
+        set_metadata(ckpt, old, "pair_mean_tokens", bad)
+        r = run(*online("--checkpoint", old, "--lambda", "0.5"), stdin="What is 2 + 2?\n")
+        check(r.returncode == 1 and "pair_mean_tokens" in r.stderr, "pair_mean_tokens %s refused: %s" % (bad[:12], r.stderr.strip()))
 
     # a bad line: the lines before it answered, then exit 1 naming it
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin='What is 2 + 2?\n{"id": 4}\nnever read\n')
