@@ -199,30 +199,40 @@ static void fuzz_unit_rows(float *x, int64_t rows, int64_t cols, uint32_t seed) 
 
 #define FUZZ_DIM 8
 
-/* Add embeddings (as `rtr encode` lays them out, from fuzz_unit_rows) to every
- * shard of the corpus in dir. */
+/* Embeddings from fuzz_unit_rows written as `rtr encode` writes them
+ * (schema 2): embeddings/fuzz-encoder/, one file per shard and the catalog's
+ * descriptions, through the store's own writers. */
 static void fuzz_add_embeddings(const char *dir) {
+    static const char name[] = "fuzz-encoder", hash[] = "00000000000f0ecd";
     rtr_corpus *c = NULL;
-    if (rtr_corpus_open(&c, dir) != RTR_OK) { fprintf(stderr, "fuzz: %s\n", rtr_last_error()); abort(); }
-    const rtr_catalog *cat = rtr_corpus_catalog(c);
-    for (int s = 0; s < rtr_corpus_n_shards(c); s++) {
+    rtr_status st = rtr_corpus_open(&c, dir);
+    const rtr_catalog *cat = st ? NULL : rtr_corpus_catalog(c);
+    for (int s = 0; !st && s < rtr_corpus_n_shards(c); s++) {
         int64_t n = rtr_corpus_shard_queries(c, s);
-        float *q = malloc(sizeof(float) * (size_t)(n * FUZZ_DIM)), *md = malloc(sizeof(float) * 2 * FUZZ_DIM),
-              *sd = malloc(sizeof(float) * 2 * FUZZ_DIM);
+        float *q = malloc(sizeof(float) * (size_t)(n * FUZZ_DIM));
         fuzz_unit_rows(q, n, FUZZ_DIM, 11u + (uint32_t)s);
+        rtr_output_writer *w = NULL;
+        st = rtr_embedding_writer_open(&w, c, s, name, hash, FUZZ_DIM);
+        if (!st) st = rtr_output_writer_append(w, n, (const float *const[]){q});
+        if (!st) st = rtr_output_writer_commit(w);
+        else rtr_output_writer_abort(w);
+        free(q);
+    }
+    if (!st) {
+        float md[2 * FUZZ_DIM], sd[2 * FUZZ_DIM];
         fuzz_unit_rows(md, cat->n_models, FUZZ_DIM, 5);
         fuzz_unit_rows(sd, cat->n_strategies, FUZZ_DIM, 7);
-        const char *keys[2] = {"encoder", "encoder_hash"}, *vals[2] = {"fuzz-encoder", "00000000000f0ecd"};
-        rtr_matrix_out m[3] = {{"/embedding/query", q, n, FUZZ_DIM, 2, keys, vals},
-                               {"/embedding/model_desc", md, cat->n_models, FUZZ_DIM, 2, keys, vals},
-                               {"/embedding/strategy_desc", sd, cat->n_strategies, FUZZ_DIM, 2, keys, vals}};
-        if (rtr_shard_put_matrices(rtr_corpus_shard_path(c, s), m, 3) != RTR_OK) {
-            fprintf(stderr, "fuzz: %s\n", rtr_last_error());
-            abort();
-        }
-        free(q), free(md), free(sd);
+        st = rtr_descriptions_write(c, name, hash, FUZZ_DIM, md, sd);
     }
+    if (st) { fprintf(stderr, "fuzz: %s\n", rtr_last_error()); abort(); }
     rtr_corpus_close(c);
+}
+
+/* Copy a corpus folder with its stage outputs (embeddings/, tables/). */
+static void fuzz_copy_tree(const char *from, const char *to) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp -R '%s' '%s'", from, to);
+    if (system(cmd) != 0) { fprintf(stderr, "fuzz: %s failed\n", cmd); abort(); }
 }
 
 /* A complete corpus in <root>/<name>: 13 queries in shards of 5, embedded,
@@ -285,7 +295,7 @@ static void fuzz_every_reader(const char *dir, const char *ck) {
         {"route", "d.jsonl", {dir, "--budget", "1e9", "--device", "cpu"}},
         {"route", "d.h5", {dir, "--lambda", "1", "--cost", "usd", "--device", "cpu"}},
         {"sweep", "sw", {dir, "--grid", "3", "--split", "", "--device", "cpu"}},
-        {"eval", "e.json", {dir, "--no-embedllm", "--device", "cpu"}},
+        {"eval", "e.json", {dir, "--no-embedllm", "--bootstrap", "0", "--device", "cpu"}},
         {"score", NULL, {"--checkpoint", ck, dir, "--device", "cpu"}},
     };
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {

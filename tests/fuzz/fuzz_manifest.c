@@ -1,5 +1,6 @@
 /* libFuzzer harness: manifest.json of a complete corpus (ingested, embedded,
- * trained and scored by rtr itself) replaced by the fuzz input, then the
+ * trained and scored by rtr itself; schema 2, its embeddings and routing
+ * tables beside the shards) replaced by the fuzz input, then the
  * corpus opened through every reader (fuzz_every_reader: info, train,
  * eval-predictor, score, route, sweep, eval). */
 #include "fuzz_common.h"
@@ -12,15 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pristine = fuzz_make_corpus("pristine");
         fuzz_path(ck, "pristine.safetensors");
     }
-    char dir[512], from[512], to[512];
+    char dir[512], to[600];
     fuzz_path(dir, "work");
     fuzz_rmtree(dir);
-    mkdir(dir, 0755);
-    for (int s = 0; s < 3; s++) {
-        snprintf(from, sizeof from, "%s/shard-%05d.h5", pristine, s);
-        snprintf(to, sizeof to, "%s/shard-%05d.h5", dir, s);
-        fuzz_copy(from, to);
-    }
+    fuzz_copy_tree(pristine, dir); /* the shards, embeddings/ and tables/ */
     snprintf(to, sizeof to, "%s/manifest.json", dir);
     fuzz_write(to, data, size);
     fuzz_every_reader(dir, ck);

@@ -1,5 +1,7 @@
 /* A tiny sentence-encoder folder for the model harnesses: a 15-word
- * vocabulary (vocab.txt + tokenizer_config.json) and model.safetensors with
+ * vocabulary (vocab.txt + tokenizer_config.json), the sentence-transformers
+ * modules of the published models (mean pooling, then Normalize, which rtr
+ * applies only when modules.json lists it) and model.safetensors with
  * the tensors of a one-layer BERT and a one-layer MPNet (hidden 8, 2 heads,
  * intermediate 16, 40 positions, 32 relative buckets), so config.json alone
  * decides which architecture loads. Deterministic weights. */
@@ -23,6 +25,16 @@ static void fuzz_write_vocab(const char *dir) {
     snprintf(p, sizeof p, "%s/sentence_bert_config.json", dir);
     const char *sbert = "{\"max_seq_length\": 32}";
     fuzz_write(p, sbert, strlen(sbert));
+    snprintf(p, sizeof p, "%s/modules.json", dir);
+    const char *mods = "[{\"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"},\n"
+                       " {\"path\": \"1_Pooling\", \"type\": \"sentence_transformers.models.Pooling\"},\n"
+                       " {\"path\": \"2_Normalize\", \"type\": \"sentence_transformers.models.Normalize\"}]\n";
+    fuzz_write(p, mods, strlen(mods));
+    snprintf(p, sizeof p, "%s/1_Pooling", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/1_Pooling/config.json", dir);
+    const char *pool = "{\"word_embedding_dimension\": 8, \"pooling_mode_mean_tokens\": true}";
+    fuzz_write(p, pool, strlen(pool));
 }
 
 static void fuzz_write_weights(const char *dir) {

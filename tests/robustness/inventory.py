@@ -335,11 +335,11 @@ def reference(ctx, cmd):
 
 
 def damage_case(cid, what, damage, commands=("info", "route", "sweep", "eval", "train"), names=("shard-00000",),
-                silent_ok=False):
+                silent_ok=False, test="tests/fuzz/fuzz_shard.c"):
     """silent_ok: the damage may lie in data a command does not read; exit 0
     is then right when its output equals the undamaged corpus's."""
     for cmd in commands:
-        @case(f"{cid}-{cmd}", "2 shard damage", f"{what}; rtr {cmd}", "tests/fuzz/fuzz_shard.c")
+        @case(f"{cid}-{cmd}", "2 shard damage", f"{what}; rtr {cmd}", test)
         def _(ctx, damage=damage, cmd=cmd):
             c = ctx.corpus()
             damage(os.path.join(c, "shard-00000.h5"))
@@ -420,7 +420,8 @@ damage_case("sh-ids-count", "/queries/id with one row too many",
             ("info", "route"), ("queries/id",))
 damage_case("sh-dup-id", "a query id repeated in another shard",
             h5edit(lambda h: set_strings(h, "id", ["demo-0000100"] + rtrdata.strings(h, "id")[1:])),
-            ("info", "route"), ("demo-0000100",))
+            ("info", "route", "sweep", "eval", "train"), ("demo-0000100", "shard-00000", "shard-00001"),
+            test="tests/test_guards.py")
 
 
 # ----------------------------------------------------------- 3. ingest inputs
@@ -753,8 +754,9 @@ def _(ctx):
 
 # ---------------------------------------------------------- CLI option values
 
-def cli_case(cid, what, args, names, usage=True, group="6 messages", corpus=True, timeout=60):
-    @case(cid, group, what, "tests/fuzz/fuzz_cli.c")
+def cli_case(cid, what, args, names, usage=True, group="6 messages", corpus=True, timeout=60,
+             test="tests/fuzz/fuzz_cli.c"):
+    @case(cid, group, what, test)
     def _(ctx):
         c = ctx.corpus() if corpus else ctx.dir("cli")
         d = os.path.dirname(c)
@@ -771,7 +773,8 @@ cli_case("cli-scale-inf", "--cost-scale inf", ["sweep", "{c}", "--cost-scale", "
          ("cost-scale",))
 cli_case("cli-budget-neg", "--budget -5", ["route", "{c}", "--budget", "-5", "--out", "{d}/x.csv"], ("budget",))
 cli_case("cli-grid-huge", "sweep --grid 1e8 (documented limit or bounded time)",
-         ["sweep", "{c}", "--grid", "100000000", "--out", "{d}/sw"], ("grid",), timeout=60, group="5 bounds")
+         ["sweep", "{c}", "--grid", "100000000", "--out", "{d}/sw"], ("grid",), timeout=60, group="5 bounds",
+         test="tests/test_route_cli.py")
 cli_case("cli-grid-frac", "sweep --grid 2.5", ["sweep", "{c}", "--grid", "2.5", "--out", "{d}/sw"], ("grid",))
 cli_case("cli-unknown", "an unknown option", ["route", "{c}", "--lamda", "0.5", "--out", "{d}/x.csv"], ("lamda",))
 cli_case("cli-ext", "--out x.parquet", ["route", "{c}", "--lambda", "0.5", "--out", "{d}/x.parquet"], ("--out",))
@@ -865,7 +868,7 @@ def _(ctx):
     return verdict(r, names=("stdin",), accepted="wrong")
 
 
-@case("lim-embed", "5 bounds", "embed under ulimit -v 600 MiB", "inventory")
+@case("lim-embed", "5 bounds", "embed under ulimit -v 600 MiB", "tests/test_bad_limits.py")
 def _(ctx):
     if not ctx.model:
         return "skip", "no model folder"
@@ -874,7 +877,7 @@ def _(ctx):
     return verdict(r, names=("memory",), check=embed_check, accepted="ok")
 
 
-@case("lim-train", "5 bounds", "train under ulimit -v 300 MiB", "inventory")
+@case("lim-train", "5 bounds", "train under ulimit -v 300 MiB", "tests/test_bad_limits.py")
 def _(ctx):
     c = ctx.corpus()
     r = ctx.run("train", c, "--out", os.path.join(os.path.dirname(c), "t.safetensors"), "--device", "cpu",
@@ -882,7 +885,7 @@ def _(ctx):
     return verdict(r, names=("memory",), accepted="ok")
 
 
-@case("lim-eval", "5 bounds", "eval under ulimit -v 300 MiB", "inventory")
+@case("lim-eval", "5 bounds", "eval under ulimit -v 300 MiB", "tests/test_bad_limits.py")
 def _(ctx):
     c = ctx.corpus()
     r = ctx.run(*ROUTERS["eval"](c, os.path.dirname(c)), limit_as=300 << 20, timeout=120)
