@@ -104,6 +104,31 @@ static void test_gelu_fast(void) {
     free(x); free(b); free(ref); free(fast);
 }
 
+/* The fast residual LayerNorm against the reference, in place on the
+ * residual as the encoder calls it, at widths that are not a multiple of
+ * the vector length; a row with a mean far from 0 checks that the variance
+ * is taken about the mean. */
+static void test_residual_layernorm_fast(void) {
+    static const int widths[] = {1, 7, 384, 769};
+    for (int k = 0; k < 4; k++) {
+        int N = 5, C = widths[k];
+        size_t n = (size_t)N * C;
+        float *x = malloc(sizeof *x * n), *r = malloc(sizeof *r * n), *ref = malloc(sizeof *ref * n);
+        float *fast = malloc(sizeof *fast * (n + 8)), *p = malloc(sizeof *p * 3 * (size_t)C);
+        for (size_t i = 0; i < n; i++) x[i] = 4.0f * frand() + (i / C == 3 ? 10.0f : 0.0f), r[i] = frand();
+        for (int i = 0; i < 3 * C; i++) p[i] = frand();
+        for (int i = 0; i < 8; i++) fast[n + i] = 777.0f; /* sentinels */
+        memcpy(fast, r, sizeof *r * n);
+        rtr_residual_layernorm_forward(ref, x, p, r, p + C, p + 2 * C, 1e-5f, N, C);
+        residual_layernorm_forward_cpu(fast, x, p, fast, p + C, p + 2 * C, 1e-5f, N, C);
+        CHECK_MSG(close_all(fast, ref, n, 2e-5f, 1e-4f), "residual layernorm C=%d", C);
+        int sentinels = 1;
+        for (int i = 0; i < 8; i++) sentinels &= fast[n + i] == 777.0f;
+        CHECK(sentinels);
+        free(x); free(r); free(ref); free(fast); free(p);
+    }
+}
+
 static void test_reference_ops(void) {
     /* mean pooling over the real tokens only, then unit norm */
     float inp[2 * 3 * 2] = {1, 0, 3, 0, 100, 100, /* row 0: len 2 */ 0, 2, 0, 0, 0, 0 /* row 1: len 1 */};
@@ -119,4 +144,5 @@ static void test_reference_ops(void) {
     CHECK(r[0] == 0.0f && r[1] == 1.0f && r[2] == 2.0f);
 }
 
-TEST_MAIN(T(test_buckets), T(test_attention_fast), T(test_gelu_fast), T(test_reference_ops))
+TEST_MAIN(T(test_buckets), T(test_attention_fast), T(test_gelu_fast), T(test_residual_layernorm_fast),
+          T(test_reference_ops))

@@ -3,7 +3,7 @@
  * every other backend is tested against, adding nothing; its op slots are
  * generated from the op list. "cpu" is what rtr computes with: the same
  * table, except that large GEMMs are split over the OpenMP threads, the
- * encoder's two hot ops take their fast paths (ops_cpu.c, tested against
+ * encoder's three hot ops take their fast paths (ops_cpu.c, tested against
  * the references in test_ops), and in int8 precision the weight GEMMs run
  * on int8 weights quantised and packed once (cpu_gemm_packed.c,
  * tests/test_cpu_gemm.c). Both keep their arrays in host memory. */
@@ -228,6 +228,14 @@ static rtr_status cpu_bias_gelu(void *ctx, float *out, const float *inp, const f
     return RTR_OK;
 }
 
+static rtr_status cpu_residual_layernorm(void *ctx, float *out, const float *inp, const float *bias,
+                                         const float *residual, const float *ln_w, const float *ln_b, float eps,
+                                         int N, int C) {
+    (void)ctx;
+    residual_layernorm_forward_cpu(out, inp, bias, residual, ln_w, ln_b, eps, N, C);
+    return RTR_OK;
+}
+
 /* ------------------------------------------------------------- tables */
 
 static rtr_backend_iface ref_iface, fast_iface;
@@ -257,6 +265,7 @@ static void ifaces_init(void) {
     fast_iface.sgemm = cpu_sgemm;
     fast_iface.attention_forward = cpu_attention;
     fast_iface.bias_gelu_forward = cpu_bias_gelu;
+    fast_iface.residual_layernorm_forward = cpu_residual_layernorm;
 }
 
 static rtr_status cpu_open(rtr_backend *b, bool fast) {

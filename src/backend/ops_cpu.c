@@ -93,3 +93,23 @@ void attention_forward_cpu(float *out, float *att, const float *qkv, const float
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, len, hs, len, 1.0f, p, T, v, 3 * C, 0.0f, o, C);
         }
 }
+
+void residual_layernorm_forward_cpu(float *out, const float *inp, const float *bias, const float *residual,
+                                    const float *ln_w, const float *ln_b, float eps, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (long n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *r = residual + (size_t)n * C;
+        float *o = out + (size_t)n * C, sum = 0.0f, var = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < C; c++) {
+            o[c] = x[c] + bias[c] + r[c];
+            sum += o[c];
+        }
+        float mean = sum / (float)C;
+#pragma omp simd reduction(+ : var)
+        for (int c = 0; c < C; c++) var += (o[c] - mean) * (o[c] - mean);
+        float rstd = 1.0f / sqrtf(var / (float)C + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = (o[c] - mean) * rstd * ln_w[c] + ln_b[c];
+    }
+}

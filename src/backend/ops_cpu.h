@@ -1,6 +1,7 @@
-/* Faster CPU paths of two encoder ops (include/rtr/ops.h has the plain
- * references, same arguments): attention through per-head sgemm calls, and
- * GELU with a branch-free erf the compiler vectorises. tests/test_ops.c
+/* Faster CPU paths of three encoder ops (include/rtr/ops.h has the plain
+ * references, same arguments): attention through per-head sgemm calls,
+ * GELU with a branch-free erf the compiler vectorises, and the residual
+ * LayerNorm with vector reductions. tests/test_ops.c
  * checks them against the references. */
 #ifndef RTR_OPS_CPU_H
 #define RTR_OPS_CPU_H
@@ -16,5 +17,11 @@ void attention_forward_cpu(float *out, float *att, const float *qkv, const float
 /* rtr_bias_gelu_forward with erf from a vectorisable erfc approximation
  * (fractional error < 1.2e-7). */
 void bias_gelu_forward_cpu(float *out, const float *inp, const float *bias, int N, int C);
+
+/* rtr_residual_layernorm_forward with the row's sum, mean and variance as
+ * vector reductions (the reference's serial sums do not vectorise): the
+ * same values up to the order of the float additions. */
+void residual_layernorm_forward_cpu(float *out, const float *inp, const float *bias, const float *residual,
+                                    const float *ln_w, const float *ln_b, float eps, int N, int C);
 
 #endif
