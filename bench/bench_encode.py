@@ -224,7 +224,8 @@ def main():
                         res[c].append(run(c, model, texts, args, max_len, out))
                         if r == 0:
                             embs[c] = np.fromfile(out, np.float32).reshape(len(texts), -1)
-            tokens = res["st"][0]["tokens"] if "st" in res else res[configs[0]][0].get("tokens", 0)
+            # the sides that count real tokens: sentence-transformers and rtr
+            tokens = next((res[c][0]["tokens"] for c in configs if "tokens" in res[c][0]), 0)
             print(f"\n{name}, {kind} inputs: {len(texts)} texts, max length {max_len}, {tokens} real tokens "
                   f"({tokens / len(texts):.0f} per text); {args.rounds} interleaved rounds; load average "
                   f"{min(loads):.2f}-{max(loads):.2f} during the runs")
