@@ -174,6 +174,10 @@ def main():
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin='What is 2 + 2?\n{"id": 4}\nnever read\n')
     check(r.returncode == 1 and "stdin:2" in r.stderr and len(r.stdout.splitlines()) == 1,
           "bad line 2: line 1 answered, then exit 1: %s" % r.stderr.strip())
+    bad_out = os.path.join(tmp, "bad.csv")
+    r = run(*online("--checkpoint", ckpt, "--lambda", "0.5", "--out", bad_out), stdin='What is 2 + 2?\n{"id": 4}\n')
+    check(r.returncode == 1 and "stdin:2" in r.stderr and not os.path.exists(bad_out),
+          "a bad line with --out: exit 1 and no file: %s" % r.stderr.strip())
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5", "--batch-size", "0"), stdin="x\n")
     check(r.returncode == 2, "--batch-size 0 is a usage error")
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin="\n\n")

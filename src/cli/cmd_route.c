@@ -256,6 +256,10 @@ static rtr_status route_online(rtr_backend *be, const char *model_dir, const cha
     int64_t routed = 0;
     while (!st) {
         rtr_status rs = read_batch(&lr, &q, stream ? pace.batch : INT64_MAX, stream ? pace.max_wait_ms : -1);
+        if (rs && !stream) { /* one set: a bad line routes none of it (and writes no file) */
+            st = rs;
+            break;
+        }
         if (q.n) {
             rtr_text_routes r = {0};
             if ((st = rtr_route_texts(be, &r, enc, &pred, (const char *const *)q.texts, q.n, prm)))
