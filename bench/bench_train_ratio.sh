@@ -3,7 +3,12 @@
 # interleaved in one run (floor, epoch, floor, epoch, ...): the medians, their
 # min-max and the ratio epoch / floor, with the load average at start and end.
 #
-#   bench/bench_train_ratio.sh BUILD_DIR [ROUNDS] [QUERIES] [MODELS] [STRATEGIES]
+#   bench/bench_train_ratio.sh BUILD_DIR [ROUNDS] [QUERIES] [MODELS] [STRATEGIES] [ENV ...]
+#
+# Each ENV (e.g. OMP_WAIT_POLICY=passive, GOMP_SPINCOUNT=10000) adds one more
+# epoch per round run with that setting, in the same interleaved order, and
+# its own ratio: how OpenMP's waiting policy, which libgomp reads only when
+# it loads, changes the epoch on this machine at this load.
 #
 # Defaults: 3 rounds, 800,000 queries x 4 x 4 = 16 pairs (issue 14's target:
 # an epoch within 2x of the floor). The floor is bench_train_floor's sum of
@@ -11,8 +16,9 @@
 # epoch is bench_train --device cpu's epoch seconds (the trainer's own log:
 # first batch to parameters back), no validation split, no peer.
 set -eu
-B=${1:?usage: bench_train_ratio.sh BUILD_DIR [ROUNDS] [QUERIES] [MODELS] [STRATEGIES]}
+B=${1:?usage: bench_train_ratio.sh BUILD_DIR [ROUNDS] [QUERIES] [MODELS] [STRATEGIES] [ENV ...]}
 R=${2:-3} N=${3:-800000} M=${4:-4} S=${5:-4}
+[ $# -gt 5 ] && shift 5 || set --
 [ -x "$B/bench/bench_train_floor" ] && [ -x "$B/bench/bench_train" ] || { echo "no bench_train(_floor) in $B/bench" >&2; exit 2; }
 T=$(mktemp -d) && trap 'rm -rf "$T"' EXIT
 l0=$(cut -d' ' -f1 /proc/loadavg)
@@ -20,23 +26,30 @@ i=1
 while [ "$i" -le "$R" ]; do
     "$B/bench/bench_train_floor" --queries "$N" --models "$M" --strategies "$S" >"$T/floor.out"
     sed -n 's/^floor of one epoch: \([0-9.]*\) s.*/\1/p' "$T/floor.out" >>"$T/floor"
-    "$B/bench/bench_train" --device cpu --queries "$N" --models "$M" --strategies "$S" --epochs 1 \
-        --peer-queries 0 >"$T/epoch.out" 2>/dev/null
-    awk '/s\/epoch/ { for (f = 1; f < NF; f++) if ($(f + 1) == "s/epoch") print $f }' "$T/epoch.out" >>"$T/epoch"
-    echo "round $i: floor $(tail -n1 "$T/floor") s, epoch $(tail -n1 "$T/epoch") s" >&2
+    k=0
+    for e in "" "$@"; do
+        env $e "$B/bench/bench_train" --device cpu --queries "$N" --models "$M" --strategies "$S" --epochs 1 \
+            --peer-queries 0 >"$T/epoch.out" 2>/dev/null
+        awk '/s\/epoch/ { for (f = 1; f < NF; f++) if ($(f + 1) == "s/epoch") print $f }' "$T/epoch.out" >>"$T/epoch$k"
+        echo "round $i: floor $(tail -n1 "$T/floor") s, epoch${e:+ with $e} $(tail -n1 "$T/epoch$k") s" >&2
+        k=$((k + 1))
+    done
     i=$((i + 1))
 done
 l1=$(cut -d' ' -f1 /proc/loadavg)
 grep -E '^GEMM rate|^per batch' "$T/floor.out"
-python3 - "$T/floor" "$T/epoch" "$N" "$M" "$S" "$R" "$l0" "$l1" <<'EOF'
+python3 - "$T" "$N" "$M" "$S" "$R" "$l0" "$l1" "" "$@" <<'EOF'
 import statistics, sys
-f = [float(x) for x in open(sys.argv[1])]
-e = [float(x) for x in open(sys.argv[2])]
-n, m, s, r, l0, l1 = sys.argv[3:]
-assert len(f) == len(e) == int(r) and all(x > 0 for x in f + e), "a round printed no figure"
-mf, me = statistics.median(f), statistics.median(e)
+t, n, m, s, r, l0, l1 = sys.argv[1:8]
+f = [float(x) for x in open(f"{t}/floor")]
+assert len(f) == int(r) and all(x > 0 for x in f), "a round printed no floor"
+mf = statistics.median(f)
 print(f"training epoch vs floor: {n} queries x {int(m) * int(s)} pairs, {r} interleaved rounds, load average {l0} at start, {l1} at the end")
 print(f"floor  median {mf:.2f} s (min {min(f):.2f}, max {max(f):.2f})")
-print(f"epoch  median {me:.2f} s (min {min(e):.2f}, max {max(e):.2f})")
-print(f"ratio epoch / floor: {me / mf:.2f}x (target <= 2x: {'met' if me / mf <= 2 else 'NOT met'})")
+for k, env in enumerate(sys.argv[8:]):
+    e = [float(x) for x in open(f"{t}/epoch{k}")]
+    assert len(e) == int(r) and all(x > 0 for x in e), "a round printed no epoch"
+    me, label = statistics.median(e), f"epoch with {env}" if env else "epoch"
+    print(f"{label}  median {me:.2f} s (min {min(e):.2f}, max {max(e):.2f})")
+    print(f"ratio {label} / floor: {me / mf:.2f}x (target <= 2x: {'met' if me / mf <= 2 else 'NOT met'})")
 EOF
