@@ -299,7 +299,7 @@ static rtr_path_builder *spilled_builder(rtr_backend *cpu, const rtr_route_table
     for (int64_t r0 = 0; r0 < t->n; r0 += cut) {
         int64_t m = t->n - r0 < cut ? t->n - r0 : cut;
         size_t at = (size_t)r0 * (size_t)k;
-        rtr_route_table part = {m, k, t->p + at, t->c + at, t->cost + at, truth ? t->true_correct + at : NULL,
+        rtr_route_table part = {m, k, t->p + at, t->c + at, t->cost ? t->cost + at : NULL, truth ? t->true_correct + at : NULL,
                                 truth ? t->true_cost + at : NULL};
         CHECK(rtr_path_builder_add(pb, &part) == RTR_OK);
     }
@@ -492,6 +492,25 @@ static void test_budget(void) {
         CHECK(spent / N <= b + 1e-12);
         CHECK_CLOSE(spent / N, path.pred_cost[pt], 1e-12, 1e-9);
     }
+    /* the same search as a pass over the builder's points (route --budget):
+     * the same λ for every budget, mean or total, spilled to disk or not,
+     * and the same refusal below the cheapest routing */
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    for (int64_t j = 0; j < path.n_points; j += 1 + path.n_points / 23)
+        for (int total = 0; total < 2; total++)
+            for (int64_t spill = 0; spill < 200; spill += 7) {
+                double b = 0.5 * (path.pred_cost[j] + (j + 1 < path.n_points ? path.pred_cost[j + 1] : 1e9)), lambda = -1;
+                CHECK(rtr_path_budget(&pt, &path, b) == RTR_OK);
+                rtr_path_builder *pb = spilled_builder(&cpu, &t, false, 100, spill);
+                CHECK(rtr_path_builder_budget(pb, total ? b * N : b, total, &lambda) == RTR_OK);
+                CHECK_MSG(lambda == path.lambda[pt], "budget %g total %d spill %lld: %.17g vs %.17g", b, total,
+                          (long long)spill, lambda, path.lambda[pt]);
+            }
+    CHECK(rtr_path_builder_budget(spilled_builder(&cpu, &t, false, 100, 5), path.pred_cost[0] * 0.99, false, &(double){0}) ==
+              RTR_ERR_INVALID &&
+          strstr(rtr_last_error(), "cheapest"));
+    rtr_backend_free(&cpu);
     rtr_path_free(&path);
 }
 

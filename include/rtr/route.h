@@ -243,6 +243,14 @@ RTR_API rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, in
  * rtr_path_builder_finish. Frees pb. */
 RTR_API rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path);
 
+/* rtr_path_budget on the path of the queries added to pb without holding
+ * the path (a pass over its points): *lambda = the largest λ of the most
+ * expensive point whose predicted mean cost fits budget (a mean per query,
+ * or with total the sum over the queries added); the same λ and errors as
+ * rtr_path_builder_finish then rtr_path_budget. Frees pb. One process's
+ * queries (under MPI: rtr_path_builder_finish_ranks, then rtr_path_budget). */
+RTR_API rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda);
+
 /* The point whose λ interval holds lambda ∈ [0,1]. */
 RTR_API int64_t rtr_path_at(const rtr_path *path, double lambda);
 

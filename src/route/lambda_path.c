@@ -187,11 +187,15 @@ static rtr_status merge_next(path_merge *m, const char **rec) {
 /* What one record changes in the sums. */
 typedef void (*rec_apply)(path_sums *s, const char *rec, const void *ctx, bool truth);
 
-/* One pass over the merged records, a group per distinct λ: with path, its
- * point j gets the sums before group j (the last point: λ = 1); with
+/* What a pass does with point j of the path: the sums while it holds, and
+ * the right end of its λ interval. */
+typedef void (*point_fn)(void *pctx, int64_t j, const path_sums *s, double lambda);
+
+/* One pass over the merged records, a group per distinct λ: with point, it
+ * gets point j, the sums before group j (the last point: λ = 1); with
  * breaks, breaks[j] gets what group j changes in the sums; *n_groups always. */
 static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
-                             rtr_path *path, rtr_path_break *breaks, int64_t *n_groups);
+                             point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups);
 
 /* The path under construction. Kept across rtr_path_builder_add calls: the
  * switch events and the pieces they point at (both in query order) not yet
@@ -390,8 +394,10 @@ static double key_lambda(uint64_t key) {
     return lambda;
 }
 
+static void emit_point(void *pctx, int64_t j, const path_sums *s, double lambda) { path_emit(pctx, j, s, lambda); }
+
 static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
-                             rtr_path *path, rtr_path_break *breaks, int64_t *n_groups) {
+                             point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups) {
     rtr_status st = merge_start(m);
     const char *rec;
     int64_t j = 0;
@@ -402,7 +408,7 @@ static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bo
         memcpy(&k, rec, sizeof k);
         if (!j || k != key) {
             if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
-            if (path) path_emit(path, j, &sums, key_lambda(k));
+            if (point) point(pctx, j, &sums, key_lambda(k));
             j++;
             key = k;
             d = (path_sums){0};
@@ -411,7 +417,7 @@ static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bo
     }
     if (st) return st;
     if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
-    if (path) path_emit(path, j, &sums, 1.0);
+    if (point) point(pctx, j, &sums, 1.0);
     *n_groups = j;
     return RTR_OK;
 }
@@ -421,9 +427,9 @@ static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bo
 static rtr_status path_from_merge(rtr_path *path, path_merge *m, rec_apply apply, const void *ctx, bool truth,
                                   path_sums sums) {
     int64_t groups;
-    rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, &groups);
+    rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, NULL, &groups);
     if (!st) st = path_alloc(path, groups + 1, truth);
-    if (!st) st = merge_walk(m, apply, ctx, truth, sums, path, NULL, &groups);
+    if (!st) st = merge_walk(m, apply, ctx, truth, sums, emit_point, path, NULL, &groups);
     return st;
 }
 
@@ -663,6 +669,40 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     return st;
 }
 
+/* The budget search of rtr_path_budget on points as a pass makes them. */
+typedef struct {
+    double n, mean_budget, cost0, lambda;
+} budget_scan;
+
+static void budget_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
+    budget_scan *b = pctx;
+    double cost = s->pred_cost / b->n; /* path_emit's pred_cost */
+    if (!j) b->cost0 = cost;
+    if (!j || cost <= b->mean_budget) b->lambda = lambda;
+}
+
+rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {
+    rtr_status st = RTR_OK;
+    if (pb->n <= 0) st = rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
+    else if (pb->n > (int64_t)UINT32_MAX)
+        st = rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
+    path_sums sums;
+    path_merge m = {0};
+    rec_apply apply;
+    const void *ctx;
+    budget_scan b = {.n = (double)pb->n, .mean_budget = total ? budget / (double)pb->n : budget};
+    int64_t groups;
+    if (!st) st = builder_runs(pb, &sums, &m, &apply, &ctx);
+    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, budget_point, &b, NULL, &groups);
+    if (!st && !(b.mean_budget >= b.cost0))
+        st = rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
+                      b.mean_budget, b.cost0);
+    if (!st) *lambda = b.lambda;
+    free(m.heap);
+    rtr_path_builder_free(pb);
+    return st;
+}
+
 /* ----------------------------------------- a path from parts of a table */
 
 rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
@@ -674,9 +714,9 @@ rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     int64_t n_breaks = 0;
     rtr_status st = builder_runs(pb, &sums, &m, &apply, &ctx);
     /* each distinct λ: what its switches change in the sums */
-    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, &n_breaks);
+    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, NULL, &n_breaks);
     if (!st && !(part->breaks = rtr_malloc(sizeof *part->breaks * (size_t)(n_breaks ? n_breaks : 1)))) st = RTR_ERR_NOMEM;
-    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, part->breaks, &n_breaks);
+    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, part->breaks, &n_breaks);
     if (!st) {
         part->n_queries = pb->n;
         part->n_switches = pb->n_switches;

@@ -285,6 +285,8 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
         rtr_path_builder_free(pb);
         return st;
     }
+    /* one process: a pass over the path's points, never holding them */
+    if (rtr_dist_size() == 1) return rtr_path_builder_budget(pb, prm->budget, prm->budget_total, lambda);
     st = rtr_path_builder_finish_ranks(pb, &path);
     int64_t pt = 0;
     if (!st) st = rtr_path_budget(&pt, &path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget);
