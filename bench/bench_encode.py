@@ -4,7 +4,7 @@ sentence-transformers (PyTorch) and ONNX Runtime (fp32, and its own dynamic
 int8 quantisation), interleaved in one run, medians with min-max.
 
     bench/bench_encode.py [--build build] [--models data/models] [--threads 2]
-                          [--rounds 3] [--only MODEL] [--inputs short,long]
+                          [--rounds 3] [--only MODEL] [--inputs short,long] [--configs ...]
 
 Inputs: "short" are the 2,100 real questions of ../shared/data/rtr_questions
 (--short-texts of them); "long" are --long-texts texts made by joining
@@ -146,8 +146,8 @@ def onnx_models(model):
     return os.path.join(final, "model.onnx"), os.path.join(final, "model.int8.onnx")
 
 
-def child(cmd, stdin):
-    r = subprocess.run(cmd, input=stdin.encode(), capture_output=True)
+def child(cmd, stdin, env=None):
+    r = subprocess.run(cmd, input=stdin.encode(), capture_output=True, env=env)
     if r.returncode:
         sys.exit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.decode()[-2000:]}")
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
@@ -155,8 +155,10 @@ def child(cmd, stdin):
 
 def run(cfg, model, texts, args, max_len, out):
     if cfg.startswith("rtr"):
+        # rtr-fp32-passive: libgomp reads its waiting policy only when it loads, so it goes in the environment
+        env = dict(os.environ, OMP_WAIT_POLICY="passive") if cfg.endswith("-passive") else None
         return child([args.rtr_bench, "--model", model, "--precision", cfg.split("-")[1], "--threads",
-                      str(args.threads), "--max-len", str(max_len), "--out", out], "\n".join(texts) + "\n")
+                      str(args.threads), "--max-len", str(max_len), "--out", out], "\n".join(texts) + "\n", env)
     if cfg == "st":
         return child([sys.executable, "-c", ST_CHILD, model, str(args.threads), str(args.batch), str(max_len), out],
                      json.dumps(texts))
@@ -170,7 +172,8 @@ def cosines(a, b):
 
 
 LABEL = {"st": "sentence-transformers (PyTorch fp32)", "ort": "ONNX Runtime fp32", "ort-int8":
-         "ONNX Runtime int8 (dynamic)", "rtr-fp32": "rtr fp32", "rtr-int8": "rtr int8 (dynamic, AVX2)"}
+         "ONNX Runtime int8 (dynamic)", "rtr-fp32": "rtr fp32", "rtr-int8": "rtr int8 (dynamic, AVX2)",
+         "rtr-fp32-passive": "rtr fp32, OMP_WAIT_POLICY=passive"}
 
 
 def main():
@@ -185,7 +188,8 @@ def main():
     ap.add_argument("--short-texts", type=int, default=2100)
     ap.add_argument("--long-texts", type=int, default=64)
     ap.add_argument("--long-len", type=int, default=384)
-    ap.add_argument("--configs", default="st,ort,ort-int8,rtr-fp32,rtr-int8")
+    ap.add_argument("--configs", default="st,ort,ort-int8,rtr-fp32,rtr-int8",
+                    help="comma-separated, of: " + ", ".join(LABEL))
     args = ap.parse_args()
     args.rtr_bench = os.path.join(args.build, "bench", "bench_encode_cpu")
     if not os.access(args.rtr_bench, os.X_OK):
@@ -241,6 +245,9 @@ def main():
             for mine in [c for c in configs if c.startswith("rtr")]:
                 for peer in [c for c in configs if not c.startswith("rtr")]:
                     print(f"  ratio {LABEL[mine]} / {LABEL[peer]}: {med[mine] / med[peer]:.2f}x")
+            if "rtr-fp32" in med and "rtr-fp32-passive" in med:
+                print(f"  ratio {LABEL['rtr-fp32-passive']} / {LABEL['rtr-fp32']}: "
+                      f"{med['rtr-fp32-passive'] / med['rtr-fp32']:.2f}x")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 
