@@ -99,7 +99,7 @@ if [ -z "$mpi" ]; then
   skip_part "mpirun parts: rtr built without MPI (RTR_MPI) or no mpirun"
   finish
 fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_mpi_yield_when_idle=1 \
   OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_hwloc_base_binding_policy=none
 run2() { timeout 120 mpirun -np 2 --oversubscribe "$RTR" "$@"; }
 
