@@ -573,7 +573,7 @@ rtr_status rtr_embedding_writer_open(rtr_output_writer **out, const rtr_corpus *
     s = h5_put_str(w->f, "encoder", encoder);
     if (!s) s = h5_put_str(w->f, "encoder_hash", encoder_hash);
     if (!s) s = h5_put_i64(w->f, "dim", dim);
-    if (!s) s = h5_make(w->f, DS_EMB, H5_F32, w->rows, dim, &w->d[0]);
+    if (!s) s = h5_make_dense(w->f, DS_EMB, w->rows, dim, &w->d[0]);
     if (s) {
         rtr_fail_prefix(s, "%s: ", w->tmp);
         rtr_output_writer_abort(w);

@@ -233,7 +233,7 @@ bool h5_exists(hid_t f, const char *name) {
     return yes;
 }
 
-rtr_status h5_make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_t cols, hid_t *d) {
+static rtr_status make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_t cols, bool deflate, hid_t *d) {
     int rank = rank_of(kind, cols);
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols}, maxdims[2] = {H5S_UNLIMITED, (hsize_t)cols}, chunk[2];
     size_t row_bytes = elem_size(kind) * (size_t)(rank > 1 && cols > 0 ? cols : 1);
@@ -246,13 +246,22 @@ rtr_status h5_make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_
     herr_t e = sp < 0 || dcpl < 0 || lcpl < 0 ? -1 : 0;
     if (e >= 0) e = H5Pset_create_intermediate_group(lcpl, 1);
     if (e >= 0) e = H5Pset_chunk(dcpl, rank, chunk);
-    if (e >= 0) e = H5Pset_shuffle(dcpl);
-    if (e >= 0) e = H5Pset_deflate(dcpl, 4);
+    if (e >= 0 && deflate) e = H5Pset_shuffle(dcpl);
+    if (e >= 0 && deflate) e = H5Pset_deflate(dcpl, 4);
+    if (e >= 0 && !deflate) e = H5Pset_fletcher32(dcpl); /* a damaged chunk still fails its read */
     *d = e < 0 ? -1 : H5Dcreate2(f, name, file_type(kind), sp, lcpl, dcpl, H5P_DEFAULT);
     if (lcpl >= 0) H5Pclose(lcpl);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
     return *d < 0 ? h5_fail(RTR_ERR_IO, "cannot create dataset %s", name) : RTR_OK;
+}
+
+rtr_status h5_make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_t cols, hid_t *d) {
+    return make(f, name, kind, rows, cols, true, d);
+}
+
+rtr_status h5_make_dense(hid_t f, const char *name, int64_t rows, int64_t cols, hid_t *d) {
+    return make(f, name, H5_F32, rows, cols, false, d);
 }
 
 /* Read or write rows [row0, row0 + rows) of d. */
