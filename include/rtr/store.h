@@ -92,20 +92,6 @@ RTR_API void rtr_shard_writer_abort(rtr_shard_writer *w);
 /* A whole shard file from rows in memory (the writer above, one block). */
 RTR_API rtr_status rtr_shard_write(const char *path, const rtr_catalog *cat, const rtr_shard *sh);
 
-/* Deprecated, kept only while kernels/tests/test_route_emu.c and
- * tests/fuzz/fuzz_common.h (fuzz_add_embeddings) still call it (stages
- * write their outputs beside the shards, rtr_embedding_writer_open): copy
- * an HDF5 file to a temporary name with float32 matrices added or replaced
- * and rename it over the original. */
-typedef struct {
-    const char *name; /* absolute dataset path */
-    const float *data;
-    int64_t rows, cols;
-    int n_attrs;
-    const char *const *attr_keys, *const *attr_vals;
-} rtr_matrix_out;
-RTR_API rtr_status rtr_shard_put_matrices(const char *path, const rtr_matrix_out *m, int count);
-
 /* ----------------------------------------------------------------- corpus */
 
 /* A corpus is a directory: manifest.json, shard-NNNNN.h5 files and the
