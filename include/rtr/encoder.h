@@ -97,8 +97,11 @@ RTR_API rtr_status rtr_encoder_encode(rtr_encoder *enc, float *out, const char *
 RTR_API int rtr_encoder_dim(const rtr_encoder *enc);
 /* Folder base name, e.g. "all-MiniLM-L6-v2". Valid until free. */
 RTR_API const char *rtr_encoder_name(const rtr_encoder *enc);
-/* 16 hex digits: FNV-1a 64 over the safetensors data buffer (all weight
- * bytes), identifying the exact weights. Valid until free. */
+/* 16 hex digits identifying what an embedding depends on: FNV-1a 64 over
+ * the safetensors data buffer (all weight bytes), extended by the pooling,
+ * normalisation and prompt when they are not the default (mean, normalised,
+ * none) and by the max length when it is not the model folder's. Valid until
+ * free. */
 RTR_API const char *rtr_encoder_hash(const rtr_encoder *enc);
 RTR_API const rtr_tokenizer *rtr_encoder_tokenizer(const rtr_encoder *enc);
 /* What computes: the backend's device, e.g. "CPU, 16 threads" or "NVIDIA
