@@ -16,6 +16,7 @@
 #include <cublasLt.h>
 #endif
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,6 +422,19 @@ extern "C" rtr_status rtr_backend_emu_open(rtr_backend *b) {
     return RTR_OK;
 }
 #else
+/* This process's rank among those on its node, as the launchers say it
+ * (Open MPI, MPICH/Intel MPI, Slurm); 0 when started alone. */
+static int local_rank(void) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        char *end;
+        long r = v && *v ? strtol(v, &end, 10) : -1;
+        if (v && *v && !*end && r >= 0 && r < INT_MAX) return (int)r;
+    }
+    return 0;
+}
+
 extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
     memset(b, 0, sizeof *b);
     int count = 0;
@@ -439,6 +453,7 @@ extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
                         driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
     }
     if (e != cudaSuccess) return rtr_fail(RTR_ERR_DEVICE, "CUDA: %s", cudaGetErrorString(e));
+    if (device == -1) device = local_rank() % count;
     if (device < 0 || device >= count)
         return rtr_fail(RTR_ERR_DEVICE, "CUDA device %d requested, %d present", device, count);
     cudaDeviceProp prop;

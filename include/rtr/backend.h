@@ -211,7 +211,10 @@ RTR_API rtr_status rtr_backend_cpu_open(rtr_backend *b);
  * per GEMM. The yardstick the kernel tests compare other backends with. */
 RTR_API rtr_status rtr_backend_ref_open(rtr_backend *b);
 #ifdef RTR_WITH_CUDA
-/* The CUDA backend on `device` (kernels/backend_cuda.cu). */
+/* The CUDA backend on `device` (kernels/backend_cuda.cu); device -1: the
+ * process's local rank on its node (OMPI_COMM_WORLD_LOCAL_RANK, else
+ * MPI_LOCALRANKID, else SLURM_LOCALID, else 0) modulo the devices present,
+ * so ranks of one node each take their own GPU. */
 RTR_API rtr_status rtr_backend_cuda_open(rtr_backend *b, int device);
 #endif
 

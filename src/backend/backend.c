@@ -25,7 +25,7 @@ rtr_status rtr_backend_init(rtr_backend *b, const char *name) {
     if (strcmp(name, "cuda") && strcmp(name, "auto"))
         return rtr_fail(RTR_ERR_INVALID, "device '%s': expected cpu, cuda or auto", name);
 #ifdef RTR_WITH_CUDA
-    rtr_status st = rtr_backend_cuda_open(b, 0);
+    rtr_status st = rtr_backend_cuda_open(b, -1); /* the local rank's GPU: one per rank on a node */
 #else
     rtr_status st = rtr_fail(RTR_ERR_DEVICE, "this rtr was built without CUDA (configure with nvcc present)");
 #endif
