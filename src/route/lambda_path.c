@@ -621,17 +621,23 @@ static rtr_status builder_runs(rtr_path_builder *pb, path_sums *sums, path_merge
     return st;
 }
 
+/* What finish and the budget search start from: the added rows checked,
+ * the sums and the merge of the sorted runs. */
+static rtr_status builder_start(rtr_path_builder *pb, path_sums *sums, path_merge *m, rec_apply *apply,
+                                const void **ctx) {
+    if (pb->n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
+    if (pb->n > (int64_t)UINT32_MAX)
+        return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
+    return builder_runs(pb, sums, m, apply, ctx);
+}
+
 rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     memset(path, 0, sizeof *path);
-    rtr_status st = RTR_OK;
-    if (pb->n <= 0) st = rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
-    else if (pb->n > (int64_t)UINT32_MAX)
-        st = rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
-    path_sums sums;
+    path_sums sums = {0};
     path_merge m = {0};
-    rec_apply apply;
-    const void *ctx;
-    if (!st) st = builder_runs(pb, &sums, &m, &apply, &ctx);
+    rec_apply apply = NULL;
+    const void *ctx = NULL;
+    rtr_status st = builder_start(pb, &sums, &m, &apply, &ctx);
     /* the sweep: point j holds until the group of events sharing the j-th
      * distinct λ, which becomes its right end */
     if (!st) {
@@ -644,7 +650,6 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     if (st) rtr_path_free(path);
     return st;
 }
-
 
 rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr_route_table *t, int64_t chunk_rows) {
     memset(path, 0, sizeof *path);
@@ -682,17 +687,13 @@ static void budget_point(void *pctx, int64_t j, const path_sums *s, double lambd
 }
 
 rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {
-    rtr_status st = RTR_OK;
-    if (pb->n <= 0) st = rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
-    else if (pb->n > (int64_t)UINT32_MAX)
-        st = rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)pb->n);
-    path_sums sums;
+    path_sums sums = {0};
     path_merge m = {0};
-    rec_apply apply;
-    const void *ctx;
+    rec_apply apply = NULL;
+    const void *ctx = NULL;
     budget_scan b = {.n = (double)pb->n, .mean_budget = total ? budget / (double)pb->n : budget};
     int64_t groups;
-    if (!st) st = builder_runs(pb, &sums, &m, &apply, &ctx);
+    rtr_status st = builder_start(pb, &sums, &m, &apply, &ctx);
     if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, budget_point, &b, NULL, &groups);
     if (!st && !(b.mean_budget >= b.cost0))
         st = rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
