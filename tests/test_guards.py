@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 
-from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import MODELS, check, finish, require_numpy_h5py, require_rtr, run, skip_part
 
 require_numpy_h5py()
 require_rtr()
@@ -273,7 +273,8 @@ def check_duplicate_ids(tmp, corpus):
     refused by every stage that reads the corpus, naming the id and both
     shards: the row reader checks ids over all the shards it reads (info
     alone did before, and route, sweep, score and train counted the query
-    twice; score, which reads each shard alone, checks the ids first)."""
+    twice; score and encode, which read each shard alone, check the ids
+    first)."""
     ck = os.path.join(tmp, "dup-ck.safetensors")
     r = run("train", corpus, "--out", ck, "--hidden", "4", "--learn-dim", "0", "--epochs", "1", "--device", "cpu")
     check(r.returncode == 0, "train: " + r.stderr)
@@ -291,6 +292,10 @@ def check_duplicate_ids(tmp, corpus):
         other = rtrdata.strings(h, "id")[0]
     with h5py.File(os.path.join(corpus, "shard-00000.h5"), "r") as h:
         own = rtrdata.strings(h, "id")[0]
+    model = os.path.join(MODELS, "all-MiniLM-L6-v2")
+    encode = ("encode", "--model", model, "--name", "dup", "--device", "cpu") if os.path.isdir(model) else None
+    if not encode:
+        skip_part(f"encode on duplicate ids: no model at {model} (tools/fetch-encoder)")
     for name, qid, shards in (("dup-across", other, ("shard-00000.h5", "shard-00001.h5")),
                               ("dup-within", own, ("shard-00000.h5", "this shard"))):
         c = os.path.join(tmp, name)
@@ -301,7 +306,7 @@ def check_duplicate_ids(tmp, corpus):
                     ("sweep", c, "--out", os.path.join(tmp, name + "-sweep"), "--device", "cpu"),
                     ("score", "--checkpoint", ck, "--device", "cpu", c),
                     ("train", c, "--out", os.path.join(tmp, name + ".safetensors"), "--hidden", "4", "--learn-dim", "0",
-                     "--epochs", "1", "--device", "cpu")):
+                     "--epochs", "1", "--device", "cpu")) + ((encode + (c,),) if encode else ()):
             r = run(*cmd)
             named = all(x in r.stderr for x in (f'"{qid}"',) + shards)
             check(r.returncode == 1 and named, f"{name}: rtr {cmd[0]} refuses id {qid!r} naming {shards}: "

@@ -262,6 +262,10 @@ RTR_API rtr_status rtr_row_reader_open(rtr_row_reader **r, const rtr_corpus *c, 
 RTR_API rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *chunk, int *shard, int64_t *row0);
 RTR_API const rtr_row_source *rtr_row_reader_source(const rtr_row_reader *r);
 RTR_API void rtr_row_reader_close(rtr_row_reader *r);
+/* One pass over every shard's query ids (a reader checks the ids of all
+ * the shards it reads): for the stages that read each shard alone (encode,
+ * score). RTR_ERR_INVALID naming the id and both shards. */
+RTR_API rtr_status rtr_corpus_check_ids(const rtr_corpus *c);
 
 /* Every selected row in memory (an owned rtr_rows; free with rtr_rows_free).
  * Embeddings larger than emb_budget bytes (0: no limit) go to a

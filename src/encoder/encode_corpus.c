@@ -102,11 +102,13 @@ rtr_status rtr_encode_corpus(rtr_encoder *enc, rtr_encode_summary *sum, const ch
     rtr_corpus *c = NULL;
     rtr_status s = rtr_corpus_open(&c, corpus_dir);
     if (s) return s;
+    /* each shard is encoded alone: the ids are checked unique across the corpus first */
+    s = rtr_corpus_check_ids(c);
     const char *hash = rtr_encoder_hash(enc);
     int D = rtr_encoder_dim(enc);
-    rtr_part part;
+    rtr_part part = {0, 1};
     bool *mine = NULL;
-    s = rtr_part_shards(&mine, &part, c, &prm->part);
+    if (!s) s = rtr_part_shards(&mine, &part, c, &prm->part);
     /* the descriptions first: a set with all its shards is then usable at once */
     if (!s && part.index == 0 && (prm->force || !file_done(c, -1, name, hash, D))) s = encode_descriptions(enc, c, name);
     int64_t total = 0;

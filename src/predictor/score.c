@@ -338,16 +338,8 @@ rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *
         snprintf(sum->encoder, sizeof sum->encoder, "%s", src->encoding);
         q.encoder = sum->encoder;
     }
-    /* each shard is read alone below: its ids are checked unique across the corpus first (one pass over the ids) */
-    if (!st) {
-        rtr_row_query iq = rtr_row_query_default();
-        iq.columns = RTR_COL_ID;
-        rtr_row_reader *ids = NULL;
-        rtr_rows ch;
-        st = rtr_row_reader_open(&ids, c, &iq);
-        while (!st && !(st = rtr_row_reader_next(ids, &ch, NULL, NULL)) && ch.n) continue;
-        rtr_row_reader_close(ids);
-    }
+    /* each shard is read alone below: its ids are checked unique across the corpus first */
+    if (!st) st = rtr_corpus_check_ids(c);
     int n = st ? 0 : rtr_corpus_n_shards(c);
     rtr_part part = {0, 1};
     bool *mine = NULL;

@@ -69,6 +69,17 @@ void rtr_row_reader_close(rtr_row_reader *r) {
     free(r);
 }
 
+rtr_status rtr_corpus_check_ids(const rtr_corpus *c) {
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID;
+    rtr_row_reader *r = NULL;
+    rtr_rows ch;
+    rtr_status st = rtr_row_reader_open(&r, c, &q);
+    while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) continue;
+    rtr_row_reader_close(r);
+    return st;
+}
+
 const rtr_row_source *rtr_row_reader_source(const rtr_row_reader *r) { return &r->src; }
 
 /* Whether every file of the table carries /routing/cost (all or none). */
