@@ -113,15 +113,15 @@ static void test_errors_mid_stream(void) {
 /* ------------------------------------------------- scoring from a shard */
 
 /* An embeddings file of n queries whose /embedding/query (n x D) is stored
- * in several compressed HDF5 chunks (h5_make's ~1 MiB ones), written with
- * the store's own calls, the way an encoded corpus's files are. */
+ * in several checksummed HDF5 chunks (h5_make_dense's ~1 MiB ones), written
+ * with the store's own calls, the way an encoded corpus's files are. */
 static char *make_embeddings(const char *dir, int64_t n, int D, float **emb) {
     char *path = rtr_sprintf("%s/shard-00000.h5", dir);
     *emb = malloc(sizeof **emb * (size_t)n * D);
     for (size_t i = 0; i < (size_t)n * D; i++) (*emb)[i] = (float)(2 * urand() - 1);
     hid_t f = -1, d = -1;
     rtr_status st = h5_create(path, &f);
-    if (!st) st = h5_make(f, "/embedding/query", H5_F32, n, D, &d);
+    if (!st) st = h5_make_dense(f, "/embedding/query", n, D, &d);
     if (!st) st = h5_write_rows(d, H5_F32, 0, n, D, *emb, "/embedding/query");
     if (d >= 0) H5Dclose(d);
     if (f >= 0 && h5_close(f, path) && !st) st = RTR_ERR_IO;
