@@ -54,9 +54,9 @@ rtr_status h5_make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_
 /* A float32 matrix of dense values (embeddings) chunked the same way but
  * stored uncompressed with a Fletcher-32 checksum per chunk: shuffle +
  * deflate saved only ~15% of their size (float mantissas do not compress)
- * and tripled the CPU time of every read (0.77 against 0.25 CPU s for
- * 200,000 x 384 with h5py here), which training, scoring and each kNN pass
- * paid again. */
+ * and tripled the CPU time of every read (docs/FORMAT.md: 0.79 against
+ * 0.25 CPU s, medians of 3 interleaved rounds), which training, scoring and
+ * each kNN pass paid again. */
 rtr_status h5_make_dense(hid_t f, const char *name, int64_t rows, int64_t cols, hid_t *d);
 rtr_status h5_append(hid_t d, h5_kind kind, int64_t at, int64_t rows, int64_t cols, const void *data,
                      const char *name);
