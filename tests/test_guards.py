@@ -121,7 +121,7 @@ def check_route_outputs(tmp, corpus):
     lam = 0.6
     outs = {ext: os.path.join(tmp, "dec." + ext) for ext in ("csv", "jsonl", "h5")}
     for ext, path in outs.items():
-        r = run("route", corpus, "--lambda", str(lam), "--out", path, "--json")
+        r = run("route", corpus, "--lambda", str(lam), "--split", "all", "--out", path, "--json")
         check(r.returncode == 0 and os.path.exists(path), f"route --out .{ext}: {r.stderr}")
     if not all(os.path.exists(x) for x in outs.values()):
         return

@@ -86,28 +86,57 @@ static rtr_status no_such(const char *dir, const char *kind, const char *x, cons
     return st;
 }
 
-rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n) {
-    bool any = split && *split;
-    for (int i = 0; i < n; i++) any |= datasets[i] != NULL;
-    if (!any) return RTR_OK;
+/* The distinct split and dataset names of the corpus in dir (one read of
+ * those two columns), or those up to the first row of split `stop` when
+ * stop is not NULL. */
+static rtr_status corpus_names(const char *dir, name_set *splits, name_set *sets, const char *stop) {
     rtr_corpus *c = NULL;
     rtr_row_reader *r = NULL;
     rtr_row_query q = rtr_row_query_default();
     q.columns = RTR_COL_DATASET | RTR_COL_SPLIT;
-    name_set splits = {0}, sets = {0};
     rtr_rows ch;
     rtr_status st = rtr_corpus_open(&c, dir);
     if (!st) st = rtr_row_reader_open(&r, c, &q);
-    while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n)
-        for (int64_t i = 0; i < ch.n && !st; i++)
-            if (!(st = names_add(&splits, ch.split[i]))) st = names_add(&sets, ch.dataset[i]);
+    bool found = false;
+    while (!st && !found && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n)
+        for (int64_t i = 0; i < ch.n && !st && !found; i++) {
+            if (!(st = names_add(splits, ch.split[i]))) st = names_add(sets, ch.dataset[i]);
+            found = stop && !strcmp(ch.split[i], stop);
+        }
+    rtr_row_reader_close(r);
+    rtr_corpus_close(c);
+    return st;
+}
+
+rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n) {
+    bool any = split && *split;
+    for (int i = 0; i < n; i++) any |= datasets[i] != NULL;
+    if (!any) return RTR_OK;
+    name_set splits = {0}, sets = {0};
+    rtr_status st = corpus_names(dir, &splits, &sets, NULL);
     if (!st && split && *split && !names_has(&splits, split)) st = no_such(dir, "split", split, &splits);
     for (int i = 0; !st && i < n; i++)
         if (datasets[i] && !names_has(&sets, datasets[i])) st = no_such(dir, "dataset", datasets[i], &sets);
     names_free(&splits);
     names_free(&sets);
-    rtr_row_reader_close(r);
-    rtr_corpus_close(c);
+    return st;
+}
+
+rtr_status cli_split(const char *cmd, const char *dir, const char *given, const char *fallback, const char **split) {
+    *split = NULL;
+    if (given && (!*given || !strcmp(given, CLI_SPLIT_ALL))) return RTR_OK;
+    if (given) {
+        rtr_status st = cli_check_names(dir, given, NULL, 0);
+        if (!st) *split = given;
+        return st;
+    }
+    name_set splits = {0}, sets = {0};
+    rtr_status st = corpus_names(dir, &splits, &sets, CLI_SPLIT_DEFAULT);
+    if (!st && names_has(&splits, CLI_SPLIT_DEFAULT)) *split = CLI_SPLIT_DEFAULT;
+    else if (!st && fallback)
+        rtr_note("%s: %s has no query in split '%s': %s (--split S picks a split)", cmd, dir, CLI_SPLIT_DEFAULT, fallback);
+    names_free(&splits);
+    names_free(&sets);
     return st;
 }
 

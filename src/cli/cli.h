@@ -17,7 +17,7 @@ typedef struct {
 /* The rtr_opt entries of cli_route x (split's help names its default). */
 #define CLI_ROUTE_OPTS(x)                                                                                         \
     {"table", RTR_OPT_STR, &(x).table, "routing table to use (rtr score --name; default: the corpus's only one)"}, \
-    {"split", RTR_OPT_STR, &(x).split, "route only the queries of this split (\"\" = all)"},                      \
+    {"split", RTR_OPT_STR, &(x).split, "the queries of this split, or all (default: test when the corpus has it, else all)"}, \
     {"cost", RTR_OPT_STR, &(x).cost, "cost model: tokens (predicted output tokens), usd or user"},              \
     {"pair-cost", RTR_OPT_STR, &(x).pair_cost, "JSON {\"model|strategy\": cost} for --cost user"},              \
     {"exclude", RTR_OPT_STR, &(x).exclude, "never route to these (comma-separated pairs, models, strategies)"}, \
@@ -45,6 +45,22 @@ void cli_print_json(cJSON *o);
  * datasets: n names, each NULL or one to check. Reads the dataset and split
  * columns once. */
 rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n);
+
+/* --split of route, sweep and eval: one rule for the three (docs/CLI.md).
+ * `all` (or "") is every query; not given (NULL) is CLI_SPLIT_DEFAULT, the
+ * queries training never saw, when some query of the corpus is in it, else
+ * every query: a production corpus (no split; ingest puts its queries in
+ * train) routes everything. */
+#define CLI_SPLIT_ALL "all"
+#define CLI_SPLIT_DEFAULT "test"
+
+/* The split rtr CMD works on, from --split as given, into *split (NULL:
+ * every query). A name is checked against the corpus in dir (as
+ * cli_check_names); not given, the corpus's splits are read once, and when
+ * it falls back to every query, fallback (when not NULL) says on stderr
+ * what that means for the command ("rtr: CMD: DIR has no query in split
+ * 'test': FALLBACK ..."), a note --quiet silences. */
+rtr_status cli_split(const char *cmd, const char *dir, const char *given, const char *fallback, const char **split);
 
 /* "rtr CMD: error: <rtr_last_error()>" on stderr; returns exit status 1. */
 int cli_error(const char *cmd);

@@ -27,7 +27,7 @@ int cmd_eval(int argc, char **argv) {
     long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0;
     bool no_embedllm = false;
     const char *arch = "default";
-    cli_route cli = {.split = ep.route.split, .cost = "tokens"};
+    cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
         {"train-split", RTR_OPT_STR, &ep.train_split, "split the baselines are fitted on"},
@@ -82,7 +82,8 @@ int cmd_eval(int argc, char **argv) {
     rtr_status st = cli_route_options(&cli, &ep.route);
     ep.route.dataset = dataset;
     /* the datasets are checked by rtr_eval_corpus, naming the option */
-    if (!st) st = cli_check_names(dir, ep.route.split, NULL, 0);
+    if (!st)
+        st = cli_split("eval", dir, cli.split, "every query is evaluated, the training split's included", &ep.route.split);
     if (!st) st = cli_check_names(dir, ep.train_split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = rtr_eval_corpus(&be, out, &s, dir, &ep);
@@ -112,7 +113,7 @@ int cmd_eval(int argc, char **argv) {
         cli_print_json(o);
     } else {
         printf("%s split: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g; paths on %s\n",
-               cli.split && *cli.split ? cli.split : "every", (long long)s.n_queries, (long long)s.n_train,
+               ep.route.split ? ep.route.split : "every", (long long)s.n_queries, (long long)s.n_train,
                ep.train_split, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
         if (s.bootstrap) printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);

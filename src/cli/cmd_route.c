@@ -351,7 +351,7 @@ int cmd_route(int argc, char **argv) {
     rtr_backend be = {0};
     rtr_route_summary s = {0};
     rtr_status st = cli_route_options(&cli, &rp.o);
-    if (!st && !online) st = cli_check_names(dir, rp.o.split, NULL, 0);
+    if (!st && !online) st = cli_split("route", dir, cli.split, NULL, &rp.o.split);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st && online) st = route_online(&be, model, ckpt, out, &rp, pace, max_len);
     else if (!st) st = rtr_route_corpus(&be, out, &s, dir, &rp);

@@ -13,7 +13,7 @@ int cmd_sweep(int argc, char **argv) {
     rtr_sweep_params sp = rtr_sweep_default_params();
     const char *out = NULL, *device = "auto";
     long grid = 0, threads = 0;
-    cli_route cli = {.split = sp.o.split, .cost = "tokens"};
+    cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "output directory (path.csv, grid.csv, summary.json, plot.svg)"},
         {"grid", RTR_OPT_INT, &grid, "also tabulate N evenly spaced lambdas in [0,1] (0: none; at most 10^7)"},
@@ -41,7 +41,7 @@ int cmd_sweep(int argc, char **argv) {
     rtr_backend be = {0};
     rtr_sweep_summary s = {0};
     rtr_status st = cli_route_options(&cli, &sp.o);
-    if (!st) st = cli_check_names(dir, sp.o.split, NULL, 0);
+    if (!st) st = cli_split("sweep", dir, cli.split, "every query is swept", &sp.o.split);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = rtr_sweep_corpus(&be, out, &s, dir, &sp);
     if (st) {
