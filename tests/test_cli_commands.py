@@ -1,6 +1,7 @@
 """Every command on one small corpus, as docs/CLI.md says they behave: the
-summary on stdout (stderr empty under --quiet; one JSON object under
---json), no "nan" printed anywhere ("—" or "never" instead), info's pair
+summary on stdout (stderr empty under --quiet, stdout the same with and
+without it; one JSON object under --json, train's with its total seconds),
+no "nan" printed anywhere ("—" or "never" instead), info's pair
 table aligned, train's epoch lines on stderr, --threads taking effect, and
 a split or dataset no query has refused before any work, naming the ones
 that exist; eval's --skip-dataset is train's name for what its older
@@ -55,9 +56,15 @@ def main():
     quiet_ok("train --quiet", run(*train, "--quiet"))
     r = run(*train, "--json", "--quiet")
     check(r.returncode == 0 and json.loads(r.stdout)["checkpoint"] == ck, f"train --json: {r.stdout[:200]}")
+    if r.returncode == 0:  # the whole run's seconds beside each epoch's
+        j = json.loads(r.stdout)
+        epochs = sum(e["seconds"] for e in j["epochs"])
+        check(isinstance(j.get("seconds"), (int, float)) and j["seconds"] >= epochs > 0,
+              f"train --json: seconds {j.get('seconds')} covers its epochs' {epochs}")
     quiet_ok("score", run("score", "--checkpoint", ck, corpus, "--device", "cpu", "--quiet"))
 
-    # the other commands: stdout only, no nan
+    # the other commands: stdout only, no nan; --quiet changes stderr alone, so
+    # eval still prints its table under -q (docs/CLI.md: stdout is unchanged)
     out = lambda name: os.path.join(tmp, name)  # noqa: E731
     for args in (("route", corpus, "--lambda", "0.5", "--out", out("d.csv")),
                  ("sweep", corpus, "--out", out("sw")),
@@ -65,7 +72,13 @@ def main():
                  ("eval-predictor", "--checkpoint", ck, corpus),
                  ("report", out("e.json")),
                  ("info", corpus)):
-        quiet_ok(args[0], run(*args, "--quiet", *(("--device", "cpu") if args[0] not in ("report", "info") else ())))
+        args += ("--device", "cpu") if args[0] not in ("report", "info") else ()
+        loud, quiet = run(*args), run(*args, "-q")
+        quiet_ok(args[0], quiet)
+        check(loud.returncode == 0 and loud.stdout == quiet.stdout,
+              f"{args[0]}: the same stdout with and without -q: {loud.stdout[:300]!r} vs {quiet.stdout[:300]!r}")
+        if args[0] == "eval":
+            check(re.search(r"^router +accuracy", quiet.stdout, re.M), f"eval -q prints its table: {quiet.stdout[:300]!r}")
 
     # info's pair table: one column per field, however long the names
     text = run("info", corpus).stdout

@@ -115,6 +115,7 @@ int cmd_train(int argc, char **argv) {
         rtr_backend_free(&be);
         return cli_error("train");
     }
+    double seconds = rtr_now() - t0; /* the whole run: reading, training, writing */
     if (a.json) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "checkpoint", out);
@@ -124,11 +125,12 @@ int cmd_train(int argc, char **argv) {
         cJSON_AddBoolToObject(root, "memory_mapped", s.mapped);
         cJSON_AddStringToObject(root, "device", be.device);
         cJSON_AddNumberToObject(root, "token_scale", p.token_scale);
+        cJSON_AddNumberToObject(root, "seconds", seconds);
         cJSON_AddItemToObject(root, "epochs", sink.epochs);
         cli_print_json(root);
     } else {
         printf("wrote %s (checkpoint %s, token scale %g) in %.1fs on %s\n", out, s.checkpoint_hash, p.token_scale,
-               rtr_now() - t0, be.device);
+               seconds, be.device);
     }
     rtr_backend_free(&be);
     rtr_predictor_free(&p);
