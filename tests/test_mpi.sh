@@ -165,6 +165,38 @@ assert {k: v for k, v in ma.items() if k != "checkpoint_hash"} == {k: v for k, v
 EOF
 check "... one checkpoint, no temporary left: $(ls | grep '^t2')" test "$(ls | grep '^t2' | tr '\n' ' ')" = "t2.json t2.safetensors "
 
+# A query id repeated across two ranks' shards (shard 0 is rank 0's, shard 1
+# rank 1's): each rank reads only its own shards, so each checks the ids of
+# the whole corpus first, as one process's reader does, and refuses naming
+# the id and both shards. --split "" (every split): the CLI's check of a
+# split name reads the corpus and would refuse it before the stage does.
+cp -r corpus dup
+qid=$(python3 - <<'EOF2'
+import h5py, numpy as np, rtrdata
+with h5py.File("dup/shard-00001.h5", "r") as h: qid = rtrdata.strings(h, "id")[0]
+with h5py.File("dup/shard-00000.h5", "a") as h:
+    ids = rtrdata.strings(h, "id"); ids[3] = qid
+    data = [x.encode() for x in ids]
+    for key, v in (("bytes", np.frombuffer(b"".join(data), dtype=np.uint8)),
+                   ("offsets", np.cumsum([0] + [len(x) for x in data]).astype(np.int64))):
+        del h["queries/id/" + key]; h["queries/id/" + key] = v
+print(qid)
+EOF2
+)
+run2 train dup --split "" --out tdup.safetensors --hidden 16 --learn-dim 4 --epochs 2 > /dev/null 2> tdup.err
+rc=$?
+check "train on 2 ranks refuses id $qid repeated across their shards ($rc)" test $rc -eq 1
+check "... naming the id and both shards: $(head -c 400 tdup.err)" grep -q "\"$qid\" appears twice.*shard-0000[01].h5" tdup.err
+check "... both shards named" python3 -c "import sys; t = open('tdup.err').read(); sys.exit(not ('shard-00000.h5' in t and 'shard-00001.h5' in t))"
+check "... no checkpoint: $(ls | grep tdup)" test -z "$(ls | grep '^tdup\.safetensors')"
+
+# The device note ("built without CUDA ...; computing on the CPU") comes from
+# rank 0 alone: as many lines as one process prints.
+"$RTR" route one --lambda 0.5 --out note1.csv > /dev/null 2> note1.err
+run2 route one --lambda 0.5 --out note2.csv > /dev/null 2> note2.err
+n1=$(grep -c "computing on the CPU" note1.err) n2=$(grep -c "computing on the CPU" note2.err)
+check "the device note once under mpirun: $n2 lines, one process $n1" test "$n2" -eq "$n1"
+
 # A rank that fails stops both: NaN in shard 1's embeddings (rank 1's shard).
 python3 -c "
 import h5py

@@ -2,6 +2,7 @@
  * (include/rtr/backend.h). The backends themselves: src/backend/cpu.c (the
  * CPU and the plain-C reference backends) and kernels/backend_cuda.cu. */
 #include "rtr/backend.h"
+#include "rtr/dist.h"
 
 #include <string.h>
 
@@ -30,7 +31,8 @@ rtr_status rtr_backend_init(rtr_backend *b, const char *name) {
     rtr_status st = rtr_fail(RTR_ERR_DEVICE, "this rtr was built without CUDA (configure with nvcc present)");
 #endif
     if (st == RTR_OK || !strcmp(name, "cuda")) return st;
-    rtr_note("%s; computing on the CPU", rtr_last_error()); /* --quiet silences it */
+    /* --quiet silences it; under mpirun every rank opens a backend: one note for the job, from rank 0 */
+    if (rtr_dist_rank() == 0) rtr_note("%s; computing on the CPU", rtr_last_error());
     return rtr_backend_cpu_open(b);
 }
 

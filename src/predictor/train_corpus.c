@@ -35,6 +35,9 @@ static rtr_status gather_share(rtr_rows *rows, rtr_row_share *share, rtr_row_rea
     rtr_row_query q = *q0;
     q.shard = 0;
     rtr_status st = rtr_part_resolve(&part, NULL);
+    /* each shard is read alone below: every rank checks the ids unique across
+     * the corpus first (as one process's reader does), so all refuse alike */
+    if (!st) st = rtr_corpus_check_ids(c);
     if (!st) st = rtr_row_reader_open(src, c, &q);
     if (st) return st;
     int64_t *size = rtr_malloc(sizeof *size * (size_t)n), *held = rtr_calloc((size_t)n, sizeof *held), upper = 0;
