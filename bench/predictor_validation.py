@@ -24,9 +24,22 @@ Tables built from them (mean of estimates, as a seed ensemble would route):
                          weights, the others weights fitted on every validation row
 Prints per table: validation log-loss and token MAE, then `rtr eval
 --split trval --arch paper` AIQ and cost to match per cost unit.
+
+With --spread N the script asks one question only: does averaging seeds make
+the operating point stable? It trains raw networks with seeds 42, 1 .. N-1
+(a checkpoint already in OUT_DIR under its name is kept, so a run can be
+resumed or given networks trained before on the same carve), then, for K in
+--ensemble-sizes, evaluates the mean of the estimates of K seeds for every
+K-subset of them (at most --subsets, seeded draw) with `rtr eval --split
+trval --arch paper --bootstrap 0`, and prints per K and cost unit the
+distribution over seed draws of the cost to match the best single pair
+(share never reached, quartiles, range), of AIQ and of the accuracy at the
+operating point. `--share 0 --eval-split test` asks the same of the test
+split (networks on the whole training split), for the record only.
 """
 import argparse
 import glob
+import itertools
 import json
 import os
 import shutil
@@ -173,6 +186,69 @@ def run(cmd):
     return r
 
 
+def train_score(a, c, name, seed, opt):
+    """One network on the carved corpus and its routing table (an existing checkpoint is kept)."""
+    ck = os.path.join(a.out, name + ".safetensors")
+    if not os.path.exists(ck):
+        t0 = time.monotonic()
+        run([a.rtr, "train", c, "--out", ck, "--seed", str(seed), "--device", "cpu", "-q", *opt, *a.train_options.split()])
+        print(f"trained {name}: {time.monotonic() - t0:.1f} s", flush=True)
+    run([a.rtr, "score", "--checkpoint", ck, "--name", name, "--device", "cpu", "-q", c])
+
+
+def quartiles(v):
+    """Quartiles of cost-to-match values where None (never reached) ranks above every number."""
+    s = sorted(v, key=lambda x: (x is None, x or 0))
+    q = lambda f: s[min(len(s) - 1, int(round(f * (len(s) - 1))))]
+    f = lambda x: "never" if x is None else f"{x:.3f}"
+    return f"{f(q(0.25))} / {f(q(0.5))} / {f(q(0.75))}", f"{f(s[0])} to {f(s[-1])}"
+
+
+def spread(a, c):
+    """Seed-draw distribution of the validation operating point, single networks against seed ensembles."""
+    members = ["raw"] + [f"raw-s{s}" for s in range(1, a.spread)]
+    for name, seed in zip(members, [42] + list(range(1, a.spread))):
+        train_score(a, c, name, seed, [])
+    tab = {m: read_all(c, os.path.join("tables", m), ["routing/p_correct", "routing/tokens"]) for m in members}
+    rng = np.random.default_rng(a.carve_seed)
+    draws = {}
+    for k in [int(x) for x in a.ensemble_sizes.split(",")]:
+        subs = list(itertools.combinations(range(len(members)), k))
+        if len(subs) > a.subsets:
+            subs = [subs[i] for i in sorted(rng.choice(len(subs), a.subsets, replace=False))]
+        draws[k] = []
+        for sub in subs:
+            name = members[sub[0]] if k == 1 else "ens-" + "-".join(str(i) for i in sub)
+            if k > 1:
+                write_table(c, "raw", name, np.mean([tab[members[i]]["routing/p_correct"] for i in sub], 0),
+                            np.mean([tab[members[i]]["routing/tokens"] for i in sub], 0))
+            draws[k].append(name)
+    for cost in a.cost.split(","):
+        print(f"\nrtr eval --split {a.eval_split} --arch paper --bootstrap 0 --cost {cost}: over seed draws, "
+              "cost to match (quartiles; range; share never), AIQ (mean, SD), accuracy at the operating point (mean, SD)")
+        for k, names in draws.items():
+            res = {}
+            for i in range(0, len(names), 8):  # eval takes at most 8 tables at once
+                group = names[i:i + 8]
+                out = os.path.join(a.out, f"spread-{cost}-{k}-{i}.json")
+                run([a.rtr, "eval", c, "--out", out, "--split", a.eval_split, "--arch", "paper", "--table", ",".join(group),
+                     "--cost", cost, "--bootstrap", "0", "--no-embedllm", "--device", "cpu", "-q"])
+                for r in json.load(open(out))["routers"]:
+                    if r["name"] == "RTR" and len(group) == 1:
+                        res[group[0]] = r
+                    elif r["name"].startswith("RTR: "):
+                        res[r["name"][5:]] = r
+            ctm = [res[n].get("cost_to_match") for n in names]
+            aiq = np.array([res[n]["aiq"] for n in names])
+            acc = np.array([res[n]["op"]["acc"] for n in names])
+            qs, rg = quartiles(ctm)
+            never = sum(x is None for x in ctm)
+            print(f"  K = {k} ({len(names)} draws): to match {qs}; {rg}; never {never} of {len(names)}; "
+                  f"AIQ {aiq.mean():.4f} ({aiq.std():.4f}); accuracy {100 * acc.mean():.2f}% ({100 * acc.std():.2f})")
+            print("    " + ", ".join(f"{n}: {'never' if res[n].get('cost_to_match') is None else format(res[n]['cost_to_match'], '.3f')}"
+                                    for n in names))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("rtr")
@@ -184,20 +260,23 @@ def main():
     ap.add_argument("--cost", default="tokens,usd")
     ap.add_argument("--bootstrap", default="500")
     ap.add_argument("--train-options", default="", help="more `rtr train` options for every network (a smoke run: '--epochs 2')")
+    ap.add_argument("--spread", type=int, default=0, help="only the seed-spread study, over N raw networks")
+    ap.add_argument("--ensemble-sizes", default="1,3,5", help="with --spread: the K of the seed means")
+    ap.add_argument("--subsets", type=int, default=40, help="with --spread: most K-subsets evaluated per K")
+    ap.add_argument("--eval-split", default="trval", help="with --spread: the split evaluated (test: for the record)")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     c = os.path.join(a.out, "corpus")
     n_val, n_train = carve(a.corpus, c, a.share, a.carve_seed)
-    print(f"{a.corpus}: {n_val} of {n_train} train queries -> trval (carve seed {a.carve_seed})")
+    print(f"{a.corpus}: {n_val} of {n_train} train queries -> trval (carve seed {a.carve_seed}; shard hashes "
+          f"{', '.join(sh['hash'] for sh in json.load(open(os.path.join(c, 'manifest.json')))['shards'])})", flush=True)
+    if a.spread:
+        return spread(a, c)
     nets = [("raw", 42, []), ("rawu", 42, ["--no-token-scale"]), ("log", 42, ["--token-target", "log"]),
             ("logu", 42, ["--token-target", "log", "--no-token-scale"])]
     nets += [(f"raw-s{s}", s, []) for s in range(1, a.seeds)]
     for name, seed, opt in nets:
-        ck = os.path.join(a.out, name + ".safetensors")
-        t0 = time.monotonic()
-        run([a.rtr, "train", c, "--out", ck, "--seed", str(seed), "--device", "cpu", "-q", *opt, *a.train_options.split()])
-        print(f"trained {name}: {time.monotonic() - t0:.1f} s")
-        run([a.rtr, "score", "--checkpoint", ck, "--name", name, "--device", "cpu", "-q", c])
+        train_score(a, c, name, seed, opt)
     q = read_all(c, "", ["queries/split", "outcomes/correct", "outcomes/tokens"])
     split, yc, yt = q["queries/split"], q["outcomes/correct"].astype(np.float64), q["outcomes/tokens"].astype(np.float64)
     enc = sorted(os.listdir(os.path.join(c, "embeddings")))[0]

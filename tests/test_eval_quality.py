@@ -7,7 +7,9 @@ accuracy at budgets; missing outcomes counted per router; a router that
 cannot be built shown with its reason; dataset options naming a dataset the
 corpus lacks refused with the list of those it has; a corpus without token
 counts under --cost tokens told so; the unseen-dataset guard; a checkpoint
-of other tables refused."""
+of other tables refused; baselines fitted on the evaluated split
+(--train-split test, tools/run-results' hindsight bound) make the dataset
+prior the per-dataset best."""
 import glob
 import json
 import os
@@ -154,6 +156,37 @@ def main():
         check("RTR" in names and "RTR (paper)" not in names and "default_router" not in ev4, "--arch paper: one RTR row")
         check("bootstrap" not in ev4 and "ci" not in ev4["routers"][0], "--bootstrap 0: no intervals")
         check(ev4["routers"][0]["op"] == by["RTR (paper)"]["op"], "--arch paper's RTR is the paper row")
+
+    # --- the hindsight bound of tools/run-results: every baseline fitted on the evaluated split itself
+    # (--train-split test), so the dataset prior's most accurate point is each dataset's best pair on that
+    # split, the most any router that knows only the query's dataset can reach. On test, shopping's best
+    # pair is one that training never ranks first (demo-1b|direct, made right on every test query), so a
+    # prior fitted on training does not find it
+    def shifted(row):
+        if row["split"] == "test" and row["dataset"] == "shopping":
+            for o in row["outcomes"]:
+                if (o["model"], o["strategy"]) == ("demo-1b", "direct"):
+                    o["correct"] = 1
+    hc = ingest(tmp, "c6", shifted)
+    fill(hc)
+    r, tv = evaluate(hc, os.path.join(tmp, "trained.json"), "--arch", "paper", "--bootstrap", "0")
+    r2, hv = evaluate(hc, os.path.join(tmp, "hind.json"), "--train-split", "test", "--arch", "paper", "--bootstrap", "0")
+    check(r.returncode == 0 and r2.returncode == 0, "eval --train-split test: " + r.stderr + r2.stderr)
+    if tv and hv:
+        correct, dataset, split = [], [], []
+        for f in shards(hc):
+            with h5py.File(f, "r") as h:
+                correct.append(h["outcomes/correct"][()])
+                for col, name in ((dataset, "dataset"), (split, "split")):
+                    b, o = h[f"queries/{name}/bytes"][()].tobytes(), h[f"queries/{name}/offsets"][()]
+                    col += [b[o[i]:o[i + 1]].decode() for i in range(len(o) - 1)]
+        correct, dataset, split = np.concatenate(correct), np.array(dataset), np.array(split)
+        te = split == "test"
+        best = sum(np.nansum(correct[te & (dataset == d)], 0).max() for d in set(dataset[te])) / te.sum()
+        top = lambda ev_, name: max(y for _, y in next(x for x in ev_["routers"] if x["name"] == name)["points"])
+        check(abs(top(hv, "Dataset prior") - best) < 1e-9,
+              f"hindsight prior tops at the per-dataset best: {top(hv, 'Dataset prior')} vs {best}")
+        check(top(tv, "Dataset prior") < best - 0.01, f"the prior fitted on training does not: {top(tv, 'Dataset prior')}")
 
     # --- dataset options naming a dataset the corpus lacks
     for flag in ("--test-dataset", "--train-skip-dataset"):
