@@ -131,6 +131,15 @@ def main():
               "the perfect table beats the noisy one")
         check(rows["Oracle"]["op"] == routers["Oracle"]["op"], "both judged on the same queries")
 
+    # More tables than the eight eval once held: one row each (their arrays are allocated).
+    many = os.path.join(tmp, "many.json")
+    r = run("eval", corpus, "--out", many, "--table", ",".join(["perfect", "noisy"] * 5), "--bootstrap", "20",
+            "--no-embedllm")
+    check(r.returncode == 0, "eval with 10 tables: " + r.stderr)
+    if r.returncode == 0:
+        paper = [x for x in json.load(open(many))["routers"] if x["name"].startswith("RTR (paper): ")]
+        check(len(paper) == 10, "10 tables: %d RTR (paper) rows" % len(paper))
+
     r = run("eval", corpus, "--out", os.path.join(tmp, "z.json"), "--device", "tpu", "--table", "perfect")
     check(r.returncode == 1 and "tpu" in r.stderr and not os.path.exists(os.path.join(tmp, "z.json")),
           f"unknown device: exit {r.returncode} {r.stderr}")

@@ -12,7 +12,10 @@
 #   byte for byte (summary.json's metrics to 1e-9); train, data-parallel,
 #   gives one process's model (parameters within 1e-4 of each tensor's
 #   largest magnitude, see below), the same epochs and the same validation
-#   record, and one checkpoint; a rank that fails (NaN
+#   record, and one checkpoint; eval gives one process's evaluation file
+#   (bootstrap intervals included); train refuses a query id repeated
+#   across two ranks' shards, naming it and both shards; the device note
+#   is printed once (rank 0); a rank that fails (NaN
 #   in one of its shards' embeddings) stops both ranks with its message
 #   (score and train),
 #   leaves no table file under a final name, and a rerun completes; a
@@ -125,6 +128,40 @@ def same(x, y, path=""):
     return x == y
 assert a["n_points"] > 100 and same(a, b), (a.get("metrics"), b.get("metrics"))
 EOF
+
+# eval: every rank reads both splits and builds every router; the bootstrap's
+# resamples are split across the ranks (resample b on rank b mod 2, drawn as
+# the one-process sequence would) and summed; rank 0 writes the file.
+eflags="--checkpoint ck.safetensors --bootstrap 60 --seed 7 --threads 1"
+"$RTR" eval one --out ev1.json $eflags -q > /dev/null 2> ev1.err
+run2 eval one --out ev2.json $eflags -q > /dev/null 2> ev2.err
+rc=$?
+check "mpirun eval exit 0: $(head -c 300 ev2.err)" test $rc -eq 0
+check "mpirun eval: one process's evaluation, intervals included (to 1e-9)" python3 - <<'EOF'
+import json
+a, b = (json.load(open(f)) for f in ("ev1.json", "ev2.json"))
+def same(x, y, path=""):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(same(x[k], y[k], path + "/" + k) for k in x if k not in ("device", "seconds"))
+    if isinstance(x, list):
+        return len(x) == len(y) and all(same(u, v, path) for u, v in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        ok = (x is None and y is None) or abs(x - y) <= 1e-9 * (1 + abs(y))
+        if not ok: print(path, x, y)
+        return ok
+    return x == y
+assert a["bootstrap"]["resamples"] == 60 and all("ci" in r for r in a["routers"] if "unavailable" not in r)
+assert same(a, b)
+EOF
+check "... one file, no temporary left: $(ls | grep '^ev2')" test "$(ls | grep '^ev2' | tr '\n' ' ')" = "ev2.err ev2.json "
+# ranks that build different routers (here: another --knn on rank 1) are
+# refused, not mixed into one bootstrap
+timeout 120 mpirun -np 1 "$RTR" eval one --out ev3.json $eflags --knn 5 -q : \
+  -np 1 "$RTR" eval one --out ev3.json $eflags --knn 7 -q > /dev/null 2> ev3.err
+rc=$?
+check "eval ranks that differ: refused ($rc): $(head -c 300 ev3.err)" test $rc -ne 0 -a $rc -ne 124
+check "... naming the rank" grep -q "rank 1 built other routers than rank 0" ev3.err
+check "... no file: $(ls | grep '^ev3')" test ! -e ev3.json
 
 # Data-parallel training: the same global batches as one process, each rank
 # computing the rows of a batch it holds, gradients summed before each Adam

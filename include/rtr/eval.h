@@ -71,7 +71,12 @@ typedef struct {
  * without outcomes (or without costs in the chosen unit, saying so), a
  * dataset option naming a dataset the corpus lacks (listing those it has),
  * two splits embedded by different encoders, a checkpoint mismatch; the
- * loader's errors otherwise. Nothing is written on failure. */
+ * loader's errors otherwise. Nothing is written on failure.
+ * Under MPI (docs/SCALING.md) call it on every rank with the same
+ * arguments: each rank reads both splits and builds every router, computes
+ * its share of the bootstrap's resamples, and rank 0 writes out_path; the
+ * result equals one process's. RTR_ERR_INVALID (on rank 0) when the ranks
+ * built different routers. */
 RTR_API rtr_status rtr_eval_corpus(rtr_backend *b, const char *out_path, rtr_eval_summary *summary,
                                    const char *corpus_dir, const rtr_eval_params *prm);
 RTR_API void rtr_eval_summary_free(rtr_eval_summary *s);

@@ -62,7 +62,7 @@ static int run(const command *c, int argc, char **argv) {
         return 1;
     }
     if (rtr_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
-    static const char *const split[] = {"encode", "score", "route", "sweep", "train"};
+    static const char *const split[] = {"encode", "score", "route", "sweep", "train", "eval"};
     bool splits = false;
     for (size_t i = 0; i < sizeof split / sizeof *split; i++) splits |= !strcmp(c->name, split[i]);
     int rc = 2;

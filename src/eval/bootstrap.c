@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "eval/evaluate.h"
 
 void rtr_choice_path_free(rtr_choice_path *cp) {
     free(cp->choice0);
@@ -235,9 +236,24 @@ static void pair_points(double *acc, double *cst, const float *correct, const fl
     }
 }
 
+/* splitmix64's state advances by its constant on every draw, so resample b,
+ * which follows b resamples of n draws each, starts at seed + b·n·constant:
+ * any resample can be computed alone, bit for bit as in the sequence. */
+static uint64_t rng_at(uint64_t seed, int32_t b, int64_t n) {
+    return seed + (uint64_t)b * (uint64_t)n * 0x9e3779b97f4a7c15ULL;
+}
+
 rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                          const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed) {
+    return eval_bootstrap_part(out, r, n_routers, correct, cost, n, k, best, resamples, seed, 0, 1);
+}
+
+rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                               const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
+                               int part, int n_parts) {
     memset(out, 0, sizeof *out);
+    if (part < 0 || n_parts < 1 || part >= n_parts)
+        return rtr_fail(RTR_ERR_INVALID, "bootstrap: part %d of %d", part, n_parts);
     if (n <= 0 || resamples <= 0 || n_routers <= 0 || best < 0 || best >= k)
         return rtr_fail(RTR_ERR_INVALID, "bootstrap: %lld queries, %d resamples, %d routers, best pair %d",
                         (long long)n, (int)resamples, (int)n_routers, (int)best);
@@ -246,22 +262,23 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
         if (r[q].path && r[q].path->n_points > max_points) max_points = r[q].path->n_points;
     size_t RB = (size_t)resamples * (size_t)n_routers;
     out->n_routers = n_routers, out->resamples = resamples;
-    out->aiq = rtr_malloc(RB * sizeof(double));
-    out->aiq0 = rtr_malloc(RB * sizeof(double));
-    out->to_match = rtr_malloc(RB * sizeof(double));
-    out->acc = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
-    out->cost = rtr_malloc(RB * RTR_BOOT_MARKS * sizeof(double));
+    /* zero where another part computes: the parts' arrays add up to the whole */
+    out->aiq = rtr_calloc(RB, sizeof(double));
+    out->aiq0 = rtr_calloc(RB, sizeof(double));
+    out->to_match = rtr_calloc(RB, sizeof(double));
+    out->acc = rtr_calloc(RB * RTR_BOOT_MARKS, sizeof(double));
+    out->cost = rtr_calloc(RB * RTR_BOOT_MARKS, sizeof(double));
     double *w = rtr_malloc((size_t)n * sizeof *w);
     double *pa = rtr_malloc(2 * (size_t)k * sizeof *pa), *pc = pa ? pa + k : NULL;
     /* every router's curve of this resample, max_points apart */
     double *ca = rtr_malloc(2 * (size_t)n_routers * (size_t)max_points * sizeof *ca);
     double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
     rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
-    uint64_t rng = seed;
-    rtr_progress prog; /* eval's longest phase on large sets */
-    rtr_progress_init(&prog, "eval: bootstrap", resamples);
-    for (int32_t b = 0; !st && b < resamples; b++) {
-        if (b) rtr_progress_update(&prog, b);
+    rtr_progress prog = {0}; /* eval's longest phase on large sets (part 0's share shown) */
+    if (!part) rtr_progress_init(&prog, "eval: bootstrap", resamples);
+    for (int32_t b = part; !st && b < resamples; b += n_parts) {
+        if (b && !part) rtr_progress_update(&prog, b);
+        uint64_t rng = rng_at(seed, b, n);
         memset(w, 0, (size_t)n * sizeof *w);
         for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
         pair_points(pa, pc, correct, cost, w, n, k);
@@ -298,8 +315,10 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
             }
         }
     }
-    if (!st) rtr_progress_update(&prog, resamples);
-    rtr_progress_end(&prog);
+    if (!part) {
+        if (!st) rtr_progress_update(&prog, resamples);
+        rtr_progress_end(&prog);
+    }
     free(w);
     free(pa);
     free(ca);

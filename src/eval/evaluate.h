@@ -52,4 +52,14 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
+/* rtr_bootstrap (include/rtr/metrics.h) split into parts (MPI ranks): part
+ * `part` of n_parts computes resamples part, part + n_parts, ... exactly as
+ * rtr_bootstrap does (each resample's draws start where the whole sequence
+ * would be: the same resamples for any number of parts) and leaves the
+ * others' entries 0, so the parts' arrays summed are rtr_bootstrap's, bit
+ * for bit. Part 0 shows the progress line. */
+rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                               const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
+                               int part, int n_parts);
+
 #endif

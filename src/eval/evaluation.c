@@ -11,8 +11,11 @@
  * predicted routing whose predicted mean cost stays within the training mean
  * cost of the best single pair on the training split. Several routing tables
  * of one corpus (one per predictor) are each an RTR row of the same table.
- * The paths and RTR's mix of choices are computed on a backend. */
+ * The paths and RTR's mix of choices are computed on a backend. Under MPI
+ * every rank builds every router and the bootstrap's resamples are split
+ * across the ranks (docs/SCALING.md). */
 #include "rtr/eval.h"
+#include "rtr/dist.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "eval/evaluate.h"
@@ -25,8 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TABLES 8   /* RTR rows (routing tables compared) */
-#define MAX_ROUTERS (MAX_TABLES + 8)
+/* The routers besides one RTR row per table: the default router, dataset
+ * prior, kNN, EmbedLLM-style, RouteLLM-style, Random, Oracle, best single. */
+#define N_OTHER_ROUTERS 8
 #define JSON_POINTS 1500 /* points per curve in the file (metrics use all of them) */
 #define N_BUDGETS 4
 #define N_SHARES 3
@@ -178,7 +182,7 @@ typedef struct {
     rtr_boot b;
     int32_t resamples;
     uint64_t seed;
-    int idx[MAX_ROUTERS]; /* router i's index in the bootstrap, −1: not in it (unavailable) */
+    int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
@@ -407,20 +411,19 @@ void rtr_eval_summary_free(rtr_eval_summary *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* The routing tables to judge: route.table split at commas into names[]
- * (pointers into *buf, caller frees it); one NULL name when none is given. */
-static rtr_status table_names(const char *list, char **buf, const char *names[MAX_TABLES], int *n) {
+/* The routing tables to judge: route.table split at commas into *names
+ * (pointers into *buf; the caller frees both); one NULL name when none is
+ * given. */
+static rtr_status table_names(const char *list, char **buf, const char ***names, int *n) {
     *buf = NULL;
-    *n = 1;
-    names[0] = NULL;
-    if (!list) return RTR_OK;
-    if (!(*buf = rtr_strdup(list))) return RTR_ERR_NOMEM;
     *n = 0;
+    size_t cap = 1;
+    for (const char *c = list; c && *c; c++) cap += *c == ',';
+    if (!(*names = rtr_calloc(cap, sizeof **names))) return RTR_ERR_NOMEM;
+    if (!list) return *n = 1, RTR_OK;
+    if (!(*buf = rtr_strdup(list))) return RTR_ERR_NOMEM;
     char *save = NULL;
-    for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (*n == MAX_TABLES) return rtr_fail(RTR_ERR_INVALID, "--table: at most %d routing tables at once", MAX_TABLES);
-        names[(*n)++] = t;
-    }
+    for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) (*names)[(*n)++] = t;
     return *n ? RTR_OK : rtr_fail(RTR_ERR_INVALID, "--table '%s' names no table", list);
 }
 
@@ -585,14 +588,47 @@ static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, co
     return st;
 }
 
+/* Under MPI every rank builds every router and computes a share of the
+ * bootstrap's resamples from its own copy: the copies must be the same (the
+ * same options, and results that do not depend on the node, e.g. its
+ * thread count). A hash of every router's choices and marks, compared on
+ * rank 0, refuses a job whose ranks differ instead of mixing their
+ * resamples. */
+static rtr_status check_ranks_agree(const router_result *R, int nr) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    uint64_t h = RTR_FNV_SEED;
+    for (int i = 0; i < nr; i++) {
+        const rtr_choice_path *cp = &R[i].cp;
+        h = rtr_hash64(h, R[i].name, strlen(R[i].name));
+        h = rtr_hash64(h, R[i].mark, sizeof R[i].mark);
+        if (!cp->choice0) continue;
+        int64_t n_ev = cp->ev_off[cp->n_points];
+        h = rtr_hash64(h, cp->choice0, (size_t)cp->n * sizeof *cp->choice0);
+        h = rtr_hash64(h, cp->ev_off, (size_t)(cp->n_points + 1) * sizeof *cp->ev_off);
+        h = rtr_hash64(h, cp->ev_query, (size_t)n_ev * sizeof *cp->ev_query);
+        h = rtr_hash64(h, cp->ev_to, (size_t)n_ev * sizeof *cp->ev_to);
+    }
+    void *all = NULL;
+    size_t len = 0;
+    rtr_status st = rtr_dist_gather(&all, &len, NULL, &h, sizeof h);
+    for (size_t r = 1; !st && r < len / sizeof h; r++)
+        if (memcmp((char *)all + r * sizeof h, &h, sizeof h))
+            st = rtr_fail(RTR_ERR_INVALID, "rank %zu built other routers than rank 0 (other options, or results "
+                          "that depend on the node): every rank must build the same", r);
+    free(all);
+    return st;
+}
+
 /* The paired bootstrap over every router that was built. */
 static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te, int32_t best,
                                 const rtr_eval_params *ep) {
     memset(eb, 0, sizeof *eb);
     eb->seed = ep->seed;
+    if (!(eb->idx = rtr_malloc((size_t)nr * sizeof *eb->idx))) return RTR_ERR_NOMEM;
     for (int i = 0; i < nr; i++) eb->idx[i] = -1;
     if (ep->bootstrap <= 0) return RTR_OK;
-    rtr_boot_router br[MAX_ROUTERS];
+    rtr_boot_router *br = rtr_malloc((size_t)nr * sizeof *br);
+    if (!br) return RTR_ERR_NOMEM;
     int32_t nb = 0;
     for (int i = 0; i < nr; i++) {
         if (R[i].unavailable[0]) continue;
@@ -604,7 +640,17 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
         eb->idx[i] = nb++;
     }
     eb->resamples = ep->bootstrap;
-    return rtr_bootstrap(&eb->b, br, nb, te->true_correct, te->true_cost, te->n, te->k, best, ep->bootstrap, ep->seed);
+    /* under MPI each rank computes every size-th resample; the sums put them together */
+    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, te->true_correct, te->true_cost, te->n, te->k, best,
+                                        ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
+    free(br);
+    size_t RB = (size_t)eb->b.resamples * (size_t)eb->b.n_routers;
+    if (!st) st = rtr_dist_sum_f64(eb->b.aiq, RB);
+    if (!st) st = rtr_dist_sum_f64(eb->b.aiq0, RB);
+    if (!st) st = rtr_dist_sum_f64(eb->b.to_match, RB);
+    if (!st) st = rtr_dist_sum_f64(eb->b.acc, RB * RTR_BOOT_MARKS);
+    if (!st) st = rtr_dist_sum_f64(eb->b.cost, RB * RTR_BOOT_MARKS);
+    return st;
 }
 
 rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summary *summary, const char *corpus_dir,
@@ -612,14 +658,12 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     memset(summary, 0, sizeof *summary);
     if (ep->knn_k < 1) return rtr_fail(RTR_ERR_INVALID, "eval: the kNN router needs k >= 1, not %d", (int)ep->knn_k);
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
-    route_data te = {0}, tr = {0}, extra[MAX_TABLES];
+    route_data te = {0}, tr = {0}, *extra = NULL; /* extra[t]: table t > 0 */
     eval_refs refs = {0}, train_refs = {0};
-    router_result R[MAX_ROUTERS];
+    router_result *R = NULL;
     eval_boot eb = {0};
     rtr_stack_report rep = {.chosen = -1};
-    memset(extra, 0, sizeof extra);
-    memset(R, 0, sizeof R);
-    const char *tables[MAX_TABLES];
+    const char **tables = NULL;
     char *table_buf = NULL;
     int nr = 0, nt = 0;
     size_t nk = 0;
@@ -629,7 +673,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     cJSON *root = NULL;
     char *text = NULL;
     double t0 = rtr_now();
-    rtr_status st = table_names(ep->route.table, &table_buf, tables, &nt);
+    rtr_status st = table_names(ep->route.table, &table_buf, &tables, &nt);
+    if (!st && (!(extra = rtr_calloc((size_t)nt, sizeof *extra)) ||
+                !(R = rtr_calloc((size_t)nt + N_OTHER_ROUTERS, sizeof *R))))
+        st = RTR_ERR_NOMEM;
     if (!st) st = check_datasets(corpus_dir, ep);
     /* The evaluated split with the first table and the embeddings; the
      * training split's outcomes and embeddings of the same encoder. */
@@ -749,9 +796,11 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!st && x_max > 0 && rtr_metric_aiq_from_zero(&R[i].aiq0, R[i].cost, R[i].acc, R[i].n, x_max) != RTR_OK)
             R[i].aiq0 = NAN;
     }
+    if (!st) st = check_ranks_agree(R, nr);
     if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);
 
-    if (!st) {
+    /* one file for the job, from rank 0; no rank ends before it is written */
+    if (!st && rtr_dist_rank() == 0) {
         root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, &eb, &knn, be->device);
         if (rep.chosen >= 0) {
             cJSON *dr = cJSON_AddObjectToObject(root, "default_router");
@@ -786,6 +835,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         text = cJSON_Print(root);
         st = text ? rtr_write_file_atomic(out_path, text, strlen(text)) : rtr_fail(RTR_ERR_NOMEM, "eval: out of memory");
     }
+    if (!st) st = rtr_dist_barrier();
     if (!st && !(summary->routers = rtr_calloc((size_t)nr, sizeof *summary->routers))) st = RTR_ERR_NOMEM;
     for (int i = 0; !st && i < nr; i++) {
         rtr_eval_router *o = &summary->routers[summary->n_routers++];
@@ -820,6 +870,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     eval_refs_free(&train_refs);
     route_data_free(&te);
     route_data_free(&tr);
-    for (int t = 0; t < MAX_TABLES; t++) route_data_free(&extra[t]);
+    for (int t = 0; extra && t < nt; t++) route_data_free(&extra[t]);
+    free(extra);
+    free(R);
+    free(tables);
+    free(eb.idx);
     return st;
 }
