@@ -181,6 +181,84 @@ static void test_rows_round_trip(void) {
     free_two(dir, &cat, rows);
 }
 
+/* Ids read by a reader with these knobs, to the end: its status (and rows read in *n). */
+static rtr_status read_ids(const rtr_corpus *c, int64_t spill, int bits, int64_t *n) {
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID;
+    q.chunk_rows = 6;
+    q.id_spill = spill;
+    q.id_hash_bits = bits;
+    rtr_row_reader *r;
+    rtr_rows ch;
+    rtr_status s = rtr_row_reader_open(&r, c, &q);
+    *n = 0;
+    while (!s && !(s = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) *n += ch.n;
+    rtr_row_reader_close(r);
+    return s;
+}
+
+/* Ids are checked unique across the shards with bounded memory: a buffer of
+ * id_spill ids sorted into temporary runs (a $TMPDIR that cannot be written
+ * fails the read once the buffer is full, and only then), merged at the
+ * end; a hash kept to 3 bits (collisions everywhere) refuses no valid
+ * corpus, and a repeated id is named with its row and both shards, within
+ * a run or across runs. */
+static void test_unique_ids(void) {
+    rtr_catalog cat;
+    rtr_shard rows[2];
+    char *dir = two_shards("ids", &cat, rows);
+    rtr_corpus *c;
+    CHECK(rtr_corpus_open(&c, dir) == RTR_OK);
+    int64_t spills[] = {0, 1, 5, 56, 57}, n;
+    int bits[] = {0, 3};
+    for (int i = 0; i < 5; i++)
+        for (int b = 0; b < 2; b++)
+            CHECK_MSG(read_ids(c, spills[i], bits[b], &n) == RTR_OK && n == 57, "spill %lld, %d bits: %s",
+                      (long long)spills[i], bits[b], rtr_last_error());
+    char *saved = getenv("TMPDIR") ? rtr_strdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", "/nonexistent-rtr-dir", 1);
+    CHECK(read_ids(c, 0, 0, &n) == RTR_OK && n == 57); /* 57 ids fit the default buffer: nothing on disk */
+    CHECK(read_ids(c, 57, 0, &n) == RTR_OK);           /* nor a buffer of exactly 57 */
+    CHECK(read_ids(c, 20, 0, &n) == RTR_ERR_IO && strstr(rtr_last_error(), "query id check") &&
+          strstr(rtr_last_error(), "TMPDIR"));
+    if (saved) setenv("TMPDIR", saved, 1);
+    else unsetenv("TMPDIR");
+    free(saved);
+    rtr_corpus_close(c);
+    free_two(dir, &cat, rows);
+
+    /* shard 1 row 5 repeats shard 0 row 30; then shard 0 row 20 repeats its row 3 */
+    const char *repeat[2] = {"q0-30", "q0-3"};
+    for (int d = 0; d < 2; d++) {
+        char *ddir = fixture_dir(d ? "ids-within" : "ids-across");
+        CHECK(rtr_catalog_parse_json(&cat, CATALOG, "inline") == RTR_OK);
+        make_rows(&rows[0], 37, cat.n_pairs, 0);
+        make_rows(&rows[1], 20, cat.n_pairs, 1);
+        rtr_shard *sh = &rows[d ? 0 : 1];
+        int64_t at = d ? 20 : 5;
+        free(sh->id[at]);
+        sh->id[at] = rtr_strdup(repeat[d]);
+        CHECK(fixture_corpus(ddir, &cat, rows, 2, 8) == RTR_OK);
+        CHECK(rtr_corpus_open(&c, ddir) == RTR_OK);
+        for (int i = 0; i < 5; i++)
+            for (int b = 0; b < 2; b++) {
+                rtr_status s = read_ids(c, spills[i], bits[b], &n);
+                const char *e = rtr_last_error();
+                char *quoted = rtr_sprintf("\"%s\"", repeat[d]), *row = rtr_sprintf("row %lld:", (long long)at);
+                bool named = s == RTR_ERR_FORMAT && strstr(e, quoted) && strstr(e, row) &&
+                             strstr(e, d ? "shard-00000.h5: row" : "shard-00001.h5: row") &&
+                             strstr(e, d ? "also in this shard" : "shard-00000.h5");
+                CHECK_MSG(named, "%s, spill %lld, %d bits: status %d: %s", repeat[d], (long long)spills[i], bits[b],
+                          (int)s, e);
+                free(quoted);
+                free(row);
+            }
+        CHECK(rtr_corpus_check_ids(c) == RTR_ERR_FORMAT && strstr(rtr_last_error(), repeat[d]));
+        rtr_corpus_close(c);
+        free_two(ddir, &cat, rows);
+    }
+}
+
 static void test_content_hash(void) {
     rtr_catalog cat;
     CHECK(rtr_catalog_parse_json(&cat, CATALOG, "inline") == RTR_OK);
@@ -508,6 +586,6 @@ static void test_stale_temporaries(void) {
     free(dir), free(out), free(dead), free(live), free(other), free(odd), free(dead_dir), free(inner);
 }
 
-TEST_MAIN(T(test_catalog_round_trip), T(test_catalog_full_grid), T(test_catalog_errors), T(test_rows_round_trip),
+TEST_MAIN(T(test_catalog_round_trip), T(test_catalog_full_grid), T(test_catalog_errors), T(test_rows_round_trip), T(test_unique_ids),
           T(test_content_hash), T(test_outputs), T(test_validation_on_open), T(test_values_checked_as_read),
           T(test_bad_files), T(test_stale_temporaries))

@@ -223,6 +223,14 @@ typedef struct {
     const char *table;         /* the routing table (tables/NAME); NULL: the only one */
     int shard;                 /* only this shard; < 0: all */
     int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
+    /* The ids' uniqueness check (every id read, across the shards read): a
+     * 64-bit hash and the place of each id, 16 bytes, held up to id_spill
+     * ids (0: 2^18, 4 MiB), then sorted into a temporary run in $TMPDIR;
+     * checked when the last shard is done, by one merge of the runs, equal
+     * hashes confirmed by the ids themselves. id_hash_bits (0: 64) keeps
+     * fewer bits of the hash, for tests of that confirmation. */
+    int64_t id_spill;
+    int id_hash_bits;
 } rtr_row_query;
 
 RTR_API rtr_row_query rtr_row_query_default(void);
@@ -258,7 +266,10 @@ typedef struct rtr_row_reader rtr_row_reader;
 RTR_API rtr_status rtr_row_reader_open(rtr_row_reader **r, const rtr_corpus *c, const rtr_row_query *q);
 /* The next chunk of selected rows (a view valid until the next call);
  * chunk->n == 0 at the end. *shard (optional) receives its shard and
- * *row0 (optional) the shard row of the chunk's first row read. */
+ * *row0 (optional) the shard row of the chunk's first row read. The call
+ * that ends the pass checks the ids read (RTR_ERR_FORMAT naming a repeated
+ * id, its shard and row, and the other shard): a stage must read to the
+ * end, and take that call's status, before it commits its output. */
 RTR_API rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *chunk, int *shard, int64_t *row0);
 RTR_API const rtr_row_source *rtr_row_reader_source(const rtr_row_reader *r);
 RTR_API void rtr_row_reader_close(rtr_row_reader *r);

@@ -13,15 +13,14 @@
  * lookup and the Pareto front. */
 #include "rtr/route.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/util.h"
 #include "rtr/dist.h"
+#include "store/runs.h"
 
 /* One switch of one query's choice: key holds the bits of λ (a double in
  * (0,1), whose bit patterns sort like the values), val the index of the
@@ -72,118 +71,6 @@ static void sums_merge(path_sums *s, const path_sums *x) {
     s->missing += x->missing;
 }
 
-/* ------------------------------------------------------ sorted runs, merged */
-
-/* A run of records sorted on a key (the bits of a λ in their first 8
- * bytes): in memory, or in a temporary file read back a block at a time. */
-typedef struct {
-    const char *mem; /* the records, or NULL: in f */
-    FILE *f;
-    size_t n, rec;   /* records, bytes per record */
-    size_t next;     /* the current record */
-    char *buf;       /* f's records [base, base + have) */
-    size_t base, have;
-} path_run;
-
-#define RUN_BUF_BYTES ((size_t)1 << 16)
-
-static void run_close(path_run *r) {
-    if (r->f) fclose(r->f); /* unlinked at creation: its space goes with it */
-    free(r->buf);
-    memset(r, 0, sizeof *r);
-}
-
-static const char *run_cur(const path_run *r) {
-    if (r->next >= r->n) return NULL;
-    return r->mem ? r->mem + r->next * r->rec : r->buf + (r->next - r->base) * r->rec;
-}
-
-/* Make the current record readable (a file run reads the next block). */
-static rtr_status run_fill(path_run *r) {
-    if (r->mem || r->next >= r->n || r->next < r->base + r->have) return RTR_OK;
-    size_t want = RUN_BUF_BYTES / r->rec;
-    if (want > r->n - r->next) want = r->n - r->next;
-    if (!r->buf && !(r->buf = rtr_malloc(RUN_BUF_BYTES))) return RTR_ERR_NOMEM;
-    if (fread(r->buf, r->rec, want, r->f) != want)
-        return rtr_fail(RTR_ERR_IO, "λ path: a temporary run file reads short (%s)",
-                        ferror(r->f) ? strerror(errno) : "truncated");
-    r->base = r->next;
-    r->have = want;
-    return RTR_OK;
-}
-
-static rtr_status run_rewind(path_run *r) {
-    r->next = r->base = r->have = 0;
-    if (r->f && fseek(r->f, 0, SEEK_SET) != 0)
-        return rtr_fail(RTR_ERR_IO, "λ path: cannot rewind a temporary run file: %s", strerror(errno));
-    return run_fill(r);
-}
-
-static uint64_t run_key(const path_run *r) {
-    uint64_t k;
-    memcpy(&k, run_cur(r), sizeof k);
-    return k;
-}
-
-/* The k-way merge of runs: every record in key order, equal keys in run
- * order, so runs of consecutive queries (or parts in rank order) merge into
- * the order one stable sort of all of them gives. */
-typedef struct {
-    path_run *runs;
-    int n, nh;
-    int *heap; /* runs with a record left, the least (key, run) on top */
-    char cur[64];
-} path_merge;
-
-static bool heap_less(const path_merge *m, int a, int b) {
-    uint64_t ka = run_key(&m->runs[a]), kb = run_key(&m->runs[b]);
-    return ka < kb || (ka == kb && a < b);
-}
-
-static void heap_down(path_merge *m, int i) {
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, s = i;
-        if (l < m->nh && heap_less(m, m->heap[l], m->heap[s])) s = l;
-        if (r < m->nh && heap_less(m, m->heap[r], m->heap[s])) s = r;
-        if (s == i) return;
-        int t = m->heap[i];
-        m->heap[i] = m->heap[s];
-        m->heap[s] = t;
-        i = s;
-    }
-}
-
-static rtr_status merge_open(path_merge *m, path_run *runs, int n) {
-    *m = (path_merge){.runs = runs, .n = n, .heap = rtr_malloc(sizeof(int) * (size_t)(n ? n : 1))};
-    return m->heap ? RTR_OK : RTR_ERR_NOMEM;
-}
-
-static rtr_status merge_start(path_merge *m) {
-    m->nh = 0;
-    for (int i = 0; i < m->n; i++) {
-        rtr_status st = run_rewind(&m->runs[i]);
-        if (st) return st;
-        if (run_cur(&m->runs[i])) m->heap[m->nh++] = i;
-    }
-    for (int i = m->nh / 2 - 1; i >= 0; i--) heap_down(m, i);
-    return RTR_OK;
-}
-
-/* The next record (a copy, valid until the next call); *rec NULL at the end. */
-static rtr_status merge_next(path_merge *m, const char **rec) {
-    *rec = NULL;
-    if (!m->nh) return RTR_OK;
-    path_run *r = &m->runs[m->heap[0]];
-    memcpy(m->cur, run_cur(r), r->rec);
-    r->next++;
-    rtr_status st = run_fill(r);
-    if (st) return st;
-    if (!run_cur(r)) m->heap[0] = m->heap[--m->nh];
-    heap_down(m, 0);
-    *rec = m->cur;
-    return RTR_OK;
-}
-
 /* What one record changes in the sums. */
 typedef void (*rec_apply)(path_sums *s, const char *rec, const void *ctx, bool truth);
 
@@ -194,7 +81,7 @@ typedef void (*point_fn)(void *pctx, int64_t j, const path_sums *s, double lambd
 /* One pass over the merged records, a group per distinct λ: with point, it
  * gets point j, the sums before group j (the last point: λ = 1); with
  * breaks, breaks[j] gets what group j changes in the sums; *n_groups always. */
-static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
+static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
                              point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups);
 
 /* The path under construction. Kept across rtr_path_builder_add calls: the
@@ -208,9 +95,8 @@ struct rtr_path_builder {
     int64_t chunk_rows, n; /* queries added so far */
     int64_t n_switches;    /* events so far, spilled ones included */
     int64_t spill_at;      /* events held before they go to a run on disk (0: never) */
-    path_run *runs;        /* the runs on disk (spill_event records), in query order */
-    int n_runs;
-    path_run mem;          /* the events in memory as a run */
+    run_files files;       /* the runs on disk (spill_event records), in query order */
+    sorted_run mem;          /* the events in memory as a run */
     path_event *ev;
     size_t n_ev, cap_ev;
     path_piece *pc;
@@ -396,14 +282,14 @@ static double key_lambda(uint64_t key) {
 
 static void emit_point(void *pctx, int64_t j, const path_sums *s, double lambda) { path_emit(pctx, j, s, lambda); }
 
-static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
+static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
                              point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups) {
-    rtr_status st = merge_start(m);
+    rtr_status st = run_merge_start(m);
     const char *rec;
     int64_t j = 0;
     uint64_t key = 0;
     path_sums d = {0};
-    while (!st && !(st = merge_next(m, &rec)) && rec) {
+    while (!st && !(st = run_merge_next(m, &rec)) && rec) {
         uint64_t k;
         memcpy(&k, rec, sizeof k);
         if (!j || k != key) {
@@ -424,78 +310,13 @@ static rtr_status merge_walk(path_merge *m, rec_apply apply, const void *ctx, bo
 
 /* The path of the merged records from the sums at λ = 0: a pass counts its
  * points, a second fills them (path->n_queries and n_switches set before). */
-static rtr_status path_from_merge(rtr_path *path, path_merge *m, rec_apply apply, const void *ctx, bool truth,
+static rtr_status path_from_merge(rtr_path *path, run_merge *m, rec_apply apply, const void *ctx, bool truth,
                                   path_sums sums) {
     int64_t groups;
     rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, NULL, &groups);
     if (!st) st = path_alloc(path, groups + 1, truth);
     if (!st) st = merge_walk(m, apply, ctx, truth, sums, emit_point, path, NULL, &groups);
     return st;
-}
-
-/* A temporary file, unlinked at once: nothing is left behind, whatever
- * happens to the process. In $TMPDIR (else /tmp). */
-static rtr_status temp_run(FILE **out) {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir) dir = "/tmp";
-    char *path = rtr_sprintf("%s/rtr-path-XXXXXX", dir);
-    if (!path) return RTR_ERR_NOMEM;
-    int fd = mkstemp(path);
-    rtr_status st = fd < 0 ? rtr_fail(RTR_ERR_IO, "λ path: cannot create a temporary file in %s: %s (set TMPDIR)",
-                                      dir, strerror(errno))
-                           : RTR_OK;
-    if (!st) unlink(path);
-    free(path);
-    if (st) return st;
-    if (!(*out = fdopen(fd, "w+b"))) {
-        close(fd);
-        return rtr_fail(RTR_ERR_IO, "λ path: cannot open a temporary file: %s", strerror(errno));
-    }
-    return RTR_OK;
-}
-
-/* Runs on disk at most: past it they are merged into one (so the merge's
- * buffers stay bounded: RUN_BUF_BYTES each). */
-#define MAX_RUNS 64
-
-/* Add the run f holds (n spill_event records, written) to the builder's. */
-static rtr_status runs_push(rtr_path_builder *pb, FILE *f, size_t n) {
-    rtr_status st = fflush(f) == 0 && !ferror(f)
-                        ? RTR_OK
-                        : rtr_fail(RTR_ERR_IO, "λ path: cannot write a temporary file (disk full? set TMPDIR): %s",
-                                   strerror(errno));
-    path_run *r = st ? NULL : rtr_realloc(pb->runs, sizeof *r * (size_t)(pb->n_runs + 1));
-    if (!st && !r) st = RTR_ERR_NOMEM;
-    if (st) {
-        fclose(f);
-        return st;
-    }
-    pb->runs = r;
-    pb->runs[pb->n_runs++] = (path_run){.f = f, .n = n, .rec = sizeof(spill_event)};
-    return RTR_OK;
-}
-
-/* Every run on disk merged into one (the same order: stable on λ). */
-static rtr_status runs_compact(rtr_path_builder *pb) {
-    path_merge m;
-    FILE *f = NULL;
-    rtr_status st = merge_open(&m, pb->runs, pb->n_runs);
-    if (!st) st = temp_run(&f);
-    if (!st) st = merge_start(&m);
-    size_t n = 0;
-    const char *rec;
-    while (!st && !(st = merge_next(&m, &rec)) && rec) {
-        if (fwrite(rec, sizeof(spill_event), 1, f) != 1) break; /* runs_push reports it */
-        n++;
-    }
-    free(m.heap);
-    if (st) {
-        if (f) fclose(f);
-        return st;
-    }
-    for (int i = 0; i < pb->n_runs; i++) run_close(&pb->runs[i]);
-    pb->n_runs = 0;
-    return runs_push(pb, f, n);
 }
 
 /* The events held, sorted on λ (stable: query order at equal λ). */
@@ -512,17 +333,16 @@ static rtr_status events_sorted(rtr_path_builder *pb) {
 /* The events held, sorted, written as a run on disk with the pieces they
  * switch between; the memory is then reused. */
 static rtr_status builder_spill(rtr_path_builder *pb) {
-    rtr_status st = pb->n_runs >= MAX_RUNS ? runs_compact(pb) : RTR_OK;
     FILE *f = NULL;
-    if (!st) st = events_sorted(pb);
-    if (!st) st = temp_run(&f);
+    rtr_status st = events_sorted(pb);
+    if (!st) st = run_temp_file(&f, "λ path");
     if (st) return st;
     for (size_t e = 0; e < pb->n_ev; e++) {
         const path_piece *to = &pb->pc[pb->ev[e].val];
         spill_event x = {pb->ev[e].key, to[-1], to[0]};
-        if (fwrite(&x, sizeof x, 1, f) != 1) break; /* runs_push reports it */
+        if (fwrite(&x, sizeof x, 1, f) != 1) break; /* run_files_push reports it */
     }
-    st = runs_push(pb, f, pb->n_ev);
+    st = run_files_push(&pb->files, f, pb->n_ev);
     pb->n_ev = pb->n_pc = 0;
     return st;
 }
@@ -533,8 +353,7 @@ void rtr_path_builder_spill(rtr_path_builder *pb, int64_t max_events) {
 
 void rtr_path_builder_free(rtr_path_builder *pb) {
     if (!pb) return;
-    for (int i = 0; i < pb->n_runs; i++) run_close(&pb->runs[i]);
-    free(pb->runs);
+    run_files_free(&pb->files);
     free(pb->ev);
     free(pb->pc);
     free(pb->block);
@@ -549,7 +368,8 @@ rtr_status rtr_path_builder_open(rtr_backend *b, rtr_path_builder **out, int32_t
     if (k <= 0 || k > 65535) return rtr_fail(RTR_ERR_INVALID, "λ path: %d pairs, 1 to 65535 supported", (int)k);
     rtr_path_builder *pb = rtr_calloc(1, sizeof *pb);
     if (!pb) return RTR_ERR_NOMEM;
-    *pb = (rtr_path_builder){.b = b, .k = k, .truth = truth, .chunk_rows = chunk_rows, .spill_at = RTR_PATH_SPILL_EVENTS};
+    *pb = (rtr_path_builder){.b = b, .k = k, .truth = truth, .chunk_rows = chunk_rows, .spill_at = RTR_PATH_SPILL_EVENTS,
+                                .files = {.rec = sizeof(spill_event), .what = "λ path"}};
     *out = pb;
     return RTR_OK;
 }
@@ -591,39 +411,39 @@ rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_table *t) 
  * buffers freed, and the events as sorted runs opened in m: with none
  * spilled, the events in memory (*apply = apply_event, their pieces in
  * *ctx); else the rest spilled too and every run on disk. */
-static rtr_status builder_runs(rtr_path_builder *pb, path_sums *sums, path_merge *m, rec_apply *apply,
+static rtr_status builder_runs(rtr_path_builder *pb, path_sums *sums, run_merge *m, rec_apply *apply,
                                const void **ctx) {
     *sums = pb->total;
     for (int64_t i = 0; i * PATH_BLOCK < pb->n - pb->open * PATH_BLOCK; i++) sums_merge(sums, &pb->block[i]);
     free(pb->block), pb->block = NULL;
     free(pb->seg_ev), pb->seg_ev = NULL;
     free(pb->seg_pc), pb->seg_pc = NULL;
-    *m = (path_merge){0};
+    *m = (run_merge){0};
     rtr_status st = RTR_OK;
-    if (pb->n_runs) {
+    if (pb->files.n) {
         if (pb->n_ev) st = builder_spill(pb);
         free(pb->ev), pb->ev = NULL; /* the merge reads the runs only */
         free(pb->pc), pb->pc = NULL;
         pb->cap_ev = pb->cap_pc = 0;
         *apply = apply_spilled;
         *ctx = NULL;
-        if (!st) st = merge_open(m, pb->runs, pb->n_runs);
+        if (!st) st = run_merge_open(m, pb->files.runs, pb->files.n);
         return st;
     }
     size_t n_ev = pb->n_ev;
     path_event *fit = n_ev && n_ev < pb->cap_ev ? realloc(pb->ev, n_ev * sizeof *pb->ev) : NULL; /* give back the slack */
     if (fit) pb->ev = fit, pb->cap_ev = n_ev;
     st = events_sorted(pb);
-    pb->mem = (path_run){.mem = (const char *)pb->ev, .n = n_ev, .rec = sizeof *pb->ev};
+    pb->mem = (sorted_run){.mem = (const char *)pb->ev, .n = n_ev, .rec = sizeof *pb->ev};
     *apply = apply_event;
     *ctx = pb->pc;
-    if (!st) st = merge_open(m, &pb->mem, 1);
+    if (!st) st = run_merge_open(m, &pb->mem, 1);
     return st;
 }
 
 /* What finish and the budget search start from: the added rows checked,
  * the sums and the merge of the sorted runs. */
-static rtr_status builder_start(rtr_path_builder *pb, path_sums *sums, path_merge *m, rec_apply *apply,
+static rtr_status builder_start(rtr_path_builder *pb, path_sums *sums, run_merge *m, rec_apply *apply,
                                 const void **ctx) {
     if (pb->n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries x %d pairs)", (int)pb->k);
     if (pb->n > (int64_t)UINT32_MAX)
@@ -634,7 +454,7 @@ static rtr_status builder_start(rtr_path_builder *pb, path_sums *sums, path_merg
 rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     memset(path, 0, sizeof *path);
     path_sums sums = {0};
-    path_merge m = {0};
+    run_merge m = {0};
     rec_apply apply = NULL;
     const void *ctx = NULL;
     rtr_status st = builder_start(pb, &sums, &m, &apply, &ctx);
@@ -645,7 +465,7 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
         path->n_switches = pb->n_switches;
         st = path_from_merge(path, &m, apply, ctx, pb->truth, sums);
     }
-    free(m.heap);
+    run_merge_free(&m);
     rtr_path_builder_free(pb);
     if (st) rtr_path_free(path);
     return st;
@@ -688,7 +508,7 @@ static void budget_point(void *pctx, int64_t j, const path_sums *s, double lambd
 
 rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {
     path_sums sums = {0};
-    path_merge m = {0};
+    run_merge m = {0};
     rec_apply apply = NULL;
     const void *ctx = NULL;
     budget_scan b = {.n = (double)pb->n, .mean_budget = total ? budget / (double)pb->n : budget};
@@ -699,7 +519,7 @@ rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool tot
         st = rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
                       b.mean_budget, b.cost0);
     if (!st) *lambda = b.lambda;
-    free(m.heap);
+    run_merge_free(&m);
     rtr_path_builder_free(pb);
     return st;
 }
@@ -709,7 +529,7 @@ rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool tot
 rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     memset(part, 0, sizeof *part);
     path_sums sums;
-    path_merge m;
+    run_merge m;
     rec_apply apply;
     const void *ctx;
     int64_t n_breaks = 0;
@@ -725,7 +545,7 @@ rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
         part->truth = pb->truth;
         part->at0 = break_of(&sums, 0.0);
     }
-    free(m.heap);
+    run_merge_free(&m);
     rtr_path_builder_free(pb);
     if (st) rtr_path_part_free(part);
     return st;
@@ -737,7 +557,7 @@ void rtr_path_part_free(rtr_path_part *part) {
     memset(part, 0, sizeof *part);
 }
 
-rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
+rtr_status rtr_run_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
     memset(path, 0, sizeof *path);
     int64_t n = 0, n_sw = 0;
     bool truth = n_parts > 0 && parts[0].truth;
@@ -750,18 +570,18 @@ rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_part
     if (n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)n);
     /* each part's breaks a run (parts in order at equal λ), then one pass
      * from the sums at λ = 0, as rtr_path_builder_finish's */
-    path_run *runs = rtr_calloc((size_t)n_parts, sizeof *runs);
-    path_merge m = {0};
-    rtr_status st = runs ? merge_open(&m, runs, n_parts) : RTR_ERR_NOMEM;
+    sorted_run *runs = rtr_calloc((size_t)n_parts, sizeof *runs);
+    run_merge m = {0};
+    rtr_status st = runs ? run_merge_open(&m, runs, n_parts) : RTR_ERR_NOMEM;
     path_sums sums = {0};
     for (int r = 0; !st && r < n_parts; r++) {
-        runs[r] = (path_run){.mem = (const char *)parts[r].breaks, .n = (size_t)parts[r].n_breaks, .rec = sizeof(rtr_path_break)};
+        runs[r] = (sorted_run){.mem = (const char *)parts[r].breaks, .n = (size_t)parts[r].n_breaks, .rec = sizeof(rtr_path_break)};
         apply_break(&sums, (const char *)&parts[r].at0, NULL, truth);
     }
     path->n_queries = n;
     path->n_switches = n_sw;
     if (!st) st = path_from_merge(path, &m, apply_break, NULL, truth, sums);
-    free(m.heap);
+    run_merge_free(&m);
     free(runs);
     if (st) rtr_path_free(path);
     return st;
@@ -827,7 +647,7 @@ rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path) {
     if (!st) st = rtr_dist_gather(&all, &total, counts, bytes, len);
     free(bytes);
     if (!st && rtr_dist_rank() == 0) st = parts_unpack(parts, n, all, counts);
-    if (!st && rtr_dist_rank() == 0) st = rtr_path_merge(path, parts, n);
+    if (!st && rtr_dist_rank() == 0) st = rtr_run_merge(path, parts, n);
     free(all);
     free(parts);
     free(counts);

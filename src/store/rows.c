@@ -5,6 +5,7 @@
  * stage streams through it; rtr_rows_gather collects a selection in memory
  * for the stages that need all of it (training, the baselines). */
 #include "common/util.h"
+#include "store/runs.h"
 #include "store/store_int.h"
 
 #include <fcntl.h>
@@ -28,6 +29,180 @@ static const unsigned MAT_COL[N_MATS] = {RTR_COL_CORRECT, RTR_COL_TOKENS, RTR_CO
                                          RTR_COL_P_CORRECT, RTR_COL_P_TOKENS, RTR_COL_P_COST};
 static const unsigned STR_COL[4] = {RTR_COL_ID, RTR_COL_TEXT, RTR_COL_DATASET, RTR_COL_SPLIT};
 
+/* ------------------------------------------------------- unique ids */
+
+/* Ids must be unique across the shards read (a shard edited to repeat an id
+ * would be routed, scored and counted twice). Each id read leaves its hash
+ * and its place, 16 bytes, in a buffer of bounded size; a full buffer is
+ * sorted and written to a temporary run. The end of the pass merges the
+ * runs (runs.h): ids with equal hashes are then compared themselves, read
+ * again from their shards, so a collision never refuses a valid corpus. */
+typedef struct {
+    uint64_t hash, at; /* at: shard << ID_ROW_BITS | row */
+} id_rec;
+
+#define ID_ROW_BITS 40
+#define ID_SPILL_DEFAULT ((int64_t)1 << 18)
+
+typedef struct {
+    id_rec *buf;
+    size_t n, cap, spill;
+    uint64_t mask;
+    run_files files;
+    bool done;
+} id_check;
+
+static int id_rec_cmp(const void *x, const void *y) {
+    const id_rec *a = x, *b = y;
+    if (a->hash != b->hash) return a->hash < b->hash ? -1 : 1;
+    return (a->at > b->at) - (a->at < b->at);
+}
+
+static void id_check_init(id_check *ic, const rtr_row_query *q) {
+    *ic = (id_check){.spill = (size_t)(q->id_spill > 0 ? q->id_spill : ID_SPILL_DEFAULT),
+                     .mask = q->id_hash_bits > 0 && q->id_hash_bits < 64 ? ((uint64_t)1 << q->id_hash_bits) - 1
+                                                                       : ~(uint64_t)0,
+                     .files = {.rec = sizeof(id_rec), .what = "query id check"}};
+}
+
+static void id_check_free(id_check *ic) {
+    free(ic->buf);
+    run_files_free(&ic->files);
+    memset(ic, 0, sizeof *ic);
+}
+
+/* The buffer sorted (hash, then place: read order) and written as a run. */
+static rtr_status id_check_spill(id_check *ic) {
+    qsort(ic->buf, ic->n, sizeof *ic->buf, id_rec_cmp);
+    FILE *f;
+    rtr_status s = run_temp_file(&f, ic->files.what);
+    if (s) return s;
+    if (ic->n) fwrite(ic->buf, sizeof *ic->buf, ic->n, f); /* a short write sets ferror: run_files_push reports it */
+    s = run_files_push(&ic->files, f, ic->n);
+    ic->n = 0;
+    return s;
+}
+
+static rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row) {
+    if (ic->n == ic->cap) {
+        if (ic->n >= ic->spill) {
+            rtr_status s = id_check_spill(ic);
+            if (s) return s;
+        } else {
+            size_t cap = ic->cap ? 2 * ic->cap : 4096;
+            if (cap > ic->spill) cap = ic->spill;
+            id_rec *b = rtr_realloc(ic->buf, cap * sizeof *b);
+            if (!b) return RTR_ERR_NOMEM;
+            ic->buf = b;
+            ic->cap = cap;
+        }
+    }
+    if ((uint64_t)shard >> (64 - ID_ROW_BITS) || (uint64_t)row >> ID_ROW_BITS)
+        return rtr_fail(RTR_ERR_INVALID, "shard %d row %lld: beyond the id check's 2^24 shards of 2^40 rows", shard,
+                        (long long)row);
+    uint64_t h = rtr_hash64(RTR_FNV_SEED, id, strlen(id)) & ic->mask;
+    ic->buf[ic->n++] = (id_rec){h, (uint64_t)shard << ID_ROW_BITS | (uint64_t)row};
+    return RTR_OK;
+}
+
+/* The id at place `at` (a copy, caller frees), read again from its shard. */
+static rtr_status id_at(const rtr_corpus *c, uint64_t at, char **id) {
+    int shard = (int)(at >> ID_ROW_BITS);
+    int64_t row = (int64_t)(at & (((uint64_t)1 << ID_ROW_BITS) - 1));
+    hid_t f;
+    char *arena = NULL, *out[1] = {NULL};
+    size_t cap = 0;
+    rtr_status s = h5_open(c->paths[shard], &f);
+    if (s) return s;
+    s = store_read_strings(f, c->paths[shard], 0, c->counts[shard], row, 1, &arena, &cap, out);
+    h5_close(f, c->paths[shard]);
+    if (!s && !(*id = rtr_strdup(out[0]))) s = RTR_ERR_NOMEM;
+    free(arena);
+    return s;
+}
+
+/* The distinct ids of one hash met so far (more than one only on a collision). */
+typedef struct {
+    char **id;
+    uint64_t *at;
+    size_t n, cap;
+} id_group;
+
+static void id_group_clear(id_group *g) {
+    for (size_t i = 0; i < g->n; i++) free(g->id[i]);
+    g->n = 0;
+}
+
+/* Record e of the group's hash: a repeat of an id in g (RTR_ERR_FORMAT), else one more distinct id. */
+static rtr_status id_group_add(id_group *g, const rtr_corpus *c, const id_rec *e) {
+    char *id = NULL;
+    rtr_status s = id_at(c, e->at, &id);
+    for (size_t i = 0; !s && i < g->n; i++) {
+        if (strcmp(g->id[i], id)) continue;
+        int first = (int)(g->at[i] >> ID_ROW_BITS), shard = (int)(e->at >> ID_ROW_BITS);
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: row %lld: query id \"%s\" appears twice in the corpus: also in %s",
+                     c->paths[shard], (long long)(e->at & (((uint64_t)1 << ID_ROW_BITS) - 1)), id,
+                     first == shard ? "this shard" : c->paths[first]);
+    }
+    if (!s && g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 4;
+        char **ids = rtr_realloc(g->id, cap * sizeof *ids);
+        if (ids) g->id = ids;
+        uint64_t *at = ids ? rtr_realloc(g->at, cap * sizeof *at) : NULL;
+        if (at) g->at = at, g->cap = cap;
+        else s = RTR_ERR_NOMEM;
+    }
+    if (s) {
+        free(id);
+        return s;
+    }
+    g->id[g->n] = id;
+    g->at[g->n++] = e->at;
+    return RTR_OK;
+}
+
+/* Every id read, in (hash, place) order: the in-memory buffer alone, or
+ * with the runs on disk; equal hashes confirmed by the ids. */
+static rtr_status id_check_finish(id_check *ic, const rtr_corpus *c) {
+    ic->done = true;
+    rtr_status s = RTR_OK;
+    sorted_run mem = {0}, *runs = &mem;
+    int n_runs = 1;
+    if (ic->files.n) {
+        if (ic->n) s = id_check_spill(ic);
+        free(ic->buf), ic->buf = NULL;
+        ic->cap = 0;
+        runs = ic->files.runs, n_runs = ic->files.n;
+    } else {
+        qsort(ic->buf, ic->n, sizeof *ic->buf, id_rec_cmp);
+        mem = (sorted_run){.mem = (const char *)ic->buf, .n = ic->n, .rec = sizeof(id_rec)};
+    }
+    run_merge m = {0};
+    if (!s) s = run_merge_open(&m, runs, n_runs);
+    if (!s) s = run_merge_start(&m);
+    id_group g = {0};
+    id_rec prev = {0}, e;
+    bool open = false; /* prev's hash has a group */
+    const char *rec;
+    for (int64_t i = 0; !s && !(s = run_merge_next(&m, &rec)) && rec; i++) {
+        memcpy(&e, rec, sizeof e);
+        if (i && e.hash == prev.hash) {
+            if (!open) s = id_group_add(&g, c, &prev), open = true;
+            if (!s) s = id_group_add(&g, c, &e);
+        } else if (open) {
+            id_group_clear(&g);
+            open = false;
+        }
+        prev = e;
+    }
+    id_group_clear(&g);
+    free(g.id), free(g.at);
+    run_merge_free(&m);
+    id_check_free(ic);
+    ic->done = true;
+    return s;
+}
+
 struct rtr_row_reader {
     const rtr_corpus *c;
     rtr_row_query q;
@@ -44,7 +219,7 @@ struct rtr_row_reader {
     size_t arena_cap[4];
     float *mat[N_MATS];
     int64_t chunk;
-    rtr_strset ids; /* every id read so far, tagged with its shard: ids are unique across the shards read */
+    id_check ids;
 };
 
 static void close_shard(rtr_row_reader *r) {
@@ -63,7 +238,7 @@ void rtr_row_reader_close(rtr_row_reader *r) {
     close_shard(r);
     for (int c = 0; c < 4; c++) free(r->arena[c]), free(r->str[c]);
     for (int m = 0; m < N_MATS; m++) free(r->mat[m]);
-    rtr_strset_free(&r->ids);
+    id_check_free(&r->ids);
     rtr_output_info_free(&r->emb, 1);
     rtr_output_info_free(&r->tab, 1);
     free(r);
@@ -156,6 +331,7 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     r->shard = q->shard >= 0 ? q->shard : 0;
     r->end = q->shard >= 0 ? q->shard + 1 : c->n_shards;
     r->chunk = q->chunk_rows > 0 ? q->chunk_rows : DEFAULT_CHUNK_ROWS;
+    id_check_init(&r->ids, q);
     rtr_status s = resolve(r);
     if (!s && !r->src.table_has_cost) r->read &= ~(unsigned)RTR_COL_P_COST;
     int32_t k = c->cat.n_pairs;
@@ -259,15 +435,7 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
                                  k == M_EMB ? DS_EMB : "table");
                 if (!s) s = check_values(r, k, r->mat[k], m, at);
             }
-        for (int64_t i = 0; i < m && !s; i++) {
-            int32_t first;
-            int dup = rtr_strset_insert(&r->ids, r->str[0][i], r->shard, &first);
-            if (dup < 0) s = RTR_ERR_NOMEM;
-            else if (dup)
-                s = rtr_fail(RTR_ERR_FORMAT, "%s: row %lld: query id \"%s\" appears twice in the corpus: also in %s",
-                             r->path[0], (long long)(at + i), r->str[0][i],
-                             first == r->shard ? "this shard" : r->c->paths[first]);
-        }
+        for (int64_t i = 0; i < m && !s; i++) s = id_check_add(&r->ids, r->str[0][i], r->shard, at + i);
         if (s) return s;
         /* compact the selected rows to the front, in order */
         int64_t kept = 0;
@@ -298,7 +466,7 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
         out->p_correct = mats[M_PC], out->p_tokens = mats[M_PT], out->p_cost = mats[M_PCOST];
         return RTR_OK;
     }
-    return RTR_OK;
+    return r->ids.done ? RTR_OK : id_check_finish(&r->ids, r->c);
 }
 
 /* --------------------------------------------------------------- gather */

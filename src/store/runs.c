@@ -1,0 +1,169 @@
+/* Sorted runs and their k-way merge (runs.h): the λ path's switch events
+ * and the row reader's query ids go through them when they outgrow their
+ * buffer in memory. */
+#include "store/runs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+#define RUN_BUF_BYTES ((size_t)1 << 16)
+
+void sorted_run_close(sorted_run *r) {
+    if (r->f) fclose(r->f); /* unlinked at creation: its space goes with it */
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *run_cur(const sorted_run *r) {
+    if (r->next >= r->n) return NULL;
+    return r->mem ? r->mem + r->next * r->rec : r->buf + (r->next - r->base) * r->rec;
+}
+
+/* Make the current record readable (a file run reads the next block). */
+static rtr_status run_fill(sorted_run *r) {
+    if (r->mem || r->next >= r->n || r->next < r->base + r->have) return RTR_OK;
+    size_t want = RUN_BUF_BYTES / r->rec;
+    if (want > r->n - r->next) want = r->n - r->next;
+    if (!r->buf && !(r->buf = rtr_malloc(RUN_BUF_BYTES))) return RTR_ERR_NOMEM;
+    if (fread(r->buf, r->rec, want, r->f) != want)
+        return rtr_fail(RTR_ERR_IO, "a temporary run file reads short (%s)", ferror(r->f) ? strerror(errno) : "truncated");
+    r->base = r->next;
+    r->have = want;
+    return RTR_OK;
+}
+
+static rtr_status run_rewind(sorted_run *r) {
+    r->next = r->base = r->have = 0;
+    if (r->f && fseek(r->f, 0, SEEK_SET) != 0)
+        return rtr_fail(RTR_ERR_IO, "cannot rewind a temporary run file: %s", strerror(errno));
+    return run_fill(r);
+}
+
+static uint64_t run_key(const sorted_run *r) {
+    uint64_t k;
+    memcpy(&k, run_cur(r), sizeof k);
+    return k;
+}
+
+static bool heap_less(const run_merge *m, int a, int b) {
+    uint64_t ka = run_key(&m->runs[a]), kb = run_key(&m->runs[b]);
+    return ka < kb || (ka == kb && a < b);
+}
+
+static void heap_down(run_merge *m, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, s = i;
+        if (l < m->nh && heap_less(m, m->heap[l], m->heap[s])) s = l;
+        if (r < m->nh && heap_less(m, m->heap[r], m->heap[s])) s = r;
+        if (s == i) return;
+        int t = m->heap[i];
+        m->heap[i] = m->heap[s];
+        m->heap[s] = t;
+        i = s;
+    }
+}
+
+rtr_status run_merge_open(run_merge *m, sorted_run *runs, int n) {
+    *m = (run_merge){.runs = runs, .n = n, .heap = rtr_malloc(sizeof(int) * (size_t)(n ? n : 1))};
+    return m->heap ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+void run_merge_free(run_merge *m) {
+    free(m->heap);
+    m->heap = NULL;
+}
+
+rtr_status run_merge_start(run_merge *m) {
+    m->nh = 0;
+    for (int i = 0; i < m->n; i++) {
+        rtr_status st = run_rewind(&m->runs[i]);
+        if (st) return st;
+        if (run_cur(&m->runs[i])) m->heap[m->nh++] = i;
+    }
+    for (int i = m->nh / 2 - 1; i >= 0; i--) heap_down(m, i);
+    return RTR_OK;
+}
+
+rtr_status run_merge_next(run_merge *m, const char **rec) {
+    *rec = NULL;
+    if (!m->nh) return RTR_OK;
+    sorted_run *r = &m->runs[m->heap[0]];
+    memcpy(m->cur, run_cur(r), r->rec);
+    r->next++;
+    rtr_status st = run_fill(r);
+    if (st) return st;
+    if (!run_cur(r)) m->heap[0] = m->heap[--m->nh];
+    heap_down(m, 0);
+    *rec = m->cur;
+    return RTR_OK;
+}
+
+rtr_status run_temp_file(FILE **out, const char *what) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    char *path = rtr_sprintf("%s/rtr-run-XXXXXX", dir);
+    if (!path) return RTR_ERR_NOMEM;
+    int fd = mkstemp(path);
+    rtr_status st = fd < 0 ? rtr_fail(RTR_ERR_IO, "%s: cannot create a temporary file in %s: %s (set TMPDIR)", what,
+                                      dir, strerror(errno))
+                           : RTR_OK;
+    if (!st) unlink(path);
+    free(path);
+    if (st) return st;
+    if (!(*out = fdopen(fd, "w+b"))) {
+        close(fd);
+        return rtr_fail(RTR_ERR_IO, "%s: cannot open a temporary file: %s", what, strerror(errno));
+    }
+    return RTR_OK;
+}
+
+/* Every run of the list merged into one (the same order: stable on the key). */
+static rtr_status run_files_compact(run_files *l) {
+    run_merge m;
+    FILE *f = NULL;
+    rtr_status st = run_merge_open(&m, l->runs, l->n);
+    if (!st) st = run_temp_file(&f, l->what);
+    if (!st) st = run_merge_start(&m);
+    size_t n = 0;
+    const char *rec;
+    while (!st && !(st = run_merge_next(&m, &rec)) && rec) {
+        if (fwrite(rec, l->rec, 1, f) != 1) break; /* the flush below reports it */
+        n++;
+    }
+    run_merge_free(&m);
+    if (st) {
+        if (f) fclose(f);
+        return st;
+    }
+    for (int i = 0; i < l->n; i++) sorted_run_close(&l->runs[i]);
+    l->n = 0;
+    return run_files_push(l, f, n);
+}
+
+rtr_status run_files_push(run_files *l, FILE *f, size_t n) {
+    rtr_status st = fflush(f) == 0 && !ferror(f)
+                        ? RTR_OK
+                        : rtr_fail(RTR_ERR_IO, "%s: cannot write a temporary file (disk full? set TMPDIR): %s", l->what,
+                                   strerror(errno));
+    if (!st && l->n >= RUN_MAX_FILES) st = run_files_compact(l);
+    sorted_run *r = st ? NULL : rtr_realloc(l->runs, sizeof *r * (size_t)(l->n + 1));
+    if (!st && !r) st = RTR_ERR_NOMEM;
+    if (st) {
+        fclose(f);
+        return st;
+    }
+    l->runs = r;
+    l->runs[l->n++] = (sorted_run){.f = f, .n = n, .rec = l->rec};
+    return RTR_OK;
+}
+
+void run_files_free(run_files *l) {
+    for (int i = 0; i < l->n; i++) sorted_run_close(&l->runs[i]);
+    free(l->runs);
+    l->runs = NULL;
+    l->n = 0;
+}
