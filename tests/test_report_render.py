@@ -42,6 +42,42 @@ def svgs_of(page):
     return re.findall(r"<svg.*?</svg>", page, re.S)
 
 
+LABEL = re.compile(r'(?:<line x1="([-\d.]+)" y1="([-\d.]+)" x2="[-\d.]+" y2="[-\d.]+" stroke="#888" stroke-width="0.8"/>)?'
+                   r'<text x="([-\d.]+)" y="([-\d.]+)" font-size="10" text-anchor="middle" fill="#222" stroke="white" '
+                   r'stroke-width="3" paint-order="stroke"( font-weight="bold")?>([^<]*)</text>')
+
+
+def labels_own_markers(svg, what):
+    """Each name or number written in the pairs plot belongs to its own
+    marker: beside it (the label's box within a few pixels, widths estimated
+    generously), or at the end of a leader line that starts at that marker;
+    each number is one of the key's; each pair is labelled at most once."""
+    markers = {htmlmod.unescape(t): (float(x), float(y)) for x, y, t in
+               re.findall(r'<circle cx="([-\d.]+)" cy="([-\d.]+)" r="4.5" fill="[^"]+"><title>(.*?): \(', svg)}
+    key = {}
+    for t in re.findall(r"<text[^>]*>((?:<tspan[^>]*>[^<]*</tspan>)+)</text>", svg.split("Points numbered")[-1]):
+        m = re.match(r"(\d+)  (.*)", htmlmod.unescape("".join(re.findall(r">([^<]*)</tspan>", t))))
+        if m:
+            key[m.group(1)] = m.group(2)
+    seen, bad = set(), []
+    for lx, ly, x, y, bold, text in LABEL.findall(svg):
+        text = htmlmod.unescape(text)
+        name = key.get(text) if bold else text
+        if name is None or name not in markers or name in seen:
+            bad.append(f"{text!r}: {'no such key number' if bold else 'no marker of that name'} or labelled twice")
+            continue
+        seen.add(name)
+        X, Y = markers[name]
+        if lx:  # a leader starts at its marker
+            if abs(float(lx) - X) > 0.11 or abs(float(ly) - Y) > 0.11:
+                bad.append(f"{text!r}: leader from ({lx}, {ly}), its marker at ({X}, {Y})")
+            continue
+        cx, cy, hw = float(x), float(y) - 3.5, 3.3 * len(text) + 2
+        if max(abs(cx - X) - hw, abs(cy - Y) - 6) > 8 + 4:
+            bad.append(f"{text!r} at ({cx:.0f}, {cy:.0f}), its marker at ({X:.0f}, {Y:.0f}) and no leader")
+    check(markers and not bad, f"{what}: every label beside its own marker or led to it: {bad[:3]}")
+
+
 # ---- the crowded file with intervals -------------------------------------
 ev = fx.crowded_eval(24)
 r, stem = render("crowded", ev)
@@ -179,6 +215,7 @@ check("log scale" in curves and "log scale" in pairs_svg, "costs over 3.5 decade
 check(curves.count("operating point") >= 6 + 1, "six curves ringed at their operating point (and a legend entry)")
 check(len(re.findall(r"<title>RTR: \(", curves)) >= 100, "hover titles along RTR's 1,500-point curve")
 check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', pairs_svg)) == 2 * 24, "an x and a y bar per pair")
+labels_own_markers(pairs_svg, "crowded pairs plot")
 check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', cal)) == 10, "a bar per calibration bin")
 check(len(re.findall(r'<g stroke="[^"]+" stroke-width="1.3">', curves)) == 2 * 6 + 2, "bars at 6 operating points, Oracle, best single")
 fills = re.findall(r'<path fill="([^"]+)" fill-opacity', mix)
@@ -241,6 +278,13 @@ check(not os.path.exists(stem3 + "_figures"), "--no-figures writes no figures")
 narrow = fx.crowded_eval(8, with_ci=False, cost_lo=2.0, cost_hi=2.9, unit="output tokens")
 r4, stem4 = render("narrow", narrow, "--no-figures")
 check(r4.returncode == 0 and "log scale" not in open(stem4 + ".html").read(), "costs within a decade: linear axis")
+labels_own_markers(svgs_of(open(stem4 + ".html").read())[1], "narrow pairs plot")
+# a number that finds no place beside its crowded marker stays in the key, and
+# the next label is still the next pair's name (it was drawn as that number)
+r4b, stem4b = render("narrow16", fx.crowded_eval(16, with_ci=True, seed=7, cost_lo=2.0, cost_hi=2.9,
+                                                 unit="output tokens"), "--no-figures")
+check(r4b.returncode == 0, "report narrow16: " + r4b.stderr)
+labels_own_markers(svgs_of(open(stem4b + ".html").read())[1], "narrow pairs plot with intervals")
 r5 = run("report", os.path.join(tmp, "narrow.json"), "--cost-axis", "sideways")
 check(r5.returncode == 2 and "auto, linear or log" in r5.stderr, "an unknown --cost-axis is a usage error")
 
@@ -248,6 +292,7 @@ check(r5.returncode == 2 and "auto, linear or log" in r5.stderr, "an unknown --c
 # palette itself: every two colours at least 16 CIEDE2000 apart.
 r6, stem6 = render("thirty", fx.crowded_eval(30, with_ci=False), "--no-figures")
 mix6 = svgs_of(open(stem6 + ".html").read())[2]
+labels_own_markers(svgs_of(open(stem6 + ".html").read())[1], "30 pairs plot")
 fills = re.findall(r'<path fill="([^"]+)" fill-opacity', mix6)
 check(r6.returncode == 0 and len(set(fills)) == 30, f"30 pairs, 30 distinct fills: {len(set(fills))}")
 check(all(re.search(r'<pattern id="%s"' % re.escape(f[5:-1]), mix6) for f in fills if f.startswith("url(")),

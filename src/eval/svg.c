@@ -640,8 +640,8 @@ void rtr_svg_chart(rtr_buf *b, const rtr_chart *c, const rtr_series *s, int ns) 
         for (int64_t j = 0; j < r->n; j++) {
             if (!r->labels[j] || !point_shown(&f, r->x[j], r->y[j])) continue;
             double X = ax_px(&f.x, r->x[j]), Y = ax_px(&f.y, r->y[j]);
-            placed *p = &pl[np];
-            p->X = X, p->Y = Y, p->text = r->labels[j];
+            placed *p = &pl[np]; /* whole: a number that found no place left its fields in this slot */
+            *p = (placed){.X = X, .Y = Y, .text = r->labels[j]};
             if (place_label(&taken, &segs, area, X, Y, 5, rtr_svg_text_width(r->labels[j], 10), 12, &p->bb, &p->leader)) {
                 np++;
                 continue;
