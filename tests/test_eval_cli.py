@@ -13,15 +13,52 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
-from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
 
 require_numpy_h5py()
 require_rtr()
 import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
+
+
+def bytes_read(*args):
+    """rtr's bytes read through system calls (rchar: a shell's /proc io counts its reaped child's)."""
+    r = subprocess.run(["sh", "-c", '"$@" >/dev/null 2>&1 || exit 1; grep "^rchar:" /proc/$$/io', "sh", RTR, *args],
+                       capture_output=True, text=True)
+    return int(r.stdout.split()[1]) if r.returncode == 0 else None
+
+
+def check_reads_embeddings_once(tmp):
+    """The default router reads the training split's tables, not its
+    embeddings again (the training split's are already held): eval with it
+    reads less than half the embeddings' bytes more than eval without it
+    (--arch paper). It read them all again before (4.9 MB more for 4.1 MB
+    of embeddings; 0.7 MB now)."""
+    os.mkdir(os.path.join(tmp, "wide"))
+    corpus = demo_corpus(os.path.join(tmp, "wide"), 2000, 5, 500)
+    rng = np.random.default_rng(1)
+
+    def unit_rows(path):
+        emb = rng.standard_normal((h5py.File(path, "r").attrs["n_queries"], 512))
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def outcomes(path):
+        with h5py.File(path, "r") as h:
+            return {"p_correct": np.nan_to_num(h["outcomes/correct"][()], nan=0.0),
+                    "tokens": np.nan_to_num(h["outcomes/tokens"][()], nan=0.0)}
+    rtrdata.write_embeddings(corpus, "wide", "test-encoder", unit_rows, (np.ones((4, 512)), np.ones((4, 512))))
+    rtrdata.write_table(corpus, "perfect", outcomes, "perfect", "wide", "test-encoder")
+    emb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(corpus, "embeddings")) for f in fs)
+    common = ("eval", corpus, "--out", os.path.join(tmp, "wide.json"), "--bootstrap", "0", "--no-embedllm")
+    with_default, paper = bytes_read(*common), bytes_read(*common, "--arch", "paper")
+    check(with_default is not None and paper is not None, "eval on 512-d embeddings runs")
+    if with_default is not None and paper is not None:
+        check(with_default - paper < emb / 2, f"the default router reads {with_default - paper} bytes more, "
+              f"not the {emb} bytes of embeddings again")
 
 
 def main():
@@ -153,6 +190,7 @@ def main():
         check(not os.path.exists(args[2]), f"{what}: no output file")
     r = run("eval", corpus)
     check(r.returncode == 2, "missing --out is a usage error")
+    check_reads_embeddings_once(tmp)
     shutil.rmtree(tmp)
 
 

@@ -571,6 +571,7 @@ static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, co
     /* the network's estimates on the training rows: the same table and cost model */
     route_load_params trp = *trp0;
     trp.no_tables = false;
+    trp.embeddings = false; /* tr holds them: a second copy cost 4·dim bytes per training query */
     trp.o.table = table;
     trp.o.cost_scale = te->cost_scale;
     if (!st) st = route_data_load(&trt, corpus_dir, &trp);
