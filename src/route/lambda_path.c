@@ -557,7 +557,7 @@ void rtr_path_part_free(rtr_path_part *part) {
     memset(part, 0, sizeof *part);
 }
 
-rtr_status rtr_run_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
+rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
     memset(path, 0, sizeof *path);
     int64_t n = 0, n_sw = 0;
     bool truth = n_parts > 0 && parts[0].truth;
@@ -647,7 +647,7 @@ rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path) {
     if (!st) st = rtr_dist_gather(&all, &total, counts, bytes, len);
     free(bytes);
     if (!st && rtr_dist_rank() == 0) st = parts_unpack(parts, n, all, counts);
-    if (!st && rtr_dist_rank() == 0) st = rtr_run_merge(path, parts, n);
+    if (!st && rtr_dist_rank() == 0) st = rtr_path_merge(path, parts, n);
     free(all);
     free(parts);
     free(counts);
