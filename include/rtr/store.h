@@ -222,6 +222,8 @@ typedef struct {
     const char *encoder_hash;  /* the encoding whose encoder hash this is; NULL: any */
     const char *table;         /* the routing table (tables/NAME); NULL: the only one */
     int shard;                 /* only this shard; < 0: all */
+    const bool *shards;        /* else only the shards i with shards[i] (one per shard, e.g. rtr_part_shards'
+                                  for this rank; the ids are then checked over these alone); NULL: all */
     int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
     /* The ids' uniqueness check (every id read, across the shards read): a
      * 64-bit hash and the place of each id, 16 bytes, held up to id_spill

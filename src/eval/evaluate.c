@@ -1,6 +1,7 @@
 /* Reference routers and curve metrics on realised outcomes (evaluate.h). */
 #include "eval/evaluate.h"
 #include "common/util.h"
+#include "rtr/dist.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -54,6 +55,33 @@ rtr_status eval_refs_acc_add(eval_refs_acc *a, const float *tc, const float *tk,
     }
     a->n += n;
     return RTR_OK;
+}
+
+rtr_status eval_refs_acc_sum_ranks(eval_refs_acc *a) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    size_t k = (size_t)a->k;
+    double *f = rtr_malloc(sizeof *f * (2 * k + 2));
+    int64_t *i = rtr_malloc(sizeof *i * (k + 2));
+    rtr_status st = f && i ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) {
+        memcpy(f, a->acc, sizeof *f * k);
+        memcpy(f + k, a->cost, sizeof *f * k);
+        f[2 * k] = a->o_acc, f[2 * k + 1] = a->o_cost;
+        memcpy(i, a->missing, sizeof *i * k);
+        i[k] = a->o_missing, i[k + 1] = a->n;
+        st = rtr_dist_sum_f64(f, 2 * k + 2);
+    }
+    if (!st) st = rtr_dist_sum_i64(i, k + 2);
+    if (!st) {
+        memcpy(a->acc, f, sizeof *f * k);
+        memcpy(a->cost, f + k, sizeof *f * k);
+        a->o_acc = f[2 * k], a->o_cost = f[2 * k + 1];
+        memcpy(a->missing, i, sizeof *i * k);
+        a->o_missing = i[k], a->n = i[k + 1];
+    }
+    free(f);
+    free(i);
+    return st;
 }
 
 static rtr_op_point mean_point(double acc, double cost, int64_t n, int64_t missing) {

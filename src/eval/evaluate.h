@@ -33,6 +33,10 @@ typedef struct {
 rtr_status eval_refs_acc_init(eval_refs_acc *a, int32_t k);
 rtr_status eval_refs_acc_add(eval_refs_acc *a, const float *true_correct, const float *true_cost, int64_t n);
 rtr_status eval_refs_acc_finish(eval_refs_acc *a, eval_refs *r);
+/* Under MPI: every rank's sums added (each rank added its own rows), the
+ * total on every rank; one process: unchanged. The means then agree with
+ * one process's up to the order of the additions. */
+rtr_status eval_refs_acc_sum_ranks(eval_refs_acc *a);
 void eval_refs_acc_free(eval_refs_acc *a);
 void eval_refs_free(eval_refs *r);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "rtr/dist.h"
 
 /* ------------------------------------------------------------- preparing */
 
@@ -106,6 +107,7 @@ static rtr_row_query source_query(const route_source *rs, unsigned columns) {
     q.table = prm->o.table;
     q.encoder_hash = prm->encoder_hash;
     q.chunk_rows = rs->chunk_rows;
+    q.shards = rs->shards;
     return q;
 }
 
@@ -176,26 +178,41 @@ static rtr_status source_buffers(route_source *rs, size_t rows) {
 
 rtr_status route_source_scale(route_source *rs) {
     if (rs->cost_scale > 0 || rs->prm.no_tables) return RTR_OK;
-    route_scale_acc acc;
-    rtr_status st = route_scale_init(&acc, rtr_corpus_catalog(rs->corp)->n_pairs);
+    int32_t k = rtr_corpus_catalog(rs->corp)->n_pairs;
+    size_t ns = (size_t)rtr_corpus_n_shards(rs->corp), nk = (size_t)rs->chunk_rows * (size_t)k;
+    /* per shard and pair: the sum and count of the costs (the counts end with the rows read) */
+    double *sum = rtr_calloc(ns * (size_t)k, sizeof *sum);
+    int64_t *cnt = rtr_calloc(ns * (size_t)k + 1, sizeof *cnt), *rows = cnt + ns * (size_t)k;
+    route_scale_acc acc = {0};
+    rtr_status st = sum && cnt ? route_scale_init(&acc, k) : RTR_ERR_NOMEM;
     rtr_row_query q = source_query(rs, pass_columns(rs, true));
     rtr_row_reader *r = NULL;
     if (!st) st = rtr_row_reader_open(&r, rs->corp, &q);
     if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);
-    size_t nk = rs->buf_rows * (size_t)rtr_corpus_catalog(rs->corp)->n_pairs;
     rtr_rows ch;
-    bool any = false;
-    while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
-        any = true;
+    int shard;
+    while (!st && !(st = rtr_row_reader_next(r, &ch, &shard, NULL)) && ch.n) {
+        *rows += ch.n;
         /* the costs only: exclusions do not change the scale */
         float *cost = rs->buf + nk;
         st = route_costs(&rs->prep, ch.n, ch.p_tokens, ch.p_cost, (const char *const *)ch.text, cost);
-        if (!st) route_scale_add(&acc, cost, ch.n);
+        route_scale_acc part = {k, sum + (size_t)shard * (size_t)k, cnt + (size_t)shard * (size_t)k};
+        if (!st) route_scale_add(&part, cost, ch.n);
     }
     rtr_row_reader_close(r);
-    if (!st && !any)
+    /* a shard is read by one rank: the others add zeros, exactly */
+    if (!st && rs->shards) st = rtr_dist_sum_f64(sum, ns * (size_t)k);
+    if (!st && rs->shards) st = rtr_dist_sum_i64(cnt, ns * (size_t)k + 1);
+    if (!st && !*rows)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(rs->corp),
                       rs->prm.o.split && *rs->prm.o.split ? rs->prm.o.split : "(any)");
+    for (size_t i = 0; !st && i < ns; i++)
+        for (int32_t j = 0; j < k; j++) {
+            acc.sum[j] += sum[i * (size_t)k + (size_t)j];
+            acc.cnt[j] += cnt[i * (size_t)k + (size_t)j];
+        }
+    free(sum);
+    free(cnt);
     if (st) {
         route_scale_free(&acc);
         return st;

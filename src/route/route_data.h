@@ -86,6 +86,7 @@ typedef struct {
     bool table_usd;      /* the table carries predicted USD */
     int32_t dim;         /* embedding width */
     char *encoder_hash;  /* of the embeddings read */
+    const bool *shards;  /* only these shards (a rank's part, rtr_part_shards); NULL: all */
     rtr_row_reader *r;   /* the pass in progress */
     float *buf;          /* p, cost, c, true_cost of one chunk */
     size_t buf_rows;
@@ -97,7 +98,10 @@ typedef struct {
 rtr_status route_source_open(route_source *rs, const char *corpus_dir, const route_load_params *prm,
                              int64_t chunk_rows);
 /* The default λ scale over the selected rows (a pass reading the predicted
- * costs only), unless the options give one. */
+ * costs only), unless the options give one. Each pair's costs are summed
+ * shard by shard and the shards' sums added in shard order, so ranks that
+ * each read their own shards (rs->shards; the sums added over the ranks)
+ * get the one process's scale bit for bit. */
 rtr_status route_source_scale(route_source *rs);
 /* Start a pass over the selected rows; `columns` adds RTR_COL_ID,
  * RTR_COL_DATASET, RTR_COL_SPLIT to what routing needs. */

@@ -318,10 +318,9 @@ static rtr_status commit_dir(const char *tmp, const char *out_dir) {
 /* ---------------------------------------------------------------- the stage */
 
 /* Stream the selection into the path (and with outcomes the reference
- * routers). Under MPI each rank reads every chunk (the reference routers'
- * sums are cheap and so stay exact) but adds only its own chunks' queries
- * to its path builder, the costly part (envelopes, switch events); the
- * ranks' breakpoints are then merged (rtr_path_builder_finish_ranks). */
+ * routers). Under MPI each rank reads only its own shards (rs->shards) into
+ * its path builder and its reference routers' sums; the ranks' breakpoints
+ * are then merged (rtr_path_builder_finish_ranks) and the sums added. */
 static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, sweep_refs *refs, bool *truth) {
     int32_t k = rtr_corpus_catalog(rs->corp)->n_pairs;
     rtr_path_builder *pb = NULL;
@@ -330,17 +329,20 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
     if (!st) st = rtr_path_builder_open(b, &pb, k, true, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
-    *truth = false;
+    int64_t any_truth = 0;
     rtr_progress prog; /* the queries read (their number is known only at the end) */
     rtr_progress_init(&prog, "sweep", 0);
     int64_t done = 0;
-    for (int64_t j = 0; !st && !(st = route_source_next(rs, &ch)) && ch.n; j++) {
+    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
         rtr_progress_update(&prog, (double)(done += ch.n));
         rtr_route_table t = route_chunk_table(&ch, true);
-        if (j % rtr_dist_size() == rtr_dist_rank()) st = rtr_path_builder_add(pb, &t);
+        st = rtr_path_builder_add(pb, &t);
         if (!st) st = eval_refs_acc_add(&acc, ch.true_correct, ch.true_cost, ch.n);
-        for (size_t i = 0; !*truth && i < (size_t)ch.n * (size_t)k; i++) *truth = !isnan(ch.true_correct[i]);
+        for (size_t i = 0; !any_truth && i < (size_t)ch.n * (size_t)k; i++) any_truth = !isnan(ch.true_correct[i]);
     }
+    if (!st && rs->shards) st = eval_refs_acc_sum_ranks(&acc);
+    if (!st && rs->shards) st = rtr_dist_sum_i64(&any_truth, 1);
+    *truth = any_truth > 0;
     rtr_progress_end(&prog);
     if (st) {
         rtr_path_builder_free(pb);
@@ -380,7 +382,14 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     int64_t *front = NULL, n_front = 0;
     cJSON *js = NULL;
     char *svg = NULL, *text = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
-    st = route_source_scale(&rs);
+    /* under MPI: every rank checks the ids over the whole corpus (each reads
+     * its own shards below, so alone it would see only those), then takes its shards */
+    bool *mine = NULL;
+    rtr_part part;
+    st = rtr_dist_size() > 1 ? rtr_corpus_check_ids(rs.corp) : RTR_OK;
+    if (!st && rtr_dist_size() > 1) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    rs.shards = mine;
+    if (!st) st = route_source_scale(&rs);
     if (!st) st = build_path(b, &rs, &p, &refs, &truth);
     if (!st && truth) st = refs_metrics(&refs, &p, k);
     if (!st) {
@@ -453,5 +462,6 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     eval_refs_free(&refs.r);
     rtr_path_free(&p);
     route_source_close(&rs);
+    free(mine);
     return st;
 }

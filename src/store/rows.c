@@ -417,6 +417,10 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
     out->k = r->c->cat.n_pairs;
     out->dim = r->src.dim;
     while (r->shard < r->end) {
+        if (r->f[0] < 0 && r->q.shards && !r->q.shards[r->shard]) { /* another part's */
+            r->shard++;
+            continue;
+        }
         rtr_status s = RTR_OK;
         if (r->f[0] < 0) s = open_shard(r);
         int64_t n = r->c->counts[r->shard], at = r->row, m = n - at < r->chunk ? n - at : r->chunk;

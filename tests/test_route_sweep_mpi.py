@@ -1,0 +1,115 @@
+"""`rtr sweep` under `mpirun -np 2` on a corpus of 7 shards: each rank reads
+only its own shards (rtr_part_shards) and the ranks' parts of the path and
+their reference routers' sums are added, so the results equal one
+process's: the λ of every path point exactly (the cost scale is summed shard
+by shard, so ranks reproduce it bit for bit), accuracies, costs and metrics
+to 1e-9 (sums in another order). The bytes both ranks read together stay
+near one process's (each read every chunk before: twice as many). Skipped
+(77) without an MPI build or mpirun."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip
+
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
+
+cache = os.path.join(os.environ.get("RTR_BINARY_DIR", "."), "CMakeCache.txt")
+if not (os.path.exists(cache) and "RTR_HAVE_MPI:INTERNAL=ON" in open(cache).read() and shutil.which("mpirun")):
+    skip("rtr built without MPI (RTR_MPI) or no mpirun")
+
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
+               OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_hwloc_base_binding_policy="none")
+
+
+def rchar():
+    """Bytes this process and its reaped children read through read calls (/proc/self/io)."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+def sweep(corpus, out, ranks):
+    """rtr sweep on `ranks` processes: (CompletedProcess, bytes read)."""
+    cmd = [RTR, "sweep", corpus, "--split", "", "--grid", "64", "--out", out, "--device", "cpu", "-q"]
+    if ranks > 1:
+        cmd = ["mpirun", "-np", str(ranks), "--oversubscribe"] + cmd
+    before = rchar()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=300)
+    return r, rchar() - before
+
+
+def rows(path):
+    with open(path) as f:
+        return list(csv.reader(f))
+
+
+def close(a, b):
+    """Two CSV fields: equal, or numbers within 1e-9 relative."""
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    return abs(x - y) <= 1e-9 * (1 + abs(y))
+
+
+def same_summary(x, y):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(same_summary(x[k], y[k]) for k in x if k not in ("device", "seconds"))
+    if isinstance(x, list):
+        return len(x) == len(y) and all(same_summary(u, v) for u, v in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        return x is not None and y is not None and abs(x - y) <= 1e-9 * (1 + abs(y))
+    return x == y
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_sweep_mpi_")
+    corpus = demo_corpus(tmp, 21000, 5, 3000)
+    check(len(rtrdata.manifest(corpus)["shards"]) == 7, "7 shards")
+    rng = np.random.default_rng(3)
+
+    def noisy(path):
+        with h5py.File(path, "r") as h:
+            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
+            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
+        return {"p_correct": np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.15, correct.shape), 0, 1),
+                "tokens": tokens * rng.uniform(0.7, 1.3, tokens.shape) + 1}
+    rtrdata.write_table(corpus, "noisy", noisy, "abc123")
+
+    one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
+    r1, read1 = sweep(corpus, one, 1)
+    check(r1.returncode == 0, "sweep: " + r1.stderr)
+    r2, read2 = sweep(corpus, two, 2)
+    check(r2.returncode == 0, "mpirun -np 2 sweep: " + r2.stderr[-600:])
+    if r1.returncode or r2.returncode:
+        finish()
+    for name, lam_cols in (("path.csv", (1, 2)), ("grid.csv", (0,))):
+        a, b = rows(os.path.join(one, name)), rows(os.path.join(two, name))
+        check(len(a) == len(b) and a[0] == b[0], f"{name}: {len(a)} and {len(b)} rows, headers {a[0]} {b[0]}")
+        lam = sum(x[c] != y[c] for x, y in zip(a[1:], b[1:]) for c in lam_cols)
+        other = sum(not close(u, v) for x, y in zip(a[1:], b[1:]) for c, (u, v) in enumerate(zip(x, y))
+                    if c not in lam_cols)
+        check(lam == 0, f"{name}: {lam} λ values differ from one process's")
+        check(other == 0, f"{name}: {other} fields differ from one process's beyond 1e-9")
+    sa, sb = (json.load(open(os.path.join(d, "summary.json"))) for d in (one, two))
+    check(sa["n_points"] > 100 and sa["n_queries"] == 21000 and same_summary(sa, sb),
+          f"summary.json: {sa.get('metrics')} vs {sb.get('metrics')}")
+    # one process reads the table and outcomes once; two ranks that each
+    # read every chunk read them twice
+    check(read2 < 1.4 * read1, f"two ranks read {read2} bytes together, one process {read1}")
+    print(f"bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+    shutil.rmtree(tmp)
+    finish()
+
+
+main()
