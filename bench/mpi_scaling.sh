@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Scaling of score, sweep, encode and train from 1 to 2 MPI ranks on this
-# machine (docs/SCALING.md): the demo corpus with stand-in embeddings
-# (score, sweep, train) and a small one encoded with all-MiniLM-L6-v2
+# Scaling of score, sweep, encode, train and eval from 1 to 2 MPI ranks on
+# this machine (docs/SCALING.md): the demo corpus with stand-in embeddings
+# (score, sweep, train, eval) and a small one encoded with all-MiniLM-L6-v2
 # (encode), each command run alone and under `mpirun -np 2` in interleaved
 # rounds (1 2 1 2 ...); prints the median wall time of each, the speedup and
 # the efficiency (speedup / 2), with the machine's load. Every 2-rank output
-# of score and sweep is checked equal to the 1-rank one first
-# (tests/test_mpi.sh does it fully, and checks train's model). encode and
-# train run one thread per rank, so 2 ranks use twice the cores.
+# of score, sweep and eval is checked equal to the 1-rank one first
+# (tests/test_mpi.sh does it fully, and checks train's model). encode,
+# train and eval run one thread per rank, so 2 ranks use twice the cores.
 #   bench/mpi_scaling.sh [BUILD_DIR] [QUERIES] [ROUNDS] [STAGES]
-#   (default build-mpi 20000 3 "score sweep encode train")
+#   (default build-mpi 20000 3 "score sweep encode train eval")
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rtr=$root/${1:-build-mpi}/rtr
 n=${2:-20000}
 rounds=${3:-3}
-stages=" ${4:-score sweep encode train} "
+stages=" ${4:-score sweep encode train eval} "
 model=$root/data/models/all-MiniLM-L6-v2
 export PYTHONPATH=$root/tests OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
   OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_hwloc_base_binding_policy=none
@@ -53,6 +53,9 @@ for r in $(seq 1 "$rounds"); do
     # 5 epochs of a 256-unit predictor: 2 ranks each compute half of every batch
     [[ $stages == *" train "* ]] && time_of train $ranks train c --out t$ranks.safetensors --hidden 256 --learn-dim 64 \
       --epochs 5 --patience 5 --threads 1
+    # 1000 bootstrap resamples (2 ranks: 500 each); every rank builds every router
+    [[ $stages == *" eval "* ]] && time_of eval $ranks eval c --table ref --checkpoint ck.safetensors --no-embedllm \
+      --bootstrap 1000 --threads 1 --out ev$ranks.json
   done
 done
 for f in c/tables/s1/*.h5; do
@@ -62,11 +65,16 @@ for f in c/tables/s1/*.h5; do
   done
 done
 [[ $stages != *" sweep "* ]] || cmp -s sw1/path.csv sw2/path.csv || { echo "sweep: ranks differ"; exit 1; }
+[[ $stages != *" eval "* ]] || python3 -c "
+import json, sys
+a, b = (json.load(open(f)) for f in ('ev1.json', 'ev2.json'))
+for x in (a, b): x.pop('seconds'); x.pop('device')
+sys.exit(a != b)" || { echo "eval: ranks differ"; exit 1; }
 
 median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $n queries in 8 shards (encode: 160 in 4)"
 printf "%-8s %10s %10s %8s %10s\n" stage "1 rank s" "2 ranks s" speedup efficiency
-for s in score sweep encode train; do
+for s in score sweep encode train eval; do
   [ -f "$s.1" ] || continue
   a=$(median "$s.1") b=$(median "$s.2")
   printf "%-8s %10.3f %10.3f %8.2f %10.2f\n" "$s" "$a" "$b" "$(echo "$a / $b" | bc -l)" "$(echo "$a / $b / 2" | bc -l)"
