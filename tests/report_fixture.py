@@ -1,7 +1,9 @@
 """Shared by the report tests (imported, never run by ctest): evaluation
 files that stress `rtr report` (many pairs with long names full of markdown
 and HTML specials, costs spanning decades, intervals everywhere), a PNG
-reader for screenshots, and the SVG size reader."""
+reader for screenshots, the SVG size reader, and a check that the labels
+of a pairs plot sit by their own markers."""
+import html
 import math
 import random
 import re
@@ -222,3 +224,43 @@ def delta_e2000(lab1, lab2):
     rt = (-math.sin(math.radians(2 * 30 * math.exp(-((hbar - 275) / 25) ** 2)))
           * 2 * math.sqrt(cbarp ** 7 / (cbarp ** 7 + 25 ** 7)))
     return math.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dh / sh) ** 2 + rt * (dc / sc) * (dh / sh))
+
+
+LABEL = re.compile(r'(?:<line x1="([-\d.]+)" y1="([-\d.]+)" x2="[-\d.]+" y2="[-\d.]+" stroke="#888" stroke-width="0.8"/>)?'
+                   r'<text x="([-\d.]+)" y="([-\d.]+)" font-size="10" text-anchor="middle" fill="#222" stroke="white" '
+                   r'stroke-width="3" paint-order="stroke"( font-weight="bold")?>([^<]*)</text>')
+
+
+def label_problems(svg):
+    """What is wrong with the labels of a pairs plot (an empty list when
+    nothing is). Each name or number written in the plot belongs to its
+    own marker: beside it (the label's box within a few pixels, widths estimated
+    generously), or at the end of a leader line that starts at that marker;
+    each number is one of the key's; each pair is labelled at most once."""
+    markers = {html.unescape(t): (float(x), float(y)) for x, y, t in
+               re.findall(r'<circle cx="([-\d.]+)" cy="([-\d.]+)" r="4.5" fill="[^"]+"><title>(.*?): \(', svg)}
+    key = {}
+    for t in re.findall(r"<text[^>]*>((?:<tspan[^>]*>[^<]*</tspan>)+)</text>", svg.split("Points numbered")[-1]):
+        m = re.match(r"(\d+)  (.*)", html.unescape("".join(re.findall(r">([^<]*)</tspan>", t))))
+        if m:
+            key[m.group(1)] = m.group(2)
+    # a long name in the key wraps over lines (tspans): compared without spaces
+    norm = {re.sub(r"\s+", "", k): k for k in markers}
+    key = {n: norm.get(re.sub(r"\s+", "", k), k) for n, k in key.items()}
+    seen, bad = set(), []
+    for lx, ly, x, y, bold, text in LABEL.findall(svg):
+        text = html.unescape(text)
+        name = key.get(text) if bold else text
+        if name is None or name not in markers or name in seen:
+            bad.append(f"{text!r}: {'no such key number' if bold else 'no marker of that name'} or labelled twice")
+            continue
+        seen.add(name)
+        X, Y = markers[name]
+        if lx:  # a leader starts at its marker
+            if abs(float(lx) - X) > 0.11 or abs(float(ly) - Y) > 0.11:
+                bad.append(f"{text!r}: leader from ({lx}, {ly}), its marker at ({X}, {Y})")
+            continue
+        cx, cy, hw = float(x), float(y) - 3.5, 3.3 * len(text) + 2
+        if max(abs(cx - X) - hw, abs(cy - Y) - 6) > 8 + 4:
+            bad.append(f"{text!r} at ({cx:.0f}, {cy:.0f}), its marker at ({X:.0f}, {Y:.0f}) and no leader")
+    return bad if markers else ["no pair marker found"]

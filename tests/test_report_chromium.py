@@ -5,8 +5,10 @@ at the plot's edge (getBoundingClientRect of every <text>, measured in the
 page by a script added to a copy of it: the report itself has none); each
 figure file, screenshot in a page that stacks the four, is drawn and not
 blank (ink and colours in its region); no table is wider than the page's
-column. RTR_KEEP_SCREENSHOTS=DIR keeps the screenshots, and one of each
-whole page, to look at. Skips (77) when
+column; each pair's label sits by its own marker. RTR_KEEP_SCREENSHOTS=DIR
+keeps the screenshots, and one of each whole page, to look at;
+RTR_REPORT_EVAL=FILE adds an evaluation file of one's own (data/demo/eval.json
+after tools/demo) to the fixtures. Skips (77) when
 no Chromium is installed (Debian: apt-get install chromium)."""
 import html as htmlmod
 import json
@@ -89,6 +91,9 @@ fixtures = {  # name: (evaluation file, options of rtr report)
     "linear": (fx.crowded_eval(24, with_ci=True, seed=11), ("--cost-axis", "linear")),
     "narrow": (fx.crowded_eval(16, with_ci=True, seed=7, cost_lo=2.0, cost_hi=2.9, unit="output tokens"), ()),
 }
+given = os.environ.get("RTR_REPORT_EVAL")  # an evaluation file of one's own (the demo's), checked the same way
+if given:
+    fixtures["given"] = (json.load(open(given)), ())
 for name, (ev, opts) in fixtures.items():
     src = os.path.join(tmp, name + ".json")
     json.dump(ev, open(src, "w"))
@@ -115,6 +120,8 @@ for name, (ev, opts) in fixtures.items():
         check(not p["outside"], f"{name} plot {i}: text cut at the edge: {p['outside'][:4]}")
     # One screenshot per fixture: the four figure files stacked in a page.
     figs = os.path.join(tmp, name + "_figures")
+    bad = fx.label_problems(open(os.path.join(figs, "pairs.svg")).read())
+    check(not bad, f"{name}: every pair label by its own marker: {bad[:3]}")
     sizes = [(fig, *fx.svg_size(open(os.path.join(figs, fig + ".svg")).read()))
              for fig in ("accuracy_cost", "pairs", "mix", "calibration")]
     width, height = max(w for _, w, _ in sizes), sum(h for _, _, h in sizes)

@@ -42,40 +42,9 @@ def svgs_of(page):
     return re.findall(r"<svg.*?</svg>", page, re.S)
 
 
-LABEL = re.compile(r'(?:<line x1="([-\d.]+)" y1="([-\d.]+)" x2="[-\d.]+" y2="[-\d.]+" stroke="#888" stroke-width="0.8"/>)?'
-                   r'<text x="([-\d.]+)" y="([-\d.]+)" font-size="10" text-anchor="middle" fill="#222" stroke="white" '
-                   r'stroke-width="3" paint-order="stroke"( font-weight="bold")?>([^<]*)</text>')
-
-
 def labels_own_markers(svg, what):
-    """Each name or number written in the pairs plot belongs to its own
-    marker: beside it (the label's box within a few pixels, widths estimated
-    generously), or at the end of a leader line that starts at that marker;
-    each number is one of the key's; each pair is labelled at most once."""
-    markers = {htmlmod.unescape(t): (float(x), float(y)) for x, y, t in
-               re.findall(r'<circle cx="([-\d.]+)" cy="([-\d.]+)" r="4.5" fill="[^"]+"><title>(.*?): \(', svg)}
-    key = {}
-    for t in re.findall(r"<text[^>]*>((?:<tspan[^>]*>[^<]*</tspan>)+)</text>", svg.split("Points numbered")[-1]):
-        m = re.match(r"(\d+)  (.*)", htmlmod.unescape("".join(re.findall(r">([^<]*)</tspan>", t))))
-        if m:
-            key[m.group(1)] = m.group(2)
-    seen, bad = set(), []
-    for lx, ly, x, y, bold, text in LABEL.findall(svg):
-        text = htmlmod.unescape(text)
-        name = key.get(text) if bold else text
-        if name is None or name not in markers or name in seen:
-            bad.append(f"{text!r}: {'no such key number' if bold else 'no marker of that name'} or labelled twice")
-            continue
-        seen.add(name)
-        X, Y = markers[name]
-        if lx:  # a leader starts at its marker
-            if abs(float(lx) - X) > 0.11 or abs(float(ly) - Y) > 0.11:
-                bad.append(f"{text!r}: leader from ({lx}, {ly}), its marker at ({X}, {Y})")
-            continue
-        cx, cy, hw = float(x), float(y) - 3.5, 3.3 * len(text) + 2
-        if max(abs(cx - X) - hw, abs(cy - Y) - 6) > 8 + 4:
-            bad.append(f"{text!r} at ({cx:.0f}, {cy:.0f}), its marker at ({X:.0f}, {Y:.0f}) and no leader")
-    check(markers and not bad, f"{what}: every label beside its own marker or led to it: {bad[:3]}")
+    bad = fx.label_problems(svg)
+    check(not bad, f"{what}: every label beside its own marker or led to it: {bad[:3]}")
 
 
 # ---- the crowded file with intervals -------------------------------------

@@ -112,8 +112,9 @@ int cmd_eval(int argc, char **argv) {
         }
         cli_print_json(o);
     } else {
-        printf("%s split: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g; paths on %s\n",
-               ep.route.split ? ep.route.split : "every", (long long)s.n_queries, (long long)s.n_train,
+        printf("%s%s: %lld queries (baselines fitted on %lld %s queries); cost in %s, AIQ x_max %.6g; paths on %s\n",
+               ep.route.split ? ep.route.split : "all splits", ep.route.split ? " split" : "", (long long)s.n_queries,
+               (long long)s.n_train,
                ep.train_split, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
         if (s.bootstrap) printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
