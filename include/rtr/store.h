@@ -233,6 +233,7 @@ typedef struct {
      * fewer bits of the hash, for tests of that confirmation. */
     int64_t id_spill;
     int id_hash_bits;
+    bool skip_id_check; /* the caller checks these rows' ids in another pass (route's cost scale: its routing pass) */
 } rtr_row_query;
 
 RTR_API rtr_row_query rtr_row_query_default(void);

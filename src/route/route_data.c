@@ -186,6 +186,7 @@ rtr_status route_source_scale(route_source *rs) {
     route_scale_acc acc = {0};
     rtr_status st = sum && cnt ? route_scale_init(&acc, k) : RTR_ERR_NOMEM;
     rtr_row_query q = source_query(rs, pass_columns(rs, true));
+    q.skip_id_check = true; /* the routing pass that follows checks them: one check, one set of runs on disk */
     rtr_row_reader *r = NULL;
     if (!st) st = rtr_row_reader_open(&r, rs->corp, &q);
     if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);

@@ -439,7 +439,7 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
                                  k == M_EMB ? DS_EMB : "table");
                 if (!s) s = check_values(r, k, r->mat[k], m, at);
             }
-        for (int64_t i = 0; i < m && !s; i++) s = id_check_add(&r->ids, r->str[0][i], r->shard, at + i);
+        for (int64_t i = 0; i < m && !s && !r->q.skip_id_check; i++) s = id_check_add(&r->ids, r->str[0][i], r->shard, at + i);
         if (s) return s;
         /* compact the selected rows to the front, in order */
         int64_t kept = 0;
@@ -470,7 +470,7 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
         out->p_correct = mats[M_PC], out->p_tokens = mats[M_PT], out->p_cost = mats[M_PCOST];
         return RTR_OK;
     }
-    return r->ids.done ? RTR_OK : id_check_finish(&r->ids, r->c);
+    return r->ids.done || r->q.skip_id_check ? RTR_OK : id_check_finish(&r->ids, r->c);
 }
 
 /* --------------------------------------------------------------- gather */
