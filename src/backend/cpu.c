@@ -188,8 +188,53 @@ static rtr_status sgemm_i8(cpu_state *st, int M, int N, int K, float alpha, cons
     return RTR_OK;
 }
 
+/* The smallest p such that OpenBLAS's sgemm gives a row of C = A·Bᵀ the
+ * same bits whatever the call, as long as the call's M is a multiple of p
+ * and the row's offset in it is the same modulo p: found once by computing
+ * 192 rows (a multiple of every candidate) in one call, then rows from p on
+ * as calls of p, 2p and 3p rows. Zen's kernel (OpenBLAS 0.3.21) takes rows
+ * in tiles of 12 whose two halves round differently, and rows past the last
+ * full tile through narrower kernels, so a row's bits depended on where it
+ * fell in the batch; p = 12 there. 0 when no candidate holds. */
+static int row_block;
+
+static void row_block_probe(void) {
+    enum { PN = 48, PK = 96, PM = 192 };
+    static const int candidates[] = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96};
+    float *a = malloc(sizeof *a * PM * PK), *b = malloc(sizeof *b * PN * PK);
+    float *full = malloc(sizeof *full * PM * PN), *part = malloc(sizeof *part * PM * PN);
+    if (!a || !b || !full || !part) goto done;
+    uint32_t x = 12345;
+    for (int i = 0; i < PM * PK; i++) a[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < PN * PK; i++) b[i] = (float)((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, PM, PN, PK, 1.0f, a, PK, b, PK, 0.0f, full, PN);
+    for (size_t c = 0; c < sizeof candidates / sizeof *candidates && !row_block; c++) {
+        int p = candidates[c];
+        bool same = true;
+        /* p rows at p, 2p rows at 2p, 3p rows at 3p, as far as they fit */
+        for (int j = 1; j <= 3 && same && (2 * j) * p <= PM; j++) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j * p, PN, PK, 1.0f, a + (size_t)j * p * PK, PK, b,
+                        PK, 0.0f, part, PN);
+            same = !memcmp(part, full + (size_t)j * p * PN, sizeof *part * j * p * PN);
+        }
+        if (same) row_block = p;
+    }
+    openblas_set_num_threads(threads);
+done:
+    free(a), free(b), free(full), free(part);
+}
+
+int cpu_sgemm_row_block(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, row_block_probe);
+    return row_block;
+}
+
 /* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
- * a single-threaded sgemm. In int8 precision the weight GEMMs (A · Bᵀ,
+ * a single-threaded sgemm on a multiple of the row block, so a row gets the
+ * bits it would get unsplit. In int8 precision the weight GEMMs (A · Bᵀ,
  * β = 0: every linear layer) go to the int8 kernel; the rest stay fp32. */
 static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -200,10 +245,13 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     int blas_threads = blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
+    int p = split ? cpu_sgemm_row_block() : 0;
 #pragma omp parallel if (split)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int rows = (M + nt - 1) / nt, r0 = t * rows, r1 = r0 + rows < M ? r0 + rows : M;
+        int rows = (M + nt - 1) / nt;
+        if (p > 1) rows = (rows + p - 1) / p * p;
+        int r0 = t * rows < M ? t * rows : M, r1 = r0 + rows < M ? r0 + rows : M;
         /* row r of op(A) starts at A + r·lda, or at column r when A is transposed */
         const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
         if (r1 > r0)
