@@ -7,7 +7,7 @@
 # read and written, size of what it wrote), before then after, stage by
 # stage, so both see the same machine load.
 #
-#   RTR_BEFORE=OLD_SRC [RTR_BEFORE_BUILD=OLD_SRC/build] [RTR_AFTER_BUILD=build] \
+#   [RTR_BEFORE=OLD_SRC [RTR_BEFORE_BUILD=OLD_SRC/build]] [RTR_AFTER_BUILD=build] \
 #     bench/bench_scale.sh WORK_DIR N...
 #   bench/bench_scale_report.py WORK_DIR/results.jsonl
 #
@@ -23,26 +23,31 @@
 # without the EmbedLLM-style baseline, with the paper's model only and no
 # bootstrap, in both builds, so both do the same work. Build both without
 # CUDA (-DRTR_CUDA=OFF): loading the CUDA libraries alone costs about 210 MB
-# of resident memory.
+# of resident memory. Without RTR_BEFORE only this tree's stages run (how
+# each grows with N, at sizes where a second build would not fit the time).
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: RTR_BEFORE=OLD_SRC $0 WORK_DIR N..." >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: [RTR_BEFORE=OLD_SRC] $0 WORK_DIR N..." >&2; exit 2; }
 work=$1
 shift
-old_src=${RTR_BEFORE:?the source tree of the old format (git worktree of ab40659~1)}
+old_src=${RTR_BEFORE:-} # the source tree of the old format (git worktree of ab40659~1); empty: this tree only
 old_build=${RTR_BEFORE_BUILD:-$old_src/build}
 here=$(cd "$(dirname "$0")" && pwd)
 new_build=${RTR_AFTER_BUILD:-$here/../build}
 B=$old_build/rtr
 A=$new_build/rtr
 mkdir -p "$work/bin"
-cc -O2 -std=c11 -DRTR_SCALE_SCHEMA1 -I"$old_src/include" "$here/bench_scale_embed.c" -o "$work/bin/embed_before" \
-  -L"$old_build" -Wl,-rpath,"$(cd "$old_build" && pwd)" -lrtr -lm
+[ -z "$old_src" ] ||
+  cc -O2 -std=c11 -DRTR_SCALE_SCHEMA1 -I"$old_src/include" "$here/bench_scale_embed.c" -o "$work/bin/embed_before" \
+    -L"$old_build" -Wl,-rpath,"$(cd "$old_build" && pwd)" -lrtr -lm
 cc -O2 -std=c11 -I"$here/../include" "$here/bench_scale_embed.c" -o "$work/bin/embed_after" \
   -L"$new_build" -Wl,-rpath,"$(cd "$new_build" && pwd)" -lrtr -lm
 { echo "# $(date -u +%FT%TZ) nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
-  echo "# before $(git -C "$old_src" log -1 --format='%h %s' | cut -c1-60), after $(git -C "$here" log -1 --format=%h)+worktree"; } \
+  echo "# before ${old_src:+$(git -C "$old_src" log -1 --format='%h %s' | cut -c1-60)}, after $A (tree $(git -C "$here" log -1 --format=%h))"; } \
   | tee -a "$work/results.txt"
-measure() { nice python3 "$here/bench_scale_measure.py" "$@" | tee -a "$work/results.jsonl"; }
+measure() {
+  case $1 in *" before "*) [ -n "$old_src" ] || return 0 ;; esac # "N before STAGE": only with RTR_BEFORE
+  nice python3 "$here/bench_scale_measure.py" "$@" | tee -a "$work/results.jsonl"
+}
 load() { echo "{\"label\": \"$1 load\", \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$work/results.jsonl"; }
 train=(--hidden 128 --learn-dim 32 --epochs 3 --patience 3 --seed 1 --device cpu -q)
 for n in "$@"; do
@@ -69,7 +74,7 @@ for n in "$@"; do
   measure "$n before eval" --out "$d/eval_before.json" -- "$B" eval "$d/v1" --out "$d/eval_before.json" "${ev[@]}"
   measure "$n after eval" --out "$d/eval_after.json" -- "$A" eval "$d/v2" --out "$d/eval_after.json" "${ev[@]}"
   load "$n end"
-  python3 - "$d" <<'PY' | tee -a "$work/results.jsonl"
+  [ -z "$old_src" ] || python3 - "$d" <<'PY' | tee -a "$work/results.jsonl"
 import json, sys
 d = sys.argv[1]
 a, b = (json.load(open(f"{d}/sweep_{w}/summary.json")) for w in ("before", "after"))
