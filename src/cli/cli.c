@@ -94,6 +94,7 @@ static rtr_status corpus_names(const char *dir, name_set *splits, name_set *sets
     rtr_row_reader *r = NULL;
     rtr_row_query q = rtr_row_query_default();
     q.columns = RTR_COL_DATASET | RTR_COL_SPLIT;
+    q.skip_id_check = true; /* the command's own pass over the rows checks the ids */
     rtr_rows ch;
     rtr_status st = rtr_corpus_open(&c, dir);
     if (!st) st = rtr_row_reader_open(&r, c, &q);
