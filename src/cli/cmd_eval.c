@@ -129,8 +129,8 @@ int cmd_eval(int argc, char **argv) {
                 continue;
             }
             char acc[64], cost[64], aiq[64], ctm[64];
-            /* as the report writes them: — for a value that does not exist (a
-             * single point's AIQ), never for a cost to match not reached */
+            /* as the report writes them: — for a value that does not exist (an
+             * AIQ when every cost is 0), never for a cost to match not reached */
             cell(acc, sizeof acc, "%.2f%%", "%.1f", 100, r->acc, s.bootstrap ? r->acc_ci : NULL, "—");
             cell(cost, sizeof cost, "%.6g", "%.4g", 1, r->cost, s.bootstrap ? r->cost_ci : NULL, "—");
             cell(aiq, sizeof aiq, "%.4f", "%.3f", 1, r->aiq, s.bootstrap ? r->aiq_ci : NULL, "—");
