@@ -242,7 +242,7 @@ def outcome(out, field):
 # ------------------------------------------------------- 1. manifest vs shards
 
 ROUTERS = {"info": lambda c, d: ("info", c),
-           "route": lambda c, d: ("route", c, "--lambda", "0.5", "--out", os.path.join(d, "d.csv"), "--device", "cpu"),
+           "route": lambda c, d: ("route", c, "--split", "all", "--lambda", "0.5", "--out", os.path.join(d, "d.csv"), "--device", "cpu"),
            "sweep": lambda c, d: ("sweep", c, "--out", os.path.join(d, "sw"), "--device", "cpu"),
            "eval": lambda c, d: ("eval", c, "--out", os.path.join(d, "e.json"), "--no-embedllm", "--device", "cpu"),
            "train": lambda c, d: ("train", c, "--out", os.path.join(d, "t.safetensors"), "--hidden", "4",
