@@ -78,6 +78,20 @@ def write_table(corpus, name, table_of, checkpoint_hash, encoder="", encoder_has
                 f["routing/" + k] = np.asarray(v, dtype=np.float32)
 
 
+def noisy_table(rng, noise=0.15, lo=0.7, hi=1.3):
+    """A stand-in predictor for write_table: table_of(shard_path) blurring the
+    shard's outcomes (p_correct = 0.6 correct + 0.2 + N(0, noise) clipped to
+    [0, 1], tokens x U(lo, hi) + 1; a missing outcome as 0.5 and 100 tokens),
+    drawing from rng as each shard is written."""
+    def table_of(path):
+        with h5py.File(path, "r") as h:
+            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
+            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
+        return {"p_correct": np.clip(0.6 * correct + 0.2 + rng.normal(0, noise, correct.shape), 0, 1),
+                "tokens": tokens * rng.uniform(lo, hi, tokens.shape) + 1}
+    return table_of
+
+
 def read_table(corpus, name, key):
     """One matrix of a routing table, every shard stacked in order."""
     return np.concatenate([h5py.File(os.path.join(corpus, "tables", name, file), "r")["routing/" + key][()]

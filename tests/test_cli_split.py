@@ -47,12 +47,7 @@ def corpus(tmp, demo, name, edit, seed):
         x = rng.standard_normal((n, 16)).astype(np.float32)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    def table_of(path):
-        with h5py.File(path, "r") as h:
-            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-        p = np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.1, correct.shape), 0, 1).astype(np.float32)
-        return {"p_correct": p, "tokens": (tokens * rng.uniform(0.8, 1.2, tokens.shape) + 1).astype(np.float32)}
+    table_of = rtrdata.noisy_table(rng, 0.1, 0.8, 1.2)
     rtrdata.write_embeddings(c, "stand-in", "test-encoder", lambda p: unit(int(h5py.File(p, "r").attrs["n_queries"])),
                              (unit(len(cat["models"])), unit(len(cat["strategies"]))), encoder="test")
     rtrdata.write_table(c, "stand", table_of, "stand", "stand-in", "test-encoder")

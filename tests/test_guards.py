@@ -92,12 +92,7 @@ def corpus_with_tables(tmp, name, seed, edit=None, like=None):
             with h5py.File(path, "r") as h:
                 return unit(rng, int(h.attrs["n_queries"]))
 
-        def table_of(path):
-            with h5py.File(path, "r") as h:
-                correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-                tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-            p = np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.1, correct.shape), 0, 1).astype(np.float32)
-            return {"p_correct": p, "tokens": (tokens * rng.uniform(0.8, 1.2, tokens.shape) + 1).astype(np.float32)}
+        table_of = rtrdata.noisy_table(rng, 0.1, 0.8, 1.2)
     rtrdata.write_embeddings(corpus, "stand-in", "test-encoder", emb_of, desc, encoder="test")
     rtrdata.write_table(corpus, "guards", table_of, "guards", "stand-in", "test-encoder")
     return corpus

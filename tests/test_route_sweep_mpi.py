@@ -78,13 +78,7 @@ def main():
     check(len(rtrdata.manifest(corpus)["shards"]) == 7, "7 shards")
     rng = np.random.default_rng(3)
 
-    def noisy(path):
-        with h5py.File(path, "r") as h:
-            correct = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-            tokens = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-        return {"p_correct": np.clip(0.6 * correct + 0.2 + rng.normal(0, 0.15, correct.shape), 0, 1),
-                "tokens": tokens * rng.uniform(0.7, 1.3, tokens.shape) + 1}
-    rtrdata.write_table(corpus, "noisy", noisy, "abc123")
+    rtrdata.write_table(corpus, "noisy", rtrdata.noisy_table(rng), "abc123")
 
     one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
     r1, read1 = sweep(corpus, one, 1)
