@@ -97,7 +97,15 @@ def main():
           and re.search(r"^eval: bootstrap: 50 in ", e.stderr, re.M), "eval's bootstrap progress: " + e.stderr)
     check(sw.returncode == 0 and re.search(r"^sweep: [0-9,]+ in ", sw.stderr, re.M), "sweep's progress: " + sw.stderr)
     check(q.returncode == 0 and "bootstrap" not in q.stderr, "no progress under --quiet: " + q.stderr)
+    # each single pair's accuracy and cost get the routers' paired intervals (the report's error bars)
+    pairs = json.load(open(os.path.join(tmp, "ep.json")))["pairs"]
+    for key in ("acc", "cost"):
+        ok = all(p["ci"][key][0] <= p[key] <= p["ci"][key][1] for p in pairs)
+        check(ok and any(p["ci"][key][0] < p["ci"][key][1] for p in pairs),
+              f"pairs[].ci.{key} brackets each pair's {key}: " + str([(p[key], p["ci"][key]) for p in pairs][:3]))
     ev = json.load(open(out))
+    check(all("ci" not in p for p in ev["pairs"]) == ("bootstrap" not in ev),
+          "pairs carry intervals exactly when the file has a bootstrap")
     routers = {x["name"]: x for x in ev["routers"]}
     for name in ("RTR", "Dataset prior", "kNN router", "EmbedLLM-style", "Random (expectation)", "Oracle"):
         check(name in routers, f"router {name} present")

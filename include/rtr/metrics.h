@@ -302,10 +302,11 @@ typedef struct {
 
 /* Per resample b and router r: aiq[b·R + r] (RouterBench's), aiq0[b·R + r]
  * (from zero), to_match[b·R + r] (NaN: not reached), and for mark m
- * acc/cost[(b·R + r)·RTR_BOOT_MARKS + m]. */
+ * acc/cost[(b·R + r)·RTR_BOOT_MARKS + m]; per resample b and pair j of the
+ * k: pair_acc/pair_cost[b·k + j] (NaN: no outcome in the resample). */
 typedef struct {
-    int32_t n_routers, resamples;
-    double *aiq, *aiq0, *to_match, *acc, *cost;
+    int32_t n_routers, resamples, k;
+    double *aiq, *aiq0, *to_match, *acc, *cost, *pair_acc, *pair_cost;
 } rtr_boot;
 RTR_API void rtr_boot_free(rtr_boot *b);
 

@@ -209,6 +209,8 @@ void rtr_boot_free(rtr_boot *b) {
     free(b->to_match);
     free(b->acc);
     free(b->cost);
+    free(b->pair_acc);
+    free(b->pair_cost);
     memset(b, 0, sizeof *b);
 }
 
@@ -261,19 +263,22 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
     for (int32_t q = 0; q < n_routers; q++)
         if (r[q].path && r[q].path->n_points > max_points) max_points = r[q].path->n_points;
     size_t RB = (size_t)resamples * (size_t)n_routers;
-    out->n_routers = n_routers, out->resamples = resamples;
+    out->n_routers = n_routers, out->resamples = resamples, out->k = k;
     /* zero where another part computes: the parts' arrays add up to the whole */
     out->aiq = rtr_calloc(RB, sizeof(double));
     out->aiq0 = rtr_calloc(RB, sizeof(double));
     out->to_match = rtr_calloc(RB, sizeof(double));
     out->acc = rtr_calloc(RB * RTR_BOOT_MARKS, sizeof(double));
     out->cost = rtr_calloc(RB * RTR_BOOT_MARKS, sizeof(double));
+    out->pair_acc = rtr_calloc((size_t)resamples * (size_t)k, sizeof(double));
+    out->pair_cost = rtr_calloc((size_t)resamples * (size_t)k, sizeof(double));
     double *w = rtr_malloc((size_t)n * sizeof *w);
     double *pa = rtr_malloc(2 * (size_t)k * sizeof *pa), *pc = pa ? pa + k : NULL;
     /* every router's curve of this resample, max_points apart */
     double *ca = rtr_malloc(2 * (size_t)n_routers * (size_t)max_points * sizeof *ca);
     double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
-    rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && out->pair_acc &&
+                     out->pair_cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
     rtr_progress prog = {0}; /* eval's longest phase on large sets (part 0's share shown) */
     if (!part) rtr_progress_init(&prog, "eval: bootstrap", resamples);
     for (int32_t b = part; !st && b < resamples; b += n_parts) {
@@ -282,6 +287,8 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
         memset(w, 0, (size_t)n * sizeof *w);
         for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
         pair_points(pa, pc, correct, cost, w, n, k);
+        memcpy(out->pair_acc + (size_t)b * k, pa, (size_t)k * sizeof *pa);
+        memcpy(out->pair_cost + (size_t)b * k, pc, (size_t)k * sizeof *pc);
         double x_max = 0;
         for (int32_t j = 0; j < k; j++)
             if (!isnan(pc[j])) x_max = fmax(x_max, pc[j]);

@@ -544,6 +544,14 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         rtr_json_add_number(o, "acc", refs->single[j].acc);
         rtr_json_add_number(o, "cost", refs->single[j].cost);
         cJSON_AddNumberToObject(o, "n_missing", (double)refs->single[j].n_missing);
+        if (eb->resamples && eb->b.pair_acc) { /* the same paired resamples as the routers' */
+            double lo, hi;
+            cJSON *ci = cJSON_AddObjectToObject(o, "ci");
+            rtr_boot_interval(&lo, &hi, eb->b.pair_acc + j, eb->resamples, eb->b.k, CI_Q);
+            cJSON_AddItemToObject(ci, "acc", pair_json(lo, hi));
+            rtr_boot_interval(&lo, &hi, eb->b.pair_cost + j, eb->resamples, eb->b.k, CI_Q);
+            cJSON_AddItemToObject(ci, "cost", pair_json(lo, hi));
+        }
         cJSON_AddItemToArray(pairs, o);
     }
     cJSON *routers = cJSON_AddArrayToObject(root, "routers");
@@ -651,6 +659,9 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     if (!st) st = rtr_dist_sum_f64(eb->b.to_match, RB);
     if (!st) st = rtr_dist_sum_f64(eb->b.acc, RB * RTR_BOOT_MARKS);
     if (!st) st = rtr_dist_sum_f64(eb->b.cost, RB * RTR_BOOT_MARKS);
+    size_t PB = (size_t)eb->b.resamples * (size_t)eb->b.k;
+    if (!st) st = rtr_dist_sum_f64(eb->b.pair_acc, PB);
+    if (!st) st = rtr_dist_sum_f64(eb->b.pair_cost, PB);
     return st;
 }
 
