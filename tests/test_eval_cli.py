@@ -103,6 +103,11 @@ def main():
         ok = all(p["ci"][key][0] <= p[key] <= p["ci"][key][1] for p in pairs)
         check(ok and any(p["ci"][key][0] < p["ci"][key][1] for p in pairs),
               f"pairs[].ci.{key} brackets each pair's {key}: " + str([(p[key], p["ci"][key]) for p in pairs][:3]))
+    cal = json.load(open(os.path.join(tmp, "ep.json")))["calibration"]
+    iv = cal.get("ci", {}).get("mean_true", [])
+    check(len(iv) == len(cal["mean_true"]) > 0
+          and all(lo is not None and hi is not None and lo <= m <= hi for m, (lo, hi) in zip(cal["mean_true"], iv)),
+          f"calibration.ci.mean_true: one interval around each bin's observed rate: {cal['mean_true']} {iv}")
     ev = json.load(open(out))
     check(all("ci" not in p for p in ev["pairs"]) == ("bootstrap" not in ev),
           "pairs carry intervals exactly when the file has a bootstrap")

@@ -245,6 +245,12 @@ static uint64_t rng_at(uint64_t seed, int32_t b, int64_t n) {
     return seed + (uint64_t)b * (uint64_t)n * 0x9e3779b97f4a7c15ULL;
 }
 
+void eval_boot_weights(double *w, int64_t n, uint64_t seed, int32_t b) {
+    uint64_t rng = rng_at(seed, b, n);
+    memset(w, 0, (size_t)n * sizeof *w);
+    for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
+}
+
 rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                          const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed) {
     return eval_bootstrap_part(out, r, n_routers, correct, cost, n, k, best, resamples, seed, 0, 1);
@@ -283,9 +289,7 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
     if (!part) rtr_progress_init(&prog, "eval: bootstrap", resamples);
     for (int32_t b = part; !st && b < resamples; b += n_parts) {
         if (b && !part) rtr_progress_update(&prog, b);
-        uint64_t rng = rng_at(seed, b, n);
-        memset(w, 0, (size_t)n * sizeof *w);
-        for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
+        eval_boot_weights(w, n, seed, b);
         pair_points(pa, pc, correct, cost, w, n, k);
         memcpy(out->pair_acc + (size_t)b * k, pa, (size_t)k * sizeof *pa);
         memcpy(out->pair_cost + (size_t)b * k, pc, (size_t)k * sizeof *pc);

@@ -62,6 +62,9 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
  * would be: the same resamples for any number of parts) and leaves the
  * others' entries 0, so the parts' arrays summed are rtr_bootstrap's, bit
  * for bit. Part 0 shows the progress line. */
+/* Resample b's weights w[n] (how often each query is drawn), as the
+ * bootstrap draws them: any resample alone, bit for bit. */
+void eval_boot_weights(double *w, int64_t n, uint64_t seed, int32_t b);
 rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                                const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
                                int part, int n_parts);

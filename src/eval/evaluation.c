@@ -183,6 +183,7 @@ typedef struct {
     int32_t resamples;
     uint64_t seed;
     int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
+    double *calib; /* [resamples × CALIB_BINS]: each calibration bin's observed rate per resample; owned */
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
@@ -362,12 +363,41 @@ static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
 }
 
 /* Reliability of the correctness head over 10 equal-width bins. */
-static cJSON *calibration_json(const route_data *te) {
-    double sp[10] = {0}, st[10] = {0}, cnt[10] = {0}, total = 0;
+#define CALIB_BINS 10
+
+/* The calibration bin of predicted probability p (tenths; 1 in the last). */
+static int calib_bin(double p) { return p >= 1 ? CALIB_BINS - 1 : (int)(p * CALIB_BINS); }
+
+/* Each calibration bin's observed rate under the bootstrap's resamples
+ * (this rank's share, summed over the ranks): eb->calib. */
+static rtr_status calib_bootstrap(eval_boot *eb, const route_data *te) {
+    size_t nk = (size_t)te->n * (size_t)te->k;
+    eb->calib = rtr_calloc((size_t)eb->resamples * CALIB_BINS, sizeof *eb->calib);
+    double *w = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *w);
+    rtr_status st = eb->calib && w ? RTR_OK : RTR_ERR_NOMEM;
+    for (int32_t b = rtr_dist_rank(); !st && b < eb->resamples; b += rtr_dist_size()) {
+        double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
+        eval_boot_weights(w, te->n, eb->seed, b);
+        for (size_t i = 0; i < nk; i++) {
+            double p = te->p[i], y = te->true_correct[i], wi = w[i / (size_t)te->k];
+            if (isnan(p) || isnan(y) || !wi) continue;
+            sy[calib_bin(p)] += wi * y, cnt[calib_bin(p)] += wi;
+        }
+        for (int c = 0; c < CALIB_BINS; c++) eb->calib[(size_t)b * CALIB_BINS + c] = cnt[c] ? sy[c] / cnt[c] : NAN;
+    }
+    free(w);
+    if (!st) st = rtr_dist_sum_f64(eb->calib, (size_t)eb->resamples * CALIB_BINS);
+    return st;
+}
+
+/* The calibration table (with eb's resamples, an interval per bin:
+ * ci.mean_true, the layout the report reads). */
+static cJSON *calibration_json(const route_data *te, const eval_boot *eb) {
+    double sp[CALIB_BINS] = {0}, st[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0}, total = 0;
     for (size_t i = 0; i < (size_t)te->n * (size_t)te->k; i++) {
         double p = te->p[i], y = te->true_correct[i];
         if (isnan(p) || isnan(y)) continue;
-        int b = p >= 1 ? 9 : (int)(p * 10);
+        int b = calib_bin(p);
         sp[b] += p;
         st[b] += y;
         cnt[b] += 1;
@@ -375,12 +405,18 @@ static cJSON *calibration_json(const route_data *te) {
     }
     cJSON *o = cJSON_CreateObject(), *mp = cJSON_AddArrayToObject(o, "mean_pred");
     cJSON *mt = cJSON_AddArrayToObject(o, "mean_true"), *c = cJSON_AddArrayToObject(o, "count");
+    cJSON *ci = eb->calib ? cJSON_AddArrayToObject(cJSON_AddObjectToObject(o, "ci"), "mean_true") : NULL;
     double ece = 0;
-    for (int b = 0; b < 10; b++) {
+    for (int b = 0; b < CALIB_BINS; b++) {
         if (!cnt[b]) continue;
         cJSON_AddItemToArray(mp, cJSON_CreateNumber(sp[b] / cnt[b]));
         cJSON_AddItemToArray(mt, cJSON_CreateNumber(st[b] / cnt[b]));
         cJSON_AddItemToArray(c, cJSON_CreateNumber(cnt[b]));
+        if (ci) {
+            double lo, hi;
+            rtr_boot_interval(&lo, &hi, eb->calib + b, eb->resamples, CALIB_BINS, CI_Q);
+            cJSON_AddItemToArray(ci, pair_json(lo, hi));
+        }
         ece += cnt[b] / total * fabs(sp[b] / cnt[b] - st[b] / cnt[b]);
     }
     rtr_json_add_number(o, "ece", total ? ece : NAN);
@@ -662,6 +698,7 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     size_t PB = (size_t)eb->b.resamples * (size_t)eb->b.k;
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_acc, PB);
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_cost, PB);
+    if (!st) st = calib_bootstrap(eb, te);
     return st;
 }
 
@@ -842,7 +879,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         }
         cJSON *mix = mix_json(&te, 101, be);
         if (mix) cJSON_AddItemToObject(root, "mix", mix);
-        cJSON_AddItemToObject(root, "calibration", calibration_json(&te));
+        cJSON_AddItemToObject(root, "calibration", calibration_json(&te, &eb));
         cJSON_AddNumberToObject(root, "seconds", rtr_now() - t0);
         text = cJSON_Print(root);
         st = text ? rtr_write_file_atomic(out_path, text, strlen(text)) : rtr_fail(RTR_ERR_NOMEM, "eval: out of memory");
@@ -887,5 +924,6 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(R);
     free(tables);
     free(eb.idx);
+    free(eb.calib);
     return st;
 }
