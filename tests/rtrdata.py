@@ -78,6 +78,14 @@ def write_table(corpus, name, table_of, checkpoint_hash, encoder="", encoder_has
                 f["routing/" + k] = np.asarray(v, dtype=np.float32)
 
 
+def edited_outcomes(src, dest, edit):
+    """The outcomes JSON lines of src, each through edit(row), written to dest (returned)."""
+    with open(src) as f, open(dest, "w") as out:
+        for line in f:
+            out.write(json.dumps(edit(json.loads(line))) + "\n")
+    return dest
+
+
 def noisy_table(rng, noise=0.15, lo=0.7, hi=1.3):
     """A stand-in predictor for write_table: table_of(shard_path) blurring the
     shard's outcomes (p_correct = 0.6 correct + 0.2 + N(0, noise) clipped to

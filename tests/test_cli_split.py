@@ -33,10 +33,7 @@ NOTE = re.compile(r"^rtr: (\w+): .* has no query in split 'test': (.*)$", re.M)
 
 def corpus(tmp, demo, name, edit, seed):
     """demo's outcomes through edit(row), ingested, with stand-in embeddings and table 'stand'."""
-    src = os.path.join(tmp, name + ".jsonl")
-    with open(os.path.join(demo, "outcomes.jsonl")) as f, open(src, "w") as out:
-        for line in f:
-            out.write(json.dumps(edit(json.loads(line))) + "\n")
+    src = rtrdata.edited_outcomes(os.path.join(demo, "outcomes.jsonl"), os.path.join(tmp, name + ".jsonl"), edit)
     c = os.path.join(tmp, name)
     r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", c, "--shard-size", "150", src)
     check(r.returncode == 0, "ingest: " + r.stderr)

@@ -68,10 +68,7 @@ def corpus_with_tables(tmp, name, seed, edit=None, like=None):
     demo = demo_outcomes(tmp)
     src = os.path.join(demo, "outcomes.jsonl")
     if edit:
-        src = os.path.join(tmp, name + ".jsonl")
-        with open(os.path.join(demo, "outcomes.jsonl")) as f, open(src, "w") as out:
-            for line in f:
-                out.write(json.dumps(edit(json.loads(line))) + "\n")
+        src = rtrdata.edited_outcomes(src, os.path.join(tmp, name + ".jsonl"), edit)
     corpus = os.path.join(tmp, name)
     r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, "--shard-size", "120", src)
     check(r.returncode == 0, "ingest: " + r.stderr)
