@@ -6,7 +6,8 @@ paper's model; seeded paired-bootstrap intervals and "beats" probabilities;
 accuracy at budgets; missing outcomes counted per router; a router that
 cannot be built shown with its reason; dataset options naming a dataset the
 corpus lacks refused with the list of those it has; a corpus without token
-counts under --cost tokens told so; the unseen-dataset guard; a checkpoint
+counts under --cost tokens told so; the unseen-dataset guard (and --no-guard);
+the default router's candidates kept by --stack (ablations); a checkpoint
 of other tables refused; baselines fitted on the evaluated split
 (--train-split test, tools/run-results' hindsight bound) make the dataset
 prior the per-dataset best."""
@@ -203,6 +204,15 @@ def main():
         d = {x["name"]: x for x in ev["routers"]}
         check(d["RTR"]["op"]["acc"] == d["Dataset prior"]["op"]["acc"],
               "guarded queries route as the prior's overall fallback does")
+    # --no-guard (an ablation, bench/predictor_ablation.py): the same queries routed on the network's tables
+    r, ng = evaluate(corpus, out, "--test-dataset", "shopping", "--train-skip-dataset", "shopping", "--bootstrap", "0",
+                     "--no-guard")
+    check(r.returncode == 0 and ng["default_router"]["n_unseen"] == 0 and ng["default_router"]["guard"] is False,
+          "--no-guard: nothing guarded: " + r.stderr)
+    if ng:
+        d = {x["name"]: x for x in ng["routers"]}
+        check(d["RTR"]["points"] == d["RTR (paper)"]["points"] and d["RTR"]["points"] != d["Dataset prior"]["points"],
+              "--no-guard: RTR is the network's routing, not the fallback")
 
     # --- missing outcomes are counted per router
     dropped = []
@@ -259,6 +269,18 @@ def main():
         dr = ev["default_router"]
         check(dr["n_val"] > 50 and dr["cv_logloss"]["network (the paper's model)"] is not None,
               f"validation rows found and candidates scored: {dr}")
+        # --stack keeps one candidate whatever validation says (an ablation); the choice is still scored
+        rtr_p = next(x for x in ev["routers"] if x["name"] == "RTR (paper)")
+        for name, long in (("platt", "network, Platt-scaled"), ("knn+prior", "network + kNN + dataset-prior blend")):
+            r, fv = evaluate(trained, out, "--checkpoint", ck, "--bootstrap", "0", "--stack", name)
+            check(r.returncode == 0 and fv["default_router"]["chosen"] == long and fv["default_router"]["forced"]
+                  and fv["default_router"]["cv_logloss"] == dr["cv_logloss"], f"--stack {name}: " + r.stderr)
+            w = fv["default_router"]["weights"] if fv else [0, 1, 0, 0]
+            check(w != [0, 1, 0, 0] and (name != "platt" or w[2] == w[3] == 0), f"--stack {name}: fitted weights {w}")
+            rtr = next(x for x in fv["routers"] if x["name"] == "RTR") if fv else None
+            check(rtr is not None and rtr["points"] != rtr_p["points"], f"--stack {name}: another routing")
+        r, _ = evaluate(trained, out, "--checkpoint", ck, "--stack", "plat")
+        check(r.returncode == 2 and "expected network, platt" in r.stderr, "--stack typo refused: " + r.stderr)
     r, _ = evaluate(corpus, out[:-5] + "_z.json", "--checkpoint", ck)
     check(r.returncode == 1 and "scored by checkpoint noisy" in r.stderr, "other tables refused: " + r.stderr)
     fake = os.path.join(tmp, "fake.safetensors")

@@ -36,6 +36,11 @@ typedef struct {
      * tables'. */
     const char *checkpoint;
     bool paper_only;                /* no default router: "RTR" is the paper's model as scored */
+    /* Ablations of the default router (rtr_stack_params.only, .no_guard):
+     * stack_only >= 0 keeps that RTR_STACK_* candidate whatever validation
+     * says (-1, the default: the rule chooses); no_guard drops the guard. */
+    int32_t stack_only;
+    bool no_guard;
     int32_t bootstrap;              /* paired bootstrap resamples of the evaluated queries (1000); 0: none */
     uint64_t seed;                  /* of the bootstrap (1) */
 } rtr_eval_params;

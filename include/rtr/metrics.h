@@ -138,6 +138,12 @@ RTR_API const char *rtr_stack_name(int32_t kind);
 typedef struct {
     int32_t knn;   /* neighbours of the kNN estimate, 10 */
     int32_t folds; /* cross-validation folds over the validation queries, 5 */
+    /* Ablations (bench/predictor_ablation.py): only >= 0 keeps that
+     * RTR_STACK_* candidate whatever validation says (it is still scored
+     * and fitted on the validation rows; -1, the default, lets the rule
+     * choose); no_guard leaves unseen datasets to the candidate. */
+    int32_t only;
+    bool no_guard;
 } rtr_stack_params;
 RTR_API rtr_stack_params rtr_stack_default_params(void);
 typedef struct {

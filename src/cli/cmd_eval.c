@@ -3,6 +3,7 @@
  * file `rtr report` renders, and its table of routers printed. */
 #include "cli/cli.h"
 #include "rtr/eval.h"
+#include "rtr/metrics.h"
 #include "common/util.h"
 
 #include <math.h>
@@ -26,7 +27,11 @@ int cmd_eval(int argc, char **argv) {
     const char *out = NULL, *device = "auto";
     long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0;
     bool no_embedllm = false;
-    const char *arch = "default";
+    const char *arch = "default", *stack = NULL;
+    /* --stack's names of the default router's candidates (rtr_stack_name: their long names) */
+    static const char *const stack_names[RTR_STACK_N] = {
+        [RTR_STACK_MLP] = "network", [RTR_STACK_PLATT] = "platt", [RTR_STACK_KNN] = "knn",
+        [RTR_STACK_PRIOR] = "prior", [RTR_STACK_ALL] = "knn+prior"};
     cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
@@ -41,6 +46,9 @@ int cmd_eval(int argc, char **argv) {
         {"checkpoint", RTR_OPT_STR, &ep.checkpoint,
          "the checkpoint that scored the table: its validation rows choose the default router's blend"},
         {"arch", RTR_OPT_STR, &arch, "default (RTR's default router beside the paper's model) or paper (only the paper's)"},
+        {"stack", RTR_OPT_STR, &stack,
+         "ablation: the default router keeps this candidate whatever validation says (network, platt, knn, prior, knn+prior)"},
+        {"no-guard", RTR_OPT_FLAG, &ep.no_guard, "ablation: no unseen-dataset guard in the default router"},
         {"bootstrap", RTR_OPT_INT, &boot, "paired bootstrap resamples of the evaluated queries (0: no intervals; at most 100000)"},
         {"seed", RTR_OPT_INT, &seed, "seed of the bootstrap"},
         RTR_OPT_DEVICE(&device),
@@ -72,6 +80,12 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     ep.paper_only = !strcmp(arch, "paper");
+    for (int32_t c = 0; stack && c < RTR_STACK_N; c++)
+        if (!strcmp(stack, stack_names[c])) ep.stack_only = c;
+    if (stack && ep.stack_only < 0) {
+        fprintf(stderr, "rtr eval: --stack '%s': expected network, platt, knn, prior or knn+prior\n", stack);
+        return 2;
+    }
     if (boot > 100000) { fprintf(stderr, "rtr eval: --bootstrap '%ld': expected an integer in 0 .. 100000\n", boot); return 2; }
     ep.bootstrap = (int32_t)boot;
     ep.seed = (uint64_t)seed;

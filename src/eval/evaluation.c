@@ -435,6 +435,7 @@ rtr_eval_params rtr_eval_default_params(void) {
     p.train_split = "train";
     p.knn_k = 10;
     p.embedllm = true;
+    p.stack_only = -1;
     p.bootstrap = 1000;
     p.seed = 1;
     return p;
@@ -624,6 +625,7 @@ static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, co
                       (long long)trt.n, (long long)tr->n);
     if (!st) {
         rtr_stack_params sp = rtr_stack_default_params();
+        sp.only = ep->stack_only, sp.no_guard = ep->no_guard;
         st = rtr_stack_table(p, cost, rep, te->p, te->cost, te->emb, (const char *const *)te->dataset, te->n,
                              trt.p, tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost,
                              tr->n, ck.val_hash, ck.n_val_hash, te->emb_dim, te->k, &sp);
@@ -854,6 +856,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (rep.chosen >= 0) {
             cJSON *dr = cJSON_AddObjectToObject(root, "default_router");
             cJSON_AddStringToObject(dr, "chosen", rtr_stack_name(rep.chosen));
+            if (ep->stack_only >= 0) cJSON_AddBoolToObject(dr, "forced", true); /* an ablation: not validation's choice */
+            if (ep->no_guard) cJSON_AddBoolToObject(dr, "guard", false);
             cJSON_AddStringToObject(dr, "checkpoint", ep->checkpoint ? ep->checkpoint : "");
             cJSON_AddNumberToObject(dr, "n_val", (double)rep.n_val);
             cJSON_AddNumberToObject(dr, "n_unseen", (double)rep.n_unseen);

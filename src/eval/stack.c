@@ -19,7 +19,7 @@ static const char *const stack_names[RTR_STACK_N] = {"network (the paper's model
 
 const char *rtr_stack_name(int32_t kind) { return kind >= 0 && kind < RTR_STACK_N ? stack_names[kind] : "?"; }
 
-rtr_stack_params rtr_stack_default_params(void) { return (rtr_stack_params){.knn = 10, .folds = 5}; }
+rtr_stack_params rtr_stack_default_params(void) { return (rtr_stack_params){.knn = 10, .folds = 5, .only = -1}; }
 
 /* The logit features each candidate blends: network, kNN, prior. */
 static const bool uses[RTR_STACK_N][3] = {
@@ -188,9 +188,9 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
                            int32_t k, const rtr_stack_params *prm) {
     rtr_stack_params defaults = rtr_stack_default_params();
     if (!prm) prm = &defaults;
-    if (n_train <= 0 || prm->knn < 1 || prm->folds < 2)
-        return rtr_fail(RTR_ERR_INVALID, "default router: %lld training rows, kNN %d, %d folds", (long long)n_train,
-                        prm->knn, prm->folds);
+    if (n_train <= 0 || prm->knn < 1 || prm->folds < 2 || prm->only < -1 || prm->only >= RTR_STACK_N)
+        return rtr_fail(RTR_ERR_INVALID, "default router: %lld training rows, kNN %d, %d folds, candidate %d",
+                        (long long)n_train, prm->knn, prm->folds, prm->only);
     rtr_stack_report rep = {.chosen = RTR_STACK_MLP};
     for (int i = 0; i < RTR_STACK_N; i++) rep.cv_logloss[i] = rep.cv_se[i] = NAN;
     size_t nk = (size_t)n * k;
@@ -213,6 +213,10 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
     }
     if (!st && nv >= 2 * prm->folds && nf > 0)
         st = choose(&rep, train_mlp_p, train_emb, train_dataset, train_correct, train_cost, V, nv, F, nf, d, k, prm);
+    if (!st && prm->only > RTR_STACK_MLP && (nv < 1 || nf < 1))
+        st = rtr_fail(RTR_ERR_INVALID, "default router: candidate '%s' needs validation rows (%lld found) and fitted "
+                      "rows (%lld)", rtr_stack_name(prm->only), (long long)nv, (long long)nf);
+    if (!st && prm->only >= 0) rep.chosen = prm->only;
     /* The kept blend, refitted on every validation row with estimates from
      * the fitted rows, then applied with estimates from every training row. */
     if (!st && rep.chosen != RTR_STACK_MLP) {
@@ -262,7 +266,7 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
             while (t < nd && strcmp(train_dataset[V[t]], train_dataset[r])) t++;
             if (t == nd) V[nd++] = r;
         }
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = 0; !prm->no_guard && i < n; i++) {
             int64_t t = 0;
             while (t < nd && strcmp(train_dataset[V[t]], dataset[i])) t++;
             if (t < nd) continue;
