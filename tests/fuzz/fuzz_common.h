@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,13 +44,20 @@ static const fuzz_command fuzz_commands[] = {
 };
 #define FUZZ_N_COMMANDS ((int)(sizeof fuzz_commands / sizeof *fuzz_commands))
 
-/* A failed expectation: a crash for libFuzzer, with the reason on stderr. */
+/* A failed expectation: a crash for libFuzzer, with the reason. The reason
+ * goes through the sanitizers' report channel too: tools/run-fuzz runs with
+ * -close_fd_mask=3, which closes the harness's stderr, and a reason printed
+ * only there was lost (a CI crash said "deadly signal" and nothing else). */
 #define FUZZ_ASSERT(cond, ...)                                                      \
     do {                                                                            \
         if (!(cond)) {                                                              \
-            fprintf(stderr, "fuzz: %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fputc('\n', stderr);                                                    \
+            char why_[1024];                                                        \
+            int at_ = snprintf(why_, sizeof why_, "fuzz: %s:%d: %s: ", __FILE__,     \
+                               __LINE__, #cond);                                    \
+            if (at_ > 0 && (size_t)at_ < sizeof why_)                               \
+                snprintf(why_ + at_, sizeof why_ - (size_t)at_, __VA_ARGS__);       \
+            fprintf(stderr, "%s\n", why_);                                          \
+            __sanitizer_report_error_summary(why_);                                 \
             abort();                                                                \
         }                                                                           \
     } while (0)
