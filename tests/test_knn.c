@@ -95,6 +95,48 @@ static void test_ivf_recall(void) {
     free(centres), free(ref), free(q), free(ei), free(ii), free(es), free(is);
 }
 
+/* Enough queries for several search superblocks (ivf_search groups
+ * n_q / (4 · threads) queries, 512 here at 2 threads, 1,024 at 1: ten or
+ * five superblocks, the last one partial), each list probed by more than a
+ * GEMM block (256) of a superblock's queries: with every list probed the
+ * index must give exact search's answer for every query; with nprobe
+ * calibrated, recall@10 against exact stays >= 0.95. */
+static void test_ivf_many_queries(void) {
+    int n = 3000, nq = 5000, d = 16, k = 10, nc = 40;
+    float *centres = malloc(sizeof *centres * nc * d);
+    for (int i = 0; i < nc * d; i++) centres[i] = (float)test_nrand();
+    float *ref = clustered(n, d, centres, nc), *q = clustered(nq, d, centres, nc);
+    int64_t *ei = malloc(sizeof *ei * nq * k), *ii = malloc(sizeof *ii * nq * k);
+    float *es = malloc(sizeof *es * nq * k), *is = malloc(sizeof *is * nq * k);
+    CHECK(rtr_knn_search(ei, es, q, nq, ref, n, d, k) == RTR_OK);
+    knn_params p = knn_default_params();
+    p.exact_max = 0;
+    p.lists = 8;
+    p.nprobe = 8;
+    knn_index *ix = NULL;
+    CHECK(knn_index_build(&ix, ref, n, d, &p) == RTR_OK && !knn_index_is_exact(ix) && knn_index_nprobe(ix) == 8);
+    for (int i = 0; i < nq * k; i++) ii[i] = -2;
+    CHECK(knn_index_search(ix, ii, is, q, nq, k) == RTR_OK);
+    int diff = 0, first = -1;
+    for (int i = 0; i < nq * k; i++)
+        if (ii[i] != ei[i] || fabsf(is[i] - es[i]) > 1e-5f) {
+            diff++;
+            if (first < 0) first = i;
+        }
+    CHECK_MSG(diff == 0, "%d of %d neighbours differ from exact search (first: query %d)", diff, nq * k,
+              first / (first < 0 ? 1 : k));
+    knn_index_free(ix);
+    p.lists = 50;
+    p.nprobe = 0;
+    CHECK(knn_index_build(&ix, ref, n, d, &p) == RTR_OK && knn_index_nprobe(ix) < 50);
+    CHECK(knn_index_search(ix, ii, is, q, nq, k) == RTR_OK);
+    double r = recall_at(es, ii, is, nq, k);
+    fprintf(stderr, "IVF, %d queries: nprobe %d of 50, recall@10 %.4f against exact\n", nq, knn_index_nprobe(ix), r);
+    CHECK(r >= 0.95);
+    knn_index_free(ix);
+    free(centres), free(ref), free(q), free(ei), free(ii), free(es), free(is);
+}
+
 /* More lists than rows with neighbours: short results are padded with -1. */
 static void test_ivf_small(void) {
     int n = 5, d = 3;
@@ -115,4 +157,4 @@ static void test_ivf_small(void) {
     knn_index_free(ix);
 }
 
-TEST_MAIN(T(test_exact_matches_metrics), T(test_ivf_recall), T(test_ivf_small))
+TEST_MAIN(T(test_exact_matches_metrics), T(test_ivf_recall), T(test_ivf_many_queries), T(test_ivf_small))
