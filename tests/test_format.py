@@ -121,6 +121,19 @@ def main():
     check(r.returncode == 1 and "version 1" in r.stderr, "upgrade of a version 2 corpus: " + r.stderr)
     r = run("route", up, "--lambda", "0.5", "--out", os.path.join(tmp, "d.csv"))
     check(r.returncode == 0, "route on the upgraded corpus: " + r.stderr)
+    # counts that are not whole numbers (1e300 once reached a cast to an
+    # integer, undefined behaviour) are refused, naming the field
+    m1 = json.load(open(os.path.join(v1, "manifest.json")))
+    for field, edit in (("shard_size", lambda m: m.update(shard_size=1e300)),
+                        ("n_queries", lambda m: m["shards"][0].update(n_queries=2.5))):
+        bad = os.path.join(tmp, "v1-" + field)
+        shutil.copytree(v1, bad)
+        m = json.loads(json.dumps(m1))
+        edit(m)
+        json.dump(m, open(os.path.join(bad, "manifest.json"), "w"))
+        r = run("upgrade", bad, "--out", bad + "-up")
+        check(r.returncode == 1 and field in r.stderr and "manifest.json" in r.stderr and not os.path.exists(bad + "-up"),
+              f"upgrade with a bad {field}: rc {r.returncode}: {r.stderr}")
     shutil.rmtree(tmp)
 
 

@@ -5,6 +5,7 @@
  * came from (eval-predictor fits its naive baseline on the same rows). */
 #include "predictor/predictor_int.h"
 #include "rtr/safetensors.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -73,20 +74,31 @@ static rtr_status config_parse(rtr_train_params *c, const char *json, const char
     if (!o) return rtr_fail(RTR_ERR_FORMAT, "%s: metadata 'config' missing or not JSON", path);
     *c = rtr_train_default_params();
     const cJSON *v;
-#define NUM(field, key)                                                       \
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, key)) && cJSON_IsNumber(v)) \
-        c->field = v->valuedouble;
-    NUM(hidden, "hidden") NUM(learn_dim, "learn_dim") NUM(lr, "lr") NUM(batch, "batch")
-    NUM(max_epochs, "max_epochs") NUM(patience, "patience") NUM(val_frac, "val_frac")
-    NUM(window_rows, "window_rows")
-#undef NUM
+    rtr_status st = RTR_OK;
+    /* An integer field is a whole number within its type: converting any
+     * other double (1e20, NaN) to an integer is undefined behaviour. */
+    int64_t iv;
+#define INT(field, key, max)                                                                       \
+    if (!st && (v = cJSON_GetObjectItemCaseSensitive(o, key)) && cJSON_IsNumber(v)) {            \
+        if (!rtr_json_integer(v, &iv) || iv < 0 || iv > (max))                                   \
+            st = rtr_fail(RTR_ERR_FORMAT, "%s: config.%s is %g, not a whole number in [0, %lld]", \
+                          path, key, v->valuedouble, (long long)(max));                          \
+        else c->field = iv;                                                                      \
+    }
+    INT(hidden, "hidden", INT32_MAX) INT(learn_dim, "learn_dim", INT32_MAX) INT(batch, "batch", INT32_MAX)
+    INT(max_epochs, "max_epochs", INT32_MAX) INT(patience, "patience", INT32_MAX)
+    INT(window_rows, "window_rows", INT64_MAX)
+#undef INT
+    if (!st && (v = cJSON_GetObjectItemCaseSensitive(o, "lr")) && cJSON_IsNumber(v)) c->lr = v->valuedouble;
+    if (!st && (v = cJSON_GetObjectItemCaseSensitive(o, "val_frac")) && cJSON_IsNumber(v)) c->val_frac = v->valuedouble;
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "seed")) && cJSON_IsString(v))
         c->seed = strtoull(v->valuestring, NULL, 10);
     v = cJSON_GetObjectItemCaseSensitive(o, "token_target");
-    rtr_status st = RTR_OK;
-    if (cJSON_IsString(v) && !strcmp(v->valuestring, "log")) c->token_target = RTR_TOKENS_LOG;
-    else if (cJSON_IsString(v) && !strcmp(v->valuestring, "raw")) c->token_target = RTR_TOKENS_RAW;
-    else st = rtr_fail(RTR_ERR_FORMAT, "%s: config.token_target must be \"log\" or \"raw\"", path);
+    if (!st) {
+        if (cJSON_IsString(v) && !strcmp(v->valuestring, "log")) c->token_target = RTR_TOKENS_LOG;
+        else if (cJSON_IsString(v) && !strcmp(v->valuestring, "raw")) c->token_target = RTR_TOKENS_RAW;
+        else st = rtr_fail(RTR_ERR_FORMAT, "%s: config.token_target must be \"log\" or \"raw\"", path);
+    }
     c->token_normalize = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "token_normalize"));
     cJSON_Delete(o);
     return st;

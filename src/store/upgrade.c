@@ -5,6 +5,7 @@
  * built in a temporary directory and renamed into place; the old one is
  * only read. */
 #include "common/files.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "store/store_int.h"
 
@@ -221,8 +222,10 @@ rtr_status rtr_corpus_upgrade(const char *out_dir, const char *in_dir) {
     if (!s && !cJSON_IsObject(root)) s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON object", mpath);
     if (!s && (!cJSON_IsNumber(version) || version->valuedouble != 1))
         s = rtr_fail(RTR_ERR_INVALID, "%s: field version: only schema version 1 corpora need upgrading", mpath);
-    if (!s && (!cJSON_IsObject(catalog) || !cJSON_IsArray(shards) || !cJSON_GetArraySize(shards) || !cJSON_IsNumber(ss)))
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: fields catalog, shards and shard_size are required", mpath);
+    int64_t shard_size = 0; /* a whole number: casting 1e300 to an integer is undefined */
+    if (!s && (!cJSON_IsObject(catalog) || !cJSON_IsArray(shards) || !cJSON_GetArraySize(shards) ||
+               !rtr_json_integer(ss, &shard_size) || shard_size < 1))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: fields catalog, shards and shard_size (a whole number >= 1) are required", mpath);
     rtr_catalog cat = {0};
     if (!s) {
         char *cj = cJSON_PrintUnformatted(catalog);
@@ -242,16 +245,17 @@ rtr_status rtr_corpus_upgrade(const char *out_dir, const char *in_dir) {
     for (int i = 0; i < n && !s; i++) {
         const cJSON *it = cJSON_GetArrayItem(shards, i);
         const cJSON *file = cJSON_GetObjectItemCaseSensitive(it, "file"), *cnt = cJSON_GetObjectItemCaseSensitive(it, "n_queries");
-        if (!cJSON_IsString(file) || strchr(file->valuestring, '/') || !cJSON_IsNumber(cnt) || cnt->valuedouble < 1) {
-            s = rtr_fail(RTR_ERR_FORMAT, "%s: shards[%d]: needs a plain file name and n_queries", mpath, i);
+        int64_t count;
+        if (!cJSON_IsString(file) || strchr(file->valuestring, '/') || !rtr_json_integer(cnt, &count) || count < 1) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: shards[%d]: needs a plain file name and n_queries (a whole number >= 1)", mpath, i);
             break;
         }
         files[i] = rtr_strdup(file->valuestring);
         paths[i] = rtr_sprintf("%s/%s", in_dir, file->valuestring);
-        counts[i] = (int64_t)cnt->valuedouble;
+        counts[i] = count;
         s = files[i] && paths[i] ? upgrade_shard(tmp, paths[i], files[i], counts[i], &cat, &hashes[i]) : RTR_ERR_NOMEM;
     }
-    if (!s) s = rtr_manifest_write(tmp, &cat, n, (const char *const *)files, counts, hashes, (int64_t)ss->valuedouble);
+    if (!s) s = rtr_manifest_write(tmp, &cat, n, (const char *const *)files, counts, hashes, shard_size);
     rtr_corpus *c = NULL;
     if (!s) s = rtr_corpus_open(&c, tmp);
     for (int i = 0; i < n && !s; i++) s = upgrade_outputs(c, i, paths[i]);
