@@ -4,8 +4,10 @@ their reference routers' sums are added, so the results equal one
 process's: the λ of every path point exactly (the cost scale is summed shard
 by shard, so ranks reproduce it bit for bit), accuracies, costs and metrics
 to 1e-9 (sums in another order). The bytes both ranks read together stay
-near one process's (each read every chunk before: twice as many). Skipped
-(77) without an MPI build or mpirun."""
+near one process's (each read every chunk before: twice as many). `rtr route
+--budget` the same way: its cost scale and budget path from each rank's
+shards (rank 0 alone reads every row to write the decisions), the
+decisions byte-identical. Skipped (77) without an MPI build or mpirun."""
 import csv
 import json
 import os
@@ -36,9 +38,9 @@ def rchar():
         return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
 
 
-def sweep(corpus, out, ranks):
-    """rtr sweep on `ranks` processes: (CompletedProcess, bytes read)."""
-    cmd = [RTR, "sweep", corpus, "--split", "", "--grid", "64", "--out", out, "--device", "cpu", "-q"]
+def rtr_on(ranks, *args):
+    """rtr ARGS on `ranks` processes: (CompletedProcess, bytes read)."""
+    cmd = [RTR, *args, "--split", "", "--device", "cpu", "-q"]
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), "--oversubscribe"] + cmd
     before = rchar()
@@ -81,9 +83,9 @@ def main():
     rtrdata.write_table(corpus, "noisy", rtrdata.noisy_table(rng), "abc123")
 
     one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
-    r1, read1 = sweep(corpus, one, 1)
+    r1, read1 = rtr_on(1, "sweep", corpus, "--grid", "64", "--out", one)
     check(r1.returncode == 0, "sweep: " + r1.stderr)
-    r2, read2 = sweep(corpus, two, 2)
+    r2, read2 = rtr_on(2, "sweep", corpus, "--grid", "64", "--out", two)
     check(r2.returncode == 0, "mpirun -np 2 sweep: " + r2.stderr[-600:])
     if r1.returncode or r2.returncode:
         finish()
@@ -101,7 +103,22 @@ def main():
     # one process reads the table and outcomes once; two ranks that each
     # read every chunk read them twice
     check(read2 < 1.4 * read1, f"two ranks read {read2} bytes together, one process {read1}")
-    print(f"bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+    print(f"sweep bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+
+    # route --budget: the cost scale and the budget's path from each rank's
+    # own shards (each rank read every row for them before: 1.6x); rank 0
+    # alone reads every row to write the decisions
+    dec1, dec2 = os.path.join(tmp, "one.csv"), os.path.join(tmp, "two.csv")
+    r1, read1 = rtr_on(1, "route", corpus, "--budget", "400", "--out", dec1)
+    check(r1.returncode == 0, "route --budget: " + r1.stderr)
+    r2, read2 = rtr_on(2, "route", corpus, "--budget", "400", "--out", dec2)
+    check(r2.returncode == 0, "mpirun -np 2 route --budget: " + r2.stderr[-600:])
+    if r1.returncode or r2.returncode:
+        finish()
+    check(open(dec1, "rb").read() == open(dec2, "rb").read(), "route --budget: decisions differ from one process's")
+    check(r1.stdout == r2.stdout, f"route --budget summary: {r1.stdout!r} vs {r2.stdout!r}")
+    check(read2 < 1.3 * read1, f"route --budget: two ranks read {read2} bytes together, one process {read1}")
+    print(f"route --budget bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
     shutil.rmtree(tmp)
     finish()
 

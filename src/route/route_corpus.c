@@ -276,10 +276,10 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
     rtr_status st = rtr_path_builder_open(b, &pb, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
-    /* under MPI each rank adds its own chunks; their breakpoints are merged */
-    for (int64_t j = 0; !st && !(st = route_source_next(rs, &ch)) && ch.n; j++) {
+    /* under MPI rs reads this rank's shards only; the ranks' breakpoints are merged */
+    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
         rtr_route_table t = route_chunk_table(&ch, false);
-        if (j % rtr_dist_size() == rtr_dist_rank()) st = rtr_path_builder_add(pb, &t);
+        st = rtr_path_builder_add(pb, &t);
     }
     if (st) {
         rtr_path_builder_free(pb);
@@ -309,6 +309,13 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     dec_writer w;
     int32_t *choice = rtr_malloc(sizeof *choice * (size_t)rs.chunk_rows);
     st = choice ? summary_init(s, cat) : RTR_ERR_NOMEM;
+    /* under MPI the cost scale and the budget's path are sums over the
+     * ranks, each reading only its own shards (rank 0 reads every row
+     * afterwards to write the one ordered file, and checks the ids there) */
+    bool *mine = NULL;
+    rtr_part part;
+    if (!st && rtr_dist_size() > 1) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
     s->lambda = prm->lambda;
     s->chosen_by = "--lambda";
@@ -316,6 +323,8 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
     }
+    rs.shards = NULL;
+    free(mine);
     /* one ordered file: under MPI rank 0 routes every query and writes it
      * (the other ranks only helped build the budget's path) */
     bool open = false, writer = rtr_dist_rank() == 0;
