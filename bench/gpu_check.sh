@@ -276,6 +276,29 @@ gpu_step encode-mpnet-64tok 100 '^summary:' encode all-mpnet-base-v2 100000 --to
 gpu_step encode-mpnet 100 '^summary:' encode all-mpnet-base-v2 50000
 gpu_step encode-minilm 80 '^summary:' encode all-MiniLM-L6-v2 100000
 gpu_step train 100 'epoch' "$bbin/bench_train" --device cuda --queries 1000000 --epochs 3 --peer-queries 5000
+# Per-batch time of the three ways the trainer launches a batch
+# (src/predictor/train.c; docs/CUDA.md, "Launch overhead"): host arguments
+# per launch (args), the batch table in device memory (table), and one CUDA
+# graph per full batch (graph, the default); 200k x 24, 6,250 batches of 32.
+train_launch() {
+    local m line sec rc=0 args=
+    for m in args table graph; do
+        line=$(RTR_TRAIN_LAUNCH=$m "$bbin/bench_train" --device cuda --queries 200000 --epochs 3 --peer-queries 0 |
+               grep 's/epoch') || { echo "$m: bench_train failed"; rc=1; continue; }
+        sec=$(echo "$line" | awk '{for (i = 1; i < NF; i++) if ($(i + 1) == "s/epoch") print $i}')
+        echo "$line"
+        awk -v m="$m" -v s="$sec" -v a="$args" 'BEGIN {
+            us = s * 1e6 / 6250
+            printf "launch %-5s %8.1f us/batch%s\n", m, us, a ? sprintf("  (%.2fx the args path)", a / us) : ""
+        }'
+        [ "$m" = args ] && args=$(awk -v s="$sec" 'BEGIN {print s * 1e6 / 6250}')
+    done
+    echo "model (docs/CUDA.md): ~40 launches x 3-5 us of host time = 120-200 us/batch with plain launches;" \
+         "the batch's kernels ~110 us on an H100, ~85 us on an H200 (Adam's 165 MB and ~1 us per kernel)"
+    return $rc
+}
+export -f train_launch
+gpu_step train-launch 60 'launch graph' train_launch
 gpu_step sweep 60 'GPU|speedup' "$bbin/bench_sweep" --device cuda 1000000 24 0
 gpu_step score-bf16 90 'max \|dp\|' "$kbin/bench_score_bf16" --device cuda
 

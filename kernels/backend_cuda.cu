@@ -366,6 +366,45 @@ static rtr_status cuda_gemm_bf16(void *ctx, rtr_bf16 *out, const rtr_bf16 *inp, 
 }
 #endif
 
+#ifndef RTR_CUDA_EMU
+/* CUDA graphs: the stream's ops between begin and end are recorded, not
+ * run, then instantiated once and replayed by one cudaGraphLaunch (a few µs
+ * of host time however many kernels it holds). Thread-local capture mode:
+ * other threads' CUDA calls are not affected. The emulator has no graphs
+ * (its slots stay NULL): it runs every op as it is queued. */
+static rtr_status cuda_capture_begin(void *ctx) {
+    RTR_CUDA_CHECK(cudaStreamBeginCapture(ctx_of(ctx)->stream, cudaStreamCaptureModeThreadLocal), "capture_begin",
+                   "%s", "stream");
+    return RTR_OK;
+}
+
+static rtr_status cuda_capture_end(void *ctx, void **graph) {
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    *graph = nullptr;
+    /* ends the capture whatever happened during it, so the stream runs ops again */
+    cudaError_t e = cudaStreamEndCapture(ctx_of(ctx)->stream, &g);
+    if (e == cudaSuccess && g) e = cudaGraphInstantiate(&exec, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (e != cudaSuccess || !exec) {
+        cudaGetLastError(); /* a failed capture's error is reported here, not by the next op */
+        return rtr_fail(RTR_ERR_DEVICE, "capture_end: %s", e != cudaSuccess ? cudaGetErrorString(e) : "empty graph");
+    }
+    *graph = exec;
+    return RTR_OK;
+}
+
+static rtr_status cuda_graph_launch(void *ctx, void *graph) {
+    RTR_CUDA_CHECK(cudaGraphLaunch((cudaGraphExec_t)graph, ctx_of(ctx)->stream), "graph_launch", "%p", graph);
+    return RTR_OK;
+}
+
+static void cuda_graph_free(void *ctx, void *graph) {
+    (void)ctx;
+    cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+#endif
+
 /* ---- the custom kernels, on this backend's stream ---- */
 
 /* cuda_<op>: the launcher of the same name as the op's reference, with the
@@ -396,6 +435,12 @@ static rtr_backend_iface make_iface() {
     f.upload_async = cuda_upload_async;
     f.download_async = cuda_download_async;
     f.set_gemm_precision = cuda_set_gemm_precision;
+#ifndef RTR_CUDA_EMU
+    f.capture_begin = cuda_capture_begin;
+    f.capture_end = cuda_capture_end;
+    f.graph_launch = cuda_graph_launch;
+    f.graph_free = cuda_graph_free;
+#endif
     f.sgemm = cuda_sgemm;
     f.gemm_bf16 = cuda_gemm_bf16;
 #define CUDA_SLOT(E, name, ret, params, args) f.name = cuda_##name;

@@ -208,8 +208,10 @@ __device__ __forceinline__ double sigmoid_d(double z) {
 /* Elementwise gradients in double as the reference; each block adds its
  * partial losses to loss[0..1] with one atomic per head. */
 __global__ void heads_loss_kernel(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
-                                  const float *y_c, const float *y_t, float gscale_c, float gscale_t, size_t NK) {
+                                  const float *y_c, const float *y_t, float gscale_c, float gscale_t, size_t NK,
+                                  const rtr_batch_step *step) {
     __shared__ double scratch[32];
+    if (step) gscale_c = step->gscale_c, gscale_t = step->gscale_t; /* the trainer's batch table */
     double bce = 0.0, sq = 0.0;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < NK; i += (size_t)gridDim.x * blockDim.x) {
         double z = out_c[i], y = y_c[i];
@@ -236,16 +238,29 @@ __global__ void heads_loss_kernel(float *dout_c, float *dout_t, double *loss, co
     }
 }
 
-rtr_status rtr_heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
-                      const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
-                      cudaStream_t stream) {
+/* gscale_c, gscale_t, or step's where step is given. */
+static rtr_status heads_loss_launch(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                                   const float *y_c, const float *y_t, float gscale_c, float gscale_t,
+                                   const rtr_batch_step *step, int N, int K, cudaStream_t stream) {
     size_t NK = (size_t)N * K;
     if (NK == 0) return RTR_OK;
     unsigned grid = rtr_ceil_div(NK, 256);
     RTR_LAUNCH(heads_loss_kernel, grid < 1024 ? grid : 1024, 256, 0, stream, dout_c, dout_t, loss, out_c, out_t, y_c,
-               y_t, gscale_c, gscale_t, NK);
-    RTR_LAUNCH_CHECK("heads_loss", "N=%d K=%d", N, K);
+               y_t, gscale_c, gscale_t, NK, step);
+    RTR_LAUNCH_CHECK(step ? "heads_loss_step" : "heads_loss", "N=%d K=%d", N, K);
     return RTR_OK;
+}
+
+rtr_status rtr_heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                      const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
+                      cudaStream_t stream) {
+    return heads_loss_launch(dout_c, dout_t, loss, out_c, out_t, y_c, y_t, gscale_c, gscale_t, nullptr, N, K, stream);
+}
+
+rtr_status rtr_heads_loss_step(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                               const float *y_c, const float *y_t, const rtr_batch_step *step, int N, int K,
+                               cudaStream_t stream) {
+    return heads_loss_launch(dout_c, dout_t, loss, out_c, out_t, y_c, y_t, 0.0f, 0.0f, step, N, K, stream);
 }
 
 /* dA[n,j] += Σ_k dout[n,k]·w2[j]·[A[n,j] + C[k,j] > 0], both heads; one

@@ -54,6 +54,9 @@ rtr_status rtr_heads_score(float *out_c, float *out_t, const float *X_c, const f
 rtr_status rtr_heads_loss(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
                       const float *y_c, const float *y_t, float gscale_c, float gscale_t, int N, int K,
                       cudaStream_t stream);
+rtr_status rtr_heads_loss_step(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                               const float *y_c, const float *y_t, const rtr_batch_step *step, int N, int K,
+                               cudaStream_t stream);
 rtr_status rtr_heads_backward(float *dA_c, float *dA_t, float *dC_c, float *dC_t, float *dw2_c, float *db2_c,
                           float *dw2_t, float *db2_t, const float *dout_c, const float *dout_t, const float *A_c,
                           const float *A_t, const float *C_c, const float *C_t, const float *w2_c, const float *w2_t,
@@ -69,6 +72,8 @@ rtr_status rtr_route_envelope(int32_t *pair, double *start, int32_t *m, const fl
 
 /* train.cu */
 rtr_status rtr_gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols, cudaStream_t stream);
+rtr_status rtr_batch_select(int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                            const rtr_batch_step *table, int n, cudaStream_t stream);
 rtr_status rtr_pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
                               const int32_t *pair_model, const int32_t *pair_strategy, int K, int H,
                               cudaStream_t stream);
@@ -79,6 +84,8 @@ rtr_status rtr_pair_table_backward(float *dP_m, float *dP_s, float *db1, const f
 /* optim.cu */
 rtr_status rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,
                        cudaStream_t stream);
+rtr_status rtr_adam_update_step(float *param, const float *grad, float *m, float *v, size_t n,
+                                const rtr_batch_step *step, cudaStream_t stream);
 
 /* convert.cu: out[r*ld_out + c] = in[r*ld_in + c] rounded to nearest-even
  * bf16 or fp16 (16-bit words) for r < rows, c < cols; other words of out are

@@ -9,7 +9,11 @@
 
 namespace RTR_KNS {
 
-__global__ void adam_update_kernel(float *param, const float *grad, float *m, float *v, size_t n, float step) {
+/* The step size is `step`, or bstep->adam_step where given (the trainer's
+ * batch table: the same launch for every batch). */
+__global__ void adam_update_kernel(float *param, const float *grad, float *m, float *v, size_t n, float step,
+                                   const rtr_batch_step *bstep) {
+    if (bstep) step = bstep->adam_step;
     const float b1 = (float)RTR_ADAM_B1, c1 = (float)(1 - RTR_ADAM_B1), b2 = (float)RTR_ADAM_B2,
                 c2 = (float)(1 - RTR_ADAM_B2), eps = (float)RTR_ADAM_EPS;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -22,14 +26,23 @@ __global__ void adam_update_kernel(float *param, const float *grad, float *m, fl
     }
 }
 
-rtr_status rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,
-                       cudaStream_t stream) {
+static rtr_status adam_launch(float *param, const float *grad, float *m, float *v, size_t n, float step,
+                              const rtr_batch_step *bstep, cudaStream_t stream) {
     if (n == 0) return RTR_OK;
     unsigned grid = rtr_ceil_div(n, 256);
-    RTR_LAUNCH(adam_update_kernel, grid < 65536 ? grid : 65536, 256, 0, stream, param, grad, m, v, n,
-               rtr_adam_step_size(lr, t));
-    RTR_LAUNCH_CHECK("adam_update", "n=%zu t=%lld", n, (long long)t);
+    RTR_LAUNCH(adam_update_kernel, grid < 65536 ? grid : 65536, 256, 0, stream, param, grad, m, v, n, step, bstep);
+    RTR_LAUNCH_CHECK(bstep ? "adam_update_step" : "adam_update", "n=%zu step %g", n, (double)step);
     return RTR_OK;
+}
+
+rtr_status rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t,
+                       cudaStream_t stream) {
+    return adam_launch(param, grad, m, v, n, rtr_adam_step_size(lr, t), nullptr, stream);
+}
+
+rtr_status rtr_adam_update_step(float *param, const float *grad, float *m, float *v, size_t n,
+                                const rtr_batch_step *step, cudaStream_t stream) {
+    return adam_launch(param, grad, m, v, n, 0.0f, step, stream);
 }
 
 } /* namespace RTR_KNS */

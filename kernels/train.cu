@@ -31,6 +31,22 @@ rtr_status rtr_gather_rows(float *out, const float *in, const int64_t *idx, int 
     return RTR_OK;
 }
 
+/* One block: every thread reads the cursor before thread 0 advances it. */
+__global__ void batch_select_kernel(int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                                    const rtr_batch_step *table, int n) {
+    int64_t s = *cursor, first = table[s].first;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) idx[i] = order[first + i];
+    __syncthreads();
+    if (threadIdx.x == 0) *step = table[s], *cursor = s + 1;
+}
+
+rtr_status rtr_batch_select(int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                            const rtr_batch_step *table, int n, cudaStream_t stream) {
+    RTR_LAUNCH(batch_select_kernel, 1, 256, 0, stream, idx, step, cursor, order, table, n);
+    RTR_LAUNCH_CHECK("batch_select", "n=%d", n);
+    return RTR_OK;
+}
+
 __global__ void pair_table_forward_kernel(float *C, const float *P_m, const float *P_s, const float *b1,
                                           const int32_t *pair_model, const int32_t *pair_strategy, int K, int H) {
     size_t total = (size_t)K * H;

@@ -90,6 +90,14 @@ extern "C" {
       (p_correct, tokens, out_c, out_t, token_target, token_scale, N, K))                                        \
     X(GATHER_ROWS, gather_rows, VOID, (float *out, const float *in, const int64_t *idx, int n, int cols),        \
       (out, in, idx, n, cols))                                                                                   \
+    X(BATCH_SELECT, batch_select, VOID,                                                                          \
+      (int64_t * idx, rtr_batch_step * step, int64_t * cursor, const int64_t *order, const rtr_batch_step *table,  \
+       int n),                                                                                                   \
+      (idx, step, cursor, order, table, n))                                                                      \
+    X(HEADS_LOSS_STEP, heads_loss_step, VOID,                                                                    \
+      (float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t, const float *y_c,     \
+       const float *y_t, const rtr_batch_step *step, int N, int K),                                              \
+      (dout_c, dout_t, loss, out_c, out_t, y_c, y_t, step, N, K))                                                \
     X(PAIR_TABLE_FORWARD, pair_table_forward, VOID,                                                              \
       (float *C, const float *P_m, const float *P_s, const float *b1, const int32_t *pair_model,                 \
        const int32_t *pair_strategy, int K, int H),                                                              \
@@ -107,6 +115,9 @@ extern "C" {
     X(ADAM_UPDATE, adam_update, VOID,                                                                            \
       (float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t),                     \
       (param, grad, m, v, n, lr, t))                                                                             \
+    X(ADAM_UPDATE_STEP, adam_update_step, VOID,                                                                  \
+      (float *param, const float *grad, float *m, float *v, size_t n, const rtr_batch_step *step),               \
+      (param, grad, m, v, n, step))                                                                              \
     X(EMBEDDING_LAYERNORM_BF16, embedding_layernorm_bf16, VOID,                                                  \
       (rtr_bf16 * out, const int32_t *ids, const int32_t *pos_ids, const float *wte, const float *wpe,           \
        const float *wtt, const float *ln_w, const float *ln_b, float eps, int B, int T, int C),                  \
@@ -169,6 +180,15 @@ typedef struct rtr_backend_iface {
     rtr_status (*upload_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*download_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*set_gemm_precision)(void *ctx, rtr_gemm_precision p);
+    /* Graphs (CUDA graphs; NULL where the backend has none, as the CPU and
+     * the emulator): between capture_begin and capture_end the ops queued
+     * are recorded, not run, into *graph (NULL, with an error, when the
+     * capture failed; the backend then runs ops again); graph_launch queues
+     * the recorded ops once more with the same arguments. */
+    rtr_status (*capture_begin)(void *ctx);
+    rtr_status (*capture_end)(void *ctx, void **graph);
+    rtr_status (*graph_launch)(void *ctx, void *graph);
+    void (*graph_free)(void *ctx, void *graph);
 
     /* Row-major C[M x N] = alpha · op(A) · op(B) + beta · C, as
      * cblas_sgemm(CblasRowMajor, ...): op(A) is M x K, op(B) is K x N. */
@@ -238,6 +258,14 @@ RTR_API rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const v
 RTR_API bool rtr_backend_is_host(const rtr_backend *b);
 /* Input precision of later sgemm calls (default RTR_GEMM_F32). */
 RTR_API rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
+/* Graphs (the iface's capture_begin .. graph_free): whether b has them, and
+ * the calls (RTR_ERR_UNSUPPORTED where b has none). The graph is b's until
+ * rtr_backend_graph_free. */
+RTR_API bool rtr_backend_has_graphs(const rtr_backend *b);
+RTR_API rtr_status rtr_backend_capture_begin(rtr_backend *b);
+RTR_API rtr_status rtr_backend_capture_end(rtr_backend *b, void **graph);
+RTR_API rtr_status rtr_backend_graph_launch(rtr_backend *b, void *graph);
+RTR_API void rtr_backend_graph_free(rtr_backend *b, void *graph);
 
 #ifdef __cplusplus
 }

@@ -154,6 +154,27 @@ RTR_API void rtr_heads_activate(float *p_correct, float *tokens, const float *ou
 /* out[r,:] = in[idx[r],:] for r < n; rows of `cols` floats. */
 RTR_API void rtr_gather_rows(float *out, const float *in, const int64_t *idx, int n, int cols);
 
+/* A training batch's changing parameters, kept in backend memory so that a
+ * batch's launches all have fixed arguments (one CUDA graph replays every
+ * full batch of an epoch; src/predictor/train.c): an epoch's table holds one
+ * per batch, uploaded once, and rtr_batch_select copies the next one into a
+ * fixed slot. */
+typedef struct {
+    int64_t first;             /* the batch's first row in the epoch's row order */
+    float gscale_c, gscale_t;  /* rtr_heads_loss's gradient scales */
+    float adam_step;           /* rtr_adam_step_size(lr, t) of the batch's Adam step t */
+    float pad_;
+} rtr_batch_step;
+
+/* The batch *cursor of table: *step = table[*cursor], idx[i] =
+ * order[table[*cursor].first + i] for i < n, then ++*cursor. */
+RTR_API void rtr_batch_select(int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                              const rtr_batch_step *table, int n);
+
+/* rtr_heads_loss with its gradient scales read from step (backend memory). */
+RTR_API void rtr_heads_loss_step(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                                 const float *y_c, const float *y_t, const rtr_batch_step *step, int N, int K);
+
 /* One head's pair table from per-model and per-strategy products:
  * C[k,j] = (P_m[pair_model[k],j] + P_s[pair_strategy[k],j]) + b1[j], in that
  * order. P_m: n_models x H (R_m·W_mᵀ), P_s: n_strategies x H, C: K x H. */
@@ -205,6 +226,9 @@ RTR_API float rtr_adam_step_size(double lr, int64_t t);
  *   param −= rtr_adam_step_size(lr, t) · m / (sqrt(v) + ε)  (in float).
  * param, m, v are updated in place; grad is read. */
 RTR_API void rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t);
+/* rtr_adam_update with the step size step->adam_step (backend memory). */
+RTR_API void rtr_adam_update_step(float *param, const float *grad, float *m, float *v, size_t n,
+                                  const rtr_batch_step *step);
 
 #ifdef __cplusplus
 }

@@ -724,6 +724,72 @@ static void case_adam(rtr_backend *dut, rtr_backend *ref, size_t n) {
     free(p0), free(g), free(m0), free(v0), free(res[0]), free(res[1]);
 }
 
+/* ------------------------------------------------ the batch table */
+
+/* Three batches of a table through batch_select, heads_loss_step and
+ * adam_update_step, as the trainer runs them: the selected rows, the step
+ * slot and the cursor exact, the gradients, loss sums and Adam state
+ * bit-identical (each batch has its own scales and step size, so a kernel
+ * that read another batch's, or the host's, would differ). */
+static void case_batch_table(rtr_backend *dut, rtr_backend *ref, int n, int N, int K) {
+    enum { STEPS = 3, ROWS = 200 };
+    int n_order = 3 * n + 5, NK = N * K;
+    int64_t *order = malloc(sizeof(int64_t) * n_order);
+    for (int i = 0; i < n_order; i++) order[i] = irand(ROWS);
+    rtr_batch_step table[STEPS];
+    for (int s = 0; s < STEPS; s++)
+        table[s] = (rtr_batch_step){.first = s == 1 ? n_order - n : s * n / 2, .gscale_c = (float)(urand() + 0.1),
+                                    .gscale_t = (float)(urand() + 0.1), .adam_step = (float)(1e-3 * (s + 1))};
+    float *o = frand_vec(2 * (size_t)NK), *y = frand_vec(2 * (size_t)NK), *g = frand_vec(NK), *p0 = frand_vec(NK);
+    for (int i = 0; i < NK; i++) y[i] = y[i] < -0.8f ? NAN : fabsf(y[i]); /* missing labels; BCE targets in [0,1] */
+    enum { IDX, STEP, CURSOR, DOUT, LOSS, PARAM, NOUT };
+    size_t sizes[NOUT] = {sizeof(int64_t) * n, sizeof(rtr_batch_step), 8, 8 * (size_t)NK, 16, 12 * (size_t)NK};
+    unsigned char *res[2][NOUT];
+    rtr_backend *bs[2] = {ref, dut};
+    for (int w = 0; w < 2; w++) {
+        arena a;
+        arena_init(&a, bs[w]);
+        const int64_t *d_order = in(&a, order, sizeof(int64_t) * n_order);
+        const rtr_batch_step *d_table = in(&a, table, sizeof table);
+        const float *d_o = in(&a, o, 8 * (size_t)NK), *d_y = in(&a, y, 8 * (size_t)NK), *d_g = in(&a, g, 4 * (size_t)NK);
+        static const int64_t zero64 = 0;
+        static const double zero_loss[2] = {0, 0};
+        int64_t *o_idx = out(&a, NULL, sizes[IDX]), *o_cursor = out(&a, &zero64, 8);
+        rtr_batch_step *o_step = out(&a, NULL, sizes[STEP]);
+        float *o_dout = out(&a, NULL, sizes[DOUT]), *o_p = out(&a, NULL, sizes[PARAM]);
+        double *o_loss = out(&a, zero_loss, 16);
+        if (a.ok) CHECK_ST(rtr_backend_upload(a.b, o_p, p0, 4 * (size_t)NK));
+        if (a.ok) CHECK_ST(rtr_backend_zero(a.b, o_p + NK, 8 * (size_t)NK));
+        for (int s = 0; a.ok && s < STEPS; s++) {
+            CALL(&a, batch_select(a.b->ctx, o_idx, o_step, o_cursor, d_order, d_table, n));
+            CALL(&a, heads_loss_step(a.b->ctx, o_dout, o_dout + NK, o_loss, d_o, d_o + NK, d_y, d_y + NK, o_step, N, K));
+            CALL(&a, adam_update_step(a.b->ctx, o_p, d_g, o_p + NK, o_p + 2 * NK, NK, o_step));
+        }
+        void *outs[NOUT] = {o_idx, o_step, o_cursor, o_dout, o_loss, o_p};
+        for (int k = 0; k < NOUT; k++) {
+            res[w][k] = calloc(1, sizes[k]);
+            if (a.ok) fetch(&a, outs[k], res[w][k], sizes[k], "batch table");
+        }
+        arena_free(&a);
+    }
+    int64_t cursor;
+    memcpy(&cursor, res[1][CURSOR], 8);
+    bool same_sel = !memcmp(res[1][IDX], res[0][IDX], sizes[IDX]) && !memcmp(res[1][STEP], &table[STEPS - 1], sizeof *table) &&
+                    !memcmp(res[0][STEP], &table[STEPS - 1], sizeof *table) && cursor == STEPS;
+    for (int i = 0; i < n; i++) same_sel = same_sel && ((int64_t *)res[1][IDX])[i] == order[table[STEPS - 1].first + i];
+    printf("%s batch_select n=%d, %d batches (rows, step, cursor exact)\n", same_sel ? "ok  " : "FAIL", n, STEPS);
+    if (!same_sel) failures++;
+    char what[128];
+    snprintf(what, sizeof what, "heads_loss_step N=%d K=%d after %d batches (dout)", N, K, STEPS);
+    compare_f32(what, (float *)res[1][DOUT], (float *)res[0][DOUT], 2 * (size_t)NK, 0, 0);
+    snprintf(what, sizeof what, "heads_loss_step N=%d K=%d (loss sums)", N, K);
+    compare_f64(what, (double *)res[1][LOSS], (double *)res[0][LOSS], 2, 1e-12, 1e-12);
+    snprintf(what, sizeof what, "adam_update_step n=%d, %d steps (param, m, v)", NK, STEPS);
+    compare_f32(what, (float *)res[1][PARAM], (float *)res[0][PARAM], 3 * (size_t)NK, 0, 0);
+    for (int k = 0; k < NOUT; k++) free(res[0][k]), free(res[1][k]);
+    free(order), free(o), free(y), free(g), free(p0);
+}
+
 /* -------------------------------------------------- scoring a predictor */
 
 /* rtr_predictor_score_backend on the backend under test against
@@ -817,6 +883,9 @@ int backend_suite_run(rtr_backend *dut, rtr_backend *ref) {
     case_train_glue(dut, ref, 1, 1, 1, 1);
     case_train_glue(dut, ref, 5, 3, 13, 40);
     case_train_glue(dut, ref, 11, 4, 44, 300);
+    case_batch_table(dut, ref, 1, 1, 1);
+    case_batch_table(dut, ref, 19, 19, 6);
+    case_batch_table(dut, ref, 300, 37, 24); /* more rows than the selecting block's threads */
     case_async(dut, 1);
     case_async(dut, 1 << 20);
     case_score(dut, RTR_TOKENS_RAW);

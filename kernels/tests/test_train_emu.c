@@ -124,6 +124,97 @@ static void test_emu_matches_cpu(void) {
     rtr_backend_free(&emu);
 }
 
+/* The emulated backend with the trainer's per-batch ops counted: which
+ * launch path a run took (args: heads_loss/adam_update per batch; table:
+ * batch_select, heads_loss_step, adam_update_step). */
+static rtr_backend_iface counted;
+static const rtr_backend_iface *emu_iface;
+static int n_adam, n_adam_step, n_select;
+static rtr_status count_adam(void *ctx, float *param, const float *grad, float *m, float *v, size_t n, double lr,
+                             int64_t t) {
+    n_adam++;
+    return emu_iface->adam_update(ctx, param, grad, m, v, n, lr, t);
+}
+static rtr_status count_adam_step(void *ctx, float *param, const float *grad, float *m, float *v, size_t n,
+                                  const rtr_batch_step *step) {
+    n_adam_step++;
+    return emu_iface->adam_update_step(ctx, param, grad, m, v, n, step);
+}
+static rtr_status count_select(void *ctx, int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                               const rtr_batch_step *table, int n) {
+    n_select++;
+    return emu_iface->batch_select(ctx, idx, step, cursor, order, table, n);
+}
+
+/* One run with RTR_TRAIN_LAUNCH=mode (NULL: unset) on the counted emulator. */
+static void train_launch(rtr_predictor *p, const char *mode, int token_target, epoch_trace *t) {
+    rtr_backend emu;
+    CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
+    emu_iface = emu.iface;
+    counted = *emu.iface;
+    counted.adam_update = count_adam, counted.adam_update_step = count_adam_step, counted.batch_select = count_select;
+    emu.iface = &counted;
+    n_adam = n_adam_step = n_select = 0;
+    if (mode) setenv("RTR_TRAIN_LAUNCH", mode, 1);
+    else unsetenv("RTR_TRAIN_LAUNCH");
+    CHECK(train_on(&emu, p, params(token_target), t) == RTR_OK);
+    unsetenv("RTR_TRAIN_LAUNCH");
+    rtr_backend_free(&emu);
+}
+
+/* The batch-table launches (every batch's arguments in backend memory, as
+ * a CUDA graph replays them; the default where the backend has no graphs,
+ * as the emulator) against today's per-launch host arguments: the same ops
+ * in the same order, so every epoch's losses and the final model are
+ * bit-identical; both against the CPU trainer to test_emu_matches_cpu's
+ * bound. 300 rows, 30 for validation: 9 batches an epoch, the last of 14
+ * rows (a partial batch through the table too). */
+static void test_table_launch_identical(void) {
+    make_data();
+    enum { BATCHES = 9 };
+    rtr_backend cpu;
+    CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+    for (int target = RTR_TOKENS_RAW; target <= RTR_TOKENS_LOG; target++) {
+        rtr_predictor pa, pt, pd, pc;
+        epoch_trace ta = {0}, tt = {0}, td = {0};
+        train_launch(&pa, "args", target, &ta);
+        CHECK_MSG(n_adam == EPOCHS * BATCHES && n_adam_step == 0 && n_select == 0, "args: %d adam, %d step, %d select",
+                  n_adam, n_adam_step, n_select);
+        train_launch(&pt, "table", target, &tt);
+        CHECK_MSG(n_adam == 0 && n_adam_step == EPOCHS * BATCHES && n_select == EPOCHS * BATCHES,
+                  "table: %d adam, %d step, %d select", n_adam, n_adam_step, n_select);
+        train_launch(&pd, NULL, target, &td); /* the default: graph, which the emulator lacks, is the table */
+        CHECK(n_adam == 0 && n_select == EPOCHS * BATCHES);
+        CHECK(ta.n == EPOCHS && tt.n == EPOCHS && td.n == EPOCHS);
+        for (int i = 0; i < EPOCHS; i++) {
+            const rtr_epoch_log *a = &ta.e[i], *b = &tt.e[i];
+            CHECK_MSG(a->train_bce == b->train_bce && a->train_tok == b->train_tok && a->val_bce == b->val_bce &&
+                      a->val_tok == b->val_tok && a->best == b->best,
+                      "%s target, epoch %d: args %.17g %.17g, table %.17g %.17g", target ? "log" : "raw", i + 1,
+                      a->train_bce, a->train_tok, b->train_bce, b->train_tok);
+        }
+        CHECK_MSG(!memcmp(pa.params, pt.params, sizeof(float) * pa.n_params), "%s target: the models differ",
+                  target ? "log" : "raw");
+        CHECK(!memcmp(pa.params, pd.params, sizeof(float) * pa.n_params));
+        CHECK(train_on(&cpu, &pc, params(target), NULL) == RTR_OK);
+        size_t bad = 0;
+        for (size_t i = 0; i < pc.n_trainable; i++)
+            bad += !(fabs((double)pt.params[i] - pc.params[i]) <= PARAM_ATOL + PARAM_RTOL * fabs(pc.params[i]));
+        CHECK_MSG(bad == 0, "table path: %zu of %zu parameters differ from the CPU trainer's", bad, pc.n_trainable);
+        rtr_predictor_free(&pa), rtr_predictor_free(&pt), rtr_predictor_free(&pd), rtr_predictor_free(&pc);
+    }
+    rtr_predictor p;
+    setenv("RTR_TRAIN_LAUNCH", "graphs", 1);
+    rtr_backend emu;
+    CHECK(rtr_backend_emu_open(&emu) == RTR_OK);
+    CHECK(train_on(&emu, &p, params(RTR_TOKENS_RAW), NULL) == RTR_ERR_INVALID);
+    CHECK(strstr(rtr_last_error(), "RTR_TRAIN_LAUNCH=graphs") != NULL);
+    unsetenv("RTR_TRAIN_LAUNCH");
+    rtr_predictor_free(&p);
+    rtr_backend_free(&emu);
+    rtr_backend_free(&cpu);
+}
+
 static void test_emu_divergence(void) {
     make_data();
     rtr_backend emu;
@@ -137,4 +228,4 @@ static void test_emu_divergence(void) {
     rtr_backend_free(&emu);
 }
 
-TEST_MAIN(T(test_emu_matches_cpu), T(test_emu_divergence))
+TEST_MAIN(T(test_emu_matches_cpu), T(test_table_launch_identical), T(test_emu_divergence))

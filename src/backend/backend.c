@@ -92,7 +92,32 @@ rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const void *src
     return b->iface->download_async(b->ctx, dst, src, bytes);
 }
 
-
 rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p) {
     return b->iface->set_gemm_precision(b->ctx, p);
+}
+
+bool rtr_backend_has_graphs(const rtr_backend *b) {
+    const rtr_backend_iface *f = b->iface;
+    return f->capture_begin && f->capture_end && f->graph_launch && f->graph_free;
+}
+
+static rtr_status no_graphs(const rtr_backend *b) {
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "backend %s has no graphs", b->iface->name);
+}
+
+rtr_status rtr_backend_capture_begin(rtr_backend *b) {
+    return rtr_backend_has_graphs(b) ? b->iface->capture_begin(b->ctx) : no_graphs(b);
+}
+
+rtr_status rtr_backend_capture_end(rtr_backend *b, void **graph) {
+    *graph = NULL;
+    return rtr_backend_has_graphs(b) ? b->iface->capture_end(b->ctx, graph) : no_graphs(b);
+}
+
+rtr_status rtr_backend_graph_launch(rtr_backend *b, void *graph) {
+    return rtr_backend_has_graphs(b) ? b->iface->graph_launch(b->ctx, graph) : no_graphs(b);
+}
+
+void rtr_backend_graph_free(rtr_backend *b, void *graph) {
+    if (graph && rtr_backend_has_graphs(b)) b->iface->graph_free(b->ctx, graph);
 }

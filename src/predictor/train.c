@@ -491,6 +491,9 @@ rtr_status rtr_train_gather_(trainer *tr, const int64_t *idx, int n) {
     return OP(b, gather_rows, tr->Y_t, tr->y_t, idx, n, K);
 }
 
+/* heads_loss's gradient scale for n labelled entries: their mean's. */
+static float grad_scale(int64_t n) { return n ? 1.0f / (float)n : 0.0f; }
+
 /* Parameter gradient of head h from dA (B x H) and dC (K x H). Everything is
  * written (beta 0) except b1, which rtr_pair_table_backward accumulates into the
  * zeroed gradient, and du, which the second head adds to the first's. */
@@ -518,9 +521,11 @@ static rtr_status head_param_grad(trainer *tr, int h, int B) {
 
 /* Gradient of the mean losses of the B rows idx[0..B) (backend memory) into
  * tr->grad; their loss sums are added to tr->loss[0..1]. n_c, n_t: the rows'
- * labelled entries (the gradient scale). Exposed for the gradient-check test
- * through rtr_predictor_batch_grad_. */
-static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t) {
+ * labelled entries (the gradient scale), or with step (backend memory) the
+ * scales it holds. Exposed for the gradient-check test through
+ * rtr_predictor_batch_grad_. */
+static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c, int64_t n_t,
+                             const rtr_batch_step *step) {
     net *t = &tr->n;
     const rtr_predictor *p = t->p;
     rtr_backend *b = t->b;
@@ -534,8 +539,12 @@ static rtr_status batch_grad(trainer *tr, const int64_t *idx, int B, int64_t n_c
     TRY(rtr_backend_zero(b, tr->acc, sizeof(float) * (size_t)tr->acc_rows * H));
     TRY(rtr_train_gather_(tr, idx, B));
     TRY(net_forward(t, tr->E, B, tr->out, tr->out + RK));
-    TRY(OP(b, heads_loss, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
-           n_c ? 1.0f / (float)n_c : 0.0f, n_t ? 1.0f / (float)n_t : 0.0f, B, K));
+    if (step)
+        TRY(OP(b, heads_loss_step, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t, step,
+               B, K));
+    else
+        TRY(OP(b, heads_loss, tr->dout, tr->dout + RK, tr->loss, tr->out, tr->out + RK, tr->Y_c, tr->Y_t,
+               grad_scale(n_c), grad_scale(n_t), B, K));
     size_t BH = (size_t)tr->batch * H;
     TRY(OP(b, heads_backward, tr->dA, tr->dA + BH, tr->dC, tr->dC + KH, tr->g.head[0].w2, tr->g.head[0].b2,
            tr->g.head[1].w2, tr->g.head[1].b2, tr->dout, tr->dout + RK, t->A, t->A + RH, t->C, t->C + KH,
@@ -583,7 +592,7 @@ rtr_status rtr_predictor_batch_grad_(const rtr_predictor *p, const rtr_train_dat
     rtr_status st = trainer_open(&tr, &b, p, d->emb, d->correct, d->tokens, d->n, order, (int)d->n, (int)d->n, false);
     if (!st) st = rtr_backend_upload(&b, tr.loss, zero, sizeof zero);
     if (!st) label_counts(&tr, order, d->n, cnt);
-    if (!st) st = batch_grad(&tr, tr.order, (int)d->n, cnt[0], cnt[1]);
+    if (!st) st = batch_grad(&tr, tr.order, (int)d->n, cnt[0], cnt[1], NULL);
     if (!st) st = rtr_backend_download(&b, grad, tr.grad, sizeof(float) * p->n_trainable);
     if (!st) st = rtr_backend_download(&b, sums, tr.loss, sizeof sums);
     if (!st) {
@@ -694,15 +703,129 @@ static rtr_status naive_losses(const float *y_c, const float *y_t, int64_t K, co
     return st;
 }
 
+/* How a device step's batches are launched. Per batch the generic step is
+ * about 30 ops (pair tables, gather, forward, loss, backward, parameter
+ * GEMMs, Adam): with arguments from the host (args), each op is a launch
+ * whose batch-dependent arguments (the rows' offset, the gradient scales,
+ * Adam's step) change every batch. With the epoch's batch table in backend
+ * memory (table: rtr_batch_step, uploaded once per epoch; batch_select
+ * copies the next batch's rows and parameters into fixed buffers) every
+ * full batch's launches are identical, so on a backend with graphs (graph)
+ * one full batch is captured once (after a first one has run plainly, so
+ * cuBLASLt's plans exist) and replayed by one launch per batch; the last,
+ * partial batch is launched plainly. The ops and their order are the same
+ * in all three: the model is bit-identical. RTR_TRAIN_LAUNCH=args|table|graph
+ * forces one (graph, the default, where the backend has graphs; a
+ * data-parallel run, whose gradient is summed over the ranks between the
+ * ops, always takes args). */
+typedef enum { LAUNCH_ARGS, LAUNCH_TABLE, LAUNCH_GRAPH } launch_mode;
+
+typedef struct {
+    launch_mode mode;
+    int64_t n_steps;          /* batches per epoch */
+    void *host;               /* cursor, step, table: the epoch's upload */
+    void *dev;                /* backend memory: */
+    int64_t *cursor;          /*   the next batch of the table */
+    rtr_batch_step *step;     /*   the batch being run */
+    rtr_batch_step *table;    /*   n_steps */
+    int64_t *idx;             /*   the batch's rows */
+    void *graph;              /* a full batch, captured */
+    bool warm;                /* a full batch has run plainly */
+} batch_launch;
+
+static size_t launch_table_bytes(int64_t n_steps) {
+    return sizeof(int64_t) + sizeof(rtr_batch_step) * (size_t)(n_steps + 1);
+}
+
+static void launch_close(batch_launch *bl, rtr_backend *b) {
+    rtr_backend_graph_free(b, bl->graph);
+    rtr_backend_free_mem(b, bl->dev);
+    free(bl->host);
+    memset(bl, 0, sizeof *bl);
+}
+
+static rtr_status launch_open(batch_launch *bl, const trainer *tr, int64_t n_fit) {
+    static const rtr_op ops[] = {RTR_OP_BATCH_SELECT, RTR_OP_HEADS_LOSS_STEP, RTR_OP_ADAM_UPDATE_STEP};
+    rtr_backend *b = tr->n.b;
+    memset(bl, 0, sizeof *bl);
+    const char *v = getenv("RTR_TRAIN_LAUNCH");
+    if (v && *v && strcmp(v, "args") && strcmp(v, "table") && strcmp(v, "graph"))
+        return rtr_fail(RTR_ERR_INVALID, "RTR_TRAIN_LAUNCH=%s: expected args, table or graph", v);
+    bool table = !tr->host_step && !tr->share;
+    for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) table = table && rtr_backend_supports(b, ops[i]);
+    bl->mode = !table || (v && !strcmp(v, "args")) ? LAUNCH_ARGS
+               : (v && !strcmp(v, "table")) || !rtr_backend_has_graphs(b) ? LAUNCH_TABLE
+                                                                           : LAUNCH_GRAPH;
+    if (bl->mode == LAUNCH_ARGS) return RTR_OK;
+    bl->n_steps = (n_fit + tr->batch - 1) / tr->batch;
+    size_t bytes = launch_table_bytes(bl->n_steps);
+    bl->host = rtr_calloc(1, bytes);
+    if (!bl->host) return RTR_ERR_NOMEM;
+    TRY(rtr_backend_alloc(b, &bl->dev, bytes + sizeof(int64_t) * (size_t)tr->batch));
+    bl->cursor = bl->dev;
+    bl->step = (rtr_batch_step *)(bl->cursor + 1);
+    bl->table = bl->step + 1;
+    bl->idx = (int64_t *)(bl->table + bl->n_steps);
+    return RTR_OK;
+}
+
+/* The epoch's batch table over the fit rows fit[0..n_fit) (host indices),
+ * Adam's steps following t, uploaded with the cursor at its first batch;
+ * the batches' labelled entries are added to cnt. */
+static rtr_status launch_epoch(batch_launch *bl, const trainer *tr, const int64_t *fit, int64_t n_fit, int64_t t,
+                               int64_t cnt[2]) {
+    const rtr_predictor *p = tr->n.p;
+    rtr_batch_step *table = (rtr_batch_step *)((int64_t *)bl->host + 1) + 1;
+    for (int64_t s = 0; s < bl->n_steps; s++) {
+        int64_t b0 = s * tr->batch, B = n_fit - b0 < tr->batch ? n_fit - b0 : tr->batch, c[2];
+        label_counts(tr, fit + b0, B, c);
+        cnt[0] += c[0], cnt[1] += c[1];
+        table[s] = (rtr_batch_step){.first = b0, .gscale_c = grad_scale(c[0]), .gscale_t = grad_scale(c[1]),
+                                    .adam_step = rtr_adam_step_size(p->cfg.lr, t + s + 1)};
+    }
+    return rtr_backend_upload(tr->n.b, bl->dev, bl->host, launch_table_bytes(bl->n_steps));
+}
+
+/* One batch of B rows from the table: every argument fixed but B. */
+static rtr_status launch_step(batch_launch *bl, trainer *tr, int B) {
+    rtr_backend *b = tr->n.b;
+    TRY(OP(b, batch_select, bl->idx, bl->step, bl->cursor, tr->order, bl->table, B));
+    TRY(batch_grad(tr, bl->idx, B, 0, 0, bl->step));
+    return OP(b, adam_update_step, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, tr->n.p->n_trainable, bl->step);
+}
+
+/* The next batch (B rows) of the table: a full one as the graph where there
+ * is one (captured at the second full batch); a capture that fails leaves
+ * plain launches for the rest of the run, with a note. */
+static rtr_status launch_batch(batch_launch *bl, trainer *tr, int B) {
+    rtr_backend *b = tr->n.b;
+    if (bl->mode != LAUNCH_GRAPH || B != tr->batch) return launch_step(bl, tr, B);
+    if (bl->graph) return rtr_backend_graph_launch(b, bl->graph);
+    if (!bl->warm) {
+        bl->warm = true;
+        return launch_step(bl, tr, B);
+    }
+    rtr_status st = rtr_backend_capture_begin(b);
+    if (!st) {
+        st = launch_step(bl, tr, B); /* recorded, not run */
+        rtr_status end = rtr_backend_capture_end(b, &bl->graph);
+        if (!st) st = end;
+        if (!st) return rtr_backend_graph_launch(b, bl->graph);
+    }
+    rtr_note("train: a batch could not be captured as a graph (%s); launching its ops one by one", rtr_last_error());
+    bl->mode = LAUNCH_TABLE;
+    return launch_step(bl, tr, B);
+}
+
 /* The epoch loop over the rows order[0..n_fit) (reshuffled every epoch),
  * validating on order[n_fit..n): batches are gathered on the backend from
  * the order uploaded once per epoch; loss sums and the parameters come back
  * once per epoch, for the log, the divergence check and the host snapshot of
  * the best epoch (which costs no backend memory, and the download is needed
  * for the check anyway). */
-static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data *d, row_plan *plan, uint64_t *rng,
-                             int64_t *order, int64_t n_fit, int64_t n_val, const double naive[2], float *best,
-                             rtr_epoch_fn log, void *user) {
+static rtr_status epoch_loop(trainer *tr, batch_launch *bl, rtr_predictor *p, const rtr_train_data *d,
+                             row_plan *plan, uint64_t *rng, int64_t *order, int64_t n_fit, int64_t n_val,
+                             const double naive[2], float *best, rtr_epoch_fn log, void *user) {
     rtr_backend *b = tr->n.b;
     static const double zero[4] = {0, 0, 0, 0};
     int64_t *fit = order, n_c_val[2];
@@ -722,6 +845,7 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
         if (sh) TRY(rtr_train_share_epoch_(tr, fit));
         TRY(put(b, tr->order, here, sizeof(int64_t) * (size_t)n_here_fit));
         TRY(rtr_backend_upload(b, tr->loss, zero, sizeof zero));
+        if (bl->mode != LAUNCH_ARGS) TRY(launch_epoch(bl, tr, fit, n_fit, t, cnt));
         int64_t seg = 0; /* the window being visited (with a plan); the next one is read ahead */
         for (int64_t i = 0; i < 2 && i < plan->n_win; i++) advise_window(d, plan, plan->visit[i], true);
         for (int64_t b0 = 0; b0 < n_fit; b0 += p->cfg.batch) {
@@ -730,6 +854,11 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
                 advise_window(d, plan, plan->visit[seg], false); /* every batch of it has run */
                 if (seg + 2 < plan->n_win) advise_window(d, plan, plan->visit[seg + 2], true);
             }
+            if (bl->mode != LAUNCH_ARGS) {
+                TRY(launch_batch(bl, tr, B));
+                t++;
+                continue;
+            }
             int64_t c[2], at = b0;
             if (sh) rtr_train_share_batch_(tr, b0 / p->cfg.batch, &at, &B, c); /* this rank's rows of it */
             else label_counts(tr, fit + b0, B, c);
@@ -737,7 +866,7 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
             if (tr->host_step) {
                 TRY(rtr_train_host_step_(tr, tr->order + at, B, c[0], c[1], ++t));
             } else {
-                TRY(B ? batch_grad(tr, tr->order + at, B, c[0], c[1])
+                TRY(B ? batch_grad(tr, tr->order + at, B, c[0], c[1], NULL)
                       : rtr_backend_zero(b, tr->grad, sizeof(float) * p->n_trainable));
                 TRY(rtr_train_sum_grad_(tr)); /* over the ranks: a no-op alone */
                 TRY(OP(b, adam_update, tr->n.params, tr->grad, tr->adam_m, tr->adam_v, p->n_trainable, p->cfg.lr, ++t));
@@ -772,6 +901,16 @@ static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data
         if (n_val && since_best >= p->cfg.patience) break;
     }
     return RTR_OK;
+}
+
+static rtr_status run_epochs(trainer *tr, rtr_predictor *p, const rtr_train_data *d, row_plan *plan, uint64_t *rng,
+                             int64_t *order, int64_t n_fit, int64_t n_val, const double naive[2], float *best,
+                             rtr_epoch_fn log, void *user) {
+    batch_launch bl;
+    rtr_status st = launch_open(&bl, tr, n_fit);
+    if (!st) st = epoch_loop(tr, &bl, p, d, plan, rng, order, n_fit, n_val, naive, best, log, user);
+    launch_close(&bl, tr->n.b);
+    return st;
 }
 
 uint64_t rtr_embedding_hash(const float *row, int32_t D) {

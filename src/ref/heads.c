@@ -94,6 +94,11 @@ void rtr_heads_loss(float *dout_c, float *dout_t, double *loss,
     loss[1] += sq;
 }
 
+void rtr_heads_loss_step(float *dout_c, float *dout_t, double *loss, const float *out_c, const float *out_t,
+                         const float *y_c, const float *y_t, const rtr_batch_step *step, int N, int K) {
+    rtr_heads_loss(dout_c, dout_t, loss, out_c, out_t, y_c, y_t, step->gscale_c, step->gscale_t, N, K);
+}
+
 /* The backward of one head: g[n,k,j] = dout[n,k]·w2[j]·[A[n,j]+C[k,j] > 0]
  * summed over k into dA, over n into dC; dw2 and db2 from dout and relu. */
 static void head_backward(float *dA, float *dC, float *dw2, float *db2, const float *dout,

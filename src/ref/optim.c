@@ -60,12 +60,20 @@ static void adam_chunk(float *param, const float *grad, float *m, float *v, size
 /* Elements per chunk: 256 KB per array, enough to amortise a chunk's start. */
 #define ADAM_CHUNK ((size_t)1 << 16)
 
-void rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t) {
-    float step = rtr_adam_step_size(lr, t);
+/* The update with step size `step`, chunk by chunk over the threads. */
+static void adam_apply(float *param, const float *grad, float *m, float *v, size_t n, float step) {
     size_t chunks = (n + ADAM_CHUNK - 1) / ADAM_CHUNK;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (size_t c = 0; c < chunks; c++) {
         size_t i0 = c * ADAM_CHUNK, len = n - i0 < ADAM_CHUNK ? n - i0 : ADAM_CHUNK;
         adam_chunk(param + i0, grad + i0, m + i0, v + i0, len, step);
     }
+}
+
+void rtr_adam_update(float *param, const float *grad, float *m, float *v, size_t n, double lr, int64_t t) {
+    adam_apply(param, grad, m, v, n, rtr_adam_step_size(lr, t));
+}
+
+void rtr_adam_update_step(float *param, const float *grad, float *m, float *v, size_t n, const rtr_batch_step *step) {
+    adam_apply(param, grad, m, v, n, step->adam_step);
 }

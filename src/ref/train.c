@@ -11,6 +11,14 @@ void rtr_gather_rows(float *out, const float *in, const int64_t *idx, int n, int
         for (int c = 0; c < cols; c++) out[(size_t)r * cols + c] = in[(size_t)idx[r] * cols + c];
 }
 
+void rtr_batch_select(int64_t *idx, rtr_batch_step *step, int64_t *cursor, const int64_t *order,
+                      const rtr_batch_step *table, int n) {
+    const rtr_batch_step *s = &table[*cursor];
+    for (int i = 0; i < n; i++) idx[i] = order[s->first + i];
+    *step = *s;
+    ++*cursor;
+}
+
 void rtr_pair_table_forward(float *C, const float *P_m, const float *P_s, const float *b1,
                         const int32_t *pair_model, const int32_t *pair_strategy, int K, int H) {
     for (int k = 0; k < K; k++) {
