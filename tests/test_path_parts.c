@@ -9,7 +9,10 @@
 #include "rtr/route.h"
 #include "test.h"
 #include "common/util.h"
+#include "eval/evaluate.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static uint64_t rng_state = 7;
@@ -188,4 +191,40 @@ static void test_row_share(void) {
     CHECK(held[0] == 9 && held[1] == 4 && held[2] == 0); /* shards 0, 3, 5; 1, 2, 6; 4 (empty) */
 }
 
-TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse), T(test_row_share))
+/* The bootstrap's weights: a query's weight in a resample depends on its
+ * key alone (not its place), so any order, chunk or rank split of the
+ * queries gives the same resamples; and they are Poisson(1) counts. */
+static void test_boot_weights_any_split(void) {
+    enum { N = 20000, CH = 777 };
+    static uint64_t key[N], rev[N];
+    static double w[N], wr[N], wc[CH], w2[N];
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "q%d", i);
+        key[i] = rtr_hash64(RTR_FNV_SEED, id, strlen(id));
+        rev[N - 1 - i] = key[i];
+    }
+    eval_boot_weights(w, key, N, 7, 3);
+    eval_boot_weights(wr, rev, N, 7, 3);
+    eval_boot_weights(wc, key + 5000, CH, 7, 3);
+    int moved = 0, chunk = 0, other = 0;
+    for (int i = 0; i < N; i++) moved += w[i] != wr[N - 1 - i];
+    for (int i = 0; i < CH; i++) chunk += w[5000 + i] != wc[i];
+    CHECK(moved == 0 && chunk == 0);
+    eval_boot_weights(w2, key, N, 7, 4); /* another resample: other weights */
+    for (int i = 0; i < N; i++) other += w[i] != w2[i];
+    CHECK(other > N / 2);
+    double sum = 0, sq = 0, zeros = 0;
+    int fractional = 0;
+    for (int i = 0; i < N; i++) sum += w[i], sq += w[i] * w[i], zeros += w[i] == 0, fractional += w[i] != floor(w[i]);
+    CHECK(fractional == 0);
+    double mean = sum / N, var = sq / N - mean * mean;
+    CHECK(fabs(mean - 1) < 0.03 && fabs(var - 1) < 0.05 && fabs(zeros / N - exp(-1.0)) < 0.015);
+    eval_boot_weights(w2, NULL, N, 7, 3); /* no keys: the row index is the key, the same counts otherwise */
+    double sum2 = 0;
+    for (int i = 0; i < N; i++) sum2 += w2[i];
+    CHECK(fabs(sum2 / N - 1) < 0.03);
+}
+
+TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse), T(test_row_share),
+          T(test_boot_weights_any_split))

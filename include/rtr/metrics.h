@@ -316,13 +316,15 @@ typedef struct {
 } rtr_boot;
 RTR_API void rtr_boot_free(rtr_boot *b);
 
-/* Seeded paired bootstrap over the n evaluated queries: each resample draws
- * n queries with replacement (the same draw for every router, so
- * differences are paired) and recomputes every router's curve, its AIQ
- * (x_max = the largest cost of any router's curve or single pair in that
- * resample, as in the point estimate), its cost to match pair `best` (that
- * pair's accuracy and cost in the same resample) and its marks. O(resamples
- * · (n·k + Σ events + Σ points·log points)). */
+/* Seeded paired bootstrap over the n evaluated queries: each resample
+ * weights every query by a Poisson(1) count drawn from a hash of (seed, its
+ * row, resample) (the same weights for every router, so differences are
+ * paired; `rtr eval` keys the draw by the query's id instead of its row, so
+ * a query's weight does not depend on its place) and recomputes every
+ * router's curve, its AIQ (x_max = the largest cost of any router's curve
+ * or single pair in that resample, as in the point estimate), its cost to
+ * match pair `best` (that pair's accuracy and cost in the same resample)
+ * and its marks. O(resamples · (n·k + Σ events + Σ points·log points)). */
 RTR_API rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                                  const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples,
                                  uint64_t seed);

@@ -214,14 +214,6 @@ void rtr_boot_free(rtr_boot *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* splitmix64: seedable and identical on every platform. */
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* Per-pair weighted means (acc, cost) [k] under w; NaN for a pair with no
  * outcome. */
 static void pair_points(double *acc, double *cst, const float *correct, const float *cost, const double *w, int64_t n,
@@ -238,26 +230,39 @@ static void pair_points(double *acc, double *cst, const float *correct, const fl
     }
 }
 
-/* splitmix64's state advances by its constant on every draw, so resample b,
- * which follows b resamples of n draws each, starts at seed + b·n·constant:
- * any resample can be computed alone, bit for bit as in the sequence. */
-static uint64_t rng_at(uint64_t seed, int32_t b, int64_t n) {
-    return seed + (uint64_t)b * (uint64_t)n * 0x9e3779b97f4a7c15ULL;
+/* splitmix64's finaliser: a well-mixed 64-bit function of its input. */
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
-void eval_boot_weights(double *w, int64_t n, uint64_t seed, int32_t b) {
-    uint64_t rng = rng_at(seed, b, n);
-    memset(w, 0, (size_t)n * sizeof *w);
-    for (int64_t d = 0; d < n; d++) w[rng_next(&rng) % (uint64_t)n] += 1.0;
+/* A Poisson(1) count from 53 uniform bits (inverse CDF; the terms e^-1/j!
+ * are computed the same way everywhere, so the count is too). */
+static double poisson1(uint64_t h) {
+    double u = (double)(h >> 11) * 0x1.0p-53, p = 0.36787944117144233, cdf = p;
+    int j = 0;
+    while (u >= cdf && j < 40) p /= ++j, cdf += p;
+    return (double)j;
+}
+
+/* Each query's weight is a Poisson(1) count drawn from a hash of (seed,
+ * its key, resample), not one of n multinomial draws over the queries'
+ * places: the weight of a query is the same however the queries are ordered,
+ * chunked or split across ranks, so a rank holding only some queries can
+ * add their part of any resample. */
+void eval_boot_weights(double *w, const uint64_t *key, int64_t n, uint64_t seed, int32_t b) {
+    uint64_t sb = mix64(mix64(seed ^ 0x9e3779b97f4a7c15ULL) ^ ((uint64_t)(uint32_t)b + 0x632be59bd9b4e019ULL));
+    for (int64_t i = 0; i < n; i++) w[i] = poisson1(mix64(sb ^ mix64(key ? key[i] : (uint64_t)i)));
 }
 
 rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                          const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed) {
-    return eval_bootstrap_part(out, r, n_routers, correct, cost, n, k, best, resamples, seed, 0, 1);
+    return eval_bootstrap_part(out, r, n_routers, correct, cost, NULL, n, k, best, resamples, seed, 0, 1);
 }
 
 rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
-                               const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
+                               const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
                                int part, int n_parts) {
     memset(out, 0, sizeof *out);
     if (part < 0 || n_parts < 1 || part >= n_parts)
@@ -289,7 +294,7 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
     if (!part) rtr_progress_init(&prog, "eval: bootstrap", resamples);
     for (int32_t b = part; !st && b < resamples; b += n_parts) {
         if (b && !part) rtr_progress_update(&prog, b);
-        eval_boot_weights(w, n, seed, b);
+        eval_boot_weights(w, key, n, seed, b);
         pair_points(pa, pc, correct, cost, w, n, k);
         memcpy(out->pair_acc + (size_t)b * k, pa, (size_t)k * sizeof *pa);
         memcpy(out->pair_cost + (size_t)b * k, pc, (size_t)k * sizeof *pc);

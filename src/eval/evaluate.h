@@ -56,17 +56,19 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
-/* rtr_bootstrap (include/rtr/metrics.h) split into parts (MPI ranks): part
- * `part` of n_parts computes resamples part, part + n_parts, ... exactly as
- * rtr_bootstrap does (each resample's draws start where the whole sequence
- * would be: the same resamples for any number of parts) and leaves the
- * others' entries 0, so the parts' arrays summed are rtr_bootstrap's, bit
- * for bit. Part 0 shows the progress line. */
-/* Resample b's weights w[n] (how often each query is drawn), as the
- * bootstrap draws them: any resample alone, bit for bit. */
-void eval_boot_weights(double *w, int64_t n, uint64_t seed, int32_t b);
+/* Resample b's weight of each of n queries, w[n]: a Poisson(1) count drawn
+ * from a hash of (seed, key[i], b), key[i] a hash of the query's id (NULL:
+ * the row index). A query's weight depends on nothing else, so any order,
+ * chunking or split of the queries gives the same resamples; every router
+ * sees the same weights (paired). The one place weights are drawn. */
+void eval_boot_weights(double *w, const uint64_t *key, int64_t n, uint64_t seed, int32_t b);
+/* rtr_bootstrap (include/rtr/metrics.h) with query keys (as above) and
+ * split into parts (MPI ranks): part `part` of n_parts computes resamples
+ * part, part + n_parts, ... and leaves the others' entries 0, so the parts'
+ * arrays summed are the whole bootstrap's, bit for bit. Part 0 shows the
+ * progress line. */
 rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
-                               const float *cost, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
-                               int part, int n_parts);
+                               const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best,
+                               int32_t resamples, uint64_t seed, int part, int n_parts);
 
 #endif

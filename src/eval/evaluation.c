@@ -184,6 +184,7 @@ typedef struct {
     uint64_t seed;
     int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
     double *calib; /* [resamples × CALIB_BINS]: each calibration bin's observed rate per resample; owned */
+    uint64_t *key; /* each evaluated query's id hashed (eval_boot_weights); owned */
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
@@ -377,7 +378,7 @@ static rtr_status calib_bootstrap(eval_boot *eb, const route_data *te) {
     rtr_status st = eb->calib && w ? RTR_OK : RTR_ERR_NOMEM;
     for (int32_t b = rtr_dist_rank(); !st && b < eb->resamples; b += rtr_dist_size()) {
         double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
-        eval_boot_weights(w, te->n, eb->seed, b);
+        eval_boot_weights(w, eb->key, te->n, eb->seed, b);
         for (size_t i = 0; i < nk; i++) {
             double p = te->p[i], y = te->true_correct[i], wi = w[i / (size_t)te->k];
             if (isnan(p) || isnan(y) || !wi) continue;
@@ -569,8 +570,9 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         cJSON_AddNumberToObject(b, "resamples", eb->resamples);
         cJSON_AddNumberToObject(b, "seed", (double)eb->seed);
         cJSON_AddNumberToObject(b, "level", 1 - 2 * CI_Q);
-        cJSON_AddStringToObject(b, "method", "paired: each resample draws the evaluated queries with replacement, "
-                                             "the same draw for every router; percentile intervals");
+        cJSON_AddStringToObject(b, "method", "paired: each resample weights every evaluated query by a Poisson(1) "
+                                             "count drawn from a hash of (seed, query id, resample), the same "
+                                             "weights for every router; percentile intervals");
     }
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int32_t j = 0; j < te->k; j++) {
@@ -688,8 +690,14 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     }
     eb->resamples = ep->bootstrap;
     /* under MPI each rank computes every size-th resample; the sums put them together */
-    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, te->true_correct, te->true_cost, te->n, te->k, best,
-                                        ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
+    /* each query keyed by its id: its weights do not depend on its place */
+    if (!(eb->key = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *eb->key))) {
+        free(br);
+        return RTR_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < te->n; i++) eb->key[i] = rtr_hash64(RTR_FNV_SEED, te->id[i], strlen(te->id[i]));
+    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, te->true_correct, te->true_cost, eb->key, te->n, te->k,
+                                        best, ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
     free(br);
     size_t RB = (size_t)eb->b.resamples * (size_t)eb->b.n_routers;
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq, RB);
@@ -929,5 +937,6 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(tables);
     free(eb.idx);
     free(eb.calib);
+    free(eb.key);
     return st;
 }
