@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t rng_state = 7;
@@ -226,5 +227,29 @@ static void test_boot_weights_any_split(void) {
     CHECK(fabs(sum2 / N - 1) < 0.03);
 }
 
+/* eval's kNN table a chunk of evaluated rows at a time is the one call's,
+ * bit for bit, over several chunks and a short last one. */
+static void test_knn_chunks_equal_whole(void) {
+    enum { N = 40000, NT = 700, D = 12, K = 3, NN = 10 };
+    float *emb = malloc(sizeof(float) * N * D), *temb = malloc(sizeof(float) * NT * D);
+    float *ty = malloc(sizeof(float) * NT * K), *tc = malloc(sizeof(float) * NT * K);
+    float *p1 = malloc(sizeof(float) * N * K), *c1 = malloc(sizeof(float) * N * K);
+    float *p2 = malloc(sizeof(float) * N * K), *c2 = malloc(sizeof(float) * N * K);
+    uint64_t s = 5;
+    for (int i = 0; i < N * D; i++) s = s * 6364136223846793005ULL + 1, emb[i] = (float)((s >> 40) % 2001) / 1000 - 1;
+    for (int i = 0; i < NT * D; i++) s = s * 6364136223846793005ULL + 1, temb[i] = (float)((s >> 40) % 2001) / 1000 - 1;
+    for (int i = 0; i < NT * K; i++) {
+        s = s * 6364136223846793005ULL + 1;
+        ty[i] = (float)((s >> 40) & 1);
+        tc[i] = i % 7 == 0 ? NAN : (float)((s >> 50) % 100);
+    }
+    rtr_knn_info a, b;
+    CHECK(rtr_router_knn_table_info(p1, c1, &a, emb, N, temb, ty, tc, NT, D, K, NN) == RTR_OK);
+    CHECK(eval_knn_table(p2, c2, &b, emb, N, temb, ty, tc, NT, D, K, NN) == RTR_OK);
+    CHECK(!memcmp(p1, p2, sizeof(float) * N * K) && !memcmp(c1, c2, sizeof(float) * N * K));
+    CHECK(a.exact && b.exact && a.recall == b.recall);
+    free(emb), free(temb), free(ty), free(tc), free(p1), free(c1), free(p2), free(c2);
+}
+
 TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse), T(test_row_share),
-          T(test_boot_weights_any_split))
+          T(test_boot_weights_any_split), T(test_knn_chunks_equal_whole))

@@ -1,5 +1,6 @@
 /* Reference routers and curve metrics on realised outcomes (evaluate.h). */
 #include "eval/evaluate.h"
+#include "eval/knn.h"
 #include "common/util.h"
 #include "rtr/dist.h"
 
@@ -148,4 +149,19 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
     m->to_match = rtr_metric_cost_to_match(cost, acc, n, b->acc, b->cost);
     m->oracle_gap = rtr_metric_oracle_gap(cost, acc, n, r->oracle.cost, r->oracle.acc);
     return RTR_OK;
+}
+
+#define KNN_CHUNK_ROWS 16384 /* 64 of the exact search's 256-row GEMM blocks */
+
+rtr_status eval_knn_table(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
+                          const float *train_emb, const float *train_correct, const float *train_cost,
+                          int64_t n_train, int32_t d, int32_t k, int32_t nn) {
+    int64_t chunk = n_train <= knn_default_params().exact_max ? KNN_CHUNK_ROWS : n;
+    rtr_status st = RTR_OK;
+    for (int64_t i0 = 0; !st && i0 < n; i0 += chunk) {
+        int64_t m = n - i0 < chunk ? n - i0 : chunk;
+        st = rtr_router_knn_table_info(p + (size_t)i0 * k, c + (size_t)i0 * k, info, emb + (size_t)i0 * d, m,
+                                       train_emb, train_correct, train_cost, n_train, d, k, nn);
+    }
+    return st;
 }

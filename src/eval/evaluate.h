@@ -56,6 +56,18 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
+/* rtr_router_knn_table_info (include/rtr/metrics.h) over the n evaluated
+ * rows a chunk at a time, so the search's normalised copy of the rows and
+ * their neighbour lists are held for one chunk (4·d + 12·nn bytes a row),
+ * not for every row. A chunk is a multiple of the exact search's GEMM block
+ * of query rows (256, src/eval/metrics.c), so every row's scores, and its
+ * table, are one call's bit for bit. Above the exact search's training
+ * rows (knn_params.exact_max) the call builds an index each time, so it
+ * stays one call until build and search are apart there. */
+rtr_status eval_knn_table(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
+                          const float *train_emb, const float *train_correct, const float *train_cost,
+                          int64_t n_train, int32_t d, int32_t k, int32_t nn);
+
 /* Resample b's weight of each of n queries, w[n]: a Poisson(1) count drawn
  * from a hash of (seed, key[i], b), key[i] a hash of the query's id (NULL:
  * the row index). A query's weight depends on nothing else, so any order,

@@ -804,8 +804,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
                                          (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget, be);
-    if (!st) st = rtr_router_knn_table_info(bp, bc, &knn, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost,
-                                            tr.n, te.emb_dim, te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n));
+    if (!st) st = eval_knn_table(bp, bc, &knn, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
+                                 te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n));
     if (!st) {
         memcpy(knn_p, bp, nk * sizeof *bp);
         st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget, be);

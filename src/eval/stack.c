@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "eval/evaluate.h"
 
 static const char *const stack_names[RTR_STACK_N] = {"network (the paper's model)", "network, Platt-scaled",
                                                      "network + kNN blend", "network + dataset-prior blend",
@@ -238,7 +239,7 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
         free(va); free(vy); free(ve); free(fe); free(fy); free(fc); free(vb); free(vc); free(vs);
         free(vd); free(fd); free(all);
         int32_t nn = prm->knn < n_train ? prm->knn : (int32_t)n_train;
-        if (!st) st = rtr_router_knn_table(b, scratch, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn);
+        if (!st) st = eval_knn_table(b, scratch, NULL, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn);
         if (!st) st = rtr_router_prior_table(c, scratch, dataset, n, train_dataset, train_correct, train_cost, n_train, k);
     } else if (!st) {
         rep.weight[1] = 1; /* the network as it is */
