@@ -48,6 +48,19 @@ def rtr_on(ranks, *args):
     return r, rchar() - before
 
 
+def one_and_two(args, out1, out2):
+    """rtr ARGS --out OUT1 on one process, then --out OUT2 on two ranks:
+    (both CompletedProcess, both bytes read); the test ends if either failed."""
+    what = " ".join(args[:1] + args[2:])
+    r1, read1 = rtr_on(1, *args, "--out", out1)
+    check(r1.returncode == 0, f"{what}: " + r1.stderr)
+    r2, read2 = rtr_on(2, *args, "--out", out2)
+    check(r2.returncode == 0, f"mpirun -np 2 {what}: " + r2.stderr[-600:])
+    if r1.returncode or r2.returncode:
+        finish()
+    return r1, r2, read1, read2
+
+
 def rows(path):
     with open(path) as f:
         return list(csv.reader(f))
@@ -83,12 +96,7 @@ def main():
     rtrdata.write_table(corpus, "noisy", rtrdata.noisy_table(rng), "abc123")
 
     one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
-    r1, read1 = rtr_on(1, "sweep", corpus, "--grid", "64", "--out", one)
-    check(r1.returncode == 0, "sweep: " + r1.stderr)
-    r2, read2 = rtr_on(2, "sweep", corpus, "--grid", "64", "--out", two)
-    check(r2.returncode == 0, "mpirun -np 2 sweep: " + r2.stderr[-600:])
-    if r1.returncode or r2.returncode:
-        finish()
+    _, _, read1, read2 = one_and_two(["sweep", corpus, "--grid", "64"], one, two)
     for name, lam_cols in (("path.csv", (1, 2)), ("grid.csv", (0,))):
         a, b = rows(os.path.join(one, name)), rows(os.path.join(two, name))
         check(len(a) == len(b) and a[0] == b[0], f"{name}: {len(a)} and {len(b)} rows, headers {a[0]} {b[0]}")
@@ -109,12 +117,7 @@ def main():
     # own shards (each rank read every row for them before: 1.6x); rank 0
     # alone reads every row to write the decisions
     dec1, dec2 = os.path.join(tmp, "one.csv"), os.path.join(tmp, "two.csv")
-    r1, read1 = rtr_on(1, "route", corpus, "--budget", "400", "--out", dec1)
-    check(r1.returncode == 0, "route --budget: " + r1.stderr)
-    r2, read2 = rtr_on(2, "route", corpus, "--budget", "400", "--out", dec2)
-    check(r2.returncode == 0, "mpirun -np 2 route --budget: " + r2.stderr[-600:])
-    if r1.returncode or r2.returncode:
-        finish()
+    r1, r2, read1, read2 = one_and_two(["route", corpus, "--budget", "400"], dec1, dec2)
     check(open(dec1, "rb").read() == open(dec2, "rb").read(), "route --budget: decisions differ from one process's")
     check(r1.stdout == r2.stdout, f"route --budget summary: {r1.stdout!r} vs {r2.stdout!r}")
     check(read2 < 1.3 * read1, f"route --budget: two ranks read {read2} bytes together, one process {read1}")
