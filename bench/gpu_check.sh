@@ -158,8 +158,14 @@ unpack_bundle() {
     bundle=$work/bundle
     mkdir -p "$bundle"
     tar -C "$bundle" -xJf "$bundle_src/runtime.tar.xz" || return 1
-    local missing=0 so dir b
-    for so in $(for b in "$bundle"/bin/*; do ldd "$b"; done | awk '$2 == "=>" && $3 == "not" {print $1}' | sort -u); do
+    local missing=0 so dir b loaded
+    # what the binaries lack, and what they load themselves at run time
+    # (cuBLASLt: dlopen when a CUDA backend opens, kernels/backend_cuda.cu;
+    # found through the same RPATH, so it goes into lib/ too)
+    loaded=$(grep -aohE 'libcublasLt\.so\.[0-9]+' "$bundle"/bin/* | sort -u)
+    for so in $( (for b in "$bundle"/bin/*; do ldd "$b"; done | awk '$2 == "=>" && $3 == "not" {print $1}'
+                  echo "$loaded") | sort -u); do
+        [ -e "$bundle/lib/$so" ] && continue
         dir=$(find_lib "$so")
         if [ -n "$dir" ]; then
             ln -s "$dir/$so" "$bundle/lib/$so"
@@ -170,6 +176,9 @@ unpack_bundle() {
     done
     for b in "$bundle"/bin/*; do
         if ldd "$b" | grep 'not found'; then echo "$(basename "$b"): libraries missing (above)"; missing=1; fi
+    done
+    for so in $loaded; do
+        [ -e "$bundle/lib/$so" ] || { echo "$so (loaded at run time): missing"; missing=1; }
     done
     [ $missing = 0 ] && echo "every binary resolves its libraries:" && ldd "$bundle/bin/rtr" | sed 's/^/  /'
     return $missing

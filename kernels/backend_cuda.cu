@@ -14,6 +14,8 @@
 #include <cblas.h>
 #else
 #include <cublasLt.h>
+#include <dlfcn.h>
+#include <pthread.h>
 #endif
 
 #include <limits.h>
@@ -24,6 +26,58 @@
 namespace RTR_KNS {
 
 #ifndef RTR_CUDA_EMU
+/* cuBLASLt is loaded when the first CUDA backend opens, not by the dynamic
+ * loader at start: the library is ~540 MB of address space, which a
+ * CUDA-built rtr would otherwise map for every command, so CPU-only
+ * commands could not run under a small `ulimit -v` (a CPU build's can).
+ * Its functions are called through this table, resolved once. */
+#define RTR_LT_FUNCS(X)                                                                                  \
+    X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtMatmul) X(cublasLtMatmulDescCreate)                  \
+    X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate)         \
+    X(cublasLtMatrixLayoutDestroy) X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy) \
+    X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatmulAlgoGetHeuristic)
+static struct {
+#define LT_MEMBER(f) decltype(&::f) f;
+    RTR_LT_FUNCS(LT_MEMBER)
+#undef LT_MEMBER
+} lt_api;
+static char lt_error[512]; /* why loading failed; empty when it did not */
+
+#define LT_STR2(x) #x
+#define LT_STR(x) LT_STR2(x)
+/* The soname the toolkit rtr was built with links against. */
+#define LT_SONAME "libcublasLt.so." LT_STR(CUBLAS_VER_MAJOR)
+
+/* dlopen searches the caller's RPATH/RUNPATH, LD_LIBRARY_PATH and the linker
+ * cache, which finds the library wherever the loader found it before (the
+ * device bundle's lib/ through its RPATH); failing that, beside cudart
+ * (toolkits and CUDA 13 wheels keep both in one folder). */
+static void lt_load_once(void) {
+    void *h = dlopen(LT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) snprintf(lt_error, sizeof lt_error, "%s could not be loaded (%s)", LT_SONAME, dlerror());
+    Dl_info info;
+    if (!h && dladdr((void *)&cudaGetDeviceCount, &info) && info.dli_fname && strrchr(info.dli_fname, '/')) {
+        char path[4096];
+        int dir = (int)(strrchr(info.dli_fname, '/') - info.dli_fname);
+        snprintf(path, sizeof path, "%.*s/%s", dir, info.dli_fname, LT_SONAME);
+        if ((h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) lt_error[0] = 0;
+    }
+    if (!h) return;
+#define LT_RESOLVE(f)                                                                                      \
+    if (!(lt_api.f = (decltype(lt_api.f))dlsym(h, #f))) {                                                  \
+        snprintf(lt_error, sizeof lt_error, "%s has no %s: not the cuBLAS rtr was built with", LT_SONAME, #f); \
+        return;                                                                                            \
+    }
+    RTR_LT_FUNCS(LT_RESOLVE)
+#undef LT_RESOLVE
+}
+
+static rtr_status lt_load(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lt_load_once);
+    return lt_error[0] ? rtr_fail(RTR_ERR_DEVICE, "cuBLASLt: %s", lt_error) : RTR_OK;
+}
+
 /* A cuBLASLt matmul in column-major terms, D[m x n] = op(first)·op(second)
  * (+ β·C), and everything its plan depends on (a cache key: no padding). */
 struct lt_shape {
@@ -59,10 +113,10 @@ static cuda_ctx *ctx_of(void *ctx) { return (cuda_ctx *)ctx; }
 
 #ifndef RTR_CUDA_EMU
 static void plan_free(cuda_ctx::lt_plan *p) {
-    if (p->ld) cublasLtMatrixLayoutDestroy(p->ld);
-    if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
-    if (p->la) cublasLtMatrixLayoutDestroy(p->la);
-    if (p->op) cublasLtMatmulDescDestroy(p->op);
+    if (p->ld) lt_api.cublasLtMatrixLayoutDestroy(p->ld);
+    if (p->lb) lt_api.cublasLtMatrixLayoutDestroy(p->lb);
+    if (p->la) lt_api.cublasLtMatrixLayoutDestroy(p->la);
+    if (p->op) lt_api.cublasLtMatmulDescDestroy(p->op);
     memset(p, 0, sizeof *p);
 }
 #endif
@@ -74,7 +128,7 @@ static void cuda_destroy(void *ctx) {
     for (auto &p : x->plans) plan_free(&p);
     cudaFree(x->workspace);
     cudaFree(x->half_buf);
-    if (x->lt) cublasLtDestroy(x->lt);
+    if (x->lt) lt_api.cublasLtDestroy(x->lt);
 #endif
     if (x->uploaded) cudaEventDestroy(x->uploaded);
     if (x->copy) cudaStreamDestroy(x->copy);
@@ -237,31 +291,31 @@ static rtr_status lt_plan_for(cuda_ctx *x, const lt_shape &s, cuda_ctx::lt_plan 
     bool first_t = of == CUBLAS_OP_T, second_t = os == CUBLAS_OP_T;
 #define LT_TRY(call) \
     if ((e = (call)) != CUBLAS_STATUS_SUCCESS) goto fail
-    LT_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &of, sizeof of));
-    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &os, sizeof os));
-    LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
+    LT_TRY(lt_api.cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_TRY(lt_api.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &of, sizeof of));
+    LT_TRY(lt_api.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &os, sizeof os));
+    LT_TRY(lt_api.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
     if (epi != CUBLASLT_EPILOGUE_DEFAULT)
-        LT_TRY(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->la, (cudaDataType_t)s.in_type, first_t ? s.k : s.m, first_t ? s.m : s.k,
+        LT_TRY(lt_api.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
+    LT_TRY(lt_api.cublasLtMatrixLayoutCreate(&p->la, (cudaDataType_t)s.in_type, first_t ? s.k : s.m, first_t ? s.m : s.k,
                                       s.ld_first));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->lb, (cudaDataType_t)s.in_type, second_t ? s.n : s.k, second_t ? s.k : s.n,
+    LT_TRY(lt_api.cublasLtMatrixLayoutCreate(&p->lb, (cudaDataType_t)s.in_type, second_t ? s.n : s.k, second_t ? s.k : s.n,
                                       s.ld_second));
-    LT_TRY(cublasLtMatrixLayoutCreate(&p->ld, (cudaDataType_t)s.d_type, s.m, s.n, s.ld_d));
-    LT_TRY(cublasLtMatmulPreferenceCreate(&pref));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &x->workspace_bytes,
+    LT_TRY(lt_api.cublasLtMatrixLayoutCreate(&p->ld, (cudaDataType_t)s.d_type, s.m, s.n, s.ld_d));
+    LT_TRY(lt_api.cublasLtMatmulPreferenceCreate(&pref));
+    LT_TRY(lt_api.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &x->workspace_bytes,
                                                 sizeof x->workspace_bytes));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &s.al_first,
+    LT_TRY(lt_api.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &s.al_first,
                                                 sizeof s.al_first));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &s.al_second,
+    LT_TRY(lt_api.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &s.al_second,
                                                 sizeof s.al_second));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &s.al_d,
+    LT_TRY(lt_api.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &s.al_d,
                                                 sizeof s.al_d));
-    LT_TRY(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &s.al_d,
+    LT_TRY(lt_api.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &s.al_d,
                                                 sizeof s.al_d));
-    LT_TRY(cublasLtMatmulAlgoGetHeuristic(x->lt, p->op, p->la, p->lb, p->ld, p->ld, pref, 1, &heur, &found));
+    LT_TRY(lt_api.cublasLtMatmulAlgoGetHeuristic(x->lt, p->op, p->la, p->lb, p->ld, p->ld, pref, 1, &heur, &found));
 #undef LT_TRY
-    cublasLtMatmulPreferenceDestroy(pref);
+    lt_api.cublasLtMatmulPreferenceDestroy(pref);
     if (!found) {
         plan_free(p);
         return rtr_fail(RTR_ERR_UNSUPPORTED, "%s (m=%d n=%d k=%d, epilogue %d): no cuBLASLt algorithm for these strides",
@@ -271,7 +325,7 @@ static rtr_status lt_plan_for(cuda_ctx *x, const lt_shape &s, cuda_ctx::lt_plan 
     p->shape = s;
     return RTR_OK;
 fail:
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    if (pref) lt_api.cublasLtMatmulPreferenceDestroy(pref);
     plan_free(p);
     return rtr_fail(RTR_ERR_DEVICE, "%s (m=%d n=%d k=%d, epilogue %d): cuBLASLt status %d", what, s.m, s.n, s.k,
                     s.epilogue, (int)e);
@@ -281,9 +335,9 @@ fail:
 static rtr_status lt_run(cuda_ctx *x, cuda_ctx::lt_plan *p, const void *first, const void *second, void *d,
                          float alpha, float beta, const float *bias, const char *what) {
     cublasStatus_t e = CUBLAS_STATUS_SUCCESS;
-    if (bias) e = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (bias) e = lt_api.cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
     if (e == CUBLAS_STATUS_SUCCESS)
-        e = cublasLtMatmul(x->lt, p->op, &alpha, first, p->la, second, p->lb, &beta, d, p->ld, d, p->ld, &p->algo,
+        e = lt_api.cublasLtMatmul(x->lt, p->op, &alpha, first, p->la, second, p->lb, &beta, d, p->ld, d, p->ld, &p->algo,
                            x->workspace, x->workspace_bytes, x->stream);
     if (e != CUBLAS_STATUS_SUCCESS)
         return rtr_fail(RTR_ERR_DEVICE, "%s (m=%d n=%d k=%d): cuBLASLt status %d", what, p->shape.m, p->shape.n,
@@ -520,7 +574,9 @@ extern "C" rtr_status rtr_backend_cuda_open(rtr_backend *b, int device) {
         (e = cudaEventCreateWithFlags(&x->uploaded, cudaEventDisableTiming)) != cudaSuccess ||
         (e = cudaMalloc(&x->workspace, x->workspace_bytes)) != cudaSuccess)
         st = rtr_fail(RTR_ERR_DEVICE, "CUDA device %d (%s): %s", device, prop.name, cudaGetErrorString(e));
-    else if (cublasLtCreate(&x->lt) != CUBLAS_STATUS_SUCCESS)
+    else if ((st = lt_load()) != RTR_OK)
+        ;
+    else if (lt_api.cublasLtCreate(&x->lt) != CUBLAS_STATUS_SUCCESS)
         st = rtr_fail(RTR_ERR_DEVICE, "CUDA device %d (%s): cuBLASLt would not initialise", device, prop.name);
     if (st != RTR_OK) {
         rtr_backend_free(b);
