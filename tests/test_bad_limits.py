@@ -5,7 +5,9 @@ buffer it cannot map, src/common/limits.h). Each runs here under limits
 from 256 MiB to 2.5 GiB (and 4 GiB) with 4 OpenMP threads asked for, and must end within
 a minute every time: exit 0, or exit 1 naming the memory shortage (rtr's
 own check names `ulimit -v`), or the loader's own refusal when the limit is
-below what the shared libraries map (a CUDA build's are large). rtr's own
+below what the shared libraries map (a CUDA build's are large), or OpenBLAS's
+constructor's when its threads no longer fit beside them (it raises SIGINT
+before main: a CUDA build with NCCL at 256 MiB). rtr's own
 check must answer at least once, and the largest limit must succeed."""
 import os
 import resource
@@ -43,8 +45,9 @@ def sweep_limits(name, args, stdin=None):
             check(False, f"{name} under ulimit -v {mib} MiB: still running after 60 s (a hang)")
             return
         err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
-        if r.returncode == 127 and "error while loading shared libraries" in r.stderr:
-            continue  # below what the libraries map: the loader refuses, before rtr runs
+        if (r.returncode == 127 and "error while loading shared libraries" in r.stderr) or \
+                (r.returncode < 0 and "blas_thread_init" in r.stderr):
+            continue  # below what the libraries need: the loader, or OpenBLAS's constructor, refuses before rtr runs
         own |= r.returncode == 1 and "ulimit -v" in r.stderr
         check(r.returncode == 0 or (r.returncode == 1 and "memory" in r.stderr),
               f"{name} under ulimit -v {mib} MiB: exit 0, or 1 naming memory (exit {r.returncode}: {err})")
