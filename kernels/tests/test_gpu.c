@@ -268,9 +268,10 @@ static void gpu_train_compare(rtr_backend *gpu, rtr_backend *cpu, int nm, int ns
         bad += !(d <= param_tol + param_tol * fabs(pc.params[i]));
     }
     CHECK_MSG(bad == 0, "%zu of %zu parameters differ by more than %g", bad, pc.n_trainable, param_tol);
-    printf("train %dx%d pairs D %d H %d U %d, %d rows, %d epochs: worst loss rel diff %.3g (bound %g), worst "
-           "parameter diff %.3g (bound %g); GPU %.2f s, CPU %.2f s\n", nm, ns, D, H, U, n, epochs, worst_loss,
-           loss_rtol, worst_param, param_tol, t1 - t0, t2 - t1);
+    const char *path = getenv("RTR_TRAIN_LAUNCH");
+    printf("train %dx%d pairs D %d H %d U %d, %d rows, %d epochs, %s launches: worst loss rel diff %.3g (bound %g), "
+           "worst parameter diff %.3g (bound %g); GPU %.2f s, CPU %.2f s\n", nm, ns, D, H, U, n, epochs,
+           path ? path : "graph", worst_loss, loss_rtol, worst_param, param_tol, t1 - t0, t2 - t1);
     rtr_predictor_free(&pg);
     rtr_predictor_free(&pc);
     rtr_catalog_free(&cat);
@@ -282,7 +283,15 @@ static void test_training_on_gpu_matches_cpu(void) {
     rtr_backend gpu, cpu;
     if (rtr_backend_init(&gpu, "cuda") != RTR_OK) TEST_SKIP("no CUDA device");
     CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
-    gpu_train_compare(&gpu, &cpu, 3, 2, 24, 40, 8, 300, 3, 1e-4, 1e-4);
+    /* each launch path of train.c: one CUDA graph per full batch (the
+     * default), the batch table with plain launches, host arguments per
+     * launch; 270 fitted rows are 8 full batches and a partial one */
+    static const char *const paths[] = {"graph", "table", "args"};
+    for (int i = 0; i < 3; i++) {
+        setenv("RTR_TRAIN_LAUNCH", paths[i], 1);
+        gpu_train_compare(&gpu, &cpu, 3, 2, 24, 40, 8, 300, 3, 1e-4, 1e-4);
+    }
+    unsetenv("RTR_TRAIN_LAUNCH");
     gpu_train_compare(&gpu, &cpu, 6, 4, 768, 768, 768, 1000, 1, 1e-4, 1e-4);
     rtr_backend_free(&gpu);
     rtr_backend_free(&cpu);
