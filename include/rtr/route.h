@@ -210,6 +210,24 @@ RTR_API rtr_status rtr_path_builder_add(rtr_path_builder *pb, const rtr_route_ta
 #define RTR_PATH_SPILL_EVENTS ((int64_t)1 << 18)
 RTR_API void rtr_path_builder_spill(rtr_path_builder *pb, int64_t max_events);
 RTR_API rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path);
+/* One point of the path as a walk gives it: rtr_path's values at j
+ * (lambda_lo the previous point's lambda, 0 for the first), of n_points. */
+typedef struct {
+    int64_t j, n_points;
+    double lambda_lo, lambda_hi, pred_acc, pred_cost;
+    double real_acc, real_cost; /* NaN without truth */
+    int64_t n_missing;          /* 0 without truth */
+} rtr_path_point;
+typedef rtr_status (*rtr_path_point_fn)(void *ctx, const rtr_path_point *pt);
+/* finish without the path in memory: fn gets every point in λ order (a
+ * status from fn stops the walk and is returned), the path's queries and
+ * switch events are stored in *n_queries, *n_switches; frees pb. Memory:
+ * the merge's buffers (at most 64 x 64 KiB once spilled), none per point.
+ * The values are finish's, bit for bit. */
+RTR_API rtr_status rtr_path_builder_walk(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                                         int64_t *n_switches);
+/* The same walk over a path in memory. */
+RTR_API rtr_status rtr_path_walk(const rtr_path *path, rtr_path_point_fn fn, void *ctx);
 RTR_API void rtr_path_builder_free(rtr_path_builder *pb);
 RTR_API rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t);
 RTR_API void rtr_path_free(rtr_path *path);

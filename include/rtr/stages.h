@@ -211,17 +211,19 @@ typedef struct {
     char *best_single;                 /* NULL without outcomes */
     double best_acc, best_cost, oracle_acc, oracle_cost;
     double x_max, aiq, aiq_single, apgr, cpt50, cpt80, cost_to_match, oracle_gap;
-    char *json;                        /* summary.json as one line */
-} rtr_sweep_summary;
+} rtr_sweep_summary; /* the JSON summary, Pareto front included, is out_dir/summary.json (one line) */
 RTR_API void rtr_sweep_summary_free(rtr_sweep_summary *s);
 
 /* The exact accuracy-versus-cost path over λ of the selected queries, its
  * Pareto front, the reference routers and metrics, written to out_dir as
  * path.csv, grid.csv (with a grid), summary.json and plot.svg: all built in
  * out_dir.tmp.PID and put in place together (an earlier sweep's folder is
- * replaced; a folder holding anything else is refused). Memory: the chunk
- * buffers and the path (16 bytes per envelope piece, 32 per switch event,
- * 48 per path point), none per table entry. */
+ * replaced; a folder holding anything else is refused). Memory does not
+ * grow with the queries: the chunk buffers, the path builder's bounded
+ * buffers, a sorter of the path's points on cost (at most 65,536 points of
+ * 64 bytes, spilled past that to unlinked temporary files in $TMPDIR) and
+ * the AIQ hull's vertices; none per table entry or path point
+ * (docs/FORMAT.md "Memory"). Under MPI, rank 0 holds the merged path. */
 RTR_API rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summary *s,
                                     const char *corpus_dir, const rtr_sweep_params *prm);
 

@@ -6,8 +6,26 @@
 #include "cli/cli.h"
 #include "rtr/stages.h"
 #include "common/util.h"
+#include "rtr/dist.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* DIR/summary.json to stdout as sweep wrote it (rank 0 writes it; the
+ * other ranks' stdout goes nowhere, docs/SCALING.md). */
+static rtr_status print_summary(const char *out) {
+    if (rtr_dist_rank() > 0) return RTR_OK;
+    char *path = rtr_sprintf("%s/summary.json", out), buf[1 << 16];
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    rtr_status st = !path ? RTR_ERR_NOMEM : f ? RTR_OK : rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    for (size_t n; !st && (n = fread(buf, 1, sizeof buf, f)) > 0;) fwrite(buf, 1, n, stdout);
+    if (f && ferror(f)) st = rtr_fail(RTR_ERR_IO, "%s: read error", path);
+    if (f) fclose(f);
+    if (!st) putchar('\n');
+    free(path);
+    return st;
+}
 
 int cmd_sweep(int argc, char **argv) {
     rtr_sweep_params sp = rtr_sweep_default_params();
@@ -48,8 +66,8 @@ int cmd_sweep(int argc, char **argv) {
         rtr_backend_free(&be);
         return cli_error("sweep");
     }
-    if (a.json) {
-        puts(s.json);
+    if (a.json) { /* the summary as written: the front grows with the path, so it is never held */
+        st = print_summary(out);
     } else {
         printf("exact path on %s: %lld queries x %d pairs, %lld switches, %lld points, %lld on the Pareto front\n",
                be.device, (long long)s.n_queries, (int)s.k, (long long)s.n_switches, (long long)s.n_points,
@@ -70,5 +88,5 @@ int cmd_sweep(int argc, char **argv) {
     }
     rtr_sweep_summary_free(&s);
     rtr_backend_free(&be);
-    return 0;
+    return st ? cli_error("sweep") : 0;
 }

@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "eval/knn.h"
+#include "eval/curve_scan.h"
 
 static bool outcome_missing(const float *correct, const float *cost, size_t at) {
     return isnan(correct[at]) || isnan(cost[at]);
@@ -321,25 +322,62 @@ void rtr_curve_free(rtr_curve *c) {
 
 /* --------------------------------------------------------------- metrics */
 
-typedef struct {
-    double x, y;
-} xy;
-
 static int xy_cmp(const void *a, const void *b) {
-    const xy *u = a, *v = b;
+    const curve_xy *u = a, *v = b;
     if (u->x != v->x) return u->x < v->x ? -1 : 1;
     return (u->y < v->y) - (u->y > v->y); /* higher y first */
 }
 
 /* Finite points sorted by x (ties: higher y first); caller frees. */
-static xy *points_sorted(const double *x, const double *y, int64_t n, int64_t *m) {
-    xy *pt = malloc(sizeof *pt * (size_t)(n ? n : 1));
+static curve_xy *points_sorted(const double *x, const double *y, int64_t n, int64_t *m) {
+    curve_xy *pt = malloc(sizeof *pt * (size_t)(n ? n : 1));
     *m = 0;
     if (!pt) return NULL;
     for (int64_t i = 0; i < n; i++)
-        if (isfinite(x[i]) && isfinite(y[i])) pt[(*m)++] = (xy){x[i], y[i]};
+        if (isfinite(x[i]) && isfinite(y[i])) pt[(*m)++] = (curve_xy){x[i], y[i]};
     qsort(pt, (size_t)*m, sizeof *pt, xy_cmp);
     return pt;
+}
+
+void hull_scan_add(hull_scan *h, double x, double y) {
+    if (!isfinite(x) || !isfinite(y)) return;
+    h->any = true;
+    /* Upper concave hull (monotone chain); at equal cost only the most
+     * accurate point (the first in order) can be on it. */
+    if (h->n && h->pt[h->n - 1].x == x) return;
+    curve_xy *p = h->pt;
+    while (h->n >= 2 && (p[h->n - 1].x - p[h->n - 2].x) * (y - p[h->n - 2].y) -
+                                (p[h->n - 1].y - p[h->n - 2].y) * (x - p[h->n - 2].x) >= 0)
+        h->n--;
+    if (h->n == h->cap) {
+        int64_t cap = h->cap ? 2 * h->cap : 64;
+        curve_xy *q = realloc(h->pt, sizeof *q * (size_t)cap);
+        if (!q) { h->nomem = true; return; }
+        h->pt = q, h->cap = cap;
+    }
+    h->pt[h->n++] = (curve_xy){x, y};
+}
+
+rtr_status hull_scan_aiq(hull_scan *h, double x_max, bool from_zero, double *aiq) {
+    rtr_status st = RTR_OK;
+    if (!(x_max > 0)) st = rtr_fail(RTR_ERR_INVALID, "AIQ: x_max must be > 0 (got %g)", x_max);
+    else if (h->nomem) st = rtr_fail(RTR_ERR_NOMEM, "AIQ: out of memory");
+    else if (!h->any) st = rtr_fail(RTR_ERR_INVALID, "AIQ: no finite (cost, accuracy) point");
+    const curve_xy *pt = h->pt;
+    /* Non-decreasing: a concave hull falls only after its peak. */
+    int64_t top = 0;
+    for (int64_t t = 1; !st && t < h->n; t++)
+        if (pt[t].y >= pt[top].y) top = t;
+    if (!st && pt[top].x > x_max) st = rtr_fail(RTR_ERR_INVALID, "AIQ: hull point at cost %g lies beyond x_max %g", pt[top].x, x_max);
+    if (!st) {
+        double area = pt[top].y * (x_max - pt[top].x);
+        for (int64_t t = 0; t < top; t++) area += 0.5 * (pt[t].y + pt[t + 1].y) * (pt[t + 1].x - pt[t].x);
+        if (from_zero) area += pt[0].y * fmax(pt[0].x, 0.0);
+        *aiq = area / x_max;
+    }
+    free(h->pt);
+    memset(h, 0, sizeof *h);
+    return st;
 }
 
 /* AIQ (RouterBench) or, with from_zero, the variant extended flat down to
@@ -347,34 +385,57 @@ static xy *points_sorted(const double *x, const double *y, int64_t n, int64_t *m
 static rtr_status aiq_of(const double *cost, const double *acc, int64_t n, double x_max, bool from_zero, double *aiq) {
     if (!(x_max > 0)) return rtr_fail(RTR_ERR_INVALID, "AIQ: x_max must be > 0 (got %g)", x_max);
     int64_t m;
-    xy *pt = points_sorted(cost, acc, n, &m);
+    curve_xy *pt = points_sorted(cost, acc, n, &m);
     if (!pt) return rtr_fail(RTR_ERR_NOMEM, "AIQ: out of memory");
-    if (!m) { free(pt); return rtr_fail(RTR_ERR_INVALID, "AIQ: no finite (cost, accuracy) point"); }
-    /* Upper concave hull (monotone chain), in place; at equal cost only the
-     * most accurate point (the first after sorting) can be on it. */
-    int64_t h = 0;
-    for (int64_t t = 0; t < m; t++) {
-        if (h && pt[h - 1].x == pt[t].x) continue;
-        while (h >= 2 && (pt[h - 1].x - pt[h - 2].x) * (pt[t].y - pt[h - 2].y) -
-                                 (pt[h - 1].y - pt[h - 2].y) * (pt[t].x - pt[h - 2].x) >= 0)
-            h--;
-        pt[h++] = pt[t];
-    }
-    /* Non-decreasing: a concave hull falls only after its peak. */
-    int64_t top = 0;
-    for (int64_t t = 1; t < h; t++)
-        if (pt[t].y >= pt[top].y) top = t;
-    if (pt[top].x > x_max) {
-        double xt = pt[top].x;
-        free(pt);
-        return rtr_fail(RTR_ERR_INVALID, "AIQ: hull point at cost %g lies beyond x_max %g", xt, x_max);
-    }
-    double area = pt[top].y * (x_max - pt[top].x);
-    for (int64_t t = 0; t < top; t++) area += 0.5 * (pt[t].y + pt[t + 1].y) * (pt[t + 1].x - pt[t].x);
-    if (from_zero) area += pt[0].y * fmax(pt[0].x, 0.0);
+    hull_scan h = {0};
+    for (int64_t t = 0; t < m; t++) hull_scan_add(&h, pt[t].x, pt[t].y);
     free(pt);
-    *aiq = area / x_max;
-    return RTR_OK;
+    return hull_scan_aiq(&h, x_max, from_zero, aiq);
+}
+
+void area_scan_init(area_scan *a, const double *target, int n_target) {
+    *a = (area_scan){.n_target = n_target};
+    for (int i = 0; i < n_target; i++) a->target[i] = target[i], a->cpt[i] = NAN;
+}
+
+/* The group of points at one x ends: in x then y order the segment from
+ * the previous group arrives at its highest y and the next leaves from its
+ * lowest; the segments between have no width. */
+static void area_group_end(area_scan *a) {
+    double x = a->gx, y = a->gmax;
+    if (!a->prev) {
+        a->area = y * fmin(fmax(x, 0.0), 1.0); /* flat before the first point */
+    } else {
+        double x0 = a->px, y0 = a->py, lo = fmax(x0, 0.0), hi = fmin(x, 1.0);
+        if (hi > lo) {
+            double slope = (y - y0) / (x - x0);
+            a->area += 0.5 * (2 * y0 + slope * (lo - x0 + hi - x0)) * (hi - lo);
+        }
+    }
+    /* the first point at or above a target: its x, or where the segment to it crosses the target */
+    for (int i = 0; i < a->n_target; i++)
+        if (isnan(a->cpt[i]) && !(y < a->target[i]))
+            a->cpt[i] = a->prev ? a->px + (a->target[i] - a->py) * (x - a->px) / (y - a->py) : x;
+    a->px = x, a->py = a->gmin, a->prev = true;
+}
+
+void area_scan_add(area_scan *a, double x, double y) {
+    if (!isfinite(x) || !isfinite(y)) return;
+    if (a->open && x == a->gx) { /* the same x (a sorter on another key may give its points in any order) */
+        a->gmax = fmax(a->gmax, y);
+        a->gmin = fmin(a->gmin, y);
+        return;
+    }
+    if (a->open) area_group_end(a);
+    a->open = true;
+    a->gx = x, a->gmax = a->gmin = y;
+}
+
+double area_scan_finish(area_scan *a) {
+    if (!a->open) return NAN;
+    area_group_end(a);
+    a->open = false;
+    return a->area + a->py * (1.0 - fmin(fmax(a->px, 0.0), 1.0)); /* flat after the last */
 }
 
 rtr_status rtr_metric_aiq(double *aiq, const double *cost, const double *acc, int64_t n, double x_max) {
@@ -385,21 +446,21 @@ rtr_status rtr_metric_aiq_from_zero(double *aiq, const double *cost, const doubl
     return aiq_of(cost, acc, n, x_max, true, aiq);
 }
 
-double rtr_curve_area01(const double *x, const double *y, int64_t n) {
+/* area_scan over the finite points of (x, y) in order. */
+static double area_of(const double *x, const double *y, int64_t n, const double *target, int n_target, double *cpt) {
     int64_t m;
-    xy *pt = points_sorted(x, y, n, &m);
-    if (!pt || !m) { free(pt); return NAN; }
-    double area = pt[0].y * fmin(fmax(pt[0].x, 0.0), 1.0); /* flat before the first point */
-    for (int64_t t = 0; t + 1 < m; t++) {
-        double x0 = pt[t].x, x1 = pt[t + 1].x, lo = fmax(x0, 0.0), hi = fmin(x1, 1.0);
-        if (!(hi > lo)) continue;
-        double slope = (pt[t + 1].y - pt[t].y) / (x1 - x0);
-        area += 0.5 * (2 * pt[t].y + slope * (lo - x0 + hi - x0)) * (hi - lo);
-    }
-    area += pt[m - 1].y * (1.0 - fmin(fmax(pt[m - 1].x, 0.0), 1.0)); /* flat after the last */
+    curve_xy *pt = points_sorted(x, y, n, &m);
+    if (!pt) return NAN;
+    area_scan a;
+    area_scan_init(&a, target, n_target);
+    for (int64_t t = 0; t < m; t++) area_scan_add(&a, pt[t].x, pt[t].y);
     free(pt);
+    double area = area_scan_finish(&a);
+    for (int i = 0; i < n_target; i++) cpt[i] = a.cpt[i];
     return area;
 }
+
+double rtr_curve_area01(const double *x, const double *y, int64_t n) { return area_of(x, y, n, NULL, 0, NULL); }
 
 double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong) {
     if (acc_strong == acc_weak) return NAN;
@@ -409,15 +470,7 @@ double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc
 double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
                       double acc_strong, double frac) {
     double target = acc_weak + frac * (acc_strong - acc_weak), res = NAN;
-    int64_t m;
-    xy *pt = points_sorted(x, acc, n, &m);
-    if (!pt) return NAN;
-    for (int64_t t = 0; t < m && isnan(res); t++) {
-        if (pt[t].y < target) continue;
-        if (t == 0) res = pt[t].x;
-        else res = pt[t - 1].x + (target - pt[t - 1].y) * (pt[t].x - pt[t - 1].x) / (pt[t].y - pt[t - 1].y);
-    }
-    free(pt);
+    area_of(x, acc, n, &target, 1, &res);
     return res;
 }
 

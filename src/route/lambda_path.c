@@ -76,7 +76,7 @@ typedef void (*rec_apply)(path_sums *s, const char *rec, const void *ctx, bool t
 
 /* What a pass does with point j of the path: the sums while it holds, and
  * the right end of its λ interval. */
-typedef void (*point_fn)(void *pctx, int64_t j, const path_sums *s, double lambda);
+typedef rtr_status (*point_fn)(void *pctx, int64_t j, const path_sums *s, double lambda);
 
 /* One pass over the merged records, a group per distinct λ: with point, it
  * gets point j, the sums before group j (the last point: λ = 1); with
@@ -230,16 +230,27 @@ static rtr_status path_alloc(rtr_path *path, int64_t n_points, bool truth) {
     return ok ? RTR_OK : RTR_ERR_NOMEM;
 }
 
-static void path_emit(rtr_path *path, int64_t j, const path_sums *s, double lambda) {
-    double n = (double)path->n_queries;
-    path->lambda[j] = lambda;
-    path->pred_acc[j] = s->pred_acc / n;
-    path->pred_cost[j] = s->pred_cost / n;
-    if (!path->real_acc) return;
+/* Point j's values from the sums while it holds, over n queries. */
+static rtr_path_point point_of(int64_t j, const path_sums *s, double n, double lambda_lo, double lambda, bool truth) {
+    rtr_path_point pt = {.j = j, .lambda_lo = lambda_lo, .lambda_hi = lambda, .pred_acc = s->pred_acc / n,
+                         .pred_cost = s->pred_cost / n, .real_acc = NAN, .real_cost = NAN};
+    if (!truth) return pt;
     double have = n - (double)s->missing;
-    path->real_acc[j] = have > 0 ? s->real_acc / have : NAN;
-    path->real_cost[j] = have > 0 ? s->real_cost / have : NAN;
-    path->n_missing[j] = s->missing;
+    pt.real_acc = have > 0 ? s->real_acc / have : NAN;
+    pt.real_cost = have > 0 ? s->real_cost / have : NAN;
+    pt.n_missing = s->missing;
+    return pt;
+}
+
+static void path_emit(rtr_path *path, int64_t j, const path_sums *s, double lambda) {
+    rtr_path_point pt = point_of(j, s, (double)path->n_queries, 0, lambda, path->real_acc != NULL);
+    path->lambda[j] = lambda;
+    path->pred_acc[j] = pt.pred_acc;
+    path->pred_cost[j] = pt.pred_cost;
+    if (!path->real_acc) return;
+    path->real_acc[j] = pt.real_acc;
+    path->real_cost[j] = pt.real_cost;
+    path->n_missing[j] = pt.n_missing;
 }
 
 static rtr_path_break break_of(const path_sums *d, double lambda) {
@@ -280,7 +291,10 @@ static double key_lambda(uint64_t key) {
     return lambda;
 }
 
-static void emit_point(void *pctx, int64_t j, const path_sums *s, double lambda) { path_emit(pctx, j, s, lambda); }
+static rtr_status emit_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
+    path_emit(pctx, j, s, lambda);
+    return RTR_OK;
+}
 
 static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
                              point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups) {
@@ -294,7 +308,7 @@ static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, boo
         memcpy(&k, rec, sizeof k);
         if (!j || k != key) {
             if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
-            if (point) point(pctx, j, &sums, key_lambda(k));
+            if (point && (st = point(pctx, j, &sums, key_lambda(k)))) return st;
             j++;
             key = k;
             d = (path_sums){0};
@@ -303,7 +317,7 @@ static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, boo
     }
     if (st) return st;
     if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
-    if (point) point(pctx, j, &sums, 1.0);
+    if (point && (st = point(pctx, j, &sums, 1.0))) return st;
     *n_groups = j;
     return RTR_OK;
 }
@@ -471,6 +485,54 @@ rtr_status rtr_path_builder_finish(rtr_path_builder *pb, rtr_path *path) {
     return st;
 }
 
+/* A walk's points handed on as they come (rtr_path_builder_walk). */
+typedef struct {
+    rtr_path_point_fn fn;
+    void *ctx;
+    double n, lambda_lo;
+    int64_t n_points;
+    bool truth;
+} point_walk;
+
+static rtr_status walk_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
+    point_walk *w = pctx;
+    rtr_path_point pt = point_of(j, s, w->n, w->lambda_lo, lambda, w->truth);
+    pt.n_points = w->n_points;
+    w->lambda_lo = lambda;
+    return w->fn(w->ctx, &pt);
+}
+
+rtr_status rtr_path_builder_walk(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                                 int64_t *n_switches) {
+    path_sums sums = {0};
+    run_merge m = {0};
+    rec_apply apply = NULL;
+    const void *actx = NULL;
+    point_walk w = {.fn = fn, .ctx = ctx, .n = (double)pb->n, .truth = pb->truth};
+    *n_queries = pb->n;
+    *n_switches = pb->n_switches;
+    int64_t groups;
+    /* a first pass counts the points, so that each point comes with their number */
+    rtr_status st = builder_start(pb, &sums, &m, &apply, &actx);
+    if (!st) st = merge_walk(&m, apply, actx, pb->truth, sums, NULL, NULL, NULL, &groups);
+    w.n_points = groups + 1;
+    if (!st) st = merge_walk(&m, apply, actx, pb->truth, sums, walk_point, &w, NULL, &groups);
+    run_merge_free(&m);
+    rtr_path_builder_free(pb);
+    return st;
+}
+
+rtr_status rtr_path_walk(const rtr_path *p, rtr_path_point_fn fn, void *ctx) {
+    rtr_status st = RTR_OK;
+    for (int64_t j = 0; !st && j < p->n_points; j++) {
+        rtr_path_point pt = {j, p->n_points, j ? p->lambda[j - 1] : 0.0, p->lambda[j], p->pred_acc[j], p->pred_cost[j],
+                             p->real_acc ? p->real_acc[j] : NAN, p->real_cost ? p->real_cost[j] : NAN,
+                             p->n_missing ? p->n_missing[j] : 0};
+        st = fn(ctx, &pt);
+    }
+    return st;
+}
+
 rtr_status rtr_path_compute_on(rtr_backend *b, rtr_path *path, const rtr_route_table *t, int64_t chunk_rows) {
     memset(path, 0, sizeof *path);
     if (t->n <= 0 || t->k <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (%lld queries x %d pairs)", (long long)t->n, (int)t->k);
@@ -499,11 +561,12 @@ typedef struct {
     double n, mean_budget, cost0, lambda;
 } budget_scan;
 
-static void budget_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
+static rtr_status budget_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
     budget_scan *b = pctx;
     double cost = s->pred_cost / b->n; /* path_emit's pred_cost */
     if (!j) b->cost0 = cost;
     if (!j || cost <= b->mean_budget) b->lambda = lambda;
+    return RTR_OK;
 }
 
 rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {

@@ -4,8 +4,13 @@
  * grid; and with outcomes the reference routers (single pairs, Random,
  * Oracle, best single) with AIQ, APGR, CPT, cost-to-match and oracle gap.
  * The table is streamed twice (the λ scale, then the path builder and the
- * reference routers, chunk by chunk): memory is the path, not the table.
- * Writes OUT/path.csv, OUT/grid.csv (with a grid), OUT/summary.json and
+ * reference routers, chunk by chunk), and the path is never held: its
+ * points go, in λ order as the builder's merge makes them, to path.csv,
+ * grid.csv, the plot's thinned copy and a sorter on cost (runs.h, spilled
+ * to temporary files past a bound), whose one pass gives the Pareto front
+ * and every curve metric; path.csv's pareto flags are then set in place.
+ * Memory does not grow with the queries (docs/FORMAT.md "Memory"). Writes
+ * OUT/path.csv, OUT/grid.csv (with a grid), OUT/summary.json and
  * OUT/plot.svg, built together in OUT.tmp.PID and swapped into place. */
 #define _GNU_SOURCE /* renameat2: swap the finished folder with the old one in one step */
 #include "rtr/stages.h"
@@ -13,15 +18,18 @@
 #include "common/files.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "eval/curve_scan.h"
 #include "eval/evaluate.h"
 #include "eval/svg.h"
 #include "route/route_data.h"
 #include "rtr/metrics.h"
+#include "store/runs.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +46,6 @@ rtr_sweep_params rtr_sweep_default_params(void) {
 
 void rtr_sweep_summary_free(rtr_sweep_summary *s) {
     free(s->best_single);
-    free(s->json);
     memset(s, 0, sizeof *s);
 }
 
@@ -49,32 +56,83 @@ typedef struct {
     double x_max, aiq_single;
 } sweep_refs;
 
-/* The path's points as plain (cost, accuracy) arrays: realised when the
- * corpus has outcomes, else predicted. */
-static void path_xy(const rtr_path *p, const double **cost, const double **acc) {
-    *cost = p->real_cost ? p->real_cost : p->pred_cost;
-    *acc = p->real_acc ? p->real_acc : p->pred_acc;
+/* A point of the path in cost order (the Pareto front and the curve
+ * metrics): 64 bytes, runs.h's largest record. */
+typedef struct {
+    uint64_t key; /* the cost's bits, ordered as the values (cost_key) */
+    double acc;
+    int64_t j, off; /* the point, and the byte of its pareto flag in path.csv */
+    double lambda_lo, lambda_hi, pred_acc, pred_cost;
+} cost_rec;
+
+/* A double's bits as a key that sorts like the value (NaN excluded); -0
+ * counts as 0, as it compares. */
+static uint64_t cost_key(double c) {
+    uint64_t u;
+    if (c == 0) c = 0.0;
+    memcpy(&u, &c, sizeof u);
+    return u >> 63 ? ~u : u | (UINT64_C(1) << 63);
 }
 
-/* The metrics of the path against the reference routers r->r. */
-static rtr_status refs_metrics(sweep_refs *s, const rtr_path *path, int32_t k) {
-    double *sc = rtr_malloc((size_t)k * sizeof *sc), *sa = rtr_malloc((size_t)k * sizeof *sa);
-    rtr_status st = sc && sa ? RTR_OK : RTR_ERR_NOMEM;
-    const double *cost, *acc;
-    path_xy(path, &cost, &acc);
-    s->x_max = eval_refs_x_max(&s->r);
-    for (int64_t t = 0; t < path->n_points; t++)
-        if (!isnan(cost[t])) s->x_max = fmax(s->x_max, cost[t]);
-    for (int32_t j = 0; !st && j < k; j++) {
-        sc[j] = s->r.single[j].cost;
-        sa[j] = s->r.single[j].acc;
+static double key_cost(uint64_t u) {
+    u = u >> 63 ? u & ~(UINT64_C(1) << 63) : ~u;
+    double c;
+    memcpy(&c, &u, sizeof c);
+    return c;
+}
+
+/* Cost, then accuracy (highest first), then the point: the order of the
+ * front and of the curve metrics' sorts (metrics.c). */
+static int cost_rec_cmp(const void *x, const void *y) {
+    const cost_rec *a = x, *b = y;
+    if (a->key != b->key) return a->key < b->key ? -1 : 1;
+    if (a->acc != b->acc) return a->acc > b->acc ? -1 : 1;
+    return (a->j > b->j) - (a->j < b->j);
+}
+
+/* eval_curve_compute (src/eval/evaluate.c) over points given in cost
+ * order, through the scans its metrics use (curve_scan.h). */
+typedef struct {
+    const eval_refs *r;
+    bool on, norm; /* any metric; the normalised cost of APGR and CPT exists */
+    hull_scan hull;
+    area_scan area;
+    double to_match, gap_acc;
+} curve_stream;
+
+static void curve_stream_init(curve_stream *c, const eval_refs *r, double x_max) {
+    *c = (curve_stream){.r = r, .on = r->best >= 0 && x_max > 0, .to_match = INFINITY, .gap_acc = -INFINITY};
+    if (!c->on) return;
+    const rtr_op_point *b = &r->single[r->best], *w = &r->single[r->cheapest];
+    c->norm = b->cost > w->cost;
+    double target[2] = {w->acc + 0.5 * (b->acc - w->acc), w->acc + 0.8 * (b->acc - w->acc)};
+    area_scan_init(&c->area, target, 2);
+}
+
+static void curve_stream_add(curve_stream *c, double cost, double acc) {
+    if (!c->on) return;
+    const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
+    hull_scan_add(&c->hull, cost, acc);
+    if (c->norm) area_scan_add(&c->area, (cost - w->cost) / (b->cost - w->cost), acc);
+    if (acc >= b->acc - RTR_ACC_ATOL && cost < c->to_match) c->to_match = cost;
+    if (cost <= c->r->oracle.cost && acc > c->gap_acc) c->gap_acc = acc;
+}
+
+static rtr_status curve_stream_finish(curve_stream *c, eval_curve *m, double x_max) {
+    *m = (eval_curve){NAN, NAN, NAN, NAN, NAN, NAN};
+    if (!c->on) return RTR_OK;
+    const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
+    rtr_status st = hull_scan_aiq(&c->hull, x_max, false, &m->aiq);
+    if (st) return st;
+    if (c->norm) {
+        double area = area_scan_finish(&c->area);
+        m->apgr = b->acc == w->acc ? NAN : (area - w->acc) / (b->acc - w->acc);
+        m->cpt50 = c->area.cpt[0];
+        m->cpt80 = c->area.cpt[1];
     }
-    if (!st) st = eval_curve_compute(&s->m, &s->r, cost, acc, path->n_points, s->x_max);
-    s->aiq_single = NAN;
-    if (!st && s->r.best >= 0 && s->x_max > 0) st = rtr_metric_aiq(&s->aiq_single, sc, sa, k, s->x_max);
-    free(sc);
-    free(sa);
-    return st;
+    m->to_match = isinf(c->to_match) ? NAN : c->to_match / b->cost;
+    m->oracle_gap = isinf(c->gap_acc) ? NAN : c->r->oracle.acc - c->gap_acc;
+    return RTR_OK;
 }
 
 /* ------------------------------------------------------------- tables */
@@ -86,47 +144,28 @@ static rtr_status file_close(FILE *f, const char *path) {
     return bad ? rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?)", path) : RTR_OK;
 }
 
-static void csv_num(FILE *f, double v, const char *sep) {
-    if (isnan(v)) fputs(sep, f); /* empty field: no value */
-    else fprintf(f, "%.10g%s", v, sep);
+/* Bytes written (path.csv's flags are set later at their offsets). */
+static int csv_num(FILE *f, double v, const char *sep) {
+    if (isnan(v)) return fputs(sep, f) < 0 ? 0 : (int)strlen(sep); /* empty field: no value */
+    return fprintf(f, "%.10g%s", v, sep);
 }
 
 /* One path/grid row: predicted, then realised values when present. */
-static void csv_point(FILE *f, const rtr_path *p, int64_t j) {
-    csv_num(f, p->pred_acc[j], ",");
-    csv_num(f, p->pred_cost[j], p->real_acc ? "," : "");
-    if (p->real_acc) {
-        csv_num(f, p->real_acc[j], ",");
-        csv_num(f, p->real_cost[j], ",");
-        fprintf(f, "%lld", (long long)p->n_missing[j]);
+static int csv_point(FILE *f, const rtr_path_point *p, bool truth) {
+    int n = csv_num(f, p->pred_acc, ",");
+    n += csv_num(f, p->pred_cost, truth ? "," : "");
+    if (truth) {
+        n += csv_num(f, p->real_acc, ",");
+        n += csv_num(f, p->real_cost, ",");
+        n += fprintf(f, "%lld", (long long)p->n_missing);
     }
+    return n;
 }
 
-static rtr_status write_path_csv(const char *path_csv, const rtr_path *p, const bool *front) {
-    FILE *f = fopen(path_csv, "w");
-    if (!f) return rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", path_csv, strerror(errno));
-    fprintf(f, "point,lambda_lo,lambda_hi,pareto,pred_accuracy,pred_mean_cost%s\n",
-            p->real_acc ? ",accuracy,mean_cost,n_missing" : "");
-    for (int64_t j = 0; j < p->n_points; j++) {
-        fprintf(f, "%lld,%.17g,%.17g,%d,", (long long)j, j ? p->lambda[j - 1] : 0.0, p->lambda[j], front[j]);
-        csv_point(f, p, j);
-        fputc('\n', f);
-    }
-    return file_close(f, path_csv);
-}
-
-static rtr_status write_grid_csv(const char *grid_csv, const rtr_path *p, int64_t grid) {
-    FILE *f = fopen(grid_csv, "w");
-    if (!f) return rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", grid_csv, strerror(errno));
-    fprintf(f, "lambda,point,pred_accuracy,pred_mean_cost%s\n", p->real_acc ? ",accuracy,mean_cost,n_missing" : "");
-    for (int64_t g = 0; g < grid; g++) {
-        double lambda = grid > 1 ? (double)g / (double)(grid - 1) : 1.0;
-        int64_t j = rtr_path_at(p, lambda);
-        fprintf(f, "%.10g,%lld,", lambda, (long long)j);
-        csv_point(f, p, j);
-        fputc('\n', f);
-    }
-    return file_close(f, grid_csv);
+static rtr_status csv_open(FILE **f, const char *path, const char *head, bool truth) {
+    if (!(*f = fopen(path, "w"))) return rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(*f, "%spred_accuracy,pred_mean_cost%s\n", head, truth ? ",accuracy,mean_cost,n_missing" : "");
+    return RTR_OK;
 }
 
 /* ------------------------------------------------------------- summary */
@@ -139,22 +178,22 @@ static cJSON *op_json(const rtr_op_point *o) {
     return j;
 }
 
-/* The summary without its Pareto front (summary_text adds it). */
-static cJSON *summary_json(const char *dir, const rtr_sweep_params *prm, const route_source *rs, const rtr_path *p,
-                           const sweep_refs *r, const char *device) {
+/* The summary without its Pareto front (summary_write adds it). */
+static cJSON *summary_json(const char *dir, const rtr_sweep_params *prm, const route_source *rs,
+                           const rtr_sweep_summary *sum, const sweep_refs *r, const char *device) {
     const rtr_catalog *cat = rtr_corpus_catalog(rs->corp);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "corpus", dir);
     cJSON_AddStringToObject(o, "device", device);
     cJSON_AddStringToObject(o, "split", prm->o.split && *prm->o.split ? prm->o.split : "(all)");
-    cJSON_AddNumberToObject(o, "n_queries", (double)p->n_queries);
+    cJSON_AddNumberToObject(o, "n_queries", (double)sum->n_queries);
     cJSON_AddNumberToObject(o, "n_pairs", cat->n_pairs);
     cJSON_AddStringToObject(o, "cost_model", rtr_cost_model_name(prm->o.cost_model));
     cJSON_AddNumberToObject(o, "cost_scale", rs->cost_scale);
     cJSON_AddStringToObject(o, "checkpoint_hash", rs->checkpoint_hash ? rs->checkpoint_hash : "");
-    cJSON_AddNumberToObject(o, "n_points", (double)p->n_points);
-    cJSON_AddNumberToObject(o, "n_switches", (double)p->n_switches);
-    cJSON_AddStringToObject(o, "pareto_on", p->real_acc ? "realised" : "predicted");
+    cJSON_AddNumberToObject(o, "n_points", (double)sum->n_points);
+    cJSON_AddNumberToObject(o, "n_switches", (double)sum->n_switches);
+    cJSON_AddStringToObject(o, "pareto_on", sum->realised ? "realised" : "predicted");
     if (!r) return o;
     cJSON *refs = cJSON_AddObjectToObject(o, "reference");
     cJSON *singles = cJSON_AddArrayToObject(refs, "single_pairs");
@@ -185,58 +224,77 @@ static cJSON *summary_json(const char *dir, const rtr_sweep_params *prm, const r
     return o;
 }
 
-static void json_num(rtr_buf *b, const char *key, double v, const char *sep) {
-    if (isnan(v) || isinf(v)) rtr_buf_printf(b, "\"%s\":null%s", key, sep);
-    else rtr_buf_printf(b, "\"%s\":%.17g%s", key, v, sep);
+static void json_num(FILE *f, const char *key, double v, const char *sep) {
+    if (isnan(v) || isinf(v)) fprintf(f, "\"%s\":null%s", key, sep);
+    else fprintf(f, "\"%s\":%.17g%s", key, v, sep);
 }
 
-/* The summary's text: o, then its Pareto front, one entry per front point,
- * printed straight into the text. The front grows with the path (120,710
- * points of 713,323 at 200,000 queries): as a JSON tree it cost four times
- * its text. NULL when out of memory. */
-static char *summary_text(const cJSON *o, const rtr_path *p, const int64_t *front, int64_t n_front) {
+/* The Pareto front in cost order: a point is on it when it is more
+ * accurate than every cheaper-or-equal point before it. */
+static bool front_next(double *front_acc, int64_t *n_front, double acc) {
+    if (*n_front && !(acc > *front_acc)) return false;
+    *front_acc = acc;
+    (*n_front)++;
+    return true;
+}
+
+/* summary.json: o, then its Pareto front, one entry per front point, from
+ * a pass over the points in cost order (the front grows with the path:
+ * 570,935 points of 1,969,981 at 1,000,000 queries, never held). */
+static rtr_status summary_write(const char *path, const cJSON *o, run_merge *by_cost) {
     char *head = cJSON_PrintUnformatted(o);
-    if (!head) return NULL;
-    rtr_buf b = {0};
-    rtr_buf_append(&b, head, strlen(head) - 1); /* without its closing brace */
+    if (!head) return rtr_fail(RTR_ERR_NOMEM, "sweep: out of memory");
+    FILE *f = fopen(path, "w");
+    rtr_status st = f ? RTR_OK : rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!st) {
+        fwrite(head, 1, strlen(head) - 1, f); /* without its closing brace */
+        fputs(",\"pareto_front\":[", f);
+    }
     free(head);
-    rtr_buf_printf(&b, ",\"pareto_front\":[");
-    const double *cost, *acc;
-    path_xy(p, &cost, &acc);
-    for (int64_t t = 0; t < n_front && !b.failed; t++) {
-        int64_t j = front[t];
-        rtr_buf_printf(&b, "%s{", t ? "," : "");
-        json_num(&b, "lambda_lo", j ? p->lambda[j - 1] : 0.0, ",");
-        json_num(&b, "lambda_hi", p->lambda[j], ",");
-        json_num(&b, "accuracy", acc[j], ",");
-        json_num(&b, "mean_cost", cost[j], ",");
-        json_num(&b, "pred_accuracy", p->pred_acc[j], ",");
-        json_num(&b, "pred_mean_cost", p->pred_cost[j], "}");
+    if (!st) st = run_merge_start(by_cost);
+    const char *rec;
+    double front_acc = 0;
+    int64_t n_front = 0;
+    while (!st && !(st = run_merge_next(by_cost, &rec)) && rec) {
+        cost_rec e;
+        memcpy(&e, rec, sizeof e);
+        if (!front_next(&front_acc, &n_front, e.acc)) continue;
+        fprintf(f, "%s{", n_front > 1 ? "," : "");
+        json_num(f, "lambda_lo", e.lambda_lo, ",");
+        json_num(f, "lambda_hi", e.lambda_hi, ",");
+        json_num(f, "accuracy", e.acc, ",");
+        json_num(f, "mean_cost", key_cost(e.key), ",");
+        json_num(f, "pred_accuracy", e.pred_acc, ",");
+        json_num(f, "pred_mean_cost", e.pred_cost, "}");
     }
-    rtr_buf_printf(&b, "]}");
-    if (b.failed) {
-        rtr_buf_free(&b);
-        return NULL;
-    }
-    return b.buf;
+    if (f) fputs("]}", f);
+    if (f && !st) st = file_close(f, path);
+    else if (f) fclose(f);
+    return st;
 }
 
 /* ----------------------------------------------------------------- plot */
 
+/* What the plot draws of the path: every point up to PLOT_POINTS, else
+ * one in step and the last (the chart thins a longer line to as many). */
+#define PLOT_POINTS 2000
+typedef struct {
+    double *x, *y, *rx, *ry; /* predicted, realised */
+    int64_t n, step;
+} plot_path;
+
 /* The path (predicted dashed, realised solid) with the reference routers. */
-static char *plot_svg(const rtr_catalog *cat, const rtr_path *p, const sweep_refs *r, const char *unit) {
-    const double *cost, *acc;
-    path_xy(p, &cost, &acc);
+static char *plot_svg(const rtr_catalog *cat, const plot_path *p, const rtr_sweep_summary *sum, const sweep_refs *r,
+                      const char *unit) {
     int32_t k = cat->n_pairs;
     double *sx = rtr_malloc(((size_t)k + 2) * sizeof *sx), *sy = rtr_malloc(((size_t)k + 2) * sizeof *sy);
     char **names = rtr_calloc((size_t)k, sizeof *names);
     rtr_buf b = {0};
     if (!sx || !sy || !names) b.failed = true;
-    rtr_series s[5] = {{.name = "RTR predicted", .x = p->pred_cost, .y = p->pred_acc, .n = p->n_points,
-                        .style = RTR_SERIES_DASHED}};
+    rtr_series s[5] = {{.name = "RTR predicted", .x = p->x, .y = p->y, .n = p->n, .style = RTR_SERIES_DASHED}};
     int ns = 1;
-    if (p->real_acc)
-        s[ns++] = (rtr_series){.name = "RTR realised", .x = cost, .y = acc, .n = p->n_points, .style = RTR_SERIES_LINE};
+    if (sum->realised)
+        s[ns++] = (rtr_series){.name = "RTR realised", .x = p->rx, .y = p->ry, .n = p->n, .style = RTR_SERIES_LINE};
     if (r && !b.failed) {
         for (int32_t j = 0; j < k; j++) {
             sx[j] = r->r.single[j].cost;
@@ -251,8 +309,8 @@ static char *plot_svg(const rtr_catalog *cat, const rtr_path *p, const sweep_ref
         s[ns++] = (rtr_series){.name = "Oracle", .x = sx + k + 1, .y = sy + k + 1, .n = 1, .style = RTR_SERIES_POINTS};
     }
     char title[160], xl[96];
-    snprintf(title, sizeof title, "Accuracy vs mean cost over lambda (%lld queries, %lld path points)", (long long)p->n_queries,
-             (long long)p->n_points);
+    snprintf(title, sizeof title, "Accuracy vs mean cost over lambda (%lld queries, %lld path points)",
+             (long long)sum->n_queries, (long long)sum->n_points);
     snprintf(xl, sizeof xl, "mean cost per query (%s)", unit);
     rtr_chart c = {.title = title, .xlabel = xl, .ylabel = "accuracy", .xmin = 0, .xmax = NAN, .ymin = NAN, .ymax = NAN,
                    .width = 860, .height = 500};
@@ -317,16 +375,18 @@ static rtr_status commit_dir(const char *tmp, const char *out_dir) {
 
 /* ---------------------------------------------------------------- the stage */
 
-/* Stream the selection into the path (and with outcomes the reference
- * routers). Under MPI each rank reads only its own shards (rs->shards) into
- * its path builder and its reference routers' sums; the ranks' breakpoints
- * are then merged (rtr_path_builder_finish_ranks) and the sums added. */
-static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, sweep_refs *refs, bool *truth) {
+/* Stream the selection into the path builder (and with outcomes the
+ * reference routers). Under MPI each rank reads only its own shards
+ * (rs->shards) into its builder and its reference routers' sums, which are
+ * then added; the ranks' breakpoints are merged when the path is walked. */
+static rtr_status build_path(rtr_backend *b, route_source *rs, int64_t spill, rtr_path_builder **out, sweep_refs *refs,
+                             bool *truth) {
     int32_t k = rtr_corpus_catalog(rs->corp)->n_pairs;
     rtr_path_builder *pb = NULL;
     eval_refs_acc acc;
     rtr_status st = eval_refs_acc_init(&acc, k);
     if (!st) st = rtr_path_builder_open(b, &pb, k, true, 0);
+    if (!st && spill) rtr_path_builder_spill(pb, spill);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
     int64_t any_truth = 0;
@@ -342,31 +402,140 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, rtr_path *path, s
     }
     if (!st && rs->shards) st = eval_refs_acc_sum_ranks(&acc);
     if (!st && rs->shards) st = rtr_dist_sum_i64(&any_truth, 1);
-    *truth = any_truth > 0;
+    *truth = any_truth > 0; /* without a single outcome there is nothing realised to report */
     rtr_progress_end(&prog);
-    if (st) {
-        rtr_path_builder_free(pb);
-        eval_refs_acc_free(&acc);
-        return st;
-    }
-    st = rtr_path_builder_finish_ranks(pb, path);
     if (!st) st = eval_refs_acc_finish(&acc, &refs->r);
     else eval_refs_acc_free(&acc);
-    /* without a single outcome there is nothing realised to report */
-    if (!st && !*truth) {
-        free(path->real_acc), free(path->real_cost), free(path->n_missing);
-        path->real_acc = path->real_cost = NULL;
-        path->n_missing = NULL;
-    }
+    if (st) rtr_path_builder_free(pb);
+    else *out = pb;
     return st;
 }
+
+/* The pass over the path in λ order: path.csv and grid.csv (files NULL on
+ * ranks that do not write), the plot's points, the largest cost, the
+ * points at λ = 0 and 1, and every point with a cost and an accuracy into
+ * the sorter on cost. */
+typedef struct {
+    bool truth;
+    FILE *path_f, *grid_f;
+    int64_t off;     /* bytes of path.csv so far */
+    int64_t grid, g; /* grid rows, the next one */
+    run_sorter by_cost;
+    double x_max;
+    rtr_path_point first, last;
+    plot_path plot;
+} sweep_pass;
+
+/* Realised values when the corpus has outcomes, else predicted. */
+static void point_xy(const sweep_pass *w, const rtr_path_point *p, double *cost, double *acc) {
+    *cost = w->truth ? p->real_cost : p->pred_cost;
+    *acc = w->truth ? p->real_acc : p->pred_acc;
+}
+
+static rtr_status sweep_point(void *ctx, const rtr_path_point *p) {
+    sweep_pass *w = ctx;
+    rtr_path_point pt = *p;
+    if (!w->truth) pt.real_acc = pt.real_cost = NAN, pt.n_missing = 0;
+    plot_path *pl = &w->plot;
+    if (!pt.j) {
+        w->first = pt;
+        int64_t n = pt.n_points > PLOT_POINTS ? PLOT_POINTS + 1 : pt.n_points;
+        pl->step = pt.n_points > PLOT_POINTS ? (pt.n_points + PLOT_POINTS - 1) / PLOT_POINTS : 1;
+        pl->x = rtr_malloc((size_t)n * sizeof(double)), pl->y = rtr_malloc((size_t)n * sizeof(double));
+        pl->rx = rtr_malloc((size_t)n * sizeof(double)), pl->ry = rtr_malloc((size_t)n * sizeof(double));
+        if (!pl->x || !pl->y || !pl->rx || !pl->ry) return RTR_ERR_NOMEM;
+    }
+    w->last = pt;
+    double cost, acc;
+    point_xy(w, &pt, &cost, &acc);
+    if (!isnan(cost)) w->x_max = fmax(w->x_max, cost);
+    if (pt.j % pl->step == 0 || pt.j == pt.n_points - 1) {
+        pl->x[pl->n] = pt.pred_cost, pl->y[pl->n] = pt.pred_acc;
+        pl->rx[pl->n] = pt.real_cost, pl->ry[pl->n++] = pt.real_acc;
+    }
+    cost_rec e = {cost_key(cost), acc, pt.j, 0, pt.lambda_lo, pt.lambda_hi, pt.pred_acc, pt.pred_cost};
+    if (w->path_f) {
+        int n = fprintf(w->path_f, "%lld,%.17g,%.17g,", (long long)pt.j, pt.lambda_lo, pt.lambda_hi);
+        e.off = w->off + n;
+        n += fprintf(w->path_f, "0,"); /* 1 on the front: set once it is known */
+        n += csv_point(w->path_f, &pt, w->truth);
+        n += fputc('\n', w->path_f) == EOF ? 0 : 1;
+        w->off += n;
+    }
+    /* the grid's λ that this point holds: those up to its right end */
+    for (; w->g < w->grid; w->g++) {
+        double lambda = w->grid > 1 ? (double)w->g / (double)(w->grid - 1) : 1.0;
+        if (lambda > pt.lambda_hi) break;
+        if (!w->grid_f) continue;
+        fprintf(w->grid_f, "%.10g,%lld,", lambda, (long long)pt.j);
+        csv_point(w->grid_f, &pt, w->truth);
+        fputc('\n', w->grid_f);
+    }
+    return isnan(cost) || isnan(acc) ? RTR_OK : run_sorter_add(&w->by_cost, &e);
+}
+
+/* The pass over the points in cost order: the front (its flags set in
+ * path.csv, fd -1: none) and, with outcomes, the curve metrics. */
+static rtr_status cost_pass(run_merge *m, int fd, const char *path_csv, sweep_refs *refs, bool truth,
+                            int64_t *n_front) {
+    curve_stream cs;
+    curve_stream_init(&cs, &refs->r, truth ? refs->x_max : 0);
+    rtr_status st = run_merge_start(m);
+    const char *rec;
+    double front_acc = 0;
+    *n_front = 0;
+    while (!st && !(st = run_merge_next(m, &rec)) && rec) {
+        cost_rec e;
+        memcpy(&e, rec, sizeof e);
+        curve_stream_add(&cs, key_cost(e.key), e.acc);
+        if (front_next(&front_acc, n_front, e.acc) && fd >= 0 && pwrite(fd, "1", 1, (off_t)e.off) != 1)
+            st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", path_csv, strerror(errno));
+    }
+    if (!st && truth) st = curve_stream_finish(&cs, &refs->m, refs->x_max);
+    free(cs.hull.pt);
+    return st;
+}
+
+/* The metrics of the single pairs (their AIQ) and x_max, the reference
+ * routers' costs and the path's. */
+static rtr_status refs_metrics(sweep_refs *s, double path_x_max, int32_t k) {
+    double *sc = rtr_malloc((size_t)k * sizeof *sc), *sa = rtr_malloc((size_t)k * sizeof *sa);
+    rtr_status st = sc && sa ? RTR_OK : RTR_ERR_NOMEM;
+    s->x_max = fmax(eval_refs_x_max(&s->r), path_x_max);
+    for (int32_t j = 0; !st && j < k; j++) {
+        sc[j] = s->r.single[j].cost;
+        sa[j] = s->r.single[j].acc;
+    }
+    s->aiq_single = NAN;
+    if (!st && s->r.best >= 0 && s->x_max > 0) st = rtr_metric_aiq(&s->aiq_single, sc, sa, k, s->x_max);
+    free(sc);
+    free(sa);
+    return st;
+}
+
+/* Records the sorters hold before they spill: RTR_SWEEP_SPILL (a test's
+ * knob: a few records make every run go through disk), else the defaults. */
+static rtr_status spill_records(int64_t *n) {
+    const char *v = getenv("RTR_SWEEP_SPILL");
+    *n = 0;
+    if (!v || !*v) return RTR_OK;
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*end || x < 1) return rtr_fail(RTR_ERR_INVALID, "RTR_SWEEP_SPILL=%s: must be a positive number of records", v);
+    *n = x;
+    return RTR_OK;
+}
+
+#define SWEEP_COST_RECORDS ((size_t)1 << 16) /* 4 MiB of cost_rec before a run goes to disk */
 
 rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summary *sum, const char *corpus_dir,
                             const rtr_sweep_params *prm) {
     memset(sum, 0, sizeof *sum);
     if (prm->grid < 0 || prm->grid > RTR_SWEEP_MAX_GRID)
         return rtr_fail(RTR_ERR_INVALID, "--grid %lld: must be in 0 .. %d", (long long)prm->grid, RTR_SWEEP_MAX_GRID);
-    rtr_status st = check_out_dir(out_dir);
+    int64_t spill;
+    rtr_status st = spill_records(&spill);
+    if (!st) st = check_out_dir(out_dir);
     if (st) return st;
     route_source rs;
     route_load_params lp = {.o = prm->o};
@@ -375,13 +544,14 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     const rtr_catalog *cat = rtr_corpus_catalog(rs.corp);
     int32_t k = cat->n_pairs;
     double t0 = rtr_now();
-    rtr_path p = {0};
     sweep_refs refs = {0};
-    bool truth = false;
-    bool *front_flag = NULL;
-    int64_t *front = NULL, n_front = 0;
+    sweep_pass w = {.grid = prm->grid};
+    run_sorter_init(&w.by_cost, sizeof(cost_rec), spill ? (size_t)spill : SWEEP_COST_RECORDS, cost_rec_cmp,
+                    "sweep's Pareto front");
+    rtr_path_builder *pb = NULL;
+    run_merge *by_cost = NULL;
     cJSON *js = NULL;
-    char *svg = NULL, *text = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
+    char *svg = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
     /* under MPI: every rank checks the ids over the whole corpus (each reads
      * its own shards below, so alone it would see only those), then takes its shards */
     bool *mine = NULL;
@@ -390,16 +560,7 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     if (!st && rtr_dist_size() > 1) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
-    if (!st) st = build_path(b, &rs, &p, &refs, &truth);
-    if (!st && truth) st = refs_metrics(&refs, &p, k);
-    if (!st) {
-        front = rtr_malloc((size_t)p.n_points * sizeof *front);
-        front_flag = rtr_calloc((size_t)p.n_points, sizeof *front_flag);
-        const double *cost, *acc;
-        path_xy(&p, &cost, &acc);
-        if (!front || !front_flag || (n_front = rtr_pareto_front(front, cost, acc, p.n_points)) < 0) st = RTR_ERR_NOMEM;
-        for (int64_t t = 0; !st && t < n_front; t++) front_flag[front[t]] = true;
-    }
+    if (!st) st = build_path(b, &rs, spill, &pb, &refs, &w.truth);
     /* every file into one temporary folder, then the folder into place (by rank 0 alone) */
     bool writer = rtr_dist_rank() == 0;
     if (!st && writer) {
@@ -408,38 +569,59 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         for (int i = 0; tmp && i < 4; i++) files[i] = rtr_sprintf("%s/%s", tmp, SWEEP_FILES[i]);
         if (!tmp || !files[3]) st = RTR_ERR_NOMEM;
         else if (mkdir(tmp, 0755) != 0) st = rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        if (!st) st = csv_open(&w.path_f, files[0], "point,lambda_lo,lambda_hi,pareto,", w.truth);
+        if (!st) w.off = ftello(w.path_f); /* the rows' bytes are counted from here */
+        if (!st && prm->grid > 0) st = csv_open(&w.grid_f, files[1], "lambda,point,", w.truth);
     }
-    if (!st && writer) st = write_path_csv(files[0], &p, front_flag);
-    if (!st && writer && prm->grid > 0) st = write_grid_csv(files[1], &p, prm->grid);
+    if (!st && rtr_dist_size() > 1) { /* rank 0 merges the ranks' breakpoints: the path in memory (SCALING.md) */
+        rtr_path p;
+        st = rtr_path_builder_finish_ranks(pb, &p);
+        pb = NULL;
+        if (!st) st = rtr_path_walk(&p, sweep_point, &w);
+        sum->n_queries = p.n_queries, sum->n_switches = p.n_switches;
+        rtr_path_free(&p);
+    } else if (!st) {
+        st = rtr_path_builder_walk(pb, sweep_point, &w, &sum->n_queries, &sum->n_switches);
+        pb = NULL;
+    }
+    if (!st && w.path_f && fflush(w.path_f) != 0)
+        st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", files[0], strerror(errno));
+    sum->n_points = w.last.n_points;
+    sum->realised = w.truth;
+    if (!st && w.truth) st = refs_metrics(&refs, w.x_max, k);
+    if (!st) st = run_sorter_merge(&w.by_cost, &by_cost);
+    if (!st) st = cost_pass(by_cost, w.path_f ? fileno(w.path_f) : -1, files[0], &refs, w.truth, &sum->n_front);
+    if (w.path_f) {
+        rtr_status c = file_close(w.path_f, files[0]);
+        if (!st) st = c;
+    }
+    if (w.grid_f) {
+        rtr_status c = file_close(w.grid_f, files[1]);
+        if (!st) st = c;
+    }
     if (!st) {
         const char *unit = prm->o.cost_model == RTR_COST_USD ? "USD" : prm->o.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
-        js = summary_json(corpus_dir, prm, &rs, &p, truth ? &refs : NULL, b->device);
+        js = summary_json(corpus_dir, prm, &rs, sum, w.truth ? &refs : NULL, b->device);
         cJSON_AddNumberToObject(js, "seconds", rtr_now() - t0);
-        svg = plot_svg(cat, &p, truth ? &refs : NULL, unit);
-        text = summary_text(js, &p, front, n_front);
-        if (!text || !svg) st = rtr_fail(RTR_ERR_NOMEM, "sweep: out of memory");
+        svg = plot_svg(cat, &w.plot, sum, w.truth ? &refs : NULL, unit);
+        if (!js || !svg) st = rtr_fail(RTR_ERR_NOMEM, "sweep: out of memory");
     }
-    if (!st && writer) st = rtr_write_file_atomic(files[2], text, strlen(text));
+    if (!st && writer) st = summary_write(files[2], js, by_cost);
     if (!st && writer) st = rtr_write_file_atomic(files[3], svg, strlen(svg));
     if (!st && writer) st = commit_dir(tmp, out_dir);
-    if (!st) sum->json = text, text = NULL; /* one text for the file and the caller (--json) */
     if (st && tmp && rtr_path_exists(tmp)) rtr_remove_tree(tmp);
     if (!st) {
-        const double *cost, *acc;
-        path_xy(&p, &cost, &acc);
-        sum->n_queries = p.n_queries;
-        sum->n_points = p.n_points;
-        sum->n_switches = p.n_switches;
-        sum->n_front = n_front;
+        double c0, a0, c1, a1;
+        point_xy(&w, &w.first, &c0, &a0);
+        point_xy(&w, &w.last, &c1, &a1);
         sum->k = k;
         sum->cost_scale = rs.cost_scale;
-        sum->realised = truth;
-        sum->acc0 = acc[0], sum->cost0 = cost[0];
-        sum->acc1 = acc[p.n_points - 1], sum->cost1 = cost[p.n_points - 1];
+        sum->acc0 = a0, sum->cost0 = c0;
+        sum->acc1 = a1, sum->cost1 = c1;
         sum->best_acc = sum->best_cost = sum->oracle_acc = sum->oracle_cost = NAN;
         sum->x_max = sum->aiq = sum->aiq_single = sum->apgr = sum->cpt50 = sum->cpt80 = NAN;
         sum->cost_to_match = sum->oracle_gap = NAN;
-        if (truth && refs.r.best >= 0) {
+        if (w.truth && refs.r.best >= 0) {
             sum->best_single = rtr_catalog_pair_name(cat, refs.r.best);
             sum->best_acc = refs.r.single[refs.r.best].acc;
             sum->best_cost = refs.r.single[refs.r.best].cost;
@@ -455,12 +637,11 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     for (int i = 0; i < 4; i++) free(files[i]);
     free(tmp);
     cJSON_Delete(js);
-    free(text);
     free(svg);
-    free(front);
-    free(front_flag);
+    free(w.plot.x), free(w.plot.y), free(w.plot.rx), free(w.plot.ry);
+    run_sorter_free(&w.by_cost);
+    rtr_path_builder_free(pb);
     eval_refs_free(&refs.r);
-    rtr_path_free(&p);
     route_source_close(&rs);
     free(mine);
     return st;

@@ -45,10 +45,8 @@ typedef struct {
 #define ID_SPILL_DEFAULT ((int64_t)1 << 18)
 
 typedef struct {
-    id_rec *buf;
-    size_t n, cap, spill;
+    run_sorter sorted; /* (hash, place) in that order */
     uint64_t mask;
-    run_files files;
     bool done;
 } id_check;
 
@@ -59,50 +57,24 @@ static int id_rec_cmp(const void *x, const void *y) {
 }
 
 static void id_check_init(id_check *ic, const rtr_row_query *q) {
-    *ic = (id_check){.spill = (size_t)(q->id_spill > 0 ? q->id_spill : ID_SPILL_DEFAULT),
-                     .mask = q->id_hash_bits > 0 && q->id_hash_bits < 64 ? ((uint64_t)1 << q->id_hash_bits) - 1
-                                                                       : ~(uint64_t)0,
-                     .files = {.rec = sizeof(id_rec), .what = "query id check"}};
+    *ic = (id_check){.mask = q->id_hash_bits > 0 && q->id_hash_bits < 64 ? ((uint64_t)1 << q->id_hash_bits) - 1
+                                                                       : ~(uint64_t)0};
+    run_sorter_init(&ic->sorted, sizeof(id_rec), (size_t)(q->id_spill > 0 ? q->id_spill : ID_SPILL_DEFAULT), id_rec_cmp,
+                    "query id check");
 }
 
 static void id_check_free(id_check *ic) {
-    free(ic->buf);
-    run_files_free(&ic->files);
+    run_sorter_free(&ic->sorted);
     memset(ic, 0, sizeof *ic);
 }
 
-/* The buffer sorted (hash, then place: read order) and written as a run. */
-static rtr_status id_check_spill(id_check *ic) {
-    qsort(ic->buf, ic->n, sizeof *ic->buf, id_rec_cmp);
-    FILE *f;
-    rtr_status s = run_temp_file(&f, ic->files.what);
-    if (s) return s;
-    if (ic->n) fwrite(ic->buf, sizeof *ic->buf, ic->n, f); /* a short write sets ferror: run_files_push reports it */
-    s = run_files_push(&ic->files, f, ic->n);
-    ic->n = 0;
-    return s;
-}
-
 static rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row) {
-    if (ic->n == ic->cap) {
-        if (ic->n >= ic->spill) {
-            rtr_status s = id_check_spill(ic);
-            if (s) return s;
-        } else {
-            size_t cap = ic->cap ? 2 * ic->cap : 4096;
-            if (cap > ic->spill) cap = ic->spill;
-            id_rec *b = rtr_realloc(ic->buf, cap * sizeof *b);
-            if (!b) return RTR_ERR_NOMEM;
-            ic->buf = b;
-            ic->cap = cap;
-        }
-    }
     if ((uint64_t)shard >> (64 - ID_ROW_BITS) || (uint64_t)row >> ID_ROW_BITS)
         return rtr_fail(RTR_ERR_INVALID, "shard %d row %lld: beyond the id check's 2^24 shards of 2^40 rows", shard,
                         (long long)row);
     uint64_t h = rtr_hash64(RTR_FNV_SEED, id, strlen(id)) & ic->mask;
-    ic->buf[ic->n++] = (id_rec){h, (uint64_t)shard << ID_ROW_BITS | (uint64_t)row};
-    return RTR_OK;
+    id_rec e = {h, (uint64_t)shard << ID_ROW_BITS | (uint64_t)row};
+    return run_sorter_add(&ic->sorted, &e);
 }
 
 /* The id at place `at` (a copy, caller frees), read again from its shard. */
@@ -165,26 +137,14 @@ static rtr_status id_group_add(id_group *g, const rtr_corpus *c, const id_rec *e
  * with the runs on disk; equal hashes confirmed by the ids. */
 static rtr_status id_check_finish(id_check *ic, const rtr_corpus *c) {
     ic->done = true;
-    rtr_status s = RTR_OK;
-    sorted_run mem = {0}, *runs = &mem;
-    int n_runs = 1;
-    if (ic->files.n) {
-        if (ic->n) s = id_check_spill(ic);
-        free(ic->buf), ic->buf = NULL;
-        ic->cap = 0;
-        runs = ic->files.runs, n_runs = ic->files.n;
-    } else {
-        qsort(ic->buf, ic->n, sizeof *ic->buf, id_rec_cmp);
-        mem = (sorted_run){.mem = (const char *)ic->buf, .n = ic->n, .rec = sizeof(id_rec)};
-    }
-    run_merge m = {0};
-    if (!s) s = run_merge_open(&m, runs, n_runs);
-    if (!s) s = run_merge_start(&m);
+    run_merge *m = NULL;
+    rtr_status s = run_sorter_merge(&ic->sorted, &m);
+    if (!s) s = run_merge_start(m);
     id_group g = {0};
     id_rec prev = {0}, e;
     bool open = false; /* prev's hash has a group */
     const char *rec;
-    for (int64_t i = 0; !s && !(s = run_merge_next(&m, &rec)) && rec; i++) {
+    for (int64_t i = 0; !s && !(s = run_merge_next(m, &rec)) && rec; i++) {
         memcpy(&e, rec, sizeof e);
         if (i && e.hash == prev.hash) {
             if (!open) s = id_group_add(&g, c, &prev), open = true;
@@ -197,7 +157,6 @@ static rtr_status id_check_finish(id_check *ic, const rtr_corpus *c) {
     }
     id_group_clear(&g);
     free(g.id), free(g.at);
-    run_merge_free(&m);
     id_check_free(ic);
     ic->done = true;
     return s;

@@ -50,6 +50,10 @@ static uint64_t run_key(const sorted_run *r) {
 }
 
 static bool heap_less(const run_merge *m, int a, int b) {
+    if (m->cmp) {
+        int c = m->cmp(run_cur(&m->runs[a]), run_cur(&m->runs[b]));
+        return c < 0 || (c == 0 && a < b);
+    }
     uint64_t ka = run_key(&m->runs[a]), kb = run_key(&m->runs[b]);
     return ka < kb || (ka == kb && a < b);
 }
@@ -126,6 +130,7 @@ static rtr_status run_files_compact(run_files *l) {
     run_merge m;
     FILE *f = NULL;
     rtr_status st = run_merge_open(&m, l->runs, l->n);
+    m.cmp = l->cmp;
     if (!st) st = run_temp_file(&f, l->what);
     if (!st) st = run_merge_start(&m);
     size_t n = 0;
@@ -166,4 +171,67 @@ void run_files_free(run_files *l) {
     free(l->runs);
     l->runs = NULL;
     l->n = 0;
+}
+
+/* ------------------------------------------------------------ a sorter */
+
+void run_sorter_init(run_sorter *s, size_t rec, size_t max_held, run_cmp cmp, const char *what) {
+    *s = (run_sorter){.files = {.rec = rec, .what = what, .cmp = cmp}, .max_held = max_held ? max_held : 1};
+}
+
+/* The records held, sorted (qsort is not stable: cmp must order every two
+ * records that differ), written as a run on disk. */
+static rtr_status sorter_spill(run_sorter *s) {
+    qsort(s->buf, s->n, s->files.rec, s->files.cmp);
+    FILE *f;
+    rtr_status st = run_temp_file(&f, s->files.what);
+    if (st) return st;
+    if (s->n) fwrite(s->buf, s->files.rec, s->n, f); /* a short write sets ferror: run_files_push reports it */
+    st = run_files_push(&s->files, f, s->n);
+    s->n = 0;
+    return st;
+}
+
+rtr_status run_sorter_add(run_sorter *s, const void *rec) {
+    if (s->n == s->cap) {
+        if (s->n >= s->max_held) {
+            rtr_status st = sorter_spill(s);
+            if (st) return st;
+        } else { /* grown as needed, so that a small input takes little */
+            size_t cap = s->cap ? 2 * s->cap : 4096;
+            if (cap > s->max_held) cap = s->max_held;
+            char *b = rtr_realloc(s->buf, cap * s->files.rec);
+            if (!b) return RTR_ERR_NOMEM;
+            s->buf = b;
+            s->cap = cap;
+        }
+    }
+    memcpy(s->buf + s->n++ * s->files.rec, rec, s->files.rec);
+    return RTR_OK;
+}
+
+rtr_status run_sorter_merge(run_sorter *s, run_merge **m) {
+    rtr_status st = RTR_OK;
+    sorted_run *runs = &s->mem;
+    int n_runs = 1;
+    if (s->files.n) { /* the rest spilled too: the merge reads only the files */
+        if (s->n) st = sorter_spill(s);
+        free(s->buf), s->buf = NULL;
+        s->cap = 0;
+        runs = s->files.runs, n_runs = s->files.n;
+    } else {
+        qsort(s->buf, s->n, s->files.rec, s->files.cmp);
+        s->mem = (sorted_run){.mem = s->buf, .n = s->n, .rec = s->files.rec};
+    }
+    if (!st) st = run_merge_open(&s->m, runs, n_runs);
+    s->m.cmp = s->files.cmp;
+    *m = st ? NULL : &s->m;
+    return st;
+}
+
+void run_sorter_free(run_sorter *s) {
+    run_merge_free(&s->m);
+    run_files_free(&s->files);
+    free(s->buf);
+    memset(s, 0, sizeof *s);
 }

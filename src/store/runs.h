@@ -28,13 +28,19 @@ typedef struct {
 
 void sorted_run_close(sorted_run *r);
 
-/* The k-way merge of runs: every record in key order, equal keys in run
- * order, so runs of consecutive rows (or of ranks in order) merge into the
- * order one stable sort of all of them gives. */
+/* An order on whole records (qsort's contract), for records whose order
+ * needs more than the key (ties broken by other fields). */
+typedef int (*run_cmp)(const void *a, const void *b);
+
+/* The k-way merge of runs: every record in key order (or cmp's, when set
+ * after run_merge_open), equal ones in run order, so runs of consecutive
+ * rows (or of ranks in order) merge into the order one stable sort of all
+ * of them gives. */
 typedef struct {
     sorted_run *runs;
     int n, nh;
     int *heap; /* runs with a record left, the least (key, run) on top */
+    run_cmp cmp;
     char cur[RUN_MAX_REC];
 } run_merge;
 
@@ -58,6 +64,7 @@ typedef struct {
     int n;
     size_t rec;
     const char *what;
+    run_cmp cmp; /* the runs' order (NULL: the key) */
 } run_files;
 
 /* Add the run f holds (n records, written in key order) to the list, first
@@ -65,5 +72,23 @@ typedef struct {
  * on error). */
 rtr_status run_files_push(run_files *l, FILE *f, size_t n);
 void run_files_free(run_files *l);
+
+/* Records sorted by cmp in bounded memory: add holds up to max_held of
+ * them, sorts them and writes them as a run on disk when full; merge gives
+ * every record added, in order (stable: equal records in the order added),
+ * from the buffer alone when nothing was spilled. The merge stays valid
+ * until free and may be walked again (run_merge_start). */
+typedef struct {
+    run_files files;
+    char *buf;
+    size_t n, cap, max_held;
+    sorted_run mem;
+    run_merge m;
+} run_sorter;
+
+void run_sorter_init(run_sorter *s, size_t rec, size_t max_held, run_cmp cmp, const char *what);
+rtr_status run_sorter_add(run_sorter *s, const void *rec);
+rtr_status run_sorter_merge(run_sorter *s, run_merge **m);
+void run_sorter_free(run_sorter *s);
 
 #endif

@@ -1,0 +1,49 @@
+/* The curve metrics of metrics.c (AIQ's hull, the area over [0,1] behind
+ * APGR, CPT) over points given one at a time in order of x, ties highest y
+ * first, so that a caller whose points do not fit in memory (rtr sweep's λ
+ * path, sorted through runs.h) computes them in one pass; the array
+ * functions of metrics.h sort their points and use the same scans, so both
+ * give the same values bit for bit. Non-finite points are skipped.
+ * Internal. */
+#ifndef RTR_CURVE_SCAN_H
+#define RTR_CURVE_SCAN_H
+
+#include "rtr/rtr.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    double x, y;
+} curve_xy;
+
+/* The upper concave hull so far (its vertices only: a point that can no
+ * longer be on it is dropped). Zero-initialise; aiq frees. */
+typedef struct {
+    curve_xy *pt;
+    int64_t n, cap;
+    bool any, nomem;
+} hull_scan;
+
+void hull_scan_add(hull_scan *h, double x, double y);
+/* rtr_metric_aiq (from_zero: rtr_metric_aiq_from_zero) of the points added,
+ * with its errors; frees h. */
+rtr_status hull_scan_aiq(hull_scan *h, double x_max, bool from_zero, double *aiq);
+
+/* The area under the piecewise-linear curve over [0,1] (rtr_curve_area01)
+ * and, for up to two targets, rtr_metric_cpt's x where the curve first
+ * reaches each: O(1) memory. */
+typedef struct {
+    double area, target[2], cpt[2];
+    int n_target;
+    bool open, prev;      /* a group at x = gx is open; one ended before it */
+    double gx, gmax, gmin; /* the open group: its x, first (highest) and last y */
+    double px, py;         /* the group before: its x and last y */
+} area_scan;
+
+void area_scan_init(area_scan *a, const double *target, int n_target);
+void area_scan_add(area_scan *a, double x, double y);
+/* The area (NaN without a point); a->cpt[i] NaN where never reached. */
+double area_scan_finish(area_scan *a);
+
+#endif
