@@ -157,8 +157,9 @@ def run(cfg, model, texts, args, max_len, out):
     if cfg.startswith("rtr"):
         # rtr-fp32-passive: libgomp reads its waiting policy only when it loads, so it goes in the environment
         env = dict(os.environ, OMP_WAIT_POLICY="passive") if cfg.endswith("-passive") else None
-        return child([args.rtr_bench, "--model", model, "--precision", cfg.split("-")[1], "--threads",
-                      str(args.threads), "--max-len", str(max_len), "--out", out], "\n".join(texts) + "\n", env)
+        bench = args.base_bench if cfg.endswith("-base") else args.rtr_bench
+        return child([bench, "--model", model, "--precision", cfg.split("-")[1], "--threads", str(args.threads),
+                      "--max-len", str(max_len), "--out", out], "\n".join(texts) + "\n", env)
     if cfg == "st":
         return child([sys.executable, "-c", ST_CHILD, model, str(args.threads), str(args.batch), str(max_len), out],
                      json.dumps(texts))
@@ -173,7 +174,7 @@ def cosines(a, b):
 
 LABEL = {"st": "sentence-transformers (PyTorch fp32)", "ort": "ONNX Runtime fp32", "ort-int8":
          "ONNX Runtime int8 (dynamic)", "rtr-fp32": "rtr fp32", "rtr-int8": "rtr int8 (dynamic, AVX2)",
-         "rtr-fp32-passive": "rtr fp32, OMP_WAIT_POLICY=passive"}
+         "rtr-fp32-passive": "rtr fp32, OMP_WAIT_POLICY=passive", "rtr-fp32-base": "rtr fp32, --base-build"}
 
 
 def main():
@@ -188,6 +189,7 @@ def main():
     ap.add_argument("--short-texts", type=int, default=2100)
     ap.add_argument("--long-texts", type=int, default=64)
     ap.add_argument("--long-len", type=int, default=384)
+    ap.add_argument("--base-build", default=None, help="a second build for config rtr-fp32-base (before/after)")
     ap.add_argument("--configs", default="st,ort,ort-int8,rtr-fp32,rtr-int8",
                     help="comma-separated, of: " + ", ".join(LABEL))
     args = ap.parse_args()
@@ -195,6 +197,9 @@ def main():
     if not os.access(args.rtr_bench, os.X_OK):
         sys.exit(f"{args.rtr_bench}: not built (cmake --build {args.build})")
     configs = args.configs.split(",")
+    args.base_bench = args.base_build and os.path.join(args.base_build, "bench", "bench_encode_cpu")
+    if "rtr-fp32-base" in configs and not (args.base_bench and os.access(args.base_bench, os.X_OK)):
+        sys.exit("rtr-fp32-base needs --base-build with bench/bench_encode_cpu built")
     qs = questions()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {args.threads} threads; load average "
@@ -245,9 +250,9 @@ def main():
             for mine in [c for c in configs if c.startswith("rtr")]:
                 for peer in [c for c in configs if not c.startswith("rtr")]:
                     print(f"  ratio {LABEL[mine]} / {LABEL[peer]}: {med[mine] / med[peer]:.2f}x")
-            if "rtr-fp32" in med and "rtr-fp32-passive" in med:
-                print(f"  ratio {LABEL['rtr-fp32-passive']} / {LABEL['rtr-fp32']}: "
-                      f"{med['rtr-fp32-passive'] / med['rtr-fp32']:.2f}x")
+            for a, b in (("rtr-fp32-passive", "rtr-fp32"), ("rtr-fp32", "rtr-fp32-base")):
+                if a in med and b in med:
+                    print(f"  ratio {LABEL[a]} / {LABEL[b]}: {med[a] / med[b]:.2f}x")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -3,13 +3,14 @@
  * the encoder loaded with its linear layers on OpenBLAS fp32 ("fp32") or on
  * int8 weights ("int8", src/backend/cpu_gemm_packed.c), one warm-up call on
  * the first
- * 32 texts, then every text encoded in one call. Prints one JSON line
+ * 32 texts, then every text encoded in one call (--each: one call per
+ * text, as online `route --batch-size 1` encodes). Prints one JSON line
  * (load and encode seconds, texts, real tokens); --out writes the
  * embeddings as raw float32 [n x D] so the caller can compare them with its
  * peers'.
  *
  *     bench_encode_cpu --model DIR [--precision fp32|int8] [--threads N]
- *                      [--max-len L] [--out FILE] < texts
+ *                      [--max-len L] [--out FILE] [--each] < texts
  *
  * int8: the encoder's own precision names are the CUDA ones until
  * src/encoder/encoder.c accepts "int8" on the CPU, so the encoder runs on a
@@ -41,14 +42,19 @@ static rtr_status force_precision(void *ctx, rtr_gemm_precision p) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_encode_cpu --model DIR [--precision fp32|int8] [--threads N] [--max-len L] "
-                    "[--out FILE] < texts\n");
+                    "[--out FILE] [--each] < texts\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *precision = "fp32", *out_path = NULL;
     int threads = 2, max_len = 0;
+    bool each = false;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--each")) {
+            each = true;
+            continue;
+        }
         if (i + 1 >= argc) return usage();
         if (!strcmp(argv[i], "--model")) model = argv[++i];
         else if (!strcmp(argv[i], "--precision")) precision = argv[++i];
@@ -102,8 +108,9 @@ int main(int argc, char **argv) {
     if (rtr_encoder_encode(enc, emb, (const char *const *)texts, lens, warm) != RTR_OK)
         return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     t0 = now();
-    if (rtr_encoder_encode(enc, emb, (const char *const *)texts, lens, n) != RTR_OK)
-        return fprintf(stderr, "%s\n", rtr_last_error()), 1;
+    for (size_t i = 0, step = each ? 1 : n; i < n; i += step)
+        if (rtr_encoder_encode(enc, emb + i * D, (const char *const *)texts + i, lens + i, step) != RTR_OK)
+            return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     double secs = now() - t0;
     /* real tokens, as the encoder truncates them */
     const rtr_tokenizer *tok = rtr_encoder_tokenizer(enc);

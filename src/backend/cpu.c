@@ -137,14 +137,26 @@ RTR_BACKEND_OPS(CPU_REF_ADAPTER)
 /* The fast CPU backend owns BLAS threading: its BLAS calls always run on one
  * OpenBLAS thread and parallelism is OpenMP's (one thread pool instead of
  * OpenBLAS's threads competing with OpenMP's spinning ones; small GEMMs are
- * faster serial anyway). The caller's OpenBLAS setting is put back after
- * each op (a toggle costs nanoseconds). */
-static int blas_serial_begin(void) {
-    int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return threads;
+ * faster serial anyway). The caller's OpenBLAS setting is put back when the
+ * last op in flight ends: ops may run on several threads at once (the
+ * encoder's texts split over the threads), and one op putting the setting
+ * back must not hand another op's BLAS calls OpenBLAS's threads. */
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_ops, blas_saved;
+
+static void blas_serial_begin(void) {
+    pthread_mutex_lock(&blas_lock);
+    if (blas_ops++ == 0) {
+        blas_saved = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_lock);
 }
-static void blas_serial_end(int threads) { openblas_set_num_threads(threads); }
+static void blas_serial_end(void) {
+    pthread_mutex_lock(&blas_lock);
+    if (--blas_ops == 0) openblas_set_num_threads(blas_saved);
+    pthread_mutex_unlock(&blas_lock);
+}
 
 /* B quantised for the int8 kernel: from the cache, or packed now and kept.
  * In int8 a B operand is taken to be constant weights until the precision
@@ -243,7 +255,7 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
         N > 0 && K > 0)
         return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    int blas_threads = blas_serial_begin();
+    blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
     int p = split ? cpu_sgemm_row_block() : 0;
 #pragma omp parallel if (split)
@@ -257,16 +269,16 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
     }
-    blas_serial_end(blas_threads);
+    blas_serial_end();
     return RTR_OK;
 }
 
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
     (void)ctx;
-    int blas_threads = blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
+    blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
     attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
-    blas_serial_end(blas_threads);
+    blas_serial_end();
     return RTR_OK;
 }
 

@@ -800,36 +800,66 @@ static rtr_status linear(rtr_backend *b, float *out, const float *inp, const flo
     return b->iface->sgemm(b->ctx, false, true, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
 }
 
-/* Forward B texts padded to T tokens (ids, pos_ids [B x T] and lens [B] in
- * backend memory) on the encoder's backend; pooled rows to enc->pooled
- * [B x C]. Queued, not waited for. */
+/* Texts [b0, b0 + nb) of a batch padded to T tokens (ids, pos_ids [B x T]
+ * and lens [B] in backend memory), every step on those texts' rows of the
+ * scratch; pooled rows to enc->pooled + b0·C. MPNet's position bias must be
+ * in enc->bias already. */
+static rtr_status forward_texts(rtr_encoder *enc, const int32_t *ids, const int32_t *pos_ids, const int32_t *lens,
+                                int b0, int nb, int T) {
+    rtr_backend *b = enc->b;
+    const rtr_backend_iface *f = b->iface;
+    int C = enc->C, NH = enc->NH, F = enc->F, N = nb * T;
+    size_t r0 = (size_t)b0 * T;
+    float eps = enc->eps, *x = enc->x + r0 * C, *qkv = enc->qkv + r0 * 3 * C, *att_out = enc->att_out + r0 * C;
+    float *tmp = enc->tmp + r0 * C, *ffn = enc->ffn + r0 * F, *att = enc->att + r0 * NH * T;
+    lens += b0;
+    rtr_status s = f->embedding_layernorm_forward(b->ctx, x, ids + r0, pos_ids + r0, enc->wte, enc->wpe, enc->wtt,
+                                                  enc->emb_ln_w, enc->emb_ln_b, eps, nb, T, C);
+    for (int l = 0; l < enc->L && !s; l++) {
+        const layer_weights *w = &enc->layers[l];
+        s = linear(b, qkv, x, w->qkv_w, N, C, 3 * C);
+        if (!s) s = f->bias_add_forward(b->ctx, qkv, qkv, w->qkv_b, N, 3 * C);
+        if (!s) s = f->attention_forward(b->ctx, att_out, att, qkv, enc->bias, lens, nb, T, C, NH);
+        if (!s) s = linear(b, tmp, att_out, w->o_w, N, C, C);
+        if (!s) s = f->residual_layernorm_forward(b->ctx, x, tmp, w->o_b, x, w->ln1_w, w->ln1_b, eps, N, C);
+        if (!s) s = linear(b, ffn, x, w->fc_w, N, C, F);
+        if (!s) s = f->bias_gelu_forward(b->ctx, ffn, ffn, w->fc_b, N, F);
+        if (!s) s = linear(b, tmp, ffn, w->proj_w, N, F, C);
+        if (!s) s = f->residual_layernorm_forward(b->ctx, x, tmp, w->proj_b, x, w->ln2_w, w->ln2_b, eps, N, C);
+    }
+    if (!s) s = f->pool_forward(b->ctx, enc->pooled + (size_t)b0 * C, x, lens, nb, T, C, enc->pool, enc->normalize);
+    return s;
+}
+
+/* Forward B texts padded to T tokens on the encoder's backend; pooled rows
+ * to enc->pooled [B x C]. Queued, not waited for. On the fast CPU backend in
+ * fp32, each OpenMP thread runs the whole forward of its share of the texts
+ * (one thread each inside): no barrier between the ~60 ops of a batch,
+ * where a thread the OS has descheduled kept its partner waiting (or
+ * spinning) at every one on a busy machine. Rows are per text, so this
+ * changes which GEMM call a row is in, not what it computes. */
 static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *pos_ids, const int32_t *lens, int B,
                           int T) {
     rtr_backend *b = enc->b;
-    const rtr_backend_iface *f = b->iface;
-    int C = enc->C, NH = enc->NH, F = enc->F, N = B * T;
-    float eps = enc->eps;
-    rtr_status s = f->embedding_layernorm_forward(b->ctx, enc->x, ids, pos_ids, enc->wte, enc->wpe, enc->wtt,
-                                                  enc->emb_ln_w, enc->emb_ln_b, eps, B, T, C);
-    if (!s && enc->arch == ARCH_MPNET)
-        s = f->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, NH, enc->num_buckets, enc->max_distance);
-    for (int l = 0; l < enc->L && !s; l++) {
-        const layer_weights *w = &enc->layers[l];
-        s = linear(b, enc->qkv, enc->x, w->qkv_w, N, C, 3 * C);
-        if (!s) s = f->bias_add_forward(b->ctx, enc->qkv, enc->qkv, w->qkv_b, N, 3 * C);
-        if (!s) s = f->attention_forward(b->ctx, enc->att_out, enc->att, enc->qkv, enc->bias, lens, B, T, C, NH);
-        if (!s) s = linear(b, enc->tmp, enc->att_out, w->o_w, N, C, C);
-        if (!s)
-            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->o_b, enc->x, w->ln1_w, w->ln1_b, eps, N,
-                                              C);
-        if (!s) s = linear(b, enc->ffn, enc->x, w->fc_w, N, C, F);
-        if (!s) s = f->bias_gelu_forward(b->ctx, enc->ffn, enc->ffn, w->fc_b, N, F);
-        if (!s) s = linear(b, enc->tmp, enc->ffn, w->proj_w, N, F, C);
-        if (!s)
-            s = f->residual_layernorm_forward(b->ctx, enc->x, enc->tmp, w->proj_b, enc->x, w->ln2_w, w->ln2_b, eps,
-                                              N, C);
+    rtr_status s = RTR_OK;
+    if (enc->arch == ARCH_MPNET)
+        s = b->iface->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, enc->NH, enc->num_buckets,
+                                            enc->max_distance);
+    int nt = omp_get_max_threads() < B ? omp_get_max_threads() : B;
+    /* the fast CPU backend itself (not the references, nor a copy of its
+     * table), whose fp32 ops keep no state between calls */
+    bool split = nt > 1 && enc->precision == RTR_GEMM_F32 && rtr_backend_is_host(b) && !strcmp(b->iface->name, "cpu");
+    if (s || !split) return s ? s : forward_texts(enc, ids, pos_ids, lens, 0, B, T);
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num(), n = omp_get_num_threads(), b0 = B * t / n, b1 = B * (t + 1) / n;
+        omp_set_num_threads(1); /* the ops' own regions: one thread each */
+        rtr_status st = b1 > b0 ? forward_texts(enc, ids, pos_ids, lens, b0, b1 - b0, T) : RTR_OK;
+        if (st) {
+#pragma omp critical(encoder_forward_status)
+            if (!s) s = st;
+        }
     }
-    if (!s) s = f->pool_forward(b->ctx, enc->pooled, enc->x, lens, B, T, C, enc->pool, enc->normalize);
     return s;
 }
 
@@ -890,6 +920,10 @@ static rtr_status tokenize(const rtr_encoder *enc, const char *text, size_t len,
 
 /* Texts per tokenisation chunk: bounds the id buffers, not the batch size. */
 #define ENCODE_CHUNK 8192
+/* Batches of at most this many padded tokens run on one thread on the host
+ * (launch_batch), and fewer texts than SERIAL_TEXTS are tokenized on one. */
+#define SERIAL_TOKENS 128
+#define SERIAL_TEXTS 8
 
 /* A batch: B tokenized texts padded to T, in pinned slot `slot`. */
 typedef struct {
@@ -928,9 +962,19 @@ static void stage_batch(rtr_encoder *enc, const batch *bt) {
 static rtr_status launch_batch(rtr_encoder *enc, const batch *bt) {
     size_t BT = (size_t)bt->B * bt->T;
     rtr_backend *bk = enc->b;
+    /* A batch this small (one short text: online route, embed) runs on the
+     * calling thread alone on the host: each op is less work than a parallel
+     * region's hand-over, and the other thread would spin between the ops
+     * (libgomp's default wait), taking the CPU time the working one needs
+     * on a busy machine. The host backend computes within the call, so the
+     * thread count can be put back after it. */
+    int threads = omp_get_max_threads();
+    bool serial = BT <= SERIAL_TOKENS && threads > 1 && rtr_backend_is_host(bk);
+    if (serial) omp_set_num_threads(1);
     rtr_status s = rtr_backend_upload_async(bk, enc->in, enc->h_in[bt->slot], (2 * BT + (size_t)bt->B) * sizeof(int32_t));
     if (!s)
         s = (enc->bf16 ? forward_bf16 : forward)(enc, enc->in, enc->in + BT, enc->in + 2 * BT, bt->B, bt->T);
+    if (serial) omp_set_num_threads(threads);
     if (!s) s = rtr_backend_download_async(bk, enc->h_pooled[bt->slot], enc->pooled, (size_t)bt->B * enc->C * sizeof(float));
     return s;
 }
@@ -946,7 +990,7 @@ rtr_status rtr_encoder_encode(rtr_encoder *enc, float *out, const char *const *t
     for (size_t base = 0; base < n && !s; base += chunk) {
         size_t m = n - base < chunk ? n - base : chunk;
         int failed = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(| : failed)
+#pragma omp parallel for schedule(dynamic, 16) reduction(| : failed) if (m >= SERIAL_TEXTS)
         for (size_t i = 0; i < m; i++) {
             const char *text = texts[base + i] ? texts[base + i] : "";
             size_t len = lens ? lens[base + i] : strlen(text);
