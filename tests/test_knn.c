@@ -57,13 +57,32 @@ static void test_exact_matches_metrics(void) {
     free(ref), free(q), free(a), free(b), free(sa), free(sb);
 }
 
+/* n reference rows and nq held-out queries in nc clusters, with room for k
+ * neighbours of each query from exact search (ei, es) and the index (ii, is). */
+typedef struct {
+    float *centres, *ref, *q, *es, *is;
+    int64_t *ei, *ii;
+} knn_case;
+
+static knn_case case_new(int n, int nq, int d, int k, int nc) {
+    knn_case c = {0};
+    c.centres = malloc(sizeof(float) * nc * d);
+    for (int i = 0; i < nc * d; i++) c.centres[i] = (float)test_nrand();
+    c.ref = clustered(n, d, c.centres, nc), c.q = clustered(nq, d, c.centres, nc);
+    c.es = malloc(sizeof(float) * nq * k), c.is = malloc(sizeof(float) * nq * k);
+    c.ei = malloc(sizeof(int64_t) * nq * k), c.ii = malloc(sizeof(int64_t) * nq * k);
+    return c;
+}
+
+static void case_free(knn_case *c) {
+    free(c->centres), free(c->ref), free(c->q), free(c->es), free(c->is), free(c->ei), free(c->ii);
+}
+
 static void test_ivf_recall(void) {
-    int n = 30000, nq = 2000, d = 48, k = 10, nc = 300;
-    float *centres = malloc(sizeof *centres * nc * d);
-    for (int i = 0; i < nc * d; i++) centres[i] = (float)test_nrand();
-    float *ref = clustered(n, d, centres, nc), *q = clustered(nq, d, centres, nc);
-    int64_t *ei = malloc(sizeof *ei * nq * k), *ii = malloc(sizeof *ii * nq * k);
-    float *es = malloc(sizeof *es * nq * k), *is = malloc(sizeof *is * nq * k);
+    int n = 30000, nq = 2000, d = 48, k = 10;
+    knn_case c = case_new(n, nq, d, k, 300);
+    float *ref = c.ref, *q = c.q, *es = c.es, *is = c.is;
+    int64_t *ei = c.ei, *ii = c.ii;
     knn_params p = knn_default_params();
     knn_index *ex = NULL, *ix = NULL;
     CHECK(knn_index_build(&ex, ref, n, d, NULL) == RTR_OK && knn_index_is_exact(ex));
@@ -92,7 +111,7 @@ static void test_ivf_recall(void) {
     double r1 = recall_at(es, ii, is, nq, k);
     CHECK(r1 < r && fabs(knn_index_recall(ix) - r1) < 0.05);
     knn_index_free(ix), knn_index_free(ex);
-    free(centres), free(ref), free(q), free(ei), free(ii), free(es), free(is);
+    case_free(&c);
 }
 
 /* Enough queries for several search superblocks (ivf_search groups
@@ -102,12 +121,10 @@ static void test_ivf_recall(void) {
  * index must give exact search's answer for every query; with nprobe
  * calibrated, recall@10 against exact stays >= 0.95. */
 static void test_ivf_many_queries(void) {
-    int n = 3000, nq = 5000, d = 16, k = 10, nc = 40;
-    float *centres = malloc(sizeof *centres * nc * d);
-    for (int i = 0; i < nc * d; i++) centres[i] = (float)test_nrand();
-    float *ref = clustered(n, d, centres, nc), *q = clustered(nq, d, centres, nc);
-    int64_t *ei = malloc(sizeof *ei * nq * k), *ii = malloc(sizeof *ii * nq * k);
-    float *es = malloc(sizeof *es * nq * k), *is = malloc(sizeof *is * nq * k);
+    int n = 3000, nq = 5000, d = 16, k = 10;
+    knn_case c = case_new(n, nq, d, k, 40);
+    float *ref = c.ref, *q = c.q, *es = c.es, *is = c.is;
+    int64_t *ei = c.ei, *ii = c.ii;
     CHECK(rtr_knn_search(ei, es, q, nq, ref, n, d, k) == RTR_OK);
     knn_params p = knn_default_params();
     p.exact_max = 0;
@@ -134,7 +151,7 @@ static void test_ivf_many_queries(void) {
     fprintf(stderr, "IVF, %d queries: nprobe %d of 50, recall@10 %.4f against exact\n", nq, knn_index_nprobe(ix), r);
     CHECK(r >= 0.95);
     knn_index_free(ix);
-    free(centres), free(ref), free(q), free(ei), free(ii), free(es), free(is);
+    case_free(&c);
 }
 
 /* More lists than rows with neighbours: short results are padded with -1. */
