@@ -31,7 +31,7 @@ expect_fail() {
 expect_fail malformed '{"id":"q2","text":"x",' "malformed JSON"
 expect_fail unknown_model '{"id":"q2","text":"x","outcomes":[{"model":"huge","strategy":"cot","correct":1}]}' "outcomes\[0\].model" "unknown model"
 expect_fail unknown_strategy '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"tot","correct":1}]}' "unknown strategy"
-expect_fail duplicate_id '{"id":"q1","text":"again"}' "field id" "duplicate query id"
+expect_fail duplicate_id '{"id":"q1","text":"again"}' "field id" "duplicate query id" "first at duplicate_id.jsonl:1"
 expect_fail nan_tokens '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":NaN}]}' "malformed JSON"
 expect_fail inf_tokens '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":1e999}]}' "outcomes\[0\].tokens" "finite"
 expect_fail negative_tokens '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":-5}]}' "outcomes\[0\].tokens" "outside"
@@ -47,6 +47,16 @@ expect_fail duplicate_key '{"id":"q2","text":"x","text":"y"}' "field text: given
 expect_fail duplicate_outcome_key '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1,"correct":0}]}' "outcomes\[0\].correct: given twice"
 expect_fail float_overflow '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":3.5e38}]}' "outcomes\[0\].tokens" "too large"
 expect_fail correct_five '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":5}]}' "outcomes\[0\].correct" "outside"
+# ids are checked in bounded memory when every shard is written: a repeat
+# across files and shards still names both lines (stdin as <stdin>)
+printf '%s\n%s\n' "$good" "$good2" > first.jsonl
+printf '{"id":"q3","text":"x"}\n\n{"id":"q2","text":"y"}\n' > second.jsonl
+"$RTR" ingest --catalog cat.json --out out_across --shard-size 1 first.jsonl second.jsonl 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q 'second.jsonl:3: field id: duplicate query id "q2" (first at first.jsonl:2)' err.txt &&
+  ! ls -d out_across* >/dev/null 2>&1 && ok || bad "duplicate across files: $(cat err.txt)"
+cat first.jsonl second.jsonl | "$RTR" ingest --catalog cat.json --out out_stdin - 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q '<stdin>:5: field id: duplicate query id "q2" (first at <stdin>:2)' err.txt && ok ||
+  bad "duplicate on stdin: $(cat err.txt)"
 # an escaped backslash before u0000 is a plain string, not a NUL
 printf '%s\n%s\n' "$good" '{"id":"q2","text":"C:\\u0000 is a path"}' > esc.jsonl
 "$RTR" ingest --catalog cat.json --out esc esc.jsonl 2> err.txt >/dev/null && ok || bad "an escaped backslash refused: $(cat err.txt)"

@@ -28,6 +28,9 @@ typedef struct {
     long line;
 } where;
 
+/* An input's name in messages ("-" is standard input). */
+static const char *input_name(const char *path) { return strcmp(path, "-") ? path : "<stdin>"; }
+
 #define LINE_FAIL(w, ...) line_fail(w, __VA_ARGS__)
 static rtr_status line_fail(where w, const char *fmt, ...) RTR_PRINTF(2, 3);
 static rtr_status line_fail(where w, const char *fmt, ...) {
@@ -136,7 +139,7 @@ static bool has_escaped_nul(const char *line) {
 
 /* Parse one JSONL line into row `row` of the block being filled. */
 static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, const rtr_ingest_params *p,
-                             rtr_strset *ids, rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
+                             rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(line, &end, false);
     if (!root) return LINE_FAIL(w, "malformed JSON near byte %ld", (long)(cJSON_GetErrorPtr() - line));
@@ -151,11 +154,6 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
     if (!s) s = get_string(w, root, "text", NULL, &sh->text[row]);
     if (!s) s = get_string(w, root, "dataset", p->default_dataset, &sh->dataset[row]);
     if (!s) s = get_string(w, root, "split", p->default_split, &sh->split[row]);
-    if (!s) {
-        int dup_id = rtr_strset_insert(ids, sh->id[row], 0, NULL);
-        if (dup_id < 0) s = RTR_ERR_NOMEM;
-        else if (dup_id) s = LINE_FAIL(w, "field id: duplicate query id \"%s\"", sh->id[row]);
-    }
     if (!s) s = parse_outcomes(w, root, cat, sh, row, n_outcomes);
     cJSON_Delete(root);
     return s;
@@ -163,8 +161,9 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
 
 /* ----------------------------------------------------------- ingest */
 
-/* Rows parsed per block: what ingest holds in memory besides the id set,
- * whatever the shard size and catalog (BLOCK x pairs x 3 floats). */
+/* Rows parsed per block: what ingest holds in memory besides the id
+ * check's bounded buffer, whatever the shard size and catalog (BLOCK x
+ * pairs x 3 floats). */
 #define BLOCK 1024
 
 /* Shards being written: the open one and what the manifest will list. */
@@ -180,6 +179,7 @@ typedef struct {
     char **files;
     int64_t *counts;
     uint64_t *hashes;
+    id_check ids; /* every id with its shard and row, and its input file and line */
 } shard_writer;
 
 /* Empty the block for the next rows. */
@@ -237,7 +237,10 @@ static rtr_status block_flush(shard_writer *sw) {
     return s ? s : block_reset(sw);
 }
 
-static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rtr_ingest_params *p, rtr_strset *ids,
+/* An input line as the id check keeps it: the input's number and the line. */
+#define SRC_LINE_BITS 40
+
+static rtr_status ingest_file(const char *path, int input, const rtr_catalog *cat, const rtr_ingest_params *p,
                               shard_writer *sw, rtr_ingest_result *res, rtr_progress *prog) {
     if (strcmp(path, "-") && rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -245,7 +248,7 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    where w = {strcmp(path, "-") ? path : "<stdin>", 0};
+    where w = {input_name(path), 0};
     rtr_status s = RTR_OK;
     for (;;) {
         errno = 0;
@@ -264,7 +267,11 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
         if (strspn(line, " \t\r\n") == (size_t)len) continue; /* blank line */
         if (memchr(line, 0, (size_t)len)) { s = LINE_FAIL(w, "NUL byte in line"); break; }
         int64_t before = res->n_outcomes;
-        s = parse_line(w, line, cat, p, ids, &sw->block, sw->fill, &res->n_outcomes);
+        s = parse_line(w, line, cat, p, &sw->block, sw->fill, &res->n_outcomes);
+        /* the row's place: shards are cut at exactly shard_size rows */
+        int64_t g = res->n_queries;
+        if (!s) s = id_check_add(&sw->ids, sw->block.id[sw->fill], (int)(g / sw->shard_size), g % sw->shard_size,
+                                 (uint64_t)input << SRC_LINE_BITS | (uint64_t)w.line);
         if (s) break;
         /* legal (a corpus to score only), but a flat log line looks just like it */
         if (res->n_outcomes == before && res->n_without_outcomes++ == 0)
@@ -278,6 +285,28 @@ static rtr_status ingest_file(const char *path, const rtr_catalog *cat, const rt
     if (!s && ferror(f)) s = rtr_fail(RTR_ERR_IO, "%s: read error after line %ld", w.file, w.line);
     free(line);
     if (f != stdin) fclose(f);
+    return s;
+}
+
+static rtr_status ingest_dup(void *ctx, const char *id, const id_rec *first, const id_rec *again) {
+    const char *const *inputs = ctx;
+    uint64_t line_mask = ((uint64_t)1 << SRC_LINE_BITS) - 1;
+    where w = {input_name(inputs[again->src >> SRC_LINE_BITS]), (long)(again->src & line_mask)};
+    return LINE_FAIL(w, "field id: duplicate query id \"%s\" (first at %s:%ld)", id,
+                     input_name(inputs[first->src >> SRC_LINE_BITS]), (long)(first->src & line_mask));
+}
+
+/* Every id unique: the bounded check of the row reader (store_int.h) over
+ * the shards just written, naming both input lines of a repeated id. */
+static rtr_status ids_unique(shard_writer *sw, const char *const *inputs) {
+    char **paths = rtr_calloc((size_t)(sw->n_shards ? sw->n_shards : 1), sizeof *paths);
+    rtr_status s = paths ? RTR_OK : RTR_ERR_NOMEM;
+    for (int i = 0; !s && i < sw->n_shards; i++)
+        if (!(paths[i] = rtr_sprintf("%s/%s", sw->dir, sw->files[i]))) s = RTR_ERR_NOMEM;
+    id_shards sh = {(const char *const *)paths, sw->counts, ingest_dup, (void *)inputs};
+    if (!s) s = id_check_finish(&sw->ids, &sh);
+    for (int i = 0; paths && i < sw->n_shards; i++) free(paths[i]);
+    free(paths);
     return s;
 }
 
@@ -309,13 +338,14 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
         return s;
     }
     shard_writer sw = {.dir = tmp_dir, .cat = &cat, .shard_size = params->shard_size};
-    rtr_strset ids = {0};
+    id_check_init(&sw.ids, 0, 0, true);
     rtr_progress prog;
     rtr_progress_init(&prog, "ingest", 0);
     s = block_reset(&sw);
-    for (int i = 0; i < n_inputs && !s; i++) s = ingest_file(inputs[i], &cat, params, &ids, &sw, result, &prog);
+    for (int i = 0; i < n_inputs && !s; i++) s = ingest_file(inputs[i], i, &cat, params, &sw, result, &prog);
     if (!s) s = block_flush(&sw);
     if (!s) s = shard_close(&sw);
+    if (!s) s = ids_unique(&sw, inputs);
     rtr_progress_end(&prog);
     if (!s && result->n_without_outcomes > 1)
         rtr_warn("%lld of %lld queries have no outcomes", (long long)result->n_without_outcomes,
@@ -333,7 +363,7 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     free(sw.counts);
     free(sw.hashes);
     rtr_shard_free(&sw.block);
-    rtr_strset_free(&ids);
+    id_check_free(&sw.ids);
     free(tmp_dir);
     rtr_catalog_free(&cat);
     return s;

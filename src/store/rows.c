@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -36,58 +37,51 @@ static const unsigned STR_COL[4] = {RTR_COL_ID, RTR_COL_TEXT, RTR_COL_DATASET, R
  * and its place, 16 bytes, in a buffer of bounded size; a full buffer is
  * sorted and written to a temporary run. The end of the pass merges the
  * runs (runs.h): ids with equal hashes are then compared themselves, read
- * again from their shards, so a collision never refuses a valid corpus. */
-typedef struct {
-    uint64_t hash, at; /* at: shard << ID_ROW_BITS | row */
-} id_rec;
-
+ * again from their shards, so a collision never refuses a valid corpus.
+ * ingest checks the shards it writes the same way (store_int.h). */
 #define ID_ROW_BITS 40
 #define ID_SPILL_DEFAULT ((int64_t)1 << 18)
 
-typedef struct {
-    run_sorter sorted; /* (hash, place) in that order */
-    uint64_t mask;
-    bool done;
-} id_check;
-
 static int id_rec_cmp(const void *x, const void *y) {
-    const id_rec *a = x, *b = y;
+    const id_rec *a = x, *b = y; /* hash and place: the first 16 bytes of both record sizes */
     if (a->hash != b->hash) return a->hash < b->hash ? -1 : 1;
     return (a->at > b->at) - (a->at < b->at);
 }
 
-static void id_check_init(id_check *ic, const rtr_row_query *q) {
-    *ic = (id_check){.mask = q->id_hash_bits > 0 && q->id_hash_bits < 64 ? ((uint64_t)1 << q->id_hash_bits) - 1
-                                                                       : ~(uint64_t)0};
-    run_sorter_init(&ic->sorted, sizeof(id_rec), (size_t)(q->id_spill > 0 ? q->id_spill : ID_SPILL_DEFAULT), id_rec_cmp,
+void id_check_init(id_check *ic, int64_t spill, int hash_bits, bool with_src) {
+    *ic = (id_check){.mask = hash_bits > 0 && hash_bits < 64 ? ((uint64_t)1 << hash_bits) - 1 : ~(uint64_t)0,
+                     .rec = with_src ? sizeof(id_rec) : offsetof(id_rec, src)};
+    run_sorter_init(&ic->sorted, ic->rec, (size_t)(spill > 0 ? spill : ID_SPILL_DEFAULT), id_rec_cmp,
                     "query id check");
 }
 
-static void id_check_free(id_check *ic) {
+void id_check_free(id_check *ic) {
     run_sorter_free(&ic->sorted);
     memset(ic, 0, sizeof *ic);
 }
 
-static rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row) {
+rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row, uint64_t src) {
     if ((uint64_t)shard >> (64 - ID_ROW_BITS) || (uint64_t)row >> ID_ROW_BITS)
         return rtr_fail(RTR_ERR_INVALID, "shard %d row %lld: beyond the id check's 2^24 shards of 2^40 rows", shard,
                         (long long)row);
     uint64_t h = rtr_hash64(RTR_FNV_SEED, id, strlen(id)) & ic->mask;
-    id_rec e = {h, (uint64_t)shard << ID_ROW_BITS | (uint64_t)row};
+    id_rec e = {h, (uint64_t)shard << ID_ROW_BITS | (uint64_t)row, src};
     return run_sorter_add(&ic->sorted, &e);
 }
 
+int id_rec_shard(const id_rec *e) { return (int)(e->at >> ID_ROW_BITS); }
+int64_t id_rec_row(const id_rec *e) { return (int64_t)(e->at & (((uint64_t)1 << ID_ROW_BITS) - 1)); }
+
 /* The id at place `at` (a copy, caller frees), read again from its shard. */
-static rtr_status id_at(const rtr_corpus *c, uint64_t at, char **id) {
-    int shard = (int)(at >> ID_ROW_BITS);
-    int64_t row = (int64_t)(at & (((uint64_t)1 << ID_ROW_BITS) - 1));
+static rtr_status id_at(const id_shards *sh, const id_rec *e, char **id) {
+    int shard = id_rec_shard(e);
     hid_t f;
     char *arena = NULL, *out[1] = {NULL};
     size_t cap = 0;
-    rtr_status s = h5_open(c->paths[shard], &f);
+    rtr_status s = h5_open(sh->paths[shard], &f);
     if (s) return s;
-    s = store_read_strings(f, c->paths[shard], 0, c->counts[shard], row, 1, &arena, &cap, out);
-    h5_close(f, c->paths[shard]);
+    s = store_read_strings(f, sh->paths[shard], 0, sh->counts[shard], id_rec_row(e), 1, &arena, &cap, out);
+    h5_close(f, sh->paths[shard]);
     if (!s && !(*id = rtr_strdup(out[0]))) s = RTR_ERR_NOMEM;
     free(arena);
     return s;
@@ -96,7 +90,7 @@ static rtr_status id_at(const rtr_corpus *c, uint64_t at, char **id) {
 /* The distinct ids of one hash met so far (more than one only on a collision). */
 typedef struct {
     char **id;
-    uint64_t *at;
+    id_rec *e;
     size_t n, cap;
 } id_group;
 
@@ -105,23 +99,18 @@ static void id_group_clear(id_group *g) {
     g->n = 0;
 }
 
-/* Record e of the group's hash: a repeat of an id in g (RTR_ERR_FORMAT), else one more distinct id. */
-static rtr_status id_group_add(id_group *g, const rtr_corpus *c, const id_rec *e) {
+/* Record e of the group's hash: a repeat of an id in g (reported by sh->dup), else one more distinct id. */
+static rtr_status id_group_add(id_group *g, const id_shards *sh, const id_rec *e) {
     char *id = NULL;
-    rtr_status s = id_at(c, e->at, &id);
-    for (size_t i = 0; !s && i < g->n; i++) {
-        if (strcmp(g->id[i], id)) continue;
-        int first = (int)(g->at[i] >> ID_ROW_BITS), shard = (int)(e->at >> ID_ROW_BITS);
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: row %lld: query id \"%s\" appears twice in the corpus: also in %s",
-                     c->paths[shard], (long long)(e->at & (((uint64_t)1 << ID_ROW_BITS) - 1)), id,
-                     first == shard ? "this shard" : c->paths[first]);
-    }
+    rtr_status s = id_at(sh, e, &id);
+    for (size_t i = 0; !s && i < g->n; i++)
+        if (!strcmp(g->id[i], id)) s = sh->dup(sh->ctx, id, &g->e[i], e);
     if (!s && g->n == g->cap) {
         size_t cap = g->cap ? 2 * g->cap : 4;
         char **ids = rtr_realloc(g->id, cap * sizeof *ids);
         if (ids) g->id = ids;
-        uint64_t *at = ids ? rtr_realloc(g->at, cap * sizeof *at) : NULL;
-        if (at) g->at = at, g->cap = cap;
+        id_rec *es = ids ? rtr_realloc(g->e, cap * sizeof *es) : NULL;
+        if (es) g->e = es, g->cap = cap;
         else s = RTR_ERR_NOMEM;
     }
     if (s) {
@@ -129,26 +118,24 @@ static rtr_status id_group_add(id_group *g, const rtr_corpus *c, const id_rec *e
         return s;
     }
     g->id[g->n] = id;
-    g->at[g->n++] = e->at;
+    g->e[g->n++] = *e;
     return RTR_OK;
 }
 
-/* Every id read, in (hash, place) order: the in-memory buffer alone, or
- * with the runs on disk; equal hashes confirmed by the ids. */
-static rtr_status id_check_finish(id_check *ic, const rtr_corpus *c) {
+rtr_status id_check_finish(id_check *ic, const id_shards *sh) {
     ic->done = true;
     run_merge *m = NULL;
     rtr_status s = run_sorter_merge(&ic->sorted, &m);
     if (!s) s = run_merge_start(m);
     id_group g = {0};
-    id_rec prev = {0}, e;
+    id_rec prev = {0}, e = {0};
     bool open = false; /* prev's hash has a group */
     const char *rec;
     for (int64_t i = 0; !s && !(s = run_merge_next(m, &rec)) && rec; i++) {
-        memcpy(&e, rec, sizeof e);
+        memcpy(&e, rec, ic->rec);
         if (i && e.hash == prev.hash) {
-            if (!open) s = id_group_add(&g, c, &prev), open = true;
-            if (!s) s = id_group_add(&g, c, &e);
+            if (!open) s = id_group_add(&g, sh, &prev), open = true;
+            if (!s) s = id_group_add(&g, sh, &e);
         } else if (open) {
             id_group_clear(&g);
             open = false;
@@ -156,10 +143,18 @@ static rtr_status id_check_finish(id_check *ic, const rtr_corpus *c) {
         prev = e;
     }
     id_group_clear(&g);
-    free(g.id), free(g.at);
+    free(g.id), free(g.e);
     id_check_free(ic);
     ic->done = true;
     return s;
+}
+
+/* The row reader's report of a repeated id: its shard and row, and the other shard. */
+static rtr_status corpus_dup(void *ctx, const char *id, const id_rec *first, const id_rec *again) {
+    const rtr_corpus *c = ctx;
+    int a = id_rec_shard(first), b = id_rec_shard(again);
+    return rtr_fail(RTR_ERR_FORMAT, "%s: row %lld: query id \"%s\" appears twice in the corpus: also in %s", c->paths[b],
+                    (long long)id_rec_row(again), id, a == b ? "this shard" : c->paths[a]);
 }
 
 struct rtr_row_reader {
@@ -290,7 +285,7 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     r->shard = q->shard >= 0 ? q->shard : 0;
     r->end = q->shard >= 0 ? q->shard + 1 : c->n_shards;
     r->chunk = q->chunk_rows > 0 ? q->chunk_rows : DEFAULT_CHUNK_ROWS;
-    id_check_init(&r->ids, q);
+    id_check_init(&r->ids, q->id_spill, q->id_hash_bits, false);
     rtr_status s = resolve(r);
     if (!s && !r->src.table_has_cost) r->read &= ~(unsigned)RTR_COL_P_COST;
     int32_t k = c->cat.n_pairs;
@@ -398,7 +393,7 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
                                  k == M_EMB ? DS_EMB : "table");
                 if (!s) s = check_values(r, k, r->mat[k], m, at);
             }
-        for (int64_t i = 0; i < m && !s && !r->q.skip_id_check; i++) s = id_check_add(&r->ids, r->str[0][i], r->shard, at + i);
+        for (int64_t i = 0; i < m && !s && !r->q.skip_id_check; i++) s = id_check_add(&r->ids, r->str[0][i], r->shard, at + i, 0);
         if (s) return s;
         /* compact the selected rows to the front, in order */
         int64_t kept = 0;
@@ -429,7 +424,8 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
         out->p_correct = mats[M_PC], out->p_tokens = mats[M_PT], out->p_cost = mats[M_PCOST];
         return RTR_OK;
     }
-    return r->ids.done || r->q.skip_id_check ? RTR_OK : id_check_finish(&r->ids, r->c);
+    id_shards sh = {(const char *const *)r->c->paths, r->c->counts, corpus_dup, (void *)r->c};
+    return r->ids.done || r->q.skip_id_check ? RTR_OK : id_check_finish(&r->ids, &sh);
 }
 
 /* --------------------------------------------------------------- gather */

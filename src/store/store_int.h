@@ -6,6 +6,7 @@
 
 #include "rtr/store.h"
 #include "store/h5.h"
+#include "store/runs.h"
 
 #define SHARD_SCHEMA "rtr-shard"
 #define CORPUS_SCHEMA "rtr-corpus"
@@ -72,5 +73,39 @@ char *store_output_path(const rtr_corpus *c, const char *kind, const char *name,
  * incomplete, mixed or stale. */
 rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, const char *kind, const char *name,
                                 const char *by_hash);
+
+/* Query ids unique across shards in bounded memory (rows.c): each id's
+ * 64-bit hash (hash_bits > 0 keeps only that many bits: tests force
+ * collisions) and place (shard, row), with with_src a third word the
+ * caller gives (ingest: the input file and line), held up to spill records
+ * (0: 2^18) and sorted into temporary runs past that (runs.h); finish
+ * merges them and compares the ids of equal hashes themselves, read again
+ * from the shards, so a collision never refuses distinct ids. */
+typedef struct {
+    uint64_t hash, at, src; /* at: shard << 40 | row */
+} id_rec;
+
+typedef struct {
+    run_sorter sorted; /* (hash, place) in that order */
+    uint64_t mask;
+    size_t rec; /* bytes a record: 16, or 24 with src */
+    bool done;
+} id_check;
+
+/* Where finish reads ids back, and how it reports an id found twice
+ * (first and again in place order; its status is finish's). */
+typedef struct {
+    const char *const *paths;
+    const int64_t *counts;
+    rtr_status (*dup)(void *ctx, const char *id, const id_rec *first, const id_rec *again);
+    void *ctx;
+} id_shards;
+
+void id_check_init(id_check *ic, int64_t spill, int hash_bits, bool with_src);
+rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row, uint64_t src);
+rtr_status id_check_finish(id_check *ic, const id_shards *sh); /* frees ic's buffers and runs */
+void id_check_free(id_check *ic);
+int id_rec_shard(const id_rec *e);
+int64_t id_rec_row(const id_rec *e);
 
 #endif
