@@ -751,11 +751,12 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         trp.o.table = NULL;
         trp.no_tables = true;
         trp.encoder_hash = te.encoder_hash;
+        trp.ids_checked = true; /* te's load read every shard and checked them */
         st = route_data_load(&tr, corpus_dir, &trp);
     }
     /* Every further table over the same queries, with the same cost scale. */
     for (int t = 1; !st && t < nt; t++) {
-        route_load_params xp = {.o = prm.o};
+        route_load_params xp = {.o = prm.o, .ids_checked = true};
         xp.o.table = tables[t];
         xp.o.cost_scale = te.cost_scale;
         st = route_data_load(&extra[t], corpus_dir, &xp);

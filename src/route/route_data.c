@@ -225,6 +225,7 @@ rtr_status route_source_begin(route_source *rs, unsigned columns) {
     rtr_row_reader_close(rs->r);
     rs->r = NULL;
     rtr_row_query q = source_query(rs, pass_columns(rs, false) | columns);
+    q.skip_id_check = rs->prm.ids_checked;
     rtr_status st = rtr_row_reader_open(&rs->r, rs->corp, &q);
     if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);
     return st;

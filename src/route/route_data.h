@@ -20,6 +20,8 @@ typedef struct {
                                  cost, c stay NULL and exclusions are ignored */
     bool embeddings;          /* also read the query embeddings into emb */
     const char *encoder_hash; /* with embeddings: those of this encoder; NULL: the table's, or the only ones */
+    bool ids_checked;         /* an earlier pass of the command read every shard and checked the ids: skip the
+                                 check (one set of id runs on disk per command, not one per load) */
 } route_load_params;
 
 /* ------------------------------------------------------- the cost scale */
