@@ -275,8 +275,10 @@ static rtr_status summary_write(const char *path, const cJSON *o, run_merge *by_
 
 /* ----------------------------------------------------------------- plot */
 
-/* What the plot draws of the path: every point up to PLOT_POINTS, else
- * one in step and the last (the chart thins a longer line to as many). */
+/* What the plot draws of the path: every point up to PLOT_POINTS (then
+ * the chart is the one of the whole path), else one in step and the last,
+ * at most PLOT_POINTS, so that the chart, which thins a longer line to as
+ * many, draws every one of them. */
 #define PLOT_POINTS 2000
 typedef struct {
     double *x, *y, *rx, *ry; /* predicted, realised */
@@ -439,8 +441,9 @@ static rtr_status sweep_point(void *ctx, const rtr_path_point *p) {
     plot_path *pl = &w->plot;
     if (!pt.j) {
         w->first = pt;
-        int64_t n = pt.n_points > PLOT_POINTS ? PLOT_POINTS + 1 : pt.n_points;
-        pl->step = pt.n_points > PLOT_POINTS ? (pt.n_points + PLOT_POINTS - 1) / PLOT_POINTS : 1;
+        int64_t n = pt.n_points > PLOT_POINTS ? PLOT_POINTS : pt.n_points;
+        /* points 0, step, ... up to the last (at most PLOT_POINTS - 1 of them), and the last */
+        pl->step = pt.n_points > PLOT_POINTS ? (pt.n_points - 1 + PLOT_POINTS - 3) / (PLOT_POINTS - 2) : 1;
         pl->x = rtr_malloc((size_t)n * sizeof(double)), pl->y = rtr_malloc((size_t)n * sizeof(double));
         pl->rx = rtr_malloc((size_t)n * sizeof(double)), pl->ry = rtr_malloc((size_t)n * sizeof(double));
         if (!pl->x || !pl->y || !pl->rx || !pl->ry) return RTR_ERR_NOMEM;
