@@ -704,8 +704,8 @@ static rtr_status naive_losses(const float *y_c, const float *y_t, int64_t K, co
 }
 
 /* How a device step's batches are launched. Per batch the generic step is
- * about 30 ops (pair tables, gather, forward, loss, backward, parameter
- * GEMMs, Adam): with arguments from the host (args), each op is a launch
+ * 39 launches (24 GEMMs, 15 kernels: pair tables, gather, forward, loss,
+ * backward, Adam; docs/CUDA.md): with arguments from the host (args), each is a launch
  * whose batch-dependent arguments (the rows' offset, the gradient scales,
  * Adam's step) change every batch. With the epoch's batch table in backend
  * memory (table: rtr_batch_step, uploaded once per epoch; batch_select
