@@ -5,7 +5,8 @@
  *
  * (An fp32 kind on the same packed panels was measured and dropped: 0.5-1.1x
  * OpenBLAS at the encoder's shapes, bench/bench_cpu_gemm.c; fp32 stays on
- * OpenBLAS.)
+ * OpenBLAS. Tried again with K in blocks of 256 (a panel's block in L1),
+ * A packed per 6-row tile and no C zeroing pass: 0.65-1.04x, docs/ENCODER.md.)
  *
  * int8 weights, dynamic activations:
  *   B (N x K): int8, one symmetric scale per output channel (row of B),
