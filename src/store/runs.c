@@ -220,7 +220,7 @@ rtr_status run_sorter_merge(run_sorter *s, run_merge **m) {
         s->cap = 0;
         runs = s->files.runs, n_runs = s->files.n;
     } else {
-        qsort(s->buf, s->n, s->files.rec, s->files.cmp);
+        if (s->n) qsort(s->buf, s->n, s->files.rec, s->files.cmp); /* buf is NULL when nothing was added */
         s->mem = (sorted_run){.mem = s->buf, .n = s->n, .rec = s->files.rec};
     }
     if (!st) st = run_merge_open(&s->m, runs, n_runs);
