@@ -22,7 +22,11 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
 
-LIMITS_MIB = list(range(256, 2561, 256)) + [4096]
+# Finer near the bottom, where the libraries start but little is left:
+# OpenBLAS's own worker, started before main, can then be stuck for good
+# retrying its work buffer, and exit() joined it (a CUDA build at 300 MiB
+# failed train with its message, then hung; src/common/limits.h rtr_exit).
+LIMITS_MIB = [256, 288, 320, 352, 384, 448] + list(range(512, 2561, 256)) + [4096]
 
 
 def limited(args, mib, stdin=None):

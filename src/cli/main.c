@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "common/limits.h"
 #include "common/util.h"
 #include "rtr/dist.h"
 #include "rtr/rtr.h"
@@ -89,6 +90,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { printf("rtr %s\n", RTR_VERSION_STRING); return 0; }
     for (size_t i = 0; i < N_COMMANDS; i++)
-        if (!strcmp(argv[1], commands[i].name)) return run(&commands[i], argc, argv);
+        if (!strcmp(argv[1], commands[i].name)) rtr_exit(run(&commands[i], argc, argv));
     return unknown_command(argv[1]);
 }

@@ -116,3 +116,12 @@ bool rtr_alloc_leaves_blas_room(size_t bytes) {
     if (!blas_pending || bytes < ((size_t)1 << 20)) return true;
     return mapped_now() + bytes + blas_pending <= limit_bytes;
 }
+
+void rtr_exit(int rc) {
+    struct rlimit as;
+    if (!getrlimit(RLIMIT_AS, &as) && as.rlim_cur != RLIM_INFINITY) {
+        fflush(NULL);
+        _exit(rc);
+    }
+    exit(rc);
+}

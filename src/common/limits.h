@@ -24,5 +24,14 @@ bool rtr_alloc_leaves_blas_room(size_t bytes);
 /* " under the address-space limit (ulimit -v: N MiB)" when one applies,
  * else "": for out-of-memory messages. */
 const char *rtr_as_limit_note(void);
+/* main's end: exit(rc), or under an address-space limit stdio flushed and
+ * _exit(rc). OpenBLAS's own worker threads, started by its constructor
+ * before main, can be stuck for good under such a limit retrying a work
+ * buffer it does not allow, and exit() runs OpenBLAS's destructor, which
+ * joins them: a command that had finished, or failed with its message, then
+ * hung (seen with gdb, a CUDA build at 288-300 MiB; tests/test_bad_limits.py).
+ * Every file rtr writes is closed by then; with no limit nothing changes
+ * (the sanitizers' leak check runs in exit()). */
+_Noreturn void rtr_exit(int rc);
 
 #endif
