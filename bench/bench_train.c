@@ -115,6 +115,13 @@ int main(int argc, char **argv) {
     }
     free(json);
 
+    /* the device first: without one, fail before generating gigabytes of queries */
+    rtr_backend be;
+    if (rtr_backend_init(&be, device) != RTR_OK) {
+        fprintf(stderr, "bench_train: %s\n", rtr_last_error());
+        return 1;
+    }
+
     size_t nD = (size_t)n * D, nK = (size_t)n * K;
     float *emb = malloc(sizeof(float) * nD), *y = malloc(sizeof(float) * 2 * nK);
     float *dm = malloc(sizeof(float) * nm * D), *ds = malloc(sizeof(float) * ns * D);
@@ -129,11 +136,6 @@ int main(int argc, char **argv) {
     labels(y, y + nK, n, K);
     fprintf(stderr, "generated %ld queries x %d pairs in %.1f s\n", n, K, rtr_now() - t0);
 
-    rtr_backend be;
-    if (rtr_backend_init(&be, device) != RTR_OK) {
-        fprintf(stderr, "bench_train: %s\n", rtr_last_error());
-        return 1;
-    }
     printf("training epoch: %ld queries x %d pairs, D %ld, H %ld, U %ld, batch %d, Adam; median of %ld epochs\n", n,
            K, D, H, U, cfg.batch, epochs);
     double sec;
