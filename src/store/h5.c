@@ -319,6 +319,21 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
         s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has %d dimension(s), %lld x %lld; expected %lld x %lld", path, name,
                      rank, (long long)dims[0], rank == 2 ? (long long)dims[1] : 1LL, (long long)rows,
                      rank_of(kind, cols) == 2 ? (long long)cols : 1LL);
+    /* A compact or contiguous dataset's raw data must hold exactly its
+     * elements: HDF5 1.10 trusts a damaged layout message and copies from
+     * a NULL buffer (a compact dataset of 6 int64 with 0 bytes stored
+     * crashed the shard fuzzer in H5Dread). Chunked storage may hold less
+     * (compression, chunks never written read as fill). */
+    hid_t pl = s ? -1 : H5Dget_create_plist(*d);
+    H5D_layout_t layout = pl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(pl);
+    if (pl >= 0) H5Pclose(pl);
+    hsize_t stored = s ? 0 : H5Dget_storage_size(*d);
+    unsigned long long need = (unsigned long long)dims[0] * (rank == 2 ? dims[1] : 1) * size;
+    if (!s && (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) && (unsigned long long)stored != need)
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s stores %llu bytes where its elements need %llu (damaged file?)",
+                     path, name, (unsigned long long)stored, need);
+    else if (!s && layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has no layout rtr can read (damaged file?)", path, name);
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
     H5Eclear2(H5E_DEFAULT);
