@@ -511,7 +511,7 @@ rtr_status rtr_path_builder_walk(rtr_path_builder *pb, rtr_path_point_fn fn, voi
     point_walk w = {.fn = fn, .ctx = ctx, .n = (double)pb->n, .truth = pb->truth};
     *n_queries = pb->n;
     *n_switches = pb->n_switches;
-    int64_t groups;
+    int64_t groups = 0; /* read below even when the first walk failed */
     /* a first pass counts the points, so that each point comes with their number */
     rtr_status st = builder_start(pb, &sums, &m, &apply, &actx);
     if (!st) st = merge_walk(&m, apply, actx, pb->truth, sums, NULL, NULL, NULL, &groups);

@@ -577,11 +577,11 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         if (!st && prm->grid > 0) st = csv_open(&w.grid_f, files[1], "lambda,point,", w.truth);
     }
     if (!st && rtr_dist_size() > 1) { /* rank 0 merges the ranks' breakpoints: the path in memory (SCALING.md) */
-        rtr_path p;
+        rtr_path p = {0};
         st = rtr_path_builder_finish_ranks(pb, &p);
         pb = NULL;
         if (!st) st = rtr_path_walk(&p, sweep_point, &w);
-        sum->n_queries = p.n_queries, sum->n_switches = p.n_switches;
+        if (!st) sum->n_queries = p.n_queries, sum->n_switches = p.n_switches;
         rtr_path_free(&p);
     } else if (!st) {
         st = rtr_path_builder_walk(pb, sweep_point, &w, &sum->n_queries, &sum->n_switches);
