@@ -775,7 +775,8 @@ static rtr_status launch_open(batch_launch *bl, const trainer *tr, int64_t n_fit
 static rtr_status launch_epoch(batch_launch *bl, const trainer *tr, const int64_t *fit, int64_t n_fit, int64_t t,
                                int64_t cnt[2]) {
     const rtr_predictor *p = tr->n.p;
-    rtr_batch_step *table = (rtr_batch_step *)((int64_t *)bl->host + 1) + 1;
+    /* the host copy has the device layout launch_open set */
+    rtr_batch_step *table = (rtr_batch_step *)((char *)bl->host + ((char *)bl->table - (char *)bl->dev));
     for (int64_t s = 0; s < bl->n_steps; s++) {
         int64_t b0 = s * tr->batch, B = n_fit - b0 < tr->batch ? n_fit - b0 : tr->batch, c[2];
         label_counts(tr, fit + b0, B, c);
