@@ -143,13 +143,20 @@ with h5py.File("bools/" + m["shards"][0]["file"]) as f:
 assert list(c[:, k]) == [1.0, 0.0], c[:, k]
 EOF
 expect_fail correct_string '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":"yes"}]}' "outcomes\[0\].correct" "true/false"
-# a flat line (no outcomes array): ingested as a query with no outcome, said once with file:line, counted
-printf '%s\n%s\n%s\n' "$good" '{"id":"f1","text":"x","model":"small","strategy":"cot","correct":1}' \
-  '{"id":"f2","text":"y","model":"small","strategy":"cot","correct":0}' > flat.jsonl
-"$RTR" ingest --catalog cat.json --out flat flat.jsonl --quiet --json > out.json 2> err.txt
-[ $? -eq 0 ] && grep -q "warning: flat.jsonl:2: no outcomes" err.txt && grep -q "2 of 3 queries have no outcomes" err.txt &&
+# a flat line (one outcome's fields beside id and text) would lose its outcome: refused, naming the field
+expect_fail flat '{"id":"f1","text":"x","model":"small","strategy":"cot","correct":1}' "field model" '"outcomes" array'
+expect_fail flat_correct '{"id":"f1","text":"x","correct":1}' "field correct" '"outcomes" array'
+# a near miss of a key the object lacks would drop the value silently: refused with the key meant
+expect_fail key_outcome '{"id":"f1","text":"x","outcome":[{"model":"small","strategy":"cot","correct":1}]}' \
+  'field outcome: unknown; did you mean "outcomes"'
+expect_fail key_corect '{"id":"f1","text":"x","outcomes":[{"model":"small","strategy":"cot","corect":1}]}' \
+  'field outcomes\[0\].corect: unknown; did you mean "correct"'
+# a line without outcomes (a corpus to score only): accepted, said once with file:line, counted; other keys allowed
+printf '%s\n%s\n%s\n' "$good" '{"id":"f1","text":"x","source":"lab"}' '{"id":"f2","text":"y"}' > bare.jsonl
+"$RTR" ingest --catalog cat.json --out bare bare.jsonl --quiet --json > out.json 2> err.txt
+[ $? -eq 0 ] && grep -q "warning: bare.jsonl:2: no outcomes" err.txt && grep -q "2 of 3 queries have no outcomes" err.txt &&
   python3 -c "import json,sys; sys.exit(json.load(open('out.json'))['n_without_outcomes'] != 2)" && ok ||
-  bad "flat lines warned about and counted: $(cat err.txt)"
+  bad "lines without outcomes warned about and counted: $(cat err.txt)"
 # unknown catalog keys: every one in an entry (with a did-you-mean), near misses at the top level
 cat > typo.json <<'EOF'
 {"models": [{"name": "small", "price_input": 0.1, "colour": "red"}], "strategies": [{"name": "cot"}],

@@ -109,9 +109,27 @@ typedef struct {
 } rtr_embedllm_params;
 RTR_API rtr_embedllm_params rtr_embedllm_default_params(void);
 
-/* Train on (train_emb [n_train x d], train_correct/train_cost [n_train x k])
- * and fill p, c [n x k] for emb [n x d]. *train_loss (optional) receives the
- * mean BCE of the first and the last epoch, loss[0] and loss[1]. */
+/* The fitted model: W [h x d], V [k x h], b [k] in par; each pair's mean
+ * training cost (NaN: a pair never observed, never chosen). */
+typedef struct {
+    int32_t d, h, k;
+    float *par;
+    float *pair_cost;
+} rtr_embedllm_model;
+
+/* Train on (train_emb [n_train x d], train_correct/train_cost [n_train x k]).
+ * *train_loss (optional) receives the mean BCE of the first and the last
+ * epoch, loss[0] and loss[1]. */
+RTR_API rtr_status rtr_embedllm_fit(rtr_embedllm_model *m, double train_loss[2], const float *train_emb,
+                                    const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                    int32_t k, const rtr_embedllm_params *prm);
+/* Fill p, c [n x k] for emb [n x d]. Each row is computed alone in a fixed
+ * order, so any chunking of the rows (or split across ranks) gives the
+ * same bits. */
+RTR_API rtr_status rtr_embedllm_apply(const rtr_embedllm_model *m, float *p, float *c, const float *emb, int64_t n);
+RTR_API void rtr_embedllm_free(rtr_embedllm_model *m);
+
+/* rtr_embedllm_fit, then rtr_embedllm_apply to emb [n x d]. */
 RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], const float *emb,
                                      int64_t n, const float *train_emb,
                                      const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
@@ -135,6 +153,10 @@ RTR_API rtr_status rtr_router_embedllm_table(float *p, float *c, double train_lo
  * estimate that does not rest on transfer from other datasets. */
 enum { RTR_STACK_MLP, RTR_STACK_PLATT, RTR_STACK_KNN, RTR_STACK_PRIOR, RTR_STACK_ALL, RTR_STACK_N };
 RTR_API const char *rtr_stack_name(int32_t kind);
+/* A candidate's option name ("network", "platt", "knn", "prior",
+ * "knn+prior"), and the candidate an option name names (-1: none). */
+RTR_API const char *rtr_stack_option(int32_t kind);
+RTR_API int32_t rtr_stack_from_option(const char *option);
 typedef struct {
     int32_t knn;   /* neighbours of the kNN estimate, 10 */
     int32_t folds; /* cross-validation folds over the validation queries, 5 */
@@ -154,7 +176,40 @@ typedef struct {
     int64_t n_unseen;   /* evaluated queries of a dataset training lacks (guarded) */
 } rtr_stack_report;
 
-/* Fill p, cost [n x k] for the evaluated queries (emb [n x d], dataset [n])
+/* The default router fitted on the training rows (rtr_stack_fit), applied
+ * to any chunk of evaluated rows (rtr_stack_apply). It keeps pointers into
+ * train_dataset: those strings must outlive it. */
+typedef struct {
+    int32_t k;
+    int32_t knn;               /* neighbours of the kNN estimate its apply needs (nn) */
+    bool no_guard;
+    rtr_stack_report rep;      /* n_unseen counts the rows applied so far */
+    float *gp, *gc;            /* [k] the guard's overall training means */
+    const char **datasets;     /* the training datasets, each once */
+    int64_t n_datasets;
+} rtr_stack_model;
+
+/* Choose and fit the blend (the training side of rtr_stack_table). */
+RTR_API rtr_status rtr_stack_fit(rtr_stack_model *m, const float *train_mlp_p, const float *train_emb,
+                                 const char *const *train_dataset, const float *train_correct,
+                                 const float *train_cost, int64_t n_train, const uint64_t *val_hash,
+                                 int64_t n_val_hash, int32_t d, int32_t k, const rtr_stack_params *prm);
+/* Whether apply reads the kNN and the dataset-prior estimates (NULL may be
+ * passed for those it does not). */
+RTR_API bool rtr_stack_uses_knn(const rtr_stack_model *m);
+RTR_API bool rtr_stack_uses_prior(const rtr_stack_model *m);
+/* Fill p, cost [n x k] for n evaluated rows from the network's mlp_p /
+ * mlp_cost, the kNN router's estimates knn_p with m->knn neighbours over
+ * every training row, and the dataset prior's prior_p (rtr_router_prior_table
+ * over every training row); each row alone, so any chunking gives the same
+ * table. */
+RTR_API rtr_status rtr_stack_apply(rtr_stack_model *m, float *p, float *cost, const float *mlp_p,
+                                   const float *mlp_cost, const float *knn_p, const float *prior_p,
+                                   const char *const *dataset, int64_t n);
+RTR_API void rtr_stack_free(rtr_stack_model *m);
+
+/* rtr_stack_fit, the estimates over every training row, rtr_stack_apply:
+ * fill p, cost [n x k] for the evaluated queries (emb [n x d], dataset [n])
  * from the network's estimates mlp_p (NaN: excluded, stays NaN) and
  * predicted costs mlp_cost, and the training rows (train_*: n_train rows;
  * train_mlp_p the network's estimates on them; outcomes NaN when missing).

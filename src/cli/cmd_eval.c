@@ -28,10 +28,6 @@ int cmd_eval(int argc, char **argv) {
     long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0;
     bool no_embedllm = false;
     const char *arch = "default", *stack = NULL;
-    /* --stack's names of the default router's candidates (rtr_stack_name: their long names) */
-    static const char *const stack_names[RTR_STACK_N] = {
-        [RTR_STACK_MLP] = "network", [RTR_STACK_PLATT] = "platt", [RTR_STACK_KNN] = "knn",
-        [RTR_STACK_PRIOR] = "prior", [RTR_STACK_ALL] = "knn+prior"};
     cli_route cli = {.cost = "tokens"};
     const rtr_opt opts[] = {
         {"out", RTR_OPT_REQUIRED, &out, "evaluation file to write (JSON; `rtr report` renders it)"},
@@ -80,10 +76,11 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     ep.paper_only = !strcmp(arch, "paper");
-    for (int32_t c = 0; stack && c < RTR_STACK_N; c++)
-        if (!strcmp(stack, stack_names[c])) ep.stack_only = c;
-    if (stack && ep.stack_only < 0) {
-        fprintf(stderr, "rtr eval: --stack '%s': expected network, platt, knn, prior or knn+prior\n", stack);
+    if (stack && (ep.stack_only = rtr_stack_from_option(stack)) < 0) {
+        fprintf(stderr, "rtr eval: --stack '%s': expected", stack);
+        for (int32_t c = 0; c < RTR_STACK_N; c++)
+            fprintf(stderr, "%s%s", c ? (c + 1 < RTR_STACK_N ? ", " : " or ") : " ", rtr_stack_option(c));
+        fputc('\n', stderr);
         return 2;
     }
     if (boot > 100000) { fprintf(stderr, "rtr eval: --bootstrap '%ld': expected an integer in 0 .. 100000\n", boot); return 2; }

@@ -27,7 +27,9 @@ static float uniform(uint64_t *s, double a) {
     return (float)(a * (2.0 * (double)(z >> 11) / 9007199254740992.0 - 1.0));
 }
 
-/* logits [n x k] = (emb·Wᵀ)·Vᵀ + b; z [n x h] receives emb·Wᵀ. */
+/* logits [n x k] = (emb·Wᵀ)·Vᵀ + b; z [n x h] receives emb·Wᵀ. Training
+ * only: its rows are always the whole training split, so BLAS's tiling
+ * sees the same rows every time. */
 static void forward(float *logits, float *z, const float *emb, int64_t n, int32_t d, int32_t h, int32_t k,
                     const float *w, const float *v, const float *b) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, h, d, 1.0f, emb, d, w, d, 0.0f, z, h);
@@ -36,20 +38,30 @@ static void forward(float *logits, float *z, const float *emb, int64_t n, int32_
         for (int32_t j = 0; j < k; j++) logits[i * k + j] += b[j];
 }
 
-rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], const float *emb,
-                                     int64_t n, const float *train_emb,
-                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
-                                     int32_t k, const rtr_embedllm_params *prm) {
+void rtr_embedllm_free(rtr_embedllm_model *m) {
+    free(m->par);
+    free(m->pair_cost);
+    memset(m, 0, sizeof *m);
+}
+
+rtr_status rtr_embedllm_fit(rtr_embedllm_model *m, double train_loss[2], const float *train_emb,
+                            const float *train_correct, const float *train_cost, int64_t n_train, int32_t d, int32_t k,
+                            const rtr_embedllm_params *prm) {
+    memset(m, 0, sizeof *m);
     int32_t h = prm->dim;
     if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: empty training split");
     if (h <= 0 || prm->epochs <= 0 || !(prm->lr > 0)) return rtr_fail(RTR_ERR_INVALID, "EmbedLLM router: dim, epochs and lr must be > 0");
     size_t nw = (size_t)h * (size_t)d, nv = (size_t)k * (size_t)h, np = nw + nv + (size_t)k;
-    size_t rows = (size_t)(n_train > n ? n_train : n);
+    size_t rows = (size_t)n_train;
     float *par = rtr_calloc(4 * np, sizeof *par); /* params, grad, Adam m, Adam v */
     float *z = rtr_malloc(rows * (size_t)h * sizeof *z), *dz = rtr_malloc(rows * (size_t)h * sizeof *dz);
     float *g = rtr_malloc(rows * (size_t)k * sizeof *g);
     double *pc = rtr_calloc((size_t)k, sizeof *pc), *pcnt = rtr_calloc((size_t)k, sizeof *pcnt), *py = rtr_calloc((size_t)k, sizeof *py);
-    if (!par || !z || !dz || !g || !pc || !pcnt || !py) { free(par); free(z); free(dz); free(g); free(pc); free(pcnt); free(py); return RTR_ERR_NOMEM; }
+    float *pair_cost = rtr_malloc((size_t)k * sizeof *pair_cost);
+    if (!par || !z || !dz || !g || !pc || !pcnt || !py || !pair_cost) {
+        free(par); free(z); free(dz); free(g); free(pc); free(pcnt); free(py); free(pair_cost);
+        return RTR_ERR_NOMEM;
+    }
     float *w = par, *v = par + nw, *b = par + nw + nv, *grad = par + np, *m1 = par + 2 * np, *m2 = par + 3 * np;
     float *gw = grad, *gv = grad + nw, *gb = grad + nw + nv;
 
@@ -103,13 +115,52 @@ rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], c
         }
     }
 
-    forward(g, z, emb, n, d, h, k, w, v, b);
-    for (int64_t i = 0; i < n; i++)
+    /* a pair never observed in training is never chosen: NaN cost */
+    for (int32_t j = 0; j < k; j++) pair_cost[j] = pcnt[j] ? (float)(pc[j] / pcnt[j]) : NAN;
+    free(z); free(dz); free(g); free(pc); free(pcnt); free(py);
+    /* only the parameters stay: the gradient and the Adam moments go */
+    float *kept = rtr_realloc(par, np * sizeof *par);
+    *m = (rtr_embedllm_model){.d = d, .h = h, .k = k, .par = kept ? kept : par, .pair_cost = pair_cost};
+    return RTR_OK;
+}
+
+/* The prediction, one row at a time in a fixed order (double sums over the
+ * embedding, then over the projection), not a BLAS product: a BLAS row's
+ * result may depend on the rows computed with it (a 2-thread OpenBLAS
+ * sgemm changed a row's last bits with its neighbours), and a row's
+ * estimate must not depend on the chunk or the rank that holds it. */
+rtr_status rtr_embedllm_apply(const rtr_embedllm_model *m, float *p, float *c, const float *emb, int64_t n) {
+    int32_t d = m->d, h = m->h, k = m->k;
+    const float *w = m->par, *v = m->par + (size_t)h * d, *b = v + (size_t)k * h;
+    float *z = rtr_malloc((size_t)h * sizeof *z);
+    if (!z) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        const float *e = emb + (size_t)i * d;
+        for (int32_t t = 0; t < h; t++) {
+            double s = 0;
+            for (int32_t u = 0; u < d; u++) s += (double)e[u] * w[(size_t)t * d + u];
+            z[t] = (float)s; /* stored as the training's z is */
+        }
         for (int32_t j = 0; j < k; j++) {
             size_t at = (size_t)i * (size_t)k + (size_t)j;
-            p[at] = pcnt[j] ? (float)sigmoid(g[at]) : NAN;
-            c[at] = pcnt[j] ? (float)(pc[j] / pcnt[j]) : NAN;
+            double s = 0;
+            for (int32_t t = 0; t < h; t++) s += (double)z[t] * v[(size_t)j * h + t];
+            float logit = (float)s + b[j]; /* float, as the training's logits */
+            p[at] = isnan(m->pair_cost[j]) ? NAN : (float)sigmoid(logit);
+            c[at] = m->pair_cost[j];
         }
-    free(par); free(z); free(dz); free(g); free(pc); free(pcnt); free(py);
+    }
+    free(z);
     return RTR_OK;
+}
+
+rtr_status rtr_router_embedllm_table(float *p, float *c, double train_loss[2], const float *emb,
+                                     int64_t n, const float *train_emb,
+                                     const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
+                                     int32_t k, const rtr_embedllm_params *prm) {
+    rtr_embedllm_model m;
+    rtr_status st = rtr_embedllm_fit(&m, train_loss, train_emb, train_correct, train_cost, n_train, d, k, prm);
+    if (!st) st = rtr_embedllm_apply(&m, p, c, emb, n);
+    rtr_embedllm_free(&m);
+    return st;
 }

@@ -151,17 +151,17 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
     return RTR_OK;
 }
 
-#define KNN_CHUNK_ROWS 16384 /* 64 of the exact search's 256-row GEMM blocks */
-
 rtr_status eval_knn_table(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
                           const float *train_emb, const float *train_correct, const float *train_cost,
                           int64_t n_train, int32_t d, int32_t k, int32_t nn) {
-    int64_t chunk = n_train <= knn_default_params().exact_max ? KNN_CHUNK_ROWS : n;
-    rtr_status st = RTR_OK;
-    for (int64_t i0 = 0; !st && i0 < n; i0 += chunk) {
-        int64_t m = n - i0 < chunk ? n - i0 : chunk;
-        st = rtr_router_knn_table_info(p + (size_t)i0 * k, c + (size_t)i0 * k, info, emb + (size_t)i0 * d, m,
-                                       train_emb, train_correct, train_cost, n_train, d, k, nn);
+    eval_knn_model m;
+    knn_params prm = knn_default_params();
+    rtr_status st = eval_knn_fit(&m, train_emb, train_correct, train_cost, n_train, d, k, nn, &prm);
+    for (int64_t i0 = 0; !st && i0 < n; i0 += EVAL_KNN_BLOCK) {
+        int64_t m_rows = n - i0 < EVAL_KNN_BLOCK ? n - i0 : EVAL_KNN_BLOCK;
+        st = eval_knn_apply(&m, p + (size_t)i0 * k, c + (size_t)i0 * k, emb + (size_t)i0 * d, m_rows);
     }
+    if (!st && info) *info = m.info;
+    eval_knn_free(&m);
     return st;
 }

@@ -7,6 +7,7 @@
 
 #include "rtr/metrics.h"
 #include "rtr/route.h"
+#include "eval/knn.h"
 
 typedef struct {
     int32_t k;
@@ -56,14 +57,38 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
+/* The kNN router fitted once (the training rows it searches, each pair's
+ * mean as the fallback, and above knn_params.exact_max training rows the
+ * IVF index, built once) and applied to any block of evaluated rows. It
+ * keeps pointers to the training arrays: they must outlive it. */
+typedef struct {
+    const float *train_emb, *train_correct, *train_cost;
+    int64_t n_train;
+    int32_t d, k, nn;
+    knn_index *ix; /* NULL: exact search */
+    float *gp, *gc;
+    rtr_knn_info info;
+} eval_knn_model;
+rtr_status eval_knn_fit(eval_knn_model *m, const float *train_emb, const float *train_correct,
+                        const float *train_cost, int64_t n_train, int32_t d, int32_t k, int32_t nn,
+                        const knn_params *prm);
+/* p, c [n x k] for emb [n x d]. A row's exact-search scores come from a
+ * GEMM over its block of 256 rows (src/eval/metrics.c), so blocks starting
+ * at multiples of EVAL_KNN_BLOCK give one call's table bit for bit. */
+rtr_status eval_knn_apply(const eval_knn_model *m, float *p, float *c, const float *emb, int64_t n);
+void eval_knn_free(eval_knn_model *m);
+
+#define EVAL_KNN_BLOCK 16384 /* 64 of the exact search's 256-row GEMM blocks */
+
 /* rtr_router_knn_table_info (include/rtr/metrics.h) over the n evaluated
  * rows a chunk at a time, so the search's normalised copy of the rows and
  * their neighbour lists are held for one chunk (4·d + 12·nn bytes a row),
  * not for every row. A chunk is a multiple of the exact search's GEMM block
  * of query rows (256, src/eval/metrics.c), so every row's scores, and its
  * table, are one call's bit for bit. Above the exact search's training
- * rows (knn_params.exact_max) the call builds an index each time, so it
- * stays one call until build and search are apart there. */
+ * rows (knn_params.exact_max) the index is built once and searched a chunk
+ * at a time too: its GEMMs then group other rows than one call's, which
+ * may change a similarity's last bits and so a neighbour on a near tie. */
 rtr_status eval_knn_table(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
                           const float *train_emb, const float *train_correct, const float *train_cost,
                           int64_t n_train, int32_t d, int32_t k, int32_t nn);

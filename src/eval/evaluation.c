@@ -598,12 +598,13 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     return root;
 }
 
-/* The default router's table from the first table's network estimates
- * (rtr_stack_table): the training split's tables, the checkpoint's
- * validation rows. */
-static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, const char *corpus_dir,
-                                const rtr_eval_params *ep, const char *table, const route_load_params *trp0,
-                                const route_data *te, const route_data *tr) {
+/* The default router fitted (rtr_stack_fit) from the first table's network
+ * estimates on the training rows and the checkpoint's validation rows; it
+ * is applied to the evaluated rows as their embeddings are read. */
+static rtr_status default_fit(rtr_stack_model *m, const char *corpus_dir, const rtr_eval_params *ep,
+                              const char *table, const route_load_params *trp0, const route_data *te,
+                              const route_data *tr) {
+    memset(m, 0, sizeof *m);
     rtr_predictor ck = {0};
     route_data trt = {0};
     rtr_status st = RTR_OK;
@@ -628,12 +629,75 @@ static rtr_status default_table(float *p, float *cost, rtr_stack_report *rep, co
     if (!st) {
         rtr_stack_params sp = rtr_stack_default_params();
         sp.only = ep->stack_only, sp.no_guard = ep->no_guard;
-        st = rtr_stack_table(p, cost, rep, te->p, te->cost, te->emb, (const char *const *)te->dataset, te->n,
-                             trt.p, tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost,
-                             tr->n, ck.val_hash, ck.n_val_hash, te->emb_dim, te->k, &sp);
+        st = rtr_stack_fit(m, trt.p, tr->emb, (const char *const *)tr->dataset, tr->true_correct, tr->true_cost,
+                           tr->n, ck.val_hash, ck.n_val_hash, tr->emb_dim, te->k, &sp);
     }
     route_data_free(&trt);
     rtr_predictor_free(&ck);
+    return st;
+}
+
+/* The baselines that read the evaluated rows' embeddings (the kNN router,
+ * the default router's kNN blend, EmbedLLM-style), each fitted once on the
+ * training split and applied as the evaluated split's embeddings are read,
+ * so those are never all in memory: EVAL_KNN_BLOCK rows at a time, blocks
+ * at the offsets eval_knn_table uses, so each table is the in-memory one's
+ * bit for bit. */
+typedef struct {
+    const route_data *te;
+    const eval_knn_model *knn;
+    const eval_knn_model *stack_knn; /* the default router's, when its neighbours differ from knn's */
+    rtr_stack_model *stack;          /* NULL: no default router */
+    const rtr_embedllm_model *eml;   /* NULL: no EmbedLLM-style router */
+    const float *prior_p;            /* [n x k] the dataset prior's, when the default router blends it */
+    float *knn_p, *knn_c, *stack_p, *stack_c, *eml_p, *eml_c; /* [n x k] the tables built */
+    float *skp, *skc;                /* [EVAL_KNN_BLOCK x k] with stack_knn */
+} emb_pass;
+
+static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m) {
+    size_t at = (size_t)i0 * (size_t)x->te->k;
+    rtr_status st = eval_knn_apply(x->knn, x->knn_p + at, x->knn_c + at, emb, m);
+    if (!st && x->stack) {
+        const float *kp = x->knn_p + at;
+        if (x->stack_knn && !(st = eval_knn_apply(x->stack_knn, x->skp, x->skc, emb, m))) kp = x->skp;
+        if (!st)
+            st = rtr_stack_apply(x->stack, x->stack_p + at, x->stack_c + at, x->te->p + at, x->te->cost + at, kp,
+                                 x->prior_p ? x->prior_p + at : NULL, (const char *const *)x->te->dataset + i0, m);
+    }
+    if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p + at, x->eml_c + at, emb, m);
+    return st;
+}
+
+/* One pass over the evaluated rows' embeddings (rs: the rows te holds, in
+ * its order, checked by id). */
+static rtr_status emb_pass_run(emb_pass *x, route_source *rs, const char *corpus_dir) {
+    const route_data *te = x->te;
+    int32_t d = rs->dim;
+    float *block = rtr_malloc((size_t)EVAL_KNN_BLOCK * (size_t)(d > 0 ? d : 1) * sizeof *block);
+    if (!block) return RTR_ERR_NOMEM;
+    int64_t row = 0, have = 0; /* rows read; rows waiting in block */
+    rtr_status st = route_source_begin(rs, RTR_COL_ID);
+    route_chunk ch;
+    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+        for (int64_t i = 0; !st && i < ch.n; i++, row++) {
+            if (row >= te->n || strcmp(ch.id[i], te->id[row])) {
+                st = rtr_fail(RTR_ERR_FORMAT, "%s: the embeddings' pass over split %s read query %s at row %lld, the "
+                              "tables' pass %s", corpus_dir, rs->prm.o.split ? rs->prm.o.split : "(any)", ch.id[i],
+                              (long long)row, row < te->n ? te->id[row] : "(none)");
+                break;
+            }
+            memcpy(block + (size_t)have * d, ch.emb + (size_t)i * d, (size_t)d * sizeof *block);
+            if (++have == EVAL_KNN_BLOCK) {
+                st = emb_block(x, block, row + 1 - have, have);
+                have = 0;
+            }
+        }
+    }
+    if (!st && have) st = emb_block(x, block, row - have, have);
+    if (!st && row != te->n)
+        st = rtr_fail(RTR_ERR_FORMAT, "%s: the embeddings' pass read %lld queries, the tables' pass %lld", corpus_dir,
+                      (long long)row, (long long)te->n);
+    free(block);
     return st;
 }
 
@@ -726,7 +790,13 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     char *table_buf = NULL;
     int nr = 0, nt = 0;
     size_t nk = 0;
-    float *bp = NULL, *bc = NULL, *knn_p = NULL;
+    float *bp = NULL, *prior_p = NULL, *prior_c = NULL;
+    emb_pass ex = {0};
+    route_source es = {0};
+    eval_knn_model kn = {0}, skn = {0};
+    rtr_stack_model sm = {0};
+    rtr_embedllm_model eml = {0};
+    char *enc = NULL;
     rtr_knn_info knn = {.exact = true, .recall = 1.0};
     int32_t *choice = NULL;
     cJSON *root = NULL;
@@ -737,20 +807,32 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
                 !(R = rtr_calloc((size_t)nt + N_OTHER_ROUTERS, sizeof *R))))
         st = RTR_ERR_NOMEM;
     if (!st) st = check_datasets(corpus_dir, ep);
-    /* The evaluated split with the first table and the embeddings; the
-     * training split's outcomes and embeddings of the same encoder. */
-    route_load_params prm = {.o = ep->route, .embeddings = true}, trp = {0};
+    /* The evaluated split with the first table (its embeddings are read in
+     * a pass of their own, below); the training split's outcomes and
+     * embeddings, of the encoder of the table's embeddings. */
+    route_load_params prm = {.o = ep->route}, trp = {0};
     prm.o.table = tables[0];
     if (!st) st = route_data_load(&te, corpus_dir, &prm);
     if (!st) {
+        route_load_params ep0 = prm;
+        ep0.embeddings = true, ep0.ids_checked = true;
+        st = route_source_open(&es, corpus_dir, &ep0, 0); /* resolves the table's encoder */
+        if (!st && es.encoder_hash && !(enc = rtr_strdup(es.encoder_hash))) st = RTR_ERR_NOMEM;
+        route_source_close(&es);
+        /* the embeddings' pass reads no table: outcomes and embeddings of that encoder */
+        ep0.no_tables = true, ep0.o.table = NULL, ep0.encoder_hash = enc;
+        if (!st) st = route_source_open(&es, corpus_dir, &ep0, 0);
+    }
+    if (!st) {
         trp = prm;
+        trp.embeddings = true;
         trp.o.split = ep->train_split;
         trp.o.dataset = NULL;
         trp.o.skip_dataset = ep->train_skip_dataset;
         trp.o.checkpoint_hash = NULL;
         trp.o.table = NULL;
         trp.no_tables = true;
-        trp.encoder_hash = te.encoder_hash;
+        trp.encoder_hash = enc;
         trp.ids_checked = true; /* te's load read every shard and checked them */
         st = route_data_load(&tr, corpus_dir, &trp);
     }
@@ -775,23 +857,55 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = rtr_fail(RTR_ERR_INVALID, "%s: no pair has outcomes in both splits", corpus_dir);
     nk = (size_t)te.n * (size_t)te.k;
     double budget = st ? 0 : train_refs.single[train_refs.best].cost;
+    /* Every baseline fitted on the training split, then the tables of
+     * those that read the evaluated embeddings built in one pass over them. */
+    ex.te = &te, ex.knn = &kn;
+    knn_params kp = knn_default_params();
+    if (!st) st = eval_knn_fit(&kn, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k,
+                               (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n), &kp);
+    if (!st && !ep->paper_only && !(st = default_fit(&sm, corpus_dir, ep, tables[0], &trp, &te, &tr))) {
+        ex.stack = &sm;
+        if (rtr_stack_uses_knn(&sm) && sm.knn != kn.nn) {
+            ex.stack_knn = &skn;
+            st = eval_knn_fit(&skn, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, sm.knn,
+                              &kp);
+        }
+    }
+    if (!st && ep->embedllm) {
+        rtr_embedllm_params emp = rtr_embedllm_default_params();
+        if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
+            ex.eml = &eml;
+    }
+    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)te.k;
     if (!st) {
         bp = rtr_malloc(nk * sizeof *bp);
-        bc = rtr_malloc(nk * sizeof *bc);
-        knn_p = rtr_malloc(nk * sizeof *knn_p);
+        prior_p = rtr_malloc(nk * sizeof *prior_p);
+        prior_c = rtr_malloc(nk * sizeof *prior_c);
+        ex.knn_p = rtr_malloc(nk * sizeof *ex.knn_p);
+        ex.knn_c = rtr_malloc(nk * sizeof *ex.knn_c);
         choice = rtr_malloc((size_t)te.n * sizeof *choice);
-        if (!bp || !bc || !knn_p || !choice) st = RTR_ERR_NOMEM;
+        if (!bp || !prior_p || !prior_c || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
     }
+    if (!st && ex.stack && (!(ex.stack_p = rtr_malloc(nk * sizeof *ex.stack_p)) ||
+                            !(ex.stack_c = rtr_malloc(nk * sizeof *ex.stack_c))))
+        st = RTR_ERR_NOMEM;
+    if (!st && ex.stack_knn && (!(ex.skp = rtr_malloc(nkb * sizeof *ex.skp)) || !(ex.skc = rtr_malloc(nkb * sizeof *ex.skc))))
+        st = RTR_ERR_NOMEM;
+    if (!st && ex.eml && (!(ex.eml_p = rtr_malloc(nk * sizeof *ex.eml_p)) || !(ex.eml_c = rtr_malloc(nk * sizeof *ex.eml_c))))
+        st = RTR_ERR_NOMEM;
+    if (!st) st = rtr_router_prior_table(prior_p, prior_c, (const char *const *)te.dataset, te.n,
+                                         (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
+    if (!st && ex.stack && rtr_stack_uses_prior(&sm)) ex.prior_p = prior_p;
+    if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
+    if (!st) knn = kn.info;
+    if (!st && ex.stack) rep = sm.rep;
     /* RTR's default router on the first table, then the tables as scored
      * (the paper's model; one row per table). */
-    if (!st && !ep->paper_only) {
-        st = default_table(bp, bc, &rep, corpus_dir, ep, tables[0], &trp, &te, &tr);
-        if (!st) {
-            char name[300];
-            snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
-            R[nr].rtr = true;
-            st = table_router(&R[nr++], name, &te, bp, bc, budget, be);
-        }
+    if (!st && ex.stack) {
+        char name[300];
+        snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
+        R[nr].rtr = true;
+        st = table_router(&R[nr++], name, &te, ex.stack_p, ex.stack_c, budget, be);
     }
     for (int t = 0; !st && t < nt; t++) {
         const route_data *d = t ? &extra[t] : &te;
@@ -802,23 +916,14 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
-    if (!st) st = rtr_router_prior_table(bp, bc, (const char *const *)te.dataset, te.n,
-                                         (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
-    if (!st) st = table_router(&R[nr++], "Dataset prior", &te, bp, bc, budget, be);
-    if (!st) st = eval_knn_table(bp, bc, &knn, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n, te.emb_dim,
-                                 te.k, (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n));
+    if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
     if (!st) {
-        memcpy(knn_p, bp, nk * sizeof *bp);
-        st = table_router(&R[nr++], "kNN router", &te, bp, bc, budget, be);
+        memcpy(bp, ex.knn_p, nk * sizeof *bp); /* table_router writes NaN into its p; RouteLLM reads knn_p */
+        st = table_router(&R[nr++], "kNN router", &te, bp, ex.knn_c, budget, be);
     }
-    if (!st && ep->embedllm) {
-        rtr_embedllm_params emp = rtr_embedllm_default_params();
-        st = rtr_router_embedllm_table(bp, bc, NULL, te.emb, te.n, tr.emb, tr.true_correct, tr.true_cost, tr.n,
-                                       te.emb_dim, te.k, &emp);
-        if (!st) st = table_router(&R[nr++], "EmbedLLM-style", &te, bp, bc, budget, be);
-    }
+    if (!st && ex.eml) st = table_router(&R[nr++], "EmbedLLM-style", &te, ex.eml_p, ex.eml_c, budget, be);
     if (!st && train_refs.cheapest != train_refs.best) {
-        st = routellm_router(&R[nr++], &te, knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
+        st = routellm_router(&R[nr++], &te, ex.knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
     } else if (!st) {
         char *nm = rtr_catalog_pair_name(&te.cat, train_refs.best), why[240];
         snprintf(why, sizeof why, "the best training pair (%s) is also the cheapest: there is no cheaper pair to send "
@@ -924,8 +1029,22 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     cJSON_Delete(root);
     free(text);
     free(bp);
-    free(bc);
-    free(knn_p);
+    free(prior_p);
+    free(prior_c);
+    free(ex.knn_p);
+    free(ex.knn_c);
+    free(ex.stack_p);
+    free(ex.stack_c);
+    free(ex.skp);
+    free(ex.skc);
+    free(ex.eml_p);
+    free(ex.eml_c);
+    route_source_close(&es);
+    free(enc);
+    eval_knn_free(&kn);
+    eval_knn_free(&skn);
+    rtr_stack_free(&sm);
+    rtr_embedllm_free(&eml);
     free(choice);
     free(table_buf);
     eval_refs_free(&refs);

@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "eval/knn.h"
 #include "eval/curve_scan.h"
+#include "eval/evaluate.h"
 
 static bool outcome_missing(const float *correct, const float *cost, size_t at) {
     return isnan(correct[at]) || isnan(cost[at]);
@@ -206,42 +207,64 @@ static void neighbour_means(float *p, float *c, const float *correct, const floa
     pair_means(p, c, correct, cost, k, rows, n_rows);
 }
 
+void eval_knn_free(eval_knn_model *m) {
+    knn_index_free(m->ix);
+    free(m->gp);
+    free(m->gc);
+    memset(m, 0, sizeof *m);
+}
+
+rtr_status eval_knn_fit(eval_knn_model *m, const float *train_emb, const float *train_correct,
+                        const float *train_cost, int64_t n_train, int32_t d, int32_t k, int32_t nn,
+                        const knn_params *prm) {
+    memset(m, 0, sizeof *m);
+    if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "kNN router: empty training split");
+    if (nn > n_train) nn = (int32_t)n_train;
+    *m = (eval_knn_model){.train_emb = train_emb, .train_correct = train_correct, .train_cost = train_cost,
+                          .n_train = n_train, .d = d, .k = k, .nn = nn,
+                          .info = {.exact = true, .exact_max = prm->exact_max, .recall = 1}};
+    m->gp = rtr_malloc((size_t)k * sizeof *m->gp), m->gc = rtr_malloc((size_t)k * sizeof *m->gc);
+    rtr_status st = m->gp && m->gc ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) pair_means(m->gp, m->gc, train_correct, train_cost, k, NULL, n_train);
+    if (!st && n_train > prm->exact_max) { /* quadratic beyond the threshold: the IVF index (src/eval/knn.c) */
+        knn_params ip = *prm;
+        ip.exact_max = 0, ip.k = nn;
+        st = knn_index_build(&m->ix, train_emb, n_train, d, &ip);
+        if (!st) {
+            m->info = (rtr_knn_info){.exact = false, .exact_max = prm->exact_max, .lists = knn_index_lists(m->ix),
+                                     .nprobe = knn_index_nprobe(m->ix), .recall = knn_index_recall(m->ix)};
+            rtr_note("kNN router: IVF index over %lld training rows (%d lists, %d probed; recall@%d %.3f against "
+                     "exact search on a calibration sample)", (long long)n_train, (int)m->info.lists,
+                     (int)m->info.nprobe, (int)nn, m->info.recall);
+        }
+    }
+    if (st) eval_knn_free(m);
+    return st;
+}
+
+rtr_status eval_knn_apply(const eval_knn_model *m, float *p, float *c, const float *emb, int64_t n) {
+    int32_t nn = m->nn, k = m->k;
+    int64_t *idx = rtr_malloc((size_t)(n ? n : 1) * (size_t)nn * sizeof *idx);
+    float *sim = rtr_malloc((size_t)(n ? n : 1) * (size_t)nn * sizeof *sim);
+    rtr_status st = idx && sim ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st && n) st = m->ix ? knn_index_search(m->ix, idx, sim, emb, n, nn)
+                             : rtr_knn_search(idx, sim, emb, n, m->train_emb, m->n_train, m->d, nn);
+    for (int64_t i = 0; !st && i < n; i++) {
+        neighbour_means(p + i * k, c + i * k, m->train_correct, m->train_cost, k, idx + i * nn, nn);
+        fill_missing(p + i * k, c + i * k, m->gp, m->gc, k);
+    }
+    free(idx); free(sim);
+    return st;
+}
+
 rtr_status knn_router_table(float *p, float *c, const float *emb, int64_t n, const float *train_emb,
                             const float *train_correct, const float *train_cost, int64_t n_train, int32_t d,
                             int32_t k, int32_t nn, const knn_params *prm, rtr_knn_info *info) {
-    if (n_train <= 0) return rtr_fail(RTR_ERR_INVALID, "kNN router: empty training split");
-    if (nn > n_train) nn = (int32_t)n_train;
-    int64_t *idx = rtr_malloc((size_t)n * (size_t)nn * sizeof *idx);
-    float *sim = rtr_malloc((size_t)n * (size_t)nn * sizeof *sim);
-    float *gp = rtr_malloc((size_t)k * sizeof *gp), *gc = rtr_malloc((size_t)k * sizeof *gc);
-    rtr_status st = idx && sim && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
-    rtr_knn_info got = {.exact = true, .exact_max = prm->exact_max, .recall = 1};
-    if (st == RTR_OK && n_train <= prm->exact_max) {
-        st = rtr_knn_search(idx, sim, emb, n, train_emb, n_train, d, nn);
-    } else if (st == RTR_OK) { /* quadratic beyond the threshold: the IVF index (src/eval/knn.c) */
-        knn_params ip = *prm;
-        ip.exact_max = 0, ip.k = nn;
-        knn_index *ix = NULL;
-        st = knn_index_build(&ix, train_emb, n_train, d, &ip);
-        if (st == RTR_OK) st = knn_index_search(ix, idx, sim, emb, n, nn);
-        if (st == RTR_OK)
-            got = (rtr_knn_info){.exact = false, .exact_max = prm->exact_max, .lists = knn_index_lists(ix),
-                                 .nprobe = knn_index_nprobe(ix), .recall = knn_index_recall(ix)};
-        knn_index_free(ix);
-        if (st == RTR_OK)
-            rtr_note("kNN router: IVF index over %lld training rows (%d lists, %d probed; recall@%d %.3f against "
-                     "exact search on a calibration sample)", (long long)n_train, (int)got.lists, (int)got.nprobe,
-                     (int)nn, got.recall);
-    }
-    if (st == RTR_OK) {
-        pair_means(gp, gc, train_correct, train_cost, k, NULL, n_train);
-        for (int64_t i = 0; i < n; i++) {
-            neighbour_means(p + i * k, c + i * k, train_correct, train_cost, k, idx + i * nn, nn);
-            fill_missing(p + i * k, c + i * k, gp, gc, k);
-        }
-        if (info) *info = got;
-    }
-    free(idx); free(sim); free(gp); free(gc);
+    eval_knn_model m;
+    rtr_status st = eval_knn_fit(&m, train_emb, train_correct, train_cost, n_train, d, k, nn, prm);
+    if (!st) st = eval_knn_apply(&m, p, c, emb, n);
+    if (!st && info) *info = m.info;
+    eval_knn_free(&m);
     return st;
 }
 

@@ -14,11 +14,22 @@
 #include "common/util.h"
 #include "eval/evaluate.h"
 
-static const char *const stack_names[RTR_STACK_N] = {"network (the paper's model)", "network, Platt-scaled",
-                                                     "network + kNN blend", "network + dataset-prior blend",
-                                                     "network + kNN + dataset-prior blend"};
+/* Each candidate's name in reports and its option name (rtr eval --stack). */
+static const char *const stack_names[RTR_STACK_N][2] = {
+    [RTR_STACK_MLP] = {"network (the paper's model)", "network"},
+    [RTR_STACK_PLATT] = {"network, Platt-scaled", "platt"},
+    [RTR_STACK_KNN] = {"network + kNN blend", "knn"},
+    [RTR_STACK_PRIOR] = {"network + dataset-prior blend", "prior"},
+    [RTR_STACK_ALL] = {"network + kNN + dataset-prior blend", "knn+prior"}};
 
-const char *rtr_stack_name(int32_t kind) { return kind >= 0 && kind < RTR_STACK_N ? stack_names[kind] : "?"; }
+const char *rtr_stack_name(int32_t kind) { return kind >= 0 && kind < RTR_STACK_N ? stack_names[kind][0] : "?"; }
+const char *rtr_stack_option(int32_t kind) { return kind >= 0 && kind < RTR_STACK_N ? stack_names[kind][1] : "?"; }
+
+int32_t rtr_stack_from_option(const char *option) {
+    for (int32_t c = 0; option && c < RTR_STACK_N; c++)
+        if (!strcmp(option, stack_names[c][1])) return c;
+    return -1;
+}
 
 rtr_stack_params rtr_stack_default_params(void) { return (rtr_stack_params){.knn = 10, .folds = 5, .only = -1}; }
 
@@ -182,11 +193,21 @@ static rtr_status choose(rtr_stack_report *rep, const float *train_mlp_p, const 
     return st;
 }
 
-rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, const float *mlp_p, const float *mlp_cost,
-                           const float *emb, const char *const *dataset, int64_t n, const float *train_mlp_p,
-                           const float *train_emb, const char *const *train_dataset, const float *train_correct,
-                           const float *train_cost, int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d,
-                           int32_t k, const rtr_stack_params *prm) {
+void rtr_stack_free(rtr_stack_model *m) {
+    free(m->gp);
+    free(m->gc);
+    free(m->datasets);
+    memset(m, 0, sizeof *m);
+}
+
+bool rtr_stack_uses_knn(const rtr_stack_model *m) { return uses[m->rep.chosen][1]; }
+bool rtr_stack_uses_prior(const rtr_stack_model *m) { return uses[m->rep.chosen][2]; }
+
+rtr_status rtr_stack_fit(rtr_stack_model *m, const float *train_mlp_p, const float *train_emb,
+                         const char *const *train_dataset, const float *train_correct, const float *train_cost,
+                         int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d, int32_t k,
+                         const rtr_stack_params *prm) {
+    memset(m, 0, sizeof *m);
     rtr_stack_params defaults = rtr_stack_default_params();
     if (!prm) prm = &defaults;
     if (n_train <= 0 || prm->knn < 1 || prm->folds < 2 || prm->only < -1 || prm->only >= RTR_STACK_N)
@@ -194,13 +215,10 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
                         (long long)n_train, prm->knn, prm->folds, prm->only);
     rtr_stack_report rep = {.chosen = RTR_STACK_MLP};
     for (int i = 0; i < RTR_STACK_N; i++) rep.cv_logloss[i] = rep.cv_se[i] = NAN;
-    size_t nk = (size_t)n * k;
     uint64_t *vh = rtr_malloc((size_t)(n_val_hash ? n_val_hash : 1) * sizeof *vh);
     int64_t *V = rtr_malloc((size_t)n_train * sizeof *V), *F = rtr_malloc((size_t)n_train * sizeof *F);
-    float *b = rtr_malloc((nk ? nk : 1) * sizeof *b), *c = rtr_malloc((nk ? nk : 1) * sizeof *c);
-    float *scratch = rtr_malloc((nk ? nk : 1) * sizeof *scratch);
-    float *gp = rtr_malloc((size_t)k * sizeof *gp), *gc = rtr_malloc((size_t)k * sizeof *gc);
-    rtr_status st = vh && V && F && b && c && scratch && gp && gc ? RTR_OK : RTR_ERR_NOMEM;
+    m->gp = rtr_malloc((size_t)k * sizeof *m->gp), m->gc = rtr_malloc((size_t)k * sizeof *m->gc);
+    rtr_status st = vh && V && F && m->gp && m->gc ? RTR_OK : RTR_ERR_NOMEM;
     int64_t nv = 0, nf = 0;
     if (!st) {
         if (n_val_hash) memcpy(vh, val_hash, (size_t)n_val_hash * sizeof *vh); /* val_hash may be NULL then */
@@ -219,7 +237,7 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
                       "rows (%lld)", rtr_stack_name(prm->only), (long long)nv, (long long)nf);
     if (!st && prm->only >= 0) rep.chosen = prm->only;
     /* The kept blend, refitted on every validation row with estimates from
-     * the fitted rows, then applied with estimates from every training row. */
+     * the fitted rows (applied with estimates from every training row). */
     if (!st && rep.chosen != RTR_STACK_MLP) {
         size_t vk = (size_t)nv * k;
         float *va = gather(train_mlp_p, V, nv, k), *vy = gather(train_correct, V, nv, k);
@@ -238,17 +256,10 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
         if (!st) fit_blend(rep.weight, rep.chosen, va, vb, vc, vy, all, nv, k);
         free(va); free(vy); free(ve); free(fe); free(fy); free(fc); free(vb); free(vc); free(vs);
         free(vd); free(fd); free(all);
-        int32_t nn = prm->knn < n_train ? prm->knn : (int32_t)n_train;
-        if (!st) st = eval_knn_table(b, scratch, NULL, emb, n, train_emb, train_correct, train_cost, n_train, d, k, nn);
-        if (!st) st = rtr_router_prior_table(c, scratch, dataset, n, train_dataset, train_correct, train_cost, n_train, k);
     } else if (!st) {
         rep.weight[1] = 1; /* the network as it is */
     }
     if (!st) {
-        for (size_t at = 0; at < nk; at++) {
-            p[at] = isnan(mlp_p[at]) ? NAN : (float)blend_p(rep.weight, rep.chosen, mlp_p, b, c, at);
-            cost[at] = mlp_cost[at];
-        }
         /* the guard: a dataset absent from training gets the pairs' overall means */
         for (int32_t j = 0; j < k; j++) {
             double sp = 0, sc = 0;
@@ -258,29 +269,66 @@ rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, con
                 if (isnan(train_correct[at]) || isnan(train_cost[at])) continue;
                 sp += train_correct[at], sc += train_cost[at], cnt++;
             }
-            gp[j] = cnt ? (float)(sp / cnt) : NAN, gc[j] = cnt ? (float)(sc / cnt) : NAN;
+            m->gp[j] = cnt ? (float)(sp / cnt) : NAN, m->gc[j] = cnt ? (float)(sc / cnt) : NAN;
         }
-        /* the training datasets, each once (datasets are few), in V's room */
+        /* the training datasets, each once (datasets are few) */
         int64_t nd = 0;
         for (int64_t r = 0; r < n_train; r++) {
             int64_t t = 0;
             while (t < nd && strcmp(train_dataset[V[t]], train_dataset[r])) t++;
             if (t == nd) V[nd++] = r;
         }
-        for (int64_t i = 0; !prm->no_guard && i < n; i++) {
-            int64_t t = 0;
-            while (t < nd && strcmp(train_dataset[V[t]], dataset[i])) t++;
-            if (t < nd) continue;
-            rep.n_unseen++;
-            for (int32_t j = 0; j < k; j++) {
-                size_t at = (size_t)i * k + j;
-                if (isnan(mlp_p[at])) continue;
-                p[at] = gp[j];
-                cost[at] = isnan(gc[j]) ? mlp_cost[at] : gc[j];
-            }
+        if (!(m->datasets = rtr_malloc((size_t)nd * sizeof *m->datasets))) st = RTR_ERR_NOMEM;
+        for (int64_t t = 0; !st && t < nd; t++) m->datasets[t] = train_dataset[V[t]];
+        m->n_datasets = nd;
+    }
+    m->k = k, m->no_guard = prm->no_guard, m->rep = rep;
+    m->knn = prm->knn < n_train ? prm->knn : (int32_t)n_train;
+    free(vh); free(V); free(F);
+    if (st) rtr_stack_free(m);
+    return st;
+}
+
+rtr_status rtr_stack_apply(rtr_stack_model *m, float *p, float *cost, const float *mlp_p, const float *mlp_cost,
+                           const float *knn_p, const float *prior_p, const char *const *dataset, int64_t n) {
+    int32_t k = m->k, kind = m->rep.chosen;
+    if ((rtr_stack_uses_knn(m) && !knn_p) || (rtr_stack_uses_prior(m) && !prior_p))
+        return rtr_fail(RTR_ERR_INVALID, "default router: '%s' needs the kNN and dataset-prior estimates",
+                        rtr_stack_name(kind));
+    for (int64_t i = 0; i < n; i++) {
+        int64_t t = 0;
+        while (!m->no_guard && t < m->n_datasets && strcmp(m->datasets[t], dataset[i])) t++;
+        bool unseen = !m->no_guard && t == m->n_datasets;
+        m->rep.n_unseen += unseen;
+        for (int32_t j = 0; j < k; j++) {
+            size_t at = (size_t)i * k + j;
+            if (isnan(mlp_p[at])) p[at] = NAN, cost[at] = mlp_cost[at];
+            else if (unseen) p[at] = m->gp[j], cost[at] = isnan(m->gc[j]) ? mlp_cost[at] : m->gc[j];
+            else p[at] = (float)blend_p(m->rep.weight, kind, mlp_p, knn_p, prior_p, at), cost[at] = mlp_cost[at];
         }
     }
-    free(vh); free(V); free(F); free(b); free(c); free(scratch); free(gp); free(gc);
-    if (rep_out) *rep_out = rep;
+    return RTR_OK;
+}
+
+rtr_status rtr_stack_table(float *p, float *cost, rtr_stack_report *rep_out, const float *mlp_p, const float *mlp_cost,
+                           const float *emb, const char *const *dataset, int64_t n, const float *train_mlp_p,
+                           const float *train_emb, const char *const *train_dataset, const float *train_correct,
+                           const float *train_cost, int64_t n_train, const uint64_t *val_hash, int64_t n_val_hash, int32_t d,
+                           int32_t k, const rtr_stack_params *prm) {
+    rtr_stack_model m;
+    rtr_status st = rtr_stack_fit(&m, train_mlp_p, train_emb, train_dataset, train_correct, train_cost, n_train,
+                                  val_hash, n_val_hash, d, k, prm);
+    if (st) return st;
+    size_t nk = (size_t)n * k;
+    bool need = m.rep.chosen != RTR_STACK_MLP; /* as before the split: both estimates whenever a blend is kept */
+    float *b = need ? rtr_malloc((nk ? nk : 1) * sizeof *b) : NULL, *c = need ? rtr_malloc((nk ? nk : 1) * sizeof *c) : NULL;
+    float *scratch = need ? rtr_malloc((nk ? nk : 1) * sizeof *scratch) : NULL;
+    if (need && (!b || !c || !scratch)) st = RTR_ERR_NOMEM;
+    if (!st && need) st = eval_knn_table(b, scratch, NULL, emb, n, train_emb, train_correct, train_cost, n_train, d, k, m.knn);
+    if (!st && need) st = rtr_router_prior_table(c, scratch, dataset, n, train_dataset, train_correct, train_cost, n_train, k);
+    if (!st) st = rtr_stack_apply(&m, p, cost, mlp_p, mlp_cost, b, c, dataset, n);
+    if (!st && rep_out) *rep_out = m.rep;
+    free(b); free(c); free(scratch);
+    rtr_stack_free(&m);
     return st;
 }

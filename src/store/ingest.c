@@ -88,9 +88,33 @@ static rtr_status get_value(where w, const cJSON *o, int idx, const char *key, d
     return RTR_OK;
 }
 
+/* Keys of a line and of an outcome. Other keys are allowed (converters add
+ * provenance), but one that is a near miss of a key the object lacks is
+ * refused: "corect" would store the outcome as missing, "outcome" the query
+ * without its outcomes, without a word. */
+static const char *const LINE_KEYS[] = {"id", "text", "dataset", "split", "outcomes"};
+static const char *const OUTCOME_KEYS[] = {"model", "strategy", "correct", "tokens", "cost"};
+
+static rtr_status check_keys(where w, const cJSON *obj, const char *const *known, size_t n, const char *field,
+                             int idx) {
+    const cJSON *k;
+    cJSON_ArrayForEach(k, obj) {
+        const char *near = rtr_closest_name(k->string, known, n);
+        if (!near || !strcmp(near, k->string) || cJSON_GetObjectItemCaseSensitive(obj, near)) continue;
+        return idx < 0 ? LINE_FAIL(w, "field %s: unknown; did you mean \"%s\"?", k->string, near)
+                       : LINE_FAIL(w, "field %s[%d].%s: unknown; did you mean \"%s\"?", field, idx, k->string, near);
+    }
+    return RTR_OK;
+}
+
 static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *cat, rtr_shard *sh, int64_t row,
                                  int64_t *n_outcomes) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "outcomes");
+    /* a flat line (one outcome's fields beside id and text) would lose its outcome */
+    for (size_t j = 0; j < sizeof OUTCOME_KEYS / sizeof *OUTCOME_KEYS; j++)
+        if (cJSON_GetObjectItemCaseSensitive(root, OUTCOME_KEYS[j]))
+            return LINE_FAIL(w, "field %s: outcome fields go inside an \"outcomes\" array, one line per query "
+                                "with all its outcomes (docs/DATA.md)", OUTCOME_KEYS[j]);
     if (!arr || cJSON_IsNull(arr)) return RTR_OK; /* a query without outcomes (counted by the caller) */
     if (!cJSON_IsArray(arr)) return LINE_FAIL(w, "field outcomes: must be an array");
     int i = 0;
@@ -101,6 +125,8 @@ static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *
             return LINE_FAIL(w, "field outcomes[%d]: needs string fields model and strategy", i);
         const char *dup = rtr_json_duplicate_key(o);
         if (dup) return LINE_FAIL(w, "field outcomes[%d].%s: given twice", i, dup);
+        rtr_status ks = check_keys(w, o, OUTCOME_KEYS, sizeof OUTCOME_KEYS / sizeof *OUTCOME_KEYS, "outcomes", i);
+        if (ks) return ks;
         int32_t k = rtr_catalog_find_pair(cat, m->valuestring, st->valuestring);
         if (k < 0) {
             bool model_known = false, strat_known = false;
@@ -149,6 +175,7 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
         s = LINE_FAIL(w, "unexpected text after the JSON object at byte %ld (one object per line)", (long)(end - line));
     const char *dup = s ? NULL : rtr_json_duplicate_key(root);
     if (dup) s = LINE_FAIL(w, "field %s: given twice", dup);
+    if (!s) s = check_keys(w, root, LINE_KEYS, sizeof LINE_KEYS / sizeof *LINE_KEYS, NULL, -1);
     if (!s && has_escaped_nul(line)) s = LINE_FAIL(w, "a string holds \\u0000 (NUL), which rtr does not store");
     if (!s) s = get_string(w, root, "id", NULL, &sh->id[row]);
     if (!s) s = get_string(w, root, "text", NULL, &sh->text[row]);
