@@ -8,11 +8,13 @@
  *
  * And the bound of the CPU's bf16 path (oneDNN, src/backend/cpu_dnnl.c) on
  * every CPU, whether it has AVX-512 BF16 or not: the whole encoder with its
- * linear layers' operands rounded to bf16 and summed in fp32 (a plain-C
- * model of that path) against sentence-transformers, cosine >= 0.999 per
- * golden text. test_cpu_gemm_dnnl.c runs the path itself where it can. */
+ * linear layers' operands rounded to bf16 and summed in fp32 (the model of
+ * that path, CPU_GEMM_BF16_MODEL) against sentence-transformers, cosine >=
+ * 0.999 per golden text. test_cpu_gemm_dnnl.c runs the path itself where
+ * it can, and checks the model's rounding. */
 #include "rtr/backend.h"
 #include "rtr/encoder.h"
+#include "backend/cpu_dnnl.h"
 #include "backend/cpu_features.h"
 #include "backend/cpu_gemm_packed.h"
 #include "encoder_fixture.h"
@@ -232,41 +234,13 @@ static rtr_status force_precision(void *ctx, rtr_gemm_precision p) {
     return cpu_set_precision(ctx, forced);
 }
 
-/* The bf16 path's arithmetic, modelled in plain C on the CPU's fp32 sgemm:
- * the weight GEMMs it takes (A · Bᵀ, β = 0, C's rows dense: cpu.c) get both
- * operands rounded to bf16, nearest even (rtr_bf16_round, as cpu_dnnl.c
- * converts them); the product of two bf16 values is exact in fp32, so
- * OpenBLAS's fp32 sums of those products are what the AVX-512 BF16
- * instructions compute, up to the order of the sums (and their flushing of
- * denormals). Called from several threads at once (the encoder splits texts
- * over the threads in fp32): everything per call. */
-static rtr_status (*cpu_sgemm_slot)(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-static rtr_status sgemm_bf16_model(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    if (trans_a || !trans_b || beta != 0.0f || ldc != N || M <= 0 || N <= 0 || K <= 0)
-        return cpu_sgemm_slot(ctx, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    float *a = malloc(sizeof *a * (size_t)M * K), *b = malloc(sizeof *b * (size_t)N * K);
-    if (!a || !b) {
-        free(a), free(b);
-        return RTR_ERR_NOMEM;
-    }
-    for (int m = 0; m < M; m++)
-        for (int k = 0; k < K; k++) a[(size_t)m * K + k] = rtr_bf16_float(rtr_bf16_round(A[(size_t)m * lda + k]));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) b[(size_t)n * K + k] = rtr_bf16_float(rtr_bf16_round(B[(size_t)n * ldb + k]));
-    rtr_status s = cpu_sgemm_slot(ctx, false, true, M, N, K, alpha, a, K, b, K, 0.0f, C, ldc);
-    free(a), free(b);
-    return s;
-}
-
-/* The whole encoder with its linear layers in precision p (int8), or
- * through the bf16 model (p = RTR_GEMM_BF16), against sentence-transformers:
- * cosine >= min_cos and max |diff| <= max_diff per text, and at least
- * min_moved from it somewhere (the reduced precision really ran: fp32 is
- * within 3e-7). */
+/* The whole encoder with its linear layers in precision p (int8, or the
+ * model of bf16: CPU_GEMM_BF16_MODEL, src/backend/cpu_dnnl.h) against
+ * sentence-transformers: cosine >= min_cos and max |diff| <= max_diff per
+ * text, and at least min_moved from it somewhere (the reduced precision
+ * really ran: fp32 is within 3e-7). */
 static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos, double max_diff, double min_moved) {
-    bool model = p == RTR_GEMM_BF16;
+    bool model = p == CPU_GEMM_BF16_MODEL;
     if (!model && !have_i8()) TEST_SKIP("no AVX2 + FMA on this CPU");
     const char *dir = fixture_model_dir(name);
     if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
@@ -280,9 +254,7 @@ static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos
     forced_iface = *b.iface;
     forced = p;
     cpu_set_precision = b.iface->set_gemm_precision;
-    cpu_sgemm_slot = b.iface->sgemm;
-    if (model) forced_iface.sgemm = sgemm_bf16_model;
-    else forced_iface.set_gemm_precision = force_precision;
+    forced_iface.set_gemm_precision = force_precision;
     b.iface = &forced_iface;
     /* no longer "the host" to the encoder: keep the CPU's batch size */
     rtr_encoder_params ep = rtr_encoder_default_params();
@@ -335,8 +307,8 @@ static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos
 static void test_golden_i8_minilm(void) { golden_packed("all-MiniLM-L6-v2", CPU_GEMM_I8, 0.99, 1.0, 1e-4); }
 static void test_golden_i8_mpnet(void) { golden_packed("all-mpnet-base-v2", CPU_GEMM_I8, 0.99, 1.0, 1e-4); }
 /* the bound `auto` relies on when it picks bf16 on the CPU (cpu.c's caps) */
-static void test_golden_bf16_minilm(void) { golden_packed("all-MiniLM-L6-v2", RTR_GEMM_BF16, 0.999, 1.0, 1e-4); }
-static void test_golden_bf16_mpnet(void) { golden_packed("all-mpnet-base-v2", RTR_GEMM_BF16, 0.999, 1.0, 1e-4); }
+static void test_golden_bf16_minilm(void) { golden_packed("all-MiniLM-L6-v2", CPU_GEMM_BF16_MODEL, 0.999, 1.0, 1e-4); }
+static void test_golden_bf16_mpnet(void) { golden_packed("all-mpnet-base-v2", CPU_GEMM_BF16_MODEL, 0.999, 1.0, 1e-4); }
 
 TEST_MAIN(T(test_kernel_matches_model), T(test_error_bound), T(test_nan_propagates), T(test_backend_slot),
           T(test_golden_i8_minilm), T(test_golden_i8_mpnet), T(test_golden_bf16_minilm), T(test_golden_bf16_mpnet))

@@ -6,12 +6,15 @@
  *   strides, fallbacks) through the same path in fp32 (CPU_GEMM_DNNL_F32)
  *   against OpenBLAS, at the encoder's layer shapes and over the whole
  *   encoder on the golden texts: max |diff| <= 1e-5 (relative per GEMM);
+ * - the model of bf16's arithmetic (CPU_GEMM_BF16_MODEL), through which
+ *   test_cpu_gemm.c checks the bound on every CPU, against that arithmetic
+ *   written out per element;
  * - the bf16 path itself where the CPU has AVX-512 BF16: each GEMM against
- *   a plain-C model of its arithmetic, and the whole encoder against
+ *   the same arithmetic, and the whole encoder against
  *   sentence-transformers (cosine >= 0.999 per text). Elsewhere that part
- *   skips (77), saying why; its bound is checked on every CPU through the
- *   model in test_cpu_gemm.c.
- * Without oneDNN in the build every part but the refusals skips. */
+ *   skips (77), saying why.
+ * Without oneDNN in the build every part but the refusals and the model
+ * skips. */
 #include "rtr/backend.h"
 #include "rtr/encoder.h"
 #include "backend/cpu_dnnl.h"
@@ -241,40 +244,53 @@ static void test_f32_encoder(void) {
 
 /* ---- bf16 itself, where the CPU has it ------------------------------------ */
 
-/* Each layer shape in bf16 against the model of its arithmetic: operands
- * rounded to bf16, products (exact) summed in double; the fp32 sums may
- * differ from that by their own rounding, at most K · 2^-24 · Σ|a·b|. */
-static void test_bf16_layers(void) {
-    if (!have_bf16())
-        TEST_SKIP(cpu_dnnl_built() ? "no AVX-512 BF16 on this CPU: the bf16 path cannot run (its bound: test_cpu_gemm)"
-                                   : "built without oneDNN (RTR_DNNL, libdnnl-dev)");
+/* Layer shapes through the slot in precision p (bf16, or its model)
+ * against the arithmetic written out: operands rounded to bf16, products
+ * (exact) summed in double; fp32 sums may differ from that by their own
+ * rounding, at most K · 2^-24 · Σ|a·b|, and differ from the unrounded
+ * product by far more (the rounding ran). */
+static void bf16_layers(rtr_gemm_precision p, const char *label) {
     static const int layers[][2] = {{1152, 384}, {1536, 384}, {384, 1536}, {768, 3072}};
     rtr_backend cpu;
     CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
-    CHECK(rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_BF16) == RTR_OK);
+    CHECK(rtr_backend_set_gemm_precision(&cpu, p) == RTR_OK);
     for (size_t l = 0; l < sizeof layers / sizeof *layers; l++) {
         int M = 77, N = layers[l][0], K = layers[l][1], bad = 0;
         float *A = rand_matrix(M, K, 2.0), *B = rand_matrix(N, K, 0.05), *C = malloc(sizeof *C * (size_t)M * N);
         CHECK(cpu.iface->sgemm(cpu.ctx, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C, N) == RTR_OK);
-        double worst = 0;
+        double worst = 0, moved = 0;
         for (int m = 0; m < M; m++)
             for (int n = 0; n < N; n++) {
-                double sum = 0, mag = 0;
+                double sum = 0, mag = 0, exact = 0;
                 for (int k = 0; k < K; k++) {
-                    double p = (double)rtr_bf16_float(rtr_bf16_round(A[(size_t)m * K + k])) *
-                               rtr_bf16_float(rtr_bf16_round(B[(size_t)n * K + k]));
-                    sum += p, mag += fabs(p);
+                    float a = A[(size_t)m * K + k], b = B[(size_t)n * K + k];
+                    double q = (double)rtr_bf16_float(rtr_bf16_round(a)) * rtr_bf16_float(rtr_bf16_round(b));
+                    sum += q, mag += fabs(q), exact += (double)a * b;
                 }
                 double err = fabs(C[(size_t)m * N + n] - sum), bound = K * 0x1p-24 * mag + 1e-30;
                 bad += !(err <= bound);
                 worst = fmax(worst, err / bound);
+                moved = fmax(moved, fabs(C[(size_t)m * N + n] - exact) / bound);
             }
-        fprintf(stderr, "bf16 N=%d K=%d vs its model: worst error %.3f of the fp32 summation bound\n", N, K, worst);
-        CHECK_MSG(bad == 0, "N=%d K=%d: %d elements outside the bound", N, K, bad);
+        fprintf(stderr, "%s N=%d K=%d vs the bf16 arithmetic: worst error %.3f of the fp32 summation bound "
+                "(%.1f of it from the unrounded product)\n", label, N, K, worst, moved);
+        CHECK_MSG(bad == 0, "%s N=%d K=%d: %d elements outside the bound", label, N, K, bad);
+        CHECK_MSG(moved > 2, "%s N=%d K=%d: no further from the unrounded product than fp32 rounding", label, N, K);
         free(A), free(B), free(C);
     }
     rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_F32);
     rtr_backend_free(&cpu);
+}
+
+/* The model test_cpu_gemm checks the bound through (every CPU). */
+static void test_bf16_model_layers(void) { bf16_layers(CPU_GEMM_BF16_MODEL, "bf16 model (OpenBLAS)"); }
+
+/* The bf16 path itself. */
+static void test_bf16_layers(void) {
+    if (!have_bf16())
+        TEST_SKIP(cpu_dnnl_built() ? "no AVX-512 BF16 on this CPU: the bf16 path cannot run (its bound: test_cpu_gemm)"
+                                   : "built without oneDNN (RTR_DNNL, libdnnl-dev)");
+    bf16_layers(RTR_GEMM_BF16, "bf16 (oneDNN)");
 }
 
 /* The whole encoder in bf16 (what "auto" picks here) against
@@ -315,5 +331,5 @@ static void test_bf16_encoder(void) {
     }
 }
 
-TEST_MAIN(T(test_refusals_and_caps), T(test_f32_layers), T(test_f32_encoder), T(test_bf16_layers),
-          T(test_bf16_encoder))
+TEST_MAIN(T(test_refusals_and_caps), T(test_f32_layers), T(test_f32_encoder), T(test_bf16_model_layers),
+          T(test_bf16_layers), T(test_bf16_encoder))

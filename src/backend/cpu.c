@@ -114,7 +114,9 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
     if (p == RTR_GEMM_F16)
         return rtr_fail(RTR_ERR_INVALID, "gemm precision fp16 needs a CUDA device: the CPU computes in fp32, "
                         "int8 or bf16");
-    if (p != RTR_GEMM_F32 && p != CPU_GEMM_I8 && !on_dnnl(p))
+    if (p == CPU_GEMM_BF16_MODEL && !st)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "gemm precision bf16 (model) needs the fast CPU backend");
+    if (p != RTR_GEMM_F32 && p != CPU_GEMM_I8 && p != CPU_GEMM_BF16_MODEL && !on_dnnl(p))
         return rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
     if (st && st->precision != p) packed_clear(st);
     if (st) st->precision = p;
@@ -211,19 +213,22 @@ static rtr_status packed_weights(cpu_state *st, const float *B, int ldb, int N, 
     return RTR_OK;
 }
 
+/* st->scratch of at least `need` bytes, 32-byte aligned. */
+static rtr_status scratch_reserve(cpu_state *st, size_t need) {
+    if (need <= st->scratch_bytes) return RTR_OK;
+    free(st->scratch);
+    st->scratch = aligned_alloc(32, (need + 31) / 32 * 32);
+    st->scratch_bytes = st->scratch ? need : 0;
+    return st->scratch ? RTR_OK : RTR_ERR_NOMEM;
+}
+
 /* C = alpha · A · Bᵀ on the int8 kernel. */
 static rtr_status sgemm_i8(cpu_state *st, int M, int N, int K, float alpha, const float *A, int lda,
                                const float *B, int ldb, float *C, int ldc) {
     const cpu_packed *packed;
     rtr_status s = packed_weights(st, B, ldb, N, K, &packed);
+    if (!s) s = scratch_reserve(st, cpu_packed_scratch_bytes(packed, M));
     if (s) return s;
-    size_t need = cpu_packed_scratch_bytes(packed, M);
-    if (need > st->scratch_bytes) {
-        free(st->scratch);
-        st->scratch = aligned_alloc(32, (need + 31) / 32 * 32);
-        st->scratch_bytes = st->scratch ? need : 0;
-        if (!st->scratch) return RTR_ERR_NOMEM;
-    }
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
     cpu_packed_gemm(packed, M, alpha, A, lda, C, ldc, st->scratch, split);
     return RTR_OK;
@@ -273,19 +278,11 @@ int cpu_sgemm_row_block(void) {
     return row_block;
 }
 
-/* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
- * a single-threaded sgemm on a multiple of the row block, so a row gets the
- * bits it would get unsplit. In int8 precision the weight GEMMs (A · Bᵀ,
- * β = 0: every linear layer) go to the int8 kernel, in bf16 (C's rows
- * dense as well) to oneDNN; the rest stay fp32. */
-static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cpu_state *st = ctx;
-    bool weights = !trans_a && trans_b && beta == 0.0f && M > 0 && N > 0 && K > 0;
-    if (st->precision == CPU_GEMM_I8 && weights && K <= CPU_I8_MAX_K)
-        return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
-    if (on_dnnl(st->precision) && weights && ldc == N)
-        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16, M, N, K, alpha, A, lda, B, ldb, C);
+/* fp32 GEMMs: the rows of C are split over the OpenMP threads when large,
+ * each calling a single-threaded sgemm on a multiple of the row block, so a
+ * row gets the bits it would get unsplit. */
+static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc) {
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
@@ -303,6 +300,37 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
     }
     blas_serial_end();
     return RTR_OK;
+}
+
+/* The bf16 path's arithmetic on OpenBLAS (CPU_GEMM_BF16_MODEL): A and B
+ * rounded to bf16 as cpu_dnnl.c rounds them, their products (exact in
+ * fp32) summed in fp32 by sgemm, so it runs, slowly, on every CPU. */
+static rtr_status sgemm_bf16_model(cpu_state *st, int M, int N, int K, float alpha, const float *A, int lda,
+                                   const float *B, int ldb, float *C, int ldc) {
+    rtr_status s = scratch_reserve(st, sizeof(float) * ((size_t)M + N) * K);
+    if (s) return s;
+    float *a = st->scratch, *b = a + (size_t)M * K;
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) a[(size_t)m * K + k] = rtr_bf16_float(rtr_bf16_round(A[(size_t)m * lda + k]));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) b[(size_t)n * K + k] = rtr_bf16_float(rtr_bf16_round(B[(size_t)n * ldb + k]));
+    return sgemm_f32(false, true, M, N, K, alpha, a, K, b, K, 0.0f, C, ldc);
+}
+
+/* The weight GEMMs (A · Bᵀ, β = 0: every linear layer) go to the int8
+ * kernel in int8 and, with C's rows dense as well, to oneDNN in bf16 (or
+ * its model); every other GEMM stays fp32. */
+static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    cpu_state *st = ctx;
+    bool weights = !trans_a && trans_b && beta == 0.0f && M > 0 && N > 0 && K > 0;
+    if (st->precision == CPU_GEMM_I8 && weights && K <= CPU_I8_MAX_K)
+        return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    if (on_dnnl(st->precision) && weights && ldc == N)
+        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16, M, N, K, alpha, A, lda, B, ldb, C);
+    if (st->precision == CPU_GEMM_BF16_MODEL && weights && ldc == N)
+        return sgemm_bf16_model(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    return sgemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,

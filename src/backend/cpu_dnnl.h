@@ -32,6 +32,16 @@
  * CPU_GEMM_I8 = 3, cpu_gemm_packed.h), not offered to users. */
 #define CPU_GEMM_DNNL_F32 ((rtr_gemm_precision)4)
 
+/* The bf16 path's arithmetic modelled on OpenBLAS, on every CPU: the same
+ * weight GEMMs get both operands rounded to bf16 (rtr_bf16_round, as
+ * here), and their products, exact in fp32, are summed by OpenBLAS's fp32
+ * sgemm. That is what the AVX-512 BF16 instructions compute up to the
+ * order of the sums (and their flushing of denormals), so the accuracy of
+ * bf16 is checked through it where the hardware is absent
+ * (tests/test_cpu_gemm.c; bench_encode_cpu --precision bf16-model). A CPU
+ * GEMM precision for tests and benches, not offered to users. */
+#define CPU_GEMM_BF16_MODEL ((rtr_gemm_precision)5)
+
 typedef struct cpu_dnnl cpu_dnnl;
 
 /* Whether this rtr was built with oneDNN, and its version ("2.6.3"; "" when
