@@ -122,6 +122,83 @@ def long_table(tmp):
     check(not os.path.exists(os.path.join(tmp, "bad", "outcomes.jsonl")), "nothing written on error")
 
 
+HEADER = b"query,text,model,strategy,correct\n"
+# (name, table bytes, message): each must exit 1 naming the file (and line), write nothing, print no traceback
+BAD_TABLES = [
+    ("truncated", HEADER + b"q1,hi,m1,cot,1\nq2,hello", "truncated.csv:3: 2 cells, the header has 5"),
+    ("extra-cell", HEADER + b"q1,hi,m1,cot,1,9\n", "extra-cell.csv:2: 6 cells, the header has 5"),
+    ("dup-column", b"query,text,model,strategy,correct,correct\nq1,hi,m1,cot,1,0\n",
+     "dup-column.csv:1: column(s) correct given twice"),
+    ("bad-utf8", HEADER + b"q1,h\xffi,m1,cot,1\n", "bad-utf8.csv:2: invalid UTF-8 at byte 38"),
+    ("bar-name", HEADER + b"q1,hi,m|1,cot,1\n", "bar-name.csv:2: model or strategy name 'm|1' holds '|'"),
+    ("inf-tokens", b"query,text,model,strategy,correct,tokens\nq1,hi,m1,cot,1,1e400\n", "inf-tokens.csv:2: tokens inf"),
+]
+
+
+def long_bad_inputs(tmp):
+    """Files and folders a user gets wrong: named, exit 1, no traceback, no output left."""
+    d = os.path.join(tmp, "bad-inputs")
+    os.makedirs(d)
+
+    def refused(args, msg, rc=1):
+        r = convert(*args)
+        check(r.returncode == rc and msg in r.stderr and "Traceback" not in r.stderr,
+              f"{args[:2]}: expected exit {rc} and '{msg}', got {r.returncode}: {r.stderr.strip()[-300:]}")
+        left = glob.glob(os.path.join(d, "out", "*"))
+        check(not left, f"{args[:2]}: output left: {left}")
+
+    for name, data, msg in BAD_TABLES:
+        with open(os.path.join(d, name + ".csv"), "wb") as f:
+            f.write(data)
+        refused(("long", os.path.join(d, name + ".csv"), "--out", os.path.join(d, "out")), msg)
+    good = os.path.join(d, "good.csv")
+    with open(good, "wb") as f:  # a BOM and CRLF line ends (Excel's CSV), a blank line, pandas' True/False
+        f.write(b"\xef\xbb\xbf" + HEADER.replace(b"\n", b"\r\n") + b"q1,hi,m1,cot,True\r\n\r\nq2,ho,m1,cot,false\r\n")
+    r = convert("long", good, "--out", os.path.join(d, "good-out"))
+    check(r.returncode == 0, "BOM, CRLF, blank line, True/false: " + r.stderr)
+    if r.returncode == 0:
+        _, rows = load(os.path.join(d, "good-out"))
+        check([x["outcomes"][0]["correct"] for x in rows] == [1.0, 0.0], f"True/false read as 1/0: {rows}")
+    with open(os.path.join(d, "deep.json"), "w") as f:
+        f.write("[" * 100000)
+    os.makedirs(os.path.join(d, "mot", "GPT3_result"))
+    with open(os.path.join(d, "mot", "GPT3_result", "date_cot1.json"), "w") as f:
+        f.write('[{"question": \n')
+    for args, msg, rc in [
+        (("long", os.path.join(d, "nosuch.csv")), "nosuch.csv: No such file or directory", 1),
+        (("long", d), "bad-inputs: Is a directory", 1),
+        (("long", good, "--descriptions", os.path.join(d, "deep.json")), "deep.json: JSON nested too deeply", 1),
+        (("long", good, "--test-fraction", "nan"), "--test-fraction nan: must be in [0, 1]", 2),
+        (("mot-json", os.path.join(d, "nosuch")), "nosuch: No such file or directory", 1),
+        (("mot-json", os.path.join(d, "mot")), "date_cot1.json:2: not valid JSON", 1),
+    ]:
+        refused((*args, "--out", os.path.join(d, "out")), msg, rc)
+    # --out an existing file (here the input itself): refused, the file untouched
+    before = open(good, "rb").read()
+    refused(("long", good, "--out", good), "good.csv: exists and is not a folder")
+    check(open(good, "rb").read() == before, "--out the input: the input untouched")
+
+
+def full_disk(tmp):
+    """Output on a 64 KiB tmpfs: exit 1 naming the folder, neither file left (nor a temporary)."""
+    d = os.path.join(tmp, "full")
+    os.makedirs(d)
+    rows = [["q%d" % i, "text " * 40, "m1", "cot", "1"] for i in range(2000)]
+    write_csv(os.path.join(d, "big.csv"), ["query", "text", "model", "strategy", "correct"], rows)
+    disk = os.path.join(d, "disk")
+    os.makedirs(disk)
+    script = ('mount -t tmpfs -o size=64k tmpfs "$1" || exit 99; "$2" "$3" long "$4" --out "$1/o"; echo "rc=$?"; '
+              'ls -A "$1/o"')
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script, "_", disk, sys.executable, CONVERT,
+                        os.path.join(d, "big.csv")], capture_output=True, text=True)
+    if "rc=" not in r.stdout:
+        skip_part("cannot mount a tmpfs in a private namespace (unshare -rm): the full disk is not tried")
+        return
+    check("rc=1" in r.stdout and "No space left on device" in r.stderr and "Traceback" not in r.stderr,
+          f"full disk: {r.stdout} {r.stderr[-300:]}")
+    check(r.stdout.strip().endswith("rc=1"), "full disk: files left in the output folder: " + r.stdout)
+
+
 MODELS = ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"]
 PRICES = {"gpt-4-1106-preview": (10.0, 30.0), "mistralai/mistral-7b-chat": (0.2, 0.0)}
 
@@ -201,6 +278,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         mot_folders(tmp)
         long_table(tmp)
+        long_bad_inputs(tmp)
+        full_disk(tmp)
         routerbench_prices(tmp)
         routerbench_real(tmp)
     finish()

@@ -38,27 +38,42 @@ def rchar():
         return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
 
 
-def rtr_on(ranks, *args):
-    """rtr ARGS on `ranks` processes: (CompletedProcess, bytes read)."""
+def rtr_on(ranks, *args, env=None):
+    """rtr ARGS on `ranks` processes (env added to MPI_ENV): (CompletedProcess, bytes read)."""
     cmd = [RTR, *args, "--split", "", "--device", "cpu", "-q"]
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), "--oversubscribe"] + cmd
     before = rchar()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=300)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(MPI_ENV, **(env or {})), timeout=300)
     return r, rchar() - before
 
 
-def one_and_two(args, out1, out2):
-    """rtr ARGS --out OUT1 on one process, then --out OUT2 on two ranks:
+def one_and_two(args, out1, out2, ranks=2, env=None):
+    """rtr ARGS --out OUT1 on one process, then --out OUT2 on `ranks` ranks:
     (both CompletedProcess, both bytes read); the test ends if either failed."""
     what = " ".join(args[:1] + args[2:])
-    r1, read1 = rtr_on(1, *args, "--out", out1)
+    r1, read1 = rtr_on(1, *args, "--out", out1, env=env)
     check(r1.returncode == 0, f"{what}: " + r1.stderr)
-    r2, read2 = rtr_on(2, *args, "--out", out2)
-    check(r2.returncode == 0, f"mpirun -np 2 {what}: " + r2.stderr[-600:])
+    r2, read2 = rtr_on(ranks, *args, "--out", out2, env=env)
+    check(r2.returncode == 0, f"mpirun -np {ranks} {what}: " + r2.stderr[-600:])
     if r1.returncode or r2.returncode:
         finish()
     return r1, r2, read1, read2
+
+
+def same_sweep(one, two, what):
+    """Two sweep folders: λ exactly, other fields to 1e-9, summary.json to 1e-9."""
+    for name, lam_cols in (("path.csv", (1, 2)), ("grid.csv", (0,))):
+        a, b = rows(os.path.join(one, name)), rows(os.path.join(two, name))
+        check(len(a) == len(b) and a[0] == b[0], f"{what} {name}: {len(a)} and {len(b)} rows, headers {a[0]} {b[0]}")
+        lam = sum(x[c] != y[c] for x, y in zip(a[1:], b[1:]) for c in lam_cols)
+        other = sum(not close(u, v) for x, y in zip(a[1:], b[1:]) for c, (u, v) in enumerate(zip(x, y))
+                    if c not in lam_cols)
+        check(lam == 0, f"{what} {name}: {lam} λ values differ from one process's")
+        check(other == 0, f"{what} {name}: {other} fields differ from one process's beyond 1e-9")
+    sa, sb = (json.load(open(os.path.join(d, "summary.json"))) for d in (one, two))
+    check(sa["n_points"] > 100 and sa["n_queries"] == 21000 and same_summary(sa, sb),
+          f"{what} summary.json: {sa.get('metrics')} vs {sb.get('metrics')}")
 
 
 def rows(path):
@@ -97,21 +112,21 @@ def main():
 
     one, two = os.path.join(tmp, "one"), os.path.join(tmp, "two")
     _, _, read1, read2 = one_and_two(["sweep", corpus, "--grid", "64"], one, two)
-    for name, lam_cols in (("path.csv", (1, 2)), ("grid.csv", (0,))):
-        a, b = rows(os.path.join(one, name)), rows(os.path.join(two, name))
-        check(len(a) == len(b) and a[0] == b[0], f"{name}: {len(a)} and {len(b)} rows, headers {a[0]} {b[0]}")
-        lam = sum(x[c] != y[c] for x, y in zip(a[1:], b[1:]) for c in lam_cols)
-        other = sum(not close(u, v) for x, y in zip(a[1:], b[1:]) for c, (u, v) in enumerate(zip(x, y))
-                    if c not in lam_cols)
-        check(lam == 0, f"{name}: {lam} λ values differ from one process's")
-        check(other == 0, f"{name}: {other} fields differ from one process's beyond 1e-9")
-    sa, sb = (json.load(open(os.path.join(d, "summary.json"))) for d in (one, two))
-    check(sa["n_points"] > 100 and sa["n_queries"] == 21000 and same_summary(sa, sb),
-          f"summary.json: {sa.get('metrics')} vs {sb.get('metrics')}")
+    same_sweep(one, two, "2 ranks")
     # one process reads the table and outcomes once; two ranks that each
     # read every chunk read them twice
     check(read2 < 1.4 * read1, f"two ranks read {read2} bytes together, one process {read1}")
     print(f"sweep bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+
+    # 3 ranks, every rank's switch events spilled to runs on disk every 40
+    # events and the points sorted on cost the same way: each rank streams
+    # its merged breakpoints to rank 0 in many messages, which rank 0 merges
+    # as they arrive (rtr_path_builder_walk_ranks)
+    spill = {"RTR_SWEEP_SPILL": "40"}
+    one3, three = os.path.join(tmp, "one3"), os.path.join(tmp, "three")
+    one_and_two(["sweep", corpus, "--grid", "64"], one3, three, ranks=3, env=spill)
+    same_sweep(one3, three, "3 ranks, spilled")
+    same_sweep(one, one3, "1 process, spilled")
 
     # route --budget: the cost scale and the budget's path from each rank's
     # own shards (each rank read every row for them before: 1.6x); rank 0
@@ -122,6 +137,12 @@ def main():
     check(r1.stdout == r2.stdout, f"route --budget summary: {r1.stdout!r} vs {r2.stdout!r}")
     check(read2 < 1.3 * read1, f"route --budget: two ranks read {read2} bytes together, one process {read1}")
     print(f"route --budget bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+    # a budget below the cheapest routing: rank 0 finds it on the path and
+    # every rank stops with the same error (none waits for the others)
+    low = os.path.join(tmp, "low.csv")
+    r, _ = rtr_on(2, "route", corpus, "--budget", "0.001", "--out", low)
+    check(r.returncode != 0 and "below the cheapest possible routing" in r.stderr and not os.path.exists(low),
+          f"route --budget 0.001 on 2 ranks: exit {r.returncode}: {r.stderr[-400:]}")
     shutil.rmtree(tmp)
     finish()
 

@@ -59,6 +59,13 @@ RTR_API rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n);
 RTR_API rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n);
 /* root's n bytes to every rank. */
 RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
+/* Point to point, for streams (the λ path's breakpoints, route.h): n bytes
+ * (< 2 GiB) to rank `to`, returning once buf may be reused; and the next
+ * message from rank `from` with the same tag into buf (room for cap bytes:
+ * RTR_ERR_FORMAT naming the rank when it sent more), its size in *got.
+ * Messages between two ranks with one tag arrive in the order sent. */
+RTR_API rtr_status rtr_dist_send(const void *buf, size_t n, int to, int tag);
+RTR_API rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag);
 
 /* Which share of a corpus this process computes: part `index` of `count`
  * (count 0: the whole corpus, or under MPI the rank's share). */

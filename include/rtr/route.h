@@ -256,17 +256,33 @@ RTR_API void rtr_path_part_free(rtr_path_part *part);
 /* The path of the parts' queries together. RTR_ERR_INVALID as
  * rtr_path_builder_finish (no query, too many). */
 RTR_API rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts);
-/* The path of every rank's queries (each rank added its own to pb): the
- * parts gathered on rank 0, merged there and sent to every rank; alone,
- * rtr_path_builder_finish. Frees pb. */
-RTR_API rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path);
+/* The walk of the path of every rank's queries (each rank added its own
+ * to pb; every rank calls it): fn gets every point in λ order on rank 0
+ * alone, as rtr_path_builder_walk gives them; the other ranks return once
+ * rank 0 has walked the path (a status from fn stops the walk on rank 0
+ * only: the caller stops the job, rtr_dist_abort). *n_queries and
+ * *n_switches: the totals over the ranks, on every rank. Each rank merges
+ * its own runs into breakpoints (rtr_path_builder_part's) and streams them
+ * to rank 0 in messages of 1,024 (48 KiB), twice (a first pass counts the
+ * points); rank 0 merges them as they arrive, never holding the path or a
+ * rank's whole list, so its memory is its own builder's plus 64 KiB per
+ * rank, and a rank's the merge of its own runs plus one message. The
+ * values equal rtr_path_merge over every rank's part, bit for bit (rank
+ * order at equal λ), and one process's walk up to the order of the
+ * floating-point sums. Alone (or one rank): rtr_path_builder_walk. Frees
+ * pb. RTR_ERR_INVALID on every rank when no rank has a query or the ranks
+ * disagree on truth. */
+RTR_API rtr_status rtr_path_builder_walk_ranks(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx,
+                                               int64_t *n_queries, int64_t *n_switches);
 
 /* rtr_path_budget on the path of the queries added to pb without holding
  * the path (a pass over its points): *lambda = the largest λ of the most
  * expensive point whose predicted mean cost fits budget (a mean per query,
- * or with total the sum over the queries added); the same λ and errors as
- * rtr_path_builder_finish then rtr_path_budget. Frees pb. One process's
- * queries (under MPI: rtr_path_builder_finish_ranks, then rtr_path_budget). */
+ * or with total the sum over the queries); the same λ and errors as
+ * rtr_path_builder_finish then rtr_path_budget. Under MPI every rank calls
+ * it with its own queries in pb: the path is every rank's (one pass of
+ * rtr_path_builder_walk_ranks), and every rank gets rank 0's λ or error.
+ * Frees pb. */
 RTR_API rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda);
 
 /* The point whose λ interval holds lambda ∈ [0,1]. */

@@ -223,7 +223,10 @@ RTR_API void rtr_sweep_summary_free(rtr_sweep_summary *s);
  * buffers, a sorter of the path's points on cost (at most 65,536 points of
  * 64 bytes, spilled past that to unlinked temporary files in $TMPDIR) and
  * the AIQ hull's vertices; none per table entry or path point
- * (docs/FORMAT.md "Memory"). Under MPI, rank 0 holds the merged path. */
+ * (docs/FORMAT.md "Memory"). Under MPI each rank reads its own shards,
+ * their breakpoints stream to rank 0 (rtr_path_builder_walk_ranks), which
+ * alone walks the path, writes out_dir and fills *s; on the other ranks *s
+ * holds the counts only (n_queries, n_switches). */
 RTR_API rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summary *s,
                                     const char *corpus_dir, const rtr_sweep_params *prm);
 

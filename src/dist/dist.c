@@ -140,6 +140,34 @@ rtr_status rtr_dist_bcast(void *buf, size_t n, int root) {
     return RTR_OK;
 }
 
+rtr_status rtr_dist_send(const void *buf, size_t n, int to, int tag) {
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1 && n < (size_t)1 << 31)
+        return mpi_check(MPI_Send(buf, (int)n, MPI_BYTE, to, tag, MPI_COMM_WORLD), "MPI_Send");
+#endif
+    (void)buf, (void)tag;
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "rank %d: send of %zu bytes to rank %d of %d", g_rank, n, to, g_size);
+}
+
+rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag) {
+    *got = 0;
+#ifdef RTR_HAVE_MPI
+    if (g_size > 1) {
+        MPI_Status s;
+        int count = 0;
+        rtr_status st = mpi_check(MPI_Probe(from, tag, MPI_COMM_WORLD, &s), "MPI_Probe");
+        if (!st) st = mpi_check(MPI_Get_count(&s, MPI_BYTE, &count), "MPI_Get_count");
+        if (!st && (size_t)count > cap)
+            st = rtr_fail(RTR_ERR_FORMAT, "rank %d: rank %d sent %d bytes, at most %zu expected", g_rank, from, count, cap);
+        if (!st) st = mpi_check(MPI_Recv(buf, count, MPI_BYTE, from, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+        if (!st) *got = (size_t)count;
+        return st;
+    }
+#endif
+    (void)buf, (void)cap, (void)tag;
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "rank %d: receive from rank %d of %d", g_rank, from, g_size);
+}
+
 rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n) {
     *all = NULL;
     *len = 0;

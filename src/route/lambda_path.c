@@ -79,10 +79,10 @@ typedef void (*rec_apply)(path_sums *s, const char *rec, const void *ctx, bool t
 typedef rtr_status (*point_fn)(void *pctx, int64_t j, const path_sums *s, double lambda);
 
 /* One pass over the merged records, a group per distinct λ: with point, it
- * gets point j, the sums before group j (the last point: λ = 1); with
- * breaks, breaks[j] gets what group j changes in the sums; *n_groups always. */
+ * gets point j, the sums before group j (the last point: λ = 1); *n_groups
+ * always. */
 static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
-                             point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups);
+                             point_fn point, void *pctx, int64_t *n_groups);
 
 /* The path under construction. Kept across rtr_path_builder_add calls: the
  * switch events and the pieces they point at (both in query order) not yet
@@ -297,26 +297,22 @@ static rtr_status emit_point(void *pctx, int64_t j, const path_sums *s, double l
 }
 
 static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, bool truth, path_sums sums,
-                             point_fn point, void *pctx, rtr_path_break *breaks, int64_t *n_groups) {
+                             point_fn point, void *pctx, int64_t *n_groups) {
     rtr_status st = run_merge_start(m);
     const char *rec;
     int64_t j = 0;
     uint64_t key = 0;
-    path_sums d = {0};
     while (!st && !(st = run_merge_next(m, &rec)) && rec) {
         uint64_t k;
         memcpy(&k, rec, sizeof k);
         if (!j || k != key) {
-            if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
             if (point && (st = point(pctx, j, &sums, key_lambda(k)))) return st;
             j++;
             key = k;
-            d = (path_sums){0};
         }
-        apply(breaks ? &d : &sums, rec, ctx, truth);
+        apply(&sums, rec, ctx, truth);
     }
     if (st) return st;
-    if (breaks && j) breaks[j - 1] = break_of(&d, key_lambda(key));
     if (point && (st = point(pctx, j, &sums, 1.0))) return st;
     *n_groups = j;
     return RTR_OK;
@@ -327,9 +323,9 @@ static rtr_status merge_walk(run_merge *m, rec_apply apply, const void *ctx, boo
 static rtr_status path_from_merge(rtr_path *path, run_merge *m, rec_apply apply, const void *ctx, bool truth,
                                   path_sums sums) {
     int64_t groups;
-    rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, NULL, &groups);
+    rtr_status st = merge_walk(m, apply, ctx, truth, sums, NULL, NULL, &groups);
     if (!st) st = path_alloc(path, groups + 1, truth);
-    if (!st) st = merge_walk(m, apply, ctx, truth, sums, emit_point, path, NULL, &groups);
+    if (!st) st = merge_walk(m, apply, ctx, truth, sums, emit_point, path, &groups);
     return st;
 }
 
@@ -502,24 +498,38 @@ static rtr_status walk_point(void *pctx, int64_t j, const path_sums *s, double l
     return w->fn(w->ctx, &pt);
 }
 
-rtr_status rtr_path_builder_walk(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
-                                 int64_t *n_switches) {
+/* The points of merge m from the sums at λ = 0 over n queries, to fn; with
+ * count a first pass counts them, so that each comes with their number
+ * (else n_points is 0). */
+static rtr_status walk_merge(run_merge *m, rec_apply apply, const void *actx, bool truth, path_sums sums, int64_t n,
+                             rtr_path_point_fn fn, void *ctx, bool count) {
+    point_walk w = {.fn = fn, .ctx = ctx, .n = (double)n, .truth = truth};
+    int64_t groups = 0;
+    rtr_status st = count ? merge_walk(m, apply, actx, truth, sums, NULL, NULL, &groups) : RTR_OK;
+    w.n_points = count ? groups + 1 : 0;
+    if (!st) st = merge_walk(m, apply, actx, truth, sums, walk_point, &w, &groups);
+    return st;
+}
+
+/* rtr_path_builder_walk (count: with the points' number) in one process. */
+static rtr_status walk_local(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                             int64_t *n_switches, bool count) {
     path_sums sums = {0};
     run_merge m = {0};
     rec_apply apply = NULL;
     const void *actx = NULL;
-    point_walk w = {.fn = fn, .ctx = ctx, .n = (double)pb->n, .truth = pb->truth};
     *n_queries = pb->n;
     *n_switches = pb->n_switches;
-    int64_t groups = 0; /* read below even when the first walk failed */
-    /* a first pass counts the points, so that each point comes with their number */
     rtr_status st = builder_start(pb, &sums, &m, &apply, &actx);
-    if (!st) st = merge_walk(&m, apply, actx, pb->truth, sums, NULL, NULL, NULL, &groups);
-    w.n_points = groups + 1;
-    if (!st) st = merge_walk(&m, apply, actx, pb->truth, sums, walk_point, &w, NULL, &groups);
+    if (!st) st = walk_merge(&m, apply, actx, pb->truth, sums, pb->n, fn, ctx, count);
     run_merge_free(&m);
     rtr_path_builder_free(pb);
     return st;
+}
+
+rtr_status rtr_path_builder_walk(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                                 int64_t *n_switches) {
+    return walk_local(pb, fn, ctx, n_queries, n_switches, true);
 }
 
 rtr_status rtr_path_walk(const rtr_path *p, rtr_path_point_fn fn, void *ctx) {
@@ -556,38 +566,48 @@ rtr_status rtr_path_compute(rtr_path *path, const rtr_route_table *t) {
     return st;
 }
 
-/* The budget search of rtr_path_budget on points as a pass makes them. */
-typedef struct {
-    double n, mean_budget, cost0, lambda;
-} budget_scan;
+/* ----------------------------------------- a path from parts of a table */
 
-static rtr_status budget_point(void *pctx, int64_t j, const path_sums *s, double lambda) {
-    budget_scan *b = pctx;
-    double cost = s->pred_cost / b->n; /* path_emit's pred_cost */
-    if (!j) b->cost0 = cost;
-    if (!j || cost <= b->mean_budget) b->lambda = lambda;
-    return RTR_OK;
+/* The breakpoints of a merge of records, pulled one at a time: each is a
+ * distinct λ with what its records change in the sums (the order of the
+ * additions merge_walk's, so a part's breaks are the same however read). */
+typedef struct {
+    run_merge *m;
+    rec_apply apply;
+    const void *ctx;
+    bool truth;
+    const char *rec; /* the next record (the merge's copy), NULL at the end */
+} break_gen;
+
+static rtr_status break_gen_start(break_gen *g) {
+    rtr_status st = run_merge_start(g->m);
+    g->rec = NULL;
+    return st ? st : run_merge_next(g->m, &g->rec);
 }
 
-rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {
-    path_sums sums = {0};
-    run_merge m = {0};
-    rec_apply apply = NULL;
-    const void *ctx = NULL;
-    budget_scan b = {.n = (double)pb->n, .mean_budget = total ? budget / (double)pb->n : budget};
-    int64_t groups;
-    rtr_status st = builder_start(pb, &sums, &m, &apply, &ctx);
-    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, budget_point, &b, NULL, &groups);
-    if (!st && !(b.mean_budget >= b.cost0))
-        st = rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
-                      b.mean_budget, b.cost0);
-    if (!st) *lambda = b.lambda;
-    run_merge_free(&m);
-    rtr_path_builder_free(pb);
+/* The next breakpoint into *b; *got false at the end. */
+static rtr_status break_gen_next(break_gen *g, rtr_path_break *b, bool *got) {
+    *got = g->rec != NULL;
+    if (!*got) return RTR_OK;
+    uint64_t key, k = 0;
+    memcpy(&key, g->rec, sizeof key);
+    path_sums d = {0};
+    rtr_status st = RTR_OK;
+    do {
+        g->apply(&d, g->rec, g->ctx, g->truth);
+        st = run_merge_next(g->m, &g->rec);
+        if (g->rec) memcpy(&k, g->rec, sizeof k);
+    } while (!st && g->rec && k == key);
+    *b = break_of(&d, key_lambda(key));
     return st;
 }
 
-/* ----------------------------------------- a path from parts of a table */
+/* A part's sums at λ = 0, its queries, switches and truth: what a rank
+ * tells the others before its breakpoints. */
+static rtr_path_part part_head(const rtr_path_builder *pb, const path_sums *at0) {
+    return (rtr_path_part){.n_queries = pb->n, .n_switches = pb->n_switches, .truth = pb->truth,
+                           .at0 = break_of(at0, 0.0)};
+}
 
 rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     memset(part, 0, sizeof *part);
@@ -595,18 +615,16 @@ rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     run_merge m;
     rec_apply apply;
     const void *ctx;
-    int64_t n_breaks = 0;
     rtr_status st = builder_runs(pb, &sums, &m, &apply, &ctx);
-    /* each distinct λ: what its switches change in the sums */
-    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, NULL, &n_breaks);
-    if (!st && !(part->breaks = rtr_malloc(sizeof *part->breaks * (size_t)(n_breaks ? n_breaks : 1)))) st = RTR_ERR_NOMEM;
-    if (!st) st = merge_walk(&m, apply, ctx, pb->truth, sums, NULL, NULL, part->breaks, &n_breaks);
-    if (!st) {
-        part->n_queries = pb->n;
-        part->n_switches = pb->n_switches;
-        part->n_breaks = n_breaks;
-        part->truth = pb->truth;
-        part->at0 = break_of(&sums, 0.0);
+    break_gen g = {.m = &m, .apply = apply, .ctx = ctx, .truth = pb->truth};
+    if (!st) *part = part_head(pb, &sums), st = break_gen_start(&g);
+    size_t cap = 0;
+    for (bool got = true; !st && got;) {
+        rtr_path_break b;
+        st = break_gen_next(&g, &b, &got);
+        if (st || !got) break;
+        if (!grow((void **)&part->breaks, &cap, (size_t)part->n_breaks + 1, sizeof b)) st = RTR_ERR_NOMEM;
+        else part->breaks[part->n_breaks++] = b;
     }
     run_merge_free(&m);
     rtr_path_builder_free(pb);
@@ -614,10 +632,23 @@ rtr_status rtr_path_builder_part(rtr_path_builder *pb, rtr_path_part *part) {
     return st;
 }
 
-
 void rtr_path_part_free(rtr_path_part *part) {
     free(part->breaks);
     memset(part, 0, sizeof *part);
+}
+
+/* The queries of every part together: one path holds at least one and less than 2^32. */
+static rtr_status parts_check(int64_t n) {
+    if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries)");
+    if (n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)n);
+    return RTR_OK;
+}
+
+/* The sums at λ = 0 of the parts' queries: the parts' sums added in part order. */
+static path_sums parts_at0(const rtr_path_part *heads, int n, bool truth) {
+    path_sums sums = {0};
+    for (int r = 0; r < n; r++) apply_break(&sums, (const char *)&heads[r].at0, NULL, truth);
+    return sums;
 }
 
 rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_parts) {
@@ -629,94 +660,164 @@ rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_part
         n += parts[r].n_queries;
         n_sw += parts[r].n_switches;
     }
-    if (n <= 0) return rtr_fail(RTR_ERR_INVALID, "λ path: empty routing table (0 queries)");
-    if (n > (int64_t)UINT32_MAX) return rtr_fail(RTR_ERR_INVALID, "λ path: %lld queries, at most 2^32 - 1 in one path", (long long)n);
+    rtr_status st = parts_check(n);
+    if (st) return st;
     /* each part's breaks a run (parts in order at equal λ), then one pass
      * from the sums at λ = 0, as rtr_path_builder_finish's */
     sorted_run *runs = rtr_calloc((size_t)n_parts, sizeof *runs);
     run_merge m = {0};
-    rtr_status st = runs ? run_merge_open(&m, runs, n_parts) : RTR_ERR_NOMEM;
-    path_sums sums = {0};
-    for (int r = 0; !st && r < n_parts; r++) {
+    st = runs ? run_merge_open(&m, runs, n_parts) : RTR_ERR_NOMEM;
+    for (int r = 0; !st && r < n_parts; r++)
         runs[r] = (sorted_run){.mem = (const char *)parts[r].breaks, .n = (size_t)parts[r].n_breaks, .rec = sizeof(rtr_path_break)};
-        apply_break(&sums, (const char *)&parts[r].at0, NULL, truth);
-    }
     path->n_queries = n;
     path->n_switches = n_sw;
-    if (!st) st = path_from_merge(path, &m, apply_break, NULL, truth, sums);
+    if (!st) st = path_from_merge(path, &m, apply_break, NULL, truth, parts_at0(parts, n_parts, truth));
     run_merge_free(&m);
     free(runs);
     if (st) rtr_path_free(path);
     return st;
 }
 
+/* ------------------------------------- the path of every rank, streamed */
 
-/* A part as bytes (ranks share one architecture): the struct, then its breaks. */
-static rtr_status part_pack(const rtr_path_part *part, void **buf, size_t *len) {
-    size_t nb = sizeof *part->breaks * (size_t)part->n_breaks;
-    char *b = rtr_malloc(sizeof *part + nb);
-    if (!b) return RTR_ERR_NOMEM;
-    memcpy(b, part, sizeof *part);
-    if (nb) memcpy(b + sizeof *part, part->breaks, nb);
-    *buf = b;
-    *len = sizeof *part + nb;
-    return RTR_OK;
-}
+/* Breakpoints per message from a rank to rank 0: 48 KiB, within the 64 KiB
+ * a pulled run reads at a time (runs.h); a shorter message is a rank's last. */
+#define STREAM_BREAKS 1024
+#define STREAM_TAG 71
 
-/* Rank 0: the gathered bytes as n parts whose breaks point into buf. */
-static rtr_status parts_unpack(rtr_path_part *parts, int n, char *buf, const size_t *counts) {
-    for (int r = 0; r < n; r++) {
-        if (counts[r] < sizeof *parts) return rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes", r, counts[r]);
-        memcpy(&parts[r], buf, sizeof *parts);
-        if (counts[r] != sizeof *parts + sizeof *parts->breaks * (size_t)parts[r].n_breaks)
-            return rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes for %lld breaks", r, counts[r],
-                            (long long)parts[r].n_breaks);
-        parts[r].breaks = (rtr_path_break *)(void *)(buf + sizeof *parts);
-        buf += counts[r];
+/* A rank's own breakpoints as a pulled run (runs.h): the next ones of its merge. */
+static rtr_status pull_own(void *ctx, char *buf, size_t max, size_t *got, bool first) {
+    break_gen *g = ctx;
+    rtr_status st = first ? break_gen_start(g) : RTR_OK;
+    *got = 0;
+    for (bool more = true; !st && more && *got < max;) {
+        rtr_path_break b;
+        st = break_gen_next(g, &b, &more);
+        if (!st && more) memcpy(buf + (*got)++ * sizeof b, &b, sizeof b);
     }
-    return RTR_OK;
-}
-
-/* The path's arrays from rank 0 to every rank. */
-static rtr_status path_bcast(rtr_path *path) {
-    int64_t head[4] = {path->n_points, path->n_queries, path->n_switches, path->real_acc != NULL};
-    rtr_status st = rtr_dist_bcast(head, sizeof head, 0);
-    if (!st && rtr_dist_rank() != 0) {
-        path->n_queries = head[1];
-        path->n_switches = head[2];
-        st = path_alloc(path, head[0], head[3] != 0);
-    }
-    size_t np = (size_t)head[0] * sizeof(double);
-    double *arr[] = {path->lambda, path->pred_acc, path->pred_cost, path->real_acc, path->real_cost};
-    for (int i = 0; !st && i < 5; i++)
-        if (arr[i]) st = rtr_dist_bcast(arr[i], np, 0);
-    if (!st && path->n_missing) st = rtr_dist_bcast(path->n_missing, (size_t)head[0] * sizeof(int64_t), 0);
     return st;
 }
 
-rtr_status rtr_path_builder_finish_ranks(rtr_path_builder *pb, rtr_path *path) {
-    if (rtr_dist_size() == 1) return rtr_path_builder_finish(pb, path);
-    memset(path, 0, sizeof *path);
-    rtr_path_part mine;
-    void *bytes = NULL, *all = NULL;
-    size_t len = 0, total = 0;
-    int n = rtr_dist_size();
-    size_t *counts = rtr_calloc((size_t)n, sizeof *counts);
-    rtr_path_part *parts = rtr_calloc((size_t)n, sizeof *parts);
-    rtr_status st = rtr_path_builder_part(pb, &mine);
-    if (!st && (!counts || !parts)) st = RTR_ERR_NOMEM;
-    if (!st) st = part_pack(&mine, &bytes, &len);
-    rtr_path_part_free(&mine);
-    if (!st) st = rtr_dist_gather(&all, &total, counts, bytes, len);
-    free(bytes);
-    if (!st && rtr_dist_rank() == 0) st = parts_unpack(parts, n, all, counts);
-    if (!st && rtr_dist_rank() == 0) st = rtr_path_merge(path, parts, n);
-    free(all);
-    free(parts);
-    free(counts);
-    /* a rank that failed stops the job (rtr_dist_abort): the others never wait here for it */
-    if (!st) st = path_bcast(path);
-    if (st) rtr_path_free(path);
+/* Another rank's breakpoints as a pulled run on rank 0: its next message. */
+typedef struct {
+    int rank;
+    bool ended;
+} rank_source;
+
+static rtr_status pull_rank(void *ctx, char *buf, size_t max, size_t *got, bool first) {
+    rank_source *r = ctx;
+    if (first) r->ended = false;
+    *got = 0;
+    if (r->ended) return RTR_OK;
+    size_t bytes = 0;
+    rtr_status st = rtr_dist_recv(buf, max * sizeof(rtr_path_break), &bytes, r->rank, STREAM_TAG);
+    if (!st && bytes % sizeof(rtr_path_break))
+        st = rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes, not whole breakpoints", r->rank, bytes);
+    *got = bytes / sizeof(rtr_path_break);
+    r->ended = *got < STREAM_BREAKS;
+    return st;
+}
+
+/* A rank other than 0: its breakpoints to rank 0, a message at a time, once per pass of rank 0's walk. */
+static rtr_status serve_breaks(break_gen *g, int passes) {
+    rtr_path_break *buf = rtr_malloc(STREAM_BREAKS * sizeof *buf);
+    rtr_status st = buf ? RTR_OK : RTR_ERR_NOMEM;
+    for (int p = 0; !st && p < passes; p++) {
+        size_t got = STREAM_BREAKS;
+        for (bool first = true; !st && got == STREAM_BREAKS; first = false) {
+            st = pull_own(g, (char *)buf, STREAM_BREAKS, &got, first);
+            if (!st) st = rtr_dist_send(buf, got * sizeof *buf, 0, STREAM_TAG);
+        }
+    }
+    free(buf);
+    return st;
+}
+
+/* Rank 0: every rank's breakpoints merged as they arrive (rank order at
+ * equal λ, as rtr_path_merge), walked from the sums at λ = 0 of heads. */
+static rtr_status merge_ranks(break_gen *own, const rtr_path_part *heads, int n, int64_t n_queries, bool truth,
+                              rtr_path_point_fn fn, void *ctx, bool count) {
+    sorted_run *runs = rtr_calloc((size_t)n, sizeof *runs);
+    rank_source *src = rtr_calloc((size_t)n, sizeof *src);
+    run_merge m = {0};
+    rtr_status st = runs && src ? run_merge_open(&m, runs, n) : RTR_ERR_NOMEM;
+    for (int r = 0; !st && r < n; r++) {
+        src[r].rank = r;
+        runs[r] = (sorted_run){.pull = r ? pull_rank : pull_own, .pull_ctx = r ? (void *)&src[r] : (void *)own,
+                               .rec = sizeof(rtr_path_break)};
+    }
+    if (!st) st = walk_merge(&m, apply_break, NULL, truth, parts_at0(heads, n, truth), n_queries, fn, ctx, count);
+    for (int r = 0; runs && r < n; r++) sorted_run_close(&runs[r]);
+    run_merge_free(&m);
+    free(runs);
+    free(src);
+    return st;
+}
+
+/* rtr_path_builder_walk_ranks (count: with the points' number). */
+static rtr_status walk_ranks(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                             int64_t *n_switches, bool count) {
+    int size = rtr_dist_size();
+    if (size == 1) return walk_local(pb, fn, ctx, n_queries, n_switches, count);
+    path_sums sums = {0};
+    run_merge local = {0};
+    rec_apply apply = NULL;
+    const void *actx = NULL;
+    rtr_status st = builder_runs(pb, &sums, &local, &apply, &actx);
+    break_gen g = {.m = &local, .apply = apply, .ctx = actx, .truth = pb->truth};
+    /* the totals on every rank, so that every rank refuses the same paths */
+    rtr_path_part head = part_head(pb, &sums);
+    int64_t tot[3] = {pb->n, pb->n_switches, pb->truth};
+    if (!st) st = rtr_dist_sum_i64(tot, 3);
+    *n_queries = tot[0];
+    *n_switches = tot[1];
+    if (!st && tot[2] != 0 && tot[2] != size) st = rtr_fail(RTR_ERR_INVALID, "λ path: parts with and without outcomes merged");
+    if (!st) st = parts_check(tot[0]);
+    void *heads = NULL;
+    size_t len = 0;
+    if (!st) st = rtr_dist_gather(&heads, &len, NULL, &head, sizeof head);
+    if (!st && rtr_dist_rank() != 0) st = serve_breaks(&g, count ? 2 : 1);
+    else if (!st) st = merge_ranks(&g, heads, size, tot[0], tot[2] != 0, fn, ctx, count);
+    free(heads);
+    run_merge_free(&local);
+    rtr_path_builder_free(pb);
+    return st;
+}
+
+rtr_status rtr_path_builder_walk_ranks(rtr_path_builder *pb, rtr_path_point_fn fn, void *ctx, int64_t *n_queries,
+                                       int64_t *n_switches) {
+    return walk_ranks(pb, fn, ctx, n_queries, n_switches, true);
+}
+
+/* The budget search of rtr_path_budget on points as a walk gives them. */
+typedef struct {
+    const int64_t *n; /* the path's queries, known when the first point comes */
+    double budget, mean, cost0, lambda;
+    bool total;
+} budget_scan;
+
+static rtr_status budget_point(void *ctx, const rtr_path_point *pt) {
+    budget_scan *b = ctx;
+    if (!pt->j) {
+        b->cost0 = pt->pred_cost;
+        b->mean = b->total ? b->budget / (double)*b->n : b->budget;
+    }
+    if (!pt->j || pt->pred_cost <= b->mean) b->lambda = pt->lambda_hi;
+    return RTR_OK;
+}
+
+rtr_status rtr_path_builder_budget(rtr_path_builder *pb, double budget, bool total, double *lambda) {
+    int64_t n = 0, n_sw = 0;
+    budget_scan b = {.n = &n, .budget = budget, .total = total};
+    rtr_status st = walk_ranks(pb, budget_point, &b, &n, &n_sw, false);
+    /* rank 0 walked the path: its figures to every rank, so that every rank
+     * returns the same λ or the same error */
+    double got[3] = {b.mean, b.cost0, b.lambda};
+    if (!st) st = rtr_dist_bcast(got, sizeof got, 0);
+    if (!st && !(got[0] >= got[1]))
+        st = rtr_fail(RTR_ERR_INVALID, "budget %.6g per query is below the cheapest possible routing (%.6g per query)",
+                      got[0], got[1]);
+    if (!st) *lambda = got[2];
     return st;
 }
 

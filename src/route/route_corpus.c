@@ -272,7 +272,6 @@ static rtr_status check_params(const rtr_route_params *prm) {
 /* Under a budget: the path's largest λ whose predicted mean cost fits (a pass over the table). */
 static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_route_params *prm, double *lambda) {
     rtr_path_builder *pb = NULL;
-    rtr_path path = {0};
     rtr_status st = rtr_path_builder_open(b, &pb, rtr_corpus_catalog(rs->corp)->n_pairs, false, 0);
     if (!st) st = route_source_begin(rs, 0);
     route_chunk ch;
@@ -285,14 +284,8 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
         rtr_path_builder_free(pb);
         return st;
     }
-    /* one process: a pass over the path's points, never holding them */
-    if (rtr_dist_size() == 1) return rtr_path_builder_budget(pb, prm->budget, prm->budget_total, lambda);
-    st = rtr_path_builder_finish_ranks(pb, &path);
-    int64_t pt = 0;
-    if (!st) st = rtr_path_budget(&pt, &path, prm->budget_total ? prm->budget / (double)path.n_queries : prm->budget);
-    if (!st) *lambda = path.lambda[pt];
-    rtr_path_free(&path);
-    return st;
+    /* a pass over the path's points, never holding them (under MPI on rank 0, streamed from every rank) */
+    return rtr_path_builder_budget(pb, prm->budget, prm->budget_total, lambda);
 }
 
 rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summary *s, const char *corpus_dir,

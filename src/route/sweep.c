@@ -576,24 +576,17 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         if (!st) w.off = ftello(w.path_f); /* the rows' bytes are counted from here */
         if (!st && prm->grid > 0) st = csv_open(&w.grid_f, files[1], "lambda,point,", w.truth);
     }
-    if (!st && rtr_dist_size() > 1) { /* rank 0 merges the ranks' breakpoints: the path in memory (SCALING.md) */
-        rtr_path p = {0};
-        st = rtr_path_builder_finish_ranks(pb, &p);
-        pb = NULL;
-        if (!st) st = rtr_path_walk(&p, sweep_point, &w);
-        if (!st) sum->n_queries = p.n_queries, sum->n_switches = p.n_switches;
-        rtr_path_free(&p);
-    } else if (!st) {
-        st = rtr_path_builder_walk(pb, sweep_point, &w, &sum->n_queries, &sum->n_switches);
-        pb = NULL;
-    }
+    /* under MPI the ranks' breakpoints stream to rank 0, which alone walks the path (SCALING.md) */
+    if (!st) st = rtr_path_builder_walk_ranks(pb, sweep_point, &w, &sum->n_queries, &sum->n_switches);
+    pb = NULL;
     if (!st && w.path_f && fflush(w.path_f) != 0)
         st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", files[0], strerror(errno));
     sum->n_points = w.last.n_points;
     sum->realised = w.truth;
-    if (!st && w.truth) st = refs_metrics(&refs, w.x_max, k);
-    if (!st) st = run_sorter_merge(&w.by_cost, &by_cost);
-    if (!st) st = cost_pass(by_cost, w.path_f ? fileno(w.path_f) : -1, files[0], &refs, w.truth, &sum->n_front);
+    /* what follows needs the points: rank 0's alone */
+    if (!st && writer && w.truth) st = refs_metrics(&refs, w.x_max, k);
+    if (!st && writer) st = run_sorter_merge(&w.by_cost, &by_cost);
+    if (!st && writer) st = cost_pass(by_cost, w.path_f ? fileno(w.path_f) : -1, files[0], &refs, w.truth, &sum->n_front);
     if (w.path_f) {
         rtr_status c = file_close(w.path_f, files[0]);
         if (!st) st = c;
@@ -602,7 +595,7 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
         rtr_status c = file_close(w.grid_f, files[1]);
         if (!st) st = c;
     }
-    if (!st) {
+    if (!st && writer) {
         const char *unit = prm->o.cost_model == RTR_COST_USD ? "USD" : prm->o.cost_model == RTR_COST_USER ? "user cost" : "output tokens";
         js = summary_json(corpus_dir, prm, &rs, sum, w.truth ? &refs : NULL, b->device);
         cJSON_AddNumberToObject(js, "seconds", rtr_now() - t0);

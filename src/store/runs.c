@@ -29,6 +29,15 @@ static rtr_status run_fill(sorted_run *r) {
     size_t want = RUN_BUF_BYTES / r->rec;
     if (want > r->n - r->next) want = r->n - r->next;
     if (!r->buf && !(r->buf = rtr_malloc(RUN_BUF_BYTES))) return RTR_ERR_NOMEM;
+    if (r->pull) { /* as many as the source has ready; none: its end */
+        size_t got = 0;
+        rtr_status st = r->pull(r->pull_ctx, r->buf, want, &got, r->next == 0);
+        if (st) return st;
+        if (!got) r->n = r->next;
+        r->base = r->next;
+        r->have = got;
+        return RTR_OK;
+    }
     if (fread(r->buf, r->rec, want, r->f) != want)
         return rtr_fail(RTR_ERR_IO, "a temporary run file reads short (%s)", ferror(r->f) ? strerror(errno) : "truncated");
     r->base = r->next;
@@ -38,6 +47,7 @@ static rtr_status run_fill(sorted_run *r) {
 
 static rtr_status run_rewind(sorted_run *r) {
     r->next = r->base = r->have = 0;
+    if (r->pull) r->n = SIZE_MAX; /* until the source says it has ended */
     if (r->f && fseek(r->f, 0, SEEK_SET) != 0)
         return rtr_fail(RTR_ERR_IO, "cannot rewind a temporary run file: %s", strerror(errno));
     return run_fill(r);

@@ -8,6 +8,7 @@
 
 #include "rtr/rtr.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,11 +16,20 @@
 /* The most bytes one record may have. */
 #define RUN_MAX_REC 64
 
-/* A run of records sorted on their key: in memory (mem), or in a temporary
- * file (f) read back a block of 64 KiB at a time. */
+/* A source a run pulls its records from, a block at a time (records
+ * produced elsewhere: another MPI rank's, as it sends them): at most max
+ * records into buf, *got 0 at the end; first is set on a walk's first
+ * call, when the source starts over. */
+typedef rtr_status (*run_pull_fn)(void *ctx, char *buf, size_t max, size_t *got, bool first);
+
+/* A run of records sorted on their key: in memory (mem), in a temporary
+ * file (f) read back a block of 64 KiB at a time, or pulled from a source
+ * (pull, n then SIZE_MAX until it ends) 64 KiB at a time. */
 typedef struct {
     const char *mem;
     FILE *f;
+    run_pull_fn pull;
+    void *pull_ctx;
     size_t n, rec;   /* records, bytes per record */
     size_t next;     /* the current record */
     char *buf;       /* f's records [base, base + have) */
