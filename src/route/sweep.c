@@ -314,8 +314,10 @@ static char *plot_svg(const rtr_catalog *cat, const plot_path *p, const rtr_swee
     snprintf(title, sizeof title, "Accuracy vs mean cost over lambda (%lld queries, %lld path points)",
              (long long)sum->n_queries, (long long)sum->n_points);
     snprintf(xl, sizeof xl, "mean cost per query (%s)", unit);
+    /* a log cost axis when costs span more than a decade, as the report's: a linear one squeezed the
+     * cheap pairs and RTR's rise into the left edge */
     rtr_chart c = {.title = title, .xlabel = xl, .ylabel = "accuracy", .xmin = 0, .xmax = NAN, .ymin = NAN, .ymax = NAN,
-                   .width = 860, .height = 500};
+                   .width = 860, .height = 500, .xscale = RTR_AXIS_AUTO};
     if (!b.failed) rtr_svg_chart(&b, &c, s, ns);
     for (int32_t j = 0; names && j < k; j++) free(names[j]);
     free(names);
