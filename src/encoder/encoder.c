@@ -26,6 +26,7 @@
  * each LayerNorm writes the next GEMM's bf16 input (docs/CUDA.md, roofline). */
 #include "rtr/encoder.h"
 #include "rtr/safetensors.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "encoder/weights_hash.h"
 
@@ -130,13 +131,31 @@ static const char *model_type_reason(const char *type) {
     return "";
 }
 
+/* A JSON file of the folder, parsed; *cfg NULL when it does not exist. */
+static rtr_status read_json(const char *path, cJSON **cfg) {
+    *cfg = NULL;
+    if (!rtr_path_exists(path)) return RTR_OK;
+    char *text = NULL;
+    rtr_status s = rtr_read_file(path, &text, NULL);
+    if (!s && !(*cfg = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    /* cJSON keeps a key's first value, Python's json (transformers) its last */
+    const char *dup = s ? NULL : rtr_json_duplicate_key(*cfg);
+    if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' given twice", path, dup);
+    free(text);
+    if (s) {
+        cJSON_Delete(*cfg);
+        *cfg = NULL;
+    }
+    return s;
+}
+
 /* Read config.json into enc's sizes; errors name the field. */
 static rtr_status read_config(rtr_encoder *enc, const char *dir) {
-    char *path = rtr_sprintf("%s/config.json", dir), *text = NULL;
+    char *path = rtr_sprintf("%s/config.json", dir);
     if (!path) return RTR_ERR_NOMEM;
-    rtr_status s = rtr_read_file(path, &text, NULL);
-    cJSON *cfg = s ? NULL : cJSON_Parse(text);
-    if (!s && !cfg) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    cJSON *cfg = NULL;
+    rtr_status s = read_json(path, &cfg);
+    if (!s && !cfg) s = rtr_fail(RTR_ERR_IO, "%s: cannot open: no such file", path);
     if (s) goto done;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
     const char *type = cJSON_IsString(mt) ? mt->valuestring : "(missing)";
@@ -184,7 +203,6 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
     if (bad) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' missing or out of range", path, bad);
 done:
     cJSON_Delete(cfg);
-    free(text);
     free(path);
     return s;
 }
@@ -196,17 +214,6 @@ done:
  * embedding, so the folder is refused naming the module. Without
  * modules.json, sentence-transformers (and so rtr) uses mean pooling and no
  * normalisation. */
-
-/* A JSON file of the folder, parsed; *cfg NULL when it does not exist. */
-static rtr_status read_json(const char *path, cJSON **cfg) {
-    *cfg = NULL;
-    if (!rtr_path_exists(path)) return RTR_OK;
-    char *text = NULL;
-    rtr_status s = rtr_read_file(path, &text, NULL);
-    if (!s && !(*cfg = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
-    free(text);
-    return s;
-}
 
 /* One pooling mode name (sentence-transformers' names) into *mode. */
 static rtr_status pooling_mode(const char *path, const char *name, rtr_pool_mode *mode) {
@@ -268,8 +275,14 @@ static rtr_status read_pooling(rtr_encoder *enc, const char *path) {
         } else if (pm) {
             s = rtr_fail(RTR_ERR_FORMAT, "%s: field 'pooling_mode' is neither a name nor a list of names", path);
         } else {
-            for (size_t i = 0; i < sizeof legacy / sizeof *legacy; i++)
-                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cfg, legacy[i].flag))) names[n++] = legacy[i].mode;
+            for (size_t i = 0; i < sizeof legacy / sizeof *legacy && !s; i++) {
+                const cJSON *f = cJSON_GetObjectItemCaseSensitive(cfg, legacy[i].flag);
+                /* Python takes "yes" or 1 as set: anything but a boolean would pool otherwise here */
+                if (f && !cJSON_IsBool(f))
+                    s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' must be true or false", path, legacy[i].flag);
+                else if (cJSON_IsTrue(f))
+                    names[n++] = legacy[i].mode;
+            }
             if (!n) names[n++] = "mean";
         }
     }

@@ -609,7 +609,7 @@ def _(ctx):
 
 # ------------------------------------------------------------- 4. model folder
 
-def model_copy(ctx, edit_config=None, edit_weights=None):
+def model_copy(ctx, edit_config=None, edit_weights=None, edit_text=None):
     d = ctx.dir("model")
     m = os.path.join(d, "m")
     os.makedirs(m)
@@ -627,6 +627,12 @@ def model_copy(ctx, edit_config=None, edit_weights=None):
         json.dump(cfg, open(os.path.join(m, "config.json"), "w"))
     if edit_weights:
         edit_weights(os.path.join(m, "model.safetensors"))
+    if edit_text:  # (file in the folder, text -> text): for what json.dump cannot write (a key twice)
+        path = os.path.join(m, edit_text[0])
+        with open(path) as f:
+            t = edit_text[1](f.read())
+        with open(path, "w") as f:
+            f.write(t)
     return m
 
 
@@ -651,12 +657,13 @@ def embed_check(r):
     return None
 
 
-def model_case(cid, what, names, edit_config=None, edit_weights=None, group="4 stored wrong"):
-    @case(cid, group, what + "; rtr embed", "tests/fuzz/fuzz_model_config.c")
+def model_case(cid, what, names, edit_config=None, edit_weights=None, group="4 stored wrong", edit_text=None,
+               test="tests/fuzz/fuzz_model_config.c"):
+    @case(cid, group, what + "; rtr embed", test)
     def _(ctx):
         if not ctx.model:
             return "skip", "no model folder"
-        m = model_copy(ctx, edit_config, edit_weights)
+        m = model_copy(ctx, edit_config, edit_weights, edit_text)
         r = ctx.run("embed", "--model", m, "--device", "cpu", stdin="what is 2+2?\n")
         return verdict(r, names=names, check=embed_check)
 
@@ -669,6 +676,14 @@ model_case("mod-pad-huge", "pad_token_id 2^31 - 1", ("pad_token_id",),
            lambda c: c.__setitem__("pad_token_id", 2147483647))
 model_case("mod-trunc", "model.safetensors truncated", ("model.safetensors",),
            edit_weights=lambda p: truncate(p, 0.3), group="2 shard damage")
+# cJSON keeps a key's first value, transformers (Python's json) its last: other sizes or eps than theirs
+model_case("mod-dup-key", "config.json with layer_norm_eps twice (0.5, then the model's)", ("config.json", "layer_norm_eps"),
+           edit_text=("config.json", lambda t: t.replace("{", '{"layer_norm_eps": 0.5, ', 1)), test="inventory")
+# Python takes the string "yes" as set (CLS pooling); read as unset it pooled the mean
+model_case("mod-pool-flag-str", "1_Pooling/config.json pooling_mode_cls_token \"yes\"", ("pooling_mode_cls_token",),
+           edit_text=("1_Pooling/config.json",
+                      lambda t: re.sub(r'"pooling_mode_cls_token": *false', '"pooling_mode_cls_token": "yes"', t)),
+           test="inventory")
 
 
 @case("enc-stale", "4 stored wrong", "re-encode the table's encoding with other weights; old routing table used by route",
