@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,32 @@ def main():
         r = run("upgrade", bad, "--out", bad + "-up")
         check(r.returncode == 1 and field in r.stderr and "manifest.json" in r.stderr and not os.path.exists(bad + "-up"),
               f"upgrade with a bad {field}: rc {r.returncode}: {r.stderr}")
+    # damaged text columns of a version 1 shard: each is refused naming the
+    # shard and the dataset, before HDF5 reads from it
+    for case in ("int-text", "short-text", "storage"):
+        bad = os.path.join(tmp, "v1-" + case)
+        shutil.copytree(v1, bad)
+        shard = os.path.join(bad, m1["shards"][0]["file"])
+        with h5py.File(shard, "r+") as g:
+            n = g["queries/text"].shape[0]
+            if case != "storage":
+                del g["queries/text"]
+                g["queries/text"] = np.arange(n) if case == "int-text" else np.array(["x"] * (n - 1), dtype=object)
+            offset, size = g["queries/text"].id.get_offset(), g["queries/text"].id.get_storage_size()
+        if case == "storage":
+            # the contiguous layout message holds the data's address and size:
+            # say it stores one element less than its rows need
+            raw = open(shard, "rb").read()
+            at = raw.find(struct.pack("<QQ", offset, size))
+            check(at > 0 and size == 16 * n, f"the layout message of queries/text ({size} bytes at {offset})")
+            raw = raw[:at + 8] + struct.pack("<Q", size - 16) + raw[at + 16:]
+            open(shard, "wb").write(raw)
+        r = run("upgrade", bad, "--out", bad + "-up")
+        want = {"int-text": "not a string dataset", "short-text": f"{n - 1} rows; expected {n}",
+                "storage": f"stores {size - 16} bytes where its elements need {size}"}[case]
+        check(r.returncode == 1 and "/queries/text" in r.stderr and want in r.stderr and shard in r.stderr
+              and not os.path.exists(bad + "-up"), f"upgrade of a shard with a damaged text column ({case}): "
+              f"rc {r.returncode}: {r.stderr}")
     shutil.rmtree(tmp)
 
 

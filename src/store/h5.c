@@ -294,8 +294,8 @@ rtr_status h5_write_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int6
     return RTR_OK;
 }
 
-rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind, int64_t rows, int64_t cols,
-                      hid_t *d, int64_t *got_rows) {
+/* Open dataset name of f, RTR_ERR_FORMAT naming it when missing. */
+static rtr_status open_dataset(hid_t f, const char *path, const char *name, hid_t *d) {
     *d = -1;
     if (!h5_exists(f, name)) return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
     /* a streamed read that cuts a storage chunk (about 1 MiB) keeps it cached
@@ -304,14 +304,37 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
     if (dapl >= 0) H5Pset_chunk_cache(dapl, H5D_CHUNK_CACHE_NSLOTS_DEFAULT, 4u << 20, H5D_CHUNK_CACHE_W0_DEFAULT);
     *d = H5Dopen2(f, name, dapl >= 0 ? dapl : H5P_DEFAULT);
     if (dapl >= 0) H5Pclose(dapl);
-    if (*d < 0) return h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be opened", path, name);
+    return *d < 0 ? h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be opened", path, name) : RTR_OK;
+}
+
+/* A compact or contiguous dataset's raw data must hold exactly its elements
+ * (need bytes in the file): HDF5 1.10 trusts a damaged layout message and
+ * copies from a NULL buffer (a compact dataset of 6 int64 with 0 bytes
+ * stored crashed the shard fuzzer in H5Dread). Chunked storage may hold
+ * less (compression, chunks never written read as fill). */
+static rtr_status storage_check(hid_t d, const char *path, const char *name, unsigned long long need) {
+    hid_t pl = H5Dget_create_plist(d);
+    H5D_layout_t layout = pl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(pl);
+    if (pl >= 0) H5Pclose(pl);
+    unsigned long long stored = (unsigned long long)H5Dget_storage_size(d);
+    if ((layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) && stored != need)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s stores %llu bytes where its elements need %llu (damaged file?)",
+                        path, name, stored, need);
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has no layout rtr can read (damaged file?)", path, name);
+    return RTR_OK;
+}
+
+rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind, int64_t rows, int64_t cols,
+                      hid_t *d, int64_t *got_rows) {
+    rtr_status s = open_dataset(f, path, name, d);
+    if (s) return s;
     hid_t t = H5Dget_type(*d), sp = H5Dget_space(*d);
     hsize_t dims[2] = {0, 0};
     int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
     if (rank >= 1 && rank <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
     H5T_class_t cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
     size_t size = t < 0 ? 0 : H5Tget_size(t);
-    rtr_status s = RTR_OK;
     if (cls != (kind == H5_F32 ? H5T_FLOAT : H5T_INTEGER) || size != elem_size(kind))
         s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is not %s", path, name,
                      kind == H5_F32 ? "float32" : kind == H5_I64 ? "int64" : "uint8");
@@ -319,21 +342,7 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
         s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has %d dimension(s), %lld x %lld; expected %lld x %lld", path, name,
                      rank, (long long)dims[0], rank == 2 ? (long long)dims[1] : 1LL, (long long)rows,
                      rank_of(kind, cols) == 2 ? (long long)cols : 1LL);
-    /* A compact or contiguous dataset's raw data must hold exactly its
-     * elements: HDF5 1.10 trusts a damaged layout message and copies from
-     * a NULL buffer (a compact dataset of 6 int64 with 0 bytes stored
-     * crashed the shard fuzzer in H5Dread). Chunked storage may hold less
-     * (compression, chunks never written read as fill). */
-    hid_t pl = s ? -1 : H5Dget_create_plist(*d);
-    H5D_layout_t layout = pl < 0 ? H5D_LAYOUT_ERROR : H5Pget_layout(pl);
-    if (pl >= 0) H5Pclose(pl);
-    hsize_t stored = s ? 0 : H5Dget_storage_size(*d);
-    unsigned long long need = (unsigned long long)dims[0] * (rank == 2 ? dims[1] : 1) * size;
-    if (!s && (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) && (unsigned long long)stored != need)
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s stores %llu bytes where its elements need %llu (damaged file?)",
-                     path, name, (unsigned long long)stored, need);
-    else if (!s && layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has no layout rtr can read (damaged file?)", path, name);
+    if (!s) s = storage_check(*d, path, name, (unsigned long long)dims[0] * (rank == 2 ? dims[1] : 1) * size);
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
     H5Eclear2(H5E_DEFAULT);
@@ -344,6 +353,36 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
     }
     if (got_rows) *got_rows = (int64_t)dims[0];
     return RTR_OK;
+}
+
+rtr_status h5_string_dataset(hid_t f, const char *path, const char *name, int64_t rows, hid_t *d) {
+    rtr_status s = open_dataset(f, path, name, d);
+    if (s) return s;
+    hid_t t = H5Dget_type(*d), sp = H5Dget_space(*d), fcpl = H5Fget_create_plist(f);
+    hsize_t dims[1] = {0};
+    int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+    if (rank == 1) H5Sget_simple_extent_dims(sp, dims, NULL);
+    size_t addr = 8, size = t < 0 ? 0 : H5Tget_size(t);
+    if (fcpl >= 0) H5Pget_sizes(fcpl, &addr, NULL);
+    /* a variable-length element is stored as a global heap id: its sequence
+     * length (4 bytes), the heap collection's address and an index (4) */
+    bool vl = t >= 0 && H5Tis_variable_str(t) > 0;
+    if (t < 0 || H5Tget_class(t) != H5T_STRING)
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is not a string dataset", path, name);
+    else if (rank != 1 || (int64_t)dims[0] != rows)
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s has %d dimension(s), %lld rows; expected %lld", path, name, rank,
+                     (long long)dims[0], (long long)rows);
+    else
+        s = storage_check(*d, path, name, (unsigned long long)dims[0] * (vl ? 8 + addr : size));
+    if (fcpl >= 0) H5Pclose(fcpl);
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Eclear2(H5E_DEFAULT);
+    if (s) {
+        H5Dclose(*d);
+        *d = -1;
+    }
+    return s;
 }
 
 rtr_status h5_read_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, void *out,

@@ -69,6 +69,11 @@ rtr_status h5_write_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int6
  * path and dataset otherwise. */
 rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind, int64_t rows, int64_t cols,
                       hid_t *d, int64_t *got_rows);
+/* Open a one-dimensional string dataset (fixed or variable length) of
+ * exactly rows rows whose stored bytes match them (schema version 1 shards
+ * keep their text columns so). RTR_ERR_FORMAT naming path and dataset
+ * otherwise. */
+rtr_status h5_string_dataset(hid_t f, const char *path, const char *name, int64_t rows, hid_t *d);
 /* Read rows [row0, row0 + rows) (cols each) into out. */
 rtr_status h5_read_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, void *out,
                         const char *path, const char *name);

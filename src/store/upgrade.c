@@ -53,10 +53,12 @@ static char *v1_attr(hid_t f, const char *obj, const char *key) {
     return out;
 }
 
-/* Rows [row0, row0 + m) of a version 1 string dataset, copied into out. */
-static rtr_status v1_strings(hid_t f, const char *path, const char *name, int64_t row0, int64_t m, char **out) {
-    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-    if (d < 0) return h5_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
+/* Rows [row0, row0 + m) of a version 1 string dataset of rows rows, copied into out. */
+static rtr_status v1_strings(hid_t f, const char *path, const char *name, int64_t rows, int64_t row0, int64_t m,
+                             char **out) {
+    hid_t d;
+    rtr_status s = h5_string_dataset(f, path, name, rows, &d);
+    if (s) return s;
     hid_t t = H5Tcopy(H5T_C_S1), fs = H5Dget_space(d), ft = H5Dget_type(d);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5Tget_cset(ft));
@@ -64,7 +66,7 @@ static rtr_status v1_strings(hid_t f, const char *path, const char *name, int64_
     hsize_t start[1] = {(hsize_t)row0}, count[1] = {(hsize_t)m};
     hid_t ms = H5Screate_simple(1, count, NULL);
     char **tmp = rtr_calloc((size_t)m, sizeof *tmp);
-    rtr_status s = tmp ? RTR_OK : RTR_ERR_NOMEM;
+    if (!tmp) s = RTR_ERR_NOMEM;
     if (!s && (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
                H5Dread(d, t, ms, fs, H5P_DEFAULT, tmp) < 0))
         s = h5_fail(RTR_ERR_FORMAT, "%s: cannot read rows %lld.. of dataset %s", path, (long long)row0, name);
@@ -122,7 +124,7 @@ static rtr_status upgrade_shard(const char *dir, const char *in_path, const char
         rtr_shard b;
         s = rtr_shard_alloc(&b, m, cat->n_pairs);
         char **cols[4] = {b.id, b.text, b.dataset, b.split};
-        for (int c = 0; c < 4 && !s; c++) s = v1_strings(f, in_path, str_names[c], r0, m, cols[c]);
+        for (int c = 0; c < 4 && !s; c++) s = v1_strings(f, in_path, str_names[c], n, r0, m, cols[c]);
         float *mats[3] = {b.correct, b.tokens, b.cost};
         for (int c = 0; c < 3 && !s; c++) s = v1_floats(f, in_path, STORE_OUTCOMES[c], n, cat->n_pairs, r0, m, mats[c]);
         if (!s) s = rtr_shard_writer_append(w, &b);
