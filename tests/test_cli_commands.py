@@ -5,7 +5,8 @@ no "nan" printed anywhere ("—" or "never" instead), info's pair
 table aligned, train's epoch lines on stderr, --threads taking effect, and
 a split or dataset no query has refused before any work, naming the ones
 that exist; eval's --skip-dataset is train's name for what its older
---train-skip-dataset does. Stand-in embeddings (tests/rtrdata.py) keep it
+--train-skip-dataset does; an --out that is an input (or already exists
+inside the corpus) refused before it is replaced. Stand-in embeddings (tests/rtrdata.py) keep it
 fast."""
 import json
 import os
@@ -117,7 +118,30 @@ def main():
         r = run("eval", corpus, "--out", out(name), flag, d, "--no-embedllm", "--device", "cpu", "--quiet")
         check(r.returncode == 0 and json.load(open(out(name))).get("train_skip_dataset") == d,
               f"eval {flag} {d}: {r.stderr}")
+
+    # an --out that is an input, or an existing file or folder inside the corpus, would be replaced
+    # by the output's rename: refused (exit 2) naming both, the input untouched
+    shard = os.path.join(corpus, info_shard(corpus))
+    os.symlink(out("e.json"), out("e-link.html"))
+    for args, culprit in ((("route", corpus, "--lambda", "0.5", "--out", shard), "already exists inside the input folder"),
+                          (("sweep", corpus, "--out", corpus), "is the input"),
+                          (("eval", corpus, "--out", os.path.join(corpus, "manifest.json")), "inside the input folder"),
+                          (("report", out("e.json"), "--out", out("e.json")), "is the input"),
+                          (("report", out("e.json"), "--out", out("e-link.html")), "is the input")):
+        target = args[-1]
+        before = open(os.path.realpath(target), "rb").read() if os.path.isfile(target) else None
+        r = run(*args)
+        check(r.returncode == 2 and culprit in r.stderr and target in r.stderr,
+              f"{args[0]} --out {target}: exit {r.returncode}: {r.stderr.strip()}")
+        check(before is None or open(os.path.realpath(target), "rb").read() == before, f"{target} untouched")
+    r = run("route", corpus, "--lambda", "0.5", "--out", out("d.csv"), "--device", "cpu", "--quiet")
+    check(r.returncode == 0, "an existing --out outside the inputs is replaced as before: " + r.stderr)
     shutil.rmtree(tmp)
+
+
+def info_shard(corpus):
+    with open(os.path.join(corpus, "manifest.json")) as f:
+        return json.load(f)["shards"][0]["file"]
 
 
 main()

@@ -87,6 +87,11 @@ def main():
     check(svg.startswith("<svg") and "<path" in svg and svg.rstrip().endswith("</svg>"), "svg")
     import xml.dom.minidom
     check(len(xml.dom.minidom.parseString(svg).getElementsByTagName("path")) >= 2, "svg: well-formed, with the path drawn")
+    # the cost axis is logarithmic exactly when the drawn costs (path, pairs, references) span more than a decade
+    drawn = [float(row[k]) for row in path for k in ("pred_mean_cost", "mean_cost") if row[k] not in ("", "nan")]
+    drawn += [p["mean_cost"] for p in summary["reference"]["single_pairs"]]
+    spread = max(drawn) / min(drawn) if min(drawn) > 0 else 0
+    check(("log scale" in svg) == (spread > 10), "sweep plot: log cost axis iff costs span > 10x (%.1fx)" % spread)
     m = summary["metrics"]
     check(0 < m["aiq"] <= 1 and m["x_max"] > 0, "AIQ %s" % m)
     oracle = summary["reference"]["oracle"]

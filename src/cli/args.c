@@ -3,9 +3,11 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Options every command takes besides its own table. */
 static const char *const COMMON[] = {"help", "json", "quiet"};
@@ -78,6 +80,42 @@ static void unknown_option(const rtr_cmd_spec *spec, const char *arg) {
     fprintf(stderr, " (see rtr %s --help)\n", spec->name);
 }
 
+/* Whether path lies inside folder dir (both existing; symbolic links resolved). */
+static bool inside(const char *path, const char *dir) {
+    char rp[PATH_MAX], rd[PATH_MAX];
+    if (!realpath(path, rp) || !realpath(dir, rd)) return false;
+    size_t n = strlen(rd);
+    return !strncmp(rp, rd, n) && (rp[n] == '/' || n == 1);
+}
+
+/* An existing --out that is an input (a positional argument or another
+ * option's path, also through a symbolic link) or lies inside an input
+ * folder (a corpus's shard or manifest): the output, renamed into place,
+ * would replace it. Refused as a usage error before anything is read. */
+static int out_clashes(const rtr_cmd_spec *spec, const char *out, const struct stat *so, const char *in) {
+    struct stat si;
+    if (!in || stat(in, &si)) return 0;
+    bool same = si.st_dev == so->st_dev && si.st_ino == so->st_ino;
+    if (!same && !(S_ISDIR(si.st_mode) && inside(out, in))) return 0;
+    fprintf(stderr, "rtr %s: --out '%s' %s '%s': the output would replace it; write it elsewhere\n", spec->name, out,
+            same ? "is the input" : "already exists inside the input folder", in);
+    return 2;
+}
+
+static int check_out(const rtr_cmd_spec *spec, const rtr_args *a) {
+    const rtr_opt *opt = find_opt(spec->opts, "out", 3);
+    bool is_path = opt && (opt->kind == RTR_OPT_STR || opt->kind == RTR_OPT_REQUIRED);
+    const char *out = is_path ? *(const char **)opt->dest : NULL;
+    struct stat so;
+    if (!out || stat(out, &so)) return 0; /* a new path replaces nothing */
+    int rc = 0;
+    for (int i = 0; i < a->npos && !rc; i++) rc = out_clashes(spec, out, &so, a->pos[i]);
+    for (const rtr_opt *o = spec->opts; o && o->name && !rc; o++)
+        if (o != opt && (o->kind == RTR_OPT_STR || o->kind == RTR_OPT_REQUIRED))
+            rc = out_clashes(spec, out, &so, *(const char **)o->dest);
+    return rc;
+}
+
 static int parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {
     bool only_pos = false;
     for (int i = 1; i < argc; i++) {
@@ -108,7 +146,7 @@ static int parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out)
         fprintf(stderr, "rtr %s: wrong number of arguments\nusage: rtr %s %s\n", spec->name, spec->name, spec->usage);
         return 2;
     }
-    return 0;
+    return check_out(spec, out);
 }
 
 int rtr_args_parse(const rtr_cmd_spec *spec, int argc, char **argv, rtr_args *out) {

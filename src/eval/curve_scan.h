@@ -46,4 +46,30 @@ void area_scan_add(area_scan *a, double x, double y);
 /* The area (NaN without a point); a->cpt[i] NaN where never reached. */
 double area_scan_finish(area_scan *a);
 
+/* The per-point rules of cost to match and the oracle gap (METRICS.md),
+ * one point at a time: the cheapest point whose accuracy reaches the best
+ * single pair's (to RTR_ACC_ATOL), the most accurate point within the
+ * Oracle's cost. rtr_metric_cost_to_match and rtr_metric_oracle_gap run
+ * them over arrays, rtr sweep over its streamed path. */
+typedef struct {
+    double acc_best, cost_oracle; /* the targets */
+    double cheapest, best;        /* the running results (±INFINITY: none yet) */
+} match_scan;
+
+void match_scan_init(match_scan *m, double acc_best, double cost_oracle);
+void match_scan_add(match_scan *m, double cost, double acc);
+/* The cost to match as a fraction of cost_best; NaN when never reached. */
+double match_scan_to_match(const match_scan *m, double cost_best);
+/* acc_oracle minus the best accuracy within the Oracle's cost; NaN when none. */
+double match_scan_gap(const match_scan *m, double acc_oracle);
+
+/* APGR's and CPT's pieces (METRICS.md): the accuracy a fraction frac of
+ * the way from the weak pair's to the strong pair's; APGR from the area
+ * over [0, 1] (NaN when the two accuracies are equal). */
+double curve_target(double acc_weak, double acc_strong, double frac);
+/* x of the multi-pair form: cost normalised between the cheapest pair's
+ * (0) and the best single pair's (1). */
+double curve_norm_cost(double cost, double cost_cheapest, double cost_best);
+double curve_apgr(double area, double acc_weak, double acc_strong);
+
 #endif

@@ -1,6 +1,7 @@
 /* Reference routers and curve metrics on realised outcomes (evaluate.h). */
 #include "eval/evaluate.h"
 #include "eval/knn.h"
+#include "eval/curve_scan.h"
 #include "common/util.h"
 #include "rtr/dist.h"
 
@@ -140,7 +141,7 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
     if (b->cost > w->cost) {
         double *x = rtr_malloc((size_t)n * sizeof *x);
         if (!x) return RTR_ERR_NOMEM;
-        for (int64_t t = 0; t < n; t++) x[t] = (cost[t] - w->cost) / (b->cost - w->cost);
+        for (int64_t t = 0; t < n; t++) x[t] = curve_norm_cost(cost[t], w->cost, b->cost);
         m->apgr = rtr_metric_apgr(x, acc, n, w->acc, b->acc);
         m->cpt50 = rtr_metric_cpt(x, acc, n, w->acc, b->acc, 0.5);
         m->cpt80 = rtr_metric_cpt(x, acc, n, w->acc, b->acc, 0.8);

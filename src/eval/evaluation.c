@@ -668,6 +668,12 @@ static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m
     return st;
 }
 
+static void drop_table(float **p, float **c) {
+    free(*p);
+    free(*c);
+    *p = *c = NULL;
+}
+
 /* One pass over the evaluated rows' embeddings (rs: the rows te holds, in
  * its order, checked by id). */
 static rtr_status emb_pass_run(emb_pass *x, route_source *rs, const char *corpus_dir) {
@@ -907,6 +913,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, ex.stack_p, ex.stack_c, budget, be);
     }
+    /* each table goes once its router is built: the paths built next take its room */
+    drop_table(&ex.stack_p, &ex.stack_c);
     for (int t = 0; !st && t < nt; t++) {
         const route_data *d = t ? &extra[t] : &te;
         char name[300];
@@ -917,11 +925,14 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
+    drop_table(&prior_p, &prior_c);
     if (!st) {
         memcpy(bp, ex.knn_p, nk * sizeof *bp); /* table_router writes NaN into its p; RouteLLM reads knn_p */
         st = table_router(&R[nr++], "kNN router", &te, bp, ex.knn_c, budget, be);
     }
+    drop_table(&bp, &ex.knn_c);
     if (!st && ex.eml) st = table_router(&R[nr++], "EmbedLLM-style", &te, ex.eml_p, ex.eml_c, budget, be);
+    drop_table(&ex.eml_p, &ex.eml_c);
     if (!st && train_refs.cheapest != train_refs.best) {
         st = routellm_router(&R[nr++], &te, ex.knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
     } else if (!st) {

@@ -485,32 +485,59 @@ static double area_of(const double *x, const double *y, int64_t n, const double 
 
 double rtr_curve_area01(const double *x, const double *y, int64_t n) { return area_of(x, y, n, NULL, 0, NULL); }
 
+double curve_target(double acc_weak, double acc_strong, double frac) {
+    return acc_weak + frac * (acc_strong - acc_weak);
+}
+
+double curve_norm_cost(double cost, double cost_cheapest, double cost_best) {
+    return (cost - cost_cheapest) / (cost_best - cost_cheapest);
+}
+
+double curve_apgr(double area, double acc_weak, double acc_strong) {
+    return acc_strong == acc_weak ? NAN : (area - acc_weak) / (acc_strong - acc_weak);
+}
+
 double rtr_metric_apgr(const double *x, const double *acc, int64_t n, double acc_weak, double acc_strong) {
     if (acc_strong == acc_weak) return NAN;
-    return (rtr_curve_area01(x, acc, n) - acc_weak) / (acc_strong - acc_weak);
+    return curve_apgr(rtr_curve_area01(x, acc, n), acc_weak, acc_strong);
 }
 
 double rtr_metric_cpt(const double *x, const double *acc, int64_t n, double acc_weak,
                       double acc_strong, double frac) {
-    double target = acc_weak + frac * (acc_strong - acc_weak), res = NAN;
+    double target = curve_target(acc_weak, acc_strong, frac), res = NAN;
     area_of(x, acc, n, &target, 1, &res);
     return res;
 }
 
+void match_scan_init(match_scan *m, double acc_best, double cost_oracle) {
+    *m = (match_scan){acc_best, cost_oracle, INFINITY, -INFINITY};
+}
+
+void match_scan_add(match_scan *m, double cost, double acc) {
+    if (acc >= m->acc_best - RTR_ACC_ATOL && cost < m->cheapest) m->cheapest = cost;
+    if (cost <= m->cost_oracle && acc > m->best) m->best = acc;
+}
+
+double match_scan_to_match(const match_scan *m, double cost_best) {
+    return isinf(m->cheapest) ? NAN : m->cheapest / cost_best;
+}
+
+double match_scan_gap(const match_scan *m, double acc_oracle) { return isinf(m->best) ? NAN : acc_oracle - m->best; }
+
 double rtr_metric_cost_to_match(const double *cost, const double *acc, int64_t n, double acc_best,
                                 double cost_best) {
-    double best = INFINITY;
-    for (int64_t i = 0; i < n; i++)
-        if (acc[i] >= acc_best - RTR_ACC_ATOL && cost[i] < best) best = cost[i];
-    return isinf(best) ? NAN : best / cost_best;
+    match_scan m;
+    match_scan_init(&m, acc_best, -INFINITY); /* no oracle gap asked */
+    for (int64_t i = 0; i < n; i++) match_scan_add(&m, cost[i], acc[i]);
+    return match_scan_to_match(&m, cost_best);
 }
 
 double rtr_metric_oracle_gap(const double *cost, const double *acc, int64_t n, double cost_oracle,
                              double acc_oracle) {
-    double best = -INFINITY;
-    for (int64_t i = 0; i < n; i++)
-        if (cost[i] <= cost_oracle && acc[i] > best) best = acc[i];
-    return isinf(best) ? NAN : acc_oracle - best;
+    match_scan m;
+    match_scan_init(&m, INFINITY, cost_oracle); /* no cost to match asked */
+    for (int64_t i = 0; i < n; i++) match_scan_add(&m, cost[i], acc[i]);
+    return match_scan_gap(&m, acc_oracle);
 }
 
 /* ------------------------------------------------ operating points */

@@ -97,25 +97,25 @@ typedef struct {
     bool on, norm; /* any metric; the normalised cost of APGR and CPT exists */
     hull_scan hull;
     area_scan area;
-    double to_match, gap_acc;
+    match_scan match;
 } curve_stream;
 
 static void curve_stream_init(curve_stream *c, const eval_refs *r, double x_max) {
-    *c = (curve_stream){.r = r, .on = r->best >= 0 && x_max > 0, .to_match = INFINITY, .gap_acc = -INFINITY};
+    *c = (curve_stream){.r = r, .on = r->best >= 0 && x_max > 0};
     if (!c->on) return;
     const rtr_op_point *b = &r->single[r->best], *w = &r->single[r->cheapest];
     c->norm = b->cost > w->cost;
-    double target[2] = {w->acc + 0.5 * (b->acc - w->acc), w->acc + 0.8 * (b->acc - w->acc)};
+    double target[2] = {curve_target(w->acc, b->acc, 0.5), curve_target(w->acc, b->acc, 0.8)};
     area_scan_init(&c->area, target, 2);
+    match_scan_init(&c->match, b->acc, r->oracle.cost);
 }
 
 static void curve_stream_add(curve_stream *c, double cost, double acc) {
     if (!c->on) return;
     const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
     hull_scan_add(&c->hull, cost, acc);
-    if (c->norm) area_scan_add(&c->area, (cost - w->cost) / (b->cost - w->cost), acc);
-    if (acc >= b->acc - RTR_ACC_ATOL && cost < c->to_match) c->to_match = cost;
-    if (cost <= c->r->oracle.cost && acc > c->gap_acc) c->gap_acc = acc;
+    if (c->norm) area_scan_add(&c->area, curve_norm_cost(cost, w->cost, b->cost), acc);
+    match_scan_add(&c->match, cost, acc);
 }
 
 static rtr_status curve_stream_finish(curve_stream *c, eval_curve *m, double x_max) {
@@ -126,12 +126,12 @@ static rtr_status curve_stream_finish(curve_stream *c, eval_curve *m, double x_m
     if (st) return st;
     if (c->norm) {
         double area = area_scan_finish(&c->area);
-        m->apgr = b->acc == w->acc ? NAN : (area - w->acc) / (b->acc - w->acc);
+        m->apgr = curve_apgr(area, w->acc, b->acc);
         m->cpt50 = c->area.cpt[0];
         m->cpt80 = c->area.cpt[1];
     }
-    m->to_match = isinf(c->to_match) ? NAN : c->to_match / b->cost;
-    m->oracle_gap = isinf(c->gap_acc) ? NAN : c->r->oracle.acc - c->gap_acc;
+    m->to_match = match_scan_to_match(&c->match, b->cost);
+    m->oracle_gap = match_scan_gap(&c->match, c->r->oracle.acc);
     return RTR_OK;
 }
 
@@ -314,8 +314,10 @@ static char *plot_svg(const rtr_catalog *cat, const plot_path *p, const rtr_swee
     snprintf(title, sizeof title, "Accuracy vs mean cost over lambda (%lld queries, %lld path points)",
              (long long)sum->n_queries, (long long)sum->n_points);
     snprintf(xl, sizeof xl, "mean cost per query (%s)", unit);
+    /* a log cost axis when costs span more than a decade, as the report's: a linear one squeezed the
+     * cheap pairs and RTR's rise into the left edge */
     rtr_chart c = {.title = title, .xlabel = xl, .ylabel = "accuracy", .xmin = 0, .xmax = NAN, .ymin = NAN, .ymax = NAN,
-                   .width = 860, .height = 500};
+                   .width = 860, .height = 500, .xscale = RTR_AXIS_AUTO};
     if (!b.failed) rtr_svg_chart(&b, &c, s, ns);
     for (int32_t j = 0; names && j < k; j++) free(names[j]);
     free(names);

@@ -517,6 +517,19 @@ def _(ctx):
     return verdict(r, expect="accept", check=lambda _: expect_ids(["a", "b"])(out))
 
 
+@case("ing-flat", "3 ingest", "a flat line: an outcome's fields beside id and text (the outcome was dropped)",
+      "tests/test_cli_ingest.sh")
+def _(ctx):
+    r, out = ingest(ctx, [line("a"), '{"id": "b", "text": "t", "model": "demo-1b", "strategy": "cot", "correct": 1}'])
+    return verdict(r, names=("in.jsonl:2", "model", "outcomes"), accepted="loss")
+
+
+@case("ing-near-key", "3 ingest", "an outcome key misspelt (corect): the value was dropped", "tests/test_cli_ingest.sh")
+def _(ctx):
+    r, out = ingest(ctx, ['{"id": "a", "text": "t", "outcomes": [{"model": "demo-1b", "strategy": "cot", "corect": 1}]}'])
+    return verdict(r, names=("in.jsonl:1", "corect", "correct"), accepted="loss")
+
+
 @case("ing-empty", "3 ingest", "an empty log", "inventory")
 def _(ctx):
     r, out = ingest(ctx, b"", raw=True)
@@ -804,6 +817,11 @@ def _(ctx):
     return verdict(r, names=("x.csv",))
 cli_case("cli-out-missing-dir", "--out in a folder that does not exist",
          ["route", "{c}", "--lambda", "0.5", "--out", "{d}/no/such/x.csv"], ("no/such",), usage=False)
+cli_case("cli-out-shard", "route --out a shard of the corpus it reads (the rename replaced it)",
+         ["route", "{c}", "--lambda", "0.5", "--out", "{c}/shard-00000.h5"], ("shard-00000.h5", "input folder"),
+         test="tests/test_cli_commands.py")
+cli_case("cli-out-corpus", "sweep --out the corpus folder itself", ["sweep", "{c}", "--out", "{c}"], ("is the input",),
+         test="tests/test_cli_commands.py")
 cli_case("cli-corpus-file", "the corpus argument a plain file", ["info", "{c}/manifest.json"], ("manifest.json",),
          usage=False)
 
