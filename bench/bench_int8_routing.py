@@ -65,19 +65,30 @@ def main():
     shutil.rmtree(i8, ignore_errors=True)
     shutil.copytree(fp, i8)
     cos_all = []
+    # the layout of docs/FORMAT.md: texts and catalog in the shards, embeddings
+    # beside them in embeddings/ENCODER/ (same datasets rewritten: attributes kept)
+    emb = os.path.join(i8, "embeddings", os.path.basename(os.path.normpath(args.model)))
+
+    def reembed(path, key, texts):
+        with h5py.File(path, "r+") as e:
+            old = e["embedding/" + key][()]
+            new = reduced_embed(bench, args.model, args.precision, texts)
+            cos_all.append(np.sum(old * new, 1) / (np.linalg.norm(old, axis=1) * np.linalg.norm(new, axis=1)))
+            e["embedding/" + key][...] = new
+
+    cat = None
     for name in sorted(os.listdir(i8)):
         if not name.startswith("shard-"):
             continue
-        with h5py.File(os.path.join(i8, name), "r+") as f:
-            texts = [t.decode() if isinstance(t, bytes) else t for t in f["queries/text"][()]]
-            cat = json.loads(f.attrs["catalog_json"])
-            groups = {"query": texts, "model_desc": [m["description"] for m in cat["models"]],
-                      "strategy_desc": [s["description"] for s in cat["strategies"]]}
-            for key, ts in groups.items():
-                old = f["embedding/" + key][()]
-                new = reduced_embed(bench, args.model, args.precision, ts)
-                cos_all.append(np.sum(old * new, 1) / (np.linalg.norm(old, axis=1) * np.linalg.norm(new, axis=1)))
-                f["embedding/" + key][...] = new  # same dataset, attributes (encoder, hash) kept
+        with h5py.File(os.path.join(i8, name), "r") as f:
+            # strings as stored: UTF-8 bytes back to back, n + 1 offsets
+            raw, off = f["queries/text/bytes"][()].tobytes(), f["queries/text/offsets"][()]
+            texts = [raw[off[i]:off[i + 1]].decode() for i in range(len(off) - 1)]
+            cat = json.loads(f["catalog_json"][()].tobytes())
+        reembed(os.path.join(emb, name), "query", texts)
+    descs = os.path.join(emb, "descriptions.h5")
+    reembed(descs, "model_desc", [m["description"] for m in cat["models"]])
+    reembed(descs, "strategy_desc", [s["description"] for s in cat["strategies"]])
     cos = np.concatenate(cos_all)
     print(f"mot_date, {os.path.basename(args.model)}: {args.precision} vs fp32 embeddings of {len(cos)} texts: "
           f"cosine min {cos.min():.5f}, mean {cos.mean():.6f}")
@@ -87,7 +98,8 @@ def main():
     # the routing tables themselves: how far the reduced precision's predictions moved
     tables = []
     for corpus in (fp, i8):
-        with h5py.File(os.path.join(corpus, "shard-00000.h5"), "r") as f:
+        (table,) = os.listdir(os.path.join(corpus, "tables"))
+        with h5py.File(os.path.join(corpus, "tables", table, "shard-00000.h5"), "r") as f:
             tables.append(f["routing/p_correct"][()])
     dp = np.abs(tables[0] - tables[1])
     print(f"  predicted p_correct, {args.precision} vs fp32 embeddings: max |diff| {dp.max():.4f}, mean {dp.mean():.5f}")
