@@ -12,11 +12,13 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
-from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip, skip_part
 
 require_numpy_h5py()
 require_rtr()
@@ -120,6 +122,53 @@ def same_summary(x, y):
     return x == y
 
 
+def rank_pid(rank, marker):
+    """The pid of the rtr process of this MPI rank whose command line holds marker, or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(cmd[0]) == b"rtr" and marker.encode() in cmd and \
+                f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return int(pid)
+    return None
+
+
+def killed_route(corpus, tmp, want):
+    """SIGKILL rank 1 of a 2-rank route: the job fails, nothing stands under
+    the final name (or, if it finished first, the whole file), and the rerun
+    gives one process's decisions with no temporary left."""
+    out = os.path.join(tmp, "killed.csv")
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", RTR, "route", corpus, "--budget", "400", "--out", out,
+           "--split", "", "--device", "cpu", "-q"]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=MPI_ENV)
+    victim = None
+    for _ in range(400):
+        victim = rank_pid(1, out)
+        if victim or job.poll() is not None:
+            break
+        time.sleep(0.01)
+    if victim:
+        time.sleep(0.3)  # into its routing
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            victim = None
+    _, err = job.communicate(timeout=300)
+    if job.returncode == 0:
+        skip_part("killed route: the job finished before rank 1 could be killed")
+        check(open(out, "rb").read() == open(want, "rb").read(), "route that finished anyway: one process's decisions")
+    else:
+        check(victim is not None and not os.path.exists(out),
+              f"killed route: exit {job.returncode}, nothing under the final name: {os.listdir(tmp)}")
+    r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out)
+    check(r.returncode == 0 and open(out, "rb").read() == open(want, "rb").read(),
+          "the rerun after a killed rank: one process's decisions: " + r.stderr[-300:])
+    check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"the rerun leaves no temporary: {os.listdir(tmp)}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_sweep_mpi_")
     corpus = demo_corpus(tmp, 21000, 5, 3000)
@@ -179,6 +228,7 @@ def main():
         else:
             check(open(a, "rb").read() == open(b, "rb").read(), f"route {' '.join(args)} FILE{ext}: 2 ranks differ")
     check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"temporaries left: {os.listdir(tmp)}")
+    killed_route(corpus, tmp, dec1)
     # a budget below the cheapest routing: rank 0 finds it on the path and
     # every rank stops with the same error (none waits for the others)
     low = os.path.join(tmp, "low.csv")
