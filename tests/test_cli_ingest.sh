@@ -179,6 +179,10 @@ printf '%s\n' '{"id":"t1","text":"x","outcomes":[{"model":"small","strategy":"co
 # The demo generator is deterministic for a seed and ingests cleanly.
 "$RTR" gen-demo --queries 500 --seed 7 d1 2>/dev/null && "$RTR" gen-demo --queries 500 --seed 7 d2 2>/dev/null \
   && cmp -s d1/outcomes.jsonl d2/outcomes.jsonl && ok || bad "gen-demo not deterministic"
+# ... and never replaces a file already in its folder (a user's own catalog or log)
+echo '{"mine": true}' > d2/catalog.json
+"$RTR" gen-demo --queries 10 --seed 1 d2 > /dev/null 2> err.txt; rc=$?
+[ $rc -eq 1 ] && grep -q "d2/catalog.json exists" err.txt && [ "$(cat d2/catalog.json)" = '{"mine": true}' ]   && cmp -s d1/outcomes.jsonl d2/outcomes.jsonl && ok || bad "gen-demo over an existing catalog: rc $rc, $(cat err.txt)"
 "$RTR" ingest --catalog d1/catalog.json --out dcorp --shard-size 128 d1/outcomes.jsonl 2>/dev/null \
   && [ "$(ls dcorp/shard-*.h5 | wc -l)" -eq 4 ] && ok || bad "demo ingest with 4 shards"
 

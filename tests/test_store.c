@@ -565,6 +565,7 @@ static void test_bad_files(void) {
     H5Aclose(a), H5Fclose(f);
     expect_open_error(dir, RTR_ERR_UNSUPPORTED, "rtr_schema_version", "rtr upgrade");
     expect_open_error("/nonexistent/corpus", RTR_ERR_IO, "/nonexistent/corpus", "no such directory");
+    expect_open_error(s1, RTR_ERR_IO, s1, "a file, not a corpus folder");
     free(data);
     free(s1);
     free_two(dir, &cat, rows);

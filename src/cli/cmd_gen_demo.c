@@ -27,7 +27,13 @@ int cmd_gen_demo(int argc, char **argv) {
     mkdir(dir, 0755);
     char *cat = rtr_sprintf("%s/catalog.json", dir), *out = rtr_sprintf("%s/outcomes.jsonl", dir);
     double t0 = rtr_now();
-    rtr_status s = cat && out ? rtr_demo_generate(cat, out, n, (uint64_t)seed, test_fraction) : RTR_ERR_NOMEM;
+    rtr_status s = cat && out ? RTR_OK : RTR_ERR_NOMEM;
+    /* never replace a file: OUT_DIR may hold a user's own catalog or log */
+    for (int i = 0; i < 2 && !s; i++)
+        if (rtr_path_exists(i ? out : cat))
+            s = rtr_fail(RTR_ERR_IO, "%s exists (gen-demo never replaces a file: remove it or choose another folder)",
+                         i ? out : cat);
+    if (!s) s = rtr_demo_generate(cat, out, n, (uint64_t)seed, test_fraction);
     if (s) {
         cli_error("gen-demo");
     } else if (a.json) {

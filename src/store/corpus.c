@@ -162,7 +162,9 @@ rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir) {
         return RTR_ERR_NOMEM;
     }
     rtr_status s = RTR_OK;
-    if (!rtr_is_dir(dir)) s = rtr_fail(RTR_ERR_IO, "%s: not a corpus (no such directory)", dir);
+    if (!rtr_is_dir(dir))
+        s = rtr_fail(RTR_ERR_IO, "%s: not a corpus (%s)", dir,
+                     rtr_path_exists(dir) ? "a file, not a corpus folder" : "no such directory");
     else if (!rtr_path_exists(mpath) || rtr_is_dir(mpath)) s = rtr_fail(RTR_ERR_IO, "%s: not a corpus (no manifest.json)", dir);
     if (!s) s = rtr_read_file(mpath, &text, NULL);
     cJSON *root = s ? NULL : cJSON_Parse(text);
