@@ -174,6 +174,7 @@ def cosines(a, b):
 
 LABEL = {"st": "sentence-transformers (PyTorch fp32)", "ort": "ONNX Runtime fp32", "ort-int8":
          "ONNX Runtime int8 (dynamic)", "rtr-fp32": "rtr fp32", "rtr-int8": "rtr int8 (dynamic, AVX2)",
+         "rtr-bf16": "rtr bf16 (oneDNN, AVX-512 BF16 only)",
          "rtr-fp32-passive": "rtr fp32, OMP_WAIT_POLICY=passive", "rtr-fp32-base": "rtr fp32, --base-build"}
 
 

@@ -1,24 +1,25 @@
 /* bench_encode_cpu — one timed encode on the CPU backend, for
  * bench/bench_encode.py's interleaved runs: texts from stdin (one per line),
- * the encoder loaded with its linear layers on OpenBLAS fp32 ("fp32") or on
- * int8 weights ("int8", src/backend/cpu_gemm_packed.c), one warm-up call on
- * the first
- * 32 texts, then every text encoded in one call (--each: one call per
+ * the encoder loaded with its linear layers on OpenBLAS fp32 ("fp32"), on
+ * int8 weights ("int8", src/backend/cpu_gemm_packed.c), in bf16 through
+ * oneDNN ("bf16": AVX-512 BF16 CPUs only, src/backend/cpu_dnnl.c) or on the
+ * model of bf16's arithmetic ("bf16-model": operands rounded to bf16,
+ * OpenBLAS fp32 sums; any CPU, slow), one warm-up call on the first 32 texts, then every text encoded in one call (--each: one call per
  * text, as online `route --batch-size 1` encodes). Prints one JSON line
  * (load and encode seconds, texts, real tokens); --out writes the
  * embeddings as raw float32 [n x D] so the caller can compare them with its
  * peers'.
  *
- *     bench_encode_cpu --model DIR [--precision fp32|int8] [--threads N]
+ *     bench_encode_cpu --model DIR [--precision fp32|int8|bf16|bf16-model] [--threads N]
  *                      [--max-len L] [--out FILE] [--each] < texts
  *
- * int8: the encoder's own precision names are the CUDA ones until
- * src/encoder/encoder.c accepts "int8" on the CPU, so the encoder runs on a
- * copy of the CPU backend's table whose set_gemm_precision always selects
- * int8 (as tests/test_cpu_gemm.c does); that copy does not count as the
- * host, so the encoder keeps a second copy of the float weights. */
+ * int8 and bf16-model: not precisions the encoder offers, so the encoder
+ * runs on a copy of the CPU backend's table whose set_gemm_precision always
+ * selects them (as tests/test_cpu_gemm.c does); that copy does not count as
+ * the host, so the encoder keeps a second copy of the float weights. */
 #include "rtr/backend.h"
 #include "rtr/encoder.h"
+#include "backend/cpu_dnnl.h"
 #include "backend/cpu_gemm_packed.h"
 
 #include <omp.h>
@@ -41,7 +42,7 @@ static rtr_status force_precision(void *ctx, rtr_gemm_precision p) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_encode_cpu --model DIR [--precision fp32|int8] [--threads N] [--max-len L] "
+    fprintf(stderr, "usage: bench_encode_cpu --model DIR [--precision fp32|int8|bf16|bf16-model] [--threads N] [--max-len L] "
                     "[--out FILE] [--each] < texts\n");
     return 2;
 }
@@ -63,8 +64,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--out")) out_path = argv[++i];
         else return usage();
     }
-    bool i8 = !strcmp(precision, "int8");
-    if (!model || threads < 1 || max_len < 0 || (!i8 && strcmp(precision, "fp32"))) return usage();
+    bool i8 = !strcmp(precision, "int8"), bf16_model = !strcmp(precision, "bf16-model");
+    if (!model || threads < 1 || max_len < 0 ||
+        (!i8 && !bf16_model && strcmp(precision, "fp32") && strcmp(precision, "bf16")))
+        return usage();
 
     /* texts: one per line */
     size_t cap = 1024, n = 0, line_cap = 0;
@@ -91,13 +94,15 @@ int main(int argc, char **argv) {
     rtr_encoder_params p = rtr_encoder_default_params();
     p.n_threads = threads;
     p.max_seq_length = max_len;
-    if (i8) {
+    if (i8 || bf16_model) {
         forced_iface = *b.iface;
-        forced = CPU_GEMM_I8;
+        forced = i8 ? CPU_GEMM_I8 : CPU_GEMM_BF16_MODEL;
         cpu_set_precision = b.iface->set_gemm_precision;
         forced_iface.set_gemm_precision = force_precision;
         b.iface = &forced_iface;
         p.batch_tokens = 4096; /* the CPU's default, which the copy would not get */
+    } else {
+        p.precision = precision;
     }
     rtr_encoder *enc = NULL;
     if (rtr_encoder_load_on(&b, &enc, model, &p) != RTR_OK) return fprintf(stderr, "%s\n", rtr_last_error()), 1;

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Does int8 encoding change routing? The mot_date dev set (369 queries, 28
-pairs) end to end: converted, ingested, encoded by `rtr encode` (fp32), a
-predictor trained on those embeddings, then the same corpus re-embedded with
-int8 GEMMs (bench_encode_cpu --precision int8: queries, model and strategy
-descriptions), both scored with the same checkpoint and routed on the test
-split at several lambdas. Prints the per-text cosine of int8 to fp32
-embeddings and, per lambda, how many routing decisions differ.
+"""Does int8 (or bf16) encoding change routing? The mot_date dev set (369
+queries, 28 pairs) end to end: converted, ingested, encoded by `rtr encode`
+(fp32), a predictor trained on those embeddings, then the same corpus
+re-embedded with int8 GEMMs (bench_encode_cpu --precision int8: queries,
+model and strategy descriptions; --precision bf16 or bf16-model for the CPU's
+bf16 path or its model), both scored with the same checkpoint and routed on
+the test split at several lambdas. Prints the per-text cosine of the reduced
+precision's embeddings to fp32's and, per lambda, how many routing decisions
+differ.
 
     bench/bench_int8_routing.py --build BUILD [--model data/models/all-mpnet-base-v2] [--work DIR]
+                                [--precision int8|bf16|bf16-model]
 
 Needs h5py and ../shared/data/mot_date."""
 import argparse
@@ -30,10 +33,10 @@ def run(*args, **kw):
     return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, **kw).stdout
 
 
-def int8_embed(bench, model, texts):
-    """Rows of `texts` embedded with int8 GEMMs (one text per line: inner newlines become spaces)."""
+def reduced_embed(bench, model, precision, texts):
+    """Rows of `texts` embedded in `precision` (one text per line: inner newlines become spaces)."""
     with tempfile.NamedTemporaryFile(suffix=".f32") as out:
-        run(bench, "--model", model, "--precision", "int8", "--out", out.name,
+        run(bench, "--model", model, "--precision", precision, "--out", out.name,
             input="\n".join(" ".join(t.split("\n")) for t in texts) + "\n")
         return np.fromfile(out.name, np.float32).reshape(len(texts), -1)
 
@@ -44,11 +47,12 @@ def main():
     ap.add_argument("--model", default=os.path.join(ROOT, "data", "models", "all-mpnet-base-v2"))
     ap.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--lambdas", default="0.1,0.3,0.5,0.7,0.9")
+    ap.add_argument("--precision", default="int8", choices=["int8", "bf16", "bf16-model"])
     args = ap.parse_args()
     rtr, bench = os.path.join(args.build, "rtr"), os.path.join(args.build, "bench", "bench_encode_cpu")
     work = args.work or tempfile.mkdtemp(prefix="rtr-int8-routing.")
     os.makedirs(work, exist_ok=True)
-    canon, fp, i8 = (os.path.join(work, x) for x in ("mot-canon", "mot-fp32", "mot-int8"))
+    canon, fp, i8 = (os.path.join(work, x) for x in ("mot-canon", "mot-fp32", "mot-" + args.precision))
     if not os.path.exists(fp):
         run(sys.executable, os.path.join(ROOT, "tools", "convert-outcomes"), "mot-json",
             os.path.join(SHARED, "mot_date"), "--out", canon)
@@ -61,32 +65,44 @@ def main():
     shutil.rmtree(i8, ignore_errors=True)
     shutil.copytree(fp, i8)
     cos_all = []
+    # the layout of docs/FORMAT.md: texts and catalog in the shards, embeddings
+    # beside them in embeddings/ENCODER/ (same datasets rewritten: attributes kept)
+    emb = os.path.join(i8, "embeddings", os.path.basename(os.path.normpath(args.model)))
+
+    def reembed(path, key, texts):
+        with h5py.File(path, "r+") as e:
+            old = e["embedding/" + key][()]
+            new = reduced_embed(bench, args.model, args.precision, texts)
+            cos_all.append(np.sum(old * new, 1) / (np.linalg.norm(old, axis=1) * np.linalg.norm(new, axis=1)))
+            e["embedding/" + key][...] = new
+
+    cat = None
     for name in sorted(os.listdir(i8)):
         if not name.startswith("shard-"):
             continue
-        with h5py.File(os.path.join(i8, name), "r+") as f:
-            texts = [t.decode() if isinstance(t, bytes) else t for t in f["queries/text"][()]]
-            cat = json.loads(f.attrs["catalog_json"])
-            groups = {"query": texts, "model_desc": [m["description"] for m in cat["models"]],
-                      "strategy_desc": [s["description"] for s in cat["strategies"]]}
-            for key, ts in groups.items():
-                old = f["embedding/" + key][()]
-                new = int8_embed(bench, args.model, ts)
-                cos_all.append(np.sum(old * new, 1) / (np.linalg.norm(old, axis=1) * np.linalg.norm(new, axis=1)))
-                f["embedding/" + key][...] = new  # same dataset, attributes (encoder, hash) kept
+        with h5py.File(os.path.join(i8, name), "r") as f:
+            # strings as stored: UTF-8 bytes back to back, n + 1 offsets
+            raw, off = f["queries/text/bytes"][()].tobytes(), f["queries/text/offsets"][()]
+            texts = [raw[off[i]:off[i + 1]].decode() for i in range(len(off) - 1)]
+            cat = json.loads(f["catalog_json"][()].tobytes())
+        reembed(os.path.join(emb, name), "query", texts)
+    descs = os.path.join(emb, "descriptions.h5")
+    reembed(descs, "model_desc", [m["description"] for m in cat["models"]])
+    reembed(descs, "strategy_desc", [s["description"] for s in cat["strategies"]])
     cos = np.concatenate(cos_all)
-    print(f"mot_date, {os.path.basename(args.model)}: int8 vs fp32 embeddings of {len(cos)} texts: "
+    print(f"mot_date, {os.path.basename(args.model)}: {args.precision} vs fp32 embeddings of {len(cos)} texts: "
           f"cosine min {cos.min():.5f}, mean {cos.mean():.6f}")
     for corpus in (fp, i8):
         run(rtr, "score", "--checkpoint", ck, "--device", "cpu", corpus)
     total_diff = 0
-    # the routing tables themselves: how far int8's predictions moved
+    # the routing tables themselves: how far the reduced precision's predictions moved
     tables = []
     for corpus in (fp, i8):
-        with h5py.File(os.path.join(corpus, "shard-00000.h5"), "r") as f:
+        (table,) = os.listdir(os.path.join(corpus, "tables"))
+        with h5py.File(os.path.join(corpus, "tables", table, "shard-00000.h5"), "r") as f:
             tables.append(f["routing/p_correct"][()])
     dp = np.abs(tables[0] - tables[1])
-    print(f"  predicted p_correct, int8 vs fp32 embeddings: max |diff| {dp.max():.4f}, mean {dp.mean():.5f}")
+    print(f"  predicted p_correct, {args.precision} vs fp32 embeddings: max |diff| {dp.max():.4f}, mean {dp.mean():.5f}")
     for lam in args.lambdas.split(","):
         picks = []
         for corpus in (fp, i8):

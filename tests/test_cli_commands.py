@@ -6,7 +6,8 @@ table aligned, train's epoch lines on stderr, --threads taking effect, and
 a split or dataset no query has refused before any work, naming the ones
 that exist; eval's --skip-dataset is train's name for what its older
 --train-skip-dataset does; an --out that is an input (or already exists
-inside the corpus) refused before it is replaced. Stand-in embeddings (tests/rtrdata.py) keep it
+inside the corpus) refused before it is replaced; sweep and eval write
+progress lines into a log file, none under --quiet. Stand-in embeddings (tests/rtrdata.py) keep it
 fast."""
 import json
 import os
@@ -80,6 +81,18 @@ def main():
               f"{args[0]}: the same stdout with and without -q: {loud.stdout[:300]!r} vs {quiet.stdout[:300]!r}")
         if args[0] == "eval":
             check(re.search(r"^router +accuracy", quiet.stdout, re.M), f"eval -q prints its table: {quiet.stdout[:300]!r}")
+
+    # progress of long work in a log file (stderr not a terminal): periodic lines with count and rate
+    # (every RTR_PROGRESS_SECONDS; 0 here, so every update), none under --quiet; train's are its epoch lines
+    os.environ["RTR_PROGRESS_SECONDS"] = "0"
+    for args, line in ((("sweep", corpus, "--out", out("swp"), "--device", "cpu"), r"^sweep: [0-9,]+, [0-9,]+/s$"),
+                       (("eval", corpus, "--out", out("ep.json"), "--no-embedllm", "--bootstrap", "20", "--device", "cpu"),
+                        r"^eval: bootstrap: [0-9]+/20 \([0-9.]+%\), [0-9,]+/s, ETA")):
+        loud, quiet = run(*args), run(*args, "--quiet")
+        check(loud.returncode == 0 and re.search(line, loud.stderr, re.M), f"{args[0]}: progress lines in a log: "
+              f"{loud.stderr[:300]}")
+        check(quiet.returncode == 0 and not re.search(line, quiet.stderr, re.M), f"{args[0]} --quiet: no progress")
+    del os.environ["RTR_PROGRESS_SECONDS"]
 
     # info's pair table: one column per field, however long the names
     text = run("info", corpus).stdout

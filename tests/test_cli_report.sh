@@ -39,6 +39,36 @@ grep -q 'Baselines fitted' eval.md && bad "a provenance sentence of blanks for a
 python3 -c "import xml.dom.minidom,re,sys; [xml.dom.minidom.parseString(s) for s in re.findall(r'<svg.*?</svg>', open('eval.html').read(), re.S)]" \
   && ok || bad "SVG is not well-formed XML"
 
+# A damaged or hand-edited evaluation file: each fault refused (exit 1) naming the file and the field's
+# path, nothing written; before, each was drawn or printed as if true (a string as "—", an accuracy of 7)
+python3 - <<'PY'
+import json
+e = json.load(open("eval.json"))
+def bad(name, edit=None, raw=None):
+    x = json.loads(json.dumps(e))
+    if edit:
+        edit(x)
+    open(name + ".json", "wb").write(raw if raw is not None else json.dumps(x).encode())
+bad("bad-aiq-string", lambda x: x["routers"][0].__setitem__("aiq", "NaN"))
+bad("bad-acc-range", lambda x: x["routers"][0]["points"].__setitem__(0, [10, 7]))
+bad("bad-cost-neg", lambda x: x["pairs"][0].__setitem__("cost", -5))
+bad("bad-n-queries", lambda x: x.__setitem__("n_queries", -3))
+bad("bad-mix-shape", lambda x: x["mix"]["fraction"].__setitem__(1, [0.5]))
+bad("bad-cal-count", lambda x: x["calibration"]["count"].__setitem__(0, -1))
+bad("bad-dup-key", raw=json.dumps(e).replace("{", '{"title": "first", ', 1).encode())
+bad("bad-utf8", raw=json.dumps(e).replace("toy", "t\udcffoy", 1).encode("utf-8", "surrogateescape"))
+bad("bad-inf", raw=json.dumps(e).replace('"n_queries": 3', '"n_queries": 1e999', 1).encode())
+PY
+for f in "bad-aiq-string routers[0].aiq" "bad-acc-range routers[0].points[0]" "bad-cost-neg pairs[0].cost" \
+         "bad-n-queries n_queries" "bad-mix-shape mix.fraction[1]" "bad-cal-count calibration.count[0]" \
+         "bad-dup-key title: given twice" "bad-utf8 invalid UTF-8" "bad-inf n_queries: not a finite"; do
+  name=${f%% *} want=${f#* }
+  "$RTR" report "$name.json" > /dev/null 2> err.txt
+  rc=$?
+  [ $rc -eq 1 ] && grep -qF "$name.json: " err.txt && grep -qF "$want" err.txt && ! ls "$name".html "$name".md "$name"_figures 2>/dev/null &&
+    ok || bad "$name: exit $rc, expected 1 naming '$want', nothing written: $(cat err.txt)"
+done
+
 echo '{"hello": 1}' > notes.json
 "$RTR" report notes.json 2> err.txt; [ $? -eq 1 ] && grep -q "notes.json" err.txt && ok || bad "non-eval file accepted"
 [ -f notes.html ] || [ -f notes.md ] || [ -e notes_figures ] && bad "partial output left" || ok

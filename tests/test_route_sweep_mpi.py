@@ -12,10 +12,13 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 
-from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip, skip_part
 
 require_numpy_h5py()
 require_rtr()
@@ -46,6 +49,23 @@ def rtr_on(ranks, *args, env=None):
     before = rchar()
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(MPI_ENV, **(env or {})), timeout=300)
     return r, rchar() - before
+
+
+PER_RANK = """import os, subprocess, sys
+def rchar():
+    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
+before = rchar()
+rc = subprocess.run(sys.argv[2:]).returncode
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before}\\n")
+sys.exit(rc)
+"""
+
+
+def rtr_on_wrapped(ranks, wrapper, *args):
+    """rtr ARGS on `ranks` ranks, each rank started through wrapper (a command list)."""
+    cmd = ["mpirun", "-np", str(ranks), "--oversubscribe", *wrapper, RTR, *args, "--split", "", "--device", "cpu", "-q"]
+    return subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=300), 0
 
 
 def one_and_two(args, out1, out2, ranks=2, env=None):
@@ -102,6 +122,53 @@ def same_summary(x, y):
     return x == y
 
 
+def rank_pid(rank, marker):
+    """The pid of the rtr process of this MPI rank whose command line holds marker, or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(cmd[0]) == b"rtr" and marker.encode() in cmd and \
+                f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return int(pid)
+    return None
+
+
+def killed_route(corpus, tmp, want):
+    """SIGKILL rank 1 of a 2-rank route: the job fails, nothing stands under
+    the final name (or, if it finished first, the whole file), and the rerun
+    gives one process's decisions with no temporary left."""
+    out = os.path.join(tmp, "killed.csv")
+    cmd = ["mpirun", "-np", "2", "--oversubscribe", RTR, "route", corpus, "--budget", "400", "--out", out,
+           "--split", "", "--device", "cpu", "-q"]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=MPI_ENV)
+    victim = None
+    for _ in range(400):
+        victim = rank_pid(1, out)
+        if victim or job.poll() is not None:
+            break
+        time.sleep(0.01)
+    if victim:
+        time.sleep(0.3)  # into its routing
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            victim = None
+    _, err = job.communicate(timeout=300)
+    if job.returncode == 0:
+        skip_part("killed route: the job finished before rank 1 could be killed")
+        check(open(out, "rb").read() == open(want, "rb").read(), "route that finished anyway: one process's decisions")
+    else:
+        check(victim is not None and not os.path.exists(out),
+              f"killed route: exit {job.returncode}, nothing under the final name: {os.listdir(tmp)}")
+    r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out)
+    check(r.returncode == 0 and open(out, "rb").read() == open(want, "rb").read(),
+          "the rerun after a killed rank: one process's decisions: " + r.stderr[-300:])
+    check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"the rerun leaves no temporary: {os.listdir(tmp)}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_sweep_mpi_")
     corpus = demo_corpus(tmp, 21000, 5, 3000)
@@ -128,15 +195,40 @@ def main():
     same_sweep(one3, three, "3 ranks, spilled")
     same_sweep(one, one3, "1 process, spilled")
 
-    # route --budget: the cost scale and the budget's path from each rank's
-    # own shards (each rank read every row for them before: 1.6x); rank 0
-    # alone reads every row to write the decisions
+    # route --budget: the cost scale, the budget's path and the decisions
+    # from each rank's own shards (each rank read every row for the first
+    # two before: 1.6x; rank 0 alone read every row to write the decisions
+    # before: 0.67 of one process's bytes); each rank writes its shards'
+    # rows at their place in the one file
     dec1, dec2 = os.path.join(tmp, "one.csv"), os.path.join(tmp, "two.csv")
     r1, r2, read1, read2 = one_and_two(["route", corpus, "--budget", "400"], dec1, dec2)
     check(open(dec1, "rb").read() == open(dec2, "rb").read(), "route --budget: decisions differ from one process's")
     check(r1.stdout == r2.stdout, f"route --budget summary: {r1.stdout!r} vs {r2.stdout!r}")
-    check(read2 < 1.3 * read1, f"route --budget: two ranks read {read2} bytes together, one process {read1}")
+    check(read2 < 1.4 * read1, f"route --budget: two ranks read {read2} bytes together, one process {read1}")
     print(f"route --budget bytes read: one process {read1}, two ranks {read2} ({read2 / read1:.2f}x)")
+    per_rank = os.path.join(tmp, "per_rank")
+    with open(per_rank + ".py", "w") as f:
+        f.write(PER_RANK)
+    r, _ = rtr_on_wrapped(2, [sys.executable, per_rank + ".py", per_rank + ".txt"], "route", corpus, "--budget", "400",
+                          "--out", os.path.join(tmp, "two_again.csv"))
+    check(r.returncode == 0, "route --budget on 2 ranks, each measured: " + r.stderr[-400:])
+    got = dict(line.split() for line in open(per_rank + ".txt")) if r.returncode == 0 else {}
+    # rank 0 holds 4 shards of 7, rank 1 the other 3, and each reads every
+    # id once (the check): before, rank 0 also read every row (2.5x rank 1)
+    rank0, rank1 = int(got.get("0", 0)), int(got.get("1", 0))
+    check(0 < rank0 < 1.6 * rank1, f"route --budget: rank 0 of 2 read {rank0} bytes, rank 1 {rank1}")
+    print(f"route --budget bytes read by each of 2 ranks: {got} (one process {read1})")
+    for ext, args in ((".jsonl", ["--budget", "400"]), (".csv", ["--lambda", "0.3"]), (".h5", ["--budget", "400"])):
+        a, b = os.path.join(tmp, "one2" + ext), os.path.join(tmp, "two2" + ext)
+        one_and_two(["route", corpus, *args], a, b)
+        if ext == ".h5":  # HDF5 under MPI: rank 0 writes every row; the datasets must equal
+            with h5py.File(a, "r") as x, h5py.File(b, "r") as y:
+                check(sorted(x) == sorted(y) and all((x[d][()] == y[d][()]).all() for d in x),
+                      "route --budget FILE.h5 on 2 ranks: datasets differ from one process's")
+        else:
+            check(open(a, "rb").read() == open(b, "rb").read(), f"route {' '.join(args)} FILE{ext}: 2 ranks differ")
+    check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"temporaries left: {os.listdir(tmp)}")
+    killed_route(corpus, tmp, dec1)
     # a budget below the cheapest routing: rank 0 finds it on the path and
     # every rank stops with the same error (none waits for the others)
     low = os.path.join(tmp, "low.csv")

@@ -152,9 +152,25 @@ typedef enum {
     RTR_OP_COUNT
 } rtr_op;
 
-/* Input precision of sgemm: the CPU always computes in fp32; CUDA rounds A
- * and B to bf16 or fp16 for tensor cores and accumulates in fp32. */
+/* Input precision of sgemm: CUDA rounds A and B to bf16 or fp16 for tensor
+ * cores and accumulates in fp32; the CPU computes in fp32, or in bf16 (its
+ * linear layers through oneDNN, fp32 accumulation) where the build has
+ * oneDNN and the CPU AVX-512 BF16 (src/backend/cpu_dnnl.h). */
 typedef enum { RTR_GEMM_F32 = 0, RTR_GEMM_BF16, RTR_GEMM_F16 } rtr_gemm_precision;
+
+/* What a backend reports of itself (rtr_backend_caps), so callers ask for a
+ * capability instead of recognising a backend by name. */
+enum {
+    /* Its ops may be called from several host threads at once on disjoint
+     * arrays, each call computing on its calling thread with no state kept
+     * between calls, at the GEMM precision now set (the CPU in fp32): the
+     * encoder then runs each thread's share of a batch's texts alone. */
+    RTR_CAP_CONCURRENT_OPS = 1u << 0,
+    /* Its sgemm computes in bf16 at a speed worth it, within the accuracy
+     * bound the encoder's bf16 is held to (the CPU with oneDNN and AVX-512
+     * BF16): the encoder's "auto" precision picks bf16 on it. */
+    RTR_CAP_FAST_BF16 = 1u << 1,
+};
 
 /* The operation table. ctx is the backend's own state. A NULL op slot means
  * the backend does not implement that op (rtr_backend_supports says so). */
@@ -180,6 +196,8 @@ typedef struct rtr_backend_iface {
     rtr_status (*upload_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*download_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*set_gemm_precision)(void *ctx, rtr_gemm_precision p);
+    /* RTR_CAP_* bits (NULL: none) */
+    unsigned (*caps)(void *ctx);
     /* Graphs (CUDA graphs; NULL where the backend has none, as the CPU and
      * the emulator): between capture_begin and capture_end the ops queued
      * are recorded, not run, into *graph (NULL, with an error, when the
@@ -197,8 +215,9 @@ typedef struct rtr_backend_iface {
     /* The bf16 linear layer, as rtr_gemm_bf16 (include/rtr/ops_bf16.h):
      * out[N x OC] = bf16(inp[N x IC]·w[OC x IC]ᵀ), or with gelu_bias
      * bf16(gelu(· + gelu_bias)); fp32 accumulation. Pointers 16-byte
-     * aligned, IC and OC multiples of 8. NULL on the CPU backends (they
-     * compute in fp32): the bf16 encoder path needs a backend that has it. */
+     * aligned, IC and OC multiples of 8. NULL on the CPU backends (their
+     * bf16 is sgemm's, on fp32 activations): the bf16 encoder path needs a
+     * backend that has it. */
     rtr_status (*gemm_bf16)(void *ctx, rtr_bf16 *out, const rtr_bf16 *inp, const rtr_bf16 *w,
                             const float *gelu_bias, int N, int IC, int OC);
 
@@ -258,6 +277,10 @@ RTR_API rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const v
 RTR_API bool rtr_backend_is_host(const rtr_backend *b);
 /* Input precision of later sgemm calls (default RTR_GEMM_F32). */
 RTR_API rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
+/* b's RTR_CAP_* bits at its current GEMM precision. */
+static inline unsigned rtr_backend_caps(const rtr_backend *b) {
+    return b->iface->caps ? b->iface->caps(b->ctx) : 0;
+}
 /* Graphs (the iface's capture_begin .. graph_free): whether b has them, and
  * the calls (RTR_ERR_UNSUPPORTED where b has none). The graph is b's until
  * rtr_backend_graph_free. */

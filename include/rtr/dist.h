@@ -48,6 +48,12 @@ RTR_API rtr_status rtr_dist_sum_f32(float *x, size_t n);
 RTR_API rtr_status rtr_dist_sum_i64(int64_t *x, size_t n);
 /* Whether rtr was built with NCCL (RTR_NCCL): sums of device memory. */
 RTR_API bool rtr_dist_nccl_built(void);
+/* Load NCCL (once; the binary does not link it, docs/SCALING.md): the file
+ * RTR_NCCL_LIBRARY names when set, else libnccl.so.MAJOR through the
+ * loader's search, then in the folder the build found it in.
+ * RTR_ERR_UNSUPPORTED saying what was tried when it is not there, or when
+ * rtr was built without NCCL. rtr_dist_nccl_sum_f32 calls it first. */
+RTR_API rtr_status rtr_dist_nccl_load(void);
 /* Sum n floats at x, memory of the CUDA backend b, in place over every rank
  * with ncclAllReduce, after b's queued work; complete on return. The
  * communicator is set up on first use (ncclGetUniqueId on rank 0, sent

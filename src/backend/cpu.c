@@ -4,9 +4,11 @@
  * generated from the op list. "cpu" is what rtr computes with: the same
  * table, except that large GEMMs are split over the OpenMP threads, the
  * encoder's three hot ops take their fast paths (ops_cpu.c, tested against
- * the references in test_ops), and in int8 precision the weight GEMMs run
- * on int8 weights quantised and packed once (cpu_gemm_packed.c,
- * tests/test_cpu_gemm.c). Both keep their arrays in host memory. */
+ * the references in test_ops), in int8 precision the weight GEMMs run on
+ * int8 weights quantised and packed once (cpu_gemm_packed.c,
+ * tests/test_cpu_gemm.c), and in bf16 on bf16 weights converted and
+ * reordered once for oneDNN (cpu_dnnl.c, tests/test_cpu_gemm_dnnl.c). Both
+ * keep their arrays in host memory. */
 #include "rtr/backend.h"
 
 #include <cblas.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "rtr/ops.h"
+#include "backend/cpu_dnnl.h"
 #include "backend/cpu_features.h"
 #include "backend/cpu_gemm_packed.h"
 #include "backend/ops_cpu.h"
@@ -30,25 +33,29 @@ int openblas_get_num_threads(void);
 
 /* The fast backend's state: its GEMM precision and, in int8, every weight
  * matrix it has packed (the cache lives until the precision changes) and
- * the scratch the activations are quantised into. The reference backend has
- * none (ctx NULL). */
+ * the scratch the activations are quantised into; in bf16 (and the
+ * oneDNN fp32 of the tests) oneDNN's state, made on first use. The
+ * reference backend has none (ctx NULL). */
 typedef struct {
     rtr_gemm_precision precision;
     cpu_packed *packed;
     int n_packed, cap_packed;
     void *scratch;
     size_t scratch_bytes;
+    cpu_dnnl *dnnl;
 } cpu_state;
 
 static void packed_clear(cpu_state *st) {
     for (int i = 0; i < st->n_packed; i++) cpu_packed_free(&st->packed[i]);
     st->n_packed = 0;
+    cpu_dnnl_clear(st->dnnl);
 }
 
 static void cpu_destroy(void *ctx) {
     cpu_state *st = ctx;
     if (!st) return;
     packed_clear(st);
+    cpu_dnnl_free(st->dnnl);
     free(st->packed);
     free(st->scratch);
     free(st);
@@ -82,25 +89,49 @@ static rtr_status cpu_synchronize(void *ctx) {
     return RTR_OK;
 }
 
-/* The reference backend computes fp32 only; the fast one fp32 or int8
- * (when the CPU has the kernel's instructions). bf16/fp16 inputs are
- * refused, not silently computed in fp32. Any change of precision empties
- * the int8 cache, so weights freed or changed meanwhile are never served
- * stale. */
+/* Whether precision p runs on the oneDNN path. */
+static bool on_dnnl(rtr_gemm_precision p) { return p == RTR_GEMM_BF16 || p == CPU_GEMM_DNNL_F32; }
+
+/* The reference backend computes fp32 only; the fast one fp32, int8 (when
+ * the CPU has the kernel's instructions) or bf16 (oneDNN and AVX-512 BF16,
+ * cpu_dnnl_check). What cannot run here is refused with the reason, never
+ * silently computed in fp32. Any change of precision empties the weight
+ * caches, so weights freed or changed meanwhile are never served stale. */
 static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
     cpu_state *st = ctx;
-    if (p == RTR_GEMM_F32 || (st && p == CPU_GEMM_I8 && cpu_packed_available())) {
-        if (st && st->precision != p) packed_clear(st);
-        if (st) st->precision = p;
-        return RTR_OK;
-    }
-    if (p == CPU_GEMM_I8)
+    rtr_status s = RTR_OK;
+    if (p == CPU_GEMM_I8 && !(st && cpu_packed_available()))
         return rtr_fail(RTR_ERR_UNSUPPORTED, "int8 GEMMs need %s (this CPU: %s)",
                         st ? "AVX2 and FMA" : "the fast CPU backend", cpu_features_describe());
-    if (p == RTR_GEMM_BF16 || p == RTR_GEMM_F16)
-        return rtr_fail(RTR_ERR_INVALID, "gemm precision %s needs a CUDA device: the CPU computes in fp32 or int8",
-                        p == RTR_GEMM_BF16 ? "bf16" : "fp16");
-    return rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
+    if (on_dnnl(p)) {
+        if (!st)
+            return rtr_fail(RTR_ERR_UNSUPPORTED, "gemm precision %s needs the fast CPU backend (this one computes "
+                            "the plain-C references in fp32)", p == RTR_GEMM_BF16 ? "bf16" : "oneDNN fp32");
+        s = cpu_dnnl_check(p);
+        if (!s && !st->dnnl) s = cpu_dnnl_create(&st->dnnl);
+        if (s) return s;
+    }
+    if (p == RTR_GEMM_F16)
+        return rtr_fail(RTR_ERR_INVALID, "gemm precision fp16 needs a CUDA device: the CPU computes in fp32, "
+                        "int8 or bf16");
+    if (p == CPU_GEMM_BF16_MODEL && !st)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "gemm precision bf16 (model) needs the fast CPU backend");
+    if (p != RTR_GEMM_F32 && p != CPU_GEMM_I8 && p != CPU_GEMM_BF16_MODEL && !on_dnnl(p))
+        return rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
+    if (st && st->precision != p) packed_clear(st);
+    if (st) st->precision = p;
+    return RTR_OK;
+}
+
+/* fp32: every op computes on its calling thread and keeps nothing between
+ * calls (the int8 and oneDNN paths share a weight cache and scratch). bf16
+ * where it can run: the check cpu_dnnl_check makes, bound verified in
+ * tests/test_cpu_gemm.c. */
+static unsigned cpu_caps(void *ctx) {
+    cpu_state *st = ctx;
+    unsigned c = st->precision == RTR_GEMM_F32 ? RTR_CAP_CONCURRENT_OPS : 0;
+    if (cpu_dnnl_built() && cpu_features_get()->avx512_bf16) c |= RTR_CAP_FAST_BF16;
+    return c;
 }
 
 /* ------------------------------------------------------- the references */
@@ -182,19 +213,22 @@ static rtr_status packed_weights(cpu_state *st, const float *B, int ldb, int N, 
     return RTR_OK;
 }
 
+/* st->scratch of at least `need` bytes, 32-byte aligned. */
+static rtr_status scratch_reserve(cpu_state *st, size_t need) {
+    if (need <= st->scratch_bytes) return RTR_OK;
+    free(st->scratch);
+    st->scratch = aligned_alloc(32, (need + 31) / 32 * 32);
+    st->scratch_bytes = st->scratch ? need : 0;
+    return st->scratch ? RTR_OK : RTR_ERR_NOMEM;
+}
+
 /* C = alpha · A · Bᵀ on the int8 kernel. */
 static rtr_status sgemm_i8(cpu_state *st, int M, int N, int K, float alpha, const float *A, int lda,
                                const float *B, int ldb, float *C, int ldc) {
     const cpu_packed *packed;
     rtr_status s = packed_weights(st, B, ldb, N, K, &packed);
+    if (!s) s = scratch_reserve(st, cpu_packed_scratch_bytes(packed, M));
     if (s) return s;
-    size_t need = cpu_packed_scratch_bytes(packed, M);
-    if (need > st->scratch_bytes) {
-        free(st->scratch);
-        st->scratch = aligned_alloc(32, (need + 31) / 32 * 32);
-        st->scratch_bytes = st->scratch ? need : 0;
-        if (!st->scratch) return RTR_ERR_NOMEM;
-    }
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
     cpu_packed_gemm(packed, M, alpha, A, lda, C, ldc, st->scratch, split);
     return RTR_OK;
@@ -244,16 +278,11 @@ int cpu_sgemm_row_block(void) {
     return row_block;
 }
 
-/* Large GEMMs: the rows of C are split over the OpenMP threads, each calling
- * a single-threaded sgemm on a multiple of the row block, so a row gets the
- * bits it would get unsplit. In int8 precision the weight GEMMs (A · Bᵀ,
- * β = 0: every linear layer) go to the int8 kernel; the rest stay fp32. */
-static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    cpu_state *st = ctx;
-    if (st->precision == CPU_GEMM_I8 && !trans_a && trans_b && beta == 0.0f && K <= CPU_I8_MAX_K && M > 0 &&
-        N > 0 && K > 0)
-        return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+/* fp32 GEMMs: the rows of C are split over the OpenMP threads when large,
+ * each calling a single-threaded sgemm on a multiple of the row block, so a
+ * row gets the bits it would get unsplit. */
+static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, float beta, float *C, int ldc) {
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
     blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
@@ -271,6 +300,37 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
     }
     blas_serial_end();
     return RTR_OK;
+}
+
+/* The bf16 path's arithmetic on OpenBLAS (CPU_GEMM_BF16_MODEL): A and B
+ * rounded to bf16 as cpu_dnnl.c rounds them, their products (exact in
+ * fp32) summed in fp32 by sgemm, so it runs, slowly, on every CPU. */
+static rtr_status sgemm_bf16_model(cpu_state *st, int M, int N, int K, float alpha, const float *A, int lda,
+                                   const float *B, int ldb, float *C, int ldc) {
+    rtr_status s = scratch_reserve(st, sizeof(float) * ((size_t)M + N) * K);
+    if (s) return s;
+    float *a = st->scratch, *b = a + (size_t)M * K;
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) a[(size_t)m * K + k] = rtr_bf16_float(rtr_bf16_round(A[(size_t)m * lda + k]));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) b[(size_t)n * K + k] = rtr_bf16_float(rtr_bf16_round(B[(size_t)n * ldb + k]));
+    return sgemm_f32(false, true, M, N, K, alpha, a, K, b, K, 0.0f, C, ldc);
+}
+
+/* The weight GEMMs (A · Bᵀ, β = 0: every linear layer) go to the int8
+ * kernel in int8 and, with C's rows dense as well, to oneDNN in bf16 (or
+ * its model); every other GEMM stays fp32. */
+static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    cpu_state *st = ctx;
+    bool weights = !trans_a && trans_b && beta == 0.0f && M > 0 && N > 0 && K > 0;
+    if (st->precision == CPU_GEMM_I8 && weights && K <= CPU_I8_MAX_K)
+        return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    if (on_dnnl(st->precision) && weights && ldc == N)
+        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16, M, N, K, alpha, A, lda, B, ldb, C);
+    if (st->precision == CPU_GEMM_BF16_MODEL && weights && ldc == N)
+        return sgemm_bf16_model(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    return sgemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
@@ -323,6 +383,7 @@ static void ifaces_init(void) {
     fast_iface = ref_iface;
     fast_iface.name = "cpu";
     fast_iface.sgemm = cpu_sgemm;
+    fast_iface.caps = cpu_caps;
     fast_iface.attention_forward = cpu_attention;
     fast_iface.bias_gelu_forward = cpu_bias_gelu;
     fast_iface.residual_layernorm_forward = cpu_residual_layernorm;

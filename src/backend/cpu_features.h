@@ -10,7 +10,7 @@
 typedef struct {
     bool avx2_fma;    /* AVX2 + FMA: the int8 GEMM kernel (cpu_gemm_i8.c) */
     bool avx512_vnni; /* AVX-512 VNNI (vpdpbusd): no kernel yet, reported only */
-    bool avx512_bf16; /* AVX-512 BF16 (vdpbf16ps): no kernel yet, reported only */
+    bool avx512_bf16; /* AVX-512 BF16 (vdpbf16ps): the bf16 GEMMs through oneDNN (cpu_dnnl.c) */
 } cpu_features;
 
 /* The running CPU's features (computed on first call, then cached). */

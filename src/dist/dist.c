@@ -13,7 +13,9 @@
 #endif
 #ifdef RTR_HAVE_NCCL
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <nccl.h>
+#include <stdio.h>
 #endif
 
 static int g_rank = 0, g_size = 1;
@@ -60,16 +62,10 @@ rtr_status rtr_dist_init(int *argc, char ***argv) {
 #endif
 }
 
-#ifdef RTR_HAVE_NCCL
-static ncclComm_t g_nccl;
-static bool g_nccl_open = false;
-#endif
+static void nccl_close(void);
 
 void rtr_dist_finalize(void) {
-#ifdef RTR_HAVE_NCCL
-    if (g_nccl_open) ncclCommDestroy(g_nccl);
-    g_nccl_open = false;
-#endif
+    nccl_close();
 #ifdef RTR_HAVE_MPI
     if (g_joined) MPI_Finalize();
 #endif
@@ -233,28 +229,94 @@ bool rtr_dist_nccl_built(void) {
 }
 
 #ifdef RTR_HAVE_NCCL
+/* NCCL is loaded when a rank first sums device memory, not by the dynamic
+ * loader at start: libnccl is ~218 MB of address space, which every
+ * command of a CUDA + MPI build would map otherwise (`rtr route` then
+ * failed under ulimit -v 600 MiB). Its five functions, resolved once. */
+#define NCCL_FUNCS(X) X(ncclGetUniqueId) X(ncclCommInitRank) X(ncclAllReduce) X(ncclCommDestroy) X(ncclGetErrorString)
+static struct {
+#define NCCL_MEMBER(f) __typeof__(&f) f;
+    NCCL_FUNCS(NCCL_MEMBER)
+#undef NCCL_MEMBER
+} nccl_api;
+static char nccl_error[600]; /* why loading failed; empty once loaded */
+static bool nccl_tried = false;
+
+#define NCCL_STR2(x) #x
+#define NCCL_STR(x) NCCL_STR2(x)
+/* The soname of the NCCL rtr was built against. */
+#define NCCL_SONAME "libnccl.so." NCCL_STR(NCCL_MAJOR)
+
+/* RTR_NCCL_LIBRARY when set (that file only); else the soname through the
+ * loader's search (RUNPATH, LD_LIBRARY_PATH, the cache), then the folder
+ * the build found it in (RTR_NCCL_DIR: NCCL beside the CUDA toolkit is
+ * often outside the cache). The first error says what was tried. */
+static void nccl_load(void) {
+    nccl_tried = true;
+    const char *env = getenv("RTR_NCCL_LIBRARY");
+    void *h = NULL;
+    if (env && *env) {
+        if (!(h = dlopen(env, RTLD_NOW | RTLD_LOCAL)))
+            snprintf(nccl_error, sizeof nccl_error, "RTR_NCCL_LIBRARY=%s could not be loaded (%s)", env, dlerror());
+    } else if (!(h = dlopen(NCCL_SONAME, RTLD_NOW | RTLD_LOCAL)) &&
+               !(h = dlopen(RTR_NCCL_DIR "/" NCCL_SONAME, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(nccl_error, sizeof nccl_error,
+                 "%s was found neither by the loader nor in %s (%s): install NCCL, or set LD_LIBRARY_PATH or "
+                 "RTR_NCCL_LIBRARY", NCCL_SONAME, RTR_NCCL_DIR, dlerror());
+    }
+    if (!h) return;
+#define NCCL_RESOLVE(f)                                                                                         \
+    if (!(nccl_api.f = (__typeof__(nccl_api.f))dlsym(h, #f))) {                                                 \
+        snprintf(nccl_error, sizeof nccl_error, "%s has no %s: not an NCCL rtr can use", env && *env ? env : NCCL_SONAME, #f); \
+        return;                                                                                                 \
+    }
+    NCCL_FUNCS(NCCL_RESOLVE)
+#undef NCCL_RESOLVE
+}
+
+static ncclComm_t g_nccl;
+static bool g_nccl_open = false;
+
 static rtr_status nccl_check(ncclResult_t rc, const char *what) {
     if (rc == ncclSuccess) return RTR_OK;
-    return rtr_fail(RTR_ERR_DEVICE, "rank %d: %s failed: %s", g_rank, what, ncclGetErrorString(rc));
+    return rtr_fail(RTR_ERR_DEVICE, "rank %d: %s failed: %s", g_rank, what, nccl_api.ncclGetErrorString(rc));
 }
 #endif
+
+rtr_status rtr_dist_nccl_load(void) {
+#ifdef RTR_HAVE_NCCL
+    if (!nccl_tried) nccl_load(); /* only the main thread calls into dist (MPI_THREAD_FUNNELED) */
+    return nccl_error[0] ? rtr_fail(RTR_ERR_UNSUPPORTED, "NCCL: %s", nccl_error) : RTR_OK;
+#else
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "rtr was built without NCCL (RTR_NCCL)");
+#endif
+}
+
+static void nccl_close(void) {
+#ifdef RTR_HAVE_NCCL
+    if (g_nccl_open) nccl_api.ncclCommDestroy(g_nccl);
+    g_nccl_open = false;
+#endif
+}
 
 rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n) {
 #ifdef RTR_HAVE_NCCL
     if (g_size == 1 || !n) return RTR_OK;
+    rtr_status st = rtr_dist_nccl_load();
+    if (st) return st;
     if (!g_nccl_open) {
         /* the communicator's id from rank 0, over MPI (the job's bootstrap) */
         ncclUniqueId id;
         memset(&id, 0, sizeof id);
-        rtr_status st = g_rank == 0 ? nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId") : RTR_OK;
+        st = g_rank == 0 ? nccl_check(nccl_api.ncclGetUniqueId(&id), "ncclGetUniqueId") : RTR_OK;
         if (!st) st = rtr_dist_bcast(&id, sizeof id, 0);
-        if (!st) st = nccl_check(ncclCommInitRank(&g_nccl, g_size, id, g_rank), "ncclCommInitRank");
+        if (!st) st = nccl_check(nccl_api.ncclCommInitRank(&g_nccl, g_size, id, g_rank), "ncclCommInitRank");
         if (st) return st;
         g_nccl_open = true;
     }
     /* after the backend's queued work, on the default stream; complete on return */
-    rtr_status st = rtr_backend_synchronize(b);
-    if (!st) st = nccl_check(ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_nccl, 0), "ncclAllReduce");
+    st = rtr_backend_synchronize(b);
+    if (!st) st = nccl_check(nccl_api.ncclAllReduce(x, x, n, ncclFloat, ncclSum, g_nccl, 0), "ncclAllReduce");
     if (!st && cudaStreamSynchronize(0) != cudaSuccess)
         st = rtr_fail(RTR_ERR_DEVICE, "rank %d: ncclAllReduce: %s", g_rank, cudaGetErrorString(cudaGetLastError()));
     return st;
@@ -262,7 +324,7 @@ rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n) {
     (void)b;
     (void)x;
     (void)n;
-    return rtr_fail(RTR_ERR_UNSUPPORTED, "rtr was built without NCCL (RTR_NCCL)");
+    return rtr_dist_nccl_load();
 #endif
 }
 

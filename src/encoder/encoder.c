@@ -657,18 +657,27 @@ static rtr_status alloc_scratch(rtr_encoder *enc) {
     return RTR_OK;
 }
 
-/* The GEMM precision name on backend b: "auto" is bf16 off the host, fp32 on it. */
-static rtr_status parse_precision(const char *name, const rtr_backend *b, rtr_gemm_precision *p) {
+/* The GEMM precision name on backend b. "auto" is bf16 on a GPU and on a
+ * host backend that reports fast bf16 GEMMs within the encoder's bound
+ * (RTR_CAP_FAST_BF16: the CPU with oneDNN and AVX-512 BF16), else fp32. A
+ * reduced precision the host backend cannot compute is refused with its
+ * reason (the CPU's features, or a build without oneDNN), never computed
+ * in fp32 under the name asked for. */
+static rtr_status parse_precision(const char *name, rtr_backend *b, rtr_gemm_precision *p) {
     bool host = rtr_backend_is_host(b);
     if (!name || !strcmp(name, "fp32")) *p = RTR_GEMM_F32;
-    else if (!strcmp(name, "auto")) *p = host ? RTR_GEMM_F32 : RTR_GEMM_BF16;
+    else if (!strcmp(name, "auto"))
+        *p = !host || (rtr_backend_caps(b) & RTR_CAP_FAST_BF16) ? RTR_GEMM_BF16 : RTR_GEMM_F32;
     else if (!strcmp(name, "bf16")) *p = RTR_GEMM_BF16;
     else if (!strcmp(name, "fp16")) *p = RTR_GEMM_F16;
     else return rtr_fail(RTR_ERR_INVALID, "precision '%s': expected fp32, bf16, fp16 or auto", name);
-    /* the CPU would compute in fp32 anyway: say so rather than pretend */
-    if (host && *p != RTR_GEMM_F32)
-        return rtr_fail(RTR_ERR_INVALID, "precision %s needs a CUDA device: the CPU computes in fp32 (%s)", name,
-                        b->device);
+    if (host && *p != RTR_GEMM_F32) {
+        rtr_status s = rtr_backend_set_gemm_precision(b, *p);
+        rtr_backend_set_gemm_precision(b, RTR_GEMM_F32); /* set again per encode call */
+        if (s)
+            return rtr_fail_prefix(RTR_ERR_INVALID, "precision %s needs a CUDA device or bf16 GEMMs on the CPU "
+                                   "(%s): ", name, b->device);
+    }
     return RTR_OK;
 }
 
@@ -845,9 +854,10 @@ static rtr_status forward_texts(rtr_encoder *enc, const int32_t *ids, const int3
 }
 
 /* Forward B texts padded to T tokens on the encoder's backend; pooled rows
- * to enc->pooled [B x C]. Queued, not waited for. On the fast CPU backend in
- * fp32, each OpenMP thread runs the whole forward of its share of the texts
- * (one thread each inside): no barrier between the ~60 ops of a batch,
+ * to enc->pooled [B x C]. Queued, not waited for. On a backend whose ops
+ * may run concurrently (RTR_CAP_CONCURRENT_OPS: the CPU in fp32), each
+ * OpenMP thread runs the whole forward of its share of the texts (one
+ * thread each inside): no barrier between the ~60 ops of a batch,
  * where a thread the OS has descheduled kept its partner waiting (or
  * spinning) at every one on a busy machine. Rows are per text, so this
  * changes which GEMM call a row is in, not what it computes. */
@@ -859,9 +869,9 @@ static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *p
         s = b->iface->position_bias_forward(b->ctx, enc->bias, enc->rel_bias, T, enc->NH, enc->num_buckets,
                                             enc->max_distance);
     int nt = omp_get_max_threads() < B ? omp_get_max_threads() : B;
-    /* the fast CPU backend itself (not the references, nor a copy of its
-     * table), whose fp32 ops keep no state between calls */
-    bool split = nt > 1 && enc->precision == RTR_GEMM_F32 && rtr_backend_is_host(b) && !strcmp(b->iface->name, "cpu");
+    /* a backend whose ops may run on several threads at once (the CPU in
+     * fp32; not in int8 or bf16, whose weight caches are shared) */
+    bool split = nt > 1 && (rtr_backend_caps(b) & RTR_CAP_CONCURRENT_OPS);
     if (s || !split) return s ? s : forward_texts(enc, ids, pos_ids, lens, 0, B, T);
 #pragma omp parallel num_threads(nt)
     {

@@ -6,6 +6,7 @@
  * in that file, with its interval when the file has one. */
 #include "rtr/report.h"
 #include "eval/svg.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -1159,20 +1160,179 @@ static void write_page(out2 *o, const cJSON *root, const char *eval_json, figure
     rtr_buf_printf(o->md, "\nFull definitions: rtr's docs/METRICS.md.\n");
 }
 
+/* ------------------------------------------------------------ checking */
+
+/* The reader above takes anything it does not understand as missing ("—").
+ * A hand-edited or damaged file must not reach it: a string where a number
+ * belongs, an accuracy of 7, a negative cost, a key given twice (cJSON keeps
+ * the first, Python the last) would be drawn and printed as if true. So the
+ * file is checked first, each fault named by its field's path. */
+/* The top of [0, 1] for shares and accuracies: eval's sums of shares can
+ * round a last bit above 1. */
+#define UNIT_HI (1 + 1e-9)
+
+typedef struct {
+    const char *file;
+    rtr_status s;
+} checker;
+
+static bool check_fail(checker *c, const char *path, const char *what) {
+    if (!c->s) c->s = rtr_fail(RTR_ERR_FORMAT, "%s: field %s: %s", c->file, path, what);
+    return false;
+}
+
+/* A number in [lo, hi] (null allowed when null_ok: "not reached", "none"). */
+static bool check_num(checker *c, const cJSON *v, const char *path, double lo, double hi, bool null_ok) {
+    char what[96];
+    if (cJSON_IsNull(v) && null_ok) return true;
+    if (!cJSON_IsNumber(v)) return check_fail(c, path, null_ok ? "must be a number or null" : "must be a number");
+    if (v->valuedouble >= lo && v->valuedouble <= hi) return true;
+    snprintf(what, sizeof what, "%g is outside [%g, %g]", v->valuedouble, lo, hi);
+    return check_fail(c, path, what);
+}
+
+/* Member key of o, when present, as check_num; path is "PREFIX.key". */
+static bool check_member(checker *c, const cJSON *o, const char *prefix, const char *key, double lo, double hi) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    char path[160];
+    snprintf(path, sizeof path, "%.100s.%.50s", prefix, key);
+    return !v || check_num(c, v, path, lo, hi, true);
+}
+
+/* Every object without a key twice, every number finite, all the way down. */
+static bool check_tree(checker *c, const cJSON *v, const char *path) {
+    char sub[160];
+    if (cJSON_IsNumber(v) && !isfinite(v->valuedouble)) return check_fail(c, path, "not a finite number");
+    const char *dup = cJSON_IsObject(v) ? rtr_json_duplicate_key(v) : NULL;
+    if (dup) {
+        snprintf(sub, sizeof sub, "%.100s%s%.50s", path, *path ? "." : "", dup);
+        return check_fail(c, sub, "given twice");
+    }
+    int i = 0;
+    for (const cJSON *k = cJSON_IsArray(v) || cJSON_IsObject(v) ? v->child : NULL; k; k = k->next, i++) {
+        if (cJSON_IsObject(v)) snprintf(sub, sizeof sub, "%.100s%s%.50s", path, *path ? "." : "", k->string);
+        else snprintf(sub, sizeof sub, "%.100s[%d]", path, i);
+        if (!check_tree(c, k, sub)) return false;
+    }
+    return true;
+}
+
+/* A router or a pair: its name, accuracy in [0, 1], cost >= 0, metrics
+ * numbers, points [cost, accuracy]. */
+static bool check_entry(checker *c, const cJSON *o, const char *path) {
+    char sub[160];
+    if (!cJSON_IsObject(o)) return check_fail(c, path, "must be an object");
+    snprintf(sub, sizeof sub, "%.100s.name", path);
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "name"))) return check_fail(c, sub, "must be a string");
+    for (int j = 0; j < N_COLUMNS; j++) {
+        const char *key = COLUMNS[j].key;
+        bool acc = !strcmp(key, "acc"), cost = !strcmp(key, "cost");
+        if (!check_member(c, o, path, key, acc || cost ? 0 : -INFINITY, acc ? UNIT_HI : INFINITY)) return false;
+    }
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+    snprintf(sub, sizeof sub, "%.100s.op", path);
+    if (op && !(check_member(c, op, sub, "acc", 0, UNIT_HI) && check_member(c, op, sub, "cost", 0, INFINITY))) return false;
+    const cJSON *pts = cJSON_GetObjectItemCaseSensitive(o, "points"), *p;
+    int i = 0;
+    cJSON_ArrayForEach(p, pts) {
+        snprintf(sub, sizeof sub, "%.100s.points[%d]", path, i++);
+        if (!cJSON_IsArray(p) || cJSON_GetArraySize(p) != 2) return check_fail(c, sub, "must be [cost, accuracy]");
+        /* a point not reached is null (the reader skips it) */
+        if (!check_num(c, p->child, sub, 0, INFINITY, true) || !check_num(c, p->child->next, sub, 0, UNIT_HI, true))
+            return false;
+    }
+    return true;
+}
+
+/* Member key of o: an array (of want items unless want < 0) of numbers in
+ * [lo, hi] or null, of strings (strings), or of anything (any). */
+typedef enum { LIST_NUMBERS, LIST_STRINGS, LIST_ANY } list_kind;
+static bool check_list(checker *c, const cJSON *o, const char *path, const char *key, int want, list_kind kind,
+                       double lo, double hi) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key), *v;
+    char sub[160];
+    snprintf(sub, sizeof sub, "%.100s.%.50s", path, key);
+    if (!cJSON_IsArray(a)) return check_fail(c, sub, "must be an array");
+    if (want >= 0 && cJSON_GetArraySize(a) != want) return check_fail(c, sub, "has another length than its siblings");
+    int i = 0;
+    cJSON_ArrayForEach(v, a) {
+        snprintf(sub, sizeof sub, "%.90s.%.50s[%d]", path, key, i++);
+        if (kind == LIST_STRINGS && !cJSON_IsString(v)) return check_fail(c, sub, "must be a string");
+        if (kind == LIST_NUMBERS && !check_num(c, v, sub, lo, hi, true)) return false;
+    }
+    return true;
+}
+
+static rtr_status check_eval(const char *file, const char *text, const cJSON *root) {
+    checker c = {file, RTR_OK};
+    size_t bad;
+    if (!rtr_utf8_valid(text, strlen(text), &bad))
+        return rtr_fail(RTR_ERR_FORMAT, "%s: invalid UTF-8 at byte %zu", file, bad);
+    if (!check_tree(&c, root, "")) return c.s;
+    const cJSON *e;
+    int i = 0;
+    char path[64];
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(root, "routers")) {
+        snprintf(path, sizeof path, "routers[%d]", i++);
+        if (!check_entry(&c, e, path)) return c.s;
+    }
+    i = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(root, "pairs")) {
+        snprintf(path, sizeof path, "pairs[%d]", i++);
+        if (!check_entry(&c, e, path)) return c.s;
+    }
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "n_queries");
+    if (n && !(check_num(&c, n, "n_queries", 0, 9e15, false) && n->valuedouble == floor(n->valuedouble)))
+        return c.s ? c.s : rtr_fail(RTR_ERR_FORMAT, "%s: field n_queries: must be an integer", file);
+    const cJSON *mix = cJSON_GetObjectItemCaseSensitive(root, "mix"), *row;
+    if (mix) {
+        int nx = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(mix, "lambda"));
+        int k = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(mix, "pairs"));
+        if (!check_list(&c, mix, "mix", "lambda", -1, LIST_NUMBERS, 0, UNIT_HI) ||
+            !check_list(&c, mix, "mix", "pairs", -1, LIST_STRINGS, 0, 0) ||
+            !check_list(&c, mix, "mix", "fraction", nx, LIST_ANY, 0, 0))
+            return c.s;
+        i = 0;
+        cJSON_ArrayForEach(row, cJSON_GetObjectItemCaseSensitive(mix, "fraction")) {
+            snprintf(path, sizeof path, "mix.fraction[%d]", i++);
+            if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != k)
+                return check_fail(&c, path, "must hold one share per pair"), c.s;
+            const cJSON *v;
+            cJSON_ArrayForEach(v, row) if (!check_num(&c, v, path, 0, UNIT_HI, true)) return c.s;
+        }
+    }
+    const cJSON *cal = cJSON_GetObjectItemCaseSensitive(root, "calibration");
+    if (cal) {
+        int nb = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(cal, "mean_pred"));
+        if (!check_list(&c, cal, "calibration", "mean_pred", -1, LIST_NUMBERS, 0, UNIT_HI) ||
+            !check_list(&c, cal, "calibration", "mean_true", nb, LIST_NUMBERS, 0, UNIT_HI) ||
+            !check_list(&c, cal, "calibration", "count", nb, LIST_NUMBERS, 0, INFINITY) ||
+            !check_member(&c, cal, "calibration", "ece", 0, UNIT_HI))
+            return c.s;
+    }
+    return RTR_OK;
+}
+
 rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
     o->wrote_png_pdf = false;
     char *text;
     rtr_status s = rtr_read_file(eval_json, &text, NULL);
     if (s) return s;
     cJSON *root = cJSON_Parse(text);
-    free(text);
-    if (!root) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", eval_json);
+    if (!root) {
+        free(text);
+        return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", eval_json);
+    }
     const cJSON *routers = cJSON_GetObjectItemCaseSensitive(root, "routers");
     const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(root, "pairs");
-    if (!cJSON_IsArray(routers) || !cJSON_IsArray(pairs)) {
+    if (!cJSON_IsArray(routers) || !cJSON_IsArray(pairs))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: fields routers and pairs must be arrays (is this an rtr eval file?)",
+                     eval_json);
+    if (!s) s = check_eval(eval_json, text, root);
+    free(text);
+    if (s) {
         cJSON_Delete(root);
-        return rtr_fail(RTR_ERR_FORMAT, "%s: fields routers and pairs must be arrays (is this an rtr eval file?)",
-                        eval_json);
+        return s;
     }
     const char *unit = str(root, "cost_unit", "tokens");
     const cJSON *mix = cJSON_GetObjectItemCaseSensitive(root, "mix");

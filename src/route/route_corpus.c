@@ -9,9 +9,13 @@
 #include "common/files.h"
 #include "common/util.h"
 #include "route/route_data.h"
+#include "rtr/dist.h"
 #include "store/h5.h"
+#include "store/runs.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,7 @@ typedef struct {
 } dec_writer;
 
 static const char *const DEC_COLS[7] = {"id", "dataset", "split", "pair", "p_correct", "pred_tokens", "pred_cost"};
+static const char DEC_CSV_HEAD[] = "id,dataset,split,model,strategy,p_correct,pred_tokens,pred_cost\n";
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -63,21 +68,28 @@ static void dec_abort(dec_writer *w) {
     for (int i = 0; i < 7; i++) w->d[i] = -1;
 }
 
+/* The format path's extension names, and whether path can be written. */
+static rtr_status dec_format_of(const char *path, dec_format *fmt) {
+    *fmt = ends_with(path, ".h5") ? DEC_H5 : ends_with(path, ".jsonl") ? DEC_JSONL : DEC_CSV;
+    if (*fmt == DEC_CSV && !ends_with(path, ".csv"))
+        return rtr_fail(RTR_ERR_INVALID, "%s: decisions go to FILE.csv, FILE.jsonl or FILE.h5", path);
+    if (rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory", path);
+    return RTR_OK;
+}
+
 static rtr_status dec_open(dec_writer *w, const char *path, const rtr_catalog *cat) {
     memset(w, 0, sizeof *w);
     w->h5 = -1;
     for (int i = 0; i < 7; i++) w->d[i] = -1;
     w->cat = cat;
-    w->fmt = ends_with(path, ".h5") ? DEC_H5 : ends_with(path, ".jsonl") ? DEC_JSONL : DEC_CSV;
-    if (w->fmt == DEC_CSV && !ends_with(path, ".csv"))
-        return rtr_fail(RTR_ERR_INVALID, "%s: decisions go to FILE.csv, FILE.jsonl or FILE.h5", path);
-    if (rtr_is_dir(path)) return rtr_fail(RTR_ERR_IO, "%s: is a directory", path);
-    rtr_status s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_status s = dec_format_of(path, &w->fmt);
+    if (s) return s;
+    s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
     if (s) return s;
     rtr_remove_stale_tmp(path);
     if (w->fmt != DEC_H5) {
         if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create", w->tmp);
-        else if (w->fmt == DEC_CSV) fputs("id,dataset,split,model,strategy,p_correct,pred_tokens,pred_cost\n", w->f);
+        else if (w->fmt == DEC_CSV) fputs(DEC_CSV_HEAD, w->f);
     } else {
         const h5_kind kinds[7] = {H5_VSTR, H5_VSTR, H5_VSTR, H5_I32, H5_F32, H5_F32, H5_F32};
         s = h5_create(w->tmp, &w->h5);
@@ -288,6 +300,131 @@ static rtr_status budget_lambda(rtr_backend *b, route_source *rs, const rtr_rout
     return rtr_path_builder_budget(pb, prm->budget, prm->budget_total, lambda);
 }
 
+/* One chunk's choices: the envelope's pair at λ under a budget (the path's
+ * own choice at its switch points), else the argmax. */
+static rtr_status chunk_choose(rtr_backend *b, int32_t *choice, const route_chunk *ch, bool by_budget, double lambda) {
+    return by_budget ? rtr_envelope_choose_on(b, choice, ch->p, ch->c, lambda, ch->n, ch->k, 0)
+                     : argmax_on(b, choice, ch->p, ch->c, lambda, ch->n, ch->k);
+}
+
+#define DEC_COLUMNS (RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT)
+
+/* This rank's shards' bytes, in its segment file seg shard after shard,
+ * each copied to its place in the one file at tmp (a rank writes only its
+ * own shards' rows: pread and pwrite, no shared file pointer). */
+static rtr_status segments_copy(FILE *seg, const char *tmp, const int64_t *bytes, const bool *mine, int n,
+                                int64_t head) {
+    int fd = open(tmp, O_WRONLY);
+    if (fd < 0) return rtr_fail(RTR_ERR_IO, "%s: cannot open to write this rank's decisions: %s", tmp, strerror(errno));
+    char *buf = rtr_malloc((size_t)1 << 20);
+    rtr_status st = buf ? RTR_OK : RTR_ERR_NOMEM;
+    int64_t from = 0, to = head;
+    for (int i = 0; !st && i < n; to += bytes[i++]) {
+        if (!mine[i]) continue;
+        for (int64_t done = 0; !st && done < bytes[i];) {
+            size_t want = (size_t)(bytes[i] - done < (int64_t)1 << 20 ? bytes[i] - done : (int64_t)1 << 20);
+            ssize_t got = pread(fileno(seg), buf, want, (off_t)(from + done));
+            if (got <= 0 || pwrite(fd, buf, (size_t)got, (off_t)(to + done)) != got)
+                st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", tmp, strerror(errno));
+            else done += got;
+        }
+        from += bytes[i];
+    }
+    if (!st && fsync(fd) != 0) st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", tmp, strerror(errno));
+    close(fd);
+    free(buf);
+    return st;
+}
+
+/* The decisions under MPI (CSV and JSON lines): each rank routes only its
+ * own shards, one at a time, into an unlinked temporary file of its own,
+ * noting each shard's bytes and sums. Those are summed over the ranks (one
+ * rank holds each shard, the others add 0), so every rank knows each
+ * shard's place in the one ordered file; rank 0 creates it under its
+ * temporary name (the header, then its final size), every rank writes its
+ * shards' bytes at their places, and rank 0 renames it once every rank has
+ * (a barrier; a rank that fails stops the job, leaving only the temporary,
+ * which the next run removes). The bytes are one process's; the summary's
+ * sums are added shard by shard in shard order. */
+static rtr_status decisions_ranks(rtr_backend *b, route_source *rs, const bool *mine, dec_format fmt,
+                                  const char *out_path, bool by_budget, double lambda, int32_t *choice,
+                                  route_sums *sums, int64_t *count) {
+    const rtr_catalog *cat = rtr_corpus_catalog(rs->corp);
+    int n = rtr_corpus_n_shards(rs->corp);
+    int32_t k = cat->n_pairs;
+    size_t ni = 3 + (size_t)k; /* per shard: queries, missing outcomes, any outcome, each pair's count */
+    int64_t *bytes = rtr_calloc((size_t)n + 1, sizeof *bytes), *isum = rtr_calloc((size_t)n * ni + 1, sizeof *isum);
+    double *dsum = rtr_calloc((size_t)n * 4 + 1, sizeof *dsum);
+    bool *only = rtr_calloc((size_t)n + 1, sizeof *only);
+    FILE *seg = NULL;
+    rtr_status st = bytes && isum && dsum && only ? run_temp_file(&seg, "route's decisions") : RTR_ERR_NOMEM;
+    dec_writer w = {.fmt = fmt, .cat = cat, .f = seg, .h5 = -1};
+    int64_t at = 0;
+    for (int i = 0; !st && i < n; i++) {
+        if (!mine[i]) continue;
+        only[i] = true, rs->shards = only; /* this shard alone: its rows are one piece of the file */
+        route_sums a = {0};
+        int64_t *si = isum + (size_t)i * ni;
+        route_chunk ch;
+        st = route_source_begin(rs, DEC_COLUMNS);
+        while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+            st = chunk_choose(b, choice, &ch, by_budget, lambda);
+            if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
+            if (!st) sums_add(&a, si + 3, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+        }
+        only[i] = false;
+        int64_t end = ftello(seg);
+        bytes[i] = end - at, at = end;
+        dsum[4 * i] = a.pa, dsum[4 * i + 1] = a.pc, dsum[4 * i + 2] = a.ra, dsum[4 * i + 3] = a.rc;
+        si[0] = a.n, si[1] = a.missing, si[2] = a.truth;
+    }
+    rs->shards = NULL;
+    if (!st && (fflush(seg) != 0 || ferror(seg)))
+        st = rtr_fail(RTR_ERR_IO, "route's decisions: cannot write a temporary file (disk full? set TMPDIR): %s",
+                      strerror(errno));
+    if (!st) st = rtr_dist_sum_i64(bytes, (size_t)n);
+    if (!st) st = rtr_dist_sum_i64(isum, (size_t)n * ni);
+    if (!st) st = rtr_dist_sum_f64(dsum, (size_t)n * 4);
+    int64_t head = fmt == DEC_CSV ? (int64_t)strlen(DEC_CSV_HEAD) : 0, total = head;
+    for (int i = 0; !st && i < n; i++) {
+        const int64_t *si = isum + (size_t)i * ni;
+        sums->pa += dsum[4 * i], sums->pc += dsum[4 * i + 1], sums->ra += dsum[4 * i + 2], sums->rc += dsum[4 * i + 3];
+        sums->n += si[0], sums->missing += si[1], sums->truth |= si[2] != 0;
+        for (int32_t j = 0; j < k; j++) count[j] += si[3 + j];
+        total += bytes[i];
+    }
+    /* the file's temporary name is rank 0's: every rank writes into the one file */
+    int64_t pid = (int64_t)getpid(), made = 0;
+    char *tmp = NULL;
+    if (!st && sums->n) st = rtr_dist_bcast(&pid, sizeof pid, 0);
+    if (!st && sums->n && !(tmp = rtr_sprintf("%s.tmp.%lld", out_path, (long long)pid))) st = RTR_ERR_NOMEM;
+    if (!st && tmp && rtr_dist_rank() == 0) {
+        rtr_remove_stale_tmp(out_path);
+        FILE *f = fopen(tmp, "w");
+        bool bad = !f || fwrite(DEC_CSV_HEAD, 1, (size_t)head, f) != (size_t)head || fflush(f) != 0 ||
+                   ftruncate(fileno(f), (off_t)total) != 0;
+        if (f && fclose(f) != 0) bad = true;
+        st = bad ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)) : RTR_OK;
+        made = !st;
+    }
+    if (tmp && (!st || rtr_dist_rank() == 0)) {
+        rtr_status c = rtr_dist_bcast(&made, sizeof made, 0); /* rank 0 failed: the others stop too */
+        if (!st) st = c;
+        if (!st && !made) st = rtr_fail(RTR_ERR_IO, "%s: rank 0 could not create it", tmp);
+    }
+    if (!st && tmp) st = segments_copy(seg, tmp, bytes, mine, n, head);
+    if (!st && tmp) st = rtr_dist_barrier();
+    if (!st && tmp && rtr_dist_rank() == 0) st = rtr_commit_file(tmp, out_path);
+    if (st && made) unlink(tmp);
+    if (seg) fclose(seg);
+    free(tmp);
+    free(bytes);
+    free(isum);
+    free(dsum);
+    free(only);
+    return st;
+}
+
 rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summary *s, const char *corpus_dir,
                             const rtr_route_params *prm) {
     memset(s, 0, sizeof *s);
@@ -302,12 +439,17 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     dec_writer w;
     int32_t *choice = rtr_malloc(sizeof *choice * (size_t)rs.chunk_rows);
     st = choice ? summary_init(s, cat) : RTR_ERR_NOMEM;
-    /* under MPI the cost scale and the budget's path are sums over the
-     * ranks, each reading only its own shards (rank 0 reads every row
-     * afterwards to write the one ordered file, and checks the ids there) */
+    /* under MPI the cost scale, the budget's path and (but for HDF5) the
+     * decisions come from each rank's own shards: every rank first checks
+     * the ids over the whole corpus, as one process's read of every row does */
     bool *mine = NULL;
     rtr_part part;
-    if (!st && rtr_dist_size() > 1) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    dec_format fmt = DEC_CSV;
+    bool ranks = rtr_dist_size() > 1, split = false;
+    if (!st) st = dec_format_of(out_path, &fmt);
+    if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    split = ranks && fmt != DEC_H5; /* HDF5 appends do not split by bytes: rank 0 writes every row */
+    if (!st && split) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
     s->lambda = prm->lambda;
@@ -317,22 +459,21 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
     }
     rs.shards = NULL;
+    route_sums sums = {0};
+    if (!st && split) st = decisions_ranks(b, &rs, mine, fmt, out_path, by_budget, s->lambda, choice, &sums, s->count);
     free(mine);
-    /* one ordered file: under MPI rank 0 routes every query and writes it
-     * (the other ranks only helped build the budget's path) */
-    bool open = false, writer = rtr_dist_rank() == 0;
+    /* one ordered file by one writer: alone, or rank 0 for HDF5 under MPI */
+    bool open = false, writer = rtr_dist_rank() == 0 && !split;
     if (!st && writer) st = dec_open(&w, out_path, cat);
     open = !st && writer;
-    if (!st && writer) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
-    route_sums sums = {0};
+    if (!st && writer) st = route_source_begin(&rs, DEC_COLUMNS);
     route_chunk ch;
     while (writer && !st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        st = by_budget ? rtr_envelope_choose_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k, 0)
-                       : argmax_on(b, choice, ch.p, ch.c, s->lambda, ch.n, ch.k);
+        st = chunk_choose(b, choice, &ch, by_budget, s->lambda);
         if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
         if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
     }
-    if (!st && writer && !sums.n)
+    if (!st && (writer || split) && !sums.n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     s->cost_scale = rs.cost_scale;

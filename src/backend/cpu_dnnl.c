@@ -1,0 +1,241 @@
+/* The CPU backend's oneDNN GEMMs; see cpu_dnnl.h. */
+#include "backend/cpu_dnnl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/cpu_features.h"
+#include "common/util.h"
+
+#ifndef RTR_HAVE_DNNL
+
+bool cpu_dnnl_built(void) { return false; }
+const char *cpu_dnnl_version(void) { return ""; }
+
+rtr_status cpu_dnnl_check(rtr_gemm_precision p) {
+    return rtr_fail(RTR_ERR_UNSUPPORTED, "%s GEMMs on the CPU need oneDNN: this rtr was built without it "
+                    "(CMake RTR_DNNL, Debian libdnnl-dev)", p == RTR_GEMM_BF16 ? "bf16" : "oneDNN fp32");
+}
+
+rtr_status cpu_dnnl_create(cpu_dnnl **out) {
+    *out = NULL;
+    return cpu_dnnl_check(RTR_GEMM_BF16);
+}
+void cpu_dnnl_clear(cpu_dnnl *d) { (void)d; }
+void cpu_dnnl_free(cpu_dnnl *d) { (void)d; }
+
+rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float *C) {
+    (void)d, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)C;
+    return cpu_dnnl_check(bf16 ? RTR_GEMM_BF16 : CPU_GEMM_DNNL_F32);
+}
+
+#else
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <string.h>
+
+/* One weight matrix as the primitive wants it, with its primitive. */
+typedef struct {
+    const float *src; /* the float matrix it was made from (cache key with ldb, N, K, bf16) */
+    int ldb, N, K;
+    bool bf16;
+    dnnl_primitive_t matmul;
+    dnnl_memory_t weights; /* reordered, owned by oneDNN */
+} dnnl_weights;
+
+struct cpu_dnnl {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_weights *w;
+    int n_w, cap_w;
+    void *scratch; /* A converted: M x K of the input type */
+    size_t scratch_bytes;
+};
+
+bool cpu_dnnl_built(void) { return true; }
+
+const char *cpu_dnnl_version(void) {
+    static char v[32];
+    const dnnl_version_t *dv = dnnl_version();
+    snprintf(v, sizeof v, "%d.%d.%d", dv->major, dv->minor, dv->patch);
+    return v;
+}
+
+rtr_status cpu_dnnl_check(rtr_gemm_precision p) {
+    if (p == RTR_GEMM_BF16 && !cpu_features_get()->avx512_bf16)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "bf16 GEMMs on the CPU need AVX-512 BF16 (this CPU: %s; oneDNN %s "
+                        "has no bf16 matmul on it, or only an emulated one slower than fp32)",
+                        cpu_features_describe(), cpu_dnnl_version());
+    return RTR_OK;
+}
+
+/* oneDNN's status as an rtr error naming the call. */
+static rtr_status dnnl_fail(dnnl_status_t st, const char *what) {
+    if (st == dnnl_success) return RTR_OK;
+    if (st == dnnl_out_of_memory) return rtr_fail(RTR_ERR_NOMEM, "oneDNN %s: out of memory", what);
+    return rtr_fail(st == dnnl_unimplemented ? RTR_ERR_UNSUPPORTED : RTR_ERR_INVALID,
+                    "oneDNN %s %s: %s (status %d)", cpu_dnnl_version(), what,
+                    st == dnnl_unimplemented ? "no implementation on this CPU" : "failed", (int)st);
+}
+
+rtr_status cpu_dnnl_create(cpu_dnnl **out) {
+    cpu_dnnl *d = rtr_calloc(1, sizeof *d);
+    if (!d) return RTR_ERR_NOMEM;
+    rtr_status s = dnnl_fail(dnnl_engine_create(&d->engine, dnnl_cpu, 0), "engine");
+    if (!s) s = dnnl_fail(dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags), "stream");
+    if (s) {
+        cpu_dnnl_free(d);
+        d = NULL;
+    }
+    *out = d;
+    return s;
+}
+
+void cpu_dnnl_clear(cpu_dnnl *d) {
+    if (!d) return;
+    for (int i = 0; i < d->n_w; i++) {
+        dnnl_primitive_destroy(d->w[i].matmul);
+        dnnl_memory_destroy(d->w[i].weights);
+    }
+    d->n_w = 0;
+}
+
+void cpu_dnnl_free(cpu_dnnl *d) {
+    if (!d) return;
+    cpu_dnnl_clear(d);
+    free(d->w);
+    free(d->scratch);
+    if (d->stream) dnnl_stream_destroy(d->stream);
+    if (d->engine) dnnl_engine_destroy(d->engine);
+    free(d);
+}
+
+/* rows x cols of x (row stride ld) into dst, dense, as bf16 or fp32. */
+static void convert(void *dst, bool bf16, const float *x, int rows, int cols, int ld) {
+#pragma omp parallel for if ((double)rows * cols >= 1 << 18)
+    for (int r = 0; r < rows; r++) {
+        const float *row = x + (size_t)r * ld;
+        if (bf16) {
+            rtr_bf16 *o = (rtr_bf16 *)dst + (size_t)r * cols;
+            for (int c = 0; c < cols; c++) o[c] = rtr_bf16_round(row[c]);
+        } else {
+            memcpy((float *)dst + (size_t)r * cols, row, sizeof(float) * (size_t)cols);
+        }
+    }
+}
+
+/* A row-major rows x cols matrix with row stride ld (rows may be
+ * DNNL_RUNTIME_DIM_VAL). oneDNN's dims are K x N for the weights, so the
+ * weights' N x K rows are described as columns: swap = true. */
+static dnnl_status_t md_init(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ld, dnnl_data_type_t dt,
+                             bool swap) {
+    dnnl_dims_t dims = {rows, cols}, strides = {ld, 1};
+    if (swap) dims[0] = cols, dims[1] = rows, strides[0] = 1, strides[1] = ld;
+    return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
+}
+
+/* The primitive for B and B reordered into the layout it chose (format
+ * "any"), made once per weight matrix. */
+static rtr_status make_weights(cpu_dnnl *d, dnnl_weights *w, bool bf16, const float *B, int ldb, int N, int K) {
+    dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t a_md, w_any, c_md, w_plain;
+    dnnl_dims_t wdims = {K, N};
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t plain = NULL;
+    *w = (dnnl_weights){.src = B, .ldb = ldb, .N = N, .K = K, .bf16 = bf16};
+    void *dense = malloc((bf16 ? 2 : 4) * (size_t)N * K);
+    if (!dense) return RTR_ERR_NOMEM;
+    rtr_status s = dnnl_fail(md_init(&a_md, DNNL_RUNTIME_DIM_VAL, K, K, dt, false), "source descriptor");
+    if (!s) s = dnnl_fail(md_init(&c_md, DNNL_RUNTIME_DIM_VAL, N, N, dnnl_f32, false), "destination descriptor");
+    if (!s) s = dnnl_fail(dnnl_memory_desc_init_by_tag(&w_any, 2, wdims, dt, dnnl_format_tag_any), "weights");
+    if (!s) s = dnnl_fail(dnnl_matmul_desc_init(&desc, &a_md, &w_any, NULL, &c_md), "matmul descriptor");
+    if (!s) s = dnnl_fail(dnnl_primitive_desc_create(&pd, &desc, NULL, d->engine, NULL),
+                          bf16 ? "bf16 matmul" : "fp32 matmul");
+    if (!s) s = dnnl_fail(dnnl_primitive_create(&w->matmul, pd), "matmul primitive");
+    const dnnl_memory_desc_t *w_md = s ? NULL : dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!s) s = dnnl_fail(dnnl_memory_create(&w->weights, w_md, d->engine, DNNL_MEMORY_ALLOCATE), "weights memory");
+    /* B's rows are the weights' columns: dense N x K, then oneDNN's reorder */
+    if (!s) convert(dense, bf16, B, N, K, ldb);
+    if (!s) s = dnnl_fail(md_init(&w_plain, N, K, K, dt, true), "weights descriptor");
+    if (!s) s = dnnl_fail(dnnl_memory_create(&plain, &w_plain, d->engine, dense), "weights memory");
+    if (!s) s = dnnl_fail(dnnl_reorder_primitive_desc_create(&rpd, &w_plain, d->engine, w_md, d->engine, NULL),
+                          "weights reorder");
+    if (!s) s = dnnl_fail(dnnl_primitive_create(&reorder, rpd), "weights reorder");
+    if (!s) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, w->weights}};
+        s = dnnl_fail(dnnl_primitive_execute(reorder, d->stream, 2, args), "weights reorder");
+    }
+    if (!s) s = dnnl_fail(dnnl_stream_wait(d->stream), "weights reorder");
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (plain) dnnl_memory_destroy(plain);
+    free(dense);
+    if (s) {
+        if (w->matmul) dnnl_primitive_destroy(w->matmul);
+        if (w->weights) dnnl_memory_destroy(w->weights);
+    }
+    return s;
+}
+
+/* B's cache entry, made now when absent. */
+static rtr_status weights_for(cpu_dnnl *d, bool bf16, const float *B, int ldb, int N, int K,
+                              const dnnl_weights **out) {
+    for (int i = 0; i < d->n_w; i++) {
+        const dnnl_weights *w = &d->w[i];
+        if (w->src == B && w->ldb == ldb && w->N == N && w->K == K && w->bf16 == bf16) {
+            *out = w;
+            return RTR_OK;
+        }
+    }
+    if (d->n_w == d->cap_w) {
+        int cap = d->cap_w ? 2 * d->cap_w : 64;
+        dnnl_weights *grown = realloc(d->w, (size_t)cap * sizeof *grown);
+        if (!grown) return RTR_ERR_NOMEM;
+        d->w = grown;
+        d->cap_w = cap;
+    }
+    rtr_status s = make_weights(d, &d->w[d->n_w], bf16, B, ldb, N, K);
+    if (s) return s;
+    *out = &d->w[d->n_w++];
+    return RTR_OK;
+}
+
+rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float *C) {
+    const dnnl_weights *w;
+    rtr_status s = weights_for(d, bf16, B, ldb, N, K, &w);
+    if (s) return s;
+    size_t need = (bf16 ? 2 : 4) * (size_t)M * K;
+    if (need > d->scratch_bytes) {
+        free(d->scratch);
+        d->scratch = rtr_malloc(need);
+        d->scratch_bytes = d->scratch ? need : 0;
+        if (!d->scratch) return RTR_ERR_NOMEM;
+    }
+    convert(d->scratch, bf16, A, M, K, lda);
+    dnnl_memory_desc_t a_md, c_md;
+    dnnl_memory_t a = NULL, c = NULL;
+    s = dnnl_fail(md_init(&a_md, M, K, K, bf16 ? dnnl_bf16 : dnnl_f32, false), "source descriptor");
+    if (!s) s = dnnl_fail(md_init(&c_md, M, N, N, dnnl_f32, false), "destination descriptor");
+    if (!s) s = dnnl_fail(dnnl_memory_create(&a, &a_md, d->engine, d->scratch), "source memory");
+    if (!s) s = dnnl_fail(dnnl_memory_create(&c, &c_md, d->engine, C), "destination memory");
+    if (!s) {
+        dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, w->weights}, {DNNL_ARG_DST, c}};
+        s = dnnl_fail(dnnl_primitive_execute(w->matmul, d->stream, 3, args), "matmul");
+    }
+    if (!s) s = dnnl_fail(dnnl_stream_wait(d->stream), "matmul");
+    if (a) dnnl_memory_destroy(a);
+    if (c) dnnl_memory_destroy(c);
+    /* alpha after the product (the encoder's linear layers have 1): one
+     * primitive serves every alpha */
+    if (!s && alpha != 1.0f)
+        for (size_t i = 0; i < (size_t)M * N; i++) C[i] *= alpha;
+    return s;
+}
+
+#endif
