@@ -103,6 +103,7 @@ def long_table(tmp):
         check(q1["split"] == "train" and q1["dataset"] == "math" and len(q1["outcomes"]) == 2, f"q1 {q1}")
         check(q1["outcomes"][1]["tokens"] is None and q1["outcomes"][1]["cost"] is None, "empty and NA are missing")
         check(rows[1]["text"] == "Line one\nline, two" and rows[1]["outcomes"][0]["correct"] == 0.5, "quoted text")
+    long_parquet(tmp, out)
     # errors name the file, line and field
     cases = [
         ([["q1", "t", "m1", "cot", "yes", "", "", "", ""]], "long.csv:2: correct 'yes' is not a number"),
@@ -120,6 +121,45 @@ def long_table(tmp):
     r = convert("long", path, "--out", os.path.join(tmp, "bad"))
     check(r.returncode != 0 and "missing column(s) strategy, correct" in r.stderr, "missing columns: " + r.stderr)
     check(not os.path.exists(os.path.join(tmp, "bad", "outcomes.jsonl")), "nothing written on error")
+
+
+def long_parquet(tmp, csv_out):
+    """The long table above as Parquet, with typed columns (correct a
+    boolean, tokens an integer with a null, cost a float with a null):
+    converted to the same catalog and rows as the CSV; a damaged file is
+    refused naming it."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        print("note: pyarrow is not installed (tools/setup-deps installs it): the Parquet part is not run")
+        return
+    table = pa.table({
+        "query": ["q1", "q1", "q2"], "text": ["What is 2+2?", "What is 2+2?", "Line one\nline, two"],
+        "model": ["m1", "m2", "m1"], "strategy": ["cot", "direct", "cot"],
+        "correct": pa.array([1.0, 0.0, 0.5], pa.float64()), "tokens": pa.array([30, None, 12], pa.int64()),
+        "cost": pa.array([0.001, None, None], pa.float64()), "dataset": ["math", "math", "trivia"],
+        "split": ["train", "train", "test"]})
+    path = os.path.join(tmp, "long.parquet")
+    pq.write_table(table, path)
+    out = os.path.join(tmp, "long-parquet-out")
+    r = convert("long", path, "--out", out, "--descriptions", os.path.join(tmp, "desc.json"))
+    def same(o):  # the catalog names its source file; all else must match the CSV's conversion
+        cat, rows = load(o)
+        cat.pop("source")
+        return cat, rows
+    check(r.returncode == 0 and same(out) == same(csv_out), "Parquet converts to what the same CSV gives: " + r.stderr)
+    booleans = os.path.join(tmp, "bool.parquet")
+    pq.write_table(table.set_column(4, "correct", pa.array([True, False, True])), booleans)
+    r = convert("long", booleans, "--out", os.path.join(tmp, "bool-out"))
+    check(r.returncode == 0 and [o["correct"] for q in load(os.path.join(tmp, "bool-out"))[1] for o in q["outcomes"]]
+          == [1.0, 0.0, 1.0], "a boolean correct column reads as 1/0: " + r.stderr)
+    damaged = os.path.join(tmp, "damaged.parquet")
+    with open(path, "rb") as f, open(damaged, "wb") as g:
+        g.write(f.read()[:200])
+    r = convert("long", damaged, "--out", os.path.join(tmp, "damaged-out"))
+    check(r.returncode == 1 and "damaged.parquet: cannot read as Parquet" in r.stderr and "Traceback" not in r.stderr
+          and not os.path.exists(os.path.join(tmp, "damaged-out", "outcomes.jsonl")), "a damaged Parquet file: " + r.stderr)
 
 
 HEADER = b"query,text,model,strategy,correct\n"
