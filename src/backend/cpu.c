@@ -125,12 +125,12 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
 
 /* fp32: every op computes on its calling thread and keeps nothing between
  * calls (the int8 and oneDNN paths share a weight cache and scratch). bf16
- * where it can run: the check cpu_dnnl_check makes, bound verified in
- * tests/test_cpu_gemm.c. */
+ * where it runs (cpu_dnnl_bf16_runs), its bound verified through its model
+ * in tests/test_cpu_gemm.c. */
 static unsigned cpu_caps(void *ctx) {
     cpu_state *st = ctx;
     unsigned c = st->precision == RTR_GEMM_F32 ? RTR_CAP_CONCURRENT_OPS : 0;
-    if (cpu_dnnl_built() && cpu_features_get()->avx512_bf16) c |= RTR_CAP_FAST_BF16;
+    if (cpu_dnnl_bf16_runs()) c |= RTR_CAP_FAST_BF16;
     return c;
 }
 

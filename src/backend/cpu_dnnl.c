@@ -11,6 +11,7 @@
 
 bool cpu_dnnl_built(void) { return false; }
 const char *cpu_dnnl_version(void) { return ""; }
+bool cpu_dnnl_bf16_runs(void) { return false; }
 
 rtr_status cpu_dnnl_check(rtr_gemm_precision p) {
     return rtr_fail(RTR_ERR_UNSUPPORTED, "%s GEMMs on the CPU need oneDNN: this rtr was built without it "
@@ -34,6 +35,7 @@ rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, int M, int N, int K, float alph
 
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 /* One weight matrix as the primitive wants it, with its primitive. */
@@ -61,14 +63,6 @@ const char *cpu_dnnl_version(void) {
     const dnnl_version_t *dv = dnnl_version();
     snprintf(v, sizeof v, "%d.%d.%d", dv->major, dv->minor, dv->patch);
     return v;
-}
-
-rtr_status cpu_dnnl_check(rtr_gemm_precision p) {
-    if (p == RTR_GEMM_BF16 && !cpu_features_get()->avx512_bf16)
-        return rtr_fail(RTR_ERR_UNSUPPORTED, "bf16 GEMMs on the CPU need AVX-512 BF16 (this CPU: %s; oneDNN %s "
-                        "has no bf16 matmul on it, or only an emulated one slower than fp32)",
-                        cpu_features_describe(), cpu_dnnl_version());
-    return RTR_OK;
 }
 
 /* oneDNN's status as an rtr error naming the call. */
@@ -136,25 +130,66 @@ static dnnl_status_t md_init(dnnl_memory_desc_t *md, int64_t rows, int64_t cols,
     return dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
 }
 
+/* The matmul for N x K weights (run-time rows, dense fp32 output, weights
+ * in the layout oneDNN chooses) on engine e. */
+static rtr_status matmul_pd(dnnl_engine_t e, bool bf16, int N, int K, dnnl_primitive_desc_t *pd) {
+    dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t a_md, w_any, c_md;
+    dnnl_dims_t wdims = {K, N};
+    dnnl_matmul_desc_t desc;
+    *pd = NULL;
+    rtr_status s = dnnl_fail(md_init(&a_md, DNNL_RUNTIME_DIM_VAL, K, K, dt, false), "source descriptor");
+    if (!s) s = dnnl_fail(md_init(&c_md, DNNL_RUNTIME_DIM_VAL, N, N, dnnl_f32, false), "destination descriptor");
+    if (!s) s = dnnl_fail(dnnl_memory_desc_init_by_tag(&w_any, 2, wdims, dt, dnnl_format_tag_any), "weights");
+    if (!s) s = dnnl_fail(dnnl_matmul_desc_init(&desc, &a_md, &w_any, NULL, &c_md), "matmul descriptor");
+    if (!s) s = dnnl_fail(dnnl_primitive_desc_create(pd, &desc, NULL, e, NULL), bf16 ? "bf16 matmul" : "fp32 matmul");
+    return s;
+}
+
+/* Whether oneDNN makes the bf16 matmul here, asked once (an encoder's
+ * layer shape): a CPU that reports AVX-512 BF16 to a oneDNN that still has
+ * no such primitive is refused at set_gemm_precision, not at the first
+ * GEMM, so "auto" never picks a bf16 that then fails. */
+static bool bf16_made;
+static void bf16_probe(void) {
+    dnnl_engine_t e;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_engine_create(&e, dnnl_cpu, 0) != dnnl_success) return;
+    bf16_made = matmul_pd(e, true, 1152, 384, &pd) == RTR_OK;
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    dnnl_engine_destroy(e);
+}
+
+bool cpu_dnnl_bf16_runs(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    if (!cpu_features_get()->avx512_bf16) return false;
+    pthread_once(&once, bf16_probe);
+    return bf16_made;
+}
+
+rtr_status cpu_dnnl_check(rtr_gemm_precision p) {
+    if (p == RTR_GEMM_BF16 && !cpu_features_get()->avx512_bf16)
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "bf16 GEMMs on the CPU need AVX-512 BF16 (this CPU: %s; oneDNN %s "
+                        "has no bf16 matmul on it, or only an emulated one slower than fp32)",
+                        cpu_features_describe(), cpu_dnnl_version());
+    if (p == RTR_GEMM_BF16 && !cpu_dnnl_bf16_runs())
+        return rtr_fail(RTR_ERR_UNSUPPORTED, "bf16 GEMMs on the CPU: oneDNN %s makes no bf16 matmul on this CPU "
+                        "(%s)", cpu_dnnl_version(), cpu_features_describe());
+    return RTR_OK;
+}
+
 /* The primitive for B and B reordered into the layout it chose (format
  * "any"), made once per weight matrix. */
 static rtr_status make_weights(cpu_dnnl *d, dnnl_weights *w, bool bf16, const float *B, int ldb, int N, int K) {
     dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
-    dnnl_memory_desc_t a_md, w_any, c_md, w_plain;
-    dnnl_dims_t wdims = {K, N};
-    dnnl_matmul_desc_t desc;
+    dnnl_memory_desc_t w_plain;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t plain = NULL;
     *w = (dnnl_weights){.src = B, .ldb = ldb, .N = N, .K = K, .bf16 = bf16};
     void *dense = malloc((bf16 ? 2 : 4) * (size_t)N * K);
     if (!dense) return RTR_ERR_NOMEM;
-    rtr_status s = dnnl_fail(md_init(&a_md, DNNL_RUNTIME_DIM_VAL, K, K, dt, false), "source descriptor");
-    if (!s) s = dnnl_fail(md_init(&c_md, DNNL_RUNTIME_DIM_VAL, N, N, dnnl_f32, false), "destination descriptor");
-    if (!s) s = dnnl_fail(dnnl_memory_desc_init_by_tag(&w_any, 2, wdims, dt, dnnl_format_tag_any), "weights");
-    if (!s) s = dnnl_fail(dnnl_matmul_desc_init(&desc, &a_md, &w_any, NULL, &c_md), "matmul descriptor");
-    if (!s) s = dnnl_fail(dnnl_primitive_desc_create(&pd, &desc, NULL, d->engine, NULL),
-                          bf16 ? "bf16 matmul" : "fp32 matmul");
+    rtr_status s = matmul_pd(d->engine, bf16, N, K, &pd);
     if (!s) s = dnnl_fail(dnnl_primitive_create(&w->matmul, pd), "matmul primitive");
     const dnnl_memory_desc_t *w_md = s ? NULL : dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (!s) s = dnnl_fail(dnnl_memory_create(&w->weights, w_md, d->engine, DNNL_MEMORY_ALLOCATE), "weights memory");

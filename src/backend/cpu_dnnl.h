@@ -49,9 +49,14 @@ typedef struct cpu_dnnl cpu_dnnl;
 bool cpu_dnnl_built(void);
 const char *cpu_dnnl_version(void);
 
+/* Whether bf16 runs here: oneDNN in the build, AVX-512 BF16 in the CPU, and
+ * oneDNN making the bf16 matmul (asked once). */
+bool cpu_dnnl_bf16_runs(void);
+
 /* RTR_OK when precision p (RTR_GEMM_BF16 or CPU_GEMM_DNNL_F32) can run here;
  * else RTR_ERR_UNSUPPORTED with a message naming what is missing (oneDNN in
- * the build, AVX-512 BF16 in the CPU, with the CPU's features). */
+ * the build, AVX-512 BF16 in the CPU, a oneDNN that makes the primitive,
+ * with the CPU's features). */
 rtr_status cpu_dnnl_check(rtr_gemm_precision p);
 
 /* State: oneDNN's engine and stream, the cached weights and primitives,
