@@ -268,6 +268,8 @@ static void nccl_load(void) {
 #define NCCL_RESOLVE(f)                                                                                         \
     if (!(nccl_api.f = (__typeof__(nccl_api.f))dlsym(h, #f))) {                                                 \
         snprintf(nccl_error, sizeof nccl_error, "%s has no %s: not an NCCL rtr can use", env && *env ? env : NCCL_SONAME, #f); \
+        memset(&nccl_api, 0, sizeof nccl_api);                                                                  \
+        dlclose(h);                                                                                             \
         return;                                                                                                 \
     }
     NCCL_FUNCS(NCCL_RESOLVE)

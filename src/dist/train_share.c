@@ -17,6 +17,7 @@ rtr_status rtr_train_share_open_(train_share *s, const rtr_row_share *rows, cons
     memset(s, 0, sizeof *s);
     s->rows = rows;
     s->batch = batch;
+    s->nccl = -1;
     s->n_steps = (n_fit + batch - 1) / batch;
     s->order = rtr_malloc(sizeof(int64_t) * (size_t)rows->n_local);
     s->step = rtr_malloc(sizeof(int64_t) * (size_t)(s->n_steps + 1));
@@ -71,7 +72,20 @@ rtr_status rtr_train_sum_grad_(trainer *tr) {
     if (!s) return RTR_OK;
     size_t n = tr->n.p->n_trainable;
     if (tr->n.host) return rtr_dist_sum_f32(tr->grad, n);
-    if (rtr_dist_nccl_built()) return rtr_dist_nccl_sum_f32(tr->n.b, tr->grad, n);
+    if (s->nccl < 0) {
+        /* NCCL is loaded at run time, so a node may lack it: decided once
+         * and by every rank together, since a sum that is NCCL's on some
+         * ranks and MPI's on others would never complete */
+        rtr_status ld = rtr_dist_nccl_built() ? rtr_dist_nccl_load() : RTR_ERR_UNSUPPORTED;
+        int64_t ok = ld == RTR_OK;
+        rtr_status st = rtr_dist_sum_i64(&ok, 1);
+        if (st) return st;
+        s->nccl = ok == rtr_dist_size();
+        if (!s->nccl && rtr_dist_nccl_built() && rtr_dist_rank() == 0)
+            rtr_warn("NCCL could not be loaded on %d of %d ranks%s%s: gradients are summed through the host",
+                     rtr_dist_size() - (int)ok, rtr_dist_size(), ld ? ", here: " : "", ld ? rtr_last_error() : "");
+    }
+    if (s->nccl) return rtr_dist_nccl_sum_f32(tr->n.b, tr->grad, n);
     /* no collective on device memory: through the host */
     if (!s->host_grad && !(s->host_grad = rtr_malloc(sizeof(float) * n))) return RTR_ERR_NOMEM;
     rtr_status st = rtr_backend_download(tr->n.b, s->host_grad, tr->grad, sizeof(float) * n);

@@ -78,6 +78,7 @@ typedef struct {
     int64_t *step;        /* n_steps + 1: global batch s is this rank's order[step[s] .. step[s + 1]) */
     int64_t *count;       /* 2 x n_steps: the labelled entries of both heads in global batch s */
     float *host_grad;     /* the gradient's host copy where the backend's memory is not the host's */
+    int nccl;             /* device gradients summed with NCCL: -1 not decided yet, 0 no, 1 yes */
     int batch;
 } train_share;
 

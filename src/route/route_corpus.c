@@ -242,6 +242,14 @@ static void sums_add(route_sums *a, int64_t *count, int64_t n, int32_t k, const 
     a->n += n;
 }
 
+/* Add one shard's sums to the running total. Every path adds shards' sums
+ * in shard order, each shard's from zero: one process and any split of the
+ * shards over ranks then give the same bits. */
+static void sums_merge(route_sums *to, const route_sums *a) {
+    to->pa += a->pa, to->pc += a->pc, to->ra += a->ra, to->rc += a->rc;
+    to->n += a->n, to->missing += a->missing, to->truth |= a->truth;
+}
+
 static rtr_status summary_init(rtr_route_summary *s, const rtr_catalog *cat) {
     s->k = cat->n_pairs;
     s->count = rtr_calloc((size_t)s->k, sizeof *s->count);
@@ -312,6 +320,20 @@ static rtr_status chunk_choose(rtr_backend *b, int32_t *choice, const route_chun
 /* This rank's shards' bytes, in its segment file seg shard after shard,
  * each copied to its place in the one file at tmp (a rank writes only its
  * own shards' rows: pread and pwrite, no shared file pointer). */
+/* Route every row rs yields (the shards rs->shards selects) into w, adding
+ * to a and count. */
+static rtr_status route_rows(rtr_backend *b, route_source *rs, dec_writer *w, bool by_budget, double lambda,
+                             int32_t *choice, route_sums *a, int64_t *count) {
+    route_chunk ch;
+    rtr_status st = route_source_begin(rs, DEC_COLUMNS);
+    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+        st = chunk_choose(b, choice, &ch, by_budget, lambda);
+        if (!st) st = dec_add(w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
+        if (!st) sums_add(a, count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+    }
+    return st;
+}
+
 static rtr_status segments_copy(FILE *seg, const char *tmp, const int64_t *bytes, const bool *mine, int n,
                                 int64_t head) {
     int fd = open(tmp, O_WRONLY);
@@ -365,13 +387,7 @@ static rtr_status decisions_ranks(rtr_backend *b, route_source *rs, const bool *
         only[i] = true, rs->shards = only; /* this shard alone: its rows are one piece of the file */
         route_sums a = {0};
         int64_t *si = isum + (size_t)i * ni;
-        route_chunk ch;
-        st = route_source_begin(rs, DEC_COLUMNS);
-        while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
-            st = chunk_choose(b, choice, &ch, by_budget, lambda);
-            if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
-            if (!st) sums_add(&a, si + 3, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
-        }
+        st = route_rows(b, rs, &w, by_budget, lambda, choice, &a, si + 3);
         only[i] = false;
         int64_t end = ftello(seg);
         bytes[i] = end - at, at = end;
@@ -388,8 +404,9 @@ static rtr_status decisions_ranks(rtr_backend *b, route_source *rs, const bool *
     int64_t head = fmt == DEC_CSV ? (int64_t)strlen(DEC_CSV_HEAD) : 0, total = head;
     for (int i = 0; !st && i < n; i++) {
         const int64_t *si = isum + (size_t)i * ni;
-        sums->pa += dsum[4 * i], sums->pc += dsum[4 * i + 1], sums->ra += dsum[4 * i + 2], sums->rc += dsum[4 * i + 3];
-        sums->n += si[0], sums->missing += si[1], sums->truth |= si[2] != 0;
+        route_sums a = {.pa = dsum[4 * i], .pc = dsum[4 * i + 1], .ra = dsum[4 * i + 2], .rc = dsum[4 * i + 3],
+                        .n = si[0], .missing = si[1], .truth = si[2] != 0};
+        sums_merge(sums, &a);
         for (int32_t j = 0; j < k; j++) count[j] += si[3 + j];
         total += bytes[i];
     }
@@ -466,13 +483,20 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     bool open = false, writer = rtr_dist_rank() == 0 && !split;
     if (!st && writer) st = dec_open(&w, out_path, cat);
     open = !st && writer;
-    if (!st && writer) st = route_source_begin(&rs, DEC_COLUMNS);
-    route_chunk ch;
-    while (writer && !st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        st = chunk_choose(b, choice, &ch, by_budget, s->lambda);
-        if (!st) st = dec_add(&w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
-        if (!st) sums_add(&sums, s->count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+    /* shard by shard, as the ranks do (sums_merge); the ids over the whole
+     * corpus first, since each shard's pass checks only its own */
+    int n_shards = rtr_corpus_n_shards(rs.corp);
+    bool *only = writer ? rtr_calloc((size_t)n_shards + 1, sizeof *only) : NULL;
+    if (!st && writer && !only) st = RTR_ERR_NOMEM;
+    if (!st && writer && !rs.prm.ids_checked) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
+    for (int i = 0; writer && !st && i < n_shards; i++) {
+        route_sums a = {0};
+        only[i] = true, rs.shards = only;
+        st = route_rows(b, &rs, &w, by_budget, s->lambda, choice, &a, s->count);
+        only[i] = false, rs.shards = NULL;
+        sums_merge(&sums, &a);
     }
+    free(only);
     if (!st && (writer || split) && !sums.n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
