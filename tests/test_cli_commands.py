@@ -132,23 +132,43 @@ def main():
         check(r.returncode == 0 and json.load(open(out(name))).get("train_skip_dataset") == d,
               f"eval {flag} {d}: {r.stderr}")
 
-    # an --out that is an input, or an existing file or folder inside the corpus, would be replaced
-    # by the output's rename: refused (exit 2) naming both, the input untouched
+    # an output (--out, --markdown, --figures) that is an input, or a file the input corpus owns
+    # (manifest, shard, embeddings/, tables/), would be replaced by the output's rename: refused
+    # (exit 2) naming both, the input untouched
     shard = os.path.join(corpus, info_shard(corpus))
     os.symlink(out("e.json"), out("e-link.html"))
-    for args, culprit in ((("route", corpus, "--lambda", "0.5", "--out", shard), "already exists inside the input folder"),
+    for args, culprit in ((("route", corpus, "--lambda", "0.5", "--out", shard), "is a file of the input corpus"),
                           (("sweep", corpus, "--out", corpus), "is the input"),
-                          (("eval", corpus, "--out", os.path.join(corpus, "manifest.json")), "inside the input folder"),
+                          (("eval", corpus, "--out", os.path.join(corpus, "manifest.json")), "is a file of the input corpus"),
                           (("report", out("e.json"), "--out", out("e.json")), "is the input"),
-                          (("report", out("e.json"), "--out", out("e-link.html")), "is the input")):
+                          (("report", out("e.json"), "--out", out("e-link.html")), "is the input"),
+                          (("report", out("e.json"), "--markdown", out("e.json")), "is the input")):
         target = args[-1]
         before = open(os.path.realpath(target), "rb").read() if os.path.isfile(target) else None
         r = run(*args)
         check(r.returncode == 2 and culprit in r.stderr and target in r.stderr,
-              f"{args[0]} --out {target}: exit {r.returncode}: {r.stderr.strip()}")
+              f"{args[0]} {args[-2]} {target}: exit {r.returncode}: {r.stderr.strip()}")
         check(before is None or open(os.path.realpath(target), "rb").read() == before, f"{target} untouched")
     r = run("route", corpus, "--lambda", "0.5", "--out", out("d.csv"), "--device", "cpu", "--quiet")
     check(r.returncode == 0, "an existing --out outside the inputs is replaced as before: " + r.stderr)
+    # reruns that replace their own earlier output are not clashes: a checkpoint kept in the corpus
+    # folder, an output named like a table, a cost unit or a title (names, not paths), report's
+    # figures folder beside its page
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        os.mkdir("tokens")
+        for i in range(2):
+            for args in (("train", corpus, "--out", os.path.join(corpus, "mine.safetensors"), "--epochs", "1"),
+                         ("eval", corpus, "--out", os.path.join("tokens", "e.json"), "--cost", "tokens", "--no-embedllm",
+                          "--title", "tokens"),
+                         ("report", out("e.json"), "--out", os.path.join("site", "index.html"), "--figures", "site")):
+                if args[0] == "report":
+                    os.makedirs("site", exist_ok=True)
+                r = run(*args, "--device", "cpu", "--quiet") if args[0] != "report" else run(*args, "--quiet")
+                check(r.returncode == 0, f"run {i + 1} of {' '.join(args[:1] + args[2:4])}: {r.stderr.strip()[-300:]}")
+    finally:
+        os.chdir(cwd)
     shutil.rmtree(tmp)
 
 

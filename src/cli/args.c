@@ -80,39 +80,62 @@ static void unknown_option(const rtr_cmd_spec *spec, const char *arg) {
     fprintf(stderr, " (see rtr %s --help)\n", spec->name);
 }
 
-/* Whether path lies inside folder dir (both existing; symbolic links resolved). */
-static bool inside(const char *path, const char *dir) {
+/* The options that name an output, and those that name an input file or
+ * folder; every positional argument is an input too. The others (names,
+ * titles, splits) are not paths and never clash. */
+static const char *const OUTPUT_OPTS[] = {"out", "markdown", "figures"};
+static const char *const INPUT_OPTS[] = {"checkpoint", "model", "catalog"};
+
+static bool named(const char *name, const char *const *names, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(name, names[i])) return true;
+    return false;
+}
+
+/* Whether path lies in the corpus folder dir at a place the corpus owns: its
+ * manifest, a shard, or anything under embeddings/ or tables/ (both
+ * existing; symbolic links resolved). Any other file there (a checkpoint a
+ * user keeps beside the shards) is the user's to replace. */
+static bool corpus_owned(const char *path, const char *dir) {
     char rp[PATH_MAX], rd[PATH_MAX];
     if (!realpath(path, rp) || !realpath(dir, rd)) return false;
     size_t n = strlen(rd);
-    return !strncmp(rp, rd, n) && (rp[n] == '/' || n == 1);
+    if (strncmp(rp, rd, n) || (rp[n] != '/' && n != 1)) return false;
+    char *manifest = rtr_sprintf("%s/manifest.json", rd);
+    bool corpus = manifest && rtr_path_exists(manifest);
+    free(manifest);
+    const char *rel = rp + (n == 1 ? 1 : n + 1);
+    size_t top = strcspn(rel, "/");
+    return corpus && (!strcmp(rel, "manifest.json") || (!rel[top] && !strncmp(rel, "shard-", 6)) ||
+                      (top == 10 && !strncmp(rel, "embeddings", 10)) || (top == 6 && !strncmp(rel, "tables", 6)));
 }
 
-/* An existing --out that is an input (a positional argument or another
- * option's path, also through a symbolic link) or lies inside an input
- * folder (a corpus's shard or manifest): the output, renamed into place,
- * would replace it. Refused as a usage error before anything is read. */
-static int out_clashes(const rtr_cmd_spec *spec, const char *out, const struct stat *so, const char *in) {
+/* An existing output that is an input (also through a symbolic link) or a
+ * file a corpus given as input owns: the output, renamed into place, would
+ * replace it. Refused as a usage error before anything is read. */
+static int out_clashes(const rtr_cmd_spec *spec, const char *opt, const char *out, const struct stat *so,
+                       const char *in) {
     struct stat si;
     if (!in || stat(in, &si)) return 0;
     bool same = si.st_dev == so->st_dev && si.st_ino == so->st_ino;
-    if (!same && !(S_ISDIR(si.st_mode) && inside(out, in))) return 0;
-    fprintf(stderr, "rtr %s: --out '%s' %s '%s': the output would replace it; write it elsewhere\n", spec->name, out,
-            same ? "is the input" : "already exists inside the input folder", in);
+    if (!same && !(S_ISDIR(si.st_mode) && corpus_owned(out, in))) return 0;
+    fprintf(stderr, "rtr %s: --%s '%s' %s '%s': the output would replace it; write it elsewhere\n", spec->name, opt,
+            out, same ? "is the input" : "is a file of the input corpus", in);
     return 2;
 }
 
 static int check_out(const rtr_cmd_spec *spec, const rtr_args *a) {
-    const rtr_opt *opt = find_opt(spec->opts, "out", 3);
-    bool is_path = opt && (opt->kind == RTR_OPT_STR || opt->kind == RTR_OPT_REQUIRED);
-    const char *out = is_path ? *(const char **)opt->dest : NULL;
-    struct stat so;
-    if (!out || stat(out, &so)) return 0; /* a new path replaces nothing */
     int rc = 0;
-    for (int i = 0; i < a->npos && !rc; i++) rc = out_clashes(spec, out, &so, a->pos[i]);
-    for (const rtr_opt *o = spec->opts; o && o->name && !rc; o++)
-        if (o != opt && (o->kind == RTR_OPT_STR || o->kind == RTR_OPT_REQUIRED))
-            rc = out_clashes(spec, out, &so, *(const char **)o->dest);
+    for (const rtr_opt *o = spec->opts; o && o->name && !rc; o++) {
+        if ((o->kind != RTR_OPT_STR && o->kind != RTR_OPT_REQUIRED) || !named(o->name, OUTPUT_OPTS, 3)) continue;
+        const char *out = *(const char **)o->dest;
+        struct stat so;
+        if (!out || stat(out, &so)) continue; /* a new path replaces nothing */
+        for (int i = 0; i < a->npos && !rc; i++) rc = out_clashes(spec, o->name, out, &so, a->pos[i]);
+        for (const rtr_opt *in = spec->opts; in && in->name && !rc; in++)
+            if ((in->kind == RTR_OPT_STR || in->kind == RTR_OPT_REQUIRED) && named(in->name, INPUT_OPTS, 3))
+                rc = out_clashes(spec, o->name, out, &so, *(const char **)in->dest);
+    }
     return rc;
 }
 

@@ -818,7 +818,7 @@ def _(ctx):
 cli_case("cli-out-missing-dir", "--out in a folder that does not exist",
          ["route", "{c}", "--lambda", "0.5", "--out", "{d}/no/such/x.csv"], ("no/such",), usage=False)
 cli_case("cli-out-shard", "route --out a shard of the corpus it reads (the rename replaced it)",
-         ["route", "{c}", "--lambda", "0.5", "--out", "{c}/shard-00000.h5"], ("shard-00000.h5", "input folder"),
+         ["route", "{c}", "--lambda", "0.5", "--out", "{c}/shard-00000.h5"], ("shard-00000.h5", "input corpus"),
          test="tests/test_cli_commands.py")
 cli_case("cli-out-corpus", "sweep --out the corpus folder itself", ["sweep", "{c}", "--out", "{c}"], ("is the input",),
          test="tests/test_cli_commands.py")
