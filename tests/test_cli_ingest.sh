@@ -146,6 +146,10 @@ expect_fail correct_string '{"id":"q2","text":"x","outcomes":[{"model":"small","
 # a flat line (one outcome's fields beside id and text) would lose its outcome: refused, naming the field
 expect_fail flat '{"id":"f1","text":"x","model":"small","strategy":"cot","correct":1}' "field model" '"outcomes" array'
 expect_fail flat_correct '{"id":"f1","text":"x","correct":1}' "field correct" '"outcomes" array'
+# ... but beside an outcomes array such fields are provenance, as any other extra key
+printf '%s\n' '{"id":"p1","text":"x","tokens":12,"model":"gpt","outcomes":[{"model":"small","strategy":"cot","correct":1}]}' > prov.jsonl
+"$RTR" ingest --catalog cat.json --out out_prov prov.jsonl > /dev/null 2> err.txt && [ -f out_prov/manifest.json ] && ok ||
+  bad "outcome-named keys beside an outcomes array refused: $(cat err.txt)"
 # a near miss of a key the object lacks would drop the value silently: refused with the key meant
 expect_fail key_outcome '{"id":"f1","text":"x","outcome":[{"model":"small","strategy":"cot","correct":1}]}' \
   'field outcome: unknown; did you mean "outcomes"'

@@ -110,8 +110,9 @@ static rtr_status check_keys(where w, const cJSON *obj, const char *const *known
 static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *cat, rtr_shard *sh, int64_t row,
                                  int64_t *n_outcomes) {
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "outcomes");
-    /* a flat line (one outcome's fields beside id and text) would lose its outcome */
-    for (size_t j = 0; j < sizeof OUTCOME_KEYS / sizeof *OUTCOME_KEYS; j++)
+    /* a flat line (one outcome's fields beside id and text, no outcomes
+     * array) would lose its outcome; beside an array they are provenance */
+    for (size_t j = 0; !arr && j < sizeof OUTCOME_KEYS / sizeof *OUTCOME_KEYS; j++)
         if (cJSON_GetObjectItemCaseSensitive(root, OUTCOME_KEYS[j]))
             return LINE_FAIL(w, "field %s: outcome fields go inside an \"outcomes\" array, one line per query "
                                 "with all its outcomes (docs/DATA.md)", OUTCOME_KEYS[j]);
