@@ -58,10 +58,18 @@ bad("bad-cal-count", lambda x: x["calibration"]["count"].__setitem__(0, -1))
 bad("bad-dup-key", raw=json.dumps(e).replace("{", '{"title": "first", ', 1).encode())
 bad("bad-utf8", raw=json.dumps(e).replace("toy", "t\udcffoy", 1).encode("utf-8", "surrogateescape"))
 bad("bad-inf", raw=json.dumps(e).replace('"n_queries": 3', '"n_queries": 1e999', 1).encode())
+bad("bad-budget-acc", lambda x: x["routers"][0].__setitem__("budgets", [{"fraction": 0.5, "acc": 7, "cost": 3}]))
+bad("bad-budget-miss", lambda x: x["routers"][0].__setitem__("budgets", [{"fraction": 0.5, "n_missing": -5}]))
+bad("bad-op-miss", lambda x: x["routers"][0]["op"].__setitem__("n_missing", 2.5))
+bad("bad-ci-order", lambda x: x["routers"][0].__setitem__("ci", {"aiq": [0.9, 0.1]}))
+bad("bad-ci-budget", lambda x: x["routers"][0].__setitem__("ci", {"budgets": [None, ["lo", 1]]}))
 PY
 for f in "bad-aiq-string routers[0].aiq" "bad-acc-range routers[0].points[0]" "bad-cost-neg pairs[0].cost" \
          "bad-n-queries n_queries" "bad-mix-shape mix.fraction[1]" "bad-cal-count calibration.count[0]" \
-         "bad-dup-key title: given twice" "bad-utf8 invalid UTF-8" "bad-inf n_queries: not a finite"; do
+         "bad-dup-key title: given twice" "bad-utf8 invalid UTF-8" "bad-inf n_queries: not a finite" \
+         "bad-budget-acc routers[0].budgets[0].acc" "bad-budget-miss routers[0].budgets[0].n_missing" \
+         "bad-op-miss routers[0].op.n_missing: must be a whole number" "bad-ci-order routers[0].ci.aiq: its low end" \
+         "bad-ci-budget routers[0].ci.budgets[1]"; do
   name=${f%% *} want=${f#* }
   "$RTR" report "$name.json" > /dev/null 2> err.txt
   rc=$?

@@ -1217,8 +1217,37 @@ static bool check_tree(checker *c, const cJSON *v, const char *path) {
     return true;
 }
 
+/* Member key of o, when present: a count (a whole number >= 0). */
+static bool check_count(checker *c, const cJSON *o, const char *prefix, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    char path[160];
+    snprintf(path, sizeof path, "%.100s.%.50s", prefix, key);
+    if (!v || !check_num(c, v, path, 0, 9e15, true)) return !v;
+    return cJSON_IsNull(v) || v->valuedouble == floor(v->valuedouble) || check_fail(c, path, "must be a whole number");
+}
+
+/* An operating point or a budget's point: accuracy in [0, 1], cost >= 0,
+ * λ in [0, 1], a count of missing outcomes. */
+static bool check_point(checker *c, const cJSON *o, const char *path) {
+    if (!cJSON_IsObject(o)) return check_fail(c, path, "must be an object");
+    return check_member(c, o, path, "acc", 0, UNIT_HI) && check_member(c, o, path, "cost", 0, INFINITY) &&
+           check_member(c, o, path, "lambda", 0, 1) && check_member(c, o, path, "fraction", 0, INFINITY) &&
+           check_member(c, o, path, "budget", 0, INFINITY) && check_count(c, o, path, "n_missing");
+}
+
+/* An interval: null or [lo, hi] (either end null when not reached), lo <= hi. */
+static bool check_interval(checker *c, const cJSON *v, const char *path) {
+    if (cJSON_IsNull(v)) return true;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2) return check_fail(c, path, "must be [low, high] or null");
+    const cJSON *lo = v->child, *hi = v->child->next;
+    if (!check_num(c, lo, path, -INFINITY, INFINITY, true) || !check_num(c, hi, path, -INFINITY, INFINITY, true))
+        return false;
+    return !cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) || lo->valuedouble <= hi->valuedouble ||
+           check_fail(c, path, "its low end is above its high end");
+}
+
 /* A router or a pair: its name, accuracy in [0, 1], cost >= 0, metrics
- * numbers, points [cost, accuracy]. */
+ * numbers, points [cost, accuracy], operating point, budgets and intervals. */
 static bool check_entry(checker *c, const cJSON *o, const char *path) {
     char sub[160];
     if (!cJSON_IsObject(o)) return check_fail(c, path, "must be an object");
@@ -1229,9 +1258,27 @@ static bool check_entry(checker *c, const cJSON *o, const char *path) {
         bool acc = !strcmp(key, "acc"), cost = !strcmp(key, "cost");
         if (!check_member(c, o, path, key, acc || cost ? 0 : -INFINITY, acc ? UNIT_HI : INFINITY)) return false;
     }
-    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op"), *b, *ci = cJSON_GetObjectItemCaseSensitive(o, "ci");
     snprintf(sub, sizeof sub, "%.100s.op", path);
-    if (op && !(check_member(c, op, sub, "acc", 0, UNIT_HI) && check_member(c, op, sub, "cost", 0, INFINITY))) return false;
+    if (op && !check_point(c, op, sub)) return false;
+    int bi = 0;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(o, "budgets")) {
+        snprintf(sub, sizeof sub, "%.100s.budgets[%d]", path, bi++);
+        if (!check_point(c, b, sub)) return false;
+    }
+    const cJSON *cis = cJSON_IsObject(ci) ? ci : NULL;
+    cJSON_ArrayForEach(b, cis) {
+        snprintf(sub, sizeof sub, "%.100s.ci.%.40s", path, b->string);
+        const cJSON *e, *each = !strcmp(b->string, "budgets") ? b : NULL; /* one interval per budget */
+        int ei = 0;
+        if (!each && !check_interval(c, b, sub)) return false;
+        if (each && !cJSON_IsArray(each)) return check_fail(c, sub, "must be an array");
+        cJSON_ArrayForEach(e, each) {
+            char el[200];
+            snprintf(el, sizeof el, "%.150s[%d]", sub, ei++);
+            if (!check_interval(c, e, el)) return false;
+        }
+    }
     const cJSON *pts = cJSON_GetObjectItemCaseSensitive(o, "points"), *p;
     int i = 0;
     cJSON_ArrayForEach(p, pts) {
