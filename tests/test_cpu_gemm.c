@@ -306,7 +306,7 @@ static void golden_packed(const char *name, rtr_gemm_precision p, double min_cos
 
 static void test_golden_i8_minilm(void) { golden_packed("all-MiniLM-L6-v2", CPU_GEMM_I8, 0.99, 1.0, 1e-4); }
 static void test_golden_i8_mpnet(void) { golden_packed("all-mpnet-base-v2", CPU_GEMM_I8, 0.99, 1.0, 1e-4); }
-/* the bound `auto` relies on when it picks bf16 on the CPU (cpu.c's caps) */
+/* the bound of the CPU's bf16 GEMMs (`--precision bf16`, cpu.c) */
 static void test_golden_bf16_minilm(void) { golden_packed("all-MiniLM-L6-v2", CPU_GEMM_BF16_MODEL, 0.999, 1.0, 1e-4); }
 static void test_golden_bf16_mpnet(void) { golden_packed("all-mpnet-base-v2", CPU_GEMM_BF16_MODEL, 0.999, 1.0, 1e-4); }
 

@@ -1,7 +1,7 @@
 /* The CPU backend's oneDNN GEMMs (src/backend/cpu_dnnl.c):
  * - what runs where: bf16 refused with the CPU's features where it cannot
  *   run (without oneDNN in the build, or without AVX-512 BF16), the
- *   capabilities the encoder's "auto" and its text split read;
+ *   capabilities the encoder reads (bf16 available, ops run concurrently);
  * - the integration code (conversion, weight reorder and cache, run-time M,
  *   strides, fallbacks) through the same path in fp32 (CPU_GEMM_DNNL_F32)
  *   against OpenBLAS, at the encoder's layer shapes and over the whole
@@ -63,7 +63,7 @@ static void test_refusals_and_caps(void) {
     CHECK(rtr_backend_caps(&cpu) & RTR_CAP_CONCURRENT_OPS);
 
     /* the encoder: "bf16" refused with the same reason where it cannot run,
-     * "auto" bf16 exactly where the CPU reports it */
+     * "auto" fp32 on the CPU even where bf16 runs (asked for by name) */
     const char *dir = fixture_model_dir(models[0]);
     if (dir) {
         rtr_encoder_params ep = rtr_encoder_default_params();
@@ -78,7 +78,7 @@ static void test_refusals_and_caps(void) {
         rtr_encoder_free(enc);
         ep.precision = "auto";
         CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &ep) == RTR_OK);
-        CHECK(enc && !strcmp(rtr_encoder_precision(enc), have_bf16() ? "bf16" : "fp32"));
+        CHECK(enc && !strcmp(rtr_encoder_precision(enc), "fp32"));
         rtr_encoder_free(enc);
     } else {
         TEST_SKIP_PART("model folder absent (tools/fetch-encoder): the encoder's precision choice not checked");
@@ -296,7 +296,7 @@ static void test_bf16_layers(void) {
     bf16_layers(RTR_GEMM_BF16, "bf16 (oneDNN)");
 }
 
-/* The whole encoder in bf16 (what "auto" picks here) against
+/* The whole encoder in bf16 (asked for by name) against
  * sentence-transformers: cosine >= 0.999 per golden text, both models. */
 static void test_bf16_encoder(void) {
     if (!have_bf16())
@@ -307,7 +307,7 @@ static void test_bf16_encoder(void) {
         CHECK(rtr_backend_cpu_open(&b) == RTR_OK);
         fixture fx;
         int m, *which = NULL;
-        float *out = encode_golden(&b, models[k], "auto", 1, &fx, &m, &which);
+        float *out = encode_golden(&b, models[k], "bf16", 1, &fx, &m, &which);
         if (!out) {
             rtr_backend_free(&b);
             TEST_SKIP_PART("model folder absent (tools/fetch-encoder)");

@@ -168,7 +168,8 @@ enum {
     RTR_CAP_CONCURRENT_OPS = 1u << 0,
     /* Its sgemm computes in bf16 at a speed worth it, within the accuracy
      * bound the encoder's bf16 is held to (the CPU with oneDNN and AVX-512
-     * BF16): the encoder's "auto" precision picks bf16 on it. */
+     * BF16). The encoder's "auto" still keeps a host backend in fp32
+     * (docs/ENCODER.md: the path has run only through its model). */
     RTR_CAP_FAST_BF16 = 1u << 1,
 };
 
