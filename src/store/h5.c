@@ -307,6 +307,19 @@ static rtr_status open_dataset(hid_t f, const char *path, const char *name, hid_
     return *d < 0 ? h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be opened", path, name) : RTR_OK;
 }
 
+/* The end of opening a checked dataset: its type and space closed, HDF5's
+ * error stack cleared, and *d closed (-1) when the check s failed. */
+static rtr_status opened(hid_t *d, hid_t t, hid_t sp, rtr_status s) {
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Eclear2(H5E_DEFAULT);
+    if (s) {
+        H5Dclose(*d);
+        *d = -1;
+    }
+    return s;
+}
+
 /* A compact or contiguous dataset's raw data must hold exactly its elements
  * (need bytes in the file): HDF5 1.10 trusts a damaged layout message and
  * copies from a NULL buffer (a compact dataset of 6 int64 with 0 bytes
@@ -343,16 +356,8 @@ rtr_status h5_dataset(hid_t f, const char *path, const char *name, h5_kind kind,
                      rank, (long long)dims[0], rank == 2 ? (long long)dims[1] : 1LL, (long long)rows,
                      rank_of(kind, cols) == 2 ? (long long)cols : 1LL);
     if (!s) s = storage_check(*d, path, name, (unsigned long long)dims[0] * (rank == 2 ? dims[1] : 1) * size);
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Eclear2(H5E_DEFAULT);
-    if (s) {
-        H5Dclose(*d);
-        *d = -1;
-        return s;
-    }
-    if (got_rows) *got_rows = (int64_t)dims[0];
-    return RTR_OK;
+    if (!s && got_rows) *got_rows = (int64_t)dims[0];
+    return opened(d, t, sp, s);
 }
 
 rtr_status h5_string_dataset(hid_t f, const char *path, const char *name, int64_t rows, hid_t *d) {
@@ -375,14 +380,7 @@ rtr_status h5_string_dataset(hid_t f, const char *path, const char *name, int64_
     else
         s = storage_check(*d, path, name, (unsigned long long)dims[0] * (vl ? 8 + addr : size));
     if (fcpl >= 0) H5Pclose(fcpl);
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Eclear2(H5E_DEFAULT);
-    if (s) {
-        H5Dclose(*d);
-        *d = -1;
-    }
-    return s;
+    return opened(d, t, sp, s);
 }
 
 rtr_status h5_read_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int64_t cols, void *out,
