@@ -229,11 +229,19 @@ def main():
             check(open(a, "rb").read() == open(b, "rb").read(), f"route {' '.join(args)} FILE{ext}: 2 ranks differ")
     # the summary's sums to the last bit: each shard's sums are added in
     # shard order whatever the ranks (a per-shard total on the ranks against
-    # a row-by-row total alone differed in the last digits of --json)
+    # a row-by-row total alone differed in the last digits of --json); a table
+    # whose estimates span 30 decades, so the order of the double sums shows
+    # in their bits
+    def wide(path):
+        with h5py.File(path, "r") as h:
+            shape = h["outcomes/correct"].shape
+        return {"p_correct": 10 ** rng.uniform(-30, 0, shape), "tokens": 10 ** rng.uniform(0, 6, shape)}
+    rtrdata.write_table(corpus, "wide", wide, "w1de")
     j1, j2 = os.path.join(tmp, "j1.csv"), os.path.join(tmp, "j2.csv")
-    r1, r2, _, _ = one_and_two(["route", corpus, "--lambda", "0.3", "--json"], j1, j2)
+    r1, r2, _, _ = one_and_two(["route", corpus, "--table", "wide", "--lambda", "0.3", "--json"], j1, j2)
     s1, s2 = ({k: v for k, v in json.loads(r.stdout).items() if k not in ("seconds", "device")} for r in (r1, r2))
     check(s1 == s2, f"route --json on 2 ranks: {s1} vs {s2}")
+    shutil.rmtree(os.path.join(corpus, "tables", "wide"))  # the later runs pick the corpus's only table
     check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"temporaries left: {os.listdir(tmp)}")
     killed_route(corpus, tmp, dec1)
     # a budget below the cheapest routing: rank 0 finds it on the path and
