@@ -474,6 +474,7 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st && by_budget) {
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
+        if (!st && !ranks) rs.prm.ids_checked = true; /* alone, the budget's pass read every row and checked them */
     }
     rs.shards = NULL;
     route_sums sums = {0};
