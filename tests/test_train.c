@@ -5,6 +5,7 @@
  * checkpoint, and fails cleanly on NaN input or a diverging run. Adam's
  * step is the float formula element by element on any thread count. */
 #include "predictor/predictor_int.h"
+#include "rtr/backend.h"
 #include "rtr/ops.h"
 #include "test.h"
 #include "common/util.h"
@@ -445,6 +446,23 @@ static void test_bad_input(void) {
     cfg.lr = 1e30;
     CHECK(train_one(&p, cfg, NULL) == RTR_ERR_NUMERIC);
     CHECK(strstr(rtr_last_error(), "diverged") != NULL);
+    rtr_predictor_free(&p);
+    /* finite weights whose scores overflow float (a damaged checkpoint): both
+     * scoring paths refuse, naming the row and pair, instead of routing on
+     * NaN / inf */
+    cfg.lr = small_params().lr;
+    CHECK(train_one(&p, cfg, NULL) == RTR_OK);
+    static float sp[4 * K], st[4 * K];
+    CHECK(rtr_predictor_score(sp, st, &p, emb, 4) == RTR_OK);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < p.H * D; i++) p.head[h].W_q[i] = emb[i % D] < 0 ? -3e38f : 3e38f; /* E·W_q: inf at row 0 */
+    CHECK(rtr_predictor_score(sp, st, &p, emb, 4) == RTR_ERR_NUMERIC);
+    CHECK_MSG(strstr(rtr_last_error(), "row 0 pair 0") && strstr(rtr_last_error(), "overflow"), "%s", rtr_last_error());
+    rtr_backend hb;
+    rtr_backend_ref_open(&hb);
+    CHECK(rtr_predictor_score_backend(&hb, sp, st, &p, emb, 4, 2) == RTR_ERR_NUMERIC);
+    CHECK_MSG(strstr(rtr_last_error(), "row 0 pair 0"), "%s", rtr_last_error());
+    rtr_backend_free(&hb);
     rtr_predictor_free(&p);
     /* a corrupt checkpoint */
     const char *path = RTR_BINARY_DIR "/test_train_bad.safetensors";

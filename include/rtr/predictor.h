@@ -161,7 +161,9 @@ RTR_API rtr_status rtr_predictor_train_on(rtr_backend *b, rtr_predictor *p, cons
                                   rtr_epoch_fn log, void *user);
 
 /* Predictions for N queries (emb N x D): p_correct and tokens, N x K each
- * (caller-allocated). RTR_ERR_NUMERIC when emb holds NaN/inf. */
+ * (caller-allocated). RTR_ERR_NUMERIC when emb holds NaN/inf, or when a score
+ * is not a probability with a finite token count >= 0 (weights that overflow
+ * float: a damaged or diverged checkpoint), naming the row and pair. */
 RTR_API rtr_status rtr_predictor_score(float *p_correct, float *tokens, const rtr_predictor *p,
                                const float *emb, int64_t N);
 
@@ -221,7 +223,8 @@ RTR_API void rtr_predictor_fold_head(float *Wq_f, float *G, float *s, float *bet
  * chunk as two GEMMs (A = E·(|w2|·W_q)ᵀ), rtr_heads_score and rtr_heads_activate.
  * Equal to rtr_predictor_score up to float rounding. RTR_ERR_NUMERIC when
  * emb holds NaN/inf, naming the row (found when its chunk is read, so
- * earlier chunks may have been computed); backend errors as the failing op
+ * earlier chunks may have been computed), and for scores that are not a
+ * probability and a finite count, as rtr_predictor_score; backend errors as the failing op
  * reports them. */
 RTR_API rtr_status rtr_predictor_score_backend(rtr_backend *b, float *p_correct, float *tokens, const rtr_predictor *p,
                                        const float *emb, int64_t N, int64_t chunk_rows);

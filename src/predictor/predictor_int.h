@@ -37,4 +37,8 @@ void rtr_heads_backward_rows_(float *dA_c, float *dA_t, float *dC_c, float *dC_t
 rtr_status rtr_train_row_order_(int64_t *out, const int64_t *fit, int64_t n_fit, int64_t n, int64_t window_rows,
                                 uint64_t seed, int epochs);
 
+/* RTR_ERR_NUMERIC naming the row (row0 + i) and pair of the first score that
+ * is not a probability in [0, 1] with a finite token count >= 0 (rows x K). */
+rtr_status rtr_predictor_check_scores_(const float *p_correct, const float *tokens, int64_t row0, int64_t rows, int K);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "predictor/predictor_int.h"
 #include "rtr/stages.h"
 #include "store/h5.h"
 
@@ -169,6 +170,7 @@ static rtr_status score_stream_run(rtr_backend *b, const rtr_predictor *p, int64
         if (!st) st = sy;
         if (!st && i + 1 < nc && !s.host) st = score_run(&s, i + 1);
         const float *out = s.hout[slot_of(&s, i)];
+        if (!st) st = rtr_predictor_check_scores_(out, out + cK, i * s.chunk, rows_of(&s, i), p->n_pairs);
         if (!st) st = io->write(io->ctx, i * s.chunk, rows_of(&s, i), out, out + cK);
         /* the host has nothing to overlap: the next chunk computes after the write, into the same slot */
         if (!st && i + 1 < nc && s.host) st = score_run(&s, i + 1);

@@ -373,8 +373,24 @@ static rtr_status score_on(net *t, const float *emb, int64_t N, float *p_correct
         int n = (int)(N - n0 < t->rows ? N - n0 : t->rows);
         TRY(net_forward(t, emb + n0 * D, n, p_correct + n0 * K, tokens + n0 * K));
     }
-    return OP(t->b, heads_activate, p_correct, tokens, p_correct, tokens, p->cfg.token_target, p->token_scale,
-              (int)N, (int)K);
+    TRY(OP(t->b, heads_activate, p_correct, tokens, p_correct, tokens, p->cfg.token_target, p->token_scale, (int)N,
+           (int)K));
+    return rtr_predictor_check_scores_(p_correct, tokens, 0, N, (int)K);
+}
+
+/* Every score a checkpoint gives must be a probability and a finite count
+ * >= 0. Finite weights can still overflow float (a damaged or diverged
+ * checkpoint: E·W_q past 3e38, expm1 of a large log-token output), and a NaN
+ * or inf in a routing table would route silently; both scoring paths check
+ * on the host, whatever backend computed the scores. */
+rtr_status rtr_predictor_check_scores_(const float *p_correct, const float *tokens, int64_t row0, int64_t rows, int K) {
+    for (size_t i = 0; i < (size_t)rows * K; i++)
+        if (!(p_correct[i] >= 0.0f && p_correct[i] <= 1.0f) || !(tokens[i] >= 0.0f && isfinite(tokens[i])))
+            return rtr_fail(RTR_ERR_NUMERIC,
+                            "score: row %lld pair %d: the checkpoint gives p_correct %g tokens %g, not a probability "
+                            "and a finite count (its weights overflow float: a damaged or diverged checkpoint)",
+                            (long long)(row0 + (int64_t)(i / (size_t)K)), (int)(i % (size_t)K), p_correct[i], tokens[i]);
+    return RTR_OK;
 }
 
 rtr_status rtr_predictor_score(float *p_correct, float *tokens, const rtr_predictor *p, const float *emb,
