@@ -679,6 +679,16 @@ static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m
     return st;
 }
 
+/* The dataset prior's table of the evaluated rows, fitted on the training rows. */
+static rtr_status prior_table(float **p, float **c, const route_data *te, const route_data *tr) {
+    size_t nk = (size_t)te->n * (size_t)te->k;
+    *p = rtr_malloc(nk * sizeof **p);
+    *c = rtr_malloc(nk * sizeof **c);
+    if (!*p || !*c) return RTR_ERR_NOMEM; /* the caller frees both */
+    return rtr_router_prior_table(*p, *c, (const char *const *)te->dataset, te->n, (const char *const *)tr->dataset,
+                                  tr->true_correct, tr->true_cost, tr->n, te->k);
+}
+
 static void drop_table(float **p, float **c) {
     free(*p);
     free(*c);
@@ -900,12 +910,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)te.k;
     if (!st) {
         bp = rtr_malloc(nk * sizeof *bp);
-        prior_p = rtr_malloc(nk * sizeof *prior_p);
-        prior_c = rtr_malloc(nk * sizeof *prior_c);
         ex.knn_p = rtr_malloc(nk * sizeof *ex.knn_p);
         ex.knn_c = rtr_malloc(nk * sizeof *ex.knn_c);
         choice = rtr_malloc((size_t)te.n * sizeof *choice);
-        if (!bp || !prior_p || !prior_c || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
+        if (!bp || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
     }
     if (!st && ex.stack && (!(ex.stack_p = rtr_malloc(nk * sizeof *ex.stack_p)) ||
                             !(ex.stack_c = rtr_malloc(nk * sizeof *ex.stack_c))))
@@ -914,9 +922,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = RTR_ERR_NOMEM;
     if (!st && ex.eml && (!(ex.eml_p = rtr_malloc(nk * sizeof *ex.eml_p)) || !(ex.eml_c = rtr_malloc(nk * sizeof *ex.eml_c))))
         st = RTR_ERR_NOMEM;
-    if (!st) st = rtr_router_prior_table(prior_p, prior_c, (const char *const *)te.dataset, te.n,
-                                         (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
-    if (!st && ex.stack && rtr_stack_uses_prior(&sm)) ex.prior_p = prior_p;
+    /* the prior's table before the embeddings' pass only when the default router blends it: else
+       just before its router, so it is not held while the other tables are built */
+    if (!st && ex.stack && rtr_stack_uses_prior(&sm) && !(st = prior_table(&prior_p, &prior_c, &te, &tr)))
+        ex.prior_p = prior_p;
     if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
     if (!st) knn = kn.info;
     if (!st && ex.stack) rep = sm.rep;
@@ -939,6 +948,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
+    if (!st && !prior_p) st = prior_table(&prior_p, &prior_c, &te, &tr);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
     drop_table(&prior_p, &prior_c);
     if (!st) {
