@@ -416,6 +416,40 @@ rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus *c, con
     return RTR_OK;
 }
 
+/* Where part p of `count` starts: the allowed row (a shard's first, or a
+ * multiple of grain into a shard) nearest to p / count of the rows. Monotone
+ * in p, so consecutive cuts bound ranges that cover every row once. */
+static int64_t part_cut(const int64_t *n_rows, int n_shards, int64_t grain, int p, int count) {
+    int64_t total = 0;
+    for (int i = 0; i < n_shards; i++) total += n_rows[i];
+    if (p <= 0) return 0;
+    if (p >= count) return total;
+    int64_t t = total / count * p + total % count * p / count, base = 0, g = grain > 1 ? grain : 1;
+    for (int i = 0; i < n_shards; base += n_rows[i++]) {
+        if (t >= base + n_rows[i]) continue; /* in a later shard (an empty shard never holds it) */
+        int64_t o = (t - base + g / 2) / g * g; /* the nearest multiple, halves up */
+        return base + (o < n_rows[i] ? o : n_rows[i]);
+    }
+    return total;
+}
+
+rtr_row_range rtr_part_rows(const int64_t *n_rows, int n_shards, int64_t grain, int index, int count) {
+    return (rtr_row_range){part_cut(n_rows, n_shards, grain, index, count),
+                           part_cut(n_rows, n_shards, grain, index + 1, count)};
+}
+
+rtr_status rtr_part_range(rtr_row_range *range, rtr_part *part, const rtr_corpus *c, const rtr_part *given,
+                          int64_t grain) {
+    rtr_status st = rtr_part_resolve(part, given);
+    int n = rtr_corpus_n_shards(c);
+    int64_t *rows = st ? NULL : rtr_malloc(sizeof *rows * (size_t)(n ? n : 1));
+    if (!st && !rows) st = RTR_ERR_NOMEM;
+    for (int i = 0; !st && i < n; i++) rows[i] = rtr_corpus_shard_queries(c, i);
+    if (!st) *range = rtr_part_rows(rows, n, grain, part->index, part->count);
+    free(rows);
+    return st;
+}
+
 int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int i, void *ctx), void *ctx,
                      const char *what) {
     int n = rtr_corpus_n_shards(c), missing = 0;
