@@ -9,8 +9,9 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
 - a shard that is a named pipe is refused as not a regular file (info
   blocked forever in the open);
 - a directory given as a file (--catalog DIR) says it is a directory;
-- a stale temporary of a killed ingest (DIR.tmp.PID, PID dead) is removed
-  by the next ingest; one of a live PID is left alone."""
+- a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
+  the next run writing OUT (ingest, gen-demo, train checked); one of a live
+  PID is left alone."""
 import json
 import os
 import shutil
@@ -104,6 +105,21 @@ def main():
             os.path.join(demo, "outcomes.jsonl"))
     check(r.returncode == 0 and not os.path.exists(stale) and os.path.isdir(live),
           f"ingest removes its dead temporary, keeps a live one: {r.stderr}")
+    # the same for every output: gen-demo's outcomes (a stopped one left 2 GB
+    # behind) and catalog, train's checkpoint
+    gen, ck = os.path.join(tmp, "gen"), os.path.join(tmp, "ck.safetensors")
+    os.makedirs(gen)
+    dead = dead_pid()
+    stale = [os.path.join(gen, f"outcomes.jsonl.tmp.{dead}"), os.path.join(gen, f"catalog.json.tmp.{dead}"),
+             f"{ck}.tmp.{dead}"]
+    live = [os.path.join(gen, f"outcomes.jsonl.tmp.{os.getpid()}"), f"{ck}.tmp.{os.getpid()}"]
+    for p in stale + live:
+        open(p, "w").write("partial")
+    r = run("gen-demo", "--queries", "5", gen)
+    r2 = run("train", corpus, "--epochs", "1", "--out", ck)
+    check(r.returncode == 0 and r2.returncode == 0 and not any(map(os.path.exists, stale))
+          and all(map(os.path.exists, live)),
+          f"gen-demo and train remove their outputs' dead temporaries, keep live ones: {r.stderr} {r2.stderr}")
     shutil.rmtree(tmp)
 
 

@@ -2,8 +2,11 @@
 """A model folder that would give wrong embeddings is refused, naming the
 field or file (issue 15, class 4; docs/robustness.md): layer_norm_eps not in
 (0, 1) (a negative one gave NaN rows), a fractional hidden_size (was
-truncated), pad_token_id outside the vocabulary (padding looks it up), and
-NaN weights (NaN rows were printed by `embed` and stored by `encode`); and
+truncated), pad_token_id outside the vocabulary (padding looks it up),
+NaN weights (NaN rows were printed by `embed` and stored by `encode`), a
+max length rtr cannot honour (max_seq_length outside [2, 512], a
+model_max_length below 2, a config that does not parse: all were skipped
+silently); and
 --threads beyond 1024 (libgomp died of SIGSEGV at 100000), and `embed`
 with its stdin closed (was exit 0, as if the input were empty). The
 unedited folder still embeds. Needs all-MiniLM-L6-v2 (tools/test fetches
@@ -23,8 +26,9 @@ if not os.path.exists(os.path.join(MODEL, "model.safetensors")):
     skip(f"{MODEL} is not there (tools/fetch-encoder)")
 
 
-def folder(tmp, name, config=None, nan_weights=False):
-    """A copy of the model folder (weights linked unless edited)."""
+def folder(tmp, name, config=None, nan_weights=False, files=None):
+    """A copy of the model folder (weights linked unless edited; files:
+    {name: JSON text, or None to delete it})."""
     d = os.path.join(tmp, name)
     shutil.copytree(MODEL, d, ignore=shutil.ignore_patterns("model.safetensors"))
     w = os.path.join(d, "model.safetensors")
@@ -43,6 +47,11 @@ def folder(tmp, name, config=None, nan_weights=False):
         cfg = json.load(open(os.path.join(d, "config.json")))
         cfg.update(config)
         json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    for f, t in (files or {}).items():
+        if t is None:
+            os.remove(os.path.join(d, f))
+        else:
+            open(os.path.join(d, f), "w").write(t)
     return d
 
 
@@ -59,6 +68,30 @@ def main():
         r = run("embed", "--model", folder(tmp, name, edit), "--device", "cpu", stdin="what is 2+2?\n")
         check(r.returncode == 1 and field in r.stderr and r.stdout == "",
               f"{name}: exit {r.returncode}, nothing printed, '{field}' named: {r.stderr.strip()}")
+    # the max length: a max_seq_length rtr cannot honour was skipped silently
+    # (embedding with model_max_length's 512 instead), as were a broken file
+    # and a model_max_length below 2
+    sbert, tokcfg = "sentence_bert_config.json", "tokenizer_config.json"
+    for name, files, named in (("msl-big", {sbert: '{"max_seq_length": 1000}'}, f"{sbert}: max_seq_length 1000"),
+                               ("msl-one", {sbert: '{"max_seq_length": 1}'}, f"{sbert}: max_seq_length 1"),
+                               ("msl-neg", {sbert: '{"max_seq_length": -5}'}, f"{sbert}: max_seq_length -5"),
+                               ("msl-frac", {sbert: '{"max_seq_length": 100.5}'}, f"{sbert}: max_seq_length 100.5"),
+                               ("msl-text", {sbert: '{"max_seq_length": "128"}'}, f"{sbert}: max_seq_length"),
+                               ("msl-json", {sbert: '{"max_seq_length": 12'}, f"{sbert}: not valid JSON"),
+                               ("mml-one", {sbert: None, tokcfg: '{"model_max_length": 1}'},
+                                f"{tokcfg}: model_max_length 1")):
+        r = run("embed", "--model", folder(tmp, name, files=files), "--device", "cpu", stdin="what is 2+2?\n")
+        check(r.returncode == 1 and named in r.stderr and r.stdout == "",
+              f"{name}: exit 1, nothing printed, '{named}' named: exit {r.returncode} {r.stderr.strip()}")
+    # Hugging Face's "no limit" (1e30) is capped at 512, the same embedding as
+    # a max_seq_length of 512 (a text past 256 tokens tells them from MiniLM's 256)
+    long = " ".join(["word"] * 400) + "\n"
+    capped = run("embed", "--model", folder(tmp, "mml-huge", files={sbert: None, tokcfg: json.dumps(dict(
+        json.load(open(os.path.join(MODEL, tokcfg))), model_max_length=1e30))}), "--device", "cpu", stdin=long)
+    at512 = run("embed", "--model", folder(tmp, "msl-512", files={sbert: '{"max_seq_length": 512}'}), "--device",
+                "cpu", stdin=long)
+    check(capped.returncode == 0 and capped.stdout == at512.stdout,
+          f"model_max_length 1e30 embeds as 512 tokens: exit {capped.returncode} {capped.stderr.strip()}")
     r = run("embed", "--model", MODEL, "--device", "cpu", "--threads", "100000", stdin="what is 2+2?\n")
     check(r.returncode == 1 and "threads 100000" in r.stderr, f"--threads 100000 (was SIGSEGV): {r.returncode} {r.stderr}")
     r = subprocess.run([RTR, "embed", "--model", MODEL, "--device", "cpu"], capture_output=True, text=True,

@@ -24,10 +24,12 @@ typedef struct rtr_tokenizer rtr_tokenizer;
 
 /* Load the tokenizer of model_dir (tokenizer.json, else vocab.txt +
  * tokenizer_config.json; max length from sentence_bert_config.json's
- * max_seq_length, else the tokenizer's model_max_length, capped at 512).
+ * max_seq_length, a whole number in [2, 512], else the tokenizer's
+ * model_max_length, a whole number >= 2 capped at 512, else 512).
  * *out is owned by the caller (rtr_tokenizer_free). Errors name the file and
  * field: RTR_ERR_IO (no tokenizer file), RTR_ERR_FORMAT (does not parse,
- * special token missing from the vocabulary). */
+ * special token missing from the vocabulary), RTR_ERR_INVALID (a max length
+ * outside those ranges). */
 RTR_API rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir);
 RTR_API void rtr_tokenizer_free(rtr_tokenizer *tok);
 

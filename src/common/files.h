@@ -1,5 +1,6 @@
 /* Outputs are written as "<path>.tmp.<pid>" and renamed when complete
- * (util.h); a killed run leaves its temporary behind. Internal. */
+ * (util.h); a killed run leaves its temporary behind, which the next
+ * rtr_tmp_path of the same output removes. Internal. */
 #ifndef RTR_FILES_H
 #define RTR_FILES_H
 

@@ -1,6 +1,7 @@
 /* Internal helpers: errors, allocation, atomic files, UTF-8, hashing,
  * progress. See util.h. */
 #include "common/util.h"
+#include "common/files.h"
 #include "common/limits.h"
 
 #include <dirent.h>
@@ -165,7 +166,14 @@ rtr_status rtr_read_file(const char *path, char **data, size_t *len) {
     return RTR_OK;
 }
 
-char *rtr_tmp_path(const char *path) { return rtr_sprintf("%s.tmp.%ld", path, (long)getpid()); }
+/* Every output goes through here, so the temporaries of the same output left
+ * by killed runs (SIGKILL, a power cut: a 2 GB outcomes.jsonl.tmp.PID of a
+ * stopped gen-demo) are removed by the next run writing it, whatever the
+ * command. */
+char *rtr_tmp_path(const char *path) {
+    rtr_remove_stale_tmp(path);
+    return rtr_sprintf("%s.tmp.%ld", path, (long)getpid());
+}
 
 rtr_status rtr_commit_file(const char *tmp, const char *path) {
     int fd = open(tmp, O_RDONLY);

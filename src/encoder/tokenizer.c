@@ -539,22 +539,43 @@ done:
     return s;
 }
 
-/* max_seq_length from sentence_bert_config.json, else model_max_length. */
-static int folder_max_len(const char *dir) {
+/* The max length: sentence_bert_config.json's max_seq_length, else the
+ * tokenizer's model_max_length, else 512. A value rtr cannot honour (not a
+ * whole number >= 2, or a max_seq_length past 512) and a file that does not
+ * parse are refused naming the file and key: they used to be skipped
+ * silently, so the folder embedded with another length than it asks for. A
+ * model_max_length past 512 is capped at 512 (Hugging Face writes 1e30 there
+ * for "no limit"); the encoder then refuses a length past its positions. */
+static rtr_status folder_max_len(const char *dir, int *out) {
     const char *files[2] = {"sentence_bert_config.json", "tokenizer_config.json"};
     const char *keys[2] = {"max_seq_length", "model_max_length"};
-    for (int k = 0; k < 2; k++) {
+    rtr_status s = RTR_OK;
+    *out = 0;
+    for (int k = 0; k < 2 && !s && !*out; k++) {
         char *path = rtr_sprintf("%s/%s", dir, files[k]), *text = NULL;
         cJSON *j = NULL;
-        if (path && rtr_path_exists(path) && rtr_read_file(path, &text, NULL) == RTR_OK) j = cJSON_Parse(text);
+        if (!path) return RTR_ERR_NOMEM;
+        if (rtr_path_exists(path)) {
+            s = rtr_read_file(path, &text, NULL);
+            if (!s && !(j = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+        }
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
-        int n = cJSON_IsNumber(v) && v->valuedouble >= 2 && v->valuedouble <= 512 ? v->valueint : 0;
+        if (!s && v && !cJSON_IsNull(v)) {
+            double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+            if (x >= 2 && x == floor(x) && (k == 1 || x <= 512))
+                *out = x > 512 ? 512 : (int)x;
+            else if (cJSON_IsNumber(v))
+                s = rtr_fail(RTR_ERR_INVALID, "%s: %s %g: want a whole number %s", path, keys[k], x,
+                             k ? ">= 2" : "in [2, 512]");
+            else
+                s = rtr_fail(RTR_ERR_INVALID, "%s: %s: not a number", path, keys[k]);
+        }
         cJSON_Delete(j);
         free(text);
         free(path);
-        if (n) return n;
     }
-    return 512;
+    if (!s && !*out) *out = 512;
+    return s;
 }
 
 rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir) {
@@ -579,11 +600,11 @@ rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir) {
     }
     free(text);
     free(path);
+    if (!s) s = folder_max_len(model_dir, &t->max_len);
     if (s) {
         rtr_tokenizer_free(t);
         return s;
     }
-    t->max_len = folder_max_len(model_dir);
     *out = t;
     return RTR_OK;
 }

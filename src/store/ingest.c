@@ -4,7 +4,6 @@
  * validated before anything is renamed into place. */
 #include "rtr/ingest.h"
 #include "common/json.h"
-#include "common/files.h"
 #include "common/util.h"
 #include "store/store_int.h"
 
@@ -357,8 +356,7 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     rtr_status s = rtr_catalog_load_json(&cat, catalog_path);
     if (s) return s;
     if ((s = check_out_dir(out_dir))) { rtr_catalog_free(&cat); return s; }
-    rtr_remove_stale_tmp(out_dir); /* corpora half-built by killed runs */
-    char *tmp_dir = rtr_tmp_path(out_dir);
+    char *tmp_dir = rtr_tmp_path(out_dir); /* also removes corpora half-built by killed runs */
     if (!tmp_dir || mkdir(tmp_dir, 0755) != 0) {
         s = tmp_dir ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp_dir, strerror(errno)) : RTR_ERR_NOMEM;
         free(tmp_dir);
