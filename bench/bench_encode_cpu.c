@@ -11,7 +11,9 @@
  * peers'.
  *
  *     bench_encode_cpu --model DIR [--precision fp32|int8|bf16|bf16-model] [--threads N]
- *                      [--max-len L] [--out FILE] [--each] < texts
+ *                      [--max-len L] [--batch-tokens N] [--out FILE] [--each] < texts
+ *
+ * --batch-tokens: rtr_encoder_params.batch_tokens (default: the encoder's).
  *
  * int8 and bf16-model: not precisions the encoder offers, so the encoder
  * runs on a copy of the CPU backend's table whose set_gemm_precision always
@@ -43,13 +45,13 @@ static rtr_status force_precision(void *ctx, rtr_gemm_precision p) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_encode_cpu --model DIR [--precision fp32|int8|bf16|bf16-model] [--threads N] [--max-len L] "
-                    "[--out FILE] [--each] < texts\n");
+                    "[--batch-tokens N] [--out FILE] [--each] < texts\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *precision = "fp32", *out_path = NULL;
-    int threads = 2, max_len = 0;
+    int threads = 2, max_len = 0, batch_tokens = 0;
     bool each = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--each")) {
@@ -61,11 +63,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--precision")) precision = argv[++i];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--max-len")) max_len = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch-tokens")) batch_tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--out")) out_path = argv[++i];
         else return usage();
     }
     bool i8 = !strcmp(precision, "int8"), bf16_model = !strcmp(precision, "bf16-model");
-    if (!model || threads < 1 || max_len < 0 ||
+    if (!model || threads < 1 || max_len < 0 || batch_tokens < 0 ||
         (!i8 && !bf16_model && strcmp(precision, "fp32") && strcmp(precision, "bf16")))
         return usage();
 
@@ -104,6 +107,7 @@ int main(int argc, char **argv) {
     } else {
         p.precision = precision;
     }
+    if (batch_tokens) p.batch_tokens = batch_tokens;
     rtr_encoder *enc = NULL;
     if (rtr_encoder_load_on(&b, &enc, model, &p) != RTR_OK) return fprintf(stderr, "%s\n", rtr_last_error()), 1;
     double load = now() - t0;

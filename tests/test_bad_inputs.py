@@ -9,6 +9,8 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
 - a shard that is a named pipe is refused as not a regular file (info
   blocked forever in the open);
 - a directory given as a file (--catalog DIR) says it is a directory;
+- --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
+  INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -95,6 +97,27 @@ def main():
     # --catalog a directory: said so (was "read error")
     r = run("ingest", "--catalog", tmp, "--out", os.path.join(tmp, "o"), os.path.join(tmp, "demo", "outcomes.jsonl"))
     check(r.returncode == 1 and "directory" in r.stderr.lower(), f"--catalog a directory: {r.returncode} {r.stderr}")
+
+    # huge numbers in integer flags: --threads 100000 killed route, sweep and
+    # eval (libgomp SIGSEGV) and score ran; a size past INT_MAX wrapped (train
+    # --hidden 2147483648 was refused as "hidden -1"); a usage error now,
+    # naming the flag and its bound. A seed may still be any size.
+    cmds = {"route": ("route", corpus, "--lambda", "0.5", "--out", os.path.join(tmp, "r.csv")),
+            "sweep": ("sweep", corpus, "--out", os.path.join(tmp, "sw")),
+            "eval": ("eval", corpus, "--bootstrap", "0", "--out", os.path.join(tmp, "ev.json")),
+            "train": ("train", corpus, "--epochs", "1", "--out", os.path.join(tmp, "ck2.safetensors"))}
+    for name, args in cmds.items():
+        r = run(*args, "--threads", "100000")
+        check(r.returncode == 2 and "--threads '100000'" in r.stderr and "at most 1024" in r.stderr,
+              f"{name} --threads 100000: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    r = run(*cmds["sweep"], "--threads", "1024")
+    check(r.returncode == 0, f"sweep --threads 1024 (the bound) runs: {r.stderr.strip()}")
+    for flag in ("hidden", "learn-dim", "batch", "epochs", "patience"):
+        r = run(*cmds["train"], f"--{flag}", "2147483648")
+        check(r.returncode == 2 and f"--{flag} '2147483648'" in r.stderr and "at most 2147483647" in r.stderr,
+              f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
+    check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")

@@ -197,6 +197,16 @@ typedef struct rtr_backend_iface {
     rtr_status (*upload_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*download_async)(void *ctx, void *dst, const void *src, size_t bytes);
     rtr_status (*set_gemm_precision)(void *ctx, rtr_gemm_precision p);
+    /* Weights a caller keeps constant (hold) until it names them again
+     * (forget), which it must do before it frees or changes them: what the
+     * backend derives from the bytes [ptr, ptr + bytes) (the CPU's int8 and
+     * bf16 packed weights) may then outlive precision changes, so an
+     * encoder's packed weights are made once per encoder, not per encode
+     * call. Derived forms of bytes not held are dropped at every precision
+     * change, as before. NULL (the GPU backends, which derive nothing): a
+     * no-op. */
+    rtr_status (*hold_weights)(void *ctx, const void *ptr, size_t bytes);
+    void (*forget_weights)(void *ctx, const void *ptr, size_t bytes);
     /* RTR_CAP_* bits (NULL: none) */
     unsigned (*caps)(void *ctx);
     /* Graphs (CUDA graphs; NULL where the backend has none, as the CPU and
@@ -278,6 +288,12 @@ RTR_API rtr_status rtr_backend_download_async(rtr_backend *b, void *dst, const v
 RTR_API bool rtr_backend_is_host(const rtr_backend *b);
 /* Input precision of later sgemm calls (default RTR_GEMM_F32). */
 RTR_API rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p);
+/* The iface's hold_weights / forget_weights (no-ops where b has none).
+ * hold: RTR_ERR_NOMEM, or RTR_ERR_INVALID for a range overlapping one
+ * already held. forget drops what b derived from those bytes and ends the
+ * hold; the caller frees them only after it. */
+RTR_API rtr_status rtr_backend_hold_weights(rtr_backend *b, const void *ptr, size_t bytes);
+RTR_API void rtr_backend_forget_weights(rtr_backend *b, const void *ptr, size_t bytes);
 /* b's RTR_CAP_* bits at its current GEMM precision. */
 static inline unsigned rtr_backend_caps(const rtr_backend *b) {
     return b->iface->caps ? b->iface->caps(b->ctx) : 0;

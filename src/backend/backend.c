@@ -96,6 +96,14 @@ rtr_status rtr_backend_set_gemm_precision(rtr_backend *b, rtr_gemm_precision p) 
     return b->iface->set_gemm_precision(b->ctx, p);
 }
 
+rtr_status rtr_backend_hold_weights(rtr_backend *b, const void *ptr, size_t bytes) {
+    return b->iface->hold_weights ? b->iface->hold_weights(b->ctx, ptr, bytes) : RTR_OK;
+}
+
+void rtr_backend_forget_weights(rtr_backend *b, const void *ptr, size_t bytes) {
+    if (b->iface->forget_weights) b->iface->forget_weights(b->ctx, ptr, bytes);
+}
+
 bool rtr_backend_has_graphs(const rtr_backend *b) {
     const rtr_backend_iface *f = b->iface;
     return f->capture_begin && f->capture_end && f->graph_launch && f->graph_free;

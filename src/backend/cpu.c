@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "rtr/ops.h"
+#include "backend/cpu.h"
 #include "backend/cpu_dnnl.h"
 #include "backend/cpu_features.h"
 #include "backend/cpu_gemm_packed.h"
@@ -31,11 +32,19 @@ int openblas_get_num_threads(void);
 
 /* ------------------------------------------------------------ memory */
 
+/* A byte range [lo, hi) of weights a caller holds constant (hold_weights). */
+typedef struct {
+    const char *lo, *hi;
+} cpu_range;
+
 /* The fast backend's state: its GEMM precision and, in int8, every weight
- * matrix it has packed (the cache lives until the precision changes) and
- * the scratch the activations are quantised into; in bf16 (and the
- * oneDNN fp32 of the tests) oneDNN's state, made on first use. The
- * reference backend has none (ctx NULL). */
+ * matrix it has packed and the scratch the activations are quantised into;
+ * in bf16 (and the oneDNN fp32 of the tests) oneDNN's state, made on first
+ * use. A packed matrix lives until the precision changes, or, when it was
+ * made from held weights, until they are forgotten (forget_weights) or the
+ * backend is freed. n_made counts the matrices packed or reordered (the
+ * cache's reuse is tested through it). The reference backend has none
+ * (ctx NULL). */
 typedef struct {
     rtr_gemm_precision precision;
     cpu_packed *packed;
@@ -43,22 +52,85 @@ typedef struct {
     void *scratch;
     size_t scratch_bytes;
     cpu_dnnl *dnnl;
+    cpu_range *held;
+    int n_held, cap_held;
+    long n_made;
 } cpu_state;
 
-static void packed_clear(cpu_state *st) {
-    for (int i = 0; i < st->n_packed; i++) cpu_packed_free(&st->packed[i]);
-    st->n_packed = 0;
-    cpu_dnnl_clear(st->dnnl);
+static bool in_range(const cpu_range *r, const void *p) {
+    return (const char *)p >= r->lo && (const char *)p < r->hi;
+}
+
+/* Whether weights at src are held (kept across precision changes). */
+static bool held(const cpu_state *st, const void *src) {
+    for (int i = 0; i < st->n_held; i++)
+        if (in_range(&st->held[i], src)) return true;
+    return false;
+}
+
+/* Which packed and reordered weights packed_drop forgets, by their source:
+ * all of them (drop NULL), those not held (unheld, arg the state) or those
+ * inside a range (in_dropped, arg the range). */
+static bool unheld(const void *arg, const void *src) { return !held(arg, src); }
+static bool in_dropped(const void *arg, const void *src) { return in_range(arg, src); }
+
+static void packed_drop(cpu_state *st, bool (*drop)(const void *arg, const void *src), const void *arg) {
+    int kept = 0;
+    for (int i = 0; i < st->n_packed; i++) {
+        if (!drop || drop(arg, st->packed[i].src)) cpu_packed_free(&st->packed[i]);
+        else st->packed[kept++] = st->packed[i];
+    }
+    st->n_packed = kept;
+    cpu_dnnl_drop(st->dnnl, drop, arg);
 }
 
 static void cpu_destroy(void *ctx) {
     cpu_state *st = ctx;
     if (!st) return;
-    packed_clear(st);
+    packed_drop(st, NULL, NULL);
     cpu_dnnl_free(st->dnnl);
     free(st->packed);
     free(st->scratch);
+    free(st->held);
     free(st);
+}
+
+/* Held ranges may not overlap, so a forget names exactly one hold. */
+static rtr_status cpu_hold_weights(void *ctx, const void *ptr, size_t bytes) {
+    cpu_state *st = ctx;
+    cpu_range r = {ptr, (const char *)ptr + bytes};
+    if (!st || !bytes) return RTR_OK; /* the reference backend keeps nothing */
+    for (int i = 0; i < st->n_held; i++)
+        if (r.lo < st->held[i].hi && st->held[i].lo < r.hi)
+            return rtr_fail(RTR_ERR_INVALID, "cpu backend: weights at %p (%zu bytes) overlap weights already held",
+                            ptr, bytes);
+    if (st->n_held == st->cap_held) {
+        int cap = st->cap_held ? 2 * st->cap_held : 4;
+        cpu_range *grown = realloc(st->held, (size_t)cap * sizeof *grown);
+        if (!grown) return RTR_ERR_NOMEM;
+        st->held = grown;
+        st->cap_held = cap;
+    }
+    st->held[st->n_held++] = r;
+    return RTR_OK;
+}
+
+static void cpu_forget_weights(void *ctx, const void *ptr, size_t bytes) {
+    cpu_state *st = ctx;
+    if (!st) return;
+    cpu_range r = {ptr, (const char *)ptr + bytes};
+    int kept = 0;
+    for (int i = 0; i < st->n_held; i++)
+        if (!(st->held[i].lo == r.lo && st->held[i].hi == r.hi)) st->held[kept++] = st->held[i];
+    st->n_held = kept;
+    packed_drop(st, in_dropped, &r);
+}
+
+void cpu_backend_cache_stats(const rtr_backend *b, int *cached, long *made) {
+    const cpu_state *st = b->iface->hold_weights == cpu_hold_weights ? b->ctx : NULL;
+    long dnnl_made = 0;
+    *cached = st ? st->n_packed + cpu_dnnl_cached(st->dnnl, &dnnl_made) : 0;
+    *made = st ? st->n_made + dnnl_made : 0;
 }
 
 static rtr_status cpu_alloc(void *ctx, void **ptr, size_t bytes) {
@@ -95,8 +167,10 @@ static bool on_dnnl(rtr_gemm_precision p) { return p == RTR_GEMM_BF16 || p == CP
 /* The reference backend computes fp32 only; the fast one fp32, int8 (when
  * the CPU has the kernel's instructions) or bf16 (oneDNN and AVX-512 BF16,
  * cpu_dnnl_check). What cannot run here is refused with the reason, never
- * silently computed in fp32. Any change of precision empties the weight
- * caches, so weights freed or changed meanwhile are never served stale. */
+ * silently computed in fp32. Any change of precision drops the packed
+ * weights made from B operands nobody holds, so such weights freed or
+ * changed meanwhile are never served stale; held ones (an encoder's) stay
+ * until forgotten. */
 static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
     cpu_state *st = ctx;
     rtr_status s = RTR_OK;
@@ -118,7 +192,7 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
         return rtr_fail(RTR_ERR_UNSUPPORTED, "gemm precision bf16 (model) needs the fast CPU backend");
     if (p != RTR_GEMM_F32 && p != CPU_GEMM_I8 && p != CPU_GEMM_BF16_MODEL && !on_dnnl(p))
         return rtr_fail(RTR_ERR_INVALID, "gemm precision %d unknown", (int)p);
-    if (st && st->precision != p) packed_clear(st);
+    if (st && st->precision != p) packed_drop(st, unheld, st);
     if (st) st->precision = p;
     return RTR_OK;
 }
@@ -191,7 +265,7 @@ static void blas_serial_end(void) {
 
 /* B quantised for the int8 kernel: from the cache, or packed now and kept.
  * In int8 a B operand is taken to be constant weights until the precision
- * changes (the contract of set_gemm_precision). */
+ * changes, or while held (the contract of set_gemm_precision). */
 static rtr_status packed_weights(cpu_state *st, const float *B, int ldb, int N, int K, const cpu_packed **out) {
     for (int i = 0; i < st->n_packed; i++) {
         const cpu_packed *m = &st->packed[i];
@@ -209,6 +283,7 @@ static rtr_status packed_weights(cpu_state *st, const float *B, int ldb, int N, 
     }
     rtr_status s = cpu_pack_b(&st->packed[st->n_packed], B, ldb, N, K);
     if (s) return s;
+    st->n_made++;
     *out = &st->packed[st->n_packed++];
     return RTR_OK;
 }
@@ -384,6 +459,8 @@ static void ifaces_init(void) {
     fast_iface.name = "cpu";
     fast_iface.sgemm = cpu_sgemm;
     fast_iface.caps = cpu_caps;
+    fast_iface.hold_weights = cpu_hold_weights;
+    fast_iface.forget_weights = cpu_forget_weights;
     fast_iface.attention_forward = cpu_attention;
     fast_iface.bias_gelu_forward = cpu_bias_gelu;
     fast_iface.residual_layernorm_forward = cpu_residual_layernorm;

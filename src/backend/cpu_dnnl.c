@@ -22,7 +22,14 @@ rtr_status cpu_dnnl_create(cpu_dnnl **out) {
     *out = NULL;
     return cpu_dnnl_check(RTR_GEMM_BF16);
 }
-void cpu_dnnl_clear(cpu_dnnl *d) { (void)d; }
+void cpu_dnnl_drop(cpu_dnnl *d, bool (*drop)(const void *arg, const void *src), const void *arg) {
+    (void)d, (void)drop, (void)arg;
+}
+int cpu_dnnl_cached(const cpu_dnnl *d, long *made) {
+    (void)d;
+    *made = 0;
+    return 0;
+}
 void cpu_dnnl_free(cpu_dnnl *d) { (void)d; }
 
 rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, int M, int N, int K, float alpha, const float *A, int lda,
@@ -52,6 +59,7 @@ struct cpu_dnnl {
     dnnl_stream_t stream;
     dnnl_weights *w;
     int n_w, cap_w;
+    long n_made;
     void *scratch; /* A converted: M x K of the input type */
     size_t scratch_bytes;
 };
@@ -87,18 +95,28 @@ rtr_status cpu_dnnl_create(cpu_dnnl **out) {
     return s;
 }
 
-void cpu_dnnl_clear(cpu_dnnl *d) {
+void cpu_dnnl_drop(cpu_dnnl *d, bool (*drop)(const void *arg, const void *src), const void *arg) {
     if (!d) return;
+    int kept = 0;
     for (int i = 0; i < d->n_w; i++) {
+        if (drop && !drop(arg, d->w[i].src)) {
+            d->w[kept++] = d->w[i];
+            continue;
+        }
         dnnl_primitive_destroy(d->w[i].matmul);
         dnnl_memory_destroy(d->w[i].weights);
     }
-    d->n_w = 0;
+    d->n_w = kept;
+}
+
+int cpu_dnnl_cached(const cpu_dnnl *d, long *made) {
+    *made = d ? d->n_made : 0;
+    return d ? d->n_w : 0;
 }
 
 void cpu_dnnl_free(cpu_dnnl *d) {
     if (!d) return;
-    cpu_dnnl_clear(d);
+    cpu_dnnl_drop(d, NULL, NULL);
     free(d->w);
     free(d->scratch);
     if (d->stream) dnnl_stream_destroy(d->stream);
@@ -236,6 +254,7 @@ static rtr_status weights_for(cpu_dnnl *d, bool bf16, const float *B, int ldb, i
     }
     rtr_status s = make_weights(d, &d->w[d->n_w], bf16, B, ldb, N, K);
     if (s) return s;
+    d->n_made++;
     *out = &d->w[d->n_w++];
     return RTR_OK;
 }

@@ -4,8 +4,9 @@
  *
  *   B (the weights, N x K): converted to the GEMM's input type and reordered
  *     into the layout the primitive asks for on first use, then cached until
- *     the precision changes (the backend takes B operands to be constant
- *     weights in these precisions, as in int8).
+ *     the backend drops it (a precision change, or the weights forgotten:
+ *     cpu.c; B operands are taken to be constant weights in these
+ *     precisions, as in int8).
  *   A (activations, M x K): converted per call (bf16: round to nearest even,
  *     rtr_bf16_round), M a run-time dimension of the primitive, so one
  *     primitive per weight matrix serves every batch size.
@@ -62,8 +63,11 @@ rtr_status cpu_dnnl_check(rtr_gemm_precision p);
 /* State: oneDNN's engine and stream, the cached weights and primitives,
  * the activation scratch. Not for concurrent calls. */
 rtr_status cpu_dnnl_create(cpu_dnnl **out);
-/* Forget every cached weight matrix (the precision changed). */
-void cpu_dnnl_clear(cpu_dnnl *d);
+/* Forget the cached weight matrices whose source matrix `drop` names
+ * (drop(arg, src) true; drop NULL: all of them). */
+void cpu_dnnl_drop(cpu_dnnl *d, bool (*drop)(const void *arg, const void *src), const void *arg);
+/* The weight matrices cached now; *made: how many were ever made. 0 for NULL. */
+int cpu_dnnl_cached(const cpu_dnnl *d, long *made);
 void cpu_dnnl_free(cpu_dnnl *d);
 
 /* C[M x N] (row stride N) = alpha · A[M x K] (row stride lda) · Bᵀ, B

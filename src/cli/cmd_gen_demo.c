@@ -11,7 +11,7 @@ int cmd_gen_demo(int argc, char **argv) {
     double test_fraction = 0.2;
     const rtr_opt opts[] = {
         {"queries", RTR_OPT_COUNT, &n, "number of queries"},
-        {"seed", RTR_OPT_INT, &seed, "random seed (same seed, same files)"},
+        {"seed", RTR_OPT_SEED, &seed, "random seed (same seed, same files)"},
         {"test-fraction", RTR_OPT_UNIT, &test_fraction, "fraction of queries in the test split"},
         {0},
     };

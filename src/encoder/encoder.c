@@ -68,6 +68,7 @@ struct rtr_encoder {
     float *params;           /* host float32 weights, one allocation (NULL once uploaded) */
     float *dev_params;       /* the backend's copy; NULL on a host backend */
     size_t n_params;
+    bool held;               /* params or dev_params held on the backend (hold_weights) */
     /* the weights in the memory the backend computes on (params or dev_params) */
     float *wte, *wpe, *wtt, *emb_ln_w, *emb_ln_b, *rel_bias;
     layer_weights *layers;
@@ -592,6 +593,19 @@ static rtr_status place_bf16_weights(rtr_encoder *enc) {
     return RTR_OK;
 }
 
+/* The float weights the backend computes on, declared constant until
+ * rtr_encoder_free: what a backend derives from them for its reduced
+ * precisions (the CPU's int8 and bf16 packed weights) is then made once per
+ * encoder, not again in every rtr_encoder_encode call, whose precision
+ * change at its end would otherwise drop it. */
+static float *computed_weights(const rtr_encoder *enc) { return enc->dev_params ? enc->dev_params : enc->params; }
+
+static rtr_status hold_weights(rtr_encoder *enc) {
+    rtr_status s = rtr_backend_hold_weights(enc->b, computed_weights(enc), enc->n_params * sizeof(float));
+    enc->held = s == RTR_OK;
+    return s;
+}
+
 static rtr_status place_weights(rtr_encoder *enc) {
     if (rtr_backend_is_host(enc->b)) return RTR_OK;
     if (enc->bf16) {
@@ -735,6 +749,7 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
     if (!s) set_hash(enc);
     if (!s) enc->bf16 = bf16_path(enc);
     if (!s) s = place_weights(enc);
+    if (!s) s = hold_weights(enc);
     if (!s) s = alloc_scratch(enc);
     if (!s) {
         /* the folder's base name, ignoring trailing slashes */
@@ -790,6 +805,8 @@ rtr_status rtr_encoder_load_on(rtr_backend *b, rtr_encoder **out, const char *mo
 
 void rtr_encoder_free(rtr_encoder *enc) {
     if (!enc) return;
+    /* before the weights go: a backend shared with others keeps nothing made of them */
+    if (enc->held) rtr_backend_forget_weights(enc->b, computed_weights(enc), enc->n_params * sizeof(float));
     rtr_tokenizer_free(enc->tok);
     free(enc->params);
     free(enc->layers);
