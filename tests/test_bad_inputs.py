@@ -160,6 +160,11 @@ def main():
         r = run(*cmds["train"], f"--{flag}", "2147483648")
         check(r.returncode == 2 and f"--{flag} '2147483648'" in r.stderr and "at most 2147483647" in r.stderr,
               f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
+    # 1e-320 was refused as "expected a number in [0, 1]"
+    for extra in (("--lambda", "1e-320"), ("--lambda", "0.5", "--cost-scale", "1e-308")):
+        r = run("route", corpus, *extra, "--out", os.path.join(tmp, "r.csv"))
+        check(r.returncode == 0, f"route {' '.join(extra)} accepted: {r.stderr.strip()}")
     r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
 
