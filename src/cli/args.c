@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -65,6 +66,9 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     long l = 0;
     if (is_integer_kind(o->kind)) l = strtol(v, &end, 10), x = (double)l;
     else x = strtod(v, &end);
+    /* strtod's ERANGE on underflow (1e-320: a subnormal, or 0) still gives the
+     * nearest double, in range; refused, it was called out of [0, 1] */
+    if (errno == ERANGE && !is_integer_kind(o->kind) && fabs(x) <= DBL_MIN) errno = 0;
     if (errno || end == v || *end || !isfinite(x) || !in_range(o->kind, x)) {
         fprintf(stderr, "rtr %s: --%s '%s': expected %s\n", spec->name, o->name, v, kind_wants(o->kind));
         return 2;
