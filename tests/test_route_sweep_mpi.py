@@ -14,8 +14,10 @@ without an MPI build or mpirun."""
 import csv
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,14 +177,23 @@ def killed_route(corpus, tmp, want):
 def killed_in_window(corpus, tmp, want):
     """Rank 1 of 2 dies (RTR_TEST_KILL_RANK, route_corpus.c) once its rows
     are in the decisions' temporary file and before the ranks' barrier, the
-    window a crash leaves the temporary in: the job fails, the temporary is
-    there and nothing under the final name; the rerun removes it (its writer
-    is dead) and gives one process's decisions."""
+    window a crash leaves the temporary in: the job fails, the temporary
+    (named with rank 0's host and pid, window.csv.tmp.HOST.PID) is there and
+    nothing under the final name; the rerun removes it (its writer is dead
+    on this host), leaves one of another host alone (its pid means nothing
+    here), and gives one process's decisions."""
     out = os.path.join(tmp, "window.csv")
     r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out, env={"RTR_TEST_KILL_RANK": "1"})
     left = [f for f in os.listdir(tmp) if f.startswith("window.csv.tmp.")]
     check(r.returncode != 0 and not os.path.exists(out) and len(left) == 1,
           f"rank 1 killed in the decisions' window: exit {r.returncode}, files {sorted(os.listdir(tmp))}")
+    host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:63]
+    check(bool(left) and re.fullmatch(re.escape(f"window.csv.tmp.{host}.") + r"[0-9]+", left[0]) is not None,
+          f"the temporary names this host ({host}) and the writer's pid: {left}")
+    # a dead pid on another machine: asked here it would be removed, though
+    # its writer may be alive there
+    foreign = os.path.join(tmp, "window.csv.tmp.elsewhere-node." + (left[0].rsplit(".", 1)[1] if left else "1"))
+    open(foreign, "w").close()
     # mpirun can return while rank 0 (the temporary's writer, its pid in the
     # name) is still being torn down; until it is gone the file is (rightly) kept
     writer = int(left[0].rsplit(".", 1)[1]) if left else None
@@ -195,8 +206,9 @@ def killed_in_window(corpus, tmp, want):
     r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out)
     check(r.returncode == 0 and open(out, "rb").read() == open(want, "rb").read(),
           "the rerun after a rank killed in the window: one process's decisions: " + r.stderr[-300:])
-    check(not [f for f in os.listdir(tmp) if f.startswith("window.csv.tmp.")],
-          f"the rerun removes the dead run's temporary: {sorted(os.listdir(tmp))}")
+    check([f for f in os.listdir(tmp) if f.startswith("window.csv.tmp.")] == [os.path.basename(foreign)],
+          f"the rerun removes the dead run's temporary, not another host's: {sorted(os.listdir(tmp))}")
+    os.unlink(foreign)
 
 
 def one_breakpoint_each(path):
