@@ -108,6 +108,7 @@ static rtr_row_query source_query(const route_source *rs, unsigned columns) {
     q.encoder_hash = prm->encoder_hash;
     q.chunk_rows = rs->chunk_rows;
     q.shards = rs->shards;
+    q.rows = rs->rows;
     return q;
 }
 
@@ -187,6 +188,7 @@ rtr_status route_source_scale(route_source *rs) {
     rtr_status st = sum && cnt ? route_scale_init(&acc, k) : RTR_ERR_NOMEM;
     rtr_row_query q = source_query(rs, pass_columns(rs, true));
     q.skip_id_check = true; /* the routing pass that follows checks them: one check, one set of runs on disk */
+    q.rows = NULL;          /* whole shards: a shard's sums split over ranks would round otherwise */
     rtr_row_reader *r = NULL;
     if (!st) st = rtr_row_reader_open(&r, rs->corp, &q);
     if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);

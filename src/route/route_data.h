@@ -105,6 +105,8 @@ typedef struct {
     int32_t dim;         /* embedding width */
     char *encoder_hash;  /* of the embeddings read */
     const bool *shards;  /* only these shards (a rank's part, rtr_part_shards); NULL: all */
+    const rtr_row_range *rows; /* the passes: only these rows (a rank's range, rtr_part_range; not the
+                                  scale, which reads whole shards); NULL: all */
     rtr_row_reader *r;   /* the pass in progress */
     float *buf;          /* p, cost, c, true_cost of one chunk */
     size_t buf_rows;
