@@ -8,7 +8,11 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   naming the pair (the last one won silently);
 - a shard that is a named pipe is refused as not a regular file (info
   blocked forever in the open);
-- a directory given as a file (--catalog DIR) says it is a directory;
+- a directory given as a file (--catalog DIR) says it is a directory; a
+  shard the user may not read, and a gen-demo folder it may not create,
+  say permission denied (were "truncated or corrupt", "no such file");
+- --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
+  INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -18,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 
-from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip_part
 
 require_numpy_h5py()
 require_rtr()
@@ -49,6 +53,55 @@ def dead_pid():
     p = subprocess.Popen(["true"])
     p.wait()
     return p.pid
+
+
+def check_permissions(tmp, corpus):
+    """A shard the user may not read was called "not a readable HDF5 file
+    (truncated or corrupt)", and gen-demo into a folder it may not create
+    named the catalog's temporary ("No such file or directory"): each now
+    says permission denied, naming the file or folder. Run as nobody when
+    root (whom permissions do not stop)."""
+    user = None
+    if os.geteuid() == 0:
+        def user():
+            os.setgid(65534)
+            os.setuid(65534)
+    perm = os.path.join(tmp, "perm")
+    shutil.copytree(corpus, perm)
+    ro = os.path.join(perm, "ro")
+    os.makedirs(ro)
+    for d in (tmp, perm):
+        os.chmod(d, 0o755)
+    if user:
+        for root, dirs, files in os.walk(perm):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), 65534, 65534)
+        os.chown(perm, 65534, 65534)
+    os.chmod(ro, 0o555)
+    shard = os.path.join(perm, "shard-00000.h5")
+    os.chmod(shard, 0)
+
+    # nobody cannot write the sanitizer logs of a root run (.ci/run's log_path):
+    # its reports go to stderr instead, where a check sees them
+    env = dict(os.environ)
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if k in env:
+            env[k] = ":".join(o for o in env[k].split(":") if not o.startswith("log_path="))
+
+    def as_user(*args):
+        return subprocess.run([RTR, *args], capture_output=True, text=True, preexec_fn=user, env=env)
+
+    if as_user("--version").returncode != 0:
+        skip_part("permissions: rtr cannot run as nobody here (build folder not readable by it)")
+        return
+    r = as_user("info", perm)
+    check(r.returncode == 1 and f"{shard}: cannot open: Permission denied" in r.stderr,
+          f"an unreadable shard: said so: exit {r.returncode} {r.stderr.strip()}")
+    r = as_user("gen-demo", "--queries", "3", os.path.join(ro, "d"))
+    check(r.returncode == 1 and f"{ro}/d: cannot create: Permission denied" in r.stderr,
+          f"gen-demo into a read-only folder: said so: exit {r.returncode} {r.stderr.strip()}")
+    os.chmod(ro, 0o755)
+    os.chmod(shard, 0o644)
 
 
 def main():
@@ -95,6 +148,34 @@ def main():
     # --catalog a directory: said so (was "read error")
     r = run("ingest", "--catalog", tmp, "--out", os.path.join(tmp, "o"), os.path.join(tmp, "demo", "outcomes.jsonl"))
     check(r.returncode == 1 and "directory" in r.stderr.lower(), f"--catalog a directory: {r.returncode} {r.stderr}")
+
+    # huge numbers in integer flags: --threads 100000 killed route, sweep and
+    # eval (libgomp SIGSEGV) and score ran; a size past INT_MAX wrapped (train
+    # --hidden 2147483648 was refused as "hidden -1"); a usage error now,
+    # naming the flag and its bound. A seed may still be any size.
+    cmds = {"route": ("route", corpus, "--lambda", "0.5", "--out", os.path.join(tmp, "r.csv")),
+            "sweep": ("sweep", corpus, "--out", os.path.join(tmp, "sw")),
+            "eval": ("eval", corpus, "--bootstrap", "0", "--out", os.path.join(tmp, "ev.json")),
+            "train": ("train", corpus, "--epochs", "1", "--out", os.path.join(tmp, "ck2.safetensors"))}
+    for name, args in cmds.items():
+        r = run(*args, "--threads", "100000")
+        check(r.returncode == 2 and "--threads '100000'" in r.stderr and "at most 1024" in r.stderr,
+              f"{name} --threads 100000: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    r = run(*cmds["sweep"], "--threads", "1024")
+    check(r.returncode == 0, f"sweep --threads 1024 (the bound) runs: {r.stderr.strip()}")
+    for flag in ("hidden", "learn-dim", "batch", "epochs", "patience"):
+        r = run(*cmds["train"], f"--{flag}", "2147483648")
+        check(r.returncode == 2 and f"--{flag} '2147483648'" in r.stderr and "at most 2147483647" in r.stderr,
+              f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
+    # 1e-320 was refused as "expected a number in [0, 1]"
+    for extra in (("--lambda", "1e-320"), ("--lambda", "0.5", "--cost-scale", "1e-308")):
+        r = run("route", corpus, *extra, "--out", os.path.join(tmp, "r.csv"))
+        check(r.returncode == 0, f"route {' '.join(extra)} accepted: {r.stderr.strip()}")
+    r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
+    check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
+
+    check_permissions(tmp, corpus)
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")

@@ -61,6 +61,69 @@ def check_reads_embeddings_once(tmp):
               f"not the {emb} bytes of embeddings again")
 
 
+def check_reads_what_it_uses(tmp):
+    """Each of eval's passes reads the columns it uses: the passes over the
+    embeddings, over a further table and over the training split's table
+    (the default router's) read no outcome, and the --test-dataset check
+    reads the datasets alone (each read every row's outcomes before). Two
+    corpora that differ only in how many bytes their outcomes take on disk
+    (token counts as demo-made, or with an incompressible fraction added):
+    eval reads the outcomes twice more on the second (the evaluated split's
+    pass, the training split's), a further table and the dataset check add
+    no outcome bytes. Old code: 4x the growth, and each check about 1x."""
+    base = os.path.join(tmp, "reads")
+    os.mkdir(base)
+    demo = os.path.join(base, "demo")
+    r = run("gen-demo", "--queries", "4000", "--seed", "3", demo)
+    check(r.returncode == 0, "gen-demo: " + r.stderr)
+    rng = np.random.default_rng(5)
+
+    def noisy_tokens(row):
+        for o in row["outcomes"]:
+            o["tokens"] += float(rng.random())
+        return row
+    src = os.path.join(demo, "outcomes.jsonl")
+    sources = {"small": src, "big": rtrdata.edited_outcomes(src, os.path.join(base, "big.jsonl"), noisy_tokens)}
+
+    def seeded(path):  # the same embeddings and table in both corpora: drawn from the shard's file name
+        return np.random.default_rng(int(os.path.basename(path).split("-")[1].split(".")[0]))
+
+    def unit_rows(path):
+        emb = seeded(path).standard_normal((h5py.File(path, "r").attrs["n_queries"], 8))
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def table(path):
+        n, k = h5py.File(path, "r")["outcomes/correct"].shape
+        g = seeded(path)
+        return {"p_correct": g.random((n, k)), "tokens": 1 + 500 * g.random((n, k))}
+    reads, outcome_bytes = {}, {}
+    for name, jsonl in sources.items():
+        corpus = os.path.join(base, name)
+        r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, "--shard-size", "2000", jsonl)
+        check(r.returncode == 0, "ingest: " + r.stderr)
+        rtrdata.write_embeddings(corpus, "e", "test-encoder", unit_rows, (np.ones((4, 8)), np.ones((4, 8))))
+        rtrdata.write_table(corpus, "t", table, "h", "e", "test-encoder")
+        outcome_bytes[name] = 0
+        for path, _, _, _ in rtrdata.shards(corpus):
+            with h5py.File(path, "r") as h:
+                outcome_bytes[name] += sum(h["outcomes/" + c].id.get_storage_size() for c in ("correct", "tokens"))
+        common = ("eval", corpus, "--out", os.path.join(base, name + ".json"), "--bootstrap", "0", "--no-embedllm")
+        reads[name] = {"one": bytes_read(*common, "--table", "t"), "two": bytes_read(*common, "--table", "t,t"),
+                       "dataset": bytes_read(*common, "--table", "t", "--test-dataset", "shopping")}
+    if any(v is None for x in reads.values() for v in x.values()):
+        check(False, f"eval runs on both corpora: {reads}")
+        return
+    grow = outcome_bytes["big"] - outcome_bytes["small"]
+    check(grow > 50_000, f"the outcomes take {grow} bytes more on the second corpus")
+    more = {key: reads["big"][key] - reads["small"][key] for key in ("one", "two", "dataset")}
+    check(abs(more["one"] - 2 * grow) < grow / 2,
+          f"eval reads the outcomes twice (evaluated and training splits): {more['one']} bytes more for {grow}")
+    check(abs(more["two"] - more["one"]) < grow / 4,
+          f"a further table's pass reads no outcome: {more['two'] - more['one']} bytes more for {grow}")
+    check(abs(more["dataset"] - more["one"]) < grow / 4,
+          f"the --test-dataset check reads no outcome: {more['dataset'] - more['one']} bytes more for {grow}")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_eval_")
     corpus = demo_corpus(tmp, 600, 5, 250)
@@ -204,6 +267,7 @@ def main():
     r = run("eval", corpus)
     check(r.returncode == 2, "missing --out is a usage error")
     check_reads_embeddings_once(tmp)
+    check_reads_what_it_uses(tmp)
     shutil.rmtree(tmp)
 
 

@@ -12,7 +12,7 @@
 #   byte for byte (summary.json's metrics to 1e-9); train, data-parallel,
 #   gives one process's model (parameters within 1e-4 of each tensor's
 #   largest magnitude, see below), the same epochs and the same validation
-#   record, and one checkpoint; eval gives one process's evaluation file
+#   record, and one checkpoint, also on a corpus of one shard (split by rows); eval gives one process's evaluation file
 #   (bootstrap intervals included); train refuses a query id repeated
 #   across two ranks' shards, naming it and both shards; the device note
 #   is printed once (rank 0); a rank that fails (NaN
@@ -163,6 +163,34 @@ check "eval ranks that differ: refused ($rc): $(head -c 300 ev3.err)" test $rc -
 check "... naming the rank" grep -q "rank 1 built other routers than rank 0" ev3.err
 check "... no file: $(ls | grep '^ev3')" test ! -e ev3.json
 
+# Two trainings' checkpoints (NAME.safetensors) and epoch logs (NAME.json)
+# are one model: same epochs, early stopped, parameters within 1e-4.
+same_model() { # one two
+python3 - "$1" "$2" <<'EOF'
+import json, struct, sys, numpy as np
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    meta = h.pop("__metadata__", {})
+    dt = {"F32": np.float32, "I32": np.int32}
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]])
+            for k, v in h.items()}, meta
+one, two = sys.argv[1:3]
+(a, ma), (b, mb) = load(one + ".safetensors"), load(two + ".safetensors")
+ea, eb = (json.load(open(f + ".json"))["epochs"] for f in (one, two))
+assert len(ea) == len(eb) < 60, (len(ea), len(eb))
+assert [e["best"] for e in ea] == [e["best"] for e in eb]
+for x, y in zip(ea, eb):
+    for k in ("train_bce", "train_tok", "val_bce", "val_tok", "val_score"):
+        assert abs(x[k] - y[k]) <= 1e-4 * (1 + abs(x[k])), (k, x, y)
+assert a.keys() == b.keys()
+for k in a:
+    d = np.abs(a[k].astype(np.float64) - b[k]).max() / (np.abs(a[k]).max() + 1e-30)
+    assert d <= 1e-4, (k, d)
+# the metadata (validation record, token scale, encoder) equal; only the parameters' hash may differ
+assert {k: v for k, v in ma.items() if k != "checkpoint_hash"} == {k: v for k, v in mb.items() if k != "checkpoint_hash"}
+EOF
+}
+
 # Data-parallel training: the same global batches as one process, each rank
 # computing the rows of a batch it holds, gradients summed before each Adam
 # step. The parameters differ only by the order of float sums (a rank's
@@ -178,39 +206,28 @@ run2 train corpus --out t2.safetensors $tflags > t2.json 2> train2.err
 rc=$?
 check "mpirun train exit 0: $(cat train2.err)" test $rc -eq 0
 check "... one epoch log (rank 0's): $(grep -c '^epoch' train2.err) lines" test "$(grep -c '^epoch *1 ' train2.err)" -eq 1
-check "... equals one process's model: same epochs, early stopped, parameters within 1e-4" python3 - <<'EOF'
-import json, struct, numpy as np
-def load(p):
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    meta = h.pop("__metadata__", {})
-    dt = {"F32": np.float32, "I32": np.int32}
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]])
-            for k, v in h.items()}, meta
-(a, ma), (b, mb) = load("t1.safetensors"), load("t2.safetensors")
-ea, eb = (json.load(open(f))["epochs"] for f in ("t1.json", "t2.json"))
-assert len(ea) == len(eb) < 60, (len(ea), len(eb))
-assert [e["best"] for e in ea] == [e["best"] for e in eb]
-for x, y in zip(ea, eb):
-    for k in ("train_bce", "train_tok", "val_bce", "val_tok", "val_score"):
-        assert abs(x[k] - y[k]) <= 1e-4 * (1 + abs(x[k])), (k, x, y)
-assert a.keys() == b.keys()
-for k in a:
-    d = np.abs(a[k].astype(np.float64) - b[k]).max() / (np.abs(a[k]).max() + 1e-30)
-    assert d <= 1e-4, (k, d)
-# the metadata (validation record, token scale, encoder) equal; only the parameters' hash may differ
-assert {k: v for k, v in ma.items() if k != "checkpoint_hash"} == {k: v for k, v in mb.items() if k != "checkpoint_hash"}
-EOF
+check "... equals one process's model: same epochs, early stopped, parameters within 1e-4" same_model t1 t2
 check "... one checkpoint, no temporary left: $(ls | grep '^t2')" test "$(ls | grep '^t2' | tr '\n' ' ')" = "t2.json t2.safetensors "
 
-# A query id repeated across two ranks' shards (shard 0 is rank 0's, shard 1
-# rank 1's): each rank reads only its own shards, so each checks the ids of
+# A corpus of one shard on 2 ranks: each trains on its range of rows (by
+# whole shards rank 1 held none and added zero gradients), the same model.
+"$RTR" ingest --catalog demo/catalog.json --out corpus1 --shard-size 1000 demo/outcomes.jsonl >/dev/null 2>&1
+python3 -c "import rtrdata; rtrdata.write_bag_of_words('corpus1', 'bow', 'hashbow', 16)"
+"$RTR" train corpus1 --out u1.safetensors $tflags > u1.json 2> /dev/null
+run2 train corpus1 --out u2.safetensors $tflags > u2.json 2> train_u2.err
+rc=$?
+check "one shard: mpirun train exit 0: $(cat train_u2.err)" test $rc -eq 0
+check "... equals one process's model" same_model u1 u2
+
+# A query id repeated across two ranks' rows (shard 0 is in rank 0's range
+# of rows, shard 6 in rank 1's): each rank reads only its own rows, so each checks the ids of
 # the whole corpus first, as one process's reader does, and refuses naming
 # the id and both shards. --split "" (every split): the CLI's check of a
 # split name reads the corpus and would refuse it before the stage does.
 cp -r corpus dup
 qid=$(python3 - <<'EOF2'
 import h5py, numpy as np, rtrdata
-with h5py.File("dup/shard-00001.h5", "r") as h: qid = rtrdata.strings(h, "id")[0]
+with h5py.File("dup/shard-00006.h5", "r") as h: qid = rtrdata.strings(h, "id")[0]
 with h5py.File("dup/shard-00000.h5", "a") as h:
     ids = rtrdata.strings(h, "id"); ids[3] = qid
     data = [x.encode() for x in ids]
@@ -223,8 +240,8 @@ EOF2
 run2 train dup --split "" --out tdup.safetensors --hidden 16 --learn-dim 4 --epochs 2 > /dev/null 2> tdup.err
 rc=$?
 check "train on 2 ranks refuses id $qid repeated across their shards ($rc)" test $rc -eq 1
-check "... naming the id and both shards: $(head -c 400 tdup.err)" grep -q "\"$qid\" appears twice.*shard-0000[01].h5" tdup.err
-check "... both shards named" python3 -c "import sys; t = open('tdup.err').read(); sys.exit(not ('shard-00000.h5' in t and 'shard-00001.h5' in t))"
+check "... naming the id and both shards: $(head -c 400 tdup.err)" grep -q "\"$qid\" appears twice.*shard-0000[06].h5" tdup.err
+check "... both shards named" python3 -c "import sys; t = open('tdup.err').read(); sys.exit(not ('shard-00000.h5' in t and 'shard-00006.h5' in t))"
 check "... no checkpoint: $(ls | grep tdup)" test -z "$(ls | grep '^tdup\.safetensors')"
 
 # The device note ("built without CUDA ...; computing on the CPU") comes from
@@ -234,20 +251,21 @@ run2 route one --lambda 0.5 --out note2.csv > /dev/null 2> note2.err
 n1=$(grep -c "computing on the CPU" note1.err) n2=$(grep -c "computing on the CPU" note2.err)
 check "the device note once under mpirun: $n2 lines, one process $n1" test "$n2" -eq "$n1"
 
-# A rank that fails stops both: NaN in shard 1's embeddings (rank 1's shard).
+# A rank that fails stops both: NaN in shard 5's embeddings (rank 1's: its
+# shard for score, within its range of rows for train).
 python3 -c "
 import h5py
-with h5py.File('fail/embeddings/bow/shard-00001.h5', 'r+') as f: f['embedding/query'][3, 2] = float('nan')"
+with h5py.File('fail/embeddings/bow/shard-00005.h5', 'r+') as f: f['embedding/query'][3, 2] = float('nan')"
 run2 score --checkpoint ck.safetensors fail > /dev/null 2> fail.err
 rc=$?
 check "a failing rank: exit non-zero, no hang ($rc)" test $rc -ne 0 -a $rc -ne 124
-check "... its message is printed: $(cat fail.err)" grep -q "shard-00001.h5.*NaN\|NaN.*shard-00001" fail.err
+check "... its message is printed: $(cat fail.err)" grep -q "shard-00005.h5.*NaN\|NaN.*shard-00005" fail.err
 check "... and every rank stopped" grep -q "rank 1 of 2 failed" fail.err
 check "... no table file under a final name: $(ls fail/tables/ck)" test -z "$(ls fail/tables/ck 2>/dev/null | grep -v '\.tmp\.')"
 run2 train fail --out tfail.safetensors --hidden 16 --learn-dim 4 --epochs 2 > /dev/null 2> tfail.err
 rc=$?
 check "a failing rank in train: exit non-zero, no hang ($rc)" test $rc -ne 0 -a $rc -ne 124
-check "... its message: $(cat tfail.err)" grep -q "shard-00001.h5.*NaN\|NaN.*shard-00001" tfail.err
+check "... its message: $(cat tfail.err)" grep -q "shard-00005.h5.*NaN\|NaN.*shard-00005" tfail.err
 check "... every rank stopped" grep -q "rank 1 of 2 failed" tfail.err
 check "... no checkpoint: $(ls | grep tfail)" test -z "$(ls | grep '^tfail\.safetensors')"
 

@@ -4,7 +4,9 @@
  * switches exactly, the sums up to their order (1e-12 relative). Parts of
  * rows in blocks and interleaved chunks, empty parts, tied λ across parts
  * (quantised tables), with and without outcomes; merge errors. Also the
- * shard split of src/dist: every shard to exactly one part, balanced. */
+ * splits of src/dist: every shard to exactly one part, balanced; every row
+ * to exactly one part's range, balanced whatever the shards; the
+ * temporaries named by host (which a run removes). */
 #include "rtr/dist.h"
 #include "rtr/route.h"
 #include "test.h"
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static uint64_t rng_state = 7;
 static double rnd(void) { /* xorshift64* in [0,1) */
@@ -151,6 +155,87 @@ static void test_shard_owners(void) {
     CHECK(distinct);
 }
 
+/* The row split (rtr_part_rows): for any shards (empty ones, one shard,
+ * fewer shards than parts), grain and number of parts, the parts' ranges
+ * follow each other and cover every row exactly once; a range starts at a
+ * shard's first row or a multiple of the grain into its shard; every part
+ * is within one grain of an even split (so a corpus of one shard gives
+ * every part rows, where whole shards left all but one part idle). */
+static void test_part_rows(void) {
+    const int64_t shards[][6] = {{40000}, {5, 0, 3, 0, 0, 4}, {0, 0, 0}, {100, 100, 100, 100, 100, 40},
+                                 {16384, 16384, 7, 40000}};
+    const int n_shards[] = {1, 6, 3, 6, 4};
+    const int64_t grains[] = {1, 2, 7, 16384};
+    for (size_t c = 0; c < sizeof n_shards / sizeof *n_shards; c++)
+        for (size_t gi = 0; gi < sizeof grains / sizeof *grains; gi++)
+            for (int count = 1; count <= 9; count++) {
+                int64_t total = 0, g = grains[gi];
+                for (int i = 0; i < n_shards[c]; i++) total += shards[c][i];
+                int64_t next = 0;
+                for (int p = 0; p < count; p++) {
+                    rtr_row_range r = rtr_part_rows(shards[c], n_shards[c], g, p, count);
+                    CHECK_MSG(r.first == next && r.end >= r.first, "corpus %zu grain %lld: part %d/%d is %lld..%lld after %lld",
+                              c, (long long)g, p, count, (long long)r.first, (long long)r.end, (long long)next);
+                    next = r.end;
+                    /* its start: a multiple of the grain into the shard holding it, or a shard's end */
+                    int64_t base = 0;
+                    bool aligned = r.first == 0 || r.first == total;
+                    for (int i = 0; i < n_shards[c]; base += shards[c][i++])
+                        if (r.first >= base && r.first <= base + shards[c][i])
+                            aligned |= (r.first - base) % g == 0 || r.first == base + shards[c][i];
+                    CHECK_MSG(aligned, "corpus %zu grain %lld: part %d/%d starts at %lld", c, (long long)g, p, count,
+                              (long long)r.first);
+                    double even = (double)total * p / count;
+                    CHECK_MSG(fabs((double)r.first - even) <= (double)g, "corpus %zu grain %lld: part %d/%d starts at %lld, "
+                              "even %.1f", c, (long long)g, p, count, (long long)r.first, even);
+                }
+                CHECK_MSG(next == total, "corpus %zu: parts end at %lld of %lld", c, (long long)next, (long long)total);
+            }
+    /* one shard of 40,000 rows on 2 parts by chunks of 16,384: the cut at the chunk nearest 20,000 */
+    const int64_t one[] = {40000};
+    rtr_row_range a = rtr_part_rows(one, 1, 16384, 0, 2), b = rtr_part_rows(one, 1, 16384, 1, 2);
+    CHECK(a.first == 0 && a.end == 16384 && b.first == 16384 && b.end == 40000);
+    /* tests/test_route_sweep_mpi.py's one shard of 40,960 rows on 4 ranks: 16384, 0, 16384 and 8192 rows */
+    const int64_t four[] = {40960}, want[5] = {0, 16384, 16384, 32768, 40960};
+    for (int p = 0; p < 4; p++) {
+        rtr_row_range r = rtr_part_rows(four, 1, 16384, p, 4);
+        CHECK_MSG(r.first == want[p] && r.end == want[p + 1], "part %d/4: %lld..%lld", p, (long long)r.first,
+                  (long long)r.end);
+    }
+}
+
+/* Temporaries named by host and pid (rtr_dist_tmp_path): a run removes
+ * those of this host whose writer is gone, a zombie not yet reaped
+ * included; a live writer's stays, and so does one of another host
+ * (whatever its pid: it names a process of that machine). */
+static void test_host_temporaries(void) {
+    char dir[] = "/tmp/rtr_tmpnames_XXXXXX", host[64];
+    CHECK(mkdtemp(dir) != NULL);
+    rtr_dist_host(host);
+    CHECK(host[0] && !strchr(host, '.') && !strchr(host, '/'));
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    usleep(100000); /* it has exited: a zombie until waited for */
+    char *out = rtr_sprintf("%s/out.csv", dir);
+    char *zombie = rtr_dist_tmp_path(out, host, (long)child), *live = rtr_dist_tmp_path(out, host, (long)getpid());
+    char *other = rtr_dist_tmp_path(out, "elsewhere-node", (long)child);
+    char *want = rtr_sprintf("%s.tmp.%s.%ld", out, host, (long)getpid());
+    CHECK(!strcmp(live, want));
+    char *files[3] = {zombie, live, other};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(files[i], "w");
+        CHECK(f != NULL);
+        if (f) fclose(f);
+    }
+    rtr_dist_remove_stale_tmp(out);
+    CHECK_MSG(access(zombie, F_OK) != 0, "the zombie writer's temporary is removed");
+    CHECK(access(live, F_OK) == 0 && access(other, F_OK) == 0);
+    waitpid(child, NULL, 0);
+    for (int i = 0; i < 3; i++) unlink(files[i]), free(files[i]);
+    rmdir(dir);
+    free(out), free(want);
+}
+
 static void test_part_parse(void) {
     rtr_part p;
     CHECK(rtr_part_parse(&p, "2/5") == RTR_OK && p.index == 2 && p.count == 5);
@@ -251,5 +336,5 @@ static void test_knn_chunks_equal_whole(void) {
     free(emb), free(temb), free(ty), free(tc), free(p1), free(c1), free(p2), free(c2);
 }
 
-TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_parse), T(test_row_share),
+TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_rows), T(test_host_temporaries), T(test_part_parse), T(test_row_share),
           T(test_boot_weights_any_split), T(test_knn_chunks_equal_whole))

@@ -1,18 +1,23 @@
 """`rtr sweep` under `mpirun -np 2` on a corpus of 7 shards: each rank reads
-only its own shards (rtr_part_shards) and the ranks' parts of the path and
-their reference routers' sums are added, so the results equal one
+only its own range of rows (rtr_part_range) and the ranks' parts of the
+path and their reference routers' sums are added, so the results equal one
 process's: the λ of every path point exactly (the cost scale is summed shard
-by shard, so ranks reproduce it bit for bit), accuracies, costs and metrics
-to 1e-9 (sums in another order). The bytes both ranks read together stay
-near one process's (each read every chunk before: twice as many). `rtr route
---budget` the same way: its cost scale and budget path from each rank's
-shards (rank 0 alone reads every row to write the decisions), the
-decisions byte-identical. Skipped (77) without an MPI build or mpirun."""
+by shard over whole shards, so ranks reproduce it bit for bit), accuracies,
+costs and metrics to 1e-9 (sums in another order). The bytes both ranks
+read together stay near one process's (each read every chunk before: twice
+as many). `rtr route` the same way: its cost scale, budget path and
+decisions from each rank's rows, the decisions byte-identical and --json
+to the last bit. A rank killed outside and inside the decisions' temporary
+window. A corpus of one shard split by rows over 2 and 4 ranks (a rank with
+no query; ranks with exact multiples of 1,024 breakpoints). Skipped (77)
+without an MPI build or mpirun."""
 import csv
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -81,7 +86,7 @@ def one_and_two(args, out1, out2, ranks=2, env=None):
     return r1, r2, read1, read2
 
 
-def same_sweep(one, two, what):
+def same_sweep(one, two, what, n_queries=21000):
     """Two sweep folders: λ exactly, other fields to 1e-9, summary.json to 1e-9."""
     for name, lam_cols in (("path.csv", (1, 2)), ("grid.csv", (0,))):
         a, b = rows(os.path.join(one, name)), rows(os.path.join(two, name))
@@ -92,7 +97,7 @@ def same_sweep(one, two, what):
         check(lam == 0, f"{what} {name}: {lam} λ values differ from one process's")
         check(other == 0, f"{what} {name}: {other} fields differ from one process's beyond 1e-9")
     sa, sb = (json.load(open(os.path.join(d, "summary.json"))) for d in (one, two))
-    check(sa["n_points"] > 100 and sa["n_queries"] == 21000 and same_summary(sa, sb),
+    check(sa["n_points"] > 100 and sa["n_queries"] == n_queries and same_summary(sa, sb),
           f"{what} summary.json: {sa.get('metrics')} vs {sb.get('metrics')}")
 
 
@@ -167,6 +172,111 @@ def killed_route(corpus, tmp, want):
     check(r.returncode == 0 and open(out, "rb").read() == open(want, "rb").read(),
           "the rerun after a killed rank: one process's decisions: " + r.stderr[-300:])
     check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"the rerun leaves no temporary: {os.listdir(tmp)}")
+
+
+def killed_in_window(corpus, tmp, want):
+    """Rank 1 of 2 dies (RTR_TEST_KILL_RANK, route_corpus.c) once its rows
+    are in the decisions' temporary file and before the ranks' barrier, the
+    window a crash leaves the temporary in: the job fails, the temporary
+    (named with rank 0's host and pid, window.csv.tmp.HOST.PID) is there and
+    nothing under the final name; the rerun removes it (its writer is dead
+    on this host), leaves one of another host alone (its pid means nothing
+    here), and gives one process's decisions."""
+    out = os.path.join(tmp, "window.csv")
+    r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out, env={"RTR_TEST_KILL_RANK": "1"})
+    left = [f for f in os.listdir(tmp) if f.startswith("window.csv.tmp.")]
+    check(r.returncode != 0 and not os.path.exists(out) and len(left) == 1,
+          f"rank 1 killed in the decisions' window: exit {r.returncode}, files {sorted(os.listdir(tmp))}")
+    host = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:63]
+    check(bool(left) and re.fullmatch(re.escape(f"window.csv.tmp.{host}.") + r"[0-9]+", left[0]) is not None,
+          f"the temporary names this host ({host}) and the writer's pid: {left}")
+    # a dead pid on another machine: asked here it would be removed, though
+    # its writer may be alive there
+    foreign = os.path.join(tmp, "window.csv.tmp.elsewhere-node." + (left[0].rsplit(".", 1)[1] if left else "1"))
+    open(foreign, "w").close()
+    # mpirun can return while rank 0 (the temporary's writer, its pid in the
+    # name) is still being torn down; until it is gone the file is (rightly) kept
+    writer = int(left[0].rsplit(".", 1)[1]) if left else None
+    for _ in range(200 if writer else 0):
+        try:
+            os.kill(writer, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    r, _ = rtr_on(2, "route", corpus, "--budget", "400", "--out", out)
+    check(r.returncode == 0 and open(out, "rb").read() == open(want, "rb").read(),
+          "the rerun after a rank killed in the window: one process's decisions: " + r.stderr[-300:])
+    check([f for f in os.listdir(tmp) if f.startswith("window.csv.tmp.")] == [os.path.basename(foreign)],
+          f"the rerun removes the dead run's temporary, not another host's: {sorted(os.listdir(tmp))}")
+    os.unlink(foreign)
+
+
+def one_breakpoint_each(path):
+    """A table in which query i switches once, at its own λ: pair 0 cheap
+    and weak, pair 1 strong at 1,010 + i/2 tokens, every other pair
+    dominated (never chosen). Each rank then has exactly as many breakpoints
+    as queries."""
+    with h5py.File(path, "r") as h:
+        n, k = h["outcomes/correct"].shape
+    p, tokens = np.zeros((n, k)), np.full((n, k), 3000.0)
+    p[:, 0], tokens[:, 0] = 0.1, 10.0
+    p[:, 1], tokens[:, 1] = 0.9, 1010.0 + 0.5 * np.arange(n)
+    return {"p_correct": p, "tokens": tokens}
+
+
+def one_shard(tmp):
+    """A corpus of one shard of 40,960 rows: ranks split it by rows
+    (rtr_part_range, cut where a chunk of 16,384 rows ends), where by whole
+    shards rank 0 did everything and the others nothing. route's decisions
+    and its --json sums equal one process's to the last bit and sweep's λ
+    exactly, on 2 ranks (rows 0..16383 and 16384..40959) and on 4 (ranks 0
+    to 3: 16384, 0, 16384 and 8192 rows): a rank with no query, and ranks
+    with exactly 16, 24 and 8 x 1,024 breakpoints (a table with one switch
+    per query), whose streams to rank 0 end with an empty message. Each of 2
+    ranks reads its own rows (rank 1 read only the ids before)."""
+    d = os.path.join(tmp, "one_shard")
+    os.mkdir(d)
+    corpus = demo_corpus(d, 40960, 6, 50000)
+    check(len(rtrdata.manifest(corpus)["shards"]) == 1, "1 shard")
+    rtrdata.write_table(corpus, "each", one_breakpoint_each, "e4c4")
+    for ranks in (2, 4):
+        one, many = os.path.join(d, f"sweep1_{ranks}"), os.path.join(d, f"sweep{ranks}")
+        one_and_two(["sweep", corpus, "--grid", "64"], one, many, ranks=ranks)
+        same_sweep(one, many, f"1 shard, {ranks} ranks", n_queries=40960)
+        sa = json.load(open(os.path.join(one, "summary.json")))
+        check(sa["n_points"] == 40961 and sa["n_switches"] == 40960,
+              f"one breakpoint per query: {sa['n_points']} points, {sa['n_switches']} switches")
+        a, b = os.path.join(d, f"r1_{ranks}.csv"), os.path.join(d, f"r{ranks}.csv")
+        r1, r2, _, _ = one_and_two(["route", corpus, "--budget", "700", "--json"], a, b, ranks=ranks)
+        check(open(a, "rb").read() == open(b, "rb").read(), f"1 shard, {ranks} ranks: decisions differ")
+        s1, s2 = ({k: v for k, v in json.loads(r.stdout).items() if k not in ("seconds", "device")} for r in (r1, r2))
+        check(s1 == s2, f"1 shard, route --json on {ranks} ranks: {s1} vs {s2}")
+    # route --json to the last bit on a table whose estimates span 30
+    # decades (the order of the double sums shows): each chunk's sums in
+    # row order, whichever rank routed it
+    rng = np.random.default_rng(8)
+
+    def wide(path):
+        with h5py.File(path, "r") as h:
+            shape = h["outcomes/correct"].shape
+        return {"p_correct": 10 ** rng.uniform(-30, 0, shape), "tokens": 10 ** rng.uniform(0, 6, shape)}
+    shutil.rmtree(os.path.join(corpus, "tables", "each"))
+    rtrdata.write_table(corpus, "wide", wide, "w1de")
+    a, b = os.path.join(d, "w1.csv"), os.path.join(d, "w2.csv")
+    r1, r2, _, _ = one_and_two(["route", corpus, "--lambda", "0.3", "--json"], a, b)
+    s1, s2 = ({k: v for k, v in json.loads(r.stdout).items() if k not in ("seconds", "device")} for r in (r1, r2))
+    check(s1 == s2 and open(a, "rb").read() == open(b, "rb").read(), f"1 shard, wide table, 2 ranks: {s1} vs {s2}")
+    # each rank reads its own rows: rank 1 holds 24,576 of 40,960 (it read
+    # only the ids, for their check, when the unit was a whole shard)
+    per_rank = os.path.join(d, "per_rank")
+    with open(per_rank + ".py", "w") as f:
+        f.write(PER_RANK)
+    r, _ = rtr_on_wrapped(2, [sys.executable, per_rank + ".py", per_rank + ".txt"], "route", corpus, "--lambda", "0.3",
+                          "--out", os.path.join(d, "measured.csv"))
+    got = dict(line.split() for line in open(per_rank + ".txt")) if r.returncode == 0 else {}
+    rank0, rank1 = int(got.get("0", 0)), int(got.get("1", 0))
+    check(r.returncode == 0 and rank1 > 0.6 * rank0 > 0, f"1 shard on 2 ranks: rank 0 read {rank0} bytes, rank 1 {rank1}")
+    print(f"1 shard, route --lambda: bytes read by each of 2 ranks: {got}")
 
 
 def main():
@@ -244,12 +354,14 @@ def main():
     shutil.rmtree(os.path.join(corpus, "tables", "wide"))  # the later runs pick the corpus's only table
     check(not [f for f in os.listdir(tmp) if ".tmp." in f], f"temporaries left: {os.listdir(tmp)}")
     killed_route(corpus, tmp, dec1)
+    killed_in_window(corpus, tmp, dec1)
     # a budget below the cheapest routing: rank 0 finds it on the path and
     # every rank stops with the same error (none waits for the others)
     low = os.path.join(tmp, "low.csv")
     r, _ = rtr_on(2, "route", corpus, "--budget", "0.001", "--out", low)
     check(r.returncode != 0 and "below the cheapest possible routing" in r.stderr and not os.path.exists(low),
           f"route --budget 0.001 on 2 ranks: exit {r.returncode}: {r.stderr[-400:]}")
+    one_shard(tmp)
     shutil.rmtree(tmp)
     finish()
 

@@ -1,7 +1,10 @@
 /* Work split across processes (docs/SCALING.md): the ranks of an `mpirun`
  * job, or the parts of a job array run without MPI (`--part i/n`). One
- * function decides which shards a part takes, so both split a corpus the
- * same way: whole shards, balanced by their number of queries.
+ * function decides which shards a part takes (whole shards, balanced by
+ * their number of queries: the stages that write a file per shard, and
+ * sums that must keep their per-shard order), one which rows it takes (a
+ * contiguous range of the corpus's rows: the stages that only read), so
+ * ranks and parts split a corpus the same way.
  *
  * Built without MPI (RTR_MPI=OFF, or AUTO without Open MPI) every call is
  * single-rank code: rank 0 of 1, collectives leave their buffers as they
@@ -73,6 +76,21 @@ RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
 RTR_API rtr_status rtr_dist_send(const void *buf, size_t n, int to, int tag);
 RTR_API rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag);
 
+/* Temporaries of an output that ranks on several machines write (route's
+ * decisions file): "PATH.tmp.HOST.PID", the host and process id of the
+ * writer that named it (caller frees; NULL without memory). A later run
+ * asks about a writer only on its own machine: a pid means nothing on
+ * another, where it could name a live stranger (the file kept forever) or
+ * no process (a live job's file removed). */
+RTR_API char *rtr_dist_tmp_path(const char *path, const char *host, long pid);
+/* This machine's name as the temporaries hold it (at most 64 bytes with
+ * the NUL; characters other than letters, digits, '-' and '_' as '_'). */
+RTR_API void rtr_dist_host(char host[64]);
+/* Remove path's temporaries PATH.tmp.HOST.PID whose HOST is this machine
+ * and whose writer is gone (no such process, or a zombie that has not been
+ * reaped yet); those of another host are left, with a note on stderr. */
+RTR_API void rtr_dist_remove_stale_tmp(const char *path);
+
 /* Which share of a corpus this process computes: part `index` of `count`
  * (count 0: the whole corpus, or under MPI the rank's share). */
 typedef struct {
@@ -93,6 +111,20 @@ RTR_API rtr_status rtr_part_resolve(rtr_part *out, const rtr_part *given);
  * (all owners 0) when the sort's memory is not there. */
 RTR_API rtr_status rtr_part_owners(int *owner, const int64_t *n_queries, int n_shards, int n_parts);
 
+/* Part `index` of `count` as a range of stored rows (store.h's
+ * rtr_row_range: every shard's rows, shard after shard), for shards of
+ * n_rows[i] rows: the parts' ranges follow each other in part order and
+ * cover every row exactly once, each about total / count rows, whatever
+ * the shards (a corpus of fewer shards than parts gives every part rows).
+ * A range starts at a shard's first row or at a multiple of `grain` rows
+ * into a shard (the nearest to the even split; grain <= 1: any row), so a
+ * reader's chunks of `grain` rows each lie in one part. Deterministic. */
+RTR_API rtr_row_range rtr_part_rows(const int64_t *n_rows, int n_shards, int64_t grain, int index, int count);
+/* This process's range of corpus c: rtr_part_rows for the part
+ * rtr_part_resolve(given) gives (to *part). */
+RTR_API rtr_status rtr_part_range(rtr_row_range *range, rtr_part *part, const rtr_corpus *c, const rtr_part *given,
+                                  int64_t grain);
+
 /* The shards of corpus c this process takes: mine[i] (n_shards, caller
  * frees) for the part rtr_part_resolve(given) gives, which goes to *part. */
 RTR_API rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus *c, const rtr_part *given);
@@ -104,19 +136,21 @@ RTR_API int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus 
 
 /* The rows a part holds of a job's row space (every selected row of a
  * corpus in corpus order: shard by shard, each shard's rows in order, the
- * order one process gathers them in): the rows of its shards, held as
- * consecutive local rows in that same order. Data-parallel training splits
- * its rows this way (docs/SCALING.md). */
+ * order one process gathers them in), cut into units of consecutive rows
+ * (whole shards, or the parts' ranges of rows, rtr_part_range): the rows of
+ * its units, held as consecutive local rows in that same order.
+ * Data-parallel training splits its rows by the ranks' ranges
+ * (docs/SCALING.md). */
 typedef struct {
     int64_t n;       /* rows of the whole job */
     int64_t n_local; /* rows this part holds */
-    int n_shards, part;
-    int64_t *start;  /* n_shards + 1: shard i's rows are global rows start[i] .. start[i + 1] */
-    int64_t *local;  /* n_shards: the local row of shard i's first row on the part that holds it */
-    int *owner;      /* n_shards: the part holding shard i */
+    int n_shards, part; /* n_shards: the units */
+    int64_t *start;  /* n_shards + 1: unit i's rows are global rows start[i] .. start[i + 1] */
+    int64_t *local;  /* n_shards: the local row of unit i's first row on the part that holds it */
+    int *owner;      /* n_shards: the part holding unit i */
 } rtr_row_share;
 
-/* Part `part`'s share when shard i has rows[i] selected rows and owner[i]
+/* Part `part`'s share when unit i has rows[i] selected rows and owner[i]
  * holds it (both as every part sees them). Free with rtr_row_share_free. */
 RTR_API rtr_status rtr_row_share_init(rtr_row_share *s, const int64_t *rows, const int *owner, int n_shards, int part);
 /* The local row of global row g, or -1 when another part holds it. */

@@ -212,6 +212,13 @@ enum {
     RTR_COL_P_COST = 1 << 10 /* the table's predicted USD; absent (NULL) when it has none */
 };
 
+/* A range of a corpus's stored rows, counted over every shard in shard
+ * order (shard i's rows follow shard i - 1's, filters aside): rows first ..
+ * end - 1. A part's share of a corpus (rtr_part_range, dist.h). */
+typedef struct {
+    int64_t first, end;
+} rtr_row_range;
+
 /* Which rows and columns; the one filter every stage uses. */
 typedef struct {
     unsigned columns;          /* RTR_COL_* */
@@ -224,6 +231,8 @@ typedef struct {
     int shard;                 /* only this shard; < 0: all */
     const bool *shards;        /* else only the shards i with shards[i] (one per shard, e.g. rtr_part_shards'
                                   for this rank; the ids are then checked over these alone); NULL: all */
+    const rtr_row_range *rows; /* else only these stored rows (a rank's or part's range; with shards, rows in
+                                  both; the ids are then checked over these alone); NULL: all */
     int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
     /* The ids' uniqueness check (every id read, across the shards read): a
      * 64-bit hash and the place of each id, 16 bytes, held up to id_spill
@@ -262,7 +271,9 @@ typedef struct {
 
 /* One pass over the corpus in row order: each shard opened once with its
  * stage outputs, the asked-for columns read chunk_rows rows at a time and
- * the filter applied. A chunk never spans two shards. Opening resolves and
+ * the filter applied. A chunk never spans two shards, nor a multiple of
+ * chunk_rows rows into its shard: a pass over a range (rtr_row_query.rows)
+ * that starts there reads exactly the chunks a whole pass reads there. Opening resolves and
  * checks the encoding and table (complete, consistent, not stale): errors
  * name the folder, the file and the reason. */
 typedef struct rtr_row_reader rtr_row_reader;

@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,12 +21,19 @@ static const rtr_opt *find_opt(const rtr_opt *opts, const char *name, size_t len
 }
 
 static bool is_number_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT; }
-static bool is_integer_kind(rtr_opt_kind k) { return k == RTR_OPT_INT || k == RTR_OPT_COUNT; }
+static bool is_integer_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT && k <= RTR_OPT_THREADS; }
+
+/* The largest value of an integer kind. */
+static long kind_max(rtr_opt_kind k) {
+    return k == RTR_OPT_SEED ? LONG_MAX : k == RTR_OPT_THREADS ? RTR_OPT_MAX_THREADS : INT_MAX;
+}
 
 /* What a kind accepts, for messages: "an integer >= 1". */
 static const char *kind_wants(rtr_opt_kind k) {
     switch (k) {
-    case RTR_OPT_INT: return "an integer >= 0";
+    case RTR_OPT_INT:
+    case RTR_OPT_SEED:
+    case RTR_OPT_THREADS: return "an integer >= 0";
     case RTR_OPT_COUNT: return "an integer >= 1";
     case RTR_OPT_DOUBLE: return "a finite number";
     case RTR_OPT_NONNEG: return "a number >= 0";
@@ -38,6 +46,8 @@ static const char *kind_wants(rtr_opt_kind k) {
 static bool in_range(rtr_opt_kind k, double x) {
     switch (k) {
     case RTR_OPT_INT:
+    case RTR_OPT_SEED:
+    case RTR_OPT_THREADS:
     case RTR_OPT_NONNEG: return x >= 0;
     case RTR_OPT_COUNT: return x >= 1;
     case RTR_OPT_POSITIVE: return x > 0;
@@ -56,8 +66,16 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     long l = 0;
     if (is_integer_kind(o->kind)) l = strtol(v, &end, 10), x = (double)l;
     else x = strtod(v, &end);
+    /* strtod's ERANGE on underflow (1e-320: a subnormal, or 0) still gives the
+     * nearest double, in range; refused, it was called out of [0, 1] */
+    if (errno == ERANGE && !is_integer_kind(o->kind) && fabs(x) <= DBL_MIN) errno = 0;
     if (errno || end == v || *end || !isfinite(x) || !in_range(o->kind, x)) {
         fprintf(stderr, "rtr %s: --%s '%s': expected %s\n", spec->name, o->name, v, kind_wants(o->kind));
+        return 2;
+    }
+    if (is_integer_kind(o->kind) && l > kind_max(o->kind)) {
+        fprintf(stderr, "rtr %s: --%s '%s': expected %s, at most %ld\n", spec->name, o->name, v,
+                kind_wants(o->kind), kind_max(o->kind));
         return 2;
     }
     if (is_integer_kind(o->kind)) *(long *)o->dest = l;
@@ -209,6 +227,8 @@ void rtr_args_help(const rtr_cmd_spec *spec, FILE *out) {
         else if (is_number_kind(o->kind) && !isnan(*(double *)o->dest)) fprintf(out, " (default: %g)", *(double *)o->dest);
         if (o->kind == RTR_OPT_COUNT || o->kind == RTR_OPT_POSITIVE || o->kind == RTR_OPT_UNIT)
             fprintf(out, " [%s]", kind_wants(o->kind));
+        else if (o->kind == RTR_OPT_THREADS)
+            fprintf(out, " [%s, at most %d]", kind_wants(o->kind), RTR_OPT_MAX_THREADS);
         fputc('\n', out);
     }
     fprintf(out, "  %-*s  %s\n  %-*s  %s\n  %-*s  %s\n", width, "--json",

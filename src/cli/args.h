@@ -18,13 +18,20 @@ typedef enum {
     RTR_OPT_FLAG,     /* bool, no value */
     RTR_OPT_STR,      /* const char* */
     RTR_OPT_REQUIRED, /* const char*; absence is a usage error */
-    RTR_OPT_INT,      /* long >= 0 (sizes, seeds; 0 often means "automatic") */
-    RTR_OPT_COUNT,    /* long >= 1 */
+    RTR_OPT_INT,      /* long in 0 .. INT_MAX (sizes; 0 often means "automatic"): commands
+                       * store sizes in an int, where a larger one wrapped */
+    RTR_OPT_COUNT,    /* long in 1 .. INT_MAX */
+    RTR_OPT_SEED,     /* long >= 0, any size */
+    RTR_OPT_THREADS,  /* long in 0 .. RTR_OPT_MAX_THREADS (0: all cores) */
     RTR_OPT_DOUBLE,   /* double, any finite value */
     RTR_OPT_NONNEG,   /* double >= 0 */
     RTR_OPT_POSITIVE, /* double > 0 */
     RTR_OPT_UNIT      /* double in [0, 1] (lambda, fractions) */
 } rtr_opt_kind;
+
+/* The encoder's bound (src/encoder/encoder.c): libgomp died of SIGSEGV when
+ * route, sweep or eval asked it for 100000 threads. */
+#define RTR_OPT_MAX_THREADS 1024
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */

@@ -3,7 +3,6 @@
 #include "common/util.h"
 #include "rtr/store.h"
 
-#include <limits.h>
 #include <math.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -143,7 +142,7 @@ rtr_status cli_split(const char *cmd, const char *dir, const char *given, const 
 
 void cli_set_threads(long n) {
 #ifdef _OPENMP
-    if (n > 0) omp_set_num_threads(n > INT_MAX ? INT_MAX : (int)n);
+    if (n > 0) omp_set_num_threads((int)n); /* at most RTR_OPT_MAX_THREADS (the parser checked) */
 #else
 #error "the CLI is built with OpenMP, as the library (CMakeLists.txt), so --threads takes effect"
 #endif

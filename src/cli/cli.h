@@ -27,7 +27,7 @@ typedef struct {
 
 /* --threads of every command that computes on the CPU backend: set with
  * cli_set_threads right after parsing (before the backend starts). */
-#define CLI_OPT_THREADS(dest) {"threads", RTR_OPT_INT, (dest), "CPU threads (0: all)"}
+#define CLI_OPT_THREADS(dest) {"threads", RTR_OPT_THREADS, (dest), "CPU threads (0: all)"}
 void cli_set_threads(long n);
 
 /* cli_route into rtr_route_options (o points into c's strings).

@@ -46,7 +46,7 @@ int cmd_eval(int argc, char **argv) {
          "ablation: the default router keeps this candidate whatever validation says (network, platt, knn, prior, knn+prior)"},
         {"no-guard", RTR_OPT_FLAG, &ep.no_guard, "ablation: no unseen-dataset guard in the default router"},
         {"bootstrap", RTR_OPT_INT, &boot, "paired bootstrap resamples of the evaluated queries (0: no intervals; at most 100000)"},
-        {"seed", RTR_OPT_INT, &seed, "seed of the bootstrap"},
+        {"seed", RTR_OPT_SEED, &seed, "seed of the bootstrap"},
         RTR_OPT_DEVICE(&device),
         CLI_OPT_THREADS(&threads),
         CLI_ROUTE_OPTS(cli),

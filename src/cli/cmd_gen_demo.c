@@ -3,7 +3,9 @@
 #include "rtr/demo.h"
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 int cmd_gen_demo(int argc, char **argv) {
@@ -11,7 +13,7 @@ int cmd_gen_demo(int argc, char **argv) {
     double test_fraction = 0.2;
     const rtr_opt opts[] = {
         {"queries", RTR_OPT_COUNT, &n, "number of queries"},
-        {"seed", RTR_OPT_INT, &seed, "random seed (same seed, same files)"},
+        {"seed", RTR_OPT_SEED, &seed, "random seed (same seed, same files)"},
         {"test-fraction", RTR_OPT_UNIT, &test_fraction, "fraction of queries in the test split"},
         {0},
     };
@@ -24,10 +26,12 @@ int cmd_gen_demo(int argc, char **argv) {
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
-    mkdir(dir, 0755);
     char *cat = rtr_sprintf("%s/catalog.json", dir), *out = rtr_sprintf("%s/outcomes.jsonl", dir);
     double t0 = rtr_now();
     rtr_status s = cat && out ? RTR_OK : RTR_ERR_NOMEM;
+    /* the folder's own error (a read-only parent): the files' "no such file" hid it */
+    if (!s && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        s = rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     /* never replace a file: OUT_DIR may hold a user's own catalog or log */
     for (int i = 0; i < 2 && !s; i++)
         if (rtr_path_exists(i ? out : cat))

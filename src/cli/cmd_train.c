@@ -67,7 +67,7 @@ int cmd_train(int argc, char **argv) {
         {"epochs", RTR_OPT_COUNT, &epochs, "maximum epochs"},
         {"patience", RTR_OPT_INT, &patience, "stop after this many epochs without validation gain"},
         {"val-frac", RTR_OPT_UNIT, &cfg->val_frac, "share of the training queries held out for early stopping"},
-        {"seed", RTR_OPT_INT, &seed, "seed of init, validation carve and batch order"},
+        {"seed", RTR_OPT_SEED, &seed, "seed of init, validation carve and batch order"},
         {"token-target", RTR_OPT_STR, &target, "token head target: log (log1p tokens) or raw (the paper)"},
         {"no-token-scale", RTR_OPT_FLAG, &no_norm, "do not divide the token target by its RMS (the paper)"},
         RTR_OPT_DEVICE(&device),

@@ -4,9 +4,14 @@
 #include "rtr/dist.h"
 #include "common/util.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef RTR_HAVE_MPI
 #include <mpi.h>
@@ -330,6 +335,71 @@ rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n) {
 #endif
 }
 
+/* -------------------------------------------------------- temporaries */
+
+void rtr_dist_host(char host[64]) {
+    if (gethostname(host, 64) != 0) strcpy(host, "unknown");
+    host[63] = '\0';
+    for (char *c = host; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+            *c = '_'; /* no '.': the pid is what follows the last one */
+    if (!*host) strcpy(host, "unknown");
+}
+
+char *rtr_dist_tmp_path(const char *path, const char *host, long pid) {
+    return rtr_sprintf("%s.tmp.%s.%ld", path, host, pid);
+}
+
+/* Whether process pid of this machine is gone: none, or a zombie (its
+ * parent, often init after mpirun, has not reaped it yet: it writes nothing). */
+static bool writer_gone(long pid) {
+    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+    char path[64], state = 0;
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    /* "pid (comm) S ...": the state follows the last ')' (comm may hold one) */
+    char line[512];
+    size_t n = f ? fread(line, 1, sizeof line - 1, f) : 0;
+    if (f) fclose(f);
+    line[n] = '\0';
+    const char *close = strrchr(line, ')');
+    if (close && close[1] == ' ') state = close[2];
+    return state == 'Z';
+}
+
+void rtr_dist_remove_stale_tmp(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? rtr_strdup(path) : rtr_strdup(".");
+    if (!dir) return;
+    if (slash) dir[slash - path] = '\0';
+    const char *base = slash ? slash + 1 : path;
+    size_t bl = strlen(base);
+    char here[64];
+    rtr_dist_host(here);
+    DIR *d = opendir(*dir ? dir : "/");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *rest = e->d_name + bl, *dot = strrchr(e->d_name, '.');
+        if (strncmp(e->d_name, base, bl) || strncmp(rest, ".tmp.", 5) || dot <= rest + 5 || !dot[1] ||
+            strspn(dot + 1, "0123456789") != strlen(dot + 1))
+            continue;
+        const char *host = rest + 5;
+        size_t hl = (size_t)(dot - host);
+        if (hl != strlen(here) || strncmp(host, here, hl)) {
+            rtr_note("%s/%s: a temporary written on host %.*s, not this one (%s): left for a run there to remove "
+                     "(or remove it by hand once that job is gone)", *dir ? dir : "", e->d_name, (int)hl, host, here);
+            continue;
+        }
+        if (writer_gone(atol(dot + 1))) {
+            char *p = rtr_sprintf("%s/%s", dir, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+    }
+    if (d) closedir(d);
+    free(dir);
+}
+
 /* ------------------------------------------------------------- parts */
 
 rtr_status rtr_part_parse(rtr_part *p, const char *text) {
@@ -414,6 +484,40 @@ rtr_status rtr_part_shards(bool **mine, rtr_part *part, const rtr_corpus *c, con
     }
     *mine = m;
     return RTR_OK;
+}
+
+/* Where part p of `count` starts: the allowed row (a shard's first, or a
+ * multiple of grain into a shard) nearest to p / count of the rows. Monotone
+ * in p, so consecutive cuts bound ranges that cover every row once. */
+static int64_t part_cut(const int64_t *n_rows, int n_shards, int64_t grain, int p, int count) {
+    int64_t total = 0;
+    for (int i = 0; i < n_shards; i++) total += n_rows[i];
+    if (p <= 0) return 0;
+    if (p >= count) return total;
+    int64_t t = total / count * p + total % count * p / count, base = 0, g = grain > 1 ? grain : 1;
+    for (int i = 0; i < n_shards; base += n_rows[i++]) {
+        if (t >= base + n_rows[i]) continue; /* in a later shard (an empty shard never holds it) */
+        int64_t o = (t - base + g / 2) / g * g; /* the nearest multiple, halves up */
+        return base + (o < n_rows[i] ? o : n_rows[i]);
+    }
+    return total;
+}
+
+rtr_row_range rtr_part_rows(const int64_t *n_rows, int n_shards, int64_t grain, int index, int count) {
+    return (rtr_row_range){part_cut(n_rows, n_shards, grain, index, count),
+                           part_cut(n_rows, n_shards, grain, index + 1, count)};
+}
+
+rtr_status rtr_part_range(rtr_row_range *range, rtr_part *part, const rtr_corpus *c, const rtr_part *given,
+                          int64_t grain) {
+    rtr_status st = rtr_part_resolve(part, given);
+    int n = rtr_corpus_n_shards(c);
+    int64_t *rows = st ? NULL : rtr_malloc(sizeof *rows * (size_t)(n ? n : 1));
+    if (!st && !rows) st = RTR_ERR_NOMEM;
+    for (int i = 0; !st && i < n; i++) rows[i] = rtr_corpus_shard_queries(c, i);
+    if (!st) *range = rtr_part_rows(rows, n, grain, part->index, part->count);
+    free(rows);
+    return st;
 }
 
 int rtr_part_missing(const rtr_corpus *c, bool (*done)(const rtr_corpus *c, int i, void *ctx), void *ctx,

@@ -340,11 +340,25 @@ static rtr_status mix_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const in
     return RTR_OK;
 }
 
-/* Share of queries routed to each pair along a λ grid (RTR's choices). */
+#define MIX_BLOCK 65536 /* rows whose λ-scaled costs are held at a time */
+
+/* Share of queries routed to each pair along a λ grid (RTR's choices). The
+ * envelopes are taken MIX_BLOCK rows at a time, each block's costs scaled
+ * then (the same floats as a whole scaled table, not 4·k bytes a query). */
 static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
     int32_t k = te->k;
+    int64_t block = te->n < MIX_BLOCK ? te->n : MIX_BLOCK;
     mix_acc acc = {grid, 1.0 / (double)te->n, rtr_calloc((size_t)grid * k, sizeof(double))};
-    if (!acc.count || rtr_envelopes_on(be, te->p, te->c, te->n, k, 0, mix_sink, &acc)) {
+    float *c = rtr_malloc((size_t)(block ? block : 1) * (size_t)k * sizeof *c);
+    rtr_status st = acc.count && c ? RTR_OK : RTR_ERR_NOMEM;
+    for (int64_t i0 = 0; !st && i0 < te->n; i0 += block) {
+        int64_t m = te->n - i0 < block ? te->n - i0 : block;
+        const float *cost = te->cost + (size_t)i0 * (size_t)k;
+        for (size_t i = 0; i < (size_t)m * (size_t)k; i++) c[i] = (float)(cost[i] / te->cost_scale);
+        st = rtr_envelopes_on(be, te->p + (size_t)i0 * (size_t)k, c, m, k, 0, mix_sink, &acc);
+    }
+    free(c);
+    if (st) {
         free(acc.count);
         return NULL;
     }
@@ -471,21 +485,17 @@ static rtr_status check_datasets(const char *corpus_dir, const rtr_eval_params *
     const char *given[2] = {ep->route.dataset, ep->train_skip_dataset};
     const char *flag[2] = {"--test-dataset", "--train-skip-dataset"};
     if (!given[0] && !given[1]) return RTR_OK;
+    /* the datasets' names alone: every row's outcomes were read and held for this */
     route_load_params all = {.o = {.cost_model = ep->route.cost_model, .pair_cost_path = ep->route.pair_cost_path},
-                             .no_tables = true};
+                             .no_tables = true, .no_truth = true, .keep = ROUTE_KEEP_DATASET};
     route_data d = {0};
     rtr_status st = route_data_load(&d, corpus_dir, &all);
     rtr_buf names = {0};
-    int n_names = 0;
-    for (int64_t i = 0; !st && i < d.n; i++) {
-        bool first = true;
-        for (int64_t j = 0; j < i && first; j++) first = strcmp(d.dataset[j], d.dataset[i]) != 0;
-        if (first) rtr_buf_printf(&names, "%s%s", n_names++ ? ", " : "", d.dataset[i]);
-    }
+    for (int32_t i = 0; !st && i < d.n_dataset_names; i++) rtr_buf_printf(&names, "%s%s", i ? ", " : "", d.dataset_names[i]);
     for (int f = 0; !st && f < 2; f++) {
         if (!given[f]) continue;
         bool found = false;
-        for (int64_t i = 0; i < d.n && !found; i++) found = !strcmp(d.dataset[i], given[f]);
+        for (int32_t i = 0; i < d.n_dataset_names && !found; i++) found = !strcmp(d.dataset_names[i], given[f]);
         if (!found)
             st = rtr_fail(RTR_ERR_INVALID, "%s: %s '%s' is not a dataset of the corpus (it has: %s)", corpus_dir,
                           flag[f], given[f], names.buf ? names.buf : "none");
@@ -620,6 +630,7 @@ static rtr_status default_fit(rtr_stack_model *m, const char *corpus_dir, const 
     route_load_params trp = *trp0;
     trp.no_tables = false;
     trp.embeddings = false; /* tr holds them: a second copy cost 4·dim bytes per training query */
+    trp.no_truth = true, trp.keep = ROUTE_KEEP_P; /* the estimates alone: tr holds the rest */
     trp.o.table = table;
     trp.o.cost_scale = te->cost_scale;
     if (!st) st = route_data_load(&trt, corpus_dir, &trp);
@@ -666,6 +677,16 @@ static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m
     }
     if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p + at, x->eml_c + at, emb, m);
     return st;
+}
+
+/* The dataset prior's table of the evaluated rows, fitted on the training rows. */
+static rtr_status prior_table(float **p, float **c, const route_data *te, const route_data *tr) {
+    size_t nk = (size_t)te->n * (size_t)te->k;
+    *p = rtr_malloc(nk * sizeof **p);
+    *c = rtr_malloc(nk * sizeof **c);
+    if (!*p || !*c) return RTR_ERR_NOMEM; /* the caller frees both */
+    return rtr_router_prior_table(*p, *c, (const char *const *)te->dataset, te->n, (const char *const *)tr->dataset,
+                                  tr->true_correct, tr->true_cost, tr->n, te->k);
 }
 
 static void drop_table(float **p, float **c) {
@@ -816,7 +837,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     /* The evaluated split with the first table (its embeddings are read in
      * a pass of their own, below); the training split's outcomes and
      * embeddings, of the encoder of the table's embeddings. */
-    route_load_params prm = {.o = ep->route}, trp = {0};
+    route_load_params prm = {.o = ep->route, .keep = ROUTE_KEEP_ID | ROUTE_KEEP_DATASET | ROUTE_KEEP_P |
+                                                      ROUTE_KEEP_COST | ROUTE_KEEP_TRUTH}, trp = {0};
     prm.o.table = tables[0];
     if (!st) st = route_data_load(&te, corpus_dir, &prm);
     if (!st) {
@@ -825,8 +847,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = route_source_open(&es, corpus_dir, &ep0, 0); /* resolves the table's encoder */
         if (!st && es.encoder_hash && !(enc = rtr_strdup(es.encoder_hash))) st = RTR_ERR_NOMEM;
         route_source_close(&es);
-        /* the embeddings' pass reads no table: outcomes and embeddings of that encoder */
-        ep0.no_tables = true, ep0.o.table = NULL, ep0.encoder_hash = enc;
+        /* the embeddings' pass reads no table and no outcome (te holds them): ids and embeddings
+           of that encoder */
+        ep0.no_tables = true, ep0.no_truth = true, ep0.o.table = NULL, ep0.encoder_hash = enc;
         if (!st) st = route_source_open(&es, corpus_dir, &ep0, 0);
     }
     if (!st) {
@@ -840,11 +863,13 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         trp.no_tables = true;
         trp.encoder_hash = enc;
         trp.ids_checked = true; /* te's load read every shard and checked them */
+        trp.keep = ROUTE_KEEP_DATASET | ROUTE_KEEP_TRUTH; /* the baselines' inputs (and the embeddings) */
         st = route_data_load(&tr, corpus_dir, &trp);
     }
     /* Every further table over the same queries, with the same cost scale. */
     for (int t = 1; !st && t < nt; t++) {
-        route_load_params xp = {.o = prm.o, .ids_checked = true};
+        /* its estimates alone: te holds the queries and outcomes */
+        route_load_params xp = {.o = prm.o, .ids_checked = true, .no_truth = true, .keep = ROUTE_KEEP_P | ROUTE_KEEP_COST};
         xp.o.table = tables[t];
         xp.o.cost_scale = te.cost_scale;
         st = route_data_load(&extra[t], corpus_dir, &xp);
@@ -885,12 +910,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)te.k;
     if (!st) {
         bp = rtr_malloc(nk * sizeof *bp);
-        prior_p = rtr_malloc(nk * sizeof *prior_p);
-        prior_c = rtr_malloc(nk * sizeof *prior_c);
         ex.knn_p = rtr_malloc(nk * sizeof *ex.knn_p);
         ex.knn_c = rtr_malloc(nk * sizeof *ex.knn_c);
         choice = rtr_malloc((size_t)te.n * sizeof *choice);
-        if (!bp || !prior_p || !prior_c || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
+        if (!bp || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
     }
     if (!st && ex.stack && (!(ex.stack_p = rtr_malloc(nk * sizeof *ex.stack_p)) ||
                             !(ex.stack_c = rtr_malloc(nk * sizeof *ex.stack_c))))
@@ -899,9 +922,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = RTR_ERR_NOMEM;
     if (!st && ex.eml && (!(ex.eml_p = rtr_malloc(nk * sizeof *ex.eml_p)) || !(ex.eml_c = rtr_malloc(nk * sizeof *ex.eml_c))))
         st = RTR_ERR_NOMEM;
-    if (!st) st = rtr_router_prior_table(prior_p, prior_c, (const char *const *)te.dataset, te.n,
-                                         (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
-    if (!st && ex.stack && rtr_stack_uses_prior(&sm)) ex.prior_p = prior_p;
+    /* the prior's table before the embeddings' pass only when the default router blends it: else
+       just before its router, so it is not held while the other tables are built */
+    if (!st && ex.stack && rtr_stack_uses_prior(&sm) && !(st = prior_table(&prior_p, &prior_c, &te, &tr)))
+        ex.prior_p = prior_p;
     if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
     if (!st) knn = kn.info;
     if (!st && ex.stack) rep = sm.rep;
@@ -924,6 +948,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
+    if (!st && !prior_p) st = prior_table(&prior_p, &prior_c, &te, &tr);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
     drop_table(&prior_p, &prior_c);
     if (!st) {

@@ -4,7 +4,7 @@
  * the same encoding, training on a backend (train.c) and the checkpoint
  * saved (checkpoint.c) with the encoder it was trained on.
  *
- * Under MPI (docs/SCALING.md) every rank reads only the rows of its shards
+ * Under MPI (docs/SCALING.md) every rank reads only its range of rows
  * (the split of src/dist), trains on them data-parallel (train_int.h's
  * train_share) and ends with the same parameters; rank 0 logs the epochs
  * and writes the checkpoint. */
@@ -24,59 +24,51 @@ rtr_train_corpus_params rtr_train_corpus_default_params(void) {
     return p;
 }
 
-/* This rank's rows of a job over several ranks: the selected rows of the
- * shards the split gives it, in corpus order, on the heap (rows; empty when
- * it has none), *share where they lie among the job's, and *src the
- * reader of the first shard, whose source names the encoding. */
+/* This rank's rows of a job over several ranks: the selected rows of its
+ * range of the corpus's rows (rtr_part_range: about one rank's share of
+ * the rows, whatever the shards), in corpus order, on the heap (rows; empty
+ * when it has none), *share where they lie among the job's (the ranks'
+ * ranges follow each other in rank order), and *src the reader, whose
+ * source names the encoding. */
 static rtr_status gather_share(rtr_rows *rows, rtr_row_share *share, rtr_row_reader **src, const rtr_corpus *c,
                                const rtr_row_query *q0) {
-    int n = rtr_corpus_n_shards(c);
     rtr_part part;
+    rtr_row_range range;
     rtr_row_query q = *q0;
-    q.shard = 0;
-    rtr_status st = rtr_part_resolve(&part, NULL);
-    /* each shard is read alone below: every rank checks the ids unique across
-     * the corpus first (as one process's reader does), so all refuse alike */
+    rtr_status st = rtr_part_range(&range, &part, c, NULL, 1);
+    /* every rank checks the ids unique across the corpus (as one process's
+     * reader does), so all refuse alike; its reader then need not */
     if (!st) st = rtr_corpus_check_ids(c);
+    q.rows = &range;
+    q.skip_id_check = true;
     if (!st) st = rtr_row_reader_open(src, c, &q);
     if (st) return st;
-    int64_t *size = rtr_malloc(sizeof *size * (size_t)n), *held = rtr_calloc((size_t)n, sizeof *held), upper = 0;
-    int *owner = rtr_malloc(sizeof *owner * (size_t)n);
-    st = size && held && owner ? RTR_OK : RTR_ERR_NOMEM;
-    for (int i = 0; !st && i < n; i++) size[i] = rtr_corpus_shard_queries(c, i);
-    if (!st) st = rtr_part_owners(owner, size, n, part.count);
-    for (int i = 0; !st && i < n; i++) upper += owner[i] == part.index ? size[i] : 0;
+    int64_t upper = range.end - range.first, *held = rtr_calloc((size_t)part.count, sizeof *held);
+    int *owner = rtr_malloc(sizeof *owner * (size_t)part.count);
+    st = held && owner ? RTR_OK : RTR_ERR_NOMEM;
+    for (int i = 0; !st && i < part.count; i++) owner[i] = i;
     rows->k = rtr_corpus_catalog(c)->n_pairs;
     rows->dim = rtr_row_reader_source(*src)->dim;
     size_t K = (size_t)rows->k, D = (size_t)rows->dim;
     if (!st) {
-        rows->emb = rtr_malloc(sizeof(float) * (size_t)upper * D);
-        rows->correct = rtr_malloc(sizeof(float) * (size_t)upper * K);
-        rows->tokens = rtr_malloc(sizeof(float) * (size_t)upper * K);
+        rows->emb = rtr_malloc(sizeof(float) * (size_t)(upper ? upper : 1) * D);
+        rows->correct = rtr_malloc(sizeof(float) * (size_t)(upper ? upper : 1) * K);
+        rows->tokens = rtr_malloc(sizeof(float) * (size_t)(upper ? upper : 1) * K);
         if (!rows->emb || !rows->correct || !rows->tokens) st = RTR_ERR_NOMEM;
     }
-    for (int i = 0; !st && i < n; i++) {
-        if (owner[i] != part.index) continue;
-        rtr_row_reader *r = NULL;
-        rtr_rows ch;
-        q.shard = i;
-        st = rtr_row_reader_open(&r, c, &q);
-        while (!st && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n) {
-            memcpy(rows->emb + (size_t)rows->n * D, ch.emb, sizeof(float) * (size_t)ch.n * D);
-            memcpy(rows->correct + (size_t)rows->n * K, ch.correct, sizeof(float) * (size_t)ch.n * K);
-            memcpy(rows->tokens + (size_t)rows->n * K, ch.tokens, sizeof(float) * (size_t)ch.n * K);
-            rows->n += ch.n;
-            held[i] += ch.n;
-        }
-        if (r) rtr_row_reader_close(r);
+    rtr_rows ch;
+    while (!st && !(st = rtr_row_reader_next(*src, &ch, NULL, NULL)) && ch.n) {
+        memcpy(rows->emb + (size_t)rows->n * D, ch.emb, sizeof(float) * (size_t)ch.n * D);
+        memcpy(rows->correct + (size_t)rows->n * K, ch.correct, sizeof(float) * (size_t)ch.n * K);
+        memcpy(rows->tokens + (size_t)rows->n * K, ch.tokens, sizeof(float) * (size_t)ch.n * K);
+        rows->n += ch.n;
     }
-    /* every shard's selected rows, each counted by the rank that read it */
-    if (!st) st = rtr_dist_sum_i64(held, (size_t)n);
-    if (!st) st = rtr_row_share_init(share, held, owner, n, part.index);
+    /* every part's selected rows, each counted by the rank that read them */
+    if (!st) held[part.index] = rows->n, st = rtr_dist_sum_i64(held, (size_t)part.count);
+    if (!st) st = rtr_row_share_init(share, held, owner, part.count, part.index);
     if (!st && share->n == 0)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(c),
                       q0->split && *q0->split ? q0->split : "(any)");
-    free(size);
     free(held);
     free(owner);
     return st;

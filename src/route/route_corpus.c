@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,7 @@ static rtr_status dec_open(dec_writer *w, const char *path, const rtr_catalog *c
     s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
     if (s) return s;
     rtr_remove_stale_tmp(path);
+    rtr_dist_remove_stale_tmp(path); /* and those of killed runs on ranks (decisions_place) */
     if (w->fmt != DEC_H5) {
         if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create", w->tmp);
         else if (w->fmt == DEC_CSV) fputs(DEC_CSV_HEAD, w->f);
@@ -242,12 +244,47 @@ static void sums_add(route_sums *a, int64_t *count, int64_t n, int32_t k, const 
     a->n += n;
 }
 
-/* Add one shard's sums to the running total. Every path adds shards' sums
- * in shard order, each shard's from zero: one process and any split of the
- * shards over ranks then give the same bits. */
-static void sums_merge(route_sums *to, const route_sums *a) {
-    to->pa += a->pa, to->pc += a->pc, to->ra += a->ra, to->rc += a->rc;
-    to->n += a->n, to->missing += a->missing, to->truth |= a->truth;
+/* The summary's double sums one record per chunk routed (pa, pc, ra, rc),
+ * each chunk's from zero; sums_total adds them in row order. */
+typedef struct {
+    double *v;
+    size_t n, cap; /* records */
+} chunk_sums;
+
+static rtr_status chunk_sums_push(chunk_sums *cs, const route_sums *c) {
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? 2 * cs->cap : 64;
+        double *v = rtr_realloc(cs->v, cap * 4 * sizeof *v);
+        if (!v) return RTR_ERR_NOMEM;
+        cs->v = v, cs->cap = cap;
+    }
+    double *v = cs->v + 4 * cs->n++;
+    v[0] = c->pa, v[1] = c->pc, v[2] = c->ra, v[3] = c->rc;
+    return RTR_OK;
+}
+
+/* The job's sums into a: the counts added over the ranks, the chunks'
+ * records gathered on rank 0 in rank order, which is row order (rank r
+ * routes the r-th range of rows, rtr_part_range, cut where a chunk ends),
+ * added there in that order and sent to every rank. One process adds the
+ * same records in the same order, so the figures are equal to the last bit
+ * for any number of ranks (a row-by-row total could not be split). */
+static rtr_status sums_total(route_sums *a, int64_t *count, int32_t k, const chunk_sums *cs) {
+    int64_t ints[3] = {a->n, a->missing, a->truth};
+    rtr_status st = rtr_dist_sum_i64(ints, 3);
+    if (!st) st = rtr_dist_sum_i64(count, (size_t)k);
+    void *all = NULL;
+    size_t len = 0;
+    if (!st) st = rtr_dist_gather(&all, &len, NULL, cs->v, cs->n * 4 * sizeof(double));
+    double t[4] = {0, 0, 0, 0};
+    const double *v = all;
+    for (size_t i = 0; !st && i + 4 <= len / sizeof *v; i += 4)
+        for (int j = 0; j < 4; j++) t[j] += v[i + (size_t)j];
+    free(all);
+    if (!st) st = rtr_dist_bcast(t, sizeof t, 0);
+    *a = (route_sums){.pa = t[0], .pc = t[1], .ra = t[2], .rc = t[3], .n = ints[0], .missing = ints[1],
+                      .truth = ints[2] != 0};
+    return st;
 }
 
 static rtr_status summary_init(rtr_route_summary *s, const rtr_catalog *cat) {
@@ -317,40 +354,45 @@ static rtr_status chunk_choose(rtr_backend *b, int32_t *choice, const route_chun
 
 #define DEC_COLUMNS (RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT)
 
-/* This rank's shards' bytes, in its segment file seg shard after shard,
- * each copied to its place in the one file at tmp (a rank writes only its
- * own shards' rows: pread and pwrite, no shared file pointer). */
-/* Route every row rs yields (the shards rs->shards selects) into w, adding
- * to a and count. */
+/* Route every row rs yields (under MPI the rank's range, rs->rows) into w,
+ * adding the counts to a and count and each chunk's sums to cs. */
 static rtr_status route_rows(rtr_backend *b, route_source *rs, dec_writer *w, bool by_budget, double lambda,
-                             int32_t *choice, route_sums *a, int64_t *count) {
+                             int32_t *choice, route_sums *a, chunk_sums *cs, int64_t *count) {
     route_chunk ch;
     rtr_status st = route_source_begin(rs, DEC_COLUMNS);
     while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+        route_sums c = {0};
         st = chunk_choose(b, choice, &ch, by_budget, lambda);
         if (!st) st = dec_add(w, ch.n, ch.id, ch.dataset, ch.split, choice, ch.p, ch.tokens, ch.cost);
-        if (!st) sums_add(a, count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+        if (!st) sums_add(&c, count, ch.n, ch.k, choice, ch.p, ch.cost, ch.true_correct, ch.true_cost);
+        if (!st) st = chunk_sums_push(cs, &c);
+        a->n += c.n, a->missing += c.missing, a->truth |= c.truth;
     }
     return st;
 }
 
-static rtr_status segments_copy(FILE *seg, const char *tmp, const int64_t *bytes, const bool *mine, int n,
-                                int64_t head) {
+/* Tests only (tests/test_route_sweep_mpi.py): RTR_TEST_KILL_RANK=r makes
+ * rank r die (SIGKILL) once its decisions are in the temporary file and
+ * before the ranks' barrier, the window in which a crash leaves the
+ * temporary: a known point, where a kill from outside is a timing guess. */
+static void test_kill_point(void) {
+    const char *r = getenv("RTR_TEST_KILL_RANK");
+    if (r && *r && atoi(r) == rtr_dist_rank()) raise(SIGKILL);
+}
+
+/* This rank's n bytes of decisions, in its segment file seg, to offset at of the one file tmp (pread and pwrite:
+ * no shared file pointer). */
+static rtr_status segment_copy(FILE *seg, const char *tmp, int64_t n, int64_t at) {
     int fd = open(tmp, O_WRONLY);
     if (fd < 0) return rtr_fail(RTR_ERR_IO, "%s: cannot open to write this rank's decisions: %s", tmp, strerror(errno));
     char *buf = rtr_malloc((size_t)1 << 20);
     rtr_status st = buf ? RTR_OK : RTR_ERR_NOMEM;
-    int64_t from = 0, to = head;
-    for (int i = 0; !st && i < n; to += bytes[i++]) {
-        if (!mine[i]) continue;
-        for (int64_t done = 0; !st && done < bytes[i];) {
-            size_t want = (size_t)(bytes[i] - done < (int64_t)1 << 20 ? bytes[i] - done : (int64_t)1 << 20);
-            ssize_t got = pread(fileno(seg), buf, want, (off_t)(from + done));
-            if (got <= 0 || pwrite(fd, buf, (size_t)got, (off_t)(to + done)) != got)
-                st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", tmp, strerror(errno));
-            else done += got;
-        }
-        from += bytes[i];
+    for (int64_t done = 0; !st && done < n;) {
+        size_t want = (size_t)(n - done < (int64_t)1 << 20 ? n - done : (int64_t)1 << 20);
+        ssize_t got = pread(fileno(seg), buf, want, (off_t)done);
+        if (got <= 0 || pwrite(fd, buf, (size_t)got, (off_t)(at + done)) != got)
+            st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", tmp, strerror(errno));
+        else done += got;
     }
     if (!st && fsync(fd) != 0) st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", tmp, strerror(errno));
     close(fd);
@@ -358,65 +400,41 @@ static rtr_status segments_copy(FILE *seg, const char *tmp, const int64_t *bytes
     return st;
 }
 
-/* The decisions under MPI (CSV and JSON lines): each rank routes only its
- * own shards, one at a time, into an unlinked temporary file of its own,
- * noting each shard's bytes and sums. Those are summed over the ranks (one
- * rank holds each shard, the others add 0), so every rank knows each
- * shard's place in the one ordered file; rank 0 creates it under its
- * temporary name (the header, then its final size), every rank writes its
- * shards' bytes at their places, and rank 0 renames it once every rank has
- * (a barrier; a rank that fails stops the job, leaving only the temporary,
- * which the next run removes). The bytes are one process's; the summary's
- * sums are added shard by shard in shard order. */
-static rtr_status decisions_ranks(rtr_backend *b, route_source *rs, const bool *mine, dec_format fmt,
-                                  const char *out_path, bool by_budget, double lambda, int32_t *choice,
-                                  route_sums *sums, int64_t *count) {
-    const rtr_catalog *cat = rtr_corpus_catalog(rs->corp);
-    int n = rtr_corpus_n_shards(rs->corp);
-    int32_t k = cat->n_pairs;
-    size_t ni = 3 + (size_t)k; /* per shard: queries, missing outcomes, any outcome, each pair's count */
-    int64_t *bytes = rtr_calloc((size_t)n + 1, sizeof *bytes), *isum = rtr_calloc((size_t)n * ni + 1, sizeof *isum);
-    double *dsum = rtr_calloc((size_t)n * 4 + 1, sizeof *dsum);
-    bool *only = rtr_calloc((size_t)n + 1, sizeof *only);
-    FILE *seg = NULL;
-    rtr_status st = bytes && isum && dsum && only ? run_temp_file(&seg, "route's decisions") : RTR_ERR_NOMEM;
-    dec_writer w = {.fmt = fmt, .cat = cat, .f = seg, .h5 = -1};
-    int64_t at = 0;
-    for (int i = 0; !st && i < n; i++) {
-        if (!mine[i]) continue;
-        only[i] = true, rs->shards = only; /* this shard alone: its rows are one piece of the file */
-        route_sums a = {0};
-        int64_t *si = isum + (size_t)i * ni;
-        st = route_rows(b, rs, &w, by_budget, lambda, choice, &a, si + 3);
-        only[i] = false;
-        int64_t end = ftello(seg);
-        bytes[i] = end - at, at = end;
-        dsum[4 * i] = a.pa, dsum[4 * i + 1] = a.pc, dsum[4 * i + 2] = a.ra, dsum[4 * i + 3] = a.rc;
-        si[0] = a.n, si[1] = a.missing, si[2] = a.truth;
+/* The decisions under MPI (CSV and JSON lines): each rank has routed its
+ * range of rows (rtr_part_range) into a segment file of its own, `mine`
+ * bytes. The ranks' sizes summed over the ranks give each its offset in
+ * the one file (the ranges follow each other in rank order, and so do
+ * their rows in the file); rank 0 creates that file under its temporary
+ * name (the header, then its final size), every rank writes its bytes at
+ * its offset (the file must be on a filesystem the ranks share, as the
+ * corpus is), and rank 0 renames it once every rank has (a barrier; a rank
+ * that fails stops the job, leaving only the temporary, which the next run
+ * removes). The bytes are one process's. */
+static rtr_status decisions_place(FILE *seg, int64_t mine, dec_format fmt, const char *out_path) {
+    int size = rtr_dist_size(), rank = rtr_dist_rank();
+    int64_t *bytes = rtr_calloc((size_t)size, sizeof *bytes);
+    rtr_status st = bytes ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) bytes[rank] = mine, st = rtr_dist_sum_i64(bytes, (size_t)size);
+    int64_t head = fmt == DEC_CSV ? (int64_t)strlen(DEC_CSV_HEAD) : 0, at = head, total = head;
+    for (int r = 0; !st && r < size; r++) {
+        at += r < rank ? bytes[r] : 0;
+        total += bytes[r];
     }
-    rs->shards = NULL;
-    if (!st && (fflush(seg) != 0 || ferror(seg)))
-        st = rtr_fail(RTR_ERR_IO, "route's decisions: cannot write a temporary file (disk full? set TMPDIR): %s",
-                      strerror(errno));
-    if (!st) st = rtr_dist_sum_i64(bytes, (size_t)n);
-    if (!st) st = rtr_dist_sum_i64(isum, (size_t)n * ni);
-    if (!st) st = rtr_dist_sum_f64(dsum, (size_t)n * 4);
-    int64_t head = fmt == DEC_CSV ? (int64_t)strlen(DEC_CSV_HEAD) : 0, total = head;
-    for (int i = 0; !st && i < n; i++) {
-        const int64_t *si = isum + (size_t)i * ni;
-        route_sums a = {.pa = dsum[4 * i], .pc = dsum[4 * i + 1], .ra = dsum[4 * i + 2], .rc = dsum[4 * i + 3],
-                        .n = si[0], .missing = si[1], .truth = si[2] != 0};
-        sums_merge(sums, &a);
-        for (int32_t j = 0; j < k; j++) count[j] += si[3 + j];
-        total += bytes[i];
-    }
-    /* the file's temporary name is rank 0's: every rank writes into the one file */
-    int64_t pid = (int64_t)getpid(), made = 0;
+    free(bytes);
+    /* the file's temporary name is rank 0's, host and pid (the ranks may run
+     * on several machines): every rank writes into the one file */
+    struct {
+        int64_t pid;
+        char host[64];
+    } writer = {(int64_t)getpid(), {0}};
+    int64_t made = 0;
     char *tmp = NULL;
-    if (!st && sums->n) st = rtr_dist_bcast(&pid, sizeof pid, 0);
-    if (!st && sums->n && !(tmp = rtr_sprintf("%s.tmp.%lld", out_path, (long long)pid))) st = RTR_ERR_NOMEM;
-    if (!st && tmp && rtr_dist_rank() == 0) {
+    rtr_dist_host(writer.host);
+    if (!st) st = rtr_dist_bcast(&writer, sizeof writer, 0);
+    if (!st && !(tmp = rtr_dist_tmp_path(out_path, writer.host, (long)writer.pid))) st = RTR_ERR_NOMEM;
+    if (!st && rank == 0) {
         rtr_remove_stale_tmp(out_path);
+        rtr_dist_remove_stale_tmp(out_path);
         FILE *f = fopen(tmp, "w");
         bool bad = !f || fwrite(DEC_CSV_HEAD, 1, (size_t)head, f) != (size_t)head || fflush(f) != 0 ||
                    ftruncate(fileno(f), (off_t)total) != 0;
@@ -424,21 +442,17 @@ static rtr_status decisions_ranks(rtr_backend *b, route_source *rs, const bool *
         st = bad ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)) : RTR_OK;
         made = !st;
     }
-    if (tmp && (!st || rtr_dist_rank() == 0)) {
+    if (tmp && (!st || rank == 0)) {
         rtr_status c = rtr_dist_bcast(&made, sizeof made, 0); /* rank 0 failed: the others stop too */
         if (!st) st = c;
         if (!st && !made) st = rtr_fail(RTR_ERR_IO, "%s: rank 0 could not create it", tmp);
     }
-    if (!st && tmp) st = segments_copy(seg, tmp, bytes, mine, n, head);
-    if (!st && tmp) st = rtr_dist_barrier();
-    if (!st && tmp && rtr_dist_rank() == 0) st = rtr_commit_file(tmp, out_path);
+    if (!st) st = segment_copy(seg, tmp, mine, at);
+    if (!st) test_kill_point();
+    if (!st) st = rtr_dist_barrier();
+    if (!st && rank == 0) st = rtr_commit_file(tmp, out_path);
     if (st && made) unlink(tmp);
-    if (seg) fclose(seg);
     free(tmp);
-    free(bytes);
-    free(isum);
-    free(dsum);
-    free(only);
     return st;
 }
 
@@ -456,19 +470,26 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     dec_writer w;
     int32_t *choice = rtr_malloc(sizeof *choice * (size_t)rs.chunk_rows);
     st = choice ? summary_init(s, cat) : RTR_ERR_NOMEM;
-    /* under MPI the cost scale, the budget's path and (but for HDF5) the
-     * decisions come from each rank's own shards: every rank first checks
-     * the ids over the whole corpus, as one process's read of every row does */
+    /* under MPI the cost scale comes from each rank's whole shards (its
+     * per-shard sums keep one process's bits), the budget's path and (but
+     * for HDF5) the decisions from each rank's range of rows, cut where a
+     * chunk ends (route_rows' sums); every rank first checks the ids over
+     * the whole corpus, as one process's read of every row does */
     bool *mine = NULL;
     rtr_part part;
+    rtr_row_range range;
     dec_format fmt = DEC_CSV;
     bool ranks = rtr_dist_size() > 1, split = false;
     if (!st) st = dec_format_of(out_path, &fmt);
     if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
     split = ranks && fmt != DEC_H5; /* HDF5 appends do not split by bytes: rank 0 writes every row */
     if (!st && split) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
+    rs.shards = NULL;
+    free(mine);
+    if (ranks) rs.rows = &range;
     s->lambda = prm->lambda;
     s->chosen_by = "--lambda";
     if (!st && by_budget) {
@@ -476,31 +497,29 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
         if (!st && !ranks) rs.prm.ids_checked = true; /* alone, the budget's pass read every row and checked them */
     }
-    rs.shards = NULL;
+    /* the decisions: each rank its range into a segment of its own, or one
+     * ordered file by one writer (alone, or rank 0 for HDF5 under MPI) */
     route_sums sums = {0};
-    if (!st && split) st = decisions_ranks(b, &rs, mine, fmt, out_path, by_budget, s->lambda, choice, &sums, s->count);
-    free(mine);
-    /* one ordered file by one writer: alone, or rank 0 for HDF5 under MPI */
+    chunk_sums cs = {0};
     bool open = false, writer = rtr_dist_rank() == 0 && !split;
+    FILE *seg = NULL;
+    if (!st && split) st = run_temp_file(&seg, "route's decisions");
+    if (split) w = (dec_writer){.fmt = fmt, .cat = cat, .f = seg, .h5 = -1};
     if (!st && writer) st = dec_open(&w, out_path, cat);
     open = !st && writer;
-    /* shard by shard, as the ranks do (sums_merge); the ids over the whole
-     * corpus first, since each shard's pass checks only its own */
-    int n_shards = rtr_corpus_n_shards(rs.corp);
-    bool *only = writer ? rtr_calloc((size_t)n_shards + 1, sizeof *only) : NULL;
-    if (!st && writer && !only) st = RTR_ERR_NOMEM;
-    if (!st && writer && !rs.prm.ids_checked) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
-    for (int i = 0; writer && !st && i < n_shards; i++) {
-        route_sums a = {0};
-        only[i] = true, rs.shards = only;
-        st = route_rows(b, &rs, &w, by_budget, s->lambda, choice, &a, s->count);
-        only[i] = false, rs.shards = NULL;
-        sums_merge(&sums, &a);
-    }
-    free(only);
-    if (!st && (writer || split) && !sums.n)
+    if (writer) rs.rows = NULL;
+    if (!st && (split || writer)) st = route_rows(b, &rs, &w, by_budget, s->lambda, choice, &sums, &cs, s->count);
+    int64_t seg_bytes = seg ? ftello(seg) : 0;
+    if (!st && seg && (fflush(seg) != 0 || ferror(seg)))
+        st = rtr_fail(RTR_ERR_IO, "route's decisions: cannot write a temporary file (disk full? set TMPDIR): %s",
+                      strerror(errno));
+    if (!st) st = sums_total(&sums, s->count, cat->n_pairs, &cs);
+    free(cs.v);
+    if (!st && !sums.n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+    if (!st && split) st = decisions_place(seg, seg_bytes, fmt, out_path);
+    if (seg) fclose(seg);
     s->cost_scale = rs.cost_scale;
     if (!st && !(s->checkpoint_hash = rtr_strdup(rs.checkpoint_hash))) st = RTR_ERR_NOMEM;
     if (!st && writer) st = dec_commit(&w, s->lambda, rtr_cost_model_name(prm->o.cost_model), rs.cost_scale, rs.checkpoint_hash);

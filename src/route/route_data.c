@@ -108,6 +108,7 @@ static rtr_row_query source_query(const route_source *rs, unsigned columns) {
     q.encoder_hash = prm->encoder_hash;
     q.chunk_rows = rs->chunk_rows;
     q.shards = rs->shards;
+    q.rows = rs->rows;
     return q;
 }
 
@@ -160,7 +161,7 @@ static unsigned pass_columns(const route_source *rs, bool scale_only) {
     }
     if (scale_only) return cols;
     if (!prm->no_tables) cols |= RTR_COL_P_CORRECT | RTR_COL_ID;
-    cols |= RTR_COL_CORRECT | (prm->o.cost_model == RTR_COST_USD ? RTR_COL_COST : RTR_COL_TOKENS);
+    if (!prm->no_truth) cols |= RTR_COL_CORRECT | (prm->o.cost_model == RTR_COST_USD ? RTR_COL_COST : RTR_COL_TOKENS);
     if (prm->embeddings) cols |= RTR_COL_EMBEDDING;
     return cols;
 }
@@ -187,6 +188,7 @@ rtr_status route_source_scale(route_source *rs) {
     rtr_status st = sum && cnt ? route_scale_init(&acc, k) : RTR_ERR_NOMEM;
     rtr_row_query q = source_query(rs, pass_columns(rs, true));
     q.skip_id_check = true; /* the routing pass that follows checks them: one check, one set of runs on disk */
+    q.rows = NULL;          /* whole shards: a shard's sums split over ranks would round otherwise */
     rtr_row_reader *r = NULL;
     if (!st) st = rtr_row_reader_open(&r, rs->corp, &q);
     if (!st) st = source_buffers(rs, (size_t)rs->chunk_rows);
@@ -239,8 +241,11 @@ rtr_status route_source_next(route_source *rs, route_chunk *out) {
     size_t nk = rs->buf_rows * (size_t)ch.k;
     float *p = rs->buf, *cost = rs->buf + nk, *c = rs->buf + 2 * nk, *true_cost = rs->buf + 3 * nk;
     *out = (route_chunk){.n = ch.n, .k = ch.k, .id = ch.id, .dataset = ch.dataset, .split = ch.split,
-                         .true_correct = ch.correct, .true_cost = true_cost, .emb = ch.emb};
-    realised_cost(&rs->prep, &ch, true_cost);
+                         .true_correct = ch.correct, .emb = ch.emb};
+    if (!rs->prm.no_truth) {
+        realised_cost(&rs->prep, &ch, true_cost);
+        out->true_cost = true_cost;
+    }
     if (rs->prm.no_tables) return RTR_OK;
     st = route_costs(&rs->prep, ch.n, ch.p_tokens, ch.p_cost, (const char *const *)ch.text, cost);
     if (!st) st = route_allowed(&rs->prep, ch.n, ch.p_correct, ch.p_tokens, ch.id, p);
@@ -263,16 +268,12 @@ rtr_route_table route_chunk_table(const route_chunk *ch, bool truth) {
 /* ------------------------------------------------------------- in memory */
 
 void route_data_free(route_data *d) {
-    for (int64_t i = 0; i < d->n; i++) {
-        if (d->id) free(d->id[i]);
-        if (d->dataset) free(d->dataset[i]);
-        if (d->split) free(d->split[i]);
-    }
+    for (int64_t i = 0; d->id && i < d->n; i++) free(d->id[i]);
+    for (int32_t i = 0; i < d->n_dataset_names; i++) free(d->dataset_names[i]);
+    free(d->dataset_names);
     free(d->id);
     free(d->dataset);
-    free(d->split);
     free(d->p);
-    free(d->tokens);
     free(d->cost);
     free(d->c);
     free(d->true_correct);
@@ -284,22 +285,25 @@ void route_data_free(route_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Grow d's arrays to hold cap rows. */
-static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, bool tables) {
+/* Grow d's kept arrays to hold need rows. */
+static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, unsigned keep) {
     if (need <= *cap) return RTR_OK;
     int64_t c = *cap ? 2 * *cap : 4096;
     while (c < need) c *= 2;
     size_t nk = (size_t)c * (size_t)d->k;
-    char ***strs[3] = {&d->id, &d->dataset, &d->split};
-    for (int i = 0; i < 3; i++) {
+    char ***strs[2] = {&d->id, &d->dataset};
+    const unsigned str_keep[2] = {ROUTE_KEEP_ID, ROUTE_KEEP_DATASET};
+    for (int i = 0; i < 2; i++) {
+        if (!(keep & str_keep[i])) continue;
         char **p = rtr_realloc(*strs[i], sizeof(char *) * (size_t)c);
         if (!p) return RTR_ERR_NOMEM;
         *strs[i] = p;
     }
-    float **mats[6] = {&d->true_correct, &d->true_cost, &d->p, &d->tokens, &d->cost, &d->emb};
-    for (int m = 0; m < 6; m++) {
-        if ((m >= 2 && m < 5 && !tables) || (m == 5 && !d->emb_dim)) continue;
-        float *p = rtr_realloc(*mats[m], sizeof(float) * (m == 5 ? (size_t)c * (size_t)d->emb_dim : nk));
+    float **mats[5] = {&d->true_correct, &d->true_cost, &d->p, &d->cost, &d->emb};
+    const unsigned mat_keep[4] = {ROUTE_KEEP_TRUTH, ROUTE_KEEP_TRUTH, ROUTE_KEEP_P, ROUTE_KEEP_COST};
+    for (int m = 0; m < 5; m++) {
+        if (m < 4 ? !(keep & mat_keep[m]) : !d->emb_dim) continue;
+        float *p = rtr_realloc(*mats[m], sizeof(float) * (m == 4 ? (size_t)c * (size_t)d->emb_dim : nk));
         if (!p) return RTR_ERR_NOMEM;
         *mats[m] = p;
     }
@@ -307,53 +311,91 @@ static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, bool t
     return RTR_OK;
 }
 
+/* The one copy of dataset name s in d (rows come grouped by dataset, so the
+ * last name found is tried first; a corpus has tens of datasets). */
+static const char *data_dataset(route_data *d, const char *s, int32_t *last) {
+    if (*last >= 0 && !strcmp(d->dataset_names[*last], s)) return d->dataset_names[*last];
+    for (int32_t i = 0; i < d->n_dataset_names; i++)
+        if (!strcmp(d->dataset_names[i], s)) return d->dataset_names[*last = i];
+    char **names = rtr_realloc(d->dataset_names, sizeof *names * ((size_t)d->n_dataset_names + 1));
+    if (!names) return NULL;
+    d->dataset_names = names;
+    if (!(names[d->n_dataset_names] = rtr_strdup(s))) return NULL;
+    return names[*last = d->n_dataset_names++];
+}
+
+/* The rows of chunk ch into d's kept id and dataset columns (rows d->n on).
+ * On failure no id of these rows is left (route_data_free frees d->n rows). */
+static rtr_status data_strings(route_data *d, const route_chunk *ch, unsigned keep, int32_t *last) {
+    int64_t done = 0; /* ids copied */
+    rtr_status st = RTR_OK;
+    for (; (keep & ROUTE_KEEP_ID) && done < ch->n; done++)
+        if (!(d->id[d->n + done] = rtr_strdup(ch->id[done]))) {
+            st = RTR_ERR_NOMEM;
+            break;
+        }
+    for (int64_t i = 0; !st && (keep & ROUTE_KEEP_DATASET) && i < ch->n; i++)
+        if (!(d->dataset[d->n + i] = (char *)data_dataset(d, ch->dataset[i], last))) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; st && i < done; i++) free(d->id[d->n + i]);
+    return st;
+}
+
 rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm) {
     memset(d, 0, sizeof *d);
+    unsigned keep = prm->keep ? prm->keep : ROUTE_KEEP_ALL;
+    bool tables = !prm->no_tables;
+    if (keep & ROUTE_KEEP_C) keep |= ROUTE_KEEP_COST; /* c is made from the costs once the scale is known */
+    if (!tables) keep &= ~(unsigned)(ROUTE_KEEP_P | ROUTE_KEEP_COST | ROUTE_KEEP_C);
+    if (prm->no_truth) keep &= ~(unsigned)ROUTE_KEEP_TRUTH;
     route_source rs;
     rtr_status st = route_source_open(&rs, corpus_dir, prm, 0);
     if (st) return st;
-    bool tables = !prm->no_tables;
     st = rtr_catalog_copy(&d->cat, rtr_corpus_catalog(rs.corp));
     d->k = d->cat.n_pairs;
     d->emb_dim = prm->embeddings ? rs.dim : 0;
     if (!st && !((d->checkpoint_hash = rtr_strdup(rs.checkpoint_hash)) &&
                  (!rs.encoder_hash || (d->encoder_hash = rtr_strdup(rs.encoder_hash)))))
         st = RTR_ERR_NOMEM;
-    if (!st) st = route_source_begin(&rs, RTR_COL_ID | RTR_COL_DATASET | RTR_COL_SPLIT);
+    /* the scale from every row's predicted costs, chunk by chunk in row order (the sums of
+       rtr_route_cost_scale over the whole table, whether the costs are kept or not) */
+    d->cost_scale = prm->o.cost_scale;
+    bool scale = tables && !(prm->o.cost_scale > 0);
+    route_scale_acc acc = {0};
+    if (!st && scale) st = route_scale_init(&acc, d->k);
+    unsigned cols = (keep & ROUTE_KEEP_ID ? RTR_COL_ID : 0) | (keep & ROUTE_KEEP_DATASET ? RTR_COL_DATASET : 0);
+    if (!st) st = route_source_begin(&rs, cols);
     int64_t cap = 0;
+    int32_t last = -1;
+    bool truth = false;
     route_chunk ch;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        if ((st = data_reserve(d, &cap, d->n + ch.n, tables))) break;
+        if ((st = data_reserve(d, &cap, d->n + ch.n, keep)) || (st = data_strings(d, &ch, keep, &last))) break;
         size_t at = (size_t)d->n * (size_t)d->k, nk = (size_t)ch.n * (size_t)d->k;
-        for (int64_t i = 0; i < ch.n; i++) d->id[d->n + i] = d->dataset[d->n + i] = d->split[d->n + i] = NULL;
-        for (int64_t i = 0; i < ch.n && !st; i++)
-            if (!(d->id[d->n + i] = rtr_strdup(ch.id[i])) || !(d->dataset[d->n + i] = rtr_strdup(ch.dataset[i])) ||
-                !(d->split[d->n + i] = rtr_strdup(ch.split[i])))
-                st = RTR_ERR_NOMEM;
-        memcpy(d->true_correct + at, ch.true_correct, nk * sizeof(float));
-        memcpy(d->true_cost + at, ch.true_cost, nk * sizeof(float));
-        if (tables) {
-            memcpy(d->p + at, ch.p, nk * sizeof(float));
-            memcpy(d->tokens + at, ch.tokens, nk * sizeof(float));
-            memcpy(d->cost + at, ch.cost, nk * sizeof(float));
-        }
+        for (size_t i = 0; ch.true_correct && i < nk && !truth; i++) truth = !isnan(ch.true_correct[i]);
+        const float *from[4] = {ch.true_correct, ch.true_cost, ch.p, ch.cost};
+        float *to[4] = {d->true_correct, d->true_cost, d->p, d->cost};
+        for (int m = 0; m < 4; m++)
+            if (to[m]) memcpy(to[m] + at, from[m], nk * sizeof(float));
+        if (scale) route_scale_add(&acc, ch.cost, ch.n);
         if (d->emb_dim) memcpy(d->emb + (size_t)d->n * (size_t)d->emb_dim, ch.emb, sizeof(float) * (size_t)ch.n * (size_t)d->emb_dim);
         d->n += ch.n;
     }
     if (!st && d->n == 0)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
-    d->cost_scale = prm->o.cost_scale;
-    if (!st && tables && !(prm->o.cost_scale > 0)) st = rtr_route_cost_scale(&d->cost_scale, d->cost, d->n, d->k);
+    if (scale) {
+        if (!st) st = route_scale_finish(&acc, &d->cost_scale);
+        else route_scale_free(&acc);
+    }
     size_t nk = (size_t)d->n * (size_t)d->k;
-    if (!st && tables && !(d->c = rtr_malloc((nk ? nk : 1) * sizeof(float)))) st = RTR_ERR_NOMEM;
-    for (size_t i = 0; !st && tables && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
+    if (!st && (keep & ROUTE_KEEP_C) && !(d->c = rtr_malloc((nk ? nk : 1) * sizeof(float)))) st = RTR_ERR_NOMEM;
+    for (size_t i = 0; !st && d->c && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
     route_source_close(&rs);
     if (st) {
         route_data_free(d);
         return st;
     }
-    for (size_t i = 0; i < nk && !d->has_truth; i++) d->has_truth = !isnan(d->true_correct[i]);
+    d->has_truth = truth;
     if (!d->has_truth) {
         free(d->true_correct);
         free(d->true_cost);
@@ -362,6 +404,3 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
     return RTR_OK;
 }
 
-rtr_route_table route_data_table(const route_data *d) {
-    return (rtr_route_table){d->n, d->k, d->p, d->c, d->cost, d->true_correct, d->true_cost};
-}

@@ -22,7 +22,23 @@ typedef struct {
     const char *encoder_hash; /* with embeddings: those of this encoder; NULL: the table's, or the only ones */
     bool ids_checked;         /* an earlier pass of the command read every shard and checked the ids: skip the
                                  check (one set of id runs on disk per command, not one per load) */
+    bool no_truth;            /* read no outcome: true_correct and true_cost stay NULL (a table alone) */
+    unsigned keep;            /* route_data_load: the ROUTE_KEEP_* fields it holds (and the columns it reads for
+                                 them); 0: every field */
 } route_load_params;
+
+/* The fields of route_data a caller holds. A field not kept stays NULL and
+ * the column only it needs is not read: an evaluated split of a million
+ * queries held 4·k bytes a query for each table nobody used. */
+enum {
+    ROUTE_KEEP_ID = 1 << 0,
+    ROUTE_KEEP_DATASET = 1 << 1, /* pointers into d->dataset_names: one copy of each name */
+    ROUTE_KEEP_P = 1 << 2,
+    ROUTE_KEEP_COST = 1 << 3,
+    ROUTE_KEEP_TRUTH = 1 << 4, /* true_correct, true_cost (unless no_truth) */
+    ROUTE_KEEP_C = 1 << 5,     /* c = cost / cost_scale (cost is kept with it) */
+    ROUTE_KEEP_ALL = (1 << 6) - 1
+};
 
 /* ------------------------------------------------------- the cost scale */
 
@@ -75,7 +91,7 @@ typedef struct {
     int32_t k;
     char **id, **dataset, **split;  /* n each */
     float *p, *tokens, *cost, *c;   /* n x k (NULL with no_tables); c once the scale is known */
-    float *true_correct, *true_cost; /* n x k, NaN: missing */
+    float *true_correct, *true_cost; /* n x k, NaN: missing (NULL with no_truth) */
     float *emb;                     /* n x dim with embeddings */
 } route_chunk;
 
@@ -89,6 +105,8 @@ typedef struct {
     int32_t dim;         /* embedding width */
     char *encoder_hash;  /* of the embeddings read */
     const bool *shards;  /* only these shards (a rank's part, rtr_part_shards); NULL: all */
+    const rtr_row_range *rows; /* the passes: only these rows (a rank's range, rtr_part_range; not the
+                                  scale, which reads whole shards); NULL: all */
     rtr_row_reader *r;   /* the pass in progress */
     float *buf;          /* p, cost, c, true_cost of one chunk */
     size_t buf_rows;
@@ -127,8 +145,10 @@ typedef struct {
     rtr_catalog cat;
     int64_t n;
     int32_t k;
-    char **id, **dataset, **split;
-    float *p, *tokens, *cost, *c;
+    char **id, **dataset;   /* dataset[i] points into dataset_names */
+    char **dataset_names;   /* each dataset name once, n_dataset_names, owned */
+    int32_t n_dataset_names;
+    float *p, *cost, *c;
     float *true_correct, *true_cost;
     bool has_truth;
     double cost_scale;
@@ -138,15 +158,15 @@ typedef struct {
     char *encoder_hash;
 } route_data;
 
-/* Every selected row of corpus_dir: route_source's passes gathered.
+/* Every selected row of corpus_dir: route_source's passes gathered, the
+ * fields prm->keep names held (the others NULL). The cost scale, when the
+ * options give none, is computed from the predicted costs whether they are
+ * kept or not.
  * RTR_ERR_INVALID for an empty split, a checkpoint mismatch (naming both
  * hashes), a query with every pair excluded, a missing, incomplete or stale
  * table or encoding; RTR_ERR_FORMAT for a value out of range (naming the
  * file and row). On failure d is left empty. */
 rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm);
 void route_data_free(route_data *d);
-
-/* The route table view of d for rtr_path_compute (truth included when present). */
-rtr_route_table route_data_table(const route_data *d);
 
 #endif

@@ -380,8 +380,8 @@ static rtr_status commit_dir(const char *tmp, const char *out_dir) {
 /* ---------------------------------------------------------------- the stage */
 
 /* Stream the selection into the path builder (and with outcomes the
- * reference routers). Under MPI each rank reads only its own shards
- * (rs->shards) into its builder and its reference routers' sums, which are
+ * reference routers). Under MPI each rank reads only its own range of rows
+ * (rs->rows) into its builder and its reference routers' sums, which are
  * then added; the ranks' breakpoints are merged when the path is walked. */
 static rtr_status build_path(rtr_backend *b, route_source *rs, int64_t spill, rtr_path_builder **out, sweep_refs *refs,
                              bool *truth) {
@@ -404,8 +404,8 @@ static rtr_status build_path(rtr_backend *b, route_source *rs, int64_t spill, rt
         if (!st) st = eval_refs_acc_add(&acc, ch.true_correct, ch.true_cost, ch.n);
         for (size_t i = 0; !any_truth && i < (size_t)ch.n * (size_t)k; i++) any_truth = !isnan(ch.true_correct[i]);
     }
-    if (!st && rs->shards) st = eval_refs_acc_sum_ranks(&acc);
-    if (!st && rs->shards) st = rtr_dist_sum_i64(&any_truth, 1);
+    if (!st && rs->rows) st = eval_refs_acc_sum_ranks(&acc);
+    if (!st && rs->rows) st = rtr_dist_sum_i64(&any_truth, 1);
     *truth = any_truth > 0; /* without a single outcome there is nothing realised to report */
     rtr_progress_end(&prog);
     if (!st) st = eval_refs_acc_finish(&acc, &refs->r);
@@ -558,13 +558,18 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     cJSON *js = NULL;
     char *svg = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
     /* under MPI: every rank checks the ids over the whole corpus (each reads
-     * its own shards below, so alone it would see only those), then takes its shards */
-    bool *mine = NULL;
+     * its own rows below, so alone it would see only those), sums the cost
+     * scale over its whole shards (one process's bits), then takes its range of rows */
+    bool *mine = NULL, ranks = rtr_dist_size() > 1;
     rtr_part part;
-    st = rtr_dist_size() > 1 ? rtr_corpus_check_ids(rs.corp) : RTR_OK;
-    if (!st && rtr_dist_size() > 1) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    rtr_row_range range;
+    st = ranks ? rtr_corpus_check_ids(rs.corp) : RTR_OK;
+    if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
+    if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
+    rs.shards = NULL;
+    if (ranks) rs.rows = &range;
     if (!st) st = build_path(b, &rs, spill, &pb, &refs, &w.truth);
     /* every file into one temporary folder, then the folder into place (by rank 0 alone) */
     bool writer = rtr_dist_rank() == 0;

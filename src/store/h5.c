@@ -2,11 +2,14 @@
 #include "store/h5.h"
 #include "common/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void h5_init(void) {
     static int done;
@@ -72,10 +75,17 @@ rtr_status h5_open(const char *path, hid_t *f) {
     h5_init();
     *f = -1;
     struct stat sb;
-    if (stat(path, &sb) != 0) return rtr_fail(RTR_ERR_IO, "%s: no such file", path);
+    if (stat(path, &sb) != 0)
+        return errno == ENOENT ? rtr_fail(RTR_ERR_IO, "%s: no such file", path)
+                               : rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return rtr_fail(RTR_ERR_IO, "%s: is a directory, not a file", path);
     /* a named pipe nobody writes to would block the open forever */
     if (!S_ISREG(sb.st_mode)) return rtr_fail(RTR_ERR_IO, "%s: not a regular file (a pipe or a device?)", path);
+    /* HDF5 says only that its open failed: a shard the user may not read was
+     * called truncated or corrupt */
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return rtr_fail(RTR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    close(fd);
     hid_t fapl = strong_fapl();
     *f = fapl < 0 ? -1 : H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0) H5Pclose(fapl);

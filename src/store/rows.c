@@ -164,7 +164,8 @@ struct rtr_row_reader {
     rtr_output_info emb, tab;
     rtr_row_source src;
     int shard, end;
-    int64_t row; /* next row of the current shard */
+    int64_t base; /* the corpus row (rtr_row_range) of the current shard's first row */
+    int64_t row;  /* next row of the current shard */
     hid_t f[3];  /* shard, embeddings, table file of the current shard */
     char *path[3];
     hid_t d[N_MATS];
@@ -284,6 +285,7 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     for (int m = 0; m < N_MATS; m++) r->d[m] = -1;
     r->shard = q->shard >= 0 ? q->shard : 0;
     r->end = q->shard >= 0 ? q->shard + 1 : c->n_shards;
+    for (int i = 0; i < r->shard; i++) r->base += c->counts[i];
     r->chunk = q->chunk_rows > 0 ? q->chunk_rows : DEFAULT_CHUNK_ROWS;
     id_check_init(&r->ids, q->id_spill, q->id_hash_bits, false);
     rtr_status s = resolve(r);
@@ -304,8 +306,24 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     return RTR_OK;
 }
 
-/* Open shard r->shard and the outputs the reader needs. */
-static rtr_status open_shard(rtr_row_reader *r) {
+/* The rows lo .. hi - 1 of the current shard that the query's range holds. */
+static void shard_rows(const rtr_row_reader *r, int64_t *lo, int64_t *hi) {
+    int64_t n = r->c->counts[r->shard];
+    *lo = 0, *hi = n;
+    if (!r->q.rows) return;
+    int64_t a = r->q.rows->first - r->base, b = r->q.rows->end - r->base;
+    *lo = a < 0 ? 0 : a > n ? n : a;
+    *hi = b < *lo ? *lo : b > n ? n : b;
+}
+
+static void next_shard(rtr_row_reader *r) {
+    close_shard(r);
+    r->base += r->c->counts[r->shard];
+    r->shard++;
+}
+
+/* Open shard r->shard and the outputs the reader needs; its next row is `from`. */
+static rtr_status open_shard(rtr_row_reader *r, int64_t from) {
     const rtr_corpus *c = r->c;
     int i = r->shard;
     int64_t n = c->counts[i];
@@ -324,7 +342,7 @@ static rtr_status open_shard(rtr_row_reader *r) {
     if (!s && r->f[2] >= 0) s = store_side_check(r->f[2], r->path[2], TABLE_SCHEMA, c, i);
     for (int m = 0; m < N_MATS && !s; m++)
         if (r->read & MAT_COL[m]) s = h5_dataset(r->f[file_of[m]], r->path[file_of[m]], mats[m], H5_F32, n, r->width[m], &r->d[m], NULL);
-    r->row = 0;
+    r->row = from;
     return s;
 }
 
@@ -371,16 +389,20 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
     out->k = r->c->cat.n_pairs;
     out->dim = r->src.dim;
     while (r->shard < r->end) {
-        if (r->f[0] < 0 && r->q.shards && !r->q.shards[r->shard]) { /* another part's */
-            r->shard++;
+        int64_t lo, hi;
+        shard_rows(r, &lo, &hi);
+        /* another part's shard, or none of its rows in the range: not opened */
+        if (r->f[0] < 0 && ((r->q.shards && !r->q.shards[r->shard]) || (r->q.rows && lo == hi))) {
+            next_shard(r);
             continue;
         }
         rtr_status s = RTR_OK;
-        if (r->f[0] < 0) s = open_shard(r);
-        int64_t n = r->c->counts[r->shard], at = r->row, m = n - at < r->chunk ? n - at : r->chunk;
+        if (r->f[0] < 0) s = open_shard(r, lo);
+        /* up to the next multiple of the chunk: a range's chunks are a whole pass's */
+        int64_t n = r->c->counts[r->shard], at = r->row, m = hi - at, to_grid = r->chunk - at % r->chunk;
+        if (m > to_grid) m = to_grid;
         if (!s && m <= 0) { /* this shard is done */
-            close_shard(r);
-            r->shard++;
+            next_shard(r);
             continue;
         }
         for (int col = 0; col < 4 && !s; col++)

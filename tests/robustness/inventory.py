@@ -698,6 +698,17 @@ model_case("mod-pool-flag-str", "1_Pooling/config.json pooling_mode_cls_token \"
                       lambda t: re.sub(r'"pooling_mode_cls_token": *false', '"pooling_mode_cls_token": "yes"', t)),
            test="inventory")
 
+# session 8: a max length rtr cannot honour was skipped silently (512 tokens used instead)
+model_case("mod-msl-big", "sentence_bert_config.json max_seq_length 1000", ("sentence_bert_config.json", "max_seq_length"),
+           edit_text=("sentence_bert_config.json", lambda t: re.sub(r'"max_seq_length": *\d+', '"max_seq_length": 1000', t)),
+           test="tests/test_bad_model.py")
+model_case("mod-msl-frac", "sentence_bert_config.json max_seq_length 100.5",
+           ("sentence_bert_config.json", "max_seq_length"),
+           edit_text=("sentence_bert_config.json", lambda t: re.sub(r'"max_seq_length": *\d+', '"max_seq_length": 100.5', t)),
+           test="tests/test_bad_model.py")
+model_case("mod-sbert-json", "sentence_bert_config.json not JSON", ("sentence_bert_config.json", "JSON"),
+           edit_text=("sentence_bert_config.json", lambda t: t[:len(t) // 2]), test="tests/test_bad_model.py")
+
 
 @case("enc-stale", "4 stored wrong", "re-encode the table's encoding with other weights; old routing table used by route",
       "inventory")
@@ -800,6 +811,15 @@ cli_case("cli-scale-nan", "--cost-scale nan", ["route", "{c}", "--lambda", "0.5"
 cli_case("cli-scale-inf", "--cost-scale inf", ["sweep", "{c}", "--cost-scale", "inf", "--out", "{d}/sw"],
          ("cost-scale",))
 cli_case("cli-budget-neg", "--budget -5", ["route", "{c}", "--budget", "-5", "--out", "{d}/x.csv"], ("budget",))
+# session 8: libgomp SIGSEGV at 100000 threads (route, sweep, eval); an int option past INT_MAX wrapped
+cli_case("cli-threads-route", "route --threads 100000", ["route", "{c}", "--lambda", "0.5", "--threads", "100000",
+                                                         "--out", "{d}/x.csv"], ("threads", "1024"),
+         group="5 bounds", test="tests/test_bad_inputs.py")
+cli_case("cli-threads-sweep", "sweep --threads 100000", ["sweep", "{c}", "--threads", "100000", "--out", "{d}/sw"],
+         ("threads", "1024"), group="5 bounds", test="tests/test_bad_inputs.py")
+cli_case("cli-int-wrap", "train --hidden 2147483648 (wrapped to -1)",
+         ["train", "{c}", "--hidden", "2147483648", "--out", "{d}/x.safetensors"], ("hidden", "2147483647"),
+         group="5 bounds", test="tests/test_bad_inputs.py")
 cli_case("cli-grid-huge", "sweep --grid 1e8 (documented limit or bounded time)",
          ["sweep", "{c}", "--grid", "100000000", "--out", "{d}/sw"], ("grid",), timeout=60, group="5 bounds",
          test="tests/test_route_cli.py")
