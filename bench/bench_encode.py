@@ -153,13 +153,21 @@ def child(cmd, stdin, env=None):
     return json.loads(r.stdout.decode().strip().splitlines()[-1])
 
 
+def label(cfg):
+    """A configuration's name; rtr-fp32@N is rtr fp32 with batch_tokens N."""
+    base, _, bt = cfg.partition("@")
+    return LABEL[base] + (f", batch_tokens {bt}" if bt else "")
+
+
 def run(cfg, model, texts, args, max_len, out):
+    cfg, _, batch_tokens = cfg.partition("@")
     if cfg.startswith("rtr"):
         # rtr-fp32-passive: libgomp reads its waiting policy only when it loads, so it goes in the environment
         env = dict(os.environ, OMP_WAIT_POLICY="passive") if cfg.endswith("-passive") else None
         bench = args.base_bench if cfg.endswith("-base") else args.rtr_bench
         return child([bench, "--model", model, "--precision", cfg.split("-")[1], "--threads", str(args.threads),
-                      "--max-len", str(max_len), "--out", out], "\n".join(texts) + "\n", env)
+                      "--max-len", str(max_len), "--out", out] + (["--batch-tokens", batch_tokens] if batch_tokens
+                                                                   else []), "\n".join(texts) + "\n", env)
     if cfg == "st":
         return child([sys.executable, "-c", ST_CHILD, model, str(args.threads), str(args.batch), str(max_len), out],
                      json.dumps(texts))
@@ -192,7 +200,7 @@ def main():
     ap.add_argument("--long-len", type=int, default=384)
     ap.add_argument("--base-build", default=None, help="a second build for config rtr-fp32-base (before/after)")
     ap.add_argument("--configs", default="st,ort,ort-int8,rtr-fp32,rtr-int8",
-                    help="comma-separated, of: " + ", ".join(LABEL))
+                    help="comma-separated, of: " + ", ".join(LABEL) + " (rtr-...@N: with batch_tokens N)")
     args = ap.parse_args()
     args.rtr_bench = os.path.join(args.build, "bench", "bench_encode_cpu")
     if not os.access(args.rtr_bench, os.X_OK):
@@ -247,13 +255,16 @@ def main():
                 if "st" in embs and c != "st":
                     cs = cosines(embs[c], embs["st"])
                     acc = f"; cosine to sentence-transformers min {cs.min():.5f} mean {cs.mean():.6f}"
-                print(f"  {LABEL[c]:38s} {med[c]:8.2f} q/s median ({qps[0]:.2f}-{qps[-1]:.2f}){acc}")
+                print(f"  {label(c):38s} {med[c]:8.2f} q/s median ({qps[0]:.2f}-{qps[-1]:.2f}){acc}")
             for mine in [c for c in configs if c.startswith("rtr")]:
                 for peer in [c for c in configs if not c.startswith("rtr")]:
-                    print(f"  ratio {LABEL[mine]} / {LABEL[peer]}: {med[mine] / med[peer]:.2f}x")
-            for a, b in (("rtr-fp32-passive", "rtr-fp32"), ("rtr-fp32", "rtr-fp32-base")):
+                    print(f"  ratio {label(mine)} / {label(peer)}: {med[mine] / med[peer]:.2f}x")
+            pairs = [("rtr-fp32-passive", "rtr-fp32"), ("rtr-fp32", "rtr-fp32-base")]
+            pairs += [(c, d) for c in configs for d in configs if "@" in c and c != d and d.startswith(c.split("@")[0])
+                      and configs.index(d) < configs.index(c)]
+            for a, b in pairs:
                 if a in med and b in med:
-                    print(f"  ratio {LABEL[a]} / {LABEL[b]}: {med[a] / med[b]:.2f}x")
+                    print(f"  ratio {label(a)} / {label(b)}: {med[a] / med[b]:.2f}x")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -314,12 +314,15 @@ RTR_API int64_t rtr_point_within(const double *x, int64_t n, double budget);
  * point t moves query ev_query[e] to pair ev_to[e] for every event e in
  * [ev_off[t], ev_off[t + 1]) (ev_off has n_points + 1 entries, ev_off[0] =
  * ev_off[1] = 0). lambda[t] (NULL for non-λ routers) is the largest λ of
- * point t, as in rtr_path. All arrays owned. */
+ * point t, as in rtr_path. All arrays owned. A query's index takes 32 bits
+ * (n < 2^32; RTR_ERR_INVALID beyond): eval holds every router's events at
+ * once, several a query for a λ router. */
 typedef struct {
     int64_t n, n_points;
     int32_t k;
     int32_t *choice0;
-    int64_t *ev_off, *ev_query;
+    int64_t *ev_off;
+    uint32_t *ev_query;
     int32_t *ev_to;
     double *lambda;
 } rtr_choice_path;

@@ -23,8 +23,16 @@ void rtr_choice_path_free(rtr_choice_path *cp) {
     memset(cp, 0, sizeof *cp);
 }
 
+/* A query's index is stored in 32 bits (ev_query, the events being sorted). */
+static rtr_status choice_path_fits(int64_t n) {
+    return n <= (int64_t)UINT32_MAX ? RTR_OK
+                                    : rtr_fail(RTR_ERR_INVALID, "choice path: %lld queries, more than 2^32 - 1", (long long)n);
+}
+
 static rtr_status choice_path_alloc(rtr_choice_path *cp, int64_t n, int32_t k, int64_t n_points, int64_t n_events) {
     memset(cp, 0, sizeof *cp);
+    rtr_status st = choice_path_fits(n);
+    if (st) return st;
     cp->n = n, cp->k = k, cp->n_points = n_points;
     cp->choice0 = rtr_malloc((size_t)(n ? n : 1) * sizeof *cp->choice0);
     cp->ev_off = rtr_calloc((size_t)n_points + 1, sizeof *cp->ev_off);
@@ -43,11 +51,15 @@ rtr_status rtr_choice_path_fixed(rtr_choice_path *cp, const int32_t *choice, int
 
 /* --------------------------------------------------------- the λ path */
 
+/* 16 bytes (a 64-bit query made it 24): every switch event of a path is
+ * held at once while they are sorted, which makes eval's peak memory on
+ * large splits (docs/SCALE.md). */
 typedef struct {
     double lambda;
-    int64_t query;
+    uint32_t query;
     int32_t to;
 } switch_event;
+_Static_assert(sizeof(switch_event) == 16, "one event in 16 bytes");
 
 /* λ, then query order: the same point grouping as the path's sweep. */
 static int event_cmp(const void *x, const void *y) {
@@ -77,7 +89,7 @@ static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const
                 if (!grown) return RTR_ERR_NOMEM;
                 x->ev = grown, x->cap = cap;
             }
-            x->ev[x->n_ev++] = (switch_event){si[t], q0 + i, pi[t]};
+            x->ev[x->n_ev++] = (switch_event){si[t], (uint32_t)(q0 + i), pi[t]};
         }
     }
     return RTR_OK;
@@ -87,6 +99,8 @@ rtr_status rtr_choice_path_lambda(rtr_backend *b, rtr_choice_path *cp, const flo
                                   int32_t k) {
     memset(cp, 0, sizeof *cp);
     if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
+    rtr_status fits = choice_path_fits(n);
+    if (fits) return fits;
     lambda_ctx x = {rtr_malloc((size_t)n * sizeof(int32_t)), NULL, 0, 0};
     rtr_status st = x.choice0 ? rtr_envelopes_on(b, p, c, n, k, 0, lambda_sink, &x) : RTR_ERR_NOMEM;
     if (!st && x.n_ev) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp); /* ev is NULL without events */
@@ -151,7 +165,7 @@ rtr_status rtr_choice_path_two_pair(rtr_choice_path *cp, double **x, const float
         int64_t t = 0;
         for (int64_t i = 0; i < n; i++) {
             if (!i || ord[i].s != ord[i - 1].s) cp->ev_off[++t] = i;
-            cp->ev_query[i] = ord[i].i;
+            cp->ev_query[i] = (uint32_t)ord[i].i;
             cp->ev_to[i] = strong;
             (*x)[t] = (double)(i + 1) / (double)n;
         }

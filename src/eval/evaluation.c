@@ -49,14 +49,17 @@ typedef struct {
     bool random;            /* Random's expectation: a point, no choices */
     bool two_pair;          /* x = share sent to the strong pair */
     rtr_choice_path cp;     /* the curve as per-query choices */
-    double *cost, *acc, *miss; /* realised curve, n points, owned */
-    double *x;              /* predicted mean cost (λ routers) or share to strong, n points */
+    double *cost, *acc, *miss; /* realised curve, n points, owned (miss: NULL once a λ router's marks are kept) */
+    double *x;              /* share to strong, n points (two_pair); a λ router's predicted mean cost until its
+                               marks are picked */
     int64_t n;
     eval_curve m;
     double aiq0;            /* AIQ from zero */
     rtr_op_point op;
     double op_lambda;       /* NaN for threshold routers */
     int64_t mark[N_MARKS];  /* point index of each mark, −1: none */
+    double mark_lambda[N_MARKS];  /* λ at each mark (NaN: none, or not a λ router) */
+    int64_t mark_missing[N_MARKS]; /* realised outcomes missing at each mark */
     char note[160];
 } router_result;
 
@@ -82,6 +85,17 @@ static void set_op(router_result *r, int64_t pt) {
     r->mark[MARK_OP] = pt;
     r->op = (rtr_op_point){r->acc[pt], r->cost[pt], r->cp.n, (int64_t)llround(r->miss[pt])};
     r->op_lambda = r->cp.lambda ? r->cp.lambda[pt] : NAN;
+}
+
+/* λ and the missing outcomes at each mark, once the marks are set: what
+ * the file shows of them, so a λ router's per-point λ, missing counts and
+ * predicted costs (24 bytes a point, ~3 points a query for RTR) can go. */
+static void keep_marks(router_result *r) {
+    for (int m = 0; m < N_MARKS; m++) {
+        int64_t pt = r->mark[m];
+        r->mark_lambda[m] = pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN;
+        r->mark_missing[m] = pt >= 0 ? (int64_t)llround(r->miss[pt]) : 0;
+    }
 }
 
 /* A router given as per-query predicted accuracy p and cost (in the unit):
@@ -115,6 +129,9 @@ static rtr_status table_router(router_result *out, const char *name, const route
     if (pt < 0) snprintf(out->note, sizeof out->note, "cheapest routing: the budget is below it");
     set_op(out, pt < 0 ? 0 : pt);
     if (pt >= 0) snprintf(out->note, sizeof out->note, "λ ≤ %.4g", out->op_lambda);
+    keep_marks(out);
+    free(out->x), free(out->miss), free(out->cp.lambda);
+    out->x = out->miss = out->cp.lambda = NULL;
     return RTR_OK;
 }
 
@@ -146,6 +163,7 @@ static rtr_status routellm_router(router_result *out, const route_data *te, cons
     int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
     set_op(out, pt < 0 ? 0 : pt);
     snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->x[out->mark[MARK_OP]]);
+    keep_marks(out);
     return RTR_OK;
 }
 
@@ -242,8 +260,8 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
             rtr_json_add_number(x, "budget", budget_fractions[b] * budget);
             rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
             rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
-            rtr_json_add_number(x, "lambda", pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN);
-            if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)llround(r->miss[pt]));
+            rtr_json_add_number(x, "lambda", r->mark_lambda[MARK_BUDGET + b]);
+            if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)r->mark_missing[MARK_BUDGET + b]);
             cJSON_AddItemToArray(bud, x);
             if (cib) {
                 boot_ci(eb, eb->b.acc, i, 1, MARK_BUDGET + b, &lo, &hi);
@@ -679,6 +697,16 @@ static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m
     return st;
 }
 
+/* The dataset prior's table of the evaluated rows, fitted on the training rows. */
+static rtr_status prior_table(float **p, float **c, const route_data *te, const route_data *tr) {
+    size_t nk = (size_t)te->n * (size_t)te->k;
+    *p = rtr_malloc(nk * sizeof **p);
+    *c = rtr_malloc(nk * sizeof **c);
+    if (!*p || !*c) return RTR_ERR_NOMEM; /* the caller frees both */
+    return rtr_router_prior_table(*p, *c, (const char *const *)te->dataset, te->n, (const char *const *)tr->dataset,
+                                  tr->true_correct, tr->true_cost, tr->n, te->k);
+}
+
 static void drop_table(float **p, float **c) {
     free(*p);
     free(*c);
@@ -900,12 +928,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)te.k;
     if (!st) {
         bp = rtr_malloc(nk * sizeof *bp);
-        prior_p = rtr_malloc(nk * sizeof *prior_p);
-        prior_c = rtr_malloc(nk * sizeof *prior_c);
         ex.knn_p = rtr_malloc(nk * sizeof *ex.knn_p);
         ex.knn_c = rtr_malloc(nk * sizeof *ex.knn_c);
         choice = rtr_malloc((size_t)te.n * sizeof *choice);
-        if (!bp || !prior_p || !prior_c || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
+        if (!bp || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
     }
     if (!st && ex.stack && (!(ex.stack_p = rtr_malloc(nk * sizeof *ex.stack_p)) ||
                             !(ex.stack_c = rtr_malloc(nk * sizeof *ex.stack_c))))
@@ -914,9 +940,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = RTR_ERR_NOMEM;
     if (!st && ex.eml && (!(ex.eml_p = rtr_malloc(nk * sizeof *ex.eml_p)) || !(ex.eml_c = rtr_malloc(nk * sizeof *ex.eml_c))))
         st = RTR_ERR_NOMEM;
-    if (!st) st = rtr_router_prior_table(prior_p, prior_c, (const char *const *)te.dataset, te.n,
-                                         (const char *const *)tr.dataset, tr.true_correct, tr.true_cost, tr.n, te.k);
-    if (!st && ex.stack && rtr_stack_uses_prior(&sm)) ex.prior_p = prior_p;
+    /* the prior's table before the embeddings' pass only when the default router blends it: else
+       just before its router, so it is not held while the other tables are built */
+    if (!st && ex.stack && rtr_stack_uses_prior(&sm) && !(st = prior_table(&prior_p, &prior_c, &te, &tr)))
+        ex.prior_p = prior_p;
     if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
     if (!st) knn = kn.info;
     if (!st && ex.stack) rep = sm.rep;
@@ -939,6 +966,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         R[nr].rtr = true;
         st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
     }
+    if (!st && !prior_p) st = prior_table(&prior_p, &prior_c, &te, &tr);
     if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
     drop_table(&prior_p, &prior_c);
     if (!st) {

@@ -15,7 +15,13 @@
  * excluding itself) and nprobe is doubled until recall@k on that sample
  * reaches the target (default 0.97, so a held-out query set keeps >= 0.95
  * with margin); knn_index_recall() reports the value reached. Results are
- * deterministic for a given input, seed and thread count. */
+ * deterministic for a given input and seed, and an IVF's answer for a query
+ * is the same bits whatever queries are searched with it and on however many
+ * threads: the GEMMs only preselect candidates (their rounding depends on a
+ * query's row in the call), and the lists probed and neighbours returned
+ * are the best by a dot product summed in a fixed order, with every row
+ * that could tie within the GEMM's rounding among the candidates (knn.c,
+ * dot_fixed; tests/test_knn.c). Exact search orders by the GEMM's scores. */
 #ifndef RTR_EVAL_KNN_H
 #define RTR_EVAL_KNN_H
 
