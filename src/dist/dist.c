@@ -390,7 +390,8 @@ void rtr_dist_remove_stale_tmp(const char *path) {
                      "(or remove it by hand once that job is gone)", *dir ? dir : "", e->d_name, (int)hl, host, here);
             continue;
         }
-        if (writer_gone(atol(dot + 1))) {
+        long pid = strlen(dot + 1) <= 9 ? atol(dot + 1) : 0; /* a pid_t; no writer of ours has another */
+        if (pid > 0 && writer_gone(pid)) {
             char *p = rtr_sprintf("%s/%s", dir, e->d_name);
             if (p) unlink(p);
             free(p);

@@ -49,14 +49,17 @@ typedef struct {
     bool random;            /* Random's expectation: a point, no choices */
     bool two_pair;          /* x = share sent to the strong pair */
     rtr_choice_path cp;     /* the curve as per-query choices */
-    double *cost, *acc, *miss; /* realised curve, n points, owned */
-    double *x;              /* predicted mean cost (λ routers) or share to strong, n points */
+    double *cost, *acc, *miss; /* realised curve, n points, owned (miss: NULL once a λ router's marks are kept) */
+    double *x;              /* share to strong, n points (two_pair); a λ router's predicted mean cost until its
+                               marks are picked */
     int64_t n;
     eval_curve m;
     double aiq0;            /* AIQ from zero */
     rtr_op_point op;
     double op_lambda;       /* NaN for threshold routers */
     int64_t mark[N_MARKS];  /* point index of each mark, −1: none */
+    double mark_lambda[N_MARKS];  /* λ at each mark (NaN: none, or not a λ router) */
+    int64_t mark_missing[N_MARKS]; /* realised outcomes missing at each mark */
     char note[160];
 } router_result;
 
@@ -82,6 +85,17 @@ static void set_op(router_result *r, int64_t pt) {
     r->mark[MARK_OP] = pt;
     r->op = (rtr_op_point){r->acc[pt], r->cost[pt], r->cp.n, (int64_t)llround(r->miss[pt])};
     r->op_lambda = r->cp.lambda ? r->cp.lambda[pt] : NAN;
+}
+
+/* λ and the missing outcomes at each mark, once the marks are set: what
+ * the file shows of them, so a λ router's per-point λ, missing counts and
+ * predicted costs (24 bytes a point, ~3 points a query for RTR) can go. */
+static void keep_marks(router_result *r) {
+    for (int m = 0; m < N_MARKS; m++) {
+        int64_t pt = r->mark[m];
+        r->mark_lambda[m] = pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN;
+        r->mark_missing[m] = pt >= 0 ? (int64_t)llround(r->miss[pt]) : 0;
+    }
 }
 
 /* A router given as per-query predicted accuracy p and cost (in the unit):
@@ -115,6 +129,9 @@ static rtr_status table_router(router_result *out, const char *name, const route
     if (pt < 0) snprintf(out->note, sizeof out->note, "cheapest routing: the budget is below it");
     set_op(out, pt < 0 ? 0 : pt);
     if (pt >= 0) snprintf(out->note, sizeof out->note, "λ ≤ %.4g", out->op_lambda);
+    keep_marks(out);
+    free(out->x), free(out->miss), free(out->cp.lambda);
+    out->x = out->miss = out->cp.lambda = NULL;
     return RTR_OK;
 }
 
@@ -146,6 +163,7 @@ static rtr_status routellm_router(router_result *out, const route_data *te, cons
     int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
     set_op(out, pt < 0 ? 0 : pt);
     snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->x[out->mark[MARK_OP]]);
+    keep_marks(out);
     return RTR_OK;
 }
 
@@ -242,8 +260,8 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
             rtr_json_add_number(x, "budget", budget_fractions[b] * budget);
             rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
             rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
-            rtr_json_add_number(x, "lambda", pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN);
-            if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)llround(r->miss[pt]));
+            rtr_json_add_number(x, "lambda", r->mark_lambda[MARK_BUDGET + b]);
+            if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)r->mark_missing[MARK_BUDGET + b]);
             cJSON_AddItemToArray(bud, x);
             if (cib) {
                 boot_ci(eb, eb->b.acc, i, 1, MARK_BUDGET + b, &lo, &hi);
