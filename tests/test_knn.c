@@ -198,7 +198,8 @@ static void test_ivf_block_independent(void) {
     test_rng = 7;
     test_unit_rows(base, nb, d);
     for (int i = 0; i < n; i++)
-        for (int t = 0; t < d; t++) ref[(size_t)i * d + t] = base[(size_t)(i % nb) * d + t] * (1.0f + 1e-6f * (float)test_nrand());
+        for (int t = 0; t < d; t++)
+            ref[(size_t)i * d + t] = base[(size_t)(i % nb) * d + t] * (1.0f + 1e-6f * (float)test_nrand());
     for (int i = 0; i < nq; i++)
         for (int t = 0; t < d; t++)
             q[(size_t)i * d + t] = base[(size_t)(i % nb) * d + t] + 0.3f * (float)test_nrand() / sqrtf((float)d);
@@ -209,7 +210,8 @@ static void test_ivf_block_independent(void) {
     p.nprobe = 3;
     knn_index *ix = NULL;
     CHECK(knn_index_build(&ix, ref, n, d, &p) == RTR_OK);
-    int64_t *all = malloc(sizeof *all * nq * k), *one = malloc(sizeof *one * nq * k), *rev = malloc(sizeof *rev * nq * k);
+    int64_t *all = malloc(sizeof *all * nq * k), *one = malloc(sizeof *one * nq * k);
+    int64_t *rev = malloc(sizeof *rev * nq * k);
     float *all_s = malloc(sizeof *all_s * nq * k), *one_s = malloc(sizeof *one_s * nq * k);
     float *rev_s = malloc(sizeof *rev_s * nq * k);
     int threads = omp_get_max_threads();

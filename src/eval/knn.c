@@ -241,9 +241,11 @@ static rtr_status ivf_search(const knn_index *ix, int32_t nprobe, const float *q
                         push_fixed(top, &kept, nn, dot_fixed(q, ix->vec + at * d, d), ix->ids[at]);
                     }
                 } else {
-                    for (int j = 0; j < nprobe; j++)
-                        for (int64_t l = probe[(size_t)r * nprobe + j], at = ix->offset[l]; at < ix->offset[l + 1]; at++)
+                    for (int j = 0; j < nprobe; j++) {
+                        int32_t l = probe[(size_t)r * nprobe + j];
+                        for (int64_t at = ix->offset[l]; at < ix->offset[l + 1]; at++)
                             push_fixed(top, &kept, nn, dot_fixed(q, ix->vec + at * d, d), ix->ids[at]);
+                    }
                 }
                 /* fewer than nn rows in the probed lists: pad, never leave garbage */
                 for (int32_t j = 0; j < nn; j++) {
