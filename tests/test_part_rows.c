@@ -120,6 +120,18 @@ static void test_ranges_make_the_whole(void) {
     CHECK(c && read_chunks(c, &last, 16384, NULL, one, 4, &ids) == 1 && one[0].shard == 2 && one[0].row0 == 5 &&
           one[0].n == 4 && !strcmp(ids.buf, "q2-5,q2-6,q2-7,q2-8,"));
     rtr_buf_free(&ids);
+    /* the reader keeps its own copy of the range: the caller's may go out
+     * of scope once the reader is open (train's gather_share) */
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_ID;
+    rtr_row_range scoped = last;
+    q.rows = &scoped;
+    rtr_row_reader *rd = NULL;
+    rtr_rows ch;
+    CHECK(c && rtr_row_reader_open(&rd, c, &q) == RTR_OK);
+    scoped = (rtr_row_range){0, SIZES[0]}; /* what the stack slot holds later */
+    CHECK(rd && rtr_row_reader_next(rd, &ch, NULL, NULL) == RTR_OK && ch.n == 4 && !strcmp(ch.id[0], "q2-5"));
+    rtr_row_reader_close(rd);
     free(gone);
     rtr_corpus_close(c);
     for (int i = 0; i < N_SHARDS; i++) rtr_shard_free(&rows[i]);

@@ -232,7 +232,7 @@ typedef struct {
     const bool *shards;        /* else only the shards i with shards[i] (one per shard, e.g. rtr_part_shards'
                                   for this rank; the ids are then checked over these alone); NULL: all */
     const rtr_row_range *rows; /* else only these stored rows (a rank's or part's range; with shards, rows in
-                                  both; the ids are then checked over these alone); NULL: all */
+                                  both; the ids are then checked over these alone; copied at open); NULL: all */
     int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
     /* The ids' uniqueness check (every id read, across the shards read): a
      * 64-bit hash and the place of each id, 16 bytes, held up to id_spill

@@ -377,7 +377,10 @@ static rtr_status route_rows(rtr_backend *b, route_source *rs, dec_writer *w, bo
  * temporary: a known point, where a kill from outside is a timing guess. */
 static void test_kill_point(void) {
     const char *r = getenv("RTR_TEST_KILL_RANK");
-    if (r && *r && atoi(r) == rtr_dist_rank()) raise(SIGKILL);
+    char *end;
+    long rank = r && *r ? strtol(r, &end, 10) : -1;
+    /* a whole number only: "yes" or "" must not read as rank 0 */
+    if (r && *r && !*end && rank == rtr_dist_rank()) raise(SIGKILL);
 }
 
 /* This rank's n bytes of decisions, in its segment file seg, to offset at of the one file tmp (pread and pwrite:

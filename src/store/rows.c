@@ -160,6 +160,7 @@ static rtr_status corpus_dup(void *ctx, const char *id, const id_rec *first, con
 struct rtr_row_reader {
     const rtr_corpus *c;
     rtr_row_query q;
+    rtr_row_range range; /* q.rows points here: the caller's range need not outlive the open */
     unsigned read; /* columns read: the asked-for ones and the filter's */
     rtr_output_info emb, tab;
     rtr_row_source src;
@@ -277,6 +278,7 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     if (!r) return RTR_ERR_NOMEM;
     r->c = c;
     r->q = *q;
+    if (q->rows) r->range = *q->rows, r->q.rows = &r->range;
     /* the ids always: a shard edited to repeat an id would be routed, scored and counted twice */
     r->read = q->columns | RTR_COL_ID;
     if (q->split && *q->split) r->read |= RTR_COL_SPLIT;
