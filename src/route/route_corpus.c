@@ -591,7 +591,7 @@ rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *en
     } else if (!st && !(prm->o.cost_scale > 0)) {
         st = rtr_route_cost_scale(&out->cost_scale, out->cost, n, k);
     }
-    for (size_t i = 0; !st && i < (size_t)n * (size_t)k; i++) c[i] = (float)(out->cost[i] / out->cost_scale);
+    if (!st) st = route_scale_costs(c, out->cost, (size_t)n * (size_t)k, out->cost_scale);
     out->lambda = prm->lambda;
     if (!st && !isnan(prm->budget)) {
         rtr_route_table t = {n, k, out->p_correct, c, out->cost, NULL, NULL};
