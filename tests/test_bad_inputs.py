@@ -169,9 +169,19 @@ def main():
               f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
-    for extra in (("--lambda", "1e-320"), ("--lambda", "0.5", "--cost-scale", "1e-308")):
-        r = run("route", corpus, *extra, "--out", os.path.join(tmp, "r.csv"))
-        check(r.returncode == 0, f"route {' '.join(extra)} accepted: {r.stderr.strip()}")
+    r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
+    check(r.returncode == 0, f"route --lambda 1e-320 accepted: {r.stderr.strip()}")
+    # but a cost scale so small that costs divided by it overflow float is
+    # refused: every cost +inf, λ routed by accuracy alone with exit 0
+    for cmd in (("route", corpus, "--lambda", "0.5", "--out", os.path.join(tmp, "r.csv")),
+                ("sweep", corpus, "--out", os.path.join(tmp, "sw-scale")),
+                ("eval", corpus, "--bootstrap", "0", "--out", os.path.join(tmp, "ev-scale.json"))):
+        for scale in ("1e-308", "1e-40"):
+            r = run(*cmd, "--cost-scale", scale)
+            check(r.returncode == 1 and "past float's range" in r.stderr and f"cost scale {scale}" in r.stderr,
+                  f"{cmd[0]} --cost-scale {scale}: refused naming the scale: exit {r.returncode} {r.stderr.strip()}")
+    r = run(*cmds["route"], "--cost-scale", "1e-20")
+    check(r.returncode == 0, f"route --cost-scale 1e-20 (costs still finite) runs: {r.stderr.strip()}")
     r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
 

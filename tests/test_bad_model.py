@@ -83,6 +83,15 @@ def main():
         r = run("embed", "--model", folder(tmp, name, files=files), "--device", "cpu", stdin="what is 2+2?\n")
         check(r.returncode == 1 and named in r.stderr and r.stdout == "",
               f"{name}: exit 1, nothing printed, '{named}' named: exit {r.returncode} {r.stderr.strip()}")
+    # ... but a max length the caller gives overrides the folder's unusable
+    # one (it did before the check came): the same embedding as the intact
+    # model at that length
+    plain = run("embed", "--model", MODEL, "--device", "cpu", "--max-length", "64", stdin="what is 2+2?\n")
+    for name in ("msl-big", "msl-neg", "msl-text", "mml-one"):
+        r = run("embed", "--model", os.path.join(tmp, name), "--device", "cpu", "--max-length", "64",
+                stdin="what is 2+2?\n")
+        check(r.returncode == 0 and plain.returncode == 0 and r.stdout == plain.stdout,
+              f"{name} --max-length 64 embeds as the model does: exit {r.returncode} {r.stderr.strip()}")
     # Hugging Face's "no limit" (1e30) is capped at 512, the same embedding as
     # a max_seq_length of 512 (a text past 256 tokens tells them from MiniLM's 256)
     long = " ".join(["word"] * 400) + "\n"
@@ -93,7 +102,8 @@ def main():
     check(capped.returncode == 0 and capped.stdout == at512.stdout,
           f"model_max_length 1e30 embeds as 512 tokens: exit {capped.returncode} {capped.stderr.strip()}")
     r = run("embed", "--model", MODEL, "--device", "cpu", "--threads", "100000", stdin="what is 2+2?\n")
-    check(r.returncode == 1 and "threads 100000" in r.stderr, f"--threads 100000 (was SIGSEGV): {r.returncode} {r.stderr}")
+    check(r.returncode == 2 and "--threads '100000'" in r.stderr and "at most 1024" in r.stderr,
+          f"--threads 100000 (was SIGSEGV): a usage error naming the bound, as in every command: {r.returncode} {r.stderr}")
     r = subprocess.run([RTR, "embed", "--model", MODEL, "--device", "cpu"], capture_output=True, text=True,
                        preexec_fn=lambda: os.close(0))
     check(r.returncode == 1 and "stdin" in r.stderr, f"embed, stdin closed (was exit 0): {r.returncode} {r.stderr}")

@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static uint64_t rng_state = 7;
@@ -204,38 +203,6 @@ static void test_part_rows(void) {
     }
 }
 
-/* Temporaries named by host and pid (rtr_dist_tmp_path): a run removes
- * those of this host whose writer is gone, a zombie not yet reaped
- * included; a live writer's stays, and so does one of another host
- * (whatever its pid: it names a process of that machine). */
-static void test_host_temporaries(void) {
-    char dir[] = "/tmp/rtr_tmpnames_XXXXXX", host[64];
-    CHECK(mkdtemp(dir) != NULL);
-    rtr_dist_host(host);
-    CHECK(host[0] && !strchr(host, '.') && !strchr(host, '/'));
-    pid_t child = fork();
-    if (child == 0) _exit(0);
-    usleep(100000); /* it has exited: a zombie until waited for */
-    char *out = rtr_sprintf("%s/out.csv", dir);
-    char *zombie = rtr_dist_tmp_path(out, host, (long)child), *live = rtr_dist_tmp_path(out, host, (long)getpid());
-    char *other = rtr_dist_tmp_path(out, "elsewhere-node", (long)child);
-    char *want = rtr_sprintf("%s.tmp.%s.%ld", out, host, (long)getpid());
-    CHECK(!strcmp(live, want));
-    char *files[3] = {zombie, live, other};
-    for (int i = 0; i < 3; i++) {
-        FILE *f = fopen(files[i], "w");
-        CHECK(f != NULL);
-        if (f) fclose(f);
-    }
-    rtr_dist_remove_stale_tmp(out);
-    CHECK_MSG(access(zombie, F_OK) != 0, "the zombie writer's temporary is removed");
-    CHECK(access(live, F_OK) == 0 && access(other, F_OK) == 0);
-    waitpid(child, NULL, 0);
-    for (int i = 0; i < 3; i++) unlink(files[i]), free(files[i]);
-    rmdir(dir);
-    free(out), free(want);
-}
-
 static void test_part_parse(void) {
     rtr_part p;
     CHECK(rtr_part_parse(&p, "2/5") == RTR_OK && p.index == 2 && p.count == 5);
@@ -336,5 +303,5 @@ static void test_knn_chunks_equal_whole(void) {
     free(emb), free(temb), free(ty), free(tc), free(p1), free(c1), free(p2), free(c2);
 }
 
-TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_rows), T(test_host_temporaries), T(test_part_parse), T(test_row_share),
+TEST_MAIN(T(test_parts_equal_whole), T(test_merge_errors), T(test_shard_owners), T(test_part_rows), T(test_part_parse), T(test_row_share),
           T(test_boot_weights_any_split), T(test_knn_chunks_equal_whole))

@@ -10,6 +10,7 @@
 
 #include <hdf5.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *CATALOG =
@@ -594,6 +595,39 @@ static void test_stale_temporaries(void) {
     free(dir), free(out), free(dead), free(live), free(other), free(odd), free(dead_dir), free(inner);
 }
 
+/* Temporaries named by host and pid (rtr_tmp_path, and route's decisions
+ * file that MPI ranks share): a run removes those of this host whose
+ * writer is gone, a zombie not yet reaped included, in both name forms; a
+ * live writer's stays, and so does one of another host (whatever its pid:
+ * it names a process of that machine). */
+static void test_host_temporaries(void) {
+    char *dir = fixture_dir("stale_hosts"), host[RTR_HOST_MAX];
+    rtr_host_name(host);
+    CHECK(host[0] && strlen(host) < RTR_HOST_MAX && strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                  "0123456789-") == strlen(host));
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    usleep(100000); /* it has exited: a zombie until waited for */
+    char *out = rtr_sprintf("%s/out.csv", dir), *mine = rtr_tmp_path(out);
+    char *zombie = rtr_tmp_name(out, host, (long)child), *zombie_old = rtr_sprintf("%s.tmp.%ld", out, (long)child);
+    char *live = rtr_tmp_name(out, host, (long)getpid()), *other = rtr_tmp_name(out, "elsewhere-node", (long)child);
+    char *want = rtr_sprintf("%s.tmp.%s.%ld", out, host, (long)getpid());
+    CHECK(!strcmp(live, want) && !strcmp(mine, want));
+    char *files[4] = {zombie, zombie_old, live, other};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(files[i], "w");
+        CHECK(f != NULL);
+        if (f) fclose(f);
+    }
+    rtr_remove_stale_tmp(out);
+    CHECK_MSG(!rtr_path_exists(zombie) && !rtr_path_exists(zombie_old), "a zombie writer's temporaries are removed");
+    CHECK(rtr_path_exists(live) && rtr_path_exists(other));
+    waitpid(child, NULL, 0);
+    for (int i = 0; i < 4; i++) free(files[i]);
+    rtr_remove_tree(dir);
+    free(dir), free(out), free(mine), free(want);
+}
+
 TEST_MAIN(T(test_catalog_round_trip), T(test_catalog_full_grid), T(test_catalog_errors), T(test_rows_round_trip), T(test_unique_ids),
           T(test_content_hash), T(test_outputs), T(test_validation_on_open), T(test_values_checked_as_read),
-          T(test_bad_files), T(test_stale_temporaries))
+          T(test_bad_files), T(test_stale_temporaries), T(test_host_temporaries))

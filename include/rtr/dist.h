@@ -76,21 +76,6 @@ RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
 RTR_API rtr_status rtr_dist_send(const void *buf, size_t n, int to, int tag);
 RTR_API rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag);
 
-/* Temporaries of an output that ranks on several machines write (route's
- * decisions file): "PATH.tmp.HOST.PID", the host and process id of the
- * writer that named it (caller frees; NULL without memory). A later run
- * asks about a writer only on its own machine: a pid means nothing on
- * another, where it could name a live stranger (the file kept forever) or
- * no process (a live job's file removed). */
-RTR_API char *rtr_dist_tmp_path(const char *path, const char *host, long pid);
-/* This machine's name as the temporaries hold it (at most 64 bytes with
- * the NUL; characters other than letters, digits, '-' and '_' as '_'). */
-RTR_API void rtr_dist_host(char host[64]);
-/* Remove path's temporaries PATH.tmp.HOST.PID whose HOST is this machine
- * and whose writer is gone (no such process, or a zombie that has not been
- * reaped yet); those of another host are left, with a note on stderr. */
-RTR_API void rtr_dist_remove_stale_tmp(const char *path);
-
 /* Which share of a corpus this process computes: part `index` of `count`
  * (count 0: the whole corpus, or under MPI the rank's share). */
 typedef struct {

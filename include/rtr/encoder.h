@@ -25,11 +25,13 @@ typedef struct rtr_tokenizer rtr_tokenizer;
 /* Load the tokenizer of model_dir (tokenizer.json, else vocab.txt +
  * tokenizer_config.json; max length from sentence_bert_config.json's
  * max_seq_length, a whole number in [2, 512], else the tokenizer's
- * model_max_length, a whole number >= 2 capped at 512, else 512).
+ * model_max_length, a whole number >= 2 capped at 512, else 512; a folder
+ * whose max length is outside those ranges loads with max length 0, and
+ * encoding without a max_len of the caller's then fails naming the file and
+ * key: rtr_tokenizer_max_length_error).
  * *out is owned by the caller (rtr_tokenizer_free). Errors name the file and
  * field: RTR_ERR_IO (no tokenizer file), RTR_ERR_FORMAT (does not parse,
- * special token missing from the vocabulary), RTR_ERR_INVALID (a max length
- * outside those ranges). */
+ * special token missing from the vocabulary). */
 RTR_API rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir);
 RTR_API void rtr_tokenizer_free(rtr_tokenizer *tok);
 
@@ -43,6 +45,8 @@ RTR_API rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, int32_t *ids, 
                                 const char *text, size_t len, int max_len);
 
 RTR_API int rtr_tokenizer_max_length(const rtr_tokenizer *tok);
+/* Why the folder's max length cannot be used (file, key, value), or NULL. */
+RTR_API const char *rtr_tokenizer_max_length_error(const rtr_tokenizer *tok);
 RTR_API int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *tok);
 RTR_API int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *tok);
 

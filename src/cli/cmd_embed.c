@@ -28,7 +28,7 @@ int cmd_embed(int argc, char **argv) {
     const char *model = NULL, *device = "auto", *precision = "auto";
     long threads = 0, max_len = 0;
     const rtr_opt opts[] = {{"model", RTR_OPT_REQUIRED, &model, "sentence-transformers model folder (tools/fetch-encoder)"},
-                            {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
+                            CLI_OPT_THREADS(&threads),
                             {"max-length", RTR_OPT_INT, &max_len, "tokens per text incl. specials (0: the model's)"},
                             RTR_OPT_DEVICE(&device),
                             {"precision", RTR_OPT_STR, &precision,

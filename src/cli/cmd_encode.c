@@ -18,7 +18,7 @@ int cmd_encode(int argc, char **argv) {
                             RTR_OPT_DEVICE(&device),
                             {"precision", RTR_OPT_STR, &precision,
                              "GEMM inputs: fp32, bf16 or fp16 (CUDA only), auto (bf16 on CUDA, fp32 on the CPU)"},
-                            {"threads", RTR_OPT_INT, &threads, "CPU threads (0: all)"},
+                            CLI_OPT_THREADS(&threads),
                             {"max-length", RTR_OPT_INT, &max_len,
                              "tokens per text incl. specials (0: the model's; another length is part of the encoder hash)"},
                             {"force", RTR_OPT_FLAG, &ep.force, "re-encode shards that are already up to date"},

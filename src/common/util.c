@@ -171,8 +171,10 @@ rtr_status rtr_read_file(const char *path, char **data, size_t *len) {
  * stopped gen-demo) are removed by the next run writing it, whatever the
  * command. */
 char *rtr_tmp_path(const char *path) {
+    char host[RTR_HOST_MAX];
     rtr_remove_stale_tmp(path);
-    return rtr_sprintf("%s.tmp.%ld", path, (long)getpid());
+    rtr_host_name(host);
+    return rtr_tmp_name(path, host, (long)getpid());
 }
 
 rtr_status rtr_commit_file(const char *tmp, const char *path) {

@@ -46,8 +46,9 @@ void rtr_buf_free(rtr_buf *b);
 /* Whole-file read into a NUL-terminated buffer (caller frees). */
 rtr_status rtr_read_file(const char *path, char **data, size_t *len);
 
-/* Atomic output. rtr_tmp_path gives "<path>.tmp.<pid>" (caller frees),
- * having removed those of path's dead writers (rtr_remove_stale_tmp);
+/* Atomic output. rtr_tmp_path gives "<path>.tmp.<host>.<pid>" (caller
+ * frees), having removed those of path's dead writers on this machine
+ * (files.h's rtr_remove_stale_tmp);
  * rtr_commit_file fsyncs it and renames it over path. */
 char *rtr_tmp_path(const char *path);
 rtr_status rtr_commit_file(const char *tmp, const char *path);

@@ -4,14 +4,10 @@
 #include "rtr/dist.h"
 #include "common/util.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #ifdef RTR_HAVE_MPI
 #include <mpi.h>
@@ -333,72 +329,6 @@ rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n) {
     (void)n;
     return rtr_dist_nccl_load();
 #endif
-}
-
-/* -------------------------------------------------------- temporaries */
-
-void rtr_dist_host(char host[64]) {
-    if (gethostname(host, 64) != 0) strcpy(host, "unknown");
-    host[63] = '\0';
-    for (char *c = host; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
-            *c = '_'; /* no '.': the pid is what follows the last one */
-    if (!*host) strcpy(host, "unknown");
-}
-
-char *rtr_dist_tmp_path(const char *path, const char *host, long pid) {
-    return rtr_sprintf("%s.tmp.%s.%ld", path, host, pid);
-}
-
-/* Whether process pid of this machine is gone: none, or a zombie (its
- * parent, often init after mpirun, has not reaped it yet: it writes nothing). */
-static bool writer_gone(long pid) {
-    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
-    char path[64], state = 0;
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "r");
-    /* "pid (comm) S ...": the state follows the last ')' (comm may hold one) */
-    char line[512];
-    size_t n = f ? fread(line, 1, sizeof line - 1, f) : 0;
-    if (f) fclose(f);
-    line[n] = '\0';
-    const char *close = strrchr(line, ')');
-    if (close && close[1] == ' ') state = close[2];
-    return state == 'Z';
-}
-
-void rtr_dist_remove_stale_tmp(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? rtr_strdup(path) : rtr_strdup(".");
-    if (!dir) return;
-    if (slash) dir[slash - path] = '\0';
-    const char *base = slash ? slash + 1 : path;
-    size_t bl = strlen(base);
-    char here[64];
-    rtr_dist_host(here);
-    DIR *d = opendir(*dir ? dir : "/");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *rest = e->d_name + bl, *dot = strrchr(e->d_name, '.');
-        if (strncmp(e->d_name, base, bl) || strncmp(rest, ".tmp.", 5) || dot <= rest + 5 || !dot[1] ||
-            strspn(dot + 1, "0123456789") != strlen(dot + 1))
-            continue;
-        const char *host = rest + 5;
-        size_t hl = (size_t)(dot - host);
-        if (hl != strlen(here) || strncmp(host, here, hl)) {
-            rtr_note("%s/%s: a temporary written on host %.*s, not this one (%s): left for a run there to remove "
-                     "(or remove it by hand once that job is gone)", *dir ? dir : "", e->d_name, (int)hl, host, here);
-            continue;
-        }
-        long pid = strlen(dot + 1) <= 9 ? atol(dot + 1) : 0; /* a pid_t; no writer of ours has another */
-        if (pid > 0 && writer_gone(pid)) {
-            char *p = rtr_sprintf("%s/%s", dir, e->d_name);
-            if (p) unlink(p);
-            free(p);
-        }
-    }
-    if (d) closedir(d);
-    free(dir);
 }
 
 /* ------------------------------------------------------------- parts */

@@ -736,7 +736,9 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
         enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
         /* MPNet positions start after the padding index */
         int first_pos = enc->arch == ARCH_MPNET ? enc->pad_id + 1 : 0;
-        if (enc->max_len < 2 || enc->max_len + first_pos > enc->P)
+        if (!enc->max_len && rtr_tokenizer_max_length_error(enc->tok))
+            s = rtr_fail(RTR_ERR_INVALID, "%s", rtr_tokenizer_max_length_error(enc->tok));
+        else if (enc->max_len < 2 || enc->max_len + first_pos > enc->P)
             s = rtr_fail(RTR_ERR_INVALID, "%s: max_seq_length %d exceeds the model's %d positions", model_dir,
                          enc->max_len, enc->P - first_pos);
         else if (rtr_tokenizer_vocab_size(enc->tok) > enc->V)

@@ -35,7 +35,8 @@ struct rtr_tokenizer {
     char prefix[16];   /* continuing-subword prefix, "##" */
     added_token *added;
     int n_added;
-    int max_len;
+    int max_len;          /* 0: the folder's is one rtr cannot honour (max_len_error says why) */
+    char *max_len_error;
 };
 
 /* ---- vocabulary table --------------------------------------------------- */
@@ -322,6 +323,7 @@ static void segment(enc_ctx *e, const int32_t *s, size_t n, bool normalized) {
 
 rtr_status rtr_tokenizer_encode(const rtr_tokenizer *tok, int32_t *ids, int *n_ids,
                                 const char *text, size_t len, int max_len) {
+    if (max_len <= 0 && tok->max_len_error) return rtr_fail(RTR_ERR_INVALID, "%s", tok->max_len_error);
     if (max_len <= 0) max_len = tok->max_len;
     if (max_len < 2) return rtr_fail(RTR_ERR_INVALID, "tokenizer: max_len %d < 2", max_len);
     enc_ctx e = {.t = tok, .ids = ids, .limit = max_len - 1};
@@ -541,12 +543,14 @@ done:
 
 /* The max length: sentence_bert_config.json's max_seq_length, else the
  * tokenizer's model_max_length, else 512. A value rtr cannot honour (not a
- * whole number >= 2, or a max_seq_length past 512) and a file that does not
- * parse are refused naming the file and key: they used to be skipped
- * silently, so the folder embedded with another length than it asks for. A
- * model_max_length past 512 is capped at 512 (Hugging Face writes 1e30 there
- * for "no limit"); the encoder then refuses a length past its positions. */
-static rtr_status folder_max_len(const char *dir, int *out) {
+ * whole number >= 2, or a max_seq_length past 512) leaves the max length 0
+ * and says why in *why (caller frees): a length the caller gives overrides
+ * it, and without one it is refused naming the file and key (it used to be
+ * skipped silently, so the folder embedded with another length than it asks
+ * for). A file that does not parse is refused here. A model_max_length past
+ * 512 is capped at 512 (Hugging Face writes 1e30 there for "no limit"); the
+ * encoder then refuses a length past its positions. */
+static rtr_status folder_max_len(const char *dir, int *out, char **why) {
     const char *files[2] = {"sentence_bert_config.json", "tokenizer_config.json"};
     const char *keys[2] = {"max_seq_length", "model_max_length"};
     rtr_status s = RTR_OK;
@@ -564,17 +568,20 @@ static rtr_status folder_max_len(const char *dir, int *out) {
             double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
             if (x >= 2 && x == floor(x) && (k == 1 || x <= 512))
                 *out = x > 512 ? 512 : (int)x;
-            else if (cJSON_IsNumber(v))
-                s = rtr_fail(RTR_ERR_INVALID, "%s: %s %g: want a whole number %s", path, keys[k], x,
-                             k ? ">= 2" : "in [2, 512]");
-            else
-                s = rtr_fail(RTR_ERR_INVALID, "%s: %s: not a number", path, keys[k]);
+            else {
+                *why = cJSON_IsNumber(v) ? rtr_sprintf("%s: %s %g: want a whole number %s (or give a max length: "
+                                                       "--max-length)", path, keys[k], x, k ? ">= 2" : "in [2, 512]")
+                                         : rtr_sprintf("%s: %s: not a number (or give a max length: --max-length)",
+                                                       path, keys[k]);
+                s = *why ? RTR_OK : RTR_ERR_NOMEM;
+                k = 2; /* no fallback to the next file: the folder says a length, a wrong one */
+            }
         }
         cJSON_Delete(j);
         free(text);
         free(path);
     }
-    if (!s && !*out) *out = 512;
+    if (!s && !*out && !*why) *out = 512;
     return s;
 }
 
@@ -600,7 +607,7 @@ rtr_status rtr_tokenizer_load(rtr_tokenizer **out, const char *model_dir) {
     }
     free(text);
     free(path);
-    if (!s) s = folder_max_len(model_dir, &t->max_len);
+    if (!s) s = folder_max_len(model_dir, &t->max_len, &t->max_len_error);
     if (s) {
         rtr_tokenizer_free(t);
         return s;
@@ -616,9 +623,11 @@ void rtr_tokenizer_free(rtr_tokenizer *t) {
     free(t->added);
     free(t->keys);
     free(t->vals);
+    free(t->max_len_error);
     free(t);
 }
 
 int rtr_tokenizer_max_length(const rtr_tokenizer *t) { return t->max_len; }
+const char *rtr_tokenizer_max_length_error(const rtr_tokenizer *t) { return t->max_len_error; }
 int32_t rtr_tokenizer_pad_id(const rtr_tokenizer *t) { return t->pad_id; }
 int32_t rtr_tokenizer_vocab_size(const rtr_tokenizer *t) { return t->vocab_size; }

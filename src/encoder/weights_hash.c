@@ -71,7 +71,7 @@ uint64_t rtr_weights_hash(const char *path, const void *data, size_t n, size_t m
     /* only a file that stayed the same while hashed gets an entry */
     if (entry && key_of(path, n, &k1, &dev1, &ino1) == 0 && dev1 == dev && ino1 == ino &&
         !memcmp(&k0, &k1, sizeof k0)) {
-        char *tmp = rtr_sprintf("%s.tmp.%ld", entry, (long)getpid());
+        char *tmp = rtr_tmp_path(entry); /* a killed run's is removed by the next */
         FILE *w = tmp ? fopen(tmp, "w") : NULL;
         if (w) {
             int ok = fprintf(w, "%s %llu %llu %llu %llu %llu %llu %016" PRIx64 "\n", ENTRY_FORMAT, k0.size,

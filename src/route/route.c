@@ -120,6 +120,16 @@ void route_scale_free(route_scale_acc *a) {
     a->cnt = NULL;
 }
 
+rtr_status route_scale_costs(float *c, const float *cost, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) {
+        c[i] = (float)(cost[i] / scale);
+        if (isinf(c[i]) && isfinite(cost[i]))
+            return rtr_fail(RTR_ERR_INVALID, "cost scale %g: a cost of %g divided by it is past float's range; give "
+                            "a larger scale (--cost-scale; 0: automatic)", scale, cost[i]);
+    }
+    return RTR_OK;
+}
+
 rtr_status rtr_route_cost_scale(double *scale, const float *c, int64_t n, int32_t k) {
     route_scale_acc a;
     rtr_status st = route_scale_init(&a, k);

@@ -87,8 +87,6 @@ static rtr_status dec_open(dec_writer *w, const char *path, const rtr_catalog *c
     if (s) return s;
     s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
     if (s) return s;
-    rtr_remove_stale_tmp(path);
-    rtr_dist_remove_stale_tmp(path); /* and those of killed runs on ranks (decisions_place) */
     if (w->fmt != DEC_H5) {
         if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create", w->tmp);
         else if (w->fmt == DEC_CSV) fputs(DEC_CSV_HEAD, w->f);
@@ -428,16 +426,15 @@ static rtr_status decisions_place(FILE *seg, int64_t mine, dec_format fmt, const
      * on several machines): every rank writes into the one file */
     struct {
         int64_t pid;
-        char host[64];
+        char host[RTR_HOST_MAX];
     } writer = {(int64_t)getpid(), {0}};
     int64_t made = 0;
     char *tmp = NULL;
-    rtr_dist_host(writer.host);
+    rtr_host_name(writer.host);
     if (!st) st = rtr_dist_bcast(&writer, sizeof writer, 0);
-    if (!st && !(tmp = rtr_dist_tmp_path(out_path, writer.host, (long)writer.pid))) st = RTR_ERR_NOMEM;
+    if (!st && !(tmp = rtr_tmp_name(out_path, writer.host, (long)writer.pid))) st = RTR_ERR_NOMEM;
     if (!st && rank == 0) {
         rtr_remove_stale_tmp(out_path);
-        rtr_dist_remove_stale_tmp(out_path);
         FILE *f = fopen(tmp, "w");
         bool bad = !f || fwrite(DEC_CSV_HEAD, 1, (size_t)head, f) != (size_t)head || fflush(f) != 0 ||
                    ftruncate(fileno(f), (off_t)total) != 0;
@@ -594,7 +591,7 @@ rtr_status rtr_route_texts(rtr_backend *b, rtr_text_routes *out, rtr_encoder *en
     } else if (!st && !(prm->o.cost_scale > 0)) {
         st = rtr_route_cost_scale(&out->cost_scale, out->cost, n, k);
     }
-    for (size_t i = 0; !st && i < (size_t)n * (size_t)k; i++) c[i] = (float)(out->cost[i] / out->cost_scale);
+    if (!st) st = route_scale_costs(c, out->cost, (size_t)n * (size_t)k, out->cost_scale);
     out->lambda = prm->lambda;
     if (!st && !isnan(prm->budget)) {
         rtr_route_table t = {n, k, out->p_correct, c, out->cost, NULL, NULL};

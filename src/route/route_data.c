@@ -254,10 +254,10 @@ rtr_status route_source_next(route_source *rs, route_chunk *out) {
     out->tokens = ch.p_tokens;
     out->cost = cost;
     if (rs->cost_scale > 0) {
-        for (size_t i = 0; i < (size_t)ch.n * (size_t)ch.k; i++) c[i] = (float)(cost[i] / rs->cost_scale);
+        st = route_scale_costs(c, cost, (size_t)ch.n * (size_t)ch.k, rs->cost_scale);
         out->c = c;
     }
-    return RTR_OK;
+    return st;
 }
 
 rtr_route_table route_chunk_table(const route_chunk *ch, bool truth) {
@@ -389,7 +389,7 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
     }
     size_t nk = (size_t)d->n * (size_t)d->k;
     if (!st && (keep & ROUTE_KEEP_C) && !(d->c = rtr_malloc((nk ? nk : 1) * sizeof(float)))) st = RTR_ERR_NOMEM;
-    for (size_t i = 0; !st && d->c && i < nk; i++) d->c[i] = (float)(d->cost[i] / d->cost_scale);
+    if (!st && d->c) st = route_scale_costs(d->c, d->cost, nk, d->cost_scale);
     route_source_close(&rs);
     if (st) {
         route_data_free(d);

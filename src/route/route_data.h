@@ -54,6 +54,11 @@ rtr_status route_scale_init(route_scale_acc *a, int32_t k);
 void route_scale_add(route_scale_acc *a, const float *cost, int64_t n);
 rtr_status route_scale_finish(route_scale_acc *a, double *scale);
 void route_scale_free(route_scale_acc *a);
+/* c[i] = cost[i] / scale as floats, for i < n; RTR_ERR_INVALID naming the
+ * scale when a finite cost overflows (a given scale so small that costs
+ * become +inf: every pair then costs the same and λ routes by accuracy
+ * alone, silently). */
+rtr_status route_scale_costs(float *c, const float *cost, size_t n, double scale);
 
 /* --------------------------------------------------- preparing a table */
 

@@ -15,7 +15,6 @@
 #define _GNU_SOURCE /* renameat2: swap the finished folder with the old one in one step */
 #include "rtr/stages.h"
 #include "rtr/dist.h"
-#include "common/files.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "eval/curve_scan.h"
@@ -365,7 +364,6 @@ static rtr_status commit_dir(const char *tmp, const char *out_dir) {
     }
     char *old = rtr_sprintf("%s.old", out_dir), *aside = old ? rtr_tmp_path(old) : NULL;
     rtr_status s = aside ? RTR_OK : RTR_ERR_NOMEM;
-    if (!s) rtr_remove_stale_tmp(old);
     if (!s && rename(out_dir, aside) != 0) s = rtr_fail(RTR_ERR_IO, "%s: cannot move aside: %s", out_dir, strerror(errno));
     if (!s && rename(tmp, out_dir) != 0) {
         s = rtr_fail(RTR_ERR_IO, "%s: cannot rename into place: %s", out_dir, strerror(errno));
@@ -574,7 +572,6 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     /* every file into one temporary folder, then the folder into place (by rank 0 alone) */
     bool writer = rtr_dist_rank() == 0;
     if (!st && writer) {
-        rtr_remove_stale_tmp(out_dir);
         tmp = rtr_tmp_path(out_dir);
         for (int i = 0; tmp && i < 4; i++) files[i] = rtr_sprintf("%s/%s", tmp, SWEEP_FILES[i]);
         if (!tmp || !files[3]) st = RTR_ERR_NOMEM;

@@ -2,7 +2,6 @@
  * against every shard on open; the stage outputs beside the shards
  * (embeddings/ENCODER/, tables/NAME/), found, checked for completeness and
  * staleness, and written through temporary names. */
-#include "common/files.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "store/store_int.h"
@@ -547,7 +546,6 @@ static rtr_status writer_open(rtr_output_writer **out, const rtr_corpus *c, int 
     rtr_status s = make_output_dir(c, kind, name);
     if (!s && !((w->path = store_output_path(c, kind, name, c->files[shard])) && (w->tmp = rtr_tmp_path(w->path))))
         s = RTR_ERR_NOMEM;
-    if (!s) rtr_remove_stale_tmp(w->path);
     if (!s) s = h5_create(w->tmp, &w->f);
     if (!s) s = h5_put_str(w->f, "rtr_schema", schema);
     if (!s) s = h5_put_i64(w->f, "rtr_schema_version", RTR_SCHEMA_VERSION);
@@ -656,7 +654,6 @@ rtr_status rtr_descriptions_write(const rtr_corpus *c, const char *encoder, cons
     char *path = store_output_path(c, EMB_DIR, encoder, DESC_FILE), *tmp = path ? rtr_tmp_path(path) : NULL;
     hid_t f = -1, d;
     rtr_status s = tmp ? make_output_dir(c, EMB_DIR, encoder) : RTR_ERR_NOMEM;
-    if (!s) rtr_remove_stale_tmp(path);
     if (!s) s = h5_create(tmp, &f);
     if (!s) s = h5_put_str(f, "rtr_schema", DESC_SCHEMA);
     if (!s) s = h5_put_i64(f, "rtr_schema_version", RTR_SCHEMA_VERSION);

@@ -4,7 +4,6 @@
  * this file is the only place that reads that layout. The new corpus is
  * built in a temporary directory and renamed into place; the old one is
  * only read. */
-#include "common/files.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "store/store_int.h"
@@ -235,7 +234,6 @@ rtr_status rtr_corpus_upgrade(const char *out_dir, const char *in_dir) {
         free(cj);
     }
     if (!s && rtr_path_exists(out_dir)) s = rtr_fail(RTR_ERR_EXISTS, "%s: already exists", out_dir);
-    if (!s) rtr_remove_stale_tmp(out_dir);
     char *tmp = s ? NULL : rtr_tmp_path(out_dir);
     if (!s && (!tmp || mkdir(tmp, 0755) != 0))
         s = tmp ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)) : RTR_ERR_NOMEM;
