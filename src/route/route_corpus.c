@@ -88,7 +88,7 @@ static rtr_status dec_open(dec_writer *w, const char *path, const rtr_catalog *c
     s = (w->path = rtr_strdup(path)) && (w->tmp = rtr_tmp_path(path)) ? RTR_OK : RTR_ERR_NOMEM;
     if (s) return s;
     if (w->fmt != DEC_H5) {
-        if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create", w->tmp);
+        if (!(w->f = fopen(w->tmp, "w"))) s = rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", w->tmp, strerror(errno));
         else if (w->fmt == DEC_CSV) fputs(DEC_CSV_HEAD, w->f);
     } else {
         const h5_kind kinds[7] = {H5_VSTR, H5_VSTR, H5_VSTR, H5_I32, H5_F32, H5_F32, H5_F32};

@@ -8,6 +8,7 @@
 #include "store/runs.h"
 #include "store/store_int.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stddef.h>
@@ -481,7 +482,7 @@ static rtr_status map_embeddings(rtr_rows *out, const rtr_corpus *c, int64_t cap
     char *path = rtr_sprintf("%s/.rtr-embeddings.tmp.%ld", c->dir, (long)getpid());
     int fd = path ? open(path, O_RDWR | O_CREAT | O_EXCL, 0600) : -1;
     if (fd >= 0) unlink(path);
-    rtr_status s = fd < 0 ? rtr_fail(RTR_ERR_IO, "%s: cannot create", path ? path : c->dir) : RTR_OK;
+    rtr_status s = fd < 0 ? rtr_fail(RTR_ERR_IO, "%s: cannot create: %s", path ? path : c->dir, strerror(errno)) : RTR_OK;
     if (!s && ftruncate(fd, (off_t)bytes) != 0) s = rtr_fail(RTR_ERR_IO, "%s: cannot size the embeddings file", path);
     void *p = s ? MAP_FAILED : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (!s && p == MAP_FAILED) s = rtr_fail(RTR_ERR_IO, "%s: cannot map the embeddings file", path);
