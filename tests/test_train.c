@@ -10,6 +10,7 @@
 #include "test.h"
 #include "common/util.h"
 
+#include <float.h>
 #include <omp.h>
 #include <string.h>
 #include <pthread.h>
@@ -454,8 +455,13 @@ static void test_bad_input(void) {
     CHECK(train_one(&p, cfg, NULL) == RTR_OK);
     static float sp[4 * K], st[4 * K];
     CHECK(rtr_predictor_score(sp, st, &p, emb, 4) == RTR_OK);
-    for (int h = 0; h < 2; h++)
-        for (int i = 0; i < p.H * D; i++) p.head[h].W_q[i] = emb[i % D] < 0 ? -3e38f : 3e38f; /* E·W_q: inf at row 0 */
+    /* E·W_q = FLT_MAX·Σ|e| at row 0: inf in both paths, whatever the training
+     * gave (w2 = 1: the backend path folds |w2| into W_q, and a small w2 kept
+     * its product finite in some builds) */
+    for (int h = 0; h < 2; h++) {
+        for (int i = 0; i < p.H * D; i++) p.head[h].W_q[i] = emb[i % D] < 0 ? -FLT_MAX : FLT_MAX;
+        for (int j = 0; j < p.H; j++) p.head[h].w2[j] = 1.0f;
+    }
     CHECK(rtr_predictor_score(sp, st, &p, emb, 4) == RTR_ERR_NUMERIC);
     CHECK_MSG(strstr(rtr_last_error(), "row 0 pair 0") && strstr(rtr_last_error(), "overflow"), "%s", rtr_last_error());
     rtr_backend hb;
