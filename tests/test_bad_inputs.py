@@ -11,6 +11,11 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
 - a directory given as a file (--catalog DIR) says it is a directory; a
   shard the user may not read, and a gen-demo folder it may not create,
   say permission denied (were "truncated or corrupt", "no such file");
+- an embeddings/ or tables/ folder, or one table's folder, that cannot be
+  read (permissions; a file where the folder should be) names the folder
+  and the system's reason, exit 1 (read as "no embeddings: run rtr encode"
+  or "incomplete, 0 of 3 shards: run rtr score"), and `--table NAME` where
+  tables/NAME is a file says it is not a folder;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
@@ -100,8 +105,46 @@ def check_permissions(tmp, corpus):
     r = as_user("gen-demo", "--queries", "3", os.path.join(ro, "d"))
     check(r.returncode == 1 and f"{ro}/d: cannot create: Permission denied" in r.stderr,
           f"gen-demo into a read-only folder: said so: exit {r.returncode} {r.stderr.strip()}")
-    os.chmod(ro, 0o755)
     os.chmod(shard, 0o644)
+    # folders of stage outputs the user may not read
+    out = os.path.join(perm, "out")
+    os.makedirs(out)
+    os.chown(out, 65534, 65534)
+    for folder, cmds in (("embeddings", (("info",), ("eval", "--bootstrap", "0", "--out", out + "/e.json"),
+                                         ("train", "--epochs", "1", "--out", out + "/k.safetensors"))),
+                         ("tables", (("info",), ("route", "--lambda", "0.5", "--out", out + "/d.csv"))),
+                         ("tables/t", (("route", "--lambda", "0.5", "--out", out + "/d.csv"),
+                                       ("eval", "--bootstrap", "0", "--out", out + "/e.json")))):
+        path = os.path.join(perm, folder)
+        os.chmod(path, 0)
+        for cmd in cmds:
+            r = as_user(cmd[0], perm, *cmd[1:])
+            check(r.returncode == 1 and f"{path}: cannot read the folder" in r.stderr and "Permission denied" in r.stderr,
+                  f"an unreadable {folder}/: rtr {cmd[0]} says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+        os.chmod(path, 0o755)
+    r = as_user("info", perm)
+    check(r.returncode == 0, f"readable again: info: {r.stderr.strip()[-300:]}")
+    os.chmod(ro, 0o755)
+
+
+def check_not_folders(tmp, corpus):
+    """A file where embeddings/ or a table's folder should be (no permission
+    needed, so this runs as root too)."""
+    odd = os.path.join(tmp, "odd")
+    shutil.copytree(corpus, odd)
+    shutil.rmtree(os.path.join(odd, "embeddings"))
+    open(os.path.join(odd, "embeddings"), "w").write("x")
+    open(os.path.join(odd, "tables", "x"), "w").write("x")
+    for cmd in (("info", odd), ("train", odd, "--epochs", "1", "--out", os.path.join(tmp, "odd.safetensors")),
+                ("eval", odd, "--bootstrap", "0", "--out", os.path.join(tmp, "odd.json"))):
+        r = run(*cmd)
+        check(r.returncode == 1 and f"{odd}/embeddings: cannot read the folder: Not a directory" in r.stderr,
+              f"embeddings/ a file: rtr {cmd[0]} says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    r = run("route", odd, "--table", "x", "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and f"{odd}/tables/x: not a folder" in r.stderr,
+          f"--table x, tables/x a file: says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    r = run("route", odd, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 0, f"route with the one table t, a stray file tables/x beside it: {r.stderr.strip()[-300:]}")
 
 
 def main():
@@ -186,6 +229,7 @@ def main():
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
 
     check_permissions(tmp, corpus)
+    check_not_folders(tmp, corpus)
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")
