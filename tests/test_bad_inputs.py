@@ -18,6 +18,7 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   tables/NAME is a file says it is not a folder;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
+  score --chunk-rows is bounded by its option kind and --help says so;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -210,6 +211,15 @@ def main():
         r = run(*cmds["train"], f"--{flag}", "2147483648")
         check(r.returncode == 2 and f"--{flag} '2147483648'" in r.stderr and "at most 2147483647" in r.stderr,
               f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    # score's --chunk-rows is bounded by its option kind (RTR_OPT_ROWS), not by
+    # hand after parsing: the same message as every bounded integer, and
+    # --help says the bound (it did not)
+    r = run("score", corpus, "--checkpoint", os.path.join(tmp, "none.safetensors"), "--chunk-rows", "16777217")
+    check(r.returncode == 2 and "--chunk-rows '16777217': expected an integer >= 1, at most 16777216" in r.stderr,
+          f"score --chunk-rows 16777217: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    r = run("score", "--help")
+    check(r.returncode == 0 and any("--chunk-rows" in x and "at most 16777216]" in x for x in r.stdout.splitlines()),
+          f"score --help says --chunk-rows' bound: {r.stdout}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
