@@ -108,4 +108,39 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
                                const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best,
                                int32_t resamples, uint64_t seed, int part, int n_parts);
 
+/* The statistics of the bootstrap (as one resample computes them) with
+ * every query weighted 1: the sample's own values, θ̂_M of the m-out-of-n
+ * bootstrap (out has one resample). */
+rtr_status eval_boot_point(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                           const float *cost, int64_t n, int32_t k, int32_t best);
+
+/* The bootstrap's sample when the evaluated split has more queries than it
+ * may use (rtr_eval_params.bootstrap_queries = M): the M queries with the
+ * smallest eval_boot_sample_hash(seed, key), key a hash of the query's id.
+ * A query's hash depends on nothing else, so the sample is the same set for
+ * any order, chunking or split of the rows, and the bottom M of parts'
+ * bottom-M sets is the whole's. */
+uint64_t eval_boot_sample_hash(uint64_t seed, uint64_t key);
+typedef struct {
+    uint64_t h;
+    int64_t row; /* the query's row in the evaluated split */
+} eval_boot_pick;
+typedef struct {
+    int64_t cap, n, alloc; /* at most cap (M) kept, n now, room for alloc */
+    eval_boot_pick *pick;  /* a max-heap on (h, row) until eval_boot_bottom_rows */
+} eval_boot_bottom;
+rtr_status eval_boot_bottom_init(eval_boot_bottom *s, int64_t M);
+rtr_status eval_boot_bottom_add(eval_boot_bottom *s, uint64_t h, int64_t row);
+/* The kept picks in ascending row order (no more adds after this). */
+void eval_boot_bottom_rows(eval_boot_bottom *s);
+void eval_boot_bottom_free(eval_boot_bottom *s);
+
+/* cp restricted to the queries rows[0..m) (ascending rows of cp's; query
+ * i of out is rows[i]): the points that move none of them dropped, since
+ * the sample's curve is the same there as at the point before, and each of
+ * marks[n_marks] (point indices of cp, −1: none) moved to its point of
+ * out. out->lambda is NULL. */
+rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
+                                     const int64_t *rows, int64_t m);
+
 #endif

@@ -202,7 +202,7 @@ typedef struct {
     uint64_t seed;
     int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
     double *calib; /* [resamples × CALIB_BINS]: each calibration bin's observed rate per resample; owned */
-    uint64_t *key; /* each evaluated query's id hashed (eval_boot_weights); owned */
+    int64_t n_sample, n_all; /* queries resampled, of n_all evaluated: fewer is the m-out-of-n bootstrap */
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
@@ -401,22 +401,29 @@ static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
 /* The calibration bin of predicted probability p (tenths; 1 in the last). */
 static int calib_bin(double p) { return p >= 1 ? CALIB_BINS - 1 : (int)(p * CALIB_BINS); }
 
-/* Each calibration bin's observed rate under the bootstrap's resamples
- * (this rank's share, summed over the ranks): eb->calib. */
-static rtr_status calib_bootstrap(eval_boot *eb, const route_data *te) {
-    size_t nk = (size_t)te->n * (size_t)te->k;
+/* Each calibration bin's observed rate, rate[CALIB_BINS], over (p, y)
+ * [n x k] with query weights w (NULL: 1 each); NaN for an empty bin. */
+static void calib_rates(double *rate, const float *p, const float *y, const double *w, int64_t n, int32_t k) {
+    double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
+    for (size_t i = 0; i < (size_t)n * (size_t)k; i++) {
+        double pi = p[i], yi = y[i], wi = w ? w[i / (size_t)k] : 1.0;
+        if (isnan(pi) || isnan(yi) || !wi) continue;
+        sy[calib_bin(pi)] += wi * yi, cnt[calib_bin(pi)] += wi;
+    }
+    for (int c = 0; c < CALIB_BINS; c++) rate[c] = cnt[c] ? sy[c] / cnt[c] : NAN;
+}
+
+/* Each calibration bin's observed rate under the bootstrap's resamples of
+ * the queries (p, y) [n x k] keyed by key (this rank's share, summed over
+ * the ranks): eb->calib. */
+static rtr_status calib_bootstrap(eval_boot *eb, const float *p, const float *y, const uint64_t *key, int64_t n,
+                                  int32_t k) {
     eb->calib = rtr_calloc((size_t)eb->resamples * CALIB_BINS, sizeof *eb->calib);
-    double *w = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *w);
+    double *w = rtr_malloc((size_t)(n ? n : 1) * sizeof *w);
     rtr_status st = eb->calib && w ? RTR_OK : RTR_ERR_NOMEM;
     for (int32_t b = rtr_dist_rank(); !st && b < eb->resamples; b += rtr_dist_size()) {
-        double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
-        eval_boot_weights(w, eb->key, te->n, eb->seed, b);
-        for (size_t i = 0; i < nk; i++) {
-            double p = te->p[i], y = te->true_correct[i], wi = w[i / (size_t)te->k];
-            if (isnan(p) || isnan(y) || !wi) continue;
-            sy[calib_bin(p)] += wi * y, cnt[calib_bin(p)] += wi;
-        }
-        for (int c = 0; c < CALIB_BINS; c++) eb->calib[(size_t)b * CALIB_BINS + c] = cnt[c] ? sy[c] / cnt[c] : NAN;
+        eval_boot_weights(w, key, n, eb->seed, b);
+        calib_rates(eb->calib + (size_t)b * CALIB_BINS, p, y, w, n, k);
     }
     free(w);
     if (!st) st = rtr_dist_sum_f64(eb->calib, (size_t)eb->resamples * CALIB_BINS);
@@ -471,6 +478,10 @@ rtr_eval_params rtr_eval_default_params(void) {
     p.stack_only = -1;
     p.bootstrap = 1000;
     p.seed = 1;
+    /* every published set's evaluated split (953 queries at most) whole; at
+     * 16 pairs the sample's copy is about 0.4 KB a query (40 MB) and a
+     * resample's pass over it a few milliseconds (docs/METRICS.md) */
+    p.bootstrap_queries = 100000;
     return p;
 }
 
@@ -598,9 +609,19 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         cJSON_AddNumberToObject(b, "resamples", eb->resamples);
         cJSON_AddNumberToObject(b, "seed", (double)eb->seed);
         cJSON_AddNumberToObject(b, "level", 1 - 2 * CI_Q);
-        cJSON_AddStringToObject(b, "method", "paired: each resample weights every evaluated query by a Poisson(1) "
-                                             "count drawn from a hash of (seed, query id, resample), the same "
-                                             "weights for every router; percentile intervals");
+        if (eb->n_sample < eb->n_all) {
+            cJSON_AddNumberToObject(b, "queries", (double)eb->n_sample);
+            cJSON_AddStringToObject(b, "method", "m-out-of-n, paired: the resampled queries are the M with the "
+                                                 "smallest hash of (seed, query id); each resample weights each by a "
+                                                 "Poisson(1) count drawn from a hash of (seed, query id, resample), "
+                                                 "the same weights for every router; a resample's value v of a "
+                                                 "statistic counts as θ̂_N + sqrt(M/N)·(v − θ̂_M) (θ̂_N on every "
+                                                 "query, θ̂_M on the M), then percentile intervals and P(beats)");
+        } else {
+            cJSON_AddStringToObject(b, "method", "paired: each resample weights every evaluated query by a Poisson(1) "
+                                                 "count drawn from a hash of (seed, query id, resample), the same "
+                                                 "weights for every router; percentile intervals");
+        }
     }
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int32_t j = 0; j < te->k; j++) {
@@ -777,9 +798,114 @@ static rtr_status check_ranks_agree(const router_result *R, int nr) {
     return st;
 }
 
-/* The paired bootstrap over every router that was built. */
-static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te, int32_t best,
-                                const rtr_eval_params *ep) {
+/* v[0], v[stride], ... (n resamples' values of one statistic) as the
+ * m-out-of-n bootstrap reads them: full + s·(v − sample). */
+static void boot_scale(double *v, int32_t n, int64_t stride, double full, double sample, double s) {
+    for (int32_t b = 0; b < n; b++) v[(size_t)b * stride] = full + s * (v[(size_t)b * stride] - sample);
+}
+
+/* The m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997): a statistic
+ * over a resample of M of the N queries spreads about sqrt(N/M) times as
+ * much as over a resample of all N, so each resample's value v becomes
+ * θ̂_N + sqrt(M/N)·(v − θ̂_M), θ̂_N the estimate on every query (the file's),
+ * θ̂_M the same statistic on the sample (every query weighted 1). The
+ * percentile intervals and P(beats) then read the scaled values:
+ * [θ̂_N + sqrt(M/N)·(q_2.5% − θ̂_M), θ̂_N + sqrt(M/N)·(q_97.5% − θ̂_M)]. */
+static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t nb, const router_result *R, int nr,
+                               const eval_refs *refs, const route_data *te, const float *correct, const float *cost,
+                               const float *p, int64_t n, int32_t best) {
+    rtr_boot pt;
+    rtr_status st = eval_boot_point(&pt, br, nb, correct, cost, n, te->k, best);
+    if (st) return st;
+    double s = sqrt((double)n / (double)te->n);
+    int32_t B = eb->resamples;
+    for (int i = 0; i < nr; i++) {
+        int q = eb->idx[i];
+        if (q < 0) continue;
+        boot_scale(eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s);
+        boot_scale(eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s);
+        boot_scale(eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s);
+        for (int m = 0; m < N_MARKS_B; m++) {
+            int64_t t = m < N_MARKS ? R[i].mark[m] : -1;
+            size_t at = (size_t)q * N_MARKS_B + m;
+            boot_scale(eb->b.acc + at, B, (int64_t)nb * N_MARKS_B, t >= 0 ? R[i].acc[t] : NAN, pt.acc[at], s);
+            boot_scale(eb->b.cost + at, B, (int64_t)nb * N_MARKS_B, t >= 0 ? R[i].cost[t] : NAN, pt.cost[at], s);
+        }
+    }
+    for (int32_t j = 0; j < te->k; j++) {
+        boot_scale(eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s);
+        boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s);
+    }
+    double full[CALIB_BINS], sample[CALIB_BINS];
+    calib_rates(full, te->p, te->true_correct, NULL, te->n, te->k);
+    calib_rates(sample, p, correct, NULL, n, te->k);
+    for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s);
+    rtr_boot_free(&pt);
+    return RTR_OK;
+}
+
+/* What the bootstrap resamples when the evaluated split has more than M
+ * queries: the rows of its bottom-M sample (ascending), their outcomes,
+ * first table's estimates and keys, and every router's path restricted to
+ * them. */
+typedef struct {
+    int64_t n, *rows;
+    float *correct, *cost, *p;
+    rtr_choice_path *cp; /* one per bootstrap router */
+    int32_t n_cp;
+} boot_sample;
+
+static void boot_sample_free(boot_sample *s) {
+    for (int32_t q = 0; s->cp && q < s->n_cp; q++) rtr_choice_path_free(&s->cp[q]);
+    free(s->cp);
+    free(s->rows);
+    free(s->correct);
+    free(s->cost);
+    free(s->p);
+    memset(s, 0, sizeof *s);
+}
+
+static uint64_t query_key(const char *id) { return rtr_hash64(RTR_FNV_SEED, id, strlen(id)); }
+
+/* The bottom M of te's queries by eval_boot_sample_hash and their copy;
+ * br's paths and marks are pointed at it. */
+static rtr_status boot_sample_take(boot_sample *s, rtr_boot_router *br, int32_t nb, const route_data *te, int64_t M,
+                                   uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    eval_boot_bottom bot;
+    rtr_status st = eval_boot_bottom_init(&bot, M);
+    for (int64_t i = 0; !st && i < te->n; i++) st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(seed, query_key(te->id[i])), i);
+    if (!st) eval_boot_bottom_rows(&bot);
+    int32_t k = te->k;
+    s->n = bot.n;
+    size_t mk = (size_t)s->n * (size_t)k;
+    if (!st && (!(s->rows = rtr_malloc((size_t)s->n * sizeof *s->rows)) || !(s->correct = rtr_malloc(mk * sizeof *s->correct)) ||
+                !(s->cost = rtr_malloc(mk * sizeof *s->cost)) || !(s->p = rtr_malloc(mk * sizeof *s->p)) ||
+                !(s->cp = rtr_calloc((size_t)nb, sizeof *s->cp))))
+        st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < s->n; i++) {
+        int64_t r = s->rows[i] = bot.pick[i].row;
+        memcpy(s->correct + (size_t)i * k, te->true_correct + (size_t)r * k, (size_t)k * sizeof *s->correct);
+        memcpy(s->cost + (size_t)i * k, te->true_cost + (size_t)r * k, (size_t)k * sizeof *s->cost);
+        memcpy(s->p + (size_t)i * k, te->p + (size_t)r * k, (size_t)k * sizeof *s->p);
+    }
+    eval_boot_bottom_free(&bot);
+    s->n_cp = st ? 0 : nb;
+    for (int32_t q = 0; !st && q < nb; q++) {
+        if (!br[q].path) continue;
+        st = eval_choice_path_restrict(&s->cp[q], br[q].marks, br[q].n_marks, br[q].path, s->rows, s->n);
+        br[q].path = &s->cp[q];
+    }
+    if (st) boot_sample_free(s);
+    return st;
+}
+
+/* The paired bootstrap over every router that was built: over every
+ * evaluated query, or above ep->bootstrap_queries (M) the m-out-of-n
+ * bootstrap over the bottom-M sample, so its memory and time stop growing
+ * with the split. */
+static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te,
+                                const eval_refs *refs, const rtr_eval_params *ep) {
     memset(eb, 0, sizeof *eb);
     eb->seed = ep->seed;
     if (!(eb->idx = rtr_malloc((size_t)nr * sizeof *eb->idx))) return RTR_ERR_NOMEM;
@@ -798,16 +924,22 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
         eb->idx[i] = nb++;
     }
     eb->resamples = ep->bootstrap;
-    /* under MPI each rank computes every size-th resample; the sums put them together */
+    eb->n_all = te->n;
+    boot_sample smp = {0};
+    bool sampled = te->n > ep->bootstrap_queries;
+    rtr_status st = sampled ? boot_sample_take(&smp, br, nb, te, ep->bootstrap_queries, ep->seed) : RTR_OK;
+    int64_t n = sampled ? smp.n : te->n;
+    const float *correct = sampled ? smp.correct : te->true_correct, *cost = sampled ? smp.cost : te->true_cost;
+    const float *p = sampled ? smp.p : te->p;
+    eb->n_sample = n;
     /* each query keyed by its id: its weights do not depend on its place */
-    if (!(eb->key = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *eb->key))) {
-        free(br);
-        return RTR_ERR_NOMEM;
-    }
-    for (int64_t i = 0; i < te->n; i++) eb->key[i] = rtr_hash64(RTR_FNV_SEED, te->id[i], strlen(te->id[i]));
-    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, te->true_correct, te->true_cost, eb->key, te->n, te->k,
-                                        best, ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
-    free(br);
+    uint64_t *key = st ? NULL : rtr_malloc((size_t)(n ? n : 1) * sizeof *key);
+    if (!st && !key) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < n; i++) key[i] = query_key(te->id[sampled ? smp.rows[i] : i]);
+    /* under MPI each rank computes every size-th resample; the sums put them together */
+    if (!st)
+        st = eval_bootstrap_part(&eb->b, br, nb, correct, cost, key, n, te->k, refs->best, ep->bootstrap, ep->seed,
+                                 rtr_dist_rank(), rtr_dist_size());
     size_t RB = (size_t)eb->b.resamples * (size_t)eb->b.n_routers;
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq, RB);
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq0, RB);
@@ -817,7 +949,11 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     size_t PB = (size_t)eb->b.resamples * (size_t)eb->b.k;
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_acc, PB);
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_cost, PB);
-    if (!st) st = calib_bootstrap(eb, te);
+    if (!st) st = calib_bootstrap(eb, p, correct, key, n, te->k);
+    if (!st && sampled) st = boot_rescale(eb, br, nb, R, nr, refs, te, correct, cost, p, n, refs->best);
+    free(key);
+    free(br);
+    boot_sample_free(&smp);
     return st;
 }
 
@@ -826,6 +962,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     memset(summary, 0, sizeof *summary);
     if (ep->knn_k < 1) return rtr_fail(RTR_ERR_INVALID, "eval: the kNN router needs k >= 1, not %d", (int)ep->knn_k);
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
+    if (ep->bootstrap_queries < 1)
+        return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap-queries must be >= 1, not %lld", (long long)ep->bootstrap_queries);
     route_data te = {0}, tr = {0}, *extra = NULL; /* extra[t]: table t > 0 */
     eval_refs refs = {0}, train_refs = {0};
     router_result *R = NULL;
@@ -1016,7 +1154,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
             R[i].aiq0 = NAN;
     }
     if (!st) st = check_ranks_agree(R, nr);
-    if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);
+    if (!st) st = run_bootstrap(&eb, R, nr, &te, &refs, ep);
 
     /* one file for the job, from rank 0; no rank ends before it is written */
     if (!st && rtr_dist_rank() == 0) {
@@ -1075,6 +1213,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         summary->cost_unit = unit_name(ep->route.cost_model);
         summary->x_max = x_max;
         summary->bootstrap = eb.resamples;
+        summary->bootstrap_queries = eb.n_sample;
         if (rep.chosen >= 0 && !(summary->default_router = rtr_strdup(rtr_stack_name(rep.chosen)))) st = RTR_ERR_NOMEM;
     }
     if (st) rtr_eval_summary_free(summary);
@@ -1111,6 +1250,5 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(tables);
     free(eb.idx);
     free(eb.calib);
-    free(eb.key);
     return st;
 }
