@@ -68,15 +68,19 @@ static int event_cmp(const void *x, const void *y) {
     return (u->query > v->query) - (u->query < v->query);
 }
 
-typedef struct {
+struct eval_choice_builder {
+    int32_t k;
+    int64_t n, cap0;   /* queries added; room in choice0 */
     int32_t *choice0;
     switch_event *ev;
     int64_t n_ev, cap;
-} lambda_ctx;
+    int64_t q0;        /* the first query of the block being added */
+};
 
 static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
                               const int32_t *m) {
-    lambda_ctx *x = ctx;
+    eval_choice_builder *x = ctx;
+    q0 += x->q0;
     for (int64_t i = 0; i < n; i++) {
         if (!m[i]) return rtr_fail(RTR_ERR_INVALID, "query %lld has no allowed pair", (long long)(q0 + i));
         const int32_t *pi = pair + (size_t)i * k;
@@ -95,39 +99,82 @@ static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const
     return RTR_OK;
 }
 
+rtr_status eval_choice_builder_open(eval_choice_builder **cb, int32_t k, int64_t n_hint) {
+    *cb = rtr_calloc(1, sizeof **cb);
+    if (!*cb) return RTR_ERR_NOMEM;
+    (*cb)->k = k;
+    (*cb)->cap0 = n_hint > 0 ? n_hint : 1;
+    if (!((*cb)->choice0 = rtr_malloc((size_t)(*cb)->cap0 * sizeof *(*cb)->choice0))) {
+        eval_choice_builder_free(*cb);
+        *cb = NULL;
+        return RTR_ERR_NOMEM;
+    }
+    return RTR_OK;
+}
+
+rtr_status eval_choice_builder_add(eval_choice_builder *cb, rtr_backend *b, const float *p, const float *c, int64_t n) {
+    if (n <= 0) return RTR_OK;
+    rtr_status fits = choice_path_fits(cb->n + n);
+    if (fits) return fits;
+    if (cb->n + n > cb->cap0) {
+        int64_t cap = 2 * cb->cap0 > cb->n + n ? 2 * cb->cap0 : cb->n + n;
+        int32_t *g = rtr_realloc(cb->choice0, (size_t)cap * sizeof *g);
+        if (!g) return RTR_ERR_NOMEM;
+        cb->choice0 = g, cb->cap0 = cap;
+    }
+    cb->q0 = cb->n;
+    rtr_status st = rtr_envelopes_on(b, p, c, n, cb->k, 0, lambda_sink, cb);
+    if (!st) cb->n += n;
+    return st;
+}
+
+void eval_choice_builder_free(eval_choice_builder *cb) {
+    if (!cb) return;
+    free(cb->choice0);
+    free(cb->ev);
+    free(cb);
+}
+
+rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp) {
+    memset(cp, 0, sizeof *cp);
+    int64_t n = cb->n;
+    rtr_status st = n > 0 ? RTR_OK : rtr_fail(RTR_ERR_INVALID, "choice path: empty table (0 x %d)", (int)cb->k);
+    if (!st && cb->n_ev) qsort(cb->ev, (size_t)cb->n_ev, sizeof *cb->ev, event_cmp); /* ev is NULL without events */
+    int64_t n_points = 1;
+    for (int64_t e = 0; !st && e < cb->n_ev; e++) n_points += !e || cb->ev[e].lambda != cb->ev[e - 1].lambda;
+    if (!st) st = choice_path_alloc(cp, n, cb->k, n_points, cb->n_ev);
+    if (!st && !(cp->lambda = rtr_malloc((size_t)n_points * sizeof *cp->lambda))) st = RTR_ERR_NOMEM;
+    if (!st) {
+        memcpy(cp->choice0, cb->choice0, (size_t)n * sizeof *cb->choice0);
+        /* Point t (t >= 1) starts at the t-th distinct switch λ; point t − 1
+         * holds λ up to it. */
+        int64_t t = 0;
+        for (int64_t e = 0; e < cb->n_ev; e++) {
+            if (!e || cb->ev[e].lambda != cb->ev[e - 1].lambda) {
+                cp->lambda[t++] = cb->ev[e].lambda;
+                cp->ev_off[t] = e;
+            }
+            cp->ev_query[e] = cb->ev[e].query;
+            cp->ev_to[e] = cb->ev[e].to;
+        }
+        cp->ev_off[n_points] = cb->n_ev;
+        cp->lambda[n_points - 1] = 1.0;
+    }
+    if (st) rtr_choice_path_free(cp);
+    eval_choice_builder_free(cb);
+    return st;
+}
+
 rtr_status rtr_choice_path_lambda(rtr_backend *b, rtr_choice_path *cp, const float *p, const float *c, int64_t n,
                                   int32_t k) {
     memset(cp, 0, sizeof *cp);
     if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
     rtr_status fits = choice_path_fits(n);
     if (fits) return fits;
-    lambda_ctx x = {rtr_malloc((size_t)n * sizeof(int32_t)), NULL, 0, 0};
-    rtr_status st = x.choice0 ? rtr_envelopes_on(b, p, c, n, k, 0, lambda_sink, &x) : RTR_ERR_NOMEM;
-    if (!st && x.n_ev) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp); /* ev is NULL without events */
-    int64_t n_points = 1;
-    for (int64_t e = 0; !st && e < x.n_ev; e++) n_points += !e || x.ev[e].lambda != x.ev[e - 1].lambda;
-    if (!st) st = choice_path_alloc(cp, n, k, n_points, x.n_ev);
-    if (!st && !(cp->lambda = rtr_malloc((size_t)n_points * sizeof *cp->lambda))) st = RTR_ERR_NOMEM;
-    if (!st) {
-        memcpy(cp->choice0, x.choice0, (size_t)n * sizeof *x.choice0);
-        /* Point t (t >= 1) starts at the t-th distinct switch λ; point t − 1
-         * holds λ up to it. */
-        int64_t t = 0;
-        for (int64_t e = 0; e < x.n_ev; e++) {
-            if (!e || x.ev[e].lambda != x.ev[e - 1].lambda) {
-                cp->lambda[t++] = x.ev[e].lambda;
-                cp->ev_off[t] = e;
-            }
-            cp->ev_query[e] = x.ev[e].query;
-            cp->ev_to[e] = x.ev[e].to;
-        }
-        cp->ev_off[n_points] = x.n_ev;
-        cp->lambda[n_points - 1] = 1.0;
-    }
-    if (st) rtr_choice_path_free(cp);
-    free(x.choice0);
-    free(x.ev);
-    return st;
+    eval_choice_builder *cb;
+    rtr_status st = eval_choice_builder_open(&cb, k, n);
+    if (!st && (st = eval_choice_builder_add(cb, b, p, c, n))) eval_choice_builder_free(cb);
+    return st ? st : eval_choice_builder_finish(cb, cp);
 }
 
 /* ------------------------------------------------- the two-pair sweep */
@@ -360,9 +407,7 @@ static rtr_status boot_alloc(rtr_boot *out, int32_t n_routers, int32_t resamples
                : RTR_ERR_NOMEM;
 }
 
-static rtr_status boot_check(const rtr_boot_router *r, int32_t n_routers, int64_t n, int32_t k, int32_t best,
-                             int32_t resamples) {
-    (void)r;
+static rtr_status boot_check(int32_t n_routers, int64_t n, int32_t k, int32_t best, int32_t resamples) {
     if (n <= 0 || resamples <= 0 || n_routers <= 0 || best < 0 || best >= k)
         return rtr_fail(RTR_ERR_INVALID, "bootstrap: %lld queries, %d resamples, %d routers, best pair %d",
                         (long long)n, (int)resamples, (int)n_routers, (int)best);
@@ -375,7 +420,7 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
     memset(out, 0, sizeof *out);
     if (part < 0 || n_parts < 1 || part >= n_parts)
         return rtr_fail(RTR_ERR_INVALID, "bootstrap: part %d of %d", part, n_parts);
-    rtr_status st = boot_check(r, n_routers, n, k, best, resamples);
+    rtr_status st = boot_check(n_routers, n, k, best, resamples);
     if (st) return st;
     boot_scratch s;
     st = boot_alloc(out, n_routers, resamples, k);
@@ -403,7 +448,7 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
 rtr_status eval_boot_point(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                            const float *cost, int64_t n, int32_t k, int32_t best) {
     memset(out, 0, sizeof *out);
-    rtr_status st = boot_check(r, n_routers, n, k, best, 1);
+    rtr_status st = boot_check(n_routers, n, k, best, 1);
     if (st) return st;
     boot_scratch s;
     st = boot_alloc(out, n_routers, 1, k);

@@ -57,6 +57,27 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
+/* eval_curve_compute over points given one at a time in cost order (ties:
+ * highest accuracy first), through the scans its metrics use
+ * (curve_scan.h), so a curve too long to hold (a streamed path) gets the
+ * same values bit for bit; the hull kept is its vertices only. x_max is
+ * needed only at finish, so a caller can stream several curves before it
+ * knows their common x_max. finish (aiq0: AIQ from zero, optional) and
+ * free release the stream. */
+#include "eval/curve_scan.h"
+typedef struct {
+    const eval_refs *r;
+    bool on, norm; /* any metric; the normalised cost of APGR and CPT exists */
+    int64_t n;     /* points given, NaN ones included */
+    hull_scan hull;
+    area_scan area;
+    match_scan match;
+} eval_curve_stream;
+void eval_curve_stream_init(eval_curve_stream *c, const eval_refs *r);
+void eval_curve_stream_add(eval_curve_stream *c, double cost, double acc);
+rtr_status eval_curve_stream_finish(eval_curve_stream *c, eval_curve *m, double *aiq0, double x_max);
+void eval_curve_stream_free(eval_curve_stream *c);
+
 /* The kNN router fitted once (the training rows it searches, each pair's
  * mean as the fallback, and above knn_params.exact_max training rows the
  * IVF index, built once) and applied to any block of evaluated rows. It
@@ -142,5 +163,16 @@ void eval_boot_bottom_free(eval_boot_bottom *s);
  * out. out->lambda is NULL. */
 rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
                                      const int64_t *rows, int64_t m);
+
+/* rtr_choice_path_lambda (include/rtr/metrics.h) a block of queries at a
+ * time: open (k pairs, about n_hint queries in all), add the next n
+ * queries' p, c [n x k] (their envelopes on backend b), finish: the path of
+ * every query added, in order, equal to one rtr_choice_path_lambda over
+ * them bit for bit; finish and free release cb. */
+typedef struct eval_choice_builder eval_choice_builder;
+rtr_status eval_choice_builder_open(eval_choice_builder **cb, int32_t k, int64_t n_hint);
+rtr_status eval_choice_builder_add(eval_choice_builder *cb, rtr_backend *b, const float *p, const float *c, int64_t n);
+rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp);
+void eval_choice_builder_free(eval_choice_builder *cb);
 
 #endif
