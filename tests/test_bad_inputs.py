@@ -11,8 +11,14 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
 - a directory given as a file (--catalog DIR) says it is a directory; a
   shard the user may not read, and a gen-demo folder it may not create,
   say permission denied (were "truncated or corrupt", "no such file");
+- an embeddings/ or tables/ folder, or one table's folder, that cannot be
+  read (permissions; a file where the folder should be) names the folder
+  and the system's reason, exit 1 (read as "no embeddings: run rtr encode"
+  or "incomplete, 0 of 3 shards: run rtr score"), and `--table NAME` where
+  tables/NAME is a file says it is not a folder;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
+  score --chunk-rows is bounded by its option kind and --help says so;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -100,8 +106,46 @@ def check_permissions(tmp, corpus):
     r = as_user("gen-demo", "--queries", "3", os.path.join(ro, "d"))
     check(r.returncode == 1 and f"{ro}/d: cannot create: Permission denied" in r.stderr,
           f"gen-demo into a read-only folder: said so: exit {r.returncode} {r.stderr.strip()}")
-    os.chmod(ro, 0o755)
     os.chmod(shard, 0o644)
+    # folders of stage outputs the user may not read
+    out = os.path.join(perm, "out")
+    os.makedirs(out)
+    os.chown(out, 65534, 65534)
+    for folder, cmds in (("embeddings", (("info",), ("eval", "--bootstrap", "0", "--out", out + "/e.json"),
+                                         ("train", "--epochs", "1", "--out", out + "/k.safetensors"))),
+                         ("tables", (("info",), ("route", "--lambda", "0.5", "--out", out + "/d.csv"))),
+                         ("tables/t", (("route", "--lambda", "0.5", "--out", out + "/d.csv"),
+                                       ("eval", "--bootstrap", "0", "--out", out + "/e.json")))):
+        path = os.path.join(perm, folder)
+        os.chmod(path, 0)
+        for cmd in cmds:
+            r = as_user(cmd[0], perm, *cmd[1:])
+            check(r.returncode == 1 and f"{path}: cannot read the folder" in r.stderr and "Permission denied" in r.stderr,
+                  f"an unreadable {folder}/: rtr {cmd[0]} says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+        os.chmod(path, 0o755)
+    r = as_user("info", perm)
+    check(r.returncode == 0, f"readable again: info: {r.stderr.strip()[-300:]}")
+    os.chmod(ro, 0o755)
+
+
+def check_not_folders(tmp, corpus):
+    """A file where embeddings/ or a table's folder should be (no permission
+    needed, so this runs as root too)."""
+    odd = os.path.join(tmp, "odd")
+    shutil.copytree(corpus, odd)
+    shutil.rmtree(os.path.join(odd, "embeddings"))
+    open(os.path.join(odd, "embeddings"), "w").write("x")
+    open(os.path.join(odd, "tables", "x"), "w").write("x")
+    for cmd in (("info", odd), ("train", odd, "--epochs", "1", "--out", os.path.join(tmp, "odd.safetensors")),
+                ("eval", odd, "--bootstrap", "0", "--out", os.path.join(tmp, "odd.json"))):
+        r = run(*cmd)
+        check(r.returncode == 1 and f"{odd}/embeddings: cannot read the folder: Not a directory" in r.stderr,
+              f"embeddings/ a file: rtr {cmd[0]} says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    r = run("route", odd, "--table", "x", "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and f"{odd}/tables/x: not a folder" in r.stderr,
+          f"--table x, tables/x a file: says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    r = run("route", odd, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 0, f"route with the one table t, a stray file tables/x beside it: {r.stderr.strip()[-300:]}")
 
 
 def main():
@@ -167,6 +211,15 @@ def main():
         r = run(*cmds["train"], f"--{flag}", "2147483648")
         check(r.returncode == 2 and f"--{flag} '2147483648'" in r.stderr and "at most 2147483647" in r.stderr,
               f"train --{flag} 2147483648: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    # score's --chunk-rows is bounded by its option kind (RTR_OPT_ROWS), not by
+    # hand after parsing: the same message as every bounded integer, and
+    # --help says the bound (it did not)
+    r = run("score", corpus, "--checkpoint", os.path.join(tmp, "none.safetensors"), "--chunk-rows", "16777217")
+    check(r.returncode == 2 and "--chunk-rows '16777217': expected an integer >= 1, at most 16777216" in r.stderr,
+          f"score --chunk-rows 16777217: exit 2 naming the bound: exit {r.returncode} {r.stderr.strip()}")
+    r = run("score", "--help")
+    check(r.returncode == 0 and any("--chunk-rows" in x and "at most 16777216]" in x for x in r.stdout.splitlines()),
+          f"score --help says --chunk-rows' bound: {r.stdout}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
@@ -186,6 +239,7 @@ def main():
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
 
     check_permissions(tmp, corpus)
+    check_not_folders(tmp, corpus)
 
     # stale ingest temporaries: a dead PID's removed, a live PID's kept
     demo = os.path.join(tmp, "demo")

@@ -25,7 +25,7 @@ static bool is_integer_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT && k <= RT
 
 /* The largest value of an integer kind. */
 static long kind_max(rtr_opt_kind k) {
-    return k == RTR_OPT_SEED ? LONG_MAX : k == RTR_OPT_THREADS ? RTR_OPT_MAX_THREADS : INT_MAX;
+    return k == RTR_OPT_SEED ? LONG_MAX : k == RTR_OPT_THREADS ? RTR_OPT_MAX_THREADS : k == RTR_OPT_ROWS ? RTR_OPT_MAX_ROWS : INT_MAX;
 }
 
 /* What a kind accepts, for messages: "an integer >= 1". */
@@ -34,7 +34,8 @@ static const char *kind_wants(rtr_opt_kind k) {
     case RTR_OPT_INT:
     case RTR_OPT_SEED:
     case RTR_OPT_THREADS: return "an integer >= 0";
-    case RTR_OPT_COUNT: return "an integer >= 1";
+    case RTR_OPT_COUNT:
+    case RTR_OPT_ROWS: return "an integer >= 1";
     case RTR_OPT_DOUBLE: return "a finite number";
     case RTR_OPT_NONNEG: return "a number >= 0";
     case RTR_OPT_POSITIVE: return "a number > 0";
@@ -49,7 +50,8 @@ static bool in_range(rtr_opt_kind k, double x) {
     case RTR_OPT_SEED:
     case RTR_OPT_THREADS:
     case RTR_OPT_NONNEG: return x >= 0;
-    case RTR_OPT_COUNT: return x >= 1;
+    case RTR_OPT_COUNT:
+    case RTR_OPT_ROWS: return x >= 1;
     case RTR_OPT_POSITIVE: return x > 0;
     case RTR_OPT_UNIT: return x >= 0 && x <= 1;
     default: return true;
@@ -225,10 +227,11 @@ void rtr_args_help(const rtr_cmd_spec *spec, FILE *out) {
         else if (o->kind == RTR_OPT_REQUIRED) fprintf(out, " (required)");
         else if (is_integer_kind(o->kind)) fprintf(out, " (default: %ld)", *(long *)o->dest);
         else if (is_number_kind(o->kind) && !isnan(*(double *)o->dest)) fprintf(out, " (default: %g)", *(double *)o->dest);
-        if (o->kind == RTR_OPT_COUNT || o->kind == RTR_OPT_POSITIVE || o->kind == RTR_OPT_UNIT)
+        /* a bound tighter than the int a command stores the value in is said */
+        if (is_integer_kind(o->kind) && kind_max(o->kind) < INT_MAX)
+            fprintf(out, " [%s, at most %ld]", kind_wants(o->kind), kind_max(o->kind));
+        else if (o->kind == RTR_OPT_COUNT || o->kind == RTR_OPT_POSITIVE || o->kind == RTR_OPT_UNIT)
             fprintf(out, " [%s]", kind_wants(o->kind));
-        else if (o->kind == RTR_OPT_THREADS)
-            fprintf(out, " [%s, at most %d]", kind_wants(o->kind), RTR_OPT_MAX_THREADS);
         fputc('\n', out);
     }
     fprintf(out, "  %-*s  %s\n  %-*s  %s\n  %-*s  %s\n", width, "--json",

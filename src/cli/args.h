@@ -22,6 +22,7 @@ typedef enum {
                        * store sizes in an int, where a larger one wrapped */
     RTR_OPT_COUNT,    /* long in 1 .. INT_MAX */
     RTR_OPT_SEED,     /* long >= 0, any size */
+    RTR_OPT_ROWS,     /* long in 1 .. RTR_OPT_MAX_ROWS (rows a stage holds at once) */
     RTR_OPT_THREADS,  /* long in 0 .. RTR_OPT_MAX_THREADS (0: all cores) */
     RTR_OPT_DOUBLE,   /* double, any finite value */
     RTR_OPT_NONNEG,   /* double >= 0 */
@@ -32,6 +33,10 @@ typedef enum {
 /* The encoder's bound (src/encoder/encoder.c): libgomp died of SIGSEGV when
  * route, sweep or eval asked it for 100000 threads. */
 #define RTR_OPT_MAX_THREADS 1024
+/* Rows of a chunk a stage reads and computes at once (score --chunk-rows):
+ * a chunk's buffers grow with it (2^24 rows of 384-d float embeddings alone
+ * are 24 GiB), so a larger value asks for memory no machine here has. */
+#define RTR_OPT_MAX_ROWS (1L << 24)
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */

@@ -18,7 +18,7 @@ int cmd_score(int argc, char **argv) {
                             {"name", RTR_OPT_STR, &sp.name, "table name (tables/NAME; default: the checkpoint's file name)"},
                             RTR_OPT_DEVICE(&device),
                             CLI_OPT_THREADS(&threads),
-                            {"chunk-rows", RTR_OPT_COUNT, &chunk, "queries per chunk read and scored at a time"},
+                            {"chunk-rows", RTR_OPT_ROWS, &chunk, "queries per chunk read and scored at a time"},
                             {"part", RTR_OPT_STR, &part, "score only part I of N of the shards (I/N; docs/SCALING.md)"},
                             {0}};
     const rtr_cmd_spec spec = {"score", "--checkpoint CHECKPOINT CORPUS_DIR",
@@ -32,10 +32,6 @@ int cmd_score(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     const char *dir = a.pos[0];
     cli_set_threads(threads);
-    if (chunk > (1 << 24)) { /* the parser checked >= 1 (COUNT) */
-        fprintf(stderr, "rtr score: --chunk-rows '%ld': expected an integer in 1 .. %d\n", chunk, 1 << 24);
-        return 2;
-    }
     sp.chunk_rows = chunk;
     if (part && rtr_part_parse(&sp.part, part)) {
         fprintf(stderr, "rtr score: %s\n", rtr_last_error());

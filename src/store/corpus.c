@@ -329,6 +329,23 @@ static void check_stale(const rtr_corpus *c, rtr_output_info *o) {
     }
 }
 
+/* Whether file of the output kind/name exists: 0 yes, ENOENT no, or the
+ * reason that cannot be told (the folder may not be searched: permissions,
+ * a loop of links). Taken for missing, such a file made the set
+ * "incomplete: run rtr score", which is not what is wrong. */
+static int output_file_errno(const rtr_corpus *c, const char *kind, const char *name, const char *file) {
+    char *path = store_output_path(c, kind, name, file);
+    struct stat st;
+    int err = !path ? ENOMEM : stat(path, &st) == 0 ? 0 : errno;
+    free(path);
+    return err;
+}
+
+/* What output_file_errno's err means for file (caller frees). */
+static char *unsearchable(const char *file, int err) {
+    return rtr_sprintf("cannot read the folder (looking up %s): %s", file, strerror(err));
+}
+
 /* Scan the output kind/name of c into o. */
 static rtr_status scan_output(rtr_output_info *o, const rtr_corpus *c, const char *kind, const char *name) {
     memset(o, 0, sizeof *o);
@@ -337,9 +354,14 @@ static rtr_status scan_output(rtr_output_info *o, const rtr_corpus *c, const cha
     o->n_shards = c->n_shards;
     int first_missing = -1;
     for (int i = 0; i < c->n_shards; i++) {
+        int err = output_file_errno(c, kind, name, c->files[i]);
+        if (err && err != ENOENT) {
+            set_problem(o, unsearchable(c->files[i], err));
+            continue;
+        }
         char *path = store_output_path(c, kind, name, c->files[i]);
         if (!path) return RTR_ERR_NOMEM;
-        if (!rtr_path_exists(path)) {
+        if (err) {
             if (first_missing < 0) first_missing = i;
         } else if ((emb ? scan_embedding_file(c, o, path, i) : scan_table_file(c, o, path, i)) == RTR_OK) {
             o->n_done++;
@@ -351,7 +373,10 @@ static rtr_status scan_output(rtr_output_info *o, const rtr_corpus *c, const cha
     if (emb) {
         char *path = store_output_path(c, kind, name, DESC_FILE);
         if (!path) return RTR_ERR_NOMEM;
-        if (!rtr_path_exists(path))
+        int err = output_file_errno(c, kind, name, DESC_FILE);
+        if (err && err != ENOENT)
+            set_problem(o, unsearchable(DESC_FILE, err));
+        else if (err)
             set_problem(o, rtr_sprintf("%s: missing (the catalog's description embeddings): run `rtr encode`", path));
         else if (scan_embedding_file(c, o, path, -1))
             set_problem(o, rtr_strdup(rtr_last_error()));
@@ -373,10 +398,14 @@ rtr_status rtr_output_file_info(rtr_output_info *o, const rtr_corpus *c, const c
     if ((!emb && strcmp(kind, TABLE_DIR)) || !rtr_output_name_valid(name) || shard < (emb ? -1 : 0) ||
         shard >= c->n_shards)
         return rtr_fail(RTR_ERR_INVALID, "output %s/%s of shard %d: no such output", kind, name, shard);
-    char *path = store_output_path(c, kind, name, shard < 0 ? DESC_FILE : c->files[shard]);
+    const char *file = shard < 0 ? DESC_FILE : c->files[shard];
+    char *path = store_output_path(c, kind, name, file);
     rtr_status s = path && (o->name = rtr_strdup(name)) ? RTR_OK : RTR_ERR_NOMEM;
     o->n_shards = c->n_shards;
-    if (!s && !rtr_path_exists(path)) s = rtr_fail(RTR_ERR_IO, "%s: no such file", path);
+    int err = s ? 0 : output_file_errno(c, kind, name, file);
+    if (err == ENOENT) s = rtr_fail(RTR_ERR_IO, "%s: no such file", path);
+    else if (err) s = rtr_fail(RTR_ERR_IO, "%s/%s/%s: cannot read the folder (looking up %s): %s", c->dir, kind, name,
+                               file, strerror(err));
     if (!s) s = emb ? scan_embedding_file(c, o, path, shard) : scan_table_file(c, o, path, shard);
     free(path);
     if (s) {
@@ -398,8 +427,17 @@ static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***na
     DIR *d = opendir(dir);
     struct dirent *e;
     rtr_status s = RTR_OK;
+    /* absent: no outputs of this kind yet; anything else (permissions, a
+     * file of that name) must not read as "none: run rtr encode" */
+    if (!d && errno != ENOENT)
+        s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
     int cap = 0;
-    while (d && (e = readdir(d)) && !s) {
+    while (d && !s) {
+        errno = 0;
+        if (!(e = readdir(d))) {
+            if (errno) s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
+            break;
+        }
         char *sub = rtr_sprintf("%s/%s", dir, e->d_name);
         bool ok = sub && rtr_output_name_valid(e->d_name) && rtr_is_dir(sub);
         free(sub);
@@ -471,10 +509,16 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
     if (name) {
         for (int i = 0; i < n && !chosen; i++)
             if (!strcmp(names[i], name)) chosen = names[i];
-        if (!chosen && n)
+        char *path = chosen ? NULL : store_output_path(c, kind, name, NULL);
+        /* a file where the folder would be is not "no such table: run rtr score" */
+        if (path && rtr_path_exists(path) && !rtr_is_dir(path))
+            s = rtr_fail(RTR_ERR_INVALID, "%s: not a folder (%s are a folder of files, one per shard)", path,
+                         emb ? "embeddings" : "routing tables");
+        else if (!chosen && n)
             s = rtr_fail(RTR_ERR_INVALID, "%s: no %s named '%s' (it has: %s)", c->dir, what, name, list);
         else if (!chosen)
             s = rtr_fail(RTR_ERR_INVALID, "%s: no %s named '%s' (it has none: run `%s` first)", c->dir, what, name, stage);
+        free(path);
     } else if (by_hash) {
         for (int i = 0; i < n && !chosen && !s; i++) {
             rtr_output_info o;

@@ -134,19 +134,22 @@ rtr_status h5_put_i64(hid_t f, const char *key, int64_t val) {
     return s;
 }
 
-/* Open attribute key of the root group: RTR_ERR_FORMAT when absent. */
-static rtr_status open_attr(hid_t f, const char *path, const char *key, hid_t *a, hid_t *t) {
+/* Open attribute key of object o (the root group when o is the file):
+ * RTR_ERR_FORMAT when absent. One value: a scalar, or the one element of a
+ * 1-element array (h5py writes `attrs[k] = [v]` so). */
+static rtr_status open_attr(hid_t o, const char *path, const char *key, hid_t *a, hid_t *t) {
     *a = *t = -1;
-    if (H5Aexists(f, key) <= 0) {
+    if (H5Aexists(o, key) <= 0) {
         H5Eclear2(H5E_DEFAULT);
         return rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is missing", path, key);
     }
-    *a = H5Aopen(f, key, H5P_DEFAULT);
+    *a = H5Aopen(o, key, H5P_DEFAULT);
     *t = *a < 0 ? -1 : H5Aget_type(*a);
     hid_t sp = *a < 0 ? -1 : H5Aget_space(*a);
-    bool scalar = sp >= 0 && H5Sget_simple_extent_type(sp) == H5S_SCALAR;
+    H5S_class_t cls = sp < 0 ? H5S_NO_CLASS : H5Sget_simple_extent_type(sp);
+    bool one = cls == H5S_SCALAR || (cls == H5S_SIMPLE && H5Sget_simple_extent_npoints(sp) == 1);
     if (sp >= 0) H5Sclose(sp);
-    if (*t < 0 || !scalar) {
+    if (*t < 0 || !one) {
         if (*t >= 0) H5Tclose(*t);
         if (*a >= 0) H5Aclose(*a);
         *a = *t = -1;
@@ -155,31 +158,58 @@ static rtr_status open_attr(hid_t f, const char *path, const char *key, hid_t *a
     return RTR_OK;
 }
 
-rtr_status h5_get_str(hid_t f, const char *path, const char *key, char **val) {
-    *val = NULL;
-    hid_t a, t;
-    rtr_status s = open_attr(f, path, key, &a, &t);
-    if (s) return s;
-    size_t n = H5Tget_size(t);
-    /* fixed-length only: a variable-length string lives in the global heap,
-     * which a corrupt file can point anywhere */
-    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 || n == 0 || n > (1u << 20))
-        s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not a fixed-length string", path, key);
-    char *buf = s ? NULL : rtr_calloc(n + 1, 1);
-    if (!s && !buf) s = RTR_ERR_NOMEM;
-    /* read as the type it is stored in: the n bytes, whatever the padding */
-    if (!s && H5Aread(a, t, buf) < 0) s = h5_fail(RTR_ERR_FORMAT, "%s: attribute %s cannot be read", path, key);
-    H5Tclose(t);
-    H5Aclose(a);
-    if (s) { free(buf); return s; }
-    buf[n] = '\0';
-    *val = buf;
-    return RTR_OK;
+/* A variable-length string attribute (h5py's default for a str): HDF5
+ * copies it out of the file's global heap into memory of its own. The
+ * heap is checked by HDF5 as it reads (its collection's signature and
+ * sizes); the fuzz harness of shards covers damaged ones. */
+static rtr_status get_vlen_str(hid_t a, hid_t t, const char *path, const char *key, char **val) {
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    char *v = NULL;
+    herr_t e = mt < 0 ? -1 : H5Tset_size(mt, H5T_VARIABLE);
+    /* the memory type keeps the file's character set: HDF5 converts
+     * between strings of one set only */
+    if (e >= 0) e = H5Tset_cset(mt, H5Tget_cset(t));
+    if (e >= 0) e = H5Aread(a, mt, &v);
+    if (mt >= 0) H5Tclose(mt);
+    if (e < 0) return h5_fail(RTR_ERR_FORMAT, "%s: attribute %s cannot be read", path, key);
+    rtr_status s = RTR_OK;
+    if (!v) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is a null string", path, key);
+    else if (strlen(v) > (1u << 20)) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is implausibly long", path, key);
+    else if (!(*val = rtr_strdup(v))) s = RTR_ERR_NOMEM;
+    if (v) H5free_memory(v);
+    return s;
 }
 
-rtr_status h5_get_i64(hid_t f, const char *path, const char *key, int64_t *val) {
+rtr_status h5_get_str(hid_t o, const char *path, const char *key, char **val) {
+    *val = NULL;
     hid_t a, t;
-    rtr_status s = open_attr(f, path, key, &a, &t);
+    rtr_status s = open_attr(o, path, key, &a, &t);
+    if (s) return s;
+    size_t n = H5Tget_size(t);
+    htri_t vl = H5Tget_class(t) == H5T_STRING ? H5Tis_variable_str(t) : -1;
+    if (vl < 0 || (!vl && (n == 0 || n > (1u << 20)))) {
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not a string", path, key);
+    } else if (vl) {
+        s = get_vlen_str(a, t, path, key, val);
+    } else {
+        char *buf = rtr_calloc(n + 1, 1);
+        if (!buf) s = RTR_ERR_NOMEM;
+        /* read as the type it is stored in: the n bytes, whatever the padding */
+        else if (H5Aread(a, t, buf) < 0) s = h5_fail(RTR_ERR_FORMAT, "%s: attribute %s cannot be read", path, key);
+        /* a space-padded string (Fortran's, MATLAB's) ends at its last non-space */
+        else if (H5Tget_strpad(t) == H5T_STR_SPACEPAD)
+            for (size_t i = n; i > 0 && (buf[i - 1] == ' ' || buf[i - 1] == '\0'); i--) buf[i - 1] = '\0';
+        if (s) free(buf);
+        else *val = buf;
+    }
+    H5Tclose(t);
+    H5Aclose(a);
+    return s;
+}
+
+rtr_status h5_get_i64(hid_t o, const char *path, const char *key, int64_t *val) {
+    hid_t a, t;
+    rtr_status s = open_attr(o, path, key, &a, &t);
     if (s) return s;
     /* an integer, not a float that would be truncated into one */
     if (H5Tget_class(t) != H5T_INTEGER) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not an integer", path, key);

@@ -1,8 +1,10 @@
 /* The few HDF5 operations the store is built from, each closing every object
  * it opens on every path and turning HDF5's error stack into rtr's message
- * (never printed raw). Strings are never variable-length: attributes are
- * fixed-length, and string columns are bytes plus offsets (docs/FORMAT.md),
- * so a corrupt file cannot send HDF5 into its global heap. All HDF5 calls
+ * (never printed raw). rtr writes no variable-length strings into a corpus:
+ * attributes are fixed-length, and string columns are bytes plus offsets
+ * (docs/FORMAT.md), so its own columns never send HDF5 into the global
+ * heap. It reads string attributes of either kind: h5py writes a str as a
+ * variable-length one, and users annotate corpora with h5py. All HDF5 calls
  * happen on one thread (Debian's libhdf5 is not thread-safe). Internal. */
 #ifndef RTR_STORE_H5_H
 #define RTR_STORE_H5_H
@@ -28,13 +30,16 @@ rtr_status h5_open(const char *path, hid_t *f);
 /* Close; RTR_ERR_IO naming path when HDF5 cannot flush (a full disk). */
 rtr_status h5_close(hid_t f, const char *path);
 
-/* Scalar attributes of the root group. A missing or mistyped attribute is
- * RTR_ERR_FORMAT naming path and key. Strings: caller frees. */
+/* Scalar attributes of the root group (put), of object o, the root group
+ * when o is the file (get). A get takes a scalar or a 1-element array, and a
+ * string fixed-length (any padding) or variable-length, ASCII or UTF-8. A
+ * missing or mistyped attribute is RTR_ERR_FORMAT naming path and key.
+ * Strings: caller frees. */
 rtr_status h5_put_str(hid_t f, const char *key, const char *val);
 rtr_status h5_put_i64(hid_t f, const char *key, int64_t val);
 rtr_status h5_put_f64(hid_t f, const char *key, double val);
-rtr_status h5_get_str(hid_t f, const char *path, const char *key, char **val);
-rtr_status h5_get_i64(hid_t f, const char *path, const char *key, int64_t *val);
+rtr_status h5_get_str(hid_t o, const char *path, const char *key, char **val);
+rtr_status h5_get_i64(hid_t o, const char *path, const char *key, int64_t *val);
 
 /* A whole byte string stored as a 1-D uint8 dataset (the catalog JSON). */
 rtr_status h5_put_blob(hid_t f, const char *name, const char *data, size_t len);

@@ -17,37 +17,14 @@
 #define UPGRADE_ROWS 16384
 
 /* A string attribute of object obj in a version 1 file (fixed or variable
- * length); NULL when absent. */
+ * length); NULL when absent or not a string (version 1 wrote some of them
+ * only on some files). */
 static char *v1_attr(hid_t f, const char *obj, const char *key) {
     char *out = NULL;
     if (!h5_exists(f, obj) && strcmp(obj, "/")) return NULL;
     hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
-    if (o < 0 || H5Aexists(o, key) <= 0) {
-        if (o >= 0) H5Oclose(o);
-        H5Eclear2(H5E_DEFAULT);
-        return NULL;
-    }
-    hid_t a = H5Aopen(o, key, H5P_DEFAULT), ft = a < 0 ? -1 : H5Aget_type(a);
-    if (ft >= 0 && H5Tget_class(ft) == H5T_STRING) {
-        if (H5Tis_variable_str(ft) > 0) {
-            hid_t mt = H5Tcopy(H5T_C_S1);
-            H5Tset_size(mt, H5T_VARIABLE);
-            H5Tset_cset(mt, H5Tget_cset(ft));
-            char *v = NULL;
-            if (H5Aread(a, mt, &v) >= 0 && v) {
-                out = rtr_strdup(v);
-                H5free_memory(v);
-            }
-            H5Tclose(mt);
-        } else {
-            size_t n = H5Tget_size(ft);
-            out = rtr_calloc(n + 1, 1);
-            if (out && H5Aread(a, ft, out) < 0) { free(out); out = NULL; }
-        }
-    }
-    if (ft >= 0) H5Tclose(ft);
-    if (a >= 0) H5Aclose(a);
-    H5Oclose(o);
+    if (o >= 0 && H5Aexists(o, key) > 0 && h5_get_str(o, obj, key, &out)) out = NULL;
+    if (o >= 0) H5Oclose(o);
     H5Eclear2(H5E_DEFAULT);
     return out;
 }

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Corpora annotated or rewritten with h5py (docs/robustness.md, session 9).
+
+h5py writes a Python str attribute as a variable-length UTF-8 string, and
+`attrs[k] = [v]` as a 1-element array; rtr writes fixed-length scalars. A
+corpus whose shards, embeddings and routing table had every string
+attribute rewritten so (scalar vlen UTF-8; 1-element vlen ASCII; space-
+padded fixed length, as Fortran and MATLAB write) must give `rtr info`,
+`rtr route` and `rtr eval` the same answers as the original. A genuinely
+wrong type (an integer catalog_hash, a 2-element string array) is still
+refused naming the file and the attribute.
+
+Embeddings and the table are written with tests/rtrdata.py (no encoder or
+training needed)."""
+import glob
+import json
+import os
+import shutil
+import tempfile
+
+from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
+
+require_numpy_h5py()
+require_rtr()
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import rtrdata  # noqa: E402
+
+
+def unit(rng, n):
+    x = rng.standard_normal((n, 16)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def h5_files(corpus):
+    return sorted(glob.glob(os.path.join(corpus, "**", "*.h5"), recursive=True))
+
+
+def string_attrs(h):
+    return [k for k, v in h.attrs.items() if isinstance(v, (bytes, np.bytes_, str))]
+
+
+def rewrite(corpus, how):
+    """Every string attribute of every HDF5 file of corpus rewritten by how."""
+    n = 0
+    for path in h5_files(corpus):
+        with h5py.File(path, "r+") as h:
+            for k in string_attrs(h):
+                v = h.attrs[k]
+                v = v.decode() if isinstance(v, (bytes, np.bytes_)) else v
+                del h.attrs[k]
+                how(h, k, v)
+                n += 1
+    return n
+
+
+def vlen_utf8(h, k, v):
+    h.attrs[k] = v  # h5py's default for a str
+
+
+def vlen_ascii_1elem(h, k, v):
+    h.attrs.create(k, [v], dtype=h5py.string_dtype("ascii"))
+
+
+def space_padded(h, k, v):
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(len(v) + 7)
+    tid.set_strpad(h5py.h5t.STR_SPACEPAD)
+    h.attrs.create(k, np.bytes_(v + " " * 7), dtype=h5py.Datatype(tid))
+
+
+def answers(tmp, corpus, tag):
+    """What info, route and eval say of corpus (their JSON and outputs)."""
+    out = {}
+    r = run("info", corpus, "--json")
+    check(r.returncode == 0, f"{tag}: rtr info: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    out["info"] = json.loads(r.stdout) if r.returncode == 0 else None
+    dec = os.path.join(tmp, tag + "-dec.jsonl")
+    r = run("route", corpus, "--lambda", "0.6", "--split", "all", "--out", dec)
+    check(r.returncode == 0, f"{tag}: rtr route: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    out["route"] = open(dec).read() if r.returncode == 0 else None
+    ev = os.path.join(tmp, tag + "-eval.json")
+    r = run("eval", corpus, "--out", ev, "--bootstrap", "0", "--threads", "1")
+    check(r.returncode == 0, f"{tag}: rtr eval: exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    out["eval"] = json.load(open(ev)) if r.returncode == 0 else None
+    return out
+
+
+def without_paths(x, corpus):
+    """x with the corpus folder's name taken out (the copies sit elsewhere)
+    and the time a command took (eval's "seconds") left out."""
+    x = json.loads(json.dumps(x).replace(corpus, "CORPUS"))
+    if isinstance(x, dict):
+        x.pop("seconds", None)
+    return x
+
+
+def first_difference(a, b, where=""):
+    """The path of the first value where a and b differ (None: equal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = first_difference(a.get(k), b.get(k), f"{where}/{k}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{where}[{i}]")
+            if d:
+                return d
+        return None
+    return None if a == b else f"{where}: {str(a)[:80]} against {str(b)[:80]}"
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="rtr_h5py_")
+    corpus = demo_corpus(tmp, 300, 3, 120)
+    cat = rtrdata.manifest(corpus)["catalog"]
+    rng = np.random.default_rng(5)
+    desc = (unit(rng, len(cat["models"])), unit(rng, len(cat["strategies"])))
+
+    def emb_of(path):
+        with h5py.File(path, "r") as h:
+            return unit(rng, int(h.attrs["n_queries"]))
+
+    rtrdata.write_embeddings(corpus, "stand-in", "test-encoder", emb_of, desc, encoder="test")
+    rtrdata.write_table(corpus, "h5py", rtrdata.noisy_table(rng, 0.1, 0.8, 1.2), "h5py", "stand-in", "test-encoder")
+    want = answers(tmp, corpus, "original")
+
+    for name, how in (("vlen-utf8", vlen_utf8), ("vlen-ascii-1elem", vlen_ascii_1elem),
+                      ("space-padded", space_padded)):
+        copy = os.path.join(tmp, name)
+        shutil.copytree(corpus, copy)
+        n = rewrite(copy, how)
+        check(n >= 5 * len(h5_files(copy)) // 2, f"{name}: {n} string attributes rewritten")
+        with h5py.File(h5_files(copy)[0], "r") as h:
+            t = h5py.h5a.open(h.id, b"rtr_schema").get_type()
+            vl = t.is_variable_str()
+            check(vl == (how is not space_padded), f"{name}: written as {'vlen' if vl else 'fixed'} strings")
+        got = answers(tmp, copy, name)
+        for k in ("info", "route", "eval"):
+            diff = got[k] is None or first_difference(without_paths(got[k], copy), without_paths(want[k], corpus))
+            check(not diff, f"{name}: rtr {k} answers as on the original: {diff}")
+
+    # genuinely wrong types: refused, naming the file and the attribute
+    bad = [("catalog_hash", lambda h: h.attrs.__setitem__("catalog_hash", np.int64(7)), "not a string"),
+           ("catalog_hash", lambda h: h.attrs.__setitem__("catalog_hash", ["a", "b"]), "not a single value"),
+           ("rtr_schema", lambda h: h.attrs.create("rtr_schema", [], dtype=h5py.string_dtype()), "not a single value")]
+    for i, (key, edit, words) in enumerate(bad):
+        copy = os.path.join(tmp, f"bad{i}")
+        shutil.copytree(corpus, copy)
+        shard = os.path.join(copy, "shard-00001.h5")
+        with h5py.File(shard, "r+") as h:
+            del h.attrs[key]
+            edit(h)
+        for cmd in (("info", copy), ("route", copy, "--lambda", "0.5", "--out", os.path.join(tmp, f"bad{i}.csv"))):
+            r = run(*cmd)
+            check(r.returncode == 1 and shard in r.stderr and key in r.stderr and words in r.stderr,
+                  f"bad {key} ({words}): rtr {cmd[0]} exit {r.returncode}: {r.stderr.strip()[-300:]}")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()
+    finish()
