@@ -76,6 +76,47 @@ RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
 RTR_API rtr_status rtr_dist_send(const void *buf, size_t n, int to, int tag);
 RTR_API rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag);
 
+/* A stream of bytes from one rank to rank 0, in messages of `cap` bytes: a
+ * message shorter than cap is the stream's last (an empty one when the last
+ * full one ended it), so neither side needs its length beforehand, and
+ * rank 0 holds one message of each stream it reads, however long the
+ * stream: what the others' records (the λ path's breakpoints, route's HDF5
+ * decisions, the id check's sorted hashes) travel in. Rank 0 reads the
+ * streams one after another in rank order (rtr_dist_stream_read), or side by
+ * side as sorted runs pulled a message at a time (rtr_dist_stream_next, the
+ * k-way merge of store/runs.h). A sender blocks in a send until rank 0
+ * takes the message, so it must not wait on rank 0 meanwhile. */
+typedef struct {
+    int rank, tag; /* the sending rank (on rank 0: whose stream this is), and the messages' tag */
+    size_t rec;    /* bytes of a record: every message holds whole ones (1: a stream of bytes) */
+    size_t cap;    /* bytes of a full message, a multiple of rec */
+    char *buf;     /* the sender's message being filled, or rank 0's last message read */
+    size_t n, at;  /* bytes in buf; the receiver's next byte in it */
+    bool ended;    /* the receiver has had the last message */
+} rtr_dist_stream;
+
+/* Either end of rank `rank`'s stream of records of rec bytes, in messages
+ * of cap bytes (rounded down to whole records, at least one), tag as
+ * rtr_dist_send's (one per kind of stream). Close with rtr_dist_stream_close. */
+RTR_API void rtr_dist_stream_open(rtr_dist_stream *s, int rank, size_t rec, size_t cap, int tag);
+/* The sender: n more bytes, sent a full message at a time. */
+RTR_API rtr_status rtr_dist_stream_put(rtr_dist_stream *s, const void *data, size_t n);
+/* The sender: the bytes held, as the last (short) message. The stream may
+ * then be sent again from its start (another pass of rank 0's). */
+RTR_API rtr_status rtr_dist_stream_end(rtr_dist_stream *s);
+/* Rank 0: the next message whole into buf (room for cap bytes), *got its
+ * bytes, 0 once the stream has ended. */
+RTR_API rtr_status rtr_dist_stream_next(rtr_dist_stream *s, void *buf, size_t *got);
+/* Rank 0: the next n bytes into out, across messages; *got < n only at the stream's end. */
+RTR_API rtr_status rtr_dist_stream_read(rtr_dist_stream *s, void *out, size_t n, size_t *got);
+/* Rank 0: expect the stream again from its start (its sender's next pass). */
+RTR_API void rtr_dist_stream_restart(rtr_dist_stream *s);
+/* Rank 0: the stream ctx as a sorted run's source (store/runs.h's
+ * run_pull_fn): its next message's records (at most max, room for a whole
+ * message), *got 0 at its end; first restarts it (another walk). */
+RTR_API rtr_status rtr_dist_stream_pull(void *ctx, char *buf, size_t max, size_t *got, bool first);
+RTR_API void rtr_dist_stream_close(rtr_dist_stream *s);
+
 /* Which share of a corpus this process computes: part `index` of `count`
  * (count 0: the whole corpus, or under MPI the rank's share). */
 typedef struct {

@@ -43,6 +43,12 @@ typedef struct {
     bool no_guard;
     int32_t bootstrap;              /* paired bootstrap resamples of the evaluated queries (1000); 0: none */
     uint64_t seed;                  /* of the bootstrap (1) */
+    /* The most evaluated queries the bootstrap resamples (100000): above it,
+     * the m-out-of-n bootstrap over the bootstrap_queries queries with the
+     * smallest hash of (seed, id), its deviations scaled by sqrt(M/N)
+     * around the estimates on every query (docs/METRICS.md), so its memory
+     * and time stop growing with the split. */
+    int64_t bootstrap_queries;
 } rtr_eval_params;
 
 RTR_API rtr_eval_params rtr_eval_default_params(void);
@@ -64,6 +70,7 @@ typedef struct {
     const char *cost_unit;      /* "output tokens", "USD" or "user cost" (static) */
     double x_max;               /* AIQ's cost range, shared by every router */
     int32_t bootstrap;          /* resamples behind the intervals (0: none) */
+    int64_t bootstrap_queries;  /* the queries they resample: n_queries, or the sample of M when fewer */
     char *default_router;       /* what the default router kept (rtr_stack_name), NULL: none built */
     int n_routers;
     rtr_eval_router *routers;

@@ -25,7 +25,7 @@ static void cell(char *buf, size_t n, const char *fmt, const char *ci_fmt, doubl
 int cmd_eval(int argc, char **argv) {
     rtr_eval_params ep = rtr_eval_default_params();
     const char *out = NULL, *device = "auto";
-    long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0;
+    long knn_k = ep.knn_k, boot = ep.bootstrap, seed = (long)ep.seed, threads = 0, boot_queries = (long)ep.bootstrap_queries;
     bool no_embedllm = false;
     const char *arch = "default", *stack = NULL;
     cli_route cli = {.cost = "tokens"};
@@ -47,6 +47,8 @@ int cmd_eval(int argc, char **argv) {
         {"no-guard", RTR_OPT_FLAG, &ep.no_guard, "ablation: no unseen-dataset guard in the default router"},
         {"bootstrap", RTR_OPT_INT, &boot, "paired bootstrap resamples of the evaluated queries (0: no intervals; at most 100000)"},
         {"seed", RTR_OPT_SEED, &seed, "seed of the bootstrap"},
+        {"bootstrap-queries", RTR_OPT_COUNT, &boot_queries,
+         "the most evaluated queries the bootstrap resamples; above it, m-out-of-n over a hash sample of them"},
         RTR_OPT_DEVICE(&device),
         CLI_OPT_THREADS(&threads),
         CLI_ROUTE_OPTS(cli),
@@ -86,6 +88,7 @@ int cmd_eval(int argc, char **argv) {
     if (boot > 100000) { fprintf(stderr, "rtr eval: --bootstrap '%ld': expected an integer in 0 .. 100000\n", boot); return 2; }
     ep.bootstrap = (int32_t)boot;
     ep.seed = (uint64_t)seed;
+    ep.bootstrap_queries = boot_queries;
 
     rtr_backend be = {0};
     rtr_eval_summary s = {0};
@@ -128,7 +131,12 @@ int cmd_eval(int argc, char **argv) {
                (long long)s.n_train,
                ep.train_split, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
-        if (s.bootstrap) printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
+        if (s.bootstrap && s.bootstrap_queries < s.n_queries)
+            printf("[95%% intervals: %d paired bootstrap resamples of %lld of the %lld evaluated queries (m-out-of-n, "
+                   "scaled by sqrt(%lld/%lld))]\n", s.bootstrap, (long long)s.bootstrap_queries, (long long)s.n_queries,
+                   (long long)s.bootstrap_queries, (long long)s.n_queries);
+        else if (s.bootstrap)
+            printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
         int w = (int)strlen("router"); /* whole names: "Best single: " and a long pair name */
         for (int i = 0; i < s.n_routers; i++)
             if ((int)strlen(s.routers[i].name) > w) w = (int)strlen(s.routers[i].name);

@@ -165,6 +165,85 @@ rtr_status rtr_dist_recv(void *buf, size_t cap, size_t *got, int from, int tag) 
     return rtr_fail(RTR_ERR_UNSUPPORTED, "rank %d: receive from rank %d of %d", g_rank, from, g_size);
 }
 
+/* ------------------------------------------------------------- streams */
+
+void rtr_dist_stream_open(rtr_dist_stream *s, int rank, size_t rec, size_t cap, int tag) {
+    rec = rec ? rec : 1;
+    *s = (rtr_dist_stream){.rank = rank, .tag = tag, .rec = rec, .cap = cap / rec > 1 ? cap / rec * rec : rec};
+}
+
+void rtr_dist_stream_close(rtr_dist_stream *s) {
+    free(s->buf);
+    memset(s, 0, sizeof *s);
+}
+
+static rtr_status stream_buf(rtr_dist_stream *s) {
+    if (!s->buf && !(s->buf = rtr_malloc(s->cap))) return RTR_ERR_NOMEM;
+    return RTR_OK;
+}
+
+rtr_status rtr_dist_stream_put(rtr_dist_stream *s, const void *data, size_t n) {
+    rtr_status st = stream_buf(s);
+    for (const char *p = data; !st && n;) {
+        size_t m = s->cap - s->n < n ? s->cap - s->n : n;
+        memcpy(s->buf + s->n, p, m);
+        s->n += m, p += m, n -= m;
+        if (s->n == s->cap) st = rtr_dist_send(s->buf, s->n, 0, s->tag), s->n = 0;
+    }
+    return st;
+}
+
+rtr_status rtr_dist_stream_end(rtr_dist_stream *s) {
+    rtr_status st = stream_buf(s); /* an empty stream still sends its (empty) last message */
+    if (!st) st = rtr_dist_send(s->buf, s->n, 0, s->tag);
+    s->n = 0;
+    return st;
+}
+
+rtr_status rtr_dist_stream_next(rtr_dist_stream *s, void *buf, size_t *got) {
+    *got = 0;
+    if (s->ended) return RTR_OK;
+    rtr_status st = rtr_dist_recv(buf, s->cap, got, s->rank, s->tag);
+    if (!st && *got % s->rec)
+        st = rtr_fail(RTR_ERR_FORMAT, "rank %d sent %zu bytes, not whole records of %zu", s->rank, *got, s->rec);
+    s->ended = st || *got < s->cap;
+    return st;
+}
+
+rtr_status rtr_dist_stream_pull(void *ctx, char *buf, size_t max, size_t *got, bool first) {
+    rtr_dist_stream *s = ctx;
+    if (first) rtr_dist_stream_restart(s);
+    *got = 0;
+    if (max * s->rec < s->cap) /* a message is received whole */
+        return rtr_fail(RTR_ERR_INVALID, "rank %d's stream: messages of %zu bytes, room for %zu", s->rank, s->cap,
+                        max * s->rec);
+    size_t bytes = 0;
+    rtr_status st = rtr_dist_stream_next(s, buf, &bytes);
+    *got = bytes / s->rec;
+    return st;
+}
+
+rtr_status rtr_dist_stream_read(rtr_dist_stream *s, void *out, size_t n, size_t *got) {
+    *got = 0;
+    rtr_status st = stream_buf(s);
+    while (!st && *got < n) {
+        if (s->at == s->n) { /* this message read: the next, unless that was the last */
+            s->at = 0;
+            st = rtr_dist_stream_next(s, s->buf, &s->n);
+            if (st || !s->n) break;
+        }
+        size_t m = s->n - s->at < n - *got ? s->n - s->at : n - *got;
+        memcpy((char *)out + *got, s->buf + s->at, m);
+        s->at += m, *got += m;
+    }
+    return st;
+}
+
+void rtr_dist_stream_restart(rtr_dist_stream *s) {
+    s->ended = false;
+    s->n = s->at = 0;
+}
+
 rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n) {
     *all = NULL;
     *len = 0;

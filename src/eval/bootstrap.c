@@ -68,15 +68,19 @@ static int event_cmp(const void *x, const void *y) {
     return (u->query > v->query) - (u->query < v->query);
 }
 
-typedef struct {
+struct eval_choice_builder {
+    int32_t k;
+    int64_t n, cap0;   /* queries added; room in choice0 */
     int32_t *choice0;
     switch_event *ev;
     int64_t n_ev, cap;
-} lambda_ctx;
+    int64_t q0;        /* the first query of the block being added */
+};
 
 static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const int32_t *pair, const double *start,
                               const int32_t *m) {
-    lambda_ctx *x = ctx;
+    eval_choice_builder *x = ctx;
+    q0 += x->q0;
     for (int64_t i = 0; i < n; i++) {
         if (!m[i]) return rtr_fail(RTR_ERR_INVALID, "query %lld has no allowed pair", (long long)(q0 + i));
         const int32_t *pi = pair + (size_t)i * k;
@@ -95,39 +99,82 @@ static rtr_status lambda_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const
     return RTR_OK;
 }
 
+rtr_status eval_choice_builder_open(eval_choice_builder **cb, int32_t k, int64_t n_hint) {
+    *cb = rtr_calloc(1, sizeof **cb);
+    if (!*cb) return RTR_ERR_NOMEM;
+    (*cb)->k = k;
+    (*cb)->cap0 = n_hint > 0 ? n_hint : 1;
+    if (!((*cb)->choice0 = rtr_malloc((size_t)(*cb)->cap0 * sizeof *(*cb)->choice0))) {
+        eval_choice_builder_free(*cb);
+        *cb = NULL;
+        return RTR_ERR_NOMEM;
+    }
+    return RTR_OK;
+}
+
+rtr_status eval_choice_builder_add(eval_choice_builder *cb, rtr_backend *b, const float *p, const float *c, int64_t n) {
+    if (n <= 0) return RTR_OK;
+    rtr_status fits = choice_path_fits(cb->n + n);
+    if (fits) return fits;
+    if (cb->n + n > cb->cap0) {
+        int64_t cap = 2 * cb->cap0 > cb->n + n ? 2 * cb->cap0 : cb->n + n;
+        int32_t *g = rtr_realloc(cb->choice0, (size_t)cap * sizeof *g);
+        if (!g) return RTR_ERR_NOMEM;
+        cb->choice0 = g, cb->cap0 = cap;
+    }
+    cb->q0 = cb->n;
+    rtr_status st = rtr_envelopes_on(b, p, c, n, cb->k, 0, lambda_sink, cb);
+    if (!st) cb->n += n;
+    return st;
+}
+
+void eval_choice_builder_free(eval_choice_builder *cb) {
+    if (!cb) return;
+    free(cb->choice0);
+    free(cb->ev);
+    free(cb);
+}
+
+rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp) {
+    memset(cp, 0, sizeof *cp);
+    int64_t n = cb->n;
+    rtr_status st = n > 0 ? RTR_OK : rtr_fail(RTR_ERR_INVALID, "choice path: empty table (0 x %d)", (int)cb->k);
+    if (!st && cb->n_ev) qsort(cb->ev, (size_t)cb->n_ev, sizeof *cb->ev, event_cmp); /* ev is NULL without events */
+    int64_t n_points = 1;
+    for (int64_t e = 0; !st && e < cb->n_ev; e++) n_points += !e || cb->ev[e].lambda != cb->ev[e - 1].lambda;
+    if (!st) st = choice_path_alloc(cp, n, cb->k, n_points, cb->n_ev);
+    if (!st && !(cp->lambda = rtr_malloc((size_t)n_points * sizeof *cp->lambda))) st = RTR_ERR_NOMEM;
+    if (!st) {
+        memcpy(cp->choice0, cb->choice0, (size_t)n * sizeof *cb->choice0);
+        /* Point t (t >= 1) starts at the t-th distinct switch λ; point t − 1
+         * holds λ up to it. */
+        int64_t t = 0;
+        for (int64_t e = 0; e < cb->n_ev; e++) {
+            if (!e || cb->ev[e].lambda != cb->ev[e - 1].lambda) {
+                cp->lambda[t++] = cb->ev[e].lambda;
+                cp->ev_off[t] = e;
+            }
+            cp->ev_query[e] = cb->ev[e].query;
+            cp->ev_to[e] = cb->ev[e].to;
+        }
+        cp->ev_off[n_points] = cb->n_ev;
+        cp->lambda[n_points - 1] = 1.0;
+    }
+    if (st) rtr_choice_path_free(cp);
+    eval_choice_builder_free(cb);
+    return st;
+}
+
 rtr_status rtr_choice_path_lambda(rtr_backend *b, rtr_choice_path *cp, const float *p, const float *c, int64_t n,
                                   int32_t k) {
     memset(cp, 0, sizeof *cp);
     if (n <= 0 || k <= 0) return rtr_fail(RTR_ERR_INVALID, "choice path: empty table (%lld x %d)", (long long)n, (int)k);
     rtr_status fits = choice_path_fits(n);
     if (fits) return fits;
-    lambda_ctx x = {rtr_malloc((size_t)n * sizeof(int32_t)), NULL, 0, 0};
-    rtr_status st = x.choice0 ? rtr_envelopes_on(b, p, c, n, k, 0, lambda_sink, &x) : RTR_ERR_NOMEM;
-    if (!st && x.n_ev) qsort(x.ev, (size_t)x.n_ev, sizeof *x.ev, event_cmp); /* ev is NULL without events */
-    int64_t n_points = 1;
-    for (int64_t e = 0; !st && e < x.n_ev; e++) n_points += !e || x.ev[e].lambda != x.ev[e - 1].lambda;
-    if (!st) st = choice_path_alloc(cp, n, k, n_points, x.n_ev);
-    if (!st && !(cp->lambda = rtr_malloc((size_t)n_points * sizeof *cp->lambda))) st = RTR_ERR_NOMEM;
-    if (!st) {
-        memcpy(cp->choice0, x.choice0, (size_t)n * sizeof *x.choice0);
-        /* Point t (t >= 1) starts at the t-th distinct switch λ; point t − 1
-         * holds λ up to it. */
-        int64_t t = 0;
-        for (int64_t e = 0; e < x.n_ev; e++) {
-            if (!e || x.ev[e].lambda != x.ev[e - 1].lambda) {
-                cp->lambda[t++] = x.ev[e].lambda;
-                cp->ev_off[t] = e;
-            }
-            cp->ev_query[e] = x.ev[e].query;
-            cp->ev_to[e] = x.ev[e].to;
-        }
-        cp->ev_off[n_points] = x.n_ev;
-        cp->lambda[n_points - 1] = 1.0;
-    }
-    if (st) rtr_choice_path_free(cp);
-    free(x.choice0);
-    free(x.ev);
-    return st;
+    eval_choice_builder *cb;
+    rtr_status st = eval_choice_builder_open(&cb, k, n);
+    if (!st && (st = eval_choice_builder_add(cb, b, p, c, n))) eval_choice_builder_free(cb);
+    return st ? st : eval_choice_builder_finish(cb, cp);
 }
 
 /* ------------------------------------------------- the two-pair sweep */
@@ -275,18 +322,76 @@ rtr_status rtr_bootstrap(rtr_boot *out, const rtr_boot_router *r, int32_t n_rout
     return eval_bootstrap_part(out, r, n_routers, correct, cost, NULL, n, k, best, resamples, seed, 0, 1);
 }
 
-rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
-                               const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
-                               int part, int n_parts) {
-    memset(out, 0, sizeof *out);
-    if (part < 0 || n_parts < 1 || part >= n_parts)
-        return rtr_fail(RTR_ERR_INVALID, "bootstrap: part %d of %d", part, n_parts);
-    if (n <= 0 || resamples <= 0 || n_routers <= 0 || best < 0 || best >= k)
-        return rtr_fail(RTR_ERR_INVALID, "bootstrap: %lld queries, %d resamples, %d routers, best pair %d",
-                        (long long)n, (int)resamples, (int)n_routers, (int)best);
-    int64_t max_points = 1;
+/* Scratch of one resample's statistics: the pairs' points and every
+ * router's curve, max_points apart. */
+typedef struct {
+    double *pa, *pc, *ca, *cc;
+    int64_t max_points;
+} boot_scratch;
+
+static rtr_status boot_scratch_init(boot_scratch *s, const rtr_boot_router *r, int32_t n_routers, int32_t k) {
+    memset(s, 0, sizeof *s);
+    s->max_points = 1;
     for (int32_t q = 0; q < n_routers; q++)
-        if (r[q].path && r[q].path->n_points > max_points) max_points = r[q].path->n_points;
+        if (r[q].path && r[q].path->n_points > s->max_points) s->max_points = r[q].path->n_points;
+    s->pa = rtr_malloc(2 * (size_t)k * sizeof *s->pa);
+    s->ca = rtr_malloc(2 * (size_t)n_routers * (size_t)s->max_points * sizeof *s->ca);
+    if (!s->pa || !s->ca) return RTR_ERR_NOMEM;
+    s->pc = s->pa + k, s->cc = s->ca + (size_t)n_routers * s->max_points;
+    return RTR_OK;
+}
+
+static void boot_scratch_free(boot_scratch *s) {
+    free(s->pa);
+    free(s->ca);
+}
+
+/* Every statistic of one weighting w of the queries into slot b of out:
+ * what a resample computes, and (w = 1) the sample's own value. */
+static rtr_status boot_resample(rtr_boot *out, int32_t b, const double *w, boot_scratch *s, const rtr_boot_router *r,
+                                int32_t n_routers, const float *correct, const float *cost, int64_t n, int32_t k,
+                                int32_t best) {
+    double *pa = s->pa, *pc = s->pc;
+    pair_points(pa, pc, correct, cost, w, n, k);
+    memcpy(out->pair_acc + (size_t)b * k, pa, (size_t)k * sizeof *pa);
+    memcpy(out->pair_cost + (size_t)b * k, pc, (size_t)k * sizeof *pc);
+    double x_max = 0;
+    for (int32_t j = 0; j < k; j++)
+        if (!isnan(pc[j])) x_max = fmax(x_max, pc[j]);
+    rtr_status st = RTR_OK;
+    for (int32_t q = 0; !st && q < n_routers; q++) {
+        double *a = s->ca + (size_t)q * s->max_points, *c = s->cc + (size_t)q * s->max_points;
+        if (r[q].path) {
+            st = rtr_choice_path_curve(a, c, NULL, r[q].path, correct, cost, w);
+            for (int64_t t = 0; !st && t < r[q].path->n_points; t++)
+                if (!isnan(c[t])) x_max = fmax(x_max, c[t]);
+        } else { /* Random: the mean of the pairs' points */
+            double sa = 0, sc = 0;
+            int32_t used = 0;
+            for (int32_t j = 0; j < k; j++)
+                if (!isnan(pa[j])) sa += pa[j], sc += pc[j], used++;
+            a[0] = used ? sa / used : NAN, c[0] = used ? sc / used : NAN;
+        }
+    }
+    for (int32_t q = 0; !st && q < n_routers; q++) {
+        const double *a = s->ca + (size_t)q * s->max_points, *c = s->cc + (size_t)q * s->max_points;
+        int64_t np = r[q].path ? r[q].path->n_points : 1;
+        size_t at = (size_t)b * n_routers + q;
+        out->aiq[at] = out->aiq0[at] = NAN;
+        if (x_max > 0 && rtr_metric_aiq(&out->aiq[at], c, a, np, x_max) != RTR_OK) out->aiq[at] = NAN;
+        if (x_max > 0 && rtr_metric_aiq_from_zero(&out->aiq0[at], c, a, np, x_max) != RTR_OK) out->aiq0[at] = NAN;
+        out->to_match[at] = rtr_metric_cost_to_match(c, a, np, pa[best], pc[best]);
+        for (int32_t m = 0; m < RTR_BOOT_MARKS; m++) {
+            int64_t t = m < r[q].n_marks ? r[q].marks[m] : -1;
+            bool ok = t >= 0 && t < np;
+            out->acc[at * RTR_BOOT_MARKS + m] = ok ? a[t] : NAN;
+            out->cost[at * RTR_BOOT_MARKS + m] = ok ? c[t] : NAN;
+        }
+    }
+    return st;
+}
+
+static rtr_status boot_alloc(rtr_boot *out, int32_t n_routers, int32_t resamples, int32_t k) {
     size_t RB = (size_t)resamples * (size_t)n_routers;
     out->n_routers = n_routers, out->resamples = resamples, out->k = k;
     /* zero where another part computes: the parts' arrays add up to the whole */
@@ -297,63 +402,169 @@ rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t 
     out->cost = rtr_calloc(RB * RTR_BOOT_MARKS, sizeof(double));
     out->pair_acc = rtr_calloc((size_t)resamples * (size_t)k, sizeof(double));
     out->pair_cost = rtr_calloc((size_t)resamples * (size_t)k, sizeof(double));
+    return out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && out->pair_acc && out->pair_cost
+               ? RTR_OK
+               : RTR_ERR_NOMEM;
+}
+
+static rtr_status boot_check(int32_t n_routers, int64_t n, int32_t k, int32_t best, int32_t resamples) {
+    if (n <= 0 || resamples <= 0 || n_routers <= 0 || best < 0 || best >= k)
+        return rtr_fail(RTR_ERR_INVALID, "bootstrap: %lld queries, %d resamples, %d routers, best pair %d",
+                        (long long)n, (int)resamples, (int)n_routers, (int)best);
+    return RTR_OK;
+}
+
+rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                               const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best, int32_t resamples, uint64_t seed,
+                               int part, int n_parts) {
+    memset(out, 0, sizeof *out);
+    if (part < 0 || n_parts < 1 || part >= n_parts)
+        return rtr_fail(RTR_ERR_INVALID, "bootstrap: part %d of %d", part, n_parts);
+    rtr_status st = boot_check(n_routers, n, k, best, resamples);
+    if (st) return st;
+    boot_scratch s;
+    st = boot_alloc(out, n_routers, resamples, k);
+    rtr_status ss = boot_scratch_init(&s, r, n_routers, k);
     double *w = rtr_malloc((size_t)n * sizeof *w);
-    double *pa = rtr_malloc(2 * (size_t)k * sizeof *pa), *pc = pa ? pa + k : NULL;
-    /* every router's curve of this resample, max_points apart */
-    double *ca = rtr_malloc(2 * (size_t)n_routers * (size_t)max_points * sizeof *ca);
-    double *cc = ca ? ca + (size_t)n_routers * max_points : NULL;
-    rtr_status st = out->aiq && out->aiq0 && out->to_match && out->acc && out->cost && out->pair_acc &&
-                     out->pair_cost && w && pa && ca ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) st = ss;
+    if (!st && !w) st = RTR_ERR_NOMEM;
     rtr_progress prog = {0}; /* eval's longest phase on large sets (part 0's share shown) */
     if (!part) rtr_progress_init(&prog, "eval: bootstrap", resamples);
     for (int32_t b = part; !st && b < resamples; b += n_parts) {
         if (b && !part) rtr_progress_update(&prog, b);
         eval_boot_weights(w, key, n, seed, b);
-        pair_points(pa, pc, correct, cost, w, n, k);
-        memcpy(out->pair_acc + (size_t)b * k, pa, (size_t)k * sizeof *pa);
-        memcpy(out->pair_cost + (size_t)b * k, pc, (size_t)k * sizeof *pc);
-        double x_max = 0;
-        for (int32_t j = 0; j < k; j++)
-            if (!isnan(pc[j])) x_max = fmax(x_max, pc[j]);
-        for (int32_t q = 0; !st && q < n_routers; q++) {
-            double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
-            if (r[q].path) {
-                st = rtr_choice_path_curve(a, c, NULL, r[q].path, correct, cost, w);
-                for (int64_t t = 0; !st && t < r[q].path->n_points; t++)
-                    if (!isnan(c[t])) x_max = fmax(x_max, c[t]);
-            } else { /* Random: the mean of the pairs' points */
-                double sa = 0, sc = 0;
-                int32_t used = 0;
-                for (int32_t j = 0; j < k; j++)
-                    if (!isnan(pa[j])) sa += pa[j], sc += pc[j], used++;
-                a[0] = used ? sa / used : NAN, c[0] = used ? sc / used : NAN;
-            }
-        }
-        for (int32_t q = 0; !st && q < n_routers; q++) {
-            const double *a = ca + (size_t)q * max_points, *c = cc + (size_t)q * max_points;
-            int64_t np = r[q].path ? r[q].path->n_points : 1;
-            size_t at = (size_t)b * n_routers + q;
-            out->aiq[at] = out->aiq0[at] = NAN;
-            if (x_max > 0 && rtr_metric_aiq(&out->aiq[at], c, a, np, x_max) != RTR_OK) out->aiq[at] = NAN;
-            if (x_max > 0 && rtr_metric_aiq_from_zero(&out->aiq0[at], c, a, np, x_max) != RTR_OK) out->aiq0[at] = NAN;
-            out->to_match[at] = rtr_metric_cost_to_match(c, a, np, pa[best], pc[best]);
-            for (int32_t m = 0; m < RTR_BOOT_MARKS; m++) {
-                int64_t t = m < r[q].n_marks ? r[q].marks[m] : -1;
-                bool ok = t >= 0 && t < np;
-                out->acc[at * RTR_BOOT_MARKS + m] = ok ? a[t] : NAN;
-                out->cost[at * RTR_BOOT_MARKS + m] = ok ? c[t] : NAN;
-            }
-        }
+        st = boot_resample(out, b, w, &s, r, n_routers, correct, cost, n, k, best);
     }
     if (!part) {
         if (!st) rtr_progress_update(&prog, resamples);
         rtr_progress_end(&prog);
     }
     free(w);
-    free(pa);
-    free(ca);
+    boot_scratch_free(&s);
     if (st) rtr_boot_free(out);
     return st;
+}
+
+rtr_status eval_boot_point(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                           const float *cost, int64_t n, int32_t k, int32_t best) {
+    memset(out, 0, sizeof *out);
+    rtr_status st = boot_check(n_routers, n, k, best, 1);
+    if (st) return st;
+    boot_scratch s;
+    st = boot_alloc(out, n_routers, 1, k);
+    rtr_status ss = boot_scratch_init(&s, r, n_routers, k);
+    double *w = rtr_malloc((size_t)n * sizeof *w);
+    if (!st) st = ss;
+    if (!st && !w) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < n; i++) w[i] = 1.0;
+    if (!st) st = boot_resample(out, 0, w, &s, r, n_routers, correct, cost, n, k, best);
+    free(w);
+    boot_scratch_free(&s);
+    if (st) rtr_boot_free(out);
+    return st;
+}
+
+/* ------------------------------------------- the bootstrap's sample */
+
+uint64_t eval_boot_sample_hash(uint64_t seed, uint64_t key) {
+    /* mix64 and the xor are bijections: distinct keys give distinct hashes,
+     * so the bottom M is one set whatever the order of the queries */
+    return mix64(mix64(key) ^ mix64(seed ^ 0xd1b54a32d192ed03ULL));
+}
+
+/* (h, row) order: the row only breaks a tie of equal keys. */
+static bool pick_less(eval_boot_pick a, eval_boot_pick b) { return a.h != b.h ? a.h < b.h : a.row < b.row; }
+
+rtr_status eval_boot_bottom_init(eval_boot_bottom *s, int64_t M) {
+    memset(s, 0, sizeof *s);
+    if (M < 1) return rtr_fail(RTR_ERR_INVALID, "bootstrap sample of %lld queries", (long long)M);
+    s->cap = M;
+    return RTR_OK;
+}
+
+/* A max-heap of the M smallest (h, row) seen: the root is the first to go. */
+rtr_status eval_boot_bottom_add(eval_boot_bottom *s, uint64_t h, int64_t row) {
+    eval_boot_pick x = {h, row};
+    eval_boot_pick *a = s->pick;
+    if (s->n == s->cap) {
+        if (!pick_less(x, a[0])) return RTR_OK;
+        int64_t i = 0; /* replace the root, sift down */
+        for (;;) {
+            int64_t c = 2 * i + 1;
+            if (c >= s->n) break;
+            if (c + 1 < s->n && pick_less(a[c], a[c + 1])) c++;
+            if (!pick_less(x, a[c])) break;
+            a[i] = a[c], i = c;
+        }
+        a[i] = x;
+        return RTR_OK;
+    }
+    if (s->n == s->alloc) { /* grown as rows come: a split smaller than M holds only its rows */
+        int64_t cap = s->alloc ? 2 * s->alloc : 1024;
+        if (cap > s->cap) cap = s->cap;
+        eval_boot_pick *g = rtr_realloc(s->pick, (size_t)cap * sizeof *g);
+        if (!g) return RTR_ERR_NOMEM;
+        s->pick = a = g, s->alloc = cap;
+    }
+    int64_t i = s->n++; /* sift up */
+    while (i > 0 && pick_less(a[(i - 1) / 2], x)) a[i] = a[(i - 1) / 2], i = (i - 1) / 2;
+    a[i] = x;
+    return RTR_OK;
+}
+
+static int pick_row_cmp(const void *x, const void *y) {
+    const eval_boot_pick *u = x, *v = y;
+    return (u->row > v->row) - (u->row < v->row);
+}
+
+void eval_boot_bottom_rows(eval_boot_bottom *s) {
+    if (s->n) qsort(s->pick, (size_t)s->n, sizeof *s->pick, pick_row_cmp);
+}
+
+void eval_boot_bottom_free(eval_boot_bottom *s) {
+    free(s->pick);
+    memset(s, 0, sizeof *s);
+}
+
+static int row_cmp(const void *x, const void *y) {
+    int64_t u = *(const int64_t *)x, v = *(const int64_t *)y;
+    return (u > v) - (u < v);
+}
+
+rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
+                                     const int64_t *rows, int64_t m) {
+    memset(out, 0, sizeof *out);
+    /* the points kept: point 0 and every later point that moves a sampled query */
+    int64_t n_points = 1, n_ev = 0;
+    for (int64_t t = 0; t < cp->n_points; t++) {
+        int64_t here = 0;
+        for (int64_t e = cp->ev_off[t]; e < cp->ev_off[t + 1]; e++)
+            here += bsearch(&(int64_t){cp->ev_query[e]}, rows, (size_t)m, sizeof *rows, row_cmp) != NULL;
+        n_ev += here;
+        n_points += t > 0 && here > 0;
+    }
+    rtr_status st = choice_path_alloc(out, m, cp->k, n_points, n_ev);
+    if (st) return st;
+    for (int64_t i = 0; i < m; i++) out->choice0[i] = cp->choice0[rows[i]];
+    /* a mark at point t moves to the last kept point at or before t: the
+     * sample's curve does not change between kept points */
+    int64_t kept = 0, at = 0;
+    for (int64_t t = 0; t < cp->n_points; t++) {
+        int64_t first = at;
+        for (int64_t e = cp->ev_off[t]; e < cp->ev_off[t + 1]; e++) {
+            const int64_t *hit = bsearch(&(int64_t){cp->ev_query[e]}, rows, (size_t)m, sizeof *rows, row_cmp);
+            if (!hit) continue;
+            out->ev_query[at] = (uint32_t)(hit - rows);
+            out->ev_to[at++] = cp->ev_to[e];
+        }
+        if (t > 0 && at > first) out->ev_off[++kept] = first;
+        for (int32_t j = 0; j < n_marks; j++)
+            if (marks[j] == t) marks[j] = -2 - kept; /* set once: later points are > t */
+    }
+    out->ev_off[n_points] = n_ev;
+    for (int32_t j = 0; j < n_marks; j++)
+        if (marks[j] <= -2) marks[j] = -2 - marks[j];
+    return RTR_OK;
 }
 
 static int double_cmp(const void *x, const void *y) {

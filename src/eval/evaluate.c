@@ -152,6 +152,61 @@ rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *c
     return RTR_OK;
 }
 
+void eval_curve_stream_init(eval_curve_stream *c, const eval_refs *r) {
+    *c = (eval_curve_stream){.r = r, .on = r->best >= 0};
+    if (!c->on) return;
+    const rtr_op_point *b = &r->single[r->best], *w = &r->single[r->cheapest];
+    c->norm = b->cost > w->cost;
+    double target[2] = {curve_target(w->acc, b->acc, 0.5), curve_target(w->acc, b->acc, 0.8)};
+    area_scan_init(&c->area, target, 2);
+    match_scan_init(&c->match, b->acc, r->oracle.cost);
+}
+
+void eval_curve_stream_add(eval_curve_stream *c, double cost, double acc) {
+    c->n++;
+    if (!c->on || isnan(cost) || isnan(acc)) return;
+    const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
+    hull_scan_add(&c->hull, cost, acc);
+    if (c->norm) area_scan_add(&c->area, curve_norm_cost(cost, w->cost, b->cost), acc);
+    match_scan_add(&c->match, cost, acc);
+}
+
+rtr_status eval_curve_stream_finish(eval_curve_stream *c, eval_curve *m, double *aiq0, double x_max) {
+    *m = (eval_curve){NAN, NAN, NAN, NAN, NAN, NAN};
+    if (aiq0) *aiq0 = NAN;
+    rtr_status st = RTR_OK;
+    if (c->on && x_max > 0 && c->n > 0) {
+        const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
+        hull_scan h0 = c->hull; /* AIQ from zero: the same hull, a copy (hull_scan_aiq frees its own) */
+        h0.pt = NULL;
+        if (aiq0 && c->hull.n) {
+            if (!(h0.pt = rtr_malloc((size_t)c->hull.n * sizeof *h0.pt))) st = RTR_ERR_NOMEM;
+            else memcpy(h0.pt, c->hull.pt, (size_t)c->hull.n * sizeof *h0.pt);
+        }
+        if (!st) st = hull_scan_aiq(&c->hull, x_max, false, &m->aiq);
+        if (!st && aiq0 && hull_scan_aiq(&h0, x_max, true, aiq0) != RTR_OK) *aiq0 = NAN;
+        free(h0.pt);
+        if (!st && c->norm) {
+            double area = area_scan_finish(&c->area);
+            m->apgr = curve_apgr(area, w->acc, b->acc);
+            m->cpt50 = c->area.cpt[0];
+            m->cpt80 = c->area.cpt[1];
+        }
+        if (!st) {
+            m->to_match = match_scan_to_match(&c->match, b->cost);
+            m->oracle_gap = match_scan_gap(&c->match, c->r->oracle.acc);
+        }
+    }
+    eval_curve_stream_free(c);
+    return st;
+}
+
+void eval_curve_stream_free(eval_curve_stream *c) {
+    free(c->hull.pt);
+    c->hull.pt = NULL;
+    c->hull.n = c->hull.cap = 0;
+}
+
 rtr_status eval_knn_table(float *p, float *c, rtr_knn_info *info, const float *emb, int64_t n,
                           const float *train_emb, const float *train_correct, const float *train_cost,
                           int64_t n_train, int32_t d, int32_t k, int32_t nn) {

@@ -57,6 +57,27 @@ typedef struct {
 rtr_status eval_curve_compute(eval_curve *m, const eval_refs *r, const double *cost, const double *acc, int64_t n,
                               double x_max);
 
+/* eval_curve_compute over points given one at a time in cost order (ties:
+ * highest accuracy first), through the scans its metrics use
+ * (curve_scan.h), so a curve too long to hold (a streamed path) gets the
+ * same values bit for bit; the hull kept is its vertices only. x_max is
+ * needed only at finish, so a caller can stream several curves before it
+ * knows their common x_max. finish (aiq0: AIQ from zero, optional) and
+ * free release the stream. */
+#include "eval/curve_scan.h"
+typedef struct {
+    const eval_refs *r;
+    bool on, norm; /* any metric; the normalised cost of APGR and CPT exists */
+    int64_t n;     /* points given, NaN ones included */
+    hull_scan hull;
+    area_scan area;
+    match_scan match;
+} eval_curve_stream;
+void eval_curve_stream_init(eval_curve_stream *c, const eval_refs *r);
+void eval_curve_stream_add(eval_curve_stream *c, double cost, double acc);
+rtr_status eval_curve_stream_finish(eval_curve_stream *c, eval_curve *m, double *aiq0, double x_max);
+void eval_curve_stream_free(eval_curve_stream *c);
+
 /* The kNN router fitted once (the training rows it searches, each pair's
  * mean as the fallback, and above knn_params.exact_max training rows the
  * IVF index, built once) and applied to any block of evaluated rows. It
@@ -107,5 +128,51 @@ void eval_boot_weights(double *w, const uint64_t *key, int64_t n, uint64_t seed,
 rtr_status eval_bootstrap_part(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
                                const float *cost, const uint64_t *key, int64_t n, int32_t k, int32_t best,
                                int32_t resamples, uint64_t seed, int part, int n_parts);
+
+/* The statistics of the bootstrap (as one resample computes them) with
+ * every query weighted 1: the sample's own values, θ̂_M of the m-out-of-n
+ * bootstrap (out has one resample). */
+rtr_status eval_boot_point(rtr_boot *out, const rtr_boot_router *r, int32_t n_routers, const float *correct,
+                           const float *cost, int64_t n, int32_t k, int32_t best);
+
+/* The bootstrap's sample when the evaluated split has more queries than it
+ * may use (rtr_eval_params.bootstrap_queries = M): the M queries with the
+ * smallest eval_boot_sample_hash(seed, key), key a hash of the query's id.
+ * A query's hash depends on nothing else, so the sample is the same set for
+ * any order, chunking or split of the rows, and the bottom M of parts'
+ * bottom-M sets is the whole's. */
+uint64_t eval_boot_sample_hash(uint64_t seed, uint64_t key);
+typedef struct {
+    uint64_t h;
+    int64_t row; /* the query's row in the evaluated split */
+} eval_boot_pick;
+typedef struct {
+    int64_t cap, n, alloc; /* at most cap (M) kept, n now, room for alloc */
+    eval_boot_pick *pick;  /* a max-heap on (h, row) until eval_boot_bottom_rows */
+} eval_boot_bottom;
+rtr_status eval_boot_bottom_init(eval_boot_bottom *s, int64_t M);
+rtr_status eval_boot_bottom_add(eval_boot_bottom *s, uint64_t h, int64_t row);
+/* The kept picks in ascending row order (no more adds after this). */
+void eval_boot_bottom_rows(eval_boot_bottom *s);
+void eval_boot_bottom_free(eval_boot_bottom *s);
+
+/* cp restricted to the queries rows[0..m) (ascending rows of cp's; query
+ * i of out is rows[i]): the points that move none of them dropped, since
+ * the sample's curve is the same there as at the point before, and each of
+ * marks[n_marks] (point indices of cp, −1: none) moved to its point of
+ * out. out->lambda is NULL. */
+rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
+                                     const int64_t *rows, int64_t m);
+
+/* rtr_choice_path_lambda (include/rtr/metrics.h) a block of queries at a
+ * time: open (k pairs, about n_hint queries in all), add the next n
+ * queries' p, c [n x k] (their envelopes on backend b), finish: the path of
+ * every query added, in order, equal to one rtr_choice_path_lambda over
+ * them bit for bit; finish and free release cb. */
+typedef struct eval_choice_builder eval_choice_builder;
+rtr_status eval_choice_builder_open(eval_choice_builder **cb, int32_t k, int64_t n_hint);
+rtr_status eval_choice_builder_add(eval_choice_builder *cb, rtr_backend *b, const float *p, const float *c, int64_t n);
+rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp);
+void eval_choice_builder_free(eval_choice_builder *cb);
 
 #endif

@@ -21,6 +21,7 @@
 #include "eval/evaluate.h"
 #include "route/route_data.h"
 #include "rtr/metrics.h"
+#include "store/runs.h"
 #include "rtr/predictor.h"
 
 #include <cjson/cJSON.h>
@@ -48,123 +49,290 @@ typedef struct {
     bool rtr;               /* an RTR row: the bootstrap's "beats" probabilities are its */
     bool random;            /* Random's expectation: a point, no choices */
     bool two_pair;          /* x = share sent to the strong pair */
-    rtr_choice_path cp;     /* the curve as per-query choices */
-    double *cost, *acc, *miss; /* realised curve, n points, owned (miss: NULL once a λ router's marks are kept) */
-    double *x;              /* share to strong, n points (two_pair); a λ router's predicted mean cost until its
-                               marks are picked */
-    int64_t n;
+    int64_t n;              /* points of its curve */
+    double *cost, *acc;     /* the file's points of its realised curve (file_points), n_file of them; owned */
+    int64_t n_file;
     eval_curve m;
     double aiq0;            /* AIQ from zero */
     rtr_op_point op;
     double op_lambda;       /* NaN for threshold routers */
     int64_t mark[N_MARKS];  /* point index of each mark, −1: none */
+    double mark_acc[N_MARKS], mark_cost[N_MARKS]; /* the realised point at each mark (NaN: none) */
+    double mark_x[N_MARKS]; /* the share to the strong pair at each mark (two_pair) */
     double mark_lambda[N_MARKS];  /* λ at each mark (NaN: none, or not a λ router) */
     int64_t mark_missing[N_MARKS]; /* realised outcomes missing at each mark */
+    rtr_choice_path bp;     /* its choices over the bootstrap's queries (the sample, or every query) */
+    int64_t bmark[N_MARKS]; /* each mark as a point of bp */
+    bool streamed;          /* a λ router: its metrics come from cs */
+    eval_curve_stream cs;   /* a λ router's curve in cost order, until x_max is known */
     char note[160];
 } router_result;
 
 static void router_free(router_result *r) {
-    rtr_choice_path_free(&r->cp);
+    rtr_choice_path_free(&r->bp);
     free(r->cost);
     free(r->acc);
-    free(r->miss);
-    free(r->x);
+    eval_curve_stream_free(&r->cs);
 }
 
-/* The realised curve of r->cp on the evaluated split. */
-static rtr_status realise(router_result *r, const route_data *te) {
-    r->n = r->cp.n_points;
-    r->cost = rtr_malloc((size_t)r->n * sizeof *r->cost);
-    r->acc = rtr_malloc((size_t)r->n * sizeof *r->acc);
-    r->miss = rtr_malloc((size_t)r->n * sizeof *r->miss);
-    if (!r->cost || !r->acc || !r->miss) return RTR_ERR_NOMEM;
-    return rtr_choice_path_curve(r->acc, r->cost, r->miss, &r->cp, te->true_correct, te->true_cost, NULL);
+/* The file's points of a curve of n points: every step-th and the last, at
+ * most JSON_POINTS (the metrics use all of them). */
+static int64_t file_step(int64_t n) { return n > JSON_POINTS ? (n + JSON_POINTS - 1) / JSON_POINTS : 1; }
+static bool file_point(int64_t t, int64_t n) { return t % file_step(n) == 0 || t == n - 1; }
+static int64_t file_count(int64_t n) { return n ? (n - 1) / file_step(n) + 1 + ((n - 1) % file_step(n) != 0) : 0; }
+
+static rtr_status file_alloc(router_result *r) {
+    int64_t nf = file_count(r->n);
+    r->cost = rtr_malloc((size_t)(nf ? nf : 1) * sizeof *r->cost);
+    r->acc = rtr_malloc((size_t)(nf ? nf : 1) * sizeof *r->acc);
+    r->n_file = 0;
+    return r->cost && r->acc ? RTR_OK : RTR_ERR_NOMEM;
 }
 
-static void set_op(router_result *r, int64_t pt) {
-    r->mark[MARK_OP] = pt;
-    r->op = (rtr_op_point){r->acc[pt], r->cost[pt], r->cp.n, (int64_t)llround(r->miss[pt])};
-    r->op_lambda = r->cp.lambda ? r->cp.lambda[pt] : NAN;
+/* Where the bootstrap's queries are (include/rtr/eval.h, bootstrap_queries):
+ * rows, ascending rows of the evaluated split (NULL: every row), n of them. */
+typedef struct {
+    const int64_t *rows;
+    int64_t n;
+} boot_rows;
+
+/* The bootstrap's view of a path over every evaluated query: itself (every
+ * query resampled) or its restriction to the sample, the marks moved with
+ * it; cp is consumed. */
+static rtr_status to_boot(router_result *r, rtr_choice_path *cp, const boot_rows *br) {
+    memcpy(r->bmark, r->mark, sizeof r->mark);
+    if (!br->rows) {
+        r->bp = *cp;
+        memset(cp, 0, sizeof *cp);
+        return RTR_OK;
+    }
+    rtr_status st = eval_choice_path_restrict(&r->bp, r->bmark, N_MARKS, cp, br->rows, br->n);
+    rtr_choice_path_free(cp);
+    return st;
 }
 
-/* λ and the missing outcomes at each mark, once the marks are set: what
- * the file shows of them, so a λ router's per-point λ, missing counts and
- * predicted costs (24 bytes a point, ~3 points a query for RTR) can go. */
-static void keep_marks(router_result *r) {
+/* A router whose curve is in memory (cost, acc, x: its n points; owned,
+ * taken): its marks' values, kept until its metrics are computed. */
+static void keep_marks(router_result *r, const double *miss, const double *lambda, const double *x) {
     for (int m = 0; m < N_MARKS; m++) {
         int64_t pt = r->mark[m];
-        r->mark_lambda[m] = pt >= 0 && r->cp.lambda ? r->cp.lambda[pt] : NAN;
-        r->mark_missing[m] = pt >= 0 ? (int64_t)llround(r->miss[pt]) : 0;
+        r->mark_acc[m] = pt >= 0 ? r->acc[pt] : NAN;
+        r->mark_cost[m] = pt >= 0 ? r->cost[pt] : NAN;
+        r->mark_x[m] = pt >= 0 && x ? x[pt] : NAN;
+        r->mark_lambda[m] = pt >= 0 && lambda ? lambda[pt] : NAN;
+        r->mark_missing[m] = pt >= 0 ? (int64_t)llround(miss[pt]) : 0;
     }
+    r->op = (rtr_op_point){r->mark_acc[MARK_OP], r->mark_cost[MARK_OP], 0, r->mark_missing[MARK_OP]};
+    r->op_lambda = r->mark_lambda[MARK_OP];
 }
 
-/* A router given as per-query predicted accuracy p and cost (in the unit):
- * the exact λ path on the evaluated split as choices, its realised and
- * predicted curves, and its points within the budgets, each the most
- * accurate *predicted* routing whose predicted mean cost is within it
- * (rtr_cost_within: a float-stored mean equal to the budget is within). */
-static rtr_status table_router(router_result *out, const char *name, const route_data *te, float *p,
-                               const float *cost_unit, double budget, rtr_backend *be) {
-    size_t nk = (size_t)te->n * (size_t)te->k;
-    float *c = rtr_malloc(nk * sizeof *c);
-    if (!c) return RTR_ERR_NOMEM;
-    for (size_t i = 0; i < nk; i++) {
+/* The realised curve of cp on the evaluated split (r->cost, r->acc; *miss
+ * owned by the caller). */
+static rtr_status realise(router_result *r, const rtr_choice_path *cp, const route_data *te, double **miss) {
+    r->n = cp->n_points;
+    r->cost = rtr_malloc((size_t)r->n * sizeof *r->cost);
+    r->acc = rtr_malloc((size_t)r->n * sizeof *r->acc);
+    *miss = rtr_malloc((size_t)r->n * sizeof **miss);
+    if (!r->cost || !r->acc || !*miss) return RTR_ERR_NOMEM;
+    return rtr_choice_path_curve(r->acc, r->cost, *miss, cp, te->true_correct, te->true_cost, NULL);
+}
+
+/* An in-memory curve thinned to the file's points once its metrics are
+ * computed. */
+static void thin_curve(router_result *r) {
+    int64_t j = 0;
+    for (int64_t t = 0; t < r->n; t++)
+        if (file_point(t, r->n)) r->cost[j] = r->cost[t], r->acc[j++] = r->acc[t];
+    r->n_file = j;
+}
+
+/* --------------------------------------------------------- λ routers */
+
+/* A router given as per-query predicted accuracy p and cost (in the unit),
+ * a block of evaluated queries at a time: its exact λ path from an
+ * rtr_path_builder (spilled to disk past RTR_PATH_SPILL_EVENTS, so it holds
+ * no table and no path), walked once every block is in; its operating
+ * point and budget points, each the most accurate *predicted* routing whose
+ * predicted mean cost is within the budget (rtr_cost_within: a float-stored
+ * mean equal to the budget is within), found during the walk; its curve in
+ * cost order through a sorter into the metrics' scans. The bootstrap's
+ * queries' choices are built beside it (eval_choice_builder). */
+typedef struct {
+    router_result *r;
+    rtr_path_builder *pb;
+    eval_choice_builder *cb; /* NULL: no bootstrap */
+} lam_router;
+
+static rtr_status lam_open(lam_router *L, router_result *r, const char *name, rtr_backend *be, int32_t k,
+                           const boot_rows *br, bool boot, int64_t n) {
+    memset(L, 0, sizeof *L);
+    L->r = r;
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->streamed = true;
+    rtr_status st = rtr_path_builder_open(be, &L->pb, k, true, 0);
+    if (!st && boot) st = eval_choice_builder_open(&L->cb, k, br->rows ? br->n : n);
+    return st;
+}
+
+static void lam_free(lam_router *L) {
+    rtr_path_builder_free(L->pb);
+    eval_choice_builder_free(L->cb);
+    memset(L, 0, sizeof *L);
+}
+
+/* Rows [i0, i0 + m) of the evaluated split: p (overwritten: NaN where a
+ * pair has no cost estimate, which is then never chosen), cost_unit; c is
+ * room for m x k scaled costs; bp_p, bp_c room for the block's sampled rows
+ * (m x k each); at: the block's first sampled row's index in br->rows. */
+static rtr_status lam_add(lam_router *L, rtr_backend *be, const route_data *te, int64_t i0, int64_t m, float *p,
+                          const float *cost_unit, float *c, const boot_rows *br, int64_t at, float *bp_p, float *bp_c) {
+    int32_t k = te->k;
+    size_t mk = (size_t)m * (size_t)k, o = (size_t)i0 * (size_t)k;
+    for (size_t i = 0; i < mk; i++) {
         c[i] = (float)(cost_unit[i] / te->cost_scale);
-        if (isnan(c[i])) p[i] = NAN; /* a pair without a cost estimate is never chosen */
+        if (isnan(c[i])) p[i] = NAN;
     }
-    snprintf(out->name, sizeof out->name, "%s", name);
-    rtr_status st = rtr_choice_path_lambda(be, &out->cp, p, c, te->n, te->k);
-    free(c);
-    if (st) return rtr_fail_prefix(st, "%s: ", name);
-    if ((st = realise(out, te))) return st;
-    double *pacc = rtr_malloc((size_t)out->n * sizeof *pacc);
-    out->x = rtr_malloc((size_t)out->n * sizeof *out->x);
-    if (!pacc || !out->x) { free(pacc); return RTR_ERR_NOMEM; }
-    st = rtr_choice_path_curve(pacc, out->x, NULL, &out->cp, p, cost_unit, NULL);
-    free(pacc);
-    if (st) return st;
-    for (int b = 0; b < N_BUDGETS; b++) out->mark[MARK_BUDGET + b] = rtr_point_within(out->x, out->n, budget_fractions[b] * budget);
-    for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = -1;
-    int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
-    if (pt < 0) snprintf(out->note, sizeof out->note, "cheapest routing: the budget is below it");
-    set_op(out, pt < 0 ? 0 : pt);
-    if (pt >= 0) snprintf(out->note, sizeof out->note, "λ ≤ %.4g", out->op_lambda);
-    keep_marks(out);
-    free(out->x), free(out->miss), free(out->cp.lambda);
-    out->x = out->miss = out->cp.lambda = NULL;
-    return RTR_OK;
+    rtr_route_table t = {m, k, p, c, cost_unit, te->true_correct + o, te->true_cost + o};
+    rtr_status st = rtr_path_builder_add(L->pb, &t);
+    if (st || !L->cb) return st ? rtr_fail_prefix(st, "%s: ", L->r->name) : st;
+    if (!br->rows) return eval_choice_builder_add(L->cb, be, p, c, m);
+    int64_t ns = 0;
+    for (; at < br->n && br->rows[at] < i0 + m; at++, ns++) {
+        size_t r = (size_t)(br->rows[at] - i0) * (size_t)k;
+        memcpy(bp_p + (size_t)ns * k, p + r, (size_t)k * sizeof *bp_p);
+        memcpy(bp_c + (size_t)ns * k, c + r, (size_t)k * sizeof *bp_c);
+    }
+    return eval_choice_builder_add(L->cb, be, bp_p, bp_c, ns);
+}
+
+/* A point of a λ router's curve in cost order (ties: highest accuracy
+ * first, then the point): the order of the metrics' sorts (metrics.c). */
+typedef struct {
+    double cost, acc;
+    int64_t j;
+} curve_rec;
+
+static int curve_rec_cmp(const void *x, const void *y) {
+    const curve_rec *a = x, *b = y;
+    if (a->cost != b->cost) return a->cost < b->cost ? -1 : 1;
+    if (a->acc != b->acc) return a->acc > b->acc ? -1 : 1;
+    return (a->j > b->j) - (a->j < b->j);
+}
+
+#define CURVE_RECORDS ((size_t)1 << 17) /* 3 MiB of curve_rec before a run goes to disk */
+
+typedef struct {
+    router_result *r;
+    double budget;
+    rtr_path_point first, at[N_BUDGETS];
+    run_sorter by_cost;
+    double x_max;
+} lam_walk;
+
+static rtr_status lam_point(void *ctx, const rtr_path_point *p) {
+    lam_walk *w = ctx;
+    router_result *r = w->r;
+    if (!p->j) {
+        w->first = *p;
+        r->n = p->n_points;
+        if (file_alloc(r)) return RTR_ERR_NOMEM;
+    }
+    if (file_point(p->j, r->n)) r->cost[r->n_file] = p->real_cost, r->acc[r->n_file++] = p->real_acc;
+    for (int b = 0; b < N_BUDGETS; b++)
+        if (rtr_cost_within(p->pred_cost, budget_fractions[b] * w->budget)) w->at[b] = *p;
+    if (!isnan(p->real_cost)) w->x_max = fmax(w->x_max, p->real_cost);
+    curve_rec e = {p->real_cost, p->real_acc, p->j};
+    return isnan(e.cost) || isnan(e.acc) ? RTR_OK : run_sorter_add(&w->by_cost, &e);
+}
+
+/* Every block in: the walk (marks, the file's points, x_max), the curve in
+ * cost order into r->cs, and the bootstrap's choices with the marks as
+ * their points (by λ: the sample's switch λ are some of the path's). */
+static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget, double *x_max) {
+    router_result *r = L->r;
+    lam_walk w = {.r = r, .budget = budget};
+    for (int b = 0; b < N_BUDGETS; b++) w.at[b].j = -1;
+    run_sorter_init(&w.by_cost, sizeof(curve_rec), CURVE_RECORDS, curve_rec_cmp, "eval's curve in cost order");
+    int64_t nq, nsw;
+    rtr_status st = rtr_path_builder_walk(L->pb, lam_point, &w, &nq, &nsw);
+    L->pb = NULL;
+    if (st) st = rtr_fail_prefix(st, "%s: ", r->name);
+    for (int m = 0; !st && m < N_MARKS; m++) {
+        bool budget_mark = m >= MARK_BUDGET && m < MARK_BUDGET + N_BUDGETS;
+        /* no budget fits: the operating point is the cheapest routing */
+        const rtr_path_point *p = budget_mark ? &w.at[m - MARK_BUDGET] : m == MARK_OP ? &w.at[N_BUDGETS - 1] : NULL;
+        if (m == MARK_OP && p->j < 0) p = &w.first;
+        r->mark[m] = p && p->j >= 0 ? p->j : -1;
+        r->mark_acc[m] = p && p->j >= 0 ? p->real_acc : NAN;
+        r->mark_cost[m] = p && p->j >= 0 ? p->real_cost : NAN;
+        r->mark_x[m] = NAN;
+        r->mark_lambda[m] = p && p->j >= 0 ? p->lambda_hi : NAN;
+        r->mark_missing[m] = p && p->j >= 0 ? p->n_missing : 0;
+    }
+    if (!st) {
+        r->op = (rtr_op_point){r->mark_acc[MARK_OP], r->mark_cost[MARK_OP], nq, r->mark_missing[MARK_OP]};
+        r->op_lambda = r->mark_lambda[MARK_OP];
+        if (w.at[N_BUDGETS - 1].j < 0) snprintf(r->note, sizeof r->note, "cheapest routing: the budget is below it");
+        else snprintf(r->note, sizeof r->note, "λ ≤ %.4g", r->op_lambda);
+        *x_max = fmax(*x_max, w.x_max);
+    }
+    run_merge *mg = NULL;
+    eval_curve_stream_init(&r->cs, refs);
+    if (!st) st = run_sorter_merge(&w.by_cost, &mg);
+    if (!st) st = run_merge_start(mg);
+    const char *rec;
+    while (!st && !(st = run_merge_next(mg, &rec)) && rec) {
+        curve_rec e;
+        memcpy(&e, rec, sizeof e);
+        eval_curve_stream_add(&r->cs, e.cost, e.acc);
+    }
+    run_sorter_free(&w.by_cost);
+    if (!st && L->cb) {
+        st = eval_choice_builder_finish(L->cb, &r->bp);
+        L->cb = NULL;
+        for (int m = 0; !st && m < N_MARKS; m++) {
+            r->bmark[m] = -1;
+            if (r->mark[m] < 0) continue;
+            int64_t t = 0; /* the first point of bp whose λ interval reaches the mark's right end */
+            while (t + 1 < r->bp.n_points && r->bp.lambda[t] < r->mark_lambda[m]) t++;
+            r->bmark[m] = t;
+        }
+    }
+    return st;
 }
 
 /* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
- * how much more often the strong pair is right; the operating point sends as
- * many as the budget allows by the training means, and the share-to-strong
- * points send at most 20, 50 and 80% of the queries there. */
-static rtr_status routellm_router(router_result *out, const route_data *te, const float *knn_p, int32_t weak,
-                                  int32_t strong, const eval_refs *train_refs, double budget) {
-    int64_t n = te->n;
-    int32_t k = te->k;
-    float *score = rtr_malloc((size_t)n * sizeof *score);
-    if (!score) return RTR_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) score[i] = knn_p[i * k + strong] - knn_p[i * k + weak];
+ * how much more often the strong pair is right (score[i]); the operating
+ * point sends as many as the budget allows by the training means, and the
+ * share-to-strong points send at most 20, 50 and 80% of the queries there. */
+static rtr_status routellm_router(router_result *out, const route_data *te, const float *score, int32_t weak,
+                                  int32_t strong, const eval_refs *train_refs, double budget, const boot_rows *br) {
     snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
     out->two_pair = true;
-    rtr_status st = rtr_choice_path_two_pair(&out->cp, &out->x, score, n, k, weak, strong);
-    free(score);
-    if (!st) st = realise(out, te);
-    if (st) return st;
-    double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost;
-    for (int b = 0; b < N_BUDGETS; b++) {
-        double bud = budget_fractions[b] * budget;
-        /* the share whose training-mean cost fits the budget */
-        double xstar = cs > cw ? (bud - cw) / (cs - cw) : 1.0;
-        out->mark[MARK_BUDGET + b] = rtr_cost_within(cw, bud) ? rtr_point_within(out->x, out->n, xstar) : -1;
+    rtr_choice_path cp;
+    double *x = NULL, *miss = NULL;
+    rtr_status st = rtr_choice_path_two_pair(&cp, &x, score, te->n, te->k, weak, strong);
+    if (!st) st = realise(out, &cp, te, &miss);
+    if (!st) {
+        double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost;
+        for (int b = 0; b < N_BUDGETS; b++) {
+            double bud = budget_fractions[b] * budget;
+            /* the share whose training-mean cost fits the budget */
+            double xstar = cs > cw ? (bud - cw) / (cs - cw) : 1.0;
+            out->mark[MARK_BUDGET + b] = rtr_cost_within(cw, bud) ? rtr_point_within(x, out->n, xstar) : -1;
+        }
+        for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = rtr_point_within(x, out->n, share_targets[s]);
+        int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
+        out->mark[MARK_OP] = pt < 0 ? 0 : pt;
+        keep_marks(out, miss, NULL, x);
+        out->op.n = te->n;
+        snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * x[out->mark[MARK_OP]]);
+        st = to_boot(out, &cp, br);
     }
-    for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = rtr_point_within(out->x, out->n, share_targets[s]);
-    int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
-    set_op(out, pt < 0 ? 0 : pt);
-    snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->x[out->mark[MARK_OP]]);
-    keep_marks(out);
-    return RTR_OK;
+    rtr_choice_path_free(&cp);
+    free(x);
+    free(miss);
+    return st;
 }
 
 /* A router that could not be built, shown with the reason. */
@@ -176,8 +344,7 @@ static void unavailable_router(router_result *out, const char *name, const char 
 
 static cJSON *points_json(const double *x, const double *y, int64_t n) {
     cJSON *arr = cJSON_CreateArray();
-    int64_t step = n > JSON_POINTS ? (n + JSON_POINTS - 1) / JSON_POINTS : 1;
-    for (int64_t t = 0; t < n; t = (t + step < n || t == n - 1) ? t + step : n - 1) {
+    for (int64_t t = 0; t < n; t++) {
         if (isnan(x[t]) || isnan(y[t])) continue;
         cJSON *p = cJSON_CreateArray();
         cJSON_AddItemToArray(p, cJSON_CreateNumber(x[t]));
@@ -202,7 +369,7 @@ typedef struct {
     uint64_t seed;
     int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
     double *calib; /* [resamples × CALIB_BINS]: each calibration bin's observed rate per resample; owned */
-    uint64_t *key; /* each evaluated query's id hashed (eval_boot_weights); owned */
+    int64_t n_sample, n_all; /* queries resampled, of n_all evaluated: fewer is the m-out-of-n bootstrap */
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
@@ -223,7 +390,7 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
         cJSON_AddStringToObject(o, "unavailable", r->unavailable);
         return o;
     }
-    cJSON_AddItemToObject(o, "points", points_json(r->cost, r->acc, r->n));
+    cJSON_AddItemToObject(o, "points", points_json(r->cost, r->acc, r->n_file));
     rtr_json_add_number(o, "aiq", r->m.aiq);
     rtr_json_add_number(o, "aiq_from_zero", r->aiq0);
     rtr_json_add_number(o, "apgr", r->m.apgr);
@@ -251,15 +418,15 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
         boot_ci(eb, eb->b.to_match, i, 0, 0, &lo, &hi);
         cJSON_AddItemToObject(ci, "cost_to_match", pair_json(lo, hi));
     }
-    if (!r->random && r->cp.n_points > 1) {
+    if (!r->random && r->n > 1) {
         cJSON *bud = cJSON_AddArrayToObject(o, "budgets"), *cib = ci ? cJSON_AddArrayToObject(ci, "budgets") : NULL;
         for (int b = 0; b < N_BUDGETS; b++) {
             int64_t pt = r->mark[MARK_BUDGET + b];
             cJSON *x = cJSON_CreateObject();
             cJSON_AddNumberToObject(x, "fraction", budget_fractions[b]);
             rtr_json_add_number(x, "budget", budget_fractions[b] * budget);
-            rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
-            rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
+            rtr_json_add_number(x, "acc", r->mark_acc[MARK_BUDGET + b]);
+            rtr_json_add_number(x, "cost", r->mark_cost[MARK_BUDGET + b]);
             rtr_json_add_number(x, "lambda", r->mark_lambda[MARK_BUDGET + b]);
             if (pt >= 0) cJSON_AddNumberToObject(x, "n_missing", (double)r->mark_missing[MARK_BUDGET + b]);
             cJSON_AddItemToArray(bud, x);
@@ -272,12 +439,11 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
     if (r->two_pair) {
         cJSON *sh = cJSON_AddArrayToObject(o, "shares");
         for (int s = 0; s < N_SHARES; s++) {
-            int64_t pt = r->mark[MARK_SHARE + s];
             cJSON *x = cJSON_CreateObject();
             cJSON_AddNumberToObject(x, "target", share_targets[s]);
-            rtr_json_add_number(x, "share", pt >= 0 ? r->x[pt] : NAN);
-            rtr_json_add_number(x, "acc", pt >= 0 ? r->acc[pt] : NAN);
-            rtr_json_add_number(x, "cost", pt >= 0 ? r->cost[pt] : NAN);
+            rtr_json_add_number(x, "share", r->mark_x[MARK_SHARE + s]);
+            rtr_json_add_number(x, "acc", r->mark_acc[MARK_SHARE + s]);
+            rtr_json_add_number(x, "cost", r->mark_cost[MARK_SHARE + s]);
             if (ci) {
                 boot_ci(eb, eb->b.acc, i, 1, MARK_SHARE + s, &lo, &hi);
                 cJSON_AddItemToObject(x, "acc_ci", pair_json(lo, hi));
@@ -310,26 +476,33 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
 /* Single-point reference router: Random's expectation (a point without
  * choices) or every query to choice[i] (Oracle, best single). */
 static rtr_status point_router(router_result *out, const char *name, const route_data *te, const int32_t *choice,
-                               rtr_op_point random, const char *note) {
+                               rtr_op_point random, const char *note, const boot_rows *br) {
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->note, sizeof out->note, "%s", note);
     for (int m = 0; m < N_MARKS; m++) out->mark[m] = m == MARK_OP ? 0 : -1;
     if (choice) {
-        rtr_status st = rtr_choice_path_fixed(&out->cp, choice, te->n, te->k);
-        if (!st) st = realise(out, te);
-        if (!st) set_op(out, 0);
-        out->op_lambda = NAN;
+        rtr_choice_path cp;
+        double *miss = NULL;
+        rtr_status st = rtr_choice_path_fixed(&cp, choice, te->n, te->k);
+        if (!st) st = realise(out, &cp, te, &miss);
+        if (!st) {
+            keep_marks(out, miss, NULL, NULL);
+            out->op.n = te->n;
+            st = to_boot(out, &cp, br);
+        }
+        rtr_choice_path_free(&cp);
+        free(miss);
         return st;
     }
     out->random = true;
     out->n = 1;
     out->cost = rtr_malloc(sizeof(double));
     out->acc = rtr_malloc(sizeof(double));
-    out->miss = rtr_malloc(sizeof(double));
-    if (!out->cost || !out->acc || !out->miss) return RTR_ERR_NOMEM;
-    out->cost[0] = random.cost, out->acc[0] = random.acc, out->miss[0] = (double)random.n_missing;
+    if (!out->cost || !out->acc) return RTR_ERR_NOMEM;
+    out->cost[0] = random.cost, out->acc[0] = random.acc;
+    double miss = (double)random.n_missing;
+    keep_marks(out, &miss, NULL, NULL);
     out->op = random;
-    out->op_lambda = NAN;
     return RTR_OK;
 }
 
@@ -401,22 +574,29 @@ static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
 /* The calibration bin of predicted probability p (tenths; 1 in the last). */
 static int calib_bin(double p) { return p >= 1 ? CALIB_BINS - 1 : (int)(p * CALIB_BINS); }
 
-/* Each calibration bin's observed rate under the bootstrap's resamples
- * (this rank's share, summed over the ranks): eb->calib. */
-static rtr_status calib_bootstrap(eval_boot *eb, const route_data *te) {
-    size_t nk = (size_t)te->n * (size_t)te->k;
+/* Each calibration bin's observed rate, rate[CALIB_BINS], over (p, y)
+ * [n x k] with query weights w (NULL: 1 each); NaN for an empty bin. */
+static void calib_rates(double *rate, const float *p, const float *y, const double *w, int64_t n, int32_t k) {
+    double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
+    for (size_t i = 0; i < (size_t)n * (size_t)k; i++) {
+        double pi = p[i], yi = y[i], wi = w ? w[i / (size_t)k] : 1.0;
+        if (isnan(pi) || isnan(yi) || !wi) continue;
+        sy[calib_bin(pi)] += wi * yi, cnt[calib_bin(pi)] += wi;
+    }
+    for (int c = 0; c < CALIB_BINS; c++) rate[c] = cnt[c] ? sy[c] / cnt[c] : NAN;
+}
+
+/* Each calibration bin's observed rate under the bootstrap's resamples of
+ * the queries (p, y) [n x k] keyed by key (this rank's share, summed over
+ * the ranks): eb->calib. */
+static rtr_status calib_bootstrap(eval_boot *eb, const float *p, const float *y, const uint64_t *key, int64_t n,
+                                  int32_t k) {
     eb->calib = rtr_calloc((size_t)eb->resamples * CALIB_BINS, sizeof *eb->calib);
-    double *w = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *w);
+    double *w = rtr_malloc((size_t)(n ? n : 1) * sizeof *w);
     rtr_status st = eb->calib && w ? RTR_OK : RTR_ERR_NOMEM;
     for (int32_t b = rtr_dist_rank(); !st && b < eb->resamples; b += rtr_dist_size()) {
-        double sy[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0};
-        eval_boot_weights(w, eb->key, te->n, eb->seed, b);
-        for (size_t i = 0; i < nk; i++) {
-            double p = te->p[i], y = te->true_correct[i], wi = w[i / (size_t)te->k];
-            if (isnan(p) || isnan(y) || !wi) continue;
-            sy[calib_bin(p)] += wi * y, cnt[calib_bin(p)] += wi;
-        }
-        for (int c = 0; c < CALIB_BINS; c++) eb->calib[(size_t)b * CALIB_BINS + c] = cnt[c] ? sy[c] / cnt[c] : NAN;
+        eval_boot_weights(w, key, n, eb->seed, b);
+        calib_rates(eb->calib + (size_t)b * CALIB_BINS, p, y, w, n, k);
     }
     free(w);
     if (!st) st = rtr_dist_sum_f64(eb->calib, (size_t)eb->resamples * CALIB_BINS);
@@ -471,6 +651,10 @@ rtr_eval_params rtr_eval_default_params(void) {
     p.stack_only = -1;
     p.bootstrap = 1000;
     p.seed = 1;
+    /* every published set's evaluated split (953 queries at most) whole; at
+     * 16 pairs the sample's copy is about 0.4 KB a query (40 MB) and a
+     * resample's pass over it a few milliseconds (docs/METRICS.md) */
+    p.bootstrap_queries = 100000;
     return p;
 }
 
@@ -598,9 +782,19 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         cJSON_AddNumberToObject(b, "resamples", eb->resamples);
         cJSON_AddNumberToObject(b, "seed", (double)eb->seed);
         cJSON_AddNumberToObject(b, "level", 1 - 2 * CI_Q);
-        cJSON_AddStringToObject(b, "method", "paired: each resample weights every evaluated query by a Poisson(1) "
-                                             "count drawn from a hash of (seed, query id, resample), the same "
-                                             "weights for every router; percentile intervals");
+        if (eb->n_sample < eb->n_all) {
+            cJSON_AddNumberToObject(b, "queries", (double)eb->n_sample);
+            cJSON_AddStringToObject(b, "method", "m-out-of-n, paired: the resampled queries are the M with the "
+                                                 "smallest hash of (seed, query id); each resample weights each by a "
+                                                 "Poisson(1) count drawn from a hash of (seed, query id, resample), "
+                                                 "the same weights for every router; a resample's value v of a "
+                                                 "statistic counts as θ̂_N + sqrt(M/N)·(v − θ̂_M) (θ̂_N on every "
+                                                 "query, θ̂_M on the M), then percentile intervals and P(beats)");
+        } else {
+            cJSON_AddStringToObject(b, "method", "paired: each resample weights every evaluated query by a Poisson(1) "
+                                                 "count drawn from a hash of (seed, query id, resample), the same "
+                                                 "weights for every router; percentile intervals");
+        }
     }
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int32_t j = 0; j < te->k; j++) {
@@ -666,51 +860,79 @@ static rtr_status default_fit(rtr_stack_model *m, const char *corpus_dir, const 
     return st;
 }
 
-/* The baselines that read the evaluated rows' embeddings (the kNN router,
- * the default router's kNN blend, EmbedLLM-style), each fitted once on the
- * training split and applied as the evaluated split's embeddings are read,
- * so those are never all in memory: EVAL_KNN_BLOCK rows at a time, blocks
- * at the offsets eval_knn_table uses, so each table is the in-memory one's
- * bit for bit. */
+/* Every router built from per-query estimates, a block of evaluated rows at
+ * a time as the evaluated split's embeddings are read: the baselines that
+ * read the embeddings (the kNN router, the default router's kNN blend,
+ * EmbedLLM-style), each fitted once on the training split, and the dataset
+ * prior give the block's tables, which go with RTR's into their λ routers
+ * (lam_add) and are dropped: no table is held for every row. Blocks of
+ * EVAL_KNN_BLOCK rows at the offsets eval_knn_table uses, so each table is
+ * the in-memory one's bit for bit. */
 typedef struct {
-    const route_data *te;
+    const route_data *te, *tr, *extra; /* extra[t]: table t > 0 */
+    rtr_backend *be;
     const eval_knn_model *knn;
     const eval_knn_model *stack_knn; /* the default router's, when its neighbours differ from knn's */
     rtr_stack_model *stack;          /* NULL: no default router */
     const rtr_embedllm_model *eml;   /* NULL: no EmbedLLM-style router */
-    const float *prior_p;            /* [n x k] the dataset prior's, when the default router blends it */
-    float *knn_p, *knn_c, *stack_p, *stack_c, *eml_p, *eml_c; /* [n x k] the tables built */
-    float *skp, *skc;                /* [EVAL_KNN_BLOCK x k] with stack_knn */
+    int nt;                          /* tables */
+    /* the λ routers (NULL: not built) */
+    lam_router *stack_r, *paper_r /* [nt] */, *prior_r, *knn_r, *eml_r;
+    float *score;                    /* [n] RouteLLM-style's (NULL: not built) */
+    int32_t weak, strong;
+    const boot_rows *br;
+    int64_t at;                      /* the next sampled row's index in br->rows */
+    /* [EVAL_KNN_BLOCK x k] each: the block's tables, scaled costs, sampled rows */
+    float *knn_p, *knn_c, *stack_p, *stack_c, *skp, *skc, *eml_p, *eml_c, *prior_p, *prior_c, *tp, *c, *bs_p, *bs_c;
 } emb_pass;
 
+static rtr_status emb_pass_alloc(emb_pass *x) {
+    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)x->te->k;
+    float **buf[] = {&x->knn_p, &x->knn_c, &x->stack_p, &x->stack_c, &x->skp, &x->skc, &x->eml_p,
+                     &x->eml_c, &x->prior_p, &x->prior_c, &x->tp, &x->c, &x->bs_p, &x->bs_c};
+    for (size_t i = 0; i < sizeof buf / sizeof *buf; i++)
+        if (!(*buf[i] = rtr_malloc(nkb * sizeof **buf[i]))) return RTR_ERR_NOMEM;
+    return RTR_OK;
+}
+
+static void emb_pass_free(emb_pass *x) {
+    float **buf[] = {&x->knn_p, &x->knn_c, &x->stack_p, &x->stack_c, &x->skp, &x->skc, &x->eml_p, &x->eml_c,
+                     &x->prior_p, &x->prior_c, &x->tp, &x->c, &x->bs_p, &x->bs_c, &x->score};
+    for (size_t i = 0; i < sizeof buf / sizeof *buf; i++) free(*buf[i]), *buf[i] = NULL;
+}
+
 static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m) {
-    size_t at = (size_t)i0 * (size_t)x->te->k;
-    rtr_status st = eval_knn_apply(x->knn, x->knn_p + at, x->knn_c + at, emb, m);
+    const route_data *te = x->te, *tr = x->tr;
+    int32_t k = te->k;
+    size_t at = (size_t)i0 * (size_t)k, mk = (size_t)m * (size_t)k;
+    const char *const *ds = (const char *const *)te->dataset + i0;
+    rtr_status st = eval_knn_apply(x->knn, x->knn_p, x->knn_c, emb, m);
+    if (!st) st = rtr_router_prior_table(x->prior_p, x->prior_c, ds, m, (const char *const *)tr->dataset,
+                                         tr->true_correct, tr->true_cost, tr->n, k);
     if (!st && x->stack) {
-        const float *kp = x->knn_p + at;
+        const float *kp = x->knn_p;
         if (x->stack_knn && !(st = eval_knn_apply(x->stack_knn, x->skp, x->skc, emb, m))) kp = x->skp;
         if (!st)
-            st = rtr_stack_apply(x->stack, x->stack_p + at, x->stack_c + at, x->te->p + at, x->te->cost + at, kp,
-                                 x->prior_p ? x->prior_p + at : NULL, (const char *const *)x->te->dataset + i0, m);
+            st = rtr_stack_apply(x->stack, x->stack_p, x->stack_c, te->p + at, te->cost + at, kp,
+                                 rtr_stack_uses_prior(x->stack) ? x->prior_p : NULL, ds, m);
     }
-    if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p + at, x->eml_c + at, emb, m);
+    if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p, x->eml_c, emb, m);
+    for (int64_t i = 0; x->score && i < m; i++)
+        x->score[i0 + i] = x->knn_p[i * k + x->strong] - x->knn_p[i * k + x->weak];
+    /* each λ router's table (lam_add writes NaN into its p) */
+#define ADD(L, p, cost) ((L) ? lam_add((L), x->be, te, i0, m, (p), (cost), x->c, x->br, x->at, x->bs_p, x->bs_c) : RTR_OK)
+    if (!st) st = ADD(x->stack_r, x->stack_p, x->stack_c);
+    for (int t = 0; !st && t < x->nt; t++) {
+        const route_data *d = t ? &x->extra[t] : te;
+        memcpy(x->tp, d->p + at, mk * sizeof *x->tp);
+        st = ADD(&x->paper_r[t], x->tp, d->cost + at);
+    }
+    if (!st) st = ADD(x->prior_r, x->prior_p, x->prior_c);
+    if (!st) st = ADD(x->knn_r, x->knn_p, x->knn_c);
+    if (!st) st = ADD(x->eml_r, x->eml_p, x->eml_c);
+#undef ADD
+    while (x->br->rows && x->at < x->br->n && x->br->rows[x->at] < i0 + m) x->at++;
     return st;
-}
-
-/* The dataset prior's table of the evaluated rows, fitted on the training rows. */
-static rtr_status prior_table(float **p, float **c, const route_data *te, const route_data *tr) {
-    size_t nk = (size_t)te->n * (size_t)te->k;
-    *p = rtr_malloc(nk * sizeof **p);
-    *c = rtr_malloc(nk * sizeof **c);
-    if (!*p || !*c) return RTR_ERR_NOMEM; /* the caller frees both */
-    return rtr_router_prior_table(*p, *c, (const char *const *)te->dataset, te->n, (const char *const *)tr->dataset,
-                                  tr->true_correct, tr->true_cost, tr->n, te->k);
-}
-
-static void drop_table(float **p, float **c) {
-    free(*p);
-    free(*c);
-    *p = *c = NULL;
 }
 
 /* One pass over the evaluated rows' embeddings (rs: the rows te holds, in
@@ -756,9 +978,10 @@ static rtr_status check_ranks_agree(const router_result *R, int nr) {
     if (rtr_dist_size() == 1) return RTR_OK;
     uint64_t h = RTR_FNV_SEED;
     for (int i = 0; i < nr; i++) {
-        const rtr_choice_path *cp = &R[i].cp;
+        const rtr_choice_path *cp = &R[i].bp;
         h = rtr_hash64(h, R[i].name, strlen(R[i].name));
         h = rtr_hash64(h, R[i].mark, sizeof R[i].mark);
+        h = rtr_hash64(h, R[i].bmark, sizeof R[i].bmark);
         if (!cp->choice0) continue;
         int64_t n_ev = cp->ev_off[cp->n_points];
         h = rtr_hash64(h, cp->choice0, (size_t)cp->n * sizeof *cp->choice0);
@@ -777,9 +1000,107 @@ static rtr_status check_ranks_agree(const router_result *R, int nr) {
     return st;
 }
 
-/* The paired bootstrap over every router that was built. */
-static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te, int32_t best,
-                                const rtr_eval_params *ep) {
+/* v[0], v[stride], ... (n resamples' values of one statistic) as the
+ * m-out-of-n bootstrap reads them: full + s·(v − sample). */
+static void boot_scale(double *v, int32_t n, int64_t stride, double full, double sample, double s) {
+    for (int32_t b = 0; b < n; b++) v[(size_t)b * stride] = full + s * (v[(size_t)b * stride] - sample);
+}
+
+/* The m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997): a statistic
+ * over a resample of M of the N queries spreads about sqrt(N/M) times as
+ * much as over a resample of all N, so each resample's value v becomes
+ * θ̂_N + sqrt(M/N)·(v − θ̂_M), θ̂_N the estimate on every query (the file's),
+ * θ̂_M the same statistic on the sample (every query weighted 1). The
+ * percentile intervals and P(beats) then read the scaled values:
+ * [θ̂_N + sqrt(M/N)·(q_2.5% − θ̂_M), θ̂_N + sqrt(M/N)·(q_97.5% − θ̂_M)]. */
+static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t nb, const router_result *R, int nr,
+                               const eval_refs *refs, const route_data *te, const float *correct, const float *cost,
+                               const float *p, int64_t n, int32_t best) {
+    rtr_boot pt;
+    rtr_status st = eval_boot_point(&pt, br, nb, correct, cost, n, te->k, best);
+    if (st) return st;
+    double s = sqrt((double)n / (double)te->n);
+    int32_t B = eb->resamples;
+    for (int i = 0; i < nr; i++) {
+        int q = eb->idx[i];
+        if (q < 0) continue;
+        boot_scale(eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s);
+        boot_scale(eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s);
+        boot_scale(eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s);
+        for (int m = 0; m < N_MARKS_B; m++) {
+            size_t at = (size_t)q * N_MARKS_B + m;
+            boot_scale(eb->b.acc + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_acc[m] : NAN, pt.acc[at], s);
+            boot_scale(eb->b.cost + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_cost[m] : NAN, pt.cost[at], s);
+        }
+    }
+    for (int32_t j = 0; j < te->k; j++) {
+        boot_scale(eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s);
+        boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s);
+    }
+    double full[CALIB_BINS], sample[CALIB_BINS];
+    calib_rates(full, te->p, te->true_correct, NULL, te->n, te->k);
+    calib_rates(sample, p, correct, NULL, n, te->k);
+    for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s);
+    rtr_boot_free(&pt);
+    return RTR_OK;
+}
+
+static uint64_t query_key(const char *id) { return rtr_hash64(RTR_FNV_SEED, id, strlen(id)); }
+
+/* The bootstrap's queries (include/rtr/eval.h, bootstrap_queries): every
+ * evaluated row when there are at most M, else the M with the smallest
+ * eval_boot_sample_hash of (seed, id), in row order (*rows owned). */
+static rtr_status boot_sample_rows(int64_t **rows, boot_rows *br, const route_data *te, const rtr_eval_params *ep) {
+    *rows = NULL;
+    *br = (boot_rows){NULL, te->n};
+    if (te->n <= ep->bootstrap_queries) return RTR_OK;
+    eval_boot_bottom bot;
+    rtr_status st = eval_boot_bottom_init(&bot, ep->bootstrap_queries);
+    for (int64_t i = 0; !st && i < te->n; i++)
+        st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(te->id[i])), i);
+    if (!st) eval_boot_bottom_rows(&bot);
+    if (!st && !(*rows = rtr_malloc((size_t)(bot.n ? bot.n : 1) * sizeof **rows))) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
+    if (!st) *br = (boot_rows){*rows, bot.n};
+    eval_boot_bottom_free(&bot);
+    return st;
+}
+
+/* The sampled rows' outcomes and first table's estimates (the bootstrap
+ * reads te's own when every row is resampled). */
+typedef struct {
+    float *correct, *cost, *p;
+} boot_sample;
+
+static void boot_sample_free(boot_sample *s) {
+    free(s->correct);
+    free(s->cost);
+    free(s->p);
+    memset(s, 0, sizeof *s);
+}
+
+static rtr_status boot_sample_take(boot_sample *s, const boot_rows *br, const route_data *te) {
+    int32_t k = te->k;
+    size_t mk = (size_t)br->n * (size_t)k;
+    s->correct = rtr_malloc(mk * sizeof *s->correct);
+    s->cost = rtr_malloc(mk * sizeof *s->cost);
+    s->p = rtr_malloc(mk * sizeof *s->p);
+    if (!s->correct || !s->cost || !s->p) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < br->n; i++) {
+        size_t r = (size_t)br->rows[i] * (size_t)k, o = (size_t)i * (size_t)k;
+        memcpy(s->correct + o, te->true_correct + r, (size_t)k * sizeof *s->correct);
+        memcpy(s->cost + o, te->true_cost + r, (size_t)k * sizeof *s->cost);
+        memcpy(s->p + o, te->p + r, (size_t)k * sizeof *s->p);
+    }
+    return RTR_OK;
+}
+
+/* The paired bootstrap over every router that was built: over every
+ * evaluated query, or above ep->bootstrap_queries (M) the m-out-of-n
+ * bootstrap over the bottom-M sample, so its memory and time stop growing
+ * with the split. */
+static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te,
+                                const eval_refs *refs, const rtr_eval_params *ep, const boot_rows *rows) {
     memset(eb, 0, sizeof *eb);
     eb->seed = ep->seed;
     if (!(eb->idx = rtr_malloc((size_t)nr * sizeof *eb->idx))) return RTR_ERR_NOMEM;
@@ -792,22 +1113,28 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
         if (R[i].unavailable[0]) continue;
         rtr_boot_router *b = &br[nb];
         memset(b, 0, sizeof *b);
-        b->path = R[i].random ? NULL : &R[i].cp;
+        b->path = R[i].random ? NULL : &R[i].bp;
         b->n_marks = N_MARKS;
-        for (int m = 0; m < N_MARKS; m++) b->marks[m] = R[i].mark[m];
+        for (int m = 0; m < N_MARKS; m++) b->marks[m] = R[i].bmark[m];
         eb->idx[i] = nb++;
     }
     eb->resamples = ep->bootstrap;
-    /* under MPI each rank computes every size-th resample; the sums put them together */
+    eb->n_all = te->n;
+    boot_sample smp = {0};
+    bool sampled = rows->rows != NULL;
+    rtr_status st = sampled ? boot_sample_take(&smp, rows, te) : RTR_OK;
+    int64_t n = rows->n;
+    const float *correct = sampled ? smp.correct : te->true_correct, *cost = sampled ? smp.cost : te->true_cost;
+    const float *p = sampled ? smp.p : te->p;
+    eb->n_sample = n;
     /* each query keyed by its id: its weights do not depend on its place */
-    if (!(eb->key = rtr_malloc((size_t)(te->n ? te->n : 1) * sizeof *eb->key))) {
-        free(br);
-        return RTR_ERR_NOMEM;
-    }
-    for (int64_t i = 0; i < te->n; i++) eb->key[i] = rtr_hash64(RTR_FNV_SEED, te->id[i], strlen(te->id[i]));
-    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, te->true_correct, te->true_cost, eb->key, te->n, te->k,
-                                        best, ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
-    free(br);
+    uint64_t *key = st ? NULL : rtr_malloc((size_t)(n ? n : 1) * sizeof *key);
+    if (!st && !key) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < n; i++) key[i] = query_key(te->id[sampled ? rows->rows[i] : i]);
+    /* under MPI each rank computes every size-th resample; the sums put them together */
+    if (!st)
+        st = eval_bootstrap_part(&eb->b, br, nb, correct, cost, key, n, te->k, refs->best, ep->bootstrap, ep->seed,
+                                 rtr_dist_rank(), rtr_dist_size());
     size_t RB = (size_t)eb->b.resamples * (size_t)eb->b.n_routers;
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq, RB);
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq0, RB);
@@ -817,7 +1144,11 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     size_t PB = (size_t)eb->b.resamples * (size_t)eb->b.k;
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_acc, PB);
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_cost, PB);
-    if (!st) st = calib_bootstrap(eb, te);
+    if (!st) st = calib_bootstrap(eb, p, correct, key, n, te->k);
+    if (!st && sampled) st = boot_rescale(eb, br, nb, R, nr, refs, te, correct, cost, p, n, refs->best);
+    free(key);
+    free(br);
+    boot_sample_free(&smp);
     return st;
 }
 
@@ -826,6 +1157,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     memset(summary, 0, sizeof *summary);
     if (ep->knn_k < 1) return rtr_fail(RTR_ERR_INVALID, "eval: the kNN router needs k >= 1, not %d", (int)ep->knn_k);
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
+    if (ep->bootstrap_queries < 1)
+        return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap-queries must be >= 1, not %lld", (long long)ep->bootstrap_queries);
     route_data te = {0}, tr = {0}, *extra = NULL; /* extra[t]: table t > 0 */
     eval_refs refs = {0}, train_refs = {0};
     router_result *R = NULL;
@@ -834,8 +1167,6 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     const char **tables = NULL;
     char *table_buf = NULL;
     int nr = 0, nt = 0;
-    size_t nk = 0;
-    float *bp = NULL, *prior_p = NULL, *prior_c = NULL;
     emb_pass ex = {0};
     route_source es = {0};
     eval_knn_model kn = {0}, skn = {0};
@@ -904,7 +1235,6 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st) st = eval_refs_compute(&train_refs, tr.true_correct, tr.true_cost, tr.n, tr.k);
     if (!st && (refs.best < 0 || train_refs.best < 0))
         st = rtr_fail(RTR_ERR_INVALID, "%s: no pair has outcomes in both splits", corpus_dir);
-    nk = (size_t)te.n * (size_t)te.k;
     double budget = st ? 0 : train_refs.single[train_refs.best].cost;
     /* Every baseline fitted on the training split, then the tables of
      * those that read the evaluated embeddings built in one pass over them. */
@@ -925,59 +1255,51 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
             ex.eml = &eml;
     }
-    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)te.k;
-    if (!st) {
-        bp = rtr_malloc(nk * sizeof *bp);
-        ex.knn_p = rtr_malloc(nk * sizeof *ex.knn_p);
-        ex.knn_c = rtr_malloc(nk * sizeof *ex.knn_c);
-        choice = rtr_malloc((size_t)te.n * sizeof *choice);
-        if (!bp || !ex.knn_p || !ex.knn_c || !choice) st = RTR_ERR_NOMEM;
+    /* the bootstrap's queries, then every λ router opened, in the table's order */
+    boot_rows br = {NULL, te.n};
+    int64_t *sample = NULL;
+    bool boot = ep->bootstrap > 0;
+    if (!st && boot) st = boot_sample_rows(&sample, &br, &te, ep);
+    int n_lam = 0;
+    lam_router *lam = NULL;
+    if (!st && !(lam = rtr_calloc((size_t)nt + 4, sizeof *lam))) st = RTR_ERR_NOMEM;
+    char name[300];
+    if (!st && ex.stack) {
+        snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
+        R[nr].rtr = true;
+        ex.stack_r = &lam[n_lam];
+        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
     }
-    if (!st && ex.stack && (!(ex.stack_p = rtr_malloc(nk * sizeof *ex.stack_p)) ||
-                            !(ex.stack_c = rtr_malloc(nk * sizeof *ex.stack_c))))
-        st = RTR_ERR_NOMEM;
-    if (!st && ex.stack_knn && (!(ex.skp = rtr_malloc(nkb * sizeof *ex.skp)) || !(ex.skc = rtr_malloc(nkb * sizeof *ex.skc))))
-        st = RTR_ERR_NOMEM;
-    if (!st && ex.eml && (!(ex.eml_p = rtr_malloc(nk * sizeof *ex.eml_p)) || !(ex.eml_c = rtr_malloc(nk * sizeof *ex.eml_c))))
-        st = RTR_ERR_NOMEM;
-    /* the prior's table before the embeddings' pass only when the default router blends it: else
-       just before its router, so it is not held while the other tables are built */
-    if (!st && ex.stack && rtr_stack_uses_prior(&sm) && !(st = prior_table(&prior_p, &prior_c, &te, &tr)))
-        ex.prior_p = prior_p;
+    ex.paper_r = &lam[n_lam];
+    for (int t = 0; !st && t < nt; t++) {
+        if (ep->paper_only) snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
+        else snprintf(name, sizeof name, nt > 1 ? "RTR (paper): %s" : "RTR (paper)", tables[t]);
+        R[nr].rtr = true;
+        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
+    }
+    ex.prior_r = &lam[n_lam];
+    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "Dataset prior", be, te.k, &br, boot, te.n);
+    ex.knn_r = &lam[n_lam];
+    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "kNN router", be, te.k, &br, boot, te.n);
+    if (!st && ex.eml) {
+        ex.eml_r = &lam[n_lam];
+        st = lam_open(&lam[n_lam++], &R[nr++], "EmbedLLM-style", be, te.k, &br, boot, te.n);
+    }
+    bool routellm = !st && train_refs.cheapest != train_refs.best;
+    ex.tr = &tr, ex.extra = extra, ex.be = be, ex.nt = nt, ex.br = &br;
+    ex.weak = train_refs.cheapest, ex.strong = train_refs.best;
+    if (!st) st = emb_pass_alloc(&ex);
+    if (!st && routellm && !(ex.score = rtr_malloc((size_t)te.n * sizeof *ex.score))) st = RTR_ERR_NOMEM;
     if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
     if (!st) knn = kn.info;
     if (!st && ex.stack) rep = sm.rep;
-    /* RTR's default router on the first table, then the tables as scored
-     * (the paper's model; one row per table). */
-    if (!st && ex.stack) {
-        char name[300];
-        snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
-        R[nr].rtr = true;
-        st = table_router(&R[nr++], name, &te, ex.stack_p, ex.stack_c, budget, be);
-    }
-    /* each table goes once its router is built: the paths built next take its room */
-    drop_table(&ex.stack_p, &ex.stack_c);
-    for (int t = 0; !st && t < nt; t++) {
-        const route_data *d = t ? &extra[t] : &te;
-        char name[300];
-        if (ep->paper_only) snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
-        else snprintf(name, sizeof name, nt > 1 ? "RTR (paper): %s" : "RTR (paper)", tables[t]);
-        memcpy(bp, d->p, nk * sizeof *bp);
-        R[nr].rtr = true;
-        st = table_router(&R[nr++], name, &te, bp, d->cost, budget, be);
-    }
-    if (!st && !prior_p) st = prior_table(&prior_p, &prior_c, &te, &tr);
-    if (!st) st = table_router(&R[nr++], "Dataset prior", &te, prior_p, prior_c, budget, be);
-    drop_table(&prior_p, &prior_c);
-    if (!st) {
-        memcpy(bp, ex.knn_p, nk * sizeof *bp); /* table_router writes NaN into its p; RouteLLM reads knn_p */
-        st = table_router(&R[nr++], "kNN router", &te, bp, ex.knn_c, budget, be);
-    }
-    drop_table(&bp, &ex.knn_c);
-    if (!st && ex.eml) st = table_router(&R[nr++], "EmbedLLM-style", &te, ex.eml_p, ex.eml_c, budget, be);
-    drop_table(&ex.eml_p, &ex.eml_c);
-    if (!st && train_refs.cheapest != train_refs.best) {
-        st = routellm_router(&R[nr++], &te, ex.knn_p, train_refs.cheapest, train_refs.best, &train_refs, budget);
+    /* each λ router's path walked, one at a time */
+    double x_max = st ? 0 : eval_refs_x_max(&refs);
+    for (int l = 0; !st && l < n_lam; l++) st = lam_finish(&lam[l], &refs, budget, &x_max);
+    for (int l = 0; lam && l < n_lam; l++) lam_free(&lam[l]);
+    free(lam);
+    if (!st && routellm) {
+        st = routellm_router(&R[nr++], &te, ex.score, train_refs.cheapest, train_refs.best, &train_refs, budget, &br);
     } else if (!st) {
         char *nm = rtr_catalog_pair_name(&te.cat, train_refs.best), why[240];
         snprintf(why, sizeof why, "the best training pair (%s) is also the cheapest: there is no cheaper pair to send "
@@ -985,24 +1307,25 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         free(nm);
         unavailable_router(&R[nr++], "RouteLLM-style (kNN win estimate)", why);
     }
+    emb_pass_free(&ex);
     char *best_name = st ? NULL : rtr_catalog_pair_name(&te.cat, refs.best);
     char best_label[300];
     snprintf(best_label, sizeof best_label, "Best single: %s", best_name ? best_name : "?");
     free(best_name);
-    if (!st) st = point_router(&R[nr++], "Random (expectation)", &te, NULL, refs.random, "");
+    if (!st) st = point_router(&R[nr++], "Random (expectation)", &te, NULL, refs.random, "", &br);
+    if (!st && !(choice = rtr_malloc((size_t)te.n * sizeof *choice))) st = RTR_ERR_NOMEM;
     if (!st) {
         rtr_router_oracle(choice, te.true_correct, te.true_cost, te.n, te.k);
-        st = point_router(&R[nr++], "Oracle", &te, choice, refs.random, "cheapest correct pair");
+        st = point_router(&R[nr++], "Oracle", &te, choice, refs.random, "cheapest correct pair", &br);
     }
     if (!st) {
         for (int64_t i = 0; i < te.n; i++) choice[i] = refs.best;
-        st = point_router(&R[nr++], best_label, &te, choice, refs.random, "best on the evaluated split");
+        st = point_router(&R[nr++], best_label, &te, choice, refs.random, "best on the evaluated split", &br);
     }
 
     /* One x_max for every router of the table, then each router's metrics. */
-    double x_max = st ? 0 : eval_refs_x_max(&refs);
     for (int i = 0; i < nr; i++)
-        for (int64_t t = 0; t < R[i].n; t++)
+        for (int64_t t = 0; !R[i].streamed && t < R[i].n; t++)
             if (!isnan(R[i].cost[t])) x_max = fmax(x_max, R[i].cost[t]);
     for (int i = 0; !st && i < nr; i++) {
         R[i].aiq0 = NAN;
@@ -1011,12 +1334,17 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
             R[i].op = (rtr_op_point){NAN, NAN, 0, 0};
             continue;
         }
+        if (R[i].streamed) {
+            st = eval_curve_stream_finish(&R[i].cs, &R[i].m, &R[i].aiq0, x_max);
+            continue;
+        }
         st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
         if (!st && x_max > 0 && rtr_metric_aiq_from_zero(&R[i].aiq0, R[i].cost, R[i].acc, R[i].n, x_max) != RTR_OK)
             R[i].aiq0 = NAN;
+        thin_curve(&R[i]);
     }
     if (!st) st = check_ranks_agree(R, nr);
-    if (!st) st = run_bootstrap(&eb, R, nr, &te, refs.best, ep);
+    if (!st) st = run_bootstrap(&eb, R, nr, &te, &refs, ep, &br);
 
     /* one file for the job, from rank 0; no rank ends before it is written */
     if (!st && rtr_dist_rank() == 0) {
@@ -1075,6 +1403,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         summary->cost_unit = unit_name(ep->route.cost_model);
         summary->x_max = x_max;
         summary->bootstrap = eb.resamples;
+        summary->bootstrap_queries = eb.n_sample;
         if (rep.chosen >= 0 && !(summary->default_router = rtr_strdup(rtr_stack_name(rep.chosen)))) st = RTR_ERR_NOMEM;
     }
     if (st) rtr_eval_summary_free(summary);
@@ -1082,17 +1411,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     rtr_boot_free(&eb.b);
     cJSON_Delete(root);
     free(text);
-    free(bp);
-    free(prior_p);
-    free(prior_c);
-    free(ex.knn_p);
-    free(ex.knn_c);
-    free(ex.stack_p);
-    free(ex.stack_c);
-    free(ex.skp);
-    free(ex.skc);
-    free(ex.eml_p);
-    free(ex.eml_c);
+    free(sample);
     route_source_close(&es);
     free(enc);
     eval_knn_free(&kn);
@@ -1111,6 +1430,5 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(tables);
     free(eb.idx);
     free(eb.calib);
-    free(eb.key);
     return st;
 }

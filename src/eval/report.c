@@ -373,6 +373,8 @@ static void ci_sentence(out2 *o, const cJSON *root) {
     if (isfinite(level)) both(o, "%g%% ", 100 * level);
     both(o, "intervals");
     if (isfinite(resamples)) both(o, " from %.0f bootstrap resamples", resamples);
+    double queries = num(c, "queries"); /* present when the resamples drew on a sample (m-out-of-n) */
+    if (isfinite(queries)) both(o, " of a sample of %.0f queries", queries);
     const char *method = str(c, "method", NULL);
     if (method || isfinite(seed)) {
         both(o, " (");

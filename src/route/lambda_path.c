@@ -680,8 +680,8 @@ rtr_status rtr_path_merge(rtr_path *path, const rtr_path_part *parts, int n_part
 
 /* ------------------------------------- the path of every rank, streamed */
 
-/* Breakpoints per message from a rank to rank 0: 48 KiB, within the 64 KiB
- * a pulled run reads at a time (runs.h); a shorter message is a rank's last. */
+/* Breakpoints per message from a rank to rank 0 (rtr_dist_stream): 48 KiB,
+ * within the 64 KiB a pulled run reads at a time (runs.h). */
 #define STREAM_BREAKS 1024
 #define STREAM_TAG 71
 
@@ -698,38 +698,21 @@ static rtr_status pull_own(void *ctx, char *buf, size_t max, size_t *got, bool f
     return st;
 }
 
-/* Another rank's breakpoints as a pulled run on rank 0: its next message. */
-typedef struct {
-    int rank;
-    bool ended;
-} rank_source;
-
-static rtr_status pull_rank(void *ctx, char *buf, size_t max, size_t *got, bool first) {
-    rank_source *r = ctx;
-    if (first) r->ended = false;
-    *got = 0;
-    if (r->ended) return RTR_OK;
-    size_t bytes = 0;
-    rtr_status st = rtr_dist_recv(buf, max * sizeof(rtr_path_break), &bytes, r->rank, STREAM_TAG);
-    if (!st && bytes % sizeof(rtr_path_break))
-        st = rtr_fail(RTR_ERR_FORMAT, "λ path: rank %d sent %zu bytes, not whole breakpoints", r->rank, bytes);
-    *got = bytes / sizeof(rtr_path_break);
-    r->ended = *got < STREAM_BREAKS;
-    return st;
-}
-
-/* A rank other than 0: its breakpoints to rank 0, a message at a time, once per pass of rank 0's walk. */
+/* A rank other than 0: its breakpoints to rank 0, once per pass of rank 0's walk. */
 static rtr_status serve_breaks(break_gen *g, int passes) {
-    rtr_path_break *buf = rtr_malloc(STREAM_BREAKS * sizeof *buf);
-    rtr_status st = buf ? RTR_OK : RTR_ERR_NOMEM;
+    rtr_dist_stream s;
+    rtr_dist_stream_open(&s, rtr_dist_rank(), sizeof(rtr_path_break), STREAM_BREAKS * sizeof(rtr_path_break), STREAM_TAG);
+    rtr_status st = RTR_OK;
     for (int p = 0; !st && p < passes; p++) {
-        size_t got = STREAM_BREAKS;
-        for (bool first = true; !st && got == STREAM_BREAKS; first = false) {
-            st = pull_own(g, (char *)buf, STREAM_BREAKS, &got, first);
-            if (!st) st = rtr_dist_send(buf, got * sizeof *buf, 0, STREAM_TAG);
+        st = break_gen_start(g);
+        for (bool more = true; !st && more;) {
+            rtr_path_break b;
+            st = break_gen_next(g, &b, &more);
+            if (!st && more) st = rtr_dist_stream_put(&s, &b, sizeof b);
         }
+        if (!st) st = rtr_dist_stream_end(&s);
     }
-    free(buf);
+    rtr_dist_stream_close(&s);
     return st;
 }
 
@@ -738,16 +721,17 @@ static rtr_status serve_breaks(break_gen *g, int passes) {
 static rtr_status merge_ranks(break_gen *own, const rtr_path_part *heads, int n, int64_t n_queries, bool truth,
                               rtr_path_point_fn fn, void *ctx, bool count) {
     sorted_run *runs = rtr_calloc((size_t)n, sizeof *runs);
-    rank_source *src = rtr_calloc((size_t)n, sizeof *src);
+    rtr_dist_stream *src = rtr_calloc((size_t)n, sizeof *src);
     run_merge m = {0};
     rtr_status st = runs && src ? run_merge_open(&m, runs, n) : RTR_ERR_NOMEM;
     for (int r = 0; !st && r < n; r++) {
-        src[r].rank = r;
-        runs[r] = (sorted_run){.pull = r ? pull_rank : pull_own, .pull_ctx = r ? (void *)&src[r] : (void *)own,
+        rtr_dist_stream_open(&src[r], r, sizeof(rtr_path_break), STREAM_BREAKS * sizeof(rtr_path_break), STREAM_TAG);
+        runs[r] = (sorted_run){.pull = r ? rtr_dist_stream_pull : pull_own, .pull_ctx = r ? (void *)&src[r] : (void *)own,
                                .rec = sizeof(rtr_path_break)};
     }
     if (!st) st = walk_merge(&m, apply_break, NULL, truth, parts_at0(heads, n, truth), n_queries, fn, ctx, count);
     for (int r = 0; runs && r < n; r++) sorted_run_close(&runs[r]);
+    for (int r = 0; src && r < n; r++) rtr_dist_stream_close(&src[r]);
     run_merge_free(&m);
     free(runs);
     free(src);

@@ -121,29 +121,63 @@ static void csv_field(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* One chunk's decisions as an HDF5 file holds them: n rows' strings, the
+ * pair chosen and its three estimates (p_correct, pred_tokens, pred_cost). */
+typedef struct {
+    int64_t n;
+    char *const *str[3]; /* id, dataset, split */
+    const int32_t *pair;
+    const float *est[3];
+} dec_rows;
+
+/* The chunk's rows appended to the HDF5 file's columns: the same calls
+ * whichever rank routed the chunk, so the file is one process's. */
+static rtr_status dec_h5_append(dec_writer *w, const dec_rows *r) {
+    rtr_status s = RTR_OK;
+    for (int c = 0; c < 3 && !s; c++) s = h5_append(w->d[c], H5_VSTR, w->n, r->n, 1, r->str[c], DEC_COLS[c]);
+    if (!s) s = h5_append(w->d[3], H5_I32, w->n, r->n, 1, r->pair, DEC_COLS[3]);
+    for (int c = 0; c < 3 && !s; c++) s = h5_append(w->d[4 + c], H5_F32, w->n, r->n, 0, r->est[c], DEC_COLS[4 + c]);
+    w->n += r->n;
+    return s ? rtr_fail_prefix(s, "%s: ", w->tmp) : RTR_OK;
+}
+
+/* Under MPI a rank other than 0 keeps its HDF5 decisions, a chunk at a
+ * time, in a temporary file of its own (w->f) until rank 0 takes them
+ * (dec_stream_out): the chunk's rows n and string bytes, then its pairs,
+ * its three estimate columns and its strings (NUL-terminated, column by
+ * column). Rank 0 appends each chunk as it comes, the unit one process
+ * appends, so the file's layout is one process's. */
+static rtr_status dec_rows_save(dec_writer *w, const dec_rows *r) {
+    int64_t head[2] = {r->n, 0};
+    for (int c = 0; c < 3; c++)
+        for (int64_t i = 0; i < r->n; i++) head[1] += (int64_t)strlen(r->str[c][i]) + 1;
+    fwrite(head, sizeof head, 1, w->f);
+    fwrite(r->pair, sizeof *r->pair, (size_t)r->n, w->f);
+    for (int c = 0; c < 3; c++) fwrite(r->est[c], sizeof(float), (size_t)r->n, w->f);
+    for (int c = 0; c < 3; c++)
+        for (int64_t i = 0; i < r->n; i++) fwrite(r->str[c][i], 1, strlen(r->str[c][i]) + 1, w->f);
+    w->n += r->n;
+    return ferror(w->f) ? rtr_fail(RTR_ERR_IO, "route's decisions: cannot write a temporary file (disk full? set TMPDIR)")
+                        : RTR_OK;
+}
+
 /* Decisions of n queries: choice[i] among the k pairs, with their predictions. */
 static rtr_status dec_add(dec_writer *w, int64_t n, char *const *id, char *const *dataset, char *const *split,
                           const int32_t *choice, const float *p, const float *tokens, const float *cost) {
     const rtr_catalog *cat = w->cat;
     size_t k = (size_t)cat->n_pairs;
     if (w->fmt == DEC_H5) {
-        if ((size_t)n > w->col_cap) {
-            float *c = rtr_realloc(w->col, sizeof *c * (size_t)n);
+        if ((size_t)(3 * n) > w->col_cap) {
+            float *c = rtr_realloc(w->col, sizeof *c * (size_t)(3 * n));
             if (!c) return RTR_ERR_NOMEM;
             w->col = c;
-            w->col_cap = (size_t)n;
+            w->col_cap = (size_t)(3 * n);
         }
-        char *const *strs[3] = {id, dataset, split};
-        rtr_status s = RTR_OK;
-        for (int c = 0; c < 3 && !s; c++) s = h5_append(w->d[c], H5_VSTR, w->n, n, 1, strs[c], DEC_COLS[c]);
-        if (!s) s = h5_append(w->d[3], H5_I32, w->n, n, 1, choice, DEC_COLS[3]);
         const float *src[3] = {p, tokens, cost};
-        for (int c = 0; c < 3 && !s; c++) {
-            for (int64_t i = 0; i < n; i++) w->col[i] = src[c][(size_t)i * k + (size_t)choice[i]];
-            s = h5_append(w->d[4 + c], H5_F32, w->n, n, 0, w->col, DEC_COLS[4 + c]);
-        }
-        w->n += n;
-        return s ? rtr_fail_prefix(s, "%s: ", w->tmp) : RTR_OK;
+        dec_rows r = {n, {id, dataset, split}, choice, {w->col, w->col + n, w->col + 2 * n}};
+        for (int c = 0; c < 3; c++)
+            for (int64_t i = 0; i < n; i++) w->col[c * n + i] = src[c][(size_t)i * k + (size_t)choice[i]];
+        return w->h5 >= 0 ? dec_h5_append(w, &r) : dec_rows_save(w, &r);
     }
     for (int64_t i = 0; i < n; i++) {
         int32_t j = choice[i];
@@ -369,10 +403,12 @@ static rtr_status route_rows(rtr_backend *b, route_source *rs, dec_writer *w, bo
     return st;
 }
 
-/* Tests only (tests/test_route_sweep_mpi.py): RTR_TEST_KILL_RANK=r makes
- * rank r die (SIGKILL) once its decisions are in the temporary file and
- * before the ranks' barrier, the window in which a crash leaves the
- * temporary: a known point, where a kill from outside is a timing guess. */
+/* Tests only (tests/test_route_sweep_mpi.py, test_route_h5_mpi.py):
+ * RTR_TEST_KILL_RANK=r makes rank r die (SIGKILL) once its decisions are in
+ * the temporary file and before the ranks' barrier (CSV, JSON lines), or
+ * once routed and before it sends them to rank 0 (HDF5): the window in
+ * which a crash leaves the temporary, a known point where a kill from
+ * outside is a timing guess. */
 static void test_kill_point(void) {
     const char *r = getenv("RTR_TEST_KILL_RANK");
     char *end;
@@ -456,6 +492,91 @@ static rtr_status decisions_place(FILE *seg, int64_t mine, dec_format fmt, const
     return st;
 }
 
+/* HDF5 decisions under MPI: a rank's chunks (dec_rows_save), in messages of
+ * 64 KiB, to rank 0. */
+#define DEC_STREAM_BYTES ((size_t)1 << 16)
+#define DEC_STREAM_TAG 72
+
+/* A rank other than 0: its saved chunks, bytes long, streamed to rank 0
+ * (which takes them once the ranks before have been written). */
+static rtr_status dec_stream_out(FILE *seg, int64_t bytes) {
+    rtr_dist_stream out;
+    rtr_dist_stream_open(&out, rtr_dist_rank(), 1, DEC_STREAM_BYTES, DEC_STREAM_TAG);
+    char *buf = rtr_malloc(DEC_STREAM_BYTES);
+    rtr_status st = buf ? RTR_OK : RTR_ERR_NOMEM;
+    for (int64_t done = 0; !st && done < bytes;) {
+        size_t want = (size_t)(bytes - done) < DEC_STREAM_BYTES ? (size_t)(bytes - done) : DEC_STREAM_BYTES;
+        ssize_t got = pread(fileno(seg), buf, want, (off_t)done);
+        if (got <= 0) st = rtr_fail(RTR_ERR_IO, "route's decisions: a temporary file reads short: %s", strerror(errno));
+        else st = rtr_dist_stream_put(&out, buf, (size_t)got), done += got;
+    }
+    if (!st) st = rtr_dist_stream_end(&out);
+    rtr_dist_stream_close(&out);
+    free(buf);
+    return st;
+}
+
+/* Rank 0: rank `from`'s chunks, appended to w one at a time as they come
+ * (one chunk held: what one process holds of its decisions too). */
+static rtr_status dec_stream_in(dec_writer *w, int from) {
+    rtr_dist_stream in;
+    rtr_dist_stream_open(&in, from, 1, DEC_STREAM_BYTES, DEC_STREAM_TAG);
+    char *mem = NULL, **ptr = NULL;
+    size_t mem_cap = 0, ptr_cap = 0, got = 0;
+    rtr_status st = RTR_OK;
+    for (;;) {
+        int64_t head[2];
+        st = rtr_dist_stream_read(&in, head, sizeof head, &got);
+        if (st || !got) break; /* the stream's end */
+        size_t n = (size_t)head[0], fixed = n * (sizeof(int32_t) + 3 * sizeof(float)), need = fixed + (size_t)head[1];
+        if (got != sizeof head || head[0] <= 0 || head[1] < 3 * head[0] || head[0] > ((int64_t)1 << 40)) {
+            st = rtr_fail(RTR_ERR_FORMAT, "route's decisions: rank %d sent a malformed chunk", from);
+            break;
+        }
+        if (need > mem_cap) {
+            char *m = rtr_realloc(mem, need);
+            if (!m) { st = RTR_ERR_NOMEM; break; }
+            mem = m, mem_cap = need;
+        }
+        if (3 * n > ptr_cap) {
+            char **q = rtr_realloc(ptr, 3 * n * sizeof *q);
+            if (!q) { st = RTR_ERR_NOMEM; break; }
+            ptr = q, ptr_cap = 3 * n;
+        }
+        st = rtr_dist_stream_read(&in, mem, need, &got);
+        if (!st && got != need) st = rtr_fail(RTR_ERR_FORMAT, "route's decisions: rank %d's stream ends inside a chunk", from);
+        /* the strings' starts, each checked to end inside the chunk */
+        char *at = mem + fixed, *end = mem + need;
+        for (size_t i = 0; !st && i < 3 * n; i++) {
+            char *z = at < end ? memchr(at, '\0', (size_t)(end - at)) : NULL;
+            if (!z) st = rtr_fail(RTR_ERR_FORMAT, "route's decisions: rank %d sent a malformed chunk", from);
+            else ptr[i] = at, at = z + 1;
+        }
+        if (st) break;
+        /* the columns are 4-byte aligned: the chunk starts a fresh allocation and the pairs and floats come first */
+        const float *est = (const float *)(mem + n * sizeof(int32_t));
+        dec_rows r = {(int64_t)n, {ptr, ptr + n, ptr + 2 * n}, (const int32_t *)mem, {est, est + n, est + 2 * n}};
+        if ((st = dec_h5_append(w, &r))) break;
+    }
+    rtr_dist_stream_close(&in);
+    free(mem);
+    free(ptr);
+    return st;
+}
+
+/* HDF5 decisions under MPI: rank 0 has routed its rows into the file (its
+ * temporary name) and appends every other rank's, in rank order, which is
+ * row order; each other rank sends what it saved in seg (bytes long). */
+static rtr_status decisions_gather_h5(dec_writer *w, FILE *seg, int64_t bytes) {
+    rtr_status st = RTR_OK;
+    if (rtr_dist_rank() != 0) {
+        test_kill_point();
+        return dec_stream_out(seg, bytes);
+    }
+    for (int r = 1; !st && r < rtr_dist_size(); r++) st = dec_stream_in(w, r);
+    return st;
+}
+
 rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summary *s, const char *corpus_dir,
                             const rtr_route_params *prm) {
     memset(s, 0, sizeof *s);
@@ -471,20 +592,18 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     int32_t *choice = rtr_malloc(sizeof *choice * (size_t)rs.chunk_rows);
     st = choice ? summary_init(s, cat) : RTR_ERR_NOMEM;
     /* under MPI the cost scale comes from each rank's whole shards (its
-     * per-shard sums keep one process's bits), the budget's path and (but
-     * for HDF5) the decisions from each rank's range of rows, cut where a
-     * chunk ends (route_rows' sums); every rank first checks the ids over
-     * the whole corpus, as one process's read of every row does */
+     * per-shard sums keep one process's bits), the budget's path and the
+     * decisions from each rank's range of rows, cut where a chunk ends
+     * (route_rows' sums); the first pass over the ranges checks the ids, each
+     * rank its own, together (the row reader: a range's pass under MPI) */
     bool *mine = NULL;
     rtr_part part;
     rtr_row_range range;
     dec_format fmt = DEC_CSV;
-    bool ranks = rtr_dist_size() > 1, split = false;
+    bool ranks = rtr_dist_size() > 1;
     if (!st) st = dec_format_of(out_path, &fmt);
     if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
     if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
-    split = ranks && fmt != DEC_H5; /* HDF5 appends do not split by bytes: rank 0 writes every row */
-    if (!st && split) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
     rs.shards = NULL;
@@ -495,20 +614,22 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st && by_budget) {
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
-        if (!st && !ranks) rs.prm.ids_checked = true; /* alone, the budget's pass read every row and checked them */
+        rs.prm.ids_checked = true; /* the budget's pass checked them (under MPI every rank its range's, together) */
     }
-    /* the decisions: each rank its range into a segment of its own, or one
-     * ordered file by one writer (alone, or rank 0 for HDF5 under MPI) */
+    /* the decisions, each rank its range: into the file itself by its one
+     * writer (alone, or rank 0 for HDF5 under MPI), else into a segment of
+     * the rank's own, placed in the file by bytes (CSV, JSON lines) or
+     * streamed to rank 0 (HDF5, whose columns are appended) */
     route_sums sums = {0};
     chunk_sums cs = {0};
-    bool open = false, writer = rtr_dist_rank() == 0 && !split;
+    bool open = false, writer = rtr_dist_rank() == 0 && (!ranks || fmt == DEC_H5);
     FILE *seg = NULL;
-    if (!st && split) st = run_temp_file(&seg, "route's decisions");
-    if (split) w = (dec_writer){.fmt = fmt, .cat = cat, .f = seg, .h5 = -1};
+    memset(&w, 0, sizeof w);
+    if (!st && ranks && !writer) st = run_temp_file(&seg, "route's decisions");
+    if (!writer) w = (dec_writer){.fmt = fmt, .cat = cat, .f = seg, .h5 = -1};
     if (!st && writer) st = dec_open(&w, out_path, cat);
     open = !st && writer;
-    if (writer) rs.rows = NULL;
-    if (!st && (split || writer)) st = route_rows(b, &rs, &w, by_budget, s->lambda, choice, &sums, &cs, s->count);
+    if (!st) st = route_rows(b, &rs, &w, by_budget, s->lambda, choice, &sums, &cs, s->count);
     int64_t seg_bytes = seg ? ftello(seg) : 0;
     if (!st && seg && (fflush(seg) != 0 || ferror(seg)))
         st = rtr_fail(RTR_ERR_IO, "route's decisions: cannot write a temporary file (disk full? set TMPDIR): %s",
@@ -518,8 +639,10 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st && !sums.n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
-    if (!st && split) st = decisions_place(seg, seg_bytes, fmt, out_path);
+    if (!st && ranks && fmt != DEC_H5) st = decisions_place(seg, seg_bytes, fmt, out_path);
+    if (!st && ranks && fmt == DEC_H5) st = decisions_gather_h5(&w, seg, seg_bytes);
     if (seg) fclose(seg);
+    if (!writer) free(w.col);
     s->cost_scale = rs.cost_scale;
     if (!st && !(s->checkpoint_hash = rtr_strdup(rs.checkpoint_hash))) st = RTR_ERR_NOMEM;
     if (!st && writer) st = dec_commit(&w, s->lambda, rtr_cost_model_name(prm->o.cost_model), rs.cost_scale, rs.checkpoint_hash);

@@ -89,51 +89,6 @@ static int cost_rec_cmp(const void *x, const void *y) {
     return (a->j > b->j) - (a->j < b->j);
 }
 
-/* eval_curve_compute (src/eval/evaluate.c) over points given in cost
- * order, through the scans its metrics use (curve_scan.h). */
-typedef struct {
-    const eval_refs *r;
-    bool on, norm; /* any metric; the normalised cost of APGR and CPT exists */
-    hull_scan hull;
-    area_scan area;
-    match_scan match;
-} curve_stream;
-
-static void curve_stream_init(curve_stream *c, const eval_refs *r, double x_max) {
-    *c = (curve_stream){.r = r, .on = r->best >= 0 && x_max > 0};
-    if (!c->on) return;
-    const rtr_op_point *b = &r->single[r->best], *w = &r->single[r->cheapest];
-    c->norm = b->cost > w->cost;
-    double target[2] = {curve_target(w->acc, b->acc, 0.5), curve_target(w->acc, b->acc, 0.8)};
-    area_scan_init(&c->area, target, 2);
-    match_scan_init(&c->match, b->acc, r->oracle.cost);
-}
-
-static void curve_stream_add(curve_stream *c, double cost, double acc) {
-    if (!c->on) return;
-    const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
-    hull_scan_add(&c->hull, cost, acc);
-    if (c->norm) area_scan_add(&c->area, curve_norm_cost(cost, w->cost, b->cost), acc);
-    match_scan_add(&c->match, cost, acc);
-}
-
-static rtr_status curve_stream_finish(curve_stream *c, eval_curve *m, double x_max) {
-    *m = (eval_curve){NAN, NAN, NAN, NAN, NAN, NAN};
-    if (!c->on) return RTR_OK;
-    const rtr_op_point *b = &c->r->single[c->r->best], *w = &c->r->single[c->r->cheapest];
-    rtr_status st = hull_scan_aiq(&c->hull, x_max, false, &m->aiq);
-    if (st) return st;
-    if (c->norm) {
-        double area = area_scan_finish(&c->area);
-        m->apgr = curve_apgr(area, w->acc, b->acc);
-        m->cpt50 = c->area.cpt[0];
-        m->cpt80 = c->area.cpt[1];
-    }
-    m->to_match = match_scan_to_match(&c->match, b->cost);
-    m->oracle_gap = match_scan_gap(&c->match, c->r->oracle.acc);
-    return RTR_OK;
-}
-
 /* ------------------------------------------------------------- tables */
 
 /* Close a file written in the output folder, reporting a failed write. */
@@ -481,8 +436,8 @@ static rtr_status sweep_point(void *ctx, const rtr_path_point *p) {
  * path.csv, fd -1: none) and, with outcomes, the curve metrics. */
 static rtr_status cost_pass(run_merge *m, int fd, const char *path_csv, sweep_refs *refs, bool truth,
                             int64_t *n_front) {
-    curve_stream cs;
-    curve_stream_init(&cs, &refs->r, truth ? refs->x_max : 0);
+    eval_curve_stream cs;
+    eval_curve_stream_init(&cs, &refs->r);
     rtr_status st = run_merge_start(m);
     const char *rec;
     double front_acc = 0;
@@ -490,12 +445,12 @@ static rtr_status cost_pass(run_merge *m, int fd, const char *path_csv, sweep_re
     while (!st && !(st = run_merge_next(m, &rec)) && rec) {
         cost_rec e;
         memcpy(&e, rec, sizeof e);
-        curve_stream_add(&cs, key_cost(e.key), e.acc);
+        eval_curve_stream_add(&cs, key_cost(e.key), e.acc);
         if (front_next(&front_acc, n_front, e.acc) && fd >= 0 && pwrite(fd, "1", 1, (off_t)e.off) != 1)
             st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", path_csv, strerror(errno));
     }
-    if (!st && truth) st = curve_stream_finish(&cs, &refs->m, refs->x_max);
-    free(cs.hull.pt);
+    if (!st && truth) st = eval_curve_stream_finish(&cs, &refs->m, NULL, refs->x_max);
+    eval_curve_stream_free(&cs);
     return st;
 }
 
@@ -555,13 +510,13 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     run_merge *by_cost = NULL;
     cJSON *js = NULL;
     char *svg = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
-    /* under MPI: every rank checks the ids over the whole corpus (each reads
-     * its own rows below, so alone it would see only those), sums the cost
-     * scale over its whole shards (one process's bits), then takes its range of rows */
+    /* under MPI: every rank sums the cost scale over its whole shards (one
+     * process's bits), then takes its range of rows, whose pass checks the
+     * ids together with the other ranks' (the row reader: a range's pass
+     * under MPI) */
     bool *mine = NULL, ranks = rtr_dist_size() > 1;
     rtr_part part;
     rtr_row_range range;
-    st = ranks ? rtr_corpus_check_ids(rs.corp) : RTR_OK;
     if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
     if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
     rs.shards = mine;
