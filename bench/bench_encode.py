@@ -18,10 +18,11 @@ included. Each configuration runs in its own process; the order is
 A B C D E, A B C D E, ... for --rounds rounds, so load changes hit all
 alike. The ratios are of the medians. Accuracy in the same run: per-text
 cosine of every side's embeddings against sentence-transformers' (first
-round).
+round), or ONNX Runtime fp32's when sentence-transformers is not among the
+configurations.
 
 rtr runs as build/bench/bench_encode_cpu (C, the library's encoder on the
-CPU backend). The ONNX model is exported from the Hugging Face model by
+CPU backend), or the binary --rtr-bench names. The ONNX model is exported from the Hugging Face model by
 torch.onnx.export (cached in ${RTR_CACHE:-~/.cache/rtr}/onnx) and quantised
 with onnxruntime.quantization.quantize_dynamic (int8 weights per channel).
 Needs: pip install sentence-transformers onnxruntime onnx onnxscript.
@@ -55,7 +56,7 @@ def long_texts(qs, n, tokens, tokenizer):
     out, i = [], 0
     while len(out) < n:
         parts = []
-        while len(tokenizer(" ".join(parts))["input_ids"]) < tokens:
+        while len(tokenizer.encode(" ".join(parts)).ids) < tokens:
             parts.append(qs[i % len(qs)])
             i += 1
         out.append(" ".join(parts))
@@ -79,10 +80,27 @@ if out != "-": emb.astype(np.float32).tofile(out)
 print(json.dumps({"secs": secs, "tokens": int(st.tokenize(texts)["attention_mask"].sum())}))
 """
 
-ORT_CHILD = r"""
+# The model's own tokenizer.json through the tokenizers library (what
+# transformers' fast tokenizers run), truncating to max_len with the special
+# tokens: importing transformers costs seconds in every ONNX Runtime child
+# (14 s on this machine under load), which decided whether the GPU check's
+# CPU section fit its window.
+TOKENIZER = r"""
+import os
+from tokenizers import Tokenizer
+def hf_tokenizer(model, max_len=None):
+    t = Tokenizer.from_file(os.path.join(model, "tokenizer.json"))
+    t.no_padding()
+    if max_len: t.enable_truncation(max_len)
+    else: t.no_truncation()
+    return t
+"""
+exec(TOKENIZER)
+
+ORT_CHILD = TOKENIZER + r"""
 import json, sys, time
 import numpy as np, onnxruntime as ort
-from transformers import AutoTokenizer
+from tokenizers import Tokenizer
 onnx_path, model, threads, batch, max_len, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 texts = json.load(sys.stdin)
 so = ort.SessionOptions()
@@ -91,18 +109,22 @@ so.inter_op_num_threads = 1
 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
 sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
 names = [i.name for i in sess.get_inputs()]
-tok = AutoTokenizer.from_pretrained(model)
+tok = hf_tokenizer(model, max_len)
+pad_id = next((i for i in (tok.token_to_id(p) for p in ("[PAD]", "<pad>")) if i is not None), 0)
 def encode(ts):
-    lens = [len(x) for x in tok(ts, truncation=True, max_length=max_len)["input_ids"]]
+    tok.no_padding()
+    lens = [len(e.ids) for e in tok.encode_batch(ts)]
     order = np.argsort(lens, kind="stable")[::-1]
     emb = np.zeros((len(ts), 0), np.float32)
     rows = [None] * len(ts)
     for s in range(0, len(ts), batch):
         idx = order[s:s + batch]
-        enc = tok([ts[i] for i in idx], padding=True, truncation=True, max_length=max_len, return_tensors="np")
-        feed = {n: enc[n].astype(np.int64) for n in names}
-        h = sess.run(None, feed)[0]
-        m = enc["attention_mask"][:, :, None].astype(np.float32)
+        tok.enable_padding(pad_id=pad_id)
+        enc = tok.encode_batch([ts[i] for i in idx])
+        feed = {"input_ids": np.array([e.ids for e in enc], np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], np.int64)}
+        h = sess.run(None, {n: feed[n] for n in names})[0]
+        m = feed["attention_mask"][:, :, None].astype(np.float32)
         pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
         pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         for j, i in enumerate(idx): rows[i] = pooled[j]
@@ -116,34 +138,53 @@ print(json.dumps({"secs": secs}))
 """
 
 EXPORT_CHILD = r"""
-import sys, torch
+import sys, numpy as np, onnxruntime as ort, torch
 from transformers import AutoModel, AutoTokenizer
 model, path = sys.argv[1], sys.argv[2]
-m = AutoModel.from_pretrained(model).eval()
+# .float(): a folder with fp16 weights (the device bundle's) loads as fp16 where
+# transformers' default dtype is the checkpoint's (5.x); the peer is fp32
+m = AutoModel.from_pretrained(model).float().eval()
 tok = AutoTokenizer.from_pretrained(model)
 enc = tok(["an example text", "another one, a little longer"], padding=True, return_tensors="pt")
 args = (enc["input_ids"], enc["attention_mask"])
 axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "hidden": {0: "batch", 1: "seq"}}
 torch.onnx.export(m, args, path, input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                   dynamic_axes=axes, opset_version=18)
+# The graph must hold at other shapes than the traced one: torch 2.15's
+# TorchScript exporter (dynamo=False) with transformers 5 froze the padding
+# arithmetic of the example and was off by 6 at another length.
+enc = tok(["a longer text than the example, so the sequence axis really moves", "short", "third"], padding=True,
+          return_tensors="np")
+got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+    None, {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")})[0]
+with torch.no_grad():
+    want = m(**{k: torch.from_numpy(enc[k]) for k in ("input_ids", "attention_mask")}).last_hidden_state.numpy()
+err = float(np.abs(got - want).max())
+if not err <= 1e-4:
+    sys.exit(f"{path}: ONNX Runtime differs from torch by {err:.3g} at another shape than the export's")
 """
 
 
-def onnx_models(model):
-    """(fp32 path, int8 path) of the exported and quantised model, made once:
-    built in a temporary folder (the exporter writes the weights beside the
-    graph) and renamed, so an interrupted export leaves nothing half-made."""
+def onnx_models(model, int8):
+    """(fp32 path, int8 path or None) of the exported and, with int8,
+    quantised model, each made once: built in a temporary folder (the
+    exporter writes the weights beside the graph) and renamed, so an
+    interrupted export leaves nothing half-made. The int8 model only when
+    asked for: quantize_dynamic needs the onnx package, which an image with
+    onnxruntime alone lacks."""
     name = os.path.basename(os.path.normpath(model))
     final = os.path.join(CACHE, name)
+    fp32, i8 = os.path.join(final, "model.onnx"), os.path.join(final, "model.int8.onnx")
     if not os.path.exists(final):
         os.makedirs(CACHE, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=name + ".", dir=CACHE)
         subprocess.run([sys.executable, "-c", EXPORT_CHILD, model, os.path.join(tmp, "model.onnx")], check=True)
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-        quantize_dynamic(os.path.join(tmp, "model.onnx"), os.path.join(tmp, "model.int8.onnx"),
-                         weight_type=QuantType.QInt8, per_channel=True)
         os.replace(tmp, final)
-    return os.path.join(final, "model.onnx"), os.path.join(final, "model.int8.onnx")
+    if int8 and not os.path.exists(i8):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(fp32, i8 + ".tmp", weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(i8 + ".tmp", i8)
+    return fp32, i8 if int8 else None
 
 
 def child(cmd, stdin, env=None):
@@ -198,14 +239,23 @@ def main():
     ap.add_argument("--short-texts", type=int, default=2100)
     ap.add_argument("--long-texts", type=int, default=64)
     ap.add_argument("--long-len", type=int, default=384)
+    ap.add_argument("--export-only", action="store_true", help="make the ONNX models (cached) and stop: "
+                    "bench/gpu_check.sh does it while the GPU steps run")
+    ap.add_argument("--rtr-bench", default=None, help="the bench_encode_cpu binary (default: BUILD/bench/"
+                    "bench_encode_cpu; the device bundle's bin/ holds one)")
     ap.add_argument("--base-build", default=None, help="a second build for config rtr-fp32-base (before/after)")
     ap.add_argument("--configs", default="st,ort,ort-int8,rtr-fp32,rtr-int8",
                     help="comma-separated, of: " + ", ".join(LABEL) + " (rtr-...@N: with batch_tokens N)")
     args = ap.parse_args()
-    args.rtr_bench = os.path.join(args.build, "bench", "bench_encode_cpu")
+    configs = args.configs.split(",")
+    names = [args.only] if args.only else ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+    if args.export_only:
+        for name in names:
+            print(f"{name}: ONNX model {onnx_models(os.path.join(args.models, name), 'ort-int8' in configs)[0]}")
+        return
+    args.rtr_bench = args.rtr_bench or os.path.join(args.build, "bench", "bench_encode_cpu")
     if not os.access(args.rtr_bench, os.X_OK):
         sys.exit(f"{args.rtr_bench}: not built (cmake --build {args.build})")
-    configs = args.configs.split(",")
     args.base_bench = args.base_build and os.path.join(args.base_build, "bench", "bench_encode_cpu")
     if "rtr-fp32-base" in configs and not (args.base_bench and os.access(args.base_bench, os.X_OK)):
         sys.exit("rtr-fp32-base needs --base-build with bench/bench_encode_cpu built")
@@ -213,16 +263,15 @@ def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {args.threads} threads; load average "
           f"{os.getloadavg()[0]:.2f} at start")
-    from transformers import AutoTokenizer
     args.onnx = {}
-    for name in [args.only] if args.only else ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]:
+    for name in names:
         model = os.path.join(args.models, name)
         if not os.path.exists(os.path.join(model, "model.safetensors")):
             print(f"{name}: model folder absent, skipped (tools/fetch-encoder {name} {model})")
             continue
         if any(c.startswith("ort") for c in configs):
-            args.onnx[model] = onnx_models(model)
-        tok = AutoTokenizer.from_pretrained(model)
+            args.onnx[model] = onnx_models(model, "ort-int8" in configs)
+        tok = hf_tokenizer(model)
         for kind in args.inputs.split(","):
             if kind == "short":
                 texts = qs[:args.short_texts]
@@ -248,18 +297,21 @@ def main():
                   f"({tokens / len(texts):.0f} per text); {args.rounds} interleaved rounds; load average "
                   f"{min(loads):.2f}-{max(loads):.2f} during the runs")
             med = {}
+            # accuracy against sentence-transformers, else ONNX Runtime fp32 (the same within 1e-6)
+            ref = next((c for c in ("st", "ort") if c in embs), None)
             for c in configs:
                 qps = sorted(len(texts) / x["secs"] for x in res[c])
                 med[c] = float(np.median(qps))
                 acc = ""
-                if "st" in embs and c != "st":
-                    cs = cosines(embs[c], embs["st"])
-                    acc = f"; cosine to sentence-transformers min {cs.min():.5f} mean {cs.mean():.6f}"
+                if ref and c != ref:
+                    cs = cosines(embs[c], embs[ref])
+                    acc = f"; cosine to {LABEL[ref].split(' (')[0]} min {cs.min():.5f} mean {cs.mean():.6f}"
                 print(f"  {label(c):38s} {med[c]:8.2f} q/s median ({qps[0]:.2f}-{qps[-1]:.2f}){acc}")
             for mine in [c for c in configs if c.startswith("rtr")]:
                 for peer in [c for c in configs if not c.startswith("rtr")]:
                     print(f"  ratio {label(mine)} / {label(peer)}: {med[mine] / med[peer]:.2f}x")
-            pairs = [("rtr-fp32-passive", "rtr-fp32"), ("rtr-fp32", "rtr-fp32-base")]
+            pairs = [("rtr-fp32-passive", "rtr-fp32"), ("rtr-fp32", "rtr-fp32-base"), ("rtr-bf16", "rtr-fp32"),
+                     ("rtr-int8", "rtr-fp32")]
             pairs += [(c, d) for c in configs for d in configs if "@" in c and c != d and d.startswith(c.split("@")[0])
                       and configs.index(d) < configs.index(c)]
             for a, b in pairs:

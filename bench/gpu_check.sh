@@ -31,8 +31,30 @@
 # scoring GEMM changes (bench_score_bf16); test_gpu's backend suite once
 # more under compute-sanitizer memcheck and racecheck (skipped, with the
 # reason, where the runtime refuses: gVisor); the tensor-core and 16-byte
-# instructions in the new kernels' machine code (cuobjdump); the emulated
-# kernel tests.
+# instructions in the new kernels' machine code (cuobjdump); then the CPU
+# section (below); the emulated kernel tests last.
+#
+# The CPU section: this machine's CPU is the only one with AVX-512 BF16 (or
+# AMX) we are lent, and rtr's oneDNN bf16 path has never run anywhere else
+# (issue 14; docs/ENCODER.md, "CPU bf16 GEMMs"). It keeps its own window of
+# RTR_GPU_CHECK_CPU_SECONDS (default 160 s) out of the total: the GPU steps
+# end that long before the deadline, so they cannot eat it. Its steps: the
+# CPU's model and flags (avx512_bf16, amx_bf16, avx512_vnni, avx_vnni, ...)
+# and what oneDNN makes of them (its verbose log of one small bf16 encode:
+# the ISA it JITs for and the matmul implementation it picked; the bundle's
+# binaries are built for x86-64-v2, oneDNN dispatches at run time); the bf16
+# cases of test_cpu_gemm_dnnl (every layer shape against the model of the
+# arithmetic, the whole MiniLM in bf16 against sentence-transformers' golden
+# embeddings, cosine >= 0.999 per text); bench/bench_encode.py on MiniLM
+# (the bundle's weights), ONNX Runtime fp32 (the machine's own Python and
+# onnxruntime; the model exported there by torch) against rtr fp32 and bf16,
+# short questions and 384-token texts, 3 interleaved rounds, medians with
+# min-max, at 2 threads (docs/ENCODER.md's figures) and at all cores; and
+# bench/bench_encode_batch.py: each text alone against all in one call, in
+# fp32 and bf16 (whether bf16 embeddings depend on the batch). Without
+# AVX-512 BF16 it prints "no AVX-512 BF16: CPU bf16 skipped", records the
+# bf16 test as a skip and still measures fp32. RTR_GPU_CHECK_ONLY=cpu runs
+# the CPU section alone (the local dry run, docs/CUDA.md).
 #
 #   bench/gpu_check.sh --bundle .device     the lent device machines: the binaries,
 #                                           libraries and models packed here by
@@ -47,10 +69,15 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 t_start=$(date +%s)
 deadline=$((t_start + ${RTR_GPU_CHECK_SECONDS:-480}))
+# steps stop at section_end: the GPU steps leave the CPU section its window
+cpu_window=${RTR_GPU_CHECK_CPU_SECONDS:-160}
+section_end=$((deadline - cpu_window))
+only=${RTR_GPU_CHECK_ONLY:-}
 out=${OUT:-${TMPDIR:-/tmp}/rtr-gpu-check-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rtr-gpu-check.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+onnx_pid=
+trap '[ -z "$onnx_pid" ] || kill "$onnx_pid" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/steps"
 export PYTHONUNBUFFERED=1 RTR_SOURCE_DIR="$root"
 
@@ -70,10 +97,17 @@ failed=0
 # this script: they are exported, as are the variables they read) under
 # `timeout`, output to the console and the step's log; record status,
 # seconds and the last line of the log matching KEY_REGEX (the headline).
+# With RTR_GPU_CHECK_ONLY=PREFIX only the steps named PREFIX* run (and the
+# one that makes the binaries); the others are recorded as skipped.
 step() {
     local name=$1 budget=$2 key=$3 rc status t0 left
     shift 3
-    left=$((deadline - $(date +%s)))
+    case "$only:$name" in
+        :* | *:libraries | *:build | "$only:$only"*) ;;
+        *) names+=("$name") statuses+=("skip (RTR_GPU_CHECK_ONLY=$only)") times+=(0) figures+=("")
+           return 0 ;;
+    esac
+    left=$((section_end - $(date +%s)))
     [ "$budget" -le "$left" ] || budget=$left
     echo
     echo "== [$name] $(date -u +%H:%M:%S), budget ${budget} s: $*"
@@ -187,21 +221,34 @@ build_rtr() {
     command -v cmake >/dev/null || { echo "cmake not found: run tools/setup-deps first"; return 1; }
     cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DRTR_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$arch" &&
         cmake --build "$build" -j"$(nproc)" --target rtr test_gpu test_kernels_emu test_emu test_encoder_emu \
-              test_train_emu test_route_emu bench_backend bench_score_bf16 bench_train bench_sweep
+              test_train_emu test_route_emu bench_backend bench_score_bf16 bench_train bench_sweep \
+              test_cpu_gemm_dnnl bench_encode_cpu
 }
 export -f find_lib unpack_bundle build_rtr
 export work out root bundle_src arch
 if [ -n "$bundle_src" ]; then
     step libraries 60 'resolves|NOT FOUND' unpack_bundle
-    rtr=$work/bundle/bin/rtr kbin=$work/bundle/bin bbin=$work/bundle/bin
-    models=$work/bundle/models randsrc=$work/bundle/random-src
+    rtr=$work/bundle/bin/rtr kbin=$work/bundle/bin bbin=$work/bundle/bin tbin=$work/bundle/bin
+    models=$work/bundle/models randsrc=$work/bundle/random-src shared=$work/bundle/shared
 else
     export build=${1:-$root/build-gpu}
     step build 400 'Built target|Error' build_rtr
-    rtr=$build/rtr kbin=$build/kernels bbin=$build/bench
-    models=${RTR_MODELS_DIR:-$root/data/models} randsrc=$models
+    rtr=$build/rtr kbin=$build/kernels bbin=$build/bench tbin=$build/tests
+    models=${RTR_MODELS_DIR:-$root/data/models} randsrc=$models shared=${RTR_SHARED_DATA:-$root/../shared/data}
 fi
-export rtr kbin bbin models randsrc
+export rtr kbin bbin tbin models randsrc shared
+
+# The CPU section's ONNX model (MiniLM exported by torch for the ONNX Runtime
+# peer: 20-60 s of one Python thread) is made now, in the background at
+# nice 10, while the GPU steps run on the card; its step waits for it.
+onnx_export() {
+    RTR_CACHE=$work/cache nice -n 10 python3 "$root/bench/bench_encode.py" --export-only --models "$models" \
+        --only all-MiniLM-L6-v2 --configs ort >"$work/onnx-export.log" 2>&1
+    echo $? >"$work/onnx-export.rc"
+}
+export -f onnx_export
+timeout -k 5 300 bash -c onnx_export </dev/null &
+onnx_pid=$!
 
 # ---- the card's ceilings, measured (the peaks of every floor below) -------
 ceilings() {
@@ -343,6 +390,106 @@ sass() {
 }
 export -f sass
 step sass 30 'attention_bf16_kernelILi64' sass
+
+# ---- the CPU: rtr's bf16 GEMMs (oneDNN) where AVX-512 BF16 is --------------
+# The section's window starts now (the GPU steps left it; at most to the
+# deadline) and ends before the emulated tests. With RTR_GPU_CHECK_ONLY=cpu
+# no GPU step ran to hide the ONNX export behind: it is waited for first.
+if [ -n "$only" ]; then
+    t0=$(date +%s)
+    wait "$onnx_pid"
+    echo "waited $(($(date +%s) - t0)) s for the ONNX export (on the device it runs behind the GPU steps)"
+fi
+section_end=$(($(date +%s) + cpu_window))
+[ "$section_end" -le "$deadline" ] || section_end=$deadline
+cpu_bf16=0
+grep -qw avx512_bf16 /proc/cpuinfo && cpu_bf16=1
+export cpu_bf16
+cpu_info() {
+    local f flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) " have=() lack=() rc
+    for f in avx2 fma avx512f avx512bw avx512_vnni avx_vnni avx512_bf16 amx_tile amx_bf16 amx_int8; do
+        case $flags in *" $f "*) have+=("$f") ;; *) lack+=("$f") ;; esac
+    done
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) online"
+    echo "cpu flags: has ${have[*]:-none}; lacks ${lack[*]:-none}"
+    # What rtr and oneDNN make of this CPU: a small bf16 encode with oneDNN's
+    # verbose log (2.x reads DNNL_VERBOSE; later ONEDNN_VERBOSE): the ISA its
+    # JIT targets and the matmul implementations it picked; without AVX-512
+    # BF16, rtr's refusal naming the features it read.
+    printf '%s\n' "what is the capital of France" "a second, longer question about routing queries to models" |
+        DNNL_VERBOSE=1 ONEDNN_VERBOSE=1 "$tbin/bench_encode_cpu" --model "$models/all-MiniLM-L6-v2" --precision bf16 \
+            --threads 2 >"$work/dnnl-verbose.log" 2>&1
+    rc=$?
+    grep -m4 -E '_verbose,info,(oneDNN|cpu)' "$work/dnnl-verbose.log"
+    # exec lines: onednn_verbose,exec,cpu,matmul,IMPLEMENTATION,PROP,src_TYPE:...
+    awk -F, '$2 == "exec" && $4 == "matmul" {split($7, md, ":"); print $5, md[1]}' "$work/dnnl-verbose.log" |
+        sort | uniq -c | sed 's/^ */oneDNN matmul calls (count, implementation, source): /'
+    if [ "$cpu_bf16" = 0 ]; then
+        echo "rtr: $(grep -m1 -i 'bf16' "$work/dnnl-verbose.log" | cut -c1-300)"
+        echo "no AVX-512 BF16: CPU bf16 skipped"
+        # refused, as it must be where it cannot run
+        [ $rc != 0 ] || { echo "bench_encode_cpu --precision bf16 ran on a CPU without AVX-512 BF16"; return 1; }
+        return 0
+    fi
+    [ $rc = 0 ] || { tail -5 "$work/dnnl-verbose.log"; echo "bf16 encode failed (rc $rc)"; return 1; }
+    grep -q ',cpu,matmul,.*bf16' "$work/dnnl-verbose.log" ||
+        { echo "no bf16 matmul in oneDNN's log: the bf16 path did not run through oneDNN"; return 1; }
+    echo "bf16 dispatched: $(awk -F, '$2 == "exec" && $4 == "matmul" {print $5}' "$work/dnnl-verbose.log" | sort -u |
+                              tr '\n' ' ')"
+}
+# test_cpu_gemm_dnnl on the bundle's MiniLM (all-mpnet-base-v2's weights are
+# not carried: that part skips, and the test exits 77 for it; a run whose
+# bf16 cases passed on MiniLM is a pass)
+cpu_bf16_test() {
+    [ "$cpu_bf16" = 1 ] || { echo "no AVX-512 BF16: CPU bf16 skipped"; return 77; }
+    RTR_MODELS_DIR=$models RTR_SHARED_DATA=$shared "$tbin/test_cpu_gemm_dnnl" 2>&1 | tee "$work/cpu-bf16-test.log"
+    local rc=${PIPESTATUS[0]}
+    if [ $rc = 77 ] && grep -q '^ok   test_bf16_layers' "$work/cpu-bf16-test.log" &&
+        grep -q '^all-MiniLM-L6-v2 bf16 (oneDNN) vs sentence-transformers' "$work/cpu-bf16-test.log" &&
+        ! grep -q '^FAIL' "$work/cpu-bf16-test.log"; then
+        echo "bf16 layers and MiniLM in bf16 passed (the mpnet part skipped: no weights in the bundle)"
+        return 0
+    fi
+    return $rc
+}
+# the background export (above): done, or waited for
+cpu_onnx() {
+    while [ ! -e "$work/onnx-export.rc" ] && kill -0 "$1" 2>/dev/null; do sleep 1; done
+    grep -v '^\[torch.onnx\]' "$work/onnx-export.log" | tail -5
+    [ -e "$work/onnx-export.rc" ] || { echo "the export ended without a status (killed at 300 s?)"; return 1; }
+    return "$(cat "$work/onnx-export.rc")"
+}
+# bench_encode.py at THREADS: texts in proportion to the threads (runs of
+# about a second on the device's cores); ONNX Runtime left out, saying so,
+# where the export failed (rtr's own figures still come)
+cpu_encode() {
+    local t=$1 configs=rtr-fp32
+    if [ -s "$work/cache/onnx/all-MiniLM-L6-v2/model.onnx" ]; then configs=ort,$configs; else
+        echo "no ONNX model (step cpu-onnx): ONNX Runtime left out"; fi
+    if [ "$cpu_bf16" = 1 ]; then configs=$configs,rtr-bf16; else echo "no AVX-512 BF16: CPU bf16 skipped (fp32 only)"; fi
+    RTR_SHARED_DATA=$shared RTR_CACHE=$work/cache python3 "$root/bench/bench_encode.py" \
+        --rtr-bench "$tbin/bench_encode_cpu" --models "$models" --only all-MiniLM-L6-v2 --threads "$t" --rounds 3 \
+        --configs "$configs" --short-texts $((48 * t)) --long-texts $((t < 8 ? 8 : 2 * t))
+}
+# a text alone and in a batch: whether CPU `auto` may pick bf16 (online
+# route against a batch-encoded corpus; docs/ENCODER.md, "What auto should
+# pick"); without bf16, fp32 alone (the model of bf16's arithmetic,
+# bf16-model, takes minutes here: docs/ENCODER.md has its figure)
+cpu_batch() {
+    RTR_SHARED_DATA=$shared python3 "$root/bench/bench_encode_batch.py" --rtr-bench "$tbin/bench_encode_cpu" \
+        --model "$models/all-MiniLM-L6-v2" --threads 2 --texts 16 --long-words 120 \
+        --precisions "$([ "$cpu_bf16" = 1 ] && echo fp32,bf16 || echo fp32)"
+}
+export -f cpu_info cpu_onnx cpu_bf16_test cpu_encode cpu_batch
+step cpu 10 'dispatched|CPU bf16 skipped|cpu flags' cpu_info
+step cpu-onnx 60 'ONNX model|export' cpu_onnx "$onnx_pid"
+step cpu-bf16-test 20 'passed|CPU bf16 skipped' cpu_bf16_test
+step cpu-encode-2t 75 'ratio rtr (bf16|fp32)' cpu_encode 2
+step cpu-batch 25 'alone vs batched' cpu_batch
+if [ "$(nproc)" -gt 2 ]; then
+    step cpu-encode-all 30 'ratio rtr (bf16|fp32)' cpu_encode "$(nproc)"
+fi
+section_end=$deadline
 
 # ---- the emulated kernels (CPU only: what CI runs, here on this machine) ---
 step test_emu 30 'passed' "$kbin/test_emu"

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Scaling of score, sweep, encode, train and eval from 1 to 2 MPI ranks on
+# Scaling of score, sweep, route, encode, train and eval from 1 to 2 MPI ranks on
 # this machine (docs/SCALING.md): the demo corpus with stand-in embeddings
 # (score, sweep, train, eval) and a small one encoded with all-MiniLM-L6-v2
 # (encode), each command run alone and under `mpirun -np 2` in interleaved
 # rounds (1 2 1 2 ...); prints the median wall time of each, the speedup and
 # the efficiency (speedup / 2), with the machine's load. Every 2-rank output
-# of score, sweep and eval is checked equal to the 1-rank one first
+# of score, sweep, route and eval is checked equal to the 1-rank one first
 # (tests/test_mpi.sh does it fully, and checks train's model). encode,
 # train and eval run one thread per rank, so 2 ranks use twice the cores.
 #   bench/mpi_scaling.sh [BUILD_DIR] [QUERIES] [ROUNDS] [STAGES]
-#   (default build-mpi 20000 3 "score sweep encode train eval")
+#   (default build-mpi 20000 3 "score sweep route encode train eval"; route:
+#   --budget 100 to a CSV file, table ref)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rtr=$root/${1:-build-mpi}/rtr
 n=${2:-20000}
 rounds=${3:-3}
-stages=" ${4:-score sweep encode train eval} "
+stages=" ${4:-score sweep route encode train eval} "
 model=$root/data/models/all-MiniLM-L6-v2
 export PYTHONPATH=$root/tests OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader \
   OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_hwloc_base_binding_policy=none
@@ -47,6 +48,7 @@ for r in $(seq 1 "$rounds"); do
   for ranks in 1 2; do
     [[ $stages == *" score "* ]] && time_of score $ranks score --checkpoint ck.safetensors --name s$ranks c
     [[ $stages == *" sweep "* ]] && time_of sweep $ranks sweep c --table ref --split "" --out sw$ranks
+    [[ $stages == *" route "* ]] && time_of route $ranks route c --table ref --split "" --budget 100 --out rt$ranks.csv
     if [[ $stages == *" encode "* ]] && [ $have_model = 1 ] && [ "$r" -le 2 ]; then
       time_of encode $ranks encode --model "$model" --force --threads 1 e
     fi
@@ -65,6 +67,7 @@ for f in c/tables/s1/*.h5; do
   done
 done
 [[ $stages != *" sweep "* ]] || cmp -s sw1/path.csv sw2/path.csv || { echo "sweep: ranks differ"; exit 1; }
+[[ $stages != *" route "* ]] || cmp -s rt1.csv rt2.csv || { echo "route: ranks differ"; exit 1; }
 [[ $stages != *" eval "* ]] || python3 -c "
 import json, sys
 a, b = (json.load(open(f)) for f in ('ev1.json', 'ev2.json'))
@@ -73,9 +76,12 @@ sys.exit(a != b)" || { echo "eval: ranks differ"; exit 1; }
 
 median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $n queries in 8 shards (encode: 160 in 4)"
-printf "%-8s %10s %10s %8s %10s\n" stage "1 rank s" "2 ranks s" speedup efficiency
-for s in score sweep encode train eval; do
+range() { sort -g "$1" | awk 'NR == 1 {a = $1} {b = $1} END {printf "%.3f-%.3f", a, b}'; }
+printf "%-8s %10s %10s %8s %10s  %s\n" stage "1 rank s" "2 ranks s" speedup efficiency "min-max (1 rank; 2 ranks)"
+for s in score sweep route encode train eval; do
   [ -f "$s.1" ] || continue
   a=$(median "$s.1") b=$(median "$s.2")
-  printf "%-8s %10.3f %10.3f %8.2f %10.2f\n" "$s" "$a" "$b" "$(echo "$a / $b" | bc -l)" "$(echo "$a / $b / 2" | bc -l)"
+  printf "%-8s %10.3f %10.3f %8.2f %10.2f  %s; %s\n" "$s" "$a" "$b" "$(echo "$a / $b" | bc -l)" \
+    "$(echo "$a / $b / 2" | bc -l)" "$(range "$s.1")" "$(range "$s.2")"
 done
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -220,9 +220,10 @@ check "one shard: mpirun train exit 0: $(cat train_u2.err)" test $rc -eq 0
 check "... equals one process's model" same_model u1 u2
 
 # A query id repeated across two ranks' rows (shard 0 is in rank 0's range
-# of rows, shard 6 in rank 1's): each rank reads only its own rows, so each checks the ids of
-# the whole corpus first, as one process's reader does, and refuses naming
-# the id and both shards. --split "" (every split): the CLI's check of a
+# of rows, shard 6 in rank 1's): each rank reads only its own rows, so the
+# ranks check their ids together (rank 0 merges them: rows.c), as one
+# process's reader checks every id, and all refuse naming the id and both
+# shards. --split "" (every split): the CLI's check of a
 # split name reads the corpus and would refuse it before the stage does.
 cp -r corpus dup
 qid=$(python3 - <<'EOF2'

@@ -232,7 +232,11 @@ typedef struct {
     const bool *shards;        /* else only the shards i with shards[i] (one per shard, e.g. rtr_part_shards'
                                   for this rank; the ids are then checked over these alone); NULL: all */
     const rtr_row_range *rows; /* else only these stored rows (a rank's or part's range; with shards, rows in
-                                  both; the ids are then checked over these alone; copied at open); NULL: all */
+                                  both; copied at open); NULL: all. The ids are then checked over these alone,
+                                  but under MPI (more than one rank) together with every other rank's pass over
+                                  its range (rtr_part_range: the ranges cover the corpus), collectively at the
+                                  pass's end, which every rank must reach: rank 0 merges the ranks' sorted ids
+                                  and every rank returns its verdict */
     int64_t chunk_rows;        /* rows read at a time (before filtering); 0: 16384 */
     /* The ids' uniqueness check (every id read, across the shards read): a
      * 64-bit hash and the place of each id, 16 bytes, held up to id_spill

@@ -36,11 +36,11 @@ static rtr_status gather_share(rtr_rows *rows, rtr_row_share *share, rtr_row_rea
     rtr_row_range range;
     rtr_row_query q = *q0;
     rtr_status st = rtr_part_range(&range, &part, c, NULL, 1);
-    /* every rank checks the ids unique across the corpus (as one process's
-     * reader does), so all refuse alike; its reader then need not */
-    if (!st) st = rtr_corpus_check_ids(c);
+    /* the ids unique across the corpus, as one process's reader checks them:
+     * each rank's pass checks its range's, together with the other ranks'
+     * (the row reader: a range's pass under MPI), so all refuse alike */
     q.rows = &range;
-    q.skip_id_check = true;
+    q.skip_id_check = false;
     if (!st) st = rtr_row_reader_open(src, c, &q);
     if (st) return st;
     int64_t upper = range.end - range.first, *held = rtr_calloc((size_t)part.count, sizeof *held);

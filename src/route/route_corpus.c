@@ -594,8 +594,8 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     /* under MPI the cost scale comes from each rank's whole shards (its
      * per-shard sums keep one process's bits), the budget's path and the
      * decisions from each rank's range of rows, cut where a chunk ends
-     * (route_rows' sums); every rank first checks the ids over the whole
-     * corpus, as one process's read of every row does */
+     * (route_rows' sums); the first pass over the ranges checks the ids, each
+     * rank its own, together (the row reader: a range's pass under MPI) */
     bool *mine = NULL;
     rtr_part part;
     rtr_row_range range;
@@ -604,7 +604,6 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st) st = dec_format_of(out_path, &fmt);
     if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
     if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
-    if (!st && ranks) st = rtr_corpus_check_ids(rs.corp), rs.prm.ids_checked = true;
     rs.shards = mine;
     if (!st) st = route_source_scale(&rs);
     rs.shards = NULL;
@@ -615,7 +614,7 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st && by_budget) {
         st = budget_lambda(b, &rs, prm, &s->lambda);
         s->chosen_by = prm->budget_total ? "--budget total, largest lambda within it" : "--budget mean, largest lambda within it";
-        if (!st && !ranks) rs.prm.ids_checked = true; /* alone, the budget's pass read every row and checked them */
+        rs.prm.ids_checked = true; /* the budget's pass checked them (under MPI every rank its range's, together) */
     }
     /* the decisions, each rank its range: into the file itself by its one
      * writer (alone, or rank 0 for HDF5 under MPI), else into a segment of

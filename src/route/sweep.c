@@ -510,13 +510,13 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     run_merge *by_cost = NULL;
     cJSON *js = NULL;
     char *svg = NULL, *tmp = NULL, *files[4] = {NULL, NULL, NULL, NULL};
-    /* under MPI: every rank checks the ids over the whole corpus (each reads
-     * its own rows below, so alone it would see only those), sums the cost
-     * scale over its whole shards (one process's bits), then takes its range of rows */
+    /* under MPI: every rank sums the cost scale over its whole shards (one
+     * process's bits), then takes its range of rows, whose pass checks the
+     * ids together with the other ranks' (the row reader: a range's pass
+     * under MPI) */
     bool *mine = NULL, ranks = rtr_dist_size() > 1;
     rtr_part part;
     rtr_row_range range;
-    st = ranks ? rtr_corpus_check_ids(rs.corp) : RTR_OK;
     if (!st && ranks) st = rtr_part_shards(&mine, &part, rs.corp, NULL);
     if (!st && ranks) st = rtr_part_range(&range, &part, rs.corp, NULL, rs.chunk_rows);
     rs.shards = mine;

@@ -5,6 +5,7 @@
  * stage streams through it; rtr_rows_gather collects a selection in memory
  * for the stages that need all of it (training, the baselines). */
 #include "common/util.h"
+#include "rtr/dist.h"
 #include "store/runs.h"
 #include "store/store_int.h"
 
@@ -123,17 +124,16 @@ static rtr_status id_group_add(id_group *g, const id_shards *sh, const id_rec *e
     return RTR_OK;
 }
 
-rtr_status id_check_finish(id_check *ic, const id_shards *sh) {
-    ic->done = true;
-    run_merge *m = NULL;
-    rtr_status s = run_sorter_merge(&ic->sorted, &m);
-    if (!s) s = run_merge_start(m);
+/* Every record of m, in order (hash, then place), rec bytes each: the ids
+ * of equal hashes compared themselves, a repeat reported by sh->dup. */
+static rtr_status id_scan(run_merge *m, size_t rec_bytes, const id_shards *sh) {
     id_group g = {0};
     id_rec prev = {0}, e = {0};
     bool open = false; /* prev's hash has a group */
     const char *rec;
+    rtr_status s = run_merge_start(m);
     for (int64_t i = 0; !s && !(s = run_merge_next(m, &rec)) && rec; i++) {
-        memcpy(&e, rec, ic->rec);
+        memcpy(&e, rec, rec_bytes);
         if (i && e.hash == prev.hash) {
             if (!open) s = id_group_add(&g, sh, &prev), open = true;
             if (!s) s = id_group_add(&g, sh, &e);
@@ -145,9 +145,108 @@ rtr_status id_check_finish(id_check *ic, const id_shards *sh) {
     }
     id_group_clear(&g);
     free(g.id), free(g.e);
+    return s;
+}
+
+rtr_status id_check_finish(id_check *ic, const id_shards *sh) {
+    ic->done = true;
+    run_merge *m = NULL;
+    rtr_status s = run_sorter_merge(&ic->sorted, &m);
+    if (!s) s = id_scan(m, ic->rec, sh);
     id_check_free(ic);
     ic->done = true;
     return s;
+}
+
+/* ------------------------------------------- the check across MPI ranks */
+
+/* Each rank's pass reads its own range of rows (rtr_part_range), so its
+ * check alone would miss an id repeated in two ranks' rows; reading every id
+ * on every rank to check them (s - 1 extra reads of every id in all) is
+ * what this replaces. Each rank's sorted (hash, place) records go to rank 0
+ * in messages of 64 KiB (rtr_dist_stream), which merges them with its own as
+ * they arrive (a k-way merge of pulled runs, equal hashes in rank order,
+ * which is place order: the ranks' ranges follow each other), so the
+ * records, the repeat found and its message are one process's; rank 0
+ * confirms equal hashes by the ids themselves (id_at reads any shard) and
+ * sends its verdict to every rank, so that all return the same error. */
+#define ID_STREAM_TAG 73
+
+/* Rank 0's own records as a pulled run (runs.h): the next of its merge. */
+typedef struct {
+    run_merge *m;
+    size_t rec;
+} own_ids;
+
+static rtr_status pull_own_ids(void *ctx, char *buf, size_t max, size_t *got, bool first) {
+    own_ids *o = ctx;
+    rtr_status s = first ? run_merge_start(o->m) : RTR_OK;
+    const char *rec = NULL;
+    for (*got = 0; !s && *got < max && !(s = run_merge_next(o->m, &rec)) && rec; ++*got)
+        memcpy(buf + *got * o->rec, rec, o->rec);
+    return s;
+}
+
+/* Rank 0: every rank's records merged and scanned; each stream read to its
+ * end even after a repeat, since a rank still sending would wait for it
+ * (*drained: they were, so the ranks can take the verdict). */
+static rtr_status id_merge_ranks(run_merge *own, size_t rec, const id_shards *sh, bool *drained) {
+    int size = rtr_dist_size();
+    sorted_run *runs = rtr_calloc((size_t)size, sizeof *runs);
+    rtr_dist_stream *src = rtr_calloc((size_t)size, sizeof *src);
+    char *scratch = rtr_malloc((size_t)1 << 16);
+    own_ids mine = {own, rec};
+    run_merge all = {0};
+    rtr_status s = runs && src && scratch ? run_merge_open(&all, runs, size) : RTR_ERR_NOMEM;
+    for (int r = 0; !s && r < size; r++) {
+        rtr_dist_stream_open(&src[r], r, rec, (size_t)1 << 16, ID_STREAM_TAG);
+        runs[r] = (sorted_run){.pull = r ? rtr_dist_stream_pull : pull_own_ids, .pull_ctx = r ? (void *)&src[r] : (void *)&mine,
+                               .rec = rec};
+    }
+    if (!s) s = id_scan(&all, rec, sh);
+    *drained = all.heap != NULL;
+    for (int r = 1; *drained && r < size; r++) {
+        size_t got = 1;
+        while (*drained && got) *drained = !rtr_dist_stream_next(&src[r], scratch, &got);
+    }
+    for (int r = 0; runs && r < size; r++) sorted_run_close(&runs[r]);
+    for (int r = 0; src && r < size; r++) rtr_dist_stream_close(&src[r]);
+    run_merge_free(&all);
+    free(runs);
+    free(src);
+    free(scratch);
+    return s;
+}
+
+static rtr_status id_check_finish_ranks(id_check *ic, const id_shards *sh) {
+    ic->done = true;
+    run_merge *m = NULL;
+    rtr_status s = run_sorter_merge(&ic->sorted, &m);
+    bool drained = false;
+    if (!s && rtr_dist_rank() != 0) {
+        rtr_dist_stream out;
+        rtr_dist_stream_open(&out, rtr_dist_rank(), ic->rec, (size_t)1 << 16, ID_STREAM_TAG);
+        const char *rec;
+        s = run_merge_start(m);
+        while (!s && !(s = run_merge_next(m, &rec)) && rec) s = rtr_dist_stream_put(&out, rec, ic->rec);
+        if (!s) s = rtr_dist_stream_end(&out);
+        rtr_dist_stream_close(&out);
+    } else if (!s) {
+        s = id_merge_ranks(m, ic->rec, sh, &drained);
+    }
+    id_check_free(ic);
+    ic->done = true;
+    /* a rank that failed otherwise stops the job (rtr_dist_abort): no verdict to wait for */
+    if (s && (rtr_dist_rank() != 0 || !drained)) return s;
+    /* rank 0's verdict, its message included, to every rank */
+    struct {
+        int64_t code;
+        char msg[1024];
+    } v = {s, ""};
+    if (s) snprintf(v.msg, sizeof v.msg, "%s", rtr_last_error());
+    rtr_status b = rtr_dist_bcast(&v, sizeof v, 0);
+    if (b) return b;
+    return v.code ? rtr_fail((rtr_status)v.code, "%s", v.msg) : RTR_OK;
 }
 
 /* The row reader's report of a repeated id: its shard and row, and the other shard. */
@@ -280,8 +379,10 @@ rtr_status rtr_row_reader_open(rtr_row_reader **out, const rtr_corpus *c, const 
     r->c = c;
     r->q = *q;
     if (q->rows) r->range = *q->rows, r->q.rows = &r->range;
-    /* the ids always: a shard edited to repeat an id would be routed, scored and counted twice */
-    r->read = q->columns | RTR_COL_ID;
+    /* the ids whenever they are checked: a shard edited to repeat an id would
+     * be routed, scored and counted twice (not otherwise: route's cost-scale
+     * pass read every id of the corpus for nothing) */
+    r->read = q->columns | (q->skip_id_check ? 0 : RTR_COL_ID);
     if (q->split && *q->split) r->read |= RTR_COL_SPLIT;
     if (q->dataset || q->skip_dataset) r->read |= RTR_COL_DATASET;
     for (int i = 0; i < 3; i++) r->f[i] = -1;
@@ -450,7 +551,9 @@ rtr_status rtr_row_reader_next(rtr_row_reader *r, rtr_rows *out, int *shard, int
         return RTR_OK;
     }
     id_shards sh = {(const char *const *)r->c->paths, r->c->counts, corpus_dup, (void *)r->c};
-    return r->ids.done || r->q.skip_id_check ? RTR_OK : id_check_finish(&r->ids, &sh);
+    if (r->ids.done || r->q.skip_id_check) return RTR_OK;
+    /* under MPI a range is one rank's share of a pass every rank makes: their ids are checked together */
+    return r->q.rows && rtr_dist_size() > 1 ? id_check_finish_ranks(&r->ids, &sh) : id_check_finish(&r->ids, &sh);
 }
 
 /* --------------------------------------------------------------- gather */
