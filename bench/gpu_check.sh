@@ -38,7 +38,8 @@
 # AMX) we are lent, and rtr's oneDNN bf16 path has never run anywhere else
 # (issue 14; docs/ENCODER.md, "CPU bf16 GEMMs"). It keeps its own window of
 # RTR_GPU_CHECK_CPU_SECONDS (default 160 s) out of the total: the GPU steps
-# end that long before the deadline, so they cannot eat it. Its steps: the
+# end that long before the deadline, so they cannot eat it (0: no CPU
+# section, its steps recorded as skipped). Its steps: the
 # CPU's model and flags (avx512_bf16, amx_bf16, avx512_vnni, avx_vnni, ...)
 # and what oneDNN makes of them (its verbose log of one small bf16 encode:
 # the ISA it JITs for and the matmul implementation it picked; the bundle's
@@ -134,6 +135,13 @@ step() {
 gpu_step() {
     if [ "$gpu" = 1 ]; then step "$@"; else
         names+=("$1") statuses+=("skip (no GPU visible)") times+=(0) figures+=("")
+    fi
+}
+# a step of the CPU section: recorded as skipped when its window is 0 (the
+# GPU steps then have the whole run)
+cpu_step() {
+    if [ "$cpu_window" -gt 0 ]; then step "$@"; else
+        names+=("$1") statuses+=("skip (RTR_GPU_CHECK_CPU_SECONDS=0)") times+=(0) figures+=("")
     fi
 }
 
@@ -247,8 +255,10 @@ onnx_export() {
     echo $? >"$work/onnx-export.rc"
 }
 export -f onnx_export
-timeout -k 5 300 bash -c onnx_export </dev/null &
-onnx_pid=$!
+if [ "$cpu_window" -gt 0 ]; then
+    timeout -k 5 300 bash -c onnx_export </dev/null &
+    onnx_pid=$!
+fi
 
 # ---- the card's ceilings, measured (the peaks of every floor below) -------
 ceilings() {
@@ -395,7 +405,7 @@ step sass 30 'attention_bf16_kernelILi64' sass
 # The section's window starts now (the GPU steps left it; at most to the
 # deadline) and ends before the emulated tests. With RTR_GPU_CHECK_ONLY=cpu
 # no GPU step ran to hide the ONNX export behind: it is waited for first.
-if [ -n "$only" ]; then
+if [ -n "$only" ] && [ -n "$onnx_pid" ]; then
     t0=$(date +%s)
     wait "$onnx_pid"
     echo "waited $(($(date +%s) - t0)) s for the ONNX export (on the device it runs behind the GPU steps)"
@@ -481,13 +491,13 @@ cpu_batch() {
         --precisions "$([ "$cpu_bf16" = 1 ] && echo fp32,bf16 || echo fp32)"
 }
 export -f cpu_info cpu_onnx cpu_bf16_test cpu_encode cpu_batch
-step cpu 10 'dispatched|CPU bf16 skipped|cpu flags' cpu_info
-step cpu-onnx 60 'ONNX model|export' cpu_onnx "$onnx_pid"
-step cpu-bf16-test 20 'passed|CPU bf16 skipped' cpu_bf16_test
-step cpu-encode-2t 75 'ratio rtr (bf16|fp32)' cpu_encode 2
-step cpu-batch 25 'alone vs batched' cpu_batch
+cpu_step cpu 10 'dispatched|CPU bf16 skipped|cpu flags' cpu_info
+cpu_step cpu-onnx 60 'ONNX model|export' cpu_onnx "$onnx_pid"
+cpu_step cpu-bf16-test 20 'passed|CPU bf16 skipped' cpu_bf16_test
+cpu_step cpu-encode-2t 75 'ratio rtr (bf16|fp32)' cpu_encode 2
+cpu_step cpu-batch 25 'alone vs batched' cpu_batch
 if [ "$(nproc)" -gt 2 ]; then
-    step cpu-encode-all 30 'ratio rtr (bf16|fp32)' cpu_encode "$(nproc)"
+    cpu_step cpu-encode-all 30 'ratio rtr (bf16|fp32)' cpu_encode "$(nproc)"
 fi
 section_end=$deadline
 
