@@ -9,7 +9,8 @@
 # split, shards of 100,000 rows, 384-d synthetic embeddings written by
 # EMBED, a compiled bench/bench_scale_embed.c, a small network trained and
 # scored). eval: each binary's `rtr eval` with bench_scale.sh's options
-# (paper arch, no EmbedLLM, no bootstrap) through bench_scale_measure.py,
+# (paper arch, no EmbedLLM, no bootstrap; BOOTSTRAP=R in the environment:
+# R resamples) through bench_scale_measure.py,
 # one JSON line each in WORK/results.jsonl, then whether the two
 # evaluation files are identical apart from their "seconds".
 set -euo pipefail
@@ -34,7 +35,7 @@ if [ "$mode" = prep ]; then
 fi
 a=$3 b=$4
 shift 4
-ev=(--no-embedllm --arch paper --bootstrap 0 --device cpu -q)
+ev=(--no-embedllm --arch paper --bootstrap "${BOOTSTRAP:-0}" --device cpu -q)
 for n in "$@"; do
   d=$work/$n
   echo "{\"label\": \"$n load\", \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$work/results.jsonl"

@@ -249,52 +249,6 @@ static void test_boot_sample(void) {
     CHECK(eval_boot_bottom_init(&s, 0) == RTR_ERR_INVALID);
 }
 
-/* A path restricted to some queries gives, at each moved mark, the curve
- * the whole path gives with weight 1 on those queries and 0 elsewhere, bit
- * for bit; the points that move none of them are dropped. */
-static void test_path_restrict(void) {
-    enum { N = 400, K = 3 };
-    static float p[N * K], c[N * K], y[N * K], cost[N * K], score[N];
-    make_table(p, c, y, cost, N, K, 5);
-    for (int i = 0; i < N; i++) score[i] = (float)((i * 37) % 120) / 120.0f; /* ties */
-    rtr_choice_path cp, sub;
-    double *x = NULL;
-    CHECK(rtr_choice_path_two_pair(&cp, &x, score, N, K, 0, 2) == RTR_OK);
-    static int64_t rows[N];
-    static double w[N], fa[N + 1], fc[N + 1], sa[N + 1], sc[N + 1];
-    int64_t m = 0;
-    for (int i = 0; i < N; i++) {
-        w[i] = i % 7 == 3;
-        if (w[i]) rows[m++] = i;
-    }
-    static float sy[N * K], scost[N * K];
-    for (int64_t i = 0; i < m; i++)
-        for (int j = 0; j < K; j++) sy[i * K + j] = y[rows[i] * K + j], scost[i * K + j] = cost[rows[i] * K + j];
-    int64_t marks[5] = {0, 17, cp.n_points - 1, -1, 60}, moved[5];
-    memcpy(moved, marks, sizeof marks);
-    CHECK(eval_choice_path_restrict(&sub, moved, 5, &cp, rows, m) == RTR_OK);
-    CHECK(sub.n == m && sub.n_points > 1 && sub.n_points < cp.n_points && !sub.lambda);
-    CHECK(rtr_choice_path_curve(fa, fc, NULL, &cp, y, cost, w) == RTR_OK);
-    CHECK(rtr_choice_path_curve(sa, sc, NULL, &sub, sy, scost, NULL) == RTR_OK);
-    CHECK(moved[3] == -1 && moved[0] == 0 && moved[2] == sub.n_points - 1);
-    for (int j = 0; j < 5; j++) {
-        if (marks[j] < 0) continue;
-        CHECK(!memcmp(&fa[marks[j]], &sa[moved[j]], sizeof *fa) && !memcmp(&fc[marks[j]], &sc[moved[j]], sizeof *fc));
-    }
-    /* every point of the whole path: its curve is the restricted one's at the last kept point */
-    int64_t kept = 0;
-    for (int64_t t = 0; t < cp.n_points; t++) {
-        bool moves = false;
-        for (int64_t e = cp.ev_off[t]; e < cp.ev_off[t + 1]; e++) moves |= w[cp.ev_query[e]] != 0;
-        kept += t > 0 && moves;
-        CHECK(fa[t] == sa[kept] && fc[t] == sc[kept]);
-    }
-    CHECK(kept == sub.n_points - 1);
-    free(x);
-    rtr_choice_path_free(&cp);
-    rtr_choice_path_free(&sub);
-}
-
 /* EmbedLLM-style estimates do not depend on which rows are predicted
  * together: rows 1,008..6,010 predicted alone equal the same rows of one
  * call over all of them, and fit then apply in pieces equals the one call.
@@ -332,5 +286,5 @@ static void test_embedllm_chunks(void) {
 }
 
 TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
-          T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap), T(test_boot_sample), T(test_path_restrict),
+          T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap), T(test_boot_sample),
           T(test_embedllm_chunks))

@@ -526,47 +526,6 @@ void eval_boot_bottom_free(eval_boot_bottom *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int row_cmp(const void *x, const void *y) {
-    int64_t u = *(const int64_t *)x, v = *(const int64_t *)y;
-    return (u > v) - (u < v);
-}
-
-rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
-                                     const int64_t *rows, int64_t m) {
-    memset(out, 0, sizeof *out);
-    /* the points kept: point 0 and every later point that moves a sampled query */
-    int64_t n_points = 1, n_ev = 0;
-    for (int64_t t = 0; t < cp->n_points; t++) {
-        int64_t here = 0;
-        for (int64_t e = cp->ev_off[t]; e < cp->ev_off[t + 1]; e++)
-            here += bsearch(&(int64_t){cp->ev_query[e]}, rows, (size_t)m, sizeof *rows, row_cmp) != NULL;
-        n_ev += here;
-        n_points += t > 0 && here > 0;
-    }
-    rtr_status st = choice_path_alloc(out, m, cp->k, n_points, n_ev);
-    if (st) return st;
-    for (int64_t i = 0; i < m; i++) out->choice0[i] = cp->choice0[rows[i]];
-    /* a mark at point t moves to the last kept point at or before t: the
-     * sample's curve does not change between kept points */
-    int64_t kept = 0, at = 0;
-    for (int64_t t = 0; t < cp->n_points; t++) {
-        int64_t first = at;
-        for (int64_t e = cp->ev_off[t]; e < cp->ev_off[t + 1]; e++) {
-            const int64_t *hit = bsearch(&(int64_t){cp->ev_query[e]}, rows, (size_t)m, sizeof *rows, row_cmp);
-            if (!hit) continue;
-            out->ev_query[at] = (uint32_t)(hit - rows);
-            out->ev_to[at++] = cp->ev_to[e];
-        }
-        if (t > 0 && at > first) out->ev_off[++kept] = first;
-        for (int32_t j = 0; j < n_marks; j++)
-            if (marks[j] == t) marks[j] = -2 - kept; /* set once: later points are > t */
-    }
-    out->ev_off[n_points] = n_ev;
-    for (int32_t j = 0; j < n_marks; j++)
-        if (marks[j] <= -2) marks[j] = -2 - marks[j];
-    return RTR_OK;
-}
-
 static int double_cmp(const void *x, const void *y) {
     double u = *(const double *)x, v = *(const double *)y;
     return (u > v) - (u < v);

@@ -156,13 +156,6 @@ rtr_status eval_boot_bottom_add(eval_boot_bottom *s, uint64_t h, int64_t row);
 void eval_boot_bottom_rows(eval_boot_bottom *s);
 void eval_boot_bottom_free(eval_boot_bottom *s);
 
-/* cp restricted to the queries rows[0..m) (ascending rows of cp's; query
- * i of out is rows[i]): the points that move none of them dropped, since
- * the sample's curve is the same there as at the point before, and each of
- * marks[n_marks] (point indices of cp, −1: none) moved to its point of
- * out. out->lambda is NULL. */
-rtr_status eval_choice_path_restrict(rtr_choice_path *out, int64_t *marks, int32_t n_marks, const rtr_choice_path *cp,
-                                     const int64_t *rows, int64_t m);
 
 /* rtr_choice_path_lambda (include/rtr/metrics.h) a block of queries at a
  * time: open (k pairs, about n_hint queries in all), add the next n

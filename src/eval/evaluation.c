@@ -96,55 +96,25 @@ typedef struct {
     int64_t n;
 } boot_rows;
 
-/* The bootstrap's view of a path over every evaluated query: itself (every
- * query resampled) or its restriction to the sample, the marks moved with
- * it; cp is consumed. */
-static rtr_status to_boot(router_result *r, rtr_choice_path *cp, const boot_rows *br) {
-    memcpy(r->bmark, r->mark, sizeof r->mark);
-    if (!br->rows) {
-        r->bp = *cp;
-        memset(cp, 0, sizeof *cp);
-        return RTR_OK;
-    }
-    rtr_status st = eval_choice_path_restrict(&r->bp, r->bmark, N_MARKS, cp, br->rows, br->n);
-    rtr_choice_path_free(cp);
-    return st;
-}
+/* What the evaluation keeps of the evaluated split once it is read: its
+ * size, catalog, cost scale and table's checkpoint. */
+typedef struct {
+    const rtr_catalog *cat;
+    int64_t n;
+    int32_t k;
+    double cost_scale;
+    const char *checkpoint_hash;
+} split_info;
 
-/* A router whose curve is in memory (cost, acc, x: its n points; owned,
- * taken): its marks' values, kept until its metrics are computed. */
-static void keep_marks(router_result *r, const double *miss, const double *lambda, const double *x) {
-    for (int m = 0; m < N_MARKS; m++) {
-        int64_t pt = r->mark[m];
-        r->mark_acc[m] = pt >= 0 ? r->acc[pt] : NAN;
-        r->mark_cost[m] = pt >= 0 ? r->cost[pt] : NAN;
-        r->mark_x[m] = pt >= 0 && x ? x[pt] : NAN;
-        r->mark_lambda[m] = pt >= 0 && lambda ? lambda[pt] : NAN;
-        r->mark_missing[m] = pt >= 0 ? (int64_t)llround(miss[pt]) : 0;
-    }
-    r->op = (rtr_op_point){r->mark_acc[MARK_OP], r->mark_cost[MARK_OP], 0, r->mark_missing[MARK_OP]};
-    r->op_lambda = r->mark_lambda[MARK_OP];
-}
-
-/* The realised curve of cp on the evaluated split (r->cost, r->acc; *miss
- * owned by the caller). */
-static rtr_status realise(router_result *r, const rtr_choice_path *cp, const route_data *te, double **miss) {
-    r->n = cp->n_points;
-    r->cost = rtr_malloc((size_t)r->n * sizeof *r->cost);
-    r->acc = rtr_malloc((size_t)r->n * sizeof *r->acc);
-    *miss = rtr_malloc((size_t)r->n * sizeof **miss);
-    if (!r->cost || !r->acc || !*miss) return RTR_ERR_NOMEM;
-    return rtr_choice_path_curve(r->acc, r->cost, *miss, cp, te->true_correct, te->true_cost, NULL);
-}
-
-/* An in-memory curve thinned to the file's points once its metrics are
- * computed. */
-static void thin_curve(router_result *r) {
-    int64_t j = 0;
-    for (int64_t t = 0; t < r->n; t++)
-        if (file_point(t, r->n)) r->cost[j] = r->cost[t], r->acc[j++] = r->acc[t];
-    r->n_file = j;
-}
+/* A block of evaluated rows [i0, i0 + n) (EVAL_KNN_BLOCK at most, starting
+ * at a multiple of it): what every router reads of them. p[t], cost[t]:
+ * table t's (nt tables); owned copies, refilled block after block. */
+typedef struct {
+    int64_t i0, n;
+    int32_t k, d, nt;
+    char **id, **dataset;
+    float **p, **cost, *true_correct, *true_cost, *emb;
+} eval_block;
 
 /* --------------------------------------------------------- λ routers */
 
@@ -180,19 +150,20 @@ static void lam_free(lam_router *L) {
     memset(L, 0, sizeof *L);
 }
 
-/* Rows [i0, i0 + m) of the evaluated split: p (overwritten: NaN where a
+/* The block's rows: p (overwritten: NaN where a
  * pair has no cost estimate, which is then never chosen), cost_unit; c is
  * room for m x k scaled costs; bp_p, bp_c room for the block's sampled rows
  * (m x k each); at: the block's first sampled row's index in br->rows. */
-static rtr_status lam_add(lam_router *L, rtr_backend *be, const route_data *te, int64_t i0, int64_t m, float *p,
+static rtr_status lam_add(lam_router *L, rtr_backend *be, const eval_block *blk, double cost_scale, float *p,
                           const float *cost_unit, float *c, const boot_rows *br, int64_t at, float *bp_p, float *bp_c) {
-    int32_t k = te->k;
-    size_t mk = (size_t)m * (size_t)k, o = (size_t)i0 * (size_t)k;
+    int32_t k = blk->k;
+    int64_t i0 = blk->i0, m = blk->n;
+    size_t mk = (size_t)m * (size_t)k;
     for (size_t i = 0; i < mk; i++) {
-        c[i] = (float)(cost_unit[i] / te->cost_scale);
+        c[i] = (float)(cost_unit[i] / cost_scale);
         if (isnan(c[i])) p[i] = NAN;
     }
-    rtr_route_table t = {m, k, p, c, cost_unit, te->true_correct + o, te->true_cost + o};
+    rtr_route_table t = {m, k, p, c, cost_unit, blk->true_correct, blk->true_cost};
     rtr_status st = rtr_path_builder_add(L->pb, &t);
     if (st || !L->cb) return st ? rtr_fail_prefix(st, "%s: ", L->r->name) : st;
     if (!br->rows) return eval_choice_builder_add(L->cb, be, p, c, m);
@@ -205,8 +176,10 @@ static rtr_status lam_add(lam_router *L, rtr_backend *be, const route_data *te, 
     return eval_choice_builder_add(L->cb, be, bp_p, bp_c, ns);
 }
 
-/* A point of a λ router's curve in cost order (ties: highest accuracy
- * first, then the point): the order of the metrics' sorts (metrics.c). */
+/* A curve given point by point (j = 0 .. n − 1, any order of cost): the
+ * file's points of it, its largest cost, and its points in cost order
+ * (ties: highest accuracy first, then the point: the metrics' order,
+ * metrics.c) through a sorter into r->cs, so it is never held. */
 typedef struct {
     double cost, acc;
     int64_t j;
@@ -223,26 +196,64 @@ static int curve_rec_cmp(const void *x, const void *y) {
 
 typedef struct {
     router_result *r;
-    double budget;
-    rtr_path_point first, at[N_BUDGETS];
     run_sorter by_cost;
     double x_max;
+} curve_sink;
+
+static void curve_sink_init(curve_sink *c, router_result *r) {
+    c->r = r, c->x_max = 0;
+    r->streamed = true;
+    run_sorter_init(&c->by_cost, sizeof(curve_rec), CURVE_RECORDS, curve_rec_cmp, "eval's curve in cost order");
+}
+
+/* The curve's number of points, known before the first (the file's points). */
+static rtr_status curve_sink_size(curve_sink *c, int64_t n_points) {
+    c->r->n = n_points;
+    return file_alloc(c->r);
+}
+
+static rtr_status curve_sink_point(curve_sink *c, int64_t j, double cost, double acc) {
+    router_result *r = c->r;
+    if (file_point(j, r->n)) r->cost[r->n_file] = cost, r->acc[r->n_file++] = acc;
+    if (!isnan(cost)) c->x_max = fmax(c->x_max, cost);
+    curve_rec e = {cost, acc, j};
+    return isnan(cost) || isnan(acc) ? RTR_OK : run_sorter_add(&c->by_cost, &e);
+}
+
+/* Every point in: the curve in cost order into r->cs; *x_max widened. */
+static rtr_status curve_sink_finish(curve_sink *c, rtr_status st, const eval_refs *refs, double *x_max) {
+    router_result *r = c->r;
+    run_merge *mg = NULL;
+    eval_curve_stream_init(&r->cs, refs);
+    if (!st) st = run_sorter_merge(&c->by_cost, &mg);
+    if (!st) st = run_merge_start(mg);
+    const char *rec;
+    while (!st && !(st = run_merge_next(mg, &rec)) && rec) {
+        curve_rec e;
+        memcpy(&e, rec, sizeof e);
+        eval_curve_stream_add(&r->cs, e.cost, e.acc);
+    }
+    run_sorter_free(&c->by_cost);
+    if (!st) *x_max = fmax(*x_max, c->x_max);
+    return st;
+}
+
+typedef struct {
+    double budget;
+    rtr_path_point first, at[N_BUDGETS];
+    curve_sink cs;
+    rtr_status st;
 } lam_walk;
 
 static rtr_status lam_point(void *ctx, const rtr_path_point *p) {
     lam_walk *w = ctx;
-    router_result *r = w->r;
     if (!p->j) {
         w->first = *p;
-        r->n = p->n_points;
-        if (file_alloc(r)) return RTR_ERR_NOMEM;
+        if (curve_sink_size(&w->cs, p->n_points)) return RTR_ERR_NOMEM;
     }
-    if (file_point(p->j, r->n)) r->cost[r->n_file] = p->real_cost, r->acc[r->n_file++] = p->real_acc;
     for (int b = 0; b < N_BUDGETS; b++)
         if (rtr_cost_within(p->pred_cost, budget_fractions[b] * w->budget)) w->at[b] = *p;
-    if (!isnan(p->real_cost)) w->x_max = fmax(w->x_max, p->real_cost);
-    curve_rec e = {p->real_cost, p->real_acc, p->j};
-    return isnan(e.cost) || isnan(e.acc) ? RTR_OK : run_sorter_add(&w->by_cost, &e);
+    return curve_sink_point(&w->cs, p->j, p->real_cost, p->real_acc);
 }
 
 /* Every block in: the walk (marks, the file's points, x_max), the curve in
@@ -250,9 +261,9 @@ static rtr_status lam_point(void *ctx, const rtr_path_point *p) {
  * their points (by λ: the sample's switch λ are some of the path's). */
 static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget, double *x_max) {
     router_result *r = L->r;
-    lam_walk w = {.r = r, .budget = budget};
+    lam_walk w = {.budget = budget};
+    curve_sink_init(&w.cs, r);
     for (int b = 0; b < N_BUDGETS; b++) w.at[b].j = -1;
-    run_sorter_init(&w.by_cost, sizeof(curve_rec), CURVE_RECORDS, curve_rec_cmp, "eval's curve in cost order");
     int64_t nq, nsw;
     rtr_status st = rtr_path_builder_walk(L->pb, lam_point, &w, &nq, &nsw);
     L->pb = NULL;
@@ -274,19 +285,8 @@ static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget
         r->op_lambda = r->mark_lambda[MARK_OP];
         if (w.at[N_BUDGETS - 1].j < 0) snprintf(r->note, sizeof r->note, "cheapest routing: the budget is below it");
         else snprintf(r->note, sizeof r->note, "λ ≤ %.4g", r->op_lambda);
-        *x_max = fmax(*x_max, w.x_max);
     }
-    run_merge *mg = NULL;
-    eval_curve_stream_init(&r->cs, refs);
-    if (!st) st = run_sorter_merge(&w.by_cost, &mg);
-    if (!st) st = run_merge_start(mg);
-    const char *rec;
-    while (!st && !(st = run_merge_next(mg, &rec)) && rec) {
-        curve_rec e;
-        memcpy(&e, rec, sizeof e);
-        eval_curve_stream_add(&r->cs, e.cost, e.acc);
-    }
-    run_sorter_free(&w.by_cost);
+    st = curve_sink_finish(&w.cs, st, refs, x_max);
     if (!st && L->cb) {
         st = eval_choice_builder_finish(L->cb, &r->bp);
         L->cb = NULL;
@@ -298,40 +298,6 @@ static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget
             r->bmark[m] = t;
         }
     }
-    return st;
-}
-
-/* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
- * how much more often the strong pair is right (score[i]); the operating
- * point sends as many as the budget allows by the training means, and the
- * share-to-strong points send at most 20, 50 and 80% of the queries there. */
-static rtr_status routellm_router(router_result *out, const route_data *te, const float *score, int32_t weak,
-                                  int32_t strong, const eval_refs *train_refs, double budget, const boot_rows *br) {
-    snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
-    out->two_pair = true;
-    rtr_choice_path cp;
-    double *x = NULL, *miss = NULL;
-    rtr_status st = rtr_choice_path_two_pair(&cp, &x, score, te->n, te->k, weak, strong);
-    if (!st) st = realise(out, &cp, te, &miss);
-    if (!st) {
-        double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost;
-        for (int b = 0; b < N_BUDGETS; b++) {
-            double bud = budget_fractions[b] * budget;
-            /* the share whose training-mean cost fits the budget */
-            double xstar = cs > cw ? (bud - cw) / (cs - cw) : 1.0;
-            out->mark[MARK_BUDGET + b] = rtr_cost_within(cw, bud) ? rtr_point_within(x, out->n, xstar) : -1;
-        }
-        for (int s = 0; s < N_SHARES; s++) out->mark[MARK_SHARE + s] = rtr_point_within(x, out->n, share_targets[s]);
-        int64_t pt = out->mark[MARK_BUDGET + N_BUDGETS - 1];
-        out->mark[MARK_OP] = pt < 0 ? 0 : pt;
-        keep_marks(out, miss, NULL, x);
-        out->op.n = te->n;
-        snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * x[out->mark[MARK_OP]]);
-        st = to_boot(out, &cp, br);
-    }
-    rtr_choice_path_free(&cp);
-    free(x);
-    free(miss);
     return st;
 }
 
@@ -473,37 +439,30 @@ static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot
     return o;
 }
 
-/* Single-point reference router: Random's expectation (a point without
- * choices) or every query to choice[i] (Oracle, best single). */
-static rtr_status point_router(router_result *out, const char *name, const route_data *te, const int32_t *choice,
-                               rtr_op_point random, const char *note, const boot_rows *br) {
+/* Single-point reference router: Random's expectation (no choices) or
+ * every query to one pair each (Oracle, best single): its point pt from
+ * the evaluated split's sums, its choices over the bootstrap's n_boot
+ * queries (NULL: Random, or no bootstrap). */
+static rtr_status point_router(router_result *out, const char *name, rtr_op_point pt, const char *note, bool random,
+                               const int32_t *choice, int64_t n_boot, int32_t k) {
     snprintf(out->name, sizeof out->name, "%s", name);
     snprintf(out->note, sizeof out->note, "%s", note);
-    for (int m = 0; m < N_MARKS; m++) out->mark[m] = m == MARK_OP ? 0 : -1;
-    if (choice) {
-        rtr_choice_path cp;
-        double *miss = NULL;
-        rtr_status st = rtr_choice_path_fixed(&cp, choice, te->n, te->k);
-        if (!st) st = realise(out, &cp, te, &miss);
-        if (!st) {
-            keep_marks(out, miss, NULL, NULL);
-            out->op.n = te->n;
-            st = to_boot(out, &cp, br);
-        }
-        rtr_choice_path_free(&cp);
-        free(miss);
-        return st;
+    for (int m = 0; m < N_MARKS; m++) {
+        out->mark[m] = out->bmark[m] = m == MARK_OP ? 0 : -1;
+        out->mark_acc[m] = m == MARK_OP ? pt.acc : NAN;
+        out->mark_cost[m] = m == MARK_OP ? pt.cost : NAN;
+        out->mark_x[m] = out->mark_lambda[m] = NAN;
+        out->mark_missing[m] = m == MARK_OP ? pt.n_missing : 0;
     }
-    out->random = true;
-    out->n = 1;
+    out->random = random;
+    out->n = out->n_file = 1;
     out->cost = rtr_malloc(sizeof(double));
     out->acc = rtr_malloc(sizeof(double));
     if (!out->cost || !out->acc) return RTR_ERR_NOMEM;
-    out->cost[0] = random.cost, out->acc[0] = random.acc;
-    double miss = (double)random.n_missing;
-    keep_marks(out, &miss, NULL, NULL);
-    out->op = random;
-    return RTR_OK;
+    out->cost[0] = pt.cost, out->acc[0] = pt.acc;
+    out->op = pt;
+    out->op_lambda = NAN;
+    return choice ? rtr_choice_path_fixed(&out->bp, choice, n_boot, k) : RTR_OK;
 }
 
 /* Counts of the λ grid's choices, filled from each query's envelope: the
@@ -531,45 +490,33 @@ static rtr_status mix_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const in
     return RTR_OK;
 }
 
-#define MIX_BLOCK 65536 /* rows whose λ-scaled costs are held at a time */
+#define MIX_GRID 101 /* λ = 0, 0.01, ..., 1 */
 
-/* Share of queries routed to each pair along a λ grid (RTR's choices). The
- * envelopes are taken MIX_BLOCK rows at a time, each block's costs scaled
- * then (the same floats as a whole scaled table, not 4·k bytes a query). */
-static cJSON *mix_json(const route_data *te, int grid, rtr_backend *be) {
-    int32_t k = te->k;
-    int64_t block = te->n < MIX_BLOCK ? te->n : MIX_BLOCK;
-    mix_acc acc = {grid, 1.0 / (double)te->n, rtr_calloc((size_t)grid * k, sizeof(double))};
-    float *c = rtr_malloc((size_t)(block ? block : 1) * (size_t)k * sizeof *c);
-    rtr_status st = acc.count && c ? RTR_OK : RTR_ERR_NOMEM;
-    for (int64_t i0 = 0; !st && i0 < te->n; i0 += block) {
-        int64_t m = te->n - i0 < block ? te->n - i0 : block;
-        const float *cost = te->cost + (size_t)i0 * (size_t)k;
-        for (size_t i = 0; i < (size_t)m * (size_t)k; i++) c[i] = (float)(cost[i] / te->cost_scale);
-        st = rtr_envelopes_on(be, te->p + (size_t)i0 * (size_t)k, c, m, k, 0, mix_sink, &acc);
-    }
-    free(c);
-    if (st) {
-        free(acc.count);
-        return NULL;
-    }
+/* Share of queries routed to each pair along a λ grid (RTR's choices),
+ * from the counts every block added (mix_sink). */
+static cJSON *mix_json(const rtr_catalog *cat, const mix_acc *acc, int32_t k) {
     cJSON *o = cJSON_CreateObject(), *lam = cJSON_AddArrayToObject(o, "lambda");
     cJSON *names = cJSON_AddArrayToObject(o, "pairs"), *frac = cJSON_AddArrayToObject(o, "fraction");
     for (int32_t j = 0; j < k; j++) {
-        char *nm = rtr_catalog_pair_name(&te->cat, j);
+        char *nm = rtr_catalog_pair_name(cat, j);
         cJSON_AddItemToArray(names, cJSON_CreateString(nm ? nm : "?"));
         free(nm);
     }
-    for (int g = 0; g < grid; g++) {
-        cJSON_AddItemToArray(lam, cJSON_CreateNumber((double)g / (grid - 1)));
-        cJSON_AddItemToArray(frac, cJSON_CreateDoubleArray(acc.count + (size_t)g * k, k));
+    for (int g = 0; g < acc->grid; g++) {
+        cJSON_AddItemToArray(lam, cJSON_CreateNumber((double)g / (acc->grid - 1)));
+        cJSON_AddItemToArray(frac, cJSON_CreateDoubleArray(acc->count + (size_t)g * k, k));
     }
-    free(acc.count);
     return o;
 }
 
 /* Reliability of the correctness head over 10 equal-width bins. */
 #define CALIB_BINS 10
+
+/* The calibration bins' sums over the evaluated split: predictions,
+ * outcomes, entries. */
+typedef struct {
+    double sp[CALIB_BINS], st[CALIB_BINS], cnt[CALIB_BINS], total;
+} calib_sums;
 
 /* The calibration bin of predicted probability p (tenths; 1 in the last). */
 static int calib_bin(double p) { return p >= 1 ? CALIB_BINS - 1 : (int)(p * CALIB_BINS); }
@@ -603,36 +550,26 @@ static rtr_status calib_bootstrap(eval_boot *eb, const float *p, const float *y,
     return st;
 }
 
-/* The calibration table (with eb's resamples, an interval per bin:
- * ci.mean_true, the layout the report reads). */
-static cJSON *calibration_json(const route_data *te, const eval_boot *eb) {
-    double sp[CALIB_BINS] = {0}, st[CALIB_BINS] = {0}, cnt[CALIB_BINS] = {0}, total = 0;
-    for (size_t i = 0; i < (size_t)te->n * (size_t)te->k; i++) {
-        double p = te->p[i], y = te->true_correct[i];
-        if (isnan(p) || isnan(y)) continue;
-        int b = calib_bin(p);
-        sp[b] += p;
-        st[b] += y;
-        cnt[b] += 1;
-        total += 1;
-    }
+/* The calibration table from its bins' sums (with eb's resamples, an
+ * interval per bin: ci.mean_true, the layout the report reads). */
+static cJSON *calibration_json(const calib_sums *cs, const eval_boot *eb) {
     cJSON *o = cJSON_CreateObject(), *mp = cJSON_AddArrayToObject(o, "mean_pred");
     cJSON *mt = cJSON_AddArrayToObject(o, "mean_true"), *c = cJSON_AddArrayToObject(o, "count");
     cJSON *ci = eb->calib ? cJSON_AddArrayToObject(cJSON_AddObjectToObject(o, "ci"), "mean_true") : NULL;
     double ece = 0;
     for (int b = 0; b < CALIB_BINS; b++) {
-        if (!cnt[b]) continue;
-        cJSON_AddItemToArray(mp, cJSON_CreateNumber(sp[b] / cnt[b]));
-        cJSON_AddItemToArray(mt, cJSON_CreateNumber(st[b] / cnt[b]));
-        cJSON_AddItemToArray(c, cJSON_CreateNumber(cnt[b]));
+        if (!cs->cnt[b]) continue;
+        cJSON_AddItemToArray(mp, cJSON_CreateNumber(cs->sp[b] / cs->cnt[b]));
+        cJSON_AddItemToArray(mt, cJSON_CreateNumber(cs->st[b] / cs->cnt[b]));
+        cJSON_AddItemToArray(c, cJSON_CreateNumber(cs->cnt[b]));
         if (ci) {
             double lo, hi;
             rtr_boot_interval(&lo, &hi, eb->calib + b, eb->resamples, CALIB_BINS, CI_Q);
             cJSON_AddItemToArray(ci, pair_json(lo, hi));
         }
-        ece += cnt[b] / total * fabs(sp[b] / cnt[b] - st[b] / cnt[b]);
+        ece += cs->cnt[b] / cs->total * fabs(cs->sp[b] / cs->cnt[b] - cs->st[b] / cs->cnt[b]);
     }
-    rtr_json_add_number(o, "ece", total ? ece : NAN);
+    rtr_json_add_number(o, "ece", cs->total ? ece : NAN);
     return o;
 }
 
@@ -709,9 +646,7 @@ static rtr_status check_datasets(const char *corpus_dir, const rtr_eval_params *
 
 /* Outcomes present for correctness but not for cost in the chosen unit:
  * say so rather than "no pair has outcomes". */
-static rtr_status check_costs(const char *corpus_dir, const route_data *d, const char *split, rtr_cost_model cm) {
-    size_t nk = (size_t)d->n * (size_t)d->k, nc = 0, ncost = 0;
-    for (size_t i = 0; i < nk; i++) nc += !isnan(d->true_correct[i]), ncost += !isnan(d->true_cost[i]);
+static rtr_status check_costs(const char *corpus_dir, int64_t nc, int64_t ncost, const char *split, rtr_cost_model cm) {
     if (nc && !ncost)
         return rtr_fail(RTR_ERR_INVALID, "%s: the %s split has correctness outcomes but no %s: %s", corpus_dir, split,
                         cm == RTR_COST_USD ? "USD costs" : "token counts",
@@ -728,7 +663,7 @@ static const char *const AIQ_NOTE =
     "aiq_from_zero extends each hull flat down to cost 0 as well: the mean accuracy over budgets spread evenly on "
     "[0, x_max]; no router exceeds its best accuracy, so the Oracle tops it.";
 
-static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const route_data *te, const route_data *tr,
+static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const split_info *te, const route_data *tr,
                         const eval_refs *refs, const eval_refs *train_refs, double budget, double x_max,
                         const router_result *R, int nr, const eval_boot *eb, const rtr_knn_info *knn,
                         const char *device) {
@@ -749,7 +684,7 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     cJSON_AddStringToObject(root, "checkpoint_hash", te->checkpoint_hash ? te->checkpoint_hash : "");
     cJSON_AddStringToObject(root, "device", device);
     rtr_json_add_number(root, "x_max", x_max);
-    char *bt = rtr_catalog_pair_name(&te->cat, train_refs->best);
+    char *bt = rtr_catalog_pair_name(te->cat, train_refs->best);
     cJSON *ref = cJSON_AddObjectToObject(root, "budget_reference");
     cJSON_AddStringToObject(ref, "pair", bt ? bt : "?");
     rtr_json_add_number(ref, "cost", budget);
@@ -799,7 +734,7 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     cJSON *pairs = cJSON_AddArrayToObject(root, "pairs");
     for (int32_t j = 0; j < te->k; j++) {
         cJSON *o = cJSON_CreateObject();
-        char *nm = rtr_catalog_pair_name(&te->cat, j);
+        char *nm = rtr_catalog_pair_name(te->cat, j);
         cJSON_AddStringToObject(o, "name", nm ? nm : "?");
         free(nm);
         rtr_json_add_number(o, "acc", refs->single[j].acc);
@@ -824,7 +759,7 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
  * estimates on the training rows and the checkpoint's validation rows; it
  * is applied to the evaluated rows as their embeddings are read. */
 static rtr_status default_fit(rtr_stack_model *m, const char *corpus_dir, const rtr_eval_params *ep,
-                              const char *table, const route_load_params *trp0, const route_data *te,
+                              const char *table, const route_load_params *trp0, const split_info *te,
                               const route_data *tr) {
     memset(m, 0, sizeof *m);
     rtr_predictor ck = {0};
@@ -860,34 +795,90 @@ static rtr_status default_fit(rtr_stack_model *m, const char *corpus_dir, const 
     return st;
 }
 
-/* Every router built from per-query estimates, a block of evaluated rows at
- * a time as the evaluated split's embeddings are read: the baselines that
- * read the embeddings (the kNN router, the default router's kNN blend,
- * EmbedLLM-style), each fitted once on the training split, and the dataset
- * prior give the block's tables, which go with RTR's into their λ routers
- * (lam_add) and are dropped: no table is held for every row. Blocks of
- * EVAL_KNN_BLOCK rows at the offsets eval_knn_table uses, so each table is
- * the in-memory one's bit for bit. */
+/* RouteLLM-style's queries in threshold order (score descending, then row:
+ * rtr_choice_path_two_pair's order), with the weak and strong pairs'
+ * outcomes, through a sorter: the threshold path without the split in
+ * memory. */
 typedef struct {
-    const route_data *te, *tr, *extra; /* extra[t]: table t > 0 */
+    float s, wc, wk, sc, sk; /* score; weak pair's correct and cost; strong pair's */
+    int64_t i;
+} rl_rec;
+
+static int rl_cmp(const void *x, const void *y) {
+    const rl_rec *u = x, *v = y;
+    if (u->s != v->s) return u->s > v->s ? -1 : 1;
+    return (u->i > v->i) - (u->i < v->i);
+}
+
+#define RL_RECORDS ((size_t)1 << 17) /* 4 MiB of rl_rec before a run goes to disk */
+
+/* The bootstrap's queries as they are read (every one, or the sample):
+ * outcomes, the first table's estimates, id keys, RouteLLM-style scores. */
+typedef struct {
+    int64_t n, cap;
+    float *correct, *cost, *p, *score; /* [cap x k] (score [cap], NULL without RouteLLM-style) */
+    uint64_t *key;
+} boot_sample;
+
+static void boot_sample_free(boot_sample *s) {
+    free(s->correct);
+    free(s->cost);
+    free(s->p);
+    free(s->score);
+    free(s->key);
+    memset(s, 0, sizeof *s);
+}
+
+static rtr_status boot_sample_alloc(boot_sample *s, int64_t cap, int32_t k, bool score) {
+    size_t ck = (size_t)(cap ? cap : 1) * (size_t)k;
+    s->cap = cap;
+    s->correct = rtr_malloc(ck * sizeof *s->correct);
+    s->cost = rtr_malloc(ck * sizeof *s->cost);
+    s->p = rtr_malloc(ck * sizeof *s->p);
+    s->key = rtr_malloc((size_t)(cap ? cap : 1) * sizeof *s->key);
+    if (score) s->score = rtr_malloc((size_t)(cap ? cap : 1) * sizeof *s->score);
+    return s->correct && s->cost && s->p && s->key && (!score || s->score) ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+static uint64_t query_key(const char *id) { return rtr_hash64(RTR_FNV_SEED, id, strlen(id)); }
+
+/* Every router, a block of evaluated rows at a time as the evaluated
+ * split is read (eval_pass_run): the baselines that read the embeddings
+ * (the kNN router, the default router's kNN blend, EmbedLLM-style), each
+ * fitted once on the training split, and the dataset prior give the
+ * block's tables, which go with RTR's into their λ routers (lam_add) and
+ * are dropped; the reference routers, RTR's mix and the calibration are
+ * sums; RouteLLM-style's scores go to a sorter; the bootstrap's queries are
+ * copied. No table is held for every row. Blocks of EVAL_KNN_BLOCK rows at
+ * the offsets eval_knn_table uses, so each table is the in-memory one's
+ * bit for bit. */
+typedef struct {
+    const split_info *si;
+    const route_data *tr;
     rtr_backend *be;
     const eval_knn_model *knn;
     const eval_knn_model *stack_knn; /* the default router's, when its neighbours differ from knn's */
     rtr_stack_model *stack;          /* NULL: no default router */
     const rtr_embedllm_model *eml;   /* NULL: no EmbedLLM-style router */
-    int nt;                          /* tables */
     /* the λ routers (NULL: not built) */
     lam_router *stack_r, *paper_r /* [nt] */, *prior_r, *knn_r, *eml_r;
-    float *score;                    /* [n] RouteLLM-style's (NULL: not built) */
+    bool routellm;
     int32_t weak, strong;
+    run_sorter rl;                   /* RouteLLM-style's rl_rec */
+    double rl_sa, rl_sc, rl_have, rl_miss; /* its sums with every query on the weak pair, in row order */
     const boot_rows *br;
     int64_t at;                      /* the next sampled row's index in br->rows */
+    boot_sample *smp;
+    eval_refs_acc refs;
+    mix_acc mix;
+    calib_sums cal;
+    int64_t n_correct, n_cost;       /* outcomes with correctness, with a cost */
     /* [EVAL_KNN_BLOCK x k] each: the block's tables, scaled costs, sampled rows */
     float *knn_p, *knn_c, *stack_p, *stack_c, *skp, *skc, *eml_p, *eml_c, *prior_p, *prior_c, *tp, *c, *bs_p, *bs_c;
 } emb_pass;
 
 static rtr_status emb_pass_alloc(emb_pass *x) {
-    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)x->te->k;
+    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)x->si->k;
     float **buf[] = {&x->knn_p, &x->knn_c, &x->stack_p, &x->stack_c, &x->skp, &x->skc, &x->eml_p,
                      &x->eml_c, &x->prior_p, &x->prior_c, &x->tp, &x->c, &x->bs_p, &x->bs_c};
     for (size_t i = 0; i < sizeof buf / sizeof *buf; i++)
@@ -896,75 +887,302 @@ static rtr_status emb_pass_alloc(emb_pass *x) {
 }
 
 static void emb_pass_free(emb_pass *x) {
-    float **buf[] = {&x->knn_p, &x->knn_c, &x->stack_p, &x->stack_c, &x->skp, &x->skc, &x->eml_p, &x->eml_c,
-                     &x->prior_p, &x->prior_c, &x->tp, &x->c, &x->bs_p, &x->bs_c, &x->score};
+    float **buf[] = {&x->knn_p, &x->knn_c, &x->stack_p, &x->stack_c, &x->skp, &x->skc, &x->eml_p,
+                     &x->eml_c, &x->prior_p, &x->prior_c, &x->tp, &x->c, &x->bs_p, &x->bs_c};
     for (size_t i = 0; i < sizeof buf / sizeof *buf; i++) free(*buf[i]), *buf[i] = NULL;
 }
 
-static rtr_status emb_block(emb_pass *x, const float *emb, int64_t i0, int64_t m) {
-    const route_data *te = x->te, *tr = x->tr;
-    int32_t k = te->k;
-    size_t at = (size_t)i0 * (size_t)k, mk = (size_t)m * (size_t)k;
-    const char *const *ds = (const char *const *)te->dataset + i0;
-    rtr_status st = eval_knn_apply(x->knn, x->knn_p, x->knn_c, emb, m);
+/* The sums over the block's rows: reference routers, outcome counts, the
+ * calibration bins, RTR's mix (its envelopes on the backend). */
+static rtr_status block_sums(emb_pass *x, const eval_block *b) {
+    int32_t k = b->k;
+    size_t mk = (size_t)b->n * (size_t)k;
+    const float *p = b->p[0], *y = b->true_correct, *yc = b->true_cost;
+    rtr_status st = eval_refs_acc_add(&x->refs, y, yc, b->n);
+    for (size_t i = 0; i < mk; i++) {
+        x->n_correct += !isnan(y[i]), x->n_cost += !isnan(yc[i]);
+        if (isnan(p[i]) || isnan(y[i])) continue;
+        int c = calib_bin(p[i]);
+        x->cal.sp[c] += p[i];
+        x->cal.st[c] += y[i];
+        x->cal.cnt[c] += 1;
+        x->cal.total += 1;
+    }
+    if (!st) st = route_scale_costs(x->c, b->cost[0], mk, x->si->cost_scale);
+    if (!st) st = rtr_envelopes_on(x->be, p, x->c, b->n, k, 0, mix_sink, &x->mix);
+    return st;
+}
+
+/* RouteLLM-style's rows of the block: each score (the kNN estimate of how
+ * much more often the strong pair is right) into the sorter, and the sums
+ * with every query on the weak pair (rtr_choice_path_curve's first, row by
+ * row). */
+static rtr_status block_routellm(emb_pass *x, const eval_block *b) {
+    int32_t k = b->k;
+    for (int64_t i = 0; i < b->n; i++) {
+        const float *kp = x->knn_p + (size_t)i * k, *y = b->true_correct + (size_t)i * k, *c = b->true_cost + (size_t)i * k;
+        rl_rec e = {kp[x->strong] - kp[x->weak], y[x->weak], c[x->weak], y[x->strong], c[x->strong], b->i0 + i};
+        if (isnan(e.s))
+            return rtr_fail(RTR_ERR_NUMERIC, "two-pair sweep: score of query %lld is NaN", (long long)(b->i0 + i));
+        if (isnan(e.wc) || isnan(e.wk)) x->rl_miss += 1;
+        else x->rl_sa += e.wc, x->rl_sc += e.wk, x->rl_have += 1;
+        rtr_status st = run_sorter_add(&x->rl, &e);
+        if (st) return st;
+    }
+    return RTR_OK;
+}
+
+static rtr_status emb_block(emb_pass *x, const eval_block *b) {
+    const route_data *tr = x->tr;
+    int32_t k = b->k;
+    int64_t m = b->n;
+    size_t mk = (size_t)m * (size_t)k;
+    const char *const *ds = (const char *const *)b->dataset;
+    rtr_status st = block_sums(x, b);
+    if (!st) st = eval_knn_apply(x->knn, x->knn_p, x->knn_c, b->emb, m);
     if (!st) st = rtr_router_prior_table(x->prior_p, x->prior_c, ds, m, (const char *const *)tr->dataset,
                                          tr->true_correct, tr->true_cost, tr->n, k);
     if (!st && x->stack) {
         const float *kp = x->knn_p;
-        if (x->stack_knn && !(st = eval_knn_apply(x->stack_knn, x->skp, x->skc, emb, m))) kp = x->skp;
+        if (x->stack_knn && !(st = eval_knn_apply(x->stack_knn, x->skp, x->skc, b->emb, m))) kp = x->skp;
         if (!st)
-            st = rtr_stack_apply(x->stack, x->stack_p, x->stack_c, te->p + at, te->cost + at, kp,
+            st = rtr_stack_apply(x->stack, x->stack_p, x->stack_c, b->p[0], b->cost[0], kp,
                                  rtr_stack_uses_prior(x->stack) ? x->prior_p : NULL, ds, m);
     }
-    if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p, x->eml_c, emb, m);
-    for (int64_t i = 0; x->score && i < m; i++)
-        x->score[i0 + i] = x->knn_p[i * k + x->strong] - x->knn_p[i * k + x->weak];
+    if (!st && x->eml) st = rtr_embedllm_apply(x->eml, x->eml_p, x->eml_c, b->emb, m);
+    if (!st && x->routellm) st = block_routellm(x, b);
+    /* the bootstrap's queries among the block's rows (every row without a sample) */
+    const boot_rows *br = x->br;
+    for (int64_t i = 0, at = x->at; !st && x->smp && i < m; i++) {
+        if (br->rows && (at >= br->n || br->rows[at] != b->i0 + i)) continue;
+        at++;
+        boot_sample *s = x->smp;
+        size_t o = (size_t)s->n * (size_t)k, r = (size_t)i * (size_t)k;
+        memcpy(s->correct + o, b->true_correct + r, (size_t)k * sizeof *s->correct);
+        memcpy(s->cost + o, b->true_cost + r, (size_t)k * sizeof *s->cost);
+        memcpy(s->p + o, b->p[0] + r, (size_t)k * sizeof *s->p);
+        s->key[s->n] = query_key(b->id[i]);
+        if (s->score) s->score[s->n] = x->knn_p[r + (size_t)x->strong] - x->knn_p[r + (size_t)x->weak];
+        s->n++;
+    }
     /* each λ router's table (lam_add writes NaN into its p) */
-#define ADD(L, p, cost) ((L) ? lam_add((L), x->be, te, i0, m, (p), (cost), x->c, x->br, x->at, x->bs_p, x->bs_c) : RTR_OK)
+#define ADD(L, p, cost) ((L) ? lam_add((L), x->be, b, x->si->cost_scale, (p), (cost), x->c, br, x->at, x->bs_p, x->bs_c) : RTR_OK)
     if (!st) st = ADD(x->stack_r, x->stack_p, x->stack_c);
-    for (int t = 0; !st && t < x->nt; t++) {
-        const route_data *d = t ? &x->extra[t] : te;
-        memcpy(x->tp, d->p + at, mk * sizeof *x->tp);
-        st = ADD(&x->paper_r[t], x->tp, d->cost + at);
+    for (int t = 0; !st && t < b->nt; t++) {
+        memcpy(x->tp, b->p[t], mk * sizeof *x->tp);
+        st = ADD(&x->paper_r[t], x->tp, b->cost[t]);
     }
     if (!st) st = ADD(x->prior_r, x->prior_p, x->prior_c);
     if (!st) st = ADD(x->knn_r, x->knn_p, x->knn_c);
     if (!st) st = ADD(x->eml_r, x->eml_p, x->eml_c);
 #undef ADD
-    while (x->br->rows && x->at < x->br->n && x->br->rows[x->at] < i0 + m) x->at++;
+    while (br->rows && x->at < br->n && br->rows[x->at] < b->i0 + m) x->at++;
     return st;
 }
 
-/* One pass over the evaluated rows' embeddings (rs: the rows te holds, in
- * its order, checked by id). */
-static rtr_status emb_pass_run(emb_pass *x, route_source *rs, const char *corpus_dir) {
-    const route_data *te = x->te;
-    int32_t d = rs->dim;
-    float *block = rtr_malloc((size_t)EVAL_KNN_BLOCK * (size_t)(d > 0 ? d : 1) * sizeof *block);
-    if (!block) return RTR_ERR_NOMEM;
-    int64_t row = 0, have = 0; /* rows read; rows waiting in block */
-    rtr_status st = route_source_begin(rs, RTR_COL_ID);
+/* A further table's rows in step with the first's (its own chunks). */
+typedef struct {
+    route_source rs;
     route_chunk ch;
-    while (!st && !(st = route_source_next(rs, &ch)) && ch.n) {
+    int64_t pos;
+    const char *name;
+} tab_cursor;
+
+static rtr_status block_alloc(eval_block *b, int32_t k, int32_t d, int nt) {
+    memset(b, 0, sizeof *b);
+    b->k = k, b->d = d, b->nt = nt;
+    size_t nkb = (size_t)EVAL_KNN_BLOCK * (size_t)k;
+    b->id = rtr_calloc(EVAL_KNN_BLOCK, sizeof *b->id);
+    b->dataset = rtr_calloc(EVAL_KNN_BLOCK, sizeof *b->dataset);
+    b->p = rtr_calloc((size_t)nt, sizeof *b->p);
+    b->cost = rtr_calloc((size_t)nt, sizeof *b->cost);
+    b->true_correct = rtr_malloc(nkb * sizeof(float));
+    b->true_cost = rtr_malloc(nkb * sizeof(float));
+    b->emb = rtr_malloc((size_t)EVAL_KNN_BLOCK * (size_t)(d > 0 ? d : 1) * sizeof(float));
+    if (!b->id || !b->dataset || !b->p || !b->cost || !b->true_correct || !b->true_cost || !b->emb) return RTR_ERR_NOMEM;
+    for (int t = 0; t < nt; t++)
+        if (!(b->p[t] = rtr_malloc(nkb * sizeof(float))) || !(b->cost[t] = rtr_malloc(nkb * sizeof(float))))
+            return RTR_ERR_NOMEM;
+    return RTR_OK;
+}
+
+static void block_free(eval_block *b) {
+    for (int64_t i = 0; b->id && i < EVAL_KNN_BLOCK; i++) free(b->id[i]);
+    for (int64_t i = 0; b->dataset && i < EVAL_KNN_BLOCK; i++) free(b->dataset[i]);
+    for (int t = 0; t < b->nt; t++) free(b->p ? b->p[t] : NULL), free(b->cost ? b->cost[t] : NULL);
+    free(b->id), free(b->dataset), free(b->p), free(b->cost);
+    free(b->true_correct), free(b->true_cost), free(b->emb);
+    memset(b, 0, sizeof *b);
+}
+
+static rtr_status set_str(char **to, const char *s) {
+    free(*to);
+    return (*to = rtr_strdup(s ? s : "")) ? RTR_OK : RTR_ERR_NOMEM;
+}
+
+/* The evaluated split read once, a chunk of rows at a time (rs0: the first
+ * table with the outcomes and embeddings; cur[t], t > 0: the further
+ * tables, checked row by row against rs0's ids), re-blocked into
+ * EVAL_KNN_BLOCK rows for emb_block. n: the rows the ids' pass counted. */
+static rtr_status eval_pass_run(emb_pass *x, route_source *rs0, tab_cursor *cur, eval_block *b, int64_t n,
+                                const char *corpus_dir) {
+    int32_t k = b->k, d = b->d;
+    rtr_status st = route_source_begin(rs0, RTR_COL_ID | RTR_COL_DATASET);
+    for (int t = 1; !st && t < b->nt; t++) st = route_source_begin(&cur[t].rs, RTR_COL_ID);
+    int64_t row = 0;
+    route_chunk ch;
+    b->i0 = b->n = 0;
+    while (!st && !(st = route_source_next(rs0, &ch)) && ch.n) {
         for (int64_t i = 0; !st && i < ch.n; i++, row++) {
-            if (row >= te->n || strcmp(ch.id[i], te->id[row])) {
-                st = rtr_fail(RTR_ERR_FORMAT, "%s: the embeddings' pass over split %s read query %s at row %lld, the "
-                              "tables' pass %s", corpus_dir, rs->prm.o.split ? rs->prm.o.split : "(any)", ch.id[i],
-                              (long long)row, row < te->n ? te->id[row] : "(none)");
-                break;
+            int64_t r = b->n;
+            size_t o = (size_t)r * (size_t)k, q = (size_t)i * (size_t)k;
+            if (!(st = set_str(&b->id[r], ch.id[i]))) st = set_str(&b->dataset[r], ch.dataset[i]);
+            memcpy(b->p[0] + o, ch.p + q, (size_t)k * sizeof(float));
+            memcpy(b->cost[0] + o, ch.cost + q, (size_t)k * sizeof(float));
+            for (int32_t j = 0; j < k; j++) /* no outcome read: every one missing (refused after the pass) */
+                b->true_correct[o + j] = ch.true_correct ? ch.true_correct[q + j] : NAN,
+                b->true_cost[o + j] = ch.true_cost ? ch.true_cost[q + j] : NAN;
+            memcpy(b->emb + (size_t)r * d, ch.emb + (size_t)i * d, (size_t)d * sizeof(float));
+            for (int t = 1; !st && t < b->nt; t++) {
+                tab_cursor *c = &cur[t];
+                while (!st && c->pos == c->ch.n) {
+                    if (!(st = route_source_next(&c->rs, &c->ch)) && !c->ch.n) {
+                        st = rtr_fail(RTR_ERR_FORMAT, "%s: table %s covers %lld queries of the split, the first "
+                                      "table more", corpus_dir, c->name, (long long)row);
+                    }
+                    c->pos = 0;
+                }
+                if (!st && strcmp(c->ch.id[c->pos], ch.id[i]))
+                    st = rtr_fail(RTR_ERR_FORMAT, "%s: table %s has query %s at row %lld, the first table %s",
+                                  corpus_dir, c->name, c->ch.id[c->pos], (long long)row, ch.id[i]);
+                if (st) break;
+                memcpy(b->p[t] + o, c->ch.p + (size_t)c->pos * k, (size_t)k * sizeof(float));
+                memcpy(b->cost[t] + o, c->ch.cost + (size_t)c->pos * k, (size_t)k * sizeof(float));
+                c->pos++;
             }
-            memcpy(block + (size_t)have * d, ch.emb + (size_t)i * d, (size_t)d * sizeof *block);
-            if (++have == EVAL_KNN_BLOCK) {
-                st = emb_block(x, block, row + 1 - have, have);
-                have = 0;
+            if (!st && ++b->n == EVAL_KNN_BLOCK) {
+                st = emb_block(x, b);
+                b->i0 += b->n, b->n = 0;
             }
         }
     }
-    if (!st && have) st = emb_block(x, block, row - have, have);
-    if (!st && row != te->n)
-        st = rtr_fail(RTR_ERR_FORMAT, "%s: the embeddings' pass read %lld queries, the tables' pass %lld", corpus_dir,
-                      (long long)row, (long long)te->n);
-    free(block);
+    if (!st && b->n) st = emb_block(x, b);
+    for (int t = 1; !st && t < b->nt; t++) {
+        tab_cursor *c = &cur[t];
+        if (c->pos == c->ch.n && !(st = route_source_next(&c->rs, &c->ch))) c->pos = 0;
+        if (!st && c->ch.n > c->pos)
+            st = rtr_fail(RTR_ERR_FORMAT, "%s: table %s covers more queries of the split than the first table (%lld)",
+                          corpus_dir, c->name, (long long)row);
+    }
+    if (!st && row != n)
+        st = rtr_fail(RTR_ERR_FORMAT, "%s: the evaluated split's passes read %lld and %lld queries", corpus_dir,
+                      (long long)n, (long long)row);
+    return st;
+}
+
+/* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
+ * how much more often the strong pair is right (x->rl, sorted); the
+ * operating point sends as many as the budget allows by the training means,
+ * and the share-to-strong points send at most 20, 50 and 80% of the queries
+ * there. The path of rtr_choice_path_two_pair (one point per group of equal
+ * scores) and rtr_choice_path_curve's sums, walked from the sorter twice
+ * (the points counted, then made); the bootstrap's choices from the
+ * sample's scores, each mark the sample's point at the same threshold. */
+static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_refs *train_refs, double budget,
+                                  int64_t n, const boot_sample *smp, int32_t k, const eval_refs *refs, double *x_max) {
+    snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
+    out->two_pair = true;
+    int32_t weak = x->weak, strong = x->strong;
+    double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost, xstar[N_BUDGETS];
+    for (int b = 0; b < N_BUDGETS; b++) {
+        double bud = budget_fractions[b] * budget;
+        /* the share whose training-mean cost fits the budget (none when the weak pair alone does not) */
+        xstar[b] = !rtr_cost_within(cw, bud) ? -INFINITY : cs > cw ? (bud - cw) / (cs - cw) : 1.0;
+    }
+    curve_sink sink;
+    curve_sink_init(&sink, out);
+    run_merge *mg = NULL;
+    rtr_status st = run_sorter_merge(&x->rl, &mg);
+    const char *rec;
+    rl_rec e;
+    int64_t n_points = 1;
+    float prev = NAN;
+    if (!st) st = run_merge_start(mg);
+    for (bool first = true; !st && !(st = run_merge_next(mg, &rec)) && rec; first = false) {
+        memcpy(&e, rec, sizeof e);
+        n_points += first || e.s != prev;
+        prev = e.s;
+    }
+    if (!st) st = curve_sink_size(&sink, n_points);
+    double sa = x->rl_sa, sc = x->rl_sc, have = x->rl_have, miss = x->rl_miss, share = 0;
+    double mark_s[N_MARKS]; /* the score group at each mark (+inf: point 0, none to the strong pair) */
+    for (int m = 0; m < N_MARKS; m++) out->mark[m] = -1, mark_s[m] = INFINITY;
+    int64_t t = 0;
+    float s_t = INFINITY;
+#define POINT()                                                                                                  \
+    do {                                                                                                         \
+        double a_ = have > 0 ? sa / have : NAN, c_ = have > 0 ? sc / have : NAN;                                 \
+        for (int m = MARK_BUDGET; m < N_MARKS; m++) {                                                            \
+            double lim = m < MARK_SHARE ? xstar[m - MARK_BUDGET] : share_targets[m - MARK_SHARE];                \
+            if (!rtr_cost_within(share, lim)) continue;                                                          \
+            out->mark[m] = t, mark_s[m] = s_t, out->mark_acc[m] = a_, out->mark_cost[m] = c_;                    \
+            out->mark_x[m] = share, out->mark_missing[m] = (int64_t)llround(miss);                               \
+        }                                                                                                        \
+        if (!t) out->mark_acc[MARK_OP] = a_, out->mark_cost[MARK_OP] = c_, out->mark_x[MARK_OP] = share,         \
+                out->mark_missing[MARK_OP] = (int64_t)llround(miss);                                             \
+        st = curve_sink_point(&sink, t, c_, a_);                                                                 \
+    } while (0)
+    if (!st) POINT();
+    if (!st) st = run_merge_start(mg);
+    int64_t i = 0;
+    while (!st && !(st = run_merge_next(mg, &rec)) && rec) {
+        memcpy(&e, rec, sizeof e);
+        if (i && e.s != s_t) {
+            POINT(); /* the group before this one is in */
+            t++;
+        }
+        if (!i) t = 1;
+        s_t = e.s;
+        /* the query moves from the weak pair to the strong: rtr_choice_path_curve's ENTRY, −1 then +1 */
+        if (isnan(e.wc) || isnan(e.wk)) miss -= 1;
+        else sa -= e.wc, sc -= e.wk, have -= 1;
+        if (isnan(e.sc) || isnan(e.sk)) miss += 1;
+        else sa += e.sc, sc += e.sk, have += 1;
+        share = (double)(++i) / (double)n;
+    }
+    if (!st && i) POINT();
+#undef POINT
+    if (!st) {
+        int64_t op = out->mark[MARK_BUDGET + N_BUDGETS - 1];
+        out->mark[MARK_OP] = op < 0 ? 0 : op;
+        if (op >= 0) {
+            out->mark_acc[MARK_OP] = out->mark_acc[MARK_BUDGET + N_BUDGETS - 1];
+            out->mark_cost[MARK_OP] = out->mark_cost[MARK_BUDGET + N_BUDGETS - 1];
+            out->mark_x[MARK_OP] = out->mark_x[MARK_BUDGET + N_BUDGETS - 1];
+            out->mark_missing[MARK_OP] = out->mark_missing[MARK_BUDGET + N_BUDGETS - 1];
+            mark_s[MARK_OP] = mark_s[MARK_BUDGET + N_BUDGETS - 1];
+        }
+        for (int m = 0; m < N_MARKS; m++) {
+            out->mark_lambda[m] = NAN;
+            if (out->mark[m] < 0) out->mark_acc[m] = out->mark_cost[m] = out->mark_x[m] = NAN, out->mark_missing[m] = 0;
+        }
+        out->op = (rtr_op_point){out->mark_acc[MARK_OP], out->mark_cost[MARK_OP], n, out->mark_missing[MARK_OP]};
+        out->op_lambda = NAN;
+        snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->mark_x[MARK_OP]);
+    }
+    st = curve_sink_finish(&sink, st, refs, x_max);
+    if (!st && smp->key) { /* the bootstrap's queries: their own threshold path */
+        double *xs = NULL;
+        st = rtr_choice_path_two_pair(&out->bp, &xs, smp->score, smp->n, k, weak, strong);
+        free(xs);
+        for (int m = 0; !st && m < N_MARKS; m++) {
+            out->bmark[m] = out->mark[m] < 0 ? -1 : 0;
+            if (out->mark[m] <= 0) continue;
+            const rtr_choice_path *bp = &out->bp; /* its groups descend: the last whose score reaches the mark's */
+            for (int64_t u = 1; u < bp->n_points && smp->score[bp->ev_query[bp->ev_off[u]]] >= mark_s[m]; u++)
+                out->bmark[m] = u;
+        }
+    }
     return st;
 }
 
@@ -1014,10 +1232,11 @@ static void boot_scale(double *v, int32_t n, int64_t stride, double full, double
  * percentile intervals and P(beats) then read the scaled values:
  * [θ̂_N + sqrt(M/N)·(q_2.5% − θ̂_M), θ̂_N + sqrt(M/N)·(q_97.5% − θ̂_M)]. */
 static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t nb, const router_result *R, int nr,
-                               const eval_refs *refs, const route_data *te, const float *correct, const float *cost,
-                               const float *p, int64_t n, int32_t best) {
+                               const eval_refs *refs, const split_info *te, const boot_sample *smp,
+                               const calib_sums *cal) {
     rtr_boot pt;
-    rtr_status st = eval_boot_point(&pt, br, nb, correct, cost, n, te->k, best);
+    int64_t n = smp->n;
+    rtr_status st = eval_boot_point(&pt, br, nb, smp->correct, smp->cost, n, te->k, refs->best);
     if (st) return st;
     double s = sqrt((double)n / (double)te->n);
     int32_t B = eb->resamples;
@@ -1038,69 +1257,68 @@ static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t
         boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s);
     }
     double full[CALIB_BINS], sample[CALIB_BINS];
-    calib_rates(full, te->p, te->true_correct, NULL, te->n, te->k);
-    calib_rates(sample, p, correct, NULL, n, te->k);
+    for (int c = 0; c < CALIB_BINS; c++) full[c] = cal->cnt[c] ? cal->st[c] / cal->cnt[c] : NAN;
+    calib_rates(sample, smp->p, smp->correct, NULL, n, te->k);
     for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s);
     rtr_boot_free(&pt);
     return RTR_OK;
 }
 
-static uint64_t query_key(const char *id) { return rtr_hash64(RTR_FNV_SEED, id, strlen(id)); }
-
-/* The bootstrap's queries (include/rtr/eval.h, bootstrap_queries): every
- * evaluated row when there are at most M, else the M with the smallest
- * eval_boot_sample_hash of (seed, id), in row order (*rows owned). */
-static rtr_status boot_sample_rows(int64_t **rows, boot_rows *br, const route_data *te, const rtr_eval_params *ep) {
+/* The pass over the evaluated split's ids and first table's costs, before
+ * the one that reads everything: te->n, te->cost_scale (unless the options
+ * give one: every row's predicted costs summed in row order, as
+ * route_data_load does), and with a bootstrap its queries (*rows, owned):
+ * every row when there are at most M (bootstrap_queries), else the M with
+ * the smallest eval_boot_sample_hash of (seed, id), in row order. The
+ * first pass over the corpus: it checks the ids. */
+static rtr_status ids_pass(split_info *te, int64_t **rows, boot_rows *br, const char *corpus_dir,
+                           const route_load_params *prm, const rtr_eval_params *ep) {
     *rows = NULL;
+    route_load_params p = *prm;
+    p.no_truth = true;
+    route_source rs;
+    rtr_status st = route_source_open(&rs, corpus_dir, &p, 0);
+    if (st) return st;
+    int32_t k = rtr_corpus_catalog(rs.corp)->n_pairs;
+    bool scale = !(prm->o.cost_scale > 0), boot = ep->bootstrap > 0;
+    route_scale_acc acc = {0};
+    eval_boot_bottom bot = {0};
+    if (scale) st = route_scale_init(&acc, k);
+    if (!st && boot) st = eval_boot_bottom_init(&bot, ep->bootstrap_queries);
+    if (!st) st = route_source_begin(&rs, RTR_COL_ID);
+    route_chunk ch;
+    te->n = 0;
+    while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
+        if (scale) route_scale_add(&acc, ch.cost, ch.n);
+        for (int64_t i = 0; boot && !st && i < ch.n; i++)
+            st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(ch.id[i])), te->n + i);
+        te->n += ch.n;
+    }
+    if (!st && !te->n)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
+                      prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+    te->cost_scale = prm->o.cost_scale;
+    if (scale && !st) st = route_scale_finish(&acc, &te->cost_scale);
+    else if (scale) route_scale_free(&acc);
     *br = (boot_rows){NULL, te->n};
-    if (te->n <= ep->bootstrap_queries) return RTR_OK;
-    eval_boot_bottom bot;
-    rtr_status st = eval_boot_bottom_init(&bot, ep->bootstrap_queries);
-    for (int64_t i = 0; !st && i < te->n; i++)
-        st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(te->id[i])), i);
-    if (!st) eval_boot_bottom_rows(&bot);
-    if (!st && !(*rows = rtr_malloc((size_t)(bot.n ? bot.n : 1) * sizeof **rows))) st = RTR_ERR_NOMEM;
-    for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
-    if (!st) *br = (boot_rows){*rows, bot.n};
+    if (!st && boot && te->n > ep->bootstrap_queries) {
+        eval_boot_bottom_rows(&bot);
+        if (!(*rows = rtr_malloc((size_t)bot.n * sizeof **rows))) st = RTR_ERR_NOMEM;
+        for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
+        if (!st) *br = (boot_rows){*rows, bot.n};
+    }
     eval_boot_bottom_free(&bot);
+    route_source_close(&rs);
     return st;
 }
 
-/* The sampled rows' outcomes and first table's estimates (the bootstrap
- * reads te's own when every row is resampled). */
-typedef struct {
-    float *correct, *cost, *p;
-} boot_sample;
-
-static void boot_sample_free(boot_sample *s) {
-    free(s->correct);
-    free(s->cost);
-    free(s->p);
-    memset(s, 0, sizeof *s);
-}
-
-static rtr_status boot_sample_take(boot_sample *s, const boot_rows *br, const route_data *te) {
-    int32_t k = te->k;
-    size_t mk = (size_t)br->n * (size_t)k;
-    s->correct = rtr_malloc(mk * sizeof *s->correct);
-    s->cost = rtr_malloc(mk * sizeof *s->cost);
-    s->p = rtr_malloc(mk * sizeof *s->p);
-    if (!s->correct || !s->cost || !s->p) return RTR_ERR_NOMEM;
-    for (int64_t i = 0; i < br->n; i++) {
-        size_t r = (size_t)br->rows[i] * (size_t)k, o = (size_t)i * (size_t)k;
-        memcpy(s->correct + o, te->true_correct + r, (size_t)k * sizeof *s->correct);
-        memcpy(s->cost + o, te->true_cost + r, (size_t)k * sizeof *s->cost);
-        memcpy(s->p + o, te->p + r, (size_t)k * sizeof *s->p);
-    }
-    return RTR_OK;
-}
-
-/* The paired bootstrap over every router that was built: over every
- * evaluated query, or above ep->bootstrap_queries (M) the m-out-of-n
- * bootstrap over the bottom-M sample, so its memory and time stop growing
- * with the split. */
-static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const route_data *te,
-                                const eval_refs *refs, const rtr_eval_params *ep, const boot_rows *rows) {
+/* The paired bootstrap over every router that was built, over the
+ * bootstrap's queries (smp: every evaluated query, or above
+ * ep->bootstrap_queries (M) the m-out-of-n bootstrap over the bottom-M
+ * sample, so its memory and time stop growing with the split). */
+static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, const split_info *te,
+                                const eval_refs *refs, const rtr_eval_params *ep, const boot_sample *smp,
+                                const calib_sums *cal) {
     memset(eb, 0, sizeof *eb);
     eb->seed = ep->seed;
     if (!(eb->idx = rtr_malloc((size_t)nr * sizeof *eb->idx))) return RTR_ERR_NOMEM;
@@ -1120,21 +1338,11 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     }
     eb->resamples = ep->bootstrap;
     eb->n_all = te->n;
-    boot_sample smp = {0};
-    bool sampled = rows->rows != NULL;
-    rtr_status st = sampled ? boot_sample_take(&smp, rows, te) : RTR_OK;
-    int64_t n = rows->n;
-    const float *correct = sampled ? smp.correct : te->true_correct, *cost = sampled ? smp.cost : te->true_cost;
-    const float *p = sampled ? smp.p : te->p;
-    eb->n_sample = n;
-    /* each query keyed by its id: its weights do not depend on its place */
-    uint64_t *key = st ? NULL : rtr_malloc((size_t)(n ? n : 1) * sizeof *key);
-    if (!st && !key) st = RTR_ERR_NOMEM;
-    for (int64_t i = 0; !st && i < n; i++) key[i] = query_key(te->id[sampled ? rows->rows[i] : i]);
+    eb->n_sample = smp->n;
+    int64_t n = smp->n;
     /* under MPI each rank computes every size-th resample; the sums put them together */
-    if (!st)
-        st = eval_bootstrap_part(&eb->b, br, nb, correct, cost, key, n, te->k, refs->best, ep->bootstrap, ep->seed,
-                                 rtr_dist_rank(), rtr_dist_size());
+    rtr_status st = eval_bootstrap_part(&eb->b, br, nb, smp->correct, smp->cost, smp->key, n, te->k, refs->best,
+                                        ep->bootstrap, ep->seed, rtr_dist_rank(), rtr_dist_size());
     size_t RB = (size_t)eb->b.resamples * (size_t)eb->b.n_routers;
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq, RB);
     if (!st) st = rtr_dist_sum_f64(eb->b.aiq0, RB);
@@ -1144,11 +1352,9 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     size_t PB = (size_t)eb->b.resamples * (size_t)eb->b.k;
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_acc, PB);
     if (!st) st = rtr_dist_sum_f64(eb->b.pair_cost, PB);
-    if (!st) st = calib_bootstrap(eb, p, correct, key, n, te->k);
-    if (!st && sampled) st = boot_rescale(eb, br, nb, R, nr, refs, te, correct, cost, p, n, refs->best);
-    free(key);
+    if (!st) st = calib_bootstrap(eb, smp->p, smp->correct, smp->key, n, te->k);
+    if (!st && n < te->n) st = boot_rescale(eb, br, nb, R, nr, refs, te, smp, cal);
     free(br);
-    boot_sample_free(&smp);
     return st;
 }
 
@@ -1159,7 +1365,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
     if (ep->bootstrap_queries < 1)
         return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap-queries must be >= 1, not %lld", (long long)ep->bootstrap_queries);
-    route_data te = {0}, tr = {0}, *extra = NULL; /* extra[t]: table t > 0 */
+    route_data tr = {0};
+    split_info te = {0};
     eval_refs refs = {0}, train_refs = {0};
     router_result *R = NULL;
     eval_boot eb = {0};
@@ -1168,39 +1375,55 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     char *table_buf = NULL;
     int nr = 0, nt = 0;
     emb_pass ex = {0};
-    route_source es = {0};
+    route_source rs0 = {0};
+    tab_cursor *cur = NULL;
+    eval_block blk = {0};
+    boot_sample smp = {0};
     eval_knn_model kn = {0}, skn = {0};
     rtr_stack_model sm = {0};
     rtr_embedllm_model eml = {0};
-    char *enc = NULL;
+    char *enc = NULL, **table_hash = NULL;
     rtr_knn_info knn = {.exact = true, .recall = 1.0};
     int32_t *choice = NULL;
+    int64_t *sample = NULL;
     cJSON *root = NULL;
     char *text = NULL;
     double t0 = rtr_now();
+    bool boot = ep->bootstrap > 0, rs0_open = false;
     rtr_status st = table_names(ep->route.table, &table_buf, &tables, &nt);
-    if (!st && (!(extra = rtr_calloc((size_t)nt, sizeof *extra)) ||
+    if (!st && (!(cur = rtr_calloc((size_t)nt, sizeof *cur)) || !(table_hash = rtr_calloc((size_t)nt, sizeof *table_hash)) ||
                 !(R = rtr_calloc((size_t)nt + N_OTHER_ROUTERS, sizeof *R))))
         st = RTR_ERR_NOMEM;
     if (!st) st = check_datasets(corpus_dir, ep);
-    /* The evaluated split with the first table (its embeddings are read in
-     * a pass of their own, below); the training split's outcomes and
-     * embeddings, of the encoder of the table's embeddings. */
-    route_load_params prm = {.o = ep->route, .keep = ROUTE_KEEP_ID | ROUTE_KEEP_DATASET | ROUTE_KEEP_P |
-                                                      ROUTE_KEEP_COST | ROUTE_KEEP_TRUTH}, trp = {0};
+    /* The evaluated split: a pass over its ids and first table's costs (its
+     * size, the cost scale, the bootstrap's sample), then one pass reading
+     * everything else a block at a time (eval_pass_run). */
+    route_load_params prm = {.o = ep->route}, trp = {0};
     prm.o.table = tables[0];
-    if (!st) st = route_data_load(&te, corpus_dir, &prm);
+    boot_rows br = {NULL, 0};
+    if (!st) st = ids_pass(&te, &sample, &br, corpus_dir, &prm, ep);
+    prm.o.cost_scale = te.cost_scale, prm.ids_checked = true;
     if (!st) {
-        route_load_params ep0 = prm;
-        ep0.embeddings = true, ep0.ids_checked = true;
-        st = route_source_open(&es, corpus_dir, &ep0, 0); /* resolves the table's encoder */
-        if (!st && es.encoder_hash && !(enc = rtr_strdup(es.encoder_hash))) st = RTR_ERR_NOMEM;
-        route_source_close(&es);
-        /* the embeddings' pass reads no table and no outcome (te holds them): ids and embeddings
-           of that encoder */
-        ep0.no_tables = true, ep0.no_truth = true, ep0.o.table = NULL, ep0.encoder_hash = enc;
-        if (!st) st = route_source_open(&es, corpus_dir, &ep0, 0);
+        route_load_params p0 = prm;
+        p0.embeddings = true; /* of the table's encoder */
+        st = route_source_open(&rs0, corpus_dir, &p0, 0);
+        rs0_open = !st;
+        if (!st && rs0.encoder_hash && !(enc = rtr_strdup(rs0.encoder_hash))) st = RTR_ERR_NOMEM;
+        if (!st && !(table_hash[0] = rtr_strdup(rs0.checkpoint_hash ? rs0.checkpoint_hash : ""))) st = RTR_ERR_NOMEM;
+        te.cat = st ? NULL : rtr_corpus_catalog(rs0.corp);
+        te.k = st ? 0 : te.cat->n_pairs;
+        te.checkpoint_hash = table_hash[0];
     }
+    /* Every further table over the same queries, with the same cost scale. */
+    for (int t = 1; !st && t < nt; t++) {
+        route_load_params xp = {.o = prm.o, .ids_checked = true, .no_truth = true};
+        xp.o.table = tables[t];
+        cur[t].name = tables[t];
+        st = route_source_open(&cur[t].rs, corpus_dir, &xp, 0);
+        if (!st && !(table_hash[t] = rtr_strdup(cur[t].rs.checkpoint_hash ? cur[t].rs.checkpoint_hash : "")))
+            st = RTR_ERR_NOMEM;
+    }
+    /* the training split's outcomes and embeddings, of the encoder of the table's embeddings */
     if (!st) {
         trp = prm;
         trp.embeddings = true;
@@ -1209,36 +1432,25 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         trp.o.skip_dataset = ep->train_skip_dataset;
         trp.o.checkpoint_hash = NULL;
         trp.o.table = NULL;
+        trp.o.cost_scale = 0;
         trp.no_tables = true;
         trp.encoder_hash = enc;
-        trp.ids_checked = true; /* te's load read every shard and checked them */
         trp.keep = ROUTE_KEEP_DATASET | ROUTE_KEEP_TRUTH; /* the baselines' inputs (and the embeddings) */
         st = route_data_load(&tr, corpus_dir, &trp);
     }
-    /* Every further table over the same queries, with the same cost scale. */
-    for (int t = 1; !st && t < nt; t++) {
-        /* its estimates alone: te holds the queries and outcomes */
-        route_load_params xp = {.o = prm.o, .ids_checked = true, .no_truth = true, .keep = ROUTE_KEEP_P | ROUTE_KEEP_COST};
-        xp.o.table = tables[t];
-        xp.o.cost_scale = te.cost_scale;
-        st = route_data_load(&extra[t], corpus_dir, &xp);
-        if (!st && extra[t].n != te.n)
-            st = rtr_fail(RTR_ERR_FORMAT, "%s: table %s covers %lld queries of the split, table %s %lld", corpus_dir,
-                          tables[t], (long long)extra[t].n, tables[0], (long long)te.n);
-    }
-    if (!st && (!te.has_truth || !tr.has_truth))
-        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir,
-                      te.has_truth ? ep->train_split : ep->route.split);
-    if (!st) st = check_costs(corpus_dir, &te, ep->route.split, ep->route.cost_model);
-    if (!st) st = check_costs(corpus_dir, &tr, ep->train_split, ep->route.cost_model);
-    if (!st) st = eval_refs_compute(&refs, te.true_correct, te.true_cost, te.n, te.k);
+    if (!st && !tr.has_truth)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->train_split);
+    int64_t tr_nc = 0, tr_ncost = 0;
+    for (size_t i = 0; !st && i < (size_t)tr.n * (size_t)tr.k; i++)
+        tr_nc += !isnan(tr.true_correct[i]), tr_ncost += !isnan(tr.true_cost[i]);
+    if (!st) st = check_costs(corpus_dir, tr_nc, tr_ncost, ep->train_split, ep->route.cost_model);
     if (!st) st = eval_refs_compute(&train_refs, tr.true_correct, tr.true_cost, tr.n, tr.k);
-    if (!st && (refs.best < 0 || train_refs.best < 0))
+    if (!st && train_refs.best < 0)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no pair has outcomes in both splits", corpus_dir);
     double budget = st ? 0 : train_refs.single[train_refs.best].cost;
-    /* Every baseline fitted on the training split, then the tables of
-     * those that read the evaluated embeddings built in one pass over them. */
-    ex.te = &te, ex.knn = &kn;
+    /* Every baseline fitted on the training split, then applied to the
+     * evaluated rows as they are read. */
+    ex.si = &te, ex.knn = &kn;
     knn_params kp = knn_default_params();
     if (!st) st = eval_knn_fit(&kn, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k,
                                (int32_t)(ep->knn_k < tr.n ? ep->knn_k : tr.n), &kp);
@@ -1255,11 +1467,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
             ex.eml = &eml;
     }
-    /* the bootstrap's queries, then every λ router opened, in the table's order */
-    boot_rows br = {NULL, te.n};
-    int64_t *sample = NULL;
-    bool boot = ep->bootstrap > 0;
-    if (!st && boot) st = boot_sample_rows(&sample, &br, &te, ep);
+    /* every λ router opened, in the table's order */
     int n_lam = 0;
     lam_router *lam = NULL;
     if (!st && !(lam = rtr_calloc((size_t)nt + 4, sizeof *lam))) st = RTR_ERR_NOMEM;
@@ -1285,12 +1493,25 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         ex.eml_r = &lam[n_lam];
         st = lam_open(&lam[n_lam++], &R[nr++], "EmbedLLM-style", be, te.k, &br, boot, te.n);
     }
-    bool routellm = !st && train_refs.cheapest != train_refs.best;
-    ex.tr = &tr, ex.extra = extra, ex.be = be, ex.nt = nt, ex.br = &br;
+    ex.routellm = !st && train_refs.cheapest != train_refs.best;
+    ex.tr = &tr, ex.be = be, ex.br = &br;
     ex.weak = train_refs.cheapest, ex.strong = train_refs.best;
+    run_sorter_init(&ex.rl, sizeof(rl_rec), RL_RECORDS, rl_cmp, "eval's RouteLLM-style thresholds");
+    ex.mix = (mix_acc){MIX_GRID, 1.0 / (double)(te.n ? te.n : 1), NULL};
+    if (!st) st = eval_refs_acc_init(&ex.refs, te.k);
+    if (!st && !(ex.mix.count = rtr_calloc((size_t)MIX_GRID * (size_t)te.k, sizeof *ex.mix.count))) st = RTR_ERR_NOMEM;
+    if (!st && boot && !(st = boot_sample_alloc(&smp, br.n, te.k, ex.routellm))) ex.smp = &smp;
     if (!st) st = emb_pass_alloc(&ex);
-    if (!st && routellm && !(ex.score = rtr_malloc((size_t)te.n * sizeof *ex.score))) st = RTR_ERR_NOMEM;
-    if (!st) st = emb_pass_run(&ex, &es, corpus_dir);
+    if (!st) st = block_alloc(&blk, te.k, rs0.dim, nt);
+    if (!st) st = eval_pass_run(&ex, &rs0, cur, &blk, te.n, corpus_dir);
+    block_free(&blk);
+    emb_pass_free(&ex);
+    if (!st) st = eval_refs_acc_finish(&ex.refs, &refs);
+    else eval_refs_acc_free(&ex.refs);
+    if (!st && !ex.n_correct)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->route.split);
+    if (!st) st = check_costs(corpus_dir, ex.n_correct, ex.n_cost, ep->route.split, ep->route.cost_model);
+    if (!st && refs.best < 0) st = rtr_fail(RTR_ERR_INVALID, "%s: no pair has outcomes in both splits", corpus_dir);
     if (!st) knn = kn.info;
     if (!st && ex.stack) rep = sm.rep;
     /* each λ router's path walked, one at a time */
@@ -1298,30 +1519,29 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     for (int l = 0; !st && l < n_lam; l++) st = lam_finish(&lam[l], &refs, budget, &x_max);
     for (int l = 0; lam && l < n_lam; l++) lam_free(&lam[l]);
     free(lam);
-    if (!st && routellm) {
-        st = routellm_router(&R[nr++], &te, ex.score, train_refs.cheapest, train_refs.best, &train_refs, budget, &br);
+    if (!st && ex.routellm) {
+        st = routellm_router(&R[nr++], &ex, &train_refs, budget, te.n, &smp, te.k, &refs, &x_max);
     } else if (!st) {
-        char *nm = rtr_catalog_pair_name(&te.cat, train_refs.best), why[240];
+        char *nm = rtr_catalog_pair_name(te.cat, train_refs.best), why[240];
         snprintf(why, sizeof why, "the best training pair (%s) is also the cheapest: there is no cheaper pair to send "
                  "queries to", nm ? nm : "?");
         free(nm);
         unavailable_router(&R[nr++], "RouteLLM-style (kNN win estimate)", why);
     }
-    emb_pass_free(&ex);
-    char *best_name = st ? NULL : rtr_catalog_pair_name(&te.cat, refs.best);
+    run_sorter_free(&ex.rl);
+    char *best_name = st ? NULL : rtr_catalog_pair_name(te.cat, refs.best);
     char best_label[300];
     snprintf(best_label, sizeof best_label, "Best single: %s", best_name ? best_name : "?");
     free(best_name);
-    if (!st) st = point_router(&R[nr++], "Random (expectation)", &te, NULL, refs.random, "", &br);
-    if (!st && !(choice = rtr_malloc((size_t)te.n * sizeof *choice))) st = RTR_ERR_NOMEM;
-    if (!st) {
-        rtr_router_oracle(choice, te.true_correct, te.true_cost, te.n, te.k);
-        st = point_router(&R[nr++], "Oracle", &te, choice, refs.random, "cheapest correct pair", &br);
-    }
-    if (!st) {
-        for (int64_t i = 0; i < te.n; i++) choice[i] = refs.best;
-        st = point_router(&R[nr++], best_label, &te, choice, refs.random, "best on the evaluated split", &br);
-    }
+    /* the reference routers: their points from the sums, their choices over the bootstrap's queries */
+    if (!st) st = point_router(&R[nr++], "Random (expectation)", refs.random, "", true, NULL, 0, te.k);
+    if (!st && boot && !(choice = rtr_malloc((size_t)(smp.n ? smp.n : 1) * sizeof *choice))) st = RTR_ERR_NOMEM;
+    if (!st && boot) rtr_router_oracle(choice, smp.correct, smp.cost, smp.n, te.k);
+    if (!st) st = point_router(&R[nr++], "Oracle", refs.oracle, "cheapest correct pair", false, choice, smp.n, te.k);
+    for (int64_t i = 0; !st && boot && i < smp.n; i++) choice[i] = refs.best;
+    if (!st)
+        st = point_router(&R[nr++], best_label, refs.single[refs.best], "best on the evaluated split", false, choice,
+                          smp.n, te.k);
 
     /* One x_max for every router of the table, then each router's metrics. */
     for (int i = 0; i < nr; i++)
@@ -1341,10 +1561,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
         if (!st && x_max > 0 && rtr_metric_aiq_from_zero(&R[i].aiq0, R[i].cost, R[i].acc, R[i].n, x_max) != RTR_OK)
             R[i].aiq0 = NAN;
-        thin_curve(&R[i]);
     }
     if (!st) st = check_ranks_agree(R, nr);
-    if (!st) st = run_bootstrap(&eb, R, nr, &te, &refs, ep, &br);
+    if (!st) st = run_bootstrap(&eb, R, nr, &te, &refs, ep, &smp, &ex.cal);
 
     /* one file for the job, from rank 0; no rank ends before it is written */
     if (!st && rtr_dist_rank() == 0) {
@@ -1373,13 +1592,12 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
             for (int t = 0; t < nt; t++) {
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "name", tables[t]);
-                cJSON_AddStringToObject(o, "checkpoint_hash", (t ? &extra[t] : &te)->checkpoint_hash);
+                cJSON_AddStringToObject(o, "checkpoint_hash", table_hash[t]);
                 cJSON_AddItemToArray(tabs, o);
             }
         }
-        cJSON *mix = mix_json(&te, 101, be);
-        if (mix) cJSON_AddItemToObject(root, "mix", mix);
-        cJSON_AddItemToObject(root, "calibration", calibration_json(&te, &eb));
+        cJSON_AddItemToObject(root, "mix", mix_json(te.cat, &ex.mix, te.k));
+        cJSON_AddItemToObject(root, "calibration", calibration_json(&ex.cal, &eb));
         cJSON_AddNumberToObject(root, "seconds", rtr_now() - t0);
         text = cJSON_Print(root);
         st = text ? rtr_write_file_atomic(out_path, text, strlen(text)) : rtr_fail(RTR_ERR_NOMEM, "eval: out of memory");
@@ -1412,7 +1630,14 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     cJSON_Delete(root);
     free(text);
     free(sample);
-    route_source_close(&es);
+    boot_sample_free(&smp);
+    free(ex.mix.count);
+    if (rs0_open) route_source_close(&rs0);
+    for (int t = 1; cur && t < nt; t++)
+        if (cur[t].rs.corp) route_source_close(&cur[t].rs);
+    free(cur);
+    for (int t = 0; table_hash && t < nt; t++) free(table_hash[t]);
+    free(table_hash);
     free(enc);
     eval_knn_free(&kn);
     eval_knn_free(&skn);
@@ -1422,10 +1647,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(table_buf);
     eval_refs_free(&refs);
     eval_refs_free(&train_refs);
-    route_data_free(&te);
     route_data_free(&tr);
-    for (int t = 0; extra && t < nt; t++) route_data_free(&extra[t]);
-    free(extra);
     free(R);
     free(tables);
     free(eb.idx);
