@@ -11,7 +11,8 @@ with its whole bootstrap (the same resample weights, which depend only on
 seed, id and resample), gives θ*_M and θ̂_M; the first corpus's intervals
 of the pairs, the Oracle and the calibration bins must be θ̂_N +
 sqrt(M/N)·(q(θ*_M) − θ̂_M) to rounding. At M >= N the file is the one
-without the option; M = 0 is a usage error naming the option."""
+without the option; M = 0 is a usage error naming the option; the
+summary and the report say the intervals come from a sample."""
 import json
 import math
 import os
@@ -108,6 +109,10 @@ def main():
     check("queries" not in b["bootstrap"], "no sample recorded when every query is resampled")
     check(f"200 paired bootstrap resamples of {m} of the {n} evaluated queries (m-out-of-n" in out,
           "the summary says the intervals come from a sample: " + out)
+    r = run("report", os.path.join(tmp, "a.json"), "--no-figures")
+    md = os.path.join(tmp, "a.md")
+    check(r.returncode == 0 and f"bootstrap resamples of a sample of {m} queries" in open(md).read(),
+          "the report says the intervals come from a sample: " + r.stderr)
     s = math.sqrt(m / n)
 
     # the pairs: every pair's accuracy and mean cost
