@@ -3,8 +3,8 @@
  * (never printed raw). rtr writes no variable-length strings into a corpus:
  * attributes are fixed-length, and string columns are bytes plus offsets
  * (docs/FORMAT.md), so its own columns never send HDF5 into the global
- * heap. It reads string attributes of either kind: h5py writes a str as a
- * variable-length one, and users annotate corpora with h5py. All HDF5 calls
+ * heap. It reads fixed-length string attributes of any padding, scalar or
+ * of one element; a variable-length one (h5py's str) only in `rtr upgrade`. All HDF5 calls
  * happen on one thread (Debian's libhdf5 is not thread-safe). Internal. */
 #ifndef RTR_STORE_H5_H
 #define RTR_STORE_H5_H
@@ -32,13 +32,16 @@ rtr_status h5_close(hid_t f, const char *path);
 
 /* Scalar attributes of the root group (put), of object o, the root group
  * when o is the file (get). A get takes a scalar or a 1-element array, and a
- * string fixed-length (any padding) or variable-length, ASCII or UTF-8. A
+ * fixed-length string of any padding, ASCII or UTF-8. A
  * missing or mistyped attribute is RTR_ERR_FORMAT naming path and key.
  * Strings: caller frees. */
 rtr_status h5_put_str(hid_t f, const char *key, const char *val);
 rtr_status h5_put_i64(hid_t f, const char *key, int64_t val);
 rtr_status h5_put_f64(hid_t f, const char *key, double val);
 rtr_status h5_get_str(hid_t o, const char *path, const char *key, char **val);
+/* h5_get_str that also reads a variable-length string (from the global
+ * heap, which HDF5 1.10 can loop on when damaged): `rtr upgrade` only. */
+rtr_status h5_get_str_v1(hid_t o, const char *path, const char *key, char **val);
 rtr_status h5_get_i64(hid_t o, const char *path, const char *key, int64_t *val);
 
 /* A whole byte string stored as a 1-D uint8 dataset (the catalog JSON). */

@@ -23,7 +23,7 @@ static char *v1_attr(hid_t f, const char *obj, const char *key) {
     char *out = NULL;
     if (!h5_exists(f, obj) && strcmp(obj, "/")) return NULL;
     hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
-    if (o >= 0 && H5Aexists(o, key) > 0 && h5_get_str(o, obj, key, &out)) out = NULL;
+    if (o >= 0 && H5Aexists(o, key) > 0 && h5_get_str_v1(o, obj, key, &out)) out = NULL;
     if (o >= 0) H5Oclose(o);
     H5Eclear2(H5E_DEFAULT);
     return out;
