@@ -27,7 +27,9 @@ char *rtr_tmp_name(const char *path, const char *host, long pid);
  * on another it could name a live stranger (the file kept forever) or
  * nothing (a live job's file removed); another host's temporary is left,
  * with a note on stderr. A live writer's (this run's included) and every
- * other file are left alone. */
+ * other file are left alone. A folder is read once for all its outputs and
+ * again only when an output is asked about a second time (files.c); not
+ * thread-safe: a process's outputs are made on one thread, as HDF5 needs. */
 void rtr_remove_stale_tmp(const char *path);
 
 #endif

@@ -41,3 +41,15 @@ bool rtr_json_integer(const cJSON *v, int64_t *out) {
     *out = (int64_t)x;
     return true;
 }
+
+const char *rtr_json_error_hint(const char *at, const char *end) {
+    if (!at) return "";
+    const char *p = at;
+    while (p < end && strchr(" \t\r\n", *p)) p++;
+    /* cJSON stops at the value it cannot read, or just before its sign */
+    if (p < end && *p == '-') p++;
+    if ((end - p >= 3 && !strncmp(p, "NaN", 3)) || (end - p >= 8 && !strncmp(p, "Infinity", 8)))
+        return ": NaN and Infinity are not JSON (Python's json.dumps writes them): write null for a missing value";
+    if (p == end) return ": the text ends before the JSON value closes (pretty-printed over several lines, or cut short?)";
+    return "";
+}

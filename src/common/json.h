@@ -18,4 +18,12 @@ const char *rtr_json_duplicate_key(const cJSON *obj);
 /* A JSON number that is an integer within ±2^53 (not 1.5, not 1e300). */
 bool rtr_json_integer(const cJSON *v, int64_t *out);
 
+/* A hint for JSON text that failed to parse at at (cJSON_GetErrorPtr; the
+ * text ends at end): "NaN and Infinity are not JSON ..." when a NaN,
+ * Infinity or -Infinity stands there (Python's json.dumps writes them for
+ * float('nan') and float('inf')), "the object is not closed ..." when
+ * only white space follows (a pretty-printed or cut object); "" otherwise,
+ * so it can always follow a message. */
+const char *rtr_json_error_hint(const char *at, const char *end);
+
 #endif

@@ -229,6 +229,27 @@ void rtr_remove_tree(const char *path) {
     rmdir(path);
 }
 
+const char *rtr_binary_kind(const void *data, size_t len) {
+    static const struct {
+        const char *magic;
+        size_t n;
+        const char *kind;
+    } kinds[] = {
+        {"\x1f\x8b", 2, "gzip-compressed (decompress it first: gunzip)"},
+        {"\x28\xb5\x2f\xfd", 4, "zstd-compressed (decompress it first: unzstd)"},
+        {"BZh", 3, "bzip2-compressed (decompress it first: bunzip2)"},
+        {"\xfd" "7zXZ\x00", 6, "xz-compressed (decompress it first: unxz)"},
+        {"PK\x03\x04", 4, "a zip archive (extract it first: unzip)"},
+        {"PAR1", 4, "a Parquet file (convert it first: tools/convert-outcomes long)"},
+        {"\x89HDF\r\n\x1a\n", 8, "an HDF5 file"},
+        {"\xff\xfe", 2, "UTF-16 text (convert it to UTF-8 first: iconv -f UTF-16 -t UTF-8)"},
+        {"\xfe\xff", 2, "UTF-16 text (convert it to UTF-8 first: iconv -f UTF-16 -t UTF-8)"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (len >= kinds[i].n && !memcmp(data, kinds[i].magic, kinds[i].n)) return kinds[i].kind;
+    return NULL;
+}
+
 bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
     size_t i = 0;
     while (i < len) {

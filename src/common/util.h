@@ -64,6 +64,12 @@ void rtr_remove_tree(const char *path);
  * offset of the first invalid sequence. */
 bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
 
+/* What the first bytes of a file say it is when it is not text rtr reads
+ * (a compressed file or archive, UTF-16, Parquet, HDF5): a phrase for a
+ * message, "gzip-compressed (decompress it first: gunzip)"; NULL for
+ * anything else. A log given gzip'd was "invalid UTF-8 at byte 1". */
+const char *rtr_binary_kind(const void *data, size_t len);
+
 /* 64-bit FNV-1a, used for catalog/weights/checkpoint hashes. Chainable. */
 #define RTR_FNV_SEED 0xcbf29ce484222325ULL
 uint64_t rtr_hash64(uint64_t h, const void *data, size_t len);

@@ -134,7 +134,10 @@ rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char
         const char *at = cJSON_GetErrorPtr();
         int line = 1;
         for (const char *p = json; at && p < at; p++) line += *p == '\n';
-        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON", origin, line);
+        /* the terminator counts: xz's magic ends in a NUL byte */
+        const char *kind = rtr_binary_kind(json, strlen(json) + 1);
+        if (kind) return rtr_fail(RTR_ERR_FORMAT, "%s: %s, not a JSON catalog", origin, kind);
+        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON%s", origin, line, rtr_json_error_hint(at, json + strlen(json)));
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);
     const char *dup = s ? NULL : rtr_json_duplicate_key(root); /* cJSON would keep the first silently */

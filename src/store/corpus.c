@@ -60,6 +60,35 @@ rtr_status rtr_manifest_write(const char *dir, const rtr_catalog *cat, int n_sha
     return s;
 }
 
+/* The complete encodings of a corpus handle already scanned, each with
+ * the stamp of its folder then. score opens a row reader per shard, and
+ * each resolved the encoding again, opening every shard's embeddings file:
+ * O(shards^2) HDF5 opens (docs/robustness.md, session 9). A folder whose
+ * stamp changed since (a file written, renamed or removed in it, by this
+ * process or another) is scanned again; an incomplete or unusable set is
+ * never kept. A file edited in place leaves the stamp as it was: the cache
+ * lives as long as the handle (one command), and each shard's file is
+ * checked again against its shard when a reader opens it. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime, ctime;
+} folder_stamp;
+
+struct store_scans {
+    struct store_scan {
+        folder_stamp stamp;
+        rtr_output_info info;
+    } *e;
+    int n;
+};
+
+static void scans_free(struct store_scans *sc) {
+    for (int i = 0; sc && i < sc->n; i++) rtr_output_info_free(&sc->e[i].info, 1);
+    if (sc) free(sc->e);
+    free(sc);
+}
+
 void rtr_corpus_close(rtr_corpus *c) {
     if (!c) return;
     for (int i = 0; i < c->n_shards; i++) {
@@ -71,6 +100,7 @@ void rtr_corpus_close(rtr_corpus *c) {
     free(c->files);
     free(c->hashes);
     free(c->counts);
+    scans_free(c->scans);
     rtr_catalog_free(&c->cat);
     free(c->dir);
     free(c);
@@ -155,7 +185,7 @@ rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir) {
     h5_init();
     char *mpath = manifest_path(dir), *text = NULL;
     rtr_corpus *c = rtr_calloc(1, sizeof *c);
-    if (!mpath || !c || !(c->dir = rtr_strdup(dir))) {
+    if (!mpath || !c || !(c->dir = rtr_strdup(dir)) || !(c->scans = rtr_calloc(1, sizeof *c->scans))) {
         free(mpath);
         rtr_corpus_close(c);
         return RTR_ERR_NOMEM;
@@ -391,6 +421,65 @@ static rtr_status scan_output(rtr_output_info *o, const rtr_corpus *c, const cha
     return RTR_OK;
 }
 
+static bool folder_stamp_of(const rtr_corpus *c, const char *kind, const char *name, folder_stamp *st) {
+    char *dir = store_output_path(c, kind, name, NULL);
+    struct stat sb;
+    bool ok = dir && stat(dir, &sb) == 0;
+    free(dir);
+    if (ok) *st = (folder_stamp){sb.st_dev, sb.st_ino, sb.st_mtim, sb.st_ctim};
+    return ok;
+}
+
+static bool same_stamp(const folder_stamp *a, const folder_stamp *b) {
+    return a->dev == b->dev && a->ino == b->ino && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static rtr_status info_copy(rtr_output_info *to, const rtr_output_info *from) {
+    *to = *from;
+    to->name = to->encoder = to->encoder_hash = to->checkpoint = to->checkpoint_hash = to->problem = NULL;
+    char **dst[6] = {&to->name, &to->encoder, &to->encoder_hash, &to->checkpoint, &to->checkpoint_hash, &to->problem};
+    char *const src[6] = {from->name, from->encoder, from->encoder_hash, from->checkpoint, from->checkpoint_hash,
+                          from->problem};
+    for (int i = 0; i < 6; i++)
+        if (src[i] && !(*dst[i] = rtr_strdup(src[i]))) {
+            rtr_output_info_free(to, 1);
+            return RTR_ERR_NOMEM;
+        }
+    return RTR_OK;
+}
+
+/* scan_output through the handle's store_scans (encodings only: a table's
+ * staleness hangs on another folder, its encoding's). */
+static rtr_status scan_output_cached(rtr_output_info *o, const rtr_corpus *c, const char *kind, const char *name) {
+    folder_stamp st;
+    if (strcmp(kind, EMB_DIR) || !c->scans || !folder_stamp_of(c, kind, name, &st)) return scan_output(o, c, kind, name);
+    struct store_scans *sc = c->scans;
+    struct store_scan *e = NULL;
+    for (int i = 0; i < sc->n && !e; i++)
+        if (!strcmp(sc->e[i].info.name, name)) e = &sc->e[i];
+    if (e && same_stamp(&e->stamp, &st)) return info_copy(o, &e->info);
+    rtr_status s = scan_output(o, c, kind, name);
+    if (s || !o->complete || o->problem) return s;
+    if (!e) {
+        struct store_scan *grown = rtr_realloc(sc->e, sizeof *grown * (size_t)(sc->n + 1));
+        if (!grown) return RTR_OK; /* not kept: scanned again next time */
+        sc->e = grown;
+        e = &sc->e[sc->n];
+        memset(e, 0, sizeof *e);
+        if (info_copy(&e->info, o)) return RTR_OK;
+        sc->n++;
+    } else {
+        rtr_output_info fresh;
+        if (info_copy(&fresh, o)) return RTR_OK;
+        rtr_output_info_free(&e->info, 1);
+        e->info = fresh;
+    }
+    e->stamp = st;
+    return RTR_OK;
+}
+
 rtr_status rtr_output_file_info(rtr_output_info *o, const rtr_corpus *c, const char *kind, const char *name,
                                 int shard) {
     memset(o, 0, sizeof *o);
@@ -522,7 +611,7 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
     } else if (by_hash) {
         for (int i = 0; i < n && !chosen && !s; i++) {
             rtr_output_info o;
-            s = scan_output(&o, c, kind, names[i]);
+            s = scan_output_cached(&o, c, kind, names[i]);
             if (!s && !o.problem && o.encoder_hash && !strcmp(o.encoder_hash, by_hash)) chosen = names[i];
             rtr_output_info_free(&o, 1);
         }
@@ -536,7 +625,7 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
                          emb ? "--encoder" : "--table")
               : rtr_fail(RTR_ERR_INVALID, "%s: no %s%s: run `%s` first", c->dir, what, emb ? "" : "s", stage);
     }
-    if (!s) s = scan_output(info, c, kind, chosen);
+    if (!s) s = scan_output_cached(info, c, kind, chosen);
     if (!s && info->problem) s = rtr_fail(RTR_ERR_INVALID, "%s/%s/%s: %s", c->dir, kind, chosen, info->problem);
     if (s) rtr_output_info_free(info, 1);
     free(list);

@@ -168,11 +168,16 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
                              rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(line, &end, false);
-    if (!root) return LINE_FAIL(w, "malformed JSON near byte %ld", (long)(cJSON_GetErrorPtr() - line));
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        return LINE_FAIL(w, "malformed JSON near byte %ld%s", (long)(at - line), rtr_json_error_hint(at, line + strlen(line)));
+    }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : LINE_FAIL(w, "a line must be a JSON object");
     /* one object per line: anything after it (a second object) would be lost */
     if (!s && end[strspn(end, " \t\r\n")])
-        s = LINE_FAIL(w, "unexpected text after the JSON object at byte %ld (one object per line)", (long)(end - line));
+        s = LINE_FAIL(w, "unexpected text after the JSON object at byte %ld (one object per line%s)", (long)(end - line),
+                      /* getline splits at LF only: a file of CR line ends is one line */
+                      strchr(end, '\r') && !strchr(end, '\n') ? "; these lines end in CR alone: convert them to LF" : "");
     const char *dup = s ? NULL : rtr_json_duplicate_key(root);
     if (dup) s = LINE_FAIL(w, "field %s: given twice", dup);
     if (!s) s = check_keys(w, root, LINE_KEYS, sizeof LINE_KEYS / sizeof *LINE_KEYS, NULL, -1);
@@ -286,6 +291,11 @@ static rtr_status ingest_file(const char *path, int input, const rtr_catalog *ca
             break;
         }
         w.line++;
+        const char *kind = w.line == 1 ? rtr_binary_kind(line, (size_t)len) : NULL;
+        if (kind) {
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: %s, not JSON lines", w.file, kind);
+            break;
+        }
         size_t bad;
         if (!rtr_utf8_valid(line, (size_t)len, &bad)) {
             s = LINE_FAIL(w, "invalid UTF-8 at byte %zu", bad);

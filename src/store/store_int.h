@@ -41,6 +41,7 @@ struct rtr_corpus {
     int n_shards;
     char **paths, **files, **hashes;
     int64_t *counts, n_queries, shard_size;
+    struct store_scans *scans; /* complete encodings already scanned (corpus.c) */
 };
 
 /* 16 lower-case hex digits. */
