@@ -412,8 +412,14 @@ if [ -n "$only" ] && [ -n "$onnx_pid" ]; then
 fi
 section_end=$(($(date +%s) + cpu_window))
 [ "$section_end" -le "$deadline" ] || section_end=$deadline
-cpu_bf16=0
-grep -qw avx512_bf16 /proc/cpuinfo && cpu_bf16=1
+# bf16 needs the CPU's AVX-512 BF16 and a bundle built with oneDNN
+# (tools/device-bundle leaves oneDNN out when the bundle would not fit the
+# device tool's limit with it)
+cpu_bf16=0 bf16_why="no AVX-512 BF16"
+if ! grep -qw avx512_bf16 /proc/cpuinfo; then :
+elif ! ldd "$tbin/bench_encode_cpu" 2>/dev/null | grep -q libdnnl; then bf16_why="rtr built without oneDNN"
+else cpu_bf16=1; fi
+export bf16_why
 export cpu_bf16
 cpu_info() {
     local f flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) " have=() lack=() rc
@@ -436,9 +442,9 @@ cpu_info() {
         sort | uniq -c | sed 's/^ */oneDNN matmul calls (count, implementation, source): /'
     if [ "$cpu_bf16" = 0 ]; then
         echo "rtr: $(grep -m1 -i 'bf16' "$work/dnnl-verbose.log" | cut -c1-300)"
-        echo "no AVX-512 BF16: CPU bf16 skipped"
+        echo "$bf16_why: CPU bf16 skipped"
         # refused, as it must be where it cannot run
-        [ $rc != 0 ] || { echo "bench_encode_cpu --precision bf16 ran on a CPU without AVX-512 BF16"; return 1; }
+        [ $rc != 0 ] || { echo "bench_encode_cpu --precision bf16 ran where it cannot ($bf16_why)"; return 1; }
         return 0
     fi
     [ $rc = 0 ] || { tail -5 "$work/dnnl-verbose.log"; echo "bf16 encode failed (rc $rc)"; return 1; }
@@ -451,7 +457,7 @@ cpu_info() {
 # not carried: that part skips, and the test exits 77 for it; a run whose
 # bf16 cases passed on MiniLM is a pass)
 cpu_bf16_test() {
-    [ "$cpu_bf16" = 1 ] || { echo "no AVX-512 BF16: CPU bf16 skipped"; return 77; }
+    [ "$cpu_bf16" = 1 ] || { echo "$bf16_why: CPU bf16 skipped"; return 77; }
     RTR_MODELS_DIR=$models RTR_SHARED_DATA=$shared "$tbin/test_cpu_gemm_dnnl" 2>&1 | tee "$work/cpu-bf16-test.log"
     local rc=${PIPESTATUS[0]}
     if [ $rc = 77 ] && grep -q '^ok   test_bf16_layers' "$work/cpu-bf16-test.log" &&
@@ -476,7 +482,7 @@ cpu_encode() {
     local t=$1 configs=rtr-fp32
     if [ -s "$work/cache/onnx/all-MiniLM-L6-v2/model.onnx" ]; then configs=ort,$configs; else
         echo "no ONNX model (step cpu-onnx): ONNX Runtime left out"; fi
-    if [ "$cpu_bf16" = 1 ]; then configs=$configs,rtr-bf16; else echo "no AVX-512 BF16: CPU bf16 skipped (fp32 only)"; fi
+    if [ "$cpu_bf16" = 1 ]; then configs=$configs,rtr-bf16; else echo "$bf16_why: CPU bf16 skipped (fp32 only)"; fi
     RTR_SHARED_DATA=$shared RTR_CACHE=$work/cache python3 "$root/bench/bench_encode.py" \
         --rtr-bench "$tbin/bench_encode_cpu" --models "$models" --only all-MiniLM-L6-v2 --threads "$t" --rounds 3 \
         --configs "$configs" --short-texts $((48 * t)) --long-texts $((t < 8 ? 8 : 2 * t))

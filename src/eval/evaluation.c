@@ -1219,9 +1219,15 @@ static rtr_status check_ranks_agree(const router_result *R, int nr) {
 }
 
 /* v[0], v[stride], ... (n resamples' values of one statistic) as the
- * m-out-of-n bootstrap reads them: full + s·(v − sample). */
-static void boot_scale(double *v, int32_t n, int64_t stride, double full, double sample, double s) {
-    for (int32_t b = 0; b < n; b++) v[(size_t)b * stride] = full + s * (v[(size_t)b * stride] - sample);
+ * m-out-of-n bootstrap reads them: full + s·(v − sample), kept within the
+ * statistic's range [lo, hi] (the shifted and scaled deviations can pass a
+ * bound the statistic cannot: an accuracy interval up to 100.24%). */
+static void boot_scale(double *v, int32_t n, int64_t stride, double full, double sample, double s, double lo,
+                       double hi) {
+    for (int32_t b = 0; b < n; b++) {
+        double y = full + s * (v[(size_t)b * stride] - sample);
+        v[(size_t)b * stride] = y < lo ? lo : y > hi ? hi : y; /* NaN stays NaN */
+    }
 }
 
 /* The m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997): a statistic
@@ -1243,23 +1249,25 @@ static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t
     for (int i = 0; i < nr; i++) {
         int q = eb->idx[i];
         if (q < 0) continue;
-        boot_scale(eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s);
-        boot_scale(eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s);
-        boot_scale(eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s);
+        boot_scale(eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s, 0, 1);
+        boot_scale(eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s, 0, 1);
+        boot_scale(eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s, 0, INFINITY);
         for (int m = 0; m < N_MARKS_B; m++) {
             size_t at = (size_t)q * N_MARKS_B + m;
-            boot_scale(eb->b.acc + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_acc[m] : NAN, pt.acc[at], s);
-            boot_scale(eb->b.cost + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_cost[m] : NAN, pt.cost[at], s);
+            boot_scale(eb->b.acc + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_acc[m] : NAN, pt.acc[at], s, 0,
+                       1);
+            boot_scale(eb->b.cost + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_cost[m] : NAN, pt.cost[at],
+                       s, 0, INFINITY);
         }
     }
     for (int32_t j = 0; j < te->k; j++) {
-        boot_scale(eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s);
-        boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s);
+        boot_scale(eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s, 0, 1);
+        boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s, 0, INFINITY);
     }
     double full[CALIB_BINS], sample[CALIB_BINS];
     for (int c = 0; c < CALIB_BINS; c++) full[c] = cal->cnt[c] ? cal->st[c] / cal->cnt[c] : NAN;
     calib_rates(sample, smp->p, smp->correct, NULL, n, te->k);
-    for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s);
+    for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s, 0, 1);
     rtr_boot_free(&pt);
     return RTR_OK;
 }
