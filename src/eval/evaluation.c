@@ -1475,7 +1475,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
             ex.eml = &eml;
     }
-    /* every λ router opened, in the table's order */
+    /* every λ router opened, in the table's order (the ex.*_r pointers
+     * only where lam exists: an offset from NULL is undefined) */
     int n_lam = 0;
     lam_router *lam = NULL;
     if (!st && !(lam = rtr_calloc((size_t)nt + 4, sizeof *lam))) st = RTR_ERR_NOMEM;
@@ -1486,16 +1487,16 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         ex.stack_r = &lam[n_lam];
         st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
     }
-    ex.paper_r = &lam[n_lam];
+    ex.paper_r = lam ? &lam[n_lam] : NULL;
     for (int t = 0; !st && t < nt; t++) {
         if (ep->paper_only) snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
         else snprintf(name, sizeof name, nt > 1 ? "RTR (paper): %s" : "RTR (paper)", tables[t]);
         R[nr].rtr = true;
         st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
     }
-    ex.prior_r = &lam[n_lam];
+    ex.prior_r = lam ? &lam[n_lam] : NULL;
     if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "Dataset prior", be, te.k, &br, boot, te.n);
-    ex.knn_r = &lam[n_lam];
+    ex.knn_r = lam ? &lam[n_lam] : NULL;
     if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "kNN router", be, te.k, &br, boot, te.n);
     if (!st && ex.eml) {
         ex.eml_r = &lam[n_lam];
