@@ -296,6 +296,9 @@ static rtr_status make(hid_t f, const char *name, h5_kind kind, int64_t rows, in
     herr_t e = sp < 0 || dcpl < 0 || lcpl < 0 ? -1 : 0;
     if (e >= 0) e = H5Pset_create_intermediate_group(lcpl, 1);
     if (e >= 0) e = H5Pset_chunk(dcpl, rank, chunk);
+    /* no modification times in the object header: the same data makes the
+     * same bytes, run to run and however ranks split the rows */
+    if (e >= 0) e = H5Pset_obj_track_times(dcpl, 0);
     if (e >= 0 && deflate) e = H5Pset_shuffle(dcpl);
     if (e >= 0 && deflate) e = H5Pset_deflate(dcpl, 4);
     if (e >= 0 && !deflate) e = H5Pset_fletcher32(dcpl); /* a damaged chunk still fails its read */
