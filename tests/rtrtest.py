@@ -89,3 +89,29 @@ def md_cells(line, unescape=False):
         esc = ch == "\\" and not esc
     cells.append(cur.strip())
     return [c.replace("\\", "") for c in cells] if unescape else cells
+
+
+def require_mpi():
+    """Skip (77) unless rtr was built with MPI (RTR_MPI) and mpirun is on the
+    PATH; the environment for mpirun on this one machine (as root where CI
+    runs so, loopback and shared memory only, oversubscribed, unbound)."""
+    import shutil
+    cache = os.path.join(os.environ.get("RTR_BINARY_DIR", "."), "CMakeCache.txt")
+    if not (os.path.exists(cache) and "RTR_HAVE_MPI:INTERNAL=ON" in open(cache).read() and shutil.which("mpirun")):
+        skip("rtr built without MPI (RTR_MPI) or no mpirun")
+    return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
+                OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
+                OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_hwloc_base_binding_policy="none")
+
+
+# A wrapper each rank runs its command through (python3 - FILE CMD...): it
+# appends "RANK BYTES_READ" (the command's rchar from /proc) to FILE.
+PER_RANK = """import os, subprocess, sys
+def rchar():
+    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
+before = rchar()
+rc = subprocess.run(sys.argv[2:]).returncode
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before}\\n")
+sys.exit(rc)
+"""

@@ -20,30 +20,14 @@ import sys
 import tempfile
 import time
 
-from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, skip
+from rtrtest import PER_RANK, RTR, check, demo_corpus, finish, require_mpi, require_numpy_h5py, require_rtr
 
 require_numpy_h5py()
 require_rtr()
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
 
-cache = os.path.join(os.environ.get("RTR_BINARY_DIR", "."), "CMakeCache.txt")
-if not (os.path.exists(cache) and "RTR_HAVE_MPI:INTERNAL=ON" in open(cache).read() and shutil.which("mpirun")):
-    skip("rtr built without MPI (RTR_MPI) or no mpirun")
-
-MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
-               OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
-               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_hwloc_base_binding_policy="none")
-
-PER_RANK = """import os, subprocess, sys
-def rchar():
-    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
-before = rchar()
-rc = subprocess.run(sys.argv[2:]).returncode
-with open(sys.argv[1], "a") as f:
-    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before}\\n")
-sys.exit(rc)
-"""
+MPI_ENV = require_mpi()
 
 
 def route(ranks, corpus, out, *extra, env=None, wrapper=()):

@@ -23,7 +23,8 @@ import sys
 import tempfile
 import time
 
-from rtrtest import RTR, check, demo_corpus, finish, require_numpy_h5py, require_rtr, run, skip, skip_part
+from rtrtest import (PER_RANK, RTR, check, demo_corpus, finish, require_mpi, require_numpy_h5py, require_rtr, run,
+                     skip_part)
 
 require_numpy_h5py()
 require_rtr()
@@ -31,13 +32,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
 
-cache = os.path.join(os.environ.get("RTR_BINARY_DIR", "."), "CMakeCache.txt")
-if not (os.path.exists(cache) and "RTR_HAVE_MPI:INTERNAL=ON" in open(cache).read() and shutil.which("mpirun")):
-    skip("rtr built without MPI (RTR_MPI) or no mpirun")
-
-MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
-               OMPI_MCA_mpi_yield_when_idle="1", OMPI_MCA_btl_vader_single_copy_mechanism="none",
-               OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_hwloc_base_binding_policy="none")
+MPI_ENV = require_mpi()
 
 
 def rchar():
@@ -55,16 +50,6 @@ def rtr_on(ranks, *args, env=None):
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(MPI_ENV, **(env or {})), timeout=300)
     return r, rchar() - before
 
-
-PER_RANK = """import os, subprocess, sys
-def rchar():
-    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
-before = rchar()
-rc = subprocess.run(sys.argv[2:]).returncode
-with open(sys.argv[1], "a") as f:
-    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before}\\n")
-sys.exit(rc)
-"""
 
 
 def rtr_on_wrapped(ranks, wrapper, *args):
