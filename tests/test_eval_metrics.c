@@ -219,6 +219,7 @@ static void test_boot_sample(void) {
     eval_boot_bottom_rows(&s);
     for (int64_t i = 1; i < s.n; i++) CHECK(s.pick[i - 1].row < s.pick[i].row); /* ascending rows */
     bottom_keys(a, &s, fwd);
+    eval_boot_bottom_free(&s);
     CHECK(eval_boot_bottom_init(&s, M) == RTR_OK);
     for (int i = 0; i < N; i++) CHECK(eval_boot_bottom_add(&s, h[N - 1 - i], i) == RTR_OK);
     bottom_keys(b, &s, rev);
