@@ -6,8 +6,12 @@
 # rounds (1 2 1 2 ...); prints the median wall time of each, the speedup and
 # the efficiency (speedup / 2), with the machine's load. Every 2-rank output
 # of score, sweep, route and eval is checked equal to the 1-rank one first
-# (tests/test_mpi.sh does it fully, and checks train's model). encode,
+# (eval's numbers to 1e-9 relative: its sums are added over the ranks;
+# tests/test_mpi.sh does it fully, and checks train's model). encode,
 # train and eval run one thread per rank, so 2 ranks use twice the cores.
+# eval's ranks each run through a wrapper that reports the bytes it read
+# (rchar of /proc/self/io) and its peak RSS (ru_maxrss): their medians per
+# rank are printed after the times.
 #   bench/mpi_scaling.sh [BUILD_DIR] [QUERIES] [ROUNDS] [STAGES]
 #   (default build-mpi 20000 3 "score sweep route encode train eval"; route:
 #   --budget 100 to a CSV file, table ref)
@@ -35,12 +39,26 @@ if [ -f "$model/model.safetensors" ]; then
   "$rtr" ingest --catalog small/catalog.json --out e --shard-size 40 small/outcomes.jsonl >/dev/null 2>&1
 fi
 
-# time_of NAME RANKS command...: seconds appended to NAME.RANKS
+cat > wrap.py <<'EOF'
+import os, resource, subprocess, sys
+def rchar():
+    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
+before = rchar()
+rc = subprocess.run(sys.argv[2:]).returncode
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(sys.argv[1], "a") as f:
+    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before} {rss}\n")
+sys.exit(rc)
+EOF
+
+# time_of NAME RANKS command...: seconds appended to NAME.RANKS (eval: each
+# rank through wrap.py, its bytes read and peak RSS appended to eval.io.RANKS)
 time_of() {
-  local name=$1 ranks=$2 t0 t1
+  local name=$1 ranks=$2 t0 t1 run=("$rtr")
   shift 2
+  [ "$name" = eval ] && run=(python3 wrap.py "eval.io.$ranks" "$rtr")
   t0=$(date +%s.%N)
-  if [ "$ranks" = 1 ]; then "$rtr" "$@" -q >/dev/null; else mpirun -np 2 --oversubscribe "$rtr" "$@" -q >/dev/null; fi
+  if [ "$ranks" = 1 ]; then "${run[@]}" "$@" -q >/dev/null; else mpirun -np 2 --oversubscribe "${run[@]}" "$@" -q >/dev/null; fi
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc >> "$name.$ranks"
 }
@@ -55,7 +73,8 @@ for r in $(seq 1 "$rounds"); do
     # 5 epochs of a 256-unit predictor: 2 ranks each compute half of every batch
     [[ $stages == *" train "* ]] && time_of train $ranks train c --out t$ranks.safetensors --hidden 256 --learn-dim 64 \
       --epochs 5 --patience 5 --threads 1
-    # 1000 bootstrap resamples (2 ranks: 500 each); every rank builds every router
+    # 1000 bootstrap resamples (2 ranks: 500 each); each rank reads its own
+    # evaluated rows and the whole training split
     [[ $stages == *" eval "* ]] && time_of eval $ranks eval c --table ref --checkpoint ck.safetensors --no-embedllm \
       --bootstrap 1000 --threads 1 --out ev$ranks.json
   done
@@ -71,8 +90,15 @@ done
 [[ $stages != *" eval "* ]] || python3 -c "
 import json, sys
 a, b = (json.load(open(f)) for f in ('ev1.json', 'ev2.json'))
-for x in (a, b): x.pop('seconds'); x.pop('device')
-sys.exit(a != b)" || { echo "eval: ranks differ"; exit 1; }
+def same(x, y):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x if k not in ('seconds', 'device'))
+    if isinstance(x, list):
+        return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+    if isinstance(x, float) or isinstance(y, float):
+        return x is not None and y is not None and abs(x - y) <= 1e-9 * max(abs(x), abs(y), 1e-300)
+    return x == y
+sys.exit(not same(a, b))" || { echo "eval: ranks differ"; exit 1; }
 
 median() { sort -g "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $n queries in 8 shards (encode: 160 in 4)"
@@ -83,5 +109,14 @@ for s in score sweep route encode train eval; do
   a=$(median "$s.1") b=$(median "$s.2")
   printf "%-8s %10.3f %10.3f %8.2f %10.2f  %s; %s\n" "$s" "$a" "$b" "$(echo "$a / $b" | bc -l)" \
     "$(echo "$a / $b / 2" | bc -l)" "$(range "$s.1")" "$(range "$s.2")"
+done
+for ranks in 1 2; do
+  [ -f "eval.io.$ranks" ] || break
+  for r in $(seq 0 $((ranks - 1))); do
+    awk -v r="$r" '$1 == r {print $2}' "eval.io.$ranks" > b.txt
+    awk -v r="$r" '$1 == r {print $3}' "eval.io.$ranks" > m.txt
+    printf "eval, %s rank(s): rank %s read %.1f MB, peak RSS %.1f MB (medians)\n" "$ranks" "$r" \
+      "$(echo "$(median b.txt) / 1000000" | bc -l)" "$(echo "$(median m.txt) / 1000" | bc -l)"
+  done
 done
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -66,6 +66,11 @@ RTR_API rtr_status rtr_dist_nccl_sum_f32(rtr_backend *b, float *x, size_t n);
  * frees; *len its size, counts[r] rank r's bytes when counts is not NULL:
  * room for rtr_dist_size()); other ranks get *all = NULL, *len = 0. */
 RTR_API rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *mine, size_t n);
+/* Every rank's block of bytes, in rank order, on every rank (*all, caller
+ * frees; *len its size): rtr_dist_gather, then rank 0's result to the
+ * others. For what every rank must hold whole and is bounded (eval's
+ * bootstrap sample). */
+RTR_API rtr_status rtr_dist_gather_all(void **all, size_t *len, const void *mine, size_t n);
 /* root's n bytes to every rank. */
 RTR_API rtr_status rtr_dist_bcast(void *buf, size_t n, int root);
 /* Point to point, for streams (the λ path's breakpoints, route.h): n bytes

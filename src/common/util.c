@@ -265,6 +265,20 @@ bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
     return true;
 }
 
+char *rtr_utf8_scrub(const char *s) {
+    size_t len = strlen(s), bad, o = 0;
+    char *out = rtr_malloc(3 * len + 1); /* each invalid byte may become the 3 bytes of U+FFFD */
+    if (!out) return NULL;
+    while (len) {
+        size_t ok = rtr_utf8_valid(s, len, &bad) ? len : bad;
+        memcpy(out + o, s, ok);
+        o += ok, s += ok, len -= ok;
+        if (len) memcpy(out + o, "\xef\xbf\xbd", 3), o += 3, s++, len--;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 uint64_t rtr_hash64(uint64_t h, const void *data, size_t len) {
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++) {

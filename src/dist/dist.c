@@ -298,6 +298,23 @@ rtr_status rtr_dist_gather(void **all, size_t *len, size_t *counts, const void *
 #endif
 }
 
+rtr_status rtr_dist_gather_all(void **all, size_t *len, const void *mine, size_t n) {
+    rtr_status st = rtr_dist_gather(all, len, NULL, mine, n);
+    if (g_size == 1 || st) return st;
+    uint64_t total = *len;
+    st = rtr_dist_bcast(&total, sizeof total, 0);
+    if (!st && g_rank != 0 && !(*all = rtr_malloc(total ? (size_t)total : 1))) st = RTR_ERR_NOMEM;
+    if (!st) st = rtr_dist_bcast(*all, (size_t)total, 0);
+    if (st) {
+        free(*all);
+        *all = NULL;
+        *len = 0;
+        return st;
+    }
+    *len = (size_t)total;
+    return RTR_OK;
+}
+
 /* ------------------------------------------------------------- NCCL */
 
 bool rtr_dist_nccl_built(void) {

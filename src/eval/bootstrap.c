@@ -13,6 +13,7 @@
 
 #include "common/util.h"
 #include "eval/evaluate.h"
+#include "rtr/dist.h"
 
 void rtr_choice_path_free(rtr_choice_path *cp) {
     free(cp->choice0);
@@ -133,6 +134,60 @@ void eval_choice_builder_free(eval_choice_builder *cb) {
     free(cb->choice0);
     free(cb->ev);
     free(cb);
+}
+
+rtr_status eval_choice_builder_gather_ranks(eval_choice_builder *cb) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    /* this rank's block: n, n_ev, its events, its first choices */
+    size_t ev_bytes = (size_t)cb->n_ev * sizeof *cb->ev, mine_n = 2 * sizeof(int64_t) + ev_bytes + (size_t)cb->n * sizeof(int32_t);
+    char *mine = rtr_malloc(mine_n), *all = NULL;
+    size_t len = 0;
+    rtr_status st = mine ? RTR_OK : RTR_ERR_NOMEM;
+    if (!st) {
+        int64_t head[2] = {cb->n, cb->n_ev};
+        memcpy(mine, head, sizeof head);
+        if (ev_bytes) memcpy(mine + sizeof head, cb->ev, ev_bytes);
+        if (cb->n) memcpy(mine + sizeof head + ev_bytes, cb->choice0, (size_t)cb->n * sizeof(int32_t));
+        st = rtr_dist_gather_all((void **)&all, &len, mine, mine_n);
+    }
+    free(mine);
+    /* the totals, then every rank's block at its offset: rank r's queries
+     * follow ranks 0 .. r - 1's, as one process added them */
+    int64_t n = 0, n_ev = 0;
+    for (size_t at = 0; !st && at < len;) {
+        int64_t head[2];
+        memcpy(head, all + at, sizeof head);
+        n += head[0], n_ev += head[1];
+        at += sizeof head + (size_t)head[1] * sizeof *cb->ev + (size_t)head[0] * sizeof(int32_t);
+    }
+    if (!st) st = choice_path_fits(n);
+    int32_t *choice0 = st ? NULL : rtr_malloc((size_t)(n ? n : 1) * sizeof *choice0);
+    switch_event *ev = st ? NULL : rtr_malloc((size_t)(n_ev ? n_ev : 1) * sizeof *ev);
+    if (!st && (!choice0 || !ev)) st = RTR_ERR_NOMEM;
+    int64_t q = 0, e = 0;
+    for (size_t at = 0; !st && at < len;) {
+        int64_t head[2];
+        memcpy(head, all + at, sizeof head);
+        at += sizeof head;
+        memcpy(ev + e, all + at, (size_t)head[1] * sizeof *ev);
+        for (int64_t i = e; i < e + head[1]; i++) ev[i].query += (uint32_t)q;
+        at += (size_t)head[1] * sizeof *ev;
+        memcpy(choice0 + q, all + at, (size_t)head[0] * sizeof *choice0);
+        at += (size_t)head[0] * sizeof *choice0;
+        q += head[0], e += head[1];
+    }
+    free(all);
+    if (st) {
+        free(choice0);
+        free(ev);
+        return st;
+    }
+    free(cb->choice0);
+    free(cb->ev);
+    cb->choice0 = choice0, cb->ev = ev;
+    cb->n = cb->cap0 = n;
+    cb->n_ev = cb->cap = n_ev;
+    return RTR_OK;
 }
 
 rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp) {

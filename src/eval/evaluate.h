@@ -165,6 +165,12 @@ void eval_boot_bottom_free(eval_boot_bottom *s);
 typedef struct eval_choice_builder eval_choice_builder;
 rtr_status eval_choice_builder_open(eval_choice_builder **cb, int32_t k, int64_t n_hint);
 rtr_status eval_choice_builder_add(eval_choice_builder *cb, rtr_backend *b, const float *p, const float *c, int64_t n);
+/* Under MPI (every rank calls it, each having added its own queries, the
+ * ranks' queries in rank order being the whole's): every rank's queries
+ * into every rank's cb, in rank order, so finish gives one process's path
+ * over all of them, bit for bit (their envelopes were computed per query).
+ * Alone: nothing. */
+rtr_status eval_choice_builder_gather_ranks(eval_choice_builder *cb);
 rtr_status eval_choice_builder_finish(eval_choice_builder *cb, rtr_choice_path *cp);
 void eval_choice_builder_free(eval_choice_builder *cb);
 

@@ -12,8 +12,11 @@
  * cost of the best single pair on the training split. Several routing tables
  * of one corpus (one per predictor) are each an RTR row of the same table.
  * The paths and RTR's mix of choices are computed on a backend. Under MPI
- * every rank builds every router and the bootstrap's resamples are split
- * across the ranks (docs/SCALING.md). */
+ * each rank reads its own range of the evaluated split (the training split
+ * whole, every baseline fitted on every rank): the sums are added over the
+ * ranks, each λ router's path and RouteLLM-style's thresholds are merged
+ * and walked on rank 0, the bootstrap's sample is gathered on every rank,
+ * and its resamples are split across the ranks (docs/SCALING.md). */
 #include "rtr/eval.h"
 #include "rtr/dist.h"
 #include "common/json.h"
@@ -97,17 +100,21 @@ typedef struct {
 } boot_rows;
 
 /* What the evaluation keeps of the evaluated split once it is read: its
- * size, catalog, cost scale and table's checkpoint. */
+ * size, catalog, cost scale and table's checkpoint; under MPI this rank's
+ * rows of it (rows first .. first + n_local - 1 of the split's n, in the
+ * split's order: its range of stored rows, rtr_part_range; alone all). */
 typedef struct {
     const rtr_catalog *cat;
-    int64_t n;
+    int64_t n, first, n_local;
     int32_t k;
     double cost_scale;
     const char *checkpoint_hash;
+    const rtr_row_range *rows; /* the rank's range (the sources' rows); NULL: every row */
 } split_info;
 
-/* A block of evaluated rows [i0, i0 + n) (EVAL_KNN_BLOCK at most, starting
- * at a multiple of it): what every router reads of them. p[t], cost[t]:
+/* A block of evaluated rows [i0, i0 + n) of the split (EVAL_KNN_BLOCK at
+ * most, between two multiples of it: one process's blocks, a rank's first
+ * one cut at its first row): what every router reads of them. p[t], cost[t]:
  * table t's (nt tables); owned copies, refilled block after block. */
 typedef struct {
     int64_t i0, n;
@@ -256,16 +263,52 @@ static rtr_status lam_point(void *ctx, const rtr_path_point *p) {
     return curve_sink_point(&w->cs, p->j, p->real_cost, p->real_acc);
 }
 
+/* What rank 0's walk of a router's path or thresholds decides, sent to
+ * every rank (under MPI the other ranks' walks see no point: they serve
+ * their queries' part of it): the marks, the operating point, the curve's
+ * size, and mark_s (RouteLLM-style's score at each mark; NULL: none). */
+typedef struct {
+    int64_t n, mark[N_MARKS], missing[N_MARKS];
+    double acc[N_MARKS], cost[N_MARKS], x[N_MARKS], lambda[N_MARKS], s[N_MARKS], op_lambda;
+    rtr_op_point op;
+    char note[sizeof ((router_result *)0)->note];
+} marks_msg;
+
+static rtr_status share_marks(router_result *r, double *mark_s) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    marks_msg m;
+    memset(&m, 0, sizeof m);
+    m.n = r->n, m.op = r->op, m.op_lambda = r->op_lambda;
+    memcpy(m.mark, r->mark, sizeof m.mark), memcpy(m.missing, r->mark_missing, sizeof m.missing);
+    memcpy(m.acc, r->mark_acc, sizeof m.acc), memcpy(m.cost, r->mark_cost, sizeof m.cost);
+    memcpy(m.x, r->mark_x, sizeof m.x), memcpy(m.lambda, r->mark_lambda, sizeof m.lambda);
+    memcpy(m.note, r->note, sizeof m.note);
+    if (mark_s) memcpy(m.s, mark_s, sizeof m.s);
+    rtr_status st = rtr_dist_bcast(&m, sizeof m, 0);
+    if (st) return st;
+    r->n = m.n, r->op = m.op, r->op_lambda = m.op_lambda;
+    memcpy(r->mark, m.mark, sizeof m.mark), memcpy(r->mark_missing, m.missing, sizeof m.missing);
+    memcpy(r->mark_acc, m.acc, sizeof m.acc), memcpy(r->mark_cost, m.cost, sizeof m.cost);
+    memcpy(r->mark_x, m.x, sizeof m.x), memcpy(r->mark_lambda, m.lambda, sizeof m.lambda);
+    memcpy(r->note, m.note, sizeof m.note);
+    if (mark_s) memcpy(mark_s, m.s, sizeof m.s);
+    return RTR_OK;
+}
+
 /* Every block in: the walk (marks, the file's points, x_max), the curve in
  * cost order into r->cs, and the bootstrap's choices with the marks as
- * their points (by λ: the sample's switch λ are some of the path's). */
+ * their points (by λ: the sample's switch λ are some of the path's).
+ * Under MPI rank 0 walks every rank's path (rtr_path_builder_walk_ranks):
+ * the file's points, the curve and x_max are its alone, the marks go to
+ * every rank, and every rank's sampled queries' choices to every rank. */
 static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget, double *x_max) {
     router_result *r = L->r;
     lam_walk w = {.budget = budget};
     curve_sink_init(&w.cs, r);
     for (int b = 0; b < N_BUDGETS; b++) w.at[b].j = -1;
+    w.first.j = -1; /* a rank other than 0 sees no point */
     int64_t nq, nsw;
-    rtr_status st = rtr_path_builder_walk(L->pb, lam_point, &w, &nq, &nsw);
+    rtr_status st = rtr_path_builder_walk_ranks(L->pb, lam_point, &w, &nq, &nsw);
     L->pb = NULL;
     if (st) st = rtr_fail_prefix(st, "%s: ", r->name);
     for (int m = 0; !st && m < N_MARKS; m++) {
@@ -286,8 +329,9 @@ static rtr_status lam_finish(lam_router *L, const eval_refs *refs, double budget
         if (w.at[N_BUDGETS - 1].j < 0) snprintf(r->note, sizeof r->note, "cheapest routing: the budget is below it");
         else snprintf(r->note, sizeof r->note, "λ ≤ %.4g", r->op_lambda);
     }
+    if (!st) st = share_marks(r, NULL);
     st = curve_sink_finish(&w.cs, st, refs, x_max);
-    if (!st && L->cb) {
+    if (!st && L->cb && !(st = eval_choice_builder_gather_ranks(L->cb))) {
         st = eval_choice_builder_finish(L->cb, &r->bp);
         L->cb = NULL;
         for (int m = 0; !st && m < N_MARKS; m++) {
@@ -1039,15 +1083,18 @@ static rtr_status set_str(char **to, const char *s) {
 /* The evaluated split read once, a chunk of rows at a time (rs0: the first
  * table with the outcomes and embeddings; cur[t], t > 0: the further
  * tables, checked row by row against rs0's ids), re-blocked into
- * EVAL_KNN_BLOCK rows for emb_block. n: the rows the ids' pass counted. */
-static rtr_status eval_pass_run(emb_pass *x, route_source *rs0, tab_cursor *cur, eval_block *b, int64_t n,
+ * EVAL_KNN_BLOCK rows for emb_block. te: this rank's rows (all alone), as
+ * the ids' pass counted them; rows are numbered in the whole split, and
+ * blocks end where one process's do (at multiples of EVAL_KNN_BLOCK), so a
+ * rank's first block may be shorter. */
+static rtr_status eval_pass_run(emb_pass *x, route_source *rs0, tab_cursor *cur, eval_block *b, const split_info *te,
                                 const char *corpus_dir) {
     int32_t k = b->k, d = b->d;
     rtr_status st = route_source_begin(rs0, RTR_COL_ID | RTR_COL_DATASET);
     for (int t = 1; !st && t < b->nt; t++) st = route_source_begin(&cur[t].rs, RTR_COL_ID);
-    int64_t row = 0;
+    int64_t row = te->first;
     route_chunk ch;
-    b->i0 = b->n = 0;
+    b->i0 = te->first, b->n = 0;
     while (!st && !(st = route_source_next(rs0, &ch)) && ch.n) {
         for (int64_t i = 0; !st && i < ch.n; i++, row++) {
             int64_t r = b->n;
@@ -1076,7 +1123,7 @@ static rtr_status eval_pass_run(emb_pass *x, route_source *rs0, tab_cursor *cur,
                 memcpy(b->cost[t] + o, c->ch.cost + (size_t)c->pos * k, (size_t)k * sizeof(float));
                 c->pos++;
             }
-            if (!st && ++b->n == EVAL_KNN_BLOCK) {
+            if (!st && (b->i0 + ++b->n) % EVAL_KNN_BLOCK == 0) {
                 st = emb_block(x, b);
                 b->i0 += b->n, b->n = 0;
             }
@@ -1090,49 +1137,96 @@ static rtr_status eval_pass_run(emb_pass *x, route_source *rs0, tab_cursor *cur,
             st = rtr_fail(RTR_ERR_FORMAT, "%s: table %s covers more queries of the split than the first table (%lld)",
                           corpus_dir, c->name, (long long)row);
     }
-    if (!st && row != n)
+    if (!st && row - te->first != te->n_local)
         st = rtr_fail(RTR_ERR_FORMAT, "%s: the evaluated split's passes read %lld and %lld queries", corpus_dir,
-                      (long long)n, (long long)row);
+                      (long long)te->n_local, (long long)(row - te->first));
     return st;
 }
 
-/* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
- * how much more often the strong pair is right (x->rl, sorted); the
- * operating point sends as many as the budget allows by the training means,
- * and the share-to-strong points send at most 20, 50 and 80% of the queries
- * there. The path of rtr_choice_path_two_pair (one point per group of equal
- * scores) and rtr_choice_path_curve's sums, walked from the sorter twice
- * (the points counted, then made); the bootstrap's choices from the
- * sample's scores, each mark the sample's point at the same threshold. */
-static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_refs *train_refs, double budget,
-                                  int64_t n, const boot_sample *smp, int32_t k, const eval_refs *refs, double *x_max) {
-    snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
-    out->two_pair = true;
-    int32_t weak = x->weak, strong = x->strong;
-    double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost, xstar[N_BUDGETS];
-    for (int b = 0; b < N_BUDGETS; b++) {
-        double bud = budget_fractions[b] * budget;
-        /* the share whose training-mean cost fits the budget (none when the weak pair alone does not) */
-        xstar[b] = !rtr_cost_within(cw, bud) ? -INFINITY : cs > cw ? (bud - cw) / (cs - cw) : 1.0;
+/* RouteLLM-style's records in threshold order: one process's sorter, or
+ * under MPI every rank's merged on rank 0 as they arrive (each rank's own
+ * sorted records streamed through rtr_dist_stream, as the λ path's
+ * breakpoints are; rl_cmp's order, the rows numbered in the whole split,
+ * so the merge is one process's order). m: the merge to walk, twice (rank 0,
+ * or alone); NULL on the other ranks, which serve their records for both
+ * walks inside rl_merge_open. */
+#define RL_STREAM_RECS 1024 /* rl_rec per message: 32 KiB, within the 64 KiB a pulled run reads */
+#define RL_STREAM_TAG 74
+
+typedef struct {
+    run_merge *m;
+    run_merge all;
+    sorted_run *runs;
+    rtr_dist_stream *src;
+    int n;
+} rl_merge;
+
+/* Rank 0's own records as a pulled run (store/runs.h). */
+static rtr_status rl_pull_own(void *ctx, char *buf, size_t max, size_t *got, bool first) {
+    run_merge *own = ctx;
+    rtr_status st = first ? run_merge_start(own) : RTR_OK;
+    const char *rec;
+    *got = 0;
+    while (!st && *got < max && !(st = run_merge_next(own, &rec)) && rec) memcpy(buf + (*got)++ * sizeof(rl_rec), rec, sizeof(rl_rec));
+    return st;
+}
+
+static rtr_status rl_merge_open(rl_merge *rm, run_sorter *rl) {
+    memset(rm, 0, sizeof *rm);
+    run_merge *own = NULL;
+    rtr_status st = run_sorter_merge(rl, &own);
+    int size = rtr_dist_size();
+    if (st || size == 1) return rm->m = own, st;
+    if (rtr_dist_rank() != 0) { /* both of rank 0's walks */
+        rtr_dist_stream s;
+        rtr_dist_stream_open(&s, rtr_dist_rank(), sizeof(rl_rec), RL_STREAM_RECS * sizeof(rl_rec), RL_STREAM_TAG);
+        const char *rec;
+        for (int pass = 0; !st && pass < 2; pass++) {
+            st = run_merge_start(own);
+            while (!st && !(st = run_merge_next(own, &rec)) && rec) st = rtr_dist_stream_put(&s, rec, sizeof(rl_rec));
+            if (!st) st = rtr_dist_stream_end(&s);
+        }
+        rtr_dist_stream_close(&s);
+        return st;
     }
-    curve_sink sink;
-    curve_sink_init(&sink, out);
-    run_merge *mg = NULL;
-    rtr_status st = run_sorter_merge(&x->rl, &mg);
+    rm->runs = rtr_calloc((size_t)size, sizeof *rm->runs);
+    rm->src = rtr_calloc((size_t)size, sizeof *rm->src);
+    st = rm->runs && rm->src ? run_merge_open(&rm->all, rm->runs, size) : RTR_ERR_NOMEM;
+    for (int r = 0; !st && r < size; r++, rm->n++) {
+        rtr_dist_stream_open(&rm->src[r], r, sizeof(rl_rec), RL_STREAM_RECS * sizeof(rl_rec), RL_STREAM_TAG);
+        rm->runs[r] = (sorted_run){.pull = r ? rtr_dist_stream_pull : rl_pull_own,
+                                   .pull_ctx = r ? (void *)&rm->src[r] : (void *)own, .rec = sizeof(rl_rec)};
+    }
+    rm->all.cmp = rl_cmp;
+    if (!st) rm->m = &rm->all;
+    return st;
+}
+
+static void rl_merge_close(rl_merge *rm) {
+    for (int r = 0; r < rm->n; r++) sorted_run_close(&rm->runs[r]), rtr_dist_stream_close(&rm->src[r]);
+    if (rm->runs) run_merge_free(&rm->all);
+    free(rm->runs);
+    free(rm->src);
+    memset(rm, 0, sizeof *rm);
+}
+
+/* The walk of RouteLLM-style's thresholds (rank 0, or alone): mg walked
+ * twice (the points counted, then made) from the sums with every query on
+ * the weak pair; the marks into out, the score at each into mark_s. */
+static rtr_status routellm_walk(router_result *out, const emb_pass *x, run_merge *mg, curve_sink *sink,
+                                const double *xstar, int64_t n, double *mark_s) {
     const char *rec;
     rl_rec e;
     int64_t n_points = 1;
     float prev = NAN;
-    if (!st) st = run_merge_start(mg);
+    rtr_status st = run_merge_start(mg);
     for (bool first = true; !st && !(st = run_merge_next(mg, &rec)) && rec; first = false) {
         memcpy(&e, rec, sizeof e);
         n_points += first || e.s != prev;
         prev = e.s;
     }
-    if (!st) st = curve_sink_size(&sink, n_points);
+    if (!st) st = curve_sink_size(sink, n_points);
     double sa = x->rl_sa, sc = x->rl_sc, have = x->rl_have, miss = x->rl_miss, share = 0;
-    double mark_s[N_MARKS]; /* the score group at each mark (+inf: point 0, none to the strong pair) */
-    for (int m = 0; m < N_MARKS; m++) out->mark[m] = -1, mark_s[m] = INFINITY;
     int64_t t = 0;
     float s_t = INFINITY;
 #define POINT()                                                                                                  \
@@ -1146,7 +1240,7 @@ static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_re
         }                                                                                                        \
         if (!t) out->mark_acc[MARK_OP] = a_, out->mark_cost[MARK_OP] = c_, out->mark_x[MARK_OP] = share,         \
                 out->mark_missing[MARK_OP] = (int64_t)llround(miss);                                             \
-        st = curve_sink_point(&sink, t, c_, a_);                                                                 \
+        st = curve_sink_point(sink, t, c_, a_);                                                                    \
     } while (0)
     if (!st) POINT();
     if (!st) st = run_merge_start(mg);
@@ -1186,6 +1280,38 @@ static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_re
         out->op_lambda = NAN;
         snprintf(out->note, sizeof out->note, "%.0f%% of queries to the strong pair", 100 * out->mark_x[MARK_OP]);
     }
+    return st;
+}
+
+/* RouteLLM-style: strong vs weak pair, queries ranked by the kNN estimate of
+ * how much more often the strong pair is right (x->rl, sorted); the
+ * operating point sends as many as the budget allows by the training means,
+ * and the share-to-strong points send at most 20, 50 and 80% of the queries
+ * there. The path of rtr_choice_path_two_pair (one point per group of equal
+ * scores) and rtr_choice_path_curve's sums, walked from the sorted records
+ * (rl_merge: every rank's, under MPI on rank 0, which sends the marks to
+ * the others); the bootstrap's choices from the sample's scores, each mark
+ * the sample's point at the same threshold. */
+static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_refs *train_refs, double budget,
+                                  int64_t n, const boot_sample *smp, int32_t k, const eval_refs *refs, double *x_max) {
+    snprintf(out->name, sizeof out->name, "RouteLLM-style (kNN win estimate)");
+    out->two_pair = true;
+    int32_t weak = x->weak, strong = x->strong;
+    double cw = train_refs->single[weak].cost, cs = train_refs->single[strong].cost, xstar[N_BUDGETS];
+    for (int b = 0; b < N_BUDGETS; b++) {
+        double bud = budget_fractions[b] * budget;
+        /* the share whose training-mean cost fits the budget (none when the weak pair alone does not) */
+        xstar[b] = !rtr_cost_within(cw, bud) ? -INFINITY : cs > cw ? (bud - cw) / (cs - cw) : 1.0;
+    }
+    curve_sink sink;
+    curve_sink_init(&sink, out);
+    double mark_s[N_MARKS]; /* the score group at each mark (+inf: point 0, none to the strong pair) */
+    for (int m = 0; m < N_MARKS; m++) out->mark[m] = -1, mark_s[m] = INFINITY;
+    rl_merge rm;
+    rtr_status st = rl_merge_open(&rm, &x->rl);
+    if (!st && rm.m) st = routellm_walk(out, x, rm.m, &sink, xstar, n, mark_s);
+    rl_merge_close(&rm);
+    if (!st) st = share_marks(out, mark_s);
     st = curve_sink_finish(&sink, st, refs, x_max);
     if (!st && smp->key) { /* the bootstrap's queries: their own threshold path */
         double *xs = NULL;
@@ -1202,36 +1328,127 @@ static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_re
     return st;
 }
 
-/* Under MPI every rank builds every router and computes a share of the
- * bootstrap's resamples from its own copy: the copies must be the same (the
- * same options, and results that do not depend on the node, e.g. its
- * thread count). A hash of every router's choices and marks, compared on
- * rank 0, refuses a job whose ranks differ instead of mixing their
- * resamples. */
-static rtr_status check_ranks_agree(const router_result *R, int nr) {
+/* Under MPI every rank fits every baseline on the whole training split and
+ * applies it to its own evaluated rows: the ranks' fits (and options) must
+ * be the same, or their rows would be judged by different routers (other
+ * options, or fits that depend on the node, e.g. its thread count). A hash
+ * of the options, the split's size and cost scale and every fitted model,
+ * compared on rank 0, refuses such a job before the pass, naming the rank. */
+static uint64_t hash_str(uint64_t h, const char *s) { return rtr_hash64(h, s ? s : "\1", s ? strlen(s) + 1 : 1); }
+
+static rtr_status check_ranks_agree(const rtr_eval_params *ep, const split_info *te, double budget,
+                                    const eval_refs *train_refs, const emb_pass *x) {
     if (rtr_dist_size() == 1) return RTR_OK;
     uint64_t h = RTR_FNV_SEED;
-    for (int i = 0; i < nr; i++) {
-        const rtr_choice_path *cp = &R[i].bp;
-        h = rtr_hash64(h, R[i].name, strlen(R[i].name));
-        h = rtr_hash64(h, R[i].mark, sizeof R[i].mark);
-        h = rtr_hash64(h, R[i].bmark, sizeof R[i].bmark);
-        if (!cp->choice0) continue;
-        int64_t n_ev = cp->ev_off[cp->n_points];
-        h = rtr_hash64(h, cp->choice0, (size_t)cp->n * sizeof *cp->choice0);
-        h = rtr_hash64(h, cp->ev_off, (size_t)(cp->n_points + 1) * sizeof *cp->ev_off);
-        h = rtr_hash64(h, cp->ev_query, (size_t)n_ev * sizeof *cp->ev_query);
-        h = rtr_hash64(h, cp->ev_to, (size_t)n_ev * sizeof *cp->ev_to);
+    int64_t iv[] = {ep->knn_k, ep->embedllm, ep->paper_only, ep->stack_only, ep->no_guard, ep->bootstrap,
+                    ep->bootstrap_queries, (int64_t)ep->seed, ep->route.cost_model, te->n, te->k,
+                    train_refs->best, train_refs->cheapest};
+    double dv[] = {te->cost_scale, budget};
+    h = rtr_hash64(h, iv, sizeof iv);
+    h = rtr_hash64(h, dv, sizeof dv);
+    const char *sv[] = {ep->route.split, ep->route.table, ep->route.dataset, ep->train_split, ep->train_skip_dataset};
+    for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) h = hash_str(h, sv[i]);
+    size_t k = (size_t)te->k;
+    for (size_t j = 0; j < k; j++) h = rtr_hash64(h, &train_refs->single[j].acc, sizeof(double)),
+                                   h = rtr_hash64(h, &train_refs->single[j].cost, sizeof(double));
+    const eval_knn_model *kn[2] = {x->knn, x->stack_knn};
+    for (int i = 0; i < 2; i++) {
+        if (!kn[i]) continue;
+        int64_t kv[] = {kn[i]->nn, kn[i]->n_train, kn[i]->info.exact, kn[i]->info.lists, kn[i]->info.nprobe};
+        h = rtr_hash64(h, kv, sizeof kv);
+        h = rtr_hash64(h, kn[i]->gp, k * sizeof *kn[i]->gp);
+        h = rtr_hash64(h, kn[i]->gc, k * sizeof *kn[i]->gc);
+    }
+    if (x->stack) {
+        const rtr_stack_model *m = x->stack;
+        int64_t mv[] = {m->rep.chosen, m->knn, m->no_guard};
+        h = rtr_hash64(h, mv, sizeof mv);
+        h = rtr_hash64(h, m->rep.weight, sizeof m->rep.weight);
+        h = rtr_hash64(h, m->gp, k * sizeof *m->gp);
+        h = rtr_hash64(h, m->gc, k * sizeof *m->gc);
+    }
+    if (x->eml) {
+        const rtr_embedllm_model *m = x->eml;
+        size_t np = (size_t)m->h * (size_t)m->d + (size_t)m->k * (size_t)m->h + (size_t)m->k;
+        h = rtr_hash64(h, m->par, np * sizeof *m->par);
+        h = rtr_hash64(h, m->pair_cost, (size_t)m->k * sizeof *m->pair_cost);
     }
     void *all = NULL;
     size_t len = 0;
     rtr_status st = rtr_dist_gather(&all, &len, NULL, &h, sizeof h);
-    for (size_t r = 1; !st && r < len / sizeof h; r++)
-        if (memcmp((char *)all + r * sizeof h, &h, sizeof h))
-            st = rtr_fail(RTR_ERR_INVALID, "rank %zu built other routers than rank 0 (other options, or results "
-                          "that depend on the node): every rank must build the same", r);
+    int differ = 0;
+    for (size_t r = 1; !st && !differ && r < len / sizeof h; r++)
+        if (memcmp((char *)all + r * sizeof h, &h, sizeof h)) differ = (int)r;
     free(all);
+    if (!st) st = rtr_dist_bcast(&differ, sizeof differ, 0); /* every rank stops with the same message */
+    if (!st && differ)
+        st = rtr_fail(RTR_ERR_INVALID, "rank %d built other routers than rank 0 (other options, or results "
+                      "that depend on the node: run every rank with the same --threads): every rank must build "
+                      "the same", differ);
     return st;
+}
+
+/* Under MPI the sums over every rank's rows of the pass, on every rank: the
+ * reference routers, the outcome counts, the calibration bins, RTR's mix,
+ * RouteLLM-style's sums with every query on the weak pair, the default
+ * router's unseen queries (one process's up to the order of the additions;
+ * the counts exactly). */
+static rtr_status pass_sum_ranks(emb_pass *x) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    _Static_assert(sizeof(calib_sums) == (3 * CALIB_BINS + 1) * sizeof(double), "calib_sums: doubles only");
+    int64_t cnt[3] = {x->n_correct, x->n_cost, x->stack ? x->stack->rep.n_unseen : 0};
+    double rl[4] = {x->rl_sa, x->rl_sc, x->rl_have, x->rl_miss};
+    rtr_status st = eval_refs_acc_sum_ranks(&x->refs);
+    if (!st) st = rtr_dist_sum_i64(cnt, 3);
+    if (!st) st = rtr_dist_sum_f64((double *)&x->cal, 3 * CALIB_BINS + 1);
+    if (!st) st = rtr_dist_sum_f64(x->mix.count, (size_t)x->mix.grid * (size_t)x->si->k);
+    if (!st) st = rtr_dist_sum_f64(rl, 4);
+    if (st) return st;
+    x->n_correct = cnt[0], x->n_cost = cnt[1];
+    if (x->stack) x->stack->rep.n_unseen = cnt[2];
+    x->rl_sa = rl[0], x->rl_sc = rl[1], x->rl_have = rl[2], x->rl_miss = rl[3];
+    return RTR_OK;
+}
+
+/* Under MPI every rank's sampled rows (its own, in row order) on every
+ * rank, in rank order: the bootstrap's sample in row order as one process
+ * holds it (at most M rows: 8 + 12k (+ 4) bytes each). */
+static rtr_status boot_sample_gather(boot_sample *s, int32_t k) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    size_t kb = (size_t)k * sizeof(float), row = sizeof(uint64_t) + 3 * kb + (s->score ? sizeof(float) : 0);
+    char *mine = rtr_malloc(row * (size_t)(s->n ? s->n : 1)), *all = NULL;
+    size_t len = 0;
+    rtr_status st = mine ? RTR_OK : RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < s->n; i++) {
+        char *o = mine + (size_t)i * row;
+        memcpy(o, &s->key[i], sizeof(uint64_t));
+        memcpy(o + 8, s->correct + (size_t)i * k, kb);
+        memcpy(o + 8 + kb, s->cost + (size_t)i * k, kb);
+        memcpy(o + 8 + 2 * kb, s->p + (size_t)i * k, kb);
+        if (s->score) memcpy(o + 8 + 3 * kb, &s->score[i], sizeof(float));
+    }
+    if (!st) st = rtr_dist_gather_all((void **)&all, &len, mine, row * (size_t)s->n);
+    free(mine);
+    boot_sample g = {0};
+    int64_t n = (int64_t)(len / row);
+    if (!st) st = boot_sample_alloc(&g, n, k, s->score != NULL);
+    for (int64_t i = 0; !st && i < n; i++) {
+        const char *o = all + (size_t)i * row;
+        memcpy(&g.key[i], o, sizeof(uint64_t));
+        memcpy(g.correct + (size_t)i * k, o + 8, kb);
+        memcpy(g.cost + (size_t)i * k, o + 8 + kb, kb);
+        memcpy(g.p + (size_t)i * k, o + 8 + 2 * kb, kb);
+        if (g.score) memcpy(&g.score[i], o + 8 + 3 * kb, sizeof(float));
+    }
+    free(all);
+    if (st) {
+        boot_sample_free(&g);
+        return st;
+    }
+    g.n = n;
+    boot_sample_free(s);
+    *s = g;
+    return RTR_OK;
 }
 
 /* v[0], v[stride], ... (n resamples' values of one statistic) as the
@@ -1288,51 +1505,108 @@ static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t
     return RTR_OK;
 }
 
+/* The bootstrap's sample under MPI: every rank's bottom M (bot, rows
+ * global) gathered on rank 0 (at most M x 16 bytes a rank), the bottom M of
+ * them (the whole split's: a query's hash depends on its id alone) sent to
+ * every rank in row order, each rank keeping those among its rows (*rows,
+ * owned, n of them; allocated even when none). */
+static rtr_status sample_merge_ranks(eval_boot_bottom *bot, const split_info *te, int64_t M, int64_t **rows,
+                                     int64_t *n) {
+    void *all = NULL;
+    size_t len = 0;
+    eval_boot_bottom g = {0};
+    int64_t total = 0, *picked = NULL;
+    rtr_status st = rtr_dist_gather(&all, &len, NULL, bot->pick, (size_t)bot->n * sizeof *bot->pick);
+    if (!st && rtr_dist_rank() == 0) {
+        const eval_boot_pick *p = all;
+        st = eval_boot_bottom_init(&g, M);
+        for (size_t i = 0; !st && i < len / sizeof *p; i++) st = eval_boot_bottom_add(&g, p[i].h, p[i].row);
+        if (!st) eval_boot_bottom_rows(&g);
+        total = g.n;
+    }
+    free(all);
+    if (!st) st = rtr_dist_bcast(&total, sizeof total, 0);
+    if (!st && !(picked = rtr_malloc((size_t)(total ? total : 1) * sizeof *picked))) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && i < g.n; i++) picked[i] = g.pick[i].row;
+    eval_boot_bottom_free(&g);
+    if (!st) st = rtr_dist_bcast(picked, (size_t)total * sizeof *picked, 0);
+    *n = 0;
+    for (int64_t i = 0; !st && i < total; i++) /* ascending: this rank's are consecutive */
+        if (picked[i] >= te->first && picked[i] < te->first + te->n_local) picked[(*n)++] = picked[i];
+    if (st) free(picked), picked = NULL;
+    *rows = picked;
+    return st;
+}
+
 /* The pass over the evaluated split's ids and first table's costs, before
  * the one that reads everything: te->n, te->cost_scale (unless the options
- * give one: every row's predicted costs summed in row order, as
- * route_data_load does), and with a bootstrap its queries (*rows, owned):
- * every row when there are at most M (bootstrap_queries), else the M with
- * the smallest eval_boot_sample_hash of (seed, id), in row order. The
- * first pass over the corpus: it checks the ids. */
-static rtr_status ids_pass(split_info *te, int64_t **rows, boot_rows *br, const char *corpus_dir,
-                           const route_load_params *prm, const rtr_eval_params *ep) {
+ * give one: route_source_scale's, each shard's costs summed in row order
+ * and the shards' sums in shard order, as sweep and route do, so ranks
+ * reading their own whole shards, `mine`, get one process's bits), and with
+ * a bootstrap its queries (*rows, owned): every row when there are at most
+ * M (bootstrap_queries), else the M with the smallest
+ * eval_boot_sample_hash of (seed, id), in row order. The first pass over
+ * the corpus: it checks the ids. Under MPI each rank reads its range of
+ * rows (te->rows) and counts them; the counts summed give every rank the
+ * split's size and its first row (te->first), and the sample is merged
+ * (sample_merge_ranks), br then holding this rank's sampled rows. */
+static rtr_status ids_pass(split_info *te, rtr_row_range *range, int64_t **rows, boot_rows *br,
+                           const char *corpus_dir, const route_load_params *prm, const rtr_eval_params *ep) {
     *rows = NULL;
+    te->rows = NULL;
     route_load_params p = *prm;
     p.no_truth = true;
     route_source rs;
     rtr_status st = route_source_open(&rs, corpus_dir, &p, 0);
     if (st) return st;
-    int32_t k = rtr_corpus_catalog(rs.corp)->n_pairs;
-    bool scale = !(prm->o.cost_scale > 0), boot = ep->bootstrap > 0;
-    route_scale_acc acc = {0};
+    bool boot = ep->bootstrap > 0, *mine = NULL;
     eval_boot_bottom bot = {0};
-    if (scale) st = route_scale_init(&acc, k);
+    rtr_part part;
+    if (rtr_dist_size() > 1 && !(st = rtr_part_shards(&mine, &part, rs.corp, NULL)) &&
+        !(st = rtr_part_range(range, &part, rs.corp, NULL, rs.chunk_rows)))
+        te->rows = range;
+    rs.shards = mine;
+    if (!st) st = route_source_scale(&rs);
+    rs.shards = NULL;
+    free(mine);
+    rs.rows = te->rows;
+    te->cost_scale = rs.cost_scale;
     if (!st && boot) st = eval_boot_bottom_init(&bot, ep->bootstrap_queries);
     if (!st) st = route_source_begin(&rs, RTR_COL_ID);
     route_chunk ch;
-    te->n = 0;
+    int64_t n = 0;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        if (scale) route_scale_add(&acc, ch.cost, ch.n);
-        for (int64_t i = 0; boot && !st && i < ch.n; i++)
-            st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(ch.id[i])), te->n + i);
-        te->n += ch.n;
+        for (int64_t i = 0; boot && !st && i < ch.n; i++) /* rows of this rank's share, shifted below */
+            st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(ch.id[i])), n + i);
+        n += ch.n;
     }
+    route_source_close(&rs);
+    /* every rank's count: the split's size, and this rank's first row in it */
+    int size = rtr_dist_size(), rank = rtr_dist_rank();
+    int64_t *cnt = st ? NULL : rtr_calloc((size_t)size, sizeof *cnt);
+    if (!st && !cnt) st = RTR_ERR_NOMEM;
+    if (!st) cnt[rank] = n, st = rtr_dist_sum_i64(cnt, (size_t)size);
+    te->n = te->first = 0;
+    te->n_local = n;
+    for (int r = 0; !st && r < size; r++) te->n += cnt[r], te->first += r < rank ? cnt[r] : 0;
+    free(cnt);
     if (!st && !te->n)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
                       prm->o.split && *prm->o.split ? prm->o.split : "(any)");
-    te->cost_scale = prm->o.cost_scale;
-    if (scale && !st) st = route_scale_finish(&acc, &te->cost_scale);
-    else if (scale) route_scale_free(&acc);
-    *br = (boot_rows){NULL, te->n};
+    for (int64_t i = 0; !st && i < bot.n; i++) bot.pick[i].row += te->first; /* the order within the heap holds */
+    *br = (boot_rows){NULL, n};
     if (!st && boot && te->n > ep->bootstrap_queries) {
-        eval_boot_bottom_rows(&bot);
-        if (!(*rows = rtr_malloc((size_t)bot.n * sizeof **rows))) st = RTR_ERR_NOMEM;
-        for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
-        if (!st) *br = (boot_rows){*rows, bot.n};
+        int64_t ns = 0;
+        if (size > 1) st = sample_merge_ranks(&bot, te, ep->bootstrap_queries, rows, &ns);
+        else {
+            eval_boot_bottom_rows(&bot);
+            if (!(*rows = rtr_malloc((size_t)(bot.n ? bot.n : 1) * sizeof **rows))) st = RTR_ERR_NOMEM;
+            for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
+            ns = bot.n;
+        }
+        if (!st) *br = (boot_rows){*rows, ns};
     }
     eval_boot_bottom_free(&bot);
-    route_source_close(&rs);
     return st;
 }
 
@@ -1478,13 +1752,15 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     route_load_params prm = {.o = ep->route}, trp = {0};
     prm.o.table = tables[0];
     boot_rows br = {NULL, 0};
-    if (!st) st = ids_pass(&te, &sample, &br, corpus_dir, &prm, ep);
+    rtr_row_range range; /* under MPI this rank's rows (te.rows) */
+    if (!st) st = ids_pass(&te, &range, &sample, &br, corpus_dir, &prm, ep);
     prm.o.cost_scale = te.cost_scale, prm.ids_checked = true;
     if (!st) {
         route_load_params p0 = prm;
         p0.embeddings = true; /* of the table's encoder */
         st = route_source_open(&rs0, corpus_dir, &p0, 0);
         rs0_open = !st;
+        rs0.rows = te.rows;
         if (!st && rs0.encoder_hash && !(enc = rtr_strdup(rs0.encoder_hash))) st = RTR_ERR_NOMEM;
         if (!st && !(table_hash[0] = rtr_strdup(rs0.checkpoint_hash ? rs0.checkpoint_hash : ""))) st = RTR_ERR_NOMEM;
         te.cat = st ? NULL : rtr_corpus_catalog(rs0.corp);
@@ -1497,6 +1773,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         xp.o.table = tables[t];
         cur[t].name = tables[t];
         st = route_source_open(&cur[t].rs, corpus_dir, &xp, 0);
+        cur[t].rs.rows = te.rows;
         if (!st && !(table_hash[t] = rtr_strdup(cur[t].rs.checkpoint_hash ? cur[t].rs.checkpoint_hash : "")))
             st = RTR_ERR_NOMEM;
     }
@@ -1544,6 +1821,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
             ex.eml = &eml;
     }
+    if (!st) st = check_ranks_agree(ep, &te, budget, &train_refs, &ex);
     /* every λ router opened, in the table's order (the ex.*_r pointers
      * only where lam exists: an offset from NULL is undefined) */
     int n_lam = 0;
@@ -1554,22 +1832,22 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[0]);
         R[nr].rtr = true;
         ex.stack_r = &lam[n_lam];
-        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
+        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n_local);
     }
     ex.paper_r = lam ? &lam[n_lam] : NULL;
     for (int t = 0; !st && t < nt; t++) {
         if (ep->paper_only) snprintf(name, sizeof name, nt > 1 ? "RTR: %s" : "RTR", tables[t]);
         else snprintf(name, sizeof name, nt > 1 ? "RTR (paper): %s" : "RTR (paper)", tables[t]);
         R[nr].rtr = true;
-        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n);
+        st = lam_open(&lam[n_lam++], &R[nr++], name, be, te.k, &br, boot, te.n_local);
     }
     ex.prior_r = lam ? &lam[n_lam] : NULL;
-    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "Dataset prior", be, te.k, &br, boot, te.n);
+    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "Dataset prior", be, te.k, &br, boot, te.n_local);
     ex.knn_r = lam ? &lam[n_lam] : NULL;
-    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "kNN router", be, te.k, &br, boot, te.n);
+    if (!st) st = lam_open(&lam[n_lam++], &R[nr++], "kNN router", be, te.k, &br, boot, te.n_local);
     if (!st && ex.eml) {
         ex.eml_r = &lam[n_lam];
-        st = lam_open(&lam[n_lam++], &R[nr++], "EmbedLLM-style", be, te.k, &br, boot, te.n);
+        st = lam_open(&lam[n_lam++], &R[nr++], "EmbedLLM-style", be, te.k, &br, boot, te.n_local);
     }
     ex.routellm = !st && train_refs.cheapest != train_refs.best;
     ex.tr = &tr, ex.be = be, ex.br = &br;
@@ -1581,7 +1859,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (!st && boot && !(st = boot_sample_alloc(&smp, br.n, te.k, ex.routellm))) ex.smp = &smp;
     if (!st) st = emb_pass_alloc(&ex);
     if (!st) st = block_alloc(&blk, te.k, rs0.dim, nt);
-    if (!st) st = eval_pass_run(&ex, &rs0, cur, &blk, te.n, corpus_dir);
+    if (!st) st = eval_pass_run(&ex, &rs0, cur, &blk, &te, corpus_dir);
+    if (!st) st = pass_sum_ranks(&ex);
+    if (!st && ex.smp) st = boot_sample_gather(&smp, te.k);
     block_free(&blk);
     emb_pass_free(&ex);
     if (!st) st = eval_refs_acc_finish(&ex.refs, &refs);
@@ -1625,6 +1905,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     for (int i = 0; i < nr; i++)
         for (int64_t t = 0; !R[i].streamed && t < R[i].n; t++)
             if (!isnan(R[i].cost[t])) x_max = fmax(x_max, R[i].cost[t]);
+    /* under MPI the streamed curves are rank 0's: its x_max to every rank, its metrics of them after */
+    if (!st) st = rtr_dist_bcast(&x_max, sizeof x_max, 0);
+    bool rank0 = rtr_dist_rank() == 0;
     for (int i = 0; !st && i < nr; i++) {
         R[i].aiq0 = NAN;
         if (R[i].unavailable[0]) {
@@ -1633,14 +1916,15 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
             continue;
         }
         if (R[i].streamed) {
-            st = eval_curve_stream_finish(&R[i].cs, &R[i].m, &R[i].aiq0, x_max);
+            if (rank0) st = eval_curve_stream_finish(&R[i].cs, &R[i].m, &R[i].aiq0, x_max);
+            if (!st) st = rtr_dist_bcast(&R[i].m, sizeof R[i].m, 0);
+            if (!st) st = rtr_dist_bcast(&R[i].aiq0, sizeof R[i].aiq0, 0);
             continue;
         }
         st = eval_curve_compute(&R[i].m, &refs, R[i].cost, R[i].acc, R[i].n, x_max);
         if (!st && x_max > 0 && rtr_metric_aiq_from_zero(&R[i].aiq0, R[i].cost, R[i].acc, R[i].n, x_max) != RTR_OK)
             R[i].aiq0 = NAN;
     }
-    if (!st) st = check_ranks_agree(R, nr);
     if (!st) st = run_bootstrap(&eb, R, nr, &te, &refs, ep, &smp, &ex.cal);
 
     /* one file for the job, from rank 0; no rank ends before it is written */
