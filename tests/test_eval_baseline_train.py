@@ -27,26 +27,8 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
 
-MASK = (1 << 64) - 1
 SEED = 5
 BASELINES = ("kNN router", "Dataset prior", "EmbedLLM-style", "RTR")
-
-
-def mix64(z):
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK
-    return z ^ (z >> 31)
-
-
-def fnv(s):
-    h = 0xcbf29ce484222325
-    for b in s.encode():
-        h = ((h ^ b) * 0x100000001b3) & MASK
-    return h
-
-
-def sample_hash(seed, qid):
-    return mix64(mix64(fnv(qid)) ^ mix64(seed ^ 0xd1b54a32d192ed03))
 
 
 def corpus_of(tmp, name, lines, *ingest):
@@ -63,17 +45,11 @@ def corpus_of(tmp, name, lines, *ingest):
     def emb_of(path):
         with h5py.File(path, "r") as f:
             ids = rtrdata.strings(f, "id")
-        e = np.stack([np.random.default_rng(fnv(q) & 0xffffffff).standard_normal(16) for q in ids])
+        e = np.stack([np.random.default_rng(rtrdata.fnv(q) & 0xffffffff).standard_normal(16) for q in ids])
         return e / np.linalg.norm(e, axis=1, keepdims=True)
 
-    def table(path):
-        with h5py.File(path, "r") as h:
-            y = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-            t = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-        j = np.arange(y.shape[1])[None, :]
-        return {"p_correct": np.clip(0.55 * y + 0.2 + 0.2 * np.sin(0.37 * t + j), 0, 1), "tokens": 1.1 * t + 1}
     rtrdata.write_embeddings(corpus, "e", "test-encoder", emb_of, (np.ones((4, 16)), np.ones((4, 16))))
-    rtrdata.write_table(corpus, "t", table, "h", "e", "test-encoder")
+    rtrdata.write_table(corpus, "t", rtrdata.outcome_table, "h", "e", "test-encoder")
     return corpus
 
 
@@ -101,7 +77,7 @@ def main():
     train_ids = [x["id"] for x in rows if x["split"] == "train"]
     n = len(train_ids)
     t = n // 3
-    keep = set(sorted(train_ids, key=lambda q: sample_hash(SEED, q))[:t])
+    keep = set(sorted(train_ids, key=lambda q: rtrdata.sample_hash(SEED, q))[:t])
     one = corpus_of(tmp, "one", lines)
     three = corpus_of(tmp, "three", lines, "--shard-size", str(len(lines) // 3 + 1))
     rev = corpus_of(tmp, "rev", lines[::-1])

@@ -1328,7 +1328,8 @@ static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_re
     return st;
 }
 
-/* Under MPI every rank fits every baseline on the whole training split and
+/* Under MPI every rank fits every baseline on the training split (its
+ * sample above --baseline-train-max: the same rows on every rank) and
  * applies it to its own evaluated rows: the ranks' fits (and options) must
  * be the same, or their rows would be judged by different routers (other
  * options, or fits that depend on the node, e.g. its thread count). A hash
@@ -1341,7 +1342,7 @@ static rtr_status check_ranks_agree(const rtr_eval_params *ep, const split_info 
     if (rtr_dist_size() == 1) return RTR_OK;
     uint64_t h = RTR_FNV_SEED;
     int64_t iv[] = {ep->knn_k, ep->embedllm, ep->paper_only, ep->stack_only, ep->no_guard, ep->bootstrap,
-                    ep->bootstrap_queries, (int64_t)ep->seed, ep->route.cost_model, te->n, te->k,
+                    ep->bootstrap_queries, ep->baseline_train_max, (int64_t)ep->seed, ep->route.cost_model, te->n, te->k,
                     train_refs->best, train_refs->cheapest};
     double dv[] = {te->cost_scale, budget};
     h = rtr_hash64(h, iv, sizeof iv);
@@ -1598,12 +1599,7 @@ static rtr_status ids_pass(split_info *te, rtr_row_range *range, int64_t **rows,
     if (!st && boot && te->n > ep->bootstrap_queries) {
         int64_t ns = 0;
         if (size > 1) st = sample_merge_ranks(&bot, te, ep->bootstrap_queries, rows, &ns);
-        else {
-            eval_boot_bottom_rows(&bot);
-            if (!(*rows = rtr_malloc((size_t)(bot.n ? bot.n : 1) * sizeof **rows))) st = RTR_ERR_NOMEM;
-            for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
-            ns = bot.n;
-        }
+        else st = eval_boot_bottom_take(&bot, rows, &ns);
         if (!st) *br = (boot_rows){*rows, ns};
     }
     eval_boot_bottom_free(&bot);
@@ -1696,12 +1692,7 @@ static rtr_status train_pass(eval_refs *refs, int64_t *n_all, int64_t **rows, in
     if (!st) st = check_costs(corpus_dir, nc, ncost, ep->train_split, ep->route.cost_model);
     if (!st) st = eval_refs_acc_finish(&acc, refs);
     else eval_refs_acc_free(&acc);
-    if (!st && *n_all > ep->baseline_train_max) {
-        eval_boot_bottom_rows(&bot);
-        if (!(*rows = rtr_malloc((size_t)bot.n * sizeof **rows))) st = RTR_ERR_NOMEM;
-        for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
-        if (!st) *n_rows = bot.n;
-    }
+    if (!st && *n_all > ep->baseline_train_max) st = eval_boot_bottom_take(&bot, rows, n_rows);
     eval_boot_bottom_free(&bot);
     return st;
 }
