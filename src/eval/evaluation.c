@@ -1652,48 +1652,72 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     return st;
 }
 
-/* The pass over the training split's ids and outcomes, a chunk at a time,
- * before its baselines are fitted: what must see every training row, as
- * sums (refs: the reference routers, so the budget, the best and cheapest
- * training pairs and RouteLLM-style's two; the outcome checks), and the
- * rows the baselines are fitted on: every row when there are at most T
+/* The rows of the training split the baselines are fitted on, from a pass
+ * over its ids: every row when there are at most T
  * (ep->baseline_train_max; *rows NULL), else the T with the smallest
  * eval_boot_sample_hash of (seed, id) in row order (*rows, owned: the
- * bootstrap's bottom-T machinery, so the sample is one set for any order,
+ * bootstrap's bottom-M machinery, so the sample is one set for any order,
  * chunking or split of the rows). *n_all: the split's size. */
-static rtr_status train_pass(eval_refs *refs, int64_t *n_all, int64_t **rows, int64_t *n_rows, const char *corpus_dir,
-                             const route_load_params *trp, const rtr_eval_params *ep) {
+static rtr_status train_rows_pass(int64_t *n_all, int64_t **rows, int64_t *n_rows, const char *corpus_dir,
+                                  const route_load_params *trp, const rtr_eval_params *ep) {
     *rows = NULL, *n_rows = *n_all = 0;
     route_load_params p = *trp;
-    p.embeddings = false;
+    p.embeddings = false, p.no_truth = true;
     route_source rs;
     rtr_status st = route_source_open(&rs, corpus_dir, &p, 0);
     if (st) return st;
-    eval_refs_acc acc = {0};
     eval_boot_bottom bot = {0};
-    st = eval_refs_acc_init(&acc, rtr_corpus_catalog(rs.corp)->n_pairs);
-    if (!st) st = eval_boot_bottom_init(&bot, ep->baseline_train_max);
+    st = eval_boot_bottom_init(&bot, ep->baseline_train_max);
     if (!st) st = route_source_begin(&rs, RTR_COL_ID);
-    int64_t nc = 0, ncost = 0;
     route_chunk ch;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        st = eval_refs_acc_add(&acc, ch.true_correct, ch.true_cost, ch.n);
-        for (size_t i = 0; i < (size_t)ch.n * (size_t)ch.k; i++)
-            nc += !isnan(ch.true_correct[i]), ncost += !isnan(ch.true_cost[i]);
         for (int64_t i = 0; !st && i < ch.n; i++)
             st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(ch.id[i])), *n_all + i);
         *n_all += ch.n;
     }
     route_source_close(&rs);
-    if (!st && !*n_all)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, ep->train_split);
-    if (!st && !nc)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->train_split);
-    if (!st) st = check_costs(corpus_dir, nc, ncost, ep->train_split, ep->route.cost_model);
-    if (!st) st = eval_refs_acc_finish(&acc, refs);
-    else eval_refs_acc_free(&acc);
+    if (!st && !*n_all) st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, ep->train_split);
     if (!st && *n_all > ep->baseline_train_max) st = eval_boot_bottom_take(&bot, rows, n_rows);
     eval_boot_bottom_free(&bot);
+    return st;
+}
+
+/* What must see every training row: the reference routers on it (refs:
+ * the budget, the best and cheapest training pairs, so RouteLLM-style's
+ * two) and the outcome checks, as sums. From the rows in memory when the
+ * baselines have them all (tr), else from a pass over the outcomes alone,
+ * a chunk at a time (the same sums in the same order: eval_refs_acc). */
+typedef struct {
+    eval_refs_acc acc;
+    int64_t nc, ncost; /* outcomes with correctness, with a cost */
+} train_sums;
+
+static rtr_status train_sums_add(train_sums *s, const float *y, const float *c, int64_t n) {
+    for (size_t i = 0; i < (size_t)n * (size_t)s->acc.k; i++) s->nc += !isnan(y[i]), s->ncost += !isnan(c[i]);
+    return eval_refs_acc_add(&s->acc, y, c, n);
+}
+
+static rtr_status train_refs_sums(eval_refs *refs, const route_data *tr, const char *corpus_dir,
+                                  const route_load_params *trp, const rtr_eval_params *ep) {
+    train_sums s = {0};
+    route_source rs = {0};
+    route_load_params p = *trp;
+    p.embeddings = false, p.only_rows = NULL;
+    rtr_status st = tr ? RTR_OK : route_source_open(&rs, corpus_dir, &p, 0);
+    if (st) return st;
+    st = eval_refs_acc_init(&s.acc, tr ? tr->k : rtr_corpus_catalog(rs.corp)->n_pairs);
+    if (tr && tr->has_truth && !st) st = train_sums_add(&s, tr->true_correct, tr->true_cost, tr->n);
+    if (!tr) {
+        route_chunk ch;
+        if (!st) st = route_source_begin(&rs, 0);
+        while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) st = train_sums_add(&s, ch.true_correct, ch.true_cost, ch.n);
+        route_source_close(&rs);
+    }
+    if (!st && !s.nc)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->train_split);
+    if (!st) st = check_costs(corpus_dir, s.nc, s.ncost, ep->train_split, ep->route.cost_model);
+    if (!st) return eval_refs_acc_finish(&s.acc, refs);
+    eval_refs_acc_free(&s.acc);
     return st;
 }
 
@@ -1768,9 +1792,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!st && !(table_hash[t] = rtr_strdup(cur[t].rs.checkpoint_hash ? cur[t].rs.checkpoint_hash : "")))
             st = RTR_ERR_NOMEM;
     }
-    /* The training split: a pass over its ids and outcomes (train_refs on
-     * every row, the baselines' rows), then those rows' outcomes and
-     * embeddings (of the encoder of the table's embeddings). */
+    /* The training split: a pass over its ids (the baselines' rows), those
+     * rows' outcomes and embeddings (of the encoder of the table's
+     * embeddings), and train_refs on every row. */
     if (!st) {
         trp = prm;
         trp.embeddings = true;
@@ -1783,9 +1807,10 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         trp.no_tables = true;
         trp.encoder_hash = enc;
         trp.keep = ROUTE_KEEP_DATASET | ROUTE_KEEP_TRUTH; /* the baselines' inputs (and the embeddings) */
-        st = train_pass(&train_refs, &n_train, &train_rows, &n_train_rows, corpus_dir, &trp, ep);
+        st = train_rows_pass(&n_train, &train_rows, &n_train_rows, corpus_dir, &trp, ep);
         trp.only_rows = train_rows, trp.n_only_rows = n_train_rows;
         if (!st) st = route_data_load(&tr, corpus_dir, &trp);
+        if (!st) st = train_refs_sums(&train_refs, train_rows ? NULL : &tr, corpus_dir, &trp, ep);
     }
     if (!st && !tr.has_truth)
         st = rtr_fail(RTR_ERR_INVALID, "%s: the %lld training queries sampled for the baselines have no outcome (raise "
