@@ -15,7 +15,10 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   read (permissions; a file where the folder should be) names the folder
   and the system's reason, exit 1 (read as "no embeddings: run rtr encode"
   or "incomplete, 0 of 3 shards: run rtr score"), and `--table NAME` where
-  tables/NAME is a file says it is not a folder;
+  tables/NAME is a file says it is not a folder; `info` lists such a file,
+  or a symbolic link to nowhere, as a table that is not usable, saying why
+  (was "routing tables: none"), and a link to nowhere for tables/ itself is
+  exit 1 naming its target;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
   score --chunk-rows is bounded by its option kind and --help says so;
@@ -146,6 +149,38 @@ def check_not_folders(tmp, corpus):
           f"--table x, tables/x a file: says so: exit {r.returncode} {r.stderr.strip()[-300:]}")
     r = run("route", odd, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
     check(r.returncode == 0, f"route with the one table t, a stray file tables/x beside it: {r.stderr.strip()[-300:]}")
+
+    # info listed "routing tables: none" when the only entry of tables/ was a
+    # file, and said nothing of a link to nowhere (tables/NAME or tables/)
+    only = os.path.join(tmp, "only-odd")
+    shutil.copytree(corpus, only)
+    shutil.rmtree(os.path.join(only, "tables"))
+    os.mkdir(os.path.join(only, "tables"))
+    open(os.path.join(only, "tables", "x"), "w").write("x")
+    os.symlink(os.path.join(tmp, "nowhere"), os.path.join(only, "tables", "y"))
+    r = run("info", only, "--json")
+    got = {t["name"]: t for t in json.loads(r.stdout)["tables"]} if r.returncode == 0 else {}
+    want = {"x": f"{only}/tables/x: not a folder (a file)",
+            "y": f"{only}/tables/y: a symbolic link to '{tmp}/nowhere', which does not exist"}
+    for name, words in want.items():
+        t = got.get(name, {})
+        check(not t.get("usable", True) and words in t.get("problem", ""),
+              f"info --json lists tables/{name} as not usable, saying why: {r.returncode} {t or r.stderr[-300:]}")
+    r = run("info", only)
+    check(r.returncode == 0 and "routing tables (tables/): none" not in r.stdout and all(w in r.stdout for w in want.values()),
+          f"info lists the odd tables/ entries: {r.stdout[-400:]}")
+    r = run("route", only, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and "no routing tables" in r.stderr and want["x"] in r.stderr,
+          f"route, tables/ holding only a file: names it: {r.stderr.strip()[-300:]}")
+    r = run("route", only, "--table", "y", "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and want["y"] in r.stderr, f"route --table y, a link to nowhere: {r.stderr.strip()[-300:]}")
+    shutil.rmtree(os.path.join(only, "tables"))
+    os.symlink(os.path.join(tmp, "nowhere"), os.path.join(only, "tables"))
+    for cmd in (("info", only), ("route", only, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))):
+        r = run(*cmd)
+        check(r.returncode == 1 and f"{only}/tables: cannot read the folder: a symbolic link to '{tmp}/nowhere', "
+              "which does not exist" in r.stderr, f"tables/ a link to nowhere: rtr {cmd[0]}: exit {r.returncode} "
+              f"{r.stderr.strip()[-300:]}")
 
 
 def main():

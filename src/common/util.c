@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,22 @@ bool rtr_path_exists(const char *path) {
 bool rtr_is_dir(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *rtr_why_not_folder(const char *path) {
+    struct stat st, ls;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return NULL;
+        bool link = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode);
+        return rtr_sprintf("not a folder (%s%s)", link ? "a symbolic link to " : "",
+                           S_ISREG(st.st_mode) ? "a file" : "a special file");
+    }
+    int err = errno;
+    if (lstat(path, &ls) || !S_ISLNK(ls.st_mode)) return rtr_strdup(strerror(err));
+    char to[PATH_MAX];
+    ssize_t n = readlink(path, to, sizeof to - 1);
+    to[n < 0 ? 0 : n] = '\0';
+    return rtr_sprintf("a symbolic link to '%s', which %s", to, err == ENOENT ? "does not exist" : strerror(err));
 }
 
 void rtr_remove_tree(const char *path) {
