@@ -98,6 +98,10 @@ def main():
     check("smallest hash" in a["baseline_train"]["rule"] and "hash sample" in a["notes"], "the rule is stated")
     check(full["baseline_train"]["queries"] == n and s["n_train"] == t, "uncapped: every training query")
     check(f"baselines fitted on {n} train queries, a hash sample of {t} of them" in out, "the summary says so: " + out)
+    r = run("report", os.path.join(tmp, "a.json"), "--no-figures")
+    md = os.path.join(tmp, "a.md")
+    check(r.returncode == 0 and f"on a hash sample of {t} of them" in open(md).read(),
+          "the report says the baselines used a sample: " + r.stderr)
     # the budget and the reference pairs from every training query
     check(a["budget_reference"] == full["budget_reference"] and a["budget_reference"] != s["budget_reference"],
           f"budget {a['budget_reference']} vs the whole split's {full['budget_reference']}")
