@@ -49,7 +49,7 @@ typedef struct {
      * around the estimates on every query (docs/METRICS.md), so its memory
      * and time stop growing with the split. */
     int64_t bootstrap_queries;
-    /* The most training queries the baselines are fitted on (100000):
+    /* The most training queries the baselines are fitted on (50000):
      * above it the kNN router, dataset prior, default router and
      * EmbedLLM-style are fitted on the baseline_train_max training queries
      * with the smallest hash of (seed, id) (the bootstrap's sample rule), so
