@@ -21,8 +21,9 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   exit 1 naming its target;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
-  score --chunk-rows and sweep --grid are bounded by their option kinds,
-  with one message, and --help says so;
+  score --chunk-rows, eval --knn, --bootstrap, --bootstrap-queries (at
+  least 100) and sweep --grid are bounded by their option kinds, with one
+  message, and --help says so;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -256,11 +257,20 @@ def main():
     r = run("score", "--help")
     check(r.returncode == 0 and any("--chunk-rows" in x and "at most 16777216]" in x for x in r.stdout.splitlines()),
           f"score --help says --chunk-rows' bound: {r.stdout}")
-    # sweep's --grid was bounded by hand after parsing, with its own words
-    # ("must be in 0 .. 10000000"), not said in --help; now an option kind
-    # (src/cli/args.h)
-    bounded = ((("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
-                "an integer >= 0, at most 10000000"),)
+    # eval's --knn and --bootstrap and sweep's --grid were bounded by hand
+    # after parsing, each with its own words ("expected an integer in 1 ..
+    # 100000", "must be in 0 .. 10000000") and none said in --help; now
+    # option kinds (src/cli/args.h). eval --bootstrap-queries 1 ran a
+    # degenerate m-out-of-n bootstrap (37% of resamples empty, intervals
+    # printed "[100.0, —]"); below 100 it is refused.
+    ev = ("eval", corpus, "--out", os.path.join(tmp, "e.json"))
+    bounded = ((ev, "knn", "100001", "an integer >= 1, at most 100000"),
+               (ev, "knn", "0", "an integer >= 1, at most 100000"),
+               (ev, "bootstrap", "100001", "an integer >= 0, at most 100000"),
+               (ev, "bootstrap-queries", "1", "an integer >= 100"),
+               (ev, "bootstrap-queries", "99", "an integer >= 100"),
+               (("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
+                "an integer >= 0, at most 10000000"))
     for cmd, flag, value, words in bounded:
         r = run(*cmd, f"--{flag}", value)
         check(r.returncode == 2 and f"--{flag} '{value}': expected {words}" in r.stderr
@@ -269,6 +279,8 @@ def main():
         r = run(cmd[0], "--help")
         check(r.returncode == 0 and any(x.lstrip().startswith(f"--{flag} ") and x.endswith(f"[{words}]")
                                         for x in r.stdout.splitlines()), f"{cmd[0]} --help says --{flag}'s range")
+    r = run(*ev, "--bootstrap-queries", "100", "--bootstrap", "0")
+    check(r.returncode == 0, f"eval --bootstrap-queries 100 accepted: {r.stderr.strip()[-300:]}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
