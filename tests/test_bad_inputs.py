@@ -24,6 +24,8 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   score --chunk-rows, eval --knn, --bootstrap, --bootstrap-queries (at
   least 100) and sweep --grid are bounded by their option kinds, with one
   message, and --help says so;
+- a catalog price of 1e308 is refused naming it, and USD costs past
+  float's range name the pair (route ran with an infinite cost scale);
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -298,6 +300,32 @@ def main():
     check(r.returncode == 0, f"route --cost-scale 1e-20 (costs still finite) runs: {r.stderr.strip()}")
     r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
+
+    # a catalog price of 1e308 (USD per million tokens) was accepted, every
+    # predicted USD cost was infinite and route ran with an infinite cost
+    # scale (λ traded nothing), exit 0; now refused naming the price, and a
+    # cost that overflows float all the same (price 1e20 and 1e30 predicted
+    # tokens) is refused naming the pair
+    demo = os.path.join(tmp, "demo")
+    cat = json.load(open(os.path.join(demo, "catalog.json")))
+    cat["models"][0]["price_out"] = 1e308
+    open(os.path.join(tmp, "cat-huge.json"), "w").write(json.dumps(cat))
+    r = run("ingest", "--catalog", os.path.join(tmp, "cat-huge.json"), "--out", os.path.join(tmp, "huge"),
+            os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 1 and "models[0].price_out: 1e+308 is implausibly large" in r.stderr,
+          f"catalog price 1e308: refused naming it: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    cat["models"][0]["price_out"] = 1e20
+    open(os.path.join(tmp, "cat-big.json"), "w").write(json.dumps(cat))
+    big = os.path.join(tmp, "big")
+    r = run("ingest", "--catalog", os.path.join(tmp, "cat-big.json"), "--out", big, os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 0, f"catalog price 1e20 ingests: {r.stderr.strip()[-300:]}")
+    k = len(cat["models"]) * len(cat["strategies"])
+    rtrdata.write_table(big, "t", lambda p: {"p_correct": np.full((int(h5py.File(p, "r").attrs["n_queries"]), k), 0.5),
+                                             "tokens": np.full((int(h5py.File(p, "r").attrs["n_queries"]), k), 1e30)},
+                        "ck")
+    r = run("route", big, "--lambda", "0.5", "--cost", "usd", "--out", os.path.join(tmp, "big.csv"))
+    check(r.returncode == 1 and "has an infinite cost" in r.stderr and not os.path.exists(os.path.join(tmp, "big.csv")),
+          f"USD costs past float's range: refused naming the pair: exit {r.returncode} {r.stderr.strip()[-300:]}")
 
     check_permissions(tmp, corpus)
     check_not_folders(tmp, corpus)
