@@ -146,7 +146,7 @@ static rtr_status read_json(const char *path, cJSON **cfg) {
     char *text = NULL;
     rtr_status s = rtr_read_file(path, &text, NULL);
     const char *why;
-    if (!s && !(*cfg = rtr_json_parse(text, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
+    if (!s && !(*cfg = rtr_json_parse(text, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     /* cJSON keeps a key's first value, Python's json (transformers) its last */
     const char *dup = s ? NULL : rtr_json_duplicate_key(*cfg);
     if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' given twice", path, dup);

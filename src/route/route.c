@@ -49,7 +49,7 @@ rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens
 rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origin,
                                const rtr_catalog *cat) {
     const char *why;
-    cJSON *root = rtr_json_parse(json, &why);
+    cJSON *root = rtr_json_parse(json, &why, NULL);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return rtr_fail(RTR_ERR_FORMAT, "%s: expected a JSON object {\"model|strategy\": cost}%s", origin, why);
