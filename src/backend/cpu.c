@@ -249,7 +249,7 @@ RTR_BACKEND_OPS(CPU_REF_ADAPTER)
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int blas_ops, blas_saved;
 
-static void blas_serial_begin(void) {
+void cpu_blas_serial_begin(void) {
     pthread_mutex_lock(&blas_lock);
     if (blas_ops++ == 0) {
         blas_saved = openblas_get_num_threads();
@@ -257,7 +257,7 @@ static void blas_serial_begin(void) {
     }
     pthread_mutex_unlock(&blas_lock);
 }
-static void blas_serial_end(void) {
+void cpu_blas_serial_end(void) {
     pthread_mutex_lock(&blas_lock);
     if (--blas_ops == 0) openblas_set_num_threads(blas_saved);
     pthread_mutex_unlock(&blas_lock);
@@ -359,7 +359,7 @@ int cpu_sgemm_row_block(void) {
 static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc) {
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    blas_serial_begin();
+    cpu_blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
     int p = split ? cpu_sgemm_row_block() : 0;
 #pragma omp parallel if (split)
@@ -373,7 +373,7 @@ static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, flo
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
     }
-    blas_serial_end();
+    cpu_blas_serial_end();
     return RTR_OK;
 }
 
@@ -411,9 +411,9 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
     (void)ctx;
-    blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
+    cpu_blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
     attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
-    blas_serial_end();
+    cpu_blas_serial_end();
     return RTR_OK;
 }
 

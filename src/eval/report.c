@@ -600,7 +600,12 @@ static void provenance(out2 *o, const cJSON *root) {
     both(o, "Baselines fitted on the ");
     both_text(o, split ? split : "training");
     both(o, " split");
-    if (isfinite(n_train)) both(o, " (%.0f queries)", n_train);
+    const cJSON *bt = cJSON_GetObjectItemCaseSensitive(root, "baseline_train");
+    double n_used = bt ? num(bt, "queries") : NAN;
+    if (isfinite(n_train) && isfinite(n_used) && n_used < n_train)
+        both(o, " (%.0f queries; the kNN router, dataset prior, default router and EmbedLLM-style on a hash sample of "
+                "%.0f of them)", n_train, n_used);
+    else if (isfinite(n_train)) both(o, " (%.0f queries)", n_train);
     if (td) { both(o, "; evaluated on dataset "); both_text(o, td); both(o, " only"); }
     if (skip) { both(o, "; training without dataset "); both_text(o, skip); }
     if (cJSON_GetArraySize(tabs) > 0) {
