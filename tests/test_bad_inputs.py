@@ -22,7 +22,7 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
   score --chunk-rows, eval --knn, --bootstrap, --bootstrap-queries (at
-  least 100) and sweep --grid are bounded by their option kinds, with one
+  least 50) and sweep --grid are bounded by their option kinds, with one
   message, and --help says so;
 - a catalog price of 1e308 is refused naming it, and USD costs past
   float's range name the pair (route ran with an infinite cost scale);
@@ -264,13 +264,13 @@ def main():
     # 100000", "must be in 0 .. 10000000") and none said in --help; now
     # option kinds (src/cli/args.h). eval --bootstrap-queries 1 ran a
     # degenerate m-out-of-n bootstrap (37% of resamples empty, intervals
-    # printed "[100.0, —]"); below 100 it is refused.
+    # printed "[100.0, —]"); below 50 it is refused.
     ev = ("eval", corpus, "--out", os.path.join(tmp, "e.json"))
     bounded = ((ev, "knn", "100001", "an integer >= 1, at most 100000"),
                (ev, "knn", "0", "an integer >= 1, at most 100000"),
                (ev, "bootstrap", "100001", "an integer >= 0, at most 100000"),
-               (ev, "bootstrap-queries", "1", "an integer >= 100"),
-               (ev, "bootstrap-queries", "99", "an integer >= 100"),
+               (ev, "bootstrap-queries", "1", "an integer >= 50"),
+               (ev, "bootstrap-queries", "49", "an integer >= 50"),
                (("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
                 "an integer >= 0, at most 10000000"))
     for cmd, flag, value, words in bounded:
@@ -281,8 +281,8 @@ def main():
         r = run(cmd[0], "--help")
         check(r.returncode == 0 and any(x.lstrip().startswith(f"--{flag} ") and x.endswith(f"[{words}]")
                                         for x in r.stdout.splitlines()), f"{cmd[0]} --help says --{flag}'s range")
-    r = run(*ev, "--bootstrap-queries", "100", "--bootstrap", "0")
-    check(r.returncode == 0, f"eval --bootstrap-queries 100 accepted: {r.stderr.strip()[-300:]}")
+    r = run(*ev, "--bootstrap-queries", "50", "--bootstrap", "0")
+    check(r.returncode == 0, f"eval --bootstrap-queries 50 accepted: {r.stderr.strip()[-300:]}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
