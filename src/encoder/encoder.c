@@ -177,8 +177,9 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
                      type, model_type_reason(type));
         goto done;
     }
+    /* absent: transformers' BertConfig and MPNetConfig take gelu */
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
-    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0) {
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0)) {
         s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'hidden_act' must be \"gelu\"", path);
         goto done;
     }
