@@ -197,13 +197,14 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
     return RTR_OK;
 }
 
-/* fp32: every op computes on its calling thread and keeps nothing between
- * calls (the int8 and oneDNN paths share a weight cache and scratch). bf16
- * where it runs (cpu_dnnl_bf16_runs), its bound verified through its model
- * in tests/test_cpu_gemm.c. */
+/* fp32 and oneDNN (bf16, and its fp32 test precision): every op computes
+ * on its calling thread, oneDNN's GEMMs with a slot per thread and their
+ * weight cache under a lock (cpu_dnnl.h). Not int8 nor the bf16 model,
+ * whose packed weights and scratch are shared. bf16 where it runs
+ * (cpu_dnnl_bf16_runs), its bound in tests/test_cpu_gemm_dnnl.c. */
 static unsigned cpu_caps(void *ctx) {
     cpu_state *st = ctx;
-    unsigned c = st->precision == RTR_GEMM_F32 ? RTR_CAP_CONCURRENT_OPS : 0;
+    unsigned c = st->precision == RTR_GEMM_F32 || on_dnnl(st->precision) ? RTR_CAP_CONCURRENT_OPS : 0;
     if (cpu_dnnl_bf16_runs()) c |= RTR_CAP_FAST_BF16;
     return c;
 }
@@ -402,7 +403,9 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
     if (st->precision == CPU_GEMM_I8 && weights && K <= CPU_I8_MAX_K)
         return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     if (on_dnnl(st->precision) && weights && ldc == N)
-        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16, M, N, K, alpha, A, lda, B, ldb, C);
+        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16,
+                             (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1, M, N, K, alpha, A,
+                             lda, B, ldb, C);
     if (st->precision == CPU_GEMM_BF16_MODEL && weights && ldc == N)
         return sgemm_bf16_model(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     return sgemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
