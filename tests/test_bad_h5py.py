@@ -18,8 +18,10 @@ import glob
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 
+import rtrtest
 from rtrtest import check, demo_corpus, finish, require_numpy_h5py, require_rtr, run
 
 require_numpy_h5py()
@@ -168,7 +170,53 @@ def main():
             r = run(*cmd)
             check(r.returncode == 1 and shard in r.stderr and key in r.stderr and words in r.stderr,
                   f"bad {key} ({words}): rtr {cmd[0]} exit {r.returncode}: {r.stderr.strip()[-300:]}")
+
+    latin1_attrs(tmp, corpus)
     shutil.rmtree(tmp)
+
+
+def latin1_attrs(tmp, corpus):
+    """Bytes of another encoding in a string attribute (a C or MATLAB writer's
+    Latin-1) passed into `info`, eval.json and route's files, which then did
+    not parse as UTF-8: refused naming the file and the attribute. A
+    checkpoint whose file name is Latin-1 is scored with the name made valid
+    (U+FFFD for the byte), so rtr never writes what it refuses."""
+    cases = (("tables", "tables", "h5py", "checkpoint", ".csv", ("route", "--table", "h5py", "--lambda", "0.5")),
+             ("embeddings", "encodings", "stand-in", "encoder", ".json", ("eval", "--bootstrap", "0", "--threads", "1")))
+    for kind, listed, name, key, ext, cmd in cases:
+        copy = os.path.join(tmp, f"latin1-{key}")
+        shutil.copytree(corpus, copy)
+        files = sorted(glob.glob(os.path.join(copy, kind, name, "shard-*.h5")))
+        for path in files:  # every shard alike, so the shards still agree
+            with h5py.File(path, "r+") as h:
+                del h.attrs[key]
+                h.attrs[key] = np.bytes_(b"caf\xe9")
+        r = subprocess.run([rtrtest.RTR, "info", copy, "--json"], capture_output=True)
+        ok = r.returncode == 0
+        try:
+            sets = json.loads(r.stdout.decode("utf-8"))[listed]
+            got = [x for x in sets if x["name"] == name][0]
+        except (UnicodeDecodeError, ValueError, IndexError, KeyError) as e:
+            ok, got = False, str(e)
+        check(ok and not got["usable"] and f"{files[0]}: attribute {key} is not valid UTF-8" in got.get("problem", ""),
+              f"latin-1 {key}: info --json valid UTF-8 and the set not usable, naming file and attribute: {got}")
+        out = os.path.join(tmp, f"latin1-{key}{ext}")
+        r = run(cmd[0], copy, *cmd[1:], "--out", out)
+        check(r.returncode == 1 and f"attribute {key} is not valid UTF-8" in r.stderr and not os.path.exists(out),
+              f"latin-1 {key}: rtr {cmd[0]} exit {r.returncode}: {r.stderr.strip()[-300:]}")
+
+    ck = os.path.join(tmp, "ck\udce9.safetensors")  # the byte 0xe9 in the file name
+    for cmd in (("train", corpus, "--out", ck, "--hidden", "8", "--epochs", "1", "--threads", "1"),
+                ("score", corpus, "--checkpoint", ck, "--name", "latin1", "--threads", "1")):
+        r = subprocess.run([rtrtest.RTR, *cmd], capture_output=True)  # bytes: the name is not UTF-8
+        check(r.returncode == 0, f"{cmd[0]} with a Latin-1 checkpoint name: {r.stderr.strip()[-300:]}")
+    r = subprocess.run([rtrtest.RTR, "info", corpus, "--json"], capture_output=True)
+    try:
+        t = [x for x in json.loads(r.stdout.decode("utf-8"))["tables"] if x["name"] == "latin1"][0]
+    except (UnicodeDecodeError, ValueError, IndexError) as e:
+        t = {"error": str(e)}
+    check(t.get("checkpoint") == "ck\ufffd.safetensors" and t.get("usable"),
+          f"a Latin-1 checkpoint name is stored as valid UTF-8 and the table usable: {t}")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,14 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   read (permissions; a file where the folder should be) names the folder
   and the system's reason, exit 1 (read as "no embeddings: run rtr encode"
   or "incomplete, 0 of 3 shards: run rtr score"), and `--table NAME` where
-  tables/NAME is a file says it is not a folder;
+  tables/NAME is a file says it is not a folder; `info` lists such a file,
+  or a symbolic link to nowhere, as a table that is not usable, saying why
+  (was "routing tables: none"), and a link to nowhere for tables/ itself is
+  exit 1 naming its target;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
-  score --chunk-rows is bounded by its option kind and --help says so;
+  score --chunk-rows and sweep --grid are bounded by their option kinds,
+  with one message, and --help says so;
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -147,6 +151,38 @@ def check_not_folders(tmp, corpus):
     r = run("route", odd, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
     check(r.returncode == 0, f"route with the one table t, a stray file tables/x beside it: {r.stderr.strip()[-300:]}")
 
+    # info listed "routing tables: none" when the only entry of tables/ was a
+    # file, and said nothing of a link to nowhere (tables/NAME or tables/)
+    only = os.path.join(tmp, "only-odd")
+    shutil.copytree(corpus, only)
+    shutil.rmtree(os.path.join(only, "tables"))
+    os.mkdir(os.path.join(only, "tables"))
+    open(os.path.join(only, "tables", "x"), "w").write("x")
+    os.symlink(os.path.join(tmp, "nowhere"), os.path.join(only, "tables", "y"))
+    r = run("info", only, "--json")
+    got = {t["name"]: t for t in json.loads(r.stdout)["tables"]} if r.returncode == 0 else {}
+    want = {"x": f"{only}/tables/x: not a folder (a file)",
+            "y": f"{only}/tables/y: a symbolic link to '{tmp}/nowhere', which does not exist"}
+    for name, words in want.items():
+        t = got.get(name, {})
+        check(not t.get("usable", True) and words in t.get("problem", ""),
+              f"info --json lists tables/{name} as not usable, saying why: {r.returncode} {t or r.stderr[-300:]}")
+    r = run("info", only)
+    check(r.returncode == 0 and "routing tables (tables/): none" not in r.stdout and all(w in r.stdout for w in want.values()),
+          f"info lists the odd tables/ entries: {r.stdout[-400:]}")
+    r = run("route", only, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and "no routing tables" in r.stderr and want["x"] in r.stderr,
+          f"route, tables/ holding only a file: names it: {r.stderr.strip()[-300:]}")
+    r = run("route", only, "--table", "y", "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))
+    check(r.returncode == 1 and want["y"] in r.stderr, f"route --table y, a link to nowhere: {r.stderr.strip()[-300:]}")
+    shutil.rmtree(os.path.join(only, "tables"))
+    os.symlink(os.path.join(tmp, "nowhere"), os.path.join(only, "tables"))
+    for cmd in (("info", only), ("route", only, "--lambda", "0.5", "--out", os.path.join(tmp, "odd.csv"))):
+        r = run(*cmd)
+        check(r.returncode == 1 and f"{only}/tables: cannot read the folder: a symbolic link to '{tmp}/nowhere', "
+              "which does not exist" in r.stderr, f"tables/ a link to nowhere: rtr {cmd[0]}: exit {r.returncode} "
+              f"{r.stderr.strip()[-300:]}")
+
 
 def main():
     tmp = tempfile.mkdtemp(prefix="rtr_badin_")
@@ -220,6 +256,19 @@ def main():
     r = run("score", "--help")
     check(r.returncode == 0 and any("--chunk-rows" in x and "at most 16777216]" in x for x in r.stdout.splitlines()),
           f"score --help says --chunk-rows' bound: {r.stdout}")
+    # sweep's --grid was bounded by hand after parsing, with its own words
+    # ("must be in 0 .. 10000000"), not said in --help; now an option kind
+    # (src/cli/args.h)
+    bounded = ((("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
+                "an integer >= 0, at most 10000000"),)
+    for cmd, flag, value, words in bounded:
+        r = run(*cmd, f"--{flag}", value)
+        check(r.returncode == 2 and f"--{flag} '{value}': expected {words}" in r.stderr
+              and not os.path.exists(cmd[-1]), f"{cmd[0]} --{flag} {value}: exit 2 naming the range: "
+              f"exit {r.returncode} {r.stderr.strip()[-300:]}")
+        r = run(cmd[0], "--help")
+        check(r.returncode == 0 and any(x.lstrip().startswith(f"--{flag} ") and x.endswith(f"[{words}]")
+                                        for x in r.stdout.splitlines()), f"{cmd[0]} --help says --{flag}'s range")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))

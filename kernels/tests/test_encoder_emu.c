@@ -9,10 +9,12 @@
  * the float32 weights the golden file was made from (not the device
  * bundle's fp16 MiniLM nor a tools/random-encoder folder). The same texts
  * through the bf16 path (bf16 activations, flash attention on the emulated
- * WMMA, bf16 GEMMs) against the CPU's fp32: cosine >= 0.999. Then how the encoder
- * chooses and refuses GEMM precisions. Skips (77) without the model folders
- * (tools/fetch-encoder). Few texts of 5-20 tokens: the emulator runs every
- * thread of a block as a fiber. */
+ * WMMA, bf16 GEMMs) against the CPU's fp32: cosine >= 0.999. Then how the
+ * encoder chooses and refuses GEMM precisions, bf16 on the CPU included (run
+ * and held to its bound where the CPU has it, refused with the reason
+ * elsewhere). Skips (77) without the model folders (tools/fetch-encoder).
+ * Few texts of 5-20 tokens: the emulator runs every thread of a block as a
+ * fiber. */
 #include "backend_suite.h"
 #include "encoder_fixture.h"
 #include "rtr/encoder.h"
@@ -165,8 +167,65 @@ static void test_mpnet_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v
 static void test_minilm_bf16_emu_against_cpu(void) { emu_against_cpu("all-MiniLM-L6-v2", 5, true); }
 static void test_mpnet_bf16_emu_against_cpu(void) { emu_against_cpu("all-mpnet-base-v2", 3, true); }
 
-/* "auto" is bf16 off the CPU and fp32 on it; bf16/fp16 on the CPU, which
- * would compute them in fp32, and unknown names are refused. */
+/* bf16 on the CPU backend, where it runs (RTR_CAP_FAST_BF16: oneDNN and
+ * AVX-512 BF16): the encoder loads in bf16 and says so, and 5 short golden
+ * texts embed within bf16's bound (cosine >= 0.999 per text) of the CPU's
+ * fp32 and, with the golden file's weights, of sentence-transformers, and
+ * not within 1e-5 of fp32 (else bf16 did not run). */
+static void cpu_bf16_embeds(rtr_backend *cpu, const char *dir) {
+    fixture fx;
+    if (fixture_load("all-MiniLM-L6-v2", &fx) != 0) {
+        CHECK_MSG(0, "fixture of all-MiniLM-L6-v2 missing");
+        return;
+    }
+    int which[MAX_TEXTS], m = pick_short(&fx, 5, which);
+    const char *texts[MAX_TEXTS];
+    size_t lens[MAX_TEXTS];
+    for (int k = 0; k < m; k++) texts[k] = fx.items[which[k]].text, lens[k] = fx.items[which[k]].len;
+    rtr_encoder_params p = rtr_encoder_default_params();
+    rtr_encoder *bf = NULL, *f32 = NULL;
+    p.precision = "bf16";
+    CHECK_MSG(rtr_encoder_load_on(cpu, &bf, dir, &p) == RTR_OK, "bf16 on a CPU with RTR_CAP_FAST_BF16: %s",
+              rtr_last_error());
+    p.precision = "fp32";
+    CHECK(rtr_encoder_load_on(cpu, &f32, dir, &p) == RTR_OK);
+    if (bf && f32) {
+        CHECK(!strcmp(rtr_encoder_precision(bf), "bf16") && !strcmp(rtr_encoder_precision(f32), "fp32"));
+        int D = rtr_encoder_dim(bf);
+        float *got = malloc(sizeof *got * (size_t)m * D), *want = malloc(sizeof *want * (size_t)m * D);
+        CHECK(rtr_encoder_encode(bf, got, texts, lens, (size_t)m) == RTR_OK);
+        CHECK(rtr_encoder_encode(f32, want, texts, lens, (size_t)m) == RTR_OK);
+        bool golden = fx.emb && golden_weights(dir);
+        double worst = 0, min_cos = 1, min_st = 1;
+        for (int k = 0; k < m; k++) {
+            const float *g = got + (size_t)k * D;
+            double cs = cosine(g, want + (size_t)k * D, D), md = max_abs_diff(g, want + (size_t)k * D, D);
+            CHECK_MSG(cs >= 0.999, "%s: cpu bf16 vs cpu fp32 cosine %.7f", fx.items[which[k]].label, cs);
+            if (!(md <= worst)) worst = md;
+            if (!(cs >= min_cos)) min_cos = cs;
+            if (golden) {
+                double st = cosine(g, fx.emb + (size_t)which[k] * D, D);
+                CHECK_MSG(st >= 0.999, "%s: cpu bf16 vs sentence-transformers cosine %.7f", fx.items[which[k]].label,
+                          st);
+                if (!(st >= min_st)) min_st = st;
+            }
+        }
+        CHECK_MSG(worst > 1e-5, "cpu bf16 within %.2e of fp32: bf16 did not run", worst);
+        fprintf(stderr, "cpu bf16 (%s): %d texts, vs fp32 max|diff| %.2e, min cosine %.7f; vs sentence-transformers "
+                "min cosine %s%.7f\n", rtr_encoder_device(bf), m, worst, min_cos, golden ? "" : "(not compared) ",
+                min_st);
+        free(got);
+        free(want);
+    }
+    rtr_encoder_free(bf);
+    rtr_encoder_free(f32);
+    fixture_free(&fx);
+}
+
+/* "auto" is bf16 off the CPU and fp32 on it. bf16 on the CPU runs where
+ * the backend reports RTR_CAP_FAST_BF16 and is refused with the reason
+ * elsewhere; fp16 on the CPU, which would compute in fp32, and unknown
+ * names are refused. */
 static void test_precision_choice(void) {
     const char *dir = fixture_model_dir("all-MiniLM-L6-v2");
     if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
@@ -183,7 +242,15 @@ static void test_precision_choice(void) {
     CHECK(rtr_encoder_batch_tokens(enc) == 256);
     rtr_encoder_free(enc);
     p.precision = "bf16";
-    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && strstr(rtr_last_error(), "CUDA") && !enc);
+    if (rtr_backend_caps(&cpu) & RTR_CAP_FAST_BF16) {
+        cpu_bf16_embeds(&cpu, dir);
+    } else {
+        CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && !enc);
+        CHECK_MSG(strstr(rtr_last_error(), "needs a CUDA device or bf16 GEMMs on the CPU") &&
+                      (strstr(rtr_last_error(), "AVX-512 BF16") || strstr(rtr_last_error(), "oneDNN")),
+                  "bf16 on the CPU refused without its reason: %s", rtr_last_error());
+        fprintf(stderr, "cpu bf16 refused here: %s\n", rtr_last_error());
+    }
     p.precision = "fp16";
     CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && !enc);
     p.precision = "fp8";

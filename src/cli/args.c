@@ -21,21 +21,41 @@ static const rtr_opt *find_opt(const rtr_opt *opts, const char *name, size_t len
 }
 
 static bool is_number_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT; }
-static bool is_integer_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT && k <= RTR_OPT_THREADS; }
+static bool is_integer_kind(rtr_opt_kind k) { return k >= RTR_OPT_INT && k < RTR_OPT_DOUBLE; }
 
-/* The largest value of an integer kind. */
-static long kind_max(rtr_opt_kind k) {
-    return k == RTR_OPT_SEED ? LONG_MAX : k == RTR_OPT_THREADS ? RTR_OPT_MAX_THREADS : k == RTR_OPT_ROWS ? RTR_OPT_MAX_ROWS : INT_MAX;
+/* The range of each integer kind: the one place its bound is written. */
+static const struct {
+    long lo, hi;
+} INT_RANGE[RTR_OPT_DOUBLE] = {
+    [RTR_OPT_INT] = {0, INT_MAX},
+    [RTR_OPT_COUNT] = {1, INT_MAX},
+    [RTR_OPT_SEED] = {0, LONG_MAX},
+    [RTR_OPT_ROWS] = {1, RTR_OPT_MAX_ROWS},
+    [RTR_OPT_THREADS] = {0, RTR_OPT_MAX_THREADS},
+    [RTR_OPT_NEIGHBOURS] = {1, RTR_OPT_MAX_NEIGHBOURS},
+    [RTR_OPT_RESAMPLES] = {0, RTR_OPT_MAX_RESAMPLES},
+    [RTR_OPT_GRID] = {0, RTR_OPT_MAX_GRID},
+    [RTR_OPT_BOOT_QUERIES] = {RTR_OPT_MIN_BOOT_QUERIES, INT_MAX},
+};
+
+/* Whether --help states the kind's range: an integer bounded tighter than
+ * an int, or a number whose lower bound is not the plain ">= 0". */
+static bool range_said(rtr_opt_kind k) {
+    if (is_integer_kind(k)) return INT_RANGE[k].lo > 0 || INT_RANGE[k].hi < INT_MAX;
+    return k == RTR_OPT_POSITIVE || k == RTR_OPT_UNIT;
 }
 
-/* What a kind accepts, for messages: "an integer >= 1". */
-static const char *kind_wants(rtr_opt_kind k) {
+/* What a kind accepts, for messages and --help: "an integer >= 1, at most
+ * 16777216" (buf holds an integer kind's words); the upper bound is said
+ * when tighter than an int's, or when high (the value passed it). */
+static const char *kind_wants(rtr_opt_kind k, bool high, char *buf, size_t n) {
+    if (is_integer_kind(k)) {
+        int w = snprintf(buf, n, "an integer >= %ld", INT_RANGE[k].lo);
+        if ((high || INT_RANGE[k].hi < INT_MAX) && w > 0 && (size_t)w < n)
+            snprintf(buf + w, n - (size_t)w, ", at most %ld", INT_RANGE[k].hi);
+        return buf;
+    }
     switch (k) {
-    case RTR_OPT_INT:
-    case RTR_OPT_SEED:
-    case RTR_OPT_THREADS: return "an integer >= 0";
-    case RTR_OPT_COUNT:
-    case RTR_OPT_ROWS: return "an integer >= 1";
     case RTR_OPT_DOUBLE: return "a finite number";
     case RTR_OPT_NONNEG: return "a number >= 0";
     case RTR_OPT_POSITIVE: return "a number > 0";
@@ -46,12 +66,7 @@ static const char *kind_wants(rtr_opt_kind k) {
 
 static bool in_range(rtr_opt_kind k, double x) {
     switch (k) {
-    case RTR_OPT_INT:
-    case RTR_OPT_SEED:
-    case RTR_OPT_THREADS:
     case RTR_OPT_NONNEG: return x >= 0;
-    case RTR_OPT_COUNT:
-    case RTR_OPT_ROWS: return x >= 1;
     case RTR_OPT_POSITIVE: return x > 0;
     case RTR_OPT_UNIT: return x >= 0 && x <= 1;
     default: return true;
@@ -71,13 +86,13 @@ static int set_value(const rtr_cmd_spec *spec, const rtr_opt *o, const char *v) 
     /* strtod's ERANGE on underflow (1e-320: a subnormal, or 0) still gives the
      * nearest double, in range; refused, it was called out of [0, 1] */
     if (errno == ERANGE && !is_integer_kind(o->kind) && fabs(x) <= DBL_MIN) errno = 0;
-    if (errno || end == v || *end || !isfinite(x) || !in_range(o->kind, x)) {
-        fprintf(stderr, "rtr %s: --%s '%s': expected %s\n", spec->name, o->name, v, kind_wants(o->kind));
-        return 2;
-    }
-    if (is_integer_kind(o->kind) && l > kind_max(o->kind)) {
-        fprintf(stderr, "rtr %s: --%s '%s': expected %s, at most %ld\n", spec->name, o->name, v,
-                kind_wants(o->kind), kind_max(o->kind));
+    bool integer = is_integer_kind(o->kind);
+    if (errno || end == v || *end || !isfinite(x) || !in_range(o->kind, x) ||
+        (integer && (l < INT_RANGE[o->kind].lo || l > INT_RANGE[o->kind].hi))) {
+        char buf[64];
+        bool high = integer && !errno && l > INT_RANGE[o->kind].hi;
+        fprintf(stderr, "rtr %s: --%s '%s': expected %s\n", spec->name, o->name, v,
+                kind_wants(o->kind, high, buf, sizeof buf));
         return 2;
     }
     if (is_integer_kind(o->kind)) *(long *)o->dest = l;
@@ -227,11 +242,8 @@ void rtr_args_help(const rtr_cmd_spec *spec, FILE *out) {
         else if (o->kind == RTR_OPT_REQUIRED) fprintf(out, " (required)");
         else if (is_integer_kind(o->kind)) fprintf(out, " (default: %ld)", *(long *)o->dest);
         else if (is_number_kind(o->kind) && !isnan(*(double *)o->dest)) fprintf(out, " (default: %g)", *(double *)o->dest);
-        /* a bound tighter than the int a command stores the value in is said */
-        if (is_integer_kind(o->kind) && kind_max(o->kind) < INT_MAX)
-            fprintf(out, " [%s, at most %ld]", kind_wants(o->kind), kind_max(o->kind));
-        else if (o->kind == RTR_OPT_COUNT || o->kind == RTR_OPT_POSITIVE || o->kind == RTR_OPT_UNIT)
-            fprintf(out, " [%s]", kind_wants(o->kind));
+        char buf[64];
+        if (range_said(o->kind)) fprintf(out, " [%s]", kind_wants(o->kind, false, buf, sizeof buf));
         fputc('\n', out);
     }
     fprintf(out, "  %-*s  %s\n  %-*s  %s\n  %-*s  %s\n", width, "--json",

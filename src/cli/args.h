@@ -9,25 +9,32 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "rtr/stages.h" /* RTR_SWEEP_MAX_GRID */
+
 /* What an option's value is; the kind carries the accepted range, so a
- * value that does not parse and one out of range are the same usage error.
+ * value that does not parse and one out of range are the same usage error,
+ * with the same words (and `--help` states a bound tighter than an int's).
  * Numbers must be finite (nan and inf are refused). A DOUBLE-like option
  * whose dest starts as NaN is "not given" until the command line sets it
- * (its --help line then shows no default). */
+ * (its --help line then shows no default). The integer kinds come first. */
 typedef enum {
-    RTR_OPT_FLAG,     /* bool, no value */
-    RTR_OPT_STR,      /* const char* */
-    RTR_OPT_REQUIRED, /* const char*; absence is a usage error */
-    RTR_OPT_INT,      /* long in 0 .. INT_MAX (sizes; 0 often means "automatic"): commands
-                       * store sizes in an int, where a larger one wrapped */
-    RTR_OPT_COUNT,    /* long in 1 .. INT_MAX */
-    RTR_OPT_SEED,     /* long >= 0, any size */
-    RTR_OPT_ROWS,     /* long in 1 .. RTR_OPT_MAX_ROWS (rows a stage holds at once) */
-    RTR_OPT_THREADS,  /* long in 0 .. RTR_OPT_MAX_THREADS (0: all cores) */
-    RTR_OPT_DOUBLE,   /* double, any finite value */
-    RTR_OPT_NONNEG,   /* double >= 0 */
-    RTR_OPT_POSITIVE, /* double > 0 */
-    RTR_OPT_UNIT      /* double in [0, 1] (lambda, fractions) */
+    RTR_OPT_FLAG,         /* bool, no value */
+    RTR_OPT_STR,          /* const char* */
+    RTR_OPT_REQUIRED,     /* const char*; absence is a usage error */
+    RTR_OPT_INT,          /* long in 0 .. INT_MAX (sizes; 0 often means "automatic"): commands
+                           * store sizes in an int, where a larger one wrapped */
+    RTR_OPT_COUNT,        /* long in 1 .. INT_MAX */
+    RTR_OPT_SEED,         /* long >= 0, any size */
+    RTR_OPT_ROWS,         /* long in 1 .. RTR_OPT_MAX_ROWS (rows a stage holds at once) */
+    RTR_OPT_THREADS,      /* long in 0 .. RTR_OPT_MAX_THREADS (0: all cores) */
+    RTR_OPT_NEIGHBOURS,   /* long in 1 .. RTR_OPT_MAX_NEIGHBOURS (a kNN router's k) */
+    RTR_OPT_RESAMPLES,    /* long in 0 .. RTR_OPT_MAX_RESAMPLES (bootstrap resamples; 0: none) */
+    RTR_OPT_GRID,         /* long in 0 .. RTR_OPT_MAX_GRID (λ values tabulated; 0: none) */
+    RTR_OPT_BOOT_QUERIES, /* long in RTR_OPT_MIN_BOOT_QUERIES .. INT_MAX (an m-out-of-n bootstrap's m) */
+    RTR_OPT_DOUBLE,       /* double, any finite value */
+    RTR_OPT_NONNEG,       /* double >= 0 */
+    RTR_OPT_POSITIVE,     /* double > 0 */
+    RTR_OPT_UNIT          /* double in [0, 1] (lambda, fractions) */
 } rtr_opt_kind;
 
 /* The encoder's bound (src/encoder/encoder.c): libgomp died of SIGSEGV when
@@ -37,6 +44,23 @@ typedef enum {
  * a chunk's buffers grow with it (2^24 rows of 384-d float embeddings alone
  * are 24 GiB), so a larger value asks for memory no machine here has. */
 #define RTR_OPT_MAX_ROWS (1L << 24)
+/* eval --knn: the search keeps each query's k best in an insertion list
+ * (src/eval/knn.c), O(k) per training row it passes, so a k near the
+ * training split's size costs its square. */
+#define RTR_OPT_MAX_NEIGHBOURS 100000
+/* eval --bootstrap: a resample costs O(queries x pairs); 100 times the
+ * default 1,000 is finer than a percentile interval's third digit. */
+#define RTR_OPT_MAX_RESAMPLES 100000
+/* sweep --grid: grid.csv rows (include/rtr/stages.h). */
+#define RTR_OPT_MAX_GRID RTR_SWEEP_MAX_GRID
+/* eval --bootstrap-queries: below about 100 the m-out-of-n bootstrap
+ * degenerates. A Poisson resample weights none of M queries with
+ * probability e^-M (M = 1: 37% of resamples empty, so the intervals' upper
+ * ends were undefined, printed "—"), and a rate over M 0/1 outcomes moves in
+ * steps of 1/M, so its percentiles are those of a few values. At 100 an
+ * empty resample has probability 4e-44 and a step is 1% before the
+ * sqrt(M/N) scaling. A split of fewer queries is resampled whole anyway. */
+#define RTR_OPT_MIN_BOOT_QUERIES 100
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */

@@ -83,6 +83,10 @@ static cJSON *outputs_json(const rtr_output_info *o, int n, bool tables) {
 static void print_outputs(const char *title, const rtr_output_info *o, int n, bool tables) {
     printf("\n%s:%s\n", title, n ? "" : " none");
     for (int i = 0; i < n; i++) {
+        if (!o[i].n_done && o[i].problem) { /* nothing read to show: a file where the folder should be, ... */
+            printf("  %-24s not usable: %s\n", o[i].name, o[i].problem);
+            continue;
+        }
         printf("  %-24s %s %s", o[i].name, tables ? "checkpoint" : "encoder",
                tables ? (o[i].checkpoint_hash ? o[i].checkpoint_hash : "?") : (o[i].encoder ? o[i].encoder : "?"));
         if (tables) printf(" (%s), embeddings %s %s", o[i].checkpoint && *o[i].checkpoint ? o[i].checkpoint : "?",

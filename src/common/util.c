@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,22 @@ bool rtr_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+char *rtr_why_not_folder(const char *path) {
+    struct stat st, ls;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return NULL;
+        bool link = lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode);
+        return rtr_sprintf("not a folder (%s%s)", link ? "a symbolic link to " : "",
+                           S_ISREG(st.st_mode) ? "a file" : "a special file");
+    }
+    int err = errno;
+    if (lstat(path, &ls) || !S_ISLNK(ls.st_mode)) return rtr_strdup(strerror(err));
+    char to[PATH_MAX];
+    ssize_t n = readlink(path, to, sizeof to - 1);
+    to[n < 0 ? 0 : n] = '\0';
+    return rtr_sprintf("a symbolic link to '%s', which %s", to, err == ENOENT ? "does not exist" : strerror(err));
+}
+
 void rtr_remove_tree(const char *path) {
     DIR *d = opendir(path);
     if (!d) { unlink(path); return; }
@@ -263,6 +280,20 @@ bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
         i += (size_t)n;
     }
     return true;
+}
+
+char *rtr_utf8_scrub(const char *s) {
+    size_t len = strlen(s), bad, o = 0;
+    char *out = rtr_malloc(3 * len + 1); /* each invalid byte may become the 3 bytes of U+FFFD */
+    if (!out) return NULL;
+    while (len) {
+        size_t ok = rtr_utf8_valid(s, len, &bad) ? len : bad;
+        memcpy(out + o, s, ok);
+        o += ok, s += ok, len -= ok;
+        if (len) memcpy(out + o, "\xef\xbf\xbd", 3), o += 3, s++, len--;
+    }
+    out[o] = '\0';
+    return out;
 }
 
 uint64_t rtr_hash64(uint64_t h, const void *data, size_t len) {

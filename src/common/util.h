@@ -57,12 +57,20 @@ rtr_status rtr_write_file_atomic(const char *path, const char *data, size_t len)
 
 bool rtr_path_exists(const char *path);
 bool rtr_is_dir(const char *path);
+/* Why path is not a folder, for a message after the path: "not a folder
+ * (a file)", "a symbolic link to 'x', which does not exist", or the stat
+ * error; NULL when it is one (or no memory). Caller frees. */
+char *rtr_why_not_folder(const char *path);
 /* Remove a directory tree (best effort, used to clean up failed outputs). */
 void rtr_remove_tree(const char *path);
 
 /* Valid UTF-8 check (utf8proc's decoder); on failure *bad_offset is the byte
  * offset of the first invalid sequence. */
 bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
+/* A copy of s (NUL-terminated) with each byte that starts no valid UTF-8
+ * sequence replaced by U+FFFD, as Python's errors="replace" does; for a name
+ * rtr only shows (a checkpoint's file name). Caller frees; NULL: no memory. */
+char *rtr_utf8_scrub(const char *s);
 
 /* What the first bytes of a file say it is when it is not text rtr reads
  * (a compressed file or archive, UTF-16, Parquet, HDF5): a phrase for a

@@ -17,6 +17,18 @@ typedef struct {
     double x, y;
 } curve_xy;
 
+/* Point j of a (cost, accuracy) curve in the order the scans below take:
+ * cost ascending, then accuracy descending (ties: highest y first), then j,
+ * so the order is total and a sort of the points gives one answer. Eval's
+ * curves, sweep's path and rtr_pareto_front sort by it; callers leave NaN
+ * out. */
+typedef struct {
+    double cost, acc;
+    int64_t j;
+} curve_point;
+
+int curve_point_cmp(const void *a, const void *b);
+
 /* The upper concave hull so far (its vertices only: a point that can no
  * longer be on it is dropped). Zero-initialise; aiq frees. */
 typedef struct {

@@ -186,20 +186,10 @@ static rtr_status lam_add(lam_router *L, rtr_backend *be, const eval_block *blk,
 /* A curve given point by point (j = 0 .. n − 1, any order of cost): the
  * file's points of it, its largest cost, and its points in cost order
  * (ties: highest accuracy first, then the point: the metrics' order,
- * metrics.c) through a sorter into r->cs, so it is never held. */
-typedef struct {
-    double cost, acc;
-    int64_t j;
-} curve_rec;
+ * metrics.c: curve_point_cmp) through a sorter into r->cs, so it is never
+ * held. */
 
-static int curve_rec_cmp(const void *x, const void *y) {
-    const curve_rec *a = x, *b = y;
-    if (a->cost != b->cost) return a->cost < b->cost ? -1 : 1;
-    if (a->acc != b->acc) return a->acc > b->acc ? -1 : 1;
-    return (a->j > b->j) - (a->j < b->j);
-}
-
-#define CURVE_RECORDS ((size_t)1 << 17) /* 3 MiB of curve_rec before a run goes to disk */
+#define CURVE_RECORDS ((size_t)1 << 17) /* 3 MiB of curve_point before a run goes to disk */
 
 typedef struct {
     router_result *r;
@@ -210,7 +200,7 @@ typedef struct {
 static void curve_sink_init(curve_sink *c, router_result *r) {
     c->r = r, c->x_max = 0;
     r->streamed = true;
-    run_sorter_init(&c->by_cost, sizeof(curve_rec), CURVE_RECORDS, curve_rec_cmp, "eval's curve in cost order");
+    run_sorter_init(&c->by_cost, sizeof(curve_point), CURVE_RECORDS, curve_point_cmp, "eval's curve in cost order");
 }
 
 /* The curve's number of points, known before the first (the file's points). */
@@ -223,7 +213,7 @@ static rtr_status curve_sink_point(curve_sink *c, int64_t j, double cost, double
     router_result *r = c->r;
     if (file_point(j, r->n)) r->cost[r->n_file] = cost, r->acc[r->n_file++] = acc;
     if (!isnan(cost)) c->x_max = fmax(c->x_max, cost);
-    curve_rec e = {cost, acc, j};
+    curve_point e = {cost, acc, j};
     return isnan(cost) || isnan(acc) ? RTR_OK : run_sorter_add(&c->by_cost, &e);
 }
 
@@ -236,7 +226,7 @@ static rtr_status curve_sink_finish(curve_sink *c, rtr_status st, const eval_ref
     if (!st) st = run_merge_start(mg);
     const char *rec;
     while (!st && !(st = run_merge_next(mg, &rec)) && rec) {
-        curve_rec e;
+        curve_point e;
         memcpy(&e, rec, sizeof e);
         eval_curve_stream_add(&r->cs, e.cost, e.acc);
     }

@@ -345,6 +345,13 @@ void rtr_curve_free(rtr_curve *c) {
 
 /* --------------------------------------------------------------- metrics */
 
+int curve_point_cmp(const void *x, const void *y) {
+    const curve_point *a = x, *b = y;
+    if (a->cost != b->cost) return a->cost < b->cost ? -1 : 1;
+    if (a->acc != b->acc) return a->acc > b->acc ? -1 : 1;
+    return (a->j > b->j) - (a->j < b->j);
+}
+
 static int xy_cmp(const void *a, const void *b) {
     const curve_xy *u = a, *v = b;
     if (u->x != v->x) return u->x < v->x ? -1 : 1;

@@ -351,7 +351,11 @@ rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *
     int64_t total = 0;
     for (int i = 0; !st && i < n; i++) total += mine[i] ? rtr_corpus_shard_queries(c, i) : 0;
     const char *ck = prm->checkpoint_path ? strrchr(prm->checkpoint_path, '/') : NULL;
-    rtr_table_meta meta = {sum->table, ck ? ck + 1 : prm->checkpoint_path, sum->checkpoint_hash,
+    /* the file name is shown by info and eval, never compared (the hash is):
+     * a name in another encoding is kept readable rather than refused */
+    char *ck_name = prm->checkpoint_path ? rtr_utf8_scrub(ck ? ck + 1 : prm->checkpoint_path) : NULL;
+    if (!st && prm->checkpoint_path && !ck_name) st = RTR_ERR_NOMEM;
+    rtr_table_meta meta = {sum->table, ck_name, sum->checkpoint_hash,
                            src ? src->encoding : NULL, p->encoder_hash, false};
     rtr_progress prog;
     rtr_progress_init(&prog, "score", (double)total);
@@ -382,6 +386,7 @@ rtr_status rtr_score_corpus(rtr_backend *b, rtr_score_summary *sum, const char *
     for (int i = 0; i < n; i++) rtr_output_writer_abort(w[i]);
     free(w);
     free(mine);
+    free(ck_name);
     double nq = (double)sum->n_queries;
     if (!st) st = rtr_dist_sum_f64(&nq, 1);
     sum->n_queries = (int64_t)nq;

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "eval/curve_scan.h"
 #include "rtr/dist.h"
 #include "store/runs.h"
 
@@ -838,29 +839,17 @@ rtr_status rtr_path_budget(int64_t *point, const rtr_path *path, double mean_bud
     return RTR_OK;
 }
 
-typedef struct {
-    double cost, acc;
-    int64_t i;
-} pareto_item;
-
-static int pareto_cmp(const void *x, const void *y) {
-    const pareto_item *u = x, *v = y;
-    if (u->cost != v->cost) return u->cost < v->cost ? -1 : 1;
-    if (u->acc != v->acc) return u->acc > v->acc ? -1 : 1;
-    return (u->i > v->i) - (u->i < v->i);
-}
-
 int64_t rtr_pareto_front(int64_t *idx, const double *cost, const double *acc, int64_t n) {
-    pareto_item *it = malloc(sizeof *it * (size_t)(n ? n : 1));
+    curve_point *it = malloc(sizeof *it * (size_t)(n ? n : 1));
     if (!it) return -1;
     int64_t m = 0, out = 0;
     for (int64_t i = 0; i < n; i++)
-        if (!isnan(cost[i]) && !isnan(acc[i])) it[m++] = (pareto_item){cost[i], acc[i], i};
-    qsort(it, (size_t)m, sizeof *it, pareto_cmp);
+        if (!isnan(cost[i]) && !isnan(acc[i])) it[m++] = (curve_point){cost[i], acc[i], i};
+    qsort(it, (size_t)m, sizeof *it, curve_point_cmp);
     /* In cost order, a point survives when it is more accurate than every
      * cheaper-or-equal point before it. */
     for (int64_t t = 0; t < m; t++)
-        if (!out || it[t].acc > acc[idx[out - 1]]) idx[out++] = it[t].i;
+        if (!out || it[t].acc > acc[idx[out - 1]]) idx[out++] = it[t].j;
     free(it);
     return out;
 }

@@ -56,38 +56,13 @@ typedef struct {
 } sweep_refs;
 
 /* A point of the path in cost order (the Pareto front and the curve
- * metrics): 64 bytes, runs.h's largest record. */
+ * metrics: curve_point_cmp on its first member): 64 bytes, runs.h's largest
+ * record. */
 typedef struct {
-    uint64_t key; /* the cost's bits, ordered as the values (cost_key) */
-    double acc;
-    int64_t j, off; /* the point, and the byte of its pareto flag in path.csv */
+    curve_point pt;
+    int64_t off; /* the byte of its pareto flag in path.csv */
     double lambda_lo, lambda_hi, pred_acc, pred_cost;
 } cost_rec;
-
-/* A double's bits as a key that sorts like the value (NaN excluded); -0
- * counts as 0, as it compares. */
-static uint64_t cost_key(double c) {
-    uint64_t u;
-    if (c == 0) c = 0.0;
-    memcpy(&u, &c, sizeof u);
-    return u >> 63 ? ~u : u | (UINT64_C(1) << 63);
-}
-
-static double key_cost(uint64_t u) {
-    u = u >> 63 ? u & ~(UINT64_C(1) << 63) : ~u;
-    double c;
-    memcpy(&c, &u, sizeof c);
-    return c;
-}
-
-/* Cost, then accuracy (highest first), then the point: the order of the
- * front and of the curve metrics' sorts (metrics.c). */
-static int cost_rec_cmp(const void *x, const void *y) {
-    const cost_rec *a = x, *b = y;
-    if (a->key != b->key) return a->key < b->key ? -1 : 1;
-    if (a->acc != b->acc) return a->acc > b->acc ? -1 : 1;
-    return (a->j > b->j) - (a->j < b->j);
-}
 
 /* ------------------------------------------------------------- tables */
 
@@ -212,12 +187,12 @@ static rtr_status summary_write(const char *path, const cJSON *o, run_merge *by_
     while (!st && !(st = run_merge_next(by_cost, &rec)) && rec) {
         cost_rec e;
         memcpy(&e, rec, sizeof e);
-        if (!front_next(&front_acc, &n_front, e.acc)) continue;
+        if (!front_next(&front_acc, &n_front, e.pt.acc)) continue;
         fprintf(f, "%s{", n_front > 1 ? "," : "");
         json_num(f, "lambda_lo", e.lambda_lo, ",");
         json_num(f, "lambda_hi", e.lambda_hi, ",");
-        json_num(f, "accuracy", e.acc, ",");
-        json_num(f, "mean_cost", key_cost(e.key), ",");
+        json_num(f, "accuracy", e.pt.acc, ",");
+        json_num(f, "mean_cost", e.pt.cost, ",");
         json_num(f, "pred_accuracy", e.pred_acc, ",");
         json_num(f, "pred_mean_cost", e.pred_cost, "}");
     }
@@ -411,7 +386,7 @@ static rtr_status sweep_point(void *ctx, const rtr_path_point *p) {
         pl->x[pl->n] = pt.pred_cost, pl->y[pl->n] = pt.pred_acc;
         pl->rx[pl->n] = pt.real_cost, pl->ry[pl->n++] = pt.real_acc;
     }
-    cost_rec e = {cost_key(cost), acc, pt.j, 0, pt.lambda_lo, pt.lambda_hi, pt.pred_acc, pt.pred_cost};
+    cost_rec e = {{cost, acc, pt.j}, 0, pt.lambda_lo, pt.lambda_hi, pt.pred_acc, pt.pred_cost};
     if (w->path_f) {
         int n = fprintf(w->path_f, "%lld,%.17g,%.17g,", (long long)pt.j, pt.lambda_lo, pt.lambda_hi);
         e.off = w->off + n;
@@ -445,8 +420,8 @@ static rtr_status cost_pass(run_merge *m, int fd, const char *path_csv, sweep_re
     while (!st && !(st = run_merge_next(m, &rec)) && rec) {
         cost_rec e;
         memcpy(&e, rec, sizeof e);
-        eval_curve_stream_add(&cs, key_cost(e.key), e.acc);
-        if (front_next(&front_acc, n_front, e.acc) && fd >= 0 && pwrite(fd, "1", 1, (off_t)e.off) != 1)
+        eval_curve_stream_add(&cs, e.pt.cost, e.pt.acc);
+        if (front_next(&front_acc, n_front, e.pt.acc) && fd >= 0 && pwrite(fd, "1", 1, (off_t)e.off) != 1)
             st = rtr_fail(RTR_ERR_IO, "%s: write failed (disk full?): %s", path_csv, strerror(errno));
     }
     if (!st && truth) st = eval_curve_stream_finish(&cs, &refs->m, NULL, refs->x_max);
@@ -504,7 +479,7 @@ rtr_status rtr_sweep_corpus(rtr_backend *b, const char *out_dir, rtr_sweep_summa
     double t0 = rtr_now();
     sweep_refs refs = {0};
     sweep_pass w = {.grid = prm->grid};
-    run_sorter_init(&w.by_cost, sizeof(cost_rec), spill ? (size_t)spill : SWEEP_COST_RECORDS, cost_rec_cmp,
+    run_sorter_init(&w.by_cost, sizeof(cost_rec), spill ? (size_t)spill : SWEEP_COST_RECORDS, curve_point_cmp,
                     "sweep's Pareto front");
     rtr_path_builder *pb = NULL;
     run_merge *by_cost = NULL;

@@ -507,42 +507,57 @@ rtr_status rtr_output_file_info(rtr_output_info *o, const rtr_corpus *c, const c
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* The valid output names under DIR/kind, sorted (caller frees). */
-static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***names, int *n) {
+/* The valid output names under DIR/kind that are folders, sorted, and those
+ * that are not (a file, a dangling symbolic link: odd, when asked for);
+ * caller frees both. */
+static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***names, int *n, char ***odd, int *n_odd) {
     *names = NULL;
     *n = 0;
+    if (odd) *odd = NULL, *n_odd = 0;
     char *dir = rtr_sprintf("%s/%s", c->dir, kind);
     if (!dir) return RTR_ERR_NOMEM;
     DIR *d = opendir(dir);
     struct dirent *e;
     rtr_status s = RTR_OK;
     /* absent: no outputs of this kind yet; anything else (permissions, a
-     * file of that name) must not read as "none: run rtr encode" */
-    if (!d && errno != ENOENT)
+     * file of that name, a link to nowhere) must not read as "none: run rtr
+     * encode" */
+    struct stat ls;
+    if (!d && errno != ENOENT) {
         s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
-    int cap = 0;
+    } else if (!d && !lstat(dir, &ls) && S_ISLNK(ls.st_mode)) {
+        char *why = rtr_why_not_folder(dir);
+        s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, why ? why : "a link to nowhere");
+        free(why);
+    }
+    int cap = 0, cap_odd = 0;
     while (d && !s) {
         errno = 0;
         if (!(e = readdir(d))) {
             if (errno) s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
             break;
         }
+        if (!rtr_output_name_valid(e->d_name)) continue;
         char *sub = rtr_sprintf("%s/%s", dir, e->d_name);
-        bool ok = sub && rtr_output_name_valid(e->d_name) && rtr_is_dir(sub);
+        if (!sub) { s = RTR_ERR_NOMEM; break; }
+        bool folder = rtr_is_dir(sub);
         free(sub);
-        if (!ok) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 8;
-            char **nn = rtr_realloc(*names, sizeof *nn * (size_t)cap);
+        if (!folder && !odd) continue;
+        char ***to = folder ? names : odd;
+        int *k = folder ? n : n_odd, *kc = folder ? &cap : &cap_odd;
+        if (*k == *kc) {
+            *kc = *kc ? 2 * *kc : 8;
+            char **nn = rtr_realloc(*to, sizeof *nn * (size_t)*kc);
             if (!nn) { s = RTR_ERR_NOMEM; break; }
-            *names = nn;
+            *to = nn;
         }
-        if (!((*names)[*n] = rtr_strdup(e->d_name))) s = RTR_ERR_NOMEM;
-        else (*n)++;
+        if (!((*to)[*k] = rtr_strdup(e->d_name))) s = RTR_ERR_NOMEM;
+        else (*k)++;
     }
     if (d) closedir(d);
     free(dir);
     if (*n > 1) qsort(*names, (size_t)*n, sizeof **names, name_cmp);
+    if (odd && *n_odd > 1) qsort(*odd, (size_t)*n_odd, sizeof **odd, name_cmp);
     return s;
 }
 
@@ -551,28 +566,52 @@ static void free_names(char **names, int n) {
     free(names);
 }
 
+/* "PATH: not a folder (a file); routing tables are ..." for an entry of
+ * kind/ that list_outputs found not to be a folder (caller frees). */
+static char *not_a_set(const rtr_corpus *c, const char *kind, const char *name) {
+    char *path = store_output_path(c, kind, name, NULL), *why = path ? rtr_why_not_folder(path) : NULL;
+    char *msg = rtr_sprintf("%s: %s; %s are a folder of files, one per shard", path, why ? why : "not a folder",
+                            strcmp(kind, EMB_DIR) ? "routing tables" : "embeddings");
+    free(path);
+    free(why);
+    return msg;
+}
+
+static int info_cmp(const void *a, const void *b) {
+    return strcmp(((const rtr_output_info *)a)->name, ((const rtr_output_info *)b)->name);
+}
+
 rtr_status rtr_corpus_outputs(rtr_output_info **out, int *n, const rtr_corpus *c, const char *kind) {
     *out = NULL;
     *n = 0;
     if (strcmp(kind, EMB_DIR) && strcmp(kind, TABLE_DIR))
         return rtr_fail(RTR_ERR_INVALID, "outputs: kind '%s': expected %s or %s", kind, EMB_DIR, TABLE_DIR);
-    char **names;
-    int m;
-    rtr_status s = list_outputs(c, kind, &names, &m);
-    rtr_output_info *info = s ? NULL : rtr_calloc((size_t)(m ? m : 1), sizeof *info);
+    char **names, **odd;
+    int m, k;
+    rtr_status s = list_outputs(c, kind, &names, &m, &odd, &k);
+    rtr_output_info *info = s ? NULL : rtr_calloc((size_t)(m + k ? m + k : 1), sizeof *info);
     if (!s && !info) s = RTR_ERR_NOMEM;
     for (int i = 0; i < m && !s; i++) {
         s = scan_output(&info[i], c, kind, names[i]);
         if (s) rtr_output_info_free(&info[i], 1);
         else *n = i + 1;
     }
+    /* listed, not usable: `info` said "none" of a set that is a file */
+    for (int i = 0; i < k && !s; i++) {
+        rtr_output_info *o = &info[m + i];
+        o->n_shards = c->n_shards;
+        if (!(o->name = rtr_strdup(odd[i])) || !(o->problem = not_a_set(c, kind, odd[i]))) s = RTR_ERR_NOMEM;
+        *n = m + i + 1;
+    }
     free_names(names, m);
+    free_names(odd, k);
     if (s) {
         rtr_output_info_free(info, *n);
         free(info);
         *n = 0;
         return s;
     }
+    if (k) qsort(info, (size_t)*n, sizeof *info, info_cmp);
     *out = info;
     return RTR_OK;
 }
@@ -589,25 +628,26 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
     memset(info, 0, sizeof *info);
     bool emb = !strcmp(kind, EMB_DIR);
     const char *what = emb ? "embeddings" : "routing table", *stage = emb ? "rtr encode" : "rtr score";
-    char **names;
-    int n;
-    rtr_status s = list_outputs(c, kind, &names, &n);
+    char **names, **odd;
+    int n, k;
+    rtr_status s = list_outputs(c, kind, &names, &n, &odd, &k);
     if (s) return s;
     char *list = names_list(names, n);
     const char *chosen = NULL;
+    bool named_odd = false;
+    for (int i = 0; name && i < k; i++) named_odd = named_odd || !strcmp(odd[i], name);
     if (name) {
         for (int i = 0; i < n && !chosen; i++)
             if (!strcmp(names[i], name)) chosen = names[i];
-        char *path = chosen ? NULL : store_output_path(c, kind, name, NULL);
-        /* a file where the folder would be is not "no such table: run rtr score" */
-        if (path && rtr_path_exists(path) && !rtr_is_dir(path))
-            s = rtr_fail(RTR_ERR_INVALID, "%s: not a folder (%s are a folder of files, one per shard)", path,
-                         emb ? "embeddings" : "routing tables");
+        /* a file (or a link to nowhere) where the folder would be is not
+         * "no such table: run rtr score" */
+        char *why = named_odd ? not_a_set(c, kind, name) : NULL;
+        if (why) s = rtr_fail(RTR_ERR_INVALID, "%s", why);
         else if (!chosen && n)
             s = rtr_fail(RTR_ERR_INVALID, "%s: no %s named '%s' (it has: %s)", c->dir, what, name, list);
         else if (!chosen)
             s = rtr_fail(RTR_ERR_INVALID, "%s: no %s named '%s' (it has none: run `%s` first)", c->dir, what, name, stage);
-        free(path);
+        free(why);
     } else if (by_hash) {
         for (int i = 0; i < n && !chosen && !s; i++) {
             rtr_output_info o;
@@ -620,16 +660,21 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
                          "that encoder", c->dir, by_hash, n ? "it has: " : "it has none", n ? list : "");
     } else if (n == 1) {
         chosen = names[0];
+    } else if (n) {
+        s = rtr_fail(RTR_ERR_INVALID, "%s: several %ss (%s): choose one (%s)", c->dir, what, list,
+                     emb ? "--encoder" : "--table");
     } else {
-        s = n ? rtr_fail(RTR_ERR_INVALID, "%s: several %ss (%s): choose one (%s)", c->dir, what, list,
-                         emb ? "--encoder" : "--table")
-              : rtr_fail(RTR_ERR_INVALID, "%s: no %s%s: run `%s` first", c->dir, what, emb ? "" : "s", stage);
+        char *why = k ? not_a_set(c, kind, odd[0]) : NULL;
+        s = rtr_fail(RTR_ERR_INVALID, "%s: no %s%s: run `%s` first%s%s%s", c->dir, what, emb ? "" : "s", stage,
+                     why ? " (" : "", why ? why : "", why ? ")" : "");
+        free(why);
     }
     if (!s) s = scan_output_cached(info, c, kind, chosen);
     if (!s && info->problem) s = rtr_fail(RTR_ERR_INVALID, "%s/%s/%s: %s", c->dir, kind, chosen, info->problem);
     if (s) rtr_output_info_free(info, 1);
     free(list);
     free_names(names, n);
+    free_names(odd, k);
     return s;
 }
 

@@ -110,6 +110,10 @@ static rtr_status put_attr(hid_t f, const char *key, hid_t type, const void *val
 }
 
 rtr_status h5_put_str(hid_t f, const char *key, const char *val) {
+    /* marked UTF-8 below, and refused by every reader when it is not */
+    size_t bad;
+    if (!rtr_utf8_valid(val, strlen(val), &bad))
+        return rtr_fail(RTR_ERR_INVALID, "attribute %s: not valid UTF-8 at byte %zu", key, bad);
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0) return h5_fail(RTR_ERR_IO, "cannot write attribute %s", key);
     H5Tset_size(t, strlen(val) + 1);
@@ -177,6 +181,8 @@ static rtr_status get_vlen_str(hid_t a, hid_t t, const char *path, const char *k
     rtr_status s = RTR_OK;
     if (!v) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is a null string", path, key);
     else if (strlen(v) > (1u << 20)) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is implausibly long", path, key);
+    else if (!rtr_utf8_valid(v, strlen(v), NULL))
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not valid UTF-8: rewrite it as UTF-8 text", path, key);
     else if (!(*val = rtr_strdup(v))) s = RTR_ERR_NOMEM;
     if (v) H5free_memory(v);
     return s;
@@ -205,6 +211,13 @@ static rtr_status get_str(hid_t o, const char *path, const char *key, char **val
         /* a space-padded string (Fortran's, MATLAB's) ends at its last non-space */
         else if (H5Tget_strpad(t) == H5T_STR_SPACEPAD)
             for (size_t i = n; i > 0 && (buf[i - 1] == ' ' || buf[i - 1] == '\0'); i--) buf[i - 1] = '\0';
+        /* names and hashes rtr prints and writes into JSON and CSV: bytes of
+         * another encoding (Latin-1 from a C or MATLAB writer) would pass
+         * into eval.json, `info` and route's files, which then do not parse */
+        size_t bad;
+        if (!s && !rtr_utf8_valid(buf, strlen(buf), &bad))
+            s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not valid UTF-8 (byte %zu): rewrite it as UTF-8 text",
+                         path, key, bad);
         if (s) free(buf);
         else *val = buf;
     }
