@@ -7,6 +7,10 @@ NaN weights (NaN rows were printed by `embed` and stored by `encode`), a
 max length rtr cannot honour (max_seq_length outside [2, 512], a
 model_max_length below 2, a config that does not parse: all were skipped
 silently); and
+weights in another form than one model.safetensors (PyTorch's, sharded:
+"model.safetensors: cannot open") are refused saying what the folder holds
+and how to convert it, and a transformer kept in the subfolder modules.json
+names (0_Transformer/, older sentence-transformers) is read from there;
 --threads beyond 1024 (libgomp died of SIGSEGV at 100000), and `embed`
 with its stdin closed (was exit 0, as if the input were empty). The
 unedited folder still embeds. Needs all-MiniLM-L6-v2 (tools/test fetches
@@ -101,6 +105,37 @@ def main():
                 "cpu", stdin=long)
     check(capped.returncode == 0 and capped.stdout == at512.stdout,
           f"model_max_length 1e30 embeds as 512 tokens: exit {capped.returncode} {capped.stderr.strip()}")
+    # the weights in another form: "model.safetensors: cannot open: No such
+    # file" said nothing of what the folder holds and what to do
+    good = run("embed", "--model", MODEL, "--device", "cpu", stdin="what is 2+2?\n")
+    for name, files, words in (
+            ("torch", {"pytorch_model.bin": "x"}, "PyTorch weights (pytorch_model.bin"),
+            ("torch-shards", {"pytorch_model.bin.index.json": "{}"}, "sharded PyTorch weights"),
+            ("st-shards", {"model.safetensors.index.json": '{"weight_map": {}}',
+                           "model-00001-of-00002.safetensors": "x"}, "sharded safetensors")):
+        d = folder(tmp, name, files=files)
+        os.remove(os.path.join(d, "model.safetensors"))
+        r = run("embed", "--model", d, "--device", "cpu", stdin="what is 2+2?\n")
+        check(r.returncode == 1 and f"{d}: no model.safetensors; the folder holds {words}" in r.stderr
+              and "save_pretrained" in r.stderr and r.stdout == "", f"{name}: exit 1 saying what the folder holds "
+              f"and how to convert it: exit {r.returncode} {r.stderr.strip()}")
+    # an older sentence-transformers folder keeps the transformer in the
+    # subfolder modules.json names (0_Transformer/): refused as "config.json:
+    # cannot open"; now read from there, the same embedding
+    old = os.path.join(tmp, "st-old")
+    os.makedirs(os.path.join(old, "0_Transformer"))
+    for f in os.listdir(MODEL):
+        src = os.path.abspath(os.path.join(MODEL, f))
+        if f in ("modules.json", "config_sentence_transformers.json", "1_Pooling", "2_Normalize"):
+            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(old, f))
+        elif os.path.isfile(src):
+            os.symlink(src, os.path.join(old, "0_Transformer", f))
+    mods = json.load(open(os.path.join(old, "modules.json")))
+    mods[0]["path"] = "0_Transformer"
+    json.dump(mods, open(os.path.join(old, "modules.json"), "w"))
+    r = run("embed", "--model", old, "--device", "cpu", stdin="what is 2+2?\n")
+    check(r.returncode == 0 and good.returncode == 0 and r.stdout == good.stdout,
+          f"the transformer in 0_Transformer/: the same embedding: exit {r.returncode} {r.stderr.strip()}")
     r = run("embed", "--model", MODEL, "--device", "cpu", "--threads", "100000", stdin="what is 2+2?\n")
     check(r.returncode == 2 and "--threads '100000'" in r.stderr and "at most 1024" in r.stderr,
           f"--threads 100000 (was SIGSEGV): a usage error naming the bound, as in every command: {r.returncode} {r.stderr}")

@@ -12,6 +12,9 @@ something that did not help:
   "malformed JSON near byte 2");
 - lines ended by CR alone: said so (was "unexpected text after the JSON
   object");
+- a catalog, pair-cost file or manifest holding a second JSON value after
+  the first: refused naming the line (the rest was dropped silently); an
+  empty catalog says it is empty;
 - tools/convert-outcomes: a gzip'd CSV said so (was "invalid UTF-8"), and a
   query whose rows disagree on its dataset or split is refused naming both
   lines (the first row's was kept silently).
@@ -94,6 +97,27 @@ def main():
     refused(r, log + ":1", ("pretty-printed",), "a pretty-printed object")
     r, log, _ = ingest(tmp, "cr", ("\r".join(lines) + "\r").encode())
     refused(r, log + ":1", ("CR alone",), "CR line ends")
+
+    # a JSON file holding a second value after the first (appended to, or
+    # one object a line): cJSON stopped after the first, so the rest was
+    # dropped silently; an empty catalog was "the text ends before the JSON
+    # value closes (pretty-printed ...?)"
+    r, _, path = ingest(tmp, "cat-twice", text, catalog + b"\n" + catalog)
+    refused(r, path, ("more text after the JSON value, at line",), "a catalog given twice in one file")
+    r, _, path = ingest(tmp, "cat-empty", text, b"\n")
+    refused(r, path, ("the file is empty",), "an empty catalog")
+    r, _, _ = ingest(tmp, "ok", text)
+    corpus = os.path.join(tmp, "out-ok")
+    check(r.returncode == 0, f"ingest: {r.stderr.strip()[-300:]}")
+    pairs = ["|".join(p) for p in json.load(open(os.path.join(corpus, "manifest.json")))["catalog"]["pairs"]]
+    cost = os.path.join(tmp, "cost.json")
+    open(cost, "w").write(json.dumps({p: 1 for p in pairs}) + '\n{"' + pairs[0] + '": 5}\n')
+    r = run("route", corpus, "--lambda", "0.5", "--cost", "user", "--pair-cost", cost, "--out", os.path.join(tmp, "c.csv"))
+    refused(r, cost, ("more text after the JSON value",), "a pair-cost file with a second object")
+    manifest = os.path.join(corpus, "manifest.json")
+    open(manifest, "a").write("\n{}\n")
+    r = run("info", corpus)
+    refused(r, manifest, ("more text after the JSON value",), "a manifest with an object appended")
 
     # held up already: still so
     r, _, _ = ingest(tmp, "crlf-bom", ("\ufeff" + "\r\n".join(lines) + "\r\n").encode())

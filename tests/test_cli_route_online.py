@@ -174,6 +174,13 @@ def main():
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin='What is 2 + 2?\n{"id": 4}\nnever read\n')
     check(r.returncode == 1 and "stdin:2" in r.stderr and len(r.stdout.splitlines()) == 1,
           "bad line 2: line 1 answered, then exit 1: %s" % r.stderr.strip())
+    # two objects on one line: the second was dropped silently (cJSON stops
+    # after the first value); a cut object said only "needs a string text"
+    for line, words in (('{"id": "a", "text": "x"}{"id": "b", "text": "y"}', "more text after the JSON object"),
+                        ('{"id": "a", "text": "x"', "not valid JSON")):
+        r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin="What is 2 + 2?\n" + line + "\n")
+        check(r.returncode == 1 and "stdin:2: " in r.stderr and words in r.stderr and len(r.stdout.splitlines()) == 1,
+              "line 2 %s: refused naming the line: exit %d %s" % (line[:30], r.returncode, r.stderr.strip()))
     bad_out = os.path.join(tmp, "bad.csv")
     r = run(*online("--checkpoint", ckpt, "--lambda", "0.5", "--out", bad_out), stdin='What is 2 + 2?\n{"id": 4}\n')
     check(r.returncode == 1 and "stdin:2" in r.stderr and not os.path.exists(bad_out),

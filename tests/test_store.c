@@ -83,6 +83,9 @@ static void expect_catalog_error(const char *json, const char *needle) {
 
 static void test_catalog_errors(void) {
     expect_catalog_error("{\"models\": [", "not valid JSON");
+    expect_catalog_error("{\"models\":[{\"name\":\"a\"}],\"strategies\":[{\"name\":\"x\"}]}\n{}",
+                         "more text after the JSON value, at line 2");
+    expect_catalog_error(" \n", "the file is empty");
     expect_catalog_error("{\"strategies\":[{\"name\":\"x\"}]}", "\"models\"");
     expect_catalog_error("{\"models\":[{\"name\":\"a\"},{\"name\":\"a\"}],\"strategies\":[{\"name\":\"x\"}]}",
                          "duplicate name");

@@ -7,6 +7,7 @@
  * are computed on a backend (--device). */
 #include "cli/cli.h"
 #include "rtr/stages.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -93,9 +94,13 @@ static rtr_status parse_line(char *line, size_t len, int64_t lineno, char **text
     if (memchr(line, '\0', len)) return rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: a NUL byte in the line", (long long)lineno);
     rtr_status st = RTR_OK;
     if (line[0] == '{') {
-        cJSON *o = cJSON_Parse(line);
+        /* a second object on the line was dropped silently */
+        const char *why;
+        cJSON *o = rtr_json_parse(line, &why);
         const cJSON *jt = cJSON_GetObjectItemCaseSensitive(o, "text"), *ji = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (!cJSON_IsString(jt)) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: a JSON line needs a string \"text\"", (long long)lineno);
+        if (!o) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON%s", (long long)lineno,
+                              strstr(why, "more text") ? ": more text after the JSON object (one per line)" : why);
+        else if (!cJSON_IsString(jt)) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: a JSON line needs a string \"text\"", (long long)lineno);
         else {
             *text = rtr_strdup(jt->valuestring);
             *id = cJSON_IsString(ji) ? rtr_strdup(ji->valuestring) : cJSON_IsNumber(ji) ? rtr_sprintf("%.17g", ji->valuedouble) : NULL;

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 void rtr_json_add_number(cJSON *o, const char *key, double v) {
@@ -40,6 +41,29 @@ bool rtr_json_integer(const cJSON *v, int64_t *out) {
     if (!(fabs(x) <= 9007199254740992.0) || x != floor(x)) return false;
     *out = (int64_t)x;
     return true;
+}
+
+cJSON *rtr_json_parse(const char *text, const char **why) {
+    static char buf[128];
+    const char *end = text + strspn(text, " \t\r\n");
+    *why = "";
+    if (!*end) {
+        *why = ": the file is empty (or only white space)";
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithOpts(text, &end, false);
+    if (!root) {
+        *why = rtr_json_error_hint(cJSON_GetErrorPtr(), text + strlen(text));
+        return NULL;
+    }
+    while (*end && strchr(" \t\r\n", *end)) end++;
+    if (!*end) return root;
+    cJSON_Delete(root);
+    int line = 1;
+    for (const char *p = text; p < end; p++) line += *p == '\n';
+    snprintf(buf, sizeof buf, ": more text after the JSON value, at line %d (one JSON value per file)", line);
+    *why = buf;
+    return NULL;
 }
 
 const char *rtr_json_error_hint(const char *at, const char *end) {

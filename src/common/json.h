@@ -26,4 +26,13 @@ bool rtr_json_integer(const cJSON *v, int64_t *out);
  * so it can always follow a message. */
 const char *rtr_json_error_hint(const char *at, const char *end);
 
+/* cJSON_Parse of a whole file's text: NULL also when text other than white
+ * space follows the value (cJSON_Parse stops after the first value, so a
+ * catalog or config.json with a second object appended kept the first
+ * silently). *why, on failure, is a phrase that can follow a message
+ * (": more text after the JSON value, at line 3 (one JSON value per
+ * file)", or rtr_json_error_hint's); "" on success. Not reentrant across
+ * threads for *why. */
+cJSON *rtr_json_parse(const char *text, const char **why);
+
 #endif

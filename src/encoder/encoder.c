@@ -145,7 +145,8 @@ static rtr_status read_json(const char *path, cJSON **cfg) {
     if (!rtr_path_exists(path)) return RTR_OK;
     char *text = NULL;
     rtr_status s = rtr_read_file(path, &text, NULL);
-    if (!s && !(*cfg = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    const char *why;
+    if (!s && !(*cfg = rtr_json_parse(text, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     /* cJSON keeps a key's first value, Python's json (transformers) its last */
     const char *dup = s ? NULL : rtr_json_duplicate_key(*cfg);
     if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' given twice", path, dup);
@@ -318,6 +319,31 @@ static const char *module_kind(const char *type) {
     return strrchr(type, '.') + 1;
 }
 
+/* The folder of the Transformer module, where config.json, the tokenizer
+ * and the weights are (*tdir, caller frees): dir itself, or the subfolder
+ * modules.json's first module names (older sentence-transformers folders
+ * keep them in 0_Transformer/; refused before as "config.json: cannot
+ * open"). read_modules checks the rest of modules.json. */
+static rtr_status transformer_dir(const char *dir, char **tdir) {
+    char *path = rtr_sprintf("%s/modules.json", dir);
+    cJSON *mods = NULL;
+    rtr_status s = path ? read_json(path, &mods) : RTR_ERR_NOMEM;
+    const cJSON *p = cJSON_IsArray(mods) ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(mods, 0), "path") : NULL;
+    const char *sub = cJSON_IsString(p) ? p->valuestring : "";
+    if (!s) *tdir = sub[0] ? rtr_sprintf("%s/%s", dir, sub) : rtr_strdup(dir);
+    if (!s && !*tdir) s = RTR_ERR_NOMEM;
+    char *why = s || !sub[0] ? NULL : rtr_why_not_folder(*tdir);
+    if (why) {
+        s = rtr_fail(RTR_ERR_FORMAT, "%s: the Transformer module is in '%s': %s", path, sub, why);
+        free(why);
+        free(*tdir);
+        *tdir = NULL;
+    }
+    cJSON_Delete(mods);
+    free(path);
+    return s;
+}
+
 static rtr_status read_modules(rtr_encoder *enc, const char *dir) {
     char *path = rtr_sprintf("%s/modules.json", dir), *sub = NULL;
     if (!path) return RTR_ERR_NOMEM;
@@ -349,12 +375,6 @@ static rtr_status read_modules(rtr_encoder *enc, const char *dir) {
                          kind && !strcmp(kind, "Dense") ? " (a Dense projection after pooling is not implemented)"
                          : !kind                        ? " (a class outside sentence-transformers)"
                                                         : "");
-            goto done;
-        }
-        if (i == 0 && mpath[0]) {
-            s = rtr_fail(RTR_ERR_UNSUPPORTED,
-                         "%s: the Transformer module is in '%s': rtr reads the model from the folder itself", path,
-                         mpath);
             goto done;
         }
         free(sub);
@@ -482,11 +502,39 @@ static float *load_tensor(loader *ld, const char *name, int64_t rows, int64_t co
     return dst;
 }
 
+/* Why dir has no model.safetensors when it holds the weights in another
+ * form ("cannot open: No such file" said nothing of it); NULL otherwise. */
+static rtr_status weights_elsewhere(const char *dir) {
+    static const struct {
+        const char *file, *what;
+    } forms[] = {
+        {"model.safetensors.index.json", "sharded safetensors (model.safetensors.index.json and its shards): rtr "
+                                         "reads one model.safetensors; save it unsharded (save_pretrained(DIR, "
+                                         "max_shard_size=\"10GB\"))"},
+        {"pytorch_model.bin", "PyTorch weights (pytorch_model.bin, a pickle rtr does not read): convert them "
+                              "(AutoModel.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True))"},
+        {"pytorch_model.bin.index.json", "sharded PyTorch weights (pytorch_model.bin.index.json): convert them "
+                                         "(AutoModel.from_pretrained(DIR).save_pretrained(DIR, "
+                                         "safe_serialization=True, max_shard_size=\"10GB\"))"},
+        {"tf_model.h5", "TensorFlow weights (tf_model.h5): rtr reads model.safetensors"},
+        {"flax_model.msgpack", "Flax weights (flax_model.msgpack): rtr reads model.safetensors"},
+        {"model.onnx", "an ONNX model (model.onnx): rtr reads model.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        char *p = rtr_sprintf("%s/%s", dir, forms[i].file);
+        bool there = p && rtr_path_exists(p);
+        free(p);
+        if (there) return rtr_fail(RTR_ERR_UNSUPPORTED, "%s: no model.safetensors; the folder holds %s", dir, forms[i].what);
+    }
+    return RTR_OK;
+}
+
 static rtr_status load_weights(rtr_encoder *enc, const char *dir) {
     char *path = rtr_sprintf("%s/model.safetensors", dir);
     if (!path) return RTR_ERR_NOMEM;
     rtr_safetensors *st = NULL;
-    rtr_status s = rtr_safetensors_open(&st, path);
+    rtr_status s = rtr_path_exists(path) ? RTR_OK : weights_elsewhere(dir);
+    if (!s) s = rtr_safetensors_open(&st, path);
     if (s) {
         free(path);
         return s;
@@ -727,11 +775,13 @@ static bool bf16_path(const rtr_encoder *enc) {
  * on the backend), scratch. */
 static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encoder_params *p) {
     if (!rtr_is_dir(model_dir)) return rtr_fail(RTR_ERR_IO, "%s: not a model folder", model_dir);
+    char *tdir = NULL; /* the Transformer module's folder */
     rtr_status s = parse_precision(p->precision, enc->b, &enc->precision);
-    if (!s) s = read_config(enc, model_dir);
+    if (!s) s = transformer_dir(model_dir, &tdir);
+    if (!s) s = read_config(enc, tdir);
     if (!s) s = read_modules(enc, model_dir);
     if (!s) s = read_prompt(enc, model_dir);
-    if (!s) s = rtr_tokenizer_load(&enc->tok, model_dir);
+    if (!s) s = rtr_tokenizer_load(&enc->tok, tdir);
     if (!s) {
         enc->max_len = p->max_seq_length > 0 ? p->max_seq_length : rtr_tokenizer_max_length(enc->tok);
         /* MPNet positions start after the padding index */
@@ -749,7 +799,10 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
         int want = p->batch_tokens > 0                ? p->batch_tokens
                    : rtr_backend_is_host(enc->b) ? BATCH_TOKENS_CPU
                                                       : BATCH_TOKENS_GPU;
-        if (want > 1 << 20) return rtr_fail(RTR_ERR_INVALID, "batch_tokens %d: at most %d", want, 1 << 20);
+        if (want > 1 << 20) {
+            free(tdir);
+            return rtr_fail(RTR_ERR_INVALID, "batch_tokens %d: at most %d", want, 1 << 20);
+        }
         enc->batch_tokens = want > enc->max_len ? want : enc->max_len;
         /* a GPU takes every batch full: it is fast at any padding, slow at small batches */
         int threads = p->n_threads > 0 ? p->n_threads : omp_get_max_threads();
@@ -758,8 +811,9 @@ static rtr_status load(rtr_encoder *enc, const char *model_dir, const rtr_encode
                              : enc->batch_tokens;
         /* every text has at least 2 tokens ([CLS] and [SEP]) */
         enc->max_texts = enc->batch_tokens / 2 < BATCH_TEXTS_MAX ? enc->batch_tokens / 2 : BATCH_TEXTS_MAX;
-        s = load_weights(enc, model_dir);
+        s = load_weights(enc, tdir);
     }
+    free(tdir);
     if (!s) set_hash(enc);
     if (!s) enc->bf16 = bf16_path(enc);
     if (!s) s = place_weights(enc);

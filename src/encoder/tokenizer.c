@@ -8,6 +8,7 @@
  * lower-case) → split off added tokens matched on normalised text → split on
  * whitespace and punctuation → WordPiece, longest match first → truncate. */
 #include "rtr/encoder.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -378,8 +379,9 @@ static rtr_status special_id(rtr_tokenizer *t, const char *name, const char *fil
 }
 
 static rtr_status load_tokenizer_json(rtr_tokenizer *t, const char *path, const char *text) {
-    cJSON *root = cJSON_Parse(text);
-    if (!root) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+    const char *why;
+    cJSON *root = rtr_json_parse(text, &why);
+    if (!root) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     rtr_status s = RTR_OK;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
@@ -501,7 +503,8 @@ static rtr_status load_vocab_txt(rtr_tokenizer *t, const char *dir) {
     cJSON *cfg = NULL;
     rtr_status s = vpath && cpath ? rtr_read_file(vpath, &vtext, NULL) : RTR_ERR_NOMEM;
     if (!s) s = rtr_read_file(cpath, &ctext, NULL);
-    if (!s && !(cfg = cJSON_Parse(ctext))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", cpath);
+    const char *why;
+    if (!s && !(cfg = rtr_json_parse(ctext, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", cpath, why);
     if (s) goto done;
     size_t lines = 1;
     for (const char *p = vtext; *p; p++) lines += *p == '\n';
@@ -561,7 +564,8 @@ static rtr_status folder_max_len(const char *dir, int *out, char **why) {
         if (!path) return RTR_ERR_NOMEM;
         if (rtr_path_exists(path)) {
             s = rtr_read_file(path, &text, NULL);
-            if (!s && !(j = cJSON_Parse(text))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", path);
+            const char *bad;
+            if (!s && !(j = rtr_json_parse(text, &bad))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, bad);
         }
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         if (!s && v && !cJSON_IsNull(v)) {

@@ -1367,10 +1367,11 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
     char *text;
     rtr_status s = rtr_read_file(eval_json, &text, NULL);
     if (s) return s;
-    cJSON *root = cJSON_Parse(text);
+    const char *why;
+    cJSON *root = rtr_json_parse(text, &why);
     if (!root) {
         free(text);
-        return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON", eval_json);
+        return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", eval_json, why);
     }
     const cJSON *routers = cJSON_GetObjectItemCaseSensitive(root, "routers");
     const cJSON *pairs = cJSON_GetObjectItemCaseSensitive(root, "pairs");

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json.h"
 #include "common/util.h"
 
 /* ---------------------------------------------------------------- costs */
@@ -47,10 +48,11 @@ rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens
 
 rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origin,
                                const rtr_catalog *cat) {
-    cJSON *root = cJSON_Parse(json);
+    const char *why;
+    cJSON *root = rtr_json_parse(json, &why);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return rtr_fail(RTR_ERR_FORMAT, "%s: expected a JSON object {\"model|strategy\": cost}", origin);
+        return rtr_fail(RTR_ERR_FORMAT, "%s: expected a JSON object {\"model|strategy\": cost}%s", origin, why);
     }
     rtr_status st = RTR_OK;
     for (int32_t j = 0; j < cat->n_pairs; j++) cost[j] = NAN;

@@ -129,15 +129,18 @@ static rtr_status parse_pairs(rtr_catalog *cat, const cJSON *root, const char *o
 
 rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin) {
     memset(cat, 0, sizeof *cat);
-    cJSON *root = cJSON_Parse(json);
+    const char *why;
+    cJSON *root = rtr_json_parse(json, &why);
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
+        /* a parse error's line (text after a whole value names its own) */
+        const char *at = strncmp(why, ": more text", 11) ? cJSON_GetErrorPtr() : NULL;
         int line = 1;
         for (const char *p = json; at && p < at; p++) line += *p == '\n';
         /* the terminator counts: xz's magic ends in a NUL byte */
         const char *kind = rtr_binary_kind(json, strlen(json) + 1);
         if (kind) return rtr_fail(RTR_ERR_FORMAT, "%s: %s, not a JSON catalog", origin, kind);
-        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON%s", origin, line, rtr_json_error_hint(at, json + strlen(json)));
+        if (!at) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", origin, why);
+        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON%s", origin, line, why);
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);
     const char *dup = s ? NULL : rtr_json_duplicate_key(root); /* cJSON would keep the first silently */

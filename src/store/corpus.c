@@ -196,8 +196,9 @@ rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir) {
                      rtr_path_exists(dir) ? "a file, not a corpus folder" : "no such directory");
     else if (!rtr_path_exists(mpath) || rtr_is_dir(mpath)) s = rtr_fail(RTR_ERR_IO, "%s: not a corpus (no manifest.json)", dir);
     if (!s) s = rtr_read_file(mpath, &text, NULL);
-    cJSON *root = s ? NULL : cJSON_Parse(text);
-    if (!s && !cJSON_IsObject(root)) s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON object", mpath);
+    const char *why = "";
+    cJSON *root = s ? NULL : rtr_json_parse(text, &why);
+    if (!s && !cJSON_IsObject(root)) s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON object%s", mpath, why);
     if (!s) s = manifest_parse(c, root, mpath);
     cJSON_Delete(root);
     free(text);
