@@ -6,11 +6,11 @@
 #   bench/eval_memory.sh eval WORK RTR_A RTR_B N...     measure A then B
 #
 # prep: as bench/bench_scale.sh builds its corpora (rtr gen-demo, 99% test
-# split, shards of 100,000 rows, 384-d synthetic embeddings written by
+# split unless TEST_FRACTION=F says otherwise, shards of 100,000 rows, 384-d synthetic embeddings written by
 # EMBED, a compiled bench/bench_scale_embed.c, a small network trained and
 # scored). eval: each binary's `rtr eval` with bench_scale.sh's options
 # (paper arch, no EmbedLLM, no bootstrap; BOOTSTRAP=R in the environment:
-# R resamples) through bench_scale_measure.py,
+# R resamples; EVAL_OPTS="..." adds options to both) through bench_scale_measure.py,
 # one JSON line each in WORK/results.jsonl, then whether the two
 # evaluation files are identical apart from their "seconds".
 set -euo pipefail
@@ -23,7 +23,7 @@ if [ "$mode" = prep ]; then
   for n in "$@"; do
     d=$work/$n
     mkdir -p "$d"
-    [ -f "$d/demo/outcomes.jsonl" ] || nice "$rtr" gen-demo -q --queries "$n" --seed 1 --test-fraction 0.99 "$d/demo"
+    [ -f "$d/demo/outcomes.jsonl" ] || nice "$rtr" gen-demo -q --queries "$n" --seed 1 --test-fraction "${TEST_FRACTION:-0.99}" "$d/demo"
     [ -f "$d/c/manifest.json" ] || nice "$rtr" ingest -q --catalog "$d/demo/catalog.json" --out "$d/c" \
       --shard-size 100000 "$d/demo/outcomes.jsonl"
     [ -d "$d/c/embeddings" ] || nice "$embed" "$d/c" 384
@@ -35,7 +35,7 @@ if [ "$mode" = prep ]; then
 fi
 a=$3 b=$4
 shift 4
-ev=(--no-embedllm --arch paper --bootstrap "${BOOTSTRAP:-0}" --device cpu -q)
+ev=(--no-embedllm --arch paper --bootstrap "${BOOTSTRAP:-0}" --device cpu -q ${EVAL_OPTS:-})
 for n in "$@"; do
   d=$work/$n
   echo "{\"label\": \"$n load\", \"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" | tee -a "$work/results.jsonl"

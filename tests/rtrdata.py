@@ -129,3 +129,37 @@ def write_bag_of_words(corpus, name, encoder_hash, dim, encoder="bag-of-words"):
     desc = (np.array([vec(m["description"]) for m in cat["models"]]),
             np.array([vec(s["description"]) for s in cat["strategies"]]))
     write_embeddings(corpus, name, encoder_hash, queries, desc, encoder=encoder)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & _MASK
+    return z ^ (z >> 31)
+
+
+def fnv(s):
+    """rtr's 64-bit FNV-1a of a string (a query id's key)."""
+    h = 0xcbf29ce484222325
+    for b in s.encode():
+        h = ((h ^ b) * 0x100000001b3) & _MASK
+    return h
+
+
+def sample_hash(seed, qid):
+    """eval's sample rule (src/eval/bootstrap.c, eval_boot_sample_hash): the
+    bootstrap's bottom M and the baselines' bottom T are the queries with
+    the smallest of these."""
+    return _mix64(_mix64(fnv(qid)) ^ _mix64(seed ^ 0xd1b54a32d192ed03))
+
+
+def outcome_table(path):
+    """A routing table that is a fixed function of a shard's outcomes, so a
+    query has the same table in any corpus that holds it."""
+    with h5py.File(path, "r") as h:
+        y = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
+        t = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
+    j = np.arange(y.shape[1])[None, :]
+    return {"p_correct": np.clip(0.55 * y + 0.2 + 0.2 * np.sin(0.37 * t + j), 0, 1), "tokens": 1.1 * t + 1}

@@ -72,10 +72,11 @@ check "message names the folder: $(cat err5.txt)" grep -q "nope" err5.txt
 check "encode missing corpus exits 1" test $rc -eq 1
 
 # bf16 on the CPU runs where the build has oneDNN and the CPU AVX-512 BF16
-# (docs/ENCODER.md), and is refused elsewhere; auto stays fp32 on the CPU
-# everywhere (bf16 there is asked for by name)
+# (docs/ENCODER.md), and is refused elsewhere; auto is bf16 there, else fp32
+cpu_bf16=0
+grep -qw avx512_bf16 /proc/cpuinfo && ldd "$RTR" | grep -q libdnnl && cpu_bf16=1
 "$RTR" encode --model "$model" --device cpu --precision bf16 --json corpus > out8.txt 2> err8.txt; rc=$?
-if grep -qw avx512_bf16 /proc/cpuinfo && ldd "$RTR" | grep -q libdnnl; then
+if [ $cpu_bf16 = 1 ]; then
   check "bf16 on a CPU with AVX-512 BF16 runs and says so: $(cat out8.txt err8.txt)" \
     grep -q '"device":"CPU, [0-9]* threads","precision":"bf16"' out8.txt
 else
@@ -85,6 +86,9 @@ fi
 "$RTR" encode --model "$model" --device cpu --precision fp16 corpus > /dev/null 2> err8.txt; rc=$?
 check "fp16 on the CPU is refused naming CUDA only: $(cat err8.txt)" grep -q "precision fp16 needs a CUDA device (" err8.txt
 "$RTR" encode --model "$model" --device cpu --json corpus > out7.txt 2>&1
+auto=$([ $cpu_bf16 = 1 ] && echo bf16 || echo fp32)
+check "json names device and precision (auto: $auto): $(cat out7.txt)" grep -q '"device":"CPU, [0-9]* threads","precision":"'$auto'"' out7.txt
+"$RTR" encode --model "$model" --device cpu --precision fp32 --json corpus > out7.txt 2>&1
 check "json names device and precision (fp32): $(cat out7.txt)" grep -q '"device":"CPU, [0-9]* threads","precision":"fp32"' out7.txt
 "$RTR" encode --model "$model" --device tpu corpus > /dev/null 2> err9.txt; rc=$?
 check "unknown device exits 1" test $rc -eq 1

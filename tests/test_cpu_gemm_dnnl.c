@@ -6,6 +6,8 @@
  *   strides, fallbacks) through the same path in fp32 (CPU_GEMM_DNNL_F32)
  *   against OpenBLAS, at the encoder's layer shapes and over the whole
  *   encoder on the golden texts: max |diff| <= 1e-5 (relative per GEMM);
+ *   calls from several threads at once, weights made under contention,
+ *   give the bits of the same calls one after another;
  * - the model of bf16's arithmetic (CPU_GEMM_BF16_MODEL), through which
  *   test_cpu_gemm.c checks the bound on every CPU, against that arithmetic
  *   written out per element;
@@ -17,10 +19,14 @@
  * skips. */
 #include "rtr/backend.h"
 #include "rtr/encoder.h"
+#include "backend/cpu.h"
 #include "backend/cpu_dnnl.h"
 #include "backend/cpu_features.h"
+#include "backend/cpu_gemm_packed.h"
 #include "encoder_fixture.h"
 #include "test.h"
+
+#include <omp.h>
 
 #include <string.h>
 
@@ -56,14 +62,19 @@ static void test_refusals_and_caps(void) {
     }
     s = rtr_backend_set_gemm_precision(&cpu, CPU_GEMM_DNNL_F32);
     CHECK(s == (cpu_dnnl_built() ? RTR_OK : RTR_ERR_UNSUPPORTED));
-    /* the weight caches are shared: no concurrent ops off fp32 */
-    if (!s) CHECK(!(rtr_backend_caps(&cpu) & RTR_CAP_CONCURRENT_OPS));
+    /* oneDNN's GEMMs run on several threads at once (a slot each, the cache
+     * under a lock: test_concurrent_calls); int8's packed weights are shared */
+    if (!s) CHECK(rtr_backend_caps(&cpu) & RTR_CAP_CONCURRENT_OPS);
+    if (cpu_packed_available()) {
+        CHECK(rtr_backend_set_gemm_precision(&cpu, CPU_GEMM_I8) == RTR_OK);
+        CHECK(!(rtr_backend_caps(&cpu) & RTR_CAP_CONCURRENT_OPS));
+    }
     CHECK(rtr_backend_set_gemm_precision(&ref, RTR_GEMM_BF16) == RTR_ERR_UNSUPPORTED);
     CHECK(rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_F32) == RTR_OK);
     CHECK(rtr_backend_caps(&cpu) & RTR_CAP_CONCURRENT_OPS);
 
     /* the encoder: "bf16" refused with the same reason where it cannot run,
-     * "auto" fp32 on the CPU even where bf16 runs (asked for by name) */
+     * "auto" bf16 where it runs, else fp32 */
     const char *dir = fixture_model_dir(models[0]);
     if (dir) {
         rtr_encoder_params ep = rtr_encoder_default_params();
@@ -78,7 +89,8 @@ static void test_refusals_and_caps(void) {
         rtr_encoder_free(enc);
         ep.precision = "auto";
         CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &ep) == RTR_OK);
-        CHECK(enc && !strcmp(rtr_encoder_precision(enc), "fp32"));
+        CHECK_MSG(enc && !strcmp(rtr_encoder_precision(enc), have_bf16() ? "bf16" : "fp32"), "auto: %s",
+                  enc ? rtr_encoder_precision(enc) : rtr_last_error());
         rtr_encoder_free(enc);
     } else {
         TEST_SKIP_PART("model folder absent (tools/fetch-encoder): the encoder's precision choice not checked");
@@ -161,6 +173,73 @@ static void test_f32_layers(void) {
     rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_F32);
     free(A), free(B), free(C), free(want);
     rtr_backend_free(&cpu), rtr_backend_free(&ref);
+}
+
+/* Calls from 4 threads at once (as the encoder's threads make them, each
+ * its share of a batch's texts), in oneDNN fp32 (any CPU) and in bf16 where
+ * it runs: 6 weight matrices met first by several threads at once (made
+ * under the cache's lock), each thread its own rows and sizes: every C
+ * has the bits of the same call made alone, after the cache is emptied,
+ * and each matrix was made once. */
+static void test_concurrent_calls(void) {
+    if (!cpu_dnnl_built()) TEST_SKIP("built without oneDNN (RTR_DNNL, libdnnl-dev)");
+    enum { NW = 6, NT = 4, CALLS = 12 };
+    static const int shapes[NW][2] = {{1152, 384}, {384, 384}, {1536, 384}, {384, 1536}, {768, 768}, {96, 64}};
+    rtr_gemm_precision precisions[] = {CPU_GEMM_DNNL_F32, RTR_GEMM_BF16};
+    float *B[NW];
+    for (int w = 0; w < NW; w++) B[w] = rand_matrix(shapes[w][0], shapes[w][1], 0.05);
+    int Ms[NT * CALLS];
+    float *A[NT * CALLS], *got[NT * CALLS], *want[NT * CALLS];
+    for (int c = 0; c < NT * CALLS; c++) {
+        int w = c % NW, N = shapes[w][0], K = shapes[w][1];
+        Ms[c] = 1 + (int)(test_urand() * 200);
+        A[c] = rand_matrix(Ms[c], K, 2.0);
+        got[c] = malloc(sizeof(float) * (size_t)Ms[c] * N);
+        want[c] = malloc(sizeof(float) * (size_t)Ms[c] * N);
+    }
+    for (size_t p = 0; p < sizeof precisions / sizeof *precisions; p++) {
+        if (precisions[p] == RTR_GEMM_BF16 && !have_bf16()) {
+            TEST_SKIP_PART("no AVX-512 BF16 on this CPU: bf16's concurrent calls not checked");
+            continue;
+        }
+        rtr_backend cpu;
+        CHECK(rtr_backend_cpu_open(&cpu) == RTR_OK);
+        CHECK(rtr_backend_set_gemm_precision(&cpu, precisions[p]) == RTR_OK);
+        int failed = 0;
+#pragma omp parallel num_threads(NT) reduction(+ : failed)
+        {
+            omp_set_num_threads(1); /* as the encoder's threads: each call on its thread */
+            for (int k = 0; k < CALLS; k++) {
+                int c = omp_get_thread_num() * CALLS + k, w = c % NW, N = shapes[w][0], K = shapes[w][1];
+                failed += cpu.iface->sgemm(cpu.ctx, false, true, Ms[c], N, K, 1.0f, A[c], K, B[w], K, 0.0f, got[c],
+                                           N) != RTR_OK;
+            }
+        }
+        CHECK_MSG(!failed, "%d concurrent calls failed: %s", failed, rtr_last_error());
+        int cached;
+        long made;
+        cpu_backend_cache_stats(&cpu, &cached, &made);
+        CHECK_MSG(cached == NW && made == NW, "%d matrices cached, %ld made, for %d weights", cached, made, NW);
+        /* the cache emptied (a precision change), then each call alone */
+        CHECK(rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_F32) == RTR_OK);
+        CHECK(rtr_backend_set_gemm_precision(&cpu, precisions[p]) == RTR_OK);
+        int threads = omp_get_max_threads(), differ = 0;
+        omp_set_num_threads(1);
+        for (int c = 0; c < NT * CALLS; c++) {
+            int w = c % NW, N = shapes[w][0], K = shapes[w][1];
+            CHECK(cpu.iface->sgemm(cpu.ctx, false, true, Ms[c], N, K, 1.0f, A[c], K, B[w], K, 0.0f, want[c], N) ==
+                  RTR_OK);
+            differ += memcmp(got[c], want[c], sizeof(float) * (size_t)Ms[c] * N) != 0;
+        }
+        omp_set_num_threads(threads);
+        fprintf(stderr, "%s: %d calls on %d threads at once, %d of them not the bits of the call alone\n",
+                precisions[p] == RTR_GEMM_BF16 ? "bf16" : "oneDNN fp32", NT * CALLS, NT, differ);
+        CHECK_MSG(differ == 0, "%d of %d concurrent calls differ from the same call alone", differ, NT * CALLS);
+        rtr_backend_set_gemm_precision(&cpu, RTR_GEMM_F32);
+        rtr_backend_free(&cpu);
+    }
+    for (int c = 0; c < NT * CALLS; c++) free(A[c]), free(got[c]), free(want[c]);
+    for (int w = 0; w < NW; w++) free(B[w]);
 }
 
 /* ---- the whole encoder ---------------------------------------------------- */
@@ -297,7 +376,10 @@ static void test_bf16_layers(void) {
 }
 
 /* The whole encoder in bf16 (asked for by name) against
- * sentence-transformers: cosine >= 0.999 per golden text, both models. */
+ * sentence-transformers: cosine >= 0.999 per golden text, both models; and
+ * every 8th text encoded alone (one call, as online routing encodes) within
+ * 1e-5 of its row in the batch (test_encoder_golden's bound for fp32): the
+ * condition for "auto" to pick bf16 on the CPU (docs/ENCODER.md). */
 static void test_bf16_encoder(void) {
     if (!have_bf16())
         TEST_SKIP(cpu_dnnl_built() ? "no AVX-512 BF16 on this CPU: the bf16 path cannot run (its bound: test_cpu_gemm)"
@@ -328,11 +410,30 @@ static void test_bf16_encoder(void) {
                 models[k], m, worst, worst_diff);
         CHECK_MSG(worst >= 0.999, "%s: worst cosine %.7f", models[k], worst);
         CHECK_MSG(worst_diff >= 1e-5, "%s: max|diff| %.2e: bf16 did not run", models[k], worst_diff);
+        rtr_encoder_params ep = rtr_encoder_default_params();
+        ep.precision = "bf16";
+        rtr_encoder *enc = NULL;
+        CHECK(rtr_encoder_load_on(&b, &enc, fixture_model_dir(models[k]), &ep) == RTR_OK);
+        double alone_diff = 0;
+        int n_alone = 0, same = 0;
+        float *row = malloc(sizeof *row * (size_t)fx.dim);
+        for (int t = 0; enc && t < m; t += 8, n_alone++) {
+            const char *text = fx.items[which[t]].text;
+            CHECK(rtr_encoder_encode(enc, row, &text, &fx.items[which[t]].len, 1) == RTR_OK);
+            const float *batched = out + (size_t)t * fx.dim;
+            same += !memcmp(row, batched, sizeof *row * (size_t)fx.dim);
+            for (int c = 0; c < fx.dim; c++) alone_diff = fmax(alone_diff, fabs((double)row[c] - batched[c]));
+        }
+        fprintf(stderr, "%s bf16 alone vs batched: %d texts, max|diff| %.2e, %d bit-identical\n", models[k], n_alone,
+                alone_diff, same);
+        CHECK_MSG(alone_diff <= 1e-5, "%s: bf16 alone vs batched max|diff| %.2e", models[k], alone_diff);
+        free(row);
+        rtr_encoder_free(enc);
         rtr_backend_free(&b);
         free(out), free(which);
         fixture_free(&fx);
     }
 }
 
-TEST_MAIN(T(test_refusals_and_caps), T(test_f32_layers), T(test_f32_encoder), T(test_bf16_model_layers),
+TEST_MAIN(T(test_refusals_and_caps), T(test_f32_layers), T(test_concurrent_calls), T(test_f32_encoder), T(test_bf16_model_layers),
           T(test_bf16_layers), T(test_bf16_encoder))

@@ -26,25 +26,7 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import rtrdata  # noqa: E402
 
-MASK = (1 << 64) - 1
 SEED = 3
-
-
-def mix64(z):
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & MASK
-    return z ^ (z >> 31)
-
-
-def fnv(s):
-    h = 0xcbf29ce484222325
-    for b in s.encode():
-        h = ((h ^ b) * 0x100000001b3) & MASK
-    return h
-
-
-def sample_hash(seed, qid):
-    return mix64(mix64(fnv(qid)) ^ mix64(seed ^ 0xd1b54a32d192ed03))
 
 
 def corpus_of(tmp, name, lines):
@@ -63,14 +45,8 @@ def corpus_of(tmp, name, lines):
         emb = rng.standard_normal((h5py.File(path, "r").attrs["n_queries"], 16))
         return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
-    def table(path):
-        with h5py.File(path, "r") as h:
-            y = np.nan_to_num(h["outcomes/correct"][()], nan=0.5)
-            t = np.nan_to_num(h["outcomes/tokens"][()], nan=100.0)
-        j = np.arange(y.shape[1])[None, :]
-        return {"p_correct": np.clip(0.55 * y + 0.2 + 0.2 * np.sin(0.37 * t + j), 0, 1), "tokens": 1.1 * t + 1}
     rtrdata.write_embeddings(corpus, "e", "test-encoder", unit_rows, (np.ones((4, 16)), np.ones((4, 16))))
-    rtrdata.write_table(corpus, "t", table, "h", "e", "test-encoder")
+    rtrdata.write_table(corpus, "t", rtrdata.outcome_table, "h", "e", "test-encoder")
     return corpus
 
 
@@ -100,7 +76,7 @@ def main():
     test_ids = [x["id"] for x in rows if x["split"] == "test"]
     n = len(test_ids)
     m = n // 4
-    keep = set(sorted(test_ids, key=lambda q: sample_hash(SEED, q))[:m])
+    keep = set(sorted(test_ids, key=lambda q: rtrdata.sample_hash(SEED, q))[:m])
     big = corpus_of(tmp, "big", lines)
     small = corpus_of(tmp, "small", [x for x, row in zip(lines, rows) if row["split"] != "test" or row["id"] in keep])
 

@@ -7,7 +7,11 @@
 #include "eval/evaluate.h"
 #include "test.h"
 
+#include <omp.h>
 #include <string.h>
+
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 /* A float-stored mean cost a few ulps above a double budget is within it;
  * a real difference (1e-4 relative) is not. */
@@ -286,6 +290,42 @@ static void test_embedllm_chunks(void) {
     free(temb); free(emb); free(ty); free(tc); free(tp); free(p); free(c); free(q); free(r);
 }
 
+/* The fit is the same bits for any number of threads, OpenMP's and
+ * OpenBLAS's: its sums over training rows go block by block, each block's
+ * alone, added in block order. One threaded sgemm over every row summed in
+ * an order that followed OpenBLAS's thread count (EmbedLLM-style's AIQ was
+ * 6e-5 apart between 1 and 2 MPI ranks, which get fewer threads each). */
+static void test_embedllm_threads(void) {
+    enum { NT = 5000, D = 64, K = 4 };
+    float *temb = malloc(sizeof(float) * NT * D), *ty = malloc(sizeof(float) * NT * K);
+    float *tc = malloc(sizeof(float) * NT * K), *tp = malloc(sizeof(float) * NT * K), *r = malloc(sizeof(float) * NT * K);
+    uint64_t s = 11;
+    for (int64_t i = 0; i < (int64_t)NT * D; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        temb[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+    }
+    make_table(tp, r, ty, tc, NT, K, 5);
+    rtr_embedllm_params prm = rtr_embedllm_default_params();
+    prm.epochs = 20;
+    int omp0 = omp_get_max_threads(), blas0 = openblas_get_num_threads();
+    rtr_embedllm_model m[3];
+    size_t np = (size_t)prm.dim * D + (size_t)K * prm.dim + K;
+    for (int t = 0; t < 3; t++) {
+        omp_set_num_threads(t + 1);
+        openblas_set_num_threads(t + 1);
+        CHECK(rtr_embedllm_fit(&m[t], NULL, temb, ty, tc, NT, D, K, &prm) == RTR_OK);
+        CHECK(openblas_get_num_threads() == t + 1); /* the caller's setting is put back */
+    }
+    omp_set_num_threads(omp0);
+    openblas_set_num_threads(blas0);
+    for (int t = 1; t < 3; t++) {
+        CHECK_MSG(!memcmp(m[t].par, m[0].par, np * sizeof *m[0].par), "%d threads: another model than 1 thread's", t + 1);
+        CHECK(!memcmp(m[t].pair_cost, m[0].pair_cost, K * sizeof *m[0].pair_cost));
+    }
+    for (int t = 0; t < 3; t++) rtr_embedllm_free(&m[t]);
+    free(temb); free(ty); free(tc); free(tp); free(r);
+}
+
 TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
           T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap), T(test_boot_sample),
-          T(test_embedllm_chunks))
+          T(test_embedllm_chunks), T(test_embedllm_threads))

@@ -31,6 +31,7 @@ import rtrdata  # noqa: E402
 ROOT_KEYS = {"title", "corpus", "split", "train_split", "test_dataset", "train_skip_dataset", "n_queries", "n_train",
              "cost_unit", "checkpoint_hash", "device", "x_max", "budget_reference", "notes", "aiq_note", "bootstrap",
              "pairs", "routers", "default_router", "tables", "mix", "calibration", "knn_search",
+             "baseline_train",  # the provenance sentence says a sample when queries < n_train
              "cost_scale",  # an internal scale of the λ rule: no reader's number
              "seconds"}     # how long eval ran: not a result
 ROUTER_KEYS = {"name", "unavailable", "points", "aiq", "aiq_from_zero", "apgr", "cpt50", "cpt80", "cost_to_match",

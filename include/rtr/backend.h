@@ -168,8 +168,8 @@ enum {
     RTR_CAP_CONCURRENT_OPS = 1u << 0,
     /* Its sgemm computes in bf16 at a speed worth it, within the accuracy
      * bound the encoder's bf16 is held to (the CPU with oneDNN and AVX-512
-     * BF16). The encoder's "auto" still keeps a host backend in fp32
-     * (docs/ENCODER.md: the path has run only through its model). */
+     * BF16), with a row's result independent of the other rows in the
+     * call: the encoder's "auto" then picks bf16 (docs/ENCODER.md). */
     RTR_CAP_FAST_BF16 = 1u << 1,
 };
 

@@ -61,10 +61,10 @@ typedef struct {
                            device's default, 4096 on the CPU, 65536 on CUDA (fills an H100) */
     const char *device; /* "cpu" (the default; also NULL), "cuda" or "auto" (CUDA when a GPU
                            answers, else the CPU with one line on stderr): rtr_backend_init */
-    const char *precision; /* GEMM inputs: "fp32" (the default; also NULL); "bf16" or "fp16"
-                              (tensor cores, fp32 accumulation: CUDA only, RTR_ERR_INVALID on
-                              the CPU, which computes in fp32 only); "auto": bf16 on CUDA, fp32 on
-                              the CPU */
+    const char *precision; /* GEMM inputs: "fp32" (the default; also NULL); "bf16" (CUDA, or
+                              the CPU where it has bf16 GEMMs: oneDNN and AVX-512 BF16;
+                              RTR_ERR_INVALID elsewhere); "fp16" (CUDA only); fp32 accumulation;
+                              "auto": bf16 where it runs, else fp32 (docs/ENCODER.md) */
 } rtr_encoder_params;
 
 RTR_API rtr_encoder_params rtr_encoder_default_params(void);

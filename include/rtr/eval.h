@@ -49,6 +49,13 @@ typedef struct {
      * around the estimates on every query (docs/METRICS.md), so its memory
      * and time stop growing with the split. */
     int64_t bootstrap_queries;
+    /* The most training queries the baselines are fitted on (100000):
+     * above it the kNN router, dataset prior, default router and
+     * EmbedLLM-style are fitted on the baseline_train_max training queries
+     * with the smallest hash of (seed, id) (the bootstrap's sample rule), so
+     * the training split's memory stops growing with it; the budget and the
+     * reference pairs still come from every training query (streamed sums). */
+    int64_t baseline_train_max;
 } rtr_eval_params;
 
 RTR_API rtr_eval_params rtr_eval_default_params(void);
@@ -67,6 +74,7 @@ typedef struct {
 
 typedef struct {
     int64_t n_queries, n_train; /* evaluated and training queries */
+    int64_t n_train_baselines;  /* the training queries the baselines were fitted on (baseline_train_max at most) */
     const char *cost_unit;      /* "output tokens", "USD" or "user cost" (static) */
     double x_max;               /* AIQ's cost range, shared by every router */
     int32_t bootstrap;          /* resamples behind the intervals (0: none) */

@@ -222,10 +222,10 @@ static void cpu_bf16_embeds(rtr_backend *cpu, const char *dir) {
     fixture_free(&fx);
 }
 
-/* "auto" is bf16 off the CPU and fp32 on it. bf16 on the CPU runs where
- * the backend reports RTR_CAP_FAST_BF16 and is refused with the reason
- * elsewhere; fp16 on the CPU, which would compute in fp32, and unknown
- * names are refused. */
+/* "auto" is bf16 off the CPU, and on it where the backend reports
+ * RTR_CAP_FAST_BF16, else fp32. bf16 on the CPU runs there and is refused
+ * with the reason elsewhere; fp16 on the CPU, which would compute in fp32,
+ * and unknown names are refused. */
 static void test_precision_choice(void) {
     const char *dir = fixture_model_dir("all-MiniLM-L6-v2");
     if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
@@ -238,11 +238,13 @@ static void test_precision_choice(void) {
     p.precision = "auto";
     CHECK(rtr_encoder_load_on(&emu, &enc, dir, &p) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "bf16"));
     rtr_encoder_free(enc);
-    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_OK && !strcmp(rtr_encoder_precision(enc), "fp32"));
+    bool cpu_bf16 = rtr_backend_caps(&cpu) & RTR_CAP_FAST_BF16;
+    CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_OK &&
+          !strcmp(rtr_encoder_precision(enc), cpu_bf16 ? "bf16" : "fp32"));
     CHECK(rtr_encoder_batch_tokens(enc) == 256);
     rtr_encoder_free(enc);
     p.precision = "bf16";
-    if (rtr_backend_caps(&cpu) & RTR_CAP_FAST_BF16) {
+    if (cpu_bf16) {
         cpu_bf16_embeds(&cpu, dir);
     } else {
         CHECK(rtr_encoder_load_on(&cpu, &enc, dir, &p) == RTR_ERR_INVALID && !enc);

@@ -197,13 +197,14 @@ static rtr_status cpu_set_gemm_precision(void *ctx, rtr_gemm_precision p) {
     return RTR_OK;
 }
 
-/* fp32: every op computes on its calling thread and keeps nothing between
- * calls (the int8 and oneDNN paths share a weight cache and scratch). bf16
- * where it runs (cpu_dnnl_bf16_runs), its bound verified through its model
- * in tests/test_cpu_gemm.c. */
+/* fp32 and oneDNN (bf16, and its fp32 test precision): every op computes
+ * on its calling thread, oneDNN's GEMMs with a slot per thread and their
+ * weight cache under a lock (cpu_dnnl.h). Not int8 nor the bf16 model,
+ * whose packed weights and scratch are shared. bf16 where it runs
+ * (cpu_dnnl_bf16_runs), its bound in tests/test_cpu_gemm_dnnl.c. */
 static unsigned cpu_caps(void *ctx) {
     cpu_state *st = ctx;
-    unsigned c = st->precision == RTR_GEMM_F32 ? RTR_CAP_CONCURRENT_OPS : 0;
+    unsigned c = st->precision == RTR_GEMM_F32 || on_dnnl(st->precision) ? RTR_CAP_CONCURRENT_OPS : 0;
     if (cpu_dnnl_bf16_runs()) c |= RTR_CAP_FAST_BF16;
     return c;
 }
@@ -249,7 +250,7 @@ RTR_BACKEND_OPS(CPU_REF_ADAPTER)
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int blas_ops, blas_saved;
 
-static void blas_serial_begin(void) {
+void cpu_blas_serial_begin(void) {
     pthread_mutex_lock(&blas_lock);
     if (blas_ops++ == 0) {
         blas_saved = openblas_get_num_threads();
@@ -257,7 +258,7 @@ static void blas_serial_begin(void) {
     }
     pthread_mutex_unlock(&blas_lock);
 }
-static void blas_serial_end(void) {
+void cpu_blas_serial_end(void) {
     pthread_mutex_lock(&blas_lock);
     if (--blas_ops == 0) openblas_set_num_threads(blas_saved);
     pthread_mutex_unlock(&blas_lock);
@@ -359,7 +360,7 @@ int cpu_sgemm_row_block(void) {
 static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float beta, float *C, int ldc) {
     CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-    blas_serial_begin();
+    cpu_blas_serial_begin();
     bool split = (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1;
     int p = split ? cpu_sgemm_row_block() : 0;
 #pragma omp parallel if (split)
@@ -373,7 +374,7 @@ static rtr_status sgemm_f32(bool trans_a, bool trans_b, int M, int N, int K, flo
         if (r1 > r0)
             cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, a, lda, B, ldb, beta, C + (size_t)r0 * ldc, ldc);
     }
-    blas_serial_end();
+    cpu_blas_serial_end();
     return RTR_OK;
 }
 
@@ -402,7 +403,9 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
     if (st->precision == CPU_GEMM_I8 && weights && K <= CPU_I8_MAX_K)
         return sgemm_i8(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     if (on_dnnl(st->precision) && weights && ldc == N)
-        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16, M, N, K, alpha, A, lda, B, ldb, C);
+        return cpu_dnnl_gemm(st->dnnl, st->precision == RTR_GEMM_BF16,
+                             (double)M * N * K >= CPU_GEMM_SPLIT_MIN && omp_get_max_threads() > 1, M, N, K, alpha, A,
+                             lda, B, ldb, C);
     if (st->precision == CPU_GEMM_BF16_MODEL && weights && ldc == N)
         return sgemm_bf16_model(st, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     return sgemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -411,9 +414,9 @@ static rtr_status cpu_sgemm(void *ctx, bool trans_a, bool trans_b, int M, int N,
 static rtr_status cpu_attention(void *ctx, float *out, float *att, const float *qkv, const float *bias,
                                 const int32_t *lens, int B, int T, int C, int NH) {
     (void)ctx;
-    blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
+    cpu_blas_serial_begin(); /* its per-thread GEMMs need it (backend/ops_cpu.h) */
     attention_forward_cpu(out, att, qkv, bias, lens, B, T, C, NH);
-    blas_serial_end();
+    cpu_blas_serial_end();
     return RTR_OK;
 }
 

@@ -60,8 +60,12 @@ bool cpu_dnnl_bf16_runs(void);
  * with the CPU's features). */
 rtr_status cpu_dnnl_check(rtr_gemm_precision p);
 
-/* State: oneDNN's engine and stream, the cached weights and primitives,
- * the activation scratch. Not for concurrent calls. */
+/* State: oneDNN's engine, the cached weights and primitives, and per
+ * calling thread a stream, the activation scratch and the primitives'
+ * scratchpad. cpu_dnnl_gemm may be called from several threads of one
+ * OpenMP team at once (each its own slot, omp_get_thread_num(); the cache
+ * under a lock), as the encoder does when it splits a batch's texts over
+ * the threads; create, drop and free may not overlap any call. */
 rtr_status cpu_dnnl_create(cpu_dnnl **out);
 /* Forget the cached weight matrices whose source matrix `drop` names
  * (drop(arg, src) true; drop NULL: all of them). */
@@ -71,9 +75,12 @@ int cpu_dnnl_cached(const cpu_dnnl *d, long *made);
 void cpu_dnnl_free(cpu_dnnl *d);
 
 /* C[M x N] (row stride N) = alpha · A[M x K] (row stride lda) · Bᵀ, B
- * [N x K] (row stride ldb), inputs in bf16 or fp32. RTR_ERR_NOMEM, or
+ * [N x K] (row stride ldb), inputs in bf16 or fp32, on the calling thread,
+ * or (split) its rows cut over the OpenMP threads, each run one
+ * single-threaded oneDNN call: a row's bits are the same in any call and
+ * at any thread count (tests/test_cpu_gemm_dnnl.c). RTR_ERR_NOMEM, or
  * RTR_ERR_UNSUPPORTED naming oneDNN's status when it has no primitive. */
-rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float *C);
+rtr_status cpu_dnnl_gemm(cpu_dnnl *d, bool bf16, bool split, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float *C);
 
 #endif

@@ -32,7 +32,7 @@ int cmd_embed(int argc, char **argv) {
                             {"max-length", RTR_OPT_INT, &max_len, "tokens per text incl. specials (0: the model's)"},
                             RTR_OPT_DEVICE(&device),
                             {"precision", RTR_OPT_STR, &precision,
-                             "GEMM inputs: fp32, bf16, fp16 or auto (bf16 on a GPU, fp32 on the CPU)"},
+                             "GEMM inputs: fp32, bf16, fp16 or auto (bf16 on a GPU and on CPUs with AVX-512 BF16, else fp32)"},
                             {0}};
     const rtr_cmd_spec spec = {"embed", "--model MODEL_DIR < lines",
                                "Embed each line of standard input (trailing CR/LF removed) and print its\n"

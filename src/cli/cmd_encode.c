@@ -1,7 +1,8 @@
 /* `rtr encode --model MODEL_DIR CORPUS_DIR`: the encoding stage
  * (rtr_encode_corpus, src/encoder/encode_corpus.c). --device picks the
  * backend the encoder computes on (default auto: a GPU when one answers),
- * --precision its GEMM inputs (default auto: bf16 on a GPU, fp32 on the CPU). */
+ * --precision its GEMM inputs (default auto: bf16 on a GPU and on a CPU with
+ * bf16 GEMMs, else fp32; docs/ENCODER.md). */
 #include "cli/cli.h"
 #include "rtr/stages.h"
 #include "common/util.h"
@@ -17,7 +18,7 @@ int cmd_encode(int argc, char **argv) {
                             {"name", RTR_OPT_STR, &ep.name, "the encoding's name (embeddings/NAME; default: the model folder's name)"},
                             RTR_OPT_DEVICE(&device),
                             {"precision", RTR_OPT_STR, &precision,
-                             "GEMM inputs: fp32, bf16 or fp16 (CUDA only), auto (bf16 on CUDA, fp32 on the CPU)"},
+                             "GEMM inputs: fp32, bf16 or fp16 (CUDA only), auto (bf16 on CUDA and on CPUs with AVX-512 BF16, else fp32)"},
                             CLI_OPT_THREADS(&threads),
                             {"max-length", RTR_OPT_INT, &max_len,
                              "tokens per text incl. specials (0: the model's; another length is part of the encoder hash)"},

@@ -96,7 +96,7 @@ static rtr_status parse_line(char *line, size_t len, int64_t lineno, char **text
     if (line[0] == '{') {
         /* a second object on the line was dropped silently */
         const char *why;
-        cJSON *o = rtr_json_parse(line, &why);
+        cJSON *o = rtr_json_parse(line, &why, NULL);
         const cJSON *jt = cJSON_GetObjectItemCaseSensitive(o, "text"), *ji = cJSON_GetObjectItemCaseSensitive(o, "id");
         if (!o) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON%s", (long long)lineno,
                               strstr(why, "more text") ? ": more text after the JSON object (one per line)" : why);
@@ -244,6 +244,11 @@ static rtr_status route_online(rtr_backend *be, const char *model_dir, const cha
     bool stream = !out && isnan(prm->budget);
     rtr_encoder_params ep = rtr_encoder_default_params();
     ep.max_seq_length = max_len > 1 << 20 ? 1 << 20 : (int)max_len; /* the encoder refuses what exceeds the model */
+    /* On the CPU `rtr encode`'s default (auto: bf16 where the CPU has bf16
+     * GEMMs, whose rows do not depend on the batch), so a query routed
+     * alone gets the bits of its row in a corpus encoded on this machine;
+     * on a GPU fp32, as close as it gets to a corpus encoded anywhere. */
+    ep.precision = rtr_backend_is_host(be) ? "auto" : "fp32";
     rtr_status st = rtr_predictor_load(&pred, ckpt);
     if (!st && !(prm->o.cost_scale > 0) && !pred.pair_mean_tokens) {
         if (stream)
@@ -254,7 +259,7 @@ static rtr_status route_online(rtr_backend *be, const char *model_dir, const cha
             rtr_note("route: %s records no cost scale (saved before checkpoints kept their pairs' training mean "
                      "tokens): it is computed over the queries read", ckpt);
     }
-    if (!st) st = rtr_encoder_load_on(be, &enc, model_dir, &ep); /* fp32 GEMMs: as close to the corpus as it gets */
+    if (!st) st = rtr_encoder_load_on(be, &enc, model_dir, &ep);
     if (!st) rtr_predictor_hash_hex(&pred, hash);
     line_reader lr = {0};
     query_batch q = {0};

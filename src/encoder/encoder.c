@@ -146,7 +146,7 @@ static rtr_status read_json(const char *path, cJSON **cfg) {
     char *text = NULL;
     rtr_status s = rtr_read_file(path, &text, NULL);
     const char *why;
-    if (!s && !(*cfg = rtr_json_parse(text, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
+    if (!s && !(*cfg = rtr_json_parse(text, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     /* cJSON keeps a key's first value, Python's json (transformers) its last */
     const char *dup = s ? NULL : rtr_json_duplicate_key(*cfg);
     if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' given twice", path, dup);
@@ -177,8 +177,9 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
                      type, model_type_reason(type));
         goto done;
     }
+    /* absent: transformers' BertConfig and MPNetConfig take gelu */
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
-    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0) {
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0)) {
         s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'hidden_act' must be \"gelu\"", path);
         goto done;
     }
@@ -726,20 +727,21 @@ static rtr_status alloc_scratch(rtr_encoder *enc) {
     return RTR_OK;
 }
 
-/* The GEMM precision name on backend b. "auto" is bf16 on a GPU and fp32
- * on the CPU, even where the CPU has bf16 GEMMs (RTR_CAP_FAST_BF16: oneDNN
- * and AVX-512 BF16): that path has been checked only through its model
- * (docs/ENCODER.md), never run on such a CPU, and a text's bf16 embedding
- * depends on the batch around it (up to 3e-4), so online routing and a
- * corpus encoded in batches would disagree; "bf16" asks for it. A reduced
- * precision the host backend cannot compute is refused with its reason
- * (the CPU's features, or a build without oneDNN), never computed in fp32
- * under the name asked for. */
+/* The GEMM precision name on backend b. "auto" is bf16 on a GPU, and on
+ * the CPU where it has bf16 GEMMs (RTR_CAP_FAST_BF16: oneDNN and AVX-512
+ * BF16), else fp32: the rule of docs/ENCODER.md ("What auto picks on a
+ * CPU with bf16"), measured on an AMD EPYC Zen 4: bf16 1.5-2.8x rtr fp32,
+ * every golden text within cosine 0.999 of sentence-transformers (worst
+ * 0.9995, mpnet), and a text's embedding alone the bits of its row in a
+ * batch (tests/test_cpu_gemm_dnnl.c), so online routing and a corpus
+ * encoded on the same CPU agree. A reduced precision the host backend
+ * cannot compute is refused with its reason (the CPU's features, or a
+ * build without oneDNN), never computed in fp32 under the name asked for. */
 static rtr_status parse_precision(const char *name, rtr_backend *b, rtr_gemm_precision *p) {
     bool host = rtr_backend_is_host(b);
     if (!name || !strcmp(name, "fp32")) *p = RTR_GEMM_F32;
     else if (!strcmp(name, "auto"))
-        *p = host ? RTR_GEMM_F32 : RTR_GEMM_BF16;
+        *p = !host || (rtr_backend_caps(b) & RTR_CAP_FAST_BF16) ? RTR_GEMM_BF16 : RTR_GEMM_F32;
     else if (!strcmp(name, "bf16")) *p = RTR_GEMM_BF16;
     else if (!strcmp(name, "fp16")) *p = RTR_GEMM_F16;
     else return rtr_fail(RTR_ERR_INVALID, "precision '%s': expected fp32, bf16, fp16 or auto", name);
@@ -945,7 +947,7 @@ static rtr_status forward_texts(rtr_encoder *enc, const int32_t *ids, const int3
 
 /* Forward B texts padded to T tokens on the encoder's backend; pooled rows
  * to enc->pooled [B x C]. Queued, not waited for. On a backend whose ops
- * may run concurrently (RTR_CAP_CONCURRENT_OPS: the CPU in fp32), each
+ * may run concurrently (RTR_CAP_CONCURRENT_OPS: the CPU in fp32 and bf16), each
  * OpenMP thread runs the whole forward of its share of the texts (one
  * thread each inside): no barrier between the ~60 ops of a batch,
  * where a thread the OS has descheduled kept its partner waiting (or
@@ -960,7 +962,7 @@ static rtr_status forward(rtr_encoder *enc, const int32_t *ids, const int32_t *p
                                             enc->max_distance);
     int nt = omp_get_max_threads() < B ? omp_get_max_threads() : B;
     /* a backend whose ops may run on several threads at once (the CPU in
-     * fp32; not in int8 or bf16, whose weight caches are shared) */
+     * fp32 and bf16; not in int8, whose packed weights are shared) */
     bool split = nt > 1 && (rtr_backend_caps(b) & RTR_CAP_CONCURRENT_OPS);
     if (s || !split) return s ? s : forward_texts(enc, ids, pos_ids, lens, 0, B, T);
 #pragma omp parallel num_threads(nt)

@@ -576,6 +576,15 @@ void eval_boot_bottom_rows(eval_boot_bottom *s) {
     if (s->n) qsort(s->pick, (size_t)s->n, sizeof *s->pick, pick_row_cmp);
 }
 
+rtr_status eval_boot_bottom_take(eval_boot_bottom *s, int64_t **rows, int64_t *n) {
+    eval_boot_bottom_rows(s);
+    *n = 0;
+    if (!(*rows = rtr_malloc((size_t)(s->n ? s->n : 1) * sizeof **rows))) return RTR_ERR_NOMEM;
+    for (int64_t i = 0; i < s->n; i++) (*rows)[i] = s->pick[i].row;
+    *n = s->n;
+    return RTR_OK;
+}
+
 void eval_boot_bottom_free(eval_boot_bottom *s) {
     free(s->pick);
     memset(s, 0, sizeof *s);

@@ -154,6 +154,9 @@ rtr_status eval_boot_bottom_init(eval_boot_bottom *s, int64_t M);
 rtr_status eval_boot_bottom_add(eval_boot_bottom *s, uint64_t h, int64_t row);
 /* The kept picks in ascending row order (no more adds after this). */
 void eval_boot_bottom_rows(eval_boot_bottom *s);
+/* The kept picks' rows, ascending: *rows (owned, allocated even when
+ * empty), *n of them (no more adds after this). */
+rtr_status eval_boot_bottom_take(eval_boot_bottom *s, int64_t **rows, int64_t *n);
 void eval_boot_bottom_free(eval_boot_bottom *s);
 
 

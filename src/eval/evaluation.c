@@ -631,6 +631,10 @@ rtr_eval_params rtr_eval_default_params(void) {
      * 16 pairs the sample's copy is about 0.4 KB a query (40 MB) and a
      * resample's pass over it a few milliseconds (docs/METRICS.md) */
     p.bootstrap_queries = 100000;
+    /* every published training split (2,225 queries at most) whole; at T
+     * the baselines hold about 1.8 KB a query at 16 pairs and 384-d (180
+     * MB), and the exact kNN search's index takes over above its exact_max */
+    p.baseline_train_max = 100000;
     return p;
 }
 
@@ -695,6 +699,12 @@ static rtr_status check_costs(const char *corpus_dir, int64_t nc, int64_t ncost,
     return RTR_OK;
 }
 
+static const char *const BASELINE_SAMPLE_RULE =
+    "the training split has more than max queries: the kNN router, dataset prior, default router (its blend's "
+    "fit and validation rows) and EmbedLLM-style are fitted on the max training queries with the smallest hash of "
+    "(bootstrap seed, query id), the same set for any order, sharding or split of the rows; the budget, the best "
+    "and cheapest training pairs and RouteLLM-style's two pairs come from every training query";
+
 static const char *const AIQ_NOTE =
     "aiq is RouterBench's: the area under the router's non-decreasing concave hull from its cheapest point to "
     "x_max, divided by x_max. Nothing counts before a router's cheapest point, so a single point (the Oracle) can "
@@ -703,7 +713,7 @@ static const char *const AIQ_NOTE =
     "[0, x_max]; no router exceeds its best accuracy, so the Oracle tops it.";
 
 static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const split_info *te, const route_data *tr,
-                        const eval_refs *refs, const eval_refs *train_refs, double budget, double x_max,
+                        int64_t n_train, const eval_refs *refs, const eval_refs *train_refs, double budget, double x_max,
                         const router_result *R, int nr, const eval_boot *eb, const rtr_knn_info *knn,
                         const char *device) {
     cJSON *root = cJSON_CreateObject();
@@ -717,7 +727,12 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     if (ep->route.dataset) cJSON_AddStringToObject(root, "test_dataset", ep->route.dataset);
     if (ep->train_skip_dataset) cJSON_AddStringToObject(root, "train_skip_dataset", ep->train_skip_dataset);
     cJSON_AddNumberToObject(root, "n_queries", (double)te->n);
-    cJSON_AddNumberToObject(root, "n_train", (double)tr->n);
+    cJSON_AddNumberToObject(root, "n_train", (double)n_train);
+    bool sampled = tr->n < n_train;
+    cJSON *bt_o = cJSON_AddObjectToObject(root, "baseline_train");
+    cJSON_AddNumberToObject(bt_o, "queries", (double)tr->n);
+    cJSON_AddNumberToObject(bt_o, "max", (double)ep->baseline_train_max);
+    cJSON_AddStringToObject(bt_o, "rule", sampled ? BASELINE_SAMPLE_RULE : "every training query (at most max)");
     cJSON_AddStringToObject(root, "cost_unit", unit);
     cJSON_AddNumberToObject(root, "cost_scale", te->cost_scale);
     cJSON_AddStringToObject(root, "checkpoint_hash", te->checkpoint_hash ? te->checkpoint_hash : "");
@@ -729,16 +744,17 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
     rtr_json_add_number(ref, "cost", budget);
     cJSON *fr = cJSON_AddArrayToObject(ref, "fractions");
     for (int b = 0; b < N_BUDGETS; b++) cJSON_AddItemToArray(fr, cJSON_CreateNumber(budget_fractions[b]));
-    char notes[900];
+    char notes[1000];
     snprintf(notes, sizeof notes,
              "Operating points: each router's most accurate predicted routing within a mean cost of %.6g %s, "
              "the training mean cost of the best training pair (%s); budgets: the same at 25/50/75/100%% of it, "
-             "chosen on predicted costs (no test outcome). Baselines are fitted on the %s split%s%s; "
+             "chosen on predicted costs (no test outcome). Baselines are fitted on the %s split%s%s%s; "
              "APGR and CPT use mean cost normalised between the cheapest and the best single pair, except the "
              "RouteLLM-style router, whose x is the share sent to the strong pair. Queries whose chosen outcome "
              "is missing are left out of accuracy and cost and counted in n_missing.",
              budget, unit, bt ? bt : "?", ep->train_split, ep->train_skip_dataset ? " without " : "",
-             ep->train_skip_dataset ? ep->train_skip_dataset : "");
+             ep->train_skip_dataset ? ep->train_skip_dataset : "",
+             sampled ? " (those read per training query on a hash sample of it: baseline_train)" : "");
     free(bt);
     cJSON_AddStringToObject(root, "notes", notes);
     cJSON_AddStringToObject(root, "aiq_note", AIQ_NOTE);
@@ -1337,7 +1353,7 @@ static rtr_status check_options_agree(const rtr_eval_params *ep) {
     const rtr_route_options *o = &ep->route;
     uint64_t h = RTR_FNV_SEED;
     int64_t iv[] = {o->cost_model, ep->knn_k, ep->embedllm, ep->paper_only, ep->stack_only, ep->no_guard,
-                    ep->bootstrap, ep->bootstrap_queries, (int64_t)ep->seed};
+                    ep->bootstrap, ep->bootstrap_queries, ep->baseline_train_max, (int64_t)ep->seed};
     double dv[] = {o->max_tokens, o->cost_scale};
     const char *sv[] = {o->table, o->split, o->dataset, o->skip_dataset, o->pair_cost_path, o->exclude,
                         o->checkpoint_hash, ep->train_split, ep->train_skip_dataset, ep->checkpoint};
@@ -1347,8 +1363,9 @@ static rtr_status check_options_agree(const rtr_eval_params *ep) {
     return ranks_agree(h, "it was given other options");
 }
 
-/* Every rank fits every baseline on the whole training split and applies
- * it to its own evaluated rows: the fits must be the same too, or the
+/* Every rank fits every baseline on the training split (its sample above
+ * --baseline-train-max: the same rows on every rank) and applies it to its
+ * own evaluated rows: the fits must be the same too, or the
  * ranks' rows would be judged by different routers (fits that depend on
  * the node, e.g. on its thread count). A hash of the split's size and cost
  * scale, the training references and every fitted model, before the pass. */
@@ -1598,12 +1615,7 @@ static rtr_status ids_pass(split_info *te, rtr_row_range *range, int64_t **rows,
     if (!st && boot && te->n > ep->bootstrap_queries) {
         int64_t ns = 0;
         if (size > 1) st = sample_merge_ranks(&bot, te, ep->bootstrap_queries, rows, &ns);
-        else {
-            eval_boot_bottom_rows(&bot);
-            if (!(*rows = rtr_malloc((size_t)(bot.n ? bot.n : 1) * sizeof **rows))) st = RTR_ERR_NOMEM;
-            for (int64_t i = 0; !st && i < bot.n; i++) (*rows)[i] = bot.pick[i].row;
-            ns = bot.n;
-        }
+        else st = eval_boot_bottom_take(&bot, rows, &ns);
         if (!st) *br = (boot_rows){*rows, ns};
     }
     eval_boot_bottom_free(&bot);
@@ -1656,6 +1668,75 @@ static rtr_status run_bootstrap(eval_boot *eb, const router_result *R, int nr, c
     return st;
 }
 
+/* The rows of the training split the baselines are fitted on, from a pass
+ * over its ids: every row when there are at most T
+ * (ep->baseline_train_max; *rows NULL), else the T with the smallest
+ * eval_boot_sample_hash of (seed, id) in row order (*rows, owned: the
+ * bootstrap's bottom-M machinery, so the sample is one set for any order,
+ * chunking or split of the rows). *n_all: the split's size. */
+static rtr_status train_rows_pass(int64_t *n_all, int64_t **rows, int64_t *n_rows, const char *corpus_dir,
+                                  const route_load_params *trp, const rtr_eval_params *ep) {
+    *rows = NULL, *n_rows = *n_all = 0;
+    route_load_params p = *trp;
+    p.embeddings = false, p.no_truth = true;
+    route_source rs;
+    rtr_status st = route_source_open(&rs, corpus_dir, &p, 0);
+    if (st) return st;
+    eval_boot_bottom bot = {0};
+    st = eval_boot_bottom_init(&bot, ep->baseline_train_max);
+    if (!st) st = route_source_begin(&rs, RTR_COL_ID);
+    route_chunk ch;
+    while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
+        for (int64_t i = 0; !st && i < ch.n; i++)
+            st = eval_boot_bottom_add(&bot, eval_boot_sample_hash(ep->seed, query_key(ch.id[i])), *n_all + i);
+        *n_all += ch.n;
+    }
+    route_source_close(&rs);
+    if (!st && !*n_all) st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, ep->train_split);
+    if (!st && *n_all > ep->baseline_train_max) st = eval_boot_bottom_take(&bot, rows, n_rows);
+    eval_boot_bottom_free(&bot);
+    return st;
+}
+
+/* What must see every training row: the reference routers on it (refs:
+ * the budget, the best and cheapest training pairs, so RouteLLM-style's
+ * two) and the outcome checks, as sums. From the rows in memory when the
+ * baselines have them all (tr), else from a pass over the outcomes alone,
+ * a chunk at a time (the same sums in the same order: eval_refs_acc). */
+typedef struct {
+    eval_refs_acc acc;
+    int64_t nc, ncost; /* outcomes with correctness, with a cost */
+} train_sums;
+
+static rtr_status train_sums_add(train_sums *s, const float *y, const float *c, int64_t n) {
+    for (size_t i = 0; i < (size_t)n * (size_t)s->acc.k; i++) s->nc += !isnan(y[i]), s->ncost += !isnan(c[i]);
+    return eval_refs_acc_add(&s->acc, y, c, n);
+}
+
+static rtr_status train_refs_sums(eval_refs *refs, const route_data *tr, const char *corpus_dir,
+                                  const route_load_params *trp, const rtr_eval_params *ep) {
+    train_sums s = {0};
+    route_source rs = {0};
+    route_load_params p = *trp;
+    p.embeddings = false, p.only_rows = NULL;
+    rtr_status st = tr ? RTR_OK : route_source_open(&rs, corpus_dir, &p, 0);
+    if (st) return st;
+    st = eval_refs_acc_init(&s.acc, tr ? tr->k : rtr_corpus_catalog(rs.corp)->n_pairs);
+    if (tr && tr->has_truth && !st) st = train_sums_add(&s, tr->true_correct, tr->true_cost, tr->n);
+    if (!tr) {
+        route_chunk ch;
+        if (!st) st = route_source_begin(&rs, 0);
+        while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) st = train_sums_add(&s, ch.true_correct, ch.true_cost, ch.n);
+        route_source_close(&rs);
+    }
+    if (!st && !s.nc)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->train_split);
+    if (!st) st = check_costs(corpus_dir, s.nc, s.ncost, ep->train_split, ep->route.cost_model);
+    if (!st) return eval_refs_acc_finish(&s.acc, refs);
+    eval_refs_acc_free(&s.acc);
+    return st;
+}
+
 rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summary *summary, const char *corpus_dir,
                            const rtr_eval_params *ep) {
     memset(summary, 0, sizeof *summary);
@@ -1663,6 +1744,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
     if (ep->bootstrap_queries < 1)
         return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap-queries must be >= 1, not %lld", (long long)ep->bootstrap_queries);
+    if (ep->baseline_train_max < 1)
+        return rtr_fail(RTR_ERR_INVALID, "eval: --baseline-train-max must be >= 1, not %lld",
+                        (long long)ep->baseline_train_max);
     route_data tr = {0};
     split_info te = {0};
     eval_refs refs = {0}, train_refs = {0};
@@ -1683,7 +1767,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     char *enc = NULL, **table_hash = NULL;
     rtr_knn_info knn = {.exact = true, .recall = 1.0};
     int32_t *choice = NULL;
-    int64_t *sample = NULL;
+    int64_t *sample = NULL, *train_rows = NULL, n_train = 0, n_train_rows = 0;
     cJSON *root = NULL;
     char *text = NULL;
     double t0 = rtr_now();
@@ -1725,7 +1809,9 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!st && !(table_hash[t] = rtr_strdup(cur[t].rs.checkpoint_hash ? cur[t].rs.checkpoint_hash : "")))
             st = RTR_ERR_NOMEM;
     }
-    /* the training split's outcomes and embeddings, of the encoder of the table's embeddings */
+    /* The training split: a pass over its ids (the baselines' rows), those
+     * rows' outcomes and embeddings (of the encoder of the table's
+     * embeddings), and train_refs on every row. */
     if (!st) {
         trp = prm;
         trp.embeddings = true;
@@ -1738,15 +1824,14 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         trp.no_tables = true;
         trp.encoder_hash = enc;
         trp.keep = ROUTE_KEEP_DATASET | ROUTE_KEEP_TRUTH; /* the baselines' inputs (and the embeddings) */
-        st = route_data_load(&tr, corpus_dir, &trp);
+        st = train_rows_pass(&n_train, &train_rows, &n_train_rows, corpus_dir, &trp, ep);
+        trp.only_rows = train_rows, trp.n_only_rows = n_train_rows;
+        if (!st) st = route_data_load(&tr, corpus_dir, &trp);
+        if (!st) st = train_refs_sums(&train_refs, train_rows ? NULL : &tr, corpus_dir, &trp, ep);
     }
     if (!st && !tr.has_truth)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: the %s split has no outcomes to evaluate against", corpus_dir, ep->train_split);
-    int64_t tr_nc = 0, tr_ncost = 0;
-    for (size_t i = 0; !st && i < (size_t)tr.n * (size_t)tr.k; i++)
-        tr_nc += !isnan(tr.true_correct[i]), tr_ncost += !isnan(tr.true_cost[i]);
-    if (!st) st = check_costs(corpus_dir, tr_nc, tr_ncost, ep->train_split, ep->route.cost_model);
-    if (!st) st = eval_refs_compute(&train_refs, tr.true_correct, tr.true_cost, tr.n, tr.k);
+        st = rtr_fail(RTR_ERR_INVALID, "%s: the %lld training queries sampled for the baselines have no outcome (raise "
+                      "--baseline-train-max)", corpus_dir, (long long)tr.n);
     if (!st && train_refs.best < 0)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no pair has outcomes in both splits", corpus_dir);
     double budget = st ? 0 : train_refs.single[train_refs.best].cost;
@@ -1877,7 +1962,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
 
     /* one file for the job, from rank 0; no rank ends before it is written */
     if (!st && rtr_dist_rank() == 0) {
-        root = eval_json(corpus_dir, ep, &te, &tr, &refs, &train_refs, budget, x_max, R, nr, &eb, &knn, be->device);
+        root = eval_json(corpus_dir, ep, &te, &tr, n_train, &refs, &train_refs, budget, x_max, R, nr, &eb, &knn, be->device);
         if (rep.chosen >= 0) {
             cJSON *dr = cJSON_AddObjectToObject(root, "default_router");
             cJSON_AddStringToObject(dr, "chosen", rtr_stack_name(rep.chosen));
@@ -1927,7 +2012,8 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     }
     if (!st) {
         summary->n_queries = te.n;
-        summary->n_train = tr.n;
+        summary->n_train = n_train;
+        summary->n_train_baselines = tr.n;
         summary->cost_unit = unit_name(ep->route.cost_model);
         summary->x_max = x_max;
         summary->bootstrap = eb.resamples;
@@ -1940,6 +2026,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     cJSON_Delete(root);
     free(text);
     free(sample);
+    free(train_rows);
     boot_sample_free(&smp);
     free(ex.mix.count);
     if (rs0_open) route_source_close(&rs0);

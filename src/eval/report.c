@@ -600,7 +600,12 @@ static void provenance(out2 *o, const cJSON *root) {
     both(o, "Baselines fitted on the ");
     both_text(o, split ? split : "training");
     both(o, " split");
-    if (isfinite(n_train)) both(o, " (%.0f queries)", n_train);
+    const cJSON *bt = cJSON_GetObjectItemCaseSensitive(root, "baseline_train");
+    double n_used = bt ? num(bt, "queries") : NAN;
+    if (isfinite(n_train) && isfinite(n_used) && n_used < n_train)
+        both(o, " (%.0f queries; the kNN router, dataset prior, default router and EmbedLLM-style on a hash sample of "
+                "%.0f of them)", n_train, n_used);
+    else if (isfinite(n_train)) both(o, " (%.0f queries)", n_train);
     if (td) { both(o, "; evaluated on dataset "); both_text(o, td); both(o, " only"); }
     if (skip) { both(o, "; training without dataset "); both_text(o, skip); }
     if (cJSON_GetArraySize(tabs) > 0) {
@@ -1368,7 +1373,7 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
     rtr_status s = rtr_read_file(eval_json, &text, NULL);
     if (s) return s;
     const char *why;
-    cJSON *root = rtr_json_parse(text, &why);
+    cJSON *root = rtr_json_parse(text, &why, NULL);
     if (!root) {
         free(text);
         return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", eval_json, why);

@@ -324,20 +324,31 @@ static const char *data_dataset(route_data *d, const char *s, int32_t *last) {
     return names[*last = d->n_dataset_names++];
 }
 
-/* The rows of chunk ch into d's kept id and dataset columns (rows d->n on).
- * On failure no id of these rows is left (route_data_free frees d->n rows). */
-static rtr_status data_strings(route_data *d, const route_chunk *ch, unsigned keep, int32_t *last) {
+/* The m kept rows of chunk ch (its rows sel[0..m), or its first m when sel
+ * is NULL) into d's kept id and dataset columns (rows d->n on). On failure
+ * no id of these rows is left (route_data_free frees d->n rows). */
+static rtr_status data_strings(route_data *d, const route_chunk *ch, const int64_t *sel, int64_t m, unsigned keep,
+                               int32_t *last) {
     int64_t done = 0; /* ids copied */
     rtr_status st = RTR_OK;
-    for (; (keep & ROUTE_KEEP_ID) && done < ch->n; done++)
-        if (!(d->id[d->n + done] = rtr_strdup(ch->id[done]))) {
+    for (; (keep & ROUTE_KEEP_ID) && done < m; done++)
+        if (!(d->id[d->n + done] = rtr_strdup(ch->id[sel ? sel[done] : done]))) {
             st = RTR_ERR_NOMEM;
             break;
         }
-    for (int64_t i = 0; !st && (keep & ROUTE_KEEP_DATASET) && i < ch->n; i++)
-        if (!(d->dataset[d->n + i] = (char *)data_dataset(d, ch->dataset[i], last))) st = RTR_ERR_NOMEM;
+    for (int64_t i = 0; !st && (keep & ROUTE_KEEP_DATASET) && i < m; i++)
+        if (!(d->dataset[d->n + i] = (char *)data_dataset(d, ch->dataset[sel ? sel[i] : i], last))) st = RTR_ERR_NOMEM;
     for (int64_t i = 0; st && i < done; i++) free(d->id[d->n + i]);
     return st;
+}
+
+/* Rows of width floats: from's rows sel[0..m) (NULL: its first m) to to. */
+static void copy_rows(float *to, const float *from, const int64_t *sel, int64_t m, size_t width) {
+    if (!sel) {
+        memcpy(to, from, (size_t)m * width * sizeof *to);
+        return;
+    }
+    for (int64_t i = 0; i < m; i++) memcpy(to + (size_t)i * width, from + (size_t)sel[i] * width, width * sizeof *to);
 }
 
 rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_load_params *prm) {
@@ -364,22 +375,42 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
     if (!st && scale) st = route_scale_init(&acc, d->k);
     unsigned cols = (keep & ROUTE_KEEP_ID ? RTR_COL_ID : 0) | (keep & ROUTE_KEEP_DATASET ? RTR_COL_DATASET : 0);
     if (!st) st = route_source_begin(&rs, cols);
-    int64_t cap = 0;
+    int64_t cap = 0, pos = 0, next = 0; /* pos: the chunk's first row in the selection; next: in only_rows */
     int32_t last = -1;
     bool truth = false;
+    int64_t *sel = NULL, sel_cap = 0; /* with only_rows: the chunk's kept rows */
     route_chunk ch;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
-        if ((st = data_reserve(d, &cap, d->n + ch.n, keep)) || (st = data_strings(d, &ch, keep, &last))) break;
-        size_t at = (size_t)d->n * (size_t)d->k, nk = (size_t)ch.n * (size_t)d->k;
-        for (size_t i = 0; ch.true_correct && i < nk && !truth; i++) truth = !isnan(ch.true_correct[i]);
+        int64_t m = ch.n;
+        if (prm->only_rows && ch.n > sel_cap) {
+            int64_t *g = rtr_realloc(sel, (size_t)ch.n * sizeof *g);
+            if (!g) {
+                st = RTR_ERR_NOMEM;
+                break;
+            }
+            sel = g, sel_cap = ch.n;
+        }
+        if (prm->only_rows)
+            for (m = 0; next < prm->n_only_rows && prm->only_rows[next] < pos + ch.n; next++)
+                sel[m++] = prm->only_rows[next] - pos;
+        pos += ch.n;
+        if ((st = data_reserve(d, &cap, d->n + m, keep)) || (st = data_strings(d, &ch, sel, m, keep, &last))) break;
+        size_t at = (size_t)d->n * (size_t)d->k, k = (size_t)d->k;
+        for (int64_t i = 0; ch.true_correct && i < m && !truth; i++)
+            for (size_t j = 0, r = (size_t)(sel ? sel[i] : i); j < k && !truth; j++)
+                truth = !isnan(ch.true_correct[r * k + j]);
         const float *from[4] = {ch.true_correct, ch.true_cost, ch.p, ch.cost};
         float *to[4] = {d->true_correct, d->true_cost, d->p, d->cost};
-        for (int m = 0; m < 4; m++)
-            if (to[m]) memcpy(to[m] + at, from[m], nk * sizeof(float));
-        if (scale) route_scale_add(&acc, ch.cost, ch.n);
-        if (d->emb_dim) memcpy(d->emb + (size_t)d->n * (size_t)d->emb_dim, ch.emb, sizeof(float) * (size_t)ch.n * (size_t)d->emb_dim);
-        d->n += ch.n;
+        for (int t = 0; t < 4; t++)
+            if (to[t]) copy_rows(to[t] + at, from[t], sel, m, k);
+        if (scale) route_scale_add(&acc, ch.cost, ch.n); /* every selected row's costs, kept or not */
+        if (d->emb_dim) copy_rows(d->emb + (size_t)d->n * (size_t)d->emb_dim, ch.emb, sel, m, (size_t)d->emb_dim);
+        d->n += m;
     }
+    free(sel);
+    if (!st && next < prm->n_only_rows)
+        st = rtr_fail(RTR_ERR_INVALID, "%s: row %lld of the selection asked for, %lld read (did the corpus change?)",
+                      corpus_dir, (long long)prm->only_rows[next], (long long)pos);
     if (!st && d->n == 0)
         st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
     /* The scale ignores exclusions, so excluding a pair does not change what λ means. */

@@ -25,6 +25,10 @@ typedef struct {
     bool no_truth;            /* read no outcome: true_correct and true_cost stay NULL (a table alone) */
     unsigned keep;            /* route_data_load: the ROUTE_KEEP_* fields it holds (and the columns it reads for
                                  them); 0: every field */
+    const int64_t *only_rows; /* route_data_load: hold only these rows of the selection (ascending indices, as
+                                 a pass over it numbers them: the evaluation's sample of its training split);
+                                 NULL: every row */
+    int64_t n_only_rows;
 } route_load_params;
 
 /* The fields of route_data a caller holds. A field not kept stays NULL and
@@ -163,8 +167,8 @@ typedef struct {
     char *encoder_hash;
 } route_data;
 
-/* Every selected row of corpus_dir: route_source's passes gathered, the
- * fields prm->keep names held (the others NULL). The cost scale, when the
+/* Every selected row of corpus_dir (or those of prm->only_rows): route_source's
+ * passes gathered, the fields prm->keep names held (the others NULL). The cost scale, when the
  * options give none, is computed from the predicted costs whether they are
  * kept or not.
  * RTR_ERR_INVALID for an empty split, a checkpoint mismatch (naming both
