@@ -15,9 +15,9 @@ their rows off the split's 16,384-row blocks). Each rank reads well under
 one process's bytes (every rank read the whole evaluated split before) and
 holds no more than one process plus Open MPI's buffers; a rank whose rows
 hold a bad value stops every rank with its message and leaves no file.
-Every rank runs with --threads 1: the EmbedLLM-style fit depends on the
-thread count, and ranks whose fits differ are refused. Skipped (77) without
-an MPI build or mpirun."""
+Every rank runs with --threads 1 (the EmbedLLM-style fit depended on the
+thread count before b9e25b8; ranks whose fits differ are refused).
+Skipped (77) without an MPI build or mpirun."""
 import json
 import os
 import subprocess
