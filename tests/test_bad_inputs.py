@@ -21,8 +21,11 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   exit 1 naming its target;
 - --threads past 1024 (route, sweep, eval: libgomp SIGSEGV) and sizes past
   INT_MAX (train --hidden: wrapped to -1) are usage errors naming the bound;
-  score --chunk-rows and sweep --grid are bounded by their option kinds,
-  with one message, and --help says so;
+  score --chunk-rows, eval --knn, --bootstrap, --bootstrap-queries (at
+  least 50) and sweep --grid are bounded by their option kinds, with one
+  message, and --help says so;
+- a catalog price of 1e308 is refused naming it, and USD costs past
+  float's range name the pair (route ran with an infinite cost scale);
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -256,11 +259,20 @@ def main():
     r = run("score", "--help")
     check(r.returncode == 0 and any("--chunk-rows" in x and "at most 16777216]" in x for x in r.stdout.splitlines()),
           f"score --help says --chunk-rows' bound: {r.stdout}")
-    # sweep's --grid was bounded by hand after parsing, with its own words
-    # ("must be in 0 .. 10000000"), not said in --help; now an option kind
-    # (src/cli/args.h)
-    bounded = ((("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
-                "an integer >= 0, at most 10000000"),)
+    # eval's --knn and --bootstrap and sweep's --grid were bounded by hand
+    # after parsing, each with its own words ("expected an integer in 1 ..
+    # 100000", "must be in 0 .. 10000000") and none said in --help; now
+    # option kinds (src/cli/args.h). eval --bootstrap-queries 1 ran a
+    # degenerate m-out-of-n bootstrap (37% of resamples empty, intervals
+    # printed "[100.0, —]"); below 50 it is refused.
+    ev = ("eval", corpus, "--out", os.path.join(tmp, "e.json"))
+    bounded = ((ev, "knn", "100001", "an integer >= 1, at most 100000"),
+               (ev, "knn", "0", "an integer >= 1, at most 100000"),
+               (ev, "bootstrap", "100001", "an integer >= 0, at most 100000"),
+               (ev, "bootstrap-queries", "1", "an integer >= 50"),
+               (ev, "bootstrap-queries", "49", "an integer >= 50"),
+               (("sweep", corpus, "--out", os.path.join(tmp, "sw-grid")), "grid", "10000001",
+                "an integer >= 0, at most 10000000"))
     for cmd, flag, value, words in bounded:
         r = run(*cmd, f"--{flag}", value)
         check(r.returncode == 2 and f"--{flag} '{value}': expected {words}" in r.stderr
@@ -269,6 +281,8 @@ def main():
         r = run(cmd[0], "--help")
         check(r.returncode == 0 and any(x.lstrip().startswith(f"--{flag} ") and x.endswith(f"[{words}]")
                                         for x in r.stdout.splitlines()), f"{cmd[0]} --help says --{flag}'s range")
+    r = run(*ev, "--bootstrap-queries", "50", "--bootstrap", "0")
+    check(r.returncode == 0, f"eval --bootstrap-queries 50 accepted: {r.stderr.strip()[-300:]}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))
@@ -286,6 +300,32 @@ def main():
     check(r.returncode == 0, f"route --cost-scale 1e-20 (costs still finite) runs: {r.stderr.strip()}")
     r = run("gen-demo", "--queries", "3", "--seed", "9223372036854775807", os.path.join(tmp, "seed"))
     check(r.returncode == 0, f"gen-demo --seed 2^63-1 accepted: {r.stderr.strip()}")
+
+    # a catalog price of 1e308 (USD per million tokens) was accepted, every
+    # predicted USD cost was infinite and route ran with an infinite cost
+    # scale (λ traded nothing), exit 0; now refused naming the price, and a
+    # cost that overflows float all the same (price 1e20 and 1e30 predicted
+    # tokens) is refused naming the pair
+    demo = os.path.join(tmp, "demo")
+    cat = json.load(open(os.path.join(demo, "catalog.json")))
+    cat["models"][0]["price_out"] = 1e308
+    open(os.path.join(tmp, "cat-huge.json"), "w").write(json.dumps(cat))
+    r = run("ingest", "--catalog", os.path.join(tmp, "cat-huge.json"), "--out", os.path.join(tmp, "huge"),
+            os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 1 and "models[0].price_out: 1e+308 is implausibly large" in r.stderr,
+          f"catalog price 1e308: refused naming it: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    cat["models"][0]["price_out"] = 1e20
+    open(os.path.join(tmp, "cat-big.json"), "w").write(json.dumps(cat))
+    big = os.path.join(tmp, "big")
+    r = run("ingest", "--catalog", os.path.join(tmp, "cat-big.json"), "--out", big, os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 0, f"catalog price 1e20 ingests: {r.stderr.strip()[-300:]}")
+    k = len(cat["models"]) * len(cat["strategies"])
+    rtrdata.write_table(big, "t", lambda p: {"p_correct": np.full((int(h5py.File(p, "r").attrs["n_queries"]), k), 0.5),
+                                             "tokens": np.full((int(h5py.File(p, "r").attrs["n_queries"]), k), 1e30)},
+                        "ck")
+    r = run("route", big, "--lambda", "0.5", "--cost", "usd", "--out", os.path.join(tmp, "big.csv"))
+    check(r.returncode == 1 and "has an infinite cost" in r.stderr and not os.path.exists(os.path.join(tmp, "big.csv")),
+          f"USD costs past float's range: refused naming the pair: exit {r.returncode} {r.stderr.strip()[-300:]}")
 
     check_permissions(tmp, corpus)
     check_not_folders(tmp, corpus)

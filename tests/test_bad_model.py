@@ -119,6 +119,17 @@ def main():
         check(r.returncode == 1 and f"{d}: no model.safetensors; the folder holds {words}" in r.stderr
               and "save_pretrained" in r.stderr and r.stdout == "", f"{name}: exit 1 saying what the folder holds "
               f"and how to convert it: exit {r.returncode} {r.stderr.strip()}")
+    # a config.json without hidden_act: transformers takes gelu (rtr refused
+    # it); one naming another activation is still refused
+    d = folder(tmp, "no-act")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    del cfg["hidden_act"]
+    os.remove(os.path.join(d, "config.json"))
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    r = run("embed", "--model", d, "--device", "cpu", stdin="what is 2+2?\n")
+    check(r.returncode == 0 and r.stdout == good.stdout, f"no hidden_act: gelu, the same embedding: {r.stderr.strip()}")
+    r = run("embed", "--model", folder(tmp, "relu", {"hidden_act": "relu"}), "--device", "cpu", stdin="x\n")
+    check(r.returncode == 1 and "hidden_act" in r.stderr, f"hidden_act relu refused: {r.stderr.strip()}")
     # an older sentence-transformers folder keeps the transformer in the
     # subfolder modules.json names (0_Transformer/): refused as "config.json:
     # cannot open"; now read from there, the same embedding

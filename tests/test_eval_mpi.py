@@ -3,15 +3,21 @@ across ranks"): each rank reads only its own range of the evaluated split's
 rows, the sums are added over the ranks, every λ router's path and
 RouteLLM-style's thresholds are merged and walked on rank 0, and the
 bootstrap's sample is merged across the ranks. The evaluation file of 2 and
-3 ranks equals one process's, every number within 1e-9 relative (λ, the
-cost scale and every count exactly), with two tables, with the whole split
-resampled and with a sample smaller than the split (--bootstrap-queries);
-a rank with no rows (2 shards on 3 ranks) changes nothing; each rank reads
-well under one process's bytes (every rank read the whole evaluated split
-before); a rank whose rows hold a bad value stops every rank with its
-message and leaves no file. Every rank runs with --threads 1: the
-EmbedLLM-style fit depends on the thread count, and ranks whose fits differ
-are refused. Skipped (77) without an MPI build or mpirun."""
+3 ranks equals one process's bit for bit, with two tables, with the whole
+split resampled and with a sample smaller than the split
+(--bootstrap-queries). Equal bit for bit here because every sum the ranks
+add in another order is exact on these tables (floats summed in doubles,
+counts as whole numbers); in general the figures agree up to the order of
+the additions. Ranks with no rows: 2 shards on 3 ranks (rank 0 empty), and
+one shard of 40,960 rows on 4 ranks, cut inside the shard at 16,384 and
+32,768 (rank 1, between two ranks with rows, empty; ranks 2 and 3 start
+their rows off the split's 16,384-row blocks). Each rank reads well under
+one process's bytes (every rank read the whole evaluated split before) and
+holds no more than one process plus Open MPI's buffers; a rank whose rows
+hold a bad value stops every rank with its message and leaves no file.
+Every rank runs with --threads 1 (the EmbedLLM-style fit depended on the
+thread count before b9e25b8; ranks whose fits differ are refused).
+Skipped (77) without an MPI build or mpirun."""
 import json
 import os
 import subprocess
@@ -29,6 +35,10 @@ import rtrdata  # noqa: E402
 MPI_ENV = require_mpi()
 N_QUERIES, N_TRAIN = 3000, 500
 FLAGS = ["--table", "t,u", "--bootstrap", "40", "--seed", "7", "--threads", "1", "--device", "cpu", "-q"]
+# PER_RANK (bytes read) with each rank's peak RSS as a third field
+PER_RANK_RSS = PER_RANK.replace("import os,", "import os, resource,").replace(
+    "{rchar() - before}", "{rchar() - before} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+assert PER_RANK_RSS.count("ru_maxrss") == 1
 
 
 def corpus_of(tmp, name, outcomes, shard_size):
@@ -58,12 +68,25 @@ def evaluate(ranks, corpus, out, *extra, measure=None):
         cmd = [sys.executable, measure + ".py", measure + ".txt"] + cmd
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), "--oversubscribe"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=600)
+    return mpi_run(cmd)
+
+
+def mpi_run(cmd, timeout=600):
+    """The CompletedProcess of cmd; a run past timeout (a hang) as exit 124."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(cmd, 124, e.stdout or "", f"timed out after {timeout} s")
+
+
+def measured(path):
+    """{rank: (bytes read, peak RSS in KB)} from PER_RANK_RSS's file."""
+    return {int(r): (int(b), int(m)) for r, b, m in (line.split() for line in open(path))}
 
 
 def differences(x, y, path=""):
-    """Where two evaluation files differ: numbers beyond 1e-9 relative,
-    anything else at all (the time taken and the device left out)."""
+    """Where two evaluation files differ, every number and string exactly
+    (the time taken and the device left out)."""
     if isinstance(x, dict):
         if x.keys() != y.keys():
             return [f"{path}: keys {sorted(x)} vs {sorted(y)}"]
@@ -72,23 +95,50 @@ def differences(x, y, path=""):
         if len(x) != len(y):
             return [f"{path}: {len(x)} vs {len(y)} items"]
         return [d for u, v in zip(x, y) for d in differences(u, v, path)]
-    if isinstance(x, float) or isinstance(y, float):
-        if x is None or y is None or abs(x - y) > 1e-9 * max(abs(x), abs(y), 1e-300):
-            return [f"{path}: {x} vs {y}"]
-        return []
-    return [] if x == y else [f"{path}: {x} vs {y}"]
+    return [] if x == y and type(x) is type(y) else [f"{path}: {x!r} vs {y!r}"]
 
 
 def same_as_one(one, other, what):
     a, b = (json.load(open(f)) for f in (one, other))
     d = differences(a, b)
     check(not d, f"{what}: {len(d)} differences from one process's file: {d[:5]}")
-    # exactly, not just to 1e-9: what no sum over the ranks touches
-    exact = [(r["name"], r.get("op", {}).get("lambda"), r.get("op", {}).get("n_missing")) for r in a["routers"]]
-    check(exact == [(r["name"], r.get("op", {}).get("lambda"), r.get("op", {}).get("n_missing"))
-                    for r in b["routers"]] and a["cost_scale"] == b["cost_scale"] and a["n_queries"] == b["n_queries"],
-          f"{what}: λ of the operating points, the cost scale and the counts exactly")
     return a
+
+
+def one_shard(tmp, per_rank):
+    """One shard of 40,960 rows (the first 500 the training split) on 4
+    ranks: cut at 16,384 and 32,768 rows (rank 1 gets none: 20,480 is
+    nearest to 16,384 too), so ranks 2 and 3 start at rows 15,884 and
+    32,268 of the evaluated split, inside one process's blocks; with a
+    sample of 2,000. Rank 1, with no evaluated row, reads only the
+    training split (every chunk of the shard, then its rows)."""
+    src = os.path.join(tmp, "big")
+    r = run("gen-demo", "--queries", "40960", "--seed", "9", src)
+    check(r.returncode == 0, "gen-demo: " + r.stderr)
+    n = [0]
+
+    def resplit(row):
+        row["split"] = "train" if n[0] < N_TRAIN else "test"
+        n[0] += 1
+        return row
+    outcomes = rtrdata.edited_outcomes(os.path.join(src, "outcomes.jsonl"), os.path.join(tmp, "big.jsonl"), resplit)
+    corpus = corpus_of(tmp, "one", outcomes, 40960)
+    check(len(rtrdata.manifest(corpus)["shards"]) == 1, "1 shard")
+    ref, out = os.path.join(tmp, "big1.json"), os.path.join(tmp, "big4.json")
+    r1 = evaluate(1, corpus, ref, "--bootstrap-queries", "2000")
+    if os.path.exists(per_rank + ".txt"):
+        os.unlink(per_rank + ".txt")
+    r4 = evaluate(4, corpus, out, "--bootstrap-queries", "2000", measure=per_rank)
+    check(r1.returncode == 0 and r4.returncode == 0, f"1 shard on 4 ranks: {r1.stderr[-300:]} {r4.stderr[-300:]}")
+    if r1.returncode or r4.returncode:
+        return
+    a = same_as_one(ref, out, "1 shard of 40,960 rows on 4 ranks (rank 1 with no row), a sample of 2,000")
+    check(a["n_queries"] == 40960 - N_TRAIN and a["bootstrap"].get("queries") == 2000, "... its sizes")
+    got = measured(per_rank + ".txt")
+    reads = [got.get(r, (0, 0))[0] for r in range(4)]
+    print(f"1 shard on 4 ranks: bytes read by each rank {reads}")
+    check(0 < reads[1] < 0.8 * min(reads[0], reads[2], reads[3]),
+          f"... rank 1 reads no evaluated row (only the training split's chunks): {reads}")
 
 
 def main():
@@ -109,7 +159,7 @@ def main():
     check(len(rtrdata.manifest(corpus)["shards"]) == 6, "6 shards")
     per_rank = os.path.join(tmp, "per_rank")
     with open(per_rank + ".py", "w") as f:
-        f.write(PER_RANK)
+        f.write(PER_RANK_RSS)
 
     def one(name, *extra, measure=None):
         out = os.path.join(tmp, name + ".json")
@@ -148,15 +198,19 @@ def main():
     # then keeps the split's rows, so the training split's columns cost a
     # pass over the corpus on every rank (about 0.7 of one process's bytes
     # here). Before, every rank read everything one process reads (1.02x).
-    one_read = int(open(per_rank + ".one.txt").read().split()[1])
-    got = dict(line.split() for line in open(per_rank + ".txt"))
-    reads = [int(got.get(str(r), 0)) for r in range(2)]
-    print(f"bytes read: one process {one_read}, each of 2 ranks {reads}")
+    one_read, one_rss = measured(per_rank + ".one.txt")[0]
+    got = measured(per_rank + ".txt")
+    reads, rss = [got.get(r, (0, 0))[0] for r in range(2)], [got.get(r, (0, 0))[1] for r in range(2)]
+    print(f"bytes read: one process {one_read}, each of 2 ranks {reads}; peak RSS (KB) {one_rss} and {rss}")
     check(0 < min(reads) and max(reads) < 0.9 * one_read,
           f"each rank reads well under one process's bytes: {reads} against {one_read}")
+    # a rank holds a block of its rows, its paths' events and the sample (M),
+    # as one process does, plus Open MPI's buffers (~10 MB)
+    check(0 < max(rss) < one_rss + 20000, f"each rank's peak RSS within one process's + 20 MB: {rss} against {one_rss}")
 
-    # 2 shards on 3 ranks: rows are cut at shard starts (and 16,384-row
-    # chunks), so one rank has no row of the split at all
+    # 2 shards on 3 ranks: rows are cut at shard starts and multiples of
+    # 16,384 rows into a shard, the nearest to 1,000 and 2,000 rows being
+    # 0 and 1,500: rank 0 has no row at all (rtr_part_rows)
     two = corpus_of(tmp, "two", outcomes, 1500)
     check(len(rtrdata.manifest(two)["shards"]) == 2, "2 shards")
     for tag, extra in (("whole", ()), ("sample", ("--bootstrap-queries", "300"))):
@@ -166,6 +220,20 @@ def main():
         check(r1.returncode == 0 and r3.returncode == 0, f"2 shards, {tag}: {r1.stderr[-300:]} {r3.stderr[-300:]}")
         if r1.returncode == 0 and r3.returncode == 0:
             same_as_one(ref, out, f"2 shards on 3 ranks (one with no row), {tag}")
+
+    one_shard(tmp, per_rank)
+
+    # ranks given other options are refused before they read anything, on
+    # every rank, naming the rank: an exclusion (missed by the first check,
+    # which compared fitted models only: the file was written) and another
+    # sample size (which set the sizes of a collective: MPI_ERR_TRUNCATE)
+    for extra in (["--exclude", "demo-400b"], ["--bootstrap-queries", "300"]):
+        out = os.path.join(tmp, "differ.json")
+        base = [RTR, "eval", corpus, "--out", out, *FLAGS]
+        r = mpi_run(["mpirun", "-np", "1", *base, ":", "-np", "1", *base, *extra], timeout=300)
+        check(r.returncode not in (0, 124) and "rank 1 built other routers than rank 0 (it was given other options)"
+              in r.stderr and not os.path.exists(out),
+              f"rank 1 given {' '.join(extra)}: refused ({r.returncode}): {r.stderr[-400:]}")
 
     # a bad value among rank 1's rows: rank 1 fails, every rank stops with its message, no file
     bad = os.path.join(tmp, "corp")
@@ -180,7 +248,7 @@ def main():
     out = os.path.join(tmp, "bad.json")
     cmd = ["mpirun", "-np", "2", "--oversubscribe", RTR, "eval", bad, "--out", out, "--table", "bad", "--threads", "1",
            "--bootstrap", "10", "--device", "cpu", "-q"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=MPI_ENV, timeout=300)
+    r = mpi_run(cmd, timeout=300)
     check(r.returncode not in (0, 124) and last in r.stderr and "rank 1 of 2 failed" in r.stderr,
           f"a bad value in rank 1's rows stops both ranks with its message ({r.returncode}): {r.stderr[-600:]}")
     check(not [f for f in os.listdir(tmp) if f.startswith("bad.json")], "... and leaves no file")

@@ -49,7 +49,7 @@ typedef struct {
      * around the estimates on every query (docs/METRICS.md), so its memory
      * and time stop growing with the split. */
     int64_t bootstrap_queries;
-    /* The most training queries the baselines are fitted on (100000):
+    /* The most training queries the baselines are fitted on (50000):
      * above it the kNN router, dataset prior, default router and
      * EmbedLLM-style are fitted on the baseline_train_max training queries
      * with the smallest hash of (seed, id) (the bootstrap's sample rule), so
@@ -93,10 +93,13 @@ typedef struct {
  * two splits embedded by different encoders, a checkpoint mismatch; the
  * loader's errors otherwise. Nothing is written on failure.
  * Under MPI (docs/SCALING.md) call it on every rank with the same
- * arguments: each rank reads both splits and builds every router, computes
- * its share of the bootstrap's resamples, and rank 0 writes out_path; the
- * result equals one process's. RTR_ERR_INVALID (on rank 0) when the ranks
- * built different routers. */
+ * arguments: each rank reads its own range of the evaluated split (and the
+ * whole training split, fitting every baseline), the sums and paths are
+ * put together over the ranks (rank 0 walks every router's path), every
+ * rank holds the bootstrap's sample and computes its share of the
+ * resamples, and rank 0 writes out_path; the result equals one process's
+ * up to the order of floating-point additions. RTR_ERR_INVALID (on every
+ * rank) when the ranks' options or fitted baselines differ. */
 RTR_API rtr_status rtr_eval_corpus(rtr_backend *b, const char *out_path, rtr_eval_summary *summary,
                                    const char *corpus_dir, const rtr_eval_params *prm);
 RTR_API void rtr_eval_summary_free(rtr_eval_summary *s);

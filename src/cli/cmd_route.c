@@ -96,7 +96,7 @@ static rtr_status parse_line(char *line, size_t len, int64_t lineno, char **text
     if (line[0] == '{') {
         /* a second object on the line was dropped silently */
         const char *why;
-        cJSON *o = rtr_json_parse(line, &why);
+        cJSON *o = rtr_json_parse(line, &why, NULL);
         const cJSON *jt = cJSON_GetObjectItemCaseSensitive(o, "text"), *ji = cJSON_GetObjectItemCaseSensitive(o, "id");
         if (!o) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON%s", (long long)lineno,
                               strstr(why, "more text") ? ": more text after the JSON object (one per line)" : why);

@@ -43,25 +43,29 @@ bool rtr_json_integer(const cJSON *v, int64_t *out) {
     return true;
 }
 
-cJSON *rtr_json_parse(const char *text, const char **why) {
+cJSON *rtr_json_parse(const char *text, const char **why, int *line) {
     static char buf[128];
     const char *end = text + strspn(text, " \t\r\n");
     *why = "";
+    if (line) *line = 0;
     if (!*end) {
         *why = ": the file is empty (or only white space)";
         return NULL;
     }
     cJSON *root = cJSON_ParseWithOpts(text, &end, false);
     if (!root) {
-        *why = rtr_json_error_hint(cJSON_GetErrorPtr(), text + strlen(text));
+        const char *at = cJSON_GetErrorPtr();
+        *why = rtr_json_error_hint(at, text + strlen(text));
+        if (line) *line = 1;
+        for (const char *p = text; line && at && p < at; p++) *line += *p == '\n';
         return NULL;
     }
     while (*end && strchr(" \t\r\n", *end)) end++;
     if (!*end) return root;
     cJSON_Delete(root);
-    int line = 1;
-    for (const char *p = text; p < end; p++) line += *p == '\n';
-    snprintf(buf, sizeof buf, ": more text after the JSON value, at line %d (one JSON value per file)", line);
+    int n = 1;
+    for (const char *p = text; p < end; p++) n += *p == '\n';
+    snprintf(buf, sizeof buf, ": more text after the JSON value, at line %d (one JSON value per file)", n);
     *why = buf;
     return NULL;
 }

@@ -31,8 +31,10 @@ const char *rtr_json_error_hint(const char *at, const char *end);
  * catalog or config.json with a second object appended kept the first
  * silently). *why, on failure, is a phrase that can follow a message
  * (": more text after the JSON value, at line 3 (one JSON value per
- * file)", or rtr_json_error_hint's); "" on success. Not reentrant across
- * threads for *why. */
-cJSON *rtr_json_parse(const char *text, const char **why);
+ * file)", or rtr_json_error_hint's); "" on success. *line (when not NULL)
+ * is the line where a value failed to parse, 0 otherwise (cJSON's error
+ * position is a global that an empty text leaves stale). Not reentrant
+ * across threads for *why. */
+cJSON *rtr_json_parse(const char *text, const char **why, int *line);
 
 #endif

@@ -146,7 +146,7 @@ static rtr_status read_json(const char *path, cJSON **cfg) {
     char *text = NULL;
     rtr_status s = rtr_read_file(path, &text, NULL);
     const char *why;
-    if (!s && !(*cfg = rtr_json_parse(text, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
+    if (!s && !(*cfg = rtr_json_parse(text, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     /* cJSON keeps a key's first value, Python's json (transformers) its last */
     const char *dup = s ? NULL : rtr_json_duplicate_key(*cfg);
     if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field '%s' given twice", path, dup);
@@ -177,8 +177,9 @@ static rtr_status read_config(rtr_encoder *enc, const char *dir) {
                      type, model_type_reason(type));
         goto done;
     }
+    /* absent: transformers' BertConfig and MPNetConfig take gelu */
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(cfg, "hidden_act");
-    if (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0) {
+    if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0)) {
         s = rtr_fail(RTR_ERR_UNSUPPORTED, "%s: field 'hidden_act' must be \"gelu\"", path);
         goto done;
     }

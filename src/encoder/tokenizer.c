@@ -380,7 +380,7 @@ static rtr_status special_id(rtr_tokenizer *t, const char *name, const char *fil
 
 static rtr_status load_tokenizer_json(rtr_tokenizer *t, const char *path, const char *text) {
     const char *why;
-    cJSON *root = rtr_json_parse(text, &why);
+    cJSON *root = rtr_json_parse(text, &why, NULL);
     if (!root) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
     rtr_status s = RTR_OK;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -504,7 +504,7 @@ static rtr_status load_vocab_txt(rtr_tokenizer *t, const char *dir) {
     rtr_status s = vpath && cpath ? rtr_read_file(vpath, &vtext, NULL) : RTR_ERR_NOMEM;
     if (!s) s = rtr_read_file(cpath, &ctext, NULL);
     const char *why;
-    if (!s && !(cfg = rtr_json_parse(ctext, &why))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", cpath, why);
+    if (!s && !(cfg = rtr_json_parse(ctext, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", cpath, why);
     if (s) goto done;
     size_t lines = 1;
     for (const char *p = vtext; *p; p++) lines += *p == '\n';
@@ -565,7 +565,7 @@ static rtr_status folder_max_len(const char *dir, int *out, char **why) {
         if (rtr_path_exists(path)) {
             s = rtr_read_file(path, &text, NULL);
             const char *bad;
-            if (!s && !(j = rtr_json_parse(text, &bad))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, bad);
+            if (!s && !(j = rtr_json_parse(text, &bad, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, bad);
         }
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[k]);
         if (!s && v && !cJSON_IsNull(v)) {

@@ -500,10 +500,12 @@ static rtr_status point_router(router_result *out, const char *name, rtr_op_poin
 }
 
 /* Counts of the λ grid's choices, filled from each query's envelope: the
- * envelopes are computed once, not once per grid point. */
+ * envelopes are computed once, not once per grid point. Whole numbers (a
+ * double holds them exactly below 2^53), divided by the queries at the end,
+ * so the ranks' counts add up to one process's exactly. */
 typedef struct {
     int grid;
-    double inv_n, *count; /* grid x k shares */
+    double n, *count; /* the queries; grid x k counts */
 } mix_acc;
 
 /* The piece at λ as rtr_envelope_choose picks it: the last whose start is
@@ -518,7 +520,7 @@ static rtr_status mix_sink(void *ctx, int64_t q0, int64_t n, int32_t k, const in
         for (int g = 0, t = 0; m[i] && g < a->grid; g++) {
             double lambda = (double)g / (a->grid - 1);
             while (t + 1 < m[i] && si[t + 1] < lambda) t++;
-            a->count[(size_t)g * k + pi[t]] += a->inv_n;
+            a->count[(size_t)g * k + pi[t]] += 1;
         }
     }
     return RTR_OK;
@@ -538,7 +540,10 @@ static cJSON *mix_json(const rtr_catalog *cat, const mix_acc *acc, int32_t k) {
     }
     for (int g = 0; g < acc->grid; g++) {
         cJSON_AddItemToArray(lam, cJSON_CreateNumber((double)g / (acc->grid - 1)));
-        cJSON_AddItemToArray(frac, cJSON_CreateDoubleArray(acc->count + (size_t)g * k, k));
+        cJSON *row = cJSON_CreateArray();
+        for (int32_t j = 0; j < k; j++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(acc->count[(size_t)g * k + j] / acc->n));
+        cJSON_AddItemToArray(frac, row);
     }
     return o;
 }
@@ -626,10 +631,13 @@ rtr_eval_params rtr_eval_default_params(void) {
      * 16 pairs the sample's copy is about 0.4 KB a query (40 MB) and a
      * resample's pass over it a few milliseconds (docs/METRICS.md) */
     p.bootstrap_queries = 100000;
-    /* every published training split (2,225 queries at most) whole; at T
-     * the baselines hold about 1.8 KB a query at 16 pairs and 384-d (180
-     * MB), and the exact kNN search's index takes over above its exact_max */
-    p.baseline_train_max = 100000;
+    /* every published training split (2,225 queries at most) whole, and
+     * the kNN search's exact limit (knn_default_params' exact_max): above
+     * it the index's recall cost the kNN router more AIQ than a smaller
+     * sample (0.8278 at 100,000 with the index, 0.8292 at 45,000 exact, of
+     * 180,181 training queries) and held a second copy of the embeddings;
+     * the default router held 335 MB at 45,000 (docs/SCALE.md) */
+    p.baseline_train_max = 50000;
     return p;
 }
 
@@ -1318,27 +1326,60 @@ static rtr_status routellm_router(router_result *out, emb_pass *x, const eval_re
     return st;
 }
 
-/* Under MPI every rank fits every baseline on the training split (its
- * sample above --baseline-train-max: the same rows on every rank) and
- * applies it to its own evaluated rows: the ranks' fits (and options) must
- * be the same, or their rows would be judged by different routers (other
- * options, or fits that depend on the node, e.g. its thread count). A hash
- * of the options, the split's size and cost scale and every fitted model,
- * compared on rank 0, refuses such a job before the pass, naming the rank. */
+/* Under MPI the ranks must compute the same thing: rank 0 compares every
+ * rank's hash h and every rank stops with the same message, naming the
+ * first rank that differs (why: what differs). */
 static uint64_t hash_str(uint64_t h, const char *s) { return rtr_hash64(h, s ? s : "\1", s ? strlen(s) + 1 : 1); }
 
-static rtr_status check_ranks_agree(const rtr_eval_params *ep, const split_info *te, double budget,
-                                    const eval_refs *train_refs, const emb_pass *x) {
+static rtr_status ranks_agree(uint64_t h, const char *why) {
+    void *all = NULL;
+    size_t len = 0;
+    rtr_status st = rtr_dist_gather(&all, &len, NULL, &h, sizeof h);
+    int differ = 0;
+    for (size_t r = 1; !st && !differ && r < len / sizeof h; r++)
+        if (memcmp((char *)all + r * sizeof h, &h, sizeof h)) differ = (int)r;
+    free(all);
+    if (!st) st = rtr_dist_bcast(&differ, sizeof differ, 0);
+    if (!st && differ)
+        st = rtr_fail(RTR_ERR_INVALID, "rank %d built other routers than rank 0 (%s): every rank must build the same",
+                      differ, why);
+    return st;
+}
+
+/* Every option that changes what a rank reads or computes, compared before
+ * the first collective whose sizes they set (the sample's M, the
+ * resamples): the route options whole (tables, split, dataset filters,
+ * cost model and pair costs, exclusions, token cap, scale, checkpoint
+ * hash), the training split's, the baselines' and the bootstrap's. */
+static rtr_status check_options_agree(const rtr_eval_params *ep) {
+    if (rtr_dist_size() == 1) return RTR_OK;
+    const rtr_route_options *o = &ep->route;
+    uint64_t h = RTR_FNV_SEED;
+    int64_t iv[] = {o->cost_model, ep->knn_k, ep->embedllm, ep->paper_only, ep->stack_only, ep->no_guard,
+                    ep->bootstrap, ep->bootstrap_queries, ep->baseline_train_max, (int64_t)ep->seed};
+    double dv[] = {o->max_tokens, o->cost_scale};
+    const char *sv[] = {o->table, o->split, o->dataset, o->skip_dataset, o->pair_cost_path, o->exclude,
+                        o->checkpoint_hash, ep->train_split, ep->train_skip_dataset, ep->checkpoint};
+    h = rtr_hash64(h, iv, sizeof iv);
+    h = rtr_hash64(h, dv, sizeof dv);
+    for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) h = hash_str(h, sv[i]);
+    return ranks_agree(h, "it was given other options");
+}
+
+/* Every rank fits every baseline on the training split (its sample above
+ * --baseline-train-max: the same rows on every rank) and applies it to its
+ * own evaluated rows: the fits must be the same too, or the
+ * ranks' rows would be judged by different routers (fits that depend on
+ * the node, e.g. on its thread count). A hash of the split's size and cost
+ * scale, the training references and every fitted model, before the pass. */
+static rtr_status check_fits_agree(const split_info *te, double budget, const eval_refs *train_refs,
+                                   const emb_pass *x) {
     if (rtr_dist_size() == 1) return RTR_OK;
     uint64_t h = RTR_FNV_SEED;
-    int64_t iv[] = {ep->knn_k, ep->embedllm, ep->paper_only, ep->stack_only, ep->no_guard, ep->bootstrap,
-                    ep->bootstrap_queries, ep->baseline_train_max, (int64_t)ep->seed, ep->route.cost_model, te->n, te->k,
-                    train_refs->best, train_refs->cheapest};
+    int64_t iv[] = {te->n, te->k, train_refs->best, train_refs->cheapest};
     double dv[] = {te->cost_scale, budget};
     h = rtr_hash64(h, iv, sizeof iv);
     h = rtr_hash64(h, dv, sizeof dv);
-    const char *sv[] = {ep->route.split, ep->route.table, ep->route.dataset, ep->train_split, ep->train_skip_dataset};
-    for (size_t i = 0; i < sizeof sv / sizeof *sv; i++) h = hash_str(h, sv[i]);
     size_t k = (size_t)te->k;
     for (size_t j = 0; j < k; j++) h = rtr_hash64(h, &train_refs->single[j].acc, sizeof(double)),
                                    h = rtr_hash64(h, &train_refs->single[j].cost, sizeof(double));
@@ -1364,19 +1405,7 @@ static rtr_status check_ranks_agree(const rtr_eval_params *ep, const split_info 
         h = rtr_hash64(h, m->par, np * sizeof *m->par);
         h = rtr_hash64(h, m->pair_cost, (size_t)m->k * sizeof *m->pair_cost);
     }
-    void *all = NULL;
-    size_t len = 0;
-    rtr_status st = rtr_dist_gather(&all, &len, NULL, &h, sizeof h);
-    int differ = 0;
-    for (size_t r = 1; !st && !differ && r < len / sizeof h; r++)
-        if (memcmp((char *)all + r * sizeof h, &h, sizeof h)) differ = (int)r;
-    free(all);
-    if (!st) st = rtr_dist_bcast(&differ, sizeof differ, 0); /* every rank stops with the same message */
-    if (!st && differ)
-        st = rtr_fail(RTR_ERR_INVALID, "rank %d built other routers than rank 0 (other options, or results "
-                      "that depend on the node: run every rank with the same --threads): every rank must build "
-                      "the same", differ);
-    return st;
+    return ranks_agree(h, "fits that depend on the node: run every rank with the same --threads");
 }
 
 /* Under MPI the sums over every rank's rows of the pass, on every rank: the
@@ -1747,6 +1776,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     double t0 = rtr_now();
     bool boot = ep->bootstrap > 0, rs0_open = false;
     rtr_status st = table_names(ep->route.table, &table_buf, &tables, &nt);
+    if (!st) st = check_options_agree(ep);
     if (!st && (!(cur = rtr_calloc((size_t)nt, sizeof *cur)) || !(table_hash = rtr_calloc((size_t)nt, sizeof *table_hash)) ||
                 !(R = rtr_calloc((size_t)nt + N_OTHER_ROUTERS, sizeof *R))))
         st = RTR_ERR_NOMEM;
@@ -1755,7 +1785,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
      * size, the cost scale, the bootstrap's sample), then one pass reading
      * everything else a block at a time (eval_pass_run). */
     route_load_params prm = {.o = ep->route}, trp = {0};
-    prm.o.table = tables[0];
+    prm.o.table = tables ? tables[0] : NULL; /* NULL: table_names failed (st is set) */
     boot_rows br = {NULL, 0};
     rtr_row_range range; /* under MPI this rank's rows (te.rows) */
     if (!st) st = ids_pass(&te, &range, &sample, &br, corpus_dir, &prm, ep);
@@ -1827,7 +1857,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         if (!(st = rtr_embedllm_fit(&eml, NULL, tr.emb, tr.true_correct, tr.true_cost, tr.n, tr.emb_dim, te.k, &emp)))
             ex.eml = &eml;
     }
-    if (!st) st = check_ranks_agree(ep, &te, budget, &train_refs, &ex);
+    if (!st) st = check_fits_agree(&te, budget, &train_refs, &ex);
     /* every λ router opened, in the table's order (the ex.*_r pointers
      * only where lam exists: an offset from NULL is undefined) */
     int n_lam = 0;
@@ -1859,7 +1889,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     ex.tr = &tr, ex.be = be, ex.br = &br;
     ex.weak = train_refs.cheapest, ex.strong = train_refs.best;
     run_sorter_init(&ex.rl, sizeof(rl_rec), RL_RECORDS, rl_cmp, "eval's RouteLLM-style thresholds");
-    ex.mix = (mix_acc){MIX_GRID, 1.0 / (double)(te.n ? te.n : 1), NULL};
+    ex.mix = (mix_acc){MIX_GRID, (double)(te.n ? te.n : 1), NULL};
     if (!st) st = eval_refs_acc_init(&ex.refs, te.k);
     if (!st && !(ex.mix.count = rtr_calloc((size_t)MIX_GRID * (size_t)te.k, sizeof *ex.mix.count))) st = RTR_ERR_NOMEM;
     if (!st && boot && !(st = boot_sample_alloc(&smp, br.n, te.k, ex.routellm))) ex.smp = &smp;

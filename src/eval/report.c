@@ -1373,7 +1373,7 @@ rtr_status rtr_report_render(const char *eval_json, rtr_report_options *o) {
     rtr_status s = rtr_read_file(eval_json, &text, NULL);
     if (s) return s;
     const char *why;
-    cJSON *root = rtr_json_parse(text, &why);
+    cJSON *root = rtr_json_parse(text, &why, NULL);
     if (!root) {
         free(text);
         return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", eval_json, why);

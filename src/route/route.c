@@ -49,7 +49,7 @@ rtr_status rtr_cost_usd(float *usd, const float *tokens_out, const float *tokens
 rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origin,
                                const rtr_catalog *cat) {
     const char *why;
-    cJSON *root = rtr_json_parse(json, &why);
+    cJSON *root = rtr_json_parse(json, &why, NULL);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return rtr_fail(RTR_ERR_FORMAT, "%s: expected a JSON object {\"model|strategy\": cost}%s", origin, why);
@@ -106,9 +106,16 @@ void route_scale_add(route_scale_acc *a, const float *c, int64_t n) {
 rtr_status route_scale_finish(route_scale_acc *a, double *scale) {
     double best = 0;
     bool any = false;
-    for (int32_t j = 0; j < a->k; j++)
+    int32_t inf = -1;
+    for (int32_t j = 0; j < a->k; j++) {
         if (a->cnt[j]) { any = true; if (a->sum[j] / a->cnt[j] > best) best = a->sum[j] / a->cnt[j]; }
+        if (inf < 0 && isinf(a->sum[j])) inf = j;
+    }
     route_scale_free(a);
+    /* an infinite scale made every finite cost 0: λ then traded nothing (route ran, exit 0) */
+    if (inf >= 0)
+        return rtr_fail(RTR_ERR_INVALID, "cost scale: pair %d (counting from 0, in the catalog's order) has an "
+                        "infinite cost (past float's range: a price in the catalog too large?)", (int)inf);
     if (!any) return rtr_fail(RTR_ERR_INVALID, "cost scale: no finite predicted cost");
     if (!(best > 0)) return rtr_fail(RTR_ERR_INVALID, "cost scale: every pair's mean cost is 0, cost cannot be traded against accuracy");
     *scale = best;

@@ -285,11 +285,13 @@ void route_data_free(route_data *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Grow d's kept arrays to hold need rows. */
-static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, unsigned keep) {
+/* Grow d's kept arrays to hold need rows (exact: room for need alone,
+ * else doubling). */
+static rtr_status data_reserve(route_data *d, int64_t *cap, int64_t need, unsigned keep, bool exact) {
     if (need <= *cap) return RTR_OK;
     int64_t c = *cap ? 2 * *cap : 4096;
     while (c < need) c *= 2;
+    if (exact) c = need;
     size_t nk = (size_t)c * (size_t)d->k;
     char ***strs[2] = {&d->id, &d->dataset};
     const unsigned str_keep[2] = {ROUTE_KEEP_ID, ROUTE_KEEP_DATASET};
@@ -379,6 +381,8 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
     int32_t last = -1;
     bool truth = false;
     int64_t *sel = NULL, sel_cap = 0; /* with only_rows: the chunk's kept rows */
+    /* with only_rows, room for exactly those (doubling would hold up to twice, and copy on each growth) */
+    if (!st && prm->only_rows) st = data_reserve(d, &cap, prm->n_only_rows, keep, true);
     route_chunk ch;
     while (!st && !(st = route_source_next(&rs, &ch)) && ch.n) {
         int64_t m = ch.n;
@@ -394,7 +398,7 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
             for (m = 0; next < prm->n_only_rows && prm->only_rows[next] < pos + ch.n; next++)
                 sel[m++] = prm->only_rows[next] - pos;
         pos += ch.n;
-        if ((st = data_reserve(d, &cap, d->n + m, keep)) || (st = data_strings(d, &ch, sel, m, keep, &last))) break;
+        if ((st = data_reserve(d, &cap, d->n + m, keep, false)) || (st = data_strings(d, &ch, sel, m, keep, &last))) break;
         size_t at = (size_t)d->n * (size_t)d->k, k = (size_t)d->k;
         for (int64_t i = 0; ch.true_correct && i < m && !truth; i++)
             for (size_t j = 0, r = (size_t)(sel ? sel[i] : i); j < k && !truth; j++)

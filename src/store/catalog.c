@@ -42,12 +42,20 @@ static int find_entry(const rtr_catalog_entry *e, int n, const char *name) {
     return -1;
 }
 
+#define RTR_CATALOG_MAX_PRICE 1e20 /* USD per 10^6 tokens: a call of 10^18 tokens costs 10^32, within float */
+
 static rtr_status parse_price(const cJSON *obj, const char *key, double *out, const char *origin, const char *field) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
     *out = NAN;
     if (!v || cJSON_IsNull(v)) return RTR_OK;
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0)
         return rtr_fail(RTR_ERR_FORMAT, "%s: %s.%s: must be a non-negative number or null", origin, field, key);
+    /* USD per million tokens; costs from it are float32, and at 1e308 every
+     * predicted cost was infinite (route ran with an infinite cost scale) */
+    if (v->valuedouble > RTR_CATALOG_MAX_PRICE)
+        return rtr_fail(RTR_ERR_FORMAT, "%s: %s.%s: %g is implausibly large (USD per million tokens; at most %g, "
+                        "so that costs stay within float's range)", origin, field, key, v->valuedouble,
+                        RTR_CATALOG_MAX_PRICE);
     *out = v->valuedouble;
     return RTR_OK;
 }
@@ -130,16 +138,14 @@ static rtr_status parse_pairs(rtr_catalog *cat, const cJSON *root, const char *o
 rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin) {
     memset(cat, 0, sizeof *cat);
     const char *why;
-    cJSON *root = rtr_json_parse(json, &why);
+    int line;
+    cJSON *root = rtr_json_parse(json, &why, &line);
     if (!root) {
-        /* a parse error's line (text after a whole value names its own) */
-        const char *at = strncmp(why, ": more text", 11) ? cJSON_GetErrorPtr() : NULL;
-        int line = 1;
-        for (const char *p = json; at && p < at; p++) line += *p == '\n';
         /* the terminator counts: xz's magic ends in a NUL byte */
         const char *kind = rtr_binary_kind(json, strlen(json) + 1);
         if (kind) return rtr_fail(RTR_ERR_FORMAT, "%s: %s, not a JSON catalog", origin, kind);
-        if (!at) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", origin, why);
+        /* a parse error's line (text after a whole value names its own) */
+        if (!line) return rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", origin, why);
         return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON%s", origin, line, why);
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);

@@ -197,7 +197,7 @@ rtr_status rtr_corpus_open(rtr_corpus **out, const char *dir) {
     else if (!rtr_path_exists(mpath) || rtr_is_dir(mpath)) s = rtr_fail(RTR_ERR_IO, "%s: not a corpus (no manifest.json)", dir);
     if (!s) s = rtr_read_file(mpath, &text, NULL);
     const char *why = "";
-    cJSON *root = s ? NULL : rtr_json_parse(text, &why);
+    cJSON *root = s ? NULL : rtr_json_parse(text, &why, NULL);
     if (!s && !cJSON_IsObject(root)) s = rtr_fail(RTR_ERR_FORMAT, "%s: not a JSON object%s", mpath, why);
     if (!s) s = manifest_parse(c, root, mpath);
     cJSON_Delete(root);
