@@ -172,6 +172,7 @@ def main():
                   f"bad {key} ({words}): rtr {cmd[0]} exit {r.returncode}: {r.stderr.strip()[-300:]}")
 
     latin1_attrs(tmp, corpus)
+    nul_inside(tmp, corpus)
     shutil.rmtree(tmp)
 
 
@@ -217,6 +218,24 @@ def latin1_attrs(tmp, corpus):
         t = {"error": str(e)}
     check(t.get("checkpoint") == "ck\ufffd.safetensors" and t.get("usable"),
           f"a Latin-1 checkpoint name is stored as valid UTF-8 and the table usable: {t}")
+
+
+def nul_inside(tmp, corpus):
+    """A fixed-length string attribute with a NUL and then more text: read
+    as a C string, "h\\0xyz" was "h", so --checkpoint-hash h matched a table
+    whose hash is something else. Refused naming the file, the attribute and
+    the byte."""
+    copy = os.path.join(tmp, "nul-inside")
+    shutil.copytree(corpus, copy)
+    files = sorted(glob.glob(os.path.join(copy, "tables", "h5py", "shard-*.h5")))
+    for path in files:
+        with h5py.File(path, "r+") as h:
+            del h.attrs["checkpoint_hash"]
+            h.attrs["checkpoint_hash"] = np.bytes_(b"h\x00\xff\xfeanything")
+    out = os.path.join(tmp, "nul.csv")
+    r = run("route", copy, "--table", "h5py", "--lambda", "0.5", "--checkpoint-hash", "h", "--out", out)
+    check(r.returncode == 1 and "attribute checkpoint_hash has a NUL at byte 1" in r.stderr and files[0] in r.stderr
+          and not os.path.exists(out), f"NUL inside checkpoint_hash: rtr route exit {r.returncode}: {r.stderr.strip()[-300:]}")
 
 
 if __name__ == "__main__":

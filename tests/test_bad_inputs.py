@@ -283,6 +283,11 @@ def main():
                                         for x in r.stdout.splitlines()), f"{cmd[0]} --help says --{flag}'s range")
     r = run(*ev, "--bootstrap-queries", "50", "--bootstrap", "0")
     check(r.returncode == 0, f"eval --bootstrap-queries 50 accepted: {r.stderr.strip()[-300:]}")
+    # a table named twice made two routers of one name in eval.json
+    twice = os.path.join(tmp, "twice.json")
+    r = run("eval", corpus, "--table", "x,y,x", "--bootstrap", "0", "--out", twice)
+    check(r.returncode == 1 and "--table 'x,y,x' names table 'x' twice" in r.stderr and not os.path.exists(twice),
+          f"eval --table x,y,x refused: exit {r.returncode} {r.stderr.strip()[-300:]}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))

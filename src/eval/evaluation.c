@@ -660,7 +660,12 @@ static rtr_status table_names(const char *list, char **buf, const char ***names,
     if (!list) return *n = 1, RTR_OK;
     if (!(*buf = rtr_strdup(list))) return RTR_ERR_NOMEM;
     char *save = NULL;
-    for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) (*names)[(*n)++] = t;
+    for (char *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        /* a table named twice would be two routers of one name in eval.json */
+        for (int i = 0; i < *n; i++)
+            if (!strcmp((*names)[i], t)) return rtr_fail(RTR_ERR_INVALID, "--table '%s' names table '%s' twice", list, t);
+        (*names)[(*n)++] = t;
+    }
     return *n ? RTR_OK : rtr_fail(RTR_ERR_INVALID, "--table '%s' names no table", list);
 }
 

@@ -214,8 +214,12 @@ static rtr_status get_str(hid_t o, const char *path, const char *key, char **val
         /* names and hashes rtr prints and writes into JSON and CSV: bytes of
          * another encoding (Latin-1 from a C or MATLAB writer) would pass
          * into eval.json, `info` and route's files, which then do not parse */
-        size_t bad;
-        if (!s && !rtr_utf8_valid(buf, strlen(buf), &bad))
+        size_t bad, len = s ? 0 : strlen(buf);
+        /* a NUL ends a C string: bytes after it would be dropped unseen, so a
+         * hash "h\0xyz" would compare equal to "h" */
+        for (size_t i = len; !s && i < n; i++)
+            if (buf[i]) s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s has a NUL at byte %zu followed by more text", path, key, len);
+        if (!s && !rtr_utf8_valid(buf, len, &bad))
             s = rtr_fail(RTR_ERR_FORMAT, "%s: attribute %s is not valid UTF-8 (byte %zu): rewrite it as UTF-8 text",
                          path, key, bad);
         if (s) free(buf);
