@@ -41,6 +41,18 @@ PER_RANK_RSS = PER_RANK.replace("import os,", "import os, resource,").replace(
 assert PER_RANK_RSS.count("ru_maxrss") == 1
 
 
+def train_first(src, dst):
+    """The outcomes of src with the first N_TRAIN queries the training split
+    and the rest the evaluated one, written to dst."""
+    n = [0]
+
+    def resplit(row):
+        row["split"] = "train" if n[0] < N_TRAIN else "test"
+        n[0] += 1
+        return row
+    return rtrdata.edited_outcomes(src, dst, resplit)
+
+
 def corpus_of(tmp, name, outcomes, shard_size):
     """The outcomes ingested in shards of shard_size; 24-d unit embeddings
     and two stand-in tables (t, u) of one encoder."""
@@ -115,13 +127,7 @@ def one_shard(tmp, per_rank):
     src = os.path.join(tmp, "big")
     r = run("gen-demo", "--queries", "40960", "--seed", "9", src)
     check(r.returncode == 0, "gen-demo: " + r.stderr)
-    n = [0]
-
-    def resplit(row):
-        row["split"] = "train" if n[0] < N_TRAIN else "test"
-        n[0] += 1
-        return row
-    outcomes = rtrdata.edited_outcomes(os.path.join(src, "outcomes.jsonl"), os.path.join(tmp, "big.jsonl"), resplit)
+    outcomes = train_first(os.path.join(src, "outcomes.jsonl"), os.path.join(tmp, "big.jsonl"))
     corpus = corpus_of(tmp, "one", outcomes, 40960)
     check(len(rtrdata.manifest(corpus)["shards"]) == 1, "1 shard")
     ref, out = os.path.join(tmp, "big1.json"), os.path.join(tmp, "big4.json")
@@ -147,14 +153,7 @@ def main():
     check(r.returncode == 0, "gen-demo: " + r.stderr)
     # the first N_TRAIN queries the training split (shard 0), the rest the
     # evaluated one: the evaluated split is what the ranks divide
-    n = [0]
-
-    def resplit(row):
-        row["split"] = "train" if n[0] < N_TRAIN else "test"
-        n[0] += 1
-        return row
-    outcomes = rtrdata.edited_outcomes(os.path.join(tmp, "demo", "outcomes.jsonl"), os.path.join(tmp, "o.jsonl"),
-                                       resplit)
+    outcomes = train_first(os.path.join(tmp, "demo", "outcomes.jsonl"), os.path.join(tmp, "o.jsonl"))
     corpus = corpus_of(tmp, "corp", outcomes, 500)
     check(len(rtrdata.manifest(corpus)["shards"]) == 6, "6 shards")
     per_rank = os.path.join(tmp, "per_rank")
