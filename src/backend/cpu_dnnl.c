@@ -312,7 +312,7 @@ static rtr_status reserve(void **buf, size_t *bytes, size_t need) {
 /* cpu_dnnl_gemm on the calling thread alone (oneDNN sees one thread). */
 static rtr_status gemm_rows(cpu_dnnl *d, bool bf16, int M, int N, int K, float alpha, const float *A, int lda,
                             const float *B, int ldb, float *C) {
-    dnnl_slot *sl;
+    dnnl_slot *sl = NULL; /* set by slot_for when it succeeds (gcc cannot see that) */
     dnnl_weights w;
     rtr_status s = slot_for(d, &sl);
     if (s) return s;
