@@ -103,12 +103,13 @@ def check_reads_what_it_uses(tmp):
         check(r.returncode == 0, "ingest: " + r.stderr)
         rtrdata.write_embeddings(corpus, "e", "test-encoder", unit_rows, (np.ones((4, 8)), np.ones((4, 8))))
         rtrdata.write_table(corpus, "t", table, "h", "e", "test-encoder")
+        rtrdata.write_table(corpus, "t2", table, "h", "e", "test-encoder")  # a second table, the same values
         outcome_bytes[name] = 0
         for path, _, _, _ in rtrdata.shards(corpus):
             with h5py.File(path, "r") as h:
                 outcome_bytes[name] += sum(h["outcomes/" + c].id.get_storage_size() for c in ("correct", "tokens"))
         common = ("eval", corpus, "--out", os.path.join(base, name + ".json"), "--bootstrap", "0", "--no-embedllm")
-        reads[name] = {"one": bytes_read(*common, "--table", "t"), "two": bytes_read(*common, "--table", "t,t"),
+        reads[name] = {"one": bytes_read(*common, "--table", "t"), "two": bytes_read(*common, "--table", "t,t2"),
                        "dataset": bytes_read(*common, "--table", "t", "--test-dataset", "shopping")}
     if any(v is None for x in reads.values() for v in x.values()):
         check(False, f"eval runs on both corpora: {reads}")
@@ -244,10 +245,16 @@ def main():
               "the perfect table beats the noisy one")
         check(rows["Oracle"]["op"] == routers["Oracle"]["op"], "both judged on the same queries")
 
-    # More tables than the eight eval once held: one row each (their arrays are allocated).
+    # More tables than the eight eval once held: one row each (their arrays
+    # are allocated); a table is named once, so copies under other names.
+    many_corpus = os.path.join(tmp, "many")
+    shutil.copytree(corpus, many_corpus)
+    for i in range(1, 5):
+        rtrdata.write_table(many_corpus, f"perfect{i}", outcomes, "perfect", "stand-in", "test-encoder")
+        rtrdata.write_table(many_corpus, f"noisy{i}", noisy, "noisy", "stand-in", "test-encoder")
     many = os.path.join(tmp, "many.json")
-    r = run("eval", corpus, "--out", many, "--table", ",".join(["perfect", "noisy"] * 5), "--bootstrap", "20",
-            "--no-embedllm")
+    names = ["perfect", "noisy"] + [f"{t}{i}" for i in range(1, 5) for t in ("perfect", "noisy")]
+    r = run("eval", many_corpus, "--out", many, "--table", ",".join(names), "--bootstrap", "20", "--no-embedllm")
     check(r.returncode == 0, "eval with 10 tables: " + r.stderr)
     if r.returncode == 0:
         paper = [x for x in json.load(open(many))["routers"] if x["name"].startswith("RTR (paper): ")]
