@@ -26,17 +26,6 @@ cd "$w"
   >/dev/null 2>&1
 rm -rf demo
 python3 -c "import numpy as np, rtrdata; rtrdata.write_table('c', 'noisy', rtrdata.noisy_table(np.random.default_rng(3)), 'abc123')"
-cat > wrap.py <<'EOF'
-import os, resource, subprocess, sys, time
-def rchar():
-    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
-before, t0 = rchar(), time.time()
-rc = subprocess.run(sys.argv[2:]).returncode
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-with open(sys.argv[1], "a") as f:
-    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before} {rss} {time.time() - t0:.1f}\n")
-sys.exit(rc)
-EOF
 cat > same.py <<'EOF'
 import sys
 a, b = sys.argv[1:3]
@@ -56,9 +45,9 @@ for bin in "${bins[@]}"; do
     out=out.$i.$ranks.$ext
     rm -f m.txt
     if [ "$ranks" = 1 ]; then
-      python3 wrap.py m.txt "$bin" route c $opts --split "" --device cpu -q --out "$out" >/dev/null
+      python3 "$root/bench/per_rank.py" m.txt "$bin" route c $opts --split "" --device cpu -q --out "$out" >/dev/null
     else
-      mpirun -np 2 --oversubscribe python3 wrap.py m.txt "$bin" route c $opts --split "" --device cpu -q --out "$out" \
+      mpirun -np 2 --oversubscribe python3 "$root/bench/per_rank.py" m.txt "$bin" route c $opts --split "" --device cpu -q --out "$out" \
         >/dev/null
     fi
     same=$(python3 same.py out.0.1.$ext "$out")

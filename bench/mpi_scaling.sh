@@ -39,24 +39,12 @@ if [ -f "$model/model.safetensors" ]; then
   "$rtr" ingest --catalog small/catalog.json --out e --shard-size 40 small/outcomes.jsonl >/dev/null 2>&1
 fi
 
-cat > wrap.py <<'EOF'
-import os, resource, subprocess, sys
-def rchar():
-    return next(int(x.split()[1]) for x in open("/proc/self/io") if x.startswith("rchar:"))
-before = rchar()
-rc = subprocess.run(sys.argv[2:]).returncode
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-with open(sys.argv[1], "a") as f:
-    f.write(f"{os.environ.get('OMPI_COMM_WORLD_RANK', '0')} {rchar() - before} {rss}\n")
-sys.exit(rc)
-EOF
-
 # time_of NAME RANKS command...: seconds appended to NAME.RANKS (eval: each
-# rank through wrap.py, its bytes read and peak RSS appended to eval.io.RANKS)
+# rank through bench/per_rank.py, its bytes read and peak RSS appended to eval.io.RANKS)
 time_of() {
   local name=$1 ranks=$2 t0 t1 run=("$rtr")
   shift 2
-  [ "$name" = eval ] && run=(python3 wrap.py "eval.io.$ranks" "$rtr")
+  [ "$name" = eval ] && run=(python3 "$root/bench/per_rank.py" "eval.io.$ranks" "$rtr")
   t0=$(date +%s.%N)
   if [ "$ranks" = 1 ]; then "${run[@]}" "$@" -q >/dev/null; else mpirun -np 2 --oversubscribe "${run[@]}" "$@" -q >/dev/null; fi
   t1=$(date +%s.%N)
