@@ -1,6 +1,7 @@
 /* Operating points that survive float rounding, curves as per-query
  * choices (checked against the exact λ path and the two-pair sweep), and
  * the seeded paired bootstrap. */
+#include "rtr/eval.h"
 #include "rtr/metrics.h"
 #include "rtr/route.h"
 #include "common/util.h"
@@ -326,6 +327,24 @@ static void test_embedllm_threads(void) {
     free(temb); free(ty); free(tc); free(tp); free(r);
 }
 
+/* The library refuses the m-out-of-n sample sizes the CLI refuses (below
+ * RTR_EVAL_MIN_BOOTSTRAP_QUERIES), naming the field, before it reads the
+ * corpus; 50 passes that check (the missing corpus is the error then). */
+static void test_eval_params_bootstrap_queries(void) {
+    rtr_eval_summary s;
+    const long long given[] = {0, 1, 49, 50};
+    for (int i = 0; i < 4; i++) {
+        rtr_eval_params ep = rtr_eval_default_params();
+        ep.bootstrap_queries = given[i];
+        rtr_status st = rtr_eval_corpus(NULL, "/nonexistent/eval.json", &s, "/nonexistent/corpus", &ep);
+        bool named = strstr(rtr_last_error(), "bootstrap_queries") != NULL;
+        CHECK_MSG(st == RTR_ERR_INVALID || given[i] >= 50, "bootstrap_queries %lld: status %d", given[i], (int)st);
+        CHECK_MSG(named == (given[i] < 50), "bootstrap_queries %lld: %s", given[i], rtr_last_error());
+        CHECK(st != RTR_OK);
+        rtr_eval_summary_free(&s);
+    }
+}
+
 TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
           T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap), T(test_boot_sample),
-          T(test_embedllm_chunks), T(test_embedllm_threads))
+          T(test_embedllm_chunks), T(test_embedllm_threads), T(test_eval_params_bootstrap_queries))

@@ -17,6 +17,17 @@
 extern "C" {
 #endif
 
+/* The fewest queries an m-out-of-n bootstrap may resample
+ * (rtr_eval_params.bootstrap_queries; `rtr eval --bootstrap-queries`). With
+ * few queries it degenerates: a Poisson resample weights none of M queries
+ * with probability e^-M (M = 1: 37% of resamples empty, so the intervals'
+ * upper ends were undefined), and a rate over M 0/1 outcomes moves in steps
+ * of 1/M, so its percentiles are those of a few values. At 50 an empty
+ * resample has probability 2e-22 and a step is 2% before the sqrt(M/N)
+ * scaling (bench/eval_boot_compare.py measured M = 95 on RouterBench:
+ * docs/METRICS.md). A split of fewer queries is resampled whole anyway. */
+#define RTR_EVAL_MIN_BOOTSTRAP_QUERIES 50
+
 typedef struct {
     /* The evaluated queries and how they are routed: split (default "test"),
      * dataset (the evaluated dataset, out of distribution), cost model,
@@ -47,7 +58,8 @@ typedef struct {
      * the m-out-of-n bootstrap over the bootstrap_queries queries with the
      * smallest hash of (seed, id), its deviations scaled by sqrt(M/N)
      * around the estimates on every query (docs/METRICS.md), so its memory
-     * and time stop growing with the split. */
+     * and time stop growing with the split. At least
+     * RTR_EVAL_MIN_BOOTSTRAP_QUERIES. */
     int64_t bootstrap_queries;
     /* The most training queries the baselines are fitted on (50000):
      * above it the kNN router, dataset prior, default router and

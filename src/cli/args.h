@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "rtr/eval.h"   /* RTR_EVAL_MIN_BOOTSTRAP_QUERIES */
 #include "rtr/stages.h" /* RTR_SWEEP_MAX_GRID */
 
 /* What an option's value is; the kind carries the accepted range, so a
@@ -53,16 +54,8 @@ typedef enum {
 #define RTR_OPT_MAX_RESAMPLES 100000
 /* sweep --grid: grid.csv rows (include/rtr/stages.h). */
 #define RTR_OPT_MAX_GRID RTR_SWEEP_MAX_GRID
-/* eval --bootstrap-queries: with few queries the m-out-of-n bootstrap
- * degenerates. A Poisson resample weights none of M queries with
- * probability e^-M (M = 1: 37% of resamples empty, so the intervals' upper
- * ends were undefined, printed "—"), and a rate over M 0/1 outcomes moves in
- * steps of 1/M, so its percentiles are those of a few values. At 50 an
- * empty resample has probability 2e-22 and a step is 2% before the
- * sqrt(M/N) scaling (bench/eval_boot_compare.py measured M = 95 on
- * RouterBench: docs/METRICS.md). A split of fewer queries is resampled
- * whole anyway. */
-#define RTR_OPT_MIN_BOOT_QUERIES 50
+/* eval --bootstrap-queries: the library's bound (include/rtr/eval.h says why). */
+#define RTR_OPT_MIN_BOOT_QUERIES RTR_EVAL_MIN_BOOTSTRAP_QUERIES
 
 typedef struct {
     const char *name; /* long name without the dashes: "out" for --out */

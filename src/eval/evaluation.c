@@ -1750,8 +1750,11 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     memset(summary, 0, sizeof *summary);
     if (ep->knn_k < 1) return rtr_fail(RTR_ERR_INVALID, "eval: the kNN router needs k >= 1, not %d", (int)ep->knn_k);
     if (ep->bootstrap < 0) return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap must be >= 0, not %d", (int)ep->bootstrap);
-    if (ep->bootstrap_queries < 1)
-        return rtr_fail(RTR_ERR_INVALID, "eval: --bootstrap-queries must be >= 1, not %lld", (long long)ep->bootstrap_queries);
+    if (ep->bootstrap_queries < RTR_EVAL_MIN_BOOTSTRAP_QUERIES)
+        return rtr_fail(RTR_ERR_INVALID,
+                        "eval: bootstrap_queries (--bootstrap-queries) must be >= %d, not %lld (fewer make the "
+                        "m-out-of-n bootstrap degenerate: include/rtr/eval.h)",
+                        RTR_EVAL_MIN_BOOTSTRAP_QUERIES, (long long)ep->bootstrap_queries);
     if (ep->baseline_train_max < 1)
         return rtr_fail(RTR_ERR_INVALID, "eval: --baseline-train-max must be >= 1, not %lld",
                         (long long)ep->baseline_train_max);
