@@ -26,6 +26,8 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   message, and --help says so;
 - a catalog price of 1e308 is refused naming it, and USD costs past
   float's range name the pair (route ran with an infinite cost scale);
+- eval on the training split (--split train) is refused unless the
+  evaluated dataset is held out of the fit (it ran, exit 0);
 - a stale temporary of a killed run (OUT.tmp.PID, PID dead) is removed by
   the next run writing OUT (ingest, gen-demo, train checked); one of a live
   PID is left alone."""
@@ -288,6 +290,18 @@ def main():
     r = run("eval", corpus, "--table", "x,y,x", "--bootstrap", "0", "--out", twice)
     check(r.returncode == 1 and "--table 'x,y,x' names table 'x' twice" in r.stderr and not os.path.exists(twice),
           f"eval --table x,y,x refused: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    # evaluating on the training split judged the baselines on the queries
+    # they were fitted on (exit 0, not a word); refused unless the evaluated
+    # dataset is held out of the fit
+    same = os.path.join(tmp, "same.json")
+    for extra in ((), ("--train-split", "train")):
+        r = run("eval", corpus, "--split", "train", *extra, "--bootstrap", "0", "--out", same)
+        check(r.returncode == 1 and "evaluated split 'train' (--split) is the split the baselines are fitted on"
+              in r.stderr and not os.path.exists(same), f"eval --split train {' '.join(extra)}: refused: "
+              f"exit {r.returncode} {r.stderr.strip()[-300:]}")
+    r = run("eval", corpus, "--split", "train", "--test-dataset", "shopping", "--skip-dataset", "shopping",
+            "--bootstrap", "0", "--out", same)
+    check(r.returncode == 0 and os.path.exists(same), f"eval --split train of a held-out dataset runs: {r.stderr[-300:]}")
     # a tiny number (strtod's ERANGE on underflow) is in range: --lambda
     # 1e-320 was refused as "expected a number in [0, 1]"
     r = run("route", corpus, "--lambda", "1e-320", "--out", os.path.join(tmp, "r.csv"))

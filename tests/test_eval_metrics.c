@@ -345,6 +345,23 @@ static void test_eval_params_bootstrap_queries(void) {
     }
 }
 
+/* The evaluated split the training split: refused before any read, unless
+ * the evaluated dataset is the one held out of the fit. */
+static void test_eval_params_split(void) {
+    rtr_eval_summary s;
+    for (int held = 0; held < 2; held++) {
+        rtr_eval_params ep = rtr_eval_default_params();
+        ep.route.split = "train";
+        ep.route.dataset = held ? "d" : NULL;
+        ep.train_skip_dataset = held ? "d" : NULL;
+        rtr_status st = rtr_eval_corpus(NULL, "/nonexistent/eval.json", &s, "/nonexistent/corpus", &ep);
+        bool named = strstr(rtr_last_error(), "the split the baselines are fitted on") != NULL;
+        CHECK_MSG(st != RTR_OK && named == !held, "held %d: %s", held, rtr_last_error());
+        rtr_eval_summary_free(&s);
+    }
+}
+
 TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),
           T(test_two_pair_matches_sweep), T(test_curve_weights), T(test_bootstrap), T(test_boot_sample),
-          T(test_embedllm_chunks), T(test_embedllm_threads), T(test_eval_params_bootstrap_queries))
+          T(test_embedllm_chunks), T(test_embedllm_threads), T(test_eval_params_bootstrap_queries),
+          T(test_eval_params_split))

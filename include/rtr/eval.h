@@ -99,7 +99,9 @@ typedef struct {
 /* Evaluate corpus_dir and write the evaluation file out_path (JSON, through
  * a temporary name) on backend b, which computes every router's exact path
  * and RTR's mix of choices (the kNN and EmbedLLM-style tables are fitted on
- * the CPU's BLAS either way). RTR_ERR_INVALID for an empty split, a split
+ * the CPU's BLAS either way). RTR_ERR_INVALID for an evaluated split that
+ * is the training split (unless route.dataset is train_skip_dataset, held
+ * out of the fit), bootstrap_queries below the minimum, an empty split, a split
  * without outcomes (or without costs in the chosen unit, saying so), a
  * dataset option naming a dataset the corpus lacks (listing those it has),
  * two splits embedded by different encoders, a checkpoint mismatch; the
