@@ -11,7 +11,10 @@ embeddings and a routing table written here (tests/rtrdata.py):
   one note on stderr, which --quiet silences); eval evaluates every query
   with a note, its baselines fitted on train;
 - only a test split: eval refuses it (no training split), listing the
-  splits there are, and writes nothing.
+  splits there are, and writes nothing;
+- splits named "Test", "Train" and "train": an asked split absent in that
+  case names the variants the corpus has ("the corpus has 'Test'"), and
+  the default split's note too.
 
 And --help shows the same --split line in the three commands."""
 import json
@@ -19,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import zlib
 
 from rtrtest import check, finish, require_numpy_h5py, require_rtr, run
 
@@ -137,6 +141,24 @@ def main():
     check(r.returncode == 1 and "no query in split 'train' (splits: test)" in r.stderr
           and not os.path.exists(os.path.join(tmp, "only.json")),
           f"eval without a training split is refused, naming the splits: {r.returncode} {r.stderr.strip()}")
+
+    # --- split names in another case ("Test", "Train" beside "train"): split
+    # names are compared exactly, so an asked split missing in that case
+    # names the variants the corpus has (was only the list of splits, or,
+    # for the default test split, "every query" with no hint why)
+    cased = corpus(tmp, demo, "cased", lambda row: {**row, "split": "Test" if row["split"] == "test" else
+                                                    ("Train" if zlib.crc32(row["id"].encode()) % 2 else "train")}, 4)
+    check(set(splits_of(cased)) == {"Test", "Train", "train"}, f"the cased corpus: {set(splits_of(cased))}")
+    r = run("sweep", cased, "--out", os.path.join(tmp, "cased-sw"), "--device", "cpu")
+    check(r.returncode == 0 and "has no query in split 'test' (it has 'Test'; names are case-sensitive): every query"
+          in r.stderr, f"sweep's note on the default split names 'Test': {r.stderr.strip()}")
+    for cmd, asked, has in ((("route", cased, "--lambda", "0.5", "--out", os.path.join(tmp, "cased.csv")), "TRAIN",
+                             ("'Train'", "'train'")),
+                            (("eval", cased, "--out", os.path.join(tmp, "cased.json")), "test", ("'Test'",))):
+        r = run(*cmd, "--split", asked, "--device", "cpu")
+        check(r.returncode == 1 and f"no query in split '{asked}'; the corpus has " in r.stderr
+              and all(h in r.stderr for h in has) and "(names are case-sensitive; splits: " in r.stderr
+              and not os.path.exists(cmd[-1]), f"{cmd[0]} --split {asked}: names {has}: {r.stderr.strip()}")
 
     # --- one --split line in the three commands' --help
     lines = set()

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 
 rtr_status cli_route_options(const cli_route *c, rtr_route_options *o) {
     memset(o, 0, sizeof *o);
@@ -73,15 +74,30 @@ static void names_free(name_set *s) {
     free(s->name);
 }
 
-/* "dir: no query in KIND 'x' (KINDs: a, b, c)": the first 20 names. */
+/* The names of s that differ from x only in ASCII case, as "'Train'" or
+ * "'Train' and 'TRAIN'" into b (nothing when none): split and dataset names
+ * are compared exactly, and a log written with "Train" reads as absent. */
+static void case_variants(rtr_buf *b, const name_set *s, const char *x) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!strcasecmp(s->name[i], x) && strcmp(s->name[i], x)) rtr_buf_printf(b, "%s'%s'", n++ ? " and " : "", s->name[i]);
+}
+
+/* "dir: no query in KIND 'x' (KINDs: a, b, c)": the first 20 names; with
+ * "; the corpus has 'X' (names are case-sensitive; ..." when one differs
+ * only in case. */
 static rtr_status no_such(const char *dir, const char *kind, const char *x, const name_set *s) {
-    rtr_buf b = {0};
+    rtr_buf b = {0}, near = {0};
     for (int i = 0; i < s->n && i < 20; i++) rtr_buf_printf(&b, "%s%s", i ? ", " : "", s->name[i]);
     if (s->n > 20) rtr_buf_printf(&b, ", and %d more", s->n - 20);
-    rtr_status st = b.failed ? RTR_ERR_NOMEM
-                             : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, x, kind,
-                                        b.buf ? b.buf : "none");
+    case_variants(&near, s, x);
+    rtr_status st = b.failed || near.failed ? RTR_ERR_NOMEM
+                    : near.buf ? rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s'; the corpus has %s (names are "
+                                          "case-sensitive; %ss: %s)", dir, kind, x, near.buf, kind, b.buf)
+                               : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, x, kind,
+                                          b.buf ? b.buf : "none");
     rtr_buf_free(&b);
+    rtr_buf_free(&near);
     return st;
 }
 
@@ -133,8 +149,14 @@ rtr_status cli_split(const char *cmd, const char *dir, const char *given, const 
     name_set splits = {0}, sets = {0};
     rtr_status st = corpus_names(dir, &splits, &sets, CLI_SPLIT_DEFAULT);
     if (!st && names_has(&splits, CLI_SPLIT_DEFAULT)) *split = CLI_SPLIT_DEFAULT;
-    else if (!st && fallback)
-        rtr_note("%s: %s has no query in split '%s': %s (--split S picks a split)", cmd, dir, CLI_SPLIT_DEFAULT, fallback);
+    else if (!st && fallback) {
+        rtr_buf near = {0};
+        case_variants(&near, &splits, CLI_SPLIT_DEFAULT);
+        rtr_note("%s: %s has no query in split '%s'%s%s%s: %s (--split S picks a split)", cmd, dir, CLI_SPLIT_DEFAULT,
+                 near.buf ? " (it has " : "", near.buf ? near.buf : "", near.buf ? "; names are case-sensitive)" : "",
+                 fallback);
+        rtr_buf_free(&near);
+    }
     names_free(&splits);
     names_free(&sets);
     return st;
