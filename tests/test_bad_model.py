@@ -10,7 +10,8 @@ silently); and
 weights in another form than one model.safetensors (PyTorch's, sharded:
 "model.safetensors: cannot open") are refused saying what the folder holds
 and how to convert it, and a transformer kept in the subfolder modules.json
-names (0_Transformer/, older sentence-transformers) is read from there;
+names (0_Transformer/, older sentence-transformers) is read from there,
+and vocab.txt without tokenizer_config.json takes BERT's defaults;
 --threads beyond 1024 (libgomp died of SIGSEGV at 100000), and `embed`
 with its stdin closed (was exit 0, as if the input were empty). The
 unedited folder still embeds. Needs all-MiniLM-L6-v2 (tools/test fetches
@@ -119,6 +120,17 @@ def main():
         check(r.returncode == 1 and f"{d}: no model.safetensors; the folder holds {words}" in r.stderr
               and "save_pretrained" in r.stderr and r.stdout == "", f"{name}: exit 1 saying what the folder holds "
               f"and how to convert it: exit {r.returncode} {r.stderr.strip()}")
+    # vocab.txt alone (no tokenizer.json, no tokenizer_config.json): refused
+    # as "tokenizer_config.json: cannot open"; BERT's defaults, as
+    # transformers takes them (the special tokens of special_tokens_map.json
+    # or BERT's), the same embedding
+    for name, gone in (("vocab-only", ("tokenizer.json", "tokenizer_config.json")),
+                       ("vocab-bare", ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"))):
+        r = run("embed", "--model", folder(tmp, name, files={f: None for f in gone}), "--device", "cpu",
+                stdin="What is 2+2?\n")
+        ref = run("embed", "--model", MODEL, "--device", "cpu", stdin="What is 2+2?\n")
+        check(r.returncode == 0 and ref.returncode == 0 and r.stdout == ref.stdout,
+              f"{name}: the same embedding as the folder's tokenizer.json: exit {r.returncode} {r.stderr.strip()}")
     # a config.json without hidden_act: transformers takes gelu (rtr refused
     # it); one naming another activation is still refused
     d = folder(tmp, "no-act")

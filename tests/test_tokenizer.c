@@ -199,6 +199,56 @@ static void test_bad_files(void) {
     remove_dir(dir);
 }
 
+/* vocab.txt without tokenizer_config.json (refused before, "cannot open"):
+ * BERT's defaults as transformers takes them, the special tokens from
+ * special_tokens_map.json when there; refused naming what is missing when
+ * a default does not fit (a special token not in the vocabulary, cased
+ * pieces where the default lower-cases). */
+static void test_vocab_without_config(void) {
+    char dir[] = "/tmp/rtr_test_vocab_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    rtr_tokenizer *tok = NULL;
+    write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncafe\nun\n##able\n##s\n,\n!\n");
+    CHECK_MSG(rtr_tokenizer_load(&tok, dir) == RTR_OK, "%s", rtr_last_error());
+    if (tok) {
+        expect_ids(tok, "The CAFÉ", 9, IDS(2, 5, 6, 3)); /* lower case, accent stripped: as tiny_tokenizer's config */
+        expect_ids(tok, "the [MASK]", 10, IDS(2, 5, 4, 3));
+        CHECK(rtr_tokenizer_pad_id(tok) == 0 && rtr_tokenizer_max_length(tok) == 512);
+        rtr_tokenizer_free(tok);
+        tok = NULL;
+    }
+    /* no [MASK]: optional, as with a config that names none */
+    write_file(dir, "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n");
+    CHECK_MSG(rtr_tokenizer_load(&tok, dir) == RTR_OK, "%s", rtr_last_error());
+    rtr_tokenizer_free(tok);
+    tok = NULL;
+    write_file(dir, "vocab.txt", "<pad>\n<unk>\n<s>\n</s>\nthe\n");
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT && !tok);
+    CHECK_MSG(strstr(rtr_last_error(), "no tokenizer_config.json") && strstr(rtr_last_error(), "'[CLS]'"), "%s",
+              rtr_last_error());
+    write_file(dir, "special_tokens_map.json",
+               "{\"cls_token\": \"<s>\", \"sep_token\": \"</s>\", \"pad_token\": \"<pad>\", \"unk_token\": \"<unk>\"}");
+    CHECK_MSG(rtr_tokenizer_load(&tok, dir) == RTR_OK, "%s", rtr_last_error());
+    if (tok) {
+        expect_ids(tok, "The x", 5, IDS(2, 4, 1, 3));
+        CHECK(rtr_tokenizer_pad_id(tok) == 0);
+        rtr_tokenizer_free(tok);
+        tok = NULL;
+    }
+    write_file(dir, "vocab.txt", "<pad>\n<unk>\n<s>\n</s>\nthe\nThe\n");
+    CHECK(rtr_tokenizer_load(&tok, dir) == RTR_ERR_FORMAT && !tok);
+    CHECK_MSG(strstr(rtr_last_error(), "no tokenizer_config.json") && strstr(rtr_last_error(), "line 6: 'The'") &&
+              strstr(rtr_last_error(), "do_lower_case"), "%s", rtr_last_error());
+    /* with the config, a cased vocabulary is what it says */
+    write_file(dir, "tokenizer_config.json",
+               "{\"do_lower_case\": false, \"cls_token\": \"<s>\", \"sep_token\": \"</s>\", \"pad_token\": \"<pad>\","
+               " \"unk_token\": \"<unk>\"}");
+    CHECK_MSG(rtr_tokenizer_load(&tok, dir) == RTR_OK, "%s", rtr_last_error());
+    if (tok) expect_ids(tok, "The the", 7, IDS(2, 5, 4, 3));
+    rtr_tokenizer_free(tok);
+    remove_dir(dir);
+}
+
 static void golden(const char *name) {
     const char *dir = fixture_model_dir(name);
     if (!dir) TEST_SKIP("model folder absent (tools/fetch-encoder)");
@@ -239,5 +289,6 @@ static void golden(const char *name) {
 static void test_golden_minilm(void) { golden("all-MiniLM-L6-v2"); }
 static void test_golden_mpnet(void) { golden("all-mpnet-base-v2"); }
 
-TEST_MAIN(T(test_rules), T(test_truncation), T(test_random_bytes), T(test_fuzz_inputs), T(test_bad_files), T(test_golden_minilm),
+TEST_MAIN(T(test_rules), T(test_truncation), T(test_random_bytes), T(test_fuzz_inputs), T(test_bad_files), T(test_vocab_without_config),
+          T(test_golden_minilm),
           T(test_golden_mpnet))

@@ -496,15 +496,45 @@ done:
     return s;
 }
 
-/* vocab.txt (one token per line, id = line number) + tokenizer_config.json. */
+/* A JSON file of the folder, NULL (and RTR_OK) when it is not there. */
+static rtr_status read_json_opt(const char *dir, const char *name, cJSON **out) {
+    *out = NULL;
+    char *path = rtr_sprintf("%s/%s", dir, name), *text = NULL;
+    if (!path) return RTR_ERR_NOMEM;
+    rtr_status s = RTR_OK;
+    if (rtr_path_exists(path)) {
+        const char *why;
+        s = rtr_read_file(path, &text, NULL);
+        if (!s && !(*out = rtr_json_parse(text, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", path, why);
+    }
+    free(text);
+    free(path);
+    return s;
+}
+
+/* A word piece with an upper-case ASCII letter, special tokens ("[CLS]",
+ * "<s>") aside: a cased model's vocabulary, which an uncased one lacks. */
+static bool cased_piece(const char *w) {
+    size_t n = strlen(w);
+    if (n >= 2 && ((w[0] == '[' && w[n - 1] == ']') || (w[0] == '<' && w[n - 1] == '>'))) return false;
+    for (; *w; w++)
+        if (*w >= 'A' && *w <= 'Z') return true;
+    return false;
+}
+
+/* vocab.txt (one token per line, id = line number) + tokenizer_config.json.
+ * Without tokenizer_config.json, as transformers' BertTokenizer: the special
+ * tokens of special_tokens_map.json, else BERT's ([CLS], [SEP], [PAD],
+ * [UNK], [MASK]), and lower-casing, which is right for an uncased
+ * vocabulary only: one holding cased pieces is refused (transformers would
+ * lower-case every text for it, a model trained on cased text). */
 static rtr_status load_vocab_txt(rtr_tokenizer *t, const char *dir) {
     char *vpath = rtr_sprintf("%s/vocab.txt", dir), *cpath = rtr_sprintf("%s/tokenizer_config.json", dir);
-    char *vtext = NULL, *ctext = NULL;
-    cJSON *cfg = NULL;
+    char *vtext = NULL, *cased = NULL;
+    cJSON *cfg = NULL, *map = NULL;
     rtr_status s = vpath && cpath ? rtr_read_file(vpath, &vtext, NULL) : RTR_ERR_NOMEM;
-    if (!s) s = rtr_read_file(cpath, &ctext, NULL);
-    const char *why;
-    if (!s && !(cfg = rtr_json_parse(ctext, &why, NULL))) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", cpath, why);
+    if (!s) s = read_json_opt(dir, "tokenizer_config.json", &cfg);
+    if (!s && !cfg) s = read_json_opt(dir, "special_tokens_map.json", &map);
     if (s) goto done;
     size_t lines = 1;
     for (const char *p = vtext; *p; p++) lines += *p == '\n';
@@ -515,30 +545,47 @@ static rtr_status load_vocab_txt(rtr_tokenizer *t, const char *dir) {
         if (next) *next++ = 0;
         size_t n = strlen(line);
         if (n && line[n - 1] == '\r') line[n - 1] = 0;
-        s = vocab_put(t, line, id, vpath);
+        if (!cfg && !cased && cased_piece(line) && !(cased = rtr_sprintf("line %d: '%s'", id + 1, line))) s = RTR_ERR_NOMEM;
+        if (!s) s = vocab_put(t, line, id, vpath);
     }
     if (s) goto done;
+    if (cased) {
+        s = rtr_fail(RTR_ERR_FORMAT,
+                     "%s: no tokenizer_config.json to say whether to lower-case, and vocab.txt holds cased tokens "
+                     "(%s), so it may not be BERT's default (lower-case): add the model's tokenizer_config.json "
+                     "(with do_lower_case) or tokenizer.json",
+                     dir, cased);
+        goto done;
+    }
     snprintf(t->prefix, sizeof t->prefix, "##");
     t->max_chars_per_word = 100;
     t->clean_text = true;
     t->lowercase = json_bool(cfg, "do_lower_case", true);
     t->chinese = json_bool(cfg, "tokenize_chinese_chars", true);
     t->strip_accents = json_bool(cfg, "strip_accents", t->lowercase);
-    const char *names[5] = {json_str(cfg, "cls_token"), json_str(cfg, "sep_token"), json_str(cfg, "pad_token"),
-                            json_str(cfg, "unk_token"), json_str(cfg, "mask_token")};
     const char *fields[5] = {"cls_token", "sep_token", "pad_token", "unk_token", "mask_token"};
+    const char *bert[5] = {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"};
     int32_t *dest[4] = {&t->cls_id, &t->sep_id, &t->pad_id, &t->unk_id};
     for (int k = 0; k < 5 && !s; k++) {
+        const char *name = cfg ? json_str(cfg, fields[k]) : json_str(map, fields[k]), *from = cfg ? cpath : NULL;
         int32_t sid;
-        if (k == 4 && !names[k]) break; /* a mask token is optional */
-        s = special_id(t, names[k], cpath, fields[k], &sid);
+        bool dflt = !cfg && !name;
+        if (dflt) name = bert[k];
+        if (k == 4 && (!name || (dflt && vocab_get(t, name, strlen(name)) < 0))) break; /* a mask token is optional */
+        if (from) s = special_id(t, name, from, fields[k], &sid);
+        else if ((sid = vocab_get(t, name, strlen(name))) < 0)
+            s = rtr_fail(RTR_ERR_FORMAT,
+                         "%s: no tokenizer_config.json, and %s's %s '%s' is not in vocab.txt: add the model's "
+                         "tokenizer_config.json (naming its special tokens) or tokenizer.json",
+                         dir, dflt ? "BERT's default" : "special_tokens_map.json", fields[k], name);
         if (!s && k < 4) *dest[k] = sid;
-        if (!s) s = add_token(t, names[k], sid, false, false, false);
+        if (!s) s = add_token(t, name, sid, false, false, false);
     }
 done:
     cJSON_Delete(cfg);
+    cJSON_Delete(map);
     free(vtext);
-    free(ctext);
+    free(cased);
     free(vpath);
     free(cpath);
     return s;
