@@ -43,6 +43,11 @@ expect_fail pair_twice '{"id":"q2","text":"x","outcomes":[{"model":"small","stra
 expect_fail trailing '{"id":"q2","text":"x"} xyz' "unexpected text after the JSON object"
 expect_fail second_object '{"id":"q2","text":"x"}{"id":"q3","text":"y"}' "one object per line"
 expect_fail nul_escape '{"id":"q2\u0000b","text":"x"}' 'u0000'
+# cJSON read a \u without 4 hex digits as NUL ("q2\uzzzzb" stored as "q2"),
+# and said only "malformed JSON" of half a surrogate pair or deep nesting
+expect_fail bad_u_escape '{"id":"q2\uzzzzb","text":"x"}' 'the escape at byte 9: .u is not followed by 4 hex digits'
+expect_fail lone_surrogate '{"id":"q2","text":"x\ud800"}' 'malformed JSON near byte 20: lone UTF-16 surrogate .ud800'
+expect_fail deep_nesting "{\"id\":\"q2\",\"text\":\"x\",\"extra\":$(printf '[%.0s' $(seq 1 1200))" 'nesting deeper than 1000'
 expect_fail duplicate_key '{"id":"q2","text":"x","text":"y"}' "field text: given twice"
 expect_fail duplicate_outcome_key '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1,"correct":0}]}' "outcomes\[0\].correct: given twice"
 expect_fail float_overflow '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":3.5e38}]}' "outcomes\[0\].tokens" "too large"

@@ -95,6 +95,29 @@ static void test_catalog_errors(void) {
     expect_catalog_error("{\"models\":[{\"name\":\"a\"}],\"strategies\":[{\"name\":\"x\"}],\"pairs\":[[\"a\",\"y\"]]}",
                          "unknown strategy");
     expect_catalog_error("{\"models\":[{\"name\":\"ok\xff\xfe\"}],\"strategies\":[{\"name\":\"x\"}]}", "invalid UTF-8");
+    /* a parse error names its line and column (characters, not bytes) and,
+     * where cJSON's failure says nothing, the problem: half a surrogate
+     * pair (high alone, high before a non-surrogate, low alone), a \u
+     * without 4 hex digits, nesting past cJSON's limit (was "not valid
+     * JSON" alone) */
+    expect_catalog_error("{\"models\": [\n  {\"name\": \"\xc3\xa9\\ud800\"}]}",
+                         "not valid JSON at line 2, column 14: lone UTF-16 surrogate \\ud800 (a high surrogate");
+    expect_catalog_error("{\"models\": [{\"name\": \"a\\uD83D\\u0041\"}]}", "lone UTF-16 surrogate \\uD83D");
+    expect_catalog_error("{\"models\": [{\"name\": \"a\\udc00\"}]}",
+                         "column 24: lone UTF-16 surrogate \\udc00 (a low surrogate");
+    /* cJSON takes that one, as U+0000: the name was read as "a" */
+    expect_catalog_error("{\"models\": [{\"name\": \"a\\u12g4\"}]}",
+                         "at line 1, column 24: \\u is not followed by 4 hex digits");
+    char deep[2100];
+    int n = snprintf(deep, sizeof deep, "{\"models\": ");
+    for (int i = 0; i < 1010; i++) deep[n++] = '[';
+    deep[n] = 0;
+    expect_catalog_error(deep, "at line 1, column 1011: nesting deeper than 1000 arrays and objects");
+    /* a pair is fine */
+    rtr_catalog ok;
+    CHECK_MSG(rtr_catalog_parse_json(&ok, "{\"models\":[{\"name\":\"a\\ud83d\\ude00\"}],\"strategies\":[{\"name\":\"x\"}]}",
+                                     "pair") == RTR_OK, "%s", rtr_last_error());
+    rtr_catalog_free(&ok);
 }
 
 /* A two-shard corpus (37 and 20 rows), its rows kept for comparison. */

@@ -170,7 +170,7 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
     cJSON *root = cJSON_ParseWithOpts(line, &end, false);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        return LINE_FAIL(w, "malformed JSON near byte %ld%s", (long)(at - line), rtr_json_error_hint(at, line + strlen(line)));
+        return LINE_FAIL(w, "malformed JSON near byte %ld%s", (long)(at - line), rtr_json_error_hint(line, at, line + strlen(line)));
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : LINE_FAIL(w, "a line must be a JSON object");
     /* one object per line: anything after it (a second object) would be lost */
@@ -182,6 +182,8 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
     if (dup) s = LINE_FAIL(w, "field %s: given twice", dup);
     if (!s) s = check_keys(w, root, LINE_KEYS, sizeof LINE_KEYS / sizeof *LINE_KEYS, NULL, -1);
     if (!s && has_escaped_nul(line)) s = LINE_FAIL(w, "a string holds \\u0000 (NUL), which rtr does not store");
+    const char *bad = s ? NULL : rtr_json_bad_escape(line, end); /* cJSON read it as \u0000 */
+    if (bad) s = LINE_FAIL(w, "the escape at byte %ld: \\u is not followed by 4 hex digits", (long)(bad - line));
     if (!s) s = get_string(w, root, "id", NULL, &sh->id[row]);
     if (!s) s = get_string(w, root, "text", NULL, &sh->text[row]);
     if (!s) s = get_string(w, root, "dataset", p->default_dataset, &sh->dataset[row]);
