@@ -164,10 +164,14 @@ def check_not_folders(tmp, corpus):
     os.mkdir(os.path.join(only, "tables"))
     open(os.path.join(only, "tables", "x"), "w").write("x")
     os.symlink(os.path.join(tmp, "nowhere"), os.path.join(only, "tables", "y"))
+    # a link that leads round a loop read "a symbolic link to 'z', which Too
+    # many levels of symbolic links"
+    os.symlink("z", os.path.join(only, "tables", "z"))
     r = run("info", only, "--json")
     got = {t["name"]: t for t in json.loads(r.stdout)["tables"]} if r.returncode == 0 else {}
     want = {"x": f"{only}/tables/x: not a folder (a file)",
-            "y": f"{only}/tables/y: a symbolic link to '{tmp}/nowhere', which does not exist"}
+            "y": f"{only}/tables/y: a symbolic link to '{tmp}/nowhere', which does not exist",
+            "z": f"{only}/tables/z: a symbolic link to 'z' that leads round a loop of links"}
     for name, words in want.items():
         t = got.get(name, {})
         check(not t.get("usable", True) and words in t.get("problem", ""),

@@ -229,7 +229,11 @@ char *rtr_why_not_folder(const char *path) {
     char to[PATH_MAX];
     ssize_t n = readlink(path, to, sizeof to - 1);
     to[n < 0 ? 0 : n] = '\0';
-    return rtr_sprintf("a symbolic link to '%s', which %s", to, err == ENOENT ? "does not exist" : strerror(err));
+    if (err == ENOENT) return rtr_sprintf("a symbolic link to '%s', which does not exist", to);
+    /* ELOOP's strerror ("Too many levels of symbolic links") reads as no
+     * sentence after "which"; say what it means */
+    if (err == ELOOP) return rtr_sprintf("a symbolic link to '%s' that leads round a loop of links", to);
+    return rtr_sprintf("a symbolic link to '%s', which cannot be reached (%s)", to, strerror(err));
 }
 
 void rtr_remove_tree(const char *path) {

@@ -58,8 +58,9 @@ rtr_status rtr_write_file_atomic(const char *path, const char *data, size_t len)
 bool rtr_path_exists(const char *path);
 bool rtr_is_dir(const char *path);
 /* Why path is not a folder, for a message after the path: "not a folder
- * (a file)", "a symbolic link to 'x', which does not exist", or the stat
- * error; NULL when it is one (or no memory). Caller frees. */
+ * (a file)", "a symbolic link to 'x', which does not exist", "a symbolic
+ * link to 'x' that leads round a loop of links", or the stat error; NULL
+ * when it is one (or no memory). Caller frees. */
 char *rtr_why_not_folder(const char *path);
 /* Remove a directory tree (best effort, used to clean up failed outputs). */
 void rtr_remove_tree(const char *path);
