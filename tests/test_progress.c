@@ -2,7 +2,8 @@
  * count, share, rate and ETA when stderr is a file (a cluster job's log),
  * every RTR_PROGRESS_SECONDS, and a closing line; one live line rewritten in
  * place on a terminal (a pseudo-terminal here); nothing at all when quiet;
- * notes silenced by quiet too. */
+ * notes silenced by quiet too. And rtr_utf8_scrub (src/common/util.c),
+ * against Python's bytes.decode("utf-8", errors="replace"). */
 #include "test.h"
 #include "common/util.h"
 
@@ -136,4 +137,34 @@ static void test_terminal_live_line(void) {
     CHECK_MSG(n > 0 && (out[n - 1] == '\n' || out[n - 2] == '\r'), "the line is kept at the end");
 }
 
-TEST_MAIN(T(test_log_lines), T(test_interval_respected), T(test_no_total), T(test_quiet), T(test_terminal_live_line))
+/* One U+FFFD per maximal subpart of an ill-formed sequence (a cut 4-byte
+ * sequence gave 3 before): the expected strings are what Python's
+ * bytes.decode("utf-8", errors="replace") gives for each input. */
+static void test_utf8_scrub(void) {
+#define R "\xef\xbf\xbd"
+    const char *cases[][2] = {
+        {"plain caf\xc3\xa9 \xf0\x9f\x98\x80", "plain caf\xc3\xa9 \xf0\x9f\x98\x80"}, /* valid: unchanged */
+        {"a\xc3" "b", "a" R "b"},                   /* cut 2-byte */
+        {"a\xe2\x82" "b", "a" R "b"},               /* cut 3-byte */
+        {"a\xf0\x9f\x98" "b", "a" R "b"},           /* cut 4-byte: one, not three */
+        {"a\xf0\x9f\x98", "a" R},                   /* cut at the end */
+        {"a\xf0\x9f\xf0\x9f\x98\x80", "a" R "\xf0\x9f\x98\x80"}, /* cut, then a whole one */
+        {"a\xc0\xaf" "b", "a" R R "b"},             /* overlong 2-byte: C0 starts nothing */
+        {"a\xe0\x80\xaf" "b", "a" R R R "b"},       /* overlong 3-byte: E0 needs A0..BF next */
+        {"a\xf0\x80\x80\xaf", "a" R R R R},         /* overlong 4-byte */
+        {"a\xed\xa0\x80" "b", "a" R R R "b"},       /* a surrogate (U+D800) encoded */
+        {"a\xf4\x90\x80\x80", "a" R R R R},         /* past U+10FFFF */
+        {"\x80\xbf\xff\xfe", R R R R},              /* lone continuations, bytes no sequence uses */
+        {"caf\xe9", "caf" R},                        /* Latin-1 */
+    };
+#undef R
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *got = rtr_utf8_scrub(cases[i][0]);
+        CHECK_MSG(got && !strcmp(got, cases[i][1]), "case %zu: got '%s'", i, got ? got : "(null)");
+        CHECK(got && rtr_utf8_valid(got, strlen(got), NULL));
+        free(got);
+    }
+}
+
+TEST_MAIN(T(test_log_lines), T(test_interval_respected), T(test_no_total), T(test_quiet), T(test_terminal_live_line),
+          T(test_utf8_scrub))

@@ -286,15 +286,39 @@ bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset) {
     return true;
 }
 
+/* The bytes of the well-formed sequence that lead byte c starts (0: c
+ * starts none) and the range of its second byte (Unicode Table 3-7: the
+ * second byte's range excludes overlongs, surrogates and code points past
+ * U+10FFFF). */
+static int utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi) {
+    *lo = 0x80, *hi = 0xBF;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;
+        if (c == 0xF4) *hi = 0x8F;
+        return 4;
+    }
+    return 0;
+}
+
 char *rtr_utf8_scrub(const char *s) {
-    size_t len = strlen(s), bad, o = 0;
+    size_t len = strlen(s), o = 0;
     char *out = rtr_malloc(3 * len + 1); /* each invalid byte may become the 3 bytes of U+FFFD */
     if (!out) return NULL;
-    while (len) {
-        size_t ok = rtr_utf8_valid(s, len, &bad) ? len : bad;
-        memcpy(out + o, s, ok);
-        o += ok, s += ok, len -= ok;
-        if (len) memcpy(out + o, "\xef\xbf\xbd", 3), o += 3, s++, len--;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char lo, hi;
+        int n = utf8_lead(*p, &lo, &hi), k = 1;
+        while (k < n && p[k] >= lo && p[k] <= hi) k++, lo = 0x80, hi = 0xBF;
+        if (n && k == n) memcpy(out + o, p, (size_t)n), o += (size_t)n;
+        else memcpy(out + o, "\xef\xbf\xbd", 3), o += 3; /* the maximal subpart p[0 .. k) */
+        p += k;
     }
     out[o] = '\0';
     return out;

@@ -68,9 +68,11 @@ void rtr_remove_tree(const char *path);
 /* Valid UTF-8 check (utf8proc's decoder); on failure *bad_offset is the byte
  * offset of the first invalid sequence. */
 bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
-/* A copy of s (NUL-terminated) with each byte that starts no valid UTF-8
- * sequence replaced by U+FFFD, as Python's errors="replace" does; for a name
- * rtr only shows (a checkpoint's file name). Caller frees; NULL: no memory. */
+/* A copy of s (NUL-terminated) with each maximal subpart of an ill-formed
+ * UTF-8 sequence replaced by one U+FFFD (Unicode's and WHATWG's practice,
+ * and Python's errors="replace": a cut 4-byte sequence is one U+FFFD, an
+ * overlong or surrogate-encoded one a U+FFFD per byte); for a name rtr only
+ * shows (a checkpoint's file name). Caller frees; NULL: no memory. */
 char *rtr_utf8_scrub(const char *s);
 
 /* What the first bytes of a file say it is when it is not text rtr reads
