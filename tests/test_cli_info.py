@@ -3,13 +3,17 @@ it; when they log tokens but no cost, the catalog's prices applied as
 `--cost usd` prices a call (input tokens = query bytes / 4), marked as
 priced (`*` and a note in the table, "mean_cost_from": "prices" in JSON)
 and checked against the same sum computed here; a model without prices
-gets no mean cost ("—", null), never nan."""
+gets no mean cost ("—", null), never nan. Control characters in corpus
+strings (dataset and split names from the logs, attributes and folder
+names of tables and encodings) are shown escaped in the text output (they
+were printed raw: an ESC sequence recoloured the terminal, a newline broke
+the table); --json keeps them as they are."""
 import json
 import os
 import shutil
 import tempfile
 
-from rtrtest import check, finish, require_rtr, run
+from rtrtest import check, finish, require_rtr, run, skip_part
 
 require_rtr()
 
@@ -70,7 +74,39 @@ def main():
     pairs = json.loads(run("info", plain, "--json").stdout)["pairs"]
     check(all(p["mean_cost_from"] == "outcomes" for p in pairs), "logged costs are the outcomes' own")
     check("priced from the catalog" not in run("info", plain).stdout, "no priced note when costs are logged")
+    check_control_characters(tmp, demo)
     shutil.rmtree(tmp)
+
+
+def check_control_characters(tmp, demo):
+    try:
+        import numpy as np
+        import rtrdata
+    except ImportError:
+        skip_part("control characters: h5py and numpy are needed")
+        return
+    rows = [json.loads(line) for line in open(os.path.join(demo, "outcomes.jsonl"))][:20]
+    for i, q in enumerate(rows):
+        q["dataset"], q["split"] = ("d\x1b[31mred", "tr\nain") if i % 2 else ("plain", "te\u0085st")
+    log = os.path.join(tmp, "ctl.jsonl")
+    with open(log, "w") as f:
+        f.writelines(json.dumps(q) + "\n" for q in rows)
+    corpus = os.path.join(tmp, "ctl")
+    r = run("ingest", "--catalog", os.path.join(demo, "catalog.json"), "--out", corpus, log, "--quiet")
+    check(r.returncode == 0, "ingest with control characters in names: " + r.stderr)
+    k = len(rtrdata.manifest(corpus)["catalog"]["pairs"])
+    rtrdata.write_table(corpus, "t", lambda p: {"p_correct": np.full((20, k), 0.5), "tokens": np.full((20, k), 9.0)},
+                        "h\rx", encoder="enc\x7f", encoder_hash="e\th", checkpoint="ck\x07")
+    r = run("info", corpus)
+    bad = sorted({hex(ord(c)) for c in r.stdout if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
+    check(r.returncode == 0 and not bad, f"info prints no control character: {bad} {r.stderr.strip()}")
+    for shown in ("d\\x1b[31mred", "tr\\nain", "te\\u0085st", "h\\rx", "ck\\x07", "enc\\x7f", "e\\th"):
+        check(shown in r.stdout, f"info shows {shown}: {r.stdout[-700:]}")
+    groups = r.stdout[r.stdout.index("dataset"):r.stdout.index("pair (model")].strip().splitlines()
+    check(len(groups) == 3 and len({len(x) for x in groups}) == 1, f"the dataset table stays aligned: {groups}")
+    got = json.loads(run("info", corpus, "--json").stdout)
+    check({g["split"] for g in got["groups"]} == {"tr\nain", "te\u0085st"} and got["tables"][0]["checkpoint"] == "ck\x07",
+          "info --json keeps the strings as they are")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,28 @@ const char *cli_num(char *buf, size_t n, const char *fmt, double v, const char *
     return buf;
 }
 
+const char *cli_shown(const char *s) {
+    static char *ring[8];
+    static unsigned next;
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p; p++) n += *p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F);
+    if (!n) return s;
+    char *out = malloc(strlen(s) + 6 * n + 1), *o = out; /* "\u0085" (6) for a C1's 2 bytes */
+    if (!out) return s;
+    for (p = (const unsigned char *)s; *p; p++) {
+        const char *named = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r" : NULL;
+        if (named) o += sprintf(o, "%s", named);
+        else if (*p < 0x20 || *p == 0x7F) o += sprintf(o, "\\x%02x", *p);
+        else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) o += sprintf(o, "\\u%04x", p[1]), p++;
+        else *o++ = (char)*p;
+    }
+    *o = '\0';
+    free(ring[next % 8]);
+    ring[next++ % 8] = out;
+    return out;
+}
+
 int cli_width(const char *s, int columns) {
     int extra = 0;
     for (; *s; s++) extra += ((unsigned char)*s & 0xC0) == 0x80; /* continuation bytes take no column */
@@ -80,7 +102,8 @@ static void names_free(name_set *s) {
 static void case_variants(rtr_buf *b, const name_set *s, const char *x) {
     int n = 0;
     for (int i = 0; i < s->n; i++)
-        if (!strcasecmp(s->name[i], x) && strcmp(s->name[i], x)) rtr_buf_printf(b, "%s'%s'", n++ ? " and " : "", s->name[i]);
+        if (!strcasecmp(s->name[i], x) && strcmp(s->name[i], x))
+            rtr_buf_printf(b, "%s'%s'", n++ ? " and " : "", cli_shown(s->name[i]));
 }
 
 /* "dir: no query in KIND 'x' (KINDs: a, b, c)": the first 20 names; with
@@ -88,7 +111,7 @@ static void case_variants(rtr_buf *b, const name_set *s, const char *x) {
  * only in case. */
 static rtr_status no_such(const char *dir, const char *kind, const char *x, const name_set *s) {
     rtr_buf b = {0}, near = {0};
-    for (int i = 0; i < s->n && i < 20; i++) rtr_buf_printf(&b, "%s%s", i ? ", " : "", s->name[i]);
+    for (int i = 0; i < s->n && i < 20; i++) rtr_buf_printf(&b, "%s%s", i ? ", " : "", cli_shown(s->name[i]));
     if (s->n > 20) rtr_buf_printf(&b, ", and %d more", s->n - 20);
     case_variants(&near, s, x);
     rtr_status st = b.failed || near.failed ? RTR_ERR_NOMEM

@@ -72,6 +72,16 @@ int cli_error(const char *cmd);
 const char *cli_num(char *buf, size_t n, const char *fmt, double v, const char *missing);
 #define CLI_NUM(buf, fmt, v) cli_num((buf), sizeof(buf), (fmt), (v), "—")
 
+/* s as text output may show it: control characters (C0, DEL, C1), which a
+ * terminal acts on (ESC sequences recolour or retitle it, CR and LF break
+ * the table), written as escapes ("\\n", "\\t", "\\r", "\\x1b",
+ * "\\u0085"), the rest as is. Corpus strings (dataset and split names,
+ * attributes other tools wrote, folder names) may hold them; --json escapes
+ * them already. Returns s itself when nothing needs escaping, else a copy
+ * valid until the 8th later call (a ring, so one printf may take several);
+ * s on no memory. */
+const char *cli_shown(const char *s);
+
 /* The printf field width that shows s in `columns` columns: printf pads
  * by bytes, and "—" is one column of three bytes (UTF-8). */
 int cli_width(const char *s, int columns);
