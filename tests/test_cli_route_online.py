@@ -177,7 +177,10 @@ def main():
     # two objects on one line: the second was dropped silently (cJSON stops
     # after the first value); a cut object said only "needs a string text"
     for line, words in (('{"id": "a", "text": "x"}{"id": "b", "text": "y"}', "more text after the JSON object"),
-                        ('{"id": "a", "text": "x"', "not valid JSON")):
+                        ('{"id": "a", "text": "x"', "not valid JSON"),
+                        # the column within the line, and the problem cJSON does not say
+                        ('{"id": "a", "text": "x\\ud800"}', "stdin:2: not valid JSON at column 23: lone UTF-16 surrogate"),
+                        ('{"id": "a", "text": "x\\uzzzz"}', "stdin:2: not valid JSON at column 23: \\u is not followed")):
         r = run(*online("--checkpoint", ckpt, "--lambda", "0.5"), stdin="What is 2 + 2?\n" + line + "\n")
         check(r.returncode == 1 and "stdin:2: " in r.stderr and words in r.stderr and len(r.stdout.splitlines()) == 1,
               "line 2 %s: refused naming the line: exit %d %s" % (line[:30], r.returncode, r.stderr.strip()))

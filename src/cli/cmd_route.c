@@ -98,8 +98,10 @@ static rtr_status parse_line(char *line, size_t len, int64_t lineno, char **text
         const char *why;
         cJSON *o = rtr_json_parse(line, &why, NULL);
         const cJSON *jt = cJSON_GetObjectItemCaseSensitive(o, "text"), *ji = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (!o) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON%s", (long long)lineno,
-                              strstr(why, "more text") ? ": more text after the JSON object (one per line)" : why);
+        const char *col = strncmp(why, " at line 1, ", 12) ? NULL : why + 12; /* one line: its column */
+        if (!o && col) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON at %s", (long long)lineno, col);
+        else if (!o) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: not valid JSON%s", (long long)lineno,
+                                   strstr(why, "more text") ? ": more text after the JSON object (one per line)" : why);
         else if (!cJSON_IsString(jt)) st = rtr_fail(RTR_ERR_FORMAT, "stdin:%lld: a JSON line needs a string \"text\"", (long long)lineno);
         else {
             *text = rtr_strdup(jt->valuestring);
