@@ -135,6 +135,16 @@ def main():
         r = run("upgrade", bad, "--out", bad + "-up")
         check(r.returncode == 1 and field in r.stderr and "manifest.json" in r.stderr and not os.path.exists(bad + "-up"),
               f"upgrade with a bad {field}: rc {r.returncode}: {r.stderr}")
+    # a \u without 4 hex digits: cJSON read it as NUL, cutting the
+    # description, and the upgrade went through
+    bad = os.path.join(tmp, "v1-escape")
+    shutil.copytree(v1, bad)
+    m = json.loads(json.dumps(m1))
+    m["catalog"]["models"][0]["description"] = "CUT"
+    open(os.path.join(bad, "manifest.json"), "w").write(json.dumps(m).replace('"CUT"', '"x\\uzzzzy"'))
+    r = run("upgrade", bad, "--out", bad + "-up")
+    check(r.returncode == 1 and "manifest.json" in r.stderr and "not followed by 4 hex digits" in r.stderr
+          and not os.path.exists(bad + "-up"), f"upgrade of a manifest with a bad \\u escape: rc {r.returncode}: {r.stderr}")
     # damaged text columns of a version 1 shard: each is refused naming the
     # shard and the dataset, before HDF5 reads from it
     for case in ("int-text", "short-text", "storage"):

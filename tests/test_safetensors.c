@@ -120,6 +120,10 @@ static void test_bad_headers(void) {
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", 4, "dims");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776],\"data_offsets\":[0,4]}}", 4,
                "shape");
+    /* cJSON read a \\u without 4 hex digits as NUL, cutting the string, and
+     * ignored text after the object: both were accepted */
+    expect_bad("{\"__metadata__\":{\"k\":\"a\\uzzzzb\"}}", 0, "column 24: \\u is not followed by 4 hex digits");
+    expect_bad("{\"__metadata__\":{}} {}", 0, "more text after the JSON value");
 }
 
 static void test_truncated_and_missing(void) {

@@ -528,6 +528,45 @@ static void test_checkpoint_hash_verified(void) {
     remove(path);
 }
 
+/* A \u escape without 4 hex digits in the config metadata (JSON inside the
+ * header's JSON): cJSON read it as NUL, so "log\u00zz" loaded as "log";
+ * now refused, naming the file and the column. */
+static void test_checkpoint_bad_escape(void) {
+    make_data();
+    rtr_predictor p, q;
+    rtr_train_params cfg = small_params();
+    cfg.max_epochs = 1;
+    CHECK(train_one(&p, cfg, NULL) == RTR_OK);
+    const char *path = RTR_BINARY_DIR "/test_train_escape.safetensors";
+    CHECK(rtr_predictor_save(&p, path) == RTR_OK);
+    rtr_predictor_free(&p);
+    char *data;
+    size_t len;
+    CHECK(rtr_read_file(path, &data, &len) == RTR_OK);
+    uint64_t header;
+    memcpy(&header, data, 8);
+    /* the value's closing quote, escaped in the header: \" */
+    char *key = strstr(data + 8, "token_target\\\":\\\"");
+    char *close = key ? strstr(key + 17, "\\\"") : NULL;
+    CHECK(close != NULL && close < data + 8 + header);
+    if (!close) return;
+    const char *ins = "\\\\u00zz";
+    size_t at = (size_t)(close - data), k = strlen(ins), n = len + k;
+    char *out = malloc(n);
+    uint64_t h2 = header + k;
+    memcpy(out, &h2, 8);
+    memcpy(out + 8, data + 8, at - 8);
+    memcpy(out + at, ins, k);
+    memcpy(out + at + k, data + at, len - at);
+    CHECK(rtr_write_file_atomic(path, out, n) == RTR_OK);
+    CHECK(rtr_predictor_load(&q, path) == RTR_ERR_FORMAT);
+    CHECK_MSG(strstr(rtr_last_error(), "metadata 'config' is not valid JSON") && strstr(rtr_last_error(), path) &&
+              strstr(rtr_last_error(), "\\u is not followed by 4 hex digits"), "%s", rtr_last_error());
+    free(out);
+    free(data);
+    remove(path);
+}
+
 TEST_MAIN(T(test_adam_update), T(test_learns_and_beats_naive), T(test_host_step), T(test_row_order),
           T(test_window_mapped), T(test_deterministic_and_roundtrip), T(test_bad_input),
-          T(test_checkpoint_hash_verified))
+          T(test_checkpoint_hash_verified), T(test_checkpoint_bad_escape))

@@ -70,8 +70,10 @@ static char *config_json(const rtr_train_params *c) {
 }
 
 static rtr_status config_parse(rtr_train_params *c, const char *json, const char *path) {
-    cJSON *o = json ? cJSON_Parse(json) : NULL;
-    if (!o) return rtr_fail(RTR_ERR_FORMAT, "%s: metadata 'config' missing or not JSON", path);
+    if (!json) return rtr_fail(RTR_ERR_FORMAT, "%s: metadata 'config' missing", path);
+    const char *why;
+    cJSON *o = rtr_json_parse(json, &why, NULL);
+    if (!o) return rtr_fail(RTR_ERR_FORMAT, "%s: metadata 'config' is not valid JSON%s", path, why);
     *c = rtr_train_default_params();
     const cJSON *v;
     rtr_status st = RTR_OK;
@@ -165,10 +167,11 @@ static char *mean_tokens_text(const rtr_predictor *p) {
 static rtr_status mean_tokens_parse(rtr_predictor *p, const char *s, const char *path) {
     p->pair_mean_tokens = NULL;
     if (!s || !*s) return RTR_OK; /* saved before checkpoints kept it */
-    cJSON *a = cJSON_Parse(s);
+    const char *why;
+    cJSON *a = rtr_json_parse(s, &why, NULL);
     rtr_status st = cJSON_IsArray(a) && cJSON_GetArraySize(a) == p->n_pairs ? RTR_OK
-                    : rtr_fail(RTR_ERR_FORMAT, "%s: metadata pair_mean_tokens is not an array of %d entries", path,
-                               p->n_pairs);
+                    : rtr_fail(RTR_ERR_FORMAT, "%s: metadata pair_mean_tokens is not an array of %d entries%s", path,
+                               p->n_pairs, why);
     if (!st && !(p->pair_mean_tokens = rtr_malloc(sizeof(float) * (size_t)p->n_pairs))) st = RTR_ERR_NOMEM;
     int32_t k = 0;
     for (const cJSON *v = st ? NULL : a->child; v && !st; v = v->next, k++) {

@@ -135,7 +135,11 @@ static rtr_status parse_pairs(rtr_catalog *cat, const cJSON *root, const char *o
     return RTR_OK;
 }
 
-rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin) {
+static void warn_unknown_keys(const cJSON *root, const char *path);
+
+/* The catalog in json; warn_path (when not NULL) names it in warnings of
+ * unknown keys, from the same parse. */
+static rtr_status parse_catalog(rtr_catalog *cat, const char *json, const char *origin, const char *warn_path) {
     memset(cat, 0, sizeof *cat);
     const char *why;
     int line;
@@ -154,9 +158,14 @@ rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char
     if (!s) s = parse_entries(root, "models", &cat->models, &cat->n_models, origin);
     if (!s) s = parse_entries(root, "strategies", &cat->strategies, &cat->n_strategies, origin);
     if (!s) s = parse_pairs(cat, root, origin);
+    if (!s && warn_path) warn_unknown_keys(root, warn_path);
     cJSON_Delete(root);
     if (s) rtr_catalog_free(cat);
     return s;
+}
+
+rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char *origin) {
+    return parse_catalog(cat, json, origin, NULL);
 }
 
 /* A user's catalog: keys rtr does not read are warned about, not refused.
@@ -164,10 +173,9 @@ rtr_status rtr_catalog_parse_json(rtr_catalog *cat, const char *json, const char
  * would leave costs missing without a word); at the top level only a near
  * miss of a key rtr reads ("pair" for "pairs"), since converters record
  * their provenance there (source, price_fit, ...). */
-static void warn_unknown_keys(const char *json, const char *path) {
+static void warn_unknown_keys(const cJSON *root, const char *path) {
     static const char *const top[] = {"models", "strategies", "pairs"};
     static const char *const entry[] = {"name", "description", "price_in", "price_out"};
-    cJSON *root = cJSON_Parse(json);
     const cJSON *k, *it;
     cJSON_ArrayForEach(k, root) {
         const char *near = rtr_closest_name(k->string, top, 3);
@@ -189,15 +197,13 @@ static void warn_unknown_keys(const char *json, const char *path) {
             i++;
         }
     }
-    cJSON_Delete(root);
 }
 
 rtr_status rtr_catalog_load_json(rtr_catalog *cat, const char *path) {
     char *text;
     rtr_status s = rtr_read_file(path, &text, NULL);
     if (s) return s;
-    s = rtr_catalog_parse_json(cat, text, path);
-    if (!s) warn_unknown_keys(text, path);
+    s = parse_catalog(cat, text, path, path);
     free(text);
     return s;
 }

@@ -1,6 +1,7 @@
 /* safetensors reader (mmap + cJSON header, strict validation) and F32 writer.
  * See include/rtr/safetensors.h for the format and the contracts. */
 #include "rtr/safetensors.h"
+#include "common/json.h"
 #include "common/util.h"
 
 #include <cjson/cJSON.h>
@@ -116,9 +117,18 @@ static rtr_status parse(rtr_safetensors *st, const uint8_t *img, size_t len) {
                         L, (unsigned long long)hlen, len, RTR_ST_MAX_HEADER);
     st->buf = img + 8 + hlen;
     st->buf_len = len - 8 - (size_t)hlen;
-    st->header = cJSON_ParseWithLength((const char *)img + 8, (size_t)hlen);
+    /* the one checked parse needs a terminated text: a copy; a NUL byte
+     * inside would end it early (what follows unread), so it is refused */
+    const char *nul = memchr(img + 8, 0, (size_t)hlen), *why = "";
+    if (nul) return rtr_fail(RTR_ERR_FORMAT, "%s: header holds a NUL byte at byte %zu", L, (size_t)(nul - (const char *)img));
+    char *text = rtr_malloc((size_t)hlen + 1);
+    if (!text) return RTR_ERR_NOMEM;
+    memcpy(text, img + 8, (size_t)hlen);
+    text[hlen] = '\0';
+    st->header = rtr_json_parse(text, &why, NULL);
+    free(text);
     if (!st->header || !cJSON_IsObject(st->header))
-        return rtr_fail(RTR_ERR_FORMAT, "%s: header is not a JSON object", L);
+        return rtr_fail(RTR_ERR_FORMAT, "%s: header is not a JSON object%s", L, why);
     size_t count = 0;
     for (const cJSON *e = st->header->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {

@@ -191,8 +191,10 @@ rtr_status rtr_corpus_upgrade(const char *out_dir, const char *in_dir) {
     char *mpath = rtr_sprintf("%s/manifest.json", in_dir), *text = NULL;
     if (!mpath) return RTR_ERR_NOMEM;
     rtr_status s = rtr_read_file(mpath, &text, NULL);
-    cJSON *root = s ? NULL : cJSON_Parse(text);
+    const char *why = "";
+    cJSON *root = s ? NULL : rtr_json_parse(text, &why, NULL);
     free(text);
+    if (!s && !root) s = rtr_fail(RTR_ERR_FORMAT, "%s: not valid JSON%s", mpath, why);
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(root, "version");
     const cJSON *catalog = cJSON_GetObjectItemCaseSensitive(root, "catalog");
     const cJSON *shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
