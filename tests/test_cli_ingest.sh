@@ -48,6 +48,19 @@ expect_fail nul_escape '{"id":"q2\u0000b","text":"x"}' 'u0000'
 expect_fail bad_u_escape '{"id":"q2\uzzzzb","text":"x"}' 'the escape at byte 9: .u is not followed by 4 hex digits'
 expect_fail lone_surrogate '{"id":"q2","text":"x\ud800"}' 'malformed JSON near byte 20: lone UTF-16 surrogate .ud800'
 expect_fail deep_nesting "{\"id\":\"q2\",\"text\":\"x\",\"extra\":$(printf '[%.0s' $(seq 1 1200))" 'nesting deeper than 1000'
+# dataset and split names refuse control characters (C0, DEL, C1) as the
+# catalog's names do; they were stored and shown raw by every table
+expect_fail split_esc '{"id":"q2","text":"x","split":"te\u001b[31mst"}' 'field split: control character U+001B at byte 2'
+expect_fail dataset_del '{"id":"q2","text":"x","dataset":"d\u007f"}' 'field dataset: control character U+007F at byte 1'
+expect_fail split_c1 '{"id":"q2","text":"x","split":"a\u0085"}' 'field split: control character U+0085 at byte 1'
+printf '%s\n' "$good" > ctl.jsonl
+"$RTR" ingest --catalog cat.json --out out_ctl --default-split "$(printf 'tr\tain')" ctl.jsonl 2> err.txt >/dev/null
+[ $? -eq 1 ] && grep -q 'default_split (--default-split): control character U+0009 at byte 2' err.txt && ! ls -d out_ctl* >/dev/null 2>&1 &&
+  ok || bad "a control character in --default-split: $(cat err.txt)"
+# ids and texts may hold them (a text's newlines)
+printf '{"id":"q\\t1","text":"a\\nb\\u0085"}\n' > ctl_text.jsonl
+"$RTR" ingest --catalog cat.json --out out_ctl_text ctl_text.jsonl 2> err.txt >/dev/null && ok ||
+  bad "an id with a tab and a text with a newline: $(cat err.txt)"
 expect_fail duplicate_key '{"id":"q2","text":"x","text":"y"}' "field text: given twice"
 expect_fail duplicate_outcome_key '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","correct":1,"correct":0}]}' "outcomes\[0\].correct: given twice"
 expect_fail float_overflow '{"id":"q2","text":"x","outcomes":[{"model":"small","strategy":"cot","tokens":3.5e38}]}' "outcomes\[0\].tokens" "too large"

@@ -62,6 +62,12 @@ static rtr_status get_string(where w, const cJSON *obj, const char *key, const c
     if (!rtr_utf8_valid(str, len, &bad)) return LINE_FAIL(w, "field %s: invalid UTF-8 at byte %zu", key, bad);
     if (strcmp(key, "text") && (len == 0 || len > RTR_MAX_NAME))
         return LINE_FAIL(w, "field %s: must have 1..%d bytes", key, RTR_MAX_NAME);
+    /* names as the catalog's: a table or message showing one must not
+     * recolour the terminal or break its line (ids and texts may hold any) */
+    int cc = strcmp(key, "dataset") && strcmp(key, "split") ? -1 : store_name_control(str, &bad);
+    if (cc >= 0)
+        return LINE_FAIL(w, "field %s: control character U+%04X at byte %zu (names must not hold them)", key,
+                         (unsigned)cc, bad);
     *out = rtr_strdup(str);
     return *out ? RTR_OK : RTR_ERR_NOMEM;
 }
@@ -364,6 +370,14 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     memset(result, 0, sizeof *result);
     if (params->shard_size < 1) return rtr_fail(RTR_ERR_INVALID, "shard size must be at least 1");
     if (n_inputs < 1) return rtr_fail(RTR_ERR_INVALID, "no outcome files given");
+    size_t at;
+    const char *dflt[2] = {params->default_dataset, params->default_split};
+    for (int i = 0; i < 2; i++) { /* else each line without the field would be blamed */
+        int cc = dflt[i] ? store_name_control(dflt[i], &at) : -1;
+        if (cc >= 0)
+            return rtr_fail(RTR_ERR_INVALID, "default_%s (--default-%s): control character U+%04X at byte %zu (names "
+                            "must not hold them)", i ? "split" : "dataset", i ? "split" : "dataset", (unsigned)cc, at);
+    }
     rtr_catalog cat;
     rtr_status s = rtr_catalog_load_json(&cat, catalog_path);
     if (s) return s;
