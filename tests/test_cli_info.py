@@ -110,6 +110,20 @@ def check_control_characters(tmp, demo):
     k = len(rtrdata.manifest(corpus)["catalog"]["pairs"])
     rtrdata.write_table(corpus, "t", lambda p: {"p_correct": np.full((20, k), 0.5), "tokens": np.full((20, k), 9.0)},
                         "h\rx", encoder="enc\x7f", encoder_hash="e\th", checkpoint="ck\x07")
+    # folders whose names the readers ignore are listed, not dropped unseen
+    # (a hidden one aside); one not UTF-8 is shown with U+FFFD
+    for name in (b"tables/b\x1bd", b"tables/two words", b"embeddings/x\xff", b"tables/.cache"):
+        os.makedirs(os.path.join(corpus.encode(), name))
+    r = run("info", corpus)
+    for shown in ("tables/b\\x1bd: not a valid table name", "tables/two words: not a valid table name",
+                  "embeddings/x\ufffd: not a valid embeddings name"):
+        check(shown in r.stdout, f"info lists {shown}: {r.stdout[-900:]}")
+    check(".cache" not in r.stdout, "a hidden folder stays hidden")
+    r = run("info", corpus, "--json")
+    got = json.loads(r.stdout) if r.returncode == 0 else {}
+    check([(t["name"], t["usable"]) for t in got.get("tables", [])] == [("b\x1bd", False), ("t", True),
+                                                                       ("two words", False)],
+          f"info --json lists the ignored tables: {r.stdout[-600:]} {r.stderr}")
     r = run("info", corpus)
     bad = sorted({hex(ord(c)) for c in r.stdout if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
     check(r.returncode == 0 and not bad, f"info prints no control character: {bad} {r.stderr.strip()}")
@@ -118,7 +132,7 @@ def check_control_characters(tmp, demo):
     groups = r.stdout[r.stdout.index("dataset"):r.stdout.index("pair (model")].strip().splitlines()
     check(len(groups) == 3 and len({len(x) for x in groups}) == 1, f"the dataset table stays aligned: {groups}")
     got = json.loads(run("info", corpus, "--json").stdout)
-    check({g["split"] for g in got["groups"]} == {"tr\nain", "te\u0085st"} and got["tables"][0]["checkpoint"] == "ck\x07",
+    check({g["split"] for g in got["groups"]} == {"tr\nain", "te\u0085st"} and got["tables"][1]["checkpoint"] == "ck\x07",
           "info --json keeps the strings as they are")
 
 

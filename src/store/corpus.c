@@ -510,8 +510,11 @@ static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const 
 
 /* The valid output names under DIR/kind that are folders, sorted, and those
  * that are not (a file, a dangling symbolic link: odd, when asked for);
- * caller frees both. */
-static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***names, int *n, char ***odd, int *n_odd) {
+ * with invalid, odd also has the entries whose names are not valid output
+ * names (hidden ones, starting with '.', aside), which readers ignore but
+ * `info` shows. Caller frees both. */
+static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***names, int *n, char ***odd, int *n_odd,
+                               bool invalid) {
     *names = NULL;
     *n = 0;
     if (odd) *odd = NULL, *n_odd = 0;
@@ -538,10 +541,11 @@ static rtr_status list_outputs(const rtr_corpus *c, const char *kind, char ***na
             if (errno) s = rtr_fail(RTR_ERR_IO, "%s: cannot read the folder: %s", dir, strerror(errno));
             break;
         }
-        if (!rtr_output_name_valid(e->d_name)) continue;
+        bool valid = rtr_output_name_valid(e->d_name);
+        if (!valid && (!invalid || e->d_name[0] == '.')) continue;
         char *sub = rtr_sprintf("%s/%s", dir, e->d_name);
         if (!sub) { s = RTR_ERR_NOMEM; break; }
-        bool folder = rtr_is_dir(sub);
+        bool folder = valid && rtr_is_dir(sub);
         free(sub);
         if (!folder && !odd) continue;
         char ***to = folder ? names : odd;
@@ -589,7 +593,7 @@ rtr_status rtr_corpus_outputs(rtr_output_info **out, int *n, const rtr_corpus *c
         return rtr_fail(RTR_ERR_INVALID, "outputs: kind '%s': expected %s or %s", kind, EMB_DIR, TABLE_DIR);
     char **names, **odd;
     int m, k;
-    rtr_status s = list_outputs(c, kind, &names, &m, &odd, &k);
+    rtr_status s = list_outputs(c, kind, &names, &m, &odd, &k, true);
     rtr_output_info *info = s ? NULL : rtr_calloc((size_t)(m + k ? m + k : 1), sizeof *info);
     if (!s && !info) s = RTR_ERR_NOMEM;
     for (int i = 0; i < m && !s; i++) {
@@ -597,11 +601,16 @@ rtr_status rtr_corpus_outputs(rtr_output_info **out, int *n, const rtr_corpus *c
         if (s) rtr_output_info_free(&info[i], 1);
         else *n = i + 1;
     }
-    /* listed, not usable: `info` said "none" of a set that is a file */
+    /* listed, not usable: `info` said "none" of a set that is a file, and
+     * nothing of a folder whose name the readers ignore */
     for (int i = 0; i < k && !s; i++) {
         rtr_output_info *o = &info[m + i];
         o->n_shards = c->n_shards;
-        if (!(o->name = rtr_strdup(odd[i])) || !(o->problem = not_a_set(c, kind, odd[i]))) s = RTR_ERR_NOMEM;
+        if (rtr_output_name_valid(odd[i])) o->name = rtr_strdup(odd[i]), o->problem = not_a_set(c, kind, odd[i]);
+        else if ((o->name = rtr_utf8_scrub(odd[i]))) /* a name from the disk: JSON output needs UTF-8 */
+            o->problem = rtr_sprintf("%s/%s: not a valid %s name (letters, digits, '.', '_', '-'), ignored", kind,
+                                     o->name, strcmp(kind, EMB_DIR) ? "table" : "embeddings");
+        if (!o->name || !o->problem) s = RTR_ERR_NOMEM;
         *n = m + i + 1;
     }
     free_names(names, m);
@@ -631,7 +640,7 @@ rtr_status store_output_resolve(rtr_output_info *info, const rtr_corpus *c, cons
     const char *what = emb ? "embeddings" : "routing table", *stage = emb ? "rtr encode" : "rtr score";
     char **names, **odd;
     int n, k;
-    rtr_status s = list_outputs(c, kind, &names, &n, &odd, &k);
+    rtr_status s = list_outputs(c, kind, &names, &n, &odd, &k, false);
     if (s) return s;
     char *list = names_list(names, n);
     const char *chosen = NULL;
