@@ -200,6 +200,17 @@ static void test_rows_round_trip(void) {
     q.skip_dataset = NULL;
     q.split = "validation";
     CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_ERR_INVALID && strstr(rtr_last_error(), "validation"));
+    /* the library's message names near misses in case as the CLI's does
+     * (was only "no query in split 'TEST'") */
+    q.split = "TEST";
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_ERR_INVALID);
+    CHECK_MSG(strstr(rtr_last_error(), "no query in split 'TEST'; the corpus has 'test' (names are case-sensitive; "
+                                       "splits: ") && strstr(rtr_last_error(), dir), "%s", rtr_last_error());
+    q.split = "test";
+    q.dataset = "Math";
+    CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_ERR_INVALID);
+    CHECK_MSG(strstr(rtr_last_error(), "no query in dataset 'Math'; the corpus has 'math'"), "%s", rtr_last_error());
+    q.dataset = NULL;
     q.split = "";
     q.shard = 1; /* "" is every split; one shard only */
     CHECK(rtr_rows_gather(&all, NULL, c, &q, 0) == RTR_OK && all.n == 20 && !strcmp(all.id[0], "q1-0"));

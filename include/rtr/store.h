@@ -296,6 +296,21 @@ RTR_API void rtr_row_reader_close(rtr_row_reader *r);
  * score). RTR_ERR_INVALID naming the id and both shards. */
 RTR_API rtr_status rtr_corpus_check_ids(const rtr_corpus *c);
 
+/* The split and dataset names a caller was given, checked against those
+ * the corpus in dir holds (one read of those two columns, stopping once
+ * all are seen): a name no query has is RTR_ERR_INVALID, "DIR: no query in
+ * split 'x' (splits: a, b, c)" (the first 20; dataset alike), or, when the
+ * corpus has names that differ from x only in ASCII case (names are
+ * compared exactly), "DIR: no query in split 'x'; the corpus has 'X'
+ * (names are case-sensitive; splits: ...)". NULL or "" is not checked ("" is
+ * every split); datasets: n names, each NULL or one to check. */
+RTR_API rtr_status rtr_corpus_check_names(const char *dir, const char *split, const char *const *datasets, int n);
+/* The error for a selection of split (NULL or "": any) and dataset (NULL:
+ * any) of the corpus in dir that came out empty: rtr_corpus_check_names's
+ * when a name is one no query has, else "DIR: no query in split 'x'" (of
+ * dataset 'd': an exclusion or a row list emptied it). Always an error. */
+RTR_API rtr_status rtr_corpus_no_query(const char *dir, const char *split, const char *dataset);
+
 /* Every selected row in memory (an owned rtr_rows; free with rtr_rows_free).
  * Embeddings larger than emb_budget bytes (0: no limit) go to a
  * memory-mapped temporary file instead of the heap, so the page cache, not

@@ -38,14 +38,6 @@ rtr_status cli_route_options(const cli_route *c, rtr_route_options *o);
 /* Print o as one line on stdout (the --json summary) and delete it. */
 void cli_print_json(cJSON *o);
 
-/* The split and dataset names a command was given, checked against those
- * the corpus in dir holds before any work: a name no query has is
- * RTR_ERR_INVALID saying "no query in split 'x'" (or dataset) and listing
- * the names that exist. NULL or "" is not checked ("" is every split).
- * datasets: n names, each NULL or one to check. Reads the dataset and split
- * columns once. */
-rtr_status cli_check_names(const char *dir, const char *split, const char *const *datasets, int n);
-
 /* --split of route, sweep and eval: one rule for the three (docs/CLI.md).
  * `all` (or "") is every query; not given (NULL) is CLI_SPLIT_DEFAULT, the
  * queries training never saw, when some query of the corpus is in it, else
@@ -55,11 +47,12 @@ rtr_status cli_check_names(const char *dir, const char *split, const char *const
 #define CLI_SPLIT_DEFAULT "test"
 
 /* The split rtr CMD works on, from --split as given, into *split (NULL:
- * every query). A name is checked against the corpus in dir (as
- * cli_check_names); not given, the corpus's splits are read once, and when
- * it falls back to every query, fallback (when not NULL) says on stderr
- * what that means for the command ("rtr: CMD: DIR has no query in split
- * 'test': FALLBACK ..."), a note --quiet silences. */
+ * every query). A name is checked against the corpus in dir
+ * (rtr_corpus_check_names); not given, the corpus's splits are read (up to
+ * the first test row), and when it falls back to every query, fallback
+ * (when not NULL) says on stderr what that means for the command ("rtr:
+ * CMD: DIR: no query in split 'test' (splits: ...): FALLBACK ..."), a note
+ * --quiet silences. */
 rtr_status cli_split(const char *cmd, const char *dir, const char *given, const char *fallback, const char **split);
 
 /* "rtr CMD: error: <rtr_last_error()>" on stderr; returns exit status 1. */
@@ -71,16 +64,6 @@ int cli_error(const char *cmd);
  * "never" for a cost never reached). Returns the text. */
 const char *cli_num(char *buf, size_t n, const char *fmt, double v, const char *missing);
 #define CLI_NUM(buf, fmt, v) cli_num((buf), sizeof(buf), (fmt), (v), "—")
-
-/* s as text output may show it: control characters (C0, DEL, C1), which a
- * terminal acts on (ESC sequences recolour or retitle it, CR and LF break
- * the table), written as escapes ("\\n", "\\t", "\\r", "\\x1b",
- * "\\u0085"), the rest as is. Corpus strings (dataset and split names,
- * attributes other tools wrote, folder names) may hold them; --json escapes
- * them already. Returns s itself when nothing needs escaping, else a copy
- * valid until the 8th later call (a ring, so one printf may take several);
- * s on no memory. */
-const char *cli_shown(const char *s);
 
 /* The printf field width that shows s in `columns` columns: printf pads
  * by bytes, and "—" is one column of three bytes (UTF-8). */

@@ -101,7 +101,7 @@ int cmd_eval(int argc, char **argv) {
     /* the datasets are checked by rtr_eval_corpus, naming the option */
     if (!st)
         st = cli_split("eval", dir, cli.split, "every query is evaluated, the training split's included", &ep.route.split);
-    if (!st) st = cli_check_names(dir, ep.train_split, NULL, 0);
+    if (!st) st = rtr_corpus_check_names(dir, ep.train_split, NULL, 0);
     if (!st) st = rtr_backend_init(&be, device);
     if (!st) st = rtr_eval_corpus(&be, out, &s, dir, &ep);
     if (st) {

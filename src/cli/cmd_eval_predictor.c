@@ -72,7 +72,7 @@ int cmd_eval_predictor(int argc, char **argv) {
     rtr_rows test = {0}, train = {0};
     float *tab = NULL;
     rtr_backend be = {0};
-    rtr_status s = cli_check_names(dir, split, NULL, 0);
+    rtr_status s = rtr_corpus_check_names(dir, split, NULL, 0);
     if (!s) s = rtr_predictor_load(&p, ckpt);
     if (!s) s = rtr_corpus_open(&c, dir);
     if (!s && (rtr_catalog_hash(rtr_corpus_catalog(c)) != p.catalog_hash || rtr_corpus_catalog(c)->n_pairs != p.n_pairs))

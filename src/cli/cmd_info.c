@@ -84,19 +84,19 @@ static void print_outputs(const char *title, const rtr_output_info *o, int n, bo
     printf("\n%s:%s\n", title, n ? "" : " none");
     for (int i = 0; i < n; i++) {
         if (!o[i].n_done && o[i].problem) { /* nothing read to show: a file where the folder should be, ... */
-            printf("  %-24s not usable: %s\n", cli_shown(o[i].name), cli_shown(o[i].problem));
+            printf("  %-24s not usable: %s\n", rtr_shown(o[i].name), rtr_shown(o[i].problem));
             continue;
         }
-        const char *encoder = cli_shown(o[i].encoder ? o[i].encoder : "?");
-        const char *encoder_hash = cli_shown(o[i].encoder_hash ? o[i].encoder_hash : "?");
-        printf("  %-24s %s %s", cli_shown(o[i].name), tables ? "checkpoint" : "encoder",
-               tables ? cli_shown(o[i].checkpoint_hash ? o[i].checkpoint_hash : "?") : encoder);
+        const char *encoder = rtr_shown(o[i].encoder ? o[i].encoder : "?");
+        const char *encoder_hash = rtr_shown(o[i].encoder_hash ? o[i].encoder_hash : "?");
+        printf("  %-24s %s %s", rtr_shown(o[i].name), tables ? "checkpoint" : "encoder",
+               tables ? rtr_shown(o[i].checkpoint_hash ? o[i].checkpoint_hash : "?") : encoder);
         if (tables)
-            printf(" (%s), embeddings %s %s", cli_shown(o[i].checkpoint && *o[i].checkpoint ? o[i].checkpoint : "?"),
+            printf(" (%s), embeddings %s %s", rtr_shown(o[i].checkpoint && *o[i].checkpoint ? o[i].checkpoint : "?"),
                    encoder, encoder_hash);
         else printf(" %s, %d-d", encoder_hash, o[i].dim);
         printf(", %d of %d shards%s\n", o[i].n_done, o[i].n_shards, o[i].problem ? "" : ", complete");
-        if (o[i].problem) printf("    not usable: %s\n", cli_shown(o[i].problem));
+        if (o[i].problem) printf("    not usable: %s\n", rtr_shown(o[i].problem));
     }
 }
 
@@ -138,11 +138,11 @@ static void print_json(const char *dir, const rtr_corpus_summary *s, const doubl
 }
 
 static void print_table(const char *dir, const rtr_corpus_summary *s, const double *priced) {
-    printf("corpus %s: %lld queries in %d shard(s); %d models x %d strategies -> %d pairs\n\n", cli_shown(dir),
+    printf("corpus %s: %lld queries in %d shard(s); %d models x %d strategies -> %d pairs\n\n", rtr_shown(dir),
            (long long)s->n_queries, s->n_shards, s->cat.n_models, s->cat.n_strategies, s->cat.n_pairs);
     printf("%-28s %-10s %10s\n", "dataset", "split", "queries");
     for (int g = 0; g < s->n_groups; g++) {
-        const char *d = cli_shown(s->groups[g].dataset), *sp = cli_shown(s->groups[g].split);
+        const char *d = rtr_shown(s->groups[g].dataset), *sp = rtr_shown(s->groups[g].split);
         printf("%-*s %-*s %10lld\n", cli_width(d, 28), d, cli_width(sp, 10), sp, (long long)s->groups[g].n);
     }
     int w = (int)strlen("pair (model|strategy)");

@@ -106,7 +106,7 @@ int cmd_train(int argc, char **argv) {
     tp.on_start = log_start;
     tp.user = &sink;
     double t0 = rtr_now();
-    rtr_status st = cli_check_names(dir, tp.split, &tp.skip_dataset, 1);
+    rtr_status st = rtr_corpus_check_names(dir, tp.split, &tp.skip_dataset, 1);
     if (!st) st = rtr_backend_init(&be, device);
     sink.device = be.device;
     if (!st) st = rtr_train_corpus(&be, &p, &s, out, dir, &tp);

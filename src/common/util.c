@@ -518,3 +518,25 @@ const char *rtr_closest_name(const char *word, const char *const *candidates, si
     if (best && best_d <= allowed) return best;
     return n_prefix == 1 ? prefix_of : NULL; /* an abbreviation of exactly one name */
 }
+
+const char *rtr_shown(const char *s) {
+    static char *ring[8];
+    static unsigned next;
+    size_t n = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p; p++) n += *p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F);
+    if (!n) return s;
+    char *out = malloc(strlen(s) + 6 * n + 1), *o = out; /* "\u0085" (6) for a C1's 2 bytes */
+    if (!out) return s;
+    for (p = (const unsigned char *)s; *p; p++) {
+        const char *named = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r" : NULL;
+        if (named) o += sprintf(o, "%s", named);
+        else if (*p < 0x20 || *p == 0x7F) o += sprintf(o, "\\x%02x", *p);
+        else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) o += sprintf(o, "\\u%04x", p[1]), p++;
+        else *o++ = (char)*p;
+    }
+    *o = '\0';
+    free(ring[next % 8]);
+    ring[next++ % 8] = out;
+    return out;
+}

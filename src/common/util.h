@@ -75,6 +75,16 @@ bool rtr_utf8_valid(const char *s, size_t len, size_t *bad_offset);
  * shows (a checkpoint's file name). Caller frees; NULL: no memory. */
 char *rtr_utf8_scrub(const char *s);
 
+/* s as text output may show it: control characters (C0, DEL, C1), which a
+ * terminal acts on (ESC sequences recolour or retitle it, CR and LF break
+ * the table), written as escapes ("\\n", "\\t", "\\r", "\\x1b",
+ * "\\u0085"), the rest as is. Corpus strings (dataset and split names,
+ * attributes other tools wrote, folder names) may hold them; JSON output escapes
+ * them already. Returns s itself when nothing needs escaping, else a copy
+ * valid until the 8th later call (a ring, so one printf may take several;
+ * not thread-safe: messages and the CLI's output); s on no memory. */
+const char *rtr_shown(const char *s);
+
 /* What the first bytes of a file say it is when it is not text rtr reads
  * (a compressed file or archive, UTF-16, Parquet, HDF5): a phrase for a
  * message, "gzip-compressed (decompress it first: gunzip)"; NULL for

@@ -1616,8 +1616,7 @@ static rtr_status ids_pass(split_info *te, rtr_row_range *range, int64_t **rows,
     for (int r = 0; !st && r < size; r++) te->n += cnt[r], te->first += r < rank ? cnt[r] : 0;
     free(cnt);
     if (!st && !te->n)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
-                      prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+        st = rtr_corpus_no_query(corpus_dir, prm->o.split, NULL);
     for (int64_t i = 0; !st && i < bot.n; i++) bot.pick[i].row += te->first; /* the order within the heap holds */
     *br = (boot_rows){NULL, n};
     if (!st && boot && te->n > ep->bootstrap_queries) {
@@ -1700,7 +1699,7 @@ static rtr_status train_rows_pass(int64_t *n_all, int64_t **rows, int64_t *n_row
         *n_all += ch.n;
     }
     route_source_close(&rs);
-    if (!st && !*n_all) st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, ep->train_split);
+    if (!st && !*n_all) st = rtr_corpus_no_query(corpus_dir, ep->train_split, NULL);
     if (!st && *n_all > ep->baseline_train_max) st = eval_boot_bottom_take(&bot, rows, n_rows);
     eval_boot_bottom_free(&bot);
     return st;

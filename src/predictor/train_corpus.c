@@ -67,8 +67,7 @@ static rtr_status gather_share(rtr_rows *rows, rtr_row_share *share, rtr_row_rea
     if (!st) held[part.index] = rows->n, st = rtr_dist_sum_i64(held, (size_t)part.count);
     if (!st) st = rtr_row_share_init(share, held, owner, part.count, part.index);
     if (!st && share->n == 0)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(c),
-                      q0->split && *q0->split ? q0->split : "(any)");
+        st = rtr_corpus_no_query(rtr_corpus_dir(c), q0->split, NULL);
     free(held);
     free(owner);
     return st;

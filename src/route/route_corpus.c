@@ -637,8 +637,7 @@ rtr_status rtr_route_corpus(rtr_backend *b, const char *out_path, rtr_route_summ
     if (!st) st = sums_total(&sums, s->count, cat->n_pairs, &cs);
     free(cs.v);
     if (!st && !sums.n)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir,
-                      prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+        st = rtr_corpus_no_query(corpus_dir, prm->o.split, NULL);
     if (!st && ranks && fmt != DEC_H5) st = decisions_place(seg, seg_bytes, fmt, out_path);
     if (!st && ranks && fmt == DEC_H5) st = decisions_gather_h5(&w, seg, seg_bytes);
     if (seg) fclose(seg);

@@ -207,8 +207,7 @@ rtr_status route_source_scale(route_source *rs) {
     if (!st && rs->shards) st = rtr_dist_sum_f64(sum, ns * (size_t)k);
     if (!st && rs->shards) st = rtr_dist_sum_i64(cnt, ns * (size_t)k + 1);
     if (!st && !*rows)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", rtr_corpus_dir(rs->corp),
-                      rs->prm.o.split && *rs->prm.o.split ? rs->prm.o.split : "(any)");
+        st = rtr_corpus_no_query(rtr_corpus_dir(rs->corp), rs->prm.o.split, NULL);
     for (size_t i = 0; !st && i < ns; i++)
         for (int32_t j = 0; j < k; j++) {
             acc.sum[j] += sum[i * (size_t)k + (size_t)j];
@@ -416,7 +415,7 @@ rtr_status route_data_load(route_data *d, const char *corpus_dir, const route_lo
         st = rtr_fail(RTR_ERR_INVALID, "%s: row %lld of the selection asked for, %lld read (did the corpus change?)",
                       corpus_dir, (long long)prm->only_rows[next], (long long)pos);
     if (!st && d->n == 0)
-        st = rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", corpus_dir, prm->o.split && *prm->o.split ? prm->o.split : "(any)");
+        st = rtr_corpus_no_query(corpus_dir, prm->o.split, NULL);
     /* The scale ignores exclusions, so excluding a pair does not change what λ means. */
     if (scale) {
         if (!st) st = route_scale_finish(&acc, &d->cost_scale);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strcasecmp */
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -673,13 +674,117 @@ rtr_status rtr_rows_gather(rtr_rows *out, rtr_row_source *src, const rtr_corpus 
         }
         out->n += ch.n;
     }
-    if (!s && out->n == 0) {
-        const char *what = q->split && *q->split ? q->split : "(any)";
-        s = q->dataset ? rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s' of dataset '%s'", c->dir, what, q->dataset)
-                       : rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", c->dir, what);
-    }
+    if (!s && out->n == 0) s = rtr_corpus_no_query(c->dir, q->split, q->dataset);
     if (!s && src) s = source_copy(src, &r->src);
     rtr_row_reader_close(r);
     if (s) rtr_rows_free(out);
     return s;
+}
+
+/* ------------------------------------------------ split and dataset names */
+
+/* Distinct names, in order of first appearance. */
+typedef struct {
+    char **name;
+    int n, cap;
+} name_set;
+
+static rtr_status names_add(name_set *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], x)) return RTR_OK;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        char **p = realloc(s->name, (size_t)cap * sizeof *p);
+        if (!p) return RTR_ERR_NOMEM;
+        s->name = p, s->cap = cap;
+    }
+    if (!(s->name[s->n] = rtr_strdup(x))) return RTR_ERR_NOMEM;
+    s->n++;
+    return RTR_OK;
+}
+
+static bool names_has(const name_set *s, const char *x) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], x)) return true;
+    return false;
+}
+
+static void names_free(name_set *s) {
+    for (int i = 0; i < s->n; i++) free(s->name[i]);
+    free(s->name);
+}
+
+/* The names of s that differ from x only in ASCII case, as "'Train'" or
+ * "'Train' and 'TRAIN'" into b (nothing when none): split and dataset names
+ * are compared exactly, and a log written with "Train" reads as absent. */
+static void case_variants(rtr_buf *b, const name_set *s, const char *x) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++)
+        if (!strcasecmp(s->name[i], x) && strcmp(s->name[i], x))
+            rtr_buf_printf(b, "%s'%s'", n++ ? " and " : "", rtr_shown(s->name[i]));
+}
+
+/* "dir: no query in KIND 'x' (KINDs: a, b, c)": the first 20 names; with
+ * "; the corpus has 'X' (names are case-sensitive; ..." when one differs
+ * only in case. */
+static rtr_status no_such(const char *dir, const char *kind, const char *x, const name_set *s) {
+    rtr_buf b = {0}, near = {0};
+    for (int i = 0; i < s->n && i < 20; i++) rtr_buf_printf(&b, "%s%s", i ? ", " : "", rtr_shown(s->name[i]));
+    if (s->n > 20) rtr_buf_printf(&b, ", and %d more", s->n - 20);
+    case_variants(&near, s, x);
+    rtr_status st = b.failed || near.failed ? RTR_ERR_NOMEM
+                    : near.buf ? rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s'; the corpus has %s (names are "
+                                          "case-sensitive; %ss: %s)", dir, kind, x, near.buf, kind, b.buf)
+                               : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, x, kind,
+                                          b.buf ? b.buf : "none");
+    rtr_buf_free(&b);
+    rtr_buf_free(&near);
+    return st;
+}
+
+/* The distinct split and dataset names of the corpus in dir (one read of
+ * those two columns), up to the row where split (when not NULL or "") and
+ * each of the n datasets not NULL have all been seen. */
+static rtr_status corpus_names(const char *dir, name_set *splits, name_set *sets, const char *split,
+                               const char *const *datasets, int n) {
+    rtr_corpus *c = NULL;
+    rtr_row_reader *r = NULL;
+    rtr_row_query q = rtr_row_query_default();
+    q.columns = RTR_COL_DATASET | RTR_COL_SPLIT;
+    q.skip_id_check = true; /* the caller's own pass over the rows checks the ids */
+    rtr_rows ch;
+    rtr_status st = rtr_corpus_open(&c, dir);
+    if (!st) st = rtr_row_reader_open(&r, c, &q);
+    bool found = false;
+    while (!st && !found && !(st = rtr_row_reader_next(r, &ch, NULL, NULL)) && ch.n)
+        for (int64_t i = 0; i < ch.n && !st && !found; i++) {
+            if (!(st = names_add(splits, ch.split[i]))) st = names_add(sets, ch.dataset[i]);
+            found = !split || !*split || names_has(splits, split);
+            for (int j = 0; j < n && found; j++) found = !datasets[j] || names_has(sets, datasets[j]);
+        }
+    rtr_row_reader_close(r);
+    rtr_corpus_close(c);
+    return st;
+}
+
+rtr_status rtr_corpus_check_names(const char *dir, const char *split, const char *const *datasets, int n) {
+    bool any = split && *split;
+    for (int i = 0; i < n; i++) any |= datasets[i] != NULL;
+    if (!any) return RTR_OK;
+    name_set splits = {0}, sets = {0};
+    rtr_status st = corpus_names(dir, &splits, &sets, split, datasets, n);
+    if (!st && split && *split && !names_has(&splits, split)) st = no_such(dir, "split", split, &splits);
+    for (int i = 0; !st && i < n; i++)
+        if (datasets[i] && !names_has(&sets, datasets[i])) st = no_such(dir, "dataset", datasets[i], &sets);
+    names_free(&splits);
+    names_free(&sets);
+    return st;
+}
+
+rtr_status rtr_corpus_no_query(const char *dir, const char *split, const char *dataset) {
+    rtr_status st = rtr_corpus_check_names(dir, split, &dataset, 1);
+    if (st == RTR_ERR_INVALID) return st; /* a name no query has: the names there are, and near misses */
+    const char *what = split && *split ? split : "(any)";
+    return dataset ? rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s' of dataset '%s'", dir, what, dataset)
+                   : rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", dir, what);
 }
