@@ -77,6 +77,27 @@ def main():
         r = run("score", "--checkpoint", ck, corpus, "--device", "cpu", "--json")
         check(r.returncode == 0 and json.loads(r.stdout)["table"] == name, "score: " + r.stderr)
 
+    # every file rtr wrote is in the HDF5 1.10 format, whose metadata carries
+    # checksums (superblock version 3; the earliest format's is 0), and a
+    # damaged object header is refused by its checksum, not decoded
+    # (shards and tables; the embeddings here were written by h5py)
+    written = [p for p, *_ in rtrdata.shards(corpus)]
+    for root, _, files in os.walk(os.path.join(corpus, "tables")):
+        written += [os.path.join(root, f) for f in files if f.endswith(".h5")]
+    versions = {open(p, "rb").read(9)[8] for p in written}
+    check(len(written) >= 9 and versions == {3}, f"superblock versions of {len(written)} files: {versions}")
+    damaged = os.path.join(tmp, "damaged")
+    shutil.copytree(corpus, damaged)
+    shard0 = rtrdata.shards(damaged)[0][0]
+    data = bytearray(open(shard0, "rb").read())
+    headers = [m.start() for m in re.finditer(b"OHDR", data)]
+    at = headers[len(headers) // 2] + 12  # inside an object header, past its signature and flags
+    data[at] ^= 0x10
+    open(shard0, "wb").write(data)
+    r = run("info", damaged)
+    check(r.returncode == 1 and os.path.basename(shard0) in r.stderr and "checksum" in r.stderr,
+          f"a damaged object header (byte {at} of {len(headers)} headers' middle one): rc {r.returncode}: {r.stderr}")
+
     # the snippet of docs/FORMAT.md: every shard, both tables, the embeddings
     out = subprocess.run([sys.executable, "-c", snippet()], env={**os.environ, "CORPUS": corpus},
                          capture_output=True, text=True)

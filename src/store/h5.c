@@ -66,7 +66,26 @@ static hid_t strong_fapl(void) {
 rtr_status h5_create(const char *path, hid_t *f) {
     h5_init();
     hid_t fapl = strong_fapl();
-    *f = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* The 1.10 file format: its superblock, object headers and chunk indexes
+     * carry checksums that HDF5 verifies when it reads them, so damage to a
+     * file rtr wrote is refused ("incorrect metadata checksum"). HDF5's
+     * default, the earliest format, has none, and HDF5 1.10.8 (Debian 12's)
+     * decodes a damaged object header as it is: fuzz_shard made it divide by
+     * a zero chunk size (SIGFPE in H5D__chunk_set_info). h5py reads this
+     * format (it needs HDF5 >= 1.10). */
+    if (fapl >= 0 && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0) {
+        H5Pclose(fapl);
+        fapl = -1;
+    }
+    /* no modification times in the root group's header (this format keeps
+     * them there): the same data makes the same bytes */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl >= 0 && H5Pset_obj_track_times(fcpl, 0) < 0) {
+        H5Pclose(fcpl);
+        fcpl = -1;
+    }
+    *f = fapl < 0 || fcpl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (fcpl >= 0) H5Pclose(fcpl);
     if (fapl >= 0) H5Pclose(fapl);
     return *f < 0 ? h5_fail(RTR_ERR_IO, "%s: cannot create", path) : RTR_OK;
 }
@@ -283,21 +302,50 @@ static size_t elem_size(h5_kind k) {
 /* Float matrices have two dimensions; a float column (cols 0) and the others one. */
 static int rank_of(h5_kind k, int64_t cols) { return k == H5_F32 && cols > 0 ? 2 : 1; }
 
-bool h5_exists(hid_t f, const char *name) {
+/* 1 when name is in f, 0 when it is not, -1 when HDF5 could not tell (a
+ * damaged group: its error is left on HDF5's stack for h5_fail). */
+static int find(hid_t f, const char *name) {
     /* H5Lexists needs every parent to exist: test the path one level at a time */
     char buf[512];
     snprintf(buf, sizeof buf, "%s", name);
-    bool yes = true;
-    for (char *p = buf + 1; yes; p++) {
+    htri_t yes = 1;
+    for (char *p = buf + 1; yes > 0; p++) {
         char *slash = strchr(p, '/');
         if (slash) *slash = '\0';
-        yes = H5Lexists(f, buf, H5P_DEFAULT) > 0;
+        yes = H5Lexists(f, buf, H5P_DEFAULT);
         if (!slash) break;
         *slash = '/';
         p = slash;
     }
+    return yes > 0 ? 1 : yes == 0 ? 0 : -1;
+}
+
+bool h5_exists(hid_t f, const char *name) {
+    bool yes = find(f, name) > 0;
     H5Eclear2(H5E_DEFAULT);
     return yes;
+}
+
+/* The groups above dataset name, created where missing without modification
+ * times (HDF5's intermediate groups would carry them: the same data would
+ * not make the same bytes). */
+static herr_t make_parents(hid_t f, const char *name) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    herr_t e = gcpl < 0 ? -1 : H5Pset_obj_track_times(gcpl, 0);
+    for (char *slash = strchr(buf + 1, '/'); e >= 0 && slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        int there = find(f, buf);
+        if (there < 0) e = -1;
+        if (there == 0) {
+            hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+            e = g < 0 ? -1 : H5Gclose(g);
+        }
+        *slash = '/';
+    }
+    if (gcpl >= 0) H5Pclose(gcpl);
+    return e;
 }
 
 static rtr_status make(hid_t f, const char *name, h5_kind kind, int64_t rows, int64_t cols, bool deflate, hid_t *d) {
@@ -309,9 +357,8 @@ static rtr_status make(hid_t f, const char *name, h5_kind kind, int64_t rows, in
     if (rows > 0 && chunk[0] > (hsize_t)rows) chunk[0] = (hsize_t)rows;
     chunk[1] = cols > 0 ? (hsize_t)cols : 1;
     hid_t sp = H5Screate_simple(rank, dims, maxdims);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = H5Pcreate(H5P_LINK_CREATE);
-    herr_t e = sp < 0 || dcpl < 0 || lcpl < 0 ? -1 : 0;
-    if (e >= 0) e = H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    herr_t e = sp < 0 || dcpl < 0 ? -1 : make_parents(f, name);
     if (e >= 0) e = H5Pset_chunk(dcpl, rank, chunk);
     /* no modification times in the object header: the same data makes the
      * same bytes, run to run and however ranks split the rows */
@@ -319,8 +366,7 @@ static rtr_status make(hid_t f, const char *name, h5_kind kind, int64_t rows, in
     if (e >= 0 && deflate) e = H5Pset_shuffle(dcpl);
     if (e >= 0 && deflate) e = H5Pset_deflate(dcpl, 4);
     if (e >= 0 && !deflate) e = H5Pset_fletcher32(dcpl); /* a damaged chunk still fails its read */
-    *d = e < 0 ? -1 : H5Dcreate2(f, name, file_type(kind), sp, lcpl, dcpl, H5P_DEFAULT);
-    if (lcpl >= 0) H5Pclose(lcpl);
+    *d = e < 0 ? -1 : H5Dcreate2(f, name, file_type(kind), sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dcpl >= 0) H5Pclose(dcpl);
     if (sp >= 0) H5Sclose(sp);
     return *d < 0 ? h5_fail(RTR_ERR_IO, "cannot create dataset %s", name) : RTR_OK;
@@ -367,7 +413,11 @@ rtr_status h5_write_rows(hid_t d, h5_kind kind, int64_t row0, int64_t rows, int6
 /* Open dataset name of f, RTR_ERR_FORMAT naming it when missing. */
 static rtr_status open_dataset(hid_t f, const char *path, const char *name, hid_t *d) {
     *d = -1;
-    if (!h5_exists(f, name)) return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
+    int there = find(f, name);
+    /* "missing" would send the user looking for a writer that left it out */
+    if (there < 0) return h5_fail(RTR_ERR_FORMAT, "%s: dataset %s cannot be looked up (damaged file?)", path, name);
+    H5Eclear2(H5E_DEFAULT);
+    if (!there) return rtr_fail(RTR_ERR_FORMAT, "%s: dataset %s is missing", path, name);
     /* a streamed read that cuts a storage chunk (about 1 MiB) keeps it cached
      * for the next; a few chunks per dataset, not more: a stage holds many open */
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
