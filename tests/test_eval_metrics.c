@@ -359,6 +359,13 @@ static void test_eval_params_split(void) {
         CHECK_MSG(st != RTR_OK && named == !held, "held %d: %s", held, rtr_last_error());
         rtr_eval_summary_free(&s);
     }
+    /* on purpose (a hindsight bound): past the check, to the missing corpus */
+    rtr_eval_params ep = rtr_eval_default_params();
+    ep.route.split = ep.train_split = "test";
+    ep.fit_on_evaluated = true;
+    rtr_status st = rtr_eval_corpus(NULL, "/nonexistent/eval.json", &s, "/nonexistent/corpus", &ep);
+    CHECK_MSG(st != RTR_OK && !strstr(rtr_last_error(), "the split the baselines are fitted on"), "%s", rtr_last_error());
+    rtr_eval_summary_free(&s);
 }
 
 TEST_MAIN(T(test_cost_within), T(test_aiq_from_zero), T(test_cost_to_match_rounding), T(test_choice_path_matches_path),

@@ -37,6 +37,10 @@ typedef struct {
     rtr_route_options route;
     const char *train_split;        /* split the baselines are fitted on ("train") */
     const char *train_skip_dataset; /* fit the baselines without this dataset; NULL: none */
+    /* The baselines may be fitted on the evaluated split itself, on purpose:
+     * a hindsight bound (tools/run-results draws one with --train-split test).
+     * false: that overlap is refused (an `eval --split train` by mistake). */
+    bool fit_on_evaluated;
     const char *title;              /* report title; NULL: "RTR on CORPUS_DIR" */
     int32_t knn_k;                  /* neighbours of the kNN router (10) */
     bool embedllm;                  /* include the EmbedLLM-style router (trains for a few seconds) */
@@ -100,8 +104,8 @@ typedef struct {
  * a temporary name) on backend b, which computes every router's exact path
  * and RTR's mix of choices (the kNN and EmbedLLM-style tables are fitted on
  * the CPU's BLAS either way). RTR_ERR_INVALID for an evaluated split that
- * is the training split (unless route.dataset is train_skip_dataset, held
- * out of the fit), bootstrap_queries below the minimum, an empty split, a split
+ * is the training split (unless fit_on_evaluated, or route.dataset is
+ * train_skip_dataset, held out of the fit), bootstrap_queries below the minimum, an empty split, a split
  * without outcomes (or without costs in the chosen unit, saying so), a
  * dataset option naming a dataset the corpus lacks (listing those it has),
  * two splits embedded by different encoders, a checkpoint mismatch; the

@@ -68,8 +68,12 @@ int cmd_eval(int argc, char **argv) {
                                "Render the result with `rtr report EVAL.json`.",
                                opts, 1, 1};
     rtr_args a;
+    const char *default_train = ep.train_split;
     int rc = rtr_args_parse(&spec, argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
+    /* --train-split named: whatever it names is meant, the evaluated split
+     * too (a hindsight bound); by default an overlap is a mistake */
+    ep.fit_on_evaluated = ep.train_split != default_train;
     static const char *const exts[] = {".json", NULL};
     if ((rc = rtr_args_check_ext(&spec, "out", out, exts))) return rc;
     const char *dir = a.pos[0];
