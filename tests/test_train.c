@@ -479,14 +479,19 @@ static void test_bad_input(void) {
 
 /* A checkpoint whose bytes changed after saving (one weight, or the stored
  * hash itself) fails to load, naming both hashes; the intact file loads. */
-static void test_checkpoint_hash_verified(void) {
+/* A predictor trained for one epoch on the test data, saved to path. */
+static void saved_checkpoint(rtr_predictor *p, const char *path) {
     make_data();
-    rtr_predictor p, q;
     rtr_train_params cfg = small_params();
     cfg.max_epochs = 1;
-    CHECK(train_one(&p, cfg, NULL) == RTR_OK);
+    CHECK(train_one(p, cfg, NULL) == RTR_OK);
+    CHECK(rtr_predictor_save(p, path) == RTR_OK);
+}
+
+static void test_checkpoint_hash_verified(void) {
+    rtr_predictor p, q;
     const char *path = RTR_BINARY_DIR "/test_train_hash.safetensors";
-    CHECK(rtr_predictor_save(&p, path) == RTR_OK);
+    saved_checkpoint(&p, path);
     CHECK(rtr_predictor_load(&q, path) == RTR_OK);
     rtr_predictor_free(&q);
     char *data;
@@ -532,13 +537,9 @@ static void test_checkpoint_hash_verified(void) {
  * header's JSON): cJSON read it as NUL, so "log\u00zz" loaded as "log";
  * now refused, naming the file and the column. */
 static void test_checkpoint_bad_escape(void) {
-    make_data();
     rtr_predictor p, q;
-    rtr_train_params cfg = small_params();
-    cfg.max_epochs = 1;
-    CHECK(train_one(&p, cfg, NULL) == RTR_OK);
     const char *path = RTR_BINARY_DIR "/test_train_escape.safetensors";
-    CHECK(rtr_predictor_save(&p, path) == RTR_OK);
+    saved_checkpoint(&p, path);
     rtr_predictor_free(&p);
     char *data;
     size_t len;
