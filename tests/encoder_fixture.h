@@ -122,7 +122,7 @@ static size_t fixture_b64_decode(const char *in, char *out) {
 }
 
 /* Load the fixture of model `name`; 0 on success. */
-static int fixture_load(const char *name, fixture *fx) {
+static inline int fixture_load(const char *name, fixture *fx) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/fixtures/encoder/%s/tokens.json", fixture_source_dir(), name);
     char *text = fixture_slurp(path, NULL);
@@ -170,7 +170,7 @@ static int fixture_load(const char *name, fixture *fx) {
     return 0;
 }
 
-static void fixture_free(fixture *fx) {
+static inline void fixture_free(fixture *fx) {
     for (int i = 0; i < fx->n; i++) {
         free(fx->items[i].text);
         free(fx->items[i].ids);

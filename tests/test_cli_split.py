@@ -134,6 +134,11 @@ def main():
     r = run("sweep", prod, "--split", "test", "--out", os.path.join(tmp, "none"), "--device", "cpu")
     check(r.returncode == 1 and "no query in split 'test' (splits: train)" in r.stderr
           and not os.path.exists(os.path.join(tmp, "none")), f"an explicit --split test is still checked: {r.stderr}")
+    # a typed name is shown escaped, as the corpus's names are: an ESC in
+    # it would otherwise act on the terminal
+    r = run("sweep", prod, "--split", "te\x1b[2Jst", "--out", os.path.join(tmp, "none"), "--device", "cpu")
+    check(r.returncode == 1 and "no query in split 'te\\x1b[2Jst' (splits: train)" in r.stderr
+          and "\x1b" not in r.stderr, f"a typed split with an ESC is shown escaped: {r.stderr!r}")
 
     # --- only a test split: eval needs a training split and says so
     only = corpus(tmp, demo, "only-test", lambda row: {**row, "split": "test"}, 3)

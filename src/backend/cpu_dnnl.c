@@ -79,7 +79,7 @@ struct cpu_dnnl {
 bool cpu_dnnl_built(void) { return true; }
 
 const char *cpu_dnnl_version(void) {
-    static char v[32];
+    static _Thread_local char v[32];
     const dnnl_version_t *dv = dnnl_version();
     snprintf(v, sizeof v, "%d.%d.%d", dv->major, dv->minor, dv->patch);
     return v;

@@ -3,6 +3,7 @@
 #include "common/util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -77,6 +78,8 @@ typedef struct {
     rtr_strset served;  /* outputs handled since the scan */
 } tmp_folder;
 
+/* Library calls on several threads may write outputs at once. */
+static pthread_mutex_t folders_lock = PTHREAD_MUTEX_INITIALIZER;
 static tmp_folder *folders;
 static size_t n_folders;
 
@@ -142,6 +145,7 @@ void rtr_remove_stale_tmp(const char *path) {
     size_t bl = strlen(base);
     char here[RTR_HOST_MAX];
     rtr_host_name(here);
+    pthread_mutex_lock(&folders_lock);
     tmp_folder *f = folder_for(dir, base);
     for (size_t i = 0; f && i < f->n; i++) {
         const char *name = f->names[i];
@@ -168,5 +172,6 @@ void rtr_remove_stale_tmp(const char *path) {
         free(f->names[i]);
         f->names[i] = NULL;
     }
+    pthread_mutex_unlock(&folders_lock);
     free(dir);
 }

@@ -63,7 +63,7 @@ static int hex4(const char *p, const char *end) {
 }
 
 cJSON *rtr_json_parse(const char *text, const char **why, int *line) {
-    static char buf[320];
+    static _Thread_local char buf[320]; /* *why: valid until this thread's next parse */
     const char *end = text + strspn(text, " \t\r\n");
     *why = "";
     if (line) *line = 0;
@@ -71,9 +71,13 @@ cJSON *rtr_json_parse(const char *text, const char **why, int *line) {
         *why = ": the file is empty (or only white space)";
         return NULL;
     }
-    cJSON *root = cJSON_ParseWithOpts(text, &end, false);
-    if (!root) {
-        const char *at = cJSON_GetErrorPtr(), *stop = text + strlen(text);
+    /* where the parse ended, or failed, comes back in at: cJSON_GetErrorPtr()
+     * is one global for the process, another thread's parse overwrites it */
+    const char *at = NULL;
+    cJSON *root = cJSON_ParseWithOpts(text, &at, false);
+    if (root) end = at;
+    else {
+        const char *stop = text + strlen(text);
         int l = 1, c = 1;
         if (at) line_col(text, at, &l, &c);
         snprintf(buf, sizeof buf, " at line %d, column %d%s", l, c, rtr_json_error_hint(text, at, stop));

@@ -18,7 +18,7 @@ const char *rtr_json_duplicate_key(const cJSON *obj);
 /* A JSON number that is an integer within ±2^53 (not 1.5, not 1e300). */
 bool rtr_json_integer(const cJSON *v, int64_t *out);
 
-/* A hint for JSON text that failed to parse at at (cJSON_GetErrorPtr; the
+/* A hint for JSON text that failed to parse at at (cJSON_ParseWithOpts's end; the
  * text starts at text, NULL when unknown, and ends at end): "lone UTF-16
  * surrogate \ud800 (...)" for a \u escape of half a surrogate pair (cJSON
  * cannot turn it into UTF-8), "nesting deeper than 1000 arrays and

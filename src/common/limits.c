@@ -105,7 +105,7 @@ rtr_status rtr_cpu_threads_fit(void) {
 }
 
 const char *rtr_as_limit_note(void) {
-    static char note[64];
+    static _Thread_local char note[64];
     struct rlimit as;
     if (getrlimit(RLIMIT_AS, &as) || as.rlim_cur == RLIM_INFINITY) return "";
     snprintf(note, sizeof note, " under the address-space limit (ulimit -v: %llu MiB)", MIB((size_t)as.rlim_cur));

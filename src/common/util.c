@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -519,24 +520,59 @@ const char *rtr_closest_name(const char *word, const char *const *candidates, si
     return n_prefix == 1 ? prefix_of : NULL; /* an abbreviation of exactly one name */
 }
 
+/* The control character at p (its code point), or -1. */
+static int control_at(const unsigned char *p) {
+    if (*p < 0x20 || *p == 0x7F) return *p;
+    return *p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F ? p[1] : -1;
+}
+
+int rtr_control_char(const char *s, size_t *at) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (control_at(p) >= 0) {
+            *at = (size_t)(p - (const unsigned char *)s);
+            return control_at(p);
+        }
+    return -1;
+}
+
+/* rtr_shown's ring, one per thread (library calls on several threads each
+ * write their own messages), freed when the thread ends. */
+typedef struct {
+    char *s[8];
+    unsigned next;
+} shown_ring;
+static pthread_key_t shown_key;
+static bool shown_key_made;
+
+static void shown_ring_free(void *r) {
+    shown_ring *ring = r;
+    for (int i = 0; i < 8; i++) free(ring->s[i]);
+    free(ring);
+}
+static void shown_key_make(void) { shown_key_made = !pthread_key_create(&shown_key, shown_ring_free); }
+
 const char *rtr_shown(const char *s) {
-    static char *ring[8];
-    static unsigned next;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     size_t n = 0;
     const unsigned char *p = (const unsigned char *)s;
-    for (; *p; p++) n += *p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F);
+    for (; *p; p++) n += control_at(p) >= 0;
     if (!n) return s;
-    char *out = malloc(strlen(s) + 6 * n + 1), *o = out; /* "\u0085" (6) for a C1's 2 bytes */
+    pthread_once(&once, shown_key_make);
+    shown_ring *ring = shown_key_made ? pthread_getspecific(shown_key) : NULL;
+    if (shown_key_made && !ring && (ring = calloc(1, sizeof *ring)) && pthread_setspecific(shown_key, ring))
+        free(ring), ring = NULL;
+    char *out = ring ? malloc(strlen(s) + 6 * n + 1) : NULL, *o = out; /* "\u0085" (6) for a C1's 2 bytes */
     if (!out) return s;
     for (p = (const unsigned char *)s; *p; p++) {
         const char *named = *p == '\n' ? "\\n" : *p == '\t' ? "\\t" : *p == '\r' ? "\\r" : NULL;
+        int c = control_at(p);
         if (named) o += sprintf(o, "%s", named);
-        else if (*p < 0x20 || *p == 0x7F) o += sprintf(o, "\\x%02x", *p);
-        else if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) o += sprintf(o, "\\u%04x", p[1]), p++;
-        else *o++ = (char)*p;
+        else if (c < 0) *o++ = (char)*p;
+        else if (c < 0x80) o += sprintf(o, "\\x%02x", c);
+        else o += sprintf(o, "\\u%04x", c), p++;
     }
     *o = '\0';
-    free(ring[next % 8]);
-    ring[next++ % 8] = out;
+    free(ring->s[ring->next % 8]);
+    ring->s[ring->next++ % 8] = out;
     return out;
 }

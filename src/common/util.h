@@ -81,9 +81,14 @@ char *rtr_utf8_scrub(const char *s);
  * "\\u0085"), the rest as is. Corpus strings (dataset and split names,
  * attributes other tools wrote, folder names) may hold them; JSON output escapes
  * them already. Returns s itself when nothing needs escaping, else a copy
- * valid until the 8th later call (a ring, so one printf may take several;
- * not thread-safe: messages and the CLI's output); s on no memory. */
+ * valid until this thread's 8th later call (a ring per thread, so one
+ * printf may take several); s on no memory. */
 const char *rtr_shown(const char *s);
+/* The first control character of the UTF-8 string s (C0, DEL or C1:
+ * U+0000-U+001F, U+007F, U+0080-U+009F, which a terminal acts on), its
+ * byte offset in *at; -1 when there is none. Model, strategy, dataset and
+ * split names refuse them; rtr_shown escapes them. */
+int rtr_control_char(const char *s, size_t *at);
 
 /* What the first bytes of a file say it is when it is not text rtr reads
  * (a compressed file or archive, UTF-16, Parquet, HDF5): a phrase for a

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,10 @@ uint64_t rtr_weights_hash(const char *path, const void *data, size_t n, size_t m
     /* only a file that stayed the same while hashed gets an entry */
     if (entry && key_of(path, n, &k1, &dev1, &ino1) == 0 && dev1 == dev && ino1 == ino &&
         !memcmp(&k0, &k1, sizeof k0)) {
+        /* threads of one process share the temporary's name (host and pid):
+         * one writes at a time, or a rename could take another's half */
+        static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&write_lock);
         char *tmp = rtr_tmp_path(entry); /* a killed run's is removed by the next */
         FILE *w = tmp ? fopen(tmp, "w") : NULL;
         if (w) {
@@ -79,6 +84,7 @@ uint64_t rtr_weights_hash(const char *path, const void *data, size_t n, size_t m
             ok = fclose(w) == 0 && ok;
             if (!ok || rename(tmp, entry) != 0) remove(tmp);
         }
+        pthread_mutex_unlock(&write_lock);
         free(tmp);
     }
     free(entry);

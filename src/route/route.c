@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,14 +291,13 @@ static rtr_status envelope_run(envelope_stream *s, int64_t j) {
 rtr_status rtr_envelopes_on(rtr_backend *b, const float *p, const float *c, int64_t n, int32_t k,
                             int64_t chunk_rows, rtr_envelope_sink sink, void *ctx) {
     if (n <= 0 || k <= 0) return RTR_OK;
-    static bool said; /* the CPU fallback is announced once per process */
+    static atomic_bool said; /* the CPU fallback is announced once per process */
     rtr_backend cpu;
     bool host = rtr_backend_is_host(b);
     if (!host && (k > RTR_ENVELOPE_KMAX || !rtr_backend_supports(b, RTR_OP_ROUTE_ENVELOPE))) {
-        if (!said)
+        if (!atomic_exchange(&said, true))
             fprintf(stderr, "rtr: %s computes envelopes of at most %d pairs; the %d-pair envelopes run on the CPU\n",
                     b->device, RTR_ENVELOPE_KMAX, (int)k);
-        said = true;
         rtr_backend_cpu_open(&cpu);
         b = &cpu;
         host = true;

@@ -22,15 +22,6 @@ void rtr_catalog_free(rtr_catalog *cat) {
     memset(cat, 0, sizeof *cat);
 }
 
-int store_name_control(const char *s, size_t *at) {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7F || (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)) {
-            *at = (size_t)(p - (const unsigned char *)s);
-            return *p == 0xC2 ? p[1] : *p;
-        }
-    return -1;
-}
-
 /* A name is a non-empty, valid UTF-8 string without '|' (the pair separator)
  * and without control characters. */
 static rtr_status check_name(const char *name, const char *origin, const char *field) {
@@ -39,7 +30,7 @@ static rtr_status check_name(const char *name, const char *origin, const char *f
         return rtr_fail(RTR_ERR_FORMAT, "%s: %s: name must have 1..%d bytes", origin, field, RTR_MAX_NAME);
     if (!rtr_utf8_valid(name, n, &bad))
         return rtr_fail(RTR_ERR_FORMAT, "%s: %s: invalid UTF-8 at byte %zu", origin, field, bad);
-    if (strchr(name, '|') || store_name_control(name, &bad) >= 0)
+    if (strchr(name, '|') || rtr_control_char(name, &bad) >= 0)
         return rtr_fail(RTR_ERR_FORMAT, "%s: %s: name \"%s\" contains '|' or a control character",
                         origin, field, name);
     return RTR_OK;

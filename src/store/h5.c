@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,17 +12,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A file whose close failed (a full disk) stays open inside HDF5, and
+ * HDF5's exit handler would close it again and crash: rtr closes its files
+ * itself, so the handler is not installed (this must come before any other
+ * HDF5 call). */
+static void h5_init_once(void) {
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
 void h5_init(void) {
-    static int done;
-    if (!done) {
-        /* A file whose close failed (a full disk) stays open inside HDF5, and
-         * HDF5's exit handler would close it again and crash: rtr closes its
-         * files itself, so the handler is not installed (this must come
-         * before any other HDF5 call). */
-        H5dont_atexit();
-        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-        done = 1;
-    }
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, h5_init_once);
 }
 
 typedef struct {
@@ -268,14 +270,16 @@ rtr_status h5_get_i64(hid_t o, const char *path, const char *key, int64_t *val) 
 /* --------------------------------------------------------------- datasets */
 
 /* The variable-length UTF-8 string type, made once for the process. */
+static hid_t vstr;
+static void vstr_make(void) {
+    vstr = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vstr, H5T_VARIABLE);
+    H5Tset_cset(vstr, H5T_CSET_UTF8);
+}
 static hid_t vstr_type(void) {
-    static hid_t t = -1;
-    if (t < 0) {
-        t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, H5T_VARIABLE);
-        H5Tset_cset(t, H5T_CSET_UTF8);
-    }
-    return t;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, vstr_make);
+    return vstr;
 }
 
 static hid_t mem_type(h5_kind k) {

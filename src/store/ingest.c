@@ -64,7 +64,7 @@ static rtr_status get_string(where w, const cJSON *obj, const char *key, const c
         return LINE_FAIL(w, "field %s: must have 1..%d bytes", key, RTR_MAX_NAME);
     /* names as the catalog's: a table or message showing one must not
      * recolour the terminal or break its line (ids and texts may hold any) */
-    int cc = strcmp(key, "dataset") && strcmp(key, "split") ? -1 : store_name_control(str, &bad);
+    int cc = strcmp(key, "dataset") && strcmp(key, "split") ? -1 : rtr_control_char(str, &bad);
     if (cc >= 0)
         return LINE_FAIL(w, "field %s: control character U+%04X at byte %zu (names must not hold them)", key,
                          (unsigned)cc, bad);
@@ -172,10 +172,10 @@ static bool has_escaped_nul(const char *line) {
 /* Parse one JSONL line into row `row` of the block being filled. */
 static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, const rtr_ingest_params *p,
                              rtr_shard *sh, int64_t row, int64_t *n_outcomes) {
-    const char *end = NULL;
+    const char *end = NULL; /* where it ended, or failed (not cJSON_GetErrorPtr(): one for all threads) */
     cJSON *root = cJSON_ParseWithOpts(line, &end, false);
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
+        const char *at = end ? end : line;
         return LINE_FAIL(w, "malformed JSON near byte %ld%s", (long)(at - line), rtr_json_error_hint(line, at, line + strlen(line)));
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : LINE_FAIL(w, "a line must be a JSON object");
@@ -373,7 +373,7 @@ rtr_status rtr_ingest(rtr_ingest_result *result, const char *catalog_path, const
     size_t at;
     const char *dflt[2] = {params->default_dataset, params->default_split};
     for (int i = 0; i < 2; i++) { /* else each line without the field would be blamed */
-        int cc = dflt[i] ? store_name_control(dflt[i], &at) : -1;
+        int cc = dflt[i] ? rtr_control_char(dflt[i], &at) : -1;
         if (cc >= 0)
             return rtr_fail(RTR_ERR_INVALID, "default_%s (--default-%s): control character U+%04X at byte %zu (names "
                             "must not hold them)", i ? "split" : "dataset", i ? "split" : "dataset", (unsigned)cc, at);

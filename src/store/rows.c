@@ -734,8 +734,8 @@ static rtr_status no_such(const char *dir, const char *kind, const char *x, cons
     case_variants(&near, s, x);
     rtr_status st = b.failed || near.failed ? RTR_ERR_NOMEM
                     : near.buf ? rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s'; the corpus has %s (names are "
-                                          "case-sensitive; %ss: %s)", dir, kind, x, near.buf, kind, b.buf)
-                               : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, x, kind,
+                                          "case-sensitive; %ss: %s)", dir, kind, rtr_shown(x), near.buf, kind, b.buf)
+                               : rtr_fail(RTR_ERR_INVALID, "%s: no query in %s '%s' (%ss: %s)", dir, kind, rtr_shown(x), kind,
                                           b.buf ? b.buf : "none");
     rtr_buf_free(&b);
     rtr_buf_free(&near);
@@ -784,7 +784,8 @@ rtr_status rtr_corpus_check_names(const char *dir, const char *split, const char
 rtr_status rtr_corpus_no_query(const char *dir, const char *split, const char *dataset) {
     rtr_status st = rtr_corpus_check_names(dir, split, &dataset, 1);
     if (st == RTR_ERR_INVALID) return st; /* a name no query has: the names there are, and near misses */
-    const char *what = split && *split ? split : "(any)";
-    return dataset ? rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s' of dataset '%s'", dir, what, dataset)
+    const char *what = split && *split ? rtr_shown(split) : "(any)";
+    return dataset ? rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s' of dataset '%s'", dir, what,
+                              rtr_shown(dataset))
                    : rtr_fail(RTR_ERR_INVALID, "%s: no query in split '%s'", dir, what);
 }

@@ -102,12 +102,6 @@ typedef struct {
     void *ctx;
 } id_shards;
 
-/* The first control character of the UTF-8 name s (C0, DEL or C1:
- * U+0000-U+001F, U+007F, U+0080-U+009F, which a terminal acts on), its
- * byte offset in *at; -1 when there is none. Model, strategy, dataset and
- * split names refuse them. */
-int store_name_control(const char *s, size_t *at);
-
 void id_check_init(id_check *ic, int64_t spill, int hash_bits, bool with_src);
 rtr_status id_check_add(id_check *ic, const char *id, int shard, int64_t row, uint64_t src);
 rtr_status id_check_finish(id_check *ic, const id_shards *sh); /* frees ic's buffers and runs */
