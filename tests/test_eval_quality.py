@@ -14,6 +14,7 @@ prior the per-dataset best."""
 import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -193,7 +194,8 @@ def main():
     for flag in ("--test-dataset", "--train-skip-dataset"):
         bad = os.path.join(tmp, "bad.json")
         r, _ = evaluate(corpus, bad, flag, "shoping")
-        check(r.returncode == 1 and "'shoping' is not a dataset of the corpus (it has: shopping, train-ride)" in r.stderr,
+        check(r.returncode == 1 and f"{flag}: " in r.stderr and "no query in dataset 'shoping'" in r.stderr
+              and re.search(r"\(datasets: (shopping, train-ride|train-ride, shopping)\)", r.stderr),
               f"{flag} typo: {r.stderr.strip()}")
         check(not os.path.exists(bad), f"{flag} typo: no file")
 

@@ -670,29 +670,24 @@ static rtr_status table_names(const char *list, char **buf, const char ***names,
 }
 
 /* A dataset option must name a dataset of the corpus: a typo would
- * otherwise turn an out-of-distribution run into an in-distribution one. */
+ * otherwise turn an out-of-distribution run into an in-distribution one.
+ * One streamed pass over the dataset and split columns (stopping once the
+ * name is seen): no row is held. */
 static rtr_status check_datasets(const char *corpus_dir, const rtr_eval_params *ep) {
     const char *given[2] = {ep->route.dataset, ep->train_skip_dataset};
     const char *flag[2] = {"--test-dataset", "--train-skip-dataset"};
-    if (!given[0] && !given[1]) return RTR_OK;
-    /* the datasets' names alone: every row's outcomes were read and held for this */
-    route_load_params all = {.o = {.cost_model = ep->route.cost_model, .pair_cost_path = ep->route.pair_cost_path},
-                             .no_tables = true, .no_truth = true, .keep = ROUTE_KEEP_DATASET};
-    route_data d = {0};
-    rtr_status st = route_data_load(&d, corpus_dir, &all);
-    rtr_buf names = {0};
-    for (int32_t i = 0; !st && i < d.n_dataset_names; i++) rtr_buf_printf(&names, "%s%s", i ? ", " : "", d.dataset_names[i]);
-    for (int f = 0; !st && f < 2; f++) {
-        if (!given[f]) continue;
-        bool found = false;
-        for (int32_t i = 0; i < d.n_dataset_names && !found; i++) found = !strcmp(d.dataset_names[i], given[f]);
-        if (!found)
-            st = rtr_fail(RTR_ERR_INVALID, "%s: %s '%s' is not a dataset of the corpus (it has: %s)", corpus_dir,
-                          flag[f], given[f], names.buf ? names.buf : "none");
+    for (int f = 0; f < 2; f++) {
+        rtr_status st = given[f] ? rtr_corpus_check_names(corpus_dir, NULL, &given[f], 1) : RTR_OK;
+        if (st != RTR_ERR_INVALID) {
+            if (st) return st;
+            continue;
+        }
+        char *why = rtr_strdup(rtr_last_error()); /* "DIR: no query in dataset 'x' (datasets: ...)" */
+        st = why ? rtr_fail(st, "%s: %s", flag[f], why) : RTR_ERR_NOMEM;
+        free(why);
+        return st;
     }
-    rtr_buf_free(&names);
-    route_data_free(&d);
-    return st;
+    return RTR_OK;
 }
 
 /* Outcomes present for correctness but not for cost in the chosen unit:
