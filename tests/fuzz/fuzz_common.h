@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * HDF5 leaks while refusing a damaged file is reported with the stack of the
  * block's first use (rtr ingest writing the pristine corpus, say): with the
  * lists off each leak is reported where it happened, which is what
- * tests/lsan-hdf5.supp names. Before any other HDF5 call, as rtr's
+ * tests/lsan.supp names. Before any other HDF5 call, as rtr's
  * h5_init: H5dont_atexit only works then. */
 __attribute__((constructor)) static void fuzz_hdf5_no_free_lists(void) {
     H5dont_atexit();
