@@ -24,6 +24,8 @@ docs/robustness.md) found answered wrongly, each kept answered rightly here:
   score --chunk-rows, eval --knn, --bootstrap, --bootstrap-queries (at
   least 50) and sweep --grid are bounded by their option kinds, with one
   message, and --help says so;
+- a catalog name holding \\u0000 is refused naming file and line (it was
+  read up to the NUL);
 - a catalog price of 1e308 is refused naming it, and USD costs past
   float's range name the pair (route ran with an infinite cost scale);
 - eval on the training split (--split train) is refused unless the
@@ -342,6 +344,15 @@ def main():
             os.path.join(demo, "outcomes.jsonl"))
     check(r.returncode == 1 and "models[0].price_out: 1e+308 is implausibly large" in r.stderr,
           f"catalog price 1e308: refused naming it: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    # a model name holding \u0000 was read up to it ("a\u0000b" as "a"), so
+    # two names could become one, exit 0; now refused naming file and line
+    nul = json.loads(json.dumps(cat))
+    nul["models"][0]["name"] += "\u0000x"
+    open(os.path.join(tmp, "cat-nul.json"), "w").write(json.dumps(nul, indent=1))
+    r = run("ingest", "--catalog", os.path.join(tmp, "cat-nul.json"), "--out", os.path.join(tmp, "nul"),
+            os.path.join(demo, "outcomes.jsonl"))
+    check(r.returncode == 1 and "cat-nul.json:4: a string holds \\u0000 (NUL)" in r.stderr
+          and not os.path.exists(os.path.join(tmp, "nul")), f"catalog name with \\u0000: {r.returncode} {r.stderr.strip()[-300:]}")
     cat["models"][0]["price_out"] = 1e20
     open(os.path.join(tmp, "cat-big.json"), "w").write(json.dumps(cat))
     big = os.path.join(tmp, "big")

@@ -105,6 +105,15 @@ cJSON *rtr_json_parse(const char *text, const char **why, int *line) {
     return NULL;
 }
 
+const char *rtr_json_escaped_nul(const char *text) {
+    for (const char *p = strstr(text, "\\u0000"); p; p = strstr(p + 1, "\\u0000")) {
+        size_t run = 0;
+        for (const char *q = p; q > text && q[-1] == '\\'; q--) run++;
+        if (run % 2 == 0) return p;
+    }
+    return NULL;
+}
+
 const char *rtr_json_bad_escape(const char *text, const char *end) {
     bool in_str = false;
     for (const char *p = text; p < end; p++)

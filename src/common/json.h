@@ -36,6 +36,13 @@ const char *rtr_json_error_hint(const char *text, const char *at, const char *en
  * so a parse that succeeded must be checked with it. */
 const char *rtr_json_bad_escape(const char *text, const char *end);
 
+/* The first escape \u0000 in the JSON text (its backslash), or NULL: cJSON
+ * decodes it to a NUL byte and the string ends there, so two distinct
+ * names or ids could become one. An escape is a backslash preceded by an
+ * even number of backslashes. For texts of names (outcome lines, the
+ * catalog); a model's tokenizer files may hold any string. */
+const char *rtr_json_escaped_nul(const char *text);
+
 /* cJSON_Parse of a whole file's text: NULL also when text other than white
  * space follows the value (cJSON_Parse stops after the first value, so a
  * catalog or config.json with a second object appended kept the first

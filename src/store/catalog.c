@@ -153,6 +153,13 @@ static rtr_status parse_catalog(rtr_catalog *cat, const char *json, const char *
         return rtr_fail(RTR_ERR_FORMAT, "%s:%d: not valid JSON%s", origin, line, why);
     }
     rtr_status s = cJSON_IsObject(root) ? RTR_OK : rtr_fail(RTR_ERR_FORMAT, "%s: top level must be an object", origin);
+    const char *nul = s ? NULL : rtr_json_escaped_nul(json);
+    if (nul) {
+        int l = 1;
+        for (const char *p = json; p < nul; p++) l += *p == '\n';
+        s = rtr_fail(RTR_ERR_FORMAT, "%s:%d: a string holds \\u0000 (NUL), which rtr does not store (a name would end "
+                     "there)", origin, l);
+    }
     const char *dup = s ? NULL : rtr_json_duplicate_key(root); /* cJSON would keep the first silently */
     if (dup) s = rtr_fail(RTR_ERR_FORMAT, "%s: field %s: given twice", origin, dup);
     if (!s) s = parse_entries(root, "models", &cat->models, &cat->n_models, origin);

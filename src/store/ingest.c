@@ -156,18 +156,6 @@ static rtr_status parse_outcomes(where w, const cJSON *root, const rtr_catalog *
     return RTR_OK;
 }
 
-/* Whether the JSON text holds the escape \u0000 inside a string: cJSON would
- * decode it to a NUL byte and the string would end there (two distinct ids
- * could collide). An escape is a backslash preceded by an even number of
- * backslashes. */
-static bool has_escaped_nul(const char *line) {
-    for (const char *p = strstr(line, "\\u0000"); p; p = strstr(p + 1, "\\u0000")) {
-        size_t run = 0;
-        for (const char *q = p; q > line && q[-1] == '\\'; q--) run++;
-        if (run % 2 == 0) return true;
-    }
-    return false;
-}
 
 /* Parse one JSONL line into row `row` of the block being filled. */
 static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, const rtr_ingest_params *p,
@@ -187,7 +175,7 @@ static rtr_status parse_line(where w, const char *line, const rtr_catalog *cat, 
     const char *dup = s ? NULL : rtr_json_duplicate_key(root);
     if (dup) s = LINE_FAIL(w, "field %s: given twice", dup);
     if (!s) s = check_keys(w, root, LINE_KEYS, sizeof LINE_KEYS / sizeof *LINE_KEYS, NULL, -1);
-    if (!s && has_escaped_nul(line)) s = LINE_FAIL(w, "a string holds \\u0000 (NUL), which rtr does not store");
+    if (!s && rtr_json_escaped_nul(line)) s = LINE_FAIL(w, "a string holds \\u0000 (NUL), which rtr does not store");
     const char *bad = s ? NULL : rtr_json_bad_escape(line, end); /* cJSON read it as \u0000 */
     if (bad) s = LINE_FAIL(w, "the escape at byte %ld: \\u is not followed by 4 hex digits", (long)(bad - line));
     if (!s) s = get_string(w, root, "id", NULL, &sh->id[row]);
