@@ -10,7 +10,8 @@ holding only the training rows and the sampled evaluated rows, evaluated
 with its whole bootstrap (the same resample weights, which depend only on
 seed, id and resample), gives θ*_M and θ̂_M; the first corpus's intervals
 of the pairs, the Oracle and the calibration bins must be θ̂_N +
-sqrt(M/N)·(q(θ*_M) − θ̂_M) to rounding. At M >= N the file is the one
+sqrt(M/N)·(q(θ*_M) − θ̂_M) to rounding. A statistic the sample shows no
+variation in where the split varies gets no interval. At M >= N the file is the one
 without the option; M = 0 is a usage error naming the option; the
 summary and the report say the intervals come from a sample."""
 import json
@@ -129,6 +130,43 @@ def main():
     outside = [(x["name"], key, v) for x in a["routers"] + a["pairs"] for key, hi in bounds.items()
                for v in (x.get("ci", {}).get(key) or []) if v is not None and not 0 <= v <= hi]
     check(not outside, f"intervals outside their statistic's range: {outside}")
+    check("no_interval" not in a["bootstrap"], f"no interval left out where the sample varies: {a['bootstrap']}")
+
+    # a pair right on every sampled query and wrong on 5 others: the sample
+    # shows no variation where the split varies, and every resample's value
+    # was the split's estimate (a zero-width interval, which the split's
+    # own bootstrap would not give): no interval, said in the file, the
+    # summary and the report. One of the 5 inside the sample: an interval.
+    first = rows[0]["outcomes"][0]
+    pair = f"{first['model']}|{first['strategy']}"
+    outside_ids = [q for q in test_ids if q not in keep][:5]
+    inside_id = sorted(keep)[0]
+    for name, wrong in (("flat", set(outside_ids)), ("varied", set(outside_ids[:4]) | {inside_id})):
+        def edited(row):
+            row = json.loads(json.dumps(row))
+            if row["split"] == "test":
+                for o in row["outcomes"]:
+                    if (o["model"], o["strategy"]) == (first["model"], first["strategy"]):
+                        o["correct"] = 0 if row["id"] in wrong else 1
+            return json.dumps(row) + "\n"
+        cp = corpus_of(tmp, name, [edited(row) for row in rows])
+        e, out = evaluate(cp, os.path.join(tmp, name + ".json"), "--bootstrap-queries", str(m))
+        if not e:
+            continue
+        pe = next(x for x in e["pairs"] if x["name"] == pair)
+        close(pe["acc"], 1 - 5 / n, f"{name}: {pair} accuracy")
+        if name == "flat":
+            check(pe["ci"]["acc"] == [None, None], f"flat: {pair}'s accuracy gets no interval: {pe['ci']}")
+            check(all(v is not None for v in pe["ci"]["cost"]), f"flat: its cost still has one: {pe['ci']}")
+            check(e["bootstrap"].get("no_interval", 0) >= 1, f"flat: the file counts it: {e['bootstrap']}")
+            check("intervals left out: the sample showed no variation" in out, "flat: the summary says so: " + out)
+            r = run("report", os.path.join(tmp, name + ".json"), "--no-figures")
+            check(r.returncode == 0 and "left out (—): the sample showed no variation where the split varies"
+                  in open(os.path.join(tmp, name + ".md")).read(), "flat: the report says so: " + r.stderr)
+        else:
+            lo, hi = pe["ci"]["acc"]
+            check(lo is not None and hi is not None and lo < pe["acc"] <= hi,
+                  f"varied: {pair}'s accuracy has an interval around {pe['acc']}: {pe['ci']}")
 
     # M >= N: the file without the option, bit for bit (but its seconds)
     c, _ = evaluate(big, os.path.join(tmp, "c.json"), "--bootstrap-queries", str(n))

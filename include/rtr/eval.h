@@ -95,6 +95,8 @@ typedef struct {
     double x_max;               /* AIQ's cost range, shared by every router */
     int32_t bootstrap;          /* resamples behind the intervals (0: none) */
     int64_t bootstrap_queries;  /* the queries they resample: n_queries, or the sample of M when fewer */
+    int bootstrap_no_interval;  /* statistics left without an interval: the sample of M showed no variation
+                                   where the split varies (docs/METRICS.md) */
     char *default_router;       /* what the default router kept (rtr_stack_name), NULL: none built */
     int n_routers;
     rtr_eval_router *routers;

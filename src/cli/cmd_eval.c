@@ -141,11 +141,14 @@ int cmd_eval(int argc, char **argv) {
                ep.route.split ? ep.route.split : "all splits", ep.route.split ? " split" : "", (long long)s.n_queries,
                (long long)s.n_train, ep.train_split, sampled, s.cost_unit, s.x_max, be.device);
         if (s.default_router) printf("default router: %s\n", s.default_router);
-        if (s.bootstrap && s.bootstrap_queries < s.n_queries)
+        if (s.bootstrap && s.bootstrap_queries < s.n_queries) {
             printf("[95%% intervals: %d paired bootstrap resamples of %lld of the %lld evaluated queries (m-out-of-n, "
                    "scaled by sqrt(%lld/%lld))]\n", s.bootstrap, (long long)s.bootstrap_queries, (long long)s.n_queries,
                    (long long)s.bootstrap_queries, (long long)s.n_queries);
-        else if (s.bootstrap)
+            if (s.bootstrap_no_interval)
+                printf("[%d intervals left out: the sample showed no variation where the evaluated queries vary; "
+                       "a larger --bootstrap-queries holds more of the rarer outcome]\n", s.bootstrap_no_interval);
+        } else if (s.bootstrap)
             printf("[95%% intervals: %d paired bootstrap resamples of the evaluated queries]\n", s.bootstrap);
         int w = (int)strlen("router"); /* whole names: "Best single: " and a long pair name */
         for (int i = 0; i < s.n_routers; i++)

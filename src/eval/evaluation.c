@@ -370,16 +370,31 @@ typedef struct {
     int *idx; /* router i's index in the bootstrap, −1: not in it (unavailable); owned */
     double *calib; /* [resamples × CALIB_BINS]: each calibration bin's observed rate per resample; owned */
     int64_t n_sample, n_all; /* queries resampled, of n_all evaluated: fewer is the m-out-of-n bootstrap */
+    /* Statistics (the first of each one's values) whose sample showed no
+     * variation where the whole split varies (boot_scale): no interval. */
+    const double **flat;
+    int n_flat, cap_flat;
 } eval_boot;
 
 #define CI_Q 0.025 /* 95% intervals */
+
+/* The percentile interval of one statistic's resample values (v[0],
+ * v[stride], ...); none (NaN) for one boot_scale found flat. */
+static void boot_interval(const eval_boot *eb, double *lo, double *hi, const double *v, int64_t stride) {
+    for (int f = 0; f < eb->n_flat; f++)
+        if (eb->flat[f] == v) {
+            *lo = *hi = NAN;
+            return;
+        }
+    rtr_boot_interval(lo, hi, v, eb->resamples, stride, CI_Q);
+}
 
 static void boot_ci(const eval_boot *eb, const double *v, int i, int stride_m, int m, double *lo, double *hi) {
     *lo = *hi = NAN;
     if (!eb->resamples || eb->idx[i] < 0) return;
     int32_t R = eb->b.n_routers;
     const double *base = stride_m ? v + (size_t)eb->idx[i] * N_MARKS_B + m : v + eb->idx[i];
-    rtr_boot_interval(lo, hi, base, eb->resamples, stride_m ? (int64_t)R * N_MARKS_B : R, CI_Q);
+    boot_interval(eb, lo, hi, base, stride_m ? (int64_t)R * N_MARKS_B : R);
 }
 
 static cJSON *router_json(const router_result *R, int nr, int i, const eval_boot *eb, double budget) {
@@ -603,7 +618,7 @@ static cJSON *calibration_json(const calib_sums *cs, const eval_boot *eb) {
         cJSON_AddItemToArray(c, cJSON_CreateNumber(cs->cnt[b]));
         if (ci) {
             double lo, hi;
-            rtr_boot_interval(&lo, &hi, eb->calib + b, eb->resamples, CALIB_BINS, CI_Q);
+            boot_interval(eb, &lo, &hi, eb->calib + b, CALIB_BINS);
             cJSON_AddItemToArray(ci, pair_json(lo, hi));
         }
         ece += cs->cnt[b] / cs->total * fabs(cs->sp[b] / cs->cnt[b] - cs->st[b] / cs->cnt[b]);
@@ -777,6 +792,7 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         cJSON_AddNumberToObject(b, "level", 1 - 2 * CI_Q);
         if (eb->n_sample < eb->n_all) {
             cJSON_AddNumberToObject(b, "queries", (double)eb->n_sample);
+            if (eb->n_flat) cJSON_AddNumberToObject(b, "no_interval", eb->n_flat);
             cJSON_AddStringToObject(b, "method", "m-out-of-n, paired: the resampled queries are the M with the "
                                                  "smallest hash of (seed, query id); each resample weights each by a "
                                                  "Poisson(1) count drawn from a hash of (seed, query id, resample), "
@@ -801,9 +817,9 @@ static cJSON *eval_json(const char *corpus_dir, const rtr_eval_params *ep, const
         if (eb->resamples && eb->b.pair_acc) { /* the same paired resamples as the routers' */
             double lo, hi;
             cJSON *ci = cJSON_AddObjectToObject(o, "ci");
-            rtr_boot_interval(&lo, &hi, eb->b.pair_acc + j, eb->resamples, eb->b.k, CI_Q);
+            boot_interval(eb, &lo, &hi, eb->b.pair_acc + j, eb->b.k);
             cJSON_AddItemToObject(ci, "acc", pair_json(lo, hi));
-            rtr_boot_interval(&lo, &hi, eb->b.pair_cost + j, eb->resamples, eb->b.k, CI_Q);
+            boot_interval(eb, &lo, &hi, eb->b.pair_cost + j, eb->b.k);
             cJSON_AddItemToObject(ci, "cost", pair_json(lo, hi));
         }
         cJSON_AddItemToArray(pairs, o);
@@ -1474,13 +1490,40 @@ static rtr_status boot_sample_gather(boot_sample *s, int32_t k) {
 /* v[0], v[stride], ... (n resamples' values of one statistic) as the
  * m-out-of-n bootstrap reads them: full + s·(v − sample), kept within the
  * statistic's range [lo, hi] (the shifted and scaled deviations can pass a
- * bound the statistic cannot: an accuracy interval up to 100.24%). */
-static void boot_scale(double *v, int32_t n, int64_t stride, double full, double sample, double s, double lo,
-                       double hi) {
+ * bound the statistic cannot: an accuracy interval up to 100.24%).
+ *
+ * A sample can miss what varies in the split: a router wrong on 9 of 3,959
+ * queries is right on every one of a 500-query sample about one time in
+ * three. Every resample then has the sample's value, and the scaled values
+ * a zero-width interval at the split's estimate, which the split's own
+ * bootstrap would not give. Such a statistic (no spread, and an estimate
+ * on the sample other than the split's, so the split does vary) is
+ * recorded in eb->flat and gets no interval; P(beats) still reads its
+ * values. A statistic constant over the whole split keeps its zero width. */
+static rtr_status boot_scale(eval_boot *eb, double *v, int32_t n, int64_t stride, double full, double sample,
+                             double s, double lo, double hi) {
+    double least = INFINITY, most = -INFINITY;
+    for (int32_t b = 0; b < n; b++) {
+        double x = v[(size_t)b * stride];
+        if (!isnan(x)) least = fmin(least, x), most = fmax(most, x);
+    }
+    /* within rounding: a curve statistic (AIQ) of one pair's points can
+     * differ in its last bits between resamples */
+    double tol = 1e-9 * fmax(1, fabs(sample));
+    if (most - least <= tol && isfinite(full) && isfinite(sample) && fabs(full - sample) > tol) {
+        if (eb->n_flat == eb->cap_flat) {
+            int cap = eb->cap_flat ? 2 * eb->cap_flat : 16;
+            const double **g = rtr_realloc(eb->flat, (size_t)cap * sizeof *g);
+            if (!g) return RTR_ERR_NOMEM;
+            eb->flat = g, eb->cap_flat = cap;
+        }
+        eb->flat[eb->n_flat++] = v;
+    }
     for (int32_t b = 0; b < n; b++) {
         double y = full + s * (v[(size_t)b * stride] - sample);
         v[(size_t)b * stride] = y < lo ? lo : y > hi ? hi : y; /* NaN stays NaN */
     }
+    return RTR_OK;
 }
 
 /* The m-out-of-n bootstrap (Bickel, Götze and van Zwet 1997): a statistic
@@ -1499,30 +1542,32 @@ static rtr_status boot_rescale(eval_boot *eb, const rtr_boot_router *br, int32_t
     if (st) return st;
     double s = sqrt((double)n / (double)te->n);
     int32_t B = eb->resamples;
-    for (int i = 0; i < nr; i++) {
+    for (int i = 0; !st && i < nr; i++) {
         int q = eb->idx[i];
         if (q < 0) continue;
-        boot_scale(eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s, 0, 1);
-        boot_scale(eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s, 0, 1);
-        boot_scale(eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s, 0, INFINITY);
-        for (int m = 0; m < N_MARKS_B; m++) {
+        st = boot_scale(eb, eb->b.aiq + q, B, nb, R[i].m.aiq, pt.aiq[q], s, 0, 1);
+        if (!st) st = boot_scale(eb, eb->b.aiq0 + q, B, nb, R[i].aiq0, pt.aiq0[q], s, 0, 1);
+        if (!st) st = boot_scale(eb, eb->b.to_match + q, B, nb, R[i].m.to_match, pt.to_match[q], s, 0, INFINITY);
+        for (int m = 0; !st && m < N_MARKS_B; m++) {
             size_t at = (size_t)q * N_MARKS_B + m;
-            boot_scale(eb->b.acc + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_acc[m] : NAN, pt.acc[at], s, 0,
-                       1);
-            boot_scale(eb->b.cost + at, B, (int64_t)nb * N_MARKS_B, m < N_MARKS ? R[i].mark_cost[m] : NAN, pt.cost[at],
-                       s, 0, INFINITY);
+            int64_t stride = (int64_t)nb * N_MARKS_B;
+            st = boot_scale(eb, eb->b.acc + at, B, stride, m < N_MARKS ? R[i].mark_acc[m] : NAN, pt.acc[at], s, 0, 1);
+            if (!st)
+                st = boot_scale(eb, eb->b.cost + at, B, stride, m < N_MARKS ? R[i].mark_cost[m] : NAN, pt.cost[at], s,
+                                0, INFINITY);
         }
     }
-    for (int32_t j = 0; j < te->k; j++) {
-        boot_scale(eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s, 0, 1);
-        boot_scale(eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s, 0, INFINITY);
+    for (int32_t j = 0; !st && j < te->k; j++) {
+        st = boot_scale(eb, eb->b.pair_acc + j, B, te->k, refs->single[j].acc, pt.pair_acc[j], s, 0, 1);
+        if (!st) st = boot_scale(eb, eb->b.pair_cost + j, B, te->k, refs->single[j].cost, pt.pair_cost[j], s, 0, INFINITY);
     }
     double full[CALIB_BINS], sample[CALIB_BINS];
     for (int c = 0; c < CALIB_BINS; c++) full[c] = cal->cnt[c] ? cal->st[c] / cal->cnt[c] : NAN;
     calib_rates(sample, smp->p, smp->correct, NULL, n, te->k);
-    for (int c = 0; c < CALIB_BINS; c++) boot_scale(eb->calib + c, B, CALIB_BINS, full[c], sample[c], s, 0, 1);
+    for (int c = 0; !st && c < CALIB_BINS; c++)
+        st = boot_scale(eb, eb->calib + c, B, CALIB_BINS, full[c], sample[c], s, 0, 1);
     rtr_boot_free(&pt);
-    return RTR_OK;
+    return st;
 }
 
 /* The bootstrap's sample under MPI: every rank's bottom M (bot, rows
@@ -2037,6 +2082,7 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
         summary->x_max = x_max;
         summary->bootstrap = eb.resamples;
         summary->bootstrap_queries = eb.n_sample;
+        summary->bootstrap_no_interval = eb.n_flat;
         if (rep.chosen >= 0 && !(summary->default_router = rtr_strdup(rtr_stack_name(rep.chosen)))) st = RTR_ERR_NOMEM;
     }
     if (st) rtr_eval_summary_free(summary);
@@ -2068,5 +2114,6 @@ rtr_status rtr_eval_corpus(rtr_backend *be, const char *out_path, rtr_eval_summa
     free(tables);
     free(eb.idx);
     free(eb.calib);
+    free(eb.flat);
     return st;
 }

@@ -375,6 +375,7 @@ static void ci_sentence(out2 *o, const cJSON *root) {
     if (isfinite(resamples)) both(o, " from %.0f bootstrap resamples", resamples);
     double queries = num(c, "queries"); /* present when the resamples drew on a sample (m-out-of-n) */
     if (isfinite(queries)) both(o, " of a sample of %.0f queries", queries);
+    double flat = num(c, "no_interval"); /* statistics the sample showed no variation in */
     const char *method = str(c, "method", NULL);
     if (method || isfinite(seed)) {
         both(o, " (");
@@ -383,6 +384,9 @@ static void ci_sentence(out2 *o, const cJSON *root) {
         both(o, ")");
     }
     both(o, ".");
+    if (isfinite(flat) && flat > 0)
+        both(o, " %.0f interval%s left out (—): the sample showed no variation where the split varies; a larger "
+                "`--bootstrap-queries` holds more of the rarer outcome.", flat, flat == 1 ? " is" : "s are");
     para_close(o);
 }
 
