@@ -214,6 +214,11 @@ def main():
     pairs = ["|".join(p) for p in rtrdata.manifest(corpus)["catalog"]["pairs"]]
     cost = os.path.join(tmp, "cost.json")
     body = ", ".join(f'"{p}": 1' for p in pairs)
+    # a pair name holding \u0000: cJSON ends it there ("de\u0000mo|x" read as "de")
+    open(cost, "w").write("{" + body.replace(f'"{pairs[0]}"', '"' + pairs[0][:2] + "\\u0000" + pairs[0][2:] + '"', 1) + "}")
+    r = run("route", corpus, "--lambda", "0.5", "--cost", "user", "--pair-cost", cost, "--out", os.path.join(tmp, "nul.csv"))
+    check(r.returncode == 1 and "cost.json:1: a string holds \\u0000 (NUL)" in r.stderr,
+          f"a pair name with \\u0000 named as such (was 'not a pair' of its first bytes): {r.stderr}")
     for name, text, ok in (("once", "{" + body + "}", True), ("twice", "{" + body + f', "{pairs[0]}": 5' + "}", False)):
         open(cost, "w").write(text)
         out = os.path.join(tmp, name + ".csv")

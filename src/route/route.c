@@ -55,6 +55,13 @@ rtr_status rtr_cost_user_parse(double *cost, const char *json, const char *origi
         cJSON_Delete(root);
         return rtr_fail(RTR_ERR_FORMAT, "%s: expected a JSON object {\"model|strategy\": cost}%s", origin, why);
     }
+    const char *nul = rtr_json_escaped_nul(json);
+    if (nul) { /* cJSON ends the name there: "dem\u0000o|cot" read as "dem" */
+        int l = 1;
+        for (const char *q = json; q < nul; q++) l += *q == '\n';
+        cJSON_Delete(root);
+        return rtr_fail(RTR_ERR_FORMAT, "%s:%d: a string holds \\u0000 (NUL), which no pair name has", origin, l);
+    }
     rtr_status st = RTR_OK;
     for (int32_t j = 0; j < cat->n_pairs; j++) cost[j] = NAN;
     for (const cJSON *it = root->child; it && st == RTR_OK; it = it->next) {
