@@ -351,7 +351,7 @@ def main():
           f"catalog price 1e308: refused naming it: exit {r.returncode} {r.stderr.strip()[-300:]}")
     # a model name holding \u0000 was read up to it ("a\u0000b" as "a"), so
     # two names could become one, exit 0; now refused naming file and line
-    nul = json.loads(json.dumps(cat))
+    nul = json.load(open(os.path.join(demo, "catalog.json")))  # its prices: only the name is wrong
     nul["models"][0]["name"] += "\u0000x"
     open(os.path.join(tmp, "cat-nul.json"), "w").write(json.dumps(nul, indent=1))
     r = run("ingest", "--catalog", os.path.join(tmp, "cat-nul.json"), "--out", os.path.join(tmp, "nul"),
